@@ -1,0 +1,42 @@
+/* dboxfs.h - state of the daemon shared by its modules. */
+#ifndef DBOXFS_H
+#define DBOXFS_H
+
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "dbox/store.h"
+#include "view.h"
+
+struct dboxfs {
+	struct dbox_store *store;
+	struct fuse_session *se;
+	enum view_layout layout;
+	bool readonly;
+	double entry_timeout, attr_timeout, neg_timeout;
+	uid_t uid;
+	gid_t gid;
+	mode_t file_mode;         /* messages: 0600/0644 as the store root */
+	mode_t dir_mode;
+	int64_t inbox_id;         /* 0 if the store has no INBOX */
+	struct timespec started;
+
+	pthread_mutex_t log_lock; /* protects the list below */
+	uint64_t logged[256];     /* inodes whose corruption was logged */
+	unsigned int logged_next;
+};
+
+extern struct dboxfs dboxfs;
+
+/* ops.c */
+extern const struct fuse_lowlevel_ops dboxfs_ops;
+
+/* Logs a problem with one message once (not on every read of it). */
+void dboxfs_log_once(uint64_t ino, const char *msg);
+/* -EBADMSG (corrupted file) is EIO to a reader; other errnos pass. */
+int dboxfs_errno(int ret);
+
+#endif

@@ -1,0 +1,55 @@
+/* folders.h - which directories a folder holds, in both layouts.
+ *
+ * The mailbox list is small (it is read from the index for each listing);
+ * children are produced in the order of their cookie, the lowest mailbox
+ * id below them + FOLDER_COOKIE_BASE, so that readdir can resume at any
+ * offset while mailboxes come and go. */
+#ifndef DBOXFS_FOLDERS_H
+#define DBOXFS_FOLDERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dbox/store.h"
+#include "view.h"
+
+#define FOLDER_COOKIE_BASE 16
+
+struct folder_list {
+	struct dbox_mailbox *boxes;   /* sorted by id */
+	size_t count;
+};
+
+struct folder_child {
+	char name[DBOX_NAME_MAX * 4 + 16];
+	uint64_t ino;
+	int64_t box;                  /* FOLDER: its mailbox; VDIR: lowest */
+	uint64_t cookie;
+};
+
+int folders_load(struct dbox_store *store, struct folder_list *fl);
+void folders_free(struct folder_list *fl);
+
+/* Mailbox name of the directory `ino` lists children of: "" for the fs
+ * root; a vdir's prefix.  Returns its depth, or -ENOENT. */
+int folders_prefix(const struct folder_list *fl, enum view_layout layout,
+		   const struct view_ino *v, char *buf, size_t len);
+
+/* Calls cb for each child directory (mailbox folders and vdirs) of the
+ * directory with mailbox-name prefix `prefix` at `depth`, in cookie order,
+ * skipping cookies <= after.  maildir++ root: every mailbox but INBOX.
+ * cb returns non-zero to stop. */
+void folders_children(const struct folder_list *fl, enum view_layout layout,
+		      const char *prefix, unsigned int depth, int64_t inbox,
+		      uint64_t after,
+		      int (*cb)(void *ctx, const struct folder_child *c),
+		      void *ctx);
+/* The child called `name`; 0 and *c filled, or -ENOENT. */
+int folders_lookup(const struct folder_list *fl, enum view_layout layout,
+		   const char *prefix, unsigned int depth, int64_t inbox,
+		   const char *name, struct folder_child *c);
+size_t folders_count_children(const struct folder_list *fl,
+			      enum view_layout layout, const char *prefix,
+			      unsigned int depth, int64_t inbox);
+
+#endif

@@ -1,0 +1,255 @@
+/* main.c - dboxfs: command line, mounting, logging, signals. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dbox/fs.h"
+#include "dboxfs.h"
+
+struct dboxfs dboxfs;
+
+struct options {
+	char *store;
+	char *layout;
+	char *index;
+	char *fs;
+	int takeover;
+	int fs_workers;
+	double timeout;
+	int show_help;
+};
+
+#define OPT(t, p) { t, offsetof(struct options, p), 1 }
+static const struct fuse_opt option_spec[] = {
+	OPT("layout=%s", layout),
+	OPT("index=%s", index),
+	OPT("fs=%s", fs),
+	OPT("takeover", takeover),
+	OPT("fs_workers=%d", fs_workers),
+	OPT("cache_timeout=%lf", timeout),
+	FUSE_OPT_END
+};
+
+static void usage(const char *prog)
+{
+	printf("Usage: %s STORE MOUNTPOINT [options]\n"
+	       "\n"
+	       "Mount a Dovecot sdbox/mdbox mail store as maildir folders.\n"
+	       "\n"
+	       "dboxfs options:\n"
+	       "    -o layout=maildir++|fs  folder layout (default maildir++:\n"
+	       "                           INBOX at the root, .Sub.Folder)\n"
+	       "    -o index=PATH          SQLite index (default: STORE/dboxfs/\n"
+	       "                           index.sqlite; for a Dovecot tree,\n"
+	       "                           ~/.cache/dboxfs/...)\n"
+	       "    -o fs=CONFIG           async I/O stack, e.g. posix,\n"
+	       "                           delay:5ms/posix\n"
+	       "    -o fs_workers=N        most I/O worker threads (default 64)\n"
+	       "    -o cache_timeout=SECS  kernel entry/attribute cache (1.0)\n"
+	       "    -o takeover            write into a tree Dovecot made\n"
+	       "    -o ro                  read-only (the default for a tree\n"
+	       "                           that Dovecot made)\n"
+	       "\n", prog);
+}
+
+static int opt_proc(void *data, const char *arg, int key,
+		    struct fuse_args *outargs)
+{
+	struct options *o = data;
+
+	(void)outargs;
+	if (key == FUSE_OPT_KEY_NONOPT && o->store == NULL) {
+		o->store = strdup(arg);
+		return 0;  /* consumed: the rest is libfuse's */
+	}
+	return 1;
+}
+
+static void log_stderr(enum fuse_log_level level, const char *fmt,
+		       va_list ap)
+{
+	(void)level;
+	vfprintf(stderr, fmt, ap);
+}
+
+static void log_syslog(enum fuse_log_level level, const char *fmt,
+		       va_list ap)
+{
+	vsyslog((int)level, fmt, ap);
+}
+
+static void dbox_to_fuse_log(void *ctx, enum dbox_log_level level,
+			     const char *msg)
+{
+	(void)ctx;
+	fuse_log((enum fuse_log_level)level, "dboxfs: %s\n", msg);
+}
+
+static bool has_opt(struct fuse_args *args, const char *name)
+{
+	for (int i = 0; i < args->argc; i++) {
+		const char *a = args->argv[i];
+		const char *p;
+
+		if (strcmp(a, "-o") == 0 && i + 1 < args->argc)
+			a = args->argv[++i];
+		else if (strncmp(a, "-o", 2) == 0)
+			a += 2;
+		else
+			continue;
+		for (p = a; (p = strstr(p, name)) != NULL; p++) {
+			size_t n = strlen(name);
+
+			if ((p == a || p[-1] == ',') &&
+			    (p[n] == '\0' || p[n] == ','))
+				return true;
+		}
+	}
+	return false;
+}
+
+static int open_store(struct options *o, bool ro)
+{
+	struct dbox_open_opts oo = {
+		.index_path = o->index,
+		.fs_config = o->fs,
+		.readonly = ro,
+		.takeover = o->takeover != 0,
+		.fs_max_workers = o->fs_workers > 0 ?
+			(unsigned int)o->fs_workers : 0,
+	};
+	struct dbox_err err = { "" };
+	struct dbox_mailbox inbox;
+	struct stat st;
+
+	if (dbox_store_open(o->store, &oo, &dboxfs.store, &err) < 0) {
+		fuse_log(FUSE_LOG_ERR, "dboxfs: %s\n", err.msg);
+		return -1;
+	}
+	dboxfs.readonly = ro || dbox_store_is_readonly(dboxfs.store);
+	if (dbox_mailbox_lookup(dboxfs.store, "INBOX", &inbox, NULL) == 0)
+		dboxfs.inbox_id = inbox.id;
+	if (stat(dbox_store_root(dboxfs.store), &st) == 0) {
+		dboxfs.uid = st.st_uid;
+		dboxfs.gid = st.st_gid;
+		dboxfs.dir_mode = st.st_mode & 0777;
+		dboxfs.file_mode = st.st_mode & 0666;
+	}
+	return 0;
+}
+
+static int setup(struct options *o, struct fuse_args *args)
+{
+	bool ro = has_opt(args, "ro");
+
+	if (o->layout == NULL || strcmp(o->layout, "maildir++") == 0) {
+		dboxfs.layout = VIEW_MAILDIRPP;
+	} else if (strcmp(o->layout, "fs") == 0) {
+		dboxfs.layout = VIEW_FS;
+	} else {
+		fuse_log(FUSE_LOG_ERR, "dboxfs: layout=%s: use maildir++ or "
+			 "fs\n", o->layout);
+		return -1;
+	}
+	if (o->fs != NULL) {
+		char err[256];
+
+		if (dfs_config_check(o->fs, err, sizeof(err)) < 0) {
+			fuse_log(FUSE_LOG_ERR, "dboxfs: fs=%s: %s\n", o->fs,
+				 err);
+			return -1;
+		}
+	}
+	dboxfs.entry_timeout = dboxfs.attr_timeout = dboxfs.neg_timeout =
+		o->timeout > 0 ? o->timeout : 1.0;
+	if (open_store(o, ro) < 0)
+		return -1;
+	/* a tree that only Dovecot writes is mounted read-only, so the
+	 * kernel refuses writes before they reach us */
+	if (dboxfs.readonly && !ro)
+		fuse_opt_add_arg(args, "-oro");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_cmdline_opts opts;
+	struct fuse_loop_config *loop;
+	struct options o = { 0 };
+	int ret = -1;
+
+	pthread_mutex_init(&dboxfs.log_lock, NULL);
+	clock_gettime(CLOCK_REALTIME, &dboxfs.started);
+	if (fuse_opt_parse(&args, &o, option_spec, opt_proc) < 0)
+		return 1;
+	if (fuse_parse_cmdline(&args, &opts) != 0)
+		return 1;
+	if (opts.show_help) {
+		usage(argv[0]);
+		fuse_cmdline_help();
+		fuse_lowlevel_help();
+		return 0;
+	}
+	if (opts.show_version) {
+		printf("dboxfs %s\n", DBOXFS_VERSION);
+		fuse_lowlevel_version();
+		return 0;
+	}
+	if (o.store == NULL || opts.mountpoint == NULL) {
+		fprintf(stderr, "usage: %s STORE MOUNTPOINT [options]\n"
+			"       %s --help\n", argv[0], argv[0]);
+		return 2;
+	}
+	fuse_set_log_func(log_stderr);
+	dbox_set_log_handler(dbox_to_fuse_log, NULL);
+	if (setup(&o, &args) < 0)
+		goto out;
+	dboxfs.se = fuse_session_new(&args, &dboxfs_ops, sizeof(dboxfs_ops),
+				     NULL);
+	if (dboxfs.se == NULL)
+		goto out_store;
+	if (fuse_set_signal_handlers(dboxfs.se) != 0)
+		goto out_session;
+	if (fuse_session_mount(dboxfs.se, opts.mountpoint) != 0)
+		goto out_signals;
+	if (!opts.foreground) {
+		openlog("dboxfs", LOG_PID, LOG_DAEMON);
+		fuse_set_log_func(log_syslog);
+	}
+	fuse_daemonize(opts.foreground);
+	if (opts.singlethread) {
+		ret = fuse_session_loop(dboxfs.se);
+	} else {
+		loop = fuse_loop_cfg_create();
+		fuse_loop_cfg_set_clone_fd(loop, opts.clone_fd);
+		if (opts.max_threads > 0 && opts.max_threads <= 100000)
+			fuse_loop_cfg_set_max_threads(loop, opts.max_threads);
+		fuse_loop_cfg_set_idle_threads(loop, opts.max_idle_threads);
+		ret = fuse_session_loop_mt(dboxfs.se, loop);
+		fuse_loop_cfg_destroy(loop);
+	}
+	fuse_session_unmount(dboxfs.se);
+out_signals:
+	fuse_remove_signal_handlers(dboxfs.se);
+out_session:
+	fuse_session_destroy(dboxfs.se);
+out_store:
+	dbox_store_close(dboxfs.store);
+out:
+	free(opts.mountpoint);
+	fuse_opt_free_args(&args);
+	free(o.store);
+	free(o.layout);
+	free(o.index);
+	free(o.fs);
+	/* > 0: the signal that ended the loop, a clean unmount */
+	return ret < 0 ? 1 : 0;
+}

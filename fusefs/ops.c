@@ -1,0 +1,890 @@
+/* ops.c - the FUSE low-level operations of the maildir view.
+ *
+ * Lookups, getattr and readdir are answered from the index (a few indexed
+ * SQLite reads on the calling thread; WAL readers never wait for writers).
+ * Message reads never touch the disk on the FUSE thread: they are submitted
+ * to the store's async fs layer and the completion replies. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "dboxfs.h"
+#include "folders.h"
+
+#define KWFILE_NAME "dovecot-keywords"
+/* readdir cookies: 1 ".", 2 "..", 3..5 cur/new/tmp, 6 dovecot-keywords,
+ * then FOLDER_COOKIE_BASE + mailbox id, or for messages
+ * FOLDER_COOKIE_BASE + uid */
+enum { CK_DOT = 1, CK_DOTDOT, CK_CUR, CK_NEW, CK_TMP, CK_KW };
+
+static const char *const sub_names[] = { "cur", "new", "tmp" };
+
+/* ----------------------------------------------------------- attributes */
+
+static void ts_from_ns(struct timespec *ts, int64_t ns)
+{
+	ts->tv_sec = ns / 1000000000;
+	ts->tv_nsec = ns % 1000000000;
+}
+
+static void attr_dir(struct stat *st, uint64_t ino, nlink_t nlink,
+		     int64_t mtime_ns)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	st->st_mode = S_IFDIR | dboxfs.dir_mode;
+	st->st_nlink = nlink;
+	st->st_uid = dboxfs.uid;
+	st->st_gid = dboxfs.gid;
+	st->st_size = 4096;
+	st->st_blksize = 4096;
+	st->st_blocks = 8;
+	ts_from_ns(&st->st_mtim, mtime_ns);
+	st->st_atim = st->st_ctim = st->st_mtim;
+}
+
+static void attr_msg(struct stat *st, const struct dbox_msg *m)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = view_ino_msg(m->mailbox_id, m->uid);
+	st->st_mode = S_IFREG | dboxfs.file_mode;
+	st->st_nlink = 1;
+	st->st_uid = dboxfs.uid;
+	st->st_gid = dboxfs.gid;
+	st->st_size = (off_t)m->size;
+	st->st_blksize = 4096;
+	st->st_blocks = (blkcnt_t)((m->size + 511) / 512);
+	st->st_mtim.tv_sec = m->received;
+	st->st_mtim.tv_nsec = m->received_ns;
+	st->st_atim = st->st_mtim;
+	st->st_ctim.tv_sec = m->saved;
+}
+
+/* dovecot-keywords: "<index> <name>\n" per keyword, as Dovecot's maildir
+ * driver writes it; the letter of index i is 'a' + i. */
+static int kwfile_text(int64_t box, char *buf, size_t len)
+{
+	char *names[DBOX_MAX_KEYWORDS], nbuf[DBOX_MAX_KEYWORDS * 256];
+	int count = dbox_mailbox_keywords(dboxfs.store, box, names, nbuf,
+					  sizeof(nbuf), NULL);
+	size_t o = 0;
+
+	if (count < 0)
+		return count;
+	for (int i = 0; i < count; i++) {
+		if (names[i] != NULL && o < len)
+			o += (size_t)snprintf(buf + o, len - o, "%d %s\n", i,
+					      names[i]);
+	}
+	return o < len ? (int)o : (int)len;
+}
+
+static int attr_kwfile(struct stat *st, const struct dbox_mailbox *box)
+{
+	char text[DBOX_MAX_KEYWORDS * 260];
+	int n = kwfile_text(box->id, text, sizeof(text));
+
+	if (n < 0)
+		return n;
+	memset(st, 0, sizeof(*st));
+	st->st_ino = view_ino_kwfile(box->id);
+	st->st_mode = S_IFREG | (dboxfs.file_mode & 0444);
+	st->st_nlink = 1;
+	st->st_uid = dboxfs.uid;
+	st->st_gid = dboxfs.gid;
+	st->st_size = n;
+	st->st_blksize = 4096;
+	ts_from_ns(&st->st_mtim, box->change_cur_ns > box->change_new_ns ?
+		   box->change_cur_ns : box->change_new_ns);
+	st->st_atim = st->st_ctim = st->st_mtim;
+	return 0;
+}
+
+static bool has_keywords(int64_t box)
+{
+	char *names[DBOX_MAX_KEYWORDS], nbuf[DBOX_MAX_KEYWORDS * 256];
+
+	return dbox_mailbox_keywords(dboxfs.store, box, names, nbuf,
+				     sizeof(nbuf), NULL) > 0;
+}
+
+/* The mailbox whose cur/new/tmp a directory holds (0: none). */
+static int64_t dir_mailbox(const struct view_ino *v)
+{
+	if (v->kind == VK_ROOT)
+		return dboxfs.layout == VIEW_MAILDIRPP ? dboxfs.inbox_id : 0;
+	return v->kind == VK_FOLDER ? v->box : 0;
+}
+
+static int64_t newest_ns(const struct folder_list *fl)
+{
+	int64_t t = 0;
+
+	for (size_t i = 0; i < fl->count; i++) {
+		if (fl->boxes[i].created * 1000000000 > t)
+			t = fl->boxes[i].created * 1000000000;
+	}
+	return t;
+}
+
+static int attr_folder(const struct view_ino *v, uint64_t ino, struct stat *st)
+{
+	struct folder_list fl;
+	char prefix[DBOX_NAME_MAX * 4 + 1];
+	int64_t box = dir_mailbox(v), mtime;
+	size_t subdirs;
+	int depth, ret = folders_load(dboxfs.store, &fl);
+
+	if (ret < 0)
+		return ret;
+	depth = folders_prefix(&fl, dboxfs.layout, v, prefix, sizeof(prefix));
+	if (depth < 0) {
+		folders_free(&fl);
+		return depth;
+	}
+	subdirs = box != 0 ? 3 : 0;
+	if (v->kind == VK_ROOT || dboxfs.layout == VIEW_FS)
+		subdirs += folders_count_children(&fl, dboxfs.layout, prefix,
+						  (unsigned int)depth,
+						  dboxfs.inbox_id);
+	mtime = v->kind == VK_ROOT ? newest_ns(&fl) : 0;
+	for (size_t i = 0; mtime == 0 && i < fl.count; i++) {
+		if (fl.boxes[i].id == v->box)
+			mtime = fl.boxes[i].created * 1000000000;
+	}
+	folders_free(&fl);
+	attr_dir(st, ino, (nlink_t)(2 + subdirs), mtime);
+	return 0;
+}
+
+static int attr_sub(const struct view_ino *v, uint64_t ino, struct stat *st)
+{
+	struct dbox_mailbox box;
+	int ret = dbox_mailbox_get(dboxfs.store, v->box, &box, NULL);
+
+	if (ret < 0)
+		return ret;
+	attr_dir(st, ino, 2, v->sub == SUB_NEW ? box.change_new_ns :
+		 v->sub == SUB_CUR ? box.change_cur_ns : box.created *
+		 1000000000);
+	return 0;
+}
+
+static int get_attr(uint64_t ino, struct stat *st)
+{
+	struct view_ino v;
+	struct dbox_mailbox box;
+	struct dbox_msg m;
+	int ret;
+
+	if (!view_ino_decode(ino, &v))
+		return -ENOENT;
+	switch (v.kind) {
+	case VK_ROOT:
+	case VK_FOLDER:
+	case VK_VDIR:
+		return attr_folder(&v, ino, st);
+	case VK_SUB:
+		return attr_sub(&v, ino, st);
+	case VK_MSG:
+		ret = dbox_msg_get(dboxfs.store, v.box, v.uid, &m, NULL);
+		if (ret == 0)
+			attr_msg(st, &m);
+		return ret;
+	case VK_KWFILE:
+		ret = dbox_mailbox_get(dboxfs.store, v.box, &box, NULL);
+		return ret < 0 ? ret : attr_kwfile(st, &box);
+	default:
+		return -ENOENT;
+	}
+}
+
+int dboxfs_errno(int ret)
+{
+	if (ret == -EBADMSG)
+		return EIO;
+	return ret < 0 ? -ret : EIO;
+}
+
+void dboxfs_log_once(uint64_t ino, const char *msg)
+{
+	bool seen = false;
+
+	pthread_mutex_lock(&dboxfs.log_lock);
+	for (unsigned int i = 0; i < 256; i++)
+		seen |= dboxfs.logged[i] == ino;
+	if (!seen)
+		dboxfs.logged[dboxfs.logged_next++ % 256] = ino;
+	pthread_mutex_unlock(&dboxfs.log_lock);
+	if (!seen)
+		fuse_log(FUSE_LOG_ERR, "dboxfs: %s\n", msg);
+}
+
+/* --------------------------------------------------------------- lookup */
+
+static void reply_entry(fuse_req_t req, const struct stat *st)
+{
+	struct fuse_entry_param e;
+
+	memset(&e, 0, sizeof(e));
+	e.ino = st->st_ino;
+	e.attr = *st;
+	e.attr_timeout = dboxfs.attr_timeout;
+	e.entry_timeout = dboxfs.entry_timeout;
+	fuse_reply_entry(req, &e);
+}
+
+static void reply_negative(fuse_req_t req)
+{
+	struct fuse_entry_param e;
+
+	/* ino 0 with a timeout: the kernel caches "no such name" */
+	memset(&e, 0, sizeof(e));
+	e.entry_timeout = dboxfs.neg_timeout;
+	fuse_reply_entry(req, &e);
+}
+
+static int lookup_msg(const struct view_ino *dir, const char *name,
+		      struct stat *st)
+{
+	char base[DBOX_NAME_MAX + 1];
+	const char *info;
+	struct dbox_msg m;
+	uint32_t flags, kw;
+	int ret;
+
+	view_name_split(name, base, sizeof(base), &info);
+	if (strlen(name) > DBOX_NAME_MAX + 40)
+		return -ENOENT;
+	ret = dbox_msg_lookup_base(dboxfs.store, dir->box, base, &m, NULL);
+	if (ret < 0)
+		return ret;
+	/* the name must be the one the message has now */
+	if (dir->sub == SUB_NEW) {
+		if (!m.in_new || info != NULL)
+			return -ENOENT;
+	} else {
+		if (m.in_new || info == NULL ||
+		    !view_info_parse(info, &flags, &kw) ||
+		    flags != m.flags || kw != m.keywords)
+			return -ENOENT;
+	}
+	attr_msg(st, &m);
+	return 0;
+}
+
+static int lookup_in_folder(const struct view_ino *dir, const char *name,
+			    struct stat *st)
+{
+	int64_t box = dir_mailbox(dir);
+	struct folder_list fl;
+	struct folder_child c;
+	char prefix[DBOX_NAME_MAX * 4 + 1];
+	struct view_ino cv;
+	int depth, ret;
+
+	for (int i = 0; box != 0 && i < 3; i++) {
+		if (strcmp(name, sub_names[i]) == 0) {
+			cv = (struct view_ino){ .kind = VK_SUB, .box = box,
+						.sub = (enum view_sub)i };
+			return attr_sub(&cv, view_ino_sub(box, cv.sub), st);
+		}
+	}
+	if (box != 0 && strcmp(name, KWFILE_NAME) == 0 && has_keywords(box))
+		return get_attr(view_ino_kwfile(box), st);
+	if (dboxfs.layout == VIEW_MAILDIRPP && dir->kind != VK_ROOT)
+		return -ENOENT;
+	ret = folders_load(dboxfs.store, &fl);
+	if (ret < 0)
+		return ret;
+	depth = folders_prefix(&fl, dboxfs.layout, dir, prefix, sizeof(prefix));
+	ret = depth < 0 ? depth : folders_lookup(&fl, dboxfs.layout, prefix,
+						 (unsigned int)depth,
+						 dboxfs.inbox_id, name, &c);
+	folders_free(&fl);
+	return ret < 0 ? ret : get_attr(c.ino, st);
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct view_ino dir;
+	struct stat st;
+	int ret;
+
+	if (!view_ino_decode(parent, &dir))
+		ret = -ENOENT;
+	else if (dir.kind == VK_SUB && dir.sub != SUB_TMP)
+		ret = lookup_msg(&dir, name, &st);
+	else if (dir.kind == VK_ROOT || dir.kind == VK_FOLDER ||
+		 dir.kind == VK_VDIR)
+		ret = lookup_in_folder(&dir, name, &st);
+	else
+		ret = -ENOENT;
+	if (ret == -ENOENT)
+		reply_negative(req);
+	else if (ret < 0)
+		fuse_reply_err(req, dboxfs_errno(ret));
+	else
+		reply_entry(req, &st);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct stat st;
+	int ret = get_attr(ino, &st);
+
+	(void)fi;
+	if (ret < 0)
+		fuse_reply_err(req, dboxfs_errno(ret));
+	else
+		fuse_reply_attr(req, &st, dboxfs.attr_timeout);
+}
+
+/* -------------------------------------------------------------- readdir */
+
+struct dirbuf {
+	fuse_req_t req;
+	char *buf;
+	size_t size, used;
+	bool plus;
+	bool full;
+};
+
+/* Adds one entry; false when the buffer is full (the entry is not added
+ * and the kernel asks again from the previous cookie). */
+static bool dir_add(struct dirbuf *d, const char *name, const struct stat *st,
+		    uint64_t cookie)
+{
+	size_t n;
+
+	if (d->plus) {
+		struct fuse_entry_param e;
+
+		memset(&e, 0, sizeof(e));
+		e.ino = st->st_ino;
+		e.attr = *st;
+		e.attr_timeout = dboxfs.attr_timeout;
+		e.entry_timeout = dboxfs.entry_timeout;
+		n = fuse_add_direntry_plus(d->req, d->buf + d->used,
+					   d->size - d->used, name, &e,
+					   (off_t)cookie);
+	} else {
+		n = fuse_add_direntry(d->req, d->buf + d->used,
+				      d->size - d->used, name, st,
+				      (off_t)cookie);
+	}
+	if (n > d->size - d->used) {
+		d->full = true;
+		return false;
+	}
+	d->used += n;
+	return true;
+}
+
+static bool add_dots(struct dirbuf *d, uint64_t ino, off_t off)
+{
+	struct stat st;
+
+	memset(&st, 0, sizeof(st));
+	st.st_mode = S_IFDIR;
+	st.st_ino = ino;
+	if (off < CK_DOT && !dir_add(d, ".", &st, CK_DOT))
+		return false;
+	/* the kernel fills in ".." itself; no lookup count is taken */
+	st.st_ino = VIEW_ROOT_INO;
+	if (off < CK_DOTDOT && !dir_add(d, "..", &st, CK_DOTDOT))
+		return false;
+	return true;
+}
+
+struct msg_list_ctx {
+	struct dirbuf *d;
+	uint32_t last_uid;      /* of the last entry that fitted */
+};
+
+static int add_msg(void *ctx, const struct dbox_msg *m)
+{
+	struct msg_list_ctx *c = ctx;
+	char name[DBOX_NAME_MAX + 48];
+	struct stat st;
+
+	attr_msg(&st, m);
+	view_msg_name(m, name, sizeof(name));
+	if (!dir_add(c->d, name, &st, FOLDER_COOKIE_BASE + m->uid))
+		return 1;
+	c->last_uid = m->uid;
+	return 0;
+}
+
+/* Messages come in pages of uid order until the buffer is full, so the
+ * daemon's memory does not grow with the folder, and the cookie (uid)
+ * resumes correctly however the folder changed in between. */
+static int readdir_sub(struct dirbuf *d, const struct view_ino *v, off_t off)
+{
+	struct msg_list_ctx c = { d, off > FOLDER_COOKIE_BASE ?
+		(uint32_t)(off - FOLDER_COOKIE_BASE) : 0 };
+	int ret;
+
+	if (!add_dots(d, view_ino_sub(v->box, v->sub), off))
+		return 0;
+	if (v->sub == SUB_TMP)
+		return 0;
+	do {
+		ret = dbox_msg_list(dboxfs.store, v->box, c.last_uid,
+				    v->sub == SUB_NEW, 256, add_msg, &c, NULL);
+	} while (ret == 256 && !d->full);
+	return ret < 0 ? ret : 0;
+}
+
+struct folder_ctx {
+	struct dirbuf *d;
+};
+
+static int add_folder_child(void *ctx, const struct folder_child *c)
+{
+	struct folder_ctx *f = ctx;
+	struct stat st;
+
+	if (get_attr(c->ino, &st) < 0)
+		return 0;
+	return dir_add(f->d, c->name, &st, c->cookie) ? 0 : 1;
+}
+
+static int readdir_folder(struct dirbuf *d, const struct view_ino *v,
+			  uint64_t ino, off_t off)
+{
+	int64_t box = dir_mailbox(v);
+	struct folder_list fl;
+	struct folder_ctx fc = { d };
+	char prefix[DBOX_NAME_MAX * 4 + 1];
+	struct stat st;
+	int depth, ret;
+
+	if (!add_dots(d, ino, off))
+		return 0;
+	for (int i = 0; box != 0 && i < 3; i++) {
+		struct view_ino sv = { .kind = VK_SUB, .box = box,
+				       .sub = (enum view_sub)i };
+
+		if (off >= CK_CUR + i)
+			continue;
+		if (attr_sub(&sv, view_ino_sub(box, sv.sub), &st) < 0 ||
+		    !dir_add(d, sub_names[i], &st, (uint64_t)(CK_CUR + i)))
+			return 0;
+	}
+	if (box != 0 && off < CK_KW && has_keywords(box) &&
+	    (get_attr(view_ino_kwfile(box), &st) < 0 ||
+	     !dir_add(d, KWFILE_NAME, &st, CK_KW)))
+		return 0;
+	if (dboxfs.layout == VIEW_MAILDIRPP && v->kind != VK_ROOT)
+		return 0;
+	ret = folders_load(dboxfs.store, &fl);
+	if (ret < 0)
+		return ret;
+	depth = folders_prefix(&fl, dboxfs.layout, v, prefix, sizeof(prefix));
+	if (depth >= 0)
+		folders_children(&fl, dboxfs.layout, prefix,
+				 (unsigned int)depth, dboxfs.inbox_id,
+				 off > 0 ? (uint64_t)off : 0,
+				 add_folder_child, &fc);
+	folders_free(&fl);
+	return depth < 0 ? depth : 0;
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       bool plus)
+{
+	struct dirbuf d = { .req = req, .size = size, .plus = plus };
+	struct view_ino v;
+	int ret;
+
+	if (!view_ino_decode(ino, &v)) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	d.buf = malloc(size);
+	if (d.buf == NULL) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if (v.kind == VK_SUB)
+		ret = readdir_sub(&d, &v, off);
+	else if (v.kind == VK_ROOT || v.kind == VK_FOLDER || v.kind == VK_VDIR)
+		ret = readdir_folder(&d, &v, ino, off);
+	else
+		ret = -ENOTDIR;
+	if (ret < 0 && d.used == 0)
+		fuse_reply_err(req, dboxfs_errno(ret));
+	else
+		fuse_reply_buf(req, d.buf, d.used);
+	free(d.buf);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	(void)fi;
+	do_readdir(req, ino, size, off, false);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			   off_t off, struct fuse_file_info *fi)
+{
+	(void)fi;
+	do_readdir(req, ino, size, off, true);
+}
+
+/* ----------------------------------------------------------- open, read */
+
+/* Open messages are kept on a list so that those the kernel never
+ * releases (a lazy unmount with files open) are freed at exit. */
+struct open_msg {
+	struct dbox_msg msg;
+	uint64_t ino;
+	struct open_msg *prev, *next;
+};
+
+static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct open_msg *open_list;
+
+static void open_track(struct open_msg *om)
+{
+	pthread_mutex_lock(&open_lock);
+	om->next = open_list;
+	if (open_list != NULL)
+		open_list->prev = om;
+	open_list = om;
+	pthread_mutex_unlock(&open_lock);
+}
+
+static void open_untrack(struct open_msg *om)
+{
+	pthread_mutex_lock(&open_lock);
+	if (om->prev != NULL)
+		om->prev->next = om->next;
+	else
+		open_list = om->next;
+	if (om->next != NULL)
+		om->next->prev = om->prev;
+	pthread_mutex_unlock(&open_lock);
+	free(om);
+}
+
+struct pending_open {
+	fuse_req_t req;
+	struct fuse_file_info fi;
+	struct open_msg *om;
+};
+
+static void open_verified(void *ctx, int ret, const struct dbox_err *err)
+{
+	struct pending_open *po = ctx;
+
+	if (ret < 0) {
+		dboxfs_log_once(po->om->ino, err->msg);
+		fuse_reply_err(po->req, dboxfs_errno(ret));
+		free(po->om);
+	} else {
+		open_track(po->om);
+		po->fi.fh = (uint64_t)(uintptr_t)po->om;
+		/* a message's bytes never change: let the page cache keep
+		 * them across opens */
+		po->fi.keep_cache = 1;
+		fuse_reply_open(po->req, &po->fi);
+	}
+	free(po);
+}
+
+static void open_kwfile(fuse_req_t req, struct fuse_file_info *fi)
+{
+	if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+		fuse_reply_err(req, dboxfs.readonly ? EROFS : EACCES);
+		return;
+	}
+	fi->fh = 0;
+	fi->direct_io = 1;  /* generated text: its size follows changes */
+	fuse_reply_open(req, fi);
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct view_ino v;
+	struct pending_open *po;
+
+	if (!view_ino_decode(ino, &v)) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (v.kind == VK_KWFILE) {
+		open_kwfile(req, fi);
+		return;
+	}
+	if (v.kind != VK_MSG) {
+		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+		/* messages are immutable (maildir-view.md section 2) */
+		fuse_reply_err(req, dboxfs.readonly ? EROFS : EACCES);
+		return;
+	}
+	po = calloc(1, sizeof(*po));
+	if (po != NULL)
+		po->om = calloc(1, sizeof(*po->om));
+	if (po == NULL || po->om == NULL) {
+		free(po);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	int ret = dbox_msg_get(dboxfs.store, v.box, v.uid, &po->om->msg, NULL);
+
+	if (ret < 0) {
+		free(po->om);
+		free(po);
+		fuse_reply_err(req, dboxfs_errno(ret));
+		return;
+	}
+	po->om->ino = ino;
+	po->req = req;
+	po->fi = *fi;
+	dbox_msg_verify_async(dboxfs.store, &po->om->msg, open_verified, po);
+}
+
+struct pending_read {
+	fuse_req_t req;
+	uint64_t ino;
+	char buf[];
+};
+
+static void read_done(void *ctx, ssize_t ret, const struct dbox_err *err)
+{
+	struct pending_read *pr = ctx;
+
+	if (ret < 0) {
+		dboxfs_log_once(pr->ino, err->msg);
+		fuse_reply_err(pr->req, dboxfs_errno((int)ret));
+	} else {
+		fuse_reply_buf(pr->req, pr->buf, (size_t)ret);
+	}
+	free(pr);
+}
+
+static void read_kwfile(fuse_req_t req, fuse_ino_t ino, size_t size,
+			off_t off)
+{
+	char text[DBOX_MAX_KEYWORDS * 260];
+	struct view_ino v;
+	int n;
+
+	view_ino_decode(ino, &v);
+	n = kwfile_text(v.box, text, sizeof(text));
+	if (n < 0) {
+		fuse_reply_err(req, dboxfs_errno(n));
+		return;
+	}
+	if (off >= n) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	fuse_reply_buf(req, text + off, (size_t)n - (size_t)off < size ?
+		       (size_t)n - (size_t)off : size);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct open_msg *om = (struct open_msg *)(uintptr_t)fi->fh;
+	struct pending_read *pr;
+
+	if (om == NULL) {
+		read_kwfile(req, ino, size, off);
+		return;
+	}
+	if (off < 0 || (uint64_t)off >= om->msg.size) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	pr = malloc(sizeof(*pr) + size);
+	if (pr == NULL) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	pr->req = req;
+	pr->ino = ino;
+	dbox_msg_pread_async(dboxfs.store, &om->msg, pr->buf, size,
+			     (uint64_t)off, read_done, pr);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct open_msg *om = (struct open_msg *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	if (om != NULL)
+		open_untrack(om);
+	fuse_reply_err(req, 0);
+}
+
+/* ------------------------------------------------------ statfs, xattrs */
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs sv;
+
+	(void)ino;
+	if (statvfs(dbox_store_root(dboxfs.store), &sv) < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	sv.f_namemax = 255;
+	fuse_reply_statfs(req, &sv);
+}
+
+static int msg_xattr(uint64_t ino, const char *name, char *buf, size_t len)
+{
+	struct view_ino v;
+	struct dbox_msg m;
+	char path[4096], box[DBOX_NAME_MAX * 4 + 1];
+	int ret;
+
+	if (!view_ino_decode(ino, &v) || v.kind != VK_MSG)
+		return -ENODATA;
+	ret = dbox_msg_get(dboxfs.store, v.box, v.uid, &m, NULL);
+	if (ret < 0)
+		return ret;
+	if (strcmp(name, "user.dbox.guid") == 0)
+		return snprintf(buf, len, "%s", m.guid);
+	if (strcmp(name, "user.dbox.uid") == 0)
+		return snprintf(buf, len, "%u", m.uid);
+	if (strcmp(name, "user.dbox.saved") == 0)
+		return snprintf(buf, len, "%lld", (long long)m.saved);
+	if (strcmp(name, "user.dbox.mailbox") == 0) {
+		struct dbox_mailbox b;
+
+		ret = dbox_mailbox_get(dboxfs.store, v.box, &b, NULL);
+		if (ret < 0)
+			return ret;
+		snprintf(box, sizeof(box), "%s", b.name);
+		return snprintf(buf, len, "%s", box);
+	}
+	if (strcmp(name, "user.dbox.file") == 0) {
+		ret = dbox_msg_file_path(dboxfs.store, &m, path, sizeof(path));
+		if (ret < 0)
+			return ret;
+		return snprintf(buf, len, "%s:%llu", path,
+				(unsigned long long)m.offset);
+	}
+	return -ENODATA;
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			size_t size)
+{
+	char buf[4200];
+	int n = msg_xattr(ino, name, buf, sizeof(buf));
+
+	if (n < 0)
+		fuse_reply_err(req, -n == ENOENT ? ENODATA : dboxfs_errno(n));
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)n);
+	else if ((size_t)n > size)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	static const char names[] = "user.dbox.guid\0user.dbox.uid\0"
+		"user.dbox.mailbox\0user.dbox.file\0user.dbox.saved";
+	struct view_ino v;
+
+	if (!view_ino_decode(ino, &v) || v.kind != VK_MSG) {
+		if (size == 0)
+			fuse_reply_xattr(req, 0);
+		else
+			fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	if (size == 0)
+		fuse_reply_xattr(req, sizeof(names));
+	else if (size < sizeof(names))
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, names, sizeof(names));
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			const char *value, size_t size, int flags)
+{
+	(void)ino; (void)name; (void)value; (void)size; (void)flags;
+	fuse_reply_err(req, dboxfs.readonly ? EROFS : ENOTSUP);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	(void)ino; (void)name;
+	fuse_reply_err(req, dboxfs.readonly ? EROFS : ENOTSUP);
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	/* libfuse 3.14: capabilities are bits in conn->want */
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS;
+	if (conn->capable & FUSE_CAP_READDIRPLUS_AUTO)
+		conn->want |= FUSE_CAP_READDIRPLUS_AUTO;
+	if (conn->capable & FUSE_CAP_ASYNC_READ)
+		conn->want |= FUSE_CAP_ASYNC_READ;
+	/* writes back of cached data never happen: messages are read-only */
+	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+}
+
+static void op_destroy(void *userdata)
+{
+	(void)userdata;
+	while (open_list != NULL)
+		open_untrack(open_list);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	/* inode numbers come from the data; there is nothing to free */
+	(void)ino; (void)nlookup;
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count,
+			    struct fuse_forget_data *forgets)
+{
+	(void)count; (void)forgets;
+	fuse_reply_none(req);
+}
+
+const struct fuse_lowlevel_ops dboxfs_ops = {
+	.init = op_init,
+	.destroy = op_destroy,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
+	.open = op_open,
+	.read = op_read,
+	.release = op_release,
+	.statfs = op_statfs,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.setxattr = op_setxattr,
+	.removexattr = op_removexattr,
+};

@@ -1,0 +1,170 @@
+/* view.c - inode numbers and names of the maildir view. */
+#include <stdio.h>
+#include <string.h>
+
+#include "view.h"
+
+bool view_ino_decode(uint64_t ino, struct view_ino *v)
+{
+	memset(v, 0, sizeof(*v));
+	if (ino == VIEW_ROOT_INO) {
+		v->kind = VK_ROOT;
+		return true;
+	}
+	v->kind = (enum view_kind)(ino >> 60);
+	switch (v->kind) {
+	case VK_FOLDER:
+	case VK_KWFILE:
+		v->box = (int64_t)(ino & VIEW_MAILBOX_MAX);
+		return v->box > 0 && (ino & (0xfull << 56)) == 0;
+	case VK_VDIR:
+		v->box = (int64_t)(ino & VIEW_MAILBOX_MAX);
+		v->depth = (unsigned int)((ino >> 56) & 15);
+		return v->box > 0 && v->depth > 0;
+	case VK_SUB:
+		v->sub = (enum view_sub)((ino >> 56) & 3);
+		v->box = (int64_t)(ino & VIEW_MAILBOX_MAX);
+		return v->box > 0 && v->sub <= SUB_TMP;
+	case VK_MSG:
+		v->box = (int64_t)((ino >> 32) & VIEW_MAILBOX_MAX);
+		v->uid = (uint32_t)ino;
+		return v->box > 0 && v->uid > 0;
+	case VK_TMPFILE:
+	case VK_PLAIN:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static const struct {
+	uint32_t flag;
+	char letter;
+} flag_letters[] = {
+	{ DBOX_FLAG_DRAFT, 'D' }, { DBOX_FLAG_FLAGGED, 'F' },
+	{ DBOX_FLAG_PASSED, 'P' }, { DBOX_FLAG_ANSWERED, 'R' },
+	{ DBOX_FLAG_SEEN, 'S' }, { DBOX_FLAG_DELETED, 'T' },
+};
+#define N_FLAG_LETTERS (sizeof(flag_letters) / sizeof(flag_letters[0]))
+
+void view_info_format(uint32_t flags, uint32_t keywords, char *buf,
+		      size_t len)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < N_FLAG_LETTERS && o + 1 < len; i++) {
+		if (flags & flag_letters[i].flag)
+			buf[o++] = flag_letters[i].letter;
+	}
+	for (int i = 0; i < DBOX_MAX_KEYWORDS && o + 1 < len; i++) {
+		if (keywords & (1u << i))
+			buf[o++] = (char)('a' + i);
+	}
+	buf[o] = '\0';
+}
+
+bool view_info_parse(const char *info, uint32_t *flags_r,
+		     uint32_t *keywords_r)
+{
+	uint32_t flags = 0, kw = 0;
+	char last = 0;
+
+	for (const char *p = info; *p != '\0'; p++) {
+		bool known = false;
+
+		/* a maildir writer sorts the letters; accept what mutt and
+		 * friends write, which is sorted, and nothing else */
+		if (*p <= last)
+			return false;
+		last = *p;
+		for (size_t i = 0; i < N_FLAG_LETTERS; i++) {
+			if (flag_letters[i].letter == *p) {
+				flags |= flag_letters[i].flag;
+				known = true;
+			}
+		}
+		if (!known && *p >= 'a' && *p <= 'z') {
+			kw |= 1u << (*p - 'a');
+			known = true;
+		}
+		if (!known)
+			return false;
+	}
+	*flags_r = flags;
+	*keywords_r = kw;
+	return true;
+}
+
+void view_name_split(const char *name, char *base, size_t blen,
+		     const char **info_r)
+{
+	const char *sep = strstr(name, ":2,");
+	size_t n = sep != NULL ? (size_t)(sep - name) : strlen(name);
+
+	if (n >= blen)
+		n = blen - 1;
+	memcpy(base, name, n);
+	base[n] = '\0';
+	*info_r = sep != NULL ? sep + 3 : NULL;
+}
+
+void view_msg_name(const struct dbox_msg *m, char *buf, size_t len)
+{
+	char info[40];
+
+	if (m->in_new) {
+		snprintf(buf, len, "%s", m->base);
+		return;
+	}
+	view_info_format(m->flags, m->keywords, info, sizeof(info));
+	snprintf(buf, len, "%s:2,%s", m->base, info);
+}
+
+bool view_pp_to_mailbox(const char *dirname, char *buf, size_t len)
+{
+	const char *p = dirname;
+	size_t o = 0;
+
+	if (p[0] != '.' || p[1] == '\0' || p[1] == '.')
+		return false;
+	for (p++; *p != '\0'; p++) {
+		char c = *p;
+
+		if (c == '.') {
+			c = '/';
+		} else if (c == '%') {
+			if (strncmp(p, "%2E", 3) == 0 || strncmp(p, "%2e", 3) == 0)
+				c = '.';
+			else if (strncmp(p, "%25", 3) == 0)
+				c = '%';
+			else
+				return false;
+			p += 2;
+		}
+		if (o + 1 >= len)
+			return false;
+		buf[o++] = c;
+	}
+	buf[o] = '\0';
+	return dbox_mailbox_name_valid(buf);
+}
+
+void view_mailbox_to_pp(const char *mailbox, char *buf, size_t len)
+{
+	size_t o = 0;
+
+	if (len < 2)
+		return;
+	buf[o++] = '.';
+	for (const char *p = mailbox; *p != '\0' && o + 4 < len; p++) {
+		if (*p == '/') {
+			buf[o++] = '.';
+		} else if (*p == '.' || *p == '%') {
+			o += (size_t)snprintf(buf + o, len - o, "%%%02X",
+					      (unsigned char)*p);
+		} else {
+			buf[o++] = *p;
+		}
+	}
+	buf[o] = '\0';
+}

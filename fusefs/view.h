@@ -1,0 +1,97 @@
+/* view.h - the maildir view of a store: inode numbers and names.
+ *
+ * Inode numbers are derived from stored data, never from a table, so they
+ * are the same across remounts and the kernel's forget needs no work:
+ *
+ *   bits 63..60  kind
+ *   folder, keyword file:   mailbox id
+ *   cur/new/tmp:            bits 57..56 which one, mailbox id
+ *   message:                bits 59..32 mailbox id, 31..0 uid
+ *   fs-layout parent that is no mailbox: bits 59..56 its depth, and the
+ *                           id of the lowest-numbered mailbox below it
+ *
+ * so message inodes grow with uid, i.e. with storage order, and tools that
+ * sort by inode read in disk order (maildir-view.md section 2).
+ */
+#ifndef DBOXFS_VIEW_H
+#define DBOXFS_VIEW_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "dbox/store.h"
+
+enum view_layout {
+	VIEW_MAILDIRPP,   /* INBOX at the root, .Sub.Folder */
+	VIEW_FS,          /* INBOX/, Sub/Folder/ */
+};
+
+enum view_kind {
+	VK_ROOT = 0,
+	VK_FOLDER = 1,    /* a mailbox's directory (maildir++: .Name) */
+	VK_SUB = 2,       /* cur/ new/ tmp/ */
+	VK_MSG = 3,
+	VK_KWFILE = 4,    /* dovecot-keywords */
+	VK_VDIR = 5,      /* fs layout: a parent that is not a mailbox */
+	VK_TMPFILE = 6,   /* a file being delivered (write path) */
+	VK_PLAIN = 7,     /* a plain file beside the store (write path) */
+};
+
+enum view_sub { SUB_CUR = 0, SUB_NEW = 1, SUB_TMP = 2 };
+
+#define VIEW_ROOT_INO 1ull
+#define VIEW_MAILBOX_MAX ((1ull << 28) - 1)
+
+static inline uint64_t view_ino_folder(int64_t box)
+{
+	return (uint64_t)VK_FOLDER << 60 | (uint64_t)box;
+}
+static inline uint64_t view_ino_sub(int64_t box, enum view_sub sub)
+{
+	return (uint64_t)VK_SUB << 60 | (uint64_t)sub << 56 | (uint64_t)box;
+}
+static inline uint64_t view_ino_msg(int64_t box, uint32_t uid)
+{
+	return (uint64_t)VK_MSG << 60 | (uint64_t)box << 32 | uid;
+}
+static inline uint64_t view_ino_kwfile(int64_t box)
+{
+	return (uint64_t)VK_KWFILE << 60 | (uint64_t)box;
+}
+static inline uint64_t view_ino_vdir(int64_t first_child, unsigned depth)
+{
+	return (uint64_t)VK_VDIR << 60 | (uint64_t)(depth & 15) << 56 |
+		(uint64_t)first_child;
+}
+
+struct view_ino {
+	enum view_kind kind;
+	int64_t box;           /* mailbox id (folder, sub, msg, kwfile, vdir) */
+	enum view_sub sub;
+	uint32_t uid;
+	unsigned int depth;    /* vdir */
+};
+
+bool view_ino_decode(uint64_t ino, struct view_ino *v);
+
+/* Maildir info "2,FLAGS": flags in ASCII order then keyword letters. */
+void view_info_format(uint32_t flags, uint32_t keywords, char *buf,
+		      size_t len);
+/* Parses the letters after ":2,"; false for letters out of order or
+ * unknown (such a name does not exist on a maildir). */
+bool view_info_parse(const char *info, uint32_t *flags_r,
+		     uint32_t *keywords_r);
+/* Splits a cur/ or new/ name into base and info ("" for none). */
+void view_name_split(const char *name, char *base, size_t blen,
+		     const char **info_r);
+/* File name of a message in its directory. */
+void view_msg_name(const struct dbox_msg *m, char *buf, size_t len);
+
+/* maildir++ folder name <-> mailbox name.  ".Lists.linux" <-> "Lists/linux";
+ * '.' and '%' inside a part are written %2E and %25.  Returns false for
+ * names that cannot be a mailbox. */
+bool view_pp_to_mailbox(const char *dirname, char *buf, size_t len);
+void view_mailbox_to_pp(const char *mailbox, char *buf, size_t len);
+
+#endif

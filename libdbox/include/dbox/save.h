@@ -1,0 +1,91 @@
+/* dbox/save.h - save transactions: many messages, all or none.
+ *
+ *   dbox_save_begin()              start a transaction
+ *   dbox_save_msg_begin()          start a message (into any mailbox)
+ *   dbox_save_write[_async]()      its bytes, any number of calls; the size
+ *                                  need not be known in advance
+ *   dbox_save_msg_finish()         end the message
+ *   ... more messages, dbox_save_expunge() of messages to replace ...
+ *   dbox_save_commit()             all become visible together:
+ *                                  files durable first, then the index
+ *   dbox_save_rollback()           none does
+ *
+ * Crash safety: until the index commit, no message of the transaction is
+ * visible, and what it wrote is either in its owner's scratch directory
+ * (sdbox), behind the committed end of an m.N file (mdbox), or named in
+ * the owner's journal; the next dbox_store_open() by anyone removes it.
+ * After the index commit every message is complete on disk.
+ *
+ * Threading: one transaction is used by one thread at a time (async
+ * completions may run on fs workers; do not call other functions on the
+ * transaction until they ran).  Different transactions may run in
+ * parallel on one store; they serialise only inside the index commit.
+ */
+#ifndef DBOX_SAVE_H
+#define DBOX_SAVE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "dbox/store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct dbox_save_txn;
+
+struct dbox_save_opts {
+	int64_t mailbox_id;
+	int64_t received;       /* Unix seconds; < 0 = now */
+	int64_t received_ns;
+	const char *guid;       /* NULL = generate; no LF */
+	const char *base;       /* maildir base name; NULL = derive */
+	uint32_t flags;         /* DBOX_FLAG_* */
+	uint32_t keywords;      /* bitmask over the mailbox's keywords */
+	bool in_new;
+	/* expected size if known, else 0: mdbox then keeps files below the
+	 * rotate size and gives a message at least that big a file of its
+	 * own, as Dovecot does */
+	uint64_t size_hint;
+};
+
+int dbox_save_begin(struct dbox_store *store, struct dbox_save_txn **txn_r,
+		    struct dbox_err *err);
+
+int dbox_save_msg_begin(struct dbox_save_txn *txn,
+			const struct dbox_save_opts *opts,
+			struct dbox_err *err);
+int dbox_save_write(struct dbox_save_txn *txn, const void *data, size_t len,
+		    struct dbox_err *err);
+/* The fs layer appends in submission order; cb runs on a worker thread
+ * with 0 or -errno.  `data` must stay valid until cb ran. */
+typedef void dbox_save_cb(void *ctx, int ret);
+void dbox_save_write_async(struct dbox_save_txn *txn, const void *data,
+			   size_t len, dbox_save_cb *cb, void *ctx);
+int dbox_save_msg_finish(struct dbox_save_txn *txn, struct dbox_err *err);
+
+/* Whole message from a descriptor, read to EOF from its current offset. */
+int dbox_save_add_fd(struct dbox_save_txn *txn, int fd,
+		     const struct dbox_save_opts *opts, struct dbox_err *err);
+
+/* Expunge an existing message in the same transaction (a delivery that
+ * replaces a name). */
+int dbox_save_expunge(struct dbox_save_txn *txn, int64_t mailbox_id,
+		      uint32_t uid, struct dbox_err *err);
+
+unsigned int dbox_save_count(const struct dbox_save_txn *txn);
+
+/* Commits and frees txn.  uids_r (may be NULL) receives the uid of each
+ * message in the order they were added (dbox_save_count entries).  On
+ * failure nothing is visible and txn is freed as by rollback. */
+int dbox_save_commit(struct dbox_save_txn *txn, uint32_t *uids_r,
+		     struct dbox_err *err);
+void dbox_save_rollback(struct dbox_save_txn *txn);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

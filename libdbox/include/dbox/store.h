@@ -1,0 +1,278 @@
+/* dbox/store.h - a dbox mail store: mailboxes, messages and their index.
+ *
+ * A store is a Dovecot-compatible sdbox or mdbox directory tree plus an
+ * SQLite index (by default ROOT/dboxfs/index.sqlite; for a store that
+ * Dovecot owns, outside the tree).  The index records mailboxes, messages,
+ * flags, keywords, maildir names and where every message lives; it can be
+ * rebuilt from the dbox files at any time (dbox_store_reindex).
+ *
+ * Threading: a struct dbox_store may be used from any number of threads at
+ * once.  Each thread gets its own SQLite connection (WAL mode: readers never
+ * wait for the writer); writers serialise on SQLite's write lock, so several
+ * processes (the daemon and dboxctl) may use one store together.
+ *
+ * Errors: functions return 0 (or a count) on success and a negative errno on
+ * failure; when `err` is not NULL it receives a message for the log.
+ * -EBADMSG means a corrupted dbox file, -ENOENT a missing mailbox/message,
+ * -EEXIST a name taken, -EROFS a read-only store.
+ */
+#ifndef DBOX_STORE_H
+#define DBOX_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "dbox/format.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct dbox_store;
+struct dfs;
+
+struct dbox_err {
+	char msg[512];
+};
+
+enum dbox_store_format {
+	DBOX_FORMAT_SDBOX = 1,
+	DBOX_FORMAT_MDBOX = 2,
+};
+
+/* Who writes the dbox tree: a store made by dboxctl/dboxfs, or one that a
+ * Dovecot owns (then the library never writes into the tree). */
+enum dbox_store_origin {
+	DBOX_ORIGIN_DBOXFS = 1,
+	DBOX_ORIGIN_DOVECOT = 2,
+};
+
+/* Message flags: the low bits are Dovecot's MAIL_* values. */
+enum dbox_flag {
+	DBOX_FLAG_ANSWERED = 0x01,  /* maildir R */
+	DBOX_FLAG_FLAGGED = 0x02,   /* F */
+	DBOX_FLAG_DELETED = 0x04,   /* T */
+	DBOX_FLAG_SEEN = 0x08,      /* S */
+	DBOX_FLAG_DRAFT = 0x10,     /* D */
+	DBOX_FLAG_PASSED = 0x100,   /* P: no IMAP system flag ($Forwarded) */
+};
+#define DBOX_FLAGS_MASK 0x11f
+
+#define DBOX_MAX_KEYWORDS 26        /* maildir letters a..z */
+#define DBOX_NAME_MAX 255
+#define DBOX_GUID_MAX 255
+#define DBOX_DEFAULT_ROTATE_SIZE (10u * 1024 * 1024)
+
+struct dbox_create_opts {
+	enum dbox_store_format format;
+	uint64_t rotate_size;       /* mdbox; 0 = DBOX_DEFAULT_ROTATE_SIZE */
+};
+
+struct dbox_open_opts {
+	const char *index_path;     /* NULL = default location */
+	const char *fs_config;      /* async I/O stack, NULL = "posix" */
+	bool readonly;
+	/* For a Dovecot tree: take it over (write into it).  Default: the
+	 * tree is opened read-only. */
+	bool takeover;
+	/* Do not run crash recovery (dboxctl check wants to see leftovers). */
+	bool no_recovery;
+	unsigned int fs_max_workers; /* 0 = default */
+};
+
+struct dbox_mailbox {
+	int64_t id;
+	char name[DBOX_NAME_MAX * 4 + 1]; /* UTF-8, hierarchy separator '/' */
+	char guid[33];
+	uint32_t uidvalidity, next_uid;
+	/* nanoseconds since the epoch of the last change to the message list
+	 * of new/ and cur/ (for directory mtimes) */
+	int64_t change_new_ns, change_cur_ns;
+	int64_t created;
+};
+
+struct dbox_msg {
+	int64_t mailbox_id;
+	uint32_t uid;
+	char guid[DBOX_GUID_MAX + 1];
+	char base[DBOX_NAME_MAX + 1];   /* maildir base name */
+	uint32_t file_id;     /* mdbox: N of m.N; sdbox: 0 (file u.<uid>) */
+	uint64_t offset;      /* record (message header) start in the file */
+	uint32_t hdr_size;
+	uint64_t body_size;   /* stored bytes */
+	uint64_t rec_size;    /* whole record */
+	uint64_t size;        /* physical size = bytes a reader gets */
+	uint64_t vsize;
+	int64_t received, saved;  /* Unix seconds */
+	int64_t received_ns;      /* sub-second part of mtime, 0..999999999 */
+	uint32_t flags;
+	uint32_t keywords;        /* bit i = keyword index i of the mailbox */
+	bool in_new;
+	enum dbox_compression compression;
+};
+
+/* ----- logging ----------------------------------------------------------
+ * Problems the library notices but does not return (a corrupted record met
+ * while indexing, a leftover removed) are logged once through this handler;
+ * the default writes to stderr.  Set it before opening stores. */
+enum dbox_log_level {
+	DBOX_LOG_ERROR = 3,
+	DBOX_LOG_WARNING = 4,
+	DBOX_LOG_INFO = 6,
+	DBOX_LOG_DEBUG = 7,
+};
+typedef void dbox_log_handler(void *ctx, enum dbox_log_level level,
+			      const char *msg);
+void dbox_set_log_handler(dbox_log_handler *fn, void *ctx);
+
+/* ----- store ------------------------------------------------------------ */
+
+/* Create a new, empty store at root (created if missing; must be empty or
+ * absent).  INBOX is created. */
+int dbox_store_create(const char *root, const struct dbox_create_opts *opts,
+		      struct dbox_err *err);
+
+/* Open a store.  A store without an index (a Dovecot tree seen for the
+ * first time, or an index that was deleted) is indexed from its files
+ * first.  Leftovers of transactions whose process died are removed. */
+int dbox_store_open(const char *root, const struct dbox_open_opts *opts,
+		    struct dbox_store **store_r, struct dbox_err *err);
+/* Callers must have no requests in flight. */
+void dbox_store_close(struct dbox_store *store);
+
+enum dbox_store_format dbox_store_get_format(const struct dbox_store *store);
+enum dbox_store_origin dbox_store_get_origin(const struct dbox_store *store);
+bool dbox_store_is_readonly(const struct dbox_store *store);
+const char *dbox_store_root(const struct dbox_store *store);
+const char *dbox_store_index_path(const struct dbox_store *store);
+struct dfs *dbox_store_fs(struct dbox_store *store);
+/* Directory for files the daemon keeps beside the store (maildir-view.md
+ * section 5) and its scratch area for files being delivered. */
+const char *dbox_store_files_dir(const struct dbox_store *store);
+const char *dbox_store_scratch_dir(const struct dbox_store *store);
+/* Monotonic counter of committed changes from any process; cheap. */
+uint64_t dbox_store_change_counter(struct dbox_store *store);
+
+/* Rebuild the index from the dbox files alone (like doveadm force-resync).
+ * Flags, keywords, UIDs and maildir names are kept for messages the old
+ * index knew at the same place.  Returns the number of messages. */
+int dbox_store_reindex(struct dbox_store *store, struct dbox_err *err);
+
+/* ----- mailboxes -------------------------------------------------------- */
+
+/* Names: UTF-8, '/' separated, no empty/'.'/'..' parts, no control
+ * characters; -EINVAL otherwise. */
+bool dbox_mailbox_name_valid(const char *name);
+int dbox_mailbox_create(struct dbox_store *store, const char *name,
+			struct dbox_mailbox *box_r, struct dbox_err *err);
+int dbox_mailbox_lookup(struct dbox_store *store, const char *name,
+			struct dbox_mailbox *box_r, struct dbox_err *err);
+int dbox_mailbox_get(struct dbox_store *store, int64_t id,
+		     struct dbox_mailbox *box_r, struct dbox_err *err);
+/* Calls cb for every mailbox in name order; a non-zero return stops. */
+int dbox_mailbox_list(struct dbox_store *store,
+		      int (*cb)(void *ctx, const struct dbox_mailbox *box),
+		      void *ctx, struct dbox_err *err);
+/* -ENOTEMPTY if it has messages or child mailboxes. */
+int dbox_mailbox_delete(struct dbox_store *store, const char *name,
+			struct dbox_err *err);
+/* Renames the mailbox and its children. */
+int dbox_mailbox_rename(struct dbox_store *store, const char *from,
+			const char *to, struct dbox_err *err);
+/* Keyword names of a mailbox by index (0..DBOX_MAX_KEYWORDS-1); returns
+ * the count.  names[i] points into `buf`. */
+int dbox_mailbox_keywords(struct dbox_store *store, int64_t mailbox_id,
+			  char *names[DBOX_MAX_KEYWORDS], char *buf,
+			  size_t buflen, struct dbox_err *err);
+/* Index of a keyword name, added if new; -ENOSPC beyond 26. */
+int dbox_mailbox_keyword_index(struct dbox_store *store, int64_t mailbox_id,
+			       const char *name, struct dbox_err *err);
+
+/* ----- messages --------------------------------------------------------- */
+
+int dbox_msg_get(struct dbox_store *store, int64_t mailbox_id, uint32_t uid,
+		 struct dbox_msg *msg_r, struct dbox_err *err);
+int dbox_msg_lookup_base(struct dbox_store *store, int64_t mailbox_id,
+			 const char *base, struct dbox_msg *msg_r,
+			 struct dbox_err *err);
+/* Messages with uid > after_uid in uid order, at most `limit` (0 = all);
+ * in_new: -1 all, 0 cur/ only, 1 new/ only.  cb's non-zero return stops.
+ * Returns the number of messages passed to cb. */
+int dbox_msg_list(struct dbox_store *store, int64_t mailbox_id,
+		  uint32_t after_uid, int in_new, unsigned int limit,
+		  int (*cb)(void *ctx, const struct dbox_msg *msg), void *ctx,
+		  struct dbox_err *err);
+int dbox_msg_count(struct dbox_store *store, int64_t mailbox_id, int in_new,
+		   uint64_t *count_r, struct dbox_err *err);
+
+/* Path of the dbox file holding msg (into buf). */
+int dbox_msg_file_path(struct dbox_store *store, const struct dbox_msg *msg,
+		       char *buf, size_t buflen);
+
+/* Change flags/keywords and new/ state in one index transaction. */
+int dbox_msg_set_flags(struct dbox_store *store, int64_t mailbox_id,
+		       uint32_t uid, uint32_t flags, uint32_t keywords,
+		       bool in_new, struct dbox_err *err);
+int dbox_msg_set_received(struct dbox_store *store, int64_t mailbox_id,
+			  uint32_t uid, int64_t received, int64_t received_ns,
+			  struct dbox_err *err);
+/* Expunge: removed from the index; sdbox file unlinked after the commit,
+ * mdbox bytes left for dbox_store_purge. */
+int dbox_msg_expunge(struct dbox_store *store, int64_t mailbox_id,
+		     uint32_t uid, struct dbox_err *err);
+/* Move to another mailbox under a new uid (returned), keeping bytes in
+ * place where the format allows (mdbox: index only; sdbox: hard link). */
+int dbox_msg_move(struct dbox_store *store, int64_t mailbox_id, uint32_t uid,
+		  int64_t dest_mailbox_id, uint32_t flags, uint32_t keywords,
+		  bool in_new, const char *new_base, uint32_t *new_uid_r,
+		  struct dbox_err *err);
+
+/* Read a message's bytes into buf (the stored message; decompressed when
+ * stored compressed).  Returns bytes read (0 at EOF) or -errno. */
+ssize_t dbox_msg_pread(struct dbox_store *store, const struct dbox_msg *msg,
+		       void *buf, size_t len, uint64_t off,
+		       struct dbox_err *err);
+
+/* Asynchronous read through the store's fs layer: cb runs on an fs worker
+ * thread with the bytes read or -errno.  `msg` is copied. */
+typedef void dbox_read_cb(void *ctx, ssize_t ret, const struct dbox_err *err);
+void dbox_msg_pread_async(struct dbox_store *store, const struct dbox_msg *msg,
+			  void *buf, size_t len, uint64_t off,
+			  dbox_read_cb *cb, void *ctx);
+
+/* Check the record framing of msg (header magic, size, post magic) - used
+ * before serving a message so that a corrupted file gives -EBADMSG. */
+int dbox_msg_verify(struct dbox_store *store, const struct dbox_msg *msg,
+		    struct dbox_err *err);
+
+/* The same without blocking: cb runs on an fs worker thread with 0 or
+ * -EBADMSG / -errno (and the reason in err). */
+typedef void dbox_verify_cb(void *ctx, int ret, const struct dbox_err *err);
+void dbox_msg_verify_async(struct dbox_store *store, const struct dbox_msg *msg,
+			   dbox_verify_cb *cb, void *ctx);
+
+/* Reclaim space of expunged mdbox messages (safe while others use the
+ * store).  Returns bytes reclaimed. */
+int64_t dbox_store_purge(struct dbox_store *store, struct dbox_err *err);
+
+/* ----- consistency check (dboxctl check) -------------------------------- */
+struct dbox_check_problem {
+	const char *path;     /* storage file */
+	uint64_t offset;
+	const char *what;
+};
+/* Calls cb for each problem; returns the number of problems (0 = clean). */
+int dbox_store_check(struct dbox_store *store,
+		     void (*cb)(void *ctx, const struct dbox_check_problem *p),
+		     void *ctx, struct dbox_err *err);
+
+/* Maildir base name derived only from stored data, for messages that did
+ * not arrive with one. */
+void dbox_msg_derive_base(const struct dbox_msg *msg, char *buf, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

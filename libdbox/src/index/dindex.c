@@ -1,0 +1,609 @@
+/* dindex.c - SQLite connections, schema, migrations and transactions. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "index/dindex.h"
+#include "util/util.h"
+
+#define MSG_COLS "mailbox_id, uid, guid, base, file_id, offset, hdr_size, " \
+	"body_size, rec_size, size, vsize, compression, received, " \
+	"received_ns, saved, flags, keywords, in_new"
+#define MBOX_COLS "m.id, m.name, m.guid, m.uidvalidity, m.next_uid, " \
+	"m.change_new_ns, m.change_cur_ns, m.created"
+
+static const char *const stmt_sql[DSTMT__COUNT] = {
+	[DSTMT_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+	[DSTMT_META_SET] = "INSERT INTO meta(key, value) VALUES (?1, ?2) "
+		"ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+	[DSTMT_SEQ_BUMP] = "UPDATE meta SET value = CAST(value AS INTEGER) + 1"
+		" WHERE key = 'seq'",
+	[DSTMT_MBOX_BY_NAME] = "SELECT " MBOX_COLS " FROM mailboxes m "
+		"WHERE m.name = ?1",
+	[DSTMT_MBOX_BY_ID] = "SELECT " MBOX_COLS " FROM mailboxes m "
+		"WHERE m.id = ?1",
+	[DSTMT_MBOX_LIST] = "SELECT " MBOX_COLS " FROM mailboxes m "
+		"ORDER BY m.name",
+	[DSTMT_MBOX_INSERT] = "INSERT INTO mailboxes(name, guid, uidvalidity,"
+		" next_uid, created, change_new_ns, change_cur_ns) "
+		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+	[DSTMT_MBOX_NEXT_UID] = "SELECT next_uid FROM mailboxes WHERE id = ?1",
+	[DSTMT_MBOX_SET_NEXT_UID] = "UPDATE mailboxes SET next_uid = ?2 "
+		"WHERE id = ?1",
+	[DSTMT_MBOX_TOUCH] = "UPDATE mailboxes SET "
+		"change_new_ns = CASE WHEN ?2 THEN ?4 ELSE change_new_ns END, "
+		"change_cur_ns = CASE WHEN ?3 THEN ?4 ELSE change_cur_ns END "
+		"WHERE id = ?1",
+	[DSTMT_MBOX_COUNT] = "SELECT count(*) FROM messages "
+		"WHERE mailbox_id = ?1",
+	[DSTMT_MBOX_COUNT_NEW] = "SELECT count(*) FROM messages "
+		"WHERE mailbox_id = ?1 AND in_new = ?2",
+	[DSTMT_MSG_GET] = "SELECT " MSG_COLS " FROM messages "
+		"WHERE mailbox_id = ?1 AND uid = ?2",
+	[DSTMT_MSG_BY_BASE] = "SELECT " MSG_COLS " FROM messages "
+		"WHERE mailbox_id = ?1 AND base = ?2",
+	[DSTMT_MSG_LIST] = "SELECT " MSG_COLS " FROM messages "
+		"WHERE mailbox_id = ?1 AND uid > ?2 ORDER BY uid LIMIT ?3",
+	[DSTMT_MSG_LIST_NEW] = "SELECT " MSG_COLS " FROM messages "
+		"WHERE mailbox_id = ?1 AND uid > ?2 AND in_new = ?4 "
+		"ORDER BY uid LIMIT ?3",
+	[DSTMT_MSG_INSERT] = "INSERT INTO messages(" MSG_COLS ") VALUES "
+		"(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,"
+		" ?15, ?16, ?17, ?18)",
+	[DSTMT_MSG_DELETE] = "DELETE FROM messages "
+		"WHERE mailbox_id = ?1 AND uid = ?2",
+	[DSTMT_MSG_SET_FLAGS] = "UPDATE messages SET flags = ?3, "
+		"keywords = ?4, in_new = ?5 WHERE mailbox_id = ?1 AND uid = ?2",
+	[DSTMT_MSG_SET_RECEIVED] = "UPDATE messages SET received = ?3, "
+		"received_ns = ?4 WHERE mailbox_id = ?1 AND uid = ?2",
+	[DSTMT_MSG_REFS_AT] = "SELECT count(*) FROM messages "
+		"WHERE file_id = ?1 AND offset = ?2",
+	[DSTMT_KW_LIST] = "SELECT idx, name FROM keywords "
+		"WHERE mailbox_id = ?1 ORDER BY idx",
+	[DSTMT_KW_INSERT] = "INSERT INTO keywords(mailbox_id, idx, name) "
+		"VALUES (?1, ?2, ?3)",
+	[DSTMT_FILE_GET] = "SELECT size, created FROM files WHERE file_id = ?1",
+	[DSTMT_FILE_INSERT] = "INSERT INTO files(file_id, size, created, "
+		"sealed) VALUES (?1, ?2, ?3, ?4)",
+	[DSTMT_FILE_SET_SIZE] = "UPDATE files SET size = ?2 WHERE file_id = ?1",
+	[DSTMT_FILE_MAX] = "SELECT max(file_id) FROM files",
+	[DSTMT_FILE_LIST] = "SELECT file_id, size FROM files ORDER BY file_id",
+};
+
+/* Version 1 of the schema.  Names are UTF-8 with '/' as hierarchy
+ * separator; flags use Dovecot's bit values; keywords are a bitmask over
+ * the mailbox's keyword indexes; file_id 0 = sdbox (u.<uid>). */
+static const char schema_v1[] =
+	"CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+	" WITHOUT ROWID;"
+	"CREATE TABLE mailboxes("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" name TEXT NOT NULL UNIQUE,"
+	" guid TEXT NOT NULL,"
+	" uidvalidity INTEGER NOT NULL,"
+	" next_uid INTEGER NOT NULL,"
+	" created INTEGER NOT NULL,"
+	" change_new_ns INTEGER NOT NULL,"
+	" change_cur_ns INTEGER NOT NULL);"
+	"CREATE TABLE keywords("
+	" mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id)"
+	"  ON DELETE CASCADE,"
+	" idx INTEGER NOT NULL,"
+	" name TEXT NOT NULL,"
+	" PRIMARY KEY(mailbox_id, idx),"
+	" UNIQUE(mailbox_id, name)) WITHOUT ROWID;"
+	"CREATE TABLE files("
+	" file_id INTEGER PRIMARY KEY,"
+	" size INTEGER NOT NULL,"
+	" created INTEGER NOT NULL,"
+	" sealed INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE messages("
+	" mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id),"
+	" uid INTEGER NOT NULL,"
+	" guid TEXT NOT NULL,"
+	" base TEXT NOT NULL,"
+	" file_id INTEGER NOT NULL,"
+	" offset INTEGER NOT NULL,"
+	" hdr_size INTEGER NOT NULL,"
+	" body_size INTEGER NOT NULL,"
+	" rec_size INTEGER NOT NULL,"
+	" size INTEGER NOT NULL,"
+	" vsize INTEGER NOT NULL,"
+	" compression INTEGER NOT NULL,"
+	" received INTEGER NOT NULL,"
+	" received_ns INTEGER NOT NULL,"
+	" saved INTEGER NOT NULL,"
+	" flags INTEGER NOT NULL,"
+	" keywords INTEGER NOT NULL,"
+	" in_new INTEGER NOT NULL,"
+	" PRIMARY KEY(mailbox_id, uid)) WITHOUT ROWID;"
+	"CREATE UNIQUE INDEX messages_by_base ON messages(mailbox_id, base);"
+	"CREATE INDEX messages_by_file ON messages(file_id, offset)"
+	" WHERE file_id <> 0;"
+	"INSERT INTO meta(key, value) VALUES ('seq', '0');";
+
+/* migrations[v] takes the schema from version v to v + 1 */
+static const char *const migrations[DINDEX_SCHEMA_VERSION] = {
+	schema_v1,
+};
+
+struct dconn {
+	sqlite3 *db;
+	sqlite3_stmt *stmts[DSTMT__COUNT];
+	struct dindex *idx;
+	struct dconn *next;
+	bool in_write;
+};
+
+struct dindex {
+	char *path;
+	bool readonly;
+	pthread_key_t key;
+	pthread_mutex_t lock;     /* protects conns */
+	struct dconn *conns;
+};
+
+static void dconn_free(struct dconn *c)
+{
+	for (int i = 0; i < DSTMT__COUNT; i++)
+		sqlite3_finalize(c->stmts[i]);
+	sqlite3_close(c->db);
+	free(c);
+}
+
+/* Thread exit: the connection goes with its thread. */
+static void dconn_destructor(void *p)
+{
+	struct dconn *c = p, **pp;
+	struct dindex *idx = c->idx;
+
+	pthread_mutex_lock(&idx->lock);
+	for (pp = &idx->conns; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&idx->lock);
+	dconn_free(c);
+}
+
+int dindex_error(struct dindex *idx, int rc, const char *what,
+		 struct dbox_err *err)
+{
+	struct dconn *c = pthread_getspecific(idx->key);
+	const char *msg = c != NULL ? sqlite3_errmsg(c->db) :
+		sqlite3_errstr(rc);
+	int ret;
+
+	switch (rc & 0xff) {
+	case SQLITE_BUSY: case SQLITE_LOCKED: ret = -EBUSY; break;
+	case SQLITE_NOMEM: ret = -ENOMEM; break;
+	case SQLITE_READONLY: ret = -EROFS; break;
+	case SQLITE_FULL: ret = -ENOSPC; break;
+	case SQLITE_CONSTRAINT: ret = -EEXIST; break;
+	case SQLITE_CANTOPEN: ret = -ENOENT; break;
+	case SQLITE_CORRUPT: case SQLITE_NOTADB: ret = -EBADMSG; break;
+	default: ret = -EIO; break;
+	}
+	return dbox_fail(err, ret, "index %s: %s: %s", idx->path, what, msg);
+}
+
+static int conn_open(struct dindex *idx, bool create, struct dconn **c_r,
+		     struct dbox_err *err)
+{
+	int flags = SQLITE_OPEN_NOMUTEX | (idx->readonly ?
+		SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE);
+	struct dconn *c = calloc(1, sizeof(*c));
+	int rc;
+
+	if (c == NULL)
+		return dbox_fail(err, -ENOMEM, "out of memory");
+	if (create)
+		flags |= SQLITE_OPEN_CREATE;
+	c->idx = idx;
+	rc = sqlite3_open_v2(idx->path, &c->db, flags, NULL);
+	if (rc != SQLITE_OK) {
+		int ret = dbox_fail(err, rc == SQLITE_CANTOPEN ? -ENOENT :
+				    -EIO, "index %s: %s", idx->path,
+				    c->db ? sqlite3_errmsg(c->db) :
+				    sqlite3_errstr(rc));
+		dconn_free(c);
+		return ret;
+	}
+	sqlite3_busy_timeout(c->db, 60000);
+	sqlite3_extended_result_codes(c->db, 1);
+	/* FULL: a commit is durable when it returns (WAL fsynced). */
+	rc = sqlite3_exec(c->db, "PRAGMA synchronous=FULL;"
+			  "PRAGMA foreign_keys=ON;", NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		int ret = dbox_fail(err, -EIO, "index %s: %s", idx->path,
+				    sqlite3_errmsg(c->db));
+		dconn_free(c);
+		return ret;
+	}
+	*c_r = c;
+	return 0;
+}
+
+static struct dconn *conn_get(struct dindex *idx, struct dbox_err *err)
+{
+	struct dconn *c = pthread_getspecific(idx->key);
+
+	if (c != NULL)
+		return c;
+	if (conn_open(idx, false, &c, err) < 0)
+		return NULL;
+	pthread_setspecific(idx->key, c);
+	pthread_mutex_lock(&idx->lock);
+	c->next = idx->conns;
+	idx->conns = c;
+	pthread_mutex_unlock(&idx->lock);
+	return c;
+}
+
+sqlite3 *dindex_db(struct dindex *idx, struct dbox_err *err)
+{
+	struct dconn *c = conn_get(idx, err);
+
+	return c == NULL ? NULL : c->db;
+}
+
+sqlite3_stmt *dindex_stmt(struct dindex *idx, enum dindex_stmt id,
+			  struct dbox_err *err)
+{
+	struct dconn *c = conn_get(idx, err);
+	int rc;
+
+	if (c == NULL)
+		return NULL;
+	if (c->stmts[id] != NULL) {
+		sqlite3_reset(c->stmts[id]);
+		sqlite3_clear_bindings(c->stmts[id]);
+		return c->stmts[id];
+	}
+	rc = sqlite3_prepare_v3(c->db, stmt_sql[id], -1,
+				SQLITE_PREPARE_PERSISTENT, &c->stmts[id],
+				NULL);
+	if (rc != SQLITE_OK) {
+		dindex_error(idx, rc, "prepare", err);
+		return NULL;
+	}
+	return c->stmts[id];
+}
+
+int dindex_exec(struct dindex *idx, const char *sql, struct dbox_err *err)
+{
+	sqlite3 *db = dindex_db(idx, err);
+	int rc;
+
+	if (db == NULL)
+		return -EIO;
+	rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return dindex_error(idx, rc, "exec", err);
+	return 0;
+}
+
+int dindex_step_done(struct dindex *idx, sqlite3_stmt *st,
+		     struct dbox_err *err)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return dindex_error(idx, rc, "write", err);
+	return 0;
+}
+
+int dindex_write_begin(struct dindex *idx, struct dbox_err *err)
+{
+	struct dconn *c = conn_get(idx, err);
+	sqlite3_stmt *st;
+	int ret;
+
+	if (c == NULL)
+		return -EIO;
+	if (idx->readonly)
+		return dbox_fail(err, -EROFS, "index %s is read-only",
+				 idx->path);
+	ret = dindex_exec(idx, "BEGIN IMMEDIATE", err);
+	if (ret < 0)
+		return ret;
+	c->in_write = true;
+	st = dindex_stmt(idx, DSTMT_SEQ_BUMP, err);
+	ret = st == NULL ? -EIO : dindex_step_done(idx, st, err);
+	if (ret < 0)
+		dindex_write_rollback(idx);
+	return ret;
+}
+
+int dindex_write_commit(struct dindex *idx, struct dbox_err *err)
+{
+	struct dconn *c = conn_get(idx, err);
+	int ret;
+
+	if (c == NULL)
+		return -EIO;
+	ret = dindex_exec(idx, "COMMIT", err);
+	if (ret < 0) {
+		dindex_write_rollback(idx);
+		return ret;
+	}
+	c->in_write = false;
+	return 0;
+}
+
+void dindex_write_rollback(struct dindex *idx)
+{
+	struct dconn *c = pthread_getspecific(idx->key);
+
+	if (c == NULL || !c->in_write)
+		return;
+	for (int i = 0; i < DSTMT__COUNT; i++) {
+		if (c->stmts[i] != NULL)
+			sqlite3_reset(c->stmts[i]);
+	}
+	sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+	c->in_write = false;
+}
+
+bool dindex_in_write(struct dindex *idx)
+{
+	struct dconn *c = pthread_getspecific(idx->key);
+
+	return c != NULL && c->in_write;
+}
+
+static int schema_version(sqlite3 *db, int *version_r)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
+
+	if (rc != SQLITE_OK)
+		return rc;
+	rc = sqlite3_step(st);
+	*version_r = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+/* Runs every migration from the file's version to ours, each in its own
+ * transaction together with its user_version bump. */
+static int migrate(struct dindex *idx, sqlite3 *db, struct dbox_err *err)
+{
+	int version, rc;
+
+	rc = sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return dindex_error(idx, rc, "enable WAL", err);
+	for (;;) {
+		char bump[64];
+
+		rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+		if (rc == SQLITE_OK)
+			rc = schema_version(db, &version);
+		if (rc != SQLITE_OK)
+			break;
+		if (version > DINDEX_SCHEMA_VERSION) {
+			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+			return dbox_fail(err, -EPROTONOSUPPORT, "index %s has "
+					 "schema version %d; this dboxfs knows"
+					 " up to %d", idx->path, version,
+					 DINDEX_SCHEMA_VERSION);
+		}
+		if (version == DINDEX_SCHEMA_VERSION) {
+			sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+			return 0;
+		}
+		snprintf(bump, sizeof(bump), "PRAGMA user_version=%d",
+			 version + 1);
+		rc = sqlite3_exec(db, migrations[version], NULL, NULL, NULL);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_exec(db, bump, NULL, NULL, NULL);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+		if (rc != SQLITE_OK)
+			break;
+	}
+	{
+		int ret = dbox_fail(err, -EIO, "index %s: migration: %s",
+				    idx->path, sqlite3_errmsg(db));
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		return ret;
+	}
+}
+
+static int check_readonly_schema(struct dindex *idx, sqlite3 *db,
+				 struct dbox_err *err)
+{
+	int version;
+	int rc = schema_version(db, &version);
+
+	if (rc != SQLITE_OK)
+		return dindex_error(idx, rc, "read schema version", err);
+	if (version != DINDEX_SCHEMA_VERSION)
+		return dbox_fail(err, -EPROTONOSUPPORT, "index %s has schema "
+				 "version %d, need %d (open it read-write once"
+				 " to migrate)", idx->path, version,
+				 DINDEX_SCHEMA_VERSION);
+	return 0;
+}
+
+int dindex_open(const char *path, bool readonly, bool create,
+		struct dindex **idx_r, struct dbox_err *err)
+{
+	struct dindex *idx = calloc(1, sizeof(*idx));
+	struct dconn *c;
+	int ret;
+
+	if (idx == NULL || (idx->path = strdup(path)) == NULL) {
+		free(idx);
+		return dbox_fail(err, -ENOMEM, "out of memory");
+	}
+	idx->readonly = readonly;
+	pthread_mutex_init(&idx->lock, NULL);
+	if (pthread_key_create(&idx->key, dconn_destructor) != 0) {
+		free(idx->path);
+		free(idx);
+		return dbox_fail(err, -EAGAIN, "no thread keys left");
+	}
+	ret = conn_open(idx, create && !readonly, &c, err);
+	if (ret == 0) {
+		pthread_setspecific(idx->key, c);
+		idx->conns = c;
+		ret = readonly ? check_readonly_schema(idx, c->db, err) :
+			migrate(idx, c->db, err);
+	}
+	if (ret < 0) {
+		dindex_close(idx);
+		return ret;
+	}
+	*idx_r = idx;
+	return 0;
+}
+
+void dindex_close(struct dindex *idx)
+{
+	struct dconn *c, *next;
+
+	if (idx == NULL)
+		return;
+	/* connections of other threads that are still alive go too; the
+	 * caller promised that nobody uses the index any more */
+	pthread_setspecific(idx->key, NULL);
+	pthread_key_delete(idx->key);
+	for (c = idx->conns; c != NULL; c = next) {
+		next = c->next;
+		dconn_free(c);
+	}
+	pthread_mutex_destroy(&idx->lock);
+	free(idx->path);
+	free(idx);
+}
+
+const char *dindex_path(const struct dindex *idx)
+{
+	return idx->path;
+}
+
+int dindex_meta_get(struct dindex *idx, const char *key, char *buf,
+		    size_t buflen, struct dbox_err *err)
+{
+	sqlite3_stmt *st = dindex_stmt(idx, DSTMT_META_GET, err);
+	int rc;
+
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		snprintf(buf, buflen, "%s",
+			 (const char *)sqlite3_column_text(st, 0));
+		sqlite3_reset(st);
+		return 0;
+	}
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		return dbox_fail(err, -ENOENT, "index %s: no %s", idx->path,
+				 key);
+	return dindex_error(idx, rc, "read meta", err);
+}
+
+int dindex_meta_set(struct dindex *idx, const char *key, const char *value,
+		    struct dbox_err *err)
+{
+	sqlite3_stmt *st = dindex_stmt(idx, DSTMT_META_SET, err);
+
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+	return dindex_step_done(idx, st, err);
+}
+
+int dindex_seq(struct dindex *idx, uint64_t *seq_r, struct dbox_err *err)
+{
+	char buf[32];
+	int ret = dindex_meta_get(idx, "seq", buf, sizeof(buf), err);
+
+	if (ret == 0)
+		*seq_r = strtoull(buf, NULL, 10);
+	return ret;
+}
+
+static void col_text(sqlite3_stmt *st, int col, char *buf, size_t len)
+{
+	const unsigned char *s = sqlite3_column_text(st, col);
+
+	snprintf(buf, len, "%s", s != NULL ? (const char *)s : "");
+}
+
+void dindex_row_to_msg(sqlite3_stmt *st, struct dbox_msg *msg)
+{
+	memset(msg, 0, sizeof(*msg));
+	msg->mailbox_id = sqlite3_column_int64(st, 0);
+	msg->uid = (uint32_t)sqlite3_column_int64(st, 1);
+	col_text(st, 2, msg->guid, sizeof(msg->guid));
+	col_text(st, 3, msg->base, sizeof(msg->base));
+	msg->file_id = (uint32_t)sqlite3_column_int64(st, 4);
+	msg->offset = (uint64_t)sqlite3_column_int64(st, 5);
+	msg->hdr_size = (uint32_t)sqlite3_column_int64(st, 6);
+	msg->body_size = (uint64_t)sqlite3_column_int64(st, 7);
+	msg->rec_size = (uint64_t)sqlite3_column_int64(st, 8);
+	msg->size = (uint64_t)sqlite3_column_int64(st, 9);
+	msg->vsize = (uint64_t)sqlite3_column_int64(st, 10);
+	msg->compression = (enum dbox_compression)sqlite3_column_int(st, 11);
+	msg->received = sqlite3_column_int64(st, 12);
+	msg->received_ns = sqlite3_column_int64(st, 13);
+	msg->saved = sqlite3_column_int64(st, 14);
+	msg->flags = (uint32_t)sqlite3_column_int64(st, 15);
+	msg->keywords = (uint32_t)sqlite3_column_int64(st, 16);
+	msg->in_new = sqlite3_column_int(st, 17) != 0;
+}
+
+int dindex_bind_msg(sqlite3_stmt *st, const struct dbox_msg *msg)
+{
+	int rc = 0;
+
+	rc |= sqlite3_bind_int64(st, 1, msg->mailbox_id);
+	rc |= sqlite3_bind_int64(st, 2, msg->uid);
+	rc |= sqlite3_bind_text(st, 3, msg->guid, -1, SQLITE_TRANSIENT);
+	rc |= sqlite3_bind_text(st, 4, msg->base, -1, SQLITE_TRANSIENT);
+	rc |= sqlite3_bind_int64(st, 5, msg->file_id);
+	rc |= sqlite3_bind_int64(st, 6, (sqlite3_int64)msg->offset);
+	rc |= sqlite3_bind_int64(st, 7, msg->hdr_size);
+	rc |= sqlite3_bind_int64(st, 8, (sqlite3_int64)msg->body_size);
+	rc |= sqlite3_bind_int64(st, 9, (sqlite3_int64)msg->rec_size);
+	rc |= sqlite3_bind_int64(st, 10, (sqlite3_int64)msg->size);
+	rc |= sqlite3_bind_int64(st, 11, (sqlite3_int64)msg->vsize);
+	rc |= sqlite3_bind_int(st, 12, (int)msg->compression);
+	rc |= sqlite3_bind_int64(st, 13, msg->received);
+	rc |= sqlite3_bind_int64(st, 14, msg->received_ns);
+	rc |= sqlite3_bind_int64(st, 15, msg->saved);
+	rc |= sqlite3_bind_int64(st, 16, msg->flags);
+	rc |= sqlite3_bind_int64(st, 17, msg->keywords);
+	rc |= sqlite3_bind_int(st, 18, msg->in_new ? 1 : 0);
+	return rc == SQLITE_OK ? 0 : -EIO;
+}
+
+void dindex_row_to_mailbox(sqlite3_stmt *st, struct dbox_mailbox *box)
+{
+	memset(box, 0, sizeof(*box));
+	box->id = sqlite3_column_int64(st, 0);
+	col_text(st, 1, box->name, sizeof(box->name));
+	col_text(st, 2, box->guid, sizeof(box->guid));
+	box->uidvalidity = (uint32_t)sqlite3_column_int64(st, 3);
+	box->next_uid = (uint32_t)sqlite3_column_int64(st, 4);
+	box->change_new_ns = sqlite3_column_int64(st, 5);
+	box->change_cur_ns = sqlite3_column_int64(st, 6);
+	box->created = sqlite3_column_int64(st, 7);
+}
+
+int dindex_clear(struct dindex *idx, struct dbox_err *err)
+{
+	return dindex_exec(idx, "DELETE FROM messages; DELETE FROM keywords;"
+			   " DELETE FROM files; DELETE FROM mailboxes;", err);
+}

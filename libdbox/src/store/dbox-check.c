@@ -1,0 +1,284 @@
+/* dbox-check.c - does every indexed message frame correctly where the index
+ * says, and do the files hold nothing the index does not account for? */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store/dbox-scan.h"
+#include "store/store-private.h"
+
+struct check_ctx {
+	struct dbox_store *store;
+	void (*cb)(void *ctx, const struct dbox_check_problem *p);
+	void *cb_ctx;
+	int problems;
+	/* last opened file, reused while rows of one m.N follow each other */
+	char path[PATH_MAX];
+	int fd;
+	struct dbox_file_hdr hdr;
+	uint64_t size;
+	bool hdr_ok;
+};
+
+static void problem(struct check_ctx *c, const char *path, uint64_t offset,
+		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void problem(struct check_ctx *c, const char *path, uint64_t offset,
+		    const char *fmt, ...)
+{
+	struct dbox_check_problem p = { path, offset, NULL };
+	char what[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	p.what = what;
+	c->problems++;
+	c->cb(c->cb_ctx, &p);
+}
+
+static void scan_problem(void *ctx, const char *path, uint64_t offset,
+			 const char *what)
+{
+	problem(ctx, path, offset, "%s", what);
+}
+
+static bool open_file(struct check_ctx *c, const char *path)
+{
+	char reason[256];
+	struct dbox_reader rd;
+	struct stat st;
+
+	if (c->fd >= 0 && strcmp(c->path, path) == 0)
+		return c->hdr_ok;
+	if (c->fd >= 0)
+		close(c->fd);
+	snprintf(c->path, sizeof(c->path), "%s", path);
+	c->hdr_ok = false;
+	c->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (c->fd < 0 || fstat(c->fd, &st) < 0) {
+		problem(c, path, 0, "indexed file cannot be opened: %s",
+			strerror(errno));
+		return false;
+	}
+	c->size = (uint64_t)st.st_size;
+	dbox_reader_init_fd(&rd, c->fd);
+	if (dbox_file_hdr_read(&rd, &c->hdr, reason, sizeof(reason)) < 0) {
+		problem(c, path, 0, "%s", reason);
+		return false;
+	}
+	c->hdr_ok = true;
+	return true;
+}
+
+static void compare(struct check_ctx *c, const struct dbox_msg *m,
+		    const struct dbox_record *rec)
+{
+	const char *guid = rec->meta.guid != NULL ? rec->meta.guid : "";
+	uint64_t size = rec->meta.has_psize ? rec->meta.psize : rec->body_size;
+
+	if (rec->body_size != m->body_size)
+		problem(c, c->path, m->offset, "size %llu, index says %llu",
+			(unsigned long long)rec->body_size,
+			(unsigned long long)m->body_size);
+	if (rec->end - rec->offset != m->rec_size)
+		problem(c, c->path, m->offset, "record length %llu, index says "
+			"%llu", (unsigned long long)(rec->end - rec->offset),
+			(unsigned long long)m->rec_size);
+	if (strcmp(guid, m->guid) != 0)
+		problem(c, c->path, m->offset, "GUID %s, index says %s", guid,
+			m->guid);
+	if (size != m->size)
+		problem(c, c->path, m->offset, "physical size %llu, index says "
+			"%llu", (unsigned long long)size,
+			(unsigned long long)m->size);
+}
+
+static int check_msg(void *ctx, const struct dbox_msg *m)
+{
+	struct check_ctx *c = ctx;
+	char path[PATH_MAX], reason[256];
+	struct dbox_reader rd;
+	struct dbox_record rec;
+
+	if (dbox_msg_file_path(c->store, m, path, sizeof(path)) < 0) {
+		problem(c, "?", m->offset, "no path for mailbox #%lld uid %u",
+			(long long)m->mailbox_id, m->uid);
+		return 0;
+	}
+	if (!open_file(c, path))
+		return 0;
+	if (m->hdr_size != c->hdr.msg_hdr_size)
+		problem(c, path, m->offset, "header size %u, index says %u",
+			c->hdr.msg_hdr_size, m->hdr_size);
+	dbox_reader_init_fd(&rd, c->fd);
+	if (dbox_record_read(&rd, &c->hdr, m->offset, c->size, &rec, reason,
+			     sizeof(reason)) < 0) {
+		problem(c, path, m->offset, "%s", reason);
+		return 0;
+	}
+	compare(c, m, &rec);
+	dbox_record_clear(&rec);
+	return 0;
+}
+
+static int check_mailbox_msgs(void *ctx, const struct dbox_mailbox *box)
+{
+	struct check_ctx *c = ctx;
+
+	dbox_msg_list(c->store, box->id, 0, -1, 0, check_msg, c, NULL);
+	return 0;
+}
+
+static int ignore_record(void *ctx, const char *mailbox, uint32_t file_id,
+			 uint32_t uid, const struct dbox_record *rec)
+{
+	return 0;
+}
+
+static bool locked_by_other(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	bool locked;
+
+	if (fd < 0)
+		return false;
+	locked = flock(fd, LOCK_EX | LOCK_NB) < 0;
+	close(fd);
+	return locked;
+}
+
+/* Every m.N: its records frame up to the committed end, nothing is beyond
+ * it, and the index knows the file. */
+static void check_mfile(struct check_ctx *c, uint32_t id)
+{
+	struct dbox_scan_ops ops = { .record = ignore_record,
+				     .problem = scan_problem };
+	sqlite3_stmt *st = dindex_stmt(c->store->idx, DSTMT_FILE_GET, NULL);
+	char path[PATH_MAX];
+	uint64_t committed = 0, good;
+	struct stat sb;
+	bool known = false;
+
+	dbox_mdbox_path(c->store, id, path, sizeof(path));
+	if (st != NULL) {
+		sqlite3_bind_int64(st, 1, id);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			known = true;
+			committed = (uint64_t)sqlite3_column_int64(st, 0);
+		}
+		sqlite3_reset(st);
+	}
+	if (locked_by_other(path))
+		return;  /* a writer is at work on it */
+	if (!known) {
+		problem(c, path, 0, "file is not in the index (left by a "
+			"writer that died; removed at the next open)");
+		return;
+	}
+	dbox_scan_file(path, committed, &ops, c, NULL, id, 0, &good);
+	if (good != committed && stat(path, &sb) == 0 &&
+	    (uint64_t)sb.st_size >= committed)
+		problem(c, path, good, "records end at %llu, committed end is "
+			"%llu", (unsigned long long)good,
+			(unsigned long long)committed);
+	if (stat(path, &sb) == 0 && (uint64_t)sb.st_size > committed)
+		problem(c, path, committed, "%llu uncommitted bytes after the "
+			"committed end", (unsigned long long)(sb.st_size -
+							      committed));
+	if (stat(path, &sb) == 0 && (uint64_t)sb.st_size < committed)
+		problem(c, path, (uint64_t)sb.st_size, "file is shorter than "
+			"its committed end %llu", (unsigned long long)committed);
+}
+
+static void check_storage(struct check_ctx *c)
+{
+	char dir[PATH_MAX];
+	struct dirent *e;
+	DIR *d;
+
+	dbox_path(dir, sizeof(dir), "%s/%s", c->store->root, DBOX_STORAGE_DIR);
+	d = opendir(dir);
+	if (d == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		char *end;
+		unsigned long id;
+
+		if (strncmp(e->d_name, "m.", 2) != 0)
+			continue;
+		id = strtoul(e->d_name + 2, &end, 10);
+		if (*end == '\0' && id > 0 && id <= UINT32_MAX)
+			check_mfile(c, (uint32_t)id);
+	}
+	closedir(d);
+}
+
+/* sdbox: a u.N the index does not know */
+static int orphan_record(void *ctx, const char *mailbox, uint32_t file_id,
+			 uint32_t uid, const struct dbox_record *rec)
+{
+	struct check_ctx *c = ctx;
+	struct dbox_mailbox box;
+	char path[PATH_MAX];
+
+	if (dbox_mailbox_lookup(c->store, mailbox, &box, NULL) == 0 &&
+	    dbox_msg_get(c->store, box.id, uid, NULL, NULL) == 0)
+		return 0;
+	dbox_sdbox_path(c->store, mailbox, uid, path, sizeof(path));
+	problem(c, path, rec->offset, "message file is not in the index");
+	return 0;
+}
+
+static void check_scratch(struct check_ctx *c)
+{
+	DIR *d = opendir(c->store->scratch_dir);
+	struct dirent *e;
+
+	if (d == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		char path[PATH_MAX];
+
+		if (e->d_name[0] == '.' ||
+		    dbox_path(path, sizeof(path), "%s/%s",
+			      c->store->scratch_dir, e->d_name) < 0)
+			continue;
+		if (c->store->owner_dir != NULL &&
+		    strcmp(path, c->store->owner_dir) == 0)
+			continue;
+		if (!locked_by_other(path))
+			problem(c, path, 0, "unfinished transaction of a "
+				"writer that died (removed at the next open)");
+	}
+	closedir(d);
+}
+
+int dbox_store_check(struct dbox_store *store,
+		     void (*cb)(void *ctx, const struct dbox_check_problem *p),
+		     void *ctx, struct dbox_err *err)
+{
+	struct check_ctx c = { .store = store, .cb = cb, .cb_ctx = ctx,
+			       .fd = -1 };
+	struct dbox_scan_ops ops = { .record = orphan_record,
+				     .problem = scan_problem };
+	int ret = dbox_mailbox_list(store, check_mailbox_msgs, &c, err);
+
+	if (c.fd >= 0)
+		close(c.fd);
+	if (ret < 0)
+		return ret;
+	if (store->format == DBOX_FORMAT_MDBOX)
+		check_storage(&c);
+	else
+		dbox_scan_records(store, &ops, &c);
+	check_scratch(&c);
+	return c.problems;
+}

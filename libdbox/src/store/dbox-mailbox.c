@@ -1,0 +1,546 @@
+/* dbox-mailbox.c - mailboxes: names, directories, index rows, keywords. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store/store-private.h"
+
+/* Validates one UTF-8 sequence; returns its length or 0. */
+static size_t utf8_seq(const unsigned char *p)
+{
+	size_t n;
+	uint32_t cp;
+
+	if (p[0] < 0x80)
+		return 1;
+	if ((p[0] & 0xe0) == 0xc0) {
+		n = 2;
+		cp = p[0] & 0x1f;
+	} else if ((p[0] & 0xf0) == 0xe0) {
+		n = 3;
+		cp = p[0] & 0x0f;
+	} else if ((p[0] & 0xf8) == 0xf0) {
+		n = 4;
+		cp = p[0] & 0x07;
+	} else {
+		return 0;
+	}
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3f);
+	}
+	if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) ||
+	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0x80 && cp < 0xa0))
+		return 0;
+	return n;
+}
+
+static bool part_valid(const char *part, size_t n)
+{
+	if (n == 0 || n > DBOX_NAME_MAX)
+		return false;
+	if ((n == 1 && part[0] == '.') ||
+	    (n == 2 && part[0] == '.' && part[1] == '.'))
+		return false;
+	if (n == strlen(DBOX_MAIL_DIRNAME) &&
+	    memcmp(part, DBOX_MAIL_DIRNAME, n) == 0)
+		return false;
+	return true;
+}
+
+bool dbox_mailbox_name_valid(const char *name)
+{
+	const unsigned char *p = (const unsigned char *)name;
+	const char *part = name;
+
+	if (name[0] == '\0' || name[0] == '~' || name[0] == '/' ||
+	    strlen(name) > DBOX_NAME_MAX * 4)
+		return false;
+	while (*p != '\0') {
+		size_t n;
+
+		if (*p < 0x20 || *p == 0x7f)
+			return false;
+		if (*p == '/') {
+			if (!part_valid(part, (size_t)((const char *)p - part)))
+				return false;
+			part = (const char *)p + 1;
+			p++;
+			continue;
+		}
+		n = utf8_seq(p);
+		if (n == 0)
+			return false;
+		p += n;
+	}
+	return part_valid(part, strlen(part));
+}
+
+int dbox_mailbox_dir(const struct dbox_store *store, const char *name,
+		     char *buf, size_t len)
+{
+	char storage[PATH_MAX];
+	int ret = dbox_name_to_storage(name, storage, sizeof(storage));
+
+	if (ret < 0)
+		return ret;
+	return dbox_path(buf, len, "%s/%s/%s/%s", store->root,
+			 DBOX_MAILBOX_DIR, storage, DBOX_MAIL_DIRNAME);
+}
+
+int dbox_sdbox_path(const struct dbox_store *store, const char *name,
+		    uint32_t uid, char *buf, size_t len)
+{
+	char dir[PATH_MAX];
+	int ret = dbox_mailbox_dir(store, name, dir, sizeof(dir));
+
+	if (ret < 0)
+		return ret;
+	return dbox_path(buf, len, "%s/u.%u", dir, uid);
+}
+
+int dbox_mdbox_path(const struct dbox_store *store, uint32_t file_id,
+		    char *buf, size_t len)
+{
+	return dbox_path(buf, len, "%s/%s/m.%u", store->root, DBOX_STORAGE_DIR,
+			 file_id);
+}
+
+static int fetch_mailbox(struct dbox_store *store, sqlite3_stmt *st,
+			 struct dbox_mailbox *box_r, const char *what,
+			 struct dbox_err *err)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_ROW) {
+		if (box_r != NULL)
+			dindex_row_to_mailbox(st, box_r);
+		sqlite3_reset(st);
+		return 0;
+	}
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		return dbox_fail(err, -ENOENT, "no mailbox %s", what);
+	return dindex_error(store->idx, rc, "mailbox lookup", err);
+}
+
+int dbox_mailbox_lookup(struct dbox_store *store, const char *name,
+			struct dbox_mailbox *box_r, struct dbox_err *err)
+{
+	sqlite3_stmt *st = dindex_stmt(store->idx, DSTMT_MBOX_BY_NAME, err);
+
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	return fetch_mailbox(store, st, box_r, name, err);
+}
+
+int dbox_mailbox_get(struct dbox_store *store, int64_t id,
+		     struct dbox_mailbox *box_r, struct dbox_err *err)
+{
+	sqlite3_stmt *st = dindex_stmt(store->idx, DSTMT_MBOX_BY_ID, err);
+	char what[32];
+
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, id);
+	snprintf(what, sizeof(what), "#%lld", (long long)id);
+	return fetch_mailbox(store, st, box_r, what, err);
+}
+
+int dbox_mailbox_name_of(struct dbox_store *store, int64_t mailbox_id,
+			 char *buf, size_t len, struct dbox_err *err)
+{
+	struct dbox_mailbox box;
+	int ret = dbox_mailbox_get(store, mailbox_id, &box, err);
+
+	if (ret == 0)
+		snprintf(buf, len, "%s", box.name);
+	return ret;
+}
+
+int dbox_mailbox_list(struct dbox_store *store,
+		      int (*cb)(void *ctx, const struct dbox_mailbox *box),
+		      void *ctx, struct dbox_err *err)
+{
+	sqlite3_stmt *st = dindex_stmt(store->idx, DSTMT_MBOX_LIST, err);
+	struct dbox_mailbox box;
+	int rc;
+
+	if (st == NULL)
+		return -EIO;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		dindex_row_to_mailbox(st, &box);
+		if (cb(ctx, &box) != 0) {
+			sqlite3_reset(st);
+			return 0;
+		}
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return dindex_error(store->idx, rc, "mailbox list", err);
+	return 0;
+}
+
+int dbox_mailbox_insert(struct dbox_store *store, const char *name,
+			const char *guid, uint32_t uidvalidity,
+			uint32_t next_uid, struct dbox_mailbox *box_r,
+			struct dbox_err *err)
+{
+	sqlite3_stmt *st = dindex_stmt(store->idx, DSTMT_MBOX_INSERT, err);
+	int ret;
+
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, guid, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, uidvalidity);
+	sqlite3_bind_int64(st, 4, next_uid);
+	sqlite3_bind_int64(st, 5, dbox_now());
+	sqlite3_bind_int64(st, 6, dbox_now_ns());
+	ret = dindex_step_done(store->idx, st, err);
+	if (ret == -EEXIST)
+		return dbox_fail(err, -EEXIST, "mailbox %s exists", name);
+	if (ret < 0)
+		return ret;
+	return box_r == NULL ? 0 : dbox_mailbox_lookup(store, name, box_r, err);
+}
+
+int dbox_mailbox_create(struct dbox_store *store, const char *name,
+			struct dbox_mailbox *box_r, struct dbox_err *err)
+{
+	char dir[PATH_MAX], guid[33];
+	bool made_dir = false;
+	struct stat st;
+	int ret;
+
+	if (!dbox_mailbox_name_valid(name))
+		return dbox_fail(err, -EINVAL, "invalid mailbox name");
+	if (store->readonly)
+		return dbox_fail(err, -EROFS, "store is read-only");
+	ret = dbox_mailbox_dir(store, name, dir, sizeof(dir));
+	if (ret < 0)
+		return dbox_fail(err, ret, "mailbox name too long");
+	ret = dindex_write_begin(store->idx, err);
+	if (ret < 0)
+		return ret;
+	dbox_guid_generate(guid);
+	ret = dbox_mailbox_insert(store, name, guid,
+				  dbox_uidvalidity_next(store->root), 1,
+				  box_r, err);
+	if (ret == 0 && stat(dir, &st) < 0) {
+		ret = dbox_mkdir_p(dir, DBOX_DIR_MODE);
+		if (ret < 0)
+			dbox_fail(err, ret, "mkdir %s: %s", dir,
+				  strerror(-ret));
+		made_dir = ret == 0;
+	}
+	if (ret == 0)
+		ret = dindex_write_commit(store->idx, err);
+	else
+		dindex_write_rollback(store->idx);
+	if (ret < 0 && made_dir)
+		rmdir(dir);
+	return ret;
+}
+
+static int has_children(struct dbox_store *store, const char *name,
+			struct dbox_err *err)
+{
+	sqlite3 *db = dindex_db(store->idx, err);
+	sqlite3_stmt *st;
+	int rc, ret;
+
+	if (db == NULL)
+		return -EIO;
+	rc = sqlite3_prepare_v2(db, "SELECT 1 FROM mailboxes WHERE "
+				"substr(name, 1, length(?1) + 1) = ?1 || '/' "
+				"LIMIT 1", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return dindex_error(store->idx, rc, "children", err);
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	ret = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 :
+		dindex_error(store->idx, rc, "children", err);
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/* Removes mailboxes/<storage>/dbox-Mails and then the now empty parents
+ * that no other mailbox needs. */
+static void remove_mailbox_dirs(struct dbox_store *store, const char *dir)
+{
+	char path[PATH_MAX], top[PATH_MAX];
+	char *slash;
+
+	snprintf(path, sizeof(path), "%s", dir);
+	if (rmdir(path) < 0 && errno == ENOTEMPTY) {
+		/* only index files Dovecot may have made are left */
+		dbox_remove_tree(path);
+	}
+	snprintf(top, sizeof(top), "%s/%s", store->root, DBOX_MAILBOX_DIR);
+	while ((slash = strrchr(path, '/')) != NULL) {
+		*slash = '\0';
+		if (strcmp(path, top) == 0 || rmdir(path) < 0)
+			break;
+	}
+}
+
+int dbox_mailbox_delete(struct dbox_store *store, const char *name,
+			struct dbox_err *err)
+{
+	struct dbox_mailbox box;
+	char dir[PATH_MAX];
+	uint64_t count;
+	sqlite3 *db;
+	int ret;
+
+	if (store->readonly)
+		return dbox_fail(err, -EROFS, "store is read-only");
+	ret = dindex_write_begin(store->idx, err);
+	if (ret < 0)
+		return ret;
+	ret = dbox_mailbox_lookup(store, name, &box, err);
+	if (ret == 0)
+		ret = dbox_msg_count(store, box.id, -1, &count, err);
+	if (ret == 0 && count > 0)
+		ret = dbox_fail(err, -ENOTEMPTY, "mailbox %s has %llu "
+				"messages", name, (unsigned long long)count);
+	if (ret == 0 && (ret = has_children(store, name, err)) > 0)
+		ret = dbox_fail(err, -ENOTEMPTY, "mailbox %s has children",
+				name);
+	if (ret == 0) {
+		db = dindex_db(store->idx, err);
+		char sql[64];
+
+		snprintf(sql, sizeof(sql), "DELETE FROM mailboxes WHERE id=%lld",
+			 (long long)box.id);
+		ret = sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 :
+			dindex_error(store->idx, SQLITE_ERROR, "delete", err);
+	}
+	if (ret == 0)
+		ret = dindex_write_commit(store->idx, err);
+	else
+		dindex_write_rollback(store->idx);
+	if (ret == 0 && dbox_mailbox_dir(store, name, dir, sizeof(dir)) == 0)
+		remove_mailbox_dirs(store, dir);
+	return ret;
+}
+
+static int rename_rows(struct dbox_store *store, const char *from,
+		       const char *to, struct dbox_err *err)
+{
+	sqlite3 *db = dindex_db(store->idx, err);
+	sqlite3_stmt *st;
+	int rc;
+
+	if (db == NULL)
+		return -EIO;
+	rc = sqlite3_prepare_v2(db, "UPDATE mailboxes SET name = CASE WHEN "
+				"name = ?1 THEN ?2 ELSE ?2 || substr(name, "
+				"length(?1) + 1) END WHERE name = ?1 OR "
+				"substr(name, 1, length(?1) + 1) = ?1 || '/'",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return dindex_error(store->idx, rc, "rename", err);
+	sqlite3_bind_text(st, 1, from, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, to, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return dindex_error(store->idx, rc, "rename", err);
+	return 0;
+}
+
+/* mailboxes/<storage> of a name (the directory that holds dbox-Mails and
+ * the children). */
+static int mailbox_top_dir(const struct dbox_store *store, const char *name,
+			   char *buf, size_t len)
+{
+	char storage[PATH_MAX];
+	int ret = dbox_name_to_storage(name, storage, sizeof(storage));
+
+	if (ret < 0)
+		return ret;
+	return dbox_path(buf, len, "%s/%s/%s", store->root, DBOX_MAILBOX_DIR,
+			 storage);
+}
+
+int dbox_mailbox_rename(struct dbox_store *store, const char *from,
+			const char *to, struct dbox_err *err)
+{
+	char src[PATH_MAX], dst[PATH_MAX], parent[PATH_MAX];
+	bool moved = false;
+	int ret;
+
+	if (!dbox_mailbox_name_valid(to))
+		return dbox_fail(err, -EINVAL, "invalid mailbox name");
+	if (store->readonly)
+		return dbox_fail(err, -EROFS, "store is read-only");
+	if (strncmp(to, from, strlen(from)) == 0 && to[strlen(from)] == '/')
+		return dbox_fail(err, -EINVAL, "cannot move %s under itself",
+				 from);
+	if (mailbox_top_dir(store, from, src, sizeof(src)) < 0 ||
+	    mailbox_top_dir(store, to, dst, sizeof(dst)) < 0)
+		return dbox_fail(err, -ENAMETOOLONG, "name too long");
+	ret = dindex_write_begin(store->idx, err);
+	if (ret < 0)
+		return ret;
+	ret = dbox_mailbox_lookup(store, from, NULL, err);
+	if (ret == 0 && dbox_mailbox_lookup(store, to, NULL, NULL) == 0)
+		ret = dbox_fail(err, -EEXIST, "mailbox %s exists", to);
+	if (ret == 0 && (ret = has_children(store, to, err)) > 0)
+		ret = dbox_fail(err, -EEXIST, "%s has children", to);
+	if (ret == 0)
+		ret = rename_rows(store, from, to, err);
+	if (ret == 0) {
+		snprintf(parent, sizeof(parent), "%s", dst);
+		*strrchr(parent, '/') = '\0';
+		dbox_mkdir_p(parent, DBOX_DIR_MODE);
+		if (rename(src, dst) < 0)
+			ret = dbox_fail(err, -errno, "rename %s: %m", src);
+		moved = ret == 0;
+	}
+	if (ret == 0)
+		ret = dindex_write_commit(store->idx, err);
+	else
+		dindex_write_rollback(store->idx);
+	if (ret < 0 && moved)
+		rename(dst, src);
+	return ret;
+}
+
+int dbox_mailbox_touch(struct dbox_store *store, int64_t mailbox_id,
+		       bool new_dir, bool cur_dir, struct dbox_err *err)
+{
+	sqlite3_stmt *st = dindex_stmt(store->idx, DSTMT_MBOX_TOUCH, err);
+
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int(st, 2, new_dir);
+	sqlite3_bind_int(st, 3, cur_dir);
+	sqlite3_bind_int64(st, 4, dbox_now_ns());
+	return dindex_step_done(store->idx, st, err);
+}
+
+int dbox_mailbox_alloc_uids(struct dbox_store *store, int64_t mailbox_id,
+			    uint32_t count, uint32_t *first_r,
+			    struct dbox_err *err)
+{
+	sqlite3_stmt *st = dindex_stmt(store->idx, DSTMT_MBOX_NEXT_UID, err);
+	int64_t next;
+	int rc;
+
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return rc == SQLITE_DONE ? dbox_fail(err, -ENOENT, "mailbox "
+			"#%lld vanished", (long long)mailbox_id) :
+			dindex_error(store->idx, rc, "next uid", err);
+	}
+	next = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (next + count > UINT32_MAX)
+		return dbox_fail(err, -EOVERFLOW, "mailbox #%lld ran out of "
+				 "UIDs", (long long)mailbox_id);
+	st = dindex_stmt(store->idx, DSTMT_MBOX_SET_NEXT_UID, err);
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, next + count);
+	*first_r = (uint32_t)next;
+	return dindex_step_done(store->idx, st, err);
+}
+
+int dbox_mailbox_keywords(struct dbox_store *store, int64_t mailbox_id,
+			  char *names[DBOX_MAX_KEYWORDS], char *buf,
+			  size_t buflen, struct dbox_err *err)
+{
+	sqlite3_stmt *st = dindex_stmt(store->idx, DSTMT_KW_LIST, err);
+	size_t used = 0;
+	int count = 0, rc;
+
+	if (st == NULL)
+		return -EIO;
+	for (int i = 0; i < DBOX_MAX_KEYWORDS; i++)
+		names[i] = NULL;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int i = sqlite3_column_int(st, 0);
+		const char *name = (const char *)sqlite3_column_text(st, 1);
+		size_t n = strlen(name) + 1;
+
+		if (i < 0 || i >= DBOX_MAX_KEYWORDS || used + n > buflen)
+			continue;
+		memcpy(buf + used, name, n);
+		names[i] = buf + used;
+		used += n;
+		if (i + 1 > count)
+			count = i + 1;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return dindex_error(store->idx, rc, "keywords", err);
+	return count;
+}
+
+int dbox_mailbox_keyword_index(struct dbox_store *store, int64_t mailbox_id,
+			       const char *name, struct dbox_err *err)
+{
+	char *names[DBOX_MAX_KEYWORDS], buf[DBOX_MAX_KEYWORDS * 256];
+	bool own_txn = !dindex_in_write(store->idx);
+	int count, ret, free_idx = -1;
+	sqlite3_stmt *st;
+
+	if (!dbox_meta_value_valid(name) || name[0] == '\0' ||
+	    strpbrk(name, " ()[]{}%*\"\\") != NULL)
+		return dbox_fail(err, -EINVAL, "invalid keyword");
+	if (own_txn && (ret = dindex_write_begin(store->idx, err)) < 0)
+		return ret;
+	count = dbox_mailbox_keywords(store, mailbox_id, names, buf,
+				      sizeof(buf), err);
+	ret = count;
+	for (int i = 0; ret >= 0 && i < DBOX_MAX_KEYWORDS; i++) {
+		if (names[i] != NULL && strcmp(names[i], name) == 0) {
+			ret = i;
+			goto done;
+		}
+		if (names[i] == NULL && free_idx < 0)
+			free_idx = i;
+	}
+	if (ret >= 0 && free_idx < 0)
+		ret = dbox_fail(err, -ENOSPC, "mailbox has %d keywords already",
+				DBOX_MAX_KEYWORDS);
+	if (ret >= 0) {
+		st = dindex_stmt(store->idx, DSTMT_KW_INSERT, err);
+		if (st == NULL)
+			ret = -EIO;
+	}
+	if (ret >= 0) {
+		sqlite3_bind_int64(st, 1, mailbox_id);
+		sqlite3_bind_int(st, 2, free_idx);
+		sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+		ret = dindex_step_done(store->idx, st, err);
+		if (ret == 0)
+			ret = free_idx;
+	}
+done:
+	if (!own_txn)
+		return ret;
+	if (ret < 0) {
+		dindex_write_rollback(store->idx);
+		return ret;
+	}
+	int cret = dindex_write_commit(store->idx, err);
+
+	return cret < 0 ? cret : ret;
+}

@@ -1,0 +1,636 @@
+/* dbox-msg.c - message rows: lookups, listing, flags, expunge, move, reads. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store/dbox-decompress.h"
+#include "store/store-private.h"
+
+static int fetch_msg(struct dbox_store *store, sqlite3_stmt *st,
+		     struct dbox_msg *msg_r, struct dbox_err *err)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_ROW) {
+		if (msg_r != NULL)
+			dindex_row_to_msg(st, msg_r);
+		sqlite3_reset(st);
+		return 0;
+	}
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		return dbox_fail(err, -ENOENT, "no such message");
+	return dindex_error(store->idx, rc, "message lookup", err);
+}
+
+int dbox_msg_get(struct dbox_store *store, int64_t mailbox_id, uint32_t uid,
+		 struct dbox_msg *msg_r, struct dbox_err *err)
+{
+	sqlite3_stmt *st = dindex_stmt(store->idx, DSTMT_MSG_GET, err);
+
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, uid);
+	return fetch_msg(store, st, msg_r, err);
+}
+
+int dbox_msg_lookup_base(struct dbox_store *store, int64_t mailbox_id,
+			 const char *base, struct dbox_msg *msg_r,
+			 struct dbox_err *err)
+{
+	sqlite3_stmt *st = dindex_stmt(store->idx, DSTMT_MSG_BY_BASE, err);
+
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_text(st, 2, base, -1, SQLITE_STATIC);
+	return fetch_msg(store, st, msg_r, err);
+}
+
+int dbox_msg_list(struct dbox_store *store, int64_t mailbox_id,
+		  uint32_t after_uid, int in_new, unsigned int limit,
+		  int (*cb)(void *ctx, const struct dbox_msg *msg), void *ctx,
+		  struct dbox_err *err)
+{
+	sqlite3_stmt *st = dindex_stmt(store->idx, in_new < 0 ?
+				       DSTMT_MSG_LIST : DSTMT_MSG_LIST_NEW,
+				       err);
+	struct dbox_msg msg;
+	int rc, count = 0;
+
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, after_uid);
+	sqlite3_bind_int64(st, 3, limit == 0 ? -1 : (sqlite3_int64)limit);
+	if (in_new >= 0)
+		sqlite3_bind_int(st, 4, in_new);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		dindex_row_to_msg(st, &msg);
+		count++;
+		if (cb(ctx, &msg) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return dindex_error(store->idx, rc, "message list", err);
+	return count;
+}
+
+int dbox_msg_count(struct dbox_store *store, int64_t mailbox_id, int in_new,
+		   uint64_t *count_r, struct dbox_err *err)
+{
+	sqlite3_stmt *st = dindex_stmt(store->idx, in_new < 0 ?
+				       DSTMT_MBOX_COUNT : DSTMT_MBOX_COUNT_NEW,
+				       err);
+	int rc;
+
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	if (in_new >= 0)
+		sqlite3_bind_int(st, 2, in_new);
+	rc = sqlite3_step(st);
+	*count_r = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 0 :
+		dindex_error(store->idx, rc, "count", err);
+}
+
+int dbox_msg_file_path(struct dbox_store *store, const struct dbox_msg *msg,
+		       char *buf, size_t buflen)
+{
+	char name[DBOX_NAME_MAX * 4 + 1];
+	int ret;
+
+	if (msg->file_id != 0)
+		return dbox_mdbox_path(store, msg->file_id, buf, buflen);
+	ret = dbox_mailbox_name_of(store, msg->mailbox_id, name, sizeof(name),
+				   NULL);
+	if (ret < 0)
+		return ret;
+	return dbox_sdbox_path(store, name, msg->uid, buf, buflen);
+}
+
+int dbox_msg_insert(struct dbox_store *store, const struct dbox_msg *msg,
+		    struct dbox_err *err)
+{
+	sqlite3_stmt *st = dindex_stmt(store->idx, DSTMT_MSG_INSERT, err);
+	int ret;
+
+	if (st == NULL)
+		return -EIO;
+	if (dindex_bind_msg(st, msg) < 0) {
+		sqlite3_reset(st);
+		return dbox_fail(err, -ENOMEM, "bind message");
+	}
+	ret = dindex_step_done(store->idx, st, err);
+	if (ret == -EEXIST)
+		return dbox_fail(err, -EEXIST, "a message named %s or with "
+				 "uid %u exists", msg->base, msg->uid);
+	return ret;
+}
+
+void dbox_msg_from_record(struct dbox_msg *msg, const struct dbox_record *rec)
+{
+	const struct dbox_meta *m = &rec->meta;
+
+	msg->offset = rec->offset;
+	msg->hdr_size = rec->hdr_size;
+	msg->body_size = rec->body_size;
+	msg->rec_size = rec->end - rec->offset;
+	msg->compression = rec->compression;
+	msg->size = m->has_psize ? m->psize : rec->body_size;
+	msg->vsize = m->has_vsize ? m->vsize : msg->size;
+	msg->received = m->has_received ? m->received : 0;
+	snprintf(msg->guid, sizeof(msg->guid), "%s",
+		 m->guid != NULL ? m->guid : "");
+}
+
+static void sanitize_copy(char *dst, size_t dlen, const char *src)
+{
+	size_t o = 0;
+
+	for (const char *p = src; *p != '\0' && o + 1 < dlen; p++) {
+		if ((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') ||
+		    (*p >= 'A' && *p <= 'Z'))
+			dst[o++] = *p;
+	}
+	dst[o] = '\0';
+}
+
+void dbox_msg_derive_base(const struct dbox_msg *msg, char *buf, size_t len)
+{
+	char guid[9];
+
+	sanitize_copy(guid, sizeof(guid), msg->guid);
+	snprintf(buf, len, "%lld.M%uG%s.dboxfs,S=%llu,W=%llu",
+		 (long long)msg->received, msg->uid, guid,
+		 (unsigned long long)msg->size,
+		 (unsigned long long)msg->vsize);
+}
+
+static int simple_update(struct dbox_store *store, sqlite3_stmt *st,
+			 int64_t mailbox_id, bool new_dir, bool cur_dir,
+			 struct dbox_err *err)
+{
+	int ret = dindex_step_done(store->idx, st, err);
+
+	if (ret == 0 && sqlite3_changes(dindex_db(store->idx, NULL)) == 0)
+		ret = dbox_fail(err, -ENOENT, "no such message");
+	if (ret == 0)
+		ret = dbox_mailbox_touch(store, mailbox_id, new_dir, cur_dir,
+					 err);
+	if (ret == 0)
+		return dindex_write_commit(store->idx, err);
+	dindex_write_rollback(store->idx);
+	return ret;
+}
+
+int dbox_msg_set_flags(struct dbox_store *store, int64_t mailbox_id,
+		       uint32_t uid, uint32_t flags, uint32_t keywords,
+		       bool in_new, struct dbox_err *err)
+{
+	struct dbox_msg old;
+	sqlite3_stmt *st;
+	int ret = dindex_write_begin(store->idx, err);
+
+	if (ret < 0)
+		return ret;
+	ret = dbox_msg_get(store, mailbox_id, uid, &old, err);
+	st = ret < 0 ? NULL : dindex_stmt(store->idx, DSTMT_MSG_SET_FLAGS, err);
+	if (st == NULL) {
+		dindex_write_rollback(store->idx);
+		return ret < 0 ? ret : -EIO;
+	}
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, uid);
+	sqlite3_bind_int64(st, 3, flags & DBOX_FLAGS_MASK);
+	sqlite3_bind_int64(st, 4, keywords);
+	sqlite3_bind_int(st, 5, in_new);
+	return simple_update(store, st, mailbox_id, old.in_new || in_new,
+			     !old.in_new || !in_new, err);
+}
+
+int dbox_msg_set_received(struct dbox_store *store, int64_t mailbox_id,
+			  uint32_t uid, int64_t received, int64_t received_ns,
+			  struct dbox_err *err)
+{
+	sqlite3_stmt *st;
+	int ret = dindex_write_begin(store->idx, err);
+
+	if (ret < 0)
+		return ret;
+	st = dindex_stmt(store->idx, DSTMT_MSG_SET_RECEIVED, err);
+	if (st == NULL) {
+		dindex_write_rollback(store->idx);
+		return -EIO;
+	}
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, uid);
+	sqlite3_bind_int64(st, 3, received);
+	sqlite3_bind_int64(st, 4, received_ns);
+	/* attribute change only: directory listings are unchanged */
+	return simple_update(store, st, mailbox_id, false, false, err);
+}
+
+static int delete_row(struct dbox_store *store, int64_t mailbox_id,
+		      uint32_t uid, struct dbox_err *err)
+{
+	sqlite3_stmt *st = dindex_stmt(store->idx, DSTMT_MSG_DELETE, err);
+
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, uid);
+	return dindex_step_done(store->idx, st, err);
+}
+
+int dbox_msg_expunge(struct dbox_store *store, int64_t mailbox_id,
+		     uint32_t uid, struct dbox_err *err)
+{
+	char path[PATH_MAX];
+	struct dbox_msg msg;
+	int ret;
+
+	if (store->readonly)
+		return dbox_fail(err, -EROFS, "store is read-only");
+	ret = dindex_write_begin(store->idx, err);
+	if (ret < 0)
+		return ret;
+	ret = dbox_msg_get(store, mailbox_id, uid, &msg, err);
+	if (ret == 0)
+		ret = dbox_msg_file_path(store, &msg, path, sizeof(path));
+	if (ret == 0)
+		ret = delete_row(store, mailbox_id, uid, err);
+	if (ret == 0)
+		ret = dbox_mailbox_touch(store, mailbox_id, msg.in_new,
+					 !msg.in_new, err);
+	if (ret == 0)
+		ret = dindex_write_commit(store->idx, err);
+	else
+		dindex_write_rollback(store->idx);
+	/* as Dovecot: the index commit is the expunge; the sdbox file goes
+	 * afterwards (a crash in between leaves an orphan, never a hole) */
+	if (ret == 0 && msg.file_id == 0) {
+		dbox_fcache_drop(store, path);
+		if (unlink(path) < 0 && errno != ENOENT)
+			return dbox_fail(err, -errno, "unlink %s: %m", path);
+	}
+	return ret;
+}
+
+/* sdbox: the message gets a second name in the destination mailbox
+ * (Dovecot copies the same way: dbox-format.md 4.4). */
+static int move_sdbox_file(struct dbox_store *store, const struct dbox_msg *m,
+			   int64_t dest, uint32_t new_uid, char *old_path,
+			   struct dbox_err *err)
+{
+	char name[DBOX_NAME_MAX * 4 + 1], new_path[PATH_MAX];
+	int ret = dbox_msg_file_path(store, m, old_path, PATH_MAX);
+
+	if (ret == 0)
+		ret = dbox_mailbox_name_of(store, dest, name, sizeof(name), err);
+	if (ret == 0)
+		ret = dbox_sdbox_path(store, name, new_uid, new_path,
+				      sizeof(new_path));
+	if (ret < 0)
+		return dbox_fail(err, ret, "path of message");
+	ret = dbox_journal_write(store, &dest, &new_uid, 1, err);
+	if (ret < 0)
+		return ret;
+	if (link(old_path, new_path) < 0)
+		return dbox_fail(err, -errno, "link %s: %m", new_path);
+	ret = dbox_fsync_parent(new_path);
+	if (ret < 0)
+		return dbox_fail(err, ret, "fsync %s: %s", new_path,
+				 strerror(-ret));
+	return 0;
+}
+
+int dbox_msg_move(struct dbox_store *store, int64_t mailbox_id, uint32_t uid,
+		  int64_t dest_mailbox_id, uint32_t flags, uint32_t keywords,
+		  bool in_new, const char *new_base, uint32_t *new_uid_r,
+		  struct dbox_err *err)
+{
+	char old_path[PATH_MAX] = "";
+	struct dbox_msg msg, moved;
+	int ret;
+
+	if (store->readonly)
+		return dbox_fail(err, -EROFS, "store is read-only");
+	ret = dindex_write_begin(store->idx, err);
+	if (ret < 0)
+		return ret;
+	ret = dbox_msg_get(store, mailbox_id, uid, &msg, err);
+	moved = msg;
+	if (ret == 0)
+		ret = dbox_mailbox_alloc_uids(store, dest_mailbox_id, 1,
+					      &moved.uid, err);
+	if (ret == 0) {
+		moved.mailbox_id = dest_mailbox_id;
+		moved.flags = flags & DBOX_FLAGS_MASK;
+		moved.keywords = keywords;
+		moved.in_new = in_new;
+		if (new_base != NULL)
+			snprintf(moved.base, sizeof(moved.base), "%s", new_base);
+		ret = delete_row(store, mailbox_id, uid, err);
+	}
+	if (ret == 0)
+		ret = dbox_msg_insert(store, &moved, err);
+	if (ret == 0)
+		ret = dbox_mailbox_touch(store, mailbox_id, msg.in_new,
+					 !msg.in_new, err);
+	if (ret == 0)
+		ret = dbox_mailbox_touch(store, dest_mailbox_id, in_new,
+					 !in_new, err);
+	if (ret == 0 && msg.file_id == 0)
+		ret = move_sdbox_file(store, &msg, dest_mailbox_id, moved.uid,
+				      old_path, err);
+	if (ret == 0)
+		ret = dindex_write_commit(store->idx, err);
+	else
+		dindex_write_rollback(store->idx);
+	dbox_journal_remove(store);
+	if (ret == 0 && old_path[0] != '\0') {
+		dbox_fcache_drop(store, old_path);
+		unlink(old_path);
+	}
+	if (ret == 0 && new_uid_r != NULL)
+		*new_uid_r = moved.uid;
+	return ret;
+}
+
+int dbox_msg_verify(struct dbox_store *store, const struct dbox_msg *msg,
+		    struct dbox_err *err)
+{
+	unsigned char hdr[4096], post[DBOX_MAGIC_POST_LEN];
+	char path[PATH_MAX], reason[128];
+	struct dfs_file *file;
+	uint64_t size;
+	size_t n;
+	int ret;
+
+	if (msg->hdr_size < DBOX_MSG_HEADER_SIZE || msg->hdr_size > sizeof(hdr))
+		return dbox_fail(err, -EBADMSG, "bad header size in index");
+	ret = dbox_msg_file_path(store, msg, path, sizeof(path));
+	if (ret < 0)
+		return dbox_fail(err, ret, "message path");
+	ret = dbox_fcache_get(store, path, &file);
+	if (ret < 0)
+		return dbox_fail(err, ret, "open %s", path);
+	ret = dfs_sync_pread(file, hdr, msg->hdr_size, (off_t)msg->offset, &n);
+	if (ret == 0 && n < msg->hdr_size)
+		ret = dbox_fail(err, -EBADMSG, "Corrupted dbox file %s "
+				"(around offset=%llu): EOF reading msg header",
+				path, (unsigned long long)msg->offset);
+	else if (ret == 0 && dbox_msg_hdr_parse(hdr, msg->hdr_size, &size,
+						reason, sizeof(reason)) < 0)
+		ret = dbox_fail(err, -EBADMSG, "Corrupted dbox file %s (around"
+				" offset=%llu): %s", path,
+				(unsigned long long)msg->offset, reason);
+	else if (ret == 0 && size != msg->body_size)
+		ret = dbox_fail(err, -EBADMSG, "Corrupted dbox file %s (around"
+				" offset=%llu): size %llu, index says %llu",
+				path, (unsigned long long)msg->offset,
+				(unsigned long long)size,
+				(unsigned long long)msg->body_size);
+	if (ret == 0)
+		ret = dfs_sync_pread(file, post, sizeof(post), (off_t)(
+			msg->offset + msg->hdr_size + msg->body_size), &n);
+	if (ret == 0 && (n < sizeof(post) ||
+			 memcmp(post, DBOX_MAGIC_POST, sizeof(post)) != 0))
+		ret = dbox_fail(err, -EBADMSG, "Corrupted dbox file %s (around"
+				" offset=%llu): metadata header has bad magic "
+				"value", path, (unsigned long long)(msg->offset
+				+ msg->hdr_size + msg->body_size));
+	else if (ret < 0 && ret != -EBADMSG)
+		dbox_fail(err, ret, "read %s: %s", path, strerror(-ret));
+	dbox_fcache_put(store, file);
+	return ret;
+}
+
+ssize_t dbox_msg_pread(struct dbox_store *store, const struct dbox_msg *msg,
+		       void *buf, size_t len, uint64_t off,
+		       struct dbox_err *err)
+{
+	char path[PATH_MAX];
+	struct dfs_file *file;
+	size_t n;
+	int ret;
+
+	if (msg->compression != DBOX_COMP_NONE)
+		return dbox_decompress_pread(store, msg, buf, len, off, err);
+	if (off >= msg->body_size)
+		return 0;
+	if (len > msg->body_size - off)
+		len = (size_t)(msg->body_size - off);
+	ret = dbox_msg_file_path(store, msg, path, sizeof(path));
+	if (ret < 0)
+		return dbox_fail(err, ret, "message path");
+	ret = dbox_fcache_get(store, path, &file);
+	if (ret < 0)
+		return dbox_fail(err, ret, "open %s", path);
+	ret = dfs_sync_pread(file, buf, len,
+			     (off_t)(msg->offset + msg->hdr_size + off), &n);
+	dbox_fcache_put(store, file);
+	if (ret < 0)
+		return dbox_fail(err, ret, "read %s: %s", path, strerror(-ret));
+	if (n < len)
+		return dbox_fail(err, -EBADMSG, "Corrupted dbox file %s (around"
+				 " offset=%llu): file ends inside the message",
+				 path, (unsigned long long)msg->offset);
+	return (ssize_t)n;
+}
+
+struct async_read {
+	struct dbox_store *store;
+	struct dfs_file *file;
+	dbox_read_cb *cb;
+	void *ctx;
+	size_t want;
+	char path[PATH_MAX];
+};
+
+static void async_read_done(void *ctx, const struct dfs_result *res)
+{
+	struct async_read *ar = ctx;
+	struct dbox_err err = { "" };
+	ssize_t ret = res->err < 0 ? res->err : res->n;
+
+	if (res->err < 0)
+		dbox_fail(&err, res->err, "read %s: %s", ar->path,
+			  strerror(-res->err));
+	else if ((size_t)res->n < ar->want)
+		ret = dbox_fail(&err, -EBADMSG, "Corrupted dbox file %s: file "
+				"ends inside a message", ar->path);
+	dbox_fcache_put(ar->store, ar->file);
+	ar->cb(ar->ctx, ret, &err);
+	free(ar);
+}
+
+void dbox_msg_pread_async(struct dbox_store *store, const struct dbox_msg *msg,
+			  void *buf, size_t len, uint64_t off,
+			  dbox_read_cb *cb, void *ctx)
+{
+	struct dbox_err err = { "" };
+	struct async_read *ar;
+	ssize_t ret;
+
+	if (msg->compression != DBOX_COMP_NONE || off >= msg->body_size) {
+		/* decompression is CPU work on an in-memory stream; EOF
+		 * needs no I/O at all */
+		ret = dbox_msg_pread(store, msg, buf, len, off, &err);
+		cb(ctx, ret, &err);
+		return;
+	}
+	if (len > msg->body_size - off)
+		len = (size_t)(msg->body_size - off);
+	ar = calloc(1, sizeof(*ar));
+	if (ar == NULL) {
+		cb(ctx, -ENOMEM, &err);
+		return;
+	}
+	ar->store = store;
+	ar->cb = cb;
+	ar->ctx = ctx;
+	ar->want = len;
+	if (dbox_msg_file_path(store, msg, ar->path, sizeof(ar->path)) < 0 ||
+	    dbox_fcache_get(store, ar->path, &ar->file) < 0) {
+		free(ar);
+		cb(ctx, -ENAMETOOLONG, &err);
+		return;
+	}
+	dfs_pread(ar->file, buf, len, (off_t)(msg->offset + msg->hdr_size + off),
+		  async_read_done, ar);
+}
+
+/* Async verification: one read covering the message header, and one of
+ * the post magic; both are submitted at once and the last completion
+ * decides. */
+struct async_verify;
+
+struct verify_part {
+	struct async_verify *av;
+	bool is_hdr;
+};
+
+struct async_verify {
+	struct verify_part parts[2];
+	struct dbox_store *store;
+	struct dfs_file *file;
+	dbox_verify_cb *cb;
+	void *ctx;
+	struct dbox_msg msg;
+	char path[PATH_MAX];
+	unsigned char hdr[256];
+	unsigned char post[DBOX_MAGIC_POST_LEN];
+	pthread_mutex_t lock;
+	int pending;
+	int err;
+	size_t hdr_n, post_n;
+};
+
+static int verify_result(struct async_verify *av, struct dbox_err *err)
+{
+	const struct dbox_msg *m = &av->msg;
+	char reason[128];
+	uint64_t size;
+
+	if (av->err < 0)
+		return dbox_fail(err, av->err, "read %s: %s", av->path,
+				 strerror(-av->err));
+	if (av->hdr_n < m->hdr_size)
+		return dbox_fail(err, -EBADMSG, "Corrupted dbox file %s (around"
+				 " offset=%llu): EOF reading msg header",
+				 av->path, (unsigned long long)m->offset);
+	if (dbox_msg_hdr_parse(av->hdr, m->hdr_size, &size, reason,
+			       sizeof(reason)) < 0)
+		return dbox_fail(err, -EBADMSG, "Corrupted dbox file %s (around"
+				 " offset=%llu): %s", av->path,
+				 (unsigned long long)m->offset, reason);
+	if (size != m->body_size)
+		return dbox_fail(err, -EBADMSG, "Corrupted dbox file %s (around"
+				 " offset=%llu): size %llu, index says %llu",
+				 av->path, (unsigned long long)m->offset,
+				 (unsigned long long)size,
+				 (unsigned long long)m->body_size);
+	if (av->post_n < sizeof(av->post) ||
+	    memcmp(av->post, DBOX_MAGIC_POST, sizeof(av->post)) != 0)
+		return dbox_fail(err, -EBADMSG, "Corrupted dbox file %s (around"
+				 " offset=%llu): metadata header has bad magic "
+				 "value", av->path, (unsigned long long)(
+				 m->offset + m->hdr_size + m->body_size));
+	return 0;
+}
+
+static void async_verify_done(void *ctx, const struct dfs_result *res)
+{
+	struct verify_part *part = ctx;
+	struct async_verify *av = part->av;
+	struct dbox_err err = { "" };
+	bool last;
+	int ret;
+
+	pthread_mutex_lock(&av->lock);
+	if (res->err < 0 && av->err == 0)
+		av->err = res->err;
+	else if (res->err == 0 && part->is_hdr)
+		av->hdr_n = (size_t)res->n;
+	else if (res->err == 0)
+		av->post_n = (size_t)res->n;
+	last = --av->pending == 0;
+	pthread_mutex_unlock(&av->lock);
+	if (!last)
+		return;
+	ret = verify_result(av, &err);
+	dbox_fcache_put(av->store, av->file);
+	av->cb(av->ctx, ret, &err);
+	pthread_mutex_destroy(&av->lock);
+	free(av);
+}
+
+void dbox_msg_verify_async(struct dbox_store *store, const struct dbox_msg *msg,
+			   dbox_verify_cb *cb, void *ctx)
+{
+	struct async_verify *av = calloc(1, sizeof(*av));
+	struct dbox_err err = { "" };
+
+	if (av == NULL) {
+		cb(ctx, -ENOMEM, &err);
+		return;
+	}
+	if (msg->hdr_size < DBOX_MSG_HEADER_SIZE ||
+	    msg->hdr_size > sizeof(av->hdr)) {
+		free(av);
+		dbox_fail(&err, -EBADMSG, "bad header size in index");
+		cb(ctx, -EBADMSG, &err);
+		return;
+	}
+	av->store = store;
+	av->cb = cb;
+	av->ctx = ctx;
+	av->msg = *msg;
+	pthread_mutex_init(&av->lock, NULL);
+	av->pending = 2;
+	if (dbox_msg_file_path(store, msg, av->path, sizeof(av->path)) < 0 ||
+	    dbox_fcache_get(store, av->path, &av->file) < 0) {
+		pthread_mutex_destroy(&av->lock);
+		free(av);
+		dbox_fail(&err, -ENOENT, "no file for message");
+		cb(ctx, -ENOENT, &err);
+		return;
+	}
+	av->parts[0] = (struct verify_part){ av, false };
+	av->parts[1] = (struct verify_part){ av, true };
+	dfs_pread(av->file, av->post, sizeof(av->post), (off_t)(msg->offset +
+		  msg->hdr_size + msg->body_size), async_verify_done,
+		  &av->parts[0]);
+	dfs_pread(av->file, av->hdr, msg->hdr_size, (off_t)msg->offset,
+		  async_verify_done, &av->parts[1]);
+}

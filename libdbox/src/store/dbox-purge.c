@@ -1,0 +1,318 @@
+/* dbox-purge.c - reclaim the space of expunged mdbox messages.
+ *
+ * As Dovecot's purge (dbox-format.md 5.6): a file with unreferenced records
+ * is rewritten by appending its live records to other files through the
+ * normal append path, then one index transaction moves their rows, and the
+ * old file is unlinked while we still hold its lock.  Readers that had the
+ * old location find the new one in the index (dbox_msg_pread retries). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "store/dbox-scan.h"
+#include "store/mdbox-file.h"
+#include "store/store-private.h"
+
+struct live_rec {
+	uint64_t old_offset, new_offset;
+	uint32_t new_file;
+};
+
+struct purge_file {
+	struct dbox_store *store;
+	struct dbox_err *err;
+	int fd;
+	struct dbox_file_hdr hdr;
+	struct mdbox_append *apps;   /* files we appended to */
+	struct live_rec *live;
+	size_t live_count, live_cap;
+	uint64_t dead_bytes;
+	unsigned int records;
+};
+
+static int refs_at(struct dbox_store *store, uint32_t file_id,
+		   uint64_t offset, int64_t *count_r)
+{
+	sqlite3_stmt *st = dindex_stmt(store->idx, DSTMT_MSG_REFS_AT, NULL);
+	int rc;
+
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, file_id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)offset);
+	rc = sqlite3_step(st);
+	*count_r = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 0 : -EIO;
+}
+
+static int copy_range(struct purge_file *pf, struct mdbox_append *app,
+		      uint64_t from, uint64_t len)
+{
+	char buf[65536];
+
+	while (len > 0) {
+		size_t n = len < sizeof(buf) ? (size_t)len : sizeof(buf);
+		ssize_t r = pread(pf->fd, buf, n, (off_t)from);
+		int ret;
+
+		if (r <= 0)
+			return r < 0 ? -errno : -EBADMSG;
+		ret = dfs_sync_pwrite(app->file, buf, (size_t)r,
+				      (off_t)app->end);
+		if (ret < 0)
+			return ret;
+		app->end += (uint64_t)r;
+		from += (uint64_t)r;
+		len -= (uint64_t)r;
+	}
+	return 0;
+}
+
+static int live_add(struct purge_file *pf, uint64_t old_off, uint64_t new_off,
+		    uint32_t new_file)
+{
+	if (pf->live_count == pf->live_cap) {
+		size_t cap = pf->live_cap ? pf->live_cap * 2 : 64;
+		struct live_rec *p = realloc(pf->live, cap * sizeof(*p));
+
+		if (p == NULL)
+			return -ENOMEM;
+		pf->live = p;
+		pf->live_cap = cap;
+	}
+	pf->live[pf->live_count++] = (struct live_rec){ old_off, new_off,
+							new_file };
+	return 0;
+}
+
+/* A live record is written anew with a 30-byte header (the old file may
+ * use another header size) followed by its body and metadata verbatim. */
+static int move_record(struct purge_file *pf, const struct dbox_record *rec)
+{
+	unsigned char hdr[DBOX_MSG_HEADER_SIZE];
+	struct mdbox_append *app = pf->apps;
+	uint64_t start;
+	int ret;
+
+	uint64_t need = rec->end - rec->offset;
+
+	if (app == NULL || app->end + need >= pf->store->rotate_size) {
+		ret = mdbox_append_get(pf->store, need, &app, pf->err);
+		if (ret < 0)
+			return ret;
+		app->next = pf->apps;
+		pf->apps = app;
+	}
+	start = app->end;
+	dbox_msg_hdr_format(hdr, rec->body_size);
+	ret = dfs_sync_pwrite(app->file, hdr, sizeof(hdr), (off_t)start);
+	if (ret == 0) {
+		app->end += sizeof(hdr);
+		ret = copy_range(pf, app, rec->body_offset,
+				 rec->end - rec->body_offset);
+	}
+	if (ret == 0)
+		ret = live_add(pf, rec->offset, start, app->file_id);
+	if (ret < 0)
+		return dbox_fail(pf->err, ret, "purge copy: %s", strerror(-ret));
+	return 0;
+}
+
+static int purge_record(void *ctx, const char *mailbox, uint32_t file_id,
+			uint32_t uid, const struct dbox_record *rec)
+{
+	struct purge_file *pf = ctx;
+	int64_t refs;
+	int ret = refs_at(pf->store, file_id, rec->offset, &refs);
+
+	pf->records++;
+	if (ret < 0)
+		return ret;
+	if (refs == 0) {
+		pf->dead_bytes += rec->end - rec->offset;
+		return 0;
+	}
+	return move_record(pf, rec);
+}
+
+static void purge_problem(void *ctx, const char *path, uint64_t offset,
+			  const char *what)
+{
+	struct purge_file *pf = ctx;
+
+	/* a file we cannot frame completely is left alone: rewriting it
+	 * would drop what we cannot read */
+	pf->dead_bytes = 0;
+	pf->live_count = 0;
+	pf->records = UINT32_MAX;
+	dbox_log(DBOX_LOG_WARNING, "purge: skipping %s (offset %llu): %s",
+		 path, (unsigned long long)offset, what);
+}
+
+static int commit_moves(struct purge_file *pf, uint32_t old_id,
+			struct dbox_err *err)
+{
+	struct dbox_store *store = pf->store;
+	sqlite3 *db;
+	sqlite3_stmt *st = NULL;
+	char sql[96];
+	int ret = dindex_write_begin(store->idx, err);
+
+	if (ret < 0)
+		return ret;
+	db = dindex_db(store->idx, err);
+	if (sqlite3_prepare_v2(db, "UPDATE messages SET file_id = ?3, "
+			       "offset = ?4 WHERE file_id = ?1 AND offset = ?2",
+			       -1, &st, NULL) != SQLITE_OK)
+		ret = dindex_error(store->idx, SQLITE_ERROR, "purge", err);
+	for (size_t i = 0; ret == 0 && i < pf->live_count; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, old_id);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)pf->live[i].old_offset);
+		sqlite3_bind_int64(st, 3, pf->live[i].new_file);
+		sqlite3_bind_int64(st, 4, (sqlite3_int64)pf->live[i].new_offset);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			ret = dindex_error(store->idx, SQLITE_ERROR, "purge",
+					   err);
+	}
+	sqlite3_finalize(st);
+	for (struct mdbox_append *a = pf->apps; ret == 0 && a != NULL;
+	     a = a->next)
+		ret = mdbox_append_record(store, a, err);
+	snprintf(sql, sizeof(sql), "DELETE FROM files WHERE file_id = %u",
+		 old_id);
+	if (ret == 0)
+		ret = dindex_exec(store->idx, sql, err);
+	/* nothing may point into the old file any more */
+	snprintf(sql, sizeof(sql), "SELECT 1 FROM messages WHERE file_id = %u",
+		 old_id);
+	if (ret == 0) {
+		sqlite3_stmt *q;
+
+		if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) == SQLITE_OK) {
+			if (sqlite3_step(q) == SQLITE_ROW)
+				ret = dbox_fail(err, -EAGAIN, "m.%u gained a "
+						"reference during purge",
+						old_id);
+			sqlite3_finalize(q);
+		}
+	}
+	if (ret == 0)
+		return dindex_write_commit(store->idx, err);
+	dindex_write_rollback(store->idx);
+	return ret;
+}
+
+static void release_apps(struct purge_file *pf, bool rollback)
+{
+	while (pf->apps != NULL) {
+		struct mdbox_append *a = pf->apps;
+
+		pf->apps = a->next;
+		mdbox_append_release(pf->store, a, rollback);
+	}
+}
+
+/* Returns bytes reclaimed from this file, 0 if it was left alone. */
+static int64_t purge_one(struct dbox_store *store, uint32_t id,
+			 uint64_t committed, struct dbox_err *err)
+{
+	struct dbox_scan_ops ops = { .record = purge_record,
+				     .problem = purge_problem };
+	struct purge_file pf = { .store = store, .err = err, .fd = -1 };
+	char path[PATH_MAX];
+	uint64_t good;
+	int ret;
+
+	dbox_mdbox_path(store, id, path, sizeof(path));
+	pf.fd = open(path, O_RDWR | O_CLOEXEC);
+	if (pf.fd < 0)
+		return 0;
+	if (flock(pf.fd, LOCK_EX | LOCK_NB) < 0) {
+		close(pf.fd);
+		return 0;  /* someone appends to it: next time */
+	}
+	/* the size listed before we held the lock may have grown since */
+	{
+		sqlite3_stmt *st = dindex_stmt(store->idx, DSTMT_FILE_GET, err);
+
+		if (st != NULL) {
+			sqlite3_bind_int64(st, 1, id);
+			if (sqlite3_step(st) == SQLITE_ROW)
+				committed = (uint64_t)
+					sqlite3_column_int64(st, 0);
+			sqlite3_reset(st);
+		}
+	}
+	ret = dbox_scan_file(path, committed, &ops, &pf, NULL, id, 0, &good);
+	if (ret == 0 && (pf.dead_bytes == 0 || pf.records == UINT32_MAX)) {
+		release_apps(&pf, true);
+		close(pf.fd);
+		free(pf.live);
+		return 0;
+	}
+	for (struct mdbox_append *a = pf.apps; ret == 0 && a != NULL;
+	     a = a->next)
+		ret = mdbox_append_sync(a, err);
+	if (ret == 0)
+		ret = commit_moves(&pf, id, err);
+	release_apps(&pf, ret < 0);
+	if (ret == 0) {
+		dbox_fcache_drop(store, path);
+		unlink(path);
+	}
+	close(pf.fd);
+	free(pf.live);
+	return ret < 0 ? ret : (int64_t)pf.dead_bytes;
+}
+
+int64_t dbox_store_purge(struct dbox_store *store, struct dbox_err *err)
+{
+	sqlite3_stmt *st;
+	uint32_t *ids = NULL;
+	uint64_t *sizes = NULL;
+	size_t n = 0, cap = 0;
+	int64_t total = 0;
+	int rc;
+
+	if (store->format != DBOX_FORMAT_MDBOX)
+		return 0;
+	if (store->readonly)
+		return dbox_fail(err, -EROFS, "store is read-only");
+	st = dindex_stmt(store->idx, DSTMT_FILE_LIST, err);
+	if (st == NULL)
+		return -EIO;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			uint32_t *ni = realloc(ids, cap * sizeof(*ids));
+			uint64_t *ns = ni ? realloc(sizes, cap * sizeof(*sizes))
+				: NULL;
+			if (ni != NULL)
+				ids = ni;
+			if (ns == NULL) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			sizes = ns;
+		}
+		ids[n] = (uint32_t)sqlite3_column_int64(st, 0);
+		sizes[n++] = (uint64_t)sqlite3_column_int64(st, 1);
+	}
+	sqlite3_reset(st);
+	for (size_t i = 0; rc == SQLITE_DONE && i < n && total >= 0; i++) {
+		int64_t r = purge_one(store, ids[i], sizes[i], err);
+
+		total = r < 0 ? r : total + r;
+	}
+	free(ids);
+	free(sizes);
+	if (rc != SQLITE_DONE)
+		return dbox_fail(err, -ENOMEM, "out of memory");
+	return total;
+}

@@ -1,0 +1,234 @@
+/* dbox-recover.c - the owner journal and crash recovery.
+ *
+ * Every writable store handle owns a directory under ctl/tmp that it keeps
+ * flock'ed while it lives.  A directory whose lock can be taken belongs to
+ * a process that died: its journal (if any) names the sdbox files of the
+ * commit it was in, and everything else in it is unfinished temp files.
+ * mdbox leftovers are found from the files themselves: bytes beyond the
+ * committed end of an m.N, or an m.N the index does not know, when nobody
+ * holds the file's lock. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store/store-private.h"
+
+#define JOURNAL_NAME "journal"
+#define JOURNAL_MAGIC "dboxfs-journal 1\n"
+
+int dbox_journal_write(struct dbox_store *store, const int64_t *mailbox_ids,
+		       const uint32_t *uids, unsigned int count,
+		       struct dbox_err *err)
+{
+	char path[PATH_MAX], tmp[PATH_MAX];
+	FILE *f;
+	int ret = 0;
+
+	if (dbox_path(path, sizeof(path), "%s/" JOURNAL_NAME,
+		      store->owner_dir) < 0 ||
+	    dbox_path(tmp, sizeof(tmp), "%s/" JOURNAL_NAME ".tmp",
+		      store->owner_dir) < 0)
+		return dbox_fail(err, -ENAMETOOLONG, "path too long");
+	f = fopen(tmp, "we");
+	if (f == NULL)
+		return dbox_fail(err, -errno, "create %s: %m", tmp);
+	fputs(JOURNAL_MAGIC, f);
+	for (unsigned int i = 0; i < count; i++)
+		fprintf(f, "%lld %u\n", (long long)mailbox_ids[i], uids[i]);
+	if (fflush(f) != 0 || fdatasync(fileno(f)) < 0)
+		ret = -errno;
+	if (fclose(f) != 0 && ret == 0)
+		ret = -errno;
+	if (ret == 0 && rename(tmp, path) < 0)
+		ret = -errno;
+	if (ret == 0)
+		ret = dbox_fsync_dir(store->owner_dir);
+	if (ret < 0)
+		return dbox_fail(err, ret, "write %s: %s", path, strerror(-ret));
+	return 0;
+}
+
+void dbox_journal_remove(struct dbox_store *store)
+{
+	char path[PATH_MAX];
+
+	if (dbox_path(path, sizeof(path), "%s/" JOURNAL_NAME,
+		      store->owner_dir) == 0)
+		unlink(path);
+}
+
+/* A journal entry whose row is not in the index names a file that must
+ * not exist: an uncommitted save, or a committed expunge. */
+static int replay_entry(struct dbox_store *store, int64_t mailbox_id,
+			uint32_t uid, struct dbox_err *err)
+{
+	char name[DBOX_NAME_MAX * 4 + 1], path[PATH_MAX];
+	int ret = dbox_msg_get(store, mailbox_id, uid, NULL, err);
+
+	if (ret == 0 || ret != -ENOENT)
+		return ret;
+	if (dbox_mailbox_name_of(store, mailbox_id, name, sizeof(name),
+				 NULL) < 0)
+		return 0;  /* mailbox gone with its files */
+	if (dbox_sdbox_path(store, name, uid, path, sizeof(path)) < 0)
+		return 0;
+	if (unlink(path) < 0 && errno != ENOENT)
+		return dbox_fail(err, -errno, "unlink %s: %m", path);
+	return 0;
+}
+
+static int replay_journal(struct dbox_store *store, const char *dir,
+			  struct dbox_err *err)
+{
+	char path[PATH_MAX], line[128];
+	FILE *f;
+	int ret = 0;
+
+	if (dbox_path(path, sizeof(path), "%s/" JOURNAL_NAME, dir) < 0)
+		return 0;
+	f = fopen(path, "re");
+	if (f == NULL)
+		return 0;
+	if (fgets(line, sizeof(line), f) == NULL ||
+	    strcmp(line, JOURNAL_MAGIC) != 0) {
+		fclose(f);
+		return 0;  /* torn before its rename: nothing was linked */
+	}
+	while (ret == 0 && fgets(line, sizeof(line), f) != NULL) {
+		long long box;
+		unsigned int uid;
+
+		if (sscanf(line, "%lld %u", &box, &uid) == 2)
+			ret = replay_entry(store, box, uid, err);
+	}
+	fclose(f);
+	return ret;
+}
+
+static int recover_owner(struct dbox_store *store, const char *name,
+			 struct dbox_err *err)
+{
+	char dir[PATH_MAX];
+	int fd, ret;
+
+	if (dbox_path(dir, sizeof(dir), "%s/%s", store->scratch_dir, name) < 0)
+		return 0;
+	if (strcmp(dir, store->owner_dir) == 0)
+		return 0;
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return 0;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		close(fd);
+		return 0;  /* its owner lives */
+	}
+	ret = replay_journal(store, dir, err);
+	if (ret == 0)
+		ret = dbox_remove_tree(dir);
+	close(fd);
+	if (ret < 0 && err != NULL && err->msg[0] == '\0')
+		dbox_fail(err, ret, "remove %s: %s", dir, strerror(-ret));
+	return ret;
+}
+
+static int recover_owners(struct dbox_store *store, struct dbox_err *err)
+{
+	DIR *d = opendir(store->scratch_dir);
+	struct dirent *e;
+	int ret = 0;
+
+	if (d == NULL)
+		return 0;
+	while (ret == 0 && (e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		ret = recover_owner(store, e->d_name, err);
+	}
+	closedir(d);
+	return ret;
+}
+
+static int file_row(struct dbox_store *store, uint32_t file_id,
+		    uint64_t *size_r)
+{
+	sqlite3_stmt *st = dindex_stmt(store->idx, DSTMT_FILE_GET, NULL);
+	int rc;
+
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, file_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*size_r = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : -EIO;
+}
+
+/* One m.N under its lock: cut uncommitted bytes, or remove a file that
+ * never got into the index. */
+static int recover_mfile(struct dbox_store *store, const char *name,
+			 struct dbox_err *err)
+{
+	char path[PATH_MAX], *end;
+	unsigned long id = strtoul(name + 2, &end, 10);
+	uint64_t size;
+	struct stat st;
+	int fd, ret;
+
+	if (*end != '\0' || id == 0 || id > UINT32_MAX)
+		return 0;
+	dbox_mdbox_path(store, (uint32_t)id, path, sizeof(path));
+	fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return 0;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		close(fd);
+		return 0;  /* being appended to */
+	}
+	ret = file_row(store, (uint32_t)id, &size);
+	if (ret == -ENOENT) {
+		unlink(path);
+		ret = 0;
+	} else if (ret == 0 && fstat(fd, &st) == 0 &&
+		   (uint64_t)st.st_size > size) {
+		if (ftruncate(fd, (off_t)size) < 0 || fdatasync(fd) < 0)
+			ret = dbox_fail(err, -errno, "truncate %s: %m", path);
+	}
+	close(fd);
+	return ret < 0 && ret != -EIO ? ret : 0;
+}
+
+static int recover_mdbox(struct dbox_store *store, struct dbox_err *err)
+{
+	char dir[PATH_MAX];
+	struct dirent *e;
+	DIR *d;
+	int ret = 0;
+
+	dbox_path(dir, sizeof(dir), "%s/%s", store->root, DBOX_STORAGE_DIR);
+	d = opendir(dir);
+	if (d == NULL)
+		return 0;
+	while (ret == 0 && (e = readdir(d)) != NULL) {
+		if (strncmp(e->d_name, "m.", 2) == 0)
+			ret = recover_mfile(store, e->d_name, err);
+	}
+	closedir(d);
+	return ret;
+}
+
+int dbox_recover(struct dbox_store *store, struct dbox_err *err)
+{
+	int ret = recover_owners(store, err);
+
+	if (ret == 0 && store->format == DBOX_FORMAT_MDBOX &&
+	    store->origin == DBOX_ORIGIN_DBOXFS)
+		ret = recover_mdbox(store, err);
+	return ret;
+}

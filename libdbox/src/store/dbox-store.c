@@ -1,0 +1,457 @@
+/* dbox-store.c - creating, detecting and opening stores. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store/store-private.h"
+
+static bool is_dir(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static bool dir_is_empty(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return true;
+	int fd = open(path, O_RDONLY | O_DIRECTORY);
+	if (fd < 0)
+		return false;
+	DIR *d = fdopendir(fd);
+	struct dirent *e;
+	bool empty = true;
+
+	if (d == NULL) {
+		close(fd);
+		return false;
+	}
+	while ((e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+			empty = false;
+			break;
+		}
+	}
+	closedir(d);
+	return empty;
+}
+
+static const char *format_name(enum dbox_store_format f)
+{
+	return f == DBOX_FORMAT_MDBOX ? "mdbox" : "sdbox";
+}
+
+static int write_meta(struct dindex *idx, enum dbox_store_format format,
+		      enum dbox_store_origin origin, uint64_t rotate_size,
+		      const char *root, struct dbox_err *err)
+{
+	char buf[32];
+	int ret = dindex_write_begin(idx, err);
+
+	if (ret < 0)
+		return ret;
+	snprintf(buf, sizeof(buf), "%llu", (unsigned long long)rotate_size);
+	ret = dindex_meta_set(idx, "format", format_name(format), err);
+	if (ret == 0)
+		ret = dindex_meta_set(idx, "origin", origin ==
+				      DBOX_ORIGIN_DOVECOT ? "dovecot" :
+				      "dboxfs", err);
+	if (ret == 0)
+		ret = dindex_meta_set(idx, "rotate_size", buf, err);
+	if (ret == 0)
+		ret = dindex_meta_set(idx, "root", root, err);
+	if (ret == 0)
+		return dindex_write_commit(idx, err);
+	dindex_write_rollback(idx);
+	return ret;
+}
+
+static void store_free(struct dbox_store *store)
+{
+	if (store->fs != NULL) {
+		dbox_fcache_clear(store);
+		dfs_free(store->fs);
+	}
+	dindex_close(store->idx);
+	if (store->owner_lock_fd >= 0) {
+		/* a clean close leaves nothing behind in scratch */
+		dbox_remove_tree(store->owner_dir);
+		close(store->owner_lock_fd);
+	}
+	pthread_mutex_destroy(&store->fcache_lock);
+	free(store->root);
+	free(store->ctl_dir);
+	free(store->scratch_dir);
+	free(store->owner_dir);
+	free(store->files_dir);
+	free(store);
+}
+
+static struct dbox_store *store_alloc(const char *root)
+{
+	struct dbox_store *store = calloc(1, sizeof(*store));
+
+	if (store == NULL)
+		return NULL;
+	store->owner_lock_fd = -1;
+	pthread_mutex_init(&store->fcache_lock, NULL);
+	store->root = strdup(root);
+	if (store->root == NULL) {
+		store_free(store);
+		return NULL;
+	}
+	return store;
+}
+
+static int set_ctl_dirs(struct dbox_store *store, const char *ctl,
+			struct dbox_err *err)
+{
+	char buf[PATH_MAX];
+
+	store->ctl_dir = strdup(ctl);
+	if (dbox_path(buf, sizeof(buf), "%s/tmp", ctl) < 0)
+		return dbox_fail(err, -ENAMETOOLONG, "path too long: %s", ctl);
+	store->scratch_dir = strdup(buf);
+	if (dbox_path(buf, sizeof(buf), "%s/files", ctl) < 0)
+		return dbox_fail(err, -ENAMETOOLONG, "path too long: %s", ctl);
+	store->files_dir = strdup(buf);
+	if (store->ctl_dir == NULL || store->scratch_dir == NULL ||
+	    store->files_dir == NULL)
+		return dbox_fail(err, -ENOMEM, "out of memory");
+	return 0;
+}
+
+int dbox_store_create(const char *root, const struct dbox_create_opts *opts,
+		      struct dbox_err *err)
+{
+	char path[PATH_MAX], real[PATH_MAX];
+	enum dbox_store_format format = opts->format;
+	struct dindex *idx;
+	struct dbox_store *store;
+	struct dbox_mailbox inbox;
+	int ret;
+
+	if (format != DBOX_FORMAT_SDBOX && format != DBOX_FORMAT_MDBOX)
+		return dbox_fail(err, -EINVAL, "unknown store format");
+	if (!dir_is_empty(root))
+		return dbox_fail(err, -EEXIST, "%s exists and is not empty",
+				 root);
+	ret = dbox_mkdir_p(root, DBOX_DIR_MODE);
+	if (ret < 0)
+		return dbox_fail(err, ret, "mkdir %s: %s", root,
+				 strerror(-ret));
+	if (realpath(root, real) == NULL)
+		return dbox_fail(err, -errno, "realpath %s: %m", root);
+	const char *const dirs[] = {
+		DBOX_MAILBOX_DIR, DBOX_CTL_DIR, DBOX_CTL_DIR "/tmp",
+		DBOX_CTL_DIR "/files",
+		format == DBOX_FORMAT_MDBOX ? DBOX_STORAGE_DIR : NULL,
+	};
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		if (dirs[i] == NULL)
+			continue;
+		if (dbox_path(path, sizeof(path), "%s/%s", real, dirs[i]) < 0)
+			return dbox_fail(err, -ENAMETOOLONG, "path too long");
+		if (mkdir(path, DBOX_DIR_MODE) < 0 && errno != EEXIST)
+			return dbox_fail(err, -errno, "mkdir %s: %m", path);
+	}
+	if (dbox_path(path, sizeof(path), "%s/%s/%s", real, DBOX_CTL_DIR,
+		      DBOX_INDEX_NAME) < 0)
+		return dbox_fail(err, -ENAMETOOLONG, "path too long");
+	ret = dindex_open(path, false, true, &idx, err);
+	if (ret < 0)
+		return ret;
+	ret = write_meta(idx, format, DBOX_ORIGIN_DBOXFS, opts->rotate_size ?
+			 opts->rotate_size : DBOX_DEFAULT_ROTATE_SIZE, real,
+			 err);
+	dindex_close(idx);
+	if (ret < 0)
+		return ret;
+	ret = dbox_store_open(real, &(struct dbox_open_opts){ 0 }, &store,
+			      err);
+	if (ret < 0)
+		return ret;
+	ret = dbox_mailbox_create(store, "INBOX", &inbox, err);
+	dbox_store_close(store);
+	return ret;
+}
+
+/* Where the index of a Dovecot tree lives when we may not write into it:
+ * one file per tree under the user's cache directory, named after the
+ * tree's path ('/' and '%' percent-encoded so names cannot collide). */
+static int foreign_ctl_dir(const char *root, char *buf, size_t len)
+{
+	const char *base = getenv("XDG_CACHE_HOME");
+	const char *home = getenv("HOME");
+	char home_cache[PATH_MAX], name[PATH_MAX];
+	size_t n = 0;
+
+	if (base == NULL || base[0] == '\0') {
+		if (home == NULL || home[0] == '\0')
+			home = "/var/cache";
+		if (dbox_path(home_cache, sizeof(home_cache), "%s/.cache",
+			      home) < 0)
+			return -ENAMETOOLONG;
+		base = home_cache;
+	}
+	for (const char *p = root; *p != '\0'; p++) {
+		if (n + 4 >= sizeof(name))
+			return -ENAMETOOLONG;
+		if (*p == '/' || *p == '%') {
+			snprintf(name + n, 4, "%%%02X", (unsigned char)*p);
+			n += 3;
+		} else {
+			name[n++] = *p;
+		}
+	}
+	name[n] = '\0';
+	return dbox_path(buf, len, "%s/dboxfs/%s", base, name);
+}
+
+struct detect {
+	enum dbox_store_format format;
+	enum dbox_store_origin origin;
+	bool has_ctl;
+};
+
+static int detect_store(const char *root, struct detect *d,
+			struct dbox_err *err)
+{
+	char path[PATH_MAX];
+
+	memset(d, 0, sizeof(*d));
+	if (!is_dir(root))
+		return dbox_fail(err, -ENOENT, "%s: no such directory", root);
+	dbox_path(path, sizeof(path), "%s/%s", root, DBOX_CTL_DIR);
+	d->has_ctl = is_dir(path);
+	dbox_path(path, sizeof(path), "%s/%s", root, DBOX_STORAGE_DIR);
+	if (is_dir(path)) {
+		d->format = DBOX_FORMAT_MDBOX;
+	} else {
+		dbox_path(path, sizeof(path), "%s/%s", root, DBOX_MAILBOX_DIR);
+		if (!is_dir(path))
+			return dbox_fail(err, -ENOENT, "%s is not a dbox store"
+					 " (no mailboxes/ or storage/)", root);
+		d->format = DBOX_FORMAT_SDBOX;
+	}
+	d->origin = d->has_ctl ? DBOX_ORIGIN_DBOXFS : DBOX_ORIGIN_DOVECOT;
+	return 0;
+}
+
+static int owner_dir_create(struct dbox_store *store, struct dbox_err *err)
+{
+	char path[PATH_MAX], rnd[33];
+	int ret;
+
+	ret = dbox_mkdir_p(store->scratch_dir, DBOX_DIR_MODE);
+	if (ret == 0)
+		ret = dbox_mkdir_p(store->files_dir, DBOX_DIR_MODE);
+	if (ret < 0)
+		return dbox_fail(err, ret, "mkdir %s: %s", store->scratch_dir,
+				 strerror(-ret));
+	dbox_guid_generate(rnd);
+	rnd[8] = '\0';
+	if (dbox_path(path, sizeof(path), "%s/%ld.%s", store->scratch_dir,
+		      (long)getpid(), rnd) < 0)
+		return dbox_fail(err, -ENAMETOOLONG, "path too long");
+	if (mkdir(path, DBOX_DIR_MODE) < 0)
+		return dbox_fail(err, -errno, "mkdir %s: %m", path);
+	store->owner_dir = strdup(path);
+	/* the lock on the directory itself says "its owner is alive" */
+	store->owner_lock_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (store->owner_dir == NULL || store->owner_lock_fd < 0 ||
+	    flock(store->owner_lock_fd, LOCK_EX | LOCK_NB) < 0)
+		return dbox_fail(err, -errno, "lock %s: %m", path);
+	return 0;
+}
+
+static int load_meta(struct dbox_store *store, struct detect *d,
+		     struct dbox_err *err)
+{
+	char buf[64];
+	int ret = dindex_meta_get(store->idx, "format", buf, sizeof(buf), err);
+
+	if (ret == -ENOENT)
+		return 1;  /* new index */
+	if (ret < 0)
+		return ret;
+	store->format = strcmp(buf, "mdbox") == 0 ? DBOX_FORMAT_MDBOX :
+		DBOX_FORMAT_SDBOX;
+	if (store->format != d->format)
+		return dbox_fail(err, -EINVAL, "index %s says %s but %s looks "
+				 "like %s", dindex_path(store->idx), buf,
+				 store->root, format_name(d->format));
+	if (dindex_meta_get(store->idx, "origin", buf, sizeof(buf), err) == 0)
+		store->origin = strcmp(buf, "dovecot") == 0 ?
+			DBOX_ORIGIN_DOVECOT : DBOX_ORIGIN_DBOXFS;
+	if (dindex_meta_get(store->idx, "rotate_size", buf, sizeof(buf),
+			    err) == 0)
+		store->rotate_size = strtoull(buf, NULL, 10);
+	if (store->rotate_size == 0)
+		store->rotate_size = DBOX_DEFAULT_ROTATE_SIZE;
+	return 0;
+}
+
+static int open_index(struct dbox_store *store, const struct dbox_open_opts *o,
+		      struct detect *d, struct dbox_err *err)
+{
+	char path[PATH_MAX];
+	bool index_ro = store->readonly && store->origin == DBOX_ORIGIN_DBOXFS;
+	int ret;
+
+	if (o->index_path != NULL)
+		snprintf(path, sizeof(path), "%s", o->index_path);
+	else if (dbox_path(path, sizeof(path), "%s/%s", store->ctl_dir,
+			   DBOX_INDEX_NAME) < 0)
+		return dbox_fail(err, -ENAMETOOLONG, "path too long");
+	if (!index_ro) {
+		char dir[PATH_MAX];
+		char *slash;
+
+		snprintf(dir, sizeof(dir), "%s", path);
+		slash = strrchr(dir, '/');
+		if (slash != NULL && slash != dir) {
+			*slash = '\0';
+			dbox_mkdir_p(dir, DBOX_DIR_MODE);
+		}
+	}
+	ret = dindex_open(path, index_ro, !index_ro, &store->idx, err);
+	if (ret < 0)
+		return ret;
+	ret = load_meta(store, d, err);
+	if (ret <= 0)
+		return ret;
+	/* a fresh index: describe the tree, then index its files */
+	store->format = d->format;
+	store->rotate_size = DBOX_DEFAULT_ROTATE_SIZE;
+	ret = write_meta(store->idx, d->format, store->origin,
+			 store->rotate_size, store->root, err);
+	if (ret < 0)
+		return ret;
+	ret = dbox_store_reindex(store, err);
+	return ret < 0 ? ret : 0;
+}
+
+static int choose_ctl(struct dbox_store *store, const struct dbox_open_opts *o,
+		      struct detect *d, struct dbox_err *err)
+{
+	char ctl[PATH_MAX];
+
+	store->origin = d->origin;
+	if (d->origin == DBOX_ORIGIN_DOVECOT && !o->takeover) {
+		store->readonly = true;
+		if (foreign_ctl_dir(store->root, ctl, sizeof(ctl)) < 0)
+			return dbox_fail(err, -ENAMETOOLONG, "path too long");
+	} else {
+		store->readonly = o->readonly;
+		if (dbox_path(ctl, sizeof(ctl), "%s/%s", store->root,
+			      DBOX_CTL_DIR) < 0)
+			return dbox_fail(err, -ENAMETOOLONG, "path too long");
+		if (d->origin == DBOX_ORIGIN_DOVECOT && !o->readonly &&
+		    mkdir(ctl, DBOX_DIR_MODE) < 0 && errno != EEXIST)
+			return dbox_fail(err, -errno, "mkdir %s: %m", ctl);
+	}
+	return set_ctl_dirs(store, ctl, err);
+}
+
+int dbox_store_open(const char *root, const struct dbox_open_opts *opts,
+		    struct dbox_store **store_r, struct dbox_err *err)
+{
+	char real[PATH_MAX], fserr[256];
+	struct dfs_settings fsset = { 0 };
+	struct dbox_store *store;
+	struct detect d;
+	int ret;
+
+	if (realpath(root, real) == NULL)
+		return dbox_fail(err, -errno, "%s: %m", root);
+	ret = detect_store(real, &d, err);
+	if (ret < 0)
+		return ret;
+	store = store_alloc(real);
+	if (store == NULL)
+		return dbox_fail(err, -ENOMEM, "out of memory");
+	fsset.max_workers = opts->fs_max_workers;
+	ret = dfs_new(opts->fs_config, &fsset, &store->fs, fserr,
+		      sizeof(fserr));
+	if (ret < 0)
+		ret = dbox_fail(err, ret, "fs=%s: %s", opts->fs_config ?
+				opts->fs_config : "", fserr);
+	if (ret == 0)
+		ret = choose_ctl(store, opts, &d, err);
+	if (ret == 0 && !store->readonly)
+		ret = owner_dir_create(store, err);
+	if (ret == 0)
+		ret = open_index(store, opts, &d, err);
+	if (ret == 0 && !store->readonly && !opts->no_recovery)
+		ret = dbox_recover(store, err);
+	if (ret < 0) {
+		store_free(store);
+		return ret;
+	}
+	*store_r = store;
+	return 0;
+}
+
+void dbox_store_close(struct dbox_store *store)
+{
+	if (store != NULL)
+		store_free(store);
+}
+
+enum dbox_store_format dbox_store_get_format(const struct dbox_store *store)
+{
+	return store->format;
+}
+
+enum dbox_store_origin dbox_store_get_origin(const struct dbox_store *store)
+{
+	return store->origin;
+}
+
+bool dbox_store_is_readonly(const struct dbox_store *store)
+{
+	return store->readonly;
+}
+
+const char *dbox_store_root(const struct dbox_store *store)
+{
+	return store->root;
+}
+
+const char *dbox_store_index_path(const struct dbox_store *store)
+{
+	return dindex_path(store->idx);
+}
+
+struct dfs *dbox_store_fs(struct dbox_store *store)
+{
+	return store->fs;
+}
+
+const char *dbox_store_files_dir(const struct dbox_store *store)
+{
+	return store->files_dir;
+}
+
+const char *dbox_store_scratch_dir(const struct dbox_store *store)
+{
+	return store->scratch_dir;
+}
+
+uint64_t dbox_store_change_counter(struct dbox_store *store)
+{
+	uint64_t seq = 0;
+
+	dindex_seq(store->idx, &seq, NULL);
+	return seq;
+}

@@ -1,0 +1,253 @@
+/* mdbox-file.c - m.N files for appending (see mdbox-file.h for the rules). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store/mdbox-file.h"
+#include "store/store-private.h"
+
+/* How many of the newest files are tried before a new one is made
+ * (Dovecot looks at 10 too). */
+#define MDBOX_CANDIDATES 10
+
+struct candidate {
+	uint32_t file_id;
+	uint64_t size;
+};
+
+static int list_candidates(struct dbox_store *store, uint64_t need,
+			   struct candidate *c, unsigned int *count_r,
+			   uint32_t *max_id_r, struct dbox_err *err)
+{
+	sqlite3 *db = dindex_db(store->idx, err);
+	sqlite3_stmt *st;
+	unsigned int n = 0;
+	int rc;
+
+	*max_id_r = 0;
+	if (db == NULL)
+		return -EIO;
+	rc = sqlite3_prepare_v2(db, "SELECT file_id, size, sealed FROM files "
+				"ORDER BY file_id DESC", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return dindex_error(store->idx, rc, "files", err);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		uint32_t id = (uint32_t)sqlite3_column_int64(st, 0);
+		uint64_t size = (uint64_t)sqlite3_column_int64(st, 1);
+
+		if (*max_id_r == 0)
+			*max_id_r = id;
+		if (n == MDBOX_CANDIDATES)
+			break;
+		/* sealed: reindex found damage; appending after it would
+		 * put new mail where no reader can frame it */
+		if (size + need < store->rotate_size &&
+		    sqlite3_column_int(st, 2) == 0)
+			c[n++] = (struct candidate){ id, size };
+	}
+	sqlite3_finalize(st);
+	*count_r = n;
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 :
+		dindex_error(store->idx, rc, "files", err);
+}
+
+static int committed_size(struct dbox_store *store, uint32_t file_id,
+			  uint64_t *size_r, struct dbox_err *err)
+{
+	sqlite3_stmt *st = dindex_stmt(store->idx, DSTMT_FILE_GET, err);
+	int rc;
+
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, file_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*size_r = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT :
+		dindex_error(store->idx, rc, "file size", err);
+}
+
+/* After taking the lock: is the file still the one at path?  Recovery
+ * and purge unlink files under this same lock, so a file that lost its
+ * name while we waited must not be appended to. */
+static int still_linked(struct dfs_file *f, const char *path)
+{
+	struct stat a, b;
+	int ret = dfs_sync_fstat(f, &a);
+
+	if (ret < 0)
+		return ret;
+	if (stat(path, &b) < 0)
+		return errno == ENOENT ? -ENOENT : -errno;
+	return a.st_ino == b.st_ino && a.st_dev == b.st_dev ? 0 : -ENOENT;
+}
+
+/* Opens and locks m.<id>; 1 = ours, 0 = busy or gone, <0 error. */
+static int try_existing(struct dbox_store *store, uint32_t file_id,
+			uint64_t need, struct mdbox_append **app_r,
+			struct dbox_err *err)
+{
+	char path[PATH_MAX];
+	struct dfs_file *f;
+	struct stat st;
+	uint64_t size = 0;
+	int ret;
+
+	dbox_mdbox_path(store, file_id, path, sizeof(path));
+	ret = dfs_sync_open(store->fs, path, O_RDWR | O_CLOEXEC, 0, &f);
+	if (ret == -ENOENT)
+		return 0;
+	if (ret < 0)
+		return dbox_fail(err, ret, "open %s: %s", path, strerror(-ret));
+	ret = dfs_sync_try_lock(f);
+	if (ret == 0)
+		ret = still_linked(f, path);
+	/* re-read the committed end only now: whoever held the lock may
+	 * have committed more in the meantime */
+	if (ret == 0)
+		ret = committed_size(store, file_id, &size, err);
+	if (ret == 0)
+		ret = dfs_sync_fstat(f, &st);
+	if (ret == 0 && (uint64_t)st.st_size > size)
+		ret = dfs_sync_truncate(f, (off_t)size); /* a dead writer's */
+	if (ret == 0 && size + need >= store->rotate_size)
+		ret = -EFBIG;
+	if (ret < 0) {
+		dfs_sync_close(f);
+		return ret == -EWOULDBLOCK || ret == -ENOENT || ret == -EFBIG ?
+			0 : dbox_fail(err, ret, "lock %s: %s", path,
+				      strerror(-ret));
+	}
+	*app_r = calloc(1, sizeof(**app_r));
+	if (*app_r == NULL) {
+		dfs_sync_close(f);
+		return dbox_fail(err, -ENOMEM, "out of memory");
+	}
+	**app_r = (struct mdbox_append){ .file_id = file_id, .file = f,
+		.committed = size, .end = size };
+	return 1;
+}
+
+static int create_new(struct dbox_store *store, uint32_t first_id,
+		      struct mdbox_append **app_r, struct dbox_err *err)
+{
+	char path[PATH_MAX], hdr[64];
+	size_t hlen = dbox_file_hdr_format(hdr, sizeof(hdr), dbox_now());
+	struct dfs_file *f = NULL;
+	uint32_t id = first_id;
+	int ret = -EEXIST;
+
+	for (int tries = 0; ret == -EEXIST && tries < 1000; tries++, id++) {
+		dbox_mdbox_path(store, id, path, sizeof(path));
+		ret = dfs_sync_open(store->fs, path, O_RDWR | O_CREAT |
+				    O_EXCL | O_CLOEXEC, DBOX_FILE_MODE, &f);
+		if (ret < 0)
+			continue;
+		/* between create and lock, recovery may have taken the
+		 * unlocked, unindexed file for a dead writer's */
+		ret = dfs_sync_try_lock(f);
+		if (ret == 0)
+			ret = still_linked(f, path);
+		if (ret < 0) {
+			dfs_sync_close(f);
+			ret = -EEXIST;
+		}
+	}
+	id--;
+	if (ret < 0)
+		return dbox_fail(err, ret, "create %s: %s", path,
+				 strerror(-ret));
+	if (ret == 0)
+		ret = dfs_sync_pwrite(f, hdr, hlen, 0);
+	if (ret < 0) {
+		dfs_sync_close(f);
+		unlink(path);
+		return dbox_fail(err, ret, "create %s: %s", path,
+				 strerror(-ret));
+	}
+	*app_r = calloc(1, sizeof(**app_r));
+	if (*app_r == NULL) {
+		dfs_sync_close(f);
+		unlink(path);
+		return dbox_fail(err, -ENOMEM, "out of memory");
+	}
+	**app_r = (struct mdbox_append){ .file_id = id, .file = f,
+		.committed = 0, .end = hlen, .created = true };
+	return 0;
+}
+
+int mdbox_append_get(struct dbox_store *store, uint64_t need,
+		     struct mdbox_append **app_r, struct dbox_err *err)
+{
+	struct candidate c[MDBOX_CANDIDATES];
+	unsigned int count = 0;
+	uint32_t max_id = 0;
+	int ret = list_candidates(store, need, c, &count, &max_id, err);
+
+	if (need >= store->rotate_size)
+		count = 0;  /* a file of its own */
+	for (unsigned int i = 0; ret >= 0 && i < count; i++) {
+		ret = try_existing(store, c[i].file_id, need, app_r, err);
+		if (ret == 1)
+			return 0;
+	}
+	if (ret < 0)
+		return ret;
+	return create_new(store, max_id + 1, app_r, err);
+}
+
+int mdbox_append_sync(struct mdbox_append *app, struct dbox_err *err)
+{
+	int ret = dfs_sync_fsync(app->file);
+
+	if (ret < 0)
+		return dbox_fail(err, ret, "fsync %s: %s",
+				 dfs_file_path(app->file), strerror(-ret));
+	return 0;
+}
+
+int mdbox_append_record(struct dbox_store *store, struct mdbox_append *app,
+			struct dbox_err *err)
+{
+	sqlite3_stmt *st;
+
+	if (app->created) {
+		st = dindex_stmt(store->idx, DSTMT_FILE_INSERT, err);
+		if (st == NULL)
+			return -EIO;
+		sqlite3_bind_int64(st, 1, app->file_id);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)app->end);
+		sqlite3_bind_int64(st, 3, dbox_now());
+		sqlite3_bind_int(st, 4, 0);
+	} else {
+		st = dindex_stmt(store->idx, DSTMT_FILE_SET_SIZE, err);
+		if (st == NULL)
+			return -EIO;
+		sqlite3_bind_int64(st, 1, app->file_id);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)app->end);
+	}
+	return dindex_step_done(store->idx, st, err);
+}
+
+void mdbox_append_release(struct dbox_store *store, struct mdbox_append *app,
+			  bool rollback)
+{
+	char path[PATH_MAX];
+
+	if (rollback) {
+		if (app->created) {
+			dbox_mdbox_path(store, app->file_id, path, sizeof(path));
+			unlink(path);
+		} else {
+			dfs_sync_truncate(app->file, (off_t)app->committed);
+		}
+	}
+	/* closing drops the flock */
+	dfs_sync_close(app->file);
+	free(app);
+}

@@ -1,0 +1,46 @@
+/* mdbox-file.h - choosing, locking and creating m.N files to append to.
+ *
+ * Rules (dbox-format.md 5.4 and 9): an appender holds flock(LOCK_EX) on the
+ * m.N it appends to until its index commit; appends go strictly after the
+ * committed end recorded in the index (files.size); a new file is created
+ * with O_EXCL under the next free id and enters the index only with the
+ * commit of the transaction that filled it.  Whatever lies beyond the
+ * committed end of an unlocked file, and any unlocked m.N the index does
+ * not know, was left by a writer that died: dbox_recover removes it.
+ */
+#ifndef MDBOX_FILE_H
+#define MDBOX_FILE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dbox/fs.h"
+#include "dbox/store.h"
+
+struct mdbox_append {
+	uint32_t file_id;
+	struct dfs_file *file;
+	uint64_t committed;     /* index size when we locked it */
+	uint64_t end;           /* where the next record goes */
+	bool created;           /* not in the index yet */
+	struct mdbox_append *next;
+};
+
+/* Gets a locked file with room for another message: the newest file of
+ * the index that nobody holds and that is below rotate_size, else a new
+ * one.  need: bytes the caller is about to append if known (0 if not);
+ * a message of rotate_size or more gets a new file.  The caller owns the
+ * result (release with mdbox_append_release). */
+int mdbox_append_get(struct dbox_store *store, uint64_t need,
+		     struct mdbox_append **app_r, struct dbox_err *err);
+/* Data durable (fdatasync). */
+int mdbox_append_sync(struct mdbox_append *app, struct dbox_err *err);
+/* Inside the commit's index write: record the new committed end. */
+int mdbox_append_record(struct dbox_store *store, struct mdbox_append *app,
+			struct dbox_err *err);
+/* rollback = true: cut the file back to its committed end (or unlink a new
+ * one) first.  Then unlock, close, free. */
+void mdbox_append_release(struct dbox_store *store, struct mdbox_append *app,
+			  bool rollback);
+
+#endif

@@ -1,0 +1,109 @@
+/* store-private.h - what the store modules share (not public). */
+#ifndef DBOX_STORE_PRIVATE_H
+#define DBOX_STORE_PRIVATE_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "dbox/fs.h"
+#include "dbox/store.h"
+#include "index/dindex.h"
+#include "util/util.h"
+
+/* Our own directory inside a store tree; Dovecot ignores it because every
+ * mailbox lives under mailboxes/ and mdbox files under storage/. */
+#define DBOX_CTL_DIR "dboxfs"
+#define DBOX_INDEX_NAME "index.sqlite"
+#define DBOX_MAILBOX_DIR "mailboxes"
+#define DBOX_MAIL_DIRNAME "dbox-Mails"
+#define DBOX_STORAGE_DIR "storage"
+#define DBOX_DIR_MODE 0700
+#define DBOX_FILE_MODE 0600
+
+/* Open storage files kept for reads (mdbox m.N and sdbox u.N). */
+#define DBOX_FCACHE_SIZE 64
+
+struct dbox_fcache_entry {
+	char path[PATH_MAX];
+	struct dfs_file *file;    /* NULL = free slot */
+	unsigned int users;       /* requests using it right now */
+	uint64_t last_use;
+};
+
+struct dbox_store {
+	char *root;
+	char *ctl_dir;            /* ROOT/dboxfs or a cache dir */
+	char *scratch_dir;        /* ctl_dir/tmp */
+	char *owner_dir;          /* scratch_dir/<pid>.<rand>, flock'ed */
+	char *files_dir;          /* ctl_dir/files */
+	enum dbox_store_format format;
+	enum dbox_store_origin origin;
+	bool readonly;            /* never write into the dbox tree */
+	uint64_t rotate_size;
+	struct dindex *idx;
+	struct dfs *fs;
+	int owner_lock_fd;
+	atomic_uint_fast64_t tmp_seq;
+
+	pthread_mutex_t fcache_lock;
+	uint64_t fcache_clock;
+	struct dbox_fcache_entry fcache[DBOX_FCACHE_SIZE];
+};
+
+/* dbox-names.c: mailbox name <-> on-disk storage name (mUTF-7). */
+int dbox_name_to_storage(const char *name, char *buf, size_t len);
+int dbox_storage_to_name(const char *storage, char *buf, size_t len);
+/* ROOT/mailboxes/<storage>/dbox-Mails */
+int dbox_mailbox_dir(const struct dbox_store *store, const char *name,
+		     char *buf, size_t len);
+/* sdbox u.<uid> of a mailbox */
+int dbox_sdbox_path(const struct dbox_store *store, const char *name,
+		    uint32_t uid, char *buf, size_t len);
+int dbox_mdbox_path(const struct dbox_store *store, uint32_t file_id,
+		    char *buf, size_t len);
+
+/* dbox-uidvalidity.c: Dovecot's allocation protocol (dbox-format.md 1.7) */
+uint32_t dbox_uidvalidity_next(const char *dir);
+
+/* dbox-fcache.c: shared open files for reads.  get returns the handle with
+ * a use count held; put releases it. */
+int dbox_fcache_get(struct dbox_store *store, const char *path,
+		    struct dfs_file **file_r);
+void dbox_fcache_put(struct dbox_store *store, struct dfs_file *file);
+/* Forget a path (file unlinked or replaced by purge). */
+void dbox_fcache_drop(struct dbox_store *store, const char *path);
+void dbox_fcache_clear(struct dbox_store *store);
+
+/* dbox-recover.c: remove what dead writers left (owner dirs in scratch,
+ * uncommitted sdbox files, uncommitted bytes at the end of m.N). */
+int dbox_recover(struct dbox_store *store, struct dbox_err *err);
+/* Owner journal of an sdbox commit in progress. */
+int dbox_journal_write(struct dbox_store *store, const int64_t *mailbox_ids,
+		       const uint32_t *uids, unsigned int count,
+		       struct dbox_err *err);
+void dbox_journal_remove(struct dbox_store *store);
+
+/* dbox-mailbox.c */
+int dbox_mailbox_insert(struct dbox_store *store, const char *name,
+			const char *guid, uint32_t uidvalidity,
+			uint32_t next_uid, struct dbox_mailbox *box_r,
+			struct dbox_err *err);
+/* Marks new/ and/or cur/ of a mailbox changed now (inside a write). */
+int dbox_mailbox_touch(struct dbox_store *store, int64_t mailbox_id,
+		       bool new_dir, bool cur_dir, struct dbox_err *err);
+/* Allocates count uids (inside a write); returns the first. */
+int dbox_mailbox_alloc_uids(struct dbox_store *store, int64_t mailbox_id,
+			    uint32_t count, uint32_t *first_r,
+			    struct dbox_err *err);
+int dbox_mailbox_name_of(struct dbox_store *store, int64_t mailbox_id,
+			 char *buf, size_t len, struct dbox_err *err);
+
+/* dbox-msg.c */
+int dbox_msg_insert(struct dbox_store *store, const struct dbox_msg *msg,
+		    struct dbox_err *err);
+
+/* Fills a dbox_msg's storage fields from a parsed record. */
+void dbox_msg_from_record(struct dbox_msg *msg, const struct dbox_record *rec);
+
+#endif

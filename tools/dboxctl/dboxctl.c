@@ -1,0 +1,568 @@
+/* dboxctl.c - administration of dbox stores: command dispatch, the small
+ * commands, and helpers shared by import and export. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dboxctl.h"
+
+struct ctl_opts ctl_opts;
+
+static const char usage_text[] =
+"Usage: dboxctl [--fs=CONFIG] [--index=PATH] COMMAND [ARGS...]\n"
+"\n"
+"Administer a dbox mail store (Dovecot sdbox/mdbox layout with an SQLite\n"
+"index) without a running Dovecot.\n"
+"\n"
+"Commands:\n"
+"  init STORE --format sdbox|mdbox [--rotate-size BYTES]\n"
+"                        create an empty store with an INBOX\n"
+"  import STORE MAILBOX SOURCE...\n"
+"                        add messages from maildir folders and mbox files,\n"
+"                        all in one transaction\n"
+"  export STORE MAILBOX DEST\n"
+"                        write a mailbox as a maildir\n"
+"  ls STORE [MAILBOX]    list mailboxes, or the messages of one\n"
+"  cat STORE MAILBOX UID write one message to standard output\n"
+"  reindex STORE         rebuild the index from the dbox files\n"
+"  check STORE           verify every message against its file\n"
+"  purge STORE           reclaim space of expunged mdbox messages\n"
+"  stats STORE           counts and sizes\n"
+"\n"
+"Global options:\n"
+"  --fs=CONFIG           I/O stack, e.g. posix, delay:5ms/posix,\n"
+"                        randomfail:eio:1%/posix\n"
+"  --index=PATH          index database instead of the default location\n"
+"  --takeover            allow writing into a tree that Dovecot made\n"
+"  -h, --help            this help; COMMAND --help for a command's\n"
+"  -V, --version         print the version\n"
+"\n"
+"Exit status: 0 success, 1 failure, 2 usage error (check: 1 when it found\n"
+"problems).\n";
+
+int ctl_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("dboxctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return 1;
+}
+
+int ctl_open(const char *root, bool readonly, struct dbox_store **store_r)
+{
+	struct dbox_open_opts o = {
+		.index_path = ctl_opts.index_path,
+		.fs_config = ctl_opts.fs_config,
+		.readonly = readonly,
+		.takeover = ctl_opts.takeover,
+	};
+	struct dbox_err err = { "" };
+	int ret = dbox_store_open(root, &o, store_r, &err);
+
+	if (ret < 0)
+		return ctl_error("%s", err.msg);
+	return 0;
+}
+
+int ctl_mailbox(struct dbox_store *store, const char *name, bool create,
+		struct dbox_mailbox *box_r)
+{
+	struct dbox_err err = { "" };
+	int ret = dbox_mailbox_lookup(store, name, box_r, &err);
+
+	if (ret == -ENOENT && create)
+		ret = dbox_mailbox_create(store, name, box_r, &err);
+	if (ret < 0)
+		return ctl_error("%s: %s", name, err.msg);
+	return 0;
+}
+
+void ctl_progress_init(struct ctl_progress *p, const char *what,
+		       uint64_t total)
+{
+	*p = (struct ctl_progress){ .what = what, .total = total,
+				    .tty = isatty(STDERR_FILENO) != 0,
+				    .last_pct = -1 };
+}
+
+void ctl_progress_step(struct ctl_progress *p, uint64_t n)
+{
+	int pct, bar;
+
+	p->done += n;
+	if (!p->tty || p->total == 0)
+		return;
+	pct = (int)(p->done * 100 / p->total);
+	if (pct == p->last_pct)
+		return;
+	p->last_pct = pct;
+	bar = pct * 30 / 100;
+	fprintf(stderr, "\r%s [%.*s%*s] %3d%%", p->what, bar,
+		"##############################", 30 - bar, "", pct);
+}
+
+void ctl_progress_end(struct ctl_progress *p)
+{
+	if (p->tty && p->total != 0)
+		fputc('\n', stderr);
+}
+
+uint32_t ctl_maildir_flags(const char *info, uint32_t *kw_letters_r)
+{
+	uint32_t flags = 0, kw = 0;
+
+	for (const char *p = info; *p != '\0'; p++) {
+		switch (*p) {
+		case 'D': flags |= DBOX_FLAG_DRAFT; break;
+		case 'F': flags |= DBOX_FLAG_FLAGGED; break;
+		case 'P': flags |= DBOX_FLAG_PASSED; break;
+		case 'R': flags |= DBOX_FLAG_ANSWERED; break;
+		case 'S': flags |= DBOX_FLAG_SEEN; break;
+		case 'T': flags |= DBOX_FLAG_DELETED; break;
+		default:
+			if (*p >= 'a' && *p <= 'z')
+				kw |= 1u << (*p - 'a');
+			break;
+		}
+	}
+	*kw_letters_r = kw;
+	return flags;
+}
+
+void ctl_maildir_info(uint32_t flags, uint32_t keywords, char *buf,
+		      size_t len)
+{
+	size_t o = 0;
+	static const struct { uint32_t f; char c; } map[] = {
+		{ DBOX_FLAG_DRAFT, 'D' }, { DBOX_FLAG_FLAGGED, 'F' },
+		{ DBOX_FLAG_PASSED, 'P' }, { DBOX_FLAG_ANSWERED, 'R' },
+		{ DBOX_FLAG_SEEN, 'S' }, { DBOX_FLAG_DELETED, 'T' },
+	};
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]) && o + 1 < len;
+	     i++) {
+		if (flags & map[i].f)
+			buf[o++] = map[i].c;
+	}
+	for (int i = 0; i < DBOX_MAX_KEYWORDS && o + 1 < len; i++) {
+		if (keywords & (1u << i))
+			buf[o++] = (char)('a' + i);
+	}
+	buf[o] = '\0';
+}
+
+static bool want_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+			return true;
+	}
+	return false;
+}
+
+static int cmd_usage(const char *text)
+{
+	fputs(text, stdout);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ init */
+static const char init_help[] =
+"Usage: dboxctl init STORE --format sdbox|mdbox [--rotate-size BYTES]\n"
+"\n"
+"Create an empty store at STORE (a missing or empty directory) with an\n"
+"INBOX.  The layout is Dovecot's (mailboxes/NAME/dbox-Mails, storage/ for\n"
+"mdbox), so that Dovecot 2.3 can read it after `doveadm force-resync`.\n"
+"--rotate-size is mdbox's mdbox_rotate_size (default 10M; k/M/G suffixes).\n";
+
+static int parse_size(const char *s, uint64_t *v)
+{
+	char *end;
+	unsigned long long n = strtoull(s, &end, 10);
+
+	switch (*end) {
+	case 'k': case 'K': n <<= 10; end++; break;
+	case 'm': case 'M': n <<= 20; end++; break;
+	case 'g': case 'G': n <<= 30; end++; break;
+	default: break;
+	}
+	if (*end != '\0' || n == 0 || end == s)
+		return -1;
+	*v = n;
+	return 0;
+}
+
+static int cmd_init(int argc, char **argv)
+{
+	struct dbox_create_opts o = { 0 };
+	struct dbox_err err = { "" };
+	const char *store = NULL;
+
+	if (want_help(argc, argv))
+		return cmd_usage(init_help);
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--format") == 0 && i + 1 < argc) {
+			i++;
+			if (strcmp(argv[i], "sdbox") == 0)
+				o.format = DBOX_FORMAT_SDBOX;
+			else if (strcmp(argv[i], "mdbox") == 0)
+				o.format = DBOX_FORMAT_MDBOX;
+			else
+				return ctl_error("--format: sdbox or mdbox, not "
+						 "%s", argv[i]) + 1;
+		} else if (strcmp(argv[i], "--rotate-size") == 0 &&
+			   i + 1 < argc) {
+			if (parse_size(argv[++i], &o.rotate_size) < 0)
+				return ctl_error("--rotate-size: bad size %s",
+						 argv[i]) + 1;
+		} else if (argv[i][0] != '-' && store == NULL) {
+			store = argv[i];
+		} else {
+			fputs(init_help, stderr);
+			return 2;
+		}
+	}
+	if (store == NULL || o.format == 0) {
+		fputs(init_help, stderr);
+		return 2;
+	}
+	if (dbox_store_create(store, &o, &err) < 0)
+		return ctl_error("%s", err.msg);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ ls */
+static const char ls_help[] =
+"Usage: dboxctl ls STORE [MAILBOX]\n"
+"\n"
+"Without MAILBOX: one line per mailbox: name, messages, uidvalidity,\n"
+"next uid, GUID (tab-separated).  With MAILBOX: one line per message:\n"
+"uid, maildir flags, size, received time, GUID, maildir name.\n";
+
+static int ls_box(void *ctx, const struct dbox_mailbox *box)
+{
+	uint64_t count = 0;
+
+	dbox_msg_count(ctx, box->id, -1, &count, NULL);
+	printf("%s\t%" PRIu64 "\t%u\t%u\t%s\n", box->name, count,
+	       box->uidvalidity, box->next_uid, box->guid);
+	return 0;
+}
+
+static int ls_msg(void *ctx, const struct dbox_msg *m)
+{
+	char info[40];
+
+	(void)ctx;
+	ctl_maildir_info(m->flags, m->keywords, info, sizeof(info));
+	printf("%u\t%s%s\t%" PRIu64 "\t%lld\t%s\t%s\n", m->uid,
+	       m->in_new ? "new:" : "", info, m->size,
+	       (long long)m->received, m->guid, m->base);
+	return 0;
+}
+
+static int cmd_ls(int argc, char **argv)
+{
+	struct dbox_store *store;
+	struct dbox_mailbox box;
+	struct dbox_err err = { "" };
+	int ret = 0;
+
+	if (want_help(argc, argv))
+		return cmd_usage(ls_help);
+	if (argc < 2 || argc > 3) {
+		fputs(ls_help, stderr);
+		return 2;
+	}
+	if (ctl_open(argv[1], true, &store) != 0)
+		return 1;
+	if (argc == 2) {
+		if (dbox_mailbox_list(store, ls_box, store, &err) < 0)
+			ret = ctl_error("%s", err.msg);
+	} else if (ctl_mailbox(store, argv[2], false, &box) != 0) {
+		ret = 1;
+	} else if (dbox_msg_list(store, box.id, 0, -1, 0, ls_msg, NULL,
+				 &err) < 0) {
+		ret = ctl_error("%s", err.msg);
+	}
+	dbox_store_close(store);
+	return ret;
+}
+
+/* ------------------------------------------------------------------ cat */
+static const char cat_help[] =
+"Usage: dboxctl cat STORE MAILBOX UID\n"
+"\n"
+"Write the message's bytes exactly as stored (decompressed if the store\n"
+"compresses) to standard output.\n";
+
+static int cat_msg(struct dbox_store *store, const struct dbox_msg *m)
+{
+	char buf[65536];
+	struct dbox_err err = { "" };
+	uint64_t off = 0;
+
+	/* a damaged record must not be passed off as a message */
+	if (dbox_msg_verify(store, m, &err) < 0)
+		return ctl_error("%s", err.msg);
+	for (;;) {
+		ssize_t n = dbox_msg_pread(store, m, buf, sizeof(buf), off,
+					   &err);
+		if (n < 0)
+			return ctl_error("%s", err.msg);
+		if (n == 0)
+			return 0;
+		if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n)
+			return ctl_error("write: %s", strerror(errno));
+		off += (uint64_t)n;
+	}
+}
+
+static int cmd_cat(int argc, char **argv)
+{
+	struct dbox_store *store;
+	struct dbox_mailbox box;
+	struct dbox_msg m;
+	struct dbox_err err = { "" };
+	char *end;
+	unsigned long uid;
+	int ret;
+
+	if (want_help(argc, argv))
+		return cmd_usage(cat_help);
+	if (argc != 4) {
+		fputs(cat_help, stderr);
+		return 2;
+	}
+	uid = strtoul(argv[3], &end, 10);
+	if (*end != '\0' || uid == 0 || uid > UINT32_MAX)
+		return ctl_error("bad uid %s", argv[3]) + 1;
+	if (ctl_open(argv[1], true, &store) != 0)
+		return 1;
+	ret = ctl_mailbox(store, argv[2], false, &box);
+	if (ret == 0 && dbox_msg_get(store, box.id, (uint32_t)uid, &m,
+				     &err) < 0)
+		ret = ctl_error("%s uid %lu: %s", argv[2], uid, err.msg);
+	if (ret == 0)
+		ret = cat_msg(store, &m);
+	if (fflush(stdout) != 0 && ret == 0)
+		ret = ctl_error("write: %s", strerror(errno));
+	dbox_store_close(store);
+	return ret;
+}
+
+/* ------------------------------------------------------- reindex, purge */
+static const char reindex_help[] =
+"Usage: dboxctl reindex STORE\n"
+"\n"
+"Rebuild the index from the dbox files alone, as `doveadm force-resync`\n"
+"does.  Flags, keywords, uids and maildir names are kept for messages\n"
+"found where the old index had them; others get new uids and no flags.\n";
+
+static int cmd_reindex(int argc, char **argv)
+{
+	struct dbox_store *store;
+	struct dbox_err err = { "" };
+	int ret;
+
+	if (want_help(argc, argv))
+		return cmd_usage(reindex_help);
+	if (argc != 2) {
+		fputs(reindex_help, stderr);
+		return 2;
+	}
+	if (ctl_open(argv[1], false, &store) != 0)
+		return 1;
+	ret = dbox_store_reindex(store, &err);
+	if (ret < 0)
+		ret = ctl_error("%s", err.msg);
+	else {
+		printf("%d messages indexed\n", ret);
+		ret = 0;
+	}
+	dbox_store_close(store);
+	return ret;
+}
+
+static const char purge_help[] =
+"Usage: dboxctl purge STORE\n"
+"\n"
+"Rewrite mdbox files that hold expunged messages, keeping the others.\n"
+"Safe while the store is mounted or used by another dboxctl.\n";
+
+static int cmd_purge(int argc, char **argv)
+{
+	struct dbox_store *store;
+	struct dbox_err err = { "" };
+	int64_t ret;
+
+	if (want_help(argc, argv))
+		return cmd_usage(purge_help);
+	if (argc != 2) {
+		fputs(purge_help, stderr);
+		return 2;
+	}
+	if (ctl_open(argv[1], false, &store) != 0)
+		return 1;
+	ret = dbox_store_purge(store, &err);
+	if (ret < 0)
+		ctl_error("%s", err.msg);
+	else
+		printf("%lld bytes reclaimed\n", (long long)ret);
+	dbox_store_close(store);
+	return ret < 0;
+}
+
+/* ------------------------------------------------------------------ check */
+static const char check_help[] =
+"Usage: dboxctl check STORE\n"
+"\n"
+"Read every indexed message's framing (header, size, metadata) where the\n"
+"index says it is and compare it with the index; look for files and bytes\n"
+"the index does not account for.  Prints one line per problem,\n"
+"FILE:OFFSET: WHAT, and exits with status 1 if there was any.\n";
+
+static void check_cb(void *ctx, const struct dbox_check_problem *p)
+{
+	(void)ctx;
+	printf("%s:%llu: %s\n", p->path, (unsigned long long)p->offset,
+	       p->what);
+}
+
+static int cmd_check(int argc, char **argv)
+{
+	struct dbox_store *store;
+	struct dbox_err err = { "" };
+	int ret;
+
+	if (want_help(argc, argv))
+		return cmd_usage(check_help);
+	if (argc != 2) {
+		fputs(check_help, stderr);
+		return 2;
+	}
+	/* read-write: opening runs the crash recovery every writer runs,
+	 * so what is reported is what the next user would really find */
+	if (ctl_open(argv[1], false, &store) != 0)
+		return 1;
+	ret = dbox_store_check(store, check_cb, NULL, &err);
+	dbox_store_close(store);
+	if (ret < 0)
+		return ctl_error("%s", err.msg);
+	if (ret > 0)
+		fprintf(stderr, "dboxctl: %d problem(s) found\n", ret);
+	return ret > 0;
+}
+
+/* ------------------------------------------------------------------ stats */
+static const char stats_help[] =
+"Usage: dboxctl stats STORE\n"
+"\n"
+"Print the store's format, index path, and the number of mailboxes,\n"
+"messages and message bytes.\n";
+
+struct stats {
+	struct dbox_store *store;
+	uint64_t boxes, msgs, bytes;
+};
+
+static int stats_msg(void *ctx, const struct dbox_msg *m)
+{
+	struct stats *s = ctx;
+
+	s->msgs++;
+	s->bytes += m->size;
+	return 0;
+}
+
+static int stats_box(void *ctx, const struct dbox_mailbox *box)
+{
+	struct stats *s = ctx;
+
+	s->boxes++;
+	dbox_msg_list(s->store, box->id, 0, -1, 0, stats_msg, s, NULL);
+	return 0;
+}
+
+static int cmd_stats(int argc, char **argv)
+{
+	struct stats s = { 0 };
+	struct dbox_err err = { "" };
+
+	if (want_help(argc, argv))
+		return cmd_usage(stats_help);
+	if (argc != 2) {
+		fputs(stats_help, stderr);
+		return 2;
+	}
+	if (ctl_open(argv[1], true, &s.store) != 0)
+		return 1;
+	if (dbox_mailbox_list(s.store, stats_box, &s, &err) < 0) {
+		dbox_store_close(s.store);
+		return ctl_error("%s", err.msg);
+	}
+	printf("format\t%s\norigin\t%s\nindex\t%s\nmailboxes\t%" PRIu64
+	       "\nmessages\t%" PRIu64 "\nbytes\t%" PRIu64 "\n",
+	       dbox_store_get_format(s.store) == DBOX_FORMAT_MDBOX ? "mdbox" :
+	       "sdbox", dbox_store_get_origin(s.store) == DBOX_ORIGIN_DOVECOT ?
+	       "dovecot" : "dboxfs", dbox_store_index_path(s.store), s.boxes,
+	       s.msgs, s.bytes);
+	dbox_store_close(s.store);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ main */
+static const struct {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+} commands[] = {
+	{ "init", cmd_init }, { "import", cmd_import },
+	{ "export", cmd_export }, { "ls", cmd_ls }, { "cat", cmd_cat },
+	{ "reindex", cmd_reindex }, { "check", cmd_check },
+	{ "purge", cmd_purge }, { "stats", cmd_stats },
+};
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "fs", required_argument, NULL, 'f' },
+		{ "index", required_argument, NULL, 'i' },
+		{ "takeover", no_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	/* stop at the command name: its options are its own */
+	while ((c = getopt_long(argc, argv, "+hV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'f': ctl_opts.fs_config = optarg; break;
+		case 'i': ctl_opts.index_path = optarg; break;
+		case 't': ctl_opts.takeover = true; break;
+		case 'h': fputs(usage_text, stdout); return 0;
+		case 'V': printf("dboxctl %s\n", DBOXFS_VERSION); return 0;
+		default: fputs(usage_text, stderr); return 2;
+		}
+	}
+	if (optind >= argc) {
+		fputs(usage_text, stderr);
+		return 2;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(argv[optind], commands[i].name) == 0)
+			return commands[i].fn(argc - optind, argv + optind);
+	}
+	ctl_error("unknown command %s (see dboxctl --help)", argv[optind]);
+	return 2;
+}

@@ -1,0 +1,48 @@
+/* dboxctl.h - shared by the dboxctl command modules. */
+#ifndef DBOXCTL_H
+#define DBOXCTL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dbox/save.h"
+#include "dbox/store.h"
+
+struct ctl_opts {
+	const char *fs_config;
+	const char *index_path;
+	bool takeover;
+};
+
+extern struct ctl_opts ctl_opts;
+
+/* Prints "dboxctl: <msg>" to stderr and returns exit status 1. */
+int ctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int ctl_open(const char *root, bool readonly, struct dbox_store **store_r);
+/* Opens or creates a mailbox for writing into. */
+int ctl_mailbox(struct dbox_store *store, const char *name, bool create,
+		struct dbox_mailbox *box_r);
+
+/* Progress on stderr when it is a terminal (a bar), silent otherwise. */
+struct ctl_progress {
+	const char *what;
+	uint64_t done, total;
+	bool tty;
+	int last_pct;
+};
+void ctl_progress_init(struct ctl_progress *p, const char *what,
+		       uint64_t total);
+void ctl_progress_step(struct ctl_progress *p, uint64_t n);
+void ctl_progress_end(struct ctl_progress *p);
+
+/* maildir flags <-> DBOX_FLAG_* (letters D F P R S T) */
+uint32_t ctl_maildir_flags(const char *info, uint32_t *kw_letters_r);
+void ctl_maildir_info(uint32_t flags, uint32_t keywords, char *buf,
+		      size_t len);
+
+/* import.c */
+int cmd_import(int argc, char **argv);
+/* export.c */
+int cmd_export(int argc, char **argv);
+
+#endif
