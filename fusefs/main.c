@@ -10,6 +10,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sys/resource.h>
+
+#include "backing.h"
+#include "commit.h"
 #include "dbox/fs.h"
 #include "dboxfs.h"
 
@@ -115,6 +119,30 @@ static bool has_opt(struct fuse_args *args, const char *name)
 	return false;
 }
 
+/* The write side: real files beside the store and the committer. */
+static int start_writer(void)
+{
+	char ctl[4096], *slash;
+	struct rlimit rl;
+	int ret;
+
+	/* every backing inode the kernel knows holds a descriptor */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	snprintf(ctl, sizeof(ctl), "%s", dbox_store_files_dir(dboxfs.store));
+	slash = strrchr(ctl, '/');
+	if (slash != NULL)
+		*slash = '\0';
+	ret = backing_init(ctl);
+	if (ret == 0)
+		ret = commit_start();
+	if (ret < 0)
+		fuse_log(FUSE_LOG_ERR, "dboxfs: %s: %s\n", ctl, strerror(-ret));
+	return ret;
+}
+
 static int open_store(struct options *o, bool ro)
 {
 	struct dbox_open_opts oo = {
@@ -134,6 +162,8 @@ static int open_store(struct options *o, bool ro)
 		return -1;
 	}
 	dboxfs.readonly = ro || dbox_store_is_readonly(dboxfs.store);
+	if (!dboxfs.readonly && start_writer() < 0)
+		return -1;
 	if (dbox_mailbox_lookup(dboxfs.store, "INBOX", &inbox, NULL) == 0)
 		dboxfs.inbox_id = inbox.id;
 	if (stat(dbox_store_root(dboxfs.store), &st) == 0) {
@@ -237,11 +267,15 @@ int main(int argc, char **argv)
 		fuse_loop_cfg_destroy(loop);
 	}
 	fuse_session_unmount(dboxfs.se);
+	/* deliveries still queued get their replies (or errors) */
+	commit_stop();
 out_signals:
 	fuse_remove_signal_handlers(dboxfs.se);
 out_session:
 	fuse_session_destroy(dboxfs.se);
 out_store:
+	commit_stop();
+	backing_shutdown();
 	dbox_store_close(dboxfs.store);
 out:
 	free(opts.mountpoint);

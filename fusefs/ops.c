@@ -12,14 +12,19 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#include "dboxfs.h"
-#include "folders.h"
+#include <dirent.h>
+#include <fcntl.h>
 
-#define KWFILE_NAME "dovecot-keywords"
+#include "commit.h"
+#include "folders.h"
+#include "ops.h"
+
 /* readdir cookies: 1 ".", 2 "..", 3..5 cur/new/tmp, 6 dovecot-keywords,
  * then FOLDER_COOKIE_BASE + mailbox id, or for messages
- * FOLDER_COOKIE_BASE + uid */
+ * FOLDER_COOKIE_BASE + uid, then BACKING_COOKIE_BASE + the index of a
+ * backing entry in the directory handle's snapshot */
 enum { CK_DOT = 1, CK_DOTDOT, CK_CUR, CK_NEW, CK_TMP, CK_KW };
+#define BACKING_COOKIE_BASE (1ull << 40)
 
 static const char *const sub_names[] = { "cur", "new", "tmp" };
 
@@ -47,7 +52,7 @@ static void attr_dir(struct stat *st, uint64_t ino, nlink_t nlink,
 	st->st_atim = st->st_ctim = st->st_mtim;
 }
 
-static void attr_msg(struct stat *st, const struct dbox_msg *m)
+void ops_attr_msg(struct stat *st, const struct dbox_msg *m)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = view_ino_msg(m->mailbox_id, m->uid);
@@ -112,12 +117,52 @@ static bool has_keywords(int64_t box)
 				     sizeof(nbuf), NULL) > 0;
 }
 
-/* The mailbox whose cur/new/tmp a directory holds (0: none). */
-static int64_t dir_mailbox(const struct view_ino *v)
+int64_t ops_dir_mailbox(const struct view_ino *v)
 {
 	if (v->kind == VK_ROOT)
 		return dboxfs.layout == VIEW_MAILDIRPP ? dboxfs.inbox_id : 0;
 	return v->kind == VK_FOLDER ? v->box : 0;
+}
+
+int64_t ops_files_box(const struct view_ino *v)
+{
+	if (v->kind == VK_ROOT)
+		return dboxfs.layout == VIEW_MAILDIRPP ? dboxfs.inbox_id : 0;
+	return v->kind == VK_FOLDER ? v->box : -1;
+}
+
+/* Which of cur/new/tmp a folder shows (DBOX_SUBDIR_* bits). */
+static unsigned int subdirs_of(int64_t box)
+{
+	struct dbox_mailbox b;
+
+	if (box == 0 || dbox_mailbox_get(dboxfs.store, box, &b, NULL) < 0)
+		return 0;
+	return b.subdirs;
+}
+
+static unsigned int popcount3(unsigned int bits)
+{
+	return (bits & 1) + ((bits >> 1) & 1) + ((bits >> 2) & 1);
+}
+
+int ops_area_dirfd(const struct view_ino *v, int *fd_r,
+		   enum backing_area *area_r, int64_t *box_r)
+{
+	int64_t box;
+
+	if (v->kind == VK_SUB) {
+		*area_r = v->sub == SUB_TMP ? AREA_TMP : v->sub == SUB_CUR ?
+			AREA_CUR : AREA_NEW;
+		*box_r = v->box;
+		return backing_area_dir(v->box, *area_r, fd_r);
+	}
+	box = ops_files_box(v);
+	if (box < 0)
+		return -ENOENT;
+	*area_r = AREA_FILES;
+	*box_r = box;
+	return backing_area_dir(box, AREA_FILES, fd_r);
 }
 
 static int64_t newest_ns(const struct folder_list *fl)
@@ -135,7 +180,7 @@ static int attr_folder(const struct view_ino *v, uint64_t ino, struct stat *st)
 {
 	struct folder_list fl;
 	char prefix[DBOX_NAME_MAX * 4 + 1];
-	int64_t box = dir_mailbox(v), mtime;
+	int64_t box = ops_dir_mailbox(v), mtime;
 	size_t subdirs;
 	int depth, ret = folders_load(dboxfs.store, &fl);
 
@@ -146,7 +191,7 @@ static int attr_folder(const struct view_ino *v, uint64_t ino, struct stat *st)
 		folders_free(&fl);
 		return depth;
 	}
-	subdirs = box != 0 ? 3 : 0;
+	subdirs = popcount3(subdirs_of(box));
 	if (v->kind == VK_ROOT || dboxfs.layout == VIEW_FS)
 		subdirs += folders_count_children(&fl, dboxfs.layout, prefix,
 						  (unsigned int)depth,
@@ -174,7 +219,29 @@ static int attr_sub(const struct view_ino *v, uint64_t ino, struct stat *st)
 	return 0;
 }
 
-static int get_attr(uint64_t ino, struct stat *st)
+/* A backing inode; once committed as a message the kernel may still use
+ * it for the message's name, so it answers for the message. */
+static int attr_plain(uint64_t ino, struct stat *st)
+{
+	struct binode *bi = backing_get(ino);
+	struct dbox_msg m;
+	int ret;
+
+	if (bi == NULL)
+		return -ENOENT;
+	if (bi->msg_uid != 0) {
+		ret = dbox_msg_get(dboxfs.store, bi->msg_box, bi->msg_uid, &m,
+				   NULL);
+		if (ret < 0)
+			return ret;
+		ops_attr_msg(st, &m);
+		st->st_ino = ino;
+		return 0;
+	}
+	return backing_stat(bi, st);
+}
+
+int ops_get_attr(uint64_t ino, struct stat *st)
 {
 	struct view_ino v;
 	struct dbox_mailbox box;
@@ -192,12 +259,26 @@ static int get_attr(uint64_t ino, struct stat *st)
 		return attr_sub(&v, ino, st);
 	case VK_MSG:
 		ret = dbox_msg_get(dboxfs.store, v.box, v.uid, &m, NULL);
+		if (ret == -ENOENT && ops_moved_to(ino) != 0) {
+			/* the kernel still knows the message by the inode
+			 * it had before a move */
+			view_ino_decode(ops_moved_to(ino), &v);
+			ret = dbox_msg_get(dboxfs.store, v.box, v.uid, &m,
+					   NULL);
+			if (ret == 0) {
+				ops_attr_msg(st, &m);
+				st->st_ino = ino;
+			}
+			return ret;
+		}
 		if (ret == 0)
-			attr_msg(st, &m);
+			ops_attr_msg(st, &m);
 		return ret;
 	case VK_KWFILE:
 		ret = dbox_mailbox_get(dboxfs.store, v.box, &box, NULL);
 		return ret < 0 ? ret : attr_kwfile(st, &box);
+	case VK_PLAIN:
+		return attr_plain(ino, st);
 	default:
 		return -ENOENT;
 	}
@@ -226,7 +307,7 @@ void dboxfs_log_once(uint64_t ino, const char *msg)
 
 /* --------------------------------------------------------------- lookup */
 
-static void reply_entry(fuse_req_t req, const struct stat *st)
+void ops_reply_entry(fuse_req_t req, const struct stat *st)
 {
 	struct fuse_entry_param e;
 
@@ -273,14 +354,39 @@ static int lookup_msg(const struct view_ino *dir, const char *name,
 		    flags != m.flags || kw != m.keywords)
 			return -ENOENT;
 	}
-	attr_msg(st, &m);
+	ops_attr_msg(st, &m);
 	return 0;
+}
+
+static int lookup_backing(const struct view_ino *dir, const char *name,
+			  struct stat *st)
+{
+	enum backing_area area;
+	struct binode *bi;
+	int64_t box;
+	int dirfd, ret;
+
+	if (dir->kind == VK_PLAIN) {
+		struct binode *parent = backing_get(view_ino_plain(dir));
+
+		if (parent == NULL)
+			return -ENOENT;
+		return backing_lookup(backing_dirfd(parent), name, parent->box,
+				      parent->area, &bi, st);
+	}
+	ret = ops_area_dirfd(dir, &dirfd, &area, &box);
+	if (ret < 0)
+		return ret == -EROFS ? -ENOENT : ret;
+	ret = backing_lookup(dirfd, name, box, area, &bi, st);
+	close(dirfd);
+	return ret;
 }
 
 static int lookup_in_folder(const struct view_ino *dir, const char *name,
 			    struct stat *st)
 {
-	int64_t box = dir_mailbox(dir);
+	int64_t box = ops_dir_mailbox(dir);
+	unsigned int subdirs = subdirs_of(box);
 	struct folder_list fl;
 	struct folder_child c;
 	char prefix[DBOX_NAME_MAX * 4 + 1];
@@ -288,25 +394,30 @@ static int lookup_in_folder(const struct view_ino *dir, const char *name,
 	int depth, ret;
 
 	for (int i = 0; box != 0 && i < 3; i++) {
-		if (strcmp(name, sub_names[i]) == 0) {
-			cv = (struct view_ino){ .kind = VK_SUB, .box = box,
-						.sub = (enum view_sub)i };
-			return attr_sub(&cv, view_ino_sub(box, cv.sub), st);
-		}
+		if (strcmp(name, sub_names[i]) != 0)
+			continue;
+		if (!(subdirs & (1u << i)))
+			return -ENOENT;
+		cv = (struct view_ino){ .kind = VK_SUB, .box = box,
+					.sub = (enum view_sub)i };
+		return attr_sub(&cv, view_ino_sub(box, cv.sub), st);
 	}
 	if (box != 0 && strcmp(name, KWFILE_NAME) == 0 && has_keywords(box))
-		return get_attr(view_ino_kwfile(box), st);
-	if (dboxfs.layout == VIEW_MAILDIRPP && dir->kind != VK_ROOT)
-		return -ENOENT;
-	ret = folders_load(dboxfs.store, &fl);
-	if (ret < 0)
-		return ret;
-	depth = folders_prefix(&fl, dboxfs.layout, dir, prefix, sizeof(prefix));
-	ret = depth < 0 ? depth : folders_lookup(&fl, dboxfs.layout, prefix,
-						 (unsigned int)depth,
-						 dboxfs.inbox_id, name, &c);
-	folders_free(&fl);
-	return ret < 0 ? ret : get_attr(c.ino, st);
+		return ops_get_attr(view_ino_kwfile(box), st);
+	ret = -ENOENT;
+	if (dboxfs.layout == VIEW_FS || dir->kind == VK_ROOT) {
+		ret = folders_load(dboxfs.store, &fl);
+		if (ret < 0)
+			return ret;
+		depth = folders_prefix(&fl, dboxfs.layout, dir, prefix,
+				       sizeof(prefix));
+		ret = depth < 0 ? depth : folders_lookup(&fl, dboxfs.layout,
+			prefix, (unsigned int)depth, dboxfs.inbox_id, name, &c);
+		folders_free(&fl);
+		if (ret == 0)
+			return ops_get_attr(c.ino, st);
+	}
+	return ret == -ENOENT ? lookup_backing(dir, name, st) : ret;
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -324,19 +435,22 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		ret = lookup_in_folder(&dir, name, &st);
 	else
 		ret = -ENOENT;
+	/* tmp/, files pending in cur/ and new/, and plain directories */
+	if (ret == -ENOENT && (dir.kind == VK_SUB || dir.kind == VK_PLAIN))
+		ret = lookup_backing(&dir, name, &st);
 	if (ret == -ENOENT)
 		reply_negative(req);
 	else if (ret < 0)
 		fuse_reply_err(req, dboxfs_errno(ret));
 	else
-		reply_entry(req, &st);
+		ops_reply_entry(req, &st);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
 	struct stat st;
-	int ret = get_attr(ino, &st);
+	int ret = ops_get_attr(ino, &st);
 
 	(void)fi;
 	if (ret < 0)
@@ -347,12 +461,23 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 
 /* -------------------------------------------------------------- readdir */
 
+/* An open directory: the names of its backing entries, read once at the
+ * first readdir so that their cookies (indexes) stay valid for the life
+ * of the handle whatever happens in the backing directory meanwhile. */
+struct dirhandle {
+	bool loaded;
+	char **names;
+	size_t count;
+};
+
 struct dirbuf {
 	fuse_req_t req;
 	char *buf;
 	size_t size, used;
 	bool plus;
 	bool full;
+	struct dirhandle *dh;
+	const struct view_ino *dir;
 };
 
 /* Adds one entry; false when the buffer is full (the entry is not added
@@ -402,6 +527,126 @@ static bool add_dots(struct dirbuf *d, uint64_t ino, off_t off)
 	return true;
 }
 
+static int backing_dir_open(const struct view_ino *v, int *fd_r)
+{
+	enum backing_area area;
+	int64_t box;
+	int ret;
+
+	if (v->kind == VK_PLAIN) {
+		struct binode *bi = backing_get(v->ino);
+		char path[64];
+
+		if (bi == NULL)
+			return -ENOENT;
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", bi->fd);
+		*fd_r = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		return *fd_r < 0 ? -errno : 0;
+	}
+	ret = ops_area_dirfd(v, fd_r, &area, &box);
+	if (ret < 0)
+		return ret;
+	{
+		char path[64];
+		int pfd = *fd_r;
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", pfd);
+		*fd_r = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		close(pfd);
+	}
+	return *fd_r < 0 ? -errno : 0;
+}
+
+static void dirhandle_load(struct dirhandle *dh, const struct view_ino *v)
+{
+	struct dirent *e;
+	DIR *d;
+	int fd;
+
+	dh->loaded = true;
+	if (backing_dir_open(v, &fd) < 0)
+		return;
+	d = fdopendir(fd);
+	if (d == NULL) {
+		close(fd);
+		return;
+	}
+	while ((e = readdir(d)) != NULL) {
+		char **p;
+
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		p = realloc(dh->names, (dh->count + 1) * sizeof(*p));
+		if (p == NULL)
+			break;
+		dh->names = p;
+		dh->names[dh->count] = strdup(e->d_name);
+		if (dh->names[dh->count] != NULL)
+			dh->count++;
+	}
+	closedir(d);
+}
+
+static void dirhandle_free(struct dirhandle *dh)
+{
+	for (size_t i = 0; dh != NULL && i < dh->count; i++)
+		free(dh->names[i]);
+	if (dh != NULL)
+		free(dh->names);
+	free(dh);
+}
+
+/* The backing entries of the directory, after its virtual ones. */
+static void add_backing(struct dirbuf *d, off_t off)
+{
+	uint64_t first = (uint64_t)off >= BACKING_COOKIE_BASE ?
+		(uint64_t)off - BACKING_COOKIE_BASE + 1 : 0;
+	int dirfd = -1;
+	enum backing_area area = AREA_FILES;
+	int64_t box = 0;
+
+	if (d->dh == NULL)
+		return;
+	if (!d->dh->loaded)
+		dirhandle_load(d->dh, d->dir);
+	if (d->dh->count == 0)
+		return;
+	if (d->dir->kind == VK_PLAIN) {
+		struct binode *bi = backing_get(d->dir->ino);
+
+		if (bi == NULL)
+			return;
+		dirfd = dup(backing_dirfd(bi));
+		area = bi->area;
+		box = bi->box;
+	} else if (ops_area_dirfd(d->dir, &dirfd, &area, &box) < 0) {
+		return;
+	}
+	for (uint64_t i = first; i < d->dh->count && dirfd >= 0; i++) {
+		struct binode *bi;
+		struct stat st;
+		int ret;
+
+		if (d->plus)
+			ret = backing_lookup(dirfd, d->dh->names[i], box, area,
+					     &bi, &st);
+		else if ((ret = fstatat(dirfd, d->dh->names[i], &st,
+					AT_SYMLINK_NOFOLLOW)) < 0)
+			ret = -errno;
+		else
+			st.st_ino = backing_ino_of(st.st_ino);
+		if (ret < 0)
+			continue;  /* gone since the snapshot */
+		if (!dir_add(d, d->dh->names[i], &st, BACKING_COOKIE_BASE + i)) {
+			if (d->plus)
+				backing_forget(st.st_ino, 1);
+			break;
+		}
+	}
+	if (dirfd >= 0)
+		close(dirfd);
+}
+
 struct msg_list_ctx {
 	struct dirbuf *d;
 	uint32_t last_uid;      /* of the last entry that fitted */
@@ -413,7 +658,7 @@ static int add_msg(void *ctx, const struct dbox_msg *m)
 	char name[DBOX_NAME_MAX + 48];
 	struct stat st;
 
-	attr_msg(&st, m);
+	ops_attr_msg(&st, m);
 	view_msg_name(m, name, sizeof(name));
 	if (!dir_add(c->d, name, &st, FOLDER_COOKIE_BASE + m->uid))
 		return 1;
@@ -428,16 +673,19 @@ static int readdir_sub(struct dirbuf *d, const struct view_ino *v, off_t off)
 {
 	struct msg_list_ctx c = { d, off > FOLDER_COOKIE_BASE ?
 		(uint32_t)(off - FOLDER_COOKIE_BASE) : 0 };
-	int ret;
+	int ret = 0;
 
 	if (!add_dots(d, view_ino_sub(v->box, v->sub), off))
 		return 0;
-	if (v->sub == SUB_TMP)
-		return 0;
-	do {
-		ret = dbox_msg_list(dboxfs.store, v->box, c.last_uid,
-				    v->sub == SUB_NEW, 256, add_msg, &c, NULL);
-	} while (ret == 256 && !d->full);
+	if (v->sub != SUB_TMP && (uint64_t)off < BACKING_COOKIE_BASE) {
+		do {
+			ret = dbox_msg_list(dboxfs.store, v->box, c.last_uid,
+					    v->sub == SUB_NEW, 256, add_msg,
+					    &c, NULL);
+		} while (ret == 256 && !d->full);
+	}
+	if (ret >= 0 && !d->full)
+		add_backing(d, off);
 	return ret < 0 ? ret : 0;
 }
 
@@ -450,7 +698,7 @@ static int add_folder_child(void *ctx, const struct folder_child *c)
 	struct folder_ctx *f = ctx;
 	struct stat st;
 
-	if (get_attr(c->ino, &st) < 0)
+	if (ops_get_attr(c->ino, &st) < 0)
 		return 0;
 	return dir_add(f->d, c->name, &st, c->cookie) ? 0 : 1;
 }
@@ -458,7 +706,8 @@ static int add_folder_child(void *ctx, const struct folder_child *c)
 static int readdir_folder(struct dirbuf *d, const struct view_ino *v,
 			  uint64_t ino, off_t off)
 {
-	int64_t box = dir_mailbox(v);
+	int64_t box = ops_dir_mailbox(v);
+	unsigned int subdirs = subdirs_of(box);
 	struct folder_list fl;
 	struct folder_ctx fc = { d };
 	char prefix[DBOX_NAME_MAX * 4 + 1];
@@ -471,33 +720,39 @@ static int readdir_folder(struct dirbuf *d, const struct view_ino *v,
 		struct view_ino sv = { .kind = VK_SUB, .box = box,
 				       .sub = (enum view_sub)i };
 
-		if (off >= CK_CUR + i)
+		if (off >= CK_CUR + i || !(subdirs & (1u << i)))
 			continue;
 		if (attr_sub(&sv, view_ino_sub(box, sv.sub), &st) < 0 ||
 		    !dir_add(d, sub_names[i], &st, (uint64_t)(CK_CUR + i)))
 			return 0;
 	}
 	if (box != 0 && off < CK_KW && has_keywords(box) &&
-	    (get_attr(view_ino_kwfile(box), &st) < 0 ||
+	    (ops_get_attr(view_ino_kwfile(box), &st) < 0 ||
 	     !dir_add(d, KWFILE_NAME, &st, CK_KW)))
 		return 0;
-	if (dboxfs.layout == VIEW_MAILDIRPP && v->kind != VK_ROOT)
-		return 0;
-	ret = folders_load(dboxfs.store, &fl);
-	if (ret < 0)
-		return ret;
-	depth = folders_prefix(&fl, dboxfs.layout, v, prefix, sizeof(prefix));
-	if (depth >= 0)
-		folders_children(&fl, dboxfs.layout, prefix,
-				 (unsigned int)depth, dboxfs.inbox_id,
-				 off > 0 ? (uint64_t)off : 0,
-				 add_folder_child, &fc);
-	folders_free(&fl);
-	return depth < 0 ? depth : 0;
+	if ((dboxfs.layout == VIEW_FS || v->kind == VK_ROOT) &&
+	    (uint64_t)off < BACKING_COOKIE_BASE) {
+		ret = folders_load(dboxfs.store, &fl);
+		if (ret < 0)
+			return ret;
+		depth = folders_prefix(&fl, dboxfs.layout, v, prefix,
+				       sizeof(prefix));
+		if (depth >= 0)
+			folders_children(&fl, dboxfs.layout, prefix,
+					 (unsigned int)depth, dboxfs.inbox_id,
+					 off > 0 ? (uint64_t)off : 0,
+					 add_folder_child, &fc);
+		folders_free(&fl);
+		if (depth < 0)
+			return depth;
+	}
+	if (!d->full)
+		add_backing(d, off);
+	return 0;
 }
 
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		       bool plus)
+		       struct fuse_file_info *fi, bool plus)
 {
 	struct dirbuf d = { .req = req, .size = size, .plus = plus };
 	struct view_ino v;
@@ -507,17 +762,25 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
+	d.dh = (struct dirhandle *)(uintptr_t)fi->fh;
+	d.dir = &v;
 	d.buf = malloc(size);
 	if (d.buf == NULL) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	if (v.kind == VK_SUB)
+	if (v.kind == VK_SUB) {
 		ret = readdir_sub(&d, &v, off);
-	else if (v.kind == VK_ROOT || v.kind == VK_FOLDER || v.kind == VK_VDIR)
+	} else if (v.kind == VK_ROOT || v.kind == VK_FOLDER ||
+		   v.kind == VK_VDIR) {
 		ret = readdir_folder(&d, &v, ino, off);
-	else
+	} else if (v.kind == VK_PLAIN) {
+		ret = 0;
+		if (add_dots(&d, ino, off))
+			add_backing(&d, off);
+	} else {
 		ret = -ENOTDIR;
+	}
 	if (ret < 0 && d.used == 0)
 		fuse_reply_err(req, dboxfs_errno(ret));
 	else
@@ -525,54 +788,80 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	free(d.buf);
 }
 
+static void op_opendir(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct dirhandle *dh = calloc(1, sizeof(*dh));
+
+	(void)ino;
+	if (dh == NULL) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)dh;
+	fuse_reply_open(req, fi);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	(void)ino;
+	dirhandle_free((struct dirhandle *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
-	(void)fi;
-	do_readdir(req, ino, size, off, false);
+	do_readdir(req, ino, size, off, fi, false);
 }
 
 static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 			   off_t off, struct fuse_file_info *fi)
 {
-	(void)fi;
-	do_readdir(req, ino, size, off, true);
+	do_readdir(req, ino, size, off, fi, true);
+}
+
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+			struct fuse_file_info *fi)
+{
+	/* every change to the view is durable when its request returns */
+	(void)ino; (void)datasync; (void)fi;
+	fuse_reply_err(req, 0);
 }
 
 /* ----------------------------------------------------------- open, read */
 
-/* Open messages are kept on a list so that those the kernel never
- * releases (a lazy unmount with files open) are freed at exit. */
+/* An open message: a struct fh first, so fi->fh tells the kinds apart. */
 struct open_msg {
+	struct fh fh;
 	struct dbox_msg msg;
-	uint64_t ino;
-	struct open_msg *prev, *next;
 };
 
 static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct open_msg *open_list;
+static struct fh *open_list;
 
-static void open_track(struct open_msg *om)
+void fh_track(struct fh *fh)
 {
 	pthread_mutex_lock(&open_lock);
-	om->next = open_list;
+	fh->prev = NULL;
+	fh->next = open_list;
 	if (open_list != NULL)
-		open_list->prev = om;
-	open_list = om;
+		open_list->prev = fh;
+	open_list = fh;
 	pthread_mutex_unlock(&open_lock);
 }
 
-static void open_untrack(struct open_msg *om)
+void fh_untrack(struct fh *fh)
 {
 	pthread_mutex_lock(&open_lock);
-	if (om->prev != NULL)
-		om->prev->next = om->next;
+	if (fh->prev != NULL)
+		fh->prev->next = fh->next;
 	else
-		open_list = om->next;
-	if (om->next != NULL)
-		om->next->prev = om->prev;
+		open_list = fh->next;
+	if (fh->next != NULL)
+		fh->next->prev = fh->prev;
 	pthread_mutex_unlock(&open_lock);
-	free(om);
 }
 
 struct pending_open {
@@ -586,11 +875,11 @@ static void open_verified(void *ctx, int ret, const struct dbox_err *err)
 	struct pending_open *po = ctx;
 
 	if (ret < 0) {
-		dboxfs_log_once(po->om->ino, err->msg);
+		dboxfs_log_once(po->om->fh.ino, err->msg);
 		fuse_reply_err(po->req, dboxfs_errno(ret));
 		free(po->om);
 	} else {
-		open_track(po->om);
+		fh_track(&po->om->fh);
 		po->fi.fh = (uint64_t)(uintptr_t)po->om;
 		/* a message's bytes never change: let the page cache keep
 		 * them across opens */
@@ -600,34 +889,25 @@ static void open_verified(void *ctx, int ret, const struct dbox_err *err)
 	free(po);
 }
 
+static struct fh kwfile_fh = { .type = FH_KWFILE, .fd = -1 };
+
 static void open_kwfile(fuse_req_t req, struct fuse_file_info *fi)
 {
 	if ((fi->flags & O_ACCMODE) != O_RDONLY) {
 		fuse_reply_err(req, dboxfs.readonly ? EROFS : EACCES);
 		return;
 	}
-	fi->fh = 0;
+	fi->fh = (uint64_t)(uintptr_t)&kwfile_fh;
 	fi->direct_io = 1;  /* generated text: its size follows changes */
 	fuse_reply_open(req, fi);
 }
 
-static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+static void open_msg(fuse_req_t req, int64_t box, uint32_t uid, uint64_t ino,
+		     struct fuse_file_info *fi)
 {
-	struct view_ino v;
 	struct pending_open *po;
+	int ret;
 
-	if (!view_ino_decode(ino, &v)) {
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
-	if (v.kind == VK_KWFILE) {
-		open_kwfile(req, fi);
-		return;
-	}
-	if (v.kind != VK_MSG) {
-		fuse_reply_err(req, EISDIR);
-		return;
-	}
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
 		/* messages are immutable (maildir-view.md section 2) */
 		fuse_reply_err(req, dboxfs.readonly ? EROFS : EACCES);
@@ -641,18 +921,89 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	int ret = dbox_msg_get(dboxfs.store, v.box, v.uid, &po->om->msg, NULL);
-
+	ret = dbox_msg_get(dboxfs.store, box, uid, &po->om->msg, NULL);
 	if (ret < 0) {
 		free(po->om);
 		free(po);
 		fuse_reply_err(req, dboxfs_errno(ret));
 		return;
 	}
-	po->om->ino = ino;
+	po->om->fh.type = FH_MSG;
+	po->om->fh.fd = -1;
+	po->om->fh.ino = ino;
 	po->req = req;
 	po->fi = *fi;
 	dbox_msg_verify_async(dboxfs.store, &po->om->msg, open_verified, po);
+}
+
+static void open_plain(fuse_req_t req, uint64_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct binode *bi = backing_get(ino);
+	struct fh *fh;
+	int fd;
+
+	if (bi == NULL) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (bi->msg_uid != 0) {
+		open_msg(req, bi->msg_box, bi->msg_uid, ino, fi);
+		return;
+	}
+	if (dboxfs.readonly && (fi->flags & O_ACCMODE) != O_RDONLY) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	fh = calloc(1, sizeof(*fh));
+	if (fh == NULL) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	fd = backing_open(bi, fi->flags & ~(O_CREAT | O_EXCL | O_NOCTTY));
+	if (fd < 0) {
+		free(fh);
+		fuse_reply_err(req, -fd);
+		return;
+	}
+	fh->type = FH_FD;
+	fh->fd = fd;
+	fh->ino = ino;
+	fh->box = bi->box;
+	fh->area = bi->area;
+	fh_track(fh);
+	fi->fh = (uint64_t)(uintptr_t)fh;
+	/* the same file can change under another name (hard links, the
+	 * backing tree): no page cache reuse across opens */
+	fi->keep_cache = 0;
+	fuse_reply_open(req, fi);
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct view_ino v;
+
+	if (!view_ino_decode(ino, &v)) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	switch (v.kind) {
+	case VK_KWFILE:
+		open_kwfile(req, fi);
+		return;
+	case VK_MSG:
+		if (ops_moved_to(ino) != 0 &&
+		    dbox_msg_get(dboxfs.store, v.box, v.uid, NULL, NULL) < 0)
+			view_ino_decode(ops_moved_to(ino), &v);
+		open_msg(req, v.box, v.uid, ino, fi);
+		return;
+	case VK_PLAIN:
+		open_plain(req, ino, fi);
+		return;
+	default:
+		fuse_reply_err(req, EISDIR);
+		return;
+	}
 }
 
 struct pending_read {
@@ -695,16 +1046,11 @@ static void read_kwfile(fuse_req_t req, fuse_ino_t ino, size_t size,
 		       (size_t)n - (size_t)off : size);
 }
 
-static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		    struct fuse_file_info *fi)
+static void read_msg(fuse_req_t req, struct open_msg *om, size_t size,
+		     off_t off)
 {
-	struct open_msg *om = (struct open_msg *)(uintptr_t)fi->fh;
 	struct pending_read *pr;
 
-	if (om == NULL) {
-		read_kwfile(req, ino, size, off);
-		return;
-	}
 	if (off < 0 || (uint64_t)off >= om->msg.size) {
 		fuse_reply_buf(req, NULL, 0);
 		return;
@@ -715,19 +1061,48 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	pr->req = req;
-	pr->ino = ino;
+	pr->ino = om->fh.ino;
 	dbox_msg_pread_async(dboxfs.store, &om->msg, pr->buf, size,
 			     (uint64_t)off, read_done, pr);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct fh *fh = (struct fh *)(uintptr_t)fi->fh;
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+
+	switch (fh->type) {
+	case FH_KWFILE:
+		read_kwfile(req, ino, size, off);
+		return;
+	case FH_MSG:
+		read_msg(req, (struct open_msg *)fh, size, off);
+		return;
+	case FH_FD:
+		/* a real file beside the store: spliced by the kernel */
+		buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		buf.buf[0].fd = fh->fd;
+		buf.buf[0].pos = off;
+		fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+		return;
+	}
+	fuse_reply_err(req, EBADF);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
-	struct open_msg *om = (struct open_msg *)(uintptr_t)fi->fh;
+	struct fh *fh = (struct fh *)(uintptr_t)fi->fh;
 
 	(void)ino;
-	if (om != NULL)
-		open_untrack(om);
+	if (fh->type == FH_MSG) {
+		fh_untrack(fh);
+		free(fh);
+	} else if (fh->type == FH_FD) {
+		fh_untrack(fh);
+		opw_release_fd(fh);
+	}
 	fuse_reply_err(req, 0);
 }
 
@@ -852,21 +1227,35 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 static void op_destroy(void *userdata)
 {
 	(void)userdata;
-	while (open_list != NULL)
-		open_untrack(open_list);
+	while (open_list != NULL) {
+		struct fh *fh = open_list;
+
+		fh_untrack(fh);
+		if (fh->type == FH_FD)
+			close(fh->fd);
+		free(fh);
+	}
+}
+
+/* Inode numbers of the view come from the data and need nothing freed;
+ * only backing inodes hold a descriptor. */
+static void forget_one(fuse_ino_t ino, uint64_t nlookup)
+{
+	if ((ino >> 60) == VK_PLAIN)
+		backing_forget(ino, nlookup);
 }
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	/* inode numbers come from the data; there is nothing to free */
-	(void)ino; (void)nlookup;
+	forget_one(ino, nlookup);
 	fuse_reply_none(req);
 }
 
 static void op_forget_multi(fuse_req_t req, size_t count,
 			    struct fuse_forget_data *forgets)
 {
-	(void)count; (void)forgets;
+	for (size_t i = 0; i < count; i++)
+		forget_one(forgets[i].ino, forgets[i].nlookup);
 	fuse_reply_none(req);
 }
 
@@ -877,8 +1266,11 @@ const struct fuse_lowlevel_ops dboxfs_ops = {
 	.forget = op_forget,
 	.forget_multi = op_forget_multi,
 	.getattr = op_getattr,
+	.opendir = op_opendir,
+	.releasedir = op_releasedir,
 	.readdir = op_readdir,
 	.readdirplus = op_readdirplus,
+	.fsyncdir = op_fsyncdir,
 	.open = op_open,
 	.read = op_read,
 	.release = op_release,
@@ -887,4 +1279,18 @@ const struct fuse_lowlevel_ops dboxfs_ops = {
 	.listxattr = op_listxattr,
 	.setxattr = op_setxattr,
 	.removexattr = op_removexattr,
+	.create = opw_create,
+	.mknod = opw_mknod,
+	.mkdir = opw_mkdir,
+	.rmdir = opw_rmdir,
+	.unlink = opw_unlink,
+	.rename = opw_rename,
+	.link = opw_link,
+	.symlink = opw_symlink,
+	.readlink = opw_readlink,
+	.setattr = opw_setattr,
+	.write_buf = opw_write_buf,
+	.fsync = opw_fsync,
+	.flush = opw_flush,
+	.fallocate = opw_fallocate,
 };

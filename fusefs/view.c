@@ -7,6 +7,7 @@
 bool view_ino_decode(uint64_t ino, struct view_ino *v)
 {
 	memset(v, 0, sizeof(*v));
+	v->ino = ino;
 	if (ino == VIEW_ROOT_INO) {
 		v->kind = VK_ROOT;
 		return true;
@@ -29,7 +30,6 @@ bool view_ino_decode(uint64_t ino, struct view_ino *v)
 		v->box = (int64_t)((ino >> 32) & VIEW_MAILBOX_MAX);
 		v->uid = (uint32_t)ino;
 		return v->box > 0 && v->uid > 0;
-	case VK_TMPFILE:
 	case VK_PLAIN:
 		return true;
 	default:

@@ -34,7 +34,6 @@ enum view_kind {
 	VK_MSG = 3,
 	VK_KWFILE = 4,    /* dovecot-keywords */
 	VK_VDIR = 5,      /* fs layout: a parent that is not a mailbox */
-	VK_TMPFILE = 6,   /* a file being delivered (write path) */
 	VK_PLAIN = 7,     /* a plain file beside the store (write path) */
 };
 
@@ -66,6 +65,7 @@ static inline uint64_t view_ino_vdir(int64_t first_child, unsigned depth)
 }
 
 struct view_ino {
+	uint64_t ino;
 	enum view_kind kind;
 	int64_t box;           /* mailbox id (folder, sub, msg, kwfile, vdir) */
 	enum view_sub sub;
@@ -74,6 +74,10 @@ struct view_ino {
 };
 
 bool view_ino_decode(uint64_t ino, struct view_ino *v);
+static inline uint64_t view_ino_plain(const struct view_ino *v)
+{
+	return v->ino;
+}
 
 /* Maildir info "2,FLAGS": flags in ASCII order then keyword letters. */
 void view_info_format(uint32_t flags, uint32_t keywords, char *buf,

@@ -91,7 +91,14 @@ struct dbox_mailbox {
 	 * of new/ and cur/ (for directory mtimes) */
 	int64_t change_new_ns, change_cur_ns;
 	int64_t created;
+	/* which of cur/ new/ tmp/ a maildir client has made (bits 1, 2, 4):
+	 * a folder made by mkdir gets them one by one, as on a real maildir;
+	 * every other mailbox has all three */
+	unsigned int subdirs;
 };
+#define DBOX_SUBDIR_CUR 1
+#define DBOX_SUBDIR_NEW 2
+#define DBOX_SUBDIR_TMP 4
 
 struct dbox_msg {
 	int64_t mailbox_id;
@@ -175,6 +182,8 @@ int dbox_mailbox_get(struct dbox_store *store, int64_t id,
 int dbox_mailbox_list(struct dbox_store *store,
 		      int (*cb)(void *ctx, const struct dbox_mailbox *box),
 		      void *ctx, struct dbox_err *err);
+int dbox_mailbox_set_subdirs(struct dbox_store *store, int64_t mailbox_id,
+			     unsigned int subdirs, struct dbox_err *err);
 /* -ENOTEMPTY if it has messages or child mailboxes. */
 int dbox_mailbox_delete(struct dbox_store *store, const char *name,
 			struct dbox_err *err);
@@ -215,6 +224,11 @@ int dbox_msg_file_path(struct dbox_store *store, const struct dbox_msg *msg,
 int dbox_msg_set_flags(struct dbox_store *store, int64_t mailbox_id,
 		       uint32_t uid, uint32_t flags, uint32_t keywords,
 		       bool in_new, struct dbox_err *err);
+/* The same, and a new maildir base name unless base is NULL (-EEXIST if
+ * another message of the mailbox has it). */
+int dbox_msg_update(struct dbox_store *store, int64_t mailbox_id,
+		    uint32_t uid, uint32_t flags, uint32_t keywords,
+		    bool in_new, const char *base, struct dbox_err *err);
 int dbox_msg_set_received(struct dbox_store *store, int64_t mailbox_id,
 			  uint32_t uid, int64_t received, int64_t received_ns,
 			  struct dbox_err *err);

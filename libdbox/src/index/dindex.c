@@ -12,7 +12,7 @@
 	"body_size, rec_size, size, vsize, compression, received, " \
 	"received_ns, saved, flags, keywords, in_new"
 #define MBOX_COLS "m.id, m.name, m.guid, m.uidvalidity, m.next_uid, " \
-	"m.change_new_ns, m.change_cur_ns, m.created"
+	"m.change_new_ns, m.change_cur_ns, m.created, m.subdirs"
 
 static const char *const stmt_sql[DSTMT__COUNT] = {
 	[DSTMT_META_GET] = "SELECT value FROM meta WHERE key = ?1",
@@ -56,6 +56,8 @@ static const char *const stmt_sql[DSTMT__COUNT] = {
 		"WHERE mailbox_id = ?1 AND uid = ?2",
 	[DSTMT_MSG_SET_FLAGS] = "UPDATE messages SET flags = ?3, "
 		"keywords = ?4, in_new = ?5 WHERE mailbox_id = ?1 AND uid = ?2",
+	[DSTMT_MSG_SET_BASE] = "UPDATE messages SET base = ?3 "
+		"WHERE mailbox_id = ?1 AND uid = ?2",
 	[DSTMT_MSG_SET_RECEIVED] = "UPDATE messages SET received = ?3, "
 		"received_ns = ?4 WHERE mailbox_id = ?1 AND uid = ?2",
 	[DSTMT_MSG_REFS_AT] = "SELECT count(*) FROM messages "
@@ -86,7 +88,8 @@ static const char schema_v1[] =
 	" next_uid INTEGER NOT NULL,"
 	" created INTEGER NOT NULL,"
 	" change_new_ns INTEGER NOT NULL,"
-	" change_cur_ns INTEGER NOT NULL);"
+	" change_cur_ns INTEGER NOT NULL,"
+	" subdirs INTEGER NOT NULL DEFAULT 7);"
 	"CREATE TABLE keywords("
 	" mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id)"
 	"  ON DELETE CASCADE,"
@@ -600,6 +603,7 @@ void dindex_row_to_mailbox(sqlite3_stmt *st, struct dbox_mailbox *box)
 	box->change_new_ns = sqlite3_column_int64(st, 5);
 	box->change_cur_ns = sqlite3_column_int64(st, 6);
 	box->created = sqlite3_column_int64(st, 7);
+	box->subdirs = (unsigned int)sqlite3_column_int(st, 8);
 }
 
 int dindex_clear(struct dindex *idx, struct dbox_err *err)

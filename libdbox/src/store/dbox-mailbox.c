@@ -544,3 +544,28 @@ done:
 
 	return cret < 0 ? cret : ret;
 }
+
+int dbox_mailbox_set_subdirs(struct dbox_store *store, int64_t mailbox_id,
+			     unsigned int subdirs, struct dbox_err *err)
+{
+	char sql[128];
+	int ret;
+
+	if (store->readonly)
+		return dbox_fail(err, -EROFS, "store is read-only");
+	ret = dindex_write_begin(store->idx, err);
+	if (ret < 0)
+		return ret;
+	snprintf(sql, sizeof(sql), "UPDATE mailboxes SET subdirs = %u WHERE "
+		 "id = %lld", subdirs & 7, (long long)mailbox_id);
+	ret = dindex_exec(store->idx, sql, err);
+	if (ret == 0 && sqlite3_changes(dindex_db(store->idx, NULL)) == 0)
+		ret = dbox_fail(err, -ENOENT, "no mailbox #%lld",
+				(long long)mailbox_id);
+	if (ret == 0)
+		ret = dbox_mailbox_touch(store, mailbox_id, true, true, err);
+	if (ret == 0)
+		return dindex_write_commit(store->idx, err);
+	dindex_write_rollback(store->idx);
+	return ret;
+}

@@ -192,9 +192,30 @@ static int simple_update(struct dbox_store *store, sqlite3_stmt *st,
 	return ret;
 }
 
-int dbox_msg_set_flags(struct dbox_store *store, int64_t mailbox_id,
-		       uint32_t uid, uint32_t flags, uint32_t keywords,
-		       bool in_new, struct dbox_err *err)
+static int set_base(struct dbox_store *store, int64_t mailbox_id,
+		    uint32_t uid, const char *base, struct dbox_err *err)
+{
+	sqlite3_stmt *st = dindex_stmt(store->idx, DSTMT_MSG_SET_BASE, err);
+	int ret;
+
+	if (st == NULL)
+		return -EIO;
+	if (base[0] == '\0' || strlen(base) > DBOX_NAME_MAX ||
+	    strchr(base, '/') != NULL || !dbox_meta_value_valid(base))
+		return dbox_fail(err, -EINVAL, "invalid maildir name");
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, uid);
+	sqlite3_bind_text(st, 3, base, -1, SQLITE_STATIC);
+	ret = dindex_step_done(store->idx, st, err);
+	if (ret == -EEXIST)
+		return dbox_fail(err, -EEXIST, "a message named %s exists",
+				 base);
+	return ret;
+}
+
+int dbox_msg_update(struct dbox_store *store, int64_t mailbox_id,
+		    uint32_t uid, uint32_t flags, uint32_t keywords,
+		    bool in_new, const char *base, struct dbox_err *err)
 {
 	struct dbox_msg old;
 	sqlite3_stmt *st;
@@ -203,6 +224,8 @@ int dbox_msg_set_flags(struct dbox_store *store, int64_t mailbox_id,
 	if (ret < 0)
 		return ret;
 	ret = dbox_msg_get(store, mailbox_id, uid, &old, err);
+	if (ret == 0 && base != NULL && strcmp(base, old.base) != 0)
+		ret = set_base(store, mailbox_id, uid, base, err);
 	st = ret < 0 ? NULL : dindex_stmt(store->idx, DSTMT_MSG_SET_FLAGS, err);
 	if (st == NULL) {
 		dindex_write_rollback(store->idx);
@@ -215,6 +238,14 @@ int dbox_msg_set_flags(struct dbox_store *store, int64_t mailbox_id,
 	sqlite3_bind_int(st, 5, in_new);
 	return simple_update(store, st, mailbox_id, old.in_new || in_new,
 			     !old.in_new || !in_new, err);
+}
+
+int dbox_msg_set_flags(struct dbox_store *store, int64_t mailbox_id,
+		       uint32_t uid, uint32_t flags, uint32_t keywords,
+		       bool in_new, struct dbox_err *err)
+{
+	return dbox_msg_update(store, mailbox_id, uid, flags, keywords, in_new,
+			       NULL, err);
 }
 
 int dbox_msg_set_received(struct dbox_store *store, int64_t mailbox_id,

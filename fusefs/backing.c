@@ -1,0 +1,195 @@
+/* backing.c - the table of real-file-backed inodes (see backing.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <search.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backing.h"
+
+static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
+static void *table;              /* tsearch tree of struct binode */
+static char files_root[PATH_MAX], spool_root[PATH_MAX];
+static int files_fd = -1, spool_fd = -1;
+
+static int cmp_ino(const void *a, const void *b)
+{
+	const struct binode *x = a, *y = b;
+
+	return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+static int open_root(const char *path, int *fd_r)
+{
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	*fd_r = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	return *fd_r < 0 ? -errno : 0;
+}
+
+int backing_init(const char *ctl_dir)
+{
+	int ret;
+
+	snprintf(files_root, sizeof(files_root), "%s/files", ctl_dir);
+	snprintf(spool_root, sizeof(spool_root), "%s/spool", ctl_dir);
+	ret = open_root(files_root, &files_fd);
+	if (ret == 0)
+		ret = open_root(spool_root, &spool_fd);
+	return ret;
+}
+
+static void free_node(void *p)
+{
+	struct binode *bi = p;
+
+	close(bi->fd);
+	free(bi);
+}
+
+void backing_shutdown(void)
+{
+	pthread_mutex_lock(&table_lock);
+	tdestroy(table, free_node);
+	table = NULL;
+	pthread_mutex_unlock(&table_lock);
+	if (files_fd >= 0)
+		close(files_fd);
+	if (spool_fd >= 0)
+		close(spool_fd);
+	files_fd = spool_fd = -1;
+}
+
+static int mkdirat_p(int dirfd, const char *name)
+{
+	if (mkdirat(dirfd, name, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+int backing_area_dir(int64_t box, enum backing_area area, int *fd_r)
+{
+	static const char *const sub[] = { NULL, "tmp", "cur", "new" };
+	char path[64];
+	int ret;
+
+	if (files_fd < 0)
+		return -EROFS;
+	snprintf(path, sizeof(path), "%lld", (long long)box);
+	if (area == AREA_FILES) {
+		ret = mkdirat_p(files_fd, path);
+		if (ret == 0)
+			*fd_r = openat(files_fd, path, O_PATH | O_DIRECTORY |
+				       O_CLOEXEC);
+		return ret < 0 ? ret : *fd_r < 0 ? -errno : 0;
+	}
+	ret = mkdirat_p(spool_fd, path);
+	snprintf(path, sizeof(path), "%lld/%s", (long long)box, sub[area]);
+	if (ret == 0)
+		ret = mkdirat_p(spool_fd, path);
+	if (ret == 0)
+		*fd_r = openat(spool_fd, path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	return ret < 0 ? ret : *fd_r < 0 ? -errno : 0;
+}
+
+struct binode *backing_get(uint64_t ino)
+{
+	struct binode key = { .ino = ino }, **found;
+
+	pthread_mutex_lock(&table_lock);
+	found = tfind(&key, &table, cmp_ino);
+	pthread_mutex_unlock(&table_lock);
+	return found != NULL ? *found : NULL;
+}
+
+int backing_lookup(int dirfd, const char *name, int64_t box,
+		   enum backing_area area, struct binode **bi_r,
+		   struct stat *st_r)
+{
+	struct binode *bi, **slot;
+	struct stat st;
+	int fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	if (fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+		int ret = -errno;
+
+		close(fd);
+		return ret;
+	}
+	bi = calloc(1, sizeof(*bi));
+	if (bi == NULL) {
+		close(fd);
+		return -ENOMEM;
+	}
+	bi->ino = backing_ino_of(st.st_ino);
+	bi->fd = fd;
+	bi->dev = st.st_dev;
+	bi->backing_ino = st.st_ino;
+	bi->box = box;
+	bi->area = area;
+	bi->nlookup = 1;
+	pthread_mutex_lock(&table_lock);
+	slot = tsearch(bi, &table, cmp_ino);
+	if (slot != NULL && *slot != bi) {
+		/* known already: keep the old node, count the lookup */
+		(*slot)->nlookup++;
+		pthread_mutex_unlock(&table_lock);
+		close(fd);
+		free(bi);
+		bi = *slot;
+	} else {
+		pthread_mutex_unlock(&table_lock);
+		if (slot == NULL) {
+			close(fd);
+			free(bi);
+			return -ENOMEM;
+		}
+	}
+	st.st_ino = bi->ino;
+	*st_r = st;
+	*bi_r = bi;
+	return 0;
+}
+
+void backing_forget(uint64_t ino, uint64_t n)
+{
+	struct binode key = { .ino = ino }, **found, *bi = NULL;
+
+	pthread_mutex_lock(&table_lock);
+	found = tfind(&key, &table, cmp_ino);
+	if (found != NULL) {
+		bi = *found;
+		bi->nlookup = n >= bi->nlookup ? 0 : bi->nlookup - n;
+		if (bi->nlookup == 0)
+			tdelete(bi, &table, cmp_ino);
+		else
+			bi = NULL;
+	}
+	pthread_mutex_unlock(&table_lock);
+	if (bi != NULL)
+		free_node(bi);
+}
+
+int backing_stat(struct binode *bi, struct stat *st)
+{
+	if (fstatat(bi->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	st->st_ino = bi->ino;
+	return 0;
+}
+
+int backing_open(struct binode *bi, int flags)
+{
+	char path[64];
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", bi->fd);
+	fd = open(path, (flags & ~O_NOFOLLOW) | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}

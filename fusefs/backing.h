@@ -1,0 +1,81 @@
+/* backing.h - inodes backed by real files beside the store.
+ *
+ * Everything on the mount that is not a message, a folder or cur/new/tmp
+ * is a real file or directory under the store's control directory
+ * (maildir-view.md sections 3 and 5):
+ *
+ *   files/<mailbox id>/...        what clients keep in a folder (.notmuch/,
+ *                                 .mbsyncstate, dovecot-uidlist, ...)
+ *   spool/<mailbox id>/tmp/...    messages being delivered (tmp/)
+ *   spool/<mailbox id>/cur|new/   files created directly in cur/ or new/
+ *                                 that are not messages yet (cp, rsync)
+ *
+ * As in libfuse's passthrough_ll, every such inode the kernel knows holds
+ * an O_PATH descriptor of its file, so renames and unlinks on the backing
+ * tree need no path bookkeeping; the inode number is the backing file's,
+ * tagged VK_PLAIN, and so stable across remounts.  The table is keyed by
+ * inode number and protected by one mutex.
+ */
+#ifndef DBOXFS_BACKING_H
+#define DBOXFS_BACKING_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "view.h"
+
+/* Where a backing directory is, in the view. */
+enum backing_area {
+	AREA_FILES,   /* a folder's plain files (and dirs below them) */
+	AREA_TMP,     /* tmp/ */
+	AREA_CUR,     /* pending files in cur/ */
+	AREA_NEW,     /* pending files in new/ */
+};
+
+struct binode {
+	uint64_t ino;            /* the FUSE inode number */
+	int fd;                  /* O_PATH */
+	dev_t dev;
+	ino_t backing_ino;
+	uint64_t nlookup;
+	int64_t box;             /* mailbox whose folder holds it */
+	enum backing_area area;
+	bool created_final;      /* created in cur/new under its final name */
+	/* set once the file was committed as a message: the kernel may
+	 * still use this inode for the new name until it drops it */
+	int64_t msg_box;
+	uint32_t msg_uid;
+};
+
+int backing_init(const char *ctl_dir);
+void backing_shutdown(void);
+
+/* Directory fd (O_PATH) for an area of a mailbox, created on demand. */
+int backing_area_dir(int64_t box, enum backing_area area, int *fd_r);
+
+/* Looks `name` up in the directory dirfd; returns the binode with one
+ * more lookup reference (or -errno). */
+int backing_lookup(int dirfd, const char *name, int64_t box,
+		   enum backing_area area, struct binode **bi_r,
+		   struct stat *st_r);
+struct binode *backing_get(uint64_t ino);   /* no reference taken */
+void backing_forget(uint64_t ino, uint64_t n);
+
+/* stat of the backing file, with st_ino set to the FUSE inode. */
+int backing_stat(struct binode *bi, struct stat *st);
+/* open(2) of the backing file through /proc/self/fd. */
+int backing_open(struct binode *bi, int flags);
+/* The directory fd of a binode that is a directory (its O_PATH fd). */
+static inline int backing_dirfd(const struct binode *bi)
+{
+	return bi->fd;
+}
+
+static inline uint64_t backing_ino_of(ino_t backing_ino)
+{
+	return (uint64_t)VK_PLAIN << 60 | ((uint64_t)backing_ino &
+					    ((1ull << 60) - 1));
+}
+
+#endif

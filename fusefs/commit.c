@@ -1,0 +1,295 @@
+/* commit.c - the committer thread (group commit) and the invalidator. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backing.h"
+#include "commit.h"
+#include "dbox/save.h"
+#include "ops.h"
+
+#define BATCH_MAX 512
+
+struct inval {
+	uint64_t parent, ino;
+	char name[DBOX_NAME_MAX + 48];
+	struct inval *next;
+};
+
+static pthread_mutex_t q_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t q_cond = PTHREAD_COND_INITIALIZER;
+static struct commit_job *q_head, **q_tail = &q_head;
+static struct inval *inv_head, **inv_tail = &inv_head;
+static bool q_stop;
+static pthread_t committer, invalidator;
+static bool started;
+
+void commit_submit(struct commit_job *job)
+{
+	job->next = NULL;
+	pthread_mutex_lock(&q_lock);
+	*q_tail = job;
+	q_tail = &job->next;
+	pthread_cond_broadcast(&q_cond);
+	pthread_mutex_unlock(&q_lock);
+}
+
+static void inval_push(uint64_t parent, uint64_t ino, const char *name)
+{
+	struct inval *iv = calloc(1, sizeof(*iv));
+
+	if (iv == NULL)
+		return;  /* the kernel's caches time out anyway */
+	iv->parent = parent;
+	iv->ino = ino;
+	if (name != NULL)
+		snprintf(iv->name, sizeof(iv->name), "%s", name);
+	pthread_mutex_lock(&q_lock);
+	*inv_tail = iv;
+	inv_tail = &iv->next;
+	pthread_cond_broadcast(&q_cond);
+	pthread_mutex_unlock(&q_lock);
+}
+
+void commit_inval_entry(uint64_t parent, const char *name)
+{
+	inval_push(parent, 0, name);
+}
+
+void commit_inval_inode(uint64_t ino)
+{
+	inval_push(0, ino, NULL);
+}
+
+/* An existing message of the same name is replaced (rename(2) semantics):
+ * it is expunged in the same transaction. */
+static int add_job(struct dbox_save_txn *txn, struct commit_job *j,
+		   struct dbox_err *err)
+{
+	struct dbox_save_opts o = {
+		.mailbox_id = j->box,
+		.received = j->received,
+		.received_ns = j->received_ns,
+		.base = j->base,
+		.flags = j->flags,
+		.keywords = j->keywords,
+		.in_new = j->in_new,
+	};
+	struct dbox_msg old;
+	int ret;
+
+	if (lseek(j->fd, 0, SEEK_SET) < 0) {
+		snprintf(err->msg, sizeof(err->msg), "seek: %s",
+			 strerror(errno));
+		return -errno;
+	}
+	if (dbox_msg_lookup_base(dboxfs.store, j->box, j->base, &old,
+				 NULL) == 0) {
+		ret = dbox_save_expunge(txn, j->box, old.uid, err);
+		if (ret < 0)
+			return ret;
+	}
+	return dbox_save_add_fd(txn, j->fd, &o, err);
+}
+
+static int run_txn(struct commit_job **jobs, size_t n, struct dbox_err *err)
+{
+	struct dbox_save_txn *txn;
+	uint32_t uids[BATCH_MAX];
+	int ret = dbox_save_begin(dboxfs.store, &txn, err);
+
+	for (size_t i = 0; ret == 0 && i < n; i++)
+		ret = add_job(txn, jobs[i], err);
+	if (ret < 0) {
+		if (txn != NULL)
+			dbox_save_rollback(txn);
+		return ret;
+	}
+	ret = dbox_save_commit(txn, uids, err);
+	for (size_t i = 0; ret == 0 && i < n; i++)
+		jobs[i]->uid = uids[i];
+	return ret;
+}
+
+static void finish_job(struct commit_job *j)
+{
+	if (j->ret == 0) {
+		struct binode *bi = j->src_ino ? backing_get(j->src_ino) : NULL;
+
+		if (bi != NULL) {
+			bi->msg_box = j->box;
+			bi->msg_uid = j->uid;
+		}
+		if (j->src_dirfd >= 0)
+			unlinkat(j->src_dirfd, j->src_name, 0);
+	}
+	if (j->req != NULL && j->reply_entry && j->ret == 0) {
+		struct stat st;
+		int ret = ops_get_attr(view_ino_msg(j->box, j->uid), &st);
+
+		if (ret < 0)
+			fuse_reply_err(j->req, dboxfs_errno(ret));
+		else
+			ops_reply_entry(j->req, &st);
+	} else if (j->req != NULL) {
+		fuse_reply_err(j->req, j->ret == 0 ? 0 : dboxfs_errno(j->ret));
+	}
+	if (j->ret == 0 && j->dst_parent != 0)
+		commit_inval_entry(j->dst_parent, j->dst_name);
+	if (j->ret == 0 && j->src_ino != 0)
+		commit_inval_inode(j->src_ino);
+	if (j->src_dirfd >= 0)
+		close(j->src_dirfd);
+	close(j->fd);
+	free(j);
+}
+
+/* Two jobs for one name must not share a transaction (the second replaces
+ * the first); such a job waits for the next batch. */
+static bool name_in(struct commit_job **jobs, size_t n,
+		    const struct commit_job *j)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (jobs[i]->box == j->box && strcmp(jobs[i]->base, j->base) == 0)
+			return true;
+	}
+	return false;
+}
+
+static size_t take_batch(struct commit_job **jobs)
+{
+	struct commit_job **pp = &q_head, *j;
+	size_t n = 0;
+
+	while ((j = *pp) != NULL && n < BATCH_MAX) {
+		if (name_in(jobs, n, j)) {
+			pp = &j->next;
+			continue;
+		}
+		*pp = j->next;
+		jobs[n++] = j;
+	}
+	q_tail = &q_head;
+	while (*q_tail != NULL)
+		q_tail = &(*q_tail)->next;
+	return n;
+}
+
+static void commit_batch(struct commit_job **jobs, size_t n)
+{
+	struct dbox_err err = { "" };
+	int ret = run_txn(jobs, n, &err);
+
+	if (ret < 0 && n > 1) {
+		/* isolate the failing file: each on its own */
+		for (size_t i = 0; i < n; i++) {
+			err.msg[0] = '\0';
+			jobs[i]->ret = run_txn(&jobs[i], 1, &err);
+			if (jobs[i]->ret < 0)
+				fuse_log(FUSE_LOG_ERR, "dboxfs: delivery of %s "
+					 "failed: %s\n", jobs[i]->base,
+					 err.msg);
+		}
+	} else {
+		for (size_t i = 0; i < n; i++)
+			jobs[i]->ret = ret;
+		if (ret < 0)
+			fuse_log(FUSE_LOG_ERR, "dboxfs: delivery of %s failed:"
+				 " %s\n", jobs[0]->base, err.msg);
+	}
+	for (size_t i = 0; i < n; i++)
+		finish_job(jobs[i]);
+}
+
+static void *committer_main(void *arg)
+{
+	static struct commit_job *jobs[BATCH_MAX];
+
+	(void)arg;
+	for (;;) {
+		size_t n;
+
+		pthread_mutex_lock(&q_lock);
+		while (q_head == NULL && !q_stop)
+			pthread_cond_wait(&q_cond, &q_lock);
+		if (q_head == NULL && q_stop) {
+			pthread_mutex_unlock(&q_lock);
+			return NULL;
+		}
+		n = take_batch(jobs);
+		pthread_mutex_unlock(&q_lock);
+		commit_batch(jobs, n);
+	}
+}
+
+static void *invalidator_main(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		struct inval *iv;
+
+		pthread_mutex_lock(&q_lock);
+		while (inv_head == NULL && !q_stop)
+			pthread_cond_wait(&q_cond, &q_lock);
+		iv = inv_head;
+		if (iv != NULL) {
+			inv_head = iv->next;
+			if (inv_head == NULL)
+				inv_tail = &inv_head;
+		}
+		pthread_mutex_unlock(&q_lock);
+		if (iv == NULL)
+			return NULL;
+		/* -ENOENT: the kernel had nothing cached; fine */
+		if (iv->parent != 0)
+			fuse_lowlevel_notify_inval_entry(dboxfs.se, iv->parent,
+							 iv->name,
+							 strlen(iv->name));
+		else
+			fuse_lowlevel_notify_inval_inode(dboxfs.se, iv->ino,
+							 0, 0);
+		free(iv);
+	}
+}
+
+int commit_start(void)
+{
+	int ret = pthread_create(&committer, NULL, committer_main, NULL);
+
+	if (ret == 0 &&
+	    (ret = pthread_create(&invalidator, NULL, invalidator_main,
+				  NULL)) != 0) {
+		pthread_mutex_lock(&q_lock);
+		q_stop = true;
+		pthread_cond_broadcast(&q_cond);
+		pthread_mutex_unlock(&q_lock);
+		pthread_join(committer, NULL);
+	}
+	started = ret == 0;
+	return -ret;
+}
+
+/* Finishes queued commits (their requests get replies), then stops. */
+void commit_stop(void)
+{
+	if (!started)
+		return;
+	pthread_mutex_lock(&q_lock);
+	q_stop = true;
+	pthread_cond_broadcast(&q_cond);
+	pthread_mutex_unlock(&q_lock);
+	pthread_join(committer, NULL);
+	pthread_join(invalidator, NULL);
+	while (inv_head != NULL) {
+		struct inval *iv = inv_head;
+
+		inv_head = iv->next;
+		free(iv);
+	}
+	inv_tail = &inv_head;
+	started = false;
+}

@@ -1,0 +1,57 @@
+/* commit.h - turning delivered files into messages, with group commit.
+ *
+ * A rename (or link) from tmp/ into new/ or cur/ becomes a commit job.  One
+ * committer thread takes every job queued at that moment and commits them
+ * in one save transaction: one SQLite commit and one round of parallel
+ * fsyncs for all of them (group commit), while every message still is all
+ * or nothing.  If the batch fails, its jobs are retried one by one so that
+ * one bad file cannot fail the others.  The reply to each request is sent
+ * only after its message is durable in the dbox files and the index.
+ *
+ * The committer also owns the invalidation queue: kernel cache
+ * invalidations must come from a thread that serves no request.
+ */
+#ifndef DBOXFS_COMMIT_H
+#define DBOXFS_COMMIT_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dboxfs.h"
+
+struct binode;
+
+struct commit_job {
+	fuse_req_t req;            /* replied by the committer; NULL: none */
+	int fd;                    /* the file's bytes; closed by the committer */
+	int64_t box;
+	char base[DBOX_NAME_MAX + 1];
+	uint32_t flags, keywords;
+	bool in_new;
+	int64_t received, received_ns;
+	/* after success: unlink src_name in src_dirfd (a rename), and tell
+	 * the binode it is a message now */
+	int src_dirfd;             /* -1: keep the source (a link) */
+	char src_name[NAME_MAX + 1];
+	uint64_t src_ino;          /* binode of the source, 0 if none */
+	bool reply_entry;          /* a link: reply with the new entry */
+	/* kernel entries to drop after the reply */
+	uint64_t dst_parent;
+	char dst_name[DBOX_NAME_MAX + 48];
+	/* result */
+	int ret;
+	uint32_t uid;
+	struct commit_job *next;
+};
+
+int commit_start(void);
+void commit_stop(void);
+/* Queues a job; the committer frees it. */
+void commit_submit(struct commit_job *job);
+/* Drops a kernel dentry / inode cache entry from the invalidation thread
+ * (never from a request handler: the kernel may hold the locks). */
+void commit_inval_entry(uint64_t parent, const char *name);
+void commit_inval_inode(uint64_t ino);
+
+#endif
