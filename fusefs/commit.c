@@ -138,10 +138,12 @@ static void finish_job(struct commit_job *j)
 	} else if (j->req != NULL) {
 		fuse_reply_err(j->req, j->ret == 0 ? 0 : dboxfs_errno(j->ret));
 	}
-	if (j->ret == 0 && j->dst_parent != 0)
-		commit_inval_entry(j->dst_parent, j->dst_name);
-	if (j->ret == 0 && j->src_ino != 0)
-		commit_inval_inode(j->src_ino);
+	/* No cache invalidation here: the kernel may hold the directory
+	 * locks of a following rename that waits for us, and a notify that
+	 * waits for those locks could never be interrupted.  The kernel's
+	 * inode for the new name is the delivered file's, which answers
+	 * for the message from now on (binode msg_box/msg_uid), and its
+	 * entry times out. */
 	if (j->src_dirfd >= 0)
 		close(j->src_dirfd);
 	close(j->fd);

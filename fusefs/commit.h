@@ -9,7 +9,10 @@
  * only after its message is durable in the dbox files and the index.
  *
  * The committer also owns the invalidation queue: kernel cache
- * invalidations must come from a thread that serves no request.
+ * invalidations must come from a thread that serves no request, and must
+ * never be sent for a directory a pending request of ours may have
+ * locked in the kernel (a rename waiting for the committer): such a
+ * notify would wait for the lock forever, unkillably.
  */
 #ifndef DBOXFS_COMMIT_H
 #define DBOXFS_COMMIT_H
@@ -36,9 +39,6 @@ struct commit_job {
 	char src_name[NAME_MAX + 1];
 	uint64_t src_ino;          /* binode of the source, 0 if none */
 	bool reply_entry;          /* a link: reply with the new entry */
-	/* kernel entries to drop after the reply */
-	uint64_t dst_parent;
-	char dst_name[DBOX_NAME_MAX + 48];
 	/* result */
 	int ret;
 	uint32_t uid;

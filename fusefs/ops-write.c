@@ -339,12 +339,8 @@ void opw_release_fd(struct fh *fh)
 		enum view_sub sub = fh->area == AREA_NEW ? SUB_NEW : SUB_CUR;
 
 		if (ops_make_commit_job(dirfd, fh->name, fh->ino, fh->box, sub,
-					fh->name, true, &job) == 0) {
-			job->dst_parent = view_ino_sub(fh->box, sub);
-			snprintf(job->dst_name, sizeof(job->dst_name), "%s",
-				 fh->name);
+					fh->name, true, &job) == 0)
 			commit_submit(job);
-		}
 		close(dirfd);
 	}
 	close(fh->fd);
@@ -729,9 +725,8 @@ static int rename_commit(fuse_req_t req, int src_dirfd, const char *name,
 
 	if (ret < 0)
 		return ret;
+	(void)newparent;
 	job->req = req;
-	job->dst_parent = newparent;
-	snprintf(job->dst_name, sizeof(job->dst_name), "%s", newname);
 	commit_submit(job);
 	return 1;
 }
@@ -810,9 +805,9 @@ void opw_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	if (ret == 1)
 		return;  /* the committer replies */
+	/* the kernel keeps the message's old inode for the new name: it
+	 * answers through ops_moved_to until the entry times out */
 	fuse_reply_err(req, ret < 0 ? dboxfs_errno(ret) : 0);
-	if (ret == 0 && new_ino != 0)
-		commit_inval_entry(newparent, newname);
 }
 
 /* ------------------------------------------------------------- link */
@@ -846,8 +841,6 @@ void opw_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 		}
 		job->req = req;
 		job->reply_entry = true;
-		job->dst_parent = newparent;
-		snprintf(job->dst_name, sizeof(job->dst_name), "%s", newname);
 		commit_submit(job);
 		return;
 	}
@@ -927,6 +920,13 @@ static int setattr_msg(int64_t box, uint32_t uid, const struct stat *attr,
 {
 	struct dbox_err err = { "" };
 	struct timespec now;
+	struct dbox_msg m;
+	int ret = ops_msg_follow(box, uid, &m);
+
+	if (ret < 0)
+		return ret;
+	box = m.mailbox_id;
+	uid = m.uid;
 
 	if (to_set & FUSE_SET_ATTR_SIZE)
 		return -EACCES;

@@ -220,7 +220,26 @@ static int attr_sub(const struct view_ino *v, uint64_t ino, struct stat *st)
 }
 
 /* A backing inode; once committed as a message the kernel may still use
- * it for the message's name, so it answers for the message. */
+ * it for the message's name, so it answers for the message - with the
+ * message's inode number: stat(2) on FUSE reports the attribute's st_ino,
+ * not the kernel's node id. */
+/* A message by the inode the kernel knows it by, following moves to other
+ * folders (which give it a new uid). */
+int ops_msg_follow(int64_t box, uint32_t uid, struct dbox_msg *m)
+{
+	uint64_t ino = view_ino_msg(box, uid);
+	struct view_ino v;
+	int ret = dbox_msg_get(dboxfs.store, box, uid, m, NULL);
+
+	for (int hops = 0; ret == -ENOENT && hops < 8; hops++) {
+		ino = ops_moved_to(ino);
+		if (ino == 0 || !view_ino_decode(ino, &v))
+			break;
+		ret = dbox_msg_get(dboxfs.store, v.box, v.uid, m, NULL);
+	}
+	return ret;
+}
+
 static int attr_plain(uint64_t ino, struct stat *st)
 {
 	struct binode *bi = backing_get(ino);
@@ -230,12 +249,10 @@ static int attr_plain(uint64_t ino, struct stat *st)
 	if (bi == NULL)
 		return -ENOENT;
 	if (bi->msg_uid != 0) {
-		ret = dbox_msg_get(dboxfs.store, bi->msg_box, bi->msg_uid, &m,
-				   NULL);
+		ret = ops_msg_follow(bi->msg_box, bi->msg_uid, &m);
 		if (ret < 0)
 			return ret;
 		ops_attr_msg(st, &m);
-		st->st_ino = ino;
 		return 0;
 	}
 	return backing_stat(bi, st);
@@ -258,19 +275,9 @@ int ops_get_attr(uint64_t ino, struct stat *st)
 	case VK_SUB:
 		return attr_sub(&v, ino, st);
 	case VK_MSG:
-		ret = dbox_msg_get(dboxfs.store, v.box, v.uid, &m, NULL);
-		if (ret == -ENOENT && ops_moved_to(ino) != 0) {
-			/* the kernel still knows the message by the inode
-			 * it had before a move */
-			view_ino_decode(ops_moved_to(ino), &v);
-			ret = dbox_msg_get(dboxfs.store, v.box, v.uid, &m,
-					   NULL);
-			if (ret == 0) {
-				ops_attr_msg(st, &m);
-				st->st_ino = ino;
-			}
-			return ret;
-		}
+		/* after a move the kernel may still use the old node;
+		 * stat shows the message's current number */
+		ret = ops_msg_follow(v.box, v.uid, &m);
 		if (ret == 0)
 			ops_attr_msg(st, &m);
 		return ret;
@@ -908,6 +915,7 @@ static void open_msg(fuse_req_t req, int64_t box, uint32_t uid, uint64_t ino,
 	struct pending_open *po;
 	int ret;
 
+
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
 		/* messages are immutable (maildir-view.md section 2) */
 		fuse_reply_err(req, dboxfs.readonly ? EROFS : EACCES);
@@ -921,7 +929,7 @@ static void open_msg(fuse_req_t req, int64_t box, uint32_t uid, uint64_t ino,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	ret = dbox_msg_get(dboxfs.store, box, uid, &po->om->msg, NULL);
+	ret = ops_msg_follow(box, uid, &po->om->msg);
 	if (ret < 0) {
 		free(po->om);
 		free(po);
@@ -992,9 +1000,6 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		open_kwfile(req, fi);
 		return;
 	case VK_MSG:
-		if (ops_moved_to(ino) != 0 &&
-		    dbox_msg_get(dboxfs.store, v.box, v.uid, NULL, NULL) < 0)
-			view_ino_decode(ops_moved_to(ino), &v);
 		open_msg(req, v.box, v.uid, ino, fi);
 		return;
 	case VK_PLAIN:

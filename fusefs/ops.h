@@ -38,6 +38,8 @@ int64_t ops_dir_mailbox(const struct view_ino *v);
  * root, -1 for directories that cannot hold plain files). */
 int64_t ops_files_box(const struct view_ino *v);
 int ops_get_attr(uint64_t ino, struct stat *st);
+/* The message the kernel knows as (box, uid), following moves. */
+int ops_msg_follow(int64_t box, uint32_t uid, struct dbox_msg *m);
 void ops_reply_entry(fuse_req_t req, const struct stat *st);
 void ops_attr_msg(struct stat *st, const struct dbox_msg *m);
 /* Directory fd (O_PATH) of the backing area that directory `v` shows

@@ -242,13 +242,34 @@ def doveadm_view(out, fmt):
 
 # ------------------------------------------------------------------ mounts
 
-def is_mounted(path):
+def mount_dev(path):
+    """major:minor of the filesystem mounted at path, or None."""
     path = os.path.realpath(path)
     with open("/proc/self/mountinfo") as f:
         for line in f:
-            if line.split()[4] == path:
-                return True
-    return False
+            fields = line.split()
+            if fields[4] == path:
+                return fields[2]
+    return None
+
+
+def is_mounted(path):
+    return mount_dev(path) is not None
+
+
+def abort_fuse(dev):
+    """Aborts a FUSE connection (its requests fail at once), so that a
+    daemon that died cannot leave processes hanging on the mount."""
+    ctl = "/sys/fs/fuse/connections"
+    if not os.path.isdir(ctl) or not os.listdir(ctl):
+        subprocess.run(["mount", "-t", "fusectl", "fusectl", ctl],
+                       capture_output=True, timeout=10)
+    minor = dev.split(":")[1]
+    try:
+        with open(os.path.join(ctl, minor, "abort"), "w") as f:
+            f.write("1")
+    except OSError:
+        pass
 
 
 def wait_for(cond, timeout=10.0, interval=0.02, what="condition"):
@@ -289,7 +310,8 @@ class Mount:
         return self.log.read().decode("utf-8", "replace")
 
     def stop(self, timeout=15):
-        if is_mounted(self.mnt):
+        dev = mount_dev(self.mnt)
+        if dev is not None:
             p = run(["fusermount3", "-u", self.mnt], check=False)
             if p.returncode != 0 and is_mounted(self.mnt):
                 run(["fusermount3", "-uz", self.mnt], check=False)
@@ -297,8 +319,27 @@ class Mount:
             self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            self.proc.wait(timeout=timeout)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                if dev is not None:
+                    abort_fuse(dev)
+                self.proc.wait(timeout=timeout)
         return self.proc.returncode
+
+    def kill(self):
+        """SIGKILL, as a crash; the connection is aborted so that nothing
+        waits on the dead daemon, then the mount point is detached."""
+        dev = mount_dev(self.mnt)
+        self.proc.kill()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            if dev is not None:
+                abort_fuse(dev)
+            self.proc.wait(timeout=10)
+        if is_mounted(self.mnt):
+            run(["fusermount3", "-uz", self.mnt], check=False)
 
 
 @pytest.fixture

@@ -468,8 +468,8 @@ static int cmd_check(int argc, char **argv)
 static const char stats_help[] =
 "Usage: dboxctl stats STORE\n"
 "\n"
-"Print the store's format, index path, and the number of mailboxes,\n"
-"messages and message bytes.\n";
+"Print the store's format, index path, the number of mailboxes,\n"
+"messages and message bytes, and the count of index transactions so far.\n";
 
 struct stats {
 	struct dbox_store *store;
@@ -512,11 +512,12 @@ static int cmd_stats(int argc, char **argv)
 		return ctl_error("%s", err.msg);
 	}
 	printf("format\t%s\norigin\t%s\nindex\t%s\nmailboxes\t%" PRIu64
-	       "\nmessages\t%" PRIu64 "\nbytes\t%" PRIu64 "\n",
+	       "\nmessages\t%" PRIu64 "\nbytes\t%" PRIu64 "\nchanges\t%"
+	       PRIu64 "\n",
 	       dbox_store_get_format(s.store) == DBOX_FORMAT_MDBOX ? "mdbox" :
 	       "sdbox", dbox_store_get_origin(s.store) == DBOX_ORIGIN_DOVECOT ?
 	       "dovecot" : "dboxfs", dbox_store_index_path(s.store), s.boxes,
-	       s.msgs, s.bytes);
+	       s.msgs, s.bytes, dbox_store_change_counter(s.store));
 	dbox_store_close(s.store);
 	return 0;
 }

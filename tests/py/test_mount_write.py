@@ -1,0 +1,320 @@
+"""The write side of the maildir view on real mounts: delivery, crash
+safety, flags, moves, expunge, folders and plain files."""
+
+import errno
+import fcntl
+import mmap
+import os
+import random
+import subprocess
+import sys
+import time
+
+import pytest
+
+from dboxfs_testlib import (DBOXFS, Doveadm, dboxctl, have_dovecot,
+                            is_mounted, ls_mailboxes, ls_messages,
+                            make_maildir, mounts, run, wait_for,
+                            wtmp)  # noqa: F401
+
+sys.path.insert(0, os.path.dirname(__file__))
+from deliver import payload  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not os.path.exists(DBOXFS),
+                                reason="dboxfs not built (no libfuse3)")
+DELIVER = os.path.join(os.path.dirname(__file__), "deliver.py")
+
+
+def new_store(wtmp, fmt):
+    store = os.path.join(wtmp, "store")
+    dboxctl("init", store, "--format", fmt)
+    return store
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def start_deliverers(mnt, nproc, count, acks, mode="mixed", prefix="d"):
+    procs = []
+    for p in range(nproc):
+        procs.append(subprocess.Popen(
+            ["/usr/bin/python3", DELIVER, mnt, "%s%d" % (prefix, p),
+             str(count), mode, acks[p]], stderr=subprocess.PIPE))
+    return procs
+
+
+def names_in(mnt, sub):
+    return sorted(os.listdir(os.path.join(mnt, sub)))
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_delivery_storm(wtmp, mounts, fmt):
+    store = new_store(wtmp, fmt)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt)
+    acks = [os.path.join(wtmp, "ack%d" % p) for p in range(8)]
+    procs = start_deliverers(mnt, 8, 125, acks)
+    for p in procs:
+        assert p.wait(timeout=300) == 0, p.stderr.read()
+    expected = {"d%d.%d" % (p, i) for p in range(8) for i in range(125)}
+    got = names_in(mnt, "new")
+    assert len(got) == len(set(got)) == 1000
+    assert set(got) == expected
+    assert names_in(mnt, "tmp") == []
+    for name in got:
+        assert read(os.path.join(mnt, "new", name)) == payload(name)
+    first = {n: os.stat(os.path.join(mnt, "new", n)).st_ino for n in got}
+    m.stop()
+    assert dboxctl("check", store).returncode == 0
+    m = mounts(store, mnt)
+    assert {n: os.stat(os.path.join(mnt, "new", n)).st_ino
+            for n in names_in(mnt, "new")} == first
+    m.stop()
+    if have_dovecot():
+        da = Doveadm(wtmp, store, fmt)
+        da.force_resync("*" if fmt == "sdbox" else "INBOX")
+        texts = sorted(msg["text"] for msg in da.fetch("text"))
+        assert texts == sorted(payload(n) for n in expected)
+
+
+def test_group_commit_shares_transactions(wtmp, mounts):
+    """Commits that reach the daemon together share index transactions.
+    (The kernel serialises renames on one mount and every change to one
+    directory, so only deliveries into different folders, by link, or
+    files closed in cur/ can arrive together.)"""
+    store = new_store(wtmp, "mdbox")
+    mnt = os.path.join(wtmp, "mnt")
+    mounts(store, mnt)
+    for p in range(8):
+        for d in ("", "/cur", "/new", "/tmp"):
+            os.mkdir(os.path.join(mnt, ".F%d%s" % (p, d)))
+    seq = lambda: int(dboxctl("stats", store).stdout.decode().split(
+        "changes\t")[1].split()[0])
+    before = seq()
+    procs = []
+    for p in range(8):
+        procs.append(subprocess.Popen(
+            ["/usr/bin/python3", DELIVER, os.path.join(mnt, ".F%d" % p),
+             "g%d" % p, "40", "link", os.path.join(wtmp, "ack%d" % p)]))
+    for p in procs:
+        assert p.wait(timeout=300) == 0
+    for p in range(8):
+        assert len(names_in(mnt, ".F%d/new" % p)) == 40
+    assert seq() - before < 320
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_crash_safety(wtmp, mounts, fmt):
+    """SIGKILL the daemon during delivery storms: every rename that
+    returned success is present after remount with exact bytes, nothing
+    partial, the rest absent or still in tmp/."""
+    store = new_store(wtmp, fmt)
+    mnt = os.path.join(wtmp, "mnt")
+    rng = random.Random(99)
+    runs = 15
+    for run_no in range(runs):
+        m = mounts(store, mnt)
+        acks = [os.path.join(wtmp, "ack%d.%d" % (run_no, p)) for p in range(8)]
+        for a in acks:
+            open(a, "w").close()
+        procs = start_deliverers(mnt, 8, 60, acks, prefix="r%d-" % run_no)
+        wait_for(lambda: sum(os.path.getsize(a) for a in acks) > 0,
+                 what="first deliveries")
+        deadline = time.monotonic() + rng.uniform(0, 0.3)
+        wait_for(lambda: time.monotonic() >= deadline or
+                 all(p.poll() is not None for p in procs), timeout=5,
+                 what="the moment to kill")
+        m.kill()
+        for p in procs:
+            p.wait(timeout=60)
+        wait_for(lambda: not is_mounted(mnt), what="unmount")
+        acked = set()
+        for a in acks:
+            acked |= set(open(a).read().split())
+        m = mounts(store, mnt)
+        present = set(names_in(mnt, "new"))
+        mine = {n for n in present if n.startswith("r%d-" % run_no)}
+        assert acked <= mine, sorted(acked - mine)[:5]
+        for name in mine:
+            assert read(os.path.join(mnt, "new", name)) == payload(name)
+        m.stop()
+        chk = dboxctl("check", store, check=False)
+        assert chk.returncode == 0, chk.stdout.decode()
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_flags_moves_expunge(wtmp, mounts, fmt):
+    store = new_store(wtmp, fmt)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt)
+    for d in (".Archive", ".Archive/cur", ".Archive/new", ".Archive/tmp"):
+        os.mkdir(os.path.join(mnt, d))
+    for i in range(4):
+        with open(os.path.join(mnt, "tmp", "m%d" % i), "wb") as f:
+            f.write(payload("m%d" % i))
+        os.rename(os.path.join(mnt, "tmp", "m%d" % i),
+                  os.path.join(mnt, "new", "m%d" % i))
+    # new -> cur with flags, flag change, move to another folder, unlink
+    os.rename(os.path.join(mnt, "new/m0"), os.path.join(mnt, "cur/m0:2,S"))
+    os.rename(os.path.join(mnt, "new/m1"), os.path.join(mnt, "cur/m1:2,"))
+    os.rename(os.path.join(mnt, "cur/m1:2,"), os.path.join(mnt, "cur/m1:2,FRS"))
+    os.rename(os.path.join(mnt, "new/m2"),
+              os.path.join(mnt, ".Archive/cur/m2:2,S"))
+    os.unlink(os.path.join(mnt, "new/m3"))
+    st = os.stat(os.path.join(mnt, ".Archive/cur/m2:2,S"))
+    assert st.st_size == len(payload("m2"))
+    os.utime(os.path.join(mnt, "cur/m0:2,S"), (1500000000, 1500000000))
+    m.stop()
+    for _ in range(2):  # the index, then the mount after a remount
+        inbox = {r["base"]: r for r in ls_messages(store, "INBOX")}
+        assert set(inbox) == {"m0", "m1"}
+        assert inbox["m0"]["info"] == "S"
+        assert inbox["m0"]["received"] == 1500000000
+        assert inbox["m1"]["info"] == "FRS"
+        assert [r["base"] for r in ls_messages(store, "Archive")] == ["m2"]
+        m = mounts(store, mnt)
+        assert names_in(mnt, "cur") == ["m0:2,S", "m1:2,FRS"]
+        assert names_in(mnt, "new") == []
+        assert names_in(mnt, ".Archive/cur") == ["m2:2,S"]
+        assert read(os.path.join(mnt, ".Archive/cur/m2:2,S")) == payload("m2")
+        assert int(os.stat(os.path.join(mnt, "cur/m0:2,S")).st_mtime) == 1500000000
+        m.stop()
+    assert dboxctl("check", store).returncode == 0
+
+
+def test_folders(wtmp, mounts):
+    store = new_store(wtmp, "sdbox")
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt)
+    os.mkdir(os.path.join(mnt, ".Lists"))
+    assert os.listdir(os.path.join(mnt, ".Lists")) == []
+    os.mkdir(os.path.join(mnt, ".Lists/cur"))
+    with pytest.raises(FileExistsError):
+        os.mkdir(os.path.join(mnt, ".Lists/cur"))
+    run(["mkdir", "-p", os.path.join(mnt, ".Lists.linux/cur"),
+         os.path.join(mnt, ".Lists.linux/new"),
+         os.path.join(mnt, ".Lists.linux/tmp")])
+    assert "Lists/linux" in ls_mailboxes(store)
+    assert os.stat(os.path.join(mnt, ".Lists.linux")).st_nlink == 5
+    for bad in ("..x", ".a\x01b", ".a..b"):
+        with pytest.raises(OSError) as e:
+            os.mkdir(os.path.join(mnt, bad))
+        assert e.value.errno == errno.EINVAL, bad
+    # rename a folder with its children (both layouts store names the same)
+    with open(os.path.join(mnt, ".Lists.linux/tmp/x"), "wb") as f:
+        f.write(b"Subject: x\n\nx\n")
+    os.rename(os.path.join(mnt, ".Lists.linux/tmp/x"),
+              os.path.join(mnt, ".Lists.linux/new/x"))
+    os.rename(os.path.join(mnt, ".Lists"), os.path.join(mnt, ".Old"))
+    boxes = ls_mailboxes(store)
+    assert "Old" in boxes and "Old/linux" in boxes and "Lists/linux" not in boxes
+    assert os.listdir(os.path.join(mnt, ".Old.linux/new")) == ["x"]
+    with pytest.raises(OSError) as e:
+        os.rmdir(os.path.join(mnt, ".Old.linux"))
+    assert e.value.errno == errno.ENOTEMPTY
+    os.unlink(os.path.join(mnt, ".Old.linux/new/x"))
+    for sub in ("cur", "new", "tmp"):
+        os.rmdir(os.path.join(mnt, ".Old.linux", sub))
+    os.rmdir(os.path.join(mnt, ".Old.linux"))
+    assert "Old/linux" not in ls_mailboxes(store)
+    m.stop()
+
+
+def test_folders_fs_layout(wtmp, mounts):
+    store = new_store(wtmp, "mdbox")
+    mnt = os.path.join(wtmp, "mnt")
+    mounts(store, mnt, "layout=fs")
+    run(["mkdir", "-p", os.path.join(mnt, "Lists/linux/cur"),
+         os.path.join(mnt, "Lists/linux/new"),
+         os.path.join(mnt, "Lists/linux/tmp")])
+    assert "Lists/linux" in ls_mailboxes(store)
+    assert sorted(os.listdir(os.path.join(mnt, "Lists/linux"))) == \
+        ["cur", "new", "tmp"]
+    os.rename(os.path.join(mnt, "Lists"), os.path.join(mnt, "Feeds"))
+    assert "Feeds/linux" in ls_mailboxes(store)
+
+
+def test_plain_files_beside_messages(wtmp, mounts):
+    store = new_store(wtmp, "mdbox")
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt)
+    p = os.path.join(mnt, "dovecot-uidlist")
+    with open(p, "wb") as f:
+        f.write(b"3 V1 N2\n")
+        f.flush()
+        os.fsync(f.fileno())
+    with open(p, "r+b") as f:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        mm = mmap.mmap(f.fileno(), 0)
+        mm[0:1] = b"4"
+        mm.flush()
+        mm.close()
+        f.seek(0, 2)
+        f.write(b"more\n")
+        f.truncate(10)
+    assert read(p) == b"4 V1 N2\nmo"
+    os.makedirs(os.path.join(mnt, ".notmuch", "xapian"))
+    with open(os.path.join(mnt, ".notmuch/xapian/db"), "wb") as f:
+        f.write(b"x" * 5000)
+    os.rename(os.path.join(mnt, ".notmuch/xapian/db"),
+              os.path.join(mnt, ".notmuch/xapian/db2"))
+    m.stop()
+    m = mounts(store, mnt)
+    assert read(p) == b"4 V1 N2\nmo"
+    assert os.listdir(os.path.join(mnt, ".notmuch/xapian")) == ["db2"]
+    assert "dovecot-uidlist" in os.listdir(mnt)
+
+
+def test_cp_and_rsync_restore_into_cur(wtmp, mounts):
+    """cp writes straight into cur/; rsync writes .name.XXXXXX and renames;
+    both become messages, and a second rsync copies nothing."""
+    src = make_maildir(os.path.join(wtmp, "backup"),
+                       {"1.M1.b": b"Subject: 1\n\n1\n", "2.M2.b": b"Subject: 2\n\n2\n"},
+                       flags={"1.M1.b": "S"}, mtimes={"1.M1.b": 1400000000,
+                                                      "2.M2.b": 1400000001})
+    store = new_store(wtmp, "sdbox")
+    mnt = os.path.join(wtmp, "mnt")
+    mounts(store, mnt)
+    run(["cp", "-p", os.path.join(src, "cur", "1.M1.b:2,S"),
+         os.path.join(mnt, "cur")])
+    # modes follow the store, so a restore does not carry them over
+    run(["rsync", "-a", "--no-perms", src + "/", mnt + "/"])
+    assert sorted(r["base"] for r in ls_messages(store, "INBOX")) == \
+        ["1.M1.b", "2.M2.b"]
+    assert {r["base"]: r["received"] for r in ls_messages(store, "INBOX")} == \
+        {"1.M1.b": 1400000000, "2.M2.b": 1400000001}
+    p = run(["rsync", "-a", "--no-perms", "--itemize-changes", src + "/",
+             mnt + "/"])
+    assert p.stdout.decode().strip() == ""
+
+
+def test_import_while_mounted_is_seen_within_a_second(wtmp, mounts):
+    store = new_store(wtmp, "mdbox")
+    mnt = os.path.join(wtmp, "mnt")
+    mounts(store, mnt)
+    before = os.stat(os.path.join(mnt, "cur")).st_mtime_ns
+    assert names_in(mnt, "cur") == []
+    src = make_maildir(os.path.join(wtmp, "src"), {"9.M9.i": b"Subject: i\n\ni\n"})
+    dboxctl("import", store, "INBOX", src)
+    wait_for(lambda: names_in(mnt, "cur") == ["9.M9.i:2,"], timeout=1.5,
+             what="import to show on the mount")
+    wait_for(lambda: os.stat(os.path.join(mnt, "cur")).st_mtime_ns != before,
+             timeout=1.5, what="cur/ mtime to move")
+
+
+@pytest.mark.parametrize("err", ["eio", "enospc"])
+def test_store_errors_fail_the_rename(wtmp, mounts, err):
+    store = new_store(wtmp, "mdbox")
+    mnt = os.path.join(wtmp, "mnt")
+    mounts(store, mnt, "fs=randomfail:%s:100%%:sync/posix" % err)
+    tmp = os.path.join(mnt, "tmp", "x")
+    with open(tmp, "wb") as f:
+        f.write(payload("x"))
+    with pytest.raises(OSError) as e:
+        os.rename(tmp, os.path.join(mnt, "new", "x"))
+    assert e.value.errno == getattr(errno, err.upper())
+    assert read(tmp) == payload("x")
+    assert names_in(mnt, "new") == []
+    assert ls_messages(store, "INBOX") == []
