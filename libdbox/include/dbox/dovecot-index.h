@@ -221,7 +221,9 @@ struct dovi_message {
 };
 
 /* Opens a mailbox by its UTF-8 name (as dovi_store_list() gives it) and
- * loads it (dovi_mailbox_refresh()).  -ENOENT if it doesn't exist. */
+ * loads it (dovi_mailbox_refresh()).  -ENOENT if it doesn't exist.  A
+ * mailbox directory without index files is empty, as Dovecot shows it
+ * (dovi_mailbox_index() is NULL until the files appear). */
 int dovi_mailbox_open(struct dovi_store *store, const char *name,
 		      struct dovi_mailbox **box_r, struct dbox_err *err);
 /* The same by on-disk (modified UTF-7) name, e.g. for a listed name whose

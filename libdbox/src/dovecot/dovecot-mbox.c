@@ -547,16 +547,26 @@ void dovi_mailbox_free(struct dovi_mailbox *box)
 	free(box);
 }
 
+/* Returns 1 with box->idx up to date, 0 if the mailbox has no index
+ * files yet, or -errno. */
 static int index_refresh(struct dovi_mailbox *box, struct dbox_err *err)
 {
 	char prefix[4200];
+	int ret;
 
-	if (box->idx != NULL)
-		return dovi_index_refresh(box->idx, NULL, err);
+	if (box->idx != NULL) {
+		ret = dovi_index_refresh(box->idx, NULL, err);
+		return ret < 0 ? ret : 1;
+	}
 	if (dbox_path(prefix, sizeof(prefix), "%s/dovecot.index",
 		      box->dir) < 0)
 		return dbox_fail(err, -ENAMETOOLONG, "mailbox path too long");
-	return dovi_index_open(prefix, &box->idx, err);
+	ret = dovi_index_open(prefix, &box->idx, err);
+	/* Dovecot shows a mailbox without index files as empty (it would
+	 * create a fresh index; dbox-format.md 4.5) */
+	if (ret == -ENOENT)
+		return 0;
+	return ret < 0 ? ret : 1;
 }
 
 /* The mailbox's mdbox-hdr must name the map's uid_validity (5.2). */
@@ -626,7 +636,8 @@ int dovi_mailbox_refresh(struct dovi_mailbox *box, bool *changed_r,
 	int ret = index_refresh(box, err);
 
 	memset(&ml, 0, sizeof(ml));
-	if (ret == 0)
+	memset(&hdr, 0, sizeof(hdr));
+	if (ret > 0)
 		ret = box->store->format == DOVI_MDBOX ?
 			build_mdbox(box, &ml, err) :
 			build_list(box->idx, NULL, &ml, err);
@@ -634,7 +645,8 @@ int dovi_mailbox_refresh(struct dovi_mailbox *box, bool *changed_r,
 		msg_list_free(&ml);
 		return ret;
 	}
-	dovi_index_header(box->idx, &hdr);
+	if (box->idx != NULL)
+		dovi_index_header(box->idx, &hdr);
 	changed = list_changed(box, &ml) ||
 		hdr.uid_validity != box->uid_validity ||
 		hdr.next_uid != box->next_uid;
@@ -673,10 +685,13 @@ uint32_t dovi_mailbox_next_uid(const struct dovi_mailbox *box)
 
 bool dovi_mailbox_guid(const struct dovi_mailbox *box, uint8_t guid_r[16])
 {
-	int ext = dovi_index_ext(box->idx, box->store->format == DOVI_MDBOX ?
-				 "mdbox-hdr" : "dbox-hdr");
 	bool any = false;
+	int ext;
 
+	if (box->idx == NULL)
+		return false;
+	ext = dovi_index_ext(box->idx, box->store->format == DOVI_MDBOX ?
+			     "mdbox-hdr" : "dbox-hdr");
 	if (ext < 0 || dovi_index_ext_header(box->idx, ext, 4, guid_r, 16) < 16)
 		return false;
 	for (unsigned i = 0; i < 16; i++)

@@ -1,0 +1,164 @@
+"""Real maildir software on the mount: deliverers, indexers, flaggers and
+a synchroniser, each checked against the store's index afterwards."""
+
+import os
+import re
+import shutil
+
+import pytest
+
+from dboxfs_testlib import (DBOXFS, dboxctl, ls_messages, make_maildir,
+                            mounts, run, wtmp)  # noqa: F401
+
+pytestmark = pytest.mark.skipif(not os.path.exists(DBOXFS),
+                                reason="dboxfs not built (no libfuse3)")
+
+
+def need(tool):
+    return pytest.mark.skipif(shutil.which(tool) is None,
+                              reason="%s not installed" % tool)
+
+
+MSG = b"From: a@example.org\nTo: b@example.org\nSubject: %s\n" \
+      b"Message-ID: <%s@example.org>\n\nbody of %s\n"
+
+
+def msg(i):
+    return MSG % (b"m%d" % i, b"m%d" % i, b"m%d" % i)
+
+
+def mounted_store(wtmp, mounts, fmt="mdbox", *opts):
+    store = os.path.join(wtmp, "store")
+    dboxctl("init", store, "--format", fmt)
+    mnt = os.path.join(wtmp, "mnt")
+    mounts(store, mnt, *opts)
+    return store, mnt
+
+
+def listing(mnt, sub):
+    return sorted(os.listdir(os.path.join(mnt, sub)))
+
+
+@need("safecat")
+def test_safecat_delivers(wtmp, mounts):
+    store, mnt = mounted_store(wtmp, mounts)
+    for i in range(3):
+        run(["safecat", "tmp", "new"], input=msg(i), cwd=mnt)
+    assert len(listing(mnt, "new")) == 3
+    assert sorted(open(os.path.join(mnt, "new", n), "rb").read()
+                  for n in listing(mnt, "new")) == sorted(msg(i) for i in range(3))
+    assert len(ls_messages(store, "INBOX")) == 3
+
+
+@need("maildrop")
+def test_maildrop_delivers(wtmp, mounts):
+    # maildrop runs setgid mail: the mount must let other ids in
+    store, mnt = mounted_store(wtmp, mounts, "mdbox", "allow_other")
+    rc = os.path.join(wtmp, "mailfilter")
+    with open(rc, "w") as f:
+        f.write('to "%s/"\n' % mnt)
+    os.chmod(rc, 0o600)
+    for i in range(3):
+        run(["maildrop", rc], input=msg(i))
+    rows = ls_messages(store, "INBOX")
+    assert len(rows) == 3 and all(r["info"].startswith("new:") for r in rows)
+    assert sorted(open(os.path.join(mnt, "new", n), "rb").read()
+                  for n in listing(mnt, "new")) == sorted(msg(i) for i in range(3))
+
+
+@need("procmail")
+def test_procmail_delivers(wtmp, mounts):
+    store, mnt = mounted_store(wtmp, mounts, "sdbox", "allow_other")
+    os.mkdir(os.path.join(mnt, ".Lists"))
+    for d in ("cur", "new", "tmp"):
+        os.mkdir(os.path.join(mnt, ".Lists", d))
+    rc = os.path.join(wtmp, "procmailrc")
+    with open(rc, "w") as f:
+        f.write("DEFAULT=%s/\n:0\n* ^Subject: m1\n%s/.Lists/\n" % (mnt, mnt))
+    for i in range(3):
+        run(["procmail", "-m", rc], input=msg(i))
+    assert len(ls_messages(store, "INBOX")) == 2
+    assert len(ls_messages(store, "Lists")) == 1
+    assert open(os.path.join(mnt, ".Lists/new", listing(mnt, ".Lists/new")[0]),
+                "rb").read() == msg(1)
+
+
+@need("mflag")
+def test_mblaze_flags_and_minc(wtmp, mounts):
+    store, mnt = mounted_store(wtmp, mounts)
+    for i in range(3):
+        run(["safecat", "tmp", "new"], input=msg(i), cwd=mnt)
+    run(["minc", mnt])                  # new/ -> cur/
+    assert listing(mnt, "new") == []
+    cur = listing(mnt, "cur")
+    assert len(cur) == 3
+    run(["mflag", "-S", os.path.join(mnt, "cur", cur[0])])
+    run(["mflag", "-F", os.path.join(mnt, "cur", cur[1])])
+    rows = {r["base"]: r["info"] for r in ls_messages(store, "INBOX")}
+    assert sorted(rows.values()) == ["", "F", "S"]
+
+
+@need("notmuch")
+def test_notmuch_new_and_flag_sync(wtmp, mounts):
+    store, mnt = mounted_store(wtmp, mounts)
+    for i in range(5):
+        run(["safecat", "tmp", "new"], input=msg(i), cwd=mnt)
+    cfg = os.path.join(wtmp, "notmuch-config")
+    with open(cfg, "w") as f:
+        f.write("[database]\npath=%s\n[new]\ntags=unread;inbox;\n"
+                "[maildir]\nsynchronize_flags=true\n" % mnt)
+    env = dict(os.environ, NOTMUCH_CONFIG=cfg)
+    p = run(["notmuch", "new"], env=env)
+    assert b"5 new messages" in p.stdout or b"Added 5" in p.stdout, p.stdout
+    assert run(["notmuch", "count", "tag:unread"], env=env).stdout.strip() == b"5"
+    run(["notmuch", "tag", "-unread", "--", "subject:m2"], env=env)
+    run(["notmuch", "tag", "+flagged", "--", "subject:m3"], env=env)
+    rows = {r["base"]: r["info"] for r in ls_messages(store, "INBOX")}
+    assert sorted(rows.values()) == ["F", "S", "new:", "new:", "new:"]
+    # notmuch finds the renamed files again
+    p = run(["notmuch", "new"], env=env)
+    assert run(["notmuch", "count", "--", "*"], env=env).stdout.strip() == b"5"
+    assert run(["notmuch", "search", "--output=files", "subject:m2"],
+               env=env).stdout.strip().endswith(b":2,S")
+
+
+@need("mu")
+def test_mu_indexes_the_mount(wtmp, mounts):
+    store, mnt = mounted_store(wtmp, mounts)
+    src = make_maildir(os.path.join(wtmp, "src"),
+                       {"%d.M%d.mu" % (i, i): msg(i) for i in range(4)})
+    dboxctl("import", store, "INBOX", src)
+    home = os.path.join(wtmp, "muhome")
+    run(["mu", "init", "--muhome", home, "--maildir", mnt])
+    run(["mu", "index", "--muhome", home])
+    p = run(["mu", "find", "--muhome", home, "subject:m2", "--fields", "l"])
+    path = p.stdout.decode().strip()
+    assert path.startswith(mnt) and open(path, "rb").read() == msg(2)
+
+
+@need("mbsync")
+def test_mbsync_into_the_mount(wtmp, mounts):
+    store, mnt = mounted_store(wtmp, mounts, "sdbox")
+    far = make_maildir(os.path.join(wtmp, "far"),
+                       {"%d.M%d.far" % (i, i): msg(i) for i in range(6)},
+                       flags={"0.M0.far": "S", "1.M1.far": "FS"})
+    rc = os.path.join(wtmp, "mbsyncrc")
+    with open(rc, "w") as f:
+        f.write("MaildirStore far\nPath %s/\nInbox %s\n\n"
+                "MaildirStore near\nPath %s/\nInbox %s\n\n"
+                "Channel c\nFar :far:\nNear :near:\nPatterns INBOX\n"
+                "Create Near\nSync All\nSyncState *\n"
+                % (far, far, mnt, mnt))
+    run(["mbsync", "-c", rc, "-a"], env=dict(os.environ, HOME=wtmp))
+    rows = ls_messages(store, "INBOX")
+    assert len(rows) == 6
+    assert sorted(r["info"].replace("new:", "") for r in rows).count("S") >= 1
+    # mbsync adds an X-TUID header to find its copies again
+    texts = sorted(re.sub(rb"X-TUID: [^\n]*\n", b"",
+                          open(os.path.join(d, n), "rb").read())
+                   for d in (os.path.join(mnt, "cur"), os.path.join(mnt, "new"))
+                   for n in os.listdir(d))
+    assert texts == sorted(msg(i) for i in range(6))
+    # a second sync changes nothing and fails nothing
+    run(["mbsync", "-c", rc, "-a"], env=dict(os.environ, HOME=wtmp))
+    assert len(ls_messages(store, "INBOX")) == 6
