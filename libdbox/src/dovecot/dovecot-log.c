@@ -219,10 +219,10 @@ uint32_t dovi_log_real_type(uint32_t type)
 	/* the protection bits overlap other types: decode like Dovecot */
 	if (t & DOVI_T_EXPUNGE)
 		return t == (DOVI_T_EXPUNGE | DOVI_T_EXPUNGE_PROT) ?
-			DOVI_T_EXPUNGE : 0;
+			DOVI_T_EXPUNGE : DOVI_T_INVALID;
 	if (t & DOVI_T_EXPUNGE_GUID)
 		return t == (DOVI_T_EXPUNGE_GUID | DOVI_T_EXPUNGE_PROT) ?
-			DOVI_T_EXPUNGE_GUID : 0;
+			DOVI_T_EXPUNGE_GUID : DOVI_T_INVALID;
 	return t;
 }
 
@@ -273,7 +273,7 @@ static bool ext_intro_valid(const uint8_t *p, size_t n)
 
 bool dovi_log_record_valid(uint32_t t, const uint8_t *p, size_t n)
 {
-	if (t == 0 || n == 0)
+	if (t == DOVI_T_INVALID || n == 0)
 		return false;
 	switch (t) {
 	case DOVI_T_APPEND:

@@ -44,6 +44,7 @@ enum dovi_log_type {
 	DOVI_T_EXTERNAL = 0x10000000,
 	DOVI_T_SYNC = 0x20000000,
 };
+#define DOVI_T_INVALID 0xffffffffu  /* expunge without protection bits */
 
 struct dovi_log {
 	char *path;
@@ -101,8 +102,10 @@ void dovi_log_encode_size(uint32_t size, uint8_t out[4]);
 int dovi_log_next(const struct dovi_log *log, uint64_t *pos, uint64_t end,
 		  struct dovi_log_rec *rec_r, struct dbox_err *err);
 
-/* The record type without flag bits and expunge protection, or 0 for an
- * expunge that lacks its protection bits. */
+/* The record type without flag bits and expunge protection, or
+ * DOVI_T_INVALID for an expunge that lacks its protection bits.  Other
+ * values (0, several bits) are returned as they are: they are valid
+ * records of an unknown type, which replay skips. */
 uint32_t dovi_log_real_type(uint32_t type);
 
 /* The syntax checks Dovecot's log view applies to every record (3.3);

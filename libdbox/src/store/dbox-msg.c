@@ -446,9 +446,9 @@ int dbox_msg_verify(struct dbox_store *store, const struct dbox_msg *msg,
 	return ret;
 }
 
-ssize_t dbox_msg_pread(struct dbox_store *store, const struct dbox_msg *msg,
-		       void *buf, size_t len, uint64_t off,
-		       struct dbox_err *err)
+static ssize_t msg_pread_once(struct dbox_store *store,
+			      const struct dbox_msg *msg, void *buf,
+			      size_t len, uint64_t off, struct dbox_err *err)
 {
 	char path[PATH_MAX];
 	struct dfs_file *file;
@@ -479,21 +479,59 @@ ssize_t dbox_msg_pread(struct dbox_store *store, const struct dbox_msg *msg,
 	return (ssize_t)n;
 }
 
+/* A purge may have moved the message to another file since the caller
+ * read its row: then the old file is gone, and the index knows where the
+ * message is now. */
+static bool moved_by_purge(struct dbox_store *store, const struct dbox_msg *msg,
+			   struct dbox_msg *now)
+{
+	return msg->file_id != 0 &&
+		dbox_msg_get(store, msg->mailbox_id, msg->uid, now, NULL) == 0 &&
+		(now->file_id != msg->file_id || now->offset != msg->offset);
+}
+
+ssize_t dbox_msg_pread(struct dbox_store *store, const struct dbox_msg *msg,
+		       void *buf, size_t len, uint64_t off,
+		       struct dbox_err *err)
+{
+	ssize_t ret = msg_pread_once(store, msg, buf, len, off, err);
+	struct dbox_msg now;
+
+	if (ret < 0 && moved_by_purge(store, msg, &now))
+		ret = msg_pread_once(store, &now, buf, len, off, err);
+	return ret;
+}
+
 struct async_read {
 	struct dbox_store *store;
 	struct dfs_file *file;
 	dbox_read_cb *cb;
 	void *ctx;
 	size_t want;
+	struct dbox_msg msg;
+	void *buf;
+	uint64_t off;
+	bool retried;
 	char path[PATH_MAX];
 };
+
+static void async_read_submit(struct async_read *ar);
 
 static void async_read_done(void *ctx, const struct dfs_result *res)
 {
 	struct async_read *ar = ctx;
 	struct dbox_err err = { "" };
 	ssize_t ret = res->err < 0 ? res->err : res->n;
+	struct dbox_msg now;
 
+	if (res->err < 0 && !ar->retried &&
+	    moved_by_purge(ar->store, &ar->msg, &now)) {
+		dbox_fcache_put(ar->store, ar->file);
+		ar->msg = now;
+		ar->retried = true;
+		async_read_submit(ar);
+		return;
+	}
 	if (res->err < 0)
 		dbox_fail(&err, res->err, "read %s: %s", ar->path,
 			  strerror(-res->err));
@@ -531,14 +569,26 @@ void dbox_msg_pread_async(struct dbox_store *store, const struct dbox_msg *msg,
 	ar->cb = cb;
 	ar->ctx = ctx;
 	ar->want = len;
-	if (dbox_msg_file_path(store, msg, ar->path, sizeof(ar->path)) < 0 ||
-	    dbox_fcache_get(store, ar->path, &ar->file) < 0) {
+	ar->msg = *msg;
+	ar->buf = buf;
+	ar->off = off;
+	async_read_submit(ar);
+}
+
+static void async_read_submit(struct async_read *ar)
+{
+	struct dbox_err err = { "" };
+	const struct dbox_msg *msg = &ar->msg;
+
+	if (dbox_msg_file_path(ar->store, msg, ar->path, sizeof(ar->path)) < 0 ||
+	    dbox_fcache_get(ar->store, ar->path, &ar->file) < 0) {
+		dbox_fail(&err, -ENAMETOOLONG, "path of message");
+		ar->cb(ar->ctx, -ENAMETOOLONG, &err);
 		free(ar);
-		cb(ctx, -ENAMETOOLONG, &err);
 		return;
 	}
-	dfs_pread(ar->file, buf, len, (off_t)(msg->offset + msg->hdr_size + off),
-		  async_read_done, ar);
+	dfs_pread(ar->file, ar->buf, ar->want, (off_t)(msg->offset +
+		  msg->hdr_size + ar->off), async_read_done, ar);
 }
 
 /* Async verification: one read covering the message header, and one of

@@ -305,7 +305,8 @@ static int open_index(struct dbox_store *store, const struct dbox_open_opts *o,
 		      struct detect *d, struct dbox_err *err)
 {
 	char path[PATH_MAX];
-	bool index_ro = store->readonly && store->origin == DBOX_ORIGIN_DBOXFS;
+	bool index_ro;
+	struct stat st;
 	int ret;
 
 	if (o->index_path != NULL)
@@ -313,6 +314,10 @@ static int open_index(struct dbox_store *store, const struct dbox_open_opts *o,
 	else if (dbox_path(path, sizeof(path), "%s/%s", store->ctl_dir,
 			   DBOX_INDEX_NAME) < 0)
 		return dbox_fail(err, -ENAMETOOLONG, "path too long");
+	/* read-only is about the mail; a missing index is rebuilt from the
+	 * files even then, since nothing can be read without it */
+	index_ro = store->readonly && store->origin == DBOX_ORIGIN_DBOXFS &&
+		stat(path, &st) == 0;
 	if (!index_ro) {
 		char dir[PATH_MAX];
 		char *slash;
