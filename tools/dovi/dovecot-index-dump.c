@@ -389,7 +389,13 @@ static void print_mailbox(const struct open_box *ob, enum dovi_format fmt)
 		dovi_json_hex(stdout, guid, sizeof(guid));
 	else
 		printf("null");
-	printf(",\"messages\":[");
+	printf(",\"keywords\":[");
+	for (unsigned k = 0; k < dovi_mailbox_keyword_count(box); k++) {
+		if (k > 0)
+			putchar(',');
+		dovi_json_str(stdout, dovi_mailbox_keyword(box, k));
+	}
+	printf("],\"messages\":[");
 	for (size_t i = 0; i < dovi_mailbox_count(box); i++) {
 		if (i > 0)
 			putchar(',');

@@ -251,6 +251,10 @@ uint32_t dovi_mailbox_uid_validity(const struct dovi_mailbox *box);
 uint32_t dovi_mailbox_next_uid(const struct dovi_mailbox *box);
 /* The mailbox GUID from dbox-hdr/mdbox-hdr; false if not (yet) known. */
 bool dovi_mailbox_guid(const struct dovi_mailbox *box, uint8_t guid_r[16]);
+/* The mailbox's keyword names (never shrinks; dovi_message.keywords point
+ * into it). */
+unsigned dovi_mailbox_keyword_count(const struct dovi_mailbox *box);
+const char *dovi_mailbox_keyword(const struct dovi_mailbox *box, unsigned i);
 size_t dovi_mailbox_count(const struct dovi_mailbox *box);
 const struct dovi_message *dovi_mailbox_messages(const struct dovi_mailbox *box);
 /* mdbox: messages left out because the map lacks their map_uid. */

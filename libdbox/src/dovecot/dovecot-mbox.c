@@ -699,6 +699,16 @@ bool dovi_mailbox_guid(const struct dovi_mailbox *box, uint8_t guid_r[16])
 	return any;
 }
 
+unsigned dovi_mailbox_keyword_count(const struct dovi_mailbox *box)
+{
+	return box->kw_count;
+}
+
+const char *dovi_mailbox_keyword(const struct dovi_mailbox *box, unsigned i)
+{
+	return i < box->kw_count ? box->kw_names[i] : NULL;
+}
+
 size_t dovi_mailbox_count(const struct dovi_mailbox *box)
 {
 	return box->count;

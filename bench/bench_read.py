@@ -1,0 +1,179 @@
+#!/usr/bin/python3
+"""bench_read.py - the read view against a native maildir and libfuse's
+passthrough_ll over that same maildir (issue 4's benchmark).
+
+    sudo bench/bench_read.py [--messages N] [--big-folder N] [--runs R]
+
+Builds (under bench/work/, not committed) a maildir of N messages, the same
+messages in an mdbox store made by dboxctl, a 100,000-message folder for the
+listing test, and passthrough_ll from the libfuse3-dev examples; then
+measures, each R times (median reported):
+
+  warm read   read every message with the page cache hot
+  cold read   the same after dropping the page cache
+  ls -l       of the big folder (a fresh mount each run: no dentry cache)
+  16 readers  cold read of all messages by 16 parallel readers
+
+and writes the table into bench/RESULTS.md (section "Read view")."""
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from benchlib import (BUILD, dboxctl, drop_caches, mount, replace_section,  # noqa
+                      run, umount)
+
+EXAMPLES = "/usr/share/doc/libfuse3-dev/examples"
+
+
+def gen_messages(n, seed=7):
+    import random
+    rng = random.Random(seed)
+    words = (b"lorem ipsum dolor sit amet consectetur adipiscing elit sed do "
+             b"eiusmod tempor incididunt ut labore et dolore magna").split()
+    for i in range(n):
+        lines = rng.randint(5, 120)
+        body = b"\n".join(b" ".join(rng.choice(words) for _ in range(10))
+                          for _ in range(lines))
+        yield ("%d.M%dP1.bench" % (1700000000 + i, i),
+               b"From: x@example.org\nSubject: bench %d\n\n%s\n" % (i, body))
+
+
+def make_maildir(path, n):
+    for sub in ("cur", "new", "tmp"):
+        os.makedirs(os.path.join(path, sub), exist_ok=True)
+    for base, data in gen_messages(n):
+        with open(os.path.join(path, "cur", base + ":2,S"), "wb") as f:
+            f.write(data)
+
+
+def build_passthrough(work):
+    exe = os.path.join(work, "passthrough_ll")
+    if not os.path.exists(exe):
+        src = os.path.join(EXAMPLES, "passthrough_ll.c")
+        run(["cc", "-O2", "-I", EXAMPLES, src, "-o", exe] +
+            subprocess.check_output(["pkg-config", "--cflags", "--libs",
+                                     "fuse3"]).decode().split())
+    return exe
+
+
+def timed(fn, runs, setup=None):
+    times = []
+    for _ in range(runs):
+        if setup is not None:
+            setup()
+        t = time.monotonic()
+        fn()
+        times.append(time.monotonic() - t)
+    return statistics.median(times)
+
+
+def read_all(root, parallel=1):
+    # find | xargs cat: the same work for every target
+    cmd = "find %s -type f -path '*/cur/*' -print0 | xargs -0 -P %d -n 200 " \
+          "cat > /dev/null" % (root, parallel)
+    run(["sh", "-c", cmd], timeout=3600)
+
+
+def ls_l(folder):
+    run(["sh", "-c", "ls -l %s/cur > /dev/null" % folder], timeout=3600)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--messages", type=int, default=20000)
+    ap.add_argument("--big-folder", type=int, default=100000)
+    ap.add_argument("--runs", type=int, default=5)
+    args = ap.parse_args()
+    work = os.path.join(HERE, "work", "read")
+    os.makedirs(work, exist_ok=True)
+    maildir = os.path.join(work, "maildir-%d" % args.messages)
+    big = os.path.join(work, "big-%d" % args.big_folder)
+    store = os.path.join(work, "store-%d" % args.messages)
+    bigstore = os.path.join(work, "bigstore-%d" % args.big_folder)
+    if not os.path.isdir(maildir):
+        make_maildir(maildir, args.messages)
+    if not os.path.isdir(big):
+        make_maildir(big, args.big_folder)
+    for src, st in ((maildir, store), (big, bigstore)):
+        if not os.path.isdir(st):
+            dboxctl("init", st, "--format", "mdbox")
+            dboxctl("import", st, "INBOX", src)
+    pll = build_passthrough(work)
+    mnt_p = tempfile.mkdtemp(prefix="pll.", dir=work)
+    mnt_d = tempfile.mkdtemp(prefix="dbx.", dir=work)
+    results = {}
+
+    def targets(src_native, src_store):
+        return {
+            "native maildir": (None, src_native),
+            "passthrough_ll": ([pll, "-o", "source=" + src_native, mnt_p],
+                               mnt_p),
+            "dboxfs (mdbox)": ([os.path.join(BUILD, "fusefs", "dboxfs"),
+                                src_store, mnt_d], mnt_d),
+        }
+
+    for name, (cmd, root) in targets(maildir, store).items():
+        proc = mount(cmd, root) if cmd else None
+        try:
+            read_all(root)  # warm up
+            warm = timed(lambda: read_all(root), args.runs)
+            cold = timed(lambda: read_all(root), args.runs, drop_caches)
+            par = timed(lambda: read_all(root, 16), args.runs, drop_caches)
+        finally:
+            if proc:
+                umount(proc, root)
+        results[name] = {"warm": warm, "cold": cold, "par16": par}
+    for name, (cmd, root) in targets(big, bigstore).items():
+        def fresh():
+            drop_caches()
+        if cmd:
+            times = []
+            for _ in range(args.runs):
+                proc = mount(cmd, root)   # fresh mount: nothing cached
+                try:
+                    drop_caches()
+                    t = time.monotonic()
+                    ls_l(root)
+                    times.append(time.monotonic() - t)
+                finally:
+                    umount(proc, root)
+            results[name]["ls"] = statistics.median(times)
+        else:
+            results[name]["ls"] = timed(lambda: ls_l(root), args.runs, fresh)
+    shutil.rmtree(mnt_p, ignore_errors=True)
+    shutil.rmtree(mnt_d, ignore_errors=True)
+    report(results, args)
+
+
+def report(results, args):
+    rows = [("warm read of all", "warm"), ("cold read of all", "cold"),
+            ("ls -l, %d-message folder" % args.big_folder, "ls"),
+            ("16 parallel readers (cold)", "par16")]
+    nat, pll, dbx = "native maildir", "passthrough_ll", "dboxfs (mdbox)"
+    out = ["Command: `sudo bench/bench_read.py --messages %d --big-folder %d "
+           "--runs %d` (medians of %d runs, seconds; %d messages, %.1f MB)."
+           % (args.messages, args.big_folder, args.runs, args.runs,
+              args.messages, sum(len(d) for _, d in gen_messages(
+                  args.messages)) / 1e6), "",
+           "| test | native | passthrough_ll | dboxfs | dboxfs/native | "
+           "dboxfs/passthrough |", "|---|---|---|---|---|---|"]
+    for label, key in rows:
+        n, p, d = results[nat][key], results[pll][key], results[dbx][key]
+        out.append("| %s | %.3f | %.3f | %.3f | %.2f | %.2f |" % (
+            label, n, p, d, d / n, d / p))
+    text = "\n".join(out) + "\n"
+    print(text)
+    replace_section(os.path.join(HERE, "RESULTS.md"), "Read view", text)
+
+
+if __name__ == "__main__":
+    main()

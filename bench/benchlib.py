@@ -1,0 +1,67 @@
+"""Helpers shared by the benchmark drivers."""
+
+import os
+import re
+import subprocess
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(HERE)
+BUILD = os.environ.get("DBOXFS_BUILD", os.path.join(TOP, "build"))
+DBOXCTL = os.path.join(BUILD, "tools", "dboxctl", "dboxctl")
+
+
+def run(cmd, timeout=600, **kw):
+    return subprocess.run(cmd, check=True, timeout=timeout,
+                          capture_output=True, **kw)
+
+
+def dboxctl(*args):
+    return run([DBOXCTL] + list(args), timeout=3600)
+
+
+def drop_caches():
+    os.sync()
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3\n")
+
+
+def mounted(path):
+    path = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == path for line in f)
+
+
+def mount(cmd, mnt):
+    """Starts a FUSE daemon in the foreground and waits for its mount."""
+    proc = subprocess.Popen(cmd + ["-f"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while not mounted(mnt):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError("mount failed: %s" % cmd)
+        time.sleep(0.01)
+    return proc
+
+
+def umount(proc, mnt):
+    subprocess.run(["fusermount3", "-u", mnt], capture_output=True)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def replace_section(path, title, body):
+    """Replaces (or appends) the '## title' section of a markdown file."""
+    text = open(path).read() if os.path.exists(path) else "# Benchmark results\n"
+    block = "## %s\n\n%s\n" % (title, body.rstrip("\n"))
+    pat = re.compile(r"^## %s\n.*?(?=^## |\Z)" % re.escape(title), re.S | re.M)
+    if pat.search(text):
+        text = pat.sub(block + "\n", text)
+    else:
+        text = text.rstrip("\n") + "\n\n" + block
+    with open(path, "w") as f:
+        f.write(text.rstrip("\n") + "\n")
