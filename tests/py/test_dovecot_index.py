@@ -237,7 +237,12 @@ def save(stores, fmt, box, subject, flags_opts=()):
 
 
 FORCE_WRITE = ("-o", "mail_index_rewrite_max_log_bytes=1")
-FORCE_ROTATE = ("-o", "mail_index_log_rotate_max_size=1") + FORCE_WRITE
+# With a tiny rotate size Dovecot rotates a non-empty log when it opens
+# it and again after writing the change: twice per doveadm run.  On an
+# empty (just rotated) log only the second happens: one rotation, and the
+# new .log continues the old one.
+ROTATE = ("-o", "mail_index_log_rotate_max_size=1")
+FORCE_ROTATE = ROTATE + FORCE_WRITE
 
 # Each step changes both stores the same way (purge: mdbox only).
 STEPS = [
@@ -264,10 +269,11 @@ STEPS = [
      [("flags", "remove", "todo", "mailbox", "INBOX", "all"),
       ("save", "INBOX", "after write")]),
     ("forced log rotation",
-     [FORCE_ROTATE + ("flags", "add", "\\Seen", "mailbox", "INBOX",
-                      "all"),
+     [ROTATE + ("flags", "add", "\\Seen", "mailbox", "INBOX", "all"),
       FORCE_ROTATE + ("flags", "add", "rotated", "mailbox", "Lists/linux",
                       "all")]),
+    ("single log rotation",
+     [ROTATE + ("flags", "add", "single", "mailbox", "INBOX", "all")]),
     ("changes after the rotation",
      [("save", "INBOX", "after rotation"),
       ("flags", "remove", "\\Seen", "mailbox", "INBOX", "uid", "5")]),
@@ -344,6 +350,20 @@ def changed_boxes(before, after):
     return sorted(n for n in new if old.get(n) != new[n])
 
 
+def check_follow_path(title, follower, now):
+    """A rotation is followed into the new .log without reloading (the
+    replay start stays where the first load began); a force-resync (reset
+    log) makes the follower reload from the reset log."""
+    before = follower.first["info"]
+    if title == "single log rotation":
+        assert now["info"]["replayed_from"] == before["replayed_from"]
+        assert now["info"]["replayed_to"][0] == before["replayed_to"][0] + 1
+    if title == "force-resync (reset log)":
+        assert now["info"]["reset"]
+        assert now["info"]["replayed_from"][0] > before["replayed_to"][0]
+    follower.first = now
+
+
 def test_operations(dovecot_stores_factory):
     """Step by step changes by Dovecot; after each: C == reference ==
     doveadm, and incremental following == a fresh load, reporting exactly
@@ -376,6 +396,7 @@ def test_operations(dovecot_stores_factory):
                 fresh = c_index(inbox, *map_args[1:])[1]
                 assert same_state(idx_followed, fresh), \
                     "%s after '%s': followed INBOX != fresh" % (fmt, title)
+                check_follow_path(title, index_f, idx_followed)
     finally:
         for fmt in FORMATS:
             followers[fmt][0].close()
@@ -411,7 +432,7 @@ def worked_stores():
     from conftest import make_dovecot_stores, skip_without_dovecot
     skip_without_dovecot()
     stores = make_dovecot_stores()
-    for title, ops in STEPS[:9]:
+    for title, ops in STEPS[:10]:
         for fmt in FORMATS:
             apply_step(stores, fmt, ops)
     yield stores

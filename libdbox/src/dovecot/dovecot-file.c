@@ -68,3 +68,26 @@ int dovi_file_read(int fd, uint64_t off, const char *path, uint8_t **buf_r,
 	*len_r = len;
 	return 0;
 }
+
+void dovi_file_sig_get(const char *path, struct dovi_file_sig *sig)
+{
+	struct stat st;
+
+	memset(sig, 0, sizeof(*sig));
+	if (stat(path, &st) < 0)
+		return;
+	sig->exists = true;
+	sig->dev = st.st_dev;
+	sig->ino = st.st_ino;
+	sig->size = st.st_size;
+	sig->mtime = st.st_mtim;
+}
+
+bool dovi_file_sig_equal(const struct dovi_file_sig *a,
+			 const struct dovi_file_sig *b)
+{
+	return a->exists == b->exists && a->dev == b->dev &&
+		a->ino == b->ino && a->size == b->size &&
+		a->mtime.tv_sec == b->mtime.tv_sec &&
+		a->mtime.tv_nsec == b->mtime.tv_nsec;
+}

@@ -7,8 +7,11 @@
 #ifndef DOVI_FILE_H
 #define DOVI_FILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
 
 #include "dbox/store.h"
 
@@ -24,5 +27,19 @@ int dovi_file_open(const char *path, struct dbox_err *err);
  * when nothing is there).  -EFBIG above DOVI_FILE_MAX. */
 int dovi_file_read(int fd, uint64_t off, const char *path, uint8_t **buf_r,
 		   size_t *len_r, struct dbox_err *err);
+
+/* Identity of a file, to notice that it changed (or appeared). */
+struct dovi_file_sig {
+	bool exists;
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+};
+
+/* stat()s path; a missing file gives exists = false. */
+void dovi_file_sig_get(const char *path, struct dovi_file_sig *sig);
+bool dovi_file_sig_equal(const struct dovi_file_sig *a,
+			 const struct dovi_file_sig *b);
 
 #endif

@@ -479,7 +479,8 @@ int dovi_replay_apply(struct dovi_replay *rp, uint32_t type,
 	case DOVI_T_EXPUNGE:
 	case DOVI_T_EXPUNGE_GUID:
 		/* without EXTERNAL it is only a request (4.3) */
-		expunge(st, t, p, n);
+		if (external)
+			expunge(st, t, p, n);
 		return 0;
 	case DOVI_T_FLAG_UPDATE:
 		flag_update(st, p, n);

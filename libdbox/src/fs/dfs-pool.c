@@ -172,8 +172,11 @@ void dfs_pool_enqueue(struct dfs *fs, struct dfs_req *req)
 	fs->stats.queued = fs->queued;
 	if (fs->idle_workers > 0)
 		pthread_cond_signal(&fs->work);
-	else if (fs->workers < fs->set.max_workers ||
-		 (!data && fs->workers < fs->set.max_workers + META_RESERVE))
+	/* a woken worker stays counted as idle until it runs, so compare
+	 * the backlog with the idle ones, not just "is anyone idle" */
+	if (fs->queued > fs->idle_workers &&
+	    (fs->workers < fs->set.max_workers ||
+	     (!data && fs->workers < fs->set.max_workers + META_RESERVE)))
 		spawn(fs);
 }
 

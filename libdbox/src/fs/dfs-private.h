@@ -41,6 +41,7 @@ struct dfs_file {
 	enum dfs_file_state state;
 	int open_err;
 	unsigned int inflight;  /* dispatched, not completed */
+	unsigned int refs;      /* requests not completed (any state) */
 	struct dfs_req *wait_head, *wait_tail;  /* waiting for order */
 	bool close_queued;
 	struct dfs_file *prev, *next;           /* fs->files */

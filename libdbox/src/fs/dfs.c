@@ -148,6 +148,8 @@ static struct dfs_req *req_new(enum dfs_op op, struct dfs_file *file,
 
 static void live_add(struct dfs *fs, struct dfs_req *req)
 {
+	if (req->file != NULL)
+		req->file->refs++;  /* the handle outlives its requests */
 	req->id = fs->next_id++;
 	req->lnext = fs->live;
 	if (fs->live != NULL)
@@ -281,7 +283,7 @@ static void file_drain(struct dfs *fs, struct dfs_file *f)
 void dfs_req_complete(struct dfs *fs, struct dfs_req *req)
 {
 	struct dfs_file *f = req->file;
-	bool free_file = false;
+	bool free_file;
 
 	if (req->cancelled)
 		req->res.err = -ECANCELED;
@@ -294,10 +296,8 @@ void dfs_req_complete(struct dfs *fs, struct dfs_req *req)
 		f->state = req->res.err < 0 ? FILE_FAILED : FILE_OPEN;
 		f->open_err = req->res.err;
 	}
-	if (f != NULL && req->op == DFS_OP_CLOSE && !req->cancelled) {
+	if (f != NULL && req->op == DFS_OP_CLOSE && !req->cancelled)
 		f->state = FILE_CLOSED;
-		free_file = true;
-	}
 	if (req->cancelled)
 		fs->stats.cancelled++;
 	else if (req->res.err < 0)
@@ -308,15 +308,21 @@ void dfs_req_complete(struct dfs *fs, struct dfs_req *req)
 		req->cb(req->ctx, &req->res);
 	pthread_mutex_lock(&fs->lock);
 	live_remove(fs, req);
-	if (f != NULL && free_file) {
+	free_file = false;
+	if (f != NULL) {
+		f->refs--;
+		if (f->state != FILE_CLOSED)
+			file_drain(fs, f);
+		else if (f->refs == 0)
+			free_file = true;  /* closed, and nothing refers to it */
+	}
+	if (free_file) {
 		if (f->prev != NULL)
 			f->prev->next = f->next;
 		else if (fs->files == f)
 			fs->files = f->next;
 		if (f->next != NULL)
 			f->next->prev = f->prev;
-	} else if (f != NULL) {
-		file_drain(fs, f);
 	}
 	if (fs->live_count == 0)
 		pthread_cond_broadcast(&fs->idle);
