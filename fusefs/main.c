@@ -14,6 +14,7 @@
 
 #include "backing.h"
 #include "commit.h"
+#include "follow.h"
 #include "dbox/fs.h"
 #include "dboxfs.h"
 
@@ -162,8 +163,6 @@ static int open_store(struct options *o, bool ro)
 		return -1;
 	}
 	dboxfs.readonly = ro || dbox_store_is_readonly(dboxfs.store);
-	if (!dboxfs.readonly && start_writer() < 0)
-		return -1;
 	if (dbox_mailbox_lookup(dboxfs.store, "INBOX", &inbox, NULL) == 0)
 		dboxfs.inbox_id = inbox.id;
 	if (stat(dbox_store_root(dboxfs.store), &st) == 0) {
@@ -201,6 +200,10 @@ static int setup(struct options *o, struct fuse_args *args)
 		o->timeout > 0 ? o->timeout : 1.0;
 	if (open_store(o, ro) < 0)
 		return -1;
+	/* only a check (and the first indexing) before mounting: the store
+	 * has I/O threads, and fuse_daemonize's fork keeps none of them */
+	dbox_store_close(dboxfs.store);
+	dboxfs.store = NULL;
 	/* a tree that only Dovecot writes is mounted read-only, so the
 	 * kernel refuses writes before they reach us */
 	if (dboxfs.readonly && !ro)
@@ -255,6 +258,15 @@ int main(int argc, char **argv)
 		fuse_set_log_func(log_syslog);
 	}
 	fuse_daemonize(opts.foreground);
+	/* the store for good, now that no fork follows */
+	if (open_store(&o, has_opt(&args, "ro")) < 0 ||
+	    (!dboxfs.readonly && start_writer() < 0)) {
+		fuse_session_unmount(dboxfs.se);
+		goto out_signals;
+	}
+	if (follow_start() < 0)
+		fuse_log(FUSE_LOG_ERR, "dboxfs: changes by other programs will "
+			 "show only after the cache timeout\n");
 	if (opts.singlethread) {
 		ret = fuse_session_loop(dboxfs.se);
 	} else {
@@ -266,6 +278,7 @@ int main(int argc, char **argv)
 		ret = fuse_session_loop_mt(dboxfs.se, loop);
 		fuse_loop_cfg_destroy(loop);
 	}
+	follow_stop();
 	fuse_session_unmount(dboxfs.se);
 	/* deliveries still queued get their replies (or errors) */
 	commit_stop();

@@ -25,6 +25,7 @@ import io
 import json
 import os
 import random
+import select
 import shutil
 import struct
 import subprocess
@@ -175,6 +176,8 @@ def check_against_doveadm(stores, fmt):
         for m in box["messages"]:
             got[(box["name"], m["uid"])] = m
     assert sorted(got) == sorted(want)
+    if fmt == "mdbox":
+        check_map_header(root, view["map"], got.values())
     for key, m in got.items():
         flags, guid, refcount = want[key]
         assert flag_names(m) == flags, key
@@ -185,6 +188,15 @@ def check_against_doveadm(stores, fmt):
             with open(m["file"], "rb") as f:
                 assert metadata_guid(f.read()) == guid, key
     return view
+
+
+def check_map_header(root, map_info, messages):
+    """highest_file_id: no m.N file and no message beyond it."""
+    files = [int(n[2:]) for n in os.listdir(os.path.join(root, "storage"))
+             if n.startswith("m.") and n[2:].isdigit()]
+    highest = map_info["highest_file_id"]
+    assert files and max(files) <= highest
+    assert all(m["file_id"] <= highest for m in messages)
 
 
 def check_mdbox_entry(root, m, guid, key):
@@ -230,7 +242,7 @@ def test_pristine_stores(dovecot_stores):
                                          b["uid_validity"], b["guid"])
 
 
-def save(stores, fmt, box, subject, flags_opts=()):
+def save(stores, fmt, box, subject):
     msg = ("Subject: %s\nMessage-ID: <%s@dovi.test>\n\nbody of %s\n" %
            (subject, subject.replace(" ", "."), subject)).encode()
     stores.doveadm(fmt, "save", "-m", box, input=msg)
@@ -307,20 +319,28 @@ def apply_step(stores, fmt, ops):
 
 
 class Follower:
-    """The C tool in --follow mode: one refresh per line written."""
+    """The C tool in --follow mode: one refresh per line written, one JSON
+    line back (a request/response protocol, no timing involved)."""
 
     def __init__(self, *args):
         self.p = subprocess.Popen([TOOL] + list(args) + ["--follow"],
                                   stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, text=True)
-        self.first = json.loads(self.p.stdout.readline())
+        self.first = self.read()
+
+    def read(self):
+        # bounded wait so that a hung tool fails the test instead of
+        # hanging it; one line per request, so nothing is buffered ahead
+        ready, _, _ = select.select([self.p.stdout], [], [], 120)
+        assert ready, "the follower did not answer within 120 s"
+        line = self.p.stdout.readline()
+        assert line, "the follower died"
+        return json.loads(line)
 
     def refresh(self):
         self.p.stdin.write("\n")
         self.p.stdin.flush()
-        line = self.p.stdout.readline()
-        assert line, "the follower died"
-        return json.loads(line)
+        return self.read()
 
     def close(self):
         self.p.stdin.close()
@@ -425,17 +445,34 @@ def test_follow_reports_exact_changes(dovecot_stores_factory):
 
 # ------------------------------------------------- section 6 corner cases
 
+class WorkedStores:
+    """Stores after STEPS[:10] (dovecot.index written, two rotations, a
+    .log.2 that doesn't reach back to a reset log, dovecot.index.backup),
+    plus a snapshot of each INBOX index taken after STEPS[:7] (a
+    dovecot.index and a single reset .log) with what it read as then."""
+
+    def __init__(self, stores, snapshots, snapshot_state):
+        self.stores = stores
+        self.snapshots = snapshots
+        self.snapshot_state = snapshot_state
+
+
 @pytest.fixture(scope="module")
 def worked_stores():
-    """Stores after the operations that leave dovecot.index, .log.2,
-    keywords and a rotated map behind (built once for this module)."""
     from conftest import make_dovecot_stores, skip_without_dovecot
     skip_without_dovecot()
     stores = make_dovecot_stores()
-    for title, ops in STEPS[:10]:
+    snapshots, state = {}, {}
+    for i, (title, ops) in enumerate(STEPS[:10]):
         for fmt in FORMATS:
             apply_step(stores, fmt, ops)
-    yield stores
+        if i == 6:
+            for fmt in FORMATS:
+                snapshots[fmt] = copy_index_dir(
+                    inbox_dir(stores, fmt),
+                    os.path.join(stores.top, "snapshot-" + fmt))
+                state[fmt] = messages_of(snapshots[fmt])
+    yield WorkedStores(stores, snapshots, state)
     stores.remove()
 
 
@@ -467,24 +504,31 @@ def messages_of(path):
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_without_dovecot_index(worked_stores, scratch, fmt):
-    """6.2: no dovecot.index, complete chain: same state from the logs."""
-    src = inbox_dir(worked_stores, fmt)
-    assert os.path.exists(os.path.join(src, "dovecot.index"))
-    want = messages_of(src)
-    d = copy_index_dir(src, os.path.join(scratch, "x"))
+    """6.2: no dovecot.index, complete chain (a reset .log): the log alone
+    gives the same state.  6.1: no dovecot.index and the chain doesn't
+    reach a reset log any more (after rotations): both readers refuse, as
+    Dovecot can't compute the state from the index files either."""
+    snap = worked_stores.snapshots[fmt]
+    assert os.path.exists(os.path.join(snap, "dovecot.index"))
+    d = copy_index_dir(snap, os.path.join(scratch, "complete"))
     os.unlink(os.path.join(d, "dovecot.index"))
-    # one rotation so far: .log.2 is the first log (a reset), so the
-    # chain is complete
     j = assert_same_as_reference(d)
     assert j is not None and j["info"]["reset"]
-    assert (j["messages"], j["keywords"]) == want
+    assert (j["messages"], j["keywords"]) == \
+        worked_stores.snapshot_state[fmt]
+
+    d = copy_index_dir(inbox_dir(worked_stores.stores, fmt),
+                       os.path.join(scratch, "lost"))
+    os.unlink(os.path.join(d, "dovecot.index"))
+    assert c_index(d)[0] == 1
+    assert_same_as_reference(d)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_stale_index(worked_stores, scratch, fmt):
     """6.3: an older dovecot.index (Dovecot's own .backup) replays to the
     current state when the log chain covers it."""
-    src = inbox_dir(worked_stores, fmt)
+    src = inbox_dir(worked_stores.stores, fmt)
     want = messages_of(src)
     d = copy_index_dir(src, os.path.join(scratch, "x"))
     backup = os.path.join(d, "dovecot.index.backup")
@@ -501,7 +545,7 @@ def test_stale_index(worked_stores, scratch, fmt):
 def test_damaged_dovecot_index(worked_stores, scratch, fmt):
     """6.5: truncated file, broken extension name, wrong version, wrong
     endianness: C and reference agree (fallback or refusal)."""
-    src = inbox_dir(worked_stores, fmt)
+    src = inbox_dir(worked_stores.stores, fmt)
     with open(os.path.join(src, "dovecot.index"), "rb") as f:
         orig = f.read()
     header_size = struct.unpack_from("<I", orig, 4)[0]
@@ -524,7 +568,7 @@ def test_damaged_dovecot_index(worked_stores, scratch, fmt):
 def test_partial_transaction(worked_stores, scratch, fmt):
     """3.5: a transaction still being written is not applied; complete,
     it is."""
-    src = inbox_dir(worked_stores, fmt)
+    src = inbox_dir(worked_stores.stores, fmt)
     want = messages_of(src)
     d = copy_index_dir(src, os.path.join(scratch, "x"))
     log = os.path.join(d, "dovecot.index.log")
@@ -550,7 +594,7 @@ def test_partial_transaction(worked_stores, scratch, fmt):
 def test_lost_history_and_indexid(worked_stores, scratch, fmt):
     """6.1 and 6.4: dovecot.index pointing into a .log.2 that is gone, and
     an indexid mismatch: both readers refuse."""
-    src = inbox_dir(worked_stores, fmt)
+    src = inbox_dir(worked_stores.stores, fmt)
     d = copy_index_dir(src, os.path.join(scratch, "lost"))
     with open(os.path.join(d, "dovecot.index"), "r+b") as f:
         hdr = bytearray(f.read(120))

@@ -261,3 +261,53 @@ def test_daemon_survives_abuse(wtmp, mounts):
     assert f.read(10) == b"ig\n\nyyyyyy"  # the open file still reads
     f.close()
     assert m.proc.wait(timeout=30) == 0, m.output()
+
+
+def test_help_version_and_bad_options(wtmp):
+    out = run([DBOXFS, "--help"]).stdout.decode()
+    assert "layout=maildir++|fs" in out and "fs=CONFIG" in out
+    assert b"\ndboxfs " in b"\n" + run([DBOXFS, "--version"]).stdout
+    store, _ = small_store(wtmp, "sdbox")
+    mnt = os.path.join(wtmp, "mnt")
+    os.makedirs(mnt)
+    for opt, what in (("layout=weird", b"layout"), ("fs=bogus/posix", b"bogus")):
+        p = run([DBOXFS, store, mnt, "-f", "-o", opt], check=False)
+        assert p.returncode != 0 and what in p.stderr
+        assert not os.path.ismount(mnt)
+    p = run([DBOXFS, os.path.join(wtmp, "nostore"), mnt], check=False)
+    assert p.returncode != 0 and b"nostore" in p.stderr
+
+
+def test_sigterm_unmounts_cleanly(wtmp, mounts):
+    store, msgs = small_store(wtmp, "mdbox")
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt)
+    assert len(os.listdir(os.path.join(mnt, "cur"))) > 0
+    m.proc.send_signal(signal.SIGTERM)
+    assert m.proc.wait(timeout=30) == 0
+    wait_for(lambda: not os.path.ismount(mnt), what="unmount")
+
+
+def test_mount_fuse3_and_umount(wtmp):
+    """What an /etc/fstab line does: mount(8) runs mount.fuse3, which
+    starts the daemon in the background; umount(8) ends it.  (The
+    "prog#source" form names the binary from the build tree; an installed
+    dboxfs is found as type fuse.dboxfs.)"""
+    store, msgs = small_store(wtmp, "sdbox")
+    mnt = os.path.join(wtmp, "mnt")
+    os.makedirs(mnt)
+    run(["mount", "-t", "fuse", "%s#%s" % (DBOXFS, store), mnt, "-o",
+         "defaults"], timeout=60)
+    try:
+        assert os.path.ismount(mnt)
+        name = sorted(os.listdir(os.path.join(mnt, "cur")))[0]
+        assert read(os.path.join(mnt, "cur", name)) in msgs.values()
+        pids = [int(p) for p in run(["pgrep", "-f", "^%s %s" % (DBOXFS, store)],
+                                    check=False).stdout.split()]
+        assert len(pids) == 1
+    finally:
+        run(["umount", mnt], check=False)
+    wait_for(lambda: not os.path.exists("/proc/%d" % pids[0]) or
+             open("/proc/%d/stat" % pids[0]).read().split()[2] == "Z",
+             timeout=30, what="daemon exit")
+    assert not os.path.ismount(mnt)

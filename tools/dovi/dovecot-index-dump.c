@@ -40,8 +40,8 @@ struct opts {
 static int usage(void)
 {
 	fprintf(stderr,
-		"usage: dboxfs-dovecot-index [--format json|text] [--map MAPPATH]"
-		" [--follow] PATH\n"
+		"usage: dboxfs-dovecot-index [--format json|text]"
+		" [--map MAPPATH] [--follow] PATH\n"
 		"       dboxfs-dovecot-index --store ROOT --type sdbox|mdbox"
 		" [--follow]\n");
 	return EXIT_USAGE;
@@ -164,7 +164,8 @@ static void print_index_messages(const struct dovi_index *idx,
 		if (dovi_index_mdbox_rec(idx, i, &map_uid, &save_date)) {
 			printf(",\"map_uid\":%u,\"save_date\":%u", map_uid,
 			       save_date);
-			if (map != NULL && dovi_index_lookup(map, map_uid, &mpos))
+			if (map != NULL &&
+			    dovi_index_lookup(map, map_uid, &mpos))
 				print_map_fields(map, mpos, false);
 		}
 		putchar('}');
@@ -224,6 +225,44 @@ static void print_index_json(const struct dovi_index *idx,
 	fflush(stdout);
 }
 
+/* one message of the text format: "uid=N flags=0xNN [\\Seen kw] ..." */
+static void print_text_message(const struct dovi_index *idx,
+			       const struct dovi_index *map, uint32_t i)
+{
+	static const char *const names[] = { "\\Answered", "\\Flagged",
+					     "\\Deleted", "\\Seen",
+					     "\\Draft" };
+	uint32_t map_uid, save_date, mpos, fid, off, size;
+	uint8_t fl = dovi_index_flags(idx, i);
+	uint16_t ref;
+	bool hr;
+
+	const char *sep = "";
+
+	printf("uid=%u flags=0x%02x [", dovi_index_uid(idx, i), fl);
+	for (unsigned b = 0; b < 5; b++) {
+		if (fl & (1u << b)) {
+			printf("%s%s", sep, names[b]);
+			sep = " ";
+		}
+	}
+	for (unsigned k = 0; k < dovi_index_keyword_count(idx); k++) {
+		if (dovi_index_has_keyword(idx, i, k)) {
+			printf("%s%s", sep, dovi_index_keyword(idx, k));
+			sep = " ";
+		}
+	}
+	printf("]");
+	if (dovi_index_mdbox_rec(idx, i, &map_uid, &save_date)) {
+		printf(" map_uid=%u", map_uid);
+		if (map != NULL && dovi_index_lookup(map, map_uid, &mpos) &&
+		    dovi_index_map_rec(map, mpos, &fid, &off, &size, &hr, &ref))
+			printf(" file=m.%u offset=%u size=%u refcount=%d", fid,
+			       off, size, hr ? (int)ref : -1);
+	}
+	putchar('\n');
+}
+
 static void print_index_text(const struct dovi_index *idx,
 			     const struct dovi_index *map)
 {
@@ -232,33 +271,8 @@ static void print_index_text(const struct dovi_index *idx,
 	dovi_index_header(idx, &h);
 	printf("uid_validity=%u next_uid=%u messages=%u\n", h.uid_validity,
 	       h.next_uid, dovi_index_count(idx));
-	for (uint32_t i = 0; i < dovi_index_count(idx); i++) {
-		uint32_t map_uid, save_date, mpos, fid, off, size;
-		uint8_t fl = dovi_index_flags(idx, i);
-		uint16_t ref;
-		bool hr;
-
-		printf("uid=%u flags=0x%02x [%s%s%s%s%s", dovi_index_uid(idx, i),
-		       fl, fl & DOVI_FLAG_ANSWERED ? "\\Answered " : "",
-		       fl & DOVI_FLAG_FLAGGED ? "\\Flagged " : "",
-		       fl & DOVI_FLAG_DELETED ? "\\Deleted " : "",
-		       fl & DOVI_FLAG_SEEN ? "\\Seen " : "",
-		       fl & DOVI_FLAG_DRAFT ? "\\Draft " : "");
-		for (unsigned k = 0; k < dovi_index_keyword_count(idx); k++) {
-			if (dovi_index_has_keyword(idx, i, k))
-				printf("%s ", dovi_index_keyword(idx, k));
-		}
-		printf("]");
-		if (dovi_index_mdbox_rec(idx, i, &map_uid, &save_date)) {
-			printf(" map_uid=%u", map_uid);
-			if (map != NULL && dovi_index_lookup(map, map_uid, &mpos) &&
-			    dovi_index_map_rec(map, mpos, &fid, &off, &size, &hr,
-					       &ref))
-				printf(" file=m.%u offset=%u size=%u refcount=%d",
-				       fid, off, size, hr ? (int)ref : -1);
-		}
-		putchar('\n');
-	}
+	for (uint32_t i = 0; i < dovi_index_count(idx); i++)
+		print_text_message(idx, map, i);
 	for (unsigned i = 0; dovi_index_error(idx, i) != NULL; i++)
 		fprintf(stderr, "sync error: %s\n", dovi_index_error(idx, i));
 }
@@ -404,6 +418,27 @@ static void print_mailbox(const struct open_box *ob, enum dovi_format fmt)
 	printf("]}");
 }
 
+/* mdbox: the map's header ("map": null before anything was saved) */
+static void print_store_map(struct dovi_store *store)
+{
+	const struct dovi_index *map = dovi_store_map(store, NULL);
+	struct dovi_header h;
+	uint32_t highest, rebuilds;
+
+	printf(",\"map\":");
+	if (map == NULL) {
+		printf("null");
+		return;
+	}
+	dovi_index_header(map, &h);
+	printf("{\"uid_validity\":%u,\"next_uid\":%u,\"messages\":%u",
+	       h.uid_validity, h.next_uid, dovi_index_count(map));
+	if (dovi_index_map_hdr(map, &highest, &rebuilds))
+		printf(",\"highest_file_id\":%u,\"rebuild_count\":%u", highest,
+		       rebuilds);
+	putchar('}');
+}
+
 static void print_store(const struct store_view *v, bool follow)
 {
 	enum dovi_format fmt = dovi_store_format(v->store);
@@ -412,6 +447,8 @@ static void print_store(const struct store_view *v, bool follow)
 	printf("{\"format\":\"%s\",\"root\":",
 	       fmt == DOVI_MDBOX ? "mdbox" : "sdbox");
 	dovi_json_str(stdout, dovi_store_root(v->store));
+	if (fmt == DOVI_MDBOX)
+		print_store_map(v->store);
 	if (follow) {
 		printf(",\"changed\":[");
 		for (size_t i = 0; i < v->count; i++) {

@@ -2,9 +2,10 @@
  *
  * Reads dovecot.index + dovecot.index.log (+ .log.2) of one mailbox, or the
  * mdbox map index storage/dovecot.map.index*, and replays the transaction
- * log on top of the main file exactly as Dovecot does
- * (/work/shared/spec/dovecot-index.md; its reference reader
- * dovecot-index-reader.py gives the expected values).  On top of that it
+ * log on top of the main file exactly as Dovecot does (spec:
+ * dovecot-index.md; its reference reader dovecot-index-reader.py gives
+ * the expected values, and tests compare with both it and doveadm).  On
+ * top of that it
  * lists the mailboxes of an sdbox/mdbox store and joins each mailbox's
  * messages with the mdbox map.
  *
@@ -20,8 +21,8 @@
  *             says why
  *   -ESTALE   mdbox: mailbox and map index disagree (map_uid_validity);
  *             normally a race with a writer, retry later
- *   -EFBIG    a file or the state would exceed the reader's limits
- *             (hostile input)
+ *   -EFBIG    a file (over 1 GiB) or the in-memory state (over 512 MiB)
+ *             would exceed the reader's limits: hostile input
  *   -ENOMEM, other -errno from the system.
  * A refresh failing with -EBADMSG, -ESTALE or -ENOENT leaves the previous
  * state in place; after -EFBIG/-ENOMEM the state may be partly updated
@@ -55,7 +56,7 @@ enum dovi_flag {
 	DOVI_FLAG_DELETED = 0x04,
 	DOVI_FLAG_SEEN = 0x08,
 	DOVI_FLAG_DRAFT = 0x10,
-	DOVI_FLAG_BACKEND = 0x40,   /* dbox: message is (to be) in ALT storage */
+	DOVI_FLAG_BACKEND = 0x40,   /* dbox: (to be) in ALT storage */
 	DOVI_FLAG_DIRTY = 0x80,     /* not used by dbox */
 };
 #define DOVI_SYSTEM_FLAGS 0x1f      /* the IMAP-visible ones */
@@ -157,6 +158,11 @@ bool dovi_index_map_rec(const struct dovi_index *map, uint32_t pos,
 			uint32_t *file_id_r, uint32_t *offset_r,
 			uint32_t *size_r, bool *have_refcount_r,
 			uint16_t *refcount_r);
+/* The map's `map` header: the highest m.<file_id> ever allocated and the
+ * storage rebuild count. */
+bool dovi_index_map_hdr(const struct dovi_index *map,
+			uint32_t *highest_file_id_r,
+			uint32_t *rebuild_count_r);
 
 /* ===================================================================
  * Stores and mailboxes
@@ -256,7 +262,8 @@ bool dovi_mailbox_guid(const struct dovi_mailbox *box, uint8_t guid_r[16]);
 unsigned dovi_mailbox_keyword_count(const struct dovi_mailbox *box);
 const char *dovi_mailbox_keyword(const struct dovi_mailbox *box, unsigned i);
 size_t dovi_mailbox_count(const struct dovi_mailbox *box);
-const struct dovi_message *dovi_mailbox_messages(const struct dovi_mailbox *box);
+const struct dovi_message *
+dovi_mailbox_messages(const struct dovi_mailbox *box);
 /* mdbox: messages left out because the map lacks their map_uid. */
 size_t dovi_mailbox_hidden(const struct dovi_mailbox *box);
 

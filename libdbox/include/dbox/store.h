@@ -167,6 +167,16 @@ uint64_t dbox_store_change_counter(struct dbox_store *store);
  * index knew at the same place.  Returns the number of messages. */
 int dbox_store_reindex(struct dbox_store *store, struct dbox_err *err);
 
+/* A store that Dovecot owns changes under us: re-read what Dovecot's
+ * transaction logs added since the last call and bring the index up to
+ * date.  Fills changed[] with the ids of mailboxes that changed (at most
+ * max) and returns their number; 0 for stores of our own. */
+int dbox_store_follow(struct dbox_store *store, int64_t *changed, size_t max,
+		      struct dbox_err *err);
+/* An inotify descriptor that becomes readable when Dovecot's index files
+ * change (poll it, then call dbox_store_follow); -1 if none. */
+int dbox_store_watch_fd(struct dbox_store *store);
+
 /* ----- mailboxes -------------------------------------------------------- */
 
 /* Names: UTF-8, '/' separated, no empty/'.'/'..' parts, no control

@@ -339,7 +339,8 @@ static int replay_head_check(struct dovi_load *ld, struct dovi_log **logs,
 }
 
 /* Replays the log chain on top of ld->st (NULL: no usable index). */
-static int replay(const char *prefix, struct dovi_load *ld, struct dbox_err *err)
+static int replay(const char *prefix, struct dovi_load *ld,
+		  struct dbox_err *err)
 {
 	struct dovi_log *logs[2];
 	unsigned n;
@@ -450,6 +451,16 @@ static void files_sig(const char *prefix, struct dovi_file_sig sig[3])
 	}
 }
 
+static bool sigs_equal(const struct dovi_file_sig a[3],
+		       const struct dovi_file_sig b[3])
+{
+	for (unsigned i = 0; i < 3; i++) {
+		if (!dovi_file_sig_equal(&a[i], &b[i]))
+			return false;
+	}
+	return true;
+}
+
 /* Loads, retrying while a writer changes the files under our feet (an
  * inconsistent view is normally a race, 5.3). */
 int dovi_load(const char *prefix, struct dovi_load *ld, struct dbox_err *err)
@@ -463,9 +474,7 @@ int dovi_load(const char *prefix, struct dovi_load *ld, struct dbox_err *err)
 		if (ret != -EBADMSG && ret != -EAGAIN)
 			break;
 		files_sig(prefix, after);
-		if (ret == -EBADMSG && dovi_file_sig_equal(&before[0], &after[0]) &&
-		    dovi_file_sig_equal(&before[1], &after[1]) &&
-		    dovi_file_sig_equal(&before[2], &after[2]))
+		if (ret == -EBADMSG && sigs_equal(before, after))
 			break;
 	}
 	if (ret == -EAGAIN)

@@ -40,7 +40,8 @@ static int check_base(const uint8_t *d, size_t len, struct dbox_err *err)
 	base_size = dovi_le16(d + DOVI_H_BASE_SIZE);
 	header_size = dovi_le32(d + DOVI_H_HEADER_SIZE);
 	if (dovi_le32(d + DOVI_H_FLAGS) & 0x01)
-		return dbox_fail(err, -EBADMSG, "header's corrupted flag is set");
+		return dbox_fail(err, -EBADMSG, "header's corrupted flag is "
+				 "set");
 	if (d[DOVI_H_COMPAT] != 0x01)
 		return dbox_fail(err, -EBADMSG, "compat_flags %u: not a "
 				 "little-endian index", d[DOVI_H_COMPAT]);

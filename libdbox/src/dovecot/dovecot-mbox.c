@@ -589,12 +589,28 @@ static bool map_matches(const struct dovi_index *idx,
 
 /* mdbox: map read after the mailbox; re-read once when it looks older
  * than the mailbox (a map_uid missing, another uid_validity). */
+/* No map files yet (a store where nothing was ever saved): every message
+ * a mailbox lists is missing from the map. */
+static int build_without_map(struct dovi_mailbox *box, struct msg_list *ml,
+			     struct dbox_err *err)
+{
+	memset(ml, 0, sizeof(*ml));
+	ml->hidden = dovi_index_count(box->idx);
+	ml->missing = ml->hidden;
+	ml->msgs = calloc(1, sizeof(*ml->msgs));
+	if (ml->msgs == NULL)
+		return dbox_fail(err, -ENOMEM, "out of memory");
+	return copy_keywords(box->idx, ml, err);
+}
+
 static int build_mdbox(struct dovi_mailbox *box, struct msg_list *ml,
 		       struct dbox_err *err)
 {
 	struct dovi_store *store = box->store;
 	int ret = map_refresh(store, err);
 
+	if (ret == -ENOENT && store->map == NULL)
+		return build_without_map(box, ml, err);
 	for (unsigned attempt = 0; ret == 0; attempt++) {
 		bool match = map_matches(box->idx, store->map);
 
@@ -714,7 +730,8 @@ size_t dovi_mailbox_count(const struct dovi_mailbox *box)
 	return box->count;
 }
 
-const struct dovi_message *dovi_mailbox_messages(const struct dovi_mailbox *box)
+const struct dovi_message *
+dovi_mailbox_messages(const struct dovi_mailbox *box)
 {
 	return box->msgs;
 }

@@ -384,11 +384,11 @@ bool dovi_index_map_rec(const struct dovi_index *map, uint32_t pos,
 			uint32_t *size_r, bool *have_refcount_r,
 			uint16_t *refcount_r)
 {
+	int map_ext = dovi_index_ext(map, "map");
+	int ref_ext = dovi_index_ext(map, "ref");
 	size_t len, rlen;
-	const uint8_t *d = dovi_index_ext_record(map, dovi_index_ext(map, "map"),
-						 pos, &len);
-	const uint8_t *r = dovi_index_ext_record(map, dovi_index_ext(map, "ref"),
-						 pos, &rlen);
+	const uint8_t *d = dovi_index_ext_record(map, map_ext, pos, &len);
+	const uint8_t *r = dovi_index_ext_record(map, ref_ext, pos, &rlen);
 
 	if (d == NULL || len < 12)
 		return false;
@@ -397,5 +397,19 @@ bool dovi_index_map_rec(const struct dovi_index *map, uint32_t pos,
 	*size_r = dovi_le32(d + 8);
 	*have_refcount_r = r != NULL && rlen >= 2;
 	*refcount_r = *have_refcount_r ? dovi_le16(r) : 0;
+	return true;
+}
+
+bool dovi_index_map_hdr(const struct dovi_index *map,
+			uint32_t *highest_file_id_r,
+			uint32_t *rebuild_count_r)
+{
+	int ext = dovi_index_ext(map, "map");
+	uint8_t b[8];
+
+	if (ext < 0 || dovi_index_ext_header(map, ext, 0, b, 8) < 8)
+		return false;
+	*highest_file_id_r = dovi_le32(b);
+	*rebuild_count_r = dovi_le32(b + 4);
 	return true;
 }

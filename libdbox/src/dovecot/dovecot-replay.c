@@ -84,11 +84,11 @@ static void expunge(struct dovi_state *st, uint32_t t, const uint8_t *p,
 static void flag_update(struct dovi_state *st, const uint8_t *p, size_t n)
 {
 	for (size_t o = 0; o + 12 <= n; o += 12) {
+		uint32_t pos = dovi_state_lower_bound(st, dovi_le32(p + o));
 		uint32_t uid2 = dovi_le32(p + o + 4);
 		uint8_t add = p[o + 8], remove = p[o + 9];
 
-		for (uint32_t pos = dovi_state_lower_bound(st, dovi_le32(p + o));
-		     pos < st->count && st->uids[pos] <= uid2; pos++) {
+		for (; pos < st->count && st->uids[pos] <= uid2; pos++) {
 			if (!st->gone[pos])
 				st->flags[pos] = (uint8_t)((st->flags[pos] &
 							    ~remove) | add);
@@ -102,8 +102,7 @@ static void header_update(struct dovi_state *st, const uint8_t *p, size_t n)
 	uint32_t orig_next = next_uid(st);
 	uint32_t orig_tail = dovi_hdr32(st, DOVI_H_LOG_TAIL_OFFSET);
 
-	for (uint64_t i = 0; i + 4 <= n; i = dovi_align(i + 4 + (uint64_t)
-							 dovi_le16(p + i + 2), 4)) {
+	for (uint64_t i = 0, next; i + 4 <= n; i = next) {
 		uint32_t off = dovi_le16(p + i), size = dovi_le16(p + i + 2);
 		uint32_t end = off + size < DOVI_BASE_SIZE ? off + size :
 			DOVI_BASE_SIZE;
@@ -114,6 +113,9 @@ static void header_update(struct dovi_state *st, const uint8_t *p, size_t n)
 					 "%u+%u", off, size);
 			break;
 		}
+		/* data missing: Dovecot would read past the record (and the
+		 * reference reader mangles its header); treat it like any
+		 * other corrupt chunk */
 		if (off < end && avail < end - off) {
 			dovi_state_error(st, "header update runs past its "
 					 "record");
@@ -121,6 +123,7 @@ static void header_update(struct dovi_state *st, const uint8_t *p, size_t n)
 		}
 		if (off < end)
 			memcpy(st->base + off, p + i + 4, end - off);
+		next = dovi_align(i + 4 + size, 4);
 	}
 	/* next_uid never shrinks; the tail offset is the backend's
 	 * bookkeeping, not state */
@@ -436,16 +439,16 @@ static int keyword_update(struct dovi_state *st, const uint8_t *p, size_t n,
 	if (kw < 0)
 		return kw;
 	for (size_t o = seqset; o + 8 <= n; o += 8) {
+		uint32_t pos = dovi_state_lower_bound(st, dovi_le32(p + o));
 		uint32_t uid2 = dovi_le32(p + o + 4);
 
-		for (uint32_t pos = dovi_state_lower_bound(st, dovi_le32(p + o));
-		     pos < st->count && st->uids[pos] <= uid2; pos++) {
+		for (; pos < st->count && st->uids[pos] <= uid2; pos++) {
 			int ret = 0;
 
 			if (st->gone[pos] || p[0] > 1)
 				continue;
-			ret = dovi_state_kw_set(st, pos, (unsigned)kw, p[0] == 0,
-						err);
+			ret = dovi_state_kw_set(st, pos, (unsigned)kw,
+						p[0] == 0, err);
 			if (ret < 0)
 				return ret;
 		}
@@ -456,10 +459,10 @@ static int keyword_update(struct dovi_state *st, const uint8_t *p, size_t n,
 static void keyword_reset(struct dovi_state *st, const uint8_t *p, size_t n)
 {
 	for (size_t o = 0; o + 8 <= n; o += 8) {
+		uint32_t pos = dovi_state_lower_bound(st, dovi_le32(p + o));
 		uint32_t uid2 = dovi_le32(p + o + 4);
 
-		for (uint32_t pos = dovi_state_lower_bound(st, dovi_le32(p + o));
-		     pos < st->count && st->uids[pos] <= uid2; pos++)
+		for (; pos < st->count && st->uids[pos] <= uid2; pos++)
 			dovi_state_kw_clear(st, pos);
 	}
 }

@@ -59,7 +59,7 @@ void dovi_state_error(struct dovi_state *st, const char *fmt, ...)
 		va_start(ap, fmt);
 		vsnprintf(buf, sizeof(buf), fmt, ap);
 		va_end(ap);
-		/* losing the text when out of memory is fine: the count stays */
+		/* out of memory loses the text, not the count */
 		st->errors[st->error_count] = strdup(buf);
 	}
 	st->error_count++;

@@ -75,7 +75,7 @@ struct dovi_ext {
 	 * messages fewer bytes than record_size; the reference reader keeps
 	 * those short, and so do we, until the data is rewritten. */
 	uint16_t *lens;
-	bool is_keywords;           /* the "keywords" ext: data lives in kwbits */
+	bool is_keywords;           /* "keywords": data is in kwbits */
 };
 
 struct dovi_state {

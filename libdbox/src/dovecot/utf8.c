@@ -110,7 +110,8 @@ char *dovi_utf8_sanitize(const void *data, size_t n)
 	while (i < n) {
 		unsigned char lo, hi;
 		size_t len = seq_shape(p[i], &lo, &hi);
-		size_t ok = len == 0 ? 0 : valid_prefix(p + i, n - i, len, lo, hi);
+		size_t ok = len == 0 ? 0 :
+			valid_prefix(p + i, n - i, len, lo, hi);
 
 		if (len != 0 && ok == len) {
 			memcpy(out + o, p + i, len);

@@ -273,7 +273,38 @@ static int mark_seen(void *ctx, const char *name)
 	return dindex_exec(rc->store->idx, sql, rc->err);
 }
 
+static int reindex_files(struct dbox_store *store, struct dbox_err *err);
+
+static int count_messages(struct dbox_store *store, struct dbox_err *err)
+{
+	sqlite3 *db = dindex_db(store->idx, err);
+	sqlite3_stmt *st;
+	int n = 0;
+
+	if (db == NULL)
+		return -EIO;
+	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM messages", -1, &st,
+			       NULL) != SQLITE_OK)
+		return dindex_error(store->idx, SQLITE_ERROR, "count", err);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
 int dbox_store_reindex(struct dbox_store *store, struct dbox_err *err)
+{
+	int ret;
+
+	if (store->origin == DBOX_ORIGIN_DOVECOT) {
+		ret = dbox_dovecot_reindex(store, err);
+		if (ret != -EOPNOTSUPP)
+			return ret < 0 ? ret : count_messages(store, err);
+	}
+	return reindex_files(store, err);
+}
+
+static int reindex_files(struct dbox_store *store, struct dbox_err *err)
 {
 	struct reindex_ctx rc = { .store = store, .err = err };
 	struct dbox_scan_ops ops = {

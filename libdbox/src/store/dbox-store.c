@@ -77,6 +77,7 @@ static int write_meta(struct dindex *idx, enum dbox_store_format format,
 
 static void store_free(struct dbox_store *store)
 {
+	dbox_dovecot_free(store->dovecot);
 	if (store->fs != NULL) {
 		dbox_fcache_clear(store);
 		dfs_free(store->fs);
@@ -333,8 +334,15 @@ static int open_index(struct dbox_store *store, const struct dbox_open_opts *o,
 	if (ret < 0)
 		return ret;
 	ret = load_meta(store, d, err);
-	if (ret <= 0)
+	if (ret < 0)
 		return ret;
+	if (ret == 0) {
+		/* a Dovecot tree: bring the index up to date with Dovecot's
+		 * own indexes on every open */
+		if (store->origin == DBOX_ORIGIN_DOVECOT)
+			ret = dbox_store_reindex(store, err);
+		return ret < 0 ? ret : 0;
+	}
 	/* a fresh index: describe the tree, then index its files */
 	store->format = d->format;
 	store->rotate_size = DBOX_DEFAULT_ROTATE_SIZE;

@@ -31,6 +31,8 @@ struct dbox_fcache_entry {
 	uint64_t last_use;
 };
 
+struct dbox_dovecot;
+
 struct dbox_store {
 	char *root;
 	char *ctl_dir;            /* ROOT/dboxfs or a cache dir */
@@ -45,6 +47,8 @@ struct dbox_store {
 	struct dfs *fs;
 	int owner_lock_fd;
 	atomic_uint_fast64_t tmp_seq;
+
+	struct dbox_dovecot *dovecot;   /* following Dovecot's indexes */
 
 	pthread_mutex_t fcache_lock;
 	uint64_t fcache_clock;
@@ -98,6 +102,11 @@ int dbox_mailbox_alloc_uids(struct dbox_store *store, int64_t mailbox_id,
 			    struct dbox_err *err);
 int dbox_mailbox_name_of(struct dbox_store *store, int64_t mailbox_id,
 			 char *buf, size_t len, struct dbox_err *err);
+
+/* dbox-dovecot.c: our index from Dovecot's (a store Dovecot owns).
+ * -EOPNOTSUPP: Dovecot's indexes are unusable; index the files alone. */
+int dbox_dovecot_reindex(struct dbox_store *store, struct dbox_err *err);
+void dbox_dovecot_free(struct dbox_dovecot *dv);
 
 /* dbox-msg.c */
 int dbox_msg_insert(struct dbox_store *store, const struct dbox_msg *msg,

@@ -132,7 +132,8 @@ static inline void size_word(uint32_t size, uint8_t out[4])
 }
 
 /* One record: size word, type, payload padded to 4. */
-static inline void log_rec(struct buf *b, uint32_t type, const struct buf *payload)
+static inline void log_rec(struct buf *b, uint32_t type,
+			   const struct buf *payload)
 {
 	uint8_t w[4];
 	size_t n = payload->len, padded = (n + 3) & ~(size_t)3;
@@ -220,7 +221,8 @@ static inline struct buf pl_rec_update(uint32_t uid, const void *data, size_t n)
 	return p;
 }
 
-static inline struct buf pl_keyword(uint8_t type, const char *name, uint32_t uid1,
+static inline struct buf pl_keyword(uint8_t type, const char *name,
+				    uint32_t uid1,
 			     uint32_t uid2)
 {
 	struct buf p = { 0 };

@@ -7,7 +7,8 @@
  * Deterministic: a fixed seed (DOVI_FUZZ_SEED overrides it) and a fixed
  * number of variants per case (DOVI_FUZZ_ROUNDS, default 1500).  Each
  * variant is loaded, walked through every accessor, then followed through
- * a refresh after more (also mutated) log data has been appended; mdbox
+ * a refresh after more (also mutated) log data has been appended or the
+ * log has been rotated (with a new .log that may not continue it); mdbox
  * variants are also read as a store (mailbox joined with the map).
  *
  * usage: test-dovi-fuzz DATA_DIR */
@@ -212,6 +213,38 @@ static void write_variant(const char *dir, struct file *files,
 	}
 }
 
+/* Rotates the .log as Dovecot does (old one becomes .log.2, a new one
+ * continues it) with chunk as the new file's records; sometimes the new
+ * header lies about what it continues. */
+static void rotate(const char *path, const struct file *log,
+		   const uint8_t *chunk, size_t len)
+{
+	char old[600];
+	uint8_t hdr[40];
+	struct stat st;
+	uint32_t seq, size;
+	FILE *fp;
+
+	snprintf(old, sizeof(old), "%s.2", path);
+	if (stat(path, &st) < 0 || rename(path, old) < 0)
+		return;
+	memcpy(hdr, log->p, sizeof(hdr));
+	memcpy(&seq, hdr + 8, 4);
+	size = (uint32_t)st.st_size;
+	seq += rnd() % 4 == 0 ? 2 : 1;
+	if (rnd() % 4 == 0)
+		size -= (uint32_t)rnd_below(size);
+	memcpy(hdr + 12, hdr + 8, 4);           /* prev_file_seq */
+	memcpy(hdr + 8, &seq, 4);
+	memcpy(hdr + 16, &size, 4);             /* prev_file_offset */
+	fp = fopen(path, "wb");
+	if (fp == NULL)
+		return;
+	fwrite(hdr, 1, sizeof(hdr), fp);
+	fwrite(chunk, 1, len, fp);
+	fclose(fp);
+}
+
 /* Appends bytes (a mutated slice of the original log) to the .log and
  * refreshes: the incremental path must be as robust as a full load. */
 static void append_and_refresh(struct dovi_index *idx, const struct file *log,
@@ -233,8 +266,9 @@ static void append_and_refresh(struct dovi_index *idx, const struct file *log,
 	if (rnd() % 2)
 		mutate(&chunk, &len);
 	snprintf(path, sizeof(path), "%s/%s.log", work, pfx);
-	fp = fopen(path, "ab");
-	if (fp != NULL) {
+	if (rnd() % 3 == 0)
+		rotate(path, log, chunk, len);
+	else if ((fp = fopen(path, "ab")) != NULL) {
 		fwrite(chunk, 1, len, fp);
 		fclose(fp);
 	}
@@ -356,13 +390,16 @@ static void fuzz_store(const char *data, unsigned rounds)
 		CHECK_EQ_INT(n, 1);
 		dovi_mailbox_names_free(names, n);
 		if (dovi_mailbox_open(store, "INBOX", &mb, NULL) == 0) {
-			const struct dovi_message *m = dovi_mailbox_messages(mb);
+			const struct dovi_message *m;
 			unsigned long sum = 0;
 
+			m = dovi_mailbox_messages(mb);
 			for (size_t i = 0; i < dovi_mailbox_count(mb); i++) {
-				sum += m[i].uid + m[i].file_id + m[i].offset;
-				for (unsigned k = 0; k < m[i].keyword_count; k++)
-					sum += strlen(m[i].keywords[k]);
+				const struct dovi_message *x = &m[i];
+
+				sum += x->uid + x->file_id + x->offset;
+				for (unsigned k = 0; k < x->keyword_count; k++)
+					sum += strlen(x->keywords[k]);
 			}
 			if (sum == 0xdeadbeef)
 				fprintf(stderr, "(checksum coincidence)\n");

@@ -44,8 +44,9 @@ static void make_index(struct buf *b, uint32_t seq, uint32_t head_off)
 
 	idx_header(b, RSIZE, 6, 3, seq, head_off, exts, 3);
 	for (uint32_t uid = 1; uid <= 5; uid += 2) {
-		uint8_t bits[2] = { (uint8_t)(uid == 1 ? 0x3 : uid == 3 ? 0x2 : 0),
-				    0 };
+		/* uid 1: $Label1 and work, uid 3: work */
+		uint8_t kw = uid == 1 ? 0x3 : uid == 3 ? 0x2 : 0;
+		uint8_t bits[2] = { kw, 0 };
 		uint8_t mdbox[8] = { (uint8_t)(uid * 10), 0, 0, 0, 7, 0, 0, 0 };
 		const void *data[] = { bits, mdbox };
 
@@ -81,9 +82,11 @@ static const char *describe(const struct dovi_index *idx)
 				      i ? " " : "", dovi_index_uid(idx, i),
 				      dovi_index_flags(idx, i), mu);
 		for (unsigned k = 0; k < dovi_index_keyword_count(idx); k++) {
+			const char *kw = dovi_index_keyword(idx, k);
+
 			if (dovi_index_has_keyword(idx, i, k))
-				o += (size_t)snprintf(s + o, sizeof(s) - o, "%s,",
-						      dovi_index_keyword(idx, k));
+				o += (size_t)snprintf(s + o, sizeof(s) - o,
+						      "%s,", kw);
 		}
 	}
 	return s;
@@ -258,7 +261,8 @@ static void check_damaged(const char *what, size_t off, const void *bytes,
 	if (strcmp(describe(idx), FULL) != 0 ||
 	    dovi_index_info(idx)->index_ignored[0] == '\0') {
 		fprintf(stderr, "damaged index (%s): %s / ignored=\"%s\"\n",
-			what, describe(idx), dovi_index_info(idx)->index_ignored);
+			what, describe(idx),
+			dovi_index_info(idx)->index_ignored);
 		CHECK(0);
 	}
 	dovi_index_free(idx);

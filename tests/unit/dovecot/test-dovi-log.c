@@ -72,8 +72,8 @@ static const char *kw_summary(const struct dovi_index *idx)
 	for (uint32_t i = 0; i < dovi_index_count(idx); i++) {
 		const char *sep = "";
 
-		o += (size_t)snprintf(s + o, sizeof(s) - o, "%s%u=", i ? " " : "",
-				      dovi_index_uid(idx, i));
+		o += (size_t)snprintf(s + o, sizeof(s) - o, "%s%u=",
+				      i ? " " : "", dovi_index_uid(idx, i));
 		for (unsigned k = 0; k < dovi_index_keyword_count(idx); k++) {
 			if (!dovi_index_has_keyword(idx, i, k))
 				continue;
@@ -198,8 +198,9 @@ static void test_keywords(void)
 	CHECK_STR(dovi_index_keyword(idx, 0), "$Label1");
 	CHECK_STR(dovi_index_keyword(idx, 1), "foo");
 	CHECK_STR(dovi_index_keyword(idx, 2), "never");
-	CHECK_STR(kw_summary(idx), "1=$Label1,foo 2=foo 3=foo,k00,k01,k02,k03,"
-		  "k04,k06,k07,k08,k09,k10,k11,k12,k13,k14,k15,k16,k17,k18,k19");
+	CHECK_STR(kw_summary(idx), "1=$Label1,foo 2=foo 3=foo,k00,k01,k02,"
+		  "k03,k04,k06,k07,k08,k09,k10,k11,k12,k13,k14,k15,k16,k17,"
+		  "k18,k19");
 	/* the keywords ext took the next map extension index */
 	CHECK(dovi_index_ext(idx, "keywords") >= 0);
 	dovi_index_free(idx);
@@ -279,11 +280,11 @@ static void test_ext_records(void)
 	CHECK_EQ_INT(fid, 4);
 	CHECK_EQ_INT(ref, 0);
 	{
-		uint8_t hdr[8];
-		int ext = dovi_index_ext(idx, "map");
+		uint32_t highest = 0, rebuilds = 1;
 
-		CHECK_EQ_INT(dovi_index_ext_header(idx, ext, 0, hdr, 8), 8);
-		CHECK_EQ_INT(hdr[0], 4);
+		CHECK(dovi_index_map_hdr(idx, &highest, &rebuilds));
+		CHECK_EQ_INT(highest, 4);
+		CHECK_EQ_INT(rebuilds, 0);
 	}
 	CHECK_EQ_INT(dovi_index_error_count(idx), 2);
 	dovi_index_free(idx);

@@ -81,7 +81,8 @@ static void mailbox_log(struct buf *log, uint32_t n, bool mdbox,
 		    pl_append(uid, uid == 1 ? 0x08 : 0));
 		if (!mdbox)
 			continue;
-		uint8_t rec[8] = { (uint8_t)(uid * 10), 0, 0, 0, 0x10, 0, 0, 0 };
+		uint8_t mu = (uint8_t)(uid * 10);
+		uint8_t rec[8] = { mu, 0, 0, 0, 0x10, 0, 0, 0 };
 		uint8_t guid[16];
 
 		memset(guid, (int)uid, sizeof(guid));
@@ -304,6 +305,29 @@ static void test_mdbox_join(void)
 	}
 }
 
+/* no map files yet: nothing can be read, but nothing fails either */
+static void test_mdbox_no_map(void)
+{
+	struct dovi_store *store;
+	struct dovi_mailbox *box;
+	struct dbox_err err = { "" };
+	char path[512];
+
+	make_tree(true);
+	snprintf(path, sizeof(path), "%s/storage/dovecot.map.index.log", root);
+	REQUIRE(unlink(path) == 0);
+	REQUIRE(dovi_store_open(root, DOVI_MDBOX, &store, &err) == 0);
+	REQUIRE(dovi_mailbox_open(store, "INBOX", &box, &err) == 0);
+	CHECK_EQ_INT(dovi_mailbox_count(box), 0);
+	CHECK_EQ_INT(dovi_mailbox_hidden(box), 3);
+	CHECK_EQ_INT(dovi_mailbox_keyword_count(box), 1);
+	dovi_mailbox_free(box);
+	REQUIRE(dovi_mailbox_open(store, "Empty", &box, &err) == 0);
+	CHECK_EQ_INT(dovi_mailbox_count(box), 0);
+	dovi_mailbox_free(box);
+	dovi_store_free(store);
+}
+
 /* changed is exact: flags, keywords, uid_validity; not bookkeeping */
 static void test_changed(void)
 {
@@ -353,6 +377,7 @@ int main(void)
 	RUN(test_list);
 	RUN(test_sdbox_mailbox);
 	RUN(test_mdbox_join);
+	RUN(test_mdbox_no_map);
 	RUN(test_changed);
 	rm_tree(root);
 	return CHECK_DONE();

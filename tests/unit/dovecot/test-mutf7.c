@@ -45,8 +45,9 @@ static void test_round_trips(void)
 	/* hierarchy survives: each part converted, '/' kept */
 	check_pair("Entw\xc3\xbcrfe/\xc3\x9cnter", "Entw&APw-rfe/&ANw-nter");
 	/* one run for consecutive non-ASCII characters (RFC 3501 example) */
-	check_pair("~peter/mail/\xe5\x8f\xb0\xe5\x8c\x97/\xe6\x97\xa5\xe6\x9c\xac"
-		   "\xe8\xaa\x9e", "~peter/mail/&U,BTFw-/&ZeVnLIqe-");
+	check_pair("~peter/mail/\xe5\x8f\xb0\xe5\x8c\x97/"
+		   "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e",
+		   "~peter/mail/&U,BTFw-/&ZeVnLIqe-");
 	/* outside the BMP: a surrogate pair */
 	check_pair("\xf0\x9f\x93\xa7 mail", "&2D3c5w- mail");
 	/* C0 controls and DEL are encoded as Dovecot does */

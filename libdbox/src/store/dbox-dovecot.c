@@ -1,0 +1,598 @@
+/* dbox-dovecot.c - the index of a store that Dovecot owns, taken from
+ * Dovecot's own index files (dovecot.index*, the mdbox map), never written.
+ *
+ * Dovecot's indexes give uids, flags, keywords, uidvalidity, \Recent and,
+ * for mdbox, which mailbox holds which map record; the dbox files give the
+ * bytes, GUIDs and dates.  A full pass makes our index equal to that;
+ * dbox_store_follow() re-reads only what the transaction logs added and
+ * syncs the mailboxes that changed.  Where Dovecot's indexes cannot be
+ * used at all, the store is indexed from its files alone, and the log
+ * says so. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dbox/dovecot-index.h"
+#include "store/store-private.h"
+
+struct dovecot_box {
+	struct dovi_mailbox *db;
+	int64_t id;             /* ours */
+	char *name;
+};
+
+struct dbox_dovecot {
+	struct dovi_store *ds;
+	struct dovecot_box *boxes;
+	size_t count;
+	int inotify_fd;
+};
+
+/* ---------------------------------------------------------- records */
+
+struct rec_reader {
+	char path[PATH_MAX];
+	int fd;
+	struct dbox_file_hdr hdr;
+	uint64_t size;
+	bool ok;
+};
+
+static bool reader_open(struct rec_reader *r, const char *path)
+{
+	struct dbox_reader rd;
+	struct stat st;
+	char reason[256];
+
+	if (r->fd >= 0 && strcmp(r->path, path) == 0)
+		return r->ok;
+	if (r->fd >= 0)
+		close(r->fd);
+	snprintf(r->path, sizeof(r->path), "%s", path);
+	r->ok = false;
+	r->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (r->fd < 0 || fstat(r->fd, &st) < 0) {
+		dbox_log(DBOX_LOG_WARNING, "%s: %s", path, strerror(errno));
+		return false;
+	}
+	r->size = (uint64_t)st.st_size;
+	dbox_reader_init_fd(&rd, r->fd);
+	if (dbox_file_hdr_read(&rd, &r->hdr, reason, sizeof(reason)) < 0) {
+		dbox_log(DBOX_LOG_WARNING, "Corrupted dbox file %s: %s", path,
+			 reason);
+		return false;
+	}
+	r->ok = true;
+	return true;
+}
+
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ?
+		c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* A 32-hex-digit GUID string against the binary GUID of Dovecot's guid
+ * extension; other strings are hashed by Dovecot and cannot be checked
+ * without SHA-1 - they pass. */
+static bool guid_matches(const char *guid, const struct dovi_message *dm)
+{
+	if (!dm->have_guid || guid == NULL || strlen(guid) != 32)
+		return true;
+	for (int i = 0; i < 16; i++) {
+		int hi = hexval(guid[i * 2]), lo = hexval(guid[i * 2 + 1]);
+
+		if (hi < 0 || lo < 0)
+			return true;
+		if ((uint8_t)(hi << 4 | lo) != dm->guid[i])
+			return false;
+	}
+	return true;
+}
+
+/* Reads the record of a Dovecot message into msg (storage fields). */
+static int read_record(struct dbox_store *store, struct dovecot_box *b,
+		       const struct dovi_message *dm, struct rec_reader *r,
+		       struct dbox_msg *msg)
+{
+	char path[PATH_MAX], reason[256];
+	struct dbox_reader rd;
+	struct dbox_record rec;
+	uint64_t offset;
+	struct stat st;
+
+	if (store->format == DBOX_FORMAT_MDBOX) {
+		if (!dm->in_map)
+			return -ENOENT;
+		dbox_mdbox_path(store, dm->file_id, path, sizeof(path));
+	} else if (dovi_mailbox_sdbox_path(b->db, dm->uid, path,
+					   sizeof(path)) < 0) {
+		return -ENOENT;
+	}
+	if (!reader_open(r, path))
+		return -EBADMSG;
+	offset = store->format == DBOX_FORMAT_MDBOX ? dm->offset :
+		r->hdr.length;
+	dbox_reader_init_fd(&rd, r->fd);
+	if (dbox_record_read(&rd, &r->hdr, offset, r->size, &rec, reason,
+			     sizeof(reason)) < 0) {
+		dbox_log(DBOX_LOG_WARNING, "Corrupted dbox file %s (around "
+			 "%s): mailbox %s uid %u left out", path, reason,
+			 b->name, dm->uid);
+		return -EBADMSG;
+	}
+	if (!guid_matches(rec.meta.guid, dm)) {
+		/* never show one message as another */
+		dbox_log(DBOX_LOG_WARNING, "%s offset %llu: GUID %s is not the "
+			 "one Dovecot's index has for %s uid %u; left out", path,
+			 (unsigned long long)offset, rec.meta.guid, b->name,
+			 dm->uid);
+		dbox_record_clear(&rec);
+		return -EBADMSG;
+	}
+	memset(msg, 0, sizeof(*msg));
+	dbox_msg_from_record(msg, &rec);
+	msg->file_id = store->format == DBOX_FORMAT_MDBOX ? dm->file_id : 0;
+	msg->uid = dm->uid;
+	msg->mailbox_id = b->id;
+	if (dm->have_map_uid && dm->save_date != 0)
+		msg->saved = dm->save_date;
+	else
+		msg->saved = fstat(r->fd, &st) == 0 ? st.st_ctime : 0;
+	if (rec.meta.maildir_base != NULL &&
+	    strchr(rec.meta.maildir_base, '/') == NULL)
+		snprintf(msg->base, sizeof(msg->base), "%s",
+			 rec.meta.maildir_base);
+	else
+		dbox_msg_derive_base(msg, msg->base, sizeof(msg->base));
+	dbox_record_clear(&rec);
+	return 0;
+}
+
+/* -------------------------------------------------------------- sync */
+
+/* Dovecot keyword index -> ours (by name; -1 beyond the 26 letters). */
+static int map_keywords(struct dbox_store *store, struct dovecot_box *b,
+			int *map, unsigned int n, struct dbox_err *err)
+{
+	for (unsigned int i = 0; i < n; i++) {
+		const char *name = dovi_mailbox_keyword(b->db, i);
+		int idx = name != NULL ? dbox_mailbox_keyword_index(store, b->id,
+			name, NULL) : -1;
+
+		map[i] = idx;
+		if (idx == -ENOSPC)
+			dbox_log(DBOX_LOG_INFO, "mailbox %s: keyword %s has no "
+				 "maildir letter left", b->name, name);
+		else if (idx < 0 && idx != -EINVAL && name != NULL)
+			return dbox_fail(err, idx, "keyword %s", name);
+	}
+	return 0;
+}
+
+/* Flags and new/ state: a message is in new/ while it is \Recent and has
+ * no flags, as Dovecot's maildir driver keeps it. */
+static void state_of(const struct dovi_message *dm, uint32_t first_recent,
+		     uint32_t *flags, bool *in_new)
+{
+	*flags = dm->flags & DOVI_SYSTEM_FLAGS;
+	*in_new = first_recent != 0 && dm->uid >= first_recent && *flags == 0;
+}
+
+static uint32_t keyword_bits(struct dovecot_box *b, const int *kwmap,
+			     unsigned int nkw, const struct dovi_message *dm)
+{
+	uint32_t bits = 0;
+
+	for (unsigned int i = 0; i < dm->keyword_count; i++) {
+		for (unsigned int k = 0; k < nkw; k++) {
+			const char *name = dovi_mailbox_keyword(b->db, k);
+
+			if (name != NULL && kwmap[k] >= 0 &&
+			    strcmp(name, dm->keywords[i]) == 0)
+				bits |= 1u << kwmap[k];
+		}
+	}
+	return bits;
+}
+
+static int upsert_mailbox(struct dbox_store *store, struct dovecot_box *b,
+			  struct dbox_err *err)
+{
+	struct dbox_mailbox box;
+	uint8_t g[16];
+	char guid[33] = "", sql[256];
+	int ret = dbox_mailbox_lookup(store, b->name, &box, NULL);
+
+	if (dovi_mailbox_guid(b->db, g)) {
+		for (int i = 0; i < 16; i++)
+			snprintf(guid + i * 2, 3, "%02x", g[i]);
+	} else {
+		dbox_guid_generate(guid);
+	}
+	if (ret == -ENOENT)
+		ret = dbox_mailbox_insert(store, b->name, guid,
+					  dovi_mailbox_uid_validity(b->db),
+					  dovi_mailbox_next_uid(b->db), &box,
+					  err);
+	if (ret < 0)
+		return ret;
+	b->id = box.id;
+	snprintf(sql, sizeof(sql), "UPDATE mailboxes SET uidvalidity = %u, "
+		 "next_uid = %u, guid = '%s' WHERE id = %lld",
+		 dovi_mailbox_uid_validity(b->db), dovi_mailbox_next_uid(b->db),
+		 guid, (long long)box.id);
+	return dindex_exec(store->idx, sql, err);
+}
+
+struct our_rows {
+	uint32_t *uids;
+	size_t count, cap;
+};
+
+static int collect_uid(void *ctx, const struct dbox_msg *m)
+{
+	struct our_rows *o = ctx;
+
+	if (o->count == o->cap) {
+		size_t cap = o->cap ? o->cap * 2 : 256;
+		uint32_t *p = realloc(o->uids, cap * sizeof(*p));
+
+		if (p == NULL)
+			return -ENOMEM;
+		o->uids = p;
+		o->cap = cap;
+	}
+	o->uids[o->count++] = m->uid;
+	return 0;
+}
+
+/* Dovecot's records are in uid order (mail-index.h), so binary search. */
+static bool has_uid(const struct dovi_message *msgs, size_t n, uint32_t uid)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (msgs[mid].uid == uid)
+			return true;
+		if (msgs[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+static int delete_gone(struct dbox_store *store, struct dovecot_box *b,
+		       const struct dovi_message *msgs, size_t n,
+		       struct dbox_err *err)
+{
+	struct our_rows o = { 0 };
+	int ret = dbox_msg_list(store, b->id, 0, -1, 0, collect_uid, &o, err);
+	char sql[128];
+
+	for (size_t i = 0; ret >= 0 && i < o.count; i++) {
+		if (has_uid(msgs, n, o.uids[i]))
+			continue;
+		snprintf(sql, sizeof(sql), "DELETE FROM messages WHERE "
+			 "mailbox_id = %lld AND uid = %u", (long long)b->id,
+			 o.uids[i]);
+		ret = dindex_exec(store->idx, sql, err);
+		if (ret == 0)
+			ret = dbox_mailbox_touch(store, b->id, true, true, err);
+	}
+	free(o.uids);
+	return ret < 0 ? ret : 0;
+}
+
+/* One message: inserted, updated or left as it is. */
+static int sync_message(struct dbox_store *store, struct dovecot_box *b,
+			const struct dovi_message *dm, uint32_t flags,
+			uint32_t kw, bool in_new, struct rec_reader *r,
+			struct dbox_err *err)
+{
+	struct dbox_msg old, msg;
+	bool have = dbox_msg_get(store, b->id, dm->uid, &old, NULL) == 0;
+	bool moved = have && store->format == DBOX_FORMAT_MDBOX &&
+		(old.file_id != dm->file_id || old.offset != dm->offset);
+	int ret;
+
+	if (have && !moved) {
+		if (old.flags == flags && old.keywords == kw &&
+		    old.in_new == in_new)
+			return 0;
+		sqlite3_stmt *st = dindex_stmt(store->idx, DSTMT_MSG_SET_FLAGS,
+					       err);
+		if (st == NULL)
+			return -EIO;
+		sqlite3_bind_int64(st, 1, b->id);
+		sqlite3_bind_int64(st, 2, dm->uid);
+		sqlite3_bind_int64(st, 3, flags);
+		sqlite3_bind_int64(st, 4, kw);
+		sqlite3_bind_int(st, 5, in_new);
+		ret = dindex_step_done(store->idx, st, err);
+		return ret < 0 ? ret : dbox_mailbox_touch(store, b->id, true,
+							  true, err);
+	}
+	ret = read_record(store, b, dm, r, &msg);
+	if (ret < 0)
+		return ret == -ENOENT || ret == -EBADMSG ? 0 : ret;
+	msg.flags = flags;
+	msg.keywords = kw;
+	msg.in_new = in_new;
+	if (have) {
+		/* a purge moved the record: same message, new place */
+		char sql[128];
+
+		snprintf(sql, sizeof(sql), "DELETE FROM messages WHERE "
+			 "mailbox_id = %lld AND uid = %u", (long long)b->id,
+			 dm->uid);
+		ret = dindex_exec(store->idx, sql, err);
+		if (ret < 0)
+			return ret;
+		snprintf(msg.base, sizeof(msg.base), "%s", old.base);
+	}
+	ret = dbox_msg_insert(store, &msg, NULL);
+	if (ret == -EEXIST) {
+		/* a name from N that another message has: derive one */
+		dbox_msg_derive_base(&msg, msg.base, sizeof(msg.base));
+		ret = dbox_msg_insert(store, &msg, err);
+	}
+	return ret < 0 ? ret : dbox_mailbox_touch(store, b->id, in_new,
+						   !in_new, err);
+}
+
+static int sync_box(struct dbox_store *store, struct dovecot_box *b,
+		    struct dbox_err *err)
+{
+	const struct dovi_message *msgs = dovi_mailbox_messages(b->db);
+	size_t n = dovi_mailbox_count(b->db);
+	unsigned int nkw = dovi_mailbox_keyword_count(b->db);
+	struct rec_reader r = { .fd = -1 };
+	struct dovi_header hdr = { 0 };
+	int *kwmap = calloc(nkw + 1, sizeof(*kwmap));
+	int ret = kwmap == NULL ? -ENOMEM : upsert_mailbox(store, b, err);
+
+	if (dovi_mailbox_index(b->db) != NULL)
+		dovi_index_header(dovi_mailbox_index(b->db), &hdr);
+	if (ret == 0)
+		ret = map_keywords(store, b, kwmap, nkw, err);
+	if (ret == 0)
+		ret = delete_gone(store, b, msgs, n, err);
+	for (size_t i = 0; ret == 0 && i < n; i++) {
+		uint32_t flags, kw;
+		bool in_new;
+
+		state_of(&msgs[i], hdr.first_recent_uid, &flags, &in_new);
+		kw = keyword_bits(b, kwmap, nkw, &msgs[i]);
+		ret = sync_message(store, b, &msgs[i], flags, kw, in_new, &r,
+				   err);
+	}
+	if (r.fd >= 0)
+		close(r.fd);
+	free(kwmap);
+	return ret;
+}
+
+/* ----------------------------------------------------- open, follow */
+
+static void dovecot_free_boxes(struct dbox_dovecot *dv)
+{
+	for (size_t i = 0; i < dv->count; i++) {
+		dovi_mailbox_free(dv->boxes[i].db);
+		free(dv->boxes[i].name);
+	}
+	free(dv->boxes);
+	dv->boxes = NULL;
+	dv->count = 0;
+}
+
+void dbox_dovecot_free(struct dbox_dovecot *dv)
+{
+	if (dv == NULL)
+		return;
+	dovecot_free_boxes(dv);
+	dovi_store_free(dv->ds);
+	if (dv->inotify_fd >= 0)
+		close(dv->inotify_fd);
+	free(dv);
+}
+
+static int watch_dir(struct dbox_dovecot *dv, const char *dir)
+{
+	if (dv->inotify_fd < 0)
+		return 0;
+	/* log appends, rotations, new index files, new and removed
+	 * mailbox directories */
+	return inotify_add_watch(dv->inotify_fd, dir, IN_MODIFY | IN_CREATE |
+				 IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM |
+				 IN_CLOSE_WRITE) < 0 ? -errno : 0;
+}
+
+/* (Re)loads the mailbox list: opens new mailboxes, drops gone ones. */
+static int load_boxes(struct dbox_store *store, struct dbox_dovecot *dv,
+		      struct dbox_err *err)
+{
+	struct dovi_mailbox_name *names = NULL;
+	struct dovecot_box *boxes;
+	size_t n = 0, kept = 0;
+	int ret = dovi_store_list(dv->ds, &names, &n, err);
+
+	if (ret < 0)
+		return ret;
+	boxes = calloc(n + 1, sizeof(*boxes));
+	if (boxes == NULL) {
+		dovi_mailbox_names_free(names, n);
+		return dbox_fail(err, -ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct dovecot_box *b = &boxes[kept];
+
+		if (!names[i].name_valid ||
+		    !dbox_mailbox_name_valid(names[i].name)) {
+			dbox_log(DBOX_LOG_WARNING, "mailbox directory %s: name "
+				 "not usable, left out", names[i].storage_name);
+			continue;
+		}
+		/* reuse the reader of a mailbox we follow already */
+		for (size_t j = 0; j < dv->count; j++) {
+			if (dv->boxes[j].db != NULL &&
+			    strcmp(dv->boxes[j].name, names[i].name) == 0) {
+				*b = dv->boxes[j];
+				dv->boxes[j].db = NULL;
+				dv->boxes[j].name = NULL;
+			}
+		}
+		if (b->db == NULL) {
+			ret = dovi_mailbox_open_storage_name(dv->ds,
+				names[i].storage_name, &b->db, err);
+			if (ret < 0) {
+				dbox_log(DBOX_LOG_WARNING, "mailbox %s: %s",
+					 names[i].name, err != NULL ?
+					 err->msg : "cannot read its index");
+				ret = 0;
+				continue;
+			}
+			b->name = strdup(names[i].name);
+			watch_dir(dv, dovi_mailbox_dir(b->db));
+		}
+		kept++;
+	}
+	dovi_mailbox_names_free(names, n);
+	dovecot_free_boxes(dv);
+	dv->boxes = boxes;
+	dv->count = kept;
+	return 0;
+}
+
+static int delete_other_mailboxes(struct dbox_store *store,
+				  struct dbox_dovecot *dv,
+				  struct dbox_err *err)
+{
+	char sql[512];
+	int ret = dindex_exec(store->idx, "CREATE TEMP TABLE IF NOT EXISTS "
+			      "dv_keep(id INTEGER PRIMARY KEY);"
+			      "DELETE FROM temp.dv_keep;", err);
+
+	for (size_t i = 0; ret == 0 && i < dv->count; i++) {
+		snprintf(sql, sizeof(sql), "INSERT OR IGNORE INTO temp.dv_keep "
+			 "VALUES (%lld)", (long long)dv->boxes[i].id);
+		ret = dindex_exec(store->idx, sql, err);
+	}
+	if (ret == 0)
+		ret = dindex_exec(store->idx, "DELETE FROM messages WHERE "
+				  "mailbox_id NOT IN (SELECT id FROM "
+				  "temp.dv_keep); DELETE FROM mailboxes WHERE "
+				  "id NOT IN (SELECT id FROM temp.dv_keep);",
+				  err);
+	return ret;
+}
+
+static int sync_all(struct dbox_store *store, struct dbox_dovecot *dv,
+		    bool only_changed, int64_t *changed, size_t max,
+		    size_t *nchanged, struct dbox_err *err)
+{
+	size_t before = dv->count;
+	int ret = load_boxes(store, dv, err);
+	bool list_changed;
+
+	if (ret < 0)
+		return ret;
+	list_changed = dv->count != before;
+	ret = dindex_write_begin(store->idx, err);
+	for (size_t i = 0; ret == 0 && i < dv->count; i++) {
+		struct dovecot_box *b = &dv->boxes[i];
+		bool box_changed = true;
+
+		ret = dovi_mailbox_refresh(b->db, &box_changed, err);
+		if (ret < 0) {
+			dbox_log(DBOX_LOG_WARNING, "mailbox %s: %s", b->name,
+				 err != NULL ? err->msg : "refresh failed");
+			ret = 0;
+			continue;
+		}
+		if (only_changed && !box_changed && b->id != 0)
+			continue;
+		ret = sync_box(store, b, err);
+		if (ret == 0 && *nchanged < max)
+			changed[(*nchanged)++] = b->id;
+	}
+	if (ret == 0 && (!only_changed || list_changed))
+		ret = delete_other_mailboxes(store, dv, err);
+	if (ret == 0)
+		return dindex_write_commit(store->idx, err);
+	dindex_write_rollback(store->idx);
+	return ret;
+}
+
+/* The first full pass.  Returns 0, or -EOPNOTSUPP when Dovecot's indexes
+ * cannot be used at all (the caller then indexes the files alone). */
+int dbox_dovecot_reindex(struct dbox_store *store, struct dbox_err *err)
+{
+	struct dbox_dovecot *dv = calloc(1, sizeof(*dv));
+	enum dovi_format fmt = store->format == DBOX_FORMAT_MDBOX ?
+		DOVI_MDBOX : DOVI_SDBOX;
+	int64_t changed[1];
+	size_t n = 0;
+	char dir[PATH_MAX];
+	int ret;
+
+	if (dv == NULL)
+		return dbox_fail(err, -ENOMEM, "out of memory");
+	dv->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	ret = dovi_store_open(store->root, fmt, &dv->ds, err);
+	if (ret == 0 && fmt == DOVI_MDBOX && dovi_store_map(dv->ds, err) == NULL)
+		ret = -EBADMSG;
+	if (ret < 0) {
+		dbox_log(DBOX_LOG_WARNING, "Dovecot's indexes of %s cannot be "
+			 "used (%s); indexing the dbox files alone: flags and "
+			 "keywords are lost and expunged mdbox messages that "
+			 "were not purged come back", store->root,
+			 err != NULL ? err->msg : "");
+		dbox_dovecot_free(dv);
+		return -EOPNOTSUPP;
+	}
+	dbox_path(dir, sizeof(dir), "%s/%s", store->root, DBOX_MAILBOX_DIR);
+	watch_dir(dv, dir);
+	if (fmt == DOVI_MDBOX) {
+		dbox_path(dir, sizeof(dir), "%s/%s", store->root,
+			  DBOX_STORAGE_DIR);
+		watch_dir(dv, dir);
+	}
+	ret = sync_all(store, dv, false, changed, 0, &n, err);
+	if (ret < 0) {
+		dbox_dovecot_free(dv);
+		return ret;
+	}
+	dbox_dovecot_free(store->dovecot);
+	store->dovecot = dv;
+	return 0;
+}
+
+int dbox_store_follow(struct dbox_store *store, int64_t *changed, size_t max,
+		      struct dbox_err *err)
+{
+	char buf[4096];
+	size_t n = 0;
+	int ret;
+
+	if (store->dovecot == NULL)
+		return 0;
+	/* drain the events; the refresh below finds what they were */
+	while (read(store->dovecot->inotify_fd, buf, sizeof(buf)) > 0)
+		;
+	ret = sync_all(store, store->dovecot, true, changed, max, &n, err);
+	return ret < 0 ? ret : (int)n;
+}
+
+int dbox_store_watch_fd(struct dbox_store *store)
+{
+	return store->dovecot != NULL ? store->dovecot->inotify_fd : -1;
+}
