@@ -6,39 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dovecot/utf8.h"
 #include "store/store-private.h"
-
-/* Validates one UTF-8 sequence; returns its length or 0. */
-static size_t utf8_seq(const unsigned char *p)
-{
-	size_t n;
-	uint32_t cp;
-
-	if (p[0] < 0x80)
-		return 1;
-	if ((p[0] & 0xe0) == 0xc0) {
-		n = 2;
-		cp = p[0] & 0x1f;
-	} else if ((p[0] & 0xf0) == 0xe0) {
-		n = 3;
-		cp = p[0] & 0x0f;
-	} else if ((p[0] & 0xf8) == 0xf0) {
-		n = 4;
-		cp = p[0] & 0x07;
-	} else {
-		return 0;
-	}
-	for (size_t i = 1; i < n; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3f);
-	}
-	if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) ||
-	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0x80 && cp < 0xa0))
-		return 0;
-	return n;
-}
 
 static bool part_valid(const char *part, size_t n)
 {
@@ -73,8 +42,11 @@ bool dbox_mailbox_name_valid(const char *name)
 			p++;
 			continue;
 		}
-		n = utf8_seq(p);
-		if (n == 0)
+		uint32_t cp;
+
+		n = dovi_utf8_decode(p, strlen((const char *)p), &cp);
+		/* C1 controls are control characters too */
+		if (n == 0 || (cp >= 0x80 && cp < 0xa0))
 			return false;
 		p += n;
 	}
