@@ -229,17 +229,20 @@ int main(int argc, char **argv)
 		usage(argv[0]);
 		fuse_cmdline_help();
 		fuse_lowlevel_help();
-		return 0;
+		ret = 0;
+		goto out;
 	}
 	if (opts.show_version) {
 		printf("dboxfs %s\n", DBOXFS_VERSION);
 		fuse_lowlevel_version();
-		return 0;
+		ret = 0;
+		goto out;
 	}
 	if (o.store == NULL || opts.mountpoint == NULL) {
 		fprintf(stderr, "usage: %s STORE MOUNTPOINT [options]\n"
 			"       %s --help\n", argv[0], argv[0]);
-		return 2;
+		ret = -2;
+		goto out;
 	}
 	fuse_set_log_func(log_stderr);
 	dbox_set_log_handler(dbox_to_fuse_log, NULL);
@@ -298,5 +301,5 @@ out:
 	free(o.index);
 	free(o.fs);
 	/* > 0: the signal that ended the loop, a clean unmount */
-	return ret < 0 ? 1 : 0;
+	return ret == -2 ? 2 : ret < 0 ? 1 : 0;
 }

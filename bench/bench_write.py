@@ -1,0 +1,189 @@
+#!/usr/bin/python3
+"""bench_write.py - fsync'ed delivery and flag renames (issue 5's benchmark).
+
+    sudo bench/bench_write.py [--messages N] [--renames N] [--runs R]
+
+Deliveries, with 1 and 8 concurrent writers, of N messages in all:
+  native maildir   write tmp/X, fsync it, rename to new/X, fsync new/
+  dboxfs (mdbox)   the same maildir protocol on a mount (the rename is the
+                   durable commit)
+  dovecot-lda      one dovecot-lda run per message into an mdbox store
+and flag renames (cur/X:2, -> cur/X:2,S) of --renames messages on a native
+maildir and on the mount.  Medians of R runs; the table goes to
+bench/RESULTS.md, section "Write path"."""
+
+import argparse
+import os
+import pwd
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from benchlib import BUILD, dboxctl, mount, replace_section, run, umount  # noqa
+
+DELIVER = r'''
+import os, sys
+root, prefix, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+body = (b"Subject: bench\n\n" + b"x" * 2000 + b"\n")
+dfd = os.open(os.path.join(root, "new"), os.O_RDONLY | os.O_DIRECTORY)
+for i in range(count):
+    name = "%s.%d" % (prefix, i)
+    tmp = os.path.join(root, "tmp", name)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, body)
+    os.fsync(fd)
+    os.close(fd)
+    os.rename(tmp, os.path.join(root, "new", name))
+    os.fsync(dfd)
+'''
+
+LDA = r'''
+import subprocess, sys
+conf, store, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+body = (b"Subject: bench\n\n" + b"x" * 2000 + b"\n")
+for i in range(count):
+    subprocess.run(["/usr/lib/dovecot/dovecot-lda", "-c", conf, "-o",
+                    "mail_location=mdbox:" + store], input=body, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+'''
+
+
+def maildir(path):
+    for sub in ("cur", "new", "tmp"):
+        os.makedirs(os.path.join(path, sub), exist_ok=True)
+    return path
+
+
+def deliveries(root, writers, total, prefix):
+    per = total // writers
+    t = time.monotonic()
+    procs = [subprocess.Popen([sys.executable, "-c", DELIVER, root,
+                               "%s%d" % (prefix, w), str(per)])
+             for w in range(writers)]
+    for p in procs:
+        if p.wait() != 0:
+            raise RuntimeError("deliverer failed")
+    return per * writers / (time.monotonic() - t)
+
+
+def lda_setup(work):
+    nobody = pwd.getpwnam("nobody")
+    d = os.path.join(work, "lda")
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(os.path.join(d, "run"))
+    os.makedirs(os.path.join(d, "home"))
+    conf = os.path.join(d, "lda.conf")
+    with open(conf, "w") as f:
+        f.write("base_dir = %s/run\nlog_path = /dev/null\nprotocols =\n"
+                "ssl = no\nnamespace inbox {\n  inbox = yes\n  separator = /\n"
+                "}\nfirst_valid_uid = 1\nfirst_valid_gid = 0\n"
+                "mail_uid = %d\nmail_gid = %d\n" % (d, nobody.pw_uid,
+                                                    nobody.pw_gid))
+    for root, dirs, files in os.walk(d):
+        os.chown(root, nobody.pw_uid, nobody.pw_gid)
+        for n in files:
+            os.chown(os.path.join(root, n), nobody.pw_uid, nobody.pw_gid)
+    return d, conf, nobody
+
+
+def lda_rate(work, writers, total, n):
+    d, conf, nobody = lda_setup(work)
+    store = os.path.join(d, "store%d" % n)
+    per = total // writers
+    env = {"PATH": "/usr/bin:/bin", "USER": "nobody",
+           "HOME": os.path.join(d, "home")}
+    t = time.monotonic()
+    procs = [subprocess.Popen(["setpriv", "--reuid=%d" % nobody.pw_uid,
+                               "--regid=%d" % nobody.pw_gid, "--clear-groups",
+                               sys.executable, "-c", LDA, conf, store,
+                               str(per)], env=env) for _ in range(writers)]
+    for p in procs:
+        if p.wait() != 0:
+            raise RuntimeError("dovecot-lda failed")
+    return per * writers / (time.monotonic() - t)
+
+
+def flag_renames(cur, names):
+    t = time.monotonic()
+    for n in names:
+        os.rename(os.path.join(cur, n + ":2,"), os.path.join(cur, n + ":2,S"))
+    return time.monotonic() - t
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--messages", type=int, default=800)
+    ap.add_argument("--renames", type=int, default=10000)
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    work = os.path.join(HERE, "work", "write")
+    os.makedirs(work, exist_ok=True)
+    res = {}
+    dboxfs = os.path.join(BUILD, "fusefs", "dboxfs")
+    for writers in (1, 8):
+        nat, dbx, lda = [], [], []
+        for r in range(args.runs):
+            d = tempfile.mkdtemp(dir=work)
+            nat.append(deliveries(maildir(os.path.join(d, "native")), writers,
+                                  args.messages, "n%d-" % r))
+            store, mnt = os.path.join(d, "store"), os.path.join(d, "mnt")
+            dboxctl("init", store, "--format", "mdbox")
+            os.makedirs(mnt)
+            proc = mount([dboxfs, store, mnt], mnt)
+            try:
+                dbx.append(deliveries(mnt, writers, args.messages, "d%d-" % r))
+            finally:
+                umount(proc, mnt)
+            lda.append(lda_rate(work, writers, args.messages, r))
+            shutil.rmtree(d, ignore_errors=True)
+        res[writers] = tuple(statistics.median(x) for x in (nat, dbx, lda))
+    # flag renames
+    names = ["%d.M%d.r" % (1700000000 + i, i) for i in range(args.renames)]
+    ren_nat, ren_dbx = [], []
+    for r in range(args.runs):
+        d = tempfile.mkdtemp(dir=work)
+        src = maildir(os.path.join(d, "native"))
+        for n in names:
+            with open(os.path.join(src, "cur", n + ":2,"), "wb") as f:
+                f.write(b"Subject: r\n\nr\n")
+        store, mnt = os.path.join(d, "store"), os.path.join(d, "mnt")
+        dboxctl("init", store, "--format", "mdbox")
+        dboxctl("import", store, "INBOX", src)
+        ren_nat.append(flag_renames(os.path.join(src, "cur"), names))
+        os.makedirs(mnt)
+        proc = mount([dboxfs, store, mnt], mnt)
+        try:
+            ren_dbx.append(flag_renames(os.path.join(mnt, "cur"), names))
+        finally:
+            umount(proc, mnt)
+        shutil.rmtree(d, ignore_errors=True)
+    report(res, statistics.median(ren_nat), statistics.median(ren_dbx), args)
+
+
+def report(res, ren_nat, ren_dbx, args):
+    out = ["Command: `sudo bench/bench_write.py --messages %d --renames %d "
+           "--runs %d` (medians of %d runs; 2 KB messages, every delivery "
+           "durable before it is acknowledged)." % (
+               args.messages, args.renames, args.runs, args.runs), "",
+           "| writers | native maildir msg/s | dboxfs msg/s | dovecot-lda "
+           "msg/s | dboxfs/native | dboxfs/lda |", "|---|---|---|---|---|---|"]
+    for w in (1, 8):
+        n, d, lda = res[w]
+        out.append("| %d | %.0f | %.0f | %.0f | %.2f | %.2f |" % (
+            w, n, d, lda, d / n, d / lda))
+    out += ["", "| %d flag renames | native maildir | dboxfs | dboxfs/native |"
+            % args.renames, "|---|---|---|---|",
+            "| seconds | %.2f | %.2f | %.2f |" % (ren_nat, ren_dbx,
+                                                 ren_dbx / ren_nat)]
+    text = "\n".join(out) + "\n"
+    print(text)
+    replace_section(os.path.join(HERE, "RESULTS.md"), "Write path", text)
+
+
+if __name__ == "__main__":
+    main()
