@@ -16,6 +16,24 @@ static void *table;              /* tsearch tree of struct binode */
 static char files_root[PATH_MAX], spool_root[PATH_MAX];
 static int files_fd = -1, spool_fd = -1;
 
+/* Area directories are opened once and kept: every lookup and create in
+ * tmp/ needs one, and mkdirat+openat per request showed in the delivery
+ * profile.  Callers get a dup they close. */
+struct area_fd {
+	int64_t key;             /* box * 4 + area */
+	int fd;
+};
+
+static void *area_fds;       /* tsearch tree, under table_lock */
+
+static void free_area(void *p)
+{
+	struct area_fd *a = p;
+
+	close(a->fd);
+	free(a);
+}
+
 static int cmp_ino(const void *a, const void *b)
 {
 	const struct binode *x = a, *y = b;
@@ -56,6 +74,8 @@ void backing_shutdown(void)
 	pthread_mutex_lock(&table_lock);
 	tdestroy(table, free_node);
 	table = NULL;
+	tdestroy(area_fds, free_area);
+	area_fds = NULL;
 	pthread_mutex_unlock(&table_lock);
 	if (files_fd >= 0)
 		close(files_fd);
@@ -71,7 +91,81 @@ static int mkdirat_p(int dirfd, const char *name)
 	return 0;
 }
 
+
+static int cmp_area(const void *a, const void *b)
+{
+	const struct area_fd *x = a, *y = b;
+
+	return x->key < y->key ? -1 : x->key > y->key;
+}
+
+static int area_open(int64_t box, enum backing_area area, int *fd_r);
+
 int backing_area_dir(int64_t box, enum backing_area area, int *fd_r)
+{
+	struct area_fd key = { .key = box * 4 + (int64_t)area }, **found, *a;
+	int fd, ret;
+
+	pthread_mutex_lock(&table_lock);
+	found = tfind(&key, &area_fds, cmp_area);
+	fd = found != NULL ? dup((*found)->fd) : -1;
+	pthread_mutex_unlock(&table_lock);
+	if (fd >= 0) {
+		*fd_r = fd;
+		return 0;
+	}
+	ret = area_open(box, area, &fd);
+	if (ret < 0)
+		return ret;
+	a = malloc(sizeof(*a));
+	pthread_mutex_lock(&table_lock);
+	if (a != NULL && tfind(&key, &area_fds, cmp_area) == NULL) {
+		a->key = key.key;
+		a->fd = dup(fd);
+		if (a->fd < 0 || tsearch(a, &area_fds, cmp_area) == NULL) {
+			if (a->fd >= 0)
+				close(a->fd);
+			free(a);
+		}
+	} else {
+		free(a);
+	}
+	pthread_mutex_unlock(&table_lock);
+	*fd_r = fd;
+	return 0;
+}
+
+void backing_forget_mailbox(int64_t box)
+{
+	static const char *const subs[] = { "tmp", "cur", "new", "" };
+	char path[64];
+
+	/* the directories are empty (rmdir checked): remove them too */
+	for (size_t i = 0; i < 4 && spool_fd >= 0; i++) {
+		snprintf(path, sizeof(path), "%lld%s%s", (long long)box,
+			 subs[i][0] ? "/" : "", subs[i]);
+		unlinkat(spool_fd, path, AT_REMOVEDIR);
+	}
+	if (files_fd >= 0) {
+		snprintf(path, sizeof(path), "%lld", (long long)box);
+		unlinkat(files_fd, path, AT_REMOVEDIR);
+	}
+	pthread_mutex_lock(&table_lock);
+	for (int area = AREA_FILES; area <= AREA_NEW; area++) {
+		struct area_fd key = { .key = box * 4 + area }, **found;
+
+		found = tfind(&key, &area_fds, cmp_area);
+		if (found != NULL) {
+			struct area_fd *a = *found;
+
+			tdelete(a, &area_fds, cmp_area);
+			free_area(a);
+		}
+	}
+	pthread_mutex_unlock(&table_lock);
+}
+
+static int area_open(int64_t box, enum backing_area area, int *fd_r)
 {
 	static const char *const sub[] = { NULL, "tmp", "cur", "new" };
 	char path[64];

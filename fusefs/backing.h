@@ -51,8 +51,11 @@ struct binode {
 int backing_init(const char *ctl_dir);
 void backing_shutdown(void);
 
-/* Directory fd (O_PATH) for an area of a mailbox, created on demand. */
+/* Directory fd (O_PATH) for an area of a mailbox, created on demand; the
+ * caller closes it. */
 int backing_area_dir(int64_t box, enum backing_area area, int *fd_r);
+/* A deleted mailbox's area directories are gone: forget them. */
+void backing_forget_mailbox(int64_t box);
 
 /* Looks `name` up in the directory dirfd; returns the binode with one
  * more lookup reference (or -errno). */

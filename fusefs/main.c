@@ -71,7 +71,11 @@ static int opt_proc(void *data, const char *arg, int key,
 
 	(void)outargs;
 	if (key == FUSE_OPT_KEY_NONOPT && o->store == NULL) {
-		o->store = strdup(arg);
+		/* absolute now: fuse_daemonize changes to "/" even in the
+		 * foreground */
+		o->store = realpath(arg, NULL);
+		if (o->store == NULL)
+			o->store = strdup(arg);
 		return 0;  /* consumed: the rest is libfuse's */
 	}
 	return 1;
@@ -223,6 +227,15 @@ int main(int argc, char **argv)
 	clock_gettime(CLOCK_REALTIME, &dboxfs.started);
 	if (fuse_opt_parse(&args, &o, option_spec, opt_proc) < 0)
 		return 1;
+	if (o.index != NULL && o.index[0] != '/') {
+		char cwd[4096], *abs = NULL;
+
+		if (getcwd(cwd, sizeof(cwd)) != NULL &&
+		    asprintf(&abs, "%s/%s", cwd, o.index) > 0) {
+			free(o.index);
+			o.index = abs;
+		}
+	}
 	if (fuse_parse_cmdline(&args, &opts) != 0)
 		return 1;
 	if (opts.show_help) {

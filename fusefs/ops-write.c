@@ -537,6 +537,8 @@ static int rmdir_mailbox(int64_t box)
 	if (b.subdirs != 0 || !area_empty(box, AREA_FILES))
 		return -ENOTEMPTY;
 	ret = dbox_mailbox_delete(dboxfs.store, b.name, &err);
+	if (ret == 0)
+		backing_forget_mailbox(box);
 	if (ret < 0 && ret != -ENOTEMPTY)
 		fuse_log(FUSE_LOG_ERR, "dboxfs: rmdir %s: %s\n", b.name,
 			 err.msg);

@@ -31,7 +31,14 @@ struct save_msg {
 	struct mdbox_append *app; /* mdbox */
 	struct dfs_file *file;    /* sdbox: own temp file; mdbox: app->file */
 	char tmp_path[PATH_MAX];  /* sdbox */
+	/* a message small enough is gathered in memory and written as one
+	 * record with one write; the bytes so far while staged */
+	char *stage;
+	size_t stage_len, stage_cap;
+	bool staged;
 };
+
+#define STAGE_MAX (256u * 1024)
 
 struct save_expunge {
 	int64_t mailbox_id;
@@ -207,8 +214,13 @@ int dbox_save_msg_begin(struct dbox_save_txn *txn,
 		ret = txn->store->format == DBOX_FORMAT_MDBOX ?
 			mdbox_msg_open(txn, m, opts->size_hint, err) :
 			sdbox_msg_open(txn, m, err);
+	if (ret == 0 && opts->size_hint > 0 && opts->size_hint <= STAGE_MAX) {
+		m->stage_cap = opts->size_hint;
+		m->stage = malloc(m->stage_cap);
+		m->staged = m->stage != NULL;
+	}
 	/* the placeholder: a crash leaves a record without magic */
-	if (ret == 0) {
+	if (ret == 0 && !m->staged) {
 		ret = dfs_sync_pwrite(m->file, zero_hdr, sizeof(zero_hdr),
 				      (off_t)m->offset);
 		if (ret < 0)
@@ -237,6 +249,52 @@ static off_t body_pos(const struct save_msg *m)
 	return (off_t)(m->offset + DBOX_MSG_HEADER_SIZE + m->vs.size);
 }
 
+/* The message outgrew its hint (or is written asynchronously): what was
+ * gathered goes to the file behind the placeholder, as for any other. */
+static int unstage(struct save_msg *m, struct dbox_err *err)
+{
+	static const unsigned char zero_hdr[DBOX_MSG_HEADER_SIZE];
+	int ret;
+
+	if (!m->staged)
+		return 0;
+	ret = dfs_sync_pwrite(m->file, zero_hdr, sizeof(zero_hdr),
+			      (off_t)m->offset);
+	if (ret == 0 && m->stage_len > 0)
+		ret = dfs_sync_pwrite(m->file, m->stage, m->stage_len,
+				      (off_t)(m->offset + DBOX_MSG_HEADER_SIZE));
+	free(m->stage);
+	m->stage = NULL;
+	m->staged = false;
+	if (ret < 0)
+		return dbox_fail(err, ret, "write %s: %s",
+				 dfs_file_path(m->file), strerror(-ret));
+	return 0;
+}
+
+/* 1 if the bytes were gathered, 0 if the message must go to the file */
+static int stage_append(struct save_msg *m, const void *data, size_t len)
+{
+	if (m->stage_len + len > STAGE_MAX)
+		return 0;
+	if (m->stage_len + len > m->stage_cap) {
+		size_t cap = (m->stage_len + len) * 2;
+		char *p;
+
+		if (cap > STAGE_MAX)
+			cap = STAGE_MAX;
+		p = realloc(m->stage, cap);
+		if (p == NULL)
+			return 0;
+		m->stage = p;
+		m->stage_cap = cap;
+	}
+	memcpy(m->stage + m->stage_len, data, len);
+	m->stage_len += len;
+	dbox_vsize_update(&m->vs, data, len);
+	return 1;
+}
+
 int dbox_save_write(struct dbox_save_txn *txn, const void *data, size_t len,
 		    struct dbox_err *err)
 {
@@ -245,6 +303,11 @@ int dbox_save_write(struct dbox_save_txn *txn, const void *data, size_t len,
 
 	if (m == NULL)
 		return dbox_fail(err, -EINVAL, "no message started");
+	if (m->staged && stage_append(m, data, len))
+		return 0;
+	ret = unstage(m, err);
+	if (ret < 0)
+		return ret;
 	wait_idle(txn);
 	ret = dfs_sync_pwrite(m->file, data, len, body_pos(m));
 	if (ret < 0)
@@ -283,7 +346,9 @@ void dbox_save_write_async(struct dbox_save_txn *txn, const void *data,
 	struct async_write *aw;
 	off_t pos;
 
-	if (m == NULL || (aw = malloc(sizeof(*aw))) == NULL) {
+	if (m == NULL || (aw = malloc(sizeof(*aw))) == NULL ||
+	    unstage(m, NULL) < 0) {
+		free(m == NULL ? NULL : aw);
 		cb(ctx, m == NULL ? -EINVAL : -ENOMEM);
 		return;
 	}
@@ -296,6 +361,28 @@ void dbox_save_write_async(struct dbox_save_txn *txn, const void *data,
 	txn->in_flight++;
 	pthread_mutex_unlock(&txn->lock);
 	dfs_pwrite(m->file, data, len, pos, async_write_done, aw);
+}
+
+/* header + body + metadata in one write: the record is either complete or
+ * beyond the committed end, where recovery cuts it off */
+static int write_staged(struct save_msg *m, const unsigned char *hdr,
+			const char *meta, size_t mlen)
+{
+	size_t n = DBOX_MSG_HEADER_SIZE + m->stage_len + mlen;
+	char *rec = malloc(n);
+	int ret;
+
+	if (rec == NULL)
+		return -ENOMEM;
+	memcpy(rec, hdr, DBOX_MSG_HEADER_SIZE);
+	memcpy(rec + DBOX_MSG_HEADER_SIZE, m->stage, m->stage_len);
+	memcpy(rec + DBOX_MSG_HEADER_SIZE + m->stage_len, meta, mlen);
+	ret = dfs_sync_pwrite(m->file, rec, n, (off_t)m->offset);
+	free(rec);
+	free(m->stage);
+	m->stage = NULL;
+	m->staged = false;
+	return ret;
 }
 
 static int write_trailer(struct dbox_save_txn *txn, struct save_msg *m,
@@ -328,9 +415,21 @@ static int write_trailer(struct dbox_save_txn *txn, struct save_msg *m,
 	mbuf = dbox_meta_format(&meta, &mlen);
 	if (mbuf == NULL)
 		return dbox_fail(err, -ENOMEM, "out of memory");
+	dbox_msg_hdr_format(hdr, m->vs.size);
+	if (m->staged) {
+		ret = write_staged(m, hdr, mbuf, mlen);
+		free(mbuf);
+		if (ret < 0)
+			return dbox_fail(err, ret, "write %s: %s",
+					 dfs_file_path(m->file),
+					 strerror(-ret));
+		m->end = (uint64_t)body_pos(m) + mlen;
+		if (m->app != NULL)
+			m->app->end = m->end;
+		return 0;
+	}
 	ret = dfs_sync_pwrite(m->file, mbuf, mlen, body_pos(m));
 	free(mbuf);
-	dbox_msg_hdr_format(hdr, m->vs.size);
 	if (ret == 0)
 		ret = dfs_sync_pwrite(m->file, hdr, sizeof(hdr),
 				      (off_t)m->offset);
@@ -678,6 +777,7 @@ static void txn_free(struct dbox_save_txn *txn, bool rollback)
 	for (unsigned int i = 0; i < txn->count; i++) {
 		struct save_msg *m = &txn->msgs[i];
 
+		free(m->stage);
 		if (m->app != NULL)
 			continue;
 		if (m->file != NULL)

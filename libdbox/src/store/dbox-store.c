@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "store/mdbox-file.h"
 #include "store/store-private.h"
 
 static bool is_dir(const char *path)
@@ -78,6 +79,8 @@ static int write_meta(struct dindex *idx, enum dbox_store_format format,
 static void store_free(struct dbox_store *store)
 {
 	dbox_dovecot_free(store->dovecot);
+	mdbox_append_cache_clear(store);
+	pthread_mutex_destroy(&store->append_lock);
 	if (store->fs != NULL) {
 		dbox_fcache_clear(store);
 		dfs_free(store->fs);
@@ -105,6 +108,7 @@ static struct dbox_store *store_alloc(const char *root)
 		return NULL;
 	store->owner_lock_fd = -1;
 	pthread_mutex_init(&store->fcache_lock, NULL);
+	pthread_mutex_init(&store->append_lock, NULL);
 	store->root = strdup(root);
 	if (store->root == NULL) {
 		store_free(store);

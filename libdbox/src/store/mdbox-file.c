@@ -187,7 +187,20 @@ int mdbox_append_get(struct dbox_store *store, uint64_t need,
 	struct candidate c[MDBOX_CANDIDATES];
 	unsigned int count = 0;
 	uint32_t max_id = 0;
-	int ret = list_candidates(store, need, c, &count, &max_id, err);
+	int ret;
+
+	/* the file the last transaction used: open, locked, end known */
+	pthread_mutex_lock(&store->append_lock);
+	if (store->append_cache != NULL && need < store->rotate_size &&
+	    store->append_cache->end + need < store->rotate_size) {
+		*app_r = store->append_cache;
+		store->append_cache = NULL;
+		(*app_r)->next = NULL;
+		pthread_mutex_unlock(&store->append_lock);
+		return 0;
+	}
+	pthread_mutex_unlock(&store->append_lock);
+	ret = list_candidates(store, need, c, &count, &max_id, err);
 
 	if (need >= store->rotate_size)
 		count = 0;  /* a file of its own */
@@ -238,16 +251,45 @@ void mdbox_append_release(struct dbox_store *store, struct mdbox_append *app,
 			  bool rollback)
 {
 	char path[PATH_MAX];
+	bool gone = false;
 
-	if (rollback) {
-		if (app->created) {
-			dbox_mdbox_path(store, app->file_id, path, sizeof(path));
-			unlink(path);
-		} else {
-			dfs_sync_truncate(app->file, (off_t)app->committed);
+	if (rollback && app->created) {
+		dbox_mdbox_path(store, app->file_id, path, sizeof(path));
+		unlink(path);
+		gone = true;
+	} else if (rollback) {
+		dfs_sync_truncate(app->file, (off_t)app->committed);
+		app->end = app->committed;
+	} else {
+		app->committed = app->end;
+		app->created = false;
+	}
+	if (!gone && app->end < store->rotate_size) {
+		pthread_mutex_lock(&store->append_lock);
+		if (store->append_cache == NULL) {
+			app->next = NULL;
+			store->append_cache = app;
+			app = NULL;
 		}
+		pthread_mutex_unlock(&store->append_lock);
+		if (app == NULL)
+			return;
 	}
 	/* closing drops the flock */
 	dfs_sync_close(app->file);
 	free(app);
+}
+
+void mdbox_append_cache_clear(struct dbox_store *store)
+{
+	struct mdbox_append *app;
+
+	pthread_mutex_lock(&store->append_lock);
+	app = store->append_cache;
+	store->append_cache = NULL;
+	pthread_mutex_unlock(&store->append_lock);
+	if (app != NULL) {
+		dfs_sync_close(app->file);
+		free(app);
+	}
 }

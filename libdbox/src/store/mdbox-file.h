@@ -39,8 +39,12 @@ int mdbox_append_sync(struct mdbox_append *app, struct dbox_err *err);
 int mdbox_append_record(struct dbox_store *store, struct mdbox_append *app,
 			struct dbox_err *err);
 /* rollback = true: cut the file back to its committed end (or unlink a new
- * one) first.  Then unlock, close, free. */
+ * one) first; false: what was appended is committed now.  The file then
+ * stays open and locked for the next transaction of this store if it has
+ * room (one such file is kept), else it is unlocked and closed. */
 void mdbox_append_release(struct dbox_store *store, struct mdbox_append *app,
 			  bool rollback);
+/* Closes the kept file (store shutdown). */
+void mdbox_append_cache_clear(struct dbox_store *store);
 
 #endif

@@ -32,6 +32,7 @@ struct dbox_fcache_entry {
 };
 
 struct dbox_dovecot;
+struct mdbox_append;
 
 struct dbox_store {
 	char *root;
@@ -49,6 +50,11 @@ struct dbox_store {
 	atomic_uint_fast64_t tmp_seq;
 
 	struct dbox_dovecot *dovecot;   /* following Dovecot's indexes */
+
+	/* the m.N a finished transaction appended to, kept open and locked
+	 * for the next one (mdbox-file.c) */
+	pthread_mutex_t append_lock;
+	struct mdbox_append *append_cache;
 
 	pthread_mutex_t fcache_lock;
 	uint64_t fcache_clock;
