@@ -26,6 +26,7 @@ struct options {
 	char *index;
 	char *fs;
 	int takeover;
+	int noxattr;
 	int fs_workers;
 	double timeout;
 	int show_help;
@@ -37,6 +38,7 @@ static const struct fuse_opt option_spec[] = {
 	OPT("index=%s", index),
 	OPT("fs=%s", fs),
 	OPT("takeover", takeover),
+	OPT("noxattr", noxattr),
 	OPT("fs_workers=%d", fs_workers),
 	OPT("cache_timeout=%lf", timeout),
 	FUSE_OPT_END
@@ -59,6 +61,9 @@ static void usage(const char *prog)
 	       "    -o fs_workers=N        most I/O worker threads (default 64)\n"
 	       "    -o cache_timeout=SECS  kernel entry/attribute cache (1.0)\n"
 	       "    -o takeover            write into a tree Dovecot made\n"
+	       "    -o noxattr             no user.dbox.* attributes: the kernel\n"
+	       "                           then stops asking for any (ls -l asks\n"
+	       "                           two per file)\n"
 	       "    -o ro                  read-only (the default for a tree\n"
 	       "                           that Dovecot made)\n"
 	       "\n", prog);
@@ -261,8 +266,20 @@ int main(int argc, char **argv)
 	dbox_set_log_handler(dbox_to_fuse_log, NULL);
 	if (setup(&o, &args) < 0)
 		goto out;
-	dboxfs.se = fuse_session_new(&args, &dboxfs_ops, sizeof(dboxfs_ops),
-				     NULL);
+	{
+		/* without the xattr handlers libfuse answers ENOSYS, and the
+		 * kernel stops sending xattr requests altogether */
+		static struct fuse_lowlevel_ops ops;
+
+		ops = dboxfs_ops;
+		if (o.noxattr) {
+			ops.getxattr = NULL;
+			ops.listxattr = NULL;
+			ops.setxattr = NULL;
+			ops.removexattr = NULL;
+		}
+		dboxfs.se = fuse_session_new(&args, &ops, sizeof(ops), NULL);
+	}
 	if (dboxfs.se == NULL)
 		goto out_store;
 	if (fuse_set_signal_handlers(dboxfs.se) != 0)

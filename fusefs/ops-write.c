@@ -68,6 +68,19 @@ static bool refuse_readonly(fuse_req_t req)
 	return true;
 }
 
+/* What every change starts with: refused on a read-only mount, and the
+ * directory it happens in decoded.  false: the request has its reply. */
+static bool begin_change(fuse_req_t req, fuse_ino_t parent, struct view_ino *v)
+{
+	if (refuse_readonly(req))
+		return false;
+	if (!view_ino_decode(parent, v)) {
+		fuse_reply_err(req, ENOENT);
+		return false;
+	}
+	return true;
+}
+
 static bool is_sub_name(const char *name, enum view_sub *sub_r)
 {
 	for (int i = 0; i < 3; i++) {
@@ -77,33 +90,6 @@ static bool is_sub_name(const char *name, enum view_sub *sub_r)
 		}
 	}
 	return false;
-}
-
-/* Flags from a maildir info as clients write it: letters in any order,
- * unknown ones ignored (Dovecot's maildir driver is as lenient). */
-static void info_parse_lenient(const char *info, uint32_t *flags_r,
-			       uint32_t *kw_r)
-{
-	char sorted[64];
-	size_t n = 0;
-
-	*flags_r = *kw_r = 0;
-	if (info == NULL)
-		return;
-	for (const char *p = info; *p != '\0' && n + 1 < sizeof(sorted); p++) {
-		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z'))
-			sorted[n++] = *p;
-	}
-	sorted[n] = '\0';
-	for (size_t i = 0; i < n; i++) {
-		char one[2] = { sorted[i], 0 };
-		uint32_t f, k;
-
-		if (view_info_parse(one, &f, &k)) {
-			*flags_r |= f;
-			*kw_r |= k;
-		}
-	}
 }
 
 /* A name a message can have in cur/ or new/: base not empty, no '/',
@@ -198,7 +184,7 @@ int ops_make_commit_job(int src_dirfd, const char *src_name, uint64_t src_ino,
 		free(j);
 		return ret;
 	}
-	info_parse_lenient(info, &j->flags, &j->keywords);
+	dbox_maildir_info_parse(info, false, &j->flags, &j->keywords);
 	j->box = box;
 	j->in_new = sub == SUB_NEW;
 	j->received = st.st_mtim.tv_sec;
@@ -247,12 +233,8 @@ void opw_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	int64_t box;
 	int dirfd, fd, ret;
 
-	if (refuse_readonly(req))
+	if (!begin_change(req, parent, &v))
 		return;
-	if (!view_ino_decode(parent, &v)) {
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
 	ret = create_target(&v, name, &dirfd, &area, &box);
 	if (ret < 0) {
 		fuse_reply_err(req, -ret);
@@ -308,12 +290,8 @@ void opw_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 	int64_t box;
 	int dirfd = -1, ret;
 
-	if (refuse_readonly(req))
+	if (!begin_change(req, parent, &v))
 		return;
-	if (!view_ino_decode(parent, &v)) {
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
 	ret = create_target(&v, name, &dirfd, &area, &box);
 	if (ret == 0 && !S_ISREG(mode) && area != AREA_FILES)
 		ret = -EPERM;  /* only plain areas hold fifos and sockets */
@@ -441,12 +419,8 @@ void opw_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	int64_t box;
 	int dirfd = -1, ret;
 
-	if (refuse_readonly(req))
+	if (!begin_change(req, parent, &v))
 		return;
-	if (!view_ino_decode(parent, &v)) {
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
 	box = ops_dir_mailbox(&v);
 	if (box != 0 && is_sub_name(name, &sub)) {
 		mkdir_sub(req, box, sub);
@@ -576,12 +550,8 @@ void opw_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	int64_t box;
 	int dirfd = -1, ret;
 
-	if (refuse_readonly(req))
+	if (!begin_change(req, parent, &v))
 		return;
-	if (!view_ino_decode(parent, &v)) {
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
 	box = ops_dir_mailbox(&v);
 	if (box != 0 && is_sub_name(name, &sub)) {
 		ret = rmdir_sub(box, sub);
@@ -621,12 +591,8 @@ void opw_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	int64_t box;
 	int dirfd = -1, ret;
 
-	if (refuse_readonly(req))
+	if (!begin_change(req, parent, &v))
 		return;
-	if (!view_ino_decode(parent, &v)) {
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
 	if (v.kind == VK_SUB && v.sub != SUB_TMP &&
 	    msg_in_sub(v.box, v.sub, name, &m) == 0) {
 		/* unlink of a message is its expunge */
@@ -669,7 +635,7 @@ static int rename_msg(const struct dbox_msg *m, const struct view_ino *dst,
 
 	if (!final_name(newname, base, sizeof(base), &info))
 		return -EINVAL;
-	info_parse_lenient(info, &flags, &kw);
+	dbox_maildir_info_parse(info, false, &flags, &kw);
 	/* rename(2) replaces an existing target */
 	if (dbox_msg_lookup_base(dboxfs.store, dst->box, base, &old,
 				 NULL) == 0 &&
@@ -872,12 +838,8 @@ void opw_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 	int64_t box;
 	int dirfd = -1, ret;
 
-	if (refuse_readonly(req))
+	if (!begin_change(req, parent, &v))
 		return;
-	if (!view_ino_decode(parent, &v)) {
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
 	ret = create_target(&v, name, &dirfd, &area, &box);
 	if (ret == 0 && area != AREA_FILES) {
 		close(dirfd);
@@ -991,12 +953,8 @@ void opw_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	struct stat st;
 	int ret = 0;
 
-	if (refuse_readonly(req))
+	if (!begin_change(req, ino, &v))
 		return;
-	if (!view_ino_decode(ino, &v)) {
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
 	switch (v.kind) {
 	case VK_MSG:
 		ret = setattr_msg(v.box, v.uid, attr, to_set);

@@ -314,15 +314,20 @@ void dboxfs_log_once(uint64_t ino, const char *msg)
 
 /* --------------------------------------------------------------- lookup */
 
+static void entry_of(struct fuse_entry_param *e, const struct stat *st)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = st->st_ino;
+	e->attr = *st;
+	e->attr_timeout = dboxfs.attr_timeout;
+	e->entry_timeout = dboxfs.entry_timeout;
+}
+
 void ops_reply_entry(fuse_req_t req, const struct stat *st)
 {
 	struct fuse_entry_param e;
 
-	memset(&e, 0, sizeof(e));
-	e.ino = st->st_ino;
-	e.attr = *st;
-	e.attr_timeout = dboxfs.attr_timeout;
-	e.entry_timeout = dboxfs.entry_timeout;
+	entry_of(&e, st);
 	fuse_reply_entry(req, &e);
 }
 
@@ -357,7 +362,7 @@ static int lookup_msg(const struct view_ino *dir, const char *name,
 			return -ENOENT;
 	} else {
 		if (m.in_new || info == NULL ||
-		    !view_info_parse(info, &flags, &kw) ||
+		    !dbox_maildir_info_parse(info, true, &flags, &kw) ||
 		    flags != m.flags || kw != m.keywords)
 			return -ENOENT;
 	}
@@ -497,11 +502,7 @@ static bool dir_add(struct dirbuf *d, const char *name, const struct stat *st,
 	if (d->plus) {
 		struct fuse_entry_param e;
 
-		memset(&e, 0, sizeof(e));
-		e.ino = st->st_ino;
-		e.attr = *st;
-		e.attr_timeout = dboxfs.attr_timeout;
-		e.entry_timeout = dboxfs.entry_timeout;
+		entry_of(&e, st);
 		n = fuse_add_direntry_plus(d->req, d->buf + d->used,
 					   d->size - d->used, name, &e,
 					   (off_t)cookie);
@@ -684,12 +685,16 @@ static int readdir_sub(struct dirbuf *d, const struct view_ino *v, off_t off)
 
 	if (!add_dots(d, view_ino_sub(v->box, v->sub), off))
 		return 0;
+	/* the kernel asks with one page: fetch about what fits in it (an
+	 * entry with attributes takes some 150 bytes, a plain one 40) */
+	unsigned int page = (unsigned int)(d->size / (d->plus ? 120 : 32)) + 1;
+
 	if (v->sub != SUB_TMP && (uint64_t)off < BACKING_COOKIE_BASE) {
 		do {
 			ret = dbox_msg_list(dboxfs.store, v->box, c.last_uid,
-					    v->sub == SUB_NEW, 256, add_msg,
+					    v->sub == SUB_NEW, page, add_msg,
 					    &c, NULL);
-		} while (ret == 256 && !d->full);
+		} while (ret == (int)page && !d->full);
 	}
 	if (ret >= 0 && !d->full)
 		add_backing(d, off);

@@ -37,64 +37,6 @@ bool view_ino_decode(uint64_t ino, struct view_ino *v)
 	}
 }
 
-static const struct {
-	uint32_t flag;
-	char letter;
-} flag_letters[] = {
-	{ DBOX_FLAG_DRAFT, 'D' }, { DBOX_FLAG_FLAGGED, 'F' },
-	{ DBOX_FLAG_PASSED, 'P' }, { DBOX_FLAG_ANSWERED, 'R' },
-	{ DBOX_FLAG_SEEN, 'S' }, { DBOX_FLAG_DELETED, 'T' },
-};
-#define N_FLAG_LETTERS (sizeof(flag_letters) / sizeof(flag_letters[0]))
-
-void view_info_format(uint32_t flags, uint32_t keywords, char *buf,
-		      size_t len)
-{
-	size_t o = 0;
-
-	for (size_t i = 0; i < N_FLAG_LETTERS && o + 1 < len; i++) {
-		if (flags & flag_letters[i].flag)
-			buf[o++] = flag_letters[i].letter;
-	}
-	for (int i = 0; i < DBOX_MAX_KEYWORDS && o + 1 < len; i++) {
-		if (keywords & (1u << i))
-			buf[o++] = (char)('a' + i);
-	}
-	buf[o] = '\0';
-}
-
-bool view_info_parse(const char *info, uint32_t *flags_r,
-		     uint32_t *keywords_r)
-{
-	uint32_t flags = 0, kw = 0;
-	char last = 0;
-
-	for (const char *p = info; *p != '\0'; p++) {
-		bool known = false;
-
-		/* a maildir writer sorts the letters; accept what mutt and
-		 * friends write, which is sorted, and nothing else */
-		if (*p <= last)
-			return false;
-		last = *p;
-		for (size_t i = 0; i < N_FLAG_LETTERS; i++) {
-			if (flag_letters[i].letter == *p) {
-				flags |= flag_letters[i].flag;
-				known = true;
-			}
-		}
-		if (!known && *p >= 'a' && *p <= 'z') {
-			kw |= 1u << (*p - 'a');
-			known = true;
-		}
-		if (!known)
-			return false;
-	}
-	*flags_r = flags;
-	*keywords_r = kw;
-	return true;
-}
-
 void view_name_split(const char *name, char *base, size_t blen,
 		     const char **info_r)
 {
@@ -116,7 +58,7 @@ void view_msg_name(const struct dbox_msg *m, char *buf, size_t len)
 		snprintf(buf, len, "%s", m->base);
 		return;
 	}
-	view_info_format(m->flags, m->keywords, info, sizeof(info));
+	dbox_maildir_info_format(m->flags, m->keywords, info, sizeof(info));
 	snprintf(buf, len, "%s:2,%s", m->base, info);
 }
 

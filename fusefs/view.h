@@ -79,13 +79,6 @@ static inline uint64_t view_ino_plain(const struct view_ino *v)
 	return v->ino;
 }
 
-/* Maildir info "2,FLAGS": flags in ASCII order then keyword letters. */
-void view_info_format(uint32_t flags, uint32_t keywords, char *buf,
-		      size_t len);
-/* Parses the letters after ":2,"; false for letters out of order or
- * unknown (such a name does not exist on a maildir). */
-bool view_info_parse(const char *info, uint32_t *flags_r,
-		     uint32_t *keywords_r);
 /* Splits a cur/ or new/ name into base and info ("" for none). */
 void view_name_split(const char *name, char *base, size_t blen,
 		     const char **info_r);

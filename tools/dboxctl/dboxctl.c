@@ -117,50 +117,6 @@ void ctl_progress_end(struct ctl_progress *p)
 		fputc('\n', stderr);
 }
 
-uint32_t ctl_maildir_flags(const char *info, uint32_t *kw_letters_r)
-{
-	uint32_t flags = 0, kw = 0;
-
-	for (const char *p = info; *p != '\0'; p++) {
-		switch (*p) {
-		case 'D': flags |= DBOX_FLAG_DRAFT; break;
-		case 'F': flags |= DBOX_FLAG_FLAGGED; break;
-		case 'P': flags |= DBOX_FLAG_PASSED; break;
-		case 'R': flags |= DBOX_FLAG_ANSWERED; break;
-		case 'S': flags |= DBOX_FLAG_SEEN; break;
-		case 'T': flags |= DBOX_FLAG_DELETED; break;
-		default:
-			if (*p >= 'a' && *p <= 'z')
-				kw |= 1u << (*p - 'a');
-			break;
-		}
-	}
-	*kw_letters_r = kw;
-	return flags;
-}
-
-void ctl_maildir_info(uint32_t flags, uint32_t keywords, char *buf,
-		      size_t len)
-{
-	size_t o = 0;
-	static const struct { uint32_t f; char c; } map[] = {
-		{ DBOX_FLAG_DRAFT, 'D' }, { DBOX_FLAG_FLAGGED, 'F' },
-		{ DBOX_FLAG_PASSED, 'P' }, { DBOX_FLAG_ANSWERED, 'R' },
-		{ DBOX_FLAG_SEEN, 'S' }, { DBOX_FLAG_DELETED, 'T' },
-	};
-
-	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]) && o + 1 < len;
-	     i++) {
-		if (flags & map[i].f)
-			buf[o++] = map[i].c;
-	}
-	for (int i = 0; i < DBOX_MAX_KEYWORDS && o + 1 < len; i++) {
-		if (keywords & (1u << i))
-			buf[o++] = (char)('a' + i);
-	}
-	buf[o] = '\0';
-}
-
 static bool want_help(int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++) {
@@ -264,7 +220,7 @@ static int ls_msg(void *ctx, const struct dbox_msg *m)
 	char info[40];
 
 	(void)ctx;
-	ctl_maildir_info(m->flags, m->keywords, info, sizeof(info));
+	dbox_maildir_info_format(m->flags, m->keywords, info, sizeof(info));
 	printf("%u\t%s%s\t%" PRIu64 "\t%lld\t%s\t%s\n", m->uid,
 	       m->in_new ? "new:" : "", info, m->size,
 	       (long long)m->received, m->guid, m->base);

@@ -35,10 +35,6 @@ void ctl_progress_init(struct ctl_progress *p, const char *what,
 void ctl_progress_step(struct ctl_progress *p, uint64_t n);
 void ctl_progress_end(struct ctl_progress *p);
 
-/* maildir flags <-> DBOX_FLAG_* (letters D F P R S T) */
-uint32_t ctl_maildir_flags(const char *info, uint32_t *kw_letters_r);
-void ctl_maildir_info(uint32_t flags, uint32_t keywords, char *buf,
-		      size_t len);
 
 /* import.c */
 int cmd_import(int argc, char **argv);

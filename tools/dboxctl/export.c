@@ -77,7 +77,7 @@ static int export_msg(void *ctx, const struct dbox_msg *m)
 	struct timespec times[2];
 	int fd, ret;
 
-	ctl_maildir_info(m->flags, m->keywords, info, sizeof(info));
+	dbox_maildir_info_format(m->flags, m->keywords, info, sizeof(info));
 	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", ex->dest, m->base);
 	if (m->in_new)
 		snprintf(final, sizeof(final), "%s/new/%s", ex->dest, m->base);

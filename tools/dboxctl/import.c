@@ -70,7 +70,8 @@ static int item_add(struct import *im, const char *path, const char *name,
 	if (it->path == NULL || it->base == NULL)
 		return -ENOMEM;
 	if (colon != NULL && strncmp(colon, ":2,", 3) == 0)
-		it->flags = ctl_maildir_flags(colon + 3, &it->kw_letters);
+		dbox_maildir_info_parse(colon + 3, false, &it->flags,
+					&it->kw_letters);
 	it->in_new = in_new;
 	it->mtime = st->st_mtim;
 	it->source = source;

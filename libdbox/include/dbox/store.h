@@ -292,6 +292,16 @@ int dbox_store_check(struct dbox_store *store,
 		     void (*cb)(void *ctx, const struct dbox_check_problem *p),
 		     void *ctx, struct dbox_err *err);
 
+/* Maildir info letters (after ":2,"): the flags in ASCII order (D F P R S
+ * T) then a..z for keyword indexes 0..25.  Parsing with strict accepts
+ * only what a maildir writer produces (known letters, sorted); without it
+ * any order, unknown letters ignored, as Dovecot's maildir driver reads
+ * names.  false: strict and not so. */
+void dbox_maildir_info_format(uint32_t flags, uint32_t keywords, char *buf,
+			      size_t len);
+bool dbox_maildir_info_parse(const char *info, bool strict,
+			     uint32_t *flags_r, uint32_t *keywords_r);
+
 /* Maildir base name derived only from stored data, for messages that did
  * not arrive with one. */
 void dbox_msg_derive_base(const struct dbox_msg *msg, char *buf, size_t len);

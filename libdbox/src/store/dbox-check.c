@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "store/dbox-scan.h"
+#include "store/mdbox-file.h"
 #include "store/store-private.h"
 
 struct check_ctx {
@@ -161,21 +162,12 @@ static void check_mfile(struct check_ctx *c, uint32_t id)
 {
 	struct dbox_scan_ops ops = { .record = ignore_record,
 				     .problem = scan_problem };
-	sqlite3_stmt *st = dindex_stmt(c->store->idx, DSTMT_FILE_GET, NULL);
 	char path[PATH_MAX];
 	uint64_t committed = 0, good;
 	struct stat sb;
-	bool known = false;
+	bool known = mdbox_file_committed(c->store, id, &committed, NULL) == 0;
 
 	dbox_mdbox_path(c->store, id, path, sizeof(path));
-	if (st != NULL) {
-		sqlite3_bind_int64(st, 1, id);
-		if (sqlite3_step(st) == SQLITE_ROW) {
-			known = true;
-			committed = (uint64_t)sqlite3_column_int64(st, 0);
-		}
-		sqlite3_reset(st);
-	}
 	if (locked_by_other(path))
 		return;  /* a writer is at work on it */
 	if (!known) {
@@ -201,24 +193,15 @@ static void check_mfile(struct check_ctx *c, uint32_t id)
 static void check_storage(struct check_ctx *c)
 {
 	char dir[PATH_MAX];
-	struct dirent *e;
-	DIR *d;
+	uint32_t *ids = NULL;
+	size_t n = 0;
 
 	dbox_path(dir, sizeof(dir), "%s/%s", c->store->root, DBOX_STORAGE_DIR);
-	d = opendir(dir);
-	if (d == NULL)
+	if (dbox_scan_mfile_ids(dir, &ids, &n) < 0)
 		return;
-	while ((e = readdir(d)) != NULL) {
-		char *end;
-		unsigned long id;
-
-		if (strncmp(e->d_name, "m.", 2) != 0)
-			continue;
-		id = strtoul(e->d_name + 2, &end, 10);
-		if (*end == '\0' && id > 0 && id <= UINT32_MAX)
-			check_mfile(c, (uint32_t)id);
-	}
-	closedir(d);
+	for (size_t i = 0; i < n; i++)
+		check_mfile(c, ids[i]);
+	free(ids);
 }
 
 /* sdbox: a u.N the index does not know */

@@ -17,13 +17,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <dirent.h>
+
 #include "dbox/dovecot-index.h"
+#include "store/dbox-scan.h"
 #include "store/store-private.h"
 
 struct dovecot_box {
-	struct dovi_mailbox *db;
-	int64_t id;             /* ours */
+	struct dovi_mailbox *db;   /* NULL: its index is unusable (sdbox) */
+	int64_t id;                /* ours */
 	char *name;
+	char *storage;             /* on-disk name */
+	bool warned;               /* the files-alone fallback was logged */
 };
 
 struct dbox_dovecot {
@@ -31,6 +36,7 @@ struct dbox_dovecot {
 	struct dovecot_box *boxes;
 	size_t count;
 	int inotify_fd;
+	bool unusable;             /* mdbox: a mailbox index cannot be read */
 };
 
 /* ---------------------------------------------------------- records */
@@ -381,6 +387,138 @@ static int sync_box(struct dbox_store *store, struct dovecot_box *b,
 	return ret;
 }
 
+/* ------------------------------------------- sdbox: the files alone */
+
+struct files_ctx {
+	struct dbox_store *store;
+	struct dovecot_box *b;
+	struct dbox_err *err;
+	uint32_t max_uid;
+};
+
+static int files_record(void *ctx, const char *mailbox, uint32_t file_id,
+			uint32_t uid, const struct dbox_record *rec)
+{
+	struct files_ctx *fc = ctx;
+	struct dbox_msg msg = { 0 };
+	int ret;
+
+	if (uid > fc->max_uid)
+		fc->max_uid = uid;
+	if (dbox_msg_get(fc->store, fc->b->id, uid, NULL, NULL) == 0)
+		return 0;  /* known: keep the state we had */
+	dbox_msg_from_record(&msg, rec);
+	msg.mailbox_id = fc->b->id;
+	msg.uid = uid;
+	msg.saved = dbox_now();
+	dbox_msg_derive_base(&msg, msg.base, sizeof(msg.base));
+	ret = dbox_msg_insert(fc->store, &msg, fc->err);
+	return ret < 0 ? ret : dbox_mailbox_touch(fc->store, fc->b->id, false,
+						   true, fc->err);
+}
+
+static void files_problem(void *ctx, const char *path, uint64_t offset,
+			  const char *what)
+{
+	dbox_log(DBOX_LOG_WARNING, "%s (offset %llu): %s", path,
+		 (unsigned long long)offset, what);
+}
+
+static int sync_box_files(struct dbox_store *store, struct dovecot_box *b,
+			  struct dbox_err *err)
+{
+	struct dbox_scan_ops ops = { .record = files_record,
+				     .problem = files_problem };
+	struct files_ctx fc = { store, b, err, 0 };
+	struct dbox_mailbox box;
+	struct our_rows o = { 0 };
+	char dir[PATH_MAX], path[PATH_MAX], sql[160];
+	struct dirent *e;
+	uint64_t good;
+	DIR *d;
+	int ret = dbox_mailbox_lookup(store, b->name, &box, NULL);
+
+	if (!b->warned) {
+		dbox_log(DBOX_LOG_WARNING, "mailbox %s: its messages come from "
+			 "its u.N files alone (no flags or keywords)", b->name);
+		b->warned = true;
+	}
+	if (ret == -ENOENT) {
+		char guid[33];
+
+		dbox_guid_generate(guid);
+		ret = dbox_mailbox_insert(store, b->name, guid,
+					  (uint32_t)dbox_now(), 1, &box, err);
+	}
+	if (ret < 0)
+		return ret;
+	b->id = box.id;
+	if (dbox_path(dir, sizeof(dir), "%s/%s/%s/%s", store->root,
+		      DBOX_MAILBOX_DIR, b->storage, DBOX_MAIL_DIRNAME) < 0)
+		return 0;
+	d = opendir(dir);
+	while (d != NULL && ret == 0 && (e = readdir(d)) != NULL) {
+		char *end;
+		unsigned long uid = strncmp(e->d_name, "u.", 2) == 0 ?
+			strtoul(e->d_name + 2, &end, 10) : 0;
+
+		if (uid == 0 || uid > UINT32_MAX || *end != '\0' ||
+		    dbox_path(path, sizeof(path), "%s/%s", dir, e->d_name) < 0)
+			continue;
+		ret = dbox_scan_file(path, 0, &ops, &fc, b->name, 0,
+				     (uint32_t)uid, &good);
+	}
+	if (d != NULL)
+		closedir(d);
+	/* rows whose file is gone */
+	if (ret == 0)
+		ret = dbox_msg_list(store, b->id, 0, -1, 0, collect_uid, &o, err);
+	for (size_t i = 0; ret >= 0 && i < o.count; i++) {
+		struct stat st;
+
+		dbox_sdbox_path(store, b->name, o.uids[i], path, sizeof(path));
+		if (stat(path, &st) == 0)
+			continue;
+		snprintf(sql, sizeof(sql), "DELETE FROM messages WHERE "
+			 "mailbox_id = %lld AND uid = %u", (long long)b->id,
+			 o.uids[i]);
+		ret = dindex_exec(store->idx, sql, err);
+	}
+	free(o.uids);
+	snprintf(sql, sizeof(sql), "UPDATE mailboxes SET next_uid = %u WHERE "
+		 "id = %lld AND next_uid <= %u", fc.max_uid + 1,
+		 (long long)b->id, fc.max_uid);
+	return ret < 0 ? ret : dindex_exec(store->idx, sql, err);
+}
+
+/* sdbox: an index that is missing or broken while u.N files are there */
+static bool sdbox_index_unusable(struct dbox_store *store,
+				 struct dovecot_box *b)
+{
+	const struct dovi_index *idx;
+	char dir[PATH_MAX];
+	struct dirent *e;
+	bool files = false;
+	DIR *d;
+
+	if (store->format != DBOX_FORMAT_SDBOX)
+		return false;
+	if (b->db == NULL)
+		return true;
+	idx = dovi_mailbox_index(b->db);
+	if (idx != NULL && dovi_index_error_count(idx) == 0)
+		return false;
+	if (dovi_mailbox_count(b->db) > 0)
+		return false;
+	if (dbox_path(dir, sizeof(dir), "%s", dovi_mailbox_dir(b->db)) < 0 ||
+	    (d = opendir(dir)) == NULL)
+		return false;
+	while (!files && (e = readdir(d)) != NULL)
+		files = strncmp(e->d_name, "u.", 2) == 0;
+	closedir(d);
+	return files;
+}
+
 /* ----------------------------------------------------- open, follow */
 
 static void dovecot_free_boxes(struct dbox_dovecot *dv)
@@ -388,6 +526,7 @@ static void dovecot_free_boxes(struct dbox_dovecot *dv)
 	for (size_t i = 0; i < dv->count; i++) {
 		dovi_mailbox_free(dv->boxes[i].db);
 		free(dv->boxes[i].name);
+		free(dv->boxes[i].storage);
 	}
 	free(dv->boxes);
 	dv->boxes = NULL;
@@ -443,26 +582,28 @@ static int load_boxes(struct dbox_store *store, struct dbox_dovecot *dv,
 		}
 		/* reuse the reader of a mailbox we follow already */
 		for (size_t j = 0; j < dv->count; j++) {
-			if (dv->boxes[j].db != NULL &&
+			if (dv->boxes[j].name != NULL &&
 			    strcmp(dv->boxes[j].name, names[i].name) == 0) {
 				*b = dv->boxes[j];
-				dv->boxes[j].db = NULL;
-				dv->boxes[j].name = NULL;
+				memset(&dv->boxes[j], 0, sizeof(dv->boxes[j]));
 			}
 		}
-		if (b->db == NULL) {
-			ret = dovi_mailbox_open_storage_name(dv->ds,
-				names[i].storage_name, &b->db, err);
-			if (ret < 0) {
-				dbox_log(DBOX_LOG_WARNING, "mailbox %s: %s",
-					 names[i].name, err != NULL ?
-					 err->msg : "cannot read its index");
-				ret = 0;
-				continue;
-			}
+		if (b->name == NULL) {
 			b->name = strdup(names[i].name);
-			watch_dir(dv, dovi_mailbox_dir(b->db));
+			b->storage = strdup(names[i].storage_name);
 		}
+		if (b->db == NULL && dovi_mailbox_open_storage_name(dv->ds,
+				names[i].storage_name, &b->db, err) < 0) {
+			b->db = NULL;
+			if (store->format == DBOX_FORMAT_MDBOX)
+				dv->unusable = true;
+			if (!b->warned)
+				dbox_log(DBOX_LOG_WARNING, "mailbox %s: Dovecot's "
+					 "index cannot be used (%s)", b->name,
+					 err != NULL ? err->msg : "unreadable");
+		}
+		if (b->db != NULL)
+			watch_dir(dv, dovi_mailbox_dir(b->db));
 		kept++;
 	}
 	dovi_mailbox_names_free(names, n);
@@ -505,20 +646,27 @@ static int sync_all(struct dbox_store *store, struct dbox_dovecot *dv,
 
 	if (ret < 0)
 		return ret;
+	if (dv->unusable && !only_changed)
+		return -EOPNOTSUPP;   /* mdbox: which mailbox has what is lost */
 	list_changed = dv->count != before;
 	ret = dindex_write_begin(store->idx, err);
 	for (size_t i = 0; ret == 0 && i < dv->count; i++) {
 		struct dovecot_box *b = &dv->boxes[i];
 		bool box_changed = true;
 
-		ret = dovi_mailbox_refresh(b->db, &box_changed, err);
-		if (ret < 0) {
+		if (b->db != NULL &&
+		    dovi_mailbox_refresh(b->db, &box_changed, err) < 0) {
 			dbox_log(DBOX_LOG_WARNING, "mailbox %s: %s", b->name,
 				 err != NULL ? err->msg : "refresh failed");
-			ret = 0;
+			continue;  /* keep what we had */
+		}
+		if (sdbox_index_unusable(store, b)) {
+			ret = sync_box_files(store, b, err);
+			if (ret == 0 && *nchanged < max)
+				changed[(*nchanged)++] = b->id;
 			continue;
 		}
-		if (only_changed && !box_changed && b->id != 0)
+		if (b->db == NULL || (only_changed && !box_changed && b->id != 0))
 			continue;
 		ret = sync_box(store, b, err);
 		if (ret == 0 && *nchanged < max)
@@ -567,6 +715,12 @@ int dbox_dovecot_reindex(struct dbox_store *store, struct dbox_err *err)
 		watch_dir(dv, dir);
 	}
 	ret = sync_all(store, dv, false, changed, 0, &n, err);
+	if (ret == -EOPNOTSUPP)
+		dbox_log(DBOX_LOG_WARNING, "Dovecot's indexes of %s cannot be "
+			 "used (a mailbox index is unreadable); indexing the "
+			 "dbox files alone: flags and keywords are lost and "
+			 "expunged mdbox messages that were not purged come "
+			 "back", store->root);
 	if (ret < 0) {
 		dbox_dovecot_free(dv);
 		return ret;

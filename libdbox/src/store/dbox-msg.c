@@ -397,14 +397,47 @@ int dbox_msg_move(struct dbox_store *store, int64_t mailbox_id, uint32_t uid,
 	return ret;
 }
 
+/* The checks of a record's framing on what was read of it: the message
+ * header (hdr_n bytes) and the 4 bytes after the body (post_n). */
+static int check_framing(const char *path, const struct dbox_msg *m,
+			 const unsigned char *hdr, size_t hdr_n,
+			 const unsigned char *post, size_t post_n,
+			 struct dbox_err *err)
+{
+	char reason[128];
+	uint64_t size;
+
+	if (hdr_n < m->hdr_size)
+		return dbox_fail(err, -EBADMSG, "Corrupted dbox file %s (around"
+				 " offset=%llu): EOF reading msg header", path,
+				 (unsigned long long)m->offset);
+	if (dbox_msg_hdr_parse(hdr, m->hdr_size, &size, reason,
+			       sizeof(reason)) < 0)
+		return dbox_fail(err, -EBADMSG, "Corrupted dbox file %s (around"
+				 " offset=%llu): %s", path,
+				 (unsigned long long)m->offset, reason);
+	if (size != m->body_size)
+		return dbox_fail(err, -EBADMSG, "Corrupted dbox file %s (around"
+				 " offset=%llu): size %llu, index says %llu",
+				 path, (unsigned long long)m->offset,
+				 (unsigned long long)size,
+				 (unsigned long long)m->body_size);
+	if (post_n < DBOX_MAGIC_POST_LEN ||
+	    memcmp(post, DBOX_MAGIC_POST, DBOX_MAGIC_POST_LEN) != 0)
+		return dbox_fail(err, -EBADMSG, "Corrupted dbox file %s (around"
+				 " offset=%llu): metadata header has bad magic "
+				 "value", path, (unsigned long long)(m->offset +
+				 m->hdr_size + m->body_size));
+	return 0;
+}
+
 int dbox_msg_verify(struct dbox_store *store, const struct dbox_msg *msg,
 		    struct dbox_err *err)
 {
 	unsigned char hdr[4096], post[DBOX_MAGIC_POST_LEN];
-	char path[PATH_MAX], reason[128];
+	char path[PATH_MAX];
 	struct dfs_file *file;
-	uint64_t size;
-	size_t n;
+	size_t hdr_n = 0, post_n = 0;
 	int ret;
 
 	if (msg->hdr_size < DBOX_MSG_HEADER_SIZE || msg->hdr_size > sizeof(hdr))
@@ -415,35 +448,15 @@ int dbox_msg_verify(struct dbox_store *store, const struct dbox_msg *msg,
 	ret = dbox_fcache_get(store, path, &file);
 	if (ret < 0)
 		return dbox_fail(err, ret, "open %s", path);
-	ret = dfs_sync_pread(file, hdr, msg->hdr_size, (off_t)msg->offset, &n);
-	if (ret == 0 && n < msg->hdr_size)
-		ret = dbox_fail(err, -EBADMSG, "Corrupted dbox file %s "
-				"(around offset=%llu): EOF reading msg header",
-				path, (unsigned long long)msg->offset);
-	else if (ret == 0 && dbox_msg_hdr_parse(hdr, msg->hdr_size, &size,
-						reason, sizeof(reason)) < 0)
-		ret = dbox_fail(err, -EBADMSG, "Corrupted dbox file %s (around"
-				" offset=%llu): %s", path,
-				(unsigned long long)msg->offset, reason);
-	else if (ret == 0 && size != msg->body_size)
-		ret = dbox_fail(err, -EBADMSG, "Corrupted dbox file %s (around"
-				" offset=%llu): size %llu, index says %llu",
-				path, (unsigned long long)msg->offset,
-				(unsigned long long)size,
-				(unsigned long long)msg->body_size);
+	ret = dfs_sync_pread(file, hdr, msg->hdr_size, (off_t)msg->offset,
+			     &hdr_n);
 	if (ret == 0)
 		ret = dfs_sync_pread(file, post, sizeof(post), (off_t)(
-			msg->offset + msg->hdr_size + msg->body_size), &n);
-	if (ret == 0 && (n < sizeof(post) ||
-			 memcmp(post, DBOX_MAGIC_POST, sizeof(post)) != 0))
-		ret = dbox_fail(err, -EBADMSG, "Corrupted dbox file %s (around"
-				" offset=%llu): metadata header has bad magic "
-				"value", path, (unsigned long long)(msg->offset
-				+ msg->hdr_size + msg->body_size));
-	else if (ret < 0 && ret != -EBADMSG)
-		dbox_fail(err, ret, "read %s: %s", path, strerror(-ret));
+			msg->offset + msg->hdr_size + msg->body_size), &post_n);
 	dbox_fcache_put(store, file);
-	return ret;
+	if (ret < 0)
+		return dbox_fail(err, ret, "read %s: %s", path, strerror(-ret));
+	return check_framing(path, msg, hdr, hdr_n, post, post_n, err);
 }
 
 static ssize_t msg_pread_once(struct dbox_store *store,
@@ -625,35 +638,11 @@ struct async_verify {
 
 static int verify_result(struct async_verify *av, struct dbox_err *err)
 {
-	const struct dbox_msg *m = &av->msg;
-	char reason[128];
-	uint64_t size;
-
 	if (av->err < 0)
 		return dbox_fail(err, av->err, "read %s: %s", av->path,
 				 strerror(-av->err));
-	if (av->hdr_n < m->hdr_size)
-		return dbox_fail(err, -EBADMSG, "Corrupted dbox file %s (around"
-				 " offset=%llu): EOF reading msg header",
-				 av->path, (unsigned long long)m->offset);
-	if (dbox_msg_hdr_parse(av->hdr, m->hdr_size, &size, reason,
-			       sizeof(reason)) < 0)
-		return dbox_fail(err, -EBADMSG, "Corrupted dbox file %s (around"
-				 " offset=%llu): %s", av->path,
-				 (unsigned long long)m->offset, reason);
-	if (size != m->body_size)
-		return dbox_fail(err, -EBADMSG, "Corrupted dbox file %s (around"
-				 " offset=%llu): size %llu, index says %llu",
-				 av->path, (unsigned long long)m->offset,
-				 (unsigned long long)size,
-				 (unsigned long long)m->body_size);
-	if (av->post_n < sizeof(av->post) ||
-	    memcmp(av->post, DBOX_MAGIC_POST, sizeof(av->post)) != 0)
-		return dbox_fail(err, -EBADMSG, "Corrupted dbox file %s (around"
-				 " offset=%llu): metadata header has bad magic "
-				 "value", av->path, (unsigned long long)(
-				 m->offset + m->hdr_size + m->body_size));
-	return 0;
+	return check_framing(av->path, &av->msg, av->hdr, av->hdr_n, av->post,
+			     av->post_n, err);
 }
 
 static void async_verify_done(void *ctx, const struct dfs_result *res)

@@ -238,17 +238,7 @@ static int64_t purge_one(struct dbox_store *store, uint32_t id,
 		return 0;  /* someone appends to it: next time */
 	}
 	/* the size listed before we held the lock may have grown since */
-	{
-		sqlite3_stmt *st = dindex_stmt(store->idx, DSTMT_FILE_GET, err);
-
-		if (st != NULL) {
-			sqlite3_bind_int64(st, 1, id);
-			if (sqlite3_step(st) == SQLITE_ROW)
-				committed = (uint64_t)
-					sqlite3_column_int64(st, 0);
-			sqlite3_reset(st);
-		}
-	}
+	mdbox_file_committed(store, id, &committed, NULL);
 	ret = dbox_scan_file(path, committed, &ops, &pf, NULL, id, 0, &good);
 	if (ret == 0 && (pf.dead_bytes == 0 || pf.records == UINT32_MAX)) {
 		release_apps(&pf, true);

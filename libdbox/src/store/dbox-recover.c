@@ -17,6 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "store/dbox-scan.h"
+#include "store/mdbox-file.h"
 #include "store/store-private.h"
 
 #define JOURNAL_NAME "journal"
@@ -154,36 +156,17 @@ static int recover_owners(struct dbox_store *store, struct dbox_err *err)
 	return ret;
 }
 
-static int file_row(struct dbox_store *store, uint32_t file_id,
-		    uint64_t *size_r)
-{
-	sqlite3_stmt *st = dindex_stmt(store->idx, DSTMT_FILE_GET, NULL);
-	int rc;
-
-	if (st == NULL)
-		return -EIO;
-	sqlite3_bind_int64(st, 1, file_id);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		*size_r = (uint64_t)sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : -EIO;
-}
-
 /* One m.N under its lock: cut uncommitted bytes, or remove a file that
  * never got into the index. */
-static int recover_mfile(struct dbox_store *store, const char *name,
+static int recover_mfile(struct dbox_store *store, uint32_t id,
 			 struct dbox_err *err)
 {
-	char path[PATH_MAX], *end;
-	unsigned long id = strtoul(name + 2, &end, 10);
+	char path[PATH_MAX];
 	uint64_t size;
 	struct stat st;
 	int fd, ret;
 
-	if (*end != '\0' || id == 0 || id > UINT32_MAX)
-		return 0;
-	dbox_mdbox_path(store, (uint32_t)id, path, sizeof(path));
+	dbox_mdbox_path(store, id, path, sizeof(path));
 	fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return 0;
@@ -191,7 +174,7 @@ static int recover_mfile(struct dbox_store *store, const char *name,
 		close(fd);
 		return 0;  /* being appended to */
 	}
-	ret = file_row(store, (uint32_t)id, &size);
+	ret = mdbox_file_committed(store, id, &size, NULL);
 	if (ret == -ENOENT) {
 		unlink(path);
 		ret = 0;
@@ -207,19 +190,16 @@ static int recover_mfile(struct dbox_store *store, const char *name,
 static int recover_mdbox(struct dbox_store *store, struct dbox_err *err)
 {
 	char dir[PATH_MAX];
-	struct dirent *e;
-	DIR *d;
+	uint32_t *ids = NULL;
+	size_t n = 0;
 	int ret = 0;
 
 	dbox_path(dir, sizeof(dir), "%s/%s", store->root, DBOX_STORAGE_DIR);
-	d = opendir(dir);
-	if (d == NULL)
+	if (dbox_scan_mfile_ids(dir, &ids, &n) < 0)
 		return 0;
-	while (ret == 0 && (e = readdir(d)) != NULL) {
-		if (strncmp(e->d_name, "m.", 2) == 0)
-			ret = recover_mfile(store, e->d_name, err);
-	}
-	closedir(d);
+	for (size_t i = 0; ret == 0 && i < n; i++)
+		ret = recover_mfile(store, ids[i], err);
+	free(ids);
 	return ret;
 }
 

@@ -182,7 +182,7 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static int list_mfiles(const char *dir, uint32_t **ids_r, size_t *count_r)
+int dbox_scan_mfile_ids(const char *dir, uint32_t **ids_r, size_t *count_r)
 {
 	DIR *d = opendir(dir);
 	struct dirent *e;
@@ -229,7 +229,7 @@ static int scan_mdbox(struct dbox_store *store,
 	int ret;
 
 	dbox_path(dir, sizeof(dir), "%s/%s", store->root, DBOX_STORAGE_DIR);
-	ret = list_mfiles(dir, &ids, &count);
+	ret = dbox_scan_mfile_ids(dir, &ids, &count);
 	if (ret < 0)
 		return ret == -ENOENT ? 0 : ret;
 	for (size_t i = 0; ret == 0 && i < count; i++) {

@@ -39,4 +39,8 @@ int dbox_scan_file(const char *path, uint64_t limit,
 		   const char *mailbox, uint32_t file_id, uint32_t uid,
 		   uint64_t *good_end_r);
 
+/* The ids of the m.<id> files in dir (not m.N.broken and the like), in
+ * ascending order; *ids_r is malloc'ed.  -errno if dir cannot be read. */
+int dbox_scan_mfile_ids(const char *dir, uint32_t **ids_r, size_t *count_r);
+
 #endif

@@ -55,8 +55,8 @@ static int list_candidates(struct dbox_store *store, uint64_t need,
 		dindex_error(store->idx, rc, "files", err);
 }
 
-static int committed_size(struct dbox_store *store, uint32_t file_id,
-			  uint64_t *size_r, struct dbox_err *err)
+int mdbox_file_committed(struct dbox_store *store, uint32_t file_id,
+			 uint64_t *size_r, struct dbox_err *err)
 {
 	sqlite3_stmt *st = dindex_stmt(store->idx, DSTMT_FILE_GET, err);
 	int rc;
@@ -110,7 +110,7 @@ static int try_existing(struct dbox_store *store, uint32_t file_id,
 	/* re-read the committed end only now: whoever held the lock may
 	 * have committed more in the meantime */
 	if (ret == 0)
-		ret = committed_size(store, file_id, &size, err);
+		ret = mdbox_file_committed(store, file_id, &size, err);
 	if (ret == 0)
 		ret = dfs_sync_fstat(f, &st);
 	if (ret == 0 && (uint64_t)st.st_size > size)

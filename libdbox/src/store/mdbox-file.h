@@ -26,6 +26,11 @@ struct mdbox_append {
 	struct mdbox_append *next;
 };
 
+/* The committed end of m.<file_id> as the index has it; -ENOENT if the
+ * index does not know the file. */
+int mdbox_file_committed(struct dbox_store *store, uint32_t file_id,
+			 uint64_t *size_r, struct dbox_err *err);
+
 /* Gets a locked file with room for another message: the newest file of
  * the index that nobody holds and that is below rotate_size, else a new
  * one.  need: bytes the caller is about to append if known (0 if not);
