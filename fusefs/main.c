@@ -87,6 +87,11 @@ static int opt_proc(void *data, const char *arg, int key,
 }
 
 static void log_stderr(enum fuse_log_level level, const char *fmt,
+		       va_list ap) __attribute__((format(printf, 2, 0)));
+static void log_syslog(enum fuse_log_level level, const char *fmt,
+		       va_list ap) __attribute__((format(printf, 2, 0)));
+
+static void log_stderr(enum fuse_log_level level, const char *fmt,
 		       va_list ap)
 {
 	(void)level;

@@ -66,7 +66,10 @@ typedef void dfs_callback(void *ctx, const struct dfs_result *res);
 
 struct dfs_settings {
 	unsigned int min_workers;  /* kept alive when idle; default 1 */
-	unsigned int max_workers;  /* default 64 */
+	unsigned int max_workers;  /* default 64; while all are busy, up to 4
+				    * more may start for requests other
+				    * than pread/pwrite (a stat must not
+				    * wait behind slow reads) */
 	unsigned int max_queued;   /* submitters block beyond this; default 4096 */
 	unsigned int idle_ms;      /* extra workers exit after this; default 2000 */
 	uint64_t random_seed;      /* randomfail; 0 = seed from time */
@@ -88,7 +91,7 @@ void dfs_free(struct dfs *fs);
 
 /* Cancel one request.  If it has not started it completes with -ECANCELED;
  * if it is running or done, nothing happens.  Returns true if it was
- * cancelled by this call. */
+ * cancelled by this call.  A close is never cancelled (false). */
 bool dfs_cancel(struct dfs *fs, dfs_req_id id);
 
 /* ----- files -------------------------------------------------------------
@@ -103,7 +106,8 @@ bool dfs_cancel(struct dfs *fs, dfs_req_id id);
  * file under a temporary name next to `path`; dfs_commit() makes the data
  * durable and renames it to its final name (`path` or the commit's
  * final_path), dfs_rollback() unlinks the temporary file.  Without
- * DFS_O_TEMP, dfs_rollback() truncates the file back to its size at open.
+ * DFS_O_TEMP, dfs_rollback() truncates the file back to its size at open
+ * (or at its last dfs_commit()).
  */
 #define DFS_O_TEMP 0x40000000
 
@@ -178,10 +182,14 @@ int dfs_sync_rename(struct dfs *fs, const char *from, const char *to);
 int dfs_sync_mkdir(struct dfs *fs, const char *path, mode_t mode);
 int dfs_sync_fsync_dir(struct dfs *fs, const char *path);
 
-/* ----- statistics, for tests and benchmarks ---------------------------- */
+/* ----- statistics, for tests and benchmarks ----------------------------
+ * queued: requests submitted and not started yet (waiting for their turn
+ * on a handle or in the pool); this is what max_queued bounds, except for
+ * requests submitted from callbacks, which never block. */
 struct dfs_stats {
 	uint64_t submitted, completed, cancelled, failed;
 	unsigned int workers, workers_peak, queued, queued_peak;
+	uint64_t injected;    /* failures made up by randomfail layers */
 };
 void dfs_get_stats(struct dfs *fs, struct dfs_stats *st_r);
 

@@ -1,4 +1,4 @@
-/* dfs-posix.c - the bottom driver: plain POSIX calls (on a worker). */
+/* dfs-posix.c - the posix backend (see dfs-posix.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -10,48 +10,27 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "fs/dfs-private.h"
+#include "fs/dfs-posix.h"
+#include "util/util.h"
 
 static atomic_uint_fast64_t temp_counter;
 
-static int fsync_parent(const char *path)
+static int neg_errno(int r)
 {
-	char dir[PATH_MAX];
-	const char *slash = strrchr(path, '/');
-	size_t n = slash == NULL ? 1 : (size_t)(slash - path);
-	int fd, ret = 0;
-
-	if (slash == NULL)
-		strcpy(dir, ".");
-	else if (n == 0)
-		strcpy(dir, "/");
-	else if (n >= sizeof(dir))
-		return -ENAMETOOLONG;
-	else {
-		memcpy(dir, path, n);
-		dir[n] = '\0';
-	}
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) < 0)
-		ret = -errno;
-	close(fd);
-	return ret;
+	return r < 0 ? -errno : 0;
 }
 
-/* ".temp.<pid>.<n>.<name>" next to the final name, as Dovecot names its
- * temp files, so that every scanner of the directory skips it. */
+/* ".temp.<pid>.<n>.<name>" next to the final name: Dovecot's scanners and
+ * ours skip dot files, and the name never collides. */
 static int temp_name(const char *path, char **temp_r)
 {
 	const char *slash = strrchr(path, '/');
-	size_t dirlen = slash == NULL ? 0 : (size_t)(slash - path) + 1;
-	const char *base = path + dirlen;
+	int dirlen = slash == NULL ? 0 : (int)(slash - path) + 1;
 	char buf[PATH_MAX];
-	int n = snprintf(buf, sizeof(buf), "%.*s.temp.%ld.%llu.%s",
-			 (int)dirlen, path, (long)getpid(),
+	int n = snprintf(buf, sizeof(buf), "%.*s.temp.%ld.%llu.%s", dirlen,
+			 path, (long)getpid(),
 			 (unsigned long long)atomic_fetch_add(&temp_counter, 1),
-			 base);
+			 path + dirlen);
 
 	if (n < 0 || (size_t)n >= sizeof(buf))
 		return -ENAMETOOLONG;
@@ -63,19 +42,24 @@ static int do_open(struct dfs_file *f, int flags, mode_t mode)
 {
 	const char *path = f->path;
 	struct stat st;
-	int ret;
 
 	if (flags & DFS_O_TEMP) {
-		ret = temp_name(f->path, &f->temp_path);
+		int ret = temp_name(f->path, &f->temp_path);
+
 		if (ret < 0)
 			return ret;
 		path = f->temp_path;
 		flags = (flags & ~(DFS_O_TEMP | O_TRUNC)) | O_CREAT | O_EXCL;
 	}
 	f->fd = open(path, flags | O_CLOEXEC, mode);
-	if (f->fd < 0)
-		return -errno;
-	f->size_at_open = fstat(f->fd, &st) == 0 ? st.st_size : 0;
+	if (f->fd < 0) {
+		int ret = -errno;
+
+		free(f->temp_path);
+		f->temp_path = NULL;
+		return ret;
+	}
+	f->rollback_size = fstat(f->fd, &st) == 0 ? st.st_size : 0;
 	return 0;
 }
 
@@ -86,6 +70,7 @@ static ssize_t full_pread(int fd, void *buf, size_t len, off_t off)
 	while (done < len) {
 		ssize_t n = pread(fd, (char *)buf + done, len - done,
 				  off + (off_t)done);
+
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -104,6 +89,7 @@ static ssize_t full_pwrite(int fd, const void *buf, size_t len, off_t off)
 	while (done < len) {
 		ssize_t n = pwrite(fd, (const char *)buf + done, len - done,
 				   off + (off_t)done);
+
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -113,8 +99,8 @@ static ssize_t full_pwrite(int fd, const void *buf, size_t len, off_t off)
 	return (ssize_t)done;
 }
 
-/* Appends on one handle run one at a time (the front end orders them), so
- * the end of the file is ours to take. */
+/* Appends of one handle run one at a time (the front end orders them), so
+ * the end of the file stays ours between the seek and the write. */
 static ssize_t do_append(struct dfs_file *f, const void *buf, size_t len,
 			 off_t *off_r)
 {
@@ -126,121 +112,142 @@ static ssize_t do_append(struct dfs_file *f, const void *buf, size_t len,
 	return full_pwrite(f->fd, buf, len, end);
 }
 
-static int do_commit(struct dfs_file *f, const char *final)
+static int commit_temp(struct dfs_file *f, const char *final)
 {
-	if (fdatasync(f->fd) < 0)
-		return -errno;
-	if (f->temp_path == NULL)
-		return 0;
-	if (final == NULL)
-		final = f->path;
+	int ret;
+
 	if (rename(f->temp_path, final) < 0)
 		return -errno;
+	ret = dbox_fsync_parent(final);  /* the rename is durable */
+	if (ret < 0) {
+		/* the caller sees a failed commit: leave nothing committed
+		 * behind, so that a rollback really undoes it */
+		if (rename(final, f->temp_path) == 0)
+			return ret;
+	}
 	free(f->temp_path);
 	f->temp_path = NULL;
-	return fsync_parent(final);
+	f->committed = true;
+	return ret;
+}
+
+static int do_commit(struct dfs_file *f, const char *final)
+{
+	struct stat st;
+
+	if (fdatasync(f->fd) < 0)
+		return -errno;
+	if (f->temp_path != NULL)
+		return commit_temp(f, final != NULL ? final : f->path);
+	/* what is durable now is what a later rollback returns to */
+	if (fstat(f->fd, &st) == 0)
+		f->rollback_size = st.st_size;
+	return 0;
 }
 
 static int do_rollback(struct dfs_file *f)
 {
-	if (f->temp_path != NULL) {
-		int ret = unlink(f->temp_path) < 0 && errno != ENOENT ? -errno : 0;
+	int ret;
 
-		free(f->temp_path);
-		f->temp_path = NULL;
-		return ret;
-	}
-	return ftruncate(f->fd, f->size_at_open) < 0 ? -errno : 0;
+	if (f->committed)
+		return 0;  /* a committed temp file is nobody's temp any more */
+	if (f->temp_path == NULL)
+		return neg_errno(ftruncate(f->fd, f->rollback_size));
+	ret = unlink(f->temp_path) < 0 && errno != ENOENT ? -errno : 0;
+	free(f->temp_path);
+	f->temp_path = NULL;
+	return ret;
 }
 
-static int neg(int r)
+static int do_close(struct dfs_file *f)
 {
-	return r < 0 ? -errno : 0;
+	if (f->temp_path != NULL)
+		do_rollback(f);  /* never committed: junk */
+	/* the front end forgets the descriptor once this completed */
+	return neg_errno(close(f->fd));
 }
 
-static void posix_exec(struct dfs_layer *layer, struct dfs_req *req)
+static ssize_t exec_file(struct dfs_req *req)
 {
 	struct dfs_file *f = req->file;
 	struct dfs_result *res = &req->res;
-	ssize_t n = 0;
-	int fd = f != NULL ? f->fd : -1;
 
-	(void)layer;
 	switch (req->op) {
 	case DFS_OP_OPEN:
-		res->err = do_open(f, req->flags, req->mode);
-		return;
+		return do_open(f, req->flags, req->mode);
 	case DFS_OP_PREAD:
-		n = full_pread(fd, req->buf, req->len, req->off);
-		break;
+		return full_pread(f->fd, req->buf, req->len, req->off);
 	case DFS_OP_PWRITE:
-		n = full_pwrite(fd, req->cbuf, req->len, req->off);
-		break;
+		return full_pwrite(f->fd, req->cbuf, req->len, req->off);
 	case DFS_OP_APPEND:
-		n = do_append(f, req->cbuf, req->len, &res->offset);
-		break;
+		return do_append(f, req->cbuf, req->len, &res->offset);
 	case DFS_OP_TRUNCATE:
-		res->err = neg(ftruncate(fd, req->off));
-		return;
+		return neg_errno(ftruncate(f->fd, req->off));
 	case DFS_OP_COMMIT:
-		res->err = do_commit(f, req->path);
-		return;
+		return do_commit(f, req->path);
 	case DFS_OP_ROLLBACK:
-		res->err = do_rollback(f);
-		return;
+		return do_rollback(f);
 	case DFS_OP_FSYNC:
-		res->err = neg(fdatasync(fd));
-		return;
+		return neg_errno(fdatasync(f->fd));
 	case DFS_OP_FSTAT:
-		res->err = neg(fstat(fd, &res->st));
-		return;
+		return neg_errno(fstat(f->fd, &res->st));
 	case DFS_OP_TRY_LOCK:
-		res->err = neg(flock(fd, LOCK_EX | LOCK_NB));
-		return;
+		return neg_errno(flock(f->fd, LOCK_EX | LOCK_NB));
 	case DFS_OP_UNLOCK:
-		res->err = neg(flock(fd, LOCK_UN));
-		return;
+		return neg_errno(flock(f->fd, LOCK_UN));
 	case DFS_OP_CLOSE:
-		if (f->temp_path != NULL)
-			do_rollback(f);  /* an uncommitted temp file is junk */
-		res->err = fd >= 0 ? neg(close(fd)) : 0;
-		f->fd = -1;
-		return;
-	case DFS_OP_STAT:
-		res->err = neg(stat(req->path, &res->st));
-		return;
-	case DFS_OP_UNLINK:
-		res->err = neg(unlink(req->path));
-		return;
-	case DFS_OP_RENAME:
-		res->err = neg(rename(req->path, req->path2));
-		return;
-	case DFS_OP_MKDIR:
-		res->err = neg(mkdir(req->path, req->mode));
-		return;
-	case DFS_OP_FSYNC_DIR:
-		fd = open(req->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		res->err = fd < 0 ? -errno : neg(fsync(fd));
-		if (fd >= 0)
-			close(fd);
-		return;
+		return do_close(f);
 	default:
-		res->err = -ENOSYS;
-		return;
+		return -ENOSYS;
 	}
-	if (n < 0)
-		res->err = (int)n;
-	else
-		res->n = n;
 }
 
-struct dfs_layer *dfs_posix_new(void)
+static int exec_path(struct dfs_req *req)
 {
-	struct dfs_layer *l = calloc(1, sizeof(*l));
-
-	if (l != NULL) {
-		l->name = "posix";
-		l->exec = posix_exec;
+	switch (req->op) {
+	case DFS_OP_STAT:
+		return neg_errno(stat(req->path, &req->res.st));
+	case DFS_OP_UNLINK:
+		return neg_errno(unlink(req->path));
+	case DFS_OP_RENAME:
+		return neg_errno(rename(req->path, req->path2));
+	case DFS_OP_MKDIR:
+		return neg_errno(mkdir(req->path, req->mode));
+	case DFS_OP_FSYNC_DIR:
+		return dbox_fsync_dir(req->path);
+	default:
+		return -ENOSYS;
 	}
-	return l;
+}
+
+static enum dfs_exec posix_exec(struct dfs_layer *layer, struct dfs_req *req)
+{
+	ssize_t n;
+
+	(void)layer;
+	n = req->file != NULL ? exec_file(req) : exec_path(req);
+	if (n < 0)
+		req->res.err = (int)n;
+	else if (req->op == DFS_OP_PREAD || req->op == DFS_OP_PWRITE ||
+		 req->op == DFS_OP_APPEND)
+		req->res.n = n;
+	return DFS_EXEC_DONE;
+}
+
+int dfs_posix_new(const char *args, uint64_t seed, struct dfs_layer **l_r,
+		  char *errbuf, size_t errlen)
+{
+	struct dfs_layer *l;
+
+	(void)seed;
+	if (args != NULL)
+		return dfs_layer_error(errbuf, errlen, "posix takes no "
+				       "arguments (got \"posix:%s\")", args);
+	l = calloc(1, sizeof(*l));
+	if (l == NULL)
+		return -ENOMEM;
+	l->name = "posix";
+	l->exec = posix_exec;
+	*l_r = l;
+	return 0;
 }

@@ -1,118 +1,82 @@
-/* dfs-private.h - internals of the async fs layer shared by its modules:
- * requests, file handles, the driver stack and the worker pool. */
+/* dfs-private.h - requests and file handles of the async fs layer, as the
+ * front end (dfs.c) and the drivers (dfs-posix.c, dfs-delay.c,
+ * dfs-randomfail.c) see them.
+ *
+ * Ownership: the front end allocates and frees both.  A request lives from
+ * its submission until its callback returned.  A handle lives until its
+ * close completed and no request refers to it any more, or until dfs_free.
+ *
+ * Locking: fields marked [fs] are under the fs's lock and belong to the
+ * front end.  Fields marked [drv] are written by drivers on a worker
+ * without a lock; the front end's ordering makes that safe: the open
+ * writes them before anything else on the handle runs, and later only
+ * ordered requests (append, commit, rollback, close...), which run alone
+ * on their handle, change them.
+ */
 #ifndef DFS_PRIVATE_H
 #define DFS_PRIVATE_H
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "dbox/fs.h"
+#include "fs/dfs-pool.h"
 
-struct dfs_req;
-struct dfs_layer;
-
-struct dfs_worker {
-	pthread_t thread;
-	struct dfs *fs;
-	bool done;              /* exited its loop: join it */
-	struct dfs_worker *next;
-};
-
-/* One driver of the stack.  exec() performs (or fails, or delays) the
- * request, usually by calling the next layer's exec; it runs on a worker
- * thread and fills req->res. */
-struct dfs_layer {
-	const char *name;
-	void (*exec)(struct dfs_layer *layer, struct dfs_req *req);
-	void (*free)(struct dfs_layer *layer);
-	struct dfs_layer *next;
-};
-
-enum dfs_file_state { FILE_OPENING, FILE_OPEN, FILE_FAILED, FILE_CLOSED };
+enum dfs_file_state { DFS_FILE_OPENING, DFS_FILE_OPEN, DFS_FILE_FAILED,
+	DFS_FILE_CLOSED };
 
 struct dfs_file {
 	struct dfs *fs;
-	char *path;             /* as given to dfs_open */
-	char *temp_path;        /* DFS_O_TEMP: where the data is until commit */
-	int flags;
+	char *path;                 /* as given to dfs_open; immutable */
+	/* [drv] */
 	int fd;
-	off_t size_at_open;     /* rollback of a non-temp file */
+	char *temp_path;            /* DFS_O_TEMP until commit or rollback */
+	bool committed;             /* DFS_O_TEMP: renamed to its final name */
+	off_t rollback_size;        /* size at open, then at each commit */
+	/* [fs] */
 	enum dfs_file_state state;
 	int open_err;
-	unsigned int inflight;  /* dispatched, not completed */
-	unsigned int refs;      /* requests not completed (any state) */
-	struct dfs_req *wait_head, *wait_tail;  /* waiting for order */
-	bool close_queued;
+	bool closing;               /* close submitted: no fd for callers */
+	bool barrier;               /* an ordered request is in the pool */
+	unsigned int inflight;      /* dispatched, not completed */
+	unsigned int refs;          /* requests not freed yet */
+	struct dfs_req *wait_head, *wait_tail;  /* waiting for their turn */
 	struct dfs_file *prev, *next;           /* fs->files */
 };
 
-enum dfs_req_state { REQ_WAITING, REQ_QUEUED, REQ_RUNNING };
+/* WAITING on its handle -> QUEUED in the pool -> RUNNING on a worker (or
+ * in an asynchronous backend) [-> FINISHING: queued again, only for its
+ * completion, after an asynchronous backend finished it]. */
+enum dfs_req_state { DFS_REQ_WAITING, DFS_REQ_QUEUED, DFS_REQ_RUNNING,
+	DFS_REQ_FINISHING };
 
 struct dfs_req {
-	dfs_req_id id;
+	/* what the drivers read; set at submission, immutable after */
+	struct dfs *fs;
 	enum dfs_op op;
-	enum dfs_req_state state;
-	bool cancelled;
-	bool counted;           /* in its file's inflight count */
-	struct dfs_file *file;
-	char *path, *path2;
+	struct dfs_file *file;      /* NULL for path requests */
+	char *path, *path2;         /* owned copies (commit: final path) */
 	int flags;
 	mode_t mode;
 	void *buf;
 	const void *cbuf;
 	size_t len;
 	off_t off;
+	/* what the drivers write (on the worker running the request) */
+	struct dfs_result res;
+	bool injected;              /* failed by randomfail on purpose */
+	size_t progress;            /* the backend's: bytes done so far */
+	/* [fs] */
+	dfs_req_id id;
+	enum dfs_req_state state;
+	bool cancelled;
+	bool dispatched;            /* counted in file->inflight */
+	int preset_err;             /* complete with this, unexecuted */
 	dfs_callback *cb;
 	void *ctx;
-	struct dfs_result res;
-	struct dfs_req *qnext;             /* pool queue or file wait list */
-	struct dfs_req *lprev, *lnext;     /* fs->live */
+	struct dfs_pool_job job;    /* in a pool queue (QUEUED) */
+	struct dfs_req *wprev, *wnext;  /* file wait list (WAITING) */
+	struct dfs_req *hnext;      /* id hash chain */
 };
-
-struct dfs {
-	struct dfs_layer *top;
-	struct dfs_settings set;
-
-	pthread_mutex_t lock;   /* everything below */
-	pthread_cond_t work;    /* workers wait for requests */
-	pthread_cond_t room;    /* submitters wait for queue space */
-	pthread_cond_t idle;    /* dfs_free waits for live == 0 */
-	struct dfs_req *meta_head, *meta_tail;
-	struct dfs_req *data_head, *data_tail;
-	unsigned int queued;
-	struct dfs_req *live;   /* every request not completed yet */
-	unsigned int live_count;
-	struct dfs_file *files;
-	dfs_req_id next_id;
-	unsigned int workers, idle_workers, exited;
-	bool stopping;
-	struct dfs_worker *worker_list;  /* for joining */
-	struct dfs_stats stats;
-};
-
-/* dfs-config.c */
-int dfs_stack_build(const char *config, uint64_t seed, struct dfs_layer **top_r,
-		    char *errbuf, size_t errlen);
-void dfs_stack_free(struct dfs_layer *top);
-enum dfs_op_class dfs_op_class_of(const struct dfs_req *req);
-
-/* dfs-posix.c: the bottom layer */
-struct dfs_layer *dfs_posix_new(void);
-
-/* dfs-pool.c */
-int dfs_pool_start(struct dfs *fs);
-/* Queues a runnable request (fs->lock held); may start a worker. */
-void dfs_pool_enqueue(struct dfs *fs, struct dfs_req *req);
-void dfs_pool_stop(struct dfs *fs);
-/* True on a worker thread of any fs (callbacks must not block on the
- * pool they run on). */
-bool dfs_on_worker(void);
-
-/* dfs.c: a request finished (or was cancelled): callback, ordering of its
- * file, bookkeeping.  Called on a worker thread without fs->lock. */
-void dfs_req_complete(struct dfs *fs, struct dfs_req *req);
-/* Runs a request through the stack (no locks held). */
-void dfs_req_execute(struct dfs *fs, struct dfs_req *req);
 
 #endif
