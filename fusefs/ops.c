@@ -1019,14 +1019,33 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 struct pending_read {
 	fuse_req_t req;
 	uint64_t ino;
+	bool replied;          /* the splice reader answered the request */
 	char buf[];
 };
+
+/* On an fs worker: the message's bytes go from the dbox file into the
+ * reply by splice, never through a buffer of ours. */
+static ssize_t splice_reply(void *arg, int fd, size_t len, off_t off)
+{
+	struct pending_read *pr = arg;
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(len);
+	int ret;
+
+	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	buf.buf[0].fd = fd;
+	buf.buf[0].pos = off;
+	pr->replied = true;
+	ret = fuse_reply_data(pr->req, &buf, FUSE_BUF_SPLICE_MOVE);
+	return ret < 0 ? ret : (ssize_t)len;
+}
 
 static void read_done(void *ctx, ssize_t ret, const struct dbox_err *err)
 {
 	struct pending_read *pr = ctx;
 
-	if (ret < 0) {
+	if (pr->replied) {
+		/* the splice answered; a failed send has no one to tell */
+	} else if (ret < 0) {
 		dboxfs_log_once(pr->ino, err->msg);
 		fuse_reply_err(pr->req, dboxfs_errno((int)ret));
 	} else {
@@ -1061,19 +1080,29 @@ static void read_msg(fuse_req_t req, struct open_msg *om, size_t size,
 {
 	struct pending_read *pr;
 
+	bool zero_copy = om->msg.compression == DBOX_COMP_NONE;
+
 	if (off < 0 || (uint64_t)off >= om->msg.size) {
 		fuse_reply_buf(req, NULL, 0);
 		return;
 	}
-	pr = malloc(sizeof(*pr) + size);
+	/* stored plain: spliced from the dbox file; compressed: decoded
+	 * into a buffer */
+	pr = malloc(sizeof(*pr) + (zero_copy ? 0 : size));
 	if (pr == NULL) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
 	pr->req = req;
 	pr->ino = om->fh.ino;
-	dbox_msg_pread_async(dboxfs.store, &om->msg, pr->buf, size,
-			     (uint64_t)off, read_done, pr);
+	pr->replied = false;
+	if (zero_copy)
+		dbox_msg_read_fd_async(dboxfs.store, &om->msg, size,
+				       (uint64_t)off, splice_reply, pr,
+				       read_done, pr);
+	else
+		dbox_msg_pread_async(dboxfs.store, &om->msg, pr->buf, size,
+				     (uint64_t)off, read_done, pr);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -1230,6 +1259,11 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_READDIRPLUS_AUTO;
 	if (conn->capable & FUSE_CAP_ASYNC_READ)
 		conn->want |= FUSE_CAP_ASYNC_READ;
+	/* message bytes are spliced from the dbox files into replies */
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+		conn->want |= FUSE_CAP_SPLICE_WRITE;
+	if (conn->capable & FUSE_CAP_SPLICE_MOVE)
+		conn->want |= FUSE_CAP_SPLICE_MOVE;
 	/* writes back of cached data never happen: messages are read-only */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 }

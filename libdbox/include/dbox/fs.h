@@ -41,7 +41,7 @@ enum dfs_op {
 	DFS_OP_OPEN, DFS_OP_PREAD, DFS_OP_PWRITE, DFS_OP_APPEND, DFS_OP_COMMIT,
 	DFS_OP_ROLLBACK, DFS_OP_CLOSE, DFS_OP_TRY_LOCK, DFS_OP_UNLOCK,
 	DFS_OP_STAT, DFS_OP_FSTAT, DFS_OP_UNLINK, DFS_OP_RENAME, DFS_OP_FSYNC,
-	DFS_OP_TRUNCATE, DFS_OP_MKDIR, DFS_OP_FSYNC_DIR,
+	DFS_OP_TRUNCATE, DFS_OP_MKDIR, DFS_OP_FSYNC_DIR, DFS_OP_READ_FD,
 	DFS_OP__COUNT
 };
 
@@ -119,6 +119,16 @@ struct dfs_file *dfs_file_from_fd(struct dfs *fs, int fd, const char *path);
 
 dfs_req_id dfs_pread(struct dfs_file *f, void *buf, size_t len, off_t off,
 		     dfs_callback *cb, void *ctx);
+/* A read whose bytes never pass through a buffer of ours: once the file is
+ * open, fn(arg, fd, len, off) runs on a worker and moves the bytes itself
+ * (a FUSE server splices them into its reply).  fn returns the bytes it
+ * moved or -errno; that becomes res->n or res->err.  A read for the
+ * drivers (delay, randomfail:...:read); fn does not run if the request
+ * fails before it (res->err then says why). */
+typedef ssize_t dfs_fd_reader(void *arg, int fd, size_t len, off_t off);
+dfs_req_id dfs_read_fd(struct dfs_file *f, size_t len, off_t off,
+		       dfs_fd_reader *fn, void *arg, dfs_callback *cb,
+		       void *ctx);
 dfs_req_id dfs_pwrite(struct dfs_file *f, const void *buf, size_t len,
 		      off_t off, dfs_callback *cb, void *ctx);
 /* Write at the current end of the file; res->offset says where. */

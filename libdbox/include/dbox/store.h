@@ -266,6 +266,19 @@ void dbox_msg_pread_async(struct dbox_store *store, const struct dbox_msg *msg,
 			  void *buf, size_t len, uint64_t off,
 			  dbox_read_cb *cb, void *ctx);
 
+/* Zero-copy variant for messages stored uncompressed: fn(arg, fd, len,
+ * file offset) runs on an fs worker and moves the bytes of [off, off+len)
+ * of the message itself (e.g. splices them into a FUSE reply); cb then
+ * gets what fn returned, or -errno if the request failed before fn ran
+ * (fn did not run then).  len is clamped to the message.  -EOPNOTSUPP
+ * (through cb) for a compressed message. */
+void dbox_msg_read_fd_async(struct dbox_store *store,
+			    const struct dbox_msg *msg, size_t len,
+			    uint64_t off,
+			    ssize_t (*fn)(void *arg, int fd, size_t len,
+					  off_t file_off),
+			    void *arg, dbox_read_cb *cb, void *ctx);
+
 /* Check the record framing of msg (header magic, size, post magic) - used
  * before serving a message so that a corrupted file gives -EBADMSG. */
 int dbox_msg_verify(struct dbox_store *store, const struct dbox_msg *msg,

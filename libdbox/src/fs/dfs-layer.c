@@ -21,6 +21,7 @@ enum dfs_op_class dfs_op_class_of(const struct dfs_req *req)
 			(req->flags & (O_CREAT | O_TRUNC | DFS_O_TEMP)) == 0 ?
 			DFS_CLASS_READ : DFS_CLASS_WRITE;
 	case DFS_OP_PREAD:
+	case DFS_OP_READ_FD:
 	case DFS_OP_STAT:
 	case DFS_OP_FSTAT:
 		return DFS_CLASS_READ;

@@ -177,6 +177,9 @@ static ssize_t exec_file(struct dfs_req *req)
 		return do_open(f, req->flags, req->mode);
 	case DFS_OP_PREAD:
 		return full_pread(f->fd, req->buf, req->len, req->off);
+	case DFS_OP_READ_FD:
+		return req->fd_reader(req->fd_reader_arg, f->fd, req->len,
+				      req->off);
 	case DFS_OP_PWRITE:
 		return full_pwrite(f->fd, req->cbuf, req->len, req->off);
 	case DFS_OP_APPEND:
@@ -229,7 +232,7 @@ static enum dfs_exec posix_exec(struct dfs_layer *layer, struct dfs_req *req)
 	if (n < 0)
 		req->res.err = (int)n;
 	else if (req->op == DFS_OP_PREAD || req->op == DFS_OP_PWRITE ||
-		 req->op == DFS_OP_APPEND)
+		 req->op == DFS_OP_APPEND || req->op == DFS_OP_READ_FD)
 		req->res.n = n;
 	return DFS_EXEC_DONE;
 }

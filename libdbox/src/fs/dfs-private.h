@@ -62,6 +62,8 @@ struct dfs_req {
 	const void *cbuf;
 	size_t len;
 	off_t off;
+	dfs_fd_reader *fd_reader;   /* DFS_OP_READ_FD */
+	void *fd_reader_arg;
 	/* what the drivers write (on the worker running the request) */
 	struct dfs_result res;
 	bool injected;              /* failed by randomfail on purpose */

@@ -71,8 +71,8 @@ static bool op_is_ordered(enum dfs_op op)
 
 static enum dfs_pool_queue op_queue(enum dfs_op op)
 {
-	return op == DFS_OP_PREAD || op == DFS_OP_PWRITE ? DFS_POOL_BULK :
-		DFS_POOL_SHORT;
+	return op == DFS_OP_PREAD || op == DFS_OP_PWRITE ||
+		op == DFS_OP_READ_FD ? DFS_POOL_BULK : DFS_POOL_SHORT;
 }
 
 /* ------------------------------------------------------------ live ids */
@@ -641,6 +641,21 @@ dfs_req_id dfs_pread(struct dfs_file *f, void *buf, size_t len, off_t off,
 		     dfs_callback *cb, void *ctx)
 {
 	return file_req(f, DFS_OP_PREAD, buf, NULL, len, off, cb, ctx);
+}
+
+dfs_req_id dfs_read_fd(struct dfs_file *f, size_t len, off_t off,
+		       dfs_fd_reader *fn, void *arg, dfs_callback *cb,
+		       void *ctx)
+{
+	struct dfs_req *req = req_new(DFS_OP_READ_FD, f, cb, ctx);
+
+	if (req == NULL)
+		return 0;
+	req->len = len;
+	req->off = off;
+	req->fd_reader = fn;
+	req->fd_reader_arg = arg;
+	return submit(f->fs, req);
 }
 
 dfs_req_id dfs_pwrite(struct dfs_file *f, const void *buf, size_t len,

@@ -522,13 +522,24 @@ struct async_read {
 	void *ctx;
 	size_t want;
 	struct dbox_msg msg;
-	void *buf;
+	void *buf;              /* NULL: fd_reader moves the bytes */
+	dfs_fd_reader *fd_reader;
+	void *fd_reader_arg;
 	uint64_t off;
 	bool retried;
+	bool fd_reader_ran;     /* its bytes may be on their way: no retry */
 	char path[PATH_MAX];
 };
 
 static void async_read_submit(struct async_read *ar);
+
+static ssize_t fd_reader_trampoline(void *arg, int fd, size_t len, off_t off)
+{
+	struct async_read *ar = arg;
+
+	ar->fd_reader_ran = true;
+	return ar->fd_reader(ar->fd_reader_arg, fd, len, off);
+}
 
 static void async_read_done(void *ctx, const struct dfs_result *res)
 {
@@ -537,7 +548,7 @@ static void async_read_done(void *ctx, const struct dfs_result *res)
 	ssize_t ret = res->err < 0 ? res->err : res->n;
 	struct dbox_msg now;
 
-	if (res->err < 0 && !ar->retried &&
+	if (res->err < 0 && !ar->retried && !ar->fd_reader_ran &&
 	    moved_by_purge(ar->store, &ar->msg, &now)) {
 		dbox_fcache_put(ar->store, ar->file);
 		ar->msg = now;
@@ -548,7 +559,7 @@ static void async_read_done(void *ctx, const struct dfs_result *res)
 	if (res->err < 0)
 		dbox_fail(&err, res->err, "read %s: %s", ar->path,
 			  strerror(-res->err));
-	else if ((size_t)res->n < ar->want)
+	else if (ar->buf != NULL && (size_t)res->n < ar->want)
 		ret = dbox_fail(&err, -EBADMSG, "Corrupted dbox file %s: file "
 				"ends inside a message", ar->path);
 	dbox_fcache_put(ar->store, ar->file);
@@ -600,8 +611,45 @@ static void async_read_submit(struct async_read *ar)
 		free(ar);
 		return;
 	}
-	dfs_pread(ar->file, ar->buf, ar->want, (off_t)(msg->offset +
-		  msg->hdr_size + ar->off), async_read_done, ar);
+	if (ar->buf == NULL)
+		dfs_read_fd(ar->file, ar->want, (off_t)(msg->offset +
+			    msg->hdr_size + ar->off), fd_reader_trampoline, ar,
+			    async_read_done, ar);
+	else
+		dfs_pread(ar->file, ar->buf, ar->want, (off_t)(msg->offset +
+			  msg->hdr_size + ar->off), async_read_done, ar);
+}
+
+void dbox_msg_read_fd_async(struct dbox_store *store,
+			    const struct dbox_msg *msg, size_t len,
+			    uint64_t off,
+			    ssize_t (*fn)(void *arg, int fd, size_t len,
+					  off_t file_off),
+			    void *arg, dbox_read_cb *cb, void *ctx)
+{
+	struct dbox_err err = { "" };
+	struct async_read *ar;
+
+	if (msg->compression != DBOX_COMP_NONE) {
+		dbox_fail(&err, -EOPNOTSUPP, "compressed message");
+		cb(ctx, -EOPNOTSUPP, &err);
+		return;
+	}
+	if (off >= msg->body_size) {
+		cb(ctx, 0, &err);
+		return;
+	}
+	if (len > msg->body_size - off)
+		len = (size_t)(msg->body_size - off);
+	ar = calloc(1, sizeof(*ar));
+	if (ar == NULL) {
+		cb(ctx, -ENOMEM, &err);
+		return;
+	}
+	*ar = (struct async_read){ .store = store, .cb = cb, .ctx = ctx,
+				   .want = len, .msg = *msg, .fd_reader = fn,
+				   .fd_reader_arg = arg, .off = off };
+	async_read_submit(ar);
 }
 
 /* Async verification: one read covering the message header, and one of
