@@ -50,7 +50,7 @@ ls -la
 echo "== find . -type f | head"
 find . -type f | sort | head
 echo "== messages per folder"
-for d in . .*/; do
+for d in . .[!.]*; do
 	[ -d "$d/cur" ] || continue
 	printf '%-16s %s\n' "$d" "$(ls "$d/cur" "$d/new" | grep -vc ':$\|^$')"
 done
