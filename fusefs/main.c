@@ -225,6 +225,14 @@ static int setup(struct options *o, struct fuse_args *args)
 	return 0;
 }
 
+static void close_store(void)
+{
+	commit_stop();
+	backing_shutdown();
+	dbox_store_close(dboxfs.store);
+	dboxfs.store = NULL;
+}
+
 int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -312,22 +320,26 @@ int main(int argc, char **argv)
 		fuse_loop_cfg_set_clone_fd(loop, opts.clone_fd);
 		if (opts.max_threads > 0 && opts.max_threads <= 100000)
 			fuse_loop_cfg_set_max_threads(loop, opts.max_threads);
-		fuse_loop_cfg_set_idle_threads(loop, opts.max_idle_threads);
+		/* libfuse 3.14 warns about its own "unset" (UINT_MAX) here */
+		if (opts.max_idle_threads <= 100000)
+			fuse_loop_cfg_set_idle_threads(loop,
+						       opts.max_idle_threads);
 		ret = fuse_session_loop_mt(dboxfs.se, loop);
 		fuse_loop_cfg_destroy(loop);
 	}
 	follow_stop();
 	fuse_session_unmount(dboxfs.se);
-	/* deliveries still queued get their replies (or errors) */
-	commit_stop();
 out_signals:
+	/* Before the session goes: deliveries still queued get their replies,
+	 * and the store's I/O workers, which splice replies and so own
+	 * libfuse's per-thread pipes, exit while libfuse can still free
+	 * those. */
+	close_store();
 	fuse_remove_signal_handlers(dboxfs.se);
 out_session:
 	fuse_session_destroy(dboxfs.se);
 out_store:
-	commit_stop();
-	backing_shutdown();
-	dbox_store_close(dboxfs.store);
+	close_store();
 out:
 	free(opts.mountpoint);
 	fuse_opt_free_args(&args);

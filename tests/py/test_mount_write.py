@@ -287,7 +287,11 @@ def test_cp_and_rsync_restore_into_cur(wtmp, mounts):
         {"1.M1.b": 1400000000, "2.M2.b": 1400000001}
     p = run(["rsync", "-a", "--no-perms", "--itemize-changes", src + "/",
              mnt + "/"])
-    assert p.stdout.decode().strip() == ""
+    # no file is sent again; directory times on the mount follow their
+    # contents (maildir-view.md section 2), so rsync may try to set them
+    changed = [line for line in p.stdout.decode().splitlines()
+               if not line.startswith(".d..t")]
+    assert changed == []
 
 
 def test_import_while_mounted_is_seen_within_a_second(wtmp, mounts):
