@@ -480,7 +480,13 @@ struct dirhandle {
 	bool loaded;
 	char **names;
 	size_t count;
+	struct dirhandle *prev, *next;  /* open_dirs */
 };
+
+/* Open directory handles, so that those whose releasedir never came (the
+ * session ended first) are freed at destroy. */
+static pthread_mutex_t dirs_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct dirhandle *open_dirs;
 
 struct dirbuf {
 	fuse_req_t req;
@@ -593,6 +599,28 @@ static void dirhandle_load(struct dirhandle *dh, const struct view_ino *v)
 			dh->count++;
 	}
 	closedir(d);
+}
+
+static void dirhandle_track(struct dirhandle *dh)
+{
+	pthread_mutex_lock(&dirs_lock);
+	dh->next = open_dirs;
+	if (open_dirs != NULL)
+		open_dirs->prev = dh;
+	open_dirs = dh;
+	pthread_mutex_unlock(&dirs_lock);
+}
+
+static void dirhandle_untrack(struct dirhandle *dh)
+{
+	pthread_mutex_lock(&dirs_lock);
+	if (dh->prev != NULL)
+		dh->prev->next = dh->next;
+	else
+		open_dirs = dh->next;
+	if (dh->next != NULL)
+		dh->next->prev = dh->prev;
+	pthread_mutex_unlock(&dirs_lock);
 }
 
 static void dirhandle_free(struct dirhandle *dh)
@@ -810,15 +838,23 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	dirhandle_track(dh);
 	fi->fh = (uint64_t)(uintptr_t)dh;
-	fuse_reply_open(req, fi);
+	if (fuse_reply_open(req, fi) == -ENOENT) {
+		/* the opener was interrupted: no releasedir will come */
+		dirhandle_untrack(dh);
+		dirhandle_free(dh);
+	}
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
 			  struct fuse_file_info *fi)
 {
+	struct dirhandle *dh = (struct dirhandle *)(uintptr_t)fi->fh;
+
 	(void)ino;
-	dirhandle_free((struct dirhandle *)(uintptr_t)fi->fh);
+	dirhandle_untrack(dh);
+	dirhandle_free(dh);
 	fuse_reply_err(req, 0);
 }
 
@@ -896,7 +932,11 @@ static void open_verified(void *ctx, int ret, const struct dbox_err *err)
 		/* a message's bytes never change: let the page cache keep
 		 * them across opens */
 		po->fi.keep_cache = 1;
-		fuse_reply_open(po->req, &po->fi);
+		if (fuse_reply_open(po->req, &po->fi) == -ENOENT) {
+			/* interrupted: no release will come */
+			fh_untrack(&po->om->fh);
+			free(po->om);
+		}
 	}
 	free(po);
 }
@@ -989,7 +1029,11 @@ static void open_plain(fuse_req_t req, uint64_t ino,
 	/* the same file can change under another name (hard links, the
 	 * backing tree): no page cache reuse across opens */
 	fi->keep_cache = 0;
-	fuse_reply_open(req, fi);
+	if (fuse_reply_open(req, fi) == -ENOENT) {
+		fh_untrack(fh);
+		close(fd);
+		free(fh);
+	}
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -1278,6 +1322,12 @@ static void op_destroy(void *userdata)
 		if (fh->type == FH_FD)
 			close(fh->fd);
 		free(fh);
+	}
+	while (open_dirs != NULL) {
+		struct dirhandle *dh = open_dirs;
+
+		dirhandle_untrack(dh);
+		dirhandle_free(dh);
 	}
 }
 

@@ -1,12 +1,14 @@
 #!/bin/sh
 # setup-deps.sh - install what building and testing dboxfs needs, from
-# Debian's packages only.  Idempotent: installs nothing when all is there.
+# Debian's packages only (the maildir clients too: the tests drive
+# them).  Idempotent: installs nothing when all is there.
 set -eu
 
 PKGS="build-essential meson ninja-build pkg-config
 libsqlite3-dev zlib1g-dev libzstd-dev liblz4-dev liblzma-dev libbz2-dev
 libfuse3-dev liburing-dev fuse3 python3-pytest dovecot-core dovecot-imapd
-util-linux rsync procps"
+util-linux rsync procps
+safecat maildrop procmail mblaze notmuch maildir-utils isync"
 
 missing=""
 for p in $PKGS; do

@@ -1,6 +1,7 @@
 """Real maildir software on the mount: deliverers, indexers, flaggers and
 a synchroniser, each checked against the store's index afterwards."""
 
+import functools
 import os
 import re
 import shutil
@@ -15,8 +16,21 @@ pytestmark = pytest.mark.skipif(not os.path.exists(DBOXFS),
 
 
 def need(tool):
-    return pytest.mark.skipif(shutil.which(tool) is None,
-                              reason="%s not installed" % tool)
+    """scripts/setup-deps.sh installs every client, so a missing one is a
+    broken set-up and fails; DBOXFS_SKIP_MISSING_CLIENTS=1 skips instead
+    (for a machine where they cannot be installed)."""
+    missing = shutil.which(tool) is None
+    if os.environ.get("DBOXFS_SKIP_MISSING_CLIENTS") == "1":
+        return pytest.mark.skipif(missing, reason="%s not installed" % tool)
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def check(*args, **kwargs):
+            assert not missing, \
+                "%s not installed: run scripts/setup-deps.sh" % tool
+            return fn(*args, **kwargs)
+        return check
+    return wrap
 
 
 MSG = b"From: a@example.org\nTo: b@example.org\nSubject: %s\n" \

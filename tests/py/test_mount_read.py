@@ -284,7 +284,7 @@ def test_sigterm_unmounts_cleanly(wtmp, mounts):
     m = mounts(store, mnt)
     assert len(os.listdir(os.path.join(mnt, "cur"))) > 0
     m.proc.send_signal(signal.SIGTERM)
-    assert m.proc.wait(timeout=30) == 0
+    assert m.proc.wait(timeout=30) == 0, m.output()
     wait_for(lambda: not os.path.ismount(mnt), what="unmount")
 
 
