@@ -11,6 +11,7 @@
 #include "commit.h"
 #include "dbox/save.h"
 #include "ops.h"
+#include "prepare.h"
 
 #define BATCH_MAX 512
 
@@ -93,6 +94,20 @@ static int add_job(struct dbox_save_txn *txn, struct commit_job *j,
 		if (ret < 0)
 			return ret;
 	}
+	if (j->prepared != NULL) {
+		/* its bytes are in the store and durable already */
+		ret = dbox_save_set_state(j->prepared, 0, j->flags,
+					  j->keywords, j->in_new, err);
+		if (ret == 0)
+			ret = dbox_save_merge(txn, j->prepared, err);
+		if (ret == 0) {
+			j->prepared = NULL;
+			return 0;
+		}
+		dbox_save_rollback(j->prepared);
+		j->prepared = NULL;
+		err->msg[0] = '\0';
+	}
 	return dbox_save_add_fd(txn, j->fd, &o, err);
 }
 
@@ -144,6 +159,8 @@ static void finish_job(struct commit_job *j)
 	 * inode for the new name is the delivered file's, which answers
 	 * for the message from now on (binode msg_box/msg_uid), and its
 	 * entry times out. */
+	if (j->prepared != NULL)
+		dbox_save_rollback(j->prepared);
 	if (j->src_dirfd >= 0)
 		close(j->src_dirfd);
 	close(j->fd);
@@ -184,7 +201,16 @@ static size_t take_batch(struct commit_job **jobs)
 static void commit_batch(struct commit_job **jobs, size_t n)
 {
 	struct dbox_err err = { "" };
-	int ret = run_txn(jobs, n, &err);
+	int ret;
+
+	for (size_t i = 0; i < n; i++) {
+		if (jobs[i]->src_ino != 0)
+			jobs[i]->prepared = prepare_take(jobs[i]->src_ino,
+							 jobs[i]->fd,
+							 jobs[i]->box,
+							 jobs[i]->base);
+	}
+	ret = run_txn(jobs, n, &err);
 
 	if (ret < 0 && n > 1) {
 		/* isolate the failing file: each on its own */

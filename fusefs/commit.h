@@ -23,6 +23,8 @@
 
 #include "dboxfs.h"
 
+struct dbox_save_txn;
+
 struct binode;
 
 struct commit_job {
@@ -39,6 +41,8 @@ struct commit_job {
 	char src_name[NAME_MAX + 1];
 	uint64_t src_ino;          /* binode of the source, 0 if none */
 	bool reply_entry;          /* a link: reply with the new entry */
+	/* what prepare.h wrote of it ahead, taken by the committer */
+	struct dbox_save_txn *prepared;
 	/* result */
 	int ret;
 	uint32_t uid;

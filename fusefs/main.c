@@ -14,6 +14,7 @@
 
 #include "backing.h"
 #include "commit.h"
+#include "prepare.h"
 #include "follow.h"
 #include "dbox/fs.h"
 #include "dboxfs.h"
@@ -228,6 +229,7 @@ static int setup(struct options *o, struct fuse_args *args)
 static void close_store(void)
 {
 	commit_stop();
+	prepare_clear();
 	backing_shutdown();
 	dbox_store_close(dboxfs.store);
 	dboxfs.store = NULL;

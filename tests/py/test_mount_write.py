@@ -183,6 +183,92 @@ def test_flags_moves_expunge(wtmp, mounts, fmt):
     assert dboxctl("check", store).returncode == 0
 
 
+def synced_tmp(mnt, name, data, folder=""):
+    """A file written in tmp/ and fsynced: dboxfs prepares its record."""
+    path = os.path.join(mnt, folder, "tmp", name)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, data)
+    os.fsync(fd)
+    return path, fd
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_synced_file_changed_before_rename(wtmp, mounts, fmt):
+    """What is prepared at fsync is used only for the bytes, date, folder
+    and name the file has when it is delivered."""
+    store = new_store(wtmp, fmt)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt)
+    for d in (".Archive", ".Archive/cur", ".Archive/new", ".Archive/tmp"):
+        os.mkdir(os.path.join(mnt, d))
+    want = {}
+
+    def deliver(path, fd, dst):
+        os.close(fd)
+        os.rename(path, os.path.join(mnt, dst))
+
+    p, fd = synced_tmp(mnt, "grown", b"Subject: a\n\nfirst\n")
+    os.write(fd, b"and more\n")                      # grows after fsync
+    deliver(p, fd, "new/grown")
+    want["INBOX", "grown"] = (b"Subject: a\n\nfirst\nand more\n", "")
+    p, fd = synced_tmp(mnt, "same", b"Subject: s\n\nAAAA\n")
+    os.pwrite(fd, b"BBBB", 12)                        # same size, at once
+    deliver(p, fd, "new/same")
+    want["INBOX", "same"] = (b"Subject: s\n\nBBBB\n", "")
+    p, fd = synced_tmp(mnt, "cut", b"Subject: c\n\nlong body\n")
+    os.ftruncate(fd, 12)
+    deliver(p, fd, "new/cut")
+    want["INBOX", "cut"] = (b"Subject: c\n\n", "")
+    p, fd = synced_tmp(mnt, "flagged", b"Subject: f\n\nf\n")
+    deliver(p, fd, "cur/flagged:2,FS")                # flags at the rename
+    want["INBOX", "flagged"] = (b"Subject: f\n\nf\n", "FS")
+    p, fd = synced_tmp(mnt, "x1", b"Subject: r\n\nr\n")
+    deliver(p, fd, "new/renamed")                     # another name
+    want["INBOX", "renamed"] = (b"Subject: r\n\nr\n", "")
+    p, fd = synced_tmp(mnt, "dated", b"Subject: d\n\nd\n")
+    os.close(fd)
+    os.utime(p, (1400000000, 1400000000))             # date after fsync
+    os.rename(p, os.path.join(mnt, "new/dated"))
+    want["INBOX", "dated"] = (b"Subject: d\n\nd\n", "")
+    p, fd = synced_tmp(mnt, "moved", b"Subject: m\n\nm\n")
+    deliver(p, fd, ".Archive/new/moved")              # another folder
+    want["Archive", "moved"] = (b"Subject: m\n\nm\n", "")
+    p, fd = synced_tmp(mnt, "linked", b"Subject: l\n\nl\n")
+    os.close(fd)
+    os.link(p, os.path.join(mnt, "new/linked"))
+    os.unlink(p)
+    want["INBOX", "linked"] = (b"Subject: l\n\nl\n", "")
+    p, fd = synced_tmp(mnt, "dropped", b"Subject: x\n\nx\n")
+    os.close(fd)
+    os.unlink(p)                                      # never delivered
+    p, fd = synced_tmp(mnt, "kept", b"Subject: k\n\nk\n")
+    os.close(fd)                                      # stays in tmp/
+
+    def verify():
+        for (box, base), (data, info) in want.items():
+            folder = "" if box == "INBOX" else "." + box
+            sub = "cur" if info else "new"
+            name = base + (":2," + info if info else "")
+            assert read(os.path.join(mnt, folder, sub, name)) == data, name
+        assert int(os.stat(os.path.join(mnt, "new/dated")).st_mtime) == \
+            1400000000
+        assert names_in(mnt, "tmp") == ["kept"]
+        assert read(os.path.join(mnt, "tmp/kept")) == b"Subject: k\n\nk\n"
+
+    verify()
+    m.stop()
+    rows = {(b, r["base"]): r for b in ("INBOX", "Archive")
+            for r in ls_messages(store, b)}
+    assert set(rows) == set(want)
+    for key, (data, info) in want.items():
+        assert rows[key]["info"] == (info or "new:"), key
+        assert rows[key]["size"] == len(data), key
+    chk = dboxctl("check", store, check=False)
+    assert chk.returncode == 0, chk.stdout.decode()
+    m = mounts(store, mnt)
+    verify()
+
+
 def test_folders(wtmp, mounts):
     store = new_store(wtmp, "sdbox")
     mnt = os.path.join(wtmp, "mnt")

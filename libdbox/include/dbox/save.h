@@ -78,6 +78,25 @@ int dbox_save_expunge(struct dbox_save_txn *txn, int64_t mailbox_id,
 
 unsigned int dbox_save_count(const struct dbox_save_txn *txn);
 
+/* Makes the finished messages' bytes durable now, so that the commit only
+ * has the index left to write (a delivery prepares its message when the
+ * client fsyncs the file, and commits at the rename).  Nothing becomes
+ * visible; a crash or rollback removes the bytes as before. */
+int dbox_save_sync(struct dbox_save_txn *txn, struct dbox_err *err);
+
+/* Index-only state of finished message i (in the order added) may still
+ * change before the commit: flags, keywords, new/ or cur/.  Its mailbox
+ * and maildir name are in the record and cannot. */
+int dbox_save_set_state(struct dbox_save_txn *txn, unsigned int i,
+			uint32_t flags, uint32_t keywords, bool in_new,
+			struct dbox_err *err);
+
+/* Moves every message and expunge of src, finished, into dst after dst's
+ * own, and frees src; on failure (out of memory) both are left as they
+ * were.  Lets transactions prepared apart commit as one (group commit). */
+int dbox_save_merge(struct dbox_save_txn *dst, struct dbox_save_txn *src,
+		    struct dbox_err *err);
+
 /* Commits and frees txn.  uids_r (may be NULL) receives the uid of each
  * message in the order they were added (dbox_save_count entries).  On
  * failure nothing is visible and txn is freed as by rollback. */

@@ -23,6 +23,7 @@ struct save_msg {
 	int64_t received, received_ns;
 	uint32_t flags, keywords, uid;
 	bool in_new, has_base;
+	bool synced;              /* sdbox: its file is durable */
 	char guid[DBOX_GUID_MAX + 1];
 	char base[DBOX_NAME_MAX + 1];
 	struct dbox_vsize vs;
@@ -83,6 +84,8 @@ unsigned int dbox_save_count(const struct dbox_save_txn *txn)
 {
 	return txn->count;
 }
+
+static void txn_free(struct dbox_save_txn *txn, bool rollback);
 
 static void wait_idle(struct dbox_save_txn *txn)
 {
@@ -531,26 +534,29 @@ static void sync_done(void *ctx, const struct dfs_result *res)
 	pthread_mutex_unlock(&w->lock);
 }
 
+static void sync_submit(struct sync_wait *w, struct dfs_file *f)
+{
+	pthread_mutex_lock(&w->lock);
+	w->pending++;
+	pthread_mutex_unlock(&w->lock);
+	dfs_fsync(f, sync_done, w);
+}
+
 /* fdatasync every file of the transaction at once: the fs layer runs them
- * in parallel, so N files cost about one flush, not N in a row. */
+ * in parallel, so N files cost about one flush, not N in a row.  Files
+ * made durable before (dbox_save_sync) are not synced again. */
 static int sync_files(struct dbox_save_txn *txn, struct dbox_err *err)
 {
 	struct sync_wait w = { PTHREAD_MUTEX_INITIALIZER,
 			       PTHREAD_COND_INITIALIZER, 1, 0 };
 
 	for (struct mdbox_append *a = txn->apps; a != NULL; a = a->next) {
-		pthread_mutex_lock(&w.lock);
-		w.pending++;
-		pthread_mutex_unlock(&w.lock);
-		dfs_fsync(a->file, sync_done, &w);
+		if (a->synced_end != a->end)
+			sync_submit(&w, a->file);
 	}
 	for (unsigned int i = 0; i < txn->count; i++) {
-		if (txn->msgs[i].app != NULL)
-			continue;
-		pthread_mutex_lock(&w.lock);
-		w.pending++;
-		pthread_mutex_unlock(&w.lock);
-		dfs_fsync(txn->msgs[i].file, sync_done, &w);
+		if (txn->msgs[i].app == NULL && !txn->msgs[i].synced)
+			sync_submit(&w, txn->msgs[i].file);
 	}
 	pthread_mutex_lock(&w.lock);
 	w.pending--;
@@ -561,6 +567,79 @@ static int sync_files(struct dbox_save_txn *txn, struct dbox_err *err)
 	pthread_cond_destroy(&w.cond);
 	if (w.err < 0)
 		return dbox_fail(err, w.err, "fsync: %s", strerror(-w.err));
+	for (struct mdbox_append *a = txn->apps; a != NULL; a = a->next)
+		a->synced_end = a->end;
+	for (unsigned int i = 0; i < txn->count; i++)
+		txn->msgs[i].synced = true;
+	return 0;
+}
+
+int dbox_save_sync(struct dbox_save_txn *txn, struct dbox_err *err)
+{
+	int ret;
+
+	if (txn->writing)
+		return dbox_fail(err, -EINVAL, "a message is not finished");
+	wait_idle(txn);
+	ret = txn_error(txn);
+	if (ret < 0)
+		return dbox_fail(err, ret, "write: %s", strerror(-ret));
+	return sync_files(txn, err);
+}
+
+int dbox_save_set_state(struct dbox_save_txn *txn, unsigned int i,
+			uint32_t flags, uint32_t keywords, bool in_new,
+			struct dbox_err *err)
+{
+	if (i >= txn->count || (txn->writing && i == txn->count - 1))
+		return dbox_fail(err, -EINVAL, "no such finished message");
+	txn->msgs[i].flags = flags & DBOX_FLAGS_MASK;
+	txn->msgs[i].keywords = keywords;
+	txn->msgs[i].in_new = in_new;
+	return 0;
+}
+
+int dbox_save_merge(struct dbox_save_txn *dst, struct dbox_save_txn *src,
+		    struct dbox_err *err)
+{
+	struct mdbox_append **tail;
+
+	if (dst == src || dst->store != src->store)
+		return dbox_fail(err, -EINVAL, "not two transactions of a store");
+	if (dst->writing || src->writing)
+		return dbox_fail(err, -EINVAL, "a message is not finished");
+	wait_idle(src);
+	if (txn_error(src) < 0)
+		return dbox_fail(err, txn_error(src), "write: %s",
+				 strerror(-txn_error(src)));
+	for (unsigned int i = 0; i < src->count; i++) {
+		struct save_msg *m = msg_alloc(dst);
+
+		if (m == NULL) {
+			dst->count -= i;
+			return dbox_fail(err, -ENOMEM, "out of memory");
+		}
+	}
+	memcpy(&dst->msgs[dst->count - src->count], src->msgs,
+	       src->count * sizeof(*src->msgs));
+	for (unsigned int i = 0; i < src->expunge_count; i++) {
+		int ret = dbox_save_expunge(dst, src->expunges[i].mailbox_id,
+					    src->expunges[i].uid, err);
+
+		if (ret < 0) {
+			dst->count -= src->count;
+			dst->expunge_count -= i;
+			return ret;
+		}
+	}
+	/* after the apps of dst: its newest file stays the one it fills */
+	for (tail = &dst->apps; *tail != NULL; tail = &(*tail)->next)
+		;
+	*tail = src->apps;
+	src->apps = NULL;
+	src->count = 0;
+	src->expunge_count = 0;
+	txn_free(src, false);
 	return 0;
 }
 

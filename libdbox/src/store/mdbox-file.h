@@ -22,6 +22,7 @@ struct mdbox_append {
 	struct dfs_file *file;
 	uint64_t committed;     /* index size when we locked it */
 	uint64_t end;           /* where the next record goes */
+	uint64_t synced_end;    /* durable up to here (0: not known) */
 	bool created;           /* not in the index yet */
 	struct mdbox_append *next;
 };

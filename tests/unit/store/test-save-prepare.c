@@ -1,0 +1,184 @@
+/* test-save-prepare.c - transactions prepared apart (dbox_save_sync),
+ * retargeted (dbox_save_set_state) and committed as one (dbox_save_merge),
+ * as dboxfs does for deliveries synced before their rename. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "dbox/save.h"
+#include "dbox/store.h"
+
+static char root[64];
+
+static struct dbox_store *new_store(enum dbox_store_format fmt,
+				    const char *name)
+{
+	struct dbox_create_opts co = { .format = fmt };
+	struct dbox_open_opts oo = { 0 };
+	struct dbox_store *store;
+	struct dbox_err err = { "" };
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s/%s", root, name);
+	REQUIRE(dbox_store_create(path, &co, &err) == 0);
+	REQUIRE(dbox_store_open(path, &oo, &store, &err) == 0);
+	return store;
+}
+
+static struct dbox_store *reopen(struct dbox_store *store, const char *name)
+{
+	struct dbox_open_opts oo = { 0 };
+	struct dbox_err err = { "" };
+	char path[128];
+
+	dbox_store_close(store);
+	snprintf(path, sizeof(path), "%s/%s", root, name);
+	REQUIRE(dbox_store_open(path, &oo, &store, &err) == 0);
+	return store;
+}
+
+static int64_t inbox(struct dbox_store *store)
+{
+	struct dbox_mailbox box;
+	struct dbox_err err = { "" };
+
+	REQUIRE(dbox_mailbox_lookup(store, "INBOX", &box, &err) == 0);
+	return box.id;
+}
+
+/* A transaction holding one finished message `text` named `base`. */
+static struct dbox_save_txn *one(struct dbox_store *store, int64_t box,
+				 const char *base, const char *text)
+{
+	struct dbox_save_opts o = { .mailbox_id = box, .received = 1700000000,
+				    .base = base, .in_new = true };
+	struct dbox_save_txn *txn;
+	struct dbox_err err = { "" };
+
+	REQUIRE(dbox_save_begin(store, &txn, &err) == 0);
+	REQUIRE(dbox_save_msg_begin(txn, &o, &err) == 0);
+	REQUIRE(dbox_save_write(txn, text, strlen(text), &err) == 0);
+	REQUIRE(dbox_save_msg_finish(txn, &err) == 0);
+	return txn;
+}
+
+static uint64_t count(struct dbox_store *store, int64_t box)
+{
+	struct dbox_err err = { "" };
+	uint64_t n = 0;
+
+	REQUIRE(dbox_msg_count(store, box, -1, &n, &err) == 0);
+	return n;
+}
+
+static void show(void *ctx, const struct dbox_check_problem *p)
+{
+	(void)ctx;
+	fprintf(stderr, "  %s:%llu: %s\n", p->path,
+		(unsigned long long)p->offset, p->what);
+}
+
+static int problems(struct dbox_store *store)
+{
+	struct dbox_err err = { "" };
+
+	return dbox_store_check(store, show, NULL, &err);
+}
+
+static void test_merge_commit(enum dbox_store_format fmt, const char *name)
+{
+	struct dbox_store *store = new_store(fmt, name);
+	int64_t box = inbox(store);
+	struct dbox_save_txn *a = one(store, box, "a", "Subject: a\n\nA\n");
+	struct dbox_save_txn *b = one(store, box, "b", "Subject: b\n\nBB\n");
+	struct dbox_save_opts o = { .mailbox_id = box, .received = -1,
+				    .base = "c" };
+	struct dbox_err err = { "" };
+	struct dbox_msg m;
+	uint32_t uids[3];
+
+	CHECK_EQ_INT(dbox_save_sync(a, &err), 0);
+	CHECK_EQ_INT(dbox_save_sync(b, &err), 0);
+	/* synced is not visible */
+	CHECK_EQ_INT(count(store, box), 0);
+	CHECK_EQ_INT(dbox_save_set_state(b, 0, DBOX_FLAG_SEEN |
+					 DBOX_FLAG_FLAGGED, 0, false, &err), 0);
+	CHECK_EQ_INT(dbox_save_set_state(b, 1, 0, 0, false, &err), -EINVAL);
+	CHECK_EQ_INT(dbox_save_merge(a, a, &err), -EINVAL);
+	CHECK_EQ_INT(dbox_save_merge(a, b, &err), 0);
+	CHECK_EQ_INT(dbox_save_count(a), 2);
+	/* the merged transaction goes on taking messages */
+	REQUIRE(dbox_save_msg_begin(a, &o, &err) == 0);
+	REQUIRE(dbox_save_write(a, "Subject: c\n\nCCC\n", 16, &err) == 0);
+	REQUIRE(dbox_save_msg_finish(a, &err) == 0);
+	CHECK_EQ_INT(dbox_save_commit(a, uids, &err), 0);
+	CHECK_EQ_INT(count(store, box), 3);
+	REQUIRE(dbox_msg_get(store, box, uids[0], &m, &err) == 0);
+	CHECK_STR(m.base, "a");
+	CHECK(m.in_new);
+	CHECK_EQ_INT(m.flags, 0);
+	CHECK_EQ_INT(m.size, 14);
+	REQUIRE(dbox_msg_get(store, box, uids[1], &m, &err) == 0);
+	CHECK_STR(m.base, "b");
+	CHECK(!m.in_new);
+	CHECK_EQ_INT(m.flags, DBOX_FLAG_SEEN | DBOX_FLAG_FLAGGED);
+	CHECK_EQ_INT(m.size, 15);
+	CHECK_EQ_INT(m.received, 1700000000);
+	REQUIRE(dbox_msg_get(store, box, uids[2], &m, &err) == 0);
+	CHECK_STR(m.base, "c");
+	CHECK_EQ_INT(m.size, 16);
+	CHECK_EQ_INT(problems(store), 0);
+	/* and so it stays across a reopen (recovery keeps what committed) */
+	store = reopen(store, name);
+	CHECK_EQ_INT(count(store, inbox(store)), 3);
+	CHECK_EQ_INT(problems(store), 0);
+	dbox_store_close(store);
+}
+
+/* A prepared transaction that is never committed leaves nothing, also
+ * when another commits while it is prepared. */
+static void test_prepared_rollback(enum dbox_store_format fmt,
+				   const char *name)
+{
+	struct dbox_store *store = new_store(fmt, name);
+	int64_t box = inbox(store);
+	struct dbox_save_txn *a = one(store, box, "a", "Subject: a\n\nA\n");
+	struct dbox_save_txn *b = one(store, box, "b", "Subject: b\n\nB\n");
+	struct dbox_err err = { "" };
+
+	struct dbox_save_txn *c;
+
+	CHECK_EQ_INT(dbox_save_sync(a, &err), 0);
+	dbox_save_rollback(a);
+	CHECK_EQ_INT(dbox_save_sync(b, &err), 0);
+	c = one(store, box, "c", "Subject: c\n\nC\n");
+	CHECK_EQ_INT(dbox_save_commit(c, NULL, &err), 0);
+	dbox_save_rollback(b);
+	CHECK_EQ_INT(count(store, box), 1);
+	CHECK_EQ_INT(problems(store), 0);
+	store = reopen(store, name);
+	CHECK_EQ_INT(count(store, inbox(store)), 1);
+	CHECK_EQ_INT(problems(store), 0);
+	dbox_store_close(store);
+}
+
+int main(void)
+{
+	snprintf(root, sizeof(root), "/tmp/dbox-prep.XXXXXX");
+	REQUIRE(mkdtemp(root) != NULL);
+	test_merge_commit(DBOX_FORMAT_MDBOX, "m1");
+	test_merge_commit(DBOX_FORMAT_SDBOX, "s1");
+	test_prepared_rollback(DBOX_FORMAT_MDBOX, "m2");
+	test_prepared_rollback(DBOX_FORMAT_SDBOX, "s2");
+	{
+		char cmd[128];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
+		if (system(cmd) != 0)
+			fprintf(stderr, "could not remove %s\n", root);
+	}
+	return CHECK_DONE();
+}
