@@ -476,17 +476,14 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 /* An open directory: the names of its backing entries, read once at the
  * first readdir so that their cookies (indexes) stay valid for the life
  * of the handle whatever happens in the backing directory meanwhile. */
+/* A struct fh first: open directories are on the list of open handles,
+ * so that those whose releasedir never came are freed at destroy. */
 struct dirhandle {
+	struct fh fh;
 	bool loaded;
 	char **names;
 	size_t count;
-	struct dirhandle *prev, *next;  /* open_dirs */
 };
-
-/* Open directory handles, so that those whose releasedir never came (the
- * session ended first) are freed at destroy. */
-static pthread_mutex_t dirs_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct dirhandle *open_dirs;
 
 struct dirbuf {
 	fuse_req_t req;
@@ -599,28 +596,6 @@ static void dirhandle_load(struct dirhandle *dh, const struct view_ino *v)
 			dh->count++;
 	}
 	closedir(d);
-}
-
-static void dirhandle_track(struct dirhandle *dh)
-{
-	pthread_mutex_lock(&dirs_lock);
-	dh->next = open_dirs;
-	if (open_dirs != NULL)
-		open_dirs->prev = dh;
-	open_dirs = dh;
-	pthread_mutex_unlock(&dirs_lock);
-}
-
-static void dirhandle_untrack(struct dirhandle *dh)
-{
-	pthread_mutex_lock(&dirs_lock);
-	if (dh->prev != NULL)
-		dh->prev->next = dh->next;
-	else
-		open_dirs = dh->next;
-	if (dh->next != NULL)
-		dh->next->prev = dh->prev;
-	pthread_mutex_unlock(&dirs_lock);
 }
 
 static void dirhandle_free(struct dirhandle *dh)
@@ -838,11 +813,13 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	dirhandle_track(dh);
+	dh->fh.type = FH_DIR;
+	dh->fh.fd = -1;
+	fh_track(&dh->fh);
 	fi->fh = (uint64_t)(uintptr_t)dh;
 	if (fuse_reply_open(req, fi) == -ENOENT) {
 		/* the opener was interrupted: no releasedir will come */
-		dirhandle_untrack(dh);
+		fh_untrack(&dh->fh);
 		dirhandle_free(dh);
 	}
 }
@@ -853,7 +830,7 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
 	struct dirhandle *dh = (struct dirhandle *)(uintptr_t)fi->fh;
 
 	(void)ino;
-	dirhandle_untrack(dh);
+	fh_untrack(&dh->fh);
 	dirhandle_free(dh);
 	fuse_reply_err(req, 0);
 }
@@ -1172,6 +1149,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		buf.buf[0].pos = off;
 		fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 		return;
+	case FH_DIR:
+		break;
 	}
 	fuse_reply_err(req, EBADF);
 }
@@ -1322,15 +1301,13 @@ static void op_destroy(void *userdata)
 		struct fh *fh = open_list;
 
 		fh_untrack(fh);
+		if (fh->type == FH_DIR) {
+			dirhandle_free((struct dirhandle *)fh);
+			continue;
+		}
 		if (fh->type == FH_FD)
 			close(fh->fd);
 		free(fh);
-	}
-	while (open_dirs != NULL) {
-		struct dirhandle *dh = open_dirs;
-
-		dirhandle_untrack(dh);
-		dirhandle_free(dh);
 	}
 }
 

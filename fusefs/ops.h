@@ -11,7 +11,7 @@
 #define KWFILE_NAME "dovecot-keywords"
 
 /* Open file handles (fi->fh). */
-enum fh_type { FH_MSG = 1, FH_FD, FH_KWFILE };
+enum fh_type { FH_MSG = 1, FH_FD, FH_KWFILE, FH_DIR };
 
 struct fh {
 	enum fh_type type;

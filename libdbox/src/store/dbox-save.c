@@ -105,6 +105,21 @@ static int txn_error(struct dbox_save_txn *txn)
 	return ret;
 }
 
+/* The transaction has all its messages finished and no write in flight:
+ * 0, or the error of an asynchronous write that failed. */
+static int txn_settle(struct dbox_save_txn *txn, struct dbox_err *err)
+{
+	int ret;
+
+	if (txn->writing)
+		return dbox_fail(err, -EINVAL, "a message is not finished");
+	wait_idle(txn);
+	ret = txn_error(txn);
+	if (ret < 0)
+		return dbox_fail(err, ret, "write: %s", strerror(-ret));
+	return 0;
+}
+
 static struct save_msg *msg_alloc(struct dbox_save_txn *txn)
 {
 	if (txn->count == txn->cap) {
@@ -576,15 +591,9 @@ static int sync_files(struct dbox_save_txn *txn, struct dbox_err *err)
 
 int dbox_save_sync(struct dbox_save_txn *txn, struct dbox_err *err)
 {
-	int ret;
+	int ret = txn_settle(txn, err);
 
-	if (txn->writing)
-		return dbox_fail(err, -EINVAL, "a message is not finished");
-	wait_idle(txn);
-	ret = txn_error(txn);
-	if (ret < 0)
-		return dbox_fail(err, ret, "write: %s", strerror(-ret));
-	return sync_files(txn, err);
+	return ret < 0 ? ret : sync_files(txn, err);
 }
 
 int dbox_save_set_state(struct dbox_save_txn *txn, unsigned int i,
@@ -603,15 +612,15 @@ int dbox_save_merge(struct dbox_save_txn *dst, struct dbox_save_txn *src,
 		    struct dbox_err *err)
 {
 	struct mdbox_append **tail;
+	int ret;
 
 	if (dst == src || dst->store != src->store)
 		return dbox_fail(err, -EINVAL, "not two transactions of a store");
-	if (dst->writing || src->writing)
+	if (dst->writing)
 		return dbox_fail(err, -EINVAL, "a message is not finished");
-	wait_idle(src);
-	if (txn_error(src) < 0)
-		return dbox_fail(err, txn_error(src), "write: %s",
-				 strerror(-txn_error(src)));
+	ret = txn_settle(src, err);
+	if (ret < 0)
+		return ret;
 	for (unsigned int i = 0; i < src->count; i++) {
 		struct save_msg *m = msg_alloc(dst);
 
@@ -623,8 +632,8 @@ int dbox_save_merge(struct dbox_save_txn *dst, struct dbox_save_txn *src,
 	memcpy(&dst->msgs[dst->count - src->count], src->msgs,
 	       src->count * sizeof(*src->msgs));
 	for (unsigned int i = 0; i < src->expunge_count; i++) {
-		int ret = dbox_save_expunge(dst, src->expunges[i].mailbox_id,
-					    src->expunges[i].uid, err);
+		ret = dbox_save_expunge(dst, src->expunges[i].mailbox_id,
+					src->expunges[i].uid, err);
 
 		if (ret < 0) {
 			dst->count -= src->count;
@@ -880,16 +889,8 @@ static void txn_free(struct dbox_save_txn *txn, bool rollback)
 int dbox_save_commit(struct dbox_save_txn *txn, uint32_t *uids_r,
 		     struct dbox_err *err)
 {
-	int ret = 0;
+	int ret = txn_settle(txn, err);
 
-	if (txn->writing)
-		ret = dbox_fail(err, -EINVAL, "a message is not finished");
-	if (ret == 0) {
-		wait_idle(txn);
-		ret = txn_error(txn);
-		if (ret < 0)
-			dbox_fail(err, ret, "write: %s", strerror(-ret));
-	}
 	if (ret == 0)
 		ret = sync_files(txn, err);
 	if (ret == 0)
