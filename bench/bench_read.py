@@ -29,10 +29,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from benchlib import (BUILD, dboxctl, drop_caches, mount, replace_section,  # noqa
-                      run, umount)
+from benchlib import (BUILD, build_passthrough, dboxctl, drop_caches,  # noqa
+                      mount, replace_section, run, umount)
 
-EXAMPLES = "/usr/share/doc/libfuse3-dev/examples"
 NOFILE = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
 
 
@@ -55,16 +54,6 @@ def make_maildir(path, n):
     for base, data in gen_messages(n):
         with open(os.path.join(path, "cur", base + ":2,S"), "wb") as f:
             f.write(data)
-
-
-def build_passthrough(work):
-    exe = os.path.join(work, "passthrough_ll")
-    if not os.path.exists(exe):
-        src = os.path.join(EXAMPLES, "passthrough_ll.c")
-        run(["cc", "-O2", "-I", EXAMPLES, src, "-o", exe] +
-            subprocess.check_output(["pkg-config", "--cflags", "--libs",
-                                     "fuse3"]).decode().split())
-    return exe
 
 
 def timed(fn, runs, setup=None):

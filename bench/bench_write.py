@@ -5,6 +5,16 @@
 
 Deliveries, with 1 and 8 concurrent writers, of N messages in all:
   native maildir   write tmp/X, fsync it, rename to new/X, fsync new/
+  durable rename   the same on the native maildir, but each rename and the
+                   fsync of new/ that makes it durable run under one lock
+                   shared by all writers: what "durable when rename
+                   returns" costs without FUSE, since the kernel holds one
+                   lock per mount over each rename between directories
+                   until the filesystem answers it (the ceiling for any
+                   FUSE server keeping that promise)
+  passthrough_ll   libfuse's example server over a maildir: the maildir
+                   protocol as above, and with durable renames as above
+                   (the cost of FUSE's round trips inside that lock)
   dboxfs (mdbox)   the same maildir protocol on a mount (the rename is the
                    durable commit)
   dovecot-lda      one dovecot-lda run per message into an mdbox store
@@ -24,13 +34,16 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from benchlib import BUILD, dboxctl, mount, replace_section, run, umount  # noqa
+from benchlib import (BUILD, build_passthrough, dboxctl, mount,  # noqa
+                      replace_section, run, umount)
 
 DELIVER = r'''
-import os, sys
+import fcntl, os, sys
 root, prefix, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+lock = sys.argv[4] if len(sys.argv) > 4 else None
 body = (b"Subject: bench\n\n" + b"x" * 2000 + b"\n")
 dfd = os.open(os.path.join(root, "new"), os.O_RDONLY | os.O_DIRECTORY)
+lfd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600) if lock else None
 for i in range(count):
     name = "%s.%d" % (prefix, i)
     tmp = os.path.join(root, "tmp", name)
@@ -38,8 +51,12 @@ for i in range(count):
     os.write(fd, body)
     os.fsync(fd)
     os.close(fd)
+    if lfd is not None:
+        fcntl.flock(lfd, fcntl.LOCK_EX)
     os.rename(tmp, os.path.join(root, "new", name))
     os.fsync(dfd)
+    if lfd is not None:
+        fcntl.flock(lfd, fcntl.LOCK_UN)
 '''
 
 LDA = r'''
@@ -59,11 +76,12 @@ def maildir(path):
     return path
 
 
-def deliveries(root, writers, total, prefix):
+def deliveries(root, writers, total, prefix, lock=None):
     per = total // writers
+    extra = [lock] if lock else []
     t = time.monotonic()
     procs = [subprocess.Popen([sys.executable, "-c", DELIVER, root,
-                               "%s%d" % (prefix, w), str(per)])
+                               "%s%d" % (prefix, w), str(per)] + extra)
              for w in range(writers)]
     for p in procs:
         if p.wait() != 0:
@@ -129,12 +147,26 @@ def main():
     os.makedirs(work, exist_ok=True)
     res = {}
     dboxfs = os.path.join(BUILD, "fusefs", "dboxfs")
+    pll = build_passthrough(work)
     for writers in (1, 8):
-        nat, dbx, lda = [], [], []
+        nat, ser, pl, pls, dbx, lda = [], [], [], [], [], []
         for r in range(args.runs):
             d = tempfile.mkdtemp(dir=work)
+            lock = os.path.join(d, "rename.lock")
             nat.append(deliveries(maildir(os.path.join(d, "native")), writers,
                                   args.messages, "n%d-" % r))
+            ser.append(deliveries(maildir(os.path.join(d, "serial")), writers,
+                                  args.messages, "s%d-" % r, lock=lock))
+            for k, (out, lk) in enumerate(((pl, None), (pls, lock))):
+                src = maildir(os.path.join(d, "pll-src-%d" % k))
+                mnt = os.path.join(d, "pll-%d" % k)
+                os.makedirs(mnt)
+                proc = mount([pll, "-o", "source=" + src, mnt], mnt)
+                try:
+                    out.append(deliveries(mnt, writers, args.messages,
+                                          "p%d-" % r, lock=lk))
+                finally:
+                    umount(proc, mnt)
             store, mnt = os.path.join(d, "store"), os.path.join(d, "mnt")
             dboxctl("init", store, "--format", "mdbox")
             os.makedirs(mnt)
@@ -145,7 +177,8 @@ def main():
                 umount(proc, mnt)
             lda.append(lda_rate(work, writers, args.messages, r))
             shutil.rmtree(d, ignore_errors=True)
-        res[writers] = tuple(statistics.median(x) for x in (nat, dbx, lda))
+        res[writers] = tuple(statistics.median(x)
+                             for x in (nat, ser, pl, pls, dbx, lda))
     # flag renames
     names = ["%d.M%d.r" % (1700000000 + i, i) for i in range(args.renames)]
     ren_nat, ren_dbx = [], []
@@ -174,12 +207,17 @@ def report(res, ren_nat, ren_dbx, args):
            "--runs %d` (medians of %d runs; 2 KB messages, every delivery "
            "durable before it is acknowledged)." % (
                args.messages, args.renames, args.runs, args.runs), "",
-           "| writers | native maildir msg/s | dboxfs msg/s | dovecot-lda "
-           "msg/s | dboxfs/native | dboxfs/lda |", "|---|---|---|---|---|---|"]
+           "Deliveries, msg/s.  \"durable rename\": each rename and the "
+           "fsync of new/ after it run under one lock shared by the writers "
+           "(see the driver's docstring).", "",
+           "| writers | native maildir | native, durable rename | "
+           "passthrough_ll | passthrough_ll, durable rename | dboxfs | "
+           "dovecot-lda | dboxfs/native | dboxfs/lda |",
+           "|---|---|---|---|---|---|---|---|---|"]
     for w in (1, 8):
-        n, d, lda = res[w]
-        out.append("| %d | %.0f | %.0f | %.0f | %.2f | %.2f |" % (
-            w, n, d, lda, d / n, d / lda))
+        n, ser, pl, pls, d, lda = res[w]
+        out.append("| %d | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.2f "
+                   "| %.2f |" % (w, n, ser, pl, pls, d, lda, d / n, d / lda))
     out += ["", "| %d flag renames | native maildir | dboxfs | dboxfs/native |"
             % args.renames, "|---|---|---|---|",
             "| seconds | %.2f | %.2f | %.2f |" % (ren_nat, ren_dbx,

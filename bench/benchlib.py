@@ -9,6 +9,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
 BUILD = os.environ.get("DBOXFS_BUILD", os.path.join(TOP, "build"))
 DBOXCTL = os.path.join(BUILD, "tools", "dboxctl", "dboxctl")
+EXAMPLES = "/usr/share/doc/libfuse3-dev/examples"
 
 
 def run(cmd, timeout=600, **kw):
@@ -18,6 +19,17 @@ def run(cmd, timeout=600, **kw):
 
 def dboxctl(*args):
     return run([DBOXCTL] + list(args), timeout=3600)
+
+
+def build_passthrough(work):
+    """libfuse's passthrough_ll, built from the libfuse3-dev examples."""
+    exe = os.path.join(work, "passthrough_ll")
+    if not os.path.exists(exe):
+        src = os.path.join(EXAMPLES, "passthrough_ll.c")
+        run(["cc", "-O2", "-I", EXAMPLES, src, "-o", exe] +
+            subprocess.check_output(["pkg-config", "--cflags", "--libs",
+                                     "fuse3"]).decode().split())
+    return exe
 
 
 def drop_caches():
