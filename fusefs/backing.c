@@ -1,4 +1,5 @@
 /* backing.c - the table of real-file-backed inodes (see backing.h). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -97,6 +98,65 @@ static int cmp_area(const void *a, const void *b)
 	const struct area_fd *x = a, *y = b;
 
 	return x->key < y->key ? -1 : x->key > y->key;
+}
+
+static void walk_area(int spool, const char *box_dir, int64_t box,
+		      enum backing_area area, const char *sub,
+		      backing_walk_fn *fn, void *ctx)
+{
+	char path[NAME_MAX + 8];
+	struct dirent *de;
+	DIR *d;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", box_dir, sub);
+	fd = openat(spool, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		    O_CLOEXEC);
+	if (fd < 0)
+		return;
+	d = fdopendir(fd);
+	if (d == NULL) {
+		close(fd);
+		return;
+	}
+	while ((de = readdir(d)) != NULL) {
+		struct stat st;
+
+		if (fstatat(dirfd(d), de->d_name, &st,
+			    AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+			fn(ctx, box, area, dirfd(d), de->d_name, &st);
+	}
+	closedir(d);
+}
+
+int backing_spool_walk(backing_walk_fn *fn, void *ctx)
+{
+	struct dirent *de;
+	DIR *d;
+	int fd = spool_fd < 0 ? -1 :
+		openat(spool_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return spool_fd < 0 ? -EROFS : -errno;
+	d = fdopendir(fd);
+	if (d == NULL) {
+		int ret = -errno;
+
+		close(fd);
+		return ret;
+	}
+	while ((de = readdir(d)) != NULL) {
+		char *end;
+		long long box = strtoll(de->d_name, &end, 10);
+
+		if (*end != '\0' || box <= 0)
+			continue;
+		walk_area(dirfd(d), de->d_name, box, AREA_TMP, "tmp", fn, ctx);
+		walk_area(dirfd(d), de->d_name, box, AREA_CUR, "cur", fn, ctx);
+		walk_area(dirfd(d), de->d_name, box, AREA_NEW, "new", fn, ctx);
+	}
+	closedir(d);
+	return 0;
 }
 
 static int area_open(int64_t box, enum backing_area area, int *fd_r);

@@ -284,6 +284,70 @@ static void *invalidator_main(void *arg)
 	}
 }
 
+/* ----------------------------------------------- leftovers of a crash */
+
+/* finish_job unlinks a delivered file after its commit is durable; a
+ * daemon killed in between leaves the file where it was: in tmp/, or
+ * pending in cur/ or new/ beside the message it became (listed twice).
+ * At start-up such a file is removed when its mailbox has a message of
+ * its base name with its mtime (a delivered file's mtime is the
+ * message's received time) and exactly its bytes.  Anything else stays:
+ * the file of a delivery renamed to another name than its tmp/ one, or
+ * into another folder, is not recognised and stays in tmp/ as before. */
+static bool same_bytes(int fd, const struct dbox_msg *m)
+{
+	char a[16384], b[sizeof(a)];
+	struct dbox_err err = { "" };
+	uint64_t off = 0;
+
+	for (;;) {
+		ssize_t n = dbox_msg_pread(dboxfs.store, m, a, sizeof(a), off,
+					   &err);
+
+		if (n <= 0)
+			return n == 0 && off == m->size;
+		if (pread(fd, b, (size_t)n, (off_t)off) != n ||
+		    memcmp(a, b, (size_t)n) != 0)
+			return false;
+		off += (uint64_t)n;
+	}
+}
+
+static void sweep_one(void *ctx, int64_t box, enum backing_area area,
+		      int dirfd, const char *name, const struct stat *st)
+{
+	char base[DBOX_NAME_MAX + 1];
+	const char *info;
+	struct dbox_msg m;
+	int fd;
+
+	(void)ctx;
+	(void)area;
+	view_name_split(name, base, sizeof(base), &info);
+	if (base[0] == '\0' || base[0] == '.' ||
+	    dbox_msg_lookup_base(dboxfs.store, box, base, &m, NULL) < 0 ||
+	    m.size != (uint64_t)st->st_size ||
+	    m.received != st->st_mtim.tv_sec ||
+	    m.received_ns != st->st_mtim.tv_nsec)
+		return;
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (same_bytes(fd, &m) && unlinkat(dirfd, name, 0) == 0)
+		fuse_log(FUSE_LOG_INFO, "dboxfs: removed %s of mailbox %lld: "
+			 "its delivery had committed (uid %u)\n", name,
+			 (long long)box, m.uid);
+	close(fd);
+}
+
+void commit_sweep(void)
+{
+	int ret = backing_spool_walk(sweep_one, NULL);
+
+	if (ret < 0)
+		fuse_log(FUSE_LOG_ERR, "dboxfs: spool: %s\n", strerror(-ret));
+}
+
 int commit_start(void)
 {
 	int ret = pthread_create(&committer, NULL, committer_main, NULL);

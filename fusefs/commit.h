@@ -49,6 +49,9 @@ struct commit_job {
 	struct commit_job *next;
 };
 
+/* Removes the files of deliveries that committed but whose daemon died
+ * before it unlinked them (see commit.c); before commit_start. */
+void commit_sweep(void);
 int commit_start(void);
 void commit_stop(void);
 /* Queues a job; the committer frees it. */

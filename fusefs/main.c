@@ -152,8 +152,10 @@ static int start_writer(void)
 	if (slash != NULL)
 		*slash = '\0';
 	ret = backing_init(ctl);
-	if (ret == 0)
+	if (ret == 0) {
+		commit_sweep();
 		ret = commit_start();
+	}
 	if (ret < 0)
 		fuse_log(FUSE_LOG_ERR, "dboxfs: %s: %s\n", ctl, strerror(-ret));
 	return ret;

@@ -138,6 +138,8 @@ def test_crash_safety(wtmp, mounts, fmt):
         assert acked <= mine, sorted(acked - mine)[:5]
         for name in mine:
             assert read(os.path.join(mnt, "new", name)) == payload(name)
+        # a delivered file left in tmp/ by the kill is removed at mount
+        assert not set(names_in(mnt, "tmp")) & mine
         m.stop()
         chk = dboxctl("check", store, check=False)
         assert chk.returncode == 0, chk.stdout.decode()
@@ -268,6 +270,65 @@ def test_synced_file_changed_before_rename(wtmp, mounts, fmt):
     m = mounts(store, mnt)
     verify()
 
+
+
+def spool_file(store, area, name):
+    """The backing file of a name in tmp/ (or pending in cur/, new/)."""
+    root = os.path.join(store, "dboxfs", "spool")
+    hits = [os.path.join(root, box, area, name) for box in os.listdir(root)
+            if os.path.exists(os.path.join(root, box, area, name))]
+    assert len(hits) == 1, hits
+    return hits[0]
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_leftover_of_committed_delivery_removed(wtmp, mounts, fmt):
+    """A daemon killed between a delivery's commit and the unlink of its
+    file leaves the file behind; the next mount removes it when it is
+    that message (name, mtime, bytes), and keeps anything else."""
+    store = new_store(wtmp, fmt)
+    mnt = os.path.join(wtmp, "mnt")
+    saved = {}
+    m = mounts(store, mnt)
+    for name in ("a", "b"):
+        with open(os.path.join(mnt, "tmp", name), "wb") as f:
+            f.write(payload(name))
+        # a second name for the backing file keeps it past the unlink
+        saved[name] = (spool_file(store, "tmp", name),
+                       os.path.join(wtmp, "saved-" + name))
+        os.link(*saved[name])
+        os.rename(os.path.join(mnt, "tmp", name),
+                  os.path.join(mnt, "new", name))
+    # created in cur/ under its final name: committed at its last close
+    with open(os.path.join(mnt, "cur", "c:2,S"), "wb") as f:
+        f.write(payload("c"))
+        f.flush()
+        saved["c"] = (spool_file(store, "cur", "c:2,S"),
+                      os.path.join(wtmp, "saved-c"))
+        os.link(*saved["c"])
+    wait_for(lambda: not os.path.exists(saved["c"][0]),
+             what="the commit of c at close")
+    m.stop()
+    for spool, keep in saved.values():
+        os.link(keep, spool)       # as if the unlink had never happened
+    # b's leftover is not that message any more: same size and mtime,
+    # one byte changed
+    st = os.stat(saved["b"][0])
+    with open(saved["b"][0], "r+b") as f:
+        f.seek(st.st_size - 2)
+        f.write(b"#")
+    os.utime(saved["b"][0], ns=(st.st_atime_ns, st.st_mtime_ns))
+    m = mounts(store, mnt)
+    assert names_in(mnt, "tmp") == ["b"]
+    assert names_in(mnt, "new") == ["a", "b"]
+    assert names_in(mnt, "cur") == ["c:2,S"]
+    assert read(os.path.join(mnt, "new", "a")) == payload("a")
+    assert read(os.path.join(mnt, "cur", "c:2,S")) == payload("c")
+    assert read(os.path.join(mnt, "tmp", "b")) != payload("b")
+    assert not os.path.exists(saved["a"][0])
+    assert not os.path.exists(saved["c"][0])
+    m.stop()
+    assert dboxctl("check", store).returncode == 0
 
 def test_folders(wtmp, mounts):
     store = new_store(wtmp, "sdbox")
