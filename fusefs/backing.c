@@ -27,6 +27,11 @@ struct area_fd {
 
 static void *area_fds;       /* tsearch tree, under table_lock */
 
+/* Directory names of the spool areas under spool/<mailbox id>/ */
+static const char *const spool_sub[] = {
+	[AREA_TMP] = "tmp", [AREA_CUR] = "cur", [AREA_NEW] = "new",
+};
+
 static void free_area(void *p)
 {
 	struct area_fd *a = p;
@@ -101,15 +106,14 @@ static int cmp_area(const void *a, const void *b)
 }
 
 static void walk_area(int spool, const char *box_dir, int64_t box,
-		      enum backing_area area, const char *sub,
-		      backing_walk_fn *fn, void *ctx)
+		      enum backing_area area, backing_walk_fn *fn, void *ctx)
 {
 	char path[NAME_MAX + 8];
 	struct dirent *de;
 	DIR *d;
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/%s", box_dir, sub);
+	snprintf(path, sizeof(path), "%s/%s", box_dir, spool_sub[area]);
 	fd = openat(spool, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 		    O_CLOEXEC);
 	if (fd < 0)
@@ -124,7 +128,7 @@ static void walk_area(int spool, const char *box_dir, int64_t box,
 
 		if (fstatat(dirfd(d), de->d_name, &st,
 			    AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
-			fn(ctx, box, area, dirfd(d), de->d_name, &st);
+			fn(ctx, box, dirfd(d), de->d_name, &st);
 	}
 	closedir(d);
 }
@@ -151,9 +155,8 @@ int backing_spool_walk(backing_walk_fn *fn, void *ctx)
 
 		if (*end != '\0' || box <= 0)
 			continue;
-		walk_area(dirfd(d), de->d_name, box, AREA_TMP, "tmp", fn, ctx);
-		walk_area(dirfd(d), de->d_name, box, AREA_CUR, "cur", fn, ctx);
-		walk_area(dirfd(d), de->d_name, box, AREA_NEW, "new", fn, ctx);
+		for (int area = AREA_TMP; area <= AREA_NEW; area++)
+			walk_area(dirfd(d), de->d_name, box, area, fn, ctx);
 	}
 	closedir(d);
 	return 0;
@@ -197,13 +200,16 @@ int backing_area_dir(int64_t box, enum backing_area area, int *fd_r)
 
 void backing_forget_mailbox(int64_t box)
 {
-	static const char *const subs[] = { "tmp", "cur", "new", "" };
 	char path[64];
 
 	/* the directories are empty (rmdir checked): remove them too */
-	for (size_t i = 0; i < 4 && spool_fd >= 0; i++) {
-		snprintf(path, sizeof(path), "%lld%s%s", (long long)box,
-			 subs[i][0] ? "/" : "", subs[i]);
+	for (int area = AREA_TMP; area <= AREA_NEW && spool_fd >= 0; area++) {
+		snprintf(path, sizeof(path), "%lld/%s", (long long)box,
+			 spool_sub[area]);
+		unlinkat(spool_fd, path, AT_REMOVEDIR);
+	}
+	if (spool_fd >= 0) {
+		snprintf(path, sizeof(path), "%lld", (long long)box);
 		unlinkat(spool_fd, path, AT_REMOVEDIR);
 	}
 	if (files_fd >= 0) {
@@ -227,7 +233,6 @@ void backing_forget_mailbox(int64_t box)
 
 static int area_open(int64_t box, enum backing_area area, int *fd_r)
 {
-	static const char *const sub[] = { NULL, "tmp", "cur", "new" };
 	char path[64];
 	int ret;
 
@@ -242,7 +247,8 @@ static int area_open(int64_t box, enum backing_area area, int *fd_r)
 		return ret < 0 ? ret : *fd_r < 0 ? -errno : 0;
 	}
 	ret = mkdirat_p(spool_fd, path);
-	snprintf(path, sizeof(path), "%lld/%s", (long long)box, sub[area]);
+	snprintf(path, sizeof(path), "%lld/%s", (long long)box,
+		 spool_sub[area]);
 	if (ret == 0)
 		ret = mkdirat_p(spool_fd, path);
 	if (ret == 0)

@@ -58,9 +58,8 @@ int backing_area_dir(int64_t box, enum backing_area area, int *fd_r);
  * pending in cur/ and new/) of every mailbox; dirfd is the area's
  * directory, in which fn may unlink name.  For start-up, before the
  * session runs: nothing else may change the spool meanwhile. */
-typedef void backing_walk_fn(void *ctx, int64_t box, enum backing_area area,
-			     int dirfd, const char *name,
-			     const struct stat *st);
+typedef void backing_walk_fn(void *ctx, int64_t box, int dirfd,
+			     const char *name, const struct stat *st);
 int backing_spool_walk(backing_walk_fn *fn, void *ctx);
 /* A deleted mailbox's area directories are gone: forget them. */
 void backing_forget_mailbox(int64_t box);

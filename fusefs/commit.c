@@ -313,8 +313,8 @@ static bool same_bytes(int fd, const struct dbox_msg *m)
 	}
 }
 
-static void sweep_one(void *ctx, int64_t box, enum backing_area area,
-		      int dirfd, const char *name, const struct stat *st)
+static void sweep_one(void *ctx, int64_t box, int dirfd, const char *name,
+		      const struct stat *st)
 {
 	char base[DBOX_NAME_MAX + 1];
 	const char *info;
@@ -322,7 +322,6 @@ static void sweep_one(void *ctx, int64_t box, enum backing_area area,
 	int fd;
 
 	(void)ctx;
-	(void)area;
 	view_name_split(name, base, sizeof(base), &info);
 	if (base[0] == '\0' || base[0] == '.' ||
 	    dbox_msg_lookup_base(dboxfs.store, box, base, &m, NULL) < 0 ||

@@ -271,7 +271,6 @@ def test_synced_file_changed_before_rename(wtmp, mounts, fmt):
     verify()
 
 
-
 def spool_file(store, area, name):
     """The backing file of a name in tmp/ (or pending in cur/, new/)."""
     root = os.path.join(store, "dboxfs", "spool")
@@ -329,6 +328,7 @@ def test_leftover_of_committed_delivery_removed(wtmp, mounts, fmt):
     assert not os.path.exists(saved["c"][0])
     m.stop()
     assert dboxctl("check", store).returncode == 0
+
 
 def test_folders(wtmp, mounts):
     store = new_store(wtmp, "sdbox")
