@@ -1227,8 +1227,15 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			size_t size)
 {
 	char buf[4200];
-	int n = msg_xattr(ino, name, buf, sizeof(buf));
+	int n;
 
+	/* Like a filesystem without labels or ACLs: ls -l then stops asking
+	 * security.* and system.* for the rest of the mount (spec 2). */
+	if (strncmp(name, "user.", 5) != 0) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	n = msg_xattr(ino, name, buf, sizeof(buf));
 	if (n < 0)
 		fuse_reply_err(req, -n == ENOENT ? ENODATA : dboxfs_errno(n));
 	else if (size == 0)

@@ -147,6 +147,34 @@ def test_readonly_and_immutable(wtmp, mounts, fmt):
 
 
 @pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_xattrs_outside_user_not_supported(wtmp, mounts, fmt):
+    """Spec 2: names outside user. answer EOPNOTSUPP on every node, as on
+    a filesystem without labels or ACLs (ls -l then asks once per mount
+    instead of twice per file); the user.dbox.* names still answer."""
+    store, msgs = small_store(wtmp, fmt)
+    mnt = os.path.join(wtmp, "mnt")
+    mounts(store, mnt)
+    cur = os.path.join(mnt, "cur")
+    f = os.path.join(cur, sorted(os.listdir(cur))[0])
+    for path in (f, cur, mnt):
+        for name in ("security.selinux", "system.posix_acl_access",
+                     "trusted.x", "user.dbox.none"):
+            with pytest.raises(OSError) as e:
+                os.getxattr(path, name)
+            want = (errno.ENODATA if name.startswith("user.")
+                    else errno.EOPNOTSUPP)
+            assert e.value.errno == want, (path, name)
+        with pytest.raises(OSError) as e:
+            os.setxattr(path, "security.selinux", b"x")
+        assert e.value.errno == errno.EOPNOTSUPP
+    assert int(os.getxattr(f, "user.dbox.uid")) >= 1
+    assert "user.dbox.guid" in os.listxattr(f)
+    # ls -l sees no ACL or label mark on any entry
+    out = run(["ls", "-l", cur]).stdout.decode().splitlines()[1:]
+    assert out and all(line.split()[0][-1] not in "+." for line in out)
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
 def test_corrupted_file_gives_eio_for_its_messages_only(wtmp, mounts, fmt):
     store, msgs = small_store(wtmp, fmt)
     # break the header magic of uid 4
