@@ -99,10 +99,19 @@ static void log_stderr(enum fuse_log_level level, const char *fmt,
 	vfprintf(stderr, fmt, ap);
 }
 
+/* syslog names the program already (openlog): the "dboxfs: " that every
+ * message starts with for stderr would be printed twice. */
 static void log_syslog(enum fuse_log_level level, const char *fmt,
 		       va_list ap)
 {
-	vsyslog((int)level, fmt, ap);
+	static const char prefix[] = "dboxfs: ";
+	char line[2048];
+	const char *p = line;
+
+	vsnprintf(line, sizeof(line), fmt, ap);
+	if (strncmp(p, prefix, sizeof(prefix) - 1) == 0)
+		p += sizeof(prefix) - 1;
+	syslog((int)level, "%s", p);
 }
 
 static void dbox_to_fuse_log(void *ctx, enum dbox_log_level level,
@@ -135,18 +144,165 @@ static bool has_opt(struct fuse_args *args, const char *name)
 	return false;
 }
 
+/* True if some -o option starts with prefix (e.g. "fsname="). */
+static bool has_opt_prefix(struct fuse_args *args, const char *prefix)
+{
+	size_t n = strlen(prefix);
+
+	for (int i = 0; i < args->argc; i++) {
+		const char *a = args->argv[i];
+
+		if (strcmp(a, "-o") == 0 && i + 1 < args->argc)
+			a = args->argv[++i];
+		else if (strncmp(a, "-o", 2) == 0)
+			a += 2;
+		else
+			continue;
+		for (const char *p = a; p != NULL; p = strchr(p, ',')) {
+			if (*p == ',')
+				p++;
+			if (strncmp(p, prefix, n) == 0)
+				return true;
+		}
+	}
+	return false;
+}
+
+/* Adds -o NAME=VALUE with libfuse's escaping of ',' and '\'. */
+static int add_opt_escaped(struct fuse_args *args, const char *name,
+			   const char *value)
+{
+	char *opts = NULL;
+	int ret;
+
+	if (fuse_opt_add_opt_escaped(&opts, value) != 0)
+		return -1;
+	{
+		char *arg = NULL;
+
+		ret = asprintf(&arg, "-o%s=%s", name, opts) < 0 ? -1 :
+			fuse_opt_add_arg(args, arg);
+		free(arg);
+	}
+	free(opts);
+	return ret;
+}
+
+/* mountinfo escapes ' ', '\t', '\n' and '\\' as \ooo */
+static void mountinfo_unescape(char *s)
+{
+	char *d = s;
+
+	for (; *s != '\0'; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' &&
+		    s[2] >= '0' && s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+			*d++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 +
+				      (s[3] - '0'));
+			s += 3;
+		} else {
+			*d++ = *s;
+		}
+	}
+	*d = '\0';
+}
+
+/* True if a dboxfs is mounted at path already (fstab + mount -a, or a
+ * second dboxfs by hand, would stack a second mount on it). */
+static bool dboxfs_mounted_at(const char *path)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[8192];
+	bool found = false;
+
+	if (f == NULL)
+		return false;
+	while (!found && fgets(line, sizeof(line), f) != NULL) {
+		char mnt[4096], type[256];
+		const char *sep = strstr(line, " - ");
+
+		if (sep == NULL ||
+		    sscanf(line, "%*s %*s %*s %*s %4095s", mnt) != 1 ||
+		    sscanf(sep + 3, "%255s", type) != 1)
+			continue;
+		mountinfo_unescape(mnt);
+		found = strcmp(mnt, path) == 0 &&
+			strcmp(type, "fuse.dboxfs") == 0;
+	}
+	fclose(f);
+	return found;
+}
+
+/* A mount point must be a directory (the kernel would mount over a
+ * regular file, and then every access gives EIO) not already holding a
+ * dboxfs. */
+static int check_mountpoint(const char *mountpoint)
+{
+	char *abs = realpath(mountpoint, NULL);
+	struct stat st;
+	int ret = 0;
+
+	if (abs == NULL || stat(abs, &st) < 0) {
+		fprintf(stderr, "dboxfs: mount point %s: %s\n", mountpoint,
+			strerror(errno));
+		ret = -1;
+	} else if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "dboxfs: mount point %s: not a directory\n",
+			mountpoint);
+		ret = -1;
+	} else if (dboxfs_mounted_at(abs)) {
+		fprintf(stderr, "dboxfs: %s: a dboxfs is mounted there "
+			"already (unmount it first: fusermount3 -u %s)\n",
+			mountpoint, mountpoint);
+		ret = -1;
+	}
+	free(abs);
+	return ret;
+}
+
+/* Options every dboxfs mount gets: the kernel checks owner and mode
+ * (with allow_other, other users get only what the modes give them), and
+ * the store's path is the source df, findmnt and mount -a see. */
+static int add_mount_opts(struct fuse_args *args, const char *store)
+{
+	if (fuse_opt_add_arg(args, "-odefault_permissions") != 0)
+		return -1;
+	if (!has_opt_prefix(args, "fsname=") &&
+	    add_opt_escaped(args, "fsname", store) != 0)
+		return -1;
+	if (!has_opt_prefix(args, "subtype="))
+		return fuse_opt_add_arg(args, "-osubtype=dboxfs");
+	return 0;
+}
+
+static int count_cb(void *ctx, const struct dbox_mailbox *box)
+{
+	uint64_t n = 0;
+
+	if (dbox_msg_count(dboxfs.store, box->id, -1, &n, NULL) == 0)
+		*(uint64_t *)ctx += n;
+	return 0;
+}
+
+static void log_mount(const char *what, const char *store,
+		      const char *mountpoint)
+{
+	uint64_t n = 0;
+
+	if (dboxfs.store != NULL)
+		dbox_mailbox_list(dboxfs.store, count_cb, &n, NULL);
+	fuse_log(FUSE_LOG_NOTICE, "dboxfs: %s %s on %s (%s, %s layout, "
+		 "%llu messages)\n", what, store, mountpoint,
+		 dboxfs.readonly ? "read-only" : "read-write",
+		 dboxfs.layout == VIEW_FS ? "fs" : "maildir++",
+		 (unsigned long long)n);
+}
+
 /* The write side: real files beside the store and the committer. */
 static int start_writer(void)
 {
 	char ctl[4096], *slash;
-	struct rlimit rl;
 	int ret;
 
-	/* every backing inode the kernel knows holds a descriptor */
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
 	snprintf(ctl, sizeof(ctl), "%s", dbox_store_files_dir(dboxfs.store));
 	slash = strrchr(ctl, '/');
 	if (slash != NULL)
@@ -245,6 +401,14 @@ int main(int argc, char **argv)
 	struct options o = { 0 };
 	int ret = -1;
 
+	struct rlimit rl;
+
+	/* every backing inode the kernel knows holds a descriptor: the soft
+	 * limit up to the hard one, as servers do */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 	pthread_mutex_init(&dboxfs.log_lock, NULL);
 	clock_gettime(CLOCK_REALTIME, &dboxfs.started);
 	if (fuse_opt_parse(&args, &o, option_spec, opt_proc) < 0)
@@ -281,7 +445,8 @@ int main(int argc, char **argv)
 	}
 	fuse_set_log_func(log_stderr);
 	dbox_set_log_handler(dbox_to_fuse_log, NULL);
-	if (setup(&o, &args) < 0)
+	if (check_mountpoint(opts.mountpoint) < 0 ||
+	    add_mount_opts(&args, o.store) < 0 || setup(&o, &args) < 0)
 		goto out;
 	{
 		/* without the xattr handlers libfuse answers ENOSYS, and the
@@ -314,6 +479,7 @@ int main(int argc, char **argv)
 		fuse_session_unmount(dboxfs.se);
 		goto out_signals;
 	}
+	log_mount("mounted", o.store, opts.mountpoint);
 	if (follow_start() < 0)
 		fuse_log(FUSE_LOG_ERR, "dboxfs: changes by other programs will "
 			 "show only after the cache timeout\n");
@@ -332,6 +498,7 @@ int main(int argc, char **argv)
 		fuse_loop_cfg_destroy(loop);
 	}
 	follow_stop();
+	log_mount("unmounting", o.store, opts.mountpoint);
 	fuse_session_unmount(dboxfs.se);
 out_signals:
 	/* Before the session goes: deliveries still queued get their replies,

@@ -1,0 +1,109 @@
+"""What an admin meets when mounting: the source and type that df,
+findmnt and mount -a see, refusals of bad mount points, the log lines,
+and the permissions the kernel enforces for other users."""
+
+import os
+import pwd
+import subprocess
+
+import pytest
+
+from dboxfs_testlib import (DBOXFS, dboxctl, make_maildir, mounts, run,
+                            wtmp)  # noqa: F401
+
+pytestmark = pytest.mark.skipif(not os.path.exists(DBOXFS),
+                                reason="dboxfs not built (no libfuse3)")
+
+
+def small_store(wtmp, fmt="mdbox", mode=0o700):
+    body = b"Subject: secret\n\nonly for root\n"
+    src = make_maildir(os.path.join(wtmp, "src"),
+                       {"1700000000.M1.r,S=%d" % len(body): body})
+    store = os.path.join(wtmp, "store")
+    dboxctl("init", store, "--format", fmt)
+    dboxctl("import", store, "INBOX", src)
+    os.chmod(store, mode)
+    return store
+
+
+def mount_lines(mnt):
+    with open("/proc/self/mountinfo") as f:
+        return [ln for ln in f if ln.split()[4] == os.path.realpath(mnt)]
+
+
+def test_source_type_and_mount_a(wtmp, mounts):
+    """fsname is the store, type fuse.dboxfs: mount -a of an fstab line
+    for a mounted store sees it mounted and stacks nothing."""
+    store = small_store(wtmp)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt)
+    out = run(["findmnt", "-n", "-o", "SOURCE,FSTYPE", mnt]).stdout.split()
+    assert out == [store.encode(), b"fuse.dboxfs"]
+    fstab = os.path.join(wtmp, "fstab")
+    with open(fstab, "w") as f:
+        f.write("%s %s fuse.dboxfs defaults,nofail 0 0\n" % (store, mnt))
+    p = run(["mount", "-a", "-v", "-T", fstab], check=False)
+    assert p.returncode == 0, p.stderr
+    assert b"already mounted" in p.stdout + p.stderr
+    assert len(mount_lines(mnt)) == 1
+    log = m.output()
+    assert log.count("dboxfs: mounted %s on %s" % (store, mnt)) == 1, log
+    assert "1 messages" in log and "dboxfs: dboxfs" not in log
+    assert m.stop() == 0
+    assert "dboxfs: unmounting %s" % store in m.output()
+
+
+def test_bad_mount_points_refused(wtmp, mounts):
+    store = small_store(wtmp)
+    mnt = os.path.join(wtmp, "mnt")
+    mounts(store, mnt)
+    # a second dboxfs on the same mount point
+    p = subprocess.run([DBOXFS, store, mnt], capture_output=True, timeout=60)
+    assert p.returncode != 0
+    assert b"mounted there already" in p.stderr
+    assert len(mount_lines(mnt)) == 1
+    # a regular file (the kernel would mount over it; every access EIO)
+    f = os.path.join(wtmp, "file")
+    open(f, "w").close()
+    p = subprocess.run([DBOXFS, store, f], capture_output=True, timeout=60)
+    assert p.returncode != 0 and b"not a directory" in p.stderr
+    assert not mount_lines(f)
+    p = subprocess.run([DBOXFS, store, os.path.join(wtmp, "none")],
+                       capture_output=True, timeout=60)
+    assert p.returncode != 0 and b"No such file" in p.stderr
+
+
+def as_nobody(cmd):
+    nobody = pwd.getpwnam("nobody")
+
+    def drop():
+        os.setgroups([])
+        os.setgid(nobody.pw_gid)
+        os.setuid(nobody.pw_uid)
+    return subprocess.run(cmd, preexec_fn=drop, capture_output=True,
+                          timeout=60)
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_allow_other_enforces_permissions(wtmp, mounts, fmt):
+    """With allow_other, another user gets what the store's owner and
+    modes give it (default_permissions), not everything."""
+    os.chmod(wtmp, 0o755)
+    store = small_store(wtmp, fmt)
+    mnt = os.path.join(wtmp, "mnt")
+    mounts(store, mnt, "allow_other")
+    name = os.listdir(os.path.join(mnt, "cur"))[0]
+    msg = os.path.join(mnt, "cur", name)
+    st = os.stat(msg)
+    assert st.st_uid == 0 and st.st_mode & 0o077 == 0
+    for cmd in (["cat", msg],
+                ["ls", os.path.join(mnt, "cur")],
+                ["rm", "-f", msg],
+                ["mkdir", os.path.join(mnt, ".Evil")],
+                ["sh", "-c", "echo x > %s/tmp/x" % mnt]):
+        p = as_nobody(cmd)
+        assert p.returncode != 0, cmd
+        assert b"Permission denied" in p.stderr, (cmd, p.stderr)
+    assert os.path.exists(msg)
+    assert not os.path.exists(os.path.join(mnt, ".Evil"))
+    assert len(os.listdir(os.path.join(mnt, "cur"))) == 1
