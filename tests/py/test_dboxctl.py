@@ -48,6 +48,62 @@ def test_clear_errors(wtmp):
     assert p.returncode == 1 and b"mbox" in p.stderr
 
 
+def test_help_command():
+    assert dboxctl("help").stdout == dboxctl("--help").stdout
+    for c in COMMANDS:
+        assert dboxctl("help", c).stdout == dboxctl(c, "--help").stdout, c
+    p = dboxctl("help", "nosuchcmd", check=False)
+    assert p.returncode == 2 and b"unknown command nosuchcmd" in p.stderr
+
+
+def test_bad_input_is_refused_with_a_reason(wtmp):
+    """Issue 11 item 12: nothing reports success on input it did not
+    take, and every refusal says why."""
+    store = os.path.join(wtmp, "s")
+    # --opt=value works like --opt value; a missing option is named
+    p = dboxctl("init", store, check=False)
+    assert p.returncode == 2 and b"--format" in p.stderr
+    assert b"Usage" not in p.stderr
+    dboxctl("init", store, "--format=mdbox", "--rotate-size=1M")
+    # a directory that is not a maildir, a file that is not an mbox
+    p = dboxctl("import", store, "Box", "/etc", check=False)
+    assert p.returncode == 1, p.stdout
+    assert b"not a maildir" in p.stderr and b"imported" not in p.stdout
+    notmbox = os.path.join(wtmp, "notmbox")
+    with open(notmbox, "w") as f:
+        f.write("hello\n")
+    p = dboxctl("import", store, "Box", notmbox, check=False)
+    assert p.returncode == 1 and b"not an mbox" in p.stderr
+    assert list(ls_mailboxes(store)) == ["INBOX"]
+    # options after positional arguments are options, never names
+    idx = os.path.join(wtmp, "other.sqlite")
+    p = dboxctl("ls", store, "--index=" + idx)
+    assert os.path.exists(idx)
+    p = dboxctl("ls", store, "--bogus", check=False)
+    assert p.returncode == 2 and b"unknown option --bogus" in p.stderr
+    p = dboxctl("ls", store, "--", "-Dash", check=False)
+    assert p.returncode == 1 and b"-Dash" in p.stderr
+    # --index never creates missing directories
+    p = dboxctl("--index", os.path.join(wtmp, "no", "such", "i.sqlite"),
+                "ls", store, check=False)
+    assert p.returncode == 1 and b"does not exist" in p.stderr
+    assert not os.path.exists(os.path.join(wtmp, "no"))
+
+
+def test_maildirpp_subfolders_are_named_when_left_out(wtmp):
+    body = b"Subject: x\n\nx\n"
+    src = make_maildir(os.path.join(wtmp, "Maildir"), {"1.M1.h": body})
+    make_maildir(os.path.join(src, ".Sub"), {"2.M2.h": body})
+    make_maildir(os.path.join(src, ".Sub.Deeper"), {"3.M3.h": body})
+    store = os.path.join(wtmp, "s")
+    dboxctl("init", store, "--format", "sdbox")
+    p = dboxctl("import", store, "INBOX", src)
+    assert b"1 messages imported" in p.stdout
+    err = p.stderr.decode()
+    assert ".Sub: a Maildir++ subfolder" in err
+    assert ".Sub.Deeper: a Maildir++ subfolder" in err
+
+
 @pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
 def test_maildir_roundtrip(wtmp, fmt):
     msgs = {"%d.M%d.rt" % (1600000000 + i, i): data

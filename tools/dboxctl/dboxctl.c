@@ -21,6 +21,7 @@ static const char usage_text[] =
 "index) without a running Dovecot.\n"
 "\n"
 "Commands:\n"
+"  help [COMMAND]        this text, or a command's own\n"
 "  init STORE --format sdbox|mdbox [--rotate-size BYTES]\n"
 "                        create an empty store with an INBOX\n"
 "  import STORE MAILBOX SOURCE...\n"
@@ -35,7 +36,7 @@ static const char usage_text[] =
 "  purge STORE           reclaim space of expunged mdbox messages\n"
 "  stats STORE           counts and sizes\n"
 "\n"
-"Global options:\n"
+"Global options (before or after the command; \"--\" ends options):\n"
 "  --fs=CONFIG           I/O stack, e.g. posix, delay:5ms/posix,\n"
 "                        randomfail:eio:1%/posix\n"
 "  --index=PATH          index database instead of the default location\n"
@@ -117,6 +118,24 @@ void ctl_progress_end(struct ctl_progress *p)
 		fputc('\n', stderr);
 }
 
+const char *ctl_opt_value(int argc, char **argv, int *i, const char *name)
+{
+	size_t n = strlen(name);
+	const char *a = argv[*i];
+
+	if (strncmp(a, name, n) != 0)
+		return NULL;
+	if (a[n] == '=')
+		return a + n + 1;
+	if (a[n] != '\0')
+		return NULL;
+	if (*i + 1 >= argc) {
+		ctl_error("%s needs a value", name);
+		exit(2);
+	}
+	return argv[++*i];
+}
+
 static bool want_help(int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++) {
@@ -167,31 +186,37 @@ static int cmd_init(int argc, char **argv)
 	if (want_help(argc, argv))
 		return cmd_usage(init_help);
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--format") == 0 && i + 1 < argc) {
-			i++;
-			if (strcmp(argv[i], "sdbox") == 0)
+		const char *v;
+
+		if ((v = ctl_opt_value(argc, argv, &i, "--format")) != NULL) {
+			if (strcmp(v, "sdbox") == 0)
 				o.format = DBOX_FORMAT_SDBOX;
-			else if (strcmp(argv[i], "mdbox") == 0)
+			else if (strcmp(v, "mdbox") == 0)
 				o.format = DBOX_FORMAT_MDBOX;
 			else
-				return ctl_error("--format: sdbox or mdbox, not "
-						 "%s", argv[i]) + 1;
-		} else if (strcmp(argv[i], "--rotate-size") == 0 &&
-			   i + 1 < argc) {
-			if (parse_size(argv[++i], &o.rotate_size) < 0)
-				return ctl_error("--rotate-size: bad size %s",
-						 argv[i]) + 1;
-		} else if (argv[i][0] != '-' && store == NULL) {
+				return ctl_error("init: --format: sdbox or "
+						 "mdbox, not %s", v) + 1;
+		} else if ((v = ctl_opt_value(argc, argv, &i,
+					      "--rotate-size")) != NULL) {
+			if (parse_size(v, &o.rotate_size) < 0)
+				return ctl_error("init: --rotate-size: bad "
+						 "size %s", v) + 1;
+		} else if (argv[i][0] == '-') {
+			return ctl_error("init: unknown option %s (see "
+					 "dboxctl help init)", argv[i]) + 1;
+		} else if (store == NULL) {
 			store = argv[i];
 		} else {
-			fputs(init_help, stderr);
-			return 2;
+			return ctl_error("init: one STORE only, not also %s",
+					 argv[i]) + 1;
 		}
 	}
-	if (store == NULL || o.format == 0) {
-		fputs(init_help, stderr);
-		return 2;
-	}
+	if (store == NULL)
+		return ctl_error("init: no STORE given (see dboxctl help "
+				 "init)") + 1;
+	if (o.format == 0)
+		return ctl_error("init: --format sdbox or --format mdbox is "
+				 "needed") + 1;
 	if (dbox_store_create(store, &o, &err) < 0)
 		return ctl_error("%s", err.msg);
 	return 0;
@@ -489,6 +514,77 @@ static const struct {
 	{ "purge", cmd_purge }, { "stats", cmd_stats },
 };
 
+/* Global options after the command name are the same as before it (an
+ * option is never taken for a name); they are removed from argv.  "--"
+ * ends options: what follows is positional even if it starts with '-'.
+ * Returns the new argc. */
+static int take_global_opts(int argc, char **argv)
+{
+	int out = 1, i;
+
+	for (i = 1; i < argc; i++) {
+		const char *v;
+
+		if (strcmp(argv[i], "--") == 0) {
+			argv[out++] = argv[i];
+			break;
+		}
+		if ((v = ctl_opt_value(argc, argv, &i, "--fs")) != NULL)
+			ctl_opts.fs_config = v;
+		else if ((v = ctl_opt_value(argc, argv, &i, "--index")) != NULL)
+			ctl_opts.index_path = v;
+		else if (strcmp(argv[i], "--takeover") == 0)
+			ctl_opts.takeover = true;
+		else
+			argv[out++] = argv[i];
+	}
+	for (i++; i < argc; i++)
+		argv[out++] = argv[i];
+	argv[out] = NULL;
+	return out;
+}
+
+/* The commands other than init take no options of their own: anything
+ * left that looks like one is a mistake, not a mailbox or path.  A "--"
+ * is dropped and ends the check. */
+static int refuse_options(int *argc, char **argv)
+{
+	for (int i = 1; i < *argc; i++) {
+		if (strcmp(argv[i], "--") == 0) {
+			memmove(&argv[i], &argv[i + 1],
+				(size_t)(*argc - i) * sizeof(*argv));
+			--*argc;
+			return 0;
+		}
+		if (argv[i][0] == '-' && argv[i][1] != '\0') {
+			ctl_error("%s: unknown option %s (see dboxctl help "
+				  "%s; put -- before a name that starts "
+				  "with -)", argv[0], argv[i], argv[0]);
+			return 2;
+		}
+	}
+	return 0;
+}
+
+static int cmd_help(int argc, char **argv)
+{
+	char *args[] = { NULL, "--help", NULL };
+
+	if (argc < 2) {
+		fputs(usage_text, stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "help") == 0)
+		return cmd_usage(usage_text);
+	args[0] = argv[1];
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(argv[1], commands[i].name) == 0)
+			return commands[i].fn(2, args);
+	}
+	ctl_error("help: unknown command %s", argv[1]);
+	return 2;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -516,10 +612,18 @@ int main(int argc, char **argv)
 		fputs(usage_text, stderr);
 		return 2;
 	}
+	argc = take_global_opts(argc - optind, argv + optind);
+	argv += optind;
+	if (strcmp(argv[0], "help") == 0)
+		return cmd_help(argc, argv);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-		if (strcmp(argv[optind], commands[i].name) == 0)
-			return commands[i].fn(argc - optind, argv + optind);
+		if (strcmp(argv[0], commands[i].name) != 0)
+			continue;
+		if (!want_help(argc, argv) && strcmp(argv[0], "init") != 0 &&
+		    refuse_options(&argc, argv) != 0)
+			return 2;
+		return commands[i].fn(argc, argv);
 	}
-	ctl_error("unknown command %s (see dboxctl --help)", argv[optind]);
+	ctl_error("unknown command %s (see dboxctl help)", argv[0]);
 	return 2;
 }

@@ -18,6 +18,10 @@ extern struct ctl_opts ctl_opts;
 
 /* Prints "dboxctl: <msg>" to stderr and returns exit status 1. */
 int ctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* If argv[*i] is option `name` ("--name=V" or "--name V"), returns V
+ * (advancing *i past a separate value); else NULL.  A missing value is a
+ * usage error: exits 2. */
+const char *ctl_opt_value(int argc, char **argv, int *i, const char *name);
 int ctl_open(const char *root, bool readonly, struct dbox_store **store_r);
 /* Opens or creates a mailbox for writing into. */
 int ctl_mailbox(struct dbox_store *store, const char *name, bool create,

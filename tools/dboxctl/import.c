@@ -385,6 +385,49 @@ static int import_mbox(struct import *im, const char *path)
 
 /* ------------------------------------------------------------------ main */
 
+static bool is_subdir(const char *dir, const char *name, const char *sub)
+{
+	char path[4096];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s%s%s", dir, name,
+		 sub[0] != '\0' ? "/" : "", sub);
+	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* A directory is a maildir if it has cur/ or new/ (a directory such as
+ * /etc is refused, not imported as "0 messages").  Maildir++ subfolders
+ * (.Name with cur/) are other mailboxes: they are not imported with this
+ * one, and the user is told which were left out. */
+static int check_maildir(const char *dir)
+{
+	struct dirent *e;
+	unsigned int skipped = 0;
+	DIR *d;
+
+	if (!is_subdir(dir, "cur", "") && !is_subdir(dir, "new", ""))
+		return ctl_error("%s: not a maildir (no cur/ or new/) and not "
+				 "an mbox file", dir);
+	d = opendir(dir);
+	if (d == NULL)
+		return ctl_error("%s: %s", dir, strerror(errno));
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] != '.' || strcmp(e->d_name, ".") == 0 ||
+		    strcmp(e->d_name, "..") == 0 ||
+		    !is_subdir(dir, e->d_name, "cur"))
+			continue;
+		if (skipped++ < 5)
+			fprintf(stderr, "dboxctl: %s/%s: a Maildir++ subfolder,"
+				" not imported into this mailbox (import it "
+				"into its own)\n", dir, e->d_name);
+	}
+	closedir(d);
+	if (skipped > 5)
+		fprintf(stderr, "dboxctl: %s: %u Maildir++ subfolders not "
+			"imported in all\n", dir, skipped);
+	return 0;
+}
+
 static int collect(struct import *im, char **sources, int n,
 		   uint64_t *mbox_bytes)
 {
@@ -409,6 +452,43 @@ static int collect(struct import *im, char **sources, int n,
 		if (ret < 0)
 			return ctl_error("%s: %s", sources[i], strerror(-ret));
 		if (ret > 0)
+			return ret;
+	}
+	return 0;
+}
+
+static bool starts_with_from(const char *path)
+{
+	char head[5];
+	FILE *f = fopen(path, "re");
+	bool ok = f != NULL && fread(head, 1, 5, f) == 5 &&
+		memcmp(head, "From ", 5) == 0;
+
+	if (f != NULL)
+		fclose(f);
+	return ok;
+}
+
+/* Every source is checked before the store is touched, so that bad
+ * input leaves no trace (not even the new mailbox). */
+static int check_sources(char **sources, int n)
+{
+	for (int i = 0; i < n; i++) {
+		struct stat st;
+		int ret = 0;
+
+		if (stat(sources[i], &st) < 0)
+			return ctl_error("%s: %s", sources[i], strerror(errno));
+		if (S_ISDIR(st.st_mode))
+			ret = check_maildir(sources[i]);
+		else if (!S_ISREG(st.st_mode))
+			ret = ctl_error("%s: neither a maildir nor an mbox "
+					"file", sources[i]);
+		else if (st.st_size > 0 && !starts_with_from(sources[i]))
+			ret = ctl_error("%s: not an mbox file (no From_ line "
+					"at its start) and not a maildir",
+					sources[i]);
+		if (ret != 0)
 			return ret;
 	}
 	return 0;
@@ -447,6 +527,10 @@ int cmd_import(int argc, char **argv)
 		fputs(import_help, stderr);
 		return 2;
 	}
+	if (!dbox_mailbox_name_valid(argv[2]))
+		return ctl_error("%s: invalid mailbox name", argv[2]);
+	if (check_sources(argv + 3, argc - 3) != 0)
+		return 1;
 	if (ctl_open(argv[1], false, &im.store) != 0)
 		return 1;
 	im.sources = argc - 3;

@@ -331,7 +331,14 @@ static int open_index(struct dbox_store *store, const struct dbox_open_opts *o,
 		slash = strrchr(dir, '/');
 		if (slash != NULL && slash != dir) {
 			*slash = '\0';
-			dbox_mkdir_p(dir, DBOX_DIR_MODE);
+			/* only our own default place is made; a path the
+			 * user gave with a typo must not grow directories */
+			if (o->index_path == NULL)
+				dbox_mkdir_p(dir, DBOX_DIR_MODE);
+			else if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+				return dbox_fail(err, -ENOENT, "index %s: "
+						 "directory %s does not exist",
+						 path, dir);
 		}
 	}
 	ret = dindex_open(path, index_ro, !index_ro, &store->idx, err);
