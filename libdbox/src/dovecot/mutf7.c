@@ -125,8 +125,9 @@ int dovi_mutf7_encode(const char *utf8, char **out_r)
 /* ---- decoder ---------------------------------------------------------- */
 
 /* Base64 of one shift sequence (between '&' and '-') -> bytes.  Returns the
- * byte count, or -1 if a character is not base64 or the length leaves a
- * dangling 6-bit group. */
+ * byte count, or -1 if a character is not base64, the length leaves a
+ * dangling 6-bit group, or the bits left over after the last byte are not
+ * zero (a non-canonical spelling: two names would decode alike). */
 static int b64_unshift(const char *s, size_t n, unsigned char *out)
 {
 	uint32_t acc = 0;
@@ -146,6 +147,8 @@ static int b64_unshift(const char *s, size_t n, unsigned char *out)
 			out[o++] = (unsigned char)(acc >> bits);
 		}
 	}
+	if ((acc & ((1u << bits) - 1)) != 0)
+		return -1;
 	return o;
 }
 

@@ -63,6 +63,13 @@ static void test_invalid(void)
 	check_invalid("&AOQ");           /* no '-' */
 	check_invalid("&A-");            /* dangling 6-bit group */
 	check_invalid("&AGE-");          /* encodes printable 'a' */
+	/* leftover bits not zero: non-canonical spellings of "&APw-" (3
+	 * chars: 18 bits, 2 left over) and of "&AOQA9g-" (6 chars: 36 bits,
+	 * 4 left over) */
+	check_invalid("&APx-");
+	check_invalid("&APz-");
+	check_invalid("&AOQA9h-");
+	check_invalid("&AOQA9v-");
 	check_invalid("&AAA-");          /* encodes NUL */
 	check_invalid("&AOQ-&APY-");     /* two shifts back to back */
 	check_invalid("&2D0-");          /* lone high surrogate */
