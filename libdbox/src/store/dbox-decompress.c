@@ -18,22 +18,32 @@
 #define LZ4_MAGIC "Dovecot-LZ4\r*\x9b\xc5"
 #define LZ4_MAGIC_LEN 15
 
+/* Output grows to `limit` at most: the size the record announces plus one
+ * byte, to see a lie; a body that inflates further (a "zip bomb") stops
+ * there instead of costing memory and time. */
 struct outbuf {
 	unsigned char *p;
-	size_t len, cap;
+	size_t len, cap, limit;
 };
 
-static int out_reserve(struct outbuf *o, size_t more)
+/* Makes room for up to `most` more bytes of output, never beyond the
+ * limit; *room_r is what there is room for.  -EBADMSG once the limit is
+ * reached: the body is bigger than its record says. */
+static int out_room(struct outbuf *o, size_t most, size_t *room_r)
 {
+	size_t want = o->limit - o->len < most ? o->limit - o->len : most;
 	size_t cap = o->cap ? o->cap : 65536;
 	unsigned char *p;
 
-	if (o->len + more <= o->cap)
+	if (want == 0)
+		return -EBADMSG;
+	*room_r = want;
+	if (o->len + want <= o->cap)
 		return 0;
-	while (cap < o->len + more)
+	while (cap < o->len + want)
 		cap *= 2;
-	if (cap > MAX_PLAIN)
-		return -EFBIG;
+	if (cap > o->limit)
+		cap = o->limit;
 	p = realloc(o->p, cap);
 	if (p == NULL)
 		return -ENOMEM;
@@ -53,14 +63,17 @@ static int gz_decompress(const unsigned char *src, size_t n, struct outbuf *o)
 	zs.next_in = (unsigned char *)src;
 	zs.avail_in = (uInt)n;
 	while (zr != Z_STREAM_END) {
-		if (out_reserve(o, 65536) < 0) {
+		size_t room;
+		int ret = out_room(o, 65536, &room);
+
+		if (ret < 0) {
 			inflateEnd(&zs);
-			return -ENOMEM;
+			return ret;
 		}
 		zs.next_out = o->p + o->len;
-		zs.avail_out = 65536;
+		zs.avail_out = (uInt)room;
 		zr = inflate(&zs, Z_NO_FLUSH);
-		o->len += 65536 - zs.avail_out;
+		o->len += room - zs.avail_out;
 		if (zr != Z_OK && zr != Z_STREAM_END)
 			break;
 		if (zr == Z_OK && zs.avail_in == 0 && zs.avail_out != 0)
@@ -80,14 +93,17 @@ static int bz2_decompress(const unsigned char *src, size_t n, struct outbuf *o)
 	bz.next_in = (char *)src;
 	bz.avail_in = (unsigned int)n;
 	while (br == BZ_OK) {
-		if (out_reserve(o, 65536) < 0) {
+		size_t room;
+		int ret = out_room(o, 65536, &room);
+
+		if (ret < 0) {
 			BZ2_bzDecompressEnd(&bz);
-			return -ENOMEM;
+			return ret;
 		}
 		bz.next_out = (char *)o->p + o->len;
-		bz.avail_out = 65536;
+		bz.avail_out = (unsigned int)room;
 		br = BZ2_bzDecompress(&bz);
-		o->len += 65536 - bz.avail_out;
+		o->len += room - bz.avail_out;
 		if (br == BZ_OK && bz.avail_in == 0 && bz.avail_out != 0)
 			break;
 	}
@@ -105,14 +121,17 @@ static int xz_decompress(const unsigned char *src, size_t n, struct outbuf *o)
 	xs.next_in = src;
 	xs.avail_in = n;
 	while (xr == LZMA_OK) {
-		if (out_reserve(o, 65536) < 0) {
+		size_t room;
+		int ret = out_room(o, 65536, &room);
+
+		if (ret < 0) {
 			lzma_end(&xs);
-			return -ENOMEM;
+			return ret;
 		}
 		xs.next_out = o->p + o->len;
-		xs.avail_out = 65536;
+		xs.avail_out = room;
 		xr = lzma_code(&xs, LZMA_FINISH);
-		o->len += 65536 - xs.avail_out;
+		o->len += room - xs.avail_out;
 	}
 	lzma_end(&xs);
 	return xr == LZMA_STREAM_END ? 0 : -EBADMSG;
@@ -129,12 +148,14 @@ static int zstd_decompress(const unsigned char *src, size_t n,
 		return -ENOMEM;
 	while (zr != 0) {
 		ZSTD_outBuffer out;
+		size_t room;
+		int ret = out_room(o, 65536, &room);
 
-		if (out_reserve(o, 65536) < 0) {
+		if (ret < 0) {
 			ZSTD_freeDStream(ds);
-			return -ENOMEM;
+			return ret;
 		}
-		out = (ZSTD_outBuffer){ o->p + o->len, 65536, 0 };
+		out = (ZSTD_outBuffer){ o->p + o->len, room, 0 };
 		zr = ZSTD_decompressStream(ds, &out, &in);
 		o->len += out.pos;
 		if (ZSTD_isError(zr) || (in.pos == in.size && out.pos == 0))
@@ -164,18 +185,22 @@ static int lz4_decompress(const unsigned char *src, size_t n, struct outbuf *o)
 		return -EBADMSG;
 	while (pos < n) {
 		uint32_t clen;
-		int dn;
+		size_t room;
+		int dn, ret;
 
 		if (n - pos < 4)
 			return -EBADMSG;
 		clen = be32(src + pos);
 		pos += 4;
-		if (clen > n - pos || clen > INT32_MAX ||
-		    out_reserve(o, max_chunk) < 0)
+		if (clen > n - pos || clen > INT32_MAX)
 			return -EBADMSG;
+		/* a block is decoded whole: room for one chunk, bounded */
+		ret = out_room(o, max_chunk, &room);
+		if (ret < 0)
+			return ret;
 		dn = LZ4_decompress_safe((const char *)src + pos,
 					 (char *)o->p + o->len, (int)clen,
-					 (int)max_chunk);
+					 (int)room);
 		if (dn < 0)
 			return -EBADMSG;
 		o->len += (size_t)dn;
@@ -188,7 +213,7 @@ int dbox_decompress(enum dbox_compression c, const unsigned char *src,
 		    size_t src_len, uint64_t expected, unsigned char **out_r,
 		    size_t *out_len_r, struct dbox_err *err)
 {
-	struct outbuf o = { 0 };
+	struct outbuf o = { .limit = (size_t)expected + 1 };
 	int ret;
 
 	if (expected > MAX_PLAIN)
