@@ -2,11 +2,12 @@
 with its file and offset, reading the damaged message fails with a clear
 error, and every other message stays readable."""
 
+import errno
 import os
 
 import pytest
 
-from dboxfs_testlib import (dboxctl, ls_messages, make_maildir,
+from dboxfs_testlib import (dboxctl, ls_messages, make_maildir, mounts,
                             wtmp)  # noqa: F401
 
 
@@ -121,3 +122,56 @@ def test_reindex_keeps_everything_it_cannot_read(wtmp, fmt):
                              {"1800000000.M1.x": b"Subject: new\n\nnew\n"})
         dboxctl("import", store, "INBOX", extra)
         assert os.path.exists(os.path.join(store, "storage", "m.2"))
+
+
+def mount_reads(mnt, msgs):
+    """{uid: bytes or errno} of every message on the mount."""
+    res = {}
+    for n in os.listdir(os.path.join(mnt, "cur")):
+        path = os.path.join(mnt, "cur", n)
+        uid = int(os.getxattr(path, "user.dbox.uid"))
+        try:
+            with open(path, "rb") as f:
+                res[uid] = f.read()
+        except OSError as e:
+            res[uid] = e.errno
+    return res
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_fifo_and_symlink_in_store_are_refused(wtmp, mounts, fmt):
+    """A FIFO planted as a storage file never blocks a reader, check,
+    reindex or the unmount; a symlink to another store's file is never
+    read as this store's message (issue 11 items 2, 3)."""
+    store, msgs = build(wtmp, fmt)
+    os.makedirs(os.path.join(wtmp, "o"))
+    other, _ = build(os.path.join(wtmp, "o"), fmt)
+    fifo_path, _ = record_of(store, fmt, 2)
+    os.unlink(fifo_path)
+    os.mkfifo(fifo_path)
+    bad = {2}
+    if fmt == "sdbox":
+        link_path, _ = record_of(store, fmt, 3)
+        os.unlink(link_path)
+        os.symlink(record_of(other, fmt, 3)[0], link_path)
+        bad.add(3)
+    else:
+        bad = set(range(1, len(msgs) + 1))   # m.1 holds them all
+    p = dboxctl("check", store, check=False, timeout=60)
+    assert p.returncode == 1
+    assert b"%s:0: " % fifo_path.encode() in p.stdout
+    assert b"not a regular file" in p.stdout
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt, "ro")
+    seen = mount_reads(mnt, msgs)
+    assert {u for u, v in seen.items() if v == errno.EIO} == bad
+    assert all(v in msgs.values() for u, v in seen.items() if u not in bad)
+    assert m.stop() == 0
+    # a rebuild neither hangs on the FIFO nor adopts the symlink
+    dboxctl("reindex", store, check=False, timeout=60)
+    m = mounts(store, mnt, "ro")
+    seen = mount_reads(mnt, msgs)
+    assert all(v in msgs.values() or v == errno.EIO for v in seen.values())
+    assert {u for u, v in seen.items() if v != errno.EIO} <= \
+        set(range(1, len(msgs) + 1)) - bad
+    assert os.path.islink(record_of(store, fmt, 3)[0]) == (fmt == "sdbox")

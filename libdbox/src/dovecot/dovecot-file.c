@@ -11,11 +11,13 @@
 
 int dovi_file_open(const char *path, struct dbox_err *err)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	int fd = dbox_open_regular(path, O_RDONLY, 0);
 
+	if (fd == -EBADMSG)
+		return dbox_fail(err, fd, "open(%s): a symbolic link or not a "
+				 "regular file", path);
 	if (fd < 0)
-		return dbox_fail(err, -errno, "open(%s): %s", path,
-				 strerror(errno));
+		return dbox_fail(err, fd, "open(%s): %s", path, strerror(-fd));
 	return fd;
 }
 

@@ -51,9 +51,9 @@ static int do_open(struct dfs_file *f, int flags, mode_t mode)
 		path = f->temp_path;
 		flags = (flags & ~(DFS_O_TEMP | O_TRUNC)) | O_CREAT | O_EXCL;
 	}
-	f->fd = open(path, flags | O_CLOEXEC, mode);
+	f->fd = dbox_open_regular(path, flags, mode);
 	if (f->fd < 0) {
-		int ret = -errno;
+		int ret = f->fd;
 
 		free(f->temp_path);
 		f->temp_path = NULL;

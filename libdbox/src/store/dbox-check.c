@@ -63,10 +63,11 @@ static bool open_file(struct check_ctx *c, const char *path)
 		close(c->fd);
 	snprintf(c->path, sizeof(c->path), "%s", path);
 	c->hdr_ok = false;
-	c->fd = open(path, O_RDONLY | O_CLOEXEC);
+	c->fd = dbox_open_regular(path, O_RDONLY, 0);
 	if (c->fd < 0 || fstat(c->fd, &st) < 0) {
 		problem(c, path, 0, "indexed file cannot be opened: %s",
-			strerror(errno));
+			c->fd == -EBADMSG ? "a symbolic link or not a regular "
+			"file" : strerror(c->fd < 0 ? -c->fd : errno));
 		return false;
 	}
 	c->size = (uint64_t)st.st_size;
@@ -146,7 +147,7 @@ static int ignore_record(void *ctx, const char *mailbox, uint32_t file_id,
 
 static bool locked_by_other(const char *path)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = dbox_open_regular(path, O_RDONLY, 0);
 	bool locked;
 
 	if (fd < 0)

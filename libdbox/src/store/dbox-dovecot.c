@@ -61,9 +61,11 @@ static bool reader_open(struct rec_reader *r, const char *path)
 		close(r->fd);
 	snprintf(r->path, sizeof(r->path), "%s", path);
 	r->ok = false;
-	r->fd = open(path, O_RDONLY | O_CLOEXEC);
+	r->fd = dbox_open_regular(path, O_RDONLY, 0);
 	if (r->fd < 0 || fstat(r->fd, &st) < 0) {
-		dbox_log(DBOX_LOG_WARNING, "%s: %s", path, strerror(errno));
+		if (r->fd != -EBADMSG)  /* logged already */
+			dbox_log(DBOX_LOG_WARNING, "%s: %s", path,
+				 strerror(r->fd < 0 ? -r->fd : errno));
 		return false;
 	}
 	r->size = (uint64_t)st.st_size;

@@ -230,7 +230,7 @@ static int64_t purge_one(struct dbox_store *store, uint32_t id,
 	int ret;
 
 	dbox_mdbox_path(store, id, path, sizeof(path));
-	pf.fd = open(path, O_RDWR | O_CLOEXEC);
+	pf.fd = dbox_open_regular(path, O_RDWR, 0);
 	if (pf.fd < 0)
 		return 0;
 	if (flock(pf.fd, LOCK_EX | LOCK_NB) < 0) {

@@ -25,10 +25,11 @@ int dbox_scan_file(const char *path, uint64_t limit,
 	int fd, ret = 0;
 
 	*good_end_r = 0;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = dbox_open_regular(path, O_RDONLY, 0);
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		snprintf(reason, sizeof(reason), "cannot open: %s",
-			 strerror(errno));
+			 fd == -EBADMSG ? "a symbolic link or not a regular "
+			 "file" : strerror(fd < 0 ? -fd : errno));
 		ops->problem(ctx, path, 0, reason);
 		if (fd >= 0)
 			close(fd);

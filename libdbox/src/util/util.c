@@ -195,3 +195,33 @@ void dbox_log(enum dbox_log_level level, const char *fmt, ...)
 	va_end(ap);
 	log_fn(log_ctx, level, msg);
 }
+
+int dbox_open_regular(const char *path, int flags, mode_t mode)
+{
+	int fd = open(path, flags | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK |
+		      O_NOCTTY, mode);
+	struct stat st;
+
+	if (fd < 0 && errno == ELOOP) {
+		dbox_log(DBOX_LOG_ERROR, "%s: a symbolic link in the store: "
+			 "not followed", path);
+		return -EBADMSG;
+	}
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		int ret = -errno;
+
+		close(fd);
+		return ret;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		dbox_log(DBOX_LOG_ERROR, "%s: not a regular file (a FIFO, "
+			 "socket or device in the store): not read", path);
+		return -EBADMSG;
+	}
+	/* regular files ignore O_NONBLOCK; cleared all the same */
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	return fd;
+}

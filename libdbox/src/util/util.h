@@ -21,6 +21,13 @@ int dbox_fail_prefix(struct dbox_err *err, int ret, const char *fmt, ...)
 int dbox_path(char *buf, size_t len, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* open(2) of a file in a store: the last component is never a symbolic
+ * link (a u.N pointing into another store must not pass for this one's)
+ * and the file is regular (opening a FIFO would block every reader, a
+ * device is no mail).  Returns the descriptor, -EBADMSG for a symlink or
+ * a file that is not regular (logged once per call with the path: the
+ * store is damaged, not the caller's request wrong), or -errno. */
+int dbox_open_regular(const char *path, int flags, mode_t mode);
 /* mkdir -p with mode for every created component. */
 int dbox_mkdir_p(const char *path, mode_t mode);
 /* rm -r of a directory tree (no symlink following). */
