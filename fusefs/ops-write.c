@@ -353,7 +353,7 @@ static int mailbox_for_dirname(const struct view_ino *v, const char *name,
 		if (v->kind != VK_ROOT || name[0] != '.')
 			return 0;
 		*is_mailbox = true;
-		return view_pp_to_mailbox(name, mailbox, len) ? 0 : -EINVAL;
+		return view_pp_to_mailbox(name, mailbox, len);
 	}
 	if (name[0] == '.' || v->kind == VK_PLAIN || v->kind == VK_SUB)
 		return 0;
@@ -361,6 +361,11 @@ static int mailbox_for_dirname(const struct view_ino *v, const char *name,
 	if (depth < 0)
 		return depth;
 	*is_mailbox = true;
+	if (strlen(name) > VIEW_NAME_MAX)
+		return -ENAMETOOLONG;
+	/* a folder called cur would be its parent's cur/ */
+	if (folders_reserved_part(name, strlen(name)))
+		return -EINVAL;
 	if (snprintf(mailbox, len, "%s%s%s", prefix, depth > 0 ? "/" : "",
 		     name) >= (int)len)
 		return -ENAMETOOLONG;
@@ -509,6 +514,9 @@ static int rmdir_mailbox(int64_t box)
 
 	if (ret < 0)
 		return ret;
+	/* as Dovecot: INBOX stays (delivery goes there) */
+	if (box == dboxfs.inbox_id)
+		return -EPERM;
 	if (b.subdirs != 0 || !area_empty(box, AREA_FILES))
 		return -ENOTEMPTY;
 	ret = dbox_mailbox_delete(dboxfs.store, b.name, &err);
@@ -699,6 +707,9 @@ static int rename_folder(const struct view_ino *src_dir, const char *name,
 	/* fs layout: a parent that is no mailbox moves its children */
 	if (ret < 0 && !(dboxfs.layout == VIEW_FS && is_vdir(src_dir, name)))
 		return ret;
+	/* as Dovecot's maildir: INBOX is no folder to rename */
+	if (ret == 0 && b.id == dboxfs.inbox_id)
+		return -EPERM;
 	if (strcmp(from, to) == 0)
 		return 0;
 	if (dboxfs.layout == VIEW_FS && strncmp(to, from, strlen(from)) == 0 &&

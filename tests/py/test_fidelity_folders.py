@@ -2,7 +2,9 @@
 same operations do on a native maildir on the local filesystem: in the
 maildir++ layout dot-folders are siblings (a rename takes no children
 along), in the fs layout a rename moves the subtree; rename onto an
-existing folder behaves as rename(2) of directories."""
+existing folder behaves as rename(2) of directories; names a layout cannot
+show (cur/new/tmp in the fs layout, non-canonical %-escapes and names
+beyond NAME_MAX in maildir++) are refused and never shown cut."""
 
 import ctypes
 import errno
@@ -226,3 +228,177 @@ def test_rename_onto_existing_folder(wtmp, mounts, fmt, layout):
     assert boxes["Y"]["messages"] == 1
     assert "X" not in boxes and "S" not in boxes and "T" not in boxes
     assert dboxctl("check", store).returncode == 0
+
+
+# ---------------------------------------------- 11a. cur/new/tmp as names
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_fs_layout_refuses_cur_new_tmp_names(wtmp, mounts, fmt):
+    store, mnt, m = mount(mounts, wtmp, fmt, "fs")
+    os.mkdir(os.path.join(mnt, "A"))
+    os.mkdir(os.path.join(mnt, "X"))
+    before = ls_mailboxes(store)
+    for sub in ("cur", "new", "tmp"):
+        # a mailbox A/cur would be A's cur/; cur at the top would make
+        # the root look like a maildir
+        assert outcome(os.rename, os.path.join(mnt, "X"),
+                       os.path.join(mnt, "A", sub)) == errno.EINVAL
+        assert outcome(os.mkdir, os.path.join(mnt, sub)) == errno.EINVAL
+        assert outcome(os.rename, os.path.join(mnt, "X"),
+                       os.path.join(mnt, sub)) == errno.EINVAL
+    assert ls_mailboxes(store) == before
+    assert os.listdir(os.path.join(mnt, "A")) == []
+    os.mkdir(os.path.join(mnt, "A/cur"))          # A's own cur/
+    assert os.listdir(os.path.join(mnt, "A")) == ["cur"]
+    assert os.listdir(os.path.join(mnt, "X")) == []
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_fs_layout_hides_stored_cur_mailbox(wtmp, mounts, fmt):
+    """A store that has a mailbox B/cur (made in the maildir++ layout,
+    where .B.cur is a fine name, or by Dovecot): the fs layout does not
+    show it (B's cur/ stays B's cur/) and logs it once."""
+    store, mnt, m = mount(mounts, wtmp, fmt, "maildir++")
+    maildir(os.path.join(mnt, ".B"))
+    deliver(os.path.join(mnt, ".B"), "b")
+    maildir(os.path.join(mnt, ".B.cur"))
+    deliver(os.path.join(mnt, ".B.cur"), "hidden")
+    maildir(os.path.join(mnt, ".new"))
+    maildir(os.path.join(mnt, ".C.tmp.D"))
+    m.stop()
+    assert {"B/cur", "new", "C/tmp/D"} <= set(ls_mailboxes(store))
+    m = mounts(store, mnt, "layout=fs")
+    for _ in range(2):
+        assert sorted(os.listdir(mnt)) == ["B", "INBOX"]
+        assert sorted(os.listdir(os.path.join(mnt, "B"))) == \
+            ["cur", "new", "tmp"]
+        assert os.listdir(os.path.join(mnt, "B/new")) == ["b"]
+        assert os.listdir(os.path.join(mnt, "B/cur")) == []
+        assert os.stat(os.path.join(mnt, "B")).st_nlink == 5
+        assert not os.path.exists(os.path.join(mnt, "C"))
+    m.stop()
+    log = m.output()
+    for name in ("B/cur", "new", "C/tmp/D"):
+        assert log.count("mailbox %s is not shown" % name) == 1, log
+
+
+# -------------------------------------------- 11b. one spelling per name
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_pp_escapes_have_one_spelling(wtmp, mounts, fmt):
+    store, mnt, m = mount(mounts, wtmp, fmt, "maildir++")
+    root = lambda n: os.path.join(mnt, n)  # noqa: E731
+    # non-canonical or broken escapes: refused, nothing made
+    for bad in (".lo%2ecase", ".a%41", ".a%", ".a%2", ".a%2f", ".p%25%"):
+        assert outcome(os.mkdir, root(bad)) == errno.EINVAL, bad
+    assert sorted(ls_mailboxes(store)) == ["INBOX"]
+    # the canonical spelling round-trips through mkdir, readdir, lookup
+    os.mkdir(root(".lo%2Ecase"))
+    os.mkdir(root(".p%25c"))
+    os.mkdir(root(".a%2Eb.c%25%2E"))
+    assert sorted(n for n in os.listdir(mnt) if n.startswith(".")) == \
+        [".a%2Eb.c%25%2E", ".lo%2Ecase", ".p%25c"]
+    for n in os.listdir(mnt):
+        if n.startswith("."):
+            maildir(root(n))
+            assert sorted(os.listdir(root(n))) == ["cur", "new", "tmp"]
+    assert not os.path.exists(root(".lo%2ecase"))
+    assert {"lo.case", "p%c", "a.b/c%."} <= set(ls_mailboxes(store))
+    # rename: the same rule for the new name
+    assert outcome(os.rename, root(".lo%2Ecase"), root(".x%2ey")) == \
+        errno.EINVAL
+    os.rename(root(".lo%2Ecase"), root(".x%2Ey"))
+    assert os.path.isdir(root(".x%2Ey/cur"))
+    m.stop()
+    assert "x.y" in ls_mailboxes(store) and "lo.case" not in \
+        ls_mailboxes(store)
+    # a name with '.' or '%' made in the fs layout shows escaped
+    m = mounts(store, mnt, "layout=fs")
+    os.mkdir(os.path.join(mnt, "50%.off"))
+    m.stop()
+    m = mounts(store, mnt)
+    assert os.path.isdir(root(".50%25%2Eoff"))
+
+
+# ------------------------------------------------------------ 11c. INBOX
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_fs_layout_inbox_is_not_renamed(wtmp, mounts, fmt):
+    store, mnt, m = mount(mounts, wtmp, fmt, "fs")
+    deliver(os.path.join(mnt, "INBOX"), "i")
+    os.mkdir(os.path.join(mnt, "X"))
+    os.mkdir(os.path.join(mnt, "E"))
+    before = ls_mailboxes(store)
+    inbox = os.path.join(mnt, "INBOX")
+    assert outcome(os.rename, inbox, os.path.join(mnt, "Y")) == errno.EPERM
+    assert outcome(os.rename, inbox, os.path.join(mnt, "E")) == errno.EPERM
+    assert outcome(os.rename, inbox, os.path.join(mnt, "X/In")) == \
+        errno.EPERM
+    # emptied INBOX is not replaced or removed either
+    os.unlink(os.path.join(inbox, "new/i"))
+    for sub in ("cur", "new", "tmp"):
+        os.rmdir(os.path.join(inbox, sub))
+    assert outcome(os.rename, os.path.join(mnt, "X"), inbox) == errno.EPERM
+    assert outcome(os.rmdir, inbox) == errno.EPERM
+    assert sorted(ls_mailboxes(store)) == sorted(before)
+    os.rename(os.path.join(mnt, "X"), os.path.join(mnt, "INBOX/X"))
+    assert "INBOX/X" in ls_mailboxes(store)
+
+
+# ------------------------------------------------- 11d. names too long
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_pp_names_near_name_max(wtmp, mounts, fmt):
+    store, mnt, m = mount(mounts, wtmp, fmt, "maildir++")
+    root = lambda n: os.path.join(mnt, n)  # noqa: E731
+    longest = "." + "a" * 254
+    os.mkdir(root(longest))
+    maildir(root(longest))
+    assert longest in os.listdir(mnt)
+    assert os.listdir(root(longest + "/new")) == []
+    escaped = "." + "b" * 251 + "%2E"           # 255 bytes, "bbb…b."
+    os.mkdir(root(escaped))
+    assert escaped in os.listdir(mnt)
+    os.mkdir(root(".S"))
+    before = ls_mailboxes(store)
+    for bad in ("." + "a" * 255, "." + "b" * 252 + "%2E",
+                "." + "c" * 200 + "." + "d" * 200):
+        assert outcome(os.mkdir, root(bad)) == errno.ENAMETOOLONG
+        assert outcome(os.rename, root(".S"), root(bad)) == \
+            errno.ENAMETOOLONG
+    assert ls_mailboxes(store) == before
+    assert os.path.isdir(root(".S"))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_fs_layout_names_near_name_max(wtmp, mounts, fmt):
+    store, mnt, m = mount(mounts, wtmp, fmt, "fs")
+    os.mkdir(os.path.join(mnt, "a" * 255))
+    assert outcome(os.mkdir, os.path.join(mnt, "a" * 256)) == \
+        errno.ENAMETOOLONG
+    assert outcome(os.rename, os.path.join(mnt, "a" * 255),
+                   os.path.join(mnt, "b" * 256)) == errno.ENAMETOOLONG
+    assert os.path.isdir(os.path.join(mnt, "a" * 255))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_pp_long_names_are_not_cut(wtmp, mounts, fmt):
+    """Mailboxes whose maildir++ name would be longer than NAME_MAX (made
+    in the fs layout, where every part fits) are not shown cut, so two of
+    them never collide on one name; they are logged once."""
+    store, mnt, m = mount(mounts, wtmp, fmt, "fs")
+    deep = os.path.join(mnt, "x" + "." * 254, "y" + "." * 254)
+    for leaf in ("A", "B"):
+        os.makedirs(os.path.join(deep, leaf))
+    os.mkdir(os.path.join(mnt, "x" * 250))
+    os.mkdir(os.path.join(mnt, "ok"))
+    m.stop()
+    m = mounts(store, mnt)
+    for _ in range(2):
+        names = [n for n in os.listdir(mnt) if n.startswith(".")]
+        assert sorted(names) == [".ok", "." + "x" * 250]
+    m.stop()
+    log = m.output()
+    for leaf in ("A", "B"):
+        name = "x" + "." * 254 + "/" + "y" + "." * 254 + "/" + leaf
+        assert log.count("mailbox %s is not shown" % name) == 1, log
