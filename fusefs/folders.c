@@ -1,10 +1,12 @@
 /* folders.c - child directories of folders in both layouts. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "dboxfs.h"
 #include "folders.h"
 
 static int collect(void *ctx, const struct dbox_mailbox *box)
@@ -117,6 +119,68 @@ int folders_prefix(const struct folder_list *fl, enum view_layout layout,
 	return (int)v->depth;
 }
 
+bool folders_reserved_part(const char *name, size_t n)
+{
+	static const char *const subs[] = { "cur", "new", "tmp" };
+
+	for (int i = 0; i < 3; i++) {
+		if (n == 3 && memcmp(name, subs[i], 3) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* fs layout: a part cur, new or tmp would be its parent's cur/ new/ tmp/
+ * (or make the root or a parent that is no mailbox look like a maildir). */
+static bool has_reserved_part(const char *name)
+{
+	const char *p = name, *slash;
+
+	for (;; p = slash + 1) {
+		slash = strchr(p, '/');
+		if (folders_reserved_part(p, slash != NULL ?
+					  (size_t)(slash - p) : strlen(p)))
+			return true;
+		if (slash == NULL)
+			return false;
+	}
+}
+
+static pthread_mutex_t hidden_lock = PTHREAD_MUTEX_INITIALIZER;
+static int64_t hidden_logged;   /* highest mailbox id logged as hidden */
+
+/* Said once per mailbox: every listing passes the mailboxes in id order. */
+static void log_hidden(const struct dbox_mailbox *b, const char *why)
+{
+	pthread_mutex_lock(&hidden_lock);
+	if (b->id > hidden_logged) {
+		hidden_logged = b->id;
+		fuse_log(FUSE_LOG_WARNING, "dboxfs: mailbox %s is not shown: "
+			 "%s\n", b->name, why);
+	}
+	pthread_mutex_unlock(&hidden_lock);
+}
+
+/* Whether a mailbox has a directory in the layout; in maildir++ its
+ * directory name is put in pp (VIEW_NAME_MAX + 1 bytes). */
+static bool shown(const struct dbox_mailbox *b, enum view_layout layout,
+		  char *pp)
+{
+	if (layout == VIEW_FS) {
+		if (!has_reserved_part(b->name))
+			return true;
+		log_hidden(b, "a part named cur, new or tmp would shadow a "
+			   "folder's own in the fs layout (layout=maildir++ "
+			   "shows it)");
+		return false;
+	}
+	if (view_mailbox_to_pp(b->name, pp, VIEW_NAME_MAX + 1) == 0)
+		return true;
+	log_hidden(b, "its maildir++ name would be longer than 255 bytes "
+		   "(layout=fs shows it)");
+	return false;
+}
+
 static bool under(const char *name, const char *prefix, unsigned int depth)
 {
 	size_t n = strlen(prefix);
@@ -148,7 +212,8 @@ static bool seen_before(const struct folder_list *fl, size_t upto,
 
 	for (size_t j = 0; j < upto; j++) {
 		if (!under(fl->boxes[j].name, prefix, depth) ||
-		    (depth > 0 && strlen(fl->boxes[j].name) == strlen(prefix)))
+		    (depth > 0 && strlen(fl->boxes[j].name) == strlen(prefix)) ||
+		    has_reserved_part(fl->boxes[j].name))
 			continue;
 		child_component(fl->boxes[j].name, depth, other, sizeof(other));
 		if (strcmp(other, comp) == 0)
@@ -184,17 +249,18 @@ void folders_children(const struct folder_list *fl, enum view_layout layout,
 		      void *ctx)
 {
 	struct folder_child c;
-	char comp[DBOX_NAME_MAX * 4 + 1];
+	char comp[DBOX_NAME_MAX * 4 + 1], pp[VIEW_NAME_MAX + 1];
 
 	for (size_t i = 0; i < fl->count; i++) {
 		const struct dbox_mailbox *b = &fl->boxes[i];
 
-		if (FOLDER_COOKIE_BASE + (uint64_t)b->id <= after)
+		if (!shown(b, layout, pp) ||
+		    FOLDER_COOKIE_BASE + (uint64_t)b->id <= after)
 			continue;
 		if (layout == VIEW_MAILDIRPP) {
 			if (b->id == inbox)
 				continue;
-			view_mailbox_to_pp(b->name, c.name, sizeof(c.name));
+			snprintf(c.name, sizeof(c.name), "%s", pp);
 			c.box = b->id;
 			c.ino = view_ino_folder(b->id);
 			c.cookie = FOLDER_COOKIE_BASE + (uint64_t)b->id;

@@ -7,6 +7,7 @@
 #ifndef DBOXFS_FOLDERS_H
 #define DBOXFS_FOLDERS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,6 +35,12 @@ void folders_free(struct folder_list *fl);
  * root; a vdir's prefix.  Returns its depth, or -ENOENT. */
 int folders_prefix(const struct folder_list *fl, enum view_layout layout,
 		   const struct view_ino *v, char *buf, size_t len);
+
+/* Whether name[0..n) is cur, new or tmp: no fs-layout folder is called
+ * so (it would be its parent's cur/ new/ tmp/).  Mailboxes a layout
+ * cannot show (fs: such a part; maildir++: a name beyond VIEW_NAME_MAX)
+ * are left out of every listing and lookup, and logged once. */
+bool folders_reserved_part(const char *name, size_t n);
 
 /* Calls cb for each child directory (mailbox folders and vdirs) of the
  * directory with mailbox-name prefix `prefix` at `depth`, in cookie order,

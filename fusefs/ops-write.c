@@ -353,7 +353,7 @@ static int mailbox_for_dirname(const struct view_ino *v, const char *name,
 		if (v->kind != VK_ROOT || name[0] != '.')
 			return 0;
 		*is_mailbox = true;
-		return view_pp_to_mailbox(name, mailbox, len) ? 0 : -EINVAL;
+		return view_pp_to_mailbox(name, mailbox, len);
 	}
 	if (name[0] == '.' || v->kind == VK_PLAIN || v->kind == VK_SUB)
 		return 0;
@@ -361,6 +361,11 @@ static int mailbox_for_dirname(const struct view_ino *v, const char *name,
 	if (depth < 0)
 		return depth;
 	*is_mailbox = true;
+	if (strlen(name) > VIEW_NAME_MAX)
+		return -ENAMETOOLONG;
+	/* a folder called cur would be its parent's cur/ */
+	if (folders_reserved_part(name, strlen(name)))
+		return -EINVAL;
 	if (snprintf(mailbox, len, "%s%s%s", prefix, depth > 0 ? "/" : "",
 		     name) >= (int)len)
 		return -ENAMETOOLONG;
@@ -509,6 +514,9 @@ static int rmdir_mailbox(int64_t box)
 
 	if (ret < 0)
 		return ret;
+	/* as Dovecot: INBOX stays (delivery goes there) */
+	if (box == dboxfs.inbox_id)
+		return -EPERM;
 	if (b.subdirs != 0 || !area_empty(box, AREA_FILES))
 		return -ENOTEMPTY;
 	ret = dbox_mailbox_delete(dboxfs.store, b.name, &err);
@@ -661,22 +669,61 @@ static int rename_msg(const struct dbox_msg *m, const struct view_ino *dst,
 	return ret;
 }
 
+/* What rename(2) does to the target directory: an empty one (one rmdir
+ * would remove) is replaced, anything else stays. */
+static int rename_folder_target(const struct view_ino *dst_dir,
+				const char *newname, const char *to,
+				unsigned int flags)
+{
+	struct dbox_mailbox b;
+
+	if (dbox_mailbox_lookup(dboxfs.store, to, &b, NULL) == 0)
+		return (flags & RENAME_NOREPLACE) ? -EEXIST : rmdir_mailbox(b.id);
+	if (dboxfs.layout == VIEW_FS && is_vdir(dst_dir, newname))
+		return (flags & RENAME_NOREPLACE) ? -EEXIST : -ENOTEMPTY;
+	return 0;
+}
+
+/* A folder's rename renames what its directory is: in the fs layout the
+ * mailbox with everything below it, in maildir++ that one mailbox (its
+ * dot-children are siblings on disk and keep their names). */
 static int rename_folder(const struct view_ino *src_dir, const char *name,
-			 const struct view_ino *dst_dir, const char *newname)
+			 const struct view_ino *dst_dir, const char *newname,
+			 unsigned int flags)
 {
 	char from[DBOX_NAME_MAX * 4 + 1], to[DBOX_NAME_MAX * 4 + 1];
 	struct dbox_err err = { "" };
-	bool a, b;
+	struct dbox_mailbox b;
+	bool a, c;
 	int ret = mailbox_for_dirname(src_dir, name, from, sizeof(from), &a);
 
 	if (ret == 0)
-		ret = mailbox_for_dirname(dst_dir, newname, to, sizeof(to), &b);
+		ret = mailbox_for_dirname(dst_dir, newname, to, sizeof(to), &c);
 	if (ret < 0)
 		return ret;
-	if (!a || !b)
+	if (!a || !c)
 		return -EXDEV;
-	ret = dbox_mailbox_rename(dboxfs.store, from, to, &err);
-	if (ret < 0 && ret != -EEXIST && ret != -ENOENT)
+	ret = dbox_mailbox_lookup(dboxfs.store, from, &b, NULL);
+	/* fs layout: a parent that is no mailbox moves its children */
+	if (ret < 0 && !(dboxfs.layout == VIEW_FS && is_vdir(src_dir, name)))
+		return ret;
+	/* as Dovecot's maildir: INBOX is no folder to rename */
+	if (ret == 0 && b.id == dboxfs.inbox_id)
+		return -EPERM;
+	if (strcmp(from, to) == 0)
+		return 0;
+	if (dboxfs.layout == VIEW_FS && strncmp(to, from, strlen(from)) == 0 &&
+	    to[strlen(from)] == '/')
+		return -EINVAL;   /* into itself, as rename(2) */
+	ret = rename_folder_target(dst_dir, newname, to, flags);
+	if (ret < 0)
+		return ret;
+	if (dboxfs.layout == VIEW_MAILDIRPP)
+		ret = dbox_mailbox_rename_one(dboxfs.store, from, to, &err);
+	else
+		ret = dbox_mailbox_rename(dboxfs.store, from, to, &err);
+	if (ret < 0 && ret != -EEXIST && ret != -ENOENT && ret != -EINVAL &&
+	    ret != -ENOTEMPTY)
 		fuse_log(FUSE_LOG_ERR, "dboxfs: rename %s: %s\n", from,
 			 err.msg);
 	return ret;
@@ -767,7 +814,7 @@ void opw_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		   is_sub_name(name, &sub)) {
 		ret = -EPERM;   /* cur/ new/ tmp/ stay where they are */
 	} else {
-		ret = rename_folder(&src, name, &dst, newname);
+		ret = rename_folder(&src, name, &dst, newname, flags);
 		if (ret == -EXDEV || ret == -ENOENT)
 			ret = rename_backing(req, &src, name, newparent, &dst,
 					     newname, flags);

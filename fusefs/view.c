@@ -1,4 +1,5 @@
 /* view.c - inode numbers and names of the maildir view. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -62,51 +63,60 @@ void view_msg_name(const struct dbox_msg *m, char *buf, size_t len)
 	snprintf(buf, len, "%s:2,%s", m->base, info);
 }
 
-bool view_pp_to_mailbox(const char *dirname, char *buf, size_t len)
+int view_pp_to_mailbox(const char *dirname, char *buf, size_t len)
 {
 	const char *p = dirname;
 	size_t o = 0;
 
+	if (strlen(dirname) > VIEW_NAME_MAX)
+		return -ENAMETOOLONG;
 	if (p[0] != '.' || p[1] == '\0' || p[1] == '.')
-		return false;
+		return -EINVAL;
 	for (p++; *p != '\0'; p++) {
 		char c = *p;
 
 		if (c == '.') {
 			c = '/';
 		} else if (c == '%') {
-			if (strncmp(p, "%2E", 3) == 0 || strncmp(p, "%2e", 3) == 0)
+			/* only the spelling readdir shows: %2e would name a
+			 * folder that no lookup finds */
+			if (strncmp(p, "%2E", 3) == 0)
 				c = '.';
 			else if (strncmp(p, "%25", 3) == 0)
 				c = '%';
 			else
-				return false;
+				return -EINVAL;
 			p += 2;
 		}
 		if (o + 1 >= len)
-			return false;
+			return -ENAMETOOLONG;
 		buf[o++] = c;
 	}
 	buf[o] = '\0';
-	return dbox_mailbox_name_valid(buf);
+	return dbox_mailbox_name_valid(buf) ? 0 : -EINVAL;
 }
 
-void view_mailbox_to_pp(const char *mailbox, char *buf, size_t len)
+int view_mailbox_to_pp(const char *mailbox, char *buf, size_t len)
 {
 	size_t o = 0;
 
 	if (len < 2)
-		return;
+		return -ENAMETOOLONG;
 	buf[o++] = '.';
-	for (const char *p = mailbox; *p != '\0' && o + 4 < len; p++) {
-		if (*p == '/') {
-			buf[o++] = '.';
-		} else if (*p == '.' || *p == '%') {
-			o += (size_t)snprintf(buf + o, len - o, "%%%02X",
-					      (unsigned char)*p);
-		} else {
-			buf[o++] = *p;
-		}
+	for (const char *p = mailbox; *p != '\0'; p++) {
+		bool escape = *p == '.' || *p == '%';
+		size_t n = escape ? 3 : 1;
+
+		if (o + n > VIEW_NAME_MAX || o + n >= len)
+			return -ENAMETOOLONG;
+		if (*p == '/')
+			buf[o] = '.';
+		else if (escape)
+			snprintf(buf + o, len - o, "%%%02X", (unsigned char)*p);
+		else
+			buf[o] = *p;
+		o += n;
 	}
 	buf[o] = '\0';
+	return 0;
 }

@@ -85,10 +85,15 @@ void view_name_split(const char *name, char *base, size_t blen,
 /* File name of a message in its directory. */
 void view_msg_name(const struct dbox_msg *m, char *buf, size_t len);
 
+/* Longest name of a directory entry (what statfs reports as f_namemax). */
+#define VIEW_NAME_MAX 255
+
 /* maildir++ folder name <-> mailbox name.  ".Lists.linux" <-> "Lists/linux";
- * '.' and '%' inside a part are written %2E and %25.  Returns false for
- * names that cannot be a mailbox. */
-bool view_pp_to_mailbox(const char *dirname, char *buf, size_t len);
-void view_mailbox_to_pp(const char *mailbox, char *buf, size_t len);
+ * '.' and '%' inside a part are written %2E and %25, and only so (one
+ * spelling per name).  Both return 0, -EINVAL for a name that cannot be a
+ * mailbox, or -ENAMETOOLONG beyond VIEW_NAME_MAX or `len` (never a name
+ * cut short, which could be another mailbox's). */
+int view_pp_to_mailbox(const char *dirname, char *buf, size_t len);
+int view_mailbox_to_pp(const char *mailbox, char *buf, size_t len);
 
 #endif

@@ -197,9 +197,14 @@ int dbox_mailbox_set_subdirs(struct dbox_store *store, int64_t mailbox_id,
 /* -ENOTEMPTY if it has messages or child mailboxes. */
 int dbox_mailbox_delete(struct dbox_store *store, const char *name,
 			struct dbox_err *err);
-/* Renames the mailbox and its children. */
+/* Renames the mailbox and its children (`from` may be only their
+ * parent); -EEXIST if `to` is a mailbox, -ENOTEMPTY if it has children. */
 int dbox_mailbox_rename(struct dbox_store *store, const char *from,
 			const char *to, struct dbox_err *err);
+/* Renames that one mailbox; its children keep their names (Dovecot lists
+ * them below a parent that is no mailbox).  -EEXIST if `to` is one. */
+int dbox_mailbox_rename_one(struct dbox_store *store, const char *from,
+			    const char *to, struct dbox_err *err);
 /* Keyword names of a mailbox by index (0..DBOX_MAX_KEYWORDS-1); returns
  * the count.  names[i] points into `buf`. */
 int dbox_mailbox_keywords(struct dbox_store *store, int64_t mailbox_id,

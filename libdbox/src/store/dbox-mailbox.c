@@ -243,24 +243,30 @@ static int has_children(struct dbox_store *store, const char *name,
 	return ret;
 }
 
-/* Removes mailboxes/<storage>/dbox-Mails and then the now empty parents
- * that no other mailbox needs. */
-static void remove_mailbox_dirs(struct dbox_store *store, const char *dir)
+/* Removes the empty parents of mailboxes/<storage>/dbox-Mails that no
+ * other mailbox needs. */
+static void remove_empty_parents(struct dbox_store *store, const char *dir)
 {
 	char path[PATH_MAX], top[PATH_MAX];
 	char *slash;
 
 	snprintf(path, sizeof(path), "%s", dir);
-	if (rmdir(path) < 0 && errno == ENOTEMPTY) {
-		/* only index files Dovecot may have made are left */
-		dbox_remove_tree(path);
-	}
 	snprintf(top, sizeof(top), "%s/%s", store->root, DBOX_MAILBOX_DIR);
 	while ((slash = strrchr(path, '/')) != NULL) {
 		*slash = '\0';
 		if (strcmp(path, top) == 0 || rmdir(path) < 0)
 			break;
 	}
+}
+
+/* Removes mailboxes/<storage>/dbox-Mails and then the now empty parents. */
+static void remove_mailbox_dirs(struct dbox_store *store, const char *dir)
+{
+	if (rmdir(dir) < 0 && errno == ENOTEMPTY) {
+		/* only index files Dovecot may have made are left */
+		dbox_remove_tree(dir);
+	}
+	remove_empty_parents(store, dir);
 }
 
 int dbox_mailbox_delete(struct dbox_store *store, const char *name,
@@ -305,7 +311,7 @@ int dbox_mailbox_delete(struct dbox_store *store, const char *name,
 }
 
 static int rename_rows(struct dbox_store *store, const char *from,
-		       const char *to, struct dbox_err *err)
+		       const char *to, bool subtree, struct dbox_err *err)
 {
 	sqlite3 *db = dindex_db(store->idx, err);
 	sqlite3_stmt *st;
@@ -313,11 +319,12 @@ static int rename_rows(struct dbox_store *store, const char *from,
 
 	if (db == NULL)
 		return -EIO;
-	rc = sqlite3_prepare_v2(db, "UPDATE mailboxes SET name = CASE WHEN "
-				"name = ?1 THEN ?2 ELSE ?2 || substr(name, "
-				"length(?1) + 1) END WHERE name = ?1 OR "
-				"substr(name, 1, length(?1) + 1) = ?1 || '/'",
-				-1, &st, NULL);
+	rc = sqlite3_prepare_v2(db, subtree ? "UPDATE mailboxes SET name = "
+				"CASE WHEN name = ?1 THEN ?2 ELSE ?2 || "
+				"substr(name, length(?1) + 1) END WHERE name = "
+				"?1 OR substr(name, 1, length(?1) + 1) = ?1 || "
+				"'/'" : "UPDATE mailboxes SET name = ?2 WHERE "
+				"name = ?1", -1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return dindex_error(store->idx, rc, "rename", err);
 	sqlite3_bind_text(st, 1, from, -1, SQLITE_STATIC);
@@ -343,8 +350,26 @@ static int mailbox_top_dir(const struct dbox_store *store, const char *name,
 			 storage);
 }
 
-int dbox_mailbox_rename(struct dbox_store *store, const char *from,
-			const char *to, struct dbox_err *err)
+/* The checks of a rename in its transaction: `from` is a mailbox (or,
+ * for a subtree, holds some), `to` is none and (subtree) holds none. */
+static int rename_check(struct dbox_store *store, const char *from,
+			const char *to, bool subtree, struct dbox_err *err)
+{
+	int ret = dbox_mailbox_lookup(store, from, NULL, err);
+
+	if (ret == -ENOENT && subtree && has_children(store, from, NULL) > 0)
+		ret = 0;
+	if (ret == 0 && dbox_mailbox_lookup(store, to, NULL, NULL) == 0)
+		ret = dbox_fail(err, -EEXIST, "mailbox %s exists", to);
+	if (ret == 0 && subtree && (ret = has_children(store, to, err)) > 0)
+		ret = dbox_fail(err, -ENOTEMPTY, "%s has children", to);
+	return ret;
+}
+
+/* subtree: mailboxes/<from> with everything below; else only
+ * mailboxes/<from>/dbox-Mails, the children's directories stay. */
+static int rename_mailbox(struct dbox_store *store, const char *from,
+			  const char *to, bool subtree, struct dbox_err *err)
 {
 	char src[PATH_MAX], dst[PATH_MAX], parent[PATH_MAX];
 	bool moved = false;
@@ -354,22 +379,21 @@ int dbox_mailbox_rename(struct dbox_store *store, const char *from,
 		return dbox_fail(err, -EINVAL, "invalid mailbox name");
 	if (store->readonly)
 		return dbox_fail(err, -EROFS, "store is read-only");
-	if (strncmp(to, from, strlen(from)) == 0 && to[strlen(from)] == '/')
+	if (subtree && strncmp(to, from, strlen(from)) == 0 &&
+	    to[strlen(from)] == '/')
 		return dbox_fail(err, -EINVAL, "cannot move %s under itself",
 				 from);
-	if (mailbox_top_dir(store, from, src, sizeof(src)) < 0 ||
-	    mailbox_top_dir(store, to, dst, sizeof(dst)) < 0)
+	if ((subtree ? mailbox_top_dir(store, from, src, sizeof(src)) :
+	     dbox_mailbox_dir(store, from, src, sizeof(src))) < 0 ||
+	    (subtree ? mailbox_top_dir(store, to, dst, sizeof(dst)) :
+	     dbox_mailbox_dir(store, to, dst, sizeof(dst))) < 0)
 		return dbox_fail(err, -ENAMETOOLONG, "name too long");
 	ret = dindex_write_begin(store->idx, err);
 	if (ret < 0)
 		return ret;
-	ret = dbox_mailbox_lookup(store, from, NULL, err);
-	if (ret == 0 && dbox_mailbox_lookup(store, to, NULL, NULL) == 0)
-		ret = dbox_fail(err, -EEXIST, "mailbox %s exists", to);
-	if (ret == 0 && (ret = has_children(store, to, err)) > 0)
-		ret = dbox_fail(err, -EEXIST, "%s has children", to);
+	ret = rename_check(store, from, to, subtree, err);
 	if (ret == 0)
-		ret = rename_rows(store, from, to, err);
+		ret = rename_rows(store, from, to, subtree, err);
 	if (ret == 0) {
 		snprintf(parent, sizeof(parent), "%s", dst);
 		*strrchr(parent, '/') = '\0';
@@ -384,7 +408,21 @@ int dbox_mailbox_rename(struct dbox_store *store, const char *from,
 		dindex_write_rollback(store->idx);
 	if (ret < 0 && moved)
 		rename(dst, src);
+	if (ret == 0 && !subtree)
+		remove_empty_parents(store, src);
 	return ret;
+}
+
+int dbox_mailbox_rename(struct dbox_store *store, const char *from,
+			const char *to, struct dbox_err *err)
+{
+	return rename_mailbox(store, from, to, true, err);
+}
+
+int dbox_mailbox_rename_one(struct dbox_store *store, const char *from,
+			    const char *to, struct dbox_err *err)
+{
+	return rename_mailbox(store, from, to, false, err);
 }
 
 int dbox_mailbox_touch(struct dbox_store *store, int64_t mailbox_id,
