@@ -183,7 +183,13 @@ def test_exchange_of_tmp_file_and_message(wtmp, mounts, fmt):
     assert renameat2(os.path.join(mnt, "cur/A:2,S"),
                      os.path.join(mnt, ".Other/cur/O:2,"),
                      RENAME_EXCHANGE) == errno.EXDEV
+    # a mailbox holds one message per base name: where a local filesystem
+    # would keep O:2, and O:2,S side by side, NOREPLACE is refused
+    assert renameat2(os.path.join(mnt, "cur/A:2,S"),
+                     os.path.join(mnt, ".Other/cur/O:2,S"),
+                     RENAME_NOREPLACE) == errno.EEXIST
     assert state(mnt) == before
+    assert os.listdir(os.path.join(mnt, ".Other/cur")) == ["O:2,"]
     # two files of tmp/ trade places as on any filesystem
     with open(os.path.join(mnt, "tmp", "U"), "wb") as f:
         f.write(b"other\n")
@@ -232,6 +238,7 @@ def test_flags_on_names_in_new_are_kept(wtmp, mounts, fmt):
     assert read(os.path.join(mnt, "new/X:2,F")) == body("X")
     m.stop()
     assert dboxctl("check", store).returncode == 0
+    dboxctl("reindex", store)
     m = mounts(store, mnt)
     check_names(mnt, "new", names)
     assert {n: os.stat(os.path.join(mnt, "new", n)).st_ino
@@ -337,6 +344,7 @@ def test_rsync_a_twice_copies_nothing_and_modes_persist(wtmp, mounts, fmt):
     os.close(fd)
     paths["cur/1.M1.b:2,S"] = 0o604
     m.stop()
+    dboxctl("reindex", store)
     m = mounts(store, mnt)
     for rel, mode in paths.items():
         assert os.stat(os.path.join(mnt, rel)).st_mode == 0o100000 | mode, rel
