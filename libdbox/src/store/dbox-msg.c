@@ -213,18 +213,6 @@ static int set_base(struct dbox_store *store, int64_t mailbox_id,
 	return ret;
 }
 
-static int delete_row(struct dbox_store *store, int64_t mailbox_id,
-		      uint32_t uid, struct dbox_err *err)
-{
-	sqlite3_stmt *st = dindex_stmt(store->idx, DSTMT_MSG_DELETE, err);
-
-	if (st == NULL)
-		return -EIO;
-	sqlite3_bind_int64(st, 1, mailbox_id);
-	sqlite3_bind_int64(st, 2, uid);
-	return dindex_step_done(store->idx, st, err);
-}
-
 static int set_new_info(struct dbox_store *store, int64_t mailbox_id,
 			uint32_t uid, bool new_info, struct dbox_err *err)
 {
@@ -278,6 +266,60 @@ int dbox_msg_set_flags(struct dbox_store *store, int64_t mailbox_id,
 			       NULL, err);
 }
 
+int dbox_msg_set_mode(struct dbox_store *store, int64_t mailbox_id,
+		      uint32_t uid, uint32_t mode, struct dbox_err *err)
+{
+	sqlite3_stmt *st;
+	int ret = dindex_write_begin(store->idx, err);
+
+	if (ret < 0)
+		return ret;
+	st = dindex_stmt(store->idx, DSTMT_MSG_SET_MODE, err);
+	if (st == NULL) {
+		dindex_write_rollback(store->idx);
+		return -EIO;
+	}
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, uid);
+	sqlite3_bind_int64(st, 3, mode);
+	/* attribute change only: directory listings are unchanged */
+	return simple_update(store, st, mailbox_id, false, false, err);
+}
+
+int dbox_msg_set_received(struct dbox_store *store, int64_t mailbox_id,
+			  uint32_t uid, int64_t received, int64_t received_ns,
+			  struct dbox_err *err)
+{
+	sqlite3_stmt *st;
+	int ret = dindex_write_begin(store->idx, err);
+
+	if (ret < 0)
+		return ret;
+	st = dindex_stmt(store->idx, DSTMT_MSG_SET_RECEIVED, err);
+	if (st == NULL) {
+		dindex_write_rollback(store->idx);
+		return -EIO;
+	}
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, uid);
+	sqlite3_bind_int64(st, 3, received);
+	sqlite3_bind_int64(st, 4, received_ns);
+	/* attribute change only: directory listings are unchanged */
+	return simple_update(store, st, mailbox_id, false, false, err);
+}
+
+static int delete_row(struct dbox_store *store, int64_t mailbox_id,
+		      uint32_t uid, struct dbox_err *err)
+{
+	sqlite3_stmt *st = dindex_stmt(store->idx, DSTMT_MSG_DELETE, err);
+
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, uid);
+	return dindex_step_done(store->idx, st, err);
+}
+
 /* What a maildir name says of a message goes from `from` to `to`. */
 static void take_name(struct dbox_msg *to, const struct dbox_msg *from)
 {
@@ -320,48 +362,6 @@ int dbox_msg_exchange(struct dbox_store *store, int64_t mailbox_id,
 		return dindex_write_commit(store->idx, err);
 	dindex_write_rollback(store->idx);
 	return ret;
-}
-
-int dbox_msg_set_mode(struct dbox_store *store, int64_t mailbox_id,
-		      uint32_t uid, uint32_t mode, struct dbox_err *err)
-{
-	sqlite3_stmt *st;
-	int ret = dindex_write_begin(store->idx, err);
-
-	if (ret < 0)
-		return ret;
-	st = dindex_stmt(store->idx, DSTMT_MSG_SET_MODE, err);
-	if (st == NULL) {
-		dindex_write_rollback(store->idx);
-		return -EIO;
-	}
-	sqlite3_bind_int64(st, 1, mailbox_id);
-	sqlite3_bind_int64(st, 2, uid);
-	sqlite3_bind_int64(st, 3, mode);
-	/* attribute change only: directory listings are unchanged */
-	return simple_update(store, st, mailbox_id, false, false, err);
-}
-
-int dbox_msg_set_received(struct dbox_store *store, int64_t mailbox_id,
-			  uint32_t uid, int64_t received, int64_t received_ns,
-			  struct dbox_err *err)
-{
-	sqlite3_stmt *st;
-	int ret = dindex_write_begin(store->idx, err);
-
-	if (ret < 0)
-		return ret;
-	st = dindex_stmt(store->idx, DSTMT_MSG_SET_RECEIVED, err);
-	if (st == NULL) {
-		dindex_write_rollback(store->idx);
-		return -EIO;
-	}
-	sqlite3_bind_int64(st, 1, mailbox_id);
-	sqlite3_bind_int64(st, 2, uid);
-	sqlite3_bind_int64(st, 3, received);
-	sqlite3_bind_int64(st, 4, received_ns);
-	/* attribute change only: directory listings are unchanged */
-	return simple_update(store, st, mailbox_id, false, false, err);
 }
 
 int dbox_msg_expunge(struct dbox_store *store, int64_t mailbox_id,
