@@ -247,6 +247,17 @@ def test_flags_on_names_in_new_are_kept(wtmp, mounts, fmt):
     os.rename(os.path.join(mnt, "new/X:2,F"), os.path.join(mnt, "cur/X:2,FS"))
     check_names(mnt, "cur", ["X:2,FS"])
     m.stop()
+    # dboxctl export writes the same names, and import takes them back
+    names.remove("X:2,F")
+    out = os.path.join(wtmp, "export")
+    dboxctl("export", store, "INBOX", out)
+    assert sorted(os.listdir(os.path.join(out, "new"))) == sorted(names)
+    store2 = os.path.join(wtmp, "store2")
+    dboxctl("init", store2, "--format", fmt)
+    dboxctl("import", store2, "INBOX", out)
+    mounts(store2, mnt)
+    check_names(mnt, "new", names)
+    check_names(mnt, "cur", ["X:2,FS"])
 
 
 def downgrade_index(store):
