@@ -66,6 +66,13 @@ void commit_inval_inode(uint64_t ino)
 	inval_push(0, ino, NULL);
 }
 
+static enum dbox_maildir_dir job_dir(const struct commit_job *j)
+{
+	if (!j->in_new)
+		return DBOX_DIR_CUR;
+	return j->new_info ? DBOX_DIR_NEW_INFO : DBOX_DIR_NEW;
+}
+
 /* An existing message of the same name is replaced (rename(2) semantics):
  * it is expunged in the same transaction. */
 static int add_job(struct dbox_save_txn *txn, struct commit_job *j,
@@ -79,6 +86,8 @@ static int add_job(struct dbox_save_txn *txn, struct commit_job *j,
 		.flags = j->flags,
 		.keywords = j->keywords,
 		.in_new = j->in_new,
+		.new_info = j->new_info,
+		.mode = j->mode,
 	};
 	struct dbox_msg old;
 	int ret;
@@ -97,7 +106,9 @@ static int add_job(struct dbox_save_txn *txn, struct commit_job *j,
 	if (j->prepared != NULL) {
 		/* its bytes are in the store and durable already */
 		ret = dbox_save_set_state(j->prepared, 0, j->flags,
-					  j->keywords, j->in_new, err);
+					  j->keywords, job_dir(j), err);
+		if (ret == 0)
+			ret = dbox_save_set_mode(j->prepared, 0, j->mode, err);
 		if (ret == 0)
 			ret = dbox_save_merge(txn, j->prepared, err);
 		if (ret == 0) {

@@ -34,6 +34,8 @@ struct commit_job {
 	char base[DBOX_NAME_MAX + 1];
 	uint32_t flags, keywords;
 	bool in_new;
+	bool new_info;             /* in new/ named BASE:2,FLAGS */
+	uint32_t mode;             /* the file's st_mode; 0: the default */
 	int64_t received, received_ns;
 	/* after success: unlink src_name in src_dirfd (a rename), and tell
 	 * the binode it is a message now */

@@ -159,6 +159,14 @@ static int msg_in_sub(int64_t box, enum view_sub sub, const char *name,
 
 /* ------------------------------------------------------------- commits */
 
+/* A message keeps the mode its file had, as on a local filesystem (rsync
+ * -a sets it before its rename); 0 stands for the store's default. */
+static uint32_t msg_mode(mode_t mode)
+{
+	mode &= 07777;
+	return mode == dboxfs.file_mode ? 0 : (uint32_t)(S_IFREG | mode);
+}
+
 int ops_make_commit_job(int src_dirfd, const char *src_name, uint64_t src_ino,
 			int64_t box, enum view_sub sub, const char *name,
 			bool unlink_src, struct commit_job **job_r)
@@ -188,6 +196,8 @@ int ops_make_commit_job(int src_dirfd, const char *src_name, uint64_t src_ino,
 	dbox_maildir_info_parse(info, false, &j->flags, &j->keywords);
 	j->box = box;
 	j->in_new = sub == SUB_NEW;
+	j->new_info = j->in_new && info != NULL;
+	j->mode = msg_mode(st.st_mode);
 	j->received = st.st_mtim.tv_sec;
 	j->received_ns = st.st_mtim.tv_nsec;
 	j->src_dirfd = unlink_src ? dup(src_dirfd) : -1;
@@ -639,11 +649,13 @@ static int rename_msg(const struct dbox_msg *m, const struct view_ino *dst,
 	uint32_t flags, kw, uid;
 	struct dbox_msg old;
 	struct dbox_err err = { "" };
-	bool in_new = dst->sub == SUB_NEW;
+	enum dbox_maildir_dir dir = DBOX_DIR_CUR;
 	int ret;
 
 	if (!final_name(newname, base, sizeof(base), &info))
 		return -EINVAL;
+	if (dst->sub == SUB_NEW)
+		dir = info != NULL ? DBOX_DIR_NEW_INFO : DBOX_DIR_NEW;
 	dbox_maildir_info_parse(info, false, &flags, &kw);
 	/* rename(2) replaces an existing target */
 	if (dbox_msg_lookup_base(dboxfs.store, dst->box, base, &old,
@@ -656,9 +668,9 @@ static int rename_msg(const struct dbox_msg *m, const struct view_ino *dst,
 	*new_ino_r = view_ino_msg(m->mailbox_id, m->uid);
 	if (dst->box == m->mailbox_id)
 		return dbox_msg_update(dboxfs.store, m->mailbox_id, m->uid,
-				       flags, kw, in_new, base, &err);
+				       flags, kw, dir, base, &err);
 	ret = dbox_msg_move(dboxfs.store, m->mailbox_id, m->uid, dst->box,
-			    flags, kw, in_new, base, &uid, &err);
+			    flags, kw, dir, base, &uid, &err);
 	if (ret == 0) {
 		*new_ino_r = view_ino_msg(dst->box, uid);
 		moved_add(view_ino_msg(m->mailbox_id, m->uid), *new_ino_r);
@@ -747,6 +759,18 @@ static int rename_commit(fuse_req_t req, int src_dirfd, const char *name,
 	return 1;
 }
 
+/* Whether RENAME_EXCHANGE of a file beside the store meets a message: a
+ * file can trade places with a file still being written in cur/ or new/
+ * (renameat2 below), not with a message, whose bytes are in the store
+ * (see exchange_msg). */
+static bool is_msg_name(const struct view_ino *dst, const char *newname)
+{
+	struct dbox_msg m;
+
+	return dst->kind == VK_SUB && dst->sub != SUB_TMP &&
+		msg_in_sub(dst->box, dst->sub, newname, &m) == 0;
+}
+
 static int rename_backing(fuse_req_t req, const struct view_ino *src,
 			  const char *name, fuse_ino_t newparent,
 			  const struct view_ino *dst, const char *newname,
@@ -756,12 +780,17 @@ static int rename_backing(fuse_req_t req, const struct view_ino *src,
 	char base[DBOX_NAME_MAX + 1];
 	const char *info;
 	int64_t sbox, dbox;
-	int sfd, dfd = -1, ret = area_of(src, &sfd, &sa, &sbox);
+	int sfd, dfd = -1, ret;
 
+	if ((flags & RENAME_EXCHANGE) && is_msg_name(dst, newname))
+		return -EXDEV;
+	ret = area_of(src, &sfd, &sa, &sbox);
 	if (ret < 0)
 		return ret;
-	if (dst->kind == VK_SUB && dst->sub != SUB_TMP &&
+	if (!(flags & RENAME_EXCHANGE) && dst->kind == VK_SUB &&
+	    dst->sub != SUB_TMP &&
 	    final_name(newname, base, sizeof(base), &info)) {
+		/* a mailbox holds one message per base name */
 		if ((flags & RENAME_NOREPLACE) &&
 		    dbox_msg_lookup_base(dboxfs.store, dst->box, base, NULL,
 					 NULL) == 0)
@@ -781,12 +810,107 @@ static int rename_backing(fuse_req_t req, const struct view_ino *src,
 	return ret;
 }
 
+/* RENAME_NOREPLACE of message m: refused if the target name exists (the
+ * kernel checks that first) or if another message of the target mailbox
+ * has its base name, which a local filesystem would keep as a second file
+ * but a mailbox cannot (one message per base name).  The same message
+ * under another flag suffix is no obstacle: that is a flag change. */
+static int noreplace_msg(const struct dbox_msg *m, const struct view_ino *dst,
+			 const char *newname)
+{
+	struct dbox_msg other;
+	int ret = msg_by_name(dst->box, newname, &other);
+
+	if (ret == -ENOENT)
+		return 0;
+	if (ret < 0)
+		return ret;
+	if (other.mailbox_id != m->mailbox_id || other.uid != m->uid)
+		return -EEXIST;
+	return msg_in_sub(dst->box, dst->sub, newname, &other) == 0 ?
+		-EEXIST : 0;
+}
+
+static bool backing_has(const struct view_ino *dir, const char *name)
+{
+	enum backing_area area;
+	struct stat st;
+	int64_t box;
+	int fd;
+	bool found;
+
+	if (area_of(dir, &fd, &area, &box) < 0)
+		return false;
+	found = fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+	close(fd);
+	return found;
+}
+
+/* RENAME_EXCHANGE of two messages of one mailbox: they trade names (base,
+ * flags, new/ or cur/), so each name shows the other's bytes, as the two
+ * files would on a local filesystem.  Messages of two mailboxes would
+ * have to move both ways in one transaction, which the store has no
+ * operation for: EXDEV, as for a message and a file of tmp/. */
+static int exchange_msg(const struct dbox_msg *m, const struct view_ino *dst,
+			const char *newname)
+{
+	struct dbox_err err = { "" };
+	struct dbox_msg other;
+	int ret;
+
+	if (dst->kind != VK_SUB || dst->sub == SUB_TMP)
+		return -EXDEV;
+	ret = msg_in_sub(dst->box, dst->sub, newname, &other);
+	if (ret == -ENOENT)
+		/* no message by that name: a file being written, or nothing */
+		return backing_has(dst, newname) ? -EXDEV : -ENOENT;
+	if (ret < 0)
+		return ret;
+	if (other.mailbox_id != m->mailbox_id)
+		return -EXDEV;
+	ret = dbox_msg_exchange(dboxfs.store, m->mailbox_id, m->uid, other.uid,
+				&err);
+	if (ret < 0)
+		fuse_log(FUSE_LOG_ERR, "dboxfs: exchange %s: %s\n", newname,
+			 err.msg);
+	return ret;
+}
+
+static int rename_of_msg(const struct dbox_msg *m, const struct view_ino *dst,
+			 const char *newname, unsigned int flags)
+{
+	fuse_ino_t new_ino = 0;
+	int ret = 0;
+
+	if (flags & RENAME_EXCHANGE)
+		return exchange_msg(m, dst, newname);
+	if (dst->kind != VK_SUB || dst->sub == SUB_TMP)
+		return -EXDEV;
+	if (flags & RENAME_NOREPLACE)
+		ret = noreplace_msg(m, dst, newname);
+	if (ret == 0)
+		ret = rename_msg(m, dst, newname, &new_ino);
+	return ret;
+}
+
+/* RENAME_EXCHANGE of two folders is not offered: their mailboxes would
+ * trade names and subtrees in one step, which the store cannot do. */
+static bool is_mailbox_dir(const struct view_ino *dir, const char *name)
+{
+	char mailbox[DBOX_NAME_MAX * 4 + 1];
+	struct dbox_mailbox b;
+	bool is_mailbox;
+
+	return mailbox_for_dirname(dir, name, mailbox, sizeof(mailbox),
+				   &is_mailbox) == 0 && is_mailbox &&
+		dbox_mailbox_lookup(dboxfs.store, mailbox, &b, NULL) == 0;
+}
+
 void opw_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_ino_t newparent, const char *newname, unsigned int flags)
 {
 	struct view_ino src, dst;
 	struct dbox_msg m;
-	fuse_ino_t new_ino = 0;
 	enum view_sub sub;
 	int ret;
 
@@ -796,23 +920,18 @@ void opw_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	if (flags & RENAME_EXCHANGE) {
-		fuse_reply_err(req, EINVAL);
-		return;
-	}
 	if (src.kind == VK_SUB && src.sub != SUB_TMP &&
 	    msg_in_sub(src.box, src.sub, name, &m) == 0) {
-		if (dst.kind != VK_SUB || dst.sub == SUB_TMP)
-			ret = -EXDEV;
-		else if ((flags & RENAME_NOREPLACE) &&
-			 msg_by_name(dst.box, newname, &m) == 0)
-			ret = -EEXIST;
-		else
-			ret = rename_msg(&m, &dst, newname, &new_ino);
+		ret = rename_of_msg(&m, &dst, newname, flags);
 	} else if ((src.kind == VK_ROOT || src.kind == VK_FOLDER ||
 		    src.kind == VK_VDIR) && ops_dir_mailbox(&src) != 0 &&
 		   is_sub_name(name, &sub)) {
 		ret = -EPERM;   /* cur/ new/ tmp/ stay where they are */
+	} else if (flags & RENAME_EXCHANGE) {
+		ret = is_mailbox_dir(&src, name) ||
+			is_mailbox_dir(&dst, newname) ? -EINVAL :
+			rename_backing(req, &src, name, newparent, &dst,
+				       newname, flags);
 	} else {
 		ret = rename_folder(&src, name, &dst, newname, flags);
 		if (ret == -EXDEV || ret == -ENOENT)
@@ -924,9 +1043,10 @@ void opw_readlink(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_readlink(req, buf);
 }
 
-/* Messages: only the received time (mtime) changes; mode and owner
- * follow the store, so chmod/chown succeed without effect as rsync and
- * cp -p expect; the size of a message never changes. */
+/* Messages: the received time (mtime) and the mode change and persist,
+ * so that rsync -a finds nothing to do the second time; the owner follows
+ * the store, so chown succeeds without effect as rsync and cp -p expect;
+ * the size of a message never changes. */
 static int setattr_msg(int64_t box, uint32_t uid, const struct stat *attr,
 		       int to_set)
 {
@@ -942,6 +1062,12 @@ static int setattr_msg(int64_t box, uint32_t uid, const struct stat *attr,
 
 	if (to_set & FUSE_SET_ATTR_SIZE)
 		return -EACCES;
+	if (to_set & FUSE_SET_ATTR_MODE) {
+		ret = dbox_msg_set_mode(dboxfs.store, box, uid, S_IFREG |
+					(attr->st_mode & 07777), &err);
+		if (ret < 0)
+			return ret;
+	}
 	if (!(to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)))
 		return 0;
 	if (to_set & FUSE_SET_ATTR_MTIME_NOW) {

@@ -56,7 +56,8 @@ void ops_attr_msg(struct stat *st, const struct dbox_msg *m)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = view_ino_msg(m->mailbox_id, m->uid);
-	st->st_mode = S_IFREG | dboxfs.file_mode;
+	st->st_mode = m->mode != 0 ? (mode_t)m->mode :
+		S_IFREG | dboxfs.file_mode;
 	st->st_nlink = 1;
 	st->st_uid = dboxfs.uid;
 	st->st_gid = dboxfs.gid;
@@ -344,10 +345,9 @@ static void reply_negative(fuse_req_t req)
 static int lookup_msg(const struct view_ino *dir, const char *name,
 		      struct stat *st)
 {
-	char base[DBOX_NAME_MAX + 1];
+	char base[DBOX_NAME_MAX + 1], now[DBOX_NAME_MAX + 48];
 	const char *info;
 	struct dbox_msg m;
-	uint32_t flags, kw;
 	int ret;
 
 	view_name_split(name, base, sizeof(base), &info);
@@ -356,16 +356,10 @@ static int lookup_msg(const struct view_ino *dir, const char *name,
 	ret = dbox_msg_lookup_base(dboxfs.store, dir->box, base, &m, NULL);
 	if (ret < 0)
 		return ret;
-	/* the name must be the one the message has now */
-	if (dir->sub == SUB_NEW) {
-		if (!m.in_new || info != NULL)
-			return -ENOENT;
-	} else {
-		if (m.in_new || info == NULL ||
-		    !dbox_maildir_info_parse(info, true, &flags, &kw) ||
-		    flags != m.flags || kw != m.keywords)
-			return -ENOENT;
-	}
+	/* the name must be the one the message has now, in its directory */
+	view_msg_name(&m, now, sizeof(now));
+	if ((dir->sub == SUB_NEW) != m.in_new || strcmp(now, name) != 0)
+		return -ENOENT;
 	ops_attr_msg(st, &m);
 	return 0;
 }

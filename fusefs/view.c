@@ -55,7 +55,7 @@ void view_msg_name(const struct dbox_msg *m, char *buf, size_t len)
 {
 	char info[40];
 
-	if (m->in_new) {
+	if (m->in_new && !m->new_info) {
 		snprintf(buf, len, "%s", m->base);
 		return;
 	}

@@ -79,8 +79,11 @@ static int export_msg(void *ctx, const struct dbox_msg *m)
 
 	dbox_maildir_info_format(m->flags, m->keywords, info, sizeof(info));
 	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", ex->dest, m->base);
-	if (m->in_new)
+	if (m->in_new && !m->new_info)
 		snprintf(final, sizeof(final), "%s/new/%s", ex->dest, m->base);
+	else if (m->in_new)
+		snprintf(final, sizeof(final), "%s/new/%s:2,%s", ex->dest,
+			 m->base, info);
 	else
 		snprintf(final, sizeof(final), "%s/cur/%s:2,%s", ex->dest,
 			 m->base, info);

@@ -30,6 +30,7 @@ struct item {
 	char *base;
 	uint32_t flags, kw_letters;
 	bool in_new;
+	bool new_info;        /* named BASE:2,FLAGS in new/ */
 	struct timespec mtime;
 	int source;           /* index into the sources' keyword maps */
 };
@@ -73,6 +74,8 @@ static int item_add(struct import *im, const char *path, const char *name,
 		dbox_maildir_info_parse(colon + 3, false, &it->flags,
 					&it->kw_letters);
 	it->in_new = in_new;
+	it->new_info = in_new && colon != NULL &&
+		strncmp(colon, ":2,", 3) == 0;
 	it->mtime = st->st_mtim;
 	it->source = source;
 	im->count++;
@@ -184,6 +187,7 @@ static int import_item(struct import *im, const struct item *it)
 		.flags = it->flags,
 		.keywords = map_keywords(im, it),
 		.in_new = it->in_new,
+		.new_info = it->new_info,
 	};
 	struct dbox_err err = { "" };
 	int fd = open(it->path, O_RDONLY | O_CLOEXEC);

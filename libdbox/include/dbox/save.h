@@ -46,6 +46,8 @@ struct dbox_save_opts {
 	uint32_t flags;         /* DBOX_FLAG_* */
 	uint32_t keywords;      /* bitmask over the mailbox's keywords */
 	bool in_new;
+	bool new_info;          /* in new/ named BASE:2,FLAGS (dbox_msg) */
+	uint32_t mode;          /* st_mode to show; 0: the default */
 	/* expected size if known, else 0: mdbox then keeps files below the
 	 * rotate size and gives a message at least that big a file of its
 	 * own, as Dovecot does */
@@ -88,8 +90,11 @@ int dbox_save_sync(struct dbox_save_txn *txn, struct dbox_err *err);
  * change before the commit: flags, keywords, new/ or cur/.  Its mailbox
  * and maildir name are in the record and cannot. */
 int dbox_save_set_state(struct dbox_save_txn *txn, unsigned int i,
-			uint32_t flags, uint32_t keywords, bool in_new,
-			struct dbox_err *err);
+			uint32_t flags, uint32_t keywords,
+			enum dbox_maildir_dir dir, struct dbox_err *err);
+/* Likewise the st_mode it is to show (0: the default). */
+int dbox_save_set_mode(struct dbox_save_txn *txn, unsigned int i,
+		       uint32_t mode, struct dbox_err *err);
 
 /* Moves every message and expunge of src, finished, into dst after dst's
  * own, and frees src; on failure (out of memory) both are left as they

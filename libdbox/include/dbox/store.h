@@ -117,8 +117,28 @@ struct dbox_msg {
 	uint32_t flags;
 	uint32_t keywords;        /* bit i = keyword index i of the mailbox */
 	bool in_new;
+	/* in new/: named BASE:2,FLAGS rather than BASE (as delivered or last
+	 * renamed there: mdeliver, mbsync, Dovecot's maildir driver) */
+	bool new_info;
+	/* st_mode (S_IFREG | permission bits) as chmod or the delivered file
+	 * last set it; 0: the default, which follows the store's umask */
+	uint32_t mode;
 	enum dbox_compression compression;
 };
+
+/* Where a message shows in a maildir, for the calls that change it: a
+ * bool still works (false: cur/, true: new/BASE). */
+enum dbox_maildir_dir {
+	DBOX_DIR_CUR = 0,
+	DBOX_DIR_NEW = 1,        /* new/BASE */
+	DBOX_DIR_NEW_INFO = 2,   /* new/BASE:2,FLAGS */
+};
+
+static inline enum dbox_maildir_dir dbox_msg_dir(const struct dbox_msg *m)
+{
+	return !m->in_new ? DBOX_DIR_CUR : m->new_info ? DBOX_DIR_NEW_INFO :
+		DBOX_DIR_NEW;
+}
 
 /* ----- logging ----------------------------------------------------------
  * Problems the library notices but does not return (a corrupted record met
@@ -238,12 +258,21 @@ int dbox_msg_file_path(struct dbox_store *store, const struct dbox_msg *msg,
 /* Change flags/keywords and new/ state in one index transaction. */
 int dbox_msg_set_flags(struct dbox_store *store, int64_t mailbox_id,
 		       uint32_t uid, uint32_t flags, uint32_t keywords,
-		       bool in_new, struct dbox_err *err);
+		       enum dbox_maildir_dir dir, struct dbox_err *err);
 /* The same, and a new maildir base name unless base is NULL (-EEXIST if
  * another message of the mailbox has it). */
 int dbox_msg_update(struct dbox_store *store, int64_t mailbox_id,
 		    uint32_t uid, uint32_t flags, uint32_t keywords,
-		    bool in_new, const char *base, struct dbox_err *err);
+		    enum dbox_maildir_dir dir, const char *base,
+		    struct dbox_err *err);
+/* Two messages of one mailbox trade their maildir names (base, flags,
+ * keywords, cur/ or new/) in one transaction: rename(2) with
+ * RENAME_EXCHANGE. */
+int dbox_msg_exchange(struct dbox_store *store, int64_t mailbox_id,
+		      uint32_t uid1, uint32_t uid2, struct dbox_err *err);
+/* st_mode as chmod sets it (S_IFREG | bits; 0: the default). */
+int dbox_msg_set_mode(struct dbox_store *store, int64_t mailbox_id,
+		      uint32_t uid, uint32_t mode, struct dbox_err *err);
 int dbox_msg_set_received(struct dbox_store *store, int64_t mailbox_id,
 			  uint32_t uid, int64_t received, int64_t received_ns,
 			  struct dbox_err *err);
@@ -255,8 +284,8 @@ int dbox_msg_expunge(struct dbox_store *store, int64_t mailbox_id,
  * place where the format allows (mdbox: index only; sdbox: hard link). */
 int dbox_msg_move(struct dbox_store *store, int64_t mailbox_id, uint32_t uid,
 		  int64_t dest_mailbox_id, uint32_t flags, uint32_t keywords,
-		  bool in_new, const char *new_base, uint32_t *new_uid_r,
-		  struct dbox_err *err);
+		  enum dbox_maildir_dir dir, const char *new_base,
+		  uint32_t *new_uid_r, struct dbox_err *err);
 
 /* Read a message's bytes into buf (the stored message; decompressed when
  * stored compressed).  Returns bytes read (0 at EOF) or -errno. */

@@ -10,7 +10,7 @@
 
 #define MSG_COLS "mailbox_id, uid, guid, base, file_id, offset, hdr_size, " \
 	"body_size, rec_size, size, vsize, compression, received, " \
-	"received_ns, saved, flags, keywords, in_new"
+	"received_ns, saved, flags, keywords, in_new, new_info, mode"
 #define MBOX_COLS "m.id, m.name, m.guid, m.uidvalidity, m.next_uid, " \
 	"m.change_new_ns, m.change_cur_ns, m.created, m.subdirs"
 
@@ -51,7 +51,7 @@ static const char *const stmt_sql[DSTMT__COUNT] = {
 		"ORDER BY uid LIMIT ?3",
 	[DSTMT_MSG_INSERT] = "INSERT INTO messages(" MSG_COLS ") VALUES "
 		"(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,"
-		" ?15, ?16, ?17, ?18)",
+		" ?15, ?16, ?17, ?18, ?19, ?20)",
 	[DSTMT_MSG_DELETE] = "DELETE FROM messages "
 		"WHERE mailbox_id = ?1 AND uid = ?2",
 	[DSTMT_MSG_SET_FLAGS] = "UPDATE messages SET flags = ?3, "
@@ -60,6 +60,10 @@ static const char *const stmt_sql[DSTMT__COUNT] = {
 		"WHERE mailbox_id = ?1 AND uid = ?2",
 	[DSTMT_MSG_SET_RECEIVED] = "UPDATE messages SET received = ?3, "
 		"received_ns = ?4 WHERE mailbox_id = ?1 AND uid = ?2",
+	[DSTMT_MSG_SET_NEW_INFO] = "UPDATE messages SET new_info = ?3 "
+		"WHERE mailbox_id = ?1 AND uid = ?2",
+	[DSTMT_MSG_SET_MODE] = "UPDATE messages SET mode = ?3 "
+		"WHERE mailbox_id = ?1 AND uid = ?2",
 	[DSTMT_MSG_REFS_AT] = "SELECT count(*) FROM messages "
 		"WHERE file_id = ?1 AND offset = ?2",
 	[DSTMT_KW_LIST] = "SELECT idx, name FROM keywords "
@@ -127,9 +131,20 @@ static const char schema_v1[] =
 	" WHERE file_id <> 0;"
 	"INSERT INTO meta(key, value) VALUES ('seq', '0');";
 
+/* Version 2: what the maildir view keeps of a message besides flags.
+ * new_info: 1 if its name in new/ is BASE:2,FLAGS (as delivered or last
+ * renamed there: mdeliver, mbsync, Dovecot's maildir driver), 0 for plain
+ * BASE; meaningful only while in_new.  mode: st_mode (S_IFREG | the
+ * permission bits) as chmod or the delivered file last set it, 0 for the
+ * default that follows the store's umask. */
+static const char schema_v2[] =
+	"ALTER TABLE messages ADD COLUMN new_info INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE messages ADD COLUMN mode INTEGER NOT NULL DEFAULT 0;";
+
 /* migrations[v] takes the schema from version v to v + 1 */
 static const char *const migrations[DINDEX_SCHEMA_VERSION] = {
 	schema_v1,
+	schema_v2,
 };
 
 struct dconn {
@@ -565,6 +580,8 @@ void dindex_row_to_msg(sqlite3_stmt *st, struct dbox_msg *msg)
 	msg->flags = (uint32_t)sqlite3_column_int64(st, 15);
 	msg->keywords = (uint32_t)sqlite3_column_int64(st, 16);
 	msg->in_new = sqlite3_column_int(st, 17) != 0;
+	msg->new_info = sqlite3_column_int(st, 18) != 0;
+	msg->mode = (uint32_t)sqlite3_column_int64(st, 19);
 }
 
 int dindex_bind_msg(sqlite3_stmt *st, const struct dbox_msg *msg)
@@ -589,6 +606,8 @@ int dindex_bind_msg(sqlite3_stmt *st, const struct dbox_msg *msg)
 	rc |= sqlite3_bind_int64(st, 16, msg->flags);
 	rc |= sqlite3_bind_int64(st, 17, msg->keywords);
 	rc |= sqlite3_bind_int(st, 18, msg->in_new ? 1 : 0);
+	rc |= sqlite3_bind_int(st, 19, msg->in_new && msg->new_info ? 1 : 0);
+	rc |= sqlite3_bind_int64(st, 20, msg->mode);
 	return rc == SQLITE_OK ? 0 : -EIO;
 }
 

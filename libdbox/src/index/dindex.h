@@ -16,7 +16,7 @@
 
 #include "dbox/store.h"
 
-#define DINDEX_SCHEMA_VERSION 1
+#define DINDEX_SCHEMA_VERSION 2
 
 struct dindex;
 
@@ -42,6 +42,8 @@ enum dindex_stmt {
 	DSTMT_MSG_SET_FLAGS,
 	DSTMT_MSG_SET_BASE,
 	DSTMT_MSG_SET_RECEIVED,
+	DSTMT_MSG_SET_NEW_INFO,
+	DSTMT_MSG_SET_MODE,
 	DSTMT_MSG_REFS_AT,
 	DSTMT_KW_LIST,
 	DSTMT_KW_INSERT,

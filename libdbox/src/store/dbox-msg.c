@@ -213,10 +213,25 @@ static int set_base(struct dbox_store *store, int64_t mailbox_id,
 	return ret;
 }
 
+static int set_new_info(struct dbox_store *store, int64_t mailbox_id,
+			uint32_t uid, bool new_info, struct dbox_err *err)
+{
+	sqlite3_stmt *st = dindex_stmt(store->idx, DSTMT_MSG_SET_NEW_INFO, err);
+
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, uid);
+	sqlite3_bind_int(st, 3, new_info);
+	return dindex_step_done(store->idx, st, err);
+}
+
 int dbox_msg_update(struct dbox_store *store, int64_t mailbox_id,
 		    uint32_t uid, uint32_t flags, uint32_t keywords,
-		    bool in_new, const char *base, struct dbox_err *err)
+		    enum dbox_maildir_dir dir, const char *base,
+		    struct dbox_err *err)
 {
+	bool in_new = dir != DBOX_DIR_CUR;
 	struct dbox_msg old;
 	sqlite3_stmt *st;
 	int ret = dindex_write_begin(store->idx, err);
@@ -226,6 +241,9 @@ int dbox_msg_update(struct dbox_store *store, int64_t mailbox_id,
 	ret = dbox_msg_get(store, mailbox_id, uid, &old, err);
 	if (ret == 0 && base != NULL && strcmp(base, old.base) != 0)
 		ret = set_base(store, mailbox_id, uid, base, err);
+	if (ret == 0)
+		ret = set_new_info(store, mailbox_id, uid,
+				   dir == DBOX_DIR_NEW_INFO, err);
 	st = ret < 0 ? NULL : dindex_stmt(store->idx, DSTMT_MSG_SET_FLAGS, err);
 	if (st == NULL) {
 		dindex_write_rollback(store->idx);
@@ -242,10 +260,30 @@ int dbox_msg_update(struct dbox_store *store, int64_t mailbox_id,
 
 int dbox_msg_set_flags(struct dbox_store *store, int64_t mailbox_id,
 		       uint32_t uid, uint32_t flags, uint32_t keywords,
-		       bool in_new, struct dbox_err *err)
+		       enum dbox_maildir_dir dir, struct dbox_err *err)
 {
-	return dbox_msg_update(store, mailbox_id, uid, flags, keywords, in_new,
+	return dbox_msg_update(store, mailbox_id, uid, flags, keywords, dir,
 			       NULL, err);
+}
+
+int dbox_msg_set_mode(struct dbox_store *store, int64_t mailbox_id,
+		      uint32_t uid, uint32_t mode, struct dbox_err *err)
+{
+	sqlite3_stmt *st;
+	int ret = dindex_write_begin(store->idx, err);
+
+	if (ret < 0)
+		return ret;
+	st = dindex_stmt(store->idx, DSTMT_MSG_SET_MODE, err);
+	if (st == NULL) {
+		dindex_write_rollback(store->idx);
+		return -EIO;
+	}
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, uid);
+	sqlite3_bind_int64(st, 3, mode);
+	/* attribute change only: directory listings are unchanged */
+	return simple_update(store, st, mailbox_id, false, false, err);
 }
 
 int dbox_msg_set_received(struct dbox_store *store, int64_t mailbox_id,
@@ -280,6 +318,50 @@ static int delete_row(struct dbox_store *store, int64_t mailbox_id,
 	sqlite3_bind_int64(st, 1, mailbox_id);
 	sqlite3_bind_int64(st, 2, uid);
 	return dindex_step_done(store->idx, st, err);
+}
+
+/* What a maildir name says of a message goes from `from` to `to`. */
+static void take_name(struct dbox_msg *to, const struct dbox_msg *from)
+{
+	memcpy(to->base, from->base, sizeof(to->base));
+	to->flags = from->flags;
+	to->keywords = from->keywords;
+	to->in_new = from->in_new;
+	to->new_info = from->new_info;
+}
+
+int dbox_msg_exchange(struct dbox_store *store, int64_t mailbox_id,
+		      uint32_t uid1, uint32_t uid2, struct dbox_err *err)
+{
+	struct dbox_msg a, b, a2, b2;
+	int ret = dindex_write_begin(store->idx, err);
+
+	if (ret < 0)
+		return ret;
+	ret = dbox_msg_get(store, mailbox_id, uid1, &a, err);
+	if (ret == 0)
+		ret = dbox_msg_get(store, mailbox_id, uid2, &b, err);
+	a2 = a;
+	b2 = b;
+	take_name(&a2, &b);
+	take_name(&b2, &a);
+	/* both rows go before either comes back: base names are unique */
+	if (ret == 0 && uid1 != uid2)
+		ret = delete_row(store, mailbox_id, uid1, err);
+	if (ret == 0 && uid1 != uid2)
+		ret = delete_row(store, mailbox_id, uid2, err);
+	if (ret == 0 && uid1 != uid2)
+		ret = dbox_msg_insert(store, &a2, err);
+	if (ret == 0 && uid1 != uid2)
+		ret = dbox_msg_insert(store, &b2, err);
+	if (ret == 0)
+		ret = dbox_mailbox_touch(store, mailbox_id,
+					 a.in_new || b.in_new,
+					 !a.in_new || !b.in_new, err);
+	if (ret == 0)
+		return dindex_write_commit(store->idx, err);
+	dindex_write_rollback(store->idx);
+	return ret;
 }
 
 int dbox_msg_expunge(struct dbox_store *store, int64_t mailbox_id,
@@ -346,9 +428,10 @@ static int move_sdbox_file(struct dbox_store *store, const struct dbox_msg *m,
 
 int dbox_msg_move(struct dbox_store *store, int64_t mailbox_id, uint32_t uid,
 		  int64_t dest_mailbox_id, uint32_t flags, uint32_t keywords,
-		  bool in_new, const char *new_base, uint32_t *new_uid_r,
-		  struct dbox_err *err)
+		  enum dbox_maildir_dir dir, const char *new_base,
+		  uint32_t *new_uid_r, struct dbox_err *err)
 {
+	bool in_new = dir != DBOX_DIR_CUR;
 	char old_path[PATH_MAX] = "";
 	struct dbox_msg msg, moved;
 	int ret;
@@ -368,6 +451,7 @@ int dbox_msg_move(struct dbox_store *store, int64_t mailbox_id, uint32_t uid,
 		moved.flags = flags & DBOX_FLAGS_MASK;
 		moved.keywords = keywords;
 		moved.in_new = in_new;
+		moved.new_info = dir == DBOX_DIR_NEW_INFO;
 		if (new_base != NULL)
 			snprintf(moved.base, sizeof(moved.base), "%s", new_base);
 		ret = delete_row(store, mailbox_id, uid, err);

@@ -68,11 +68,12 @@ static int take_old(struct reindex_ctx *rc, const struct dbox_msg *found,
 	*taken_r = 0;
 	rcode = sqlite3_prepare_v2(db, found->file_id != 0 ?
 		"SELECT mailbox_id, uid, base, flags, keywords, in_new, "
-		"received_ns, saved FROM old_messages WHERE file_id = ?1 AND "
-		"offset = ?2 AND guid = ?3" :
+		"received_ns, saved, new_info, mode FROM old_messages WHERE "
+		"file_id = ?1 AND offset = ?2 AND guid = ?3" :
 		"SELECT mailbox_id, uid, base, flags, keywords, in_new, "
-		"received_ns, saved FROM old_messages WHERE file_id = 0 AND "
-		"mailbox_id = ?4 AND uid = ?5 AND guid = ?3", -1, &st, NULL);
+		"received_ns, saved, new_info, mode FROM old_messages WHERE "
+		"file_id = 0 AND mailbox_id = ?4 AND uid = ?5 AND guid = ?3",
+		-1, &st, NULL);
 	if (rcode != SQLITE_OK)
 		return dindex_error(rc->store->idx, rcode, "reindex", rc->err);
 	sqlite3_bind_int64(st, 1, found->file_id);
@@ -92,6 +93,8 @@ static int take_old(struct reindex_ctx *rc, const struct dbox_msg *found,
 		m.in_new = sqlite3_column_int(st, 5) != 0;
 		m.received_ns = sqlite3_column_int64(st, 6);
 		m.saved = sqlite3_column_int64(st, 7);
+		m.new_info = sqlite3_column_int(st, 8) != 0;
+		m.mode = (uint32_t)sqlite3_column_int64(st, 9);
 		ret = dbox_msg_insert(rc->store, &m, NULL);
 		if (ret == -EEXIST) {
 			/* its name was taken by a message found earlier */

@@ -21,8 +21,8 @@
 struct save_msg {
 	int64_t mailbox_id;
 	int64_t received, received_ns;
-	uint32_t flags, keywords, uid;
-	bool in_new, has_base;
+	uint32_t flags, keywords, uid, mode;
+	bool in_new, new_info, has_base;
 	bool synced;              /* sdbox: its file is durable */
 	char guid[DBOX_GUID_MAX + 1];
 	char base[DBOX_NAME_MAX + 1];
@@ -147,6 +147,8 @@ static int copy_opts(struct save_msg *m, const struct dbox_save_opts *o,
 	m->flags = o->flags & DBOX_FLAGS_MASK;
 	m->keywords = o->keywords;
 	m->in_new = o->in_new;
+	m->new_info = o->in_new && o->new_info;
+	m->mode = o->mode;
 	if (o->guid != NULL) {
 		if (!dbox_meta_value_valid(o->guid) || o->guid[0] == '\0' ||
 		    strlen(o->guid) > DBOX_GUID_MAX)
@@ -596,15 +598,30 @@ int dbox_save_sync(struct dbox_save_txn *txn, struct dbox_err *err)
 	return ret < 0 ? ret : sync_files(txn, err);
 }
 
-int dbox_save_set_state(struct dbox_save_txn *txn, unsigned int i,
-			uint32_t flags, uint32_t keywords, bool in_new,
-			struct dbox_err *err)
+static bool finished(const struct dbox_save_txn *txn, unsigned int i)
 {
-	if (i >= txn->count || (txn->writing && i == txn->count - 1))
+	return i < txn->count && !(txn->writing && i == txn->count - 1);
+}
+
+int dbox_save_set_state(struct dbox_save_txn *txn, unsigned int i,
+			uint32_t flags, uint32_t keywords,
+			enum dbox_maildir_dir dir, struct dbox_err *err)
+{
+	if (!finished(txn, i))
 		return dbox_fail(err, -EINVAL, "no such finished message");
 	txn->msgs[i].flags = flags & DBOX_FLAGS_MASK;
 	txn->msgs[i].keywords = keywords;
-	txn->msgs[i].in_new = in_new;
+	txn->msgs[i].in_new = dir != DBOX_DIR_CUR;
+	txn->msgs[i].new_info = dir == DBOX_DIR_NEW_INFO;
+	return 0;
+}
+
+int dbox_save_set_mode(struct dbox_save_txn *txn, unsigned int i,
+		       uint32_t mode, struct dbox_err *err)
+{
+	if (!finished(txn, i))
+		return dbox_fail(err, -EINVAL, "no such finished message");
+	txn->msgs[i].mode = mode;
 	return 0;
 }
 
@@ -785,6 +802,8 @@ static int insert_rows(struct dbox_save_txn *txn, struct dbox_err *err)
 		msg.flags = m->flags;
 		msg.keywords = m->keywords;
 		msg.in_new = m->in_new;
+		msg.new_info = m->new_info;
+		msg.mode = m->mode;
 		if (m->has_base)
 			snprintf(msg.base, sizeof(msg.base), "%s", m->base);
 		else
