@@ -9,8 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/xattr.h>
 
 #include "backing.h"
+#include "dboxfs.h"
 
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 static void *table;              /* tsearch tree of struct binode */
@@ -128,7 +130,7 @@ static void walk_area(int spool, const char *box_dir, int64_t box,
 
 		if (fstatat(dirfd(d), de->d_name, &st,
 			    AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
-			fn(ctx, box, dirfd(d), de->d_name, &st);
+			fn(ctx, box, area, dirfd(d), de->d_name, &st);
 	}
 	closedir(d);
 }
@@ -163,6 +165,78 @@ int backing_spool_walk(backing_walk_fn *fn, void *ctx)
 }
 
 static int area_open(int64_t box, enum backing_area area, int *fd_r);
+
+int backing_move_to_tmp(int64_t box, int dirfd, const char *name)
+{
+	char to[NAME_MAX + 1];
+	int tmp, n = 0, ret = backing_area_dir(box, AREA_TMP, &tmp);
+
+	if (ret < 0)
+		return ret;
+	snprintf(to, sizeof(to), "%s", name);
+	while (renameat2(dirfd, name, tmp, to, RENAME_NOREPLACE) < 0) {
+		ret = -errno;
+		if (ret != -EEXIST || ++n == 1000)
+			break;
+		ret = 0;
+		if (snprintf(to, sizeof(to), "%s.%d", name, n) >=
+		    (int)sizeof(to)) {
+			ret = -ENAMETOOLONG;
+			break;
+		}
+	}
+	close(tmp);
+	return ret;
+}
+
+/* The "closed" mark (backing.h): the file's size in decimal. */
+#define CLOSED_XATTR "user.dboxfs.closed"
+
+void backing_mark_closed(uint64_t ino, int fd)
+{
+	struct binode *bi = backing_get(ino);
+	char val[32];
+	struct stat st;
+	int n;
+
+	if (bi == NULL || fstat(fd, &st) < 0)
+		return;
+	n = snprintf(val, sizeof(val), "%lld", (long long)st.st_size);
+	if (fsetxattr(fd, CLOSED_XATTR, val, (size_t)n, 0) < 0) {
+		static atomic_bool warned;
+
+		/* without it, a crash before the commit leaves the file in
+		 * tmp/ at the next start: seen, not lost */
+		if (!atomic_exchange(&warned, true))
+			fuse_log(FUSE_LOG_WARNING, "dboxfs: spool: cannot mark "
+				 "closed files (%s)\n", strerror(errno));
+		return;
+	}
+	atomic_store(&bi->closed_mark, true);
+}
+
+void backing_mark_drop(uint64_t ino)
+{
+	struct binode *bi = backing_get(ino);
+	char path[64];
+
+	if (bi == NULL || !atomic_exchange(&bi->closed_mark, false))
+		return;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", bi->fd);
+	removexattr(path, CLOSED_XATTR);
+}
+
+bool backing_marked_complete(int fd, const struct stat *st)
+{
+	char val[32], *end;
+	ssize_t n = fgetxattr(fd, CLOSED_XATTR, val, sizeof(val) - 1);
+
+	if (n <= 0)
+		return false;
+	val[n] = '\0';
+	return strtoll(val, &end, 10) == (long long)st->st_size &&
+		*end == '\0';
+}
 
 int backing_area_dir(int64_t box, enum backing_area area, int *fd_r)
 {

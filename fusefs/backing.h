@@ -19,6 +19,7 @@
 #ifndef DBOXFS_BACKING_H
 #define DBOXFS_BACKING_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -42,6 +43,7 @@ struct binode {
 	int64_t box;             /* mailbox whose folder holds it */
 	enum backing_area area;
 	bool created_final;      /* created in cur/new under its final name */
+	atomic_bool closed_mark; /* carries the "closed" mark (see below) */
 	/* set once the file was committed as a message: the kernel may
 	 * still use this inode for the new name until it drops it */
 	int64_t msg_box;
@@ -58,9 +60,26 @@ int backing_area_dir(int64_t box, enum backing_area area, int *fd_r);
  * pending in cur/ and new/) of every mailbox; dirfd is the area's
  * directory, in which fn may unlink name.  For start-up, before the
  * session runs: nothing else may change the spool meanwhile. */
-typedef void backing_walk_fn(void *ctx, int64_t box, int dirfd,
-			     const char *name, const struct stat *st);
+typedef void backing_walk_fn(void *ctx, int64_t box, enum backing_area area,
+			     int dirfd, const char *name,
+			     const struct stat *st);
 int backing_spool_walk(backing_walk_fn *fn, void *ctx);
+/* Moves a file of a spool area into tmp/ of its mailbox, under its name or,
+ * if tmp/ has that name, the first free "name.N". */
+int backing_move_to_tmp(int64_t box, int dirfd, const char *name);
+
+/* The "closed" mark of a file created in cur/ or new/ under its final
+ * name (maildir-view.md section 3: committed at its last close).  The
+ * close(2) returns only after the mark is on the file (an xattr holding
+ * its size), while the commit follows the asynchronous release: a daemon
+ * that dies in between finds the mark at the next start and commits the
+ * file.  A write after the close drops the mark.  The size check keeps a
+ * file whose bytes a power cut lost (ext4 keeps data before the size
+ * that covers it) from being committed truncated. */
+void backing_mark_closed(uint64_t ino, int fd);
+void backing_mark_drop(uint64_t ino);
+/* Whether the file open as fd carries the mark, for its current size. */
+bool backing_marked_complete(int fd, const struct stat *st);
 /* A deleted mailbox's area directories are gone: forget them. */
 void backing_forget_mailbox(int64_t box);
 

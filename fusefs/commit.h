@@ -51,8 +51,11 @@ struct commit_job {
 	struct commit_job *next;
 };
 
-/* Removes the files of deliveries that committed but whose daemon died
- * before it unlinked them (see commit.c); before commit_start. */
+/* What a killed daemon left in the spool (see commit.c): removes the files
+ * of deliveries that committed before it unlinked them, commits the files
+ * closed in cur/ or new/ whose commit had not happened, and moves the
+ * others there (not closed: maybe incomplete) into tmp/.  Before
+ * commit_start. */
 void commit_sweep(void);
 int commit_start(void);
 void commit_stop(void);

@@ -286,6 +286,8 @@ void opw_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 			final_name(name, base, sizeof(base), &info);
 	}
 	fh_track(fh);
+	/* only those get the closed mark at close(2): see opw_flush */
+	fi->noflush = !fh->commit_on_release;
 	e.ino = bi->ino;
 	e.attr_timeout = dboxfs.attr_timeout;
 	e.entry_timeout = dboxfs.entry_timeout;
@@ -1089,6 +1091,8 @@ static int setattr_plain(struct binode *bi, const struct stat *attr,
 	if (to_set & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MTIME |
 		      FUSE_SET_ATTR_MTIME_NOW))
 		prepare_drop(bi->ino);
+	if (to_set & FUSE_SET_ATTR_SIZE)
+		backing_mark_drop(bi->ino);
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", bi->fd);
 	if ((to_set & FUSE_SET_ATTR_MODE) &&
 	    chmod(path, attr->st_mode & 07777) < 0)
@@ -1178,6 +1182,8 @@ void opw_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *buf,
 		return;
 	}
 	prepare_drop(fh->ino);
+	if (fh->area == AREA_CUR || fh->area == AREA_NEW)
+		backing_mark_drop(fh->ino);  /* written after a close */
 	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	out.buf[0].fd = fh->fd;
 	out.buf[0].pos = off;
@@ -1227,12 +1233,20 @@ void opw_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 
 /* Nothing is buffered here (writes reach the file before they are
  * answered) and file locks are the kernel's own (no lock operations), so
- * close(2) has nothing to do: ENOSYS makes the kernel stop sending FLUSH,
- * one round trip fewer per close. */
+ * close(2) has nothing to do for most files: they are opened with
+ * noflush, one round trip fewer per close.  A file created in cur/ or
+ * new/ under its final name gets its closed mark (backing.h) here, before
+ * close(2) returns, so that a commit the daemon did not live to make is
+ * made at the next start.  (Never ENOSYS: the kernel would stop sending
+ * FLUSH for every file.) */
 void opw_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	(void)ino; (void)fi;
-	fuse_reply_err(req, ENOSYS);
+	struct fh *fh = (struct fh *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	if (fh->type == FH_FD && fh->commit_on_release)
+		backing_mark_closed(fh->ino, fh->fd);
+	fuse_reply_err(req, 0);
 }
 
 void opw_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
@@ -1246,6 +1260,8 @@ void opw_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 		return;
 	}
 	prepare_drop(fh->ino);
+	if (fh->area == AREA_CUR || fh->area == AREA_NEW)
+		backing_mark_drop(fh->ino);
 	fuse_reply_err(req, fallocate(fh->fd, mode, offset, length) < 0 ?
 		       errno : 0);
 }

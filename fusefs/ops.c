@@ -906,6 +906,7 @@ static void open_verified(void *ctx, int ret, const struct dbox_err *err)
 		/* a message's bytes never change: let the page cache keep
 		 * them across opens */
 		po->fi.keep_cache = 1;
+		po->fi.noflush = 1;   /* see opw_flush */
 		if (fuse_reply_open(po->req, &po->fi) == -ENOENT) {
 			/* interrupted: no release will come */
 			fh_untrack(&po->om->fh);
@@ -925,6 +926,7 @@ static void open_kwfile(fuse_req_t req, struct fuse_file_info *fi)
 	}
 	fi->fh = (uint64_t)(uintptr_t)&kwfile_fh;
 	fi->direct_io = 1;  /* generated text: its size follows changes */
+	fi->noflush = 1;
 	fuse_reply_open(req, fi);
 }
 
@@ -1003,6 +1005,7 @@ static void open_plain(fuse_req_t req, uint64_t ino,
 	/* the same file can change under another name (hard links, the
 	 * backing tree): no page cache reuse across opens */
 	fi->keep_cache = 0;
+	fi->noflush = 1;
 	if (fuse_reply_open(req, fi) == -ENOENT) {
 		fh_untrack(fh);
 		close(fd);

@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from dboxfs_testlib import (DBOXFS, Doveadm, dboxctl, have_dovecot,
-                            is_mounted, ls_mailboxes, ls_messages,
-                            make_maildir, mounts, run, wait_for,
+from dboxfs_testlib import (DBOXFS, Doveadm, dboxctl, export_maildir,
+                            have_dovecot, is_mounted, ls_mailboxes,
+                            ls_messages, make_maildir, mounts, run, wait_for,
                             wtmp)  # noqa: F401
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -23,6 +23,7 @@ from deliver import payload  # noqa: E402
 pytestmark = pytest.mark.skipif(not os.path.exists(DBOXFS),
                                 reason="dboxfs not built (no libfuse3)")
 DELIVER = os.path.join(os.path.dirname(__file__), "deliver.py")
+COPIER = os.path.join(os.path.dirname(__file__), "copier.py")
 
 
 def new_store(wtmp, fmt):
@@ -143,6 +144,115 @@ def test_crash_safety(wtmp, mounts, fmt):
         m.stop()
         chk = dboxctl("check", store, check=False)
         assert chk.returncode == 0, chk.stdout.decode()
+
+
+def copy_sources(wtmp, run_no, sub):
+    """500 files to copy into cur/ (with flags) or new/: a few spanning
+    many writes, so that kills land inside files too."""
+    src = os.path.join(wtmp, "src%d" % run_no)
+    os.mkdir(src)
+    files = {}
+    for i in range(500):
+        base = "r%d-%03d.M%dP1.host" % (run_no, i, i)
+        name = base + (":2,S" if sub == "cur" else "")
+        data = payload(base) * (40 if i % 25 == 0 else 1)
+        with open(os.path.join(src, name), "wb") as f:
+            f.write(data)
+        files[name] = data
+    return src, files
+
+
+@pytest.mark.parametrize("sub", ["cur", "new"])
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_copy_into_cur_killed(wtmp, mounts, fmt, sub):
+    """SIGKILL the daemon while files are copied straight into cur/ or new/
+    (maildir-view.md section 3: each is committed at its last close).  At
+    the next mount every file whose close had returned is a message with
+    exact bytes, the mount and dboxctl agree, nothing truncated is listed,
+    and what was cut short is in tmp/ (a prefix of its source) or absent.
+    Even runs use a copier that logs each close, odd runs cp -r."""
+    store = new_store(wtmp, fmt)
+    mnt = os.path.join(wtmp, "mnt")
+    rng = random.Random(7)
+    expected = {}
+    for run_no in range(4):
+        src, files = copy_sources(wtmp, run_no, sub)
+        ack = os.path.join(wtmp, "ack%d" % run_no)
+        open(ack, "w").close()
+        dst = os.path.join(mnt, sub)
+        m = mounts(store, mnt)
+        if run_no % 2 == 0:
+            p = subprocess.Popen(["/usr/bin/python3", COPIER, src, dst, ack],
+                                 stderr=subprocess.PIPE)
+            wait_for(lambda: os.path.getsize(ack) > 0 or
+                     p.poll() is not None, what="first copies")
+        else:
+            p = subprocess.Popen(["cp", "-r", src + "/.", dst],
+                                 stderr=subprocess.PIPE)
+        deadline = time.monotonic() + rng.uniform(0, 1.5)
+        wait_for(lambda: time.monotonic() >= deadline or
+                 p.poll() is not None, timeout=5, what="the moment to kill")
+        m.kill()
+        p.wait(timeout=60)
+        wait_for(lambda: not is_mounted(mnt), what="unmount")
+        closed = set(open(ack).read().split())
+        m = mounts(store, mnt)
+        listed = {n: read(os.path.join(dst, n)) for n in names_in(mnt, sub)
+                  if n in files}
+        assert closed <= set(listed), sorted(closed - set(listed))[:5]
+        for name, data in listed.items():
+            assert data == files[name], (name, len(data), len(files[name]))
+            expected[name.split(":")[0]] = data
+        for name in names_in(mnt, "tmp"):
+            assert name not in listed, name
+            if name in files:   # cut short: a prefix of its source
+                assert files[name].startswith(read(os.path.join(mnt, "tmp",
+                                                                name)))
+        other = "new" if sub == "cur" else "cur"
+        assert not set(names_in(mnt, other)) & set(files)
+        m.stop()
+        rows = ls_messages(store, "INBOX")
+        assert {r["base"]: r["size"] for r in rows} == \
+            {b: len(d) for b, d in expected.items()}
+        out = export_maildir(store, "INBOX", os.path.join(wtmp, "x%d" % run_no))
+        assert {b: v[0] for b, v in out.items()} == expected
+        chk = dboxctl("check", store, check=False)
+        assert chk.returncode == 0, chk.stdout.decode()
+
+
+def test_file_open_in_cur_at_crash_goes_to_tmp(wtmp, mounts):
+    """A file created in cur/ or new/ that was not closed when the daemon
+    died may be incomplete: the next mount shows it in tmp/ (bytes kept),
+    never in cur/ or new/ and never as a message.  So does one written
+    again after a close (through a second descriptor)."""
+    store = new_store(wtmp, "sdbox")
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    fds = [os.open(os.path.join(mnt, "cur", "e:2,S"), flags, 0o600)]
+    fds.append(os.open(os.path.join(mnt, "cur", "p:2,S"), flags, 0o600))
+    os.write(fds[-1], b"Subject: p\n\n")
+    w = os.open(os.path.join(mnt, "new", "w"), flags, 0o600)
+    os.write(w, b"Subject: w\n\n")
+    fds.append(os.dup(w))
+    os.close(w)
+    os.write(fds[-1], b"more\n")
+    m.kill()
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    m = mounts(store, mnt)
+    assert names_in(mnt, "cur") == names_in(mnt, "new") == []
+    assert names_in(mnt, "tmp") == ["e:2,S", "p:2,S", "w"]
+    assert read(os.path.join(mnt, "tmp", "e:2,S")) == b""
+    assert read(os.path.join(mnt, "tmp", "p:2,S")) == b"Subject: p\n\n"
+    assert read(os.path.join(mnt, "tmp", "w")) == b"Subject: w\n\nmore\n"
+    m.stop()
+    assert ls_messages(store, "INBOX") == []
+    chk = dboxctl("check", store, check=False)
+    assert chk.returncode == 0, chk.stdout.decode()
 
 
 @pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
@@ -328,6 +438,52 @@ def test_leftover_of_committed_delivery_removed(wtmp, mounts, fmt):
     assert not os.path.exists(saved["c"][0])
     m.stop()
     assert dboxctl("check", store).returncode == 0
+
+
+def test_closed_mark_commits_at_next_mount(wtmp, mounts):
+    """What a daemon killed between a close in cur/ or new/ and its commit
+    leaves: the file with its closed mark.  The next mount commits it; a
+    mark that does not fit the file (its tail lost, as by a power cut, or
+    garbage) or none sends the file to tmp/, beside a tmp/ file of the
+    same name if there is one."""
+    store = new_store(wtmp, "mdbox")
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt)
+    for sub in ("cur", "new"):
+        open(os.path.join(mnt, sub, ".hold"), "wb").close()
+    with open(os.path.join(mnt, "tmp", "e"), "wb") as f:
+        f.write(b"other")
+    m.stop()
+    spool = {sub: os.path.dirname(spool_file(store, sub, ".hold"))
+             for sub in ("cur", "new")}
+
+    def put(sub, name, data, mark):
+        p = os.path.join(spool[sub], name)
+        with open(p, "wb") as f:
+            f.write(data)
+        if mark is not None:
+            os.setxattr(p, "user.dboxfs.closed", mark)
+    size = lambda n: str(len(payload(n))).encode()
+    put("cur", "a:2,S", payload("a"), size("a"))
+    put("new", "b", payload("b"), size("b"))
+    put("cur", "c:2,S", payload("c")[:10], size("c"))
+    put("cur", "d:2,S", payload("d"), b"12x")
+    put("new", "e", payload("e"), None)
+    m = mounts(store, mnt)
+    assert names_in(mnt, "cur") == [".hold", "a:2,S"]
+    assert names_in(mnt, "new") == [".hold", "b"]
+    assert names_in(mnt, "tmp") == ["c:2,S", "d:2,S", "e", "e.1"]
+    assert read(os.path.join(mnt, "cur", "a:2,S")) == payload("a")
+    assert read(os.path.join(mnt, "new", "b")) == payload("b")
+    assert read(os.path.join(mnt, "tmp", "c:2,S")) == payload("c")[:10]
+    assert read(os.path.join(mnt, "tmp", "d:2,S")) == payload("d")
+    assert read(os.path.join(mnt, "tmp", "e")) == b"other"
+    assert read(os.path.join(mnt, "tmp", "e.1")) == payload("e")
+    m.stop()
+    assert {(r["base"], r["info"]) for r in ls_messages(store, "INBOX")} == \
+        {("a", "S"), ("b", "new:")}
+    chk = dboxctl("check", store, check=False)
+    assert chk.returncode == 0, chk.stdout.decode()
 
 
 def test_folders(wtmp, mounts):
