@@ -207,32 +207,97 @@ static uint32_t keyword_bits(struct dovecot_box *b, const int *kwmap,
 	return bits;
 }
 
-static int upsert_mailbox(struct dbox_store *store, struct dovecot_box *b,
-			  struct dbox_err *err)
+/* A uidvalidity for a mailbox that Dovecot has not indexed: from
+ * Dovecot's own counter in the tree when we may write it, so that Dovecot
+ * never hands out the same value; else the clock, as Dovecot does when
+ * its counter is unusable. */
+static uint32_t new_uidvalidity(struct dbox_store *store)
 {
-	struct dbox_mailbox box;
+	return store->readonly ? (uint32_t)dbox_now() :
+		dbox_uidvalidity_next(store->root);
+}
+
+/* The mailbox GUID: Dovecot's, else ours, else a new one. */
+static void box_guid(struct dovecot_box *b, const char *ours, char guid[33])
+{
 	uint8_t g[16];
-	char guid[33] = "", sql[256];
-	int ret = dbox_mailbox_lookup(store, b->name, &box, NULL);
 
 	if (dovi_mailbox_guid(b->db, g)) {
 		for (int i = 0; i < 16; i++)
 			snprintf(guid + i * 2, 3, "%02x", g[i]);
+	} else if (ours != NULL && ours[0] != '\0') {
+		snprintf(guid, 33, "%s", ours);
 	} else {
 		dbox_guid_generate(guid);
 	}
-	if (ret == -ENOENT)
-		ret = dbox_mailbox_insert(store, b->name, guid,
-					  dovi_mailbox_uid_validity(b->db),
-					  dovi_mailbox_next_uid(b->db), &box,
+}
+
+/* A mailbox Dovecot has no index of keeps our row; earlier versions
+ * copied Dovecot's zeroes into it. */
+static int keep_ours(struct dbox_store *store, const struct dbox_mailbox *box,
+		     struct dbox_err *err)
+{
+	char sql[160];
+
+	if (box->uidvalidity != 0 && box->next_uid != 0)
+		return 0;
+	snprintf(sql, sizeof(sql), "UPDATE mailboxes SET uidvalidity = %u, "
+		 "next_uid = max(next_uid, 1) WHERE id = %lld",
+		 box->uidvalidity != 0 ? box->uidvalidity :
+		 new_uidvalidity(store), (long long)box->id);
+	return dindex_exec(store->idx, sql, err);
+}
+
+/* Dovecot rebuilt the mailbox (another uidvalidity): its list replaces
+ * ours, uid for uid. */
+static int drop_messages(struct dbox_store *store, int64_t id,
+			 struct dbox_err *err)
+{
+	char sql[128];
+	int ret;
+
+	snprintf(sql, sizeof(sql), "DELETE FROM messages WHERE mailbox_id = "
+		 "%lld", (long long)id);
+	ret = dindex_exec(store->idx, sql, err);
+	return ret < 0 ? ret : dbox_mailbox_touch(store, id, true, true, err);
+}
+
+/* Our row of a mailbox from Dovecot's header.  *known_r: Dovecot speaks
+ * for the uids below it; rows at or above it are deliveries through a
+ * takeover mount that Dovecot has not seen yet, and stay.  A mailbox that
+ * Dovecot has no index of (uidvalidity 0: made through a takeover mount,
+ * or its index files are gone) keeps our row as it is, *known_r 0. */
+static int upsert_mailbox(struct dbox_store *store, struct dovecot_box *b,
+			  uint32_t *known_r, struct dbox_err *err)
+{
+	uint32_t uv = dovi_mailbox_uid_validity(b->db);
+	uint32_t next = dovi_mailbox_next_uid(b->db);
+	struct dbox_mailbox box;
+	char guid[33], sql[256];
+	int ret = dbox_mailbox_lookup(store, b->name, &box, NULL);
+
+	next = next > 0 ? next : 1;
+	if (ret == -ENOENT) {
+		box_guid(b, NULL, guid);
+		ret = dbox_mailbox_insert(store, b->name, guid, uv != 0 ? uv :
+					  new_uidvalidity(store), next, &box,
 					  err);
+	}
 	if (ret < 0)
 		return ret;
 	b->id = box.id;
+	*known_r = uv == 0 ? 0 : uv != box.uidvalidity ? UINT32_MAX : next;
+	if (uv == 0)
+		return keep_ours(store, &box, err);
+	if (uv != box.uidvalidity && (ret = drop_messages(store, box.id,
+							  err)) < 0)
+		return ret;
+	if (uv == box.uidvalidity && box.next_uid > next)
+		next = box.next_uid;
+	box_guid(b, box.guid, guid);
 	snprintf(sql, sizeof(sql), "UPDATE mailboxes SET uidvalidity = %u, "
-		 "next_uid = %u, guid = '%s' WHERE id = %lld",
-		 dovi_mailbox_uid_validity(b->db), dovi_mailbox_next_uid(b->db),
-		 guid, (long long)box.id);
+		 "next_uid = %u, guid = '%s' WHERE id = %lld", uv, next, guid,
+		 (long long)box.id);
 	return dindex_exec(store->idx, sql, err);
 }
 
@@ -276,16 +341,18 @@ static bool has_uid(const struct dovi_message *msgs, size_t n, uint32_t uid)
 	return false;
 }
 
+/* Rows of uids that Dovecot speaks for (below known) and does not list:
+ * Dovecot expunged them. */
 static int delete_gone(struct dbox_store *store, struct dovecot_box *b,
 		       const struct dovi_message *msgs, size_t n,
-		       struct dbox_err *err)
+		       uint32_t known, struct dbox_err *err)
 {
 	struct our_rows o = { 0 };
 	int ret = dbox_msg_list(store, b->id, 0, -1, 0, collect_uid, &o, err);
 	char sql[128];
 
 	for (size_t i = 0; ret >= 0 && i < o.count; i++) {
-		if (has_uid(msgs, n, o.uids[i]))
+		if (o.uids[i] >= known || has_uid(msgs, n, o.uids[i]))
 			continue;
 		snprintf(sql, sizeof(sql), "DELETE FROM messages WHERE "
 			 "mailbox_id = %lld AND uid = %u", (long long)b->id,
@@ -296,6 +363,44 @@ static int delete_gone(struct dbox_store *store, struct dovecot_box *b,
 	}
 	free(o.uids);
 	return ret < 0 ? ret : 0;
+}
+
+static bool dovecot_lists_guid(struct dovecot_box *b, const char *guid)
+{
+	const struct dovi_message *msgs = dovi_mailbox_messages(b->db);
+	size_t n = dovi_mailbox_count(b->db);
+
+	for (size_t i = 0; strlen(guid) == 32 && i < n; i++) {
+		if (msgs[i].have_guid && guid_matches(guid, &msgs[i]))
+			return true;
+	}
+	return false;
+}
+
+/* mdbox: Dovecot gave a uid that we gave to a delivery through a takeover
+ * mount (which it did not know) to another message.  Ours moves to a
+ * fresh uid and keeps its name, unless Dovecot lists it under a uid of
+ * its own (a resync): then that row is the one. */
+static int renumber_ours(struct dbox_store *store, struct dovecot_box *b,
+			 const struct dbox_msg *old, struct dbox_err *err)
+{
+	uint32_t fresh = 0;
+	char sql[160];
+	bool listed = dovecot_lists_guid(b, old->guid);
+	int ret = listed ? 0 : dbox_mailbox_alloc_uids(store, b->id, 1, &fresh,
+						       err);
+
+	if (ret < 0)
+		return ret;
+	if (listed)
+		snprintf(sql, sizeof(sql), "DELETE FROM messages WHERE "
+			 "mailbox_id = %lld AND uid = %u", (long long)b->id,
+			 old->uid);
+	else
+		snprintf(sql, sizeof(sql), "UPDATE messages SET uid = %u WHERE "
+			 "mailbox_id = %lld AND uid = %u", fresh,
+			 (long long)b->id, old->uid);
+	return dindex_exec(store->idx, sql, err);
 }
 
 /* One message: inserted, updated or left as it is. */
@@ -333,6 +438,12 @@ static int sync_message(struct dbox_store *store, struct dovecot_box *b,
 	msg.flags = flags;
 	msg.keywords = kw;
 	msg.in_new = in_new;
+	if (have && strcmp(old.guid, msg.guid) != 0) {
+		ret = renumber_ours(store, b, &old, err);
+		if (ret < 0)
+			return ret;
+		have = false;
+	}
 	if (have) {
 		/* a purge moved the record: same message, new place */
 		char sql[128];
@@ -364,14 +475,16 @@ static int sync_box(struct dbox_store *store, struct dovecot_box *b,
 	struct rec_reader r = { .fd = -1 };
 	struct dovi_header hdr = { 0 };
 	int *kwmap = calloc(nkw + 1, sizeof(*kwmap));
-	int ret = kwmap == NULL ? -ENOMEM : upsert_mailbox(store, b, err);
+	uint32_t known = 0;
+	int ret = kwmap == NULL ? -ENOMEM : upsert_mailbox(store, b, &known,
+							   err);
 
 	if (dovi_mailbox_index(b->db) != NULL)
 		dovi_index_header(dovi_mailbox_index(b->db), &hdr);
 	if (ret == 0)
 		ret = map_keywords(store, b, kwmap, nkw, err);
 	if (ret == 0)
-		ret = delete_gone(store, b, msgs, n, err);
+		ret = delete_gone(store, b, msgs, n, known, err);
 	for (size_t i = 0; ret == 0 && i < n; i++) {
 		uint32_t flags, kw;
 		bool in_new;
@@ -448,7 +561,7 @@ static int sync_box_files(struct dbox_store *store, struct dovecot_box *b,
 
 		dbox_guid_generate(guid);
 		ret = dbox_mailbox_insert(store, b->name, guid,
-					  (uint32_t)dbox_now(), 1, &box, err);
+					  new_uidvalidity(store), 1, &box, err);
 	}
 	if (ret < 0)
 		return ret;
@@ -491,7 +604,10 @@ static int sync_box_files(struct dbox_store *store, struct dovecot_box *b,
 	return ret < 0 ? ret : dindex_exec(store->idx, sql, err);
 }
 
-/* sdbox: an index that is missing or broken while u.N files are there */
+/* sdbox: an index that is missing or broken while u.N files are there.
+ * A missing one of a mailbox we hold is no loss: it is one made through a
+ * takeover mount (Dovecot indexes it at its next look), or one whose
+ * files were indexed already. */
 static bool sdbox_index_unusable(struct dbox_store *store,
 				 struct dovecot_box *b)
 {
@@ -507,6 +623,9 @@ static bool sdbox_index_unusable(struct dbox_store *store,
 		return true;
 	idx = dovi_mailbox_index(b->db);
 	if (idx != NULL && dovi_index_error_count(idx) == 0)
+		return false;
+	if (idx == NULL &&
+	    dbox_mailbox_lookup(store, b->name, NULL, NULL) == 0)
 		return false;
 	if (dovi_mailbox_count(b->db) > 0)
 		return false;
@@ -641,15 +760,19 @@ static int sync_all(struct dbox_store *store, struct dbox_dovecot *dv,
 		    size_t *nchanged, struct dbox_err *err)
 {
 	size_t before = dv->count;
-	int ret = load_boxes(store, dv, err);
 	bool list_changed;
+	/* the mailbox directories are listed under the write lock: a
+	 * mailbox made, renamed or removed through the mount changes its
+	 * directory and its row in one transaction, so the list and our rows
+	 * agree */
+	int ret = dindex_write_begin(store->idx, err);
 
 	if (ret < 0)
 		return ret;
-	if (dv->unusable && !only_changed)
-		return -EOPNOTSUPP;   /* mdbox: which mailbox has what is lost */
+	ret = load_boxes(store, dv, err);
+	if (ret == 0 && dv->unusable && !only_changed)
+		ret = -EOPNOTSUPP;   /* mdbox: which mailbox has what is lost */
 	list_changed = dv->count != before;
-	ret = dindex_write_begin(store->idx, err);
 	for (size_t i = 0; ret == 0 && i < dv->count; i++) {
 		struct dovecot_box *b = &dv->boxes[i];
 		bool box_changed = true;
@@ -668,6 +791,8 @@ static int sync_all(struct dbox_store *store, struct dbox_dovecot *dv,
 		}
 		if (b->db == NULL || (only_changed && !box_changed && b->id != 0))
 			continue;
+		/* a new name (a rename by Dovecot keeps the count) */
+		list_changed |= b->id == 0;
 		ret = sync_box(store, b, err);
 		if (ret == 0 && *nchanged < max)
 			changed[(*nchanged)++] = b->id;
