@@ -184,3 +184,47 @@ def test_dovecot_writes_beside_deliveries(wtmp, mounts, fmt):
     uids = [u for (u,) in index_rows(
         root, "SELECT uid FROM messages WHERE mailbox_id = ?", box[0][0])]
     assert min(uids) >= 1 and len(set(uids)) == len(shown)
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_index_with_uid_0_is_repaired(wtmp, mounts, fmt):
+    """The index an earlier version left: the new folder with uidvalidity
+    0 and next_uid 0, one message with uid 0 (sdbox: in u.0) that the
+    folder did not list and that made rm -r fail.  Mounted again, it gets
+    a uidvalidity and its message a uid, and the folder lists all."""
+    root, _ = dovecot_store(wtmp, fmt)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    folder = os.path.join(mnt, ".Deliver")
+    os.mkdir(folder)
+    for sub in ("tmp", "new", "cur"):
+        os.mkdir(os.path.join(folder, sub))
+    names = deliver(folder, wtmp, 1, 3)
+    m.stop()
+    db = sqlite3.connect(os.path.join(root, "dboxfs", "index.sqlite"))
+    with db:
+        (bid,), = db.execute("SELECT id FROM mailboxes WHERE name = "
+                             "'Deliver'").fetchall()
+        db.execute("UPDATE mailboxes SET uidvalidity = 0, next_uid = 0 "
+                   "WHERE id = ?", (bid,))
+        db.execute("UPDATE messages SET uid = 0 WHERE mailbox_id = ? AND "
+                   "uid = 1", (bid,))
+    db.close()
+    if fmt == "sdbox":
+        d = os.path.join(root, "mailboxes", "Deliver", "dbox-Mails")
+        os.rename(os.path.join(d, "u.1"), os.path.join(d, "u.0"))
+
+    m = mounts(root, mnt, "takeover")
+    assert sorted(listed(folder)) == sorted(names)
+    for n in names:
+        with open(os.path.join(folder, "new", n), "rb") as f:
+            assert f.read() == payload(n)
+    (uv,), = index_rows(root, "SELECT uidvalidity FROM mailboxes WHERE "
+                        "id = ?", bid)
+    uids = [u for (u,) in index_rows(
+        root, "SELECT uid FROM messages WHERE mailbox_id = ?", bid)]
+    assert uv != 0 and min(uids) >= 1 and len(set(uids)) == 3
+    more = deliver(folder, wtmp, 1, 2, prefix="x")
+    assert sorted(listed(folder)) == sorted(names + more)
+    subprocess.run(["rm", "-r", folder], check=True, timeout=60)
+    m.stop()

@@ -242,9 +242,11 @@ static int keep_ours(struct dbox_store *store, const struct dbox_mailbox *box,
 	if (box->uidvalidity != 0 && box->next_uid != 0)
 		return 0;
 	snprintf(sql, sizeof(sql), "UPDATE mailboxes SET uidvalidity = %u, "
-		 "next_uid = max(next_uid, 1) WHERE id = %lld",
+		 "next_uid = max(next_uid, (SELECT ifnull(max(uid), 0) + 1 "
+		 "FROM messages WHERE mailbox_id = %lld)) WHERE id = %lld",
 		 box->uidvalidity != 0 ? box->uidvalidity :
-		 new_uidvalidity(store), (long long)box->id);
+		 new_uidvalidity(store), (long long)box->id,
+		 (long long)box->id);
 	return dindex_exec(store->idx, sql, err);
 }
 
@@ -403,6 +405,40 @@ static int renumber_ours(struct dbox_store *store, struct dovecot_box *b,
 	return dindex_exec(store->idx, sql, err);
 }
 
+/* uid 0 is no uid: an earlier version gave it to a delivery into a folder
+ * made through a takeover mount, and the folder did not list it.  It moves
+ * to a fresh uid (sdbox: its u.0 file with it). */
+static int repair_uid0(struct dbox_store *store, struct dovecot_box *b,
+		       struct dbox_err *err)
+{
+	char from[PATH_MAX] = "", to[PATH_MAX], sql[160];
+	struct dbox_msg m;
+	int ret;
+
+	if (store->readonly || dbox_msg_get(store, b->id, 0, &m, NULL) < 0)
+		return 0;
+	if (m.file_id == 0)
+		dbox_msg_file_path(store, &m, from, sizeof(from));
+	ret = dbox_mailbox_alloc_uids(store, b->id, 1, &m.uid, err);
+	if (ret == 0 && from[0] != '\0') {
+		ret = dbox_msg_file_path(store, &m, to, sizeof(to));
+		if (ret == 0 && link(from, to) < 0)
+			ret = dbox_fail(err, -errno, "link %s: %m", to);
+	}
+	snprintf(sql, sizeof(sql), "UPDATE messages SET uid = %u WHERE "
+		 "mailbox_id = %lld AND uid = 0", m.uid, (long long)b->id);
+	if (ret == 0)
+		ret = dindex_exec(store->idx, sql, err);
+	if (ret == 0 && from[0] != '\0') {
+		dbox_fcache_drop(store, from);
+		unlink(from);
+	}
+	if (ret == 0)
+		dbox_log(DBOX_LOG_INFO, "mailbox %s: the message with uid 0 "
+			 "is uid %u now", b->name, m.uid);
+	return ret;
+}
+
 /* One message: inserted, updated or left as it is. */
 static int sync_message(struct dbox_store *store, struct dovecot_box *b,
 			const struct dovi_message *dm, uint32_t flags,
@@ -481,6 +517,8 @@ static int sync_box(struct dbox_store *store, struct dovecot_box *b,
 
 	if (dovi_mailbox_index(b->db) != NULL)
 		dovi_index_header(dovi_mailbox_index(b->db), &hdr);
+	if (ret == 0)
+		ret = repair_uid0(store, b, err);
 	if (ret == 0)
 		ret = map_keywords(store, b, kwmap, nkw, err);
 	if (ret == 0)
