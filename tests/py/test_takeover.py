@@ -228,3 +228,49 @@ def test_index_with_uid_0_is_repaired(wtmp, mounts, fmt):
     assert sorted(listed(folder)) == sorted(names + more)
     subprocess.run(["rm", "-r", folder], check=True, timeout=60)
     m.stop()
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_dovecot_indexes_a_folder_made_through_the_mount(wtmp, mounts, fmt):
+    """Dovecot looks at a folder made through the mount (doveadm mailbox
+    status makes its index: empty, another uidvalidity): the deliveries
+    through the mount stay on it, before and after a save of Dovecot's
+    into the folder and a remount, and a resync shows all to Dovecot."""
+    root, da = dovecot_store(wtmp, fmt)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    folder = os.path.join(mnt, ".D")
+    os.mkdir(folder)
+    for sub in ("tmp", "new", "cur"):
+        os.mkdir(os.path.join(folder, sub))
+    ours = deliver(folder, wtmp, 1, 3)
+    chown_tree(root, *store_ids())
+    out = da("mailbox", "status", "uidvalidity", "D").stdout.decode()
+    uv = int(out.split("uidvalidity=")[1].split()[0])
+
+    def our_uv():
+        return index_rows(root, "SELECT uidvalidity FROM mailboxes WHERE "
+                          "name = 'D'")[0][0]
+    wait_for(lambda: our_uv() == uv, timeout=5, what="the follower")
+    assert sorted(listed(folder)) == sorted(ours)
+    ours += deliver(folder, wtmp, 1, 2, prefix="x")
+    assert sorted(listed(folder)) == sorted(ours)
+
+    text = b"Subject: from dovecot\n\ninto the folder of the mount\n"
+    chown_tree(root, *store_ids())
+    if da("save", "-m", "D", input=text, check=False).returncode != 0:
+        assert fmt == "sdbox"      # "u.1 already exists, rebuilding index"
+        da("save", "-m", "D", input=text)
+    wait_for(lambda: text in texts_of(folder).values(), timeout=5,
+             what="Dovecot's message on the mount")
+    shown = texts_of(folder)
+    assert len(shown) == len(ours) + 1
+    assert all(shown[n] == payload(n) for n in ours)
+    m.stop()
+
+    m = mounts(root, mnt, "takeover")
+    assert texts_of(folder) == shown
+    m.stop()
+    view = dovecot_view(wtmp, root, fmt, "D")
+    assert sorted(t for _, t in view.values()) == \
+        sorted([payload(n) for n in ours] + [text])

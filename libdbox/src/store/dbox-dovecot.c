@@ -25,6 +25,7 @@
 
 struct dovecot_box {
 	struct dovi_mailbox *db;   /* NULL: its index is unusable (sdbox) */
+	struct dovi_store *ds;     /* Dovecot's store (the mdbox map) */
 	int64_t id;                /* ours */
 	char *name;
 	char *storage;             /* on-disk name */
@@ -207,6 +208,46 @@ static uint32_t keyword_bits(struct dovecot_box *b, const int *kwmap,
 	return bits;
 }
 
+struct our_rows {
+	uint32_t *uids;
+	size_t count, cap;
+};
+
+static int collect_uid(void *ctx, const struct dbox_msg *m)
+{
+	struct our_rows *o = ctx;
+
+	if (o->count == o->cap) {
+		size_t cap = o->cap ? o->cap * 2 : 256;
+		uint32_t *p = realloc(o->uids, cap * sizeof(*p));
+
+		if (p == NULL)
+			return -ENOMEM;
+		o->uids = p;
+		o->cap = cap;
+	}
+	o->uids[o->count++] = m->uid;
+	return 0;
+}
+
+/* Dovecot's records are in uid order (mail-index.h), so binary search. */
+static bool has_uid(const struct dovi_message *msgs, size_t n, uint32_t uid)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (msgs[mid].uid == uid)
+			return true;
+		if (msgs[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
 /* A uidvalidity for a mailbox that Dovecot has not indexed: from
  * Dovecot's own counter in the tree when we may write it, so that Dovecot
  * never hands out the same value; else the clock, as Dovecot does when
@@ -250,25 +291,109 @@ static int keep_ours(struct dbox_store *store, const struct dbox_mailbox *box,
 	return dindex_exec(store->idx, sql, err);
 }
 
-/* Dovecot rebuilt the mailbox (another uidvalidity): its list replaces
- * ours, uid for uid. */
-static int drop_messages(struct dbox_store *store, int64_t id,
-			 struct dbox_err *err)
-{
-	char sql[128];
-	int ret;
+/* The (file, offset) of every record the mdbox map references, sorted. */
+struct map_keys {
+	uint64_t *keys;
+	size_t count;
+};
 
-	snprintf(sql, sizeof(sql), "DELETE FROM messages WHERE mailbox_id = "
-		 "%lld", (long long)id);
-	ret = dindex_exec(store->idx, sql, err);
-	return ret < 0 ? ret : dbox_mailbox_touch(store, id, true, true, err);
+static int key_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int map_keys_load(struct dovecot_box *b, struct map_keys *mk)
+{
+	struct dovi_index *map = dovi_store_map(b->ds, NULL);
+	uint32_t n = map != NULL ? dovi_index_count(map) : 0;
+
+	mk->count = 0;
+	mk->keys = calloc(n + 1, sizeof(*mk->keys));
+	if (mk->keys == NULL)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t file_id, offset, size;
+		uint16_t refs;
+		bool have_refs;
+
+		if (dovi_index_map_rec(map, i, &file_id, &offset, &size,
+				       &have_refs, &refs))
+			mk->keys[mk->count++] = (uint64_t)file_id << 32 | offset;
+	}
+	qsort(mk->keys, mk->count, sizeof(*mk->keys), key_cmp);
+	return 0;
+}
+
+/* A message only we know of: its dbox record is there, and no index of
+ * Dovecot's references it (mdbox: the map; sdbox: the mailbox's index). */
+static bool only_ours(struct dbox_store *store, struct dovecot_box *b,
+		      const struct map_keys *mk, const struct dbox_msg *m)
+{
+	uint64_t key = (uint64_t)m->file_id << 32 | (uint32_t)m->offset;
+	char path[PATH_MAX];
+	struct stat st;
+
+	if (dbox_msg_file_path(store, m, path, sizeof(path)) < 0 ||
+	    stat(path, &st) < 0 || (uint64_t)st.st_size <= m->offset)
+		return false;
+	if (store->format == DBOX_FORMAT_SDBOX)
+		return !has_uid(dovi_mailbox_messages(b->db),
+				dovi_mailbox_count(b->db), m->uid);
+	return bsearch(&key, mk->keys, mk->count, sizeof(key),
+		       key_cmp) == NULL;
+}
+
+struct drop_ctx {
+	struct dbox_store *store;
+	struct dovecot_box *b;
+	struct map_keys mk;
+	struct our_rows gone;
+};
+
+static int collect_theirs(void *ctx, const struct dbox_msg *m)
+{
+	struct drop_ctx *dc = ctx;
+
+	return only_ours(dc->store, dc->b, &dc->mk, m) ? 0 :
+		collect_uid(&dc->gone, m);
+}
+
+/* Dovecot rebuilt the mailbox, or indexed one made through a takeover
+ * mount (another uidvalidity): its list replaces ours, except messages
+ * it cannot know yet (delivered through the mount since, not resynced). */
+static int drop_theirs(struct dbox_store *store, struct dovecot_box *b,
+		       struct dbox_err *err)
+{
+	struct drop_ctx dc = { store, b, { NULL, 0 }, { NULL, 0, 0 } };
+	char sql[128];
+	int ret = store->format == DBOX_FORMAT_MDBOX ?
+		map_keys_load(b, &dc.mk) : 0;
+
+	if (ret == 0)
+		ret = dbox_msg_list(store, b->id, 0, -1, 0, collect_theirs, &dc,
+				    err);
+	for (size_t i = 0; ret >= 0 && i < dc.gone.count; i++) {
+		snprintf(sql, sizeof(sql), "DELETE FROM messages WHERE "
+			 "mailbox_id = %lld AND uid = %u", (long long)b->id,
+			 dc.gone.uids[i]);
+		ret = dindex_exec(store->idx, sql, err);
+	}
+	free(dc.mk.keys);
+	free(dc.gone.uids);
+	if (ret == -ENOMEM)
+		return dbox_fail(err, ret, "out of memory");
+	return ret < 0 ? ret : dbox_mailbox_touch(store, b->id, true, true,
+						  err);
 }
 
 /* Our row of a mailbox from Dovecot's header.  *known_r: Dovecot speaks
  * for the uids below it; rows at or above it are deliveries through a
  * takeover mount that Dovecot has not seen yet, and stay.  A mailbox that
  * Dovecot has no index of (uidvalidity 0: made through a takeover mount,
- * or its index files are gone) keeps our row as it is, *known_r 0. */
+ * or its index files are gone) keeps our row as it is, *known_r 0; with
+ * another uidvalidity, what drop_theirs leaves is ours, *known_r 0. */
 static int upsert_mailbox(struct dbox_store *store, struct dovecot_box *b,
 			  uint32_t *known_r, struct dbox_err *err)
 {
@@ -288,59 +413,20 @@ static int upsert_mailbox(struct dbox_store *store, struct dovecot_box *b,
 	if (ret < 0)
 		return ret;
 	b->id = box.id;
-	*known_r = uv == 0 ? 0 : uv != box.uidvalidity ? UINT32_MAX : next;
+	*known_r = uv == 0 || uv != box.uidvalidity ? 0 : next;
 	if (uv == 0)
 		return keep_ours(store, &box, err);
-	if (uv != box.uidvalidity && (ret = drop_messages(store, box.id,
-							  err)) < 0)
+	if (uv != box.uidvalidity && (ret = drop_theirs(store, b, err)) < 0)
 		return ret;
 	if (uv == box.uidvalidity && box.next_uid > next)
 		next = box.next_uid;
 	box_guid(b, box.guid, guid);
+	/* above every uid we hold, so that ours are never given again */
 	snprintf(sql, sizeof(sql), "UPDATE mailboxes SET uidvalidity = %u, "
-		 "next_uid = %u, guid = '%s' WHERE id = %lld", uv, next, guid,
-		 (long long)box.id);
+		 "next_uid = max(%u, (SELECT ifnull(max(uid), 0) + 1 FROM "
+		 "messages WHERE mailbox_id = %lld)), guid = '%s' WHERE id = "
+		 "%lld", uv, next, (long long)box.id, guid, (long long)box.id);
 	return dindex_exec(store->idx, sql, err);
-}
-
-struct our_rows {
-	uint32_t *uids;
-	size_t count, cap;
-};
-
-static int collect_uid(void *ctx, const struct dbox_msg *m)
-{
-	struct our_rows *o = ctx;
-
-	if (o->count == o->cap) {
-		size_t cap = o->cap ? o->cap * 2 : 256;
-		uint32_t *p = realloc(o->uids, cap * sizeof(*p));
-
-		if (p == NULL)
-			return -ENOMEM;
-		o->uids = p;
-		o->cap = cap;
-	}
-	o->uids[o->count++] = m->uid;
-	return 0;
-}
-
-/* Dovecot's records are in uid order (mail-index.h), so binary search. */
-static bool has_uid(const struct dovi_message *msgs, size_t n, uint32_t uid)
-{
-	size_t lo = 0, hi = n;
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-
-		if (msgs[mid].uid == uid)
-			return true;
-		if (msgs[mid].uid < uid)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return false;
 }
 
 /* Rows of uids that Dovecot speaks for (below known) and does not list:
@@ -761,6 +847,7 @@ static int load_boxes(struct dbox_store *store, struct dbox_dovecot *dv,
 		}
 		if (b->db != NULL)
 			watch_dir(dv, dovi_mailbox_dir(b->db));
+		b->ds = dv->ds;
 		kept++;
 	}
 	dovi_mailbox_names_free(names, n);
