@@ -25,6 +25,7 @@
 
 struct dovecot_box {
 	struct dovi_mailbox *db;   /* NULL: its index is unusable (sdbox) */
+	struct dovi_store *ds;     /* Dovecot's store (the mdbox map) */
 	int64_t id;                /* ours */
 	char *name;
 	char *storage;             /* on-disk name */
@@ -209,35 +210,6 @@ static uint32_t keyword_bits(struct dovecot_box *b, const int *kwmap,
 	return bits;
 }
 
-static int upsert_mailbox(struct dbox_store *store, struct dovecot_box *b,
-			  struct dbox_err *err)
-{
-	struct dbox_mailbox box;
-	uint8_t g[16];
-	char guid[33] = "", sql[256];
-	int ret = dbox_mailbox_lookup(store, b->name, &box, NULL);
-
-	if (dovi_mailbox_guid(b->db, g)) {
-		for (int i = 0; i < 16; i++)
-			snprintf(guid + i * 2, 3, "%02x", g[i]);
-	} else {
-		dbox_guid_generate(guid);
-	}
-	if (ret == -ENOENT)
-		ret = dbox_mailbox_insert(store, b->name, guid,
-					  dovi_mailbox_uid_validity(b->db),
-					  dovi_mailbox_next_uid(b->db), &box,
-					  err);
-	if (ret < 0)
-		return ret;
-	b->id = box.id;
-	snprintf(sql, sizeof(sql), "UPDATE mailboxes SET uidvalidity = %u, "
-		 "next_uid = %u, guid = '%s' WHERE id = %lld",
-		 dovi_mailbox_uid_validity(b->db), dovi_mailbox_next_uid(b->db),
-		 guid, (long long)box.id);
-	return dindex_exec(store->idx, sql, err);
-}
-
 struct our_rows {
 	uint32_t *uids;
 	size_t count, cap;
@@ -278,16 +250,199 @@ static bool has_uid(const struct dovi_message *msgs, size_t n, uint32_t uid)
 	return false;
 }
 
+/* A uidvalidity for a mailbox that Dovecot has not indexed: from
+ * Dovecot's own counter in the tree when we may write it, so that Dovecot
+ * never hands out the same value; else the clock, as Dovecot does when
+ * its counter is unusable. */
+static uint32_t new_uidvalidity(struct dbox_store *store)
+{
+	return store->readonly ? (uint32_t)dbox_now() :
+		dbox_uidvalidity_next(store->root);
+}
+
+/* The mailbox GUID: Dovecot's, else ours, else a new one. */
+static void box_guid(struct dovecot_box *b, const char *ours, char guid[33])
+{
+	uint8_t g[16];
+
+	if (dovi_mailbox_guid(b->db, g)) {
+		for (int i = 0; i < 16; i++)
+			snprintf(guid + i * 2, 3, "%02x", g[i]);
+	} else if (ours != NULL && ours[0] != '\0') {
+		snprintf(guid, 33, "%s", ours);
+	} else {
+		dbox_guid_generate(guid);
+	}
+}
+
+/* A mailbox Dovecot has no index of keeps our row; earlier versions
+ * copied Dovecot's zeroes into it. */
+static int keep_ours(struct dbox_store *store, const struct dbox_mailbox *box,
+		     struct dbox_err *err)
+{
+	char sql[160];
+
+	if (box->uidvalidity != 0 && box->next_uid != 0)
+		return 0;
+	snprintf(sql, sizeof(sql), "UPDATE mailboxes SET uidvalidity = %u, "
+		 "next_uid = max(next_uid, (SELECT ifnull(max(uid), 0) + 1 "
+		 "FROM messages WHERE mailbox_id = %lld)) WHERE id = %lld",
+		 box->uidvalidity != 0 ? box->uidvalidity :
+		 new_uidvalidity(store), (long long)box->id,
+		 (long long)box->id);
+	return dindex_exec(store->idx, sql, err);
+}
+
+/* The (file, offset) of every record the mdbox map references, sorted. */
+struct map_keys {
+	uint64_t *keys;
+	size_t count;
+};
+
+static int key_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int map_keys_load(struct dovecot_box *b, struct map_keys *mk)
+{
+	struct dovi_index *map = dovi_store_map(b->ds, NULL);
+	uint32_t n = map != NULL ? dovi_index_count(map) : 0;
+
+	mk->count = 0;
+	mk->keys = calloc(n + 1, sizeof(*mk->keys));
+	if (mk->keys == NULL)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t file_id, offset, size;
+		uint16_t refs;
+		bool have_refs;
+
+		if (dovi_index_map_rec(map, i, &file_id, &offset, &size,
+				       &have_refs, &refs))
+			mk->keys[mk->count++] = (uint64_t)file_id << 32 | offset;
+	}
+	qsort(mk->keys, mk->count, sizeof(*mk->keys), key_cmp);
+	return 0;
+}
+
+/* A message only we know of: its dbox record is there, and no index of
+ * Dovecot's references it (mdbox: the map; sdbox: the mailbox's index). */
+static bool only_ours(struct dbox_store *store, struct dovecot_box *b,
+		      const struct map_keys *mk, const struct dbox_msg *m)
+{
+	uint64_t key = (uint64_t)m->file_id << 32 | (uint32_t)m->offset;
+	char path[PATH_MAX];
+	struct stat st;
+
+	if (dbox_msg_file_path(store, m, path, sizeof(path)) < 0 ||
+	    stat(path, &st) < 0 || (uint64_t)st.st_size <= m->offset)
+		return false;
+	if (store->format == DBOX_FORMAT_SDBOX)
+		return !has_uid(dovi_mailbox_messages(b->db),
+				dovi_mailbox_count(b->db), m->uid);
+	return bsearch(&key, mk->keys, mk->count, sizeof(key),
+		       key_cmp) == NULL;
+}
+
+struct drop_ctx {
+	struct dbox_store *store;
+	struct dovecot_box *b;
+	struct map_keys mk;
+	struct our_rows gone;
+};
+
+static int collect_theirs(void *ctx, const struct dbox_msg *m)
+{
+	struct drop_ctx *dc = ctx;
+
+	return only_ours(dc->store, dc->b, &dc->mk, m) ? 0 :
+		collect_uid(&dc->gone, m);
+}
+
+/* Dovecot rebuilt the mailbox, or indexed one made through a takeover
+ * mount (another uidvalidity): its list replaces ours, except messages
+ * it cannot know yet (delivered through the mount since, not resynced). */
+static int drop_theirs(struct dbox_store *store, struct dovecot_box *b,
+		       struct dbox_err *err)
+{
+	struct drop_ctx dc = { store, b, { NULL, 0 }, { NULL, 0, 0 } };
+	char sql[128];
+	int ret = store->format == DBOX_FORMAT_MDBOX ?
+		map_keys_load(b, &dc.mk) : 0;
+
+	if (ret == 0)
+		ret = dbox_msg_list(store, b->id, 0, -1, 0, collect_theirs, &dc,
+				    err);
+	for (size_t i = 0; ret >= 0 && i < dc.gone.count; i++) {
+		snprintf(sql, sizeof(sql), "DELETE FROM messages WHERE "
+			 "mailbox_id = %lld AND uid = %u", (long long)b->id,
+			 dc.gone.uids[i]);
+		ret = dindex_exec(store->idx, sql, err);
+	}
+	free(dc.mk.keys);
+	free(dc.gone.uids);
+	if (ret == -ENOMEM)
+		return dbox_fail(err, ret, "out of memory");
+	return ret < 0 ? ret : dbox_mailbox_touch(store, b->id, true, true,
+						  err);
+}
+
+/* Our row of a mailbox from Dovecot's header.  *known_r: Dovecot speaks
+ * for the uids below it; rows at or above it are deliveries through a
+ * takeover mount that Dovecot has not seen yet, and stay.  A mailbox that
+ * Dovecot has no index of (uidvalidity 0: made through a takeover mount,
+ * or its index files are gone) keeps our row as it is, *known_r 0; with
+ * another uidvalidity, what drop_theirs leaves is ours, *known_r 0. */
+static int upsert_mailbox(struct dbox_store *store, struct dovecot_box *b,
+			  uint32_t *known_r, struct dbox_err *err)
+{
+	uint32_t uv = dovi_mailbox_uid_validity(b->db);
+	uint32_t next = dovi_mailbox_next_uid(b->db);
+	struct dbox_mailbox box;
+	char guid[33], sql[256];
+	int ret = dbox_mailbox_lookup(store, b->name, &box, NULL);
+
+	next = next > 0 ? next : 1;
+	if (ret == -ENOENT) {
+		box_guid(b, NULL, guid);
+		ret = dbox_mailbox_insert(store, b->name, guid, uv != 0 ? uv :
+					  new_uidvalidity(store), next, &box,
+					  err);
+	}
+	if (ret < 0)
+		return ret;
+	b->id = box.id;
+	*known_r = uv == 0 || uv != box.uidvalidity ? 0 : next;
+	if (uv == 0)
+		return keep_ours(store, &box, err);
+	if (uv != box.uidvalidity && (ret = drop_theirs(store, b, err)) < 0)
+		return ret;
+	if (uv == box.uidvalidity && box.next_uid > next)
+		next = box.next_uid;
+	box_guid(b, box.guid, guid);
+	/* above every uid we hold, so that ours are never given again */
+	snprintf(sql, sizeof(sql), "UPDATE mailboxes SET uidvalidity = %u, "
+		 "next_uid = max(%u, (SELECT ifnull(max(uid), 0) + 1 FROM "
+		 "messages WHERE mailbox_id = %lld)), guid = '%s' WHERE id = "
+		 "%lld", uv, next, (long long)box.id, guid, (long long)box.id);
+	return dindex_exec(store->idx, sql, err);
+}
+
+/* Rows of uids that Dovecot speaks for (below known) and does not list:
+ * Dovecot expunged them. */
 static int delete_gone(struct dbox_store *store, struct dovecot_box *b,
 		       const struct dovi_message *msgs, size_t n,
-		       struct dbox_err *err)
+		       uint32_t known, struct dbox_err *err)
 {
 	struct our_rows o = { 0 };
 	int ret = dbox_msg_list(store, b->id, 0, -1, 0, collect_uid, &o, err);
 	char sql[128];
 
 	for (size_t i = 0; ret >= 0 && i < o.count; i++) {
-		if (has_uid(msgs, n, o.uids[i]))
+		if (o.uids[i] >= known || has_uid(msgs, n, o.uids[i]))
 			continue;
 		snprintf(sql, sizeof(sql), "DELETE FROM messages WHERE "
 			 "mailbox_id = %lld AND uid = %u", (long long)b->id,
@@ -298,6 +453,78 @@ static int delete_gone(struct dbox_store *store, struct dovecot_box *b,
 	}
 	free(o.uids);
 	return ret < 0 ? ret : 0;
+}
+
+static bool dovecot_lists_guid(struct dovecot_box *b, const char *guid)
+{
+	const struct dovi_message *msgs = dovi_mailbox_messages(b->db);
+	size_t n = dovi_mailbox_count(b->db);
+
+	for (size_t i = 0; strlen(guid) == 32 && i < n; i++) {
+		if (msgs[i].have_guid && guid_matches(guid, &msgs[i]))
+			return true;
+	}
+	return false;
+}
+
+/* mdbox: Dovecot gave a uid that we gave to a delivery through a takeover
+ * mount (which it did not know) to another message.  Ours moves to a
+ * fresh uid and keeps its name, unless Dovecot lists it under a uid of
+ * its own (a resync): then that row is the one. */
+static int renumber_ours(struct dbox_store *store, struct dovecot_box *b,
+			 const struct dbox_msg *old, struct dbox_err *err)
+{
+	uint32_t fresh = 0;
+	char sql[160];
+	bool listed = dovecot_lists_guid(b, old->guid);
+	int ret = listed ? 0 : dbox_mailbox_alloc_uids(store, b->id, 1, &fresh,
+						       err);
+
+	if (ret < 0)
+		return ret;
+	if (listed)
+		snprintf(sql, sizeof(sql), "DELETE FROM messages WHERE "
+			 "mailbox_id = %lld AND uid = %u", (long long)b->id,
+			 old->uid);
+	else
+		snprintf(sql, sizeof(sql), "UPDATE messages SET uid = %u WHERE "
+			 "mailbox_id = %lld AND uid = %u", fresh,
+			 (long long)b->id, old->uid);
+	return dindex_exec(store->idx, sql, err);
+}
+
+/* uid 0 is no uid: an earlier version gave it to a delivery into a folder
+ * made through a takeover mount, and the folder did not list it.  It moves
+ * to a fresh uid (sdbox: its u.0 file with it). */
+static int repair_uid0(struct dbox_store *store, struct dovecot_box *b,
+		       struct dbox_err *err)
+{
+	char from[PATH_MAX] = "", to[PATH_MAX], sql[160];
+	struct dbox_msg m;
+	int ret;
+
+	if (store->readonly || dbox_msg_get(store, b->id, 0, &m, NULL) < 0)
+		return 0;
+	if (m.file_id == 0)
+		dbox_msg_file_path(store, &m, from, sizeof(from));
+	ret = dbox_mailbox_alloc_uids(store, b->id, 1, &m.uid, err);
+	if (ret == 0 && from[0] != '\0') {
+		ret = dbox_msg_file_path(store, &m, to, sizeof(to));
+		if (ret == 0 && link(from, to) < 0)
+			ret = dbox_fail(err, -errno, "link %s: %m", to);
+	}
+	snprintf(sql, sizeof(sql), "UPDATE messages SET uid = %u WHERE "
+		 "mailbox_id = %lld AND uid = 0", m.uid, (long long)b->id);
+	if (ret == 0)
+		ret = dindex_exec(store->idx, sql, err);
+	if (ret == 0 && from[0] != '\0') {
+		dbox_fcache_drop(store, from);
+		unlink(from);
+	}
+	if (ret == 0)
+		dbox_log(DBOX_LOG_INFO, "mailbox %s: the message with uid 0 "
+			 "is uid %u now", b->name, m.uid);
+	return ret;
 }
 
 /* One message: inserted, updated or left as it is. */
@@ -335,6 +562,12 @@ static int sync_message(struct dbox_store *store, struct dovecot_box *b,
 	msg.flags = flags;
 	msg.keywords = kw;
 	msg.in_new = in_new;
+	if (have && strcmp(old.guid, msg.guid) != 0) {
+		ret = renumber_ours(store, b, &old, err);
+		if (ret < 0)
+			return ret;
+		have = false;
+	}
 	if (have) {
 		/* a purge moved the record: same message, new place */
 		char sql[128];
@@ -366,14 +599,18 @@ static int sync_box(struct dbox_store *store, struct dovecot_box *b,
 	struct rec_reader r = { .fd = -1 };
 	struct dovi_header hdr = { 0 };
 	int *kwmap = calloc(nkw + 1, sizeof(*kwmap));
-	int ret = kwmap == NULL ? -ENOMEM : upsert_mailbox(store, b, err);
+	uint32_t known = 0;
+	int ret = kwmap == NULL ? -ENOMEM : upsert_mailbox(store, b, &known,
+							   err);
 
 	if (dovi_mailbox_index(b->db) != NULL)
 		dovi_index_header(dovi_mailbox_index(b->db), &hdr);
 	if (ret == 0)
+		ret = repair_uid0(store, b, err);
+	if (ret == 0)
 		ret = map_keywords(store, b, kwmap, nkw, err);
 	if (ret == 0)
-		ret = delete_gone(store, b, msgs, n, err);
+		ret = delete_gone(store, b, msgs, n, known, err);
 	for (size_t i = 0; ret == 0 && i < n; i++) {
 		uint32_t flags, kw;
 		bool in_new;
@@ -450,7 +687,7 @@ static int sync_box_files(struct dbox_store *store, struct dovecot_box *b,
 
 		dbox_guid_generate(guid);
 		ret = dbox_mailbox_insert(store, b->name, guid,
-					  (uint32_t)dbox_now(), 1, &box, err);
+					  new_uidvalidity(store), 1, &box, err);
 	}
 	if (ret < 0)
 		return ret;
@@ -493,7 +730,10 @@ static int sync_box_files(struct dbox_store *store, struct dovecot_box *b,
 	return ret < 0 ? ret : dindex_exec(store->idx, sql, err);
 }
 
-/* sdbox: an index that is missing or broken while u.N files are there */
+/* sdbox: an index that is missing or broken while u.N files are there.
+ * A missing one of a mailbox we hold is no loss: it is one made through a
+ * takeover mount (Dovecot indexes it at its next look), or one whose
+ * files were indexed already. */
 static bool sdbox_index_unusable(struct dbox_store *store,
 				 struct dovecot_box *b)
 {
@@ -509,6 +749,9 @@ static bool sdbox_index_unusable(struct dbox_store *store,
 		return true;
 	idx = dovi_mailbox_index(b->db);
 	if (idx != NULL && dovi_index_error_count(idx) == 0)
+		return false;
+	if (idx == NULL &&
+	    dbox_mailbox_lookup(store, b->name, NULL, NULL) == 0)
 		return false;
 	if (dovi_mailbox_count(b->db) > 0)
 		return false;
@@ -606,6 +849,7 @@ static int load_boxes(struct dbox_store *store, struct dbox_dovecot *dv,
 		}
 		if (b->db != NULL)
 			watch_dir(dv, dovi_mailbox_dir(b->db));
+		b->ds = dv->ds;
 		kept++;
 	}
 	dovi_mailbox_names_free(names, n);
@@ -643,15 +887,19 @@ static int sync_all(struct dbox_store *store, struct dbox_dovecot *dv,
 		    size_t *nchanged, struct dbox_err *err)
 {
 	size_t before = dv->count;
-	int ret = load_boxes(store, dv, err);
 	bool list_changed;
+	/* the mailbox directories are listed under the write lock: a
+	 * mailbox made, renamed or removed through the mount changes its
+	 * directory and its row in one transaction, so the list and our rows
+	 * agree */
+	int ret = dindex_write_begin(store->idx, err);
 
 	if (ret < 0)
 		return ret;
-	if (dv->unusable && !only_changed)
-		return -EOPNOTSUPP;   /* mdbox: which mailbox has what is lost */
+	ret = load_boxes(store, dv, err);
+	if (ret == 0 && dv->unusable && !only_changed)
+		ret = -EOPNOTSUPP;   /* mdbox: which mailbox has what is lost */
 	list_changed = dv->count != before;
-	ret = dindex_write_begin(store->idx, err);
 	for (size_t i = 0; ret == 0 && i < dv->count; i++) {
 		struct dovecot_box *b = &dv->boxes[i];
 		bool box_changed = true;
@@ -670,6 +918,8 @@ static int sync_all(struct dbox_store *store, struct dbox_dovecot *dv,
 		}
 		if (b->db == NULL || (only_changed && !box_changed && b->id != 0))
 			continue;
+		/* a new name (a rename by Dovecot keeps the count) */
+		list_changed |= b->id == 0;
 		ret = sync_box(store, b, err);
 		if (ret == 0 && *nchanged < max)
 			changed[(*nchanged)++] = b->id;

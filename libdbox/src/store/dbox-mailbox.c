@@ -459,6 +459,8 @@ int dbox_mailbox_alloc_uids(struct dbox_store *store, int64_t mailbox_id,
 	}
 	next = sqlite3_column_int64(st, 0);
 	sqlite3_reset(st);
+	if (next < 1)
+		next = 1;   /* uid 0 is no uid (an index of an older version) */
 	if (next + count > UINT32_MAX)
 		return dbox_fail(err, -EOVERFLOW, "mailbox #%lld ran out of "
 				 "UIDs", (long long)mailbox_id);

@@ -1,0 +1,276 @@
+"""A Dovecot store taken over (-o takeover): deliveries into a folder made
+through the mount, and beside a Dovecot that keeps writing.  Every message
+gets a uid >= 1, every new folder a uidvalidity from Dovecot's counter,
+every delivery is listed once, and Dovecot (after force-resync) sees the
+same messages.  The stores are made by `doveadm import` of a maildir."""
+
+import collections
+import os
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from dboxfs_testlib import (DBOXFS, Doveadm, chown_tree, make_maildir,
+                            mounts, needs_dovecot, store_ids, wait_for,
+                            wtmp)  # noqa: F401
+
+sys.path.insert(0, os.path.dirname(__file__))
+from deliver import payload  # noqa: E402
+
+pytestmark = [needs_dovecot,
+              pytest.mark.skipif(not os.path.exists(DBOXFS),
+                                 reason="dboxfs not built")]
+DELIVER = os.path.join(os.path.dirname(__file__), "deliver.py")
+ORIGINAL = {"m%d" % i: b"Subject: m%d\n\nfrom the maildir\n" % i
+            for i in range(5)}
+
+
+def dovecot_store(wtmp, fmt):
+    """A store written by Dovecot: doveadm import of a 5-message maildir
+    into INBOX.  Returns (root, doveadm)."""
+    src = make_maildir(os.path.join(wtmp, "src"), ORIGINAL)
+    root = os.path.join(wtmp, fmt)
+    os.makedirs(root)
+    chown_tree(src, *store_ids())
+    da = Doveadm(wtmp, root, fmt)
+    da("import", "maildir:" + src, "", "all")
+    return root, da
+
+
+def index_rows(root, sql, *args):
+    db = sqlite3.connect("file:%s?mode=ro" % os.path.join(
+        root, "dboxfs", "index.sqlite"), uri=True)
+    try:
+        return db.execute(sql, args).fetchall()
+    finally:
+        db.close()
+
+
+def listed(folder):
+    """Every message name of a maildir folder, with its info cut off."""
+    return [n.split(":2,")[0] for sub in ("new", "cur")
+            for n in os.listdir(os.path.join(folder, sub))]
+
+
+def deliver(folder, wtmp, writers, count, prefix="w"):
+    procs = [subprocess.Popen(["/usr/bin/python3", DELIVER, folder,
+                               "%s%d" % (prefix, p), str(count), "rename",
+                               os.path.join(wtmp, "ack%d" % p)],
+                              stderr=subprocess.PIPE)
+             for p in range(writers)]
+    try:
+        for p in procs:
+            assert p.wait(timeout=300) == 0, p.stderr.read()
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    return ["%s%d.%d" % (prefix, p, i) for p in range(writers)
+            for i in range(count)]
+
+
+def dovecot_view(wtmp, root, fmt, mailbox):
+    """{guid: (uid, text)} of a mailbox as doveadm sees it after
+    force-resync, as the store's owner."""
+    da = Doveadm(wtmp, root, fmt)     # chowns what the mount wrote
+    da.force_resync()
+    return {m["guid"]: (int(m["uid"]), m["text"])
+            for m in da.fetch("uid guid text", "mailbox", mailbox)}
+
+
+@pytest.mark.parametrize("fmt,writers", [("sdbox", 1), ("mdbox", 1),
+                                         ("sdbox", 4), ("mdbox", 4)])
+def test_deliveries_into_a_new_folder(wtmp, mounts, fmt, writers):
+    root, _ = dovecot_store(wtmp, fmt)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    folder = os.path.join(mnt, ".Deliver")
+    os.mkdir(folder)
+    for sub in ("tmp", "new", "cur"):
+        os.mkdir(os.path.join(folder, sub))
+    names = deliver(folder, wtmp, writers, 500 // writers)
+    assert len(names) == 500
+
+    # every delivery listed exactly once
+    seen = collections.Counter(listed(folder))
+    assert sorted(seen) == sorted(names)
+    assert max(seen.values()) == 1
+    for n in names[::50]:
+        with open(os.path.join(folder, "new", n), "rb") as f:
+            assert f.read() == payload(n)
+
+    # uids >= 1, one each; a uidvalidity of its own, from Dovecot's counter
+    boxes = dict((name, (bid, uv, nxt)) for bid, name, uv, nxt in index_rows(
+        root, "SELECT id, name, uidvalidity, next_uid FROM mailboxes"))
+    bid, uv, nxt = boxes["Deliver"]
+    inbox_uv = boxes["INBOX"][1]
+    uids = [u for (u,) in index_rows(
+        root, "SELECT uid FROM messages WHERE mailbox_id = ?", bid)]
+    assert len(uids) == 500 and len(set(uids)) == 500
+    assert min(uids) >= 1 and nxt > max(uids)
+    assert uv != 0 and uv != inbox_uv
+    with open(os.path.join(root, "dovecot-uidvalidity")) as f:
+        assert int(f.read(8), 16) >= uv
+    guid_uid = dict(index_rows(
+        root, "SELECT guid, uid FROM messages WHERE mailbox_id = ?", bid))
+    m.stop()
+
+    # Dovecot sees exactly these 500, with their bytes and distinct uids
+    view = dovecot_view(wtmp, root, fmt, "Deliver")
+    assert sorted(t for _, t in view.values()) == \
+        sorted(payload(n) for n in names)
+    dove_uids = [u for u, _ in view.values()]
+    assert min(dove_uids) >= 1 and len(set(dove_uids)) == 500
+    assert set(view) == set(guid_uid)
+    if fmt == "sdbox":
+        # u.N: the uid is the file's name
+        assert {g: u for g, (u, _) in view.items()} == guid_uid
+
+    # mounted again: Dovecot's index of the folder now rules; same names
+    m = mounts(root, mnt, "takeover")
+    seen = collections.Counter(listed(folder))
+    assert sorted(seen) == sorted(names) and max(seen.values()) == 1
+    subprocess.run(["rm", "-r", folder], check=True, timeout=120)
+    assert not os.path.exists(folder)
+    m.stop()
+
+
+def texts_of(folder):
+    """{name without info: bytes} of a maildir folder."""
+    res = {}
+    for sub in ("new", "cur"):
+        for n in os.listdir(os.path.join(folder, sub)):
+            with open(os.path.join(folder, sub, n), "rb") as f:
+                res[n.split(":2,")[0]] = f.read()
+    return res
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_dovecot_writes_beside_deliveries(wtmp, mounts, fmt):
+    """Deliveries through the mount into INBOX, then Dovecot changes INBOX
+    while mounted (a flag, then a save): the follower shows Dovecot's
+    changes and keeps ours, and later deliveries get fresh uids.  Dovecot
+    knows nothing of ours and reuses their uids: mdbox gives the uid to its
+    own message, sdbox refuses and rebuilds its index."""
+    root, da = dovecot_store(wtmp, fmt)
+    mnt = os.path.join(wtmp, "mnt")
+    mounts(root, mnt, "takeover")
+    ours = deliver(mnt, wtmp, 1, 3)
+    assert len(listed(mnt)) == len(ORIGINAL) + 3
+    chown_tree(root, *store_ids())
+    da("flags", "add", "\\Seen", "mailbox", "INBOX", "uid", "1")
+    wait_for(lambda: any(n.endswith(":2,S") for n in os.listdir(
+        os.path.join(mnt, "cur"))), timeout=5, what="Dovecot's flag")
+    assert set(ours) <= set(listed(mnt))
+    # after Dovecot's change: more deliveries, uids not reused
+    ours += deliver(mnt, wtmp, 1, 5, prefix="x")
+    assert len(listed(mnt)) == len(ORIGINAL) + len(ours)
+
+    text = b"Subject: from dovecot\n\nsaved beside the mount\n"
+    chown_tree(root, *store_ids())
+    if da("save", "-m", "INBOX", input=text, check=False).returncode != 0:
+        assert fmt == "sdbox"      # "u.6 already exists, rebuilding index"
+        da("save", "-m", "INBOX", input=text)
+    wait_for(lambda: text in texts_of(mnt).values(), timeout=5,
+             what="Dovecot's message on the mount")
+    shown = texts_of(mnt)
+    assert len(shown) == len(ORIGINAL) + len(ours) + 1
+    for n in ours:
+        assert shown[n] == payload(n)
+    box = index_rows(root, "SELECT id FROM mailboxes WHERE name = 'INBOX'")
+    uids = [u for (u,) in index_rows(
+        root, "SELECT uid FROM messages WHERE mailbox_id = ?", box[0][0])]
+    assert min(uids) >= 1 and len(set(uids)) == len(shown)
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_index_with_uid_0_is_repaired(wtmp, mounts, fmt):
+    """The index an earlier version left: the new folder with uidvalidity
+    0 and next_uid 0, one message with uid 0 (sdbox: in u.0) that the
+    folder did not list and that made rm -r fail.  Mounted again, it gets
+    a uidvalidity and its message a uid, and the folder lists all."""
+    root, _ = dovecot_store(wtmp, fmt)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    folder = os.path.join(mnt, ".Deliver")
+    os.mkdir(folder)
+    for sub in ("tmp", "new", "cur"):
+        os.mkdir(os.path.join(folder, sub))
+    names = deliver(folder, wtmp, 1, 3)
+    m.stop()
+    db = sqlite3.connect(os.path.join(root, "dboxfs", "index.sqlite"))
+    with db:
+        (bid,), = db.execute("SELECT id FROM mailboxes WHERE name = "
+                             "'Deliver'").fetchall()
+        db.execute("UPDATE mailboxes SET uidvalidity = 0, next_uid = 0 "
+                   "WHERE id = ?", (bid,))
+        db.execute("UPDATE messages SET uid = 0 WHERE mailbox_id = ? AND "
+                   "uid = 1", (bid,))
+    db.close()
+    if fmt == "sdbox":
+        d = os.path.join(root, "mailboxes", "Deliver", "dbox-Mails")
+        os.rename(os.path.join(d, "u.1"), os.path.join(d, "u.0"))
+
+    m = mounts(root, mnt, "takeover")
+    assert sorted(listed(folder)) == sorted(names)
+    for n in names:
+        with open(os.path.join(folder, "new", n), "rb") as f:
+            assert f.read() == payload(n)
+    (uv,), = index_rows(root, "SELECT uidvalidity FROM mailboxes WHERE "
+                        "id = ?", bid)
+    uids = [u for (u,) in index_rows(
+        root, "SELECT uid FROM messages WHERE mailbox_id = ?", bid)]
+    assert uv != 0 and min(uids) >= 1 and len(set(uids)) == 3
+    more = deliver(folder, wtmp, 1, 2, prefix="x")
+    assert sorted(listed(folder)) == sorted(names + more)
+    subprocess.run(["rm", "-r", folder], check=True, timeout=60)
+    m.stop()
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_dovecot_indexes_a_folder_made_through_the_mount(wtmp, mounts, fmt):
+    """Dovecot looks at a folder made through the mount (doveadm mailbox
+    status makes its index: empty, another uidvalidity): the deliveries
+    through the mount stay on it, before and after a save of Dovecot's
+    into the folder and a remount, and a resync shows all to Dovecot."""
+    root, da = dovecot_store(wtmp, fmt)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    folder = os.path.join(mnt, ".D")
+    os.mkdir(folder)
+    for sub in ("tmp", "new", "cur"):
+        os.mkdir(os.path.join(folder, sub))
+    ours = deliver(folder, wtmp, 1, 3)
+    chown_tree(root, *store_ids())
+    out = da("mailbox", "status", "uidvalidity", "D").stdout.decode()
+    uv = int(out.split("uidvalidity=")[1].split()[0])
+
+    def our_uv():
+        return index_rows(root, "SELECT uidvalidity FROM mailboxes WHERE "
+                          "name = 'D'")[0][0]
+    wait_for(lambda: our_uv() == uv, timeout=5, what="the follower")
+    assert sorted(listed(folder)) == sorted(ours)
+    ours += deliver(folder, wtmp, 1, 2, prefix="x")
+    assert sorted(listed(folder)) == sorted(ours)
+
+    text = b"Subject: from dovecot\n\ninto the folder of the mount\n"
+    chown_tree(root, *store_ids())
+    if da("save", "-m", "D", input=text, check=False).returncode != 0:
+        assert fmt == "sdbox"      # "u.1 already exists, rebuilding index"
+        da("save", "-m", "D", input=text)
+    wait_for(lambda: text in texts_of(folder).values(), timeout=5,
+             what="Dovecot's message on the mount")
+    shown = texts_of(folder)
+    assert len(shown) == len(ours) + 1
+    assert all(shown[n] == payload(n) for n in ours)
+    m.stop()
+
+    m = mounts(root, mnt, "takeover")
+    assert texts_of(folder) == shown
+    m.stop()
+    view = dovecot_view(wtmp, root, fmt, "D")
+    assert sorted(t for _, t in view.values()) == \
+        sorted([payload(n) for n in ours] + [text])
