@@ -300,8 +300,9 @@ static int load_layout(struct dbox_store *store, const struct dbox_msg *msg,
 		return dbox_fail(err, -EIO, "%s uid %u: the message has %llu "
 				 "bytes, %llu of them in external attachments "
 				 "(Dovecot's mail_attachment_dir), and no "
-				 "attachment directory is given "
-				 "(attachment_dir=PATH)", lay->rec_path,
+				 "attachment directory is given (dboxfs -o "
+				 "attachment_dir=PATH, dboxctl "
+				 "--attachment-dir=PATH)", lay->rec_path,
 				 msg->uid, (unsigned long long)msg->size,
 				 (unsigned long long)(msg->size -
 						      msg->body_size));
