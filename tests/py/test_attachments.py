@@ -19,7 +19,10 @@ from dboxfs_testlib import (Doveadm, chown_tree, dboxctl, mounts,
                             needs_dovecot, store_ids)
 
 pytestmark = needs_dovecot
-FORMATS = ("sdbox", "mdbox")
+# format, and Dovecot's zlib_save (the record compressed, the attachments
+# not)
+STORES = {"sdbox": ("sdbox", None), "mdbox": ("mdbox", None),
+          "sdbox-gz": ("sdbox", "gz"), "mdbox-zstd": ("mdbox", "zstd")}
 MIN_SIZE = "1k"   # mail_attachment_min_size: small test messages suffice
 
 
@@ -79,16 +82,21 @@ def messages():
 
 
 class AttStore:
-    def __init__(self, top, fmt):
-        self.top, self.fmt = top, fmt
-        self.root = os.path.join(top, fmt)
-        self.att = os.path.join(top, fmt + "-att")
-        self.index = os.path.join(top, fmt + "-index.sqlite")
+    def __init__(self, top, name):
+        self.top, self.name = top, name
+        self.fmt, self.comp = STORES[name]
+        self.root = os.path.join(top, name)
+        self.att = os.path.join(top, name + "-att")
+        self.index = os.path.join(top, name + "-index.sqlite")
         self.texts = {}      # uid -> doveadm fetch text
 
     def opts(self):
-        return ["-o", "mail_attachment_dir=" + self.att,
-                "-o", "mail_attachment_min_size=" + MIN_SIZE]
+        o = ["-o", "mail_attachment_dir=" + self.att,
+             "-o", "mail_attachment_min_size=" + MIN_SIZE]
+        if self.comp:
+            o += ["-o", "mail_plugins=zlib",
+                  "-o", "plugin/zlib_save=" + self.comp]
+        return o
 
     def ctl(self, *args, att=True, check=True):
         glob = ["--index=" + self.index]
@@ -100,12 +108,12 @@ class AttStore:
         return [u for u, t in self.texts.items() if b"no attachment" not in t]
 
 
-def build(top, fmt):
-    s = AttStore(top, fmt)
+def build(top, name):
+    s = AttStore(top, name)
     os.makedirs(s.root)
     os.makedirs(s.att)
     chown_tree(top, *store_ids())
-    da = Doveadm(top, s.root, fmt)
+    da = Doveadm(os.path.join(top, "da-" + name), s.root, s.fmt)
     for extra, msg in messages():
         da(*s.opts(), *extra, "save", "-m", "INBOX", input=msg)
     for uid in range(1, len(messages()) + 1):
@@ -128,14 +136,14 @@ def att_stores():
     top = tempfile.mkdtemp(prefix="dboxfs-att.", dir="/tmp")
     os.chmod(top, 0o755)
     try:
-        yield {fmt: build(top, fmt) for fmt in FORMATS}
+        yield {name: build(top, name) for name in STORES}
     finally:
         shutil.rmtree(top, ignore_errors=True)
 
 
 def copy_store(s, dest_top):
     """A private copy (store, attachment directory) to damage."""
-    c = AttStore(dest_top, s.fmt)
+    c = AttStore(dest_top, s.name)
     shutil.copytree(s.root, c.root, symlinks=True)
     shutil.copytree(s.att, c.att, symlinks=True)
     c.texts = dict(s.texts)
@@ -166,9 +174,9 @@ def uid_of(mnt, name):
     raise AssertionError(name)
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
-def test_mount_serves_whole_messages(att_stores, mounts, fmt, tmp_path):
-    s = att_stores[fmt]
+@pytest.mark.parametrize("name", STORES)
+def test_mount_serves_whole_messages(att_stores, mounts, name, tmp_path):
+    s = att_stores[name]
     mnt = str(tmp_path / "mnt")
     mounts(s.root, mnt, "index=" + s.index, "attachment_dir=" + s.att)
     got = read_all(mnt)
@@ -194,10 +202,10 @@ def test_mount_serves_whole_messages(att_stores, mounts, fmt, tmp_path):
             os.close(fd)
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
-def test_mount_without_attachment_dir_is_eio(att_stores, mounts, fmt,
+@pytest.mark.parametrize("name", STORES)
+def test_mount_without_attachment_dir_is_eio(att_stores, mounts, name,
                                              tmp_path):
-    s = att_stores[fmt]
+    s = att_stores[name]
     mnt = str(tmp_path / "mnt")
     m = mounts(s.root, mnt, "index=" + str(tmp_path / "i.sqlite"))
     got = read_all(mnt)
@@ -216,9 +224,9 @@ def test_mount_without_attachment_dir_is_eio(att_stores, mounts, fmt,
     assert all("external attachments" in ln for ln in log)
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
-def test_dboxctl_cat_export_check(att_stores, fmt, tmp_path):
-    s = att_stores[fmt]
+@pytest.mark.parametrize("name", STORES)
+def test_dboxctl_cat_export_check(att_stores, name, tmp_path):
+    s = att_stores[name]
     for uid, want in s.texts.items():
         assert s.ctl("cat", s.root, "INBOX", uid).stdout == want
     dest = str(tmp_path / "export")
@@ -287,13 +295,13 @@ def rewrite(path, data):
         f.write(data)
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
-def test_missing_short_or_changed_attachment(att_stores, mounts, fmt,
+@pytest.mark.parametrize("name", STORES)
+def test_missing_short_or_changed_attachment(att_stores, mounts, name,
                                              tmp_path):
     top = str(tmp_path / "copy")
     os.makedirs(top)
     os.chmod(str(tmp_path), 0o755)
-    s = copy_store(att_stores[fmt], top)
+    s = copy_store(att_stores[name], top)
     # uid 3: one of its two attachments removed
     files = attachment_files(s, 3)
     assert len(files) == 2

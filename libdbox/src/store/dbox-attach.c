@@ -22,12 +22,14 @@
 
 #include "dbox/extref.h"
 #include "store/dbox-attach.h"
+#include "store/dbox-decompress.h"
 #include "store/store-private.h"
 
 struct layout {
 	struct dbox_extref *refs;
 	size_t n;
 	uint64_t *file_size;
+	uint64_t body_len;      /* what the record holds, uncompressed */
 	char suffix[64];
 	char rec_path[PATH_MAX];
 };
@@ -72,8 +74,9 @@ static int read_record(const char *path, const struct dbox_msg *msg,
 }
 
 /* The parts must lie inside the message and the record hold the rest,
- * exactly (Dovecot reads the record's pieces with sized streams). */
-static int check_totals(const struct layout *lay, const struct dbox_msg *msg,
+ * exactly (Dovecot reads the record's pieces with sized streams); for a
+ * compressed record, the decompression checks that (read_body). */
+static int check_totals(struct layout *lay, const struct dbox_msg *msg,
 			struct dbox_err *err)
 {
 	uint64_t parts = 0;
@@ -90,7 +93,9 @@ static int check_totals(const struct layout *lay, const struct dbox_msg *msg,
 		}
 		parts += lay->refs[i].size;
 	}
-	if (msg->body_size + parts == msg->size)
+	lay->body_len = msg->size - parts;
+	if (msg->body_size + parts == msg->size ||
+	    msg->compression != DBOX_COMP_NONE)
 		return 0;
 	snprintf(what, sizeof(what), "record holds %llu bytes and its external "
 		 "attachments %llu, but the message has %llu",
@@ -293,8 +298,8 @@ static int load_layout(struct dbox_store *store, const struct dbox_msg *msg,
 	int ret;
 
 	if (ext_refs == NULL)
-		return corrupted(err, lay->rec_path, msg, "physical size differs "
-				 "from the stored body and no external "
+		return corrupted(err, lay->rec_path, msg, "the stored body is "
+				 "not the whole message and no external "
 				 "attachments are named");
 	if (store->attachment_dir == NULL)
 		return dbox_fail(err, -EIO, "%s uid %u: the message has %llu "
@@ -387,14 +392,22 @@ static int read_part(struct dbox_store *store, const struct dbox_msg *msg,
 	return 0;
 }
 
+/* Record bytes: the plain record holds size - parts bytes, stored or
+ * compressed (never the attachment path again: no recursion). */
 static int read_body(struct dbox_store *store, const struct dbox_msg *msg,
-		     void *buf, size_t len, uint64_t off, struct dbox_err *err)
+		     const struct layout *lay, void *buf, size_t len,
+		     uint64_t off, struct dbox_err *err)
 {
 	struct dbox_msg raw = *msg;
 	ssize_t n;
 
-	raw.size = raw.body_size;
-	n = dbox_msg_pread(store, &raw, buf, len, off, err);
+	raw.size = lay->body_len;
+	if (raw.compression == DBOX_COMP_NONE)
+		n = dbox_msg_pread(store, &raw, buf, len, off, err);
+	else
+		n = dbox_decompress_pread(store, &raw, buf, len, off, err);
+	if (n == -ERANGE)
+		n = -EBADMSG;
 	if (n >= 0 && (size_t)n != len)
 		return dbox_fail(err, -EBADMSG, "short read of %s",
 				 msg->base);
@@ -413,7 +426,7 @@ static int copy_piece(struct dbox_store *store, const struct dbox_msg *msg,
 	if (lo >= hi)
 		return 0;
 	if (part == SIZE_MAX)
-		return read_body(store, msg, buf + (lo - off), hi - lo,
+		return read_body(store, msg, lay, buf + (lo - off), hi - lo,
 				 bpos + (lo - ps), err);
 	return read_part(store, msg, lay, part, buf + (lo - off), hi - lo,
 			 lo - ps, err);
@@ -479,10 +492,6 @@ int dbox_attach_check(struct dbox_store *store, const struct dbox_msg *msg,
 	if (rec->meta.ext_refs == NULL && (dbox_msg_is_plain(msg) ||
 					   msg->compression != DBOX_COMP_NONE))
 		return 0;
-	if (msg->compression != DBOX_COMP_NONE)
-		return dbox_fail(err, -EOPNOTSUPP, "%s uid %u: external "
-				 "attachments of a compressed message are not "
-				 "supported", path, msg->uid);
 	snprintf(lay.rec_path, sizeof(lay.rec_path), "%s", path);
 	ret = load_layout(store, msg, rec->meta.ext_refs, &lay, err);
 	layout_clear(&lay);

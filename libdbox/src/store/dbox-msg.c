@@ -469,8 +469,15 @@ static ssize_t msg_pread_once(struct dbox_store *store,
 	size_t n;
 	int ret;
 
-	if (msg->compression != DBOX_COMP_NONE)
-		return dbox_decompress_pread(store, msg, buf, len, off, err);
+	if (msg->compression != DBOX_COMP_NONE) {
+		ssize_t got = dbox_decompress_pread(store, msg, buf, len, off,
+						    err);
+
+		/* whole but short: Dovecot compresses what remains of a
+		 * message whose attachments went to mail_attachment_dir */
+		return got == -ERANGE ? dbox_attach_pread(store, msg, buf, len,
+							  off, err) : got;
+	}
 	if (!dbox_msg_is_plain(msg))
 		return dbox_attach_pread(store, msg, buf, len, off, err);
 	if (off >= msg->body_size)
