@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <lz4.h>
 #include <lzma.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -223,6 +224,22 @@ struct plain_cache {
 };
 
 static _Thread_local struct plain_cache tls_cache;
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+
+/* A thread that ends (libfuse lets idle workers go) frees what it kept. */
+static void cache_free(void *p)
+{
+	struct plain_cache *c = p;
+
+	free(c->data);
+	c->data = NULL;
+}
+
+static void cache_key_init(void)
+{
+	(void)pthread_key_create(&cache_key, cache_free);
+}
 
 static int load_plain(struct dbox_store *store, const struct dbox_msg *msg,
 		      const char *path, struct dbox_err *err)
@@ -260,6 +277,8 @@ static int load_plain(struct dbox_store *store, const struct dbox_msg *msg,
 	tls_cache.offset = msg->offset;
 	tls_cache.data = plain;
 	tls_cache.len = plain_len;
+	pthread_once(&cache_once, cache_key_init);
+	pthread_setspecific(cache_key, &tls_cache);
 	return 0;
 }
 
