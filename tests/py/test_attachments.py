@@ -57,7 +57,8 @@ def messages():
         # CRLF input, saved as LF (Dovecot's default): B76
         ((), mime("\r\n", [("text/plain", "7bit", "hello"), big],
                   "crlf input 76")),
-        # the same kept CRLF: B76 with the C flag
+        # mail_save_crlf=yes: dbox saves LF all the same (so Dovecot 2.3
+        # never writes the C flag for dbox; test-extref covers it)
         (("-o", "mail_save_crlf=yes"),
          mime("\r\n", [("text/plain", "7bit", "hello"), big], "crlf 76")),
         # two attachments with different line lengths
@@ -238,6 +239,12 @@ def test_mount_without_attachment_dir_is_eio(att_stores, mounts, name,
 @pytest.mark.parametrize("name", STORES)
 def test_dboxctl_cat_export_check(att_stores, name, tmp_path):
     s = att_stores[name]
+    # what Dovecot made of the cases: two widths, a part stored as is
+    # (uid 6 has none)
+    assert [o for o, _ in record_x(s, 1)] == ["B76"]
+    assert [o for o, _ in record_x(s, 2)] == ["B76"]
+    assert [o for o, _ in record_x(s, 3)] == ["B64", "B72"]
+    assert [o for o, _ in record_x(s, 4)] == ["-"]
     for uid, want in s.texts.items():
         assert s.ctl("cat", s.root, "INBOX", uid).stdout == want
     dest = str(tmp_path / "export")
@@ -279,11 +286,11 @@ def attachment_files(s, uid):
         files += [os.path.join(d, n) for n in names]
     rec = record_x(s, uid)
     return [f for f in files
-            if any(os.path.relpath(f, s.att).startswith(p) for p in rec)]
+            if any(os.path.relpath(f, s.att).startswith(p) for _, p in rec)]
 
 
 def record_x(s, uid):
-    """Paths in the X metadata line of message uid (sdbox: its u.N; mdbox:
+    """(options, path) of each item in the X metadata line of message uid (sdbox: its u.N; mdbox:
     m.1, which holds every message here in uid order)."""
     if s.fmt == "sdbox":
         path = os.path.join(s.root, "mailboxes", "INBOX", "dbox-Mails",
@@ -295,7 +302,7 @@ def record_x(s, uid):
     meta = records[0 if s.fmt == "sdbox" else uid - 1].split(b"\n\n")[0]
     x = [ln for ln in meta.split(b"\n") if ln.startswith(b"X")][0]
     words = x[1:].decode().split(" ")
-    return [words[i + 3] for i in range(0, len(words), 4)]
+    return [(words[i + 2], words[i + 3]) for i in range(0, len(words), 4)]
 
 
 def rewrite(path, data):
