@@ -1,6 +1,6 @@
 /* dbox-attach.c - messages whose large MIME parts Dovecot keeps outside
  * the record: put back together from mail_attachment_dir as Dovecot's
- * attachment connector does (dbox-format.md; Dovecot's
+ * attachment connector does (dbox-format.md section 7; Dovecot's
  * index-attachment.c, istream-attachment-connector.c).
  *
  * A part's file is ATTACHMENT_DIR/<path from X><suffix>, the suffix being
@@ -75,7 +75,7 @@ static int read_record(const char *path, const struct dbox_msg *msg,
 
 /* The parts must lie inside the message and the record hold the rest,
  * exactly (Dovecot reads the record's pieces with sized streams); for a
- * compressed record, the decompression checks that (read_body). */
+ * compressed record, the decompression checks that (copy_body). */
 static int check_totals(struct layout *lay, const struct dbox_msg *msg,
 			struct dbox_err *err)
 {
@@ -369,88 +369,101 @@ static int read_part_fd(int fd, const struct dbox_extref *ref,
 	return ret;
 }
 
-static int read_part(struct dbox_store *store, const struct dbox_msg *msg,
-		     const struct layout *lay, size_t i, void *buf,
-		     size_t len, uint64_t off, struct dbox_err *err)
-{
-	char path[PATH_MAX];
-	int fd, ret = part_path(store, lay, i, path, sizeof(path));
+/* One read of the whole message: [off, end) into buf. */
+struct want {
+	struct dbox_store *store;
+	const struct dbox_msg *msg;
+	const struct layout *lay;
+	char *buf;
+	uint64_t off, end;
+	struct dbox_err *err;
+};
 
+/* Where the read overlaps the piece [ps, pe) of the message. */
+static bool overlap(const struct want *w, uint64_t ps, uint64_t pe,
+		    uint64_t *lo_r, size_t *len_r)
+{
+	uint64_t lo = ps > w->off ? ps : w->off, hi = pe < w->end ? pe : w->end;
+
+	*lo_r = lo;
+	*len_r = lo < hi ? (size_t)(hi - lo) : 0;
+	return lo < hi;
+}
+
+/* Part i's bytes that the read wants. */
+static int copy_part(const struct want *w, size_t i, uint64_t ps)
+{
+	const struct layout *lay = w->lay;
+	char path[PATH_MAX];
+	uint64_t lo;
+	size_t len;
+	int fd, ret;
+
+	if (!overlap(w, ps, ps + lay->refs[i].size, &lo, &len))
+		return 0;
+	ret = part_path(w->store, lay, i, path, sizeof(path));
 	fd = ret < 0 ? -1 : open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return dbox_fail(err, -EIO, "%s uid %u: external attachment %s "
-				 "is missing: %m", lay->rec_path, msg->uid, path);
-	ret = read_part_fd(fd, &lay->refs[i], lay->file_size[i], buf, len, off);
+		return dbox_fail(w->err, -EIO, "%s uid %u: external attachment "
+				 "%s is missing: %m", lay->rec_path,
+				 w->msg->uid, path);
+	ret = read_part_fd(fd, &lay->refs[i], lay->file_size[i],
+			   w->buf + (lo - w->off), len, lo - ps);
 	close(fd);
 	if (ret == -ENOMEM)
-		return dbox_fail(err, ret, "out of memory");
+		return dbox_fail(w->err, ret, "out of memory");
 	if (ret < 0)
-		return dbox_fail(err, -EIO, "%s uid %u: external attachment %s: "
-				 "%s", lay->rec_path, msg->uid, path,
+		return dbox_fail(w->err, -EIO, "%s uid %u: external attachment "
+				 "%s: %s", lay->rec_path, w->msg->uid, path,
 				 ret == -ENODATA ? "shorter than when checked" :
 				 strerror(-ret));
 	return 0;
 }
 
-/* Record bytes: the plain record holds size - parts bytes, stored or
- * compressed (never the attachment path again: no recursion). */
-static int read_body(struct dbox_store *store, const struct dbox_msg *msg,
-		     const struct layout *lay, void *buf, size_t len,
-		     uint64_t off, struct dbox_err *err)
+/* Record bytes of the piece [ps, pe), which starts at bpos of the plain
+ * record (size - parts bytes, stored or compressed; never the attachment
+ * path again: no recursion). */
+static int copy_body(const struct want *w, uint64_t ps, uint64_t pe,
+		     uint64_t bpos)
 {
-	struct dbox_msg raw = *msg;
+	struct dbox_msg raw = *w->msg;
+	uint64_t lo;
+	size_t len;
 	ssize_t n;
 
-	raw.size = lay->body_len;
+	if (!overlap(w, ps, pe, &lo, &len))
+		return 0;
+	raw.size = w->lay->body_len;
 	if (raw.compression == DBOX_COMP_NONE)
-		n = dbox_msg_pread(store, &raw, buf, len, off, err);
+		n = dbox_msg_pread(w->store, &raw, w->buf + (lo - w->off), len,
+				   bpos + (lo - ps), w->err);
 	else
-		n = dbox_decompress_pread(store, &raw, buf, len, off, err);
+		n = dbox_decompress_pread(w->store, &raw, w->buf +
+					  (lo - w->off), len, bpos + (lo - ps),
+					  w->err);
 	if (n == -ERANGE)
 		n = -EBADMSG;
 	if (n >= 0 && (size_t)n != len)
-		return dbox_fail(err, -EBADMSG, "short read of %s",
-				 msg->base);
+		return dbox_fail(w->err, -EBADMSG, "%s uid %u: short read",
+				 w->lay->rec_path, w->msg->uid);
 	return n < 0 ? (int)n : 0;
 }
 
-/* Copies the overlap of [off, end) with the piece [ps, pe) of the message:
- * record bytes from body offset bpos when part is SIZE_MAX, else part. */
-static int copy_piece(struct dbox_store *store, const struct dbox_msg *msg,
-		      const struct layout *lay, size_t part, uint64_t ps,
-		      uint64_t pe, uint64_t bpos, char *buf, uint64_t off,
-		      uint64_t end, struct dbox_err *err)
+/* Record piece, part, record piece, ... record piece. */
+static int assemble(const struct want *w)
 {
-	uint64_t lo = ps > off ? ps : off, hi = pe < end ? pe : end;
-
-	if (lo >= hi)
-		return 0;
-	if (part == SIZE_MAX)
-		return read_body(store, msg, lay, buf + (lo - off), hi - lo,
-				 bpos + (lo - ps), err);
-	return read_part(store, msg, lay, part, buf + (lo - off), hi - lo,
-			 lo - ps, err);
-}
-
-static int assemble(struct dbox_store *store, const struct dbox_msg *msg,
-		    const struct layout *lay, char *buf, uint64_t off,
-		    uint64_t end, struct dbox_err *err)
-{
+	const struct layout *lay = w->lay;
 	uint64_t vpos = 0, bpos = 0;
 	int ret = 0;
 
 	for (size_t i = 0; ret == 0 && i <= lay->n; i++) {
-		uint64_t ps = i < lay->n ? lay->refs[i].offset : msg->size;
+		uint64_t ps = i < lay->n ? lay->refs[i].offset : w->msg->size;
 
-		ret = copy_piece(store, msg, lay, SIZE_MAX, vpos, ps, bpos, buf,
-				 off, end, err);
+		ret = copy_body(w, vpos, ps, bpos);
 		bpos += ps - vpos;
-		vpos = ps;
-		if (ret < 0 || i == lay->n)
-			break;
-		ret = copy_piece(store, msg, lay, i, ps, ps +
-				 lay->refs[i].size, 0, buf, off, end, err);
-		vpos += lay->refs[i].size;
+		if (ret == 0 && i < lay->n)
+			ret = copy_part(w, i, ps);
+		vpos = i < lay->n ? ps + lay->refs[i].size : ps;
 	}
 	return ret;
 }
@@ -477,7 +490,8 @@ ssize_t dbox_attach_pread(struct dbox_store *store, const struct dbox_msg *msg,
 	ret = load_layout(store, msg, rec.meta.ext_refs, &lay, err);
 	dbox_record_clear(&rec);
 	if (ret == 0)
-		ret = assemble(store, msg, &lay, buf, off, off + len, err);
+		ret = assemble(&(struct want){ store, msg, &lay, buf, off,
+					       off + len, err });
 	layout_clear(&lay);
 	return ret < 0 ? ret : (ssize_t)len;
 }
