@@ -249,16 +249,32 @@ void dbox_extref_b64_range(const struct dbox_extref *ref, uint64_t file_size,
 	*dec_len_r = end > g0 * 3 ? (size_t)(end - g0 * 3) : 0;
 }
 
-/* The byte at encoded position p, given the chars from char index c0. */
-static char encoded_byte(const struct dbox_extref *ref, uint64_t p,
-			 const char *chars, uint64_t c0)
+/* Writes len encoded bytes from position p, given the chars from char
+ * index c0: a line's chars at once, then its line end. */
+static void copy_lines(const struct dbox_extref *ref, uint64_t p, size_t len,
+		       const char *chars, uint64_t c0, char *out)
 {
 	uint64_t period = ref->b64_line + (ref->crlf ? 2 : 1);
-	uint64_t col = p % period;
+	size_t i = 0;
 
-	if (col < ref->b64_line)
-		return chars[p / period * ref->b64_line + col - c0];
-	return ref->crlf && col == ref->b64_line ? '\r' : '\n';
+	while (i < len) {
+		uint64_t col = p % period;
+		size_t n;
+
+		if (col >= ref->b64_line) {
+			out[i++] = ref->crlf && col == ref->b64_line ?
+				'\r' : '\n';
+			p++;
+			continue;
+		}
+		n = (size_t)(ref->b64_line - col);
+		if (n > len - i)
+			n = len - i;
+		memcpy(out + i, chars + (p / period * ref->b64_line + col - c0),
+		       n);
+		i += n;
+		p += n;
+	}
 }
 
 int dbox_extref_b64_render(const struct dbox_extref *ref, uint64_t off,
@@ -282,8 +298,7 @@ int dbox_extref_b64_render(const struct dbox_extref *ref, uint64_t off,
 		free(chars);
 		return -EINVAL;
 	}
-	for (size_t i = 0; i < len; i++)
-		out[i] = encoded_byte(ref, off + i, chars, c0);
+	copy_lines(ref, off, len, chars, c0, out);
 	free(chars);
 	return 0;
 }
