@@ -359,3 +359,21 @@ def test_missing_short_or_changed_attachment(att_stores, mounts, name,
         p = s.ctl("cat", s.root, "INBOX", uid, check=False)
         assert p.returncode == 1 and p.stdout == b""
         assert what.encode() in p.stderr
+
+
+def test_bad_attachment_dir_is_refused_at_start(att_stores, mounts, tmp_path):
+    """A wrong path is one clear error when the store is opened, not EIO on
+    every message later."""
+    s = att_stores["sdbox"]
+    afile = str(tmp_path / "a-file")
+    open(afile, "w").close()
+    for bad, why in (("/nonexistent-att", "No such file"),
+                     (afile, "not a directory")):
+        with pytest.raises(AssertionError, match="attachment directory"):
+            mounts(s.root, str(tmp_path / "mnt"), "index=" + s.index,
+                   "attachment_dir=" + bad)
+        p = dboxctl("--index=" + s.index, "--attachment-dir=" + bad, "cat",
+                    s.root, "INBOX", 1, check=False)
+        assert p.returncode == 1 and p.stdout == b""
+        assert ("attachment directory %s: %s" % (bad, why)).encode() in \
+            p.stderr, p.stderr
