@@ -26,6 +26,7 @@ struct options {
 	char *layout;
 	char *index;
 	char *fs;
+	char *attachment_dir;
 	int takeover;
 	int noxattr;
 	int fs_workers;
@@ -38,6 +39,7 @@ static const struct fuse_opt option_spec[] = {
 	OPT("layout=%s", layout),
 	OPT("index=%s", index),
 	OPT("fs=%s", fs),
+	OPT("attachment_dir=%s", attachment_dir),
 	OPT("takeover", takeover),
 	OPT("noxattr", noxattr),
 	OPT("fs_workers=%d", fs_workers),
@@ -60,6 +62,10 @@ static void usage(const char *prog)
 	       "    -o fs=CONFIG           async I/O stack, e.g. posix,\n"
 	       "                           delay:5ms/posix\n"
 	       "    -o fs_workers=N        most I/O worker threads (default 64)\n"
+	       "    -o attachment_dir=PATH Dovecot's mail_attachment_dir: where\n"
+	       "                           messages saved with it keep their\n"
+	       "                           attachments (without it they read\n"
+	       "                           as EIO)\n"
 	       "    -o cache_timeout=SECS  kernel entry/attribute cache (1.0)\n"
 	       "    -o takeover            write into a tree Dovecot made\n"
 	       "    -o noxattr             no user.dbox.* attributes: the kernel\n"
@@ -322,6 +328,7 @@ static int open_store(struct options *o, bool ro)
 	struct dbox_open_opts oo = {
 		.index_path = o->index,
 		.fs_config = o->fs,
+		.attachment_dir = o->attachment_dir,
 		.readonly = ro,
 		.takeover = o->takeover != 0,
 		.fs_max_workers = o->fs_workers > 0 ?
@@ -393,6 +400,21 @@ static void close_store(void)
 	dboxfs.store = NULL;
 }
 
+/* Paths given relative to where dboxfs was started (a daemon changes to
+ * "/" before it opens the store). */
+static void make_absolute(char **path)
+{
+	char cwd[4096], *abs = NULL;
+
+	if (*path == NULL || (*path)[0] == '/')
+		return;
+	if (getcwd(cwd, sizeof(cwd)) != NULL &&
+	    asprintf(&abs, "%s/%s", cwd, *path) > 0) {
+		free(*path);
+		*path = abs;
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -413,15 +435,8 @@ int main(int argc, char **argv)
 	clock_gettime(CLOCK_REALTIME, &dboxfs.started);
 	if (fuse_opt_parse(&args, &o, option_spec, opt_proc) < 0)
 		return 1;
-	if (o.index != NULL && o.index[0] != '/') {
-		char cwd[4096], *abs = NULL;
-
-		if (getcwd(cwd, sizeof(cwd)) != NULL &&
-		    asprintf(&abs, "%s/%s", cwd, o.index) > 0) {
-			free(o.index);
-			o.index = abs;
-		}
-	}
+	make_absolute(&o.index);
+	make_absolute(&o.attachment_dir);
 	if (fuse_parse_cmdline(&args, &opts) != 0)
 		return 1;
 	if (opts.show_help) {
@@ -518,6 +533,7 @@ out:
 	free(o.layout);
 	free(o.index);
 	free(o.fs);
+	free(o.attachment_dir);
 	/* > 0: the signal that ended the loop, a clean unmount */
 	return ret == -2 ? 2 : ret < 0 ? 1 : 0;
 }

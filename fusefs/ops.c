@@ -1101,14 +1101,14 @@ static void read_msg(fuse_req_t req, struct open_msg *om, size_t size,
 {
 	struct pending_read *pr;
 
-	bool zero_copy = om->msg.compression == DBOX_COMP_NONE;
+	bool zero_copy = dbox_msg_is_plain(&om->msg);
 
 	if (off < 0 || (uint64_t)off >= om->msg.size) {
 		fuse_reply_buf(req, NULL, 0);
 		return;
 	}
-	/* stored plain: spliced from the dbox file; compressed: decoded
-	 * into a buffer */
+	/* stored plain: spliced from the dbox file; compressed or with
+	 * external attachments: put together in a buffer */
 	pr = malloc(sizeof(*pr) + (zero_copy ? 0 : size));
 	if (pr == NULL) {
 		fuse_reply_err(req, ENOMEM);

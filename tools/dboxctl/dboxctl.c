@@ -15,7 +15,8 @@
 struct ctl_opts ctl_opts;
 
 static const char usage_text[] =
-"Usage: dboxctl [--fs=CONFIG] [--index=PATH] COMMAND [ARGS...]\n"
+"Usage: dboxctl [--fs=CONFIG] [--index=PATH] [--attachment-dir=PATH]\n"
+"               COMMAND [ARGS...]\n"
 "\n"
 "Administer a dbox mail store (Dovecot sdbox/mdbox layout with an SQLite\n"
 "index) without a running Dovecot.\n"
@@ -41,6 +42,9 @@ static const char usage_text[] =
 "                        randomfail:eio:1%/posix\n"
 "  --index=PATH          index database instead of the default location\n"
 "  --takeover            allow writing into a tree that Dovecot made\n"
+"  --attachment-dir=PATH Dovecot's mail_attachment_dir, for messages that\n"
+"                        keep their attachments there (cat, export and\n"
+"                        check fail on them without it)\n"
 "  -h, --help            this help; COMMAND --help for a command's\n"
 "  -V, --version         print the version\n"
 "\n"
@@ -64,6 +68,7 @@ int ctl_open(const char *root, bool readonly, struct dbox_store **store_r)
 	struct dbox_open_opts o = {
 		.index_path = ctl_opts.index_path,
 		.fs_config = ctl_opts.fs_config,
+		.attachment_dir = ctl_opts.attachment_dir,
 		.readonly = readonly,
 		.takeover = ctl_opts.takeover,
 	};
@@ -591,6 +596,7 @@ int main(int argc, char **argv)
 		{ "fs", required_argument, NULL, 'f' },
 		{ "index", required_argument, NULL, 'i' },
 		{ "takeover", no_argument, NULL, 't' },
+		{ "attachment-dir", required_argument, NULL, 'a' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -603,6 +609,7 @@ int main(int argc, char **argv)
 		case 'f': ctl_opts.fs_config = optarg; break;
 		case 'i': ctl_opts.index_path = optarg; break;
 		case 't': ctl_opts.takeover = true; break;
+		case 'a': ctl_opts.attachment_dir = optarg; break;
 		case 'h': fputs(usage_text, stdout); return 0;
 		case 'V': printf("dboxctl %s\n", DBOXFS_VERSION); return 0;
 		default: fputs(usage_text, stderr); return 2;

@@ -11,6 +11,7 @@
 struct ctl_opts {
 	const char *fs_config;
 	const char *index_path;
+	const char *attachment_dir;
 	bool takeover;
 };
 

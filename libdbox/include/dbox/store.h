@@ -80,6 +80,10 @@ struct dbox_open_opts {
 	/* Do not run crash recovery (dboxctl check wants to see leftovers). */
 	bool no_recovery;
 	unsigned int fs_max_workers; /* 0 = default */
+	/* Dovecot's mail_attachment_dir, where messages saved with it keep
+	 * their large MIME parts (X metadata).  NULL: such messages fail to
+	 * read with -EIO, saying what is missing. */
+	const char *attachment_dir;
 };
 
 struct dbox_mailbox {
@@ -287,8 +291,14 @@ int dbox_msg_move(struct dbox_store *store, int64_t mailbox_id, uint32_t uid,
 		  enum dbox_maildir_dir dir, const char *new_base,
 		  uint32_t *new_uid_r, struct dbox_err *err);
 
+/* true when the message's bytes are exactly its record's body as stored
+ * (neither compressed nor with Dovecot's external attachments), so that
+ * they can be moved from the file without looking at them. */
+bool dbox_msg_is_plain(const struct dbox_msg *msg);
+
 /* Read a message's bytes into buf (the stored message; decompressed when
- * stored compressed).  Returns bytes read (0 at EOF) or -errno. */
+ * stored compressed; with its external attachments put back, from the
+ * store's attachment_dir, when Dovecot saved it with mail_attachment_dir).  Returns bytes read (0 at EOF) or -errno. */
 ssize_t dbox_msg_pread(struct dbox_store *store, const struct dbox_msg *msg,
 		       void *buf, size_t len, uint64_t off,
 		       struct dbox_err *err);
@@ -300,12 +310,12 @@ void dbox_msg_pread_async(struct dbox_store *store, const struct dbox_msg *msg,
 			  void *buf, size_t len, uint64_t off,
 			  dbox_read_cb *cb, void *ctx);
 
-/* Zero-copy variant for messages stored uncompressed: fn(arg, fd, len,
+/* Zero-copy variant for plain messages (dbox_msg_is_plain): fn(arg, fd, len,
  * file offset) runs on an fs worker and moves the bytes of [off, off+len)
  * of the message itself (e.g. splices them into a FUSE reply); cb then
  * gets what fn returned, or -errno if the request failed before fn ran
  * (fn did not run then).  len is clamped to the message.  -EOPNOTSUPP
- * (through cb) for a compressed message. */
+ * (through cb) for a message that is not plain. */
 void dbox_msg_read_fd_async(struct dbox_store *store,
 			    const struct dbox_msg *msg, size_t len,
 			    uint64_t off,

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "store/dbox-attach.h"
 #include "store/dbox-scan.h"
 #include "store/mdbox-file.h"
 #include "store/store-private.h"
@@ -107,6 +108,7 @@ static int check_msg(void *ctx, const struct dbox_msg *m)
 {
 	struct check_ctx *c = ctx;
 	char path[PATH_MAX], reason[256];
+	struct dbox_err err = { "" };
 	struct dbox_reader rd;
 	struct dbox_record rec;
 
@@ -127,6 +129,8 @@ static int check_msg(void *ctx, const struct dbox_msg *m)
 		return 0;
 	}
 	compare(c, m, &rec);
+	if (dbox_attach_check(c->store, m, &rec, path, &err) < 0)
+		problem(c, path, m->offset, "%s", err.msg);
 	dbox_record_clear(&rec);
 	return 0;
 }

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <lz4.h>
 #include <lzma.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -227,12 +228,12 @@ int dbox_decompress(enum dbox_compression c, const unsigned char *src,
 	case DBOX_COMP_ZSTD: ret = zstd_decompress(src, src_len, &o); break;
 	default: ret = -EINVAL; break;
 	}
-	if (ret == 0 && o.len != expected)
+	if (ret == 0 && o.len > expected)
 		ret = -EBADMSG;
 	if (ret < 0) {
 		free(o.p);
-		return dbox_fail(err, ret, "%s body does not decompress to its "
-				 "%llu bytes", dbox_compression_name(c),
+		return dbox_fail(err, ret, "%s body does not decompress within "
+				 "its %llu bytes", dbox_compression_name(c),
 				 (unsigned long long)expected);
 	}
 	*out_r = o.p;
@@ -248,6 +249,22 @@ struct plain_cache {
 };
 
 static _Thread_local struct plain_cache tls_cache;
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+
+/* A thread that ends (libfuse lets idle workers go) frees what it kept. */
+static void cache_free(void *p)
+{
+	struct plain_cache *c = p;
+
+	free(c->data);
+	c->data = NULL;
+}
+
+static void cache_key_init(void)
+{
+	(void)pthread_key_create(&cache_key, cache_free);
+}
 
 static int load_plain(struct dbox_store *store, const struct dbox_msg *msg,
 		      const char *path, struct dbox_err *err)
@@ -263,7 +280,9 @@ static int load_plain(struct dbox_store *store, const struct dbox_msg *msg,
 	src = malloc(msg->body_size ? msg->body_size : 1);
 	if (src == NULL)
 		return dbox_fail(err, -ENOMEM, "out of memory");
+	/* the stored bytes as they are: a plain message of body_size */
 	raw.compression = DBOX_COMP_NONE;
+	raw.size = raw.body_size;
 	n = dbox_msg_pread(store, &raw, src, msg->body_size, 0, err);
 	if (n >= 0 && (uint64_t)n != msg->body_size)
 		n = dbox_fail(err, -EBADMSG, "short read of %s", path);
@@ -283,6 +302,8 @@ static int load_plain(struct dbox_store *store, const struct dbox_msg *msg,
 	tls_cache.offset = msg->offset;
 	tls_cache.data = plain;
 	tls_cache.len = plain_len;
+	pthread_once(&cache_once, cache_key_init);
+	pthread_setspecific(cache_key, &tls_cache);
 	return 0;
 }
 
@@ -301,6 +322,13 @@ ssize_t dbox_decompress_pread(struct dbox_store *store,
 		if (ret < 0)
 			return ret;
 	}
+	if (tls_cache.len != msg->size)
+		return dbox_fail(err, -ERANGE, "Corrupted dbox file %s (around "
+				 "offset=%llu): %s body decompresses to %zu "
+				 "bytes, not its %llu", path,
+				 (unsigned long long)msg->offset,
+				 dbox_compression_name(msg->compression),
+				 tls_cache.len, (unsigned long long)msg->size);
 	if (off >= tls_cache.len)
 		return 0;
 	if (len > tls_cache.len - off)

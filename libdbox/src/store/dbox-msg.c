@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "store/dbox-attach.h"
 #include "store/dbox-decompress.h"
 #include "store/store-private.h"
 
@@ -552,8 +553,17 @@ static ssize_t msg_pread_once(struct dbox_store *store,
 	size_t n;
 	int ret;
 
-	if (msg->compression != DBOX_COMP_NONE)
-		return dbox_decompress_pread(store, msg, buf, len, off, err);
+	if (msg->compression != DBOX_COMP_NONE) {
+		ssize_t got = dbox_decompress_pread(store, msg, buf, len, off,
+						    err);
+
+		/* whole but short: Dovecot compresses what remains of a
+		 * message whose attachments went to mail_attachment_dir */
+		return got == -ERANGE ? dbox_attach_pread(store, msg, buf, len,
+							  off, err) : got;
+	}
+	if (!dbox_msg_is_plain(msg))
+		return dbox_attach_pread(store, msg, buf, len, off, err);
 	if (off >= msg->body_size)
 		return 0;
 	if (len > msg->body_size - off)
@@ -574,6 +584,15 @@ static ssize_t msg_pread_once(struct dbox_store *store,
 				 " offset=%llu): file ends inside the message",
 				 path, (unsigned long long)msg->offset);
 	return (ssize_t)n;
+}
+
+bool dbox_msg_is_plain(const struct dbox_msg *msg)
+{
+	/* a physical size beyond the stored body: the rest is in external
+	 * attachments (or the record is corrupted; either way the body alone
+	 * is not the message) */
+	return msg->compression == DBOX_COMP_NONE &&
+		msg->size == msg->body_size;
 }
 
 /* A purge may have moved the message to another file since the caller
@@ -659,9 +678,10 @@ void dbox_msg_pread_async(struct dbox_store *store, const struct dbox_msg *msg,
 	struct async_read *ar;
 	ssize_t ret;
 
-	if (msg->compression != DBOX_COMP_NONE || off >= msg->body_size) {
+	if (!dbox_msg_is_plain(msg) || off >= msg->body_size) {
 		/* decompression is CPU work on an in-memory stream; EOF
-		 * needs no I/O at all */
+		 * needs no I/O at all; external attachments are read from
+		 * several files */
 		ret = dbox_msg_pread(store, msg, buf, len, off, &err);
 		cb(ctx, ret, &err);
 		return;
@@ -714,8 +734,9 @@ void dbox_msg_read_fd_async(struct dbox_store *store,
 	struct dbox_err err = { "" };
 	struct async_read *ar;
 
-	if (msg->compression != DBOX_COMP_NONE) {
-		dbox_fail(&err, -EOPNOTSUPP, "compressed message");
+	if (!dbox_msg_is_plain(msg)) {
+		dbox_fail(&err, -EOPNOTSUPP, "compressed message or external "
+			  "attachments");
 		cb(ctx, -EOPNOTSUPP, &err);
 		return;
 	}

@@ -97,6 +97,7 @@ static void store_free(struct dbox_store *store)
 	free(store->scratch_dir);
 	free(store->owner_dir);
 	free(store->files_dir);
+	free(store->attachment_dir);
 	free(store);
 }
 
@@ -387,6 +388,27 @@ static int choose_ctl(struct dbox_store *store, const struct dbox_open_opts *o,
 	return set_ctl_dirs(store, ctl, err);
 }
 
+/* Dovecot's mail_attachment_dir: checked now, so that a wrong path is
+ * one clear error at open rather than EIO on every message using it. */
+static int set_attachment_dir(struct dbox_store *store, const char *dir,
+			      struct dbox_err *err)
+{
+	char real[PATH_MAX];
+	struct stat st;
+
+	if (dir == NULL)
+		return 0;
+	if (realpath(dir, real) == NULL || stat(real, &st) < 0)
+		return dbox_fail(err, -errno, "attachment directory %s: %m",
+				 dir);
+	if (!S_ISDIR(st.st_mode))
+		return dbox_fail(err, -ENOTDIR, "attachment directory %s: not "
+				 "a directory", dir);
+	store->attachment_dir = strdup(real);
+	return store->attachment_dir == NULL ?
+		dbox_fail(err, -ENOMEM, "out of memory") : 0;
+}
+
 int dbox_store_open(const char *root, const struct dbox_open_opts *opts,
 		    struct dbox_store **store_r, struct dbox_err *err)
 {
@@ -410,6 +432,8 @@ int dbox_store_open(const char *root, const struct dbox_open_opts *opts,
 	if (ret < 0)
 		ret = dbox_fail(err, ret, "fs=%s: %s", opts->fs_config ?
 				opts->fs_config : "", fserr);
+	if (ret == 0)
+		ret = set_attachment_dir(store, opts->attachment_dir, err);
 	if (ret == 0)
 		ret = choose_ctl(store, opts, &d, err);
 	if (ret == 0 && !store->readonly)

@@ -40,6 +40,7 @@ struct dbox_store {
 	char *scratch_dir;        /* ctl_dir/tmp */
 	char *owner_dir;          /* scratch_dir/<pid>.<rand>, flock'ed */
 	char *files_dir;          /* ctl_dir/files */
+	char *attachment_dir;     /* Dovecot's mail_attachment_dir, or NULL */
 	enum dbox_store_format format;
 	enum dbox_store_origin origin;
 	bool readonly;            /* never write into the dbox tree */
