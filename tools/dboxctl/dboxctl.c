@@ -538,6 +538,9 @@ static int take_global_opts(int argc, char **argv)
 			ctl_opts.fs_config = v;
 		else if ((v = ctl_opt_value(argc, argv, &i, "--index")) != NULL)
 			ctl_opts.index_path = v;
+		else if ((v = ctl_opt_value(argc, argv, &i,
+					    "--attachment-dir")) != NULL)
+			ctl_opts.attachment_dir = v;
 		else if (strcmp(argv[i], "--takeover") == 0)
 			ctl_opts.takeover = true;
 		else
