@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from dboxfs_testlib import (DBOXFS, dboxctl, make_maildir, mounts, run,
-                            wtmp)  # noqa: F401
+                            wait_for, wtmp)  # noqa: F401
 
 pytestmark = pytest.mark.skipif(not os.path.exists(DBOXFS),
                                 reason="dboxfs not built (no libfuse3)")
@@ -107,3 +107,39 @@ def test_allow_other_enforces_permissions(wtmp, mounts, fmt):
     assert os.path.exists(msg)
     assert not os.path.exists(os.path.join(mnt, ".Evil"))
     assert len(os.listdir(os.path.join(mnt, "cur"))) == 1
+
+
+def test_syslog_lines_when_daemonized(wtmp):
+    """Without -f the daemon logs to syslog: one line at mount, one at
+    unmount, each naming the program once (syslog adds "dboxfs[PID]:")."""
+    import socket
+    if os.path.exists("/dev/log"):
+        pytest.skip("a syslog daemon owns /dev/log here")
+    store = small_store(wtmp)
+    mnt = os.path.join(wtmp, "mnt")
+    os.makedirs(mnt)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind("/dev/log")
+    sock.settimeout(30)
+    try:
+        run([DBOXFS, store, mnt], timeout=60)
+        try:
+            pids = [int(p) for p in run(
+                ["pgrep", "-f", "^%s %s %s$" % (DBOXFS, store, mnt)],
+                check=False).stdout.split()]
+            assert len(pids) == 1
+            first = sock.recv(4096).decode()
+        finally:
+            run(["fusermount3", "-u", mnt], check=False)
+        lines = [first]
+        while "unmounting" not in lines[-1]:
+            lines.append(sock.recv(4096).decode())
+    finally:
+        sock.close()
+        os.unlink("/dev/log")
+    wait_for(lambda: not os.path.exists("/proc/%d" % pids[0]) or
+             open("/proc/%d/stat" % pids[0]).read().split()[2] == "Z",
+             timeout=30, what="daemon exit")
+    assert "dboxfs[%d]: mounted %s on %s" % (pids[0], store, mnt) in lines[0]
+    assert "1 messages" in lines[0]
+    assert all("dboxfs: " not in ln for ln in lines), lines
