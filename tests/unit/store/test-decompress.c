@@ -25,6 +25,8 @@ struct buf {
 
 static void put(struct buf *b, const void *p, size_t n)
 {
+	if (n == 0)
+		return;
 	if (b->len + n > b->cap) {
 		b->cap = (b->len + n) * 2;
 		b->p = realloc(b->p, b->cap);
