@@ -14,16 +14,15 @@ import tempfile
 import pytest
 
 # ---------------------------------------------------------------------------
-# Stores written by the real Dovecot (make-dovecot-store.sh).
+# Stores written by the real Dovecot (tests/fixtures/dovecot_store.py).
 # Owner: the Dovecot index reader (test_dovecot_index.py).  Reusable by
 # anyone who needs real sdbox/mdbox stores and doveadm on them.
 # ---------------------------------------------------------------------------
 
 _TOP = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
-DOVECOT_SPEC_DIR = os.environ.get(
-    "DBOXFS_SPEC", os.path.join(os.path.dirname(_TOP), "shared", "spec"))
-MAKE_DOVECOT_STORE = os.path.join(DOVECOT_SPEC_DIR, "make-dovecot-store.sh")
+MAKE_DOVECOT_STORE = os.path.join(_TOP, "tests", "fixtures",
+                                  "dovecot_store.py")
 
 
 def dovecot_installed():
@@ -39,7 +38,7 @@ def skip_without_dovecot():
 
 
 class DovecotStores:
-    """The output of make-dovecot-store.sh OUT: an sdbox store OUT/sdbox
+    """The output of dovecot_store.py OUT: an sdbox store OUT/sdbox
     and an mdbox store OUT/mdbox written by Dovecot, and doveadm on them
     (OUT/dovecot/doveadm-store, no running Dovecot needed)."""
 
@@ -71,7 +70,7 @@ class DovecotStores:
         return json.loads(p.stdout.decode("utf-8", "surrogateescape"))
 
     def messages_json(self, fmt):
-        """What make-dovecot-store.sh recorded about every message."""
+        """What dovecot_store.py recorded about every message."""
         with open(os.path.join(self.out, "%s.messages.json" % fmt)) as f:
             return json.load(f)
 
@@ -90,7 +89,7 @@ def make_dovecot_stores():
                        timeout=300)
     if p.returncode != 0:
         shutil.rmtree(top, ignore_errors=True)
-        raise AssertionError("make-dovecot-store.sh failed: %s" %
+        raise AssertionError("dovecot_store.py failed: %s" %
                              p.stderr.decode(errors="replace")[-3000:])
     return DovecotStores(top, out)
 

@@ -17,8 +17,7 @@ TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 BUILD = os.environ.get("DBOXFS_BUILD", os.path.join(TOP, "build"))
 DBOXCTL = os.path.join(BUILD, "tools", "dboxctl", "dboxctl")
 DBOXFS = os.path.join(BUILD, "fusefs", "dboxfs")
-SPEC = os.path.join(os.path.dirname(TOP), "shared", "spec")
-MAKE_STORE = os.path.join(SPEC, "make-dovecot-store.sh")
+MAKE_STORE = os.path.join(TOP, "tests", "fixtures", "dovecot_store.py")
 STORE_USER = os.environ.get("DBOX_STORE_USER", "nobody")
 
 # Messages no parser may choke on (the issue's list of hostile inputs).
@@ -196,7 +195,7 @@ HOSTILE_SAVES = [b for k, b in HOSTILE.items() if k != "crlf"]
 @pytest.fixture(scope="session")
 def dovecot_tree():
     """Stores written by the real Dovecot, with hostile messages saved by
-    doveadm on top of make-dovecot-store.sh's content, then snapshots of
+    doveadm on top of dovecot_store.py's content, then snapshots of
     what doveadm reports.  Built once per test session (~10 s)."""
     top = tempfile.mkdtemp(prefix="dboxfs-dovecot.", dir="/tmp")
     os.chmod(top, 0o755)

@@ -3,8 +3,8 @@
 libdbox -> Dovecot: a store made by `dboxctl import` is read by
 `doveadm force-resync` + `doveadm fetch`: same bytes, GUIDs, received dates.
 
-Dovecot -> libdbox: stores written by Dovecot (make-dovecot-store.sh, plus
-hostile messages saved with doveadm, an mdbox with rotated files, expunged
+Dovecot -> libdbox: stores written by Dovecot (tests/fixtures/dovecot_store.py,
+plus hostile messages saved with doveadm, an mdbox with rotated files, expunged
 and purged messages) are indexed and exported by dboxctl with byte-identical
 messages, the GUIDs and received dates doveadm reports, and nothing is
 written into the Dovecot tree."""

@@ -91,7 +91,7 @@ def conf_value(conf, key):
 
 
 class LiveDovecot:
-    """The private Dovecot of a make-dovecot-store.sh output, started
+    """The private Dovecot of a dovecot_store.py output, started
     again (IMAP on 127.0.0.1 only) and stopped by PID."""
 
     def __init__(self, out):
