@@ -45,6 +45,51 @@ def message(i, tag="m"):
         tag.encode(), i, tag.encode(), i)
 
 
+# --------------------------------------- item 9: Dovecot's files are fine
+
+@needs_dovecot
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_check_dovecot_store_is_clean(dovecot_tree, fmt):
+    top, out = dovecot_tree
+    root = os.path.join(out, fmt)
+    before = tree_state(root)
+    idx = os.path.join(top, fmt + "-check-index.sqlite")
+    chk = dboxctl("--index", idx, "check", root, check=False)
+    assert chk.returncode == 0, chk.stdout.decode() + chk.stderr.decode()
+    assert tree_state(root) == before
+
+
+@needs_dovecot
+def test_open_keeps_m_files_dovecot_wrote(wtmp):
+    """A store of ours handed to Dovecot, which appends to our m.1 and
+    makes an m.N of its own, then opened by dboxctl again: the open (its
+    crash recovery) leaves Dovecot's messages alone."""
+    src = make_maildir(os.path.join(wtmp, "src"),
+                       {"1700000000.M%d.src" % i: message(i) for i in range(2)})
+    store = os.path.join(wtmp, "store")
+    dboxctl("init", store, "--format", "mdbox")
+    dboxctl("import", store, "INBOX", src)
+    da = Doveadm(wtmp, store, "mdbox")
+    da.force_resync("INBOX")
+    da("save", "-m", "INBOX", input=message(1, "appended"))
+    da("-o", "mdbox_rotate_size=1", "save", "-m", "INBOX",
+       input=message(2, "own-file"))
+    files = sorted(f for f in os.listdir(os.path.join(store, "storage"))
+                   if f.startswith("m."))
+    assert len(files) >= 2, files
+    before = {f: os.path.getsize(os.path.join(store, "storage", f))
+              for f in files}
+    dboxctl("check", store, check=False)   # opens read-write: recovery
+    dboxctl("ls", store, "INBOX")
+    after = {f: os.path.getsize(os.path.join(store, "storage", f))
+             for f in os.listdir(os.path.join(store, "storage"))
+             if f.startswith("m.")}
+    assert after == before
+    texts = sorted(m["text"] for m in da.fetch("text"))
+    assert texts == sorted([message(0), message(1), message(1, "appended"),
+                            message(2, "own-file")])
+
+
 # ------------------------------- item 10: compression is never guessed
 
 MAGIC_BODIES = {

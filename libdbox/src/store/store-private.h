@@ -93,6 +93,15 @@ int dbox_journal_write(struct dbox_store *store, const int64_t *mailbox_ids,
 		       const uint32_t *uids, unsigned int count,
 		       struct dbox_err *err);
 void dbox_journal_remove(struct dbox_store *store);
+/* An m.N this handle appends to, named in its owner directory by a hard
+ * link so that recovery after a crash touches that file and no other.
+ * mark_new creates m.<id> at path (-EEXIST: the id is taken); mark names
+ * an existing one; unmark when the file is released. */
+int dbox_owner_mark_new(struct dbox_store *store, uint32_t id,
+			const char *path, struct dbox_err *err);
+int dbox_owner_mark(struct dbox_store *store, uint32_t id, const char *path,
+		    struct dbox_err *err);
+void dbox_owner_unmark(struct dbox_store *store, uint32_t id);
 
 /* dbox-mailbox.c */
 int dbox_mailbox_insert(struct dbox_store *store, const char *name,
