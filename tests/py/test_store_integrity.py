@@ -154,3 +154,67 @@ def test_compressed_dovecot_store_reads_after_reindex(wtmp, fmt):
     assert ours() == sorted(texts)
     dboxctl(*idx, "reindex", root)
     assert ours() == sorted(texts)
+
+
+# ------------------------- item 12: an outside index is tied to its tree
+
+def dovecot_store(wtmp, root, tag, count):
+    os.makedirs(root)
+    da = Doveadm(wtmp, root, "sdbox")
+    for i in range(count):
+        da("save", "-m", "INBOX", input=message(i, tag))
+    return {m["guid"]: m["text"] for m in da.fetch("guid text",
+                                                    "mailbox", "INBOX")}
+
+
+def mount_view(mnt):
+    """{guid: (name, bytes)} of INBOX on a mount."""
+    view = {}
+    for sub in ("cur", "new"):
+        for name in os.listdir(os.path.join(mnt, sub)):
+            p = os.path.join(mnt, sub, name)
+            guid = os.getxattr(p, "user.dbox.guid").decode()
+            view[guid] = (name.split(":2,")[0], read(p))
+    return view
+
+
+@needs_dboxfs
+@needs_dovecot
+def test_dovecot_store_made_anew_at_same_path(wtmp, mounts):
+    env = dict(os.environ, XDG_CACHE_HOME=os.path.join(wtmp, "cache"))
+    root = os.path.join(wtmp, "sdbox")
+    mnt = os.path.join(wtmp, "mnt")
+    first = dovecot_store(wtmp, root, "old", 3)
+    m = mounts(root, mnt, env=env)
+    old_view = mount_view(mnt)
+    assert {g: d for g, (_, d) in old_view.items()} == first
+    m.stop()
+    shutil.rmtree(root)
+    second = dovecot_store(wtmp, root, "new", 3)
+    m = mounts(root, mnt, env=env)
+    view = mount_view(mnt)
+    m.stop()
+    assert {g: d for g, (_, d) in view.items()} == second
+    # names of the old store's messages are not reused for the new ones
+    assert not {n for n, _ in view.values()} & {n for n, _ in
+                                                 old_view.values()}
+
+
+@needs_dovecot
+def test_outside_index_given_another_tree(wtmp):
+    """-o index= (dboxctl --index) naming the index of another tree, or a
+    copy of the tree at another path: indexed anew from the tree at hand."""
+    a = dovecot_store(wtmp, os.path.join(wtmp, "a"), "tree-a", 2)
+    b = dovecot_store(wtmp, os.path.join(wtmp, "b"), "tree-b", 2)
+    idx = ["--index", os.path.join(wtmp, "shared-index.sqlite")]
+
+    def guids(root):
+        return {r["guid"]: dboxctl(*idx, "cat", root, "INBOX",
+                                   r["uid"]).stdout
+                for r in ls_messages(root, "INBOX", *idx)}
+    assert guids(os.path.join(wtmp, "a")) == a
+    assert guids(os.path.join(wtmp, "b")) == b
+    copy = os.path.join(wtmp, "copy-of-a")
+    shutil.copytree(os.path.join(wtmp, "a"), copy, symlinks=True)
+    assert guids(copy) == a
+    assert guids(os.path.join(wtmp, "b")) == b
