@@ -45,6 +45,38 @@ def message(i, tag="m"):
         tag.encode(), i, tag.encode(), i)
 
 
+# ------------------------------------------- item 6: expunge is for good
+
+@needs_dboxfs
+@needs_dovecot
+@pytest.mark.parametrize("how", ["unmount", "killed"])
+def test_mdbox_expunge_stays_expunged_for_dovecot(wtmp, mounts, how):
+    store = os.path.join(wtmp, "store")
+    dboxctl("init", store, "--format", "mdbox")
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt)
+    for i in range(12):
+        deliver(mnt, "msg%d" % i, message(i))
+    for i in range(10):
+        os.unlink(os.path.join(mnt, "new", "msg%d" % i))
+    assert sorted(os.listdir(os.path.join(mnt, "new"))) == ["msg10", "msg11"]
+    if how == "killed":
+        # the expunges are committed; the daemon dies before any purge,
+        # and the next writer to open the store finishes the job
+        m.kill()
+        chk = dboxctl("check", store, check=False)
+        assert chk.returncode == 0, chk.stdout + chk.stderr
+    else:
+        m.stop()
+    da = Doveadm(wtmp, store, "mdbox")
+    da.force_resync("INBOX")
+    texts = sorted(msg["text"] for msg in da.fetch("text"))
+    assert texts == [message(10), message(11)]
+    # and our own rebuild from the files agrees
+    dboxctl("reindex", store)
+    assert len(ls_messages(store, "INBOX")) == 2
+
+
 # --------------------------------------- item 9: Dovecot's files are fine
 
 @needs_dovecot

@@ -464,6 +464,9 @@ int dbox_store_open(const char *root, const struct dbox_open_opts *opts,
 		ret = open_index(store, opts, &d, err);
 	if (ret == 0 && !store->readonly && !opts->no_recovery)
 		ret = dbox_recover(store, err);
+	/* expunges whose purge a dead process did not get to */
+	if (ret == 0 && !store->readonly && !opts->no_recovery)
+		ret = dbox_purge_pending(store, err);
 	if (ret < 0) {
 		store_free(store);
 		return ret;
@@ -474,8 +477,18 @@ int dbox_store_open(const char *root, const struct dbox_open_opts *opts,
 
 void dbox_store_close(struct dbox_store *store)
 {
-	if (store != NULL)
-		store_free(store);
+	struct dbox_err err = { "" };
+
+	if (store == NULL)
+		return;
+	if (!store->readonly) {
+		/* our kept append file is locked: purge could not take it */
+		mdbox_append_cache_clear(store);
+		if (dbox_purge_pending(store, &err) < 0)
+			dbox_log(DBOX_LOG_WARNING, "purge of expunged messages "
+				 "left for the next open: %s", err.msg);
+	}
+	store_free(store);
 }
 
 enum dbox_store_format dbox_store_get_format(const struct dbox_store *store)
