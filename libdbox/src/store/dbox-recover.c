@@ -131,9 +131,12 @@ int dbox_owner_mark_new(struct dbox_store *store, uint32_t id,
 
 	if (ret < 0)
 		return dbox_fail(err, ret, "no owner directory for m.%u", id);
-	unlink(mark);
+	/* a mark of that id already: another thread of ours is creating
+	 * the same file, the id is taken */
 	fd = open(mark, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
 		  DBOX_FILE_MODE);
+	if (fd < 0 && errno == EEXIST)
+		return -EEXIST;
 	if (fd < 0)
 		return dbox_fail(err, -errno, "create %s: %m", mark);
 	close(fd);
