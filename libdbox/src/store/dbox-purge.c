@@ -338,6 +338,10 @@ int dbox_purge_mark(struct dbox_store *store, uint32_t file_id,
 {
 	char key[32], token[33];
 
+	/* a tree taken over from Dovecot: Dovecot's map still counts the
+	 * message, so its bytes must stay where the map says */
+	if (store->origin != DBOX_ORIGIN_DBOXFS)
+		return 0;
 	/* a fresh value each time: a purge that scanned the file before
 	 * this mark was set leaves it in place (dbox_purge_pending) */
 	snprintf(key, sizeof(key), PURGE_KEY "%u", file_id);
