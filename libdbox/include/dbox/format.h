@@ -133,7 +133,9 @@ bool dbox_meta_value_valid(const char *value);
 /* Read the record at `offset` of a file whose header is `hdr` and whose size
  * is file_size: message header, post magic, metadata.  Never scans for
  * magic bytes: the body is skipped by its size.  On success fills *rec
- * (free with dbox_record_clear).  -EBADMSG with "offset=N: reason". */
+ * (free with dbox_record_clear).  -EBADMSG with "offset=N: reason".
+ * rec->compression is set only for a record with a Z key (Dovecot's zlib
+ * plugin writes one with every body it compresses). */
 int dbox_record_read(const struct dbox_reader *rd,
 		     const struct dbox_file_hdr *hdr, uint64_t offset,
 		     uint64_t file_size, struct dbox_record *rec,

@@ -335,7 +335,10 @@ void dbox_msg_verify_async(struct dbox_store *store, const struct dbox_msg *msg,
 			   dbox_verify_cb *cb, void *ctx);
 
 /* Reclaim space of expunged mdbox messages (safe while others use the
- * store).  Returns bytes reclaimed. */
+ * store).  Returns bytes reclaimed, counting what opening the store
+ * reclaimed of expunges a closed or dead process left (an expunge's file
+ * is rewritten when its store is closed, so that Dovecot's rebuild cannot
+ * restore the message). */
 int64_t dbox_store_purge(struct dbox_store *store, struct dbox_err *err);
 
 /* ----- consistency check (dboxctl check) -------------------------------- */

@@ -305,11 +305,17 @@ int dbox_record_read(const struct dbox_reader *rd,
 	ret = read_exact(rd, sniff, sniff_len, rec->body_offset, &short_read);
 	if (ret < 0)
 		return ret;
-	rec->compression = dbox_compression_detect(sniff, sniff_len);
 	ret = record_meta(rd, file_size, rec, err, errlen);
-	if (ret < 0)
+	if (ret < 0) {
 		dbox_record_clear(rec);
-	return ret;
+		return ret;
+	}
+	/* Dovecot's zlib plugin writes Z (the plain size) with every body it
+	 * compresses; a body without Z is the message itself, whatever its
+	 * first bytes look like (a delivered gzip file stays gzip) */
+	if (rec->meta.has_psize)
+		rec->compression = dbox_compression_detect(sniff, sniff_len);
+	return 0;
 }
 
 void dbox_record_clear(struct dbox_record *rec)

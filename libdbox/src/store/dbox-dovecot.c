@@ -210,6 +210,38 @@ static uint32_t keyword_bits(struct dovecot_box *b, const int *kwmap,
 	return bits;
 }
 
+/* A mailbox of that name that Dovecot made anew (another mailbox GUID or
+ * uidvalidity) is another mailbox: its uids name other messages, so
+ * nothing we knew of the old one (rows, maildir names, keywords) may
+ * stay. */
+static int forget_other_mailbox(struct dbox_store *store,
+				struct dovecot_box *b,
+				const struct dbox_mailbox *box,
+				struct dbox_err *err)
+{
+	uint32_t uidv = dovi_mailbox_uid_validity(b->db);
+	uint8_t g[16];
+	char guid[33] = "", sql[160];
+	bool same_guid = true;
+	int ret;
+
+	if (dovi_mailbox_guid(b->db, g)) {
+		for (int i = 0; i < 16; i++)
+			snprintf(guid + i * 2, 3, "%02x", g[i]);
+		same_guid = strcmp(guid, box->guid) == 0;
+	}
+	if (same_guid && (uidv == 0 || uidv == box->uidvalidity))
+		return 0;
+	dbox_log(DBOX_LOG_INFO, "mailbox %s was made anew by Dovecot; "
+		 "indexing it from scratch", b->name);
+	snprintf(sql, sizeof(sql), "DELETE FROM messages WHERE mailbox_id = "
+		 "%lld; DELETE FROM keywords WHERE mailbox_id = %lld",
+		 (long long)box->id, (long long)box->id);
+	ret = dindex_exec(store->idx, sql, err);
+	return ret < 0 ? ret : dbox_mailbox_touch(store, box->id, true, true,
+						  err);
+}
+
 struct our_rows {
 	uint32_t *uids;
 	size_t count, cap;
@@ -415,6 +447,11 @@ static int upsert_mailbox(struct dbox_store *store, struct dovecot_box *b,
 	if (ret < 0)
 		return ret;
 	b->id = box.id;
+	/* read-only: nothing of ours is in the tree, so another mailbox GUID
+	 * or uidvalidity is another mailbox (made anew by Dovecot) */
+	if (store->readonly && uv != 0 &&
+	    (ret = forget_other_mailbox(store, b, &box, err)) < 0)
+		return ret;
 	*known_r = uv == 0 || uv != box.uidvalidity ? 0 : next;
 	if (uv == 0)
 		return keep_ours(store, &box, err);

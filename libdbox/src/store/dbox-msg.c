@@ -382,6 +382,8 @@ int dbox_msg_expunge(struct dbox_store *store, int64_t mailbox_id,
 		ret = dbox_msg_file_path(store, &msg, path, sizeof(path));
 	if (ret == 0)
 		ret = delete_row(store, mailbox_id, uid, err);
+	if (ret == 0 && msg.file_id != 0)
+		ret = dbox_purge_mark(store, msg.file_id, err);
 	if (ret == 0)
 		ret = dbox_mailbox_touch(store, mailbox_id, msg.in_new,
 					 !msg.in_new, err);

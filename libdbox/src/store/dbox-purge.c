@@ -4,7 +4,14 @@
  * is rewritten by appending its live records to other files through the
  * normal append path, then one index transaction moves their rows, and the
  * old file is unlinked while we still hold its lock.  Readers that had the
- * old location find the new one in the index (dbox_msg_pread retries). */
+ * old location find the new one in the index (dbox_msg_pread retries).
+ *
+ * Dovecot, handed a store of ours, rebuilds its map from the m.N files
+ * alone (force-resync) and restores every record it finds (dbox-format.md
+ * 5.8): an expunged message stays expunged for Dovecot only once its
+ * bytes are gone.  So the expunge's own index transaction names the m.N
+ * in the meta table ("purge.<id>"), and the file is rewritten when the
+ * store is closed, or at the next open if the process died first. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -16,6 +23,8 @@
 #include "store/dbox-scan.h"
 #include "store/mdbox-file.h"
 #include "store/store-private.h"
+
+#define PURGE_KEY "purge."
 
 struct live_rec {
 	uint64_t old_offset, new_offset;
@@ -179,8 +188,15 @@ static int commit_moves(struct purge_file *pf, uint32_t old_id,
 		if (sqlite3_step(st) != SQLITE_DONE)
 			ret = dindex_error(store->idx, SQLITE_ERROR, "purge",
 					   err);
+		/* expunged after our scan: dead in its new place now */
+		else if (sqlite3_changes(db) == 0)
+			ret = dbox_purge_mark(store, pf->live[i].new_file, err);
 	}
 	sqlite3_finalize(st);
+	snprintf(sql, sizeof(sql), "DELETE FROM meta WHERE key = '"
+		 PURGE_KEY "%u'", old_id);
+	if (ret == 0)
+		ret = dindex_exec(store->idx, sql, err);
 	for (struct mdbox_append *a = pf->apps; ret == 0 && a != NULL;
 	     a = a->next)
 		ret = mdbox_append_record(store, a, err);
@@ -218,9 +234,11 @@ static void release_apps(struct purge_file *pf, bool rollback)
 	}
 }
 
-/* Returns bytes reclaimed from this file, 0 if it was left alone. */
+/* Returns bytes reclaimed from this file, 0 if it was left alone;
+ * *done_r = false if it was busy (someone appends to it). */
 static int64_t purge_one(struct dbox_store *store, uint32_t id,
-			 uint64_t committed, struct dbox_err *err)
+			 uint64_t committed, bool *done_r,
+			 struct dbox_err *err)
 {
 	struct dbox_scan_ops ops = { .record = purge_record,
 				     .problem = purge_problem };
@@ -229,12 +247,14 @@ static int64_t purge_one(struct dbox_store *store, uint32_t id,
 	uint64_t good;
 	int ret;
 
+	*done_r = true;
 	dbox_mdbox_path(store, id, path, sizeof(path));
 	pf.fd = dbox_open_regular(path, O_RDWR, 0);
 	if (pf.fd < 0)
 		return 0;
 	if (flock(pf.fd, LOCK_EX | LOCK_NB) < 0) {
 		close(pf.fd);
+		*done_r = false;
 		return 0;  /* someone appends to it: next time */
 	}
 	/* the size listed before we held the lock may have grown since */
@@ -296,7 +316,8 @@ int64_t dbox_store_purge(struct dbox_store *store, struct dbox_err *err)
 	}
 	sqlite3_reset(st);
 	for (size_t i = 0; rc == SQLITE_DONE && i < n && total >= 0; i++) {
-		int64_t r = purge_one(store, ids[i], sizes[i], err);
+		bool done;
+		int64_t r = purge_one(store, ids[i], sizes[i], &done, err);
 
 		total = r < 0 ? r : total + r;
 	}
@@ -304,5 +325,122 @@ int64_t dbox_store_purge(struct dbox_store *store, struct dbox_err *err)
 	free(sizes);
 	if (rc != SQLITE_DONE)
 		return dbox_fail(err, -ENOMEM, "out of memory");
+	if (total >= 0) {
+		/* what the open already purged counts as this purge's */
+		total += (int64_t)store->purged;
+		store->purged = 0;
+	}
 	return total;
+}
+
+int dbox_purge_mark(struct dbox_store *store, uint32_t file_id,
+		    struct dbox_err *err)
+{
+	char key[32], token[33];
+
+	/* a tree taken over from Dovecot: Dovecot's map still counts the
+	 * message, so its bytes must stay where the map says */
+	if (store->origin != DBOX_ORIGIN_DBOXFS)
+		return 0;
+	/* a fresh value each time: a purge that scanned the file before
+	 * this mark was set leaves it in place (dbox_purge_pending) */
+	snprintf(key, sizeof(key), PURGE_KEY "%u", file_id);
+	dbox_guid_generate(token);
+	return dindex_meta_set(store->idx, key, token, err);
+}
+
+struct pending {
+	uint32_t id;
+	char token[33];
+};
+
+static int list_pending(struct dbox_store *store, struct pending **p_r,
+			size_t *n_r, struct dbox_err *err)
+{
+	sqlite3 *db = dindex_db(store->idx, err);
+	sqlite3_stmt *st;
+	struct pending *p = NULL;
+	size_t n = 0;
+	int rc;
+
+	*p_r = NULL;
+	*n_r = 0;
+	if (db == NULL)
+		return -EIO;
+	rc = sqlite3_prepare_v2(db, "SELECT key, value FROM meta WHERE key "
+				"LIKE '" PURGE_KEY "%'", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return dindex_error(store->idx, rc, "purge marks", err);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *key = (const char *)sqlite3_column_text(st, 0);
+		struct pending *np = realloc(p, (n + 1) * sizeof(*p));
+
+		if (np == NULL) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		p = np;
+		p[n].id = (uint32_t)strtoul(key + strlen(PURGE_KEY), NULL, 10);
+		snprintf(p[n].token, sizeof(p[n].token), "%s",
+			 (const char *)sqlite3_column_text(st, 1));
+		n++;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		free(p);
+		return dindex_error(store->idx, rc, "purge marks", err);
+	}
+	*p_r = p;
+	*n_r = n;
+	return 0;
+}
+
+/* The file had nothing dead (or cannot be framed): its mark goes, unless
+ * an expunge set it again since we read it. */
+static int unmark(struct dbox_store *store, const struct pending *p,
+		  struct dbox_err *err)
+{
+	char sql[128];
+	int ret = dindex_write_begin(store->idx, err);
+
+	if (ret < 0)
+		return ret;
+	snprintf(sql, sizeof(sql), "DELETE FROM meta WHERE key = '"
+		 PURGE_KEY "%u' AND value = '%s'", p->id, p->token);
+	ret = dindex_exec(store->idx, sql, err);
+	if (ret == 0)
+		return dindex_write_commit(store->idx, err);
+	dindex_write_rollback(store->idx);
+	return ret;
+}
+
+int dbox_purge_pending(struct dbox_store *store, struct dbox_err *err)
+{
+	struct pending *p;
+	size_t n;
+	int ret;
+
+	if (store->format != DBOX_FORMAT_MDBOX || store->readonly)
+		return 0;
+	ret = list_pending(store, &p, &n, err);
+	for (size_t i = 0; ret == 0 && i < n; i++) {
+		uint64_t committed = 0;
+		bool done;
+		int64_t r;
+
+		if (mdbox_file_committed(store, p[i].id, &committed,
+					 NULL) == -ENOENT) {
+			ret = unmark(store, &p[i], err);  /* purged already */
+			continue;
+		}
+		r = purge_one(store, p[i].id, committed, &done, err);
+		if (r < 0)
+			ret = (int)r;
+		else if (r == 0 && done)
+			ret = unmark(store, &p[i], err);
+		else
+			store->purged += (uint64_t)r;
+	}
+	free(p);
+	return ret;
 }

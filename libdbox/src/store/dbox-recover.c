@@ -4,9 +4,12 @@
  * flock'ed while it lives.  A directory whose lock can be taken belongs to
  * a process that died: its journal (if any) names the sdbox files of the
  * commit it was in, and everything else in it is unfinished temp files.
- * mdbox leftovers are found from the files themselves: bytes beyond the
- * committed end of an m.N, or an m.N the index does not know, when nobody
- * holds the file's lock. */
+ * An m.N it appends to is named in that directory too, by a hard link
+ * (the link is the proof that the file in storage/ is the one it wrote,
+ * not a file Dovecot or a later writer put under the same name): for a
+ * dead owner's links, bytes beyond the committed end are cut and a file
+ * the index does not know is removed.  Nothing else in storage/ is ever
+ * removed: an m.N we did not write is Dovecot's. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -17,7 +20,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "store/dbox-scan.h"
 #include "store/mdbox-file.h"
 #include "store/store-private.h"
 
@@ -113,6 +115,134 @@ static int replay_journal(struct dbox_store *store, const char *dir,
 	return ret;
 }
 
+static int mark_path(struct dbox_store *store, uint32_t id, char *buf,
+		     size_t len)
+{
+	if (store->owner_dir == NULL)
+		return -EROFS;
+	return dbox_path(buf, len, "%s/m.%u", store->owner_dir, id);
+}
+
+int dbox_owner_mark_new(struct dbox_store *store, uint32_t id,
+			const char *path, struct dbox_err *err)
+{
+	char mark[PATH_MAX];
+	int fd, ret = mark_path(store, id, mark, sizeof(mark));
+
+	if (ret < 0)
+		return dbox_fail(err, ret, "no owner directory for m.%u", id);
+	/* a mark of that id already: another thread of ours is creating
+	 * the same file, the id is taken */
+	fd = open(mark, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+		  DBOX_FILE_MODE);
+	if (fd < 0 && errno == EEXIST)
+		return -EEXIST;
+	if (fd < 0)
+		return dbox_fail(err, -errno, "create %s: %m", mark);
+	close(fd);
+	/* link() never replaces: EEXIST says the id is taken */
+	ret = link(mark, path) < 0 ? -errno : dbox_fsync_dir(store->owner_dir);
+	if (ret < 0) {
+		unlink(mark);
+		return ret == -EEXIST ? ret :
+			dbox_fail(err, ret, "link %s: %s", path, strerror(-ret));
+	}
+	return 0;
+}
+
+int dbox_owner_mark(struct dbox_store *store, uint32_t id, const char *path,
+		    struct dbox_err *err)
+{
+	char mark[PATH_MAX];
+	int ret = mark_path(store, id, mark, sizeof(mark));
+
+	if (ret < 0)
+		return dbox_fail(err, ret, "no owner directory for m.%u", id);
+	unlink(mark);
+	ret = link(path, mark) < 0 ? -errno : dbox_fsync_dir(store->owner_dir);
+	if (ret < 0)
+		return dbox_fail(err, ret, "link %s: %s", mark, strerror(-ret));
+	return 0;
+}
+
+void dbox_owner_unmark(struct dbox_store *store, uint32_t id)
+{
+	char mark[PATH_MAX];
+
+	if (mark_path(store, id, mark, sizeof(mark)) == 0)
+		unlink(mark);
+}
+
+static bool same_file(const char *a, const char *b)
+{
+	struct stat sa, sb;
+
+	return stat(a, &sa) == 0 && stat(b, &sb) == 0 &&
+		sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* One m.N a dead owner wrote, under its lock: cut uncommitted bytes, or
+ * remove a file that never got into the index. */
+static int recover_mfile(struct dbox_store *store, uint32_t id,
+			 const char *mark, struct dbox_err *err)
+{
+	char path[PATH_MAX];
+	uint64_t size;
+	struct stat st;
+	int fd, ret;
+
+	dbox_mdbox_path(store, id, path, sizeof(path));
+	if (!same_file(mark, path))
+		return 0;  /* gone, or someone else's file by now */
+	fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return 0;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		close(fd);
+		return 0;  /* being appended to */
+	}
+	ret = mdbox_file_committed(store, id, &size, NULL);
+	if (ret == -ENOENT) {
+		if (same_file(mark, path))
+			unlink(path);
+		ret = 0;
+	} else if (ret == 0 && fstat(fd, &st) == 0 &&
+		   (uint64_t)st.st_size > size) {
+		if (ftruncate(fd, (off_t)size) < 0 || fdatasync(fd) < 0)
+			ret = dbox_fail(err, -errno, "truncate %s: %m", path);
+	}
+	close(fd);
+	return ret < 0 && ret != -EIO ? ret : 0;
+}
+
+/* The m.N links in a dead owner's directory. */
+static int recover_marks(struct dbox_store *store, const char *dir,
+			 struct dbox_err *err)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int ret = 0;
+
+	if (d == NULL)
+		return 0;
+	while (ret == 0 && (e = readdir(d)) != NULL) {
+		char mark[PATH_MAX], *end;
+		unsigned long id;
+
+		if (strncmp(e->d_name, "m.", 2) != 0)
+			continue;
+		errno = 0;
+		id = strtoul(e->d_name + 2, &end, 10);
+		if (errno != 0 || *end != '\0' || id == 0 || id > UINT32_MAX ||
+		    dbox_path(mark, sizeof(mark), "%s/%s", dir,
+			      e->d_name) < 0)
+			continue;
+		ret = recover_mfile(store, (uint32_t)id, mark, err);
+	}
+	closedir(d);
+	return ret;
+}
+
 static int recover_owner(struct dbox_store *store, const char *name,
 			 struct dbox_err *err)
 {
@@ -131,6 +261,8 @@ static int recover_owner(struct dbox_store *store, const char *name,
 		return 0;  /* its owner lives */
 	}
 	ret = replay_journal(store, dir, err);
+	if (ret == 0 && store->format == DBOX_FORMAT_MDBOX)
+		ret = recover_marks(store, dir, err);
 	if (ret == 0)
 		ret = dbox_remove_tree(dir);
 	close(fd);
@@ -156,59 +288,7 @@ static int recover_owners(struct dbox_store *store, struct dbox_err *err)
 	return ret;
 }
 
-/* One m.N under its lock: cut uncommitted bytes, or remove a file that
- * never got into the index. */
-static int recover_mfile(struct dbox_store *store, uint32_t id,
-			 struct dbox_err *err)
-{
-	char path[PATH_MAX];
-	uint64_t size;
-	struct stat st;
-	int fd, ret;
-
-	dbox_mdbox_path(store, id, path, sizeof(path));
-	fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return 0;
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		close(fd);
-		return 0;  /* being appended to */
-	}
-	ret = mdbox_file_committed(store, id, &size, NULL);
-	if (ret == -ENOENT) {
-		unlink(path);
-		ret = 0;
-	} else if (ret == 0 && fstat(fd, &st) == 0 &&
-		   (uint64_t)st.st_size > size) {
-		if (ftruncate(fd, (off_t)size) < 0 || fdatasync(fd) < 0)
-			ret = dbox_fail(err, -errno, "truncate %s: %m", path);
-	}
-	close(fd);
-	return ret < 0 && ret != -EIO ? ret : 0;
-}
-
-static int recover_mdbox(struct dbox_store *store, struct dbox_err *err)
-{
-	char dir[PATH_MAX];
-	uint32_t *ids = NULL;
-	size_t n = 0;
-	int ret = 0;
-
-	dbox_path(dir, sizeof(dir), "%s/%s", store->root, DBOX_STORAGE_DIR);
-	if (dbox_scan_mfile_ids(dir, &ids, &n) < 0)
-		return 0;
-	for (size_t i = 0; ret == 0 && i < n; i++)
-		ret = recover_mfile(store, ids[i], err);
-	free(ids);
-	return ret;
-}
-
 int dbox_recover(struct dbox_store *store, struct dbox_err *err)
 {
-	int ret = recover_owners(store, err);
-
-	if (ret == 0 && store->format == DBOX_FORMAT_MDBOX &&
-	    store->origin == DBOX_ORIGIN_DBOXFS)
-		ret = recover_mdbox(store, err);
-	return ret;
+	return recover_owners(store, err);
 }

@@ -831,6 +831,8 @@ static int delete_expunged(struct dbox_save_txn *txn, struct dbox_err *err)
 		sqlite3_bind_int64(st, 1, e->mailbox_id);
 		sqlite3_bind_int64(st, 2, e->uid);
 		ret = dindex_step_done(txn->store->idx, st, err);
+		if (ret == 0 && e->file_id != 0)
+			ret = dbox_purge_mark(txn->store, e->file_id, err);
 		if (ret == 0)
 			ret = dbox_mailbox_touch(txn->store, e->mailbox_id,
 						 true, true, err);

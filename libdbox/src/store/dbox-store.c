@@ -307,6 +307,54 @@ static int load_meta(struct dbox_store *store, struct detect *d,
 	return 0;
 }
 
+/* The tree an index kept outside it describes: the root directory as the
+ * kernel knows it, and its path.  A tree removed and made anew by Dovecot
+ * at the same path, or another tree given the index (-o index=, a copy,
+ * a move), is another tree. */
+static void tree_identity(const char *root, char *buf, size_t len)
+{
+	struct stat st;
+
+	if (stat(root, &st) < 0)
+		snprintf(buf, len, "?");
+	else
+		snprintf(buf, len, "%llu:%llu", (unsigned long long)st.st_dev,
+			 (unsigned long long)st.st_ino);
+}
+
+/* An index of another tree (or of one it cannot tell, from before it
+ * kept the identity) is forgotten: mailboxes, messages and names are
+ * indexed anew from this tree, never mixed with the old ones. */
+static int tie_to_tree(struct dbox_store *store, struct dbox_err *err)
+{
+	char want[64], have[64] = "", root[PATH_MAX] = "";
+	int ret;
+
+	tree_identity(store->root, want, sizeof(want));
+	if (dindex_meta_get(store->idx, "tree", have, sizeof(have),
+			    NULL) == 0 &&
+	    dindex_meta_get(store->idx, "root", root, sizeof(root),
+			    NULL) == 0 &&
+	    strcmp(have, want) == 0 && strcmp(root, store->root) == 0)
+		return 0;
+	if (have[0] != '\0')
+		dbox_log(DBOX_LOG_INFO, "index %s described another tree "
+			 "(%s); indexing %s anew", dindex_path(store->idx),
+			 root, store->root);
+	ret = dindex_write_begin(store->idx, err);
+	if (ret < 0)
+		return ret;
+	ret = dindex_clear(store->idx, err);
+	if (ret == 0)
+		ret = dindex_meta_set(store->idx, "tree", want, err);
+	if (ret == 0)
+		ret = dindex_meta_set(store->idx, "root", store->root, err);
+	if (ret == 0)
+		return dindex_write_commit(store->idx, err);
+	dindex_write_rollback(store->idx);
+	return ret;
+}
+
 static int open_index(struct dbox_store *store, const struct dbox_open_opts *o,
 		      struct detect *d, struct dbox_err *err)
 {
@@ -351,7 +399,9 @@ static int open_index(struct dbox_store *store, const struct dbox_open_opts *o,
 	if (ret == 0) {
 		/* a Dovecot tree: bring the index up to date with Dovecot's
 		 * own indexes on every open */
-		if (store->origin == DBOX_ORIGIN_DOVECOT)
+		if (store->origin == DBOX_ORIGIN_DOVECOT && store->readonly)
+			ret = tie_to_tree(store, err);
+		if (ret == 0 && store->origin == DBOX_ORIGIN_DOVECOT)
 			ret = dbox_store_reindex(store, err);
 		return ret < 0 ? ret : 0;
 	}
@@ -360,6 +410,9 @@ static int open_index(struct dbox_store *store, const struct dbox_open_opts *o,
 	store->rotate_size = DBOX_DEFAULT_ROTATE_SIZE;
 	ret = write_meta(store->idx, d->format, store->origin,
 			 store->rotate_size, store->root, err);
+	if (ret == 0 && store->origin == DBOX_ORIGIN_DOVECOT &&
+	    store->readonly)
+		ret = tie_to_tree(store, err);
 	if (ret < 0)
 		return ret;
 	ret = dbox_store_reindex(store, err);
@@ -442,6 +495,9 @@ int dbox_store_open(const char *root, const struct dbox_open_opts *opts,
 		ret = open_index(store, opts, &d, err);
 	if (ret == 0 && !store->readonly && !opts->no_recovery)
 		ret = dbox_recover(store, err);
+	/* expunges whose purge a dead process did not get to */
+	if (ret == 0 && !store->readonly && !opts->no_recovery)
+		ret = dbox_purge_pending(store, err);
 	if (ret < 0) {
 		store_free(store);
 		return ret;
@@ -452,8 +508,18 @@ int dbox_store_open(const char *root, const struct dbox_open_opts *opts,
 
 void dbox_store_close(struct dbox_store *store)
 {
-	if (store != NULL)
-		store_free(store);
+	struct dbox_err err = { "" };
+
+	if (store == NULL)
+		return;
+	if (!store->readonly) {
+		/* our kept append file is locked: purge could not take it */
+		mdbox_append_cache_clear(store);
+		if (dbox_purge_pending(store, &err) < 0)
+			dbox_log(DBOX_LOG_WARNING, "purge of expunged messages "
+				 "left for the next open: %s", err.msg);
+	}
+	store_free(store);
 }
 
 enum dbox_store_format dbox_store_get_format(const struct dbox_store *store)

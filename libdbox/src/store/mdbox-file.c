@@ -113,10 +113,14 @@ static int try_existing(struct dbox_store *store, uint32_t file_id,
 		ret = mdbox_file_committed(store, file_id, &size, err);
 	if (ret == 0)
 		ret = dfs_sync_fstat(f, &st);
+	/* bytes beyond the committed end are not ours to cut: a dead
+	 * writer's (its recovery removes them) or Dovecot's own appends */
 	if (ret == 0 && (uint64_t)st.st_size > size)
-		ret = dfs_sync_truncate(f, (off_t)size); /* a dead writer's */
+		ret = -EFBIG;
 	if (ret == 0 && size + need >= store->rotate_size)
 		ret = -EFBIG;
+	if (ret == 0)
+		ret = dbox_owner_mark(store, file_id, path, err);
 	if (ret < 0) {
 		dfs_sync_close(f);
 		return ret == -EWOULDBLOCK || ret == -ENOENT || ret == -EFBIG ?
@@ -144,37 +148,39 @@ static int create_new(struct dbox_store *store, uint32_t first_id,
 
 	for (int tries = 0; ret == -EEXIST && tries < 1000; tries++, id++) {
 		dbox_mdbox_path(store, id, path, sizeof(path));
-		ret = dfs_sync_open(store->fs, path, O_RDWR | O_CREAT |
-				    O_EXCL | O_CLOEXEC, DBOX_FILE_MODE, &f);
+		/* the file is born as a link of our owner mark: a crash
+		 * leaves nothing that recovery could not prove ours */
+		ret = dbox_owner_mark_new(store, id, path, err);
 		if (ret < 0)
 			continue;
-		/* between create and lock, recovery may have taken the
-		 * unlocked, unindexed file for a dead writer's */
-		ret = dfs_sync_try_lock(f);
-		if (ret == 0)
-			ret = still_linked(f, path);
+		ret = dfs_sync_open(store->fs, path, O_RDWR | O_CLOEXEC, 0, &f);
+		if (ret == 0) {
+			ret = dfs_sync_try_lock(f);
+			if (ret < 0)
+				dfs_sync_close(f);
+		}
 		if (ret < 0) {
-			dfs_sync_close(f);
-			ret = -EEXIST;
+			unlink(path);
+			dbox_owner_unmark(store, id);
+			break;
 		}
 	}
 	id--;
 	if (ret < 0)
 		return dbox_fail(err, ret, "create %s: %s", path,
 				 strerror(-ret));
-	if (ret == 0)
-		ret = dfs_sync_pwrite(f, hdr, hlen, 0);
+	ret = dfs_sync_pwrite(f, hdr, hlen, 0);
+	if (ret == 0) {
+		*app_r = calloc(1, sizeof(**app_r));
+		if (*app_r == NULL)
+			ret = -ENOMEM;
+	}
 	if (ret < 0) {
 		dfs_sync_close(f);
 		unlink(path);
+		dbox_owner_unmark(store, id);
 		return dbox_fail(err, ret, "create %s: %s", path,
 				 strerror(-ret));
-	}
-	*app_r = calloc(1, sizeof(**app_r));
-	if (*app_r == NULL) {
-		dfs_sync_close(f);
-		unlink(path);
-		return dbox_fail(err, -ENOMEM, "out of memory");
 	}
 	**app_r = (struct mdbox_append){ .file_id = id, .file = f,
 		.committed = 0, .end = hlen, .created = true };
@@ -256,6 +262,7 @@ void mdbox_append_release(struct dbox_store *store, struct mdbox_append *app,
 	if (rollback && app->created) {
 		dbox_mdbox_path(store, app->file_id, path, sizeof(path));
 		unlink(path);
+		dbox_owner_unmark(store, app->file_id);
 		gone = true;
 	} else if (rollback) {
 		dfs_sync_truncate(app->file, (off_t)app->committed);
@@ -276,6 +283,8 @@ void mdbox_append_release(struct dbox_store *store, struct mdbox_append *app,
 			return;
 	}
 	/* closing drops the flock */
+	if (!gone)
+		dbox_owner_unmark(store, app->file_id);
 	dfs_sync_close(app->file);
 	free(app);
 }
@@ -289,6 +298,7 @@ void mdbox_append_cache_clear(struct dbox_store *store)
 	store->append_cache = NULL;
 	pthread_mutex_unlock(&store->append_lock);
 	if (app != NULL) {
+		dbox_owner_unmark(store, app->file_id);
 		dfs_sync_close(app->file);
 		free(app);
 	}

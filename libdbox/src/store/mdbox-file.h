@@ -4,9 +4,11 @@
  * m.N it appends to until its index commit; appends go strictly after the
  * committed end recorded in the index (files.size); a new file is created
  * with O_EXCL under the next free id and enters the index only with the
- * commit of the transaction that filled it.  Whatever lies beyond the
- * committed end of an unlocked file, and any unlocked m.N the index does
- * not know, was left by a writer that died: dbox_recover removes it.
+ * commit of the transaction that filled it.  Every m.N a writer holds is
+ * also hard-linked into its owner directory; after a crash dbox_recover
+ * cuts those files back to their committed end, or removes the ones the
+ * index does not know, and touches no other m.N (Dovecot's files).  A
+ * file with bytes beyond its committed end is never appended to.
  */
 #ifndef MDBOX_FILE_H
 #define MDBOX_FILE_H

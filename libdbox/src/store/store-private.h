@@ -51,6 +51,7 @@ struct dbox_store {
 	atomic_uint_fast64_t tmp_seq;
 
 	struct dbox_dovecot *dovecot;   /* following Dovecot's indexes */
+	uint64_t purged;          /* bytes dbox_purge_pending reclaimed */
 
 	/* the m.N a finished transaction appended to, kept open and locked
 	 * for the next one (mdbox-file.c) */
@@ -94,6 +95,15 @@ int dbox_journal_write(struct dbox_store *store, const int64_t *mailbox_ids,
 		       const uint32_t *uids, unsigned int count,
 		       struct dbox_err *err);
 void dbox_journal_remove(struct dbox_store *store);
+/* An m.N this handle appends to, named in its owner directory by a hard
+ * link so that recovery after a crash touches that file and no other.
+ * mark_new creates m.<id> at path (-EEXIST: the id is taken); mark names
+ * an existing one; unmark when the file is released. */
+int dbox_owner_mark_new(struct dbox_store *store, uint32_t id,
+			const char *path, struct dbox_err *err);
+int dbox_owner_mark(struct dbox_store *store, uint32_t id, const char *path,
+		    struct dbox_err *err);
+void dbox_owner_unmark(struct dbox_store *store, uint32_t id);
 
 /* dbox-mailbox.c */
 int dbox_mailbox_insert(struct dbox_store *store, const char *name,
@@ -114,6 +124,14 @@ int dbox_mailbox_name_of(struct dbox_store *store, int64_t mailbox_id,
  * -EOPNOTSUPP: Dovecot's indexes are unusable; index the files alone. */
 int dbox_dovecot_reindex(struct dbox_store *store, struct dbox_err *err);
 void dbox_dovecot_free(struct dbox_dovecot *dv);
+
+/* dbox-purge.c: inside an index write, note that m.<file_id> now holds
+ * a record nobody references; dbox_purge_pending rewrites such files
+ * (store close, open after a crash) so that Dovecot's rebuild, which
+ * restores every record it finds, cannot bring the message back. */
+int dbox_purge_mark(struct dbox_store *store, uint32_t file_id,
+		    struct dbox_err *err);
+int dbox_purge_pending(struct dbox_store *store, struct dbox_err *err);
 
 /* dbox-msg.c */
 int dbox_msg_insert(struct dbox_store *store, const struct dbox_msg *msg,
