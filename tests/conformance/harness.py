@@ -604,6 +604,11 @@ class Harness:
         for d in bad[:30]:
             lines.append("  %-12s %-32s native=%r mount=%r" % (
                 d["what"], d["path"], d["native"], d["mount"]))
+        log = os.environ.get("DBOXFS_CONFORMANCE_LOG")
+        if log:
+            with open(log, "w") as f:
+                f.write("".join(repr(op) + "\n" for op in self.history))
+            lines.append("all steps written to " + log)
         lines.append("last steps:")
         for op in self.history[-25:]:
             lines.append("  " + _op_text(op))
