@@ -203,6 +203,13 @@ def test_folder_rename_onto_nonempty(wtmp, mounts):
     p.run("rename", ".A", ".B")
 
 
+@found("maildir++: rename .A -> .A.B answers EINVAL (siblings on disk)")
+def test_folder_rename_to_dot_child_name(wtmp, mounts):
+    p = Pair(wtmp, mounts, "maildir++", "sdbox")
+    p.mkfolder("A")
+    p.run("rename", ".A", ".A.B")
+
+
 @found("rename of a message into tmp/ answers EXDEV")
 def test_message_back_to_tmp(pair2):
     p, b = pair2, pair2.box()
@@ -725,6 +732,9 @@ class Generator:
         if "folder-onto-folder" in self.avoid and p.box(to).rstrip("/") in \
                 self.p.h.snap_n:
             to = name
+        if "folder-into-child" in self.avoid and p.layout == "maildir++" and \
+                to.startswith(name + "/"):
+            to = name
         if 3 in self.avoid and p.layout == "maildir++" and any(
                 f.startswith(name + "/") for f in self.folders):
             to = name
@@ -742,7 +752,7 @@ class Generator:
 AVOID_KNOWN = {1, 2, 3, 4, 5}
 # ... and bugs this harness found that would end every run early
 AVOID_FOUND = {"exchange", "same-base", "unlink-linked", "msg-to-tmp",
-               "folder-onto-folder", "remount-linked"}
+               "folder-onto-folder", "remount-linked", "folder-into-child"}
 
 
 @found("random sequences still find differences (README.md); the seed "
