@@ -567,7 +567,7 @@ def test_readdir_while_another_process_changes(pair):
 CI_STEPS = 2000
 
 
-CI_SECONDS = 10      # per configuration, unless STEPS or SECONDS is set
+CI_SECONDS = 8      # per configuration, unless STEPS or SECONDS is set
 
 
 def _steps():
