@@ -20,4 +20,4 @@ meson test -C build-asan --print-errorlogs --num-processes 2
 meson test -C build-tsan --print-errorlogs --suite fs --num-processes 1
 
 DBOXFS_BUILD="$top/build-asan" /usr/bin/python3 -m pytest -ra -q \
-	-p no:cacheprovider tests/py "$@"
+	-p no:cacheprovider tests/py tests/conformance "$@"
