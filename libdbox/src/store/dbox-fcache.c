@@ -107,25 +107,42 @@ void dbox_fcache_put(struct dbox_store *store, struct dfs_file *file)
 		dfs_close(file, NULL, NULL);
 }
 
-void dbox_fcache_drop(struct dbox_store *store, const char *path)
+/* Entries of `path` (dir: every path below it) are forgotten; unused
+ * ones closed. */
+static void fcache_forget(struct dbox_store *store, const char *path,
+			  bool dir)
 {
-	struct dfs_file *close_file = NULL;
+	struct dfs_file *close_files[DBOX_FCACHE_SIZE];
+	size_t n = strlen(path);
+	int closing = 0;
 
 	pthread_mutex_lock(&store->fcache_lock);
 	for (int i = 0; i < DBOX_FCACHE_SIZE; i++) {
 		struct dbox_fcache_entry *e = &store->fcache[i];
 
-		if (e->file == NULL || strcmp(e->path, path) != 0)
+		if (e->file == NULL || (dir ? strncmp(e->path, path, n) != 0 ||
+					e->path[n] != '/' :
+					strcmp(e->path, path) != 0))
 			continue;
 		e->path[0] = '\0';
 		if (e->users == 0) {
-			close_file = e->file;
+			close_files[closing++] = e->file;
 			e->file = NULL;
 		}
 	}
 	pthread_mutex_unlock(&store->fcache_lock);
-	if (close_file != NULL)
-		dfs_close(close_file, NULL, NULL);
+	for (int i = 0; i < closing; i++)
+		dfs_close(close_files[i], NULL, NULL);
+}
+
+void dbox_fcache_drop(struct dbox_store *store, const char *path)
+{
+	fcache_forget(store, path, false);
+}
+
+void dbox_fcache_drop_dir(struct dbox_store *store, const char *dir)
+{
+	fcache_forget(store, dir, true);
 }
 
 void dbox_fcache_clear(struct dbox_store *store)

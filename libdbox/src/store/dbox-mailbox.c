@@ -408,6 +408,9 @@ static int rename_mailbox(struct dbox_store *store, const char *from,
 		dindex_write_rollback(store->idx);
 	if (ret < 0 && moved)
 		rename(dst, src);
+	/* open files are cached by path, and src may be made anew */
+	if (ret == 0)
+		dbox_fcache_drop_dir(store, src);
 	if (ret == 0 && !subtree)
 		remove_empty_parents(store, src);
 	return ret;

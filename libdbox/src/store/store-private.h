@@ -85,6 +85,9 @@ int dbox_fcache_get(struct dbox_store *store, const char *path,
 void dbox_fcache_put(struct dbox_store *store, struct dfs_file *file);
 /* Forget a path (file unlinked or replaced by purge). */
 void dbox_fcache_drop(struct dbox_store *store, const char *path);
+/* Every cached file below dir (a mailbox renamed away: its paths may
+ * name another mailbox's files next). */
+void dbox_fcache_drop_dir(struct dbox_store *store, const char *dir);
 void dbox_fcache_clear(struct dbox_store *store);
 
 /* dbox-recover.c: remove what dead writers left (owner dirs in scratch,
