@@ -151,7 +151,8 @@ static int ignore_record(void *ctx, const char *mailbox, uint32_t file_id,
 
 static bool locked_by_other(const char *path)
 {
-	int fd = dbox_open_regular(path, O_RDONLY, 0);
+	/* a writer's owner directory: never a FIFO's open that blocks */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	bool locked;
 
 	if (fd < 0)
