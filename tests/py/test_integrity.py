@@ -65,3 +65,18 @@ def test_record_with_another_guid_is_eio(wtmp, mounts, fmt):
                if r["uid"] not in bad)
     assert m.stop() == 0
     assert "GUID" in m.output()
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_check_finds_a_body_whose_line_count_changed(wtmp, fmt):
+    store, msgs = build(wtmp, fmt)
+    assert dboxctl("check", store).returncode == 0
+    path, off = record_of(store, fmt, 4)
+    body = b"Subject: m3\n\nbody 3\n"
+    where = off + 30 + body.index(b"ody 3")
+    patch(path, where, b"\n")         # same size, one line more
+    chk = dboxctl("check", store, check=False)
+    assert chk.returncode == 1
+    lines = chk.stdout.decode().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("%s:%d: vsize mismatch" % (path, off)), lines
