@@ -6,10 +6,12 @@ reindex, keeping every message and the flags it can still read."""
 
 import errno
 import os
+import sqlite3
 
 import pytest
 
-from dboxfs_testlib import dboxctl, ls_messages, mounts, wtmp  # noqa: F401
+from dboxfs_testlib import (dboxctl, ls_messages, make_maildir, mounts,
+                            wtmp)  # noqa: F401
 from test_corruption import build, mount_reads, patch, record_of
 
 
@@ -80,3 +82,100 @@ def test_check_finds_a_body_whose_line_count_changed(wtmp, fmt):
     lines = chk.stdout.decode().splitlines()
     assert len(lines) == 1, lines
     assert lines[0].startswith("%s:%d: vsize mismatch" % (path, off)), lines
+
+
+FLAGS = ["S", "FS", "RS", "", "DS", "PS"]
+
+
+def flagged_store(wtmp, fmt, n=300):
+    """n messages in INBOX and a folder, each with flags, and their rows
+    spread over many pages of the index."""
+    msgs = {"17%08d.M%d.c" % (i, i): b"Subject: m%d\n\nbody %d\n" % (i, i)
+            for i in range(n)}
+    flags = {b: FLAGS[i % len(FLAGS)] for i, b in enumerate(sorted(msgs))}
+    store = os.path.join(wtmp, "store")
+    dboxctl("init", store, "--format", fmt)
+    for box in ("INBOX", "Work"):
+        src = make_maildir(os.path.join(wtmp, "src-" + box), msgs, flags)
+        dboxctl("import", store, box, src)
+    return store, msgs, flags
+
+
+def index_path(store):
+    return os.path.join(store, "dboxfs", "index.sqlite")
+
+
+def damage_leaf(index, table):
+    """Flips the page header of one leaf of `table` in the middle of it
+    (not the file header); returns the number of rows it held."""
+    db = sqlite3.connect(index)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    pages = db.execute("SELECT pageno, ncell FROM dbstat WHERE name = ? "
+                       "AND pagetype = 'leaf' ORDER BY pageno",
+                       (table,)).fetchall()
+    psize = db.execute("PRAGMA page_size").fetchone()[0]
+    db.close()
+    assert len(pages) >= 3, pages
+    pageno, ncell = pages[len(pages) // 2]
+    with open(index, "r+b") as f:
+        f.seek((pageno - 1) * psize)
+        head = f.read(12)
+        f.seek((pageno - 1) * psize)
+        f.write(bytes(b ^ 0xFF for b in head))
+    return ncell
+
+
+def state(store):
+    return {box: {r["base"]: r for r in ls_messages(store, box)}
+            for box in ("INBOX", "Work")}
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_damaged_index_is_refused_and_rebuilt(wtmp, mounts, fmt):
+    store, msgs, flags = flagged_store(wtmp, fmt)
+    before = state(store)
+    lost_max = damage_leaf(index_path(store), "messages")
+    # refused: by the mount (with what to do) and by dboxctl
+    mnt = os.path.join(wtmp, "mnt")
+    with pytest.raises(AssertionError) as e:
+        mounts(store, mnt)
+    assert "exited" in str(e.value)
+    msg = str(e.value)
+    assert "is damaged" in msg and "dboxctl reindex %s" % store in msg, msg
+    p = dboxctl("ls", store, "INBOX", check=False)
+    assert p.returncode == 1 and b"is damaged" in p.stderr
+    # rebuilt: the damaged file is kept, every message is there, and the
+    # flags of every row still readable are kept
+    p = dboxctl("reindex", store)
+    assert b"damaged" in p.stderr
+    kept = [n for n in os.listdir(os.path.dirname(index_path(store)))
+            if n.startswith("index.sqlite.damaged-")]
+    assert kept, os.listdir(os.path.dirname(index_path(store)))
+    after = state(store)
+    wrong = 0
+    for box in before:
+        assert set(after[box]) == set(before[box])
+        for base, r in after[box].items():
+            if r["info"] != before[box][base]["info"]:
+                wrong += 1
+                assert r["info"] == "", r     # lost, never invented
+            elif fmt == "sdbox":
+                assert r["uid"] == before[box][base]["uid"]
+    assert 0 < wrong <= lost_max
+    assert dboxctl("check", store).returncode == 0
+    m = mounts(store, mnt)
+    assert len(os.listdir(os.path.join(mnt, "cur"))) == len(msgs)
+    assert m.stop() == 0
+
+
+def test_damaged_index_header_of_the_mailboxes_page(wtmp):
+    """Damage where nothing can be read any more: still every message
+    comes back from the files."""
+    store, msgs, flags = flagged_store(wtmp, "sdbox", n=20)
+    with open(index_path(store), "r+b") as f:
+        f.seek(100)
+        f.write(b"\xff" * 200)   # the first page past the file header
+    assert dboxctl("ls", store, "INBOX", check=False).returncode == 1
+    dboxctl("reindex", store)
+    after = state(store)
+    assert all(len(after[b]) == len(msgs) for b in after)
