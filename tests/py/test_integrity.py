@@ -5,14 +5,16 @@ check, and a damaged SQLite index is refused at mount and rebuilt by
 reindex, keeping every message and the flags it can still read."""
 
 import errno
+import json
 import os
 import sqlite3
 
 import pytest
 
-from dboxfs_testlib import (dboxctl, ls_messages, make_maildir, mounts,
-                            wtmp)  # noqa: F401
+from dboxfs_testlib import (dboxctl, dovecot_tree, ls_messages,  # noqa: F401
+                            make_maildir, mounts, needs_dovecot, run, wtmp)
 from test_corruption import build, mount_reads, patch, record_of
+from test_dovecot_view import doveadm_flags, view_of
 
 
 def record_bytes(store, fmt, uid):
@@ -105,7 +107,7 @@ def index_path(store):
     return os.path.join(store, "dboxfs", "index.sqlite")
 
 
-def damage_leaf(index, table):
+def damage_leaf(index, table, min_pages=3):
     """Flips the page header of one leaf of `table` in the middle of it
     (not the file header); returns the number of rows it held."""
     db = sqlite3.connect(index)
@@ -115,7 +117,7 @@ def damage_leaf(index, table):
                        (table,)).fetchall()
     psize = db.execute("PRAGMA page_size").fetchone()[0]
     db.close()
-    assert len(pages) >= 3, pages
+    assert len(pages) >= min_pages, pages
     pageno, ncell = pages[len(pages) // 2]
     with open(index, "r+b") as f:
         f.seek((pageno - 1) * psize)
@@ -179,3 +181,30 @@ def test_damaged_index_header_of_the_mailboxes_page(wtmp):
     dboxctl("reindex", store)
     after = state(store)
     assert all(len(after[b]) == len(msgs) for b in after)
+
+
+@needs_dovecot
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_damaged_index_of_a_dovecot_tree(dovecot_tree, mounts, wtmp, fmt):
+    """The index of a tree Dovecot owns is refused when damaged too, and
+    reindex takes every flag back from Dovecot's own index, also of the
+    messages whose rows were lost."""
+    top, out = dovecot_tree
+    da = os.path.join(out, "dovecot", "doveadm-store")
+    fetch = json.loads(run([da, fmt, "-f", "json", "fetch",
+                            "uid flags mailbox guid", "all"]).stdout)
+    expected = doveadm_flags(fetch)
+    root = os.path.join(out, fmt)
+    index = os.path.join(wtmp, "view.sqlite")
+    mnt = os.path.join(wtmp, "mnt")
+    mounts(root, mnt, "index=" + index).stop()
+    damage_leaf(index, "messages", min_pages=1)
+    with pytest.raises(AssertionError) as e:
+        mounts(root, mnt, "index=" + index)
+    assert "is damaged" in str(e.value), str(e.value)
+    assert "dboxctl --index=%s reindex %s" % (index, root) in str(e.value)
+    p = dboxctl("--index=" + index, "reindex", root)
+    assert b"damaged" in p.stderr
+    mounts(root, mnt, "index=" + index)
+    for box, msgs in expected.items():
+        assert view_of(mnt, box) == msgs, box

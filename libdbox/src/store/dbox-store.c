@@ -355,14 +355,17 @@ static int repair_index(struct dbox_store *store, const char *path,
 	return 0;
 }
 
-static int damaged_index(struct dbox_store *store, struct dbox_err *err)
+static int damaged_index(struct dbox_store *store,
+			 const struct dbox_open_opts *o, struct dbox_err *err)
 {
 	char why[sizeof(err->msg)];
 
 	snprintf(why, sizeof(why), "%s", err->msg);
-	return dbox_fail(err, -EBADMSG, "%s; run `dboxctl reindex %s` to "
-			 "rebuild it (the damaged file is kept)", why,
-			 store->root);
+	return dbox_fail(err, -EBADMSG, "%s; run `dboxctl %s%s%sreindex %s` "
+			 "to rebuild it (the damaged file is kept)", why,
+			 o->index_path != NULL ? "--index=" : "",
+			 o->index_path != NULL ? o->index_path : "",
+			 o->index_path != NULL ? " " : "", store->root);
 }
 
 static int open_index(struct dbox_store *store, const struct dbox_open_opts *o,
@@ -405,7 +408,7 @@ static int open_index(struct dbox_store *store, const struct dbox_open_opts *o,
 		ret = repair_index(store, path, err);
 		repaired = ret == 0;
 	} else if (ret == -EBADMSG && err != NULL)
-		ret = damaged_index(store, err);
+		ret = damaged_index(store, o, err);
 	if (ret < 0)
 		return ret;
 	ret = load_meta(store, d, err);
