@@ -83,12 +83,16 @@ static void walk_key(struct walk *w, int64_t k1, int64_t limit)
 	int r;
 
 	for (;;) {
+		int64_t last = k;
+
 		r = step_at(w, w->seek, k1, k, &k);
-		if (r >= 0) {
-			if (r == 0)
-				return;
+		if (r == 0)
+			return;
+		if (r > 0 && k > last)
 			continue;
-		}
+		/* unreadable, or keys out of order on a garbled page (the
+		 * walk must go forward to end): probe on from the last key */
+		k = last;
 		w->damaged++;
 		for (p = k + 1, r = -1; r < 0 && p <= limit &&
 		     p <= k + SALVAGE_PROBE_MAX; p++)
