@@ -51,7 +51,8 @@ static const struct table messages_tab = {
 static void copy_row(struct walk *w, sqlite3_stmt *from)
 {
 	for (int i = 0; i < w->ncols; i++)
-		sqlite3_bind_value(w->ins, i + 1, sqlite3_column_value(from, i));
+		sqlite3_bind_value(w->ins, i + 1,
+				   sqlite3_column_value(from, i));
 	/* a row the damage garbled may break a constraint: it is left */
 	if (sqlite3_step(w->ins) == SQLITE_DONE)
 		w->copied++;
@@ -145,16 +146,17 @@ static void salvage_meta(sqlite3 *from, sqlite3 *to)
 	sqlite3_stmt *sel = NULL, *ins = NULL;
 
 	if (sqlite3_prepare_v2(from, "SELECT key, value FROM meta", -1, &sel,
-			       NULL) == SQLITE_OK &&
+			       NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(to, "INSERT OR REPLACE INTO meta(key, value) "
-			       "VALUES (?1, ?2)", -1, &ins, NULL) == SQLITE_OK) {
-		while (sqlite3_step(sel) == SQLITE_ROW) {
-			sqlite3_bind_value(ins, 1, sqlite3_column_value(sel, 0));
-			sqlite3_bind_value(ins, 2, sqlite3_column_value(sel, 1));
-			sqlite3_step(ins);
-			sqlite3_reset(ins);
-		}
+			       "VALUES (?1, ?2)", -1, &ins, NULL) != SQLITE_OK)
+		goto out;
+	while (sqlite3_step(sel) == SQLITE_ROW) {
+		sqlite3_bind_value(ins, 1, sqlite3_column_value(sel, 0));
+		sqlite3_bind_value(ins, 2, sqlite3_column_value(sel, 1));
+		sqlite3_step(ins);
+		sqlite3_reset(ins);
 	}
+out:
 	sqlite3_finalize(sel);
 	sqlite3_finalize(ins);
 }

@@ -240,8 +240,9 @@ static int conn_open(struct dindex *idx, bool create, struct dconn **c_r,
 		/* the schema is read here first: damage can show already */
 		bool bad = (rc & 0xff) == SQLITE_CORRUPT ||
 			(rc & 0xff) == SQLITE_NOTADB;
-		int ret = dbox_fail(err, bad ? -EBADMSG : -EIO, "index %s%s: %s",
-				    idx->path, bad ? " is damaged" : "",
+		int ret = dbox_fail(err, bad ? -EBADMSG : -EIO,
+				    "index %s%s: %s", idx->path,
+				    bad ? " is damaged" : "",
 				    sqlite3_errmsg(c->db));
 		dconn_free(c);
 		return ret;
