@@ -71,6 +71,7 @@ int ctl_open(const char *root, bool readonly, struct dbox_store **store_r)
 		.attachment_dir = ctl_opts.attachment_dir,
 		.readonly = readonly,
 		.takeover = ctl_opts.takeover,
+		.repair_index = ctl_opts.repair_index,
 	};
 	struct dbox_err err = { "" };
 	int ret = dbox_store_open(root, &o, store_r, &err);
@@ -353,7 +354,9 @@ static const char reindex_help[] =
 "\n"
 "Rebuild the index from the dbox files alone, as `doveadm force-resync`\n"
 "does.  Flags, keywords, uids and maildir names are kept for messages\n"
-"found where the old index had them; others get new uids and no flags.\n";
+"found where the old index had them; others get new uids and no flags.\n"
+"A damaged index is moved aside (INDEX.damaged-TIME) and what can still\n"
+"be read of it is kept.\n";
 
 static int cmd_reindex(int argc, char **argv)
 {
@@ -367,6 +370,7 @@ static int cmd_reindex(int argc, char **argv)
 		fputs(reindex_help, stderr);
 		return 2;
 	}
+	ctl_opts.repair_index = true;
 	if (ctl_open(argv[1], false, &store) != 0)
 		return 1;
 	ret = dbox_store_reindex(store, &err);
@@ -414,7 +418,8 @@ static const char check_help[] =
 "Usage: dboxctl check STORE\n"
 "\n"
 "Read every indexed message's framing (header, size, metadata) where the\n"
-"index says it is and compare it with the index; look for files and bytes\n"
+"index says it is and compare it with the index (GUID, sizes, the virtual\n"
+"size recomputed from the message); look for files and bytes\n"
 "the index does not account for.  Prints one line per problem,\n"
 "FILE:OFFSET: WHAT, and exits with status 1 if there was any.\n";
 

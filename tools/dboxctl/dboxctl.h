@@ -13,6 +13,7 @@ struct ctl_opts {
 	const char *index_path;
 	const char *attachment_dir;
 	bool takeover;
+	bool repair_index;      /* reindex: a damaged index is rebuilt */
 };
 
 extern struct ctl_opts ctl_opts;

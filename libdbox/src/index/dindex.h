@@ -96,6 +96,14 @@ void dindex_row_to_msg(sqlite3_stmt *st, struct dbox_msg *msg);
 void dindex_row_to_mailbox(sqlite3_stmt *st, struct dbox_mailbox *box);
 int dindex_bind_msg(sqlite3_stmt *st, const struct dbox_msg *msg);
 
+/* Copies into idx (in one write transaction) every row of meta,
+ * mailboxes, keywords and messages that can still be read from the
+ * damaged index file at `damaged`, skipping what its damage makes
+ * unreadable; the file is not changed.  Returns the number of message
+ * rows copied or -errno. */
+int dindex_salvage(struct dindex *idx, const char *damaged,
+		   struct dbox_err *err);
+
 /* Empties every table (reindex builds into a fresh schema). */
 int dindex_clear(struct dindex *idx, struct dbox_err *err);
 

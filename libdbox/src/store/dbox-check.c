@@ -104,6 +104,38 @@ static void compare(struct check_ctx *c, const struct dbox_msg *m,
 			(unsigned long long)m->size);
 }
 
+/* The virtual size (CRLF line ends) recomputed from the message as it
+ * reads now: a damaged body of unchanged size (a byte that became LF) no
+ * longer matches what was stored at save time.  Only the stored values
+ * are judged: a record without V whose row took the physical size as a
+ * stand-in has nothing to compare with. */
+static void check_vsize(struct check_ctx *c, const struct dbox_msg *m,
+			const struct dbox_record *rec)
+{
+	char buf[64 * 1024];
+	struct dbox_vsize vs = { 0 };
+	uint64_t off = 0;
+	ssize_t n;
+
+	if (!rec->meta.has_vsize && m->vsize == m->size)
+		return;
+	while ((n = dbox_msg_pread(c->store, m, buf, sizeof(buf), off,
+				   NULL)) > 0) {
+		dbox_vsize_update(&vs, buf, (size_t)n);
+		off += (uint64_t)n;
+	}
+	if (n < 0 || off != m->size)
+		return;  /* unreadable: its framing or attachments say why */
+	if (vs.vsize != m->vsize ||
+	    (rec->meta.has_vsize && rec->meta.vsize != vs.vsize))
+		problem(c, c->path, m->offset, "vsize mismatch: the message "
+			"reads as %llu, index says %llu, metadata V %s%llx",
+			(unsigned long long)vs.vsize,
+			(unsigned long long)m->vsize,
+			rec->meta.has_vsize ? "" : "(none) ",
+			(unsigned long long)rec->meta.vsize);
+}
+
 static int check_msg(void *ctx, const struct dbox_msg *m)
 {
 	struct check_ctx *c = ctx;
@@ -131,6 +163,8 @@ static int check_msg(void *ctx, const struct dbox_msg *m)
 	compare(c, m, &rec);
 	if (dbox_attach_check(c->store, m, &rec, path, &err) < 0)
 		problem(c, path, m->offset, "%s", err.msg);
+	else
+		check_vsize(c, m, &rec);
 	dbox_record_clear(&rec);
 	return 0;
 }

@@ -518,13 +518,58 @@ static int check_framing(const char *path, const struct dbox_msg *m,
 	return 0;
 }
 
+/* The metadata region of a record: from the post magic to the record's
+ * end; its length per the index (0: the row does not say, only the post
+ * magic is read). */
+#define VERIFY_META_MAX (64u * 1024)
+
+static size_t meta_len(const struct dbox_msg *m)
+{
+	uint64_t before = (uint64_t)m->hdr_size + m->body_size;
+
+	if (m->rec_size < before + DBOX_MAGIC_POST_LEN)
+		return DBOX_MAGIC_POST_LEN;
+	if (m->rec_size - before > VERIFY_META_MAX)
+		return VERIFY_META_MAX;
+	return (size_t)(m->rec_size - before);
+}
+
+/* The record's GUID (metadata G) must be the index's: a file swapped with
+ * another message's (same sizes, so the framing checks pass) must not be
+ * served as this message.  meta: n bytes from the post magic on. */
+static int check_guid(const char *path, const struct dbox_msg *m,
+		      const unsigned char *meta, size_t n, struct dbox_err *err)
+{
+	struct dbox_meta md;
+	size_t used;
+	int ret;
+
+	if (m->guid[0] == '\0' || n <= DBOX_MAGIC_POST_LEN)
+		return 0;
+	ret = dbox_meta_parse((const char *)meta + DBOX_MAGIC_POST_LEN,
+			      n - DBOX_MAGIC_POST_LEN, &md, &used);
+	if (ret == -EAGAIN && m->rec_size - m->hdr_size - m->body_size > n)
+		return 0;  /* metadata longer than we read: not judged */
+	if (ret < 0)
+		return dbox_fail(err, -EBADMSG, "Corrupted dbox file %s (around"
+				 " offset=%llu): metadata cannot be read", path,
+				 (unsigned long long)m->offset);
+	ret = md.guid == NULL || strcmp(md.guid, m->guid) != 0 ?
+		dbox_fail(err, -EBADMSG, "Corrupted dbox file %s (around "
+			  "offset=%llu): GUID %s, index says %s", path,
+			  (unsigned long long)m->offset, md.guid != NULL ?
+			  md.guid : "(none)", m->guid) : 0;
+	dbox_meta_clear(&md);
+	return ret;
+}
+
 int dbox_msg_verify(struct dbox_store *store, const struct dbox_msg *msg,
 		    struct dbox_err *err)
 {
-	unsigned char hdr[4096], post[DBOX_MAGIC_POST_LEN];
+	unsigned char hdr[4096], *meta;
 	char path[PATH_MAX];
 	struct dfs_file *file;
-	size_t hdr_n = 0, post_n = 0;
+	size_t hdr_n = 0, meta_n = 0, mlen = meta_len(msg);
 	int ret;
 
 	if (msg->hdr_size < DBOX_MSG_HEADER_SIZE || msg->hdr_size > sizeof(hdr))
@@ -532,18 +577,28 @@ int dbox_msg_verify(struct dbox_store *store, const struct dbox_msg *msg,
 	ret = dbox_msg_file_path(store, msg, path, sizeof(path));
 	if (ret < 0)
 		return dbox_fail(err, ret, "message path");
+	meta = malloc(mlen);
+	if (meta == NULL)
+		return dbox_fail(err, -ENOMEM, "out of memory");
 	ret = dbox_fcache_get(store, path, &file);
-	if (ret < 0)
+	if (ret < 0) {
+		free(meta);
 		return dbox_fail(err, ret, "open %s", path);
+	}
 	ret = dfs_sync_pread(file, hdr, msg->hdr_size, (off_t)msg->offset,
 			     &hdr_n);
 	if (ret == 0)
-		ret = dfs_sync_pread(file, post, sizeof(post), (off_t)(
-			msg->offset + msg->hdr_size + msg->body_size), &post_n);
+		ret = dfs_sync_pread(file, meta, mlen, (off_t)(msg->offset +
+			msg->hdr_size + msg->body_size), &meta_n);
 	dbox_fcache_put(store, file);
 	if (ret < 0)
-		return dbox_fail(err, ret, "read %s: %s", path, strerror(-ret));
-	return check_framing(path, msg, hdr, hdr_n, post, post_n, err);
+		ret = dbox_fail(err, ret, "read %s: %s", path, strerror(-ret));
+	if (ret == 0)
+		ret = check_framing(path, msg, hdr, hdr_n, meta, meta_n, err);
+	if (ret == 0)
+		ret = check_guid(path, msg, meta, meta_n, err);
+	free(meta);
+	return ret;
 }
 
 static ssize_t msg_pread_once(struct dbox_store *store,
@@ -760,8 +815,8 @@ void dbox_msg_read_fd_async(struct dbox_store *store,
 }
 
 /* Async verification: one read covering the message header, and one of
- * the post magic; both are submitted at once and the last completion
- * decides. */
+ * the metadata (post magic and GUID); both are submitted at once and the
+ * last completion decides. */
 struct async_verify;
 
 struct verify_part {
@@ -778,11 +833,12 @@ struct async_verify {
 	struct dbox_msg msg;
 	char path[PATH_MAX];
 	unsigned char hdr[256];
-	unsigned char post[DBOX_MAGIC_POST_LEN];
+	unsigned char *meta;    /* into whole, or its own buffer */
+	size_t meta_len;
 	pthread_mutex_t lock;
 	int pending;
 	int err;
-	size_t hdr_n, post_n;
+	size_t hdr_n, meta_n;
 	/* a small message is read whole: one I/O checks both ends and
 	 * leaves the body in the page cache for the reads that follow */
 	unsigned char *whole;
@@ -793,11 +849,25 @@ struct async_verify {
 
 static int verify_result(struct async_verify *av, struct dbox_err *err)
 {
+	int ret;
+
 	if (av->err < 0)
 		return dbox_fail(err, av->err, "read %s: %s", av->path,
 				 strerror(-av->err));
-	return check_framing(av->path, &av->msg, av->hdr, av->hdr_n, av->post,
-			     av->post_n, err);
+	ret = check_framing(av->path, &av->msg, av->hdr, av->hdr_n, av->meta,
+			    av->meta_n, err);
+	return ret < 0 ? ret : check_guid(av->path, &av->msg, av->meta,
+					  av->meta_n, err);
+}
+
+static void whole_done(struct async_verify *av, size_t n)
+{
+	size_t h = av->msg.hdr_size, before = h + av->msg.body_size;
+
+	memcpy(av->hdr, av->whole, n < h ? n : h);
+	av->hdr_n = n < h ? n : h;
+	av->meta = av->whole + before;
+	av->meta_n = n > before ? n - before : 0;
 }
 
 static void async_verify_done(void *ctx, const struct dfs_result *res)
@@ -809,22 +879,14 @@ static void async_verify_done(void *ctx, const struct dfs_result *res)
 	int ret;
 
 	pthread_mutex_lock(&av->lock);
-	if (res->err < 0 && av->err == 0) {
+	if (res->err < 0 && av->err == 0)
 		av->err = res->err;
-	} else if (res->err == 0 && av->whole != NULL) {
-		size_t n = (size_t)res->n, h = av->msg.hdr_size;
-
-		memcpy(av->hdr, av->whole, n < h ? n : h);
-		av->hdr_n = n < h ? n : h;
-		if (n == av->whole_len) {
-			memcpy(av->post, av->whole + n - sizeof(av->post),
-			       sizeof(av->post));
-			av->post_n = sizeof(av->post);
-		}
-	} else if (res->err == 0 && part->is_hdr)
+	else if (res->err == 0 && av->whole != NULL)
+		whole_done(av, (size_t)res->n);
+	else if (res->err == 0 && part->is_hdr)
 		av->hdr_n = (size_t)res->n;
 	else if (res->err == 0)
-		av->post_n = (size_t)res->n;
+		av->meta_n = (size_t)res->n;
 	last = --av->pending == 0;
 	pthread_mutex_unlock(&av->lock);
 	if (!last)
@@ -833,8 +895,21 @@ static void async_verify_done(void *ctx, const struct dfs_result *res)
 	dbox_fcache_put(av->store, av->file);
 	av->cb(av->ctx, ret, &err);
 	pthread_mutex_destroy(&av->lock);
+	if (av->whole == NULL)
+		free(av->meta);
 	free(av->whole);
 	free(av);
+}
+
+static void verify_fail(struct async_verify *av, int ret, const char *what,
+			dbox_verify_cb *cb, void *ctx)
+{
+	struct dbox_err err = { "" };
+
+	dbox_fail(&err, ret, "%s", what);
+	free(av->meta);
+	free(av);
+	cb(ctx, ret, &err);
 }
 
 void dbox_msg_verify_async(struct dbox_store *store, const struct dbox_msg *msg,
@@ -849,26 +924,21 @@ void dbox_msg_verify_async(struct dbox_store *store, const struct dbox_msg *msg,
 	}
 	if (msg->hdr_size < DBOX_MSG_HEADER_SIZE ||
 	    msg->hdr_size > sizeof(av->hdr)) {
-		free(av);
-		dbox_fail(&err, -EBADMSG, "bad header size in index");
-		cb(ctx, -EBADMSG, &err);
+		verify_fail(av, -EBADMSG, "bad header size in index", cb, ctx);
 		return;
 	}
 	av->store = store;
 	av->cb = cb;
 	av->ctx = ctx;
 	av->msg = *msg;
-	pthread_mutex_init(&av->lock, NULL);
-	av->pending = 2;
+	av->meta_len = meta_len(msg);
 	if (dbox_msg_file_path(store, msg, av->path, sizeof(av->path)) < 0 ||
 	    dbox_fcache_get(store, av->path, &av->file) < 0) {
-		pthread_mutex_destroy(&av->lock);
-		free(av);
-		dbox_fail(&err, -ENOENT, "no file for message");
-		cb(ctx, -ENOENT, &err);
+		verify_fail(av, -ENOENT, "no file for message", cb, ctx);
 		return;
 	}
-	av->whole_len = msg->hdr_size + msg->body_size + DBOX_MAGIC_POST_LEN;
+	pthread_mutex_init(&av->lock, NULL);
+	av->whole_len = msg->hdr_size + msg->body_size + av->meta_len;
 	if (av->whole_len <= VERIFY_READAHEAD_MAX &&
 	    (av->whole = malloc(av->whole_len)) != NULL) {
 		av->pending = 1;
@@ -877,9 +947,17 @@ void dbox_msg_verify_async(struct dbox_store *store, const struct dbox_msg *msg,
 			  async_verify_done, &av->parts[0]);
 		return;
 	}
+	av->meta = malloc(av->meta_len);
+	if (av->meta == NULL) {
+		dbox_fcache_put(store, av->file);
+		pthread_mutex_destroy(&av->lock);
+		verify_fail(av, -ENOMEM, "out of memory", cb, ctx);
+		return;
+	}
+	av->pending = 2;
 	av->parts[0] = (struct verify_part){ av, false };
 	av->parts[1] = (struct verify_part){ av, true };
-	dfs_pread(av->file, av->post, sizeof(av->post), (off_t)(msg->offset +
+	dfs_pread(av->file, av->meta, av->meta_len, (off_t)(msg->offset +
 		  msg->hdr_size + msg->body_size), async_verify_done,
 		  &av->parts[0]);
 	dfs_pread(av->file, av->hdr, msg->hdr_size, (off_t)msg->offset,

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "store/mdbox-file.h"
@@ -355,11 +356,71 @@ static int tie_to_tree(struct dbox_store *store, struct dbox_err *err)
 	return ret;
 }
 
+/* The damaged file and its WAL (which holds committed transactions)
+ * move together to a name of their own, kept for a later look. */
+static int move_aside(const char *path, char *aside, size_t len,
+		      struct dbox_err *err)
+{
+	char from[PATH_MAX + 8], to[PATH_MAX + 8];
+	char stamp[32];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", gmtime_r(&now, &tm));
+	if (snprintf(aside, len, "%s.damaged-%s", path, stamp) >= (int)len)
+		return dbox_fail(err, -ENAMETOOLONG, "path too long");
+	if (rename(path, aside) < 0)
+		return dbox_fail(err, -errno, "rename %s: %m", path);
+	snprintf(from, sizeof(from), "%s-wal", path);
+	snprintf(to, sizeof(to), "%s-wal", aside);
+	if (rename(from, to) < 0 && errno != ENOENT)
+		return dbox_fail(err, -errno, "rename %s: %m", from);
+	snprintf(from, sizeof(from), "%s-shm", path);
+	unlink(from);
+	return 0;
+}
+
+/* A new index with every row still readable in the damaged one (flags,
+ * keywords, names, uids, mailbox ids); the rebuild that follows matches
+ * them with the files as it does with any old index. */
+static int repair_index(struct dbox_store *store, const char *path,
+			struct dbox_err *err)
+{
+	char aside[PATH_MAX];
+	struct dbox_err serr = { "" };
+	int ret = move_aside(path, aside, sizeof(aside), err);
+
+	if (ret < 0)
+		return ret;
+	dbox_log(DBOX_LOG_WARNING, "index %s is damaged: moved to %s, "
+		 "rebuilding", path, aside);
+	ret = dindex_open(path, false, true, &store->idx, err);
+	if (ret < 0)
+		return ret;
+	/* nothing readable is no reason to stop: the files still are */
+	if (dindex_salvage(store->idx, aside, &serr) < 0)
+		dbox_log(DBOX_LOG_WARNING, "%s", serr.msg);
+	return 0;
+}
+
+static int damaged_index(struct dbox_store *store,
+			 const struct dbox_open_opts *o, struct dbox_err *err)
+{
+	char why[sizeof(err->msg)];
+
+	snprintf(why, sizeof(why), "%s", err->msg);
+	return dbox_fail(err, -EBADMSG, "%s; run `dboxctl %s%s%sreindex %s` "
+			 "to rebuild it (the damaged file is kept)", why,
+			 o->index_path != NULL ? "--index=" : "",
+			 o->index_path != NULL ? o->index_path : "",
+			 o->index_path != NULL ? " " : "", store->root);
+}
+
 static int open_index(struct dbox_store *store, const struct dbox_open_opts *o,
 		      struct detect *d, struct dbox_err *err)
 {
 	char path[PATH_MAX];
-	bool index_ro;
+	bool index_ro, repaired = false;
 	struct stat st;
 	int ret;
 
@@ -391,6 +452,11 @@ static int open_index(struct dbox_store *store, const struct dbox_open_opts *o,
 		}
 	}
 	ret = dindex_open(path, index_ro, !index_ro, &store->idx, err);
+	if (ret == -EBADMSG && o->repair_index && !index_ro) {
+		ret = repair_index(store, path, err);
+		repaired = ret == 0;
+	} else if (ret == -EBADMSG && err != NULL)
+		ret = damaged_index(store, o, err);
 	if (ret < 0)
 		return ret;
 	ret = load_meta(store, d, err);
@@ -398,10 +464,12 @@ static int open_index(struct dbox_store *store, const struct dbox_open_opts *o,
 		return ret;
 	if (ret == 0) {
 		/* a Dovecot tree: bring the index up to date with Dovecot's
-		 * own indexes on every open */
+		 * own indexes on every open; a repaired index: before crash
+		 * recovery, which removes m.N files the index does not know */
 		if (store->origin == DBOX_ORIGIN_DOVECOT && store->readonly)
 			ret = tie_to_tree(store, err);
-		if (ret == 0 && store->origin == DBOX_ORIGIN_DOVECOT)
+		if (ret == 0 && (store->origin == DBOX_ORIGIN_DOVECOT ||
+				 repaired))
 			ret = dbox_store_reindex(store, err);
 		return ret < 0 ? ret : 0;
 	}
