@@ -124,15 +124,16 @@ static int add_job(struct dbox_save_txn *txn, struct commit_job *j,
 
 static int run_txn(struct commit_job **jobs, size_t n, struct dbox_err *err)
 {
-	struct dbox_save_txn *txn;
+	struct dbox_save_txn *txn = NULL;
 	uint32_t uids[BATCH_MAX];
 	int ret = dbox_save_begin(dboxfs.store, &txn, err);
 
+	if (ret < 0)
+		return ret;    /* txn was never set */
 	for (size_t i = 0; ret == 0 && i < n; i++)
 		ret = add_job(txn, jobs[i], err);
 	if (ret < 0) {
-		if (txn != NULL)
-			dbox_save_rollback(txn);
+		dbox_save_rollback(txn);
 		return ret;
 	}
 	ret = dbox_save_commit(txn, uids, err);
