@@ -14,7 +14,13 @@
  * an O_PATH descriptor of its file, so renames and unlinks on the backing
  * tree need no path bookkeeping; the inode number is the backing file's,
  * tagged VK_PLAIN, and so stable across remounts.  The table is keyed by
- * inode number and protected by one mutex.
+ * inode number and protected by one mutex (a leaf lock: see dboxfs.h).
+ *
+ * A binode lives while the kernel knows it (nlookup) or a thread of ours
+ * uses it (refs, taken by backing_get and dropped by backing_put), as
+ * passthrough_hp's inodes do: a commit started at release, which no
+ * request pins, holds a reference until it is done, so a FORGET that
+ * comes meanwhile cannot free the node under it.
  */
 #ifndef DBOXFS_BACKING_H
 #define DBOXFS_BACKING_H
@@ -35,17 +41,20 @@ enum backing_area {
 };
 
 struct binode {
+	/* set at creation, then read-only */
 	uint64_t ino;            /* the FUSE inode number */
 	int fd;                  /* O_PATH */
 	dev_t dev;
 	ino_t backing_ino;
-	uint64_t nlookup;
 	int64_t box;             /* mailbox whose folder holds it */
 	enum backing_area area;
-	bool created_final;      /* created in cur/new under its final name */
 	atomic_bool closed_mark; /* carries the "closed" mark (see below) */
+	/* under the table lock */
+	uint64_t nlookup;        /* the kernel's lookups */
+	unsigned int refs;       /* backing_get references */
 	/* set once the file was committed as a message: the kernel may
-	 * still use this inode for the new name until it drops it */
+	 * still use this inode for the new name until it drops it
+	 * (backing_msg_set / backing_msg_of) */
 	int64_t msg_box;
 	uint32_t msg_uid;
 };
@@ -88,8 +97,14 @@ void backing_forget_mailbox(int64_t box);
 int backing_lookup(int dirfd, const char *name, int64_t box,
 		   enum backing_area area, struct binode **bi_r,
 		   struct stat *st_r);
-struct binode *backing_get(uint64_t ino);   /* no reference taken */
+/* The binode of inode ino with one more reference, NULL if none; every
+ * non-NULL result is given back with backing_put. */
+struct binode *backing_get(uint64_t ino);
+void backing_put(struct binode *bi);   /* NULL: nothing */
 void backing_forget(uint64_t ino, uint64_t n);
+/* The message a committed file became (false: not committed). */
+bool backing_msg_of(struct binode *bi, int64_t *box_r, uint32_t *uid_r);
+void backing_msg_set(struct binode *bi, int64_t box, uint32_t uid);
 
 /* stat of the backing file, with st_ino set to the FUSE inode. */
 int backing_stat(struct binode *bi, struct stat *st);

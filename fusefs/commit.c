@@ -1,4 +1,4 @@
-/* commit.c - the committer thread (group commit) and the invalidator. */
+/* commit.c - the committer thread (group commit) and the start-up sweep. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -15,18 +15,11 @@
 
 #define BATCH_MAX 512
 
-struct inval {
-	uint64_t parent, ino;
-	char name[DBOX_NAME_MAX + 48];
-	struct inval *next;
-};
-
 static pthread_mutex_t q_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t q_cond = PTHREAD_COND_INITIALIZER;
 static struct commit_job *q_head, **q_tail = &q_head;
-static struct inval *inv_head, **inv_tail = &inv_head;
 static bool q_stop;
-static pthread_t committer, invalidator;
+static pthread_t committer;
 static bool started;
 
 void commit_submit(struct commit_job *job)
@@ -37,33 +30,6 @@ void commit_submit(struct commit_job *job)
 	q_tail = &job->next;
 	pthread_cond_broadcast(&q_cond);
 	pthread_mutex_unlock(&q_lock);
-}
-
-static void inval_push(uint64_t parent, uint64_t ino, const char *name)
-{
-	struct inval *iv = calloc(1, sizeof(*iv));
-
-	if (iv == NULL)
-		return;  /* the kernel's caches time out anyway */
-	iv->parent = parent;
-	iv->ino = ino;
-	if (name != NULL)
-		snprintf(iv->name, sizeof(iv->name), "%s", name);
-	pthread_mutex_lock(&q_lock);
-	*inv_tail = iv;
-	inv_tail = &iv->next;
-	pthread_cond_broadcast(&q_cond);
-	pthread_mutex_unlock(&q_lock);
-}
-
-void commit_inval_entry(uint64_t parent, const char *name)
-{
-	inval_push(parent, 0, name);
-}
-
-void commit_inval_inode(uint64_t ino)
-{
-	inval_push(0, ino, NULL);
 }
 
 static enum dbox_maildir_dir job_dir(const struct commit_job *j)
@@ -145,12 +111,8 @@ static int run_txn(struct commit_job **jobs, size_t n, struct dbox_err *err)
 static void finish_job(struct commit_job *j)
 {
 	if (j->ret == 0) {
-		struct binode *bi = j->src_ino ? backing_get(j->src_ino) : NULL;
-
-		if (bi != NULL) {
-			bi->msg_box = j->box;
-			bi->msg_uid = j->uid;
-		}
+		if (j->src != NULL)
+			backing_msg_set(j->src, j->box, j->uid);
 		if (j->src_dirfd >= 0)
 			unlinkat(j->src_dirfd, j->src_name, 0);
 	}
@@ -175,6 +137,7 @@ static void finish_job(struct commit_job *j)
 		dbox_save_rollback(j->prepared);
 	if (j->src_dirfd >= 0)
 		close(j->src_dirfd);
+	backing_put(j->src);
 	close(j->fd);
 	free(j);
 }
@@ -263,36 +226,6 @@ static void *committer_main(void *arg)
 		n = take_batch(jobs);
 		pthread_mutex_unlock(&q_lock);
 		commit_batch(jobs, n);
-	}
-}
-
-static void *invalidator_main(void *arg)
-{
-	(void)arg;
-	for (;;) {
-		struct inval *iv;
-
-		pthread_mutex_lock(&q_lock);
-		while (inv_head == NULL && !q_stop)
-			pthread_cond_wait(&q_cond, &q_lock);
-		iv = inv_head;
-		if (iv != NULL) {
-			inv_head = iv->next;
-			if (inv_head == NULL)
-				inv_tail = &inv_head;
-		}
-		pthread_mutex_unlock(&q_lock);
-		if (iv == NULL)
-			return NULL;
-		/* -ENOENT: the kernel had nothing cached; fine */
-		if (iv->parent != 0)
-			fuse_lowlevel_notify_inval_entry(dboxfs.se, iv->parent,
-							 iv->name,
-							 strlen(iv->name));
-		else
-			fuse_lowlevel_notify_inval_inode(dboxfs.se, iv->ino,
-							 0, 0);
-		free(iv);
 	}
 }
 
@@ -458,15 +391,6 @@ int commit_start(void)
 {
 	int ret = pthread_create(&committer, NULL, committer_main, NULL);
 
-	if (ret == 0 &&
-	    (ret = pthread_create(&invalidator, NULL, invalidator_main,
-				  NULL)) != 0) {
-		pthread_mutex_lock(&q_lock);
-		q_stop = true;
-		pthread_cond_broadcast(&q_cond);
-		pthread_mutex_unlock(&q_lock);
-		pthread_join(committer, NULL);
-	}
 	started = ret == 0;
 	return -ret;
 }
@@ -481,13 +405,5 @@ void commit_stop(void)
 	pthread_cond_broadcast(&q_cond);
 	pthread_mutex_unlock(&q_lock);
 	pthread_join(committer, NULL);
-	pthread_join(invalidator, NULL);
-	while (inv_head != NULL) {
-		struct inval *iv = inv_head;
-
-		inv_head = iv->next;
-		free(iv);
-	}
-	inv_tail = &inv_head;
 	started = false;
 }

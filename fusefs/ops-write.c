@@ -115,6 +115,7 @@ static int area_of(const struct view_ino *v, int *dirfd_r,
 		*dirfd_r = dup(backing_dirfd(bi));
 		*area_r = bi->area;
 		*box_r = bi->box;
+		backing_put(bi);
 		return *dirfd_r < 0 ? -errno : 0;
 	}
 	return ops_area_dirfd(v, dirfd_r, area_r, box_r);
@@ -203,6 +204,7 @@ int ops_make_commit_job(int src_dirfd, const char *src_name, uint64_t src_ino,
 	j->src_dirfd = unlink_src ? dup(src_dirfd) : -1;
 	snprintf(j->src_name, sizeof(j->src_name), "%s", src_name);
 	j->src_ino = src_ino != 0 ? src_ino : backing_ino_of(st.st_ino);
+	j->src = backing_get(j->src_ino);  /* put by the committer */
 	*job_r = j;
 	return 0;
 }
@@ -949,20 +951,34 @@ void opw_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 /* ------------------------------------------------------------- link */
 
+static void link_binode(fuse_req_t req, struct binode *bi, fuse_ino_t ino,
+			fuse_ino_t newparent, const char *newname);
+
 void opw_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	      const char *newname)
 {
-	struct binode *bi = backing_get(ino);
+	struct binode *bi;
+
+	if (refuse_readonly(req))
+		return;
+	bi = backing_get(ino);
+	link_binode(req, bi, ino, newparent, newname);
+	backing_put(bi);
+}
+
+static void link_binode(fuse_req_t req, struct binode *bi, fuse_ino_t ino,
+			fuse_ino_t newparent, const char *newname)
+{
 	enum backing_area area;
 	struct view_ino dst;
 	struct commit_job *job;
 	char path[64];
-	int64_t box;
+	int64_t box, msg_box;
+	uint32_t msg_uid;
 	int dfd = -1, ret;
 
-	if (refuse_readonly(req))
-		return;
-	if (bi == NULL || bi->msg_uid != 0 || !view_ino_decode(newparent, &dst)) {
+	if (bi == NULL || backing_msg_of(bi, &msg_box, &msg_uid) ||
+	    !view_ino_decode(newparent, &dst)) {
 		/* messages are linked nowhere: tools copy instead */
 		fuse_reply_err(req, EXDEV);
 		return;
@@ -1037,6 +1053,7 @@ void opw_readlink(fuse_req_t req, fuse_ino_t ino)
 		return;
 	}
 	n = readlinkat(bi->fd, "", buf, sizeof(buf) - 1);
+	backing_put(bi);
 	if (n < 0) {
 		fuse_reply_err(req, errno);
 		return;
@@ -1132,6 +1149,8 @@ void opw_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	struct view_ino v;
 	struct binode *bi;
 	struct stat st;
+	int64_t msg_box;
+	uint32_t msg_uid;
 	int ret = 0;
 
 	if (!begin_change(req, ino, &v))
@@ -1144,11 +1163,11 @@ void opw_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		bi = backing_get(ino);
 		if (bi == NULL)
 			ret = -ENOENT;
-		else if (bi->msg_uid != 0)
-			ret = setattr_msg(bi->msg_box, bi->msg_uid, attr,
-					  to_set);
+		else if (backing_msg_of(bi, &msg_box, &msg_uid))
+			ret = setattr_msg(msg_box, msg_uid, attr, to_set);
 		else
 			ret = setattr_plain(bi, attr, to_set, fi);
+		backing_put(bi);
 		break;
 	case VK_KWFILE:
 		ret = (to_set & FUSE_SET_ATTR_SIZE) ? -EACCES : 0;
@@ -1211,6 +1230,7 @@ static void prepare_delivery(const struct fh *fh)
 		return;
 	bi = backing_get(fh->ino);
 	fd = bi != NULL ? backing_open(bi, O_RDONLY | O_CLOEXEC) : -1;
+	backing_put(bi);
 	if (fd < 0)
 		return;
 	prepare_fsync(fh->ino, fd, fh->box, base);

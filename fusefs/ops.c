@@ -245,18 +245,21 @@ static int attr_plain(uint64_t ino, struct stat *st)
 {
 	struct binode *bi = backing_get(ino);
 	struct dbox_msg m;
+	int64_t msg_box;
+	uint32_t msg_uid;
 	int ret;
 
 	if (bi == NULL)
 		return -ENOENT;
-	if (bi->msg_uid != 0) {
-		ret = ops_msg_follow(bi->msg_box, bi->msg_uid, &m);
-		if (ret < 0)
-			return ret;
-		ops_attr_msg(st, &m);
-		return 0;
+	if (backing_msg_of(bi, &msg_box, &msg_uid)) {
+		ret = ops_msg_follow(msg_box, msg_uid, &m);
+		if (ret == 0)
+			ops_attr_msg(st, &m);
+	} else {
+		ret = backing_stat(bi, st);
 	}
-	return backing_stat(bi, st);
+	backing_put(bi);
+	return ret;
 }
 
 int ops_get_attr(uint64_t ino, struct stat *st)
@@ -377,8 +380,10 @@ static int lookup_backing(const struct view_ino *dir, const char *name,
 
 		if (parent == NULL)
 			return -ENOENT;
-		return backing_lookup(backing_dirfd(parent), name, parent->box,
-				      parent->area, &bi, st);
+		ret = backing_lookup(backing_dirfd(parent), name, parent->box,
+				     parent->area, &bi, st);
+		backing_put(parent);
+		return ret;
 	}
 	ret = ops_area_dirfd(dir, &dirfd, &area, &box);
 	if (ret < 0)
@@ -546,6 +551,7 @@ static int backing_dir_open(const struct view_ino *v, int *fd_r)
 			return -ENOENT;
 		snprintf(path, sizeof(path), "/proc/self/fd/%d", bi->fd);
 		*fd_r = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		backing_put(bi);
 		return *fd_r < 0 ? -errno : 0;
 	}
 	ret = ops_area_dirfd(v, fd_r, &area, &box);
@@ -624,6 +630,7 @@ static void add_backing(struct dirbuf *d, off_t off)
 		dirfd = dup(backing_dirfd(bi));
 		area = bi->area;
 		box = bi->box;
+		backing_put(bi);
 	} else if (ops_area_dirfd(d->dir, &dirfd, &area, &box) < 0) {
 		return;
 	}
@@ -965,21 +972,31 @@ static void open_msg(fuse_req_t req, int64_t box, uint32_t uid, uint64_t ino,
 	dbox_msg_verify_async(dboxfs.store, &po->om->msg, open_verified, po);
 }
 
+static void open_binode(fuse_req_t req, uint64_t ino, struct binode *bi,
+			struct fuse_file_info *fi);
+
 static void open_plain(fuse_req_t req, uint64_t ino,
 		       struct fuse_file_info *fi)
 {
 	struct binode *bi = backing_get(ino);
+	int64_t msg_box;
+	uint32_t msg_uid;
+
+	if (bi == NULL)
+		fuse_reply_err(req, ENOENT);
+	else if (backing_msg_of(bi, &msg_box, &msg_uid))
+		open_msg(req, msg_box, msg_uid, ino, fi);
+	else
+		open_binode(req, ino, bi, fi);
+	backing_put(bi);
+}
+
+static void open_binode(fuse_req_t req, uint64_t ino, struct binode *bi,
+			struct fuse_file_info *fi)
+{
 	struct fh *fh;
 	int fd;
 
-	if (bi == NULL) {
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
-	if (bi->msg_uid != 0) {
-		open_msg(req, bi->msg_box, bi->msg_uid, ino, fi);
-		return;
-	}
 	if (dboxfs.readonly && (fi->flags & O_ACCMODE) != O_RDONLY) {
 		fuse_reply_err(req, EROFS);
 		return;
