@@ -10,7 +10,6 @@
 #include "folders.h"
 #include "ops.h"
 
-const char *const attr_sub_names[3] = { "cur", "new", "tmp" };
 
 static void ts_from_ns(struct timespec *ts, int64_t ns)
 {
@@ -135,8 +134,7 @@ int ops_area_dirfd(const struct view_ino *v, int *fd_r,
 	int64_t box;
 
 	if (v->kind == VK_SUB) {
-		*area_r = v->sub == SUB_TMP ? AREA_TMP : v->sub == SUB_CUR ?
-			AREA_CUR : AREA_NEW;
+		*area_r = backing_area_of_sub(v->sub);
 		*box_r = v->box;
 		return backing_area_dir(v->box, *area_r, fd_r);
 	}

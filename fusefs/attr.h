@@ -8,9 +8,6 @@
 
 #include "view.h"
 
-/* Names of cur/, new/ and tmp/ (enum view_sub order). */
-extern const char *const attr_sub_names[3];
-
 /* The text of a mailbox's dovecot-keywords file; its length or -errno. */
 int attr_kwfile_text(int64_t box, char *buf, size_t len);
 bool attr_has_keywords(int64_t box);

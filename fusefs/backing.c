@@ -225,7 +225,7 @@ void backing_mark_drop(uint64_t ino)
 	char path[64];
 
 	if (bi != NULL && atomic_exchange(&bi->closed_mark, false)) {
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", bi->fd);
+		backing_fd_path(bi->fd, path, sizeof(path));
 		removexattr(path, CLOSED_XATTR);
 	}
 	backing_put(bi);
@@ -467,12 +467,22 @@ int backing_stat(struct binode *bi, struct stat *st)
 	return 0;
 }
 
+void backing_fd_path(int fd, char *buf, size_t len)
+{
+	snprintf(buf, len, "/proc/self/fd/%d", fd);
+}
+
+int backing_reopen(int fd, int flags)
+{
+	char path[32];
+	int ret;
+
+	backing_fd_path(fd, path, sizeof(path));
+	ret = open(path, flags | O_CLOEXEC);
+	return ret < 0 ? -errno : ret;
+}
+
 int backing_open(struct binode *bi, int flags)
 {
-	char path[64];
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", bi->fd);
-	fd = open(path, (flags & ~O_NOFOLLOW) | O_CLOEXEC);
-	return fd < 0 ? -errno : fd;
+	return backing_reopen(bi->fd, flags & ~O_NOFOLLOW);
 }

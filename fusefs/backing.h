@@ -110,10 +110,29 @@ void backing_msg_set(struct binode *bi, int64_t box, uint32_t uid);
 int backing_stat(struct binode *bi, struct stat *st);
 /* open(2) of the backing file through /proc/self/fd. */
 int backing_open(struct binode *bi, int flags);
+/* The path /proc/self/fd/N of an O_PATH descriptor, through which calls
+ * that take a path reach its file (as in passthrough_ll); len >= 32. */
+void backing_fd_path(int fd, char *buf, size_t len);
+/* open(2) (with O_CLOEXEC) of the file an O_PATH descriptor stands for:
+ * a descriptor or -errno. */
+int backing_reopen(int fd, int flags);
 /* The directory fd of a binode that is a directory (its O_PATH fd). */
 static inline int backing_dirfd(const struct binode *bi)
 {
 	return bi->fd;
+}
+
+/* cur/ new/ tmp/ of the view <-> the area of their backing files
+ * (AREA_FILES has no sub: SUB_CUR) */
+static inline enum backing_area backing_area_of_sub(enum view_sub sub)
+{
+	return sub == SUB_TMP ? AREA_TMP : sub == SUB_CUR ? AREA_CUR : AREA_NEW;
+}
+
+static inline enum view_sub backing_sub_of_area(enum backing_area area)
+{
+	return area == AREA_TMP ? SUB_TMP : area == AREA_NEW ? SUB_NEW :
+		SUB_CUR;
 }
 
 static inline uint64_t backing_ino_of(ino_t backing_ino)

@@ -50,13 +50,13 @@ struct commit_job {
 	struct commit_job *next;
 };
 
-/* What a killed daemon left in the spool (see commit.c): removes the files
- * of deliveries that committed before it unlinked them, commits the files
- * closed in cur/ or new/ whose commit had not happened, and moves the
- * others there (not closed: maybe incomplete) into tmp/.  Before
- * commit_start. */
-void commit_sweep(void);
+/* Jobs taken into one transaction at the most. */
+#define COMMIT_BATCH_MAX 512
+
 int commit_start(void);
+/* Commits what is queued, in the calling thread: for start-up, before
+ * commit_start. */
+void commit_queued(void);
 void commit_stop(void);
 /* Queues a job; the committer frees it. */
 void commit_submit(struct commit_job *job);

@@ -36,7 +36,7 @@ int ops_make_commit_job(int src_dirfd, const char *src_name, uint64_t src_ino,
 
 	if (j == NULL)
 		return -ENOMEM;
-	if (!opw_final_name(name, j->base, sizeof(j->base), &info)) {
+	if (!view_final_name(name, j->base, sizeof(j->base), &info)) {
 		free(j);
 		return -EINVAL;
 	}
@@ -81,7 +81,7 @@ int opw_create_target(const struct view_ino *v, const char *name,
 	case VK_ROOT:
 	case VK_FOLDER:
 		if (ops_dir_mailbox(v) != 0 &&
-		    (opw_is_sub_name(name, &sub) || strcmp(name, KWFILE_NAME) == 0))
+		    (view_sub_of_name(name, &sub) || strcmp(name, KWFILE_NAME) == 0))
 			return -EEXIST;
 		break;
 	case VK_SUB:
@@ -143,7 +143,7 @@ void opw_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		const char *info;
 
 		fh->commit_on_release = (area == AREA_CUR || area == AREA_NEW) &&
-			opw_final_name(name, base, sizeof(base), &info);
+			view_final_name(name, base, sizeof(base), &info);
 	}
 	fh_track(fh);
 	/* only those get the closed mark at close(2): see opw_flush */
@@ -187,7 +187,7 @@ void opw_release_fd(struct fh *fh)
 
 	if (fh->commit_on_release &&
 	    backing_area_dir(fh->box, fh->area, &dirfd) == 0) {
-		enum view_sub sub = fh->area == AREA_NEW ? SUB_NEW : SUB_CUR;
+		enum view_sub sub = backing_sub_of_area(fh->area);
 
 		if (ops_make_commit_job(dirfd, fh->name, fh->ino, fh->box, sub,
 					fh->name, true, &job) == 0)
@@ -239,7 +239,7 @@ static void prepare_delivery(const struct fh *fh)
 	int fd;
 
 	if (dboxfs.readonly || fh->box == 0 ||
-	    !opw_final_name(fh->name, base, sizeof(base), &info))
+	    !view_final_name(fh->name, base, sizeof(base), &info))
 		return;
 	bi = backing_get(fh->ino);
 	fd = bi != NULL ? backing_open(bi, O_RDONLY | O_CLOEXEC) : -1;

@@ -117,7 +117,7 @@ void opw_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (!opw_begin_change(req, parent, &v))
 		return;
 	box = ops_dir_mailbox(&v);
-	if (box != 0 && opw_is_sub_name(name, &sub)) {
+	if (box != 0 && view_sub_of_name(name, &sub)) {
 		mkdir_sub(req, box, sub);
 		return;
 	}
@@ -151,7 +151,6 @@ void opw_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 static bool area_empty(int64_t box, enum backing_area area)
 {
-	char path[64];
 	struct dirent *e;
 	bool empty = true;
 	DIR *d;
@@ -159,8 +158,7 @@ static bool area_empty(int64_t box, enum backing_area area)
 
 	if (backing_area_dir(box, area, &fd) < 0)
 		return true;
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	dfd = backing_reopen(fd, O_RDONLY | O_DIRECTORY);
 	close(fd);
 	d = dfd >= 0 ? fdopendir(dfd) : NULL;
 	if (d == NULL) {
@@ -186,8 +184,8 @@ static int rmdir_sub(int64_t box, enum view_sub sub)
 	if (ret == 0 && sub != SUB_TMP)
 		ret = dbox_msg_count(dboxfs.store, box, sub == SUB_NEW, &count,
 				     NULL);
-	if (ret == 0 && (count > 0 || !area_empty(box, sub == SUB_TMP ?
-		AREA_TMP : sub == SUB_CUR ? AREA_CUR : AREA_NEW)))
+	if (ret == 0 && (count > 0 ||
+			 !area_empty(box, backing_area_of_sub(sub))))
 		return -ENOTEMPTY;
 	if (ret == 0)
 		ret = dbox_mailbox_set_subdirs(dboxfs.store, box,
@@ -251,7 +249,7 @@ void opw_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (!opw_begin_change(req, parent, &v))
 		return;
 	box = ops_dir_mailbox(&v);
-	if (box != 0 && opw_is_sub_name(name, &sub)) {
+	if (box != 0 && view_sub_of_name(name, &sub)) {
 		ret = rmdir_sub(box, sub);
 		fuse_reply_err(req, ret < 0 ? dboxfs_errno(ret) : 0);
 		return;

@@ -77,28 +77,6 @@ bool opw_begin_change(fuse_req_t req, fuse_ino_t parent, struct view_ino *v)
 	return true;
 }
 
-bool opw_is_sub_name(const char *name, enum view_sub *sub_r)
-{
-	for (int i = 0; i < 3; i++) {
-		if (strcmp(name, attr_sub_names[i]) == 0) {
-			*sub_r = (enum view_sub)i;
-			return true;
-		}
-	}
-	return false;
-}
-
-/* A name a message can have in cur/ or new/: base not empty, no '/',
- * and not starting with '.' (which rsync and friends use for files that
- * are not done yet). */
-bool opw_final_name(const char *name, char *base, size_t blen,
-		       const char **info_r)
-{
-	view_name_split(name, base, blen, info_r);
-	return base[0] != '\0' && base[0] != '.' &&
-		strlen(base) <= DBOX_NAME_MAX;
-}
-
 int opw_area_of(const struct view_ino *v, int *dirfd_r,
 		   enum backing_area *area_r, int64_t *box_r)
 {
@@ -290,7 +268,7 @@ static int setattr_plain(struct binode *bi, const struct stat *attr,
 		prepare_drop(bi->ino);
 	if (to_set & FUSE_SET_ATTR_SIZE)
 		backing_mark_drop(bi->ino);
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", bi->fd);
+	backing_fd_path(bi->fd, path, sizeof(path));
 	if ((to_set & FUSE_SET_ATTR_MODE) &&
 	    chmod(path, attr->st_mode & 07777) < 0)
 		return -errno;

@@ -86,7 +86,7 @@ static int lookup_in_folder(const struct view_ino *dir, const char *name,
 	int depth, ret;
 
 	for (int i = 0; box != 0 && i < 3; i++) {
-		if (strcmp(name, attr_sub_names[i]) != 0)
+		if (strcmp(name, view_sub_names[i]) != 0)
 			continue;
 		if (!(subdirs & (1u << i)))
 			return -ENOENT;

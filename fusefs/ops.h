@@ -63,10 +63,6 @@ bool opw_refuse_readonly(fuse_req_t req);
 /* Refused on a read-only mount, and the directory it happens in decoded.
  * false: the request has its reply. */
 bool opw_begin_change(fuse_req_t req, fuse_ino_t parent, struct view_ino *v);
-bool opw_is_sub_name(const char *name, enum view_sub *sub_r);
-/* A name a message can have in cur/ or new/; its base in base. */
-bool opw_final_name(const char *name, char *base, size_t blen,
-		    const char **info_r);
 /* The backing area directory v shows (ops_area_dirfd, or a backing
  * directory's own). */
 int opw_area_of(const struct view_ino *v, int *dirfd_r,

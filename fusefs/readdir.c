@@ -92,31 +92,23 @@ static int backing_dir_open(const struct view_ino *v, int *fd_r)
 {
 	enum backing_area area;
 	int64_t box;
-	int ret;
+	int pfd, ret;
 
 	if (v->kind == VK_PLAIN) {
 		struct binode *bi = backing_get(v->ino);
-		char path[64];
 
 		if (bi == NULL)
 			return -ENOENT;
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", bi->fd);
-		*fd_r = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		*fd_r = backing_reopen(bi->fd, O_RDONLY | O_DIRECTORY);
 		backing_put(bi);
-		return *fd_r < 0 ? -errno : 0;
+		return *fd_r < 0 ? *fd_r : 0;
 	}
-	ret = ops_area_dirfd(v, fd_r, &area, &box);
+	ret = ops_area_dirfd(v, &pfd, &area, &box);
 	if (ret < 0)
 		return ret;
-	{
-		char path[64];
-		int pfd = *fd_r;
-
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", pfd);
-		*fd_r = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		close(pfd);
-	}
-	return *fd_r < 0 ? -errno : 0;
+	*fd_r = backing_reopen(pfd, O_RDONLY | O_DIRECTORY);
+	close(pfd);
+	return *fd_r < 0 ? *fd_r : 0;
 }
 
 static void dirhandle_load(struct dirhandle *dh, const struct view_ino *v)
@@ -290,7 +282,7 @@ static int readdir_folder(struct dirbuf *d, const struct view_ino *v,
 		if (off >= CK_CUR + i || !(subdirs & (1u << i)))
 			continue;
 		if (attr_sub(&sv, view_ino_sub(box, sv.sub), &st) < 0 ||
-		    !dir_add(d, attr_sub_names[i], &st, (uint64_t)(CK_CUR + i)))
+		    !dir_add(d, view_sub_names[i], &st, (uint64_t)(CK_CUR + i)))
 			return 0;
 	}
 	if (box != 0 && off < CK_KW && attr_has_keywords(box) &&

@@ -38,7 +38,7 @@ static int rename_msg(const struct dbox_msg *m, const struct view_ino *dst,
 	enum dbox_maildir_dir dir = DBOX_DIR_CUR;
 	int ret;
 
-	if (!opw_final_name(newname, base, sizeof(base), &info))
+	if (!view_final_name(newname, base, sizeof(base), &info))
 		return -EINVAL;
 	if (dst->sub == SUB_NEW)
 		dir = info != NULL ? DBOX_DIR_NEW_INFO : DBOX_DIR_NEW;
@@ -175,7 +175,7 @@ static int rename_backing(fuse_req_t req, const struct view_ino *src,
 		return ret;
 	if (!(flags & RENAME_EXCHANGE) && dst->kind == VK_SUB &&
 	    dst->sub != SUB_TMP &&
-	    opw_final_name(newname, base, sizeof(base), &info)) {
+	    view_final_name(newname, base, sizeof(base), &info)) {
 		/* a mailbox holds one message per base name */
 		if ((flags & RENAME_NOREPLACE) &&
 		    dbox_msg_lookup_base(dboxfs.store, dst->box, base, NULL,
@@ -311,7 +311,7 @@ void opw_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		ret = rename_of_msg(&m, &dst, newname, flags);
 	} else if ((src.kind == VK_ROOT || src.kind == VK_FOLDER ||
 		    src.kind == VK_VDIR) && ops_dir_mailbox(&src) != 0 &&
-		   opw_is_sub_name(name, &sub)) {
+		   view_sub_of_name(name, &sub)) {
 		ret = -EPERM;   /* cur/ new/ tmp/ stay where they are */
 	} else if (flags & RENAME_EXCHANGE) {
 		ret = is_mailbox_dir(&src, name) ||
@@ -367,7 +367,7 @@ static void link_binode(fuse_req_t req, struct binode *bi, fuse_ino_t ino,
 	}
 	if (dst.kind == VK_SUB && dst.sub != SUB_TMP) {
 		/* qmail-style delivery: link tmp/X new/X, then unlink */
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", bi->fd);
+		backing_fd_path(bi->fd, path, sizeof(path));
 		ret = ops_make_commit_job(AT_FDCWD, path, ino, dst.box,
 					  dst.sub, newname, false, &job);
 		if (ret < 0) {
@@ -381,7 +381,7 @@ static void link_binode(fuse_req_t req, struct binode *bi, fuse_ino_t ino,
 	}
 	ret = opw_area_of(&dst, &dfd, &area, &box);
 	if (ret == 0) {
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", bi->fd);
+		backing_fd_path(bi->fd, path, sizeof(path));
 		if (linkat(AT_FDCWD, path, dfd, newname, AT_SYMLINK_FOLLOW) < 0)
 			ret = -errno;
 	}

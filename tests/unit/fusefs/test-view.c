@@ -1,6 +1,6 @@
 /* test-view.c - the pure parts of the daemon's view (fusefs/view.c):
- * inode numbers and their decoding, message names, maildir++ folder
- * names.  The fs layout's names are mailbox names as they are. */
+ * inode numbers and their decoding, message names and which names
+ * become messages (delivery naming), maildir++ folder names.  The fs layout's names are mailbox names as they are. */
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
@@ -89,6 +89,36 @@ static void test_name_split(void)
 	CHECK_STR(info, "S");
 }
 
+/* Delivery naming: which names in cur/ or new/ become messages. */
+static void test_final_name(void)
+{
+	char base[DBOX_NAME_MAX + 8], longname[DBOX_NAME_MAX + 8];
+	const char *info;
+	enum view_sub sub;
+
+	CHECK(view_final_name("1.2.host:2,S", base, sizeof(base), &info));
+	CHECK_STR(base, "1.2.host");
+	CHECK_STR(info, "S");
+	CHECK(view_final_name("plain", base, sizeof(base), &info));
+	CHECK(info == NULL);
+	/* rsync's temporary .name.XXXXXX and empty bases are not messages */
+	CHECK(!view_final_name(".msg.Ab12Cd", base, sizeof(base), &info));
+	CHECK(!view_final_name(":2,S", base, sizeof(base), &info));
+	CHECK(!view_final_name("", base, sizeof(base), &info));
+	memset(longname, 'a', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	CHECK(view_final_name(longname, base, sizeof(longname), &info) ==
+	      false);
+
+	CHECK(view_sub_of_name("cur", &sub) && sub == SUB_CUR);
+	CHECK(view_sub_of_name("new", &sub) && sub == SUB_NEW);
+	CHECK(view_sub_of_name("tmp", &sub) && sub == SUB_TMP);
+	CHECK(!view_sub_of_name("Cur", &sub));
+	CHECK(!view_sub_of_name("cur/", &sub));
+	for (int i = 0; i < 3; i++)
+		CHECK(view_sub_of_name(view_sub_names[i], &sub) && (int)sub == i);
+}
+
 static void test_msg_name(void)
 {
 	struct dbox_msg m;
@@ -153,6 +183,7 @@ int main(void)
 	RUN(test_ino_order);
 	RUN(test_ino_invalid);
 	RUN(test_name_split);
+	RUN(test_final_name);
 	RUN(test_msg_name);
 	RUN(test_pp_names);
 	return CHECK_DONE();
