@@ -1,4 +1,5 @@
 /* backing.c - the table of real-file-backed inodes (see backing.h). */
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -199,8 +200,10 @@ void backing_mark_closed(uint64_t ino, int fd)
 	struct stat st;
 	int n;
 
-	if (bi == NULL || fstat(fd, &st) < 0)
+	if (bi == NULL || fstat(fd, &st) < 0) {
+		backing_put(bi);
 		return;
+	}
 	n = snprintf(val, sizeof(val), "%lld", (long long)st.st_size);
 	if (fsetxattr(fd, CLOSED_XATTR, val, (size_t)n, 0) < 0) {
 		static atomic_bool warned;
@@ -210,9 +213,10 @@ void backing_mark_closed(uint64_t ino, int fd)
 		if (!atomic_exchange(&warned, true))
 			fuse_log(FUSE_LOG_WARNING, "dboxfs: spool: cannot mark "
 				 "closed files (%s)\n", strerror(errno));
-		return;
+	} else {
+		atomic_store(&bi->closed_mark, true);
 	}
-	atomic_store(&bi->closed_mark, true);
+	backing_put(bi);
 }
 
 void backing_mark_drop(uint64_t ino)
@@ -220,10 +224,11 @@ void backing_mark_drop(uint64_t ino)
 	struct binode *bi = backing_get(ino);
 	char path[64];
 
-	if (bi == NULL || !atomic_exchange(&bi->closed_mark, false))
-		return;
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", bi->fd);
-	removexattr(path, CLOSED_XATTR);
+	if (bi != NULL && atomic_exchange(&bi->closed_mark, false)) {
+		backing_fd_path(bi->fd, path, sizeof(path));
+		removexattr(path, CLOSED_XATTR);
+	}
+	backing_put(bi);
 }
 
 bool backing_marked_complete(int fd, const struct stat *st)
@@ -332,12 +337,58 @@ static int area_open(int64_t box, enum backing_area area, int *fd_r)
 
 struct binode *backing_get(uint64_t ino)
 {
-	struct binode key = { .ino = ino }, **found;
+	struct binode key = { .ino = ino }, **found, *bi = NULL;
 
 	pthread_mutex_lock(&table_lock);
 	found = tfind(&key, &table, cmp_ino);
+	if (found != NULL) {
+		bi = *found;
+		bi->refs++;
+	}
 	pthread_mutex_unlock(&table_lock);
-	return found != NULL ? *found : NULL;
+	return bi;
+}
+
+/* Under table_lock: takes bi out of the table once nothing holds it;
+ * true if the caller must free it (after unlocking). */
+static bool unlink_if_unused(struct binode *bi)
+{
+	if (bi->nlookup > 0 || bi->refs > 0)
+		return false;
+	tdelete(bi, &table, cmp_ino);
+	return true;
+}
+
+void backing_put(struct binode *bi)
+{
+	bool dead;
+
+	if (bi == NULL)
+		return;
+	pthread_mutex_lock(&table_lock);
+	assert(bi->refs > 0);
+	bi->refs--;
+	dead = unlink_if_unused(bi);
+	pthread_mutex_unlock(&table_lock);
+	if (dead)
+		free_node(bi);
+}
+
+bool backing_msg_of(struct binode *bi, int64_t *box_r, uint32_t *uid_r)
+{
+	pthread_mutex_lock(&table_lock);
+	*box_r = bi->msg_box;
+	*uid_r = bi->msg_uid;
+	pthread_mutex_unlock(&table_lock);
+	return *uid_r != 0;
+}
+
+void backing_msg_set(struct binode *bi, int64_t box, uint32_t uid)
+{
+	pthread_mutex_lock(&table_lock);
+	bi->msg_box = box;
+	bi->msg_uid = uid;
+	pthread_mutex_unlock(&table_lock);
 }
 
 int backing_lookup(int dirfd, const char *name, int64_t box,
@@ -400,9 +451,7 @@ void backing_forget(uint64_t ino, uint64_t n)
 	if (found != NULL) {
 		bi = *found;
 		bi->nlookup = n >= bi->nlookup ? 0 : bi->nlookup - n;
-		if (bi->nlookup == 0)
-			tdelete(bi, &table, cmp_ino);
-		else
+		if (!unlink_if_unused(bi))
 			bi = NULL;
 	}
 	pthread_mutex_unlock(&table_lock);
@@ -418,12 +467,22 @@ int backing_stat(struct binode *bi, struct stat *st)
 	return 0;
 }
 
+void backing_fd_path(int fd, char *buf, size_t len)
+{
+	snprintf(buf, len, "/proc/self/fd/%d", fd);
+}
+
+int backing_reopen(int fd, int flags)
+{
+	char path[32];
+	int ret;
+
+	backing_fd_path(fd, path, sizeof(path));
+	ret = open(path, flags | O_CLOEXEC);
+	return ret < 0 ? -errno : ret;
+}
+
 int backing_open(struct binode *bi, int flags)
 {
-	char path[64];
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", bi->fd);
-	fd = open(path, (flags & ~O_NOFOLLOW) | O_CLOEXEC);
-	return fd < 0 ? -errno : fd;
+	return backing_reopen(bi->fd, flags & ~O_NOFOLLOW);
 }

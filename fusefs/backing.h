@@ -14,7 +14,13 @@
  * an O_PATH descriptor of its file, so renames and unlinks on the backing
  * tree need no path bookkeeping; the inode number is the backing file's,
  * tagged VK_PLAIN, and so stable across remounts.  The table is keyed by
- * inode number and protected by one mutex.
+ * inode number and protected by one mutex (a leaf lock: see dboxfs.h).
+ *
+ * A binode lives while the kernel knows it (nlookup) or a thread of ours
+ * uses it (refs, taken by backing_get and dropped by backing_put), as
+ * passthrough_hp's inodes do: a commit started at release, which no
+ * request pins, holds a reference until it is done, so a FORGET that
+ * comes meanwhile cannot free the node under it.
  */
 #ifndef DBOXFS_BACKING_H
 #define DBOXFS_BACKING_H
@@ -35,17 +41,20 @@ enum backing_area {
 };
 
 struct binode {
+	/* set at creation, then read-only */
 	uint64_t ino;            /* the FUSE inode number */
 	int fd;                  /* O_PATH */
 	dev_t dev;
 	ino_t backing_ino;
-	uint64_t nlookup;
 	int64_t box;             /* mailbox whose folder holds it */
 	enum backing_area area;
-	bool created_final;      /* created in cur/new under its final name */
 	atomic_bool closed_mark; /* carries the "closed" mark (see below) */
+	/* under the table lock */
+	uint64_t nlookup;        /* the kernel's lookups */
+	unsigned int refs;       /* backing_get references */
 	/* set once the file was committed as a message: the kernel may
-	 * still use this inode for the new name until it drops it */
+	 * still use this inode for the new name until it drops it
+	 * (backing_msg_set / backing_msg_of) */
 	int64_t msg_box;
 	uint32_t msg_uid;
 };
@@ -88,17 +97,42 @@ void backing_forget_mailbox(int64_t box);
 int backing_lookup(int dirfd, const char *name, int64_t box,
 		   enum backing_area area, struct binode **bi_r,
 		   struct stat *st_r);
-struct binode *backing_get(uint64_t ino);   /* no reference taken */
+/* The binode of inode ino with one more reference, NULL if none; every
+ * non-NULL result is given back with backing_put. */
+struct binode *backing_get(uint64_t ino);
+void backing_put(struct binode *bi);   /* NULL: nothing */
 void backing_forget(uint64_t ino, uint64_t n);
+/* The message a committed file became (false: not committed). */
+bool backing_msg_of(struct binode *bi, int64_t *box_r, uint32_t *uid_r);
+void backing_msg_set(struct binode *bi, int64_t box, uint32_t uid);
 
 /* stat of the backing file, with st_ino set to the FUSE inode. */
 int backing_stat(struct binode *bi, struct stat *st);
 /* open(2) of the backing file through /proc/self/fd. */
 int backing_open(struct binode *bi, int flags);
+/* The path /proc/self/fd/N of an O_PATH descriptor, through which calls
+ * that take a path reach its file (as in passthrough_ll); len >= 32. */
+void backing_fd_path(int fd, char *buf, size_t len);
+/* open(2) (with O_CLOEXEC) of the file an O_PATH descriptor stands for:
+ * a descriptor or -errno. */
+int backing_reopen(int fd, int flags);
 /* The directory fd of a binode that is a directory (its O_PATH fd). */
 static inline int backing_dirfd(const struct binode *bi)
 {
 	return bi->fd;
+}
+
+/* cur/ new/ tmp/ of the view <-> the area of their backing files
+ * (AREA_FILES has no sub: SUB_CUR) */
+static inline enum backing_area backing_area_of_sub(enum view_sub sub)
+{
+	return sub == SUB_TMP ? AREA_TMP : sub == SUB_CUR ? AREA_CUR : AREA_NEW;
+}
+
+static inline enum view_sub backing_sub_of_area(enum backing_area area)
+{
+	return area == AREA_TMP ? SUB_TMP : area == AREA_NEW ? SUB_NEW :
+		SUB_CUR;
 }
 
 static inline uint64_t backing_ino_of(ino_t backing_ino)

@@ -1,4 +1,4 @@
-/* commit.c - the committer thread (group commit) and the invalidator. */
+/* commit.c - the committer thread (group commit). */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -13,20 +13,11 @@
 #include "ops.h"
 #include "prepare.h"
 
-#define BATCH_MAX 512
-
-struct inval {
-	uint64_t parent, ino;
-	char name[DBOX_NAME_MAX + 48];
-	struct inval *next;
-};
-
 static pthread_mutex_t q_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t q_cond = PTHREAD_COND_INITIALIZER;
 static struct commit_job *q_head, **q_tail = &q_head;
-static struct inval *inv_head, **inv_tail = &inv_head;
 static bool q_stop;
-static pthread_t committer, invalidator;
+static pthread_t committer;
 static bool started;
 
 void commit_submit(struct commit_job *job)
@@ -37,33 +28,6 @@ void commit_submit(struct commit_job *job)
 	q_tail = &job->next;
 	pthread_cond_broadcast(&q_cond);
 	pthread_mutex_unlock(&q_lock);
-}
-
-static void inval_push(uint64_t parent, uint64_t ino, const char *name)
-{
-	struct inval *iv = calloc(1, sizeof(*iv));
-
-	if (iv == NULL)
-		return;  /* the kernel's caches time out anyway */
-	iv->parent = parent;
-	iv->ino = ino;
-	if (name != NULL)
-		snprintf(iv->name, sizeof(iv->name), "%s", name);
-	pthread_mutex_lock(&q_lock);
-	*inv_tail = iv;
-	inv_tail = &iv->next;
-	pthread_cond_broadcast(&q_cond);
-	pthread_mutex_unlock(&q_lock);
-}
-
-void commit_inval_entry(uint64_t parent, const char *name)
-{
-	inval_push(parent, 0, name);
-}
-
-void commit_inval_inode(uint64_t ino)
-{
-	inval_push(0, ino, NULL);
 }
 
 static enum dbox_maildir_dir job_dir(const struct commit_job *j)
@@ -124,15 +88,16 @@ static int add_job(struct dbox_save_txn *txn, struct commit_job *j,
 
 static int run_txn(struct commit_job **jobs, size_t n, struct dbox_err *err)
 {
-	struct dbox_save_txn *txn;
-	uint32_t uids[BATCH_MAX];
+	struct dbox_save_txn *txn = NULL;
+	uint32_t uids[COMMIT_BATCH_MAX];
 	int ret = dbox_save_begin(dboxfs.store, &txn, err);
 
+	if (ret < 0)
+		return ret;    /* txn was never set */
 	for (size_t i = 0; ret == 0 && i < n; i++)
 		ret = add_job(txn, jobs[i], err);
 	if (ret < 0) {
-		if (txn != NULL)
-			dbox_save_rollback(txn);
+		dbox_save_rollback(txn);
 		return ret;
 	}
 	ret = dbox_save_commit(txn, uids, err);
@@ -144,12 +109,8 @@ static int run_txn(struct commit_job **jobs, size_t n, struct dbox_err *err)
 static void finish_job(struct commit_job *j)
 {
 	if (j->ret == 0) {
-		struct binode *bi = j->src_ino ? backing_get(j->src_ino) : NULL;
-
-		if (bi != NULL) {
-			bi->msg_box = j->box;
-			bi->msg_uid = j->uid;
-		}
+		if (j->src != NULL)
+			backing_msg_set(j->src, j->box, j->uid);
 		if (j->src_dirfd >= 0)
 			unlinkat(j->src_dirfd, j->src_name, 0);
 	}
@@ -174,6 +135,7 @@ static void finish_job(struct commit_job *j)
 		dbox_save_rollback(j->prepared);
 	if (j->src_dirfd >= 0)
 		close(j->src_dirfd);
+	backing_put(j->src);
 	close(j->fd);
 	free(j);
 }
@@ -195,7 +157,7 @@ static size_t take_batch(struct commit_job **jobs)
 	struct commit_job **pp = &q_head, *j;
 	size_t n = 0;
 
-	while ((j = *pp) != NULL && n < BATCH_MAX) {
+	while ((j = *pp) != NULL && n < COMMIT_BATCH_MAX) {
 		if (name_in(jobs, n, j)) {
 			pp = &j->next;
 			continue;
@@ -246,7 +208,7 @@ static void commit_batch(struct commit_job **jobs, size_t n)
 
 static void *committer_main(void *arg)
 {
-	static struct commit_job *jobs[BATCH_MAX];
+	static struct commit_job *jobs[COMMIT_BATCH_MAX];
 
 	(void)arg;
 	for (;;) {
@@ -265,166 +227,11 @@ static void *committer_main(void *arg)
 	}
 }
 
-static void *invalidator_main(void *arg)
-{
-	(void)arg;
-	for (;;) {
-		struct inval *iv;
-
-		pthread_mutex_lock(&q_lock);
-		while (inv_head == NULL && !q_stop)
-			pthread_cond_wait(&q_cond, &q_lock);
-		iv = inv_head;
-		if (iv != NULL) {
-			inv_head = iv->next;
-			if (inv_head == NULL)
-				inv_tail = &inv_head;
-		}
-		pthread_mutex_unlock(&q_lock);
-		if (iv == NULL)
-			return NULL;
-		/* -ENOENT: the kernel had nothing cached; fine */
-		if (iv->parent != 0)
-			fuse_lowlevel_notify_inval_entry(dboxfs.se, iv->parent,
-							 iv->name,
-							 strlen(iv->name));
-		else
-			fuse_lowlevel_notify_inval_inode(dboxfs.se, iv->ino,
-							 0, 0);
-		free(iv);
-	}
-}
-
-/* ----------------------------------------------- leftovers of a crash */
-
-/* finish_job unlinks a delivered file after its commit is durable; a
- * daemon killed in between leaves the file where it was: in tmp/, or
- * pending in cur/ or new/ beside the message it became (listed twice).
- * At start-up such a file is removed when its mailbox has a message of
- * its base name with its mtime (a delivered file's mtime is the
- * message's received time) and exactly its bytes.  Anything else stays:
- * the file of a delivery renamed to another name than its tmp/ one, or
- * into another folder, is not recognised and stays in tmp/ as before. */
-static bool same_bytes(int fd, const struct dbox_msg *m)
-{
-	char a[16384], b[sizeof(a)];
-	struct dbox_err err = { "" };
-	uint64_t off = 0;
-
-	for (;;) {
-		ssize_t n = dbox_msg_pread(dboxfs.store, m, a, sizeof(a), off,
-					   &err);
-
-		if (n <= 0)
-			return n == 0 && off == m->size;
-		if (pread(fd, b, (size_t)n, (off_t)off) != n ||
-		    memcmp(a, b, (size_t)n) != 0)
-			return false;
-		off += (uint64_t)n;
-	}
-}
-
-/* true: the file was a committed delivery's, and is gone now */
-static bool sweep_committed(int64_t box, int dirfd, const char *name,
-			    const struct stat *st)
-{
-	char base[DBOX_NAME_MAX + 1];
-	const char *info;
-	struct dbox_msg m;
-	bool gone = false;
-	int fd;
-
-	view_name_split(name, base, sizeof(base), &info);
-	if (base[0] == '\0' || base[0] == '.' ||
-	    dbox_msg_lookup_base(dboxfs.store, box, base, &m, NULL) < 0 ||
-	    m.size != (uint64_t)st->st_size ||
-	    m.received != st->st_mtim.tv_sec ||
-	    m.received_ns != st->st_mtim.tv_nsec)
-		return false;
-	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	if (same_bytes(fd, &m) && unlinkat(dirfd, name, 0) == 0) {
-		fuse_log(FUSE_LOG_INFO, "dboxfs: removed %s of mailbox %lld: "
-			 "its delivery had committed (uid %u)\n", name,
-			 (long long)box, m.uid);
-		gone = true;
-	}
-	close(fd);
-	return gone;
-}
-
-/* A file created in cur/ or new/ under its final name is committed when
- * its last handle closes; the release that commits it comes after
- * close(2) returned, so a daemon killed in between leaves it pending.
- * Those whose close had returned carry the closed mark (backing.h):
- * they are committed now, as the release would have.  Any other file
- * under a final name there was being written, or failed its commit: it
- * goes to tmp/, where the client sees it, never as a message. */
-static void commit_queued(void);
-
-static void commit_closed(int64_t box, enum backing_area area, int dirfd,
-			  const char *name, size_t *queued)
-{
-	struct commit_job *job;
-	struct stat st;
-	bool marked;
-	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-
-	if (fd < 0)
-		return;
-	marked = fstat(fd, &st) == 0 && backing_marked_complete(fd, &st);
-	close(fd);
-	if (!marked || ops_make_commit_job(dirfd, name, 0, box,
-					   area == AREA_NEW ? SUB_NEW : SUB_CUR,
-					   name, true, &job) < 0)
-		return;
-	commit_submit(job);
-	/* each queued job holds descriptors: commit as they fill a batch */
-	if (++*queued % BATCH_MAX == 0)
-		commit_queued();
-}
-
-static void sweep_one(void *ctx, int64_t box, enum backing_area area,
-		      int dirfd, const char *name, const struct stat *st)
-{
-	if (sweep_committed(box, dirfd, name, st))
-		return;
-	if (area == AREA_CUR || area == AREA_NEW)
-		commit_closed(box, area, dirfd, name, ctx);
-}
-
-static void move_unclosed(void *ctx, int64_t box, enum backing_area area,
-			  int dirfd, const char *name, const struct stat *st)
-{
-	char base[DBOX_NAME_MAX + 1];
-	const char *info;
-	int ret;
-
-	(void)ctx; (void)st;
-	view_name_split(name, base, sizeof(base), &info);
-	/* only what its last close would have committed: rsync's
-	 * .name.XXXXXX stays where its writer left it */
-	if ((area != AREA_CUR && area != AREA_NEW) || base[0] == '\0' ||
-	    base[0] == '.')
-		return;
-	ret = backing_move_to_tmp(box, dirfd, name);
-	if (ret < 0)
-		fuse_log(FUSE_LOG_ERR, "dboxfs: spool: %s of mailbox %lld: "
-			 "cannot move to tmp/: %s\n", name, (long long)box,
-			 strerror(-ret));
-	else
-		fuse_log(FUSE_LOG_WARNING, "dboxfs: %s in %s/ of mailbox %lld "
-			 "was not closed when the daemon stopped (or failed "
-			 "its commit): moved to tmp/\n", name,
-			 area == AREA_CUR ? "cur" : "new", (long long)box);
-}
-
 /* Commits what is queued, in this thread: for start-up, before the
  * committer runs. */
-static void commit_queued(void)
+void commit_queued(void)
 {
-	static struct commit_job *jobs[BATCH_MAX];
+	static struct commit_job *jobs[COMMIT_BATCH_MAX];
 	size_t n;
 
 	for (;;) {
@@ -437,35 +244,10 @@ static void commit_queued(void)
 	}
 }
 
-void commit_sweep(void)
-{
-	size_t queued = 0;
-	int ret = backing_spool_walk(sweep_one, &queued);
-
-	commit_queued();
-	if (ret == 0)
-		ret = backing_spool_walk(move_unclosed, NULL);
-	if (ret < 0)
-		fuse_log(FUSE_LOG_ERR, "dboxfs: spool: %s\n", strerror(-ret));
-	if (queued > 0)
-		fuse_log(FUSE_LOG_INFO, "dboxfs: spool: %zu files closed in "
-			 "cur/ or new/ before the daemon stopped: committed\n",
-			 queued);
-}
-
 int commit_start(void)
 {
 	int ret = pthread_create(&committer, NULL, committer_main, NULL);
 
-	if (ret == 0 &&
-	    (ret = pthread_create(&invalidator, NULL, invalidator_main,
-				  NULL)) != 0) {
-		pthread_mutex_lock(&q_lock);
-		q_stop = true;
-		pthread_cond_broadcast(&q_cond);
-		pthread_mutex_unlock(&q_lock);
-		pthread_join(committer, NULL);
-	}
 	started = ret == 0;
 	return -ret;
 }
@@ -480,13 +262,5 @@ void commit_stop(void)
 	pthread_cond_broadcast(&q_cond);
 	pthread_mutex_unlock(&q_lock);
 	pthread_join(committer, NULL);
-	pthread_join(invalidator, NULL);
-	while (inv_head != NULL) {
-		struct inval *iv = inv_head;
-
-		inv_head = iv->next;
-		free(iv);
-	}
-	inv_tail = &inv_head;
 	started = false;
 }

@@ -8,11 +8,9 @@
  * one bad file cannot fail the others.  The reply to each request is sent
  * only after its message is durable in the dbox files and the index.
  *
- * The committer also owns the invalidation queue: kernel cache
- * invalidations must come from a thread that serves no request, and must
- * never be sent for a directory a pending request of ours may have
- * locked in the kernel (a rename waiting for the committer): such a
- * notify would wait for the lock forever, unkillably.
+ * The daemon sends no kernel cache invalidations: one sent for a
+ * directory that a request waiting for the committer has locked in the
+ * kernel (a rename) would wait for that lock forever, unkillably.
  */
 #ifndef DBOXFS_COMMIT_H
 #define DBOXFS_COMMIT_H
@@ -42,6 +40,7 @@ struct commit_job {
 	int src_dirfd;             /* -1: keep the source (a link) */
 	char src_name[NAME_MAX + 1];
 	uint64_t src_ino;          /* binode of the source, 0 if none */
+	struct binode *src;        /* it, referenced while the job lives */
 	bool reply_entry;          /* a link: reply with the new entry */
 	/* what prepare.h wrote of it ahead, taken by the committer */
 	struct dbox_save_txn *prepared;
@@ -51,19 +50,15 @@ struct commit_job {
 	struct commit_job *next;
 };
 
-/* What a killed daemon left in the spool (see commit.c): removes the files
- * of deliveries that committed before it unlinked them, commits the files
- * closed in cur/ or new/ whose commit had not happened, and moves the
- * others there (not closed: maybe incomplete) into tmp/.  Before
- * commit_start. */
-void commit_sweep(void);
+/* Jobs taken into one transaction at the most. */
+#define COMMIT_BATCH_MAX 512
+
 int commit_start(void);
+/* Commits what is queued, in the calling thread: for start-up, before
+ * commit_start. */
+void commit_queued(void);
 void commit_stop(void);
 /* Queues a job; the committer frees it. */
 void commit_submit(struct commit_job *job);
-/* Drops a kernel dentry / inode cache entry from the invalidation thread
- * (never from a request handler: the kernel may hold the locks). */
-void commit_inval_entry(uint64_t parent, const char *name);
-void commit_inval_inode(uint64_t ino);
 
 #endif

@@ -1,4 +1,13 @@
-/* dboxfs.h - state of the daemon shared by its modules. */
+/* dboxfs.h - state of the daemon shared by its modules.
+ *
+ * Lock order, for every lock of the daemon: each is a leaf.  The table
+ * lock of backing.c, the queue lock of commit.c, prepare.c's list lock,
+ * the open-handle list lock, the moved-message ring lock, folders.c's
+ * hidden-mailbox lock and log_lock below are held only around their own
+ * data: no other lock is taken, no libdbox or libfuse function (no
+ * reply) is called while one is held.  libdbox's own locks are below
+ * all of them (taken only inside libdbox calls).
+ */
 #ifndef DBOXFS_H
 #define DBOXFS_H
 

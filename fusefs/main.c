@@ -14,6 +14,7 @@
 
 #include "backing.h"
 #include "commit.h"
+#include "sweep.h"
 #include "prepare.h"
 #include "follow.h"
 #include "dbox/fs.h"
@@ -315,7 +316,7 @@ static int start_writer(void)
 		*slash = '\0';
 	ret = backing_init(ctl);
 	if (ret == 0) {
-		commit_sweep();
+		sweep_spool();
 		ret = commit_start();
 	}
 	if (ret < 0)

@@ -31,6 +31,8 @@ struct fh {
  * (a lazy unmount with files open) are freed at exit. */
 void fh_track(struct fh *fh);
 void fh_untrack(struct fh *fh);
+/* At exit: frees every handle left on the list (handles.c). */
+void fh_free_all(void);
 
 /* The mailbox whose cur/new/tmp a directory holds (0: none). */
 int64_t ops_dir_mailbox(const struct view_ino *v);
@@ -53,6 +55,33 @@ int ops_make_commit_job(int src_dirfd, const char *src_name, uint64_t src_ino,
 			bool unlink_src, struct commit_job **job_r);
 
 /* ops-write.c */
+
+/* Shared by the write side (ops-write.c, deliver.c, dirs.c, rename.c) */
+void opw_moved_add(uint64_t from, uint64_t to);
+/* Refuses a change on a read-only mount; true: the request has its reply. */
+bool opw_refuse_readonly(fuse_req_t req);
+/* Refused on a read-only mount, and the directory it happens in decoded.
+ * false: the request has its reply. */
+bool opw_begin_change(fuse_req_t req, fuse_ino_t parent, struct view_ino *v);
+/* The backing area directory v shows (ops_area_dirfd, or a backing
+ * directory's own). */
+int opw_area_of(const struct view_ino *v, int *dirfd_r,
+		enum backing_area *area_r, int64_t *box_r);
+void opw_reply_backing_entry(fuse_req_t req, int dirfd, const char *name,
+			     int64_t box, enum backing_area area);
+int opw_msg_by_name(int64_t box, const char *name, struct dbox_msg *m);
+int opw_msg_in_sub(int64_t box, enum view_sub sub, const char *name,
+		   struct dbox_msg *m);
+uint32_t opw_msg_mode(mode_t mode);
+/* dirs.c, for rename.c: the mailbox a directory named name in v stands
+ * for; removing an empty mailbox; whether name in v is a virtual dir. */
+int opw_mailbox_for_dirname(const struct view_ino *v, const char *name,
+			    char *mailbox, size_t len, bool *is_mailbox);
+int opw_rmdir_mailbox(int64_t box);
+bool opw_is_vdir(const struct view_ino *v, const char *name);
+int opw_create_target(const struct view_ino *v, const char *name,
+		      int *dirfd_r, enum backing_area *area_r,
+		      int64_t *box_r);
 /* Where a message that was recently moved to another folder went (its
  * new inode number), 0 if it was not. */
 uint64_t ops_moved_to(uint64_t from);

@@ -38,6 +38,27 @@ bool view_ino_decode(uint64_t ino, struct view_ino *v)
 	}
 }
 
+const char *const view_sub_names[3] = { "cur", "new", "tmp" };
+
+bool view_sub_of_name(const char *name, enum view_sub *sub_r)
+{
+	for (int i = 0; i < 3; i++) {
+		if (strcmp(name, view_sub_names[i]) == 0) {
+			*sub_r = (enum view_sub)i;
+			return true;
+		}
+	}
+	return false;
+}
+
+bool view_final_name(const char *name, char *base, size_t blen,
+		     const char **info_r)
+{
+	view_name_split(name, base, blen, info_r);
+	return base[0] != '\0' && base[0] != '.' &&
+		strlen(base) <= DBOX_NAME_MAX;
+}
+
 void view_name_split(const char *name, char *base, size_t blen,
 		     const char **info_r)
 {

@@ -79,6 +79,17 @@ static inline uint64_t view_ino_plain(const struct view_ino *v)
 	return v->ino;
 }
 
+/* Names of cur/, new/ and tmp/ (enum view_sub order). */
+extern const char *const view_sub_names[3];
+/* Whether name is "cur", "new" or "tmp", and which. */
+bool view_sub_of_name(const char *name, enum view_sub *sub_r);
+/* A name a message can have in cur/ or new/ (base not empty, not
+ * starting with '.', which rsync and friends use for files that are not
+ * done yet, and short enough): its base in base, info as
+ * view_name_split. */
+bool view_final_name(const char *name, char *base, size_t blen,
+		     const char **info_r);
+
 /* Splits a cur/ or new/ name into base and info ("" for none). */
 void view_name_split(const char *name, char *base, size_t blen,
 		     const char **info_r);

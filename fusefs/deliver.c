@@ -1,0 +1,300 @@
+/* deliver.c - files becoming messages: the commit job of a delivered
+ * file, files created in cur/ new/ tmp/ and the folders' plain files,
+ * their writes, syncs and closes (maildir-view.md section 3). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "attr.h"
+#include "commit.h"
+#include "folders.h"
+#include "ops.h"
+#include "prepare.h"
+
+/* ------------------------------------------------------------- commits */
+
+/* A message keeps the mode its file had, as on a local filesystem (rsync
+ * -a sets it before its rename); 0 stands for the store's default. */
+uint32_t opw_msg_mode(mode_t mode)
+{
+	mode &= 07777;
+	return mode == dboxfs.file_mode ? 0 : (uint32_t)(S_IFREG | mode);
+}
+
+int ops_make_commit_job(int src_dirfd, const char *src_name, uint64_t src_ino,
+			int64_t box, enum view_sub sub, const char *name,
+			bool unlink_src, struct commit_job **job_r)
+{
+	struct commit_job *j = calloc(1, sizeof(*j));
+	const char *info;
+	struct stat st;
+
+	if (j == NULL)
+		return -ENOMEM;
+	if (!view_final_name(name, j->base, sizeof(j->base), &info)) {
+		free(j);
+		return -EINVAL;
+	}
+	/* a link's source comes as /proc/self/fd/N, which must be
+	 * followed; names in a backing directory must not be */
+	j->fd = openat(src_dirfd, src_name, O_RDONLY | O_CLOEXEC |
+		       (src_dirfd == AT_FDCWD ? 0 : O_NOFOLLOW));
+	if (j->fd < 0 || fstat(j->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		int ret = j->fd < 0 ? -errno : -EINVAL;
+
+		if (j->fd >= 0)
+			close(j->fd);
+		free(j);
+		return ret;
+	}
+	dbox_maildir_info_parse(info, false, &j->flags, &j->keywords);
+	j->box = box;
+	j->in_new = sub == SUB_NEW;
+	j->new_info = j->in_new && info != NULL;
+	j->mode = opw_msg_mode(st.st_mode);
+	j->received = st.st_mtim.tv_sec;
+	j->received_ns = st.st_mtim.tv_nsec;
+	j->src_dirfd = unlink_src ? dup(src_dirfd) : -1;
+	snprintf(j->src_name, sizeof(j->src_name), "%s", src_name);
+	j->src_ino = src_ino != 0 ? src_ino : backing_ino_of(st.st_ino);
+	j->src = backing_get(j->src_ino);  /* put by the committer */
+	*job_r = j;
+	return 0;
+}
+
+/* ------------------------------------------------------------- create */
+
+/* Where a new file in directory `parent` lives; reserved names of the
+ * view cannot be created. */
+int opw_create_target(const struct view_ino *v, const char *name,
+			 int *dirfd_r, enum backing_area *area_r,
+			 int64_t *box_r)
+{
+	enum view_sub sub;
+
+	switch (v->kind) {
+	case VK_ROOT:
+	case VK_FOLDER:
+		if (ops_dir_mailbox(v) != 0 &&
+		    (view_sub_of_name(name, &sub) || strcmp(name, KWFILE_NAME) == 0))
+			return -EEXIST;
+		break;
+	case VK_SUB:
+	case VK_PLAIN:
+		break;
+	default:
+		return -EPERM;
+	}
+	return opw_area_of(v, dirfd_r, area_r, box_r);
+}
+
+void opw_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		mode_t mode, struct fuse_file_info *fi)
+{
+	struct fuse_entry_param e;
+	enum backing_area area;
+	struct view_ino v;
+	struct binode *bi;
+	struct fh *fh;
+	int64_t box;
+	int dirfd, fd, ret;
+
+	if (!opw_begin_change(req, parent, &v))
+		return;
+	ret = opw_create_target(&v, name, &dirfd, &area, &box);
+	if (ret < 0) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	fd = openat(dirfd, name, (fi->flags | O_CREAT | O_CLOEXEC) &
+		    ~O_NOFOLLOW, mode & 07777);
+	if (fd < 0) {
+		ret = errno;
+		close(dirfd);
+		fuse_reply_err(req, ret);
+		return;
+	}
+	memset(&e, 0, sizeof(e));
+	ret = backing_lookup(dirfd, name, box, area, &bi, &e.attr);
+	fh = calloc(1, sizeof(*fh));
+	if (ret < 0 || fh == NULL) {
+		close(fd);
+		close(dirfd);
+		free(fh);
+		fuse_reply_err(req, ret < 0 ? -ret : ENOMEM);
+		return;
+	}
+	close(dirfd);
+	fh->type = FH_FD;
+	fh->fd = fd;
+	fh->ino = bi->ino;
+	fh->box = box;
+	fh->area = area;
+	snprintf(fh->name, sizeof(fh->name), "%s", name);
+	/* cp and a restore write straight into cur/ or new/: such a file
+	 * becomes a message when its last handle closes */
+	{
+		char base[DBOX_NAME_MAX + 1];
+		const char *info;
+
+		fh->commit_on_release = (area == AREA_CUR || area == AREA_NEW) &&
+			view_final_name(name, base, sizeof(base), &info);
+	}
+	fh_track(fh);
+	/* only those get the closed mark at close(2): see opw_flush */
+	fi->noflush = !fh->commit_on_release;
+	e.ino = bi->ino;
+	e.attr_timeout = dboxfs.attr_timeout;
+	e.entry_timeout = dboxfs.entry_timeout;
+	fi->fh = (uint64_t)(uintptr_t)fh;
+	fuse_reply_create(req, &e, fi);
+}
+
+void opw_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+	       mode_t mode, dev_t rdev)
+{
+	enum backing_area area;
+	struct view_ino v;
+	int64_t box;
+	int dirfd = -1, ret;
+
+	if (!opw_begin_change(req, parent, &v))
+		return;
+	ret = opw_create_target(&v, name, &dirfd, &area, &box);
+	if (ret == 0 && !S_ISREG(mode) && area != AREA_FILES)
+		ret = -EPERM;  /* only plain areas hold fifos and sockets */
+	if (ret == 0 && mknodat(dirfd, name, mode, rdev) < 0)
+		ret = -errno;
+	if (ret < 0) {
+		if (dirfd >= 0)
+			close(dirfd);
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	opw_reply_backing_entry(req, dirfd, name, box, area);
+	close(dirfd);
+}
+
+void opw_release_fd(struct fh *fh)
+{
+	struct commit_job *job;
+	int dirfd;
+
+	if (fh->commit_on_release &&
+	    backing_area_dir(fh->box, fh->area, &dirfd) == 0) {
+		enum view_sub sub = backing_sub_of_area(fh->area);
+
+		if (ops_make_commit_job(dirfd, fh->name, fh->ino, fh->box, sub,
+					fh->name, true, &job) == 0)
+			commit_submit(job);
+		close(dirfd);
+	}
+	close(fh->fd);
+	free(fh);
+}
+
+
+/* ------------------------------------------------------ data of files */
+
+void opw_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *buf,
+		   off_t off, struct fuse_file_info *fi)
+{
+	struct fh *fh = (struct fh *)(uintptr_t)fi->fh;
+	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(buf));
+	ssize_t n;
+
+	(void)ino;
+	if (fh->type != FH_FD) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
+	prepare_drop(fh->ino);
+	if (fh->area == AREA_CUR || fh->area == AREA_NEW)
+		backing_mark_drop(fh->ino);  /* written after a close */
+	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	out.buf[0].fd = fh->fd;
+	out.buf[0].pos = off;
+	n = fuse_buf_copy(&out, buf, 0);
+	if (n < 0) {
+		fuse_reply_err(req, (int)-n);
+		return;
+	}
+	fh->wrote = true;
+	fuse_reply_write(req, (size_t)n);
+}
+
+/* A file in tmp/ being synced is about to be delivered (prepare.h).  What
+ * its writer opened may be write-only: the record is read from a
+ * descriptor of our own.  Failure only means the rename does the work. */
+static void prepare_delivery(const struct fh *fh)
+{
+	char base[DBOX_NAME_MAX + 1];
+	struct binode *bi;
+	const char *info;
+	int fd;
+
+	if (dboxfs.readonly || fh->box == 0 ||
+	    !view_final_name(fh->name, base, sizeof(base), &info))
+		return;
+	bi = backing_get(fh->ino);
+	fd = bi != NULL ? backing_open(bi, O_RDONLY | O_CLOEXEC) : -1;
+	backing_put(bi);
+	if (fd < 0)
+		return;
+	prepare_fsync(fh->ino, fd, fh->box, base);
+	close(fd);
+}
+
+void opw_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+	       struct fuse_file_info *fi)
+{
+	struct fh *fh = (struct fh *)(uintptr_t)fi->fh;
+	int r = 0;
+
+	(void)ino;
+	if (fh->type == FH_FD && fh->area == AREA_TMP && fh->wrote)
+		prepare_delivery(fh);
+	if (fh->type == FH_FD)
+		r = datasync ? fdatasync(fh->fd) : fsync(fh->fd);
+	fuse_reply_err(req, r < 0 ? errno : 0);
+}
+
+/* Nothing is buffered here (writes reach the file before they are
+ * answered) and file locks are the kernel's own (no lock operations), so
+ * close(2) has nothing to do for most files: they are opened with
+ * noflush, one round trip fewer per close.  A file created in cur/ or
+ * new/ under its final name gets its closed mark (backing.h) here, before
+ * close(2) returns, so that a commit the daemon did not live to make is
+ * made at the next start.  (Never ENOSYS: the kernel would stop sending
+ * FLUSH for every file.) */
+void opw_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fh *fh = (struct fh *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	if (fh->type == FH_FD && fh->commit_on_release)
+		backing_mark_closed(fh->ino, fh->fd);
+	fuse_reply_err(req, 0);
+}
+
+void opw_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
+		   off_t length, struct fuse_file_info *fi)
+{
+	struct fh *fh = (struct fh *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	if (fh->type != FH_FD) {
+		fuse_reply_err(req, EACCES);
+		return;
+	}
+	prepare_drop(fh->ino);
+	if (fh->area == AREA_CUR || fh->area == AREA_NEW)
+		backing_mark_drop(fh->ino);
+	fuse_reply_err(req, fallocate(fh->fd, mode, offset, length) < 0 ?
+		       errno : 0);
+}

@@ -1,0 +1,277 @@
+/* dirs.c - folders and their cur/ new/ tmp/ made and removed by mkdir
+ * and rmdir (maildir-view.md section 4). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "attr.h"
+#include "commit.h"
+#include "folders.h"
+#include "ops.h"
+#include "prepare.h"
+
+/* ------------------------------------------------------------- folders */
+
+static int folder_prefix(const struct view_ino *v, char *buf, size_t len)
+{
+	struct folder_list fl;
+	int depth, ret = folders_load(dboxfs.store, &fl);
+
+	if (ret < 0)
+		return ret;
+	depth = folders_prefix(&fl, dboxfs.layout, v, buf, len);
+	folders_free(&fl);
+	return depth;
+}
+
+/* The mailbox a directory name in `v` stands for; false if the name is a
+ * plain directory there instead. */
+int opw_mailbox_for_dirname(const struct view_ino *v, const char *name,
+			       char *mailbox, size_t len, bool *is_mailbox)
+{
+	char prefix[DBOX_NAME_MAX * 4 + 1];
+	int depth;
+
+	*is_mailbox = false;
+	if (dboxfs.layout == VIEW_MAILDIRPP) {
+		if (v->kind != VK_ROOT || name[0] != '.')
+			return 0;
+		*is_mailbox = true;
+		return view_pp_to_mailbox(name, mailbox, len);
+	}
+	if (name[0] == '.' || v->kind == VK_PLAIN || v->kind == VK_SUB)
+		return 0;
+	depth = folder_prefix(v, prefix, sizeof(prefix));
+	if (depth < 0)
+		return depth;
+	*is_mailbox = true;
+	if (strlen(name) > VIEW_NAME_MAX)
+		return -ENAMETOOLONG;
+	/* a folder called cur would be its parent's cur/ */
+	if (folders_reserved_part(name, strlen(name)))
+		return -EINVAL;
+	if (snprintf(mailbox, len, "%s%s%s", prefix, depth > 0 ? "/" : "",
+		     name) >= (int)len)
+		return -ENAMETOOLONG;
+	return dbox_mailbox_name_valid(mailbox) ? 0 : -EINVAL;
+}
+
+static void mkdir_sub(fuse_req_t req, int64_t box, enum view_sub sub)
+{
+	struct dbox_mailbox b;
+	struct stat st;
+	unsigned int bit = 1u << sub;
+	int ret = dbox_mailbox_get(dboxfs.store, box, &b, NULL);
+
+	if (ret == 0 && (b.subdirs & bit))
+		ret = -EEXIST;
+	if (ret == 0)
+		ret = dbox_mailbox_set_subdirs(dboxfs.store, box,
+					       b.subdirs | bit, NULL);
+	if (ret == 0)
+		ret = ops_get_attr(view_ino_sub(box, sub), &st);
+	if (ret < 0)
+		fuse_reply_err(req, dboxfs_errno(ret));
+	else
+		ops_reply_entry(req, &st);
+}
+
+static void mkdir_mailbox(fuse_req_t req, const char *mailbox)
+{
+	struct dbox_mailbox b;
+	struct dbox_err err = { "" };
+	struct stat st;
+	int ret = dbox_mailbox_create(dboxfs.store, mailbox, &b, &err);
+
+	/* as on a real maildir, cur/ new/ tmp/ come with their own mkdir */
+	if (ret == 0)
+		ret = dbox_mailbox_set_subdirs(dboxfs.store, b.id, 0, &err);
+	if (ret == 0)
+		ret = ops_get_attr(view_ino_folder(b.id), &st);
+	if (ret < 0) {
+		if (ret != -EEXIST && ret != -EINVAL)
+			fuse_log(FUSE_LOG_ERR, "dboxfs: mkdir %s: %s\n",
+				 mailbox, err.msg);
+		fuse_reply_err(req, dboxfs_errno(ret));
+	} else {
+		ops_reply_entry(req, &st);
+	}
+}
+
+void opw_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+	       mode_t mode)
+{
+	char mailbox[DBOX_NAME_MAX * 4 + 1];
+	enum backing_area area;
+	enum view_sub sub;
+	struct view_ino v;
+	bool is_mailbox;
+	int64_t box;
+	int dirfd = -1, ret;
+
+	if (!opw_begin_change(req, parent, &v))
+		return;
+	box = ops_dir_mailbox(&v);
+	if (box != 0 && view_sub_of_name(name, &sub)) {
+		mkdir_sub(req, box, sub);
+		return;
+	}
+	if (v.kind == VK_SUB || v.kind == VK_MSG || v.kind == VK_KWFILE) {
+		fuse_reply_err(req, v.kind == VK_SUB ? EPERM : ENOTDIR);
+		return;
+	}
+	ret = opw_mailbox_for_dirname(&v, name, mailbox, sizeof(mailbox),
+				  &is_mailbox);
+	if (ret < 0) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	if (is_mailbox) {
+		mkdir_mailbox(req, mailbox);
+		return;
+	}
+	ret = opw_area_of(&v, &dirfd, &area, &box);
+	if (ret == 0 && mkdirat(dirfd, name, mode & 07777) < 0)
+		ret = -errno;
+	if (ret < 0) {
+		if (dirfd >= 0)
+			close(dirfd);
+		/* no plain area here (an fs-layout parent): no dirs */
+		fuse_reply_err(req, ret == -ENOENT && dirfd < 0 ? EPERM : -ret);
+		return;
+	}
+	opw_reply_backing_entry(req, dirfd, name, box, area);
+	close(dirfd);
+}
+
+static bool area_empty(int64_t box, enum backing_area area)
+{
+	struct dirent *e;
+	bool empty = true;
+	DIR *d;
+	int fd, dfd;
+
+	if (backing_area_dir(box, area, &fd) < 0)
+		return true;
+	dfd = backing_reopen(fd, O_RDONLY | O_DIRECTORY);
+	close(fd);
+	d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	if (d == NULL) {
+		if (dfd >= 0)
+			close(dfd);
+		return true;
+	}
+	while (empty && (e = readdir(d)) != NULL)
+		empty = strcmp(e->d_name, ".") == 0 ||
+			strcmp(e->d_name, "..") == 0;
+	closedir(d);
+	return empty;
+}
+
+static int rmdir_sub(int64_t box, enum view_sub sub)
+{
+	struct dbox_mailbox b;
+	uint64_t count = 0;
+	int ret = dbox_mailbox_get(dboxfs.store, box, &b, NULL);
+
+	if (ret == 0 && !(b.subdirs & (1u << sub)))
+		return -ENOENT;
+	if (ret == 0 && sub != SUB_TMP)
+		ret = dbox_msg_count(dboxfs.store, box, sub == SUB_NEW, &count,
+				     NULL);
+	if (ret == 0 && (count > 0 ||
+			 !area_empty(box, backing_area_of_sub(sub))))
+		return -ENOTEMPTY;
+	if (ret == 0)
+		ret = dbox_mailbox_set_subdirs(dboxfs.store, box,
+					       b.subdirs & ~(1u << sub), NULL);
+	return ret;
+}
+
+int opw_rmdir_mailbox(int64_t box)
+{
+	struct dbox_mailbox b;
+	struct dbox_err err = { "" };
+	int ret = dbox_mailbox_get(dboxfs.store, box, &b, NULL);
+
+	if (ret < 0)
+		return ret;
+	/* as Dovecot: INBOX stays (delivery goes there) */
+	if (box == dboxfs.inbox_id)
+		return -EPERM;
+	if (b.subdirs != 0 || !area_empty(box, AREA_FILES))
+		return -ENOTEMPTY;
+	ret = dbox_mailbox_delete(dboxfs.store, b.name, &err);
+	if (ret == 0)
+		backing_forget_mailbox(box);
+	if (ret < 0 && ret != -ENOTEMPTY)
+		fuse_log(FUSE_LOG_ERR, "dboxfs: rmdir %s: %s\n", b.name,
+			 err.msg);
+	return ret;
+}
+
+/* An fs-layout directory that only holds other mailboxes. */
+bool opw_is_vdir(const struct view_ino *v, const char *name)
+{
+	char prefix[DBOX_NAME_MAX * 4 + 1];
+	struct folder_list fl;
+	struct folder_child c;
+	int depth;
+	bool found = false;
+
+	if (folders_load(dboxfs.store, &fl) < 0)
+		return false;
+	depth = folders_prefix(&fl, dboxfs.layout, v, prefix, sizeof(prefix));
+	if (depth >= 0 && folders_lookup(&fl, dboxfs.layout, prefix,
+					 (unsigned int)depth, dboxfs.inbox_id,
+					 name, &c) == 0)
+		found = (c.ino >> 60) == VK_VDIR;
+	folders_free(&fl);
+	return found;
+}
+
+void opw_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	char mailbox[DBOX_NAME_MAX * 4 + 1];
+	enum backing_area area;
+	struct dbox_mailbox b;
+	enum view_sub sub;
+	struct view_ino v;
+	bool is_mailbox;
+	int64_t box;
+	int dirfd = -1, ret;
+
+	if (!opw_begin_change(req, parent, &v))
+		return;
+	box = ops_dir_mailbox(&v);
+	if (box != 0 && view_sub_of_name(name, &sub)) {
+		ret = rmdir_sub(box, sub);
+		fuse_reply_err(req, ret < 0 ? dboxfs_errno(ret) : 0);
+		return;
+	}
+	ret = opw_mailbox_for_dirname(&v, name, mailbox, sizeof(mailbox),
+				  &is_mailbox);
+	if (ret == 0 && is_mailbox) {
+		if (dbox_mailbox_lookup(dboxfs.store, mailbox, &b, NULL) == 0)
+			ret = opw_rmdir_mailbox(b.id);
+		else
+			ret = opw_is_vdir(&v, name) ? -ENOTEMPTY : -ENOENT;
+		/* maildir++: a dot-name that is no mailbox may still be a
+		 * plain directory */
+		if (ret != -ENOENT || dboxfs.layout == VIEW_FS) {
+			fuse_reply_err(req, ret < 0 ? dboxfs_errno(ret) : 0);
+			return;
+		}
+	}
+	ret = opw_area_of(&v, &dirfd, &area, &box);
+	if (ret == 0 && unlinkat(dirfd, name, AT_REMOVEDIR) < 0)
+		ret = -errno;
+	if (dirfd >= 0)
+		close(dirfd);
+	fuse_reply_err(req, ret < 0 ? -ret : 0);
+}

@@ -1,0 +1,408 @@
+/* readdir.c - open directories and their listings (readdir, readdirplus). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "attr.h"
+#include "folders.h"
+#include "ops.h"
+#include "readdir.h"
+#include "reply.h"
+
+
+/* readdir cookies: 1 ".", 2 "..", 3..5 cur/new/tmp, 6 dovecot-keywords,
+ * then FOLDER_COOKIE_BASE + mailbox id, or for messages
+ * FOLDER_COOKIE_BASE + uid, then BACKING_COOKIE_BASE + the index of a
+ * backing entry in the directory handle's snapshot */
+enum { CK_DOT = 1, CK_DOTDOT, CK_CUR, CK_NEW, CK_TMP, CK_KW };
+#define BACKING_COOKIE_BASE (1ull << 40)
+
+
+
+/* An open directory: the names of its backing entries, read once at the
+ * first readdir so that their cookies (indexes) stay valid for the life
+ * of the handle whatever happens in the backing directory meanwhile. */
+/* A struct fh first: open directories are on the list of open handles,
+ * so that those whose releasedir never came are freed at destroy. */
+struct dirhandle {
+	struct fh fh;
+	bool loaded;
+	char **names;
+	size_t count;
+};
+
+struct dirbuf {
+	fuse_req_t req;
+	char *buf;
+	size_t size, used;
+	bool plus;
+	bool full;
+	struct dirhandle *dh;
+	const struct view_ino *dir;
+};
+
+/* Adds one entry; false when the buffer is full (the entry is not added
+ * and the kernel asks again from the previous cookie). */
+static bool dir_add(struct dirbuf *d, const char *name, const struct stat *st,
+		    uint64_t cookie)
+{
+	size_t n;
+
+	if (d->plus) {
+		struct fuse_entry_param e;
+
+		reply_entry_param(&e, st);
+		n = fuse_add_direntry_plus(d->req, d->buf + d->used,
+					   d->size - d->used, name, &e,
+					   (off_t)cookie);
+	} else {
+		n = fuse_add_direntry(d->req, d->buf + d->used,
+				      d->size - d->used, name, st,
+				      (off_t)cookie);
+	}
+	if (n > d->size - d->used) {
+		d->full = true;
+		return false;
+	}
+	d->used += n;
+	return true;
+}
+
+static bool add_dots(struct dirbuf *d, uint64_t ino, off_t off)
+{
+	struct stat st;
+
+	memset(&st, 0, sizeof(st));
+	st.st_mode = S_IFDIR;
+	st.st_ino = ino;
+	if (off < CK_DOT && !dir_add(d, ".", &st, CK_DOT))
+		return false;
+	/* the kernel fills in ".." itself; no lookup count is taken */
+	st.st_ino = VIEW_ROOT_INO;
+	if (off < CK_DOTDOT && !dir_add(d, "..", &st, CK_DOTDOT))
+		return false;
+	return true;
+}
+
+static int backing_dir_open(const struct view_ino *v, int *fd_r)
+{
+	enum backing_area area;
+	int64_t box;
+	int pfd, ret;
+
+	if (v->kind == VK_PLAIN) {
+		struct binode *bi = backing_get(v->ino);
+
+		if (bi == NULL)
+			return -ENOENT;
+		*fd_r = backing_reopen(bi->fd, O_RDONLY | O_DIRECTORY);
+		backing_put(bi);
+		return *fd_r < 0 ? *fd_r : 0;
+	}
+	ret = ops_area_dirfd(v, &pfd, &area, &box);
+	if (ret < 0)
+		return ret;
+	*fd_r = backing_reopen(pfd, O_RDONLY | O_DIRECTORY);
+	close(pfd);
+	return *fd_r < 0 ? *fd_r : 0;
+}
+
+static void dirhandle_load(struct dirhandle *dh, const struct view_ino *v)
+{
+	struct dirent *e;
+	DIR *d;
+	int fd;
+
+	dh->loaded = true;
+	if (backing_dir_open(v, &fd) < 0)
+		return;
+	d = fdopendir(fd);
+	if (d == NULL) {
+		close(fd);
+		return;
+	}
+	while ((e = readdir(d)) != NULL) {
+		char **p;
+
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		p = realloc(dh->names, (dh->count + 1) * sizeof(*p));
+		if (p == NULL)
+			break;
+		dh->names = p;
+		dh->names[dh->count] = strdup(e->d_name);
+		if (dh->names[dh->count] != NULL)
+			dh->count++;
+	}
+	closedir(d);
+}
+
+static void dirhandle_free(struct dirhandle *dh)
+{
+	for (size_t i = 0; dh != NULL && i < dh->count; i++)
+		free(dh->names[i]);
+	if (dh != NULL)
+		free(dh->names);
+	free(dh);
+}
+
+/* The backing entries of the directory, after its virtual ones. */
+static void add_backing(struct dirbuf *d, off_t off)
+{
+	uint64_t first = (uint64_t)off >= BACKING_COOKIE_BASE ?
+		(uint64_t)off - BACKING_COOKIE_BASE + 1 : 0;
+	int dirfd = -1;
+	enum backing_area area = AREA_FILES;
+	int64_t box = 0;
+
+	if (d->dh == NULL)
+		return;
+	if (!d->dh->loaded)
+		dirhandle_load(d->dh, d->dir);
+	if (d->dh->count == 0)
+		return;
+	if (d->dir->kind == VK_PLAIN) {
+		struct binode *bi = backing_get(d->dir->ino);
+
+		if (bi == NULL)
+			return;
+		dirfd = dup(backing_dirfd(bi));
+		area = bi->area;
+		box = bi->box;
+		backing_put(bi);
+	} else if (ops_area_dirfd(d->dir, &dirfd, &area, &box) < 0) {
+		return;
+	}
+	for (uint64_t i = first; i < d->dh->count && dirfd >= 0; i++) {
+		struct binode *bi;
+		struct stat st;
+		int ret;
+
+		if (d->plus)
+			ret = backing_lookup(dirfd, d->dh->names[i], box, area,
+					     &bi, &st);
+		else if ((ret = fstatat(dirfd, d->dh->names[i], &st,
+					AT_SYMLINK_NOFOLLOW)) < 0)
+			ret = -errno;
+		else
+			st.st_ino = backing_ino_of(st.st_ino);
+		if (ret < 0)
+			continue;  /* gone since the snapshot */
+		if (!dir_add(d, d->dh->names[i], &st, BACKING_COOKIE_BASE + i)) {
+			if (d->plus)
+				backing_forget(st.st_ino, 1);
+			break;
+		}
+	}
+	if (dirfd >= 0)
+		close(dirfd);
+}
+
+struct msg_list_ctx {
+	struct dirbuf *d;
+	uint32_t last_uid;      /* of the last entry that fitted */
+};
+
+static int add_msg(void *ctx, const struct dbox_msg *m)
+{
+	struct msg_list_ctx *c = ctx;
+	char name[DBOX_NAME_MAX + 48];
+	struct stat st;
+
+	ops_attr_msg(&st, m);
+	view_msg_name(m, name, sizeof(name));
+	if (!dir_add(c->d, name, &st, FOLDER_COOKIE_BASE + m->uid))
+		return 1;
+	c->last_uid = m->uid;
+	return 0;
+}
+
+/* Messages come in pages of uid order until the buffer is full, so the
+ * daemon's memory does not grow with the folder, and the cookie (uid)
+ * resumes correctly however the folder changed in between. */
+static int readdir_sub(struct dirbuf *d, const struct view_ino *v, off_t off)
+{
+	struct msg_list_ctx c = { d, off > FOLDER_COOKIE_BASE ?
+		(uint32_t)(off - FOLDER_COOKIE_BASE) : 0 };
+	int ret = 0;
+
+	if (!add_dots(d, view_ino_sub(v->box, v->sub), off))
+		return 0;
+	/* the kernel asks with one page: fetch about what fits in it (an
+	 * entry with attributes takes some 150 bytes, a plain one 40) */
+	unsigned int page = (unsigned int)(d->size / (d->plus ? 120 : 32)) + 1;
+
+	if (v->sub != SUB_TMP && (uint64_t)off < BACKING_COOKIE_BASE) {
+		do {
+			ret = dbox_msg_list(dboxfs.store, v->box, c.last_uid,
+					    v->sub == SUB_NEW, page, add_msg,
+					    &c, NULL);
+		} while (ret == (int)page && !d->full);
+	}
+	if (ret >= 0 && !d->full)
+		add_backing(d, off);
+	return ret < 0 ? ret : 0;
+}
+
+struct folder_ctx {
+	struct dirbuf *d;
+};
+
+static int add_folder_child(void *ctx, const struct folder_child *c)
+{
+	struct folder_ctx *f = ctx;
+	struct stat st;
+
+	if (ops_get_attr(c->ino, &st) < 0)
+		return 0;
+	return dir_add(f->d, c->name, &st, c->cookie) ? 0 : 1;
+}
+
+static int readdir_folder(struct dirbuf *d, const struct view_ino *v,
+			  uint64_t ino, off_t off)
+{
+	int64_t box = ops_dir_mailbox(v);
+	unsigned int subdirs = attr_subdirs_of(box);
+	struct folder_list fl;
+	struct folder_ctx fc = { d };
+	char prefix[DBOX_NAME_MAX * 4 + 1];
+	struct stat st;
+	int depth, ret;
+
+	if (!add_dots(d, ino, off))
+		return 0;
+	for (int i = 0; box != 0 && i < 3; i++) {
+		struct view_ino sv = { .kind = VK_SUB, .box = box,
+				       .sub = (enum view_sub)i };
+
+		if (off >= CK_CUR + i || !(subdirs & (1u << i)))
+			continue;
+		if (attr_sub(&sv, view_ino_sub(box, sv.sub), &st) < 0 ||
+		    !dir_add(d, view_sub_names[i], &st, (uint64_t)(CK_CUR + i)))
+			return 0;
+	}
+	if (box != 0 && off < CK_KW && attr_has_keywords(box) &&
+	    (ops_get_attr(view_ino_kwfile(box), &st) < 0 ||
+	     !dir_add(d, KWFILE_NAME, &st, CK_KW)))
+		return 0;
+	if ((dboxfs.layout == VIEW_FS || v->kind == VK_ROOT) &&
+	    (uint64_t)off < BACKING_COOKIE_BASE) {
+		ret = folders_load(dboxfs.store, &fl);
+		if (ret < 0)
+			return ret;
+		depth = folders_prefix(&fl, dboxfs.layout, v, prefix,
+				       sizeof(prefix));
+		if (depth >= 0)
+			folders_children(&fl, dboxfs.layout, prefix,
+					 (unsigned int)depth, dboxfs.inbox_id,
+					 off > 0 ? (uint64_t)off : 0,
+					 add_folder_child, &fc);
+		folders_free(&fl);
+		if (depth < 0)
+			return depth;
+	}
+	if (!d->full)
+		add_backing(d, off);
+	return 0;
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi, bool plus)
+{
+	struct dirbuf d = { .req = req, .size = size, .plus = plus };
+	struct view_ino v;
+	int ret;
+
+	if (!view_ino_decode(ino, &v)) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	d.dh = (struct dirhandle *)(uintptr_t)fi->fh;
+	d.dir = &v;
+	d.buf = malloc(size);
+	if (d.buf == NULL) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if (v.kind == VK_SUB) {
+		ret = readdir_sub(&d, &v, off);
+	} else if (v.kind == VK_ROOT || v.kind == VK_FOLDER ||
+		   v.kind == VK_VDIR) {
+		ret = readdir_folder(&d, &v, ino, off);
+	} else if (v.kind == VK_PLAIN) {
+		ret = 0;
+		if (add_dots(&d, ino, off))
+			add_backing(&d, off);
+	} else {
+		ret = -ENOTDIR;
+	}
+	if (ret < 0 && d.used == 0)
+		fuse_reply_err(req, dboxfs_errno(ret));
+	else
+		fuse_reply_buf(req, d.buf, d.used);
+	free(d.buf);
+}
+
+void readdir_open(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct dirhandle *dh = calloc(1, sizeof(*dh));
+
+	(void)ino;
+	if (dh == NULL) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	dh->fh.type = FH_DIR;
+	dh->fh.fd = -1;
+	fh_track(&dh->fh);
+	fi->fh = (uint64_t)(uintptr_t)dh;
+	if (fuse_reply_open(req, fi) == -ENOENT) {
+		/* the opener was interrupted: no releasedir will come */
+		fh_untrack(&dh->fh);
+		dirhandle_free(dh);
+	}
+}
+
+void readdir_release(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	struct dirhandle *dh = (struct dirhandle *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	fh_untrack(&dh->fh);
+	dirhandle_free(dh);
+	fuse_reply_err(req, 0);
+}
+
+void readdir_list(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, false);
+}
+
+void readdir_list_plus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			   off_t off, struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, true);
+}
+
+void readdir_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+			struct fuse_file_info *fi)
+{
+	/* Every change to the view is durable when its request returns, so
+	 * there is nothing to do; ENOSYS makes the kernel answer fsync(2) of
+	 * a directory itself from now on (with success), which spares each
+	 * maildir delivery a round trip that holds the directory's lock. */
+	(void)ino; (void)datasync; (void)fi;
+	fuse_reply_err(req, ENOSYS);
+}
+
+void readdir_handle_free(struct fh *fh)
+{
+	dirhandle_free((struct dirhandle *)fh);
+}

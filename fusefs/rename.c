@@ -1,0 +1,396 @@
+/* rename.c - rename and link: deliveries from tmp/, flag changes,
+ * moves between folders, folder renames, and plain files (maildir-view.md
+ * sections 3-5). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "attr.h"
+#include "commit.h"
+#include "folders.h"
+#include "ops.h"
+#include "prepare.h"
+
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#endif
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE (1 << 1)
+#endif
+
+/* ------------------------------------------------------------- rename */
+
+/* Flags, keywords, new/cur state and base of a message by rename; moved
+ * to another mailbox when the target is another folder's cur/ or new/. */
+static int rename_msg(const struct dbox_msg *m, const struct view_ino *dst,
+		      const char *newname, fuse_ino_t *new_ino_r)
+{
+	char base[DBOX_NAME_MAX + 1];
+	const char *info;
+	uint32_t flags, kw, uid;
+	struct dbox_msg old;
+	struct dbox_err err = { "" };
+	enum dbox_maildir_dir dir = DBOX_DIR_CUR;
+	int ret;
+
+	if (!view_final_name(newname, base, sizeof(base), &info))
+		return -EINVAL;
+	if (dst->sub == SUB_NEW)
+		dir = info != NULL ? DBOX_DIR_NEW_INFO : DBOX_DIR_NEW;
+	dbox_maildir_info_parse(info, false, &flags, &kw);
+	/* rename(2) replaces an existing target */
+	if (dbox_msg_lookup_base(dboxfs.store, dst->box, base, &old,
+				 NULL) == 0 &&
+	    !(old.mailbox_id == m->mailbox_id && old.uid == m->uid)) {
+		ret = dbox_msg_expunge(dboxfs.store, dst->box, old.uid, &err);
+		if (ret < 0)
+			return ret;
+	}
+	*new_ino_r = view_ino_msg(m->mailbox_id, m->uid);
+	if (dst->box == m->mailbox_id)
+		return dbox_msg_update(dboxfs.store, m->mailbox_id, m->uid,
+				       flags, kw, dir, base, &err);
+	ret = dbox_msg_move(dboxfs.store, m->mailbox_id, m->uid, dst->box,
+			    flags, kw, dir, base, &uid, &err);
+	if (ret == 0) {
+		*new_ino_r = view_ino_msg(dst->box, uid);
+		opw_moved_add(view_ino_msg(m->mailbox_id, m->uid), *new_ino_r);
+	} else {
+		fuse_log(FUSE_LOG_ERR, "dboxfs: move %s: %s\n", newname,
+			 err.msg);
+	}
+	return ret;
+}
+
+/* What rename(2) does to the target directory: an empty one (one rmdir
+ * would remove) is replaced, anything else stays. */
+static int rename_folder_target(const struct view_ino *dst_dir,
+				const char *newname, const char *to,
+				unsigned int flags)
+{
+	struct dbox_mailbox b;
+
+	if (dbox_mailbox_lookup(dboxfs.store, to, &b, NULL) == 0)
+		return (flags & RENAME_NOREPLACE) ? -EEXIST : opw_rmdir_mailbox(b.id);
+	if (dboxfs.layout == VIEW_FS && opw_is_vdir(dst_dir, newname))
+		return (flags & RENAME_NOREPLACE) ? -EEXIST : -ENOTEMPTY;
+	return 0;
+}
+
+/* A folder's rename renames what its directory is: in the fs layout the
+ * mailbox with everything below it, in maildir++ that one mailbox (its
+ * dot-children are siblings on disk and keep their names). */
+static int rename_folder(const struct view_ino *src_dir, const char *name,
+			 const struct view_ino *dst_dir, const char *newname,
+			 unsigned int flags)
+{
+	char from[DBOX_NAME_MAX * 4 + 1], to[DBOX_NAME_MAX * 4 + 1];
+	struct dbox_err err = { "" };
+	struct dbox_mailbox b;
+	bool a, c;
+	int ret = opw_mailbox_for_dirname(src_dir, name, from, sizeof(from), &a);
+
+	if (ret == 0)
+		ret = opw_mailbox_for_dirname(dst_dir, newname, to, sizeof(to), &c);
+	if (ret < 0)
+		return ret;
+	if (!a || !c)
+		return -EXDEV;
+	ret = dbox_mailbox_lookup(dboxfs.store, from, &b, NULL);
+	/* fs layout: a parent that is no mailbox moves its children */
+	if (ret < 0 && !(dboxfs.layout == VIEW_FS && opw_is_vdir(src_dir, name)))
+		return ret;
+	/* as Dovecot's maildir: INBOX is no folder to rename */
+	if (ret == 0 && b.id == dboxfs.inbox_id)
+		return -EPERM;
+	if (strcmp(from, to) == 0)
+		return 0;
+	if (dboxfs.layout == VIEW_FS && strncmp(to, from, strlen(from)) == 0 &&
+	    to[strlen(from)] == '/')
+		return -EINVAL;   /* into itself, as rename(2) */
+	ret = rename_folder_target(dst_dir, newname, to, flags);
+	if (ret < 0)
+		return ret;
+	if (dboxfs.layout == VIEW_MAILDIRPP)
+		ret = dbox_mailbox_rename_one(dboxfs.store, from, to, &err);
+	else
+		ret = dbox_mailbox_rename(dboxfs.store, from, to, &err);
+	if (ret < 0 && ret != -EEXIST && ret != -ENOENT && ret != -EINVAL &&
+	    ret != -ENOTEMPTY)
+		fuse_log(FUSE_LOG_ERR, "dboxfs: rename %s: %s\n", from,
+			 err.msg);
+	return ret;
+}
+
+/* A backing file moves into cur/ or new/ under a final name: a commit,
+ * replied by the committer once durable. */
+static int rename_commit(fuse_req_t req, int src_dirfd, const char *name,
+			 fuse_ino_t newparent, const struct view_ino *dst,
+			 const char *newname)
+{
+	struct commit_job *job;
+	int ret = ops_make_commit_job(src_dirfd, name, 0, dst->box, dst->sub,
+				      newname, true, &job);
+
+	if (ret < 0)
+		return ret;
+	(void)newparent;
+	job->req = req;
+	commit_submit(job);
+	return 1;
+}
+
+/* Whether RENAME_EXCHANGE of a file beside the store meets a message: a
+ * file can trade places with a file still being written in cur/ or new/
+ * (renameat2 below), not with a message, whose bytes are in the store
+ * (see exchange_msg). */
+static bool is_msg_name(const struct view_ino *dst, const char *newname)
+{
+	struct dbox_msg m;
+
+	return dst->kind == VK_SUB && dst->sub != SUB_TMP &&
+		opw_msg_in_sub(dst->box, dst->sub, newname, &m) == 0;
+}
+
+static int rename_backing(fuse_req_t req, const struct view_ino *src,
+			  const char *name, fuse_ino_t newparent,
+			  const struct view_ino *dst, const char *newname,
+			  unsigned int flags)
+{
+	enum backing_area sa, da;
+	char base[DBOX_NAME_MAX + 1];
+	const char *info;
+	int64_t sbox, dbox;
+	int sfd, dfd = -1, ret;
+
+	if ((flags & RENAME_EXCHANGE) && is_msg_name(dst, newname))
+		return -EXDEV;
+	ret = opw_area_of(src, &sfd, &sa, &sbox);
+	if (ret < 0)
+		return ret;
+	if (!(flags & RENAME_EXCHANGE) && dst->kind == VK_SUB &&
+	    dst->sub != SUB_TMP &&
+	    view_final_name(newname, base, sizeof(base), &info)) {
+		/* a mailbox holds one message per base name */
+		if ((flags & RENAME_NOREPLACE) &&
+		    dbox_msg_lookup_base(dboxfs.store, dst->box, base, NULL,
+					 NULL) == 0)
+			ret = -EEXIST;
+		else
+			ret = rename_commit(req, sfd, name, newparent, dst,
+					    newname);
+		close(sfd);
+		return ret;
+	}
+	ret = opw_area_of(dst, &dfd, &da, &dbox);
+	if (ret == 0 && renameat2(sfd, name, dfd, newname, flags) < 0)
+		ret = -errno;
+	close(sfd);
+	if (dfd >= 0)
+		close(dfd);
+	return ret;
+}
+
+/* RENAME_NOREPLACE of message m: refused if the target name exists (the
+ * kernel checks that first) or if another message of the target mailbox
+ * has its base name, which a local filesystem would keep as a second file
+ * but a mailbox cannot (one message per base name).  The same message
+ * under another flag suffix is no obstacle: that is a flag change. */
+static int noreplace_msg(const struct dbox_msg *m, const struct view_ino *dst,
+			 const char *newname)
+{
+	struct dbox_msg other;
+	int ret = opw_msg_by_name(dst->box, newname, &other);
+
+	if (ret == -ENOENT)
+		return 0;
+	if (ret < 0)
+		return ret;
+	if (other.mailbox_id != m->mailbox_id || other.uid != m->uid)
+		return -EEXIST;
+	return opw_msg_in_sub(dst->box, dst->sub, newname, &other) == 0 ?
+		-EEXIST : 0;
+}
+
+static bool backing_has(const struct view_ino *dir, const char *name)
+{
+	enum backing_area area;
+	struct stat st;
+	int64_t box;
+	int fd;
+	bool found;
+
+	if (opw_area_of(dir, &fd, &area, &box) < 0)
+		return false;
+	found = fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+	close(fd);
+	return found;
+}
+
+/* RENAME_EXCHANGE of two messages of one mailbox: they trade names (base,
+ * flags, new/ or cur/), so each name shows the other's bytes, as the two
+ * files would on a local filesystem.  Messages of two mailboxes would
+ * have to move both ways in one transaction, which the store has no
+ * operation for: EXDEV, as for a message and a file of tmp/. */
+static int exchange_msg(const struct dbox_msg *m, const struct view_ino *dst,
+			const char *newname)
+{
+	struct dbox_err err = { "" };
+	struct dbox_msg other;
+	int ret;
+
+	if (dst->kind != VK_SUB || dst->sub == SUB_TMP)
+		return -EXDEV;
+	ret = opw_msg_in_sub(dst->box, dst->sub, newname, &other);
+	if (ret == -ENOENT)
+		/* no message by that name: a file being written, or nothing */
+		return backing_has(dst, newname) ? -EXDEV : -ENOENT;
+	if (ret < 0)
+		return ret;
+	if (other.mailbox_id != m->mailbox_id)
+		return -EXDEV;
+	ret = dbox_msg_exchange(dboxfs.store, m->mailbox_id, m->uid, other.uid,
+				&err);
+	if (ret < 0)
+		fuse_log(FUSE_LOG_ERR, "dboxfs: exchange %s: %s\n", newname,
+			 err.msg);
+	return ret;
+}
+
+static int rename_of_msg(const struct dbox_msg *m, const struct view_ino *dst,
+			 const char *newname, unsigned int flags)
+{
+	fuse_ino_t new_ino = 0;
+	int ret = 0;
+
+	if (flags & RENAME_EXCHANGE)
+		return exchange_msg(m, dst, newname);
+	if (dst->kind != VK_SUB || dst->sub == SUB_TMP)
+		return -EXDEV;
+	if (flags & RENAME_NOREPLACE)
+		ret = noreplace_msg(m, dst, newname);
+	if (ret == 0)
+		ret = rename_msg(m, dst, newname, &new_ino);
+	return ret;
+}
+
+/* RENAME_EXCHANGE of two folders is not offered: their mailboxes would
+ * trade names and subtrees in one step, which the store cannot do. */
+static bool is_mailbox_dir(const struct view_ino *dir, const char *name)
+{
+	char mailbox[DBOX_NAME_MAX * 4 + 1];
+	struct dbox_mailbox b;
+	bool is_mailbox;
+
+	return opw_mailbox_for_dirname(dir, name, mailbox, sizeof(mailbox),
+				   &is_mailbox) == 0 && is_mailbox &&
+		dbox_mailbox_lookup(dboxfs.store, mailbox, &b, NULL) == 0;
+}
+
+void opw_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		fuse_ino_t newparent, const char *newname, unsigned int flags)
+{
+	struct view_ino src, dst;
+	struct dbox_msg m;
+	enum view_sub sub;
+	int ret;
+
+	if (opw_refuse_readonly(req))
+		return;
+	if (!view_ino_decode(parent, &src) || !view_ino_decode(newparent, &dst)) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (src.kind == VK_SUB && src.sub != SUB_TMP &&
+	    opw_msg_in_sub(src.box, src.sub, name, &m) == 0) {
+		ret = rename_of_msg(&m, &dst, newname, flags);
+	} else if ((src.kind == VK_ROOT || src.kind == VK_FOLDER ||
+		    src.kind == VK_VDIR) && ops_dir_mailbox(&src) != 0 &&
+		   view_sub_of_name(name, &sub)) {
+		ret = -EPERM;   /* cur/ new/ tmp/ stay where they are */
+	} else if (flags & RENAME_EXCHANGE) {
+		ret = is_mailbox_dir(&src, name) ||
+			is_mailbox_dir(&dst, newname) ? -EINVAL :
+			rename_backing(req, &src, name, newparent, &dst,
+				       newname, flags);
+	} else {
+		ret = rename_folder(&src, name, &dst, newname, flags);
+		if (ret == -EXDEV || ret == -ENOENT)
+			ret = rename_backing(req, &src, name, newparent, &dst,
+					     newname, flags);
+	}
+	if (ret == 1)
+		return;  /* the committer replies */
+	/* the kernel keeps the message's old inode for the new name: it
+	 * answers through ops_moved_to until the entry times out */
+	fuse_reply_err(req, ret < 0 ? dboxfs_errno(ret) : 0);
+}
+
+/* ------------------------------------------------------------- link */
+
+static void link_binode(fuse_req_t req, struct binode *bi, fuse_ino_t ino,
+			fuse_ino_t newparent, const char *newname);
+
+void opw_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+	      const char *newname)
+{
+	struct binode *bi;
+
+	if (opw_refuse_readonly(req))
+		return;
+	bi = backing_get(ino);
+	link_binode(req, bi, ino, newparent, newname);
+	backing_put(bi);
+}
+
+static void link_binode(fuse_req_t req, struct binode *bi, fuse_ino_t ino,
+			fuse_ino_t newparent, const char *newname)
+{
+	enum backing_area area;
+	struct view_ino dst;
+	struct commit_job *job;
+	char path[64];
+	int64_t box, msg_box;
+	uint32_t msg_uid;
+	int dfd = -1, ret;
+
+	if (bi == NULL || backing_msg_of(bi, &msg_box, &msg_uid) ||
+	    !view_ino_decode(newparent, &dst)) {
+		/* messages are linked nowhere: tools copy instead */
+		fuse_reply_err(req, EXDEV);
+		return;
+	}
+	if (dst.kind == VK_SUB && dst.sub != SUB_TMP) {
+		/* qmail-style delivery: link tmp/X new/X, then unlink */
+		backing_fd_path(bi->fd, path, sizeof(path));
+		ret = ops_make_commit_job(AT_FDCWD, path, ino, dst.box,
+					  dst.sub, newname, false, &job);
+		if (ret < 0) {
+			fuse_reply_err(req, -ret);
+			return;
+		}
+		job->req = req;
+		job->reply_entry = true;
+		commit_submit(job);
+		return;
+	}
+	ret = opw_area_of(&dst, &dfd, &area, &box);
+	if (ret == 0) {
+		backing_fd_path(bi->fd, path, sizeof(path));
+		if (linkat(AT_FDCWD, path, dfd, newname, AT_SYMLINK_FOLLOW) < 0)
+			ret = -errno;
+	}
+	if (ret < 0) {
+		if (dfd >= 0)
+			close(dfd);
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	opw_reply_backing_entry(req, dfd, newname, box, area);
+	close(dfd);
+}

@@ -1,0 +1,60 @@
+/* reply.c - replies and errors shared by the operations. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ops.h"
+#include "reply.h"
+
+int dboxfs_errno(int ret)
+{
+	if (ret == -EBADMSG)
+		return EIO;
+	return ret < 0 ? -ret : EIO;
+}
+
+void dboxfs_log_once(uint64_t ino, const char *msg)
+{
+	bool seen = false;
+
+	pthread_mutex_lock(&dboxfs.log_lock);
+	for (unsigned int i = 0; i < 256; i++)
+		seen |= dboxfs.logged[i] == ino;
+	if (!seen)
+		dboxfs.logged[dboxfs.logged_next++ % 256] = ino;
+	pthread_mutex_unlock(&dboxfs.log_lock);
+	if (!seen)
+		fuse_log(FUSE_LOG_ERR, "dboxfs: %s\n", msg);
+}
+
+
+
+void reply_entry_param(struct fuse_entry_param *e, const struct stat *st)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = st->st_ino;
+	e->attr = *st;
+	e->attr_timeout = dboxfs.attr_timeout;
+	e->entry_timeout = dboxfs.entry_timeout;
+}
+
+void ops_reply_entry(fuse_req_t req, const struct stat *st)
+{
+	struct fuse_entry_param e;
+
+	reply_entry_param(&e, st);
+	fuse_reply_entry(req, &e);
+}
+
+void reply_negative(fuse_req_t req)
+{
+	struct fuse_entry_param e;
+
+	/* ino 0 with a timeout: the kernel caches "no such name" */
+	memset(&e, 0, sizeof(e));
+	e.entry_timeout = dboxfs.neg_timeout;
+	fuse_reply_entry(req, &e);
+}

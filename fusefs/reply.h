@@ -1,0 +1,15 @@
+/* reply.h - replies shared by the operations (besides dboxfs.h's
+ * dboxfs_errno and ops_reply_entry). */
+#ifndef DBOXFS_REPLY_H
+#define DBOXFS_REPLY_H
+
+#include <sys/stat.h>
+
+#include "dboxfs.h"
+
+/* The entry of a node with attributes st and the mount's timeouts. */
+void reply_entry_param(struct fuse_entry_param *e, const struct stat *st);
+/* "No such name", cached by the kernel for the negative timeout. */
+void reply_negative(fuse_req_t req);
+
+#endif

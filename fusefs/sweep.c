@@ -1,0 +1,148 @@
+/* sweep.c - what a killed daemon left in the spool (see sweep.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backing.h"
+#include "commit.h"
+#include "ops.h"
+#include "sweep.h"
+
+/* finish_job unlinks a delivered file after its commit is durable; a
+ * daemon killed in between leaves the file where it was: in tmp/, or
+ * pending in cur/ or new/ beside the message it became (listed twice).
+ * At start-up such a file is removed when its mailbox has a message of
+ * its base name with its mtime (a delivered file's mtime is the
+ * message's received time) and exactly its bytes.  Anything else stays:
+ * the file of a delivery renamed to another name than its tmp/ one, or
+ * into another folder, is not recognised and stays in tmp/ as before. */
+static bool same_bytes(int fd, const struct dbox_msg *m)
+{
+	char a[16384], b[sizeof(a)];
+	struct dbox_err err = { "" };
+	uint64_t off = 0;
+
+	for (;;) {
+		ssize_t n = dbox_msg_pread(dboxfs.store, m, a, sizeof(a), off,
+					   &err);
+
+		if (n <= 0)
+			return n == 0 && off == m->size;
+		if (pread(fd, b, (size_t)n, (off_t)off) != n ||
+		    memcmp(a, b, (size_t)n) != 0)
+			return false;
+		off += (uint64_t)n;
+	}
+}
+
+/* true: the file was a committed delivery's, and is gone now */
+static bool sweep_committed(int64_t box, int dirfd, const char *name,
+			    const struct stat *st)
+{
+	char base[DBOX_NAME_MAX + 1];
+	const char *info;
+	struct dbox_msg m;
+	bool gone = false;
+	int fd;
+
+	view_name_split(name, base, sizeof(base), &info);
+	if (base[0] == '\0' || base[0] == '.' ||
+	    dbox_msg_lookup_base(dboxfs.store, box, base, &m, NULL) < 0 ||
+	    m.size != (uint64_t)st->st_size ||
+	    m.received != st->st_mtim.tv_sec ||
+	    m.received_ns != st->st_mtim.tv_nsec)
+		return false;
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	if (same_bytes(fd, &m) && unlinkat(dirfd, name, 0) == 0) {
+		fuse_log(FUSE_LOG_INFO, "dboxfs: removed %s of mailbox %lld: "
+			 "its delivery had committed (uid %u)\n", name,
+			 (long long)box, m.uid);
+		gone = true;
+	}
+	close(fd);
+	return gone;
+}
+
+/* A file created in cur/ or new/ under its final name is committed when
+ * its last handle closes; the release that commits it comes after
+ * close(2) returned, so a daemon killed in between leaves it pending.
+ * Those whose close had returned carry the closed mark (backing.h):
+ * they are committed now, as the release would have.  Any other file
+ * under a final name there was being written, or failed its commit: it
+ * goes to tmp/, where the client sees it, never as a message. */
+static void commit_closed(int64_t box, enum backing_area area, int dirfd,
+			  const char *name, size_t *queued)
+{
+	struct commit_job *job;
+	struct stat st;
+	bool marked;
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	marked = fstat(fd, &st) == 0 && backing_marked_complete(fd, &st);
+	close(fd);
+	if (!marked || ops_make_commit_job(dirfd, name, 0, box,
+					   backing_sub_of_area(area), name,
+					   true, &job) < 0)
+		return;
+	commit_submit(job);
+	/* each queued job holds descriptors: commit as they fill a batch */
+	if (++*queued % COMMIT_BATCH_MAX == 0)
+		commit_queued();
+}
+
+static void sweep_one(void *ctx, int64_t box, enum backing_area area,
+		      int dirfd, const char *name, const struct stat *st)
+{
+	if (sweep_committed(box, dirfd, name, st))
+		return;
+	if (area == AREA_CUR || area == AREA_NEW)
+		commit_closed(box, area, dirfd, name, ctx);
+}
+
+static void move_unclosed(void *ctx, int64_t box, enum backing_area area,
+			  int dirfd, const char *name, const struct stat *st)
+{
+	char base[DBOX_NAME_MAX + 1];
+	const char *info;
+	int ret;
+
+	(void)ctx; (void)st;
+	view_name_split(name, base, sizeof(base), &info);
+	/* only what its last close would have committed: rsync's
+	 * .name.XXXXXX stays where its writer left it */
+	if ((area != AREA_CUR && area != AREA_NEW) || base[0] == '\0' ||
+	    base[0] == '.')
+		return;
+	ret = backing_move_to_tmp(box, dirfd, name);
+	if (ret < 0)
+		fuse_log(FUSE_LOG_ERR, "dboxfs: spool: %s of mailbox %lld: "
+			 "cannot move to tmp/: %s\n", name, (long long)box,
+			 strerror(-ret));
+	else
+		fuse_log(FUSE_LOG_WARNING, "dboxfs: %s in %s/ of mailbox %lld "
+			 "was not closed when the daemon stopped (or failed "
+			 "its commit): moved to tmp/\n", name,
+			 area == AREA_CUR ? "cur" : "new", (long long)box);
+}
+
+void sweep_spool(void)
+{
+	size_t queued = 0;
+	int ret = backing_spool_walk(sweep_one, &queued);
+
+	commit_queued();
+	if (ret == 0)
+		ret = backing_spool_walk(move_unclosed, NULL);
+	if (ret < 0)
+		fuse_log(FUSE_LOG_ERR, "dboxfs: spool: %s\n", strerror(-ret));
+	if (queued > 0)
+		fuse_log(FUSE_LOG_INFO, "dboxfs: spool: %zu files closed in "
+			 "cur/ or new/ before the daemon stopped: committed\n",
+			 queued);
+}
