@@ -98,6 +98,10 @@ int view_pp_to_mailbox(const char *dirname, char *buf, size_t len)
 
 		if (c == '.') {
 			c = '/';
+		} else if (c == '/') {
+			/* no directory entry has one; taken as is it would be
+			 * a second spelling of the mailbox ".a.b" names */
+			return -EINVAL;
 		} else if (c == '%') {
 			/* only the spelling readdir shows: %2e would name a
 			 * folder that no lookup finds */

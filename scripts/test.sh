@@ -18,6 +18,7 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
 meson test -C build --print-errorlogs --num-processes 2
 meson test -C build-asan --print-errorlogs --num-processes 2
 meson test -C build-tsan --print-errorlogs --suite fs --num-processes 1
+scripts/fuzz.sh
 
 DBOXFS_BUILD="$top/build-asan" /usr/bin/python3 -m pytest -ra -q \
 	-p no:cacheprovider tests/py tests/conformance "$@"

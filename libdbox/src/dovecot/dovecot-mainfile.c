@@ -300,8 +300,8 @@ static void check_counters(struct dovi_state *st)
 		dovi_state_error(st, "next_uid %u <= last uid %u", next_uid,
 				 last);
 		/* last can be 0xffffffff only with a hostile file; the
-		 * wrapped next_uid then refuses every append, which is the
-		 * safe outcome */
+		 * next_uid then wraps to 0 and append() refuses every uid
+		 * not above the last one, which is the safe outcome */
 		dovi_set_hdr32(st, DOVI_H_NEXT_UID, last + 1);
 	}
 }

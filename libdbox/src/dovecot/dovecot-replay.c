@@ -42,8 +42,11 @@ static int append(struct dovi_state *st, const uint8_t *p, size_t n,
 		uint32_t uid = dovi_le32(p + o);
 		int ret;
 
-		if (uid < next_uid(st) || uid == UINT32_MAX) {
-			/* (uid 2^32-1 would wrap next_uid to 0) */
+		/* uids stay strictly increasing even where next_uid has
+		 * wrapped to 0 (a hostile main file ending at uid 2^32-1);
+		 * appending uid 2^32-1 would wrap it */
+		if (uid < next_uid(st) || uid == UINT32_MAX ||
+		    (st->count > 0 && uid <= st->uids[st->count - 1])) {
 			dovi_state_error(st, "append uid %u < next_uid %u", uid,
 					 next_uid(st));
 			break;

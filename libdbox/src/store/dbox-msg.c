@@ -334,7 +334,7 @@ static void take_name(struct dbox_msg *to, const struct dbox_msg *from)
 int dbox_msg_exchange(struct dbox_store *store, int64_t mailbox_id,
 		      uint32_t uid1, uint32_t uid2, struct dbox_err *err)
 {
-	struct dbox_msg a, b, a2, b2;
+	struct dbox_msg a = { 0 }, b = { 0 }, a2, b2;
 	int ret = dindex_write_begin(store->idx, err);
 
 	if (ret < 0)

@@ -380,6 +380,33 @@ static void test_uid_repairs(void)
 	buf_free(&log);
 }
 
+/* A main file ending at uid 2^32-1 wraps next_uid to 0: a later append
+ * must still not put a lower uid after it (found by fuzz-dovi). */
+static void test_uid_max_then_append(void)
+{
+	struct buf idxb = { 0 }, log = { 0 };
+	struct dovi_index *idx;
+	struct idx_ext none[1] = { { "x", 0, 0, NULL, 0, 0, 0 } };
+	uint32_t pos;
+
+	tmpdir_clean();
+	idx_header(&idxb, 8, 5, 2, 2, 40, none, 0);
+	idx_record(&idxb, 8, 3, 0, 0, NULL, NULL, NULL);
+	idx_record(&idxb, 8, UINT32_MAX, 0, 0, NULL, NULL, NULL);
+	log_header(&log, TEST_INDEXID, 2, 1, 0);
+	REC(&log, T_APPEND | T_EXTERNAL, pl_append(4, 0));
+	write_file("dovecot.index", &idxb);
+	write_file("dovecot.index.log", &log);
+	idx = open_ok();
+	CHECK_EQ_INT(dovi_index_count(idx), 2);
+	CHECK_EQ_INT(dovi_index_uid(idx, 0), 3);
+	CHECK_EQ_INT(dovi_index_uid(idx, 1), UINT32_MAX);
+	CHECK(!dovi_index_lookup(idx, 4, &pos));
+	dovi_index_free(idx);
+	buf_free(&idxb);
+	buf_free(&log);
+}
+
 /* Hostile sizes that must neither crash nor allocate without bound. */
 static void test_hostile_sizes(void)
 {
@@ -473,6 +500,7 @@ int main(void)
 	RUN(test_damaged_index);
 	RUN(test_truncated_index);
 	RUN(test_uid_repairs);
+	RUN(test_uid_max_then_append);
 	RUN(test_hostile_sizes);
 	RUN(test_record_offset_zero);
 	tmpdir_remove();
