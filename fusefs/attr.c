@@ -1,4 +1,5 @@
 /* attr.c - attributes of every kind of node of the view (getattr). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -157,6 +158,42 @@ static int64_t newest_ns(const struct folder_list *fl)
 	return t;
 }
 
+/* Plain directories a client made beside the mailbox's cur/ new/ tmp/
+ * (notmuch's .notmuch, say): a directory's st_nlink counts them as
+ * subdirectories, as on any filesystem (maildir-view.md section 2). */
+static size_t plain_subdirs(const struct view_ino *v)
+{
+	enum backing_area area;
+	struct dirent *e;
+	struct stat st;
+	size_t n = 0;
+	int64_t box;
+	int pfd, fd;
+	DIR *d;
+
+	if (ops_area_dirfd(v, &pfd, &area, &box) < 0)
+		return 0;
+	fd = backing_reopen(pfd, O_RDONLY | O_DIRECTORY);
+	close(pfd);
+	d = fd < 0 ? NULL : fdopendir(fd);
+	if (d == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	while ((e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if (e->d_type == DT_DIR ||
+		    (e->d_type == DT_UNKNOWN &&
+		     fstatat(dirfd(d), e->d_name, &st,
+			     AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)))
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
 static int attr_folder(const struct view_ino *v, uint64_t ino, struct stat *st)
 {
 	struct folder_list fl;
@@ -177,6 +214,7 @@ static int attr_folder(const struct view_ino *v, uint64_t ino, struct stat *st)
 		subdirs += folders_count_children(&fl, dboxfs.layout, prefix,
 						  (unsigned int)depth,
 						  dboxfs.inbox_id);
+	subdirs += plain_subdirs(v);
 	mtime = v->kind == VK_ROOT ? newest_ns(&fl) : 0;
 	for (size_t i = 0; mtime == 0 && i < fl.count; i++) {
 		if (fl.boxes[i].id == v->box)

@@ -43,10 +43,16 @@ static int rename_msg(const struct dbox_msg *m, const struct view_ino *dst,
 	if (dst->sub == SUB_NEW)
 		dir = info != NULL ? DBOX_DIR_NEW_INFO : DBOX_DIR_NEW;
 	dbox_maildir_info_parse(info, false, &flags, &kw);
-	/* rename(2) replaces an existing target */
+	/* rename(2) replaces an existing target: in the same mailbox in
+	 * the same transaction; a move expunges it first */
 	if (dbox_msg_lookup_base(dboxfs.store, dst->box, base, &old,
 				 NULL) == 0 &&
 	    !(old.mailbox_id == m->mailbox_id && old.uid == m->uid)) {
+		*new_ino_r = view_ino_msg(m->mailbox_id, m->uid);
+		if (dst->box == m->mailbox_id)
+			return dbox_msg_replace(dboxfs.store, m->mailbox_id,
+						m->uid, old.uid, flags, kw,
+						dir, base, &err);
 		ret = dbox_msg_expunge(dboxfs.store, dst->box, old.uid, &err);
 		if (ret < 0)
 			return ret;

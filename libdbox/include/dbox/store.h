@@ -274,6 +274,13 @@ int dbox_msg_update(struct dbox_store *store, int64_t mailbox_id,
 		    uint32_t uid, uint32_t flags, uint32_t keywords,
 		    enum dbox_maildir_dir dir, const char *base,
 		    struct dbox_err *err);
+/* dbox_msg_update onto the name of message replaced_uid of the same
+ * mailbox: that one is expunged in the same index transaction, as
+ * rename(2) replaces its target. */
+int dbox_msg_replace(struct dbox_store *store, int64_t mailbox_id,
+		     uint32_t uid, uint32_t replaced_uid, uint32_t flags,
+		     uint32_t keywords, enum dbox_maildir_dir dir,
+		     const char *base, struct dbox_err *err);
 /* Two messages of one mailbox trade their maildir names (base, flags,
  * keywords, cur/ or new/) in one transaction: rename(2) with
  * RENAME_EXCHANGE. */

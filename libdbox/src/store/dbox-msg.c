@@ -227,19 +227,53 @@ static int set_new_info(struct dbox_store *store, int64_t mailbox_id,
 	return dindex_step_done(store->idx, st, err);
 }
 
-int dbox_msg_update(struct dbox_store *store, int64_t mailbox_id,
-		    uint32_t uid, uint32_t flags, uint32_t keywords,
-		    enum dbox_maildir_dir dir, const char *base,
-		    struct dbox_err *err)
+static int delete_row(struct dbox_store *store, int64_t mailbox_id,
+		      uint32_t uid, struct dbox_err *err);
+
+/* The rows of an expunge, inside the caller's write transaction; path
+ * gets the sdbox file to unlink once committed. */
+static int expunge_rows(struct dbox_store *store, int64_t mailbox_id,
+			uint32_t uid, struct dbox_msg *msg, char *path,
+			struct dbox_err *err)
+{
+	int ret = dbox_msg_get(store, mailbox_id, uid, msg, err);
+
+	if (ret == 0)
+		ret = dbox_msg_file_path(store, msg, path, PATH_MAX);
+	if (ret == 0)
+		ret = delete_row(store, mailbox_id, uid, err);
+	if (ret == 0 && msg->file_id != 0)
+		ret = dbox_purge_mark(store, msg->file_id, err);
+	if (ret == 0)
+		ret = dbox_mailbox_touch(store, mailbox_id, msg->in_new,
+					 !msg->in_new, err);
+	return ret;
+}
+
+/* as Dovecot: the index commit is the expunge; the sdbox file goes
+ * afterwards (a crash in between leaves an orphan, never a hole) */
+static int expunge_file(struct dbox_store *store, const struct dbox_msg *msg,
+			const char *path, struct dbox_err *err)
+{
+	if (msg->file_id != 0)
+		return 0;
+	dbox_fcache_drop(store, path);
+	if (unlink(path) < 0 && errno != ENOENT)
+		return dbox_fail(err, -errno, "unlink %s: %m", path);
+	return 0;
+}
+
+/* dbox_msg_update in an open write transaction, which it ends. */
+static int update_in_txn(struct dbox_store *store, int64_t mailbox_id,
+			 uint32_t uid, uint32_t flags, uint32_t keywords,
+			 enum dbox_maildir_dir dir, const char *base,
+			 struct dbox_err *err)
 {
 	bool in_new = dir != DBOX_DIR_CUR;
 	struct dbox_msg old;
 	sqlite3_stmt *st;
-	int ret = dindex_write_begin(store->idx, err);
+	int ret = dbox_msg_get(store, mailbox_id, uid, &old, err);
 
-	if (ret < 0)
-		return ret;
-	ret = dbox_msg_get(store, mailbox_id, uid, &old, err);
 	if (ret == 0 && base != NULL && strcmp(base, old.base) != 0)
 		ret = set_base(store, mailbox_id, uid, base, err);
 	if (ret == 0)
@@ -257,6 +291,43 @@ int dbox_msg_update(struct dbox_store *store, int64_t mailbox_id,
 	sqlite3_bind_int(st, 5, in_new);
 	return simple_update(store, st, mailbox_id, old.in_new || in_new,
 			     !old.in_new || !in_new, err);
+}
+
+int dbox_msg_update(struct dbox_store *store, int64_t mailbox_id,
+		    uint32_t uid, uint32_t flags, uint32_t keywords,
+		    enum dbox_maildir_dir dir, const char *base,
+		    struct dbox_err *err)
+{
+	int ret = dindex_write_begin(store->idx, err);
+
+	if (ret < 0)
+		return ret;
+	return update_in_txn(store, mailbox_id, uid, flags, keywords, dir,
+			     base, err);
+}
+
+int dbox_msg_replace(struct dbox_store *store, int64_t mailbox_id,
+		     uint32_t uid, uint32_t replaced_uid, uint32_t flags,
+		     uint32_t keywords, enum dbox_maildir_dir dir,
+		     const char *base, struct dbox_err *err)
+{
+	char path[PATH_MAX];
+	struct dbox_msg gone;
+	int ret;
+
+	if (store->readonly)
+		return dbox_fail(err, -EROFS, "store is read-only");
+	ret = dindex_write_begin(store->idx, err);
+	if (ret < 0)
+		return ret;
+	ret = expunge_rows(store, mailbox_id, replaced_uid, &gone, path, err);
+	if (ret < 0) {
+		dindex_write_rollback(store->idx);
+		return ret;
+	}
+	ret = update_in_txn(store, mailbox_id, uid, flags, keywords, dir,
+			    base, err);
+	return ret < 0 ? ret : expunge_file(store, &gone, path, err);
 }
 
 int dbox_msg_set_flags(struct dbox_store *store, int64_t mailbox_id,
@@ -377,28 +448,12 @@ int dbox_msg_expunge(struct dbox_store *store, int64_t mailbox_id,
 	ret = dindex_write_begin(store->idx, err);
 	if (ret < 0)
 		return ret;
-	ret = dbox_msg_get(store, mailbox_id, uid, &msg, err);
-	if (ret == 0)
-		ret = dbox_msg_file_path(store, &msg, path, sizeof(path));
-	if (ret == 0)
-		ret = delete_row(store, mailbox_id, uid, err);
-	if (ret == 0 && msg.file_id != 0)
-		ret = dbox_purge_mark(store, msg.file_id, err);
-	if (ret == 0)
-		ret = dbox_mailbox_touch(store, mailbox_id, msg.in_new,
-					 !msg.in_new, err);
+	ret = expunge_rows(store, mailbox_id, uid, &msg, path, err);
 	if (ret == 0)
 		ret = dindex_write_commit(store->idx, err);
 	else
 		dindex_write_rollback(store->idx);
-	/* as Dovecot: the index commit is the expunge; the sdbox file goes
-	 * afterwards (a crash in between leaves an orphan, never a hole) */
-	if (ret == 0 && msg.file_id == 0) {
-		dbox_fcache_drop(store, path);
-		if (unlink(path) < 0 && errno != ENOENT)
-			return dbox_fail(err, -errno, "unlink %s: %m", path);
-	}
-	return ret;
+	return ret < 0 ? ret : expunge_file(store, &msg, path, err);
 }
 
 /* sdbox: the message gets a second name in the destination mailbox

@@ -860,10 +860,13 @@ static int commit_index(struct dbox_save_txn *txn, struct dbox_err *err)
 	for (struct mdbox_append *a = txn->apps; ret == 0 && a != NULL;
 	     a = a->next)
 		ret = mdbox_append_record(store, a, err);
-	if (ret == 0)
-		ret = insert_rows(txn, err);
+	/* the replaced messages go first: a new one may take the name of
+	 * one it replaces (rename(2) onto a message), which the index
+	 * holds once per mailbox */
 	if (ret == 0)
 		ret = delete_expunged(txn, err);
+	if (ret == 0)
+		ret = insert_rows(txn, err);
 	if (ret == 0)
 		return dindex_write_commit(store->idx, err);
 	dindex_write_rollback(store->idx);
