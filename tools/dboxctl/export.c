@@ -108,7 +108,7 @@ static int export_msg(void *ctx, const struct dbox_msg *m)
 		return 1;
 	}
 	ex->count++;
-	ctl_progress_step(&ex->progress, 1);
+	ctl_progress_step(&ex->progress, 1, m->size);
 	return 0;
 }
 
@@ -184,7 +184,7 @@ int cmd_export(int argc, char **argv)
 		ret = write_keywords(&ex, box.id);
 	if (ret == 0)
 		dbox_msg_count(ex.store, box.id, -1, &count, NULL);
-	ctl_progress_init(&ex.progress, "exporting", count);
+	ctl_progress_init(&ex.progress, "exporting", count, 0);
 	if (ret == 0 && dbox_msg_list(ex.store, box.id, 0, -1, 0, export_msg,
 				      &ex, &err) < 0)
 		ret = ctl_error("%s", err.msg);
