@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -94,34 +95,73 @@ int ctl_mailbox(struct dbox_store *store, const char *name, bool create,
 	return 0;
 }
 
-void ctl_progress_init(struct ctl_progress *p, const char *what,
-		       uint64_t total)
+static int64_t mono_ns(void)
 {
-	*p = (struct ctl_progress){ .what = what, .total = total,
-				    .tty = isatty(STDERR_FILENO) != 0,
-				    .last_pct = -1 };
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-void ctl_progress_step(struct ctl_progress *p, uint64_t n)
+void ctl_progress_init(struct ctl_progress *p, const char *what,
+		       uint64_t total_msgs, uint64_t total_bytes)
 {
-	int pct, bar;
+	*p = (struct ctl_progress){ .what = what, .total = total_bytes,
+				    .total_msgs = total_msgs,
+				    .tty = isatty(STDERR_FILENO) != 0,
+				    .start_ns = mono_ns() };
+}
 
-	p->done += n;
-	if (!p->tty || p->total == 0)
+static void progress_show(struct ctl_progress *p, int64_t now, char end)
+{
+	double secs = (double)(now - p->start_ns) / 1e9;
+	double rate = secs > 0 ? (double)p->msgs / secs : 0;
+	double brate = secs > 0 ? (double)p->bytes / secs : 0;
+	char eta[32] = "";
+
+	if (end == '\r' && p->total > p->bytes && brate > 0) {
+		long left = (long)((double)(p->total - p->bytes) / brate);
+
+		snprintf(eta, sizeof(eta), ", ETA %ld:%02ld", left / 60,
+			 left % 60);
+	} else if (end == '\r' && p->total_msgs > p->msgs && rate > 0) {
+		long left = (long)((double)(p->total_msgs - p->msgs) / rate);
+
+		snprintf(eta, sizeof(eta), ", ETA %ld:%02ld", left / 60,
+			 left % 60);
+	}
+	fprintf(stderr, "%s%s: %" PRIu64 " messages, %.1f MB in %.1f s, "
+		"%.0f msg/s%s%s%c", end == '\r' ? "\r" : "dboxctl: ",
+		p->what, p->msgs, (double)p->bytes / 1e6, secs, rate, eta,
+		end == '\r' ? "\033[K" : "", end);
+}
+
+void ctl_progress_step(struct ctl_progress *p, uint64_t msgs, uint64_t bytes)
+{
+	int64_t now;
+
+	p->msgs += msgs;
+	p->bytes += bytes;
+	if (!p->tty)
 		return;
-	pct = (int)(p->done * 100 / p->total);
-	if (pct == p->last_pct)
+	/* a clock read per message is cheap next to saving it */
+	now = mono_ns();
+	if (now - p->last_ns < 200000000)
 		return;
-	p->last_pct = pct;
-	bar = pct * 30 / 100;
-	fprintf(stderr, "\r%s [%.*s%*s] %3d%%", p->what, bar,
-		"##############################", 30 - bar, "", pct);
+	p->last_ns = now;
+	progress_show(p, now, '\r');
 }
 
 void ctl_progress_end(struct ctl_progress *p)
 {
-	if (p->tty && p->total != 0)
+	int64_t now = mono_ns();
+
+	if (p->tty && p->last_ns != 0)
+		progress_show(p, now, '\r');
+	if (p->tty && p->last_ns != 0)
 		fputc('\n', stderr);
+	else if (!p->tty && p->msgs > 0)
+		progress_show(p, now, '\n');
 }
 
 const char *ctl_opt_value(int argc, char **argv, int *i, const char *name)
@@ -609,8 +649,14 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
+	struct rlimit rl;
 	int c;
 
+	/* an import holds a few files per mailbox and m.N it fills */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 	/* stop at the command name: its options are its own */
 	while ((c = getopt_long(argc, argv, "+hV", longopts, NULL)) != -1) {
 		switch (c) {

@@ -29,16 +29,18 @@ int ctl_open(const char *root, bool readonly, struct dbox_store **store_r);
 int ctl_mailbox(struct dbox_store *store, const char *name, bool create,
 		struct dbox_mailbox *box_r);
 
-/* Progress on stderr when it is a terminal (a bar), silent otherwise. */
+/* Progress on stderr: on a terminal one line updated in place (messages,
+ * bytes, rate, ETA from total_bytes, else total_msgs); otherwise one
+ * summary line at the end. */
 struct ctl_progress {
 	const char *what;
-	uint64_t done, total;
+	uint64_t msgs, bytes, total, total_msgs;
 	bool tty;
-	int last_pct;
+	int64_t start_ns, last_ns;
 };
 void ctl_progress_init(struct ctl_progress *p, const char *what,
-		       uint64_t total);
-void ctl_progress_step(struct ctl_progress *p, uint64_t n);
+		       uint64_t total_msgs, uint64_t total_bytes);
+void ctl_progress_step(struct ctl_progress *p, uint64_t msgs, uint64_t bytes);
 void ctl_progress_end(struct ctl_progress *p);
 
 

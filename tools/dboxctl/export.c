@@ -16,11 +16,18 @@ static const char export_help[] =
 "new/ and tmp/ if missing), byte for byte, under its maildir name with\n"
 "its flags (cur/BASE:2,FLAGS, or new/BASE), mtime = received time, and a\n"
 "dovecot-keywords file for the keyword letters.  Each file is written in\n"
-"tmp/, fsynced and renamed into place.\n";
+"tmp/, made durable and renamed into place.\n";
+
+/* Files written in tmp/ before one syncfs makes them all durable and they
+ * are renamed: one flush per batch instead of one fsync per message. */
+#define BATCH 1024
 
 struct export {
 	struct dbox_store *store;
 	const char *dest;
+	int dest_fd;
+	char *tmp[BATCH], *final[BATCH];  /* written, not yet renamed */
+	unsigned int pending;
 	char *buf;
 	unsigned long count;
 	int ret;
@@ -70,6 +77,53 @@ static int copy_msg(struct export *ex, const struct dbox_msg *m, int fd)
 	return 0;
 }
 
+/* The batch durable (syncfs), then renamed into place, then the renames
+ * durable (the directories fsynced). */
+static int flush_pending(struct export *ex)
+{
+	static const char *const subs[] = { "cur", "new" };
+	char path[4096];
+	int ret = 0;
+
+	if (ex->pending > 0 && syncfs(ex->dest_fd) < 0)
+		ret = ctl_error("syncfs %s: %s", ex->dest, strerror(errno));
+	for (unsigned int i = 0; i < ex->pending; i++) {
+		if (ret == 0 && rename(ex->tmp[i], ex->final[i]) < 0)
+			ret = ctl_error("rename %s: %s", ex->final[i],
+					strerror(errno));
+		if (ret != 0)
+			unlink(ex->tmp[i]);
+		free(ex->tmp[i]);
+		free(ex->final[i]);
+	}
+	for (size_t i = 0; ret == 0 && ex->pending > 0 && i < 2; i++) {
+		int fd;
+
+		snprintf(path, sizeof(path), "%s/%s", ex->dest, subs[i]);
+		fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0 || fsync(fd) < 0)
+			ret = ctl_error("fsync %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+	}
+	ex->pending = 0;
+	return ret;
+}
+
+static int pending_add(struct export *ex, const char *tmp, const char *final)
+{
+	char *t = strdup(tmp), *f = strdup(final);
+
+	if (t == NULL || f == NULL) {
+		free(t);
+		free(f);
+		return ctl_error("out of memory");
+	}
+	ex->tmp[ex->pending] = t;
+	ex->final[ex->pending++] = f;
+	return ex->pending == BATCH ? flush_pending(ex) : 0;
+}
+
 static int export_msg(void *ctx, const struct dbox_msg *m)
 {
 	struct export *ex = ctx;
@@ -93,22 +147,20 @@ static int export_msg(void *ctx, const struct dbox_msg *m)
 		return 1;
 	}
 	ret = copy_msg(ex, m, fd);
-	if (ret == 0 && fsync(fd) < 0)
-		ret = ctl_error("fsync %s: %s", tmp, strerror(errno));
 	times[0].tv_sec = times[1].tv_sec = m->received;
 	times[0].tv_nsec = times[1].tv_nsec = m->received_ns;
 	if (ret == 0 && futimens(fd, times) < 0)
 		ret = ctl_error("utimes %s: %s", tmp, strerror(errno));
 	close(fd);
-	if (ret == 0 && rename(tmp, final) < 0)
-		ret = ctl_error("rename %s: %s", final, strerror(errno));
+	if (ret == 0)
+		ret = pending_add(ex, tmp, final);
 	if (ret != 0) {
 		unlink(tmp);
 		ex->ret = ret;
 		return 1;
 	}
 	ex->count++;
-	ctl_progress_step(&ex->progress, 1);
+	ctl_progress_step(&ex->progress, 1, m->size);
 	return 0;
 }
 
@@ -153,7 +205,7 @@ static int make_maildir(const char *dest)
 
 int cmd_export(int argc, char **argv)
 {
-	struct export ex = { .ret = 0 };
+	struct export ex = { .ret = 0, .dest_fd = -1 };
 	struct dbox_mailbox box;
 	struct dbox_err err = { "" };
 	uint64_t count = 0;
@@ -184,10 +236,21 @@ int cmd_export(int argc, char **argv)
 		ret = write_keywords(&ex, box.id);
 	if (ret == 0)
 		dbox_msg_count(ex.store, box.id, -1, &count, NULL);
-	ctl_progress_init(&ex.progress, "exporting", count);
+	ctl_progress_init(&ex.progress, "exporting", count, 0);
+	if (ret == 0) {
+		ex.dest_fd = open(ex.dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (ex.dest_fd < 0)
+			ret = ctl_error("%s: %s", ex.dest, strerror(errno));
+	}
 	if (ret == 0 && dbox_msg_list(ex.store, box.id, 0, -1, 0, export_msg,
 				      &ex, &err) < 0)
 		ret = ctl_error("%s", err.msg);
+	if (ret == 0)
+		ret = ex.ret;
+	if (flush_pending(&ex) != 0 && ret == 0)
+		ret = 1;
+	if (ex.dest_fd >= 0)
+		close(ex.dest_fd);
 	ctl_progress_end(&ex.progress);
 	if (ret == 0)
 		ret = ex.ret;

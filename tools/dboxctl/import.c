@@ -1,9 +1,14 @@
 /* import.c - dboxctl import: maildir folders and mbox files, one
- * transaction for the whole invocation. */
+ * transaction for the whole invocation.
+ *
+ * Memory does not grow with the number of messages (the transaction
+ * spools, see dbox/save.h): maildir files are taken in batches sorted
+ * among themselves, and the mbox mapping is dropped behind the reader.
+ * Only a set of 8-byte hashes of the maildir names used remains. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <search.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +29,16 @@ static const char import_help[] =
 "keywords from the file names and its dovecot-keywords file, received\n"
 "time from the file's mtime, the maildir base name kept) or an mbox file\n"
 "(mboxrd \">From \" unescaping; received time from the From_ line; flags\n"
-"from Status:/X-Status:).  Messages are stored byte for byte.\n";
+"from Status:/X-Status:).  Messages are stored byte for byte.\n"
+"\n"
+"Any number of messages fits in bounded memory.  SIGINT or SIGTERM stops\n"
+"the import and leaves the store as it was.\n";
+
+/* Maildir files taken, sorted and saved at once: the uid order follows
+ * the received time within a batch, and directory order between them. */
+#define BATCH 16384
+
+static volatile sig_atomic_t interrupted;
 
 struct item {
 	char *path;
@@ -33,6 +47,7 @@ struct item {
 	bool in_new;
 	bool new_info;        /* named BASE:2,FLAGS in new/ */
 	struct timespec mtime;
+	uint64_t size;
 	int source;           /* index into the sources' keyword maps */
 };
 
@@ -45,7 +60,10 @@ struct import {
 	/* per source: maildir keyword letter -> our keyword index (-1) */
 	int (*kwmap)[DBOX_MAX_KEYWORDS];
 	int sources;
-	void *bases;          /* tsearch tree of base names in this import */
+	/* hashes of the maildir base names used by this import (open
+	 * addressing, 0 = free): a name seen before gets a derived one */
+	uint64_t *bases;
+	size_t base_count, base_cap;
 	struct ctl_progress progress;
 	unsigned long imported;
 };
@@ -78,10 +96,13 @@ static int item_add(struct import *im, const char *path, const char *name,
 	it->new_info = in_new && colon != NULL &&
 		strncmp(colon, ":2,", 3) == 0;
 	it->mtime = st->st_mtim;
+	it->size = (uint64_t)st->st_size;
 	it->source = source;
 	im->count++;
 	return 0;
 }
+
+static int flush_batch(struct import *im);
 
 static int scan_maildir_sub(struct import *im, const char *dir,
 			    const char *sub, int source)
@@ -104,6 +125,8 @@ static int scan_maildir_sub(struct import *im, const char *dir,
 			continue;
 		ret = item_add(im, path, e->d_name, strcmp(sub, "new") == 0,
 			       &st, source);
+		if (ret == 0 && im->count == BATCH)
+			ret = flush_batch(im);
 	}
 	closedir(d);
 	return ret;
@@ -157,9 +180,54 @@ static uint32_t map_keywords(const struct import *im, const struct item *it)
 	return kw;
 }
 
-static int cmp_str(const void *a, const void *b)
+static uint64_t base_hash(const char *s)
 {
-	return strcmp(a, b);
+	uint64_t h = 1469598103934665603ull;  /* FNV-1a */
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h != 0 ? h : 1;
+}
+
+static bool base_set_grow(struct import *im)
+{
+	size_t cap = im->base_cap ? im->base_cap * 2 : 1024;
+	uint64_t *t = calloc(cap, sizeof(*t)), *old = im->bases;
+
+	if (t == NULL)
+		return false;
+	for (size_t i = 0; i < im->base_cap; i++) {
+		size_t j = old[i] & (cap - 1);
+
+		if (old[i] == 0)
+			continue;
+		while (t[j] != 0)
+			j = (j + 1) & (cap - 1);
+		t[j] = old[i];
+	}
+	free(old);
+	im->bases = t;
+	im->base_cap = cap;
+	return true;
+}
+
+/* true if added, false if (probably) seen before or out of memory: a
+ * false hit only costs the message its maildir name */
+static bool base_set_add(struct import *im, const char *base)
+{
+	uint64_t h = base_hash(base);
+	size_t j;
+
+	if ((im->base_count + 1) * 2 > im->base_cap && !base_set_grow(im))
+		return false;
+	for (j = h & (im->base_cap - 1); im->bases[j] != 0;
+	     j = (j + 1) & (im->base_cap - 1)) {
+		if (im->bases[j] == h)
+			return false;
+	}
+	im->bases[j] = h;
+	im->base_count++;
+	return true;
 }
 
 /* A maildir name is kept unless it is already used in the mailbox or in
@@ -169,13 +237,10 @@ static const char *usable_base(struct import *im, const char *base)
 	if (base == NULL || strlen(base) > DBOX_NAME_MAX ||
 	    strchr(base, '\n') != NULL)
 		return NULL;
-	if (tfind(base, &im->bases, cmp_str) != NULL)
-		return NULL;
 	if (dbox_msg_lookup_base(im->store, im->box.id, base, NULL, NULL) !=
 	    -ENOENT)
 		return NULL;
-	tsearch(base, &im->bases, cmp_str);
-	return base;
+	return base_set_add(im, base) ? base : NULL;
 }
 
 static int import_item(struct import *im, const struct item *it)
@@ -189,11 +254,14 @@ static int import_item(struct import *im, const struct item *it)
 		.keywords = map_keywords(im, it),
 		.in_new = it->in_new,
 		.new_info = it->new_info,
+		.size_hint = it->size,
 	};
 	struct dbox_err err = { "" };
-	int fd = open(it->path, O_RDONLY | O_CLOEXEC);
-	int ret;
+	int fd, ret;
 
+	if (interrupted)
+		return 1;
+	fd = open(it->path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return ctl_error("%s: %s", it->path, strerror(errno));
 	ret = dbox_save_add_fd(im->txn, fd, &o, &err);
@@ -201,7 +269,7 @@ static int import_item(struct import *im, const struct item *it)
 	if (ret < 0)
 		return ctl_error("%s: %s", it->path, err.msg);
 	im->imported++;
-	ctl_progress_step(&im->progress, 1);
+	ctl_progress_step(&im->progress, 1, o.size_hint);
 	return 0;
 }
 
@@ -212,6 +280,28 @@ static int cmp_item(const void *a, const void *b)
 	if (x->mtime.tv_sec != y->mtime.tv_sec)
 		return x->mtime.tv_sec < y->mtime.tv_sec ? -1 : 1;
 	return strcmp(x->base, y->base);
+}
+
+static void items_free(struct import *im)
+{
+	for (size_t i = 0; i < im->count; i++) {
+		free(im->items[i].path);
+		free(im->items[i].base);
+	}
+	im->count = 0;
+}
+
+/* Saves the files gathered so far, in received order, and forgets them. */
+static int flush_batch(struct import *im)
+{
+	int ret = 0;
+
+	if (im->count > 0)
+		qsort(im->items, im->count, sizeof(*im->items), cmp_item);
+	for (size_t i = 0; ret == 0 && i < im->count; i++)
+		ret = import_item(im, &im->items[i]);
+	items_free(im);
+	return ret;
 }
 
 /* ------------------------------------------------------------------ mbox */
@@ -233,12 +323,25 @@ static int mbox_write_body(struct import *im, const struct mbox_msg *m)
 	return mbox_unescape(m, mbox_save_write, im) < 0 ? 1 : 0;
 }
 
+/* Pages of the mapping already read count in the RSS until unmapped:
+ * they are given back every few MiB (the file stays in the page cache). */
+static void drop_behind(char *data, size_t pos, size_t *dropped)
+{
+	const size_t step = 8u << 20;
+	size_t upto = pos & ~(step - 1);
+
+	if (upto > *dropped) {
+		madvise(data + *dropped, upto - *dropped, MADV_DONTNEED);
+		*dropped = upto;
+	}
+}
+
 static int import_mbox(struct import *im, const char *path)
 {
 	struct dbox_err err = { "" };
 	struct mbox_msg m;
 	struct stat st;
-	size_t pos = 0;
+	size_t pos = 0, dropped = 0;
 	char *data;
 	int fd = open(path, O_RDONLY | O_CLOEXEC), ret = 0;
 
@@ -252,14 +355,22 @@ static int import_mbox(struct import *im, const char *path)
 	close(fd);
 	if (data == MAP_FAILED)
 		return ctl_error("%s: %s", path, strerror(errno));
+	madvise(data, (size_t)st.st_size, MADV_SEQUENTIAL);
 	if ((size_t)st.st_size < 5 || memcmp(data, "From ", 5) != 0)
 		ret = ctl_error("%s: not an mbox file (no From_ line at its "
 				"start)", path);
 	while (ret == 0 && mbox_next(data, (size_t)st.st_size, &pos, &m)) {
+		if (interrupted) {
+			ret = 1;
+			break;
+		}
 		struct dbox_save_opts o = {
 			.mailbox_id = im->box.id,
 			.received = mbox_date(&m, st.st_mtime),
 			.flags = mbox_flags(&m),
+			/* at most: unescaping only shortens it; a small
+			 * message is then written with one write */
+			.size_hint = m.len,
 		};
 
 		ret = dbox_save_msg_begin(im->txn, &o, &err) < 0 ?
@@ -270,7 +381,8 @@ static int import_mbox(struct import *im, const char *path)
 			ret = ctl_error("%s: %s", path, err.msg);
 		if (ret == 0) {
 			im->imported++;
-			ctl_progress_step(&im->progress, m.len);
+			ctl_progress_step(&im->progress, 1, m.len);
+			drop_behind(data, pos, &dropped);
 		}
 	}
 	munmap(data, (size_t)st.st_size);
@@ -322,6 +434,7 @@ static int check_maildir(const char *dir)
 	return 0;
 }
 
+/* Saves the maildir sources (the mbox files come after them). */
 static int collect(struct import *im, char **sources, int n,
 		   uint64_t *mbox_bytes)
 {
@@ -348,7 +461,7 @@ static int collect(struct import *im, char **sources, int n,
 		if (ret > 0)
 			return ret;
 	}
-	return 0;
+	return flush_batch(im);
 }
 
 static bool starts_with_from(const char *path)
@@ -388,27 +501,114 @@ static int check_sources(char **sources, int n)
 	return 0;
 }
 
-static void free_nothing(void *p)
-{
-	(void)p;  /* the tree's keys are the items' own base strings */
-}
-
 static void import_free(struct import *im)
 {
-	tdestroy(im->bases, free_nothing);
-	for (size_t i = 0; i < im->count; i++) {
-		free(im->items[i].path);
-		free(im->items[i].base);
-	}
+	items_free(im);
 	free(im->items);
+	free(im->bases);
 	free(im->kwmap);
+}
+
+static void on_signal(int sig)
+{
+	interrupted = sig;
+}
+
+/* SIGINT and SIGTERM end the import at the next message, rolled back */
+static void catch_signals(void)
+{
+	struct sigaction sa = { .sa_handler = on_signal,
+				.sa_flags = SA_RESTART };
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+static int report_interrupt(void)
+{
+	ctl_error("interrupted: nothing imported");
+	return 128 + interrupted;
+}
+
+static uint64_t dir_bytes(const char *dir, const char *sub)
+{
+	char path[4096];
+	struct dirent *e;
+	struct stat st;
+	uint64_t sum = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, sub);
+	d = opendir(path);
+	if (d == NULL)
+		return 0;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] != '.' &&
+		    fstatat(dirfd(d), e->d_name, &st, 0) == 0 &&
+		    S_ISREG(st.st_mode))
+			sum += (uint64_t)st.st_size;
+	}
+	closedir(d);
+	return sum;
+}
+
+/* The bytes to import, for the progress display's ETA */
+static uint64_t source_bytes(char **sources, int n)
+{
+	uint64_t sum = 0;
+
+	for (int i = 0; i < n; i++) {
+		struct stat st;
+
+		if (stat(sources[i], &st) < 0)
+			continue;
+		if (S_ISREG(st.st_mode))
+			sum += (uint64_t)st.st_size;
+		else
+			sum += dir_bytes(sources[i], "cur") +
+				dir_bytes(sources[i], "new");
+	}
+	return sum;
+}
+
+static int import_run(struct import *im, char **argv, int argc, bool *made)
+{
+	struct dbox_err err = { "" };
+	uint64_t mbox_bytes = 0;
+	int ret;
+
+	im->sources = argc - 3;
+	im->kwmap = calloc((size_t)im->sources, sizeof(*im->kwmap));
+	if (im->kwmap == NULL)
+		return ctl_error("out of memory");
+	*made = dbox_mailbox_lookup(im->store, argv[2], &im->box, &err) ==
+		-ENOENT;
+	ret = ctl_mailbox(im->store, argv[2], true, &im->box);
+	if (ret == 0 && dbox_save_begin(im->store, &im->txn, &err) < 0)
+		ret = ctl_error("%s", err.msg);
+	ctl_progress_init(&im->progress, "importing", 0,
+			  source_bytes(argv + 3, im->sources));
+	if (ret == 0)
+		ret = collect(im, argv + 3, im->sources, &mbox_bytes);
+	for (int i = 0; ret == 0 && i < im->sources; i++) {
+		struct stat st;
+
+		if (stat(argv[3 + i], &st) == 0 && S_ISREG(st.st_mode))
+			ret = import_mbox(im, argv[3 + i]);
+	}
+	ctl_progress_end(&im->progress);
+	if (ret == 0 && dbox_save_commit(im->txn, NULL, &err) < 0)
+		ret = ctl_error("commit: %s", err.msg);
+	else if (ret != 0 && im->txn != NULL)
+		dbox_save_rollback(im->txn);
+	return ret;
 }
 
 int cmd_import(int argc, char **argv)
 {
 	struct import im = { 0 };
-	struct dbox_err err = { "" };
-	uint64_t mbox_bytes = 0;
+	bool made = false;
 	int ret;
 
 	for (int i = 1; i < argc; i++) {
@@ -425,33 +625,19 @@ int cmd_import(int argc, char **argv)
 		return ctl_error("%s: invalid mailbox name", argv[2]);
 	if (check_sources(argv + 3, argc - 3) != 0)
 		return 1;
+	catch_signals();
 	if (ctl_open(argv[1], false, &im.store) != 0)
 		return 1;
-	im.sources = argc - 3;
-	im.kwmap = calloc((size_t)im.sources, sizeof(*im.kwmap));
-	ret = im.kwmap == NULL ? ctl_error("out of memory") :
-		ctl_mailbox(im.store, argv[2], true, &im.box);
-	if (ret == 0)
-		ret = collect(&im, argv + 3, im.sources, &mbox_bytes);
-	if (ret == 0 && im.count > 0)
-		qsort(im.items, im.count, sizeof(*im.items), cmp_item);
-	if (ret == 0 && dbox_save_begin(im.store, &im.txn, &err) < 0)
-		ret = ctl_error("%s", err.msg);
-	ctl_progress_init(&im.progress, "importing", im.count + mbox_bytes);
-	for (size_t i = 0; ret == 0 && i < im.count; i++)
-		ret = import_item(&im, &im.items[i]);
-	for (int i = 0; ret == 0 && i < im.sources; i++) {
-		struct stat st;
+	ret = import_run(&im, argv, argc, &made);
+	if (ret != 0 && made && im.store != NULL) {
+		struct dbox_err err = { "" };
 
-		if (stat(argv[3 + i], &st) == 0 && S_ISREG(st.st_mode))
-			ret = import_mbox(&im, argv[3 + i]);
+		/* a failed import leaves no trace, not even its mailbox */
+		dbox_mailbox_delete(im.store, argv[2], &err);
 	}
-	ctl_progress_end(&im.progress);
-	if (ret == 0 && dbox_save_commit(im.txn, NULL, &err) < 0)
-		ret = ctl_error("commit: %s", err.msg);
-	else if (ret != 0 && im.txn != NULL)
-		dbox_save_rollback(im.txn);
-	if (ret == 0)
+	if (interrupted && ret != 0)
+		ret = report_interrupt();
+	else if (ret == 0)
 		printf("%lu messages imported into %s\n", im.imported, argv[2]);
 	import_free(&im);
 	dbox_store_close(im.store);

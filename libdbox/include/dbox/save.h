@@ -16,6 +16,11 @@
  * the owner's journal; the next dbox_store_open() by anyone removes it.
  * After the index commit every message is complete on disk.
  *
+ * Size: memory and open descriptors do not grow with the number of
+ * messages (their state is spooled to an unlinked file; sdbox files are
+ * made durable and closed in batches); an mdbox transaction holds one
+ * descriptor per m.N file it fills.
+ *
  * Threading: one transaction is used by one thread at a time (async
  * completions may run on fs workers; do not call other functions on the
  * transaction until they ran).  Different transactions may run in
@@ -98,7 +103,9 @@ int dbox_save_set_mode(struct dbox_save_txn *txn, unsigned int i,
 
 /* Moves every message and expunge of src, finished, into dst after dst's
  * own, and frees src; on failure (out of memory) both are left as they
- * were.  Lets transactions prepared apart commit as one (group commit). */
+ * were, unless src has more messages than a transaction keeps in memory
+ * (64): then some may have moved (dst stays usable, src is to be rolled
+ * back).  Lets transactions prepared apart commit as one (group commit). */
 int dbox_save_merge(struct dbox_save_txn *dst, struct dbox_save_txn *src,
 		    struct dbox_err *err);
 

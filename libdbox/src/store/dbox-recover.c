@@ -26,11 +26,13 @@
 #define JOURNAL_NAME "journal"
 #define JOURNAL_MAGIC "dboxfs-journal 1\n"
 
-int dbox_journal_write(struct dbox_store *store, const int64_t *mailbox_ids,
-		       const uint32_t *uids, unsigned int count,
-		       struct dbox_err *err)
+int dbox_journal_write_each(struct dbox_store *store,
+			    dbox_journal_next_fn *next, void *ctx,
+			    struct dbox_err *err)
 {
 	char path[PATH_MAX], tmp[PATH_MAX];
+	int64_t box;
+	uint32_t uid;
 	FILE *f;
 	int ret = 0;
 
@@ -43,8 +45,8 @@ int dbox_journal_write(struct dbox_store *store, const int64_t *mailbox_ids,
 	if (f == NULL)
 		return dbox_fail(err, -errno, "create %s: %m", tmp);
 	fputs(JOURNAL_MAGIC, f);
-	for (unsigned int i = 0; i < count; i++)
-		fprintf(f, "%lld %u\n", (long long)mailbox_ids[i], uids[i]);
+	while (next(ctx, &box, &uid))
+		fprintf(f, "%lld %u\n", (long long)box, uid);
 	if (fflush(f) != 0 || fdatasync(fileno(f)) < 0)
 		ret = -errno;
 	if (fclose(f) != 0 && ret == 0)
@@ -56,6 +58,32 @@ int dbox_journal_write(struct dbox_store *store, const int64_t *mailbox_ids,
 	if (ret < 0)
 		return dbox_fail(err, ret, "write %s: %s", path, strerror(-ret));
 	return 0;
+}
+
+struct journal_arrays {
+	const int64_t *boxes;
+	const uint32_t *uids;
+	unsigned int count, i;
+};
+
+static bool journal_arrays_next(void *ctx, int64_t *box_r, uint32_t *uid_r)
+{
+	struct journal_arrays *a = ctx;
+
+	if (a->i == a->count)
+		return false;
+	*box_r = a->boxes[a->i];
+	*uid_r = a->uids[a->i++];
+	return true;
+}
+
+int dbox_journal_write(struct dbox_store *store, const int64_t *mailbox_ids,
+		       const uint32_t *uids, unsigned int count,
+		       struct dbox_err *err)
+{
+	struct journal_arrays a = { mailbox_ids, uids, count, 0 };
+
+	return dbox_journal_write_each(store, journal_arrays_next, &a, err);
 }
 
 void dbox_journal_remove(struct dbox_store *store)

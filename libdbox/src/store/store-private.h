@@ -97,6 +97,13 @@ int dbox_recover(struct dbox_store *store, struct dbox_err *err);
 int dbox_journal_write(struct dbox_store *store, const int64_t *mailbox_ids,
 		       const uint32_t *uids, unsigned int count,
 		       struct dbox_err *err);
+/* The same with the entries from a generator (true while it gave one):
+ * a commit of any size writes its journal in constant memory. */
+typedef bool dbox_journal_next_fn(void *ctx, int64_t *mailbox_id_r,
+				  uint32_t *uid_r);
+int dbox_journal_write_each(struct dbox_store *store,
+			    dbox_journal_next_fn *next, void *ctx,
+			    struct dbox_err *err);
 void dbox_journal_remove(struct dbox_store *store);
 /* An m.N this handle appends to, named in its owner directory by a hard
  * link so that recovery after a crash touches that file and no other.
