@@ -279,7 +279,7 @@ def is_spec_file(rel):
     return os.path.basename(rel) == "dovecot-keywords"
 
 
-# The differences that /work/shared/spec/maildir-view.md (shipped as the
+# The differences that the spec maildir-view.md (the
 # contract of the mount, section numbers below) allows.  Each is a
 # predicate on one difference record d = dict(what, path, native, mount,
 # op, step); tests/conformance/README.md lists the same.
