@@ -128,33 +128,11 @@ static void dbox_to_fuse_log(void *ctx, enum dbox_log_level level,
 	fuse_log((enum fuse_log_level)level, "dboxfs: %s\n", msg);
 }
 
-static bool has_opt(struct fuse_args *args, const char *name)
+/* True if some -o option is `name` (prefix: starts with it, such as
+ * "fsname="). */
+static bool find_opt(struct fuse_args *args, const char *name, bool prefix)
 {
-	for (int i = 0; i < args->argc; i++) {
-		const char *a = args->argv[i];
-		const char *p;
-
-		if (strcmp(a, "-o") == 0 && i + 1 < args->argc)
-			a = args->argv[++i];
-		else if (strncmp(a, "-o", 2) == 0)
-			a += 2;
-		else
-			continue;
-		for (p = a; (p = strstr(p, name)) != NULL; p++) {
-			size_t n = strlen(name);
-
-			if ((p == a || p[-1] == ',') &&
-			    (p[n] == '\0' || p[n] == ','))
-				return true;
-		}
-	}
-	return false;
-}
-
-/* True if some -o option starts with prefix (e.g. "fsname="). */
-static bool has_opt_prefix(struct fuse_args *args, const char *prefix)
-{
-	size_t n = strlen(prefix);
+	size_t n = strlen(name);
 
 	for (int i = 0; i < args->argc; i++) {
 		const char *a = args->argv[i];
@@ -168,11 +146,17 @@ static bool has_opt_prefix(struct fuse_args *args, const char *prefix)
 		for (const char *p = a; p != NULL; p = strchr(p, ',')) {
 			if (*p == ',')
 				p++;
-			if (strncmp(p, prefix, n) == 0)
+			if (strncmp(p, name, n) == 0 &&
+			    (prefix || p[n] == '\0' || p[n] == ','))
 				return true;
 		}
 	}
 	return false;
+}
+
+static bool has_opt(struct fuse_args *args, const char *name)
+{
+	return find_opt(args, name, false);
 }
 
 /* Adds -o NAME=VALUE with libfuse's escaping of ',' and '\'. */
@@ -273,10 +257,10 @@ static int add_mount_opts(struct fuse_args *args, const char *store)
 {
 	if (fuse_opt_add_arg(args, "-odefault_permissions") != 0)
 		return -1;
-	if (!has_opt_prefix(args, "fsname=") &&
+	if (!find_opt(args, "fsname=", true) &&
 	    add_opt_escaped(args, "fsname", store) != 0)
 		return -1;
-	if (!has_opt_prefix(args, "subtype="))
+	if (!find_opt(args, "subtype=", true))
 		return fuse_opt_add_arg(args, "-osubtype=dboxfs");
 	return 0;
 }

@@ -338,19 +338,30 @@ int dbox_msg_set_flags(struct dbox_store *store, int64_t mailbox_id,
 			       NULL, err);
 }
 
+/* A write transaction and its statement of one message's row; NULL
+ * (nothing begun) on failure. */
+static sqlite3_stmt *begin_msg_stmt(struct dbox_store *store,
+				    enum dindex_stmt which,
+				    struct dbox_err *err)
+{
+	sqlite3_stmt *st;
+
+	if (dindex_write_begin(store->idx, err) < 0)
+		return NULL;
+	st = dindex_stmt(store->idx, which, err);
+	if (st == NULL)
+		dindex_write_rollback(store->idx);
+	return st;
+}
+
 int dbox_msg_set_mode(struct dbox_store *store, int64_t mailbox_id,
 		      uint32_t uid, uint32_t mode, struct dbox_err *err)
 {
-	sqlite3_stmt *st;
-	int ret = dindex_write_begin(store->idx, err);
+	sqlite3_stmt *st = begin_msg_stmt(store, DSTMT_MSG_SET_MODE,
+						   err);
 
-	if (ret < 0)
-		return ret;
-	st = dindex_stmt(store->idx, DSTMT_MSG_SET_MODE, err);
-	if (st == NULL) {
-		dindex_write_rollback(store->idx);
+	if (st == NULL)
 		return -EIO;
-	}
 	sqlite3_bind_int64(st, 1, mailbox_id);
 	sqlite3_bind_int64(st, 2, uid);
 	sqlite3_bind_int64(st, 3, mode);
@@ -362,16 +373,11 @@ int dbox_msg_set_received(struct dbox_store *store, int64_t mailbox_id,
 			  uint32_t uid, int64_t received, int64_t received_ns,
 			  struct dbox_err *err)
 {
-	sqlite3_stmt *st;
-	int ret = dindex_write_begin(store->idx, err);
+	sqlite3_stmt *st = begin_msg_stmt(store,
+						   DSTMT_MSG_SET_RECEIVED, err);
 
-	if (ret < 0)
-		return ret;
-	st = dindex_stmt(store->idx, DSTMT_MSG_SET_RECEIVED, err);
-	if (st == NULL) {
-		dindex_write_rollback(store->idx);
+	if (st == NULL)
 		return -EIO;
-	}
 	sqlite3_bind_int64(st, 1, mailbox_id);
 	sqlite3_bind_int64(st, 2, uid);
 	sqlite3_bind_int64(st, 3, received);
