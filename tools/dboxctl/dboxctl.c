@@ -650,7 +650,7 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct rlimit rl;
-	int c;
+	int c, ret;
 
 	/* an import holds a few files per mailbox and m.N it fills */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -680,6 +680,9 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (strcmp(argv[0], commands[i].name) != 0)
 			continue;
+		if (strcmp(argv[0], "import") == 0 &&
+		    (ret = import_take_options(&argc, argv)) != 0)
+			return ret;
 		if (!want_help(argc, argv) && strcmp(argv[0], "init") != 0 &&
 		    refuse_options(&argc, argv) != 0)
 			return 2;

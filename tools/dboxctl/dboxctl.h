@@ -46,6 +46,8 @@ void ctl_progress_end(struct ctl_progress *p);
 
 /* import.c */
 int cmd_import(int argc, char **argv);
+/* Takes import's own options out of argv; 0, or the exit status. */
+int import_take_options(int *argc, char **argv);
 /* export.c */
 int cmd_export(int argc, char **argv);
 
