@@ -124,3 +124,17 @@ def test_option_errors(wtmp):
     p = dboxctl("import", "--recurse", store, "Mail", src, check=False)
     assert p.returncode == 2
     assert sorted(ls_mailboxes(store)) == ["INBOX"]
+
+
+def test_bad_trees_refused_before_the_store(wtmp):
+    store = new_store(wtmp, "mdbox")
+    loop = make_mbox_dir(os.path.join(wtmp, "loop"))
+    os.symlink("..", os.path.join(loop, "sub", "up"))
+    p = dboxctl("import", "--recursive", store, "Mail", loop, check=False)
+    assert p.returncode == 1 and b"nested too deep" in p.stderr
+    fifo = make_mbox_dir(os.path.join(wtmp, "fifo"))
+    os.mkfifo(os.path.join(fifo, "pipe"))
+    p = dboxctl("import", "--recursive", store, "Mail", fifo, check=False)
+    assert p.returncode == 1
+    assert b"pipe: neither a directory nor an mbox file" in p.stderr
+    assert sorted(ls_mailboxes(store)) == ["INBOX"]

@@ -695,7 +695,7 @@ static char *maildirpp_name(const char *name)
 }
 
 static int tree_source(struct jobs *js, const char *mailbox,
-		       const char *path);
+		       const char *path, int depth);
 
 static int tree_maildir(struct jobs *js, const char *mailbox,
 			const char *dir)
@@ -732,7 +732,7 @@ static int tree_maildir(struct jobs *js, const char *mailbox,
 }
 
 static int tree_mboxdir(struct jobs *js, const char *mailbox,
-			const char *dir)
+			const char *dir, int depth)
 {
 	char child[sizeof(((struct dbox_mailbox *)0)->name) + 64];
 	char path[4096];
@@ -747,7 +747,7 @@ static int tree_mboxdir(struct jobs *js, const char *mailbox,
 				   sizeof(child));
 			snprintf(path, sizeof(path), "%s/%s", dir,
 				 e[i]->d_name);
-			ret = tree_source(js, child, path);
+			ret = tree_source(js, child, path, depth + 1);
 		}
 		free(e[i]);
 	}
@@ -755,10 +755,15 @@ static int tree_mboxdir(struct jobs *js, const char *mailbox,
 	return ret;
 }
 
+/* depth: a symlink to a directory above would otherwise recurse
+ * without end */
 static int tree_source(struct jobs *js, const char *mailbox,
-		       const char *path)
+		       const char *path, int depth)
 {
 	struct stat st;
+
+	if (depth > 32)
+		return ctl_error("%s: nested too deep (a symlink loop?)", path);
 
 	if (stat(path, &st) < 0)
 		return ctl_error("%s: %s", path, strerror(errno));
@@ -769,7 +774,7 @@ static int tree_source(struct jobs *js, const char *mailbox,
 				 path);
 	if (is_subdir(path, "cur", "") || is_subdir(path, "new", ""))
 		return tree_maildir(js, mailbox, path);
-	return tree_mboxdir(js, mailbox, path);
+	return tree_mboxdir(js, mailbox, path, depth);
 }
 
 /* Imports one job into the transaction im->txn. */
@@ -876,7 +881,7 @@ static int cmd_import_recursive(int argc, char **argv)
 	int ret = 0;
 
 	for (int i = 3; ret == 0 && i < argc; i++)
-		ret = tree_source(&js, argv[2], argv[i]);
+		ret = tree_source(&js, argv[2], argv[i], 0);
 	im.sources = 1;
 	im.kwmap = calloc(1, sizeof(*im.kwmap));
 	if (ret == 0 && im.kwmap == NULL)
