@@ -892,9 +892,11 @@ static int cmd_import_recursive(int argc, char **argv)
 	}
 	if (ret == 0)
 		ret = recursive_run(&im, &js);
-	if (interrupted && ret != 0)
+	if (interrupted && ret != 0) {
+		ctl_error("interrupted: %s", opt_atomic ? "nothing imported" :
+			  "the mailbox being imported was rolled back");
 		ret = 128 + interrupted;
-	else if (ret == 0)
+	} else if (ret == 0)
 		printf("%lu messages imported into %zu mailboxes\n",
 		       im.imported, js.n);
 	import_free(&im);
