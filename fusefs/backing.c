@@ -243,6 +243,27 @@ bool backing_marked_complete(int fd, const struct stat *st)
 		*end == '\0';
 }
 
+/* The "linked" mark (backing.h): present or absent, no value. */
+#define LINKED_XATTR "user.dboxfs.linked"
+
+int backing_mark_linked(struct binode *bi)
+{
+	char path[64];
+
+	backing_fd_path(bi->fd, path, sizeof(path));
+	return setxattr(path, LINKED_XATTR, "", 0, 0) < 0 ? -errno : 0;
+}
+
+void backing_unmark_linked(int fd)
+{
+	fremovexattr(fd, LINKED_XATTR);
+}
+
+bool backing_marked_linked(int fd)
+{
+	return fgetxattr(fd, LINKED_XATTR, NULL, 0) >= 0;
+}
+
 int backing_area_dir(int64_t box, enum backing_area area, int *fd_r)
 {
 	struct area_fd key = { .key = box * 4 + (int64_t)area }, **found, *a;

@@ -89,6 +89,14 @@ void backing_mark_closed(uint64_t ino, int fd);
 void backing_mark_drop(uint64_t ino);
 /* Whether the file open as fd carries the mark, for its current size. */
 bool backing_marked_complete(int fd, const struct stat *st);
+/* The "linked" mark of a tmp/ file that link() delivered (maildir-view.md
+ * section 3): the file stays an ordinary file beside the message it
+ * became, so the start-up sweep must not take it for the leftover of a
+ * delivery renamed before a crash (sweep.c).  Set before the commit, so
+ * no crash leaves a linked file unmarked; a rename's commit removes it. */
+int backing_mark_linked(struct binode *bi);
+void backing_unmark_linked(int fd);
+bool backing_marked_linked(int fd);
 /* A deleted mailbox's area directories are gone: forget them. */
 void backing_forget_mailbox(int64_t box);
 

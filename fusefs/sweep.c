@@ -17,7 +17,9 @@
  * its base name with its mtime (a delivered file's mtime is the
  * message's received time) and exactly its bytes.  Anything else stays:
  * the file of a delivery renamed to another name than its tmp/ one, or
- * into another folder, is not recognised and stays in tmp/ as before. */
+ * into another folder, is not recognised and stays in tmp/ as before;
+ * a file link() delivered is the client's until it unlinks it (it
+ * carries the linked mark, backing.h). */
 static bool same_bytes(int fd, const struct dbox_msg *m)
 {
 	char a[16384], b[sizeof(a)];
@@ -57,7 +59,8 @@ static bool sweep_committed(int64_t box, int dirfd, const char *name,
 	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return false;
-	if (same_bytes(fd, &m) && unlinkat(dirfd, name, 0) == 0) {
+	if (!backing_marked_linked(fd) && same_bytes(fd, &m) &&
+	    unlinkat(dirfd, name, 0) == 0) {
 		fuse_log(FUSE_LOG_INFO, "dboxfs: removed %s of mailbox %lld: "
 			 "its delivery had committed (uid %u)\n", name,
 			 (long long)box, m.uid);
