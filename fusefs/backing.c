@@ -243,6 +243,42 @@ bool backing_marked_complete(int fd, const struct stat *st)
 		*end == '\0';
 }
 
+/* The "linked" mark (backing.h): "live" while the daemon runs, "kept"
+ * after a clean stop. */
+#define LINKED_XATTR "user.dboxfs.linked"
+
+int backing_mark_linked(struct binode *bi)
+{
+	char path[64];
+
+	backing_fd_path(bi->fd, path, sizeof(path));
+	return setxattr(path, LINKED_XATTR, "live", 4, 0) < 0 ? -errno : 0;
+}
+
+void backing_unmark_linked(int fd)
+{
+	fremovexattr(fd, LINKED_XATTR);
+}
+
+static bool linked_mark_is(int fd, const char *val)
+{
+	char v[8];
+	ssize_t n = fgetxattr(fd, LINKED_XATTR, v, sizeof(v));
+
+	return n == (ssize_t)strlen(val) && memcmp(v, val, (size_t)n) == 0;
+}
+
+void backing_keep_linked(int fd)
+{
+	if (linked_mark_is(fd, "live"))
+		fsetxattr(fd, LINKED_XATTR, "kept", 4, 0);
+}
+
+bool backing_marked_kept(int fd)
+{
+	return linked_mark_is(fd, "kept");
+}
+
 int backing_area_dir(int64_t box, enum backing_area area, int *fd_r)
 {
 	struct area_fd key = { .key = box * 4 + (int64_t)area }, **found, *a;

@@ -89,6 +89,18 @@ void backing_mark_closed(uint64_t ino, int fd);
 void backing_mark_drop(uint64_t ino);
 /* Whether the file open as fd carries the mark, for its current size. */
 bool backing_marked_complete(int fd, const struct stat *st);
+/* The "linked" mark of a tmp/ file that link() delivered (maildir-view.md
+ * section 3): the file stays an ordinary file beside the message it
+ * became, the client's until it unlinks it.  Set ("live") before the
+ * commit; a clean stop turns it into "kept" (sweep_keep_linked), which
+ * the start-up sweep leaves alone.  A live mark at start-up means the
+ * daemon died between the link and the client's unlink: the file is a
+ * leftover of that delivery, removed as one.  A rename's commit removes
+ * the mark. */
+int backing_mark_linked(struct binode *bi);
+void backing_unmark_linked(int fd);
+void backing_keep_linked(int fd);
+bool backing_marked_kept(int fd);
 /* A deleted mailbox's area directories are gone: forget them. */
 void backing_forget_mailbox(int64_t box);
 

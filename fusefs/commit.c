@@ -109,7 +109,11 @@ static int run_txn(struct commit_job **jobs, size_t n, struct dbox_err *err)
 static void finish_job(struct commit_job *j)
 {
 	if (j->ret == 0) {
-		if (j->src != NULL)
+		/* a renamed file's inode goes on as the message's; a
+		 * link()ed one stays an ordinary file of tmp/ (spec 3),
+		 * which the client may link again or read after the
+		 * message is gone */
+		if (j->src != NULL && j->src_dirfd >= 0)
 			backing_msg_set(j->src, j->box, j->uid);
 		if (j->src_dirfd >= 0)
 			unlinkat(j->src_dirfd, j->src_name, 0);

@@ -379,6 +379,7 @@ static int setup(struct options *o, struct fuse_args *args)
 static void close_store(void)
 {
 	commit_stop();
+	sweep_keep_linked();
 	prepare_clear();
 	backing_shutdown();
 	dbox_store_close(dboxfs.store);

@@ -374,6 +374,12 @@ static void link_binode(fuse_req_t req, struct binode *bi, fuse_ino_t ino,
 	if (dst.kind == VK_SUB && dst.sub != SUB_TMP) {
 		/* qmail-style delivery: link tmp/X new/X, then unlink */
 		backing_fd_path(bi->fd, path, sizeof(path));
+		ret = backing_mark_linked(bi);
+		if (ret < 0)
+			/* unmarked, a remount's sweep may remove tmp/X */
+			fuse_log(FUSE_LOG_WARNING, "dboxfs: link %s: cannot "
+				 "mark its tmp/ file: %s\n", newname,
+				 strerror(-ret));
 		ret = ops_make_commit_job(AT_FDCWD, path, ino, dst.box,
 					  dst.sub, newname, false, &job);
 		if (ret < 0) {

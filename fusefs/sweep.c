@@ -17,7 +17,9 @@
  * its base name with its mtime (a delivered file's mtime is the
  * message's received time) and exactly its bytes.  Anything else stays:
  * the file of a delivery renamed to another name than its tmp/ one, or
- * into another folder, is not recognised and stays in tmp/ as before. */
+ * into another folder, is not recognised and stays in tmp/ as before;
+ * a file link() delivered before a clean stop is the client's until it
+ * unlinks it (the kept mark, backing.h). */
 static bool same_bytes(int fd, const struct dbox_msg *m)
 {
 	char a[16384], b[sizeof(a)];
@@ -57,7 +59,8 @@ static bool sweep_committed(int64_t box, int dirfd, const char *name,
 	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return false;
-	if (same_bytes(fd, &m) && unlinkat(dirfd, name, 0) == 0) {
+	if (!backing_marked_kept(fd) && same_bytes(fd, &m) &&
+	    unlinkat(dirfd, name, 0) == 0) {
 		fuse_log(FUSE_LOG_INFO, "dboxfs: removed %s of mailbox %lld: "
 			 "its delivery had committed (uid %u)\n", name,
 			 (long long)box, m.uid);
@@ -145,4 +148,27 @@ void sweep_spool(void)
 		fuse_log(FUSE_LOG_INFO, "dboxfs: spool: %zu files closed in "
 			 "cur/ or new/ before the daemon stopped: committed\n",
 			 queued);
+}
+
+static void keep_linked(void *ctx, int64_t box, enum backing_area area,
+			int dirfd, const char *name, const struct stat *st)
+{
+	int fd;
+
+	(void)ctx; (void)box; (void)st;
+	if (area != AREA_TMP)
+		return;
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	backing_keep_linked(fd);
+	close(fd);
+}
+
+void sweep_keep_linked(void)
+{
+	int ret = backing_spool_walk(keep_linked, NULL);
+
+	if (ret < 0 && ret != -EROFS)
+		fuse_log(FUSE_LOG_ERR, "dboxfs: spool: %s\n", strerror(-ret));
 }

@@ -8,5 +8,8 @@
  * others there (not closed: maybe incomplete) into tmp/.  Before
  * commit_start. */
 void sweep_spool(void);
+/* At a clean stop: the tmp/ files link() delivered stay the client's
+ * (their live mark becomes kept, backing.h).  After commit_stop. */
+void sweep_keep_linked(void);
 
 #endif

@@ -628,3 +628,36 @@ def test_store_errors_fail_the_rename(wtmp, mounts, err):
     assert read(tmp) == payload("x")
     assert names_in(mnt, "new") == []
     assert ls_messages(store, "INBOX") == []
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_linked_tmp_file_kept_after_clean_stop(wtmp, mounts, fmt):
+    """A tmp/ file link()ed into new/ and not unlinked is the client's
+    (maildir-view.md section 3): a clean stop and a remount keep it,
+    readable, also after its message is gone; only a daemon killed
+    between the link and the client's unlink leaves a leftover the next
+    mount removes (test_crash_safety)."""
+    store = new_store(wtmp, fmt)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt)
+    for name in ("k", "x"):
+        with open(os.path.join(mnt, "tmp", name), "wb") as f:
+            f.write(payload(name))
+    os.link(os.path.join(mnt, "tmp", "k"), os.path.join(mnt, "new", "k"))
+    m.stop()
+    m = mounts(store, mnt)
+    assert names_in(mnt, "tmp") == ["k", "x"]
+    assert names_in(mnt, "new") == ["k"]
+    # a second link is a second message; the first one can go
+    os.link(os.path.join(mnt, "tmp", "k"), os.path.join(mnt, "cur", "k2:2,S"))
+    os.unlink(os.path.join(mnt, "new", "k"))
+    assert read(os.path.join(mnt, "tmp", "k")) == payload("k")
+    assert read(os.path.join(mnt, "cur", "k2:2,S")) == payload("k")
+    os.link(os.path.join(mnt, "tmp", "x"), os.path.join(mnt, "new", "x"))
+    m.kill()
+    wait_for(lambda: not is_mounted(mnt), what="unmount")
+    m = mounts(store, mnt)
+    # x: killed before its unlink, a leftover; k: kept at the clean stop
+    assert names_in(mnt, "tmp") == ["k"]
+    assert read(os.path.join(mnt, "new", "x")) == payload("x")
+    m.stop()
