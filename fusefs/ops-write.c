@@ -331,8 +331,12 @@ void opw_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		return;
 	switch (v.kind) {
 	case VK_MSG:
-		ret = setattr_msg(v.box, v.uid, attr, to_set);
-		break;
+		if (!backing_has_node(ino)) {
+			ret = setattr_msg(v.box, v.uid, attr, to_set);
+			break;
+		}
+		/* a message renamed into tmp/: a file there */
+		/* fall through */
 	case VK_PLAIN:
 		bi = backing_get(ino);
 		if (bi == NULL)

@@ -282,10 +282,11 @@ static void op_destroy(void *userdata)
 }
 
 /* Inode numbers of the view come from the data and need nothing freed;
- * only backing inodes hold a descriptor. */
+ * only backing inodes hold a descriptor (a message's number too, once
+ * it was renamed into tmp/). */
 static void forget_one(fuse_ino_t ino, uint64_t nlookup)
 {
-	if ((ino >> 60) == VK_PLAIN)
+	if ((ino >> 60) == VK_PLAIN || (ino >> 60) == VK_MSG)
 		backing_forget(ino, nlookup);
 }
 

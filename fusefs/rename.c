@@ -15,6 +15,7 @@
 #include "folders.h"
 #include "ops.h"
 #include "prepare.h"
+#include "totmp.h"
 
 #ifndef RENAME_NOREPLACE
 #define RENAME_NOREPLACE (1 << 0)
@@ -277,7 +278,9 @@ static int rename_of_msg(const struct dbox_msg *m, const struct view_ino *dst,
 
 	if (flags & RENAME_EXCHANGE)
 		return exchange_msg(m, dst, newname);
-	if (dst->kind != VK_SUB || dst->sub == SUB_TMP)
+	if (dst->kind == VK_SUB && dst->sub == SUB_TMP)
+		return totmp_rename(m, dst->box, newname, flags);
+	if (dst->kind != VK_SUB)
 		return -EXDEV;
 	if (flags & RENAME_NOREPLACE)
 		ret = noreplace_msg(m, dst, newname);

@@ -157,8 +157,8 @@ def test_renameat2_flags_like_local_fs(wtmp, mounts, fmt):
 @pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
 def test_exchange_of_tmp_file_and_message(wtmp, mounts, fmt):
     """A local filesystem swaps the two files; a message's bytes are in
-    the store and a tmp/ file's beside it, so the mount answers EXDEV (as
-    it does for a message renamed into tmp/) and changes nothing."""
+    the store and a tmp/ file's beside it, so the mount answers EXDEV and
+    changes nothing."""
     native = native_maildir(wtmp)
     store = new_store(wtmp, fmt)
     mnt = os.path.join(wtmp, "mnt")
