@@ -437,6 +437,29 @@ def test_folder_rename_maildirpp_children_stay(pair):
     p.run("rename", ".A", ".C")
     p.run("remount")
 
+def test_folder_rmdir_children_stay(pair2):
+    """maildir++: .A.B is a sibling of .A on disk, so an empty .A is
+    removed by rmdir while .A.B stays (the mailbox A goes, A/B keeps its
+    messages); fs: A/ holds B/, ENOTEMPTY as usual."""
+    p = pair2
+    p.mkfolder("A")
+    p.mkfolder("A/B")
+    p.deliver("A/B", "x", msg("x"))
+    for sub in ("cur", "new", "tmp"):
+        p.run("rmdir", p.box("A") + sub)
+    p.run("rmdir", p.box("A").rstrip("/"))
+    p.run("remount")
+    p.run("read", p.box("A/B") + "new/x")
+    p.run("mkdir", p.box("A").rstrip("/"), 0o700)
+    p.run("mkdir", p.box("A") + "cur", 0o700)
+    p.run("rmdir", p.box("A") + "cur")
+    if p.layout == "maildir++":
+        # onto the empty .A, which rename(2) replaces
+        p.run("rename", ".A.B", ".A")
+        p.run("read", ".A/new/x")
+    else:
+        p.run("rmdir", p.box("A").rstrip("/"))
+
 
 @pytest.mark.parametrize("spelling", ["lo%2Ecase", "lo%2ecase"])
 def test_folder_name_with_percent(pair, spelling):

@@ -226,6 +226,11 @@ int dbox_mailbox_set_subdirs(struct dbox_store *store, int64_t mailbox_id,
 /* -ENOTEMPTY if it has messages or child mailboxes. */
 int dbox_mailbox_delete(struct dbox_store *store, const char *name,
 			struct dbox_err *err);
+/* The same, but its children stay where they are (a maildir++ folder's
+ * dot-children are its siblings on disk); -ENOTEMPTY if it has
+ * messages. */
+int dbox_mailbox_delete_one(struct dbox_store *store, const char *name,
+			    struct dbox_err *err);
 /* Renames the mailbox and its children (`from` may be only their
  * parent); -EEXIST if `to` is a mailbox, -ENOTEMPTY if it has children. */
 int dbox_mailbox_rename(struct dbox_store *store, const char *from,
