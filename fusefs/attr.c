@@ -17,6 +17,10 @@ static void ts_from_ns(struct timespec *ts, int64_t ns)
 {
 	ts->tv_sec = ns / 1000000000;
 	ts->tv_nsec = ns % 1000000000;
+	if (ts->tv_nsec < 0) {   /* before 1970: utimensat may set it */
+		ts->tv_sec--;
+		ts->tv_nsec += 1000000000;
+	}
 }
 
 static void attr_dir(struct stat *st, uint64_t ino, nlink_t nlink,

@@ -1,5 +1,6 @@
 /* dirtime.c - st_mtime of the view's directories (see dirtime.h). */
 #include <errno.h>
+#include <stdint.h>
 #include <time.h>
 
 #include "dirtime.h"
@@ -9,7 +10,7 @@ int64_t dirtime_sub_ns(int64_t box, enum view_sub sub, int64_t index_ns)
 {
 	int64_t pending = backing_area_mtime(box, backing_area_of_sub(sub));
 
-	return pending > index_ns ? pending : index_ns;
+	return pending != 0 && pending > index_ns ? pending : index_ns;
 }
 
 int64_t dirtime_tmp_ns(int64_t box, int64_t created_ns)
@@ -75,6 +76,10 @@ static int set_sub_mtime(int64_t box, enum view_sub sub, struct timespec mt)
 
 	if (mt.tv_nsec == UTIME_NOW)
 		clock_gettime(CLOCK_REALTIME, &tv[1]);
+	/* the index keeps nanoseconds in 64 bits: years 1678 to 2262 */
+	if (tv[1].tv_sec > INT64_MAX / 1000000000 - 1 ||
+	    tv[1].tv_sec < INT64_MIN / 1000000000 + 1)
+		return -EOVERFLOW;
 	ret = dbox_mailbox_set_dir_mtime(dboxfs.store, box, sub == SUB_NEW,
 					 (int64_t)tv[1].tv_sec * 1000000000 +
 					 tv[1].tv_nsec, NULL);

@@ -552,6 +552,7 @@ def test_dir_utimensat(wtmp, mounts, layout):
     p.deliver("INBOX", "u", msg("u"))          # tmp/ and new/ change
     p.run("rename", b + "new/u", a + "cur/u:2,S")
     p.run("utime", a + "new", None)
+    p.run("utime", b + "new", (-86400_123456789, -86400_123456789))
     p.run("mkdir", p.box("A/B").rstrip("/"), 0o700)
     p.run("remount")
 
