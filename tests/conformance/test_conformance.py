@@ -875,8 +875,6 @@ AVOID_KNOWN = {5}
 AVOID_FOUND = {"exchange"}
 
 
-@found("random sequences still find differences (README.md); the seed "
-       "is in the failure message")
 @pytest.mark.parametrize("cfg", CONFIGS, ids=CONFIG_IDS)
 def test_random(wtmp, mounts, cfg):
     seed = os.environ.get("DBOXFS_CONFORMANCE_SEED")
