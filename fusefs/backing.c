@@ -169,18 +169,24 @@ static int area_open(int64_t box, enum backing_area area, int *fd_r);
 
 int backing_move_to_tmp(int64_t box, int dirfd, const char *name)
 {
+	return backing_move_to_tmp_as(box, dirfd, name, name);
+}
+
+int backing_move_to_tmp_as(int64_t box, int dirfd, const char *name,
+			   const char *as)
+{
 	char to[NAME_MAX + 1];
 	int tmp, n = 0, ret = backing_area_dir(box, AREA_TMP, &tmp);
 
 	if (ret < 0)
 		return ret;
-	snprintf(to, sizeof(to), "%s", name);
+	snprintf(to, sizeof(to), "%s", as);
 	while (renameat2(dirfd, name, tmp, to, RENAME_NOREPLACE) < 0) {
 		ret = -errno;
 		if (ret != -EEXIST || ++n == 1000)
 			break;
 		ret = 0;
-		if (snprintf(to, sizeof(to), "%s.%d", name, n) >=
+		if (snprintf(to, sizeof(to), "%s.%d", as, n) >=
 		    (int)sizeof(to)) {
 			ret = -ENAMETOOLONG;
 			break;

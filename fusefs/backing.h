@@ -76,6 +76,9 @@ int backing_spool_walk(backing_walk_fn *fn, void *ctx);
 /* Moves a file of a spool area into tmp/ of its mailbox, under its name or,
  * if tmp/ has that name, the first free "name.N". */
 int backing_move_to_tmp(int64_t box, int dirfd, const char *name);
+/* The same, to tmp/ name `as` (or "as.N"). */
+int backing_move_to_tmp_as(int64_t box, int dirfd, const char *name,
+			   const char *as);
 
 /* The "closed" mark of a file created in cur/ or new/ under its final
  * name (maildir-view.md section 3: committed at its last close).  The

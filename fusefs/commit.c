@@ -10,6 +10,7 @@
 #include "backing.h"
 #include "commit.h"
 #include "dbox/save.h"
+#include "flush.h"
 #include "ops.h"
 #include "prepare.h"
 
@@ -116,7 +117,8 @@ static void finish_job(struct commit_job *j)
 		if (j->src != NULL && j->src_dirfd >= 0)
 			backing_msg_set(j->src, j->box, j->uid);
 		if (j->src_dirfd >= 0)
-			unlinkat(j->src_dirfd, j->src_name, 0);
+			flush_spool_done(j->src_dirfd, j->src_name, j->box,
+					 j->uid);
 	}
 	if (j->req != NULL && j->reply_entry && j->ret == 0) {
 		struct stat st;
