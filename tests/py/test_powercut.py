@@ -295,3 +295,67 @@ def test_kill9_storm_is_atomic(wtmp, mounts):
             check(mnt, msgs, "k%d" % i)
         finally:
             c.stop()
+
+
+def cut_after_rename(mounts, store, mnt, make_durable):
+    """Delivers x1 (fsynced file, rename), calls make_durable(), then
+    writes until the simulator cuts; returns what the reboot shows."""
+    m = mounts(store, mnt, "fs=powercut:0/posix", "commit=3600")
+    m.stop()
+    low = events_of(m.output())
+    m = mounts(store, mnt, "fs=powercut:%d/posix" % (low + 60),
+               "commit=3600")
+    data = b"Subject: kept\n\nbody\n"
+    fd = os.open(os.path.join(mnt, "tmp", "x1"), os.O_CREAT | os.O_WRONLY)
+    os.write(fd, data)
+    os.fsync(fd)
+    os.close(fd)
+    os.rename(os.path.join(mnt, "tmp", "x1"), os.path.join(mnt, "new", "x1"))
+    make_durable()
+    with pytest.raises(OSError):
+        for i in range(200):
+            fd = os.open(os.path.join(mnt, "tmp", "f%d" % i),
+                         os.O_CREAT | os.O_WRONLY)
+            os.write(fd, b"x")
+            os.fsync(fd)
+            os.close(fd)
+    assert m.stop() == 99
+    c = mounts(store, mnt)
+    try:
+        return (os.listdir(os.path.join(mnt, "new")),
+                read(os.path.join(mnt, "new", "x1"))
+                if os.path.exists(os.path.join(mnt, "new", "x1")) else None)
+    finally:
+        c.stop()
+
+
+def test_fsync_of_a_message_makes_its_delivery_durable(wtmp, mounts):
+    store, mnt = os.path.join(wtmp, "store"), os.path.join(wtmp, "mnt")
+    dboxctl("init", store, "--format", "sdbox")
+
+    def fsync_msg():
+        fd = os.open(os.path.join(mnt, "new", "x1"), os.O_RDONLY)
+        os.fsync(fd)
+        os.close(fd)
+    names, data = cut_after_rename(mounts, store, mnt, fsync_msg)
+    assert names == ["x1"] and data == b"Subject: kept\n\nbody\n"
+
+
+def test_fsync_of_the_directory_makes_its_delivery_durable(wtmp, mounts):
+    store, mnt = os.path.join(wtmp, "store"), os.path.join(wtmp, "mnt")
+    dboxctl("init", store, "--format", "mdbox")
+    names, data = cut_after_rename(
+        mounts, store, mnt, lambda: fsync_dir(os.path.join(mnt, "new")))
+    assert names == ["x1"] and data == b"Subject: kept\n\nbody\n"
+
+
+@pytest.mark.parametrize("opt", ["commit=-1", "commit=abc", "commit=1e9"])
+def test_bad_commit_interval_is_refused(wtmp, opt):
+    from dboxfs_testlib import DBOXFS, run
+    store, mnt = os.path.join(wtmp, "store"), os.path.join(wtmp, "mnt")
+    dboxctl("init", store, "--format", "mdbox")
+    os.makedirs(mnt)
+    p = run([DBOXFS, store, mnt, "-f", "-o", opt], check=False, timeout=30)
+    assert p.returncode != 0
+    assert b"commit" in p.stderr or b"invalid" in p.stderr, p.stderr
+    assert not os.listdir(mnt)
