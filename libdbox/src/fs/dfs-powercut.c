@@ -1,4 +1,5 @@
 /* dfs-powercut.c - the power-cut simulator (see dfs-powercut.h). */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -256,9 +257,11 @@ int dfs_powercut_new(const char *args, uint64_t seed,
 	unsigned long long n = 0, max;
 	char *end;
 
+	/* strtoull would take "-1" or " 1": digits only */
 	if (args != NULL && strncmp(args, "random:", 7) == 0) {
 		max = strtoull(args + 7, &end, 10);
-		if (end == args + 7 || *end != '\0' || max == 0)
+		if (!isdigit((unsigned char)args[7]) || *end != '\0' ||
+		    max == 0)
 			return dfs_layer_error(errbuf, errlen, "powercut: "
 					       "random:MAX needs MAX >= 1");
 		if (seed == 0)
@@ -266,7 +269,7 @@ int dfs_powercut_new(const char *args, uint64_t seed,
 		n = 1 + (seed * 0x2545F4914F6CDD1Dull >> 11) % max;
 	} else if (args != NULL) {
 		n = strtoull(args, &end, 10);
-		if (end == args || *end != '\0')
+		if (!isdigit((unsigned char)args[0]) || *end != '\0')
 			return dfs_layer_error(errbuf, errlen, "powercut: use "
 					       "powercut:N (cut at the Nth "
 					       "write or sync, 0: never) or "
