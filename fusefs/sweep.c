@@ -13,8 +13,9 @@
 #include "sweep.h"
 #include "totmp.h"
 
-/* finish_job unlinks a delivered file after its commit is durable; a
- * daemon killed in between leaves the file where it was: in tmp/, or
+/* finish_job moves a delivered file to pending/ after its commit (or
+ * unlinks it, with -o sync: flush.h); a daemon killed in between leaves
+ * the file where it was: in tmp/, or
  * pending in cur/ or new/ beside the message it became (listed twice).
  * At start-up such a file is removed when its mailbox has a message of
  * its base name with its mtime (a delivered file's mtime is the
