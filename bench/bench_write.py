@@ -20,7 +20,13 @@ Deliveries, with 1 and 8 concurrent writers, of N messages in all:
   dovecot-lda      one dovecot-lda run per message into an mdbox store
 and flag renames (cur/X:2, -> cur/X:2,S) of --renames messages on a native
 maildir and on the mount.  Medians of R runs; the table goes to
-bench/RESULTS.md, section "Write path"."""
+bench/RESULTS.md, section "Write path".
+
+    sudo bench/bench_write.py --quick [--dboxfs BIN] [-o OPT ...]
+
+compares only the native maildir with a dboxfs (another build: BIN, with
+mount options OPT, e.g. -o sync) and prints the table without writing
+RESULTS.md (before/after comparisons)."""
 
 import argparse
 import os
@@ -142,11 +148,17 @@ def main():
     ap.add_argument("--messages", type=int, default=800)
     ap.add_argument("--renames", type=int, default=10000)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--dboxfs", default=os.path.join(BUILD, "fusefs",
+                                                      "dboxfs"))
+    ap.add_argument("-o", dest="opts", action="append", default=[])
     args = ap.parse_args()
+    if args.quick:
+        return quick(args)
     work = os.path.join(HERE, "work", "write")
     os.makedirs(work, exist_ok=True)
     res = {}
-    dboxfs = os.path.join(BUILD, "fusefs", "dboxfs")
+    dboxfs = args.dboxfs
     pll = build_passthrough(work)
     for writers in (1, 8):
         nat, ser, pl, pls, dbx, lda = [], [], [], [], [], []
@@ -200,6 +212,64 @@ def main():
             umount(proc, mnt)
         shutil.rmtree(d, ignore_errors=True)
     report(res, statistics.median(ren_nat), statistics.median(ren_dbx), args)
+
+
+def mount_dboxfs(args, store, mnt):
+    cmd = [args.dboxfs, store, mnt]
+    for o in args.opts:
+        cmd += ["-o", o]
+    return mount(cmd, mnt)
+
+
+def quick(args):
+    """Native maildir against one dboxfs: deliveries (1 and 8 writers)
+    and flag renames, medians of --runs."""
+    work = os.path.join(HERE, "work", "write")
+    os.makedirs(work, exist_ok=True)
+    rows = []
+    for writers in (1, 8):
+        nat, dbx = [], []
+        for r in range(args.runs):
+            d = tempfile.mkdtemp(dir=work)
+            nat.append(deliveries(maildir(os.path.join(d, "native")), writers,
+                                  args.messages, "n%d-" % r))
+            store, mnt = os.path.join(d, "store"), os.path.join(d, "mnt")
+            dboxctl("init", store, "--format", "mdbox")
+            os.makedirs(mnt)
+            proc = mount_dboxfs(args, store, mnt)
+            try:
+                dbx.append(deliveries(mnt, writers, args.messages, "d%d-" % r))
+            finally:
+                umount(proc, mnt)
+            shutil.rmtree(d, ignore_errors=True)
+        n, x = statistics.median(nat), statistics.median(dbx)
+        rows.append("| %d writers, msg/s | %.0f | %.0f | %.2f |" % (
+            writers, n, x, x / n))
+    names = ["%d.M%d.r" % (1700000000 + i, i) for i in range(args.renames)]
+    ren_nat, ren_dbx = [], []
+    for r in range(args.runs):
+        d = tempfile.mkdtemp(dir=work)
+        src = maildir(os.path.join(d, "native"))
+        for n in names:
+            with open(os.path.join(src, "cur", n + ":2,"), "wb") as f:
+                f.write(b"Subject: r\n\nr\n")
+        store, mnt = os.path.join(d, "store"), os.path.join(d, "mnt")
+        dboxctl("init", store, "--format", "mdbox")
+        dboxctl("import", store, "INBOX", src)
+        ren_nat.append(flag_renames(os.path.join(src, "cur"), names))
+        os.makedirs(mnt)
+        proc = mount_dboxfs(args, store, mnt)
+        try:
+            ren_dbx.append(flag_renames(os.path.join(mnt, "cur"), names))
+        finally:
+            umount(proc, mnt)
+        shutil.rmtree(d, ignore_errors=True)
+    a, b = statistics.median(ren_nat), statistics.median(ren_dbx)
+    rows.append("| %d flag renames, s | %.3f | %.3f | %.1f |" % (
+        args.renames, a, b, b / a))
+    print("| %s %s | native maildir | dboxfs | dboxfs/native |\n"
+          "|---|---|---|---|\n%s" % (args.dboxfs, " ".join(args.opts),
+                                      "\n".join(rows)))
 
 
 def report(res, ren_nat, ren_dbx, args):

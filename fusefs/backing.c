@@ -169,18 +169,24 @@ static int area_open(int64_t box, enum backing_area area, int *fd_r);
 
 int backing_move_to_tmp(int64_t box, int dirfd, const char *name)
 {
+	return backing_move_to_tmp_as(box, dirfd, name, name);
+}
+
+int backing_move_to_tmp_as(int64_t box, int dirfd, const char *name,
+			   const char *as)
+{
 	char to[NAME_MAX + 1];
 	int tmp, n = 0, ret = backing_area_dir(box, AREA_TMP, &tmp);
 
 	if (ret < 0)
 		return ret;
-	snprintf(to, sizeof(to), "%s", name);
+	snprintf(to, sizeof(to), "%s", as);
 	while (renameat2(dirfd, name, tmp, to, RENAME_NOREPLACE) < 0) {
 		ret = -errno;
 		if (ret != -EEXIST || ++n == 1000)
 			break;
 		ret = 0;
-		if (snprintf(to, sizeof(to), "%s.%d", name, n) >=
+		if (snprintf(to, sizeof(to), "%s.%d", as, n) >=
 		    (int)sizeof(to)) {
 			ret = -ENAMETOOLONG;
 			break;
@@ -320,17 +326,21 @@ uint64_t backing_shown_ino_at(int dirfd, const char *name,
 	return resv_read_path(path, &box, &uid) ? view_ino_msg(box, uid) : ino;
 }
 
-void backing_unlink_keep_dir_time(int dirfd, const char *name)
+bool backing_dir_times_save(int dirfd, struct timespec tv[2])
 {
-	struct timespec tv[2];
 	struct stat st;
-	char path[32];
-	bool have = fstatat(dirfd, "", &st, AT_EMPTY_PATH) == 0;
 
-	if (unlinkat(dirfd, name, 0) < 0 || !have)
-		return;
+	if (fstatat(dirfd, "", &st, AT_EMPTY_PATH) < 0)
+		return false;
 	tv[0] = st.st_atim;
 	tv[1] = st.st_mtim;
+	return true;
+}
+
+void backing_dir_times_restore(int dirfd, const struct timespec tv[2])
+{
+	char path[32];
+
 	backing_fd_path(dirfd, path, sizeof(path));
 	utimensat(AT_FDCWD, path, tv, 0);
 }

@@ -84,6 +84,9 @@ int backing_spool_walk(backing_walk_fn *fn, void *ctx);
 /* Moves a file of a spool area into tmp/ of its mailbox, under its name or,
  * if tmp/ has that name, the first free "name.N". */
 int backing_move_to_tmp(int64_t box, int dirfd, const char *name);
+/* The same, to tmp/ name `as` (or "as.N"). */
+int backing_move_to_tmp_as(int64_t box, int dirfd, const char *name,
+			   const char *as);
 
 /* The "closed" mark of a file created in cur/ or new/ under its final
  * name (maildir-view.md section 3: committed at its last close).  The
@@ -131,11 +134,13 @@ uint64_t backing_shown_ino(uint64_t ino);
  * binode (readdir), whose own number is ino. */
 uint64_t backing_shown_ino_at(int dirfd, const char *name,
 			      enum backing_area area, uint64_t ino);
-/* unlinkat(2) of a file that became a message where the client saw it
- * (committed at its close): its area directory keeps its times, as the
- * client's directory does.  (A file another thread makes there at that
- * very moment may lose its change of the time.) */
-void backing_unlink_keep_dir_time(int dirfd, const char *name);
+/* A file that became a message where the client saw it (committed at
+ * its close) leaves its area directory, which keeps its times, as the
+ * client's directory does: save them before, restore them after.  (A
+ * file another thread makes there at that very moment may lose its
+ * change of the time.)  dirfd: O_PATH or real descriptor. */
+bool backing_dir_times_save(int dirfd, struct timespec tv[2]);
+void backing_dir_times_restore(int dirfd, const struct timespec tv[2]);
 /* A message renamed into tmp/ becomes a file there that keeps the
  * message's inode number, as the file keeps its inode on a local
  * filesystem (the uid is never used again): the number is an xattr of

@@ -10,6 +10,7 @@
 #include "backing.h"
 #include "commit.h"
 #include "dbox/save.h"
+#include "flush.h"
 #include "ops.h"
 #include "prepare.h"
 
@@ -123,10 +124,16 @@ static void finish_job(struct commit_job *j)
 		 * message is gone */
 		if (j->src != NULL && j->src_dirfd >= 0)
 			backing_msg_set(j->src, j->box, j->uid);
-		if (j->src_dirfd >= 0 && j->keep_dir_mtime)
-			backing_unlink_keep_dir_time(j->src_dirfd, j->src_name);
-		else if (j->src_dirfd >= 0)
-			unlinkat(j->src_dirfd, j->src_name, 0);
+		if (j->src_dirfd >= 0) {
+			struct timespec tv[2];
+			bool keep = j->keep_dir_mtime &&
+				    backing_dir_times_save(j->src_dirfd, tv);
+
+			flush_spool_done(j->src_dirfd, j->src_name, j->box,
+					 j->uid);
+			if (keep)
+				backing_dir_times_restore(j->src_dirfd, tv);
+		}
 	}
 	if (j->req != NULL && j->reply_entry && j->ret == 0) {
 		struct stat st;

@@ -1,7 +1,8 @@
 /* dboxfs.h - state of the daemon shared by its modules.
  *
  * Lock order, for every lock of the daemon: each is a leaf.  The table
- * lock of backing.c, the queue lock of commit.c, prepare.c's list lock,
+ * lock of backing.c, the queue lock of commit.c, flush.c's lock,
+ * prepare.c's list lock,
  * the open-handle list lock, the moved-message ring lock, folders.c's
  * hidden-mailbox lock and log_lock below are held only around their own
  * data: no other lock is taken, no libdbox or libfuse function (no
@@ -31,6 +32,9 @@ struct dboxfs {
 	mode_t file_mode;         /* messages: 0600/0644 as the store root */
 	mode_t dir_mode;
 	int64_t inbox_id;         /* 0 if the store has no INBOX */
+	/* durability (flush.h): -o sync, -o commit=SECS */
+	bool sync;
+	double commit_interval;
 	struct timespec started;
 
 	pthread_mutex_t log_lock; /* protects the list below */

@@ -11,7 +11,9 @@
 #include <unistd.h>
 
 #include "attr.h"
+#include "dbox/fs.h"
 #include "commit.h"
+#include "flush.h"
 #include "folders.h"
 #include "ops.h"
 #include "prepare.h"
@@ -273,7 +275,14 @@ void opw_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *buf,
 	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	out.buf[0].fd = fh->fd;
 	out.buf[0].pos = off;
-	n = fuse_buf_copy(&out, buf, 0);
+	if (dfs_powercut_active()) {
+		/* the spool under the power-cut simulator (tests) */
+		dfs_powercut_write(fh->fd, off, fuse_buf_size(buf));
+		n = fuse_buf_copy(&out, buf, 0);
+		dfs_powercut_done(fh->fd, false);
+	} else {
+		n = fuse_buf_copy(&out, buf, 0);
+	}
 	if (n < 0) {
 		fuse_reply_err(req, (int)-n);
 		return;
@@ -311,11 +320,23 @@ void opw_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	int r = 0;
 
 	(void)ino;
+	if (fh->type == FH_MSG) {
+		/* a message is durable with the commits before: flush.h */
+		flush_request(req);
+		return;
+	}
 	if (fh->type == FH_FD && fh->area == AREA_TMP && fh->wrote)
 		prepare_delivery(fh);
-	if (fh->type == FH_FD)
+	if (fh->type == FH_FD && dfs_powercut_active()) {
+		dfs_powercut_sync(fh->fd);
 		r = datasync ? fdatasync(fh->fd) : fsync(fh->fd);
-	fuse_reply_err(req, r < 0 ? errno : 0);
+		r = r < 0 ? errno : 0;
+		dfs_powercut_done(fh->fd, r == 0);
+	} else if (fh->type == FH_FD) {
+		r = datasync ? fdatasync(fh->fd) : fsync(fh->fd);
+		r = r < 0 ? errno : 0;
+	}
+	fuse_reply_err(req, r);
 }
 
 /* Nothing is buffered here (writes reach the file before they are

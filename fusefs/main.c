@@ -14,6 +14,7 @@
 
 #include "backing.h"
 #include "commit.h"
+#include "flush.h"
 #include "sweep.h"
 #include "prepare.h"
 #include "follow.h"
@@ -33,6 +34,9 @@ struct options {
 	int fs_workers;
 	double timeout;
 	int show_help;
+	/* durability (flush.h) */
+	double commit;
+	int sync;
 };
 
 #define OPT(t, p) { t, offsetof(struct options, p), 1 }
@@ -45,6 +49,9 @@ static const struct fuse_opt option_spec[] = {
 	OPT("noxattr", noxattr),
 	OPT("fs_workers=%d", fs_workers),
 	OPT("cache_timeout=%lf", timeout),
+	/* durability (flush.h) */
+	OPT("commit=%lf", commit),
+	OPT("sync", sync),
 	FUSE_OPT_END
 };
 
@@ -74,6 +81,10 @@ static void usage(const char *prog)
 	       "                           two per file)\n"
 	       "    -o ro                  read-only (the default for a tree\n"
 	       "                           that Dovecot made)\n"
+	       "    -o commit=SECS         renames and unlinks are durable when\n"
+	       "                           their directory is fsynced, or\n"
+	       "                           within SECS (default 1)\n"
+	       "    -o sync                every rename durable when it returns\n"
 	       "\n", prog);
 }
 
@@ -299,10 +310,15 @@ static int start_writer(void)
 	if (slash != NULL)
 		*slash = '\0';
 	ret = backing_init(ctl);
+	if (ret == 0)
+		ret = flush_init(ctl);
 	if (ret == 0) {
+		sweep_pending(flush_pending_dirfd());
 		sweep_spool();
 		ret = commit_start();
 	}
+	if (ret == 0)
+		ret = flush_start();
 	if (ret < 0)
 		fuse_log(FUSE_LOG_ERR, "dboxfs: %s: %s\n", ctl, strerror(-ret));
 	return ret;
@@ -318,6 +334,7 @@ static int open_store(struct options *o, bool ro)
 		.takeover = o->takeover != 0,
 		.fs_max_workers = o->fs_workers > 0 ?
 			(unsigned int)o->fs_workers : 0,
+		.deferred_sync = !dboxfs.sync,
 	};
 	struct dbox_err err = { "" };
 	struct dbox_mailbox inbox;
@@ -363,6 +380,14 @@ static int setup(struct options *o, struct fuse_args *args)
 	}
 	dboxfs.entry_timeout = dboxfs.attr_timeout = dboxfs.neg_timeout =
 		o->timeout > 0 ? o->timeout : 1.0;
+	/* durability (flush.h) */
+	if (o->commit < 0 || o->commit > 86400) {
+		fuse_log(FUSE_LOG_ERR, "dboxfs: commit=%g: use 0 < SECS <= "
+			 "86400 (seconds)\n", o->commit);
+		return -1;
+	}
+	dboxfs.commit_interval = o->commit > 0 ? o->commit : 1.0;
+	dboxfs.sync = o->sync != 0;
 	if (open_store(o, ro) < 0)
 		return -1;
 	/* only a check (and the first indexing) before mounting: the store
@@ -379,6 +404,7 @@ static int setup(struct options *o, struct fuse_args *args)
 static void close_store(void)
 {
 	commit_stop();
+	flush_stop();
 	sweep_keep_linked();
 	prepare_clear();
 	backing_shutdown();

@@ -182,6 +182,12 @@ void opw_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, ret == -ENOENT ? ENOENT : -ret);
 		return;
 	}
+	/* a link()ed delivery's tmp/ file is its only durable copy until
+	 * its commit is durable (flush.h) */
+	if (area == AREA_TMP && dbox_store_sync_pending(dboxfs.store) &&
+	    dbox_store_sync(dboxfs.store, &err) < 0)
+		fuse_log(FUSE_LOG_WARNING, "dboxfs: flush before unlink of "
+			 "%s: %s\n", name, err.msg);
 	ret = unlinkat(dirfd, name, 0) < 0 ? -errno : 0;
 	close(dirfd);
 	fuse_reply_err(req, -ret);

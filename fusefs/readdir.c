@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "attr.h"
+#include "flush.h"
 #include "folders.h"
 #include "ops.h"
 #include "readdir.h"
@@ -398,12 +399,11 @@ void readdir_list_plus(fuse_req_t req, fuse_ino_t ino, size_t size,
 void readdir_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 			struct fuse_file_info *fi)
 {
-	/* Every change to the view is durable when its request returns, so
-	 * there is nothing to do; ENOSYS makes the kernel answer fsync(2) of
-	 * a directory itself from now on (with success), which spares each
-	 * maildir delivery a round trip that holds the directory's lock. */
+	/* A rename or unlink is durable when fsync(2) of its directory
+	 * returns (flush.h): every waiting fsync shares one flush.  Which
+	 * directory does not matter: a flush covers all changes. */
 	(void)ino; (void)datasync; (void)fi;
-	fuse_reply_err(req, ENOSYS);
+	flush_request(req);
 }
 
 void readdir_handle_free(struct fh *fh)

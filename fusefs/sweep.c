@@ -1,6 +1,8 @@
 /* sweep.c - what a killed daemon left in the spool (see sweep.h). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -11,8 +13,9 @@
 #include "sweep.h"
 #include "totmp.h"
 
-/* finish_job unlinks a delivered file after its commit is durable; a
- * daemon killed in between leaves the file where it was: in tmp/, or
+/* finish_job moves a delivered file to pending/ after its commit (or
+ * unlinks it, with -o sync: flush.h); a daemon killed in between leaves
+ * the file where it was: in tmp/, or
  * pending in cur/ or new/ beside the message it became (listed twice).
  * At start-up such a file is removed when its mailbox has a message of
  * its base name with its mtime (a delivered file's mtime is the
@@ -178,4 +181,77 @@ void sweep_keep_linked(void)
 
 	if (ret < 0 && ret != -EROFS)
 		fuse_log(FUSE_LOG_ERR, "dboxfs: spool: %s\n", strerror(-ret));
+}
+
+/* "BOX.UID.NAME" (flush_spool_done) */
+static bool pending_name(const char *s, int64_t *box_r, uint32_t *uid_r,
+			 const char **name_r)
+{
+	char *end;
+	long long box = strtoll(s, &end, 10);
+	unsigned long uid;
+
+	if (end == s || *end != '.' || box <= 0)
+		return false;
+	s = end + 1;
+	uid = strtoul(s, &end, 10);
+	if (end == s || *end != '.' || uid == 0 || uid > UINT32_MAX ||
+	    end[1] == '\0')
+		return false;
+	*box_r = box;
+	*uid_r = (uint32_t)uid;
+	*name_r = end + 1;
+	return true;
+}
+
+static void sweep_pending_one(int dirfd, const char *entry)
+{
+	struct dbox_msg m;
+	const char *name;
+	struct stat st;
+	int64_t box;
+	uint32_t uid;
+	int fd, ret;
+	bool done;
+
+	if (!pending_name(entry, &box, &uid, &name))
+		return;
+	fd = openat(dirfd, entry, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	done = fstat(fd, &st) == 0 &&
+		dbox_msg_get(dboxfs.store, box, uid, &m, NULL) == 0 &&
+		m.size == (uint64_t)st.st_size && same_bytes(fd, &m);
+	close(fd);
+	if (done) {
+		unlinkat(dirfd, entry, 0);
+		return;
+	}
+	ret = backing_move_to_tmp_as(box, dirfd, entry, name);
+	if (ret < 0)
+		fuse_log(FUSE_LOG_ERR, "dboxfs: pending/%s: cannot move to tmp/"
+			 ": %s\n", entry, strerror(-ret));
+	else
+		fuse_log(FUSE_LOG_WARNING, "dboxfs: %s of mailbox %lld: its "
+			 "delivery was not durable when the daemon stopped: "
+			 "back in tmp/\n", name, (long long)box);
+}
+
+void sweep_pending(int dirfd)
+{
+	int fd = dirfd >= 0 ? openat(dirfd, ".", O_RDONLY | O_DIRECTORY |
+				     O_CLOEXEC) : -1;
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *e;
+
+	if (d == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] != '.')
+			sweep_pending_one(dirfd, e->d_name);
+	}
+	closedir(d);
 }

@@ -8,6 +8,11 @@
  * others there (not closed: maybe incomplete) into tmp/.  Before
  * commit_start. */
 void sweep_spool(void);
+/* What pending/ (dirfd) holds after an unclean stop (flush.h): files of
+ * deliveries whose commit may not have been durable.  A file whose
+ * message exists with its bytes goes; any other goes back to tmp/ of its
+ * mailbox under its name.  Before sweep_spool. */
+void sweep_pending(int dirfd);
 /* At a clean stop: the tmp/ files link() delivered stay the client's
  * (their live mark becomes kept, backing.h).  After commit_stop. */
 void sweep_keep_linked(void);

@@ -173,6 +173,12 @@ int totmp_rename(const struct dbox_msg *m, int64_t box, const char *name,
 			unlinkat(dirfd, reserved, 0);
 		}
 	}
+	/* the reserved name stays until the expunge is durable (flush.h):
+	 * a power cut before it brings the message back, and the sweep
+	 * then removes the reserved file */
+	if (ret == 0 && dbox_store_sync(dboxfs.store, &err) < 0)
+		fuse_log(FUSE_LOG_WARNING, "dboxfs: rename into tmp/: %s\n",
+			 err.msg);
 	if (ret == 0 && renameat2(dirfd, reserved, dirfd, name,
 				  flags & RENAME_NOREPLACE) < 0) {
 		/* the message is gone: its bytes stay under the reserved

@@ -203,6 +203,18 @@ struct dfs_stats {
 };
 void dfs_get_stats(struct dfs *fs, struct dfs_stats *st_r);
 
+/* ----- the power-cut simulator (fs=powercut:..., for tests) -------------
+ * Files written outside the layer (a daemon's spool) go through it with
+ * these: dfs_powercut_write/truncate/sync before the call, then
+ * dfs_powercut_done (synced: the sync succeeded) after it.  They are for
+ * callers that checked dfs_powercut_active(); see fs/dfs-powercut.h. */
+bool dfs_powercut_active(void);
+void dfs_powercut_write(int fd, off_t off, size_t len);
+void dfs_powercut_truncate(int fd, off_t size);
+void dfs_powercut_sync(int fd);
+void dfs_powercut_done(int fd, bool synced);
+uint64_t dfs_powercut_events(void);
+
 #ifdef __cplusplus
 }
 #endif

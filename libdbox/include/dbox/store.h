@@ -89,6 +89,14 @@ struct dbox_open_opts {
 	 * read of it (dboxctl reindex).  Default: the open fails with
 	 * -EBADMSG, saying so. */
 	bool repair_index;
+	/* Index commits are atomic at once but durable only at the next
+	 * dbox_store_sync (or when SQLite checkpoints): the maildir
+	 * contract of a rename, durable when its directory is fsynced.
+	 * Message bytes are still durable before the commit that makes
+	 * them visible, and a file is removed from the store only after
+	 * the commit that stops referring to it is durable.  Default
+	 * (false): every commit is durable when it returns. */
+	bool deferred_sync;
 };
 
 struct dbox_mailbox {
@@ -188,6 +196,12 @@ struct dfs *dbox_store_fs(struct dbox_store *store);
  * section 5) and its scratch area for files being delivered. */
 const char *dbox_store_files_dir(const struct dbox_store *store);
 const char *dbox_store_scratch_dir(const struct dbox_store *store);
+/* Makes every commit that returned before the call durable; concurrent
+ * callers share one flush (group commit).  Immediate without
+ * deferred_sync or when nothing is pending. */
+int dbox_store_sync(struct dbox_store *store, struct dbox_err *err);
+/* Whether some commit of this handle is not durable yet. */
+bool dbox_store_sync_pending(struct dbox_store *store);
 /* Monotonic counter of committed changes from any process; cheap. */
 uint64_t dbox_store_change_counter(struct dbox_store *store);
 

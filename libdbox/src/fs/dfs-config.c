@@ -11,6 +11,7 @@
 #include "fs/dfs-delay.h"
 #include "fs/dfs-layer.h"
 #include "fs/dfs-posix.h"
+#include "fs/dfs-powercut.h"
 #include "fs/dfs-randomfail.h"
 #include "fs/dfs-uring.h"
 
@@ -23,8 +24,9 @@ static const struct driver {
 	{ "uring", dfs_uring_new, true },
 	{ "delay", dfs_delay_new, false },
 	{ "randomfail", dfs_randomfail_new, false },
+	{ "powercut", dfs_powercut_new, false },
 };
-#define DRIVER_NAMES "posix, uring, delay, randomfail"
+#define DRIVER_NAMES "posix, uring, delay, randomfail, powercut"
 
 const char *dfs_parse_decimal(const char *s, double *v_r)
 {

@@ -187,9 +187,16 @@ struct dconn {
 struct dindex {
 	char *path;
 	bool readonly;
+	bool deferred;            /* synchronous=NORMAL: see dindex_sync */
 	pthread_key_t key;
 	pthread_mutex_t lock;     /* protects conns */
 	struct dconn *conns;
+	/* group flush (dindex_sync): commits counts every commit that
+	 * returned, synced how many of them are durable */
+	pthread_mutex_t sync_lock;
+	pthread_cond_t sync_done;
+	bool syncing;
+	uint64_t commits, synced;
 };
 
 static void dconn_free(struct dconn *c)
@@ -262,8 +269,11 @@ static int conn_open(struct dindex *idx, bool create, struct dconn **c_r,
 	}
 	sqlite3_busy_timeout(c->db, 60000);
 	sqlite3_extended_result_codes(c->db, 1);
-	/* FULL: a commit is durable when it returns (WAL fsynced). */
-	rc = sqlite3_exec(c->db, "PRAGMA synchronous=FULL;"
+	/* FULL: a commit is durable when it returns (WAL fsynced).
+	 * NORMAL (deferred): a commit is atomic but durable only at the
+	 * next dindex_sync or checkpoint (which syncs the WAL first). */
+	rc = sqlite3_exec(c->db, idx->deferred ? "PRAGMA synchronous=NORMAL;"
+			  "PRAGMA foreign_keys=ON;" : "PRAGMA synchronous=FULL;"
 			  "PRAGMA foreign_keys=ON;", NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
 		/* the schema is read here first: damage can show already */
@@ -385,7 +395,80 @@ int dindex_write_commit(struct dindex *idx, struct dbox_err *err)
 		return ret;
 	}
 	c->in_write = false;
+	pthread_mutex_lock(&idx->sync_lock);
+	idx->commits++;
+	if (!idx->deferred)
+		idx->synced = idx->commits;   /* FULL synced it already */
+	pthread_mutex_unlock(&idx->sync_lock);
 	return 0;
+}
+
+/* fdatasync of the WAL through this connection's own handle of it (and
+ * so through whatever VFS the connection uses).  A connection opens the
+ * WAL at its first read and keeps it. */
+static int wal_sync(struct dindex *idx, struct dconn *c, struct dbox_err *err)
+{
+	sqlite3_file *wal = NULL;
+	int rc = sqlite3_file_control(c->db, "main",
+				      SQLITE_FCNTL_JOURNAL_POINTER, &wal);
+
+	if (rc == SQLITE_OK && (wal == NULL || wal->pMethods == NULL)) {
+		rc = sqlite3_exec(c->db, "SELECT count(*) FROM meta", NULL,
+				  NULL, NULL);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_file_control(c->db, "main",
+						  SQLITE_FCNTL_JOURNAL_POINTER,
+						  &wal);
+	}
+	if (rc == SQLITE_OK && (wal == NULL || wal->pMethods == NULL))
+		return 0;   /* no WAL: nothing was written through one */
+	if (rc == SQLITE_OK)
+		rc = wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL);
+	if (rc != SQLITE_OK)
+		return dindex_error(idx, rc, "sync WAL", err);
+	return 0;
+}
+
+/* Group flush: the caller that finds no flush running syncs the WAL for
+ * every commit counted so far; callers that come meanwhile wait for it
+ * and, if their commits came after it started, do the next one. */
+int dindex_sync(struct dindex *idx, struct dbox_err *err)
+{
+	struct dconn *c = conn_get(idx, err);
+	uint64_t target;
+	int ret;
+
+	if (c == NULL)
+		return -EIO;
+	pthread_mutex_lock(&idx->sync_lock);
+	target = idx->commits;
+	while (idx->syncing && idx->synced < target)
+		pthread_cond_wait(&idx->sync_done, &idx->sync_lock);
+	if (idx->synced >= target) {
+		pthread_mutex_unlock(&idx->sync_lock);
+		return 0;
+	}
+	idx->syncing = true;
+	target = idx->commits;
+	pthread_mutex_unlock(&idx->sync_lock);
+	ret = wal_sync(idx, c, err);
+	pthread_mutex_lock(&idx->sync_lock);
+	idx->syncing = false;
+	if (ret == 0 && idx->synced < target)
+		idx->synced = target;
+	pthread_cond_broadcast(&idx->sync_done);
+	pthread_mutex_unlock(&idx->sync_lock);
+	return ret;
+}
+
+bool dindex_dirty(struct dindex *idx)
+{
+	bool dirty;
+
+	pthread_mutex_lock(&idx->sync_lock);
+	dirty = idx->synced < idx->commits;
+	pthread_mutex_unlock(&idx->sync_lock);
+	return dirty;
 }
 
 void dindex_write_rollback(struct dindex *idx)
@@ -525,6 +608,12 @@ static int integrity_check(struct dindex *idx, sqlite3 *db,
 int dindex_open(const char *path, bool readonly, bool create,
 		struct dindex **idx_r, struct dbox_err *err)
 {
+	return dindex_open_ex(path, readonly, create, false, idx_r, err);
+}
+
+int dindex_open_ex(const char *path, bool readonly, bool create,
+		   bool deferred, struct dindex **idx_r, struct dbox_err *err)
+{
 	struct dindex *idx = calloc(1, sizeof(*idx));
 	struct dconn *c;
 	int ret;
@@ -533,8 +622,12 @@ int dindex_open(const char *path, bool readonly, bool create,
 		free(idx);
 		return dbox_fail(err, -ENOMEM, "out of memory");
 	}
+	dindex_powercut_register();
 	idx->readonly = readonly;
+	idx->deferred = deferred;
 	pthread_mutex_init(&idx->lock, NULL);
+	pthread_mutex_init(&idx->sync_lock, NULL);
+	pthread_cond_init(&idx->sync_done, NULL);
 	if (pthread_key_create(&idx->key, dconn_destructor) != 0) {
 		free(idx->path);
 		free(idx);
@@ -573,6 +666,8 @@ void dindex_close(struct dindex *idx)
 		dconn_free(c);
 	}
 	pthread_mutex_destroy(&idx->lock);
+	pthread_mutex_destroy(&idx->sync_lock);
+	pthread_cond_destroy(&idx->sync_done);
 	free(idx->path);
 	free(idx);
 }

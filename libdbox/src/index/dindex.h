@@ -59,6 +59,20 @@ enum dindex_stmt {
  * its schema.  A read-only index is opened with SQLITE_OPEN_READONLY. */
 int dindex_open(const char *path, bool readonly, bool create,
 		struct dindex **idx_r, struct dbox_err *err);
+/* The same; deferred: commits use synchronous=NORMAL (atomic at once,
+ * durable at the next dindex_sync, or when SQLite checkpoints, which
+ * syncs the WAL first). */
+int dindex_open_ex(const char *path, bool readonly, bool create,
+		   bool deferred, struct dindex **idx_r, struct dbox_err *err);
+/* Makes every commit that returned before the call durable (one fdatasync
+ * of the WAL, shared by concurrent callers); at once if none is pending
+ * or the index is not deferred. */
+int dindex_sync(struct dindex *idx, struct dbox_err *err);
+/* With the power-cut simulator on (fs=powercut:...), SQLite's database
+ * and WAL go through it from now on (dindex-powercut.c). */
+void dindex_powercut_register(void);
+/* Whether some commit is not durable yet. */
+bool dindex_dirty(struct dindex *idx);
 /* All threads must be done with the index. */
 void dindex_close(struct dindex *idx);
 const char *dindex_path(const struct dindex *idx);

@@ -309,7 +309,9 @@ static int delete_mailbox(struct dbox_store *store, const char *name,
 		ret = dindex_write_commit(store->idx, err);
 	else
 		dindex_write_rollback(store->idx);
-	if (ret == 0 && dbox_mailbox_dir(store, name, dir, sizeof(dir)) == 0)
+	/* its files go once the commit that dropped it is durable */
+	if (ret == 0 && dindex_sync(store->idx, err) == 0 &&
+	    dbox_mailbox_dir(store, name, dir, sizeof(dir)) == 0)
 		remove_mailbox_dirs(store, dir);
 	return ret;
 }
@@ -388,6 +390,7 @@ static int rename_mailbox(struct dbox_store *store, const char *from,
 			  const char *to, bool subtree, struct dbox_err *err)
 {
 	char src[PATH_MAX], dst[PATH_MAX], parent[PATH_MAX];
+	struct dbox_err serr;
 	bool moved = false;
 	int ret;
 
@@ -424,6 +427,10 @@ static int rename_mailbox(struct dbox_store *store, const char *from,
 		dindex_write_rollback(store->idx);
 	if (ret < 0 && moved)
 		rename(dst, src);
+	/* the directory moved already: its commit is made durable at once,
+	 * as with a synchronous index (a folder rename is rare) */
+	if (ret == 0 && dindex_sync(store->idx, &serr) < 0)
+		dbox_log(DBOX_LOG_WARNING, "%s", serr.msg);
 	/* open files are cached by path, and src may be made anew */
 	if (ret == 0)
 		dbox_fcache_drop_dir(store, src);

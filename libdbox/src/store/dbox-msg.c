@@ -262,12 +262,18 @@ static int expunge_rows(struct dbox_store *store, int64_t mailbox_id,
 }
 
 /* as Dovecot: the index commit is the expunge; the sdbox file goes
- * afterwards (a crash in between leaves an orphan, never a hole) */
+ * afterwards, once that commit is durable (a crash in between leaves an
+ * orphan, never a hole, also across a power cut) */
 static int expunge_file(struct dbox_store *store, const struct dbox_msg *msg,
 			const char *path, struct dbox_err *err)
 {
+	int ret;
+
 	if (msg->file_id != 0)
 		return 0;
+	ret = dindex_sync(store->idx, err);
+	if (ret < 0)
+		return ret;
 	dbox_fcache_drop(store, path);
 	if (unlink(path) < 0 && errno != ENOENT)
 		return dbox_fail(err, -errno, "unlink %s: %m", path);
@@ -543,7 +549,8 @@ int dbox_msg_move(struct dbox_store *store, int64_t mailbox_id, uint32_t uid,
 	else
 		dindex_write_rollback(store->idx);
 	dbox_journal_remove(store);
-	if (ret == 0 && old_path[0] != '\0') {
+	if (ret == 0 && old_path[0] != '\0' &&
+	    dindex_sync(store->idx, err) == 0) {
 		dbox_fcache_drop(store, old_path);
 		unlink(old_path);
 	}

@@ -272,6 +272,9 @@ static int64_t purge_one(struct dbox_store *store, uint32_t id,
 	if (ret == 0)
 		ret = commit_moves(&pf, id, err);
 	release_apps(&pf, ret < 0);
+	/* the old file goes once the index no longer names it durably */
+	if (ret == 0)
+		ret = dindex_sync(store->idx, err);
 	if (ret == 0) {
 		dbox_fcache_drop(store, path);
 		unlink(path);

@@ -272,7 +272,7 @@ static int recover_marks(struct dbox_store *store, const char *dir,
 }
 
 static int recover_owner(struct dbox_store *store, const char *name,
-			 struct dbox_err *err)
+			 bool *dead_r, struct dbox_err *err)
 {
 	char dir[PATH_MAX];
 	int fd, ret;
@@ -288,6 +288,7 @@ static int recover_owner(struct dbox_store *store, const char *name,
 		close(fd);
 		return 0;  /* its owner lives */
 	}
+	*dead_r = true;
 	ret = replay_journal(store, dir, err);
 	if (ret == 0 && store->format == DBOX_FORMAT_MDBOX)
 		ret = recover_marks(store, dir, err);
@@ -299,7 +300,8 @@ static int recover_owner(struct dbox_store *store, const char *name,
 	return ret;
 }
 
-static int recover_owners(struct dbox_store *store, struct dbox_err *err)
+static int recover_owners(struct dbox_store *store, bool *dead_r,
+			  struct dbox_err *err)
 {
 	DIR *d = opendir(store->scratch_dir);
 	struct dirent *e;
@@ -310,13 +312,62 @@ static int recover_owners(struct dbox_store *store, struct dbox_err *err)
 	while (ret == 0 && (e = readdir(d)) != NULL) {
 		if (e->d_name[0] == '.')
 			continue;
-		ret = recover_owner(store, e->d_name, err);
+		ret = recover_owner(store, e->d_name, dead_r, err);
 	}
 	closedir(d);
 	return ret;
 }
 
+/* A u.N at or above its mailbox's next_uid is named by no row and never
+ * can be: the commit that linked it was lost with the power (an index
+ * with deferred_sync keeps its commits durable only from its next sync
+ * on, and the journal that named the file may be gone), or it failed
+ * before its rollback.  Dovecot's rebuild would bring it back, and our
+ * next delivery would find its name taken. */
+static int remove_orphans(void *ctx, const struct dbox_mailbox *box)
+{
+	struct dbox_store *store = ctx;
+	char dir[PATH_MAX], path[PATH_MAX];
+	struct dirent *e;
+	DIR *d;
+
+	if (dbox_mailbox_dir(store, box->name, dir, sizeof(dir)) < 0 ||
+	    (d = opendir(dir)) == NULL)
+		return 0;
+	while ((e = readdir(d)) != NULL) {
+		char *end;
+		unsigned long uid;
+
+		if (strncmp(e->d_name, "u.", 2) != 0)
+			continue;
+		errno = 0;
+		uid = strtoul(e->d_name + 2, &end, 10);
+		if (errno != 0 || *end != '\0' || uid < box->next_uid ||
+		    uid > UINT32_MAX ||
+		    dbox_path(path, sizeof(path), "%s/%s", dir, e->d_name) < 0)
+			continue;
+		dbox_log(DBOX_LOG_WARNING, "removed %s: its commit did not "
+			 "reach the index (uid >= next uid %u)", path,
+			 box->next_uid);
+		unlink(path);
+	}
+	closedir(d);
+	return 0;
+}
+
 int dbox_recover(struct dbox_store *store, struct dbox_err *err)
 {
-	return recover_owners(store, err);
+	bool dead = false;
+	int ret = recover_owners(store, &dead, err);
+
+	if (ret < 0 || !dead || store->format != DBOX_FORMAT_SDBOX ||
+	    store->origin != DBOX_ORIGIN_DBOXFS)
+		return ret;
+	/* under the write lock: a live writer links u.N only inside its
+	 * write transaction, which then cannot be in progress */
+	ret = dindex_write_begin(store->idx, err);
+	if (ret == 0)
+		ret = dbox_mailbox_list(store, remove_orphans, store, err);
+	dindex_write_rollback(store->idx);
+	return ret;
 }

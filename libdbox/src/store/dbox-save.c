@@ -1263,8 +1263,16 @@ static void undo_links(struct dbox_save_txn *txn, struct commit_pass *c)
 	each_msg(txn, c->done, unlink_msg, c, &err);
 }
 
+/* Only once the commit that dropped their rows is durable: a power cut
+ * must not leave a row whose file is gone. */
 static void remove_expunged_files(struct dbox_save_txn *txn)
 {
+	struct dbox_err err;
+
+	if (txn->expunge_count > 0 && dindex_sync(txn->store->idx, &err) < 0) {
+		dbox_log(DBOX_LOG_WARNING, "expunged files kept: %s", err.msg);
+		return;
+	}
 	for (unsigned int i = 0; i < txn->expunge_count; i++) {
 		if (txn->expunges[i].file_id != 0)
 			continue;

@@ -451,7 +451,8 @@ static int open_index(struct dbox_store *store, const struct dbox_open_opts *o,
 						 path, dir);
 		}
 	}
-	ret = dindex_open(path, index_ro, !index_ro, &store->idx, err);
+	ret = dindex_open_ex(path, index_ro, !index_ro, o->deferred_sync,
+			     &store->idx, err);
 	if (ret == -EBADMSG && o->repair_index && !index_ro) {
 		ret = repair_index(store, path, err);
 		repaired = ret == 0;
@@ -586,8 +587,22 @@ void dbox_store_close(struct dbox_store *store)
 		if (dbox_purge_pending(store, &err) < 0)
 			dbox_log(DBOX_LOG_WARNING, "purge of expunged messages "
 				 "left for the next open: %s", err.msg);
+		if (dindex_sync(store->idx, &err) < 0)
+			dbox_log(DBOX_LOG_WARNING, "%s", err.msg);
 	}
 	store_free(store);
+}
+
+int dbox_store_sync(struct dbox_store *store, struct dbox_err *err)
+{
+	if (store->readonly)
+		return 0;
+	return dindex_sync(store->idx, err);
+}
+
+bool dbox_store_sync_pending(struct dbox_store *store)
+{
+	return !store->readonly && dindex_dirty(store->idx);
 }
 
 enum dbox_store_format dbox_store_get_format(const struct dbox_store *store)

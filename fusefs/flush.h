@@ -1,0 +1,55 @@
+/* flush.h - when the view's changes become durable (maildir-view.md 3).
+ *
+ * The contract is the maildir one, as ext4 keeps it: a rename (delivery,
+ * flag change, move) or an unlink is visible and atomic when it returns,
+ * and durable when fsync(2) of its directory (or of the message) returns,
+ * or within the commit interval (-o commit=SECS, default 1).  So an index
+ * commit does not sync the WAL (libdbox's deferred_sync); the flusher
+ * thread syncs it for all waiting fsyncs at once (group commit), and
+ * every commit= seconds if something is pending.  -o sync keeps the
+ * stricter promise of before: every commit is durable when it returns.
+ *
+ * Atomicity across a power cut (what is durable in which order):
+ * - a message's dbox record is fdatasync'ed (and an sdbox file's link
+ *   in its directory fsync'ed) before the index commit that points at it
+ *   is even written, so an index row that survives a power cut always
+ *   points at complete bytes (SQLite's WAL keeps a commit whole or drops
+ *   it, checksummed frames);
+ * - the spool file a delivery came from (tmp/X, or a file closed in cur/
+ *   or new/) is not removed at the commit but moved to the pending/
+ *   directory beside the spool as "BOX.UID.NAME", and removed only after
+ *   the flush that made its commit durable.  At the next start after an
+ *   unclean stop, a pending file whose message (BOX, UID) exists with
+ *   exactly its bytes is removed; any other goes back to tmp/ of its
+ *   mailbox under NAME (sweep_pending): the delivery was lost with the
+ *   power, and its file is where the deliverer left it;
+ * - a store file (sdbox u.N, an old m.N of purge) is removed only after
+ *   the commit that stopped naming it is durable (libdbox);
+ * - unlink of a tmp/ file while commits are pending flushes first: the
+ *   file may be a link()ed delivery's only other copy.
+ *
+ * Thread-safety: every function may be called from any thread; the
+ * flusher's lock is a leaf (dboxfs.h). */
+#ifndef DBOXFS_FLUSH_H
+#define DBOXFS_FLUSH_H
+
+#include <stdint.h>
+
+#include "dboxfs.h"
+
+/* pending/ under the control directory; before flush_start */
+int flush_init(const char *ctl_dir);
+/* The directory fd of pending/ (for the start-up sweep). */
+int flush_pending_dirfd(void);
+int flush_start(void);
+/* A last flush of everything, then the thread ends. */
+void flush_stop(void);
+/* Replies to req (fsync or fsyncdir) once everything changed before is
+ * durable. */
+void flush_request(fuse_req_t req);
+/* The spool file name in dirfd was committed as message (box, uid):
+ * removed once that commit is durable (at once with -o sync). */
+void flush_spool_done(int dirfd, const char *name, int64_t box,
+		      uint32_t uid);
+
+#endif

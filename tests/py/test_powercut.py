@@ -1,0 +1,361 @@
+"""Durability and atomicity of the mount across a power cut
+(maildir-view.md section 3).
+
+The daemon runs on the power-cut simulator (-o fs=powercut:N/posix,
+libdbox/src/fs/dfs-powercut.h): every write since the last sync of its
+file is undone at the Nth write or sync of the process, which then ends
+as a power cut would end it.  Eight writers deliver (write tmp/X, fsync
+it, rename into new/, fsync new/), change flags (rename into cur/ with
+:2,S, fsync cur/) and expunge (unlink, fsync cur/) while the cut comes.
+After the "reboot" (a mount without the simulator) every message is in
+a state at least as far as its last acknowledged step and at most as far
+as its last attempted one: exact bytes, listed once, never partial, a
+delivery that was not durable back in tmp/.
+
+Cut points: DBOXFS_POWERCUT_RUNS (default 200; 10,000 for a long run),
+drawn over the whole storm with DBOXFS_POWERCUT_SEED (default fixed)."""
+
+import errno
+import os
+import random
+import re
+import threading
+
+import pytest
+
+from dboxfs_testlib import (dboxctl, mounts, wait_for, wtmp)  # noqa: F401
+
+WRITERS = 8
+PER_WRITER = 2
+RUNS = int(os.environ.get("DBOXFS_POWERCUT_RUNS", "200"))
+SEED = int(os.environ.get("DBOXFS_POWERCUT_SEED", "20261205"))
+# states of a message, in the order its writer takes it through them
+TMP, NEW, CUR, GONE = range(4)
+
+
+class Msg:
+    def __init__(self, name, data):
+        self.name, self.data = name, data
+        self.attempted = -1     # furthest state whose call was made
+        self.durable = -1       # furthest state acknowledged durable
+
+
+def fsync_dir(path):
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def pending_has(store, name):
+    d = os.path.join(store, "dboxfs", "pending")
+    return any(n.endswith("." + name) for n in os.listdir(d))
+
+
+def writer(mnt, store, msgs, mode, proc):
+    """mode: "fsync" (fsync the directory after each step), "wait" (no
+    fsync: wait until the commit interval flushed the delivery), "sync"
+    (-o sync: a step is durable when its call returns), "kill" (kill -9:
+    the page cache survives, so the same)."""
+    def step(state, call, dirpath):
+        m.attempted = state
+        call()
+        if mode in ("sync", "kill"):
+            m.durable = state
+        elif mode == "fsync":
+            fsync_dir(dirpath)
+            m.durable = state
+        elif mode == "wait" and state == NEW:
+            wait_for(lambda: proc.poll() is not None or
+                     not pending_has(store, m.name), timeout=30,
+                     what="commit interval")
+            if proc.poll() is None:
+                m.durable = state
+    try:
+        for m in msgs:
+            tmp = os.path.join(mnt, "tmp", m.name)
+            new = os.path.join(mnt, "new", m.name)
+            cur = os.path.join(mnt, "cur", m.name + ":2,S")
+            m.attempted = TMP
+            fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            try:
+                os.write(fd, m.data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            m.durable = TMP
+            step(NEW, lambda: os.rename(tmp, new), os.path.join(mnt, "new"))
+            step(CUR, lambda: os.rename(new, cur), os.path.join(mnt, "cur"))
+            if len(m.data) % 2 == 0:
+                step(GONE, lambda: os.unlink(cur), os.path.join(mnt, "cur"))
+    except OSError as e:
+        # the daemon is gone: ENOTCONN, ECONNABORTED; or it went while a
+        # call was waiting for it
+        assert e.errno in (errno.ENOTCONN, errno.ECONNABORTED, errno.EIO,
+                           errno.ENOENT), e
+
+
+def storm(mnt, store, rng, tag, modes, proc):
+    all_msgs, threads = [], []
+    for w in range(WRITERS):
+        msgs = [Msg("%s.w%d.m%d" % (tag, w, i),
+                    b"Subject: %s %d %d\n\n" % (tag.encode(), w, i) +
+                    rng.randbytes(rng.randrange(100, 3000)))
+                for i in range(PER_WRITER)]
+        all_msgs += msgs
+        t = threading.Thread(target=writer, args=(
+            mnt, store, msgs, modes[w % len(modes)], proc))
+        t.start()
+        threads.append(t)
+    return all_msgs, threads
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def check(mnt, msgs, tag):
+    """The state after the reboot, against what the writers saw."""
+    found = {}
+    for sub in ("new", "cur"):
+        for n in os.listdir(os.path.join(mnt, sub)):
+            base = n.split(":2,")[0]
+            assert base not in found, "listed twice: %s" % n
+            found[base] = (sub, n)
+    tmp = set(os.listdir(os.path.join(mnt, "tmp")))
+    for m in msgs:
+        where = found.pop(m.name, None)
+        if where is None and m.name in tmp:
+            state = TMP
+            if m.durable >= TMP:
+                assert read(os.path.join(mnt, "tmp", m.name)) == m.data
+        elif where is None:
+            state = GONE if m.attempted >= NEW else None
+            if m.attempted < NEW:
+                # cut before its file was written: nothing, or in tmp/
+                assert m.durable < TMP, m.name
+                continue
+        else:
+            sub, n = where
+            state = NEW if sub == "new" else CUR
+            assert n == (m.name if state == NEW else m.name + ":2,S"), n
+            assert read(os.path.join(mnt, sub, n)) == m.data, n
+            assert m.name not in tmp, "delivered and in tmp/: " + m.name
+        assert state is not None
+        assert max(m.durable, TMP) <= state <= max(m.attempted, TMP), (
+            "%s: state %d, durable %d, attempted %d" % (
+                m.name, state, m.durable, m.attempted))
+    others = [b for b in found if b.startswith(tag + ".")]
+    assert not others, others
+
+
+def events_of(output):
+    counts = re.findall(r"powercut: (\d+) events", output)
+    return int(counts[-1]) if counts else None
+
+
+def chained_cuts(mounts, store, mnt, rng, prefix, cuts, opts, modes):
+    """Like run_cut for each cut point, but the mount that checks one
+    storm is the next one's, cut points and all, so that a cut may also
+    come during the recovery of the last one (the check then waits for
+    the mount after).  Returns how many runs were cut."""
+    todo, died = [], 0
+    for i, cut in enumerate(cuts):
+        try:
+            m = mounts(store, mnt, "fs=powercut:%d/posix" % cut, *opts)
+        except AssertionError:
+            died += 1       # cut while opening the store, before mounting
+            continue
+        try:
+            for msgs, tag in todo:
+                check(mnt, msgs, tag)
+            todo = []
+        except OSError as e:
+            # cut during the start-up sweep: check at the next mount
+            assert e.errno in (errno.ENOTCONN, errno.ECONNABORTED), e
+            assert m.stop() == 99
+            died += 1
+            continue
+        msgs, threads = storm(mnt, store, rng, "%s%d" % (prefix, i), modes,
+                              m.proc)
+        for t in threads:
+            t.join(timeout=120)
+            assert not t.is_alive()
+        rc = m.stop()
+        assert rc in (0, 99), m.output()
+        died += rc == 99
+        todo.append((msgs, "%s%d" % (prefix, i)))
+    c = mounts(store, mnt)
+    try:
+        for msgs, tag in todo:
+            check(mnt, msgs, tag)
+        assert not os.listdir(os.path.join(store, "dboxfs", "pending"))
+    finally:
+        c.stop()
+    return died
+
+
+def calibrate(mounts, store, mnt, opts, modes):
+    """Events of a mount alone, and of a whole storm."""
+    m = mounts(store, mnt, "fs=powercut:0/posix", *opts)
+    m.stop()
+    low = events_of(m.output())
+    m = mounts(store, mnt, "fs=powercut:0/posix", *opts)
+    msgs, threads = storm(mnt, store, random.Random(1), "cal", modes,
+                          m.proc)
+    for t in threads:
+        t.join(timeout=120)
+    m.stop()
+    high = events_of(m.output())
+    assert low is not None and high is not None and high > low
+    return low, high
+
+
+@pytest.mark.parametrize("fmt", ["mdbox", "sdbox"])
+def test_powercut_storms(wtmp, mounts, fmt):
+    store, mnt = os.path.join(wtmp, "store"), os.path.join(wtmp, "mnt")
+    dboxctl("init", store, "--format", fmt)
+    opts = ("commit=0.2",)
+    modes = ["fsync"] * 7 + ["wait"]
+    low, high = calibrate(mounts, store, mnt, opts, modes)
+    rng = random.Random(SEED + (fmt == "sdbox"))
+    n = max(1, RUNS // 2)
+    cuts = [rng.randint(1, high + 20) for _ in range(n)]
+    died = chained_cuts(mounts, store, mnt, rng, "r", cuts, opts, modes)
+    # most cut points fall inside a mount's life
+    assert died >= n // 2, died
+
+
+def test_powercut_sync_keeps_the_old_promise(wtmp, mounts):
+    """-o sync: a rename is durable when it returns; a cut right after it
+    loses nothing (the writers never fsync a directory)."""
+    store, mnt = os.path.join(wtmp, "store"), os.path.join(wtmp, "mnt")
+    dboxctl("init", store, "--format", "mdbox")
+    modes = ["sync"]
+    low, high = calibrate(mounts, store, mnt, ("sync",), modes)
+    rng = random.Random(SEED + 7)
+    cuts = [rng.randint(low + 1, high) for _ in range(20)]
+    chained_cuts(mounts, store, mnt, rng, "s", cuts, ("sync",), modes)
+
+
+def test_without_sync_a_cut_loses_what_was_not_flushed(wtmp, mounts):
+    """Without -o sync and with no fsync of the directory, a rename is
+    not durable until the commit interval: a cut right after it (at
+    the next write) takes it back to tmp/.  This is the check that the
+    simulator cuts anything at all."""
+    store, mnt = os.path.join(wtmp, "store"), os.path.join(wtmp, "mnt")
+    dboxctl("init", store, "--format", "mdbox")
+    m = mounts(store, mnt, "fs=powercut:0/posix", "commit=3600")
+    m.stop()
+    low = events_of(m.output())
+    m = mounts(store, mnt, "fs=powercut:%d/posix" % (low + 40),
+               "commit=3600")
+    data = b"Subject: lost\n\nbody\n"
+    with open(os.path.join(mnt, "tmp", "x1"), "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.rename(os.path.join(mnt, "tmp", "x1"), os.path.join(mnt, "new", "x1"))
+    assert os.listdir(os.path.join(mnt, "new")) == ["x1"]
+    # writes until the cut
+    with pytest.raises(OSError):
+        for i in range(100):
+            with open(os.path.join(mnt, "tmp", "f%d" % i), "wb") as f:
+                f.write(b"x")
+                f.flush()
+                os.fsync(f.fileno())
+    assert m.stop() == 99
+    c = mounts(store, mnt)
+    assert os.listdir(os.path.join(mnt, "new")) == []
+    assert read(os.path.join(mnt, "tmp", "x1")) == data
+    c.stop()
+
+
+def test_kill9_storm_is_atomic(wtmp, mounts):
+    """kill -9 at random moments of a storm: what the writers saw return
+    is there (the page cache survives a killed daemon), all or nothing,
+    listed once."""
+    store, mnt = os.path.join(wtmp, "store"), os.path.join(wtmp, "mnt")
+    dboxctl("init", store, "--format", "sdbox")
+    rng = random.Random(SEED + 9)
+    for i in range(10):
+        m = mounts(store, mnt, "commit=3600")
+        msgs, threads = storm(mnt, store, rng, "k%d" % i, ["kill"], m.proc)
+        wait_for(lambda: sum(x.attempted >= NEW for x in msgs) >=
+                 rng.randint(1, len(msgs)) or
+                 not any(t.is_alive() for t in threads), timeout=60,
+                 interval=0.001, what="deliveries")
+        m.kill()
+        for t in threads:
+            t.join(timeout=60)
+        c = mounts(store, mnt)
+        try:
+            check(mnt, msgs, "k%d" % i)
+        finally:
+            c.stop()
+
+
+def cut_after_rename(mounts, store, mnt, make_durable):
+    """Delivers x1 (fsynced file, rename), calls make_durable(), then
+    writes until the simulator cuts; returns what the reboot shows."""
+    m = mounts(store, mnt, "fs=powercut:0/posix", "commit=3600")
+    m.stop()
+    low = events_of(m.output())
+    m = mounts(store, mnt, "fs=powercut:%d/posix" % (low + 60),
+               "commit=3600")
+    data = b"Subject: kept\n\nbody\n"
+    fd = os.open(os.path.join(mnt, "tmp", "x1"), os.O_CREAT | os.O_WRONLY)
+    os.write(fd, data)
+    os.fsync(fd)
+    os.close(fd)
+    os.rename(os.path.join(mnt, "tmp", "x1"), os.path.join(mnt, "new", "x1"))
+    make_durable()
+    with pytest.raises(OSError):
+        for i in range(200):
+            fd = os.open(os.path.join(mnt, "tmp", "f%d" % i),
+                         os.O_CREAT | os.O_WRONLY)
+            os.write(fd, b"x")
+            os.fsync(fd)
+            os.close(fd)
+    assert m.stop() == 99
+    c = mounts(store, mnt)
+    try:
+        return (os.listdir(os.path.join(mnt, "new")),
+                read(os.path.join(mnt, "new", "x1"))
+                if os.path.exists(os.path.join(mnt, "new", "x1")) else None)
+    finally:
+        c.stop()
+
+
+def test_fsync_of_a_message_makes_its_delivery_durable(wtmp, mounts):
+    store, mnt = os.path.join(wtmp, "store"), os.path.join(wtmp, "mnt")
+    dboxctl("init", store, "--format", "sdbox")
+
+    def fsync_msg():
+        fd = os.open(os.path.join(mnt, "new", "x1"), os.O_RDONLY)
+        os.fsync(fd)
+        os.close(fd)
+    names, data = cut_after_rename(mounts, store, mnt, fsync_msg)
+    assert names == ["x1"] and data == b"Subject: kept\n\nbody\n"
+
+
+def test_fsync_of_the_directory_makes_its_delivery_durable(wtmp, mounts):
+    store, mnt = os.path.join(wtmp, "store"), os.path.join(wtmp, "mnt")
+    dboxctl("init", store, "--format", "mdbox")
+    names, data = cut_after_rename(
+        mounts, store, mnt, lambda: fsync_dir(os.path.join(mnt, "new")))
+    assert names == ["x1"] and data == b"Subject: kept\n\nbody\n"
+
+
+@pytest.mark.parametrize("opt", ["commit=-1", "commit=abc", "commit=1e9"])
+def test_bad_commit_interval_is_refused(wtmp, opt):
+    from dboxfs_testlib import DBOXFS, run
+    store, mnt = os.path.join(wtmp, "store"), os.path.join(wtmp, "mnt")
+    dboxctl("init", store, "--format", "mdbox")
+    os.makedirs(mnt)
+    p = run([DBOXFS, store, mnt, "-f", "-o", opt], check=False, timeout=30)
+    assert p.returncode != 0
+    assert b"commit" in p.stderr or b"invalid" in p.stderr, p.stderr
+    assert not os.listdir(mnt)
