@@ -10,6 +10,7 @@
 
 #include "dboxfs.h"
 #include "follow.h"
+#include "kcache.h"
 #include "view.h"
 
 /* the periodic check: well inside the second the contract allows */
@@ -27,6 +28,7 @@ static void inval_mailbox(int64_t box)
 					 0, 0);
 	fuse_lowlevel_notify_inval_inode(dboxfs.se, view_ino_sub(box, SUB_NEW),
 					 0, 0);
+	fuse_lowlevel_notify_inval_inode(dboxfs.se, view_ino_kwfile(box), 0, 0);
 	fuse_lowlevel_notify_inval_inode(dboxfs.se, box == dboxfs.inbox_id &&
 					 dboxfs.layout == VIEW_MAILDIRPP ?
 					 VIEW_ROOT_INO : view_ino_folder(box),
@@ -54,14 +56,18 @@ static void check_once(uint64_t *seq)
 	}
 	for (int i = 0; i < n; i++)
 		inval_mailbox(changed[i]);
-	if (n > 0)
+	if (n > 0) {
 		fuse_lowlevel_notify_inval_inode(dboxfs.se, VIEW_ROOT_INO, 0, 0);
+		/* more than fit: we do not know which, so all of them */
+		kcache_check(changed, n < MAX_CHANGED ? n : -1);
+	}
 	/* another writer of our own kind of store (dboxctl import): we do
 	 * not know which folders, so all of them */
 	now = dbox_store_change_counter(dboxfs.store);
 	if (now != *seq && n == 0) {
 		dbox_mailbox_list(dboxfs.store, inval_cb, NULL, NULL);
 		fuse_lowlevel_notify_inval_inode(dboxfs.se, VIEW_ROOT_INO, 0, 0);
+		kcache_check(NULL, -1);
 	}
 	*seq = now;
 }

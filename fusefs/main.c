@@ -22,6 +22,9 @@
 
 struct dboxfs dboxfs;
 
+/* kernel cache of names and attributes the follower invalidates */
+#define CACHE_TIMEOUT_LONG (6 * 3600.0)
+
 struct options {
 	char *store;
 	char *layout;
@@ -481,9 +484,15 @@ int main(int argc, char **argv)
 		goto out_signals;
 	}
 	log_mount("mounted", o.store, opts.mountpoint);
-	if (follow_start() < 0)
+	/* names and attributes for hours: the follower drops what changes
+	 * (kcache.h); without it, or with cache_timeout= given, the short
+	 * timeout for everything */
+	dboxfs.cache_timeout = o.timeout > 0 ? o.timeout : CACHE_TIMEOUT_LONG;
+	if (follow_start() < 0) {
+		dboxfs.cache_timeout = dboxfs.entry_timeout;
 		fuse_log(FUSE_LOG_ERR, "dboxfs: changes by other programs will "
 			 "show only after the cache timeout\n");
+	}
 	if (opts.singlethread) {
 		ret = fuse_session_loop(dboxfs.se);
 	} else {

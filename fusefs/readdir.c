@@ -9,6 +9,7 @@
 
 #include "attr.h"
 #include "folders.h"
+#include "kcache.h"
 #include "ops.h"
 #include "readdir.h"
 #include "reply.h"
@@ -56,6 +57,8 @@ static bool dir_add(struct dirbuf *d, const char *name, const struct stat *st,
 		struct fuse_entry_param e;
 
 		reply_entry_param(&e, st);
+		e.attr_timeout = dboxfs.cache_timeout;
+		e.entry_timeout = dboxfs.cache_timeout;
 		n = fuse_add_direntry_plus(d->req, d->buf + d->used,
 					   d->size - d->used, name, &e,
 					   (off_t)cookie);
@@ -69,6 +72,9 @@ static bool dir_add(struct dirbuf *d, const char *name, const struct stat *st,
 		return false;
 	}
 	d->used += n;
+	/* the kernel takes a lookup of every entry but . and .. */
+	if (d->plus && strcmp(name, ".") != 0 && strcmp(name, "..") != 0)
+		kcache_add(d->dir->ino, name, st->st_ino);
 	return true;
 }
 
