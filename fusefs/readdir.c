@@ -357,8 +357,8 @@ void readdir_open(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
 	struct dirhandle *dh = calloc(1, sizeof(*dh));
+	struct view_ino v;
 
-	(void)ino;
 	if (dh == NULL) {
 		fuse_reply_err(req, ENOMEM);
 		return;
@@ -367,6 +367,15 @@ void readdir_open(fuse_req_t req, fuse_ino_t ino,
 	dh->fh.fd = -1;
 	fh_track(&dh->fh);
 	fi->fh = (uint64_t)(uintptr_t)dh;
+	/* The kernel keeps the listing of the view's directories: its own
+	 * changes in them reset it, and the follower drops it on every
+	 * change it did not see (follow.c).  tmp/ and plain directories are
+	 * listed from the backing tree each time. */
+	if (view_ino_decode(ino, &v) && v.kind != VK_PLAIN &&
+	    !(v.kind == VK_SUB && v.sub == SUB_TMP)) {
+		fi->cache_readdir = 1;
+		fi->keep_cache = 1;
+	}
 	if (fuse_reply_open(req, fi) == -ENOENT) {
 		/* the opener was interrupted: no releasedir will come */
 		fh_untrack(&dh->fh);
