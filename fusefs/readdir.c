@@ -51,6 +51,7 @@ struct dirbuf {
 static bool dir_add(struct dirbuf *d, const char *name, const struct stat *st,
 		    uint64_t cookie)
 {
+	bool counted = false;
 	size_t n;
 
 	if (d->plus) {
@@ -58,7 +59,11 @@ static bool dir_add(struct dirbuf *d, const char *name, const struct stat *st,
 
 		reply_entry_param(&e, st);
 		e.attr_timeout = dboxfs.cache_timeout;
-		e.entry_timeout = dboxfs.cache_timeout;
+		/* the kernel takes a lookup of every entry but . and .. */
+		counted = strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
+		if (counted)
+			e.entry_timeout = kcache_add(d->dir->ino, name,
+						     st->st_ino);
 		n = fuse_add_direntry_plus(d->req, d->buf + d->used,
 					   d->size - d->used, name, &e,
 					   (off_t)cookie);
@@ -68,13 +73,12 @@ static bool dir_add(struct dirbuf *d, const char *name, const struct stat *st,
 				      (off_t)cookie);
 	}
 	if (n > d->size - d->used) {
+		if (counted)
+			kcache_forget(st->st_ino, 1);
 		d->full = true;
 		return false;
 	}
 	d->used += n;
-	/* the kernel takes a lookup of every entry but . and .. */
-	if (d->plus && strcmp(name, ".") != 0 && strcmp(name, "..") != 0)
-		kcache_add(d->dir->ino, name, st->st_ino);
 	return true;
 }
 
