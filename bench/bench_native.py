@@ -20,7 +20,8 @@ examples.  Then, for every target, R times (medians reported):
   slow cold    the first --slow messages in storage order (inode
                numbers) on a mount with
                -o fs=delay:5ms/posix (every I/O of the daemon waits 5 ms),
-               a fresh mount each time
+               a fresh mount each time; and the same without the delay,
+               so that the delay's share shows apart from the round trips
 
 doveadm does what has an equivalent: `fetch text` (reads), `search
 header` (grep), `fetch "uid flags size.physical date.received"` (ls -l).
@@ -166,10 +167,14 @@ class Target:
 
     def slow(self, count):
         """Seconds of a cold read of the first count messages on storage
-        where every I/O takes 5 ms, or None."""
+        where every I/O takes 5 ms, and of the same without the delay;
+        or None."""
         if self.slow_cmd is None:
             return None
-        proc = mount(self.slow_cmd, self.root)
+        return self.first(self.slow_cmd, count), self.first(self.cmd, count)
+
+    def first(self, cmd, count):
+        proc = mount(cmd, self.root)
         try:
             drop_caches()
             cur = os.path.join(self.root, "cur")
@@ -198,7 +203,8 @@ def measure(t, args):
         res["ls_warm"] = statistics.median(r[1] for r in ls)
     slow = [t.slow(args.slow) for _ in range(args.runs)]
     if slow[0] is not None:
-        res["slow"] = statistics.median(slow)
+        res["slow"] = statistics.median(r[0] for r in slow)
+        res["slow_io"] = statistics.median(r[0] - r[1] for r in slow)
     print(t.name, {k: round(v, 3) for k, v in res.items()}, flush=True)
     return res
 
@@ -249,7 +255,9 @@ def fmt_cell(res, key, native):
     if v is None:
         return "-"
     if key == "slow":
-        return "%.3f (%.2f)" % (v, v / native / 0.005)
+        # native here is the message count
+        return "%.3f (%.2f; delay's share %.2f)" % (
+            v, v / native / 0.005, res["slow_io"] / native / 0.005)
     n = native.get(key)
     return "%.3f (%.2f)" % (v, v / n) if n else "%.3f" % v
 
@@ -336,7 +344,8 @@ def main():
            "%d --slow %d --runs %d%s` (%.0f s; medians of %d runs, seconds, "
            "and in parentheses the ratio to the native maildir; %d messages,"
            " %.1f MB; ls -l of a %d-message folder; slow: the first %d "
-           "messages with -o %s, ratio = time per message / 5 ms)." % (
+           "messages with -o %s, ratio = time per message / 5 ms, and the "
+           "same of the time above the read without the delay)." % (
                args.messages, args.big_folder, args.slow, args.runs,
                " --builds " + args.builds if builds else "",
                time.time() - started, args.runs, args.messages, size,
