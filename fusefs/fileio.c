@@ -231,7 +231,11 @@ void fileio_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		open_kwfile(req, fi);
 		return;
 	case VK_MSG:
-		open_msg(req, v.box, v.uid, ino, fi);
+		/* a message renamed into tmp/: a file there */
+		if (backing_has_node(ino))
+			open_plain(req, ino, fi);
+		else
+			open_msg(req, v.box, v.uid, ino, fi);
 		return;
 	case VK_PLAIN:
 		open_plain(req, ino, fi);
@@ -440,9 +444,9 @@ static void read_by_ino(fuse_req_t req, fuse_ino_t ino, size_t size,
 		fuse_reply_err(req, ENOENT);
 	else if (v.kind == VK_KWFILE)
 		read_kwfile(req, ino, size, off);
-	else if (v.kind == VK_MSG)
+	else if (v.kind == VK_MSG && !backing_has_node(ino))
 		read_msg_ino(req, v.box, v.uid, ino, size, off);
-	else if (v.kind == VK_PLAIN)
+	else if (v.kind == VK_PLAIN || v.kind == VK_MSG)
 		read_plain_ino(req, ino, size, off);
 	else
 		fuse_reply_err(req, EISDIR);
