@@ -60,9 +60,9 @@ def test_sdbox_warm_read_needs_no_io(tmp_path, mounts, ro):
     os.mkdir(mnt)
     mounts(store, mnt, "fs=delay:%dms/posix" % int(DELAY * 1000),
            *(["ro"] if ro else []))
-    cold = read_all(mnt, msgs)
-    # one file per message: its open and one read (before: open, check,
-    # read)
-    assert cold < COUNT * DELAY * 2.5, cold
+    # one file per message: nothing to read ahead, the cold read opens
+    # and checks each; the warm one needs no I/O (before: a check per
+    # open, 4 s)
+    read_all(mnt, msgs)
     warm = read_all(mnt, msgs)
     assert warm < COUNT * DELAY / 4, warm
