@@ -27,6 +27,12 @@ struct dboxfs {
 	enum view_layout layout;
 	bool readonly;
 	double entry_timeout, attr_timeout, neg_timeout;
+	/* entries kcache.c records and attributes: the follower invalidates
+	 * them, so they can stay for hours (entry_timeout without it) */
+	double cache_timeout;
+	/* read-only mount: opens answer ENOSYS, so the kernel sends no OPEN
+	 * or RELEASE and keeps every file's pages (fileio.c) */
+	bool no_open;
 	uid_t uid;
 	gid_t gid;
 	mode_t file_mode;         /* messages: 0600/0644 as the store root */

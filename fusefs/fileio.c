@@ -2,6 +2,7 @@
  * the store's async fs layer, spliced into the reply), dovecot-keywords
  * and plain files. */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,56 @@ struct open_msg {
 	struct dbox_msg msg;
 };
 
+/* Messages whose record was verified at the place the index gives now:
+ * a message's bytes never change, so a warm open needs no read (the check
+ * is against damage, which a move of the record would show). */
+#define VERIFIED_SLOTS 4096
+
+struct verified {
+	uint64_t ino;
+	uint32_t file_id;
+	uint64_t offset;
+};
+
+static struct verified verified[VERIFIED_SLOTS];
+static pthread_mutex_t verified_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static struct verified *verified_slot(uint64_t ino)
+{
+	return &verified[(ino * 0x9e3779b97f4a7c15ull) >> 52];
+}
+
+static bool verified_has(uint64_t ino, const struct dbox_msg *m)
+{
+	struct verified *v = verified_slot(ino);
+	bool hit;
+
+	pthread_mutex_lock(&verified_lock);
+	hit = v->ino == ino && v->file_id == m->file_id &&
+		v->offset == m->offset;
+	pthread_mutex_unlock(&verified_lock);
+	return hit;
+}
+
+/* Checked now without I/O: the record is in what the store read ahead
+ * for an earlier message of the same file (dbox_msg_read_cached). */
+static bool verified_ahead(uint64_t ino, const struct dbox_msg *m)
+{
+	char none[1];
+
+	return verified_has(ino, m) ||
+		dbox_msg_read_cached(dboxfs.store, m, none, 0, 0) == 0;
+}
+
+static void verified_add(uint64_t ino, const struct dbox_msg *m)
+{
+	struct verified *v = verified_slot(ino);
+
+	pthread_mutex_lock(&verified_lock);
+	*v = (struct verified){ ino, m->file_id, m->offset };
+	pthread_mutex_unlock(&verified_lock);
+}
+
 struct pending_open {
 	fuse_req_t req;
 	struct fuse_file_info fi;
@@ -34,6 +85,7 @@ static void open_verified(void *ctx, int ret, const struct dbox_err *err)
 		fuse_reply_err(po->req, dboxfs_errno(ret));
 		free(po->om);
 	} else {
+		verified_add(po->om->fh.ino, &po->om->msg);
 		fh_track(&po->om->fh);
 		po->fi.fh = (uint64_t)(uintptr_t)po->om;
 		/* a message's bytes never change: let the page cache keep
@@ -95,6 +147,10 @@ static void open_msg(fuse_req_t req, int64_t box, uint32_t uid, uint64_t ino,
 	po->om->fh.ino = ino;
 	po->req = req;
 	po->fi = *fi;
+	if (verified_ahead(ino, &po->om->msg)) {
+		open_verified(po, 0, NULL);
+		return;
+	}
 	dbox_msg_verify_async(dboxfs.store, &po->om->msg, open_verified, po);
 }
 
@@ -159,6 +215,12 @@ static void open_binode(fuse_req_t req, uint64_t ino, struct binode *bi,
 void fileio_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct view_ino v;
+
+	if (dboxfs.no_open) {
+		/* the kernel stops sending opens: reads come by inode */
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 
 	if (!view_ino_decode(ino, &v)) {
 		fuse_reply_err(req, ENOENT);
@@ -243,6 +305,20 @@ static void read_kwfile(fuse_req_t req, fuse_ino_t ino, size_t size,
 		       (size_t)n - (size_t)off : size);
 }
 
+static bool read_ahead_reply(fuse_req_t req, const struct dbox_msg *m,
+			     size_t size, off_t off)
+{
+	char *buf = malloc(size);
+	ssize_t n = buf == NULL ? -ENOMEM :
+		dbox_msg_read_cached(dboxfs.store, m, buf, size,
+				     (uint64_t)off);
+
+	if (n >= 0)
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+	return n >= 0;
+}
+
 static void read_msg(fuse_req_t req, struct open_msg *om, size_t size,
 		     off_t off)
 {
@@ -254,6 +330,9 @@ static void read_msg(fuse_req_t req, struct open_msg *om, size_t size,
 		fuse_reply_buf(req, NULL, 0);
 		return;
 	}
+	/* read ahead with an earlier message: answered at once */
+	if (zero_copy && read_ahead_reply(req, &om->msg, size, off))
+		return;
 	/* stored plain: spliced from the dbox file; compressed or with
 	 * external attachments: put together in a buffer */
 	pr = malloc(sizeof(*pr) + (zero_copy ? 0 : size));
@@ -273,11 +352,116 @@ static void read_msg(fuse_req_t req, struct open_msg *om, size_t size,
 				     (uint64_t)off, read_done, pr);
 }
 
+/* ------------------------------------------ reads without an open */
+
+struct pending_vread {
+	fuse_req_t req;
+	struct open_msg om;
+	size_t size;
+};
+
+static void vread_verified(void *ctx, int ret, const struct dbox_err *err)
+{
+	struct pending_vread *pv = ctx;
+
+	if (ret < 0) {
+		dboxfs_log_once(pv->om.fh.ino, err->msg);
+		fuse_reply_err(pv->req, dboxfs_errno(ret));
+	} else {
+		verified_add(pv->om.fh.ino, &pv->om.msg);
+		read_msg(pv->req, &pv->om, pv->size, 0);
+	}
+	free(pv);
+}
+
+/* The first read of a message is where an open would have checked its
+ * record; the later ones of the same open come from the page cache or
+ * continue it. */
+static void read_msg_ino(fuse_req_t req, int64_t box, uint32_t uid,
+			 uint64_t ino, size_t size, off_t off)
+{
+	struct pending_vread *pv = calloc(1, sizeof(*pv));
+	int ret;
+
+	if (pv == NULL) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	ret = ops_msg_follow(box, uid, &pv->om.msg);
+	if (ret < 0) {
+		free(pv);
+		fuse_reply_err(req, dboxfs_errno(ret));
+		return;
+	}
+	pv->om.fh = (struct fh){ .type = FH_MSG, .fd = -1, .ino = ino };
+	if (off != 0 || verified_ahead(ino, &pv->om.msg)) {
+		read_msg(req, &pv->om, size, off);
+		free(pv);
+		return;
+	}
+	pv->req = req;
+	pv->size = size;
+	dbox_msg_verify_async(dboxfs.store, &pv->om.msg, vread_verified, pv);
+}
+
+static void read_plain_ino(fuse_req_t req, uint64_t ino, size_t size,
+			   off_t off)
+{
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+	struct binode *bi = backing_get(ino);
+	int64_t msg_box;
+	uint32_t msg_uid;
+	int fd;
+
+	if (bi == NULL) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (backing_msg_of(bi, &msg_box, &msg_uid)) {
+		backing_put(bi);
+		read_msg_ino(req, msg_box, msg_uid, ino, size, off);
+		return;
+	}
+	fd = backing_open(bi, O_RDONLY);
+	backing_put(bi);
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
+		return;
+	}
+	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	buf.buf[0].fd = fd;
+	buf.buf[0].pos = off;
+	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+	close(fd);
+}
+
+static void read_by_ino(fuse_req_t req, fuse_ino_t ino, size_t size,
+			off_t off)
+{
+	struct view_ino v;
+
+	if (!view_ino_decode(ino, &v))
+		fuse_reply_err(req, ENOENT);
+	else if (v.kind == VK_KWFILE)
+		read_kwfile(req, ino, size, off);
+	else if (v.kind == VK_MSG && !backing_has_node(ino))
+		read_msg_ino(req, v.box, v.uid, ino, size, off);
+	else if (v.kind == VK_PLAIN || v.kind == VK_MSG)
+		read_plain_ino(req, ino, size, off);
+	else
+		fuse_reply_err(req, EISDIR);
+}
+
 void fileio_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct fh *fh = (struct fh *)(uintptr_t)fi->fh;
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+
+	if (fh == NULL) {
+		read_by_ino(req, ino, size, off);
+		return;
+	}
 
 	switch (fh->type) {
 	case FH_KWFILE:

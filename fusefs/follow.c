@@ -10,6 +10,7 @@
 
 #include "dboxfs.h"
 #include "follow.h"
+#include "kcache.h"
 #include "view.h"
 
 /* the periodic check: well inside the second the contract allows */
@@ -27,17 +28,98 @@ static void inval_mailbox(int64_t box)
 					 0, 0);
 	fuse_lowlevel_notify_inval_inode(dboxfs.se, view_ino_sub(box, SUB_NEW),
 					 0, 0);
+	fuse_lowlevel_notify_inval_inode(dboxfs.se, view_ino_kwfile(box), 0, 0);
 	fuse_lowlevel_notify_inval_inode(dboxfs.se, box == dboxfs.inbox_id &&
 					 dboxfs.layout == VIEW_MAILDIRPP ?
 					 VIEW_ROOT_INO : view_ino_folder(box),
 					 0, 0);
 }
 
-static int inval_cb(void *ctx, const struct dbox_mailbox *box)
+/* What the last check saw of each mailbox: the folders whose message
+ * lists changed since are the ones to invalidate (the follower thread's
+ * own, so unlocked). */
+struct box_seen {
+	int64_t id;
+	int64_t new_ns, cur_ns;
+	bool seen;
+};
+
+static struct box_seen *seen;
+static size_t seen_count, seen_cap;
+
+struct scan {
+	int64_t *changed;
+	int n;                    /* < 0: more than fit */
+	size_t hint;              /* mailboxes come in the same order */
+};
+
+static void scan_add(struct scan *sc, int64_t box)
 {
-	(void)ctx;
-	inval_mailbox(box->id);
+	inval_mailbox(box);
+	if (sc->n >= 0 && sc->n < MAX_CHANGED)
+		sc->changed[sc->n++] = box;
+	else
+		sc->n = -1;
+}
+
+static struct box_seen *seen_find(struct scan *sc, int64_t id)
+{
+	for (size_t k = 0; k < seen_count; k++) {
+		size_t i = (sc->hint + k) % seen_count;
+
+		if (seen[i].id == id) {
+			sc->hint = i + 1;
+			return &seen[i];
+		}
+	}
+	if (seen_count == seen_cap) {
+		size_t cap = seen_cap == 0 ? 64 : seen_cap * 2;
+		struct box_seen *grown = realloc(seen, cap * sizeof(*grown));
+
+		if (grown == NULL)
+			return NULL;
+		seen = grown;
+		seen_cap = cap;
+	}
+	seen[seen_count] = (struct box_seen){ .id = id, .new_ns = -1 };
+	return &seen[seen_count++];
+}
+
+static int scan_cb(void *ctx, const struct dbox_mailbox *box)
+{
+	struct scan *sc = ctx;
+	struct box_seen *b = seen_find(sc, box->id);
+
+	if (b == NULL || b->new_ns != box->change_new_ns ||
+	    b->cur_ns != box->change_cur_ns)
+		scan_add(sc, box->id);
+	if (b != NULL) {
+		b->new_ns = box->change_new_ns;
+		b->cur_ns = box->change_cur_ns;
+		b->seen = true;
+	}
 	return 0;
+}
+
+/* The folders whose message lists changed (or that went) since the last
+ * scan, invalidated; their ids in changed[], the count returned (< 0:
+ * more than MAX_CHANGED). */
+static int scan_changed(int64_t *changed)
+{
+	struct scan sc = { .changed = changed };
+	size_t kept = 0;
+
+	for (size_t i = 0; i < seen_count; i++)
+		seen[i].seen = false;
+	dbox_mailbox_list(dboxfs.store, scan_cb, &sc, NULL);
+	for (size_t i = 0; i < seen_count; i++) {
+		if (!seen[i].seen)
+			scan_add(&sc, seen[i].id);
+		else
+			seen[kept++] = seen[i];
+	}
+	seen_count = kept;
+	return sc.n;
 }
 
 static void check_once(uint64_t *seq)
@@ -54,14 +136,18 @@ static void check_once(uint64_t *seq)
 	}
 	for (int i = 0; i < n; i++)
 		inval_mailbox(changed[i]);
-	if (n > 0)
+	if (n > 0) {
 		fuse_lowlevel_notify_inval_inode(dboxfs.se, VIEW_ROOT_INO, 0, 0);
-	/* another writer of our own kind of store (dboxctl import): we do
-	 * not know which folders, so all of them */
+		/* more than fit: we do not know which, so all of them */
+		kcache_check(changed, n < MAX_CHANGED ? n : -1);
+	}
+	/* another writer of our own kind of store (dboxctl import), or our
+	 * own commits: the folders whose message lists moved */
 	now = dbox_store_change_counter(dboxfs.store);
 	if (now != *seq && n == 0) {
-		dbox_mailbox_list(dboxfs.store, inval_cb, NULL, NULL);
+		n = scan_changed(changed);
 		fuse_lowlevel_notify_inval_inode(dboxfs.se, VIEW_ROOT_INO, 0, 0);
+		kcache_check(changed, n);
 	}
 	*seq = now;
 }
@@ -108,6 +194,9 @@ void follow_stop(void)
 	if (write(stop_pipe[1], "x", 1) < 0)
 		fuse_log(FUSE_LOG_ERR, "dboxfs: cannot stop follower\n");
 	pthread_join(thread, NULL);
+	free(seen);
+	seen = NULL;
+	seen_count = seen_cap = 0;
 	close(stop_pipe[0]);
 	close(stop_pipe[1]);
 	running = false;

@@ -23,6 +23,9 @@
 
 struct dboxfs dboxfs;
 
+/* kernel cache of names and attributes the follower invalidates */
+#define CACHE_TIMEOUT_LONG (6 * 3600.0)
+
 struct options {
 	char *store;
 	char *layout;
@@ -74,7 +77,9 @@ static void usage(const char *prog)
 	       "                           messages saved with it keep their\n"
 	       "                           attachments (without it they read\n"
 	       "                           as EIO)\n"
-	       "    -o cache_timeout=SECS  kernel entry/attribute cache (1.0)\n"
+	       "    -o cache_timeout=SECS  kernel entry/attribute cache (default:\n"
+	       "                           hours, dropped on changes; missing\n"
+	       "                           names 1.0)\n"
 	       "    -o takeover            write into a tree Dovecot made\n"
 	       "    -o noxattr             no user.dbox.* attributes: the kernel\n"
 	       "                           then stops asking for any (ls -l asks\n"
@@ -507,9 +512,15 @@ int main(int argc, char **argv)
 		goto out_signals;
 	}
 	log_mount("mounted", o.store, opts.mountpoint);
-	if (follow_start() < 0)
+	/* names and attributes for hours: the follower drops what changes
+	 * (kcache.h); without it, or with cache_timeout= given, the short
+	 * timeout for everything */
+	dboxfs.cache_timeout = o.timeout > 0 ? o.timeout : CACHE_TIMEOUT_LONG;
+	if (follow_start() < 0) {
+		dboxfs.cache_timeout = dboxfs.entry_timeout;
 		fuse_log(FUSE_LOG_ERR, "dboxfs: changes by other programs will "
 			 "show only after the cache timeout\n");
+	}
 	if (opts.singlethread) {
 		ret = fuse_session_loop(dboxfs.se);
 	} else {

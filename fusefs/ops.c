@@ -22,6 +22,7 @@
 #include "commit.h"
 #include "fileio.h"
 #include "folders.h"
+#include "kcache.h"
 #include "ops.h"
 #include "readdir.h"
 #include "reply.h"
@@ -102,33 +103,46 @@ static int lookup_in_folder(const struct view_ino *dir, const char *name,
 		if (ret == 0)
 			return ops_get_attr(c.ino, st);
 	}
-	return ret == -ENOENT ? lookup_backing(dir, name, st) : ret;
+	return ret;
+}
+
+int ops_resolve_view(const struct view_ino *dir, const char *name,
+		     struct stat *st)
+{
+	if (dir->kind == VK_SUB && dir->sub != SUB_TMP)
+		return lookup_msg(dir, name, st);
+	if (dir->kind == VK_ROOT || dir->kind == VK_FOLDER ||
+	    dir->kind == VK_VDIR)
+		return lookup_in_folder(dir, name, st);
+	return -ENOENT;
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	struct fuse_entry_param e;
 	struct view_ino dir;
 	struct stat st;
 	int ret;
 
 	if (!view_ino_decode(parent, &dir))
 		ret = -ENOENT;
-	else if (dir.kind == VK_SUB && dir.sub != SUB_TMP)
-		ret = lookup_msg(&dir, name, &st);
-	else if (dir.kind == VK_ROOT || dir.kind == VK_FOLDER ||
-		 dir.kind == VK_VDIR)
-		ret = lookup_in_folder(&dir, name, &st);
 	else
-		ret = -ENOENT;
-	/* tmp/, files pending in cur/ and new/, and plain directories */
-	if (ret == -ENOENT && (dir.kind == VK_SUB || dir.kind == VK_PLAIN))
+		ret = ops_resolve_view(&dir, name, &st);
+	/* tmp/, files pending in cur/ and new/, plain files and dirs */
+	if (ret == -ENOENT && (dir.kind == VK_SUB || dir.kind == VK_PLAIN ||
+			       dir.kind == VK_ROOT || dir.kind == VK_FOLDER ||
+			       dir.kind == VK_VDIR))
 		ret = lookup_backing(&dir, name, &st);
-	if (ret == -ENOENT)
+	if (ret == -ENOENT) {
 		reply_negative(req);
-	else if (ret < 0)
+	} else if (ret < 0) {
 		fuse_reply_err(req, dboxfs_errno(ret));
-	else
-		ops_reply_entry(req, &st);
+	} else {
+		reply_entry_param(&e, &st);
+		e.entry_timeout = kcache_add(parent, name, st.st_ino);
+		e.attr_timeout = dboxfs.cache_timeout;
+		fuse_reply_entry(req, &e);
+	}
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino,
@@ -142,7 +156,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 	if (ret < 0)
 		fuse_reply_err(req, dboxfs_errno(ret));
 	else
-		fuse_reply_attr(req, &st, dboxfs.attr_timeout);
+		fuse_reply_attr(req, &st, dboxfs.cache_timeout);
 }
 
 
@@ -272,6 +286,10 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_SPLICE_WRITE;
 	if (conn->capable & FUSE_CAP_SPLICE_MOVE)
 		conn->want |= FUSE_CAP_SPLICE_MOVE;
+	/* a read-only mount has no per-open state to keep: reads name the
+	 * file by its inode (fileio.c) */
+	if (dboxfs.readonly && (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT))
+		dboxfs.no_open = true;
 	/* writes back of cached data never happen: messages are read-only */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 }
@@ -280,6 +298,7 @@ static void op_destroy(void *userdata)
 {
 	(void)userdata;
 	fh_free_all();
+	kcache_free_all();
 }
 
 /* Inode numbers of the view come from the data and need nothing freed;
@@ -287,6 +306,7 @@ static void op_destroy(void *userdata)
  * it was renamed into tmp/). */
 static void forget_one(fuse_ino_t ino, uint64_t nlookup)
 {
+	kcache_forget(ino, nlookup);
 	if ((ino >> 60) == VK_PLAIN || (ino >> 60) == VK_MSG)
 		backing_forget(ino, nlookup);
 }
@@ -303,6 +323,26 @@ static void op_forget_multi(fuse_req_t req, size_t count,
 	for (size_t i = 0; i < count; i++)
 		forget_one(forgets[i].ino, forgets[i].nlookup);
 	fuse_reply_none(req);
+}
+
+/* Without opens (read-only mounts, fileio.c) files come with no handle:
+ * nothing was written, nothing to flush or sync.  ENOSYS to FLUSH makes
+ * the kernel stop sending it, one round trip fewer per close. */
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	if (fi->fh == 0)
+		fuse_reply_err(req, ENOSYS);
+	else
+		opw_flush(req, ino, fi);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		     struct fuse_file_info *fi)
+{
+	if (fi->fh == 0)
+		fuse_reply_err(req, 0);
+	else
+		opw_fsync(req, ino, datasync, fi);
 }
 
 const struct fuse_lowlevel_ops dboxfs_ops = {
@@ -336,8 +376,8 @@ const struct fuse_lowlevel_ops dboxfs_ops = {
 	.readlink = opw_readlink,
 	.setattr = opw_setattr,
 	.write_buf = opw_write_buf,
-	.fsync = opw_fsync,
-	.flush = opw_flush,
+	.fsync = op_fsync,
+	.flush = op_flush,
 	.fallocate = opw_fallocate,
 };
 

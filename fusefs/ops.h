@@ -40,6 +40,11 @@ int64_t ops_dir_mailbox(const struct view_ino *v);
  * root, -1 for directories that cannot hold plain files). */
 int64_t ops_files_box(const struct view_ino *v);
 int ops_get_attr(uint64_t ino, struct stat *st);
+/* What name in dir is in the view itself (a message, cur/ new/ tmp/, a
+ * folder, dovecot-keywords), without the backing files: lookup's first
+ * step, and kcache.c's check, which must not take backing references. */
+int ops_resolve_view(const struct view_ino *dir, const char *name,
+		     struct stat *st);
 /* The message the kernel knows as (box, uid), following moves. */
 int ops_msg_follow(int64_t box, uint32_t uid, struct dbox_msg *m);
 void ops_reply_entry(fuse_req_t req, const struct stat *st);

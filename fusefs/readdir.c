@@ -10,6 +10,7 @@
 #include "attr.h"
 #include "flush.h"
 #include "folders.h"
+#include "kcache.h"
 #include "ops.h"
 #include "readdir.h"
 #include "reply.h"
@@ -51,12 +52,19 @@ struct dirbuf {
 static bool dir_add(struct dirbuf *d, const char *name, const struct stat *st,
 		    uint64_t cookie)
 {
+	bool counted = false;
 	size_t n;
 
 	if (d->plus) {
 		struct fuse_entry_param e;
 
 		reply_entry_param(&e, st);
+		e.attr_timeout = dboxfs.cache_timeout;
+		/* the kernel takes a lookup of every entry but . and .. */
+		counted = strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
+		if (counted)
+			e.entry_timeout = kcache_add(d->dir->ino, name,
+						     st->st_ino);
 		n = fuse_add_direntry_plus(d->req, d->buf + d->used,
 					   d->size - d->used, name, &e,
 					   (off_t)cookie);
@@ -66,6 +74,8 @@ static bool dir_add(struct dirbuf *d, const char *name, const struct stat *st,
 				      (off_t)cookie);
 	}
 	if (n > d->size - d->used) {
+		if (counted)
+			kcache_forget(st->st_ino, 1);
 		d->full = true;
 		return false;
 	}
@@ -356,8 +366,8 @@ void readdir_open(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
 	struct dirhandle *dh = calloc(1, sizeof(*dh));
+	struct view_ino v;
 
-	(void)ino;
 	if (dh == NULL) {
 		fuse_reply_err(req, ENOMEM);
 		return;
@@ -366,6 +376,15 @@ void readdir_open(fuse_req_t req, fuse_ino_t ino,
 	dh->fh.fd = -1;
 	fh_track(&dh->fh);
 	fi->fh = (uint64_t)(uintptr_t)dh;
+	/* The kernel keeps the listing of the view's directories: its own
+	 * changes in them reset it, and the follower drops it on every
+	 * change it did not see (follow.c).  tmp/ and plain directories are
+	 * listed from the backing tree each time. */
+	if (view_ino_decode(ino, &v) && v.kind != VK_PLAIN &&
+	    !(v.kind == VK_SUB && v.sub == SUB_TMP)) {
+		fi->cache_readdir = 1;
+		fi->keep_cache = 1;
+	}
 	if (fuse_reply_open(req, fi) == -ENOENT) {
 		/* the opener was interrupted: no releasedir will come */
 		fh_untrack(&dh->fh);

@@ -372,6 +372,14 @@ void dbox_msg_read_fd_async(struct dbox_store *store,
 					  off_t file_off),
 			    void *arg, dbox_read_cb *cb, void *ctx);
 
+/* The bytes of a plain message from what the store read ahead (an
+ * earlier check of it or of a message before it in the same mdbox file),
+ * without any I/O, its record checked as dbox_msg_verify does: bytes read
+ * (0 at EOF), or -ENOENT if they are not at hand (then read them). */
+ssize_t dbox_msg_read_cached(struct dbox_store *store,
+			     const struct dbox_msg *msg, void *buf, size_t len,
+			     uint64_t off);
+
 /* Check the record framing of msg (header magic, size, post magic) - used
  * before serving a message so that a corrupted file gives -EBADMSG. */
 int dbox_msg_verify(struct dbox_store *store, const struct dbox_msg *msg,

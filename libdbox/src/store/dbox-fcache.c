@@ -133,6 +133,7 @@ static void fcache_forget(struct dbox_store *store, const char *path,
 	pthread_mutex_unlock(&store->fcache_lock);
 	for (int i = 0; i < closing; i++)
 		dfs_close(close_files[i], NULL, NULL);
+	dbox_rcache_drop(store, path, dir);
 }
 
 void dbox_fcache_drop(struct dbox_store *store, const char *path)
@@ -156,4 +157,5 @@ void dbox_fcache_clear(struct dbox_store *store)
 		e->path[0] = '\0';
 		e->users = 0;
 	}
+	dbox_rcache_drop(store, "", true);
 }

@@ -676,6 +676,46 @@ int dbox_msg_verify(struct dbox_store *store, const struct dbox_msg *msg,
 	return ret;
 }
 
+ssize_t dbox_msg_read_cached(struct dbox_store *store,
+			     const struct dbox_msg *msg, void *buf, size_t len,
+			     uint64_t off)
+{
+	unsigned char hdr[256], *meta;
+	size_t mlen = meta_len(msg);
+	char path[PATH_MAX];
+	uint64_t body_at = msg->offset + msg->hdr_size;
+	int ret;
+
+	if (!dbox_msg_is_plain(msg) || msg->hdr_size < DBOX_MSG_HEADER_SIZE ||
+	    msg->hdr_size > sizeof(hdr) ||
+	    dbox_msg_file_path(store, msg, path, sizeof(path)) < 0)
+		return -ENOENT;
+	if (off >= msg->body_size)
+		return 0;
+	if (len > msg->body_size - off)
+		len = (size_t)(msg->body_size - off);
+	meta = malloc(mlen);
+	if (meta == NULL)
+		return -ENOENT;
+	ret = dbox_rcache_get(store, path, msg->offset, msg->hdr_size, hdr);
+	if (ret == 0)
+		ret = dbox_rcache_get(store, path, body_at + msg->body_size,
+				      mlen, meta);
+	if (ret == 0 &&
+	    (check_framing(path, msg, hdr, msg->hdr_size, meta, mlen,
+			   NULL) < 0 ||
+	     check_guid(path, msg, meta, mlen, NULL) < 0)) {
+		/* bytes a writer rolled back, or a file replaced: not what
+		 * the index says is there; the disk decides */
+		dbox_rcache_drop(store, path, false);
+		ret = -ENOENT;
+	}
+	free(meta);
+	if (ret == 0)
+		ret = dbox_rcache_get(store, path, body_at + off, len, buf);
+	return ret < 0 ? ret : (ssize_t)len;
+}
+
 static ssize_t msg_pread_once(struct dbox_store *store,
 			      const struct dbox_msg *msg, void *buf,
 			      size_t len, uint64_t off, struct dbox_err *err)
@@ -917,7 +957,7 @@ struct async_verify {
 	/* a small message is read whole: one I/O checks both ends and
 	 * leaves the body in the page cache for the reads that follow */
 	unsigned char *whole;
-	size_t whole_len;
+	size_t whole_len, whole_n;
 };
 
 #define VERIFY_READAHEAD_MAX (128u * 1024)
@@ -943,6 +983,10 @@ static void whole_done(struct async_verify *av, size_t n)
 	av->hdr_n = n < h ? n : h;
 	av->meta = av->whole + before;
 	av->meta_n = n > before ? n - before : 0;
+	/* the window goes on past the record: its neighbours' bytes */
+	if (av->meta_n > av->meta_len)
+		av->meta_n = av->meta_len;
+	av->whole_n = n;
 }
 
 static void async_verify_done(void *ctx, const struct dfs_result *res)
@@ -968,6 +1012,14 @@ static void async_verify_done(void *ctx, const struct dfs_result *res)
 		return;
 	ret = verify_result(av, &err);
 	dbox_fcache_put(av->store, av->file);
+	/* kept for the reads that follow, this message's and (mdbox) its
+	 * neighbours' */
+	if (ret == 0 && av->whole != NULL) {
+		dbox_rcache_put(av->store, av->path, av->msg.offset, av->whole,
+				av->whole_n);
+		av->whole = NULL;
+		av->meta = NULL;
+	}
 	av->cb(av->ctx, ret, &err);
 	pthread_mutex_destroy(&av->lock);
 	if (av->whole == NULL)
@@ -1014,7 +1066,10 @@ void dbox_msg_verify_async(struct dbox_store *store, const struct dbox_msg *msg,
 	}
 	pthread_mutex_init(&av->lock, NULL);
 	av->whole_len = msg->hdr_size + msg->body_size + av->meta_len;
-	if (av->whole_len <= VERIFY_READAHEAD_MAX &&
+	/* mdbox: the messages after it in m.N come along (dbox-rcache.c) */
+	if (av->whole_len <= VERIFY_READAHEAD_MAX && msg->file_id != 0)
+		av->whole_len = DBOX_RCACHE_WINDOW;
+	if (av->whole_len <= DBOX_RCACHE_WINDOW &&
 	    (av->whole = malloc(av->whole_len)) != NULL) {
 		av->pending = 1;
 		av->parts[0] = (struct verify_part){ av, true };

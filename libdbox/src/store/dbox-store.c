@@ -93,6 +93,8 @@ static void store_free(struct dbox_store *store)
 		close(store->owner_lock_fd);
 	}
 	pthread_mutex_destroy(&store->fcache_lock);
+	dbox_rcache_drop(store, "", true);
+	pthread_mutex_destroy(&store->rcache_lock);
 	free(store->root);
 	free(store->ctl_dir);
 	free(store->scratch_dir);
@@ -110,6 +112,7 @@ static struct dbox_store *store_alloc(const char *root)
 		return NULL;
 	store->owner_lock_fd = -1;
 	pthread_mutex_init(&store->fcache_lock, NULL);
+	pthread_mutex_init(&store->rcache_lock, NULL);
 	pthread_mutex_init(&store->append_lock, NULL);
 	store->root = strdup(root);
 	if (store->root == NULL) {

@@ -31,6 +31,19 @@ struct dbox_fcache_entry {
 	uint64_t last_use;
 };
 
+/* Bytes of storage files read ahead of the messages that need them
+ * (dbox-rcache.c): 16 windows of up to 1 MiB. */
+#define DBOX_RCACHE_SLOTS 16
+#define DBOX_RCACHE_WINDOW (1u << 20)
+
+struct dbox_rcache_win {
+	char path[PATH_MAX];
+	uint64_t start;           /* file offset of data[0] */
+	size_t len;
+	unsigned char *data;      /* NULL = free slot */
+	uint64_t last_use;
+};
+
 struct dbox_dovecot;
 struct mdbox_append;
 
@@ -61,6 +74,10 @@ struct dbox_store {
 	pthread_mutex_t fcache_lock;
 	uint64_t fcache_clock;
 	struct dbox_fcache_entry fcache[DBOX_FCACHE_SIZE];
+
+	pthread_mutex_t rcache_lock;
+	uint64_t rcache_clock;
+	struct dbox_rcache_win rcache[DBOX_RCACHE_SLOTS];
 };
 
 /* dbox-names.c: mailbox name <-> on-disk storage name (mUTF-7). */
@@ -89,6 +106,18 @@ void dbox_fcache_drop(struct dbox_store *store, const char *path);
  * name another mailbox's files next). */
 void dbox_fcache_drop_dir(struct dbox_store *store, const char *dir);
 void dbox_fcache_clear(struct dbox_store *store);
+
+/* dbox-rcache.c: windows of storage files kept in memory, so that one read
+ * serves the neighbouring messages of an mdbox m.N (and the read after an
+ * open's check).  put takes data (malloc'd) over; get copies
+ * [start, start+len) of path into buf if one window holds all of it
+ * (0, else -ENOENT); drop forgets path's windows (dir: every path below
+ * it), as the fcache does. */
+void dbox_rcache_put(struct dbox_store *store, const char *path,
+		     uint64_t start, unsigned char *data, size_t len);
+int dbox_rcache_get(struct dbox_store *store, const char *path,
+		    uint64_t start, size_t len, void *buf);
+void dbox_rcache_drop(struct dbox_store *store, const char *path, bool dir);
 
 /* dbox-recover.c: remove what dead writers left (owner dirs in scratch,
  * uncommitted sdbox files, uncommitted bytes at the end of m.N). */

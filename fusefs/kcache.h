@@ -1,0 +1,41 @@
+/* kcache.h - the names the kernel caches, so that they can be cached for
+ * hours and dropped exactly when they go wrong.
+ *
+ * A message's bytes never change, so names and attributes could stay in
+ * the kernel's cache for good, but for changes the kernel cannot see: a
+ * running Dovecot or dboxctl renames (flag changes) and expunges messages
+ * and folders, and the daemon's own commits turn a pending file of cur/
+ * into a message.  The kernel's dentries can only be dropped by name
+ * (notify_inval_entry), and a name that changed cannot be computed from
+ * the index any more, so every name handed out by lookup or readdirplus
+ * is recorded here with the inode it led to, until the kernel forgets the
+ * inode.  After a change, kcache_check() looks each recorded name of the
+ * changed folders up again and invalidates those that lead elsewhere now,
+ * from the follower thread (never from a request handler: the kernel
+ * holds the directory's lock while it waits for a request).
+ *
+ * Memory grows with the inodes the kernel keeps (as passthrough_ll's
+ * table does), not with the folder: a name beyond KCACHE_MAX entries is
+ * not recorded and gets the short timeout.
+ */
+#ifndef DBOXFS_KCACHE_H
+#define DBOXFS_KCACHE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Records that name in parent leads to ino, for one more kernel lookup.
+ * Returns the entry timeout to reply with: the long one if recorded (or
+ * nothing can change it), else the short one. */
+double kcache_add(uint64_t parent, const char *name, uint64_t ino);
+/* The kernel dropped n lookups of ino (FORGET). */
+void kcache_forget(uint64_t ino, uint64_t n);
+/* Looks up again every recorded name in the folders of boxes[0..n-1]
+ * (n < 0: all) and in folder-level directories, and invalidates in the
+ * kernel those that no longer lead to the same inode.  Follower thread
+ * only.  Returns how many were invalidated. */
+int kcache_check(const int64_t *boxes, int n);
+/* At exit. */
+void kcache_free_all(void);
+
+#endif

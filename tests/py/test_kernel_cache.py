@@ -1,0 +1,106 @@
+"""The kernel keeps names and attributes for hours (messages never
+change), and the daemon drops exactly what changes behind the kernel's
+back: a running Dovecot's flag changes, expunges and folder deletions on
+a followed store, and a file copied into cur/ that the daemon commits as
+a message.  A cached old name must give ENOENT within a bounded wait, the
+new one must work (maildir-view.md section 6)."""
+
+import errno
+import os
+
+import pytest
+
+from dboxfs_testlib import DBOXFS, mounts, needs_dovecot, wait_for, \
+    dboxctl  # noqa: F401
+from test_dovecot_view import live_dovecot  # noqa: F401
+
+pytestmark = pytest.mark.skipif(not os.path.exists(DBOXFS),
+                                reason="dboxfs not built")
+
+
+def gone(path):
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return True
+    return False
+
+
+def stat_errno(path):
+    try:
+        os.stat(path)
+    except OSError as e:
+        return e.errno
+    return 0
+
+
+def one_message(mnt):
+    for sub in ("cur", "new"):
+        for n in sorted(os.listdir(os.path.join(mnt, sub))):
+            return sub, n
+    raise AssertionError("no message in INBOX")
+
+
+@needs_dovecot
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_dovecot_changes_drop_cached_names(live_dovecot, mounts, fmt):
+    stores, dove = live_dovecot
+    mnt = os.path.join(stores.top, "kc-" + fmt)
+    mounts(stores.root(fmt), mnt,
+           "index=" + os.path.join(stores.top, "kc-%s.sqlite" % fmt))
+    sub, name = one_message(mnt)
+    old = os.path.join(mnt, sub, name)
+    ino = os.stat(old).st_ino          # name and attributes now cached
+    base = name.split(":2,")[0]
+    uid = os.getxattr(old, "user.dbox.uid").decode()
+
+    # a flag change by doveadm renames the file: the old name goes, the
+    # new one leads to the same inode
+    dove.doveadm(fmt, "flags add", "\\Flagged", "mailbox", "INBOX",
+                 "uid", uid)
+    wait_for(lambda: gone(old), timeout=5, what="the old name to go")
+    new = [n for n in os.listdir(os.path.join(mnt, "cur"))
+           if n.split(":2,")[0] == base]
+    assert len(new) == 1 and "F" in new[0].split(":2,")[1], new
+    path = os.path.join(mnt, "cur", new[0])
+    assert os.stat(path).st_ino == ino
+
+    # an expunge: the cached name gives ENOENT, not the old attributes
+    dove.doveadm(fmt, "expunge", "mailbox", "INBOX", "uid", uid)
+    wait_for(lambda: stat_errno(path) == errno.ENOENT, timeout=5,
+             what="the expunged message's name to go")
+
+    # a folder deleted by doveadm
+    dove.doveadm(fmt, "mailbox create", "Doomed")
+    wait_for(lambda: os.path.isdir(os.path.join(mnt, ".Doomed", "cur")),
+             timeout=5, what="the new folder")
+    os.stat(os.path.join(mnt, ".Doomed", "cur"))
+    dove.doveadm(fmt, "mailbox delete", "Doomed")
+    wait_for(lambda: gone(os.path.join(mnt, ".Doomed")), timeout=5,
+             what="the deleted folder to go")
+
+
+def test_file_copied_into_cur_becomes_the_message(tmp_path, mounts):
+    """A file created in cur/ under its final name is a plain file until
+    its close commits it; the name the kernel cached then leads to the
+    message (its xattrs and bytes), within a bounded wait."""
+    store = str(tmp_path / "store")
+    dboxctl("init", store, "--format", "mdbox")
+    mnt = str(tmp_path / "mnt")
+    os.mkdir(mnt)
+    mounts(store, mnt)
+    path = os.path.join(mnt, "cur", "1700000000.M1P1.host:2,S")
+    with open(path, "wb") as f:
+        f.write(b"Subject: copied\n\nbody\n")
+    ino = os.stat(path).st_ino
+
+    def uid():
+        try:
+            return os.getxattr(path, "user.dbox.uid")
+        except OSError:
+            return None
+    wait_for(lambda: uid() == b"1", timeout=5,
+             what="the name to lead to the committed message")
+    assert os.stat(path).st_ino == ino   # its number from the start
+    with open(path, "rb") as f:
+        assert f.read() == b"Subject: copied\n\nbody\n"

@@ -1,0 +1,68 @@
+"""Reads on slow storage (fs=delay:..., every I/O of the daemon waits):
+a cold read of an mdbox folder costs about one I/O per window of its m.N
+file, not two per message (the check at open and the read), and a warm
+re-read costs none (read-only mounts have no opens; read-write ones skip
+the check of a message checked before)."""
+
+import os
+import time
+
+import pytest
+
+from dboxfs_testlib import DBOXFS, dboxctl, make_maildir, mounts  # noqa: F401
+
+pytestmark = pytest.mark.skipif(not os.path.exists(DBOXFS),
+                                reason="dboxfs not built")
+
+COUNT = 40
+DELAY = 0.1
+
+
+def make_store(tmp_path, fmt):
+    msgs = {"17000%05d.M%dP1.host" % (i, i):
+            b"Subject: m%d\n\n" % i + b"x" * (1500 + 37 * i) + b"\n"
+            for i in range(COUNT)}
+    src = make_maildir(str(tmp_path / "src"), msgs)
+    store = str(tmp_path / "store")
+    dboxctl("init", store, "--format", fmt)
+    dboxctl("import", store, "INBOX", src)
+    return store, msgs
+
+
+def read_all(mnt, msgs):
+    cur = os.path.join(mnt, "cur")
+    t = time.monotonic()
+    for name in sorted(os.listdir(cur)):
+        with open(os.path.join(cur, name), "rb") as f:
+            assert f.read() == msgs[name.split(":2,")[0]], name
+    return time.monotonic() - t
+
+
+@pytest.mark.parametrize("ro", [True, False], ids=["ro", "rw"])
+def test_mdbox_cold_read_shares_reads(tmp_path, mounts, ro):
+    store, msgs = make_store(tmp_path, "mdbox")
+    mnt = str(tmp_path / "mnt")
+    os.mkdir(mnt)
+    mounts(store, mnt, "fs=delay:%dms/posix" % int(DELAY * 1000),
+           *(["ro"] if ro else []))
+    cold = read_all(mnt, msgs)
+    # one I/O per message alone would take COUNT * DELAY = 4 s (before:
+    # two per message, 8 s)
+    assert cold < COUNT * DELAY / 3, cold
+    warm = read_all(mnt, msgs)
+    assert warm < COUNT * DELAY / 4, warm
+
+
+@pytest.mark.parametrize("ro", [True, False], ids=["ro", "rw"])
+def test_sdbox_warm_read_needs_no_io(tmp_path, mounts, ro):
+    store, msgs = make_store(tmp_path, "sdbox")
+    mnt = str(tmp_path / "mnt")
+    os.mkdir(mnt)
+    mounts(store, mnt, "fs=delay:%dms/posix" % int(DELAY * 1000),
+           *(["ro"] if ro else []))
+    # one file per message: nothing to read ahead, the cold read opens
+    # and checks each; the warm one needs no I/O (before: a check per
+    # open, 4 s)
+    read_all(mnt, msgs)
+    warm = read_all(mnt, msgs)
+    assert warm < COUNT * DELAY / 4, warm
