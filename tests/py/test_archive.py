@@ -111,6 +111,39 @@ def test_sdbox_import_within_256_descriptors(wtmp):
     assert dboxctl("check", store).returncode == 0
 
 
+def test_mdbox_import_into_many_files_within_128_descriptors(wtmp):
+    """One mdbox transaction filling 1,200 m.N files (a 4 KiB rotate
+    size) under ulimit -n 128: it used to hold every m.N it filled open
+    until the commit (EMFILE near 110 files), and each new file tried
+    every id from the index's newest on (EEXIST beyond 1,000 files).
+    The export reads them within the same limit (64 are kept open)."""
+    n = 2400
+    mbox = os.path.join(wtmp, "m.mbox")
+    with open(mbox, "wb") as f:
+        for i in range(n):
+            f.write(b"From a@example.com Thu Nov 24 18:22:48 2022\n"
+                    b"Subject: %d\n\n" % i + b"x" * 1500 + b"\n\n")
+    store = os.path.join(wtmp, "store")
+    dboxctl("init", store, "--format", "mdbox", "--rotate-size", "4k")
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128))
+
+    out, _, _ = run_rss(["import", store, "Box", mbox], preexec_fn=limit)
+    assert b"%d messages imported into Box" % n in out
+    files = [f for f in os.listdir(os.path.join(store, "storage"))
+             if f.startswith("m.")]
+    assert len(files) >= n // 2, len(files)
+    assert count(store, "Box") == n
+    assert dboxctl("check", store).returncode == 0
+    dest = os.path.join(wtmp, "out")
+    out, _, _ = run_rss(["export", store, "Box", dest], preexec_fn=limit)
+    assert b"%d messages exported" % n in out
+    for name in os.listdir(os.path.join(dest, "cur")):
+        with open(os.path.join(dest, "cur", name), "rb") as f:
+            assert f.read().endswith(b"\n\n" + b"x" * 1500 + b"\n")
+
+
 def soft_nofile(pid):
     try:
         with open("/proc/%d/limits" % pid) as f:
