@@ -13,7 +13,7 @@ import time
 import pytest
 
 from dboxfs_testlib import (DBOXCTL, dboxctl, ls_mailboxes, make_maildir,
-                            wtmp)  # noqa: F401
+                            wait_for, wtmp)  # noqa: F401
 
 MIB = 1024 * 1024
 
@@ -142,6 +142,41 @@ def test_mdbox_import_into_many_files_within_128_descriptors(wtmp):
     for name in os.listdir(os.path.join(dest, "cur")):
         with open(os.path.join(dest, "cur", name), "rb") as f:
             assert f.read().endswith(b"\n\n" + b"x" * 1500 + b"\n")
+
+
+def test_check_during_an_mdbox_import_sees_no_stray_files(wtmp):
+    """dboxctl check while an import has filled (and closed) new m.N
+    files that its commit has not put in the index yet: they are the
+    live writer's (its owner directory links them), not stray files."""
+    n = 4000
+    mbox = os.path.join(wtmp, "m.mbox")
+    with open(mbox, "wb") as f:
+        for i in range(n):
+            f.write(b"From a@example.com Thu Nov 24 18:22:48 2022\n"
+                    b"Subject: %d\n\n" % i + b"x" * 1500 + b"\n\n")
+    store = os.path.join(wtmp, "store")
+    storage = os.path.join(store, "storage")
+    dboxctl("init", store, "--format", "mdbox", "--rotate-size", "4k")
+    p = subprocess.Popen([DBOXCTL, "import", store, "Box", mbox],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: p.poll() is not None or len(
+            [f for f in os.listdir(storage) if f.startswith("m.")]) >= 20,
+            timeout=120, what="20 m.N files")
+        p.send_signal(signal.SIGSTOP)
+        assert p.poll() is None, "the import ended too early"
+        c = dboxctl("check", store, check=False)
+        assert b"not in the index" not in c.stdout + c.stderr, c.stdout
+        assert c.returncode == 0, (c.stdout, c.stderr)
+        p.send_signal(signal.SIGCONT)
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    assert count(store, "Box") == n
+    assert dboxctl("check", store).returncode == 0
 
 
 def soft_nofile(pid):
