@@ -152,13 +152,18 @@ def steps(work, fmt, md, mbox, da):
     return out
 
 
-def bench(work, n, fmt, md, mbox, da, repeat):
+def bench(work, n, fmt, md, mbox, da, repeat, only=()):
     """{name: [(seconds, maxrss MiB)] per round}"""
     res = {}
     for _ in range(repeat):
         for name, run in steps(work, fmt, md, mbox, da):
+            if only and not any(o in name for o in only):
+                continue
             res.setdefault(name, []).append(run())
-            sys.stdout.flush()
+            # each run as it ends, for a long one
+            print("# %d %s %s: %.1f s, %.1f MiB" % ((n, fmt, name) +
+                                                   res[name][-1]),
+                  file=sys.stderr, flush=True)
     for name in ("store-%s-maildir" % fmt, "store-%s-mbox" % fmt, "export",
                  "dovecot-" + fmt, "backup"):
         shutil.rmtree(os.path.join(work, name), ignore_errors=True)
@@ -185,6 +190,9 @@ def main():
     ap.add_argument("--repeat", type=int, default=1,
                     help="rounds per count and format (medians)")
     ap.add_argument("--no-dovecot", action="store_true")
+    ap.add_argument("--only", default="",
+                    help="run only the commands containing one of these "
+                    "comma-separated words (e.g. 'import maildir')")
     ap.add_argument("--dovecot-counts", type=counts_arg, default=None,
                     help="counts at which doveadm runs too (default: all)")
     ap.add_argument("--backup-counts", type=counts_arg, default=None,
@@ -211,7 +219,8 @@ def main():
                     da = Doveadm(work)
                     da.backup = args.backup_counts is None or \
                         n in args.backup_counts
-                res = bench(work, n, fmt, md, mbox, da, args.repeat)
+                res = bench(work, n, fmt, md, mbox, da, args.repeat,
+                            [o for o in args.only.split(",") if o])
                 for what, runs in res.items():
                     print(row(n, fmt, what, runs))
                 sys.stdout.flush()
