@@ -191,7 +191,8 @@ static uint32_t map_keywords(const struct import *im, const struct item *it)
 }
 
 /* A maildir name is kept unless it is already used in the mailbox or in
- * this import; then the message gets a name derived from its data. */
+ * this import; then the message gets a name derived from its data
+ * (*base_r = NULL).  1: the name set failed (said so), the import stops. */
 static int usable_base(struct import *im, const char *base,
 		       const char **base_r)
 {
