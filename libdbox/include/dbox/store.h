@@ -223,11 +223,26 @@ int dbox_mailbox_get(struct dbox_store *store, int64_t id,
 int dbox_mailbox_list(struct dbox_store *store,
 		      int (*cb)(void *ctx, const struct dbox_mailbox *box),
 		      void *ctx, struct dbox_err *err);
+/* Which of cur/ new/ tmp/ the mailbox shows (DBOX_SUBDIR_*); one made
+ * now gets the time of now as its change time (cur/ and new/). */
 int dbox_mailbox_set_subdirs(struct dbox_store *store, int64_t mailbox_id,
 			     unsigned int subdirs, struct dbox_err *err);
+/* Reserves the mailbox's next uid for a message saved later with
+ * dbox_save_opts.uid (no other message gets it; unused, it is a gap). */
+int dbox_mailbox_reserve_uid(struct dbox_store *store, int64_t mailbox_id,
+			     uint32_t *uid_r, struct dbox_err *err);
+/* Sets the change time (ns) of the mailbox's new/ (new_dir) or cur/, as
+ * utimensat(2) on that directory does. */
+int dbox_mailbox_set_dir_mtime(struct dbox_store *store, int64_t mailbox_id,
+			       bool new_dir, int64_t ns, struct dbox_err *err);
 /* -ENOTEMPTY if it has messages or child mailboxes. */
 int dbox_mailbox_delete(struct dbox_store *store, const char *name,
 			struct dbox_err *err);
+/* The same, but its children stay where they are (a maildir++ folder's
+ * dot-children are its siblings on disk); -ENOTEMPTY if it has
+ * messages. */
+int dbox_mailbox_delete_one(struct dbox_store *store, const char *name,
+			    struct dbox_err *err);
 /* Renames the mailbox and its children (`from` may be only their
  * parent); -EEXIST if `to` is a mailbox, -ENOTEMPTY if it has children. */
 int dbox_mailbox_rename(struct dbox_store *store, const char *from,
@@ -249,8 +264,16 @@ int dbox_mailbox_keyword_index(struct dbox_store *store, int64_t mailbox_id,
 
 int dbox_msg_get(struct dbox_store *store, int64_t mailbox_id, uint32_t uid,
 		 struct dbox_msg *msg_r, struct dbox_err *err);
+/* A message with this maildir base (the lowest uid of those that have
+ * it: names, not bases, are unique). */
 int dbox_msg_lookup_base(struct dbox_store *store, int64_t mailbox_id,
 			 const char *base, struct dbox_msg *msg_r,
+			 struct dbox_err *err);
+/* The message named `name` in new/ (in_new) or cur/ of the mailbox, by
+ * the exact name the maildir view shows: BASE in new/ unless new_info,
+ * else BASE:2,FLAGS as dbox_maildir_info_format writes FLAGS. */
+int dbox_msg_lookup_name(struct dbox_store *store, int64_t mailbox_id,
+			 bool in_new, const char *name, struct dbox_msg *msg_r,
 			 struct dbox_err *err);
 /* Messages with uid > after_uid in uid order, at most `limit` (0 = all);
  * in_new: -1 all, 0 cur/ only, 1 new/ only.  cb's non-zero return stops.
@@ -271,7 +294,7 @@ int dbox_msg_set_flags(struct dbox_store *store, int64_t mailbox_id,
 		       uint32_t uid, uint32_t flags, uint32_t keywords,
 		       enum dbox_maildir_dir dir, struct dbox_err *err);
 /* The same, and a new maildir base name unless base is NULL (-EEXIST if
- * another message of the mailbox has it). */
+ * another message of the mailbox has the resulting name). */
 int dbox_msg_update(struct dbox_store *store, int64_t mailbox_id,
 		    uint32_t uid, uint32_t flags, uint32_t keywords,
 		    enum dbox_maildir_dir dir, const char *base,

@@ -43,7 +43,9 @@ static const char *const stmt_sql[DSTMT__COUNT] = {
 	[DSTMT_MSG_GET] = "SELECT " MSG_COLS " FROM messages "
 		"WHERE mailbox_id = ?1 AND uid = ?2",
 	[DSTMT_MSG_BY_BASE] = "SELECT " MSG_COLS " FROM messages "
-		"WHERE mailbox_id = ?1 AND base = ?2",
+		"WHERE mailbox_id = ?1 AND base = ?2 ORDER BY uid LIMIT 1",
+	[DSTMT_MSG_BY_NAME] = "SELECT " MSG_COLS " FROM messages "
+		"WHERE mailbox_id = ?1 AND in_new = ?2 AND name = ?3",
 	[DSTMT_MSG_LIST] = "SELECT " MSG_COLS " FROM messages "
 		"WHERE mailbox_id = ?1 AND uid > ?2 ORDER BY uid LIMIT ?3",
 	[DSTMT_MSG_LIST_NEW] = "SELECT " MSG_COLS " FROM messages "
@@ -56,12 +58,11 @@ static const char *const stmt_sql[DSTMT__COUNT] = {
 		"WHERE mailbox_id = ?1 AND uid = ?2",
 	[DSTMT_MSG_SET_FLAGS] = "UPDATE messages SET flags = ?3, "
 		"keywords = ?4, in_new = ?5 WHERE mailbox_id = ?1 AND uid = ?2",
-	[DSTMT_MSG_SET_BASE] = "UPDATE messages SET base = ?3 "
+	[DSTMT_MSG_SET_NAME] = "UPDATE messages SET base = ?3, flags = ?4, "
+		"keywords = ?5, in_new = ?6, new_info = ?7 "
 		"WHERE mailbox_id = ?1 AND uid = ?2",
 	[DSTMT_MSG_SET_RECEIVED] = "UPDATE messages SET received = ?3, "
 		"received_ns = ?4 WHERE mailbox_id = ?1 AND uid = ?2",
-	[DSTMT_MSG_SET_NEW_INFO] = "UPDATE messages SET new_info = ?3 "
-		"WHERE mailbox_id = ?1 AND uid = ?2",
 	[DSTMT_MSG_SET_MODE] = "UPDATE messages SET mode = ?3 "
 		"WHERE mailbox_id = ?1 AND uid = ?2",
 	[DSTMT_MSG_REFS_AT] = "SELECT count(*) FROM messages "
@@ -141,10 +142,38 @@ static const char schema_v2[] =
 	"ALTER TABLE messages ADD COLUMN new_info INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE messages ADD COLUMN mode INTEGER NOT NULL DEFAULT 0;";
 
+/* Version 3: a message's file name in its directory (what the maildir
+ * view shows: BASE in new/ unless new_info, else BASE:2,FLAGS with the
+ * letters of dbox_maildir_info_format) is unique per mailbox and
+ * directory; its BASE need not be: on a maildir new/X, cur/X:2,S and
+ * cur/X:2,F are three files.  The name is a generated column, so that no
+ * writer can leave it stale. */
+#define NAME_FLAG(bit, letter) \
+	"CASE WHEN flags & " #bit " THEN '" letter "' ELSE '' END || "
+#define NAME_KW(i) \
+	"CASE WHEN (keywords >> " #i ") & 1 THEN char(97 + " #i ") " \
+	"ELSE '' END || "
+static const char schema_v3[] =
+	"ALTER TABLE messages ADD COLUMN name TEXT GENERATED ALWAYS AS ("
+	" base || CASE WHEN in_new AND NOT new_info THEN '' ELSE ':2,' || "
+	NAME_FLAG(16, "D") NAME_FLAG(2, "F") NAME_FLAG(256, "P")
+	NAME_FLAG(1, "R") NAME_FLAG(8, "S") NAME_FLAG(4, "T")
+	NAME_KW(0) NAME_KW(1) NAME_KW(2) NAME_KW(3) NAME_KW(4) NAME_KW(5)
+	NAME_KW(6) NAME_KW(7) NAME_KW(8) NAME_KW(9) NAME_KW(10) NAME_KW(11)
+	NAME_KW(12) NAME_KW(13) NAME_KW(14) NAME_KW(15) NAME_KW(16)
+	NAME_KW(17) NAME_KW(18) NAME_KW(19) NAME_KW(20) NAME_KW(21)
+	NAME_KW(22) NAME_KW(23) NAME_KW(24) NAME_KW(25)
+	"'' END) VIRTUAL;"
+	"DROP INDEX messages_by_base;"
+	"CREATE INDEX messages_by_base ON messages(mailbox_id, base);"
+	"CREATE UNIQUE INDEX messages_by_name ON messages(mailbox_id, in_new,"
+	" name);";
+
 /* migrations[v] takes the schema from version v to v + 1 */
 static const char *const migrations[DINDEX_SCHEMA_VERSION] = {
 	schema_v1,
 	schema_v2,
+	schema_v3,
 };
 
 struct dconn {

@@ -269,8 +269,11 @@ static void remove_mailbox_dirs(struct dbox_store *store, const char *dir)
 	remove_empty_parents(store, dir);
 }
 
-int dbox_mailbox_delete(struct dbox_store *store, const char *name,
-			struct dbox_err *err)
+/* keep_children: the mailbox goes even if it has children, which stay
+ * (its directory stays as their parent, as Dovecot keeps a deleted
+ * mailbox's children). */
+static int delete_mailbox(struct dbox_store *store, const char *name,
+			  bool keep_children, struct dbox_err *err)
 {
 	struct dbox_mailbox box;
 	char dir[PATH_MAX];
@@ -289,7 +292,8 @@ int dbox_mailbox_delete(struct dbox_store *store, const char *name,
 	if (ret == 0 && count > 0)
 		ret = dbox_fail(err, -ENOTEMPTY, "mailbox %s has %llu "
 				"messages", name, (unsigned long long)count);
-	if (ret == 0 && (ret = has_children(store, name, err)) > 0)
+	if (ret == 0 && !keep_children &&
+	    (ret = has_children(store, name, err)) > 0)
 		ret = dbox_fail(err, -ENOTEMPTY, "mailbox %s has children",
 				name);
 	if (ret == 0) {
@@ -308,6 +312,18 @@ int dbox_mailbox_delete(struct dbox_store *store, const char *name,
 	if (ret == 0 && dbox_mailbox_dir(store, name, dir, sizeof(dir)) == 0)
 		remove_mailbox_dirs(store, dir);
 	return ret;
+}
+
+int dbox_mailbox_delete(struct dbox_store *store, const char *name,
+			struct dbox_err *err)
+{
+	return delete_mailbox(store, name, false, err);
+}
+
+int dbox_mailbox_delete_one(struct dbox_store *store, const char *name,
+			    struct dbox_err *err)
+{
+	return delete_mailbox(store, name, true, err);
 }
 
 static int rename_rows(struct dbox_store *store, const char *from,
@@ -428,8 +444,9 @@ int dbox_mailbox_rename_one(struct dbox_store *store, const char *from,
 	return rename_mailbox(store, from, to, false, err);
 }
 
-int dbox_mailbox_touch(struct dbox_store *store, int64_t mailbox_id,
-		       bool new_dir, bool cur_dir, struct dbox_err *err)
+static int touch_at(struct dbox_store *store, int64_t mailbox_id,
+		    bool new_dir, bool cur_dir, int64_t ns,
+		    struct dbox_err *err)
 {
 	sqlite3_stmt *st = dindex_stmt(store->idx, DSTMT_MBOX_TOUCH, err);
 
@@ -438,8 +455,34 @@ int dbox_mailbox_touch(struct dbox_store *store, int64_t mailbox_id,
 	sqlite3_bind_int64(st, 1, mailbox_id);
 	sqlite3_bind_int(st, 2, new_dir);
 	sqlite3_bind_int(st, 3, cur_dir);
-	sqlite3_bind_int64(st, 4, dbox_now_ns());
+	sqlite3_bind_int64(st, 4, ns);
 	return dindex_step_done(store->idx, st, err);
+}
+
+int dbox_mailbox_touch(struct dbox_store *store, int64_t mailbox_id,
+		       bool new_dir, bool cur_dir, struct dbox_err *err)
+{
+	return touch_at(store, mailbox_id, new_dir, cur_dir, dbox_now_ns(),
+			err);
+}
+
+int dbox_mailbox_set_dir_mtime(struct dbox_store *store, int64_t mailbox_id,
+			       bool new_dir, int64_t ns, struct dbox_err *err)
+{
+	int ret;
+
+	if (store->readonly)
+		return dbox_fail(err, -EROFS, "store is read-only");
+	ret = dindex_write_begin(store->idx, err);
+	if (ret == 0)
+		ret = touch_at(store, mailbox_id, new_dir, !new_dir, ns, err);
+	if (ret == 0 && sqlite3_changes(dindex_db(store->idx, NULL)) == 0)
+		ret = dbox_fail(err, -ENOENT, "no mailbox #%lld",
+				(long long)mailbox_id);
+	if (ret == 0)
+		return dindex_write_commit(store->idx, err);
+	dindex_write_rollback(store->idx);
+	return ret;
 }
 
 int dbox_mailbox_alloc_uids(struct dbox_store *store, int64_t mailbox_id,
@@ -474,6 +517,22 @@ int dbox_mailbox_alloc_uids(struct dbox_store *store, int64_t mailbox_id,
 	sqlite3_bind_int64(st, 2, next + count);
 	*first_r = (uint32_t)next;
 	return dindex_step_done(store->idx, st, err);
+}
+
+int dbox_mailbox_reserve_uid(struct dbox_store *store, int64_t mailbox_id,
+			     uint32_t *uid_r, struct dbox_err *err)
+{
+	int ret;
+
+	if (store->readonly)
+		return dbox_fail(err, -EROFS, "store is read-only");
+	ret = dindex_write_begin(store->idx, err);
+	if (ret == 0)
+		ret = dbox_mailbox_alloc_uids(store, mailbox_id, 1, uid_r, err);
+	if (ret == 0)
+		return dindex_write_commit(store->idx, err);
+	dindex_write_rollback(store->idx);
+	return ret;
 }
 
 int dbox_mailbox_keywords(struct dbox_store *store, int64_t mailbox_id,
@@ -560,10 +619,45 @@ done:
 	return cret < 0 ? cret : ret;
 }
 
+/* A cur/ or new/ that is made gets the time of now, as a new directory
+ * does; the other keeps its own (cur/ and new/ change apart, as on a
+ * local filesystem: mbsync and mutt rescan by their mtimes). */
+static int set_subdirs_touch_made(struct dbox_store *store,
+				  int64_t mailbox_id, unsigned int subdirs,
+				  struct dbox_err *err)
+{
+	struct dbox_mailbox b;
+	unsigned int made;
+	int ret = dbox_mailbox_get(store, mailbox_id, &b, err);
+
+	if (ret < 0)
+		return ret;
+	made = subdirs & ~b.subdirs;
+	if (!(made & (DBOX_SUBDIR_CUR | DBOX_SUBDIR_NEW)))
+		return 0;
+	return dbox_mailbox_touch(store, mailbox_id,
+				  (made & DBOX_SUBDIR_NEW) != 0,
+				  (made & DBOX_SUBDIR_CUR) != 0, err);
+}
+
+static int set_subdirs_bits(struct dbox_store *store, int64_t mailbox_id,
+			    unsigned int subdirs, struct dbox_err *err)
+{
+	char sql[128];
+	int ret;
+
+	snprintf(sql, sizeof(sql), "UPDATE mailboxes SET subdirs = %u WHERE "
+		 "id = %lld", subdirs & 7, (long long)mailbox_id);
+	ret = dindex_exec(store->idx, sql, err);
+	if (ret == 0 && sqlite3_changes(dindex_db(store->idx, NULL)) == 0)
+		ret = dbox_fail(err, -ENOENT, "no mailbox #%lld",
+				(long long)mailbox_id);
+	return ret;
+}
+
 int dbox_mailbox_set_subdirs(struct dbox_store *store, int64_t mailbox_id,
 			     unsigned int subdirs, struct dbox_err *err)
 {
-	char sql[128];
 	int ret;
 
 	if (store->readonly)
@@ -571,14 +665,9 @@ int dbox_mailbox_set_subdirs(struct dbox_store *store, int64_t mailbox_id,
 	ret = dindex_write_begin(store->idx, err);
 	if (ret < 0)
 		return ret;
-	snprintf(sql, sizeof(sql), "UPDATE mailboxes SET subdirs = %u WHERE "
-		 "id = %lld", subdirs & 7, (long long)mailbox_id);
-	ret = dindex_exec(store->idx, sql, err);
-	if (ret == 0 && sqlite3_changes(dindex_db(store->idx, NULL)) == 0)
-		ret = dbox_fail(err, -ENOENT, "no mailbox #%lld",
-				(long long)mailbox_id);
+	ret = set_subdirs_touch_made(store, mailbox_id, subdirs, err);
 	if (ret == 0)
-		ret = dbox_mailbox_touch(store, mailbox_id, true, true, err);
+		ret = set_subdirs_bits(store, mailbox_id, subdirs, err);
 	if (ret == 0)
 		return dindex_write_commit(store->idx, err);
 	dindex_write_rollback(store->idx);

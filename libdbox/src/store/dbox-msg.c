@@ -51,6 +51,20 @@ int dbox_msg_lookup_base(struct dbox_store *store, int64_t mailbox_id,
 	return fetch_msg(store, st, msg_r, err);
 }
 
+int dbox_msg_lookup_name(struct dbox_store *store, int64_t mailbox_id,
+			 bool in_new, const char *name, struct dbox_msg *msg_r,
+			 struct dbox_err *err)
+{
+	sqlite3_stmt *st = dindex_stmt(store->idx, DSTMT_MSG_BY_NAME, err);
+
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int(st, 2, in_new);
+	sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+	return fetch_msg(store, st, msg_r, err);
+}
+
 int dbox_msg_list(struct dbox_store *store, int64_t mailbox_id,
 		  uint32_t after_uid, int in_new, unsigned int limit,
 		  int (*cb)(void *ctx, const struct dbox_msg *msg), void *ctx,
@@ -132,8 +146,9 @@ int dbox_msg_insert(struct dbox_store *store, const struct dbox_msg *msg,
 	}
 	ret = dindex_step_done(store->idx, st, err);
 	if (ret == -EEXIST)
-		return dbox_fail(err, -EEXIST, "a message named %s or with "
-				 "uid %u exists", msg->base, msg->uid);
+		return dbox_fail(err, -EEXIST, "a message of the same name as"
+				 " %s or with uid %u exists", msg->base,
+				 msg->uid);
 	return ret;
 }
 
@@ -193,10 +208,15 @@ static int simple_update(struct dbox_store *store, sqlite3_stmt *st,
 	return ret;
 }
 
-static int set_base(struct dbox_store *store, int64_t mailbox_id,
-		    uint32_t uid, const char *base, struct dbox_err *err)
+/* A message's maildir name (base, flags, keywords, new/ or cur/) in one
+ * statement: the index keeps names unique per directory, which a change
+ * of one part at a time could break halfway. */
+static int set_name(struct dbox_store *store, int64_t mailbox_id,
+		    uint32_t uid, const char *base, uint32_t flags,
+		    uint32_t keywords, enum dbox_maildir_dir dir,
+		    struct dbox_err *err)
 {
-	sqlite3_stmt *st = dindex_stmt(store->idx, DSTMT_MSG_SET_BASE, err);
+	sqlite3_stmt *st = dindex_stmt(store->idx, DSTMT_MSG_SET_NAME, err);
 	int ret;
 
 	if (st == NULL)
@@ -207,24 +227,15 @@ static int set_base(struct dbox_store *store, int64_t mailbox_id,
 	sqlite3_bind_int64(st, 1, mailbox_id);
 	sqlite3_bind_int64(st, 2, uid);
 	sqlite3_bind_text(st, 3, base, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, flags & DBOX_FLAGS_MASK);
+	sqlite3_bind_int64(st, 5, keywords);
+	sqlite3_bind_int(st, 6, dir != DBOX_DIR_CUR);
+	sqlite3_bind_int(st, 7, dir == DBOX_DIR_NEW_INFO);
 	ret = dindex_step_done(store->idx, st, err);
 	if (ret == -EEXIST)
-		return dbox_fail(err, -EEXIST, "a message named %s exists",
-				 base);
+		return dbox_fail(err, -EEXIST, "a message of the same name as "
+				 "%s exists", base);
 	return ret;
-}
-
-static int set_new_info(struct dbox_store *store, int64_t mailbox_id,
-			uint32_t uid, bool new_info, struct dbox_err *err)
-{
-	sqlite3_stmt *st = dindex_stmt(store->idx, DSTMT_MSG_SET_NEW_INFO, err);
-
-	if (st == NULL)
-		return -EIO;
-	sqlite3_bind_int64(st, 1, mailbox_id);
-	sqlite3_bind_int64(st, 2, uid);
-	sqlite3_bind_int(st, 3, new_info);
-	return dindex_step_done(store->idx, st, err);
 }
 
 static int delete_row(struct dbox_store *store, int64_t mailbox_id,
@@ -271,26 +282,22 @@ static int update_in_txn(struct dbox_store *store, int64_t mailbox_id,
 {
 	bool in_new = dir != DBOX_DIR_CUR;
 	struct dbox_msg old;
-	sqlite3_stmt *st;
 	int ret = dbox_msg_get(store, mailbox_id, uid, &old, err);
 
-	if (ret == 0 && base != NULL && strcmp(base, old.base) != 0)
-		ret = set_base(store, mailbox_id, uid, base, err);
 	if (ret == 0)
-		ret = set_new_info(store, mailbox_id, uid,
-				   dir == DBOX_DIR_NEW_INFO, err);
-	st = ret < 0 ? NULL : dindex_stmt(store->idx, DSTMT_MSG_SET_FLAGS, err);
-	if (st == NULL) {
-		dindex_write_rollback(store->idx);
-		return ret < 0 ? ret : -EIO;
-	}
-	sqlite3_bind_int64(st, 1, mailbox_id);
-	sqlite3_bind_int64(st, 2, uid);
-	sqlite3_bind_int64(st, 3, flags & DBOX_FLAGS_MASK);
-	sqlite3_bind_int64(st, 4, keywords);
-	sqlite3_bind_int(st, 5, in_new);
-	return simple_update(store, st, mailbox_id, old.in_new || in_new,
-			     !old.in_new || !in_new, err);
+		ret = set_name(store, mailbox_id, uid,
+			       base != NULL ? base : old.base, flags, keywords,
+			       dir, err);
+	if (ret == 0 && sqlite3_changes(dindex_db(store->idx, NULL)) == 0)
+		ret = dbox_fail(err, -ENOENT, "no such message");
+	if (ret == 0)
+		ret = dbox_mailbox_touch(store, mailbox_id,
+					 old.in_new || in_new,
+					 !old.in_new || !in_new, err);
+	if (ret == 0)
+		return dindex_write_commit(store->idx, err);
+	dindex_write_rollback(store->idx);
+	return ret;
 }
 
 int dbox_msg_update(struct dbox_store *store, int64_t mailbox_id,
@@ -423,7 +430,7 @@ int dbox_msg_exchange(struct dbox_store *store, int64_t mailbox_id,
 	b2 = b;
 	take_name(&a2, &b);
 	take_name(&b2, &a);
-	/* both rows go before either comes back: base names are unique */
+	/* both rows go before either comes back: names are unique */
 	if (ret == 0 && uid1 != uid2)
 		ret = delete_row(store, mailbox_id, uid1, err);
 	if (ret == 0 && uid1 != uid2)

@@ -247,9 +247,14 @@ static int reindex_file(void *ctx, uint32_t file_id, uint64_t good_end,
 	return dindex_step_done(rc->store->idx, st, rc->err);
 }
 
+/* old_messages has the stored columns of messages, in their order (not
+ * the generated name): its rows go back with INSERT ... SELECT *. */
 static const char reindex_prepare[] =
 	"DROP TABLE IF EXISTS temp.old_messages;"
-	"CREATE TEMP TABLE old_messages AS SELECT * FROM messages;"
+	"CREATE TEMP TABLE old_messages AS SELECT mailbox_id, uid, guid, "
+	"base, file_id, offset, hdr_size, body_size, rec_size, size, vsize, "
+	"compression, received, received_ns, saved, flags, keywords, in_new, "
+	"new_info, mode FROM messages;"
 	"CREATE INDEX temp.old_by_place ON old_messages(file_id, offset);"
 	"CREATE INDEX temp.old_by_uid ON old_messages(mailbox_id, uid);"
 	"DELETE FROM messages; DELETE FROM files;";
