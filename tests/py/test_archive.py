@@ -13,7 +13,7 @@ import time
 import pytest
 
 from dboxfs_testlib import (DBOXCTL, dboxctl, ls_mailboxes, make_maildir,
-                            wtmp)  # noqa: F401
+                            wait_for, wtmp)  # noqa: F401
 
 MIB = 1024 * 1024
 
@@ -108,6 +108,74 @@ def test_sdbox_import_within_256_descriptors(wtmp):
     out, _, _ = run_rss(["import", store, "INBOX", src], preexec_fn=limit)
     assert b"2000 messages imported into INBOX" in out
     assert count(store, "INBOX") == 2000
+    assert dboxctl("check", store).returncode == 0
+
+
+def test_mdbox_import_into_many_files_within_128_descriptors(wtmp):
+    """One mdbox transaction filling 1,200 m.N files (a 4 KiB rotate
+    size) under ulimit -n 128: it used to hold every m.N it filled open
+    until the commit (EMFILE near 110 files), and each new file tried
+    every id from the index's newest on (EEXIST beyond 1,000 files).
+    The export reads them within the same limit (64 are kept open)."""
+    n = 2400
+    mbox = os.path.join(wtmp, "m.mbox")
+    with open(mbox, "wb") as f:
+        for i in range(n):
+            f.write(b"From a@example.com Thu Nov 24 18:22:48 2022\n"
+                    b"Subject: %d\n\n" % i + b"x" * 1500 + b"\n\n")
+    store = os.path.join(wtmp, "store")
+    dboxctl("init", store, "--format", "mdbox", "--rotate-size", "4k")
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128))
+
+    out, _, _ = run_rss(["import", store, "Box", mbox], preexec_fn=limit)
+    assert b"%d messages imported into Box" % n in out
+    files = [f for f in os.listdir(os.path.join(store, "storage"))
+             if f.startswith("m.")]
+    assert len(files) >= n // 2, len(files)
+    assert count(store, "Box") == n
+    assert dboxctl("check", store).returncode == 0
+    dest = os.path.join(wtmp, "out")
+    out, _, _ = run_rss(["export", store, "Box", dest], preexec_fn=limit)
+    assert b"%d messages exported" % n in out
+    for name in os.listdir(os.path.join(dest, "cur")):
+        with open(os.path.join(dest, "cur", name), "rb") as f:
+            assert f.read().endswith(b"\n\n" + b"x" * 1500 + b"\n")
+
+
+def test_check_during_an_mdbox_import_sees_no_stray_files(wtmp):
+    """dboxctl check while an import has filled (and closed) new m.N
+    files that its commit has not put in the index yet: they are the
+    live writer's (its owner directory links them), not stray files."""
+    n = 4000
+    mbox = os.path.join(wtmp, "m.mbox")
+    with open(mbox, "wb") as f:
+        for i in range(n):
+            f.write(b"From a@example.com Thu Nov 24 18:22:48 2022\n"
+                    b"Subject: %d\n\n" % i + b"x" * 1500 + b"\n\n")
+    store = os.path.join(wtmp, "store")
+    storage = os.path.join(store, "storage")
+    dboxctl("init", store, "--format", "mdbox", "--rotate-size", "4k")
+    p = subprocess.Popen([DBOXCTL, "import", store, "Box", mbox],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: p.poll() is not None or len(
+            [f for f in os.listdir(storage) if f.startswith("m.")]) >= 20,
+            timeout=120, what="20 m.N files")
+        p.send_signal(signal.SIGSTOP)
+        assert p.poll() is None, "the import ended too early"
+        c = dboxctl("check", store, check=False)
+        assert b"not in the index" not in c.stdout + c.stderr, c.stdout
+        assert c.returncode == 0, (c.stdout, c.stderr)
+        p.send_signal(signal.SIGCONT)
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    assert count(store, "Box") == n
     assert dboxctl("check", store).returncode == 0
 
 

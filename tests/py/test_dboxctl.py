@@ -207,3 +207,27 @@ def test_purge_reclaims_and_keeps_the_rest(wtmp, mounts):
         with open(os.path.join(mnt, "cur", n), "rb") as g:
             assert g.read() == msgs[n.split(":2,")[0]]
     assert dboxctl("check", store).returncode == 0
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_import_keeps_each_maildir_name_once(wtmp, fmt):
+    """A maildir name already in the mailbox, in new/ and cur/ of one
+    source, or in two sources, is kept by its first message only; the
+    others get names of their own, and nothing is lost."""
+    store = os.path.join(wtmp, "store")
+    dboxctl("init", store, "--format", fmt)
+    old = make_maildir(os.path.join(wtmp, "old"), {"taken": b"S: 0\n\n0\n"})
+    dboxctl("import", store, "Box", old)
+    a = make_maildir(os.path.join(wtmp, "a"),
+                     {"taken": b"S: 1\n\n1\n", "twice": b"S: 2\n\n2\n",
+                      "own": b"S: 3\n\n3\n"}, mtimes={"twice": 1000})
+    with open(os.path.join(a, "new", "twice"), "wb") as f:
+        f.write(b"S: 4\n\n4\n")
+    b = make_maildir(os.path.join(wtmp, "b"), {"own": b"S: 5\n\n5\n"})
+    dboxctl("import", store, "Box", a, b)
+    got = export_maildir(store, "Box", os.path.join(wtmp, "out"))
+    assert sorted(v[0] for v in got.values()) == \
+        [b"S: %d\n\n%d\n" % (i, i) for i in range(6)]
+    assert got["taken"][0] == b"S: 0\n\n0\n"
+    assert got["twice"][0] == b"S: 2\n\n2\n"  # cur/ first, and older
+    assert got["own"][0] == b"S: 3\n\n3\n"

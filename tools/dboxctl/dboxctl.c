@@ -73,6 +73,8 @@ int ctl_open(const char *root, bool readonly, struct dbox_store **store_r)
 		.readonly = readonly,
 		.takeover = ctl_opts.takeover,
 		.repair_index = ctl_opts.repair_index,
+		/* one thread waits for each request: no hand-over */
+		.fs_sync_inline = true,
 	};
 	struct dbox_err err = { "" };
 	int ret = dbox_store_open(root, &o, store_r, &err);

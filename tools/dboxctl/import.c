@@ -3,8 +3,8 @@
  *
  * Memory does not grow with the number of messages (the transaction
  * spools, see dbox/save.h): maildir files are taken in batches sorted
- * among themselves, and the mbox mapping is dropped behind the reader.
- * Only a set of 8-byte hashes of the maildir names used remains. */
+ * among themselves, the mbox mapping is dropped behind the reader, and
+ * the maildir names used are kept on disk (nameset.h). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +20,7 @@
 #include "dboxctl.h"
 #include "dovecot/mutf7.h"
 #include "mbox.h"
+#include "nameset.h"
 
 static const char import_help[] =
 "Usage: dboxctl import [--recursive [--atomic]] STORE MAILBOX SOURCE...\n"
@@ -70,10 +71,9 @@ struct import {
 	/* per source: maildir keyword letter -> our keyword index (-1) */
 	int (*kwmap)[DBOX_MAX_KEYWORDS];
 	int sources;
-	/* hashes of the maildir base names used by this import (open
-	 * addressing, 0 = free): a name seen before gets a derived one */
-	uint64_t *bases;
-	size_t base_count, base_cap;
+	/* the maildir base names used by this import (opened at the first
+	 * one): a name seen before gets a derived one */
+	struct nameset *bases;
 	struct ctl_progress progress;
 	unsigned long imported;
 };
@@ -190,67 +190,29 @@ static uint32_t map_keywords(const struct import *im, const struct item *it)
 	return kw;
 }
 
-static uint64_t base_hash(const char *s)
-{
-	uint64_t h = 1469598103934665603ull;  /* FNV-1a */
-
-	for (; *s != '\0'; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return h != 0 ? h : 1;
-}
-
-static bool base_set_grow(struct import *im)
-{
-	size_t cap = im->base_cap ? im->base_cap * 2 : 1024;
-	uint64_t *t = calloc(cap, sizeof(*t)), *old = im->bases;
-
-	if (t == NULL)
-		return false;
-	for (size_t i = 0; i < im->base_cap; i++) {
-		size_t j = old[i] & (cap - 1);
-
-		if (old[i] == 0)
-			continue;
-		while (t[j] != 0)
-			j = (j + 1) & (cap - 1);
-		t[j] = old[i];
-	}
-	free(old);
-	im->bases = t;
-	im->base_cap = cap;
-	return true;
-}
-
-/* true if added, false if (probably) seen before or out of memory: a
- * false hit only costs the message its maildir name */
-static bool base_set_add(struct import *im, const char *base)
-{
-	uint64_t h = base_hash(base);
-	size_t j;
-
-	if ((im->base_count + 1) * 2 > im->base_cap && !base_set_grow(im))
-		return false;
-	for (j = h & (im->base_cap - 1); im->bases[j] != 0;
-	     j = (j + 1) & (im->base_cap - 1)) {
-		if (im->bases[j] == h)
-			return false;
-	}
-	im->bases[j] = h;
-	im->base_count++;
-	return true;
-}
-
 /* A maildir name is kept unless it is already used in the mailbox or in
- * this import; then the message gets a name derived from its data. */
-static const char *usable_base(struct import *im, const char *base)
+ * this import; then the message gets a name derived from its data
+ * (*base_r = NULL).  1: the name set failed (said so), the import stops. */
+static int usable_base(struct import *im, const char *base,
+		       const char **base_r)
 {
+	int ret;
+
+	*base_r = NULL;
 	if (base == NULL || strlen(base) > DBOX_NAME_MAX ||
 	    strchr(base, '\n') != NULL)
-		return NULL;
+		return 0;
 	if (dbox_msg_lookup_base(im->store, im->box.id, base, NULL, NULL) !=
 	    -ENOENT)
-		return NULL;
-	return base_set_add(im, base) ? base : NULL;
+		return 0;
+	if (im->bases == NULL && nameset_open(&im->bases) < 0)
+		return 1;
+	ret = nameset_add(im->bases, base);
+	if (ret < 0)
+		return 1;
+	if (ret == 1)
+		*base_r = base;
+	return 0;
 }
 
 static int import_item(struct import *im, const struct item *it)
@@ -259,7 +221,6 @@ static int import_item(struct import *im, const struct item *it)
 		.mailbox_id = im->box.id,
 		.received = it->mtime.tv_sec,
 		.received_ns = it->mtime.tv_nsec,
-		.base = usable_base(im, it->base),
 		.flags = it->flags,
 		.keywords = map_keywords(im, it),
 		.in_new = it->in_new,
@@ -270,6 +231,8 @@ static int import_item(struct import *im, const struct item *it)
 	int fd, ret;
 
 	if (interrupted)
+		return 1;
+	if (usable_base(im, it->base, &o.base) != 0)
 		return 1;
 	fd = open(it->path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -515,7 +478,7 @@ static void import_free(struct import *im)
 {
 	items_free(im);
 	free(im->items);
-	free(im->bases);
+	nameset_close(im->bases);
 	free(im->kwmap);
 }
 
@@ -790,9 +753,8 @@ static int import_job(struct import *im, struct job *j)
 	if (ret != 0)
 		return ret;
 	/* maildir names need only be unique within their mailbox */
-	free(im->bases);
+	nameset_close(im->bases);
 	im->bases = NULL;
-	im->base_count = im->base_cap = 0;
 	if (j->mbox)
 		return import_mbox(im, j->path);
 	return collect(im, &j->path, 1, &mbox_bytes);

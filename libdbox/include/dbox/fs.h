@@ -73,6 +73,12 @@ struct dfs_settings {
 	unsigned int max_queued;   /* submitters block beyond this; default 4096 */
 	unsigned int idle_ms;      /* extra workers exit after this; default 2000 */
 	uint64_t random_seed;      /* randomfail; 0 = seed from time */
+	/* The blocking wrappers (dfs_sync_*) run a request on the calling
+	 * thread when its handle has nothing else in flight, instead of
+	 * handing it to a worker and waiting: for a single-threaded tool,
+	 * where that hand-over (two context switches per call) is most of
+	 * the cost of a small read or write on a busy machine. */
+	bool sync_inline;
 };
 
 /* Create an fs from a configuration string (NULL or "" means "posix").

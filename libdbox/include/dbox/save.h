@@ -18,8 +18,8 @@
  *
  * Size: memory and open descriptors do not grow with the number of
  * messages (their state is spooled to an unlinked file; sdbox files are
- * made durable and closed in batches); an mdbox transaction holds one
- * descriptor per m.N file it fills.
+ * made durable and closed in batches; an m.N file the transaction filled
+ * is made durable and closed).
  *
  * Threading: one transaction is used by one thread at a time (async
  * completions may run on fs workers; do not call other functions on the

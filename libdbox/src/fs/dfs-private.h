@@ -81,4 +81,9 @@ struct dfs_req {
 	struct dfs_req *hnext;      /* id hash chain */
 };
 
+/* dfs.c: the next request this thread submits is a blocking wrapper's,
+ * to be run on this thread if the fs has sync_inline and its handle
+ * lets it start at once (dfs-sync.c; cleared by every submission). */
+void dfs_submit_here(bool on);
+
 #endif

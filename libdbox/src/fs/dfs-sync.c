@@ -10,6 +10,7 @@
 
 #include "dbox/fs.h"
 #include "fs/dfs-pool.h"
+#include "fs/dfs-private.h"
 
 struct waiter {
 	pthread_mutex_t lock;
@@ -55,8 +56,22 @@ static int waiter_wait(struct waiter *w, dfs_req_id id)
 	return w->res.err;
 }
 
+/* The submission that follows may run on this thread (sync_inline); the
+ * flag is cleared again whether or not anything was submitted. */
+static void here_begin(void)
+{
+	dfs_submit_here(true);
+}
+
+static dfs_req_id here_end(dfs_req_id id)
+{
+	dfs_submit_here(false);
+	return id;
+}
+
 /* `call` submits with waiter_cb and &w; the result is left in w. */
-#define SYNC(w, call) (waiter_init(&(w)), waiter_wait(&(w), (call)))
+#define SYNC(w, call) (waiter_init(&(w)), here_begin(), \
+		       waiter_wait(&(w), here_end(call)))
 
 int dfs_sync_open(struct dfs *fs, const char *path, int flags, mode_t mode,
 		  struct dfs_file **file_r)
@@ -66,7 +81,9 @@ int dfs_sync_open(struct dfs *fs, const char *path, int flags, mode_t mode,
 	int ret;
 
 	waiter_init(&w);
+	here_begin();
 	f = dfs_open(fs, path, flags, mode, waiter_cb, &w);
+	here_end(0);
 	/* dfs_open returns NULL only when nothing was submitted */
 	ret = waiter_wait(&w, f != NULL ? 1 : 0);
 	if (ret < 0) {

@@ -153,6 +153,14 @@ static void enqueue_unexecuted(struct dfs *fs, struct dfs_req *req)
 	enqueue(fs, req, DFS_POOL_URGENT);
 }
 
+/* Set by dfs_submit_here() for the next submission of this thread. */
+static __thread bool submit_here;
+
+void dfs_submit_here(bool on)
+{
+	submit_here = on;
+}
+
 static bool may_dispatch(const struct dfs_file *f, const struct dfs_req *req)
 {
 	if (f->state == DFS_FILE_OPENING && req->op != DFS_OP_OPEN)
@@ -162,7 +170,9 @@ static bool may_dispatch(const struct dfs_file *f, const struct dfs_req *req)
 	return !op_is_ordered(req->op) || f->inflight == 0;
 }
 
-static void dispatch(struct dfs *fs, struct dfs_req *req)
+/* here: the submitter runs it (run_request) once it dropped the lock,
+ * instead of a worker; the handle's order is kept the same way. */
+static void dispatch(struct dfs *fs, struct dfs_req *req, bool here)
 {
 	struct dfs_file *f = req->file;
 
@@ -170,7 +180,10 @@ static void dispatch(struct dfs *fs, struct dfs_req *req)
 	req->dispatched = true;
 	if (op_is_ordered(req->op))
 		f->barrier = true;
-	enqueue(fs, req, op_queue(req->op));
+	if (here)
+		req->state = DFS_REQ_QUEUED;
+	else
+		enqueue(fs, req, op_queue(req->op));
 }
 
 /* Moves a handle's waiting requests on as far as the order allows. */
@@ -189,7 +202,7 @@ static void file_drain(struct dfs *fs, struct dfs_file *f)
 		if (!may_dispatch(f, req))
 			break;
 		wait_remove(f, req);
-		dispatch(fs, req);
+		dispatch(fs, req, false);
 		if (op_is_ordered(req->op))
 			break;
 	}
@@ -373,8 +386,10 @@ static void req_free_unsubmitted(struct dfs_req *req)
 static dfs_req_id submit(struct dfs *fs, struct dfs_req *req)
 {
 	struct dfs_file *f = req->file;
+	bool here = submit_here && fs->set.sync_inline;
 	dfs_req_id id;
 
+	submit_here = false;
 	pthread_mutex_lock(&fs->lock);
 	while (fs->pending >= fs->set.max_queued && !fs->stopping &&
 	       !dfs_pool_on_worker())
@@ -392,17 +407,23 @@ static dfs_req_id submit(struct dfs *fs, struct dfs_req *req)
 		f->closing = true;  /* its descriptor is no longer the caller's */
 	if (fs->stopping) {
 		req->cancelled = true;
+		here = false;
 		enqueue_unexecuted(fs, req);
+	} else if (f == NULL && here) {
+		req->state = DFS_REQ_QUEUED;
 	} else if (f == NULL) {
 		enqueue(fs, req, op_queue(req->op));
 	} else if (f->wait_head == NULL && f->state != DFS_FILE_CLOSED &&
 		   may_dispatch(f, req)) {
-		dispatch(fs, req);
+		dispatch(fs, req, here);
 	} else {
+		here = false;  /* a worker takes it when its turn comes */
 		wait_append(f, req);
 		file_drain(fs, f);  /* fails it at once on a closed handle */
 	}
 	pthread_mutex_unlock(&fs->lock);
+	if (here)
+		run_request(fs, &req->job);
 	return id;
 }
 

@@ -216,6 +216,10 @@ static void check_mfile(struct check_ctx *c, uint32_t id)
 		dbox_scan_file(path, 0, &ops, c, NULL, id, 0, &good);
 		return;
 	}
+	/* a new file a writer filled and closed before its commit: its
+	 * owner directory links it (a dead writer's were removed at open) */
+	if (!known && stat(path, &sb) == 0 && sb.st_nlink > 1)
+		return;
 	if (!known) {
 		/* recovery at the open removed every file a dead writer of
 		 * ours left, so this one came from elsewhere (Dovecot) */

@@ -10,8 +10,10 @@
  * Memory and descriptors do not grow with the transaction: the newest
  * messages are kept in a small window; when it is full, their files are
  * made durable and closed (sdbox) and their state goes to an unlinked
- * spool file, which the commit reads back in order.  Per mailbox only a
- * count is kept, so uids are allocated in one range per mailbox. */
+ * spool file, which the commit reads back in order; an m.N the
+ * transaction created is made durable and closed once it is full.  Per
+ * mailbox only a count is kept, so uids are allocated in one range per
+ * mailbox. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -420,7 +422,10 @@ static int mdbox_msg_open(struct dbox_save_txn *txn, struct save_msg *m,
 
 	/* keep filling this transaction's newest file while it has room */
 	if (app == NULL || app->end + need >= rotate || need >= rotate) {
-		ret = mdbox_append_get(txn->store, need, &app, err);
+		/* the full one is done with: descriptors stay few */
+		ret = app != NULL ? mdbox_append_close(app, err) : 0;
+		if (ret == 0)
+			ret = mdbox_append_get(txn->store, need, &app, err);
 		if (ret < 0)
 			return ret;
 		app->next = txn->apps;
@@ -800,7 +805,8 @@ static int sync_files(struct dbox_save_txn *txn, bool apps,
 
 	for (struct mdbox_append *a = txn->apps; apps && a != NULL;
 	     a = a->next) {
-		if (a->synced_end != a->end)
+		/* a closed file was synced when it was closed */
+		if (a->synced_end != a->end && a->file != NULL)
 			sync_submit(&w, a->file);
 	}
 	for (unsigned int i = txn->spilled; i < txn->count; i++) {

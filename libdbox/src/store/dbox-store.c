@@ -552,6 +552,7 @@ int dbox_store_open(const char *root, const struct dbox_open_opts *opts,
 	if (store == NULL)
 		return dbox_fail(err, -ENOMEM, "out of memory");
 	fsset.max_workers = opts->fs_max_workers;
+	fsset.sync_inline = opts->fs_sync_inline;
 	ret = dfs_new(opts->fs_config, &fsset, &store->fs, fserr,
 		      sizeof(fserr));
 	if (ret < 0)

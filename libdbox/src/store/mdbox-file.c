@@ -137,13 +137,36 @@ static int try_existing(struct dbox_store *store, uint32_t file_id,
 	return 1;
 }
 
+/* The first id to try for a new file: above the index's newest and above
+ * what this store created since (files a transaction still fills are not
+ * in the index; trying each of them again would make a transaction of N
+ * new files cost N^2 attempts, and fail beyond the 1000 tried). */
+static uint32_t first_new_id(struct dbox_store *store, uint32_t index_next)
+{
+	uint32_t id;
+
+	pthread_mutex_lock(&store->append_lock);
+	id = store->append_next_id > index_next ? store->append_next_id :
+		index_next;
+	pthread_mutex_unlock(&store->append_lock);
+	return id;
+}
+
+static void created_id(struct dbox_store *store, uint32_t id)
+{
+	pthread_mutex_lock(&store->append_lock);
+	if (id >= store->append_next_id)
+		store->append_next_id = id + 1;
+	pthread_mutex_unlock(&store->append_lock);
+}
+
 static int create_new(struct dbox_store *store, uint32_t first_id,
 		      struct mdbox_append **app_r, struct dbox_err *err)
 {
 	char path[PATH_MAX], hdr[64];
 	size_t hlen = dbox_file_hdr_format(hdr, sizeof(hdr), dbox_now());
 	struct dfs_file *f = NULL;
-	uint32_t id = first_id;
+	uint32_t id = first_new_id(store, first_id);
 	int ret = -EEXIST;
 
 	for (int tries = 0; ret == -EEXIST && tries < 1000; tries++, id++) {
@@ -184,6 +207,7 @@ static int create_new(struct dbox_store *store, uint32_t first_id,
 	}
 	**app_r = (struct mdbox_append){ .file_id = id, .file = f,
 		.committed = 0, .end = hlen, .created = true };
+	created_id(store, id);
 	return 0;
 }
 
@@ -230,6 +254,21 @@ int mdbox_append_sync(struct mdbox_append *app, struct dbox_err *err)
 	return 0;
 }
 
+int mdbox_append_close(struct mdbox_append *app, struct dbox_err *err)
+{
+	int ret;
+
+	if (!app->created || app->file == NULL)
+		return 0;
+	ret = mdbox_append_sync(app, err);
+	if (ret < 0)
+		return ret;
+	dfs_sync_close(app->file);
+	app->file = NULL;
+	app->synced_end = app->end;
+	return 0;
+}
+
 int mdbox_append_record(struct dbox_store *store, struct mdbox_append *app,
 			struct dbox_err *err)
 {
@@ -265,13 +304,14 @@ void mdbox_append_release(struct dbox_store *store, struct mdbox_append *app,
 		dbox_owner_unmark(store, app->file_id);
 		gone = true;
 	} else if (rollback) {
+		/* only created files are closed early: this one is open */
 		dfs_sync_truncate(app->file, (off_t)app->committed);
 		app->end = app->committed;
 	} else {
 		app->committed = app->end;
 		app->created = false;
 	}
-	if (!gone && app->end < store->rotate_size) {
+	if (!gone && app->file != NULL && app->end < store->rotate_size) {
 		pthread_mutex_lock(&store->append_lock);
 		if (store->append_cache == NULL) {
 			app->next = NULL;
@@ -285,7 +325,8 @@ void mdbox_append_release(struct dbox_store *store, struct mdbox_append *app,
 	/* closing drops the flock */
 	if (!gone)
 		dbox_owner_unmark(store, app->file_id);
-	dfs_sync_close(app->file);
+	if (app->file != NULL)
+		dfs_sync_close(app->file);
 	free(app);
 }
 

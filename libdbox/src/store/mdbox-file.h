@@ -1,8 +1,9 @@
 /* mdbox-file.h - choosing, locking and creating m.N files to append to.
  *
  * Rules (dbox-format.md 5.4 and 9): an appender holds flock(LOCK_EX) on the
- * m.N it appends to until its index commit; appends go strictly after the
- * committed end recorded in the index (files.size); a new file is created
+ * m.N it appends to until its index commit (a file it created and filled
+ * may be closed before, see mdbox_append_close); appends go strictly after
+ * the committed end recorded in the index (files.size); a new file is created
  * with O_EXCL under the next free id and enters the index only with the
  * commit of the transaction that filled it.  Every m.N a writer holds is
  * also hard-linked into its owner directory; after a crash dbox_recover
@@ -43,6 +44,14 @@ int mdbox_append_get(struct dbox_store *store, uint64_t need,
 		     struct mdbox_append **app_r, struct dbox_err *err);
 /* Data durable (fdatasync). */
 int mdbox_append_sync(struct mdbox_append *app, struct dbox_err *err);
+/* A file this appender created and will not append to again: its data
+ * made durable and its descriptor closed (app->file = NULL), so that a
+ * transaction filling any number of m.N holds a fixed number open.  Its
+ * lock goes with the descriptor, which is safe for a file the index does
+ * not know: no one else appends to it (only the index's files are
+ * candidates), purge does not see it, and recovery and check leave a
+ * live owner's marked files alone.  No-op for a file of the index. */
+int mdbox_append_close(struct mdbox_append *app, struct dbox_err *err);
 /* Inside the commit's index write: record the new committed end. */
 int mdbox_append_record(struct dbox_store *store, struct mdbox_append *app,
 			struct dbox_err *err);

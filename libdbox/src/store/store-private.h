@@ -70,6 +70,7 @@ struct dbox_store {
 	 * for the next one (mdbox-file.c) */
 	pthread_mutex_t append_lock;
 	struct mdbox_append *append_cache;
+	uint32_t append_next_id;  /* above every m.N this store created */
 
 	pthread_mutex_t fcache_lock;
 	uint64_t fcache_clock;
