@@ -277,6 +277,12 @@ sqlite3 *dindex_db(struct dindex *idx, struct dbox_err *err)
 sqlite3_stmt *dindex_stmt(struct dindex *idx, enum dindex_stmt id,
 			  struct dbox_err *err)
 {
+	return dindex_prepare(idx, id, stmt_sql[id], err);
+}
+
+sqlite3_stmt *dindex_prepare(struct dindex *idx, enum dindex_stmt id,
+			     const char *sql, struct dbox_err *err)
+{
 	struct dconn *c = conn_get(idx, err);
 	int rc;
 
@@ -287,7 +293,7 @@ sqlite3_stmt *dindex_stmt(struct dindex *idx, enum dindex_stmt id,
 		sqlite3_clear_bindings(c->stmts[id]);
 		return c->stmts[id];
 	}
-	rc = sqlite3_prepare_v3(c->db, stmt_sql[id], -1,
+	rc = sqlite3_prepare_v3(c->db, sql, -1,
 				SQLITE_PREPARE_PERSISTENT, &c->stmts[id],
 				NULL);
 	if (rc != SQLITE_OK) {
@@ -313,11 +319,17 @@ int dindex_exec(struct dindex *idx, const char *sql, struct dbox_err *err)
 int dindex_step_done(struct dindex *idx, sqlite3_stmt *st,
 		     struct dbox_err *err)
 {
+	return dindex_step_what(idx, st, "write", err);
+}
+
+int dindex_step_what(struct dindex *idx, sqlite3_stmt *st, const char *what,
+		     struct dbox_err *err)
+{
 	int rc = sqlite3_step(st);
 
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-		return dindex_error(idx, rc, "write", err);
+		return dindex_error(idx, rc, what, err);
 	return 0;
 }
 

@@ -52,6 +52,20 @@ enum dindex_stmt {
 	DSTMT_FILE_SET_SIZE,
 	DSTMT_FILE_MAX,
 	DSTMT_FILE_LIST,
+	/* statements whose SQL text lives in the module that runs them
+	 * (dindex_prepare) */
+	DSTMT_FILE_NEWEST,
+	DSTMT_FILE_DELETE,
+	DSTMT_FILE_REFERENCED,
+	DSTMT_FILE_MOVE_REC,
+	DSTMT_PURGE_MARKS,
+	DSTMT_PURGE_UNMARK,
+	DSTMT_MBOX_RAISE_NEXT_UID,
+	DSTMT_MBOX_RESYNC,
+	DSTMT_MSG_DELETE_BOX,
+	DSTMT_KW_DELETE_BOX,
+	DSTMT_MSG_SET_UID,
+	DSTMT_MSG_TOTAL,
 	DSTMT__COUNT
 };
 
@@ -69,6 +83,11 @@ sqlite3 *dindex_db(struct dindex *idx, struct dbox_err *err);
 /* A reset prepared statement of this thread's connection. */
 sqlite3_stmt *dindex_stmt(struct dindex *idx, enum dindex_stmt id,
 			  struct dbox_err *err);
+/* The same for a statement whose text the caller holds: prepared on the
+ * first use of id on this connection, then cached (sql must be the same
+ * text every time). */
+sqlite3_stmt *dindex_prepare(struct dindex *idx, enum dindex_stmt id,
+			     const char *sql, struct dbox_err *err);
 
 int dindex_write_begin(struct dindex *idx, struct dbox_err *err);
 int dindex_write_commit(struct dindex *idx, struct dbox_err *err);
@@ -77,6 +96,9 @@ bool dindex_in_write(struct dindex *idx);
 
 /* Runs a statement to completion (no rows expected).  Resets it. */
 int dindex_step_done(struct dindex *idx, sqlite3_stmt *st,
+		     struct dbox_err *err);
+/* The same, naming the failed step `what` in the message. */
+int dindex_step_what(struct dindex *idx, sqlite3_stmt *st, const char *what,
 		     struct dbox_err *err);
 /* Executes SQL text (schema, pragmas). */
 int dindex_exec(struct dindex *idx, const char *sql, struct dbox_err *err);
