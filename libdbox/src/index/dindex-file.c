@@ -5,11 +5,22 @@
 #include <string.h>
 
 #include "index/dindex-file.h"
-#include "index/dindex.h"
+#include "index/dindex-meta.h"
+#include "index/dindex-private.h"
 #include "util/util.h"
 
 #define PURGE_KEY "purge."
 
+static const char sql_file_get[] =
+	"SELECT size, created FROM files WHERE file_id = ?1";
+static const char sql_file_insert[] = "INSERT INTO files(file_id, size, "
+	"created, sealed) VALUES (?1, ?2, ?3, ?4)";
+static const char sql_file_set_size[] =
+	"UPDATE files SET size = ?2 WHERE file_id = ?1";
+static const char sql_file_list[] =
+	"SELECT file_id, size FROM files ORDER BY file_id";
+static const char sql_file_refs_at[] =
+	"SELECT count(*) FROM messages WHERE file_id = ?1 AND offset = ?2";
 static const char sql_file_newest[] =
 	"SELECT file_id, size, sealed FROM files ORDER BY file_id DESC";
 static const char sql_file_delete[] = "DELETE FROM files WHERE file_id = ?1";
@@ -26,7 +37,8 @@ static const char sql_purge_unmark[] =
 int dindex_file_size(struct dindex *idx, uint32_t file_id, uint64_t *size_r,
 		     struct dbox_err *err)
 {
-	sqlite3_stmt *st = dindex_stmt(idx, DSTMT_FILE_GET, err);
+	sqlite3_stmt *st = dindex_prepare(idx, DSTMT_FILE_GET, sql_file_get,
+					  err);
 	int rc;
 
 	if (st == NULL)
@@ -74,7 +86,8 @@ int dindex_files_newest(struct dindex *idx, dindex_file_fn *fn, void *ctx,
 int dindex_files_each(struct dindex *idx, dindex_file_fn *fn, void *ctx,
 		      struct dbox_err *err)
 {
-	sqlite3_stmt *st = dindex_stmt(idx, DSTMT_FILE_LIST, err);
+	sqlite3_stmt *st = dindex_prepare(idx, DSTMT_FILE_LIST, sql_file_list,
+					  err);
 
 	if (st == NULL)
 		return -EIO;
@@ -84,7 +97,8 @@ int dindex_files_each(struct dindex *idx, dindex_file_fn *fn, void *ctx,
 int dindex_file_insert(struct dindex *idx, uint32_t file_id, uint64_t size,
 		       int64_t created, bool sealed, struct dbox_err *err)
 {
-	sqlite3_stmt *st = dindex_stmt(idx, DSTMT_FILE_INSERT, err);
+	sqlite3_stmt *st = dindex_prepare(idx, DSTMT_FILE_INSERT,
+					  sql_file_insert, err);
 
 	if (st == NULL)
 		return -EIO;
@@ -98,7 +112,8 @@ int dindex_file_insert(struct dindex *idx, uint32_t file_id, uint64_t size,
 int dindex_file_set_size(struct dindex *idx, uint32_t file_id, uint64_t size,
 			 struct dbox_err *err)
 {
-	sqlite3_stmt *st = dindex_stmt(idx, DSTMT_FILE_SET_SIZE, err);
+	sqlite3_stmt *st = dindex_prepare(idx, DSTMT_FILE_SET_SIZE,
+					  sql_file_set_size, err);
 
 	if (st == NULL)
 		return -EIO;
@@ -122,7 +137,8 @@ int dindex_file_delete(struct dindex *idx, uint32_t file_id,
 int dindex_file_refs_at(struct dindex *idx, uint32_t file_id,
 			uint64_t offset, int64_t *count_r)
 {
-	sqlite3_stmt *st = dindex_stmt(idx, DSTMT_MSG_REFS_AT, NULL);
+	sqlite3_stmt *st = dindex_prepare(idx, DSTMT_FILE_REFS_AT,
+					  sql_file_refs_at, NULL);
 	int rc;
 
 	if (st == NULL)

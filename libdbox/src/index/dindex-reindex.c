@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "index/dindex-reindex.h"
-#include "index/dindex.h"
+#include "index/dindex-private.h"
 #include "util/util.h"
 
 static const char reindex_prepare[] =
@@ -43,7 +43,8 @@ int dindex_reindex_begin(struct dindex *idx, struct dbox_err *err)
 
 	if (ret == 0)
 		ret = dindex_exec(idx, "CREATE TEMP TABLE IF NOT EXISTS "
-				  "seen_mailboxes(id INTEGER PRIMARY KEY)", err);
+				  "seen_mailboxes(id INTEGER PRIMARY KEY)",
+				  err);
 	return ret;
 }
 

@@ -73,22 +73,23 @@ static bool open_file(struct check_ctx *c, const char *path)
 static void compare(struct check_ctx *c, const struct dbox_msg *m,
 		    const struct dbox_record *rec)
 {
+	const char *path = c->file.path;
 	const char *guid = rec->meta.guid != NULL ? rec->meta.guid : "";
 	uint64_t size = rec->meta.has_psize ? rec->meta.psize : rec->body_size;
 
 	if (rec->body_size != m->body_size)
-		problem(c, c->file.path, m->offset, "size %llu, index says %llu",
+		problem(c, path, m->offset, "size %llu, index says %llu",
 			(unsigned long long)rec->body_size,
 			(unsigned long long)m->body_size);
 	if (rec->end - rec->offset != m->rec_size)
-		problem(c, c->file.path, m->offset, "record length %llu, index says "
+		problem(c, path, m->offset, "record length %llu, index says "
 			"%llu", (unsigned long long)(rec->end - rec->offset),
 			(unsigned long long)m->rec_size);
 	if (strcmp(guid, m->guid) != 0)
-		problem(c, c->file.path, m->offset, "GUID %s, index says %s", guid,
+		problem(c, path, m->offset, "GUID %s, index says %s", guid,
 			m->guid);
 	if (size != m->size)
-		problem(c, c->file.path, m->offset, "physical size %llu, index says "
+		problem(c, path, m->offset, "physical size %llu, index says "
 			"%llu", (unsigned long long)size,
 			(unsigned long long)m->size);
 }
@@ -101,6 +102,7 @@ static void compare(struct check_ctx *c, const struct dbox_msg *m,
 static void check_vsize(struct check_ctx *c, const struct dbox_msg *m,
 			const struct dbox_record *rec)
 {
+	const char *path = c->file.path;
 	char buf[64 * 1024];
 	struct dbox_vsize vs = { 0 };
 	uint64_t off = 0;
@@ -117,7 +119,7 @@ static void check_vsize(struct check_ctx *c, const struct dbox_msg *m,
 		return;  /* unreadable: its framing or attachments say why */
 	if (vs.vsize != m->vsize ||
 	    (rec->meta.has_vsize && rec->meta.vsize != vs.vsize))
-		problem(c, c->file.path, m->offset, "vsize mismatch: the message "
+		problem(c, path, m->offset, "vsize mismatch: the message "
 			"reads as %llu, index says %llu, metadata V %s%llx",
 			(unsigned long long)vs.vsize,
 			(unsigned long long)m->vsize,

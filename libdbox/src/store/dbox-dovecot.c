@@ -294,11 +294,12 @@ static void box_guid(struct dovecot_box *b, const char *ours, char guid[33])
 static int keep_ours(struct dbox_store *store, const struct dbox_mailbox *box,
 		     struct dbox_err *err)
 {
+	uint32_t uv;
+
 	if (box->uidvalidity != 0 && box->next_uid != 0)
 		return 0;
-	return dindex_mailbox_resync(store->idx, box->id, box->uidvalidity != 0 ?
-				     box->uidvalidity : new_uidvalidity(store),
-				     0, NULL, err);
+	uv = box->uidvalidity != 0 ? box->uidvalidity : new_uidvalidity(store);
+	return dindex_mailbox_resync(store->idx, box->id, uv, 0, NULL, err);
 }
 
 /* The (file, offset) of every record the mdbox map references, sorted. */
@@ -384,7 +385,8 @@ static int drop_theirs(struct dbox_store *store, struct dovecot_box *b,
 		ret = dbox_msg_list(store, b->id, 0, -1, 0, collect_theirs, &dc,
 				    err);
 	for (size_t i = 0; ret >= 0 && i < dc.gone.count; i++)
-		ret = dindex_msg_delete(store->idx, b->id, dc.gone.uids[i], err);
+		ret = dindex_msg_delete(store->idx, b->id, dc.gone.uids[i],
+					err);
 	free(dc.mk.keys);
 	free(dc.gone.uids);
 	if (ret == -ENOMEM)
@@ -534,8 +536,8 @@ static int sync_message(struct dbox_store *store, struct dovecot_box *b,
 		if (old.flags == flags && old.keywords == kw &&
 		    old.in_new == in_new)
 			return 0;
-		ret = dindex_msg_set_flags(store->idx, b->id, dm->uid, flags, kw,
-					   in_new, err);
+		ret = dindex_msg_set_flags(store->idx, b->id, dm->uid, flags,
+					   kw, in_new, err);
 		return ret < 0 ? ret : dbox_mailbox_touch(store, b->id, true,
 							  true, err);
 	}
