@@ -297,6 +297,9 @@ int ops_get_attr(uint64_t ino, struct stat *st)
 	case VK_SUB:
 		return attr_sub(&v, ino, st);
 	case VK_MSG:
+		/* a message renamed into tmp/: a file there */
+		if (backing_has_node(ino))
+			return attr_plain(ino, st);
 		/* after a move the kernel may still use the old node;
 		 * stat shows the message's current number */
 		ret = ops_msg_follow(v.box, v.uid, &m);

@@ -243,6 +243,55 @@ bool backing_marked_complete(int fd, const struct stat *st)
 		*end == '\0';
 }
 
+/* The number of a message renamed into tmp/ (backing.h), in decimal. */
+#define INO_XATTR "user.dboxfs.ino"
+
+uint64_t backing_node_ino(int fd, const char *name, const struct stat *st)
+{
+	char path[NAME_MAX + 40], val[24], *end;
+	unsigned long long ino;
+	ssize_t n;
+
+	if (!S_ISREG(st->st_mode))
+		return backing_ino_of(st->st_ino);
+	if (name != NULL) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", fd, name);
+		n = lgetxattr(path, INO_XATTR, val, sizeof(val) - 1);
+	} else {
+		/* the magic link of an O_PATH descriptor is followed */
+		backing_fd_path(fd, path, sizeof(path));
+		n = getxattr(path, INO_XATTR, val, sizeof(val) - 1);
+	}
+	if (n <= 0)
+		return backing_ino_of(st->st_ino);
+	val[n] = '\0';
+	ino = strtoull(val, &end, 10);
+	if (*end != '\0' || ino >> 60 != VK_MSG)
+		return backing_ino_of(st->st_ino);
+	return ino;
+}
+
+int backing_set_node_ino(int fd, uint64_t ino)
+{
+	char val[24];
+	int n = snprintf(val, sizeof(val), "%llu", (unsigned long long)ino);
+
+	return fsetxattr(fd, INO_XATTR, val, (size_t)n, 0) < 0 ? -errno : 0;
+}
+
+void backing_drop_node_ino(int fd)
+{
+	fremovexattr(fd, INO_XATTR);
+}
+
+bool backing_has_node(uint64_t ino)
+{
+	struct binode *bi = backing_get(ino);
+
+	backing_put(bi);
+	return bi != NULL;
+}
+
 /* The "linked" mark (backing.h): "live" while the daemon runs, "kept"
  * after a clean stop. */
 #define LINKED_XATTR "user.dboxfs.linked"
@@ -424,6 +473,7 @@ void backing_msg_set(struct binode *bi, int64_t box, uint32_t uid)
 	pthread_mutex_lock(&table_lock);
 	bi->msg_box = box;
 	bi->msg_uid = uid;
+	bi->stat_ino = 0;
 	pthread_mutex_unlock(&table_lock);
 }
 
@@ -448,7 +498,7 @@ int backing_lookup(int dirfd, const char *name, int64_t box,
 		close(fd);
 		return -ENOMEM;
 	}
-	bi->ino = backing_ino_of(st.st_ino);
+	bi->ino = backing_node_ino(fd, NULL, &st);
 	bi->fd = fd;
 	bi->dev = st.st_dev;
 	bi->backing_ino = st.st_ino;
@@ -499,8 +549,48 @@ int backing_stat(struct binode *bi, struct stat *st)
 {
 	if (fstatat(bi->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
-	st->st_ino = bi->ino;
+	pthread_mutex_lock(&table_lock);
+	st->st_ino = bi->stat_ino != 0 ? bi->stat_ino : bi->ino;
+	pthread_mutex_unlock(&table_lock);
 	return 0;
+}
+
+struct retarget {
+	int64_t box, tmp_box;
+	uint32_t uid;
+	int fd;
+	uint64_t stat_ino;
+	int count;
+};
+
+static void retarget_one(const void *nodep, VISIT which, void *arg)
+{
+	struct binode *bi = *(struct binode *const *)nodep;
+	struct retarget *r = arg;
+
+	if ((which != postorder && which != leaf) || bi->msg_uid != r->uid ||
+	    bi->msg_box != r->box || bi->area != AREA_TMP ||
+	    bi->box != r->tmp_box)
+		return;
+	/* dup3 replaces the file behind the descriptor number at once:
+	 * a thread using bi->fd meanwhile gets the old or the new file */
+	if (dup3(r->fd, bi->fd, O_CLOEXEC) < 0)
+		return;
+	bi->msg_box = 0;
+	bi->msg_uid = 0;
+	bi->stat_ino = r->stat_ino;
+	r->count++;
+}
+
+int backing_retarget_msg(int64_t box, uint32_t uid, int64_t tmp_box,
+			 int path_fd, uint64_t stat_ino)
+{
+	struct retarget r = { box, tmp_box, uid, path_fd, stat_ino, 0 };
+
+	pthread_mutex_lock(&table_lock);
+	twalk_r(table, retarget_one, &r);
+	pthread_mutex_unlock(&table_lock);
+	return r.count;
 }
 
 void backing_fd_path(int fd, char *buf, size_t len)

@@ -57,6 +57,10 @@ struct binode {
 	 * (backing_msg_set / backing_msg_of) */
 	int64_t msg_box;
 	uint32_t msg_uid;
+	/* the st_ino stat shows when not ino (0): a delivered file whose
+	 * message went back to tmp/ shows that file's number
+	 * (backing_retarget_msg) */
+	uint64_t stat_ino;
 };
 
 int backing_init(const char *ctl_dir);
@@ -101,6 +105,26 @@ int backing_mark_linked(struct binode *bi);
 void backing_unmark_linked(int fd);
 void backing_keep_linked(int fd);
 bool backing_marked_kept(int fd);
+/* A message renamed into tmp/ becomes a file there that keeps the
+ * message's inode number, as the file keeps its inode on a local
+ * filesystem (the uid is never used again): the number is an xattr of
+ * the file, and its binode is keyed by it (a VK_MSG number then stands
+ * for a backing file: see backing_has_node).  backing_node_ino gives the
+ * FUSE inode of the file open as fd (name NULL) or of `name` in the
+ * directory fd. */
+uint64_t backing_node_ino(int fd, const char *name, const struct stat *st);
+int backing_set_node_ino(int fd, uint64_t ino);
+/* A file delivered from tmp/ becomes a message with its own number. */
+void backing_drop_node_ino(int fd);
+/* Whether a binode has this number (a message's number: the file it
+ * became in tmp/). */
+bool backing_has_node(uint64_t ino);
+/* The binodes of tmp/ of mailbox tmp_box that answer for message (box,
+ * uid) (files delivered as it, which the kernel may still use for its
+ * name) become the file open as path_fd (O_PATH) that the message became
+ * in tmp/, showing stat_ino; returns how many. */
+int backing_retarget_msg(int64_t box, uint32_t uid, int64_t tmp_box,
+			 int path_fd, uint64_t stat_ino);
 /* A deleted mailbox's area directories are gone: forget them. */
 void backing_forget_mailbox(int64_t box);
 

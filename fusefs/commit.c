@@ -53,16 +53,22 @@ static int add_job(struct dbox_save_txn *txn, struct commit_job *j,
 		.new_info = j->new_info,
 		.mode = j->mode,
 	};
+	struct dbox_msg like = {
+		.flags = j->flags,
+		.keywords = j->keywords,
+		.in_new = j->in_new,
+		.new_info = j->new_info,
+	};
 	struct dbox_msg old;
 	int ret;
 
+	snprintf(like.base, sizeof(like.base), "%s", j->base);
 	if (lseek(j->fd, 0, SEEK_SET) < 0) {
 		snprintf(err->msg, sizeof(err->msg), "seek: %s",
 			 strerror(errno));
 		return -errno;
 	}
-	if (dbox_msg_lookup_base(dboxfs.store, j->box, j->base, &old,
-				 NULL) == 0) {
+	if (opw_msg_named_like(j->box, &like, &old) == 0) {
 		ret = dbox_save_expunge(txn, j->box, old.uid, err);
 		if (ret < 0)
 			return ret;

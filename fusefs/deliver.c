@@ -59,13 +59,16 @@ int ops_make_commit_job(int src_dirfd, const char *src_name, uint64_t src_ino,
 	j->mode = opw_msg_mode(st.st_mode);
 	j->received = st.st_mtim.tv_sec;
 	j->received_ns = st.st_mtim.tv_nsec;
+	j->src_ino = src_ino != 0 ? src_ino : backing_node_ino(j->fd, NULL,
+								 &st);
 	/* renamed, the file is no longer the client's: after a crash the
 	 * sweep removes what is left of it */
-	if (unlink_src)
+	if (unlink_src) {
 		backing_unmark_linked(j->fd);
+		backing_drop_node_ino(j->fd);
+	}
 	j->src_dirfd = unlink_src ? dup(src_dirfd) : -1;
 	snprintf(j->src_name, sizeof(j->src_name), "%s", src_name);
-	j->src_ino = src_ino != 0 ? src_ino : backing_ino_of(st.st_ino);
 	j->src = backing_get(j->src_ino);  /* put by the committer */
 	*job_r = j;
 	return 0;

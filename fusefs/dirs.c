@@ -206,7 +206,10 @@ int opw_rmdir_mailbox(int64_t box)
 		return -EPERM;
 	if (b.subdirs != 0 || !area_empty(box, AREA_FILES))
 		return -ENOTEMPTY;
-	ret = dbox_mailbox_delete(dboxfs.store, b.name, &err);
+	/* maildir++: .A.B is a sibling of .A on disk and stays */
+	ret = dboxfs.layout == VIEW_MAILDIRPP ?
+		dbox_mailbox_delete_one(dboxfs.store, b.name, &err) :
+		dbox_mailbox_delete(dboxfs.store, b.name, &err);
 	if (ret == 0)
 		backing_forget_mailbox(box);
 	if (ret < 0 && ret != -ENOTEMPTY)

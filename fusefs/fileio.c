@@ -169,7 +169,11 @@ void fileio_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		open_kwfile(req, fi);
 		return;
 	case VK_MSG:
-		open_msg(req, v.box, v.uid, ino, fi);
+		/* a message renamed into tmp/: a file there */
+		if (backing_has_node(ino))
+			open_plain(req, ino, fi);
+		else
+			open_msg(req, v.box, v.uid, ino, fi);
 		return;
 	case VK_PLAIN:
 		open_plain(req, ino, fi);

@@ -107,28 +107,44 @@ void opw_reply_backing_entry(fuse_req_t req, int dirfd, const char *name,
 		ops_reply_entry(req, &st);
 }
 
-int opw_msg_by_name(int64_t box, const char *name, struct dbox_msg *m)
-{
-	char base[DBOX_NAME_MAX + 1];
-	const char *info;
-
-	view_name_split(name, base, sizeof(base), &info);
-	return dbox_msg_lookup_base(dboxfs.store, box, base, m, NULL);
-}
-
 /* The message `name` in cur/ or new/ of a mailbox, under that exact name. */
 int opw_msg_in_sub(int64_t box, enum view_sub sub, const char *name,
-		      struct dbox_msg *m)
+		   struct dbox_msg *m)
 {
 	char cur[DBOX_NAME_MAX + 48];
-	int ret = opw_msg_by_name(box, name, m);
+	int ret = dbox_msg_lookup_name(dboxfs.store, box, sub == SUB_NEW,
+				       name, m, NULL);
 
 	if (ret < 0)
 		return ret;
-	if ((sub == SUB_NEW) != m->in_new)
-		return -ENOENT;
+	/* the index's name is the view's: checked, as a lookup must never
+	 * answer for a name readdir does not show */
 	view_msg_name(m, cur, sizeof(cur));
 	return strcmp(cur, name) == 0 ? 0 : -ENOENT;
+}
+
+/* The message of mailbox box whose file has the name t's would have
+ * (t: base, flags, keywords, in_new, new_info). */
+int opw_msg_named_like(int64_t box, const struct dbox_msg *t,
+		       struct dbox_msg *m)
+{
+	char name[DBOX_NAME_MAX + 48];
+
+	view_msg_name(t, name, sizeof(name));
+	return opw_msg_in_sub(box, t->in_new ? SUB_NEW : SUB_CUR, name, m);
+}
+
+/* The message that has the name a rename to (base, info) in sub would
+ * give its file (info as view_name_split, NULL for none). */
+int opw_msg_at_target(int64_t box, enum view_sub sub, const char *base,
+		      const char *info, struct dbox_msg *m)
+{
+	struct dbox_msg t = { .in_new = sub == SUB_NEW };
+
+	snprintf(t.base, sizeof(t.base), "%s", base);
+	t.new_info = info != NULL;
+	dbox_maildir_info_parse(info, false, &t.flags, &t.keywords);
+	return opw_msg_named_like(box, &t, m);
 }
 
 
@@ -315,8 +331,12 @@ void opw_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		return;
 	switch (v.kind) {
 	case VK_MSG:
-		ret = setattr_msg(v.box, v.uid, attr, to_set);
-		break;
+		if (!backing_has_node(ino)) {
+			ret = setattr_msg(v.box, v.uid, attr, to_set);
+			break;
+		}
+		/* a message renamed into tmp/: a file there */
+		/* fall through */
 	case VK_PLAIN:
 		bi = backing_get(ino);
 		if (bi == NULL)

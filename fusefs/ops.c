@@ -29,21 +29,14 @@
 static int lookup_msg(const struct view_ino *dir, const char *name,
 		      struct stat *st)
 {
-	char base[DBOX_NAME_MAX + 1], now[DBOX_NAME_MAX + 48];
-	const char *info;
 	struct dbox_msg m;
 	int ret;
 
-	view_name_split(name, base, sizeof(base), &info);
 	if (strlen(name) > DBOX_NAME_MAX + 40)
 		return -ENOENT;
-	ret = dbox_msg_lookup_base(dboxfs.store, dir->box, base, &m, NULL);
+	ret = opw_msg_in_sub(dir->box, dir->sub, name, &m);
 	if (ret < 0)
 		return ret;
-	/* the name must be the one the message has now, in its directory */
-	view_msg_name(&m, now, sizeof(now));
-	if ((dir->sub == SUB_NEW) != m.in_new || strcmp(now, name) != 0)
-		return -ENOENT;
 	ops_attr_msg(st, &m);
 	return 0;
 }
@@ -289,10 +282,11 @@ static void op_destroy(void *userdata)
 }
 
 /* Inode numbers of the view come from the data and need nothing freed;
- * only backing inodes hold a descriptor. */
+ * only backing inodes hold a descriptor (a message's number too, once
+ * it was renamed into tmp/). */
 static void forget_one(fuse_ino_t ino, uint64_t nlookup)
 {
-	if ((ino >> 60) == VK_PLAIN)
+	if ((ino >> 60) == VK_PLAIN || (ino >> 60) == VK_MSG)
 		backing_forget(ino, nlookup);
 }
 

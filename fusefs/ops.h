@@ -69,9 +69,12 @@ int opw_area_of(const struct view_ino *v, int *dirfd_r,
 		enum backing_area *area_r, int64_t *box_r);
 void opw_reply_backing_entry(fuse_req_t req, int dirfd, const char *name,
 			     int64_t box, enum backing_area area);
-int opw_msg_by_name(int64_t box, const char *name, struct dbox_msg *m);
 int opw_msg_in_sub(int64_t box, enum view_sub sub, const char *name,
 		   struct dbox_msg *m);
+int opw_msg_named_like(int64_t box, const struct dbox_msg *t,
+		       struct dbox_msg *m);
+int opw_msg_at_target(int64_t box, enum view_sub sub, const char *base,
+		      const char *info, struct dbox_msg *m);
 uint32_t opw_msg_mode(mode_t mode);
 /* dirs.c, for rename.c: the mailbox a directory named name in v stands
  * for; removing an empty mailbox; whether name in v is a virtual dir. */

@@ -15,6 +15,7 @@
 #include "folders.h"
 #include "ops.h"
 #include "prepare.h"
+#include "totmp.h"
 
 #ifndef RENAME_NOREPLACE
 #define RENAME_NOREPLACE (1 << 0)
@@ -43,10 +44,10 @@ static int rename_msg(const struct dbox_msg *m, const struct view_ino *dst,
 	if (dst->sub == SUB_NEW)
 		dir = info != NULL ? DBOX_DIR_NEW_INFO : DBOX_DIR_NEW;
 	dbox_maildir_info_parse(info, false, &flags, &kw);
-	/* rename(2) replaces an existing target: in the same mailbox in
-	 * the same transaction; a move expunges it first */
-	if (dbox_msg_lookup_base(dboxfs.store, dst->box, base, &old,
-				 NULL) == 0 &&
+	/* rename(2) replaces an existing target (the message with the name
+	 * this one gets): in the same mailbox in the same transaction; a
+	 * move expunges it first */
+	if (opw_msg_at_target(dst->box, dst->sub, base, info, &old) == 0 &&
 	    !(old.mailbox_id == m->mailbox_id && old.uid == m->uid)) {
 		*new_ino_r = view_ino_msg(m->mailbox_id, m->uid);
 		if (dst->box == m->mailbox_id)
@@ -171,6 +172,7 @@ static int rename_backing(fuse_req_t req, const struct view_ino *src,
 	enum backing_area sa, da;
 	char base[DBOX_NAME_MAX + 1];
 	const char *info;
+	struct dbox_msg m;
 	int64_t sbox, dbox;
 	int sfd, dfd = -1, ret;
 
@@ -182,10 +184,9 @@ static int rename_backing(fuse_req_t req, const struct view_ino *src,
 	if (!(flags & RENAME_EXCHANGE) && dst->kind == VK_SUB &&
 	    dst->sub != SUB_TMP &&
 	    view_final_name(newname, base, sizeof(base), &info)) {
-		/* a mailbox holds one message per base name */
+		/* the name the message would show is taken */
 		if ((flags & RENAME_NOREPLACE) &&
-		    dbox_msg_lookup_base(dboxfs.store, dst->box, base, NULL,
-					 NULL) == 0)
+		    opw_msg_at_target(dst->box, dst->sub, base, info, &m) == 0)
 			ret = -EEXIST;
 		else
 			ret = rename_commit(req, sfd, name, newparent, dst,
@@ -202,24 +203,25 @@ static int rename_backing(fuse_req_t req, const struct view_ino *src,
 	return ret;
 }
 
-/* RENAME_NOREPLACE of message m: refused if the target name exists (the
- * kernel checks that first) or if another message of the target mailbox
- * has its base name, which a local filesystem would keep as a second file
- * but a mailbox cannot (one message per base name).  The same message
- * under another flag suffix is no obstacle: that is a flag change. */
+/* RENAME_NOREPLACE of message m: refused if the name it would show is
+ * another message's (the kernel checks the name as given first; a flag
+ * suffix in another order is the same name on the mount). */
 static int noreplace_msg(const struct dbox_msg *m, const struct view_ino *dst,
 			 const char *newname)
 {
+	char base[DBOX_NAME_MAX + 1];
+	const char *info;
 	struct dbox_msg other;
-	int ret = opw_msg_by_name(dst->box, newname, &other);
+	int ret;
 
+	if (!view_final_name(newname, base, sizeof(base), &info))
+		return -EINVAL;
+	ret = opw_msg_at_target(dst->box, dst->sub, base, info, &other);
 	if (ret == -ENOENT)
 		return 0;
 	if (ret < 0)
 		return ret;
-	if (other.mailbox_id != m->mailbox_id || other.uid != m->uid)
-		return -EEXIST;
-	return opw_msg_in_sub(dst->box, dst->sub, newname, &other) == 0 ?
+	return other.mailbox_id != m->mailbox_id || other.uid != m->uid ?
 		-EEXIST : 0;
 }
 
@@ -276,7 +278,9 @@ static int rename_of_msg(const struct dbox_msg *m, const struct view_ino *dst,
 
 	if (flags & RENAME_EXCHANGE)
 		return exchange_msg(m, dst, newname);
-	if (dst->kind != VK_SUB || dst->sub == SUB_TMP)
+	if (dst->kind == VK_SUB && dst->sub == SUB_TMP)
+		return totmp_rename(m, dst->box, newname, flags);
+	if (dst->kind != VK_SUB)
 		return -EXDEV;
 	if (flags & RENAME_NOREPLACE)
 		ret = noreplace_msg(m, dst, newname);

@@ -9,6 +9,7 @@
 #include "commit.h"
 #include "ops.h"
 #include "sweep.h"
+#include "totmp.h"
 
 /* finish_job unlinks a delivered file after its commit is durable; a
  * daemon killed in between leaves the file where it was: in tmp/, or
@@ -59,7 +60,10 @@ static bool sweep_committed(int64_t box, int dirfd, const char *name,
 	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return false;
-	if (!backing_marked_kept(fd) && same_bytes(fd, &m) &&
+	/* a file that was a message (renamed into tmp/) is the client's */
+	if (!backing_marked_kept(fd) &&
+	    backing_node_ino(fd, NULL, st) >> 60 != VK_MSG &&
+	    same_bytes(fd, &m) &&
 	    unlinkat(dirfd, name, 0) == 0) {
 		fuse_log(FUSE_LOG_INFO, "dboxfs: removed %s of mailbox %lld: "
 			 "its delivery had committed (uid %u)\n", name,
@@ -102,6 +106,8 @@ static void commit_closed(int64_t box, enum backing_area area, int dirfd,
 static void sweep_one(void *ctx, int64_t box, enum backing_area area,
 		      int dirfd, const char *name, const struct stat *st)
 {
+	if (area == AREA_TMP && totmp_sweep(box, dirfd, name))
+		return;
 	if (sweep_committed(box, dirfd, name, st))
 		return;
 	if (area == AREA_CUR || area == AREA_NEW)

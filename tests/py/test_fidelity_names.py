@@ -157,8 +157,8 @@ def test_renameat2_flags_like_local_fs(wtmp, mounts, fmt):
 @pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
 def test_exchange_of_tmp_file_and_message(wtmp, mounts, fmt):
     """A local filesystem swaps the two files; a message's bytes are in
-    the store and a tmp/ file's beside it, so the mount answers EXDEV (as
-    it does for a message renamed into tmp/) and changes nothing."""
+    the store and a tmp/ file's beside it, so the mount answers EXDEV and
+    changes nothing."""
     native = native_maildir(wtmp)
     store = new_store(wtmp, fmt)
     mnt = os.path.join(wtmp, "mnt")
@@ -183,13 +183,18 @@ def test_exchange_of_tmp_file_and_message(wtmp, mounts, fmt):
     assert renameat2(os.path.join(mnt, "cur/A:2,S"),
                      os.path.join(mnt, ".Other/cur/O:2,"),
                      RENAME_EXCHANGE) == errno.EXDEV
-    # a mailbox holds one message per base name: where a local filesystem
-    # would keep O:2, and O:2,S side by side, NOREPLACE is refused
+    assert state(mnt) == before
+    # names, not bases, are unique: as on a local filesystem O:2, and
+    # O:2,S are two files side by side; NOREPLACE onto O:2, is refused
+    assert renameat2(os.path.join(mnt, "cur/A:2,S"),
+                     os.path.join(mnt, ".Other/cur/O:2,"),
+                     RENAME_NOREPLACE) == errno.EEXIST
     assert renameat2(os.path.join(mnt, "cur/A:2,S"),
                      os.path.join(mnt, ".Other/cur/O:2,S"),
-                     RENAME_NOREPLACE) == errno.EEXIST
-    assert state(mnt) == before
-    assert os.listdir(os.path.join(mnt, ".Other/cur")) == ["O:2,"]
+                     RENAME_NOREPLACE) == 0
+    assert sorted(os.listdir(os.path.join(mnt, ".Other/cur"))) == \
+        ["O:2,", "O:2,S"]
+    assert read(os.path.join(mnt, ".Other/cur/O:2,S")) == body("A")
     # two files of tmp/ trade places as on any filesystem
     with open(os.path.join(mnt, "tmp", "U"), "wb") as f:
         f.write(b"other\n")
@@ -260,9 +265,25 @@ def test_flags_on_names_in_new_are_kept(wtmp, mounts, fmt):
     check_names(mnt, "cur", ["X:2,FS"])
 
 
-def downgrade_index(store):
-    """The index as dboxfs before schema version 2 left it."""
+def downgrade_index_to_2(db):
+    """The index as dboxfs before schema version 3 left it: bases unique
+    per mailbox, no name column."""
+    db.execute("DROP INDEX messages_by_name")
+    db.execute("ALTER TABLE messages DROP COLUMN name")
+    db.execute("DROP INDEX messages_by_base")
+    db.execute("CREATE UNIQUE INDEX messages_by_base ON "
+               "messages(mailbox_id, base)")
+    db.execute("PRAGMA user_version=2")
+
+
+def downgrade_index(store, version=1):
+    """The index as dboxfs before schema version `version` + 1 left it."""
     db = sqlite3.connect(os.path.join(store, "dboxfs", "index.sqlite"))
+    downgrade_index_to_2(db)
+    if version == 2:
+        db.commit()
+        db.close()
+        return
     db.execute("ALTER TABLE messages DROP COLUMN new_info")
     db.execute("ALTER TABLE messages DROP COLUMN mode")
     db.execute("PRAGMA user_version=1")
@@ -290,7 +311,7 @@ def test_index_of_schema_1_migrates(wtmp, mounts, fmt):
     assert index_schema(store)[0] == 1
     m = mounts(store, mnt)
     version, cols = index_schema(store)
-    assert version == 2 and cols[-2:] == ["new_info", "mode"]
+    assert version == 3 and cols[-2:] == ["new_info", "mode"]
     check_names(mnt, "new", ["A"])
     check_names(mnt, "cur", ["B:2,S"])
     assert os.stat(os.path.join(mnt, "new/A")).st_mode & 0o7777 == \
@@ -302,6 +323,43 @@ def test_index_of_schema_1_migrates(wtmp, mounts, fmt):
     check_names(mnt, "new", ["A:2,F"])
     assert os.stat(os.path.join(mnt, "cur/B:2,S")).st_mode == 0o100640
     m.stop()
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_index_of_schema_2_migrates(wtmp, mounts, fmt):
+    """Version 3 makes names, not bases, unique: an index of version 2
+    keeps its messages, and afterwards a second message with the base of
+    another one (other flags, or in new/) can be delivered."""
+    store = new_store(wtmp, fmt)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt)
+    deliver(mnt, "A", "new/A")
+    deliver(mnt, "B", "cur/B:2,S")
+    m.stop()
+    downgrade_index(store, 2)
+    assert index_schema(store)[0] == 2
+    m = mounts(store, mnt)
+    assert index_schema(store)[0] == 3
+    check_names(mnt, "new", ["A"])
+    check_names(mnt, "cur", ["B:2,S"])
+    deliver(mnt, "A2", "cur/A:2,")
+    deliver(mnt, "B2", "cur/B:2,F")
+    deliver(mnt, "B3", "new/B")
+    m.stop()
+    m = mounts(store, mnt)
+    want = {"new/A": "A", "new/B": "B3", "cur/A:2,": "A2", "cur/B:2,S": "B",
+            "cur/B:2,F": "B2"}
+    assert sorted("new/" + n for n in os.listdir(os.path.join(mnt, "new"))) \
+        + sorted("cur/" + n for n in os.listdir(os.path.join(mnt, "cur"))) \
+        == sorted(k for k in want if k.startswith("new/")) + \
+        sorted(k for k in want if k.startswith("cur/"))
+    inos = set()
+    for path, name in want.items():
+        assert read(os.path.join(mnt, path)) == body(name)
+        inos.add(os.stat(os.path.join(mnt, path)).st_ino)
+    assert len(inos) == len(want)
+    m.stop()
+    assert dboxctl("check", store).returncode == 0
 
 
 # ------------------------------------------------------------------ item 4

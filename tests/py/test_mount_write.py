@@ -661,3 +661,107 @@ def test_linked_tmp_file_kept_after_clean_stop(wtmp, mounts, fmt):
     assert names_in(mnt, "tmp") == ["k"]
     assert read(os.path.join(mnt, "new", "x")) == payload("x")
     m.stop()
+
+
+# ------------------------------------------- a message renamed into tmp/
+
+MOVER = """
+import os, sys
+os.rename(sys.argv[1], sys.argv[2])
+open(sys.argv[3], "w").close()
+"""
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_message_renamed_into_tmp_killed(wtmp, mounts, fmt):
+    """SIGKILL the daemon while a message is renamed back into tmp/ (its
+    bytes are copied out of the store, slowly here): at the next mount
+    the bytes are the message, or the tmp/ file, or both; never lost,
+    never cut short, and once the rename returned, the tmp/ file alone."""
+    store = new_store(wtmp, fmt)
+    mnt = os.path.join(wtmp, "mnt")
+    rng = random.Random(11)
+    data = b"Subject: big\n\n" + b"".join(
+        b"line %06d of a message that takes a while to copy\n" % i
+        for i in range(40000))
+    m = mounts(store, mnt)
+    for i in range(4):
+        with open(os.path.join(mnt, "tmp", "k%d" % i), "wb") as f:
+            f.write(data)
+        os.rename(os.path.join(mnt, "tmp", "k%d" % i),
+                  os.path.join(mnt, "cur", "k%d:2,S" % i))
+    m.stop()
+    for i in range(4):
+        done = os.path.join(wtmp, "done%d" % i)
+        m = mounts(store, mnt, "fs=delay:20ms/posix")
+        p = subprocess.Popen(["/usr/bin/python3", "-c", MOVER,
+                              os.path.join(mnt, "cur", "k%d:2,S" % i),
+                              os.path.join(mnt, "tmp", "k%d" % i), done],
+                             stderr=subprocess.PIPE)
+        deadline = time.monotonic() + rng.uniform(0, 1.5) * (i + 1) / 2
+        wait_for(lambda: time.monotonic() >= deadline or
+                 p.poll() is not None, timeout=10, what="the moment to kill")
+        m.kill()
+        p.wait(timeout=60)
+        wait_for(lambda: not is_mounted(mnt), what="unmount")
+        m = mounts(store, mnt)
+        in_cur = os.path.exists(os.path.join(mnt, "cur", "k%d:2,S" % i))
+        in_tmp = os.path.exists(os.path.join(mnt, "tmp", "k%d" % i))
+        assert in_cur or in_tmp, i
+        if in_cur:
+            assert read(os.path.join(mnt, "cur", "k%d:2,S" % i)) == data
+        if in_tmp:
+            assert read(os.path.join(mnt, "tmp", "k%d" % i)) == data
+        if os.path.exists(done):
+            assert in_tmp and not in_cur, i
+        assert not [n for n in names_in(mnt, "tmp") if n.startswith(".")]
+        m.stop()
+        assert dboxctl("check", store).returncode == 0
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_message_renamed_into_tmp_sweep(wtmp, mounts, fmt):
+    """What a daemon killed inside the rename leaves: the tmp/ file under
+    its reserved name, with its final name in an xattr.  Before the
+    expunge committed (the message is still there) the next mount removes
+    it; after (the message is gone) it gets its name, and keeps the
+    message's inode number."""
+    store = new_store(wtmp, fmt)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt)
+    for name in ("a", "b"):
+        with open(os.path.join(mnt, "tmp", name), "wb") as f:
+            f.write(payload(name))
+        os.rename(os.path.join(mnt, "tmp", name),
+                  os.path.join(mnt, "cur", name + ":2,"))
+    ino = {n: os.stat(os.path.join(mnt, "cur", n + ":2,")).st_ino
+           for n in ("a", "b")}
+    os.rename(os.path.join(mnt, "cur", "a:2,"), os.path.join(mnt, "tmp", "a"))
+    assert os.stat(os.path.join(mnt, "tmp", "a")).st_ino == ino["a"]
+    m.stop()
+
+    def reserved(n):
+        return ".dboxfs-totmp.%d.%d" % ((ino[n] >> 32) & ((1 << 28) - 1),
+                                        ino[n] & 0xffffffff)
+    # a: renamed, but not yet to its name
+    spool = spool_file(store, "tmp", "a")
+    tmpdir = os.path.dirname(spool)
+    os.rename(spool, os.path.join(tmpdir, reserved("a")))
+    os.setxattr(os.path.join(tmpdir, reserved("a")), "user.dboxfs.totmp",
+                b"a")
+    # b: its bytes written out, the expunge not committed
+    with open(os.path.join(tmpdir, reserved("b")), "wb") as f:
+        f.write(payload("b"))
+    os.setxattr(os.path.join(tmpdir, reserved("b")), "user.dboxfs.ino",
+                str(ino["b"]).encode())
+    os.setxattr(os.path.join(tmpdir, reserved("b")), "user.dboxfs.totmp",
+                b"b")
+    m = mounts(store, mnt)
+    assert names_in(mnt, "tmp") == ["a"]
+    assert names_in(mnt, "cur") == ["b:2,"]
+    assert read(os.path.join(mnt, "tmp", "a")) == payload("a")
+    assert os.stat(os.path.join(mnt, "tmp", "a")).st_ino == ino["a"]
+    assert read(os.path.join(mnt, "cur", "b:2,")) == payload("b")
+    m.stop()
+    assert sorted(os.listdir(tmpdir)) == ["a"]
+    assert dboxctl("check", store).returncode == 0

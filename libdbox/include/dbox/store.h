@@ -223,6 +223,11 @@ int dbox_mailbox_set_subdirs(struct dbox_store *store, int64_t mailbox_id,
 /* -ENOTEMPTY if it has messages or child mailboxes. */
 int dbox_mailbox_delete(struct dbox_store *store, const char *name,
 			struct dbox_err *err);
+/* The same, but its children stay where they are (a maildir++ folder's
+ * dot-children are its siblings on disk); -ENOTEMPTY if it has
+ * messages. */
+int dbox_mailbox_delete_one(struct dbox_store *store, const char *name,
+			    struct dbox_err *err);
 /* Renames the mailbox and its children (`from` may be only their
  * parent); -EEXIST if `to` is a mailbox, -ENOTEMPTY if it has children. */
 int dbox_mailbox_rename(struct dbox_store *store, const char *from,
@@ -244,8 +249,16 @@ int dbox_mailbox_keyword_index(struct dbox_store *store, int64_t mailbox_id,
 
 int dbox_msg_get(struct dbox_store *store, int64_t mailbox_id, uint32_t uid,
 		 struct dbox_msg *msg_r, struct dbox_err *err);
+/* A message with this maildir base (the lowest uid of those that have
+ * it: names, not bases, are unique). */
 int dbox_msg_lookup_base(struct dbox_store *store, int64_t mailbox_id,
 			 const char *base, struct dbox_msg *msg_r,
+			 struct dbox_err *err);
+/* The message named `name` in new/ (in_new) or cur/ of the mailbox, by
+ * the exact name the maildir view shows: BASE in new/ unless new_info,
+ * else BASE:2,FLAGS as dbox_maildir_info_format writes FLAGS. */
+int dbox_msg_lookup_name(struct dbox_store *store, int64_t mailbox_id,
+			 bool in_new, const char *name, struct dbox_msg *msg_r,
 			 struct dbox_err *err);
 /* Messages with uid > after_uid in uid order, at most `limit` (0 = all);
  * in_new: -1 all, 0 cur/ only, 1 new/ only.  cb's non-zero return stops.
@@ -266,7 +279,7 @@ int dbox_msg_set_flags(struct dbox_store *store, int64_t mailbox_id,
 		       uint32_t uid, uint32_t flags, uint32_t keywords,
 		       enum dbox_maildir_dir dir, struct dbox_err *err);
 /* The same, and a new maildir base name unless base is NULL (-EEXIST if
- * another message of the mailbox has it). */
+ * another message of the mailbox has the resulting name). */
 int dbox_msg_update(struct dbox_store *store, int64_t mailbox_id,
 		    uint32_t uid, uint32_t flags, uint32_t keywords,
 		    enum dbox_maildir_dir dir, const char *base,

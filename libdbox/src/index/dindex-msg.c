@@ -7,14 +7,14 @@
 #include "index/dindex-private.h"
 #include "util/util.h"
 
-#define MSG_COLS "mailbox_id, uid, guid, base, file_id, offset, hdr_size, " \
-	"body_size, rec_size, size, vsize, compression, received, " \
-	"received_ns, saved, flags, keywords, in_new, new_info, mode"
+#define MSG_COLS DINDEX_MSG_COLS
 
 static const char sql_get[] = "SELECT " MSG_COLS " FROM messages "
 	"WHERE mailbox_id = ?1 AND uid = ?2";
 static const char sql_by_base[] = "SELECT " MSG_COLS " FROM messages "
-	"WHERE mailbox_id = ?1 AND base = ?2";
+	"WHERE mailbox_id = ?1 AND base = ?2 ORDER BY uid LIMIT 1";
+static const char sql_by_name[] = "SELECT " MSG_COLS " FROM messages "
+	"WHERE mailbox_id = ?1 AND in_new = ?2 AND name = ?3";
 static const char sql_list[] = "SELECT " MSG_COLS " FROM messages "
 	"WHERE mailbox_id = ?1 AND uid > ?2 ORDER BY uid LIMIT ?3";
 static const char sql_list_new[] = "SELECT " MSG_COLS " FROM messages "
@@ -32,12 +32,11 @@ static const char sql_delete[] =
 	"DELETE FROM messages WHERE mailbox_id = ?1 AND uid = ?2";
 static const char sql_set_flags[] = "UPDATE messages SET flags = ?3, "
 	"keywords = ?4, in_new = ?5 WHERE mailbox_id = ?1 AND uid = ?2";
-static const char sql_set_base[] = "UPDATE messages SET base = ?3 "
+static const char sql_set_name[] = "UPDATE messages SET base = ?3, "
+	"flags = ?4, keywords = ?5, in_new = ?6, new_info = ?7 "
 	"WHERE mailbox_id = ?1 AND uid = ?2";
 static const char sql_set_received[] = "UPDATE messages SET received = ?3,"
 	" received_ns = ?4 WHERE mailbox_id = ?1 AND uid = ?2";
-static const char sql_set_new_info[] = "UPDATE messages SET new_info = ?3 "
-	"WHERE mailbox_id = ?1 AND uid = ?2";
 static const char sql_set_mode[] = "UPDATE messages SET mode = ?3 "
 	"WHERE mailbox_id = ?1 AND uid = ?2";
 static const char sql_set_uid[] = "UPDATE messages SET uid = ?3 "
@@ -134,6 +133,21 @@ int dindex_msg_by_base(struct dindex *idx, int64_t mailbox_id,
 	return fetch_msg(idx, st, msg_r, err);
 }
 
+int dindex_msg_by_name(struct dindex *idx, int64_t mailbox_id, bool in_new,
+		       const char *name, struct dbox_msg *msg_r,
+		       struct dbox_err *err)
+{
+	sqlite3_stmt *st = dindex_prepare(idx, DSTMT_MSG_BY_NAME, sql_by_name,
+					  err);
+
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int(st, 2, in_new);
+	sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+	return fetch_msg(idx, st, msg_r, err);
+}
+
 int dindex_msgs_page(struct dindex *idx, int64_t mailbox_id,
 		     uint32_t after_uid, int in_new, unsigned int limit,
 		     int (*fn)(void *ctx, const struct dbox_msg *msg),
@@ -220,8 +234,9 @@ int dindex_msg_insert(struct dindex *idx, const struct dbox_msg *msg,
 	}
 	ret = dindex_step_done(idx, st, err);
 	if (ret == -EEXIST)
-		return dbox_fail(err, -EEXIST, "a message named %s or with "
-				 "uid %u exists", msg->base, msg->uid);
+		return dbox_fail(err, -EEXIST, "a message of the same name as"
+				 " %s or with uid %u exists", msg->base,
+				 msg->uid);
 	return ret;
 }
 
@@ -259,33 +274,26 @@ int dindex_msg_delete(struct dindex *idx, int64_t mailbox_id, uint32_t uid,
 	return st == NULL ? -EIO : dindex_step_done(idx, st, err);
 }
 
-int dindex_msg_set_base(struct dindex *idx, int64_t mailbox_id, uint32_t uid,
-			const char *base, struct dbox_err *err)
+int dindex_msg_set_name(struct dindex *idx, int64_t mailbox_id, uint32_t uid,
+			const char *base, uint32_t flags, uint32_t keywords,
+			bool in_new, bool new_info, struct dbox_err *err)
 {
-	sqlite3_stmt *st = row_stmt(idx, DSTMT_MSG_SET_BASE, sql_set_base,
+	sqlite3_stmt *st = row_stmt(idx, DSTMT_MSG_SET_NAME, sql_set_name,
 				    mailbox_id, uid, err);
 	int ret;
 
 	if (st == NULL)
 		return -EIO;
 	sqlite3_bind_text(st, 3, base, -1, SQLITE_STATIC);
-	ret = dindex_step_done(idx, st, err);
+	sqlite3_bind_int64(st, 4, flags);
+	sqlite3_bind_int64(st, 5, keywords);
+	sqlite3_bind_int(st, 6, in_new);
+	sqlite3_bind_int(st, 7, new_info);
+	ret = update_row(idx, st, err);
 	if (ret == -EEXIST)
-		return dbox_fail(err, -EEXIST, "a message named %s exists",
-				 base);
+		return dbox_fail(err, -EEXIST, "a message of the same name as "
+				 "%s exists", base);
 	return ret;
-}
-
-int dindex_msg_set_new_info(struct dindex *idx, int64_t mailbox_id,
-			    uint32_t uid, bool new_info, struct dbox_err *err)
-{
-	sqlite3_stmt *st = row_stmt(idx, DSTMT_MSG_SET_NEW_INFO,
-				    sql_set_new_info, mailbox_id, uid, err);
-
-	if (st == NULL)
-		return -EIO;
-	sqlite3_bind_int(st, 3, new_info);
-	return dindex_step_done(idx, st, err);
 }
 
 int dindex_msg_set_flags(struct dindex *idx, int64_t mailbox_id,

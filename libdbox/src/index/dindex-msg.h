@@ -13,8 +13,14 @@ struct dindex;
 /* -ENOENT ("no such message") when there is none; msg_r may be NULL. */
 int dindex_msg_get(struct dindex *idx, int64_t mailbox_id, uint32_t uid,
 		   struct dbox_msg *msg_r, struct dbox_err *err);
+/* The lowest uid of those with this base (names, not bases, are
+ * unique). */
 int dindex_msg_by_base(struct dindex *idx, int64_t mailbox_id,
 		       const char *base, struct dbox_msg *msg_r,
+		       struct dbox_err *err);
+/* By the exact name the maildir view shows in new/ (in_new) or cur/. */
+int dindex_msg_by_name(struct dindex *idx, int64_t mailbox_id, bool in_new,
+		       const char *name, struct dbox_msg *msg_r,
 		       struct dbox_err *err);
 /* One page of a mailbox's messages, as dbox_msg_list: uid > after_uid in
  * uid order, at most limit (0 = all), in_new -1 all, 0 cur/, 1 new/.
@@ -28,16 +34,18 @@ int dindex_msg_count(struct dindex *idx, int64_t mailbox_id, int in_new,
 /* Messages of every mailbox. */
 int dindex_msgs_total(struct dindex *idx, int *count_r, struct dbox_err *err);
 
-/* -EEXIST if the uid or the maildir name is taken in the mailbox. */
+/* -EEXIST if the uid or the maildir name is taken in its directory. */
 int dindex_msg_insert(struct dindex *idx, const struct dbox_msg *msg,
 		      struct dbox_err *err);
 int dindex_msg_delete(struct dindex *idx, int64_t mailbox_id, uint32_t uid,
 		      struct dbox_err *err);
-/* -EEXIST if another message of the mailbox has the name. */
-int dindex_msg_set_base(struct dindex *idx, int64_t mailbox_id, uint32_t uid,
-			const char *base, struct dbox_err *err);
-int dindex_msg_set_new_info(struct dindex *idx, int64_t mailbox_id,
-			    uint32_t uid, bool new_info, struct dbox_err *err);
+/* A message's maildir name (base, flags, keywords, new/ or cur/) in one
+ * statement: names are unique per directory, which a change of one part
+ * at a time could break halfway.  -EEXIST if another message of the
+ * directory has the resulting name, -ENOENT if there is no such row. */
+int dindex_msg_set_name(struct dindex *idx, int64_t mailbox_id, uint32_t uid,
+			const char *base, uint32_t flags, uint32_t keywords,
+			bool in_new, bool new_info, struct dbox_err *err);
 /* These three: -ENOENT ("no such message") when there is no such row. */
 /* What a maildir name says: flags, keywords, new/ or cur/. */
 int dindex_msg_set_flags(struct dindex *idx, int64_t mailbox_id,

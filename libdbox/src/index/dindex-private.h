@@ -10,6 +10,12 @@
 
 #include "index/dindex.h"
 
+/* The stored columns of a message row, in the order of struct dbox_msg
+ * as dindex-msg.c reads and binds them (name is generated from them). */
+#define DINDEX_MSG_COLS "mailbox_id, uid, guid, base, file_id, offset, " \
+	"hdr_size, body_size, rec_size, size, vsize, compression, received, " \
+	"received_ns, saved, flags, keywords, in_new, new_info, mode"
+
 enum dindex_stmt {
 	/* dindex.c, dindex-meta.c */
 	DSTMT_SEQ_BUMP,
@@ -37,6 +43,7 @@ enum dindex_stmt {
 	/* dindex-msg.c */
 	DSTMT_MSG_GET,
 	DSTMT_MSG_BY_BASE,
+	DSTMT_MSG_BY_NAME,
 	DSTMT_MSG_LIST,
 	DSTMT_MSG_LIST_NEW,
 	DSTMT_MSG_COUNT,
@@ -45,9 +52,8 @@ enum dindex_stmt {
 	DSTMT_MSG_INSERT,
 	DSTMT_MSG_DELETE,
 	DSTMT_MSG_SET_FLAGS,
-	DSTMT_MSG_SET_BASE,
+	DSTMT_MSG_SET_NAME,
 	DSTMT_MSG_SET_RECEIVED,
-	DSTMT_MSG_SET_NEW_INFO,
 	DSTMT_MSG_SET_MODE,
 	DSTMT_MSG_SET_UID,
 	/* dindex-file.c */

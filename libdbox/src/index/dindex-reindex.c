@@ -29,11 +29,13 @@ static const char sql_take_mdbox[] = "SELECT " OLD_COLS " FROM "
 static const char sql_take_sdbox[] = "SELECT " OLD_COLS " FROM "
 	"old_messages WHERE file_id = 0 AND mailbox_id = ?4 AND uid = ?5 "
 	"AND guid = ?3";
-static const char sql_keep_mdbox[] = "INSERT OR IGNORE INTO messages "
-	"SELECT * FROM temp.old_messages WHERE file_id = ?1 AND offset >= ?2";
-static const char sql_keep_sdbox[] = "INSERT OR IGNORE INTO messages "
-	"SELECT * FROM temp.old_messages WHERE file_id = 0 AND "
-	"mailbox_id = ?3 AND uid = ?4";
+/* the stored columns by name: a generated column (name) takes no value */
+static const char sql_keep_mdbox[] = "INSERT OR IGNORE INTO messages("
+	DINDEX_MSG_COLS ") SELECT " DINDEX_MSG_COLS " FROM temp.old_messages "
+	"WHERE file_id = ?1 AND offset >= ?2";
+static const char sql_keep_sdbox[] = "INSERT OR IGNORE INTO messages("
+	DINDEX_MSG_COLS ") SELECT " DINDEX_MSG_COLS " FROM temp.old_messages "
+	"WHERE file_id = 0 AND mailbox_id = ?3 AND uid = ?4";
 static const char sql_seen[] =
 	"INSERT OR IGNORE INTO temp.seen_mailboxes VALUES (?1)";
 

@@ -74,10 +74,38 @@ static const char schema_v2[] =
 	"ALTER TABLE messages ADD COLUMN new_info INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE messages ADD COLUMN mode INTEGER NOT NULL DEFAULT 0;";
 
+/* Version 3: a message's file name in its directory (what the maildir
+ * view shows: BASE in new/ unless new_info, else BASE:2,FLAGS with the
+ * letters of dbox_maildir_info_format) is unique per mailbox and
+ * directory; its BASE need not be: on a maildir new/X, cur/X:2,S and
+ * cur/X:2,F are three files.  The name is a generated column, so that no
+ * writer can leave it stale. */
+#define NAME_FLAG(bit, letter) \
+	"CASE WHEN flags & " #bit " THEN '" letter "' ELSE '' END || "
+#define NAME_KW(i) \
+	"CASE WHEN (keywords >> " #i ") & 1 THEN char(97 + " #i ") " \
+	"ELSE '' END || "
+static const char schema_v3[] =
+	"ALTER TABLE messages ADD COLUMN name TEXT GENERATED ALWAYS AS ("
+	" base || CASE WHEN in_new AND NOT new_info THEN '' ELSE ':2,' || "
+	NAME_FLAG(16, "D") NAME_FLAG(2, "F") NAME_FLAG(256, "P")
+	NAME_FLAG(1, "R") NAME_FLAG(8, "S") NAME_FLAG(4, "T")
+	NAME_KW(0) NAME_KW(1) NAME_KW(2) NAME_KW(3) NAME_KW(4) NAME_KW(5)
+	NAME_KW(6) NAME_KW(7) NAME_KW(8) NAME_KW(9) NAME_KW(10) NAME_KW(11)
+	NAME_KW(12) NAME_KW(13) NAME_KW(14) NAME_KW(15) NAME_KW(16)
+	NAME_KW(17) NAME_KW(18) NAME_KW(19) NAME_KW(20) NAME_KW(21)
+	NAME_KW(22) NAME_KW(23) NAME_KW(24) NAME_KW(25)
+	"'' END) VIRTUAL;"
+	"DROP INDEX messages_by_base;"
+	"CREATE INDEX messages_by_base ON messages(mailbox_id, base);"
+	"CREATE UNIQUE INDEX messages_by_name ON messages(mailbox_id, in_new,"
+	" name);";
+
 /* migrations[v] takes the schema from version v to v + 1 */
 static const char *const migrations[DINDEX_SCHEMA_VERSION] = {
 	schema_v1,
 	schema_v2,
+	schema_v3,
 };
 
 struct dconn {

@@ -560,6 +560,11 @@ static int sync_message(struct dbox_store *store, struct dovecot_box *b,
 			return ret;
 		snprintf(msg.base, sizeof(msg.base), "%s", old.base);
 	}
+	/* one message per base, as before names were the key: a flag
+	 * change Dovecot makes later can then never meet another's name */
+	if (!have && dbox_msg_lookup_base(store, b->id, msg.base, NULL,
+					  NULL) == 0)
+		dbox_msg_derive_base(&msg, msg.base, sizeof(msg.base));
 	ret = dbox_msg_insert(store, &msg, NULL);
 	if (ret == -EEXIST) {
 		/* a name from N that another message has: derive one */

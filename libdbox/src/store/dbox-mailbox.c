@@ -197,8 +197,11 @@ static void remove_mailbox_dirs(struct dbox_store *store, const char *dir)
 	remove_empty_parents(store, dir);
 }
 
-int dbox_mailbox_delete(struct dbox_store *store, const char *name,
-			struct dbox_err *err)
+/* keep_children: the mailbox goes even if it has children, which stay
+ * (its directory stays as their parent, as Dovecot keeps a deleted
+ * mailbox's children). */
+static int delete_mailbox(struct dbox_store *store, const char *name,
+			  bool keep_children, struct dbox_err *err)
 {
 	struct dbox_mailbox box;
 	char dir[PATH_MAX];
@@ -216,7 +219,8 @@ int dbox_mailbox_delete(struct dbox_store *store, const char *name,
 	if (ret == 0 && count > 0)
 		ret = dbox_fail(err, -ENOTEMPTY, "mailbox %s has %llu "
 				"messages", name, (unsigned long long)count);
-	if (ret == 0 && (ret = has_children(store, name, err)) > 0)
+	if (ret == 0 && !keep_children &&
+	    (ret = has_children(store, name, err)) > 0)
 		ret = dbox_fail(err, -ENOTEMPTY, "mailbox %s has children",
 				name);
 	if (ret == 0)
@@ -228,6 +232,18 @@ int dbox_mailbox_delete(struct dbox_store *store, const char *name,
 	if (ret == 0 && dbox_mailbox_dir(store, name, dir, sizeof(dir)) == 0)
 		remove_mailbox_dirs(store, dir);
 	return ret;
+}
+
+int dbox_mailbox_delete(struct dbox_store *store, const char *name,
+			struct dbox_err *err)
+{
+	return delete_mailbox(store, name, false, err);
+}
+
+int dbox_mailbox_delete_one(struct dbox_store *store, const char *name,
+			    struct dbox_err *err)
+{
+	return delete_mailbox(store, name, true, err);
 }
 
 /* mailboxes/<storage> of a name (the directory that holds dbox-Mails and

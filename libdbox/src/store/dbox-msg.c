@@ -23,6 +23,14 @@ int dbox_msg_lookup_base(struct dbox_store *store, int64_t mailbox_id,
 	return dindex_msg_by_base(store->idx, mailbox_id, base, msg_r, err);
 }
 
+int dbox_msg_lookup_name(struct dbox_store *store, int64_t mailbox_id,
+			 bool in_new, const char *name, struct dbox_msg *msg_r,
+			 struct dbox_err *err)
+{
+	return dindex_msg_by_name(store->idx, mailbox_id, in_new, name, msg_r,
+				  err);
+}
+
 int dbox_msg_list(struct dbox_store *store, int64_t mailbox_id,
 		  uint32_t after_uid, int in_new, unsigned int limit,
 		  int (*cb)(void *ctx, const struct dbox_msg *msg), void *ctx,
@@ -112,13 +120,21 @@ static int end_update(struct dbox_store *store, int ret, int64_t mailbox_id,
 	return ret;
 }
 
-static int set_base(struct dbox_store *store, int64_t mailbox_id,
-		    uint32_t uid, const char *base, struct dbox_err *err)
+/* A message's maildir name (base, flags, keywords, new/ or cur/) in one
+ * statement: the index keeps names unique per directory, which a change
+ * of one part at a time could break halfway. */
+static int set_name(struct dbox_store *store, int64_t mailbox_id,
+		    uint32_t uid, const char *base, uint32_t flags,
+		    uint32_t keywords, enum dbox_maildir_dir dir,
+		    struct dbox_err *err)
 {
 	if (base[0] == '\0' || strlen(base) > DBOX_NAME_MAX ||
 	    strchr(base, '/') != NULL || !dbox_meta_value_valid(base))
 		return dbox_fail(err, -EINVAL, "invalid maildir name");
-	return dindex_msg_set_base(store->idx, mailbox_id, uid, base, err);
+	return dindex_msg_set_name(store->idx, mailbox_id, uid, base,
+				   flags & DBOX_FLAGS_MASK, keywords,
+				   dir != DBOX_DIR_CUR, dir == DBOX_DIR_NEW_INFO,
+				   err);
 }
 
 static int delete_row(struct dbox_store *store, int64_t mailbox_id,
@@ -167,18 +183,10 @@ static int update_in_txn(struct dbox_store *store, int64_t mailbox_id,
 	struct dbox_msg old;
 	int ret = dbox_msg_get(store, mailbox_id, uid, &old, err);
 
-	if (ret == 0 && base != NULL && strcmp(base, old.base) != 0)
-		ret = set_base(store, mailbox_id, uid, base, err);
 	if (ret == 0)
-		ret = dindex_msg_set_new_info(store->idx, mailbox_id, uid,
-					      dir == DBOX_DIR_NEW_INFO, err);
-	if (ret < 0) {
-		dindex_write_rollback(store->idx);
-		return ret;
-	}
-	ret = dindex_msg_set_flags(store->idx, mailbox_id, uid,
-				   flags & DBOX_FLAGS_MASK, keywords, in_new,
-				   err);
+		ret = set_name(store, mailbox_id, uid,
+			       base != NULL ? base : old.base, flags, keywords,
+			       dir, err);
 	return end_update(store, ret, mailbox_id, old.in_new || in_new,
 			  !old.in_new || !in_new, err);
 }
@@ -285,7 +293,7 @@ int dbox_msg_exchange(struct dbox_store *store, int64_t mailbox_id,
 	b2 = b;
 	take_name(&a2, &b);
 	take_name(&b2, &a);
-	/* both rows go before either comes back: base names are unique */
+	/* both rows go before either comes back: names are unique */
 	if (ret == 0 && uid1 != uid2)
 		ret = delete_row(store, mailbox_id, uid1, err);
 	if (ret == 0 && uid1 != uid2)
