@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "attr.h"
+#include "dirtime.h"
 #include "folders.h"
 #include "ops.h"
 
@@ -16,6 +17,10 @@ static void ts_from_ns(struct timespec *ts, int64_t ns)
 {
 	ts->tv_sec = ns / 1000000000;
 	ts->tv_nsec = ns % 1000000000;
+	if (ts->tv_nsec < 0) {   /* before 1970: utimensat may set it */
+		ts->tv_sec--;
+		ts->tv_nsec += 1000000000;
+	}
 }
 
 static void attr_dir(struct stat *st, uint64_t ino, nlink_t nlink,
@@ -221,6 +226,7 @@ static int attr_folder(const struct view_ino *v, uint64_t ino, struct stat *st)
 			mtime = fl.boxes[i].created * 1000000000;
 	}
 	folders_free(&fl);
+	mtime = dirtime_folder_ns(ops_files_box(v), mtime);
 	attr_dir(st, ino, (nlink_t)(2 + subdirs), mtime);
 	return 0;
 }
@@ -232,9 +238,11 @@ int attr_sub(const struct view_ino *v, uint64_t ino, struct stat *st)
 
 	if (ret < 0)
 		return ret;
-	attr_dir(st, ino, 2, v->sub == SUB_NEW ? box.change_new_ns :
-		 v->sub == SUB_CUR ? box.change_cur_ns : box.created *
-		 1000000000);
+	attr_dir(st, ino, 2, v->sub == SUB_NEW ?
+		 dirtime_sub_ns(v->box, SUB_NEW, box.change_new_ns) :
+		 v->sub == SUB_CUR ?
+		 dirtime_sub_ns(v->box, SUB_CUR, box.change_cur_ns) :
+		 dirtime_tmp_ns(v->box, box.created * 1000000000));
 	return 0;
 }
 

@@ -243,6 +243,98 @@ bool backing_marked_complete(int fd, const struct stat *st)
 		*end == '\0';
 }
 
+/* The reserved uid (backing.h): "<mailbox id> <uid>". */
+#define RESV_XATTR "user.dboxfs.uid"
+
+int backing_resv_write(int fd, int64_t box, uint32_t uid)
+{
+	char val[48];
+	int n = snprintf(val, sizeof(val), "%lld %u", (long long)box, uid);
+
+	return fsetxattr(fd, RESV_XATTR, val, (size_t)n, 0) < 0 ? -errno : 0;
+}
+
+static bool resv_parse(const char *val, ssize_t n, int64_t *box_r,
+		       uint32_t *uid_r)
+{
+	char buf[48], *end;
+	long long box;
+	unsigned long uid;
+
+	if (n <= 0 || n >= (ssize_t)sizeof(buf))
+		return false;
+	memcpy(buf, val, (size_t)n);
+	buf[n] = '\0';
+	box = strtoll(buf, &end, 10);
+	if (*end != ' ' || box <= 0 || (uint64_t)box > VIEW_MAILBOX_MAX)
+		return false;
+	uid = strtoul(end + 1, &end, 10);
+	if (*end != '\0' || uid == 0 || uid > UINT32_MAX)
+		return false;
+	*box_r = box;
+	*uid_r = (uint32_t)uid;
+	return true;
+}
+
+bool backing_resv_read(int fd, int64_t *box_r, uint32_t *uid_r)
+{
+	char val[48];
+
+	return resv_parse(val, fgetxattr(fd, RESV_XATTR, val, sizeof(val)),
+			  box_r, uid_r);
+}
+
+static bool resv_read_path(const char *path, int64_t *box_r,
+			   uint32_t *uid_r)
+{
+	char val[48];
+
+	return resv_parse(val, getxattr(path, RESV_XATTR, val, sizeof(val)),
+			  box_r, uid_r);
+}
+
+uint64_t backing_shown_ino(uint64_t ino)
+{
+	struct binode *bi;
+	uint64_t shown = ino;
+
+	if (ino >> 60 != VK_PLAIN)
+		return ino;
+	bi = backing_get(ino);
+	if (bi != NULL && bi->resv_uid != 0)
+		shown = view_ino_msg(bi->resv_box, bi->resv_uid);
+	backing_put(bi);
+	return shown;
+}
+
+uint64_t backing_shown_ino_at(int dirfd, const char *name,
+			      enum backing_area area, uint64_t ino)
+{
+	char path[64 + NAME_MAX];
+	int64_t box;
+	uint32_t uid;
+
+	if (area == AREA_FILES)
+		return ino;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dirfd, name);
+	return resv_read_path(path, &box, &uid) ? view_ino_msg(box, uid) : ino;
+}
+
+void backing_unlink_keep_dir_time(int dirfd, const char *name)
+{
+	struct timespec tv[2];
+	struct stat st;
+	char path[32];
+	bool have = fstatat(dirfd, "", &st, AT_EMPTY_PATH) == 0;
+
+	if (unlinkat(dirfd, name, 0) < 0 || !have)
+		return;
+	tv[0] = st.st_atim;
+	tv[1] = st.st_mtim;
+	backing_fd_path(dirfd, path, sizeof(path));
+	utimensat(AT_FDCWD, path, tv, 0);
+}
+
 /* The number of a message renamed into tmp/ (backing.h), in decimal. */
 #define INO_XATTR "user.dboxfs.ino"
 
@@ -395,29 +487,87 @@ void backing_forget_mailbox(int64_t box)
 	pthread_mutex_unlock(&table_lock);
 }
 
+/* The path of an area directory below the root fd of its kind. */
+static int area_path(int64_t box, enum backing_area area, char *buf,
+		     size_t len)
+{
+	if (area == AREA_FILES) {
+		snprintf(buf, len, "%lld", (long long)box);
+		return files_fd;
+	}
+	snprintf(buf, len, "%lld/%s", (long long)box, spool_sub[area]);
+	return spool_fd;
+}
+
+/* An area directory made on demand (a listing, a first file) has seen
+ * no change of the view yet: its mtime is 0, which backing_area_mtime
+ * reports as "none" (dirtime.c then shows the store's time).  It is made
+ * under another name and renamed into place, so that a file another
+ * thread creates in it at once cannot lose its change of the mtime. */
+static int mkdir_area(int root, const char *path)
+{
+	struct timespec zero[2] = { { 0, 0 }, { 0, 0 } };
+	char tmp[96];
+	int ret = 0;
+
+	if (faccessat(root, path, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+		return 0;
+	snprintf(tmp, sizeof(tmp), "%s.mk%ld", path, (long)gettid());
+	if (mkdirat(root, tmp, 0700) < 0)
+		return -errno;
+	utimensat(root, tmp, zero, AT_SYMLINK_NOFOLLOW);
+	if (renameat2(root, tmp, root, path, RENAME_NOREPLACE) < 0) {
+		ret = errno == EEXIST ? 0 : -errno;
+		unlinkat(root, tmp, AT_REMOVEDIR);
+	}
+	return ret;
+}
+
 static int area_open(int64_t box, enum backing_area area, int *fd_r)
 {
 	char path[64];
-	int ret;
+	int root, ret = 0;
 
 	if (files_fd < 0)
 		return -EROFS;
-	snprintf(path, sizeof(path), "%lld", (long long)box);
-	if (area == AREA_FILES) {
-		ret = mkdirat_p(files_fd, path);
-		if (ret == 0)
-			*fd_r = openat(files_fd, path, O_PATH | O_DIRECTORY |
-				       O_CLOEXEC);
-		return ret < 0 ? ret : *fd_r < 0 ? -errno : 0;
-	}
-	ret = mkdirat_p(spool_fd, path);
-	snprintf(path, sizeof(path), "%lld/%s", (long long)box,
-		 spool_sub[area]);
-	if (ret == 0)
+	if (area != AREA_FILES) {
+		snprintf(path, sizeof(path), "%lld", (long long)box);
 		ret = mkdirat_p(spool_fd, path);
+	}
+	root = area_path(box, area, path, sizeof(path));
 	if (ret == 0)
-		*fd_r = openat(spool_fd, path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		ret = mkdir_area(root, path);
+	if (ret == 0)
+		*fd_r = openat(root, path, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	return ret < 0 ? ret : *fd_r < 0 ? -errno : 0;
+}
+
+int64_t backing_area_mtime(int64_t box, enum backing_area area)
+{
+	char path[64];
+	struct stat st;
+	int root;
+
+	if (files_fd < 0)
+		return 0;
+	root = area_path(box, area, path, sizeof(path));
+	if (fstatat(root, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return 0;
+	return (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+}
+
+int backing_area_set_times(int64_t box, enum backing_area area,
+			   const struct timespec tv[2])
+{
+	char path[64];
+	int fd, ret = backing_area_dir(box, area, &fd);
+
+	if (ret < 0)
+		return ret;
+	backing_fd_path(fd, path, sizeof(path));
+	ret = utimensat(AT_FDCWD, path, tv, 0) < 0 ? -errno : 0;
+	close(fd);
+	return ret;
 }
 
 struct binode *backing_get(uint64_t ino)
@@ -505,6 +655,12 @@ int backing_lookup(int dirfd, const char *name, int64_t box,
 	bi->box = box;
 	bi->area = area;
 	bi->nlookup = 1;
+	if (area != AREA_FILES) {
+		char path[32];
+
+		backing_fd_path(fd, path, sizeof(path));
+		resv_read_path(path, &bi->resv_box, &bi->resv_uid);
+	}
 	pthread_mutex_lock(&table_lock);
 	slot = tsearch(bi, &table, cmp_ino);
 	if (slot != NULL && *slot != bi) {

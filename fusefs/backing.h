@@ -48,6 +48,10 @@ struct binode {
 	ino_t backing_ino;
 	int64_t box;             /* mailbox whose folder holds it */
 	enum backing_area area;
+	/* the uid it reserved for its message (see backing_resv_write),
+	 * 0: none */
+	int64_t resv_box;
+	uint32_t resv_uid;
 	atomic_bool closed_mark; /* carries the "closed" mark (see below) */
 	/* under the table lock */
 	uint64_t nlookup;        /* the kernel's lookups */
@@ -105,6 +109,33 @@ int backing_mark_linked(struct binode *bi);
 void backing_unmark_linked(int fd);
 void backing_keep_linked(int fd);
 bool backing_marked_kept(int fd);
+/* The mtime (ns) of an area directory, 0 if it does not exist or saw
+ * no change since it was made on demand; never creates it.  The view
+ * derives the times of tmp/ and of folders from these (dirtime.h). */
+int64_t backing_area_mtime(int64_t box, enum backing_area area);
+/* utimensat(2) of an area directory (made if missing). */
+int backing_area_set_times(int64_t box, enum backing_area area,
+			   const struct timespec tv[2]);
+/* The uid a file created in cur/ or new/ reserved for the message it is
+ * to become (dbox_mailbox_reserve_uid): the view shows that message's
+ * inode number from the start, so the number never changes, as on a
+ * local filesystem (maildir-view.md section 2).  Kept as an xattr of the
+ * file, so that a remount or a new binode shows it too.  fd: a real
+ * (not O_PATH) descriptor of the file. */
+int backing_resv_write(int fd, int64_t box, uint32_t uid);
+bool backing_resv_read(int fd, int64_t *box_r, uint32_t *uid_r);
+/* The inode number the client sees for node ino: a reserved message's
+ * number, or ino itself. */
+uint64_t backing_shown_ino(uint64_t ino);
+/* The same for name in the area directory dirfd (O_PATH) that has no
+ * binode (readdir), whose own number is ino. */
+uint64_t backing_shown_ino_at(int dirfd, const char *name,
+			      enum backing_area area, uint64_t ino);
+/* unlinkat(2) of a file that became a message where the client saw it
+ * (committed at its close): its area directory keeps its times, as the
+ * client's directory does.  (A file another thread makes there at that
+ * very moment may lose its change of the time.) */
+void backing_unlink_keep_dir_time(int dirfd, const char *name);
 /* A message renamed into tmp/ becomes a file there that keeps the
  * message's inode number, as the file keeps its inode on a local
  * filesystem (the uid is never used again): the number is an xattr of

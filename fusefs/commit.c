@@ -52,6 +52,8 @@ static int add_job(struct dbox_save_txn *txn, struct commit_job *j,
 		.in_new = j->in_new,
 		.new_info = j->new_info,
 		.mode = j->mode,
+		.uid = j->resv_uid,
+		.keep_dir_mtime = j->keep_dir_mtime,
 	};
 	struct dbox_msg like = {
 		.flags = j->flags,
@@ -121,7 +123,9 @@ static void finish_job(struct commit_job *j)
 		 * message is gone */
 		if (j->src != NULL && j->src_dirfd >= 0)
 			backing_msg_set(j->src, j->box, j->uid);
-		if (j->src_dirfd >= 0)
+		if (j->src_dirfd >= 0 && j->keep_dir_mtime)
+			backing_unlink_keep_dir_time(j->src_dirfd, j->src_name);
+		else if (j->src_dirfd >= 0)
 			unlinkat(j->src_dirfd, j->src_name, 0);
 	}
 	if (j->req != NULL && j->reply_entry && j->ret == 0) {

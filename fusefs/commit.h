@@ -34,6 +34,10 @@ struct commit_job {
 	bool in_new;
 	bool new_info;             /* in new/ named BASE:2,FLAGS */
 	uint32_t mode;             /* the file's st_mode; 0: the default */
+	uint32_t resv_uid;         /* the uid it reserved (backing.h), 0 */
+	/* committed at its close where it was listed already: the times of
+	 * its directory stay (nothing changed in it for the client) */
+	bool keep_dir_mtime;
 	int64_t received, received_ns;
 	/* after success: unlink src_name in src_dirfd (a rename), and tell
 	 * the binode it is a message now */

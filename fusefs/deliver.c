@@ -26,6 +26,45 @@ uint32_t opw_msg_mode(mode_t mode)
 	return mode == dboxfs.file_mode ? 0 : (uint32_t)(S_IFREG | mode);
 }
 
+/* A file created in cur/ or new/ (cp, rsync) reserves the uid of the
+ * message it is to become, so that its inode number is that message's
+ * from the start and never changes (backing.h).  Without one (the index
+ * is busy) it shows its own number until it is a message. */
+static void reserve_uid(int fd, int64_t box)
+{
+	struct dbox_err err = { "" };
+	int64_t have_box;
+	uint32_t uid;
+
+	if (backing_resv_read(fd, &have_box, &uid))
+		return;
+	if (dbox_mailbox_reserve_uid(dboxfs.store, box, &uid, &err) < 0) {
+		fuse_log(FUSE_LOG_WARNING, "dboxfs: reserve a uid in mailbox "
+			 "%lld: %s\n", (long long)box, err.msg);
+		return;
+	}
+	backing_resv_write(fd, box, uid);
+}
+
+/* The uid a file reserved, for its commit into mailbox box (0: none, or
+ * one it cannot have: of another mailbox, beyond an index rebuilt since,
+ * or taken by a message, which a daemon killed after the commit and
+ * before the file went would leave). */
+static uint32_t reserved_uid_for(int fd, int64_t box)
+{
+	struct dbox_mailbox b;
+	struct dbox_msg m;
+	int64_t resv_box;
+	uint32_t uid;
+
+	if (!backing_resv_read(fd, &resv_box, &uid) || resv_box != box ||
+	    dbox_mailbox_get(dboxfs.store, box, &b, NULL) < 0 ||
+	    uid >= b.next_uid ||
+	    dbox_msg_get(dboxfs.store, box, uid, &m, NULL) != -ENOENT)
+		return 0;
+	return uid;
+}
+
 int ops_make_commit_job(int src_dirfd, const char *src_name, uint64_t src_ino,
 			int64_t box, enum view_sub sub, const char *name,
 			bool unlink_src, struct commit_job **job_r)
@@ -59,6 +98,9 @@ int ops_make_commit_job(int src_dirfd, const char *src_name, uint64_t src_ino,
 	j->mode = opw_msg_mode(st.st_mode);
 	j->received = st.st_mtim.tv_sec;
 	j->received_ns = st.st_mtim.tv_nsec;
+	/* a rename or close keeps the file's number; a link is a second
+	 * file, and its message a number of its own */
+	j->resv_uid = unlink_src ? reserved_uid_for(j->fd, box) : 0;
 	j->src_ino = src_ino != 0 ? src_ino : backing_node_ino(j->fd, NULL,
 								 &st);
 	/* renamed, the file is no longer the client's: after a crash the
@@ -126,6 +168,8 @@ void opw_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, ret);
 		return;
 	}
+	if (area == AREA_CUR || area == AREA_NEW)
+		reserve_uid(fd, box);
 	memset(&e, 0, sizeof(e));
 	ret = backing_lookup(dirfd, name, box, area, &bi, &e.attr);
 	fh = calloc(1, sizeof(*fh));
@@ -156,6 +200,7 @@ void opw_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	/* only those get the closed mark at close(2): see opw_flush */
 	fi->noflush = !fh->commit_on_release;
 	e.ino = bi->ino;
+	e.attr.st_ino = backing_shown_ino(bi->ino);
 	e.attr_timeout = dboxfs.attr_timeout;
 	e.entry_timeout = dboxfs.entry_timeout;
 	fi->fh = (uint64_t)(uintptr_t)fh;
@@ -197,8 +242,10 @@ void opw_release_fd(struct fh *fh)
 		enum view_sub sub = backing_sub_of_area(fh->area);
 
 		if (ops_make_commit_job(dirfd, fh->name, fh->ino, fh->box, sub,
-					fh->name, true, &job) == 0)
+					fh->name, true, &job) == 0) {
+			job->keep_dir_mtime = true;
 			commit_submit(job);
+		}
 		close(dirfd);
 	}
 	close(fh->fd);

@@ -11,6 +11,7 @@
 
 #include "attr.h"
 #include "commit.h"
+#include "dirtime.h"
 #include "folders.h"
 #include "ops.h"
 #include "prepare.h"
@@ -61,7 +62,8 @@ int opw_mailbox_for_dirname(const struct view_ino *v, const char *name,
 	return dbox_mailbox_name_valid(mailbox) ? 0 : -EINVAL;
 }
 
-static void mkdir_sub(fuse_req_t req, int64_t box, enum view_sub sub)
+static void mkdir_sub(fuse_req_t req, const struct view_ino *parent,
+		      int64_t box, enum view_sub sub)
 {
 	struct dbox_mailbox b;
 	struct stat st;
@@ -73,6 +75,10 @@ static void mkdir_sub(fuse_req_t req, int64_t box, enum view_sub sub)
 	if (ret == 0)
 		ret = dbox_mailbox_set_subdirs(dboxfs.store, box,
 					       b.subdirs | bit, NULL);
+	if (ret == 0 && sub == SUB_TMP)
+		dirtime_tmp_changed(box);
+	if (ret == 0)
+		dirtime_folder_changed(parent);
 	if (ret == 0)
 		ret = ops_get_attr(view_ino_sub(box, sub), &st);
 	if (ret < 0)
@@ -81,7 +87,8 @@ static void mkdir_sub(fuse_req_t req, int64_t box, enum view_sub sub)
 		ops_reply_entry(req, &st);
 }
 
-static void mkdir_mailbox(fuse_req_t req, const char *mailbox)
+static void mkdir_mailbox(fuse_req_t req, const struct view_ino *parent,
+			  const char *mailbox)
 {
 	struct dbox_mailbox b;
 	struct dbox_err err = { "" };
@@ -91,6 +98,10 @@ static void mkdir_mailbox(fuse_req_t req, const char *mailbox)
 	/* as on a real maildir, cur/ new/ tmp/ come with their own mkdir */
 	if (ret == 0)
 		ret = dbox_mailbox_set_subdirs(dboxfs.store, b.id, 0, &err);
+	if (ret == 0) {
+		dirtime_folder_made(b.id);
+		dirtime_folder_changed(parent);
+	}
 	if (ret == 0)
 		ret = ops_get_attr(view_ino_folder(b.id), &st);
 	if (ret < 0) {
@@ -118,7 +129,7 @@ void opw_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return;
 	box = ops_dir_mailbox(&v);
 	if (box != 0 && view_sub_of_name(name, &sub)) {
-		mkdir_sub(req, box, sub);
+		mkdir_sub(req, &v, box, sub);
 		return;
 	}
 	if (v.kind == VK_SUB || v.kind == VK_MSG || v.kind == VK_KWFILE) {
@@ -132,7 +143,7 @@ void opw_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return;
 	}
 	if (is_mailbox) {
-		mkdir_mailbox(req, mailbox);
+		mkdir_mailbox(req, &v, mailbox);
 		return;
 	}
 	ret = opw_area_of(&v, &dirfd, &area, &box);
@@ -173,7 +184,8 @@ static bool area_empty(int64_t box, enum backing_area area)
 	return empty;
 }
 
-static int rmdir_sub(int64_t box, enum view_sub sub)
+static int rmdir_sub(const struct view_ino *parent, int64_t box,
+		     enum view_sub sub)
 {
 	struct dbox_mailbox b;
 	uint64_t count = 0;
@@ -190,6 +202,8 @@ static int rmdir_sub(int64_t box, enum view_sub sub)
 	if (ret == 0)
 		ret = dbox_mailbox_set_subdirs(dboxfs.store, box,
 					       b.subdirs & ~(1u << sub), NULL);
+	if (ret == 0)
+		dirtime_folder_changed(parent);
 	return ret;
 }
 
@@ -253,7 +267,7 @@ void opw_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	box = ops_dir_mailbox(&v);
 	if (box != 0 && view_sub_of_name(name, &sub)) {
-		ret = rmdir_sub(box, sub);
+		ret = rmdir_sub(&v, box, sub);
 		fuse_reply_err(req, ret < 0 ? dboxfs_errno(ret) : 0);
 		return;
 	}
@@ -264,6 +278,8 @@ void opw_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 			ret = opw_rmdir_mailbox(b.id);
 		else
 			ret = opw_is_vdir(&v, name) ? -ENOTEMPTY : -ENOENT;
+		if (ret == 0)
+			dirtime_folder_changed(&v);
 		/* maildir++: a dot-name that is no mailbox may still be a
 		 * plain directory */
 		if (ret != -ENOENT || dboxfs.layout == VIEW_FS) {

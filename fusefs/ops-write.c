@@ -18,6 +18,7 @@
 
 #include "attr.h"
 #include "commit.h"
+#include "dirtime.h"
 #include "folders.h"
 #include "ops.h"
 #include "prepare.h"
@@ -351,13 +352,16 @@ void opw_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		ret = (to_set & FUSE_SET_ATTR_SIZE) ? -EACCES : 0;
 		break;
 	default:
-		/* directories of the view: their times and modes derive
-		 * from the store; rsync -a may try, and that is fine */
-		ret = (to_set & FUSE_SET_ATTR_SIZE) ? -EISDIR : 0;
+		/* directories of the view: their modes derive from the
+		 * store (rsync -a may try, and that is fine); their times
+		 * are set as on any filesystem */
+		ret = (to_set & FUSE_SET_ATTR_SIZE) ? -EISDIR :
+			dirtime_set(&v, attr, to_set);
 		break;
 	}
 	if (ret == 0)
 		ret = ops_get_attr(ino, &st);
+	st.st_ino = backing_shown_ino(st.st_ino);
 	if (ret < 0)
 		fuse_reply_err(req, dboxfs_errno(ret));
 	else

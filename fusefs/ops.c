@@ -138,6 +138,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 	int ret = ops_get_attr(ino, &st);
 
 	(void)fi;
+	st.st_ino = backing_shown_ino(st.st_ino);
 	if (ret < 0)
 		fuse_reply_err(req, dboxfs_errno(ret));
 	else

@@ -180,8 +180,11 @@ static void add_backing(struct dirbuf *d, off_t off)
 					AT_SYMLINK_NOFOLLOW)) < 0)
 			ret = -errno;
 		else
-			st.st_ino = backing_node_ino(dirfd, d->dh->names[i],
-						     &st);
+			st.st_ino = backing_shown_ino_at(dirfd, d->dh->names[i],
+							 area, backing_node_ino(
+								 dirfd,
+								 d->dh->names[i],
+								 &st));
 		if (ret < 0)
 			continue;  /* gone since the snapshot */
 		if (!dir_add(d, d->dh->names[i], &st, cookie_backing(i))) {

@@ -12,6 +12,7 @@
 
 #include "attr.h"
 #include "commit.h"
+#include "dirtime.h"
 #include "folders.h"
 #include "ops.h"
 #include "prepare.h"
@@ -131,6 +132,10 @@ static int rename_folder(const struct view_ino *src_dir, const char *name,
 	    ret != -ENOTEMPTY)
 		fuse_log(FUSE_LOG_ERR, "dboxfs: rename %s: %s\n", from,
 			 err.msg);
+	if (ret == 0) {
+		dirtime_folder_changed(src_dir);
+		dirtime_folder_changed(dst_dir);
+	}
 	return ret;
 }
 

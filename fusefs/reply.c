@@ -37,6 +37,7 @@ void reply_entry_param(struct fuse_entry_param *e, const struct stat *st)
 	memset(e, 0, sizeof(*e));
 	e->ino = st->st_ino;
 	e->attr = *st;
+	e->attr.st_ino = backing_shown_ino(e->ino);
 	e->attr_timeout = dboxfs.attr_timeout;
 	e->entry_timeout = dboxfs.entry_timeout;
 }

@@ -97,6 +97,7 @@ static void commit_closed(int64_t box, enum backing_area area, int dirfd,
 					   backing_sub_of_area(area), name,
 					   true, &job) < 0)
 		return;
+	job->keep_dir_mtime = true;
 	commit_submit(job);
 	/* each queued job holds descriptors: commit as they fill a batch */
 	if (++*queued % COMMIT_BATCH_MAX == 0)

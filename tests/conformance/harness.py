@@ -290,7 +290,9 @@ ALLOWED = {
     "ino-numbers": lambda d: False,
     # ... and a file becomes a message (a uid in a mailbox) when it is
     # renamed or linked from tmp/ into cur/ or new/, or moved into another
-    # mailbox: it gets that message's inode number then.
+    # mailbox: it gets that message's inode number then.  (A file created
+    # in cur/ or new/, by cp or rsync, has its message's number from the
+    # start: it keeps it when it is committed at its close or rename.)
     "ino-new-message": lambda d: d["what"] == "ino" and d.get("delivered"),
     # spec 2: messages' "st_nlink is 1": a link() delivery makes the
     # message its own file, the tmp/ name stays a separate file.
@@ -341,10 +343,6 @@ TOLERABLE = {
     # a delivered message gets the store's default mode, not the mode of
     # its tmp/ file (the native side is then set to the mount's mode so
     # that the difference is reported once, at the delivery)
-    # a file created directly in cur/ or new/ (cp) becomes a message when
-    # closed, but stat shows its first inode number until the kernel's
-    # cache times out (up to a second later, with no call in between)
-    "late-ino-after-close": lambda d: d["what"] == "ino" and d.get("closed"),
     # (a message delivered by link shares its native inode with the tmp/
     # name, so there the difference stays as long as both names do)
     "delivered-mode": lambda d: d["what"] == "mode" and (
@@ -382,7 +380,6 @@ class Harness:
         self.step_no = 0
         self.equiv = {}          # native time -> set of mount times
         self.n2m, self.m2n = {}, {}
-        self.closed_in_msgdir = set()   # paths made by create in cur/new
         self.log = log
         self.snap_n = snapshot(native.root)
         self.snap_m = snapshot(mount.root)
@@ -560,7 +557,6 @@ class Harness:
             n, m = en["ino"], em["ino"]
             d = {"what": "ino", "path": rel, "type": en["type"],
                  "delivered": rel in delivered,
-                 "closed": rel in self.closed_in_msgdir,
                  "linked": nlinks[n] > 1 or rel in linked}
             if n in self.n2m and self.n2m[n] != m:
                 out.append(dict(d, native="same file as before",
@@ -600,14 +596,6 @@ class Harness:
                     delivered.add(src)
             if op[0] == "link":
                 linked.add(dst)
-        if op[0] == "create" and is_message_path(op[1]):
-            # spec 3: committed when its last handle is closed
-            delivered.add(op[1])
-            self.closed_in_msgdir.add(op[1])
-        if op[0] == "rename" and os.path.basename(op[1]).startswith(".") \
-                and is_message_path(op[1]):
-            # spec 3: rsync's .name.XXXXXX renamed is a commit
-            delivered.add(op[2])
         if op[0] == "rename" and len(op) > 1 and \
                 old_n.get(op[1], {}).get("type") == stat.S_IFDIR:
             # a folder moved: every message in it is in another mailbox

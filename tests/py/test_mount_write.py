@@ -440,6 +440,35 @@ def test_leftover_of_committed_delivery_removed(wtmp, mounts, fmt):
     assert dboxctl("check", store).returncode == 0
 
 
+def test_closed_file_keeps_its_inode_at_next_mount(wtmp, mounts):
+    """A file created in cur/ has its message's inode number from the
+    start (a uid reserved at its creation, kept with the file): one that a
+    killed daemon left closed but not committed keeps that number when the
+    next mount commits it, and as a message it keeps it across remounts."""
+    store = new_store(wtmp, "sdbox")
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt)
+    tmpname = os.path.join(mnt, "cur", ".a.XyZ")   # rsync's, stays pending
+    with open(tmpname, "wb") as f:
+        f.write(payload("a"))
+    ino = os.stat(tmpname).st_ino
+    m.stop()
+    src = spool_file(store, "cur", ".a.XyZ")
+    dst = os.path.join(os.path.dirname(src), "a:2,S")
+    os.rename(src, dst)
+    os.setxattr(dst, "user.dboxfs.closed", str(len(payload("a"))).encode())
+    m = mounts(store, mnt)
+    path = os.path.join(mnt, "cur", "a:2,S")
+    assert names_in(mnt, "cur") == ["a:2,S"]
+    assert read(path) == payload("a")
+    assert os.stat(path).st_ino == ino
+    assert {e.name: e.inode() for e in os.scandir(os.path.dirname(path))} \
+        == {"a:2,S": ino}
+    m.stop()
+    m = mounts(store, mnt)
+    assert os.stat(path).st_ino == ino
+
+
 def test_closed_mark_commits_at_next_mount(wtmp, mounts):
     """What a daemon killed between a close in cur/ or new/ and its commit
     leaves: the file with its closed mark.  The next mount commits it; a

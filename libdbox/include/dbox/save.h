@@ -53,6 +53,15 @@ struct dbox_save_opts {
 	bool in_new;
 	bool new_info;          /* in new/ named BASE:2,FLAGS (dbox_msg) */
 	uint32_t mode;          /* st_mode to show; 0: the default */
+	/* the uid it gets, reserved before with dbox_mailbox_reserve_uid
+	 * in this mailbox (the maildir view shows a file's inode number,
+	 * derived from the uid, before it is a message); 0: one allocated
+	 * at the commit */
+	uint32_t uid;
+	/* the message was listed in its directory already (a file created in
+	 * cur/ or new/, committed at its close): that directory's change
+	 * time (dbox_mailbox change_*_ns) stays as it is */
+	bool keep_dir_mtime;
 	/* expected size if known, else 0: mdbox then keeps files below the
 	 * rotate size and gives a message at least that big a file of its
 	 * own, as Dovecot does */

@@ -218,8 +218,18 @@ int dbox_mailbox_get(struct dbox_store *store, int64_t id,
 int dbox_mailbox_list(struct dbox_store *store,
 		      int (*cb)(void *ctx, const struct dbox_mailbox *box),
 		      void *ctx, struct dbox_err *err);
+/* Which of cur/ new/ tmp/ the mailbox shows (DBOX_SUBDIR_*); one made
+ * now gets the time of now as its change time (cur/ and new/). */
 int dbox_mailbox_set_subdirs(struct dbox_store *store, int64_t mailbox_id,
 			     unsigned int subdirs, struct dbox_err *err);
+/* Reserves the mailbox's next uid for a message saved later with
+ * dbox_save_opts.uid (no other message gets it; unused, it is a gap). */
+int dbox_mailbox_reserve_uid(struct dbox_store *store, int64_t mailbox_id,
+			     uint32_t *uid_r, struct dbox_err *err);
+/* Sets the change time (ns) of the mailbox's new/ (new_dir) or cur/, as
+ * utimensat(2) on that directory does. */
+int dbox_mailbox_set_dir_mtime(struct dbox_store *store, int64_t mailbox_id,
+			       bool new_dir, int64_t ns, struct dbox_err *err);
 /* -ENOTEMPTY if it has messages or child mailboxes. */
 int dbox_mailbox_delete(struct dbox_store *store, const char *name,
 			struct dbox_err *err);

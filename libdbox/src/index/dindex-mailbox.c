@@ -198,7 +198,8 @@ int dindex_mailbox_rename(struct dindex *idx, const char *from,
 }
 
 int dindex_mailbox_touch(struct dindex *idx, int64_t mailbox_id,
-			 bool new_dir, bool cur_dir, struct dbox_err *err)
+			 bool new_dir, bool cur_dir, int64_t ns,
+			 struct dbox_err *err)
 {
 	sqlite3_stmt *st = dindex_prepare(idx, DSTMT_MBOX_TOUCH, sql_touch,
 					  err);
@@ -208,8 +209,20 @@ int dindex_mailbox_touch(struct dindex *idx, int64_t mailbox_id,
 	sqlite3_bind_int64(st, 1, mailbox_id);
 	sqlite3_bind_int(st, 2, new_dir);
 	sqlite3_bind_int(st, 3, cur_dir);
-	sqlite3_bind_int64(st, 4, dbox_now_ns());
+	sqlite3_bind_int64(st, 4, ns);
 	return dindex_step_done(idx, st, err);
+}
+
+int dindex_mailbox_set_dir_mtime(struct dindex *idx, int64_t mailbox_id,
+				 bool new_dir, int64_t ns, struct dbox_err *err)
+{
+	int ret = dindex_mailbox_touch(idx, mailbox_id, new_dir, !new_dir, ns,
+				       err);
+
+	if (ret == 0 && sqlite3_changes(dindex_db(idx, NULL)) == 0)
+		ret = dbox_fail(err, -ENOENT, "no mailbox #%lld",
+				(long long)mailbox_id);
+	return ret;
 }
 
 static void row_int64(sqlite3_stmt *st, void *out)

@@ -32,9 +32,14 @@ int dindex_mailbox_delete(struct dindex *idx, int64_t id,
 /* Renames the row of `from`, and with subtree those below it. */
 int dindex_mailbox_rename(struct dindex *idx, const char *from,
 			  const char *to, bool subtree, struct dbox_err *err);
-/* Marks new/ and/or cur/ of a mailbox changed now. */
+/* Marks new/ and/or cur/ of a mailbox changed at ns (since the epoch). */
 int dindex_mailbox_touch(struct dindex *idx, int64_t mailbox_id,
-			 bool new_dir, bool cur_dir, struct dbox_err *err);
+			 bool new_dir, bool cur_dir, int64_t ns,
+			 struct dbox_err *err);
+/* The change time of new/ (new_dir) or cur/ is ns; -ENOENT (with a
+ * message) when there is no such mailbox. */
+int dindex_mailbox_set_dir_mtime(struct dindex *idx, int64_t mailbox_id,
+				 bool new_dir, int64_t ns, struct dbox_err *err);
 /* Allocates count uids; *first_r is the first. */
 int dindex_mailbox_alloc_uids(struct dindex *idx, int64_t mailbox_id,
 			      uint32_t count, uint32_t *first_r,

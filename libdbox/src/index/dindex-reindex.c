@@ -9,9 +9,12 @@
 #include "index/dindex-private.h"
 #include "util/util.h"
 
+/* old_messages has the stored columns of messages, in their order (not
+ * the generated name) */
 static const char reindex_prepare[] =
 	"DROP TABLE IF EXISTS temp.old_messages;"
-	"CREATE TEMP TABLE old_messages AS SELECT * FROM messages;"
+	"CREATE TEMP TABLE old_messages AS SELECT " DINDEX_MSG_COLS
+	" FROM messages;"
 	"CREATE INDEX temp.old_by_place ON old_messages(file_id, offset);"
 	"CREATE INDEX temp.old_by_uid ON old_messages(mailbox_id, uid);"
 	"DELETE FROM messages; DELETE FROM files;";

@@ -339,11 +339,36 @@ int dbox_mailbox_rename_one(struct dbox_store *store, const char *from,
 	return rename_mailbox(store, from, to, false, err);
 }
 
+static int touch_at(struct dbox_store *store, int64_t mailbox_id,
+		    bool new_dir, bool cur_dir, int64_t ns,
+		    struct dbox_err *err)
+{
+	return dindex_mailbox_touch(store->idx, mailbox_id, new_dir, cur_dir,
+				    ns, err);
+}
+
 int dbox_mailbox_touch(struct dbox_store *store, int64_t mailbox_id,
 		       bool new_dir, bool cur_dir, struct dbox_err *err)
 {
-	return dindex_mailbox_touch(store->idx, mailbox_id, new_dir, cur_dir,
-				    err);
+	return touch_at(store, mailbox_id, new_dir, cur_dir, dbox_now_ns(),
+			err);
+}
+
+int dbox_mailbox_set_dir_mtime(struct dbox_store *store, int64_t mailbox_id,
+			       bool new_dir, int64_t ns, struct dbox_err *err)
+{
+	int ret;
+
+	if (store->readonly)
+		return dbox_fail(err, -EROFS, "store is read-only");
+	ret = dindex_write_begin(store->idx, err);
+	if (ret == 0)
+		ret = dindex_mailbox_set_dir_mtime(store->idx, mailbox_id,
+						   new_dir, ns, err);
+	if (ret == 0)
+		return dindex_write_commit(store->idx, err);
+	dindex_write_rollback(store->idx);
+	return ret;
 }
 
 int dbox_mailbox_alloc_uids(struct dbox_store *store, int64_t mailbox_id,
@@ -352,6 +377,22 @@ int dbox_mailbox_alloc_uids(struct dbox_store *store, int64_t mailbox_id,
 {
 	return dindex_mailbox_alloc_uids(store->idx, mailbox_id, count,
 					 first_r, err);
+}
+
+int dbox_mailbox_reserve_uid(struct dbox_store *store, int64_t mailbox_id,
+			     uint32_t *uid_r, struct dbox_err *err)
+{
+	int ret;
+
+	if (store->readonly)
+		return dbox_fail(err, -EROFS, "store is read-only");
+	ret = dindex_write_begin(store->idx, err);
+	if (ret == 0)
+		ret = dbox_mailbox_alloc_uids(store, mailbox_id, 1, uid_r, err);
+	if (ret == 0)
+		return dindex_write_commit(store->idx, err);
+	dindex_write_rollback(store->idx);
+	return ret;
 }
 
 int dbox_mailbox_keywords(struct dbox_store *store, int64_t mailbox_id,
@@ -406,6 +447,27 @@ done:
 	return cret < 0 ? cret : ret;
 }
 
+/* A cur/ or new/ that is made gets the time of now, as a new directory
+ * does; the other keeps its own (cur/ and new/ change apart, as on a
+ * local filesystem: mbsync and mutt rescan by their mtimes). */
+static int set_subdirs_touch_made(struct dbox_store *store,
+				  int64_t mailbox_id, unsigned int subdirs,
+				  struct dbox_err *err)
+{
+	struct dbox_mailbox b;
+	unsigned int made;
+	int ret = dbox_mailbox_get(store, mailbox_id, &b, err);
+
+	if (ret < 0)
+		return ret;
+	made = subdirs & ~b.subdirs;
+	if (!(made & (DBOX_SUBDIR_CUR | DBOX_SUBDIR_NEW)))
+		return 0;
+	return dbox_mailbox_touch(store, mailbox_id,
+				  (made & DBOX_SUBDIR_NEW) != 0,
+				  (made & DBOX_SUBDIR_CUR) != 0, err);
+}
+
 int dbox_mailbox_set_subdirs(struct dbox_store *store, int64_t mailbox_id,
 			     unsigned int subdirs, struct dbox_err *err)
 {
@@ -416,9 +478,10 @@ int dbox_mailbox_set_subdirs(struct dbox_store *store, int64_t mailbox_id,
 	ret = dindex_write_begin(store->idx, err);
 	if (ret < 0)
 		return ret;
-	ret = dindex_mailbox_set_subdirs(store->idx, mailbox_id, subdirs, err);
+	ret = set_subdirs_touch_made(store, mailbox_id, subdirs, err);
 	if (ret == 0)
-		ret = dbox_mailbox_touch(store, mailbox_id, true, true, err);
+		ret = dindex_mailbox_set_subdirs(store->idx, mailbox_id,
+						 subdirs, err);
 	if (ret == 0)
 		return dindex_write_commit(store->idx, err);
 	dindex_write_rollback(store->idx);

@@ -29,8 +29,9 @@ struct save_msg {
 	int64_t mailbox_id;
 	int64_t received, received_ns;
 	uint32_t flags, keywords, uid, mode;
+	uint32_t preset_uid;      /* dbox_save_opts.uid */
 	uint32_t file_id;         /* mdbox: m.N; sdbox: 0 */
-	bool in_new, new_info, has_base;
+	bool in_new, new_info, has_base, keep_dir_mtime;
 	bool synced;              /* sdbox: its file is durable */
 	char guid[DBOX_GUID_MAX + 1];
 	char base[DBOX_NAME_MAX + 1];
@@ -58,14 +59,17 @@ struct save_msg {
 struct spool_rec {
 	int64_t mailbox_id, received, received_ns;
 	uint64_t offset, end, size, vsize, tmp_seq;
-	uint32_t flags, keywords, mode, file_id;
+	uint32_t flags, keywords, mode, file_id, preset_uid;
 	uint16_t guid_len, base_len;
-	uint8_t in_new, new_info, has_base, pad;
+	uint8_t in_new, new_info, has_base, keep_dir_mtime;
 };
 
-/* Messages of the transaction per mailbox, and at the commit their uids */
+/* Messages of the transaction per mailbox, and at the commit their uids;
+ * a message whose uid the caller reserved (dbox_save_opts.uid) has an
+ * entry of its own, with that uid as its range. */
 struct save_box {
 	int64_t id;
+	uint32_t preset;          /* the reserved uid, 0: allocated */
 	uint32_t count;
 	uint32_t first, next;
 };
@@ -74,6 +78,7 @@ struct save_expunge {
 	int64_t mailbox_id;
 	uint32_t uid;
 	uint32_t file_id;
+	bool in_new;              /* the directory it goes from */
 	char path[PATH_MAX];
 };
 
@@ -170,18 +175,20 @@ static bool is_sdbox(const struct dbox_save_txn *txn)
 	return txn->store->format == DBOX_FORMAT_SDBOX;
 }
 
-static struct save_box *box_find(struct dbox_save_txn *txn, int64_t id)
+static struct save_box *box_find(struct dbox_save_txn *txn, int64_t id,
+				  uint32_t preset)
 {
 	for (unsigned int i = 0; i < txn->box_count; i++) {
-		if (txn->boxes[i].id == id)
+		if (txn->boxes[i].id == id && txn->boxes[i].preset == preset)
 			return &txn->boxes[i];
 	}
 	return NULL;
 }
 
-static int box_add(struct dbox_save_txn *txn, int64_t id, uint32_t n)
+static int box_add(struct dbox_save_txn *txn, int64_t id, uint32_t preset,
+		   uint32_t n)
 {
-	struct save_box *b = box_find(txn, id);
+	struct save_box *b = box_find(txn, id, preset);
 
 	if (b == NULL) {
 		b = realloc(txn->boxes, (txn->box_count + 1) * sizeof(*b));
@@ -189,7 +196,7 @@ static int box_add(struct dbox_save_txn *txn, int64_t id, uint32_t n)
 			return -ENOMEM;
 		txn->boxes = b;
 		b = &b[txn->box_count++];
-		*b = (struct save_box){ .id = id };
+		*b = (struct save_box){ .id = id, .preset = preset };
 	}
 	b->count += n;
 	return 0;
@@ -223,11 +230,11 @@ static int spool_put(FILE *f, const struct save_msg *m)
 		.end = m->end, .size = m->vs.size, .vsize = m->vs.vsize,
 		.tmp_seq = m->tmp_seq, .flags = m->flags,
 		.keywords = m->keywords, .mode = m->mode,
-		.file_id = m->file_id,
+		.file_id = m->file_id, .preset_uid = m->preset_uid,
 		.guid_len = (uint16_t)strlen(m->guid),
 		.base_len = (uint16_t)strlen(m->base),
 		.in_new = m->in_new, .new_info = m->new_info,
-		.has_base = m->has_base,
+		.has_base = m->has_base, .keep_dir_mtime = m->keep_dir_mtime,
 	};
 
 	if (fwrite(&r, sizeof(r), 1, f) != 1 ||
@@ -260,9 +267,11 @@ static int spool_get(FILE *f, struct save_msg *m)
 	m->keywords = r.keywords;
 	m->mode = r.mode;
 	m->file_id = r.file_id;
+	m->preset_uid = r.preset_uid;
 	m->in_new = r.in_new;
 	m->new_info = r.new_info;
 	m->has_base = r.has_base;
+	m->keep_dir_mtime = r.keep_dir_mtime;
 	m->synced = true;
 	return 0;
 }
@@ -360,6 +369,8 @@ static int copy_opts(struct save_msg *m, const struct dbox_save_opts *o,
 	m->in_new = o->in_new;
 	m->new_info = o->in_new && o->new_info;
 	m->mode = o->mode;
+	m->preset_uid = o->uid;
+	m->keep_dir_mtime = o->keep_dir_mtime;
 	if (o->guid != NULL) {
 		if (!dbox_meta_value_valid(o->guid) || o->guid[0] == '\0' ||
 		    strlen(o->guid) > DBOX_GUID_MAX)
@@ -437,6 +448,9 @@ int dbox_save_msg_begin(struct dbox_save_txn *txn,
 	ret = dbox_mailbox_get(txn->store, opts->mailbox_id, &box, err);
 	if (ret < 0)
 		return ret;
+	if (opts->uid != 0 && opts->uid >= box.next_uid)
+		return dbox_fail(err, -EINVAL, "uid %u of mailbox %s was not "
+				 "reserved", opts->uid, box.name);
 	ret = msg_alloc(txn, &m, err);
 	if (ret < 0)
 		return ret;
@@ -690,7 +704,7 @@ int dbox_save_msg_finish(struct dbox_save_txn *txn, struct dbox_err *err)
 		return dbox_fail(err, ret, "write %s: %s",
 				 dfs_file_path(m->file), strerror(-ret));
 	ret = write_trailer(txn, m, err);
-	if (ret == 0 && box_add(txn, m->mailbox_id, 1) < 0)
+	if (ret == 0 && box_add(txn, m->mailbox_id, m->preset_uid, 1) < 0)
 		ret = dbox_fail(err, -ENOMEM, "out of memory");
 	if (ret < 0)
 		return ret;
@@ -904,7 +918,7 @@ static int merge_msg(struct dbox_save_txn *src, struct save_msg *m,
 	*d = *m;
 	/* the file (if open) is dst's now */
 	m->file = NULL;
-	return box_add(dst, m->mailbox_id, 1) < 0 ?
+	return box_add(dst, m->mailbox_id, m->preset_uid, 1) < 0 ?
 		dbox_fail(err, -ENOMEM, "out of memory") : 0;
 }
 
@@ -940,7 +954,8 @@ int dbox_save_merge(struct dbox_save_txn *dst, struct dbox_save_txn *src,
 	if (ret == 0)
 		ret = merge_reserve(dst, src->count, err);
 	for (unsigned int i = 0; ret == 0 && i < src->box_count; i++)
-		ret = box_add(dst, src->boxes[i].id, 0) < 0 ?
+		ret = box_add(dst, src->boxes[i].id, src->boxes[i].preset,
+			      0) < 0 ?
 			dbox_fail(err, -ENOMEM, "out of memory") : 0;
 	if (ret < 0)
 		return ret;
@@ -972,8 +987,13 @@ static int assign_uids(struct dbox_save_txn *txn, struct dbox_err *err)
 
 		if (b->count == 0)
 			continue;
-		ret = dbox_mailbox_alloc_uids(txn->store, b->id, b->count,
-					      &b->first, err);
+		if (b->preset != 0 && b->count > 1)
+			return dbox_fail(err, -EINVAL, "uid %u given to %u "
+					 "messages", b->preset, b->count);
+		b->first = b->preset;
+		ret = b->preset != 0 ? 0 :
+			dbox_mailbox_alloc_uids(txn->store, b->id, b->count,
+						&b->first, err);
 		if (ret < 0)
 			return ret;
 		b->next = b->first;
@@ -992,6 +1012,7 @@ static int prepare_expunges(struct dbox_save_txn *txn, struct dbox_err *err)
 		if (ret < 0)
 			return ret;
 		e->file_id = msg.file_id;
+		e->in_new = msg.in_new;
 		if (msg.file_id == 0)
 			dbox_msg_file_path(txn->store, &msg, e->path,
 					   sizeof(e->path));
@@ -1138,7 +1159,7 @@ static int insert_row(struct dbox_save_txn *txn, const struct save_msg *m,
 	else
 		dbox_msg_derive_base(&msg, msg.base, sizeof(msg.base));
 	ret = dbox_msg_insert(txn->store, &msg, err);
-	if (ret == 0)
+	if (ret == 0 && !m->keep_dir_mtime)
 		ret = dbox_mailbox_touch(txn->store, m->mailbox_id, m->in_new,
 					 !m->in_new, err);
 	return ret;
@@ -1148,7 +1169,7 @@ static int commit_msg(struct dbox_save_txn *txn, struct save_msg *m,
 		      unsigned int i, void *ctx, struct dbox_err *err)
 {
 	struct commit_pass *c = ctx;
-	struct save_box *b = box_find(txn, m->mailbox_id);
+	struct save_box *b = box_find(txn, m->mailbox_id, m->preset_uid);
 	int ret = 0;
 
 	if (b == NULL || b->next - b->first >= b->count)
@@ -1172,7 +1193,7 @@ static int delete_expunged(struct dbox_save_txn *txn, struct dbox_err *err)
 			ret = dbox_purge_mark(txn->store, e->file_id, err);
 		if (ret == 0)
 			ret = dbox_mailbox_touch(txn->store, e->mailbox_id,
-						 true, true, err);
+						 e->in_new, !e->in_new, err);
 		if (ret < 0)
 			return ret;
 	}
@@ -1217,7 +1238,7 @@ static int unlink_msg(struct dbox_save_txn *txn, struct save_msg *m,
 		      unsigned int i, void *ctx, struct dbox_err *err)
 {
 	struct commit_pass *c = ctx;
-	struct save_box *b = box_find(txn, m->mailbox_id);
+	struct save_box *b = box_find(txn, m->mailbox_id, m->preset_uid);
 	char path[PATH_MAX];
 
 	(void)i;

@@ -165,6 +165,78 @@ static void test_prepared_rollback(enum dbox_store_format fmt,
 	dbox_store_close(store);
 }
 
+/* A uid reserved ahead (dboxfs shows a file's inode number, derived from
+ * it, before the file is a message) is the one its message gets, also
+ * among messages with allocated uids and through a merge; one that was
+ * not reserved is refused; keep_dir_mtime leaves the directory's change
+ * time as it was. */
+static void test_reserved_uid(enum dbox_store_format fmt, const char *name)
+{
+	struct dbox_store *store = new_store(fmt, name);
+	int64_t box = inbox(store);
+	struct dbox_save_opts o = { .mailbox_id = box, .received = -1,
+				    .base = "r", .keep_dir_mtime = true };
+	struct dbox_save_txn *a, *b;
+	struct dbox_err err = { "" };
+	struct dbox_mailbox mb, after;
+	struct dbox_msg m;
+	uint32_t r1, r2, uids[3];
+
+	REQUIRE(dbox_mailbox_reserve_uid(store, box, &r1, &err) == 0);
+	REQUIRE(dbox_mailbox_reserve_uid(store, box, &r2, &err) == 0);
+	CHECK_EQ_INT(r2, r1 + 1);
+	REQUIRE(dbox_mailbox_get(store, box, &mb, &err) == 0);
+	/* not reserved: refused */
+	a = one(store, box, "a", "Subject: a\n\nA\n");
+	o.uid = mb.next_uid;
+	CHECK_EQ_INT(dbox_save_msg_begin(a, &o, &err), -EINVAL);
+	o.uid = r2;
+	REQUIRE(dbox_save_msg_begin(a, &o, &err) == 0);
+	REQUIRE(dbox_save_write(a, "Subject: r\n\nR\n", 14, &err) == 0);
+	REQUIRE(dbox_save_msg_finish(a, &err) == 0);
+	b = one(store, box, "b", "Subject: b\n\nB\n");
+	CHECK_EQ_INT(dbox_save_sync(b, &err), 0);
+	CHECK_EQ_INT(dbox_save_merge(a, b, &err), 0);
+	CHECK_EQ_INT(dbox_save_commit(a, uids, &err), 0);
+	CHECK(uids[0] > r2);
+	CHECK_EQ_INT(uids[1], r2);
+	CHECK(uids[2] > r2 && uids[2] != uids[0]);
+	REQUIRE(dbox_msg_get(store, box, r2, &m, &err) == 0);
+	CHECK_STR(m.base, "r");
+	CHECK_EQ_INT(m.size, 14);
+	/* the reserved uid is used once */
+	a = one(store, box, "c", "Subject: c\n\nC\n");
+	CHECK_EQ_INT(dbox_save_commit(a, NULL, &err), 0);
+	a = one(store, box, "d", "Subject: d\n\nD\n");
+	o.base = "r2";
+	REQUIRE(dbox_save_msg_begin(a, &o, &err) == 0);
+	REQUIRE(dbox_save_write(a, "Subject: r\n\nR\n", 14, &err) == 0);
+	REQUIRE(dbox_save_msg_finish(a, &err) == 0);
+	CHECK(dbox_save_commit(a, NULL, &err) < 0);
+	/* keep_dir_mtime: new/ keeps its time; without, it moves */
+	REQUIRE(dbox_mailbox_get(store, box, &mb, &err) == 0);
+	o.uid = r1;
+	o.base = "k";
+	o.in_new = true;
+	REQUIRE(dbox_save_begin(store, &a, &err) == 0);
+	REQUIRE(dbox_save_msg_begin(a, &o, &err) == 0);
+	REQUIRE(dbox_save_write(a, "Subject: k\n\nK\n", 14, &err) == 0);
+	REQUIRE(dbox_save_msg_finish(a, &err) == 0);
+	CHECK_EQ_INT(dbox_save_commit(a, uids, &err), 0);
+	CHECK_EQ_INT(uids[0], r1);
+	REQUIRE(dbox_mailbox_get(store, box, &after, &err) == 0);
+	CHECK_EQ_INT(after.change_new_ns, mb.change_new_ns);
+	a = one(store, box, "n", "Subject: n\n\nN\n");
+	CHECK_EQ_INT(dbox_save_commit(a, NULL, &err), 0);
+	REQUIRE(dbox_mailbox_get(store, box, &after, &err) == 0);
+	CHECK(after.change_new_ns > mb.change_new_ns);
+	CHECK_EQ_INT(problems(store), 0);
+	store = reopen(store, name);
+	REQUIRE(dbox_msg_get(store, inbox(store), r2, &m, &err) == 0);
+	CHECK_STR(m.base, "r");
+	dbox_store_close(store);
+}
+
 int main(void)
 {
 	snprintf(root, sizeof(root), "/tmp/dbox-prep.XXXXXX");
@@ -173,6 +245,8 @@ int main(void)
 	test_merge_commit(DBOX_FORMAT_SDBOX, "s1");
 	test_prepared_rollback(DBOX_FORMAT_MDBOX, "m2");
 	test_prepared_rollback(DBOX_FORMAT_SDBOX, "s2");
+	test_reserved_uid(DBOX_FORMAT_MDBOX, "m3");
+	test_reserved_uid(DBOX_FORMAT_SDBOX, "s3");
 	{
 		char cmd[128];
 

@@ -1,0 +1,53 @@
+/* dirtime.h - st_mtime of the view's directories (maildir-view.md
+ * section 2).
+ *
+ * As on a local filesystem, a directory's mtime is the time (in ns) of
+ * the last change to its entries, or what utimensat(2) last set; mbsync,
+ * mutt, notmuch and Dovecot's maildir driver rescan a folder by the
+ * mtimes of cur/ and new/.  Each directory has its own, kept where its
+ * entries are, so that it survives a remount:
+ *
+ *   cur/, new/   the mailbox's change time in the index (messages come,
+ *                go, move, change flags), or the mtime of the spool area
+ *                holding its files not yet committed (cp), the later one
+ *   tmp/         the mtime of its spool area directory
+ *   a folder     the mtime of its plain-file area directory (files/ID),
+ *                touched when a cur/ new/ tmp/ or a child folder in it is
+ *                made, removed or renamed
+ *
+ * An area directory that saw no change yet (backing_area_mtime 0) shows
+ * the time the store has: the mailbox's creation.  fs-layout parents
+ * that are no mailbox keep the time of their first child.
+ */
+#ifndef DBOXFS_DIRTIME_H
+#define DBOXFS_DIRTIME_H
+
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "view.h"
+
+/* mtime (ns) of cur/ or new/ of box, whose index change time is
+ * index_ns. */
+int64_t dirtime_sub_ns(int64_t box, enum view_sub sub, int64_t index_ns);
+/* mtime (ns) of tmp/ of box, created_ns if nothing changed in it. */
+int64_t dirtime_tmp_ns(int64_t box, int64_t created_ns);
+/* mtime (ns) of the folder whose plain files are in area files_box (see
+ * ops_files_box), fallback_ns if nothing changed in it. */
+int64_t dirtime_folder_ns(int64_t files_box, int64_t fallback_ns);
+
+/* An entry of tmp/ of box was made or removed by the view itself (mkdir
+ * of tmp/: the new directory's time). */
+void dirtime_tmp_changed(int64_t box);
+/* A cur/ new/ tmp/ or folder entry of directory `dir` was made, removed
+ * or renamed (mkdir, rmdir, rename of folders). */
+void dirtime_folder_changed(const struct view_ino *dir);
+/* The folder of mailbox `box` itself is new (mkdir). */
+void dirtime_folder_made(int64_t box);
+
+/* utimensat(2) of a directory of the view (FUSE_SET_ATTR_* in to_set):
+ * 0 or -errno. */
+int dirtime_set(const struct view_ino *v, const struct stat *attr,
+		int to_set);
+
+#endif
