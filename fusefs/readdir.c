@@ -8,21 +8,13 @@
 #include <unistd.h>
 
 #include "attr.h"
+#include "cookie.h"
 #include "flush.h"
 #include "folders.h"
 #include "kcache.h"
 #include "ops.h"
 #include "readdir.h"
 #include "reply.h"
-
-
-/* readdir cookies: 1 ".", 2 "..", 3..5 cur/new/tmp, 6 dovecot-keywords,
- * then FOLDER_COOKIE_BASE + mailbox id, or for messages
- * FOLDER_COOKIE_BASE + uid, then BACKING_COOKIE_BASE + the index of a
- * backing entry in the directory handle's snapshot */
-enum { CK_DOT = 1, CK_DOTDOT, CK_CUR, CK_NEW, CK_TMP, CK_KW };
-#define BACKING_COOKIE_BASE (1ull << 40)
-
 
 
 /* An open directory: the names of its backing entries, read once at the
@@ -164,8 +156,7 @@ static void dirhandle_free(struct dirhandle *dh)
 /* The backing entries of the directory, after its virtual ones. */
 static void add_backing(struct dirbuf *d, off_t off)
 {
-	uint64_t first = (uint64_t)off >= BACKING_COOKIE_BASE ?
-		(uint64_t)off - BACKING_COOKIE_BASE + 1 : 0;
+	uint64_t first = cookie_backing_first((uint64_t)off);
 	int dirfd = -1;
 	enum backing_area area = AREA_FILES;
 	int64_t box = 0;
@@ -207,7 +198,7 @@ static void add_backing(struct dirbuf *d, off_t off)
 								 &st));
 		if (ret < 0)
 			continue;  /* gone since the snapshot */
-		if (!dir_add(d, d->dh->names[i], &st, BACKING_COOKIE_BASE + i)) {
+		if (!dir_add(d, d->dh->names[i], &st, cookie_backing(i))) {
 			if (d->plus)
 				backing_forget(st.st_ino, 1);
 			break;
@@ -230,7 +221,7 @@ static int add_msg(void *ctx, const struct dbox_msg *m)
 
 	ops_attr_msg(&st, m);
 	view_msg_name(m, name, sizeof(name));
-	if (!dir_add(c->d, name, &st, FOLDER_COOKIE_BASE + m->uid))
+	if (!dir_add(c->d, name, &st, cookie_msg(m->uid)))
 		return 1;
 	c->last_uid = m->uid;
 	return 0;
@@ -241,8 +232,7 @@ static int add_msg(void *ctx, const struct dbox_msg *m)
  * resumes correctly however the folder changed in between. */
 static int readdir_sub(struct dirbuf *d, const struct view_ino *v, off_t off)
 {
-	struct msg_list_ctx c = { d, off > FOLDER_COOKIE_BASE ?
-		(uint32_t)(off - FOLDER_COOKIE_BASE) : 0 };
+	struct msg_list_ctx c = { d, cookie_msg_after((uint64_t)off) };
 	int ret = 0;
 
 	if (!add_dots(d, view_ino_sub(v->box, v->sub), off))

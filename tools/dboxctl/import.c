@@ -4,7 +4,7 @@
  * Memory does not grow with the number of messages (the transaction
  * spools, see dbox/save.h): maildir files are taken in batches sorted
  * among themselves, the mbox mapping is dropped behind the reader, and
- * the maildir names used are kept on disk (nameset.h). */
+ * the maildir names used are kept on disk (dbox/nameset.h). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -17,10 +17,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dbox/nameset.h"
 #include "dboxctl.h"
 #include "dovecot/mutf7.h"
 #include "mbox.h"
-#include "nameset.h"
 
 static const char import_help[] =
 "Usage: dboxctl import [--recursive [--atomic]] STORE MAILBOX SOURCE...\n"
@@ -73,7 +73,7 @@ struct import {
 	int sources;
 	/* the maildir base names used by this import (opened at the first
 	 * one): a name seen before gets a derived one */
-	struct nameset *bases;
+	struct dbox_nameset *bases;
 	struct ctl_progress progress;
 	unsigned long imported;
 };
@@ -196,7 +196,8 @@ static uint32_t map_keywords(const struct import *im, const struct item *it)
 static int usable_base(struct import *im, const char *base,
 		       const char **base_r)
 {
-	int ret;
+	struct dbox_err err = { "" };
+	int ret = 0;
 
 	*base_r = NULL;
 	if (base == NULL || strlen(base) > DBOX_NAME_MAX ||
@@ -205,11 +206,14 @@ static int usable_base(struct import *im, const char *base,
 	if (dbox_msg_lookup_base(im->store, im->box.id, base, NULL, NULL) !=
 	    -ENOENT)
 		return 0;
-	if (im->bases == NULL && nameset_open(&im->bases) < 0)
+	if (im->bases == NULL)
+		ret = dbox_nameset_open(&im->bases, &err);
+	if (ret == 0)
+		ret = dbox_nameset_add(im->bases, base, &err);
+	if (ret < 0) {
+		ctl_error("%s", err.msg);
 		return 1;
-	ret = nameset_add(im->bases, base);
-	if (ret < 0)
-		return 1;
+	}
 	if (ret == 1)
 		*base_r = base;
 	return 0;
@@ -478,7 +482,7 @@ static void import_free(struct import *im)
 {
 	items_free(im);
 	free(im->items);
-	nameset_close(im->bases);
+	dbox_nameset_close(im->bases);
 	free(im->kwmap);
 }
 
@@ -753,7 +757,7 @@ static int import_job(struct import *im, struct job *j)
 	if (ret != 0)
 		return ret;
 	/* maildir names need only be unique within their mailbox */
-	nameset_close(im->bases);
+	dbox_nameset_close(im->bases);
 	im->bases = NULL;
 	if (j->mbox)
 		return import_mbox(im, j->path);

@@ -31,7 +31,6 @@ extern "C" {
 #endif
 
 struct dbox_store;
-struct dfs;
 
 struct dbox_err {
 	char msg[512];
@@ -193,11 +192,6 @@ enum dbox_store_origin dbox_store_get_origin(const struct dbox_store *store);
 bool dbox_store_is_readonly(const struct dbox_store *store);
 const char *dbox_store_root(const struct dbox_store *store);
 const char *dbox_store_index_path(const struct dbox_store *store);
-struct dfs *dbox_store_fs(struct dbox_store *store);
-/* Directory for files the daemon keeps beside the store (maildir-view.md
- * section 5) and its scratch area for files being delivered. */
-const char *dbox_store_files_dir(const struct dbox_store *store);
-const char *dbox_store_scratch_dir(const struct dbox_store *store);
 /* Makes every commit that returned before the call durable; concurrent
  * callers share one flush (group commit).  Immediate without
  * deferred_sync or when nothing is pending. */
@@ -206,6 +200,9 @@ int dbox_store_sync(struct dbox_store *store, struct dbox_err *err);
 bool dbox_store_sync_pending(struct dbox_store *store);
 /* Monotonic counter of committed changes from any process; cheap. */
 uint64_t dbox_store_change_counter(struct dbox_store *store);
+/* Directory for files the daemon keeps beside the store (maildir-view.md
+ * section 5). */
+const char *dbox_store_files_dir(const struct dbox_store *store);
 
 /* Rebuild the index from the dbox files alone (like doveadm force-resync).
  * Flags, keywords, UIDs and maildir names are kept for messages the old
@@ -420,10 +417,6 @@ void dbox_maildir_info_format(uint32_t flags, uint32_t keywords, char *buf,
 			      size_t len);
 bool dbox_maildir_info_parse(const char *info, bool strict,
 			     uint32_t *flags_r, uint32_t *keywords_r);
-
-/* Maildir base name derived only from stored data, for messages that did
- * not arrive with one. */
-void dbox_msg_derive_base(const struct dbox_msg *msg, char *buf, size_t len);
 
 #ifdef __cplusplus
 }

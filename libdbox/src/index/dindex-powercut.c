@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "dbox/fs.h"
-#include "index/dindex.h"
+#include "index/dindex-private.h"
 
 struct pc_file {
 	sqlite3_file base;          /* our methods */

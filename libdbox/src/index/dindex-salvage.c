@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "index/dindex.h"
+#include "index/dindex-private.h"
 #include "util/util.h"
 
 /* Point lookups tried past damage before giving up on a key range. */

@@ -5,79 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "index/dindex.h"
+#include "index/dindex-private.h"
 #include "util/util.h"
 
-#define MSG_COLS "mailbox_id, uid, guid, base, file_id, offset, hdr_size, " \
-	"body_size, rec_size, size, vsize, compression, received, " \
-	"received_ns, saved, flags, keywords, in_new, new_info, mode"
-#define MBOX_COLS "m.id, m.name, m.guid, m.uidvalidity, m.next_uid, " \
-	"m.change_new_ns, m.change_cur_ns, m.created, m.subdirs"
-
-static const char *const stmt_sql[DSTMT__COUNT] = {
-	[DSTMT_META_GET] = "SELECT value FROM meta WHERE key = ?1",
-	[DSTMT_META_SET] = "INSERT INTO meta(key, value) VALUES (?1, ?2) "
-		"ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-	[DSTMT_SEQ_BUMP] = "UPDATE meta SET value = CAST(value AS INTEGER) + 1"
-		" WHERE key = 'seq'",
-	[DSTMT_MBOX_BY_NAME] = "SELECT " MBOX_COLS " FROM mailboxes m "
-		"WHERE m.name = ?1",
-	[DSTMT_MBOX_BY_ID] = "SELECT " MBOX_COLS " FROM mailboxes m "
-		"WHERE m.id = ?1",
-	[DSTMT_MBOX_LIST] = "SELECT " MBOX_COLS " FROM mailboxes m "
-		"ORDER BY m.name",
-	[DSTMT_MBOX_INSERT] = "INSERT INTO mailboxes(name, guid, uidvalidity,"
-		" next_uid, created, change_new_ns, change_cur_ns) "
-		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-	[DSTMT_MBOX_NEXT_UID] = "SELECT next_uid FROM mailboxes WHERE id = ?1",
-	[DSTMT_MBOX_SET_NEXT_UID] = "UPDATE mailboxes SET next_uid = ?2 "
-		"WHERE id = ?1",
-	[DSTMT_MBOX_TOUCH] = "UPDATE mailboxes SET "
-		"change_new_ns = CASE WHEN ?2 THEN ?4 ELSE change_new_ns END, "
-		"change_cur_ns = CASE WHEN ?3 THEN ?4 ELSE change_cur_ns END "
-		"WHERE id = ?1",
-	[DSTMT_MBOX_COUNT] = "SELECT count(*) FROM messages "
-		"WHERE mailbox_id = ?1",
-	[DSTMT_MBOX_COUNT_NEW] = "SELECT count(*) FROM messages "
-		"WHERE mailbox_id = ?1 AND in_new = ?2",
-	[DSTMT_MSG_GET] = "SELECT " MSG_COLS " FROM messages "
-		"WHERE mailbox_id = ?1 AND uid = ?2",
-	[DSTMT_MSG_BY_BASE] = "SELECT " MSG_COLS " FROM messages "
-		"WHERE mailbox_id = ?1 AND base = ?2 ORDER BY uid LIMIT 1",
-	[DSTMT_MSG_BY_NAME] = "SELECT " MSG_COLS " FROM messages "
-		"WHERE mailbox_id = ?1 AND in_new = ?2 AND name = ?3",
-	[DSTMT_MSG_LIST] = "SELECT " MSG_COLS " FROM messages "
-		"WHERE mailbox_id = ?1 AND uid > ?2 ORDER BY uid LIMIT ?3",
-	[DSTMT_MSG_LIST_NEW] = "SELECT " MSG_COLS " FROM messages "
-		"WHERE mailbox_id = ?1 AND uid > ?2 AND in_new = ?4 "
-		"ORDER BY uid LIMIT ?3",
-	[DSTMT_MSG_INSERT] = "INSERT INTO messages(" MSG_COLS ") VALUES "
-		"(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,"
-		" ?15, ?16, ?17, ?18, ?19, ?20)",
-	[DSTMT_MSG_DELETE] = "DELETE FROM messages "
-		"WHERE mailbox_id = ?1 AND uid = ?2",
-	[DSTMT_MSG_SET_FLAGS] = "UPDATE messages SET flags = ?3, "
-		"keywords = ?4, in_new = ?5 WHERE mailbox_id = ?1 AND uid = ?2",
-	[DSTMT_MSG_SET_NAME] = "UPDATE messages SET base = ?3, flags = ?4, "
-		"keywords = ?5, in_new = ?6, new_info = ?7 "
-		"WHERE mailbox_id = ?1 AND uid = ?2",
-	[DSTMT_MSG_SET_RECEIVED] = "UPDATE messages SET received = ?3, "
-		"received_ns = ?4 WHERE mailbox_id = ?1 AND uid = ?2",
-	[DSTMT_MSG_SET_MODE] = "UPDATE messages SET mode = ?3 "
-		"WHERE mailbox_id = ?1 AND uid = ?2",
-	[DSTMT_MSG_REFS_AT] = "SELECT count(*) FROM messages "
-		"WHERE file_id = ?1 AND offset = ?2",
-	[DSTMT_KW_LIST] = "SELECT idx, name FROM keywords "
-		"WHERE mailbox_id = ?1 ORDER BY idx",
-	[DSTMT_KW_INSERT] = "INSERT INTO keywords(mailbox_id, idx, name) "
-		"VALUES (?1, ?2, ?3)",
-	[DSTMT_FILE_GET] = "SELECT size, created FROM files WHERE file_id = ?1",
-	[DSTMT_FILE_INSERT] = "INSERT INTO files(file_id, size, created, "
-		"sealed) VALUES (?1, ?2, ?3, ?4)",
-	[DSTMT_FILE_SET_SIZE] = "UPDATE files SET size = ?2 WHERE file_id = ?1",
-	[DSTMT_FILE_MAX] = "SELECT max(file_id) FROM files",
-	[DSTMT_FILE_LIST] = "SELECT file_id, size FROM files ORDER BY file_id",
-};
+static const char sql_seq_bump[] = "UPDATE meta SET value = "
+	"CAST(value AS INTEGER) + 1 WHERE key = 'seq'";
 
 /* Version 1 of the schema.  Names are UTF-8 with '/' as hierarchy
  * separator; flags use Dovecot's bit values; keywords are a bitmask over
@@ -313,8 +245,8 @@ sqlite3 *dindex_db(struct dindex *idx, struct dbox_err *err)
 	return c == NULL ? NULL : c->db;
 }
 
-sqlite3_stmt *dindex_stmt(struct dindex *idx, enum dindex_stmt id,
-			  struct dbox_err *err)
+sqlite3_stmt *dindex_prepare(struct dindex *idx, enum dindex_stmt id,
+			     const char *sql, struct dbox_err *err)
 {
 	struct dconn *c = conn_get(idx, err);
 	int rc;
@@ -326,7 +258,7 @@ sqlite3_stmt *dindex_stmt(struct dindex *idx, enum dindex_stmt id,
 		sqlite3_clear_bindings(c->stmts[id]);
 		return c->stmts[id];
 	}
-	rc = sqlite3_prepare_v3(c->db, stmt_sql[id], -1,
+	rc = sqlite3_prepare_v3(c->db, sql, -1,
 				SQLITE_PREPARE_PERSISTENT, &c->stmts[id],
 				NULL);
 	if (rc != SQLITE_OK) {
@@ -352,11 +284,17 @@ int dindex_exec(struct dindex *idx, const char *sql, struct dbox_err *err)
 int dindex_step_done(struct dindex *idx, sqlite3_stmt *st,
 		     struct dbox_err *err)
 {
+	return dindex_step_what(idx, st, "write", err);
+}
+
+int dindex_step_what(struct dindex *idx, sqlite3_stmt *st, const char *what,
+		     struct dbox_err *err)
+{
 	int rc = sqlite3_step(st);
 
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-		return dindex_error(idx, rc, "write", err);
+		return dindex_error(idx, rc, what, err);
 	return 0;
 }
 
@@ -375,7 +313,7 @@ int dindex_write_begin(struct dindex *idx, struct dbox_err *err)
 	if (ret < 0)
 		return ret;
 	c->in_write = true;
-	st = dindex_stmt(idx, DSTMT_SEQ_BUMP, err);
+	st = dindex_prepare(idx, DSTMT_SEQ_BUMP, sql_seq_bump, err);
 	ret = st == NULL ? -EIO : dindex_step_done(idx, st, err);
 	if (ret < 0)
 		dindex_write_rollback(idx);
@@ -677,122 +615,29 @@ const char *dindex_path(const struct dindex *idx)
 	return idx->path;
 }
 
-int dindex_meta_get(struct dindex *idx, const char *key, char *buf,
-		    size_t buflen, struct dbox_err *err)
+int dindex_fetch_one(struct dindex *idx, sqlite3_stmt *st,
+		     void (*row)(sqlite3_stmt *st, void *out), void *out,
+		     const char *what, struct dbox_err *err)
 {
-	sqlite3_stmt *st = dindex_stmt(idx, DSTMT_META_GET, err);
-	int rc;
+	int rc = sqlite3_step(st);
 
-	if (st == NULL)
-		return -EIO;
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		snprintf(buf, buflen, "%s",
-			 (const char *)sqlite3_column_text(st, 0));
+		if (out != NULL)
+			row(st, out);
 		sqlite3_reset(st);
 		return 0;
 	}
 	sqlite3_reset(st);
 	if (rc == SQLITE_DONE)
-		return dbox_fail(err, -ENOENT, "index %s: no %s", idx->path,
-				 key);
-	return dindex_error(idx, rc, "read meta", err);
+		return -ENOENT;
+	return dindex_error(idx, rc, what, err);
 }
 
-int dindex_meta_set(struct dindex *idx, const char *key, const char *value,
-		    struct dbox_err *err)
-{
-	sqlite3_stmt *st = dindex_stmt(idx, DSTMT_META_SET, err);
-
-	if (st == NULL)
-		return -EIO;
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
-	return dindex_step_done(idx, st, err);
-}
-
-int dindex_seq(struct dindex *idx, uint64_t *seq_r, struct dbox_err *err)
-{
-	char buf[32];
-	int ret = dindex_meta_get(idx, "seq", buf, sizeof(buf), err);
-
-	if (ret == 0)
-		*seq_r = strtoull(buf, NULL, 10);
-	return ret;
-}
-
-static void col_text(sqlite3_stmt *st, int col, char *buf, size_t len)
+void dindex_col_text(sqlite3_stmt *st, int col, char *buf, size_t len)
 {
 	const unsigned char *s = sqlite3_column_text(st, col);
 
 	snprintf(buf, len, "%s", s != NULL ? (const char *)s : "");
-}
-
-void dindex_row_to_msg(sqlite3_stmt *st, struct dbox_msg *msg)
-{
-	memset(msg, 0, sizeof(*msg));
-	msg->mailbox_id = sqlite3_column_int64(st, 0);
-	msg->uid = (uint32_t)sqlite3_column_int64(st, 1);
-	col_text(st, 2, msg->guid, sizeof(msg->guid));
-	col_text(st, 3, msg->base, sizeof(msg->base));
-	msg->file_id = (uint32_t)sqlite3_column_int64(st, 4);
-	msg->offset = (uint64_t)sqlite3_column_int64(st, 5);
-	msg->hdr_size = (uint32_t)sqlite3_column_int64(st, 6);
-	msg->body_size = (uint64_t)sqlite3_column_int64(st, 7);
-	msg->rec_size = (uint64_t)sqlite3_column_int64(st, 8);
-	msg->size = (uint64_t)sqlite3_column_int64(st, 9);
-	msg->vsize = (uint64_t)sqlite3_column_int64(st, 10);
-	msg->compression = (enum dbox_compression)sqlite3_column_int(st, 11);
-	msg->received = sqlite3_column_int64(st, 12);
-	msg->received_ns = sqlite3_column_int64(st, 13);
-	msg->saved = sqlite3_column_int64(st, 14);
-	msg->flags = (uint32_t)sqlite3_column_int64(st, 15);
-	msg->keywords = (uint32_t)sqlite3_column_int64(st, 16);
-	msg->in_new = sqlite3_column_int(st, 17) != 0;
-	msg->new_info = sqlite3_column_int(st, 18) != 0;
-	msg->mode = (uint32_t)sqlite3_column_int64(st, 19);
-}
-
-int dindex_bind_msg(sqlite3_stmt *st, const struct dbox_msg *msg)
-{
-	int rc = 0;
-
-	rc |= sqlite3_bind_int64(st, 1, msg->mailbox_id);
-	rc |= sqlite3_bind_int64(st, 2, msg->uid);
-	rc |= sqlite3_bind_text(st, 3, msg->guid, -1, SQLITE_TRANSIENT);
-	rc |= sqlite3_bind_text(st, 4, msg->base, -1, SQLITE_TRANSIENT);
-	rc |= sqlite3_bind_int64(st, 5, msg->file_id);
-	rc |= sqlite3_bind_int64(st, 6, (sqlite3_int64)msg->offset);
-	rc |= sqlite3_bind_int64(st, 7, msg->hdr_size);
-	rc |= sqlite3_bind_int64(st, 8, (sqlite3_int64)msg->body_size);
-	rc |= sqlite3_bind_int64(st, 9, (sqlite3_int64)msg->rec_size);
-	rc |= sqlite3_bind_int64(st, 10, (sqlite3_int64)msg->size);
-	rc |= sqlite3_bind_int64(st, 11, (sqlite3_int64)msg->vsize);
-	rc |= sqlite3_bind_int(st, 12, (int)msg->compression);
-	rc |= sqlite3_bind_int64(st, 13, msg->received);
-	rc |= sqlite3_bind_int64(st, 14, msg->received_ns);
-	rc |= sqlite3_bind_int64(st, 15, msg->saved);
-	rc |= sqlite3_bind_int64(st, 16, msg->flags);
-	rc |= sqlite3_bind_int64(st, 17, msg->keywords);
-	rc |= sqlite3_bind_int(st, 18, msg->in_new ? 1 : 0);
-	rc |= sqlite3_bind_int(st, 19, msg->in_new && msg->new_info ? 1 : 0);
-	rc |= sqlite3_bind_int64(st, 20, msg->mode);
-	return rc == SQLITE_OK ? 0 : -EIO;
-}
-
-void dindex_row_to_mailbox(sqlite3_stmt *st, struct dbox_mailbox *box)
-{
-	memset(box, 0, sizeof(*box));
-	box->id = sqlite3_column_int64(st, 0);
-	col_text(st, 1, box->name, sizeof(box->name));
-	col_text(st, 2, box->guid, sizeof(box->guid));
-	box->uidvalidity = (uint32_t)sqlite3_column_int64(st, 3);
-	box->next_uid = (uint32_t)sqlite3_column_int64(st, 4);
-	box->change_new_ns = sqlite3_column_int64(st, 5);
-	box->change_cur_ns = sqlite3_column_int64(st, 6);
-	box->created = sqlite3_column_int64(st, 7);
-	box->subdirs = (unsigned int)sqlite3_column_int(st, 8);
 }
 
 int dindex_clear(struct dindex *idx, struct dbox_err *err)

@@ -1,5 +1,9 @@
 /* dindex.h - the SQLite index of a store (private to libdbox).
  *
+ * The only place of SQL: the store modules call the query functions of
+ * dindex-meta.h, dindex-mailbox.h, dindex-msg.h, dindex-file.h,
+ * dindex-reindex.h and the ones here, and see no SQLite type.
+ *
  * One struct dindex per open store; every thread that touches it gets its
  * own connection with its own cache of prepared statements (WAL mode, so
  * readers never block on the writer).  Writes happen between
@@ -10,7 +14,6 @@
 #ifndef DINDEX_H
 #define DINDEX_H
 
-#include <sqlite3.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -19,41 +22,6 @@
 #define DINDEX_SCHEMA_VERSION 3
 
 struct dindex;
-
-enum dindex_stmt {
-	DSTMT_META_GET,
-	DSTMT_META_SET,
-	DSTMT_SEQ_BUMP,
-	DSTMT_MBOX_BY_NAME,
-	DSTMT_MBOX_BY_ID,
-	DSTMT_MBOX_LIST,
-	DSTMT_MBOX_INSERT,
-	DSTMT_MBOX_NEXT_UID,
-	DSTMT_MBOX_SET_NEXT_UID,
-	DSTMT_MBOX_TOUCH,
-	DSTMT_MBOX_COUNT,
-	DSTMT_MBOX_COUNT_NEW,
-	DSTMT_MSG_GET,
-	DSTMT_MSG_BY_BASE,
-	DSTMT_MSG_BY_NAME,
-	DSTMT_MSG_LIST,
-	DSTMT_MSG_LIST_NEW,
-	DSTMT_MSG_INSERT,
-	DSTMT_MSG_DELETE,
-	DSTMT_MSG_SET_FLAGS,
-	DSTMT_MSG_SET_NAME,
-	DSTMT_MSG_SET_RECEIVED,
-	DSTMT_MSG_SET_MODE,
-	DSTMT_MSG_REFS_AT,
-	DSTMT_KW_LIST,
-	DSTMT_KW_INSERT,
-	DSTMT_FILE_GET,
-	DSTMT_FILE_INSERT,
-	DSTMT_FILE_SET_SIZE,
-	DSTMT_FILE_MAX,
-	DSTMT_FILE_LIST,
-	DSTMT__COUNT
-};
 
 /* Opens (creating with `create`) the index database at path and migrates
  * its schema.  A read-only index is opened with SQLITE_OPEN_READONLY. */
@@ -77,38 +45,10 @@ bool dindex_dirty(struct dindex *idx);
 void dindex_close(struct dindex *idx);
 const char *dindex_path(const struct dindex *idx);
 
-/* The calling thread's connection, opened on first use; NULL on failure
- * (err filled). */
-sqlite3 *dindex_db(struct dindex *idx, struct dbox_err *err);
-/* A reset prepared statement of this thread's connection. */
-sqlite3_stmt *dindex_stmt(struct dindex *idx, enum dindex_stmt id,
-			  struct dbox_err *err);
-
 int dindex_write_begin(struct dindex *idx, struct dbox_err *err);
 int dindex_write_commit(struct dindex *idx, struct dbox_err *err);
 void dindex_write_rollback(struct dindex *idx);
 bool dindex_in_write(struct dindex *idx);
-
-/* Runs a statement to completion (no rows expected).  Resets it. */
-int dindex_step_done(struct dindex *idx, sqlite3_stmt *st,
-		     struct dbox_err *err);
-/* Executes SQL text (schema, pragmas). */
-int dindex_exec(struct dindex *idx, const char *sql, struct dbox_err *err);
-/* Maps an SQLite result code to -errno with the connection's message. */
-int dindex_error(struct dindex *idx, int rc, const char *what,
-		 struct dbox_err *err);
-
-int dindex_meta_get(struct dindex *idx, const char *key, char *buf,
-		    size_t buflen, struct dbox_err *err);
-int dindex_meta_set(struct dindex *idx, const char *key, const char *value,
-		    struct dbox_err *err);
-/* Store-wide change sequence: bumped by every write transaction. */
-int dindex_seq(struct dindex *idx, uint64_t *seq_r, struct dbox_err *err);
-
-/* Row readers shared by the message queries (column order of MSG_COLS). */
-void dindex_row_to_msg(sqlite3_stmt *st, struct dbox_msg *msg);
-void dindex_row_to_mailbox(sqlite3_stmt *st, struct dbox_mailbox *box);
-int dindex_bind_msg(sqlite3_stmt *st, const struct dbox_msg *msg);
 
 /* Copies into idx (in one write transaction) every row of meta,
  * mailboxes, keywords and messages that can still be read from the

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "store/dbox-attach.h"
+#include "store/dbox-rfile.h"
 #include "store/dbox-scan.h"
 #include "store/mdbox-file.h"
 #include "store/store-private.h"
@@ -21,11 +22,7 @@ struct check_ctx {
 	void *cb_ctx;
 	int problems;
 	/* last opened file, reused while rows of one m.N follow each other */
-	char path[PATH_MAX];
-	int fd;
-	struct dbox_file_hdr hdr;
-	uint64_t size;
-	bool hdr_ok;
+	struct dbox_rfile file;
 };
 
 static void problem(struct check_ctx *c, const char *path, uint64_t offset,
@@ -55,51 +52,44 @@ static void scan_problem(void *ctx, const char *path, uint64_t offset,
 static bool open_file(struct check_ctx *c, const char *path)
 {
 	char reason[256];
-	struct dbox_reader rd;
-	struct stat st;
+	int e = 0;
 
-	if (c->fd >= 0 && strcmp(c->path, path) == 0)
-		return c->hdr_ok;
-	if (c->fd >= 0)
-		close(c->fd);
-	snprintf(c->path, sizeof(c->path), "%s", path);
-	c->hdr_ok = false;
-	c->fd = dbox_open_regular(path, O_RDONLY, 0);
-	if (c->fd < 0 || fstat(c->fd, &st) < 0) {
+	switch (dbox_rfile_open(&c->file, path, &e, reason, sizeof(reason))) {
+	case DBOX_RFILE_READY:
+		return true;
+	case DBOX_RFILE_CANNOT_OPEN:
 		problem(c, path, 0, "indexed file cannot be opened: %s",
-			c->fd == -EBADMSG ? "a symbolic link or not a regular "
-			"file" : strerror(c->fd < 0 ? -c->fd : errno));
+			e == EBADMSG ? "a symbolic link or not a regular "
+			"file" : strerror(e));
 		return false;
-	}
-	c->size = (uint64_t)st.st_size;
-	dbox_reader_init_fd(&rd, c->fd);
-	if (dbox_file_hdr_read(&rd, &c->hdr, reason, sizeof(reason)) < 0) {
+	case DBOX_RFILE_BAD_HEADER:
 		problem(c, path, 0, "%s", reason);
 		return false;
+	default:
+		return false;
 	}
-	c->hdr_ok = true;
-	return true;
 }
 
 static void compare(struct check_ctx *c, const struct dbox_msg *m,
 		    const struct dbox_record *rec)
 {
+	const char *path = c->file.path;
 	const char *guid = rec->meta.guid != NULL ? rec->meta.guid : "";
 	uint64_t size = rec->meta.has_psize ? rec->meta.psize : rec->body_size;
 
 	if (rec->body_size != m->body_size)
-		problem(c, c->path, m->offset, "size %llu, index says %llu",
+		problem(c, path, m->offset, "size %llu, index says %llu",
 			(unsigned long long)rec->body_size,
 			(unsigned long long)m->body_size);
 	if (rec->end - rec->offset != m->rec_size)
-		problem(c, c->path, m->offset, "record length %llu, index says "
+		problem(c, path, m->offset, "record length %llu, index says "
 			"%llu", (unsigned long long)(rec->end - rec->offset),
 			(unsigned long long)m->rec_size);
 	if (strcmp(guid, m->guid) != 0)
-		problem(c, c->path, m->offset, "GUID %s, index says %s", guid,
+		problem(c, path, m->offset, "GUID %s, index says %s", guid,
 			m->guid);
 	if (size != m->size)
-		problem(c, c->path, m->offset, "physical size %llu, index says "
+		problem(c, path, m->offset, "physical size %llu, index says "
 			"%llu", (unsigned long long)size,
 			(unsigned long long)m->size);
 }
@@ -112,6 +102,7 @@ static void compare(struct check_ctx *c, const struct dbox_msg *m,
 static void check_vsize(struct check_ctx *c, const struct dbox_msg *m,
 			const struct dbox_record *rec)
 {
+	const char *path = c->file.path;
 	char buf[64 * 1024];
 	struct dbox_vsize vs = { 0 };
 	uint64_t off = 0;
@@ -128,7 +119,7 @@ static void check_vsize(struct check_ctx *c, const struct dbox_msg *m,
 		return;  /* unreadable: its framing or attachments say why */
 	if (vs.vsize != m->vsize ||
 	    (rec->meta.has_vsize && rec->meta.vsize != vs.vsize))
-		problem(c, c->path, m->offset, "vsize mismatch: the message "
+		problem(c, path, m->offset, "vsize mismatch: the message "
 			"reads as %llu, index says %llu, metadata V %s%llx",
 			(unsigned long long)vs.vsize,
 			(unsigned long long)m->vsize,
@@ -141,7 +132,6 @@ static int check_msg(void *ctx, const struct dbox_msg *m)
 	struct check_ctx *c = ctx;
 	char path[PATH_MAX], reason[256];
 	struct dbox_err err = { "" };
-	struct dbox_reader rd;
 	struct dbox_record rec;
 
 	if (dbox_msg_file_path(c->store, m, path, sizeof(path)) < 0) {
@@ -151,12 +141,11 @@ static int check_msg(void *ctx, const struct dbox_msg *m)
 	}
 	if (!open_file(c, path))
 		return 0;
-	if (m->hdr_size != c->hdr.msg_hdr_size)
+	if (m->hdr_size != c->file.hdr.msg_hdr_size)
 		problem(c, path, m->offset, "header size %u, index says %u",
-			c->hdr.msg_hdr_size, m->hdr_size);
-	dbox_reader_init_fd(&rd, c->fd);
-	if (dbox_record_read(&rd, &c->hdr, m->offset, c->size, &rec, reason,
-			     sizeof(reason)) < 0) {
+			c->file.hdr.msg_hdr_size, m->hdr_size);
+	if (dbox_rfile_record(&c->file, m->offset, &rec, reason,
+			      sizeof(reason)) < 0) {
 		problem(c, path, m->offset, "%s", reason);
 		return 0;
 	}
@@ -300,14 +289,14 @@ int dbox_store_check(struct dbox_store *store,
 		     void (*cb)(void *ctx, const struct dbox_check_problem *p),
 		     void *ctx, struct dbox_err *err)
 {
-	struct check_ctx c = { .store = store, .cb = cb, .cb_ctx = ctx,
-			       .fd = -1 };
+	struct check_ctx c = { .store = store, .cb = cb, .cb_ctx = ctx };
 	struct dbox_scan_ops ops = { .record = orphan_record,
 				     .problem = scan_problem };
-	int ret = dbox_mailbox_list(store, check_mailbox_msgs, &c, err);
+	int ret;
 
-	if (c.fd >= 0)
-		close(c.fd);
+	dbox_rfile_init(&c.file);
+	ret = dbox_mailbox_list(store, check_mailbox_msgs, &c, err);
+	dbox_rfile_close(&c.file);
 	if (ret < 0)
 		return ret;
 	if (store->format == DBOX_FORMAT_MDBOX)

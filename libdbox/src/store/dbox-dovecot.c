@@ -20,6 +20,9 @@
 #include <dirent.h>
 
 #include "dbox/dovecot-index.h"
+#include "index/dindex-mailbox.h"
+#include "index/dindex-msg.h"
+#include "store/dbox-rfile.h"
 #include "store/dbox-scan.h"
 #include "store/store-private.h"
 
@@ -42,42 +45,27 @@ struct dbox_dovecot {
 
 /* ---------------------------------------------------------- records */
 
-struct rec_reader {
-	char path[PATH_MAX];
-	int fd;
-	struct dbox_file_hdr hdr;
-	uint64_t size;
-	bool ok;
-};
-
-static bool reader_open(struct rec_reader *r, const char *path)
+/* The last file read, kept while Dovecot's records of one m.N follow
+ * each other; failures are logged once per file. */
+static bool reader_open(struct dbox_rfile *r, const char *path)
 {
-	struct dbox_reader rd;
-	struct stat st;
 	char reason[256];
+	int e = 0;
 
-	if (r->fd >= 0 && strcmp(r->path, path) == 0)
-		return r->ok;
-	if (r->fd >= 0)
-		close(r->fd);
-	snprintf(r->path, sizeof(r->path), "%s", path);
-	r->ok = false;
-	r->fd = dbox_open_regular(path, O_RDONLY, 0);
-	if (r->fd < 0 || fstat(r->fd, &st) < 0) {
-		if (r->fd != -EBADMSG)  /* logged already */
-			dbox_log(DBOX_LOG_WARNING, "%s: %s", path,
-				 strerror(r->fd < 0 ? -r->fd : errno));
+	switch (dbox_rfile_open(r, path, &e, reason, sizeof(reason))) {
+	case DBOX_RFILE_READY:
+		return true;
+	case DBOX_RFILE_CANNOT_OPEN:
+		if (e != EBADMSG)  /* logged already */
+			dbox_log(DBOX_LOG_WARNING, "%s: %s", path, strerror(e));
 		return false;
-	}
-	r->size = (uint64_t)st.st_size;
-	dbox_reader_init_fd(&rd, r->fd);
-	if (dbox_file_hdr_read(&rd, &r->hdr, reason, sizeof(reason)) < 0) {
+	case DBOX_RFILE_BAD_HEADER:
 		dbox_log(DBOX_LOG_WARNING, "Corrupted dbox file %s: %s", path,
 			 reason);
 		return false;
+	default:
+		return false;
 	}
-	r->ok = true;
-	return true;
 }
 
 static int hexval(char c)
@@ -106,11 +94,10 @@ static bool guid_matches(const char *guid, const struct dovi_message *dm)
 
 /* Reads the record of a Dovecot message into msg (storage fields). */
 static int read_record(struct dbox_store *store, struct dovecot_box *b,
-		       const struct dovi_message *dm, struct rec_reader *r,
+		       const struct dovi_message *dm, struct dbox_rfile *r,
 		       struct dbox_msg *msg)
 {
 	char path[PATH_MAX], reason[256];
-	struct dbox_reader rd;
 	struct dbox_record rec;
 	uint64_t offset;
 	struct stat st;
@@ -127,9 +114,7 @@ static int read_record(struct dbox_store *store, struct dovecot_box *b,
 		return -EBADMSG;
 	offset = store->format == DBOX_FORMAT_MDBOX ? dm->offset :
 		r->hdr.length;
-	dbox_reader_init_fd(&rd, r->fd);
-	if (dbox_record_read(&rd, &r->hdr, offset, r->size, &rec, reason,
-			     sizeof(reason)) < 0) {
+	if (dbox_rfile_record(r, offset, &rec, reason, sizeof(reason)) < 0) {
 		dbox_log(DBOX_LOG_WARNING, "Corrupted dbox file %s (around "
 			 "%s): mailbox %s uid %u left out", path, reason,
 			 b->name, dm->uid);
@@ -221,7 +206,7 @@ static int forget_other_mailbox(struct dbox_store *store,
 {
 	uint32_t uidv = dovi_mailbox_uid_validity(b->db);
 	uint8_t g[16];
-	char guid[33] = "", sql[160];
+	char guid[33] = "";
 	bool same_guid = true;
 	int ret;
 
@@ -234,10 +219,7 @@ static int forget_other_mailbox(struct dbox_store *store,
 		return 0;
 	dbox_log(DBOX_LOG_INFO, "mailbox %s was made anew by Dovecot; "
 		 "indexing it from scratch", b->name);
-	snprintf(sql, sizeof(sql), "DELETE FROM messages WHERE mailbox_id = "
-		 "%lld; DELETE FROM keywords WHERE mailbox_id = %lld",
-		 (long long)box->id, (long long)box->id);
-	ret = dindex_exec(store->idx, sql, err);
+	ret = dindex_mailbox_forget(store->idx, box->id, err);
 	return ret < 0 ? ret : dbox_mailbox_touch(store, box->id, true, true,
 						  err);
 }
@@ -312,17 +294,12 @@ static void box_guid(struct dovecot_box *b, const char *ours, char guid[33])
 static int keep_ours(struct dbox_store *store, const struct dbox_mailbox *box,
 		     struct dbox_err *err)
 {
-	char sql[160];
+	uint32_t uv;
 
 	if (box->uidvalidity != 0 && box->next_uid != 0)
 		return 0;
-	snprintf(sql, sizeof(sql), "UPDATE mailboxes SET uidvalidity = %u, "
-		 "next_uid = max(next_uid, (SELECT ifnull(max(uid), 0) + 1 "
-		 "FROM messages WHERE mailbox_id = %lld)) WHERE id = %lld",
-		 box->uidvalidity != 0 ? box->uidvalidity :
-		 new_uidvalidity(store), (long long)box->id,
-		 (long long)box->id);
-	return dindex_exec(store->idx, sql, err);
+	uv = box->uidvalidity != 0 ? box->uidvalidity : new_uidvalidity(store);
+	return dindex_mailbox_resync(store->idx, box->id, uv, 0, NULL, err);
 }
 
 /* The (file, offset) of every record the mdbox map references, sorted. */
@@ -401,19 +378,15 @@ static int drop_theirs(struct dbox_store *store, struct dovecot_box *b,
 		       struct dbox_err *err)
 {
 	struct drop_ctx dc = { store, b, { NULL, 0 }, { NULL, 0, 0 } };
-	char sql[128];
 	int ret = store->format == DBOX_FORMAT_MDBOX ?
 		map_keys_load(b, &dc.mk) : 0;
 
 	if (ret == 0)
 		ret = dbox_msg_list(store, b->id, 0, -1, 0, collect_theirs, &dc,
 				    err);
-	for (size_t i = 0; ret >= 0 && i < dc.gone.count; i++) {
-		snprintf(sql, sizeof(sql), "DELETE FROM messages WHERE "
-			 "mailbox_id = %lld AND uid = %u", (long long)b->id,
-			 dc.gone.uids[i]);
-		ret = dindex_exec(store->idx, sql, err);
-	}
+	for (size_t i = 0; ret >= 0 && i < dc.gone.count; i++)
+		ret = dindex_msg_delete(store->idx, b->id, dc.gone.uids[i],
+					err);
 	free(dc.mk.keys);
 	free(dc.gone.uids);
 	if (ret == -ENOMEM)
@@ -434,7 +407,7 @@ static int upsert_mailbox(struct dbox_store *store, struct dovecot_box *b,
 	uint32_t uv = dovi_mailbox_uid_validity(b->db);
 	uint32_t next = dovi_mailbox_next_uid(b->db);
 	struct dbox_mailbox box;
-	char guid[33], sql[256];
+	char guid[33];
 	int ret = dbox_mailbox_lookup(store, b->name, &box, NULL);
 
 	next = next > 0 ? next : 1;
@@ -461,11 +434,7 @@ static int upsert_mailbox(struct dbox_store *store, struct dovecot_box *b,
 		next = box.next_uid;
 	box_guid(b, box.guid, guid);
 	/* above every uid we hold, so that ours are never given again */
-	snprintf(sql, sizeof(sql), "UPDATE mailboxes SET uidvalidity = %u, "
-		 "next_uid = max(%u, (SELECT ifnull(max(uid), 0) + 1 FROM "
-		 "messages WHERE mailbox_id = %lld)), guid = '%s' WHERE id = "
-		 "%lld", uv, next, (long long)box.id, guid, (long long)box.id);
-	return dindex_exec(store->idx, sql, err);
+	return dindex_mailbox_resync(store->idx, box.id, uv, next, guid, err);
 }
 
 /* Rows of uids that Dovecot speaks for (below known) and does not list:
@@ -476,15 +445,11 @@ static int delete_gone(struct dbox_store *store, struct dovecot_box *b,
 {
 	struct our_rows o = { 0 };
 	int ret = dbox_msg_list(store, b->id, 0, -1, 0, collect_uid, &o, err);
-	char sql[128];
 
 	for (size_t i = 0; ret >= 0 && i < o.count; i++) {
 		if (o.uids[i] >= known || has_uid(msgs, n, o.uids[i]))
 			continue;
-		snprintf(sql, sizeof(sql), "DELETE FROM messages WHERE "
-			 "mailbox_id = %lld AND uid = %u", (long long)b->id,
-			 o.uids[i]);
-		ret = dindex_exec(store->idx, sql, err);
+		ret = dindex_msg_delete(store->idx, b->id, o.uids[i], err);
 		if (ret == 0)
 			ret = dbox_mailbox_touch(store, b->id, true, true, err);
 	}
@@ -512,7 +477,6 @@ static int renumber_ours(struct dbox_store *store, struct dovecot_box *b,
 			 const struct dbox_msg *old, struct dbox_err *err)
 {
 	uint32_t fresh = 0;
-	char sql[160];
 	bool listed = dovecot_lists_guid(b, old->guid);
 	int ret = listed ? 0 : dbox_mailbox_alloc_uids(store, b->id, 1, &fresh,
 						       err);
@@ -520,14 +484,8 @@ static int renumber_ours(struct dbox_store *store, struct dovecot_box *b,
 	if (ret < 0)
 		return ret;
 	if (listed)
-		snprintf(sql, sizeof(sql), "DELETE FROM messages WHERE "
-			 "mailbox_id = %lld AND uid = %u", (long long)b->id,
-			 old->uid);
-	else
-		snprintf(sql, sizeof(sql), "UPDATE messages SET uid = %u WHERE "
-			 "mailbox_id = %lld AND uid = %u", fresh,
-			 (long long)b->id, old->uid);
-	return dindex_exec(store->idx, sql, err);
+		return dindex_msg_delete(store->idx, b->id, old->uid, err);
+	return dindex_msg_set_uid(store->idx, b->id, old->uid, fresh, err);
 }
 
 /* uid 0 is no uid: an earlier version gave it to a delivery into a folder
@@ -536,7 +494,7 @@ static int renumber_ours(struct dbox_store *store, struct dovecot_box *b,
 static int repair_uid0(struct dbox_store *store, struct dovecot_box *b,
 		       struct dbox_err *err)
 {
-	char from[PATH_MAX] = "", to[PATH_MAX], sql[160];
+	char from[PATH_MAX] = "", to[PATH_MAX];
 	struct dbox_msg m;
 	int ret;
 
@@ -550,10 +508,8 @@ static int repair_uid0(struct dbox_store *store, struct dovecot_box *b,
 		if (ret == 0 && link(from, to) < 0)
 			ret = dbox_fail(err, -errno, "link %s: %m", to);
 	}
-	snprintf(sql, sizeof(sql), "UPDATE messages SET uid = %u WHERE "
-		 "mailbox_id = %lld AND uid = 0", m.uid, (long long)b->id);
 	if (ret == 0)
-		ret = dindex_exec(store->idx, sql, err);
+		ret = dindex_msg_set_uid(store->idx, b->id, 0, m.uid, err);
 	if (ret == 0 && from[0] != '\0') {
 		dbox_fcache_drop(store, from);
 		unlink(from);
@@ -567,7 +523,7 @@ static int repair_uid0(struct dbox_store *store, struct dovecot_box *b,
 /* One message: inserted, updated or left as it is. */
 static int sync_message(struct dbox_store *store, struct dovecot_box *b,
 			const struct dovi_message *dm, uint32_t flags,
-			uint32_t kw, bool in_new, struct rec_reader *r,
+			uint32_t kw, bool in_new, struct dbox_rfile *r,
 			struct dbox_err *err)
 {
 	struct dbox_msg old, msg;
@@ -580,16 +536,8 @@ static int sync_message(struct dbox_store *store, struct dovecot_box *b,
 		if (old.flags == flags && old.keywords == kw &&
 		    old.in_new == in_new)
 			return 0;
-		sqlite3_stmt *st = dindex_stmt(store->idx, DSTMT_MSG_SET_FLAGS,
-					       err);
-		if (st == NULL)
-			return -EIO;
-		sqlite3_bind_int64(st, 1, b->id);
-		sqlite3_bind_int64(st, 2, dm->uid);
-		sqlite3_bind_int64(st, 3, flags);
-		sqlite3_bind_int64(st, 4, kw);
-		sqlite3_bind_int(st, 5, in_new);
-		ret = dindex_step_done(store->idx, st, err);
+		ret = dindex_msg_set_flags(store->idx, b->id, dm->uid, flags,
+					   kw, in_new, err);
 		return ret < 0 ? ret : dbox_mailbox_touch(store, b->id, true,
 							  true, err);
 	}
@@ -607,12 +555,7 @@ static int sync_message(struct dbox_store *store, struct dovecot_box *b,
 	}
 	if (have) {
 		/* a purge moved the record: same message, new place */
-		char sql[128];
-
-		snprintf(sql, sizeof(sql), "DELETE FROM messages WHERE "
-			 "mailbox_id = %lld AND uid = %u", (long long)b->id,
-			 dm->uid);
-		ret = dindex_exec(store->idx, sql, err);
+		ret = dindex_msg_delete(store->idx, b->id, dm->uid, err);
 		if (ret < 0)
 			return ret;
 		snprintf(msg.base, sizeof(msg.base), "%s", old.base);
@@ -638,13 +581,14 @@ static int sync_box(struct dbox_store *store, struct dovecot_box *b,
 	const struct dovi_message *msgs = dovi_mailbox_messages(b->db);
 	size_t n = dovi_mailbox_count(b->db);
 	unsigned int nkw = dovi_mailbox_keyword_count(b->db);
-	struct rec_reader r = { .fd = -1 };
+	struct dbox_rfile r;
 	struct dovi_header hdr = { 0 };
 	int *kwmap = calloc(nkw + 1, sizeof(*kwmap));
 	uint32_t known = 0;
 	int ret = kwmap == NULL ? -ENOMEM : upsert_mailbox(store, b, &known,
 							   err);
 
+	dbox_rfile_init(&r);
 	if (dovi_mailbox_index(b->db) != NULL)
 		dovi_index_header(dovi_mailbox_index(b->db), &hdr);
 	if (ret == 0)
@@ -662,8 +606,7 @@ static int sync_box(struct dbox_store *store, struct dovecot_box *b,
 		ret = sync_message(store, b, &msgs[i], flags, kw, in_new, &r,
 				   err);
 	}
-	if (r.fd >= 0)
-		close(r.fd);
+	dbox_rfile_close(&r);
 	free(kwmap);
 	return ret;
 }
@@ -713,7 +656,7 @@ static int sync_box_files(struct dbox_store *store, struct dovecot_box *b,
 	struct files_ctx fc = { store, b, err, 0 };
 	struct dbox_mailbox box;
 	struct our_rows o = { 0 };
-	char dir[PATH_MAX], path[PATH_MAX], sql[160];
+	char dir[PATH_MAX], path[PATH_MAX];
 	struct dirent *e;
 	uint64_t good;
 	DIR *d;
@@ -760,16 +703,11 @@ static int sync_box_files(struct dbox_store *store, struct dovecot_box *b,
 		dbox_sdbox_path(store, b->name, o.uids[i], path, sizeof(path));
 		if (stat(path, &st) == 0)
 			continue;
-		snprintf(sql, sizeof(sql), "DELETE FROM messages WHERE "
-			 "mailbox_id = %lld AND uid = %u", (long long)b->id,
-			 o.uids[i]);
-		ret = dindex_exec(store->idx, sql, err);
+		ret = dindex_msg_delete(store->idx, b->id, o.uids[i], err);
 	}
 	free(o.uids);
-	snprintf(sql, sizeof(sql), "UPDATE mailboxes SET next_uid = %u WHERE "
-		 "id = %lld AND next_uid <= %u", fc.max_uid + 1,
-		 (long long)b->id, fc.max_uid);
-	return ret < 0 ? ret : dindex_exec(store->idx, sql, err);
+	return ret < 0 ? ret : dindex_mailbox_raise_next_uid(store->idx, b->id,
+							     fc.max_uid, err);
 }
 
 /* sdbox: an index that is missing or broken while u.N files are there.
@@ -905,22 +843,15 @@ static int delete_other_mailboxes(struct dbox_store *store,
 				  struct dbox_dovecot *dv,
 				  struct dbox_err *err)
 {
-	char sql[512];
-	int ret = dindex_exec(store->idx, "CREATE TEMP TABLE IF NOT EXISTS "
-			      "dv_keep(id INTEGER PRIMARY KEY);"
-			      "DELETE FROM temp.dv_keep;", err);
+	int64_t *ids = calloc(dv->count + 1, sizeof(*ids));
+	int ret;
 
-	for (size_t i = 0; ret == 0 && i < dv->count; i++) {
-		snprintf(sql, sizeof(sql), "INSERT OR IGNORE INTO temp.dv_keep "
-			 "VALUES (%lld)", (long long)dv->boxes[i].id);
-		ret = dindex_exec(store->idx, sql, err);
-	}
-	if (ret == 0)
-		ret = dindex_exec(store->idx, "DELETE FROM messages WHERE "
-				  "mailbox_id NOT IN (SELECT id FROM "
-				  "temp.dv_keep); DELETE FROM mailboxes WHERE "
-				  "id NOT IN (SELECT id FROM temp.dv_keep);",
-				  err);
+	if (ids == NULL)
+		return dbox_fail(err, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < dv->count; i++)
+		ids[i] = dv->boxes[i].id;
+	ret = dindex_mailbox_keep_only(store->idx, ids, dv->count, err);
+	free(ids);
 	return ret;
 }
 

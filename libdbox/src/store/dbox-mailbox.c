@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "dovecot/utf8.h"
+#include "index/dindex-mailbox.h"
 #include "store/store-private.h"
 
 static bool part_valid(const char *part, size_t n)
@@ -83,46 +84,16 @@ int dbox_mdbox_path(const struct dbox_store *store, uint32_t file_id,
 			 file_id);
 }
 
-static int fetch_mailbox(struct dbox_store *store, sqlite3_stmt *st,
-			 struct dbox_mailbox *box_r, const char *what,
-			 struct dbox_err *err)
-{
-	int rc = sqlite3_step(st);
-
-	if (rc == SQLITE_ROW) {
-		if (box_r != NULL)
-			dindex_row_to_mailbox(st, box_r);
-		sqlite3_reset(st);
-		return 0;
-	}
-	sqlite3_reset(st);
-	if (rc == SQLITE_DONE)
-		return dbox_fail(err, -ENOENT, "no mailbox %s", what);
-	return dindex_error(store->idx, rc, "mailbox lookup", err);
-}
-
 int dbox_mailbox_lookup(struct dbox_store *store, const char *name,
 			struct dbox_mailbox *box_r, struct dbox_err *err)
 {
-	sqlite3_stmt *st = dindex_stmt(store->idx, DSTMT_MBOX_BY_NAME, err);
-
-	if (st == NULL)
-		return -EIO;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	return fetch_mailbox(store, st, box_r, name, err);
+	return dindex_mailbox_by_name(store->idx, name, box_r, err);
 }
 
 int dbox_mailbox_get(struct dbox_store *store, int64_t id,
 		     struct dbox_mailbox *box_r, struct dbox_err *err)
 {
-	sqlite3_stmt *st = dindex_stmt(store->idx, DSTMT_MBOX_BY_ID, err);
-	char what[32];
-
-	if (st == NULL)
-		return -EIO;
-	sqlite3_bind_int64(st, 1, id);
-	snprintf(what, sizeof(what), "#%lld", (long long)id);
-	return fetch_mailbox(store, st, box_r, what, err);
+	return dindex_mailbox_by_id(store->idx, id, box_r, err);
 }
 
 int dbox_mailbox_name_of(struct dbox_store *store, int64_t mailbox_id,
@@ -140,23 +111,7 @@ int dbox_mailbox_list(struct dbox_store *store,
 		      int (*cb)(void *ctx, const struct dbox_mailbox *box),
 		      void *ctx, struct dbox_err *err)
 {
-	sqlite3_stmt *st = dindex_stmt(store->idx, DSTMT_MBOX_LIST, err);
-	struct dbox_mailbox box;
-	int rc;
-
-	if (st == NULL)
-		return -EIO;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		dindex_row_to_mailbox(st, &box);
-		if (cb(ctx, &box) != 0) {
-			sqlite3_reset(st);
-			return 0;
-		}
-	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
-		return dindex_error(store->idx, rc, "mailbox list", err);
-	return 0;
+	return dindex_mailboxes_each(store->idx, cb, ctx, err);
 }
 
 int dbox_mailbox_insert(struct dbox_store *store, const char *name,
@@ -164,20 +119,9 @@ int dbox_mailbox_insert(struct dbox_store *store, const char *name,
 			uint32_t next_uid, struct dbox_mailbox *box_r,
 			struct dbox_err *err)
 {
-	sqlite3_stmt *st = dindex_stmt(store->idx, DSTMT_MBOX_INSERT, err);
-	int ret;
+	int ret = dindex_mailbox_insert(store->idx, name, guid, uidvalidity,
+					next_uid, err);
 
-	if (st == NULL)
-		return -EIO;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, guid, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, uidvalidity);
-	sqlite3_bind_int64(st, 4, next_uid);
-	sqlite3_bind_int64(st, 5, dbox_now());
-	sqlite3_bind_int64(st, 6, dbox_now_ns());
-	ret = dindex_step_done(store->idx, st, err);
-	if (ret == -EEXIST)
-		return dbox_fail(err, -EEXIST, "mailbox %s exists", name);
 	if (ret < 0)
 		return ret;
 	return box_r == NULL ? 0 : dbox_mailbox_lookup(store, name, box_r, err);
@@ -224,23 +168,7 @@ int dbox_mailbox_create(struct dbox_store *store, const char *name,
 static int has_children(struct dbox_store *store, const char *name,
 			struct dbox_err *err)
 {
-	sqlite3 *db = dindex_db(store->idx, err);
-	sqlite3_stmt *st;
-	int rc, ret;
-
-	if (db == NULL)
-		return -EIO;
-	rc = sqlite3_prepare_v2(db, "SELECT 1 FROM mailboxes WHERE "
-				"substr(name, 1, length(?1) + 1) = ?1 || '/' "
-				"LIMIT 1", -1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return dindex_error(store->idx, rc, "children", err);
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	ret = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 :
-		dindex_error(store->idx, rc, "children", err);
-	sqlite3_finalize(st);
-	return ret;
+	return dindex_mailbox_has_children(store->idx, name, err);
 }
 
 /* Removes the empty parents of mailboxes/<storage>/dbox-Mails that no
@@ -278,7 +206,6 @@ static int delete_mailbox(struct dbox_store *store, const char *name,
 	struct dbox_mailbox box;
 	char dir[PATH_MAX];
 	uint64_t count;
-	sqlite3 *db;
 	int ret;
 
 	if (store->readonly)
@@ -296,15 +223,8 @@ static int delete_mailbox(struct dbox_store *store, const char *name,
 	    (ret = has_children(store, name, err)) > 0)
 		ret = dbox_fail(err, -ENOTEMPTY, "mailbox %s has children",
 				name);
-	if (ret == 0) {
-		db = dindex_db(store->idx, err);
-		char sql[64];
-
-		snprintf(sql, sizeof(sql), "DELETE FROM mailboxes WHERE id=%lld",
-			 (long long)box.id);
-		ret = sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 :
-			dindex_error(store->idx, SQLITE_ERROR, "delete", err);
-	}
+	if (ret == 0)
+		ret = dindex_mailbox_delete(store->idx, box.id, err);
 	if (ret == 0)
 		ret = dindex_write_commit(store->idx, err);
 	else
@@ -326,32 +246,6 @@ int dbox_mailbox_delete_one(struct dbox_store *store, const char *name,
 			    struct dbox_err *err)
 {
 	return delete_mailbox(store, name, true, err);
-}
-
-static int rename_rows(struct dbox_store *store, const char *from,
-		       const char *to, bool subtree, struct dbox_err *err)
-{
-	sqlite3 *db = dindex_db(store->idx, err);
-	sqlite3_stmt *st;
-	int rc;
-
-	if (db == NULL)
-		return -EIO;
-	rc = sqlite3_prepare_v2(db, subtree ? "UPDATE mailboxes SET name = "
-				"CASE WHEN name = ?1 THEN ?2 ELSE ?2 || "
-				"substr(name, length(?1) + 1) END WHERE name = "
-				"?1 OR substr(name, 1, length(?1) + 1) = ?1 || "
-				"'/'" : "UPDATE mailboxes SET name = ?2 WHERE "
-				"name = ?1", -1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return dindex_error(store->idx, rc, "rename", err);
-	sqlite3_bind_text(st, 1, from, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, to, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return dindex_error(store->idx, rc, "rename", err);
-	return 0;
 }
 
 /* mailboxes/<storage> of a name (the directory that holds dbox-Mails and
@@ -412,7 +306,8 @@ static int rename_mailbox(struct dbox_store *store, const char *from,
 		return ret;
 	ret = rename_check(store, from, to, subtree, err);
 	if (ret == 0)
-		ret = rename_rows(store, from, to, subtree, err);
+		ret = dindex_mailbox_rename(store->idx, from, to, subtree,
+					    err);
 	if (ret == 0) {
 		snprintf(parent, sizeof(parent), "%s", dst);
 		*strrchr(parent, '/') = '\0';
@@ -455,15 +350,8 @@ static int touch_at(struct dbox_store *store, int64_t mailbox_id,
 		    bool new_dir, bool cur_dir, int64_t ns,
 		    struct dbox_err *err)
 {
-	sqlite3_stmt *st = dindex_stmt(store->idx, DSTMT_MBOX_TOUCH, err);
-
-	if (st == NULL)
-		return -EIO;
-	sqlite3_bind_int64(st, 1, mailbox_id);
-	sqlite3_bind_int(st, 2, new_dir);
-	sqlite3_bind_int(st, 3, cur_dir);
-	sqlite3_bind_int64(st, 4, ns);
-	return dindex_step_done(store->idx, st, err);
+	return dindex_mailbox_touch(store->idx, mailbox_id, new_dir, cur_dir,
+				    ns, err);
 }
 
 int dbox_mailbox_touch(struct dbox_store *store, int64_t mailbox_id,
@@ -482,10 +370,8 @@ int dbox_mailbox_set_dir_mtime(struct dbox_store *store, int64_t mailbox_id,
 		return dbox_fail(err, -EROFS, "store is read-only");
 	ret = dindex_write_begin(store->idx, err);
 	if (ret == 0)
-		ret = touch_at(store, mailbox_id, new_dir, !new_dir, ns, err);
-	if (ret == 0 && sqlite3_changes(dindex_db(store->idx, NULL)) == 0)
-		ret = dbox_fail(err, -ENOENT, "no mailbox #%lld",
-				(long long)mailbox_id);
+		ret = dindex_mailbox_set_dir_mtime(store->idx, mailbox_id,
+						   new_dir, ns, err);
 	if (ret == 0)
 		return dindex_write_commit(store->idx, err);
 	dindex_write_rollback(store->idx);
@@ -496,34 +382,8 @@ int dbox_mailbox_alloc_uids(struct dbox_store *store, int64_t mailbox_id,
 			    uint32_t count, uint32_t *first_r,
 			    struct dbox_err *err)
 {
-	sqlite3_stmt *st = dindex_stmt(store->idx, DSTMT_MBOX_NEXT_UID, err);
-	int64_t next;
-	int rc;
-
-	if (st == NULL)
-		return -EIO;
-	sqlite3_bind_int64(st, 1, mailbox_id);
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW) {
-		sqlite3_reset(st);
-		return rc == SQLITE_DONE ? dbox_fail(err, -ENOENT, "mailbox "
-			"#%lld vanished", (long long)mailbox_id) :
-			dindex_error(store->idx, rc, "next uid", err);
-	}
-	next = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	if (next < 1)
-		next = 1;   /* uid 0 is no uid (an index of an older version) */
-	if (next + count > UINT32_MAX)
-		return dbox_fail(err, -EOVERFLOW, "mailbox #%lld ran out of "
-				 "UIDs", (long long)mailbox_id);
-	st = dindex_stmt(store->idx, DSTMT_MBOX_SET_NEXT_UID, err);
-	if (st == NULL)
-		return -EIO;
-	sqlite3_bind_int64(st, 1, mailbox_id);
-	sqlite3_bind_int64(st, 2, next + count);
-	*first_r = (uint32_t)next;
-	return dindex_step_done(store->idx, st, err);
+	return dindex_mailbox_alloc_uids(store->idx, mailbox_id, count,
+					 first_r, err);
 }
 
 int dbox_mailbox_reserve_uid(struct dbox_store *store, int64_t mailbox_id,
@@ -546,32 +406,8 @@ int dbox_mailbox_keywords(struct dbox_store *store, int64_t mailbox_id,
 			  char *names[DBOX_MAX_KEYWORDS], char *buf,
 			  size_t buflen, struct dbox_err *err)
 {
-	sqlite3_stmt *st = dindex_stmt(store->idx, DSTMT_KW_LIST, err);
-	size_t used = 0;
-	int count = 0, rc;
-
-	if (st == NULL)
-		return -EIO;
-	for (int i = 0; i < DBOX_MAX_KEYWORDS; i++)
-		names[i] = NULL;
-	sqlite3_bind_int64(st, 1, mailbox_id);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		int i = sqlite3_column_int(st, 0);
-		const char *name = (const char *)sqlite3_column_text(st, 1);
-		size_t n = strlen(name) + 1;
-
-		if (i < 0 || i >= DBOX_MAX_KEYWORDS || used + n > buflen)
-			continue;
-		memcpy(buf + used, name, n);
-		names[i] = buf + used;
-		used += n;
-		if (i + 1 > count)
-			count = i + 1;
-	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
-		return dindex_error(store->idx, rc, "keywords", err);
-	return count;
+	return dindex_keywords(store->idx, mailbox_id, names, buf, buflen,
+			       err);
 }
 
 int dbox_mailbox_keyword_index(struct dbox_store *store, int64_t mailbox_id,
@@ -580,7 +416,6 @@ int dbox_mailbox_keyword_index(struct dbox_store *store, int64_t mailbox_id,
 	char *names[DBOX_MAX_KEYWORDS], buf[DBOX_MAX_KEYWORDS * 256];
 	bool own_txn = !dindex_in_write(store->idx);
 	int count, ret, free_idx = -1;
-	sqlite3_stmt *st;
 
 	if (!dbox_meta_value_valid(name) || name[0] == '\0' ||
 	    strpbrk(name, " ()[]{}%*\"\\") != NULL)
@@ -602,15 +437,8 @@ int dbox_mailbox_keyword_index(struct dbox_store *store, int64_t mailbox_id,
 		ret = dbox_fail(err, -ENOSPC, "mailbox has %d keywords already",
 				DBOX_MAX_KEYWORDS);
 	if (ret >= 0) {
-		st = dindex_stmt(store->idx, DSTMT_KW_INSERT, err);
-		if (st == NULL)
-			ret = -EIO;
-	}
-	if (ret >= 0) {
-		sqlite3_bind_int64(st, 1, mailbox_id);
-		sqlite3_bind_int(st, 2, free_idx);
-		sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
-		ret = dindex_step_done(store->idx, st, err);
+		ret = dindex_keyword_insert(store->idx, mailbox_id, free_idx,
+					    name, err);
 		if (ret == 0)
 			ret = free_idx;
 	}
@@ -647,21 +475,6 @@ static int set_subdirs_touch_made(struct dbox_store *store,
 				  (made & DBOX_SUBDIR_CUR) != 0, err);
 }
 
-static int set_subdirs_bits(struct dbox_store *store, int64_t mailbox_id,
-			    unsigned int subdirs, struct dbox_err *err)
-{
-	char sql[128];
-	int ret;
-
-	snprintf(sql, sizeof(sql), "UPDATE mailboxes SET subdirs = %u WHERE "
-		 "id = %lld", subdirs & 7, (long long)mailbox_id);
-	ret = dindex_exec(store->idx, sql, err);
-	if (ret == 0 && sqlite3_changes(dindex_db(store->idx, NULL)) == 0)
-		ret = dbox_fail(err, -ENOENT, "no mailbox #%lld",
-				(long long)mailbox_id);
-	return ret;
-}
-
 int dbox_mailbox_set_subdirs(struct dbox_store *store, int64_t mailbox_id,
 			     unsigned int subdirs, struct dbox_err *err)
 {
@@ -674,7 +487,8 @@ int dbox_mailbox_set_subdirs(struct dbox_store *store, int64_t mailbox_id,
 		return ret;
 	ret = set_subdirs_touch_made(store, mailbox_id, subdirs, err);
 	if (ret == 0)
-		ret = set_subdirs_bits(store, mailbox_id, subdirs, err);
+		ret = dindex_mailbox_set_subdirs(store->idx, mailbox_id,
+						 subdirs, err);
 	if (ret == 0)
 		return dindex_write_commit(store->idx, err);
 	dindex_write_rollback(store->idx);

@@ -5,64 +5,30 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "index/dindex-msg.h"
 #include "store/dbox-attach.h"
 #include "store/dbox-decompress.h"
 #include "store/store-private.h"
 
-static int fetch_msg(struct dbox_store *store, sqlite3_stmt *st,
-		     struct dbox_msg *msg_r, struct dbox_err *err)
-{
-	int rc = sqlite3_step(st);
-
-	if (rc == SQLITE_ROW) {
-		if (msg_r != NULL)
-			dindex_row_to_msg(st, msg_r);
-		sqlite3_reset(st);
-		return 0;
-	}
-	sqlite3_reset(st);
-	if (rc == SQLITE_DONE)
-		return dbox_fail(err, -ENOENT, "no such message");
-	return dindex_error(store->idx, rc, "message lookup", err);
-}
-
 int dbox_msg_get(struct dbox_store *store, int64_t mailbox_id, uint32_t uid,
 		 struct dbox_msg *msg_r, struct dbox_err *err)
 {
-	sqlite3_stmt *st = dindex_stmt(store->idx, DSTMT_MSG_GET, err);
-
-	if (st == NULL)
-		return -EIO;
-	sqlite3_bind_int64(st, 1, mailbox_id);
-	sqlite3_bind_int64(st, 2, uid);
-	return fetch_msg(store, st, msg_r, err);
+	return dindex_msg_get(store->idx, mailbox_id, uid, msg_r, err);
 }
 
 int dbox_msg_lookup_base(struct dbox_store *store, int64_t mailbox_id,
 			 const char *base, struct dbox_msg *msg_r,
 			 struct dbox_err *err)
 {
-	sqlite3_stmt *st = dindex_stmt(store->idx, DSTMT_MSG_BY_BASE, err);
-
-	if (st == NULL)
-		return -EIO;
-	sqlite3_bind_int64(st, 1, mailbox_id);
-	sqlite3_bind_text(st, 2, base, -1, SQLITE_STATIC);
-	return fetch_msg(store, st, msg_r, err);
+	return dindex_msg_by_base(store->idx, mailbox_id, base, msg_r, err);
 }
 
 int dbox_msg_lookup_name(struct dbox_store *store, int64_t mailbox_id,
 			 bool in_new, const char *name, struct dbox_msg *msg_r,
 			 struct dbox_err *err)
 {
-	sqlite3_stmt *st = dindex_stmt(store->idx, DSTMT_MSG_BY_NAME, err);
-
-	if (st == NULL)
-		return -EIO;
-	sqlite3_bind_int64(st, 1, mailbox_id);
-	sqlite3_bind_int(st, 2, in_new);
-	sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
-	return fetch_msg(store, st, msg_r, err);
+	return dindex_msg_by_name(store->idx, mailbox_id, in_new, name, msg_r,
+				  err);
 }
 
 int dbox_msg_list(struct dbox_store *store, int64_t mailbox_id,
@@ -70,51 +36,14 @@ int dbox_msg_list(struct dbox_store *store, int64_t mailbox_id,
 		  int (*cb)(void *ctx, const struct dbox_msg *msg), void *ctx,
 		  struct dbox_err *err)
 {
-	sqlite3_stmt *st = dindex_stmt(store->idx, in_new < 0 ?
-				       DSTMT_MSG_LIST : DSTMT_MSG_LIST_NEW,
-				       err);
-	struct dbox_msg msg;
-	int rc, count = 0;
-
-	if (st == NULL)
-		return -EIO;
-	sqlite3_bind_int64(st, 1, mailbox_id);
-	sqlite3_bind_int64(st, 2, after_uid);
-	sqlite3_bind_int64(st, 3, limit == 0 ? -1 : (sqlite3_int64)limit);
-	if (in_new >= 0)
-		sqlite3_bind_int(st, 4, in_new);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		dindex_row_to_msg(st, &msg);
-		count++;
-		if (cb(ctx, &msg) != 0) {
-			rc = SQLITE_DONE;
-			break;
-		}
-	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
-		return dindex_error(store->idx, rc, "message list", err);
-	return count;
+	return dindex_msgs_page(store->idx, mailbox_id, after_uid, in_new,
+				limit, cb, ctx, err);
 }
 
 int dbox_msg_count(struct dbox_store *store, int64_t mailbox_id, int in_new,
 		   uint64_t *count_r, struct dbox_err *err)
 {
-	sqlite3_stmt *st = dindex_stmt(store->idx, in_new < 0 ?
-				       DSTMT_MBOX_COUNT : DSTMT_MBOX_COUNT_NEW,
-				       err);
-	int rc;
-
-	if (st == NULL)
-		return -EIO;
-	sqlite3_bind_int64(st, 1, mailbox_id);
-	if (in_new >= 0)
-		sqlite3_bind_int(st, 2, in_new);
-	rc = sqlite3_step(st);
-	*count_r = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
-	sqlite3_reset(st);
-	return rc == SQLITE_ROW ? 0 :
-		dindex_error(store->idx, rc, "count", err);
+	return dindex_msg_count(store->idx, mailbox_id, in_new, count_r, err);
 }
 
 int dbox_msg_file_path(struct dbox_store *store, const struct dbox_msg *msg,
@@ -135,21 +64,7 @@ int dbox_msg_file_path(struct dbox_store *store, const struct dbox_msg *msg,
 int dbox_msg_insert(struct dbox_store *store, const struct dbox_msg *msg,
 		    struct dbox_err *err)
 {
-	sqlite3_stmt *st = dindex_stmt(store->idx, DSTMT_MSG_INSERT, err);
-	int ret;
-
-	if (st == NULL)
-		return -EIO;
-	if (dindex_bind_msg(st, msg) < 0) {
-		sqlite3_reset(st);
-		return dbox_fail(err, -ENOMEM, "bind message");
-	}
-	ret = dindex_step_done(store->idx, st, err);
-	if (ret == -EEXIST)
-		return dbox_fail(err, -EEXIST, "a message of the same name as"
-				 " %s or with uid %u exists", msg->base,
-				 msg->uid);
-	return ret;
+	return dindex_msg_insert(store->idx, msg, err);
 }
 
 void dbox_msg_from_record(struct dbox_msg *msg, const struct dbox_record *rec)
@@ -191,14 +106,11 @@ void dbox_msg_derive_base(const struct dbox_msg *msg, char *buf, size_t len)
 		 (unsigned long long)msg->vsize);
 }
 
-static int simple_update(struct dbox_store *store, sqlite3_stmt *st,
-			 int64_t mailbox_id, bool new_dir, bool cur_dir,
-			 struct dbox_err *err)
+/* The end of a write transaction that changed one message's row (ret:
+ * how that went). */
+static int end_update(struct dbox_store *store, int ret, int64_t mailbox_id,
+		      bool new_dir, bool cur_dir, struct dbox_err *err)
 {
-	int ret = dindex_step_done(store->idx, st, err);
-
-	if (ret == 0 && sqlite3_changes(dindex_db(store->idx, NULL)) == 0)
-		ret = dbox_fail(err, -ENOENT, "no such message");
 	if (ret == 0)
 		ret = dbox_mailbox_touch(store, mailbox_id, new_dir, cur_dir,
 					 err);
@@ -216,26 +128,13 @@ static int set_name(struct dbox_store *store, int64_t mailbox_id,
 		    uint32_t keywords, enum dbox_maildir_dir dir,
 		    struct dbox_err *err)
 {
-	sqlite3_stmt *st = dindex_stmt(store->idx, DSTMT_MSG_SET_NAME, err);
-	int ret;
-
-	if (st == NULL)
-		return -EIO;
 	if (base[0] == '\0' || strlen(base) > DBOX_NAME_MAX ||
 	    strchr(base, '/') != NULL || !dbox_meta_value_valid(base))
 		return dbox_fail(err, -EINVAL, "invalid maildir name");
-	sqlite3_bind_int64(st, 1, mailbox_id);
-	sqlite3_bind_int64(st, 2, uid);
-	sqlite3_bind_text(st, 3, base, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, flags & DBOX_FLAGS_MASK);
-	sqlite3_bind_int64(st, 5, keywords);
-	sqlite3_bind_int(st, 6, dir != DBOX_DIR_CUR);
-	sqlite3_bind_int(st, 7, dir == DBOX_DIR_NEW_INFO);
-	ret = dindex_step_done(store->idx, st, err);
-	if (ret == -EEXIST)
-		return dbox_fail(err, -EEXIST, "a message of the same name as "
-				 "%s exists", base);
-	return ret;
+	return dindex_msg_set_name(store->idx, mailbox_id, uid, base,
+				   flags & DBOX_FLAGS_MASK, keywords,
+				   dir != DBOX_DIR_CUR, dir == DBOX_DIR_NEW_INFO,
+				   err);
 }
 
 static int delete_row(struct dbox_store *store, int64_t mailbox_id,
@@ -294,16 +193,8 @@ static int update_in_txn(struct dbox_store *store, int64_t mailbox_id,
 		ret = set_name(store, mailbox_id, uid,
 			       base != NULL ? base : old.base, flags, keywords,
 			       dir, err);
-	if (ret == 0 && sqlite3_changes(dindex_db(store->idx, NULL)) == 0)
-		ret = dbox_fail(err, -ENOENT, "no such message");
-	if (ret == 0)
-		ret = dbox_mailbox_touch(store, mailbox_id,
-					 old.in_new || in_new,
-					 !old.in_new || !in_new, err);
-	if (ret == 0)
-		return dindex_write_commit(store->idx, err);
-	dindex_write_rollback(store->idx);
-	return ret;
+	return end_update(store, ret, mailbox_id, old.in_new || in_new,
+			  !old.in_new || !in_new, err);
 }
 
 int dbox_msg_update(struct dbox_store *store, int64_t mailbox_id,
@@ -351,64 +242,36 @@ int dbox_msg_set_flags(struct dbox_store *store, int64_t mailbox_id,
 			       NULL, err);
 }
 
-/* A write transaction and its statement of one message's row; NULL
- * (nothing begun) on failure. */
-static sqlite3_stmt *begin_msg_stmt(struct dbox_store *store,
-				    enum dindex_stmt which,
-				    struct dbox_err *err)
-{
-	sqlite3_stmt *st;
-
-	if (dindex_write_begin(store->idx, err) < 0)
-		return NULL;
-	st = dindex_stmt(store->idx, which, err);
-	if (st == NULL)
-		dindex_write_rollback(store->idx);
-	return st;
-}
-
 int dbox_msg_set_mode(struct dbox_store *store, int64_t mailbox_id,
 		      uint32_t uid, uint32_t mode, struct dbox_err *err)
 {
-	sqlite3_stmt *st = begin_msg_stmt(store, DSTMT_MSG_SET_MODE,
-						   err);
+	int ret = dindex_write_begin(store->idx, err);
 
-	if (st == NULL)
+	if (ret < 0)
 		return -EIO;
-	sqlite3_bind_int64(st, 1, mailbox_id);
-	sqlite3_bind_int64(st, 2, uid);
-	sqlite3_bind_int64(st, 3, mode);
+	ret = dindex_msg_set_mode(store->idx, mailbox_id, uid, mode, err);
 	/* attribute change only: directory listings are unchanged */
-	return simple_update(store, st, mailbox_id, false, false, err);
+	return end_update(store, ret, mailbox_id, false, false, err);
 }
 
 int dbox_msg_set_received(struct dbox_store *store, int64_t mailbox_id,
 			  uint32_t uid, int64_t received, int64_t received_ns,
 			  struct dbox_err *err)
 {
-	sqlite3_stmt *st = begin_msg_stmt(store,
-						   DSTMT_MSG_SET_RECEIVED, err);
+	int ret = dindex_write_begin(store->idx, err);
 
-	if (st == NULL)
+	if (ret < 0)
 		return -EIO;
-	sqlite3_bind_int64(st, 1, mailbox_id);
-	sqlite3_bind_int64(st, 2, uid);
-	sqlite3_bind_int64(st, 3, received);
-	sqlite3_bind_int64(st, 4, received_ns);
+	ret = dindex_msg_set_received(store->idx, mailbox_id, uid, received,
+				      received_ns, err);
 	/* attribute change only: directory listings are unchanged */
-	return simple_update(store, st, mailbox_id, false, false, err);
+	return end_update(store, ret, mailbox_id, false, false, err);
 }
 
 static int delete_row(struct dbox_store *store, int64_t mailbox_id,
 		      uint32_t uid, struct dbox_err *err)
 {
-	sqlite3_stmt *st = dindex_stmt(store->idx, DSTMT_MSG_DELETE, err);
-
-	if (st == NULL)
-		return -EIO;
-	sqlite3_bind_int64(st, 1, mailbox_id);
-	sqlite3_bind_int64(st, 2, uid);
-	return dindex_step_done(store->idx, st, err);
+	return dindex_msg_delete(store->idx, mailbox_id, uid, err);
 }
 
 /* What a maildir name says of a message goes from `from` to `to`. */

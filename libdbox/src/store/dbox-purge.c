@@ -20,11 +20,10 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "index/dindex-file.h"
 #include "store/dbox-scan.h"
 #include "store/mdbox-file.h"
 #include "store/store-private.h"
-
-#define PURGE_KEY "purge."
 
 struct live_rec {
 	uint64_t old_offset, new_offset;
@@ -42,22 +41,6 @@ struct purge_file {
 	uint64_t dead_bytes;
 	unsigned int records;
 };
-
-static int refs_at(struct dbox_store *store, uint32_t file_id,
-		   uint64_t offset, int64_t *count_r)
-{
-	sqlite3_stmt *st = dindex_stmt(store->idx, DSTMT_MSG_REFS_AT, NULL);
-	int rc;
-
-	if (st == NULL)
-		return -EIO;
-	sqlite3_bind_int64(st, 1, file_id);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)offset);
-	rc = sqlite3_step(st);
-	*count_r = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-	sqlite3_reset(st);
-	return rc == SQLITE_ROW ? 0 : -EIO;
-}
 
 static int copy_range(struct purge_file *pf, struct mdbox_append *app,
 		      uint64_t from, uint64_t len)
@@ -137,7 +120,8 @@ static int purge_record(void *ctx, const char *mailbox, uint32_t file_id,
 {
 	struct purge_file *pf = ctx;
 	int64_t refs;
-	int ret = refs_at(pf->store, file_id, rec->offset, &refs);
+	int ret = dindex_file_refs_at(pf->store->idx, file_id, rec->offset,
+				      &refs);
 
 	pf->records++;
 	if (ret < 0)
@@ -167,57 +151,32 @@ static int commit_moves(struct purge_file *pf, uint32_t old_id,
 			struct dbox_err *err)
 {
 	struct dbox_store *store = pf->store;
-	sqlite3 *db;
-	sqlite3_stmt *st = NULL;
-	char sql[96];
 	int ret = dindex_write_begin(store->idx, err);
 
 	if (ret < 0)
 		return ret;
-	db = dindex_db(store->idx, err);
-	if (sqlite3_prepare_v2(db, "UPDATE messages SET file_id = ?3, "
-			       "offset = ?4 WHERE file_id = ?1 AND offset = ?2",
-			       -1, &st, NULL) != SQLITE_OK)
-		ret = dindex_error(store->idx, SQLITE_ERROR, "purge", err);
 	for (size_t i = 0; ret == 0 && i < pf->live_count; i++) {
-		sqlite3_reset(st);
-		sqlite3_bind_int64(st, 1, old_id);
-		sqlite3_bind_int64(st, 2, (sqlite3_int64)pf->live[i].old_offset);
-		sqlite3_bind_int64(st, 3, pf->live[i].new_file);
-		sqlite3_bind_int64(st, 4, (sqlite3_int64)pf->live[i].new_offset);
-		if (sqlite3_step(st) != SQLITE_DONE)
-			ret = dindex_error(store->idx, SQLITE_ERROR, "purge",
-					   err);
+		bool moved;
+
+		ret = dindex_file_move_rec(store->idx, old_id,
+					   pf->live[i].old_offset,
+					   pf->live[i].new_file,
+					   pf->live[i].new_offset, &moved, err);
 		/* expunged after our scan: dead in its new place now */
-		else if (sqlite3_changes(db) == 0)
+		if (ret == 0 && !moved)
 			ret = dbox_purge_mark(store, pf->live[i].new_file, err);
 	}
-	sqlite3_finalize(st);
-	snprintf(sql, sizeof(sql), "DELETE FROM meta WHERE key = '"
-		 PURGE_KEY "%u'", old_id);
 	if (ret == 0)
-		ret = dindex_exec(store->idx, sql, err);
+		ret = dindex_purge_unmark(store->idx, old_id, NULL, err);
 	for (struct mdbox_append *a = pf->apps; ret == 0 && a != NULL;
 	     a = a->next)
 		ret = mdbox_append_record(store, a, err);
-	snprintf(sql, sizeof(sql), "DELETE FROM files WHERE file_id = %u",
-		 old_id);
 	if (ret == 0)
-		ret = dindex_exec(store->idx, sql, err);
+		ret = dindex_file_delete(store->idx, old_id, err);
 	/* nothing may point into the old file any more */
-	snprintf(sql, sizeof(sql), "SELECT 1 FROM messages WHERE file_id = %u",
-		 old_id);
-	if (ret == 0) {
-		sqlite3_stmt *q;
-
-		if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) == SQLITE_OK) {
-			if (sqlite3_step(q) == SQLITE_ROW)
-				ret = dbox_fail(err, -EAGAIN, "m.%u gained a "
-						"reference during purge",
-						old_id);
-			sqlite3_finalize(q);
-		}
-	}
+	if (ret == 0 && dindex_file_referenced(store->idx, old_id))
+		ret = dbox_fail(err, -EAGAIN, "m.%u gained a reference during "
+				"purge", old_id);
 	if (ret == 0)
 		return dindex_write_commit(store->idx, err);
 	dindex_write_rollback(store->idx);
@@ -284,50 +243,61 @@ static int64_t purge_one(struct dbox_store *store, uint32_t id,
 	return ret < 0 ? ret : (int64_t)pf.dead_bytes;
 }
 
+struct file_list {
+	uint32_t *ids;
+	uint64_t *sizes;
+	size_t n, cap;
+};
+
+static int file_list_add(void *ctx, uint32_t file_id, uint64_t size,
+			 bool sealed)
+{
+	struct file_list *fl = ctx;
+
+	(void)sealed;
+	if (fl->n == fl->cap) {
+		size_t cap = fl->cap ? fl->cap * 2 : 64;
+		uint32_t *ni = realloc(fl->ids, cap * sizeof(*ni));
+		uint64_t *ns;
+
+		if (ni == NULL)
+			return -ENOMEM;
+		fl->ids = ni;
+		ns = realloc(fl->sizes, cap * sizeof(*ns));
+		if (ns == NULL)
+			return -ENOMEM;
+		fl->sizes = ns;
+		fl->cap = cap;
+	}
+	fl->ids[fl->n] = file_id;
+	fl->sizes[fl->n++] = size;
+	return 0;
+}
+
 int64_t dbox_store_purge(struct dbox_store *store, struct dbox_err *err)
 {
-	sqlite3_stmt *st;
-	uint32_t *ids = NULL;
-	uint64_t *sizes = NULL;
-	size_t n = 0, cap = 0;
+	struct file_list fl = { 0 };
 	int64_t total = 0;
-	int rc;
+	int ret;
 
 	if (store->format != DBOX_FORMAT_MDBOX)
 		return 0;
 	if (store->readonly)
 		return dbox_fail(err, -EROFS, "store is read-only");
-	st = dindex_stmt(store->idx, DSTMT_FILE_LIST, err);
-	if (st == NULL)
-		return -EIO;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n == cap) {
-			cap = cap ? cap * 2 : 64;
-			uint32_t *ni = realloc(ids, cap * sizeof(*ids));
-			uint64_t *ns = ni ? realloc(sizes, cap * sizeof(*sizes))
-				: NULL;
-			if (ni != NULL)
-				ids = ni;
-			if (ns == NULL) {
-				rc = SQLITE_NOMEM;
-				break;
-			}
-			sizes = ns;
-		}
-		ids[n] = (uint32_t)sqlite3_column_int64(st, 0);
-		sizes[n++] = (uint64_t)sqlite3_column_int64(st, 1);
-	}
-	sqlite3_reset(st);
-	for (size_t i = 0; rc == SQLITE_DONE && i < n && total >= 0; i++) {
+	/* the whole list first: each file's purge is a write of its own */
+	ret = dindex_files_each(store->idx, file_list_add, &fl, err);
+	for (size_t i = 0; ret == 0 && i < fl.n && total >= 0; i++) {
 		bool done;
-		int64_t r = purge_one(store, ids[i], sizes[i], &done, err);
+		int64_t r = purge_one(store, fl.ids[i], fl.sizes[i], &done, err);
 
 		total = r < 0 ? r : total + r;
 	}
-	free(ids);
-	free(sizes);
-	if (rc != SQLITE_DONE)
+	free(fl.ids);
+	free(fl.sizes);
+	if (ret == -ENOMEM)
 		return dbox_fail(err, -ENOMEM, "out of memory");
+	if (ret < 0)
+		return ret;
 	if (total >= 0) {
 		/* what the open already purged counts as this purge's */
 		total += (int64_t)store->purged;
@@ -339,7 +309,7 @@ int64_t dbox_store_purge(struct dbox_store *store, struct dbox_err *err)
 int dbox_purge_mark(struct dbox_store *store, uint32_t file_id,
 		    struct dbox_err *err)
 {
-	char key[32], token[33];
+	char token[33];
 
 	/* a tree taken over from Dovecot: Dovecot's map still counts the
 	 * message, so its bytes must stay where the map says */
@@ -347,9 +317,8 @@ int dbox_purge_mark(struct dbox_store *store, uint32_t file_id,
 		return 0;
 	/* a fresh value each time: a purge that scanned the file before
 	 * this mark was set leaves it in place (dbox_purge_pending) */
-	snprintf(key, sizeof(key), PURGE_KEY "%u", file_id);
 	dbox_guid_generate(token);
-	return dindex_meta_set(store->idx, key, token, err);
+	return dindex_purge_mark(store->idx, file_id, token, err);
 }
 
 struct pending {
@@ -357,44 +326,40 @@ struct pending {
 	char token[33];
 };
 
+struct pending_list {
+	struct pending *p;
+	size_t n;
+};
+
+static int pending_add(void *ctx, uint32_t file_id, const char *token)
+{
+	struct pending_list *pl = ctx;
+	struct pending *np = realloc(pl->p, (pl->n + 1) * sizeof(*np));
+
+	if (np == NULL)
+		return -ENOMEM;
+	pl->p = np;
+	np[pl->n].id = file_id;
+	snprintf(np[pl->n].token, sizeof(np[pl->n].token), "%s", token);
+	pl->n++;
+	return 0;
+}
+
 static int list_pending(struct dbox_store *store, struct pending **p_r,
 			size_t *n_r, struct dbox_err *err)
 {
-	sqlite3 *db = dindex_db(store->idx, err);
-	sqlite3_stmt *st;
-	struct pending *p = NULL;
-	size_t n = 0;
-	int rc;
+	struct pending_list pl = { NULL, 0 };
+	int ret = dindex_purge_marks(store->idx, pending_add, &pl, err);
 
 	*p_r = NULL;
 	*n_r = 0;
-	if (db == NULL)
-		return -EIO;
-	rc = sqlite3_prepare_v2(db, "SELECT key, value FROM meta WHERE key "
-				"LIKE '" PURGE_KEY "%'", -1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return dindex_error(store->idx, rc, "purge marks", err);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *key = (const char *)sqlite3_column_text(st, 0);
-		struct pending *np = realloc(p, (n + 1) * sizeof(*p));
-
-		if (np == NULL) {
-			rc = SQLITE_NOMEM;
-			break;
-		}
-		p = np;
-		p[n].id = (uint32_t)strtoul(key + strlen(PURGE_KEY), NULL, 10);
-		snprintf(p[n].token, sizeof(p[n].token), "%s",
-			 (const char *)sqlite3_column_text(st, 1));
-		n++;
+	if (ret < 0) {
+		free(pl.p);
+		return ret == -ENOMEM ? dbox_fail(err, ret, "out of memory") :
+			ret;
 	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		free(p);
-		return dindex_error(store->idx, rc, "purge marks", err);
-	}
-	*p_r = p;
-	*n_r = n;
+	*p_r = pl.p;
+	*n_r = pl.n;
 	return 0;
 }
 
@@ -403,14 +368,11 @@ static int list_pending(struct dbox_store *store, struct pending **p_r,
 static int unmark(struct dbox_store *store, const struct pending *p,
 		  struct dbox_err *err)
 {
-	char sql[128];
 	int ret = dindex_write_begin(store->idx, err);
 
 	if (ret < 0)
 		return ret;
-	snprintf(sql, sizeof(sql), "DELETE FROM meta WHERE key = '"
-		 PURGE_KEY "%u' AND value = '%s'", p->id, p->token);
-	ret = dindex_exec(store->idx, sql, err);
+	ret = dindex_purge_unmark(store->idx, p->id, p->token, err);
 	if (ret == 0)
 		return dindex_write_commit(store->idx, err);
 	dindex_write_rollback(store->idx);

@@ -14,6 +14,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "index/dindex-file.h"
+#include "index/dindex-mailbox.h"
+#include "index/dindex-msg.h"
+#include "index/dindex-reindex.h"
 #include "store/dbox-scan.h"
 #include "store/store-private.h"
 
@@ -56,66 +60,27 @@ static int ensure_mailbox(struct reindex_ctx *rc, const char *name,
 				   rc->err);
 }
 
+static int insert_taken(void *ctx, const struct dbox_msg *old)
+{
+	struct reindex_ctx *rc = ctx;
+	struct dbox_msg m = *old;
+	int ret = dbox_msg_insert(rc->store, &m, NULL);
+
+	if (ret == -EEXIST) {
+		/* its name was taken by a message found earlier */
+		dbox_msg_derive_base(&m, m.base, sizeof(m.base));
+		ret = dbox_msg_insert(rc->store, &m, rc->err);
+	}
+	return ret;
+}
+
 /* Old rows are moved aside into a temp table at the start; a found record
  * takes over the old state of the row(s) at the same place. */
 static int take_old(struct reindex_ctx *rc, const struct dbox_msg *found,
 		    int64_t sdbox_box, int *taken_r)
 {
-	sqlite3 *db = dindex_db(rc->store->idx, rc->err);
-	sqlite3_stmt *st;
-	int rcode, ret = 0;
-
-	*taken_r = 0;
-	rcode = sqlite3_prepare_v2(db, found->file_id != 0 ?
-		"SELECT mailbox_id, uid, base, flags, keywords, in_new, "
-		"received_ns, saved, new_info, mode FROM old_messages WHERE "
-		"file_id = ?1 AND offset = ?2 AND guid = ?3" :
-		"SELECT mailbox_id, uid, base, flags, keywords, in_new, "
-		"received_ns, saved, new_info, mode FROM old_messages WHERE "
-		"file_id = 0 AND mailbox_id = ?4 AND uid = ?5 AND guid = ?3",
-		-1, &st, NULL);
-	if (rcode != SQLITE_OK)
-		return dindex_error(rc->store->idx, rcode, "reindex", rc->err);
-	sqlite3_bind_int64(st, 1, found->file_id);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)found->offset);
-	sqlite3_bind_text(st, 3, found->guid, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, sdbox_box);
-	sqlite3_bind_int64(st, 5, found->uid);
-	while (ret == 0 && (rcode = sqlite3_step(st)) == SQLITE_ROW) {
-		struct dbox_msg m = *found;
-
-		m.mailbox_id = sqlite3_column_int64(st, 0);
-		m.uid = (uint32_t)sqlite3_column_int64(st, 1);
-		snprintf(m.base, sizeof(m.base), "%s",
-			 (const char *)sqlite3_column_text(st, 2));
-		m.flags = (uint32_t)sqlite3_column_int64(st, 3);
-		m.keywords = (uint32_t)sqlite3_column_int64(st, 4);
-		m.in_new = sqlite3_column_int(st, 5) != 0;
-		m.received_ns = sqlite3_column_int64(st, 6);
-		m.saved = sqlite3_column_int64(st, 7);
-		m.new_info = sqlite3_column_int(st, 8) != 0;
-		m.mode = (uint32_t)sqlite3_column_int64(st, 9);
-		ret = dbox_msg_insert(rc->store, &m, NULL);
-		if (ret == -EEXIST) {
-			/* its name was taken by a message found earlier */
-			dbox_msg_derive_base(&m, m.base, sizeof(m.base));
-			ret = dbox_msg_insert(rc->store, &m, rc->err);
-		}
-		(*taken_r)++;
-	}
-	sqlite3_finalize(st);
-	if (ret == 0 && rcode != SQLITE_DONE)
-		ret = dindex_error(rc->store->idx, rcode, "reindex", rc->err);
-	return ret;
-}
-
-static int raise_next_uid(struct reindex_ctx *rc, int64_t box, uint32_t uid)
-{
-	char sql[160];
-
-	snprintf(sql, sizeof(sql), "UPDATE mailboxes SET next_uid = %u WHERE "
-		 "id = %lld AND next_uid <= %u", uid + 1, (long long)box, uid);
-	return dindex_exec(rc->store->idx, sql, rc->err);
+	return dindex_reindex_take_old(rc->store->idx, found, sdbox_box,
+				       insert_taken, rc, taken_r, rc->err);
 }
 
 static int new_message(struct reindex_ctx *rc, struct dbox_msg *m,
@@ -157,7 +122,8 @@ static int new_message(struct reindex_ctx *rc, struct dbox_msg *m,
 		dbox_msg_derive_base(m, m->base, sizeof(m->base));
 	ret = dbox_msg_insert(rc->store, m, rc->err);
 	if (ret == 0 && m->file_id == 0)
-		ret = raise_next_uid(rc, box.id, m->uid);
+		ret = dindex_mailbox_raise_next_uid(rc->store->idx, box.id,
+						    m->uid, rc->err);
 	return ret;
 }
 
@@ -195,44 +161,29 @@ static int reindex_broken(void *ctx, const char *mailbox, uint32_t file_id,
 			  uint32_t uid, uint64_t offset)
 {
 	struct reindex_ctx *rc = ctx;
-	struct dbox_mailbox box;
-	char sql[256];
+	struct dbox_mailbox box = { .id = 0 };
 	int ret;
 
 	if (file_id != 0) {
 		rc->broken_file = file_id;
-		snprintf(sql, sizeof(sql), "INSERT OR IGNORE INTO messages "
-			 "SELECT * FROM temp.old_messages WHERE file_id = %u "
-			 "AND offset >= %llu", file_id,
-			 (unsigned long long)offset);
 	} else {
 		ret = ensure_mailbox(rc, mailbox, &box);
 		if (ret < 0)
 			return ret == -EINVAL ? 0 : ret;
-		snprintf(sql, sizeof(sql), "INSERT OR IGNORE INTO messages "
-			 "SELECT * FROM temp.old_messages WHERE file_id = 0 AND"
-			 " mailbox_id = %lld AND uid = %u", (long long)box.id,
-			 uid);
 	}
-	ret = dindex_exec(rc->store->idx, sql, rc->err);
-	if (ret == 0)
-		rc->count += sqlite3_changes(dindex_db(rc->store->idx, NULL));
-	return ret;
+	return dindex_reindex_keep_old(rc->store->idx, file_id, offset, box.id,
+				       uid, &rc->count, rc->err);
 }
 
 static int reindex_file(void *ctx, uint32_t file_id, uint64_t good_end,
 			int64_t create_time)
 {
 	struct reindex_ctx *rc = ctx;
-	sqlite3_stmt *st = dindex_stmt(rc->store->idx, DSTMT_FILE_INSERT,
-				       rc->err);
 	bool sealed = rc->broken_file == file_id;
 	uint64_t size = good_end;
 	char path[PATH_MAX];
 	struct stat sb;
 
-	if (st == NULL)
-		return -EIO;
 	if (sealed) {
 		/* recovery must not cut the damaged file back to its last
 		 * good record, and nothing may be appended after damage */
@@ -240,64 +191,30 @@ static int reindex_file(void *ctx, uint32_t file_id, uint64_t good_end,
 		if (stat(path, &sb) == 0 && (uint64_t)sb.st_size > size)
 			size = (uint64_t)sb.st_size;
 	}
-	sqlite3_bind_int64(st, 1, file_id);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)size);
-	sqlite3_bind_int64(st, 3, create_time);
-	sqlite3_bind_int(st, 4, sealed);
-	return dindex_step_done(rc->store->idx, st, rc->err);
+	return dindex_file_insert(rc->store->idx, file_id, size, create_time,
+				  sealed, rc->err);
 }
-
-/* old_messages has the stored columns of messages, in their order (not
- * the generated name): its rows go back with INSERT ... SELECT *. */
-static const char reindex_prepare[] =
-	"DROP TABLE IF EXISTS temp.old_messages;"
-	"CREATE TEMP TABLE old_messages AS SELECT mailbox_id, uid, guid, "
-	"base, file_id, offset, hdr_size, body_size, rec_size, size, vsize, "
-	"compression, received, received_ns, saved, flags, keywords, in_new, "
-	"new_info, mode FROM messages;"
-	"CREATE INDEX temp.old_by_place ON old_messages(file_id, offset);"
-	"CREATE INDEX temp.old_by_uid ON old_messages(mailbox_id, uid);"
-	"DELETE FROM messages; DELETE FROM files;";
-
-/* Mailboxes whose directory is gone and that hold nothing now. */
-static const char reindex_finish[] =
-	"DELETE FROM mailboxes WHERE id NOT IN (SELECT mailbox_id FROM "
-	"messages) AND id NOT IN (SELECT id FROM temp.seen_mailboxes);"
-	"DROP TABLE temp.old_messages; DROP TABLE temp.seen_mailboxes;";
 
 static int mark_seen(void *ctx, const char *name)
 {
 	struct reindex_ctx *rc = ctx;
 	struct dbox_mailbox box;
-	char sql[96];
 	int ret = ensure_mailbox(rc, name, &box);
 
 	if (ret == -EINVAL)
 		return 0;
 	if (ret < 0)
 		return ret;
-	snprintf(sql, sizeof(sql), "INSERT OR IGNORE INTO temp.seen_mailboxes "
-		 "VALUES (%lld)", (long long)box.id);
-	return dindex_exec(rc->store->idx, sql, rc->err);
+	return dindex_reindex_seen(rc->store->idx, box.id, rc->err);
 }
 
 static int reindex_files(struct dbox_store *store, struct dbox_err *err);
 
 static int count_messages(struct dbox_store *store, struct dbox_err *err)
 {
-	sqlite3 *db = dindex_db(store->idx, err);
-	sqlite3_stmt *st;
-	int n = 0;
+	int n, ret = dindex_msgs_total(store->idx, &n, err);
 
-	if (db == NULL)
-		return -EIO;
-	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM messages", -1, &st,
-			       NULL) != SQLITE_OK)
-		return dindex_error(store->idx, SQLITE_ERROR, "count", err);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	return n;
+	return ret < 0 ? ret : n;
 }
 
 int dbox_store_reindex(struct dbox_store *store, struct dbox_err *err)
@@ -326,20 +243,15 @@ static int reindex_files(struct dbox_store *store, struct dbox_err *err)
 
 	if (ret < 0)
 		return ret;
-	ret = dindex_exec(store->idx, reindex_prepare, err);
-	if (ret == 0)
-		ret = dindex_exec(store->idx, "CREATE TEMP TABLE IF NOT EXISTS "
-				  "seen_mailboxes(id INTEGER PRIMARY KEY)", err);
+	ret = dindex_reindex_begin(store->idx, err);
 	if (ret == 0)
 		ret = dbox_scan_mailboxes(store, &ops, &rc);
 	if (ret == 0)
 		ret = dbox_scan_records(store, &ops, &rc);
 	if (ret == 0)
-		ret = dindex_exec(store->idx, reindex_finish, err);
+		ret = dindex_reindex_finish(store->idx, err);
 	if (ret < 0) {
-		dindex_write_rollback(store->idx);
-		dindex_exec(store->idx, "DROP TABLE IF EXISTS temp.old_messages;"
-			    "DROP TABLE IF EXISTS temp.seen_mailboxes", NULL);
+		dindex_reindex_abort(store->idx);
 		return ret;
 	}
 	ret = dindex_write_commit(store->idx, err);

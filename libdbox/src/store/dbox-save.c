@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "dbox/save.h"
+#include "index/dindex-msg.h"
 #include "store/mdbox-file.h"
 #include "store/store-private.h"
 
@@ -1191,15 +1192,9 @@ static int delete_expunged(struct dbox_save_txn *txn, struct dbox_err *err)
 {
 	for (unsigned int i = 0; i < txn->expunge_count; i++) {
 		struct save_expunge *e = &txn->expunges[i];
-		sqlite3_stmt *st = dindex_stmt(txn->store->idx,
-					       DSTMT_MSG_DELETE, err);
-		int ret;
+		int ret = dindex_msg_delete(txn->store->idx, e->mailbox_id,
+					    e->uid, err);
 
-		if (st == NULL)
-			return -EIO;
-		sqlite3_bind_int64(st, 1, e->mailbox_id);
-		sqlite3_bind_int64(st, 2, e->uid);
-		ret = dindex_step_done(txn->store->idx, st, err);
 		if (ret == 0 && e->file_id != 0)
 			ret = dbox_purge_mark(txn->store, e->file_id, err);
 		if (ret == 0)

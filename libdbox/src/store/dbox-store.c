@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "index/dindex-meta.h"
 #include "store/mdbox-file.h"
 #include "store/store-private.h"
 

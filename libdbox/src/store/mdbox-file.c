@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "index/dindex-file.h"
 #include "store/mdbox-file.h"
 #include "store/store-private.h"
 
@@ -19,57 +20,46 @@ struct candidate {
 	uint64_t size;
 };
 
+struct candidates {
+	struct dbox_store *store;
+	uint64_t need;
+	struct candidate *c;
+	unsigned int n;
+	uint32_t max_id;
+};
+
+static int candidate_add(void *ctx, uint32_t file_id, uint64_t size,
+			 bool sealed)
+{
+	struct candidates *cs = ctx;
+
+	if (cs->max_id == 0)
+		cs->max_id = file_id;
+	if (cs->n == MDBOX_CANDIDATES)
+		return 1;
+	/* sealed: reindex found damage; appending after it would put new
+	 * mail where no reader can frame it */
+	if (size + cs->need < cs->store->rotate_size && !sealed)
+		cs->c[cs->n++] = (struct candidate){ file_id, size };
+	return 0;
+}
+
 static int list_candidates(struct dbox_store *store, uint64_t need,
 			   struct candidate *c, unsigned int *count_r,
 			   uint32_t *max_id_r, struct dbox_err *err)
 {
-	sqlite3 *db = dindex_db(store->idx, err);
-	sqlite3_stmt *st;
-	unsigned int n = 0;
-	int rc;
+	struct candidates cs = { store, need, c, 0, 0 };
+	int ret = dindex_files_newest(store->idx, candidate_add, &cs, err);
 
-	*max_id_r = 0;
-	if (db == NULL)
-		return -EIO;
-	rc = sqlite3_prepare_v2(db, "SELECT file_id, size, sealed FROM files "
-				"ORDER BY file_id DESC", -1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return dindex_error(store->idx, rc, "files", err);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		uint32_t id = (uint32_t)sqlite3_column_int64(st, 0);
-		uint64_t size = (uint64_t)sqlite3_column_int64(st, 1);
-
-		if (*max_id_r == 0)
-			*max_id_r = id;
-		if (n == MDBOX_CANDIDATES)
-			break;
-		/* sealed: reindex found damage; appending after it would
-		 * put new mail where no reader can frame it */
-		if (size + need < store->rotate_size &&
-		    sqlite3_column_int(st, 2) == 0)
-			c[n++] = (struct candidate){ id, size };
-	}
-	sqlite3_finalize(st);
-	*count_r = n;
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 :
-		dindex_error(store->idx, rc, "files", err);
+	*max_id_r = cs.max_id;
+	*count_r = cs.n;
+	return ret < 0 ? ret : 0;
 }
 
 int mdbox_file_committed(struct dbox_store *store, uint32_t file_id,
 			 uint64_t *size_r, struct dbox_err *err)
 {
-	sqlite3_stmt *st = dindex_stmt(store->idx, DSTMT_FILE_GET, err);
-	int rc;
-
-	if (st == NULL)
-		return -EIO;
-	sqlite3_bind_int64(st, 1, file_id);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		*size_r = (uint64_t)sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT :
-		dindex_error(store->idx, rc, "file size", err);
+	return dindex_file_size(store->idx, file_id, size_r, err);
 }
 
 /* After taking the lock: is the file still the one at path?  Recovery
@@ -272,24 +262,10 @@ int mdbox_append_close(struct mdbox_append *app, struct dbox_err *err)
 int mdbox_append_record(struct dbox_store *store, struct mdbox_append *app,
 			struct dbox_err *err)
 {
-	sqlite3_stmt *st;
-
-	if (app->created) {
-		st = dindex_stmt(store->idx, DSTMT_FILE_INSERT, err);
-		if (st == NULL)
-			return -EIO;
-		sqlite3_bind_int64(st, 1, app->file_id);
-		sqlite3_bind_int64(st, 2, (sqlite3_int64)app->end);
-		sqlite3_bind_int64(st, 3, dbox_now());
-		sqlite3_bind_int(st, 4, 0);
-	} else {
-		st = dindex_stmt(store->idx, DSTMT_FILE_SET_SIZE, err);
-		if (st == NULL)
-			return -EIO;
-		sqlite3_bind_int64(st, 1, app->file_id);
-		sqlite3_bind_int64(st, 2, (sqlite3_int64)app->end);
-	}
-	return dindex_step_done(store->idx, st, err);
+	if (app->created)
+		return dindex_file_insert(store->idx, app->file_id, app->end,
+					  dbox_now(), false, err);
+	return dindex_file_set_size(store->idx, app->file_id, app->end, err);
 }
 
 void mdbox_append_release(struct dbox_store *store, struct mdbox_append *app,

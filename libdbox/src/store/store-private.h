@@ -177,6 +177,15 @@ int dbox_purge_pending(struct dbox_store *store, struct dbox_err *err);
 int dbox_msg_insert(struct dbox_store *store, const struct dbox_msg *msg,
 		    struct dbox_err *err);
 
+/* Maildir base name derived only from stored data, for messages that did
+ * not arrive with one. */
+void dbox_msg_derive_base(const struct dbox_msg *msg, char *buf, size_t len);
+
+/* dbox-store.c: the store's async I/O stack and its scratch area for
+ * files being delivered. */
+struct dfs *dbox_store_fs(struct dbox_store *store);
+const char *dbox_store_scratch_dir(const struct dbox_store *store);
+
 /* Fills a dbox_msg's storage fields from a parsed record. */
 void dbox_msg_from_record(struct dbox_msg *msg, const struct dbox_record *rec);
 
