@@ -293,6 +293,7 @@ int ops_get_attr(uint64_t ino, struct stat *st)
 	struct view_ino v;
 	struct dbox_mailbox box;
 	struct dbox_msg m;
+	uint64_t fino;
 	int ret;
 
 	if (!view_ino_decode(ino, &v))
@@ -306,8 +307,8 @@ int ops_get_attr(uint64_t ino, struct stat *st)
 		return attr_sub(&v, ino, st);
 	case VK_MSG:
 		/* a message renamed into tmp/: a file there */
-		if (backing_has_node(ino))
-			return attr_plain(ino, st);
+		if ((fino = ops_file_node(ino)) != 0)
+			return attr_plain(fino, st);
 		/* after a move the kernel may still use the old node;
 		 * stat shows the message's current number */
 		ret = ops_msg_follow(v.box, v.uid, &m);

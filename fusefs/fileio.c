@@ -215,6 +215,7 @@ static void open_binode(fuse_req_t req, uint64_t ino, struct binode *bi,
 void fileio_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct view_ino v;
+	uint64_t fino;
 
 	if (dboxfs.no_open) {
 		/* the kernel stops sending opens: reads come by inode */
@@ -232,8 +233,8 @@ void fileio_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	case VK_MSG:
 		/* a message renamed into tmp/: a file there */
-		if (backing_has_node(ino))
-			open_plain(req, ino, fi);
+		if ((fino = ops_file_node(ino)) != 0)
+			open_plain(req, fino, fi);
 		else
 			open_msg(req, v.box, v.uid, ino, fi);
 		return;
@@ -439,14 +440,17 @@ static void read_by_ino(fuse_req_t req, fuse_ino_t ino, size_t size,
 			off_t off)
 {
 	struct view_ino v;
+	uint64_t fino;
 
 	if (!view_ino_decode(ino, &v))
 		fuse_reply_err(req, ENOENT);
 	else if (v.kind == VK_KWFILE)
 		read_kwfile(req, ino, size, off);
-	else if (v.kind == VK_MSG && !backing_has_node(ino))
+	else if (v.kind == VK_MSG && (fino = ops_file_node(ino)) == 0)
 		read_msg_ino(req, v.box, v.uid, ino, size, off);
-	else if (v.kind == VK_PLAIN || v.kind == VK_MSG)
+	else if (v.kind == VK_MSG)
+		read_plain_ino(req, fino, size, off);
+	else if (v.kind == VK_PLAIN)
 		read_plain_ino(req, ino, size, off);
 	else
 		fuse_reply_err(req, EISDIR);

@@ -150,6 +150,7 @@ static void check_once(uint64_t *seq)
 		kcache_check(changed, n);
 	}
 	*seq = now;
+	kcache_drop_pending();
 }
 
 static void *follow_main(void *arg)

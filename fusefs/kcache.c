@@ -27,9 +27,17 @@ struct kc_item {
 	char *name;
 };
 
+/* a name to drop from the kernel's cache (kcache_drop_later) */
+struct kc_drop {
+	struct kc_drop *next;
+	uint64_t parent;
+	char name[];
+};
+
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static void *root;
 static size_t count;
+static struct kc_drop *drops;   /* under the lock */
 
 static int cmp_ino(const void *a, const void *b)
 {
@@ -251,9 +259,47 @@ int kcache_check(const int64_t *boxes, int n)
 	return dropped;
 }
 
+void kcache_drop_later(uint64_t parent, const char *name)
+{
+	size_t len = strlen(name);
+	struct kc_drop *d = malloc(sizeof(*d) + len + 1);
+
+	if (d == NULL)
+		return;  /* the moved ring still answers for a while */
+	d->parent = parent;
+	memcpy(d->name, name, len + 1);
+	pthread_mutex_lock(&lock);
+	d->next = drops;
+	drops = d;
+	pthread_mutex_unlock(&lock);
+}
+
+void kcache_drop_pending(void)
+{
+	struct kc_drop *d, *next;
+
+	pthread_mutex_lock(&lock);
+	d = drops;
+	drops = NULL;
+	pthread_mutex_unlock(&lock);
+	for (; d != NULL; d = next) {
+		next = d->next;
+		fuse_lowlevel_notify_inval_entry(dboxfs.se, d->parent, d->name,
+						 strlen(d->name));
+		free(d);
+	}
+}
+
 void kcache_free_all(void)
 {
+	struct kc_drop *d, *next;
+
 	pthread_mutex_lock(&lock);
+	for (d = drops; d != NULL; d = next) {
+		next = d->next;
+		free(d);
+	}
+	drops = NULL;
 	tdestroy(root, entry_free);
 	root = NULL;
 	count = 0;

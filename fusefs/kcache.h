@@ -35,6 +35,17 @@ void kcache_forget(uint64_t ino, uint64_t n);
  * kernel those that no longer lead to the same inode.  Follower thread
  * only.  Returns how many were invalidated. */
 int kcache_check(const int64_t *boxes, int n);
+/* A name the mount itself gave a node that now stands for something
+ * else: a message moved to another folder gets a new number there, while
+ * the kernel keeps the old node for the new name, which only the moved
+ * ring (ops_moved_to) maps, and only for a while.  The name is dropped
+ * from the kernel's cache by the next kcache_drop_pending, so that the
+ * next lookup gets the message's own node.  Any thread. */
+void kcache_drop_later(uint64_t parent, const char *name);
+/* Sends the invalidations kcache_drop_later queued.  Follower thread
+ * only (the kernel holds the directory's lock while the rename that
+ * queued one is being answered). */
+void kcache_drop_pending(void);
 /* At exit. */
 void kcache_free_all(void);
 

@@ -54,6 +54,18 @@ uint64_t ops_moved_to(uint64_t from)
 	return to;
 }
 
+uint64_t ops_file_node(uint64_t ino)
+{
+	/* a few moves in a row at most, and a ring entry may be stale: a
+	 * bound instead of a cycle check */
+	for (int i = 0; i < 8 && ino != 0; i++) {
+		if (backing_has_node(ino))
+			return ino;
+		ino = ops_moved_to(ino);
+	}
+	return 0;
+}
+
 
 /* ------------------------------------------------------------- helpers */
 
@@ -332,20 +344,21 @@ void opw_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	struct stat st;
 	int64_t msg_box;
 	uint32_t msg_uid;
+	uint64_t fino = ino;
 	int ret = 0;
 
 	if (!opw_begin_change(req, ino, &v))
 		return;
 	switch (v.kind) {
 	case VK_MSG:
-		if (!backing_has_node(ino)) {
+		if ((fino = ops_file_node(ino)) == 0) {
 			ret = setattr_msg(v.box, v.uid, attr, to_set);
 			break;
 		}
 		/* a message renamed into tmp/: a file there */
 		/* fall through */
 	case VK_PLAIN:
-		bi = backing_get(ino);
+		bi = backing_get(fino);
 		if (bi == NULL)
 			ret = -ENOENT;
 		else if (backing_msg_of(bi, &msg_box, &msg_uid))

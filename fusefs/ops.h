@@ -93,6 +93,11 @@ int opw_create_target(const struct view_ino *v, const char *name,
 /* Where a message that was recently moved to another folder went (its
  * new inode number), 0 if it was not. */
 uint64_t ops_moved_to(uint64_t from);
+/* The binode that answers for the message node ino when that message
+ * was renamed into tmp/ (a file there): ino itself, or, since the kernel
+ * keeps the node of a message moved to another folder, the number the
+ * message had when it was renamed; 0 while ino stands for a message. */
+uint64_t ops_file_node(uint64_t ino);
 void opw_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		mode_t mode, struct fuse_file_info *fi);
 void opw_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,

@@ -14,6 +14,7 @@
 #include "commit.h"
 #include "dirtime.h"
 #include "folders.h"
+#include "kcache.h"
 #include "ops.h"
 #include "prepare.h"
 #include "totmp.h"
@@ -324,6 +325,10 @@ void opw_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (src.kind == VK_SUB && src.sub != SUB_TMP &&
 	    opw_msg_in_sub(src.box, src.sub, name, &m) == 0) {
 		ret = rename_of_msg(&m, &dst, newname, flags);
+		if (ret == 0 && !(flags & RENAME_EXCHANGE) &&
+		    dst.kind == VK_SUB && dst.sub != SUB_TMP &&
+		    dst.box != m.mailbox_id)
+			kcache_drop_later(newparent, newname);
 	} else if ((src.kind == VK_ROOT || src.kind == VK_FOLDER ||
 		    src.kind == VK_VDIR) && ops_dir_mailbox(&src) != 0 &&
 		   view_sub_of_name(name, &sub)) {
@@ -342,7 +347,8 @@ void opw_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (ret == 1)
 		return;  /* the committer replies */
 	/* the kernel keeps the message's old inode for the new name: it
-	 * answers through ops_moved_to until the entry times out */
+	 * answers through ops_moved_to until the follower drops the name
+	 * (kcache_drop_later) */
 	fuse_reply_err(req, ret < 0 ? dboxfs_errno(ret) : 0);
 }
 
