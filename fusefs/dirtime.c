@@ -52,9 +52,8 @@ void dirtime_folder_made(int64_t box)
 	backing_area_set_times(box, AREA_FILES, now2);
 }
 
-/* The times utimensat asked for, as utimensat(2) takes them. */
-static void requested_times(const struct stat *attr, int to_set,
-			    struct timespec tv[2])
+void dirtime_requested(const struct stat *attr, int to_set,
+		       struct timespec tv[2])
 {
 	tv[0] = tv[1] = (struct timespec){ 0, UTIME_OMIT };
 	if (to_set & FUSE_SET_ATTR_ATIME_NOW)
@@ -94,7 +93,7 @@ int dirtime_set(const struct view_ino *v, const struct stat *attr,
 	struct timespec tv[2];
 	int64_t files_box;
 
-	requested_times(attr, to_set, tv);
+	dirtime_requested(attr, to_set, tv);
 	if (tv[0].tv_nsec == UTIME_OMIT && tv[1].tv_nsec == UTIME_OMIT)
 		return 0;
 	switch (v->kind) {

@@ -29,6 +29,10 @@
 
 /* mtime (ns) of cur/ or new/ of box, whose index change time is
  * index_ns. */
+/* The times a setattr asks for (FUSE_SET_ATTR_[AM]TIME[_NOW] in to_set),
+ * as utimensat(2) takes them: UTIME_OMIT for those not asked. */
+void dirtime_requested(const struct stat *attr, int to_set,
+		       struct timespec tv[2]);
 int64_t dirtime_sub_ns(int64_t box, enum view_sub sub, int64_t index_ns);
 /* mtime (ns) of tmp/ of box, created_ns if nothing changed in it. */
 int64_t dirtime_tmp_ns(int64_t box, int64_t created_ns);
