@@ -46,25 +46,12 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from benchlib import (BUILD, build_passthrough, drop_caches,  # noqa: E402
-                      mount, replace_section, run, umount)
+                      gen_messages, mount, replace_section, run, umount)
 from bench_import import Doveadm, chown_tree  # noqa: E402
 
 NOFILE = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
 SLOW = "fs=delay:5ms/posix"
 GREP = "^Subject: bench 77$"
-
-
-def gen_messages(n, seed=7):
-    import random
-    rng = random.Random(seed)
-    words = (b"lorem ipsum dolor sit amet consectetur adipiscing elit sed do "
-             b"eiusmod tempor incididunt ut labore et dolore magna").split()
-    for i in range(n):
-        lines = rng.randint(5, 120)
-        body = b"\n".join(b" ".join(rng.choice(words) for _ in range(10))
-                          for _ in range(lines))
-        yield ("%d.M%dP1.bench" % (1700000000 + i, i),
-               b"From: x@example.org\nSubject: bench %d\n\n%s\n" % (i, body))
 
 
 def make_maildir(path, n):

@@ -77,3 +77,18 @@ def replace_section(path, title, body):
         text = text.rstrip("\n") + "\n\n" + block
     with open(path, "w") as f:
         f.write(text.rstrip("\n") + "\n")
+
+
+def gen_messages(n, seed=7):
+    """n realistic-looking messages as (maildir base, bytes), the same for
+    a seed in every run and every benchmark."""
+    import random
+    rng = random.Random(seed)
+    words = (b"lorem ipsum dolor sit amet consectetur adipiscing elit sed do "
+             b"eiusmod tempor incididunt ut labore et dolore magna").split()
+    for i in range(n):
+        lines = rng.randint(5, 120)
+        body = b"\n".join(b" ".join(rng.choice(words) for _ in range(10))
+                          for _ in range(lines))
+        yield ("%d.M%dP1.bench" % (1700000000 + i, i),
+               b"From: x@example.org\nSubject: bench %d\n\n%s\n" % (i, body))
