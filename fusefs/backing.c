@@ -17,6 +17,14 @@
 
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 static void *table;              /* tsearch tree of struct binode */
+/* how many binodes are keyed by a message's number (messages renamed into
+ * tmp/): written under table_lock, read without it */
+static atomic_size_t msg_nodes;
+
+static bool is_msg_number(uint64_t ino)
+{
+	return ino >> 60 == VK_MSG;
+}
 static char files_root[PATH_MAX], spool_root[PATH_MAX];
 static int files_fd = -1, spool_fd = -1;
 
@@ -83,6 +91,7 @@ void backing_shutdown(void)
 	pthread_mutex_lock(&table_lock);
 	tdestroy(table, free_node);
 	table = NULL;
+	msg_nodes = 0;
 	tdestroy(area_fds, free_area);
 	area_fds = NULL;
 	pthread_mutex_unlock(&table_lock);
@@ -386,6 +395,11 @@ void backing_drop_node_ino(int fd)
 	fremovexattr(fd, INO_XATTR);
 }
 
+bool backing_any_msg_node(void)
+{
+	return msg_nodes > 0;
+}
+
 bool backing_has_node(uint64_t ino)
 {
 	struct binode *bi = backing_get(ino);
@@ -601,6 +615,8 @@ static bool unlink_if_unused(struct binode *bi)
 	if (bi->nlookup > 0 || bi->refs > 0)
 		return false;
 	tdelete(bi, &table, cmp_ino);
+	if (is_msg_number(bi->ino))
+		msg_nodes--;
 	return true;
 }
 
@@ -681,6 +697,8 @@ int backing_lookup(int dirfd, const char *name, int64_t box,
 		free(bi);
 		bi = *slot;
 	} else {
+		if (slot != NULL && is_msg_number(bi->ino))
+			msg_nodes++;
 		pthread_mutex_unlock(&table_lock);
 		if (slot == NULL) {
 			close(fd);

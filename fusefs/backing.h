@@ -155,6 +155,9 @@ void backing_drop_node_ino(int fd);
 /* Whether a binode has this number (a message's number: the file it
  * became in tmp/). */
 bool backing_has_node(uint64_t ino);
+/* Whether any binode has a message's number: almost never, so the
+ * message paths skip the lookups above while it is false. */
+bool backing_any_msg_node(void);
 /* The binodes of tmp/ of mailbox tmp_box that answer for message (box,
  * uid) (files delivered as it, which the kernel may still use for its
  * name) become the file open as path_fd (O_PATH) that the message became

@@ -56,6 +56,9 @@ uint64_t ops_moved_to(uint64_t from)
 
 uint64_t ops_file_node(uint64_t ino)
 {
+	/* the message paths' hot case: no message became a tmp/ file */
+	if (!backing_any_msg_node())
+		return 0;
 	/* a few moves in a row at most, and a ring entry may be stale: a
 	 * bound instead of a cycle check */
 	for (int i = 0; i < 8 && ino != 0; i++) {

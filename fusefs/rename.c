@@ -325,9 +325,11 @@ void opw_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (src.kind == VK_SUB && src.sub != SUB_TMP &&
 	    opw_msg_in_sub(src.box, src.sub, name, &m) == 0) {
 		ret = rename_of_msg(&m, &dst, newname, flags);
+		/* moved to another folder, or a file in tmp/ now: the
+		 * kernel's node may stand for the message it was before */
 		if (ret == 0 && !(flags & RENAME_EXCHANGE) &&
-		    dst.kind == VK_SUB && dst.sub != SUB_TMP &&
-		    dst.box != m.mailbox_id)
+		    dst.kind == VK_SUB &&
+		    (dst.sub == SUB_TMP || dst.box != m.mailbox_id))
 			kcache_drop_later(newparent, newname);
 	} else if ((src.kind == VK_ROOT || src.kind == VK_FOLDER ||
 		    src.kind == VK_VDIR) && ops_dir_mailbox(&src) != 0 &&
