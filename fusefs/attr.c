@@ -8,9 +8,11 @@
 #include <unistd.h>
 
 #include "attr.h"
+#include "dboxfs.h"
 #include "dirtime.h"
 #include "folders.h"
-#include "ops.h"
+#include "moved.h"
+#include "msgname.h"
 
 
 static void ts_from_ns(struct timespec *ts, int64_t ns)
@@ -39,7 +41,7 @@ static void attr_dir(struct stat *st, uint64_t ino, nlink_t nlink,
 	st->st_atim = st->st_ctim = st->st_mtim;
 }
 
-void ops_attr_msg(struct stat *st, const struct dbox_msg *m)
+void attr_msg(struct stat *st, const struct dbox_msg *m)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = view_ino_msg(m->mailbox_id, m->uid);
@@ -105,20 +107,6 @@ bool attr_has_keywords(int64_t box)
 				     sizeof(nbuf), NULL) > 0;
 }
 
-int64_t ops_dir_mailbox(const struct view_ino *v)
-{
-	if (v->kind == VK_ROOT)
-		return dboxfs.layout == VIEW_MAILDIRPP ? dboxfs.inbox_id : 0;
-	return v->kind == VK_FOLDER ? v->box : 0;
-}
-
-int64_t ops_files_box(const struct view_ino *v)
-{
-	if (v->kind == VK_ROOT)
-		return dboxfs.layout == VIEW_MAILDIRPP ? dboxfs.inbox_id : 0;
-	return v->kind == VK_FOLDER ? v->box : -1;
-}
-
 /* Which of cur/new/tmp a folder shows (DBOX_SUBDIR_* bits). */
 unsigned int attr_subdirs_of(int64_t box)
 {
@@ -134,8 +122,8 @@ static unsigned int popcount3(unsigned int bits)
 	return (bits & 1) + ((bits >> 1) & 1) + ((bits >> 2) & 1);
 }
 
-int ops_area_dirfd(const struct view_ino *v, int *fd_r,
-		   enum backing_area *area_r, int64_t *box_r)
+int attr_area_dirfd(const struct view_ino *v, int *fd_r,
+		    enum backing_area *area_r, int64_t *box_r)
 {
 	int64_t box;
 
@@ -144,7 +132,7 @@ int ops_area_dirfd(const struct view_ino *v, int *fd_r,
 		*box_r = v->box;
 		return backing_area_dir(v->box, *area_r, fd_r);
 	}
-	box = ops_files_box(v);
+	box = folders_files_box(dboxfs.layout, dboxfs.inbox_id, v);
 	if (box < 0)
 		return -ENOENT;
 	*area_r = AREA_FILES;
@@ -176,7 +164,7 @@ static size_t plain_subdirs(const struct view_ino *v)
 	int pfd, fd;
 	DIR *d;
 
-	if (ops_area_dirfd(v, &pfd, &area, &box) < 0)
+	if (attr_area_dirfd(v, &pfd, &area, &box) < 0)
 		return 0;
 	fd = backing_reopen(pfd, O_RDONLY | O_DIRECTORY);
 	close(pfd);
@@ -203,7 +191,7 @@ static int attr_folder(const struct view_ino *v, uint64_t ino, struct stat *st)
 {
 	struct folder_list fl;
 	char prefix[DBOX_NAME_MAX * 4 + 1];
-	int64_t box = ops_dir_mailbox(v), mtime;
+	int64_t box = folders_dir_mailbox(dboxfs.layout, dboxfs.inbox_id, v), mtime;
 	size_t subdirs;
 	int depth, ret = folders_load(dboxfs.store, &fl);
 
@@ -226,7 +214,8 @@ static int attr_folder(const struct view_ino *v, uint64_t ino, struct stat *st)
 			mtime = fl.boxes[i].created * 1000000000;
 	}
 	folders_free(&fl);
-	mtime = dirtime_folder_ns(ops_files_box(v), mtime);
+	mtime = dirtime_folder_ns(folders_files_box(dboxfs.layout,
+						    dboxfs.inbox_id, v), mtime);
 	attr_dir(st, ino, (nlink_t)(2 + subdirs), mtime);
 	return 0;
 }
@@ -252,14 +241,14 @@ int attr_sub(const struct view_ino *v, uint64_t ino, struct stat *st)
  * not the kernel's node id. */
 /* A message by the inode the kernel knows it by, following moves to other
  * folders (which give it a new uid). */
-int ops_msg_follow(int64_t box, uint32_t uid, struct dbox_msg *m)
+int attr_msg_follow(int64_t box, uint32_t uid, struct dbox_msg *m)
 {
 	uint64_t ino = view_ino_msg(box, uid);
 	struct view_ino v;
 	int ret = dbox_msg_get(dboxfs.store, box, uid, m, NULL);
 
 	for (int hops = 0; ret == -ENOENT && hops < 8; hops++) {
-		ino = ops_moved_to(ino);
+		ino = moved_to(ino);
 		if (ino == 0 || !view_ino_decode(ino, &v))
 			break;
 		ret = dbox_msg_get(dboxfs.store, v.box, v.uid, m, NULL);
@@ -278,9 +267,9 @@ static int attr_plain(uint64_t ino, struct stat *st)
 	if (bi == NULL)
 		return -ENOENT;
 	if (backing_msg_of(bi, &msg_box, &msg_uid)) {
-		ret = ops_msg_follow(msg_box, msg_uid, &m);
+		ret = attr_msg_follow(msg_box, msg_uid, &m);
 		if (ret == 0)
-			ops_attr_msg(st, &m);
+			attr_msg(st, &m);
 	} else {
 		ret = backing_stat(bi, st);
 	}
@@ -288,7 +277,7 @@ static int attr_plain(uint64_t ino, struct stat *st)
 	return ret;
 }
 
-int ops_get_attr(uint64_t ino, struct stat *st)
+int attr_get(uint64_t ino, struct stat *st)
 {
 	struct view_ino v;
 	struct dbox_mailbox box;
@@ -307,13 +296,13 @@ int ops_get_attr(uint64_t ino, struct stat *st)
 		return attr_sub(&v, ino, st);
 	case VK_MSG:
 		/* a message renamed into tmp/: a file there */
-		if ((fino = ops_file_node(ino)) != 0)
+		if ((fino = moved_file_node(ino)) != 0)
 			return attr_plain(fino, st);
 		/* after a move the kernel may still use the old node;
 		 * stat shows the message's current number */
-		ret = ops_msg_follow(v.box, v.uid, &m);
+		ret = attr_msg_follow(v.box, v.uid, &m);
 		if (ret == 0)
-			ops_attr_msg(st, &m);
+			attr_msg(st, &m);
 		return ret;
 	case VK_KWFILE:
 		ret = dbox_mailbox_get(dboxfs.store, v.box, &box, NULL);
@@ -323,4 +312,70 @@ int ops_get_attr(uint64_t ino, struct stat *st)
 	default:
 		return -ENOENT;
 	}
+}
+
+/* ------------------------------------------- names of the view */
+
+static int resolve_msg(const struct view_ino *dir, const char *name,
+		      struct stat *st)
+{
+	struct dbox_msg m;
+	int ret;
+
+	if (strlen(name) > DBOX_NAME_MAX + 40)
+		return -ENOENT;
+	ret = msgname_in_sub(dir->box, dir->sub, name, &m);
+	if (ret < 0)
+		return ret;
+	attr_msg(st, &m);
+	return 0;
+}
+
+static int resolve_in_folder(const struct view_ino *dir, const char *name,
+			    struct stat *st)
+{
+	int64_t box = folders_dir_mailbox(dboxfs.layout, dboxfs.inbox_id, dir);
+	unsigned int subdirs = attr_subdirs_of(box);
+	struct folder_list fl;
+	struct folder_child c;
+	char prefix[DBOX_NAME_MAX * 4 + 1];
+	struct view_ino cv;
+	int depth, ret;
+
+	for (int i = 0; box != 0 && i < 3; i++) {
+		if (strcmp(name, view_sub_names[i]) != 0)
+			continue;
+		if (!(subdirs & (1u << i)))
+			return -ENOENT;
+		cv = (struct view_ino){ .kind = VK_SUB, .box = box,
+					.sub = (enum view_sub)i };
+		return attr_sub(&cv, view_ino_sub(box, cv.sub), st);
+	}
+	if (box != 0 && strcmp(name, KWFILE_NAME) == 0 && attr_has_keywords(box))
+		return attr_get(view_ino_kwfile(box), st);
+	ret = -ENOENT;
+	if (dboxfs.layout == VIEW_FS || dir->kind == VK_ROOT) {
+		ret = folders_load(dboxfs.store, &fl);
+		if (ret < 0)
+			return ret;
+		depth = folders_prefix(&fl, dboxfs.layout, dir, prefix,
+				       sizeof(prefix));
+		ret = depth < 0 ? depth : folders_lookup(&fl, dboxfs.layout,
+			prefix, (unsigned int)depth, dboxfs.inbox_id, name, &c);
+		folders_free(&fl);
+		if (ret == 0)
+			return attr_get(c.ino, st);
+	}
+	return ret;
+}
+
+int attr_resolve_view(const struct view_ino *dir, const char *name,
+		      struct stat *st)
+{
+	if (dir->kind == VK_SUB && dir->sub != SUB_TMP)
+		return resolve_msg(dir, name, st);
+	if (dir->kind == VK_ROOT || dir->kind == VK_FOLDER ||
+	    dir->kind == VK_VDIR)
+		return resolve_in_folder(dir, name, st);
+	return -ENOENT;
 }

@@ -6,7 +6,11 @@
 #include <stddef.h>
 #include <sys/stat.h>
 
+#include "backing.h"
+#include "dbox/store.h"
 #include "view.h"
+
+#define KWFILE_NAME "dovecot-keywords"
 
 /* The text of a mailbox's dovecot-keywords file; its length or -errno. */
 int attr_kwfile_text(int64_t box, char *buf, size_t len);
@@ -15,5 +19,20 @@ bool attr_has_keywords(int64_t box);
 unsigned int attr_subdirs_of(int64_t box);
 /* Attributes of cur/, new/ or tmp/ of a mailbox. */
 int attr_sub(const struct view_ino *v, uint64_t ino, struct stat *st);
+/* Attributes of any node of the view by its inode number. */
+int attr_get(uint64_t ino, struct stat *st);
+/* Attributes of a message. */
+void attr_msg(struct stat *st, const struct dbox_msg *m);
+/* The message the kernel knows as (box, uid), following moves. */
+int attr_msg_follow(int64_t box, uint32_t uid, struct dbox_msg *m);
+/* What name in dir is in the view itself (a message, cur/ new/ tmp/, a
+ * folder, dovecot-keywords), without the backing files: lookup's first
+ * step, and kcache.c's check, which must not take backing references. */
+int attr_resolve_view(const struct view_ino *dir, const char *name,
+		      struct stat *st);
+/* Directory fd (O_PATH) of the backing area that directory `v` shows
+ * (AREA_FILES of a folder, tmp/, pending cur/ or new/); -ENOENT if none. */
+int attr_area_dirfd(const struct view_ino *v, int *fd_r,
+		    enum backing_area *area_r, int64_t *box_r);
 
 #endif

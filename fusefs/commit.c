@@ -1,18 +1,21 @@
-/* commit.c - the committer thread (group commit). */
+/* commit.c - commit jobs and the committer thread (group commit). */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "attr.h"
 #include "backing.h"
 #include "commit.h"
 #include "dbox/save.h"
 #include "flush.h"
-#include "ops.h"
+#include "msgname.h"
 #include "prepare.h"
+#include "reply.h"
 
 static pthread_mutex_t q_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t q_cond = PTHREAD_COND_INITIALIZER;
@@ -20,6 +23,86 @@ static struct commit_job *q_head, **q_tail = &q_head;
 static bool q_stop;
 static pthread_t committer;
 static bool started;
+
+/* ------------------------------------------------------ jobs */
+
+/* A message keeps the mode its file had, as on a local filesystem (rsync
+ * -a sets it before its rename); 0 stands for the store's default. */
+static uint32_t msg_mode(mode_t mode)
+{
+	mode &= 07777;
+	return mode == dboxfs.file_mode ? 0 : (uint32_t)(S_IFREG | mode);
+}
+
+/* The uid a file reserved, for its commit into mailbox box (0: none, or
+ * one it cannot have: of another mailbox, beyond an index rebuilt since,
+ * or taken by a message, which a daemon killed after the commit and
+ * before the file went would leave). */
+static uint32_t reserved_uid_for(int fd, int64_t box)
+{
+	struct dbox_mailbox b;
+	struct dbox_msg m;
+	int64_t resv_box;
+	uint32_t uid;
+
+	if (!backing_resv_read(fd, &resv_box, &uid) || resv_box != box ||
+	    dbox_mailbox_get(dboxfs.store, box, &b, NULL) < 0 ||
+	    uid >= b.next_uid ||
+	    dbox_msg_get(dboxfs.store, box, uid, &m, NULL) != -ENOENT)
+		return 0;
+	return uid;
+}
+
+int commit_job_make(int src_dirfd, const char *src_name, uint64_t src_ino,
+		    int64_t box, enum view_sub sub, const char *name,
+		    bool unlink_src, struct commit_job **job_r)
+{
+	struct commit_job *j = calloc(1, sizeof(*j));
+	const char *info;
+	struct stat st;
+
+	if (j == NULL)
+		return -ENOMEM;
+	if (!view_final_name(name, j->base, sizeof(j->base), &info)) {
+		free(j);
+		return -EINVAL;
+	}
+	/* a link's source comes as /proc/self/fd/N, which must be
+	 * followed; names in a backing directory must not be */
+	j->fd = openat(src_dirfd, src_name, O_RDONLY | O_CLOEXEC |
+		       (src_dirfd == AT_FDCWD ? 0 : O_NOFOLLOW));
+	if (j->fd < 0 || fstat(j->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		int ret = j->fd < 0 ? -errno : -EINVAL;
+
+		if (j->fd >= 0)
+			close(j->fd);
+		free(j);
+		return ret;
+	}
+	dbox_maildir_info_parse(info, false, &j->flags, &j->keywords);
+	j->box = box;
+	j->in_new = sub == SUB_NEW;
+	j->new_info = j->in_new && info != NULL;
+	j->mode = msg_mode(st.st_mode);
+	j->received = st.st_mtim.tv_sec;
+	j->received_ns = st.st_mtim.tv_nsec;
+	/* a rename or close keeps the file's number; a link is a second
+	 * file, and its message a number of its own */
+	j->resv_uid = unlink_src ? reserved_uid_for(j->fd, box) : 0;
+	j->src_ino = src_ino != 0 ? src_ino : backing_node_ino(j->fd, NULL,
+								 &st);
+	/* renamed, the file is no longer the client's: after a crash the
+	 * sweep removes what is left of it */
+	if (unlink_src) {
+		backing_unmark_linked(j->fd);
+		backing_drop_node_ino(j->fd);
+	}
+	j->src_dirfd = unlink_src ? dup(src_dirfd) : -1;
+	snprintf(j->src_name, sizeof(j->src_name), "%s", src_name);
+	j->src = backing_get(j->src_ino);  /* put by the committer */
+	*job_r = j;
+	return 0;
+}
 
 void commit_submit(struct commit_job *job)
 {
@@ -71,7 +154,7 @@ static int add_job(struct dbox_save_txn *txn, struct commit_job *j,
 			 strerror(errno));
 		return -errno;
 	}
-	if (opw_msg_named_like(j->box, &like, &old) == 0) {
+	if (msgname_like(j->box, &like, &old) == 0) {
 		ret = dbox_save_expunge(txn, j->box, old.uid, err);
 		if (ret < 0)
 			return ret;
@@ -137,12 +220,12 @@ static void finish_job(struct commit_job *j)
 	}
 	if (j->req != NULL && j->reply_entry && j->ret == 0) {
 		struct stat st;
-		int ret = ops_get_attr(view_ino_msg(j->box, j->uid), &st);
+		int ret = attr_get(view_ino_msg(j->box, j->uid), &st);
 
 		if (ret < 0)
 			fuse_reply_err(j->req, dboxfs_errno(ret));
 		else
-			ops_reply_entry(j->req, &st);
+			reply_entry(j->req, &st);
 	} else if (j->req != NULL) {
 		fuse_reply_err(j->req, j->ret == 0 ? 0 : dboxfs_errno(j->ret));
 	}

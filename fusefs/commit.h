@@ -62,6 +62,14 @@ int commit_start(void);
  * commit_start. */
 void commit_queued(void);
 void commit_stop(void);
+/* The commit job of the file now named src_name in src_dirfd (a backing
+ * binode src_ino, 0: found from the file) as the message `name` in sub of
+ * mailbox box; unlink_src: a rename (the source goes after the commit),
+ * else a link.  The job holds the file open and a reference on its
+ * binode. */
+int commit_job_make(int src_dirfd, const char *src_name, uint64_t src_ino,
+		    int64_t box, enum view_sub sub, const char *name,
+		    bool unlink_src, struct commit_job **job_r);
 /* Queues a job; the committer frees it. */
 void commit_submit(struct commit_job *job);
 

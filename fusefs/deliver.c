@@ -20,14 +20,6 @@
 
 /* ------------------------------------------------------------- commits */
 
-/* A message keeps the mode its file had, as on a local filesystem (rsync
- * -a sets it before its rename); 0 stands for the store's default. */
-uint32_t opw_msg_mode(mode_t mode)
-{
-	mode &= 07777;
-	return mode == dboxfs.file_mode ? 0 : (uint32_t)(S_IFREG | mode);
-}
-
 /* A file created in cur/ or new/ (cp, rsync) reserves the uid of the
  * message it is to become, so that its inode number is that message's
  * from the start and never changes (backing.h).  Without one (the index
@@ -48,76 +40,6 @@ static void reserve_uid(int fd, int64_t box)
 	backing_resv_write(fd, box, uid);
 }
 
-/* The uid a file reserved, for its commit into mailbox box (0: none, or
- * one it cannot have: of another mailbox, beyond an index rebuilt since,
- * or taken by a message, which a daemon killed after the commit and
- * before the file went would leave). */
-static uint32_t reserved_uid_for(int fd, int64_t box)
-{
-	struct dbox_mailbox b;
-	struct dbox_msg m;
-	int64_t resv_box;
-	uint32_t uid;
-
-	if (!backing_resv_read(fd, &resv_box, &uid) || resv_box != box ||
-	    dbox_mailbox_get(dboxfs.store, box, &b, NULL) < 0 ||
-	    uid >= b.next_uid ||
-	    dbox_msg_get(dboxfs.store, box, uid, &m, NULL) != -ENOENT)
-		return 0;
-	return uid;
-}
-
-int ops_make_commit_job(int src_dirfd, const char *src_name, uint64_t src_ino,
-			int64_t box, enum view_sub sub, const char *name,
-			bool unlink_src, struct commit_job **job_r)
-{
-	struct commit_job *j = calloc(1, sizeof(*j));
-	const char *info;
-	struct stat st;
-
-	if (j == NULL)
-		return -ENOMEM;
-	if (!view_final_name(name, j->base, sizeof(j->base), &info)) {
-		free(j);
-		return -EINVAL;
-	}
-	/* a link's source comes as /proc/self/fd/N, which must be
-	 * followed; names in a backing directory must not be */
-	j->fd = openat(src_dirfd, src_name, O_RDONLY | O_CLOEXEC |
-		       (src_dirfd == AT_FDCWD ? 0 : O_NOFOLLOW));
-	if (j->fd < 0 || fstat(j->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		int ret = j->fd < 0 ? -errno : -EINVAL;
-
-		if (j->fd >= 0)
-			close(j->fd);
-		free(j);
-		return ret;
-	}
-	dbox_maildir_info_parse(info, false, &j->flags, &j->keywords);
-	j->box = box;
-	j->in_new = sub == SUB_NEW;
-	j->new_info = j->in_new && info != NULL;
-	j->mode = opw_msg_mode(st.st_mode);
-	j->received = st.st_mtim.tv_sec;
-	j->received_ns = st.st_mtim.tv_nsec;
-	/* a rename or close keeps the file's number; a link is a second
-	 * file, and its message a number of its own */
-	j->resv_uid = unlink_src ? reserved_uid_for(j->fd, box) : 0;
-	j->src_ino = src_ino != 0 ? src_ino : backing_node_ino(j->fd, NULL,
-								 &st);
-	/* renamed, the file is no longer the client's: after a crash the
-	 * sweep removes what is left of it */
-	if (unlink_src) {
-		backing_unmark_linked(j->fd);
-		backing_drop_node_ino(j->fd);
-	}
-	j->src_dirfd = unlink_src ? dup(src_dirfd) : -1;
-	snprintf(j->src_name, sizeof(j->src_name), "%s", src_name);
-	j->src = backing_get(j->src_ino);  /* put by the committer */
-	*job_r = j;
-	return 0;
-}
-
 /* ------------------------------------------------------------- create */
 
 /* Where a new file in directory `parent` lives; reserved names of the
@@ -131,7 +53,7 @@ int opw_create_target(const struct view_ino *v, const char *name,
 	switch (v->kind) {
 	case VK_ROOT:
 	case VK_FOLDER:
-		if (ops_dir_mailbox(v) != 0 &&
+		if (folders_dir_mailbox(dboxfs.layout, dboxfs.inbox_id, v) != 0 &&
 		    (view_sub_of_name(name, &sub) || strcmp(name, KWFILE_NAME) == 0))
 			return -EEXIST;
 		break;
@@ -234,7 +156,7 @@ void opw_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 	close(dirfd);
 }
 
-void opw_release_fd(struct fh *fh)
+void deliver_release_fd(struct fh *fh)
 {
 	struct commit_job *job;
 	int dirfd;
@@ -243,8 +165,8 @@ void opw_release_fd(struct fh *fh)
 	    backing_area_dir(fh->box, fh->area, &dirfd) == 0) {
 		enum view_sub sub = backing_sub_of_area(fh->area);
 
-		if (ops_make_commit_job(dirfd, fh->name, fh->ino, fh->box, sub,
-					fh->name, true, &job) == 0) {
+		if (commit_job_make(dirfd, fh->name, fh->ino, fh->box, sub,
+				    fh->name, true, &job) == 0) {
 			job->keep_dir_mtime = true;
 			commit_submit(job);
 		}

@@ -80,11 +80,11 @@ static void mkdir_sub(fuse_req_t req, const struct view_ino *parent,
 	if (ret == 0)
 		dirtime_folder_changed(parent);
 	if (ret == 0)
-		ret = ops_get_attr(view_ino_sub(box, sub), &st);
+		ret = attr_get(view_ino_sub(box, sub), &st);
 	if (ret < 0)
 		fuse_reply_err(req, dboxfs_errno(ret));
 	else
-		ops_reply_entry(req, &st);
+		reply_entry(req, &st);
 }
 
 static void mkdir_mailbox(fuse_req_t req, const struct view_ino *parent,
@@ -103,14 +103,14 @@ static void mkdir_mailbox(fuse_req_t req, const struct view_ino *parent,
 		dirtime_folder_changed(parent);
 	}
 	if (ret == 0)
-		ret = ops_get_attr(view_ino_folder(b.id), &st);
+		ret = attr_get(view_ino_folder(b.id), &st);
 	if (ret < 0) {
 		if (ret != -EEXIST && ret != -EINVAL)
 			fuse_log(FUSE_LOG_ERR, "dboxfs: mkdir %s: %s\n",
 				 mailbox, err.msg);
 		fuse_reply_err(req, dboxfs_errno(ret));
 	} else {
-		ops_reply_entry(req, &st);
+		reply_entry(req, &st);
 	}
 }
 
@@ -127,7 +127,7 @@ void opw_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 	if (!opw_begin_change(req, parent, &v))
 		return;
-	box = ops_dir_mailbox(&v);
+	box = folders_dir_mailbox(dboxfs.layout, dboxfs.inbox_id, &v);
 	if (box != 0 && view_sub_of_name(name, &sub)) {
 		mkdir_sub(req, &v, box, sub);
 		return;
@@ -265,7 +265,7 @@ void opw_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 	if (!opw_begin_change(req, parent, &v))
 		return;
-	box = ops_dir_mailbox(&v);
+	box = folders_dir_mailbox(dboxfs.layout, dboxfs.inbox_id, &v);
 	if (box != 0 && view_sub_of_name(name, &sub)) {
 		ret = rmdir_sub(&v, box, sub);
 		fuse_reply_err(req, ret < 0 ? dboxfs_errno(ret) : 0);

@@ -37,7 +37,7 @@ int64_t dirtime_sub_ns(int64_t box, enum view_sub sub, int64_t index_ns);
 /* mtime (ns) of tmp/ of box, created_ns if nothing changed in it. */
 int64_t dirtime_tmp_ns(int64_t box, int64_t created_ns);
 /* mtime (ns) of the folder whose plain files are in area files_box (see
- * ops_files_box), fallback_ns if nothing changed in it. */
+ * folders_files_box), fallback_ns if nothing changed in it. */
 int64_t dirtime_folder_ns(int64_t files_box, int64_t fallback_ns);
 
 /* An entry of tmp/ of box was made or removed by the view itself (mkdir

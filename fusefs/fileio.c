@@ -135,7 +135,7 @@ static void open_msg(fuse_req_t req, int64_t box, uint32_t uid, uint64_t ino,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	ret = ops_msg_follow(box, uid, &po->om->msg);
+	ret = attr_msg_follow(box, uid, &po->om->msg);
 	if (ret < 0) {
 		free(po->om);
 		free(po);
@@ -233,7 +233,7 @@ void fileio_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	case VK_MSG:
 		/* a message renamed into tmp/: a file there */
-		if ((fino = ops_file_node(ino)) != 0)
+		if ((fino = moved_file_node(ino)) != 0)
 			open_plain(req, fino, fi);
 		else
 			open_msg(req, v.box, v.uid, ino, fi);
@@ -388,7 +388,7 @@ static void read_msg_ino(fuse_req_t req, int64_t box, uint32_t uid,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	ret = ops_msg_follow(box, uid, &pv->om.msg);
+	ret = attr_msg_follow(box, uid, &pv->om.msg);
 	if (ret < 0) {
 		free(pv);
 		fuse_reply_err(req, dboxfs_errno(ret));
@@ -446,7 +446,7 @@ static void read_by_ino(fuse_req_t req, fuse_ino_t ino, size_t size,
 		fuse_reply_err(req, ENOENT);
 	else if (v.kind == VK_KWFILE)
 		read_kwfile(req, ino, size, off);
-	else if (v.kind == VK_MSG && (fino = ops_file_node(ino)) == 0)
+	else if (v.kind == VK_MSG && (fino = moved_file_node(ino)) == 0)
 		read_msg_ino(req, v.box, v.uid, ino, size, off);
 	else if (v.kind == VK_MSG)
 		read_plain_ino(req, fino, size, off);
@@ -498,7 +498,7 @@ void fileio_release(fuse_req_t req, fuse_ino_t ino,
 		free(fh);
 	} else if (fh->type == FH_FD) {
 		fh_untrack(fh);
-		opw_release_fd(fh);
+		deliver_release_fd(fh);
 	}
 	fuse_reply_err(req, 0);
 }

@@ -323,3 +323,19 @@ size_t folders_count_children(const struct folder_list *fl,
 	folders_children(fl, layout, prefix, depth, inbox, 0, count_cb, &n);
 	return n;
 }
+
+int64_t folders_dir_mailbox(enum view_layout layout, int64_t inbox,
+			    const struct view_ino *v)
+{
+	if (v->kind == VK_ROOT)
+		return layout == VIEW_MAILDIRPP ? inbox : 0;
+	return v->kind == VK_FOLDER ? v->box : 0;
+}
+
+int64_t folders_files_box(enum view_layout layout, int64_t inbox,
+			  const struct view_ino *v)
+{
+	if (v->kind == VK_ROOT)
+		return layout == VIEW_MAILDIRPP ? inbox : 0;
+	return v->kind == VK_FOLDER ? v->box : -1;
+}

@@ -59,4 +59,12 @@ size_t folders_count_children(const struct folder_list *fl,
 			      enum view_layout layout, const char *prefix,
 			      unsigned int depth, int64_t inbox);
 
+/* The mailbox whose cur/new/tmp a directory holds (0: none). */
+int64_t folders_dir_mailbox(enum view_layout layout, int64_t inbox,
+			    const struct view_ino *v);
+/* The mailbox whose plain-file area a directory is (0 for the fs-layout
+ * root, -1 for directories that cannot hold plain files). */
+int64_t folders_files_box(enum view_layout layout, int64_t inbox,
+			  const struct view_ino *v);
+
 #endif

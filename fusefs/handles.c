@@ -1,10 +1,9 @@
-/* handles.c - the list of open handles (see ops.h). */
+/* handles.c - the list of open handles (see handles.h). */
 #include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "ops.h"
-#include "readdir.h"
+#include "handles.h"
 
 static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct fh *open_list;
@@ -32,14 +31,14 @@ void fh_untrack(struct fh *fh)
 	pthread_mutex_unlock(&open_lock);
 }
 
-void fh_free_all(void)
+void fh_free_all(void (*free_dir)(struct fh *fh))
 {
 	while (open_list != NULL) {
 		struct fh *fh = open_list;
 
 		fh_untrack(fh);
 		if (fh->type == FH_DIR) {
-			readdir_handle_free(fh);
+			free_dir(fh);
 			continue;
 		}
 		if (fh->type == FH_FD)

@@ -38,7 +38,7 @@ int kcache_check(const int64_t *boxes, int n);
 /* A name the mount itself gave a node that now stands for something
  * else: a message moved to another folder gets a new number there, while
  * the kernel keeps the old node for the new name, which only the moved
- * ring (ops_moved_to) maps, and only for a while.  The name is dropped
+ * ring (moved_to) maps, and only for a while.  The name is dropped
  * from the kernel's cache by the next kcache_drop_pending, so that the
  * next lookup gets the message's own node.  Any thread. */
 void kcache_drop_later(uint64_t parent, const char *name);

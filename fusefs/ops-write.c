@@ -23,53 +23,6 @@
 #include "ops.h"
 #include "prepare.h"
 
-/* ------------------------------------------------------- moved messages
- * A message moved to another folder gets a new uid and so a new inode
- * number, but the kernel keeps the old inode for the new name until it
- * looks the name up again: remember where recent moves went. */
-#define MOVED_RING 4096
-static struct { uint64_t from, to; } moved[MOVED_RING];
-static unsigned int moved_next;
-static pthread_mutex_t moved_lock = PTHREAD_MUTEX_INITIALIZER;
-
-void opw_moved_add(uint64_t from, uint64_t to)
-{
-	pthread_mutex_lock(&moved_lock);
-	moved[moved_next % MOVED_RING].from = from;
-	moved[moved_next % MOVED_RING].to = to;
-	moved_next++;
-	pthread_mutex_unlock(&moved_lock);
-}
-
-uint64_t ops_moved_to(uint64_t from)
-{
-	uint64_t to = 0;
-
-	pthread_mutex_lock(&moved_lock);
-	for (unsigned int i = 0; i < MOVED_RING; i++) {
-		if (moved[i].from == from)
-			to = moved[i].to;
-	}
-	pthread_mutex_unlock(&moved_lock);
-	return to;
-}
-
-uint64_t ops_file_node(uint64_t ino)
-{
-	/* the message paths' hot case: no message became a tmp/ file */
-	if (!backing_any_msg_node())
-		return 0;
-	/* a few moves in a row at most, and a ring entry may be stale: a
-	 * bound instead of a cycle check */
-	for (int i = 0; i < 8 && ino != 0; i++) {
-		if (backing_has_node(ino))
-			return ino;
-		ino = ops_moved_to(ino);
-	}
-	return 0;
-}
-
-
 /* ------------------------------------------------------------- helpers */
 
 bool opw_refuse_readonly(fuse_req_t req)
@@ -107,7 +60,7 @@ int opw_area_of(const struct view_ino *v, int *dirfd_r,
 		backing_put(bi);
 		return *dirfd_r < 0 ? -errno : 0;
 	}
-	return ops_area_dirfd(v, dirfd_r, area_r, box_r);
+	return attr_area_dirfd(v, dirfd_r, area_r, box_r);
 }
 
 void opw_reply_backing_entry(fuse_req_t req, int dirfd, const char *name,
@@ -120,49 +73,8 @@ void opw_reply_backing_entry(fuse_req_t req, int dirfd, const char *name,
 	if (ret < 0)
 		fuse_reply_err(req, -ret);
 	else
-		ops_reply_entry(req, &st);
+		reply_entry(req, &st);
 }
-
-/* The message `name` in cur/ or new/ of a mailbox, under that exact name. */
-int opw_msg_in_sub(int64_t box, enum view_sub sub, const char *name,
-		   struct dbox_msg *m)
-{
-	char cur[DBOX_NAME_MAX + 48];
-	int ret = dbox_msg_lookup_name(dboxfs.store, box, sub == SUB_NEW,
-				       name, m, NULL);
-
-	if (ret < 0)
-		return ret;
-	/* the index's name is the view's: checked, as a lookup must never
-	 * answer for a name readdir does not show */
-	view_msg_name(m, cur, sizeof(cur));
-	return strcmp(cur, name) == 0 ? 0 : -ENOENT;
-}
-
-/* The message of mailbox box whose file has the name t's would have
- * (t: base, flags, keywords, in_new, new_info). */
-int opw_msg_named_like(int64_t box, const struct dbox_msg *t,
-		       struct dbox_msg *m)
-{
-	char name[DBOX_NAME_MAX + 48];
-
-	view_msg_name(t, name, sizeof(name));
-	return opw_msg_in_sub(box, t->in_new ? SUB_NEW : SUB_CUR, name, m);
-}
-
-/* The message that has the name a rename to (base, info) in sub would
- * give its file (info as view_name_split, NULL for none). */
-int opw_msg_at_target(int64_t box, enum view_sub sub, const char *base,
-		      const char *info, struct dbox_msg *m)
-{
-	struct dbox_msg t = { .in_new = sub == SUB_NEW };
-
-	snprintf(t.base, sizeof(t.base), "%s", base);
-	t.new_info = info != NULL;
-	dbox_maildir_info_parse(info, false, &t.flags, &t.keywords);
-	return opw_msg_named_like(box, &t, m);
-}
-
 
 /* ------------------------------------------------------------- unlink */
 
@@ -178,7 +90,7 @@ void opw_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (!opw_begin_change(req, parent, &v))
 		return;
 	if (v.kind == VK_SUB && v.sub != SUB_TMP &&
-	    opw_msg_in_sub(v.box, v.sub, name, &m) == 0) {
+	    msgname_in_sub(v.box, v.sub, name, &m) == 0) {
 		/* unlink of a message is its expunge */
 		ret = dbox_msg_expunge(dboxfs.store, v.box, m.uid, &err);
 		if (ret < 0)
@@ -188,7 +100,8 @@ void opw_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	if ((v.kind == VK_ROOT || v.kind == VK_FOLDER) &&
-	    ops_dir_mailbox(&v) != 0 && strcmp(name, KWFILE_NAME) == 0) {
+	    folders_dir_mailbox(dboxfs.layout, dboxfs.inbox_id, &v) != 0 &&
+	    strcmp(name, KWFILE_NAME) == 0) {
 		fuse_reply_err(req, EACCES);
 		return;
 	}
@@ -268,7 +181,7 @@ static int setattr_msg(int64_t box, uint32_t uid, const struct stat *attr,
 	struct dbox_err err = { "" };
 	struct timespec now;
 	struct dbox_msg m;
-	int ret = ops_msg_follow(box, uid, &m);
+	int ret = attr_msg_follow(box, uid, &m);
 
 	if (ret < 0)
 		return ret;
@@ -347,7 +260,7 @@ void opw_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		return;
 	switch (v.kind) {
 	case VK_MSG:
-		if ((fino = ops_file_node(ino)) == 0) {
+		if ((fino = moved_file_node(ino)) == 0) {
 			ret = setattr_msg(v.box, v.uid, attr, to_set);
 			break;
 		}
@@ -375,7 +288,7 @@ void opw_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		break;
 	}
 	if (ret == 0)
-		ret = ops_get_attr(ino, &st);
+		ret = attr_get(ino, &st);
 	st.st_ino = backing_shown_ino(st.st_ino);
 	if (ret < 0)
 		fuse_reply_err(req, dboxfs_errno(ret));

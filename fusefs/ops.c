@@ -27,21 +27,6 @@
 #include "readdir.h"
 #include "reply.h"
 
-static int lookup_msg(const struct view_ino *dir, const char *name,
-		      struct stat *st)
-{
-	struct dbox_msg m;
-	int ret;
-
-	if (strlen(name) > DBOX_NAME_MAX + 40)
-		return -ENOENT;
-	ret = opw_msg_in_sub(dir->box, dir->sub, name, &m);
-	if (ret < 0)
-		return ret;
-	ops_attr_msg(st, &m);
-	return 0;
-}
-
 static int lookup_backing(const struct view_ino *dir, const char *name,
 			  struct stat *st)
 {
@@ -60,61 +45,12 @@ static int lookup_backing(const struct view_ino *dir, const char *name,
 		backing_put(parent);
 		return ret;
 	}
-	ret = ops_area_dirfd(dir, &dirfd, &area, &box);
+	ret = attr_area_dirfd(dir, &dirfd, &area, &box);
 	if (ret < 0)
 		return ret == -EROFS ? -ENOENT : ret;
 	ret = backing_lookup(dirfd, name, box, area, &bi, st);
 	close(dirfd);
 	return ret;
-}
-
-static int lookup_in_folder(const struct view_ino *dir, const char *name,
-			    struct stat *st)
-{
-	int64_t box = ops_dir_mailbox(dir);
-	unsigned int subdirs = attr_subdirs_of(box);
-	struct folder_list fl;
-	struct folder_child c;
-	char prefix[DBOX_NAME_MAX * 4 + 1];
-	struct view_ino cv;
-	int depth, ret;
-
-	for (int i = 0; box != 0 && i < 3; i++) {
-		if (strcmp(name, view_sub_names[i]) != 0)
-			continue;
-		if (!(subdirs & (1u << i)))
-			return -ENOENT;
-		cv = (struct view_ino){ .kind = VK_SUB, .box = box,
-					.sub = (enum view_sub)i };
-		return attr_sub(&cv, view_ino_sub(box, cv.sub), st);
-	}
-	if (box != 0 && strcmp(name, KWFILE_NAME) == 0 && attr_has_keywords(box))
-		return ops_get_attr(view_ino_kwfile(box), st);
-	ret = -ENOENT;
-	if (dboxfs.layout == VIEW_FS || dir->kind == VK_ROOT) {
-		ret = folders_load(dboxfs.store, &fl);
-		if (ret < 0)
-			return ret;
-		depth = folders_prefix(&fl, dboxfs.layout, dir, prefix,
-				       sizeof(prefix));
-		ret = depth < 0 ? depth : folders_lookup(&fl, dboxfs.layout,
-			prefix, (unsigned int)depth, dboxfs.inbox_id, name, &c);
-		folders_free(&fl);
-		if (ret == 0)
-			return ops_get_attr(c.ino, st);
-	}
-	return ret;
-}
-
-int ops_resolve_view(const struct view_ino *dir, const char *name,
-		     struct stat *st)
-{
-	if (dir->kind == VK_SUB && dir->sub != SUB_TMP)
-		return lookup_msg(dir, name, st);
-	if (dir->kind == VK_ROOT || dir->kind == VK_FOLDER ||
-	    dir->kind == VK_VDIR)
-		return lookup_in_folder(dir, name, st);
-	return -ENOENT;
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -127,7 +63,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (!view_ino_decode(parent, &dir))
 		ret = -ENOENT;
 	else
-		ret = ops_resolve_view(&dir, name, &st);
+		ret = attr_resolve_view(&dir, name, &st);
 	/* tmp/, files pending in cur/ and new/, plain files and dirs */
 	if (ret == -ENOENT && (dir.kind == VK_SUB || dir.kind == VK_PLAIN ||
 			       dir.kind == VK_ROOT || dir.kind == VK_FOLDER ||
@@ -149,7 +85,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
 	struct stat st;
-	int ret = ops_get_attr(ino, &st);
+	int ret = attr_get(ino, &st);
 
 	(void)fi;
 	st.st_ino = backing_shown_ino(st.st_ino);
@@ -297,7 +233,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 static void op_destroy(void *userdata)
 {
 	(void)userdata;
-	fh_free_all();
+	fh_free_all(readdir_handle_free);
 	kcache_free_all();
 }
 

@@ -106,7 +106,7 @@ static int backing_dir_open(const struct view_ino *v, int *fd_r)
 		backing_put(bi);
 		return *fd_r < 0 ? *fd_r : 0;
 	}
-	ret = ops_area_dirfd(v, &pfd, &area, &box);
+	ret = attr_area_dirfd(v, &pfd, &area, &box);
 	if (ret < 0)
 		return ret;
 	*fd_r = backing_reopen(pfd, O_RDONLY | O_DIRECTORY);
@@ -176,7 +176,7 @@ static void add_backing(struct dirbuf *d, off_t off)
 		area = bi->area;
 		box = bi->box;
 		backing_put(bi);
-	} else if (ops_area_dirfd(d->dir, &dirfd, &area, &box) < 0) {
+	} else if (attr_area_dirfd(d->dir, &dirfd, &area, &box) < 0) {
 		return;
 	}
 	for (uint64_t i = first; i < d->dh->count && dirfd >= 0; i++) {
@@ -219,7 +219,7 @@ static int add_msg(void *ctx, const struct dbox_msg *m)
 	char name[DBOX_NAME_MAX + 48];
 	struct stat st;
 
-	ops_attr_msg(&st, m);
+	attr_msg(&st, m);
 	view_msg_name(m, name, sizeof(name));
 	if (!dir_add(c->d, name, &st, cookie_msg(m->uid)))
 		return 1;
@@ -262,7 +262,7 @@ static int add_folder_child(void *ctx, const struct folder_child *c)
 	struct folder_ctx *f = ctx;
 	struct stat st;
 
-	if (ops_get_attr(c->ino, &st) < 0)
+	if (attr_get(c->ino, &st) < 0)
 		return 0;
 	return dir_add(f->d, c->name, &st, c->cookie) ? 0 : 1;
 }
@@ -270,7 +270,7 @@ static int add_folder_child(void *ctx, const struct folder_child *c)
 static int readdir_folder(struct dirbuf *d, const struct view_ino *v,
 			  uint64_t ino, off_t off)
 {
-	int64_t box = ops_dir_mailbox(v);
+	int64_t box = folders_dir_mailbox(dboxfs.layout, dboxfs.inbox_id, v);
 	unsigned int subdirs = attr_subdirs_of(box);
 	struct folder_list fl;
 	struct folder_ctx fc = { d };
@@ -291,7 +291,7 @@ static int readdir_folder(struct dirbuf *d, const struct view_ino *v,
 			return 0;
 	}
 	if (box != 0 && off < CK_KW && attr_has_keywords(box) &&
-	    (ops_get_attr(view_ino_kwfile(box), &st) < 0 ||
+	    (attr_get(view_ino_kwfile(box), &st) < 0 ||
 	     !dir_add(d, KWFILE_NAME, &st, CK_KW)))
 		return 0;
 	if ((dboxfs.layout == VIEW_FS || v->kind == VK_ROOT) &&

@@ -49,7 +49,7 @@ static int rename_msg(const struct dbox_msg *m, const struct view_ino *dst,
 	/* rename(2) replaces an existing target (the message with the name
 	 * this one gets): in the same mailbox in the same transaction; a
 	 * move expunges it first */
-	if (opw_msg_at_target(dst->box, dst->sub, base, info, &old) == 0 &&
+	if (msgname_at_target(dst->box, dst->sub, base, info, &old) == 0 &&
 	    !(old.mailbox_id == m->mailbox_id && old.uid == m->uid)) {
 		*new_ino_r = view_ino_msg(m->mailbox_id, m->uid);
 		if (dst->box == m->mailbox_id)
@@ -68,7 +68,7 @@ static int rename_msg(const struct dbox_msg *m, const struct view_ino *dst,
 			    flags, kw, dir, base, &uid, &err);
 	if (ret == 0) {
 		*new_ino_r = view_ino_msg(dst->box, uid);
-		opw_moved_add(view_ino_msg(m->mailbox_id, m->uid), *new_ino_r);
+		moved_add(view_ino_msg(m->mailbox_id, m->uid), *new_ino_r);
 	} else {
 		fuse_log(FUSE_LOG_ERR, "dboxfs: move %s: %s\n", newname,
 			 err.msg);
@@ -147,8 +147,8 @@ static int rename_commit(fuse_req_t req, int src_dirfd, const char *name,
 			 const char *newname)
 {
 	struct commit_job *job;
-	int ret = ops_make_commit_job(src_dirfd, name, 0, dst->box, dst->sub,
-				      newname, true, &job);
+	int ret = commit_job_make(src_dirfd, name, 0, dst->box, dst->sub,
+				  newname, true, &job);
 
 	if (ret < 0)
 		return ret;
@@ -167,7 +167,7 @@ static bool is_msg_name(const struct view_ino *dst, const char *newname)
 	struct dbox_msg m;
 
 	return dst->kind == VK_SUB && dst->sub != SUB_TMP &&
-		opw_msg_in_sub(dst->box, dst->sub, newname, &m) == 0;
+		msgname_in_sub(dst->box, dst->sub, newname, &m) == 0;
 }
 
 static int rename_backing(fuse_req_t req, const struct view_ino *src,
@@ -192,7 +192,7 @@ static int rename_backing(fuse_req_t req, const struct view_ino *src,
 	    view_final_name(newname, base, sizeof(base), &info)) {
 		/* the name the message would show is taken */
 		if ((flags & RENAME_NOREPLACE) &&
-		    opw_msg_at_target(dst->box, dst->sub, base, info, &m) == 0)
+		    msgname_at_target(dst->box, dst->sub, base, info, &m) == 0)
 			ret = -EEXIST;
 		else
 			ret = rename_commit(req, sfd, name, newparent, dst,
@@ -222,7 +222,7 @@ static int noreplace_msg(const struct dbox_msg *m, const struct view_ino *dst,
 
 	if (!view_final_name(newname, base, sizeof(base), &info))
 		return -EINVAL;
-	ret = opw_msg_at_target(dst->box, dst->sub, base, info, &other);
+	ret = msgname_at_target(dst->box, dst->sub, base, info, &other);
 	if (ret == -ENOENT)
 		return 0;
 	if (ret < 0)
@@ -260,7 +260,7 @@ static int exchange_msg(const struct dbox_msg *m, const struct view_ino *dst,
 
 	if (dst->kind != VK_SUB || dst->sub == SUB_TMP)
 		return -EXDEV;
-	ret = opw_msg_in_sub(dst->box, dst->sub, newname, &other);
+	ret = msgname_in_sub(dst->box, dst->sub, newname, &other);
 	if (ret == -ENOENT)
 		/* no message by that name: a file being written, or nothing */
 		return backing_has(dst, newname) ? -EXDEV : -ENOENT;
@@ -323,7 +323,7 @@ void opw_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return;
 	}
 	if (src.kind == VK_SUB && src.sub != SUB_TMP &&
-	    opw_msg_in_sub(src.box, src.sub, name, &m) == 0) {
+	    msgname_in_sub(src.box, src.sub, name, &m) == 0) {
 		ret = rename_of_msg(&m, &dst, newname, flags);
 		/* moved to another folder, or a file in tmp/ now: the
 		 * kernel's node may stand for the message it was before */
@@ -332,7 +332,9 @@ void opw_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		    (dst.sub == SUB_TMP || dst.box != m.mailbox_id))
 			kcache_drop_later(newparent, newname);
 	} else if ((src.kind == VK_ROOT || src.kind == VK_FOLDER ||
-		    src.kind == VK_VDIR) && ops_dir_mailbox(&src) != 0 &&
+		    src.kind == VK_VDIR) &&
+		   folders_dir_mailbox(dboxfs.layout, dboxfs.inbox_id,
+				       &src) != 0 &&
 		   view_sub_of_name(name, &sub)) {
 		ret = -EPERM;   /* cur/ new/ tmp/ stay where they are */
 	} else if (flags & RENAME_EXCHANGE) {
@@ -349,7 +351,7 @@ void opw_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (ret == 1)
 		return;  /* the committer replies */
 	/* the kernel keeps the message's old inode for the new name: it
-	 * answers through ops_moved_to until the follower drops the name
+	 * answers through moved_to until the follower drops the name
 	 * (kcache_drop_later) */
 	fuse_reply_err(req, ret < 0 ? dboxfs_errno(ret) : 0);
 }
@@ -397,8 +399,8 @@ static void link_binode(fuse_req_t req, struct binode *bi, fuse_ino_t ino,
 			fuse_log(FUSE_LOG_WARNING, "dboxfs: link %s: cannot "
 				 "mark its tmp/ file: %s\n", newname,
 				 strerror(-ret));
-		ret = ops_make_commit_job(AT_FDCWD, path, ino, dst.box,
-					  dst.sub, newname, false, &job);
+		ret = commit_job_make(AT_FDCWD, path, ino, dst.box,
+				      dst.sub, newname, false, &job);
 		if (ret < 0) {
 			fuse_reply_err(req, -ret);
 			return;

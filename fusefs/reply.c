@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ops.h"
+#include "backing.h"
 #include "reply.h"
 
 int dboxfs_errno(int ret)
@@ -42,7 +42,7 @@ void reply_entry_param(struct fuse_entry_param *e, const struct stat *st)
 	e->entry_timeout = dboxfs.entry_timeout;
 }
 
-void ops_reply_entry(fuse_req_t req, const struct stat *st)
+void reply_entry(fuse_req_t req, const struct stat *st)
 {
 	struct fuse_entry_param e;
 

@@ -8,8 +8,8 @@
 #include <unistd.h>
 
 #include "backing.h"
+#include "dboxfs.h"
 #include "commit.h"
-#include "ops.h"
 #include "sweep.h"
 #include "totmp.h"
 
@@ -96,9 +96,9 @@ static void commit_closed(int64_t box, enum backing_area area, int dirfd,
 		return;
 	marked = fstat(fd, &st) == 0 && backing_marked_complete(fd, &st);
 	close(fd);
-	if (!marked || ops_make_commit_job(dirfd, name, 0, box,
-					   backing_sub_of_area(area), name,
-					   true, &job) < 0)
+	if (!marked || commit_job_make(dirfd, name, 0, box,
+				       backing_sub_of_area(area), name,
+				       true, &job) < 0)
 		return;
 	job->keep_dir_mtime = true;
 	commit_submit(job);
