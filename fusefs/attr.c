@@ -187,7 +187,7 @@ static size_t plain_subdirs(const struct view_ino *v)
 	return n;
 }
 
-static int attr_folder(const struct view_ino *v, uint64_t ino, struct stat *st)
+int attr_folder(const struct view_ino *v, uint64_t ino, struct stat *st)
 {
 	struct folder_list fl;
 	char prefix[DBOX_NAME_MAX * 4 + 1];
@@ -256,7 +256,7 @@ int attr_msg_follow(int64_t box, uint32_t uid, struct dbox_msg *m)
 	return ret;
 }
 
-static int attr_plain(uint64_t ino, struct stat *st)
+int attr_plain(uint64_t ino, struct stat *st)
 {
 	struct binode *bi = backing_get(ino);
 	struct dbox_msg m;
@@ -277,13 +277,37 @@ static int attr_plain(uint64_t ino, struct stat *st)
 	return ret;
 }
 
-int attr_get(uint64_t ino, struct stat *st)
+int attr_message(const struct view_ino *v, uint64_t ino, struct stat *st)
 {
-	struct view_ino v;
-	struct dbox_mailbox box;
 	struct dbox_msg m;
 	uint64_t fino;
 	int ret;
+
+	/* a message renamed into tmp/: a file there */
+	if ((fino = moved_file_node(ino)) != 0)
+		return attr_plain(fino, st);
+	/* after a move the kernel may still use the old node; stat shows
+	 * the message's current number */
+	ret = attr_msg_follow(v->box, v->uid, &m);
+	if (ret == 0)
+		attr_msg(st, &m);
+	return ret;
+}
+
+int attr_keywords(const struct view_ino *v, uint64_t ino, struct stat *st)
+{
+	struct dbox_mailbox box;
+	int ret = dbox_mailbox_get(dboxfs.store, v->box, &box, NULL);
+
+	(void)ino;
+	return ret < 0 ? ret : attr_kwfile(st, &box);
+}
+
+/* For the modules below the node kinds (commit.c, kcache.c, readdir.c):
+ * the getattr of each kind (node-*.c) by inode number. */
+int attr_get(uint64_t ino, struct stat *st)
+{
+	struct view_ino v;
 
 	if (!view_ino_decode(ino, &v))
 		return -ENOENT;
@@ -295,18 +319,9 @@ int attr_get(uint64_t ino, struct stat *st)
 	case VK_SUB:
 		return attr_sub(&v, ino, st);
 	case VK_MSG:
-		/* a message renamed into tmp/: a file there */
-		if ((fino = moved_file_node(ino)) != 0)
-			return attr_plain(fino, st);
-		/* after a move the kernel may still use the old node;
-		 * stat shows the message's current number */
-		ret = attr_msg_follow(v.box, v.uid, &m);
-		if (ret == 0)
-			attr_msg(st, &m);
-		return ret;
+		return attr_message(&v, ino, st);
 	case VK_KWFILE:
-		ret = dbox_mailbox_get(dboxfs.store, v.box, &box, NULL);
-		return ret < 0 ? ret : attr_kwfile(st, &box);
+		return attr_keywords(&v, ino, st);
 	case VK_PLAIN:
 		return attr_plain(ino, st);
 	default:

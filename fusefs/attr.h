@@ -17,6 +17,12 @@ int attr_kwfile_text(int64_t box, char *buf, size_t len);
 bool attr_has_keywords(int64_t box);
 /* Bits (1 << enum view_sub) of the subdirectories a mailbox shows. */
 unsigned int attr_subdirs_of(int64_t box);
+/* Attributes of each kind of node: the root, a folder or vdir; a backing
+ * file or directory (a binode); a message; dovecot-keywords. */
+int attr_folder(const struct view_ino *v, uint64_t ino, struct stat *st);
+int attr_plain(uint64_t ino, struct stat *st);
+int attr_message(const struct view_ino *v, uint64_t ino, struct stat *st);
+int attr_keywords(const struct view_ino *v, uint64_t ino, struct stat *st);
 /* Attributes of cur/, new/ or tmp/ of a mailbox. */
 int attr_sub(const struct view_ino *v, uint64_t ino, struct stat *st);
 /* Attributes of any node of the view by its inode number. */

@@ -103,7 +103,7 @@ static void open_verified(void *ctx, int ret, const struct dbox_err *err)
 
 static struct fh kwfile_fh = { .type = FH_KWFILE, .fd = -1 };
 
-static void open_kwfile(fuse_req_t req, struct fuse_file_info *fi)
+void fileio_open_kwfile(fuse_req_t req, struct fuse_file_info *fi)
 {
 	if ((fi->flags & O_ACCMODE) != O_RDONLY) {
 		fuse_reply_err(req, dboxfs.readonly ? EROFS : EACCES);
@@ -115,8 +115,8 @@ static void open_kwfile(fuse_req_t req, struct fuse_file_info *fi)
 	fuse_reply_open(req, fi);
 }
 
-static void open_msg(fuse_req_t req, int64_t box, uint32_t uid, uint64_t ino,
-		     struct fuse_file_info *fi)
+void fileio_open_msg(fuse_req_t req, int64_t box, uint32_t uid,
+		     uint64_t ino, struct fuse_file_info *fi)
 {
 	struct pending_open *po;
 	int ret;
@@ -157,7 +157,7 @@ static void open_msg(fuse_req_t req, int64_t box, uint32_t uid, uint64_t ino,
 static void open_binode(fuse_req_t req, uint64_t ino, struct binode *bi,
 			struct fuse_file_info *fi);
 
-static void open_plain(fuse_req_t req, uint64_t ino,
+void fileio_open_plain(fuse_req_t req, uint64_t ino,
 		       struct fuse_file_info *fi)
 {
 	struct binode *bi = backing_get(ino);
@@ -167,7 +167,7 @@ static void open_plain(fuse_req_t req, uint64_t ino,
 	if (bi == NULL)
 		fuse_reply_err(req, ENOENT);
 	else if (backing_msg_of(bi, &msg_box, &msg_uid))
-		open_msg(req, msg_box, msg_uid, ino, fi);
+		fileio_open_msg(req, msg_box, msg_uid, ino, fi);
 	else
 		open_binode(req, ino, bi, fi);
 	backing_put(bi);
@@ -212,41 +212,6 @@ static void open_binode(fuse_req_t req, uint64_t ino, struct binode *bi,
 	}
 }
 
-void fileio_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	struct view_ino v;
-	uint64_t fino;
-
-	if (dboxfs.no_open) {
-		/* the kernel stops sending opens: reads come by inode */
-		fuse_reply_err(req, ENOSYS);
-		return;
-	}
-
-	if (!view_ino_decode(ino, &v)) {
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
-	switch (v.kind) {
-	case VK_KWFILE:
-		open_kwfile(req, fi);
-		return;
-	case VK_MSG:
-		/* a message renamed into tmp/: a file there */
-		if ((fino = moved_file_node(ino)) != 0)
-			open_plain(req, fino, fi);
-		else
-			open_msg(req, v.box, v.uid, ino, fi);
-		return;
-	case VK_PLAIN:
-		open_plain(req, ino, fi);
-		return;
-	default:
-		fuse_reply_err(req, EISDIR);
-		return;
-	}
-}
-
 struct pending_read {
 	fuse_req_t req;
 	uint64_t ino;
@@ -285,7 +250,7 @@ static void read_done(void *ctx, ssize_t ret, const struct dbox_err *err)
 	free(pr);
 }
 
-static void read_kwfile(fuse_req_t req, fuse_ino_t ino, size_t size,
+void fileio_read_kwfile(fuse_req_t req, fuse_ino_t ino, size_t size,
 			off_t off)
 {
 	char text[DBOX_MAX_KEYWORDS * 260];
@@ -378,7 +343,7 @@ static void vread_verified(void *ctx, int ret, const struct dbox_err *err)
 /* The first read of a message is where an open would have checked its
  * record; the later ones of the same open come from the page cache or
  * continue it. */
-static void read_msg_ino(fuse_req_t req, int64_t box, uint32_t uid,
+void fileio_read_msg_ino(fuse_req_t req, int64_t box, uint32_t uid,
 			 uint64_t ino, size_t size, off_t off)
 {
 	struct pending_vread *pv = calloc(1, sizeof(*pv));
@@ -405,7 +370,7 @@ static void read_msg_ino(fuse_req_t req, int64_t box, uint32_t uid,
 	dbox_msg_verify_async(dboxfs.store, &pv->om.msg, vread_verified, pv);
 }
 
-static void read_plain_ino(fuse_req_t req, uint64_t ino, size_t size,
+void fileio_read_plain_ino(fuse_req_t req, uint64_t ino, size_t size,
 			   off_t off)
 {
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
@@ -420,7 +385,7 @@ static void read_plain_ino(fuse_req_t req, uint64_t ino, size_t size,
 	}
 	if (backing_msg_of(bi, &msg_box, &msg_uid)) {
 		backing_put(bi);
-		read_msg_ino(req, msg_box, msg_uid, ino, size, off);
+		fileio_read_msg_ino(req, msg_box, msg_uid, ino, size, off);
 		return;
 	}
 	fd = backing_open(bi, O_RDONLY);
@@ -436,40 +401,15 @@ static void read_plain_ino(fuse_req_t req, uint64_t ino, size_t size,
 	close(fd);
 }
 
-static void read_by_ino(fuse_req_t req, fuse_ino_t ino, size_t size,
-			off_t off)
-{
-	struct view_ino v;
-	uint64_t fino;
-
-	if (!view_ino_decode(ino, &v))
-		fuse_reply_err(req, ENOENT);
-	else if (v.kind == VK_KWFILE)
-		read_kwfile(req, ino, size, off);
-	else if (v.kind == VK_MSG && (fino = moved_file_node(ino)) == 0)
-		read_msg_ino(req, v.box, v.uid, ino, size, off);
-	else if (v.kind == VK_MSG)
-		read_plain_ino(req, fino, size, off);
-	else if (v.kind == VK_PLAIN)
-		read_plain_ino(req, ino, size, off);
-	else
-		fuse_reply_err(req, EISDIR);
-}
-
 void fileio_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct fh *fh = (struct fh *)(uintptr_t)fi->fh;
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 
-	if (fh == NULL) {
-		read_by_ino(req, ino, size, off);
-		return;
-	}
-
 	switch (fh->type) {
 	case FH_KWFILE:
-		read_kwfile(req, ino, size, off);
+		fileio_read_kwfile(req, ino, size, off);
 		return;
 	case FH_MSG:
 		read_msg(req, (struct open_msg *)fh, size, off);

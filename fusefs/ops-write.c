@@ -175,8 +175,8 @@ void opw_readlink(fuse_req_t req, fuse_ino_t ino)
  * so that rsync -a finds nothing to do the second time; the owner follows
  * the store, so chown succeeds without effect as rsync and cp -p expect;
  * the size of a message never changes. */
-static int setattr_msg(int64_t box, uint32_t uid, const struct stat *attr,
-		       int to_set)
+int opw_setattr_msg(int64_t box, uint32_t uid, const struct stat *attr,
+		    int to_set)
 {
 	struct dbox_err err = { "" };
 	struct timespec now;
@@ -245,53 +245,20 @@ static int setattr_plain(struct binode *bi, const struct stat *attr,
 	return 0;
 }
 
-void opw_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
-		 int to_set, struct fuse_file_info *fi)
+int opw_setattr_binode(uint64_t ino, const struct stat *attr, int to_set,
+		       struct fuse_file_info *fi)
 {
-	struct view_ino v;
-	struct binode *bi;
-	struct stat st;
+	struct binode *bi = backing_get(ino);
 	int64_t msg_box;
 	uint32_t msg_uid;
-	uint64_t fino = ino;
-	int ret = 0;
+	int ret;
 
-	if (!opw_begin_change(req, ino, &v))
-		return;
-	switch (v.kind) {
-	case VK_MSG:
-		if ((fino = moved_file_node(ino)) == 0) {
-			ret = setattr_msg(v.box, v.uid, attr, to_set);
-			break;
-		}
-		/* a message renamed into tmp/: a file there */
-		/* fall through */
-	case VK_PLAIN:
-		bi = backing_get(fino);
-		if (bi == NULL)
-			ret = -ENOENT;
-		else if (backing_msg_of(bi, &msg_box, &msg_uid))
-			ret = setattr_msg(msg_box, msg_uid, attr, to_set);
-		else
-			ret = setattr_plain(bi, attr, to_set, fi);
-		backing_put(bi);
-		break;
-	case VK_KWFILE:
-		ret = (to_set & FUSE_SET_ATTR_SIZE) ? -EACCES : 0;
-		break;
-	default:
-		/* directories of the view: their modes derive from the
-		 * store (rsync -a may try, and that is fine); their times
-		 * are set as on any filesystem */
-		ret = (to_set & FUSE_SET_ATTR_SIZE) ? -EISDIR :
-			dirtime_set(&v, attr, to_set);
-		break;
-	}
-	if (ret == 0)
-		ret = attr_get(ino, &st);
-	st.st_ino = backing_shown_ino(st.st_ino);
-	if (ret < 0)
-		fuse_reply_err(req, dboxfs_errno(ret));
+	if (bi == NULL)
+		ret = -ENOENT;
+	else if (backing_msg_of(bi, &msg_box, &msg_uid))
+		ret = opw_setattr_msg(msg_box, msg_uid, attr, to_set);
 	else
-		fuse_reply_attr(req, &st, dboxfs.attr_timeout);
+		ret = setattr_plain(bi, attr, to_set, fi);
+	backing_put(bi);
+	return ret;
 }

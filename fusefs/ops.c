@@ -1,7 +1,9 @@
-/* ops.c - the table of FUSE low-level operations of the maildir view,
- * with lookup, getattr, statfs, xattrs and the session's life cycle;
- * listings are in readdir.c, open/read/release in fileio.c, attributes
- * in attr.c, the write side in ops-write.c, deliver.c, dirs.c, rename.c.
+/* ops.c - the table of FUSE low-level operations of the maildir view:
+ * the entry points decode the inode of a request, call the handler of its
+ * kind (node.h: node-folder.c, node-dir.c, node-msg.c, node-kwfile.c,
+ * node-plain.c) and reply; statfs, xattrs and the session's life cycle
+ * are here; listings are in readdir.c, opens and reads in fileio.c, the
+ * write side in ops-write.c, deliver.c, dirs.c, rename.c.
  *
  * Lookups, getattr and readdir are answered from the index (a few indexed
  * SQLite reads on the calling thread; WAL readers never wait for writers).
@@ -23,34 +25,18 @@
 #include "fileio.h"
 #include "folders.h"
 #include "kcache.h"
+#include "node.h"
 #include "ops.h"
 #include "readdir.h"
 #include "reply.h"
 
-static int lookup_backing(const struct view_ino *dir, const char *name,
-			  struct stat *st)
+/* The node of a request's inode; false: replied ENOENT. */
+static bool decode(fuse_req_t req, fuse_ino_t ino, struct view_ino *v)
 {
-	enum backing_area area;
-	struct binode *bi;
-	int64_t box;
-	int dirfd, ret;
-
-	if (dir->kind == VK_PLAIN) {
-		struct binode *parent = backing_get(view_ino_plain(dir));
-
-		if (parent == NULL)
-			return -ENOENT;
-		ret = backing_lookup(backing_dirfd(parent), name, parent->box,
-				     parent->area, &bi, st);
-		backing_put(parent);
-		return ret;
-	}
-	ret = attr_area_dirfd(dir, &dirfd, &area, &box);
-	if (ret < 0)
-		return ret == -EROFS ? -ENOENT : ret;
-	ret = backing_lookup(dirfd, name, box, area, &bi, st);
-	close(dirfd);
-	return ret;
+	if (view_ino_decode(ino, v))
+		return true;
+	fuse_reply_err(req, ENOENT);
+	return false;
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -63,12 +49,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (!view_ino_decode(parent, &dir))
 		ret = -ENOENT;
 	else
-		ret = attr_resolve_view(&dir, name, &st);
-	/* tmp/, files pending in cur/ and new/, plain files and dirs */
-	if (ret == -ENOENT && (dir.kind == VK_SUB || dir.kind == VK_PLAIN ||
-			       dir.kind == VK_ROOT || dir.kind == VK_FOLDER ||
-			       dir.kind == VK_VDIR))
-		ret = lookup_backing(&dir, name, &st);
+		ret = node_of(&dir)->lookup(&dir, name, &st);
 	if (ret == -ENOENT) {
 		reply_negative(req);
 	} else if (ret < 0) {
@@ -84,15 +65,66 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
+	struct view_ino v;
 	struct stat st;
-	int ret = attr_get(ino, &st);
+	int ret;
 
 	(void)fi;
-	st.st_ino = backing_shown_ino(st.st_ino);
-	if (ret < 0)
+	if (!decode(req, ino, &v))
+		return;
+	ret = node_of(&v)->getattr(&v, &st);
+	if (ret < 0) {
 		fuse_reply_err(req, dboxfs_errno(ret));
-	else
-		fuse_reply_attr(req, &st, dboxfs.cache_timeout);
+		return;
+	}
+	st.st_ino = backing_shown_ino(st.st_ino);
+	fuse_reply_attr(req, &st, dboxfs.cache_timeout);
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		       int to_set, struct fuse_file_info *fi)
+{
+	const struct node_ops *node;
+	struct view_ino v;
+	struct stat st;
+	int ret;
+
+	if (!opw_begin_change(req, ino, &v))
+		return;
+	node = node_of(&v);
+	ret = node->setattr(&v, attr, to_set, fi);
+	if (ret == 0)
+		ret = node->getattr(&v, &st);
+	if (ret < 0) {
+		fuse_reply_err(req, dboxfs_errno(ret));
+		return;
+	}
+	st.st_ino = backing_shown_ino(st.st_ino);
+	fuse_reply_attr(req, &st, dboxfs.attr_timeout);
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct view_ino v;
+
+	if (dboxfs.no_open) {
+		/* the kernel stops sending opens: reads come by inode */
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
+	if (decode(req, ino, &v))
+		node_of(&v)->open(req, &v, fi);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct view_ino v;
+
+	if (fi->fh != 0)
+		fileio_read(req, ino, size, off, fi);
+	else if (decode(req, ino, &v))
+		node_of(&v)->read(req, &v, size, off);
 }
 
 
@@ -293,8 +325,8 @@ const struct fuse_lowlevel_ops dboxfs_ops = {
 	.readdir = readdir_list,
 	.readdirplus = readdir_list_plus,
 	.fsyncdir = readdir_fsync,
-	.open = fileio_open,
-	.read = fileio_read,
+	.open = op_open,
+	.read = op_read,
 	.release = fileio_release,
 	.statfs = op_statfs,
 	.getxattr = op_getxattr,
@@ -310,7 +342,7 @@ const struct fuse_lowlevel_ops dboxfs_ops = {
 	.link = opw_link,
 	.symlink = opw_symlink,
 	.readlink = opw_readlink,
-	.setattr = opw_setattr,
+	.setattr = op_setattr,
 	.write_buf = opw_write_buf,
 	.fsync = op_fsync,
 	.flush = op_flush,

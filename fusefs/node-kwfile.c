@@ -1,0 +1,40 @@
+/* node-kwfile.c - a mailbox's dovecot-keywords: text generated from the
+ * index, read-only. */
+#include <errno.h>
+
+#include "attr.h"
+#include "fileio.h"
+#include "node.h"
+
+static int kwfile_getattr(const struct view_ino *v, struct stat *st)
+{
+	return attr_keywords(v, v->ino, st);
+}
+
+static int kwfile_setattr(const struct view_ino *v, const struct stat *attr,
+			  int to_set, struct fuse_file_info *fi)
+{
+	(void)v; (void)attr; (void)fi;
+	return (to_set & FUSE_SET_ATTR_SIZE) ? -EACCES : 0;
+}
+
+static void kwfile_open(fuse_req_t req, const struct view_ino *v,
+			struct fuse_file_info *fi)
+{
+	(void)v;
+	fileio_open_kwfile(req, fi);
+}
+
+static void kwfile_read(fuse_req_t req, const struct view_ino *v,
+			size_t size, off_t off)
+{
+	fileio_read_kwfile(req, v->ino, size, off);
+}
+
+const struct node_ops node_kwfile_ops = {
+	.lookup = node_no_lookup,
+	.getattr = kwfile_getattr,
+	.setattr = kwfile_setattr,
+	.open = kwfile_open,
+	.read = kwfile_read,
+};

@@ -1,0 +1,72 @@
+/* node.c - the handler table of each kind of node, and what the kinds
+ * share (see node.h). */
+#include <errno.h>
+#include <unistd.h>
+
+#include "attr.h"
+#include "backing.h"
+#include "dirtime.h"
+#include "node.h"
+
+const struct node_ops *node_of(const struct view_ino *v)
+{
+	static const struct node_ops *const kinds[16] = {
+		[VK_ROOT] = &node_folder_ops,
+		[VK_FOLDER] = &node_folder_ops,
+		[VK_VDIR] = &node_folder_ops,
+		[VK_SUB] = &node_dir_ops,
+		[VK_MSG] = &node_msg_ops,
+		[VK_KWFILE] = &node_kwfile_ops,
+		[VK_PLAIN] = &node_plain_ops,
+	};
+
+	return kinds[v->kind & 15];
+}
+
+int node_lookup_backing(const struct view_ino *dir, const char *name,
+			struct stat *st)
+{
+	enum backing_area area;
+	struct binode *bi;
+	int64_t box;
+	int dirfd, ret;
+
+	ret = attr_area_dirfd(dir, &dirfd, &area, &box);
+	if (ret < 0)
+		return ret == -EROFS ? -ENOENT : ret;
+	ret = backing_lookup(dirfd, name, box, area, &bi, st);
+	close(dirfd);
+	return ret;
+}
+
+int node_no_lookup(const struct view_ino *dir, const char *name,
+		   struct stat *st)
+{
+	(void)dir; (void)name; (void)st;
+	return -ENOENT;
+}
+
+/* Directories of the view: their modes derive from the store (rsync -a
+ * may try, and that is fine); their times are set as on any
+ * filesystem. */
+int node_dir_setattr(const struct view_ino *v, const struct stat *attr,
+		     int to_set, struct fuse_file_info *fi)
+{
+	(void)fi;
+	return (to_set & FUSE_SET_ATTR_SIZE) ? -EISDIR :
+		dirtime_set(v, attr, to_set);
+}
+
+void node_dir_open(fuse_req_t req, const struct view_ino *v,
+		   struct fuse_file_info *fi)
+{
+	(void)v; (void)fi;
+	fuse_reply_err(req, EISDIR);
+}
+
+void node_dir_read(fuse_req_t req, const struct view_ino *v, size_t size,
+		   off_t off)
+{
+	(void)v; (void)size; (void)off;
+	fuse_reply_err(req, EISDIR);
+}

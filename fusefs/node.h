@@ -1,0 +1,54 @@
+/* node.h - what each kind of node of the view does (Dovecot's vfuncs,
+ * libfuse's passthrough_hp): ops.c decodes the inode of a request, takes
+ * the handler table of its kind (node_of) and calls the handler; the
+ * handlers replying themselves (open, read) reply exactly once, the
+ * others return 0 or -errno and ops.c replies.
+ *
+ * Kinds: node-folder.c (the root, folders, fs-layout vdirs), node-dir.c
+ * (cur/ new/ tmp/), node-msg.c (messages), node-kwfile.c
+ * (dovecot-keywords), node-plain.c (backing files and directories). */
+#ifndef DBOXFS_NODE_H
+#define DBOXFS_NODE_H
+
+#include <sys/stat.h>
+
+#include "dboxfs.h"
+
+struct node_ops {
+	/* name in this directory: 0 and *st (with a lookup count taken
+	 * on a binode), -ENOENT, or -errno */
+	int (*lookup)(const struct view_ino *dir, const char *name,
+		      struct stat *st);
+	int (*getattr)(const struct view_ino *v, struct stat *st);
+	/* after a successful setattr ops.c replies with getattr's */
+	int (*setattr)(const struct view_ino *v, const struct stat *attr,
+		       int to_set, struct fuse_file_info *fi);
+	/* reply themselves */
+	void (*open)(fuse_req_t req, const struct view_ino *v,
+		     struct fuse_file_info *fi);
+	/* a read without a handle (read-only mounts have no opens) */
+	void (*read)(fuse_req_t req, const struct view_ino *v, size_t size,
+		     off_t off);
+};
+
+extern const struct node_ops node_folder_ops, node_dir_ops, node_msg_ops,
+	node_kwfile_ops, node_plain_ops;
+
+/* The handlers of v's kind. */
+const struct node_ops *node_of(const struct view_ino *v);
+
+/* Shared by the kinds: a name among the backing files of directory dir
+ * (tmp/, files pending in cur/ and new/, plain files and dirs). */
+int node_lookup_backing(const struct view_ino *dir, const char *name,
+			struct stat *st);
+/* What files do in a directory, and directories as files. */
+int node_no_lookup(const struct view_ino *dir, const char *name,
+		   struct stat *st);
+int node_dir_setattr(const struct view_ino *v, const struct stat *attr,
+		     int to_set, struct fuse_file_info *fi);
+void node_dir_open(fuse_req_t req, const struct view_ino *v,
+		   struct fuse_file_info *fi);
+void node_dir_read(fuse_req_t req, const struct view_ino *v, size_t size,
+		   off_t off);
+
+#endif
