@@ -25,15 +25,15 @@ static void ts_from_ns(struct timespec *ts, int64_t ns)
 	}
 }
 
-static void attr_dir(struct stat *st, uint64_t ino, nlink_t nlink,
-		     int64_t mtime_ns)
+static void attr_dir(struct dboxfs *fs, struct stat *st, uint64_t ino,
+		     nlink_t nlink, int64_t mtime_ns)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
-	st->st_mode = S_IFDIR | dboxfs.dir_mode;
+	st->st_mode = S_IFDIR | fs->dir_mode;
 	st->st_nlink = nlink;
-	st->st_uid = dboxfs.uid;
-	st->st_gid = dboxfs.gid;
+	st->st_uid = fs->uid;
+	st->st_gid = fs->gid;
 	st->st_size = 4096;
 	st->st_blksize = 4096;
 	st->st_blocks = 8;
@@ -41,15 +41,15 @@ static void attr_dir(struct stat *st, uint64_t ino, nlink_t nlink,
 	st->st_atim = st->st_ctim = st->st_mtim;
 }
 
-void attr_msg(struct stat *st, const struct dbox_msg *m)
+void attr_msg(struct dboxfs *fs, struct stat *st, const struct dbox_msg *m)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = view_ino_msg(m->mailbox_id, m->uid);
 	st->st_mode = m->mode != 0 ? (mode_t)m->mode :
-		S_IFREG | dboxfs.file_mode;
+		S_IFREG | fs->file_mode;
 	st->st_nlink = 1;
-	st->st_uid = dboxfs.uid;
-	st->st_gid = dboxfs.gid;
+	st->st_uid = fs->uid;
+	st->st_gid = fs->gid;
 	st->st_size = (off_t)m->size;
 	st->st_blksize = 4096;
 	st->st_blocks = (blkcnt_t)((m->size + 511) / 512);
@@ -61,10 +61,10 @@ void attr_msg(struct stat *st, const struct dbox_msg *m)
 
 /* dovecot-keywords: "<index> <name>\n" per keyword, as Dovecot's maildir
  * driver writes it; the letter of index i is 'a' + i. */
-int attr_kwfile_text(int64_t box, char *buf, size_t len)
+int attr_kwfile_text(struct dboxfs *fs, int64_t box, char *buf, size_t len)
 {
 	char *names[DBOX_MAX_KEYWORDS], nbuf[DBOX_MAX_KEYWORDS * 256];
-	int count = dbox_mailbox_keywords(dboxfs.store, box, names, nbuf,
+	int count = dbox_mailbox_keywords(fs->store, box, names, nbuf,
 					  sizeof(nbuf), NULL);
 	size_t o = 0;
 
@@ -78,19 +78,20 @@ int attr_kwfile_text(int64_t box, char *buf, size_t len)
 	return o < len ? (int)o : (int)len;
 }
 
-static int attr_kwfile(struct stat *st, const struct dbox_mailbox *box)
+static int attr_kwfile(struct dboxfs *fs, struct stat *st,
+		       const struct dbox_mailbox *box)
 {
 	char text[DBOX_MAX_KEYWORDS * 260];
-	int n = attr_kwfile_text(box->id, text, sizeof(text));
+	int n = attr_kwfile_text(fs, box->id, text, sizeof(text));
 
 	if (n < 0)
 		return n;
 	memset(st, 0, sizeof(*st));
 	st->st_ino = view_ino_kwfile(box->id);
-	st->st_mode = S_IFREG | (dboxfs.file_mode & 0444);
+	st->st_mode = S_IFREG | (fs->file_mode & 0444);
 	st->st_nlink = 1;
-	st->st_uid = dboxfs.uid;
-	st->st_gid = dboxfs.gid;
+	st->st_uid = fs->uid;
+	st->st_gid = fs->gid;
 	st->st_size = n;
 	st->st_blksize = 4096;
 	ts_from_ns(&st->st_mtim, box->change_cur_ns > box->change_new_ns ?
@@ -99,20 +100,20 @@ static int attr_kwfile(struct stat *st, const struct dbox_mailbox *box)
 	return 0;
 }
 
-bool attr_has_keywords(int64_t box)
+bool attr_has_keywords(struct dboxfs *fs, int64_t box)
 {
 	char *names[DBOX_MAX_KEYWORDS], nbuf[DBOX_MAX_KEYWORDS * 256];
 
-	return dbox_mailbox_keywords(dboxfs.store, box, names, nbuf,
+	return dbox_mailbox_keywords(fs->store, box, names, nbuf,
 				     sizeof(nbuf), NULL) > 0;
 }
 
 /* Which of cur/new/tmp a folder shows (DBOX_SUBDIR_* bits). */
-unsigned int attr_subdirs_of(int64_t box)
+unsigned int attr_subdirs_of(struct dboxfs *fs, int64_t box)
 {
 	struct dbox_mailbox b;
 
-	if (box == 0 || dbox_mailbox_get(dboxfs.store, box, &b, NULL) < 0)
+	if (box == 0 || dbox_mailbox_get(fs->store, box, &b, NULL) < 0)
 		return 0;
 	return b.subdirs;
 }
@@ -122,7 +123,7 @@ static unsigned int popcount3(unsigned int bits)
 	return (bits & 1) + ((bits >> 1) & 1) + ((bits >> 2) & 1);
 }
 
-int attr_area_dirfd(const struct view_ino *v, int *fd_r,
+int attr_area_dirfd(struct dboxfs *fs, const struct view_ino *v, int *fd_r,
 		    enum backing_area *area_r, int64_t *box_r)
 {
 	int64_t box;
@@ -132,7 +133,7 @@ int attr_area_dirfd(const struct view_ino *v, int *fd_r,
 		*box_r = v->box;
 		return backing_area_dir(v->box, *area_r, fd_r);
 	}
-	box = folders_files_box(dboxfs.layout, dboxfs.inbox_id, v);
+	box = folders_files_box(fs->layout, fs->inbox_id, v);
 	if (box < 0)
 		return -ENOENT;
 	*area_r = AREA_FILES;
@@ -154,7 +155,7 @@ static int64_t newest_ns(const struct folder_list *fl)
 /* Plain directories a client made beside the mailbox's cur/ new/ tmp/
  * (notmuch's .notmuch, say): a directory's st_nlink counts them as
  * subdirectories, as on any filesystem (maildir-view.md section 2). */
-static size_t plain_subdirs(const struct view_ino *v)
+static size_t plain_subdirs(struct dboxfs *fs, const struct view_ino *v)
 {
 	enum backing_area area;
 	struct dirent *e;
@@ -164,7 +165,7 @@ static size_t plain_subdirs(const struct view_ino *v)
 	int pfd, fd;
 	DIR *d;
 
-	if (attr_area_dirfd(v, &pfd, &area, &box) < 0)
+	if (attr_area_dirfd(fs, v, &pfd, &area, &box) < 0)
 		return 0;
 	fd = backing_reopen(pfd, O_RDONLY | O_DIRECTORY);
 	close(pfd);
@@ -187,47 +188,49 @@ static size_t plain_subdirs(const struct view_ino *v)
 	return n;
 }
 
-int attr_folder(const struct view_ino *v, uint64_t ino, struct stat *st)
+int attr_folder(struct dboxfs *fs, const struct view_ino *v, uint64_t ino,
+		struct stat *st)
 {
 	struct folder_list fl;
 	char prefix[DBOX_NAME_MAX * 4 + 1];
-	int64_t box = folders_dir_mailbox(dboxfs.layout, dboxfs.inbox_id, v), mtime;
+	int64_t box = folders_dir_mailbox(fs->layout, fs->inbox_id, v), mtime;
 	size_t subdirs;
-	int depth, ret = folders_load(dboxfs.store, &fl);
+	int depth, ret = folders_load(fs->store, &fl);
 
 	if (ret < 0)
 		return ret;
-	depth = folders_prefix(&fl, dboxfs.layout, v, prefix, sizeof(prefix));
+	depth = folders_prefix(&fl, fs->layout, v, prefix, sizeof(prefix));
 	if (depth < 0) {
 		folders_free(&fl);
 		return depth;
 	}
-	subdirs = popcount3(attr_subdirs_of(box));
-	if (v->kind == VK_ROOT || dboxfs.layout == VIEW_FS)
-		subdirs += folders_count_children(&fl, dboxfs.layout, prefix,
+	subdirs = popcount3(attr_subdirs_of(fs, box));
+	if (v->kind == VK_ROOT || fs->layout == VIEW_FS)
+		subdirs += folders_count_children(&fl, fs->layout, prefix,
 						  (unsigned int)depth,
-						  dboxfs.inbox_id);
-	subdirs += plain_subdirs(v);
+						  fs->inbox_id);
+	subdirs += plain_subdirs(fs, v);
 	mtime = v->kind == VK_ROOT ? newest_ns(&fl) : 0;
 	for (size_t i = 0; mtime == 0 && i < fl.count; i++) {
 		if (fl.boxes[i].id == v->box)
 			mtime = fl.boxes[i].created * 1000000000;
 	}
 	folders_free(&fl);
-	mtime = dirtime_folder_ns(folders_files_box(dboxfs.layout,
-						    dboxfs.inbox_id, v), mtime);
-	attr_dir(st, ino, (nlink_t)(2 + subdirs), mtime);
+	mtime = dirtime_folder_ns(folders_files_box(fs->layout,
+						    fs->inbox_id, v), mtime);
+	attr_dir(fs, st, ino, (nlink_t)(2 + subdirs), mtime);
 	return 0;
 }
 
-int attr_sub(const struct view_ino *v, uint64_t ino, struct stat *st)
+int attr_sub(struct dboxfs *fs, const struct view_ino *v, uint64_t ino,
+	     struct stat *st)
 {
 	struct dbox_mailbox box;
-	int ret = dbox_mailbox_get(dboxfs.store, v->box, &box, NULL);
+	int ret = dbox_mailbox_get(fs->store, v->box, &box, NULL);
 
 	if (ret < 0)
 		return ret;
-	attr_dir(st, ino, 2, v->sub == SUB_NEW ?
+	attr_dir(fs, st, ino, 2, v->sub == SUB_NEW ?
 		 dirtime_sub_ns(v->box, SUB_NEW, box.change_new_ns) :
 		 v->sub == SUB_CUR ?
 		 dirtime_sub_ns(v->box, SUB_CUR, box.change_cur_ns) :
@@ -241,22 +244,23 @@ int attr_sub(const struct view_ino *v, uint64_t ino, struct stat *st)
  * not the kernel's node id. */
 /* A message by the inode the kernel knows it by, following moves to other
  * folders (which give it a new uid). */
-int attr_msg_follow(int64_t box, uint32_t uid, struct dbox_msg *m)
+int attr_msg_follow(struct dboxfs *fs, int64_t box, uint32_t uid,
+		    struct dbox_msg *m)
 {
 	uint64_t ino = view_ino_msg(box, uid);
 	struct view_ino v;
-	int ret = dbox_msg_get(dboxfs.store, box, uid, m, NULL);
+	int ret = dbox_msg_get(fs->store, box, uid, m, NULL);
 
 	for (int hops = 0; ret == -ENOENT && hops < 8; hops++) {
-		ino = moved_to(ino);
+		ino = moved_to(fs, ino);
 		if (ino == 0 || !view_ino_decode(ino, &v))
 			break;
-		ret = dbox_msg_get(dboxfs.store, v.box, v.uid, m, NULL);
+		ret = dbox_msg_get(fs->store, v.box, v.uid, m, NULL);
 	}
 	return ret;
 }
 
-int attr_plain(uint64_t ino, struct stat *st)
+int attr_plain(struct dboxfs *fs, uint64_t ino, struct stat *st)
 {
 	struct binode *bi = backing_get(ino);
 	struct dbox_msg m;
@@ -267,9 +271,9 @@ int attr_plain(uint64_t ino, struct stat *st)
 	if (bi == NULL)
 		return -ENOENT;
 	if (backing_msg_of(bi, &msg_box, &msg_uid)) {
-		ret = attr_msg_follow(msg_box, msg_uid, &m);
+		ret = attr_msg_follow(fs, msg_box, msg_uid, &m);
 		if (ret == 0)
-			attr_msg(st, &m);
+			attr_msg(fs, st, &m);
 	} else {
 		ret = backing_stat(bi, st);
 	}
@@ -277,35 +281,37 @@ int attr_plain(uint64_t ino, struct stat *st)
 	return ret;
 }
 
-int attr_message(const struct view_ino *v, uint64_t ino, struct stat *st)
+int attr_message(struct dboxfs *fs, const struct view_ino *v, uint64_t ino,
+		 struct stat *st)
 {
 	struct dbox_msg m;
 	uint64_t fino;
 	int ret;
 
 	/* a message renamed into tmp/: a file there */
-	if ((fino = moved_file_node(ino)) != 0)
-		return attr_plain(fino, st);
+	if ((fino = moved_file_node(fs, ino)) != 0)
+		return attr_plain(fs, fino, st);
 	/* after a move the kernel may still use the old node; stat shows
 	 * the message's current number */
-	ret = attr_msg_follow(v->box, v->uid, &m);
+	ret = attr_msg_follow(fs, v->box, v->uid, &m);
 	if (ret == 0)
-		attr_msg(st, &m);
+		attr_msg(fs, st, &m);
 	return ret;
 }
 
-int attr_keywords(const struct view_ino *v, uint64_t ino, struct stat *st)
+int attr_keywords(struct dboxfs *fs, const struct view_ino *v, uint64_t ino,
+		  struct stat *st)
 {
 	struct dbox_mailbox box;
-	int ret = dbox_mailbox_get(dboxfs.store, v->box, &box, NULL);
+	int ret = dbox_mailbox_get(fs->store, v->box, &box, NULL);
 
 	(void)ino;
-	return ret < 0 ? ret : attr_kwfile(st, &box);
+	return ret < 0 ? ret : attr_kwfile(fs, st, &box);
 }
 
 /* For the modules below the node kinds (commit.c, kcache.c, readdir.c):
  * the getattr of each kind (node-*.c) by inode number. */
-int attr_get(uint64_t ino, struct stat *st)
+int attr_get(struct dboxfs *fs, uint64_t ino, struct stat *st)
 {
 	struct view_ino v;
 
@@ -315,15 +321,15 @@ int attr_get(uint64_t ino, struct stat *st)
 	case VK_ROOT:
 	case VK_FOLDER:
 	case VK_VDIR:
-		return attr_folder(&v, ino, st);
+		return attr_folder(fs, &v, ino, st);
 	case VK_SUB:
-		return attr_sub(&v, ino, st);
+		return attr_sub(fs, &v, ino, st);
 	case VK_MSG:
-		return attr_message(&v, ino, st);
+		return attr_message(fs, &v, ino, st);
 	case VK_KWFILE:
-		return attr_keywords(&v, ino, st);
+		return attr_keywords(fs, &v, ino, st);
 	case VK_PLAIN:
-		return attr_plain(ino, st);
+		return attr_plain(fs, ino, st);
 	default:
 		return -ENOENT;
 	}
@@ -331,26 +337,26 @@ int attr_get(uint64_t ino, struct stat *st)
 
 /* ------------------------------------------- names of the view */
 
-static int resolve_msg(const struct view_ino *dir, const char *name,
-		      struct stat *st)
+static int resolve_msg(struct dboxfs *fs, const struct view_ino *dir,
+		       const char *name, struct stat *st)
 {
 	struct dbox_msg m;
 	int ret;
 
 	if (strlen(name) > DBOX_NAME_MAX + 40)
 		return -ENOENT;
-	ret = msgname_in_sub(dir->box, dir->sub, name, &m);
+	ret = msgname_in_sub(fs, dir->box, dir->sub, name, &m);
 	if (ret < 0)
 		return ret;
-	attr_msg(st, &m);
+	attr_msg(fs, st, &m);
 	return 0;
 }
 
-static int resolve_in_folder(const struct view_ino *dir, const char *name,
-			    struct stat *st)
+static int resolve_in_folder(struct dboxfs *fs, const struct view_ino *dir,
+			     const char *name, struct stat *st)
 {
-	int64_t box = folders_dir_mailbox(dboxfs.layout, dboxfs.inbox_id, dir);
-	unsigned int subdirs = attr_subdirs_of(box);
+	int64_t box = folders_dir_mailbox(fs->layout, fs->inbox_id, dir);
+	unsigned int subdirs = attr_subdirs_of(fs, box);
 	struct folder_list fl;
 	struct folder_child c;
 	char prefix[DBOX_NAME_MAX * 4 + 1];
@@ -364,33 +370,34 @@ static int resolve_in_folder(const struct view_ino *dir, const char *name,
 			return -ENOENT;
 		cv = (struct view_ino){ .kind = VK_SUB, .box = box,
 					.sub = (enum view_sub)i };
-		return attr_sub(&cv, view_ino_sub(box, cv.sub), st);
+		return attr_sub(fs, &cv, view_ino_sub(box, cv.sub), st);
 	}
-	if (box != 0 && strcmp(name, KWFILE_NAME) == 0 && attr_has_keywords(box))
-		return attr_get(view_ino_kwfile(box), st);
+	if (box != 0 && strcmp(name, KWFILE_NAME) == 0 &&
+	    attr_has_keywords(fs, box))
+		return attr_get(fs, view_ino_kwfile(box), st);
 	ret = -ENOENT;
-	if (dboxfs.layout == VIEW_FS || dir->kind == VK_ROOT) {
-		ret = folders_load(dboxfs.store, &fl);
+	if (fs->layout == VIEW_FS || dir->kind == VK_ROOT) {
+		ret = folders_load(fs->store, &fl);
 		if (ret < 0)
 			return ret;
-		depth = folders_prefix(&fl, dboxfs.layout, dir, prefix,
+		depth = folders_prefix(&fl, fs->layout, dir, prefix,
 				       sizeof(prefix));
-		ret = depth < 0 ? depth : folders_lookup(&fl, dboxfs.layout,
-			prefix, (unsigned int)depth, dboxfs.inbox_id, name, &c);
+		ret = depth < 0 ? depth : folders_lookup(&fl, fs->layout,
+			prefix, (unsigned int)depth, fs->inbox_id, name, &c);
 		folders_free(&fl);
 		if (ret == 0)
-			return attr_get(c.ino, st);
+			return attr_get(fs, c.ino, st);
 	}
 	return ret;
 }
 
-int attr_resolve_view(const struct view_ino *dir, const char *name,
-		      struct stat *st)
+int attr_resolve_view(struct dboxfs *fs, const struct view_ino *dir,
+		      const char *name, struct stat *st)
 {
 	if (dir->kind == VK_SUB && dir->sub != SUB_TMP)
-		return resolve_msg(dir, name, st);
+		return resolve_msg(fs, dir, name, st);
 	if (dir->kind == VK_ROOT || dir->kind == VK_FOLDER ||
 	    dir->kind == VK_VDIR)
-		return resolve_in_folder(dir, name, st);
+		return resolve_in_folder(fs, dir, name, st);
 	return -ENOENT;
 }

@@ -12,33 +12,40 @@
 
 #define KWFILE_NAME "dovecot-keywords"
 
+struct dboxfs;
+
 /* The text of a mailbox's dovecot-keywords file; its length or -errno. */
-int attr_kwfile_text(int64_t box, char *buf, size_t len);
-bool attr_has_keywords(int64_t box);
+int attr_kwfile_text(struct dboxfs *fs, int64_t box, char *buf, size_t len);
+bool attr_has_keywords(struct dboxfs *fs, int64_t box);
 /* Bits (1 << enum view_sub) of the subdirectories a mailbox shows. */
-unsigned int attr_subdirs_of(int64_t box);
+unsigned int attr_subdirs_of(struct dboxfs *fs, int64_t box);
 /* Attributes of each kind of node: the root, a folder or vdir; a backing
  * file or directory (a binode); a message; dovecot-keywords. */
-int attr_folder(const struct view_ino *v, uint64_t ino, struct stat *st);
-int attr_plain(uint64_t ino, struct stat *st);
-int attr_message(const struct view_ino *v, uint64_t ino, struct stat *st);
-int attr_keywords(const struct view_ino *v, uint64_t ino, struct stat *st);
+int attr_folder(struct dboxfs *fs, const struct view_ino *v, uint64_t ino,
+		struct stat *st);
+int attr_plain(struct dboxfs *fs, uint64_t ino, struct stat *st);
+int attr_message(struct dboxfs *fs, const struct view_ino *v, uint64_t ino,
+		 struct stat *st);
+int attr_keywords(struct dboxfs *fs, const struct view_ino *v, uint64_t ino,
+		  struct stat *st);
 /* Attributes of cur/, new/ or tmp/ of a mailbox. */
-int attr_sub(const struct view_ino *v, uint64_t ino, struct stat *st);
+int attr_sub(struct dboxfs *fs, const struct view_ino *v, uint64_t ino,
+	     struct stat *st);
 /* Attributes of any node of the view by its inode number. */
-int attr_get(uint64_t ino, struct stat *st);
+int attr_get(struct dboxfs *fs, uint64_t ino, struct stat *st);
 /* Attributes of a message. */
-void attr_msg(struct stat *st, const struct dbox_msg *m);
+void attr_msg(struct dboxfs *fs, struct stat *st, const struct dbox_msg *m);
 /* The message the kernel knows as (box, uid), following moves. */
-int attr_msg_follow(int64_t box, uint32_t uid, struct dbox_msg *m);
+int attr_msg_follow(struct dboxfs *fs, int64_t box, uint32_t uid,
+		    struct dbox_msg *m);
 /* What name in dir is in the view itself (a message, cur/ new/ tmp/, a
  * folder, dovecot-keywords), without the backing files: lookup's first
  * step, and kcache.c's check, which must not take backing references. */
-int attr_resolve_view(const struct view_ino *dir, const char *name,
-		      struct stat *st);
+int attr_resolve_view(struct dboxfs *fs, const struct view_ino *dir,
+		      const char *name, struct stat *st);
 /* Directory fd (O_PATH) of the backing area that directory `v` shows
  * (AREA_FILES of a folder, tmp/, pending cur/ or new/); -ENOENT if none. */
-int attr_area_dirfd(const struct view_ino *v, int *fd_r,
+int attr_area_dirfd(struct dboxfs *fs, const struct view_ino *v, int *fd_r,
 		    enum backing_area *area_r, int64_t *box_r);
 
 #endif

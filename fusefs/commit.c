@@ -154,7 +154,7 @@ static int add_job(struct dbox_save_txn *txn, struct commit_job *j,
 			 strerror(errno));
 		return -errno;
 	}
-	if (msgname_like(j->box, &like, &old) == 0) {
+	if (msgname_like(&dboxfs, j->box, &like, &old) == 0) {
 		ret = dbox_save_expunge(txn, j->box, old.uid, err);
 		if (ret < 0)
 			return ret;
@@ -220,7 +220,7 @@ static void finish_job(struct commit_job *j)
 	}
 	if (j->req != NULL && j->reply_entry && j->ret == 0) {
 		struct stat st;
-		int ret = attr_get(view_ino_msg(j->box, j->uid), &st);
+		int ret = attr_get(&dboxfs, view_ino_msg(j->box, j->uid), &st);
 
 		if (ret < 0)
 			fuse_reply_err(j->req, dboxfs_errno(ret));

@@ -19,6 +19,9 @@
 #include <sys/types.h>
 
 #include "dbox/store.h"
+#include "handles.h"
+#include "moved.h"
+#include "verified.h"
 #include "view.h"
 
 struct dboxfs {
@@ -46,6 +49,11 @@ struct dboxfs {
 	pthread_mutex_t log_lock; /* protects the list below */
 	uint64_t logged[256];     /* inodes whose corruption was logged */
 	unsigned int logged_next;
+
+	/* state of the modules (each under its own lock) */
+	struct moved_ring moved;        /* moved.c */
+	struct fh_list handles;         /* handles.c */
+	struct verified_cache verified; /* fileio.c */
 };
 
 extern struct dboxfs dboxfs;
@@ -54,7 +62,7 @@ extern struct dboxfs dboxfs;
 extern const struct fuse_lowlevel_ops dboxfs_ops;
 
 /* Logs a problem with one message once (not on every read of it). */
-void dboxfs_log_once(uint64_t ino, const char *msg);
+void dboxfs_log_once(struct dboxfs *fs, uint64_t ino, const char *msg);
 /* -EBADMSG (corrupted file) is EIO to a reader; other errnos pass. */
 int dboxfs_errno(int ret);
 

@@ -120,7 +120,7 @@ void opw_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fh->commit_on_release = (area == AREA_CUR || area == AREA_NEW) &&
 			view_final_name(name, base, sizeof(base), &info);
 	}
-	fh_track(fh);
+	fh_track(&dboxfs, fh);
 	/* only those get the closed mark at close(2): see opw_flush */
 	fi->noflush = !fh->commit_on_release;
 	e.ino = bi->ino;

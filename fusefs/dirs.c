@@ -80,7 +80,7 @@ static void mkdir_sub(fuse_req_t req, const struct view_ino *parent,
 	if (ret == 0)
 		dirtime_folder_changed(parent);
 	if (ret == 0)
-		ret = attr_get(view_ino_sub(box, sub), &st);
+		ret = attr_get(&dboxfs, view_ino_sub(box, sub), &st);
 	if (ret < 0)
 		fuse_reply_err(req, dboxfs_errno(ret));
 	else
@@ -103,7 +103,7 @@ static void mkdir_mailbox(fuse_req_t req, const struct view_ino *parent,
 		dirtime_folder_changed(parent);
 	}
 	if (ret == 0)
-		ret = attr_get(view_ino_folder(b.id), &st);
+		ret = attr_get(&dboxfs, view_ino_folder(b.id), &st);
 	if (ret < 0) {
 		if (ret != -EEXIST && ret != -EINVAL)
 			fuse_log(FUSE_LOG_ERR, "dboxfs: mkdir %s: %s\n",

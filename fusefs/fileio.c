@@ -20,54 +20,15 @@ struct open_msg {
 	struct dbox_msg msg;
 };
 
-/* Messages whose record was verified at the place the index gives now:
- * a message's bytes never change, so a warm open needs no read (the check
- * is against damage, which a move of the record would show). */
-#define VERIFIED_SLOTS 4096
-
-struct verified {
-	uint64_t ino;
-	uint32_t file_id;
-	uint64_t offset;
-};
-
-static struct verified verified[VERIFIED_SLOTS];
-static pthread_mutex_t verified_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static struct verified *verified_slot(uint64_t ino)
-{
-	return &verified[(ino * 0x9e3779b97f4a7c15ull) >> 52];
-}
-
-static bool verified_has(uint64_t ino, const struct dbox_msg *m)
-{
-	struct verified *v = verified_slot(ino);
-	bool hit;
-
-	pthread_mutex_lock(&verified_lock);
-	hit = v->ino == ino && v->file_id == m->file_id &&
-		v->offset == m->offset;
-	pthread_mutex_unlock(&verified_lock);
-	return hit;
-}
-
 /* Checked now without I/O: the record is in what the store read ahead
  * for an earlier message of the same file (dbox_msg_read_cached). */
-static bool verified_ahead(uint64_t ino, const struct dbox_msg *m)
+static bool verified_ahead(struct dboxfs *fs, uint64_t ino,
+			   const struct dbox_msg *m)
 {
 	char none[1];
 
-	return verified_has(ino, m) ||
-		dbox_msg_read_cached(dboxfs.store, m, none, 0, 0) == 0;
-}
-
-static void verified_add(uint64_t ino, const struct dbox_msg *m)
-{
-	struct verified *v = verified_slot(ino);
-
-	pthread_mutex_lock(&verified_lock);
-	*v = (struct verified){ ino, m->file_id, m->offset };
-	pthread_mutex_unlock(&verified_lock);
+	return verified_has(&fs->verified, ino, m) ||
+		dbox_msg_read_cached(fs->store, m, none, 0, 0) == 0;
 }
 
 struct pending_open {
@@ -79,14 +40,15 @@ struct pending_open {
 static void open_verified(void *ctx, int ret, const struct dbox_err *err)
 {
 	struct pending_open *po = ctx;
+	struct dboxfs *fs = fuse_req_userdata(po->req);
 
 	if (ret < 0) {
-		dboxfs_log_once(po->om->fh.ino, err->msg);
+		dboxfs_log_once(fs, po->om->fh.ino, err->msg);
 		fuse_reply_err(po->req, dboxfs_errno(ret));
 		free(po->om);
 	} else {
-		verified_add(po->om->fh.ino, &po->om->msg);
-		fh_track(&po->om->fh);
+		verified_add(&fs->verified, po->om->fh.ino, &po->om->msg);
+		fh_track(fs, &po->om->fh);
 		po->fi.fh = (uint64_t)(uintptr_t)po->om;
 		/* a message's bytes never change: let the page cache keep
 		 * them across opens */
@@ -94,7 +56,7 @@ static void open_verified(void *ctx, int ret, const struct dbox_err *err)
 		po->fi.noflush = 1;   /* see opw_flush */
 		if (fuse_reply_open(po->req, &po->fi) == -ENOENT) {
 			/* interrupted: no release will come */
-			fh_untrack(&po->om->fh);
+			fh_untrack(fs, &po->om->fh);
 			free(po->om);
 		}
 	}
@@ -103,10 +65,11 @@ static void open_verified(void *ctx, int ret, const struct dbox_err *err)
 
 static struct fh kwfile_fh = { .type = FH_KWFILE, .fd = -1 };
 
-void fileio_open_kwfile(fuse_req_t req, struct fuse_file_info *fi)
+void fileio_open_kwfile(struct dboxfs *fs, fuse_req_t req,
+			struct fuse_file_info *fi)
 {
 	if ((fi->flags & O_ACCMODE) != O_RDONLY) {
-		fuse_reply_err(req, dboxfs.readonly ? EROFS : EACCES);
+		fuse_reply_err(req, fs->readonly ? EROFS : EACCES);
 		return;
 	}
 	fi->fh = (uint64_t)(uintptr_t)&kwfile_fh;
@@ -115,8 +78,8 @@ void fileio_open_kwfile(fuse_req_t req, struct fuse_file_info *fi)
 	fuse_reply_open(req, fi);
 }
 
-void fileio_open_msg(fuse_req_t req, int64_t box, uint32_t uid,
-		     uint64_t ino, struct fuse_file_info *fi)
+void fileio_open_msg(struct dboxfs *fs, fuse_req_t req, int64_t box,
+		     uint32_t uid, uint64_t ino, struct fuse_file_info *fi)
 {
 	struct pending_open *po;
 	int ret;
@@ -124,7 +87,7 @@ void fileio_open_msg(fuse_req_t req, int64_t box, uint32_t uid,
 
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
 		/* messages are immutable (maildir-view.md section 2) */
-		fuse_reply_err(req, dboxfs.readonly ? EROFS : EACCES);
+		fuse_reply_err(req, fs->readonly ? EROFS : EACCES);
 		return;
 	}
 	po = calloc(1, sizeof(*po));
@@ -135,7 +98,7 @@ void fileio_open_msg(fuse_req_t req, int64_t box, uint32_t uid,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	ret = attr_msg_follow(box, uid, &po->om->msg);
+	ret = attr_msg_follow(fs, box, uid, &po->om->msg);
 	if (ret < 0) {
 		free(po->om);
 		free(po);
@@ -147,17 +110,17 @@ void fileio_open_msg(fuse_req_t req, int64_t box, uint32_t uid,
 	po->om->fh.ino = ino;
 	po->req = req;
 	po->fi = *fi;
-	if (verified_ahead(ino, &po->om->msg)) {
+	if (verified_ahead(fs, ino, &po->om->msg)) {
 		open_verified(po, 0, NULL);
 		return;
 	}
-	dbox_msg_verify_async(dboxfs.store, &po->om->msg, open_verified, po);
+	dbox_msg_verify_async(fs->store, &po->om->msg, open_verified, po);
 }
 
-static void open_binode(fuse_req_t req, uint64_t ino, struct binode *bi,
-			struct fuse_file_info *fi);
+static void open_binode(struct dboxfs *fs, fuse_req_t req, uint64_t ino,
+			struct binode *bi, struct fuse_file_info *fi);
 
-void fileio_open_plain(fuse_req_t req, uint64_t ino,
+void fileio_open_plain(struct dboxfs *fs, fuse_req_t req, uint64_t ino,
 		       struct fuse_file_info *fi)
 {
 	struct binode *bi = backing_get(ino);
@@ -167,19 +130,19 @@ void fileio_open_plain(fuse_req_t req, uint64_t ino,
 	if (bi == NULL)
 		fuse_reply_err(req, ENOENT);
 	else if (backing_msg_of(bi, &msg_box, &msg_uid))
-		fileio_open_msg(req, msg_box, msg_uid, ino, fi);
+		fileio_open_msg(fs, req, msg_box, msg_uid, ino, fi);
 	else
-		open_binode(req, ino, bi, fi);
+		open_binode(fs, req, ino, bi, fi);
 	backing_put(bi);
 }
 
-static void open_binode(fuse_req_t req, uint64_t ino, struct binode *bi,
-			struct fuse_file_info *fi)
+static void open_binode(struct dboxfs *fs, fuse_req_t req, uint64_t ino,
+			struct binode *bi, struct fuse_file_info *fi)
 {
 	struct fh *fh;
 	int fd;
 
-	if (dboxfs.readonly && (fi->flags & O_ACCMODE) != O_RDONLY) {
+	if (fs->readonly && (fi->flags & O_ACCMODE) != O_RDONLY) {
 		fuse_reply_err(req, EROFS);
 		return;
 	}
@@ -199,14 +162,14 @@ static void open_binode(fuse_req_t req, uint64_t ino, struct binode *bi,
 	fh->ino = ino;
 	fh->box = bi->box;
 	fh->area = bi->area;
-	fh_track(fh);
+	fh_track(fs, fh);
 	fi->fh = (uint64_t)(uintptr_t)fh;
 	/* the same file can change under another name (hard links, the
 	 * backing tree): no page cache reuse across opens */
 	fi->keep_cache = 0;
 	fi->noflush = 1;
 	if (fuse_reply_open(req, fi) == -ENOENT) {
-		fh_untrack(fh);
+		fh_untrack(fs, fh);
 		close(fd);
 		free(fh);
 	}
@@ -242,7 +205,7 @@ static void read_done(void *ctx, ssize_t ret, const struct dbox_err *err)
 	if (pr->replied) {
 		/* the splice answered; a failed send has no one to tell */
 	} else if (ret < 0) {
-		dboxfs_log_once(pr->ino, err->msg);
+		dboxfs_log_once(fuse_req_userdata(pr->req), pr->ino, err->msg);
 		fuse_reply_err(pr->req, dboxfs_errno((int)ret));
 	} else {
 		fuse_reply_buf(pr->req, pr->buf, (size_t)ret);
@@ -250,15 +213,15 @@ static void read_done(void *ctx, ssize_t ret, const struct dbox_err *err)
 	free(pr);
 }
 
-void fileio_read_kwfile(fuse_req_t req, fuse_ino_t ino, size_t size,
-			off_t off)
+void fileio_read_kwfile(struct dboxfs *fs, fuse_req_t req, fuse_ino_t ino,
+			size_t size, off_t off)
 {
 	char text[DBOX_MAX_KEYWORDS * 260];
 	struct view_ino v;
 	int n;
 
 	view_ino_decode(ino, &v);
-	n = attr_kwfile_text(v.box, text, sizeof(text));
+	n = attr_kwfile_text(fs, v.box, text, sizeof(text));
 	if (n < 0) {
 		fuse_reply_err(req, dboxfs_errno(n));
 		return;
@@ -274,9 +237,10 @@ void fileio_read_kwfile(fuse_req_t req, fuse_ino_t ino, size_t size,
 static bool read_ahead_reply(fuse_req_t req, const struct dbox_msg *m,
 			     size_t size, off_t off)
 {
+	struct dboxfs *fs = fuse_req_userdata(req);
 	char *buf = malloc(size);
 	ssize_t n = buf == NULL ? -ENOMEM :
-		dbox_msg_read_cached(dboxfs.store, m, buf, size,
+		dbox_msg_read_cached(fs->store, m, buf, size,
 				     (uint64_t)off);
 
 	if (n >= 0)
@@ -288,6 +252,7 @@ static bool read_ahead_reply(fuse_req_t req, const struct dbox_msg *m,
 static void read_msg(fuse_req_t req, struct open_msg *om, size_t size,
 		     off_t off)
 {
+	struct dboxfs *fs = fuse_req_userdata(req);
 	struct pending_read *pr;
 
 	bool zero_copy = dbox_msg_is_plain(&om->msg);
@@ -310,11 +275,11 @@ static void read_msg(fuse_req_t req, struct open_msg *om, size_t size,
 	pr->ino = om->fh.ino;
 	pr->replied = false;
 	if (zero_copy)
-		dbox_msg_read_fd_async(dboxfs.store, &om->msg, size,
+		dbox_msg_read_fd_async(fs->store, &om->msg, size,
 				       (uint64_t)off, splice_reply, pr,
 				       read_done, pr);
 	else
-		dbox_msg_pread_async(dboxfs.store, &om->msg, pr->buf, size,
+		dbox_msg_pread_async(fs->store, &om->msg, pr->buf, size,
 				     (uint64_t)off, read_done, pr);
 }
 
@@ -329,12 +294,13 @@ struct pending_vread {
 static void vread_verified(void *ctx, int ret, const struct dbox_err *err)
 {
 	struct pending_vread *pv = ctx;
+	struct dboxfs *fs = fuse_req_userdata(pv->req);
 
 	if (ret < 0) {
-		dboxfs_log_once(pv->om.fh.ino, err->msg);
+		dboxfs_log_once(fs, pv->om.fh.ino, err->msg);
 		fuse_reply_err(pv->req, dboxfs_errno(ret));
 	} else {
-		verified_add(pv->om.fh.ino, &pv->om.msg);
+		verified_add(&fs->verified, pv->om.fh.ino, &pv->om.msg);
 		read_msg(pv->req, &pv->om, pv->size, 0);
 	}
 	free(pv);
@@ -343,8 +309,8 @@ static void vread_verified(void *ctx, int ret, const struct dbox_err *err)
 /* The first read of a message is where an open would have checked its
  * record; the later ones of the same open come from the page cache or
  * continue it. */
-void fileio_read_msg_ino(fuse_req_t req, int64_t box, uint32_t uid,
-			 uint64_t ino, size_t size, off_t off)
+void fileio_read_msg_ino(struct dboxfs *fs, fuse_req_t req, int64_t box,
+			 uint32_t uid, uint64_t ino, size_t size, off_t off)
 {
 	struct pending_vread *pv = calloc(1, sizeof(*pv));
 	int ret;
@@ -353,25 +319,25 @@ void fileio_read_msg_ino(fuse_req_t req, int64_t box, uint32_t uid,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	ret = attr_msg_follow(box, uid, &pv->om.msg);
+	ret = attr_msg_follow(fs, box, uid, &pv->om.msg);
 	if (ret < 0) {
 		free(pv);
 		fuse_reply_err(req, dboxfs_errno(ret));
 		return;
 	}
 	pv->om.fh = (struct fh){ .type = FH_MSG, .fd = -1, .ino = ino };
-	if (off != 0 || verified_ahead(ino, &pv->om.msg)) {
+	if (off != 0 || verified_ahead(fs, ino, &pv->om.msg)) {
 		read_msg(req, &pv->om, size, off);
 		free(pv);
 		return;
 	}
 	pv->req = req;
 	pv->size = size;
-	dbox_msg_verify_async(dboxfs.store, &pv->om.msg, vread_verified, pv);
+	dbox_msg_verify_async(fs->store, &pv->om.msg, vread_verified, pv);
 }
 
-void fileio_read_plain_ino(fuse_req_t req, uint64_t ino, size_t size,
-			   off_t off)
+void fileio_read_plain_ino(struct dboxfs *fs, fuse_req_t req, uint64_t ino,
+			   size_t size, off_t off)
 {
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 	struct binode *bi = backing_get(ino);
@@ -385,7 +351,7 @@ void fileio_read_plain_ino(fuse_req_t req, uint64_t ino, size_t size,
 	}
 	if (backing_msg_of(bi, &msg_box, &msg_uid)) {
 		backing_put(bi);
-		fileio_read_msg_ino(req, msg_box, msg_uid, ino, size, off);
+		fileio_read_msg_ino(fs, req, msg_box, msg_uid, ino, size, off);
 		return;
 	}
 	fd = backing_open(bi, O_RDONLY);
@@ -404,12 +370,13 @@ void fileio_read_plain_ino(fuse_req_t req, uint64_t ino, size_t size,
 void fileio_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
+	struct dboxfs *fs = fuse_req_userdata(req);
 	struct fh *fh = (struct fh *)(uintptr_t)fi->fh;
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 
 	switch (fh->type) {
 	case FH_KWFILE:
-		fileio_read_kwfile(req, ino, size, off);
+		fileio_read_kwfile(fs, req, ino, size, off);
 		return;
 	case FH_MSG:
 		read_msg(req, (struct open_msg *)fh, size, off);
@@ -430,14 +397,15 @@ void fileio_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 void fileio_release(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
+	struct dboxfs *fs = fuse_req_userdata(req);
 	struct fh *fh = (struct fh *)(uintptr_t)fi->fh;
 
 	(void)ino;
 	if (fh->type == FH_MSG) {
-		fh_untrack(fh);
+		fh_untrack(fs, fh);
 		free(fh);
 	} else if (fh->type == FH_FD) {
-		fh_untrack(fh);
+		fh_untrack(fs, fh);
 		deliver_release_fd(fh);
 	}
 	fuse_reply_err(req, 0);

@@ -5,19 +5,20 @@
 #include "ops.h"
 
 /* Opens of each kind of file (node-*.c); each replies. */
-void fileio_open_kwfile(fuse_req_t req, struct fuse_file_info *fi);
-void fileio_open_msg(fuse_req_t req, int64_t box, uint32_t uid,
-		     uint64_t ino, struct fuse_file_info *fi);
-void fileio_open_plain(fuse_req_t req, uint64_t ino,
+void fileio_open_kwfile(struct dboxfs *fs, fuse_req_t req,
+			struct fuse_file_info *fi);
+void fileio_open_msg(struct dboxfs *fs, fuse_req_t req, int64_t box,
+		     uint32_t uid, uint64_t ino, struct fuse_file_info *fi);
+void fileio_open_plain(struct dboxfs *fs, fuse_req_t req, uint64_t ino,
 		       struct fuse_file_info *fi);
 /* Reads without a handle (read-only mounts answer opens with ENOSYS:
  * reads come by inode), by kind; each replies. */
-void fileio_read_kwfile(fuse_req_t req, fuse_ino_t ino, size_t size,
-			off_t off);
-void fileio_read_msg_ino(fuse_req_t req, int64_t box, uint32_t uid,
-			 uint64_t ino, size_t size, off_t off);
-void fileio_read_plain_ino(fuse_req_t req, uint64_t ino, size_t size,
-			   off_t off);
+void fileio_read_kwfile(struct dboxfs *fs, fuse_req_t req, fuse_ino_t ino,
+			size_t size, off_t off);
+void fileio_read_msg_ino(struct dboxfs *fs, fuse_req_t req, int64_t box,
+			 uint32_t uid, uint64_t ino, size_t size, off_t off);
+void fileio_read_plain_ino(struct dboxfs *fs, fuse_req_t req, uint64_t ino,
+			   size_t size, off_t off);
 /* A read through an open handle (fi->fh != 0). */
 void fileio_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		 struct fuse_file_info *fi);

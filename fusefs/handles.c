@@ -3,40 +3,38 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "dboxfs.h"
 #include "handles.h"
 
-static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct fh *open_list;
-
-void fh_track(struct fh *fh)
+void fh_track(struct dboxfs *fs, struct fh *fh)
 {
-	pthread_mutex_lock(&open_lock);
+	pthread_mutex_lock(&fs->handles.lock);
 	fh->prev = NULL;
-	fh->next = open_list;
-	if (open_list != NULL)
-		open_list->prev = fh;
-	open_list = fh;
-	pthread_mutex_unlock(&open_lock);
+	fh->next = fs->handles.head;
+	if (fs->handles.head != NULL)
+		fs->handles.head->prev = fh;
+	fs->handles.head = fh;
+	pthread_mutex_unlock(&fs->handles.lock);
 }
 
-void fh_untrack(struct fh *fh)
+void fh_untrack(struct dboxfs *fs, struct fh *fh)
 {
-	pthread_mutex_lock(&open_lock);
+	pthread_mutex_lock(&fs->handles.lock);
 	if (fh->prev != NULL)
 		fh->prev->next = fh->next;
 	else
-		open_list = fh->next;
+		fs->handles.head = fh->next;
 	if (fh->next != NULL)
 		fh->next->prev = fh->prev;
-	pthread_mutex_unlock(&open_lock);
+	pthread_mutex_unlock(&fs->handles.lock);
 }
 
-void fh_free_all(void (*free_dir)(struct fh *fh))
+void fh_free_all(struct dboxfs *fs, void (*free_dir)(struct fh *fh))
 {
-	while (open_list != NULL) {
-		struct fh *fh = open_list;
+	while (fs->handles.head != NULL) {
+		struct fh *fh = fs->handles.head;
 
-		fh_untrack(fh);
+		fh_untrack(fs, fh);
 		if (fh->type == FH_DIR) {
 			free_dir(fh);
 			continue;

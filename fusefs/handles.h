@@ -2,6 +2,7 @@
 #ifndef DBOXFS_HANDLES_H
 #define DBOXFS_HANDLES_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -24,11 +25,18 @@ struct fh {
 };
 
 /* Every open handle is on a list, so that those the kernel never releases
- * (a lazy unmount with files open) are freed at exit. */
-void fh_track(struct fh *fh);
-void fh_untrack(struct fh *fh);
+ * (a lazy unmount with files open) are freed at exit.  In struct dboxfs. */
+struct fh_list {
+	pthread_mutex_t lock;
+	struct fh *head;
+};
+
+struct dboxfs;
+
+void fh_track(struct dboxfs *fs, struct fh *fh);
+void fh_untrack(struct dboxfs *fs, struct fh *fh);
 /* At exit: frees every handle left on the list; directory handles with
  * free_dir (readdir.c's, passed down by the entry point). */
-void fh_free_all(void (*free_dir)(struct fh *fh));
+void fh_free_all(struct dboxfs *fs, void (*free_dir)(struct fh *fh));
 
 #endif

@@ -219,7 +219,7 @@ static bool is_stale(const struct kc_item *it)
 
 	if (!view_ino_decode(it->parent, &dir))
 		return false;
-	ret = attr_resolve_view(&dir, it->name, &st);
+	ret = attr_resolve_view(&dboxfs, &dir, it->name, &st);
 	if (ret == 0)
 		return st.st_ino != it->ino;
 	return ret == -ENOENT && (it->ino >> 60) != VK_PLAIN;
@@ -233,7 +233,7 @@ static void invalidate(const struct kc_item *it)
 					 strlen(it->name));
 	/* gone altogether (not only renamed): its attributes and cached
 	 * pages go too */
-	if (attr_get(it->ino, &st) == -ENOENT)
+	if (attr_get(&dboxfs, it->ino, &st) == -ENOENT)
 		fuse_lowlevel_notify_inval_inode(dboxfs.se, it->ino, 0, 0);
 	mark_stale(it);
 }

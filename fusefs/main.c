@@ -21,7 +21,15 @@
 #include "dbox/fs.h"
 #include "dboxfs.h"
 
-struct dboxfs dboxfs;
+/* The daemon's state: the session's userdata, which every request
+ * reaches with fuse_req_userdata() (modules not yet passed it use the
+ * name). */
+struct dboxfs dboxfs = {
+	.log_lock = PTHREAD_MUTEX_INITIALIZER,
+	.moved.lock = PTHREAD_MUTEX_INITIALIZER,
+	.handles.lock = PTHREAD_MUTEX_INITIALIZER,
+	.verified.lock = PTHREAD_MUTEX_INITIALIZER,
+};
 
 /* kernel cache of names and attributes the follower invalidates */
 #define CACHE_TIMEOUT_LONG (6 * 3600.0)
@@ -448,7 +456,6 @@ int main(int argc, char **argv)
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	pthread_mutex_init(&dboxfs.log_lock, NULL);
 	clock_gettime(CLOCK_REALTIME, &dboxfs.started);
 	if (fuse_opt_parse(&args, &o, option_spec, opt_proc) < 0)
 		return 1;
@@ -492,7 +499,8 @@ int main(int argc, char **argv)
 			ops.setxattr = NULL;
 			ops.removexattr = NULL;
 		}
-		dboxfs.se = fuse_session_new(&args, &ops, sizeof(ops), NULL);
+		dboxfs.se = fuse_session_new(&args, &ops, sizeof(ops),
+					     &dboxfs);
 	}
 	if (dboxfs.se == NULL)
 		goto out_store;

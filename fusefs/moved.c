@@ -6,36 +6,33 @@
 #include <pthread.h>
 
 #include "backing.h"
+#include "dboxfs.h"
 #include "moved.h"
 
-#define MOVED_RING 4096
-static struct { uint64_t from, to; } moved[MOVED_RING];
-static unsigned int moved_next;
-static pthread_mutex_t moved_lock = PTHREAD_MUTEX_INITIALIZER;
 
-void moved_add(uint64_t from, uint64_t to)
+void moved_add(struct dboxfs *fs, uint64_t from, uint64_t to)
 {
-	pthread_mutex_lock(&moved_lock);
-	moved[moved_next % MOVED_RING].from = from;
-	moved[moved_next % MOVED_RING].to = to;
-	moved_next++;
-	pthread_mutex_unlock(&moved_lock);
+	pthread_mutex_lock(&fs->moved.lock);
+	fs->moved.e[fs->moved.next % MOVED_RING].from = from;
+	fs->moved.e[fs->moved.next % MOVED_RING].to = to;
+	fs->moved.next++;
+	pthread_mutex_unlock(&fs->moved.lock);
 }
 
-uint64_t moved_to(uint64_t from)
+uint64_t moved_to(struct dboxfs *fs, uint64_t from)
 {
 	uint64_t to = 0;
 
-	pthread_mutex_lock(&moved_lock);
+	pthread_mutex_lock(&fs->moved.lock);
 	for (unsigned int i = 0; i < MOVED_RING; i++) {
-		if (moved[i].from == from)
-			to = moved[i].to;
+		if (fs->moved.e[i].from == from)
+			to = fs->moved.e[i].to;
 	}
-	pthread_mutex_unlock(&moved_lock);
+	pthread_mutex_unlock(&fs->moved.lock);
 	return to;
 }
 
-uint64_t moved_file_node(uint64_t ino)
+uint64_t moved_file_node(struct dboxfs *fs, uint64_t ino)
 {
 	/* the message paths' hot case: no message became a tmp/ file */
 	if (!backing_any_msg_node())
@@ -45,7 +42,7 @@ uint64_t moved_file_node(uint64_t ino)
 	for (int i = 0; i < 8 && ino != 0; i++) {
 		if (backing_has_node(ino))
 			return ino;
-		ino = moved_to(ino);
+		ino = moved_to(fs, ino);
 	}
 	return 0;
 }

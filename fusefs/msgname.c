@@ -7,11 +7,11 @@
 #include "msgname.h"
 
 /* The message `name` in cur/ or new/ of a mailbox, under that exact name. */
-int msgname_in_sub(int64_t box, enum view_sub sub, const char *name,
-		   struct dbox_msg *m)
+int msgname_in_sub(struct dboxfs *fs, int64_t box, enum view_sub sub,
+		   const char *name, struct dbox_msg *m)
 {
 	char cur[DBOX_NAME_MAX + 48];
-	int ret = dbox_msg_lookup_name(dboxfs.store, box, sub == SUB_NEW,
+	int ret = dbox_msg_lookup_name(fs->store, box, sub == SUB_NEW,
 				       name, m, NULL);
 
 	if (ret < 0)
@@ -24,24 +24,24 @@ int msgname_in_sub(int64_t box, enum view_sub sub, const char *name,
 
 /* The message of mailbox box whose file has the name t's would have
  * (t: base, flags, keywords, in_new, new_info). */
-int msgname_like(int64_t box, const struct dbox_msg *t,
+int msgname_like(struct dboxfs *fs, int64_t box, const struct dbox_msg *t,
 		       struct dbox_msg *m)
 {
 	char name[DBOX_NAME_MAX + 48];
 
 	view_msg_name(t, name, sizeof(name));
-	return msgname_in_sub(box, t->in_new ? SUB_NEW : SUB_CUR, name, m);
+	return msgname_in_sub(fs, box, t->in_new ? SUB_NEW : SUB_CUR, name, m);
 }
 
 /* The message that has the name a rename to (base, info) in sub would
  * give its file (info as view_name_split, NULL for none). */
-int msgname_at_target(int64_t box, enum view_sub sub, const char *base,
-		      const char *info, struct dbox_msg *m)
+int msgname_at_target(struct dboxfs *fs, int64_t box, enum view_sub sub,
+		      const char *base, const char *info, struct dbox_msg *m)
 {
 	struct dbox_msg t = { .in_new = sub == SUB_NEW };
 
 	snprintf(t.base, sizeof(t.base), "%s", base);
 	t.new_info = info != NULL;
 	dbox_maildir_info_parse(info, false, &t.flags, &t.keywords);
-	return msgname_like(box, &t, m);
+	return msgname_like(fs, box, &t, m);
 }

@@ -6,17 +6,18 @@
 #include "attr.h"
 #include "node.h"
 
-static int dir_lookup(const struct view_ino *dir, const char *name,
-		      struct stat *st)
+static int dir_lookup(struct dboxfs *fs, const struct view_ino *dir,
+		      const char *name, struct stat *st)
 {
-	int ret = attr_resolve_view(dir, name, st);
+	int ret = attr_resolve_view(fs, dir, name, st);
 
-	return ret == -ENOENT ? node_lookup_backing(dir, name, st) : ret;
+	return ret == -ENOENT ? node_lookup_backing(fs, dir, name, st) : ret;
 }
 
-static int dir_getattr(const struct view_ino *v, struct stat *st)
+static int dir_getattr(struct dboxfs *fs, const struct view_ino *v,
+		       struct stat *st)
 {
-	return attr_sub(v, v->ino, st);
+	return attr_sub(fs, v, v->ino, st);
 }
 
 const struct node_ops node_dir_ops = {

@@ -6,17 +6,18 @@
 #include "attr.h"
 #include "node.h"
 
-static int folder_lookup(const struct view_ino *dir, const char *name,
-			 struct stat *st)
+static int folder_lookup(struct dboxfs *fs, const struct view_ino *dir,
+			 const char *name, struct stat *st)
 {
-	int ret = attr_resolve_view(dir, name, st);
+	int ret = attr_resolve_view(fs, dir, name, st);
 
-	return ret == -ENOENT ? node_lookup_backing(dir, name, st) : ret;
+	return ret == -ENOENT ? node_lookup_backing(fs, dir, name, st) : ret;
 }
 
-static int folder_getattr(const struct view_ino *v, struct stat *st)
+static int folder_getattr(struct dboxfs *fs, const struct view_ino *v,
+			  struct stat *st)
 {
-	return attr_folder(v, v->ino, st);
+	return attr_folder(fs, v, v->ino, st);
 }
 
 const struct node_ops node_folder_ops = {

@@ -6,29 +6,31 @@
 #include "fileio.h"
 #include "node.h"
 
-static int kwfile_getattr(const struct view_ino *v, struct stat *st)
+static int kwfile_getattr(struct dboxfs *fs, const struct view_ino *v,
+			  struct stat *st)
 {
-	return attr_keywords(v, v->ino, st);
+	return attr_keywords(fs, v, v->ino, st);
 }
 
-static int kwfile_setattr(const struct view_ino *v, const struct stat *attr,
-			  int to_set, struct fuse_file_info *fi)
+static int kwfile_setattr(struct dboxfs *fs, const struct view_ino *v,
+			  const struct stat *attr, int to_set,
+			  struct fuse_file_info *fi)
 {
 	(void)v; (void)attr; (void)fi;
 	return (to_set & FUSE_SET_ATTR_SIZE) ? -EACCES : 0;
 }
 
-static void kwfile_open(fuse_req_t req, const struct view_ino *v,
-			struct fuse_file_info *fi)
+static void kwfile_open(struct dboxfs *fs, fuse_req_t req,
+			const struct view_ino *v, struct fuse_file_info *fi)
 {
 	(void)v;
-	fileio_open_kwfile(req, fi);
+	fileio_open_kwfile(fs, req, fi);
 }
 
-static void kwfile_read(fuse_req_t req, const struct view_ino *v,
-			size_t size, off_t off)
+static void kwfile_read(struct dboxfs *fs, fuse_req_t req,
+			const struct view_ino *v, size_t size, off_t off)
 {
-	fileio_read_kwfile(req, v->ino, size, off);
+	fileio_read_kwfile(fs, req, v->ino, size, off);
 }
 
 const struct node_ops node_kwfile_ops = {

@@ -10,8 +10,8 @@
 #include "node.h"
 #include "ops.h"
 
-static int plain_lookup(const struct view_ino *dir, const char *name,
-			struct stat *st)
+static int plain_lookup(struct dboxfs *fs, const struct view_ino *dir,
+			const char *name, struct stat *st)
 {
 	struct binode *parent = backing_get(view_ino_plain(dir)), *bi;
 	int ret;
@@ -24,27 +24,29 @@ static int plain_lookup(const struct view_ino *dir, const char *name,
 	return ret;
 }
 
-static int plain_getattr(const struct view_ino *v, struct stat *st)
+static int plain_getattr(struct dboxfs *fs, const struct view_ino *v,
+			 struct stat *st)
 {
-	return attr_plain(v->ino, st);
+	return attr_plain(fs, v->ino, st);
 }
 
-static int plain_setattr(const struct view_ino *v, const struct stat *attr,
-			 int to_set, struct fuse_file_info *fi)
+static int plain_setattr(struct dboxfs *fs, const struct view_ino *v,
+			 const struct stat *attr, int to_set,
+			 struct fuse_file_info *fi)
 {
 	return opw_setattr_binode(v->ino, attr, to_set, fi);
 }
 
-static void plain_open(fuse_req_t req, const struct view_ino *v,
-		       struct fuse_file_info *fi)
+static void plain_open(struct dboxfs *fs, fuse_req_t req,
+		       const struct view_ino *v, struct fuse_file_info *fi)
 {
-	fileio_open_plain(req, v->ino, fi);
+	fileio_open_plain(fs, req, v->ino, fi);
 }
 
-static void plain_read(fuse_req_t req, const struct view_ino *v,
-		       size_t size, off_t off)
+static void plain_read(struct dboxfs *fs, fuse_req_t req,
+		       const struct view_ino *v, size_t size, off_t off)
 {
-	fileio_read_plain_ino(req, v->ino, size, off);
+	fileio_read_plain_ino(fs, req, v->ino, size, off);
 }
 
 const struct node_ops node_plain_ops = {

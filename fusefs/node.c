@@ -23,15 +23,15 @@ const struct node_ops *node_of(const struct view_ino *v)
 	return kinds[v->kind & 15];
 }
 
-int node_lookup_backing(const struct view_ino *dir, const char *name,
-			struct stat *st)
+int node_lookup_backing(struct dboxfs *fs, const struct view_ino *dir,
+			const char *name, struct stat *st)
 {
 	enum backing_area area;
 	struct binode *bi;
 	int64_t box;
 	int dirfd, ret;
 
-	ret = attr_area_dirfd(dir, &dirfd, &area, &box);
+	ret = attr_area_dirfd(fs, dir, &dirfd, &area, &box);
 	if (ret < 0)
 		return ret == -EROFS ? -ENOENT : ret;
 	ret = backing_lookup(dirfd, name, box, area, &bi, st);
@@ -39,8 +39,8 @@ int node_lookup_backing(const struct view_ino *dir, const char *name,
 	return ret;
 }
 
-int node_no_lookup(const struct view_ino *dir, const char *name,
-		   struct stat *st)
+int node_no_lookup(struct dboxfs *fs, const struct view_ino *dir,
+		   const char *name, struct stat *st)
 {
 	(void)dir; (void)name; (void)st;
 	return -ENOENT;
@@ -49,23 +49,24 @@ int node_no_lookup(const struct view_ino *dir, const char *name,
 /* Directories of the view: their modes derive from the store (rsync -a
  * may try, and that is fine); their times are set as on any
  * filesystem. */
-int node_dir_setattr(const struct view_ino *v, const struct stat *attr,
-		     int to_set, struct fuse_file_info *fi)
+int node_dir_setattr(struct dboxfs *fs, const struct view_ino *v,
+		     const struct stat *attr, int to_set,
+		     struct fuse_file_info *fi)
 {
 	(void)fi;
 	return (to_set & FUSE_SET_ATTR_SIZE) ? -EISDIR :
 		dirtime_set(v, attr, to_set);
 }
 
-void node_dir_open(fuse_req_t req, const struct view_ino *v,
+void node_dir_open(struct dboxfs *fs, fuse_req_t req, const struct view_ino *v,
 		   struct fuse_file_info *fi)
 {
 	(void)v; (void)fi;
 	fuse_reply_err(req, EISDIR);
 }
 
-void node_dir_read(fuse_req_t req, const struct view_ino *v, size_t size,
-		   off_t off)
+void node_dir_read(struct dboxfs *fs, fuse_req_t req, const struct view_ino *v,
+		   size_t size, off_t off)
 {
 	(void)v; (void)size; (void)off;
 	fuse_reply_err(req, EISDIR);

@@ -17,18 +17,20 @@
 struct node_ops {
 	/* name in this directory: 0 and *st (with a lookup count taken
 	 * on a binode), -ENOENT, or -errno */
-	int (*lookup)(const struct view_ino *dir, const char *name,
-		      struct stat *st);
-	int (*getattr)(const struct view_ino *v, struct stat *st);
+	int (*lookup)(struct dboxfs *fs, const struct view_ino *dir,
+		      const char *name, struct stat *st);
+	int (*getattr)(struct dboxfs *fs, const struct view_ino *v,
+		       struct stat *st);
 	/* after a successful setattr ops.c replies with getattr's */
-	int (*setattr)(const struct view_ino *v, const struct stat *attr,
-		       int to_set, struct fuse_file_info *fi);
+	int (*setattr)(struct dboxfs *fs, const struct view_ino *v,
+		       const struct stat *attr, int to_set,
+		       struct fuse_file_info *fi);
 	/* reply themselves */
-	void (*open)(fuse_req_t req, const struct view_ino *v,
-		     struct fuse_file_info *fi);
+	void (*open)(struct dboxfs *fs, fuse_req_t req,
+		     const struct view_ino *v, struct fuse_file_info *fi);
 	/* a read without a handle (read-only mounts have no opens) */
-	void (*read)(fuse_req_t req, const struct view_ino *v, size_t size,
-		     off_t off);
+	void (*read)(struct dboxfs *fs, fuse_req_t req,
+		     const struct view_ino *v, size_t size, off_t off);
 };
 
 extern const struct node_ops node_folder_ops, node_dir_ops, node_msg_ops,
@@ -39,16 +41,17 @@ const struct node_ops *node_of(const struct view_ino *v);
 
 /* Shared by the kinds: a name among the backing files of directory dir
  * (tmp/, files pending in cur/ and new/, plain files and dirs). */
-int node_lookup_backing(const struct view_ino *dir, const char *name,
-			struct stat *st);
+int node_lookup_backing(struct dboxfs *fs, const struct view_ino *dir,
+			const char *name, struct stat *st);
 /* What files do in a directory, and directories as files. */
-int node_no_lookup(const struct view_ino *dir, const char *name,
-		   struct stat *st);
-int node_dir_setattr(const struct view_ino *v, const struct stat *attr,
-		     int to_set, struct fuse_file_info *fi);
-void node_dir_open(fuse_req_t req, const struct view_ino *v,
+int node_no_lookup(struct dboxfs *fs, const struct view_ino *dir,
+		   const char *name, struct stat *st);
+int node_dir_setattr(struct dboxfs *fs, const struct view_ino *v,
+		     const struct stat *attr, int to_set,
+		     struct fuse_file_info *fi);
+void node_dir_open(struct dboxfs *fs, fuse_req_t req, const struct view_ino *v,
 		   struct fuse_file_info *fi);
-void node_dir_read(fuse_req_t req, const struct view_ino *v, size_t size,
-		   off_t off);
+void node_dir_read(struct dboxfs *fs, fuse_req_t req, const struct view_ino *v,
+		   size_t size, off_t off);
 
 #endif

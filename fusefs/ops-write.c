@@ -60,7 +60,7 @@ int opw_area_of(const struct view_ino *v, int *dirfd_r,
 		backing_put(bi);
 		return *dirfd_r < 0 ? -errno : 0;
 	}
-	return attr_area_dirfd(v, dirfd_r, area_r, box_r);
+	return attr_area_dirfd(&dboxfs, v, dirfd_r, area_r, box_r);
 }
 
 void opw_reply_backing_entry(fuse_req_t req, int dirfd, const char *name,
@@ -90,7 +90,7 @@ void opw_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (!opw_begin_change(req, parent, &v))
 		return;
 	if (v.kind == VK_SUB && v.sub != SUB_TMP &&
-	    msgname_in_sub(v.box, v.sub, name, &m) == 0) {
+	    msgname_in_sub(&dboxfs, v.box, v.sub, name, &m) == 0) {
 		/* unlink of a message is its expunge */
 		ret = dbox_msg_expunge(dboxfs.store, v.box, m.uid, &err);
 		if (ret < 0)
@@ -181,7 +181,7 @@ int opw_setattr_msg(int64_t box, uint32_t uid, const struct stat *attr,
 	struct dbox_err err = { "" };
 	struct timespec now;
 	struct dbox_msg m;
-	int ret = attr_msg_follow(box, uid, &m);
+	int ret = attr_msg_follow(&dboxfs, box, uid, &m);
 
 	if (ret < 0)
 		return ret;

@@ -41,6 +41,7 @@ static bool decode(fuse_req_t req, fuse_ino_t ino, struct view_ino *v)
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	struct dboxfs *fs = fuse_req_userdata(req);
 	struct fuse_entry_param e;
 	struct view_ino dir;
 	struct stat st;
@@ -49,15 +50,15 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (!view_ino_decode(parent, &dir))
 		ret = -ENOENT;
 	else
-		ret = node_of(&dir)->lookup(&dir, name, &st);
+		ret = node_of(&dir)->lookup(fs, &dir, name, &st);
 	if (ret == -ENOENT) {
 		reply_negative(req);
 	} else if (ret < 0) {
 		fuse_reply_err(req, dboxfs_errno(ret));
 	} else {
-		reply_entry_param(&e, &st);
+		reply_entry_param(fs, &e, &st);
 		e.entry_timeout = kcache_add(parent, name, st.st_ino);
-		e.attr_timeout = dboxfs.cache_timeout;
+		e.attr_timeout = fs->cache_timeout;
 		fuse_reply_entry(req, &e);
 	}
 }
@@ -65,6 +66,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
+	struct dboxfs *fs = fuse_req_userdata(req);
 	struct view_ino v;
 	struct stat st;
 	int ret;
@@ -72,18 +74,19 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 	(void)fi;
 	if (!decode(req, ino, &v))
 		return;
-	ret = node_of(&v)->getattr(&v, &st);
+	ret = node_of(&v)->getattr(fs, &v, &st);
 	if (ret < 0) {
 		fuse_reply_err(req, dboxfs_errno(ret));
 		return;
 	}
 	st.st_ino = backing_shown_ino(st.st_ino);
-	fuse_reply_attr(req, &st, dboxfs.cache_timeout);
+	fuse_reply_attr(req, &st, fs->cache_timeout);
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		       int to_set, struct fuse_file_info *fi)
 {
+	struct dboxfs *fs = fuse_req_userdata(req);
 	const struct node_ops *node;
 	struct view_ino v;
 	struct stat st;
@@ -92,39 +95,41 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	if (!opw_begin_change(req, ino, &v))
 		return;
 	node = node_of(&v);
-	ret = node->setattr(&v, attr, to_set, fi);
+	ret = node->setattr(fs, &v, attr, to_set, fi);
 	if (ret == 0)
-		ret = node->getattr(&v, &st);
+		ret = node->getattr(fs, &v, &st);
 	if (ret < 0) {
 		fuse_reply_err(req, dboxfs_errno(ret));
 		return;
 	}
 	st.st_ino = backing_shown_ino(st.st_ino);
-	fuse_reply_attr(req, &st, dboxfs.attr_timeout);
+	fuse_reply_attr(req, &st, fs->attr_timeout);
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct dboxfs *fs = fuse_req_userdata(req);
 	struct view_ino v;
 
-	if (dboxfs.no_open) {
+	if (fs->no_open) {
 		/* the kernel stops sending opens: reads come by inode */
 		fuse_reply_err(req, ENOSYS);
 		return;
 	}
 	if (decode(req, ino, &v))
-		node_of(&v)->open(req, &v, fi);
+		node_of(&v)->open(fs, req, &v, fi);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
+	struct dboxfs *fs = fuse_req_userdata(req);
 	struct view_ino v;
 
 	if (fi->fh != 0)
 		fileio_read(req, ino, size, off, fi);
 	else if (decode(req, ino, &v))
-		node_of(&v)->read(req, &v, size, off);
+		node_of(&v)->read(fs, req, &v, size, off);
 }
 
 
@@ -132,10 +137,11 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
+	struct dboxfs *fs = fuse_req_userdata(req);
 	struct statvfs sv;
 
 	(void)ino;
-	if (statvfs(dbox_store_root(dboxfs.store), &sv) < 0) {
+	if (statvfs(dbox_store_root(fs->store), &sv) < 0) {
 		fuse_reply_err(req, errno);
 		return;
 	}
@@ -143,7 +149,8 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &sv);
 }
 
-static int msg_xattr(uint64_t ino, const char *name, char *buf, size_t len)
+static int msg_xattr(struct dboxfs *fs, uint64_t ino, const char *name,
+		     char *buf, size_t len)
 {
 	struct view_ino v;
 	struct dbox_msg m;
@@ -152,7 +159,7 @@ static int msg_xattr(uint64_t ino, const char *name, char *buf, size_t len)
 
 	if (!view_ino_decode(ino, &v) || v.kind != VK_MSG)
 		return -ENODATA;
-	ret = dbox_msg_get(dboxfs.store, v.box, v.uid, &m, NULL);
+	ret = dbox_msg_get(fs->store, v.box, v.uid, &m, NULL);
 	if (ret < 0)
 		return ret;
 	if (strcmp(name, "user.dbox.guid") == 0)
@@ -164,14 +171,14 @@ static int msg_xattr(uint64_t ino, const char *name, char *buf, size_t len)
 	if (strcmp(name, "user.dbox.mailbox") == 0) {
 		struct dbox_mailbox b;
 
-		ret = dbox_mailbox_get(dboxfs.store, v.box, &b, NULL);
+		ret = dbox_mailbox_get(fs->store, v.box, &b, NULL);
 		if (ret < 0)
 			return ret;
 		snprintf(box, sizeof(box), "%s", b.name);
 		return snprintf(buf, len, "%s", box);
 	}
 	if (strcmp(name, "user.dbox.file") == 0) {
-		ret = dbox_msg_file_path(dboxfs.store, &m, path, sizeof(path));
+		ret = dbox_msg_file_path(fs->store, &m, path, sizeof(path));
 		if (ret < 0)
 			return ret;
 		return snprintf(buf, len, "%s:%llu", path,
@@ -183,6 +190,7 @@ static int msg_xattr(uint64_t ino, const char *name, char *buf, size_t len)
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			size_t size)
 {
+	struct dboxfs *fs = fuse_req_userdata(req);
 	char buf[4200];
 	int n;
 
@@ -192,7 +200,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		fuse_reply_err(req, EOPNOTSUPP);
 		return;
 	}
-	n = msg_xattr(ino, name, buf, sizeof(buf));
+	n = msg_xattr(fs, ino, name, buf, sizeof(buf));
 	if (n < 0)
 		fuse_reply_err(req, -n == ENOENT ? ENODATA : dboxfs_errno(n));
 	else if (size == 0)
@@ -227,21 +235,23 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			const char *value, size_t size, int flags)
 {
+	struct dboxfs *fs = fuse_req_userdata(req);
 	(void)ino; (void)name; (void)value; (void)size; (void)flags;
-	fuse_reply_err(req, dboxfs.readonly ? EROFS : ENOTSUP);
+	fuse_reply_err(req, fs->readonly ? EROFS : ENOTSUP);
 }
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
+	struct dboxfs *fs = fuse_req_userdata(req);
 	(void)ino; (void)name;
-	fuse_reply_err(req, dboxfs.readonly ? EROFS : ENOTSUP);
+	fuse_reply_err(req, fs->readonly ? EROFS : ENOTSUP);
 }
 
 /* ------------------------------------------------------------ lifecycle */
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-	(void)userdata;
+	struct dboxfs *fs = userdata;
 	/* libfuse 3.14: capabilities are bits in conn->want */
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
@@ -256,16 +266,16 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_SPLICE_MOVE;
 	/* a read-only mount has no per-open state to keep: reads name the
 	 * file by its inode (fileio.c) */
-	if (dboxfs.readonly && (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT))
-		dboxfs.no_open = true;
+	if (fs->readonly && (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT))
+		fs->no_open = true;
 	/* writes back of cached data never happen: messages are read-only */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 }
 
 static void op_destroy(void *userdata)
 {
-	(void)userdata;
-	fh_free_all(readdir_handle_free);
+	struct dboxfs *fs = userdata;
+	fh_free_all(fs, readdir_handle_free);
 	kcache_free_all();
 }
 

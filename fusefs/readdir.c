@@ -30,6 +30,7 @@ struct dirhandle {
 };
 
 struct dirbuf {
+	struct dboxfs *fs;
 	fuse_req_t req;
 	char *buf;
 	size_t size, used;
@@ -50,8 +51,8 @@ static bool dir_add(struct dirbuf *d, const char *name, const struct stat *st,
 	if (d->plus) {
 		struct fuse_entry_param e;
 
-		reply_entry_param(&e, st);
-		e.attr_timeout = dboxfs.cache_timeout;
+		reply_entry_param(d->fs, &e, st);
+		e.attr_timeout = d->fs->cache_timeout;
 		/* the kernel takes a lookup of every entry but . and .. */
 		counted = strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
 		if (counted)
@@ -91,7 +92,8 @@ static bool add_dots(struct dirbuf *d, uint64_t ino, off_t off)
 	return true;
 }
 
-static int backing_dir_open(const struct view_ino *v, int *fd_r)
+static int backing_dir_open(struct dboxfs *fs, const struct view_ino *v,
+			    int *fd_r)
 {
 	enum backing_area area;
 	int64_t box;
@@ -106,7 +108,7 @@ static int backing_dir_open(const struct view_ino *v, int *fd_r)
 		backing_put(bi);
 		return *fd_r < 0 ? *fd_r : 0;
 	}
-	ret = attr_area_dirfd(v, &pfd, &area, &box);
+	ret = attr_area_dirfd(fs, v, &pfd, &area, &box);
 	if (ret < 0)
 		return ret;
 	*fd_r = backing_reopen(pfd, O_RDONLY | O_DIRECTORY);
@@ -114,14 +116,15 @@ static int backing_dir_open(const struct view_ino *v, int *fd_r)
 	return *fd_r < 0 ? *fd_r : 0;
 }
 
-static void dirhandle_load(struct dirhandle *dh, const struct view_ino *v)
+static void dirhandle_load(struct dboxfs *fs, struct dirhandle *dh,
+			   const struct view_ino *v)
 {
 	struct dirent *e;
 	DIR *d;
 	int fd;
 
 	dh->loaded = true;
-	if (backing_dir_open(v, &fd) < 0)
+	if (backing_dir_open(fs, v, &fd) < 0)
 		return;
 	d = fdopendir(fd);
 	if (d == NULL) {
@@ -164,7 +167,7 @@ static void add_backing(struct dirbuf *d, off_t off)
 	if (d->dh == NULL)
 		return;
 	if (!d->dh->loaded)
-		dirhandle_load(d->dh, d->dir);
+		dirhandle_load(d->fs, d->dh, d->dir);
 	if (d->dh->count == 0)
 		return;
 	if (d->dir->kind == VK_PLAIN) {
@@ -176,7 +179,7 @@ static void add_backing(struct dirbuf *d, off_t off)
 		area = bi->area;
 		box = bi->box;
 		backing_put(bi);
-	} else if (attr_area_dirfd(d->dir, &dirfd, &area, &box) < 0) {
+	} else if (attr_area_dirfd(d->fs, d->dir, &dirfd, &area, &box) < 0) {
 		return;
 	}
 	for (uint64_t i = first; i < d->dh->count && dirfd >= 0; i++) {
@@ -219,7 +222,7 @@ static int add_msg(void *ctx, const struct dbox_msg *m)
 	char name[DBOX_NAME_MAX + 48];
 	struct stat st;
 
-	attr_msg(&st, m);
+	attr_msg(c->d->fs, &st, m);
 	view_msg_name(m, name, sizeof(name));
 	if (!dir_add(c->d, name, &st, cookie_msg(m->uid)))
 		return 1;
@@ -243,7 +246,7 @@ static int readdir_sub(struct dirbuf *d, const struct view_ino *v, off_t off)
 
 	if (v->sub != SUB_TMP && (uint64_t)off < BACKING_COOKIE_BASE) {
 		do {
-			ret = dbox_msg_list(dboxfs.store, v->box, c.last_uid,
+			ret = dbox_msg_list(d->fs->store, v->box, c.last_uid,
 					    v->sub == SUB_NEW, page, add_msg,
 					    &c, NULL);
 		} while (ret == (int)page && !d->full);
@@ -262,7 +265,7 @@ static int add_folder_child(void *ctx, const struct folder_child *c)
 	struct folder_ctx *f = ctx;
 	struct stat st;
 
-	if (attr_get(c->ino, &st) < 0)
+	if (attr_get(f->d->fs, c->ino, &st) < 0)
 		return 0;
 	return dir_add(f->d, c->name, &st, c->cookie) ? 0 : 1;
 }
@@ -270,8 +273,9 @@ static int add_folder_child(void *ctx, const struct folder_child *c)
 static int readdir_folder(struct dirbuf *d, const struct view_ino *v,
 			  uint64_t ino, off_t off)
 {
-	int64_t box = folders_dir_mailbox(dboxfs.layout, dboxfs.inbox_id, v);
-	unsigned int subdirs = attr_subdirs_of(box);
+	struct dboxfs *fs = d->fs;
+	int64_t box = folders_dir_mailbox(fs->layout, fs->inbox_id, v);
+	unsigned int subdirs = attr_subdirs_of(fs, box);
 	struct folder_list fl;
 	struct folder_ctx fc = { d };
 	char prefix[DBOX_NAME_MAX * 4 + 1];
@@ -286,24 +290,24 @@ static int readdir_folder(struct dirbuf *d, const struct view_ino *v,
 
 		if (off >= CK_CUR + i || !(subdirs & (1u << i)))
 			continue;
-		if (attr_sub(&sv, view_ino_sub(box, sv.sub), &st) < 0 ||
+		if (attr_sub(fs, &sv, view_ino_sub(box, sv.sub), &st) < 0 ||
 		    !dir_add(d, view_sub_names[i], &st, (uint64_t)(CK_CUR + i)))
 			return 0;
 	}
-	if (box != 0 && off < CK_KW && attr_has_keywords(box) &&
-	    (attr_get(view_ino_kwfile(box), &st) < 0 ||
+	if (box != 0 && off < CK_KW && attr_has_keywords(fs, box) &&
+	    (attr_get(fs, view_ino_kwfile(box), &st) < 0 ||
 	     !dir_add(d, KWFILE_NAME, &st, CK_KW)))
 		return 0;
-	if ((dboxfs.layout == VIEW_FS || v->kind == VK_ROOT) &&
+	if ((fs->layout == VIEW_FS || v->kind == VK_ROOT) &&
 	    (uint64_t)off < BACKING_COOKIE_BASE) {
-		ret = folders_load(dboxfs.store, &fl);
+		ret = folders_load(fs->store, &fl);
 		if (ret < 0)
 			return ret;
-		depth = folders_prefix(&fl, dboxfs.layout, v, prefix,
+		depth = folders_prefix(&fl, fs->layout, v, prefix,
 				       sizeof(prefix));
 		if (depth >= 0)
-			folders_children(&fl, dboxfs.layout, prefix,
-					 (unsigned int)depth, dboxfs.inbox_id,
+			folders_children(&fl, fs->layout, prefix,
+					 (unsigned int)depth, fs->inbox_id,
 					 off > 0 ? (uint64_t)off : 0,
 					 add_folder_child, &fc);
 		folders_free(&fl);
@@ -318,7 +322,8 @@ static int readdir_folder(struct dirbuf *d, const struct view_ino *v,
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi, bool plus)
 {
-	struct dirbuf d = { .req = req, .size = size, .plus = plus };
+	struct dirbuf d = { .fs = fuse_req_userdata(req), .req = req,
+			     .size = size, .plus = plus };
 	struct view_ino v;
 	int ret;
 
@@ -355,6 +360,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 void readdir_open(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
+	struct dboxfs *fs = fuse_req_userdata(req);
 	struct dirhandle *dh = calloc(1, sizeof(*dh));
 	struct view_ino v;
 
@@ -364,7 +370,7 @@ void readdir_open(fuse_req_t req, fuse_ino_t ino,
 	}
 	dh->fh.type = FH_DIR;
 	dh->fh.fd = -1;
-	fh_track(&dh->fh);
+	fh_track(fs, &dh->fh);
 	fi->fh = (uint64_t)(uintptr_t)dh;
 	/* The kernel keeps the listing of the view's directories: its own
 	 * changes in them reset it, and the follower drops it on every
@@ -377,7 +383,7 @@ void readdir_open(fuse_req_t req, fuse_ino_t ino,
 	}
 	if (fuse_reply_open(req, fi) == -ENOENT) {
 		/* the opener was interrupted: no releasedir will come */
-		fh_untrack(&dh->fh);
+		fh_untrack(fs, &dh->fh);
 		dirhandle_free(dh);
 	}
 }
@@ -385,10 +391,11 @@ void readdir_open(fuse_req_t req, fuse_ino_t ino,
 void readdir_release(fuse_req_t req, fuse_ino_t ino,
 			  struct fuse_file_info *fi)
 {
+	struct dboxfs *fs = fuse_req_userdata(req);
 	struct dirhandle *dh = (struct dirhandle *)(uintptr_t)fi->fh;
 
 	(void)ino;
-	fh_untrack(&dh->fh);
+	fh_untrack(fs, &dh->fh);
 	dirhandle_free(dh);
 	fuse_reply_err(req, 0);
 }

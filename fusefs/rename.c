@@ -49,7 +49,8 @@ static int rename_msg(const struct dbox_msg *m, const struct view_ino *dst,
 	/* rename(2) replaces an existing target (the message with the name
 	 * this one gets): in the same mailbox in the same transaction; a
 	 * move expunges it first */
-	if (msgname_at_target(dst->box, dst->sub, base, info, &old) == 0 &&
+	if (msgname_at_target(&dboxfs, dst->box, dst->sub, base, info,
+			      &old) == 0 &&
 	    !(old.mailbox_id == m->mailbox_id && old.uid == m->uid)) {
 		*new_ino_r = view_ino_msg(m->mailbox_id, m->uid);
 		if (dst->box == m->mailbox_id)
@@ -68,7 +69,8 @@ static int rename_msg(const struct dbox_msg *m, const struct view_ino *dst,
 			    flags, kw, dir, base, &uid, &err);
 	if (ret == 0) {
 		*new_ino_r = view_ino_msg(dst->box, uid);
-		moved_add(view_ino_msg(m->mailbox_id, m->uid), *new_ino_r);
+		moved_add(&dboxfs, view_ino_msg(m->mailbox_id, m->uid),
+			  *new_ino_r);
 	} else {
 		fuse_log(FUSE_LOG_ERR, "dboxfs: move %s: %s\n", newname,
 			 err.msg);
@@ -167,7 +169,7 @@ static bool is_msg_name(const struct view_ino *dst, const char *newname)
 	struct dbox_msg m;
 
 	return dst->kind == VK_SUB && dst->sub != SUB_TMP &&
-		msgname_in_sub(dst->box, dst->sub, newname, &m) == 0;
+		msgname_in_sub(&dboxfs, dst->box, dst->sub, newname, &m) == 0;
 }
 
 static int rename_backing(fuse_req_t req, const struct view_ino *src,
@@ -192,7 +194,8 @@ static int rename_backing(fuse_req_t req, const struct view_ino *src,
 	    view_final_name(newname, base, sizeof(base), &info)) {
 		/* the name the message would show is taken */
 		if ((flags & RENAME_NOREPLACE) &&
-		    msgname_at_target(dst->box, dst->sub, base, info, &m) == 0)
+		    msgname_at_target(&dboxfs, dst->box, dst->sub, base, info,
+				      &m) == 0)
 			ret = -EEXIST;
 		else
 			ret = rename_commit(req, sfd, name, newparent, dst,
@@ -222,7 +225,8 @@ static int noreplace_msg(const struct dbox_msg *m, const struct view_ino *dst,
 
 	if (!view_final_name(newname, base, sizeof(base), &info))
 		return -EINVAL;
-	ret = msgname_at_target(dst->box, dst->sub, base, info, &other);
+	ret = msgname_at_target(&dboxfs, dst->box, dst->sub, base, info,
+				&other);
 	if (ret == -ENOENT)
 		return 0;
 	if (ret < 0)
@@ -260,7 +264,7 @@ static int exchange_msg(const struct dbox_msg *m, const struct view_ino *dst,
 
 	if (dst->kind != VK_SUB || dst->sub == SUB_TMP)
 		return -EXDEV;
-	ret = msgname_in_sub(dst->box, dst->sub, newname, &other);
+	ret = msgname_in_sub(&dboxfs, dst->box, dst->sub, newname, &other);
 	if (ret == -ENOENT)
 		/* no message by that name: a file being written, or nothing */
 		return backing_has(dst, newname) ? -EXDEV : -ENOENT;
@@ -323,7 +327,7 @@ void opw_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return;
 	}
 	if (src.kind == VK_SUB && src.sub != SUB_TMP &&
-	    msgname_in_sub(src.box, src.sub, name, &m) == 0) {
+	    msgname_in_sub(&dboxfs, src.box, src.sub, name, &m) == 0) {
 		ret = rename_of_msg(&m, &dst, newname, flags);
 		/* moved to another folder, or a file in tmp/ now: the
 		 * kernel's node may stand for the message it was before */

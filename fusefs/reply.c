@@ -16,46 +16,49 @@ int dboxfs_errno(int ret)
 	return ret < 0 ? -ret : EIO;
 }
 
-void dboxfs_log_once(uint64_t ino, const char *msg)
+void dboxfs_log_once(struct dboxfs *fs, uint64_t ino, const char *msg)
 {
 	bool seen = false;
 
-	pthread_mutex_lock(&dboxfs.log_lock);
+	pthread_mutex_lock(&fs->log_lock);
 	for (unsigned int i = 0; i < 256; i++)
-		seen |= dboxfs.logged[i] == ino;
+		seen |= fs->logged[i] == ino;
 	if (!seen)
-		dboxfs.logged[dboxfs.logged_next++ % 256] = ino;
-	pthread_mutex_unlock(&dboxfs.log_lock);
+		fs->logged[fs->logged_next++ % 256] = ino;
+	pthread_mutex_unlock(&fs->log_lock);
 	if (!seen)
 		fuse_log(FUSE_LOG_ERR, "dboxfs: %s\n", msg);
 }
 
 
 
-void reply_entry_param(struct fuse_entry_param *e, const struct stat *st)
+void reply_entry_param(struct dboxfs *fs, struct fuse_entry_param *e,
+		       const struct stat *st)
 {
 	memset(e, 0, sizeof(*e));
 	e->ino = st->st_ino;
 	e->attr = *st;
 	e->attr.st_ino = backing_shown_ino(e->ino);
-	e->attr_timeout = dboxfs.attr_timeout;
-	e->entry_timeout = dboxfs.entry_timeout;
+	e->attr_timeout = fs->attr_timeout;
+	e->entry_timeout = fs->entry_timeout;
 }
 
 void reply_entry(fuse_req_t req, const struct stat *st)
 {
+	struct dboxfs *fs = fuse_req_userdata(req);
 	struct fuse_entry_param e;
 
-	reply_entry_param(&e, st);
+	reply_entry_param(fs, &e, st);
 	fuse_reply_entry(req, &e);
 }
 
 void reply_negative(fuse_req_t req)
 {
+	struct dboxfs *fs = fuse_req_userdata(req);
 	struct fuse_entry_param e;
 
 	/* ino 0 with a timeout: the kernel caches "no such name" */
 	memset(&e, 0, sizeof(e));
-	e.entry_timeout = dboxfs.neg_timeout;
+	e.entry_timeout = fs->neg_timeout;
 	fuse_reply_entry(req, &e);
 }

@@ -68,7 +68,7 @@ static int write_file(const struct dbox_msg *m, int dirfd, const char *name,
 	int fd = openat(dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	int ret = fd < 0 ? -errno : copy_bytes(m, fd);
 
-	attr_msg(&st, m);
+	attr_msg(&dboxfs, &st, m);
 	ts[0] = st.st_atim;
 	ts[1] = st.st_mtim;
 	if (ret == 0 && fchmod(fd, st.st_mode & 07777) < 0)
