@@ -17,28 +17,22 @@
 #include "prepare.h"
 #include "reply.h"
 
-static pthread_mutex_t q_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t q_cond = PTHREAD_COND_INITIALIZER;
-static struct commit_job *q_head, **q_tail = &q_head;
-static bool q_stop;
-static pthread_t committer;
-static bool started;
 
 /* ------------------------------------------------------ jobs */
 
 /* A message keeps the mode its file had, as on a local filesystem (rsync
  * -a sets it before its rename); 0 stands for the store's default. */
-static uint32_t msg_mode(mode_t mode)
+static uint32_t msg_mode(struct dboxfs *fs, mode_t mode)
 {
 	mode &= 07777;
-	return mode == dboxfs.file_mode ? 0 : (uint32_t)(S_IFREG | mode);
+	return mode == fs->file_mode ? 0 : (uint32_t)(S_IFREG | mode);
 }
 
 /* The uid a file reserved, for its commit into mailbox box (0: none, or
  * one it cannot have: of another mailbox, beyond an index rebuilt since,
  * or taken by a message, which a daemon killed after the commit and
  * before the file went would leave). */
-static uint32_t reserved_uid_for(int fd, int64_t box)
+static uint32_t reserved_uid_for(struct dboxfs *fs, int fd, int64_t box)
 {
 	struct dbox_mailbox b;
 	struct dbox_msg m;
@@ -46,16 +40,17 @@ static uint32_t reserved_uid_for(int fd, int64_t box)
 	uint32_t uid;
 
 	if (!backing_resv_read(fd, &resv_box, &uid) || resv_box != box ||
-	    dbox_mailbox_get(dboxfs.store, box, &b, NULL) < 0 ||
+	    dbox_mailbox_get(fs->store, box, &b, NULL) < 0 ||
 	    uid >= b.next_uid ||
-	    dbox_msg_get(dboxfs.store, box, uid, &m, NULL) != -ENOENT)
+	    dbox_msg_get(fs->store, box, uid, &m, NULL) != -ENOENT)
 		return 0;
 	return uid;
 }
 
-int commit_job_make(int src_dirfd, const char *src_name, uint64_t src_ino,
-		    int64_t box, enum view_sub sub, const char *name,
-		    bool unlink_src, struct commit_job **job_r)
+int commit_job_make(struct dboxfs *fs, int src_dirfd, const char *src_name,
+		    uint64_t src_ino, int64_t box, enum view_sub sub,
+		    const char *name, bool unlink_src,
+		    struct commit_job **job_r)
 {
 	struct commit_job *j = calloc(1, sizeof(*j));
 	const char *info;
@@ -83,12 +78,12 @@ int commit_job_make(int src_dirfd, const char *src_name, uint64_t src_ino,
 	j->box = box;
 	j->in_new = sub == SUB_NEW;
 	j->new_info = j->in_new && info != NULL;
-	j->mode = msg_mode(st.st_mode);
+	j->mode = msg_mode(fs, st.st_mode);
 	j->received = st.st_mtim.tv_sec;
 	j->received_ns = st.st_mtim.tv_nsec;
 	/* a rename or close keeps the file's number; a link is a second
 	 * file, and its message a number of its own */
-	j->resv_uid = unlink_src ? reserved_uid_for(j->fd, box) : 0;
+	j->resv_uid = unlink_src ? reserved_uid_for(fs, j->fd, box) : 0;
 	j->src_ino = src_ino != 0 ? src_ino : backing_node_ino(j->fd, NULL,
 								 &st);
 	/* renamed, the file is no longer the client's: after a crash the
@@ -104,14 +99,14 @@ int commit_job_make(int src_dirfd, const char *src_name, uint64_t src_ino,
 	return 0;
 }
 
-void commit_submit(struct commit_job *job)
+void commit_submit(struct dboxfs *fs, struct commit_job *job)
 {
 	job->next = NULL;
-	pthread_mutex_lock(&q_lock);
-	*q_tail = job;
-	q_tail = &job->next;
-	pthread_cond_broadcast(&q_cond);
-	pthread_mutex_unlock(&q_lock);
+	pthread_mutex_lock(&fs->commit.lock);
+	*fs->commit.tail = job;
+	fs->commit.tail = &job->next;
+	pthread_cond_broadcast(&fs->commit.cond);
+	pthread_mutex_unlock(&fs->commit.lock);
 }
 
 static enum dbox_maildir_dir job_dir(const struct commit_job *j)
@@ -123,8 +118,8 @@ static enum dbox_maildir_dir job_dir(const struct commit_job *j)
 
 /* An existing message of the same name is replaced (rename(2) semantics):
  * it is expunged in the same transaction. */
-static int add_job(struct dbox_save_txn *txn, struct commit_job *j,
-		   struct dbox_err *err)
+static int add_job(struct dboxfs *fs, struct dbox_save_txn *txn,
+		   struct commit_job *j, struct dbox_err *err)
 {
 	struct dbox_save_opts o = {
 		.mailbox_id = j->box,
@@ -154,7 +149,7 @@ static int add_job(struct dbox_save_txn *txn, struct commit_job *j,
 			 strerror(errno));
 		return -errno;
 	}
-	if (msgname_like(&dboxfs, j->box, &like, &old) == 0) {
+	if (msgname_like(fs, j->box, &like, &old) == 0) {
 		ret = dbox_save_expunge(txn, j->box, old.uid, err);
 		if (ret < 0)
 			return ret;
@@ -178,16 +173,17 @@ static int add_job(struct dbox_save_txn *txn, struct commit_job *j,
 	return dbox_save_add_fd(txn, j->fd, &o, err);
 }
 
-static int run_txn(struct commit_job **jobs, size_t n, struct dbox_err *err)
+static int run_txn(struct dboxfs *fs, struct commit_job **jobs, size_t n,
+		   struct dbox_err *err)
 {
 	struct dbox_save_txn *txn = NULL;
 	uint32_t uids[COMMIT_BATCH_MAX];
-	int ret = dbox_save_begin(dboxfs.store, &txn, err);
+	int ret = dbox_save_begin(fs->store, &txn, err);
 
 	if (ret < 0)
 		return ret;    /* txn was never set */
 	for (size_t i = 0; ret == 0 && i < n; i++)
-		ret = add_job(txn, jobs[i], err);
+		ret = add_job(fs, txn, jobs[i], err);
 	if (ret < 0) {
 		dbox_save_rollback(txn);
 		return ret;
@@ -198,7 +194,7 @@ static int run_txn(struct commit_job **jobs, size_t n, struct dbox_err *err)
 	return ret;
 }
 
-static void finish_job(struct commit_job *j)
+static void finish_job(struct dboxfs *fs, struct commit_job *j)
 {
 	if (j->ret == 0) {
 		/* a renamed file's inode goes on as the message's; a
@@ -220,7 +216,7 @@ static void finish_job(struct commit_job *j)
 	}
 	if (j->req != NULL && j->reply_entry && j->ret == 0) {
 		struct stat st;
-		int ret = attr_get(&dboxfs, view_ino_msg(j->box, j->uid), &st);
+		int ret = attr_get(fs, view_ino_msg(j->box, j->uid), &st);
 
 		if (ret < 0)
 			fuse_reply_err(j->req, dboxfs_errno(ret));
@@ -256,9 +252,9 @@ static bool name_in(struct commit_job **jobs, size_t n,
 	return false;
 }
 
-static size_t take_batch(struct commit_job **jobs)
+static size_t take_batch(struct dboxfs *fs, struct commit_job **jobs)
 {
-	struct commit_job **pp = &q_head, *j;
+	struct commit_job **pp = &fs->commit.head, *j;
 	size_t n = 0;
 
 	while ((j = *pp) != NULL && n < COMMIT_BATCH_MAX) {
@@ -269,31 +265,31 @@ static size_t take_batch(struct commit_job **jobs)
 		*pp = j->next;
 		jobs[n++] = j;
 	}
-	q_tail = &q_head;
-	while (*q_tail != NULL)
-		q_tail = &(*q_tail)->next;
+	fs->commit.tail = &fs->commit.head;
+	while (*fs->commit.tail != NULL)
+		fs->commit.tail = &(*fs->commit.tail)->next;
 	return n;
 }
 
-static void commit_batch(struct commit_job **jobs, size_t n)
+static void commit_batch(struct dboxfs *fs, struct commit_job **jobs, size_t n)
 {
 	struct dbox_err err = { "" };
 	int ret;
 
 	for (size_t i = 0; i < n; i++) {
 		if (jobs[i]->src_ino != 0)
-			jobs[i]->prepared = prepare_take(jobs[i]->src_ino,
+			jobs[i]->prepared = prepare_take(fs, jobs[i]->src_ino,
 							 jobs[i]->fd,
 							 jobs[i]->box,
 							 jobs[i]->base);
 	}
-	ret = run_txn(jobs, n, &err);
+	ret = run_txn(fs, jobs, n, &err);
 
 	if (ret < 0 && n > 1) {
 		/* isolate the failing file: each on its own */
 		for (size_t i = 0; i < n; i++) {
 			err.msg[0] = '\0';
-			jobs[i]->ret = run_txn(&jobs[i], 1, &err);
+			jobs[i]->ret = run_txn(fs, &jobs[i], 1, &err);
 			if (jobs[i]->ret < 0)
 				fuse_log(FUSE_LOG_ERR, "dboxfs: delivery of %s "
 					 "failed: %s\n", jobs[i]->base,
@@ -307,64 +303,65 @@ static void commit_batch(struct commit_job **jobs, size_t n)
 				 " %s\n", jobs[0]->base, err.msg);
 	}
 	for (size_t i = 0; i < n; i++)
-		finish_job(jobs[i]);
+		finish_job(fs, jobs[i]);
 }
 
 static void *committer_main(void *arg)
 {
 	static struct commit_job *jobs[COMMIT_BATCH_MAX];
+	struct dboxfs *fs = arg;
 
-	(void)arg;
 	for (;;) {
 		size_t n;
 
-		pthread_mutex_lock(&q_lock);
-		while (q_head == NULL && !q_stop)
-			pthread_cond_wait(&q_cond, &q_lock);
-		if (q_head == NULL && q_stop) {
-			pthread_mutex_unlock(&q_lock);
+		pthread_mutex_lock(&fs->commit.lock);
+		while (fs->commit.head == NULL && !fs->commit.stop)
+			pthread_cond_wait(&fs->commit.cond, &fs->commit.lock);
+		if (fs->commit.head == NULL && fs->commit.stop) {
+			pthread_mutex_unlock(&fs->commit.lock);
 			return NULL;
 		}
-		n = take_batch(jobs);
-		pthread_mutex_unlock(&q_lock);
-		commit_batch(jobs, n);
+		n = take_batch(fs, jobs);
+		pthread_mutex_unlock(&fs->commit.lock);
+		commit_batch(fs, jobs, n);
 	}
 }
 
 /* Commits what is queued, in this thread: for start-up, before the
  * committer runs. */
-void commit_queued(void)
+void commit_queued(struct dboxfs *fs)
 {
 	static struct commit_job *jobs[COMMIT_BATCH_MAX];
 	size_t n;
 
 	for (;;) {
-		pthread_mutex_lock(&q_lock);
-		n = take_batch(jobs);
-		pthread_mutex_unlock(&q_lock);
+		pthread_mutex_lock(&fs->commit.lock);
+		n = take_batch(fs, jobs);
+		pthread_mutex_unlock(&fs->commit.lock);
 		if (n == 0)
 			return;
-		commit_batch(jobs, n);
+		commit_batch(fs, jobs, n);
 	}
 }
 
-int commit_start(void)
+int commit_start(struct dboxfs *fs)
 {
-	int ret = pthread_create(&committer, NULL, committer_main, NULL);
+	int ret = pthread_create(&fs->commit.thread, NULL, committer_main,
+				 fs);
 
-	started = ret == 0;
+	fs->commit.started = ret == 0;
 	return -ret;
 }
 
 /* Finishes queued commits (their requests get replies), then stops. */
-void commit_stop(void)
+void commit_stop(struct dboxfs *fs)
 {
-	if (!started)
+	if (!fs->commit.started)
 		return;
-	pthread_mutex_lock(&q_lock);
-	q_stop = true;
-	pthread_cond_broadcast(&q_cond);
-	pthread_mutex_unlock(&q_lock);
-	pthread_join(committer, NULL);
-	started = false;
+	pthread_mutex_lock(&fs->commit.lock);
+	fs->commit.stop = true;
+	pthread_cond_broadcast(&fs->commit.cond);
+	pthread_mutex_unlock(&fs->commit.lock);
+	pthread_join(fs->commit.thread, NULL);
+	fs->commit.started = false;
 }

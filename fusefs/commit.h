@@ -19,7 +19,16 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "dboxfs.h"
+#include <pthread.h>
+
+#ifndef FUSE_USE_VERSION
+#define FUSE_USE_VERSION 312   /* as dboxfs.h, which includes this */
+#endif
+#include <fuse_lowlevel.h>
+
+#include "view.h"
+
+struct dboxfs;
 
 struct dbox_save_txn;
 
@@ -57,20 +66,31 @@ struct commit_job {
 /* Jobs taken into one transaction at the most. */
 #define COMMIT_BATCH_MAX 512
 
-int commit_start(void);
+/* In struct dboxfs: the queue of jobs and the committer thread. */
+struct committer {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct commit_job *head, **tail;
+	bool stop;
+	pthread_t thread;
+	bool started;
+};
+
+int commit_start(struct dboxfs *fs);
 /* Commits what is queued, in the calling thread: for start-up, before
  * commit_start. */
-void commit_queued(void);
-void commit_stop(void);
+void commit_queued(struct dboxfs *fs);
+void commit_stop(struct dboxfs *fs);
 /* The commit job of the file now named src_name in src_dirfd (a backing
  * binode src_ino, 0: found from the file) as the message `name` in sub of
  * mailbox box; unlink_src: a rename (the source goes after the commit),
  * else a link.  The job holds the file open and a reference on its
  * binode. */
-int commit_job_make(int src_dirfd, const char *src_name, uint64_t src_ino,
-		    int64_t box, enum view_sub sub, const char *name,
-		    bool unlink_src, struct commit_job **job_r);
+int commit_job_make(struct dboxfs *fs, int src_dirfd, const char *src_name,
+		    uint64_t src_ino, int64_t box, enum view_sub sub,
+		    const char *name, bool unlink_src,
+		    struct commit_job **job_r);
 /* Queues a job; the committer frees it. */
-void commit_submit(struct commit_job *job);
+void commit_submit(struct dboxfs *fs, struct commit_job *job);
 
 #endif

@@ -18,9 +18,12 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "commit.h"
 #include "dbox/store.h"
+#include "follow.h"
 #include "handles.h"
 #include "moved.h"
+#include "prepare.h"
 #include "verified.h"
 #include "view.h"
 
@@ -54,6 +57,9 @@ struct dboxfs {
 	struct moved_ring moved;        /* moved.c */
 	struct fh_list handles;         /* handles.c */
 	struct verified_cache verified; /* fileio.c */
+	struct follower follower;       /* follow.c */
+	struct prepare_list prepared;   /* prepare.c */
+	struct committer commit;        /* commit.c */
 };
 
 extern struct dboxfs dboxfs;

@@ -24,7 +24,7 @@
  * message it is to become, so that its inode number is that message's
  * from the start and never changes (backing.h).  Without one (the index
  * is busy) it shows its own number until it is a message. */
-static void reserve_uid(int fd, int64_t box)
+static void reserve_uid(struct dboxfs *fs, int fd, int64_t box)
 {
 	struct dbox_err err = { "" };
 	int64_t have_box;
@@ -32,7 +32,7 @@ static void reserve_uid(int fd, int64_t box)
 
 	if (backing_resv_read(fd, &have_box, &uid))
 		return;
-	if (dbox_mailbox_reserve_uid(dboxfs.store, box, &uid, &err) < 0) {
+	if (dbox_mailbox_reserve_uid(fs->store, box, &uid, &err) < 0) {
 		fuse_log(FUSE_LOG_WARNING, "dboxfs: reserve a uid in mailbox "
 			 "%lld: %s\n", (long long)box, err.msg);
 		return;
@@ -44,16 +44,16 @@ static void reserve_uid(int fd, int64_t box)
 
 /* Where a new file in directory `parent` lives; reserved names of the
  * view cannot be created. */
-int opw_create_target(const struct view_ino *v, const char *name,
-			 int *dirfd_r, enum backing_area *area_r,
-			 int64_t *box_r)
+int opw_create_target(struct dboxfs *fs, const struct view_ino *v,
+		      const char *name, int *dirfd_r, enum backing_area *area_r,
+		      int64_t *box_r)
 {
 	enum view_sub sub;
 
 	switch (v->kind) {
 	case VK_ROOT:
 	case VK_FOLDER:
-		if (folders_dir_mailbox(dboxfs.layout, dboxfs.inbox_id, v) != 0 &&
+		if (folders_dir_mailbox(fs->layout, fs->inbox_id, v) != 0 &&
 		    (view_sub_of_name(name, &sub) || strcmp(name, KWFILE_NAME) == 0))
 			return -EEXIST;
 		break;
@@ -63,12 +63,13 @@ int opw_create_target(const struct view_ino *v, const char *name,
 	default:
 		return -EPERM;
 	}
-	return opw_area_of(v, dirfd_r, area_r, box_r);
+	return opw_area_of(fs, v, dirfd_r, area_r, box_r);
 }
 
 void opw_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		mode_t mode, struct fuse_file_info *fi)
 {
+	struct dboxfs *fs = fuse_req_userdata(req);
 	struct fuse_entry_param e;
 	enum backing_area area;
 	struct view_ino v;
@@ -79,7 +80,7 @@ void opw_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 	if (!opw_begin_change(req, parent, &v))
 		return;
-	ret = opw_create_target(&v, name, &dirfd, &area, &box);
+	ret = opw_create_target(fs, &v, name, &dirfd, &area, &box);
 	if (ret < 0) {
 		fuse_reply_err(req, -ret);
 		return;
@@ -93,7 +94,7 @@ void opw_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return;
 	}
 	if (area == AREA_CUR || area == AREA_NEW)
-		reserve_uid(fd, box);
+		reserve_uid(fs, fd, box);
 	memset(&e, 0, sizeof(e));
 	ret = backing_lookup(dirfd, name, box, area, &bi, &e.attr);
 	fh = calloc(1, sizeof(*fh));
@@ -120,13 +121,13 @@ void opw_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fh->commit_on_release = (area == AREA_CUR || area == AREA_NEW) &&
 			view_final_name(name, base, sizeof(base), &info);
 	}
-	fh_track(&dboxfs, fh);
+	fh_track(fs, fh);
 	/* only those get the closed mark at close(2): see opw_flush */
 	fi->noflush = !fh->commit_on_release;
 	e.ino = bi->ino;
 	e.attr.st_ino = backing_shown_ino(bi->ino);
-	e.attr_timeout = dboxfs.attr_timeout;
-	e.entry_timeout = dboxfs.entry_timeout;
+	e.attr_timeout = fs->attr_timeout;
+	e.entry_timeout = fs->entry_timeout;
 	fi->fh = (uint64_t)(uintptr_t)fh;
 	fuse_reply_create(req, &e, fi);
 }
@@ -134,6 +135,7 @@ void opw_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 void opw_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 	       mode_t mode, dev_t rdev)
 {
+	struct dboxfs *fs = fuse_req_userdata(req);
 	enum backing_area area;
 	struct view_ino v;
 	int64_t box;
@@ -141,7 +143,7 @@ void opw_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 	if (!opw_begin_change(req, parent, &v))
 		return;
-	ret = opw_create_target(&v, name, &dirfd, &area, &box);
+	ret = opw_create_target(fs, &v, name, &dirfd, &area, &box);
 	if (ret == 0 && !S_ISREG(mode) && area != AREA_FILES)
 		ret = -EPERM;  /* only plain areas hold fifos and sockets */
 	if (ret == 0 && mknodat(dirfd, name, mode, rdev) < 0)
@@ -156,7 +158,7 @@ void opw_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 	close(dirfd);
 }
 
-void deliver_release_fd(struct fh *fh)
+void deliver_release_fd(struct dboxfs *fs, struct fh *fh)
 {
 	struct commit_job *job;
 	int dirfd;
@@ -165,10 +167,10 @@ void deliver_release_fd(struct fh *fh)
 	    backing_area_dir(fh->box, fh->area, &dirfd) == 0) {
 		enum view_sub sub = backing_sub_of_area(fh->area);
 
-		if (commit_job_make(dirfd, fh->name, fh->ino, fh->box, sub,
+		if (commit_job_make(fs, dirfd, fh->name, fh->ino, fh->box, sub,
 				    fh->name, true, &job) == 0) {
 			job->keep_dir_mtime = true;
-			commit_submit(job);
+			commit_submit(fs, job);
 		}
 		close(dirfd);
 	}
@@ -182,6 +184,7 @@ void deliver_release_fd(struct fh *fh)
 void opw_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *buf,
 		   off_t off, struct fuse_file_info *fi)
 {
+	struct dboxfs *fs = fuse_req_userdata(req);
 	struct fh *fh = (struct fh *)(uintptr_t)fi->fh;
 	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(buf));
 	ssize_t n;
@@ -191,7 +194,7 @@ void opw_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *buf,
 		fuse_reply_err(req, EBADF);
 		return;
 	}
-	prepare_drop(fh->ino);
+	prepare_drop(fs, fh->ino);
 	if (fh->area == AREA_CUR || fh->area == AREA_NEW)
 		backing_mark_drop(fh->ino);  /* written after a close */
 	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
@@ -216,14 +219,14 @@ void opw_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *buf,
 /* A file in tmp/ being synced is about to be delivered (prepare.h).  What
  * its writer opened may be write-only: the record is read from a
  * descriptor of our own.  Failure only means the rename does the work. */
-static void prepare_delivery(const struct fh *fh)
+static void prepare_delivery(struct dboxfs *fs, const struct fh *fh)
 {
 	char base[DBOX_NAME_MAX + 1];
 	struct binode *bi;
 	const char *info;
 	int fd;
 
-	if (dboxfs.readonly || fh->box == 0 ||
+	if (fs->readonly || fh->box == 0 ||
 	    !view_final_name(fh->name, base, sizeof(base), &info))
 		return;
 	bi = backing_get(fh->ino);
@@ -231,13 +234,14 @@ static void prepare_delivery(const struct fh *fh)
 	backing_put(bi);
 	if (fd < 0)
 		return;
-	prepare_fsync(fh->ino, fd, fh->box, base);
+	prepare_fsync(fs, fh->ino, fd, fh->box, base);
 	close(fd);
 }
 
 void opw_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	       struct fuse_file_info *fi)
 {
+	struct dboxfs *fs = fuse_req_userdata(req);
 	struct fh *fh = (struct fh *)(uintptr_t)fi->fh;
 	int r = 0;
 
@@ -248,7 +252,7 @@ void opw_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		return;
 	}
 	if (fh->type == FH_FD && fh->area == AREA_TMP && fh->wrote)
-		prepare_delivery(fh);
+		prepare_delivery(fs, fh);
 	if (fh->type == FH_FD && dfs_powercut_active()) {
 		dfs_powercut_sync(fh->fd);
 		r = datasync ? fdatasync(fh->fd) : fsync(fh->fd);
@@ -282,6 +286,7 @@ void opw_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 void opw_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 		   off_t length, struct fuse_file_info *fi)
 {
+	struct dboxfs *fs = fuse_req_userdata(req);
 	struct fh *fh = (struct fh *)(uintptr_t)fi->fh;
 
 	(void)ino;
@@ -289,7 +294,7 @@ void opw_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 		fuse_reply_err(req, EACCES);
 		return;
 	}
-	prepare_drop(fh->ino);
+	prepare_drop(fs, fh->ino);
 	if (fh->area == AREA_CUR || fh->area == AREA_NEW)
 		backing_mark_drop(fh->ino);
 	fuse_reply_err(req, fallocate(fh->fd, mode, offset, length) < 0 ?

@@ -6,6 +6,6 @@
 
 /* Called on release of an FH_FD handle; commits a file closed under its
  * final name in cur/ or new/, and frees the handle. */
-void deliver_release_fd(struct fh *fh);
+void deliver_release_fd(struct dboxfs *fs, struct fh *fh);
 
 #endif

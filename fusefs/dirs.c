@@ -18,28 +18,30 @@
 
 /* ------------------------------------------------------------- folders */
 
-static int folder_prefix(const struct view_ino *v, char *buf, size_t len)
+static int folder_prefix(struct dboxfs *fs, const struct view_ino *v, char *buf,
+			 size_t len)
 {
 	struct folder_list fl;
-	int depth, ret = folders_load(dboxfs.store, &fl);
+	int depth, ret = folders_load(fs->store, &fl);
 
 	if (ret < 0)
 		return ret;
-	depth = folders_prefix(&fl, dboxfs.layout, v, buf, len);
+	depth = folders_prefix(&fl, fs->layout, v, buf, len);
 	folders_free(&fl);
 	return depth;
 }
 
 /* The mailbox a directory name in `v` stands for; false if the name is a
  * plain directory there instead. */
-int opw_mailbox_for_dirname(const struct view_ino *v, const char *name,
-			       char *mailbox, size_t len, bool *is_mailbox)
+int opw_mailbox_for_dirname(struct dboxfs *fs, const struct view_ino *v,
+			    const char *name, char *mailbox, size_t len,
+			    bool *is_mailbox)
 {
 	char prefix[DBOX_NAME_MAX * 4 + 1];
 	int depth;
 
 	*is_mailbox = false;
-	if (dboxfs.layout == VIEW_MAILDIRPP) {
+	if (fs->layout == VIEW_MAILDIRPP) {
 		if (v->kind != VK_ROOT || name[0] != '.')
 			return 0;
 		*is_mailbox = true;
@@ -47,7 +49,7 @@ int opw_mailbox_for_dirname(const struct view_ino *v, const char *name,
 	}
 	if (name[0] == '.' || v->kind == VK_PLAIN || v->kind == VK_SUB)
 		return 0;
-	depth = folder_prefix(v, prefix, sizeof(prefix));
+	depth = folder_prefix(fs, v, prefix, sizeof(prefix));
 	if (depth < 0)
 		return depth;
 	*is_mailbox = true;
@@ -65,22 +67,23 @@ int opw_mailbox_for_dirname(const struct view_ino *v, const char *name,
 static void mkdir_sub(fuse_req_t req, const struct view_ino *parent,
 		      int64_t box, enum view_sub sub)
 {
+	struct dboxfs *fs = fuse_req_userdata(req);
 	struct dbox_mailbox b;
 	struct stat st;
 	unsigned int bit = 1u << sub;
-	int ret = dbox_mailbox_get(dboxfs.store, box, &b, NULL);
+	int ret = dbox_mailbox_get(fs->store, box, &b, NULL);
 
 	if (ret == 0 && (b.subdirs & bit))
 		ret = -EEXIST;
 	if (ret == 0)
-		ret = dbox_mailbox_set_subdirs(dboxfs.store, box,
+		ret = dbox_mailbox_set_subdirs(fs->store, box,
 					       b.subdirs | bit, NULL);
 	if (ret == 0 && sub == SUB_TMP)
 		dirtime_tmp_changed(box);
 	if (ret == 0)
 		dirtime_folder_changed(parent);
 	if (ret == 0)
-		ret = attr_get(&dboxfs, view_ino_sub(box, sub), &st);
+		ret = attr_get(fs, view_ino_sub(box, sub), &st);
 	if (ret < 0)
 		fuse_reply_err(req, dboxfs_errno(ret));
 	else
@@ -90,20 +93,21 @@ static void mkdir_sub(fuse_req_t req, const struct view_ino *parent,
 static void mkdir_mailbox(fuse_req_t req, const struct view_ino *parent,
 			  const char *mailbox)
 {
+	struct dboxfs *fs = fuse_req_userdata(req);
 	struct dbox_mailbox b;
 	struct dbox_err err = { "" };
 	struct stat st;
-	int ret = dbox_mailbox_create(dboxfs.store, mailbox, &b, &err);
+	int ret = dbox_mailbox_create(fs->store, mailbox, &b, &err);
 
 	/* as on a real maildir, cur/ new/ tmp/ come with their own mkdir */
 	if (ret == 0)
-		ret = dbox_mailbox_set_subdirs(dboxfs.store, b.id, 0, &err);
+		ret = dbox_mailbox_set_subdirs(fs->store, b.id, 0, &err);
 	if (ret == 0) {
 		dirtime_folder_made(b.id);
 		dirtime_folder_changed(parent);
 	}
 	if (ret == 0)
-		ret = attr_get(&dboxfs, view_ino_folder(b.id), &st);
+		ret = attr_get(fs, view_ino_folder(b.id), &st);
 	if (ret < 0) {
 		if (ret != -EEXIST && ret != -EINVAL)
 			fuse_log(FUSE_LOG_ERR, "dboxfs: mkdir %s: %s\n",
@@ -117,6 +121,7 @@ static void mkdir_mailbox(fuse_req_t req, const struct view_ino *parent,
 void opw_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	       mode_t mode)
 {
+	struct dboxfs *fs = fuse_req_userdata(req);
 	char mailbox[DBOX_NAME_MAX * 4 + 1];
 	enum backing_area area;
 	enum view_sub sub;
@@ -127,7 +132,7 @@ void opw_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 	if (!opw_begin_change(req, parent, &v))
 		return;
-	box = folders_dir_mailbox(dboxfs.layout, dboxfs.inbox_id, &v);
+	box = folders_dir_mailbox(fs->layout, fs->inbox_id, &v);
 	if (box != 0 && view_sub_of_name(name, &sub)) {
 		mkdir_sub(req, &v, box, sub);
 		return;
@@ -136,7 +141,7 @@ void opw_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, v.kind == VK_SUB ? EPERM : ENOTDIR);
 		return;
 	}
-	ret = opw_mailbox_for_dirname(&v, name, mailbox, sizeof(mailbox),
+	ret = opw_mailbox_for_dirname(fs, &v, name, mailbox, sizeof(mailbox),
 				  &is_mailbox);
 	if (ret < 0) {
 		fuse_reply_err(req, -ret);
@@ -146,7 +151,7 @@ void opw_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		mkdir_mailbox(req, &v, mailbox);
 		return;
 	}
-	ret = opw_area_of(&v, &dirfd, &area, &box);
+	ret = opw_area_of(fs, &v, &dirfd, &area, &box);
 	if (ret == 0 && mkdirat(dirfd, name, mode & 07777) < 0)
 		ret = -errno;
 	if (ret < 0) {
@@ -184,46 +189,46 @@ static bool area_empty(int64_t box, enum backing_area area)
 	return empty;
 }
 
-static int rmdir_sub(const struct view_ino *parent, int64_t box,
-		     enum view_sub sub)
+static int rmdir_sub(struct dboxfs *fs, const struct view_ino *parent,
+		     int64_t box, enum view_sub sub)
 {
 	struct dbox_mailbox b;
 	uint64_t count = 0;
-	int ret = dbox_mailbox_get(dboxfs.store, box, &b, NULL);
+	int ret = dbox_mailbox_get(fs->store, box, &b, NULL);
 
 	if (ret == 0 && !(b.subdirs & (1u << sub)))
 		return -ENOENT;
 	if (ret == 0 && sub != SUB_TMP)
-		ret = dbox_msg_count(dboxfs.store, box, sub == SUB_NEW, &count,
+		ret = dbox_msg_count(fs->store, box, sub == SUB_NEW, &count,
 				     NULL);
 	if (ret == 0 && (count > 0 ||
 			 !area_empty(box, backing_area_of_sub(sub))))
 		return -ENOTEMPTY;
 	if (ret == 0)
-		ret = dbox_mailbox_set_subdirs(dboxfs.store, box,
+		ret = dbox_mailbox_set_subdirs(fs->store, box,
 					       b.subdirs & ~(1u << sub), NULL);
 	if (ret == 0)
 		dirtime_folder_changed(parent);
 	return ret;
 }
 
-int opw_rmdir_mailbox(int64_t box)
+int opw_rmdir_mailbox(struct dboxfs *fs, int64_t box)
 {
 	struct dbox_mailbox b;
 	struct dbox_err err = { "" };
-	int ret = dbox_mailbox_get(dboxfs.store, box, &b, NULL);
+	int ret = dbox_mailbox_get(fs->store, box, &b, NULL);
 
 	if (ret < 0)
 		return ret;
 	/* as Dovecot: INBOX stays (delivery goes there) */
-	if (box == dboxfs.inbox_id)
+	if (box == fs->inbox_id)
 		return -EPERM;
 	if (b.subdirs != 0 || !area_empty(box, AREA_FILES))
 		return -ENOTEMPTY;
 	/* maildir++: .A.B is a sibling of .A on disk and stays */
-	ret = dboxfs.layout == VIEW_MAILDIRPP ?
-		dbox_mailbox_delete_one(dboxfs.store, b.name, &err) :
-		dbox_mailbox_delete(dboxfs.store, b.name, &err);
+	ret = fs->layout == VIEW_MAILDIRPP ?
+		dbox_mailbox_delete_one(fs->store, b.name, &err) :
+		dbox_mailbox_delete(fs->store, b.name, &err);
 	if (ret == 0)
 		backing_forget_mailbox(box);
 	if (ret < 0 && ret != -ENOTEMPTY)
@@ -233,7 +238,7 @@ int opw_rmdir_mailbox(int64_t box)
 }
 
 /* An fs-layout directory that only holds other mailboxes. */
-bool opw_is_vdir(const struct view_ino *v, const char *name)
+bool opw_is_vdir(struct dboxfs *fs, const struct view_ino *v, const char *name)
 {
 	char prefix[DBOX_NAME_MAX * 4 + 1];
 	struct folder_list fl;
@@ -241,11 +246,11 @@ bool opw_is_vdir(const struct view_ino *v, const char *name)
 	int depth;
 	bool found = false;
 
-	if (folders_load(dboxfs.store, &fl) < 0)
+	if (folders_load(fs->store, &fl) < 0)
 		return false;
-	depth = folders_prefix(&fl, dboxfs.layout, v, prefix, sizeof(prefix));
-	if (depth >= 0 && folders_lookup(&fl, dboxfs.layout, prefix,
-					 (unsigned int)depth, dboxfs.inbox_id,
+	depth = folders_prefix(&fl, fs->layout, v, prefix, sizeof(prefix));
+	if (depth >= 0 && folders_lookup(&fl, fs->layout, prefix,
+					 (unsigned int)depth, fs->inbox_id,
 					 name, &c) == 0)
 		found = (c.ino >> 60) == VK_VDIR;
 	folders_free(&fl);
@@ -254,6 +259,7 @@ bool opw_is_vdir(const struct view_ino *v, const char *name)
 
 void opw_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	struct dboxfs *fs = fuse_req_userdata(req);
 	char mailbox[DBOX_NAME_MAX * 4 + 1];
 	enum backing_area area;
 	struct dbox_mailbox b;
@@ -265,29 +271,29 @@ void opw_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 	if (!opw_begin_change(req, parent, &v))
 		return;
-	box = folders_dir_mailbox(dboxfs.layout, dboxfs.inbox_id, &v);
+	box = folders_dir_mailbox(fs->layout, fs->inbox_id, &v);
 	if (box != 0 && view_sub_of_name(name, &sub)) {
-		ret = rmdir_sub(&v, box, sub);
+		ret = rmdir_sub(fs, &v, box, sub);
 		fuse_reply_err(req, ret < 0 ? dboxfs_errno(ret) : 0);
 		return;
 	}
-	ret = opw_mailbox_for_dirname(&v, name, mailbox, sizeof(mailbox),
+	ret = opw_mailbox_for_dirname(fs, &v, name, mailbox, sizeof(mailbox),
 				  &is_mailbox);
 	if (ret == 0 && is_mailbox) {
-		if (dbox_mailbox_lookup(dboxfs.store, mailbox, &b, NULL) == 0)
-			ret = opw_rmdir_mailbox(b.id);
+		if (dbox_mailbox_lookup(fs->store, mailbox, &b, NULL) == 0)
+			ret = opw_rmdir_mailbox(fs, b.id);
 		else
-			ret = opw_is_vdir(&v, name) ? -ENOTEMPTY : -ENOENT;
+			ret = opw_is_vdir(fs, &v, name) ? -ENOTEMPTY : -ENOENT;
 		if (ret == 0)
 			dirtime_folder_changed(&v);
 		/* maildir++: a dot-name that is no mailbox may still be a
 		 * plain directory */
-		if (ret != -ENOENT || dboxfs.layout == VIEW_FS) {
+		if (ret != -ENOENT || fs->layout == VIEW_FS) {
 			fuse_reply_err(req, ret < 0 ? dboxfs_errno(ret) : 0);
 			return;
 		}
 	}
-	ret = opw_area_of(&v, &dirfd, &area, &box);
+	ret = opw_area_of(fs, &v, &dirfd, &area, &box);
 	if (ret == 0 && unlinkat(dirfd, name, AT_REMOVEDIR) < 0)
 		ret = -errno;
 	if (dirfd >= 0)

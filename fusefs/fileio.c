@@ -406,7 +406,7 @@ void fileio_release(fuse_req_t req, fuse_ino_t ino,
 		free(fh);
 	} else if (fh->type == FH_FD) {
 		fh_untrack(fs, fh);
-		deliver_release_fd(fh);
+		deliver_release_fd(fs, fh);
 	}
 	fuse_reply_err(req, 0);
 }

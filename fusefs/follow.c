@@ -17,20 +17,16 @@
 #define FOLLOW_PERIOD_MS 250
 #define MAX_CHANGED 256
 
-static pthread_t thread;
-static int stop_pipe[2] = { -1, -1 };
-static bool running;
-
 /* Attributes (mtime, nlink) and cached listings of a folder go. */
-static void inval_mailbox(int64_t box)
+static void inval_mailbox(struct dboxfs *fs, int64_t box)
 {
-	fuse_lowlevel_notify_inval_inode(dboxfs.se, view_ino_sub(box, SUB_CUR),
+	fuse_lowlevel_notify_inval_inode(fs->se, view_ino_sub(box, SUB_CUR),
 					 0, 0);
-	fuse_lowlevel_notify_inval_inode(dboxfs.se, view_ino_sub(box, SUB_NEW),
+	fuse_lowlevel_notify_inval_inode(fs->se, view_ino_sub(box, SUB_NEW),
 					 0, 0);
-	fuse_lowlevel_notify_inval_inode(dboxfs.se, view_ino_kwfile(box), 0, 0);
-	fuse_lowlevel_notify_inval_inode(dboxfs.se, box == dboxfs.inbox_id &&
-					 dboxfs.layout == VIEW_MAILDIRPP ?
+	fuse_lowlevel_notify_inval_inode(fs->se, view_ino_kwfile(box), 0, 0);
+	fuse_lowlevel_notify_inval_inode(fs->se, box == fs->inbox_id &&
+					 fs->layout == VIEW_MAILDIRPP ?
 					 VIEW_ROOT_INO : view_ino_folder(box),
 					 0, 0);
 }
@@ -44,10 +40,8 @@ struct box_seen {
 	bool seen;
 };
 
-static struct box_seen *seen;
-static size_t seen_count, seen_cap;
-
 struct scan {
+	struct dboxfs *fs;
 	int64_t *changed;
 	int n;                    /* < 0: more than fit */
 	size_t hint;              /* mailboxes come in the same order */
@@ -55,7 +49,7 @@ struct scan {
 
 static void scan_add(struct scan *sc, int64_t box)
 {
-	inval_mailbox(box);
+	inval_mailbox(sc->fs, box);
 	if (sc->n >= 0 && sc->n < MAX_CHANGED)
 		sc->changed[sc->n++] = box;
 	else
@@ -64,25 +58,27 @@ static void scan_add(struct scan *sc, int64_t box)
 
 static struct box_seen *seen_find(struct scan *sc, int64_t id)
 {
-	for (size_t k = 0; k < seen_count; k++) {
-		size_t i = (sc->hint + k) % seen_count;
+	struct follower *f = &sc->fs->follower;
 
-		if (seen[i].id == id) {
+	for (size_t k = 0; k < f->seen_count; k++) {
+		size_t i = (sc->hint + k) % f->seen_count;
+
+		if (f->seen[i].id == id) {
 			sc->hint = i + 1;
-			return &seen[i];
+			return &f->seen[i];
 		}
 	}
-	if (seen_count == seen_cap) {
-		size_t cap = seen_cap == 0 ? 64 : seen_cap * 2;
-		struct box_seen *grown = realloc(seen, cap * sizeof(*grown));
+	if (f->seen_count == f->seen_cap) {
+		size_t cap = f->seen_cap == 0 ? 64 : f->seen_cap * 2;
+		struct box_seen *grown = realloc(f->seen, cap * sizeof(*grown));
 
 		if (grown == NULL)
 			return NULL;
-		seen = grown;
-		seen_cap = cap;
+		f->seen = grown;
+		f->seen_cap = cap;
 	}
-	seen[seen_count] = (struct box_seen){ .id = id, .new_ns = -1 };
-	return &seen[seen_count++];
+	f->seen[f->seen_count] = (struct box_seen){ .id = id, .new_ns = -1 };
+	return &f->seen[f->seen_count++];
 }
 
 static int scan_cb(void *ctx, const struct dbox_mailbox *box)
@@ -104,30 +100,31 @@ static int scan_cb(void *ctx, const struct dbox_mailbox *box)
 /* The folders whose message lists changed (or that went) since the last
  * scan, invalidated; their ids in changed[], the count returned (< 0:
  * more than MAX_CHANGED). */
-static int scan_changed(int64_t *changed)
+static int scan_changed(struct dboxfs *fs, int64_t *changed)
 {
-	struct scan sc = { .changed = changed };
+	struct scan sc = { .fs = fs, .changed = changed };
+	struct follower *f = &fs->follower;
 	size_t kept = 0;
 
-	for (size_t i = 0; i < seen_count; i++)
-		seen[i].seen = false;
-	dbox_mailbox_list(dboxfs.store, scan_cb, &sc, NULL);
-	for (size_t i = 0; i < seen_count; i++) {
-		if (!seen[i].seen)
-			scan_add(&sc, seen[i].id);
+	for (size_t i = 0; i < f->seen_count; i++)
+		f->seen[i].seen = false;
+	dbox_mailbox_list(fs->store, scan_cb, &sc, NULL);
+	for (size_t i = 0; i < f->seen_count; i++) {
+		if (!f->seen[i].seen)
+			scan_add(&sc, f->seen[i].id);
 		else
-			seen[kept++] = seen[i];
+			f->seen[kept++] = f->seen[i];
 	}
-	seen_count = kept;
+	f->seen_count = kept;
 	return sc.n;
 }
 
-static void check_once(uint64_t *seq)
+static void check_once(struct dboxfs *fs, uint64_t *seq)
 {
 	int64_t changed[MAX_CHANGED];
 	struct dbox_err err = { "" };
 	uint64_t now;
-	int n = dbox_store_follow(dboxfs.store, changed, MAX_CHANGED, &err);
+	int n = dbox_store_follow(fs->store, changed, MAX_CHANGED, &err);
 
 	if (n < 0) {
 		fuse_log(FUSE_LOG_ERR, "dboxfs: following the store: %s\n",
@@ -135,18 +132,18 @@ static void check_once(uint64_t *seq)
 		return;
 	}
 	for (int i = 0; i < n; i++)
-		inval_mailbox(changed[i]);
+		inval_mailbox(fs, changed[i]);
 	if (n > 0) {
-		fuse_lowlevel_notify_inval_inode(dboxfs.se, VIEW_ROOT_INO, 0, 0);
+		fuse_lowlevel_notify_inval_inode(fs->se, VIEW_ROOT_INO, 0, 0);
 		/* more than fit: we do not know which, so all of them */
 		kcache_check(changed, n < MAX_CHANGED ? n : -1);
 	}
 	/* another writer of our own kind of store (dboxctl import), or our
 	 * own commits: the folders whose message lists moved */
-	now = dbox_store_change_counter(dboxfs.store);
+	now = dbox_store_change_counter(fs->store);
 	if (now != *seq && n == 0) {
-		n = scan_changed(changed);
-		fuse_lowlevel_notify_inval_inode(dboxfs.se, VIEW_ROOT_INO, 0, 0);
+		n = scan_changed(fs, changed);
+		fuse_lowlevel_notify_inval_inode(fs->se, VIEW_ROOT_INO, 0, 0);
 		kcache_check(changed, n);
 	}
 	*seq = now;
@@ -155,13 +152,14 @@ static void check_once(uint64_t *seq)
 
 static void *follow_main(void *arg)
 {
-	uint64_t seq = dbox_store_change_counter(dboxfs.store);
+	struct dboxfs *fs = arg;
+	uint64_t seq = dbox_store_change_counter(fs->store);
 
-	(void)arg;
 	for (;;) {
 		struct pollfd p[2] = {
-			{ .fd = stop_pipe[0], .events = POLLIN },
-			{ .fd = dbox_store_watch_fd(dboxfs.store),
+			{ .fd = fs->follower.stop_pipe[0],
+			  .events = POLLIN },
+			{ .fd = dbox_store_watch_fd(fs->store),
 			  .events = POLLIN },
 		};
 		int r = poll(p, p[1].fd >= 0 ? 2 : 1, FOLLOW_PERIOD_MS);
@@ -170,35 +168,39 @@ static void *follow_main(void *arg)
 			break;
 		if (p[0].revents != 0)
 			break;
-		check_once(&seq);
+		check_once(fs, &seq);
 	}
 	return NULL;
 }
 
-int follow_start(void)
+int follow_start(struct dboxfs *fs)
 {
-	if (pipe2(stop_pipe, O_CLOEXEC) < 0)
+	struct follower *f = &fs->follower;
+
+	if (pipe2(f->stop_pipe, O_CLOEXEC) < 0)
 		return -errno;
-	if (pthread_create(&thread, NULL, follow_main, NULL) != 0) {
-		close(stop_pipe[0]);
-		close(stop_pipe[1]);
+	if (pthread_create(&f->thread, NULL, follow_main, fs) != 0) {
+		close(f->stop_pipe[0]);
+		close(f->stop_pipe[1]);
 		return -EAGAIN;
 	}
-	running = true;
+	f->running = true;
 	return 0;
 }
 
-void follow_stop(void)
+void follow_stop(struct dboxfs *fs)
 {
-	if (!running)
+	struct follower *f = &fs->follower;
+
+	if (!f->running)
 		return;
-	if (write(stop_pipe[1], "x", 1) < 0)
+	if (write(f->stop_pipe[1], "x", 1) < 0)
 		fuse_log(FUSE_LOG_ERR, "dboxfs: cannot stop follower\n");
-	pthread_join(thread, NULL);
-	free(seen);
-	seen = NULL;
-	seen_count = seen_cap = 0;
-	close(stop_pipe[0]);
-	close(stop_pipe[1]);
-	running = false;
+	pthread_join(f->thread, NULL);
+	free(f->seen);
+	f->seen = NULL;
+	f->seen_count = f->seen_cap = 0;
+	close(f->stop_pipe[0]);
+	close(f->stop_pipe[1]);
+	f->running = false;
 }

@@ -6,7 +6,23 @@
 #ifndef DBOXFS_FOLLOW_H
 #define DBOXFS_FOLLOW_H
 
-int follow_start(void);
-void follow_stop(void);
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* In struct dboxfs: the follower thread, and what its last check saw of
+ * each mailbox (the thread's own, so unlocked). */
+struct follower {
+	pthread_t thread;
+	int stop_pipe[2];
+	bool running;
+	struct box_seen *seen;
+	size_t seen_count, seen_cap;
+};
+
+struct dboxfs;
+
+int follow_start(struct dboxfs *fs);
+void follow_stop(struct dboxfs *fs);
 
 #endif

@@ -29,6 +29,10 @@ struct dboxfs dboxfs = {
 	.moved.lock = PTHREAD_MUTEX_INITIALIZER,
 	.handles.lock = PTHREAD_MUTEX_INITIALIZER,
 	.verified.lock = PTHREAD_MUTEX_INITIALIZER,
+	.prepared.lock = PTHREAD_MUTEX_INITIALIZER,
+	.commit.lock = PTHREAD_MUTEX_INITIALIZER,
+	.commit.cond = PTHREAD_COND_INITIALIZER,
+	.commit.tail = &dboxfs.commit.head,
 };
 
 /* kernel cache of names and attributes the follower invalidates */
@@ -328,7 +332,7 @@ static int start_writer(void)
 	if (ret == 0) {
 		sweep_pending(flush_pending_dirfd());
 		sweep_spool();
-		ret = commit_start();
+		ret = commit_start(&dboxfs);
 	}
 	if (ret == 0)
 		ret = flush_start();
@@ -416,10 +420,10 @@ static int setup(struct options *o, struct fuse_args *args)
 
 static void close_store(void)
 {
-	commit_stop();
+	commit_stop(&dboxfs);
 	flush_stop();
 	sweep_keep_linked();
-	prepare_clear();
+	prepare_clear(&dboxfs);
 	backing_shutdown();
 	dbox_store_close(dboxfs.store);
 	dboxfs.store = NULL;
@@ -524,7 +528,7 @@ int main(int argc, char **argv)
 	 * (kcache.h); without it, or with cache_timeout= given, the short
 	 * timeout for everything */
 	dboxfs.cache_timeout = o.timeout > 0 ? o.timeout : CACHE_TIMEOUT_LONG;
-	if (follow_start() < 0) {
+	if (follow_start(&dboxfs) < 0) {
 		dboxfs.cache_timeout = dboxfs.entry_timeout;
 		fuse_log(FUSE_LOG_ERR, "dboxfs: changes by other programs will "
 			 "show only after the cache timeout\n");
@@ -543,7 +547,7 @@ int main(int argc, char **argv)
 		ret = fuse_session_loop_mt(dboxfs.se, loop);
 		fuse_loop_cfg_destroy(loop);
 	}
-	follow_stop();
+	follow_stop(&dboxfs);
 	log_mount("unmounting", o.store, opts.mountpoint);
 	fuse_session_unmount(dboxfs.se);
 out_signals:

@@ -22,8 +22,8 @@ static int msg_setattr(struct dboxfs *fs, const struct view_ino *v,
 	uint64_t fino = moved_file_node(fs, v->ino);
 
 	if (fino != 0)
-		return opw_setattr_binode(fino, attr, to_set, fi);
-	return opw_setattr_msg(v->box, v->uid, attr, to_set);
+		return opw_setattr_binode(fs, fino, attr, to_set, fi);
+	return opw_setattr_msg(fs, v->box, v->uid, attr, to_set);
 }
 
 static void msg_open(struct dboxfs *fs, fuse_req_t req,

@@ -34,7 +34,7 @@ static int plain_setattr(struct dboxfs *fs, const struct view_ino *v,
 			 const struct stat *attr, int to_set,
 			 struct fuse_file_info *fi)
 {
-	return opw_setattr_binode(v->ino, attr, to_set, fi);
+	return opw_setattr_binode(fs, v->ino, attr, to_set, fi);
 }
 
 static void plain_open(struct dboxfs *fs, fuse_req_t req,

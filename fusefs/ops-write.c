@@ -27,7 +27,8 @@
 
 bool opw_refuse_readonly(fuse_req_t req)
 {
-	if (!dboxfs.readonly)
+	struct dboxfs *fs = fuse_req_userdata(req);
+	if (!fs->readonly)
 		return false;
 	fuse_reply_err(req, EROFS);
 	return true;
@@ -46,7 +47,7 @@ bool opw_begin_change(fuse_req_t req, fuse_ino_t parent, struct view_ino *v)
 	return true;
 }
 
-int opw_area_of(const struct view_ino *v, int *dirfd_r,
+int opw_area_of(struct dboxfs *fs, const struct view_ino *v, int *dirfd_r,
 		   enum backing_area *area_r, int64_t *box_r)
 {
 	if (v->kind == VK_PLAIN) {
@@ -60,11 +61,11 @@ int opw_area_of(const struct view_ino *v, int *dirfd_r,
 		backing_put(bi);
 		return *dirfd_r < 0 ? -errno : 0;
 	}
-	return attr_area_dirfd(&dboxfs, v, dirfd_r, area_r, box_r);
+	return attr_area_dirfd(fs, v, dirfd_r, area_r, box_r);
 }
 
 void opw_reply_backing_entry(fuse_req_t req, int dirfd, const char *name,
-				int64_t box, enum backing_area area)
+			     int64_t box, enum backing_area area)
 {
 	struct binode *bi;
 	struct stat st;
@@ -80,6 +81,7 @@ void opw_reply_backing_entry(fuse_req_t req, int dirfd, const char *name,
 
 void opw_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	struct dboxfs *fs = fuse_req_userdata(req);
 	enum backing_area area;
 	struct dbox_err err = { "" };
 	struct view_ino v;
@@ -90,9 +92,9 @@ void opw_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (!opw_begin_change(req, parent, &v))
 		return;
 	if (v.kind == VK_SUB && v.sub != SUB_TMP &&
-	    msgname_in_sub(&dboxfs, v.box, v.sub, name, &m) == 0) {
+	    msgname_in_sub(fs, v.box, v.sub, name, &m) == 0) {
 		/* unlink of a message is its expunge */
-		ret = dbox_msg_expunge(dboxfs.store, v.box, m.uid, &err);
+		ret = dbox_msg_expunge(fs->store, v.box, m.uid, &err);
 		if (ret < 0)
 			fuse_log(FUSE_LOG_ERR, "dboxfs: expunge %s: %s\n",
 				 name, err.msg);
@@ -100,20 +102,20 @@ void opw_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	if ((v.kind == VK_ROOT || v.kind == VK_FOLDER) &&
-	    folders_dir_mailbox(dboxfs.layout, dboxfs.inbox_id, &v) != 0 &&
+	    folders_dir_mailbox(fs->layout, fs->inbox_id, &v) != 0 &&
 	    strcmp(name, KWFILE_NAME) == 0) {
 		fuse_reply_err(req, EACCES);
 		return;
 	}
-	ret = opw_area_of(&v, &dirfd, &area, &box);
+	ret = opw_area_of(fs, &v, &dirfd, &area, &box);
 	if (ret < 0) {
 		fuse_reply_err(req, ret == -ENOENT ? ENOENT : -ret);
 		return;
 	}
 	/* a link()ed delivery's tmp/ file is its only durable copy until
 	 * its commit is durable (flush.h) */
-	if (area == AREA_TMP && dbox_store_sync_pending(dboxfs.store) &&
-	    dbox_store_sync(dboxfs.store, &err) < 0)
+	if (area == AREA_TMP && dbox_store_sync_pending(fs->store) &&
+	    dbox_store_sync(fs->store, &err) < 0)
 		fuse_log(FUSE_LOG_WARNING, "dboxfs: flush before unlink of "
 			 "%s: %s\n", name, err.msg);
 	ret = unlinkat(dirfd, name, 0) < 0 ? -errno : 0;
@@ -127,6 +129,7 @@ void opw_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 void opw_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 		 const char *name)
 {
+	struct dboxfs *fs = fuse_req_userdata(req);
 	enum backing_area area;
 	struct view_ino v;
 	int64_t box;
@@ -134,7 +137,7 @@ void opw_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 
 	if (!opw_begin_change(req, parent, &v))
 		return;
-	ret = opw_create_target(&v, name, &dirfd, &area, &box);
+	ret = opw_create_target(fs, &v, name, &dirfd, &area, &box);
 	if (ret == 0 && area != AREA_FILES) {
 		close(dirfd);
 		ret = -EPERM;
@@ -175,13 +178,13 @@ void opw_readlink(fuse_req_t req, fuse_ino_t ino)
  * so that rsync -a finds nothing to do the second time; the owner follows
  * the store, so chown succeeds without effect as rsync and cp -p expect;
  * the size of a message never changes. */
-int opw_setattr_msg(int64_t box, uint32_t uid, const struct stat *attr,
-		    int to_set)
+int opw_setattr_msg(struct dboxfs *fs, int64_t box, uint32_t uid,
+		    const struct stat *attr, int to_set)
 {
 	struct dbox_err err = { "" };
 	struct timespec now;
 	struct dbox_msg m;
-	int ret = attr_msg_follow(&dboxfs, box, uid, &m);
+	int ret = attr_msg_follow(fs, box, uid, &m);
 
 	if (ret < 0)
 		return ret;
@@ -191,7 +194,7 @@ int opw_setattr_msg(int64_t box, uint32_t uid, const struct stat *attr,
 	if (to_set & FUSE_SET_ATTR_SIZE)
 		return -EACCES;
 	if (to_set & FUSE_SET_ATTR_MODE) {
-		ret = dbox_msg_set_mode(dboxfs.store, box, uid, S_IFREG |
+		ret = dbox_msg_set_mode(fs->store, box, uid, S_IFREG |
 					(attr->st_mode & 07777), &err);
 		if (ret < 0)
 			return ret;
@@ -200,23 +203,24 @@ int opw_setattr_msg(int64_t box, uint32_t uid, const struct stat *attr,
 		return 0;
 	if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
 		clock_gettime(CLOCK_REALTIME, &now);
-		return dbox_msg_set_received(dboxfs.store, box, uid, now.tv_sec,
+		return dbox_msg_set_received(fs->store, box, uid, now.tv_sec,
 					     now.tv_nsec, &err);
 	}
-	return dbox_msg_set_received(dboxfs.store, box, uid,
+	return dbox_msg_set_received(fs->store, box, uid,
 				     attr->st_mtim.tv_sec,
 				     attr->st_mtim.tv_nsec, &err);
 }
 
-static int setattr_plain(struct binode *bi, const struct stat *attr,
-			 int to_set, struct fuse_file_info *fi)
+static int setattr_plain(struct dboxfs *fs, struct binode *bi,
+			 const struct stat *attr, int to_set,
+			 struct fuse_file_info *fi)
 {
 	struct fh *fh = fi != NULL ? (struct fh *)(uintptr_t)fi->fh : NULL;
 	char path[64];
 
 	if (to_set & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MTIME |
 		      FUSE_SET_ATTR_MTIME_NOW))
-		prepare_drop(bi->ino);
+		prepare_drop(fs, bi->ino);
 	if (to_set & FUSE_SET_ATTR_SIZE)
 		backing_mark_drop(bi->ino);
 	backing_fd_path(bi->fd, path, sizeof(path));
@@ -245,8 +249,8 @@ static int setattr_plain(struct binode *bi, const struct stat *attr,
 	return 0;
 }
 
-int opw_setattr_binode(uint64_t ino, const struct stat *attr, int to_set,
-		       struct fuse_file_info *fi)
+int opw_setattr_binode(struct dboxfs *fs, uint64_t ino, const struct stat *attr,
+		       int to_set, struct fuse_file_info *fi)
 {
 	struct binode *bi = backing_get(ino);
 	int64_t msg_box;
@@ -256,9 +260,9 @@ int opw_setattr_binode(uint64_t ino, const struct stat *attr, int to_set,
 	if (bi == NULL)
 		ret = -ENOENT;
 	else if (backing_msg_of(bi, &msg_box, &msg_uid))
-		ret = opw_setattr_msg(msg_box, msg_uid, attr, to_set);
+		ret = opw_setattr_msg(fs, msg_box, msg_uid, attr, to_set);
 	else
-		ret = setattr_plain(bi, attr, to_set, fi);
+		ret = setattr_plain(fs, bi, attr, to_set, fi);
 	backing_put(bi);
 	return ret;
 }

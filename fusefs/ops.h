@@ -24,18 +24,19 @@ bool opw_refuse_readonly(fuse_req_t req);
 bool opw_begin_change(fuse_req_t req, fuse_ino_t parent, struct view_ino *v);
 /* The backing area directory v shows (attr_area_dirfd, or a backing
  * directory's own). */
-int opw_area_of(const struct view_ino *v, int *dirfd_r,
+int opw_area_of(struct dboxfs *fs, const struct view_ino *v, int *dirfd_r,
 		enum backing_area *area_r, int64_t *box_r);
 void opw_reply_backing_entry(fuse_req_t req, int dirfd, const char *name,
 			     int64_t box, enum backing_area area);
 /* dirs.c, for rename.c: the mailbox a directory named name in v stands
  * for; removing an empty mailbox; whether name in v is a virtual dir. */
-int opw_mailbox_for_dirname(const struct view_ino *v, const char *name,
-			    char *mailbox, size_t len, bool *is_mailbox);
-int opw_rmdir_mailbox(int64_t box);
-bool opw_is_vdir(const struct view_ino *v, const char *name);
-int opw_create_target(const struct view_ino *v, const char *name,
-		      int *dirfd_r, enum backing_area *area_r,
+int opw_mailbox_for_dirname(struct dboxfs *fs, const struct view_ino *v,
+			    const char *name, char *mailbox, size_t len,
+			    bool *is_mailbox);
+int opw_rmdir_mailbox(struct dboxfs *fs, int64_t box);
+bool opw_is_vdir(struct dboxfs *fs, const struct view_ino *v, const char *name);
+int opw_create_target(struct dboxfs *fs, const struct view_ino *v,
+		      const char *name, int *dirfd_r, enum backing_area *area_r,
 		      int64_t *box_r);
 void opw_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		mode_t mode, struct fuse_file_info *fi);
@@ -54,10 +55,10 @@ void opw_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 void opw_readlink(fuse_req_t req, fuse_ino_t ino);
 /* setattr of a message (its received time and mode; the size never
  * changes), and of a binode (a backing file, or the message it became). */
-int opw_setattr_msg(int64_t box, uint32_t uid, const struct stat *attr,
-		    int to_set);
-int opw_setattr_binode(uint64_t ino, const struct stat *attr, int to_set,
-		       struct fuse_file_info *fi);
+int opw_setattr_msg(struct dboxfs *fs, int64_t box, uint32_t uid,
+		    const struct stat *attr, int to_set);
+int opw_setattr_binode(struct dboxfs *fs, uint64_t ino, const struct stat *attr,
+		       int to_set, struct fuse_file_info *fi);
 void opw_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *buf,
 		   off_t off, struct fuse_file_info *fi);
 void opw_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,

@@ -27,9 +27,6 @@ struct prepared {
 	struct prepared *next;
 };
 
-static pthread_mutex_t prep_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct prepared *prep_head;
-static unsigned int prep_count;
 
 static int64_t mono_ns(void)
 {
@@ -50,10 +47,11 @@ static bool same_file(const struct stat *a, const struct stat *b)
 }
 
 /* Unlinks and returns the entries to roll back: those of ino (0: none),
- * the expired ones, and the oldest beyond the limit.  Under prep_lock. */
-static struct prepared *unlink_stale(uint64_t ino, int64_t now)
+ * the expired ones, and the oldest beyond the limit.  Under the list lock. */
+static struct prepared *unlink_stale(struct prepare_list *pl, uint64_t ino,
+				      int64_t now)
 {
-	struct prepared **pp = &prep_head, *gone = NULL, *p;
+	struct prepared **pp = &pl->head, *gone = NULL, *p;
 	unsigned int kept = 0;
 
 	while ((p = *pp) != NULL) {
@@ -63,7 +61,7 @@ static struct prepared *unlink_stale(uint64_t ino, int64_t now)
 			*pp = p->next;
 			p->next = gone;
 			gone = p;
-			prep_count--;
+			pl->count--;
 			continue;
 		}
 		kept++;
@@ -83,8 +81,9 @@ static void roll_back(struct prepared *p)
 	}
 }
 
-static int prepare_txn(int fd, int64_t box, const char *base,
-		       const struct stat *st, struct dbox_save_txn **txn_r)
+static int prepare_txn(struct dboxfs *fs, int fd, int64_t box,
+		       const char *base, const struct stat *st,
+		       struct dbox_save_txn **txn_r)
 {
 	struct dbox_save_opts o = {
 		.mailbox_id = box,
@@ -99,7 +98,7 @@ static int prepare_txn(int fd, int64_t box, const char *base,
 
 	if (lseek(fd, 0, SEEK_SET) < 0)
 		return -errno;
-	ret = dbox_save_begin(dboxfs.store, &txn, &err);
+	ret = dbox_save_begin(fs->store, &txn, &err);
 	if (ret < 0)
 		return ret;
 	ret = dbox_save_add_fd(txn, fd, &o, &err);
@@ -115,8 +114,10 @@ static int prepare_txn(int fd, int64_t box, const char *base,
 	return 0;
 }
 
-int prepare_fsync(uint64_t ino, int fd, int64_t box, const char *base)
+int prepare_fsync(struct dboxfs *fs, uint64_t ino, int fd, int64_t box,
+		  const char *base)
 {
+	struct prepare_list *pl = &fs->prepared;
 	struct prepared *p = calloc(1, sizeof(*p)), *gone;
 	int ret;
 
@@ -126,53 +127,55 @@ int prepare_fsync(uint64_t ino, int fd, int64_t box, const char *base)
 		free(p);
 		return -EINVAL;
 	}
-	ret = prepare_txn(fd, box, base, &p->st, &p->txn);
+	ret = prepare_txn(fs, fd, box, base, &p->st, &p->txn);
 	if (ret < 0) {
 		free(p);
-		prepare_drop(ino);
+		prepare_drop(fs, ino);
 		return ret;
 	}
 	p->ino = ino;
 	p->box = box;
 	snprintf(p->base, sizeof(p->base), "%s", base);
 	p->when = mono_ns();
-	pthread_mutex_lock(&prep_lock);
-	gone = unlink_stale(ino, p->when);
-	p->next = prep_head;
-	prep_head = p;
-	prep_count++;
-	pthread_mutex_unlock(&prep_lock);
+	pthread_mutex_lock(&pl->lock);
+	gone = unlink_stale(pl, ino, p->when);
+	p->next = pl->head;
+	pl->head = p;
+	pl->count++;
+	pthread_mutex_unlock(&pl->lock);
 	roll_back(gone);
 	return 0;
 }
 
-void prepare_drop(uint64_t ino)
+void prepare_drop(struct dboxfs *fs, uint64_t ino)
 {
+	struct prepare_list *pl = &fs->prepared;
 	struct prepared *gone;
 
-	pthread_mutex_lock(&prep_lock);
-	gone = prep_count == 0 ? NULL : unlink_stale(ino, mono_ns());
-	pthread_mutex_unlock(&prep_lock);
+	pthread_mutex_lock(&pl->lock);
+	gone = pl->count == 0 ? NULL : unlink_stale(pl, ino, mono_ns());
+	pthread_mutex_unlock(&pl->lock);
 	roll_back(gone);
 }
 
-struct dbox_save_txn *prepare_take(uint64_t ino, int fd, int64_t box,
-				   const char *base)
+struct dbox_save_txn *prepare_take(struct dboxfs *fs, uint64_t ino, int fd,
+				   int64_t box, const char *base)
 {
+	struct prepare_list *pl = &fs->prepared;
 	struct prepared **pp, *p = NULL;
 	struct dbox_save_txn *txn = NULL;
 	struct stat st;
 
-	pthread_mutex_lock(&prep_lock);
-	for (pp = &prep_head; *pp != NULL; pp = &(*pp)->next) {
+	pthread_mutex_lock(&pl->lock);
+	for (pp = &pl->head; *pp != NULL; pp = &(*pp)->next) {
 		if ((*pp)->ino == ino) {
 			p = *pp;
 			*pp = p->next;
-			prep_count--;
+			pl->count--;
 			break;
 		}
 	}
-	pthread_mutex_unlock(&prep_lock);
+	pthread_mutex_unlock(&pl->lock);
 	if (p == NULL)
 		return NULL;
 	/* the record names its mailbox and maildir name, and holds the
@@ -191,14 +194,15 @@ struct dbox_save_txn *prepare_take(uint64_t ino, int fd, int64_t box,
 	return txn;
 }
 
-void prepare_clear(void)
+void prepare_clear(struct dboxfs *fs)
 {
+	struct prepare_list *pl = &fs->prepared;
 	struct prepared *gone;
 
-	pthread_mutex_lock(&prep_lock);
-	gone = prep_head;
-	prep_head = NULL;
-	prep_count = 0;
-	pthread_mutex_unlock(&prep_lock);
+	pthread_mutex_lock(&pl->lock);
+	gone = pl->head;
+	pl->head = NULL;
+	pl->count = 0;
+	pthread_mutex_unlock(&pl->lock);
 	roll_back(gone);
 }

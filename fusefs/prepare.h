@@ -14,25 +14,36 @@
 #ifndef DBOXFS_PREPARE_H
 #define DBOXFS_PREPARE_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include "dbox/save.h"
 
+/* In struct dboxfs: the prepared deliveries, newest first. */
+struct prepare_list {
+	pthread_mutex_t lock;
+	struct prepared *head;
+	unsigned int count;
+};
+
+struct dboxfs;
+
 /* The writer fsyncs the tmp/ file `ino` (open as fd) of mailbox box,
  * whose maildir base name would be `base`: writes and syncs its record.
  * Returns 0 or -errno (nothing prepared; the caller syncs the file). */
-int prepare_fsync(uint64_t ino, int fd, int64_t box, const char *base);
+int prepare_fsync(struct dboxfs *fs, uint64_t ino, int fd, int64_t box,
+		  const char *base);
 
 /* The file may have changed: forget what was prepared for it. */
-void prepare_drop(uint64_t ino);
+void prepare_drop(struct dboxfs *fs, uint64_t ino);
 
 /* At the commit of file `ino` (open as fd) as message `base` of box: the
  * prepared transaction holding exactly its current bytes, now the
  * caller's (commit, merge or roll it back), or NULL. */
-struct dbox_save_txn *prepare_take(uint64_t ino, int fd, int64_t box,
-				   const char *base);
+struct dbox_save_txn *prepare_take(struct dboxfs *fs, uint64_t ino, int fd,
+				   int64_t box, const char *base);
 
 /* Rolls back everything still prepared (at unmount). */
-void prepare_clear(void);
+void prepare_clear(struct dboxfs *fs);
 
 #endif

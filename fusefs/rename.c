@@ -30,8 +30,9 @@
 
 /* Flags, keywords, new/cur state and base of a message by rename; moved
  * to another mailbox when the target is another folder's cur/ or new/. */
-static int rename_msg(const struct dbox_msg *m, const struct view_ino *dst,
-		      const char *newname, fuse_ino_t *new_ino_r)
+static int rename_msg(struct dboxfs *fs, const struct dbox_msg *m,
+		      const struct view_ino *dst, const char *newname,
+		      fuse_ino_t *new_ino_r)
 {
 	char base[DBOX_NAME_MAX + 1];
 	const char *info;
@@ -49,27 +50,27 @@ static int rename_msg(const struct dbox_msg *m, const struct view_ino *dst,
 	/* rename(2) replaces an existing target (the message with the name
 	 * this one gets): in the same mailbox in the same transaction; a
 	 * move expunges it first */
-	if (msgname_at_target(&dboxfs, dst->box, dst->sub, base, info,
+	if (msgname_at_target(fs, dst->box, dst->sub, base, info,
 			      &old) == 0 &&
 	    !(old.mailbox_id == m->mailbox_id && old.uid == m->uid)) {
 		*new_ino_r = view_ino_msg(m->mailbox_id, m->uid);
 		if (dst->box == m->mailbox_id)
-			return dbox_msg_replace(dboxfs.store, m->mailbox_id,
+			return dbox_msg_replace(fs->store, m->mailbox_id,
 						m->uid, old.uid, flags, kw,
 						dir, base, &err);
-		ret = dbox_msg_expunge(dboxfs.store, dst->box, old.uid, &err);
+		ret = dbox_msg_expunge(fs->store, dst->box, old.uid, &err);
 		if (ret < 0)
 			return ret;
 	}
 	*new_ino_r = view_ino_msg(m->mailbox_id, m->uid);
 	if (dst->box == m->mailbox_id)
-		return dbox_msg_update(dboxfs.store, m->mailbox_id, m->uid,
+		return dbox_msg_update(fs->store, m->mailbox_id, m->uid,
 				       flags, kw, dir, base, &err);
-	ret = dbox_msg_move(dboxfs.store, m->mailbox_id, m->uid, dst->box,
+	ret = dbox_msg_move(fs->store, m->mailbox_id, m->uid, dst->box,
 			    flags, kw, dir, base, &uid, &err);
 	if (ret == 0) {
 		*new_ino_r = view_ino_msg(dst->box, uid);
-		moved_add(&dboxfs, view_ino_msg(m->mailbox_id, m->uid),
+		moved_add(fs, view_ino_msg(m->mailbox_id, m->uid),
 			  *new_ino_r);
 	} else {
 		fuse_log(FUSE_LOG_ERR, "dboxfs: move %s: %s\n", newname,
@@ -80,15 +81,17 @@ static int rename_msg(const struct dbox_msg *m, const struct view_ino *dst,
 
 /* What rename(2) does to the target directory: an empty one (one rmdir
  * would remove) is replaced, anything else stays. */
-static int rename_folder_target(const struct view_ino *dst_dir,
+static int rename_folder_target(struct dboxfs *fs,
+				const struct view_ino *dst_dir,
 				const char *newname, const char *to,
 				unsigned int flags)
 {
 	struct dbox_mailbox b;
 
-	if (dbox_mailbox_lookup(dboxfs.store, to, &b, NULL) == 0)
-		return (flags & RENAME_NOREPLACE) ? -EEXIST : opw_rmdir_mailbox(b.id);
-	if (dboxfs.layout == VIEW_FS && opw_is_vdir(dst_dir, newname))
+	if (dbox_mailbox_lookup(fs->store, to, &b, NULL) == 0)
+		return (flags & RENAME_NOREPLACE) ? -EEXIST :
+			opw_rmdir_mailbox(fs, b.id);
+	if (fs->layout == VIEW_FS && opw_is_vdir(fs, dst_dir, newname))
 		return (flags & RENAME_NOREPLACE) ? -EEXIST : -ENOTEMPTY;
 	return 0;
 }
@@ -96,41 +99,44 @@ static int rename_folder_target(const struct view_ino *dst_dir,
 /* A folder's rename renames what its directory is: in the fs layout the
  * mailbox with everything below it, in maildir++ that one mailbox (its
  * dot-children are siblings on disk and keep their names). */
-static int rename_folder(const struct view_ino *src_dir, const char *name,
-			 const struct view_ino *dst_dir, const char *newname,
-			 unsigned int flags)
+static int rename_folder(struct dboxfs *fs, const struct view_ino *src_dir,
+			 const char *name, const struct view_ino *dst_dir,
+			 const char *newname, unsigned int flags)
 {
 	char from[DBOX_NAME_MAX * 4 + 1], to[DBOX_NAME_MAX * 4 + 1];
 	struct dbox_err err = { "" };
 	struct dbox_mailbox b;
 	bool a, c;
-	int ret = opw_mailbox_for_dirname(src_dir, name, from, sizeof(from), &a);
+	int ret = opw_mailbox_for_dirname(fs, src_dir, name, from,
+					  sizeof(from), &a);
 
 	if (ret == 0)
-		ret = opw_mailbox_for_dirname(dst_dir, newname, to, sizeof(to), &c);
+		ret = opw_mailbox_for_dirname(fs, dst_dir, newname, to,
+					      sizeof(to), &c);
 	if (ret < 0)
 		return ret;
 	if (!a || !c)
 		return -EXDEV;
-	ret = dbox_mailbox_lookup(dboxfs.store, from, &b, NULL);
+	ret = dbox_mailbox_lookup(fs->store, from, &b, NULL);
 	/* fs layout: a parent that is no mailbox moves its children */
-	if (ret < 0 && !(dboxfs.layout == VIEW_FS && opw_is_vdir(src_dir, name)))
+	if (ret < 0 &&
+	    !(fs->layout == VIEW_FS && opw_is_vdir(fs, src_dir, name)))
 		return ret;
 	/* as Dovecot's maildir: INBOX is no folder to rename */
-	if (ret == 0 && b.id == dboxfs.inbox_id)
+	if (ret == 0 && b.id == fs->inbox_id)
 		return -EPERM;
 	if (strcmp(from, to) == 0)
 		return 0;
-	if (dboxfs.layout == VIEW_FS && strncmp(to, from, strlen(from)) == 0 &&
+	if (fs->layout == VIEW_FS && strncmp(to, from, strlen(from)) == 0 &&
 	    to[strlen(from)] == '/')
 		return -EINVAL;   /* into itself, as rename(2) */
-	ret = rename_folder_target(dst_dir, newname, to, flags);
+	ret = rename_folder_target(fs, dst_dir, newname, to, flags);
 	if (ret < 0)
 		return ret;
-	if (dboxfs.layout == VIEW_MAILDIRPP)
-		ret = dbox_mailbox_rename_one(dboxfs.store, from, to, &err);
+	if (fs->layout == VIEW_MAILDIRPP)
+		ret = dbox_mailbox_rename_one(fs->store, from, to, &err);
 	else
-		ret = dbox_mailbox_rename(dboxfs.store, from, to, &err);
+		ret = dbox_mailbox_rename(fs->store, from, to, &err);
 	if (ret < 0 && ret != -EEXIST && ret != -ENOENT && ret != -EINVAL &&
 	    ret != -ENOTEMPTY)
 		fuse_log(FUSE_LOG_ERR, "dboxfs: rename %s: %s\n", from,
@@ -148,15 +154,16 @@ static int rename_commit(fuse_req_t req, int src_dirfd, const char *name,
 			 fuse_ino_t newparent, const struct view_ino *dst,
 			 const char *newname)
 {
+	struct dboxfs *fs = fuse_req_userdata(req);
 	struct commit_job *job;
-	int ret = commit_job_make(src_dirfd, name, 0, dst->box, dst->sub,
+	int ret = commit_job_make(fs, src_dirfd, name, 0, dst->box, dst->sub,
 				  newname, true, &job);
 
 	if (ret < 0)
 		return ret;
 	(void)newparent;
 	job->req = req;
-	commit_submit(job);
+	commit_submit(fs, job);
 	return 1;
 }
 
@@ -164,12 +171,13 @@ static int rename_commit(fuse_req_t req, int src_dirfd, const char *name,
  * file can trade places with a file still being written in cur/ or new/
  * (renameat2 below), not with a message, whose bytes are in the store
  * (see exchange_msg). */
-static bool is_msg_name(const struct view_ino *dst, const char *newname)
+static bool is_msg_name(struct dboxfs *fs, const struct view_ino *dst,
+			const char *newname)
 {
 	struct dbox_msg m;
 
 	return dst->kind == VK_SUB && dst->sub != SUB_TMP &&
-		msgname_in_sub(&dboxfs, dst->box, dst->sub, newname, &m) == 0;
+		msgname_in_sub(fs, dst->box, dst->sub, newname, &m) == 0;
 }
 
 static int rename_backing(fuse_req_t req, const struct view_ino *src,
@@ -177,6 +185,7 @@ static int rename_backing(fuse_req_t req, const struct view_ino *src,
 			  const struct view_ino *dst, const char *newname,
 			  unsigned int flags)
 {
+	struct dboxfs *fs = fuse_req_userdata(req);
 	enum backing_area sa, da;
 	char base[DBOX_NAME_MAX + 1];
 	const char *info;
@@ -184,9 +193,9 @@ static int rename_backing(fuse_req_t req, const struct view_ino *src,
 	int64_t sbox, dbox;
 	int sfd, dfd = -1, ret;
 
-	if ((flags & RENAME_EXCHANGE) && is_msg_name(dst, newname))
+	if ((flags & RENAME_EXCHANGE) && is_msg_name(fs, dst, newname))
 		return -EXDEV;
-	ret = opw_area_of(src, &sfd, &sa, &sbox);
+	ret = opw_area_of(fs, src, &sfd, &sa, &sbox);
 	if (ret < 0)
 		return ret;
 	if (!(flags & RENAME_EXCHANGE) && dst->kind == VK_SUB &&
@@ -194,7 +203,7 @@ static int rename_backing(fuse_req_t req, const struct view_ino *src,
 	    view_final_name(newname, base, sizeof(base), &info)) {
 		/* the name the message would show is taken */
 		if ((flags & RENAME_NOREPLACE) &&
-		    msgname_at_target(&dboxfs, dst->box, dst->sub, base, info,
+		    msgname_at_target(fs, dst->box, dst->sub, base, info,
 				      &m) == 0)
 			ret = -EEXIST;
 		else
@@ -203,7 +212,7 @@ static int rename_backing(fuse_req_t req, const struct view_ino *src,
 		close(sfd);
 		return ret;
 	}
-	ret = opw_area_of(dst, &dfd, &da, &dbox);
+	ret = opw_area_of(fs, dst, &dfd, &da, &dbox);
 	if (ret == 0 && renameat2(sfd, name, dfd, newname, flags) < 0)
 		ret = -errno;
 	close(sfd);
@@ -215,8 +224,8 @@ static int rename_backing(fuse_req_t req, const struct view_ino *src,
 /* RENAME_NOREPLACE of message m: refused if the name it would show is
  * another message's (the kernel checks the name as given first; a flag
  * suffix in another order is the same name on the mount). */
-static int noreplace_msg(const struct dbox_msg *m, const struct view_ino *dst,
-			 const char *newname)
+static int noreplace_msg(struct dboxfs *fs, const struct dbox_msg *m,
+			 const struct view_ino *dst, const char *newname)
 {
 	char base[DBOX_NAME_MAX + 1];
 	const char *info;
@@ -225,7 +234,7 @@ static int noreplace_msg(const struct dbox_msg *m, const struct view_ino *dst,
 
 	if (!view_final_name(newname, base, sizeof(base), &info))
 		return -EINVAL;
-	ret = msgname_at_target(&dboxfs, dst->box, dst->sub, base, info,
+	ret = msgname_at_target(fs, dst->box, dst->sub, base, info,
 				&other);
 	if (ret == -ENOENT)
 		return 0;
@@ -235,7 +244,8 @@ static int noreplace_msg(const struct dbox_msg *m, const struct view_ino *dst,
 		-EEXIST : 0;
 }
 
-static bool backing_has(const struct view_ino *dir, const char *name)
+static bool backing_has(struct dboxfs *fs, const struct view_ino *dir,
+			const char *name)
 {
 	enum backing_area area;
 	struct stat st;
@@ -243,7 +253,7 @@ static bool backing_has(const struct view_ino *dir, const char *name)
 	int fd;
 	bool found;
 
-	if (opw_area_of(dir, &fd, &area, &box) < 0)
+	if (opw_area_of(fs, dir, &fd, &area, &box) < 0)
 		return false;
 	found = fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
 	close(fd);
@@ -255,8 +265,8 @@ static bool backing_has(const struct view_ino *dir, const char *name)
  * files would on a local filesystem.  Messages of two mailboxes would
  * have to move both ways in one transaction, which the store has no
  * operation for: EXDEV, as for a message and a file of tmp/. */
-static int exchange_msg(const struct dbox_msg *m, const struct view_ino *dst,
-			const char *newname)
+static int exchange_msg(struct dboxfs *fs, const struct dbox_msg *m,
+			const struct view_ino *dst, const char *newname)
 {
 	struct dbox_err err = { "" };
 	struct dbox_msg other;
@@ -264,15 +274,15 @@ static int exchange_msg(const struct dbox_msg *m, const struct view_ino *dst,
 
 	if (dst->kind != VK_SUB || dst->sub == SUB_TMP)
 		return -EXDEV;
-	ret = msgname_in_sub(&dboxfs, dst->box, dst->sub, newname, &other);
+	ret = msgname_in_sub(fs, dst->box, dst->sub, newname, &other);
 	if (ret == -ENOENT)
 		/* no message by that name: a file being written, or nothing */
-		return backing_has(dst, newname) ? -EXDEV : -ENOENT;
+		return backing_has(fs, dst, newname) ? -EXDEV : -ENOENT;
 	if (ret < 0)
 		return ret;
 	if (other.mailbox_id != m->mailbox_id)
 		return -EXDEV;
-	ret = dbox_msg_exchange(dboxfs.store, m->mailbox_id, m->uid, other.uid,
+	ret = dbox_msg_exchange(fs->store, m->mailbox_id, m->uid, other.uid,
 				&err);
 	if (ret < 0)
 		fuse_log(FUSE_LOG_ERR, "dboxfs: exchange %s: %s\n", newname,
@@ -280,41 +290,44 @@ static int exchange_msg(const struct dbox_msg *m, const struct view_ino *dst,
 	return ret;
 }
 
-static int rename_of_msg(const struct dbox_msg *m, const struct view_ino *dst,
-			 const char *newname, unsigned int flags)
+static int rename_of_msg(struct dboxfs *fs, const struct dbox_msg *m,
+			 const struct view_ino *dst, const char *newname,
+			 unsigned int flags)
 {
 	fuse_ino_t new_ino = 0;
 	int ret = 0;
 
 	if (flags & RENAME_EXCHANGE)
-		return exchange_msg(m, dst, newname);
+		return exchange_msg(fs, m, dst, newname);
 	if (dst->kind == VK_SUB && dst->sub == SUB_TMP)
 		return totmp_rename(m, dst->box, newname, flags);
 	if (dst->kind != VK_SUB)
 		return -EXDEV;
 	if (flags & RENAME_NOREPLACE)
-		ret = noreplace_msg(m, dst, newname);
+		ret = noreplace_msg(fs, m, dst, newname);
 	if (ret == 0)
-		ret = rename_msg(m, dst, newname, &new_ino);
+		ret = rename_msg(fs, m, dst, newname, &new_ino);
 	return ret;
 }
 
 /* RENAME_EXCHANGE of two folders is not offered: their mailboxes would
  * trade names and subtrees in one step, which the store cannot do. */
-static bool is_mailbox_dir(const struct view_ino *dir, const char *name)
+static bool is_mailbox_dir(struct dboxfs *fs, const struct view_ino *dir,
+			   const char *name)
 {
 	char mailbox[DBOX_NAME_MAX * 4 + 1];
 	struct dbox_mailbox b;
 	bool is_mailbox;
 
-	return opw_mailbox_for_dirname(dir, name, mailbox, sizeof(mailbox),
+	return opw_mailbox_for_dirname(fs, dir, name, mailbox, sizeof(mailbox),
 				   &is_mailbox) == 0 && is_mailbox &&
-		dbox_mailbox_lookup(dboxfs.store, mailbox, &b, NULL) == 0;
+		dbox_mailbox_lookup(fs->store, mailbox, &b, NULL) == 0;
 }
 
 void opw_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_ino_t newparent, const char *newname, unsigned int flags)
 {
+	struct dboxfs *fs = fuse_req_userdata(req);
 	struct view_ino src, dst;
 	struct dbox_msg m;
 	enum view_sub sub;
@@ -327,8 +340,8 @@ void opw_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return;
 	}
 	if (src.kind == VK_SUB && src.sub != SUB_TMP &&
-	    msgname_in_sub(&dboxfs, src.box, src.sub, name, &m) == 0) {
-		ret = rename_of_msg(&m, &dst, newname, flags);
+	    msgname_in_sub(fs, src.box, src.sub, name, &m) == 0) {
+		ret = rename_of_msg(fs, &m, &dst, newname, flags);
 		/* moved to another folder, or a file in tmp/ now: the
 		 * kernel's node may stand for the message it was before */
 		if (ret == 0 && !(flags & RENAME_EXCHANGE) &&
@@ -337,17 +350,17 @@ void opw_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 			kcache_drop_later(newparent, newname);
 	} else if ((src.kind == VK_ROOT || src.kind == VK_FOLDER ||
 		    src.kind == VK_VDIR) &&
-		   folders_dir_mailbox(dboxfs.layout, dboxfs.inbox_id,
+		   folders_dir_mailbox(fs->layout, fs->inbox_id,
 				       &src) != 0 &&
 		   view_sub_of_name(name, &sub)) {
 		ret = -EPERM;   /* cur/ new/ tmp/ stay where they are */
 	} else if (flags & RENAME_EXCHANGE) {
-		ret = is_mailbox_dir(&src, name) ||
-			is_mailbox_dir(&dst, newname) ? -EINVAL :
+		ret = is_mailbox_dir(fs, &src, name) ||
+			is_mailbox_dir(fs, &dst, newname) ? -EINVAL :
 			rename_backing(req, &src, name, newparent, &dst,
 				       newname, flags);
 	} else {
-		ret = rename_folder(&src, name, &dst, newname, flags);
+		ret = rename_folder(fs, &src, name, &dst, newname, flags);
 		if (ret == -EXDEV || ret == -ENOENT)
 			ret = rename_backing(req, &src, name, newparent, &dst,
 					     newname, flags);
@@ -380,6 +393,7 @@ void opw_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 static void link_binode(fuse_req_t req, struct binode *bi, fuse_ino_t ino,
 			fuse_ino_t newparent, const char *newname)
 {
+	struct dboxfs *fs = fuse_req_userdata(req);
 	enum backing_area area;
 	struct view_ino dst;
 	struct commit_job *job;
@@ -403,7 +417,7 @@ static void link_binode(fuse_req_t req, struct binode *bi, fuse_ino_t ino,
 			fuse_log(FUSE_LOG_WARNING, "dboxfs: link %s: cannot "
 				 "mark its tmp/ file: %s\n", newname,
 				 strerror(-ret));
-		ret = commit_job_make(AT_FDCWD, path, ino, dst.box,
+		ret = commit_job_make(fs, AT_FDCWD, path, ino, dst.box,
 				      dst.sub, newname, false, &job);
 		if (ret < 0) {
 			fuse_reply_err(req, -ret);
@@ -411,10 +425,10 @@ static void link_binode(fuse_req_t req, struct binode *bi, fuse_ino_t ino,
 		}
 		job->req = req;
 		job->reply_entry = true;
-		commit_submit(job);
+		commit_submit(fs, job);
 		return;
 	}
-	ret = opw_area_of(&dst, &dfd, &area, &box);
+	ret = opw_area_of(fs, &dst, &dfd, &area, &box);
 	if (ret == 0) {
 		backing_fd_path(bi->fd, path, sizeof(path));
 		if (linkat(AT_FDCWD, path, dfd, newname, AT_SYMLINK_FOLLOW) < 0)

@@ -96,15 +96,15 @@ static void commit_closed(int64_t box, enum backing_area area, int dirfd,
 		return;
 	marked = fstat(fd, &st) == 0 && backing_marked_complete(fd, &st);
 	close(fd);
-	if (!marked || commit_job_make(dirfd, name, 0, box,
+	if (!marked || commit_job_make(&dboxfs, dirfd, name, 0, box,
 				       backing_sub_of_area(area), name,
 				       true, &job) < 0)
 		return;
 	job->keep_dir_mtime = true;
-	commit_submit(job);
+	commit_submit(&dboxfs, job);
 	/* each queued job holds descriptors: commit as they fill a batch */
 	if (++*queued % COMMIT_BATCH_MAX == 0)
-		commit_queued();
+		commit_queued(&dboxfs);
 }
 
 static void sweep_one(void *ctx, int64_t box, enum backing_area area,
@@ -149,7 +149,7 @@ void sweep_spool(void)
 	size_t queued = 0;
 	int ret = backing_spool_walk(sweep_one, &queued);
 
-	commit_queued();
+	commit_queued(&dboxfs);
 	if (ret == 0)
 		ret = backing_spool_walk(move_unclosed, NULL);
 	if (ret < 0)
