@@ -1,13 +1,18 @@
-/* dboxfs.h - state of the daemon shared by its modules.
+/* dboxfs.h - state of the daemon: one struct dboxfs, the FUSE session's
+ * userdata, which the entry points (ops.c) take with fuse_req_userdata()
+ * and pass down as `struct dboxfs *fs`; the modules' state hangs off it.
  *
  * Lock order, for every lock of the daemon: each is a leaf.  The table
- * lock of backing.c, the queue lock of commit.c, flush.c's lock,
- * prepare.c's list lock,
- * the open-handle list lock, the moved-message ring lock, folders.c's
+ * lock of backing.c, kcache.c's lock, the committer's queue lock
+ * (fs->commit, commit.c), flush.c's lock, the prepared list's lock
+ * (fs->prepared, prepare.c), the open-handle list lock (fs->handles,
+ * handles.c), the moved-message ring lock (fs->moved, moved.c), the
+ * verified-message table's lock (fs->verified, verified.c), folders.c's
  * hidden-mailbox lock and log_lock below are held only around their own
  * data: no other lock is taken, no libdbox or libfuse function (no
  * reply) is called while one is held.  libdbox's own locks are below
- * all of them (taken only inside libdbox calls).
+ * all of them (taken only inside libdbox calls).  The follower's state
+ * (fs->follower, follow.c) is its thread's own and has no lock.
  */
 #ifndef DBOXFS_H
 #define DBOXFS_H
@@ -53,15 +58,18 @@ struct dboxfs {
 	uint64_t logged[256];     /* inodes whose corruption was logged */
 	unsigned int logged_next;
 
-	/* state of the modules (each under its own lock) */
+	/* state of the modules (see the lock order above); backing.c,
+	 * kcache.c, flush.c and folders.c keep theirs in statics still */
 	struct moved_ring moved;        /* moved.c */
 	struct fh_list handles;         /* handles.c */
-	struct verified_cache verified; /* fileio.c */
+	struct verified_cache verified; /* verified.c, for fileio.c */
 	struct follower follower;       /* follow.c */
 	struct prepare_list prepared;   /* prepare.c */
 	struct committer commit;        /* commit.c */
 };
 
+/* The instance (main.c), by name only for the modules not yet passed
+ * it: backing.c, kcache.c, flush.c, dirtime.c, totmp.c, sweep.c. */
 extern struct dboxfs dboxfs;
 
 /* ops.c */

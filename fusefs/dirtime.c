@@ -43,7 +43,8 @@ void dirtime_tmp_changed(int64_t box)
 
 void dirtime_folder_changed(const struct view_ino *dir)
 {
-	int64_t files_box = folders_files_box(dboxfs.layout, dboxfs.inbox_id, dir);
+	int64_t files_box = folders_files_box(dboxfs.layout, dboxfs.inbox_id,
+					      dir);
 
 	if (files_box >= 0)
 		backing_area_set_times(files_box, AREA_FILES, now2);
@@ -106,7 +107,8 @@ int dirtime_set(const struct view_ino *v, const struct stat *attr,
 			set_sub_mtime(v->box, v->sub, tv[1]);
 	case VK_ROOT:
 	case VK_FOLDER:
-		files_box = folders_files_box(dboxfs.layout, dboxfs.inbox_id, v);
+		files_box = folders_files_box(dboxfs.layout,
+					      dboxfs.inbox_id, v);
 		return files_box < 0 ? 0 :
 			backing_area_set_times(files_box, AREA_FILES, tv);
 	default:

@@ -10,8 +10,8 @@
 #include <unistd.h>
 
 #include "attr.h"
+#include "deliver.h"
 #include "fileio.h"
-#include "ops.h"
 
 
 /* An open message: a struct fh first, so fi->fh tells the kinds apart. */

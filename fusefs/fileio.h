@@ -2,7 +2,7 @@
 #ifndef DBOXFS_FILEIO_H
 #define DBOXFS_FILEIO_H
 
-#include "ops.h"
+#include "dboxfs.h"
 
 /* Opens of each kind of file (node-*.c); each replies. */
 void fileio_open_kwfile(struct dboxfs *fs, fuse_req_t req,

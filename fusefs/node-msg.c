@@ -2,12 +2,49 @@
  * tmp/ is a file there (totmp.c): its node, or the node it had before a
  * move to another folder, then answers as that file (moved_file_node). */
 #include <errno.h>
+#include <time.h>
 
 #include "attr.h"
 #include "fileio.h"
 #include "moved.h"
 #include "node.h"
-#include "ops.h"
+
+/* Messages: the received time (mtime) and the mode change and persist,
+ * so that rsync -a finds nothing to do the second time; the owner follows
+ * the store, so chown succeeds without effect as rsync and cp -p expect;
+ * the size of a message never changes. */
+int node_msg_setattr_of(struct dboxfs *fs, int64_t box, uint32_t uid,
+		    const struct stat *attr, int to_set)
+{
+	struct dbox_err err = { "" };
+	struct timespec now;
+	struct dbox_msg m;
+	int ret = attr_msg_follow(fs, box, uid, &m);
+
+	if (ret < 0)
+		return ret;
+	box = m.mailbox_id;
+	uid = m.uid;
+
+	if (to_set & FUSE_SET_ATTR_SIZE)
+		return -EACCES;
+	if (to_set & FUSE_SET_ATTR_MODE) {
+		ret = dbox_msg_set_mode(fs->store, box, uid, S_IFREG |
+					(attr->st_mode & 07777), &err);
+		if (ret < 0)
+			return ret;
+	}
+	if (!(to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)))
+		return 0;
+	if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
+		clock_gettime(CLOCK_REALTIME, &now);
+		return dbox_msg_set_received(fs->store, box, uid, now.tv_sec,
+					     now.tv_nsec, &err);
+	}
+	return dbox_msg_set_received(fs->store, box, uid,
+				     attr->st_mtim.tv_sec,
+				     attr->st_mtim.tv_nsec, &err);
+}
 
 static int msg_getattr(struct dboxfs *fs, const struct view_ino *v,
 		       struct stat *st)
@@ -22,8 +59,8 @@ static int msg_setattr(struct dboxfs *fs, const struct view_ino *v,
 	uint64_t fino = moved_file_node(fs, v->ino);
 
 	if (fino != 0)
-		return opw_setattr_binode(fs, fino, attr, to_set, fi);
-	return opw_setattr_msg(fs, v->box, v->uid, attr, to_set);
+		return node_plain_setattr_of(fs, fino, attr, to_set, fi);
+	return node_msg_setattr_of(fs, v->box, v->uid, attr, to_set);
 }
 
 static void msg_open(struct dboxfs *fs, fuse_req_t req,

@@ -3,12 +3,16 @@
  * directories clients keep in folders; once committed as a message, a
  * delivered file's node answers for the message (backing.h). */
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "attr.h"
 #include "backing.h"
+#include "dirtime.h"
 #include "fileio.h"
+#include "handles.h"
 #include "node.h"
-#include "ops.h"
+#include "prepare.h"
 
 static int plain_lookup(struct dboxfs *fs, const struct view_ino *dir,
 			const char *name, struct stat *st)
@@ -24,6 +28,63 @@ static int plain_lookup(struct dboxfs *fs, const struct view_ino *dir,
 	return ret;
 }
 
+static int setattr_plain(struct dboxfs *fs, struct binode *bi,
+			 const struct stat *attr, int to_set,
+			 struct fuse_file_info *fi)
+{
+	struct fh *fh = fi != NULL ? (struct fh *)(uintptr_t)fi->fh : NULL;
+	char path[64];
+
+	if (to_set & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MTIME |
+		      FUSE_SET_ATTR_MTIME_NOW))
+		prepare_drop(fs, bi->ino);
+	if (to_set & FUSE_SET_ATTR_SIZE)
+		backing_mark_drop(bi->ino);
+	backing_fd_path(bi->fd, path, sizeof(path));
+	if ((to_set & FUSE_SET_ATTR_MODE) &&
+	    chmod(path, attr->st_mode & 07777) < 0)
+		return -errno;
+	if ((to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) &&
+	    fchownat(bi->fd, "", (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid :
+		     (uid_t)-1, (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid :
+		     (gid_t)-1, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		int r = fh != NULL && fh->type == FH_FD ?
+			ftruncate(fh->fd, attr->st_size) :
+			truncate(path, attr->st_size);
+		if (r < 0)
+			return -errno;
+	}
+	if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
+		struct timespec tv[2];
+
+		dirtime_requested(attr, to_set, tv);
+		if (utimensat(AT_FDCWD, path, tv, 0) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+int node_plain_setattr_of(struct dboxfs *fs, uint64_t ino,
+			  const struct stat *attr, int to_set,
+			  struct fuse_file_info *fi)
+{
+	struct binode *bi = backing_get(ino);
+	int64_t msg_box;
+	uint32_t msg_uid;
+	int ret;
+
+	if (bi == NULL)
+		ret = -ENOENT;
+	else if (backing_msg_of(bi, &msg_box, &msg_uid))
+		ret = node_msg_setattr_of(fs, msg_box, msg_uid, attr, to_set);
+	else
+		ret = setattr_plain(fs, bi, attr, to_set, fi);
+	backing_put(bi);
+	return ret;
+}
+
 static int plain_getattr(struct dboxfs *fs, const struct view_ino *v,
 			 struct stat *st)
 {
@@ -34,7 +95,7 @@ static int plain_setattr(struct dboxfs *fs, const struct view_ino *v,
 			 const struct stat *attr, int to_set,
 			 struct fuse_file_info *fi)
 {
-	return opw_setattr_binode(fs, v->ino, attr, to_set, fi);
+	return node_plain_setattr_of(fs, v->ino, attr, to_set, fi);
 }
 
 static void plain_open(struct dboxfs *fs, fuse_req_t req,

@@ -53,5 +53,13 @@ void node_dir_open(struct dboxfs *fs, fuse_req_t req, const struct view_ino *v,
 		   struct fuse_file_info *fi);
 void node_dir_read(struct dboxfs *fs, fuse_req_t req, const struct view_ino *v,
 		   size_t size, off_t off);
+/* setattr of a message (its received time and mode; the size never
+ * changes), and of a binode (a backing file, or the message it became):
+ * also for a message renamed into tmp/ (node-msg.c). */
+int node_msg_setattr_of(struct dboxfs *fs, int64_t box, uint32_t uid,
+			const struct stat *attr, int to_set);
+int node_plain_setattr_of(struct dboxfs *fs, uint64_t ino,
+			  const struct stat *attr, int to_set,
+			  struct fuse_file_info *fi);
 
 #endif

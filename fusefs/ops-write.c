@@ -1,8 +1,8 @@
 /* ops-write.c - the write side of the maildir view (maildir-view.md
- * sections 3-5): what its parts share (the moved-message ring, the
- * helpers every change starts with), expunge by unlink, symlinks and
- * attributes.  Delivery is in deliver.c, mkdir/rmdir in dirs.c, rename
- * and link in rename.c.
+ * sections 3-5): the helpers every change starts with, expunge by unlink
+ * and symlinks.  Delivery is in deliver.c, mkdir/rmdir in dirs.c, rename
+ * and link in rename.c, setattr in the node kinds (node-msg.c,
+ * node-plain.c, node.c).
  *
  * Every change to a message or folder is one index transaction that is
  * durable when the request returns; deliveries go through the committer
@@ -17,11 +17,8 @@
 #include <unistd.h>
 
 #include "attr.h"
-#include "commit.h"
-#include "dirtime.h"
 #include "folders.h"
 #include "ops.h"
-#include "prepare.h"
 
 /* ------------------------------------------------------------- helpers */
 
@@ -172,97 +169,4 @@ void opw_readlink(fuse_req_t req, fuse_ino_t ino)
 	}
 	buf[n] = '\0';
 	fuse_reply_readlink(req, buf);
-}
-
-/* Messages: the received time (mtime) and the mode change and persist,
- * so that rsync -a finds nothing to do the second time; the owner follows
- * the store, so chown succeeds without effect as rsync and cp -p expect;
- * the size of a message never changes. */
-int opw_setattr_msg(struct dboxfs *fs, int64_t box, uint32_t uid,
-		    const struct stat *attr, int to_set)
-{
-	struct dbox_err err = { "" };
-	struct timespec now;
-	struct dbox_msg m;
-	int ret = attr_msg_follow(fs, box, uid, &m);
-
-	if (ret < 0)
-		return ret;
-	box = m.mailbox_id;
-	uid = m.uid;
-
-	if (to_set & FUSE_SET_ATTR_SIZE)
-		return -EACCES;
-	if (to_set & FUSE_SET_ATTR_MODE) {
-		ret = dbox_msg_set_mode(fs->store, box, uid, S_IFREG |
-					(attr->st_mode & 07777), &err);
-		if (ret < 0)
-			return ret;
-	}
-	if (!(to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)))
-		return 0;
-	if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
-		clock_gettime(CLOCK_REALTIME, &now);
-		return dbox_msg_set_received(fs->store, box, uid, now.tv_sec,
-					     now.tv_nsec, &err);
-	}
-	return dbox_msg_set_received(fs->store, box, uid,
-				     attr->st_mtim.tv_sec,
-				     attr->st_mtim.tv_nsec, &err);
-}
-
-static int setattr_plain(struct dboxfs *fs, struct binode *bi,
-			 const struct stat *attr, int to_set,
-			 struct fuse_file_info *fi)
-{
-	struct fh *fh = fi != NULL ? (struct fh *)(uintptr_t)fi->fh : NULL;
-	char path[64];
-
-	if (to_set & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MTIME |
-		      FUSE_SET_ATTR_MTIME_NOW))
-		prepare_drop(fs, bi->ino);
-	if (to_set & FUSE_SET_ATTR_SIZE)
-		backing_mark_drop(bi->ino);
-	backing_fd_path(bi->fd, path, sizeof(path));
-	if ((to_set & FUSE_SET_ATTR_MODE) &&
-	    chmod(path, attr->st_mode & 07777) < 0)
-		return -errno;
-	if ((to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) &&
-	    fchownat(bi->fd, "", (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid :
-		     (uid_t)-1, (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid :
-		     (gid_t)-1, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
-		return -errno;
-	if (to_set & FUSE_SET_ATTR_SIZE) {
-		int r = fh != NULL && fh->type == FH_FD ?
-			ftruncate(fh->fd, attr->st_size) :
-			truncate(path, attr->st_size);
-		if (r < 0)
-			return -errno;
-	}
-	if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
-		struct timespec tv[2];
-
-		dirtime_requested(attr, to_set, tv);
-		if (utimensat(AT_FDCWD, path, tv, 0) < 0)
-			return -errno;
-	}
-	return 0;
-}
-
-int opw_setattr_binode(struct dboxfs *fs, uint64_t ino, const struct stat *attr,
-		       int to_set, struct fuse_file_info *fi)
-{
-	struct binode *bi = backing_get(ino);
-	int64_t msg_box;
-	uint32_t msg_uid;
-	int ret;
-
-	if (bi == NULL)
-		ret = -ENOENT;
-	else if (backing_msg_of(bi, &msg_box, &msg_uid))
-		ret = opw_setattr_msg(fs, msg_box, msg_uid, attr, to_set);
-	else
-		ret = setattr_plain(fs, bi, attr, to_set, fi);
-	backing_put(bi);
-	return ret;
 }

@@ -53,12 +53,6 @@ void opw_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 void opw_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 		 const char *name);
 void opw_readlink(fuse_req_t req, fuse_ino_t ino);
-/* setattr of a message (its received time and mode; the size never
- * changes), and of a binode (a backing file, or the message it became). */
-int opw_setattr_msg(struct dboxfs *fs, int64_t box, uint32_t uid,
-		    const struct stat *attr, int to_set);
-int opw_setattr_binode(struct dboxfs *fs, uint64_t ino, const struct stat *attr,
-		       int to_set, struct fuse_file_info *fi);
 void opw_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *buf,
 		   off_t off, struct fuse_file_info *fi);
 void opw_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,

@@ -11,8 +11,8 @@
 #include "cookie.h"
 #include "flush.h"
 #include "folders.h"
+#include "handles.h"
 #include "kcache.h"
-#include "ops.h"
 #include "readdir.h"
 #include "reply.h"
 

@@ -4,7 +4,7 @@
 #ifndef DBOXFS_READDIR_H
 #define DBOXFS_READDIR_H
 
-#include "ops.h"
+#include "dboxfs.h"
 
 void readdir_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void readdir_release(fuse_req_t req, fuse_ino_t ino,
