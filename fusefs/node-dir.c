@@ -24,6 +24,7 @@ const struct node_ops node_dir_ops = {
 	.lookup = dir_lookup,
 	.getattr = dir_getattr,
 	.setattr = node_dir_setattr,
+	.list = readdir_sub,
 	.open = node_dir_open,
 	.read = node_dir_read,
 };

@@ -24,6 +24,7 @@ const struct node_ops node_folder_ops = {
 	.lookup = folder_lookup,
 	.getattr = folder_getattr,
 	.setattr = node_dir_setattr,
+	.list = readdir_folder,
 	.open = node_dir_open,
 	.read = node_dir_read,
 };

@@ -37,6 +37,7 @@ const struct node_ops node_kwfile_ops = {
 	.lookup = node_no_lookup,
 	.getattr = kwfile_getattr,
 	.setattr = kwfile_setattr,
+	.list = node_not_dir,
 	.open = kwfile_open,
 	.read = kwfile_read,
 };

@@ -89,6 +89,7 @@ const struct node_ops node_msg_ops = {
 	.lookup = node_no_lookup,
 	.getattr = msg_getattr,
 	.setattr = msg_setattr,
+	.list = node_not_dir,
 	.open = msg_open,
 	.read = msg_read,
 };

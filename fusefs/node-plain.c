@@ -114,6 +114,7 @@ const struct node_ops node_plain_ops = {
 	.lookup = plain_lookup,
 	.getattr = plain_getattr,
 	.setattr = plain_setattr,
+	.list = readdir_plain,
 	.open = plain_open,
 	.read = plain_read,
 };

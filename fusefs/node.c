@@ -46,6 +46,12 @@ int node_no_lookup(struct dboxfs *fs, const struct view_ino *dir,
 	return -ENOENT;
 }
 
+int node_not_dir(struct dirbuf *d, const struct view_ino *v, off_t off)
+{
+	(void)d; (void)v; (void)off;
+	return -ENOTDIR;
+}
+
 /* Directories of the view: their modes derive from the store (rsync -a
  * may try, and that is fine); their times are set as on any
  * filesystem. */

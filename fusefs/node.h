@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "dboxfs.h"
+#include "readdir.h"
 
 struct node_ops {
 	/* name in this directory: 0 and *st (with a lookup count taken
@@ -28,6 +29,8 @@ struct node_ops {
 	/* reply themselves */
 	void (*open)(struct dboxfs *fs, fuse_req_t req,
 		     const struct view_ino *v, struct fuse_file_info *fi);
+	/* the entries of a directory (readdir.h); -ENOTDIR for files */
+	readdir_lister *list;
 	/* a read without a handle (read-only mounts have no opens) */
 	void (*read)(struct dboxfs *fs, fuse_req_t req,
 		     const struct view_ino *v, size_t size, off_t off);
@@ -46,6 +49,7 @@ int node_lookup_backing(struct dboxfs *fs, const struct view_ino *dir,
 /* What files do in a directory, and directories as files. */
 int node_no_lookup(struct dboxfs *fs, const struct view_ino *dir,
 		   const char *name, struct stat *st);
+readdir_lister node_not_dir;
 int node_dir_setattr(struct dboxfs *fs, const struct view_ino *v,
 		     const struct stat *attr, int to_set,
 		     struct fuse_file_info *fi);

@@ -120,6 +120,24 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		node_of(&v)->open(fs, req, &v, fi);
 }
 
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
+		       off_t off, struct fuse_file_info *fi)
+{
+	struct view_ino v;
+
+	if (decode(req, ino, &v))
+		readdir_reply(req, &v, size, off, fi, false, node_of(&v)->list);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			   off_t off, struct fuse_file_info *fi)
+{
+	struct view_ino v;
+
+	if (decode(req, ino, &v))
+		readdir_reply(req, &v, size, off, fi, true, node_of(&v)->list);
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
@@ -332,8 +350,8 @@ const struct fuse_lowlevel_ops dboxfs_ops = {
 	.getattr = op_getattr,
 	.opendir = readdir_open,
 	.releasedir = readdir_release,
-	.readdir = readdir_list,
-	.readdirplus = readdir_list_plus,
+	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
 	.fsyncdir = readdir_fsync,
 	.open = op_open,
 	.read = op_read,

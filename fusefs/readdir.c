@@ -233,7 +233,7 @@ static int add_msg(void *ctx, const struct dbox_msg *m)
 /* Messages come in pages of uid order until the buffer is full, so the
  * daemon's memory does not grow with the folder, and the cookie (uid)
  * resumes correctly however the folder changed in between. */
-static int readdir_sub(struct dirbuf *d, const struct view_ino *v, off_t off)
+int readdir_sub(struct dirbuf *d, const struct view_ino *v, off_t off)
 {
 	struct msg_list_ctx c = { d, cookie_msg_after((uint64_t)off) };
 	int ret = 0;
@@ -270,9 +270,9 @@ static int add_folder_child(void *ctx, const struct folder_child *c)
 	return dir_add(f->d, c->name, &st, c->cookie) ? 0 : 1;
 }
 
-static int readdir_folder(struct dirbuf *d, const struct view_ino *v,
-			  uint64_t ino, off_t off)
+int readdir_folder(struct dirbuf *d, const struct view_ino *v, off_t off)
 {
+	uint64_t ino = v->ino;
 	struct dboxfs *fs = d->fs;
 	int64_t box = folders_dir_mailbox(fs->layout, fs->inbox_id, v);
 	unsigned int subdirs = attr_subdirs_of(fs, box);
@@ -319,37 +319,29 @@ static int readdir_folder(struct dirbuf *d, const struct view_ino *v,
 	return 0;
 }
 
-static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		       struct fuse_file_info *fi, bool plus)
+int readdir_plain(struct dirbuf *d, const struct view_ino *v, off_t off)
+{
+	if (add_dots(d, v->ino, off))
+		add_backing(d, off);
+	return 0;
+}
+
+void readdir_reply(fuse_req_t req, const struct view_ino *v, size_t size,
+		   off_t off, struct fuse_file_info *fi, bool plus,
+		   readdir_lister *list)
 {
 	struct dirbuf d = { .fs = fuse_req_userdata(req), .req = req,
 			     .size = size, .plus = plus };
-	struct view_ino v;
 	int ret;
 
-	if (!view_ino_decode(ino, &v)) {
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
 	d.dh = (struct dirhandle *)(uintptr_t)fi->fh;
-	d.dir = &v;
+	d.dir = v;
 	d.buf = malloc(size);
 	if (d.buf == NULL) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	if (v.kind == VK_SUB) {
-		ret = readdir_sub(&d, &v, off);
-	} else if (v.kind == VK_ROOT || v.kind == VK_FOLDER ||
-		   v.kind == VK_VDIR) {
-		ret = readdir_folder(&d, &v, ino, off);
-	} else if (v.kind == VK_PLAIN) {
-		ret = 0;
-		if (add_dots(&d, ino, off))
-			add_backing(&d, off);
-	} else {
-		ret = -ENOTDIR;
-	}
+	ret = list(&d, v, off);
 	if (ret < 0 && d.used == 0)
 		fuse_reply_err(req, dboxfs_errno(ret));
 	else
@@ -398,18 +390,6 @@ void readdir_release(fuse_req_t req, fuse_ino_t ino,
 	fh_untrack(fs, &dh->fh);
 	dirhandle_free(dh);
 	fuse_reply_err(req, 0);
-}
-
-void readdir_list(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		       struct fuse_file_info *fi)
-{
-	do_readdir(req, ino, size, off, fi, false);
-}
-
-void readdir_list_plus(fuse_req_t req, fuse_ino_t ino, size_t size,
-			   off_t off, struct fuse_file_info *fi)
-{
-	do_readdir(req, ino, size, off, fi, true);
 }
 
 void readdir_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
