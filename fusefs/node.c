@@ -1,5 +1,6 @@
 /* node.c - the handler table of each kind of node, and what the kinds
  * share (see node.h). */
+#include <assert.h>
 #include <errno.h>
 #include <unistd.h>
 
@@ -19,8 +20,11 @@ const struct node_ops *node_of(const struct view_ino *v)
 		[VK_KWFILE] = &node_kwfile_ops,
 		[VK_PLAIN] = &node_plain_ops,
 	};
+	const struct node_ops *ops = kinds[v->kind & 15];
 
-	return kinds[v->kind & 15];
+	/* view_ino_decode accepts only the kinds above */
+	assert(ops != NULL);
+	return ops;
 }
 
 int node_lookup_backing(struct dboxfs *fs, const struct view_ino *dir,
