@@ -1,5 +1,7 @@
-/* ops.h - what the read-side (ops.c) and write-side (ops-write.c)
- * operations share. */
+/* ops.h - the write side's entry points (ops-write.c, deliver.c, dirs.c,
+ * rename.c), which ops.c's table names, and the helpers they share.
+ * Nothing below them (the node kinds, attr.c, commit.c, ...) includes
+ * this. */
 #ifndef DBOXFS_OPS_H
 #define DBOXFS_OPS_H
 
@@ -14,9 +16,7 @@
 #include "msgname.h"
 #include "reply.h"
 
-/* ops-write.c */
-
-/* Shared by the write side (ops-write.c, deliver.c, dirs.c, rename.c) */
+/* ops-write.c: shared by the write side */
 /* Refuses a change on a read-only mount; true: the request has its reply. */
 bool opw_refuse_readonly(fuse_req_t req);
 /* Refused on a read-only mount, and the directory it happens in decoded.
