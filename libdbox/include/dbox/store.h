@@ -196,6 +196,11 @@ const char *dbox_store_index_path(const struct dbox_store *store);
  * callers share one flush (group commit).  Immediate without
  * deferred_sync or when nothing is pending. */
 int dbox_store_sync(struct dbox_store *store, struct dbox_err *err);
+/* With deferred_sync, commits leave the index's write-ahead log to grow
+ * (up to about 32 MiB): this copies it into the index file once it is
+ * large, and is meant for a thread that serves no request (the mount's
+ * flusher).  Immediate when there is little to copy. */
+int dbox_store_checkpoint(struct dbox_store *store, struct dbox_err *err);
 /* Whether some commit of this handle is not durable yet. */
 bool dbox_store_sync_pending(struct dbox_store *store);
 /* Monotonic counter of committed changes from any process; cheap. */

@@ -605,6 +605,13 @@ int dbox_store_sync(struct dbox_store *store, struct dbox_err *err)
 	return dindex_sync(store->idx, err);
 }
 
+int dbox_store_checkpoint(struct dbox_store *store, struct dbox_err *err)
+{
+	if (store->readonly)
+		return 0;
+	return dindex_checkpoint(store->idx, err);
+}
+
 bool dbox_store_sync_pending(struct dbox_store *store)
 {
 	return !store->readonly && dindex_dirty(store->idx);
