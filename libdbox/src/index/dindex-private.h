@@ -18,6 +18,8 @@
 
 enum dindex_stmt {
 	/* dindex.c, dindex-meta.c */
+	DSTMT_BEGIN,
+	DSTMT_COMMIT,
 	DSTMT_SEQ_BUMP,
 	DSTMT_META_GET,
 	DSTMT_META_SET,
