@@ -23,7 +23,7 @@ maildir and on the mount.  Medians of R runs; the table goes to
 bench/RESULTS.md, section "Write path".
 
     sudo bench/bench_write.py --quick [--dboxfs BIN] [-o OPT ...]
-                              [--builds LABEL=DIR,...]
+                              [--builds LABEL=DIR,...] [--rows R,...]
 
 measures the issue "Native speed"'s write rows: deliveries of --messages
 without fsync (write tmp/X, rename to new/X) with one writer, fsync'ed
@@ -168,6 +168,8 @@ def main():
     ap.add_argument("--dboxfs", default=os.path.join(BUILD, "fusefs",
                                                       "dboxfs"))
     ap.add_argument("-o", dest="opts", action="append", default=[])
+    ap.add_argument("--rows", help="--quick: some of nofsync,fsync1,"
+                    "fsync8,renames")
     ap.add_argument("--builds", default="",
                     help="--quick: LABEL=BUILDDIR,... one dboxfs each")
     args = ap.parse_args()
@@ -321,18 +323,20 @@ def quick(args):
                              os.path.join(bdir, "fusefs", "dboxfs"),
                              args.opts, os.path.join(bdir, "tools", "dboxctl",
                                                      "dboxctl")))
-    res = {(t.name, w): [] for t in targets for w, _ in QUICK_ROWS}
-    for what, _ in QUICK_ROWS:
+    rows = [(w, title) for w, title in QUICK_ROWS
+            if args.rows is None or w in args.rows.split(",")]
+    res = {(t.name, w): [] for t in targets for w, _ in rows}
+    for what, _ in rows:
         for r in range(args.runs):
             for t in targets:
                 res[(t.name, what)].append(quick_one(t, work, what, args, r))
     head = "| target | " + " | ".join(
         (title % (args.renames if w == "renames" else args.messages))
-        for w, title in QUICK_ROWS) + " |"
-    out = [head, "|---" * (len(QUICK_ROWS) + 1) + "|"]
+        for w, title in rows) + " |"
+    out = [head, "|---" * (len(rows) + 1) + "|"]
     for t in targets:
         cells = []
-        for what, _ in QUICK_ROWS:
+        for what, _ in rows:
             v = statistics.median(res[(t.name, what)])
             n = statistics.median(res[("native maildir", what)])
             p = statistics.median(res[("passthrough_ll", what)])
@@ -350,7 +354,7 @@ def quick(args):
     print("\n".join(out))
     for t in targets:
         print(t.name, {w: ["%.3f" % x for x in res[(t.name, w)]]
-                       for w, _ in QUICK_ROWS})
+                       for w, _ in rows})
 
 
 def report(res, ren_nat, ren_dbx, args):
