@@ -77,6 +77,60 @@ def test_mdbox_expunge_stays_expunged_for_dovecot(wtmp, mounts, how):
     assert len(ls_messages(store, "INBOX")) == 2
 
 
+# ------------------------------- item 10 (fidelity): a move is for good
+
+def make_folder(mnt, name):
+    os.mkdir(os.path.join(mnt, name))
+    for sub in ("cur", "new", "tmp"):
+        os.mkdir(os.path.join(mnt, name, sub))
+
+
+def dovecot_mailboxes(da):
+    """{text: mailbox} as Dovecot sees the store after force-resync."""
+    da.force_resync()
+    return {m["text"]: m["mailbox"] for m in da.fetch("mailbox text")}
+
+
+@needs_dboxfs
+@needs_dovecot
+def test_mdbox_move_stays_moved_for_dovecot(wtmp, mounts):
+    """Dovecot's rebuild puts every record none of its indexes knows into
+    the mailbox its B key names: the move must rewrite B, or the message
+    goes back to where it was delivered."""
+    store = os.path.join(wtmp, "store")
+    dboxctl("init", store, "--format", "mdbox")
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt)
+    for i in range(5):
+        deliver(mnt, "msg%d" % i, message(i))
+    make_folder(mnt, ".Folder")
+    make_folder(mnt, ".Lists.linux")
+    os.rename(os.path.join(mnt, "new", "msg0"),
+              os.path.join(mnt, ".Folder", "cur", "msg0:2,S"))
+    os.rename(os.path.join(mnt, "new", "msg1"),
+              os.path.join(mnt, ".Lists.linux", "new", "msg1"))
+    # there and back: B names INBOX again
+    os.rename(os.path.join(mnt, "new", "msg2"),
+              os.path.join(mnt, ".Folder", "new", "msg2"))
+    os.rename(os.path.join(mnt, ".Folder", "new", "msg2"),
+              os.path.join(mnt, "cur", "msg2:2,"))
+    # and on: from a folder to another
+    os.rename(os.path.join(mnt, "new", "msg3"),
+              os.path.join(mnt, ".Folder", "new", "msg3"))
+    os.rename(os.path.join(mnt, ".Folder", "new", "msg3"),
+              os.path.join(mnt, ".Lists.linux", "cur", "msg3:2,F"))
+    m.stop()
+    want = {message(0): "Folder", message(1): "Lists/linux",
+            message(2): "INBOX", message(3): "Lists/linux",
+            message(4): "INBOX"}
+    assert dovecot_mailboxes(Doveadm(wtmp, store, "mdbox")) == want
+    # our own rebuild from the files agrees
+    dboxctl("reindex", store)
+    assert len(ls_messages(store, "Folder")) == 1
+    assert len(ls_messages(store, "Lists/linux")) == 2
+    assert len(ls_messages(store, "INBOX")) == 2
+
+
 # --------------------------------------- item 9: Dovecot's files are fine
 
 @needs_dovecot

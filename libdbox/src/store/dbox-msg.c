@@ -8,6 +8,7 @@
 #include "index/dindex-msg.h"
 #include "store/dbox-attach.h"
 #include "store/dbox-decompress.h"
+#include "store/mdbox-orig.h"
 #include "store/store-private.h"
 
 int dbox_msg_get(struct dbox_store *store, int64_t mailbox_id, uint32_t uid,
@@ -407,6 +408,11 @@ int dbox_msg_move(struct dbox_store *store, int64_t mailbox_id, uint32_t uid,
 	if (ret == 0 && msg.file_id == 0)
 		ret = move_sdbox_file(store, &msg, dest_mailbox_id, moved.uid,
 				      old_path, err);
+	/* mdbox: Dovecot's rebuild places the record by its B key */
+	if (ret == 0 && msg.file_id != 0 && dest_mailbox_id != mailbox_id)
+		ret = mdbox_orig_set(store, &msg, dest_mailbox_id, err);
+	if (ret == -ENOSPC)
+		ret = 0;  /* logged; the move itself stands */
 	if (ret == 0)
 		ret = dindex_write_commit(store->idx, err);
 	else
