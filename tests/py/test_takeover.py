@@ -274,3 +274,54 @@ def test_dovecot_indexes_a_folder_made_through_the_mount(wtmp, mounts, fmt):
     view = dovecot_view(wtmp, root, fmt, "D")
     assert sorted(t for _, t in view.values()) == \
         sorted([payload(n) for n in ours] + [text])
+
+
+def all_names(folder):
+    return [(sub, n) for sub in ("new", "cur")
+            for n in os.listdir(os.path.join(folder, sub))]
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_dovecot_flag_change_onto_another_name(wtmp, mounts, fmt):
+    """Two messages delivered through the mount under one BASE (cur/dup:2,S
+    and cur/dup:2,F: two files of a maildir), then Dovecot gives them the
+    same flags (its force-resync drops ours): both names would be
+    cur/dup:2,.  The follower gives the one it changes a base of its own
+    (no message is hidden: Dovecot has both) and goes on following."""
+    root, da = dovecot_store(wtmp, fmt)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    texts = {}
+    for flag in "SF":
+        data = b"Subject: dup %s\n\nsame base\n" % flag.encode()
+        with open(os.path.join(mnt, "tmp", "dup" + flag), "wb") as f:
+            f.write(data)
+        os.rename(os.path.join(mnt, "tmp", "dup" + flag),
+                  os.path.join(mnt, "cur", "dup:2," + flag))
+        texts[flag] = data
+    chown_tree(root, *store_ids())
+    da.force_resync("INBOX")
+    want = sorted(list(ORIGINAL.values()) + list(texts.values()))
+
+    def shown():
+        names = all_names(mnt)
+        data = []
+        for sub, n in names:
+            with open(os.path.join(mnt, sub, n), "rb") as f:
+                data.append(f.read())
+        return names, sorted(data)
+    try:
+        wait_for(lambda: not any(n.endswith((":2,S", ":2,F"))
+                                 for _, n in all_names(mnt)), timeout=5,
+                 what="Dovecot's flags (none) on the mount")
+    except AssertionError:
+        raise AssertionError((all_names(mnt), m.output()))
+    names, data = shown()
+    assert data == want, m.output()
+    assert len(set(names)) == len(names)
+    # the follower is not stuck on it: Dovecot's next change shows
+    chown_tree(root, *store_ids())
+    da("flags", "add", "\\Flagged", "mailbox", "INBOX", "all")
+    wait_for(lambda: all(n.endswith(":2,F") for _, n in all_names(mnt)),
+             timeout=5, what="Dovecot's flag on every message")
+    assert shown()[1] == want
