@@ -77,6 +77,45 @@ def test_mdbox_expunge_stays_expunged_for_dovecot(wtmp, mounts, how):
     assert len(ls_messages(store, "INBOX")) == 2
 
 
+def storage_holds(store, data):
+    d = os.path.join(store, "storage")
+    return any(data in read(os.path.join(d, n))
+               for n in os.listdir(d) if n.startswith("m."))
+
+
+@needs_dboxfs
+@needs_dovecot
+@pytest.mark.parametrize("durable", ["fsync", "interval"])
+def test_mdbox_expunge_durable_then_killed(wtmp, mounts, durable):
+    """Once an expunge is durable (fsync of its directory, or the commit
+    interval), its bytes are gone from the m.N files: Dovecot, handed the
+    store after a kill -9 and before any other open of ours, does not
+    bring it back."""
+    store = os.path.join(wtmp, "store")
+    dboxctl("init", store, "--format", "mdbox")
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt)
+    for i in range(12):
+        deliver(mnt, "msg%d" % i, message(i))
+    for i in range(10):
+        os.unlink(os.path.join(mnt, "new", "msg%d" % i))
+    if durable == "fsync":
+        fd = os.open(os.path.join(mnt, "new"), os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    else:
+        wait_for(lambda: not storage_holds(store, b"body of m 0\n"),
+                 what="the commit interval's purge")
+    assert not storage_holds(store, b"body of m 9\n")
+    m.kill()
+    da = Doveadm(wtmp, store, "mdbox")
+    da.force_resync("INBOX")
+    assert sorted(msg["text"] for msg in da.fetch("text")) == \
+        [message(10), message(11)]
+
+
 # ------------------------------- item 10 (fidelity): a move is for good
 
 def make_folder(mnt, name):

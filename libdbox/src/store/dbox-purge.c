@@ -300,8 +300,7 @@ int64_t dbox_store_purge(struct dbox_store *store, struct dbox_err *err)
 		return ret;
 	if (total >= 0) {
 		/* what the open already purged counts as this purge's */
-		total += (int64_t)store->purged;
-		store->purged = 0;
+		total += (int64_t)atomic_exchange(&store->purged, 0);
 	}
 	return total;
 }
@@ -318,6 +317,7 @@ int dbox_purge_mark(struct dbox_store *store, uint32_t file_id,
 	/* a fresh value each time: a purge that scanned the file before
 	 * this mark was set leaves it in place (dbox_purge_pending) */
 	dbox_guid_generate(token);
+	atomic_store(&store->purge_marked, true);
 	return dindex_purge_mark(store->idx, file_id, token, err);
 }
 
