@@ -6,6 +6,7 @@ same messages.  The stores are made by `doveadm import` of a maildir."""
 
 import collections
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -325,3 +326,55 @@ def test_dovecot_flag_change_onto_another_name(wtmp, mounts, fmt):
     wait_for(lambda: all(n.endswith(":2,F") for _, n in all_names(mnt)),
              timeout=5, what="Dovecot's flag on every message")
     assert shown()[1] == want
+
+
+def dovecot_state(da):
+    """{text: (mailbox, flags)} of every message as doveadm sees it."""
+    return {m["text"]: (m["mailbox"], " ".join(sorted(m["flags"].split())))
+            for m in da.fetch("mailbox flags text", "mailbox", "*")}
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_takeover_changes_handed_back_to_dovecot(wtmp, mounts, fmt):
+    """What the mount changed in messages Dovecot knew (a flag, a move, an
+    expunge) is not in Dovecot's own index, which dboxfs never writes:
+    force-resync keeps Dovecot's flags (and, for mdbox, its mailbox of the
+    message and the message itself), and the next open of the store
+    follows Dovecot's index again (README, Limits).  The documented way
+    back: copy the maildirs out of the mount while it is mounted, unmount,
+    and let Dovecot make its store identical to the copy (doveadm backup
+    -R maildir:COPY)."""
+    root, da = dovecot_store(wtmp, fmt)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    by_text = {}
+    for sub, n in all_names(mnt):
+        with open(os.path.join(mnt, sub, n), "rb") as f:
+            by_text[f.read()] = (sub, n)
+    texts = sorted(by_text)
+    os.mkdir(os.path.join(mnt, ".Folder"))
+    for sub in ("cur", "new", "tmp"):
+        os.mkdir(os.path.join(mnt, ".Folder", sub))
+    sub, n = by_text[texts[0]]
+    os.rename(os.path.join(mnt, sub, n), os.path.join(mnt, "cur", n + ":2,S"))
+    sub, n = by_text[texts[1]]
+    os.rename(os.path.join(mnt, sub, n),
+              os.path.join(mnt, ".Folder", "cur", n + ":2,F"))
+    sub, n = by_text[texts[2]]
+    os.unlink(os.path.join(mnt, sub, n))
+    copy = os.path.join(wtmp, "copy")
+    shutil.copytree(mnt, copy)
+    m.stop()
+    chown_tree(wtmp, *store_ids())
+    # without it: Dovecot's flags, and on mdbox its INBOX, win
+    da.force_resync()
+    got = dovecot_state(da)
+    assert got[texts[0]] == ("INBOX", "\\Recent")
+    if fmt == "mdbox":
+        assert got[texts[1]][0] == "INBOX" and texts[2] in got
+    da("backup", "-R", "maildir:" + copy)
+    got = {t: (b, f.replace("\\Recent", "").strip())
+           for t, (b, f) in dovecot_state(da).items()}
+    assert got == {texts[0]: ("INBOX", "\\Seen"),
+                   texts[1]: ("Folder", "\\Flagged"),
+                   texts[3]: ("INBOX", ""), texts[4]: ("INBOX", "")}
