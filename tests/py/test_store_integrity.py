@@ -12,6 +12,7 @@
   made anew at the same path, or another tree given the same index, is
   indexed anew (names, GUIDs and bytes all from the tree at hand)."""
 
+import fcntl
 import gzip
 import os
 import shutil
@@ -114,6 +115,46 @@ def test_mdbox_expunge_durable_then_killed(wtmp, mounts, durable):
     da.force_resync("INBOX")
     assert sorted(msg["text"] for msg in da.fetch("text")) == \
         [message(10), message(11)]
+
+
+@needs_dboxfs
+@needs_dovecot
+def test_mdbox_expunge_in_a_busy_file_is_purged_once_free(wtmp, mounts):
+    """An m.N that another writer holds (flock, as an appender does) cannot
+    be purged at the flush; it is tried again at the next commit interval,
+    not only at unmount."""
+    store = os.path.join(wtmp, "store")
+    dboxctl("init", store, "--format", "mdbox")
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt)
+    for i in range(3):
+        deliver(mnt, "msg%d" % i, message(i))
+    m.stop()    # the daemon keeps no append file locked now
+    m = mounts(store, mnt)
+    files = [os.path.join(store, "storage", n)
+             for n in os.listdir(os.path.join(store, "storage"))
+             if n.startswith("m.")]
+    held = [os.open(p, os.O_RDONLY) for p in files]
+    try:
+        for fd in held:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.unlink(os.path.join(mnt, "new", "msg0"))
+        fd = os.open(os.path.join(mnt, "new"), os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        assert storage_holds(store, b"body of m 0\n")
+    finally:
+        for fd in held:
+            os.close(fd)
+    wait_for(lambda: not storage_holds(store, b"body of m 0\n"),
+             what="the purge of the freed file")
+    m.kill()
+    da = Doveadm(wtmp, store, "mdbox")
+    da.force_resync("INBOX")
+    assert sorted(msg["text"] for msg in da.fetch("text")) == \
+        [message(1), message(2)]
 
 
 # ------------------------------- item 10 (fidelity): a move is for good

@@ -405,6 +405,9 @@ int dbox_purge_pending(struct dbox_store *store, struct dbox_err *err)
 			ret = unmark(store, &p[i], err);
 		else
 			store->purged += (uint64_t)r;
+		/* someone appends to it: the next sync tries again */
+		if (r >= 0 && !done)
+			atomic_store(&store->purge_marked, true);
 	}
 	free(p);
 	return ret;
