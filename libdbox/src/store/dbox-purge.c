@@ -23,6 +23,7 @@
 #include "index/dindex-file.h"
 #include "store/dbox-scan.h"
 #include "store/mdbox-file.h"
+#include "store/mdbox-orig.h"
 #include "store/store-private.h"
 
 struct live_rec {
@@ -147,6 +148,24 @@ static void purge_problem(void *ctx, const char *path, uint64_t offset,
 		 path, (unsigned long long)offset, what);
 }
 
+/* A move committed after our copy rewrote B in the old place: the copy
+ * must name the mailbox the row has now (mdbox-orig.h). */
+static int orig_follows(struct dbox_store *store, const struct live_rec *l,
+			struct dbox_err *err)
+{
+	struct dbox_msg msg;
+	int64_t box;
+	uint32_t uid;
+	int ret = dindex_file_msg_at(store->idx, l->new_file, l->new_offset,
+				     &box, &uid);
+
+	if (ret == 0)
+		ret = dbox_msg_get(store, box, uid, &msg, err);
+	if (ret == 0)
+		ret = mdbox_orig_set(store, &msg, box, err);
+	return ret == -ENOSPC ? 0 : ret;
+}
+
 static int commit_moves(struct purge_file *pf, uint32_t old_id,
 			struct dbox_err *err)
 {
@@ -165,6 +184,8 @@ static int commit_moves(struct purge_file *pf, uint32_t old_id,
 		/* expunged after our scan: dead in its new place now */
 		if (ret == 0 && !moved)
 			ret = dbox_purge_mark(store, pf->live[i].new_file, err);
+		else if (ret == 0)
+			ret = orig_follows(store, &pf->live[i], err);
 	}
 	if (ret == 0)
 		ret = dindex_purge_unmark(store->idx, old_id, NULL, err);
