@@ -520,6 +520,23 @@ static int repair_uid0(struct dbox_store *store, struct dovecot_box *b,
 	return ret;
 }
 
+/* Dovecot gave msg the flags of another message of ours with the same
+ * base (two files of a maildir, cur/X:2,S and cur/X:2,F, that Dovecot
+ * now flags alike): names are unique per directory, so the one Dovecot
+ * changed takes a base of its own.  Both stay listed, as Dovecot has
+ * both; hiding one (what a maildir's rename would do) would show fewer
+ * messages than Dovecot's. */
+static int rename_apart(struct dbox_store *store, const struct dbox_msg *msg,
+			uint32_t flags, uint32_t kw, bool in_new,
+			struct dbox_err *err)
+{
+	char base[DBOX_NAME_MAX + 1];
+
+	dbox_msg_derive_base(msg, base, sizeof(base));
+	return dindex_msg_set_name(store->idx, msg->mailbox_id, msg->uid, base,
+				   flags, kw, in_new, false, err);
+}
+
 /* One message: inserted, updated or left as it is. */
 static int sync_message(struct dbox_store *store, struct dovecot_box *b,
 			const struct dovi_message *dm, uint32_t flags,
@@ -538,6 +555,9 @@ static int sync_message(struct dbox_store *store, struct dovecot_box *b,
 			return 0;
 		ret = dindex_msg_set_flags(store->idx, b->id, dm->uid, flags,
 					   kw, in_new, err);
+		if (ret == -EEXIST)
+			ret = rename_apart(store, &old, flags, kw, in_new,
+					   err);
 		return ret < 0 ? ret : dbox_mailbox_touch(store, b->id, true,
 							  true, err);
 	}

@@ -8,6 +8,7 @@
 #include "index/dindex-msg.h"
 #include "store/dbox-attach.h"
 #include "store/dbox-decompress.h"
+#include "store/mdbox-orig.h"
 #include "store/store-private.h"
 
 int dbox_msg_get(struct dbox_store *store, int64_t mailbox_id, uint32_t uid,
@@ -357,6 +358,9 @@ static int move_sdbox_file(struct dbox_store *store, const struct dbox_msg *m,
 	ret = dbox_journal_write(store, &dest, &new_uid, 1, err);
 	if (ret < 0)
 		return ret;
+	ret = dbox_attach_move(store, m, dest, new_uid, false, err);
+	if (ret < 0)
+		return ret;
 	if (link(old_path, new_path) < 0)
 		return dbox_fail(err, -errno, "link %s: %m", new_path);
 	ret = dbox_fsync_parent(new_path);
@@ -407,6 +411,11 @@ int dbox_msg_move(struct dbox_store *store, int64_t mailbox_id, uint32_t uid,
 	if (ret == 0 && msg.file_id == 0)
 		ret = move_sdbox_file(store, &msg, dest_mailbox_id, moved.uid,
 				      old_path, err);
+	/* mdbox: Dovecot's rebuild places the record by its B key */
+	if (ret == 0 && msg.file_id != 0 && dest_mailbox_id != mailbox_id)
+		ret = mdbox_orig_set(store, &msg, dest_mailbox_id, err);
+	if (ret == -ENOSPC)
+		ret = 0;  /* logged; the move itself stands */
 	if (ret == 0)
 		ret = dindex_write_commit(store->idx, err);
 	else
@@ -414,6 +423,11 @@ int dbox_msg_move(struct dbox_store *store, int64_t mailbox_id, uint32_t uid,
 	dbox_journal_remove(store);
 	if (ret == 0 && old_path[0] != '\0' &&
 	    dindex_sync(store->idx, err) == 0) {
+		struct dbox_err scratch;
+
+		/* its attachments' old names: garbage at worst if this fails */
+		dbox_attach_move(store, &msg, dest_mailbox_id, moved.uid, true,
+				 &scratch);
 		dbox_fcache_drop(store, old_path);
 		unlink(old_path);
 	}

@@ -665,6 +665,10 @@ static int write_trailer(struct dbox_save_txn *txn, struct save_msg *m,
 		if (dbox_name_to_storage(box_name, storage,
 					 sizeof(storage)) == 0)
 			meta.orig_mailbox = storage;
+		/* room for a move to rewrite B in place (mdbox-orig.c) */
+		if (meta.orig_mailbox != NULL)
+			meta.pad = strlen(storage) + 4 < DBOX_META_ORIG_ROOM ?
+				DBOX_META_ORIG_ROOM - strlen(storage) - 2 : 2;
 	}
 	mbuf = dbox_meta_format(&meta, &mlen);
 	if (mbuf == NULL)
