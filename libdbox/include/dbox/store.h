@@ -299,6 +299,11 @@ int dbox_msg_count(struct dbox_store *store, int64_t mailbox_id, int in_new,
 /* Path of the dbox file holding msg (into buf). */
 int dbox_msg_file_path(struct dbox_store *store, const struct dbox_msg *msg,
 		       char *buf, size_t buflen);
+/* Where in that file the message's record starts. */
+uint64_t dbox_msg_file_offset(const struct dbox_msg *msg);
+/* The N of the mdbox file m.N holding msg (sdbox: 0); with the offset,
+ * which record of the store the message is. */
+uint32_t dbox_msg_file_id(const struct dbox_msg *msg);
 
 /* Change flags/keywords and new/ state in one index transaction. */
 int dbox_msg_set_flags(struct dbox_store *store, int64_t mailbox_id,

@@ -61,6 +61,16 @@ int dbox_msg_file_path(struct dbox_store *store, const struct dbox_msg *msg,
 	return dbox_sdbox_path(store, name, msg->uid, buf, buflen);
 }
 
+uint64_t dbox_msg_file_offset(const struct dbox_msg *msg)
+{
+	return msg->offset;
+}
+
+uint32_t dbox_msg_file_id(const struct dbox_msg *msg)
+{
+	return msg->file_id;
+}
+
 int dbox_msg_insert(struct dbox_store *store, const struct dbox_msg *msg,
 		    struct dbox_err *err)
 {
