@@ -45,8 +45,8 @@ static bool verified_has(uint64_t ino, const struct dbox_msg *m)
 	bool hit;
 
 	pthread_mutex_lock(&verified_lock);
-	hit = v->ino == ino && v->file_id == m->file_id &&
-		v->offset == m->offset;
+	hit = v->ino == ino && v->file_id == dbox_msg_file_id(m) &&
+		v->offset == dbox_msg_file_offset(m);
 	pthread_mutex_unlock(&verified_lock);
 	return hit;
 }
@@ -66,7 +66,8 @@ static void verified_add(uint64_t ino, const struct dbox_msg *m)
 	struct verified *v = verified_slot(ino);
 
 	pthread_mutex_lock(&verified_lock);
-	*v = (struct verified){ ino, m->file_id, m->offset };
+	*v = (struct verified){ ino, dbox_msg_file_id(m),
+				dbox_msg_file_offset(m) };
 	pthread_mutex_unlock(&verified_lock);
 }
 

@@ -207,7 +207,7 @@ static int msg_xattr(uint64_t ino, const char *name, char *buf, size_t len)
 		if (ret < 0)
 			return ret;
 		return snprintf(buf, len, "%s:%llu", path,
-				(unsigned long long)m.offset);
+				(unsigned long long)dbox_msg_file_offset(&m));
 	}
 	return -ENODATA;
 }
