@@ -23,10 +23,23 @@ maildir and on the mount.  Medians of R runs; the table goes to
 bench/RESULTS.md, section "Write path".
 
     sudo bench/bench_write.py --quick [--dboxfs BIN] [-o OPT ...]
+                              [--builds LABEL=DIR,...] [--rows R,...]
 
-compares only the native maildir with a dboxfs (another build: BIN, with
-mount options OPT, e.g. -o sync) and prints the table without writing
-RESULTS.md (before/after comparisons)."""
+measures the issue "Native speed"'s write rows: deliveries of --messages
+without fsync (write tmp/X, rename to new/X) with one writer, fsync'ed
+deliveries (as above) with 1 and 8 writers, and --renames flag renames
+(cur/X:2,S -> cur/X:2,FS), on the native maildir, on libfuse's
+passthrough_ll over a maildir (what any FUSE file system pays: the
+LOOKUP of the target, the RENAME round trip, both inside the kernel's
+per-mount rename lock) and on dboxfs (BIN with mount options OPT, e.g.
+-o sync; with --builds, once per meson build directory LABEL=DIR, each
+with its own dboxctl).  Every run measures every target in turn, so
+that a shared machine's load falls on all of them alike; medians of
+--runs, ratios to native and to passthrough_ll of the same run.  Prints
+the table without writing RESULTS.md (before/after comparisons).
+passthrough_ll runs also with -o default_permissions, which every dboxfs
+mount has: the kernel then asks for the directory's attributes before
+each rename (the last rename invalidated them)."""
 
 import argparse
 import os
@@ -40,13 +53,14 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from benchlib import (BUILD, build_passthrough, dboxctl, mount,  # noqa
-                      replace_section, run, umount)
+from benchlib import (BUILD, DBOXCTL, build_passthrough, dboxctl,  # noqa
+                      mount, replace_section, run, umount)
 
 DELIVER = r'''
 import fcntl, os, sys
 root, prefix, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
-lock = sys.argv[4] if len(sys.argv) > 4 else None
+lock = sys.argv[4] if len(sys.argv) > 4 and sys.argv[4] != "-" else None
+sync = len(sys.argv) <= 5 or sys.argv[5] != "nofsync"
 body = (b"Subject: bench\n\n" + b"x" * 2000 + b"\n")
 dfd = os.open(os.path.join(root, "new"), os.O_RDONLY | os.O_DIRECTORY)
 lfd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600) if lock else None
@@ -55,12 +69,14 @@ for i in range(count):
     tmp = os.path.join(root, "tmp", name)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     os.write(fd, body)
-    os.fsync(fd)
+    if sync:
+        os.fsync(fd)
     os.close(fd)
     if lfd is not None:
         fcntl.flock(lfd, fcntl.LOCK_EX)
     os.rename(tmp, os.path.join(root, "new", name))
-    os.fsync(dfd)
+    if sync:
+        os.fsync(dfd)
     if lfd is not None:
         fcntl.flock(lfd, fcntl.LOCK_UN)
 '''
@@ -82,9 +98,9 @@ def maildir(path):
     return path
 
 
-def deliveries(root, writers, total, prefix, lock=None):
+def deliveries(root, writers, total, prefix, lock=None, sync=True):
     per = total // writers
-    extra = [lock] if lock else []
+    extra = [lock or "-", "fsync" if sync else "nofsync"]
     t = time.monotonic()
     procs = [subprocess.Popen([sys.executable, "-c", DELIVER, root,
                                "%s%d" % (prefix, w), str(per)] + extra)
@@ -152,6 +168,10 @@ def main():
     ap.add_argument("--dboxfs", default=os.path.join(BUILD, "fusefs",
                                                       "dboxfs"))
     ap.add_argument("-o", dest="opts", action="append", default=[])
+    ap.add_argument("--rows", help="--quick: some of nofsync,fsync1,"
+                    "fsync8,renames")
+    ap.add_argument("--builds", default="",
+                    help="--quick: LABEL=BUILDDIR,... one dboxfs each")
     args = ap.parse_args()
     if args.quick:
         return quick(args)
@@ -214,62 +234,127 @@ def main():
     report(res, statistics.median(ren_nat), statistics.median(ren_dbx), args)
 
 
-def mount_dboxfs(args, store, mnt):
-    cmd = [args.dboxfs, store, mnt]
-    for o in args.opts:
-        cmd += ["-o", o]
-    return mount(cmd, mnt)
+class Quick:
+    """One target of --quick: how to mount it over a fresh maildir or
+    store, and where its maildir shows."""
+
+    def __init__(self, name, kind, exe=None, opts=(), ctl=None):
+        self.name, self.kind, self.exe = name, kind, exe
+        self.opts, self.ctl = list(opts), ctl
+
+    def setup(self, d, names=None):
+        """A fresh target in d (with the messages names in cur/ if
+        given): (maildir path, mounted process or None)."""
+        src = maildir(os.path.join(d, "src"))
+        for n in names or ():
+            with open(os.path.join(src, "cur", n + ":2,S"), "wb") as f:
+                f.write(b"Subject: r\n\nr\n")
+        if self.kind == "native":
+            return src, None
+        mnt = os.path.join(d, "mnt")
+        os.makedirs(mnt)
+        if self.kind == "pll":
+            cmd = [self.exe, "-o", "source=" + src, mnt]
+            for o in self.opts:
+                cmd += ["-o", o]
+            return mnt, mount(cmd, mnt)
+        store = os.path.join(d, "store")
+        run([self.ctl, "init", store, "--format", "mdbox"])
+        if names:
+            run([self.ctl, "import", store, "INBOX", src], timeout=3600)
+        cmd = [self.exe, store, mnt]
+        for o in self.opts:
+            cmd += ["-o", o]
+        return mnt, mount(cmd, mnt)
+
+
+def quick_one(t, work, what, args, r):
+    """One measurement of what on target t: msg/s or seconds."""
+    d = tempfile.mkdtemp(dir=work)
+    names = None
+    if what == "renames":
+        names = ["%d.M%d.r" % (1700000000 + i, i) for i in range(args.renames)]
+    root, proc = t.setup(d, names)
+    try:
+        if what == "renames":
+            cur = os.path.join(root, "cur")
+            t0 = time.monotonic()
+            for n in names:
+                os.rename(os.path.join(cur, n + ":2,S"),
+                          os.path.join(cur, n + ":2,FS"))
+            return time.monotonic() - t0
+        writers, sync = {"nofsync": (1, False), "fsync1": (1, True),
+                         "fsync8": (8, True)}[what]
+        return deliveries(root, writers, args.messages, "q%d-" % r,
+                          sync=sync)
+    finally:
+        if proc is not None:
+            umount(proc, root)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+QUICK_ROWS = (("nofsync", "%d deliveries, no fsync, 1 writer, msg/s"),
+              ("fsync1", "%d deliveries, fsync file + new/, 1 writer, msg/s"),
+              ("fsync8", "%d deliveries, fsync file + new/, 8 writers, "
+               "msg/s"),
+              ("renames", "%d flag renames (:2,S -> :2,FS), s"))
 
 
 def quick(args):
-    """Native maildir against one dboxfs: deliveries (1 and 8 writers)
-    and flag renames, medians of --runs."""
+    """Native maildir, passthrough_ll and one dboxfs per build: the write
+    rows of the issue "Native speed", medians of --runs."""
     work = os.path.join(HERE, "work", "write")
     os.makedirs(work, exist_ok=True)
-    rows = []
-    for writers in (1, 8):
-        nat, dbx = [], []
+    pll = build_passthrough(work)
+    # default_permissions (which every dboxfs mount has) costs a GETATTR
+    # of the directory before each rename: the kernel checks the
+    # permission with attributes that the last rename invalidated
+    targets = [Quick("native maildir", "native"),
+               Quick("passthrough_ll", "pll", pll),
+               Quick("passthrough_ll -o default_permissions", "pll", pll,
+                     ["default_permissions"])]
+    builds = [b.split("=", 1) for b in args.builds.split(",") if b]
+    if not builds:
+        targets.append(Quick("dboxfs", "dboxfs", args.dboxfs, args.opts,
+                             DBOXCTL))
+    for label, bdir in builds:
+        bdir = os.path.abspath(bdir)
+        targets.append(Quick("dboxfs [%s]" % label, "dboxfs",
+                             os.path.join(bdir, "fusefs", "dboxfs"),
+                             args.opts, os.path.join(bdir, "tools", "dboxctl",
+                                                     "dboxctl")))
+    rows = [(w, title) for w, title in QUICK_ROWS
+            if args.rows is None or w in args.rows.split(",")]
+    res = {(t.name, w): [] for t in targets for w, _ in rows}
+    for what, _ in rows:
         for r in range(args.runs):
-            d = tempfile.mkdtemp(dir=work)
-            nat.append(deliveries(maildir(os.path.join(d, "native")), writers,
-                                  args.messages, "n%d-" % r))
-            store, mnt = os.path.join(d, "store"), os.path.join(d, "mnt")
-            dboxctl("init", store, "--format", "mdbox")
-            os.makedirs(mnt)
-            proc = mount_dboxfs(args, store, mnt)
-            try:
-                dbx.append(deliveries(mnt, writers, args.messages, "d%d-" % r))
-            finally:
-                umount(proc, mnt)
-            shutil.rmtree(d, ignore_errors=True)
-        n, x = statistics.median(nat), statistics.median(dbx)
-        rows.append("| %d writers, msg/s | %.0f | %.0f | %.2f |" % (
-            writers, n, x, x / n))
-    names = ["%d.M%d.r" % (1700000000 + i, i) for i in range(args.renames)]
-    ren_nat, ren_dbx = [], []
-    for r in range(args.runs):
-        d = tempfile.mkdtemp(dir=work)
-        src = maildir(os.path.join(d, "native"))
-        for n in names:
-            with open(os.path.join(src, "cur", n + ":2,"), "wb") as f:
-                f.write(b"Subject: r\n\nr\n")
-        store, mnt = os.path.join(d, "store"), os.path.join(d, "mnt")
-        dboxctl("init", store, "--format", "mdbox")
-        dboxctl("import", store, "INBOX", src)
-        ren_nat.append(flag_renames(os.path.join(src, "cur"), names))
-        os.makedirs(mnt)
-        proc = mount_dboxfs(args, store, mnt)
-        try:
-            ren_dbx.append(flag_renames(os.path.join(mnt, "cur"), names))
-        finally:
-            umount(proc, mnt)
-        shutil.rmtree(d, ignore_errors=True)
-    a, b = statistics.median(ren_nat), statistics.median(ren_dbx)
-    rows.append("| %d flag renames, s | %.3f | %.3f | %.1f |" % (
-        args.renames, a, b, b / a))
-    print("| %s %s | native maildir | dboxfs | dboxfs/native |\n"
-          "|---|---|---|---|\n%s" % (args.dboxfs, " ".join(args.opts),
-                                      "\n".join(rows)))
+            for t in targets:
+                res[(t.name, what)].append(quick_one(t, work, what, args, r))
+    head = "| target | " + " | ".join(
+        (title % (args.renames if w == "renames" else args.messages))
+        for w, title in rows) + " |"
+    out = [head, "|---" * (len(rows) + 1) + "|"]
+    for t in targets:
+        cells = []
+        for what, _ in rows:
+            v = statistics.median(res[(t.name, what)])
+            n = statistics.median(res[("native maildir", what)])
+            p = statistics.median(res[("passthrough_ll", what)])
+            fmt = "%.3f" if what == "renames" else "%.0f"
+            # time per message relative to native / passthrough_ll
+            rn, rp = (v / n, v / p) if what == "renames" else (n / v, p / v)
+            cells.append((fmt + " (%.2fx; %.2fx pll)") % (v, rn, rp))
+        out.append("| %s | %s |" % (t.name, " | ".join(cells)))
+    print("Command: bench_write.py --quick --messages %d --renames %d "
+          "--runs %d%s%s; medians; in parentheses time per message "
+          "relative to the native maildir and to passthrough_ll of the "
+          "same run\n" % (args.messages, args.renames, args.runs,
+                          "".join(" -o " + o for o in args.opts),
+                          " --builds " + args.builds if builds else ""))
+    print("\n".join(out))
+    for t in targets:
+        print(t.name, {w: ["%.3f" % x for x in res[(t.name, w)]]
+                       for w, _ in rows})
 
 
 def report(res, ren_nat, ren_dbx, args):

@@ -690,12 +690,17 @@ int backing_lookup(int dirfd, const char *name, int64_t box,
 	pthread_mutex_lock(&table_lock);
 	slot = tsearch(bi, &table, cmp_ino);
 	if (slot != NULL && *slot != bi) {
-		/* known already: keep the old node, count the lookup */
-		(*slot)->nlookup++;
+		/* known already: keep the old node, count the lookup.  It is
+		 * read under the lock: a tdelete of another key may free the
+		 * tree node slot points into (glibc moves the successor's key
+		 * into the deleted node). */
+		struct binode *known = *slot;
+
+		known->nlookup++;
 		pthread_mutex_unlock(&table_lock);
 		close(fd);
 		free(bi);
-		bi = *slot;
+		bi = known;
 	} else {
 		if (slot != NULL && is_msg_number(bi->ino))
 			msg_nodes++;

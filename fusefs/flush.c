@@ -144,6 +144,16 @@ static struct timespec deadline_after(double secs)
 	return t;
 }
 
+static bool reached(const struct timespec *now, const struct timespec *t)
+{
+	return now->tv_sec > t->tv_sec ||
+		(now->tv_sec == t->tv_sec && now->tv_nsec >= t->tv_nsec);
+}
+
+/* The index's log is copied into its file here, not inside the commit
+ * of a request (dbox_store_checkpoint): looked at this often. */
+#define CHECKPOINT_PERIOD 0.1
+
 static void *flusher_main(void *arg)
 {
 	struct timespec next = deadline_after(dboxfs.commit_interval);
@@ -151,27 +161,37 @@ static void *flusher_main(void *arg)
 
 	(void)arg;
 	while (!stop) {
+		struct timespec now, wake = deadline_after(CHECKPOINT_PERIOD);
 		struct waiter *ws;
-		struct pending *ps;
-		struct timespec now;
+		struct pending *ps = NULL;
+		struct dbox_err err = { "" };
+		bool due;
 
+		if (reached(&wake, &next))
+			wake = next;
 		pthread_mutex_lock(&f_lock);
 		while (waiters == NULL && !f_stop &&
-		       pthread_cond_timedwait(&f_cond, &f_lock, &next) == 0)
+		       pthread_cond_timedwait(&f_cond, &f_lock, &wake) == 0)
 			;
+		clock_gettime(CLOCK_MONOTONIC, &now);
 		stop = f_stop;
 		ws = waiters;
-		ps = pendings;
 		waiters = NULL;
-		pendings = NULL;
+		/* pending spool files wait for a flush someone asked for,
+		 * or for the commit interval */
+		due = ws != NULL || stop || reached(&now, &next);
+		if (due) {
+			ps = pendings;
+			pendings = NULL;
+		}
 		pthread_mutex_unlock(&f_lock);
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (ws != NULL || ps != NULL || stop ||
-		    dbox_store_sync_pending(dboxfs.store))
+		if (due && (ws != NULL || ps != NULL || stop ||
+			    dbox_store_sync_pending(dboxfs.store)))
 			flush_once(ws, ps);
-		if (now.tv_sec > next.tv_sec || (now.tv_sec == next.tv_sec &&
-						 now.tv_nsec >= next.tv_nsec))
+		if (reached(&now, &next))
 			next = deadline_after(dboxfs.commit_interval);
+		if (dbox_store_checkpoint(dboxfs.store, &err) < 0)
+			fuse_log(FUSE_LOG_WARNING, "dboxfs: %s\n", err.msg);
 	}
 	return NULL;
 }

@@ -6,7 +6,10 @@
  * or within the commit interval (-o commit=SECS, default 1).  So an index
  * commit does not sync the WAL (libdbox's deferred_sync); the flusher
  * thread syncs it for all waiting fsyncs at once (group commit), and
- * every commit= seconds if something is pending.  -o sync keeps the
+ * every commit= seconds if something is pending; it also copies the WAL
+ * into the index file once it has grown (dbox_store_checkpoint, looked
+ * at every 100 ms), which SQLite would otherwise do inside whichever
+ * request's commit crossed 1,000 pages.  -o sync keeps the
  * stricter promise of before: every commit is durable when it returns.
  *
  * Atomicity across a power cut (what is durable in which order):

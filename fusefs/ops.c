@@ -200,7 +200,7 @@ static int msg_xattr(struct dboxfs *fs, uint64_t ino, const char *name,
 		if (ret < 0)
 			return ret;
 		return snprintf(buf, len, "%s:%llu", path,
-				(unsigned long long)m.offset);
+				(unsigned long long)dbox_msg_file_offset(&m));
 	}
 	return -ENODATA;
 }

@@ -14,8 +14,8 @@ bool verified_has(struct verified_cache *vc, uint64_t ino,
 	bool hit;
 
 	pthread_mutex_lock(&vc->lock);
-	hit = v->ino == ino && v->file_id == m->file_id &&
-		v->offset == m->offset;
+	hit = v->ino == ino && v->file_id == dbox_msg_file_id(m) &&
+		v->offset == dbox_msg_file_offset(m);
 	pthread_mutex_unlock(&vc->lock);
 	return hit;
 }
@@ -26,6 +26,7 @@ void verified_add(struct verified_cache *vc, uint64_t ino,
 	struct verified *v = verified_slot(vc, ino);
 
 	pthread_mutex_lock(&vc->lock);
-	*v = (struct verified){ ino, m->file_id, m->offset };
+	*v = (struct verified){ ino, dbox_msg_file_id(m),
+				dbox_msg_file_offset(m) };
 	pthread_mutex_unlock(&vc->lock);
 }

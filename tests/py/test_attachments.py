@@ -8,6 +8,7 @@ EIO for that message only, never fewer or other bytes."""
 
 import base64
 import errno
+import json
 import os
 import random
 import shutil
@@ -16,7 +17,7 @@ import tempfile
 import pytest
 
 from dboxfs_testlib import (Doveadm, chown_tree, dboxctl, mounts,
-                            needs_dovecot, store_ids)
+                            needs_dovecot, store_ids, wtmp)  # noqa: F401
 
 pytestmark = needs_dovecot
 # format, and Dovecot's zlib_save (the record compressed, the attachments
@@ -377,3 +378,66 @@ def test_bad_attachment_dir_is_refused_at_start(att_stores, mounts, tmp_path):
         assert p.returncode == 1 and p.stdout == b""
         assert ("attachment directory %s: %s" % (bad, why)).encode() in \
             p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("name", STORES)
+def test_moved_in_takeover_reads_whole(att_stores, mounts, name, wtmp):
+    """A taken-over store: messages moved to another folder through the
+    mount read back exactly as before (sdbox: the file gets the other
+    mailbox's name and uid, and so must its attachment files, whose names
+    carry both), and so does Dovecot, handed the store (sdbox)."""
+    s = copy_store(att_stores[name], wtmp)
+    chown_tree(wtmp, *store_ids())
+    da = Doveadm(os.path.join(wtmp, "da"), s.root, s.fmt)
+    da(*s.opts(), "mailbox", "create", "Moved")
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(s.root, mnt, "index=" + s.index, "attachment_dir=" + s.att,
+               "takeover")
+    want = {}
+    for sub in ("cur", "new"):
+        for n in os.listdir(os.path.join(mnt, sub)):
+            want[n.split(":2,")[0]] = s.texts[uid_of(mnt, n)]
+            os.rename(os.path.join(mnt, sub, n),
+                      os.path.join(mnt, ".Moved", "cur",
+                                   n.split(":2,")[0] + ":2,S"))
+    got = read_all(os.path.join(mnt, ".Moved"))
+    assert {n.split(":2,")[0]: v for n, v in got.items()} == \
+        {n: (len(t), t) for n, t in want.items()}, m.output()
+    stop_clean(m)
+    if s.fmt == "mdbox":
+        return  # Dovecot's own index still has them in INBOX (README)
+    chown_tree(wtmp, *store_ids())
+    da(*s.opts(), "force-resync", "*")
+    uids = [int(x["uid"]) for x in json.loads(da(
+        *s.opts(), "-f", "json", "fetch", "uid", "mailbox", "Moved").stdout)]
+    texts = sorted(da(*s.opts(), "-f", "pager", "fetch", "text", "mailbox",
+                      "Moved", "uid", str(uid)).stdout[len(b"text:\n"):]
+                   for uid in uids)
+    assert texts == sorted(want.values())
+
+
+def test_move_without_attachment_dir_is_refused(att_stores, mounts, wtmp):
+    """Without -o attachment_dir the files cannot be given the new names:
+    the move fails with EIO and the message stays where it was."""
+    s = copy_store(att_stores["sdbox"], wtmp)
+    chown_tree(wtmp, *store_ids())
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(s.root, mnt, "index=" + s.index, "takeover")
+    os.mkdir(os.path.join(mnt, ".Moved"))
+    for sub in ("cur", "new", "tmp"):
+        os.mkdir(os.path.join(mnt, ".Moved", sub))
+    names = {sub: os.listdir(os.path.join(mnt, sub)) for sub in ("cur", "new")}
+    refused = 0
+    for sub, ns in names.items():
+        for n in ns:
+            plain = b"no attachment" in s.texts[uid_of(mnt, n)]
+            try:
+                os.rename(os.path.join(mnt, sub, n),
+                          os.path.join(mnt, ".Moved", "cur", n))
+                assert plain, n
+            except OSError as e:
+                assert e.errno == errno.EIO and not plain, n
+                refused += 1
+                assert os.path.exists(os.path.join(mnt, sub, n))
+    assert refused == len(s.external_uids())
+    stop_clean(m)

@@ -12,6 +12,7 @@
   made anew at the same path, or another tree given the same index, is
   indexed anew (names, GUIDs and bytes all from the tree at hand)."""
 
+import fcntl
 import gzip
 import os
 import shutil
@@ -75,6 +76,141 @@ def test_mdbox_expunge_stays_expunged_for_dovecot(wtmp, mounts, how):
     # and our own rebuild from the files agrees
     dboxctl("reindex", store)
     assert len(ls_messages(store, "INBOX")) == 2
+
+
+def storage_holds(store, data):
+    d = os.path.join(store, "storage")
+    return any(data in read(os.path.join(d, n))
+               for n in os.listdir(d) if n.startswith("m."))
+
+
+@needs_dboxfs
+@needs_dovecot
+@pytest.mark.parametrize("durable", ["fsync", "interval"])
+def test_mdbox_expunge_durable_then_killed(wtmp, mounts, durable):
+    """Once an expunge is durable (fsync of its directory, or the commit
+    interval), its bytes are gone from the m.N files: Dovecot, handed the
+    store after a kill -9 and before any other open of ours, does not
+    bring it back."""
+    store = os.path.join(wtmp, "store")
+    dboxctl("init", store, "--format", "mdbox")
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt)
+    for i in range(12):
+        deliver(mnt, "msg%d" % i, message(i))
+    for i in range(10):
+        os.unlink(os.path.join(mnt, "new", "msg%d" % i))
+    if durable == "fsync":
+        fd = os.open(os.path.join(mnt, "new"), os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    else:
+        wait_for(lambda: not storage_holds(store, b"body of m 0\n"),
+                 what="the commit interval's purge")
+    assert not storage_holds(store, b"body of m 9\n")
+    m.kill()
+    da = Doveadm(wtmp, store, "mdbox")
+    da.force_resync("INBOX")
+    assert sorted(msg["text"] for msg in da.fetch("text")) == \
+        [message(10), message(11)]
+
+
+@needs_dboxfs
+@needs_dovecot
+def test_mdbox_expunge_in_a_busy_file_is_purged_once_free(wtmp, mounts):
+    """An m.N that another writer holds (flock, as an appender does) cannot
+    be purged at the flush; it is tried again at the next commit interval,
+    not only at unmount."""
+    store = os.path.join(wtmp, "store")
+    dboxctl("init", store, "--format", "mdbox")
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt)
+    for i in range(3):
+        deliver(mnt, "msg%d" % i, message(i))
+    m.stop()    # the daemon keeps no append file locked now
+    m = mounts(store, mnt)
+    files = [os.path.join(store, "storage", n)
+             for n in os.listdir(os.path.join(store, "storage"))
+             if n.startswith("m.")]
+    held = [os.open(p, os.O_RDONLY) for p in files]
+    try:
+        for fd in held:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.unlink(os.path.join(mnt, "new", "msg0"))
+        fd = os.open(os.path.join(mnt, "new"), os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        assert storage_holds(store, b"body of m 0\n")
+    finally:
+        for fd in held:
+            os.close(fd)
+    wait_for(lambda: not storage_holds(store, b"body of m 0\n"),
+             what="the purge of the freed file")
+    m.kill()
+    da = Doveadm(wtmp, store, "mdbox")
+    da.force_resync("INBOX")
+    assert sorted(msg["text"] for msg in da.fetch("text")) == \
+        [message(1), message(2)]
+
+
+# ------------------------------- item 10 (fidelity): a move is for good
+
+def make_folder(mnt, name):
+    os.mkdir(os.path.join(mnt, name))
+    for sub in ("cur", "new", "tmp"):
+        os.mkdir(os.path.join(mnt, name, sub))
+
+
+def dovecot_mailboxes(da):
+    """{text: mailbox} as Dovecot sees the store after force-resync."""
+    da.force_resync()
+    return {m["text"]: m["mailbox"] for m in da.fetch("mailbox text")}
+
+
+@needs_dboxfs
+@needs_dovecot
+def test_mdbox_move_stays_moved_for_dovecot(wtmp, mounts):
+    """Dovecot's rebuild puts every record none of its indexes knows into
+    the mailbox its B key names: the move must rewrite B, or the message
+    goes back to where it was delivered."""
+    store = os.path.join(wtmp, "store")
+    dboxctl("init", store, "--format", "mdbox")
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt)
+    for i in range(5):
+        deliver(mnt, "msg%d" % i, message(i))
+    make_folder(mnt, ".Folder")
+    make_folder(mnt, ".Lists.linux")
+    os.rename(os.path.join(mnt, "new", "msg0"),
+              os.path.join(mnt, ".Folder", "cur", "msg0:2,S"))
+    os.rename(os.path.join(mnt, "new", "msg1"),
+              os.path.join(mnt, ".Lists.linux", "new", "msg1"))
+    # there and back: B names INBOX again
+    os.rename(os.path.join(mnt, "new", "msg2"),
+              os.path.join(mnt, ".Folder", "new", "msg2"))
+    os.rename(os.path.join(mnt, ".Folder", "new", "msg2"),
+              os.path.join(mnt, "cur", "msg2:2,"))
+    # and on: from a folder to another
+    os.rename(os.path.join(mnt, "new", "msg3"),
+              os.path.join(mnt, ".Folder", "new", "msg3"))
+    os.rename(os.path.join(mnt, ".Folder", "new", "msg3"),
+              os.path.join(mnt, ".Lists.linux", "cur", "msg3:2,F"))
+    # a purge copies the moved records elsewhere: B goes with them
+    os.unlink(os.path.join(mnt, "new", "msg4"))
+    dboxctl("purge", store)
+    m.stop()
+    want = {message(0): "Folder", message(1): "Lists/linux",
+            message(2): "INBOX", message(3): "Lists/linux"}
+    assert dovecot_mailboxes(Doveadm(wtmp, store, "mdbox")) == want
+    # our own rebuild from the files agrees
+    dboxctl("reindex", store)
+    assert len(ls_messages(store, "Folder")) == 1
+    assert len(ls_messages(store, "Lists/linux")) == 2
+    assert len(ls_messages(store, "INBOX")) == 1
 
 
 # --------------------------------------- item 9: Dovecot's files are fine

@@ -6,6 +6,7 @@ same messages.  The stores are made by `doveadm import` of a maildir."""
 
 import collections
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -274,3 +275,106 @@ def test_dovecot_indexes_a_folder_made_through_the_mount(wtmp, mounts, fmt):
     view = dovecot_view(wtmp, root, fmt, "D")
     assert sorted(t for _, t in view.values()) == \
         sorted([payload(n) for n in ours] + [text])
+
+
+def all_names(folder):
+    return [(sub, n) for sub in ("new", "cur")
+            for n in os.listdir(os.path.join(folder, sub))]
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_dovecot_flag_change_onto_another_name(wtmp, mounts, fmt):
+    """Two messages delivered through the mount under one BASE (cur/dup:2,S
+    and cur/dup:2,F: two files of a maildir), then Dovecot gives them the
+    same flags (its force-resync drops ours): both names would be
+    cur/dup:2,.  The follower gives the one it changes a base of its own
+    (no message is hidden: Dovecot has both) and goes on following."""
+    root, da = dovecot_store(wtmp, fmt)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    texts = {}
+    for flag in "SF":
+        data = b"Subject: dup %s\n\nsame base\n" % flag.encode()
+        with open(os.path.join(mnt, "tmp", "dup" + flag), "wb") as f:
+            f.write(data)
+        os.rename(os.path.join(mnt, "tmp", "dup" + flag),
+                  os.path.join(mnt, "cur", "dup:2," + flag))
+        texts[flag] = data
+    chown_tree(root, *store_ids())
+    da.force_resync("INBOX")
+    want = sorted(list(ORIGINAL.values()) + list(texts.values()))
+
+    def shown():
+        names = all_names(mnt)
+        data = []
+        for sub, n in names:
+            with open(os.path.join(mnt, sub, n), "rb") as f:
+                data.append(f.read())
+        return names, sorted(data)
+    try:
+        wait_for(lambda: not any(n.endswith((":2,S", ":2,F"))
+                                 for _, n in all_names(mnt)), timeout=5,
+                 what="Dovecot's flags (none) on the mount")
+    except AssertionError:
+        raise AssertionError((all_names(mnt), m.output()))
+    names, data = shown()
+    assert data == want, m.output()
+    assert len(set(names)) == len(names)
+    # the follower is not stuck on it: Dovecot's next change shows
+    chown_tree(root, *store_ids())
+    da("flags", "add", "\\Flagged", "mailbox", "INBOX", "all")
+    wait_for(lambda: all(n.endswith(":2,F") for _, n in all_names(mnt)),
+             timeout=5, what="Dovecot's flag on every message")
+    assert shown()[1] == want
+
+
+def dovecot_state(da):
+    """{text: (mailbox, flags)} of every message as doveadm sees it."""
+    return {m["text"]: (m["mailbox"], " ".join(sorted(m["flags"].split())))
+            for m in da.fetch("mailbox flags text", "mailbox", "*")}
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_takeover_changes_handed_back_to_dovecot(wtmp, mounts, fmt):
+    """What the mount changed in messages Dovecot knew (a flag, a move, an
+    expunge) is not in Dovecot's own index, which dboxfs never writes:
+    force-resync keeps Dovecot's flags (and, for mdbox, its mailbox of the
+    message and the message itself), and the next open of the store
+    follows Dovecot's index again (README, Limits).  The documented way
+    back: copy the maildirs out of the mount while it is mounted, unmount,
+    and let Dovecot make its store identical to the copy (doveadm backup
+    -R maildir:COPY)."""
+    root, da = dovecot_store(wtmp, fmt)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    by_text = {}
+    for sub, n in all_names(mnt):
+        with open(os.path.join(mnt, sub, n), "rb") as f:
+            by_text[f.read()] = (sub, n)
+    texts = sorted(by_text)
+    os.mkdir(os.path.join(mnt, ".Folder"))
+    for sub in ("cur", "new", "tmp"):
+        os.mkdir(os.path.join(mnt, ".Folder", sub))
+    sub, n = by_text[texts[0]]
+    os.rename(os.path.join(mnt, sub, n), os.path.join(mnt, "cur", n + ":2,S"))
+    sub, n = by_text[texts[1]]
+    os.rename(os.path.join(mnt, sub, n),
+              os.path.join(mnt, ".Folder", "cur", n + ":2,F"))
+    sub, n = by_text[texts[2]]
+    os.unlink(os.path.join(mnt, sub, n))
+    copy = os.path.join(wtmp, "copy")
+    shutil.copytree(mnt, copy)
+    m.stop()
+    chown_tree(wtmp, *store_ids())
+    # without it: Dovecot's flags, and on mdbox its INBOX, win
+    da.force_resync()
+    got = dovecot_state(da)
+    assert got[texts[0]] == ("INBOX", "\\Recent")
+    if fmt == "mdbox":
+        assert got[texts[1]][0] == "INBOX" and texts[2] in got
+    da("backup", "-R", "maildir:" + copy)
+    got = {t: (b, f.replace("\\Recent", "").strip())
+           for t, (b, f) in dovecot_state(da).items()}
+    assert got == {texts[0]: ("INBOX", "\\Seen"),
+                   texts[1]: ("Folder", "\\Flagged"),
+                   texts[3]: ("INBOX", ""), texts[4]: ("INBOX", "")}

@@ -40,7 +40,14 @@ enum dbox_meta_key {
 	 * under, so that names survive a rebuild of the index.  Dovecot keeps
 	 * unknown upper-case keys verbatim (purge copies every line). */
 	DBOX_META_MAILDIR_BASE = 'N',
+	/* dboxfs extension: a line of '_' that keeps room in a record's
+	 * metadata, so that B can be rewritten in place when the message
+	 * moves to another mailbox (Dovecot ignores unknown keys). */
+	DBOX_META_PAD = '_',
 };
+
+/* Bytes of B line plus padding that dboxfs's own records reserve. */
+#define DBOX_META_ORIG_ROOM 96
 
 enum dbox_compression {
 	DBOX_COMP_NONE = 0,
@@ -73,6 +80,8 @@ struct dbox_meta {
 	uint64_t vsize, psize;
 	bool has_received, has_vsize, has_psize;
 	bool bad_number;           /* R, V or Z present but not hex */
+	size_t pad;                /* format only: a pad line of this many
+				    * bytes (incl. LF) before the end, >= 2 */
 	char *extra;
 	size_t extra_len;
 };
@@ -127,6 +136,14 @@ int dbox_meta_copy(struct dbox_meta *dst, const struct dbox_meta *src);
  * and the verbatim extra lines, then the empty line.  Returns a malloc'ed
  * buffer and its length in *len_r, or NULL on ENOMEM. */
 char *dbox_meta_format(const struct dbox_meta *meta, size_t *len_r);
+/* The metadata lines `lines` (len bytes, from after the post magic up to
+ * and including the closing empty line) with B set to orig_mailbox, into
+ * out (len bytes): the first B line is replaced where it stands (added
+ * last if there is none), pad lines give or take the difference, every
+ * other line stays.  -ENOSPC if the result cannot be exactly len bytes,
+ * -EINVAL if the lines do not end where len says. */
+int dbox_meta_set_orig_mailbox(const char *lines, size_t len,
+			       const char *orig_mailbox, char *out);
 /* Value strings must not contain LF (metadata is line based). */
 bool dbox_meta_value_valid(const char *value);
 

@@ -118,16 +118,23 @@ struct dbox_mailbox {
 #define DBOX_SUBDIR_NEW 2
 #define DBOX_SUBDIR_TMP 4
 
+/* Where and how a message is stored (its file, the record's layout,
+ * compression) is libdbox's own: its objects (built with DBOX_INTERNAL)
+ * name those fields (libdbox/src/store/dbox-msg-storage.h); callers copy
+ * them with the message as opaque words and use dbox_msg_file_id and
+ * dbox_msg_file_offset. */
+#define DBOX_MSG_STORAGE_WORDS 5
+#ifdef DBOX_INTERNAL
+#include "store/dbox-msg-storage.h"
+#else
+#define DBOX_MSG_STORAGE uint64_t storage_[DBOX_MSG_STORAGE_WORDS]
+#endif
+
 struct dbox_msg {
 	int64_t mailbox_id;
 	uint32_t uid;
 	char guid[DBOX_GUID_MAX + 1];
 	char base[DBOX_NAME_MAX + 1];   /* maildir base name */
-	uint32_t file_id;     /* mdbox: N of m.N; sdbox: 0 (file u.<uid>) */
-	uint64_t offset;      /* record (message header) start in the file */
-	uint32_t hdr_size;
-	uint64_t body_size;   /* stored bytes */
-	uint64_t rec_size;    /* whole record */
 	uint64_t size;        /* physical size = bytes a reader gets */
 	uint64_t vsize;
 	int64_t received, saved;  /* Unix seconds */
@@ -141,7 +148,7 @@ struct dbox_msg {
 	/* st_mode (S_IFREG | permission bits) as chmod or the delivered file
 	 * last set it; 0: the default, which follows the store's umask */
 	uint32_t mode;
-	enum dbox_compression compression;
+	DBOX_MSG_STORAGE;
 };
 
 /* Where a message shows in a maildir, for the calls that change it: a
@@ -196,6 +203,11 @@ const char *dbox_store_index_path(const struct dbox_store *store);
  * callers share one flush (group commit).  Immediate without
  * deferred_sync or when nothing is pending. */
 int dbox_store_sync(struct dbox_store *store, struct dbox_err *err);
+/* With deferred_sync, commits leave the index's write-ahead log to grow
+ * (up to about 32 MiB): this copies it into the index file once it is
+ * large, and is meant for a thread that serves no request (the mount's
+ * flusher).  Immediate when there is little to copy. */
+int dbox_store_checkpoint(struct dbox_store *store, struct dbox_err *err);
 /* Whether some commit of this handle is not durable yet. */
 bool dbox_store_sync_pending(struct dbox_store *store);
 /* Monotonic counter of committed changes from any process; cheap. */
@@ -299,6 +311,11 @@ int dbox_msg_count(struct dbox_store *store, int64_t mailbox_id, int in_new,
 /* Path of the dbox file holding msg (into buf). */
 int dbox_msg_file_path(struct dbox_store *store, const struct dbox_msg *msg,
 		       char *buf, size_t buflen);
+/* Where in that file the message's record starts. */
+uint64_t dbox_msg_file_offset(const struct dbox_msg *msg);
+/* The N of the mdbox file m.N holding msg (sdbox: 0); with the offset,
+ * which record of the store the message is. */
+uint32_t dbox_msg_file_id(const struct dbox_msg *msg);
 
 /* Change flags/keywords and new/ state in one index transaction. */
 int dbox_msg_set_flags(struct dbox_store *store, int64_t mailbox_id,

@@ -227,6 +227,16 @@ static void mb_hex(struct meta_buf *b, char key, uint64_t v, bool has)
 	mb_str(b, key, tmp);
 }
 
+/* A '_' line of n bytes with its LF. */
+static void mb_pad(struct meta_buf *b, size_t n)
+{
+	char key = DBOX_META_PAD;
+
+	for (size_t i = 0; i + 1 < n; i++)
+		mb_add(b, &key, 1);
+	mb_add(b, "\n", 1);
+}
+
 char *dbox_meta_format(const struct dbox_meta *meta, size_t *len_r)
 {
 	struct meta_buf b = { 0 };
@@ -244,6 +254,8 @@ char *dbox_meta_format(const struct dbox_meta *meta, size_t *len_r)
 	mb_str(&b, DBOX_META_MAILDIR_BASE, meta->maildir_base);
 	if (meta->extra != NULL)
 		mb_add(&b, meta->extra, meta->extra_len);
+	if (meta->pad >= 2)
+		mb_pad(&b, meta->pad);
 	mb_add(&b, "\n", 1);
 	if (b.failed) {
 		free(b.p);
@@ -251,4 +263,81 @@ char *dbox_meta_format(const struct dbox_meta *meta, size_t *len_r)
 	}
 	*len_r = b.len;
 	return b.p;
+}
+
+/* Bytes of the lines other than the first B and the pad lines; *b_at_r:
+ * where the first B line starts in lines (len if none).  -EINVAL if no
+ * empty line ends them exactly at len. */
+static int kept_lines(const char *lines, size_t len, size_t *kept_r,
+		      size_t *b_at_r)
+{
+	size_t pos = 0, kept = 0;
+
+	*b_at_r = len;
+	while (pos < len) {
+		const char *lf = memchr(lines + pos, '\n', len - pos);
+		size_t n;
+
+		if (lf == NULL)
+			return -EINVAL;
+		n = (size_t)(lf - (lines + pos)) + 1;
+		if (n == 1)
+			break;
+		if (lines[pos] == ' ')
+			return -EINVAL;  /* v1 padding: Dovecot's record ends */
+		if (lines[pos] == DBOX_META_ORIG_MAILBOX && *b_at_r == len)
+			*b_at_r = pos;
+		else if (lines[pos] != DBOX_META_PAD)
+			kept += n;
+		pos += n;
+	}
+	if (pos + 1 != len)
+		return -EINVAL;
+	*kept_r = kept;
+	return 0;
+}
+
+int dbox_meta_set_orig_mailbox(const char *lines, size_t len,
+			       const char *orig_mailbox, char *out)
+{
+	size_t kept, b_at, blen = strlen(orig_mailbox) + 2, pos = 0, o = 0;
+	size_t slack;
+	int ret = kept_lines(lines, len, &kept, &b_at);
+
+	if (ret < 0)
+		return ret;
+	if (!dbox_meta_value_valid(orig_mailbox) || kept + blen + 1 > len)
+		return -ENOSPC;
+	slack = len - (kept + blen + 1);
+	if (slack == 1)
+		return -ENOSPC;
+	while (pos + 1 < len) {
+		size_t n = (size_t)((const char *)memchr(lines + pos, '\n',
+						       len - pos) -
+				    (lines + pos)) + 1;
+
+		if (pos == b_at) {
+			out[o] = DBOX_META_ORIG_MAILBOX;
+			memcpy(out + o + 1, orig_mailbox, blen - 2);
+			out[o + blen - 1] = '\n';
+			o += blen;
+		} else if (lines[pos] != DBOX_META_PAD) {
+			memcpy(out + o, lines + pos, n);
+			o += n;
+		}
+		pos += n;
+	}
+	if (b_at == len) {
+		out[o] = DBOX_META_ORIG_MAILBOX;
+		memcpy(out + o + 1, orig_mailbox, blen - 2);
+		out[o + blen - 1] = '\n';
+		o += blen;
+	}
+	if (slack >= 2) {
+		memset(out + o, DBOX_META_PAD, slack - 1);
+		out[o + slack - 1] = '\n';
+		o += slack;
+	}
+	out[o] = '\n';
+	return 0;
 }

@@ -21,6 +21,8 @@ static const char sql_file_list[] =
 	"SELECT file_id, size FROM files ORDER BY file_id";
 static const char sql_file_refs_at[] =
 	"SELECT count(*) FROM messages WHERE file_id = ?1 AND offset = ?2";
+static const char sql_file_msg_at[] = "SELECT mailbox_id, uid FROM messages "
+	"WHERE file_id = ?1 AND offset = ?2 LIMIT 1";
 static const char sql_file_newest[] =
 	"SELECT file_id, size, sealed FROM files ORDER BY file_id DESC";
 static const char sql_file_delete[] = "DELETE FROM files WHERE file_id = ?1";
@@ -149,6 +151,26 @@ int dindex_file_refs_at(struct dindex *idx, uint32_t file_id,
 	*count_r = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
 	sqlite3_reset(st);
 	return rc == SQLITE_ROW ? 0 : -EIO;
+}
+
+int dindex_file_msg_at(struct dindex *idx, uint32_t file_id, uint64_t offset,
+		       int64_t *mailbox_id_r, uint32_t *uid_r)
+{
+	sqlite3_stmt *st = dindex_prepare(idx, DSTMT_FILE_MSG_AT,
+					  sql_file_msg_at, NULL);
+	int rc;
+
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, file_id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)offset);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*mailbox_id_r = sqlite3_column_int64(st, 0);
+		*uid_r = (uint32_t)sqlite3_column_int64(st, 1);
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : -EIO;
 }
 
 bool dindex_file_referenced(struct dindex *idx, uint32_t file_id)

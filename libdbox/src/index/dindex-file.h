@@ -37,6 +37,9 @@ int dindex_file_delete(struct dindex *idx, uint32_t file_id,
  * -EIO (no message) on failure. */
 int dindex_file_refs_at(struct dindex *idx, uint32_t file_id,
 			uint64_t offset, int64_t *count_r);
+/* A message row at the record (file_id, offset): -ENOENT if none. */
+int dindex_file_msg_at(struct dindex *idx, uint32_t file_id, uint64_t offset,
+		       int64_t *mailbox_id_r, uint32_t *uid_r);
 /* Whether any message row points into m.<file_id>; a failed lookup
  * counts as none (as the purge always had it). */
 bool dindex_file_referenced(struct dindex *idx, uint32_t file_id);

@@ -36,6 +36,11 @@ int dindex_open_ex(const char *path, bool readonly, bool create,
  * of the WAL, shared by concurrent callers); at once if none is pending
  * or the index is not deferred. */
 int dindex_sync(struct dindex *idx, struct dbox_err *err);
+/* Deferred: copies the WAL into the database file once it has grown
+ * past 1,000 pages (a PASSIVE checkpoint, which syncs the WAL first);
+ * deferred commits leave this to the caller of this function, so that
+ * no commit pays for it (beyond 8,192 pages a commit does it anyway). */
+int dindex_checkpoint(struct dindex *idx, struct dbox_err *err);
 /* With the power-cut simulator on (fs=powercut:...), SQLite's database
  * and WAL go through it from now on (dindex-powercut.c). */
 void dindex_powercut_register(void);

@@ -511,3 +511,95 @@ int dbox_attach_check(struct dbox_store *store, const struct dbox_msg *msg,
 	layout_clear(&lay);
 	return ret;
 }
+
+/* The X references of msg's record (NULL: none). */
+static int record_refs(struct dbox_store *store, const struct dbox_msg *msg,
+		       struct layout *lay, struct dbox_err *err)
+{
+	char reason[200];
+	struct dbox_record rec;
+	int ret = dbox_msg_file_path(store, msg, lay->rec_path,
+				     sizeof(lay->rec_path));
+
+	if (ret < 0)
+		return dbox_fail(err, ret, "message path");
+	ret = read_record(lay->rec_path, msg, &rec, err);
+	if (ret < 0 || rec.meta.ext_refs == NULL) {
+		if (ret == 0)
+			dbox_record_clear(&rec);
+		return ret;
+	}
+	if (store->attachment_dir == NULL)
+		ret = dbox_fail(err, -EIO, "%s uid %u: moving a message with "
+				"external attachments needs the attachment "
+				"directory (dboxfs -o attachment_dir=PATH)",
+				lay->rec_path, msg->uid);
+	else
+		ret = dbox_extref_parse(rec.meta.ext_refs,
+					strlen(rec.meta.ext_refs), &lay->refs,
+					&lay->n, reason, sizeof(reason));
+	if (ret == -EINVAL || ret == -EBADMSG)
+		ret = corrupted(err, lay->rec_path, msg, reason);
+	dbox_record_clear(&rec);
+	return ret;
+}
+
+/* Part i's file under the names of (mailbox_id, uid). */
+static int moved_path(struct dbox_store *store, struct layout *lay, size_t i,
+		      int64_t mailbox_id, uint32_t uid, char *buf,
+		      size_t len, struct dbox_err *err)
+{
+	struct dbox_msg named = { .mailbox_id = mailbox_id, .uid = uid };
+	int ret = set_suffix(store, &named, lay, err);
+
+	if (ret == 0 && part_path(store, lay, i, buf, len) < 0)
+		ret = dbox_fail(err, -ENAMETOOLONG, "attachment path");
+	return ret;
+}
+
+static int link_part(const char *from, const char *to, struct dbox_err *err)
+{
+	int ret;
+
+	if (link(from, to) < 0 && errno != EEXIST)
+		return dbox_fail(err, -errno, "link %s: %m", to);
+	ret = dbox_fsync_parent(to);
+	if (ret < 0)
+		return dbox_fail(err, ret, "fsync %s: %s", to, strerror(-ret));
+	return 0;
+}
+
+int dbox_attach_move(struct dbox_store *store, const struct dbox_msg *msg,
+		     int64_t dest_id, uint32_t dest_uid, bool drop_old,
+		     struct dbox_err *err)
+{
+	char from[PATH_MAX], to[PATH_MAX];
+	struct layout lay = { 0 };
+	size_t i;
+	int ret;
+
+	if (msg->file_id != 0 || dbox_msg_is_plain(msg))
+		return 0;
+	ret = record_refs(store, msg, &lay, err);
+	for (i = 0; ret == 0 && i < lay.n; i++) {
+		ret = moved_path(store, &lay, i, msg->mailbox_id, msg->uid,
+				 from, sizeof(from), err);
+		if (ret == 0 && drop_old)
+			unlink(from);  /* gone already is fine */
+		else if (ret == 0)
+			ret = moved_path(store, &lay, i, dest_id, dest_uid, to,
+					 sizeof(to), err);
+		if (ret == 0 && !drop_old)
+			ret = link_part(from, to, err);
+	}
+	/* a failed move leaves no new names behind */
+	for (size_t j = 0; ret < 0 && !drop_old && j < i; j++) {
+		struct dbox_err scratch;
+
+		if (moved_path(store, &lay, j, dest_id, dest_uid, to,
+			       sizeof(to), &scratch) == 0)
+			unlink(to);
+	}
+	layout_clear(&lay);
+	return ret;
+}

@@ -3,6 +3,7 @@
 #ifndef DBOX_ATTACH_H
 #define DBOX_ATTACH_H
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 #include "dbox/format.h"
@@ -23,5 +24,16 @@ ssize_t dbox_attach_pread(struct dbox_store *store, const struct dbox_msg *msg,
 int dbox_attach_check(struct dbox_store *store, const struct dbox_msg *msg,
 		      const struct dbox_record *rec, const char *path,
 		      struct dbox_err *err);
+
+/* An sdbox message moving to message dest_uid of mailbox dest_id: its
+ * attachment files get that message's names too (hard links, as
+ * Dovecot's copy gives them: sdbox-copy.c), durable, before the move's
+ * commit; with drop_old, once the move is durable, its old names go.
+ * 0 when there is nothing to do (mdbox names carry no mailbox; no
+ * attachments); -EIO when the message has attachments and no
+ * attachment directory is given (the move would lose them). */
+int dbox_attach_move(struct dbox_store *store, const struct dbox_msg *msg,
+		     int64_t dest_id, uint32_t dest_uid, bool drop_old,
+		     struct dbox_err *err);
 
 #endif

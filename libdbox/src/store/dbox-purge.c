@@ -23,6 +23,7 @@
 #include "index/dindex-file.h"
 #include "store/dbox-scan.h"
 #include "store/mdbox-file.h"
+#include "store/mdbox-orig.h"
 #include "store/store-private.h"
 
 struct live_rec {
@@ -147,6 +148,24 @@ static void purge_problem(void *ctx, const char *path, uint64_t offset,
 		 path, (unsigned long long)offset, what);
 }
 
+/* A move committed after our copy rewrote B in the old place: the copy
+ * must name the mailbox the row has now (mdbox-orig.h). */
+static int orig_follows(struct dbox_store *store, const struct live_rec *l,
+			struct dbox_err *err)
+{
+	struct dbox_msg msg;
+	int64_t box;
+	uint32_t uid;
+	int ret = dindex_file_msg_at(store->idx, l->new_file, l->new_offset,
+				     &box, &uid);
+
+	if (ret == 0)
+		ret = dbox_msg_get(store, box, uid, &msg, err);
+	if (ret == 0)
+		ret = mdbox_orig_set(store, &msg, box, err);
+	return ret == -ENOSPC ? 0 : ret;
+}
+
 static int commit_moves(struct purge_file *pf, uint32_t old_id,
 			struct dbox_err *err)
 {
@@ -165,6 +184,8 @@ static int commit_moves(struct purge_file *pf, uint32_t old_id,
 		/* expunged after our scan: dead in its new place now */
 		if (ret == 0 && !moved)
 			ret = dbox_purge_mark(store, pf->live[i].new_file, err);
+		else if (ret == 0)
+			ret = orig_follows(store, &pf->live[i], err);
 	}
 	if (ret == 0)
 		ret = dindex_purge_unmark(store->idx, old_id, NULL, err);
@@ -300,8 +321,7 @@ int64_t dbox_store_purge(struct dbox_store *store, struct dbox_err *err)
 		return ret;
 	if (total >= 0) {
 		/* what the open already purged counts as this purge's */
-		total += (int64_t)store->purged;
-		store->purged = 0;
+		total += (int64_t)atomic_exchange(&store->purged, 0);
 	}
 	return total;
 }
@@ -318,6 +338,7 @@ int dbox_purge_mark(struct dbox_store *store, uint32_t file_id,
 	/* a fresh value each time: a purge that scanned the file before
 	 * this mark was set leaves it in place (dbox_purge_pending) */
 	dbox_guid_generate(token);
+	atomic_store(&store->purge_marked, true);
 	return dindex_purge_mark(store->idx, file_id, token, err);
 }
 
@@ -405,6 +426,9 @@ int dbox_purge_pending(struct dbox_store *store, struct dbox_err *err)
 			ret = unmark(store, &p[i], err);
 		else
 			store->purged += (uint64_t)r;
+		/* someone appends to it: the next sync tries again */
+		if (r >= 0 && !done)
+			atomic_store(&store->purge_marked, true);
 	}
 	free(p);
 	return ret;

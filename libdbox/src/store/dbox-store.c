@@ -598,16 +598,49 @@ void dbox_store_close(struct dbox_store *store)
 	store_free(store);
 }
 
+/* Dovecot's rebuild restores every record it finds in an m.N (a mark's
+ * expunge is only ours until the bytes are gone), so an expunge is
+ * durable for Dovecot once its file is purged: at the sync that makes
+ * it durable for us, not only at close (a killed daemon's expunges came
+ * back for a Dovecot handed the store before our next open).  A purge
+ * that fails or finds a file busy leaves its mark for the next close or
+ * open. */
+static void purge_marked(struct dbox_store *store)
+{
+	struct dbox_err err = { "" };
+
+	if (!atomic_exchange(&store->purge_marked, false))
+		return;
+	/* our kept append file is locked: purge could not take it */
+	mdbox_append_cache_clear(store);
+	if (dbox_purge_pending(store, &err) < 0)
+		dbox_log(DBOX_LOG_WARNING, "purge of expunged messages left "
+			 "for the next open: %s", err.msg);
+}
+
 int dbox_store_sync(struct dbox_store *store, struct dbox_err *err)
+{
+	int ret;
+
+	if (store->readonly)
+		return 0;
+	ret = dindex_sync(store->idx, err);
+	if (ret == 0)
+		purge_marked(store);
+	return ret;
+}
+
+int dbox_store_checkpoint(struct dbox_store *store, struct dbox_err *err)
 {
 	if (store->readonly)
 		return 0;
-	return dindex_sync(store->idx, err);
+	return dindex_checkpoint(store->idx, err);
 }
 
 bool dbox_store_sync_pending(struct dbox_store *store)
 {
-	return !store->readonly && dindex_dirty(store->idx);
+	return !store->readonly && (dindex_dirty(store->idx) ||
+				    atomic_load(&store->purge_marked));
 }
 
 enum dbox_store_format dbox_store_get_format(const struct dbox_store *store)

@@ -64,7 +64,10 @@ struct dbox_store {
 	atomic_uint_fast64_t tmp_seq;
 
 	struct dbox_dovecot *dovecot;   /* following Dovecot's indexes */
-	uint64_t purged;          /* bytes dbox_purge_pending reclaimed */
+	atomic_uint_fast64_t purged;  /* bytes dbox_purge_pending reclaimed */
+	/* an expunge marked an m.N since the last sync: dbox_store_sync
+	 * purges it, so that the expunge is durable for Dovecot too */
+	atomic_bool purge_marked;
 
 	/* the m.N a finished transaction appended to, kept open and locked
 	 * for the next one (mdbox-file.c) */

@@ -356,9 +356,64 @@ static void test_guid(void)
 	CHECK(strcmp(a, b) != 0);
 }
 
+static void test_meta_set_orig_mailbox(void)
+{
+	struct dbox_meta meta = { 0 };
+	const char *lines;
+	char out[256], out2[256];
+	size_t len;
+	char *mb;
+
+	/* our records: B then, last, a pad line keeping room */
+	meta.guid = "g1";
+	meta.orig_mailbox = "INBOX";
+	meta.maildir_base = "b1";
+	meta.pad = 10;
+	mb = dbox_meta_format(&meta, &len);
+	REQUIRE(mb != NULL);
+	lines = mb + DBOX_MAGIC_POST_LEN;
+	len -= DBOX_MAGIC_POST_LEN;
+	CHECK_EQ_INT(len, strlen("Gg1\nBINBOX\nNb1\n_________\n\n"));
+	CHECK(memcmp(lines, "Gg1\nBINBOX\nNb1\n_________\n\n", len) == 0);
+	/* longer name: the pad gives room; shorter: it takes it back */
+	CHECK_EQ_INT(dbox_meta_set_orig_mailbox(lines, len, "Lists/lin", out),
+		     0);
+	CHECK(memcmp(out, "Gg1\nBLists/lin\nNb1\n_____\n\n", len) == 0);
+	CHECK_EQ_INT(dbox_meta_set_orig_mailbox(out, len, "A", out2), 0);
+	CHECK(memcmp(out2, "Gg1\nBA\nNb1\n_____________\n\n", len) == 0);
+	/* exactly the room: no pad line left */
+	CHECK_EQ_INT(dbox_meta_set_orig_mailbox(lines, len,
+						"0123456789abcde", out), 0);
+	CHECK(memcmp(out, "Gg1\nB0123456789abcde\nNb1\n\n", len) == 0);
+	/* one byte short of a pad line, or too long: no room */
+	CHECK_EQ_INT(dbox_meta_set_orig_mailbox(lines, len, "0123456789abcd",
+						out), -ENOSPC);
+	CHECK_EQ_INT(dbox_meta_set_orig_mailbox(lines, len,
+						"0123456789abcdef", out),
+		     -ENOSPC);
+	CHECK_EQ_INT(dbox_meta_set_orig_mailbox(lines, len, "a\nb", out),
+		     -ENOSPC);
+	free(mb);
+	/* Dovecot's records: no pad; shorter names still fit, B added last */
+	CHECK_EQ_INT(dbox_meta_set_orig_mailbox("Gg\nBFolder\n\n", 12, "A",
+						out), 0);
+	CHECK(memcmp(out, "Gg\nBA\n____\n\n", 12) == 0);
+	CHECK_EQ_INT(dbox_meta_set_orig_mailbox("Gg\n_____\n\n", 10, "AB",
+						out), 0);
+	CHECK(memcmp(out, "Gg\nBAB\n_\n\n", 10) == 0);
+	/* lines that do not end where they should, v1 padding: untouched */
+	CHECK_EQ_INT(dbox_meta_set_orig_mailbox("Gg\nBF\n\nXx\n", 10, "A",
+						out), -EINVAL);
+	CHECK_EQ_INT(dbox_meta_set_orig_mailbox("Gg\nBF\n", 7, "A", out),
+		     -EINVAL);
+	CHECK_EQ_INT(dbox_meta_set_orig_mailbox("Gg\nBF\n   \n\n", 11, "A",
+						out), -EINVAL);
+}
+
 int main(void)
 {
 	RUN(test_file_header);
+	RUN(test_meta_set_orig_mailbox);
 	RUN(test_msg_header);
 	RUN(test_meta);
 	RUN(test_record_hostile_bodies);
