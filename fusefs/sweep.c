@@ -177,7 +177,8 @@ static void keep_linked(void *ctx, int64_t box, enum backing_area area,
 
 void sweep_keep_linked(void)
 {
-	int ret = backing_spool_walk(keep_linked, NULL);
+	/* a read-only mount made no links, and writes nothing */
+	int ret = dboxfs.readonly ? 0 : backing_spool_walk(keep_linked, NULL);
 
 	if (ret < 0 && ret != -EROFS)
 		fuse_log(FUSE_LOG_ERR, "dboxfs: spool: %s\n", strerror(-ret));
