@@ -53,12 +53,18 @@ class Pair:
     as a copy of the fresh mount, and the harness on both."""
 
     def __init__(self, wtmp, mounts, layout, fmt, seed=None,
-                 tolerate=None):
+                 tolerate=None, boxes=()):
         self.layout, self.fmt = layout, fmt
         self.store = os.path.join(wtmp, "store")
         self.mnt = os.path.join(wtmp, "mnt")
         native = os.path.join(wtmp, "native")
         dboxctl("init", self.store, "--format", fmt)
+        # mailboxes made before the mount (by another program)
+        empty = os.path.join(wtmp, "empty-maildir")
+        for sub in ("cur", "new", "tmp"):
+            os.makedirs(os.path.join(empty, sub), exist_ok=True)
+        for name in boxes:
+            dboxctl("import", self.store, name, empty)
         self.opts = ["layout=fs"] if layout == "fs" else []
         self._mounts = mounts
         self.m = mounts(self.store, self.mnt, *self.opts)
@@ -623,6 +629,30 @@ def test_dir_utimensat(wtmp, mounts, layout):
     p.run("utime", a + "new", None)
     p.run("utime", b + "new", (-86400_123456789, -86400_123456789))
     p.run("mkdir", p.box("A/B").rstrip("/"), 0o700)
+    p.run("remount")
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_dir_mtime_parent_no_mailbox(wtmp, mounts, fmt):
+    """fs layout: A of A/B, when only A/B is a mailbox, is a directory
+    like any other: its mtime moves when folders are made, renamed or
+    removed in it, persists across remounts, utimensat sets it, and a
+    rename of A keeps it (it kept its first child's time)."""
+    p = Pair(wtmp, mounts, "fs", fmt, boxes=["A/B", "A/B/C/D"])
+    a = os.path.join(p.h.native.root, "A")
+    wait_for(lambda: time.time() - os.stat(a).st_mtime > 1.0,
+             timeout=5, what="a second to pass")
+    p.mkfolder("A/X")
+    p.run("rename", "A/X", "A/Y")
+    p.run("remount")
+    for sub in ("cur", "new", "tmp"):
+        p.run("rmdir", "A/Y/" + sub)
+    p.run("rmdir", "A/Y")
+    p.run("remount")
+    p.run("utime", "A", (1500000000_123456789, 1400000000_987654321))
+    p.mkfolder("A/B/C/E")
+    p.run("remount")
+    p.run("rename", "A", "Z")
     p.run("remount")
 
 
