@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,6 +143,105 @@ void dirtime_folder_renamed(const char *from, const char *to)
 		closedir(d);
 }
 
+/* ------------------------------------ changes the follower finds (ro)
+ *
+ * A read-only mount writes nothing: the times of directories whose
+ * entries another program changed are kept here, for the mount's life. */
+struct seen_time {
+	char *prefix;
+	int64_t ns;
+};
+
+static pthread_mutex_t times_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct seen_time *ro_times;
+static size_t ro_count;
+
+static int64_t ro_ns(const char *prefix)
+{
+	int64_t ns = 0;
+
+	pthread_mutex_lock(&times_lock);
+	for (size_t i = 0; i < ro_count; i++) {
+		if (strcmp(ro_times[i].prefix, prefix) == 0)
+			ns = ro_times[i].ns;
+	}
+	pthread_mutex_unlock(&times_lock);
+	return ns;
+}
+
+static void ro_set(const char *prefix, int64_t ns)
+{
+	struct seen_time *grown;
+	size_t i;
+
+	pthread_mutex_lock(&times_lock);
+	for (i = 0; i < ro_count; i++) {
+		if (strcmp(ro_times[i].prefix, prefix) == 0)
+			break;
+	}
+	if (i == ro_count) {
+		grown = realloc(ro_times, (ro_count + 1) * sizeof(*grown));
+		if (grown != NULL) {
+			ro_times = grown;
+			ro_times[ro_count].prefix = strdup(prefix);
+			if (ro_times[ro_count].prefix != NULL)
+				ro_count++;
+		}
+	}
+	if (i < ro_count)
+		ro_times[i].ns = ns;
+	pthread_mutex_unlock(&times_lock);
+}
+
+/* ------------------------- the view's own changes of folder directories
+ *
+ * The follower sees every change of the mailbox list, the view's own
+ * too; those already moved their directories' times, and moving them
+ * again later would show a change nobody made.  So each own change is
+ * kept for a while by the prefix of its directory. */
+#define OWN_MAX 64
+#define OWN_KEEP_NS 2000000000ll   /* far beyond the follower's period */
+
+static struct {
+	char *prefix;
+	int64_t when;
+} own[OWN_MAX];
+static size_t own_next;
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void own_add(const char *prefix)
+{
+	char *copy = strdup(prefix);
+
+	pthread_mutex_lock(&times_lock);
+	free(own[own_next].prefix);
+	own[own_next].prefix = copy;
+	own[own_next].when = mono_ns();
+	own_next = (own_next + 1) % OWN_MAX;
+	pthread_mutex_unlock(&times_lock);
+}
+
+bool dirtime_changed_by_us(const char *prefix)
+{
+	int64_t now = mono_ns();
+	bool found = false;
+
+	pthread_mutex_lock(&times_lock);
+	for (size_t i = 0; i < OWN_MAX && !found; i++)
+		found = own[i].prefix != NULL &&
+			now - own[i].when < OWN_KEEP_NS &&
+			strcmp(own[i].prefix, prefix) == 0;
+	pthread_mutex_unlock(&times_lock);
+	return found;
+}
+
 /* The mailbox-name prefix of a folder-level directory (root: ""). */
 static int dir_prefix(const struct view_ino *dir, char *buf, size_t len)
 {
@@ -162,7 +262,31 @@ void dirtime_folder_changed(const struct view_ino *dir)
 
 	if (files_box >= 0)
 		backing_area_set_times(files_box, AREA_FILES, now2);
-	if (dir->kind == VK_VDIR && dir_prefix(dir, prefix, sizeof(prefix)) >= 0)
+	if (dir_prefix(dir, prefix, sizeof(prefix)) < 0)
+		return;
+	if (dir->kind == VK_VDIR)
+		vdir_set(prefix, now2);
+	own_add(prefix);
+}
+
+void dirtime_changed_by_other(const char *prefix)
+{
+	struct dbox_mailbox b;
+	struct timespec ts;
+	int64_t box = -1;
+
+	if (dboxfs.readonly) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ro_set(prefix, (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
+		return;
+	}
+	if (prefix[0] == '\0')
+		box = dboxfs.layout == VIEW_MAILDIRPP ? dboxfs.inbox_id : 0;
+	else if (dbox_mailbox_lookup(dboxfs.store, prefix, &b, NULL) == 0)
+		box = b.id;
+	if (box >= 0)
+		backing_area_set_times(box, AREA_FILES, now2);
+	else
 		vdir_set(prefix, now2);
 }
 
@@ -170,8 +294,24 @@ int64_t dirtime_dir_ns(const struct view_ino *v, const char *prefix,
 		       int64_t fallback_ns)
 {
 	int64_t t = v->kind == VK_VDIR ? vdir_ns(prefix) : 0;
+	int64_t seen = dboxfs.readonly ? ro_ns(prefix) : 0;
 
-	return t != 0 ? t : dirtime_folder_ns(ops_files_box(v), fallback_ns);
+	if (t == 0)
+		t = dirtime_folder_ns(ops_files_box(v), fallback_ns);
+	return seen > t ? seen : t;
+}
+
+void dirtime_free_all(void)
+{
+	for (size_t i = 0; i < ro_count; i++)
+		free(ro_times[i].prefix);
+	free(ro_times);
+	ro_times = NULL;
+	ro_count = 0;
+	for (size_t i = 0; i < OWN_MAX; i++) {
+		free(own[i].prefix);
+		own[i].prefix = NULL;
+	}
 }
 
 void dirtime_folder_made(int64_t box)

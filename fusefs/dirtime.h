@@ -21,6 +21,11 @@
  *   an fs-layout parent that is no mailbox (A of A/B)
  *                the mtime of files/vdirs/NAME (dirtime.c), touched as a
  *                folder's; until then the creation of its first child
+ *
+ * Folders that another program (Dovecot, dboxctl) makes, removes or
+ * renames move their parent's time too, as on a local filesystem: the
+ * follower finds them (follow.c).  A read-only mount writes nothing, and
+ * keeps those times for its life only.
  */
 #ifndef DBOXFS_DIRTIME_H
 #define DBOXFS_DIRTIME_H
@@ -58,6 +63,15 @@ int64_t dirtime_dir_ns(const struct view_ino *v, const char *prefix,
 /* fs layout: the mailbox `from` (and everything below it) is `to` now:
  * the parents that are no mailbox below it keep their times. */
 void dirtime_folder_renamed(const char *from, const char *to);
+/* The follower: whether the view itself changed the folder entries of
+ * the directory with mailbox-name prefix `prefix` (root: "") lately, and
+ * so moved its time already. */
+bool dirtime_changed_by_us(const char *prefix);
+/* The follower: another program made, removed or renamed an entry of
+ * that directory. */
+void dirtime_changed_by_other(const char *prefix);
+/* At exit. */
+void dirtime_free_all(void);
 /* The folder of mailbox `box` itself is new (mkdir). */
 void dirtime_folder_made(int64_t box);
 

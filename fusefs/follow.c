@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -9,6 +10,8 @@
 #include <unistd.h>
 
 #include "dboxfs.h"
+#include "dirtime.h"
+#include "folders.h"
 #include "follow.h"
 #include "kcache.h"
 #include "view.h"
@@ -122,6 +125,155 @@ static int scan_changed(int64_t *changed)
 	return sc.n;
 }
 
+/* ------------------------------------------ folders made by others
+ *
+ * The directories of the folder tree (fs layout: mailboxes and their
+ * parents; maildir++: the dot-folders) as the last check saw them,
+ * sorted.  An entry that came or went since is a change of its parent
+ * directory, whose mtime moves as on a local filesystem (unless the view
+ * made the change itself: dirtime.h).  A parent that came or went with
+ * it (a subtree renamed, a new A of A/B) is no change of its own. */
+struct dir_set {
+	char **names;
+	size_t count;
+};
+
+static struct dir_set dirs;
+static bool dirs_loaded;
+
+static void set_free(struct dir_set *ds)
+{
+	for (size_t i = 0; i < ds->count; i++)
+		free(ds->names[i]);
+	free(ds->names);
+	ds->names = NULL;
+	ds->count = 0;
+}
+
+static void set_add(struct dir_set *ds, const char *name, size_t n)
+{
+	char **grown = realloc(ds->names, (ds->count + 1) * sizeof(*grown));
+
+	if (grown == NULL)
+		return;
+	ds->names = grown;
+	ds->names[ds->count] = strndup(name, n);
+	if (ds->names[ds->count] != NULL)
+		ds->count++;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool set_has(const struct dir_set *ds, const char *name)
+{
+	return ds->count > 0 && bsearch(&name, ds->names, ds->count,
+					sizeof(*ds->names), cmp_name) != NULL;
+}
+
+static void set_load(const struct folder_list *fl, struct dir_set *ds)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < fl->count; i++) {
+		const char *name = fl->boxes[i].name, *p = name;
+
+		if (dboxfs.layout == VIEW_MAILDIRPP) {
+			if (fl->boxes[i].id != dboxfs.inbox_id)
+				set_add(ds, name, strlen(name));
+			continue;
+		}
+		while ((p = strchr(p, '/')) != NULL)
+			set_add(ds, name, (size_t)(p++ - name));
+		set_add(ds, name, strlen(name));
+	}
+	if (ds->count > 1)
+		qsort(ds->names, ds->count, sizeof(*ds->names), cmp_name);
+	for (size_t i = 0; i < ds->count; i++) {
+		if (kept > 0 && strcmp(ds->names[kept - 1], ds->names[i]) == 0)
+			free(ds->names[i]);
+		else
+			ds->names[kept++] = ds->names[i];
+	}
+	ds->count = kept;
+}
+
+/* The inode of the directory with mailbox-name prefix `prefix`. */
+static uint64_t prefix_ino(const struct folder_list *fl, const char *prefix)
+{
+	size_t n = strlen(prefix);
+	int64_t lowest = 0;
+	unsigned int depth = 1;
+
+	if (n == 0)
+		return VIEW_ROOT_INO;
+	for (size_t i = 0; i < fl->count; i++) {
+		const char *name = fl->boxes[i].name;
+
+		if (strcmp(name, prefix) == 0)
+			return view_ino_folder(fl->boxes[i].id);
+		if (strncmp(name, prefix, n) == 0 && name[n] == '/' &&
+		    (lowest == 0 || fl->boxes[i].id < lowest))
+			lowest = fl->boxes[i].id;
+	}
+	for (size_t i = 0; i < n; i++)
+		depth += prefix[i] == '/';
+	return lowest == 0 ? 0 : view_ino_vdir(lowest, depth);
+}
+
+static void parent_changed(const struct folder_list *fl,
+			   const struct dir_set *before,
+			   const struct dir_set *after, const char *name)
+{
+	const char *slash = dboxfs.layout == VIEW_FS ? strrchr(name, '/') :
+		NULL;
+	char parent[DBOX_NAME_MAX * 4 + 1];
+	uint64_t ino;
+
+	snprintf(parent, sizeof(parent), "%.*s",
+		 slash == NULL ? 0 : (int)(slash - name), name);
+	if (parent[0] != '\0' &&
+	    !(set_has(before, parent) && set_has(after, parent)))
+		return;
+	if (dirtime_changed_by_us(parent))
+		return;
+	dirtime_changed_by_other(parent);
+	ino = prefix_ino(fl, parent);
+	if (ino != 0)
+		fuse_lowlevel_notify_inval_inode(dboxfs.se, ino, 0, 0);
+}
+
+static void diff_one_way(const struct folder_list *fl,
+			 const struct dir_set *a, const struct dir_set *b,
+			 const struct dir_set *before,
+			 const struct dir_set *after)
+{
+	for (size_t i = 0; i < a->count; i++) {
+		if (!set_has(b, a->names[i]))
+			parent_changed(fl, before, after, a->names[i]);
+	}
+}
+
+static void check_folders(void)
+{
+	struct folder_list fl;
+	struct dir_set now = { NULL, 0 };
+
+	if (folders_load(dboxfs.store, &fl) < 0)
+		return;
+	set_load(&fl, &now);
+	if (dirs_loaded) {
+		diff_one_way(&fl, &dirs, &now, &dirs, &now);   /* gone */
+		diff_one_way(&fl, &now, &dirs, &dirs, &now);   /* new */
+	}
+	folders_free(&fl);
+	set_free(&dirs);
+	dirs = now;
+	dirs_loaded = true;
+}
+
 static void check_once(uint64_t *seq)
 {
 	int64_t changed[MAX_CHANGED];
@@ -149,6 +301,9 @@ static void check_once(uint64_t *seq)
 		fuse_lowlevel_notify_inval_inode(dboxfs.se, VIEW_ROOT_INO, 0, 0);
 		kcache_check(changed, n);
 	}
+	/* any change, a renamed folder too */
+	if (n != 0 || now != *seq)
+		check_folders();
 	*seq = now;
 	kcache_drop_pending();
 }
@@ -158,6 +313,7 @@ static void *follow_main(void *arg)
 	uint64_t seq = dbox_store_change_counter(dboxfs.store);
 
 	(void)arg;
+	check_folders();
 	for (;;) {
 		struct pollfd p[2] = {
 			{ .fd = stop_pipe[0], .events = POLLIN },
@@ -190,14 +346,19 @@ int follow_start(void)
 
 void follow_stop(void)
 {
-	if (!running)
+	if (!running) {
+		dirtime_free_all();
 		return;
+	}
 	if (write(stop_pipe[1], "x", 1) < 0)
 		fuse_log(FUSE_LOG_ERR, "dboxfs: cannot stop follower\n");
 	pthread_join(thread, NULL);
 	free(seen);
 	seen = NULL;
 	seen_count = seen_cap = 0;
+	set_free(&dirs);
+	dirs_loaded = false;
+	dirtime_free_all();
 	close(stop_pipe[0]);
 	close(stop_pipe[1]);
 	running = false;
