@@ -26,6 +26,7 @@
 #include "ops.h"
 #include "readdir.h"
 #include "reply.h"
+#include "sweep.h"
 #include "totmp.h"
 
 static int lookup_msg(const struct view_ino *dir, const char *name,
@@ -68,6 +69,9 @@ static int lookup_backing(const struct view_ino *dir, const char *name,
 	/* no sweep ran: tmp/ as the next one leaves it */
 	if (dboxfs.readonly && area == AREA_TMP)
 		name = totmp_ro_backing(dirfd, name, shown, sizeof(shown));
+	if (name != NULL && dboxfs.readonly && area != AREA_FILES &&
+	    sweep_ro_leftover(box, dirfd, name))
+		name = NULL;
 	ret = name == NULL ? -ENOENT :
 		backing_lookup(dirfd, name, box, area, &bi, st);
 	close(dirfd);

@@ -15,6 +15,7 @@
 #include "ops.h"
 #include "readdir.h"
 #include "reply.h"
+#include "sweep.h"
 #include "totmp.h"
 
 
@@ -187,10 +188,13 @@ static void add_backing(struct dirbuf *d, off_t off)
 		struct stat st;
 		int ret;
 
-		/* no sweep ran: tmp/ as the next one leaves it */
+		/* no sweep ran: the spool as the next one leaves it */
 		if (dboxfs.readonly && area == AREA_TMP &&
 		    (shown = totmp_ro_shown(dirfd, shown, buf,
 					    sizeof(buf))) == NULL)
+			continue;
+		if (dboxfs.readonly && area != AREA_FILES &&
+		    sweep_ro_leftover(box, dirfd, d->dh->names[i]))
 			continue;
 		if (d->plus)
 			ret = backing_lookup(dirfd, d->dh->names[i], box, area,

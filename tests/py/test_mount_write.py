@@ -427,6 +427,16 @@ def test_leftover_of_committed_delivery_removed(wtmp, mounts, fmt):
         f.seek(st.st_size - 2)
         f.write(b"#")
     os.utime(saved["b"][0], ns=(st.st_atime_ns, st.st_mtime_ns))
+    # a read-only mount removes nothing, but shows the same
+    spool = {p: os.path.exists(p) for p, _ in saved.values()}
+    m = mounts(store, mnt, "ro")
+    assert names_in(mnt, "tmp") == ["b"]
+    assert names_in(mnt, "new") == ["a", "b"]
+    assert names_in(mnt, "cur") == ["c:2,S"]
+    assert not os.path.exists(os.path.join(mnt, "tmp", "a"))
+    assert read(os.path.join(mnt, "tmp", "b")) != payload("b")
+    m.stop()
+    assert {p: os.path.exists(p) for p in spool} == spool
     m = mounts(store, mnt)
     assert names_in(mnt, "tmp") == ["b"]
     assert names_in(mnt, "new") == ["a", "b"]
