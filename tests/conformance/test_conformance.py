@@ -656,6 +656,19 @@ def test_dir_mtime_parent_no_mailbox(wtmp, mounts, fmt):
     p.run("remount")
 
 
+@found("fs layout: a parent that is no mailbox is named by its "
+       "lowest-numbered folder: its inode number changes (and stat "
+       "answers ENOENT until the follower drops the name) when that "
+       "folder goes, and it vanishes with its last folder")
+def test_parent_no_mailbox_loses_its_folders(wtmp, mounts):
+    p = Pair(wtmp, mounts, "fs", "sdbox", boxes=["A/B", "A/C"])
+    for box in ("A/B", "A/C"):
+        for sub in ("cur", "new", "tmp"):
+            p.run("rmdir", box + "/" + sub)
+        p.run("rmdir", box)
+    p.run("stat", "A")
+
+
 # A reader lists a folder while another process changes it: every
 # untouched message is seen exactly once (spec 6), on both sides; the
 # final trees are then compared.
