@@ -922,8 +922,13 @@ AVOID_FOUND = {"exchange"}
 def test_random(wtmp, mounts, cfg):
     seed = os.environ.get("DBOXFS_CONFORMANCE_SEED")
     seed = int(seed) if seed else random.SystemRandom().randrange(2 ** 32)
-    p = Pair(wtmp, mounts, *cfg, seed=seed)
+    # mailboxes made before the mount, e.g. "C/D,C/E": in the fs layout
+    # C is then a parent that is no mailbox
+    boxes = [b for b in os.environ.get("DBOXFS_CONFORMANCE_BOXES",
+                                       "").split(",") if b]
+    p = Pair(wtmp, mounts, *cfg, seed=seed, boxes=boxes)
     gen = Generator(p, random.Random(seed), AVOID_KNOWN | AVOID_FOUND)
+    gen.pool += [b for b in boxes if b not in gen.pool]
     deadline = time.monotonic() + _seconds()
     for _ in range(_steps()):
         gen.sync_folders()
