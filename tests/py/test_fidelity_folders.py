@@ -14,7 +14,8 @@ import time
 import pytest
 
 from dboxfs_testlib import (DBOXFS, dboxctl, ls_mailboxes, mounts,
-                            wait_for, wtmp)  # noqa: F401
+                            needs_dovecot, wait_for, wtmp)  # noqa: F401
+from test_dovecot_view import live_dovecot  # noqa: F401
 
 pytestmark = pytest.mark.skipif(not os.path.exists(DBOXFS),
                                 reason="dboxfs not built (no libfuse3)")
@@ -443,3 +444,25 @@ def test_folder_made_by_another_program_moves_parent_mtime(wtmp, mounts,
         assert os.stat(other).st_mtime_ns == other_before
     if ro:
         assert os.listdir(os.path.join(store, "dboxfs")) == ctl
+
+
+@needs_dovecot
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_dovecot_folder_moves_root_mtime(live_dovecot, mounts, fmt):
+    """A folder a running Dovecot makes or deletes under a read-only
+    mount of its tree is an entry of the root that comes or goes: the
+    root's mtime moves to that moment, each time (it showed the newest
+    folder's creation in whole seconds, and went back at a delete)."""
+    stores, dove = live_dovecot
+    mnt = os.path.join(stores.top, "mt-" + fmt)
+    mounts(stores.root(fmt), mnt,
+           "index=" + os.path.join(stores.top, "mt-%s.sqlite" % fmt))
+    for what in ("mailbox create", "mailbox delete"):
+        before = os.stat(mnt).st_mtime_ns
+        wait_for(lambda: time.time_ns() - before > 1_100_000_000,
+                 timeout=5, what="a second to pass")
+        t0 = time.time_ns()
+        dove.doveadm(fmt, what, "Moved")
+        wait_for(lambda: os.stat(mnt).st_mtime_ns >= t0 - 50_000_000,
+                 timeout=5, what="the root's mtime to move (%s)" % what)
+        assert (".Moved" in os.listdir(mnt)) == (what == "mailbox create")
