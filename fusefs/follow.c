@@ -133,8 +133,13 @@ static int scan_changed(int64_t *changed)
  * directory, whose mtime moves as on a local filesystem (unless the view
  * made the change itself: dirtime.h).  A parent that came or went with
  * it (a subtree renamed, a new A of A/B) is no change of its own. */
+struct dir_entry {
+	char *name;
+	int64_t box;              /* its mailbox, 0: a parent that is none */
+};
+
 struct dir_set {
-	char **names;
+	struct dir_entry *e;
 	size_t count;
 };
 
@@ -144,33 +149,49 @@ static bool dirs_loaded;
 static void set_free(struct dir_set *ds)
 {
 	for (size_t i = 0; i < ds->count; i++)
-		free(ds->names[i]);
-	free(ds->names);
-	ds->names = NULL;
+		free(ds->e[i].name);
+	free(ds->e);
+	ds->e = NULL;
 	ds->count = 0;
 }
 
-static void set_add(struct dir_set *ds, const char *name, size_t n)
+static void set_add(struct dir_set *ds, const char *name, size_t n,
+		    int64_t box)
 {
-	char **grown = realloc(ds->names, (ds->count + 1) * sizeof(*grown));
+	struct dir_entry *grown = realloc(ds->e, (ds->count + 1) *
+					  sizeof(*grown));
 
 	if (grown == NULL)
 		return;
-	ds->names = grown;
-	ds->names[ds->count] = strndup(name, n);
-	if (ds->names[ds->count] != NULL)
+	ds->e = grown;
+	ds->e[ds->count].name = strndup(name, n);
+	ds->e[ds->count].box = box;
+	if (ds->e[ds->count].name != NULL)
 		ds->count++;
 }
 
 static int cmp_name(const void *a, const void *b)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	return strcmp(((const struct dir_entry *)a)->name,
+		      ((const struct dir_entry *)b)->name);
 }
 
-static bool set_has(const struct dir_set *ds, const char *name)
+/* by name; a mailbox before a parent of the same name */
+static int cmp_entry(const void *a, const void *b)
 {
-	return ds->count > 0 && bsearch(&name, ds->names, ds->count,
-					sizeof(*ds->names), cmp_name) != NULL;
+	const struct dir_entry *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+
+	return c != 0 ? c : (y->box != 0) - (x->box != 0);
+}
+
+static const struct dir_entry *set_find(const struct dir_set *ds,
+					const char *name)
+{
+	struct dir_entry key = { (char *)name, 0 };
+
+	return ds->count == 0 ? NULL : bsearch(&key, ds->e, ds->count,
+					       sizeof(*ds->e), cmp_name);
 }
 
 static void set_load(const struct folder_list *fl, struct dir_set *ds)
@@ -182,20 +203,20 @@ static void set_load(const struct folder_list *fl, struct dir_set *ds)
 
 		if (dboxfs.layout == VIEW_MAILDIRPP) {
 			if (fl->boxes[i].id != dboxfs.inbox_id)
-				set_add(ds, name, strlen(name));
+				set_add(ds, name, strlen(name), fl->boxes[i].id);
 			continue;
 		}
 		while ((p = strchr(p, '/')) != NULL)
-			set_add(ds, name, (size_t)(p++ - name));
-		set_add(ds, name, strlen(name));
+			set_add(ds, name, (size_t)(p++ - name), 0);
+		set_add(ds, name, strlen(name), fl->boxes[i].id);
 	}
 	if (ds->count > 1)
-		qsort(ds->names, ds->count, sizeof(*ds->names), cmp_name);
+		qsort(ds->e, ds->count, sizeof(*ds->e), cmp_entry);
 	for (size_t i = 0; i < ds->count; i++) {
-		if (kept > 0 && strcmp(ds->names[kept - 1], ds->names[i]) == 0)
-			free(ds->names[i]);
+		if (kept > 0 && strcmp(ds->e[kept - 1].name, ds->e[i].name) == 0)
+			free(ds->e[i].name);
 		else
-			ds->names[kept++] = ds->names[i];
+			ds->e[kept++] = ds->e[i];
 	}
 	ds->count = kept;
 }
@@ -230,12 +251,16 @@ static void parent_changed(const struct folder_list *fl,
 	const char *slash = dboxfs.layout == VIEW_FS ? strrchr(name, '/') :
 		NULL;
 	char parent[DBOX_NAME_MAX * 4 + 1];
+	const struct dir_entry *a, *b;
 	uint64_t ino;
 
 	snprintf(parent, sizeof(parent), "%.*s",
 		 slash == NULL ? 0 : (int)(slash - name), name);
-	if (parent[0] != '\0' &&
-	    !(set_has(before, parent) && set_has(after, parent)))
+	/* the same directory before and after: not one a rename of the
+	 * view replaced, nor one that came or went with this entry */
+	a = set_find(before, parent);
+	b = set_find(after, parent);
+	if (parent[0] != '\0' && (a == NULL || b == NULL || a->box != b->box))
 		return;
 	if (dirtime_changed_by_us(parent))
 		return;
@@ -251,8 +276,11 @@ static void diff_one_way(const struct folder_list *fl,
 			 const struct dir_set *after)
 {
 	for (size_t i = 0; i < a->count; i++) {
-		if (!set_has(b, a->names[i]))
-			parent_changed(fl, before, after, a->names[i]);
+		const struct dir_entry *other = set_find(b, a->e[i].name);
+
+		/* gone, new, or another mailbox under that name */
+		if (other == NULL || other->box != a->e[i].box)
+			parent_changed(fl, before, after, a->e[i].name);
 	}
 }
 

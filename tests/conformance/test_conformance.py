@@ -656,6 +656,31 @@ def test_dir_mtime_parent_no_mailbox(wtmp, mounts, fmt):
     p.run("remount")
 
 
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_folder_with_children_renamed_onto_empty_folder(wtmp, mounts, fmt):
+    """fs layout: B (with B/C) renamed onto the empty A/B: A/B/C is new in
+    a directory A/B that was there before, but it is another directory
+    now, whose time is B's; the follower, which moves the times of
+    directories whose folders another program changed, took it for a
+    change of A/B and moved its time a moment later (found by the random
+    runs, seed 201)."""
+    p = Pair(wtmp, mounts, "fs", fmt)
+    p.mkfolder("A")
+    p.run("mkdir", "A/B", 0o700)
+    p.mkfolder("B")
+    p.mkfolder("B/C")
+    b = os.path.join(p.h.native.root, "B")
+    wait_for(lambda: time.time() - os.stat(b).st_mtime > 1.0,
+             timeout=5, what="a second to pass")
+    p.run("rename", "B", "A/B")
+    # beyond the follower's period (250 ms)
+    t = time.monotonic()
+    wait_for(lambda: time.monotonic() - t > 0.75, timeout=5,
+             what="the follower to look")
+    p.run("stat", "A/B")
+    p.run("remount")
+
+
 @found("fs layout: a parent that is no mailbox is named by its "
        "lowest-numbered folder: its inode number changes (and stat "
        "answers ENOENT until the follower drops the name) when that "
