@@ -198,7 +198,10 @@ static void ro_set(const char *prefix, int64_t ns)
  * The follower sees every change of the mailbox list, the view's own
  * too; those already moved their directories' times, and moving them
  * again later would show a change nobody made.  So each own change is
- * kept for a while by the prefix of its directory. */
+ * kept for a while by the prefix of its directory.  (A change another
+ * program makes in that directory within that while moves nothing
+ * more: the directory shows the view's change, at most OWN_KEEP_NS
+ * older.) */
 #define OWN_MAX 64
 #define OWN_KEEP_NS 2000000000ll   /* far beyond the follower's period */
 

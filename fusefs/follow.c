@@ -2,9 +2,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <stdio.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -140,7 +140,7 @@ struct dir_entry {
 
 struct dir_set {
 	struct dir_entry *e;
-	size_t count;
+	size_t count, cap;
 };
 
 static struct dir_set dirs;
@@ -152,18 +152,21 @@ static void set_free(struct dir_set *ds)
 		free(ds->e[i].name);
 	free(ds->e);
 	ds->e = NULL;
-	ds->count = 0;
+	ds->count = ds->cap = 0;
 }
 
 static void set_add(struct dir_set *ds, const char *name, size_t n,
 		    int64_t box)
 {
-	struct dir_entry *grown = realloc(ds->e, (ds->count + 1) *
-					  sizeof(*grown));
+	if (ds->count == ds->cap) {
+		size_t cap = ds->cap == 0 ? 64 : ds->cap * 2;
+		struct dir_entry *grown = realloc(ds->e, cap * sizeof(*grown));
 
-	if (grown == NULL)
-		return;
-	ds->e = grown;
+		if (grown == NULL)
+			return;
+		ds->e = grown;
+		ds->cap = cap;
+	}
 	ds->e[ds->count].name = strndup(name, n);
 	ds->e[ds->count].box = box;
 	if (ds->e[ds->count].name != NULL)
@@ -287,7 +290,7 @@ static void diff_one_way(const struct folder_list *fl,
 static void check_folders(void)
 {
 	struct folder_list fl;
-	struct dir_set now = { NULL, 0 };
+	struct dir_set now = { NULL, 0, 0 };
 
 	if (folders_load(dboxfs.store, &fl) < 0)
 		return;
