@@ -286,7 +286,9 @@ const char *totmp_ro_backing(int dirfd, const char *name, char *buf,
 			name : NULL;
 	if (faccessat(dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
 		return name;
-	/* rare (a daemon killed inside such a rename): a scan is fine */
+	/* a name that is not there: the reserved file that will get it is
+	 * found by a scan of tmp/ (which holds few files; only a read-only
+	 * mount asks) */
 	fd = backing_reopen(dirfd, O_RDONLY | O_DIRECTORY);
 	d = fd < 0 ? NULL : fdopendir(fd);
 	if (d == NULL) {
