@@ -259,6 +259,19 @@ def test_link_twice(pair2):
     p.run("link", b + "tmp/k", b + "cur/k2:2,S")
 
 
+def test_rename_between_linked_names_in_tmp(pair2):
+    """A link() delivery's message renamed back into tmp/: natively both
+    tmp/ names are one file, and a rename of one onto the other does
+    nothing; on the mount they are two files (ALLOWED["rename-linked"]),
+    the target is replaced (random runs, seed 204)."""
+    p, b = pair2, pair2.box()
+    p.run("create", b + "tmp/a", msg("a"), 0o600, True)
+    p.run("link", b + "tmp/a", b + "new/a")
+    p.run("rename", b + "new/a", b + "tmp/b")
+    p.run("rename", b + "tmp/a", b + "tmp/b")
+    p.run("remount")
+
+
 def test_two_messages_same_base(pair2):
     p, b = pair2, pair2.box()
     p.deliver("INBOX", "s", msg("s1"), to="cur")
