@@ -152,11 +152,17 @@ int ops_area_dirfd(const struct view_ino *v, int *fd_r,
 	return backing_area_dir(box, AREA_FILES, fd_r);
 }
 
+/* The root's time until the view changes it: the newest of its entries
+ * (fs layout: the top-level mailboxes; a folder made deeper is no entry
+ * of the root). */
 static int64_t newest_ns(const struct folder_list *fl)
 {
 	int64_t t = 0;
 
 	for (size_t i = 0; i < fl->count; i++) {
+		if (dboxfs.layout == VIEW_FS &&
+		    strchr(fl->boxes[i].name, '/') != NULL)
+			continue;
 		if (fl->boxes[i].created * 1000000000 > t)
 			t = fl->boxes[i].created * 1000000000;
 	}
@@ -226,7 +232,7 @@ static int attr_folder(const struct view_ino *v, uint64_t ino, struct stat *st)
 			mtime = fl.boxes[i].created * 1000000000;
 	}
 	folders_free(&fl);
-	mtime = dirtime_folder_ns(ops_files_box(v), mtime);
+	mtime = dirtime_dir_ns(v, prefix, mtime);
 	attr_dir(st, ino, (nlink_t)(2 + subdirs), mtime);
 	return 0;
 }

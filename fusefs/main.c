@@ -304,16 +304,33 @@ static void log_mount(const char *what, const char *store,
 		 (unsigned long long)n);
 }
 
-/* The write side: real files beside the store and the committer. */
-static int start_writer(void)
+static void ctl_dir(char *ctl, size_t len)
 {
-	char ctl[4096], *slash;
-	int ret;
+	char *slash;
 
-	snprintf(ctl, sizeof(ctl), "%s", dbox_store_files_dir(dboxfs.store));
+	snprintf(ctl, len, "%s", dbox_store_files_dir(dboxfs.store));
 	slash = strrchr(ctl, '/');
 	if (slash != NULL)
 		*slash = '\0';
+}
+
+/* A read-only mount shows the real files beside the store as they are
+ * (a store without them, such as a Dovecot tree, has none to show). */
+static void start_reader(void)
+{
+	char ctl[4096];
+
+	ctl_dir(ctl, sizeof(ctl));
+	backing_init_readonly(ctl);
+}
+
+/* The write side: real files beside the store and the committer. */
+static int start_writer(void)
+{
+	char ctl[4096];
+	int ret;
+
+	ctl_dir(ctl, sizeof(ctl));
 	ret = backing_init(ctl);
 	if (ret == 0)
 		ret = flush_init(ctl);
@@ -438,6 +455,7 @@ int main(int argc, char **argv)
 	struct fuse_cmdline_opts opts;
 	struct fuse_loop_config *loop;
 	struct options o = { 0 };
+	bool ro;
 	int ret = -1;
 
 	struct rlimit rl;
@@ -477,6 +495,8 @@ int main(int argc, char **argv)
 	}
 	fuse_set_log_func(log_stderr);
 	dbox_set_log_handler(dbox_to_fuse_log, NULL);
+	/* before fuse_session_new, which takes "ro" out of args */
+	ro = has_opt(&args, "ro");
 	if (check_mountpoint(opts.mountpoint) < 0 ||
 	    add_mount_opts(&args, o.store) < 0 || setup(&o, &args) < 0)
 		goto out;
@@ -506,11 +526,13 @@ int main(int argc, char **argv)
 	}
 	fuse_daemonize(opts.foreground);
 	/* the store for good, now that no fork follows */
-	if (open_store(&o, has_opt(&args, "ro")) < 0 ||
+	if (open_store(&o, ro) < 0 ||
 	    (!dboxfs.readonly && start_writer() < 0)) {
 		fuse_session_unmount(dboxfs.se);
 		goto out_signals;
 	}
+	if (dboxfs.readonly)
+		start_reader();
 	log_mount("mounted", o.store, opts.mountpoint);
 	/* names and attributes for hours: the follower drops what changes
 	 * (kcache.h); without it, or with cache_timeout= given, the short

@@ -26,6 +26,8 @@
 #include "ops.h"
 #include "readdir.h"
 #include "reply.h"
+#include "sweep.h"
+#include "totmp.h"
 
 static int lookup_msg(const struct view_ino *dir, const char *name,
 		      struct stat *st)
@@ -45,6 +47,7 @@ static int lookup_msg(const struct view_ino *dir, const char *name,
 static int lookup_backing(const struct view_ino *dir, const char *name,
 			  struct stat *st)
 {
+	char shown[NAME_MAX + 1];
 	enum backing_area area;
 	struct binode *bi;
 	int64_t box;
@@ -63,7 +66,14 @@ static int lookup_backing(const struct view_ino *dir, const char *name,
 	ret = ops_area_dirfd(dir, &dirfd, &area, &box);
 	if (ret < 0)
 		return ret == -EROFS ? -ENOENT : ret;
-	ret = backing_lookup(dirfd, name, box, area, &bi, st);
+	/* no sweep ran: tmp/ as the next one leaves it */
+	if (dboxfs.readonly && area == AREA_TMP)
+		name = totmp_ro_backing(dirfd, name, shown, sizeof(shown));
+	if (name != NULL && dboxfs.readonly && area != AREA_FILES &&
+	    sweep_ro_leftover(box, dirfd, name))
+		name = NULL;
+	ret = name == NULL ? -ENOENT :
+		backing_lookup(dirfd, name, box, area, &bi, st);
 	close(dirfd);
 	return ret;
 }
