@@ -329,6 +329,10 @@ static int start_writer(void)
 	return ret;
 }
 
+/* setup() opened the store once before mounting, which checked its index;
+ * the open for good right after need not read the whole file again */
+static bool index_checked;
+
 static int open_store(struct options *o, bool ro)
 {
 	struct dbox_open_opts oo = {
@@ -340,6 +344,7 @@ static int open_store(struct options *o, bool ro)
 		.fs_max_workers = o->fs_workers > 0 ?
 			(unsigned int)o->fs_workers : 0,
 		.deferred_sync = !dboxfs.sync,
+		.index_checked = index_checked,
 	};
 	struct dbox_err err = { "" };
 	struct dbox_mailbox inbox;
@@ -399,6 +404,7 @@ static int setup(struct options *o, struct fuse_args *args)
 	 * has I/O threads, and fuse_daemonize's fork keeps none of them */
 	dbox_store_close(dboxfs.store);
 	dboxfs.store = NULL;
+	index_checked = true;
 	/* a tree that only Dovecot writes is mounted read-only, so the
 	 * kernel refuses writes before they reach us */
 	if (dboxfs.readonly && !ro)

@@ -98,6 +98,10 @@ struct dbox_open_opts {
 	 * the commit that stops referring to it is durable.  Default
 	 * (false): every commit is durable when it returns. */
 	bool deferred_sync;
+	/* The caller opened this store (and so checked its index) a moment
+	 * ago and closed it: the index's integrity check, which reads the
+	 * whole file (O(messages)), is not repeated. */
+	bool index_checked;
 };
 
 struct dbox_mailbox {

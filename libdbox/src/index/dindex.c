@@ -549,8 +549,26 @@ int dindex_open(const char *path, bool readonly, bool create,
 	return dindex_open_ex(path, readonly, create, false, idx_r, err);
 }
 
+static int open_db(const char *path, bool readonly, bool create,
+		   bool deferred, bool check, struct dindex **idx_r,
+		   struct dbox_err *err);
+
 int dindex_open_ex(const char *path, bool readonly, bool create,
 		   bool deferred, struct dindex **idx_r, struct dbox_err *err)
+{
+	return open_db(path, readonly, create, deferred, true, idx_r, err);
+}
+
+int dindex_open_checked(const char *path, bool readonly, bool create,
+			bool deferred, struct dindex **idx_r,
+			struct dbox_err *err)
+{
+	return open_db(path, readonly, create, deferred, false, idx_r, err);
+}
+
+static int open_db(const char *path, bool readonly, bool create,
+		   bool deferred, bool check, struct dindex **idx_r,
+		   struct dbox_err *err)
 {
 	struct dindex *idx = calloc(1, sizeof(*idx));
 	struct dconn *c;
@@ -575,7 +593,7 @@ int dindex_open_ex(const char *path, bool readonly, bool create,
 	if (ret == 0) {
 		pthread_setspecific(idx->key, c);
 		idx->conns = c;
-		ret = integrity_check(idx, c->db, err);
+		ret = check ? integrity_check(idx, c->db, err) : 0;
 	}
 	if (ret == 0) {
 		ret = readonly ? check_readonly_schema(idx, c->db, err) :

@@ -32,6 +32,11 @@ int dindex_open(const char *path, bool readonly, bool create,
  * syncs the WAL first). */
 int dindex_open_ex(const char *path, bool readonly, bool create,
 		   bool deferred, struct dindex **idx_r, struct dbox_err *err);
+/* The same without the integrity check (the caller checked the file a
+ * moment ago). */
+int dindex_open_checked(const char *path, bool readonly, bool create,
+			bool deferred, struct dindex **idx_r,
+			struct dbox_err *err);
 /* Makes every commit that returned before the call durable (one fdatasync
  * of the WAL, shared by concurrent callers); at once if none is pending
  * or the index is not deferred. */
