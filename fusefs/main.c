@@ -345,6 +345,9 @@ static int open_store(struct options *o, bool ro)
 			(unsigned int)o->fs_workers : 0,
 		.deferred_sync = !dboxfs.sync,
 		.index_checked = index_checked,
+		/* a connection per worker thread: 2 MiB each by default,
+		 * while the OS caches the file anyway */
+		.index_cache_kib = 256,
 	};
 	struct dbox_err err = { "" };
 	struct dbox_mailbox inbox;

@@ -120,6 +120,7 @@ struct dindex {
 	char *path;
 	bool readonly;
 	bool deferred;            /* synchronous=NORMAL: see dindex_sync */
+	int cache_kib;            /* page cache per connection, 0: default */
 	pthread_key_t key;
 	pthread_mutex_t lock;     /* protects conns */
 	struct dconn *conns;
@@ -177,6 +178,25 @@ int dindex_error(struct dindex *idx, int rc, const char *what,
 	return dbox_fail(err, ret, "index %s: %s: %s", idx->path, what, msg);
 }
 
+/* A smaller cache only costs preads the OS page cache answers; it fails
+ * only without memory, when the default stays. */
+static void set_cache(sqlite3 *db, int kib)
+{
+	char sql[64];
+
+	snprintf(sql, sizeof(sql), "PRAGMA cache_size=-%d", kib);
+	(void)sqlite3_exec(db, sql, NULL, NULL, NULL);
+}
+
+void dindex_set_cache(struct dindex *idx, int kib)
+{
+	struct dconn *c = pthread_getspecific(idx->key);
+
+	idx->cache_kib = kib;
+	if (c != NULL && kib > 0)
+		set_cache(c->db, kib);
+}
+
 static int conn_open(struct dindex *idx, bool create, struct dconn **c_r,
 		     struct dbox_err *err)
 {
@@ -218,6 +238,8 @@ static int conn_open(struct dindex *idx, bool create, struct dconn **c_r,
 		dconn_free(c);
 		return ret;
 	}
+	if (idx->cache_kib > 0)
+		set_cache(c->db, idx->cache_kib);
 	*c_r = c;
 	return 0;
 }
