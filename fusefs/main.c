@@ -346,6 +346,10 @@ static int start_writer(void)
 	return ret;
 }
 
+/* setup() opened the store once before mounting, which checked its index;
+ * the open for good right after need not read the whole file again */
+static bool index_checked;
+
 static int open_store(struct options *o, bool ro)
 {
 	struct dbox_open_opts oo = {
@@ -357,6 +361,10 @@ static int open_store(struct options *o, bool ro)
 		.fs_max_workers = o->fs_workers > 0 ?
 			(unsigned int)o->fs_workers : 0,
 		.deferred_sync = !dboxfs.sync,
+		.index_checked = index_checked,
+		/* a connection per worker thread: 2 MiB each by default,
+		 * while the OS caches the file anyway */
+		.index_cache_kib = 256,
 	};
 	struct dbox_err err = { "" };
 	struct dbox_mailbox inbox;
@@ -416,6 +424,7 @@ static int setup(struct options *o, struct fuse_args *args)
 	 * has I/O threads, and fuse_daemonize's fork keeps none of them */
 	dbox_store_close(dboxfs.store);
 	dboxfs.store = NULL;
+	index_checked = true;
 	/* a tree that only Dovecot writes is mounted read-only, so the
 	 * kernel refuses writes before they reach us */
 	if (dboxfs.readonly && !ro)

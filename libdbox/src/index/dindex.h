@@ -32,6 +32,15 @@ int dindex_open(const char *path, bool readonly, bool create,
  * syncs the WAL first). */
 int dindex_open_ex(const char *path, bool readonly, bool create,
 		   bool deferred, struct dindex **idx_r, struct dbox_err *err);
+/* The same without the integrity check (the caller checked the file a
+ * moment ago). */
+int dindex_open_checked(const char *path, bool readonly, bool create,
+			bool deferred, struct dindex **idx_r,
+			struct dbox_err *err);
+/* Page cache of each thread's connection in KiB (0: SQLite's default,
+ * 2 MiB): a daemon with a connection per worker thread would otherwise
+ * keep 2 MiB per thread.  Call right after opening, from the opener. */
+void dindex_set_cache(struct dindex *idx, int kib);
 /* Makes every commit that returned before the call durable (one fdatasync
  * of the WAL, shared by concurrent callers); at once if none is pending
  * or the index is not deferred. */
