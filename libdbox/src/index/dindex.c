@@ -1,11 +1,13 @@
 /* dindex.c - SQLite connections, schema, migrations and transactions. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "index/dindex-private.h"
+#include "index/dindex-stamp.h"
 #include "util/util.h"
 
 static const char sql_seq_bump[] = "UPDATE meta SET value = "
@@ -121,6 +123,9 @@ struct dindex {
 	bool readonly;
 	bool deferred;            /* synchronous=NORMAL: see dindex_sync */
 	int cache_kib;            /* page cache per connection, 0: default */
+	/* checked (or known checked) at open, and SQLite found nothing
+	 * wrong since: the file may be stamped at close (dindex-stamp.h) */
+	atomic_bool sound;
 	pthread_key_t key;
 	pthread_mutex_t lock;     /* protects conns */
 	struct dconn *conns;
@@ -176,6 +181,8 @@ int dindex_error(struct dindex *idx, int rc, const char *what,
 	case SQLITE_CORRUPT: case SQLITE_NOTADB: ret = -EBADMSG; break;
 	default: ret = -EIO; break;
 	}
+	if (ret == -EBADMSG || ret == -EIO)
+		atomic_store(&idx->sound, false);
 	return dbox_fail(err, ret, "index %s: %s: %s", idx->path, what, msg);
 }
 
@@ -626,6 +633,19 @@ static int integrity_check(struct dindex *idx, sqlite3 *db,
 	return -EBADMSG;
 }
 
+int dindex_check(struct dindex *idx, struct dbox_err *err)
+{
+	struct dconn *c = conn_get(idx, err);
+	int ret;
+
+	if (c == NULL)
+		return -EIO;
+	ret = integrity_check(idx, c->db, err);
+	if (ret == -EBADMSG)
+		atomic_store(&idx->sound, false);
+	return ret;
+}
+
 int dindex_open(const char *path, bool readonly, bool create,
 		struct dindex **idx_r, struct dbox_err *err)
 {
@@ -684,12 +704,17 @@ static int open_db(const char *path, bool readonly, bool create,
 		free(idx);
 		return dbox_fail(err, -EAGAIN, "no thread keys left");
 	}
+	/* before the open: opening creates the WAL the stamp must not see */
+	if (check && dindex_stamp_valid(path))
+		check = false;
 	ret = conn_open(idx, create && !readonly, &c, err);
 	if (ret == 0) {
 		pthread_setspecific(idx->key, c);
 		idx->conns = c;
 		ret = check ? integrity_check(idx, c->db, err) : 0;
 	}
+	if (ret == 0 && !readonly)
+		dindex_stamp_clear(path);
 	if (ret == 0) {
 		ret = readonly ? check_readonly_schema(idx, c->db, err) :
 			migrate(idx, c->db, err);
@@ -698,6 +723,7 @@ static int open_db(const char *path, bool readonly, bool create,
 		dindex_close(idx);
 		return ret;
 	}
+	atomic_store(&idx->sound, true);
 	*idx_r = idx;
 	return 0;
 }
@@ -716,6 +742,10 @@ void dindex_close(struct dindex *idx)
 		next = c->next;
 		dconn_free(c);
 	}
+	/* the last connection has gone: SQLite copied the WAL into the file
+	 * and removed it, unless another process still has the index open */
+	if (atomic_load(&idx->sound) && !idx->readonly)
+		dindex_stamp_write(idx->path);
 	pthread_mutex_destroy(&idx->lock);
 	pthread_mutex_destroy(&idx->sync_lock);
 	pthread_cond_destroy(&idx->sync_done);
