@@ -141,11 +141,17 @@ int attr_area_dirfd(struct dboxfs *fs, const struct view_ino *v, int *fd_r,
 	return backing_area_dir(box, AREA_FILES, fd_r);
 }
 
-static int64_t newest_ns(const struct folder_list *fl)
+/* The root's time until the view changes it: the newest of its entries
+ * (fs layout: the top-level mailboxes; a folder made deeper is no entry
+ * of the root). */
+static int64_t newest_ns(struct dboxfs *fs, const struct folder_list *fl)
 {
 	int64_t t = 0;
 
 	for (size_t i = 0; i < fl->count; i++) {
+		if (fs->layout == VIEW_FS &&
+		    strchr(fl->boxes[i].name, '/') != NULL)
+			continue;
 		if (fl->boxes[i].created * 1000000000 > t)
 			t = fl->boxes[i].created * 1000000000;
 	}
@@ -210,14 +216,13 @@ int attr_folder(struct dboxfs *fs, const struct view_ino *v, uint64_t ino,
 						  (unsigned int)depth,
 						  fs->inbox_id);
 	subdirs += plain_subdirs(fs, v);
-	mtime = v->kind == VK_ROOT ? newest_ns(&fl) : 0;
+	mtime = v->kind == VK_ROOT ? newest_ns(fs, &fl) : 0;
 	for (size_t i = 0; mtime == 0 && i < fl.count; i++) {
 		if (fl.boxes[i].id == v->box)
 			mtime = fl.boxes[i].created * 1000000000;
 	}
 	folders_free(&fl);
-	mtime = dirtime_folder_ns(folders_files_box(fs->layout,
-						    fs->inbox_id, v), mtime);
+	mtime = dirtime_dir_ns(v, prefix, mtime);
 	attr_dir(fs, st, ino, (nlink_t)(2 + subdirs), mtime);
 	return 0;
 }

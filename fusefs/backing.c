@@ -27,6 +27,8 @@ static bool is_msg_number(uint64_t ino)
 }
 static char files_root[PATH_MAX], spool_root[PATH_MAX];
 static int files_fd = -1, spool_fd = -1;
+/* a read-only mount: the trees are only read, never made */
+static bool readonly;
 
 /* Area directories are opened once and kept: every lookup and create in
  * tmp/ needs one, and mkdirat+openat per request showed in the delivery
@@ -60,7 +62,7 @@ static int cmp_ino(const void *a, const void *b)
 
 static int open_root(const char *path, int *fd_r)
 {
-	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+	if (!readonly && mkdir(path, 0700) < 0 && errno != EEXIST)
 		return -errno;
 	*fd_r = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	return *fd_r < 0 ? -errno : 0;
@@ -76,6 +78,19 @@ int backing_init(const char *ctl_dir)
 	if (ret == 0)
 		ret = open_root(spool_root, &spool_fd);
 	return ret;
+}
+
+int backing_init_readonly(const char *ctl_dir)
+{
+	int ret, ret2;
+
+	readonly = true;
+	snprintf(files_root, sizeof(files_root), "%s/files", ctl_dir);
+	snprintf(spool_root, sizeof(spool_root), "%s/spool", ctl_dir);
+	/* a store that never had a plain file or delivery: nothing shows */
+	ret = open_root(files_root, &files_fd);
+	ret2 = open_root(spool_root, &spool_fd);
+	return ret < 0 ? ret : ret2;
 }
 
 static void free_node(void *p)
@@ -463,6 +478,13 @@ static int area_open(int64_t box, enum backing_area area, int *fd_r)
 	char path[64];
 	int root, ret = 0;
 
+	if (readonly) {
+		/* what is there, as it is: nothing made */
+		root = area_path(box, area, path, sizeof(path));
+		*fd_r = root < 0 ? -1 :
+			openat(root, path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		return root < 0 ? -ENOENT : *fd_r < 0 ? -errno : 0;
+	}
 	if (files_fd < 0)
 		return -EROFS;
 	if (area != AREA_FILES) {

@@ -68,6 +68,9 @@ struct binode {
 };
 
 int backing_init(const char *ctl_dir);
+/* The same for a read-only mount: what exists is read, nothing is made
+ * (an area that does not exist answers ENOENT). */
+int backing_init_readonly(const char *ctl_dir);
 void backing_shutdown(void);
 
 /* Directory fd (O_PATH) for an area of a mailbox, created on demand; the

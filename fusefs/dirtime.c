@@ -1,7 +1,16 @@
 /* dirtime.c - st_mtime of the view's directories (see dirtime.h). */
 #include <errno.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "backing.h"
 #include "dboxfs.h"
@@ -41,13 +50,275 @@ void dirtime_tmp_changed(int64_t box)
 	backing_area_set_times(box, AREA_TMP, now2);
 }
 
+/* ---------------------------------- fs-layout parents that are no mailbox
+ *
+ * Such a parent (A of A/B) has no area of its own: its time is the mtime
+ * of an empty directory files/vdirs/NAME, NAME its mailbox-name prefix
+ * with '%' and '/' written %25 and %2F (a prefix too long for a file
+ * name keeps the time of its first child). */
+#define VDIRS "vdirs"
+
+static int vdir_path(const char *prefix, char *buf, size_t len)
+{
+	int o = snprintf(buf, len, "%s/" VDIRS "/",
+			 dbox_store_files_dir(dboxfs.store));
+	size_t start = (size_t)o;
+
+	for (const char *p = prefix; *p != '\0' && (size_t)o + 4 < len; p++)
+		o += *p == '%' || *p == '/' ?
+			snprintf(buf + o, len - (size_t)o, "%%%02X",
+				 (unsigned char)*p) :
+			snprintf(buf + o, len - (size_t)o, "%c", *p);
+	return (size_t)o - start > NAME_MAX || (size_t)o + 4 >= len ||
+		prefix[0] == '\0' ? -ENAMETOOLONG : 0;
+}
+
+static int64_t vdir_ns(const char *prefix)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	if (vdir_path(prefix, path, sizeof(path)) < 0 ||
+	    stat(path, &st) < 0)
+		return 0;
+	return (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+}
+
+static void vdir_set(const char *prefix, const struct timespec tv[2])
+{
+	char path[PATH_MAX], *slash;
+
+	if (vdir_path(prefix, path, sizeof(path)) < 0)
+		return;
+	if (mkdir(path, 0700) < 0 && errno == ENOENT) {
+		slash = strrchr(path, '/');
+		*slash = '\0';
+		mkdir(path, 0700);
+		*slash = '/';
+		mkdir(path, 0700);
+	}
+	utimensat(AT_FDCWD, path, tv, 0);
+}
+
+/* The prefix a vdir entry stands for (undoes vdir_path). */
+static void vdir_unescape(const char *name, char *buf, size_t len)
+{
+	size_t o = 0;
+
+	for (const char *p = name; *p != '\0' && o + 1 < len; p++) {
+		unsigned int c;
+
+		if (*p == '%' && sscanf(p + 1, "%2X", &c) == 1) {
+			buf[o++] = (char)c;
+			p += 2;
+		} else {
+			buf[o++] = *p;
+		}
+	}
+	buf[o] = '\0';
+}
+
+void dirtime_folder_renamed(const char *from, const char *to)
+{
+	char dir[PATH_MAX], name[DBOX_NAME_MAX * 4 + 1];
+	char newname[DBOX_NAME_MAX * 4 + 1], a[PATH_MAX], b[PATH_MAX];
+	size_t n = strlen(from);
+	struct dirent *e;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "%s/" VDIRS,
+		 dbox_store_files_dir(dboxfs.store));
+	d = opendir(dir);
+	while (d != NULL && (e = readdir(d)) != NULL) {
+		vdir_unescape(e->d_name, name, sizeof(name));
+		if (strncmp(name, from, n) != 0 ||
+		    (name[n] != '\0' && name[n] != '/'))
+			continue;
+		/* the parents below keep their times, as directories do */
+		snprintf(newname, sizeof(newname), "%s%s", to, name + n);
+		if (vdir_path(name, a, sizeof(a)) == 0 &&
+		    vdir_path(newname, b, sizeof(b)) == 0)
+			rename(a, b);
+	}
+	if (d != NULL)
+		closedir(d);
+}
+
+/* ------------------------------------ changes the follower finds (ro)
+ *
+ * A read-only mount writes nothing: the times of directories whose
+ * entries another program changed are kept here, for the mount's life. */
+struct seen_time {
+	char *prefix;
+	int64_t ns;
+};
+
+static pthread_mutex_t times_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct seen_time *ro_times;
+static size_t ro_count;
+
+static int64_t ro_ns(const char *prefix)
+{
+	int64_t ns = 0;
+
+	pthread_mutex_lock(&times_lock);
+	for (size_t i = 0; i < ro_count; i++) {
+		if (strcmp(ro_times[i].prefix, prefix) == 0)
+			ns = ro_times[i].ns;
+	}
+	pthread_mutex_unlock(&times_lock);
+	return ns;
+}
+
+static void ro_set(const char *prefix, int64_t ns)
+{
+	struct seen_time *grown;
+	size_t i;
+
+	pthread_mutex_lock(&times_lock);
+	for (i = 0; i < ro_count; i++) {
+		if (strcmp(ro_times[i].prefix, prefix) == 0)
+			break;
+	}
+	if (i == ro_count) {
+		grown = realloc(ro_times, (ro_count + 1) * sizeof(*grown));
+		if (grown != NULL) {
+			ro_times = grown;
+			ro_times[ro_count].prefix = strdup(prefix);
+			if (ro_times[ro_count].prefix != NULL)
+				ro_count++;
+		}
+	}
+	if (i < ro_count)
+		ro_times[i].ns = ns;
+	pthread_mutex_unlock(&times_lock);
+}
+
+/* ------------------------- the view's own changes of folder directories
+ *
+ * The follower sees every change of the mailbox list, the view's own
+ * too; those already moved their directories' times, and moving them
+ * again later would show a change nobody made.  So each own change is
+ * kept for a while by the prefix of its directory.  (A change another
+ * program makes in that directory within that while moves nothing
+ * more: the directory shows the view's change, at most OWN_KEEP_NS
+ * older.) */
+#define OWN_MAX 64
+#define OWN_KEEP_NS 2000000000ll   /* far beyond the follower's period */
+
+static struct {
+	char *prefix;
+	int64_t when;
+} own[OWN_MAX];
+static size_t own_next;
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void own_add(const char *prefix)
+{
+	char *copy = strdup(prefix);
+
+	pthread_mutex_lock(&times_lock);
+	free(own[own_next].prefix);
+	own[own_next].prefix = copy;
+	own[own_next].when = mono_ns();
+	own_next = (own_next + 1) % OWN_MAX;
+	pthread_mutex_unlock(&times_lock);
+}
+
+bool dirtime_changed_by_us(const char *prefix)
+{
+	int64_t now = mono_ns();
+	bool found = false;
+
+	pthread_mutex_lock(&times_lock);
+	for (size_t i = 0; i < OWN_MAX && !found; i++)
+		found = own[i].prefix != NULL &&
+			now - own[i].when < OWN_KEEP_NS &&
+			strcmp(own[i].prefix, prefix) == 0;
+	pthread_mutex_unlock(&times_lock);
+	return found;
+}
+
+/* The mailbox-name prefix of a folder-level directory (root: ""). */
+static int dir_prefix(const struct view_ino *dir, char *buf, size_t len)
+{
+	struct folder_list fl;
+	int ret = folders_load(dboxfs.store, &fl);
+
+	if (ret < 0)
+		return ret;
+	ret = folders_prefix(&fl, dboxfs.layout, dir, buf, len);
+	folders_free(&fl);
+	return ret;
+}
+
 void dirtime_folder_changed(const struct view_ino *dir)
 {
+	char prefix[DBOX_NAME_MAX * 4 + 1];
 	int64_t files_box = folders_files_box(dboxfs.layout, dboxfs.inbox_id,
 					      dir);
 
 	if (files_box >= 0)
 		backing_area_set_times(files_box, AREA_FILES, now2);
+	if (dir_prefix(dir, prefix, sizeof(prefix)) < 0)
+		return;
+	if (dir->kind == VK_VDIR)
+		vdir_set(prefix, now2);
+	own_add(prefix);
+}
+
+void dirtime_changed_by_other(const char *prefix)
+{
+	struct dbox_mailbox b;
+	struct timespec ts;
+	int64_t box = -1;
+
+	if (dboxfs.readonly) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ro_set(prefix, (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
+		return;
+	}
+	if (prefix[0] == '\0')
+		box = dboxfs.layout == VIEW_MAILDIRPP ? dboxfs.inbox_id : 0;
+	else if (dbox_mailbox_lookup(dboxfs.store, prefix, &b, NULL) == 0)
+		box = b.id;
+	if (box >= 0)
+		backing_area_set_times(box, AREA_FILES, now2);
+	else
+		vdir_set(prefix, now2);
+}
+
+int64_t dirtime_dir_ns(const struct view_ino *v, const char *prefix,
+		       int64_t fallback_ns)
+{
+	int64_t t = v->kind == VK_VDIR ? vdir_ns(prefix) : 0;
+	int64_t seen = dboxfs.readonly ? ro_ns(prefix) : 0;
+
+	if (t == 0)
+		t = dirtime_folder_ns(folders_files_box(dboxfs.layout,
+						    dboxfs.inbox_id, v),
+				       fallback_ns);
+	return seen > t ? seen : t;
+}
+
+void dirtime_free_all(void)
+{
+	for (size_t i = 0; i < ro_count; i++)
+		free(ro_times[i].prefix);
+	free(ro_times);
+	ro_times = NULL;
+	ro_count = 0;
+	for (size_t i = 0; i < OWN_MAX; i++) {
+		free(own[i].prefix);
+		own[i].prefix = NULL;
+	}
 }
 
 void dirtime_folder_made(int64_t box)
@@ -93,6 +364,7 @@ static int set_sub_mtime(int64_t box, enum view_sub sub, struct timespec mt)
 int dirtime_set(const struct view_ino *v, const struct stat *attr,
 		int to_set)
 {
+	char prefix[DBOX_NAME_MAX * 4 + 1];
 	struct timespec tv[2];
 	int64_t files_box;
 
@@ -111,7 +383,12 @@ int dirtime_set(const struct view_ino *v, const struct stat *attr,
 					      dboxfs.inbox_id, v);
 		return files_box < 0 ? 0 :
 			backing_area_set_times(files_box, AREA_FILES, tv);
+	case VK_VDIR:
+		if (tv[1].tv_nsec != UTIME_OMIT &&
+		    dir_prefix(v, prefix, sizeof(prefix)) >= 0)
+			vdir_set(prefix, tv);
+		return 0;
 	default:
-		return 0;   /* fs-layout parents that are no mailbox */
+		return 0;
 	}
 }

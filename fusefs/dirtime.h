@@ -16,12 +16,21 @@
  *                made, removed or renamed
  *
  * An area directory that saw no change yet (backing_area_mtime 0) shows
- * the time the store has: the mailbox's creation.  fs-layout parents
- * that are no mailbox keep the time of their first child.
+ * the time the store has: the mailbox's creation.
+ *
+ *   an fs-layout parent that is no mailbox (A of A/B)
+ *                the mtime of files/vdirs/NAME (dirtime.c), touched as a
+ *                folder's; until then the creation of its first child
+ *
+ * Folders that another program (Dovecot, dboxctl) makes, removes or
+ * renames move their parent's time too, as on a local filesystem: the
+ * follower finds them (follow.c).  A read-only mount writes nothing, and
+ * keeps those times for its life only.
  */
 #ifndef DBOXFS_DIRTIME_H
 #define DBOXFS_DIRTIME_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
 
@@ -46,6 +55,23 @@ void dirtime_tmp_changed(int64_t box);
 /* A cur/ new/ tmp/ or folder entry of directory `dir` was made, removed
  * or renamed (mkdir, rmdir, rename of folders). */
 void dirtime_folder_changed(const struct view_ino *dir);
+/* The mtime (ns) of a folder-level directory v (root, folder, parent
+ * that is no mailbox) whose mailbox-name prefix is `prefix`; fallback_ns
+ * if nothing changed in it. */
+int64_t dirtime_dir_ns(const struct view_ino *v, const char *prefix,
+		       int64_t fallback_ns);
+/* fs layout: the mailbox `from` (and everything below it) is `to` now:
+ * the parents that are no mailbox below it keep their times. */
+void dirtime_folder_renamed(const char *from, const char *to);
+/* The follower: whether the view itself changed the folder entries of
+ * the directory with mailbox-name prefix `prefix` (root: "") lately, and
+ * so moved its time already. */
+bool dirtime_changed_by_us(const char *prefix);
+/* The follower: another program made, removed or renamed an entry of
+ * that directory. */
+void dirtime_changed_by_other(const char *prefix);
+/* At exit. */
+void dirtime_free_all(void);
 /* The folder of mailbox `box` itself is new (mkdir). */
 void dirtime_folder_made(int64_t box);
 

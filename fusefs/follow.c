@@ -4,11 +4,14 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "dboxfs.h"
+#include "dirtime.h"
+#include "folders.h"
 #include "follow.h"
 #include "kcache.h"
 #include "view.h"
@@ -119,6 +122,186 @@ static int scan_changed(struct dboxfs *fs, int64_t *changed)
 	return sc.n;
 }
 
+/* ------------------------------------------ folders made by others
+ *
+ * The directories of the folder tree (fs layout: mailboxes and their
+ * parents; maildir++: the dot-folders) as the last check saw them,
+ * sorted.  An entry that came or went since is a change of its parent
+ * directory, whose mtime moves as on a local filesystem (unless the view
+ * made the change itself: dirtime.h).  A parent that came or went with
+ * it (a subtree renamed, a new A of A/B) is no change of its own. */
+struct dir_entry {
+	char *name;
+	int64_t box;              /* its mailbox, 0: a parent that is none */
+};
+
+struct dir_set {
+	struct dir_entry *e;
+	size_t count, cap;
+};
+
+static struct dir_set dirs;
+static bool dirs_loaded;
+
+static void set_free(struct dir_set *ds)
+{
+	for (size_t i = 0; i < ds->count; i++)
+		free(ds->e[i].name);
+	free(ds->e);
+	ds->e = NULL;
+	ds->count = ds->cap = 0;
+}
+
+static void set_add(struct dir_set *ds, const char *name, size_t n,
+		    int64_t box)
+{
+	if (ds->count == ds->cap) {
+		size_t cap = ds->cap == 0 ? 64 : ds->cap * 2;
+		struct dir_entry *grown = realloc(ds->e, cap * sizeof(*grown));
+
+		if (grown == NULL)
+			return;
+		ds->e = grown;
+		ds->cap = cap;
+	}
+	ds->e[ds->count].name = strndup(name, n);
+	ds->e[ds->count].box = box;
+	if (ds->e[ds->count].name != NULL)
+		ds->count++;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(((const struct dir_entry *)a)->name,
+		      ((const struct dir_entry *)b)->name);
+}
+
+/* by name; a mailbox before a parent of the same name */
+static int cmp_entry(const void *a, const void *b)
+{
+	const struct dir_entry *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+
+	return c != 0 ? c : (y->box != 0) - (x->box != 0);
+}
+
+static const struct dir_entry *set_find(const struct dir_set *ds,
+					const char *name)
+{
+	struct dir_entry key = { (char *)name, 0 };
+
+	return ds->count == 0 ? NULL : bsearch(&key, ds->e, ds->count,
+					       sizeof(*ds->e), cmp_name);
+}
+
+static void set_load(const struct folder_list *fl, struct dir_set *ds)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < fl->count; i++) {
+		const char *name = fl->boxes[i].name, *p = name;
+
+		if (dboxfs.layout == VIEW_MAILDIRPP) {
+			if (fl->boxes[i].id != dboxfs.inbox_id)
+				set_add(ds, name, strlen(name), fl->boxes[i].id);
+			continue;
+		}
+		while ((p = strchr(p, '/')) != NULL)
+			set_add(ds, name, (size_t)(p++ - name), 0);
+		set_add(ds, name, strlen(name), fl->boxes[i].id);
+	}
+	if (ds->count > 1)
+		qsort(ds->e, ds->count, sizeof(*ds->e), cmp_entry);
+	for (size_t i = 0; i < ds->count; i++) {
+		if (kept > 0 && strcmp(ds->e[kept - 1].name, ds->e[i].name) == 0)
+			free(ds->e[i].name);
+		else
+			ds->e[kept++] = ds->e[i];
+	}
+	ds->count = kept;
+}
+
+/* The inode of the directory with mailbox-name prefix `prefix`. */
+static uint64_t prefix_ino(const struct folder_list *fl, const char *prefix)
+{
+	size_t n = strlen(prefix);
+	int64_t lowest = 0;
+	unsigned int depth = 1;
+
+	if (n == 0)
+		return VIEW_ROOT_INO;
+	for (size_t i = 0; i < fl->count; i++) {
+		const char *name = fl->boxes[i].name;
+
+		if (strcmp(name, prefix) == 0)
+			return view_ino_folder(fl->boxes[i].id);
+		if (strncmp(name, prefix, n) == 0 && name[n] == '/' &&
+		    (lowest == 0 || fl->boxes[i].id < lowest))
+			lowest = fl->boxes[i].id;
+	}
+	for (size_t i = 0; i < n; i++)
+		depth += prefix[i] == '/';
+	return lowest == 0 ? 0 : view_ino_vdir(lowest, depth);
+}
+
+static void parent_changed(const struct folder_list *fl,
+			   const struct dir_set *before,
+			   const struct dir_set *after, const char *name)
+{
+	const char *slash = dboxfs.layout == VIEW_FS ? strrchr(name, '/') :
+		NULL;
+	char parent[DBOX_NAME_MAX * 4 + 1];
+	const struct dir_entry *a, *b;
+	uint64_t ino;
+
+	snprintf(parent, sizeof(parent), "%.*s",
+		 slash == NULL ? 0 : (int)(slash - name), name);
+	/* the same directory before and after: not one a rename of the
+	 * view replaced, nor one that came or went with this entry */
+	a = set_find(before, parent);
+	b = set_find(after, parent);
+	if (parent[0] != '\0' && (a == NULL || b == NULL || a->box != b->box))
+		return;
+	if (dirtime_changed_by_us(parent))
+		return;
+	dirtime_changed_by_other(parent);
+	ino = prefix_ino(fl, parent);
+	if (ino != 0)
+		fuse_lowlevel_notify_inval_inode(dboxfs.se, ino, 0, 0);
+}
+
+static void diff_one_way(const struct folder_list *fl,
+			 const struct dir_set *a, const struct dir_set *b,
+			 const struct dir_set *before,
+			 const struct dir_set *after)
+{
+	for (size_t i = 0; i < a->count; i++) {
+		const struct dir_entry *other = set_find(b, a->e[i].name);
+
+		/* gone, new, or another mailbox under that name */
+		if (other == NULL || other->box != a->e[i].box)
+			parent_changed(fl, before, after, a->e[i].name);
+	}
+}
+
+static void check_folders(void)
+{
+	struct folder_list fl;
+	struct dir_set now = { NULL, 0, 0 };
+
+	if (folders_load(dboxfs.store, &fl) < 0)
+		return;
+	set_load(&fl, &now);
+	if (dirs_loaded) {
+		diff_one_way(&fl, &dirs, &now, &dirs, &now);   /* gone */
+		diff_one_way(&fl, &now, &dirs, &dirs, &now);   /* new */
+	}
+	folders_free(&fl);
+	set_free(&dirs);
+	dirs = now;
+	dirs_loaded = true;
+}
+
 static void check_once(struct dboxfs *fs, uint64_t *seq)
 {
 	int64_t changed[MAX_CHANGED];
@@ -146,6 +329,9 @@ static void check_once(struct dboxfs *fs, uint64_t *seq)
 		fuse_lowlevel_notify_inval_inode(fs->se, VIEW_ROOT_INO, 0, 0);
 		kcache_check(changed, n);
 	}
+	/* any change, a renamed folder too */
+	if (n != 0 || now != *seq)
+		check_folders();
 	*seq = now;
 	kcache_drop_pending();
 }
@@ -155,6 +341,7 @@ static void *follow_main(void *arg)
 	struct dboxfs *fs = arg;
 	uint64_t seq = dbox_store_change_counter(fs->store);
 
+	check_folders();
 	for (;;) {
 		struct pollfd p[2] = {
 			{ .fd = fs->follower.stop_pipe[0],
@@ -192,14 +379,19 @@ void follow_stop(struct dboxfs *fs)
 {
 	struct follower *f = &fs->follower;
 
-	if (!f->running)
+	if (!f->running) {
+		dirtime_free_all();
 		return;
+	}
 	if (write(f->stop_pipe[1], "x", 1) < 0)
 		fuse_log(FUSE_LOG_ERR, "dboxfs: cannot stop follower\n");
 	pthread_join(f->thread, NULL);
 	free(f->seen);
 	f->seen = NULL;
 	f->seen_count = f->seen_cap = 0;
+	set_free(&dirs);
+	dirs_loaded = false;
+	dirtime_free_all();
 	close(f->stop_pipe[0]);
 	close(f->stop_pipe[1]);
 	f->running = false;

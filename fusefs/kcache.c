@@ -9,16 +9,22 @@
 #include "dboxfs.h"
 #include "kcache.h"
 
-/* far beyond what a kernel keeps of one mount in practice; past it a
- * name just gets the short timeout */
-#define KCACHE_MAX (4u << 20)
+/* The daemon's memory for names the kernel caches: ~110 bytes each
+ * (entry with its name, ~50 bytes for a message, and the tree's node),
+ * so 2^16 names take ~7 MiB.  A kernel keeps every inode of a listed
+ * folder while memory lasts (a million for a folder of a million), and
+ * the daemon must stay small however large a folder is: past this a name
+ * gets the short timeout, and the kernel asks again when it needs it. */
+#define KCACHE_MAX (1u << 16)
 
+/* One allocation with its name: the node of the tree, the entry and the
+ * name were three (~150 bytes a name). */
 struct kc_entry {
 	uint64_t ino;
 	uint64_t parent;
-	uint64_t nlookup;
+	uint32_t nlookup;        /* the kernel's count, capped (see record) */
 	bool stale;              /* invalidated; kept until the forget */
-	char *name;
+	char name[];
 };
 
 /* a name to look up again, copied out of the table */
@@ -48,10 +54,23 @@ static int cmp_ino(const void *a, const void *b)
 
 static void entry_free(void *p)
 {
-	struct kc_entry *e = p;
+	free(p);
+}
 
-	free(e->name);
-	free(e);
+static struct kc_entry *entry_new(uint64_t parent, const char *name,
+				  uint64_t ino)
+{
+	size_t len = strlen(name);
+	struct kc_entry *e = malloc(sizeof(*e) + len + 1);
+
+	if (e == NULL)
+		return NULL;
+	e->ino = ino;
+	e->parent = parent;
+	e->nlookup = 1;
+	e->stale = false;
+	memcpy(e->name, name, len + 1);
+	return e;
 }
 
 /* Names in a plain directory beside the store and in tmp/ change only
@@ -69,35 +88,35 @@ static bool needs_record(uint64_t parent)
 static bool record(uint64_t parent, const char *name, uint64_t ino)
 {
 	struct kc_entry key = { .ino = ino }, **found, *e;
-	char *copy;
 
 	found = tfind(&key, &root, cmp_ino);
 	if (found != NULL) {
 		e = *found;
 		if (e->parent != parent || strcmp(e->name, name) != 0) {
-			copy = strdup(name);
-			if (copy == NULL)
+			struct kc_entry *renamed = entry_new(parent, name,
+							     ino);
+
+			if (renamed == NULL)
 				return false;
-			free(e->name);
-			e->name = copy;
-			e->parent = parent;
+			renamed->nlookup = e->nlookup;
+			/* the tree orders by inode only: the node may take
+			 * the new entry in place */
+			*found = renamed;
+			free(e);
+			e = renamed;
 		}
 		e->stale = false;
-		e->nlookup++;
+		/* a count that would wrap keeps the entry for good, which
+		 * is safe (it is only checked, never trusted) */
+		if (e->nlookup < UINT32_MAX)
+			e->nlookup++;
 		return true;
 	}
 	if (count >= KCACHE_MAX)
 		return false;
-	e = calloc(1, sizeof(*e));
-	if (e != NULL)
-		e->name = strdup(name);
-	if (e == NULL || e->name == NULL) {
-		free(e);
+	e = entry_new(parent, name, ino);
+	if (e == NULL)
 		return false;
-	}
-	e->ino = ino;
-	e->parent = parent;
-	e->nlookup = 1;
 	if (tsearch(e, &root, cmp_ino) == NULL) {
 		entry_free(e);
 		return false;
@@ -126,7 +145,9 @@ void kcache_forget(uint64_t ino, uint64_t n)
 	found = tfind(&key, &root, cmp_ino);
 	if (found != NULL) {
 		e = *found;
-		e->nlookup = n >= e->nlookup ? 0 : e->nlookup - n;
+		if (e->nlookup < UINT32_MAX)
+			e->nlookup = n >= e->nlookup ? 0 :
+				e->nlookup - (uint32_t)n;
 		if (e->nlookup == 0) {
 			tdelete(e, &root, cmp_ino);
 			count--;

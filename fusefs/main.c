@@ -316,16 +316,33 @@ static void log_mount(const char *what, const char *store,
 		 (unsigned long long)n);
 }
 
-/* The write side: real files beside the store and the committer. */
-static int start_writer(void)
+static void ctl_dir(char *ctl, size_t len)
 {
-	char ctl[4096], *slash;
-	int ret;
+	char *slash;
 
-	snprintf(ctl, sizeof(ctl), "%s", dbox_store_files_dir(dboxfs.store));
+	snprintf(ctl, len, "%s", dbox_store_files_dir(dboxfs.store));
 	slash = strrchr(ctl, '/');
 	if (slash != NULL)
 		*slash = '\0';
+}
+
+/* A read-only mount shows the real files beside the store as they are
+ * (a store without them, such as a Dovecot tree, has none to show). */
+static void start_reader(void)
+{
+	char ctl[4096];
+
+	ctl_dir(ctl, sizeof(ctl));
+	backing_init_readonly(ctl);
+}
+
+/* The write side: real files beside the store and the committer. */
+static int start_writer(void)
+{
+	char ctl[4096];
+	int ret;
+
+	ctl_dir(ctl, sizeof(ctl));
 	ret = backing_init(ctl);
 	if (ret == 0)
 		ret = flush_init(ctl);
@@ -341,6 +358,10 @@ static int start_writer(void)
 	return ret;
 }
 
+/* setup() opened the store once before mounting, which checked its index;
+ * the open for good right after need not read the whole file again */
+static bool index_checked;
+
 static int open_store(struct options *o, bool ro)
 {
 	struct dbox_open_opts oo = {
@@ -352,6 +373,10 @@ static int open_store(struct options *o, bool ro)
 		.fs_max_workers = o->fs_workers > 0 ?
 			(unsigned int)o->fs_workers : 0,
 		.deferred_sync = !dboxfs.sync,
+		.index_checked = index_checked,
+		/* a connection per worker thread: 2 MiB each by default,
+		 * while the OS caches the file anyway */
+		.index_cache_kib = 256,
 	};
 	struct dbox_err err = { "" };
 	struct dbox_mailbox inbox;
@@ -411,6 +436,7 @@ static int setup(struct options *o, struct fuse_args *args)
 	 * has I/O threads, and fuse_daemonize's fork keeps none of them */
 	dbox_store_close(dboxfs.store);
 	dboxfs.store = NULL;
+	index_checked = true;
 	/* a tree that only Dovecot writes is mounted read-only, so the
 	 * kernel refuses writes before they reach us */
 	if (dboxfs.readonly && !ro)
@@ -450,6 +476,7 @@ int main(int argc, char **argv)
 	struct fuse_cmdline_opts opts;
 	struct fuse_loop_config *loop;
 	struct options o = { 0 };
+	bool ro;
 	int ret = -1;
 
 	struct rlimit rl;
@@ -488,6 +515,8 @@ int main(int argc, char **argv)
 	}
 	fuse_set_log_func(log_stderr);
 	dbox_set_log_handler(dbox_to_fuse_log, NULL);
+	/* before fuse_session_new, which takes "ro" out of args */
+	ro = has_opt(&args, "ro");
 	if (check_mountpoint(opts.mountpoint) < 0 ||
 	    add_mount_opts(&args, o.store) < 0 || setup(&o, &args) < 0)
 		goto out;
@@ -518,11 +547,13 @@ int main(int argc, char **argv)
 	}
 	fuse_daemonize(opts.foreground);
 	/* the store for good, now that no fork follows */
-	if (open_store(&o, has_opt(&args, "ro")) < 0 ||
+	if (open_store(&o, ro) < 0 ||
 	    (!dboxfs.readonly && start_writer() < 0)) {
 		fuse_session_unmount(dboxfs.se);
 		goto out_signals;
 	}
+	if (dboxfs.readonly)
+		start_reader();
 	log_mount("mounted", o.store, opts.mountpoint);
 	/* names and attributes for hours: the follower drops what changes
 	 * (kcache.h); without it, or with cache_timeout= given, the short

@@ -2,12 +2,15 @@
  * share (see node.h). */
 #include <assert.h>
 #include <errno.h>
+#include <limits.h>
 #include <unistd.h>
 
 #include "attr.h"
 #include "backing.h"
 #include "dirtime.h"
 #include "node.h"
+#include "sweep.h"
+#include "totmp.h"
 
 const struct node_ops *node_of(const struct view_ino *v)
 {
@@ -30,6 +33,7 @@ const struct node_ops *node_of(const struct view_ino *v)
 int node_lookup_backing(struct dboxfs *fs, const struct view_ino *dir,
 			const char *name, struct stat *st)
 {
+	char shown[NAME_MAX + 1];
 	enum backing_area area;
 	struct binode *bi;
 	int64_t box;
@@ -38,7 +42,14 @@ int node_lookup_backing(struct dboxfs *fs, const struct view_ino *dir,
 	ret = attr_area_dirfd(fs, dir, &dirfd, &area, &box);
 	if (ret < 0)
 		return ret == -EROFS ? -ENOENT : ret;
-	ret = backing_lookup(dirfd, name, box, area, &bi, st);
+	/* no sweep ran: tmp/ as the next one leaves it */
+	if (fs->readonly && area == AREA_TMP)
+		name = totmp_ro_backing(dirfd, name, shown, sizeof(shown));
+	if (name != NULL && fs->readonly && area != AREA_FILES &&
+	    sweep_ro_leftover(box, dirfd, name))
+		name = NULL;
+	ret = name == NULL ? -ENOENT :
+		backing_lookup(dirfd, name, box, area, &bi, st);
 	close(dirfd);
 	return ret;
 }

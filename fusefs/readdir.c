@@ -15,6 +15,8 @@
 #include "kcache.h"
 #include "readdir.h"
 #include "reply.h"
+#include "sweep.h"
+#include "totmp.h"
 
 
 /* An open directory: the names of its backing entries, read once at the
@@ -183,10 +185,20 @@ static void add_backing(struct dirbuf *d, off_t off)
 		return;
 	}
 	for (uint64_t i = first; i < d->dh->count && dirfd >= 0; i++) {
+		char buf[NAME_MAX + 1];
+		const char *shown = d->dh->names[i];
 		struct binode *bi;
 		struct stat st;
 		int ret;
 
+		/* no sweep ran: the spool as the next one leaves it */
+		if (d->fs->readonly && area == AREA_TMP &&
+		    (shown = totmp_ro_shown(dirfd, shown, buf,
+					    sizeof(buf))) == NULL)
+			continue;
+		if (d->fs->readonly && area != AREA_FILES &&
+		    sweep_ro_leftover(box, dirfd, d->dh->names[i]))
+			continue;
 		if (d->plus)
 			ret = backing_lookup(dirfd, d->dh->names[i], box, area,
 					     &bi, &st);
@@ -201,7 +213,7 @@ static void add_backing(struct dirbuf *d, off_t off)
 								 &st));
 		if (ret < 0)
 			continue;  /* gone since the snapshot */
-		if (!dir_add(d, d->dh->names[i], &st, cookie_backing(i))) {
+		if (!dir_add(d, shown, &st, cookie_backing(i))) {
 			if (d->plus)
 				backing_forget(st.st_ino, 1);
 			break;

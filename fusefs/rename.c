@@ -141,6 +141,8 @@ static int rename_folder(struct dboxfs *fs, const struct view_ino *src_dir,
 	    ret != -ENOTEMPTY)
 		fuse_log(FUSE_LOG_ERR, "dboxfs: rename %s: %s\n", from,
 			 err.msg);
+	if (ret == 0 && fs->layout == VIEW_FS)
+		dirtime_folder_renamed(from, to);
 	if (ret == 0) {
 		dirtime_folder_changed(src_dir);
 		dirtime_folder_changed(dst_dir);

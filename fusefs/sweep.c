@@ -43,38 +43,55 @@ static bool same_bytes(int fd, const struct dbox_msg *m)
 	}
 }
 
-/* true: the file was a committed delivery's, and is gone now */
-static bool sweep_committed(int64_t box, int dirfd, const char *name,
-			    const struct stat *st)
+/* Whether the file is a committed delivery's (m: its message). */
+static bool is_committed(int64_t box, int dirfd, const char *name,
+			 const struct stat *st, struct dbox_msg *m)
 {
 	char base[DBOX_NAME_MAX + 1];
 	const char *info;
-	struct dbox_msg m;
-	bool gone = false;
+	bool yes;
 	int fd;
 
 	view_name_split(name, base, sizeof(base), &info);
 	if (base[0] == '\0' || base[0] == '.' ||
-	    dbox_msg_lookup_base(dboxfs.store, box, base, &m, NULL) < 0 ||
-	    m.size != (uint64_t)st->st_size ||
-	    m.received != st->st_mtim.tv_sec ||
-	    m.received_ns != st->st_mtim.tv_nsec)
+	    dbox_msg_lookup_base(dboxfs.store, box, base, m, NULL) < 0 ||
+	    m->size != (uint64_t)st->st_size ||
+	    m->received != st->st_mtim.tv_sec ||
+	    m->received_ns != st->st_mtim.tv_nsec)
 		return false;
 	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return false;
 	/* a file that was a message (renamed into tmp/) is the client's */
-	if (!backing_marked_kept(fd) &&
-	    backing_node_ino(fd, NULL, st) >> 60 != VK_MSG &&
-	    same_bytes(fd, &m) &&
-	    unlinkat(dirfd, name, 0) == 0) {
-		fuse_log(FUSE_LOG_INFO, "dboxfs: removed %s of mailbox %lld: "
-			 "its delivery had committed (uid %u)\n", name,
-			 (long long)box, m.uid);
-		gone = true;
-	}
+	yes = !backing_marked_kept(fd) &&
+		backing_node_ino(fd, NULL, st) >> 60 != VK_MSG &&
+		same_bytes(fd, m);
 	close(fd);
-	return gone;
+	return yes;
+}
+
+/* true: the file was a committed delivery's, and is gone now */
+static bool sweep_committed(int64_t box, int dirfd, const char *name,
+			    const struct stat *st)
+{
+	struct dbox_msg m;
+
+	if (!is_committed(box, dirfd, name, st, &m) ||
+	    unlinkat(dirfd, name, 0) < 0)
+		return false;
+	fuse_log(FUSE_LOG_INFO, "dboxfs: removed %s of mailbox %lld: "
+		 "its delivery had committed (uid %u)\n", name,
+		 (long long)box, m.uid);
+	return true;
+}
+
+bool sweep_ro_leftover(int64_t box, int dirfd, const char *name)
+{
+	struct dbox_msg m;
+	struct stat st;
+
+	return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		S_ISREG(st.st_mode) && is_committed(box, dirfd, name, &st, &m);
 }
 
 /* A file created in cur/ or new/ under its final name is committed when
@@ -177,7 +194,8 @@ static void keep_linked(void *ctx, int64_t box, enum backing_area area,
 
 void sweep_keep_linked(void)
 {
-	int ret = backing_spool_walk(keep_linked, NULL);
+	/* a read-only mount made no links, and writes nothing */
+	int ret = dboxfs.readonly ? 0 : backing_spool_walk(keep_linked, NULL);
 
 	if (ret < 0 && ret != -EROFS)
 		fuse_log(FUSE_LOG_ERR, "dboxfs: spool: %s\n", strerror(-ret));

@@ -11,6 +11,7 @@
  * the message, and the start-up sweep removes the reserved file; one
  * killed after it leaves the reserved file, which the sweep renames: the
  * bytes are always the message or the tmp/ file (or both, for a moment). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -231,4 +232,78 @@ bool totmp_sweep(int64_t box, int dirfd, const char *name)
 	}
 	close(fd);
 	return true;
+}
+
+/* What the sweep will do with the reserved file `name`: 1 and its final
+ * name in final (renamed), -1 (removed: the message is still there) or
+ * 0 (left as it is). */
+static int sweep_outcome(int dirfd, const char *name, char *final,
+			 size_t len)
+{
+	struct view_ino v;
+	struct stat st;
+	ssize_t n;
+	int fd, ret = 0;
+
+	if (strncmp(name, TOTMP_PREFIX, strlen(TOTMP_PREFIX)) != 0)
+		return 0;
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = fgetxattr(fd, NAME_XATTR, final, len - 1);
+	if (n > 0 && fstat(fd, &st) == 0 &&
+	    view_ino_decode(backing_node_ino(fd, NULL, &st), &v) &&
+	    v.kind == VK_MSG) {
+		final[n] = '\0';
+		if (dbox_msg_get(dboxfs.store, v.box, v.uid, NULL, NULL) == 0)
+			ret = -1;
+		else if (faccessat(dirfd, final, F_OK,
+				   AT_SYMLINK_NOFOLLOW) != 0)
+			ret = 1;
+	}
+	close(fd);
+	return ret;
+}
+
+const char *totmp_ro_shown(int dirfd, const char *name, char *buf,
+			   size_t len)
+{
+	int ret = sweep_outcome(dirfd, name, buf, len);
+
+	return ret < 0 ? NULL : ret > 0 ? buf : name;
+}
+
+const char *totmp_ro_backing(int dirfd, const char *name, char *buf,
+			     size_t len)
+{
+	char final[NAME_MAX + 1];
+	const char *found = NULL;
+	struct dirent *e;
+	DIR *d;
+	int fd;
+
+	if (strncmp(name, TOTMP_PREFIX, strlen(TOTMP_PREFIX)) == 0)
+		return sweep_outcome(dirfd, name, final, sizeof(final)) == 0 ?
+			name : NULL;
+	if (faccessat(dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+		return name;
+	/* a name that is not there: the reserved file that will get it is
+	 * found by a scan of tmp/ (which holds few files; only a read-only
+	 * mount asks) */
+	fd = backing_reopen(dirfd, O_RDONLY | O_DIRECTORY);
+	d = fd < 0 ? NULL : fdopendir(fd);
+	if (d == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return name;
+	}
+	while (found == NULL && (e = readdir(d)) != NULL) {
+		if (sweep_outcome(dirfd, e->d_name, final, sizeof(final)) > 0 &&
+		    strcmp(final, name) == 0) {
+			snprintf(buf, len, "%s", e->d_name);
+			found = buf;
+		}
+	}
+	closedir(d);
+	return found != NULL ? found : name;
 }

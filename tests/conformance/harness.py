@@ -423,15 +423,15 @@ class Harness:
 
     def _linked_pair(self, op):
         """True for a plain rename between two names of one native file
-        (a link() delivery) of which one is a message: two files on the
-        mount (spec 2, "st_nlink is 1")."""
+        (a link() delivery: natively only link() makes them): two files
+        on the mount (spec 2, "st_nlink is 1"), also once the message
+        went back into tmp/ and both names are there."""
         if op[0] != "rename" or (len(op) > 3 and op[3]) or op[1] == op[2]:
             return False
         a, b = self.snap_n.get(op[1]), self.snap_n.get(op[2])
         return (a is not None and b is not None and
                 a["type"] == b["type"] == stat.S_IFREG and
-                a["ino"] == b["ino"] and
-                (is_message_path(op[1]) or is_message_path(op[2])))
+                a["ino"] == b["ino"])
 
     def steps(self, ops):
         for op in ops:

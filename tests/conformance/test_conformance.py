@@ -53,12 +53,18 @@ class Pair:
     as a copy of the fresh mount, and the harness on both."""
 
     def __init__(self, wtmp, mounts, layout, fmt, seed=None,
-                 tolerate=None):
+                 tolerate=None, boxes=()):
         self.layout, self.fmt = layout, fmt
         self.store = os.path.join(wtmp, "store")
         self.mnt = os.path.join(wtmp, "mnt")
         native = os.path.join(wtmp, "native")
         dboxctl("init", self.store, "--format", fmt)
+        # mailboxes made before the mount (by another program)
+        empty = os.path.join(wtmp, "empty-maildir")
+        for sub in ("cur", "new", "tmp"):
+            os.makedirs(os.path.join(empty, sub), exist_ok=True)
+        for name in boxes:
+            dboxctl("import", self.store, name, empty)
         self.opts = ["layout=fs"] if layout == "fs" else []
         self._mounts = mounts
         self.m = mounts(self.store, self.mnt, *self.opts)
@@ -251,6 +257,19 @@ def test_link_twice(pair2):
     p.run("create", b + "tmp/k", msg("k"), 0o600, True)
     p.run("link", b + "tmp/k", b + "new/k")
     p.run("link", b + "tmp/k", b + "cur/k2:2,S")
+
+
+def test_rename_between_linked_names_in_tmp(pair2):
+    """A link() delivery's message renamed back into tmp/: natively both
+    tmp/ names are one file, and a rename of one onto the other does
+    nothing; on the mount they are two files (ALLOWED["rename-linked"]),
+    the target is replaced (random runs, seed 204)."""
+    p, b = pair2, pair2.box()
+    p.run("create", b + "tmp/a", msg("a"), 0o600, True)
+    p.run("link", b + "tmp/a", b + "new/a")
+    p.run("rename", b + "new/a", b + "tmp/b")
+    p.run("rename", b + "tmp/a", b + "tmp/b")
+    p.run("remount")
 
 
 def test_two_messages_same_base(pair2):
@@ -626,6 +645,68 @@ def test_dir_utimensat(wtmp, mounts, layout):
     p.run("remount")
 
 
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_dir_mtime_parent_no_mailbox(wtmp, mounts, fmt):
+    """fs layout: A of A/B, when only A/B is a mailbox, is a directory
+    like any other: its mtime moves when folders are made, renamed or
+    removed in it, persists across remounts, utimensat sets it, and a
+    rename of A keeps it (it kept its first child's time)."""
+    p = Pair(wtmp, mounts, "fs", fmt, boxes=["A/B", "A/B/C/D"])
+    a = os.path.join(p.h.native.root, "A")
+    wait_for(lambda: time.time() - os.stat(a).st_mtime > 1.0,
+             timeout=5, what="a second to pass")
+    p.mkfolder("A/X")
+    p.run("rename", "A/X", "A/Y")
+    p.run("remount")
+    for sub in ("cur", "new", "tmp"):
+        p.run("rmdir", "A/Y/" + sub)
+    p.run("rmdir", "A/Y")
+    p.run("remount")
+    p.run("utime", "A", (1500000000_123456789, 1400000000_987654321))
+    p.mkfolder("A/B/C/E")
+    p.run("remount")
+    p.run("rename", "A", "Z")
+    p.run("remount")
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_folder_with_children_renamed_onto_empty_folder(wtmp, mounts, fmt):
+    """fs layout: B (with B/C) renamed onto the empty A/B: A/B/C is new in
+    a directory A/B that was there before, but it is another directory
+    now, whose time is B's; the follower, which moves the times of
+    directories whose folders another program changed, took it for a
+    change of A/B and moved its time a moment later (found by the random
+    runs, seed 201)."""
+    p = Pair(wtmp, mounts, "fs", fmt)
+    p.mkfolder("A")
+    p.run("mkdir", "A/B", 0o700)
+    p.mkfolder("B")
+    p.mkfolder("B/C")
+    b = os.path.join(p.h.native.root, "B")
+    wait_for(lambda: time.time() - os.stat(b).st_mtime > 1.0,
+             timeout=5, what="a second to pass")
+    p.run("rename", "B", "A/B")
+    # beyond the follower's period (250 ms)
+    t = time.monotonic()
+    wait_for(lambda: time.monotonic() - t > 0.75, timeout=5,
+             what="the follower to look")
+    p.run("stat", "A/B")
+    p.run("remount")
+
+
+@found("fs layout: a parent that is no mailbox is named by its "
+       "lowest-numbered folder: its inode number changes (and stat "
+       "answers ENOENT until the follower drops the name) when that "
+       "folder goes, and it vanishes with its last folder")
+def test_parent_no_mailbox_loses_its_folders(wtmp, mounts):
+    p = Pair(wtmp, mounts, "fs", "sdbox", boxes=["A/B", "A/C"])
+    for box in ("A/B", "A/C"):
+        for sub in ("cur", "new", "tmp"):
+            p.run("rmdir", box + "/" + sub)
+        p.run("rmdir", box)
+    p.run("stat", "A")
+
+
 # A reader lists a folder while another process changes it: every
 # untouched message is seen exactly once (spec 6), on both sides; the
 # final trees are then compared.
@@ -879,8 +960,13 @@ AVOID_FOUND = {"exchange"}
 def test_random(wtmp, mounts, cfg):
     seed = os.environ.get("DBOXFS_CONFORMANCE_SEED")
     seed = int(seed) if seed else random.SystemRandom().randrange(2 ** 32)
-    p = Pair(wtmp, mounts, *cfg, seed=seed)
+    # mailboxes made before the mount, e.g. "C/D,C/E": in the fs layout
+    # C is then a parent that is no mailbox
+    boxes = [b for b in os.environ.get("DBOXFS_CONFORMANCE_BOXES",
+                                       "").split(",") if b]
+    p = Pair(wtmp, mounts, *cfg, seed=seed, boxes=boxes)
     gen = Generator(p, random.Random(seed), AVOID_KNOWN | AVOID_FOUND)
+    gen.pool += [b for b in boxes if b not in gen.pool]
     deadline = time.monotonic() + _seconds()
     for _ in range(_steps()):
         gen.sync_folders()

@@ -9,11 +9,13 @@ beyond NAME_MAX in maildir++) are refused and never shown cut."""
 import ctypes
 import errno
 import os
+import time
 
 import pytest
 
 from dboxfs_testlib import (DBOXFS, dboxctl, ls_mailboxes, mounts,
-                            wtmp)  # noqa: F401
+                            needs_dovecot, wait_for, wtmp)  # noqa: F401
+from test_dovecot_view import live_dovecot  # noqa: F401
 
 pytestmark = pytest.mark.skipif(not os.path.exists(DBOXFS),
                                 reason="dboxfs not built (no libfuse3)")
@@ -402,3 +404,65 @@ def test_pp_long_names_are_not_cut(wtmp, mounts, fmt):
     for leaf in ("A", "B"):
         name = "x" + "." * 254 + "/" + "y" + "." * 254 + "/" + leaf
         assert log.count("mailbox %s is not shown" % name) == 1, log
+
+
+@pytest.mark.parametrize("ro", [False, True], ids=["rw", "ro"])
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_folder_made_by_another_program_moves_parent_mtime(wtmp, mounts,
+                                                           layout, ro):
+    """A folder another program makes while the store is mounted (here
+    dboxctl import; Dovecot alike) is a new entry of its parent
+    directory, whose mtime moves, as on a local filesystem, so clients
+    that poll mtimes notice (maildir-view.md section 6).  Only the
+    parent's: the root stays in the fs layout, where the new folder is
+    A/N.  A read-only mount writes nothing for it."""
+    store = new_store(wtmp, "sdbox")
+    empty = os.path.join(wtmp, "empty")
+    for sub in ("cur", "new", "tmp"):
+        os.makedirs(os.path.join(empty, sub))
+    dboxctl("import", store, "A", empty)
+    mnt = os.path.join(wtmp, "mnt")
+    mounts(store, mnt, "layout=" + layout, *(["ro"] if ro else []))
+    if layout == "fs":
+        parent, new, other = os.path.join(mnt, "A"), "A/N", mnt
+    else:
+        parent, new, other = mnt, "N", None
+    before = os.stat(parent).st_mtime_ns
+    other_before = os.stat(other).st_mtime_ns if other else None
+    wait_for(lambda: time.time_ns() - before > 1_100_000_000, timeout=5,
+             what="a second to pass")
+    ctl = os.listdir(os.path.join(store, "dboxfs"))
+    t0 = time.time_ns()
+    dboxctl("import", store, new, empty)
+    wait_for(lambda: os.stat(parent).st_mtime_ns != before, timeout=5,
+             what="the parent's mtime to move")
+    t1 = time.time_ns()
+    assert t0 - 50_000_000 <= os.stat(parent).st_mtime_ns <= t1
+    name = "N" if layout == "fs" else ".N"
+    assert name in os.listdir(parent)
+    if other:
+        assert os.stat(other).st_mtime_ns == other_before
+    if ro:
+        assert os.listdir(os.path.join(store, "dboxfs")) == ctl
+
+
+@needs_dovecot
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_dovecot_folder_moves_root_mtime(live_dovecot, mounts, fmt):
+    """A folder a running Dovecot makes or deletes under a read-only
+    mount of its tree is an entry of the root that comes or goes: the
+    root's mtime moves to that moment, each time (it showed the newest
+    folder's creation in whole seconds, and went back at a delete)."""
+    stores, dove = live_dovecot
+    mnt = os.path.join(stores.top, "mt-" + fmt)
+    mounts(stores.root(fmt), mnt,
+           "index=" + os.path.join(stores.top, "mt-%s.sqlite" % fmt))
+    for what in ("mailbox create", "mailbox delete"):
+        before = os.stat(mnt).st_mtime_ns
+        wait_for(lambda: time.time_ns() - before > 1_100_000_000,
+                 timeout=5, what="a second to pass")
+        t0 = time.time_ns()
+        dove.doveadm(fmt, what, "Moved")
+        wait_for(lambda: os.stat(mnt).st_mtime_ns >= t0 - 50_000_000,
+                 timeout=5, what="the root's mtime to move (%s)" % what)
+        assert (".Moved" in os.listdir(mnt)) == (what == "mailbox create")

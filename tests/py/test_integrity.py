@@ -172,6 +172,67 @@ def test_damaged_index_is_refused_and_rebuilt(wtmp, mounts, fmt):
     assert m.stop() == 0
 
 
+def test_damage_after_a_clean_close_is_found(wtmp, mounts):
+    """A clean close stamps the index as checked (index.sqlite-checked),
+    so the next open skips the check that reads every page; damage made
+    after it, even with the file's size and mtime kept, is still found
+    at the next mount (the stamp holds the ctime)."""
+    store, msgs, flags = flagged_store(wtmp, "mdbox")
+    idx = index_path(store)
+    stamp = idx + "-checked"
+    mnt = os.path.join(wtmp, "mnt")
+    assert os.path.exists(stamp)          # dboxctl import closed it
+    m = mounts(store, mnt)
+    assert not os.path.exists(stamp)      # forgotten while it can change
+    assert m.stop() == 0
+    assert os.path.exists(stamp) and not os.path.exists(idx + "-wal")
+    m = mounts(store, mnt)                # the untouched file: no check
+    assert len(os.listdir(os.path.join(mnt, "cur"))) == len(msgs)
+    assert m.stop() == 0
+    st = os.stat(idx)
+    db = sqlite3.connect("file:%s?immutable=1" % idx, uri=True)
+    pages = db.execute("SELECT pageno FROM dbstat WHERE name = 'messages'"
+                       " AND pagetype = 'leaf' ORDER BY pageno").fetchall()
+    psize = db.execute("PRAGMA page_size").fetchone()[0]
+    db.close()
+    assert len(pages) >= 3 and os.stat(idx).st_ctime_ns == st.st_ctime_ns
+    with open(idx, "r+b") as f:
+        f.seek((pages[len(pages) // 2][0] - 1) * psize)
+        head = f.read(12)
+        f.seek((pages[len(pages) // 2][0] - 1) * psize)
+        f.write(bytes(b ^ 0xFF for b in head))
+    os.utime(idx, ns=(st.st_atime_ns, st.st_mtime_ns))
+    after = os.stat(idx)
+    assert (after.st_size, after.st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    with pytest.raises(AssertionError) as e:
+        mounts(store, mnt)
+    assert "is damaged" in str(e.value), str(e.value)
+    assert os.path.exists(stamp)          # a refused open stamps nothing
+    p = dboxctl("ls", store, "INBOX", check=False)
+    assert p.returncode == 1 and b"is damaged" in p.stderr
+    # what the stamp gives up: damage that leaves the file's times alone
+    # (a bad sector) passes the open, and is found by the read it breaks
+    st = os.stat(idx)
+    with open(stamp, "w") as f:
+        f.write("dboxfs-index-checked 1 %d %d %d %d.%09d %d.%09d\n" % (
+            st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns // 10**9,
+            st.st_mtime_ns % 10**9, st.st_ctime_ns // 10**9,
+            st.st_ctime_ns % 10**9))
+    m = mounts(store, mnt)
+    errs = []
+    for box in ("", ".Work"):
+        try:
+            for n in os.listdir(os.path.join(mnt, box, "cur")):
+                with open(os.path.join(mnt, box, "cur", n), "rb") as f:
+                    f.read()
+        except OSError as e:
+            errs.append(e.errno)
+    assert m.stop() == 0
+    assert errs and set(errs) == {errno.EIO}, errs   # not wrong rows
+    p = dboxctl("check", store, check=False)   # check does not trust it
+    assert p.returncode == 1 and b"is damaged" in p.stderr, p.stderr
+
+
 def test_damaged_index_header_of_the_mailboxes_page(wtmp):
     """Damage where nothing can be read any more: still every message
     comes back from the files."""

@@ -427,6 +427,16 @@ def test_leftover_of_committed_delivery_removed(wtmp, mounts, fmt):
         f.seek(st.st_size - 2)
         f.write(b"#")
     os.utime(saved["b"][0], ns=(st.st_atime_ns, st.st_mtime_ns))
+    # a read-only mount removes nothing, but shows the same
+    spool = {p: os.path.exists(p) for p, _ in saved.values()}
+    m = mounts(store, mnt, "ro")
+    assert names_in(mnt, "tmp") == ["b"]
+    assert names_in(mnt, "new") == ["a", "b"]
+    assert names_in(mnt, "cur") == ["c:2,S"]
+    assert not os.path.exists(os.path.join(mnt, "tmp", "a"))
+    assert read(os.path.join(mnt, "tmp", "b")) != payload("b")
+    m.stop()
+    assert {p: os.path.exists(p) for p in spool} == spool
     m = mounts(store, mnt)
     assert names_in(mnt, "tmp") == ["b"]
     assert names_in(mnt, "new") == ["a", "b"]
@@ -748,13 +758,12 @@ def test_message_renamed_into_tmp_killed(wtmp, mounts, fmt):
         assert dboxctl("check", store).returncode == 0
 
 
-@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
-def test_message_renamed_into_tmp_sweep(wtmp, mounts, fmt):
-    """What a daemon killed inside the rename leaves: the tmp/ file under
-    its reserved name, with its final name in an xattr.  Before the
-    expunge committed (the message is still there) the next mount removes
-    it; after (the message is gone) it gets its name, and keeps the
-    message's inode number."""
+def killed_inside_rename_into_tmp(wtmp, mounts, fmt, extra=False):
+    """A store as a daemon killed inside two renames of messages into
+    tmp/ leaves it: the tmp/ file under its reserved name, with its final
+    name in an xattr; "a" after the expunge committed (the message is
+    gone), "b" before (the message is still there).  Returns store, mnt,
+    tmp/'s spool directory and the messages' inode numbers."""
     store = new_store(wtmp, fmt)
     mnt = os.path.join(wtmp, "mnt")
     m = mounts(store, mnt)
@@ -767,6 +776,10 @@ def test_message_renamed_into_tmp_sweep(wtmp, mounts, fmt):
            for n in ("a", "b")}
     os.rename(os.path.join(mnt, "cur", "a:2,"), os.path.join(mnt, "tmp", "a"))
     assert os.stat(os.path.join(mnt, "tmp", "a")).st_ino == ino["a"]
+    if extra:   # an ordinary tmp/ file and a plain file
+        for rel in ("tmp/c", "subscriptions"):
+            with open(os.path.join(mnt, rel), "wb") as f:
+                f.write(payload(rel))
     m.stop()
 
     def reserved(n):
@@ -785,6 +798,16 @@ def test_message_renamed_into_tmp_sweep(wtmp, mounts, fmt):
                 str(ino["b"]).encode())
     os.setxattr(os.path.join(tmpdir, reserved("b")), "user.dboxfs.totmp",
                 b"b")
+    return store, mnt, tmpdir, ino
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_message_renamed_into_tmp_sweep(wtmp, mounts, fmt):
+    """What a daemon killed inside the rename leaves: before the expunge
+    committed the next mount removes the reserved file; after, it gets
+    its name, and keeps the message's inode number."""
+    store, mnt, tmpdir, ino = killed_inside_rename_into_tmp(wtmp, mounts,
+                                                            fmt)
     m = mounts(store, mnt)
     assert names_in(mnt, "tmp") == ["a"]
     assert names_in(mnt, "cur") == ["b:2,"]
@@ -794,3 +817,32 @@ def test_message_renamed_into_tmp_sweep(wtmp, mounts, fmt):
     m.stop()
     assert sorted(os.listdir(tmpdir)) == ["a"]
     assert dboxctl("check", store).returncode == 0
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_message_renamed_into_tmp_ro_mount(wtmp, mounts, fmt):
+    """A read-only mount runs no sweep, and writes nothing, but shows
+    what the next read-write mount will show: the finished rename (the
+    file under its name, with the message's inode number), never the
+    reserved name."""
+    store, mnt, tmpdir, ino = killed_inside_rename_into_tmp(
+        wtmp, mounts, fmt, extra=True)
+    before = sorted(os.listdir(tmpdir))
+    m = mounts(store, mnt, "ro")
+    assert names_in(mnt, "tmp") == ["a", "c"]
+    assert names_in(mnt, "cur") == ["b:2,"]
+    assert read(os.path.join(mnt, "tmp", "a")) == payload("a")
+    assert read(os.path.join(mnt, "tmp", "c")) == payload("tmp/c")
+    assert read(os.path.join(mnt, "subscriptions")) == \
+        payload("subscriptions")
+    st = os.stat(os.path.join(mnt, "tmp", "a"))
+    assert st.st_ino == ino["a"] and st.st_size == len(payload("a"))
+    for gone in os.listdir(tmpdir):
+        if gone.startswith("."):
+            with pytest.raises(FileNotFoundError):
+                os.stat(os.path.join(mnt, "tmp", gone))
+    m.stop()
+    assert sorted(os.listdir(tmpdir)) == before
+    m = mounts(store, mnt)
+    assert names_in(mnt, "tmp") == ["a", "c"]
+    assert os.stat(os.path.join(mnt, "tmp", "a")).st_ino == ino["a"]

@@ -98,6 +98,13 @@ struct dbox_open_opts {
 	 * the commit that stops referring to it is durable.  Default
 	 * (false): every commit is durable when it returns. */
 	bool deferred_sync;
+	/* The caller opened this store (and so checked its index) a moment
+	 * ago and closed it: the index's integrity check, which reads the
+	 * whole file (O(messages)), is not repeated. */
+	bool index_checked;
+	/* SQLite's page cache of the index in KiB per thread that uses it
+	 * (each has its own connection); 0: SQLite's default, 2 MiB. */
+	unsigned int index_cache_kib;
 };
 
 struct dbox_mailbox {

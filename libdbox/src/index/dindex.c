@@ -1,11 +1,13 @@
 /* dindex.c - SQLite connections, schema, migrations and transactions. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "index/dindex-private.h"
+#include "index/dindex-stamp.h"
 #include "util/util.h"
 
 static const char sql_seq_bump[] = "UPDATE meta SET value = "
@@ -120,6 +122,10 @@ struct dindex {
 	char *path;
 	bool readonly;
 	bool deferred;            /* synchronous=NORMAL: see dindex_sync */
+	int cache_kib;            /* page cache per connection, 0: default */
+	/* checked (or known checked) at open, and SQLite found nothing
+	 * wrong since: the file may be stamped at close (dindex-stamp.h) */
+	atomic_bool sound;
 	pthread_key_t key;
 	pthread_mutex_t lock;     /* protects conns */
 	struct dconn *conns;
@@ -175,6 +181,8 @@ int dindex_error(struct dindex *idx, int rc, const char *what,
 	case SQLITE_CORRUPT: case SQLITE_NOTADB: ret = -EBADMSG; break;
 	default: ret = -EIO; break;
 	}
+	if (ret == -EBADMSG || ret == -EIO)
+		atomic_store(&idx->sound, false);
 	return dbox_fail(err, ret, "index %s: %s: %s", idx->path, what, msg);
 }
 
@@ -200,6 +208,25 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 	if (frames >= WAL_FRAMES_MAX)
 		sqlite3_wal_checkpoint(db, name);
 	return SQLITE_OK;
+}
+
+/* A smaller cache only costs preads the OS page cache answers; it fails
+ * only without memory, when the default stays. */
+static void set_cache(sqlite3 *db, int kib)
+{
+	char sql[64];
+
+	snprintf(sql, sizeof(sql), "PRAGMA cache_size=-%d", kib);
+	(void)sqlite3_exec(db, sql, NULL, NULL, NULL);
+}
+
+void dindex_set_cache(struct dindex *idx, int kib)
+{
+	struct dconn *c = pthread_getspecific(idx->key);
+
+	idx->cache_kib = kib;
+	if (c != NULL && kib > 0)
+		set_cache(c->db, kib);
 }
 
 static int conn_open(struct dindex *idx, bool create, struct dconn **c_r,
@@ -245,6 +272,8 @@ static int conn_open(struct dindex *idx, bool create, struct dconn **c_r,
 	}
 	if (idx->deferred && !idx->readonly)
 		sqlite3_wal_hook(c->db, wal_hook, idx);
+	if (idx->cache_kib > 0)
+		set_cache(c->db, idx->cache_kib);
 	*c_r = c;
 	return 0;
 }
@@ -604,19 +633,62 @@ static int integrity_check(struct dindex *idx, sqlite3 *db,
 	return -EBADMSG;
 }
 
+int dindex_check(struct dindex *idx, struct dbox_err *err)
+{
+	struct dconn *c = conn_get(idx, err);
+	int ret;
+
+	if (c == NULL)
+		return -EIO;
+	ret = integrity_check(idx, c->db, err);
+	if (ret == -EBADMSG)
+		atomic_store(&idx->sound, false);
+	return ret;
+}
+
 int dindex_open(const char *path, bool readonly, bool create,
 		struct dindex **idx_r, struct dbox_err *err)
 {
 	return dindex_open_ex(path, readonly, create, false, idx_r, err);
 }
 
+static int open_db(const char *path, bool readonly, bool create,
+		   bool deferred, bool check, struct dindex **idx_r,
+		   struct dbox_err *err);
+
 int dindex_open_ex(const char *path, bool readonly, bool create,
 		   bool deferred, struct dindex **idx_r, struct dbox_err *err)
 {
-	struct dindex *idx = calloc(1, sizeof(*idx));
+	return open_db(path, readonly, create, deferred, true, idx_r, err);
+}
+
+int dindex_open_checked(const char *path, bool readonly, bool create,
+			bool deferred, struct dindex **idx_r,
+			struct dbox_err *err)
+{
+	return open_db(path, readonly, create, deferred, false, idx_r, err);
+}
+
+/* SQLite counts every allocation under a global mutex by default (for
+ * sqlite3_memory_used, which nothing here asks): a third of the time of
+ * the integrity check and of row-heavy queries on a million messages.
+ * Only possible before SQLite initialises; later it fails harmlessly. */
+static void sqlite_setup(void)
+{
+	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
+static int open_db(const char *path, bool readonly, bool create,
+		   bool deferred, bool check, struct dindex **idx_r,
+		   struct dbox_err *err)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	struct dindex *idx;
 	struct dconn *c;
 	int ret;
 
+	pthread_once(&once, sqlite_setup);
+	idx = calloc(1, sizeof(*idx));
 	if (idx == NULL || (idx->path = strdup(path)) == NULL) {
 		free(idx);
 		return dbox_fail(err, -ENOMEM, "out of memory");
@@ -632,12 +704,17 @@ int dindex_open_ex(const char *path, bool readonly, bool create,
 		free(idx);
 		return dbox_fail(err, -EAGAIN, "no thread keys left");
 	}
+	/* before the open: opening creates the WAL the stamp must not see */
+	if (check && dindex_stamp_valid(path))
+		check = false;
 	ret = conn_open(idx, create && !readonly, &c, err);
 	if (ret == 0) {
 		pthread_setspecific(idx->key, c);
 		idx->conns = c;
-		ret = integrity_check(idx, c->db, err);
+		ret = check ? integrity_check(idx, c->db, err) : 0;
 	}
+	if (ret == 0 && !readonly)
+		dindex_stamp_clear(path);
 	if (ret == 0) {
 		ret = readonly ? check_readonly_schema(idx, c->db, err) :
 			migrate(idx, c->db, err);
@@ -646,6 +723,7 @@ int dindex_open_ex(const char *path, bool readonly, bool create,
 		dindex_close(idx);
 		return ret;
 	}
+	atomic_store(&idx->sound, true);
 	*idx_r = idx;
 	return 0;
 }
@@ -664,6 +742,10 @@ void dindex_close(struct dindex *idx)
 		next = c->next;
 		dconn_free(c);
 	}
+	/* the last connection has gone: SQLite copied the WAL into the file
+	 * and removed it, unless another process still has the index open */
+	if (atomic_load(&idx->sound) && !idx->readonly)
+		dindex_stamp_write(idx->path);
 	pthread_mutex_destroy(&idx->lock);
 	pthread_mutex_destroy(&idx->sync_lock);
 	pthread_cond_destroy(&idx->sync_done);

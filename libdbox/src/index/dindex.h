@@ -29,9 +29,22 @@ int dindex_open(const char *path, bool readonly, bool create,
 		struct dindex **idx_r, struct dbox_err *err);
 /* The same; deferred: commits use synchronous=NORMAL (atomic at once,
  * durable at the next dindex_sync, or when SQLite checkpoints, which
- * syncs the WAL first). */
+ * syncs the WAL first).  Both check the file's integrity (-EBADMSG if
+ * damaged) unless it is unchanged since a check (dindex-stamp.h). */
 int dindex_open_ex(const char *path, bool readonly, bool create,
 		   bool deferred, struct dindex **idx_r, struct dbox_err *err);
+/* The same without the integrity check (the caller checked the file a
+ * moment ago). */
+int dindex_open_checked(const char *path, bool readonly, bool create,
+			bool deferred, struct dindex **idx_r,
+			struct dbox_err *err);
+/* The check an open makes (quick_check: every page once), whatever the
+ * stamp of dindex-stamp.h says: for dboxctl check.  -EBADMSG if damaged. */
+int dindex_check(struct dindex *idx, struct dbox_err *err);
+/* Page cache of each thread's connection in KiB (0: SQLite's default,
+ * 2 MiB): a daemon with a connection per worker thread would otherwise
+ * keep 2 MiB per thread.  Call right after opening, from the opener. */
+void dindex_set_cache(struct dindex *idx, int kib);
 /* Makes every commit that returned before the call durable (one fdatasync
  * of the WAL, shared by concurrent callers); at once if none is pending
  * or the index is not deferred. */

@@ -14,6 +14,7 @@
 #include "store/dbox-rfile.h"
 #include "store/dbox-scan.h"
 #include "store/mdbox-file.h"
+#include "index/dindex.h"
 #include "store/store-private.h"
 
 struct check_ctx {
@@ -294,6 +295,10 @@ int dbox_store_check(struct dbox_store *store,
 				     .problem = scan_problem };
 	int ret;
 
+	/* the open may have trusted the index's stamp; check means check */
+	ret = dindex_check(store->idx, err);
+	if (ret < 0)
+		return ret;
 	dbox_rfile_init(&c.file);
 	ret = dbox_mailbox_list(store, check_mailbox_msgs, &c, err);
 	dbox_rfile_close(&c.file);

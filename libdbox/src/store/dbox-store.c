@@ -455,8 +455,14 @@ static int open_index(struct dbox_store *store, const struct dbox_open_opts *o,
 						 path, dir);
 		}
 	}
-	ret = dindex_open_ex(path, index_ro, !index_ro, o->deferred_sync,
-			     &store->idx, err);
+	ret = o->index_checked ?
+		dindex_open_checked(path, index_ro, !index_ro,
+				    o->deferred_sync, &store->idx, err) :
+		dindex_open_ex(path, index_ro, !index_ro, o->deferred_sync,
+			       &store->idx, err);
+	if (ret == 0 && o->index_cache_kib > 0)
+		dindex_set_cache(store->idx, (int)(o->index_cache_kib < 65536 ?
+						   o->index_cache_kib : 65536));
 	if (ret == -EBADMSG && o->repair_index && !index_ro) {
 		ret = repair_index(store, path, err);
 		repaired = ret == 0;
