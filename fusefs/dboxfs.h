@@ -7,12 +7,13 @@
  * (fs->commit, commit.c), flush.c's lock, the prepared list's lock
  * (fs->prepared, prepare.c), the open-handle list lock (fs->handles,
  * handles.c), the moved-message ring lock (fs->moved, moved.c), the
- * verified-message table's lock (fs->verified, verified.c), folders.c's
- * hidden-mailbox lock and log_lock below are held only around their own
- * data: no other lock is taken, no libdbox or libfuse function (no
- * reply) is called while one is held.  libdbox's own locks are below
+ * verified-message table's lock (fs->verified, verified.c), dirtime.c's
+ * times lock, folders.c's hidden-mailbox lock and log_lock below are
+ * held only around their own data: no other lock is taken, no libdbox
+ * or libfuse function (no reply) is called while one is held.  libdbox's own locks are below
  * all of them (taken only inside libdbox calls).  The follower's state
- * (fs->follower, follow.c) is its thread's own and has no lock.
+ * (fs->follower and follow.c's folder set) is its thread's own and has
+ * no lock.
  */
 #ifndef DBOXFS_H
 #define DBOXFS_H
@@ -59,7 +60,8 @@ struct dboxfs {
 	unsigned int logged_next;
 
 	/* state of the modules (see the lock order above); backing.c,
-	 * kcache.c, flush.c and folders.c keep theirs in statics still */
+	 * kcache.c, flush.c, dirtime.c, folders.c and follow.c's folder set
+	 * are in statics still */
 	struct moved_ring moved;        /* moved.c */
 	struct fh_list handles;         /* handles.c */
 	struct verified_cache verified; /* verified.c, for fileio.c */
@@ -69,7 +71,8 @@ struct dboxfs {
 };
 
 /* The instance (main.c), by name only for the modules not yet passed
- * it: backing.c, kcache.c, flush.c, dirtime.c, totmp.c, sweep.c. */
+ * it: kcache.c, flush.c, dirtime.c, totmp.c, sweep.c, follow.c's
+ * folder set, main.c. */
 extern struct dboxfs dboxfs;
 
 /* ops.c */
