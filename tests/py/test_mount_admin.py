@@ -46,6 +46,8 @@ def test_source_type_and_mount_a(wtmp, mounts):
     assert p.returncode == 0, p.stderr
     assert b"already mounted" in p.stdout + p.stderr
     assert len(mount_lines(mnt)) == 1
+    # the line is written beside the request loop (it counts messages)
+    wait_for(lambda: "dboxfs: mounted" in m.output(), what="mount's log")
     log = m.output()
     assert log.count("dboxfs: mounted %s on %s" % (store, mnt)) == 1, log
     assert "1 messages" in log and "dboxfs: dboxfs" not in log
