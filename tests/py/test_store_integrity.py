@@ -48,10 +48,8 @@ def message(i, tag="m"):
 
 # ------------------------------------------- item 6: expunge is for good
 
-@needs_dboxfs
-@needs_dovecot
-@pytest.mark.parametrize("how", ["unmount", "killed"])
-def test_mdbox_expunge_stays_expunged_for_dovecot(wtmp, mounts, how):
+def twelve_delivered_ten_expunged(wtmp, mounts):
+    """A fresh mdbox store, mounted: 12 deliveries, the first 10 unlinked."""
     store = os.path.join(wtmp, "store")
     dboxctl("init", store, "--format", "mdbox")
     mnt = os.path.join(wtmp, "mnt")
@@ -60,6 +58,14 @@ def test_mdbox_expunge_stays_expunged_for_dovecot(wtmp, mounts, how):
         deliver(mnt, "msg%d" % i, message(i))
     for i in range(10):
         os.unlink(os.path.join(mnt, "new", "msg%d" % i))
+    return store, mnt, m
+
+
+@needs_dboxfs
+@needs_dovecot
+@pytest.mark.parametrize("how", ["unmount", "killed"])
+def test_mdbox_expunge_stays_expunged_for_dovecot(wtmp, mounts, how):
+    store, mnt, m = twelve_delivered_ten_expunged(wtmp, mounts)
     assert sorted(os.listdir(os.path.join(mnt, "new"))) == ["msg10", "msg11"]
     if how == "killed":
         # the expunges are committed; the daemon dies before any purge,
@@ -92,14 +98,7 @@ def test_mdbox_expunge_durable_then_killed(wtmp, mounts, durable):
     interval), its bytes are gone from the m.N files: Dovecot, handed the
     store after a kill -9 and before any other open of ours, does not
     bring it back."""
-    store = os.path.join(wtmp, "store")
-    dboxctl("init", store, "--format", "mdbox")
-    mnt = os.path.join(wtmp, "mnt")
-    m = mounts(store, mnt)
-    for i in range(12):
-        deliver(mnt, "msg%d" % i, message(i))
-    for i in range(10):
-        os.unlink(os.path.join(mnt, "new", "msg%d" % i))
+    store, mnt, m = twelve_delivered_ten_expunged(wtmp, mounts)
     if durable == "fsync":
         fd = os.open(os.path.join(mnt, "new"), os.O_RDONLY | os.O_DIRECTORY)
         try:
