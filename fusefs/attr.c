@@ -131,14 +131,14 @@ int attr_area_dirfd(struct dboxfs *fs, const struct view_ino *v, int *fd_r,
 	if (v->kind == VK_SUB) {
 		*area_r = backing_area_of_sub(v->sub);
 		*box_r = v->box;
-		return backing_area_dir(v->box, *area_r, fd_r);
+		return backing_area_dir(fs, v->box, *area_r, fd_r);
 	}
 	box = folders_files_box(fs->layout, fs->inbox_id, v);
 	if (box < 0)
 		return -ENOENT;
 	*area_r = AREA_FILES;
 	*box_r = box;
-	return backing_area_dir(box, AREA_FILES, fd_r);
+	return backing_area_dir(fs, box, AREA_FILES, fd_r);
 }
 
 /* The root's time until the view changes it: the newest of its entries
@@ -267,7 +267,7 @@ int attr_msg_follow(struct dboxfs *fs, int64_t box, uint32_t uid,
 
 int attr_plain(struct dboxfs *fs, uint64_t ino, struct stat *st)
 {
-	struct binode *bi = backing_get(ino);
+	struct binode *bi = backing_get(fs, ino);
 	struct dbox_msg m;
 	int64_t msg_box;
 	uint32_t msg_uid;
@@ -275,14 +275,14 @@ int attr_plain(struct dboxfs *fs, uint64_t ino, struct stat *st)
 
 	if (bi == NULL)
 		return -ENOENT;
-	if (backing_msg_of(bi, &msg_box, &msg_uid)) {
+	if (backing_msg_of(fs, bi, &msg_box, &msg_uid)) {
 		ret = attr_msg_follow(fs, msg_box, msg_uid, &m);
 		if (ret == 0)
 			attr_msg(fs, st, &m);
 	} else {
-		ret = backing_stat(bi, st);
+		ret = backing_stat(fs, bi, st);
 	}
-	backing_put(bi);
+	backing_put(fs, bi);
 	return ret;
 }
 

@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "backing.h"
 #include "commit.h"
 #include "dbox/store.h"
 #include "follow.h"
@@ -68,6 +69,7 @@ struct dboxfs {
 	struct follower follower;       /* follow.c */
 	struct prepare_list prepared;   /* prepare.c */
 	struct committer commit;        /* commit.c */
+	struct backing_table backing;   /* backing.c, backing-marks.c */
 };
 
 /* The instance (main.c), by name only for the modules not yet passed

@@ -19,14 +19,15 @@
 
 int64_t dirtime_sub_ns(int64_t box, enum view_sub sub, int64_t index_ns)
 {
-	int64_t pending = backing_area_mtime(box, backing_area_of_sub(sub));
+	int64_t pending = backing_area_mtime(&dboxfs, box,
+					     backing_area_of_sub(sub));
 
 	return pending != 0 && pending > index_ns ? pending : index_ns;
 }
 
 int64_t dirtime_tmp_ns(int64_t box, int64_t created_ns)
 {
-	int64_t t = backing_area_mtime(box, AREA_TMP);
+	int64_t t = backing_area_mtime(&dboxfs, box, AREA_TMP);
 
 	return t != 0 ? t : created_ns;
 }
@@ -34,7 +35,7 @@ int64_t dirtime_tmp_ns(int64_t box, int64_t created_ns)
 int64_t dirtime_folder_ns(int64_t files_box, int64_t fallback_ns)
 {
 	int64_t t = files_box < 0 ? 0 :
-		backing_area_mtime(files_box, AREA_FILES);
+		backing_area_mtime(&dboxfs, files_box, AREA_FILES);
 
 	return t != 0 ? t : fallback_ns;
 }
@@ -47,7 +48,7 @@ static const struct timespec now2[2] = {
  * time, as after a crash of a filesystem without a journal. */
 void dirtime_tmp_changed(int64_t box)
 {
-	backing_area_set_times(box, AREA_TMP, now2);
+	backing_area_set_times(&dboxfs, box, AREA_TMP, now2);
 }
 
 /* ---------------------------------- fs-layout parents that are no mailbox
@@ -266,7 +267,7 @@ void dirtime_folder_changed(const struct view_ino *dir)
 					      dir);
 
 	if (files_box >= 0)
-		backing_area_set_times(files_box, AREA_FILES, now2);
+		backing_area_set_times(&dboxfs, files_box, AREA_FILES, now2);
 	if (dir_prefix(dir, prefix, sizeof(prefix)) < 0)
 		return;
 	if (dir->kind == VK_VDIR)
@@ -290,7 +291,7 @@ void dirtime_changed_by_other(const char *prefix)
 	else if (dbox_mailbox_lookup(dboxfs.store, prefix, &b, NULL) == 0)
 		box = b.id;
 	if (box >= 0)
-		backing_area_set_times(box, AREA_FILES, now2);
+		backing_area_set_times(&dboxfs, box, AREA_FILES, now2);
 	else
 		vdir_set(prefix, now2);
 }
@@ -323,7 +324,7 @@ void dirtime_free_all(void)
 
 void dirtime_folder_made(int64_t box)
 {
-	backing_area_set_times(box, AREA_FILES, now2);
+	backing_area_set_times(&dboxfs, box, AREA_FILES, now2);
 }
 
 void dirtime_requested(const struct stat *attr, int to_set,
@@ -356,8 +357,10 @@ static int set_sub_mtime(int64_t box, enum view_sub sub, struct timespec mt)
 	ret = dbox_mailbox_set_dir_mtime(dboxfs.store, box, sub == SUB_NEW,
 					 (int64_t)tv[1].tv_sec * 1000000000 +
 					 tv[1].tv_nsec, NULL);
-	if (ret == 0 && backing_area_mtime(box, backing_area_of_sub(sub)) != 0)
-		ret = backing_area_set_times(box, backing_area_of_sub(sub), tv);
+	if (ret == 0 && backing_area_mtime(&dboxfs, box,
+					   backing_area_of_sub(sub)) != 0)
+		ret = backing_area_set_times(&dboxfs, box,
+					     backing_area_of_sub(sub), tv);
 	return ret;
 }
 
@@ -374,7 +377,8 @@ int dirtime_set(const struct view_ino *v, const struct stat *attr,
 	switch (v->kind) {
 	case VK_SUB:
 		if (v->sub == SUB_TMP)
-			return backing_area_set_times(v->box, AREA_TMP, tv);
+			return backing_area_set_times(&dboxfs, v->box, AREA_TMP,
+						      tv);
 		return tv[1].tv_nsec == UTIME_OMIT ? 0 :
 			set_sub_mtime(v->box, v->sub, tv[1]);
 	case VK_ROOT:
@@ -382,7 +386,8 @@ int dirtime_set(const struct view_ino *v, const struct stat *attr,
 		files_box = folders_files_box(dboxfs.layout,
 					      dboxfs.inbox_id, v);
 		return files_box < 0 ? 0 :
-			backing_area_set_times(files_box, AREA_FILES, tv);
+			backing_area_set_times(&dboxfs, files_box, AREA_FILES,
+					       tv);
 	case VK_VDIR:
 		if (tv[1].tv_nsec != UTIME_OMIT &&
 		    dir_prefix(v, prefix, sizeof(prefix)) >= 0)

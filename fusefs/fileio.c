@@ -123,17 +123,17 @@ static void open_binode(struct dboxfs *fs, fuse_req_t req, uint64_t ino,
 void fileio_open_plain(struct dboxfs *fs, fuse_req_t req, uint64_t ino,
 		       struct fuse_file_info *fi)
 {
-	struct binode *bi = backing_get(ino);
+	struct binode *bi = backing_get(fs, ino);
 	int64_t msg_box;
 	uint32_t msg_uid;
 
 	if (bi == NULL)
 		fuse_reply_err(req, ENOENT);
-	else if (backing_msg_of(bi, &msg_box, &msg_uid))
+	else if (backing_msg_of(fs, bi, &msg_box, &msg_uid))
 		fileio_open_msg(fs, req, msg_box, msg_uid, ino, fi);
 	else
 		open_binode(fs, req, ino, bi, fi);
-	backing_put(bi);
+	backing_put(fs, bi);
 }
 
 static void open_binode(struct dboxfs *fs, fuse_req_t req, uint64_t ino,
@@ -340,7 +340,7 @@ void fileio_read_plain_ino(struct dboxfs *fs, fuse_req_t req, uint64_t ino,
 			   size_t size, off_t off)
 {
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
-	struct binode *bi = backing_get(ino);
+	struct binode *bi = backing_get(fs, ino);
 	int64_t msg_box;
 	uint32_t msg_uid;
 	int fd;
@@ -349,13 +349,13 @@ void fileio_read_plain_ino(struct dboxfs *fs, fuse_req_t req, uint64_t ino,
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	if (backing_msg_of(bi, &msg_box, &msg_uid)) {
-		backing_put(bi);
+	if (backing_msg_of(fs, bi, &msg_box, &msg_uid)) {
+		backing_put(fs, bi);
 		fileio_read_msg_ino(fs, req, msg_box, msg_uid, ino, size, off);
 		return;
 	}
 	fd = backing_open(bi, O_RDONLY);
-	backing_put(bi);
+	backing_put(fs, bi);
 	if (fd < 0) {
 		fuse_reply_err(req, -fd);
 		return;

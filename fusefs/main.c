@@ -33,6 +33,9 @@ struct dboxfs dboxfs = {
 	.commit.lock = PTHREAD_MUTEX_INITIALIZER,
 	.commit.cond = PTHREAD_COND_INITIALIZER,
 	.commit.tail = &dboxfs.commit.head,
+	.backing.lock = PTHREAD_MUTEX_INITIALIZER,
+	.backing.files_fd = -1,
+	.backing.spool_fd = -1,
 };
 
 /* kernel cache of names and attributes the follower invalidates */
@@ -333,7 +336,7 @@ static void start_reader(void)
 	char ctl[4096];
 
 	ctl_dir(ctl, sizeof(ctl));
-	backing_init_readonly(ctl);
+	backing_init_readonly(&dboxfs, ctl);
 }
 
 /* The write side: real files beside the store and the committer. */
@@ -343,7 +346,7 @@ static int start_writer(void)
 	int ret;
 
 	ctl_dir(ctl, sizeof(ctl));
-	ret = backing_init(ctl);
+	ret = backing_init(&dboxfs, ctl);
 	if (ret == 0)
 		ret = flush_init(ctl);
 	if (ret == 0) {
@@ -450,7 +453,7 @@ static void close_store(void)
 	flush_stop();
 	sweep_keep_linked();
 	prepare_clear(&dboxfs);
-	backing_shutdown();
+	backing_shutdown(&dboxfs);
 	dbox_store_close(dboxfs.store);
 	dboxfs.store = NULL;
 }

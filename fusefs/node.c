@@ -49,7 +49,7 @@ int node_lookup_backing(struct dboxfs *fs, const struct view_ino *dir,
 	    sweep_ro_leftover(box, dirfd, name))
 		name = NULL;
 	ret = name == NULL ? -ENOENT :
-		backing_lookup(dirfd, name, box, area, &bi, st);
+		backing_lookup(fs, dirfd, name, box, area, &bi, st);
 	close(dirfd);
 	return ret;
 }

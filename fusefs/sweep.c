@@ -149,7 +149,7 @@ static void move_unclosed(void *ctx, int64_t box, enum backing_area area,
 	if ((area != AREA_CUR && area != AREA_NEW) || base[0] == '\0' ||
 	    base[0] == '.')
 		return;
-	ret = backing_move_to_tmp(box, dirfd, name);
+	ret = backing_move_to_tmp(&dboxfs, box, dirfd, name);
 	if (ret < 0)
 		fuse_log(FUSE_LOG_ERR, "dboxfs: spool: %s of mailbox %lld: "
 			 "cannot move to tmp/: %s\n", name, (long long)box,
@@ -164,11 +164,11 @@ static void move_unclosed(void *ctx, int64_t box, enum backing_area area,
 void sweep_spool(void)
 {
 	size_t queued = 0;
-	int ret = backing_spool_walk(sweep_one, &queued);
+	int ret = backing_spool_walk(&dboxfs, sweep_one, &queued);
 
 	commit_queued(&dboxfs);
 	if (ret == 0)
-		ret = backing_spool_walk(move_unclosed, NULL);
+		ret = backing_spool_walk(&dboxfs, move_unclosed, NULL);
 	if (ret < 0)
 		fuse_log(FUSE_LOG_ERR, "dboxfs: spool: %s\n", strerror(-ret));
 	if (queued > 0)
@@ -195,7 +195,8 @@ static void keep_linked(void *ctx, int64_t box, enum backing_area area,
 void sweep_keep_linked(void)
 {
 	/* a read-only mount made no links, and writes nothing */
-	int ret = dboxfs.readonly ? 0 : backing_spool_walk(keep_linked, NULL);
+	int ret = dboxfs.readonly ? 0 : backing_spool_walk(&dboxfs, keep_linked,
+							   NULL);
 
 	if (ret < 0 && ret != -EROFS)
 		fuse_log(FUSE_LOG_ERR, "dboxfs: spool: %s\n", strerror(-ret));
@@ -245,7 +246,7 @@ static void sweep_pending_one(int dirfd, const char *entry)
 		unlinkat(dirfd, entry, 0);
 		return;
 	}
-	ret = backing_move_to_tmp_as(box, dirfd, entry, name);
+	ret = backing_move_to_tmp_as(&dboxfs, box, dirfd, entry, name);
 	if (ret < 0)
 		fuse_log(FUSE_LOG_ERR, "dboxfs: pending/%s: cannot move to tmp/"
 			 ": %s\n", entry, strerror(-ret));

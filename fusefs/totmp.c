@@ -119,7 +119,8 @@ static int link_reserved(int fd, int dirfd, const char *reserved)
 
 /* The kernel still knows the file under the message's node (its number
  * or a delivered file's binode): those answer for the tmp/ file now. */
-static void take_over_nodes(const struct dbox_msg *m, int64_t box,
+static void take_over_nodes(struct dboxfs *fs,
+			    const struct dbox_msg *m, int64_t box,
 			    int dirfd, const char *name)
 {
 	uint64_t ino = view_ino_msg(m->mailbox_id, m->uid);
@@ -131,9 +132,10 @@ static void take_over_nodes(const struct dbox_msg *m, int64_t box,
 		return;
 	/* none of ours: the kernel's node is the message's number, which
 	 * gets a binode counting the lookup the kernel made of the name */
-	if (backing_retarget_msg(m->mailbox_id, m->uid, box, fd, ino) == 0 &&
-	    !backing_has_node(ino))
-		backing_lookup(dirfd, name, box, AREA_TMP, &bi, &st);
+	if (backing_retarget_msg(fs, m->mailbox_id, m->uid, box, fd,
+				 ino) == 0 &&
+	    !backing_has_node(fs, ino))
+		backing_lookup(fs, dirfd, name, box, AREA_TMP, &bi, &st);
 	close(fd);
 }
 
@@ -150,13 +152,14 @@ static int check_target(int dirfd, const char *name, unsigned int flags)
 	return S_ISDIR(st.st_mode) ? -EISDIR : 0;
 }
 
-int totmp_rename(const struct dbox_msg *m, int64_t box, const char *name,
+int totmp_rename(struct dboxfs *fs, const struct dbox_msg *m, int64_t box,
+		 const char *name,
 		 unsigned int flags)
 {
 	char reserved[64];
 	struct dbox_err err = { "" };
 	int dirfd, fd = -1;
-	int ret = backing_area_dir(box, AREA_TMP, &dirfd);
+	int ret = backing_area_dir(fs, box, AREA_TMP, &dirfd);
 
 	if (ret < 0)
 		return ret;
@@ -191,7 +194,7 @@ int totmp_rename(const struct dbox_msg *m, int64_t box, const char *name,
 	}
 	if (ret == 0) {
 		fremovexattr(fd, NAME_XATTR);
-		take_over_nodes(m, box, dirfd, name);
+		take_over_nodes(fs, m, box, dirfd, name);
 	}
 	if (fd >= 0)
 		close(fd);

@@ -7,12 +7,14 @@
 
 #include "dbox/store.h"
 
+struct dboxfs;
+
 /* rename(2) of message m to `name` in tmp/ of mailbox box (flags: 0 or
  * RENAME_NOREPLACE): the message leaves its mailbox and is an ordinary
  * tmp/ file with its bytes, mode, mtime and inode number from then on,
  * as on a local filesystem.  0 or -errno; on failure nothing changed. */
-int totmp_rename(const struct dbox_msg *m, int64_t box, const char *name,
-		 unsigned int flags);
+int totmp_rename(struct dboxfs *fs, const struct dbox_msg *m, int64_t box,
+		 const char *name, unsigned int flags);
 /* Start-up sweep: `name` in tmp/ (dirfd) of mailbox box is what a daemon
  * killed in the middle of totmp_rename left: finished (the file gets its
  * name, or goes if the message is still there).  false: not such a file. */
