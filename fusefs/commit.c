@@ -208,8 +208,8 @@ static void finish_job(struct dboxfs *fs, struct commit_job *j)
 			bool keep = j->keep_dir_mtime &&
 				    backing_dir_times_save(j->src_dirfd, tv);
 
-			flush_spool_done(j->src_dirfd, j->src_name, j->box,
-					 j->uid);
+			flush_spool_done(fs, j->src_dirfd, j->src_name,
+					 j->box, j->uid);
 			if (keep)
 				backing_dir_times_restore(j->src_dirfd, tv);
 		}

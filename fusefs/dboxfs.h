@@ -27,6 +27,7 @@
 #include "backing.h"
 #include "commit.h"
 #include "dbox/store.h"
+#include "flush.h"
 #include "follow.h"
 #include "handles.h"
 #include "moved.h"
@@ -70,6 +71,7 @@ struct dboxfs {
 	struct prepare_list prepared;   /* prepare.c */
 	struct committer commit;        /* commit.c */
 	struct backing_table backing;   /* backing.c, backing-marks.c */
+	struct flush_state flush;       /* flush.c */
 };
 
 /* The instance (main.c), by name only for the modules not yet passed

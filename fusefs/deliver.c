@@ -248,7 +248,7 @@ void opw_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	(void)ino;
 	if (fh->type == FH_MSG) {
 		/* a message is durable with the commits before: flush.h */
-		flush_request(req);
+		flush_request(fuse_req_userdata(req), req);
 		return;
 	}
 	if (fh->type == FH_FD && fh->area == AREA_TMP && fh->wrote)

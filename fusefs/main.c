@@ -36,6 +36,9 @@ struct dboxfs dboxfs = {
 	.backing.lock = PTHREAD_MUTEX_INITIALIZER,
 	.backing.files_fd = -1,
 	.backing.spool_fd = -1,
+	.flush.lock = PTHREAD_MUTEX_INITIALIZER,
+	.flush.cond = PTHREAD_COND_INITIALIZER,
+	.flush.pending_fd = -1,
 };
 
 /* kernel cache of names and attributes the follower invalidates */
@@ -348,14 +351,14 @@ static int start_writer(void)
 	ctl_dir(ctl, sizeof(ctl));
 	ret = backing_init(&dboxfs, ctl);
 	if (ret == 0)
-		ret = flush_init(ctl);
+		ret = flush_init(&dboxfs, ctl);
 	if (ret == 0) {
-		sweep_pending(flush_pending_dirfd());
+		sweep_pending(flush_pending_dirfd(&dboxfs));
 		sweep_spool();
 		ret = commit_start(&dboxfs);
 	}
 	if (ret == 0)
-		ret = flush_start();
+		ret = flush_start(&dboxfs);
 	if (ret < 0)
 		fuse_log(FUSE_LOG_ERR, "dboxfs: %s: %s\n", ctl, strerror(-ret));
 	return ret;
@@ -450,7 +453,7 @@ static int setup(struct options *o, struct fuse_args *args)
 static void close_store(void)
 {
 	commit_stop(&dboxfs);
-	flush_stop();
+	flush_stop(&dboxfs);
 	sweep_keep_linked();
 	prepare_clear(&dboxfs);
 	backing_shutdown(&dboxfs);

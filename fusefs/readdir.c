@@ -411,7 +411,7 @@ void readdir_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	 * returns (flush.h): every waiting fsync shares one flush.  Which
 	 * directory does not matter: a flush covers all changes. */
 	(void)ino; (void)datasync; (void)fi;
-	flush_request(req);
+	flush_request(fuse_req_userdata(req), req);
 }
 
 void readdir_handle_free(struct fh *fh)
