@@ -222,7 +222,7 @@ int attr_folder(struct dboxfs *fs, const struct view_ino *v, uint64_t ino,
 			mtime = fl.boxes[i].created * 1000000000;
 	}
 	folders_free(&fl);
-	mtime = dirtime_dir_ns(v, prefix, mtime);
+	mtime = dirtime_dir_ns(fs, v, prefix, mtime);
 	attr_dir(fs, st, ino, (nlink_t)(2 + subdirs), mtime);
 	return 0;
 }
@@ -236,10 +236,10 @@ int attr_sub(struct dboxfs *fs, const struct view_ino *v, uint64_t ino,
 	if (ret < 0)
 		return ret;
 	attr_dir(fs, st, ino, 2, v->sub == SUB_NEW ?
-		 dirtime_sub_ns(v->box, SUB_NEW, box.change_new_ns) :
+		 dirtime_sub_ns(fs, v->box, SUB_NEW, box.change_new_ns) :
 		 v->sub == SUB_CUR ?
-		 dirtime_sub_ns(v->box, SUB_CUR, box.change_cur_ns) :
-		 dirtime_tmp_ns(v->box, box.created * 1000000000));
+		 dirtime_sub_ns(fs, v->box, SUB_CUR, box.change_cur_ns) :
+		 dirtime_tmp_ns(fs, v->box, box.created * 1000000000));
 	return 0;
 }
 

@@ -27,6 +27,7 @@
 #include "backing.h"
 #include "commit.h"
 #include "dbox/store.h"
+#include "dirtime.h"
 #include "flush.h"
 #include "follow.h"
 #include "handles.h"
@@ -72,6 +73,7 @@ struct dboxfs {
 	struct committer commit;        /* commit.c */
 	struct backing_table backing;   /* backing.c, backing-marks.c */
 	struct flush_state flush;       /* flush.c */
+	struct dirtime_state dirtime;   /* dirtime.c */
 };
 
 /* The instance (main.c), by name only for the modules not yet passed

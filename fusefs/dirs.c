@@ -79,9 +79,9 @@ static void mkdir_sub(fuse_req_t req, const struct view_ino *parent,
 		ret = dbox_mailbox_set_subdirs(fs->store, box,
 					       b.subdirs | bit, NULL);
 	if (ret == 0 && sub == SUB_TMP)
-		dirtime_tmp_changed(box);
+		dirtime_tmp_changed(fs, box);
 	if (ret == 0)
-		dirtime_folder_changed(parent);
+		dirtime_folder_changed(fs, parent);
 	if (ret == 0)
 		ret = attr_get(fs, view_ino_sub(box, sub), &st);
 	if (ret < 0)
@@ -103,8 +103,8 @@ static void mkdir_mailbox(fuse_req_t req, const struct view_ino *parent,
 	if (ret == 0)
 		ret = dbox_mailbox_set_subdirs(fs->store, b.id, 0, &err);
 	if (ret == 0) {
-		dirtime_folder_made(b.id);
-		dirtime_folder_changed(parent);
+		dirtime_folder_made(fs, b.id);
+		dirtime_folder_changed(fs, parent);
 	}
 	if (ret == 0)
 		ret = attr_get(fs, view_ino_folder(b.id), &st);
@@ -208,7 +208,7 @@ static int rmdir_sub(struct dboxfs *fs, const struct view_ino *parent,
 		ret = dbox_mailbox_set_subdirs(fs->store, box,
 					       b.subdirs & ~(1u << sub), NULL);
 	if (ret == 0)
-		dirtime_folder_changed(parent);
+		dirtime_folder_changed(fs, parent);
 	return ret;
 }
 
@@ -285,7 +285,7 @@ void opw_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		else
 			ret = opw_is_vdir(fs, &v, name) ? -ENOTEMPTY : -ENOENT;
 		if (ret == 0)
-			dirtime_folder_changed(&v);
+			dirtime_folder_changed(fs, &v);
 		/* maildir++: a dot-name that is no mailbox may still be a
 		 * plain directory */
 		if (ret != -ENOENT || fs->layout == VIEW_FS) {

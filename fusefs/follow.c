@@ -262,9 +262,9 @@ static void parent_changed(const struct folder_list *fl,
 	b = set_find(after, parent);
 	if (parent[0] != '\0' && (a == NULL || b == NULL || a->box != b->box))
 		return;
-	if (dirtime_changed_by_us(parent))
+	if (dirtime_changed_by_us(&dboxfs, parent))
 		return;
-	dirtime_changed_by_other(parent);
+	dirtime_changed_by_other(&dboxfs, parent);
 	ino = prefix_ino(fl, parent);
 	if (ino != 0)
 		fuse_lowlevel_notify_inval_inode(dboxfs.se, ino, 0, 0);
@@ -380,7 +380,7 @@ void follow_stop(struct dboxfs *fs)
 	struct follower *f = &fs->follower;
 
 	if (!f->running) {
-		dirtime_free_all();
+		dirtime_free_all(fs);
 		return;
 	}
 	if (write(f->stop_pipe[1], "x", 1) < 0)
@@ -391,7 +391,7 @@ void follow_stop(struct dboxfs *fs)
 	f->seen_count = f->seen_cap = 0;
 	set_free(&dirs);
 	dirs_loaded = false;
-	dirtime_free_all();
+	dirtime_free_all(fs);
 	close(f->stop_pipe[0]);
 	close(f->stop_pipe[1]);
 	f->running = false;

@@ -39,6 +39,7 @@ struct dboxfs dboxfs = {
 	.flush.lock = PTHREAD_MUTEX_INITIALIZER,
 	.flush.cond = PTHREAD_COND_INITIALIZER,
 	.flush.pending_fd = -1,
+	.dirtime.lock = PTHREAD_MUTEX_INITIALIZER,
 };
 
 /* kernel cache of names and attributes the follower invalidates */

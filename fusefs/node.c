@@ -76,7 +76,7 @@ int node_dir_setattr(struct dboxfs *fs, const struct view_ino *v,
 {
 	(void)fi;
 	return (to_set & FUSE_SET_ATTR_SIZE) ? -EISDIR :
-		dirtime_set(v, attr, to_set);
+		dirtime_set(fs, v, attr, to_set);
 }
 
 void node_dir_open(struct dboxfs *fs, fuse_req_t req, const struct view_ino *v,

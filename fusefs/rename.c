@@ -142,10 +142,10 @@ static int rename_folder(struct dboxfs *fs, const struct view_ino *src_dir,
 		fuse_log(FUSE_LOG_ERR, "dboxfs: rename %s: %s\n", from,
 			 err.msg);
 	if (ret == 0 && fs->layout == VIEW_FS)
-		dirtime_folder_renamed(from, to);
+		dirtime_folder_renamed(fs, from, to);
 	if (ret == 0) {
-		dirtime_folder_changed(src_dir);
-		dirtime_folder_changed(dst_dir);
+		dirtime_folder_changed(fs, src_dir);
+		dirtime_folder_changed(fs, dst_dir);
 	}
 	return ret;
 }
