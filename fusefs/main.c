@@ -354,8 +354,8 @@ static int start_writer(void)
 	if (ret == 0)
 		ret = flush_init(&dboxfs, ctl);
 	if (ret == 0) {
-		sweep_pending(flush_pending_dirfd(&dboxfs));
-		sweep_spool();
+		sweep_pending(&dboxfs, flush_pending_dirfd(&dboxfs));
+		sweep_spool(&dboxfs);
 		ret = commit_start(&dboxfs);
 	}
 	if (ret == 0)
@@ -455,7 +455,7 @@ static void close_store(void)
 {
 	commit_stop(&dboxfs);
 	flush_stop(&dboxfs);
-	sweep_keep_linked();
+	sweep_keep_linked(&dboxfs);
 	prepare_clear(&dboxfs);
 	backing_shutdown(&dboxfs);
 	dbox_store_close(dboxfs.store);

@@ -44,9 +44,9 @@ int node_lookup_backing(struct dboxfs *fs, const struct view_ino *dir,
 		return ret == -EROFS ? -ENOENT : ret;
 	/* no sweep ran: tmp/ as the next one leaves it */
 	if (fs->readonly && area == AREA_TMP)
-		name = totmp_ro_backing(dirfd, name, shown, sizeof(shown));
+		name = totmp_ro_backing(fs, dirfd, name, shown, sizeof(shown));
 	if (name != NULL && fs->readonly && area != AREA_FILES &&
-	    sweep_ro_leftover(box, dirfd, name))
+	    sweep_ro_leftover(fs, box, dirfd, name))
 		name = NULL;
 	ret = name == NULL ? -ENOENT :
 		backing_lookup(fs, dirfd, name, box, area, &bi, st);

@@ -193,11 +193,11 @@ static void add_backing(struct dirbuf *d, off_t off)
 
 		/* no sweep ran: the spool as the next one leaves it */
 		if (d->fs->readonly && area == AREA_TMP &&
-		    (shown = totmp_ro_shown(dirfd, shown, buf,
+		    (shown = totmp_ro_shown(d->fs, dirfd, shown, buf,
 					    sizeof(buf))) == NULL)
 			continue;
 		if (d->fs->readonly && area != AREA_FILES &&
-		    sweep_ro_leftover(box, dirfd, d->dh->names[i]))
+		    sweep_ro_leftover(d->fs, box, dirfd, d->dh->names[i]))
 			continue;
 		if (d->plus)
 			ret = backing_lookup(d->fs, dirfd, d->dh->names[i], box,
