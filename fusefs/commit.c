@@ -308,8 +308,8 @@ static void commit_batch(struct dboxfs *fs, struct commit_job **jobs, size_t n)
 
 static void *committer_main(void *arg)
 {
-	static struct commit_job *jobs[COMMIT_BATCH_MAX];
 	struct dboxfs *fs = arg;
+	struct commit_job **jobs = fs->commit.batch;
 
 	for (;;) {
 		size_t n;
@@ -331,7 +331,7 @@ static void *committer_main(void *arg)
  * committer runs. */
 void commit_queued(struct dboxfs *fs)
 {
-	static struct commit_job *jobs[COMMIT_BATCH_MAX];
+	struct commit_job **jobs = fs->commit.queued_batch;
 	size_t n;
 
 	for (;;) {
