@@ -74,6 +74,9 @@ struct dboxfs {
 	struct backing_table backing;   /* backing.c, backing-marks.c */
 	struct flush_state flush;       /* flush.c */
 	struct dirtime_state dirtime;   /* dirtime.c */
+	/* the handle of every open dovecot-keywords file (fileio.c): it
+	 * holds nothing, so all share it */
+	struct fh kwfile_fh;
 };
 
 /* The instance (main.c), by name only for the modules not yet passed

@@ -63,8 +63,6 @@ static void open_verified(void *ctx, int ret, const struct dbox_err *err)
 	free(po);
 }
 
-static struct fh kwfile_fh = { .type = FH_KWFILE, .fd = -1 };
-
 void fileio_open_kwfile(struct dboxfs *fs, fuse_req_t req,
 			struct fuse_file_info *fi)
 {
@@ -72,7 +70,7 @@ void fileio_open_kwfile(struct dboxfs *fs, fuse_req_t req,
 		fuse_reply_err(req, fs->readonly ? EROFS : EACCES);
 		return;
 	}
-	fi->fh = (uint64_t)(uintptr_t)&kwfile_fh;
+	fi->fh = (uint64_t)(uintptr_t)&fs->kwfile_fh;
 	fi->direct_io = 1;  /* generated text: its size follows changes */
 	fi->noflush = 1;
 	fuse_reply_open(req, fi);

@@ -40,6 +40,7 @@ struct dboxfs dboxfs = {
 	.flush.cond = PTHREAD_COND_INITIALIZER,
 	.flush.pending_fd = -1,
 	.dirtime.lock = PTHREAD_MUTEX_INITIALIZER,
+	.kwfile_fh = { .type = FH_KWFILE, .fd = -1 },
 };
 
 /* kernel cache of names and attributes the follower invalidates */
