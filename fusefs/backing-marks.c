@@ -29,11 +29,9 @@ void backing_mark_closed(struct dboxfs *fs, uint64_t ino, int fd)
 	}
 	n = snprintf(val, sizeof(val), "%lld", (long long)st.st_size);
 	if (fsetxattr(fd, CLOSED_XATTR, val, (size_t)n, 0) < 0) {
-		static atomic_bool warned;
-
 		/* without it, a crash before the commit leaves the file in
 		 * tmp/ at the next start: seen, not lost */
-		if (!atomic_exchange(&warned, true))
+		if (!atomic_exchange(&fs->backing.closed_warned, true))
 			fuse_log(FUSE_LOG_WARNING, "dboxfs: spool: cannot mark "
 				 "closed files (%s)\n", strerror(errno));
 	} else {

@@ -52,6 +52,7 @@ struct backing_table {
 	int files_fd, spool_fd;
 	/* a read-only mount: the trees are only read, never made */
 	bool readonly;
+	atomic_bool closed_warned;   /* the closed mark failed: logged */
 };
 
 /* Where a backing directory is, in the view. */
