@@ -131,14 +131,14 @@ int attr_area_dirfd(struct dboxfs *fs, const struct view_ino *v, int *fd_r,
 	if (v->kind == VK_SUB) {
 		*area_r = backing_area_of_sub(v->sub);
 		*box_r = v->box;
-		return backing_area_dir(v->box, *area_r, fd_r);
+		return backing_area_dir(fs, v->box, *area_r, fd_r);
 	}
 	box = folders_files_box(fs->layout, fs->inbox_id, v);
 	if (box < 0)
 		return -ENOENT;
 	*area_r = AREA_FILES;
 	*box_r = box;
-	return backing_area_dir(box, AREA_FILES, fd_r);
+	return backing_area_dir(fs, box, AREA_FILES, fd_r);
 }
 
 /* The root's time until the view changes it: the newest of its entries
@@ -222,7 +222,7 @@ int attr_folder(struct dboxfs *fs, const struct view_ino *v, uint64_t ino,
 			mtime = fl.boxes[i].created * 1000000000;
 	}
 	folders_free(&fl);
-	mtime = dirtime_dir_ns(v, prefix, mtime);
+	mtime = dirtime_dir_ns(fs, v, prefix, mtime);
 	attr_dir(fs, st, ino, (nlink_t)(2 + subdirs), mtime);
 	return 0;
 }
@@ -236,10 +236,10 @@ int attr_sub(struct dboxfs *fs, const struct view_ino *v, uint64_t ino,
 	if (ret < 0)
 		return ret;
 	attr_dir(fs, st, ino, 2, v->sub == SUB_NEW ?
-		 dirtime_sub_ns(v->box, SUB_NEW, box.change_new_ns) :
+		 dirtime_sub_ns(fs, v->box, SUB_NEW, box.change_new_ns) :
 		 v->sub == SUB_CUR ?
-		 dirtime_sub_ns(v->box, SUB_CUR, box.change_cur_ns) :
-		 dirtime_tmp_ns(v->box, box.created * 1000000000));
+		 dirtime_sub_ns(fs, v->box, SUB_CUR, box.change_cur_ns) :
+		 dirtime_tmp_ns(fs, v->box, box.created * 1000000000));
 	return 0;
 }
 
@@ -267,7 +267,7 @@ int attr_msg_follow(struct dboxfs *fs, int64_t box, uint32_t uid,
 
 int attr_plain(struct dboxfs *fs, uint64_t ino, struct stat *st)
 {
-	struct binode *bi = backing_get(ino);
+	struct binode *bi = backing_get(fs, ino);
 	struct dbox_msg m;
 	int64_t msg_box;
 	uint32_t msg_uid;
@@ -275,14 +275,14 @@ int attr_plain(struct dboxfs *fs, uint64_t ino, struct stat *st)
 
 	if (bi == NULL)
 		return -ENOENT;
-	if (backing_msg_of(bi, &msg_box, &msg_uid)) {
+	if (backing_msg_of(fs, bi, &msg_box, &msg_uid)) {
 		ret = attr_msg_follow(fs, msg_box, msg_uid, &m);
 		if (ret == 0)
 			attr_msg(fs, st, &m);
 	} else {
-		ret = backing_stat(bi, st);
+		ret = backing_stat(fs, bi, st);
 	}
-	backing_put(bi);
+	backing_put(fs, bi);
 	return ret;
 }
 

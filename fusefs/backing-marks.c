@@ -16,42 +16,40 @@
 /* The "closed" mark (backing.h): the file's size in decimal. */
 #define CLOSED_XATTR "user.dboxfs.closed"
 
-void backing_mark_closed(uint64_t ino, int fd)
+void backing_mark_closed(struct dboxfs *fs, uint64_t ino, int fd)
 {
-	struct binode *bi = backing_get(ino);
+	struct binode *bi = backing_get(fs, ino);
 	char val[32];
 	struct stat st;
 	int n;
 
 	if (bi == NULL || fstat(fd, &st) < 0) {
-		backing_put(bi);
+		backing_put(fs, bi);
 		return;
 	}
 	n = snprintf(val, sizeof(val), "%lld", (long long)st.st_size);
 	if (fsetxattr(fd, CLOSED_XATTR, val, (size_t)n, 0) < 0) {
-		static atomic_bool warned;
-
 		/* without it, a crash before the commit leaves the file in
 		 * tmp/ at the next start: seen, not lost */
-		if (!atomic_exchange(&warned, true))
+		if (!atomic_exchange(&fs->backing.closed_warned, true))
 			fuse_log(FUSE_LOG_WARNING, "dboxfs: spool: cannot mark "
 				 "closed files (%s)\n", strerror(errno));
 	} else {
 		atomic_store(&bi->closed_mark, true);
 	}
-	backing_put(bi);
+	backing_put(fs, bi);
 }
 
-void backing_mark_drop(uint64_t ino)
+void backing_mark_drop(struct dboxfs *fs, uint64_t ino)
 {
-	struct binode *bi = backing_get(ino);
+	struct binode *bi = backing_get(fs, ino);
 	char path[64];
 
 	if (bi != NULL && atomic_exchange(&bi->closed_mark, false)) {
 		backing_fd_path(bi->fd, path, sizeof(path));
 		removexattr(path, CLOSED_XATTR);
 	}
-	backing_put(bi);
+	backing_put(fs, bi);
 }
 
 bool backing_marked_complete(int fd, const struct stat *st)

@@ -15,30 +15,15 @@
 #include "backing.h"
 #include "dboxfs.h"
 
-static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
-static void *table;              /* tsearch tree of struct binode */
-/* how many binodes are keyed by a message's number (messages renamed into
- * tmp/): written under table_lock, read without it */
-static atomic_size_t msg_nodes;
-
 static bool is_msg_number(uint64_t ino)
 {
 	return ino >> 60 == VK_MSG;
 }
-static char files_root[PATH_MAX], spool_root[PATH_MAX];
-static int files_fd = -1, spool_fd = -1;
-/* a read-only mount: the trees are only read, never made */
-static bool readonly;
-
-/* Area directories are opened once and kept: every lookup and create in
- * tmp/ needs one, and mkdirat+openat per request showed in the delivery
- * profile.  Callers get a dup they close. */
+/* An area directory kept open (fs->backing.area_fds). */
 struct area_fd {
 	int64_t key;             /* box * 4 + area */
 	int fd;
 };
-
-static void *area_fds;       /* tsearch tree, under table_lock */
 
 /* Directory names of the spool areas under spool/<mailbox id>/ */
 static const char *const spool_sub[] = {
@@ -60,36 +45,41 @@ static int cmp_ino(const void *a, const void *b)
 	return x->ino < y->ino ? -1 : x->ino > y->ino;
 }
 
-static int open_root(const char *path, int *fd_r)
+static int open_root(struct dboxfs *fs, const char *path, int *fd_r)
 {
-	if (!readonly && mkdir(path, 0700) < 0 && errno != EEXIST)
+	if (!fs->backing.readonly && mkdir(path, 0700) < 0 && errno != EEXIST)
 		return -errno;
 	*fd_r = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	return *fd_r < 0 ? -errno : 0;
 }
 
-int backing_init(const char *ctl_dir)
+int backing_init(struct dboxfs *fs, const char *ctl_dir)
 {
 	int ret;
 
-	snprintf(files_root, sizeof(files_root), "%s/files", ctl_dir);
-	snprintf(spool_root, sizeof(spool_root), "%s/spool", ctl_dir);
-	ret = open_root(files_root, &files_fd);
+	snprintf(fs->backing.files_root, sizeof(fs->backing.files_root),
+		 "%s/files", ctl_dir);
+	snprintf(fs->backing.spool_root, sizeof(fs->backing.spool_root),
+		 "%s/spool", ctl_dir);
+	ret = open_root(fs, fs->backing.files_root, &fs->backing.files_fd);
 	if (ret == 0)
-		ret = open_root(spool_root, &spool_fd);
+		ret = open_root(fs, fs->backing.spool_root,
+				&fs->backing.spool_fd);
 	return ret;
 }
 
-int backing_init_readonly(const char *ctl_dir)
+int backing_init_readonly(struct dboxfs *fs, const char *ctl_dir)
 {
 	int ret, ret2;
 
-	readonly = true;
-	snprintf(files_root, sizeof(files_root), "%s/files", ctl_dir);
-	snprintf(spool_root, sizeof(spool_root), "%s/spool", ctl_dir);
+	fs->backing.readonly = true;
+	snprintf(fs->backing.files_root, sizeof(fs->backing.files_root),
+		 "%s/files", ctl_dir);
+	snprintf(fs->backing.spool_root, sizeof(fs->backing.spool_root),
+		 "%s/spool", ctl_dir);
 	/* a store that never had a plain file or delivery: nothing shows */
-	ret = open_root(files_root, &files_fd);
-	ret2 = open_root(spool_root, &spool_fd);
+	ret = open_root(fs, fs->backing.files_root, &fs->backing.files_fd);
+	ret2 = open_root(fs, fs->backing.spool_root, &fs->backing.spool_fd);
 	return ret < 0 ? ret : ret2;
 }
 
@@ -101,20 +91,20 @@ static void free_node(void *p)
 	free(bi);
 }
 
-void backing_shutdown(void)
+void backing_shutdown(struct dboxfs *fs)
 {
-	pthread_mutex_lock(&table_lock);
-	tdestroy(table, free_node);
-	table = NULL;
-	msg_nodes = 0;
-	tdestroy(area_fds, free_area);
-	area_fds = NULL;
-	pthread_mutex_unlock(&table_lock);
-	if (files_fd >= 0)
-		close(files_fd);
-	if (spool_fd >= 0)
-		close(spool_fd);
-	files_fd = spool_fd = -1;
+	pthread_mutex_lock(&fs->backing.lock);
+	tdestroy(fs->backing.table, free_node);
+	fs->backing.table = NULL;
+	fs->backing.msg_nodes = 0;
+	tdestroy(fs->backing.area_fds, free_area);
+	fs->backing.area_fds = NULL;
+	pthread_mutex_unlock(&fs->backing.lock);
+	if (fs->backing.files_fd >= 0)
+		close(fs->backing.files_fd);
+	if (fs->backing.spool_fd >= 0)
+		close(fs->backing.spool_fd);
+	fs->backing.files_fd = fs->backing.spool_fd = -1;
 }
 
 static int mkdirat_p(int dirfd, const char *name)
@@ -160,15 +150,16 @@ static void walk_area(int spool, const char *box_dir, int64_t box,
 	closedir(d);
 }
 
-int backing_spool_walk(backing_walk_fn *fn, void *ctx)
+int backing_spool_walk(struct dboxfs *fs, backing_walk_fn *fn, void *ctx)
 {
 	struct dirent *de;
 	DIR *d;
-	int fd = spool_fd < 0 ? -1 :
-		openat(spool_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = fs->backing.spool_fd < 0 ? -1 :
+		openat(fs->backing.spool_fd, ".",
+		       O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 	if (fd < 0)
-		return spool_fd < 0 ? -EROFS : -errno;
+		return fs->backing.spool_fd < 0 ? -EROFS : -errno;
 	d = fdopendir(fd);
 	if (d == NULL) {
 		int ret = -errno;
@@ -189,18 +180,21 @@ int backing_spool_walk(backing_walk_fn *fn, void *ctx)
 	return 0;
 }
 
-static int area_open(int64_t box, enum backing_area area, int *fd_r);
+static int area_open(struct dboxfs *fs, int64_t box, enum backing_area area,
+		     int *fd_r);
 
-int backing_move_to_tmp(int64_t box, int dirfd, const char *name)
+int backing_move_to_tmp(struct dboxfs *fs, int64_t box, int dirfd,
+			const char *name)
 {
-	return backing_move_to_tmp_as(box, dirfd, name, name);
+	return backing_move_to_tmp_as(fs, box, dirfd, name, name);
 }
 
-int backing_move_to_tmp_as(int64_t box, int dirfd, const char *name,
+int backing_move_to_tmp_as(struct dboxfs *fs, int64_t box, int dirfd,
+			   const char *name,
 			   const char *as)
 {
 	char to[NAME_MAX + 1];
-	int tmp, n = 0, ret = backing_area_dir(box, AREA_TMP, &tmp);
+	int tmp, n = 0, ret = backing_area_dir(fs, box, AREA_TMP, &tmp);
 
 	if (ret < 0)
 		return ret;
@@ -270,17 +264,17 @@ static bool resv_read_path(const char *path, int64_t *box_r,
 			  box_r, uid_r);
 }
 
-uint64_t backing_shown_ino(uint64_t ino)
+uint64_t backing_shown_ino(struct dboxfs *fs, uint64_t ino)
 {
 	struct binode *bi;
 	uint64_t shown = ino;
 
 	if (ino >> 60 != VK_PLAIN)
 		return ino;
-	bi = backing_get(ino);
+	bi = backing_get(fs, ino);
 	if (bi != NULL && bi->resv_uid != 0)
 		shown = view_ino_msg(bi->resv_box, bi->resv_uid);
-	backing_put(bi);
+	backing_put(fs, bi);
 	return shown;
 }
 
@@ -357,41 +351,43 @@ void backing_drop_node_ino(int fd)
 	fremovexattr(fd, INO_XATTR);
 }
 
-bool backing_any_msg_node(void)
+bool backing_any_msg_node(struct dboxfs *fs)
 {
-	return msg_nodes > 0;
+	return fs->backing.msg_nodes > 0;
 }
 
-bool backing_has_node(uint64_t ino)
+bool backing_has_node(struct dboxfs *fs, uint64_t ino)
 {
-	struct binode *bi = backing_get(ino);
+	struct binode *bi = backing_get(fs, ino);
 
-	backing_put(bi);
+	backing_put(fs, bi);
 	return bi != NULL;
 }
 
-int backing_area_dir(int64_t box, enum backing_area area, int *fd_r)
+int backing_area_dir(struct dboxfs *fs, int64_t box, enum backing_area area,
+		     int *fd_r)
 {
 	struct area_fd key = { .key = box * 4 + (int64_t)area }, **found, *a;
 	int fd, ret;
 
-	pthread_mutex_lock(&table_lock);
-	found = tfind(&key, &area_fds, cmp_area);
+	pthread_mutex_lock(&fs->backing.lock);
+	found = tfind(&key, &fs->backing.area_fds, cmp_area);
 	fd = found != NULL ? dup((*found)->fd) : -1;
-	pthread_mutex_unlock(&table_lock);
+	pthread_mutex_unlock(&fs->backing.lock);
 	if (fd >= 0) {
 		*fd_r = fd;
 		return 0;
 	}
-	ret = area_open(box, area, &fd);
+	ret = area_open(fs, box, area, &fd);
 	if (ret < 0)
 		return ret;
 	a = malloc(sizeof(*a));
-	pthread_mutex_lock(&table_lock);
-	if (a != NULL && tfind(&key, &area_fds, cmp_area) == NULL) {
+	pthread_mutex_lock(&fs->backing.lock);
+	if (a != NULL && tfind(&key, &fs->backing.area_fds, cmp_area) == NULL) {
 		a->key = key.key;
 		a->fd = dup(fd);
-		if (a->fd < 0 || tsearch(a, &area_fds, cmp_area) == NULL) {
+		if (a->fd < 0 || tsearch(a, &fs->backing.area_fds,
+					 cmp_area) == NULL) {
 			if (a->fd >= 0)
 				close(a->fd);
 			free(a);
@@ -399,54 +395,56 @@ int backing_area_dir(int64_t box, enum backing_area area, int *fd_r)
 	} else {
 		free(a);
 	}
-	pthread_mutex_unlock(&table_lock);
+	pthread_mutex_unlock(&fs->backing.lock);
 	*fd_r = fd;
 	return 0;
 }
 
-void backing_forget_mailbox(int64_t box)
+void backing_forget_mailbox(struct dboxfs *fs, int64_t box)
 {
 	char path[64];
 
 	/* the directories are empty (rmdir checked): remove them too */
-	for (int area = AREA_TMP; area <= AREA_NEW && spool_fd >= 0; area++) {
+	for (int area = AREA_TMP;
+	     area <= AREA_NEW && fs->backing.spool_fd >= 0; area++) {
 		snprintf(path, sizeof(path), "%lld/%s", (long long)box,
 			 spool_sub[area]);
-		unlinkat(spool_fd, path, AT_REMOVEDIR);
+		unlinkat(fs->backing.spool_fd, path, AT_REMOVEDIR);
 	}
-	if (spool_fd >= 0) {
+	if (fs->backing.spool_fd >= 0) {
 		snprintf(path, sizeof(path), "%lld", (long long)box);
-		unlinkat(spool_fd, path, AT_REMOVEDIR);
+		unlinkat(fs->backing.spool_fd, path, AT_REMOVEDIR);
 	}
-	if (files_fd >= 0) {
+	if (fs->backing.files_fd >= 0) {
 		snprintf(path, sizeof(path), "%lld", (long long)box);
-		unlinkat(files_fd, path, AT_REMOVEDIR);
+		unlinkat(fs->backing.files_fd, path, AT_REMOVEDIR);
 	}
-	pthread_mutex_lock(&table_lock);
+	pthread_mutex_lock(&fs->backing.lock);
 	for (int area = AREA_FILES; area <= AREA_NEW; area++) {
 		struct area_fd key = { .key = box * 4 + area }, **found;
 
-		found = tfind(&key, &area_fds, cmp_area);
+		found = tfind(&key, &fs->backing.area_fds, cmp_area);
 		if (found != NULL) {
 			struct area_fd *a = *found;
 
-			tdelete(a, &area_fds, cmp_area);
+			tdelete(a, &fs->backing.area_fds, cmp_area);
 			free_area(a);
 		}
 	}
-	pthread_mutex_unlock(&table_lock);
+	pthread_mutex_unlock(&fs->backing.lock);
 }
 
 /* The path of an area directory below the root fd of its kind. */
-static int area_path(int64_t box, enum backing_area area, char *buf,
+static int area_path(struct dboxfs *fs, int64_t box, enum backing_area area,
+		     char *buf,
 		     size_t len)
 {
 	if (area == AREA_FILES) {
 		snprintf(buf, len, "%lld", (long long)box);
-		return files_fd;
+		return fs->backing.files_fd;
 	}
 	snprintf(buf, len, "%lld/%s", (long long)box, spool_sub[area]);
-	return spool_fd;
+	return fs->backing.spool_fd;
 }
 
 /* An area directory made on demand (a listing, a first file) has seen
@@ -473,25 +471,26 @@ static int mkdir_area(int root, const char *path)
 	return ret;
 }
 
-static int area_open(int64_t box, enum backing_area area, int *fd_r)
+static int area_open(struct dboxfs *fs, int64_t box, enum backing_area area,
+		     int *fd_r)
 {
 	char path[64];
 	int root, ret = 0;
 
-	if (readonly) {
+	if (fs->backing.readonly) {
 		/* what is there, as it is: nothing made */
-		root = area_path(box, area, path, sizeof(path));
+		root = area_path(fs, box, area, path, sizeof(path));
 		*fd_r = root < 0 ? -1 :
 			openat(root, path, O_PATH | O_DIRECTORY | O_CLOEXEC);
 		return root < 0 ? -ENOENT : *fd_r < 0 ? -errno : 0;
 	}
-	if (files_fd < 0)
+	if (fs->backing.files_fd < 0)
 		return -EROFS;
 	if (area != AREA_FILES) {
 		snprintf(path, sizeof(path), "%lld", (long long)box);
-		ret = mkdirat_p(spool_fd, path);
+		ret = mkdirat_p(fs->backing.spool_fd, path);
 	}
-	root = area_path(box, area, path, sizeof(path));
+	root = area_path(fs, box, area, path, sizeof(path));
 	if (ret == 0)
 		ret = mkdir_area(root, path);
 	if (ret == 0)
@@ -499,25 +498,27 @@ static int area_open(int64_t box, enum backing_area area, int *fd_r)
 	return ret < 0 ? ret : *fd_r < 0 ? -errno : 0;
 }
 
-int64_t backing_area_mtime(int64_t box, enum backing_area area)
+int64_t backing_area_mtime(struct dboxfs *fs, int64_t box,
+			   enum backing_area area)
 {
 	char path[64];
 	struct stat st;
 	int root;
 
-	if (files_fd < 0)
+	if (fs->backing.files_fd < 0)
 		return 0;
-	root = area_path(box, area, path, sizeof(path));
+	root = area_path(fs, box, area, path, sizeof(path));
 	if (fstatat(root, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return 0;
 	return (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
 }
 
-int backing_area_set_times(int64_t box, enum backing_area area,
+int backing_area_set_times(struct dboxfs *fs, int64_t box,
+			   enum backing_area area,
 			   const struct timespec tv[2])
 {
 	char path[64];
-	int fd, ret = backing_area_dir(box, area, &fd);
+	int fd, ret = backing_area_dir(fs, box, area, &fd);
 
 	if (ret < 0)
 		return ret;
@@ -527,66 +528,68 @@ int backing_area_set_times(int64_t box, enum backing_area area,
 	return ret;
 }
 
-struct binode *backing_get(uint64_t ino)
+struct binode *backing_get(struct dboxfs *fs, uint64_t ino)
 {
 	struct binode key = { .ino = ino }, **found, *bi = NULL;
 
-	pthread_mutex_lock(&table_lock);
-	found = tfind(&key, &table, cmp_ino);
+	pthread_mutex_lock(&fs->backing.lock);
+	found = tfind(&key, &fs->backing.table, cmp_ino);
 	if (found != NULL) {
 		bi = *found;
 		bi->refs++;
 	}
-	pthread_mutex_unlock(&table_lock);
+	pthread_mutex_unlock(&fs->backing.lock);
 	return bi;
 }
 
-/* Under table_lock: takes bi out of the table once nothing holds it;
+/* Under fs->backing.lock: takes bi out of the table once nothing holds it;
  * true if the caller must free it (after unlocking). */
-static bool unlink_if_unused(struct binode *bi)
+static bool unlink_if_unused(struct dboxfs *fs, struct binode *bi)
 {
 	if (bi->nlookup > 0 || bi->refs > 0)
 		return false;
-	tdelete(bi, &table, cmp_ino);
+	tdelete(bi, &fs->backing.table, cmp_ino);
 	if (is_msg_number(bi->ino))
-		msg_nodes--;
+		fs->backing.msg_nodes--;
 	return true;
 }
 
-void backing_put(struct binode *bi)
+void backing_put(struct dboxfs *fs, struct binode *bi)
 {
 	bool dead;
 
 	if (bi == NULL)
 		return;
-	pthread_mutex_lock(&table_lock);
+	pthread_mutex_lock(&fs->backing.lock);
 	assert(bi->refs > 0);
 	bi->refs--;
-	dead = unlink_if_unused(bi);
-	pthread_mutex_unlock(&table_lock);
+	dead = unlink_if_unused(fs, bi);
+	pthread_mutex_unlock(&fs->backing.lock);
 	if (dead)
 		free_node(bi);
 }
 
-bool backing_msg_of(struct binode *bi, int64_t *box_r, uint32_t *uid_r)
+bool backing_msg_of(struct dboxfs *fs, struct binode *bi, int64_t *box_r,
+		    uint32_t *uid_r)
 {
-	pthread_mutex_lock(&table_lock);
+	pthread_mutex_lock(&fs->backing.lock);
 	*box_r = bi->msg_box;
 	*uid_r = bi->msg_uid;
-	pthread_mutex_unlock(&table_lock);
+	pthread_mutex_unlock(&fs->backing.lock);
 	return *uid_r != 0;
 }
 
-void backing_msg_set(struct binode *bi, int64_t box, uint32_t uid)
+void backing_msg_set(struct dboxfs *fs, struct binode *bi, int64_t box,
+		     uint32_t uid)
 {
-	pthread_mutex_lock(&table_lock);
+	pthread_mutex_lock(&fs->backing.lock);
 	bi->msg_box = box;
 	bi->msg_uid = uid;
 	bi->stat_ino = 0;
-	pthread_mutex_unlock(&table_lock);
+	pthread_mutex_unlock(&fs->backing.lock);
 }
 
-int backing_lookup(int dirfd, const char *name, int64_t box,
+int backing_lookup(struct dboxfs *fs, int dirfd, const char *name, int64_t box,
 		   enum backing_area area, struct binode **bi_r,
 		   struct stat *st_r)
 {
@@ -620,8 +623,8 @@ int backing_lookup(int dirfd, const char *name, int64_t box,
 		backing_fd_path(fd, path, sizeof(path));
 		resv_read_path(path, &bi->resv_box, &bi->resv_uid);
 	}
-	pthread_mutex_lock(&table_lock);
-	slot = tsearch(bi, &table, cmp_ino);
+	pthread_mutex_lock(&fs->backing.lock);
+	slot = tsearch(bi, &fs->backing.table, cmp_ino);
 	if (slot != NULL && *slot != bi) {
 		/* known already: keep the old node, count the lookup.  It is
 		 * read under the lock: a tdelete of another key may free the
@@ -630,14 +633,14 @@ int backing_lookup(int dirfd, const char *name, int64_t box,
 		struct binode *known = *slot;
 
 		known->nlookup++;
-		pthread_mutex_unlock(&table_lock);
+		pthread_mutex_unlock(&fs->backing.lock);
 		close(fd);
 		free(bi);
 		bi = known;
 	} else {
 		if (slot != NULL && is_msg_number(bi->ino))
-			msg_nodes++;
-		pthread_mutex_unlock(&table_lock);
+			fs->backing.msg_nodes++;
+		pthread_mutex_unlock(&fs->backing.lock);
 		if (slot == NULL) {
 			close(fd);
 			free(bi);
@@ -650,30 +653,30 @@ int backing_lookup(int dirfd, const char *name, int64_t box,
 	return 0;
 }
 
-void backing_forget(uint64_t ino, uint64_t n)
+void backing_forget(struct dboxfs *fs, uint64_t ino, uint64_t n)
 {
 	struct binode key = { .ino = ino }, **found, *bi = NULL;
 
-	pthread_mutex_lock(&table_lock);
-	found = tfind(&key, &table, cmp_ino);
+	pthread_mutex_lock(&fs->backing.lock);
+	found = tfind(&key, &fs->backing.table, cmp_ino);
 	if (found != NULL) {
 		bi = *found;
 		bi->nlookup = n >= bi->nlookup ? 0 : bi->nlookup - n;
-		if (!unlink_if_unused(bi))
+		if (!unlink_if_unused(fs, bi))
 			bi = NULL;
 	}
-	pthread_mutex_unlock(&table_lock);
+	pthread_mutex_unlock(&fs->backing.lock);
 	if (bi != NULL)
 		free_node(bi);
 }
 
-int backing_stat(struct binode *bi, struct stat *st)
+int backing_stat(struct dboxfs *fs, struct binode *bi, struct stat *st)
 {
 	if (fstatat(bi->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
-	pthread_mutex_lock(&table_lock);
+	pthread_mutex_lock(&fs->backing.lock);
 	st->st_ino = bi->stat_ino != 0 ? bi->stat_ino : bi->ino;
-	pthread_mutex_unlock(&table_lock);
+	pthread_mutex_unlock(&fs->backing.lock);
 	return 0;
 }
 
@@ -704,14 +707,15 @@ static void retarget_one(const void *nodep, VISIT which, void *arg)
 	r->count++;
 }
 
-int backing_retarget_msg(int64_t box, uint32_t uid, int64_t tmp_box,
+int backing_retarget_msg(struct dboxfs *fs, int64_t box, uint32_t uid,
+			 int64_t tmp_box,
 			 int path_fd, uint64_t stat_ino)
 {
 	struct retarget r = { box, tmp_box, uid, path_fd, stat_ino, 0 };
 
-	pthread_mutex_lock(&table_lock);
-	twalk_r(table, retarget_one, &r);
-	pthread_mutex_unlock(&table_lock);
+	pthread_mutex_lock(&fs->backing.lock);
+	twalk_r(fs->backing.table, retarget_one, &r);
+	pthread_mutex_unlock(&fs->backing.lock);
 	return r.count;
 }
 

@@ -25,12 +25,35 @@
 #ifndef DBOXFS_BACKING_H
 #define DBOXFS_BACKING_H
 
+#include <limits.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
 
 #include "view.h"
+
+struct dboxfs;
+
+/* The table of binodes and the roots of the areas; in struct dboxfs
+ * (fs->backing), files_fd and spool_fd -1 until backing_init. */
+struct backing_table {
+	pthread_mutex_t lock;    /* the table and area_fds */
+	void *table;             /* tsearch tree of struct binode */
+	/* how many binodes are keyed by a message's number (messages renamed
+	 * into tmp/): written under lock, read without it */
+	atomic_size_t msg_nodes;
+	/* Area directories are opened once and kept: every lookup and create
+	 * in tmp/ needs one, and mkdirat+openat per request showed in the
+	 * delivery profile.  Callers get a dup they close. */
+	void *area_fds;          /* tsearch tree of struct area_fd */
+	char files_root[PATH_MAX], spool_root[PATH_MAX];
+	int files_fd, spool_fd;
+	/* a read-only mount: the trees are only read, never made */
+	bool readonly;
+	atomic_bool closed_warned;   /* the closed mark failed: logged */
+};
 
 /* Where a backing directory is, in the view. */
 enum backing_area {
@@ -67,15 +90,16 @@ struct binode {
 	uint64_t stat_ino;
 };
 
-int backing_init(const char *ctl_dir);
+int backing_init(struct dboxfs *fs, const char *ctl_dir);
 /* The same for a read-only mount: what exists is read, nothing is made
  * (an area that does not exist answers ENOENT). */
-int backing_init_readonly(const char *ctl_dir);
-void backing_shutdown(void);
+int backing_init_readonly(struct dboxfs *fs, const char *ctl_dir);
+void backing_shutdown(struct dboxfs *fs);
 
 /* Directory fd (O_PATH) for an area of a mailbox, created on demand; the
  * caller closes it. */
-int backing_area_dir(int64_t box, enum backing_area area, int *fd_r);
+int backing_area_dir(struct dboxfs *fs, int64_t box, enum backing_area area,
+		     int *fd_r);
 /* Calls fn for every regular file in the spool areas (tmp/, and files
  * pending in cur/ and new/) of every mailbox; dirfd is the area's
  * directory, in which fn may unlink name.  For start-up, before the
@@ -83,12 +107,14 @@ int backing_area_dir(int64_t box, enum backing_area area, int *fd_r);
 typedef void backing_walk_fn(void *ctx, int64_t box, enum backing_area area,
 			     int dirfd, const char *name,
 			     const struct stat *st);
-int backing_spool_walk(backing_walk_fn *fn, void *ctx);
+int backing_spool_walk(struct dboxfs *fs, backing_walk_fn *fn, void *ctx);
 /* Moves a file of a spool area into tmp/ of its mailbox, under its name or,
  * if tmp/ has that name, the first free "name.N". */
-int backing_move_to_tmp(int64_t box, int dirfd, const char *name);
+int backing_move_to_tmp(struct dboxfs *fs, int64_t box, int dirfd,
+			const char *name);
 /* The same, to tmp/ name `as` (or "as.N"). */
-int backing_move_to_tmp_as(int64_t box, int dirfd, const char *name,
+int backing_move_to_tmp_as(struct dboxfs *fs, int64_t box, int dirfd,
+			   const char *name,
 			   const char *as);
 
 /* The "closed" mark of a file created in cur/ or new/ under its final
@@ -99,8 +125,8 @@ int backing_move_to_tmp_as(int64_t box, int dirfd, const char *name,
  * file.  A write after the close drops the mark.  The size check keeps a
  * file whose bytes a power cut lost (ext4 keeps data before the size
  * that covers it) from being committed truncated. */
-void backing_mark_closed(uint64_t ino, int fd);
-void backing_mark_drop(uint64_t ino);
+void backing_mark_closed(struct dboxfs *fs, uint64_t ino, int fd);
+void backing_mark_drop(struct dboxfs *fs, uint64_t ino);
 /* Whether the file open as fd carries the mark, for its current size. */
 bool backing_marked_complete(int fd, const struct stat *st);
 /* The "linked" mark of a tmp/ file that link() delivered (maildir-view.md
@@ -118,9 +144,11 @@ bool backing_marked_kept(int fd);
 /* The mtime (ns) of an area directory, 0 if it does not exist or saw
  * no change since it was made on demand; never creates it.  The view
  * derives the times of tmp/ and of folders from these (dirtime.h). */
-int64_t backing_area_mtime(int64_t box, enum backing_area area);
+int64_t backing_area_mtime(struct dboxfs *fs, int64_t box,
+			   enum backing_area area);
 /* utimensat(2) of an area directory (made if missing). */
-int backing_area_set_times(int64_t box, enum backing_area area,
+int backing_area_set_times(struct dboxfs *fs, int64_t box,
+			   enum backing_area area,
 			   const struct timespec tv[2]);
 /* The uid a file created in cur/ or new/ reserved for the message it is
  * to become (dbox_mailbox_reserve_uid): the view shows that message's
@@ -132,7 +160,7 @@ int backing_resv_write(int fd, int64_t box, uint32_t uid);
 bool backing_resv_read(int fd, int64_t *box_r, uint32_t *uid_r);
 /* The inode number the client sees for node ino: a reserved message's
  * number, or ino itself. */
-uint64_t backing_shown_ino(uint64_t ino);
+uint64_t backing_shown_ino(struct dboxfs *fs, uint64_t ino);
 /* The same for name in the area directory dirfd (O_PATH) that has no
  * binode (readdir), whose own number is ino. */
 uint64_t backing_shown_ino_at(int dirfd, const char *name,
@@ -157,35 +185,38 @@ int backing_set_node_ino(int fd, uint64_t ino);
 void backing_drop_node_ino(int fd);
 /* Whether a binode has this number (a message's number: the file it
  * became in tmp/). */
-bool backing_has_node(uint64_t ino);
+bool backing_has_node(struct dboxfs *fs, uint64_t ino);
 /* Whether any binode has a message's number: almost never, so the
  * message paths skip the lookups above while it is false. */
-bool backing_any_msg_node(void);
+bool backing_any_msg_node(struct dboxfs *fs);
 /* The binodes of tmp/ of mailbox tmp_box that answer for message (box,
  * uid) (files delivered as it, which the kernel may still use for its
  * name) become the file open as path_fd (O_PATH) that the message became
  * in tmp/, showing stat_ino; returns how many. */
-int backing_retarget_msg(int64_t box, uint32_t uid, int64_t tmp_box,
+int backing_retarget_msg(struct dboxfs *fs, int64_t box, uint32_t uid,
+			 int64_t tmp_box,
 			 int path_fd, uint64_t stat_ino);
 /* A deleted mailbox's area directories are gone: forget them. */
-void backing_forget_mailbox(int64_t box);
+void backing_forget_mailbox(struct dboxfs *fs, int64_t box);
 
 /* Looks `name` up in the directory dirfd; returns the binode with one
  * more lookup reference (or -errno). */
-int backing_lookup(int dirfd, const char *name, int64_t box,
+int backing_lookup(struct dboxfs *fs, int dirfd, const char *name, int64_t box,
 		   enum backing_area area, struct binode **bi_r,
 		   struct stat *st_r);
 /* The binode of inode ino with one more reference, NULL if none; every
  * non-NULL result is given back with backing_put. */
-struct binode *backing_get(uint64_t ino);
-void backing_put(struct binode *bi);   /* NULL: nothing */
-void backing_forget(uint64_t ino, uint64_t n);
+struct binode *backing_get(struct dboxfs *fs, uint64_t ino);
+void backing_put(struct dboxfs *fs, struct binode *bi);   /* NULL: nothing */
+void backing_forget(struct dboxfs *fs, uint64_t ino, uint64_t n);
 /* The message a committed file became (false: not committed). */
-bool backing_msg_of(struct binode *bi, int64_t *box_r, uint32_t *uid_r);
-void backing_msg_set(struct binode *bi, int64_t box, uint32_t uid);
+bool backing_msg_of(struct dboxfs *fs, struct binode *bi, int64_t *box_r,
+		    uint32_t *uid_r);
+void backing_msg_set(struct dboxfs *fs, struct binode *bi, int64_t box,
+		     uint32_t uid);
 
 /* stat of the backing file, with st_ino set to the FUSE inode. */
-int backing_stat(struct binode *bi, struct stat *st);
+int backing_stat(struct dboxfs *fs, struct binode *bi, struct stat *st);
 /* open(2) of the backing file through /proc/self/fd. */
 int backing_open(struct binode *bi, int flags);
 /* The path /proc/self/fd/N of an O_PATH descriptor, through which calls

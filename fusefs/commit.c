@@ -94,7 +94,7 @@ int commit_job_make(struct dboxfs *fs, int src_dirfd, const char *src_name,
 	}
 	j->src_dirfd = unlink_src ? dup(src_dirfd) : -1;
 	snprintf(j->src_name, sizeof(j->src_name), "%s", src_name);
-	j->src = backing_get(j->src_ino);  /* put by the committer */
+	j->src = backing_get(fs, j->src_ino);  /* put by the committer */
 	*job_r = j;
 	return 0;
 }
@@ -202,14 +202,14 @@ static void finish_job(struct dboxfs *fs, struct commit_job *j)
 		 * which the client may link again or read after the
 		 * message is gone */
 		if (j->src != NULL && j->src_dirfd >= 0)
-			backing_msg_set(j->src, j->box, j->uid);
+			backing_msg_set(fs, j->src, j->box, j->uid);
 		if (j->src_dirfd >= 0) {
 			struct timespec tv[2];
 			bool keep = j->keep_dir_mtime &&
 				    backing_dir_times_save(j->src_dirfd, tv);
 
-			flush_spool_done(j->src_dirfd, j->src_name, j->box,
-					 j->uid);
+			flush_spool_done(fs, j->src_dirfd, j->src_name,
+					 j->box, j->uid);
 			if (keep)
 				backing_dir_times_restore(j->src_dirfd, tv);
 		}
@@ -235,7 +235,7 @@ static void finish_job(struct dboxfs *fs, struct commit_job *j)
 		dbox_save_rollback(j->prepared);
 	if (j->src_dirfd >= 0)
 		close(j->src_dirfd);
-	backing_put(j->src);
+	backing_put(fs, j->src);
 	close(j->fd);
 	free(j);
 }
@@ -308,8 +308,8 @@ static void commit_batch(struct dboxfs *fs, struct commit_job **jobs, size_t n)
 
 static void *committer_main(void *arg)
 {
-	static struct commit_job *jobs[COMMIT_BATCH_MAX];
 	struct dboxfs *fs = arg;
+	struct commit_job **jobs = fs->commit.batch;
 
 	for (;;) {
 		size_t n;
@@ -331,7 +331,7 @@ static void *committer_main(void *arg)
  * committer runs. */
 void commit_queued(struct dboxfs *fs)
 {
-	static struct commit_job *jobs[COMMIT_BATCH_MAX];
+	struct commit_job **jobs = fs->commit.queued_batch;
 	size_t n;
 
 	for (;;) {

@@ -74,6 +74,10 @@ struct committer {
 	bool stop;
 	pthread_t thread;
 	bool started;
+	/* the batch being committed: the committer thread's, and
+	 * commit_queued's (start-up, before the thread runs) */
+	struct commit_job *batch[COMMIT_BATCH_MAX];
+	struct commit_job *queued_batch[COMMIT_BATCH_MAX];
 };
 
 int commit_start(struct dboxfs *fs);

@@ -3,17 +3,18 @@
  * and pass down as `struct dboxfs *fs`; the modules' state hangs off it.
  *
  * Lock order, for every lock of the daemon: each is a leaf.  The table
- * lock of backing.c, kcache.c's lock, the committer's queue lock
- * (fs->commit, commit.c), flush.c's lock, the prepared list's lock
- * (fs->prepared, prepare.c), the open-handle list lock (fs->handles,
- * handles.c), the moved-message ring lock (fs->moved, moved.c), the
- * verified-message table's lock (fs->verified, verified.c), dirtime.c's
- * times lock, folders.c's hidden-mailbox lock and log_lock below are
- * held only around their own data: no other lock is taken, no libdbox
- * or libfuse function (no reply) is called while one is held.  libdbox's own locks are below
- * all of them (taken only inside libdbox calls).  The follower's state
- * (fs->follower and follow.c's folder set) is its thread's own and has
- * no lock.
+ * lock of backing.c (fs->backing), kcache.c's lock, the committer's
+ * queue lock (fs->commit, commit.c), the flusher's lock (fs->flush,
+ * flush.c), the prepared list's lock (fs->prepared, prepare.c), the
+ * open-handle list lock (fs->handles, handles.c), the moved-message ring
+ * lock (fs->moved, moved.c), the verified-message table's lock
+ * (fs->verified, verified.c), the times lock (fs->dirtime, dirtime.c),
+ * folders.c's hidden-mailbox lock and log_lock below are held only
+ * around their own data: no other lock is taken, no libdbox or libfuse
+ * function (no reply) is called while one is held.  libdbox's own locks
+ * are below all of them (taken only inside libdbox calls).  The
+ * follower's state (fs->follower, with its folder set) is its thread's
+ * own and has no lock.
  */
 #ifndef DBOXFS_H
 #define DBOXFS_H
@@ -24,8 +25,11 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "backing.h"
 #include "commit.h"
 #include "dbox/store.h"
+#include "dirtime.h"
+#include "flush.h"
 #include "follow.h"
 #include "handles.h"
 #include "moved.h"
@@ -59,20 +63,24 @@ struct dboxfs {
 	uint64_t logged[256];     /* inodes whose corruption was logged */
 	unsigned int logged_next;
 
-	/* state of the modules (see the lock order above); backing.c,
-	 * kcache.c, flush.c, dirtime.c, folders.c and follow.c's folder set
-	 * are in statics still */
+	/* state of the modules (see the lock order above); kcache.c's and
+	 * folders.c's are in their statics still */
 	struct moved_ring moved;        /* moved.c */
 	struct fh_list handles;         /* handles.c */
 	struct verified_cache verified; /* verified.c, for fileio.c */
 	struct follower follower;       /* follow.c */
 	struct prepare_list prepared;   /* prepare.c */
 	struct committer commit;        /* commit.c */
+	struct backing_table backing;   /* backing.c, backing-marks.c */
+	struct flush_state flush;       /* flush.c */
+	struct dirtime_state dirtime;   /* dirtime.c */
+	/* the handle of every open dovecot-keywords file (fileio.c): it
+	 * holds nothing, so all share it */
+	struct fh kwfile_fh;
 };
 
-/* The instance (main.c), by name only for the modules not yet passed
- * it: kcache.c, flush.c, dirtime.c, totmp.c, sweep.c, follow.c's
- * folder set, main.c. */
+/* The instance (main.c): main() sets it up and passes it on; by name
+ * only in kcache.c, not yet passed it. */
 extern struct dboxfs dboxfs;
 
 /* ops.c */

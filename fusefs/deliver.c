@@ -96,7 +96,7 @@ void opw_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (area == AREA_CUR || area == AREA_NEW)
 		reserve_uid(fs, fd, box);
 	memset(&e, 0, sizeof(e));
-	ret = backing_lookup(dirfd, name, box, area, &bi, &e.attr);
+	ret = backing_lookup(fs, dirfd, name, box, area, &bi, &e.attr);
 	fh = calloc(1, sizeof(*fh));
 	if (ret < 0 || fh == NULL) {
 		close(fd);
@@ -125,7 +125,7 @@ void opw_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	/* only those get the closed mark at close(2): see opw_flush */
 	fi->noflush = !fh->commit_on_release;
 	e.ino = bi->ino;
-	e.attr.st_ino = backing_shown_ino(bi->ino);
+	e.attr.st_ino = backing_shown_ino(fs, bi->ino);
 	e.attr_timeout = fs->attr_timeout;
 	e.entry_timeout = fs->entry_timeout;
 	fi->fh = (uint64_t)(uintptr_t)fh;
@@ -164,7 +164,7 @@ void deliver_release_fd(struct dboxfs *fs, struct fh *fh)
 	int dirfd;
 
 	if (fh->commit_on_release &&
-	    backing_area_dir(fh->box, fh->area, &dirfd) == 0) {
+	    backing_area_dir(fs, fh->box, fh->area, &dirfd) == 0) {
 		enum view_sub sub = backing_sub_of_area(fh->area);
 
 		if (commit_job_make(fs, dirfd, fh->name, fh->ino, fh->box, sub,
@@ -196,7 +196,7 @@ void opw_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *buf,
 	}
 	prepare_drop(fs, fh->ino);
 	if (fh->area == AREA_CUR || fh->area == AREA_NEW)
-		backing_mark_drop(fh->ino);  /* written after a close */
+		backing_mark_drop(fs, fh->ino);  /* written after a close */
 	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	out.buf[0].fd = fh->fd;
 	out.buf[0].pos = off;
@@ -229,9 +229,9 @@ static void prepare_delivery(struct dboxfs *fs, const struct fh *fh)
 	if (fs->readonly || fh->box == 0 ||
 	    !view_final_name(fh->name, base, sizeof(base), &info))
 		return;
-	bi = backing_get(fh->ino);
+	bi = backing_get(fs, fh->ino);
 	fd = bi != NULL ? backing_open(bi, O_RDONLY | O_CLOEXEC) : -1;
-	backing_put(bi);
+	backing_put(fs, bi);
 	if (fd < 0)
 		return;
 	prepare_fsync(fs, fh->ino, fd, fh->box, base);
@@ -248,7 +248,7 @@ void opw_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	(void)ino;
 	if (fh->type == FH_MSG) {
 		/* a message is durable with the commits before: flush.h */
-		flush_request(req);
+		flush_request(fuse_req_userdata(req), req);
 		return;
 	}
 	if (fh->type == FH_FD && fh->area == AREA_TMP && fh->wrote)
@@ -275,11 +275,12 @@ void opw_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
  * FLUSH for every file.) */
 void opw_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct dboxfs *fs = fuse_req_userdata(req);
 	struct fh *fh = (struct fh *)(uintptr_t)fi->fh;
 
 	(void)ino;
 	if (fh->type == FH_FD && fh->commit_on_release)
-		backing_mark_closed(fh->ino, fh->fd);
+		backing_mark_closed(fs, fh->ino, fh->fd);
 	fuse_reply_err(req, 0);
 }
 
@@ -296,7 +297,7 @@ void opw_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 	}
 	prepare_drop(fs, fh->ino);
 	if (fh->area == AREA_CUR || fh->area == AREA_NEW)
-		backing_mark_drop(fh->ino);
+		backing_mark_drop(fs, fh->ino);
 	fuse_reply_err(req, fallocate(fh->fd, mode, offset, length) < 0 ?
 		       errno : 0);
 }

@@ -79,9 +79,9 @@ static void mkdir_sub(fuse_req_t req, const struct view_ino *parent,
 		ret = dbox_mailbox_set_subdirs(fs->store, box,
 					       b.subdirs | bit, NULL);
 	if (ret == 0 && sub == SUB_TMP)
-		dirtime_tmp_changed(box);
+		dirtime_tmp_changed(fs, box);
 	if (ret == 0)
-		dirtime_folder_changed(parent);
+		dirtime_folder_changed(fs, parent);
 	if (ret == 0)
 		ret = attr_get(fs, view_ino_sub(box, sub), &st);
 	if (ret < 0)
@@ -103,8 +103,8 @@ static void mkdir_mailbox(fuse_req_t req, const struct view_ino *parent,
 	if (ret == 0)
 		ret = dbox_mailbox_set_subdirs(fs->store, b.id, 0, &err);
 	if (ret == 0) {
-		dirtime_folder_made(b.id);
-		dirtime_folder_changed(parent);
+		dirtime_folder_made(fs, b.id);
+		dirtime_folder_changed(fs, parent);
 	}
 	if (ret == 0)
 		ret = attr_get(fs, view_ino_folder(b.id), &st);
@@ -165,14 +165,14 @@ void opw_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	close(dirfd);
 }
 
-static bool area_empty(int64_t box, enum backing_area area)
+static bool area_empty(struct dboxfs *fs, int64_t box, enum backing_area area)
 {
 	struct dirent *e;
 	bool empty = true;
 	DIR *d;
 	int fd, dfd;
 
-	if (backing_area_dir(box, area, &fd) < 0)
+	if (backing_area_dir(fs, box, area, &fd) < 0)
 		return true;
 	dfd = backing_reopen(fd, O_RDONLY | O_DIRECTORY);
 	close(fd);
@@ -202,13 +202,13 @@ static int rmdir_sub(struct dboxfs *fs, const struct view_ino *parent,
 		ret = dbox_msg_count(fs->store, box, sub == SUB_NEW, &count,
 				     NULL);
 	if (ret == 0 && (count > 0 ||
-			 !area_empty(box, backing_area_of_sub(sub))))
+			 !area_empty(fs, box, backing_area_of_sub(sub))))
 		return -ENOTEMPTY;
 	if (ret == 0)
 		ret = dbox_mailbox_set_subdirs(fs->store, box,
 					       b.subdirs & ~(1u << sub), NULL);
 	if (ret == 0)
-		dirtime_folder_changed(parent);
+		dirtime_folder_changed(fs, parent);
 	return ret;
 }
 
@@ -223,14 +223,14 @@ int opw_rmdir_mailbox(struct dboxfs *fs, int64_t box)
 	/* as Dovecot: INBOX stays (delivery goes there) */
 	if (box == fs->inbox_id)
 		return -EPERM;
-	if (b.subdirs != 0 || !area_empty(box, AREA_FILES))
+	if (b.subdirs != 0 || !area_empty(fs, box, AREA_FILES))
 		return -ENOTEMPTY;
 	/* maildir++: .A.B is a sibling of .A on disk and stays */
 	ret = fs->layout == VIEW_MAILDIRPP ?
 		dbox_mailbox_delete_one(fs->store, b.name, &err) :
 		dbox_mailbox_delete(fs->store, b.name, &err);
 	if (ret == 0)
-		backing_forget_mailbox(box);
+		backing_forget_mailbox(fs, box);
 	if (ret < 0 && ret != -ENOTEMPTY)
 		fuse_log(FUSE_LOG_ERR, "dboxfs: rmdir %s: %s\n", b.name,
 			 err.msg);
@@ -285,7 +285,7 @@ void opw_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		else
 			ret = opw_is_vdir(fs, &v, name) ? -ENOTEMPTY : -ENOENT;
 		if (ret == 0)
-			dirtime_folder_changed(&v);
+			dirtime_folder_changed(fs, &v);
 		/* maildir++: a dot-name that is no mailbox may still be a
 		 * plain directory */
 		if (ret != -ENOENT || fs->layout == VIEW_FS) {

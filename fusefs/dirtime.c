@@ -17,24 +17,27 @@
 #include "dirtime.h"
 #include "folders.h"
 
-int64_t dirtime_sub_ns(int64_t box, enum view_sub sub, int64_t index_ns)
+int64_t dirtime_sub_ns(struct dboxfs *fs, int64_t box, enum view_sub sub,
+		       int64_t index_ns)
 {
-	int64_t pending = backing_area_mtime(box, backing_area_of_sub(sub));
+	int64_t pending = backing_area_mtime(fs, box,
+					     backing_area_of_sub(sub));
 
 	return pending != 0 && pending > index_ns ? pending : index_ns;
 }
 
-int64_t dirtime_tmp_ns(int64_t box, int64_t created_ns)
+int64_t dirtime_tmp_ns(struct dboxfs *fs, int64_t box, int64_t created_ns)
 {
-	int64_t t = backing_area_mtime(box, AREA_TMP);
+	int64_t t = backing_area_mtime(fs, box, AREA_TMP);
 
 	return t != 0 ? t : created_ns;
 }
 
-int64_t dirtime_folder_ns(int64_t files_box, int64_t fallback_ns)
+int64_t dirtime_folder_ns(struct dboxfs *fs, int64_t files_box,
+			  int64_t fallback_ns)
 {
 	int64_t t = files_box < 0 ? 0 :
-		backing_area_mtime(files_box, AREA_FILES);
+		backing_area_mtime(fs, files_box, AREA_FILES);
 
 	return t != 0 ? t : fallback_ns;
 }
@@ -45,9 +48,9 @@ static const struct timespec now2[2] = {
 
 /* Failing to set a time loses no data: the directory shows an older
  * time, as after a crash of a filesystem without a journal. */
-void dirtime_tmp_changed(int64_t box)
+void dirtime_tmp_changed(struct dboxfs *fs, int64_t box)
 {
-	backing_area_set_times(box, AREA_TMP, now2);
+	backing_area_set_times(fs, box, AREA_TMP, now2);
 }
 
 /* ---------------------------------- fs-layout parents that are no mailbox
@@ -58,10 +61,11 @@ void dirtime_tmp_changed(int64_t box)
  * name keeps the time of its first child). */
 #define VDIRS "vdirs"
 
-static int vdir_path(const char *prefix, char *buf, size_t len)
+static int vdir_path(struct dboxfs *fs, const char *prefix, char *buf,
+		     size_t len)
 {
 	int o = snprintf(buf, len, "%s/" VDIRS "/",
-			 dbox_store_files_dir(dboxfs.store));
+			 dbox_store_files_dir(fs->store));
 	size_t start = (size_t)o;
 
 	for (const char *p = prefix; *p != '\0' && (size_t)o + 4 < len; p++)
@@ -73,22 +77,23 @@ static int vdir_path(const char *prefix, char *buf, size_t len)
 		prefix[0] == '\0' ? -ENAMETOOLONG : 0;
 }
 
-static int64_t vdir_ns(const char *prefix)
+static int64_t vdir_ns(struct dboxfs *fs, const char *prefix)
 {
 	char path[PATH_MAX];
 	struct stat st;
 
-	if (vdir_path(prefix, path, sizeof(path)) < 0 ||
+	if (vdir_path(fs, prefix, path, sizeof(path)) < 0 ||
 	    stat(path, &st) < 0)
 		return 0;
 	return (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
 }
 
-static void vdir_set(const char *prefix, const struct timespec tv[2])
+static void vdir_set(struct dboxfs *fs, const char *prefix,
+		     const struct timespec tv[2])
 {
 	char path[PATH_MAX], *slash;
 
-	if (vdir_path(prefix, path, sizeof(path)) < 0)
+	if (vdir_path(fs, prefix, path, sizeof(path)) < 0)
 		return;
 	if (mkdir(path, 0700) < 0 && errno == ENOENT) {
 		slash = strrchr(path, '/');
@@ -118,7 +123,7 @@ static void vdir_unescape(const char *name, char *buf, size_t len)
 	buf[o] = '\0';
 }
 
-void dirtime_folder_renamed(const char *from, const char *to)
+void dirtime_folder_renamed(struct dboxfs *fs, const char *from, const char *to)
 {
 	char dir[PATH_MAX], name[DBOX_NAME_MAX * 4 + 1];
 	char newname[DBOX_NAME_MAX * 4 + 1], a[PATH_MAX], b[PATH_MAX];
@@ -127,7 +132,7 @@ void dirtime_folder_renamed(const char *from, const char *to)
 	DIR *d;
 
 	snprintf(dir, sizeof(dir), "%s/" VDIRS,
-		 dbox_store_files_dir(dboxfs.store));
+		 dbox_store_files_dir(fs->store));
 	d = opendir(dir);
 	while (d != NULL && (e = readdir(d)) != NULL) {
 		vdir_unescape(e->d_name, name, sizeof(name));
@@ -136,8 +141,8 @@ void dirtime_folder_renamed(const char *from, const char *to)
 			continue;
 		/* the parents below keep their times, as directories do */
 		snprintf(newname, sizeof(newname), "%s%s", to, name + n);
-		if (vdir_path(name, a, sizeof(a)) == 0 &&
-		    vdir_path(newname, b, sizeof(b)) == 0)
+		if (vdir_path(fs, name, a, sizeof(a)) == 0 &&
+		    vdir_path(fs, newname, b, sizeof(b)) == 0)
 			rename(a, b);
 	}
 	if (d != NULL)
@@ -148,50 +153,49 @@ void dirtime_folder_renamed(const char *from, const char *to)
  *
  * A read-only mount writes nothing: the times of directories whose
  * entries another program changed are kept here, for the mount's life. */
-struct seen_time {
+struct dirtime_seen {
 	char *prefix;
 	int64_t ns;
 };
 
-static pthread_mutex_t times_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct seen_time *ro_times;
-static size_t ro_count;
 
-static int64_t ro_ns(const char *prefix)
+static int64_t ro_ns(struct dboxfs *fs, const char *prefix)
 {
 	int64_t ns = 0;
 
-	pthread_mutex_lock(&times_lock);
-	for (size_t i = 0; i < ro_count; i++) {
-		if (strcmp(ro_times[i].prefix, prefix) == 0)
-			ns = ro_times[i].ns;
+	pthread_mutex_lock(&fs->dirtime.lock);
+	for (size_t i = 0; i < fs->dirtime.ro_count; i++) {
+		if (strcmp(fs->dirtime.ro_times[i].prefix, prefix) == 0)
+			ns = fs->dirtime.ro_times[i].ns;
 	}
-	pthread_mutex_unlock(&times_lock);
+	pthread_mutex_unlock(&fs->dirtime.lock);
 	return ns;
 }
 
-static void ro_set(const char *prefix, int64_t ns)
+static void ro_set(struct dboxfs *fs, const char *prefix, int64_t ns)
 {
-	struct seen_time *grown;
+	struct dirtime_state *dt = &fs->dirtime;
+	struct dirtime_seen *grown;
 	size_t i;
 
-	pthread_mutex_lock(&times_lock);
-	for (i = 0; i < ro_count; i++) {
-		if (strcmp(ro_times[i].prefix, prefix) == 0)
+	pthread_mutex_lock(&dt->lock);
+	for (i = 0; i < dt->ro_count; i++) {
+		if (strcmp(dt->ro_times[i].prefix, prefix) == 0)
 			break;
 	}
-	if (i == ro_count) {
-		grown = realloc(ro_times, (ro_count + 1) * sizeof(*grown));
+	if (i == dt->ro_count) {
+		grown = realloc(dt->ro_times,
+				(dt->ro_count + 1) * sizeof(*grown));
 		if (grown != NULL) {
-			ro_times = grown;
-			ro_times[ro_count].prefix = strdup(prefix);
-			if (ro_times[ro_count].prefix != NULL)
-				ro_count++;
+			dt->ro_times = grown;
+			dt->ro_times[dt->ro_count].prefix = strdup(prefix);
+			if (dt->ro_times[dt->ro_count].prefix != NULL)
+				dt->ro_count++;
 		}
 	}
-	if (i < ro_count)
-		ro_times[i].ns = ns;
-	pthread_mutex_unlock(&times_lock);
+	if (i < dt->ro_count)
+		dt->ro_times[i].ns = ns;
+	pthread_mutex_unlock(&dt->lock);
 }
 
 /* ------------------------- the view's own changes of folder directories
@@ -203,14 +207,7 @@ static void ro_set(const char *prefix, int64_t ns)
  * program makes in that directory within that while moves nothing
  * more: the directory shows the view's change, at most OWN_KEEP_NS
  * older.) */
-#define OWN_MAX 64
 #define OWN_KEEP_NS 2000000000ll   /* far beyond the follower's period */
-
-static struct {
-	char *prefix;
-	int64_t when;
-} own[OWN_MAX];
-static size_t own_next;
 
 static int64_t mono_ns(void)
 {
@@ -220,110 +217,113 @@ static int64_t mono_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static void own_add(const char *prefix)
+static void own_add(struct dboxfs *fs, const char *prefix)
 {
 	char *copy = strdup(prefix);
 
-	pthread_mutex_lock(&times_lock);
-	free(own[own_next].prefix);
-	own[own_next].prefix = copy;
-	own[own_next].when = mono_ns();
-	own_next = (own_next + 1) % OWN_MAX;
-	pthread_mutex_unlock(&times_lock);
+	pthread_mutex_lock(&fs->dirtime.lock);
+	free(fs->dirtime.own[fs->dirtime.own_next].prefix);
+	fs->dirtime.own[fs->dirtime.own_next].prefix = copy;
+	fs->dirtime.own[fs->dirtime.own_next].when = mono_ns();
+	fs->dirtime.own_next = (fs->dirtime.own_next + 1) % DIRTIME_OWN_MAX;
+	pthread_mutex_unlock(&fs->dirtime.lock);
 }
 
-bool dirtime_changed_by_us(const char *prefix)
+bool dirtime_changed_by_us(struct dboxfs *fs, const char *prefix)
 {
 	int64_t now = mono_ns();
 	bool found = false;
 
-	pthread_mutex_lock(&times_lock);
-	for (size_t i = 0; i < OWN_MAX && !found; i++)
-		found = own[i].prefix != NULL &&
-			now - own[i].when < OWN_KEEP_NS &&
-			strcmp(own[i].prefix, prefix) == 0;
-	pthread_mutex_unlock(&times_lock);
+	pthread_mutex_lock(&fs->dirtime.lock);
+	for (size_t i = 0; i < DIRTIME_OWN_MAX && !found; i++)
+		found = fs->dirtime.own[i].prefix != NULL &&
+			now - fs->dirtime.own[i].when < OWN_KEEP_NS &&
+			strcmp(fs->dirtime.own[i].prefix, prefix) == 0;
+	pthread_mutex_unlock(&fs->dirtime.lock);
 	return found;
 }
 
 /* The mailbox-name prefix of a folder-level directory (root: ""). */
-static int dir_prefix(const struct view_ino *dir, char *buf, size_t len)
+static int dir_prefix(struct dboxfs *fs, const struct view_ino *dir, char *buf,
+		      size_t len)
 {
 	struct folder_list fl;
-	int ret = folders_load(dboxfs.store, &fl);
+	int ret = folders_load(fs->store, &fl);
 
 	if (ret < 0)
 		return ret;
-	ret = folders_prefix(&fl, dboxfs.layout, dir, buf, len);
+	ret = folders_prefix(&fl, fs->layout, dir, buf, len);
 	folders_free(&fl);
 	return ret;
 }
 
-void dirtime_folder_changed(const struct view_ino *dir)
+void dirtime_folder_changed(struct dboxfs *fs, const struct view_ino *dir)
 {
 	char prefix[DBOX_NAME_MAX * 4 + 1];
-	int64_t files_box = folders_files_box(dboxfs.layout, dboxfs.inbox_id,
+	int64_t files_box = folders_files_box(fs->layout, fs->inbox_id,
 					      dir);
 
 	if (files_box >= 0)
-		backing_area_set_times(files_box, AREA_FILES, now2);
-	if (dir_prefix(dir, prefix, sizeof(prefix)) < 0)
+		backing_area_set_times(fs, files_box, AREA_FILES, now2);
+	if (dir_prefix(fs, dir, prefix, sizeof(prefix)) < 0)
 		return;
 	if (dir->kind == VK_VDIR)
-		vdir_set(prefix, now2);
-	own_add(prefix);
+		vdir_set(fs, prefix, now2);
+	own_add(fs, prefix);
 }
 
-void dirtime_changed_by_other(const char *prefix)
+void dirtime_changed_by_other(struct dboxfs *fs, const char *prefix)
 {
 	struct dbox_mailbox b;
 	struct timespec ts;
 	int64_t box = -1;
 
-	if (dboxfs.readonly) {
+	if (fs->readonly) {
 		clock_gettime(CLOCK_REALTIME, &ts);
-		ro_set(prefix, (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
+		ro_set(fs, prefix,
+		       (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
 		return;
 	}
 	if (prefix[0] == '\0')
-		box = dboxfs.layout == VIEW_MAILDIRPP ? dboxfs.inbox_id : 0;
-	else if (dbox_mailbox_lookup(dboxfs.store, prefix, &b, NULL) == 0)
+		box = fs->layout == VIEW_MAILDIRPP ? fs->inbox_id : 0;
+	else if (dbox_mailbox_lookup(fs->store, prefix, &b, NULL) == 0)
 		box = b.id;
 	if (box >= 0)
-		backing_area_set_times(box, AREA_FILES, now2);
+		backing_area_set_times(fs, box, AREA_FILES, now2);
 	else
-		vdir_set(prefix, now2);
+		vdir_set(fs, prefix, now2);
 }
 
-int64_t dirtime_dir_ns(const struct view_ino *v, const char *prefix,
+int64_t dirtime_dir_ns(struct dboxfs *fs, const struct view_ino *v,
+		       const char *prefix,
 		       int64_t fallback_ns)
 {
-	int64_t t = v->kind == VK_VDIR ? vdir_ns(prefix) : 0;
-	int64_t seen = dboxfs.readonly ? ro_ns(prefix) : 0;
+	int64_t t = v->kind == VK_VDIR ? vdir_ns(fs, prefix) : 0;
+	int64_t seen = fs->readonly ? ro_ns(fs, prefix) : 0;
 
 	if (t == 0)
-		t = dirtime_folder_ns(folders_files_box(dboxfs.layout,
-						    dboxfs.inbox_id, v),
+		t = dirtime_folder_ns(fs, folders_files_box(fs->layout,
+						    fs->inbox_id, v),
 				       fallback_ns);
 	return seen > t ? seen : t;
 }
 
-void dirtime_free_all(void)
+void dirtime_free_all(struct dboxfs *fs)
 {
-	for (size_t i = 0; i < ro_count; i++)
-		free(ro_times[i].prefix);
-	free(ro_times);
-	ro_times = NULL;
-	ro_count = 0;
-	for (size_t i = 0; i < OWN_MAX; i++) {
-		free(own[i].prefix);
-		own[i].prefix = NULL;
+	for (size_t i = 0; i < fs->dirtime.ro_count; i++)
+		free(fs->dirtime.ro_times[i].prefix);
+	free(fs->dirtime.ro_times);
+	fs->dirtime.ro_times = NULL;
+	fs->dirtime.ro_count = 0;
+	for (size_t i = 0; i < DIRTIME_OWN_MAX; i++) {
+		free(fs->dirtime.own[i].prefix);
+		fs->dirtime.own[i].prefix = NULL;
 	}
 }
 
-void dirtime_folder_made(int64_t box)
+void dirtime_folder_made(struct dboxfs *fs, int64_t box)
 {
-	backing_area_set_times(box, AREA_FILES, now2);
+	backing_area_set_times(fs, box, AREA_FILES, now2);
 }
 
 void dirtime_requested(const struct stat *attr, int to_set,
@@ -342,7 +342,8 @@ void dirtime_requested(const struct stat *attr, int to_set,
 
 /* cur/ and new/: the index's change time, and the spool area's if it has
  * one (the later of the two is shown). */
-static int set_sub_mtime(int64_t box, enum view_sub sub, struct timespec mt)
+static int set_sub_mtime(struct dboxfs *fs, int64_t box, enum view_sub sub,
+			 struct timespec mt)
 {
 	struct timespec tv[2] = { { 0, UTIME_OMIT }, mt };
 	int ret;
@@ -353,15 +354,18 @@ static int set_sub_mtime(int64_t box, enum view_sub sub, struct timespec mt)
 	if (tv[1].tv_sec > INT64_MAX / 1000000000 - 1 ||
 	    tv[1].tv_sec < INT64_MIN / 1000000000 + 1)
 		return -EOVERFLOW;
-	ret = dbox_mailbox_set_dir_mtime(dboxfs.store, box, sub == SUB_NEW,
+	ret = dbox_mailbox_set_dir_mtime(fs->store, box, sub == SUB_NEW,
 					 (int64_t)tv[1].tv_sec * 1000000000 +
 					 tv[1].tv_nsec, NULL);
-	if (ret == 0 && backing_area_mtime(box, backing_area_of_sub(sub)) != 0)
-		ret = backing_area_set_times(box, backing_area_of_sub(sub), tv);
+	if (ret == 0 && backing_area_mtime(fs, box,
+					   backing_area_of_sub(sub)) != 0)
+		ret = backing_area_set_times(fs, box,
+					     backing_area_of_sub(sub), tv);
 	return ret;
 }
 
-int dirtime_set(const struct view_ino *v, const struct stat *attr,
+int dirtime_set(struct dboxfs *fs, const struct view_ino *v,
+		const struct stat *attr,
 		int to_set)
 {
 	char prefix[DBOX_NAME_MAX * 4 + 1];
@@ -374,19 +378,21 @@ int dirtime_set(const struct view_ino *v, const struct stat *attr,
 	switch (v->kind) {
 	case VK_SUB:
 		if (v->sub == SUB_TMP)
-			return backing_area_set_times(v->box, AREA_TMP, tv);
+			return backing_area_set_times(fs, v->box, AREA_TMP,
+						      tv);
 		return tv[1].tv_nsec == UTIME_OMIT ? 0 :
-			set_sub_mtime(v->box, v->sub, tv[1]);
+			set_sub_mtime(fs, v->box, v->sub, tv[1]);
 	case VK_ROOT:
 	case VK_FOLDER:
-		files_box = folders_files_box(dboxfs.layout,
-					      dboxfs.inbox_id, v);
+		files_box = folders_files_box(fs->layout,
+					      fs->inbox_id, v);
 		return files_box < 0 ? 0 :
-			backing_area_set_times(files_box, AREA_FILES, tv);
+			backing_area_set_times(fs, files_box, AREA_FILES,
+					       tv);
 	case VK_VDIR:
 		if (tv[1].tv_nsec != UTIME_OMIT &&
-		    dir_prefix(v, prefix, sizeof(prefix)) >= 0)
-			vdir_set(prefix, tv);
+		    dir_prefix(fs, v, prefix, sizeof(prefix)) >= 0)
+			vdir_set(fs, prefix, tv);
 		return 0;
 	default:
 		return 0;

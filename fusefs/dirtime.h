@@ -30,11 +30,31 @@
 #ifndef DBOXFS_DIRTIME_H
 #define DBOXFS_DIRTIME_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
 
 #include "view.h"
+
+struct dboxfs;
+struct dirtime_seen;
+
+#define DIRTIME_OWN_MAX 64
+
+/* In struct dboxfs (fs->dirtime). */
+struct dirtime_state {
+	pthread_mutex_t lock;          /* everything below */
+	/* a read-only mount: times of directories others changed */
+	struct dirtime_seen *ro_times;
+	size_t ro_count;
+	/* the view's own recent changes of folder directories (a ring) */
+	struct {
+		char *prefix;
+		int64_t when;
+	} own[DIRTIME_OWN_MAX];
+	size_t own_next;
+};
 
 /* mtime (ns) of cur/ or new/ of box, whose index change time is
  * index_ns. */
@@ -42,42 +62,47 @@
  * as utimensat(2) takes them: UTIME_OMIT for those not asked. */
 void dirtime_requested(const struct stat *attr, int to_set,
 		       struct timespec tv[2]);
-int64_t dirtime_sub_ns(int64_t box, enum view_sub sub, int64_t index_ns);
+int64_t dirtime_sub_ns(struct dboxfs *fs, int64_t box, enum view_sub sub,
+		       int64_t index_ns);
 /* mtime (ns) of tmp/ of box, created_ns if nothing changed in it. */
-int64_t dirtime_tmp_ns(int64_t box, int64_t created_ns);
+int64_t dirtime_tmp_ns(struct dboxfs *fs, int64_t box, int64_t created_ns);
 /* mtime (ns) of the folder whose plain files are in area files_box (see
  * folders_files_box), fallback_ns if nothing changed in it. */
-int64_t dirtime_folder_ns(int64_t files_box, int64_t fallback_ns);
+int64_t dirtime_folder_ns(struct dboxfs *fs, int64_t files_box,
+			  int64_t fallback_ns);
 
 /* An entry of tmp/ of box was made or removed by the view itself (mkdir
  * of tmp/: the new directory's time). */
-void dirtime_tmp_changed(int64_t box);
+void dirtime_tmp_changed(struct dboxfs *fs, int64_t box);
 /* A cur/ new/ tmp/ or folder entry of directory `dir` was made, removed
  * or renamed (mkdir, rmdir, rename of folders). */
-void dirtime_folder_changed(const struct view_ino *dir);
+void dirtime_folder_changed(struct dboxfs *fs, const struct view_ino *dir);
 /* The mtime (ns) of a folder-level directory v (root, folder, parent
  * that is no mailbox) whose mailbox-name prefix is `prefix`; fallback_ns
  * if nothing changed in it. */
-int64_t dirtime_dir_ns(const struct view_ino *v, const char *prefix,
+int64_t dirtime_dir_ns(struct dboxfs *fs, const struct view_ino *v,
+		       const char *prefix,
 		       int64_t fallback_ns);
 /* fs layout: the mailbox `from` (and everything below it) is `to` now:
  * the parents that are no mailbox below it keep their times. */
-void dirtime_folder_renamed(const char *from, const char *to);
+void dirtime_folder_renamed(struct dboxfs *fs, const char *from,
+			    const char *to);
 /* The follower: whether the view itself changed the folder entries of
  * the directory with mailbox-name prefix `prefix` (root: "") lately, and
  * so moved its time already. */
-bool dirtime_changed_by_us(const char *prefix);
+bool dirtime_changed_by_us(struct dboxfs *fs, const char *prefix);
 /* The follower: another program made, removed or renamed an entry of
  * that directory. */
-void dirtime_changed_by_other(const char *prefix);
+void dirtime_changed_by_other(struct dboxfs *fs, const char *prefix);
 /* At exit. */
-void dirtime_free_all(void);
+void dirtime_free_all(struct dboxfs *fs);
 /* The folder of mailbox `box` itself is new (mkdir). */
-void dirtime_folder_made(int64_t box);
+void dirtime_folder_made(struct dboxfs *fs, int64_t box);
 
 /* utimensat(2) of a directory of the view (FUSE_SET_ATTR_* in to_set):
  * 0 or -errno. */
-int dirtime_set(const struct view_ino *v, const struct stat *attr,
+int dirtime_set(struct dboxfs *fs, const struct view_ino *v,
+		const struct stat *attr,
 		int to_set);
 
 #endif

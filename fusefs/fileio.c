@@ -63,8 +63,6 @@ static void open_verified(void *ctx, int ret, const struct dbox_err *err)
 	free(po);
 }
 
-static struct fh kwfile_fh = { .type = FH_KWFILE, .fd = -1 };
-
 void fileio_open_kwfile(struct dboxfs *fs, fuse_req_t req,
 			struct fuse_file_info *fi)
 {
@@ -72,7 +70,7 @@ void fileio_open_kwfile(struct dboxfs *fs, fuse_req_t req,
 		fuse_reply_err(req, fs->readonly ? EROFS : EACCES);
 		return;
 	}
-	fi->fh = (uint64_t)(uintptr_t)&kwfile_fh;
+	fi->fh = (uint64_t)(uintptr_t)&fs->kwfile_fh;
 	fi->direct_io = 1;  /* generated text: its size follows changes */
 	fi->noflush = 1;
 	fuse_reply_open(req, fi);
@@ -123,17 +121,17 @@ static void open_binode(struct dboxfs *fs, fuse_req_t req, uint64_t ino,
 void fileio_open_plain(struct dboxfs *fs, fuse_req_t req, uint64_t ino,
 		       struct fuse_file_info *fi)
 {
-	struct binode *bi = backing_get(ino);
+	struct binode *bi = backing_get(fs, ino);
 	int64_t msg_box;
 	uint32_t msg_uid;
 
 	if (bi == NULL)
 		fuse_reply_err(req, ENOENT);
-	else if (backing_msg_of(bi, &msg_box, &msg_uid))
+	else if (backing_msg_of(fs, bi, &msg_box, &msg_uid))
 		fileio_open_msg(fs, req, msg_box, msg_uid, ino, fi);
 	else
 		open_binode(fs, req, ino, bi, fi);
-	backing_put(bi);
+	backing_put(fs, bi);
 }
 
 static void open_binode(struct dboxfs *fs, fuse_req_t req, uint64_t ino,
@@ -340,7 +338,7 @@ void fileio_read_plain_ino(struct dboxfs *fs, fuse_req_t req, uint64_t ino,
 			   size_t size, off_t off)
 {
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
-	struct binode *bi = backing_get(ino);
+	struct binode *bi = backing_get(fs, ino);
 	int64_t msg_box;
 	uint32_t msg_uid;
 	int fd;
@@ -349,13 +347,13 @@ void fileio_read_plain_ino(struct dboxfs *fs, fuse_req_t req, uint64_t ino,
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	if (backing_msg_of(bi, &msg_box, &msg_uid)) {
-		backing_put(bi);
+	if (backing_msg_of(fs, bi, &msg_box, &msg_uid)) {
+		backing_put(fs, bi);
 		fileio_read_msg_ino(fs, req, msg_box, msg_uid, ino, size, off);
 		return;
 	}
 	fd = backing_open(bi, O_RDONLY);
-	backing_put(bi);
+	backing_put(fs, bi);
 	if (fd < 0) {
 		fuse_reply_err(req, -fd);
 		return;

@@ -11,29 +11,22 @@
 #include <unistd.h>
 
 #include "dbox/store.h"
+#include "dboxfs.h"
 #include "flush.h"
 
 #define PENDING_DIR "pending"
 
-struct waiter {
+struct flush_waiter {
 	fuse_req_t req;
-	struct waiter *next;
+	struct flush_waiter *next;
 };
 
-struct pending {
-	struct pending *next;
+struct flush_pending {
+	struct flush_pending *next;
 	char name[];
 };
 
-static pthread_mutex_t f_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t f_cond = PTHREAD_COND_INITIALIZER;
-static struct waiter *waiters;
-static struct pending *pendings;
-static bool f_stop, started;
-static pthread_t flusher;
-static int pending_fd = -1;
-
-int flush_init(const char *ctl_dir)
+int flush_init(struct dboxfs *fs, const char *ctl_dir)
 {
 	char path[PATH_MAX];
 
@@ -42,28 +35,28 @@ int flush_init(const char *ctl_dir)
 		return -ENAMETOOLONG;
 	if (mkdir(path, 0700) < 0 && errno != EEXIST)
 		return -errno;
-	pending_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	return pending_fd < 0 ? -errno : 0;
+	fs->flush.pending_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return fs->flush.pending_fd < 0 ? -errno : 0;
 }
 
-int flush_pending_dirfd(void)
+int flush_pending_dirfd(struct dboxfs *fs)
 {
-	return pending_fd;
+	return fs->flush.pending_fd;
 }
 
-void flush_spool_done(int dirfd, const char *name, int64_t box,
-		      uint32_t uid)
+void flush_spool_done(struct dboxfs *fs, int dirfd, const char *name,
+		      int64_t box, uint32_t uid)
 {
 	char to[NAME_MAX + 1];
-	struct pending *p;
+	struct flush_pending *p;
 
 	snprintf(to, sizeof(to), "%lld.%u.%s", (long long)box, uid, name);
-	if (dboxfs.sync || pending_fd < 0 ||
+	if (fs->sync || fs->flush.pending_fd < 0 ||
 	    (p = malloc(sizeof(*p) + strlen(to) + 1)) == NULL) {
 		unlinkat(dirfd, name, 0);
 		return;
 	}
-	if (renameat(dirfd, name, pending_fd, to) < 0) {
+	if (renameat(dirfd, name, fs->flush.pending_fd, to) < 0) {
 		/* with the commit not durable yet, the file is kept where
 		 * it is: the start-up sweep knows it by base and bytes */
 		fuse_log(FUSE_LOG_WARNING, "dboxfs: %s: kept in the spool "
@@ -72,57 +65,58 @@ void flush_spool_done(int dirfd, const char *name, int64_t box,
 		return;
 	}
 	strcpy(p->name, to);
-	pthread_mutex_lock(&f_lock);
-	p->next = pendings;
-	pendings = p;
-	pthread_mutex_unlock(&f_lock);
+	pthread_mutex_lock(&fs->flush.lock);
+	p->next = fs->flush.pendings;
+	fs->flush.pendings = p;
+	pthread_mutex_unlock(&fs->flush.lock);
 }
 
-void flush_request(fuse_req_t req)
+void flush_request(struct dboxfs *fs, fuse_req_t req)
 {
-	struct waiter *w;
+	struct flush_waiter *w;
 
-	if (dboxfs.sync && !dbox_store_sync_pending(dboxfs.store)) {
+	if (fs->sync && !dbox_store_sync_pending(fs->store)) {
 		fuse_reply_err(req, 0);
 		return;
 	}
 	w = malloc(sizeof(*w));
-	if (w == NULL || !started) {
+	if (w == NULL || !fs->flush.started) {
 		/* no thread to wait for: flush here */
 		struct dbox_err err = { "" };
-		int ret = dbox_store_sync(dboxfs.store, &err);
+		int ret = dbox_store_sync(fs->store, &err);
 
 		free(w);
 		fuse_reply_err(req, ret < 0 ? -ret : 0);
 		return;
 	}
 	w->req = req;
-	pthread_mutex_lock(&f_lock);
-	w->next = waiters;
-	waiters = w;
-	pthread_cond_broadcast(&f_cond);
-	pthread_mutex_unlock(&f_lock);
+	pthread_mutex_lock(&fs->flush.lock);
+	w->next = fs->flush.waiters;
+	fs->flush.waiters = w;
+	pthread_cond_broadcast(&fs->flush.cond);
+	pthread_mutex_unlock(&fs->flush.lock);
 }
 
 /* One flush: what was waiting or pending when it began is covered. */
-static void flush_once(struct waiter *ws, struct pending *ps)
+static void flush_once(struct dboxfs *fs, struct flush_waiter *ws,
+		       struct flush_pending *ps)
 {
 	struct dbox_err err = { "" };
-	int ret = dbox_store_sync(dboxfs.store, &err);
+	int ret = dbox_store_sync(fs->store, &err);
 
 	if (ret < 0)
 		fuse_log(FUSE_LOG_ERR, "dboxfs: flush: %s\n", err.msg);
 	while (ps != NULL) {
-		struct pending *p = ps;
+		struct flush_pending *p = ps;
 
 		ps = p->next;
 		/* a failed flush keeps them for the start-up sweep */
 		if (ret == 0)
-			unlinkat(pending_fd, p->name, 0);
+			unlinkat(fs->flush.pending_fd, p->name, 0);
 		free(p);
 	}
 	while (ws != NULL) {
-		struct waiter *w = ws;
+		struct flush_waiter *w = ws;
 
 		ws = w->next;
 		fuse_reply_err(w->req, ret < 0 ? -ret : 0);
@@ -156,79 +150,81 @@ static bool reached(const struct timespec *now, const struct timespec *t)
 
 static void *flusher_main(void *arg)
 {
-	struct timespec next = deadline_after(dboxfs.commit_interval);
+	struct dboxfs *fs = arg;
+	struct timespec next = deadline_after(fs->commit_interval);
 	bool stop = false;
 
-	(void)arg;
 	while (!stop) {
 		struct timespec now, wake = deadline_after(CHECKPOINT_PERIOD);
-		struct waiter *ws;
-		struct pending *ps = NULL;
+		struct flush_waiter *ws;
+		struct flush_pending *ps = NULL;
 		struct dbox_err err = { "" };
 		bool due;
 
 		if (reached(&wake, &next))
 			wake = next;
-		pthread_mutex_lock(&f_lock);
-		while (waiters == NULL && !f_stop &&
-		       pthread_cond_timedwait(&f_cond, &f_lock, &wake) == 0)
+		pthread_mutex_lock(&fs->flush.lock);
+		while (fs->flush.waiters == NULL && !fs->flush.stop &&
+		       pthread_cond_timedwait(&fs->flush.cond, &fs->flush.lock,
+					      &wake) == 0)
 			;
 		clock_gettime(CLOCK_MONOTONIC, &now);
-		stop = f_stop;
-		ws = waiters;
-		waiters = NULL;
+		stop = fs->flush.stop;
+		ws = fs->flush.waiters;
+		fs->flush.waiters = NULL;
 		/* pending spool files wait for a flush someone asked for,
 		 * or for the commit interval */
 		due = ws != NULL || stop || reached(&now, &next);
 		if (due) {
-			ps = pendings;
-			pendings = NULL;
+			ps = fs->flush.pendings;
+			fs->flush.pendings = NULL;
 		}
-		pthread_mutex_unlock(&f_lock);
+		pthread_mutex_unlock(&fs->flush.lock);
 		if (due && (ws != NULL || ps != NULL || stop ||
-			    dbox_store_sync_pending(dboxfs.store)))
-			flush_once(ws, ps);
+			    dbox_store_sync_pending(fs->store)))
+			flush_once(fs, ws, ps);
 		if (reached(&now, &next))
-			next = deadline_after(dboxfs.commit_interval);
-		if (dbox_store_checkpoint(dboxfs.store, &err) < 0)
+			next = deadline_after(fs->commit_interval);
+		if (dbox_store_checkpoint(fs->store, &err) < 0)
 			fuse_log(FUSE_LOG_WARNING, "dboxfs: %s\n", err.msg);
 	}
 	return NULL;
 }
 
-int flush_start(void)
+int flush_start(struct dboxfs *fs)
 {
 	pthread_condattr_t ca;
 	int ret;
 
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_destroy(&f_cond);
-	pthread_cond_init(&f_cond, &ca);
+	pthread_cond_destroy(&fs->flush.cond);
+	pthread_cond_init(&fs->flush.cond, &ca);
 	pthread_condattr_destroy(&ca);
-	f_stop = false;
-	ret = pthread_create(&flusher, NULL, flusher_main, NULL);
-	started = ret == 0;
+	fs->flush.stop = false;
+	ret = pthread_create(&fs->flush.thread, NULL, flusher_main, fs);
+	fs->flush.started = ret == 0;
 	return -ret;
 }
 
-void flush_stop(void)
+void flush_stop(struct dboxfs *fs)
 {
-	if (started) {
-		pthread_mutex_lock(&f_lock);
-		f_stop = true;
-		pthread_cond_broadcast(&f_cond);
-		pthread_mutex_unlock(&f_lock);
-		pthread_join(flusher, NULL);
-		started = false;
+	if (fs->flush.started) {
+		pthread_mutex_lock(&fs->flush.lock);
+		fs->flush.stop = true;
+		pthread_cond_broadcast(&fs->flush.cond);
+		pthread_mutex_unlock(&fs->flush.lock);
+		pthread_join(fs->flush.thread, NULL);
+		fs->flush.started = false;
 	}
 	/* what came after the thread's last flush (or without a thread) */
-	if (dboxfs.store != NULL && (waiters != NULL || pendings != NULL))
-		flush_once(waiters, pendings);
-	waiters = NULL;
-	pendings = NULL;
-	if (pending_fd >= 0) {
-		close(pending_fd);
-		pending_fd = -1;
+	if (fs->store != NULL &&
+	    (fs->flush.waiters != NULL || fs->flush.pendings != NULL))
+		flush_once(fs, fs->flush.waiters, fs->flush.pendings);
+	fs->flush.waiters = NULL;
+	fs->flush.pendings = NULL;
+	if (fs->flush.pending_fd >= 0) {
+		close(fs->flush.pending_fd);
+		fs->flush.pending_fd = -1;
 	}
 }

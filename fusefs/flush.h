@@ -36,23 +36,41 @@
 #ifndef DBOXFS_FLUSH_H
 #define DBOXFS_FLUSH_H
 
+#define FUSE_USE_VERSION 312   /* as dboxfs.h, which includes this */
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
-#include "dboxfs.h"
+struct dboxfs;
+struct flush_waiter;
+struct flush_pending;
+
+/* The flusher's state; in struct dboxfs (fs->flush), pending_fd -1 until
+ * flush_init. */
+struct flush_state {
+	pthread_mutex_t lock;              /* waiters, pendings, stop */
+	pthread_cond_t cond;
+	struct flush_waiter *waiters;      /* fsyncs waiting for a flush */
+	struct flush_pending *pendings;    /* spool files in pending/ */
+	bool stop, started;
+	pthread_t thread;
+	int pending_fd;                    /* pending/ */
+};
 
 /* pending/ under the control directory; before flush_start */
-int flush_init(const char *ctl_dir);
+int flush_init(struct dboxfs *fs, const char *ctl_dir);
 /* The directory fd of pending/ (for the start-up sweep). */
-int flush_pending_dirfd(void);
-int flush_start(void);
+int flush_pending_dirfd(struct dboxfs *fs);
+int flush_start(struct dboxfs *fs);
 /* A last flush of everything, then the thread ends. */
-void flush_stop(void);
+void flush_stop(struct dboxfs *fs);
 /* Replies to req (fsync or fsyncdir) once everything changed before is
  * durable. */
-void flush_request(fuse_req_t req);
+void flush_request(struct dboxfs *fs, fuse_req_t req);
 /* The spool file name in dirfd was committed as message (box, uid):
  * removed once that commit is durable (at once with -o sync). */
-void flush_spool_done(int dirfd, const char *name, int64_t box,
-		      uint32_t uid);
+void flush_spool_done(struct dboxfs *fs, int dirfd, const char *name,
+		      int64_t box, uint32_t uid);
 
 #endif

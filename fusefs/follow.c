@@ -130,20 +130,12 @@ static int scan_changed(struct dboxfs *fs, int64_t *changed)
  * directory, whose mtime moves as on a local filesystem (unless the view
  * made the change itself: dirtime.h).  A parent that came or went with
  * it (a subtree renamed, a new A of A/B) is no change of its own. */
-struct dir_entry {
+struct follow_dir {
 	char *name;
 	int64_t box;              /* its mailbox, 0: a parent that is none */
 };
 
-struct dir_set {
-	struct dir_entry *e;
-	size_t count, cap;
-};
-
-static struct dir_set dirs;
-static bool dirs_loaded;
-
-static void set_free(struct dir_set *ds)
+static void set_free(struct follow_dir_set *ds)
 {
 	for (size_t i = 0; i < ds->count; i++)
 		free(ds->e[i].name);
@@ -152,12 +144,12 @@ static void set_free(struct dir_set *ds)
 	ds->count = ds->cap = 0;
 }
 
-static void set_add(struct dir_set *ds, const char *name, size_t n,
+static void set_add(struct follow_dir_set *ds, const char *name, size_t n,
 		    int64_t box)
 {
 	if (ds->count == ds->cap) {
 		size_t cap = ds->cap == 0 ? 64 : ds->cap * 2;
-		struct dir_entry *grown = realloc(ds->e, cap * sizeof(*grown));
+		struct follow_dir *grown = realloc(ds->e, cap * sizeof(*grown));
 
 		if (grown == NULL)
 			return;
@@ -172,37 +164,38 @@ static void set_add(struct dir_set *ds, const char *name, size_t n,
 
 static int cmp_name(const void *a, const void *b)
 {
-	return strcmp(((const struct dir_entry *)a)->name,
-		      ((const struct dir_entry *)b)->name);
+	return strcmp(((const struct follow_dir *)a)->name,
+		      ((const struct follow_dir *)b)->name);
 }
 
 /* by name; a mailbox before a parent of the same name */
 static int cmp_entry(const void *a, const void *b)
 {
-	const struct dir_entry *x = a, *y = b;
+	const struct follow_dir *x = a, *y = b;
 	int c = strcmp(x->name, y->name);
 
 	return c != 0 ? c : (y->box != 0) - (x->box != 0);
 }
 
-static const struct dir_entry *set_find(const struct dir_set *ds,
+static const struct follow_dir *set_find(const struct follow_dir_set *ds,
 					const char *name)
 {
-	struct dir_entry key = { (char *)name, 0 };
+	struct follow_dir key = { (char *)name, 0 };
 
 	return ds->count == 0 ? NULL : bsearch(&key, ds->e, ds->count,
 					       sizeof(*ds->e), cmp_name);
 }
 
-static void set_load(const struct folder_list *fl, struct dir_set *ds)
+static void set_load(struct dboxfs *fs, const struct folder_list *fl,
+		     struct follow_dir_set *ds)
 {
 	size_t kept = 0;
 
 	for (size_t i = 0; i < fl->count; i++) {
 		const char *name = fl->boxes[i].name, *p = name;
 
-		if (dboxfs.layout == VIEW_MAILDIRPP) {
-			if (fl->boxes[i].id != dboxfs.inbox_id)
+		if (fs->layout == VIEW_MAILDIRPP) {
+			if (fl->boxes[i].id != fs->inbox_id)
 				set_add(ds, name, strlen(name), fl->boxes[i].id);
 			continue;
 		}
@@ -244,14 +237,14 @@ static uint64_t prefix_ino(const struct folder_list *fl, const char *prefix)
 	return lowest == 0 ? 0 : view_ino_vdir(lowest, depth);
 }
 
-static void parent_changed(const struct folder_list *fl,
-			   const struct dir_set *before,
-			   const struct dir_set *after, const char *name)
+static void parent_changed(struct dboxfs *fs, const struct folder_list *fl,
+			   const struct follow_dir_set *before,
+			   const struct follow_dir_set *after, const char *name)
 {
-	const char *slash = dboxfs.layout == VIEW_FS ? strrchr(name, '/') :
+	const char *slash = fs->layout == VIEW_FS ? strrchr(name, '/') :
 		NULL;
 	char parent[DBOX_NAME_MAX * 4 + 1];
-	const struct dir_entry *a, *b;
+	const struct follow_dir *a, *b;
 	uint64_t ino;
 
 	snprintf(parent, sizeof(parent), "%.*s",
@@ -262,44 +255,47 @@ static void parent_changed(const struct folder_list *fl,
 	b = set_find(after, parent);
 	if (parent[0] != '\0' && (a == NULL || b == NULL || a->box != b->box))
 		return;
-	if (dirtime_changed_by_us(parent))
+	if (dirtime_changed_by_us(fs, parent))
 		return;
-	dirtime_changed_by_other(parent);
+	dirtime_changed_by_other(fs, parent);
 	ino = prefix_ino(fl, parent);
 	if (ino != 0)
-		fuse_lowlevel_notify_inval_inode(dboxfs.se, ino, 0, 0);
+		fuse_lowlevel_notify_inval_inode(fs->se, ino, 0, 0);
 }
 
-static void diff_one_way(const struct folder_list *fl,
-			 const struct dir_set *a, const struct dir_set *b,
-			 const struct dir_set *before,
-			 const struct dir_set *after)
+static void diff_one_way(struct dboxfs *fs, const struct folder_list *fl,
+			 const struct follow_dir_set *a,
+			 const struct follow_dir_set *b,
+			 const struct follow_dir_set *before,
+			 const struct follow_dir_set *after)
 {
 	for (size_t i = 0; i < a->count; i++) {
-		const struct dir_entry *other = set_find(b, a->e[i].name);
+		const struct follow_dir *other = set_find(b, a->e[i].name);
 
 		/* gone, new, or another mailbox under that name */
 		if (other == NULL || other->box != a->e[i].box)
-			parent_changed(fl, before, after, a->e[i].name);
+			parent_changed(fs, fl, before, after, a->e[i].name);
 	}
 }
 
-static void check_folders(void)
+static void check_folders(struct dboxfs *fs)
 {
 	struct folder_list fl;
-	struct dir_set now = { NULL, 0, 0 };
+	struct follow_dir_set now = { NULL, 0, 0 };
 
-	if (folders_load(dboxfs.store, &fl) < 0)
+	if (folders_load(fs->store, &fl) < 0)
 		return;
-	set_load(&fl, &now);
-	if (dirs_loaded) {
-		diff_one_way(&fl, &dirs, &now, &dirs, &now);   /* gone */
-		diff_one_way(&fl, &now, &dirs, &dirs, &now);   /* new */
+	set_load(fs, &fl, &now);
+	if (fs->follower.dirs_loaded) {
+		struct follow_dir_set *dirs = &fs->follower.dirs;
+
+		diff_one_way(fs, &fl, dirs, &now, dirs, &now);   /* gone */
+		diff_one_way(fs, &fl, &now, dirs, dirs, &now);   /* new */
 	}
 	folders_free(&fl);
-	set_free(&dirs);
-	dirs = now;
-	dirs_loaded = true;
+	set_free(&fs->follower.dirs);
+	fs->follower.dirs = now;
+	fs->follower.dirs_loaded = true;
 }
 
 static void check_once(struct dboxfs *fs, uint64_t *seq)
@@ -331,7 +327,7 @@ static void check_once(struct dboxfs *fs, uint64_t *seq)
 	}
 	/* any change, a renamed folder too */
 	if (n != 0 || now != *seq)
-		check_folders();
+		check_folders(fs);
 	*seq = now;
 	kcache_drop_pending();
 }
@@ -341,7 +337,7 @@ static void *follow_main(void *arg)
 	struct dboxfs *fs = arg;
 	uint64_t seq = dbox_store_change_counter(fs->store);
 
-	check_folders();
+	check_folders(fs);
 	for (;;) {
 		struct pollfd p[2] = {
 			{ .fd = fs->follower.stop_pipe[0],
@@ -380,7 +376,7 @@ void follow_stop(struct dboxfs *fs)
 	struct follower *f = &fs->follower;
 
 	if (!f->running) {
-		dirtime_free_all();
+		dirtime_free_all(fs);
 		return;
 	}
 	if (write(f->stop_pipe[1], "x", 1) < 0)
@@ -389,9 +385,9 @@ void follow_stop(struct dboxfs *fs)
 	free(f->seen);
 	f->seen = NULL;
 	f->seen_count = f->seen_cap = 0;
-	set_free(&dirs);
-	dirs_loaded = false;
-	dirtime_free_all();
+	set_free(&fs->follower.dirs);
+	fs->follower.dirs_loaded = false;
+	dirtime_free_all(fs);
 	close(f->stop_pipe[0]);
 	close(f->stop_pipe[1]);
 	f->running = false;

@@ -10,14 +10,23 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* The directories of the folder tree as the follower's last check saw
+ * them, sorted by name (follow.c). */
+struct follow_dir_set {
+	struct follow_dir *e;
+	size_t count, cap;
+};
+
 /* In struct dboxfs: the follower thread, and what its last check saw of
- * each mailbox (the thread's own, so unlocked). */
+ * each mailbox and of the folder tree (the thread's own, so unlocked). */
 struct follower {
 	pthread_t thread;
 	int stop_pipe[2];
 	bool running;
 	struct box_seen *seen;
 	size_t seen_count, seen_cap;
+	struct follow_dir_set dirs;
+	bool dirs_loaded;
 };
 
 struct dboxfs;

@@ -23,8 +23,8 @@
 #include "dboxfs.h"
 
 /* The daemon's state: the session's userdata, which every request
- * reaches with fuse_req_userdata() (modules not yet passed it use the
- * name). */
+ * reaches with fuse_req_userdata(); main() passes it to the set-up
+ * (kcache.c still uses the name). */
 struct dboxfs dboxfs = {
 	.log_lock = PTHREAD_MUTEX_INITIALIZER,
 	.moved.lock = PTHREAD_MUTEX_INITIALIZER,
@@ -34,6 +34,14 @@ struct dboxfs dboxfs = {
 	.commit.lock = PTHREAD_MUTEX_INITIALIZER,
 	.commit.cond = PTHREAD_COND_INITIALIZER,
 	.commit.tail = &dboxfs.commit.head,
+	.backing.lock = PTHREAD_MUTEX_INITIALIZER,
+	.backing.files_fd = -1,
+	.backing.spool_fd = -1,
+	.flush.lock = PTHREAD_MUTEX_INITIALIZER,
+	.flush.cond = PTHREAD_COND_INITIALIZER,
+	.flush.pending_fd = -1,
+	.dirtime.lock = PTHREAD_MUTEX_INITIALIZER,
+	.kwfile_fh = { .type = FH_KWFILE, .fd = -1 },
 };
 
 /* kernel cache of names and attributes the follower invalidates */
@@ -294,33 +302,40 @@ static int add_mount_opts(struct fuse_args *args, const char *store)
 	return 0;
 }
 
+struct count {
+	struct dboxfs *fs;
+	uint64_t n;
+};
+
 static int count_cb(void *ctx, const struct dbox_mailbox *box)
 {
+	struct count *c = ctx;
 	uint64_t n = 0;
 
-	if (dbox_msg_count(dboxfs.store, box->id, -1, &n, NULL) == 0)
-		*(uint64_t *)ctx += n;
+	if (dbox_msg_count(c->fs->store, box->id, -1, &n, NULL) == 0)
+		c->n += n;
 	return 0;
 }
 
-static void log_mount(const char *what, const char *store,
+static void log_mount(struct dboxfs *fs, const char *what, const char *store,
 		      const char *mountpoint)
 {
-	uint64_t n = 0;
+	struct count c = { fs, 0 };
 
-	if (dboxfs.store != NULL)
-		dbox_mailbox_list(dboxfs.store, count_cb, &n, NULL);
+	if (fs->store != NULL)
+		dbox_mailbox_list(fs->store, count_cb, &c, NULL);
 	fuse_log(FUSE_LOG_NOTICE, "dboxfs: %s %s on %s (%s, %s layout, "
 		 "%llu messages)\n", what, store, mountpoint,
-		 dboxfs.readonly ? "read-only" : "read-write",
-		 dboxfs.layout == VIEW_FS ? "fs" : "maildir++",
-		 (unsigned long long)n);
+		 fs->readonly ? "read-only" : "read-write",
+		 fs->layout == VIEW_FS ? "fs" : "maildir++",
+		 (unsigned long long)c.n);
 }
 
 /* The mount's log line counts the messages: O(messages), 2 s for a
  * million from a cold cache, so it is written beside the request loop
  * instead of holding up the mount's first answer. */
 struct mount_log {
+	struct dboxfs *fs;
 	pthread_t thread;
 	bool started;
 	const char *store, *mountpoint;
@@ -330,7 +345,7 @@ static void *mount_log_main(void *arg)
 {
 	struct mount_log *ml = arg;
 
-	log_mount("mounted", ml->store, ml->mountpoint);
+	log_mount(ml->fs, "mounted", ml->store, ml->mountpoint);
 	return NULL;
 }
 
@@ -349,11 +364,11 @@ static void mount_log_join(struct mount_log *ml)
 	ml->started = false;
 }
 
-static void ctl_dir(char *ctl, size_t len)
+static void ctl_dir(struct dboxfs *fs, char *ctl, size_t len)
 {
 	char *slash;
 
-	snprintf(ctl, len, "%s", dbox_store_files_dir(dboxfs.store));
+	snprintf(ctl, len, "%s", dbox_store_files_dir(fs->store));
 	slash = strrchr(ctl, '/');
 	if (slash != NULL)
 		*slash = '\0';
@@ -361,31 +376,31 @@ static void ctl_dir(char *ctl, size_t len)
 
 /* A read-only mount shows the real files beside the store as they are
  * (a store without them, such as a Dovecot tree, has none to show). */
-static void start_reader(void)
+static void start_reader(struct dboxfs *fs)
 {
 	char ctl[4096];
 
-	ctl_dir(ctl, sizeof(ctl));
-	backing_init_readonly(ctl);
+	ctl_dir(fs, ctl, sizeof(ctl));
+	backing_init_readonly(fs, ctl);
 }
 
 /* The write side: real files beside the store and the committer. */
-static int start_writer(void)
+static int start_writer(struct dboxfs *fs)
 {
 	char ctl[4096];
 	int ret;
 
-	ctl_dir(ctl, sizeof(ctl));
-	ret = backing_init(ctl);
+	ctl_dir(fs, ctl, sizeof(ctl));
+	ret = backing_init(fs, ctl);
 	if (ret == 0)
-		ret = flush_init(ctl);
+		ret = flush_init(fs, ctl);
 	if (ret == 0) {
-		sweep_pending(flush_pending_dirfd());
-		sweep_spool();
-		ret = commit_start(&dboxfs);
+		sweep_pending(fs, flush_pending_dirfd(fs));
+		sweep_spool(fs);
+		ret = commit_start(fs);
 	}
 	if (ret == 0)
-		ret = flush_start();
+		ret = flush_start(fs);
 	if (ret < 0)
 		fuse_log(FUSE_LOG_ERR, "dboxfs: %s: %s\n", ctl, strerror(-ret));
 	return ret;
@@ -395,7 +410,7 @@ static int start_writer(void)
  * the open for good right after need not read the whole file again */
 static bool index_checked;
 
-static int open_store(struct options *o, bool ro)
+static int open_store(struct dboxfs *fs, struct options *o, bool ro)
 {
 	struct dbox_open_opts oo = {
 		.index_path = o->index,
@@ -405,7 +420,7 @@ static int open_store(struct options *o, bool ro)
 		.takeover = o->takeover != 0,
 		.fs_max_workers = o->fs_workers > 0 ?
 			(unsigned int)o->fs_workers : 0,
-		.deferred_sync = !dboxfs.sync,
+		.deferred_sync = !fs->sync,
 		.index_checked = index_checked,
 		/* a connection per worker thread: 2 MiB each by default,
 		 * while the OS caches the file anyway */
@@ -415,30 +430,31 @@ static int open_store(struct options *o, bool ro)
 	struct dbox_mailbox inbox;
 	struct stat st;
 
-	if (dbox_store_open(o->store, &oo, &dboxfs.store, &err) < 0) {
+	if (dbox_store_open(o->store, &oo, &fs->store, &err) < 0) {
 		fuse_log(FUSE_LOG_ERR, "dboxfs: %s\n", err.msg);
 		return -1;
 	}
-	dboxfs.readonly = ro || dbox_store_is_readonly(dboxfs.store);
-	if (dbox_mailbox_lookup(dboxfs.store, "INBOX", &inbox, NULL) == 0)
-		dboxfs.inbox_id = inbox.id;
-	if (stat(dbox_store_root(dboxfs.store), &st) == 0) {
-		dboxfs.uid = st.st_uid;
-		dboxfs.gid = st.st_gid;
-		dboxfs.dir_mode = st.st_mode & 0777;
-		dboxfs.file_mode = st.st_mode & 0666;
+	fs->readonly = ro || dbox_store_is_readonly(fs->store);
+	if (dbox_mailbox_lookup(fs->store, "INBOX", &inbox, NULL) == 0)
+		fs->inbox_id = inbox.id;
+	if (stat(dbox_store_root(fs->store), &st) == 0) {
+		fs->uid = st.st_uid;
+		fs->gid = st.st_gid;
+		fs->dir_mode = st.st_mode & 0777;
+		fs->file_mode = st.st_mode & 0666;
 	}
 	return 0;
 }
 
-static int setup(struct options *o, struct fuse_args *args)
+static int setup(struct dboxfs *fs, struct options *o,
+		 struct fuse_args *args)
 {
 	bool ro = has_opt(args, "ro");
 
 	if (o->layout == NULL || strcmp(o->layout, "maildir++") == 0) {
-		dboxfs.layout = VIEW_MAILDIRPP;
+		fs->layout = VIEW_MAILDIRPP;
 	} else if (strcmp(o->layout, "fs") == 0) {
-		dboxfs.layout = VIEW_FS;
+		fs->layout = VIEW_FS;
 	} else {
 		fuse_log(FUSE_LOG_ERR, "dboxfs: layout=%s: use maildir++ or "
 			 "fs\n", o->layout);
@@ -453,7 +469,7 @@ static int setup(struct options *o, struct fuse_args *args)
 			return -1;
 		}
 	}
-	dboxfs.entry_timeout = dboxfs.attr_timeout = dboxfs.neg_timeout =
+	fs->entry_timeout = fs->attr_timeout = fs->neg_timeout =
 		o->timeout > 0 ? o->timeout : 1.0;
 	/* durability (flush.h) */
 	if (o->commit < 0 || o->commit > 86400) {
@@ -461,31 +477,31 @@ static int setup(struct options *o, struct fuse_args *args)
 			 "86400 (seconds)\n", o->commit);
 		return -1;
 	}
-	dboxfs.commit_interval = o->commit > 0 ? o->commit : 1.0;
-	dboxfs.sync = o->sync != 0;
-	if (open_store(o, ro) < 0)
+	fs->commit_interval = o->commit > 0 ? o->commit : 1.0;
+	fs->sync = o->sync != 0;
+	if (open_store(fs, o, ro) < 0)
 		return -1;
 	/* only a check (and the first indexing) before mounting: the store
 	 * has I/O threads, and fuse_daemonize's fork keeps none of them */
-	dbox_store_close(dboxfs.store);
-	dboxfs.store = NULL;
+	dbox_store_close(fs->store);
+	fs->store = NULL;
 	index_checked = true;
 	/* a tree that only Dovecot writes is mounted read-only, so the
 	 * kernel refuses writes before they reach us */
-	if (dboxfs.readonly && !ro)
+	if (fs->readonly && !ro)
 		fuse_opt_add_arg(args, "-oro");
 	return 0;
 }
 
-static void close_store(void)
+static void close_store(struct dboxfs *fs)
 {
-	commit_stop(&dboxfs);
-	flush_stop();
-	sweep_keep_linked();
-	prepare_clear(&dboxfs);
-	backing_shutdown();
-	dbox_store_close(dboxfs.store);
-	dboxfs.store = NULL;
+	commit_stop(fs);
+	flush_stop(fs);
+	sweep_keep_linked(fs);
+	prepare_clear(fs);
+	backing_shutdown(fs);
+	dbox_store_close(fs->store);
+	fs->store = NULL;
 }
 
 /* Paths given relative to where dboxfs was started (a daemon changes to
@@ -509,6 +525,7 @@ int main(int argc, char **argv)
 	struct fuse_cmdline_opts opts;
 	struct fuse_loop_config *loop;
 	struct options o = { 0 };
+	struct dboxfs *fs = &dboxfs;
 	struct mount_log ml = { 0 };
 	bool ro;
 	int ret = -1;
@@ -521,7 +538,7 @@ int main(int argc, char **argv)
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	clock_gettime(CLOCK_REALTIME, &dboxfs.started);
+	clock_gettime(CLOCK_REALTIME, &fs->started);
 	if (fuse_opt_parse(&args, &o, option_spec, opt_proc) < 0)
 		return 1;
 	make_absolute(&o.index);
@@ -552,7 +569,7 @@ int main(int argc, char **argv)
 	/* before fuse_session_new, which takes "ro" out of args */
 	ro = has_opt(&args, "ro");
 	if (check_mountpoint(opts.mountpoint) < 0 ||
-	    add_mount_opts(&args, o.store) < 0 || setup(&o, &args) < 0)
+	    add_mount_opts(&args, o.store) < 0 || setup(fs, &o, &args) < 0)
 		goto out;
 	{
 		/* without the xattr handlers libfuse answers ENOSYS, and the
@@ -566,14 +583,14 @@ int main(int argc, char **argv)
 			ops.setxattr = NULL;
 			ops.removexattr = NULL;
 		}
-		dboxfs.se = fuse_session_new(&args, &ops, sizeof(ops),
-					     &dboxfs);
+		fs->se = fuse_session_new(&args, &ops, sizeof(ops),
+					     fs);
 	}
-	if (dboxfs.se == NULL)
+	if (fs->se == NULL)
 		goto out_store;
-	if (fuse_set_signal_handlers(dboxfs.se) != 0)
+	if (fuse_set_signal_handlers(fs->se) != 0)
 		goto out_session;
-	if (fuse_session_mount(dboxfs.se, opts.mountpoint) != 0)
+	if (fuse_session_mount(fs->se, opts.mountpoint) != 0)
 		goto out_signals;
 	if (!opts.foreground) {
 		openlog("dboxfs", LOG_PID, LOG_DAEMON);
@@ -581,27 +598,28 @@ int main(int argc, char **argv)
 	}
 	fuse_daemonize(opts.foreground);
 	/* the store for good, now that no fork follows */
-	if (open_store(&o, ro) < 0 ||
-	    (!dboxfs.readonly && start_writer() < 0)) {
-		fuse_session_unmount(dboxfs.se);
+	if (open_store(fs, &o, ro) < 0 ||
+	    (!fs->readonly && start_writer(fs) < 0)) {
+		fuse_session_unmount(fs->se);
 		goto out_signals;
 	}
-	if (dboxfs.readonly)
-		start_reader();
+	if (fs->readonly)
+		start_reader(fs);
+	ml.fs = fs;
 	ml.store = o.store;
 	ml.mountpoint = opts.mountpoint;
 	mount_log_start(&ml);
 	/* names and attributes for hours: the follower drops what changes
 	 * (kcache.h); without it, or with cache_timeout= given, the short
 	 * timeout for everything */
-	dboxfs.cache_timeout = o.timeout > 0 ? o.timeout : CACHE_TIMEOUT_LONG;
-	if (follow_start(&dboxfs) < 0) {
-		dboxfs.cache_timeout = dboxfs.entry_timeout;
+	fs->cache_timeout = o.timeout > 0 ? o.timeout : CACHE_TIMEOUT_LONG;
+	if (follow_start(fs) < 0) {
+		fs->cache_timeout = fs->entry_timeout;
 		fuse_log(FUSE_LOG_ERR, "dboxfs: changes by other programs will "
 			 "show only after the cache timeout\n");
 	}
 	if (opts.singlethread) {
-		ret = fuse_session_loop(dboxfs.se);
+		ret = fuse_session_loop(fs->se);
 	} else {
 		loop = fuse_loop_cfg_create();
 		fuse_loop_cfg_set_clone_fd(loop, opts.clone_fd);
@@ -611,24 +629,24 @@ int main(int argc, char **argv)
 		if (opts.max_idle_threads <= 100000)
 			fuse_loop_cfg_set_idle_threads(loop,
 						       opts.max_idle_threads);
-		ret = fuse_session_loop_mt(dboxfs.se, loop);
+		ret = fuse_session_loop_mt(fs->se, loop);
 		fuse_loop_cfg_destroy(loop);
 	}
-	follow_stop(&dboxfs);
+	follow_stop(fs);
 	mount_log_join(&ml);
-	log_mount("unmounting", o.store, opts.mountpoint);
-	fuse_session_unmount(dboxfs.se);
+	log_mount(fs, "unmounting", o.store, opts.mountpoint);
+	fuse_session_unmount(fs->se);
 out_signals:
 	/* Before the session goes: deliveries still queued get their replies,
 	 * and the store's I/O workers, which splice replies and so own
 	 * libfuse's per-thread pipes, exit while libfuse can still free
 	 * those. */
-	close_store();
-	fuse_remove_signal_handlers(dboxfs.se);
+	close_store(fs);
+	fuse_remove_signal_handlers(fs->se);
 out_session:
-	fuse_session_destroy(dboxfs.se);
+	fuse_session_destroy(fs->se);
 out_store:
-	close_store();
+	close_store(fs);
 out:
 	free(opts.mountpoint);
 	fuse_opt_free_args(&args);

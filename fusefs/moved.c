@@ -35,12 +35,12 @@ uint64_t moved_to(struct dboxfs *fs, uint64_t from)
 uint64_t moved_file_node(struct dboxfs *fs, uint64_t ino)
 {
 	/* the message paths' hot case: no message became a tmp/ file */
-	if (!backing_any_msg_node())
+	if (!backing_any_msg_node(fs))
 		return 0;
 	/* a few moves in a row at most, and a ring entry may be stale: a
 	 * bound instead of a cycle check */
 	for (int i = 0; i < 8 && ino != 0; i++) {
-		if (backing_has_node(ino))
+		if (backing_has_node(fs, ino))
 			return ino;
 		ino = moved_to(fs, ino);
 	}

@@ -17,14 +17,14 @@
 static int plain_lookup(struct dboxfs *fs, const struct view_ino *dir,
 			const char *name, struct stat *st)
 {
-	struct binode *parent = backing_get(view_ino_plain(dir)), *bi;
+	struct binode *parent = backing_get(fs, view_ino_plain(dir)), *bi;
 	int ret;
 
 	if (parent == NULL)
 		return -ENOENT;
-	ret = backing_lookup(backing_dirfd(parent), name, parent->box,
+	ret = backing_lookup(fs, backing_dirfd(parent), name, parent->box,
 			     parent->area, &bi, st);
-	backing_put(parent);
+	backing_put(fs, parent);
 	return ret;
 }
 
@@ -39,7 +39,7 @@ static int setattr_plain(struct dboxfs *fs, struct binode *bi,
 		      FUSE_SET_ATTR_MTIME_NOW))
 		prepare_drop(fs, bi->ino);
 	if (to_set & FUSE_SET_ATTR_SIZE)
-		backing_mark_drop(bi->ino);
+		backing_mark_drop(fs, bi->ino);
 	backing_fd_path(bi->fd, path, sizeof(path));
 	if ((to_set & FUSE_SET_ATTR_MODE) &&
 	    chmod(path, attr->st_mode & 07777) < 0)
@@ -70,18 +70,18 @@ int node_plain_setattr_of(struct dboxfs *fs, uint64_t ino,
 			  const struct stat *attr, int to_set,
 			  struct fuse_file_info *fi)
 {
-	struct binode *bi = backing_get(ino);
+	struct binode *bi = backing_get(fs, ino);
 	int64_t msg_box;
 	uint32_t msg_uid;
 	int ret;
 
 	if (bi == NULL)
 		ret = -ENOENT;
-	else if (backing_msg_of(bi, &msg_box, &msg_uid))
+	else if (backing_msg_of(fs, bi, &msg_box, &msg_uid))
 		ret = node_msg_setattr_of(fs, msg_box, msg_uid, attr, to_set);
 	else
 		ret = setattr_plain(fs, bi, attr, to_set, fi);
-	backing_put(bi);
+	backing_put(fs, bi);
 	return ret;
 }
 

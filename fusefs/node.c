@@ -44,12 +44,12 @@ int node_lookup_backing(struct dboxfs *fs, const struct view_ino *dir,
 		return ret == -EROFS ? -ENOENT : ret;
 	/* no sweep ran: tmp/ as the next one leaves it */
 	if (fs->readonly && area == AREA_TMP)
-		name = totmp_ro_backing(dirfd, name, shown, sizeof(shown));
+		name = totmp_ro_backing(fs, dirfd, name, shown, sizeof(shown));
 	if (name != NULL && fs->readonly && area != AREA_FILES &&
-	    sweep_ro_leftover(box, dirfd, name))
+	    sweep_ro_leftover(fs, box, dirfd, name))
 		name = NULL;
 	ret = name == NULL ? -ENOENT :
-		backing_lookup(dirfd, name, box, area, &bi, st);
+		backing_lookup(fs, dirfd, name, box, area, &bi, st);
 	close(dirfd);
 	return ret;
 }
@@ -76,7 +76,7 @@ int node_dir_setattr(struct dboxfs *fs, const struct view_ino *v,
 {
 	(void)fi;
 	return (to_set & FUSE_SET_ATTR_SIZE) ? -EISDIR :
-		dirtime_set(v, attr, to_set);
+		dirtime_set(fs, v, attr, to_set);
 }
 
 void node_dir_open(struct dboxfs *fs, fuse_req_t req, const struct view_ino *v,

@@ -48,14 +48,14 @@ int opw_area_of(struct dboxfs *fs, const struct view_ino *v, int *dirfd_r,
 		   enum backing_area *area_r, int64_t *box_r)
 {
 	if (v->kind == VK_PLAIN) {
-		struct binode *bi = backing_get(v->ino);
+		struct binode *bi = backing_get(fs, v->ino);
 
 		if (bi == NULL)
 			return -ENOENT;
 		*dirfd_r = dup(backing_dirfd(bi));
 		*area_r = bi->area;
 		*box_r = bi->box;
-		backing_put(bi);
+		backing_put(fs, bi);
 		return *dirfd_r < 0 ? -errno : 0;
 	}
 	return attr_area_dirfd(fs, v, dirfd_r, area_r, box_r);
@@ -64,9 +64,10 @@ int opw_area_of(struct dboxfs *fs, const struct view_ino *v, int *dirfd_r,
 void opw_reply_backing_entry(fuse_req_t req, int dirfd, const char *name,
 			     int64_t box, enum backing_area area)
 {
+	struct dboxfs *fs = fuse_req_userdata(req);
 	struct binode *bi;
 	struct stat st;
-	int ret = backing_lookup(dirfd, name, box, area, &bi, &st);
+	int ret = backing_lookup(fs, dirfd, name, box, area, &bi, &st);
 
 	if (ret < 0)
 		fuse_reply_err(req, -ret);
@@ -153,7 +154,8 @@ void opw_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 
 void opw_readlink(fuse_req_t req, fuse_ino_t ino)
 {
-	struct binode *bi = backing_get(ino);
+	struct dboxfs *fs = fuse_req_userdata(req);
+	struct binode *bi = backing_get(fs, ino);
 	char buf[PATH_MAX + 1];
 	ssize_t n;
 
@@ -162,7 +164,7 @@ void opw_readlink(fuse_req_t req, fuse_ino_t ino)
 		return;
 	}
 	n = readlinkat(bi->fd, "", buf, sizeof(buf) - 1);
-	backing_put(bi);
+	backing_put(fs, bi);
 	if (n < 0) {
 		fuse_reply_err(req, errno);
 		return;

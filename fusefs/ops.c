@@ -79,7 +79,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, dboxfs_errno(ret));
 		return;
 	}
-	st.st_ino = backing_shown_ino(st.st_ino);
+	st.st_ino = backing_shown_ino(fs, st.st_ino);
 	fuse_reply_attr(req, &st, fs->cache_timeout);
 }
 
@@ -102,7 +102,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		fuse_reply_err(req, dboxfs_errno(ret));
 		return;
 	}
-	st.st_ino = backing_shown_ino(st.st_ino);
+	st.st_ino = backing_shown_ino(fs, st.st_ino);
 	fuse_reply_attr(req, &st, fs->attr_timeout);
 }
 
@@ -300,24 +300,26 @@ static void op_destroy(void *userdata)
 /* Inode numbers of the view come from the data and need nothing freed;
  * only backing inodes hold a descriptor (a message's number too, once
  * it was renamed into tmp/). */
-static void forget_one(fuse_ino_t ino, uint64_t nlookup)
+static void forget_one(struct dboxfs *fs, fuse_ino_t ino, uint64_t nlookup)
 {
 	kcache_forget(ino, nlookup);
 	if ((ino >> 60) == VK_PLAIN || (ino >> 60) == VK_MSG)
-		backing_forget(ino, nlookup);
+		backing_forget(fs, ino, nlookup);
 }
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	forget_one(ino, nlookup);
+	forget_one(fuse_req_userdata(req), ino, nlookup);
 	fuse_reply_none(req);
 }
 
 static void op_forget_multi(fuse_req_t req, size_t count,
 			    struct fuse_forget_data *forgets)
 {
+	struct dboxfs *fs = fuse_req_userdata(req);
+
 	for (size_t i = 0; i < count; i++)
-		forget_one(forgets[i].ino, forgets[i].nlookup);
+		forget_one(fs, forgets[i].ino, forgets[i].nlookup);
 	fuse_reply_none(req);
 }
 

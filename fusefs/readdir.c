@@ -102,12 +102,12 @@ static int backing_dir_open(struct dboxfs *fs, const struct view_ino *v,
 	int pfd, ret;
 
 	if (v->kind == VK_PLAIN) {
-		struct binode *bi = backing_get(v->ino);
+		struct binode *bi = backing_get(fs, v->ino);
 
 		if (bi == NULL)
 			return -ENOENT;
 		*fd_r = backing_reopen(bi->fd, O_RDONLY | O_DIRECTORY);
-		backing_put(bi);
+		backing_put(fs, bi);
 		return *fd_r < 0 ? *fd_r : 0;
 	}
 	ret = attr_area_dirfd(fs, v, &pfd, &area, &box);
@@ -173,14 +173,14 @@ static void add_backing(struct dirbuf *d, off_t off)
 	if (d->dh->count == 0)
 		return;
 	if (d->dir->kind == VK_PLAIN) {
-		struct binode *bi = backing_get(d->dir->ino);
+		struct binode *bi = backing_get(d->fs, d->dir->ino);
 
 		if (bi == NULL)
 			return;
 		dirfd = dup(backing_dirfd(bi));
 		area = bi->area;
 		box = bi->box;
-		backing_put(bi);
+		backing_put(d->fs, bi);
 	} else if (attr_area_dirfd(d->fs, d->dir, &dirfd, &area, &box) < 0) {
 		return;
 	}
@@ -193,15 +193,15 @@ static void add_backing(struct dirbuf *d, off_t off)
 
 		/* no sweep ran: the spool as the next one leaves it */
 		if (d->fs->readonly && area == AREA_TMP &&
-		    (shown = totmp_ro_shown(dirfd, shown, buf,
+		    (shown = totmp_ro_shown(d->fs, dirfd, shown, buf,
 					    sizeof(buf))) == NULL)
 			continue;
 		if (d->fs->readonly && area != AREA_FILES &&
-		    sweep_ro_leftover(box, dirfd, d->dh->names[i]))
+		    sweep_ro_leftover(d->fs, box, dirfd, d->dh->names[i]))
 			continue;
 		if (d->plus)
-			ret = backing_lookup(dirfd, d->dh->names[i], box, area,
-					     &bi, &st);
+			ret = backing_lookup(d->fs, dirfd, d->dh->names[i], box,
+					     area, &bi, &st);
 		else if ((ret = fstatat(dirfd, d->dh->names[i], &st,
 					AT_SYMLINK_NOFOLLOW)) < 0)
 			ret = -errno;
@@ -215,7 +215,7 @@ static void add_backing(struct dirbuf *d, off_t off)
 			continue;  /* gone since the snapshot */
 		if (!dir_add(d, shown, &st, cookie_backing(i))) {
 			if (d->plus)
-				backing_forget(st.st_ino, 1);
+				backing_forget(d->fs, st.st_ino, 1);
 			break;
 		}
 	}
@@ -411,7 +411,7 @@ void readdir_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	 * returns (flush.h): every waiting fsync shares one flush.  Which
 	 * directory does not matter: a flush covers all changes. */
 	(void)ino; (void)datasync; (void)fi;
-	flush_request(req);
+	flush_request(fuse_req_userdata(req), req);
 }
 
 void readdir_handle_free(struct fh *fh)

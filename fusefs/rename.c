@@ -142,10 +142,10 @@ static int rename_folder(struct dboxfs *fs, const struct view_ino *src_dir,
 		fuse_log(FUSE_LOG_ERR, "dboxfs: rename %s: %s\n", from,
 			 err.msg);
 	if (ret == 0 && fs->layout == VIEW_FS)
-		dirtime_folder_renamed(from, to);
+		dirtime_folder_renamed(fs, from, to);
 	if (ret == 0) {
-		dirtime_folder_changed(src_dir);
-		dirtime_folder_changed(dst_dir);
+		dirtime_folder_changed(fs, src_dir);
+		dirtime_folder_changed(fs, dst_dir);
 	}
 	return ret;
 }
@@ -302,7 +302,7 @@ static int rename_of_msg(struct dboxfs *fs, const struct dbox_msg *m,
 	if (flags & RENAME_EXCHANGE)
 		return exchange_msg(fs, m, dst, newname);
 	if (dst->kind == VK_SUB && dst->sub == SUB_TMP)
-		return totmp_rename(m, dst->box, newname, flags);
+		return totmp_rename(fs, m, dst->box, newname, flags);
 	if (dst->kind != VK_SUB)
 		return -EXDEV;
 	if (flags & RENAME_NOREPLACE)
@@ -383,13 +383,14 @@ static void link_binode(fuse_req_t req, struct binode *bi, fuse_ino_t ino,
 void opw_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	      const char *newname)
 {
+	struct dboxfs *fs = fuse_req_userdata(req);
 	struct binode *bi;
 
 	if (opw_refuse_readonly(req))
 		return;
-	bi = backing_get(ino);
+	bi = backing_get(fs, ino);
 	link_binode(req, bi, ino, newparent, newname);
-	backing_put(bi);
+	backing_put(fs, bi);
 }
 
 static void link_binode(fuse_req_t req, struct binode *bi, fuse_ino_t ino,
@@ -404,7 +405,7 @@ static void link_binode(fuse_req_t req, struct binode *bi, fuse_ino_t ino,
 	uint32_t msg_uid;
 	int dfd = -1, ret;
 
-	if (bi == NULL || backing_msg_of(bi, &msg_box, &msg_uid) ||
+	if (bi == NULL || backing_msg_of(fs, bi, &msg_box, &msg_uid) ||
 	    !view_ino_decode(newparent, &dst)) {
 		/* messages are linked nowhere: tools copy instead */
 		fuse_reply_err(req, EXDEV);

@@ -38,7 +38,7 @@ void reply_entry_param(struct dboxfs *fs, struct fuse_entry_param *e,
 	memset(e, 0, sizeof(*e));
 	e->ino = st->st_ino;
 	e->attr = *st;
-	e->attr.st_ino = backing_shown_ino(e->ino);
+	e->attr.st_ino = backing_shown_ino(fs, e->ino);
 	e->attr_timeout = fs->attr_timeout;
 	e->entry_timeout = fs->entry_timeout;
 }

@@ -24,14 +24,14 @@
  * into another folder, is not recognised and stays in tmp/ as before;
  * a file link() delivered before a clean stop is the client's until it
  * unlinks it (the kept mark, backing.h). */
-static bool same_bytes(int fd, const struct dbox_msg *m)
+static bool same_bytes(struct dboxfs *fs, int fd, const struct dbox_msg *m)
 {
 	char a[16384], b[sizeof(a)];
 	struct dbox_err err = { "" };
 	uint64_t off = 0;
 
 	for (;;) {
-		ssize_t n = dbox_msg_pread(dboxfs.store, m, a, sizeof(a), off,
+		ssize_t n = dbox_msg_pread(fs->store, m, a, sizeof(a), off,
 					   &err);
 
 		if (n <= 0)
@@ -44,7 +44,8 @@ static bool same_bytes(int fd, const struct dbox_msg *m)
 }
 
 /* Whether the file is a committed delivery's (m: its message). */
-static bool is_committed(int64_t box, int dirfd, const char *name,
+static bool is_committed(struct dboxfs *fs, int64_t box, int dirfd,
+			 const char *name,
 			 const struct stat *st, struct dbox_msg *m)
 {
 	char base[DBOX_NAME_MAX + 1];
@@ -54,7 +55,7 @@ static bool is_committed(int64_t box, int dirfd, const char *name,
 
 	view_name_split(name, base, sizeof(base), &info);
 	if (base[0] == '\0' || base[0] == '.' ||
-	    dbox_msg_lookup_base(dboxfs.store, box, base, m, NULL) < 0 ||
+	    dbox_msg_lookup_base(fs->store, box, base, m, NULL) < 0 ||
 	    m->size != (uint64_t)st->st_size ||
 	    m->received != st->st_mtim.tv_sec ||
 	    m->received_ns != st->st_mtim.tv_nsec)
@@ -65,18 +66,19 @@ static bool is_committed(int64_t box, int dirfd, const char *name,
 	/* a file that was a message (renamed into tmp/) is the client's */
 	yes = !backing_marked_kept(fd) &&
 		backing_node_ino(fd, NULL, st) >> 60 != VK_MSG &&
-		same_bytes(fd, m);
+		same_bytes(fs, fd, m);
 	close(fd);
 	return yes;
 }
 
 /* true: the file was a committed delivery's, and is gone now */
-static bool sweep_committed(int64_t box, int dirfd, const char *name,
+static bool sweep_committed(struct dboxfs *fs, int64_t box, int dirfd,
+			    const char *name,
 			    const struct stat *st)
 {
 	struct dbox_msg m;
 
-	if (!is_committed(box, dirfd, name, st, &m) ||
+	if (!is_committed(fs, box, dirfd, name, st, &m) ||
 	    unlinkat(dirfd, name, 0) < 0)
 		return false;
 	fuse_log(FUSE_LOG_INFO, "dboxfs: removed %s of mailbox %lld: "
@@ -85,13 +87,15 @@ static bool sweep_committed(int64_t box, int dirfd, const char *name,
 	return true;
 }
 
-bool sweep_ro_leftover(int64_t box, int dirfd, const char *name)
+bool sweep_ro_leftover(struct dboxfs *fs, int64_t box, int dirfd,
+		       const char *name)
 {
 	struct dbox_msg m;
 	struct stat st;
 
 	return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-		S_ISREG(st.st_mode) && is_committed(box, dirfd, name, &st, &m);
+		S_ISREG(st.st_mode) && is_committed(fs, box, dirfd, name, &st,
+						    &m);
 }
 
 /* A file created in cur/ or new/ under its final name is committed when
@@ -101,7 +105,8 @@ bool sweep_ro_leftover(int64_t box, int dirfd, const char *name)
  * they are committed now, as the release would have.  Any other file
  * under a final name there was being written, or failed its commit: it
  * goes to tmp/, where the client sees it, never as a message. */
-static void commit_closed(int64_t box, enum backing_area area, int dirfd,
+static void commit_closed(struct dboxfs *fs, int64_t box,
+			  enum backing_area area, int dirfd,
 			  const char *name, size_t *queued)
 {
 	struct commit_job *job;
@@ -113,43 +118,53 @@ static void commit_closed(int64_t box, enum backing_area area, int dirfd,
 		return;
 	marked = fstat(fd, &st) == 0 && backing_marked_complete(fd, &st);
 	close(fd);
-	if (!marked || commit_job_make(&dboxfs, dirfd, name, 0, box,
+	if (!marked || commit_job_make(fs, dirfd, name, 0, box,
 				       backing_sub_of_area(area), name,
 				       true, &job) < 0)
 		return;
 	job->keep_dir_mtime = true;
-	commit_submit(&dboxfs, job);
+	commit_submit(fs, job);
 	/* each queued job holds descriptors: commit as they fill a batch */
 	if (++*queued % COMMIT_BATCH_MAX == 0)
-		commit_queued(&dboxfs);
+		commit_queued(fs);
 }
+
+/* what sweep_spool's first walk passes its callback */
+struct sweep_ctx {
+	struct dboxfs *fs;
+	size_t queued;
+};
 
 static void sweep_one(void *ctx, int64_t box, enum backing_area area,
 		      int dirfd, const char *name, const struct stat *st)
 {
-	if (area == AREA_TMP && totmp_sweep(box, dirfd, name))
+	struct sweep_ctx *sc = ctx;
+	struct dboxfs *fs = sc->fs;
+
+	if (area == AREA_TMP && totmp_sweep(fs, box, dirfd, name))
 		return;
-	if (sweep_committed(box, dirfd, name, st))
+	if (sweep_committed(fs, box, dirfd, name, st))
 		return;
 	if (area == AREA_CUR || area == AREA_NEW)
-		commit_closed(box, area, dirfd, name, ctx);
+		commit_closed(fs, box, area, dirfd, name, &sc->queued);
 }
 
 static void move_unclosed(void *ctx, int64_t box, enum backing_area area,
 			  int dirfd, const char *name, const struct stat *st)
 {
+	struct dboxfs *fs = ctx;
 	char base[DBOX_NAME_MAX + 1];
 	const char *info;
 	int ret;
 
-	(void)ctx; (void)st;
+	(void)st;
 	view_name_split(name, base, sizeof(base), &info);
 	/* only what its last close would have committed: rsync's
 	 * .name.XXXXXX stays where its writer left it */
 	if ((area != AREA_CUR && area != AREA_NEW) || base[0] == '\0' ||
 	    base[0] == '.')
 		return;
-	ret = backing_move_to_tmp(box, dirfd, name);
+	ret = backing_move_to_tmp(fs, box, dirfd, name);
 	if (ret < 0)
 		fuse_log(FUSE_LOG_ERR, "dboxfs: spool: %s of mailbox %lld: "
 			 "cannot move to tmp/: %s\n", name, (long long)box,
@@ -161,20 +176,20 @@ static void move_unclosed(void *ctx, int64_t box, enum backing_area area,
 			 area == AREA_CUR ? "cur" : "new", (long long)box);
 }
 
-void sweep_spool(void)
+void sweep_spool(struct dboxfs *fs)
 {
-	size_t queued = 0;
-	int ret = backing_spool_walk(sweep_one, &queued);
+	struct sweep_ctx sc = { fs, 0 };
+	int ret = backing_spool_walk(fs, sweep_one, &sc);
 
-	commit_queued(&dboxfs);
+	commit_queued(fs);
 	if (ret == 0)
-		ret = backing_spool_walk(move_unclosed, NULL);
+		ret = backing_spool_walk(fs, move_unclosed, fs);
 	if (ret < 0)
 		fuse_log(FUSE_LOG_ERR, "dboxfs: spool: %s\n", strerror(-ret));
-	if (queued > 0)
+	if (sc.queued > 0)
 		fuse_log(FUSE_LOG_INFO, "dboxfs: spool: %zu files closed in "
 			 "cur/ or new/ before the daemon stopped: committed\n",
-			 queued);
+			 sc.queued);
 }
 
 static void keep_linked(void *ctx, int64_t box, enum backing_area area,
@@ -192,10 +207,10 @@ static void keep_linked(void *ctx, int64_t box, enum backing_area area,
 	close(fd);
 }
 
-void sweep_keep_linked(void)
+void sweep_keep_linked(struct dboxfs *fs)
 {
 	/* a read-only mount made no links, and writes nothing */
-	int ret = dboxfs.readonly ? 0 : backing_spool_walk(keep_linked, NULL);
+	int ret = fs->readonly ? 0 : backing_spool_walk(fs, keep_linked, NULL);
 
 	if (ret < 0 && ret != -EROFS)
 		fuse_log(FUSE_LOG_ERR, "dboxfs: spool: %s\n", strerror(-ret));
@@ -222,7 +237,7 @@ static bool pending_name(const char *s, int64_t *box_r, uint32_t *uid_r,
 	return true;
 }
 
-static void sweep_pending_one(int dirfd, const char *entry)
+static void sweep_pending_one(struct dboxfs *fs, int dirfd, const char *entry)
 {
 	struct dbox_msg m;
 	const char *name;
@@ -238,14 +253,14 @@ static void sweep_pending_one(int dirfd, const char *entry)
 	if (fd < 0)
 		return;
 	done = fstat(fd, &st) == 0 &&
-		dbox_msg_get(dboxfs.store, box, uid, &m, NULL) == 0 &&
-		m.size == (uint64_t)st.st_size && same_bytes(fd, &m);
+		dbox_msg_get(fs->store, box, uid, &m, NULL) == 0 &&
+		m.size == (uint64_t)st.st_size && same_bytes(fs, fd, &m);
 	close(fd);
 	if (done) {
 		unlinkat(dirfd, entry, 0);
 		return;
 	}
-	ret = backing_move_to_tmp_as(box, dirfd, entry, name);
+	ret = backing_move_to_tmp_as(fs, box, dirfd, entry, name);
 	if (ret < 0)
 		fuse_log(FUSE_LOG_ERR, "dboxfs: pending/%s: cannot move to tmp/"
 			 ": %s\n", entry, strerror(-ret));
@@ -255,7 +270,7 @@ static void sweep_pending_one(int dirfd, const char *entry)
 			 "back in tmp/\n", name, (long long)box);
 }
 
-void sweep_pending(int dirfd)
+void sweep_pending(struct dboxfs *fs, int dirfd)
 {
 	int fd = dirfd >= 0 ? openat(dirfd, ".", O_RDONLY | O_DIRECTORY |
 				     O_CLOEXEC) : -1;
@@ -269,7 +284,7 @@ void sweep_pending(int dirfd)
 	}
 	while ((e = readdir(d)) != NULL) {
 		if (e->d_name[0] != '.')
-			sweep_pending_one(dirfd, e->d_name);
+			sweep_pending_one(fs, dirfd, e->d_name);
 	}
 	closedir(d);
 }

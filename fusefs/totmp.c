@@ -34,7 +34,7 @@
 #define TOTMP_PREFIX ".dboxfs-totmp."
 #define NAME_XATTR "user.dboxfs.totmp"
 
-static int copy_bytes(const struct dbox_msg *m, int fd)
+static int copy_bytes(struct dboxfs *fs, const struct dbox_msg *m, int fd)
 {
 	struct dbox_err err = { "" };
 	char *buf = malloc(65536);
@@ -42,7 +42,7 @@ static int copy_bytes(const struct dbox_msg *m, int fd)
 	int ret = buf == NULL ? -ENOMEM : 0;
 
 	while (ret == 0 && off < m->size) {
-		ssize_t n = dbox_msg_pread(dboxfs.store, m, buf, 65536, off,
+		ssize_t n = dbox_msg_pread(fs->store, m, buf, 65536, off,
 					   &err);
 
 		if (n <= 0) {
@@ -61,15 +61,16 @@ static int copy_bytes(const struct dbox_msg *m, int fd)
 
 /* The unnamed file: bytes, the message's mode and times, its inode
  * number and final name (xattrs), durable. */
-static int write_file(const struct dbox_msg *m, int dirfd, const char *name,
+static int write_file(struct dboxfs *fs, const struct dbox_msg *m, int dirfd,
+		      const char *name,
 		      int *fd_r)
 {
 	struct stat st;
 	struct timespec ts[2];
 	int fd = openat(dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	int ret = fd < 0 ? -errno : copy_bytes(m, fd);
+	int ret = fd < 0 ? -errno : copy_bytes(fs, m, fd);
 
-	attr_msg(&dboxfs, &st, m);
+	attr_msg(fs, &st, m);
 	ts[0] = st.st_atim;
 	ts[1] = st.st_mtim;
 	if (ret == 0 && fchmod(fd, st.st_mode & 07777) < 0)
@@ -119,7 +120,8 @@ static int link_reserved(int fd, int dirfd, const char *reserved)
 
 /* The kernel still knows the file under the message's node (its number
  * or a delivered file's binode): those answer for the tmp/ file now. */
-static void take_over_nodes(const struct dbox_msg *m, int64_t box,
+static void take_over_nodes(struct dboxfs *fs,
+			    const struct dbox_msg *m, int64_t box,
 			    int dirfd, const char *name)
 {
 	uint64_t ino = view_ino_msg(m->mailbox_id, m->uid);
@@ -131,9 +133,10 @@ static void take_over_nodes(const struct dbox_msg *m, int64_t box,
 		return;
 	/* none of ours: the kernel's node is the message's number, which
 	 * gets a binode counting the lookup the kernel made of the name */
-	if (backing_retarget_msg(m->mailbox_id, m->uid, box, fd, ino) == 0 &&
-	    !backing_has_node(ino))
-		backing_lookup(dirfd, name, box, AREA_TMP, &bi, &st);
+	if (backing_retarget_msg(fs, m->mailbox_id, m->uid, box, fd,
+				 ino) == 0 &&
+	    !backing_has_node(fs, ino))
+		backing_lookup(fs, dirfd, name, box, AREA_TMP, &bi, &st);
 	close(fd);
 }
 
@@ -150,24 +153,25 @@ static int check_target(int dirfd, const char *name, unsigned int flags)
 	return S_ISDIR(st.st_mode) ? -EISDIR : 0;
 }
 
-int totmp_rename(const struct dbox_msg *m, int64_t box, const char *name,
+int totmp_rename(struct dboxfs *fs, const struct dbox_msg *m, int64_t box,
+		 const char *name,
 		 unsigned int flags)
 {
 	char reserved[64];
 	struct dbox_err err = { "" };
 	int dirfd, fd = -1;
-	int ret = backing_area_dir(box, AREA_TMP, &dirfd);
+	int ret = backing_area_dir(fs, box, AREA_TMP, &dirfd);
 
 	if (ret < 0)
 		return ret;
 	reserved_name(m, reserved, sizeof(reserved));
 	ret = check_target(dirfd, name, flags);
 	if (ret == 0)
-		ret = write_file(m, dirfd, name, &fd);
+		ret = write_file(fs, m, dirfd, name, &fd);
 	if (ret == 0)
 		ret = link_reserved(fd, dirfd, reserved);
 	if (ret == 0) {
-		ret = dbox_msg_expunge(dboxfs.store, m->mailbox_id, m->uid,
+		ret = dbox_msg_expunge(fs->store, m->mailbox_id, m->uid,
 				       &err);
 		if (ret < 0) {
 			fuse_log(FUSE_LOG_ERR, "dboxfs: rename into tmp/: "
@@ -178,7 +182,7 @@ int totmp_rename(const struct dbox_msg *m, int64_t box, const char *name,
 	/* the reserved name stays until the expunge is durable (flush.h):
 	 * a power cut before it brings the message back, and the sweep
 	 * then removes the reserved file */
-	if (ret == 0 && dbox_store_sync(dboxfs.store, &err) < 0)
+	if (ret == 0 && dbox_store_sync(fs->store, &err) < 0)
 		fuse_log(FUSE_LOG_WARNING, "dboxfs: rename into tmp/: %s\n",
 			 err.msg);
 	if (ret == 0 && renameat2(dirfd, reserved, dirfd, name,
@@ -191,7 +195,7 @@ int totmp_rename(const struct dbox_msg *m, int64_t box, const char *name,
 	}
 	if (ret == 0) {
 		fremovexattr(fd, NAME_XATTR);
-		take_over_nodes(m, box, dirfd, name);
+		take_over_nodes(fs, m, box, dirfd, name);
 	}
 	if (fd >= 0)
 		close(fd);
@@ -199,7 +203,7 @@ int totmp_rename(const struct dbox_msg *m, int64_t box, const char *name,
 	return ret;
 }
 
-bool totmp_sweep(int64_t box, int dirfd, const char *name)
+bool totmp_sweep(struct dboxfs *fs, int64_t box, int dirfd, const char *name)
 {
 	char final[NAME_MAX + 1];
 	struct view_ino v;
@@ -216,7 +220,7 @@ bool totmp_sweep(int64_t box, int dirfd, const char *name)
 	if (n > 0 && fstat(fd, &st) == 0 &&
 	    view_ino_decode(backing_node_ino(fd, NULL, &st), &v) &&
 	    v.kind == VK_MSG) {
-		bool undo = dbox_msg_get(dboxfs.store, v.box, v.uid, NULL,
+		bool undo = dbox_msg_get(fs->store, v.box, v.uid, NULL,
 					 NULL) == 0;
 
 		final[n] = '\0';
@@ -237,7 +241,8 @@ bool totmp_sweep(int64_t box, int dirfd, const char *name)
 /* What the sweep will do with the reserved file `name`: 1 and its final
  * name in final (renamed), -1 (removed: the message is still there) or
  * 0 (left as it is). */
-static int sweep_outcome(int dirfd, const char *name, char *final,
+static int sweep_outcome(struct dboxfs *fs, int dirfd, const char *name,
+			 char *final,
 			 size_t len)
 {
 	struct view_ino v;
@@ -255,7 +260,7 @@ static int sweep_outcome(int dirfd, const char *name, char *final,
 	    view_ino_decode(backing_node_ino(fd, NULL, &st), &v) &&
 	    v.kind == VK_MSG) {
 		final[n] = '\0';
-		if (dbox_msg_get(dboxfs.store, v.box, v.uid, NULL, NULL) == 0)
+		if (dbox_msg_get(fs->store, v.box, v.uid, NULL, NULL) == 0)
 			ret = -1;
 		else if (faccessat(dirfd, final, F_OK,
 				   AT_SYMLINK_NOFOLLOW) != 0)
@@ -265,15 +270,17 @@ static int sweep_outcome(int dirfd, const char *name, char *final,
 	return ret;
 }
 
-const char *totmp_ro_shown(int dirfd, const char *name, char *buf,
+const char *totmp_ro_shown(struct dboxfs *fs, int dirfd, const char *name,
+			   char *buf,
 			   size_t len)
 {
-	int ret = sweep_outcome(dirfd, name, buf, len);
+	int ret = sweep_outcome(fs, dirfd, name, buf, len);
 
 	return ret < 0 ? NULL : ret > 0 ? buf : name;
 }
 
-const char *totmp_ro_backing(int dirfd, const char *name, char *buf,
+const char *totmp_ro_backing(struct dboxfs *fs, int dirfd, const char *name,
+			     char *buf,
 			     size_t len)
 {
 	char final[NAME_MAX + 1];
@@ -283,7 +290,8 @@ const char *totmp_ro_backing(int dirfd, const char *name, char *buf,
 	int fd;
 
 	if (strncmp(name, TOTMP_PREFIX, strlen(TOTMP_PREFIX)) == 0)
-		return sweep_outcome(dirfd, name, final, sizeof(final)) == 0 ?
+		return sweep_outcome(fs, dirfd, name, final,
+				     sizeof(final)) == 0 ?
 			name : NULL;
 	if (faccessat(dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
 		return name;
@@ -298,7 +306,8 @@ const char *totmp_ro_backing(int dirfd, const char *name, char *buf,
 		return name;
 	}
 	while (found == NULL && (e = readdir(d)) != NULL) {
-		if (sweep_outcome(dirfd, e->d_name, final, sizeof(final)) > 0 &&
+		if (sweep_outcome(fs, dirfd, e->d_name, final,
+				  sizeof(final)) > 0 &&
 		    strcmp(final, name) == 0) {
 			snprintf(buf, len, "%s", e->d_name);
 			found = buf;

@@ -20,12 +20,19 @@
 
 #include "backing.h"
 #include "check.h"
+#include "dboxfs.h"
 
 #define LOOKERS 2
 #define CHURNERS 2
 #define CHURN_FILES 48
 #define SECONDS 6
 
+/* the daemon's state: only its table (fs->backing) is used here */
+static struct dboxfs fs = {
+	.backing.lock = PTHREAD_MUTEX_INITIALIZER,
+	.backing.files_fd = -1,
+	.backing.spool_fd = -1,
+};
 static int dir_fd;
 static uint64_t held_ino;         /* the file every lookup below finds */
 static atomic_bool stop;
@@ -46,11 +53,11 @@ static void *lookup_held(void *arg)
 
 	(void)arg;
 	while (!stop) {
-		REQUIRE(backing_lookup(dir_fd, "held", 1, AREA_FILES, &bi,
-				       &st) == 0);
+		REQUIRE(backing_lookup(&fs, dir_fd, "held", 1, AREA_FILES,
+				       &bi, &st) == 0);
 		if (bi->ino != held_ino || st.st_ino != held_ino)
 			wrong++;
-		backing_forget(held_ino, 1);
+		backing_forget(&fs, held_ino, 1);
 	}
 	return NULL;
 }
@@ -69,12 +76,12 @@ static void *churn(void *arg)
 			struct stat st;
 
 			snprintf(name, sizeof(name), "c%d.%d", t, i);
-			REQUIRE(backing_lookup(dir_fd, name, 1, AREA_FILES,
-					       &bi, &st) == 0);
+			REQUIRE(backing_lookup(&fs, dir_fd, name, 1,
+					       AREA_FILES, &bi, &st) == 0);
 			inos[i] = bi->ino;
 		}
 		for (int i = 0; i < CHURN_FILES; i++)
-			backing_forget(inos[i], 1);
+			backing_forget(&fs, inos[i], 1);
 	}
 	return NULL;
 }
@@ -88,7 +95,7 @@ static void test_lookup_during_forgets(void)
 	struct timespec end;
 
 	REQUIRE(mkdtemp(root) != NULL);
-	REQUIRE(backing_init(root) == 0);
+	REQUIRE(backing_init(&fs, root) == 0);
 	dir_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	REQUIRE(dir_fd >= 0);
 	/* the held file's inode number falls among the churned ones' */
@@ -100,7 +107,7 @@ static void test_lookup_during_forgets(void)
 				make_file("held");
 		}
 	}
-	REQUIRE(backing_lookup(dir_fd, "held", 1, AREA_FILES, &held,
+	REQUIRE(backing_lookup(&fs, dir_fd, "held", 1, AREA_FILES, &held,
 			       &st) == 0);
 	held_ino = held->ino;
 
@@ -122,8 +129,8 @@ static void test_lookup_during_forgets(void)
 		pthread_join(churners[t], NULL);
 	CHECK_EQ_INT(wrong, 0);
 
-	backing_forget(held_ino, 1);
-	backing_shutdown();
+	backing_forget(&fs, held_ino, 1);
+	backing_shutdown(&fs);
 	for (int t = 0; t < CHURNERS; t++) {
 		for (int i = 0; i < CHURN_FILES; i++) {
 			snprintf(name, sizeof(name), "c%d.%d", t, i);
