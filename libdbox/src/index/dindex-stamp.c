@@ -87,11 +87,3 @@ void dindex_stamp_write(const char *path)
 	if (!ok || rename(tmp, sp) < 0)
 		unlink(tmp);
 }
-
-void dindex_stamp_clear(const char *path)
-{
-	char sp[4096];
-
-	if (side_path(path, STAMP_SUFFIX, sp, sizeof(sp)))
-		(void)unlink(sp);
-}

@@ -9,7 +9,9 @@
  * rename over it, changes ctime, which no program can set) and no WAL
  * skips the check.  What this gives up: damage below the file system (a
  * bad sector, a bit flipped on the disk) is found when SQLite reads that
- * page (the read fails as corrupt), not at the mount.
+ * page (the read fails as corrupt), not at the mount.  A stamp is never
+ * removed: once the file changes it no longer matches, and another
+ * program's open must not change the control directory.
  */
 #ifndef DINDEX_STAMP_H
 #define DINDEX_STAMP_H
@@ -21,7 +23,5 @@ bool dindex_stamp_valid(const char *path);
 /* Records path as checked; does nothing while a WAL is beside it (its
  * pages may still reach the file).  Failures only cost the next check. */
 void dindex_stamp_write(const char *path);
-/* Forgets the stamp (a read-write open: the file is about to change). */
-void dindex_stamp_clear(const char *path);
 
 #endif

@@ -713,8 +713,6 @@ static int open_db(const char *path, bool readonly, bool create,
 		idx->conns = c;
 		ret = check ? integrity_check(idx, c->db, err) : 0;
 	}
-	if (ret == 0 && !readonly)
-		dindex_stamp_clear(path);
 	if (ret == 0) {
 		ret = readonly ? check_readonly_schema(idx, c->db, err) :
 			migrate(idx, c->db, err);
