@@ -9,12 +9,14 @@
 #include "dboxfs.h"
 #include "kcache.h"
 
-/* The daemon's memory for names the kernel caches: ~110 bytes each
- * (entry with its name, ~50 bytes for a message, and the tree's node),
- * so 2^16 names take ~7 MiB.  A kernel keeps every inode of a listed
- * folder while memory lasts (a million for a folder of a million), and
- * the daemon must stay small however large a folder is: past this a name
- * gets the short timeout, and the kernel asks again when it needs it. */
+/* The daemon's memory for names the kernel caches other than a message's
+ * own (folders, cur/ new/, plain files, a node the kernel kept across a
+ * move): ~110 bytes each (entry with its name and the tree's node), so
+ * 2^16 names take ~7 MiB.  Messages' names are in the compact table below
+ * (16 bytes each).  A kernel keeps every inode of a listed folder while
+ * memory lasts, and the daemon must stay small however large a folder is:
+ * past a bound a name gets the short timeout, and the kernel asks again
+ * when it needs it. */
 #define KCACHE_MAX (1u << 16)
 
 /* One allocation with its name: the node of the tree, the entry and the
@@ -101,11 +103,16 @@ static bool needs_record(uint64_t parent)
 #define KC_TOMB 1u               /* removed slot (never a message's inode) */
 #define KC_LOAD_NUM 7            /* at most 7/8 of the slots in use */
 #define KC_LOAD_DEN 8
-#define KC_SLOTS_MIN 1024u
-/* 1,200,000 slots of 16 bytes (18.3 MiB) hold 1,050,000 names: every
- * message of a listed folder of a million, with the daemon's memory goal
- * (32 MiB) met; past it a name gets the short timeout. */
-#define KC_SLOTS_MAX 1200000u
+/* The table is 64 tables by the hash's top bits, each rehashed on its
+ * own: a rehash holds two copies of one of them, not of all (at a million
+ * names two copies of all were 33 MiB for a moment). */
+#define KC_SEG_BITS 6
+#define KC_SEGS (1u << KC_SEG_BITS)
+#define KC_SLOTS_MIN 64u
+/* 64 x 18,750 = 1,200,000 slots of 16 bytes (18.3 MiB) hold 1,050,000
+ * names: every message of a listed folder of a million, with the daemon's
+ * memory goal (32 MiB) met; past it a name gets the short timeout. */
+#define KC_SLOTS_MAX (1200000u / KC_SEGS)
 
 #define KM_FLAGS 0x1ffu          /* dbox flags (DBOX_FLAG_*) */
 #define KM_NEW (1u << 9)         /* in new/ */
@@ -121,8 +128,12 @@ struct kc_msg {
 	uint32_t meta;           /* KM_*, the kernel's count above them */
 };
 
-static struct kc_msg *slots;     /* under the lock, as all of these */
-static size_t nslots, nlive, nused;  /* used: live and removed */
+struct kc_seg {
+	struct kc_msg *slots;
+	size_t nslots, nlive, nused;  /* used: live and removed */
+};
+
+static struct kc_seg segs[KC_SEGS];  /* under the lock, as checking */
 static bool checking;            /* no rehash: a check walks the slots */
 
 static uint32_t km_count(uint32_t meta)
@@ -135,9 +146,19 @@ static uint32_t km_with_count(uint32_t meta, uint32_t n)
 	return (meta & ((1u << KM_COUNT_SHIFT) - 1)) | n << KM_COUNT_SHIFT;
 }
 
+static uint32_t km_hash(uint64_t ino)
+{
+	return (uint32_t)((ino * 0x9e3779b97f4a7c15ull) >> 32);
+}
+
+static struct kc_seg *km_seg(uint64_t ino)
+{
+	return &segs[km_hash(ino) >> (32 - KC_SEG_BITS)];
+}
+
 static size_t km_home(uint64_t ino, size_t n)
 {
-	uint32_t h = (uint32_t)((ino * 0x9e3779b97f4a7c15ull) >> 32);
+	uint32_t h = km_hash(ino) << KC_SEG_BITS;
 
 	return (size_t)(((uint64_t)h * n) >> 32);
 }
@@ -145,12 +166,14 @@ static size_t km_home(uint64_t ino, size_t n)
 /* The slot of ino, or NULL. */
 static struct kc_msg *km_find(uint64_t ino)
 {
-	if (nslots == 0 || ino <= KC_TOMB)
+	struct kc_seg *g = km_seg(ino);
+
+	if (g->nslots == 0 || ino <= KC_TOMB)
 		return NULL;
-	for (size_t i = km_home(ino, nslots);; i = (i + 1) % nslots) {
-		if (slots[i].ino == ino)
-			return &slots[i];
-		if (slots[i].ino == 0)
+	for (size_t i = km_home(ino, g->nslots);; i = (i + 1) % g->nslots) {
+		if (g->slots[i].ino == ino)
+			return &g->slots[i];
+		if (g->slots[i].ino == 0)
 			return NULL;
 	}
 }
@@ -169,30 +192,32 @@ static struct kc_msg *km_place(struct kc_msg *t, size_t n, uint64_t ino)
 /* Room for one more entry: rehashed into a table sized for the live
  * ones (which also clears the removed slots).  false: at the bound, or
  * during a check. */
-static bool km_room(void)
+static bool km_room(struct kc_seg *g)
 {
-	size_t n = nlive + nlive / 2 + 1;
+	size_t n = g->nlive + g->nlive / 2 + 1;
 	struct kc_msg *t;
 
-	if ((nused + 1) * KC_LOAD_DEN <= nslots * KC_LOAD_NUM)
+	if ((g->nused + 1) * KC_LOAD_DEN <= g->nslots * KC_LOAD_NUM)
 		return true;
 	if (checking)
 		return false;
 	n = n < KC_SLOTS_MIN ? KC_SLOTS_MIN : n > KC_SLOTS_MAX ?
 		KC_SLOTS_MAX : n;
-	if ((nlive + 1) * KC_LOAD_DEN > n * KC_LOAD_NUM)
+	/* near the bound a rehash would win a few slots for a copy of all:
+	 * refused until forgets make room */
+	if ((g->nlive + n / 16) * KC_LOAD_DEN > n * KC_LOAD_NUM)
 		return false;
 	t = calloc(n, sizeof(*t));
 	if (t == NULL)
 		return false;
-	for (size_t i = 0; i < nslots; i++) {
-		if (slots[i].ino > KC_TOMB)
-			*km_place(t, n, slots[i].ino) = slots[i];
+	for (size_t i = 0; i < g->nslots; i++) {
+		if (g->slots[i].ino > KC_TOMB)
+			*km_place(t, n, g->slots[i].ino) = g->slots[i];
 	}
-	free(slots);
-	slots = t;
-	nslots = n;
-	nused = nlive;
+	free(g->slots);
+	g->slots = t;
+	g->nslots = n;
+	g->nused = g->nlive;
 	return true;
 }
 
@@ -234,15 +259,18 @@ static bool km_info_of(uint64_t parent, const char *name, uint64_t ino,
 static bool km_record(const struct kc_msg *k, uint32_t carried)
 {
 	struct kc_msg *s = km_find(k->ino);
+	struct kc_seg *g = km_seg(k->ino);
 	uint32_t n;
 
 	if (s == NULL) {
-		if (!km_room())
+		if (!km_room(g))
 			return false;
-		s = km_place(slots, nslots, k->ino);
+		if (carried >= KM_COUNT_MAX)
+			carried = KM_COUNT_MAX - 1;   /* kept for good */
+		s = km_place(g->slots, g->nslots, k->ino);
 		if (s->ino == 0)
-			nused++;
-		nlive++;
+			g->nused++;
+		g->nlive++;
 		*s = (struct kc_msg){ k->ino, k->keywords,
 				      km_with_count(k->meta, carried) };
 	}
@@ -258,8 +286,8 @@ static bool km_record(const struct kc_msg *k, uint32_t carried)
 
 static void km_remove(struct kc_msg *s)
 {
+	km_seg(s->ino)->nlive--;
 	s->ino = KC_TOMB;
-	nlive--;
 }
 
 /* Under the lock: the tree's entry of ino, or NULL. */
@@ -338,9 +366,16 @@ static bool record(uint64_t parent, const char *name, uint64_t ino)
 	s = km_find(ino);
 	if (s == NULL)
 		return tree_record(parent, name, ino, 0);
-	if (count >= KCACHE_MAX)
-		return false;   /* the old name stays recorded */
+	if (count >= KCACHE_MAX) {
+		/* the old name stays recorded, with this lookup counted */
+		if (km_count(s->meta) < KM_COUNT_MAX)
+			s->meta = km_with_count(s->meta,
+						km_count(s->meta) + 1);
+		return false;
+	}
 	carried = km_count(s->meta);
+	if (carried == KM_COUNT_MAX)
+		carried = UINT32_MAX - 1;   /* kept for good there too */
 	if (!tree_record(parent, name, ino, carried))
 		return false;
 	km_remove(s);
@@ -549,7 +584,8 @@ static void km_drop_dir(uint64_t dir)
 static bool km_check_one(const struct kc_msg *k, uint64_t *dropped)
 {
 	struct dbox_msg m;
-	char name[DBOX_NAME_MAX + 48];
+	char name[DBOX_NAME_MAX + 48], now[DBOX_NAME_MAX + 48];
+	bool in_new;
 	struct kc_item it = { k->ino, km_parent(k), name };
 	int ret = dbox_msg_get(dboxfs.store,
 			       (int64_t)(k->ino >> 32 & VIEW_MAILBOX_MAX),
@@ -565,12 +601,16 @@ static bool km_check_one(const struct kc_msg *k, uint64_t *dropped)
 	}
 	if (ret < 0)
 		return false;
+	/* the name it has now is the recorded one, or that leads elsewhere
+	 * (names are unique in a directory) */
+	view_msg_name(&m, now, sizeof(now));
+	in_new = m.in_new;
 	m.flags = k->meta & KM_FLAGS;
 	m.keywords = k->keywords;
 	m.in_new = (k->meta & KM_NEW) != 0;
 	m.new_info = (k->meta & KM_NEW_INFO) != 0;
 	view_msg_name(&m, name, sizeof(name));
-	if (!is_stale(&it))
+	if (in_new == m.in_new && strcmp(now, name) == 0)
 		return false;
 	fuse_lowlevel_notify_inval_entry(dboxfs.se, it.parent, name,
 					 strlen(name));
@@ -584,7 +624,7 @@ static int km_check(const struct collect *c)
 {
 	struct kc_msg batch[KC_BATCH];
 	uint64_t dropped = 0;
-	size_t at = 0, got;
+	size_t seg = 0, at = 0, got;
 	bool more;
 	int n = 0;
 
@@ -592,14 +632,21 @@ static int km_check(const struct collect *c)
 		got = 0;
 		pthread_mutex_lock(&lock);
 		checking = true;
-		for (; at < nslots && got < KC_BATCH; at++) {
-			const struct kc_msg *s = &slots[at];
+		for (; seg < KC_SEGS && got < KC_BATCH; seg++, at = 0) {
+			const struct kc_seg *g = &segs[seg];
 
-			if (s->ino > KC_TOMB && !(s->meta & KM_STALE) &&
-			    in_scope(c, km_parent(s)))
-				batch[got++] = *s;
+			for (; at < g->nslots && got < KC_BATCH; at++) {
+				const struct kc_msg *s = &g->slots[at];
+
+				if (s->ino > KC_TOMB &&
+				    !(s->meta & KM_STALE) &&
+				    in_scope(c, km_parent(s)))
+					batch[got++] = *s;
+			}
+			if (at < g->nslots)
+				break;   /* the batch is full */
 		}
-		more = at < nslots;
+		more = seg < KC_SEGS;
 		pthread_mutex_unlock(&lock);
 		for (size_t i = 0; i < got; i++)
 			n += km_check_one(&batch[i], &dropped);
@@ -675,8 +722,9 @@ void kcache_free_all(void)
 	tdestroy(root, entry_free);
 	root = NULL;
 	count = 0;
-	free(slots);
-	slots = NULL;
-	nslots = nlive = nused = 0;
+	for (unsigned i = 0; i < KC_SEGS; i++) {
+		free(segs[i].slots);
+		segs[i] = (struct kc_seg){ NULL, 0, 0, 0 };
+	}
 	pthread_mutex_unlock(&lock);
 }
