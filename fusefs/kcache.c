@@ -4,6 +4,7 @@
 #include <search.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "attr.h"
 #include "dboxfs.h"
@@ -108,7 +109,7 @@ static bool needs_record(uint64_t parent)
  * names two copies of all were 33 MiB for a moment). */
 #define KC_SEG_BITS 6
 #define KC_SEGS (1u << KC_SEG_BITS)
-#define KC_SLOTS_MIN 64u
+#define KC_SLOTS_MIN 256u    /* a page of slots */
 /* 64 x 18,750 = 1,200,000 slots of 16 bytes (18.3 MiB) hold 1,050,000
  * names: every message of a listed folder of a million, with the daemon's
  * memory goal (32 MiB) met; past it a name gets the short timeout. */
@@ -189,6 +190,24 @@ static struct kc_msg *km_place(struct kc_msg *t, size_t n, uint64_t ino)
 	return &t[i];
 }
 
+/* A table's slots, zeroed, mapped on their own: from malloc, the freed
+ * tables of a growing folder stayed in the worker threads' arenas (37.7
+ * instead of 26.4 MiB RSS after listing a million). */
+static struct kc_msg *km_alloc(size_t n)
+{
+	void *p = mmap(NULL, n * sizeof(struct kc_msg),
+		       PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		       -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void km_free(struct kc_msg *t, size_t n)
+{
+	if (t != NULL)
+		munmap(t, n * sizeof(*t));
+}
+
 /* Room for one more entry: rehashed into a table sized for the live
  * ones (which also clears the removed slots).  false: at the bound, or
  * during a check. */
@@ -207,14 +226,14 @@ static bool km_room(struct kc_seg *g)
 	 * refused until forgets make room */
 	if ((g->nlive + n / 16) * KC_LOAD_DEN > n * KC_LOAD_NUM)
 		return false;
-	t = calloc(n, sizeof(*t));
+	t = km_alloc(n);
 	if (t == NULL)
 		return false;
 	for (size_t i = 0; i < g->nslots; i++) {
 		if (g->slots[i].ino > KC_TOMB)
 			*km_place(t, n, g->slots[i].ino) = g->slots[i];
 	}
-	free(g->slots);
+	km_free(g->slots, g->nslots);
 	g->slots = t;
 	g->nslots = n;
 	g->nused = g->nlive;
@@ -723,7 +742,7 @@ void kcache_free_all(void)
 	root = NULL;
 	count = 0;
 	for (unsigned i = 0; i < KC_SEGS; i++) {
-		free(segs[i].slots);
+		km_free(segs[i].slots, segs[i].nslots);
 		segs[i] = (struct kc_seg){ NULL, 0, 0, 0 };
 	}
 	pthread_mutex_unlock(&lock);
