@@ -4,17 +4,20 @@
 #include <search.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "attr.h"
 #include "dboxfs.h"
 #include "kcache.h"
 
-/* The daemon's memory for names the kernel caches: ~110 bytes each
- * (entry with its name, ~50 bytes for a message, and the tree's node),
- * so 2^16 names take ~7 MiB.  A kernel keeps every inode of a listed
- * folder while memory lasts (a million for a folder of a million), and
- * the daemon must stay small however large a folder is: past this a name
- * gets the short timeout, and the kernel asks again when it needs it. */
+/* The daemon's memory for names the kernel caches other than a message's
+ * own (folders, cur/ new/, plain files, a node the kernel kept across a
+ * move): ~110 bytes each (entry with its name and the tree's node), so
+ * 2^16 names take ~7 MiB.  Messages' names are in the compact table below
+ * (16 bytes each).  A kernel keeps every inode of a listed folder while
+ * memory lasts, and the daemon must stay small however large a folder is:
+ * past a bound a name gets the short timeout, and the kernel asks again
+ * when it needs it. */
 #define KCACHE_MAX (1u << 16)
 
 /* One allocation with its name: the node of the tree, the entry and the
@@ -84,8 +87,241 @@ static bool needs_record(uint64_t parent)
 	return v.kind != VK_PLAIN && !(v.kind == VK_SUB && v.sub == SUB_TMP);
 }
 
-/* Under the lock: the entry of ino with its name set to name. */
-static bool record(uint64_t parent, const char *name, uint64_t ino)
+/* ------------------------------------------------- message names, compact
+ *
+ * A message's name is its BASE, which the index keeps for the life of the
+ * message, and its info (flags, keywords, whether new/ shows it with
+ * ":2,"), which changes.  So a name the kernel caches for a message needs
+ * only the info it had then: 16 bytes in an open-addressing table keyed
+ * by inode, instead of ~110 with the name.  The name is built again from
+ * the index when a check needs it; a message gone from the index (expunged
+ * or moved away) has no BASE any more, so its directory's name is dropped
+ * from the kernel's cache, which drops every name below it (the kernel
+ * asks again for those it needs).  Names that are not a message's own in
+ * its own folder (a node the kernel kept across a move) stay in the tree
+ * with their name. */
+
+#define KC_TOMB 1u               /* removed slot (never a message's inode) */
+#define KC_LOAD_NUM 7            /* at most 7/8 of the slots in use */
+#define KC_LOAD_DEN 8
+/* The table is 64 tables by the hash's top bits, each rehashed on its
+ * own: a rehash holds two copies of one of them, not of all (at a million
+ * names two copies of all were 33 MiB for a moment). */
+#define KC_SEG_BITS 6
+#define KC_SEGS (1u << KC_SEG_BITS)
+#define KC_SLOTS_MIN 256u    /* a page of slots */
+/* 64 x 18,750 = 1,200,000 slots of 16 bytes (18.3 MiB) hold 1,050,000
+ * names: every message of a listed folder of a million, with the daemon's
+ * memory goal (32 MiB) met; past it a name gets the short timeout. */
+#define KC_SLOTS_MAX (1200000u / KC_SEGS)
+
+#define KM_FLAGS 0x1ffu          /* dbox flags (DBOX_FLAG_*) */
+#define KM_NEW (1u << 9)         /* in new/ */
+#define KM_NEW_INFO (1u << 10)   /* in new/ with ":2,FLAGS" */
+#define KM_STALE (1u << 11)      /* invalidated; kept until the forget */
+#define KM_INFO (KM_FLAGS | KM_NEW | KM_NEW_INFO)
+#define KM_COUNT_SHIFT 12
+#define KM_COUNT_MAX (UINT32_MAX >> KM_COUNT_SHIFT)
+
+struct kc_msg {
+	uint64_t ino;            /* 0: free, KC_TOMB: removed */
+	uint32_t keywords;
+	uint32_t meta;           /* KM_*, the kernel's count above them */
+};
+
+struct kc_seg {
+	struct kc_msg *slots;
+	size_t nslots, nlive, nused;  /* used: live and removed */
+};
+
+static struct kc_seg segs[KC_SEGS];  /* under the lock, as checking */
+static bool checking;            /* no rehash: a check walks the slots */
+
+static uint32_t km_count(uint32_t meta)
+{
+	return meta >> KM_COUNT_SHIFT;
+}
+
+static uint32_t km_with_count(uint32_t meta, uint32_t n)
+{
+	return (meta & ((1u << KM_COUNT_SHIFT) - 1)) | n << KM_COUNT_SHIFT;
+}
+
+static uint32_t km_hash(uint64_t ino)
+{
+	return (uint32_t)((ino * 0x9e3779b97f4a7c15ull) >> 32);
+}
+
+static struct kc_seg *km_seg(uint64_t ino)
+{
+	return &segs[km_hash(ino) >> (32 - KC_SEG_BITS)];
+}
+
+static size_t km_home(uint64_t ino, size_t n)
+{
+	uint32_t h = km_hash(ino) << KC_SEG_BITS;
+
+	return (size_t)(((uint64_t)h * n) >> 32);
+}
+
+/* The slot of ino, or NULL. */
+static struct kc_msg *km_find(uint64_t ino)
+{
+	struct kc_seg *g = km_seg(ino);
+
+	if (g->nslots == 0 || ino <= KC_TOMB)
+		return NULL;
+	for (size_t i = km_home(ino, g->nslots);; i = (i + 1) % g->nslots) {
+		if (g->slots[i].ino == ino)
+			return &g->slots[i];
+		if (g->slots[i].ino == 0)
+			return NULL;
+	}
+}
+
+/* Puts an entry whose inode is not in the table yet into a free or
+ * removed slot (there is one: the load is bounded). */
+static struct kc_msg *km_place(struct kc_msg *t, size_t n, uint64_t ino)
+{
+	size_t i = km_home(ino, n);
+
+	while (t[i].ino != 0 && t[i].ino != KC_TOMB)
+		i = (i + 1) % n;
+	return &t[i];
+}
+
+/* A table's slots, zeroed, mapped on their own: from malloc, the freed
+ * tables of a growing folder stayed in the worker threads' arenas (37.7
+ * instead of 26.4 MiB RSS after listing a million). */
+static struct kc_msg *km_alloc(size_t n)
+{
+	void *p = mmap(NULL, n * sizeof(struct kc_msg),
+		       PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		       -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void km_free(struct kc_msg *t, size_t n)
+{
+	if (t != NULL)
+		munmap(t, n * sizeof(*t));
+}
+
+/* Room for one more entry: rehashed into a table sized for the live
+ * ones (which also clears the removed slots).  false: at the bound, or
+ * during a check. */
+static bool km_room(struct kc_seg *g)
+{
+	size_t n = g->nlive + g->nlive / 2 + 1;
+	struct kc_msg *t;
+
+	if ((g->nused + 1) * KC_LOAD_DEN <= g->nslots * KC_LOAD_NUM)
+		return true;
+	if (checking)
+		return false;
+	n = n < KC_SLOTS_MIN ? KC_SLOTS_MIN : n > KC_SLOTS_MAX ?
+		KC_SLOTS_MAX : n;
+	/* near the bound a rehash would win a few slots for a copy of all:
+	 * refused until forgets make room */
+	if ((g->nlive + n / 16) * KC_LOAD_DEN > n * KC_LOAD_NUM)
+		return false;
+	t = km_alloc(n);
+	if (t == NULL)
+		return false;
+	for (size_t i = 0; i < g->nslots; i++) {
+		if (g->slots[i].ino > KC_TOMB)
+			*km_place(t, n, g->slots[i].ino) = g->slots[i];
+	}
+	km_free(g->slots, g->nslots);
+	g->slots = t;
+	g->nslots = n;
+	g->nused = g->nlive;
+	return true;
+}
+
+/* Whether name is the one the index gives message ino in parent, given
+ * the info it shows (info_r: the info to keep). */
+static bool km_info_of(uint64_t parent, const char *name, uint64_t ino,
+		       struct kc_msg *info_r)
+{
+	struct view_ino d, v;
+	struct dbox_msg m;
+	char again[DBOX_NAME_MAX + 48];
+	const char *info;
+
+	if (!view_ino_decode(parent, &d) || !view_ino_decode(ino, &v) ||
+	    d.kind != VK_SUB || d.sub == SUB_TMP || v.kind != VK_MSG ||
+	    v.box != d.box)
+		return false;
+	memset(&m, 0, sizeof(m));
+	view_name_split(name, m.base, sizeof(m.base), &info);
+	m.in_new = d.sub == SUB_NEW;
+	m.new_info = info != NULL;
+	if (info != NULL &&
+	    !dbox_maildir_info_parse(info, true, &m.flags, &m.keywords))
+		return false;
+	if ((m.flags & ~KM_FLAGS) != 0)
+		return false;
+	view_msg_name(&m, again, sizeof(again));
+	if (strcmp(again, name) != 0)
+		return false;
+	info_r->ino = ino;
+	info_r->keywords = m.keywords;
+	info_r->meta = m.flags | (m.in_new ? KM_NEW : 0) |
+		(m.new_info && m.in_new ? KM_NEW_INFO : 0);
+	return true;
+}
+
+/* Under the lock: the kernel has one more lookup of the message's name
+ * described by k (its count carried from the tree's entry: carried). */
+static bool km_record(const struct kc_msg *k, uint32_t carried)
+{
+	struct kc_msg *s = km_find(k->ino);
+	struct kc_seg *g = km_seg(k->ino);
+	uint32_t n;
+
+	if (s == NULL) {
+		if (!km_room(g))
+			return false;
+		if (carried >= KM_COUNT_MAX)
+			carried = KM_COUNT_MAX - 1;   /* kept for good */
+		s = km_place(g->slots, g->nslots, k->ino);
+		if (s->ino == 0)
+			g->nused++;
+		g->nlive++;
+		*s = (struct kc_msg){ k->ino, k->keywords,
+				      km_with_count(k->meta, carried) };
+	}
+	s->keywords = k->keywords;
+	n = km_count(s->meta);
+	/* a count that would wrap keeps the entry for good, which is safe
+	 * (it is only checked, never trusted) */
+	if (n < KM_COUNT_MAX)
+		n++;
+	s->meta = km_with_count(k->meta, n);
+	return true;
+}
+
+static void km_remove(struct kc_msg *s)
+{
+	km_seg(s->ino)->nlive--;
+	s->ino = KC_TOMB;
+}
+
+/* Under the lock: the tree's entry of ino, or NULL. */
+static struct kc_entry *tree_find(uint64_t ino)
+{
+	struct kc_entry key = { .ino = ino }, **found;
+
+	found = tfind(&key, &root, cmp_ino);
+	return found != NULL ? *found : NULL;
+}
+
+/* Under the lock: the entry of ino with its name set to name (a new one
+ * with carried lookups besides this one). */
+static bool tree_record(uint64_t parent, const char *name, uint64_t ino,
+			uint32_t carried)
 {
 	struct kc_entry key = { .ino = ino }, **found, *e;
 
@@ -117,11 +353,51 @@ static bool record(uint64_t parent, const char *name, uint64_t ino)
 	e = entry_new(parent, name, ino);
 	if (e == NULL)
 		return false;
+	e->nlookup += carried;
 	if (tsearch(e, &root, cmp_ino) == NULL) {
 		entry_free(e);
 		return false;
 	}
 	count++;
+	return true;
+}
+
+/* Under the lock: a message's own name in the compact table, any other
+ * in the tree; the kernel's count follows the inode between them. */
+static bool record(uint64_t parent, const char *name, uint64_t ino)
+{
+	struct kc_msg k;
+	struct kc_msg *s;
+	struct kc_entry *e = tree_find(ino);
+	uint32_t carried;
+
+	if (km_info_of(parent, name, ino, &k)) {
+		carried = e != NULL ? e->nlookup : 0;
+		if (!km_record(&k, carried))
+			return e != NULL && tree_record(parent, name, ino, 0);
+		if (e != NULL) {
+			tdelete(e, &root, cmp_ino);
+			entry_free(e);
+			count--;
+		}
+		return true;
+	}
+	s = km_find(ino);
+	if (s == NULL)
+		return tree_record(parent, name, ino, 0);
+	if (count >= KCACHE_MAX) {
+		/* the old name stays recorded, with this lookup counted */
+		if (km_count(s->meta) < KM_COUNT_MAX)
+			s->meta = km_with_count(s->meta,
+						km_count(s->meta) + 1);
+		return false;
+	}
+	carried = km_count(s->meta);
+	if (carried == KM_COUNT_MAX)
+		carried = UINT32_MAX - 1;   /* kept for good there too */
+	if (!tree_record(parent, name, ino, carried))
+		return false;
+	km_remove(s);
 	return true;
 }
 
@@ -137,12 +413,30 @@ double kcache_add(uint64_t parent, const char *name, uint64_t ino)
 	return ok ? dboxfs.cache_timeout : dboxfs.entry_timeout;
 }
 
+/* Under the lock: whether ino was in the compact table. */
+static bool km_forget(uint64_t ino, uint64_t n)
+{
+	struct kc_msg *s = km_find(ino);
+	uint32_t c;
+
+	if (s == NULL)
+		return false;
+	c = km_count(s->meta);
+	if (c < KM_COUNT_MAX) {
+		c = n >= c ? 0 : c - (uint32_t)n;
+		s->meta = km_with_count(s->meta, c);
+	}
+	if (c == 0)
+		km_remove(s);
+	return true;
+}
+
 void kcache_forget(uint64_t ino, uint64_t n)
 {
 	struct kc_entry key = { .ino = ino }, **found, *e = NULL;
 
 	pthread_mutex_lock(&lock);
-	found = tfind(&key, &root, cmp_ino);
+	found = km_forget(ino, n) ? NULL : tfind(&key, &root, cmp_ino);
 	if (found != NULL) {
 		e = *found;
 		if (e->nlookup < UINT32_MAX)
@@ -259,6 +553,129 @@ static void invalidate(const struct kc_item *it)
 	mark_stale(it);
 }
 
+/* ------------------------------------------- checks of message names */
+
+#define KC_BATCH 512     /* entries copied out of the table at a time */
+
+static uint64_t km_parent(const struct kc_msg *s)
+{
+	return view_ino_sub((int64_t)(s->ino >> 32 & VIEW_MAILBOX_MAX),
+			    s->meta & KM_NEW ? SUB_NEW : SUB_CUR);
+}
+
+static void km_mark_stale(const struct kc_msg *k)
+{
+	struct kc_msg *s;
+
+	pthread_mutex_lock(&lock);
+	s = km_find(k->ino);
+	if (s != NULL && s->keywords == k->keywords &&
+	    (s->meta & KM_INFO) == (k->meta & KM_INFO))
+		s->meta |= KM_STALE;
+	pthread_mutex_unlock(&lock);
+}
+
+/* A message gone from the index: its name cannot be built any more, so
+ * the name of its directory (cur/ or new/) goes from the kernel's cache,
+ * and with it every name below it. */
+static void km_drop_dir(uint64_t dir)
+{
+	struct kc_entry *e;
+	uint64_t parent = 0;
+	char *name = NULL;
+
+	pthread_mutex_lock(&lock);
+	e = tree_find(dir);
+	if (e != NULL) {
+		parent = e->parent;
+		name = strdup(e->name);
+	}
+	pthread_mutex_unlock(&lock);
+	if (name == NULL)
+		return;
+	fuse_lowlevel_notify_inval_entry(dboxfs.se, parent, name,
+					 strlen(name));
+	free(name);
+}
+
+/* Whether the message's recorded name was invalidated; *dropped: the
+ * directory already dropped in this check. */
+static bool km_check_one(const struct kc_msg *k, uint64_t *dropped)
+{
+	struct dbox_msg m;
+	char name[DBOX_NAME_MAX + 48], now[DBOX_NAME_MAX + 48];
+	bool in_new;
+	struct kc_item it = { k->ino, km_parent(k), name };
+	int ret = dbox_msg_get(dboxfs.store,
+			       (int64_t)(k->ino >> 32 & VIEW_MAILBOX_MAX),
+			       (uint32_t)k->ino, &m, NULL);
+
+	if (ret == -ENOENT) {
+		if (*dropped != it.parent)
+			km_drop_dir(it.parent);
+		*dropped = it.parent;
+		fuse_lowlevel_notify_inval_inode(dboxfs.se, k->ino, 0, 0);
+		km_mark_stale(k);
+		return true;
+	}
+	if (ret < 0)
+		return false;
+	/* the name it has now is the recorded one, or that leads elsewhere
+	 * (names are unique in a directory) */
+	view_msg_name(&m, now, sizeof(now));
+	in_new = m.in_new;
+	m.flags = k->meta & KM_FLAGS;
+	m.keywords = k->keywords;
+	m.in_new = (k->meta & KM_NEW) != 0;
+	m.new_info = (k->meta & KM_NEW_INFO) != 0;
+	view_msg_name(&m, name, sizeof(name));
+	if (in_new == m.in_new && strcmp(now, name) == 0)
+		return false;
+	fuse_lowlevel_notify_inval_entry(dboxfs.se, it.parent, name,
+					 strlen(name));
+	km_mark_stale(k);
+	return true;
+}
+
+/* The compact table, a batch at a time (the lock is not held while the
+ * index is read); no rehash meanwhile, so no entry moves. */
+static int km_check(const struct collect *c)
+{
+	struct kc_msg batch[KC_BATCH];
+	uint64_t dropped = 0;
+	size_t seg = 0, at = 0, got;
+	bool more;
+	int n = 0;
+
+	do {
+		got = 0;
+		pthread_mutex_lock(&lock);
+		checking = true;
+		for (; seg < KC_SEGS && got < KC_BATCH; seg++, at = 0) {
+			const struct kc_seg *g = &segs[seg];
+
+			for (; at < g->nslots && got < KC_BATCH; at++) {
+				const struct kc_msg *s = &g->slots[at];
+
+				if (s->ino > KC_TOMB &&
+				    !(s->meta & KM_STALE) &&
+				    in_scope(c, km_parent(s)))
+					batch[got++] = *s;
+			}
+			if (at < g->nslots)
+				break;   /* the batch is full */
+		}
+		more = seg < KC_SEGS;
+		pthread_mutex_unlock(&lock);
+		for (size_t i = 0; i < got; i++)
+			n += km_check_one(&batch[i], &dropped);
+	} while (more);
+	pthread_mutex_lock(&lock);
+	checking = false;
+	pthread_mutex_unlock(&lock);
+	return n;
+}
+
 int kcache_check(const int64_t *boxes, int n)
 {
 	struct collect c = { .boxes = boxes, .n = n };
@@ -277,7 +694,7 @@ int kcache_check(const int64_t *boxes, int n)
 		free(c.items[i].name);
 	}
 	free(c.items);
-	return dropped;
+	return dropped + km_check(&c);
 }
 
 void kcache_drop_later(uint64_t parent, const char *name)
@@ -324,5 +741,9 @@ void kcache_free_all(void)
 	tdestroy(root, entry_free);
 	root = NULL;
 	count = 0;
+	for (unsigned i = 0; i < KC_SEGS; i++) {
+		km_free(segs[i].slots, segs[i].nslots);
+		segs[i] = (struct kc_seg){ NULL, 0, 0, 0 };
+	}
 	pthread_mutex_unlock(&lock);
 }
