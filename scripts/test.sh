@@ -32,4 +32,5 @@ DBOXFS_BUILD="$top/build-tsan" /usr/bin/python3 -m pytest -ra -q \
 	tests/py/test_kernel_cache.py \
 	tests/py/test_mount_write.py::test_delivery_storm \
 	tests/py/test_mount_write.py::test_group_commit_shares_transactions \
-	tests/py/test_mount_read.py::test_daemon_survives_abuse
+	tests/py/test_mount_read.py::test_daemon_survives_abuse \
+	tests/py/test_takeover.py::test_deliveries_into_a_new_folder
