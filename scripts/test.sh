@@ -3,7 +3,7 @@
 # missing first: the C unit tests on a plain build, under AddressSanitizer +
 # UBSan, and the async fs layer under ThreadSanitizer; then the pytest
 # suites (real mounts, real SQLite files, the real Dovecot) against the
-# sanitized build.  Extra arguments go to pytest (e.g. -k mdbox).
+# sanitized build, and the concurrent mount tests against the TSan build.  Extra arguments go to pytest (e.g. -k mdbox).
 set -eu
 cd "$(dirname "$0")/.."
 top=$(pwd)
@@ -22,3 +22,15 @@ scripts/fuzz.sh
 
 DBOXFS_BUILD="$top/build-asan" /usr/bin/python3 -m pytest -ra -q \
 	-p no:cacheprovider tests/py tests/conformance "$@"
+
+# The daemon's threads (FUSE workers, committer, followers) on real
+# mounts under ThreadSanitizer: the mount tests that run concurrently.
+# A report fails the test (the mounts fixture scans the daemon's log).
+TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+DBOXFS_BUILD="$top/build-tsan" /usr/bin/python3 -m pytest -ra -q \
+	-p no:cacheprovider tests/py/test_mount_lifetimes.py \
+	tests/py/test_kernel_cache.py \
+	tests/py/test_mount_write.py::test_delivery_storm \
+	tests/py/test_mount_write.py::test_group_commit_shares_transactions \
+	tests/py/test_mount_read.py::test_daemon_survives_abuse \
+	tests/py/test_takeover.py::test_deliveries_into_a_new_folder

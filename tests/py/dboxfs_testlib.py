@@ -354,3 +354,15 @@ def mounts():
     yield make
     for m in made:
         m.stop()
+    for m in made:
+        check_no_race_report(m.output())
+
+
+def check_no_race_report(log):
+    """A ThreadSanitizer report fails the test even when the daemon lived
+    on (no halt_on_error) or died only at its unmount, where nothing else
+    would notice."""
+    at = log.find("ThreadSanitizer")
+    if at >= 0:
+        pytest.fail("dboxfs reported a data race:\n" + log[max(0, at - 200):
+                                                           at + 6000])
