@@ -14,7 +14,7 @@
 #include "dbox/fs.h"
 #include "commit.h"
 #include "flush.h"
-#include "folders.h"
+#include "node.h"
 #include "ops.h"
 #include "prepare.h"
 
@@ -48,21 +48,10 @@ int opw_create_target(struct dboxfs *fs, const struct view_ino *v,
 		      const char *name, int *dirfd_r, enum backing_area *area_r,
 		      int64_t *box_r)
 {
-	enum view_sub sub;
+	int ret = node_of(v)->may_create(fs, v, name);
 
-	switch (v->kind) {
-	case VK_ROOT:
-	case VK_FOLDER:
-		if (folders_dir_mailbox(fs->layout, fs->inbox_id, v) != 0 &&
-		    (view_sub_of_name(name, &sub) || strcmp(name, KWFILE_NAME) == 0))
-			return -EEXIST;
-		break;
-	case VK_SUB:
-	case VK_PLAIN:
-		break;
-	default:
-		return -EPERM;
-	}
+	if (ret < 0)
+		return ret;
 	return opw_area_of(fs, v, dirfd_r, area_r, box_r);
 }
 

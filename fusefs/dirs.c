@@ -13,6 +13,7 @@
 #include "commit.h"
 #include "dirtime.h"
 #include "folders.h"
+#include "node.h"
 #include "ops.h"
 #include "prepare.h"
 
@@ -137,8 +138,9 @@ void opw_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		mkdir_sub(req, &v, box, sub);
 		return;
 	}
-	if (v.kind == VK_SUB || v.kind == VK_MSG || v.kind == VK_KWFILE) {
-		fuse_reply_err(req, v.kind == VK_SUB ? EPERM : ENOTDIR);
+	ret = node_of(&v)->may_mkdir(fs, &v, name);
+	if (ret < 0) {
+		fuse_reply_err(req, -ret);
 		return;
 	}
 	ret = opw_mailbox_for_dirname(fs, &v, name, mailbox, sizeof(mailbox),

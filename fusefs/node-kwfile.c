@@ -40,4 +40,7 @@ const struct node_ops node_kwfile_ops = {
 	.list = node_not_dir,
 	.open = kwfile_open,
 	.read = kwfile_read,
+	.may_create = node_no_create,
+	.may_mkdir = node_no_mkdir,
+	.unlink = node_unlink_backing,
 };

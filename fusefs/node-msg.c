@@ -92,4 +92,7 @@ const struct node_ops node_msg_ops = {
 	.list = node_not_dir,
 	.open = msg_open,
 	.read = msg_read,
+	.may_create = node_no_create,
+	.may_mkdir = node_no_mkdir,
+	.unlink = node_unlink_backing,
 };

@@ -117,4 +117,7 @@ const struct node_ops node_plain_ops = {
 	.list = readdir_plain,
 	.open = plain_open,
 	.read = plain_read,
+	.may_create = node_create_backing,
+	.may_mkdir = node_mkdir_backing,
+	.unlink = node_unlink_backing,
 };

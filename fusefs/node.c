@@ -67,6 +67,41 @@ int node_not_dir(struct dirbuf *d, const struct view_ino *v, off_t off)
 	return -ENOTDIR;
 }
 
+int node_create_backing(struct dboxfs *fs, const struct view_ino *dir,
+			const char *name)
+{
+	(void)fs; (void)dir; (void)name;
+	return 0;
+}
+
+int node_no_create(struct dboxfs *fs, const struct view_ino *dir,
+		   const char *name)
+{
+	(void)fs; (void)dir; (void)name;
+	return -EPERM;
+}
+
+int node_mkdir_backing(struct dboxfs *fs, const struct view_ino *dir,
+		       const char *name)
+{
+	(void)fs; (void)dir; (void)name;
+	return 0;
+}
+
+int node_no_mkdir(struct dboxfs *fs, const struct view_ino *dir,
+		  const char *name)
+{
+	(void)fs; (void)dir; (void)name;
+	return -ENOTDIR;
+}
+
+int node_unlink_backing(struct dboxfs *fs, const struct view_ino *dir,
+			const char *name)
+{
+	(void)fs; (void)dir; (void)name;
+	return NODE_BACKING;
+}
+
 /* Directories of the view: their modes derive from the store (rsync -a
  * may try, and that is fine); their times are set as on any
  * filesystem. */

@@ -34,7 +34,22 @@ struct node_ops {
 	/* a read without a handle (read-only mounts have no opens) */
 	void (*read)(struct dboxfs *fs, fuse_req_t req,
 		     const struct view_ino *v, size_t size, off_t off);
+	/* The write side (ops-write.c, deliver.c, dirs.c) asks the kind of
+	 * the parent directory.  May name be created (create, mknod,
+	 * symlink) in dir's backing area: 0 or -errno. */
+	int (*may_create)(struct dboxfs *fs, const struct view_ino *dir,
+			  const char *name);
+	/* May a directory other than a folder's cur/ new/ tmp/ be made in
+	 * dir: 0 or -errno. */
+	int (*may_mkdir)(struct dboxfs *fs, const struct view_ino *dir,
+			 const char *name);
+	/* Removes name from dir: 0, -errno, or NODE_BACKING: a file of
+	 * dir's backing area, which the caller unlinks. */
+	int (*unlink)(struct dboxfs *fs, const struct view_ino *dir,
+		      const char *name);
 };
+
+#define NODE_BACKING 1
 
 extern const struct node_ops node_folder_ops, node_dir_ops, node_msg_ops,
 	node_kwfile_ops, node_plain_ops;
@@ -50,6 +65,18 @@ int node_lookup_backing(struct dboxfs *fs, const struct view_ino *dir,
 int node_no_lookup(struct dboxfs *fs, const struct view_ino *dir,
 		   const char *name, struct stat *st);
 readdir_lister node_not_dir;
+/* The write side's defaults: files go to the backing area; files cannot
+ * hold files (EPERM, as an unknown kind) nor directories. */
+int node_create_backing(struct dboxfs *fs, const struct view_ino *dir,
+			const char *name);
+int node_no_create(struct dboxfs *fs, const struct view_ino *dir,
+		   const char *name);
+int node_mkdir_backing(struct dboxfs *fs, const struct view_ino *dir,
+		       const char *name);
+int node_no_mkdir(struct dboxfs *fs, const struct view_ino *dir,
+		  const char *name);
+int node_unlink_backing(struct dboxfs *fs, const struct view_ino *dir,
+			const char *name);
 int node_dir_setattr(struct dboxfs *fs, const struct view_ino *v,
 		     const struct stat *attr, int to_set,
 		     struct fuse_file_info *fi);

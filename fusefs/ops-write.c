@@ -1,8 +1,8 @@
 /* ops-write.c - the write side of the maildir view (maildir-view.md
- * sections 3-5): the helpers every change starts with, expunge by unlink
- * and symlinks.  Delivery is in deliver.c, mkdir/rmdir in dirs.c, rename
- * and link in rename.c, setattr in the node kinds (node-msg.c,
- * node-plain.c, node.c).
+ * sections 3-5): the helpers every change starts with, unlink (what it
+ * does in each kind of directory: node.h) and symlinks.  Delivery is in
+ * deliver.c, mkdir/rmdir in dirs.c, rename and link in rename.c,
+ * setattr in the node kinds (node-msg.c, node-plain.c, node.c).
  *
  * Every change to a message or folder is one index transaction that is
  * durable when the request returns; deliveries go through the committer
@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "attr.h"
-#include "folders.h"
+#include "node.h"
 #include "ops.h"
 
 /* ------------------------------------------------------------- helpers */
@@ -83,26 +83,14 @@ void opw_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	enum backing_area area;
 	struct dbox_err err = { "" };
 	struct view_ino v;
-	struct dbox_msg m;
 	int64_t box;
 	int dirfd = -1, ret;
 
 	if (!opw_begin_change(req, parent, &v))
 		return;
-	if (v.kind == VK_SUB && v.sub != SUB_TMP &&
-	    msgname_in_sub(fs, v.box, v.sub, name, &m) == 0) {
-		/* unlink of a message is its expunge */
-		ret = dbox_msg_expunge(fs->store, v.box, m.uid, &err);
-		if (ret < 0)
-			fuse_log(FUSE_LOG_ERR, "dboxfs: expunge %s: %s\n",
-				 name, err.msg);
-		fuse_reply_err(req, ret < 0 ? dboxfs_errno(ret) : 0);
-		return;
-	}
-	if ((v.kind == VK_ROOT || v.kind == VK_FOLDER) &&
-	    folders_dir_mailbox(fs->layout, fs->inbox_id, &v) != 0 &&
-	    strcmp(name, KWFILE_NAME) == 0) {
-		fuse_reply_err(req, EACCES);
+	ret = node_of(&v)->unlink(fs, &v, name);
+	if (ret != NODE_BACKING) {
+		fuse_reply_err(req, -ret);
 		return;
 	}
 	ret = opw_area_of(fs, &v, &dirfd, &area, &box);
