@@ -201,7 +201,7 @@ int attr_folder(struct dboxfs *fs, const struct view_ino *v, uint64_t ino,
 	char prefix[DBOX_NAME_MAX * 4 + 1];
 	int64_t box = folders_dir_mailbox(fs->layout, fs->inbox_id, v), mtime;
 	size_t subdirs;
-	int depth, ret = folders_load(fs->store, &fl);
+	int depth, ret = folders_load(fs, &fl);
 
 	if (ret < 0)
 		return ret;
@@ -382,7 +382,7 @@ static int resolve_in_folder(struct dboxfs *fs, const struct view_ino *dir,
 		return attr_get(fs, view_ino_kwfile(box), st);
 	ret = -ENOENT;
 	if (fs->layout == VIEW_FS || dir->kind == VK_ROOT) {
-		ret = folders_load(fs->store, &fl);
+		ret = folders_load(fs, &fl);
 		if (ret < 0)
 			return ret;
 		depth = folders_prefix(&fl, fs->layout, dir, prefix,

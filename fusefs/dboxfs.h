@@ -3,14 +3,15 @@
  * and pass down as `struct dboxfs *fs`; the modules' state hangs off it.
  *
  * Lock order, for every lock of the daemon: each is a leaf.  The table
- * lock of backing.c (fs->backing), kcache.c's lock, the committer's
- * queue lock (fs->commit, commit.c), the flusher's lock (fs->flush,
- * flush.c), the prepared list's lock (fs->prepared, prepare.c), the
- * open-handle list lock (fs->handles, handles.c), the moved-message ring
- * lock (fs->moved, moved.c), the verified-message table's lock
- * (fs->verified, verified.c), the times lock (fs->dirtime, dirtime.c),
- * folders.c's hidden-mailbox lock and log_lock below are held only
- * around their own data: no other lock is taken, no libdbox or libfuse
+ * lock of backing.c (fs->backing), the recorded names' lock
+ * (fs->kcache, kcache.c), the committer's queue lock (fs->commit,
+ * commit.c), the flusher's lock (fs->flush, flush.c), the prepared
+ * list's lock (fs->prepared, prepare.c), the open-handle list lock
+ * (fs->handles, handles.c), the moved-message ring lock (fs->moved,
+ * moved.c), the verified-message table's lock (fs->verified,
+ * verified.c), the times lock (fs->dirtime, dirtime.c), the
+ * hidden-mailbox lock (fs->folders, folders.c) and log_lock below are
+ * held only around their own data: no other lock is taken, no libdbox or libfuse
  * function (no reply) is called while one is held.  libdbox's own locks
  * are below all of them (taken only inside libdbox calls).  The
  * follower's state (fs->follower, with its folder set) is its thread's
@@ -30,8 +31,10 @@
 #include "dbox/store.h"
 #include "dirtime.h"
 #include "flush.h"
+#include "folders.h"
 #include "follow.h"
 #include "handles.h"
+#include "kcache.h"
 #include "moved.h"
 #include "prepare.h"
 #include "verified.h"
@@ -63,8 +66,8 @@ struct dboxfs {
 	uint64_t logged[256];     /* inodes whose corruption was logged */
 	unsigned int logged_next;
 
-	/* state of the modules (see the lock order above); kcache.c's and
-	 * folders.c's are in their statics still */
+	/* state of the modules (see the lock order above); no module keeps
+	 * state in statics */
 	struct moved_ring moved;        /* moved.c */
 	struct fh_list handles;         /* handles.c */
 	struct verified_cache verified; /* verified.c, for fileio.c */
@@ -74,14 +77,12 @@ struct dboxfs {
 	struct backing_table backing;   /* backing.c, backing-marks.c */
 	struct flush_state flush;       /* flush.c */
 	struct dirtime_state dirtime;   /* dirtime.c */
+	struct kcache_state kcache;     /* kcache.c */
+	struct folders_state folders;   /* folders.c */
 	/* the handle of every open dovecot-keywords file (fileio.c): it
 	 * holds nothing, so all share it */
 	struct fh kwfile_fh;
 };
-
-/* The instance (main.c): main() sets it up and passes it on; by name
- * only in kcache.c, not yet passed it. */
-extern struct dboxfs dboxfs;
 
 /* ops.c */
 extern const struct fuse_lowlevel_ops dboxfs_ops;

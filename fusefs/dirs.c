@@ -23,7 +23,7 @@ static int folder_prefix(struct dboxfs *fs, const struct view_ino *v, char *buf,
 			 size_t len)
 {
 	struct folder_list fl;
-	int depth, ret = folders_load(fs->store, &fl);
+	int depth, ret = folders_load(fs, &fl);
 
 	if (ret < 0)
 		return ret;
@@ -248,7 +248,7 @@ bool opw_is_vdir(struct dboxfs *fs, const struct view_ino *v, const char *name)
 	int depth;
 	bool found = false;
 
-	if (folders_load(fs->store, &fl) < 0)
+	if (folders_load(fs, &fl) < 0)
 		return false;
 	depth = folders_prefix(&fl, fs->layout, v, prefix, sizeof(prefix));
 	if (depth >= 0 && folders_lookup(&fl, fs->layout, prefix,

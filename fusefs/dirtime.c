@@ -248,7 +248,7 @@ static int dir_prefix(struct dboxfs *fs, const struct view_ino *dir, char *buf,
 		      size_t len)
 {
 	struct folder_list fl;
-	int ret = folders_load(fs->store, &fl);
+	int ret = folders_load(fs, &fl);
 
 	if (ret < 0)
 		return ret;

@@ -29,13 +29,14 @@ static int cmp_id(const void *a, const void *b)
 	return x->id < y->id ? -1 : x->id > y->id;
 }
 
-int folders_load(struct dbox_store *store, struct folder_list *fl)
+int folders_load(struct dboxfs *fs, struct folder_list *fl)
 {
 	int ret;
 
 	fl->boxes = NULL;
 	fl->count = 0;
-	ret = dbox_mailbox_list(store, collect, fl, NULL);
+	fl->state = &fs->folders;
+	ret = dbox_mailbox_list(fs->store, collect, fl, NULL);
 	if (ret < 0) {
 		folders_free(fl);
 		return ret;
@@ -146,37 +147,37 @@ static bool has_reserved_part(const char *name)
 	}
 }
 
-static pthread_mutex_t hidden_lock = PTHREAD_MUTEX_INITIALIZER;
-static int64_t hidden_logged;   /* highest mailbox id logged as hidden */
-
 /* Said once per mailbox: every listing passes the mailboxes in id order. */
-static void log_hidden(const struct dbox_mailbox *b, const char *why)
+static void log_hidden(struct folders_state *st, const struct dbox_mailbox *b,
+		       const char *why)
 {
-	pthread_mutex_lock(&hidden_lock);
-	if (b->id > hidden_logged) {
-		hidden_logged = b->id;
+	if (st == NULL)
+		return;
+	pthread_mutex_lock(&st->hidden_lock);
+	if (b->id > st->hidden_logged) {
+		st->hidden_logged = b->id;
 		fuse_log(FUSE_LOG_WARNING, "dboxfs: mailbox %s is not shown: "
 			 "%s\n", b->name, why);
 	}
-	pthread_mutex_unlock(&hidden_lock);
+	pthread_mutex_unlock(&st->hidden_lock);
 }
 
 /* Whether a mailbox has a directory in the layout; in maildir++ its
  * directory name is put in pp (VIEW_NAME_MAX + 1 bytes). */
-static bool shown(const struct dbox_mailbox *b, enum view_layout layout,
-		  char *pp)
+static bool shown(const struct folder_list *fl, const struct dbox_mailbox *b,
+		  enum view_layout layout, char *pp)
 {
 	if (layout == VIEW_FS) {
 		if (!has_reserved_part(b->name))
 			return true;
-		log_hidden(b, "a part named cur, new or tmp would shadow a "
+		log_hidden(fl->state, b, "a part named cur, new or tmp would shadow a "
 			   "folder's own in the fs layout (layout=maildir++ "
 			   "shows it)");
 		return false;
 	}
 	if (view_mailbox_to_pp(b->name, pp, VIEW_NAME_MAX + 1) == 0)
 		return true;
-	log_hidden(b, "its maildir++ name would be longer than 255 bytes "
+	log_hidden(fl->state, b, "its maildir++ name would be longer than 255 bytes "
 		   "(layout=fs shows it)");
 	return false;
 }
@@ -254,7 +255,7 @@ void folders_children(const struct folder_list *fl, enum view_layout layout,
 	for (size_t i = 0; i < fl->count; i++) {
 		const struct dbox_mailbox *b = &fl->boxes[i];
 
-		if (!shown(b, layout, pp) ||
+		if (!shown(fl, b, layout, pp) ||
 		    FOLDER_COOKIE_BASE + (uint64_t)b->id <= after)
 			continue;
 		if (layout == VIEW_MAILDIRPP) {

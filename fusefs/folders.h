@@ -7,6 +7,7 @@
 #ifndef DBOXFS_FOLDERS_H
 #define DBOXFS_FOLDERS_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -16,9 +17,20 @@
 
 #define FOLDER_COOKIE_BASE 16
 
+struct dboxfs;
+
+/* The mailboxes logged as hidden; in struct dboxfs (fs->folders), zero
+ * but the lock at start. */
+struct folders_state {
+	pthread_mutex_t hidden_lock;  /* hidden_logged */
+	int64_t hidden_logged;        /* highest mailbox id logged as hidden */
+};
+
 struct folder_list {
 	struct dbox_mailbox *boxes;   /* sorted by id */
 	size_t count;
+	/* where a hidden mailbox is logged once (NULL: not logged) */
+	struct folders_state *state;
 };
 
 struct folder_child {
@@ -28,7 +40,7 @@ struct folder_child {
 	uint64_t cookie;
 };
 
-int folders_load(struct dbox_store *store, struct folder_list *fl);
+int folders_load(struct dboxfs *fs, struct folder_list *fl);
 void folders_free(struct folder_list *fl);
 
 /* Mailbox name of the directory `ino` lists children of: "" for the fs

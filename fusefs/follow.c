@@ -283,7 +283,7 @@ static void check_folders(struct dboxfs *fs)
 	struct folder_list fl;
 	struct follow_dir_set now = { NULL, 0, 0 };
 
-	if (folders_load(fs->store, &fl) < 0)
+	if (folders_load(fs, &fl) < 0)
 		return;
 	set_load(fs, &fl, &now);
 	if (fs->follower.dirs_loaded) {
@@ -315,7 +315,7 @@ static void check_once(struct dboxfs *fs, uint64_t *seq)
 	if (n > 0) {
 		fuse_lowlevel_notify_inval_inode(fs->se, VIEW_ROOT_INO, 0, 0);
 		/* more than fit: we do not know which, so all of them */
-		kcache_check(changed, n < MAX_CHANGED ? n : -1);
+		kcache_check(fs, changed, n < MAX_CHANGED ? n : -1);
 	}
 	/* another writer of our own kind of store (dboxctl import), or our
 	 * own commits: the folders whose message lists moved */
@@ -323,13 +323,13 @@ static void check_once(struct dboxfs *fs, uint64_t *seq)
 	if (now != *seq && n == 0) {
 		n = scan_changed(fs, changed);
 		fuse_lowlevel_notify_inval_inode(fs->se, VIEW_ROOT_INO, 0, 0);
-		kcache_check(changed, n);
+		kcache_check(fs, changed, n);
 	}
 	/* any change, a renamed folder too */
 	if (n != 0 || now != *seq)
 		check_folders(fs);
 	*seq = now;
-	kcache_drop_pending();
+	kcache_drop_pending(fs);
 }
 
 static void *follow_main(void *arg)

@@ -43,11 +43,6 @@ struct kc_drop {
 	char name[];
 };
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static void *root;
-static size_t count;
-static struct kc_drop *drops;   /* under the lock */
-
 static int cmp_ino(const void *a, const void *b)
 {
 	const struct kc_entry *x = a, *y = b;
@@ -104,11 +99,9 @@ static bool needs_record(uint64_t parent)
 #define KC_TOMB 1u               /* removed slot (never a message's inode) */
 #define KC_LOAD_NUM 7            /* at most 7/8 of the slots in use */
 #define KC_LOAD_DEN 8
-/* The table is 64 tables by the hash's top bits, each rehashed on its
- * own: a rehash holds two copies of one of them, not of all (at a million
- * names two copies of all were 33 MiB for a moment). */
-#define KC_SEG_BITS 6
-#define KC_SEGS (1u << KC_SEG_BITS)
+/* The table is KC_SEGS tables (kcache.h) by the hash's top bits. */
+#define KC_SEG_BITS KCACHE_SEG_BITS
+#define KC_SEGS KCACHE_SEGS
 #define KC_SLOTS_MIN 256u    /* a page of slots */
 /* 64 x 18,750 = 1,200,000 slots of 16 bytes (18.3 MiB) hold 1,050,000
  * names: every message of a listed folder of a million, with the daemon's
@@ -129,14 +122,6 @@ struct kc_msg {
 	uint32_t meta;           /* KM_*, the kernel's count above them */
 };
 
-struct kc_seg {
-	struct kc_msg *slots;
-	size_t nslots, nlive, nused;  /* used: live and removed */
-};
-
-static struct kc_seg segs[KC_SEGS];  /* under the lock, as checking */
-static bool checking;            /* no rehash: a check walks the slots */
-
 static uint32_t km_count(uint32_t meta)
 {
 	return meta >> KM_COUNT_SHIFT;
@@ -152,9 +137,9 @@ static uint32_t km_hash(uint64_t ino)
 	return (uint32_t)((ino * 0x9e3779b97f4a7c15ull) >> 32);
 }
 
-static struct kc_seg *km_seg(uint64_t ino)
+static struct kc_seg *km_seg(struct kcache_state *kc, uint64_t ino)
 {
-	return &segs[km_hash(ino) >> (32 - KC_SEG_BITS)];
+	return &kc->segs[km_hash(ino) >> (32 - KC_SEG_BITS)];
 }
 
 static size_t km_home(uint64_t ino, size_t n)
@@ -165,9 +150,9 @@ static size_t km_home(uint64_t ino, size_t n)
 }
 
 /* The slot of ino, or NULL. */
-static struct kc_msg *km_find(uint64_t ino)
+static struct kc_msg *km_find(struct kcache_state *kc, uint64_t ino)
 {
-	struct kc_seg *g = km_seg(ino);
+	struct kc_seg *g = km_seg(kc, ino);
 
 	if (g->nslots == 0 || ino <= KC_TOMB)
 		return NULL;
@@ -211,14 +196,14 @@ static void km_free(struct kc_msg *t, size_t n)
 /* Room for one more entry: rehashed into a table sized for the live
  * ones (which also clears the removed slots).  false: at the bound, or
  * during a check. */
-static bool km_room(struct kc_seg *g)
+static bool km_room(struct kcache_state *kc, struct kc_seg *g)
 {
 	size_t n = g->nlive + g->nlive / 2 + 1;
 	struct kc_msg *t;
 
 	if ((g->nused + 1) * KC_LOAD_DEN <= g->nslots * KC_LOAD_NUM)
 		return true;
-	if (checking)
+	if (kc->checking)
 		return false;
 	n = n < KC_SLOTS_MIN ? KC_SLOTS_MIN : n > KC_SLOTS_MAX ?
 		KC_SLOTS_MAX : n;
@@ -275,14 +260,15 @@ static bool km_info_of(uint64_t parent, const char *name, uint64_t ino,
 
 /* Under the lock: the kernel has one more lookup of the message's name
  * described by k (its count carried from the tree's entry: carried). */
-static bool km_record(const struct kc_msg *k, uint32_t carried)
+static bool km_record(struct kcache_state *kc, const struct kc_msg *k,
+		      uint32_t carried)
 {
-	struct kc_msg *s = km_find(k->ino);
-	struct kc_seg *g = km_seg(k->ino);
+	struct kc_msg *s = km_find(kc, k->ino);
+	struct kc_seg *g = km_seg(kc, k->ino);
 	uint32_t n;
 
 	if (s == NULL) {
-		if (!km_room(g))
+		if (!km_room(kc, g))
 			return false;
 		if (carried >= KM_COUNT_MAX)
 			carried = KM_COUNT_MAX - 1;   /* kept for good */
@@ -303,29 +289,29 @@ static bool km_record(const struct kc_msg *k, uint32_t carried)
 	return true;
 }
 
-static void km_remove(struct kc_msg *s)
+static void km_remove(struct kcache_state *kc, struct kc_msg *s)
 {
-	km_seg(s->ino)->nlive--;
+	km_seg(kc, s->ino)->nlive--;
 	s->ino = KC_TOMB;
 }
 
 /* Under the lock: the tree's entry of ino, or NULL. */
-static struct kc_entry *tree_find(uint64_t ino)
+static struct kc_entry *tree_find(struct kcache_state *kc, uint64_t ino)
 {
 	struct kc_entry key = { .ino = ino }, **found;
 
-	found = tfind(&key, &root, cmp_ino);
+	found = tfind(&key, &kc->root, cmp_ino);
 	return found != NULL ? *found : NULL;
 }
 
 /* Under the lock: the entry of ino with its name set to name (a new one
  * with carried lookups besides this one). */
-static bool tree_record(uint64_t parent, const char *name, uint64_t ino,
-			uint32_t carried)
+static bool tree_record(struct kcache_state *kc, uint64_t parent,
+			const char *name, uint64_t ino, uint32_t carried)
 {
 	struct kc_entry key = { .ino = ino }, **found, *e;
 
-	found = tfind(&key, &root, cmp_ino);
+	found = tfind(&key, &kc->root, cmp_ino);
 	if (found != NULL) {
 		e = *found;
 		if (e->parent != parent || strcmp(e->name, name) != 0) {
@@ -348,44 +334,46 @@ static bool tree_record(uint64_t parent, const char *name, uint64_t ino,
 			e->nlookup++;
 		return true;
 	}
-	if (count >= KCACHE_MAX)
+	if (kc->count >= KCACHE_MAX)
 		return false;
 	e = entry_new(parent, name, ino);
 	if (e == NULL)
 		return false;
 	e->nlookup += carried;
-	if (tsearch(e, &root, cmp_ino) == NULL) {
+	if (tsearch(e, &kc->root, cmp_ino) == NULL) {
 		entry_free(e);
 		return false;
 	}
-	count++;
+	kc->count++;
 	return true;
 }
 
 /* Under the lock: a message's own name in the compact table, any other
  * in the tree; the kernel's count follows the inode between them. */
-static bool record(uint64_t parent, const char *name, uint64_t ino)
+static bool record(struct kcache_state *kc, uint64_t parent,
+		   const char *name, uint64_t ino)
 {
 	struct kc_msg k;
 	struct kc_msg *s;
-	struct kc_entry *e = tree_find(ino);
+	struct kc_entry *e = tree_find(kc, ino);
 	uint32_t carried;
 
 	if (km_info_of(parent, name, ino, &k)) {
 		carried = e != NULL ? e->nlookup : 0;
-		if (!km_record(&k, carried))
-			return e != NULL && tree_record(parent, name, ino, 0);
+		if (!km_record(kc, &k, carried))
+			return e != NULL &&
+				tree_record(kc, parent, name, ino, 0);
 		if (e != NULL) {
-			tdelete(e, &root, cmp_ino);
+			tdelete(e, &kc->root, cmp_ino);
 			entry_free(e);
-			count--;
+			kc->count--;
 		}
 		return true;
 	}
-	s = km_find(ino);
+	s = km_find(kc, ino);
 	if (s == NULL)
-		return tree_record(parent, name, ino, 0);
-	if (count >= KCACHE_MAX) {
+		return tree_record(kc, parent, name, ino, 0);
+	if (kc->count >= KCACHE_MAX) {
 		/* the old name stays recorded, with this lookup counted */
 		if (km_count(s->meta) < KM_COUNT_MAX)
 			s->meta = km_with_count(s->meta,
@@ -395,28 +383,30 @@ static bool record(uint64_t parent, const char *name, uint64_t ino)
 	carried = km_count(s->meta);
 	if (carried == KM_COUNT_MAX)
 		carried = UINT32_MAX - 1;   /* kept for good there too */
-	if (!tree_record(parent, name, ino, carried))
+	if (!tree_record(kc, parent, name, ino, carried))
 		return false;
-	km_remove(s);
+	km_remove(kc, s);
 	return true;
 }
 
-double kcache_add(uint64_t parent, const char *name, uint64_t ino)
+double kcache_add(struct dboxfs *fs, uint64_t parent, const char *name,
+		  uint64_t ino)
 {
+	struct kcache_state *kc = &fs->kcache;
 	bool ok;
 
 	if (!needs_record(parent))
-		return dboxfs.cache_timeout;
-	pthread_mutex_lock(&lock);
-	ok = record(parent, name, ino);
-	pthread_mutex_unlock(&lock);
-	return ok ? dboxfs.cache_timeout : dboxfs.entry_timeout;
+		return fs->cache_timeout;
+	pthread_mutex_lock(&kc->lock);
+	ok = record(kc, parent, name, ino);
+	pthread_mutex_unlock(&kc->lock);
+	return ok ? fs->cache_timeout : fs->entry_timeout;
 }
 
 /* Under the lock: whether ino was in the compact table. */
-static bool km_forget(uint64_t ino, uint64_t n)
+static bool km_forget(struct kcache_state *kc, uint64_t ino, uint64_t n)
 {
-	struct kc_msg *s = km_find(ino);
+	struct kc_msg *s = km_find(kc, ino);
 	uint32_t c;
 
 	if (s == NULL)
@@ -427,29 +417,31 @@ static bool km_forget(uint64_t ino, uint64_t n)
 		s->meta = km_with_count(s->meta, c);
 	}
 	if (c == 0)
-		km_remove(s);
+		km_remove(kc, s);
 	return true;
 }
 
-void kcache_forget(uint64_t ino, uint64_t n)
+void kcache_forget(struct dboxfs *fs, uint64_t ino, uint64_t n)
 {
+	struct kcache_state *kc = &fs->kcache;
 	struct kc_entry key = { .ino = ino }, **found, *e = NULL;
 
-	pthread_mutex_lock(&lock);
-	found = km_forget(ino, n) ? NULL : tfind(&key, &root, cmp_ino);
+	pthread_mutex_lock(&kc->lock);
+	found = km_forget(kc, ino, n) ? NULL :
+		tfind(&key, &kc->root, cmp_ino);
 	if (found != NULL) {
 		e = *found;
 		if (e->nlookup < UINT32_MAX)
 			e->nlookup = n >= e->nlookup ? 0 :
 				e->nlookup - (uint32_t)n;
 		if (e->nlookup == 0) {
-			tdelete(e, &root, cmp_ino);
-			count--;
+			tdelete(e, &kc->root, cmp_ino);
+			kc->count--;
 		} else {
 			e = NULL;
 		}
 	}
-	pthread_mutex_unlock(&lock);
+	pthread_mutex_unlock(&kc->lock);
 	if (e != NULL)
 		entry_free(e);
 }
@@ -463,9 +455,6 @@ struct collect {
 	size_t count, cap;
 	bool failed;
 };
-
-/* twalk has no context argument */
-static struct collect *collecting;
 
 /* Whether a name in this directory can have changed: folder-level
  * directories always (they are few), cur/ and new/ of changed folders. */
@@ -484,13 +473,13 @@ static bool in_scope(const struct collect *c, uint64_t parent)
 	return false;
 }
 
-static void collect_one(const void *node, VISIT which, int depth)
+/* twalk_r's action: ctx is the struct collect */
+static void collect_one(const void *node, VISIT which, void *ctx)
 {
 	const struct kc_entry *e = *(struct kc_entry *const *)node;
-	struct collect *c = collecting;
+	struct collect *c = ctx;
 	struct kc_item *grown;
 
-	(void)depth;
 	if ((which != postorder && which != leaf) || c->failed || e->stale ||
 	    !in_scope(c, e->parent))
 		return;
@@ -511,22 +500,22 @@ static void collect_one(const void *node, VISIT which, int depth)
 		c->count++;
 }
 
-static void mark_stale(const struct kc_item *it)
+static void mark_stale(struct kcache_state *kc, const struct kc_item *it)
 {
 	struct kc_entry key = { .ino = it->ino }, **found;
 
-	pthread_mutex_lock(&lock);
-	found = tfind(&key, &root, cmp_ino);
+	pthread_mutex_lock(&kc->lock);
+	found = tfind(&key, &kc->root, cmp_ino);
 	if (found != NULL && (*found)->parent == it->parent &&
 	    strcmp((*found)->name, it->name) == 0)
 		(*found)->stale = true;
-	pthread_mutex_unlock(&lock);
+	pthread_mutex_unlock(&kc->lock);
 }
 
 /* Whether the name leads elsewhere now (a plain file that is still no
  * message or folder is the backing tree's, which only the mount
  * changes). */
-static bool is_stale(const struct kc_item *it)
+static bool is_stale(struct dboxfs *fs, const struct kc_item *it)
 {
 	struct view_ino dir;
 	struct stat st;
@@ -534,23 +523,23 @@ static bool is_stale(const struct kc_item *it)
 
 	if (!view_ino_decode(it->parent, &dir))
 		return false;
-	ret = attr_resolve_view(&dboxfs, &dir, it->name, &st);
+	ret = attr_resolve_view(fs, &dir, it->name, &st);
 	if (ret == 0)
 		return st.st_ino != it->ino;
 	return ret == -ENOENT && (it->ino >> 60) != VK_PLAIN;
 }
 
-static void invalidate(const struct kc_item *it)
+static void invalidate(struct dboxfs *fs, const struct kc_item *it)
 {
 	struct stat st;
 
-	fuse_lowlevel_notify_inval_entry(dboxfs.se, it->parent, it->name,
+	fuse_lowlevel_notify_inval_entry(fs->se, it->parent, it->name,
 					 strlen(it->name));
 	/* gone altogether (not only renamed): its attributes and cached
 	 * pages go too */
-	if (attr_get(&dboxfs, it->ino, &st) == -ENOENT)
-		fuse_lowlevel_notify_inval_inode(dboxfs.se, it->ino, 0, 0);
-	mark_stale(it);
+	if (attr_get(fs, it->ino, &st) == -ENOENT)
+		fuse_lowlevel_notify_inval_inode(fs->se, it->ino, 0, 0);
+	mark_stale(&fs->kcache, it);
 }
 
 /* ------------------------------------------- checks of message names */
@@ -563,59 +552,60 @@ static uint64_t km_parent(const struct kc_msg *s)
 			    s->meta & KM_NEW ? SUB_NEW : SUB_CUR);
 }
 
-static void km_mark_stale(const struct kc_msg *k)
+static void km_mark_stale(struct kcache_state *kc, const struct kc_msg *k)
 {
 	struct kc_msg *s;
 
-	pthread_mutex_lock(&lock);
-	s = km_find(k->ino);
+	pthread_mutex_lock(&kc->lock);
+	s = km_find(kc, k->ino);
 	if (s != NULL && s->keywords == k->keywords &&
 	    (s->meta & KM_INFO) == (k->meta & KM_INFO))
 		s->meta |= KM_STALE;
-	pthread_mutex_unlock(&lock);
+	pthread_mutex_unlock(&kc->lock);
 }
 
 /* A message gone from the index: its name cannot be built any more, so
  * the name of its directory (cur/ or new/) goes from the kernel's cache,
  * and with it every name below it. */
-static void km_drop_dir(uint64_t dir)
+static void km_drop_dir(struct dboxfs *fs, uint64_t dir)
 {
 	struct kc_entry *e;
 	uint64_t parent = 0;
 	char *name = NULL;
 
-	pthread_mutex_lock(&lock);
-	e = tree_find(dir);
+	pthread_mutex_lock(&fs->kcache.lock);
+	e = tree_find(&fs->kcache, dir);
 	if (e != NULL) {
 		parent = e->parent;
 		name = strdup(e->name);
 	}
-	pthread_mutex_unlock(&lock);
+	pthread_mutex_unlock(&fs->kcache.lock);
 	if (name == NULL)
 		return;
-	fuse_lowlevel_notify_inval_entry(dboxfs.se, parent, name,
+	fuse_lowlevel_notify_inval_entry(fs->se, parent, name,
 					 strlen(name));
 	free(name);
 }
 
 /* Whether the message's recorded name was invalidated; *dropped: the
  * directory already dropped in this check. */
-static bool km_check_one(const struct kc_msg *k, uint64_t *dropped)
+static bool km_check_one(struct dboxfs *fs, const struct kc_msg *k,
+			 uint64_t *dropped)
 {
 	struct dbox_msg m;
 	char name[DBOX_NAME_MAX + 48], now[DBOX_NAME_MAX + 48];
 	bool in_new;
 	struct kc_item it = { k->ino, km_parent(k), name };
-	int ret = dbox_msg_get(dboxfs.store,
+	int ret = dbox_msg_get(fs->store,
 			       (int64_t)(k->ino >> 32 & VIEW_MAILBOX_MAX),
 			       (uint32_t)k->ino, &m, NULL);
 
 	if (ret == -ENOENT) {
 		if (*dropped != it.parent)
-			km_drop_dir(it.parent);
+			km_drop_dir(fs, it.parent);
 		*dropped = it.parent;
-		fuse_lowlevel_notify_inval_inode(dboxfs.se, k->ino, 0, 0);
-		km_mark_stale(k);
+		fuse_lowlevel_notify_inval_inode(fs->se, k->ino, 0, 0);
+		km_mark_stale(&fs->kcache, k);
 		return true;
 	}
 	if (ret < 0)
@@ -631,16 +621,17 @@ static bool km_check_one(const struct kc_msg *k, uint64_t *dropped)
 	view_msg_name(&m, name, sizeof(name));
 	if (in_new == m.in_new && strcmp(now, name) == 0)
 		return false;
-	fuse_lowlevel_notify_inval_entry(dboxfs.se, it.parent, name,
+	fuse_lowlevel_notify_inval_entry(fs->se, it.parent, name,
 					 strlen(name));
-	km_mark_stale(k);
+	km_mark_stale(&fs->kcache, k);
 	return true;
 }
 
 /* The compact table, a batch at a time (the lock is not held while the
  * index is read); no rehash meanwhile, so no entry moves. */
-static int km_check(const struct collect *c)
+static int km_check(struct dboxfs *fs, const struct collect *c)
 {
+	struct kcache_state *kc = &fs->kcache;
 	struct kc_msg batch[KC_BATCH];
 	uint64_t dropped = 0;
 	size_t seg = 0, at = 0, got;
@@ -649,10 +640,10 @@ static int km_check(const struct collect *c)
 
 	do {
 		got = 0;
-		pthread_mutex_lock(&lock);
-		checking = true;
+		pthread_mutex_lock(&kc->lock);
+		kc->checking = true;
 		for (; seg < KC_SEGS && got < KC_BATCH; seg++, at = 0) {
-			const struct kc_seg *g = &segs[seg];
+			const struct kc_seg *g = &kc->segs[seg];
 
 			for (; at < g->nslots && got < KC_BATCH; at++) {
 				const struct kc_msg *s = &g->slots[at];
@@ -666,38 +657,36 @@ static int km_check(const struct collect *c)
 				break;   /* the batch is full */
 		}
 		more = seg < KC_SEGS;
-		pthread_mutex_unlock(&lock);
+		pthread_mutex_unlock(&kc->lock);
 		for (size_t i = 0; i < got; i++)
-			n += km_check_one(&batch[i], &dropped);
+			n += km_check_one(fs, &batch[i], &dropped);
 	} while (more);
-	pthread_mutex_lock(&lock);
-	checking = false;
-	pthread_mutex_unlock(&lock);
+	pthread_mutex_lock(&kc->lock);
+	kc->checking = false;
+	pthread_mutex_unlock(&kc->lock);
 	return n;
 }
 
-int kcache_check(const int64_t *boxes, int n)
+int kcache_check(struct dboxfs *fs, const int64_t *boxes, int n)
 {
 	struct collect c = { .boxes = boxes, .n = n };
 	int dropped = 0;
 
-	pthread_mutex_lock(&lock);
-	collecting = &c;
-	twalk(root, collect_one);
-	collecting = NULL;
-	pthread_mutex_unlock(&lock);
+	pthread_mutex_lock(&fs->kcache.lock);
+	twalk_r(fs->kcache.root, collect_one, &c);
+	pthread_mutex_unlock(&fs->kcache.lock);
 	for (size_t i = 0; i < c.count; i++) {
-		if (is_stale(&c.items[i])) {
-			invalidate(&c.items[i]);
+		if (is_stale(fs, &c.items[i])) {
+			invalidate(fs, &c.items[i]);
 			dropped++;
 		}
 		free(c.items[i].name);
 	}
 	free(c.items);
-	return dropped + km_check(&c);
+	return dropped + km_check(fs, &c);
 }
 
-void kcache_drop_later(uint64_t parent, const char *name)
+void kcache_drop_later(struct dboxfs *fs, uint64_t parent, const char *name)
 {
 	size_t len = strlen(name);
 	struct kc_drop *d = malloc(sizeof(*d) + len + 1);
@@ -706,44 +695,45 @@ void kcache_drop_later(uint64_t parent, const char *name)
 		return;  /* the moved ring still answers for a while */
 	d->parent = parent;
 	memcpy(d->name, name, len + 1);
-	pthread_mutex_lock(&lock);
-	d->next = drops;
-	drops = d;
-	pthread_mutex_unlock(&lock);
+	pthread_mutex_lock(&fs->kcache.lock);
+	d->next = fs->kcache.drops;
+	fs->kcache.drops = d;
+	pthread_mutex_unlock(&fs->kcache.lock);
 }
 
-void kcache_drop_pending(void)
+void kcache_drop_pending(struct dboxfs *fs)
 {
 	struct kc_drop *d, *next;
 
-	pthread_mutex_lock(&lock);
-	d = drops;
-	drops = NULL;
-	pthread_mutex_unlock(&lock);
+	pthread_mutex_lock(&fs->kcache.lock);
+	d = fs->kcache.drops;
+	fs->kcache.drops = NULL;
+	pthread_mutex_unlock(&fs->kcache.lock);
 	for (; d != NULL; d = next) {
 		next = d->next;
-		fuse_lowlevel_notify_inval_entry(dboxfs.se, d->parent, d->name,
+		fuse_lowlevel_notify_inval_entry(fs->se, d->parent, d->name,
 						 strlen(d->name));
 		free(d);
 	}
 }
 
-void kcache_free_all(void)
+void kcache_free_all(struct dboxfs *fs)
 {
+	struct kcache_state *kc = &fs->kcache;
 	struct kc_drop *d, *next;
 
-	pthread_mutex_lock(&lock);
-	for (d = drops; d != NULL; d = next) {
+	pthread_mutex_lock(&kc->lock);
+	for (d = kc->drops; d != NULL; d = next) {
 		next = d->next;
 		free(d);
 	}
-	drops = NULL;
-	tdestroy(root, entry_free);
-	root = NULL;
-	count = 0;
+	kc->drops = NULL;
+	tdestroy(kc->root, entry_free);
+	kc->root = NULL;
+	kc->count = 0;
 	for (unsigned i = 0; i < KC_SEGS; i++) {
-		km_free(segs[i].slots, segs[i].nslots);
-		segs[i] = (struct kc_seg){ NULL, 0, 0, 0 };
+		km_free(kc->segs[i].slots, kc->segs[i].nslots);
+		kc->segs[i] = (struct kc_seg){ NULL, 0, 0, 0 };
 	}
-	pthread_mutex_unlock(&lock);
+	pthread_mutex_unlock(&kc->lock);
 }

@@ -24,32 +24,63 @@
 #ifndef DBOXFS_KCACHE_H
 #define DBOXFS_KCACHE_H
 
+#include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+struct dboxfs;
+struct kc_msg;
+struct kc_drop;
+
+/* The compact table of messages' names is 64 tables by the hash's top
+ * bits, each rehashed on its own: a rehash holds two copies of one of
+ * them, not of all (at a million names two copies of all were 33 MiB for
+ * a moment). */
+#define KCACHE_SEG_BITS 6
+#define KCACHE_SEGS (1u << KCACHE_SEG_BITS)
+
+struct kc_seg {
+	struct kc_msg *slots;
+	size_t nslots, nlive, nused;  /* used: live and removed */
+};
+
+/* The recorded names; in struct dboxfs (fs->kcache), all zero but the
+ * lock at start. */
+struct kcache_state {
+	pthread_mutex_t lock;           /* everything below */
+	void *root;                     /* tsearch tree of other names */
+	size_t count;                   /* entries in the tree */
+	struct kc_drop *drops;          /* kcache_drop_later's queue */
+	struct kc_seg segs[KCACHE_SEGS];  /* messages' names */
+	bool checking;                  /* no rehash: a check walks the slots */
+};
 
 /* Records that name in parent leads to ino, for one more kernel lookup.
  * Returns the entry timeout to reply with: the long one if recorded (or
  * nothing can change it), else the short one. */
-double kcache_add(uint64_t parent, const char *name, uint64_t ino);
+double kcache_add(struct dboxfs *fs, uint64_t parent, const char *name,
+		  uint64_t ino);
 /* The kernel dropped n lookups of ino (FORGET). */
-void kcache_forget(uint64_t ino, uint64_t n);
+void kcache_forget(struct dboxfs *fs, uint64_t ino, uint64_t n);
 /* Looks up again every recorded name in the folders of boxes[0..n-1]
  * (n < 0: all) and in folder-level directories, and invalidates in the
  * kernel those that no longer lead to the same inode.  Follower thread
  * only.  Returns how many were invalidated. */
-int kcache_check(const int64_t *boxes, int n);
+int kcache_check(struct dboxfs *fs, const int64_t *boxes, int n);
 /* A name the mount itself gave a node that now stands for something
  * else: a message moved to another folder gets a new number there, while
  * the kernel keeps the old node for the new name, which only the moved
  * ring (moved_to) maps, and only for a while.  The name is dropped
  * from the kernel's cache by the next kcache_drop_pending, so that the
  * next lookup gets the message's own node.  Any thread. */
-void kcache_drop_later(uint64_t parent, const char *name);
+void kcache_drop_later(struct dboxfs *fs, uint64_t parent,
+		       const char *name);
 /* Sends the invalidations kcache_drop_later queued.  Follower thread
  * only (the kernel holds the directory's lock while the rename that
  * queued one is being answered). */
-void kcache_drop_pending(void);
+void kcache_drop_pending(struct dboxfs *fs);
 /* At exit. */
-void kcache_free_all(void);
+void kcache_free_all(struct dboxfs *fs);
 
 #endif

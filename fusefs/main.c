@@ -23,9 +23,8 @@
 #include "dboxfs.h"
 
 /* The daemon's state: the session's userdata, which every request
- * reaches with fuse_req_userdata(); main() passes it to the set-up
- * (kcache.c still uses the name). */
-struct dboxfs dboxfs = {
+ * reaches with fuse_req_userdata(); main() passes it to the set-up. */
+static struct dboxfs dboxfs = {
 	.log_lock = PTHREAD_MUTEX_INITIALIZER,
 	.moved.lock = PTHREAD_MUTEX_INITIALIZER,
 	.handles.lock = PTHREAD_MUTEX_INITIALIZER,
@@ -41,6 +40,8 @@ struct dboxfs dboxfs = {
 	.flush.cond = PTHREAD_COND_INITIALIZER,
 	.flush.pending_fd = -1,
 	.dirtime.lock = PTHREAD_MUTEX_INITIALIZER,
+	.kcache.lock = PTHREAD_MUTEX_INITIALIZER,
+	.folders.hidden_lock = PTHREAD_MUTEX_INITIALIZER,
 	.kwfile_fh = { .type = FH_KWFILE, .fd = -1 },
 };
 

@@ -57,7 +57,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, dboxfs_errno(ret));
 	} else {
 		reply_entry_param(fs, &e, &st);
-		e.entry_timeout = kcache_add(parent, name, st.st_ino);
+		e.entry_timeout = kcache_add(fs, parent, name, st.st_ino);
 		e.attr_timeout = fs->cache_timeout;
 		fuse_reply_entry(req, &e);
 	}
@@ -294,7 +294,7 @@ static void op_destroy(void *userdata)
 {
 	struct dboxfs *fs = userdata;
 	fh_free_all(fs, readdir_handle_free);
-	kcache_free_all();
+	kcache_free_all(fs);
 }
 
 /* Inode numbers of the view come from the data and need nothing freed;
@@ -302,7 +302,7 @@ static void op_destroy(void *userdata)
  * it was renamed into tmp/). */
 static void forget_one(struct dboxfs *fs, fuse_ino_t ino, uint64_t nlookup)
 {
-	kcache_forget(ino, nlookup);
+	kcache_forget(fs, ino, nlookup);
 	if ((ino >> 60) == VK_PLAIN || (ino >> 60) == VK_MSG)
 		backing_forget(fs, ino, nlookup);
 }

@@ -58,7 +58,7 @@ static bool dir_add(struct dirbuf *d, const char *name, const struct stat *st,
 		/* the kernel takes a lookup of every entry but . and .. */
 		counted = strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
 		if (counted)
-			e.entry_timeout = kcache_add(d->dir->ino, name,
+			e.entry_timeout = kcache_add(d->fs, d->dir->ino, name,
 						     st->st_ino);
 		n = fuse_add_direntry_plus(d->req, d->buf + d->used,
 					   d->size - d->used, name, &e,
@@ -70,7 +70,7 @@ static bool dir_add(struct dirbuf *d, const char *name, const struct stat *st,
 	}
 	if (n > d->size - d->used) {
 		if (counted)
-			kcache_forget(st->st_ino, 1);
+			kcache_forget(d->fs, st->st_ino, 1);
 		d->full = true;
 		return false;
 	}
@@ -312,7 +312,7 @@ int readdir_folder(struct dirbuf *d, const struct view_ino *v, off_t off)
 		return 0;
 	if ((fs->layout == VIEW_FS || v->kind == VK_ROOT) &&
 	    (uint64_t)off < BACKING_COOKIE_BASE) {
-		ret = folders_load(fs->store, &fl);
+		ret = folders_load(fs, &fl);
 		if (ret < 0)
 			return ret;
 		depth = folders_prefix(&fl, fs->layout, v, prefix,

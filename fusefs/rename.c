@@ -349,7 +349,7 @@ void opw_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		if (ret == 0 && !(flags & RENAME_EXCHANGE) &&
 		    dst.kind == VK_SUB &&
 		    (dst.sub == SUB_TMP || dst.box != m.mailbox_id))
-			kcache_drop_later(newparent, newname);
+			kcache_drop_later(fs, newparent, newname);
 	} else if ((src.kind == VK_ROOT || src.kind == VK_FOLDER ||
 		    src.kind == VK_VDIR) &&
 		   folders_dir_mailbox(fs->layout, fs->inbox_id,

@@ -87,7 +87,7 @@ static void list(const struct folder_list *fl, enum view_layout layout,
 static void test_folders_fs(void)
 {
 	struct dbox_mailbox boxes[8];
-	struct folder_list fl = { boxes, 0 };
+	struct folder_list fl = { boxes, 0, NULL };
 	struct seen s;
 
 	add_box(&fl, boxes, 1, "INBOX");
@@ -111,7 +111,7 @@ static void test_folders_fs(void)
 static void test_folders_resume(void)
 {
 	struct dbox_mailbox boxes[8];
-	struct folder_list fl = { boxes, 0 };
+	struct folder_list fl = { boxes, 0, NULL };
 	struct seen s;
 	uint64_t last;
 
@@ -139,7 +139,7 @@ static void test_folders_resume(void)
 static void test_folders_maildirpp(void)
 {
 	struct dbox_mailbox boxes[8];
-	struct folder_list fl = { boxes, 0 };
+	struct folder_list fl = { boxes, 0, NULL };
 	struct seen s;
 
 	add_box(&fl, boxes, 1, "INBOX");
