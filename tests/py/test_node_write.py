@@ -9,18 +9,10 @@ import pytest
 
 from dboxfs_testlib import (DBOXFS, dboxctl, ls_messages, mounts,
                             wtmp)  # noqa: F401
+from test_fidelity_folders import outcome
 
 pytestmark = pytest.mark.skipif(not os.path.exists(DBOXFS),
                                 reason="dboxfs not built (no libfuse3)")
-
-
-def outcome(fn, *args):
-    """0, or the errno fn raised."""
-    try:
-        fn(*args)
-        return 0
-    except OSError as e:
-        return e.errno
 
 
 def make_file(path):
