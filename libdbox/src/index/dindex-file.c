@@ -153,24 +153,37 @@ int dindex_file_refs_at(struct dindex *idx, uint32_t file_id,
 	return rc == SQLITE_ROW ? 0 : -EIO;
 }
 
+struct msg_at {
+	int64_t mailbox_id;
+	uint32_t uid;
+};
+
+static void row_msg_at(sqlite3_stmt *st, void *out)
+{
+	struct msg_at *m = out;
+
+	m->mailbox_id = sqlite3_column_int64(st, 0);
+	m->uid = (uint32_t)sqlite3_column_int64(st, 1);
+}
+
 int dindex_file_msg_at(struct dindex *idx, uint32_t file_id, uint64_t offset,
 		       int64_t *mailbox_id_r, uint32_t *uid_r)
 {
 	sqlite3_stmt *st = dindex_prepare(idx, DSTMT_FILE_MSG_AT,
 					  sql_file_msg_at, NULL);
-	int rc;
+	struct msg_at m;
+	int ret;
 
 	if (st == NULL)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, file_id);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)offset);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*mailbox_id_r = sqlite3_column_int64(st, 0);
-		*uid_r = (uint32_t)sqlite3_column_int64(st, 1);
+	ret = dindex_fetch_one(idx, st, row_msg_at, &m, "message at", NULL);
+	if (ret == 0) {
+		*mailbox_id_r = m.mailbox_id;
+		*uid_r = m.uid;
 	}
-	sqlite3_reset(st);
-	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : -EIO;
+	return ret;
 }
 
 bool dindex_file_referenced(struct dindex *idx, uint32_t file_id)
