@@ -126,6 +126,7 @@ struct dindex {
 	/* checked (or known checked) at open, and SQLite found nothing
 	 * wrong since: the file may be stamped at close (dindex-stamp.h) */
 	atomic_bool sound;
+	bool checked;             /* the open ran the check (not the stamp) */
 	pthread_key_t key;
 	pthread_mutex_t lock;     /* protects conns */
 	struct dconn *conns;
@@ -635,9 +636,12 @@ static int integrity_check(struct dindex *idx, sqlite3 *db,
 
 int dindex_check(struct dindex *idx, struct dbox_err *err)
 {
-	struct dconn *c = conn_get(idx, err);
+	struct dconn *c;
 	int ret;
 
+	if (idx->checked)
+		return 0;  /* this open ran it a moment ago */
+	c = conn_get(idx, err);
 	if (c == NULL)
 		return -EIO;
 	ret = integrity_check(idx, c->db, err);
@@ -712,6 +716,7 @@ static int open_db(const char *path, bool readonly, bool create,
 		pthread_setspecific(idx->key, c);
 		idx->conns = c;
 		ret = check ? integrity_check(idx, c->db, err) : 0;
+		idx->checked = check;
 	}
 	if (ret == 0) {
 		ret = readonly ? check_readonly_schema(idx, c->db, err) :
