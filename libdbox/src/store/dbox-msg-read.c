@@ -179,6 +179,27 @@ static void async_read_done(void *ctx, const struct dfs_result *res)
 	free(ar);
 }
 
+/* A read of at most len bytes of msg's body from off (off < body_size),
+ * or NULL after cb has been told -ENOMEM. */
+static struct async_read *async_read_new(struct dbox_store *store,
+					 const struct dbox_msg *msg,
+					 size_t len, uint64_t off,
+					 dbox_read_cb *cb, void *ctx)
+{
+	struct dbox_err err = { "" };
+	struct async_read *ar = calloc(1, sizeof(*ar));
+
+	if (ar == NULL) {
+		cb(ctx, -ENOMEM, &err);
+		return NULL;
+	}
+	if (len > msg->body_size - off)
+		len = (size_t)(msg->body_size - off);
+	*ar = (struct async_read){ .store = store, .cb = cb, .ctx = ctx,
+				   .want = len, .msg = *msg, .off = off };
+	return ar;
+}
+
 void dbox_msg_pread_async(struct dbox_store *store, const struct dbox_msg *msg,
 			  void *buf, size_t len, uint64_t off,
 			  dbox_read_cb *cb, void *ctx)
@@ -195,20 +216,10 @@ void dbox_msg_pread_async(struct dbox_store *store, const struct dbox_msg *msg,
 		cb(ctx, ret, &err);
 		return;
 	}
-	if (len > msg->body_size - off)
-		len = (size_t)(msg->body_size - off);
-	ar = calloc(1, sizeof(*ar));
-	if (ar == NULL) {
-		cb(ctx, -ENOMEM, &err);
+	ar = async_read_new(store, msg, len, off, cb, ctx);
+	if (ar == NULL)
 		return;
-	}
-	ar->store = store;
-	ar->cb = cb;
-	ar->ctx = ctx;
-	ar->want = len;
-	ar->msg = *msg;
 	ar->buf = buf;
-	ar->off = off;
 	async_read_submit(ar);
 }
 
@@ -253,16 +264,11 @@ void dbox_msg_read_fd_async(struct dbox_store *store,
 		cb(ctx, 0, &err);
 		return;
 	}
-	if (len > msg->body_size - off)
-		len = (size_t)(msg->body_size - off);
-	ar = calloc(1, sizeof(*ar));
-	if (ar == NULL) {
-		cb(ctx, -ENOMEM, &err);
+	ar = async_read_new(store, msg, len, off, cb, ctx);
+	if (ar == NULL)
 		return;
-	}
-	*ar = (struct async_read){ .store = store, .cb = cb, .ctx = ctx,
-				   .want = len, .msg = *msg, .fd_reader = fn,
-				   .fd_reader_arg = arg, .off = off };
+	ar->fd_reader = fn;
+	ar->fd_reader_arg = arg;
 	async_read_submit(ar);
 }
 
