@@ -12,7 +12,6 @@ import json
 import os
 import random
 import shutil
-import subprocess
 import tempfile
 
 import pytest
@@ -418,15 +417,15 @@ def test_moved_in_takeover_reads_whole(att_stores, mounts, name, wtmp):
 
 
 def test_moved_into_folder_made_by_the_mount(att_stores, mounts, wtmp):
-    """sdbox, taken over: messages moved (mv) into a folder the mount made
+    """sdbox, taken over: messages moved into a folder the mount made
     (mkdir) keep their attachments for Dovecot too.  Dovecot looks for an
     attachment file under a name with the folder's mailbox GUID from its
     own index, which a folder new to it gets (at random) only when it
-    first opens it: rename(2) of such a message answers EXDEV, and mv
-    copies it whole.  After unmount and force-resync, `doveadm fetch
-    text` of the new folder gives exactly what the mount served; and after
-    the source's messages are gone (the folder deleted, INBOX expunged,
-    Dovecot's purge), still so."""
+    first opens it: such a message is written whole into it (same GUID).
+    After unmount and force-resync, `doveadm fetch text` of the new folder
+    gives exactly what the mount served; and after the source's messages
+    are gone (the folder deleted, INBOX expunged, Dovecot's purge), still
+    so."""
     s = copy_store(att_stores["sdbox"], wtmp)
     chown_tree(wtmp, *store_ids())
     da = Doveadm(os.path.join(wtmp, "da"), s.root, s.fmt)
@@ -438,27 +437,17 @@ def test_moved_into_folder_made_by_the_mount(att_stores, mounts, wtmp):
     os.mkdir(os.path.join(mnt, ".NewF"))
     for sub in ("cur", "new", "tmp"):
         os.mkdir(os.path.join(mnt, ".NewF", sub))
-    want = {}
+    want, guids = {}, []
     for sub in ("cur", "new"):
         for n in os.listdir(os.path.join(mnt, ".Src", sub)):
             src = os.path.join(mnt, ".Src", sub, n)
             with open(src, "rb") as f:
                 data = f.read()
             base = n.split(":2,")[0]
-            dst = os.path.join(mnt, ".NewF", "cur", base + ":2,S")
-            try:
-                os.rename(src, dst)
-                assert b"no attachment" in data, n
-            except OSError as e:
-                # Dovecot would look for its parts under a name not known
-                # yet: rename(2) says "another file system", and mv copies
-                assert e.errno == errno.EXDEV and \
-                    b"no attachment" not in data, (n, e)
-                assert os.path.exists(src)
-                p = subprocess.run(["mv", src, dst], capture_output=True,
-                                   timeout=60)
-                assert p.returncode == 0, p.stderr
-                assert not os.path.exists(src)
+            guids.append(os.getxattr(src, "user.dbox.guid").decode())
+            os.rename(src, os.path.join(mnt, ".NewF", "cur",
+                                        base + ":2,S"))
+            assert not os.path.exists(src)
             want[base] = data
     assert len(want) == len(s.texts)
     assert sorted(want.values()) == sorted(s.texts.values())
@@ -477,6 +466,9 @@ def test_moved_into_folder_made_by_the_mount(att_stores, mounts, wtmp):
                              len(b"text:\n"):] for uid in uids)
     da(*s.opts(), "force-resync", "*")
     assert texts("NewF") == sorted(want.values())
+    assert sorted(x["guid"] for x in json.loads(da(
+        *s.opts(), "-f", "json", "fetch", "guid", "mailbox",
+        "NewF").stdout)) == sorted(guids)
     # what the source's messages held goes: the copies must not need it
     da(*s.opts(), "mailbox", "delete", "Src")
     da(*s.opts(), "expunge", "mailbox", "INBOX", "all")

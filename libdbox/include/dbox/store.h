@@ -365,7 +365,10 @@ int dbox_msg_set_received(struct dbox_store *store, int64_t mailbox_id,
 int dbox_msg_expunge(struct dbox_store *store, int64_t mailbox_id,
 		     uint32_t uid, struct dbox_err *err);
 /* Move to another mailbox under a new uid (returned), keeping bytes in
- * place where the format allows (mdbox: index only; sdbox: hard link). */
+ * place where the format allows (mdbox: index only; sdbox: hard link).
+ * An sdbox message with parts in the attachment directory moving into a
+ * mailbox of a Dovecot tree that Dovecot has no index of (which would
+ * name its attachment files) is written whole there, same GUID. */
 int dbox_msg_move(struct dbox_store *store, int64_t mailbox_id, uint32_t uid,
 		  int64_t dest_mailbox_id, uint32_t flags, uint32_t keywords,
 		  enum dbox_maildir_dir dir, const char *new_base,

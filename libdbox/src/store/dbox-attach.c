@@ -573,9 +573,8 @@ static int link_part(const char *from, const char *to, struct dbox_err *err)
  * GUID, which it keeps in its index of the mailbox (the dbox-hdr
  * extension of dbox-Mails/dovecot.index*); a mailbox it has no index of
  * (made through a takeover mount) gets a random GUID when Dovecot first
- * opens it, so no name given now would be found.  The move is refused
- * with -EXDEV: mv(1) then copies the message whole (a new delivery,
- * without external parts) and unlinks the source. */
+ * opens it, so no name given now would be found: -EXDEV, and
+ * dbox_msg_move writes the message whole there instead. */
 static int dest_known(struct dbox_store *store, int64_t dest_id,
 		      uint32_t dest_uid, struct dbox_err *err)
 {
@@ -600,9 +599,7 @@ static int dest_known(struct dbox_store *store, int64_t dest_id,
 			return 0;
 	}
 	return dbox_fail(err, -EXDEV, "mailbox %s has no Dovecot index, which "
-			 "would name its attachment files: a message with "
-			 "external attachments is copied into it, not moved",
-			 name);
+			 "would name its attachment files", name);
 }
 
 int dbox_attach_move(struct dbox_store *store, const struct dbox_msg *msg,
