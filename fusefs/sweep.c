@@ -286,10 +286,13 @@ static void sweep_pending_one(struct dboxfs *fs, int dirfd, const char *entry)
 	const char *name;
 	int64_t box;
 	uint32_t uid;
+	struct stat st;
 	int ret;
 
+	/* only files are ours (flush_spool_done): anything else stays */
 	if (!sweep_pending_name(entry, &box, &uid, &name) ||
-	    faccessat(dirfd, entry, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+	    fstatat(dirfd, entry, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    !S_ISREG(st.st_mode))
 		return;
 	if (sweep_pending_done(fs, dirfd, entry, box, uid)) {
 		unlinkat(dirfd, entry, 0);

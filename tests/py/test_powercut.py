@@ -314,18 +314,26 @@ def test_ro_mount_after_a_cut_shows_the_lost_delivery_in_tmp(wtmp, mounts):
     assert m.stop() == 99
     pending = os.path.join(store, "dboxfs", "pending")
     assert [n.split(".", 2)[2] for n in os.listdir(pending)] == ["x1"]
+    # not what the daemon leaves there: stays, shows nowhere
+    box = os.listdir(pending)[0].split(".")[0]
+    junk = ["junk", box + ".x.y", box + ".7.dir"]
+    for n in junk[:2]:
+        with open(os.path.join(pending, n), "wb") as f:
+            f.write(b"Subject: junk\n\n")
+    os.mkdir(os.path.join(pending, junk[2]))
+    before = sorted(os.listdir(pending))
     r = mounts(store, mnt, "ro")
     ro = view_of(mnt)
     assert os.path.exists(os.path.join(mnt, "tmp", "x1.1"))
     r.stop()
-    assert [n.split(".", 2)[2] for n in os.listdir(pending)] == ["x1"]
+    assert sorted(os.listdir(pending)) == before
     assert not [k for k in ro if not k.startswith("tmp/")], ro
     assert ro["tmp/x1.1"] == (len(data), data)
     assert ro["tmp/x1"][1] == b"Subject: again\n\n"
     c = mounts(store, mnt)
     assert view_of(mnt) == ro
     c.stop()
-    assert not os.listdir(pending)
+    assert sorted(os.listdir(pending)) == sorted(junk)
     r = mounts(store, mnt, "ro")
     assert view_of(mnt) == ro
     r.stop()
