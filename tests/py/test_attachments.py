@@ -466,6 +466,7 @@ def test_moved_into_folder_made_by_the_mount(att_stores, mounts, wtmp):
                              len(b"text:\n"):] for uid in uids)
     da(*s.opts(), "force-resync", "*")
     assert texts("NewF") == sorted(want.values())
+    assert texts("Src") == []      # moved, not copied
     assert sorted(x["guid"] for x in json.loads(da(
         *s.opts(), "-f", "json", "fetch", "guid", "mailbox",
         "NewF").stdout)) == sorted(guids)
@@ -475,6 +476,39 @@ def test_moved_into_folder_made_by_the_mount(att_stores, mounts, wtmp):
     da(*s.opts(), "purge")
     da(*s.opts(), "force-resync", "*")
     assert texts("NewF") == sorted(want.values())
+
+
+def test_move_into_folder_made_by_the_mount_missing_part(att_stores, mounts,
+                                                         wtmp):
+    """The same move of a message whose attachment file is gone: the
+    message cannot be written whole, so the rename fails with EIO and the
+    message stays where it was (nothing half moved)."""
+    s = copy_store(att_stores["sdbox"], wtmp)
+    for d, _, files in os.walk(s.att):
+        for n in files:
+            os.unlink(os.path.join(d, n))
+    chown_tree(wtmp, *store_ids())
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(s.root, mnt, "index=" + s.index, "attachment_dir=" + s.att,
+               "takeover")
+    os.mkdir(os.path.join(mnt, ".NewF"))
+    for sub in ("cur", "new", "tmp"):
+        os.mkdir(os.path.join(mnt, ".NewF", sub))
+    failed = 0
+    for sub in ("cur", "new"):
+        for n in os.listdir(os.path.join(mnt, sub)):
+            plain = b"no attachment" in s.texts[uid_of(mnt, n)]
+            try:
+                os.rename(os.path.join(mnt, sub, n),
+                          os.path.join(mnt, ".NewF", "cur", n))
+                assert plain, n
+            except OSError as e:
+                assert e.errno == errno.EIO and not plain, (n, e)
+                assert os.path.exists(os.path.join(mnt, sub, n))
+                failed += 1
+    assert failed == len(s.external_uids())
+    assert len(os.listdir(os.path.join(mnt, ".NewF", "cur"))) == 1
+    stop_clean(m)
 
 
 def test_move_without_attachment_dir_is_refused(att_stores, mounts, wtmp):
