@@ -76,6 +76,22 @@ void fileio_open_kwfile(struct dboxfs *fs, fuse_req_t req,
 	fuse_reply_open(req, fi);
 }
 
+/* A message checked before: answered from memory, without the index, a
+ * read or a handle (a read-write mount's open costs the native maildir's
+ * whole warm read of a small message otherwise).  Its reads, when the
+ * page cache misses, come by inode (fh 0: fileio_read_msg_ino), which
+ * finds the record where the index has it then and checks it there if
+ * it moved; a message gone meanwhile (an expunge by another program not
+ * yet followed) gives ENOENT at the read instead of at the open, as on a
+ * read-only mount, which has no opens at all. */
+static void open_warm(fuse_req_t req, struct fuse_file_info *fi)
+{
+	fi->fh = 0;
+	fi->keep_cache = 1;
+	fi->noflush = 1;
+	fuse_reply_open(req, fi);
+}
+
 void fileio_open_msg(struct dboxfs *fs, fuse_req_t req, int64_t box,
 		     uint32_t uid, uint64_t ino, struct fuse_file_info *fi)
 {
@@ -86,6 +102,10 @@ void fileio_open_msg(struct dboxfs *fs, fuse_req_t req, int64_t box,
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
 		/* messages are immutable (maildir-view.md section 2) */
 		fuse_reply_err(req, fs->readonly ? EROFS : EACCES);
+		return;
+	}
+	if (verified_has_ino(&fs->verified, ino)) {
+		open_warm(req, fi);
 		return;
 	}
 	po = calloc(1, sizeof(*po));
@@ -399,7 +419,9 @@ void fileio_release(fuse_req_t req, fuse_ino_t ino,
 	struct fh *fh = (struct fh *)(uintptr_t)fi->fh;
 
 	(void)ino;
-	if (fh->type == FH_MSG) {
+	if (fh == NULL) {
+		/* a warm open of a message (open_warm): nothing kept */
+	} else if (fh->type == FH_MSG) {
 		fh_untrack(fs, fh);
 		free(fh);
 	} else if (fh->type == FH_FD) {
