@@ -60,3 +60,27 @@ void verified_add(struct verified_cache *vc, uint64_t ino,
 				dbox_msg_file_offset(m) };
 	pthread_mutex_unlock(&vc->lock);
 }
+
+/* how many messages are checked ahead: their records are kept in the
+ * store's read-ahead cache (DBOX_RCACHE_SLOTS windows), half of it */
+#define VERIFIED_AHEAD 8
+
+uint32_t verified_ahead_of(struct verified_cache *vc, int64_t box,
+			   uint32_t uid, uint32_t *first)
+{
+	uint32_t n = 0;
+
+	pthread_mutex_lock(&vc->lock);
+	if (box == vc->seq_box && uid > vc->seq_last &&
+	    uid <= vc->seq_ahead + 1 && uid < UINT32_MAX - VERIFIED_AHEAD) {
+		*first = (uid > vc->seq_ahead ? uid : vc->seq_ahead) + 1;
+		n = uid + VERIFIED_AHEAD + 1 - *first;
+		vc->seq_ahead = uid + VERIFIED_AHEAD;
+	} else {
+		vc->seq_box = box;
+		vc->seq_ahead = uid;
+	}
+	vc->seq_last = uid;
+	pthread_mutex_unlock(&vc->lock);
+	return n;
+}

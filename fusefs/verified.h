@@ -25,6 +25,9 @@ struct verified_cache {
 		uint32_t file_id;
 		uint64_t offset;
 	} slots[VERIFIED_SLOTS];   /* bucket b: slots 2b (newer), 2b+1 */
+	/* the checks ahead of a cold read in uid order (verified_ahead_of) */
+	int64_t seq_box;
+	uint32_t seq_last, seq_ahead;
 };
 
 /* Whether the message's record was verified where m says it is now. */
@@ -36,5 +39,12 @@ bool verified_has(struct verified_cache *vc, uint64_t ino,
 bool verified_has_ino(struct verified_cache *vc, uint64_t ino);
 void verified_add(struct verified_cache *vc, uint64_t ino,
 		  const struct dbox_msg *m);
+/* A cold open (or first read) of message uid of box, one storage file per
+ * message (sdbox): returns how many uids after it to check ahead, from
+ * *first on; 0 unless the opens go in uid order (this one follows the
+ * last cold one, or is within what was checked ahead of it), so that a
+ * single message opened alone costs no more than itself. */
+uint32_t verified_ahead_of(struct verified_cache *vc, int64_t box,
+			   uint32_t uid, uint32_t *first);
 
 #endif
