@@ -419,6 +419,10 @@ static int sync_message(struct dbox_store *store, struct dovecot_box *b,
 		(old.file_id != dm->file_id || old.offset != dm->offset);
 	int ret;
 
+	/* a maildir never moves a message back from cur/ to new/, and a
+	 * name in new/ has no keywords: an old message that the mount moved
+	 * to cur/ without flags (Dovecot still calls it \Recent) stays */
+	in_new = in_new && kw == 0 && !(have && !old.in_new);
 	if (have && !moved) {
 		if (old.flags == flags && old.keywords == kw &&
 		    old.in_new == in_new)

@@ -204,6 +204,8 @@ static int update_in_txn(struct dbox_store *store, int64_t mailbox_id,
 		ret = set_name(store, mailbox_id, uid,
 			       base != NULL ? base : old.base, flags, keywords,
 			       dir, err);
+	if (ret == 0)
+		dbox_dovecot_back_flags(store, &old, flags, keywords);
 	return end_update(store, ret, mailbox_id, old.in_new || in_new,
 			  !old.in_new || !in_new, err);
 }
@@ -319,6 +321,10 @@ int dbox_msg_exchange(struct dbox_store *store, int64_t mailbox_id,
 		ret = dbox_msg_insert(store, &a2, err);
 	if (ret == 0 && uid1 != uid2)
 		ret = dbox_msg_insert(store, &b2, err);
+	if (ret == 0 && uid1 != uid2) {
+		dbox_dovecot_back_flags(store, &a, a2.flags, a2.keywords);
+		dbox_dovecot_back_flags(store, &b, b2.flags, b2.keywords);
+	}
 	if (ret == 0)
 		ret = dbox_mailbox_touch(store, mailbox_id,
 					 a.in_new || b.in_new,

@@ -1,0 +1,51 @@
+/* dovecot-logwrite.h - appends transactions to Dovecot's own transaction
+ * log (dovecot.index.log, dovecot-index.md 3), as Dovecot itself does.
+ *
+ * Used where a takeover mount changes a message Dovecot knows: the same
+ * change goes into Dovecot's log, so Dovecot (and its force-resync, which
+ * starts from the index it has) shows what the mount showed.  A
+ * transaction is built in memory (dovi_logwrite_*_add) and appended with
+ * one write at the end of the log under Dovecot's lock on it (an fcntl
+ * write lock on the whole file, Dovecot's default lock_method), then made
+ * durable.  A log that is missing, rotated away, marked corrupted or has
+ * an unfinished transaction at its end is never written.  Not
+ * thread-safe: one transaction is owned by one thread. */
+#ifndef DOVI_LOGWRITE_H
+#define DOVI_LOGWRITE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dbox/store.h"
+
+struct dovi_logwrite;
+
+/* An empty transaction; NULL when out of memory. */
+struct dovi_logwrite *dovi_logwrite_new(void);
+void dovi_logwrite_free(struct dovi_logwrite *w);
+/* Records added so far. */
+unsigned dovi_logwrite_count(const struct dovi_logwrite *w);
+
+/* FLAG_UPDATE of uid1..uid2: flags = (flags & ~remove) | add. */
+void dovi_logwrite_flags_add(struct dovi_logwrite *w, uint32_t uid1,
+			     uint32_t uid2, uint8_t add, uint8_t remove);
+/* KEYWORD_UPDATE of one name for uid1..uid2 (Dovecot registers a name it
+ * does not know yet when it applies this). */
+void dovi_logwrite_keyword_add(struct dovi_logwrite *w, bool add,
+			       const char *name, uint32_t uid1,
+			       uint32_t uid2);
+/* EXTERNAL EXPUNGE_GUID: the message is gone from the backend. */
+void dovi_logwrite_expunge_add(struct dovi_logwrite *w, uint32_t uid,
+			       const uint8_t guid[16]);
+
+/* Appends the transaction to the log at path (a BOUNDARY first when it
+ * has two records or more), waiting at most timeout_ms for the lock, and
+ * fdatasyncs it.  Returns 0; -ENOENT (no log), -EBADMSG (a log Dovecot
+ * must repair first), -ETIMEDOUT (locked too long), -ENOMEM (a record
+ * could not be added), another -errno; err says why.  Nothing is written
+ * unless all of it is. */
+int dovi_logwrite_commit(struct dovi_logwrite *w, const char *path,
+			 unsigned timeout_ms, struct dbox_err *err);
+
+#endif

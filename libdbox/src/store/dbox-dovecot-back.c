@@ -1,0 +1,123 @@
+/* dbox-dovecot-back.c - a takeover mount's changes handed back to
+ * Dovecot: what the mount changes in a message Dovecot knows goes into
+ * that mailbox's dovecot.index.log as well, as Dovecot's own IMAP server
+ * would write it, so that Dovecot shows what the mount showed.
+ *
+ * Called inside the index write transaction of the change: the follower
+ * (dbox_store_follow) syncs under that same lock, so it reads Dovecot's
+ * log either before the change or with it, and finds our row already
+ * equal to what the log says; our own records thus change nothing when
+ * it replays them.  A failure (no log, locked too long, damaged) is
+ * logged and leaves our change as it is. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "dbox/dovecot-index.h"
+#include "dovecot/dovecot-logwrite.h"
+#include "store/dbox-dovecot-private.h"
+#include "store/store-private.h"
+
+/* Dovecot waits up to 3 minutes for its log lock; a mount that waits
+ * holds its index write lock meanwhile, so it gives up sooner. */
+#define BACK_LOCK_TIMEOUT_MS 10000
+
+/* The box we follow for our mailbox id, if Dovecot has an index of it. */
+static struct dovecot_box *box_of(struct dbox_store *store, int64_t id)
+{
+	struct dbox_dovecot *dv = store->dovecot;
+
+	if (dv == NULL || store->readonly)
+		return NULL;
+	for (size_t i = 0; i < dv->count; i++) {
+		if (dv->boxes[i].id == id && dv->boxes[i].db != NULL &&
+		    dovi_mailbox_index(dv->boxes[i].db) != NULL)
+			return &dv->boxes[i];
+	}
+	return NULL;
+}
+
+/* Dovecot's record of uid, as the follower last read it. */
+static const struct dovi_message *known(struct dovecot_box *b, uint32_t uid)
+{
+	const struct dovi_message *msgs = dovi_mailbox_messages(b->db);
+	size_t lo = 0, hi = dovi_mailbox_count(b->db);
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (msgs[mid].uid == uid)
+			return &msgs[mid];
+		if (msgs[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* Appends w to the log of b; logs what went wrong. */
+static void commit(struct dovecot_box *b, struct dovi_logwrite *w,
+		   const char *what)
+{
+	char path[PATH_MAX];
+	struct dbox_err err = { 0 };
+	int ret;
+
+	if (dovi_logwrite_count(w) == 0)
+		return;
+	ret = dbox_path(path, sizeof(path), "%s.log",
+			dovi_index_prefix(dovi_mailbox_index(b->db)));
+	if (ret == 0)
+		ret = dovi_logwrite_commit(w, path, BACK_LOCK_TIMEOUT_MS, &err);
+	if (ret < 0)
+		dbox_log(DBOX_LOG_WARNING, "mailbox %s: %s not handed back "
+			 "to Dovecot: %s", b->name, what,
+			 err.msg[0] != '\0' ? err.msg : strerror(-ret));
+}
+
+/* The keyword changes between two of our keyword sets, by name. */
+static void add_keywords(struct dbox_store *store, struct dovecot_box *b,
+			 struct dovi_logwrite *w, uint32_t uid,
+			 uint32_t old_kw, uint32_t new_kw)
+{
+	char *names[DBOX_MAX_KEYWORDS] = { 0 }, buf[DBOX_MAX_KEYWORDS * 256];
+	int n = old_kw == new_kw ? -1 : dbox_mailbox_keywords(store, b->id,
+		names, buf, sizeof(buf), NULL);
+
+	for (int i = 0; n >= 0 && i < DBOX_MAX_KEYWORDS; i++) {
+		uint32_t bit = 1u << i;
+
+		if (names[i] == NULL || names[i][0] == '\0' ||
+		    ((old_kw ^ new_kw) & bit) == 0)
+			continue;
+		dovi_logwrite_keyword_add(w, (new_kw & bit) != 0, names[i],
+					  uid, uid);
+	}
+}
+
+void dbox_dovecot_back_flags(struct dbox_store *store,
+			     const struct dbox_msg *old, uint32_t flags,
+			     uint32_t keywords)
+{
+	struct dovecot_box *b = box_of(store, old->mailbox_id);
+	uint8_t was = old->flags & DOVI_SYSTEM_FLAGS;
+	uint8_t now = flags & DOVI_SYSTEM_FLAGS;
+	struct dovi_logwrite *w;
+
+	if (b == NULL || known(b, old->uid) == NULL ||
+	    (was == now && old->keywords == keywords))
+		return;
+	w = dovi_logwrite_new();
+	if (w == NULL) {
+		dbox_log(DBOX_LOG_WARNING, "mailbox %s: flags not handed back "
+			 "to Dovecot: out of memory", b->name);
+		return;
+	}
+	if (was != now)
+		dovi_logwrite_flags_add(w, old->uid, old->uid, now & ~was,
+					was & ~now);
+	add_keywords(store, b, w, old->uid, old->keywords, keywords);
+	commit(b, w, "a flag change");
+	dovi_logwrite_free(w);
+}

@@ -1,0 +1,102 @@
+"""A Dovecot store taken over (-o takeover): what the mount changes in
+messages Dovecot knows is handed back to Dovecot's own transaction log, so
+that Dovecot, handed the store afterwards, sees exactly what the mount
+showed: with no force-resync, after one, and on the next mount."""
+
+import fcntl
+import os
+import struct
+import subprocess
+
+import pytest
+
+from dboxfs_testlib import (DBOXFS, chown_tree, mounts, needs_dovecot,
+                            store_ids, wait_for, wtmp)  # noqa: F401
+from test_dovecot_view import LETTERS, doveadm_flags, view_of
+from test_takeover import all_names, dovecot_store
+
+pytestmark = [needs_dovecot,
+              pytest.mark.skipif(not os.path.exists(DBOXFS),
+                                 reason="dboxfs not built")]
+
+
+def guid_of(path):
+    return os.getxattr(path, "user.dbox.guid").decode()
+
+
+def names_by_guid(mnt):
+    return {guid_of(os.path.join(mnt, sub, n)): (sub, n)
+            for sub, n in all_names(mnt)}
+
+
+def letters(mnt):
+    """{keyword name: maildir letter} of the mount's INBOX."""
+    res = {}
+    with open(os.path.join(mnt, "dovecot-keywords")) as f:
+        for line in f:
+            idx, name = line.rstrip("\n").split(" ", 1)
+            res[name] = chr(ord("a") + int(idx))
+    return res
+
+
+def set_info(mnt, names, guid, info):
+    sub, n = names[guid]
+    new = n.split(":2,")[0] + ":2," + "".join(sorted(info))
+    os.rename(os.path.join(mnt, sub, n), os.path.join(mnt, "cur", new))
+
+
+def dovecot_inbox(da):
+    chown_tree(da.root, *store_ids())   # what the mount wrote
+    return doveadm_flags(da.fetch("uid flags mailbox guid", "mailbox",
+                                  "INBOX")).get("INBOX", {})
+
+
+def changed_store(wtmp, mounts, fmt):
+    """A Dovecot store whose INBOX has keywords and flags of Dovecot's,
+    changed through a takeover mount: returns (root, da, mnt, the mount's
+    view of INBOX)."""
+    root, da = dovecot_store(wtmp, fmt)
+    by_uid = {int(m["uid"]): m["guid"]
+              for m in da.fetch("uid guid", "mailbox", "INBOX")}
+    da("flags", "add", "$Label1 Work", "mailbox", "INBOX", "uid", "1")
+    da("flags", "add", "\\Seen", "mailbox", "INBOX", "uid", "2")
+    da("flags", "add", "\\Answered Work", "mailbox", "INBOX", "uid", "5")
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    names = names_by_guid(mnt)
+    kw = letters(mnt)
+    set_info(mnt, names, by_uid[1], "F" + kw["$Label1"])   # -Work +F
+    set_info(mnt, names, by_uid[2], "")                    # -\Seen
+    set_info(mnt, names, by_uid[3], "RS" + kw["Work"])     # +RS +Work
+    set_info(mnt, names, by_uid[4], kw["$Label1"] + kw["Work"])
+    shown = view_of(mnt, "INBOX")
+    names = names_by_guid(mnt)
+    # a change of Dovecot's after ours: the follower has read our records
+    # back by the time it shows, and changed nothing of ours
+    chown_tree(root, *store_ids())
+    da("flags", "add", "\\Flagged", "mailbox", "INBOX", "uid", "5")
+    wait_for(lambda: "\\Flagged" in view_of(mnt, "INBOX")[by_uid[5]],
+             timeout=5, what="Dovecot's flag on the mount")
+    shown[by_uid[5]].add("\\Flagged")
+    assert view_of(mnt, "INBOX") == shown
+    now = names_by_guid(mnt)
+    del now[by_uid[5]], names[by_uid[5]]
+    assert now == names
+    m.stop()
+    assert "not handed back" not in m.output()
+    return root, da, mnt, shown
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_flags_and_keywords_handed_back(wtmp, mounts, fmt):
+    """Flags and keywords set and cleared through the mount: doveadm
+    shows them without a resync, after force-resync, and the next mount
+    shows the same names."""
+    root, da, mnt, shown = changed_store(wtmp, mounts, fmt)
+    assert dovecot_inbox(da) == shown
+    da.force_resync()
+    assert dovecot_inbox(da) == shown
+    m = mounts(root, mnt, "takeover")
+    assert view_of(mnt, "INBOX") == shown
+    m.stop()
+    assert dovecot_inbox(da) == shown
