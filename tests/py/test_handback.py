@@ -100,3 +100,48 @@ def test_flags_and_keywords_handed_back(wtmp, mounts, fmt):
     assert view_of(mnt, "INBOX") == shown
     m.stop()
     assert dovecot_inbox(da) == shown
+
+
+def stored_bytes(root):
+    """Every byte of the store's message files."""
+    data = b""
+    for d, _, files in os.walk(root):
+        for n in files:
+            if n.startswith(("m.", "u.")):
+                with open(os.path.join(d, n), "rb") as f:
+                    data += f.read()
+    return data
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_expunges_handed_back(wtmp, mounts, fmt):
+    """Messages removed through the mount are gone for Dovecot too, with
+    no resync, after one and on the next mount; mdbox: the map no longer
+    counts them, so doveadm purge frees their bytes."""
+    root, da = dovecot_store(wtmp, fmt)
+    by_uid = {int(m["uid"]): m["guid"]
+              for m in da.fetch("uid guid", "mailbox", "INBOX")}
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    names = names_by_guid(mnt)
+    for uid in (2, 4):
+        os.unlink(os.path.join(mnt, *names[by_uid[uid]]))
+    shown = view_of(mnt, "INBOX")
+    assert set(shown) == {by_uid[1], by_uid[3], by_uid[5]}
+    m.stop()
+    assert "not handed back" not in m.output()
+    assert dovecot_inbox(da) == shown
+    texts = {t["guid"]: t["text"] for t in da.fetch("guid text", "mailbox",
+                                                     "INBOX")}
+    assert set(texts) == set(shown)
+    if fmt == "mdbox":
+        gone = b"Subject: m1\n"
+        assert gone in stored_bytes(root)
+        da("purge")
+        assert gone not in stored_bytes(root)
+        assert b"Subject: m0\n" in stored_bytes(root)
+    da.force_resync()
+    assert dovecot_inbox(da) == shown
+    m = mounts(root, mnt, "takeover")
+    assert view_of(mnt, "INBOX") == shown
+    m.stop()

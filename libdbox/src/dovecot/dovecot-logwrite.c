@@ -15,12 +15,15 @@
 /* A log that keeps being replaced while we lock it: give up after this
  * many reopens (Dovecot retries without a bound, but it also rotates). */
 #define LOGWRITE_REOPENS 8
+/* offset of log_file_tail_offset in the base header (dovecot-index.md 2.2) */
+#define LOG_TAIL_OFFSET 64
 
 struct dovi_logwrite {
 	uint8_t *buf;               /* the records, without a boundary */
 	size_t len, cap;
 	unsigned count;
 	bool oom;
+	bool synced;                /* a sync's: the tail offset follows */
 };
 
 struct dovi_logwrite *dovi_logwrite_new(void)
@@ -39,6 +42,11 @@ void dovi_logwrite_free(struct dovi_logwrite *w)
 unsigned dovi_logwrite_count(const struct dovi_logwrite *w)
 {
 	return w->count;
+}
+
+void dovi_logwrite_set_synced(struct dovi_logwrite *w)
+{
+	w->synced = true;
 }
 
 static void put32(uint8_t *p, uint32_t v)
@@ -138,6 +146,46 @@ void dovi_logwrite_expunge_add(struct dovi_logwrite *w, uint32_t uid,
 	memcpy(p + 4, guid, 16);
 }
 
+void dovi_logwrite_ext_intro_add(struct dovi_logwrite *w, const char *name,
+				 uint32_t reset_id, uint32_t hdr_size,
+				 uint16_t record_size, uint16_t record_align)
+{
+	size_t nlen = strlen(name), padded = (20 + nlen + 3) & ~(size_t)3;
+	uint8_t *p;
+
+	if (nlen == 0 || nlen > UINT16_MAX) {
+		w->oom = true;
+		return;
+	}
+	p = record(w, DOVI_T_EXT_INTRO, padded);
+	if (p == NULL)
+		return;
+	/* by name: the position in Dovecot's list is the one of its own
+	 * main file, which may differ from what a replay gives */
+	put32(p, 0xffffffffu);
+	put32(p + 4, reset_id);
+	put32(p + 8, hdr_size);
+	p[12] = (uint8_t)record_size;
+	p[13] = (uint8_t)(record_size >> 8);
+	p[14] = (uint8_t)record_align;
+	p[15] = (uint8_t)(record_align >> 8);
+	p[16] = 0x01;   /* NO_SHRINK, as every current writer */
+	p[18] = (uint8_t)nlen;
+	p[19] = (uint8_t)(nlen >> 8);
+	memcpy(p + 20, name, nlen);
+}
+
+void dovi_logwrite_atomic_inc_add(struct dovi_logwrite *w, uint32_t uid,
+				  int32_t diff)
+{
+	uint8_t *p = record(w, DOVI_T_EXT_ATOMIC_INC, 8);
+
+	if (p == NULL)
+		return;
+	put32(p, uid);
+	put32(p + 4, (uint32_t)diff);
+}
+
 static uint64_t now_ms(void)
 {
 	struct timespec ts;
@@ -186,11 +234,33 @@ static int still_current(int fd, const char *path, struct dbox_err *err)
 	return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
+/* Where the log says its backend has synced to: the value of its last
+ * record when that is the tail offset's update (what a sync writes last),
+ * its header size when it has no records, else 0 (unknown). */
+static uint64_t tail_of(const struct dovi_log *log)
+{
+	struct dovi_log_rec rec, last = { 0 };
+	uint64_t pos = log->hdr_size;
+
+	if (pos >= log->sync_offset)
+		return log->hdr_size;
+	while (dovi_log_next(log, &pos, log->sync_offset, &rec, NULL) == 1)
+		last = rec;
+	if (dovi_log_real_type(last.type) != DOVI_T_HEADER_UPDATE ||
+	    last.size != 8 || last.payload[0] != LOG_TAIL_OFFSET ||
+	    last.payload[1] != 0 || last.payload[2] != 4 ||
+	    last.payload[3] != 0)
+		return 0;
+	return (uint64_t)last.payload[4] | (uint64_t)last.payload[5] << 8 |
+		(uint64_t)last.payload[6] << 16 |
+		(uint64_t)last.payload[7] << 24;
+}
+
 /* The end of the log where the transaction goes: the end of the file,
  * which must be the end of its complete records (what Dovecot's readers
  * stop at; anything past it would hide our records from them). */
-static int append_offset(int fd, const char *path, uint64_t *off_r,
-			 struct dbox_err *err)
+static int append_offset(int fd, const char *path, bool synced,
+			 uint64_t *off_r, struct dbox_err *err)
 {
 	struct dovi_log *log = NULL;
 	struct stat st;
@@ -208,6 +278,11 @@ static int append_offset(int fd, const char *path, uint64_t *off_r,
 		 (uint64_t)st.st_size != log->len)
 		ret = dbox_fail(err, -EBADMSG, "%s ends in an unfinished "
 				"transaction", path);
+	else if (synced && tail_of(log) != log->len)
+		/* the mdbox map is only written by syncs: Dovecot takes
+		 * anything unsynced in it for a crash and rebuilds */
+		ret = dbox_fail(err, -EBADMSG, "%s has changes its backend "
+				"has not synced", path);
 	*off_r = log->len;
 	dovi_log_free(log);
 	return ret;
@@ -246,8 +321,8 @@ static int write_at(int fd, const char *path, const uint8_t *buf,
  * it has two records or more, as Dovecot writes them. */
 static uint8_t *framed(const struct dovi_logwrite *w, size_t *len_r)
 {
-	size_t hdr = w->count >= 2 ? 12 : 0;
-	uint8_t *buf = malloc(hdr + w->len);
+	size_t hdr = w->count >= 2 ? 12 : 0, tail = w->synced ? 16 : 0;
+	uint8_t *buf = malloc(hdr + w->len + tail);
 
 	if (buf == NULL)
 		return NULL;
@@ -257,14 +332,24 @@ static uint8_t *framed(const struct dovi_logwrite *w, size_t *len_r)
 		put32(buf + 8, (uint32_t)(hdr + w->len));
 	}
 	memcpy(buf + hdr, w->buf, w->len);
-	*len_r = hdr + w->len;
+	if (tail != 0) {
+		/* outside the transaction, as Dovecot's sync writes it; its
+		 * value is set once the offset is known */
+		uint8_t *t = buf + hdr + w->len;
+
+		dovi_log_encode_size(16, t);
+		put32(t + 4, DOVI_T_HEADER_UPDATE | DOVI_T_EXTERNAL);
+		put32(t + 8, LOG_TAIL_OFFSET | 4u << 16);
+		put32(t + 12, 0);
+	}
+	*len_r = hdr + w->len + tail;
 	return buf;
 }
 
 /* One attempt on the file at path: 1 written, 0 replaced meanwhile (try
  * again), -errno. */
-static int commit_once(const char *path, const uint8_t *buf, size_t len,
-		       unsigned timeout_ms, struct dbox_err *err)
+static int commit_once(const char *path, uint8_t *buf, size_t len,
+		       bool synced, unsigned timeout_ms, struct dbox_err *err)
 {
 	uint64_t off = 0;
 	int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
@@ -278,7 +363,11 @@ static int commit_once(const char *path, const uint8_t *buf, size_t len,
 	if (ret == 0)
 		ret = -ESTALE;
 	else if (ret == 1)
-		ret = append_offset(fd, path, &off, err);
+		ret = append_offset(fd, path, synced, &off, err);
+	if (ret == 0 && synced)
+		put32(buf + len - 4, (uint32_t)(off + len));
+	if (ret == 0 && off + len > UINT32_MAX)
+		ret = dbox_fail(err, -EFBIG, "%s is too large", path);
 	if (ret == 0)
 		ret = write_at(fd, path, buf, len, off, err);
 	/* closing the descriptor releases its lock */
@@ -304,7 +393,7 @@ int dovi_logwrite_commit(struct dovi_logwrite *w, const char *path,
 	if (buf == NULL)
 		return dbox_fail(err, -ENOMEM, "out of memory");
 	for (int i = 0; ret == 0 && i < LOGWRITE_REOPENS; i++)
-		ret = commit_once(path, buf, len, timeout_ms, err);
+		ret = commit_once(path, buf, len, w->synced, timeout_ms, err);
 	free(buf);
 	if (ret == 0)
 		return dbox_fail(err, -ESTALE, "%s keeps being replaced", path);

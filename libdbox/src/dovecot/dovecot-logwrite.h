@@ -27,6 +27,11 @@ void dovi_logwrite_free(struct dovi_logwrite *w);
 /* Records added so far. */
 unsigned dovi_logwrite_count(const struct dovi_logwrite *w);
 
+/* Commits it as a sync does: only onto a log whose backend has synced
+ * all of it, followed by the update of the tail offset past it (the mdbox
+ * map is only ever written this way). */
+void dovi_logwrite_set_synced(struct dovi_logwrite *w);
+
 /* FLAG_UPDATE of uid1..uid2: flags = (flags & ~remove) | add. */
 void dovi_logwrite_flags_add(struct dovi_logwrite *w, uint32_t uid1,
 			     uint32_t uid2, uint8_t add, uint8_t remove);
@@ -38,6 +43,15 @@ void dovi_logwrite_keyword_add(struct dovi_logwrite *w, bool add,
 /* EXTERNAL EXPUNGE_GUID: the message is gone from the backend. */
 void dovi_logwrite_expunge_add(struct dovi_logwrite *w, uint32_t uid,
 			       const uint8_t guid[16]);
+
+/* EXT_INTRO of an existing extension by name, as it is (the records
+ * after it that use an extension refer to the last intro). */
+void dovi_logwrite_ext_intro_add(struct dovi_logwrite *w, const char *name,
+				 uint32_t reset_id, uint32_t hdr_size,
+				 uint16_t record_size, uint16_t record_align);
+/* EXT_ATOMIC_INC of the introduced extension's number for uid. */
+void dovi_logwrite_atomic_inc_add(struct dovi_logwrite *w, uint32_t uid,
+				  int32_t diff);
 
 /* Appends the transaction to the log at path (a BOUNDARY first when it
  * has two records or more), waiting at most timeout_ms for the lock, and

@@ -57,15 +57,15 @@ static const struct dovi_message *known(struct dovecot_box *b, uint32_t uid)
 }
 
 /* Appends w to the log of b; logs what went wrong. */
-static void commit(struct dovecot_box *b, struct dovi_logwrite *w,
-		   const char *what)
+static int commit(struct dovecot_box *b, struct dovi_logwrite *w,
+		  const char *what)
 {
 	char path[PATH_MAX];
 	struct dbox_err err = { 0 };
 	int ret;
 
 	if (dovi_logwrite_count(w) == 0)
-		return;
+		return 0;
 	ret = dbox_path(path, sizeof(path), "%s.log",
 			dovi_index_prefix(dovi_mailbox_index(b->db)));
 	if (ret == 0)
@@ -74,6 +74,7 @@ static void commit(struct dovecot_box *b, struct dovi_logwrite *w,
 		dbox_log(DBOX_LOG_WARNING, "mailbox %s: %s not handed back "
 			 "to Dovecot: %s", b->name, what,
 			 err.msg[0] != '\0' ? err.msg : strerror(-ret));
+	return ret;
 }
 
 /* The keyword changes between two of our keyword sets, by name. */
@@ -119,5 +120,84 @@ void dbox_dovecot_back_flags(struct dbox_store *store,
 					was & ~now);
 	add_keywords(store, b, w, old->uid, old->keywords, keywords);
 	commit(b, w, "a flag change");
+	dovi_logwrite_free(w);
+}
+
+/* The binary GUID of an expunge record: Dovecot's, else ours (32 hex
+ * digits), else zeroes (Dovecot does not check it when it applies one). */
+static void expunge_guid(const struct dovi_message *dm, const char *ours,
+			 uint8_t guid[16])
+{
+	memset(guid, 0, 16);
+	if (dm->have_guid) {
+		memcpy(guid, dm->guid, 16);
+		return;
+	}
+	for (int i = 0; strlen(ours) == 32 && i < 16; i++) {
+		unsigned int v;
+
+		if (sscanf(ours + i * 2, "%2x", &v) != 1)
+			break;
+		guid[i] = (uint8_t)v;
+	}
+}
+
+/* mdbox: the map's refcount of a message one less, as Dovecot's own
+ * expunge does (its purge frees the record once it reaches 0). */
+static void map_unref(struct dovecot_box *b, const struct dovi_message *dm)
+{
+	struct dovi_index *map = dovi_store_map(b->ds, NULL);
+	int ext = map != NULL ? dovi_index_ext(map, "ref") : -1;
+	struct dovi_ext_info info;
+	struct dovi_logwrite *w;
+	char path[PATH_MAX];
+	struct dbox_err err = { 0 };
+	int ret;
+
+	if (!dm->have_map_uid || !dm->in_map || !dm->have_refcount ||
+	    dm->refcount == 0 || !dovi_index_ext_info(map, ext, &info))
+		return;
+	w = dovi_logwrite_new();
+	ret = w == NULL ? -ENOMEM : dbox_path(path, sizeof(path), "%s.log",
+					      dovi_index_prefix(map));
+	if (ret == 0) {
+		dovi_logwrite_set_synced(w);
+		dovi_logwrite_ext_intro_add(w, "ref", info.reset_id,
+					    info.hdr_size, info.record_size,
+					    info.record_align);
+		dovi_logwrite_atomic_inc_add(w, dm->map_uid, -1);
+		ret = dovi_logwrite_commit(w, path, BACK_LOCK_TIMEOUT_MS, &err);
+	}
+	if (ret < 0)
+		dbox_log(DBOX_LOG_WARNING, "mailbox %s: the map's count of "
+			 "uid %u not handed back to Dovecot (its purge keeps "
+			 "the message): %s", b->name, dm->uid,
+			 err.msg[0] != '\0' ? err.msg : strerror(-ret));
+	dovi_logwrite_free(w);
+}
+
+void dbox_dovecot_back_expunge(struct dbox_store *store,
+			       const struct dbox_msg *msg)
+{
+	struct dovecot_box *b = box_of(store, msg->mailbox_id);
+	const struct dovi_message *dm = b != NULL ? known(b, msg->uid) : NULL;
+	struct dovi_logwrite *w;
+	uint8_t guid[16];
+
+	if (dm == NULL)
+		return;
+	w = dovi_logwrite_new();
+	if (w == NULL) {
+		dbox_log(DBOX_LOG_WARNING, "mailbox %s: expunge not handed "
+			 "back to Dovecot: out of memory", b->name);
+		return;
+	}
+	expunge_guid(dm, msg->guid, guid);
+	/* what Dovecot's own sync writes once the message is gone */
+	dovi_logwrite_expunge_add(w, msg->uid, guid);
+	/* the mailbox first: a map count left too high only keeps bytes */
+	if (commit(b, w, "an expunge") == 0 &&
+	    store->format == DBOX_FORMAT_MDBOX)
+		map_unref(b, dm);
 	dovi_logwrite_free(w);
 }

@@ -163,6 +163,8 @@ static int expunge_rows(struct dbox_store *store, int64_t mailbox_id,
 		ret = dbox_msg_file_path(store, msg, path, PATH_MAX);
 	if (ret == 0)
 		ret = delete_row(store, mailbox_id, uid, err);
+	if (ret == 0)
+		dbox_dovecot_back_expunge(store, msg);
 	if (ret == 0 && msg->file_id != 0)
 		ret = dbox_purge_mark(store, msg->file_id, err);
 	if (ret == 0)

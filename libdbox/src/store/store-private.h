@@ -174,6 +174,10 @@ void dbox_dovecot_free(struct dbox_dovecot *dv);
 void dbox_dovecot_back_flags(struct dbox_store *store,
 			     const struct dbox_msg *old, uint32_t flags,
 			     uint32_t keywords);
+/* The same for msg expunged: Dovecot's external expunge, and for mdbox
+ * the map's refcount one less. */
+void dbox_dovecot_back_expunge(struct dbox_store *store,
+			       const struct dbox_msg *msg);
 
 /* dbox-purge.c: inside an index write, note that m.<file_id> now holds
  * a record nobody references; dbox_purge_pending rewrites such files
