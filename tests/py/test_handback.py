@@ -145,3 +145,54 @@ def test_expunges_handed_back(wtmp, mounts, fmt):
     m = mounts(root, mnt, "takeover")
     assert view_of(mnt, "INBOX") == shown
     m.stop()
+
+
+def dovecot_all(da):
+    chown_tree(da.root, *store_ids())
+    return doveadm_flags(da.fetch("uid flags mailbox guid", "mailbox", "*"))
+
+
+def mount_all(mnt):
+    return {box: view_of(mnt, box) for box in ("INBOX", "Folder")}
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_moves_handed_back(wtmp, mounts, fmt):
+    """Messages moved through the mount between two folders Dovecot has
+    (with a flag change on the way) are in their new folder for Dovecot,
+    once: with no resync, after one, after a purge (mdbox: the map still
+    counts them) and on the next mount."""
+    root, da = dovecot_store(wtmp, fmt)
+    da("mailbox", "create", "Folder")
+    da("save", "-m", "Folder", input=b"Subject: f0\n\nin Folder\n")
+    by_uid = {int(m["uid"]): m["guid"]
+              for m in da.fetch("uid guid", "mailbox", "INBOX")}
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    names = names_by_guid(mnt)
+    for uid, info in ((1, "F"), (3, "")):
+        base = names[by_uid[uid]][1].split(":2,")[0]
+        os.rename(os.path.join(mnt, *names[by_uid[uid]]),
+                  os.path.join(mnt, ".Folder", "cur", base + ":2," + info))
+    f0 = [(sub, n) for sub, n in all_names(os.path.join(mnt, ".Folder"))
+          if guid_of(os.path.join(mnt, ".Folder", sub, n)) not in
+          (by_uid[1], by_uid[3])]
+    (sub, n), = f0
+    os.rename(os.path.join(mnt, ".Folder", sub, n),
+              os.path.join(mnt, "cur", n.split(":2,")[0] + ":2,S"))
+    shown = mount_all(mnt)
+    assert len(shown["INBOX"]) == 4 and len(shown["Folder"]) == 2
+    m.stop()
+    assert "not handed back" not in m.output()
+    assert dovecot_all(da) == shown
+    texts = da.fetch("guid text", "mailbox", "*")
+    assert len(texts) == 6 and all(t["text"] for t in texts)
+    if fmt == "mdbox":
+        da("purge")
+        assert len(da.fetch("guid text", "mailbox", "*")) == 6
+        assert dovecot_all(da) == shown
+    da.force_resync()
+    assert dovecot_all(da) == shown
+    m = mounts(root, mnt, "takeover")
+    assert mount_all(mnt) == shown
+    m.stop()

@@ -24,6 +24,11 @@ struct dovi_logwrite {
 	unsigned count;
 	bool oom;
 	bool synced;                /* a sync's: the tail offset follows */
+	bool expect;                /* only onto a log that ends at... */
+	uint32_t exp_seq;
+	uint64_t exp_end[2];
+	uint32_t done_seq;          /* where the commit wrote: file_seq */
+	uint64_t done_start, done_end;  /* and the offsets it wrote */
 };
 
 struct dovi_logwrite *dovi_logwrite_new(void)
@@ -48,6 +53,24 @@ void dovi_logwrite_set_synced(struct dovi_logwrite *w)
 {
 	w->synced = true;
 }
+
+void dovi_logwrite_expect(struct dovi_logwrite *w, uint32_t seq,
+			  uint64_t end1, uint64_t end2)
+{
+	w->expect = true;
+	w->exp_seq = seq;
+	w->exp_end[0] = end1;
+	w->exp_end[1] = end2;
+}
+
+void dovi_logwrite_end(const struct dovi_logwrite *w, uint32_t *seq_r,
+		       uint64_t *start_r, uint64_t *end_r)
+{
+	*seq_r = w->done_seq;
+	*start_r = w->done_start;
+	*end_r = w->done_end;
+}
+
 
 static void put32(uint8_t *p, uint32_t v)
 {
@@ -96,6 +119,29 @@ static uint8_t *record(struct dovi_logwrite *w, uint32_t type, size_t n)
 	put32(p + 4, type);
 	w->count++;
 	return p + 8;
+}
+
+void dovi_logwrite_append_add(struct dovi_logwrite *w, uint32_t uid,
+			      uint8_t flags)
+{
+	uint8_t *p = record(w, DOVI_T_APPEND | DOVI_T_EXTERNAL, 8);
+
+	if (p == NULL)
+		return;
+	put32(p, uid);
+	p[4] = flags;
+}
+
+void dovi_logwrite_ext_rec_add(struct dovi_logwrite *w, uint32_t uid,
+			       const void *data, size_t len)
+{
+	uint8_t *p = record(w, DOVI_T_EXT_REC_UPDATE,
+			    (4 + len + 3) & ~(size_t)3);
+
+	if (p == NULL)
+		return;
+	put32(p, uid);
+	memcpy(p + 4, data, len);
 }
 
 void dovi_logwrite_flags_add(struct dovi_logwrite *w, uint32_t uid1,
@@ -259,8 +305,9 @@ static uint64_t tail_of(const struct dovi_log *log)
 /* The end of the log where the transaction goes: the end of the file,
  * which must be the end of its complete records (what Dovecot's readers
  * stop at; anything past it would hide our records from them). */
-static int append_offset(int fd, const char *path, bool synced,
-			 uint64_t *off_r, struct dbox_err *err)
+static int append_offset(int fd, const char *path,
+			 const struct dovi_logwrite *w, uint64_t *off_r,
+			 uint32_t *seq_r, struct dbox_err *err)
 {
 	struct dovi_log *log = NULL;
 	struct stat st;
@@ -278,12 +325,20 @@ static int append_offset(int fd, const char *path, bool synced,
 		 (uint64_t)st.st_size != log->len)
 		ret = dbox_fail(err, -EBADMSG, "%s ends in an unfinished "
 				"transaction", path);
-	else if (synced && tail_of(log) != log->len)
+	else if (w->expect && (log->file_seq != w->exp_seq ||
+				(log->len != w->exp_end[0] &&
+				 log->len != w->exp_end[1])))
+		/* another writer came first: what we add may no longer
+		 * fit (a uid it gave meanwhile) */
+		ret = dbox_fail(err, -EAGAIN, "%s changed since it was read",
+				path);
+	else if (w->synced && tail_of(log) != log->len)
 		/* the mdbox map is only written by syncs: Dovecot takes
 		 * anything unsynced in it for a crash and rebuilds */
 		ret = dbox_fail(err, -EBADMSG, "%s has changes its backend "
 				"has not synced", path);
 	*off_r = log->len;
+	*seq_r = log->file_seq;
 	dovi_log_free(log);
 	return ret;
 }
@@ -348,10 +403,12 @@ static uint8_t *framed(const struct dovi_logwrite *w, size_t *len_r)
 
 /* One attempt on the file at path: 1 written, 0 replaced meanwhile (try
  * again), -errno. */
-static int commit_once(const char *path, uint8_t *buf, size_t len,
-		       bool synced, unsigned timeout_ms, struct dbox_err *err)
+static int commit_once(struct dovi_logwrite *w, const char *path,
+		       uint8_t *buf, size_t len, unsigned timeout_ms,
+		       struct dbox_err *err)
 {
 	uint64_t off = 0;
+	uint32_t seq = 0;
 	int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
 	int ret;
 
@@ -363,13 +420,18 @@ static int commit_once(const char *path, uint8_t *buf, size_t len,
 	if (ret == 0)
 		ret = -ESTALE;
 	else if (ret == 1)
-		ret = append_offset(fd, path, synced, &off, err);
-	if (ret == 0 && synced)
+		ret = append_offset(fd, path, w, &off, &seq, err);
+	if (ret == 0 && w->synced)
 		put32(buf + len - 4, (uint32_t)(off + len));
 	if (ret == 0 && off + len > UINT32_MAX)
 		ret = dbox_fail(err, -EFBIG, "%s is too large", path);
 	if (ret == 0)
 		ret = write_at(fd, path, buf, len, off, err);
+	if (ret == 0) {
+		w->done_seq = seq;
+		w->done_start = off;
+		w->done_end = off + len;
+	}
 	/* closing the descriptor releases its lock */
 	close(fd);
 	if (ret == -ESTALE)
@@ -393,7 +455,7 @@ int dovi_logwrite_commit(struct dovi_logwrite *w, const char *path,
 	if (buf == NULL)
 		return dbox_fail(err, -ENOMEM, "out of memory");
 	for (int i = 0; ret == 0 && i < LOGWRITE_REOPENS; i++)
-		ret = commit_once(path, buf, len, w->synced, timeout_ms, err);
+		ret = commit_once(w, path, buf, len, timeout_ms, err);
 	free(buf);
 	if (ret == 0)
 		return dbox_fail(err, -ESTALE, "%s keeps being replaced", path);

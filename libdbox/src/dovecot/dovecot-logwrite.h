@@ -32,6 +32,24 @@ unsigned dovi_logwrite_count(const struct dovi_logwrite *w);
  * map is only ever written this way). */
 void dovi_logwrite_set_synced(struct dovi_logwrite *w);
 
+/* Commits it only onto the log with file_seq seq that ends at end1 or
+ * end2 (where its reader and our own last commit left it): else -EAGAIN,
+ * someone else wrote meanwhile. */
+void dovi_logwrite_expect(struct dovi_logwrite *w, uint32_t seq,
+			  uint64_t end1, uint64_t end2);
+/* After a commit: the log's file_seq and where our records start and
+ * end in it. */
+void dovi_logwrite_end(const struct dovi_logwrite *w, uint32_t *seq_r,
+		       uint64_t *start_r, uint64_t *end_r);
+
+/* EXTERNAL APPEND of a new message uid (above the index's next_uid). */
+void dovi_logwrite_append_add(struct dovi_logwrite *w, uint32_t uid,
+			      uint8_t flags);
+/* EXT_REC_UPDATE of the introduced extension: uid's data (len = the
+ * intro's record_size). */
+void dovi_logwrite_ext_rec_add(struct dovi_logwrite *w, uint32_t uid,
+			       const void *data, size_t len);
+
 /* FLAG_UPDATE of uid1..uid2: flags = (flags & ~remove) | add. */
 void dovi_logwrite_flags_add(struct dovi_logwrite *w, uint32_t uid1,
 			     uint32_t uid2, uint8_t add, uint8_t remove);

@@ -56,6 +56,34 @@ static const struct dovi_message *known(struct dovecot_box *b, uint32_t uid)
 	return NULL;
 }
 
+/* Where the follower's reader of b left its log. */
+static void read_pos(struct dovecot_box *b, uint32_t *seq_r, uint64_t *end_r)
+{
+	struct dovi_header hdr;
+
+	dovi_index_header(dovi_mailbox_index(b->db), &hdr);
+	*seq_r = hdr.log_file_seq;
+	*end_r = hdr.log_file_head_offset;
+}
+
+/* After a write into b's log: is its end still one that only the reader
+ * and we made? */
+static void note_end(struct dovecot_box *b, const struct dovi_logwrite *w)
+{
+	uint32_t seq, rseq;
+	uint64_t start, end, rend;
+
+	dovi_logwrite_end(w, &seq, &start, &end);
+	read_pos(b, &rseq, &rend);
+	if (seq == rseq && (start == rend ||
+			    (b->back_seq == seq && start == b->back_end))) {
+		b->back_seq = seq;
+		b->back_end = end;
+	} else {
+		b->back_seq = 0;
+	}
+}
+
 /* Appends w to the log of b; logs what went wrong. */
 static int commit(struct dovecot_box *b, struct dovi_logwrite *w,
 		  const char *what)
@@ -74,6 +102,8 @@ static int commit(struct dovecot_box *b, struct dovi_logwrite *w,
 		dbox_log(DBOX_LOG_WARNING, "mailbox %s: %s not handed back "
 			 "to Dovecot: %s", b->name, what,
 			 err.msg[0] != '\0' ? err.msg : strerror(-ret));
+	else
+		note_end(b, w);
 	return ret;
 }
 
@@ -142,39 +172,7 @@ static void expunge_guid(const struct dovi_message *dm, const char *ours,
 	}
 }
 
-/* mdbox: the map's refcount of a message one less, as Dovecot's own
- * expunge does (its purge frees the record once it reaches 0). */
-static void map_unref(struct dovecot_box *b, const struct dovi_message *dm)
-{
-	struct dovi_index *map = dovi_store_map(b->ds, NULL);
-	int ext = map != NULL ? dovi_index_ext(map, "ref") : -1;
-	struct dovi_ext_info info;
-	struct dovi_logwrite *w;
-	char path[PATH_MAX];
-	struct dbox_err err = { 0 };
-	int ret;
-
-	if (!dm->have_map_uid || !dm->in_map || !dm->have_refcount ||
-	    dm->refcount == 0 || !dovi_index_ext_info(map, ext, &info))
-		return;
-	w = dovi_logwrite_new();
-	ret = w == NULL ? -ENOMEM : dbox_path(path, sizeof(path), "%s.log",
-					      dovi_index_prefix(map));
-	if (ret == 0) {
-		dovi_logwrite_set_synced(w);
-		dovi_logwrite_ext_intro_add(w, "ref", info.reset_id,
-					    info.hdr_size, info.record_size,
-					    info.record_align);
-		dovi_logwrite_atomic_inc_add(w, dm->map_uid, -1);
-		ret = dovi_logwrite_commit(w, path, BACK_LOCK_TIMEOUT_MS, &err);
-	}
-	if (ret < 0)
-		dbox_log(DBOX_LOG_WARNING, "mailbox %s: the map's count of "
-			 "uid %u not handed back to Dovecot (its purge keeps "
-			 "the message): %s", b->name, dm->uid,
-			 err.msg[0] != '\0' ? err.msg : strerror(-ret));
-	dovi_logwrite_free(w);
-}
+static int map_ref(struct dovecot_box *b, uint32_t map_uid, int32_t diff);
 
 void dbox_dovecot_back_expunge(struct dbox_store *store,
 			       const struct dbox_msg *msg)
@@ -197,7 +195,122 @@ void dbox_dovecot_back_expunge(struct dbox_store *store,
 	dovi_logwrite_expunge_add(w, msg->uid, guid);
 	/* the mailbox first: a map count left too high only keeps bytes */
 	if (commit(b, w, "an expunge") == 0 &&
-	    store->format == DBOX_FORMAT_MDBOX)
-		map_unref(b, dm);
+	    store->format == DBOX_FORMAT_MDBOX && dm->have_map_uid &&
+	    dm->in_map && dm->have_refcount && dm->refcount > 0)
+		map_ref(b, dm->map_uid, -1);
 	dovi_logwrite_free(w);
+}
+
+/* mdbox: the map's refcount of map_uid changed by diff, written as
+ * Dovecot's map sync writes it (its purge frees a record at 0). */
+static int map_ref(struct dovecot_box *b, uint32_t map_uid, int32_t diff)
+{
+	struct dovi_index *map = dovi_store_map(b->ds, NULL);
+	int ext = map != NULL ? dovi_index_ext(map, "ref") : -1;
+	struct dovi_ext_info info;
+	struct dovi_logwrite *w;
+	char path[PATH_MAX];
+	struct dbox_err err = { 0 };
+	int ret;
+
+	if (!dovi_index_ext_info(map, ext, &info))
+		return dbox_fail(&err, -ENOENT, "no refcounts in the map");
+	w = dovi_logwrite_new();
+	ret = w == NULL ? -ENOMEM : dbox_path(path, sizeof(path), "%s.log",
+					      dovi_index_prefix(map));
+	if (ret == 0) {
+		dovi_logwrite_set_synced(w);
+		dovi_logwrite_ext_intro_add(w, "ref", info.reset_id,
+					    info.hdr_size, info.record_size,
+					    info.record_align);
+		dovi_logwrite_atomic_inc_add(w, map_uid, diff);
+		ret = dovi_logwrite_commit(w, path, BACK_LOCK_TIMEOUT_MS, &err);
+	}
+	if (ret < 0)
+		dbox_log(DBOX_LOG_WARNING, "mailbox %s: the map's count of "
+			 "map uid %u not handed back to Dovecot: %s", b->name,
+			 map_uid, err.msg[0] != '\0' ? err.msg : strerror(-ret));
+	dovi_logwrite_free(w);
+	return ret;
+}
+
+/* An extension record in w, introduced as the mailbox has it (or as
+ * Dovecot registers it when the mailbox has none yet). */
+static void ext_rec(struct dovecot_box *b, struct dovi_logwrite *w,
+		    const char *name, uint16_t size, uint16_t align,
+		    uint32_t uid, const void *data)
+{
+	const struct dovi_index *idx = dovi_mailbox_index(b->db);
+	struct dovi_ext_info info = { 0, 0, size, align };
+
+	dovi_index_ext_info(idx, dovi_index_ext(idx, name), &info);
+	if (info.record_size < size)
+		return;   /* not Dovecot's layout: leave it out */
+	dovi_logwrite_ext_intro_add(w, name, info.reset_id, info.hdr_size,
+				    info.record_size, info.record_align);
+	dovi_logwrite_ext_rec_add(w, uid, data, size);
+}
+
+/* The destination's side of a move: the message appended under its new
+ * uid, as Dovecot's save (mdbox: its map uid, save date and GUID). */
+static int append_moved(struct dbox_store *store, struct dovecot_box *b,
+			const struct dovi_message *dm,
+			const struct dbox_msg *to)
+{
+	struct dovi_logwrite *w = dovi_logwrite_new();
+	uint32_t rseq;
+	uint64_t rend;
+	int ret;
+
+	if (w == NULL)
+		return -ENOMEM;
+	/* a uid Dovecot gave since we last read its log would make this
+	 * append one Dovecot refuses */
+	read_pos(b, &rseq, &rend);
+	dovi_logwrite_expect(w, rseq, rend, b->back_seq == rseq ?
+			     b->back_end : rend);
+	dovi_logwrite_append_add(w, to->uid, to->flags & DOVI_SYSTEM_FLAGS);
+	if (store->format == DBOX_FORMAT_MDBOX) {
+		uint8_t rec[8];
+
+		memcpy(rec, &dm->map_uid, 4);     /* little-endian host */
+		memcpy(rec + 4, &dm->save_date, 4);
+		ext_rec(b, w, "mdbox", 8, 4, to->uid, rec);
+		if (dm->have_guid)
+			ext_rec(b, w, "guid", 16, 1, to->uid, dm->guid);
+	}
+	add_keywords(store, b, w, to->uid, 0, to->keywords);
+	ret = commit(b, w, "a message moved in");
+	dovi_logwrite_free(w);
+	return ret;
+}
+
+void dbox_dovecot_back_move(struct dbox_store *store,
+			    const struct dbox_msg *from,
+			    const struct dbox_msg *to)
+{
+	struct dovecot_box *src = box_of(store, from->mailbox_id);
+	struct dovecot_box *dst = box_of(store, to->mailbox_id);
+	const struct dovi_message *dm = src != NULL ? known(src, from->uid) :
+		NULL;
+	bool mdbox = store->format == DBOX_FORMAT_MDBOX;
+
+	if (dm == NULL || (mdbox && (!dm->have_map_uid || !dm->in_map)))
+		return;
+	if (dst == NULL) {
+		dbox_log(DBOX_LOG_WARNING, "mailbox %s: a move to a folder "
+			 "Dovecot has no index of is not handed back to "
+			 "Dovecot", src->name);
+		return;
+	}
+	/* as Dovecot's own move: a copy (the map counts one more
+	 * reference), then the expunge of the original */
+	if (mdbox && map_ref(src, dm->map_uid, 1) < 0)
+		return;
+	if (append_moved(store, dst, dm, to) < 0) {
+		if (mdbox)
+			map_ref(src, dm->map_uid, -1);
+		return;
+	}
+	dbox_dovecot_back_expunge(store, from);
 }

@@ -20,6 +20,10 @@ struct dovecot_box {
 	char *name;
 	char *storage;             /* on-disk name */
 	bool warned;               /* the files-alone fallback was logged */
+	/* where our last write into its log ended, when that followed what
+	 * its reader read with nobody else's in between (0: unknown) */
+	uint32_t back_seq;
+	uint64_t back_end;
 };
 
 struct dbox_dovecot {

@@ -435,6 +435,8 @@ int dbox_msg_move(struct dbox_store *store, int64_t mailbox_id, uint32_t uid,
 	if (ret == -ENOSPC)
 		ret = 0;  /* logged; the move itself stands */
 	if (ret == 0)
+		dbox_dovecot_back_move(store, &msg, &moved);
+	if (ret == 0)
 		ret = dindex_write_commit(store->idx, err);
 	else
 		dindex_write_rollback(store->idx);

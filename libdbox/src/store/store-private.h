@@ -178,6 +178,11 @@ void dbox_dovecot_back_flags(struct dbox_store *store,
  * the map's refcount one less. */
 void dbox_dovecot_back_expunge(struct dbox_store *store,
 			       const struct dbox_msg *msg);
+/* The same for a message moved from `from` to `to` (another mailbox):
+ * appended to the destination, expunged from the source. */
+void dbox_dovecot_back_move(struct dbox_store *store,
+			    const struct dbox_msg *from,
+			    const struct dbox_msg *to);
 
 /* dbox-purge.c: inside an index write, note that m.<file_id> now holds
  * a record nobody references; dbox_purge_pending rewrites such files
