@@ -5,14 +5,14 @@ showed: with no force-resync, after one, and on the next mount."""
 
 import fcntl
 import os
-import struct
-import subprocess
+import threading
 
 import pytest
 
-from dboxfs_testlib import (DBOXFS, chown_tree, mounts, needs_dovecot,
+from dboxfs_testlib import (DBOXFS, chown_tree, dboxctl, mounts,
+                            needs_dovecot,
                             store_ids, wait_for, wtmp)  # noqa: F401
-from test_dovecot_view import LETTERS, doveadm_flags, view_of
+from test_dovecot_view import doveadm_flags, view_of
 from test_takeover import all_names, dovecot_store
 
 pytestmark = [needs_dovecot,
@@ -196,3 +196,83 @@ def test_moves_handed_back(wtmp, mounts, fmt):
     m = mounts(root, mnt, "takeover")
     assert mount_all(mnt) == shown
     m.stop()
+
+
+def test_sdbox_deliveries_handed_back(wtmp, mounts):
+    """sdbox: messages delivered through the mount into a folder Dovecot
+    has are in Dovecot's index with their flags, with no resync (their
+    u.N files are Dovecot's format already); after one, and on the next
+    mount, the same."""
+    root, da = dovecot_store(wtmp, "sdbox")
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    sent = {}
+    for name, dest in (("d1", "new/d1"), ("d2", "cur/d2:2,FS"),
+                       ("d3", "cur/d3:2,")):
+        data = b"Subject: %s\n\ndelivered through the mount\n" % name.encode()
+        with open(os.path.join(mnt, "tmp", name), "wb") as f:
+            f.write(data)
+        os.rename(os.path.join(mnt, "tmp", name), os.path.join(mnt, dest))
+        sent[name] = data
+    shown = view_of(mnt, "INBOX")
+    assert len(shown) == 8
+    m.stop()
+    assert "not handed back" not in m.output()
+    assert dovecot_inbox(da) == shown
+    texts = [t["text"] for t in da.fetch("text", "mailbox", "INBOX")]
+    assert all(d in texts for d in sent.values())
+    da.force_resync()
+    assert dovecot_inbox(da) == shown
+    m = mounts(root, mnt, "takeover")
+    assert view_of(mnt, "INBOX") == shown
+    m.stop()
+
+
+def test_dboxctl_purge_leaves_dovecots_map_alone(wtmp, mounts):
+    """A taken-over mdbox: messages expunged through the mount are purged
+    by Dovecot (whose map points into the m.N files by offset), not by
+    dboxctl purge, which says so and changes nothing."""
+    root, da = dovecot_store(wtmp, "mdbox")
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    names = names_by_guid(mnt)
+    os.unlink(os.path.join(mnt, *sorted(names.values())[0]))
+    m.stop()
+    before = stored_bytes(root)
+    res = dboxctl("--takeover", "purge", root, check=False)
+    assert res.returncode != 0 and b"doveadm purge" in res.stderr
+    assert stored_bytes(root) == before
+    assert len(da.fetch("text", "mailbox", "INBOX")) == 4
+
+
+@pytest.mark.parametrize("fmt", ["sdbox"])
+def test_dovecots_log_lock_is_respected(wtmp, mounts, fmt):
+    """While a Dovecot process holds the lock of the mailbox's log (an
+    fcntl lock on dovecot.index.log, as Dovecot's writers take it), a flag
+    change through the mount waits for it; once released, the change is
+    in the log after the lock holder's."""
+    root, da = dovecot_store(wtmp, fmt)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    names = names_by_guid(mnt)
+    guid = sorted(names)[0]
+    log = os.path.join(root, "mailboxes", "INBOX", "dbox-Mails",
+                       "dovecot.index.log")
+    done = threading.Event()
+    with open(log, "r+b") as f:
+        fcntl.lockf(f, fcntl.LOCK_EX)
+        size = os.path.getsize(log)
+        t = threading.Thread(target=lambda: (set_info(mnt, names, guid, "F"),
+                                             done.set()))
+        t.start()
+        try:
+            assert not done.wait(0.5), "the change did not wait"
+            assert os.path.getsize(log) == size
+        finally:
+            fcntl.lockf(f, fcntl.LOCK_UN)
+            t.join(timeout=20)
+    assert done.is_set()
+    assert os.path.getsize(log) > size
+    m.stop()
+    assert "not handed back" not in m.output()
+    assert dovecot_inbox(da)[guid] == {"\\Flagged"}

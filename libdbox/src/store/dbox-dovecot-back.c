@@ -251,9 +251,20 @@ static void ext_rec(struct dovecot_box *b, struct dovi_logwrite *w,
 	dovi_logwrite_ext_rec_add(w, uid, data, size);
 }
 
-/* The destination's side of a move: the message appended under its new
- * uid, as Dovecot's save (mdbox: its map uid, save date and GUID). */
-static int append_moved(struct dbox_store *store, struct dovecot_box *b,
+/* Whether uid is the one Dovecot gives next in b.  Dovecot speaks for
+ * every uid below its next one: an append above a uid of ours that it
+ * does not list (a delivery it has not indexed) would make that one
+ * expunged. */
+static bool is_next(struct dovecot_box *b, uint32_t uid)
+{
+	uint32_t next = dovi_mailbox_next_uid(b->db);
+
+	return uid == (b->back_next > next ? b->back_next : next);
+}
+
+/* The message `to` appended, as Dovecot's save (mdbox, dm: the record of
+ * the message moved in, for its map uid, save date and GUID). */
+static int append_msg(struct dbox_store *store, struct dovecot_box *b,
 			const struct dovi_message *dm,
 			const struct dbox_msg *to)
 {
@@ -270,7 +281,7 @@ static int append_moved(struct dbox_store *store, struct dovecot_box *b,
 	dovi_logwrite_expect(w, rseq, rend, b->back_seq == rseq ?
 			     b->back_end : rend);
 	dovi_logwrite_append_add(w, to->uid, to->flags & DOVI_SYSTEM_FLAGS);
-	if (store->format == DBOX_FORMAT_MDBOX) {
+	if (dm != NULL && store->format == DBOX_FORMAT_MDBOX) {
 		uint8_t rec[8];
 
 		memcpy(rec, &dm->map_uid, 4);     /* little-endian host */
@@ -280,7 +291,10 @@ static int append_moved(struct dbox_store *store, struct dovecot_box *b,
 			ext_rec(b, w, "guid", 16, 1, to->uid, dm->guid);
 	}
 	add_keywords(store, b, w, to->uid, 0, to->keywords);
-	ret = commit(b, w, "a message moved in");
+	ret = commit(b, w, dm != NULL ? "a message moved in" :
+		     "a delivery");
+	if (ret == 0)
+		b->back_next = to->uid + 1;
 	dovi_logwrite_free(w);
 	return ret;
 }
@@ -297,20 +311,34 @@ void dbox_dovecot_back_move(struct dbox_store *store,
 
 	if (dm == NULL || (mdbox && (!dm->have_map_uid || !dm->in_map)))
 		return;
-	if (dst == NULL) {
-		dbox_log(DBOX_LOG_WARNING, "mailbox %s: a move to a folder "
-			 "Dovecot has no index of is not handed back to "
-			 "Dovecot", src->name);
+	if (dst == NULL || !is_next(dst, to->uid)) {
+		dbox_log(DBOX_LOG_WARNING, "mailbox %s: a move not handed "
+			 "back to Dovecot: %s", src->name, dst == NULL ?
+			 "it has no index of the folder" : "the folder has "
+			 "deliveries it has not indexed");
 		return;
 	}
 	/* as Dovecot's own move: a copy (the map counts one more
 	 * reference), then the expunge of the original */
 	if (mdbox && map_ref(src, dm->map_uid, 1) < 0)
 		return;
-	if (append_moved(store, dst, dm, to) < 0) {
+	if (append_msg(store, dst, dm, to) < 0) {
 		if (mdbox)
 			map_ref(src, dm->map_uid, -1);
 		return;
 	}
 	dbox_dovecot_back_expunge(store, from);
+}
+
+void dbox_dovecot_back_saved(struct dbox_store *store,
+			     const struct dbox_msg *msg)
+{
+	struct dovecot_box *b = box_of(store, msg->mailbox_id);
+
+	/* mdbox: the record is in no map of Dovecot's (that would need a
+	 * map append of its own) */
+	if (b == NULL || store->format != DBOX_FORMAT_SDBOX ||
+	    !is_next(b, msg->uid))
+		return;
+	append_msg(store, b, NULL, msg);
 }

@@ -24,6 +24,7 @@ struct dovecot_box {
 	 * its reader read with nobody else's in between (0: unknown) */
 	uint32_t back_seq;
 	uint64_t back_end;
+	uint32_t back_next;        /* next_uid after our last append, or 0 */
 };
 
 struct dbox_dovecot {

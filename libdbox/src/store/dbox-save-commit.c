@@ -272,6 +272,8 @@ static int insert_row(struct dbox_save_txn *txn, const struct save_msg *m,
 	else
 		dbox_msg_derive_base(&msg, msg.base, sizeof(msg.base));
 	ret = dbox_msg_insert(txn->store, &msg, err);
+	if (ret == 0)
+		dbox_dovecot_back_saved(txn->store, &msg);
 	if (ret == 0 && !m->keep_dir_mtime)
 		ret = dbox_mailbox_touch(txn->store, m->mailbox_id, m->in_new,
 					 !m->in_new, err);

@@ -183,6 +183,10 @@ void dbox_dovecot_back_expunge(struct dbox_store *store,
 void dbox_dovecot_back_move(struct dbox_store *store,
 			    const struct dbox_msg *from,
 			    const struct dbox_msg *to);
+/* The same for a message saved into a mailbox (sdbox: its u.N is there
+ * already). */
+void dbox_dovecot_back_saved(struct dbox_store *store,
+			     const struct dbox_msg *msg);
 
 /* dbox-purge.c: inside an index write, note that m.<file_id> now holds
  * a record nobody references; dbox_purge_pending rewrites such files
