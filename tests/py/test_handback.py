@@ -276,3 +276,39 @@ def test_dovecots_log_lock_is_respected(wtmp, mounts, fmt):
     m.stop()
     assert "not handed back" not in m.output()
     assert dovecot_inbox(da)[guid] == {"\\Flagged"}
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_move_into_a_new_folder(wtmp, mounts, fmt):
+    """A message moved into a folder made through the mount (which Dovecot
+    has no index of) leaves Dovecot's INBOX, so that the mount does not
+    show it there again when it follows Dovecot's next change; it stays
+    in the new folder, also across a remount and Dovecot's purge (mdbox:
+    the map still counts it)."""
+    root, da = dovecot_store(wtmp, fmt)
+    by_uid = {int(m["uid"]): m["guid"]
+              for m in da.fetch("uid guid", "mailbox", "INBOX")}
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    for sub in ("", "/cur", "/new", "/tmp"):
+        os.mkdir(os.path.join(mnt, ".New" + sub))
+    names = names_by_guid(mnt)
+    os.rename(os.path.join(mnt, *names[by_uid[1]]),
+              os.path.join(mnt, ".New", "cur", "moved:2,S"))
+    set_info(mnt, names, by_uid[2], "F")    # Dovecot's INBOX log changes
+    chown_tree(root, *store_ids())
+    da("flags", "add", "\\Answered", "mailbox", "INBOX", "uid", "3")
+    wait_for(lambda: "\\Answered" in view_of(mnt, "INBOX")[by_uid[3]],
+             timeout=5, what="Dovecot's flag on the mount")
+    assert by_uid[1] not in view_of(mnt, "INBOX")
+    assert view_of(mnt, "New") == {by_uid[1]: {"\\Seen"}}
+    m.stop()
+    assert by_uid[1] not in dovecot_inbox(da)
+    if fmt == "mdbox":
+        da("purge")
+    m = mounts(root, mnt, "takeover")
+    assert by_uid[1] not in view_of(mnt, "INBOX")
+    assert view_of(mnt, "New") == {by_uid[1]: {"\\Seen"}}
+    with open(os.path.join(mnt, ".New", "cur", "moved:2,S"), "rb") as f:
+        assert f.read() == b"Subject: m0\n\nfrom the maildir\n"
+    m.stop()

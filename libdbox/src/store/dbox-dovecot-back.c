@@ -174,17 +174,15 @@ static void expunge_guid(const struct dovi_message *dm, const char *ours,
 
 static int map_ref(struct dovecot_box *b, uint32_t map_uid, int32_t diff);
 
-void dbox_dovecot_back_expunge(struct dbox_store *store,
-			       const struct dbox_msg *msg)
+/* The external expunge of msg in b; unref: mdbox, the map counts one
+ * reference less. */
+static void expunge_in(struct dbox_store *store, struct dovecot_box *b,
+		       const struct dovi_message *dm,
+		       const struct dbox_msg *msg, bool unref)
 {
-	struct dovecot_box *b = box_of(store, msg->mailbox_id);
-	const struct dovi_message *dm = b != NULL ? known(b, msg->uid) : NULL;
-	struct dovi_logwrite *w;
+	struct dovi_logwrite *w = dovi_logwrite_new();
 	uint8_t guid[16];
 
-	if (dm == NULL)
-		return;
-	w = dovi_logwrite_new();
 	if (w == NULL) {
 		dbox_log(DBOX_LOG_WARNING, "mailbox %s: expunge not handed "
 			 "back to Dovecot: out of memory", b->name);
@@ -194,11 +192,21 @@ void dbox_dovecot_back_expunge(struct dbox_store *store,
 	/* what Dovecot's own sync writes once the message is gone */
 	dovi_logwrite_expunge_add(w, msg->uid, guid);
 	/* the mailbox first: a map count left too high only keeps bytes */
-	if (commit(b, w, "an expunge") == 0 &&
+	if (commit(b, w, "an expunge") == 0 && unref &&
 	    store->format == DBOX_FORMAT_MDBOX && dm->have_map_uid &&
 	    dm->in_map && dm->have_refcount && dm->refcount > 0)
 		map_ref(b, dm->map_uid, -1);
 	dovi_logwrite_free(w);
+}
+
+void dbox_dovecot_back_expunge(struct dbox_store *store,
+			       const struct dbox_msg *msg)
+{
+	struct dovecot_box *b = box_of(store, msg->mailbox_id);
+	const struct dovi_message *dm = b != NULL ? known(b, msg->uid) : NULL;
+
+	if (dm != NULL)
+		expunge_in(store, b, dm, msg, true);
 }
 
 /* mdbox: the map's refcount of map_uid changed by diff, written as
@@ -206,18 +214,19 @@ void dbox_dovecot_back_expunge(struct dbox_store *store,
 static int map_ref(struct dovecot_box *b, uint32_t map_uid, int32_t diff)
 {
 	struct dovi_index *map = dovi_store_map(b->ds, NULL);
-	int ext = map != NULL ? dovi_index_ext(map, "ref") : -1;
+	struct dovi_logwrite *w = dovi_logwrite_new();
 	struct dovi_ext_info info;
-	struct dovi_logwrite *w;
 	char path[PATH_MAX];
 	struct dbox_err err = { 0 };
-	int ret;
+	int ret = w == NULL ? -ENOMEM : 0;
 
-	if (!dovi_index_ext_info(map, ext, &info))
-		return dbox_fail(&err, -ENOENT, "no refcounts in the map");
-	w = dovi_logwrite_new();
-	ret = w == NULL ? -ENOMEM : dbox_path(path, sizeof(path), "%s.log",
-					      dovi_index_prefix(map));
+	if (ret == 0 && (map == NULL ||
+			 !dovi_index_ext_info(map, dovi_index_ext(map, "ref"),
+					      &info)))
+		ret = dbox_fail(&err, -ENOENT, "no refcounts in the map");
+	if (ret == 0)
+		ret = dbox_path(path, sizeof(path), "%s.log",
+				dovi_index_prefix(map));
 	if (ret == 0) {
 		dovi_logwrite_set_synced(w);
 		dovi_logwrite_ext_intro_add(w, "ref", info.reset_id,
@@ -282,10 +291,13 @@ static int append_msg(struct dbox_store *store, struct dovecot_box *b,
 			     b->back_end : rend);
 	dovi_logwrite_append_add(w, to->uid, to->flags & DOVI_SYSTEM_FLAGS);
 	if (dm != NULL && store->format == DBOX_FORMAT_MDBOX) {
+		/* struct mdbox_mail_index_record: map_uid, save_date */
 		uint8_t rec[8];
 
-		memcpy(rec, &dm->map_uid, 4);     /* little-endian host */
-		memcpy(rec + 4, &dm->save_date, 4);
+		for (int i = 0; i < 4; i++) {
+			rec[i] = (uint8_t)(dm->map_uid >> (8 * i));
+			rec[4 + i] = (uint8_t)(dm->save_date >> (8 * i));
+		}
 		ext_rec(b, w, "mdbox", 8, 4, to->uid, rec);
 		if (dm->have_guid)
 			ext_rec(b, w, "guid", 16, 1, to->uid, dm->guid);
@@ -312,10 +324,15 @@ void dbox_dovecot_back_move(struct dbox_store *store,
 	if (dm == NULL || (mdbox && (!dm->have_map_uid || !dm->in_map)))
 		return;
 	if (dst == NULL || !is_next(dst, to->uid)) {
-		dbox_log(DBOX_LOG_WARNING, "mailbox %s: a move not handed "
-			 "back to Dovecot: %s", src->name, dst == NULL ?
-			 "it has no index of the folder" : "the folder has "
+		/* gone from the source all the same, or it would come back
+		 * there (the follower shows what Dovecot lists); mdbox: the
+		 * map keeps counting it, so nothing purges its bytes */
+		dbox_log(DBOX_LOG_INFO, "mailbox %s: a message moved out to "
+			 "where Dovecot sees it only after doveadm "
+			 "force-resync (%s)", src->name, dst == NULL ?
+			 "a folder it has no index of" : "a folder with "
 			 "deliveries it has not indexed");
+		expunge_in(store, src, dm, from, false);
 		return;
 	}
 	/* as Dovecot's own move: a copy (the map counts one more

@@ -13,9 +13,12 @@
 #include "dbox/store.h"
 #include "store/dbox-rfile.h"
 
+struct dbox_dovecot;
+
 struct dovecot_box {
 	struct dovi_mailbox *db;   /* NULL: its index is unusable (sdbox) */
 	struct dovi_store *ds;     /* Dovecot's store (the mdbox map) */
+	struct dbox_dovecot *dv;   /* all of them */
 	int64_t id;                /* ours */
 	char *name;
 	char *storage;             /* on-disk name */

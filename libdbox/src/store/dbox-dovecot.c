@@ -113,6 +113,7 @@ static int load_boxes(struct dbox_store *store, struct dbox_dovecot *dv,
 		if (b->db != NULL)
 			watch_dir(dv, dovi_mailbox_dir(b->db));
 		b->ds = dv->ds;
+		b->dv = dv;
 		kept++;
 	}
 	dovi_mailbox_names_free(names, n);
