@@ -170,13 +170,17 @@ def test_moves_handed_back(wtmp, mounts, fmt):
     mnt = os.path.join(wtmp, "mnt")
     m = mounts(root, mnt, "takeover")
     names = names_by_guid(mnt)
-    for uid, info in ((1, "F"), (3, "")):
+    for uid, info in ((1, "F"), (3, ""), (4, "")):
         base = names[by_uid[uid]][1].split(":2,")[0]
         os.rename(os.path.join(mnt, *names[by_uid[uid]]),
                   os.path.join(mnt, ".Folder", "cur", base + ":2," + info))
+    # and back at once, before the mount followed its own append
+    base = names[by_uid[4]][1].split(":2,")[0]
+    os.rename(os.path.join(mnt, ".Folder", "cur", base + ":2,"),
+              os.path.join(mnt, "cur", base + ":2,R"))
     f0 = [(sub, n) for sub, n in all_names(os.path.join(mnt, ".Folder"))
           if guid_of(os.path.join(mnt, ".Folder", sub, n)) not in
-          (by_uid[1], by_uid[3])]
+          (by_uid[1], by_uid[3], by_uid[4])]
     (sub, n), = f0
     os.rename(os.path.join(mnt, ".Folder", sub, n),
               os.path.join(mnt, "cur", n.split(":2,")[0] + ":2,S"))
@@ -214,8 +218,24 @@ def test_sdbox_deliveries_handed_back(wtmp, mounts):
             f.write(data)
         os.rename(os.path.join(mnt, "tmp", name), os.path.join(mnt, dest))
         sent[name] = data
+    # changed right after the delivery, before the mount followed its
+    # own append
+    os.rename(os.path.join(mnt, "new", "d1"), os.path.join(mnt, "cur",
+                                                           "d1:2,S"))
+    os.rename(os.path.join(mnt, "cur", "d3:2,"), os.path.join(mnt, "cur",
+                                                            "d3:2,R"))
     shown = view_of(mnt, "INBOX")
     assert len(shown) == 8
+    names = all_names(mnt)
+    chown_tree(root, *store_ids())
+    da("flags", "add", "\\Draft", "mailbox", "INBOX", "uid", "1")
+    wait_for(lambda: len([n for _, n in all_names(mnt) if ":2,D" in n]) == 1,
+             timeout=5, what="Dovecot's flag on the mount")
+    # only Dovecot's change moved a name: ours stayed as they were
+    gone, new = set(names) - set(all_names(mnt)), \
+        set(all_names(mnt)) - set(names)
+    assert len(gone) == 1 and len(new) == 1 and ":2,D" in new.pop()[1]
+    shown = view_of(mnt, "INBOX")
     m.stop()
     assert "not handed back" not in m.output()
     assert dovecot_inbox(da) == shown

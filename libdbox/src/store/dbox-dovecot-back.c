@@ -22,17 +22,31 @@
  * holds its index write lock meanwhile, so it gives up sooner. */
 #define BACK_LOCK_TIMEOUT_MS 10000
 
-/* The box we follow for our mailbox id, if Dovecot has an index of it. */
+/* The box we follow for our mailbox id, if Dovecot has an index of it,
+ * brought up to date: a message delivered or moved in through the mount
+ * a moment ago is Dovecot's already.  What the refresh read is the
+ * follower's to sync (resync), as if it had read it itself. */
 static struct dovecot_box *box_of(struct dbox_store *store, int64_t id)
 {
 	struct dbox_dovecot *dv = store->dovecot;
+	struct dbox_err err;
 
 	if (dv == NULL || store->readonly)
 		return NULL;
 	for (size_t i = 0; i < dv->count; i++) {
-		if (dv->boxes[i].id == id && dv->boxes[i].db != NULL &&
-		    dovi_mailbox_index(dv->boxes[i].db) != NULL)
-			return &dv->boxes[i];
+		struct dovecot_box *b = &dv->boxes[i];
+		bool changed = false;
+
+		if (b->id != id || b->db == NULL)
+			continue;
+		if (dovi_mailbox_refresh(b->db, &changed, &err) < 0) {
+			dbox_log(DBOX_LOG_WARNING, "mailbox %s: a change not "
+				 "handed back to Dovecot: %s", b->name,
+				 err.msg);
+			return NULL;
+		}
+		b->resync |= changed;
+		return dovi_mailbox_index(b->db) != NULL ? b : NULL;
 	}
 	return NULL;
 }
@@ -315,8 +329,9 @@ void dbox_dovecot_back_move(struct dbox_store *store,
 			    const struct dbox_msg *from,
 			    const struct dbox_msg *to)
 {
-	struct dovecot_box *src = box_of(store, from->mailbox_id);
+	/* both refreshed before dm is taken: a refresh moves the list */
 	struct dovecot_box *dst = box_of(store, to->mailbox_id);
+	struct dovecot_box *src = box_of(store, from->mailbox_id);
 	const struct dovi_message *dm = src != NULL ? known(src, from->uid) :
 		NULL;
 	bool mdbox = store->format == DBOX_FORMAT_MDBOX;

@@ -28,6 +28,8 @@ struct dovecot_box {
 	uint32_t back_seq;
 	uint64_t back_end;
 	uint32_t back_next;        /* next_uid after our last append, or 0 */
+	/* a hand-back refreshed db: what it read is not synced yet */
+	bool resync;
 };
 
 struct dbox_dovecot {
