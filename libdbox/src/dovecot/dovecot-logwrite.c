@@ -22,9 +22,9 @@ struct dovi_logwrite {
 	uint8_t *buf;               /* the records, without a boundary */
 	size_t len, cap;
 	unsigned count;
-	bool oom;
+	bool failed;                /* a record could not be added */
 	bool synced;                /* a sync's: the tail offset follows */
-	bool expect;                /* only onto a log that ends at... */
+	bool expect;                /* only onto a log ending at exp_end */
 	uint32_t exp_seq;
 	uint64_t exp_end[2];
 	uint32_t done_seq;          /* where the commit wrote: file_seq */
@@ -71,7 +71,6 @@ void dovi_logwrite_end(const struct dovi_logwrite *w, uint32_t *seq_r,
 	*end_r = w->done_end;
 }
 
-
 static void put32(uint8_t *p, uint32_t v)
 {
 	p[0] = (uint8_t)v;
@@ -86,7 +85,7 @@ static uint8_t *grow(struct dovi_logwrite *w, size_t n)
 {
 	uint8_t *p;
 
-	if (w->oom)
+	if (w->failed)
 		return NULL;
 	if (w->len + n > w->cap) {
 		size_t cap = w->cap ? w->cap * 2 : 256;
@@ -95,7 +94,7 @@ static uint8_t *grow(struct dovi_logwrite *w, size_t n)
 			cap *= 2;
 		p = realloc(w->buf, cap);
 		if (p == NULL) {
-			w->oom = true;
+			w->failed = true;
 			return NULL;
 		}
 		w->buf = p;
@@ -166,7 +165,7 @@ void dovi_logwrite_keyword_add(struct dovi_logwrite *w, bool add,
 	uint8_t *p;
 
 	if (nlen == 0 || nlen > UINT16_MAX) {
-		w->oom = true;   /* Dovecot would call the record corrupt */
+		w->failed = true;   /* Dovecot would call the record corrupt */
 		return;
 	}
 	p = record(w, DOVI_T_KEYWORD_UPDATE, padded + 8);
@@ -200,7 +199,7 @@ void dovi_logwrite_ext_intro_add(struct dovi_logwrite *w, const char *name,
 	uint8_t *p;
 
 	if (nlen == 0 || nlen > UINT16_MAX) {
-		w->oom = true;
+		w->failed = true;   /* Dovecot would call the intro corrupt */
 		return;
 	}
 	p = record(w, DOVI_T_EXT_INTRO, padded);
@@ -446,7 +445,7 @@ int dovi_logwrite_commit(struct dovi_logwrite *w, const char *path,
 	uint8_t *buf;
 	int ret = 0;
 
-	if (w->oom)
+	if (w->failed)
 		return dbox_fail(err, -ENOMEM, "%s: transaction not built",
 				 path);
 	if (w->count == 0)
