@@ -165,6 +165,8 @@ static int expunge_rows(struct dbox_store *store, int64_t mailbox_id,
 		ret = dbox_msg_file_path(store, msg, path, PATH_MAX);
 	if (ret == 0)
 		ret = delete_row(store, mailbox_id, uid, err);
+	if (ret == 0)
+		dbox_dovecot_back_expunge(store, msg);
 	if (ret == 0 && msg->file_id != 0)
 		ret = dbox_purge_mark(store, msg->file_id, err);
 	if (ret == 0)
@@ -206,6 +208,8 @@ static int update_in_txn(struct dbox_store *store, int64_t mailbox_id,
 		ret = set_name(store, mailbox_id, uid,
 			       base != NULL ? base : old.base, flags, keywords,
 			       dir, err);
+	if (ret == 0)
+		dbox_dovecot_back_flags(store, &old, flags, keywords);
 	return end_update(store, ret, mailbox_id, old.in_new || in_new,
 			  !old.in_new || !in_new, err);
 }
@@ -321,6 +325,10 @@ int dbox_msg_exchange(struct dbox_store *store, int64_t mailbox_id,
 		ret = dbox_msg_insert(store, &a2, err);
 	if (ret == 0 && uid1 != uid2)
 		ret = dbox_msg_insert(store, &b2, err);
+	if (ret == 0 && uid1 != uid2) {
+		dbox_dovecot_back_flags(store, &a, a2.flags, a2.keywords);
+		dbox_dovecot_back_flags(store, &b, b2.flags, b2.keywords);
+	}
 	if (ret == 0)
 		ret = dbox_mailbox_touch(store, mailbox_id,
 					 a.in_new || b.in_new,
@@ -503,6 +511,8 @@ int dbox_msg_move(struct dbox_store *store, int64_t mailbox_id, uint32_t uid,
 		ret = mdbox_orig_set(store, &msg, dest_mailbox_id, err);
 	if (ret == -ENOSPC)
 		ret = 0;  /* logged; the move itself stands */
+	if (ret == 0)
+		dbox_dovecot_back_move(store, &msg, &moved);
 	if (ret == 0)
 		ret = dindex_write_commit(store->idx, err);
 	else

@@ -272,6 +272,8 @@ static int insert_row(struct dbox_save_txn *txn, const struct save_msg *m,
 	else
 		dbox_msg_derive_base(&msg, msg.base, sizeof(msg.base));
 	ret = dbox_msg_insert(txn->store, &msg, err);
+	if (ret == 0)
+		dbox_dovecot_back_saved(txn->store, &msg);
 	if (ret == 0 && !m->keep_dir_mtime)
 		ret = dbox_mailbox_touch(txn->store, m->mailbox_id, m->in_new,
 					 !m->in_new, err);
@@ -300,9 +302,13 @@ static int delete_expunged(struct dbox_save_txn *txn, struct dbox_err *err)
 {
 	for (unsigned int i = 0; i < txn->expunge_count; i++) {
 		struct save_expunge *e = &txn->expunges[i];
+		struct dbox_msg gone = { .mailbox_id = e->mailbox_id,
+					 .uid = e->uid };
 		int ret = dindex_msg_delete(txn->store->idx, e->mailbox_id,
 					    e->uid, err);
 
+		if (ret == 0)
+			dbox_dovecot_back_expunge(txn->store, &gone);
 		if (ret == 0 && e->file_id != 0)
 			ret = dbox_purge_mark(txn->store, e->file_id, err);
 		if (ret == 0)

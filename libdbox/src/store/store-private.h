@@ -171,6 +171,26 @@ int dbox_mailbox_name_of(struct dbox_store *store, int64_t mailbox_id,
  * -EOPNOTSUPP: Dovecot's indexes are unusable; index the files alone. */
 int dbox_dovecot_reindex(struct dbox_store *store, struct dbox_err *err);
 void dbox_dovecot_free(struct dbox_dovecot *dv);
+/* dbox-dovecot-back.c: inside the index write that changes a message
+ * from old to flags/keywords, the same change into Dovecot's log when
+ * the store is taken over and Dovecot knows the message (logged, never
+ * failing: our change stands). */
+void dbox_dovecot_back_flags(struct dbox_store *store,
+			     const struct dbox_msg *old, uint32_t flags,
+			     uint32_t keywords);
+/* The same for msg expunged: Dovecot's external expunge, and for mdbox
+ * the map's refcount one less. */
+void dbox_dovecot_back_expunge(struct dbox_store *store,
+			       const struct dbox_msg *msg);
+/* The same for a message moved from `from` to `to` (another mailbox):
+ * appended to the destination, expunged from the source. */
+void dbox_dovecot_back_move(struct dbox_store *store,
+			    const struct dbox_msg *from,
+			    const struct dbox_msg *to);
+/* The same for a message saved into a mailbox (sdbox: its u.N is there
+ * already). */
+void dbox_dovecot_back_saved(struct dbox_store *store,
+			     const struct dbox_msg *msg);
 
 /* dbox-purge.c: inside an index write, note that m.<file_id> now holds
  * a record nobody references; dbox_purge_pending rewrites such files
