@@ -5,6 +5,7 @@
 #include "attr.h"
 #include "fileio.h"
 #include "node.h"
+#include "rename.h"
 
 static int kwfile_getattr(struct dboxfs *fs, const struct view_ino *v,
 			  struct stat *st)
@@ -43,4 +44,11 @@ const struct node_ops node_kwfile_ops = {
 	.may_create = node_no_create,
 	.may_mkdir = node_no_mkdir,
 	.unlink = node_unlink_backing,
+	.rmdir = node_unlink_backing,
+	.rename = rename_entry,
+	.msg_into = rename_msg_refused,
+	.file_into = rename_file_to_area,
+	.link_into = rename_link_to_area,
+	.mailbox_of = node_no_mailbox,
+	.area = node_area_view,
 };

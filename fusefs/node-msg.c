@@ -8,6 +8,7 @@
 #include "fileio.h"
 #include "moved.h"
 #include "node.h"
+#include "rename.h"
 
 /* Messages: the received time (mtime) and the mode change and persist,
  * so that rsync -a finds nothing to do the second time; the owner follows
@@ -95,4 +96,11 @@ const struct node_ops node_msg_ops = {
 	.may_create = node_no_create,
 	.may_mkdir = node_no_mkdir,
 	.unlink = node_unlink_backing,
+	.rmdir = node_unlink_backing,
+	.rename = rename_entry,
+	.msg_into = rename_msg_refused,
+	.file_into = rename_file_to_area,
+	.link_into = rename_link_to_area,
+	.mailbox_of = node_no_mailbox,
+	.area = node_area_view,
 };
