@@ -546,6 +546,7 @@ struct binode *backing_get(struct dboxfs *fs, uint64_t ino)
  * true if the caller must free it (after unlocking). */
 static bool unlink_if_unused(struct dboxfs *fs, struct binode *bi)
 {
+	DBOXFS_ASSERT_LOCKED(&fs->backing.lock);
 	if (bi->nlookup > 0 || bi->refs > 0)
 		return false;
 	tdelete(bi, &fs->backing.table, cmp_ino);
@@ -661,6 +662,9 @@ void backing_forget(struct dboxfs *fs, uint64_t ino, uint64_t n)
 	found = tfind(&key, &fs->backing.table, cmp_ino);
 	if (found != NULL) {
 		bi = *found;
+		/* the kernel forgets no more lookups than it was given
+		 * (passthrough_ll asserts the same) */
+		assert(n <= bi->nlookup);
 		bi->nlookup = n >= bi->nlookup ? 0 : bi->nlookup - n;
 		if (!unlink_if_unused(fs, bi))
 			bi = NULL;
