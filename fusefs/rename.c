@@ -161,6 +161,7 @@ static int rename_commit(fuse_req_t req, int src_dirfd, const char *name,
 	if (ret < 0)
 		return ret;
 	job->req = req;
+	reply_handed_off(req);
 	commit_submit(fs, job);
 	return NODE_REPLIED;
 }
@@ -387,6 +388,7 @@ int rename_link_to_sub(fuse_req_t req, struct binode *bi, fuse_ino_t ino,
 	if (ret < 0)
 		return ret;
 	job->req = req;
+	reply_handed_off(req);
 	job->reply_entry = true;
 	commit_submit(fs, job);
 	return NODE_REPLIED;
