@@ -44,11 +44,6 @@ const struct node_ops node_kwfile_ops = {
 	.may_create = node_no_create,
 	.may_mkdir = node_no_mkdir,
 	.unlink = node_unlink_backing,
-	.rmdir = node_unlink_backing,
-	.rename = rename_entry,
-	.msg_into = rename_msg_refused,
-	.file_into = rename_file_to_area,
-	.link_into = rename_link_to_area,
-	.mailbox_of = node_no_mailbox,
+	RENAME_BACKING_OPS,
 	.area = node_area_view,
 };

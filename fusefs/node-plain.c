@@ -136,11 +136,6 @@ const struct node_ops node_plain_ops = {
 	.may_create = node_create_backing,
 	.may_mkdir = node_mkdir_backing,
 	.unlink = node_unlink_backing,
-	.rmdir = node_unlink_backing,
-	.rename = rename_entry,
-	.msg_into = rename_msg_refused,
-	.file_into = rename_file_to_area,
-	.link_into = rename_link_to_area,
-	.mailbox_of = node_no_mailbox,
+	RENAME_BACKING_OPS,
 	.area = plain_area,
 };

@@ -46,4 +46,16 @@ int rename_link_to_sub(fuse_req_t req, struct binode *bi, fuse_ino_t ino,
 int rename_link_to_area(fuse_req_t req, struct binode *bi, fuse_ino_t ino,
 			const struct view_ino *dst, const char *newname);
 
+/* The handler table's entries of a node that holds no mailboxes and takes
+ * no messages (messages, dovecot-keywords, backing files and
+ * directories): what is removed, renamed or linked there is a backing
+ * file. */
+#define RENAME_BACKING_OPS \
+	.rmdir = node_unlink_backing, \
+	.rename = rename_entry, \
+	.msg_into = rename_msg_refused, \
+	.file_into = rename_file_to_area, \
+	.link_into = rename_link_to_area, \
+	.mailbox_of = node_no_mailbox
+
 #endif
