@@ -117,4 +117,6 @@ const struct node_ops node_dir_ops = {
 	.link_into = dir_link_into,
 	.mailbox_of = node_no_mailbox,
 	.area = node_area_view,
+	.getxattr = node_no_xattr,
+	.listxattr = node_no_xattrs,
 };

@@ -256,4 +256,6 @@ const struct node_ops node_folder_ops = {
 	.link_into = rename_link_to_area,
 	.mailbox_of = folder_mailbox_of,
 	.area = node_area_view,
+	.getxattr = node_no_xattr,
+	.listxattr = node_no_xattrs,
 };

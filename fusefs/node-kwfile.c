@@ -46,4 +46,6 @@ const struct node_ops node_kwfile_ops = {
 	.unlink = node_unlink_backing,
 	RENAME_BACKING_OPS,
 	.area = node_area_view,
+	.getxattr = node_no_xattr,
+	.listxattr = node_no_xattrs,
 };

@@ -138,4 +138,6 @@ const struct node_ops node_plain_ops = {
 	.unlink = node_unlink_backing,
 	RENAME_BACKING_OPS,
 	.area = plain_area,
+	.getxattr = node_no_xattr,
+	.listxattr = node_no_xattrs,
 };

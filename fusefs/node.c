@@ -142,3 +142,15 @@ int node_area_view(struct dboxfs *fs, const struct view_ino *v, int *dirfd_r,
 {
 	return attr_area_dirfd(fs, v, dirfd_r, area_r, box_r);
 }
+
+int node_no_xattr(struct dboxfs *fs, const struct view_ino *v,
+		  const char *name, char *buf, size_t len)
+{
+	return -ENODATA;
+}
+
+size_t node_no_xattrs(const struct view_ino *v, const char **names_r)
+{
+	*names_r = NULL;
+	return 0;
+}

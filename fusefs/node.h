@@ -81,6 +81,13 @@ struct node_ops {
 	/* The backing area directory v shows (O_PATH fd). */
 	int (*area)(struct dboxfs *fs, const struct view_ino *v, int *dirfd_r,
 		    enum backing_area *area_r, int64_t *box_r);
+	/* Extended attribute name of v into buf: its length, or -errno
+	 * (-ENODATA: none by that name). */
+	int (*getxattr)(struct dboxfs *fs, const struct view_ino *v,
+			const char *name, char *buf, size_t len);
+	/* The names of v's extended attributes (each NUL-terminated): the
+	 * length of *names_r. */
+	size_t (*listxattr)(const struct view_ino *v, const char **names_r);
 };
 
 #define NODE_BACKING 1
@@ -117,6 +124,10 @@ int node_unlink_backing(struct dboxfs *fs, const struct view_ino *dir,
 int node_no_mailbox(struct dboxfs *fs, const struct view_ino *dir,
 		    const char *name, char *mailbox, size_t len,
 		    bool *is_mailbox);
+/* Nodes without extended attributes. */
+int node_no_xattr(struct dboxfs *fs, const struct view_ino *v,
+		  const char *name, char *buf, size_t len);
+size_t node_no_xattrs(const struct view_ino *v, const char **names_r);
 int node_area_view(struct dboxfs *fs, const struct view_ino *v, int *dirfd_r,
 		   enum backing_area *area_r, int64_t *box_r);
 /* node-folder.c, for the rename of folders: removing an empty mailbox;

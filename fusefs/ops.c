@@ -167,48 +167,11 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &sv);
 }
 
-static int msg_xattr(struct dboxfs *fs, uint64_t ino, const char *name,
-		     char *buf, size_t len)
-{
-	struct view_ino v;
-	struct dbox_msg m;
-	char path[4096], box[DBOX_NAME_MAX * 4 + 1];
-	int ret;
-
-	if (!view_ino_decode(ino, &v) || v.kind != VK_MSG)
-		return -ENODATA;
-	ret = dbox_msg_get(fs->store, v.box, v.uid, &m, NULL);
-	if (ret < 0)
-		return ret;
-	if (strcmp(name, "user.dbox.guid") == 0)
-		return snprintf(buf, len, "%s", m.guid);
-	if (strcmp(name, "user.dbox.uid") == 0)
-		return snprintf(buf, len, "%u", m.uid);
-	if (strcmp(name, "user.dbox.saved") == 0)
-		return snprintf(buf, len, "%lld", (long long)m.saved);
-	if (strcmp(name, "user.dbox.mailbox") == 0) {
-		struct dbox_mailbox b;
-
-		ret = dbox_mailbox_get(fs->store, v.box, &b, NULL);
-		if (ret < 0)
-			return ret;
-		snprintf(box, sizeof(box), "%s", b.name);
-		return snprintf(buf, len, "%s", box);
-	}
-	if (strcmp(name, "user.dbox.file") == 0) {
-		ret = dbox_msg_file_path(fs->store, &m, path, sizeof(path));
-		if (ret < 0)
-			return ret;
-		return snprintf(buf, len, "%s:%llu", path,
-				(unsigned long long)dbox_msg_file_offset(&m));
-	}
-	return -ENODATA;
-}
-
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			size_t size)
 {
 	struct dboxfs *fs = fuse_req_userdata(req);
+	struct view_ino v;
 	char buf[4200];
 	int n;
 
@@ -218,7 +181,9 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		fuse_reply_err(req, EOPNOTSUPP);
 		return;
 	}
-	n = msg_xattr(fs, ino, name, buf, sizeof(buf));
+	n = view_ino_decode(ino, &v) ?
+		node_of(&v)->getxattr(fs, &v, name, buf, sizeof(buf)) :
+		-ENODATA;
 	if (n < 0)
 		fuse_reply_err(req, -n == ENOENT ? ENODATA : dboxfs_errno(n));
 	else if (size == 0)
@@ -231,23 +196,17 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	static const char names[] = "user.dbox.guid\0user.dbox.uid\0"
-		"user.dbox.mailbox\0user.dbox.file\0user.dbox.saved";
+	const char *names = NULL;
 	struct view_ino v;
+	size_t len = view_ino_decode(ino, &v) ?
+		node_of(&v)->listxattr(&v, &names) : 0;
 
-	if (!view_ino_decode(ino, &v) || v.kind != VK_MSG) {
-		if (size == 0)
-			fuse_reply_xattr(req, 0);
-		else
-			fuse_reply_buf(req, NULL, 0);
-		return;
-	}
 	if (size == 0)
-		fuse_reply_xattr(req, sizeof(names));
-	else if (size < sizeof(names))
+		fuse_reply_xattr(req, len);
+	else if (size < len)
 		fuse_reply_err(req, ERANGE);
 	else
-		fuse_reply_buf(req, names, sizeof(names));
+		fuse_reply_buf(req, names, len);
 }
 
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
