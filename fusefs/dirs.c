@@ -1,6 +1,5 @@
 /* dirs.c - folders and their cur/ new/ tmp/ made and removed by mkdir
  * and rmdir (maildir-view.md section 4). */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>

@@ -4,7 +4,6 @@
  * files (maildir-view.md sections 3-5).  The kind of the source directory
  * says what moves, the kind of the target what it becomes; nothing here
  * asks a node's kind. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
