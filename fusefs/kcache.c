@@ -267,6 +267,7 @@ static bool km_record(struct kcache_state *kc, const struct kc_msg *k,
 	struct kc_seg *g = km_seg(kc, k->ino);
 	uint32_t n;
 
+	DBOXFS_ASSERT_LOCKED(&kc->lock);
 	if (s == NULL) {
 		if (!km_room(kc, g))
 			return false;
@@ -300,6 +301,7 @@ static struct kc_entry *tree_find(struct kcache_state *kc, uint64_t ino)
 {
 	struct kc_entry key = { .ino = ino }, **found;
 
+	DBOXFS_ASSERT_LOCKED(&kc->lock);
 	found = tfind(&key, &kc->root, cmp_ino);
 	return found != NULL ? *found : NULL;
 }
@@ -311,6 +313,7 @@ static bool tree_record(struct kcache_state *kc, uint64_t parent,
 {
 	struct kc_entry key = { .ino = ino }, **found, *e;
 
+	DBOXFS_ASSERT_LOCKED(&kc->lock);
 	found = tfind(&key, &kc->root, cmp_ino);
 	if (found != NULL) {
 		e = *found;
@@ -358,6 +361,7 @@ static bool record(struct kcache_state *kc, uint64_t parent,
 	struct kc_entry *e = tree_find(kc, ino);
 	uint32_t carried;
 
+	DBOXFS_ASSERT_LOCKED(&kc->lock);
 	if (km_info_of(parent, name, ino, &k)) {
 		carried = e != NULL ? e->nlookup : 0;
 		if (!km_record(kc, &k, carried))
@@ -409,6 +413,7 @@ static bool km_forget(struct kcache_state *kc, uint64_t ino, uint64_t n)
 	struct kc_msg *s = km_find(kc, ino);
 	uint32_t c;
 
+	DBOXFS_ASSERT_LOCKED(&kc->lock);
 	if (s == NULL)
 		return false;
 	c = km_count(s->meta);

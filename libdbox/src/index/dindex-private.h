@@ -9,6 +9,7 @@
 #include <stdbool.h>
 
 #include "index/dindex.h"
+#include "store/dbox-msg-storage.h"
 
 /* The stored columns of a message row, in the order of struct dbox_msg
  * as dindex-msg.c reads and binds them (name is generated from them). */

@@ -249,12 +249,13 @@ static int map_keys_load(struct dovecot_box *b, struct map_keys *mk)
 static bool only_ours(struct dbox_store *store, struct dovecot_box *b,
 		      const struct map_keys *mk, const struct dbox_msg *m)
 {
-	uint64_t key = (uint64_t)m->file_id << 32 | (uint32_t)m->offset;
+	const struct dbox_msg_where *w = dbox_msg_where(m);
+	uint64_t key = (uint64_t)w->file_id << 32 | (uint32_t)w->offset;
 	char path[PATH_MAX];
 	struct stat st;
 
 	if (dbox_msg_file_path(store, m, path, sizeof(path)) < 0 ||
-	    stat(path, &st) < 0 || (uint64_t)st.st_size <= m->offset)
+	    stat(path, &st) < 0 || (uint64_t)st.st_size <= w->offset)
 		return false;
 	if (store->format == DBOX_FORMAT_SDBOX)
 		return !has_uid(dovi_mailbox_messages(b->db),
@@ -409,7 +410,7 @@ static int repair_uid0(struct dbox_store *store, struct dovecot_box *b,
 
 	if (store->readonly || dbox_msg_get(store, b->id, 0, &m, NULL) < 0)
 		return 0;
-	if (m.file_id == 0)
+	if (dbox_msg_where(&m)->file_id == 0)
 		dbox_msg_file_path(store, &m, from, sizeof(from));
 	ret = dbox_mailbox_alloc_uids(store, b->id, 1, &m.uid, err);
 	if (ret == 0 && from[0] != '\0') {
@@ -455,7 +456,8 @@ static int sync_message(struct dbox_store *store, struct dovecot_box *b,
 	struct dbox_msg old, msg;
 	bool have = dbox_msg_get(store, b->id, dm->uid, &old, NULL) == 0;
 	bool moved = have && store->format == DBOX_FORMAT_MDBOX &&
-		(old.file_id != dm->file_id || old.offset != dm->offset);
+		(dbox_msg_where(&old)->file_id != dm->file_id ||
+		 dbox_msg_where(&old)->offset != dm->offset);
 	int ret;
 
 	/* a maildir never moves a message back from cur/ to new/, and a

@@ -123,9 +123,9 @@ static int prepare_expunges(struct dbox_save_txn *txn, struct dbox_err *err)
 
 		if (ret < 0)
 			return ret;
-		e->file_id = msg.file_id;
+		e->file_id = dbox_msg_where(&msg)->file_id;
 		e->in_new = msg.in_new;
-		if (msg.file_id == 0)
+		if (dbox_msg_where(&msg)->file_id == 0)
 			dbox_msg_file_path(txn->store, &msg, e->path,
 					   sizeof(e->path));
 	}
@@ -252,11 +252,11 @@ static int insert_row(struct dbox_save_txn *txn, const struct save_msg *m,
 	msg.mailbox_id = m->mailbox_id;
 	msg.uid = m->uid;
 	snprintf(msg.guid, sizeof(msg.guid), "%s", m->guid);
-	msg.file_id = m->file_id;
-	msg.offset = m->offset;
-	msg.hdr_size = DBOX_MSG_HEADER_SIZE;
-	msg.body_size = m->vs.size;
-	msg.rec_size = m->end - m->offset;
+	dbox_msg_where(&msg)->file_id = m->file_id;
+	dbox_msg_where(&msg)->offset = m->offset;
+	dbox_msg_where(&msg)->hdr_size = DBOX_MSG_HEADER_SIZE;
+	dbox_msg_where(&msg)->body_size = m->vs.size;
+	dbox_msg_where(&msg)->rec_size = m->end - m->offset;
 	msg.size = m->vs.size;
 	msg.vsize = m->vs.vsize;
 	msg.received = m->received;

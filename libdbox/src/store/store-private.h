@@ -9,6 +9,7 @@
 #include "dbox/fs.h"
 #include "dbox/store.h"
 #include "index/dindex.h"
+#include "store/dbox-msg-storage.h"
 #include "util/util.h"
 
 /* Our own directory inside a store tree; Dovecot ignores it because every
