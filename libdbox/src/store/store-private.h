@@ -33,9 +33,14 @@ struct dbox_fcache_entry {
 };
 
 /* Bytes of storage files read ahead of the messages that need them
- * (dbox-rcache.c): 16 windows of up to 1 MiB. */
+ * (dbox-rcache.c): 16 windows of up to 1 MiB, at most 2 MiB in all.  A
+ * reader walks a file forwards, so one window at a time serves it; the
+ * windows a read of a whole folder left behind were 16 MiB of the
+ * daemon's RSS for good (its goal is 32 MiB with a million names
+ * cached). */
 #define DBOX_RCACHE_SLOTS 16
 #define DBOX_RCACHE_WINDOW (1u << 20)
+#define DBOX_RCACHE_BUDGET (2u << 20)
 
 struct dbox_rcache_win {
 	char path[PATH_MAX];
@@ -86,6 +91,7 @@ struct dbox_store {
 
 	pthread_mutex_t rcache_lock;
 	uint64_t rcache_clock;
+	size_t rcache_bytes;      /* the windows' data in all */
 	struct dbox_rcache_win rcache[DBOX_RCACHE_SLOTS];
 };
 
