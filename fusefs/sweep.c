@@ -237,6 +237,21 @@ static bool pending_name(const char *s, int64_t *box_r, uint32_t *uid_r,
 	return true;
 }
 
+/* The message (BOX, UID) of a pending file's name is its delivery's when
+ * it has the file's base name: the store's open dropped every row whose
+ * record a power cut took (dbox_open_opts.deferred_sync), so it is
+ * intact, while the spool file itself, never synced, may have lost its
+ * bytes.  (Another program may have taken a lost commit's uid since, but
+ * not for a message of this name.) */
+static bool pending_base_is(const char *name, const struct dbox_msg *m)
+{
+	char base[DBOX_NAME_MAX + 1];
+	const char *info;
+
+	view_name_split(name, base, sizeof(base), &info);
+	return base[0] != '\0' && strcmp(base, m->base) == 0;
+}
+
 static void sweep_pending_one(struct dboxfs *fs, int dirfd, const char *entry)
 {
 	struct dbox_msg m;
@@ -254,7 +269,8 @@ static void sweep_pending_one(struct dboxfs *fs, int dirfd, const char *entry)
 		return;
 	done = fstat(fd, &st) == 0 &&
 		dbox_msg_get(fs->store, box, uid, &m, NULL) == 0 &&
-		m.size == (uint64_t)st.st_size && same_bytes(fs, fd, &m);
+		(pending_base_is(name, &m) ||
+		 (m.size == (uint64_t)st.st_size && same_bytes(fs, fd, &m)));
 	close(fd);
 	if (done) {
 		unlinkat(dirfd, entry, 0);

@@ -103,11 +103,25 @@ static const char schema_v3[] =
 	"CREATE UNIQUE INDEX messages_by_name ON messages(mailbox_id, in_new,"
 	" name);";
 
+/* Version 4: messages committed before their record was durable
+ * (deferred commits, dindex-unconfirmed.h): the group flush syncs their
+ * files and deletes the rows here; the next read-write open after a
+ * power cut verifies the records of those still here.  A row here whose
+ * message is gone means nothing (uids are not reused).  seq orders them
+ * (AUTOINCREMENT: never reused, so a flush confirms exactly what it
+ * synced). */
+static const char schema_v4[] =
+	"CREATE TABLE unconfirmed("
+	" seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" mailbox_id INTEGER NOT NULL,"
+	" uid INTEGER NOT NULL);";
+
 /* migrations[v] takes the schema from version v to v + 1 */
 static const char *const migrations[DINDEX_SCHEMA_VERSION] = {
 	schema_v1,
 	schema_v2,
 	schema_v3,
+	schema_v4,
 };
 
 struct dconn {

@@ -19,7 +19,7 @@
 
 #include "dbox/store.h"
 
-#define DINDEX_SCHEMA_VERSION 3
+#define DINDEX_SCHEMA_VERSION 4
 
 struct dindex;
 

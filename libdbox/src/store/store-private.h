@@ -68,6 +68,10 @@ struct dbox_store {
 	/* an expunge marked an m.N since the last sync: dbox_store_sync
 	 * purges it, so that the expunge is durable for Dovecot too */
 	atomic_bool purge_marked;
+	/* dbox_open_opts.deferred_sync; unconfirmed: a commit marked rows
+	 * unconfirmed since the last dbox_store_sync (dbox-unconfirmed.c) */
+	bool deferred;
+	atomic_bool unconfirmed;
 
 	/* the m.N a finished transaction appended to, kept open and locked
 	 * for the next one (mdbox-file.c) */
@@ -83,6 +87,16 @@ struct dbox_store {
 	uint64_t rcache_clock;
 	struct dbox_rcache_win rcache[DBOX_RCACHE_SLOTS];
 };
+
+/* dbox-unconfirmed.c: rows committed before their record was durable
+ * (index/dindex-unconfirmed.h).  flush: makes the records of every
+ * marked row durable, then deletes the marks (not yet durable: the
+ * caller syncs the index next).  recover: at a read-write open, keeps a
+ * marked row whose record is intact (made durable now) and deletes one
+ * whose record is not (its sdbox file removed, its m.N sealed against
+ * appends), as if its commit had not happened. */
+int dbox_unconfirmed_flush(struct dbox_store *store, struct dbox_err *err);
+int dbox_unconfirmed_recover(struct dbox_store *store, struct dbox_err *err);
 
 /* dbox-names.c: mailbox name <-> on-disk storage name (mUTF-7). */
 int dbox_name_to_storage(const char *name, char *buf, size_t len);
