@@ -369,7 +369,7 @@ int dindex_step_what(struct dindex *idx, sqlite3_stmt *st, const char *what,
 	return 0;
 }
 
-int dindex_write_begin(struct dindex *idx, struct dbox_err *err)
+static int write_begin(struct dindex *idx, bool bump, struct dbox_err *err)
 {
 	struct dconn *c = conn_get(idx, err);
 	sqlite3_stmt *st;
@@ -387,11 +387,23 @@ int dindex_write_begin(struct dindex *idx, struct dbox_err *err)
 	if (ret < 0)
 		return ret;
 	c->in_write = true;
+	if (!bump)
+		return 0;
 	st = dindex_prepare(idx, DSTMT_SEQ_BUMP, sql_seq_bump, err);
 	ret = st == NULL ? -EIO : dindex_step_done(idx, st, err);
 	if (ret < 0)
 		dindex_write_rollback(idx);
 	return ret;
+}
+
+int dindex_write_begin(struct dindex *idx, struct dbox_err *err)
+{
+	return write_begin(idx, true, err);
+}
+
+int dindex_write_begin_unseen(struct dindex *idx, struct dbox_err *err)
+{
+	return write_begin(idx, false, err);
 }
 
 int dindex_write_commit(struct dindex *idx, struct dbox_err *err)

@@ -89,7 +89,7 @@ static int sync_record(struct dbox_store *store, const struct dbox_msg *m,
 static int confirm(struct dbox_store *store, int64_t max,
 		   struct dbox_err *err)
 {
-	int ret = dindex_write_begin(store->idx, err);
+	int ret = dindex_write_begin_unseen(store->idx, err);
 
 	if (ret < 0)
 		return ret;
