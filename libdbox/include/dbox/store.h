@@ -93,10 +93,14 @@ struct dbox_open_opts {
 	/* Index commits are atomic at once but durable only at the next
 	 * dbox_store_sync (or when SQLite checkpoints): the maildir
 	 * contract of a rename, durable when its directory is fsynced.
-	 * Message bytes are still durable before the commit that makes
-	 * them visible, and a file is removed from the store only after
-	 * the commit that stops referring to it is durable.  Default
-	 * (false): every commit is durable when it returns. */
+	 * A small save transaction commits without syncing its message
+	 * bytes either: its rows are marked unconfirmed, dbox_store_sync
+	 * makes their bytes durable before the index, and the next
+	 * read-write open after a power cut drops a marked row whose
+	 * record is not intact (as if its commit had not happened).  A
+	 * file is removed from the store only after the commit that stops
+	 * referring to it is durable.  Default (false): every commit is
+	 * durable when it returns, bytes first. */
 	bool deferred_sync;
 	/* The caller opened this store (and so checked its index) a moment
 	 * ago and closed it: the index's integrity check, which reads the

@@ -12,6 +12,7 @@
 
 #include "dbox/save.h"
 #include "index/dindex-msg.h"
+#include "index/dindex-unconfirmed.h"
 #include "store/dbox-save-private.h"
 #include "store/mdbox-file.h"
 #include "store/store-private.h"
@@ -181,6 +182,10 @@ static int write_journal(struct dbox_save_txn *txn, struct dbox_err *err)
  * the last link, fsynced when the pass leaves it). */
 struct commit_pass {
 	uint32_t *uids_r;
+	/* deferred: bytes not synced before the index; rows whose record
+	 * is not known durable are marked unconfirmed instead (and sdbox
+	 * links are not synced) */
+	bool deferred;
 	int64_t now;
 	int64_t box_id;
 	char box_name[DBOX_NAME_MAX * 4 + 1];
@@ -192,7 +197,7 @@ static int fsync_pending_dir(struct commit_pass *c, struct dbox_err *err)
 {
 	int ret;
 
-	if (c->dir_of[0] == '\0')
+	if (c->dir_of[0] == '\0' || c->deferred)
 		return 0;
 	ret = dbox_fsync_parent(c->dir_of);
 	if (ret < 0)
@@ -280,6 +285,17 @@ static int insert_row(struct dbox_save_txn *txn, const struct save_msg *m,
 	return ret;
 }
 
+/* Known durable: an m.N synced beyond the record (a delivery prepared
+ * at the fsync of its file, or a file closed when full).  An sdbox
+ * file's link is made by this commit, whose directory is not synced. */
+static bool record_durable(const struct dbox_save_txn *txn,
+			   const struct save_msg *m)
+{
+	if (dbox_save_is_sdbox(txn))
+		return false;
+	return m->app == NULL || m->app->synced_end >= m->end;
+}
+
 static int commit_msg(struct dbox_save_txn *txn, struct save_msg *m,
 		      unsigned int i, void *ctx, struct dbox_err *err)
 {
@@ -295,7 +311,12 @@ static int commit_msg(struct dbox_save_txn *txn, struct save_msg *m,
 		c->uids_r[i] = m->uid;
 	if (dbox_save_is_sdbox(txn))
 		ret = sdbox_link(txn, c, m, err);
-	return ret < 0 ? ret : insert_row(txn, m, c->now, err);
+	if (ret == 0)
+		ret = insert_row(txn, m, c->now, err);
+	if (ret == 0 && c->deferred && !record_durable(txn, m))
+		ret = dindex_unconfirmed_add(txn->store->idx, m->mailbox_id,
+					     m->uid, err);
+	return ret;
 }
 
 static int delete_expunged(struct dbox_save_txn *txn, struct dbox_err *err)
@@ -446,10 +467,18 @@ int dbox_save_commit(struct dbox_save_txn *txn, uint32_t *uids_r,
 	struct commit_pass c = { .uids_r = uids_r, .now = dbox_now() };
 	int ret = dbox_save_settle(txn, err);
 
-	if (ret == 0)
+	/* a transaction small enough to have every message in memory may
+	 * leave its bytes to the flush (the deliveries of a mount); not one
+	 * that replaces messages: undone after a power cut, it would have
+	 * removed them */
+	c.deferred = txn->store->deferred && txn->spilled == 0 &&
+		txn->expunge_count == 0;
+	if (ret == 0 && !c.deferred)
 		ret = dbox_save_sync_files(txn, true, err);
 	if (ret == 0)
 		ret = commit_index(txn, &c, err);
+	if (ret == 0 && c.deferred)
+		atomic_store(&txn->store->unconfirmed, true);
 	if (dbox_save_is_sdbox(txn)) {
 		if (ret < 0)
 			undo_links(txn, &c);

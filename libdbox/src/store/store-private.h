@@ -78,6 +78,10 @@ struct dbox_store {
 	 * dbox_store_purge_expunged): a caller that finds another's purge
 	 * running waits for it, then lists what is still marked */
 	pthread_mutex_t purge_lock;
+	/* dbox_open_opts.deferred_sync; unconfirmed: a commit marked rows
+	 * unconfirmed since the last dbox_store_sync (dbox-unconfirmed.c) */
+	bool deferred;
+	atomic_bool unconfirmed;
 
 	/* the m.N a finished transaction appended to, kept open and locked
 	 * for the next one (mdbox-file.c) */
@@ -94,6 +98,16 @@ struct dbox_store {
 	size_t rcache_bytes;      /* the windows' data in all */
 	struct dbox_rcache_win rcache[DBOX_RCACHE_SLOTS];
 };
+
+/* dbox-unconfirmed.c: rows committed before their record was durable
+ * (index/dindex-unconfirmed.h).  flush: makes the records of every
+ * marked row durable, then deletes the marks (not yet durable: the
+ * caller syncs the index next).  recover: at a read-write open, keeps a
+ * marked row whose record is intact (made durable now) and deletes one
+ * whose record is not (its sdbox file removed, its m.N sealed against
+ * appends), as if its commit had not happened. */
+int dbox_unconfirmed_flush(struct dbox_store *store, struct dbox_err *err);
+int dbox_unconfirmed_recover(struct dbox_store *store, struct dbox_err *err);
 
 /* dbox-names.c: mailbox name <-> on-disk storage name (mUTF-7). */
 int dbox_name_to_storage(const char *name, char *buf, size_t len);
