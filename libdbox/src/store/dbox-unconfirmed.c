@@ -63,7 +63,7 @@ static int sync_record(struct dbox_store *store, const struct dbox_msg *m,
 	struct dfs_file *f;
 	int ret;
 
-	if (m->file_id != 0 && m->file_id == *last_file)
+	if (dbox_msg_where(m)->file_id != 0 && dbox_msg_where(m)->file_id == *last_file)
 		return 0;
 	ret = dbox_msg_file_path(store, m, path, sizeof(path));
 	if (ret < 0)
@@ -76,12 +76,12 @@ static int sync_record(struct dbox_store *store, const struct dbox_msg *m,
 				 strerror(-ret));
 	ret = dfs_sync_fsync(f);
 	dbox_fcache_put(store, f);
-	if (ret == 0 && m->file_id == 0)
+	if (ret == 0 && dbox_msg_where(m)->file_id == 0)
 		ret = dbox_fsync_parent(path);
 	if (ret < 0)
 		return dbox_fail(err, ret, "fsync %s: %s", path,
 				 strerror(-ret));
-	*last_file = m->file_id;
+	*last_file = dbox_msg_where(m)->file_id;
 	return 0;
 }
 
@@ -141,8 +141,8 @@ static int drop_row(struct dbox_store *store, const struct dbox_msg *m,
 {
 	int ret = dindex_msg_delete(store->idx, m->mailbox_id, m->uid, err);
 
-	if (ret == 0 && m->file_id != 0)
-		ret = dindex_file_seal(store->idx, m->file_id, err);
+	if (ret == 0 && dbox_msg_where(m)->file_id != 0)
+		ret = dindex_file_seal(store->idx, dbox_msg_where(m)->file_id, err);
 	if (ret == 0)
 		ret = dbox_mailbox_touch(store, m->mailbox_id, m->in_new,
 					 !m->in_new, err);
@@ -182,7 +182,7 @@ static int check_marks(struct dbox_store *store, const struct marks *mk,
 			 "delivery is undone", m.uid, (long long)m.mailbox_id,
 			 verr.msg);
 		ret = drop_row(store, &m, err);
-		if (ret == 0 && m.file_id == 0)
+		if (ret == 0 && dbox_msg_where(&m)->file_id == 0)
 			ret = collect(bad, m.mailbox_id, m.uid);
 	}
 	return ret;
