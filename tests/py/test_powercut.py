@@ -499,6 +499,89 @@ def test_ro_mount_after_a_cut_shows_the_lost_delivery_in_tmp(wtmp, mounts):
     r.stop()
 
 
+def tree_bytes(root):
+    """Every file and directory under root: path -> bytes (None: dir),
+    but SQLite's shared memory (index.sqlite-shm, which any reader of a
+    WAL database maps) and an empty write-ahead log (the same)."""
+    out = {}
+    for d, dirs, files in os.walk(root):
+        for n in dirs:
+            out[os.path.relpath(os.path.join(d, n), root)] = None
+        for n in files:
+            with open(os.path.join(d, n), "rb") as f:
+                data = f.read()
+            if not n.endswith("-shm") and (data or not n.endswith("-wal")):
+                out[os.path.relpath(os.path.join(d, n), root)] = data
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["mdbox", "sdbox"])
+def test_ro_mount_after_lost_unconfirmed_records_shows_the_repair(
+        wtmp, mounts, fmt):
+    """Deliveries without any fsync whose rows were made durable (by the
+    removal of a folder, which syncs the index) while their records were
+    not, then a cut: a read-only mount shows what the read-write open's
+    check of unconfirmed rows leaves (the deliveries back in tmp/, none
+    in new/ failing with EIO), writing nothing; a read-only mount after
+    the read-write one shows the same."""
+    cal, store = os.path.join(wtmp, "cal"), os.path.join(wtmp, "store")
+    mnt = os.path.join(wtmp, "mnt")
+    dboxctl("init", cal, "--format", fmt)
+    dboxctl("init", store, "--format", fmt)
+    kept = b"Subject: kept\n\nbody\n"
+
+    def storm_until_index_synced():
+        with open(os.path.join(mnt, "tmp", "k"), "wb") as f:
+            f.write(kept)
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(os.path.join(mnt, "tmp", "k"), os.path.join(mnt, "new", "k"))
+        fsync_dir(os.path.join(mnt, "new"))
+        for i in range(6):
+            with open(os.path.join(mnt, "tmp", "x%d" % i), "wb") as f:
+                f.write(b"Subject: lost %d\n\n" % i + b"y" * (100 * i))
+            os.rename(os.path.join(mnt, "tmp", "x%d" % i),
+                      os.path.join(mnt, "new", "x%d" % i))
+        os.mkdir(os.path.join(mnt, ".T"))
+        os.rmdir(os.path.join(mnt, ".T"))
+    m = mounts(cal, mnt, "fs=powercut:0/posix", "commit=3600")
+    storm_until_index_synced()
+    m.stop()
+    upto = events_of(m.output())
+    m = mounts(store, mnt, "fs=powercut:%d/posix" % (upto + 1),
+               "commit=3600")
+    storm_until_index_synced()
+    # unsynced writes of tmp/ files until the cut: no record is synced
+    with pytest.raises(OSError):
+        for i in range(1000):
+            with open(os.path.join(mnt, "tmp", "f%d" % i), "wb") as f:
+                f.write(b"x")
+    assert m.stop() == 99
+    assert unconfirmed_rows(store) > 0
+    before = tree_bytes(store)
+    r = mounts(store, mnt, "ro")
+    try:
+        ro = view_of(mnt)
+    finally:
+        r.stop()
+    assert tree_bytes(store) == before
+    assert "new/k" in ro
+    assert [k for k in ro if k.startswith("tmp/x")], ro
+    assert not [k for k in ro if k.startswith("new/x")], ro
+    c = mounts(store, mnt)
+    try:
+        assert view_of(mnt) == ro
+    finally:
+        c.stop()
+    assert "record was not durable" in c.output()
+    assert unconfirmed_rows(store) == 0
+    r = mounts(store, mnt, "ro")
+    try:
+        assert view_of(mnt) == ro
+    finally:
+        r.stop()
+
+
 def test_kill9_storm_is_atomic(wtmp, mounts):
     """kill -9 at random moments of a storm: what the writers saw return
     is there (the page cache survives a killed daemon), all or nothing,

@@ -13,9 +13,22 @@
 #include "store/mdbox-orig.h"
 #include "store/store-private.h"
 
+/* A row the read-only view does not show (dbox_unconfirmed_hide) is no
+ * such message. */
+static int shown(struct dbox_store *store, int ret, const struct dbox_msg *m,
+		 struct dbox_err *err)
+{
+	if (ret == 0 && m != NULL &&
+	    dbox_unconfirmed_hidden(store, m->mailbox_id, m->uid))
+		return dbox_fail(err, -ENOENT, "no such message");
+	return ret;
+}
+
 int dbox_msg_get(struct dbox_store *store, int64_t mailbox_id, uint32_t uid,
 		 struct dbox_msg *msg_r, struct dbox_err *err)
 {
+	if (dbox_unconfirmed_hidden(store, mailbox_id, uid))
+		return dbox_fail(err, -ENOENT, "no such message");
 	return dindex_msg_get(store->idx, mailbox_id, uid, msg_r, err);
 }
 
@@ -23,15 +36,70 @@ int dbox_msg_lookup_base(struct dbox_store *store, int64_t mailbox_id,
 			 const char *base, struct dbox_msg *msg_r,
 			 struct dbox_err *err)
 {
-	return dindex_msg_by_base(store->idx, mailbox_id, base, msg_r, err);
+	struct dbox_msg m;
+	int ret = dindex_msg_by_base(store->idx, mailbox_id, base, &m, err);
+
+	ret = shown(store, ret, &m, err);
+	if (ret == 0 && msg_r != NULL)
+		*msg_r = m;
+	return ret;
 }
 
 int dbox_msg_lookup_name(struct dbox_store *store, int64_t mailbox_id,
 			 bool in_new, const char *name, struct dbox_msg *msg_r,
 			 struct dbox_err *err)
 {
-	return dindex_msg_by_name(store->idx, mailbox_id, in_new, name, msg_r,
-				  err);
+	struct dbox_msg m;
+	int ret = dindex_msg_by_name(store->idx, mailbox_id, in_new, name,
+				     &m, err);
+
+	ret = shown(store, ret, &m, err);
+	if (ret == 0 && msg_r != NULL)
+		*msg_r = m;
+	return ret;
+}
+
+struct list_shown {
+	struct dbox_store *store;
+	int (*cb)(void *ctx, const struct dbox_msg *msg);
+	void *ctx;
+	uint32_t last_uid;   /* of the rows met, shown or not */
+	int passed, stop;
+};
+
+static int list_shown_row(void *ctx, const struct dbox_msg *msg)
+{
+	struct list_shown *l = ctx;
+
+	l->last_uid = msg->uid;
+	if (dbox_unconfirmed_hidden(l->store, msg->mailbox_id, msg->uid))
+		return 0;
+	l->passed++;
+	l->stop = l->cb(l->ctx, msg);
+	return l->stop;
+}
+
+/* A page of `limit` shown rows: the hidden ones do not count, so that
+ * a caller paging on "a full page: maybe more" neither stops early nor
+ * meets a page of hidden rows only. */
+static int list_hiding(struct dbox_store *store, int64_t mailbox_id,
+		       uint32_t after_uid, int in_new, unsigned int limit,
+		       int (*cb)(void *ctx, const struct dbox_msg *msg),
+		       void *ctx, struct dbox_err *err)
+{
+	struct list_shown l = { store, cb, ctx, after_uid, 0, 0 };
+	unsigned int want;
+	int got;
+
+	do {
+		want = limit == 0 ? 0 : limit - (unsigned int)l.passed;
+		got = dindex_msgs_page(store->idx, mailbox_id, l.last_uid,
+				       in_new, want, list_shown_row, &l, err);
+		if (got < 0)
+			return got;
+	} while (limit != 0 && !l.stop && got == (int)want &&
+		 l.passed < (int)limit);
+	return l.passed;
 }
 
 int dbox_msg_list(struct dbox_store *store, int64_t mailbox_id,
@@ -39,6 +107,9 @@ int dbox_msg_list(struct dbox_store *store, int64_t mailbox_id,
 		  int (*cb)(void *ctx, const struct dbox_msg *msg), void *ctx,
 		  struct dbox_err *err)
 {
+	if (store->nhidden > 0)
+		return list_hiding(store, mailbox_id, after_uid, in_new, limit,
+				   cb, ctx, err);
 	return dindex_msgs_page(store->idx, mailbox_id, after_uid, in_new,
 				limit, cb, ctx, err);
 }
@@ -46,7 +117,13 @@ int dbox_msg_list(struct dbox_store *store, int64_t mailbox_id,
 int dbox_msg_count(struct dbox_store *store, int64_t mailbox_id, int in_new,
 		   uint64_t *count_r, struct dbox_err *err)
 {
-	return dindex_msg_count(store->idx, mailbox_id, in_new, count_r, err);
+	int ret = dindex_msg_count(store->idx, mailbox_id, in_new, count_r,
+				   err);
+
+	if (ret == 0 && store->nhidden > 0)
+		*count_r -= dbox_unconfirmed_hidden_count(store, mailbox_id,
+							  in_new);
+	return ret;
 }
 
 int dbox_msg_file_path(struct dbox_store *store, const struct dbox_msg *msg,

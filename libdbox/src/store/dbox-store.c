@@ -103,6 +103,7 @@ static void store_free(struct dbox_store *store)
 	free(store->owner_dir);
 	free(store->files_dir);
 	free(store->attachment_dir);
+	free(store->hidden);
 	free(store);
 }
 
@@ -581,6 +582,8 @@ int dbox_store_open(const char *root, const struct dbox_open_opts *opts,
 	/* rows a power cut may have left without their records */
 	if (ret == 0 && !store->readonly && !opts->no_recovery)
 		ret = dbox_unconfirmed_recover(store, err);
+	else if (ret == 0 && store->readonly)
+		ret = dbox_unconfirmed_hide(store, err);
 	/* expunges whose purge a dead process did not get to */
 	if (ret == 0 && !store->readonly && !opts->no_recovery)
 		ret = dbox_purge_pending(store, err);

@@ -233,3 +233,101 @@ int dbox_unconfirmed_recover(struct dbox_store *store, struct dbox_err *err)
 	free(bad.v);
 	return ret;
 }
+
+/* ------------------------------------------------- read-only: hidden */
+
+static int cmp_hidden(const void *a, const void *b)
+{
+	const struct dbox_hidden_row *x = a, *y = b;
+
+	if (x->box != y->box)
+		return x->box < y->box ? -1 : 1;
+	return x->uid < y->uid ? -1 : x->uid > y->uid;
+}
+
+static int add_hidden(struct dbox_store *store, const struct dbox_msg *m)
+{
+	size_t n = store->nhidden + 1;
+	struct dbox_hidden_row *v = realloc(store->hidden, n * sizeof(*v));
+
+	if (v == NULL)
+		return -ENOMEM;
+	store->hidden = v;
+	v[store->nhidden++] = (struct dbox_hidden_row){ m->mailbox_id, m->uid,
+							m->in_new };
+	return 0;
+}
+
+/* check_marks' verdict, without its writes: a row whose record is not
+ * intact is one recover drops */
+static int hide_marks(struct dbox_store *store, const struct marks *mk,
+		      struct dbox_err *err)
+{
+	int ret = 0;
+
+	for (size_t i = 0; ret == 0 && i < mk->n; i++) {
+		struct dbox_err verr = { "" };
+		struct dbox_msg m;
+
+		ret = dindex_msg_get(store->idx, mk->v[i].box, mk->v[i].uid,
+				     &m, err);
+		if (ret == -ENOENT) {
+			ret = 0;
+			continue;
+		}
+		if (ret < 0)
+			break;
+		ret = dbox_msg_verify(store, &m, &verr);
+		if (ret == 0)
+			continue;
+		if (ret == -ENOMEM)
+			return dbox_fail(err, ret, "out of memory");
+		dbox_log(DBOX_LOG_WARNING, "message %u of mailbox %lld: its "
+			 "record was not durable at a power cut (%s): not "
+			 "shown (the next read-write open undoes its delivery)",
+			 m.uid, (long long)m.mailbox_id, verr.msg);
+		ret = add_hidden(store, &m);
+		if (ret < 0)
+			return dbox_fail(err, ret, "out of memory");
+	}
+	return ret;
+}
+
+int dbox_unconfirmed_hide(struct dbox_store *store, struct dbox_err *err)
+{
+	struct marks mk = { 0 };
+	int64_t max = 0;
+	int ret = load(store, &max, &mk, err);
+
+	if (ret == 0 && max > 0)
+		ret = hide_marks(store, &mk, err);
+	free(mk.v);
+	if (ret == 0 && store->nhidden > 1)
+		qsort(store->hidden, store->nhidden, sizeof(*store->hidden),
+		      cmp_hidden);
+	return ret;
+}
+
+bool dbox_unconfirmed_hidden(const struct dbox_store *store, int64_t box,
+			     uint32_t uid)
+{
+	struct dbox_hidden_row key = { box, uid, false };
+
+	return store->nhidden > 0 &&
+		bsearch(&key, store->hidden, store->nhidden,
+			sizeof(key), cmp_hidden) != NULL;
+}
+
+uint64_t dbox_unconfirmed_hidden_count(const struct dbox_store *store,
+				       int64_t box, int in_new)
+{
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < store->nhidden; i++) {
+		const struct dbox_hidden_row *h = &store->hidden[i];
+
+		if (h->box == box && (in_new < 0 || h->in_new == (in_new > 0)))
+			n++;
+	}
+	return n;
+}

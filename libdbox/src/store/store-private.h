@@ -82,6 +82,11 @@ struct dbox_store {
 	 * unconfirmed since the last dbox_store_sync (dbox-unconfirmed.c) */
 	bool deferred;
 	atomic_bool unconfirmed;
+	/* read-only: the rows the next read-write open drops (marked, their
+	 * record not intact), sorted by (mailbox, uid); the lookups and
+	 * listings do not show them (dbox_unconfirmed_hide) */
+	struct dbox_hidden_row *hidden;
+	size_t nhidden;
 
 	/* the m.N a finished transaction appended to, kept open and locked
 	 * for the next one (mdbox-file.c) */
@@ -108,6 +113,21 @@ struct dbox_store {
  * appends), as if its commit had not happened. */
 int dbox_unconfirmed_flush(struct dbox_store *store, struct dbox_err *err);
 int dbox_unconfirmed_recover(struct dbox_store *store, struct dbox_err *err);
+/* At a read-only open: the check recover makes, writing nothing; the
+ * rows it would drop are kept in store->hidden, so that the read-only
+ * view is what the repair will leave.  hidden: whether a row is one of
+ * them; hidden_count: how many of them a mailbox has (in_new as
+ * dbox_msg_count). */
+struct dbox_hidden_row {
+	int64_t box;
+	uint32_t uid;
+	bool in_new;
+};
+int dbox_unconfirmed_hide(struct dbox_store *store, struct dbox_err *err);
+bool dbox_unconfirmed_hidden(const struct dbox_store *store, int64_t box,
+			     uint32_t uid);
+uint64_t dbox_unconfirmed_hidden_count(const struct dbox_store *store,
+				       int64_t box, int in_new);
 
 /* dbox-names.c: mailbox name <-> on-disk storage name (mUTF-7). */
 int dbox_name_to_storage(const char *name, char *buf, size_t len);
