@@ -388,6 +388,56 @@ def test_unconfirmed_record_lost_at_a_cut_goes_back_to_tmp(wtmp, mounts):
     assert "record was not durable" in c.output()
 
 
+def test_unconfirmed_delivery_moved_keeps_its_check(wtmp, mounts):
+    """A delivery without fsync moved to another folder within the
+    commit interval keeps its mark: after a cut that lost its record
+    (its row made durable by the removal of a folder), the open drops
+    the moved row too, instead of listing a message whose reads fail;
+    the spool file is back in tmp/ (sdbox: the moved record is a file
+    of its own, which the cut takes)."""
+    fmt = "sdbox"
+    cal, store = os.path.join(wtmp, "cal"), os.path.join(wtmp, "store")
+    mnt = os.path.join(wtmp, "mnt")
+    dboxctl("init", cal, "--format", fmt)
+    dboxctl("init", store, "--format", fmt)
+    data = b"Subject: moved\n\nbody\n"
+
+    def deliver_move_sync():
+        os.mkdir(os.path.join(mnt, ".O"))
+        for sub in ("cur", "new", "tmp"):
+            os.mkdir(os.path.join(mnt, ".O", sub))
+        with open(os.path.join(mnt, "tmp", "x1"), "wb") as f:
+            f.write(data)
+        os.rename(os.path.join(mnt, "tmp", "x1"),
+                  os.path.join(mnt, "new", "x1"))
+        os.rename(os.path.join(mnt, "new", "x1"),
+                  os.path.join(mnt, ".O", "new", "x1"))
+        os.mkdir(os.path.join(mnt, ".T"))
+        os.rmdir(os.path.join(mnt, ".T"))
+    m = mounts(cal, mnt, "fs=powercut:0/posix", "commit=3600")
+    deliver_move_sync()
+    m.stop()
+    upto = events_of(m.output())
+    m = mounts(store, mnt, "fs=powercut:%d/posix" % (upto + 1),
+               "commit=3600")
+    deliver_move_sync()
+    assert unconfirmed_rows(store) == 1
+    with pytest.raises(OSError):
+        for i in range(1000):
+            with open(os.path.join(mnt, "tmp", "f%d" % i), "wb") as f:
+                f.write(b"x")
+    assert m.stop() == 99
+    c = mounts(store, mnt)
+    try:
+        moved = view_of(os.path.join(mnt, ".O"))
+        assert not moved, moved
+        assert "x1" in os.listdir(os.path.join(mnt, "tmp"))
+        assert unconfirmed_rows(store) == 0
+    finally:
+        c.stop()
+    assert "record was not durable" in c.output()
+
+
 def test_powercut_sync_keeps_the_old_promise(wtmp, mounts):
     """-o sync: a rename is durable when it returns; a cut right after it
     loses nothing (the writers never fsync a directory)."""
@@ -499,6 +549,18 @@ def test_ro_mount_after_a_cut_shows_the_lost_delivery_in_tmp(wtmp, mounts):
     r.stop()
 
 
+def files_without_their_file(store):
+    """Rows of the index's files table whose m.N is not on disk."""
+    db = sqlite3.connect("file:%s?mode=ro" % os.path.join(
+        store, "dboxfs", "index.sqlite"), uri=True)
+    try:
+        ids = [r[0] for r in db.execute("SELECT file_id FROM files")]
+    finally:
+        db.close()
+    return [i for i in ids if not os.path.exists(
+        os.path.join(store, "storage", "m.%d" % i))]
+
+
 def tree_bytes(root):
     """Every file and directory under root: path -> bytes (None: dir),
     but SQLite's shared memory (index.sqlite-shm, which any reader of a
@@ -513,6 +575,54 @@ def tree_bytes(root):
             if not n.endswith("-shm") and (data or not n.endswith("-wal")):
                 out[os.path.relpath(os.path.join(d, n), root)] = data
     return out
+
+
+def test_unconfirmed_mfile_lost_whole_leaves_no_files_row(wtmp, mounts):
+    """An m.N created by a delivery without fsync (nor of storage/) and
+    lost whole at the cut (its name not durable: the simulator undoes
+    writes, not names, so the test removes it): the open drops its
+    rows and its row of the files table, instead of keeping that row,
+    sealed, for a file that no purge or check ever meets again."""
+    cal, store = os.path.join(wtmp, "cal"), os.path.join(wtmp, "store")
+    mnt = os.path.join(wtmp, "mnt")
+    dboxctl("init", cal, "--format", "mdbox")
+    dboxctl("init", store, "--format", "mdbox")
+    data = b"Subject: lost\n\nbody\n"
+
+    def deliver_sync_index():
+        with open(os.path.join(mnt, "tmp", "x1"), "wb") as f:
+            f.write(data)
+        os.rename(os.path.join(mnt, "tmp", "x1"),
+                  os.path.join(mnt, "new", "x1"))
+        os.mkdir(os.path.join(mnt, ".T"))
+        os.rmdir(os.path.join(mnt, ".T"))
+    m = mounts(cal, mnt, "fs=powercut:0/posix", "commit=3600")
+    deliver_sync_index()
+    m.stop()
+    upto = events_of(m.output())
+    m = mounts(store, mnt, "fs=powercut:%d/posix" % (upto + 1),
+               "commit=3600")
+    deliver_sync_index()
+    with pytest.raises(OSError):
+        for i in range(1000):
+            with open(os.path.join(mnt, "tmp", "f%d" % i), "wb") as f:
+                f.write(b"x")
+    assert m.stop() == 99
+    assert os.listdir(os.path.join(store, "storage")) == ["m.1"]
+    os.unlink(os.path.join(store, "storage", "m.1"))
+    c = mounts(store, mnt)
+    try:
+        assert os.listdir(os.path.join(mnt, "new")) == []
+        assert "x1" in os.listdir(os.path.join(mnt, "tmp"))
+        with open(os.path.join(mnt, "tmp", "y"), "wb") as f:
+            f.write(data)
+        os.rename(os.path.join(mnt, "tmp", "y"),
+                  os.path.join(mnt, "new", "y"))
+        assert read(os.path.join(mnt, "new", "y")) == data
+    finally:
+        c.stop()
+    assert "record was not durable" in c.output()
+    assert files_without_their_file(store) == []
 
 
 @pytest.mark.parametrize("fmt", ["mdbox", "sdbox"])

@@ -11,6 +11,11 @@ static const char sql_max[] = "SELECT coalesce(max(seq), 0) FROM unconfirmed";
 static const char sql_list[] = "SELECT mailbox_id, uid FROM unconfirmed "
 	"WHERE seq <= ?1 ORDER BY seq";
 static const char sql_confirm[] = "DELETE FROM unconfirmed WHERE seq <= ?1";
+static const char sql_carry[] = "INSERT INTO unconfirmed(mailbox_id, uid) "
+	"SELECT ?3, ?4 WHERE EXISTS (SELECT 1 FROM unconfirmed "
+	"WHERE mailbox_id = ?1 AND uid = ?2)";
+static const char sql_unmark[] = "DELETE FROM unconfirmed "
+	"WHERE mailbox_id = ?1 AND uid = ?2";
 
 int dindex_unconfirmed_add(struct dindex *idx, int64_t mailbox_id,
 			   uint32_t uid, struct dbox_err *err)
@@ -77,4 +82,31 @@ int dindex_unconfirmed_confirm(struct dindex *idx, int64_t max,
 		return -EIO;
 	sqlite3_bind_int64(st, 1, max);
 	return dindex_step_what(idx, st, "confirm rows", err);
+}
+
+int dindex_unconfirmed_move(struct dindex *idx, int64_t mailbox_id,
+			    uint32_t uid, int64_t to_box, uint32_t to_uid,
+			    bool *carried_r, struct dbox_err *err)
+{
+	sqlite3_stmt *st = dindex_prepare(idx, DSTMT_UNCONF_CARRY, sql_carry,
+					  err);
+	int ret;
+
+	*carried_r = false;
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, uid);
+	sqlite3_bind_int64(st, 3, to_box);
+	sqlite3_bind_int64(st, 4, to_uid);
+	ret = dindex_step_what(idx, st, "move mark", err);
+	if (ret < 0 || sqlite3_changes(dindex_db(idx, NULL)) == 0)
+		return ret;
+	*carried_r = true;
+	st = dindex_prepare(idx, DSTMT_UNCONF_UNMARK, sql_unmark, err);
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, uid);
+	return dindex_step_what(idx, st, "move mark", err);
 }

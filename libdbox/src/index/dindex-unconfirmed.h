@@ -13,6 +13,8 @@
 
 #include <stdint.h>
 
+#include <stdbool.h>
+
 #include "dbox/store.h"
 
 struct dindex;
@@ -28,6 +30,13 @@ int dindex_unconfirmed_each(struct dindex *idx, int64_t max,
 			    int (*fn)(void *ctx, int64_t mailbox_id,
 				      uint32_t uid),
 			    void *ctx, struct dbox_err *err);
+/* The mark of a message moved to (to_box, to_uid), if it has one, goes
+ * with it under a new seq (a flush that listed the old one before the
+ * move confirms up to its max, not this one).  *carried_r: there was
+ * one. */
+int dindex_unconfirmed_move(struct dindex *idx, int64_t mailbox_id,
+			    uint32_t uid, int64_t to_box, uint32_t to_uid,
+			    bool *carried_r, struct dbox_err *err);
 /* Deletes every mark with seq <= max. */
 int dindex_unconfirmed_confirm(struct dindex *idx, int64_t max,
 			       struct dbox_err *err);

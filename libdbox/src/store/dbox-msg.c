@@ -8,6 +8,7 @@
 
 #include "dbox/save.h"
 #include "index/dindex-msg.h"
+#include "index/dindex-unconfirmed.h"
 #include "store/dbox-attach.h"
 #include "store/dbox-decompress.h"
 #include "store/mdbox-orig.h"
@@ -548,7 +549,7 @@ int dbox_msg_move(struct dbox_store *store, int64_t mailbox_id, uint32_t uid,
 		  enum dbox_maildir_dir dir, const char *new_base,
 		  uint32_t *new_uid_r, struct dbox_err *err)
 {
-	bool in_new = dir != DBOX_DIR_CUR;
+	bool in_new = dir != DBOX_DIR_CUR, carried = false;
 	char old_path[PATH_MAX] = "";
 	struct dbox_msg msg, moved;
 	int ret;
@@ -575,6 +576,11 @@ int dbox_msg_move(struct dbox_store *store, int64_t mailbox_id, uint32_t uid,
 	}
 	if (ret == 0)
 		ret = dbox_msg_insert(store, &moved, err);
+	/* a record not yet durable stays checked after a cut */
+	if (ret == 0)
+		ret = dindex_unconfirmed_move(store->idx, mailbox_id, uid,
+					      dest_mailbox_id, moved.uid,
+					      &carried, err);
 	if (ret == 0)
 		ret = dbox_mailbox_touch(store, mailbox_id, msg.in_new,
 					 !msg.in_new, err);
@@ -612,6 +618,8 @@ int dbox_msg_move(struct dbox_store *store, int64_t mailbox_id, uint32_t uid,
 		dbox_fcache_drop(store, old_path);
 		unlink(old_path);
 	}
+	if (ret == 0 && carried)
+		atomic_store(&store->unconfirmed, true);   /* its flush */
 	if (ret == 0 && new_uid_r != NULL)
 		*new_uid_r = moved.uid;
 	return ret;

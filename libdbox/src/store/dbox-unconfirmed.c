@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "index/dindex-file.h"
 #include "index/dindex-msg.h"
@@ -132,6 +133,24 @@ int dbox_unconfirmed_flush(struct dbox_store *store, struct dbox_err *err)
 
 /* ------------------------------------------------------ after a cut */
 
+/* The m.N of a dropped row takes no appends any more; one the cut took
+ * whole (created within the commit interval), with no row left in it,
+ * goes from the files table too (else its row stays for ever: purge
+ * and check meet no file). */
+static int seal_or_forget(struct dbox_store *store, const struct dbox_msg *m,
+			  struct dbox_err *err)
+{
+	uint32_t id = dbox_msg_where(m)->file_id;
+	char path[PATH_MAX];
+	struct stat st;
+
+	if (dbox_mdbox_path(store, id, path, sizeof(path)) >= 0 &&
+	    stat(path, &st) < 0 && errno == ENOENT &&
+	    !dindex_file_referenced(store->idx, id))
+		return dindex_file_delete(store->idx, id, err);
+	return dindex_file_seal(store->idx, id, err);
+}
+
 /* A marked row whose record did not survive: gone, as if its commit had
  * not happened (the spool file it came from is still kept: the mount
  * puts it back into tmp/).  Its m.N is sealed: its committed end may now
@@ -142,7 +161,7 @@ static int drop_row(struct dbox_store *store, const struct dbox_msg *m,
 	int ret = dindex_msg_delete(store->idx, m->mailbox_id, m->uid, err);
 
 	if (ret == 0 && dbox_msg_where(m)->file_id != 0)
-		ret = dindex_file_seal(store->idx, dbox_msg_where(m)->file_id, err);
+		ret = seal_or_forget(store, m, err);
 	if (ret == 0)
 		ret = dbox_mailbox_touch(store, m->mailbox_id, m->in_new,
 					 !m->in_new, err);
