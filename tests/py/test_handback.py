@@ -249,6 +249,74 @@ def test_sdbox_deliveries_handed_back(wtmp, mounts):
     m.stop()
 
 
+def deliver(mnt, box, name, dest):
+    """A message written through the mount into box (maildir++ path, ""
+    for INBOX): returns its bytes."""
+    data = b"Subject: %s\n\ndelivered through the mount\n" % name.encode()
+    with open(os.path.join(mnt, box, "tmp", name), "wb") as f:
+        f.write(data)
+    os.rename(os.path.join(mnt, box, "tmp", name),
+              os.path.join(mnt, box, dest))
+    return data
+
+
+def dovecot_texts(da):
+    """{(mailbox, uid): (guid, text)} of every message, as Dovecot
+    reads it."""
+    chown_tree(da.root, *store_ids())
+    return {(t["mailbox"], int(t["uid"])): (t["guid"], t["text"])
+            for t in da.fetch("mailbox uid guid text", "mailbox", "*")}
+
+
+def mount_texts(mnt):
+    """{(mailbox, uid): (guid, bytes)} of every message the mount shows."""
+    res = {}
+    for box, folder in (("INBOX", mnt), ("Folder", os.path.join(mnt,
+                                                                ".Folder"))):
+        for sub, n in all_names(folder):
+            path = os.path.join(folder, sub, n)
+            with open(path, "rb") as f:
+                res[(box, int(os.getxattr(path, "user.dbox.uid")))] = (
+                    os.getxattr(path, "user.dbox.guid").decode(), f.read())
+    return res
+
+
+def test_mdbox_deliveries_handed_back(wtmp, mounts):
+    """mdbox: messages delivered through the mount into folders Dovecot
+    has are in Dovecot's map and mailbox index with the mount's uids,
+    flags and bytes, with no resync; after one, after a purge and on the
+    next mount, the same."""
+    root, da = dovecot_store(wtmp, "mdbox")
+    da("mailbox", "create", "Folder")
+    da("save", "-m", "Folder", input=b"Subject: f0\n\nin Folder\n")
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    sent = {}
+    for box, name, dest in (("", "d1", "new/d1"), ("", "d2", "cur/d2:2,FS"),
+                            (".Folder", "d3", "cur/d3:2,"),
+                            ("", "d4", "new/d4")):
+        sent[name] = deliver(mnt, box, name, dest)
+    # changed right after the delivery
+    os.rename(os.path.join(mnt, "new", "d1"), os.path.join(mnt, "cur",
+                                                           "d1:2,S"))
+    shown = mount_all(mnt)
+    assert len(shown["INBOX"]) == 8 and len(shown["Folder"]) == 2
+    ours = mount_texts(mnt)
+    m.stop()
+    assert "not handed back" not in m.output()
+    assert dovecot_all(da) == shown
+    texts = dovecot_texts(da)
+    assert texts == ours
+    assert all(d in [t for _, t in texts.values()] for d in sent.values())
+    da.force_resync()
+    assert dovecot_all(da) == shown and dovecot_texts(da) == texts
+    da("purge")
+    assert dovecot_all(da) == shown and dovecot_texts(da) == texts
+    m = mounts(root, mnt, "takeover")
+    assert mount_all(mnt) == shown
+    m.stop()
+
+
 def test_dboxctl_purge_leaves_dovecots_map_alone(wtmp, mounts):
     """A taken-over mdbox: messages expunged through the mount are purged
     by Dovecot (whose map points into the m.N files by offset), not by

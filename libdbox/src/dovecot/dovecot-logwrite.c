@@ -220,6 +220,25 @@ void dovi_logwrite_ext_intro_add(struct dovi_logwrite *w, const char *name,
 	memcpy(p + 20, name, nlen);
 }
 
+void dovi_logwrite_ext_hdr_add(struct dovi_logwrite *w, uint16_t offset,
+			       const void *data, size_t len)
+{
+	uint8_t *p;
+
+	if (len == 0 || offset + len > UINT16_MAX) {
+		w->failed = true;   /* needs EXT_HDR_UPDATE32, never ours */
+		return;
+	}
+	p = record(w, DOVI_T_EXT_HDR_UPDATE, (4 + len + 3) & ~(size_t)3);
+	if (p == NULL)
+		return;
+	p[0] = (uint8_t)offset;
+	p[1] = (uint8_t)(offset >> 8);
+	p[2] = (uint8_t)len;
+	p[3] = (uint8_t)(len >> 8);
+	memcpy(p + 4, data, len);
+}
+
 void dovi_logwrite_atomic_inc_add(struct dovi_logwrite *w, uint32_t uid,
 				  int32_t diff)
 {

@@ -67,6 +67,10 @@ void dovi_logwrite_expunge_add(struct dovi_logwrite *w, uint32_t uid,
 void dovi_logwrite_ext_intro_add(struct dovi_logwrite *w, const char *name,
 				 uint32_t reset_id, uint32_t hdr_size,
 				 uint16_t record_size, uint16_t record_align);
+/* EXT_HDR_UPDATE of the introduced extension's header bytes
+ * [offset, offset+len) (len > 0, offset + len <= 65535). */
+void dovi_logwrite_ext_hdr_add(struct dovi_logwrite *w, uint16_t offset,
+			       const void *data, size_t len);
 /* EXT_ATOMIC_INC of the introduced extension's number for uid. */
 void dovi_logwrite_atomic_inc_add(struct dovi_logwrite *w, uint32_t uid,
 				  int32_t diff);
