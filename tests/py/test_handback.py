@@ -13,7 +13,7 @@ from dboxfs_testlib import (DBOXFS, chown_tree, dboxctl, mounts,
                             needs_dovecot,
                             store_ids, wait_for, wtmp)  # noqa: F401
 from test_dovecot_view import doveadm_flags, view_of
-from test_takeover import all_names, dovecot_store
+from test_takeover import all_names, dovecot_store, index_rows
 
 pytestmark = [needs_dovecot,
               pytest.mark.skipif(not os.path.exists(DBOXFS),
@@ -402,4 +402,65 @@ def test_move_into_a_new_folder(wtmp, mounts, fmt):
     assert view_of(mnt, "New") == {by_uid[1]: {"\\Seen"}}
     with open(os.path.join(mnt, ".New", "cur", "moved:2,S"), "rb") as f:
         assert f.read() == b"Subject: m0\n\nfrom the maildir\n"
+    m.stop()
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_folder_made_through_the_mount_handed_back(wtmp, mounts, fmt):
+    """A folder made through a takeover mount gets Dovecot's index with
+    the mount's uidvalidity and GUID: Dovecot lists it, and what goes into
+    it (a delivery, a move from INBOX, a flag change) is handed back like
+    in any folder of Dovecot's: no resync, after one, and on the next
+    mount the same."""
+    root, da = dovecot_store(wtmp, fmt)
+    by_uid = {int(m["uid"]): m["guid"]
+              for m in da.fetch("uid guid", "mailbox", "INBOX")}
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    for sub in ("", "/cur", "/new", "/tmp"):
+        os.mkdir(os.path.join(mnt, ".New" + sub))
+    deliver(mnt, ".New", "d1", "new/d1")
+    names = names_by_guid(mnt)
+    os.rename(os.path.join(mnt, *names[by_uid[1]]),
+              os.path.join(mnt, ".New", "cur", "moved:2,S"))
+    os.rename(os.path.join(mnt, ".New", "cur", "moved:2,S"),
+              os.path.join(mnt, ".New", "cur", "moved:2,FS"))
+    shown = {box: view_of(mnt, box) for box in ("INBOX", "New")}
+    assert len(shown["New"]) == 2 and len(shown["INBOX"]) == 4
+    ours = {}
+    for sub, n in all_names(os.path.join(mnt, ".New")):
+        path = os.path.join(mnt, ".New", sub, n)
+        with open(path, "rb") as f:
+            ours[int(os.getxattr(path, "user.dbox.uid"))] = (
+                os.getxattr(path, "user.dbox.guid").decode(), f.read())
+    m.stop()
+    assert "not handed back" not in m.output()
+    (guid, uv), = index_rows(root, "SELECT guid, uidvalidity FROM "
+                             "mailboxes WHERE name = 'New'")
+    chown_tree(root, *store_ids())
+    assert "New" in da("mailbox", "list").stdout.decode().split()
+    status = da("mailbox", "status", "guid uidvalidity uidnext messages",
+                "New").stdout.decode()
+    assert "guid=%s" % guid in status and "uidvalidity=%d" % uv in status
+    assert "messages=2" in status and "uidnext=3" in status
+
+    def dovecot_view():
+        chown_tree(root, *store_ids())
+        got = doveadm_flags(da.fetch("uid flags mailbox guid", "mailbox",
+                                     "*"))
+        return {box: got.get(box, {}) for box in ("INBOX", "New")}
+    assert dovecot_view() == shown
+    texts = {int(t["uid"]): (t["guid"], t["text"]) for t in
+             da.fetch("uid guid text", "mailbox", "New")}
+    assert texts == ours
+    da.force_resync()
+    assert dovecot_view() == shown
+    status2 = da("mailbox", "status", "guid uidvalidity uidnext messages",
+                 "New").stdout.decode()
+    assert status2 == status
+    if fmt == "mdbox":
+        da("purge")
+        assert dovecot_view() == shown
+    m = mounts(root, mnt, "takeover")
+    assert {box: view_of(mnt, box) for box in ("INBOX", "New")} == shown
     m.stop()

@@ -23,6 +23,10 @@
  * holds its index write lock meanwhile, so it gives up sooner. */
 #define BACK_LOCK_TIMEOUT_MS 10000
 
+/* Offsets in the index's base header (dovecot-index.md 2.2). */
+#define HDR_UID_VALIDITY 24
+#define HDR_NEXT_UID 28
+
 /* The box we follow for our mailbox id, if Dovecot has an index of it,
  * brought up to date: a message delivered or moved in through the mount
  * a moment ago is Dovecot's already.  What the refresh read is the
@@ -497,4 +501,64 @@ void dbox_dovecot_back_saved(struct dbox_store *store,
 	dm.save_date = (uint32_t)msg->saved;
 	dm.have_guid = guid_bin(msg->guid, dm.guid);
 	append_msg(store, b, &dm, msg, "a delivery");
+}
+
+/* The first records of a new mailbox's log, as Dovecot's mailbox create
+ * writes them: its GUID in the format's header extension (sdbox
+ * dbox-hdr: rebuild count, GUID, flags; mdbox mdbox-hdr: the map's
+ * uid_validity, GUID, flags), then its uid_validity and next uid. */
+static int created_records(struct dbox_store *store, struct dovi_logwrite *w,
+			   const uint8_t guid[16], uint32_t uidvalidity,
+			   struct dbox_err *err)
+{
+	bool mdbox = store->format == DBOX_FORMAT_MDBOX;
+	struct dovi_index *map = mdbox ? dovi_store_map(store->dovecot->ds,
+							err) : NULL;
+	struct dovi_header mh = { 0 };
+	uint8_t hdr[24] = { 0 };
+
+	if (mdbox && map == NULL)
+		return -ENOENT;
+	if (map != NULL)
+		dovi_index_header(map, &mh);
+	le32(hdr, mh.uid_validity);
+	memcpy(hdr + 4, guid, 16);
+	dovi_logwrite_ext_intro_add(w, mdbox ? "mdbox-hdr" : "dbox-hdr", 0,
+				    sizeof(hdr), 0, 0);
+	dovi_logwrite_ext_hdr_add(w, 0, hdr, sizeof(hdr));
+	dovi_logwrite_header_add(w, HDR_UID_VALIDITY, uidvalidity);
+	dovi_logwrite_header_add(w, HDR_NEXT_UID, 1);
+	return 0;
+}
+
+void dbox_dovecot_back_created(struct dbox_store *store, const char *dir,
+			       const char *name, const char *guid_hex,
+			       uint32_t uidvalidity)
+{
+	struct dovi_logwrite *w;
+	char path[PATH_MAX];
+	uint8_t guid[16];
+	struct dbox_err err = { 0 };
+	int ret;
+
+	if (store->dovecot == NULL || store->readonly)
+		return;
+	w = dovi_logwrite_new();
+	ret = w == NULL ? -ENOMEM : 0;
+	if (ret == 0 && !guid_bin(guid_hex, guid))
+		ret = dbox_fail(&err, -EINVAL, "GUID %s is not Dovecot's "
+				"form", guid_hex);
+	if (ret == 0)
+		ret = created_records(store, w, guid, uidvalidity, &err);
+	if (ret == 0)
+		ret = dbox_path(path, sizeof(path), "%s/dovecot.index.log",
+				dir);
+	if (ret == 0)
+		ret = dovi_logwrite_create(w, path, &err);
+	if (ret < 0)
+		dbox_log(DBOX_LOG_WARNING, "mailbox %s: not handed back to "
+			 "Dovecot (it sees it after doveadm force-resync): "
+			 "%s", name, err.msg[0] != '\0' ? err.msg :
+			 strerror(-ret));
+	dovi_logwrite_free(w);
 }
