@@ -317,6 +317,40 @@ def test_mdbox_deliveries_handed_back(wtmp, mounts):
     m.stop()
 
 
+def test_mdbox_delivery_onto_unsynced_map_is_left_to_resync(wtmp, mounts):
+    """mdbox: a delivery while Dovecot's map log has a change its backend
+    has not synced is not handed back (a warning says so; nothing half
+    written: Dovecot's INBOX and map stay as they were); Dovecot's
+    force-resync then finds it with the mount's bytes, and the next mount
+    shows what Dovecot shows."""
+    root, da = dovecot_store(wtmp, "mdbox")
+    before = {m["guid"] for m in da.fetch("guid", "mailbox", "INBOX")}
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    maplog = os.path.join(root, "storage", "dovecot.map.index.log")
+    with open(maplog, "ab") as f:
+        # an external HEADER_UPDATE of 4 bytes at offset 80 (0), with no
+        # tail-offset update after it: not synced by its backend
+        f.write(bytes([0x80, 0x80, 0x80, 0x84]) +
+                (0x10000020).to_bytes(4, "little") +
+                (80 | 4 << 16).to_bytes(4, "little") + bytes(4))
+    size = os.path.getsize(maplog)
+    data = deliver(mnt, "", "u1", "new/u1")
+    shown = view_of(mnt, "INBOX")
+    assert len(shown) == 6
+    m.stop()
+    assert "not handed back" in m.output()
+    assert os.path.getsize(maplog) == size
+    assert set(dovecot_inbox(da)) == before
+    da.force_resync()
+    texts = [t["text"] for t in da.fetch("text", "mailbox", "INBOX")]
+    assert data in texts and len(texts) == 6
+    after = dovecot_inbox(da)
+    m = mounts(root, mnt, "takeover")
+    assert view_of(mnt, "INBOX") == after
+    m.stop()
+
+
 def test_dboxctl_purge_leaves_dovecots_map_alone(wtmp, mounts):
     """A taken-over mdbox: messages expunged through the mount are purged
     by Dovecot (whose map points into the m.N files by offset), not by
