@@ -16,6 +16,7 @@
 #include "node.h"
 #include "ops.h"
 #include "prepare.h"
+#include "vdirs.h"
 
 /* ------------------------------------------------------------- folders */
 
@@ -149,6 +150,11 @@ void opw_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, -ret);
 		return;
 	}
+	/* an empty parent kept after its last folder went is there */
+	if (is_mailbox && fs->layout == VIEW_FS && opw_is_vdir(fs, &v, name)) {
+		fuse_reply_err(req, EEXIST);
+		return;
+	}
 	if (is_mailbox) {
 		mkdir_mailbox(req, &v, mailbox);
 		return;
@@ -233,6 +239,10 @@ int opw_rmdir_mailbox(struct dboxfs *fs, int64_t box)
 		dbox_mailbox_delete(fs->store, b.name, &err);
 	if (ret == 0)
 		backing_forget_mailbox(fs, box);
+	/* an entry of a parent of that name (made by another program in
+	 * a stored parent) would bring it back as an empty parent */
+	if (ret == 0 && fs->layout == VIEW_FS)
+		vdirs_remove(dbox_store_files_dir(fs->store), b.name);
 	if (ret < 0 && ret != -ENOTEMPTY)
 		fuse_log(FUSE_LOG_ERR, "dboxfs: rmdir %s: %s\n", b.name,
 			 err.msg);
@@ -257,6 +267,44 @@ bool opw_is_vdir(struct dboxfs *fs, const struct view_ino *v, const char *name)
 		found = (c.ino >> 60) == VK_VDIR;
 	folders_free(&fl);
 	return found;
+}
+
+int opw_vdir_empty(struct dboxfs *fs, const struct view_ino *v,
+		   const char *name)
+{
+	char prefix[DBOX_NAME_MAX * 4 + 1], full[DBOX_NAME_MAX * 8 + 2];
+	struct folder_list fl;
+	struct folder_child c;
+	int depth, ret = folders_load(fs, &fl);
+
+	if (ret < 0)
+		return ret;
+	depth = folders_prefix(&fl, fs->layout, v, prefix, sizeof(prefix));
+	ret = depth < 0 ? depth : folders_lookup(&fl, fs->layout, prefix,
+						 (unsigned int)depth,
+						 fs->inbox_id, name, &c);
+	if (ret == 0 && (c.ino >> 60) != VK_VDIR)
+		ret = -ENOENT;
+	snprintf(full, sizeof(full), "%s%s%s", prefix, depth > 0 ? "/" : "",
+		 name);
+	if (ret == 0 && folders_count_children(&fl, fs->layout, full,
+					       (unsigned int)depth + 1,
+					       fs->inbox_id) > 0)
+		ret = -ENOTEMPTY;
+	folders_free(&fl);
+	return ret;
+}
+
+/* An empty fs-layout parent goes with its stored entry, as an empty
+ * directory does (one with folders below it is ENOTEMPTY). */
+static int rmdir_vdir(struct dboxfs *fs, const struct view_ino *v,
+		      const char *name, const char *mailbox)
+{
+	int ret = opw_vdir_empty(fs, v, name);
+
+	if (ret == 0)
+		ret = vdirs_remove(dbox_store_files_dir(fs->store), mailbox);
+	return ret;
 }
 
 void opw_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -285,7 +333,8 @@ void opw_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		if (dbox_mailbox_lookup(fs->store, mailbox, &b, NULL) == 0)
 			ret = opw_rmdir_mailbox(fs, b.id);
 		else
-			ret = opw_is_vdir(fs, &v, name) ? -ENOTEMPTY : -ENOENT;
+			ret = fs->layout == VIEW_FS ?
+				rmdir_vdir(fs, &v, name, mailbox) : -ENOENT;
 		if (ret == 0)
 			dirtime_folder_changed(fs, &v);
 		/* maildir++: a dot-name that is no mailbox may still be a

@@ -16,6 +16,7 @@
 #include "dboxfs.h"
 #include "dirtime.h"
 #include "folders.h"
+#include "vdirs.h"
 
 int64_t dirtime_sub_ns(struct dboxfs *fs, int64_t box, enum view_sub sub,
 		       int64_t index_ns)
@@ -53,100 +54,11 @@ void dirtime_tmp_changed(struct dboxfs *fs, int64_t box)
 	backing_area_set_times(fs, box, AREA_TMP, now2);
 }
 
-/* ---------------------------------- fs-layout parents that are no mailbox
- *
- * Such a parent (A of A/B) has no area of its own: its time is the mtime
- * of an empty directory files/vdirs/NAME, NAME its mailbox-name prefix
- * with '%' and '/' written %25 and %2F (a prefix too long for a file
- * name keeps the time of its first child). */
-#define VDIRS "vdirs"
-
-static int vdir_path(struct dboxfs *fs, const char *prefix, char *buf,
-		     size_t len)
-{
-	int o = snprintf(buf, len, "%s/" VDIRS "/",
-			 dbox_store_files_dir(fs->store));
-	size_t start = (size_t)o;
-
-	for (const char *p = prefix; *p != '\0' && (size_t)o + 4 < len; p++)
-		o += *p == '%' || *p == '/' ?
-			snprintf(buf + o, len - (size_t)o, "%%%02X",
-				 (unsigned char)*p) :
-			snprintf(buf + o, len - (size_t)o, "%c", *p);
-	return (size_t)o - start > NAME_MAX || (size_t)o + 4 >= len ||
-		prefix[0] == '\0' ? -ENAMETOOLONG : 0;
-}
-
-static int64_t vdir_ns(struct dboxfs *fs, const char *prefix)
-{
-	char path[PATH_MAX];
-	struct stat st;
-
-	if (vdir_path(fs, prefix, path, sizeof(path)) < 0 ||
-	    stat(path, &st) < 0)
-		return 0;
-	return (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-}
-
-static void vdir_set(struct dboxfs *fs, const char *prefix,
-		     const struct timespec tv[2])
-{
-	char path[PATH_MAX], *slash;
-
-	if (vdir_path(fs, prefix, path, sizeof(path)) < 0)
-		return;
-	if (mkdir(path, 0700) < 0 && errno == ENOENT) {
-		slash = strrchr(path, '/');
-		*slash = '\0';
-		mkdir(path, 0700);
-		*slash = '/';
-		mkdir(path, 0700);
-	}
-	utimensat(AT_FDCWD, path, tv, 0);
-}
-
-/* The prefix a vdir entry stands for (undoes vdir_path). */
-static void vdir_unescape(const char *name, char *buf, size_t len)
-{
-	size_t o = 0;
-
-	for (const char *p = name; *p != '\0' && o + 1 < len; p++) {
-		unsigned int c;
-
-		if (*p == '%' && sscanf(p + 1, "%2X", &c) == 1) {
-			buf[o++] = (char)c;
-			p += 2;
-		} else {
-			buf[o++] = *p;
-		}
-	}
-	buf[o] = '\0';
-}
-
+/* fs-layout parents that are no mailbox (A of A/B): their time is the
+ * mtime of their entry in files/vdirs (vdirs.h). */
 void dirtime_folder_renamed(struct dboxfs *fs, const char *from, const char *to)
 {
-	char dir[PATH_MAX], name[DBOX_NAME_MAX * 4 + 1];
-	char newname[DBOX_NAME_MAX * 4 + 1], a[PATH_MAX], b[PATH_MAX];
-	size_t n = strlen(from);
-	struct dirent *e;
-	DIR *d;
-
-	snprintf(dir, sizeof(dir), "%s/" VDIRS,
-		 dbox_store_files_dir(fs->store));
-	d = opendir(dir);
-	while (d != NULL && (e = readdir(d)) != NULL) {
-		vdir_unescape(e->d_name, name, sizeof(name));
-		if (strncmp(name, from, n) != 0 ||
-		    (name[n] != '\0' && name[n] != '/'))
-			continue;
-		/* the parents below keep their times, as directories do */
-		snprintf(newname, sizeof(newname), "%s%s", to, name + n);
-		if (vdir_path(fs, name, a, sizeof(a)) == 0 &&
-		    vdir_path(fs, newname, b, sizeof(b)) == 0)
-			rename(a, b);
-	}
-	if (d != NULL)
-		closedir(d);
+	vdirs_rename(dbox_store_files_dir(fs->store), from, to);
 }
 
 /* ------------------------------------ changes the follower finds (ro)
@@ -268,7 +180,7 @@ void dirtime_folder_changed(struct dboxfs *fs, const struct view_ino *dir)
 	if (dir_prefix(fs, dir, prefix, sizeof(prefix)) < 0)
 		return;
 	if (dir->kind == VK_VDIR)
-		vdir_set(fs, prefix, now2);
+		vdirs_set_times(dbox_store_files_dir(fs->store), prefix, now2);
 	own_add(fs, prefix);
 }
 
@@ -291,14 +203,15 @@ void dirtime_changed_by_other(struct dboxfs *fs, const char *prefix)
 	if (box >= 0)
 		backing_area_set_times(fs, box, AREA_FILES, now2);
 	else
-		vdir_set(fs, prefix, now2);
+		vdirs_set_times(dbox_store_files_dir(fs->store), prefix, now2);
 }
 
 int64_t dirtime_dir_ns(struct dboxfs *fs, const struct view_ino *v,
 		       const char *prefix,
 		       int64_t fallback_ns)
 {
-	int64_t t = v->kind == VK_VDIR ? vdir_ns(fs, prefix) : 0;
+	int64_t t = v->kind == VK_VDIR ?
+		vdirs_mtime(dbox_store_files_dir(fs->store), prefix) : 0;
 	int64_t seen = fs->readonly ? ro_ns(fs, prefix) : 0;
 
 	if (t == 0)
@@ -392,7 +305,8 @@ int dirtime_set(struct dboxfs *fs, const struct view_ino *v,
 	case VK_VDIR:
 		if (tv[1].tv_nsec != UTIME_OMIT &&
 		    dir_prefix(fs, v, prefix, sizeof(prefix)) >= 0)
-			vdir_set(fs, prefix, tv);
+			vdirs_set_times(dbox_store_files_dir(fs->store),
+					prefix, tv);
 		return 0;
 	default:
 		return 0;

@@ -132,7 +132,9 @@ static int scan_changed(struct dboxfs *fs, int64_t *changed)
  * it (a subtree renamed, a new A of A/B) is no change of its own. */
 struct follow_dir {
 	char *name;
-	int64_t box;              /* its mailbox, 0: a parent that is none */
+	/* its inode number: which directory it is (a folder's mailbox; a
+	 * parent's stored identity, which a rename onto it replaces) */
+	uint64_t ino;
 };
 
 static void set_free(struct follow_dir_set *ds)
@@ -145,7 +147,7 @@ static void set_free(struct follow_dir_set *ds)
 }
 
 static void set_add(struct follow_dir_set *ds, const char *name, size_t n,
-		    int64_t box)
+		    uint64_t ino)
 {
 	if (ds->count == ds->cap) {
 		size_t cap = ds->cap == 0 ? 64 : ds->cap * 2;
@@ -157,7 +159,7 @@ static void set_add(struct follow_dir_set *ds, const char *name, size_t n,
 		ds->cap = cap;
 	}
 	ds->e[ds->count].name = strndup(name, n);
-	ds->e[ds->count].box = box;
+	ds->e[ds->count].ino = ino;
 	if (ds->e[ds->count].name != NULL)
 		ds->count++;
 }
@@ -174,7 +176,7 @@ static int cmp_entry(const void *a, const void *b)
 	const struct follow_dir *x = a, *y = b;
 	int c = strcmp(x->name, y->name);
 
-	return c != 0 ? c : (y->box != 0) - (x->box != 0);
+	return c != 0 ? c : (y->ino != 0) - (x->ino != 0);
 }
 
 static const struct follow_dir *set_find(const struct follow_dir_set *ds,
@@ -196,12 +198,22 @@ static void set_load(struct dboxfs *fs, const struct folder_list *fl,
 
 		if (fs->layout == VIEW_MAILDIRPP) {
 			if (fl->boxes[i].id != fs->inbox_id)
-				set_add(ds, name, strlen(name), fl->boxes[i].id);
+				set_add(ds, name, strlen(name),
+					view_ino_folder(fl->boxes[i].id));
 			continue;
 		}
 		while ((p = strchr(p, '/')) != NULL)
 			set_add(ds, name, (size_t)(p++ - name), 0);
-		set_add(ds, name, strlen(name), fl->boxes[i].id);
+		set_add(ds, name, strlen(name),
+			view_ino_folder(fl->boxes[i].id));
+	}
+	/* and the stored parents, which stay without mailboxes below */
+	for (size_t i = 0; i < fl->vdir_count; i++) {
+		const char *name = fl->vdirs[i].name, *p = name;
+
+		while ((p = strchr(p, '/')) != NULL)
+			set_add(ds, name, (size_t)(p++ - name), 0);
+		set_add(ds, name, strlen(name), 0);
 	}
 	if (ds->count > 1)
 		qsort(ds->e, ds->count, sizeof(*ds->e), cmp_entry);
@@ -212,29 +224,10 @@ static void set_load(struct dboxfs *fs, const struct folder_list *fl,
 			ds->e[kept++] = ds->e[i];
 	}
 	ds->count = kept;
-}
-
-/* The inode of the directory with mailbox-name prefix `prefix`. */
-static uint64_t prefix_ino(const struct folder_list *fl, const char *prefix)
-{
-	size_t n = strlen(prefix);
-	int64_t lowest = 0;
-	unsigned int depth = 1;
-
-	if (n == 0)
-		return VIEW_ROOT_INO;
-	for (size_t i = 0; i < fl->count; i++) {
-		const char *name = fl->boxes[i].name;
-
-		if (strcmp(name, prefix) == 0)
-			return view_ino_folder(fl->boxes[i].id);
-		if (strncmp(name, prefix, n) == 0 && name[n] == '/' &&
-		    (lowest == 0 || fl->boxes[i].id < lowest))
-			lowest = fl->boxes[i].id;
+	for (size_t i = 0; i < ds->count; i++) {
+		if (ds->e[i].ino == 0)
+			ds->e[i].ino = folders_dir_ino(fl, ds->e[i].name);
 	}
-	for (size_t i = 0; i < n; i++)
-		depth += prefix[i] == '/';
-	return lowest == 0 ? 0 : view_ino_vdir(lowest, depth);
 }
 
 static void parent_changed(struct dboxfs *fs, const struct folder_list *fl,
@@ -253,12 +246,12 @@ static void parent_changed(struct dboxfs *fs, const struct folder_list *fl,
 	 * view replaced, nor one that came or went with this entry */
 	a = set_find(before, parent);
 	b = set_find(after, parent);
-	if (parent[0] != '\0' && (a == NULL || b == NULL || a->box != b->box))
+	if (parent[0] != '\0' && (a == NULL || b == NULL || a->ino != b->ino))
 		return;
 	if (dirtime_changed_by_us(fs, parent))
 		return;
 	dirtime_changed_by_other(fs, parent);
-	ino = prefix_ino(fl, parent);
+	ino = folders_dir_ino(fl, parent);
 	if (ino != 0)
 		fuse_lowlevel_notify_inval_inode(fs->se, ino, 0, 0);
 }
@@ -273,7 +266,7 @@ static void diff_one_way(struct dboxfs *fs, const struct folder_list *fl,
 		const struct follow_dir *other = set_find(b, a->e[i].name);
 
 		/* gone, new, or another mailbox under that name */
-		if (other == NULL || other->box != a->e[i].box)
+		if (other == NULL || other->ino != a->e[i].ino)
 			parent_changed(fs, fl, before, after, a->e[i].name);
 	}
 }

@@ -35,6 +35,10 @@ int opw_mailbox_for_dirname(struct dboxfs *fs, const struct view_ino *v,
 			    bool *is_mailbox);
 int opw_rmdir_mailbox(struct dboxfs *fs, int64_t box);
 bool opw_is_vdir(struct dboxfs *fs, const struct view_ino *v, const char *name);
+/* Whether that directory holds nothing: 0, -ENOTEMPTY, or -ENOENT if
+ * it is none (a folder, or nothing). */
+int opw_vdir_empty(struct dboxfs *fs, const struct view_ino *v,
+		   const char *name);
 int opw_create_target(struct dboxfs *fs, const struct view_ino *v,
 		      const char *name, int *dirfd_r, enum backing_area *area_r,
 		      int64_t *box_r);

@@ -18,6 +18,7 @@
 #include "ops.h"
 #include "prepare.h"
 #include "totmp.h"
+#include "vdirs.h"
 
 #ifndef RENAME_NOREPLACE
 #define RENAME_NOREPLACE (1 << 0)
@@ -87,13 +88,17 @@ static int rename_folder_target(struct dboxfs *fs,
 				unsigned int flags)
 {
 	struct dbox_mailbox b;
+	int ret;
 
 	if (dbox_mailbox_lookup(fs->store, to, &b, NULL) == 0)
 		return (flags & RENAME_NOREPLACE) ? -EEXIST :
 			opw_rmdir_mailbox(fs, b.id);
-	if (fs->layout == VIEW_FS && opw_is_vdir(fs, dst_dir, newname))
-		return (flags & RENAME_NOREPLACE) ? -EEXIST : -ENOTEMPTY;
-	return 0;
+	/* an empty parent is replaced (its entry goes with the rename) */
+	ret = fs->layout == VIEW_FS ? opw_vdir_empty(fs, dst_dir, newname) :
+		-ENOENT;
+	if (ret != -ENOENT && (flags & RENAME_NOREPLACE))
+		return -EEXIST;
+	return ret == -ENOENT ? 0 : ret;
 }
 
 /* A folder's rename renames what its directory is: in the fs layout the
@@ -106,7 +111,7 @@ static int rename_folder(struct dboxfs *fs, const struct view_ino *src_dir,
 	char from[DBOX_NAME_MAX * 4 + 1], to[DBOX_NAME_MAX * 4 + 1];
 	struct dbox_err err = { "" };
 	struct dbox_mailbox b;
-	bool a, c;
+	bool a, c, src_vdir = false;
 	int ret = opw_mailbox_for_dirname(fs, src_dir, name, from,
 					  sizeof(from), &a);
 
@@ -119,9 +124,12 @@ static int rename_folder(struct dboxfs *fs, const struct view_ino *src_dir,
 		return -EXDEV;
 	ret = dbox_mailbox_lookup(fs->store, from, &b, NULL);
 	/* fs layout: a parent that is no mailbox moves its children */
-	if (ret < 0 &&
-	    !(fs->layout == VIEW_FS && opw_is_vdir(fs, src_dir, name)))
-		return ret;
+	if (ret < 0) {
+		src_vdir = fs->layout == VIEW_FS &&
+			opw_is_vdir(fs, src_dir, name);
+		if (!src_vdir)
+			return ret;
+	}
 	/* as Dovecot's maildir: INBOX is no folder to rename */
 	if (ret == 0 && b.id == fs->inbox_id)
 		return -EPERM;
@@ -137,12 +145,20 @@ static int rename_folder(struct dboxfs *fs, const struct view_ino *src_dir,
 		ret = dbox_mailbox_rename_one(fs->store, from, to, &err);
 	else
 		ret = dbox_mailbox_rename(fs->store, from, to, &err);
+	/* a parent holding no mailbox (kept empty): only its stored
+	 * entries move */
+	if (ret == -ENOENT && src_vdir)
+		ret = 0;
 	if (ret < 0 && ret != -EEXIST && ret != -ENOENT && ret != -EINVAL &&
 	    ret != -ENOTEMPTY)
 		fuse_log(FUSE_LOG_ERR, "dboxfs: rename %s: %s\n", from,
 			 err.msg);
+	/* the parents move with their identities; an empty parent the
+	 * rename replaced is the folder now */
 	if (ret == 0 && fs->layout == VIEW_FS)
 		dirtime_folder_renamed(fs, from, to);
+	if (ret == 0 && fs->layout == VIEW_FS && !src_vdir)
+		vdirs_remove(dbox_store_files_dir(fs->store), to);
 	if (ret == 0) {
 		dirtime_folder_changed(fs, src_dir);
 		dirtime_folder_changed(fs, dst_dir);
