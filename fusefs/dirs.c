@@ -99,7 +99,10 @@ static void mkdir_mailbox(fuse_req_t req, const struct view_ino *parent,
 	struct dbox_mailbox b;
 	struct dbox_err err = { "" };
 	struct stat st;
+	uint64_t own = dirtime_own_begin(fs, mailbox, DIRTIME_CAME);
 	int ret = dbox_mailbox_create(fs->store, mailbox, &b, &err);
+
+	dirtime_own_end(fs, own, ret == 0);
 
 	/* as on a real maildir, cur/ new/ tmp/ come with their own mkdir */
 	if (ret == 0)
@@ -330,11 +333,14 @@ void opw_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	ret = opw_mailbox_for_dirname(fs, &v, name, mailbox, sizeof(mailbox),
 				  &is_mailbox);
 	if (ret == 0 && is_mailbox) {
+		uint64_t own = dirtime_own_begin(fs, mailbox, DIRTIME_WENT);
+
 		if (dbox_mailbox_lookup(fs->store, mailbox, &b, NULL) == 0)
 			ret = opw_rmdir_mailbox(fs, b.id);
 		else
 			ret = fs->layout == VIEW_FS ?
 				rmdir_vdir(fs, &v, name, mailbox) : -ENOENT;
+		dirtime_own_end(fs, own, ret == 0);
 		if (ret == 0)
 			dirtime_folder_changed(fs, &v);
 		/* maildir++: a dot-name that is no mailbox may still be a

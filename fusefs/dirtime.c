@@ -110,47 +110,109 @@ static void ro_set(struct dboxfs *fs, const char *prefix, int64_t ns)
 	pthread_mutex_unlock(&dt->lock);
 }
 
-/* ------------------------- the view's own changes of folder directories
- *
- * The follower sees every change of the mailbox list, the view's own
- * too; those already moved their directories' times, and moving them
- * again later would show a change nobody made.  So each own change is
- * kept for a while by the prefix of its directory.  (A change another
- * program makes in that directory within that while moves nothing
- * more: the directory shows the view's change, at most OWN_KEEP_NS
- * older.) */
-#define OWN_KEEP_NS 2000000000ll   /* far beyond the follower's period */
+/* ------------------------- the view's own changes of the folder tree */
+struct dirtime_own {
+	char *name;
+	unsigned int what;
+	uint64_t token;
+	bool done;
+	uint64_t done_check;          /* the checks begun when it was done */
+};
 
-static int64_t mono_ns(void)
+/* far more than one follower period of changes */
+#define OWN_MAX 4096
+
+uint64_t dirtime_own_begin(struct dboxfs *fs, const char *name,
+			   unsigned int what)
 {
-	struct timespec ts;
+	struct dirtime_state *dt = &fs->dirtime;
+	struct dirtime_own *grown;
+	char *copy = strdup(name);
+	uint64_t token = 0;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	if (copy == NULL)
+		return 0;   /* the follower moves the time once more */
+	pthread_mutex_lock(&dt->lock);
+	grown = dt->own_count < OWN_MAX ?
+		realloc(dt->own, (dt->own_count + 1) * sizeof(*grown)) : NULL;
+	if (grown != NULL) {
+		dt->own = grown;
+		token = ++dt->own_next;
+		grown[dt->own_count++] = (struct dirtime_own){
+			.name = copy, .what = what, .token = token };
+		copy = NULL;
+	}
+	pthread_mutex_unlock(&dt->lock);
+	free(copy);
+	return token;
 }
 
-static void own_add(struct dboxfs *fs, const char *prefix)
+/* Removes record i (the lock held); returns its name to free. */
+static char *own_drop(struct dirtime_state *dt, size_t i)
 {
-	char *copy = strdup(prefix);
+	char *name = dt->own[i].name;
+
+	dt->own[i] = dt->own[--dt->own_count];
+	return name;
+}
+
+void dirtime_own_end(struct dboxfs *fs, uint64_t token, bool done)
+{
+	struct dirtime_state *dt = &fs->dirtime;
+	char *gone = NULL;
+
+	pthread_mutex_lock(&dt->lock);
+	for (size_t i = 0; token != 0 && i < dt->own_count; i++) {
+		if (dt->own[i].token != token)
+			continue;
+		if (done) {
+			dt->own[i].done = true;
+			dt->own[i].done_check = dt->checks;
+		} else {
+			gone = own_drop(dt, i);
+		}
+		break;
+	}
+	pthread_mutex_unlock(&dt->lock);
+	free(gone);
+}
+
+uint64_t dirtime_check_begin(struct dboxfs *fs)
+{
+	uint64_t check;
 
 	pthread_mutex_lock(&fs->dirtime.lock);
-	free(fs->dirtime.own[fs->dirtime.own_next].prefix);
-	fs->dirtime.own[fs->dirtime.own_next].prefix = copy;
-	fs->dirtime.own[fs->dirtime.own_next].when = mono_ns();
-	fs->dirtime.own_next = (fs->dirtime.own_next + 1) % DIRTIME_OWN_MAX;
+	check = ++fs->dirtime.checks;
 	pthread_mutex_unlock(&fs->dirtime.lock);
+	return check;
 }
 
-bool dirtime_changed_by_us(struct dboxfs *fs, const char *prefix)
+void dirtime_check_end(struct dboxfs *fs, uint64_t check)
 {
-	int64_t now = mono_ns();
+	struct dirtime_state *dt = &fs->dirtime;
+	char *gone[64];
+	size_t n = 0;
+
+	pthread_mutex_lock(&dt->lock);
+	for (size_t i = dt->own_count; i-- > 0 && n < 64;) {
+		/* done before this check looked: it saw the change */
+		if (dt->own[i].done && dt->own[i].done_check < check)
+			gone[n++] = own_drop(dt, i);
+	}
+	pthread_mutex_unlock(&dt->lock);
+	while (n > 0)
+		free(gone[--n]);
+}
+
+bool dirtime_changed_by_us(struct dboxfs *fs, const char *name,
+			   unsigned int what)
+{
 	bool found = false;
 
 	pthread_mutex_lock(&fs->dirtime.lock);
-	for (size_t i = 0; i < DIRTIME_OWN_MAX && !found; i++)
-		found = fs->dirtime.own[i].prefix != NULL &&
-			now - fs->dirtime.own[i].when < OWN_KEEP_NS &&
-			strcmp(fs->dirtime.own[i].prefix, prefix) == 0;
+	for (size_t i = 0; i < fs->dirtime.own_count && !found; i++)
+		found = (fs->dirtime.own[i].what & what) != 0 &&
+			strcmp(fs->dirtime.own[i].name, name) == 0;
 	pthread_mutex_unlock(&fs->dirtime.lock);
 	return found;
 }
@@ -177,11 +239,9 @@ void dirtime_folder_changed(struct dboxfs *fs, const struct view_ino *dir)
 
 	if (files_box >= 0)
 		backing_area_set_times(fs, files_box, AREA_FILES, now2);
-	if (dir_prefix(fs, dir, prefix, sizeof(prefix)) < 0)
-		return;
-	if (dir->kind == VK_VDIR)
+	if (dir->kind == VK_VDIR &&
+	    dir_prefix(fs, dir, prefix, sizeof(prefix)) >= 0)
 		vdirs_set_times(dbox_store_files_dir(fs->store), prefix, now2);
-	own_add(fs, prefix);
 }
 
 void dirtime_changed_by_other(struct dboxfs *fs, const char *prefix)
@@ -228,10 +288,11 @@ void dirtime_free_all(struct dboxfs *fs)
 	free(fs->dirtime.ro_times);
 	fs->dirtime.ro_times = NULL;
 	fs->dirtime.ro_count = 0;
-	for (size_t i = 0; i < DIRTIME_OWN_MAX; i++) {
-		free(fs->dirtime.own[i].prefix);
-		fs->dirtime.own[i].prefix = NULL;
-	}
+	for (size_t i = 0; i < fs->dirtime.own_count; i++)
+		free(fs->dirtime.own[i].name);
+	free(fs->dirtime.own);
+	fs->dirtime.own = NULL;
+	fs->dirtime.own_count = 0;
 }
 
 void dirtime_folder_made(struct dboxfs *fs, int64_t box)

@@ -232,7 +232,8 @@ static void set_load(struct dboxfs *fs, const struct folder_list *fl,
 
 static void parent_changed(struct dboxfs *fs, const struct folder_list *fl,
 			   const struct follow_dir_set *before,
-			   const struct follow_dir_set *after, const char *name)
+			   const struct follow_dir_set *after, const char *name,
+			   unsigned int what)
 {
 	const char *slash = fs->layout == VIEW_FS ? strrchr(name, '/') :
 		NULL;
@@ -248,7 +249,7 @@ static void parent_changed(struct dboxfs *fs, const struct folder_list *fl,
 	b = set_find(after, parent);
 	if (parent[0] != '\0' && (a == NULL || b == NULL || a->ino != b->ino))
 		return;
-	if (dirtime_changed_by_us(fs, parent))
+	if (dirtime_changed_by_us(fs, name, what))
 		return;
 	dirtime_changed_by_other(fs, parent);
 	ino = folders_dir_ino(fl, parent);
@@ -260,14 +261,15 @@ static void diff_one_way(struct dboxfs *fs, const struct folder_list *fl,
 			 const struct follow_dir_set *a,
 			 const struct follow_dir_set *b,
 			 const struct follow_dir_set *before,
-			 const struct follow_dir_set *after)
+			 const struct follow_dir_set *after, unsigned int what)
 {
 	for (size_t i = 0; i < a->count; i++) {
 		const struct follow_dir *other = set_find(b, a->e[i].name);
 
 		/* gone, new, or another mailbox under that name */
 		if (other == NULL || other->ino != a->e[i].ino)
-			parent_changed(fs, fl, before, after, a->e[i].name);
+			parent_changed(fs, fl, before, after, a->e[i].name,
+				       what);
 	}
 }
 
@@ -275,6 +277,7 @@ static void check_folders(struct dboxfs *fs)
 {
 	struct folder_list fl;
 	struct follow_dir_set now = { NULL, 0, 0 };
+	uint64_t check = dirtime_check_begin(fs);
 
 	if (folders_load(fs, &fl) < 0)
 		return;
@@ -282,9 +285,10 @@ static void check_folders(struct dboxfs *fs)
 	if (fs->follower.dirs_loaded) {
 		struct follow_dir_set *dirs = &fs->follower.dirs;
 
-		diff_one_way(fs, &fl, dirs, &now, dirs, &now);   /* gone */
-		diff_one_way(fs, &fl, &now, dirs, dirs, &now);   /* new */
+		diff_one_way(fs, &fl, dirs, &now, dirs, &now, DIRTIME_WENT);
+		diff_one_way(fs, &fl, &now, dirs, dirs, &now, DIRTIME_CAME);
 	}
+	dirtime_check_end(fs, check);
 	folders_free(&fl);
 	set_free(&fs->follower.dirs);
 	fs->follower.dirs = now;

@@ -111,6 +111,7 @@ static int rename_folder(struct dboxfs *fs, const struct view_ino *src_dir,
 	char from[DBOX_NAME_MAX * 4 + 1], to[DBOX_NAME_MAX * 4 + 1];
 	struct dbox_err err = { "" };
 	struct dbox_mailbox b;
+	uint64_t own_from, own_to;
 	bool a, c, src_vdir = false;
 	int ret = opw_mailbox_for_dirname(fs, src_dir, name, from,
 					  sizeof(from), &a);
@@ -138,9 +139,14 @@ static int rename_folder(struct dboxfs *fs, const struct view_ino *src_dir,
 	if (fs->layout == VIEW_FS && strncmp(to, from, strlen(from)) == 0 &&
 	    to[strlen(from)] == '/')
 		return -EINVAL;   /* into itself, as rename(2) */
+	own_from = dirtime_own_begin(fs, from, DIRTIME_WENT);
+	own_to = dirtime_own_begin(fs, to, DIRTIME_CAME | DIRTIME_WENT);
 	ret = rename_folder_target(fs, dst_dir, newname, to, flags);
-	if (ret < 0)
+	if (ret < 0) {
+		dirtime_own_end(fs, own_from, false);
+		dirtime_own_end(fs, own_to, false);
 		return ret;
+	}
 	if (fs->layout == VIEW_MAILDIRPP)
 		ret = dbox_mailbox_rename_one(fs->store, from, to, &err);
 	else
@@ -159,6 +165,9 @@ static int rename_folder(struct dboxfs *fs, const struct view_ino *src_dir,
 		dirtime_folder_renamed(fs, from, to);
 	if (ret == 0 && fs->layout == VIEW_FS && !src_vdir)
 		vdirs_remove(dbox_store_files_dir(fs->store), to);
+	dirtime_own_end(fs, own_from, ret == 0);
+	/* an empty target the rename could not replace went all the same */
+	dirtime_own_end(fs, own_to, true);
 	if (ret == 0) {
 		dirtime_folder_changed(fs, src_dir);
 		dirtime_folder_changed(fs, dst_dir);
