@@ -1,6 +1,7 @@
 /* follow.c - the follower thread (see follow.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -257,20 +258,91 @@ static void parent_changed(struct dboxfs *fs, const struct folder_list *fl,
 		fuse_lowlevel_notify_inval_inode(fs->se, ino, 0, 0);
 }
 
-static void diff_one_way(struct dboxfs *fs, const struct folder_list *fl,
-			 const struct follow_dir_set *a,
-			 const struct follow_dir_set *b,
-			 const struct follow_dir_set *before,
-			 const struct follow_dir_set *after, unsigned int what)
+/* Returns how many entries went (or came). */
+static size_t diff_one_way(struct dboxfs *fs, const struct folder_list *fl,
+			   const struct follow_dir_set *a,
+			   const struct follow_dir_set *b,
+			   const struct follow_dir_set *before,
+			   const struct follow_dir_set *after,
+			   unsigned int what)
 {
+	size_t n = 0;
+
 	for (size_t i = 0; i < a->count; i++) {
 		const struct follow_dir *other = set_find(b, a->e[i].name);
 
 		/* gone, new, or another mailbox under that name */
-		if (other == NULL || other->ino != a->e[i].ino)
+		if (other == NULL || other->ino != a->e[i].ino) {
 			parent_changed(fs, fl, before, after, a->e[i].name,
 				       what);
+			n++;
+		}
 	}
+	return n;
+}
+
+/* ----------------------------- the folder tree across mounts (rw)
+ *
+ * A read-write mount keeps the set it last saw in files/folders.seen-
+ * LAYOUT, so that the next one finds the folders another program
+ * (Dovecot, doveadm, dboxctl) made, removed or renamed while nothing was
+ * mounted: they move their parents' times at that mount, as they moved
+ * them on disk.  When the store does not keep (a removal, a rename), so
+ * the time is the mount's: a client that polls mtimes sees a change.
+ * Records "INO NAME\0"; losing the file loses only those time moves. */
+static void seen_path(struct dboxfs *fs, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/folders.seen-%s",
+		 dbox_store_files_dir(fs->store),
+		 fs->layout == VIEW_FS ? "fs" : "pp");
+}
+
+static void set_save(struct dboxfs *fs, const struct follow_dir_set *ds)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 8];
+	bool ok;
+	FILE *f;
+
+	seen_path(fs, path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	f = fopen(tmp, "we");
+	if (f == NULL)
+		return;
+	for (size_t i = 0; i < ds->count; i++)
+		fprintf(f, "%llx %s%c", (unsigned long long)ds->e[i].ino,
+			ds->e[i].name, '\0');
+	ok = !ferror(f);
+	if (fclose(f) != 0 || !ok || rename(tmp, path) < 0)
+		unlink(tmp);
+}
+
+/* The set the last read-write mount saw: 0, or -errno (none). */
+static int set_restore(struct dboxfs *fs, struct follow_dir_set *ds)
+{
+	char path[PATH_MAX], *rec = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	FILE *f;
+
+	seen_path(fs, path, sizeof(path));
+	f = fopen(path, "re");
+	if (f == NULL)
+		return -errno;
+	while ((n = getdelim(&rec, &cap, '\0', f)) > 0) {
+		unsigned long long ino;
+		int at = 0;
+
+		/* a record cut short (a crash while writing) ends it */
+		if (rec[n - 1] != '\0' ||
+		    sscanf(rec, "%llx %n", &ino, &at) != 1 || at == 0)
+			break;
+		set_add(ds, rec + at, strlen(rec + at), ino);
+	}
+	free(rec);
+	fclose(f);
+	if (ds->count > 1)
+		qsort(ds->e, ds->count, sizeof(*ds->e), cmp_name);
+	return 0;
 }
 
 static void check_folders(struct dboxfs *fs)
@@ -279,16 +351,27 @@ static void check_folders(struct dboxfs *fs)
 	struct follow_dir_set now = { NULL, 0, 0 };
 	uint64_t check = dirtime_check_begin(fs);
 
+	bool first = !fs->follower.dirs_loaded;
+	size_t changes = 0;
+
 	if (folders_load(fs, &fl) < 0)
 		return;
 	set_load(fs, &fl, &now);
+	/* the first check of a read-write mount: against the last mount */
+	if (first && !fs->readonly)
+		fs->follower.dirs_loaded =
+			set_restore(fs, &fs->follower.dirs) == 0;
 	if (fs->follower.dirs_loaded) {
 		struct follow_dir_set *dirs = &fs->follower.dirs;
 
-		diff_one_way(fs, &fl, dirs, &now, dirs, &now, DIRTIME_WENT);
-		diff_one_way(fs, &fl, &now, dirs, dirs, &now, DIRTIME_CAME);
+		changes = diff_one_way(fs, &fl, dirs, &now, dirs, &now,
+				       DIRTIME_WENT);
+		changes += diff_one_way(fs, &fl, &now, dirs, dirs, &now,
+					DIRTIME_CAME);
 	}
 	dirtime_check_end(fs, check);
+	if (!fs->readonly && (first || changes > 0))
+		set_save(fs, &now);
 	folders_free(&fl);
 	set_free(&fs->follower.dirs);
 	fs->follower.dirs = now;
@@ -379,6 +462,9 @@ void follow_stop(struct dboxfs *fs)
 	if (write(f->stop_pipe[1], "x", 1) < 0)
 		fuse_log(FUSE_LOG_ERR, "dboxfs: cannot stop follower\n");
 	pthread_join(f->thread, NULL);
+	/* the last changes, the view's own too, for the next mount */
+	if (!fs->readonly)
+		check_folders(fs);
 	free(f->seen);
 	f->seen = NULL;
 	f->seen_count = f->seen_cap = 0;

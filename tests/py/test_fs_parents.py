@@ -8,11 +8,12 @@ as mailboxes."""
 
 import errno
 import os
+import time
 
 import pytest
 
 from dboxfs_testlib import (DBOXFS, Doveadm, dboxctl, ls_mailboxes,
-                            make_maildir, mounts, needs_dovecot,
+                            make_maildir, mounts, needs_dovecot, wait_for,
                             wtmp)  # noqa: F401
 
 pytestmark = pytest.mark.skipif(not os.path.exists(DBOXFS),
@@ -129,3 +130,28 @@ def test_dovecot_sees_no_entry(wtmp, mounts, fmt):
     assert not any("vdirs" in n or "dboxfs" in n for n in after)
     m = mounts(root, mnt, "takeover", "layout=fs")
     assert os.stat(os.path.join(mnt, "A")).st_ino == ino
+
+
+@needs_dovecot
+def test_dovecot_delete_while_unmounted_moves_parent_mtime(wtmp, mounts):
+    """doveadm mailbox delete of A/B while nothing is mounted: at the next
+    mount B is gone from A, whose mtime moves (to the mount's time)."""
+    root = os.path.join(wtmp, "sdbox")
+    os.makedirs(root)
+    da = Doveadm(wtmp, root, "sdbox")
+    for box in ("INBOX", "A/B", "A/C"):
+        da("mailbox", "create", box)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover", "layout=fs")
+    a = os.path.join(mnt, "A")
+    before = os.stat(a).st_mtime_ns
+    m.stop()
+    wait_for(lambda: time.time_ns() - before > 1_100_000_000, timeout=5,
+             what="a second to pass")
+    da = Doveadm(wtmp, root, "sdbox")       # chowns what the mount wrote
+    t0 = time.time_ns()
+    da("mailbox", "delete", "A/B")
+    m = mounts(root, mnt, "takeover", "layout=fs")
+    wait_for(lambda: os.stat(a).st_mtime_ns >= t0, timeout=5,
+             what="A's mtime to move")
+    assert os.listdir(a) == ["C"]
