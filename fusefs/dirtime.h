@@ -19,12 +19,15 @@
  * the time the store has: the mailbox's creation.
  *
  *   an fs-layout parent that is no mailbox (A of A/B)
- *                the mtime of files/vdirs/NAME (dirtime.c), touched as a
- *                folder's; until then the creation of its first child
+ *                the mtime of its entry files/vdirs/NAME (vdirs.h),
+ *                touched as a folder's; made with the creation time of
+ *                its first child (a read-only mount without the entry
+ *                shows that time)
  *
  * Folders that another program (Dovecot, dboxctl) makes, removes or
  * renames move their parent's time too, as on a local filesystem: the
- * follower finds them (follow.c).  A read-only mount writes nothing, and
+ * follower finds them (follow.c), those made while nothing was mounted
+ * at the next read-write mount.  A read-only mount writes nothing, and
  * keeps those times for its life only.
  */
 #ifndef DBOXFS_DIRTIME_H
