@@ -155,3 +155,31 @@ def test_dovecot_delete_while_unmounted_moves_parent_mtime(wtmp, mounts):
     wait_for(lambda: os.stat(a).st_mtime_ns >= t0, timeout=5,
              what="A's mtime to move")
     assert os.listdir(a) == ["C"]
+
+
+def test_parent_names_escaped_and_too_long(wtmp, mounts):
+    """'%' and '/' in a parent's entry name are escaped, so p%2Fq and p/q
+    are two parents; a parent whose entry name would be too long has
+    none: it is numbered by its name, and goes with its last folder."""
+    long = "%" * 100
+    store = store_with(wtmp, "sdbox", "p%2Fq/r", "p/q/r", long + "/s")
+    mnt = os.path.join(wtmp, "mnt")
+    mounts(store, mnt, "layout=fs")
+    assert sorted(os.listdir(mnt)) == sorted(["INBOX", "p%2Fq", "p", long])
+    inos = {n: os.stat(os.path.join(mnt, n)).st_ino
+            for n in ("p%2Fq", "p", "p/q", long)}
+    assert len(set(inos.values())) == 4
+    assert sorted(os.listdir(entry(store, ""))) == \
+        ["p", "p%252Fq", "p%2Fq"]
+    for box in ("p%2Fq/r", "p/q/r", long + "/s"):
+        rmfolder(os.path.join(mnt, box))
+    assert sorted(os.listdir(mnt)) == ["INBOX", "p", "p%2Fq"]
+    assert {n: os.stat(os.path.join(mnt, n)).st_ino
+            for n in ("p%2Fq", "p", "p/q")} == \
+        {n: inos[n] for n in ("p%2Fq", "p", "p/q")}
+    assert outcome(os.rmdir, os.path.join(mnt, "p")) == errno.ENOTEMPTY
+    os.rmdir(os.path.join(mnt, "p/q"))
+    os.rmdir(os.path.join(mnt, "p"))
+    os.rmdir(os.path.join(mnt, "p%2Fq"))
+    assert os.listdir(mnt) == ["INBOX"]
+    assert os.listdir(entry(store, "")) == []
