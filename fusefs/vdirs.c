@@ -182,8 +182,9 @@ int vdirs_make(const char *files_dir, const char *prefix, int64_t ns,
 		return ret;
 	ret = make_dir(path);
 	if (ret == 0) {
-		tv[0].tv_sec = ns / 1000000000;
-		tv[0].tv_nsec = ns % 1000000000;
+		/* no time known: now, as a new directory */
+		tv[0].tv_sec = ns > 0 ? ns / 1000000000 : 0;
+		tv[0].tv_nsec = ns > 0 ? ns % 1000000000 : UTIME_NOW;
 		tv[1] = tv[0];
 		/* failing loses nothing: the parent shows the time of now */
 		utimensat(AT_FDCWD, path, tv, 0);
