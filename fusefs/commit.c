@@ -149,10 +149,12 @@ static int add_job(struct dboxfs *fs, struct dbox_save_txn *txn,
 			 strerror(errno));
 		return -errno;
 	}
+	j->replaced = false;
 	if (msgname_like(fs, j->box, &like, &old) == 0) {
 		ret = dbox_save_expunge(txn, j->box, old.uid, err);
 		if (ret < 0)
 			return ret;
+		j->replaced = true;
 	}
 	if (j->prepared != NULL) {
 		/* its bytes are in the store and durable already */
@@ -301,6 +303,12 @@ static void commit_batch(struct dboxfs *fs, struct commit_job **jobs, size_t n)
 		if (ret < 0)
 			fuse_log(FUSE_LOG_ERR, "dboxfs: delivery of %s failed:"
 				 " %s\n", jobs[0]->base, err.msg);
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (jobs[i]->replaced && jobs[i]->ret == 0) {
+			flush_expunged(fs);
+			break;
+		}
 	}
 	for (size_t i = 0; i < n; i++)
 		finish_job(fs, jobs[i]);

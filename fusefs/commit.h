@@ -60,6 +60,7 @@ struct commit_job {
 	/* result */
 	int ret;
 	uint32_t uid;
+	bool replaced;             /* a message of its name was expunged */
 	struct commit_job *next;
 };
 

@@ -31,6 +31,64 @@ static bool verified_ahead(struct dboxfs *fs, uint64_t ino,
 		dbox_msg_read_cached(fs->store, m, none, 0, 0) == 0;
 }
 
+/* ----------------------------------------- checks ahead (sdbox) */
+
+/* a record this size or less is read whole by its check and kept in the
+ * store's read-ahead cache (dbox-msg-verify.c); larger ones are not
+ * checked ahead, to keep the cache for the rest */
+#define AHEAD_MAX_SIZE (256u * 1024)
+
+struct ahead {
+	struct dboxfs *fs;
+	uint64_t ino;
+	struct dbox_msg msg;
+};
+
+static void ahead_done(void *ctx, int ret, const struct dbox_err *err)
+{
+	struct ahead *a = ctx;
+
+	(void)err;  /* the message's own open or read checks it again */
+	if (ret == 0)
+		verified_add(&a->fs->verified, a->ino, &a->msg);
+	free(a);
+}
+
+/* sdbox keeps a message per file, so there is nothing to read ahead in
+ * it: a cold read of a folder in uid order (find, grep -r, rsync: inode
+ * numbers follow uids) would pay an open and a read of one u.N after the
+ * other, which slow storage makes 2 x its latency per message.  When the
+ * cold opens go in uid order, the next messages are checked ahead, in
+ * parallel on the store's I/O workers: each check reads the record whole
+ * into the read-ahead cache and marks it verified, so that its open is
+ * warm and its reads come from memory (read_ahead_reply).  mdbox has
+ * its window along m.N instead. */
+static void check_ahead(struct dboxfs *fs, const struct dbox_msg *m)
+{
+	uint32_t first = 0, n;
+
+	if (dbox_msg_file_id(m) != 0 || !dbox_msg_is_plain(m))
+		return;
+	n = verified_ahead_of(&fs->verified, m->mailbox_id, m->uid, &first);
+	for (uint32_t uid = first; uid < first + n; uid++) {
+		uint64_t ino = view_ino_msg(m->mailbox_id, uid);
+		struct ahead *a = malloc(sizeof(*a));
+
+		if (a == NULL)
+			return;
+		if (dbox_msg_get(fs->store, m->mailbox_id, uid, &a->msg,
+				 NULL) < 0 || !dbox_msg_is_plain(&a->msg) ||
+		    a->msg.size > AHEAD_MAX_SIZE ||
+		    verified_has(&fs->verified, ino, &a->msg)) {
+			free(a);
+			continue;
+		}
+		a->fs = fs;
+		a->ino = ino;
+		dbox_msg_verify_async(fs->store, &a->msg, ahead_done, a);
+	}
+}
+
 struct pending_open {
 	fuse_req_t req;
 	struct fuse_file_info fi;
@@ -76,6 +134,22 @@ void fileio_open_kwfile(struct dboxfs *fs, fuse_req_t req,
 	fuse_reply_open(req, fi);
 }
 
+/* A message checked before: answered from memory, without the index, a
+ * read or a handle (a read-write mount's open costs the native maildir's
+ * whole warm read of a small message otherwise).  Its reads, when the
+ * page cache misses, come by inode (fh 0: fileio_read_msg_ino), which
+ * finds the record where the index has it then and checks it there if
+ * it moved; a message gone meanwhile (an expunge by another program not
+ * yet followed) gives ENOENT at the read instead of at the open, as on a
+ * read-only mount, which has no opens at all. */
+static void open_warm(fuse_req_t req, struct fuse_file_info *fi)
+{
+	fi->fh = 0;
+	fi->keep_cache = 1;
+	fi->noflush = 1;
+	fuse_reply_open(req, fi);
+}
+
 void fileio_open_msg(struct dboxfs *fs, fuse_req_t req, int64_t box,
 		     uint32_t uid, uint64_t ino, struct fuse_file_info *fi)
 {
@@ -86,6 +160,10 @@ void fileio_open_msg(struct dboxfs *fs, fuse_req_t req, int64_t box,
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
 		/* messages are immutable (maildir-view.md section 2) */
 		fuse_reply_err(req, fs->readonly ? EROFS : EACCES);
+		return;
+	}
+	if (verified_has_ino(&fs->verified, ino)) {
+		open_warm(req, fi);
 		return;
 	}
 	po = calloc(1, sizeof(*po));
@@ -112,6 +190,7 @@ void fileio_open_msg(struct dboxfs *fs, fuse_req_t req, int64_t box,
 		open_verified(po, 0, NULL);
 		return;
 	}
+	check_ahead(fs, &po->om->msg);
 	dbox_msg_verify_async(fs->store, &po->om->msg, open_verified, po);
 }
 
@@ -331,6 +410,7 @@ void fileio_read_msg_ino(struct dboxfs *fs, fuse_req_t req, int64_t box,
 	}
 	pv->req = req;
 	pv->size = size;
+	check_ahead(fs, &pv->om.msg);
 	dbox_msg_verify_async(fs->store, &pv->om.msg, vread_verified, pv);
 }
 
@@ -399,7 +479,9 @@ void fileio_release(fuse_req_t req, fuse_ino_t ino,
 	struct fh *fh = (struct fh *)(uintptr_t)fi->fh;
 
 	(void)ino;
-	if (fh->type == FH_MSG) {
+	if (fh == NULL) {
+		/* a warm open of a message (open_warm): nothing kept */
+	} else if (fh->type == FH_MSG) {
 		fh_untrack(fs, fh);
 		free(fh);
 	} else if (fh->type == FH_FD) {

@@ -71,6 +71,15 @@ void flush_spool_done(struct dboxfs *fs, int dirfd, const char *name,
 	pthread_mutex_unlock(&fs->flush.lock);
 }
 
+void flush_expunged(struct dboxfs *fs)
+{
+	struct dbox_err err = { "" };
+
+	if (fs->sync && dbox_store_purge_expunged(fs->store, &err) < 0)
+		fuse_log(FUSE_LOG_WARNING, "dboxfs: purge after an expunge: "
+			 "%s\n", err.msg);
+}
+
 void flush_request(struct dboxfs *fs, fuse_req_t req)
 {
 	struct flush_waiter *w;

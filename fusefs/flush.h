@@ -68,6 +68,11 @@ void flush_stop(struct dboxfs *fs);
 /* Replies to req (fsync or fsyncdir) once everything changed before is
  * durable. */
 void flush_request(struct dboxfs *fs, fuse_req_t req);
+/* After an expunge that committed (unlink, a rename or delivery onto a
+ * message): with -o sync it is durable for Dovecot too before the call
+ * returns (mdbox: its record's bytes purged from m.N, which otherwise
+ * waits for the next flush: dbox_store_purge_expunged). */
+void flush_expunged(struct dboxfs *fs);
 /* The spool file name in dirfd was committed as message (box, uid):
  * removed once that commit is durable (at once with -o sync). */
 void flush_spool_done(struct dboxfs *fs, int dirfd, const char *name,

@@ -45,6 +45,8 @@ static int dir_unlink(struct dboxfs *fs, const struct view_ino *dir,
 	if (ret < 0)
 		fuse_log(FUSE_LOG_ERR, "dboxfs: expunge %s: %s\n", name,
 			 err.msg);
+	else
+		flush_expunged(fs);
 	return ret < 0 ? -dboxfs_errno(ret) : 0;
 }
 

@@ -9,8 +9,7 @@
 #include "backing.h"
 #include "dirtime.h"
 #include "node.h"
-#include "sweep.h"
-#include "totmp.h"
+#include "sweep-ro.h"
 
 const struct node_ops *node_of(const struct view_ino *v)
 {
@@ -33,23 +32,25 @@ const struct node_ops *node_of(const struct view_ino *v)
 int node_lookup_backing(struct dboxfs *fs, const struct view_ino *dir,
 			const char *name, struct stat *st)
 {
-	char shown[NAME_MAX + 1];
 	enum backing_area area;
 	struct binode *bi;
 	int64_t box;
-	int dirfd, ret;
+	int dirfd = -1, ret;
 
 	ret = attr_area_dirfd(fs, dir, &dirfd, &area, &box);
+	/* no sweep ran: the spool as the next one leaves it, where files
+	 * may come into a tmp/ that does not exist yet */
+	if (fs->readonly && dir->kind == VK_SUB &&
+	    (ret == 0 || dir->sub == SUB_TMP)) {
+		ret = sweepro_lookup(fs, dir->box, backing_area_of_sub(dir->sub),
+				     ret == 0 ? dirfd : -1, name, st);
+		if (dirfd >= 0)
+			close(dirfd);
+		return ret;
+	}
 	if (ret < 0)
 		return ret == -EROFS ? -ENOENT : ret;
-	/* no sweep ran: tmp/ as the next one leaves it */
-	if (fs->readonly && area == AREA_TMP)
-		name = totmp_ro_backing(fs, dirfd, name, shown, sizeof(shown));
-	if (name != NULL && fs->readonly && area != AREA_FILES &&
-	    sweep_ro_leftover(fs, box, dirfd, name))
-		name = NULL;
-	ret = name == NULL ? -ENOENT :
-		backing_lookup(fs, dirfd, name, box, area, &bi, st);
+	ret = backing_lookup(fs, dirfd, name, box, area, &bi, st);
 	close(dirfd);
 	return ret;
 }

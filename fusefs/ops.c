@@ -22,6 +22,7 @@
 
 #include "attr.h"
 #include "commit.h"
+#include "flush.h"
 #include "fileio.h"
 #include "folders.h"
 #include "kcache.h"
@@ -325,11 +326,17 @@ static void op_forget_multi(fuse_req_t req, size_t count,
 
 /* Without opens (read-only mounts, fileio.c) files come with no handle:
  * nothing was written, nothing to flush or sync.  ENOSYS to FLUSH makes
- * the kernel stop sending it, one round trip fewer per close. */
+ * the kernel stop sending it, one round trip fewer per close.  On a
+ * read-write mount a message opened warm has no handle either
+ * (open_warm), and comes with noflush; FLUSH must never be ENOSYS there
+ * (opw_flush), and its fsync is a message's: it waits for the commits
+ * before it, as with a handle (opw_fsync). */
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct dboxfs *fs = fuse_req_userdata(req);
+
 	if (fi->fh == 0)
-		fuse_reply_err(req, ENOSYS);
+		fuse_reply_err(req, fs->readonly ? ENOSYS : 0);
 	else
 		opw_flush(req, ino, fi);
 }
@@ -337,8 +344,12 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		     struct fuse_file_info *fi)
 {
-	if (fi->fh == 0)
+	struct dboxfs *fs = fuse_req_userdata(req);
+
+	if (fi->fh == 0 && fs->readonly)
 		fuse_reply_err(req, 0);
+	else if (fi->fh == 0)
+		flush_request(fs, req);
 	else
 		opw_fsync(req, ino, datasync, fi);
 }

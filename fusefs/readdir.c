@@ -16,6 +16,7 @@
 #include "readdir.h"
 #include "reply.h"
 #include "sweep.h"
+#include "sweep-ro.h"
 #include "totmp.h"
 
 
@@ -29,6 +30,9 @@ struct dirhandle {
 	bool loaded;
 	char **names;
 	size_t count;
+	/* tmp/ of a read-only mount: the files the next sweep moves in
+	 * (sweep-ro.h), listed after names */
+	struct sweepro_list moved;
 };
 
 struct dirbuf {
@@ -118,6 +122,23 @@ static int backing_dir_open(struct dboxfs *fs, const struct view_ino *v,
 	return *fd_r < 0 ? *fd_r : 0;
 }
 
+/* No sweep ran on a read-only mount: tmp/ as the next one leaves it. */
+static void load_moved(struct dboxfs *fs, struct dirhandle *dh,
+		       const struct view_ino *v)
+{
+	enum backing_area area;
+	int64_t box;
+	int pfd = -1;
+
+	if (!fs->readonly || v->kind != VK_SUB || v->sub != SUB_TMP)
+		return;
+	if (attr_area_dirfd(fs, v, &pfd, &area, &box) < 0)
+		pfd = -1;
+	sweepro_moved(fs, v->box, pfd, &dh->moved);
+	if (pfd >= 0)
+		close(pfd);
+}
+
 static void dirhandle_load(struct dboxfs *fs, struct dirhandle *dh,
 			   const struct view_ino *v)
 {
@@ -126,6 +147,7 @@ static void dirhandle_load(struct dboxfs *fs, struct dirhandle *dh,
 	int fd;
 
 	dh->loaded = true;
+	load_moved(fs, dh, v);
 	if (backing_dir_open(fs, v, &fd) < 0)
 		return;
 	d = fdopendir(fd);
@@ -153,9 +175,54 @@ static void dirhandle_free(struct dirhandle *dh)
 {
 	for (size_t i = 0; dh != NULL && i < dh->count; i++)
 		free(dh->names[i]);
-	if (dh != NULL)
+	if (dh != NULL) {
 		free(dh->names);
+		sweepro_free(&dh->moved);
+	}
 	free(dh);
+}
+
+/* One entry of tmp/ that the next sweep moves in: the file where it is
+ * now, under the name it will have.  false: the buffer is full. */
+static bool add_moved_one(struct dirbuf *d, const struct sweepro_entry *e,
+			  uint64_t cookie)
+{
+	int64_t box = d->dir->box;
+	struct binode *bi;
+	struct stat st;
+	int fd, ret = sweepro_dirfd(d->fs, box, e, &fd);
+
+	if (ret < 0)
+		return true;
+	if (d->plus)
+		ret = backing_lookup(d->fs, fd, e->name, box, AREA_TMP, &bi,
+				     &st);
+	else if ((ret = fstatat(fd, e->name, &st, AT_SYMLINK_NOFOLLOW)) < 0)
+		ret = -errno;
+	else
+		st.st_ino = backing_shown_ino_at(fd, e->name, AREA_TMP,
+						 backing_node_ino(fd, e->name,
+								  &st));
+	close(fd);
+	if (ret < 0)
+		return true;   /* gone since the listing was made */
+	if (dir_add(d, e->shown, &st, cookie))
+		return true;
+	if (d->plus)
+		backing_forget(d->fs, st.st_ino, 1);
+	return false;
+}
+
+static void add_moved(struct dirbuf *d, uint64_t first)
+{
+	const struct sweepro_list *l = &d->dh->moved;
+	uint64_t i = first > d->dh->count ? first - d->dh->count : 0;
+
+	for (; i < l->count && !d->full; i++) {
+		if (!add_moved_one(d, &l->v[i],
+				   cookie_backing(d->dh->count + i)))
+			break;
+	}
 }
 
 /* The backing entries of the directory, after its virtual ones. */
@@ -170,8 +237,10 @@ static void add_backing(struct dirbuf *d, off_t off)
 		return;
 	if (!d->dh->loaded)
 		dirhandle_load(d->fs, d->dh, d->dir);
-	if (d->dh->count == 0)
+	if (d->dh->count == 0) {
+		add_moved(d, first);
 		return;
+	}
 	if (d->dir->kind == VK_PLAIN) {
 		struct binode *bi = backing_get(d->fs, d->dir->ino);
 
@@ -197,7 +266,9 @@ static void add_backing(struct dirbuf *d, off_t off)
 					    sizeof(buf))) == NULL)
 			continue;
 		if (d->fs->readonly && area != AREA_FILES &&
-		    sweep_ro_leftover(d->fs, box, dirfd, d->dh->names[i]))
+		    (sweep_ro_leftover(d->fs, box, dirfd, d->dh->names[i]) ||
+		     sweep_moves_to_tmp(d->fs, box, area, dirfd,
+					d->dh->names[i])))
 			continue;
 		if (d->plus)
 			ret = backing_lookup(d->fs, dirfd, d->dh->names[i], box,
@@ -221,6 +292,7 @@ static void add_backing(struct dirbuf *d, off_t off)
 	}
 	if (dirfd >= 0)
 		close(dirfd);
+	add_moved(d, first);
 }
 
 struct msg_list_ctx {

@@ -149,20 +149,48 @@ static void sweep_one(void *ctx, int64_t box, enum backing_area area,
 		commit_closed(fs, box, area, dirfd, name, &sc->queued);
 }
 
+/* Whether the second walk moves a file under `name` left in area to
+ * tmp/: only what its last close would have committed (rsync's
+ * .name.XXXXXX stays where its writer left it). */
+static bool moved_unclosed(enum backing_area area, const char *name)
+{
+	char base[DBOX_NAME_MAX + 1];
+	const char *info;
+
+	view_name_split(name, base, sizeof(base), &info);
+	return (area == AREA_CUR || area == AREA_NEW) && base[0] != '\0' &&
+		base[0] != '.';
+}
+
+bool sweep_moves_to_tmp(struct dboxfs *fs, int64_t box,
+			enum backing_area area, int dirfd, const char *name)
+{
+	struct dbox_msg m;
+	struct stat st;
+	bool marked;
+	int fd;
+
+	if (!moved_unclosed(area, name) ||
+	    fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    !S_ISREG(st.st_mode) ||
+	    is_committed(fs, box, dirfd, name, &st, &m))
+		return false;
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	marked = backing_marked_complete(fd, &st);
+	close(fd);
+	return !marked;
+}
+
 static void move_unclosed(void *ctx, int64_t box, enum backing_area area,
 			  int dirfd, const char *name, const struct stat *st)
 {
 	struct dboxfs *fs = ctx;
-	char base[DBOX_NAME_MAX + 1];
-	const char *info;
 	int ret;
 
 	(void)st;
-	view_name_split(name, base, sizeof(base), &info);
-	/* only what its last close would have committed: rsync's
-	 * .name.XXXXXX stays where its writer left it */
-	if ((area != AREA_CUR && area != AREA_NEW) || base[0] == '\0' ||
-	    base[0] == '.')
+	if (!moved_unclosed(area, name))
 		return;
 	ret = backing_move_to_tmp(fs, box, dirfd, name);
 	if (ret < 0)
@@ -216,9 +244,8 @@ void sweep_keep_linked(struct dboxfs *fs)
 		fuse_log(FUSE_LOG_ERR, "dboxfs: spool: %s\n", strerror(-ret));
 }
 
-/* "BOX.UID.NAME" (flush_spool_done) */
-static bool pending_name(const char *s, int64_t *box_r, uint32_t *uid_r,
-			 const char **name_r)
+bool sweep_pending_name(const char *s, int64_t *box_r, uint32_t *uid_r,
+			const char **name_r)
 {
 	char *end;
 	long long box = strtoll(s, &end, 10);
@@ -237,26 +264,37 @@ static bool pending_name(const char *s, int64_t *box_r, uint32_t *uid_r,
 	return true;
 }
 
-static void sweep_pending_one(struct dboxfs *fs, int dirfd, const char *entry)
+bool sweep_pending_done(struct dboxfs *fs, int dirfd, const char *entry,
+			int64_t box, uint32_t uid)
 {
 	struct dbox_msg m;
-	const char *name;
 	struct stat st;
-	int64_t box;
-	uint32_t uid;
-	int fd, ret;
 	bool done;
+	int fd = openat(dirfd, entry, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 
-	if (!pending_name(entry, &box, &uid, &name))
-		return;
-	fd = openat(dirfd, entry, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
-		return;
+		return false;
 	done = fstat(fd, &st) == 0 &&
 		dbox_msg_get(fs->store, box, uid, &m, NULL) == 0 &&
 		m.size == (uint64_t)st.st_size && same_bytes(fs, fd, &m);
 	close(fd);
-	if (done) {
+	return done;
+}
+
+static void sweep_pending_one(struct dboxfs *fs, int dirfd, const char *entry)
+{
+	const char *name;
+	int64_t box;
+	uint32_t uid;
+	struct stat st;
+	int ret;
+
+	/* only files are ours (flush_spool_done): anything else stays */
+	if (!sweep_pending_name(entry, &box, &uid, &name) ||
+	    fstatat(dirfd, entry, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    !S_ISREG(st.st_mode))
+		return;
+	if (sweep_pending_done(fs, dirfd, entry, box, uid)) {
 		unlinkat(dirfd, entry, 0);
 		return;
 	}

@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "backing.h"
+
 struct dboxfs;
 
 /* What a killed daemon left in the spool (see sweep.c): removes the files
@@ -23,6 +25,19 @@ void sweep_pending(struct dboxfs *fs, int dirfd);
  * sweep removes (so the mount does not show it). */
 bool sweep_ro_leftover(struct dboxfs *fs, int64_t box, int dirfd,
 		       const char *name);
+/* What the sweeps above will do, for a read-only mount (sweep-ro.h):
+ * whether the file `name` in area cur/ or new/ (dirfd) of mailbox box
+ * goes to tmp/ (not closed, not a committed delivery's leftover, a
+ * name its close would have committed); */
+bool sweep_moves_to_tmp(struct dboxfs *fs, int64_t box,
+			enum backing_area area, int dirfd, const char *name);
+/* the parts of a pending/ entry "BOX.UID.NAME" (false: not one); */
+bool sweep_pending_name(const char *s, int64_t *box_r, uint32_t *uid_r,
+			const char **name_r);
+/* whether its message (box, uid) exists with exactly its bytes (the
+ * entry is removed; otherwise it goes back to tmp/ as NAME). */
+bool sweep_pending_done(struct dboxfs *fs, int dirfd, const char *entry,
+			int64_t box, uint32_t uid);
 /* At a clean stop: the tmp/ files link() delivered stay the client's
  * (their live mark becomes kept, backing.h).  After commit_stop. */
 void sweep_keep_linked(struct dboxfs *fs);

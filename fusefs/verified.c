@@ -1,21 +1,44 @@
 /* verified.c - the table of verified messages (see verified.h). */
 #include "verified.h"
 
-static struct verified *verified_slot(struct verified_cache *vc,
+static struct verified *verified_bucket(struct verified_cache *vc,
+					uint64_t ino)
+{
+	return &vc->slots[2 * ((ino * 0x9e3779b97f4a7c15ull) >>
+			       (64 - VERIFIED_BUCKET_BITS))];
+}
+
+/* The slot of ino in its bucket, or NULL; vc->lock held. */
+static struct verified *verified_find(struct verified_cache *vc,
 				      uint64_t ino)
 {
-	return &vc->slots[(ino * 0x9e3779b97f4a7c15ull) >> 52];
+	struct verified *b = verified_bucket(vc, ino);
+
+	if (b[0].ino == ino)
+		return &b[0];
+	return b[1].ino == ino ? &b[1] : NULL;
 }
 
 bool verified_has(struct verified_cache *vc, uint64_t ino,
 		  const struct dbox_msg *m)
 {
-	struct verified *v = verified_slot(vc, ino);
+	const struct verified *v;
 	bool hit;
 
 	pthread_mutex_lock(&vc->lock);
-	hit = v->ino == ino && v->file_id == dbox_msg_file_id(m) &&
+	v = verified_find(vc, ino);
+	hit = v != NULL && v->file_id == dbox_msg_file_id(m) &&
 		v->offset == dbox_msg_file_offset(m);
+	pthread_mutex_unlock(&vc->lock);
+	return hit;
+}
+
+bool verified_has_ino(struct verified_cache *vc, uint64_t ino)
+{
+	bool hit;
+
+	pthread_mutex_lock(&vc->lock);
+	hit = ino != 0 && verified_find(vc, ino) != NULL;
 	pthread_mutex_unlock(&vc->lock);
 	return hit;
 }
@@ -23,10 +46,41 @@ bool verified_has(struct verified_cache *vc, uint64_t ino,
 void verified_add(struct verified_cache *vc, uint64_t ino,
 		  const struct dbox_msg *m)
 {
-	struct verified *v = verified_slot(vc, ino);
+	struct verified *b = verified_bucket(vc, ino);
+	struct verified *v;
 
 	pthread_mutex_lock(&vc->lock);
+	v = verified_find(vc, ino);
+	if (v == NULL) {
+		/* the newer of the two stays, the older goes */
+		b[1] = b[0];
+		v = &b[0];
+	}
 	*v = (struct verified){ ino, dbox_msg_file_id(m),
 				dbox_msg_file_offset(m) };
 	pthread_mutex_unlock(&vc->lock);
+}
+
+/* how many messages are checked ahead: their records are kept in the
+ * store's read-ahead cache (DBOX_RCACHE_SLOTS windows), half of it */
+#define VERIFIED_AHEAD 8
+
+uint32_t verified_ahead_of(struct verified_cache *vc, int64_t box,
+			   uint32_t uid, uint32_t *first)
+{
+	uint32_t n = 0;
+
+	pthread_mutex_lock(&vc->lock);
+	if (box == vc->seq_box && uid > vc->seq_last &&
+	    uid <= vc->seq_ahead + 1 && uid < UINT32_MAX - VERIFIED_AHEAD) {
+		*first = (uid > vc->seq_ahead ? uid : vc->seq_ahead) + 1;
+		n = uid + VERIFIED_AHEAD + 1 - *first;
+		vc->seq_ahead = uid + VERIFIED_AHEAD;
+	} else {
+		vc->seq_box = box;
+		vc->seq_ahead = uid;
+	}
+	vc->seq_last = uid;
+	pthread_mutex_unlock(&vc->lock);
+	return n;
 }

@@ -1,7 +1,10 @@
 /* verified.h - messages whose record was verified at the place the index
  * gives now: a message's bytes never change, so a warm open needs no read
  * (the check is against damage, which a move of the record would show).
- * A fixed table of the last ones, by inode number. */
+ * A fixed table of the last ones, by inode number: buckets of two, the
+ * older of the two replaced, so that a folder of a few thousand messages
+ * stays in it whole (one slot per number lost a fifth of 2,000 to
+ * collisions). */
 #ifndef DBOXFS_VERIFIED_H
 #define DBOXFS_VERIFIED_H
 
@@ -11,7 +14,8 @@
 
 #include "dbox/store.h"
 
-#define VERIFIED_SLOTS 4096
+#define VERIFIED_BUCKET_BITS 12
+#define VERIFIED_SLOTS (2u << VERIFIED_BUCKET_BITS)
 
 /* In struct dboxfs. */
 struct verified_cache {
@@ -20,12 +24,27 @@ struct verified_cache {
 		uint64_t ino;
 		uint32_t file_id;
 		uint64_t offset;
-	} slots[VERIFIED_SLOTS];
+	} slots[VERIFIED_SLOTS];   /* bucket b: slots 2b (newer), 2b+1 */
+	/* the checks ahead of a cold read in uid order (verified_ahead_of) */
+	int64_t seq_box;
+	uint32_t seq_last, seq_ahead;
 };
 
+/* Whether the message's record was verified where m says it is now. */
 bool verified_has(struct verified_cache *vc, uint64_t ino,
 		  const struct dbox_msg *m);
+/* Whether the message of inode ino was verified at some place: enough to
+ * answer a warm open from memory (fileio.c), since the read that needs
+ * its bytes checks the place again (verified_has). */
+bool verified_has_ino(struct verified_cache *vc, uint64_t ino);
 void verified_add(struct verified_cache *vc, uint64_t ino,
 		  const struct dbox_msg *m);
+/* A cold open (or first read) of message uid of box, one storage file per
+ * message (sdbox): returns how many uids after it to check ahead, from
+ * *first on; 0 unless the opens go in uid order (this one follows the
+ * last cold one, or is within what was checked ahead of it), so that a
+ * single message opened alone costs no more than itself. */
+uint32_t verified_ahead_of(struct verified_cache *vc, int64_t box,
+			   uint32_t uid, uint32_t *first);
 
 #endif

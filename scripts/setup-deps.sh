@@ -7,7 +7,7 @@ set -eu
 PKGS="build-essential meson ninja-build pkg-config
 libsqlite3-dev zlib1g-dev libzstd-dev liblz4-dev liblzma-dev libbz2-dev nettle-dev
 libfuse3-dev liburing-dev fuse3 python3-pytest dovecot-core dovecot-imapd
-util-linux rsync procps debhelper dpkg-dev lintian
+util-linux rsync procps strace debhelper dpkg-dev lintian
 safecat maildrop procmail mblaze notmuch maildir-utils isync
 clang libclang-rt-dev"
 

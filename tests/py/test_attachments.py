@@ -416,6 +416,101 @@ def test_moved_in_takeover_reads_whole(att_stores, mounts, name, wtmp):
     assert texts == sorted(want.values())
 
 
+def test_moved_into_folder_made_by_the_mount(att_stores, mounts, wtmp):
+    """sdbox, taken over: messages moved into a folder the mount made
+    (mkdir) keep their attachments for Dovecot too.  Dovecot looks for an
+    attachment file under a name with the folder's mailbox GUID from its
+    own index, which a folder new to it gets (at random) only when it
+    first opens it: such a message is written whole into it (same GUID).
+    After unmount and force-resync, `doveadm fetch text` of the new folder
+    gives exactly what the mount served; and after the source's messages
+    are gone (the folder deleted, INBOX expunged, Dovecot's purge), still
+    so."""
+    s = copy_store(att_stores["sdbox"], wtmp)
+    chown_tree(wtmp, *store_ids())
+    da = Doveadm(os.path.join(wtmp, "da"), s.root, s.fmt)
+    da(*s.opts(), "mailbox", "create", "Src")
+    da(*s.opts(), "copy", "Src", "mailbox", "INBOX", "all")
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(s.root, mnt, "index=" + s.index, "attachment_dir=" + s.att,
+               "takeover")
+    os.mkdir(os.path.join(mnt, ".NewF"))
+    for sub in ("cur", "new", "tmp"):
+        os.mkdir(os.path.join(mnt, ".NewF", sub))
+    want, guids = {}, []
+    for sub in ("cur", "new"):
+        for n in os.listdir(os.path.join(mnt, ".Src", sub)):
+            src = os.path.join(mnt, ".Src", sub, n)
+            with open(src, "rb") as f:
+                data = f.read()
+            base = n.split(":2,")[0]
+            guids.append(os.getxattr(src, "user.dbox.guid").decode())
+            os.rename(src, os.path.join(mnt, ".NewF", "cur",
+                                        base + ":2,S"))
+            assert not os.path.exists(src)
+            want[base] = data
+    assert len(want) == len(s.texts)
+    assert sorted(want.values()) == sorted(s.texts.values())
+    got = read_all(os.path.join(mnt, ".NewF"))
+    assert {n.split(":2,")[0]: v for n, v in got.items()} == \
+        {n: (len(t), t) for n, t in want.items()}, m.output()
+    stop_clean(m)
+    chown_tree(wtmp, *store_ids())
+
+    def texts(box):
+        uids = [int(x["uid"]) for x in json.loads(da(
+            *s.opts(), "-f", "json", "fetch", "uid", "mailbox",
+            box).stdout)]
+        return sorted(da(*s.opts(), "-f", "pager", "fetch", "text",
+                         "mailbox", box, "uid", str(uid)).stdout[
+                             len(b"text:\n"):] for uid in uids)
+    da(*s.opts(), "force-resync", "*")
+    assert texts("NewF") == sorted(want.values())
+    assert texts("Src") == []      # moved, not copied
+    assert sorted(x["guid"] for x in json.loads(da(
+        *s.opts(), "-f", "json", "fetch", "guid", "mailbox",
+        "NewF").stdout)) == sorted(guids)
+    # what the source's messages held goes: the copies must not need it
+    da(*s.opts(), "mailbox", "delete", "Src")
+    da(*s.opts(), "expunge", "mailbox", "INBOX", "all")
+    da(*s.opts(), "purge")
+    da(*s.opts(), "force-resync", "*")
+    assert texts("NewF") == sorted(want.values())
+
+
+def test_move_into_folder_made_by_the_mount_missing_part(att_stores, mounts,
+                                                         wtmp):
+    """The same move of a message whose attachment file is gone: the
+    message cannot be written whole, so the rename fails with EIO and the
+    message stays where it was (nothing half moved)."""
+    s = copy_store(att_stores["sdbox"], wtmp)
+    for d, _, files in os.walk(s.att):
+        for n in files:
+            os.unlink(os.path.join(d, n))
+    chown_tree(wtmp, *store_ids())
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(s.root, mnt, "index=" + s.index, "attachment_dir=" + s.att,
+               "takeover")
+    os.mkdir(os.path.join(mnt, ".NewF"))
+    for sub in ("cur", "new", "tmp"):
+        os.mkdir(os.path.join(mnt, ".NewF", sub))
+    failed = 0
+    for sub in ("cur", "new"):
+        for n in os.listdir(os.path.join(mnt, sub)):
+            plain = b"no attachment" in s.texts[uid_of(mnt, n)]
+            try:
+                os.rename(os.path.join(mnt, sub, n),
+                          os.path.join(mnt, ".NewF", "cur", n))
+                assert plain, n
+            except OSError as e:
+                assert e.errno == errno.EIO and not plain, (n, e)
+                assert os.path.exists(os.path.join(mnt, sub, n))
+                failed += 1
+    assert failed == len(s.external_uids())
+    assert len(os.listdir(os.path.join(mnt, ".NewF", "cur"))) == 1
+    stop_clean(m)
+
+
 def test_move_without_attachment_dir_is_refused(att_stores, mounts, wtmp):
     """Without -o attachment_dir the files cannot be given the new names:
     the move fails with EIO and the message stays where it was."""

@@ -255,6 +255,80 @@ def test_file_open_in_cur_at_crash_goes_to_tmp(wtmp, mounts):
     assert chk.returncode == 0, chk.stdout.decode()
 
 
+def view_of(mnt):
+    """What the mount shows in cur/ new/ tmp/: per name its size, bytes
+    and inode number (each looked up by name), for differential checks."""
+    out = {}
+    for sub in ("cur", "new", "tmp"):
+        for n in names_in(mnt, sub):
+            path = os.path.join(mnt, sub, n)
+            st = os.stat(path)
+            out[sub + "/" + n] = (st.st_size, read(path), st.st_ino)
+    return out
+
+
+def tree_of(top):
+    """Every file below top with its bytes and xattrs: what a read-only
+    mount must leave as it found it (the spool; not the index's shared
+    memory, which any reader of SQLite's WAL writes)."""
+    out = {}
+    for d, _, files in os.walk(top):
+        for n in files:
+            p = os.path.join(d, n)
+            out[p] = (read(p), sorted((x, os.getxattr(p, x))
+                                      for x in os.listxattr(p)))
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_file_open_in_cur_at_crash_ro_mount(wtmp, mounts, fmt):
+    """After a killed daemon a read-only mount repairs nothing but shows
+    what the next read-write mount's repair leaves: a file that was
+    being written in cur/ or new/ (not closed) in tmp/ (under "NAME.1"
+    if tmp/ has NAME), not where it was written; then the read-write
+    mount, and a read-only one after it, show the same (names, sizes,
+    bytes, inode numbers)."""
+    store = new_store(wtmp, fmt)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt)
+    with open(os.path.join(mnt, "tmp", "w"), "wb") as f:
+        f.write(b"Subject: in tmp\n\n")
+    with open(os.path.join(mnt, "tmp", "d"), "wb") as f:
+        f.write(payload("d"))
+    os.rename(os.path.join(mnt, "tmp", "d"), os.path.join(mnt, "cur", "d:2,"))
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    fds = [os.open(os.path.join(mnt, "cur", "e:2,S"), flags, 0o600)]
+    os.write(fds[-1], b"Subject: e\n\n")
+    fds.append(os.open(os.path.join(mnt, "new", "w"), flags, 0o600))
+    os.write(fds[-1], b"Subject: w\n\npart")
+    fds.append(os.open(os.path.join(mnt, "cur", ".rsync.Xy"), flags, 0o600))
+    m.kill()
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    spool = os.path.join(store, "dboxfs", "spool")
+    before = tree_of(spool)
+    m = mounts(store, mnt, "ro")
+    ro = view_of(mnt)
+    for gone in ("cur/e:2,S", "new/w"):
+        assert not os.path.exists(os.path.join(mnt, gone)), gone
+    m.stop()
+    assert tree_of(spool) == before
+    assert sorted(ro) == ["cur/.rsync.Xy", "cur/d:2,", "tmp/e:2,S", "tmp/w",
+                          "tmp/w.1"]
+    assert ro["tmp/e:2,S"][1] == b"Subject: e\n\n"
+    assert ro["tmp/w.1"][1] == b"Subject: w\n\npart"
+    m = mounts(store, mnt)
+    assert view_of(mnt) == ro
+    m.stop()
+    m = mounts(store, mnt, "ro")
+    assert view_of(mnt) == ro
+    m.stop()
+    assert dboxctl("check", store).returncode == 0
+
+
 @pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
 def test_flags_moves_expunge(wtmp, mounts, fmt):
     store = new_store(wtmp, fmt)

@@ -273,6 +273,72 @@ def test_without_sync_a_cut_loses_what_was_not_flushed(wtmp, mounts):
     c.stop()
 
 
+def view_of(mnt):
+    """cur/ new/ tmp/ as the mount shows them: name -> size, bytes."""
+    out = {}
+    for sub in ("cur", "new", "tmp"):
+        for n in os.listdir(os.path.join(mnt, sub)):
+            path = os.path.join(mnt, sub, n)
+            out[sub + "/" + n] = (os.stat(path).st_size, read(path))
+    return out
+
+
+def test_ro_mount_after_a_cut_shows_the_lost_delivery_in_tmp(wtmp, mounts):
+    """A read-only mount runs no repair and writes nothing, but shows
+    what the next read-write mount's repair leaves: a delivery a power
+    cut left not durable back in tmp/ (under "x1.1" here, tmp/ having a
+    newer x1), never in new/; the read-write mount and a read-only one
+    after it show the same."""
+    store, mnt = os.path.join(wtmp, "store"), os.path.join(wtmp, "mnt")
+    dboxctl("init", store, "--format", "sdbox")
+    m = mounts(store, mnt, "fs=powercut:0/posix", "commit=3600")
+    m.stop()
+    low = events_of(m.output())
+    m = mounts(store, mnt, "fs=powercut:%d/posix" % (low + 60),
+               "commit=3600")
+    data = b"Subject: lost\n\nbody\n"
+    for name, body in (("x1", data), ("x1", b"Subject: again\n\n")):
+        with open(os.path.join(mnt, "tmp", name), "wb") as f:
+            f.write(body)
+            f.flush()
+            os.fsync(f.fileno())
+        if body == data:
+            os.rename(os.path.join(mnt, "tmp", "x1"),
+                      os.path.join(mnt, "new", "x1"))
+    with pytest.raises(OSError):
+        for i in range(200):
+            with open(os.path.join(mnt, "tmp", "f%d" % i), "wb") as f:
+                f.write(b"x")
+                f.flush()
+                os.fsync(f.fileno())
+    assert m.stop() == 99
+    pending = os.path.join(store, "dboxfs", "pending")
+    assert [n.split(".", 2)[2] for n in os.listdir(pending)] == ["x1"]
+    # not what the daemon leaves there: stays, shows nowhere
+    box = os.listdir(pending)[0].split(".")[0]
+    junk = ["junk", box + ".x.y", box + ".7.dir"]
+    for n in junk[:2]:
+        with open(os.path.join(pending, n), "wb") as f:
+            f.write(b"Subject: junk\n\n")
+    os.mkdir(os.path.join(pending, junk[2]))
+    before = sorted(os.listdir(pending))
+    r = mounts(store, mnt, "ro")
+    ro = view_of(mnt)
+    assert os.path.exists(os.path.join(mnt, "tmp", "x1.1"))
+    r.stop()
+    assert sorted(os.listdir(pending)) == before
+    assert not [k for k in ro if not k.startswith("tmp/")], ro
+    assert ro["tmp/x1.1"] == (len(data), data)
+    assert ro["tmp/x1"][1] == b"Subject: again\n\n"
+    c = mounts(store, mnt)
+    assert view_of(mnt) == ro
+    c.stop()
+    assert sorted(os.listdir(pending)) == sorted(junk)
+    r = mounts(store, mnt, "ro")
+    assert view_of(mnt) == ro
+    r.stop()
+
+
 def test_kill9_storm_is_atomic(wtmp, mounts):
     """kill -9 at random moments of a storm: what the writers saw return
     is there (the page cache survives a killed daemon), all or nothing,

@@ -48,16 +48,25 @@ def message(i, tag="m"):
 
 # ------------------------------------------- item 6: expunge is for good
 
-def twelve_delivered_ten_expunged(wtmp, mounts):
-    """A fresh mdbox store, mounted: 12 deliveries, the first 10 unlinked."""
+def twelve_delivered_ten_expunged(wtmp, mounts, *opts, how="unlink"):
+    """A fresh mdbox store, mounted: 12 deliveries, the first 10 expunged
+    (how: "unlink"; "rename": msg10 renamed onto msg9, which it replaces;
+    "deliver": msg10 unlinked and a delivery of its bytes as msg9, which
+    it replaces); msg10's and msg11's bytes are left."""
     store = os.path.join(wtmp, "store")
     dboxctl("init", store, "--format", "mdbox")
     mnt = os.path.join(wtmp, "mnt")
-    m = mounts(store, mnt)
+    m = mounts(store, mnt, *opts)
     for i in range(12):
         deliver(mnt, "msg%d" % i, message(i))
-    for i in range(10):
+    for i in range(10 if how == "unlink" else 9):
         os.unlink(os.path.join(mnt, "new", "msg%d" % i))
+    if how == "rename":
+        os.rename(os.path.join(mnt, "new", "msg10"),
+                  os.path.join(mnt, "new", "msg9"))
+    elif how == "deliver":
+        os.unlink(os.path.join(mnt, "new", "msg10"))
+        deliver(mnt, "msg9", message(10))
     return store, mnt, m
 
 
@@ -109,6 +118,26 @@ def test_mdbox_expunge_durable_then_killed(wtmp, mounts, durable):
         wait_for(lambda: not storage_holds(store, b"body of m 0\n"),
                  what="the commit interval's purge")
     assert not storage_holds(store, b"body of m 9\n")
+    m.kill()
+    da = Doveadm(wtmp, store, "mdbox")
+    da.force_resync("INBOX")
+    assert sorted(msg["text"] for msg in da.fetch("text")) == \
+        [message(10), message(11)]
+
+
+@needs_dboxfs
+@needs_dovecot
+@pytest.mark.parametrize("how", ["unlink", "rename", "deliver"])
+def test_mdbox_expunge_with_sync_is_purged_when_it_returns(wtmp, mounts, how):
+    """-o sync: every change is durable when its call returns, an expunge
+    for Dovecot too: its record's bytes are gone from the m.N files when
+    the unlink (or the rename or delivery onto the message) returns, not
+    at the commit interval (an hour here).  Dovecot, handed the store
+    after a kill -9 right then, does not bring it back."""
+    store, mnt, m = twelve_delivered_ten_expunged(
+        wtmp, mounts, "sync", "commit=3600", how=how)
+    for i in range(10):
+        assert not storage_holds(store, b"body of m %d\n" % i), i
     m.kill()
     da = Doveadm(wtmp, store, "mdbox")
     da.force_resync("INBOX")

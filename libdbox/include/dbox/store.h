@@ -215,6 +215,14 @@ int dbox_store_sync(struct dbox_store *store, struct dbox_err *err);
  * large, and is meant for a thread that serves no request (the mount's
  * flusher).  Immediate when there is little to copy. */
 int dbox_store_checkpoint(struct dbox_store *store, struct dbox_err *err);
+/* mdbox: purges now the m.N files that committed expunges marked (which
+ * dbox_store_sync does when an expunge marked one since the last sync),
+ * so that an expunge that returned is for good for Dovecot too (its
+ * rebuild restores every record it finds in an m.N).  For a caller
+ * whose commits are durable when they return (no deferred_sync), after
+ * an expunge.  A file another writer appends to meanwhile stays marked,
+ * purged at a later sync or the next open.  0 or -errno. */
+int dbox_store_purge_expunged(struct dbox_store *store, struct dbox_err *err);
 /* Whether some commit of this handle is not durable yet. */
 bool dbox_store_sync_pending(struct dbox_store *store);
 /* Monotonic counter of committed changes from any process; cheap. */
@@ -357,7 +365,10 @@ int dbox_msg_set_received(struct dbox_store *store, int64_t mailbox_id,
 int dbox_msg_expunge(struct dbox_store *store, int64_t mailbox_id,
 		     uint32_t uid, struct dbox_err *err);
 /* Move to another mailbox under a new uid (returned), keeping bytes in
- * place where the format allows (mdbox: index only; sdbox: hard link). */
+ * place where the format allows (mdbox: index only; sdbox: hard link).
+ * An sdbox message with parts in the attachment directory moving into a
+ * mailbox of a Dovecot tree that Dovecot has no index of (which would
+ * name its attachment files) is written whole there, same GUID. */
 int dbox_msg_move(struct dbox_store *store, int64_t mailbox_id, uint32_t uid,
 		  int64_t dest_mailbox_id, uint32_t flags, uint32_t keywords,
 		  enum dbox_maildir_dir dir, const char *new_base,

@@ -569,6 +569,39 @@ static int link_part(const char *from, const char *to, struct dbox_err *err)
 	return 0;
 }
 
+/* Dovecot names an sdbox message's attachment files after its mailbox's
+ * GUID, which it keeps in its index of the mailbox (the dbox-hdr
+ * extension of dbox-Mails/dovecot.index*); a mailbox it has no index of
+ * (made through a takeover mount) gets a random GUID when Dovecot first
+ * opens it, so no name given now would be found: -EXDEV, and
+ * dbox_msg_move writes the message whole there instead. */
+static int dest_known(struct dbox_store *store, int64_t dest_id,
+		      uint32_t dest_uid, struct dbox_err *err)
+{
+	static const char *const files[] = { "dovecot.index",
+					     "dovecot.index.log" };
+	char name[DBOX_NAME_MAX * 4 + 1], path[PATH_MAX], *slash;
+	int ret;
+
+	if (store->origin == DBOX_ORIGIN_DBOXFS)
+		return 0;
+	ret = dbox_mailbox_name_of(store, dest_id, name, sizeof(name), err);
+	if (ret == 0 && dbox_sdbox_path(store, name, dest_uid, path,
+					sizeof(path)) < 0)
+		ret = dbox_fail(err, -ENAMETOOLONG, "path of message");
+	if (ret < 0)
+		return ret;
+	slash = strrchr(path, '/');
+	for (size_t i = 0; slash != NULL && i < 2; i++) {
+		snprintf(slash + 1, sizeof(path) - (size_t)(slash + 1 - path),
+			 "%s", files[i]);
+		if (access(path, F_OK) == 0)
+			return 0;
+	}
+	return dbox_fail(err, -EXDEV, "mailbox %s has no Dovecot index, which "
+			 "would name its attachment files", name);
+}
+
 int dbox_attach_move(struct dbox_store *store, const struct dbox_msg *msg,
 		     int64_t dest_id, uint32_t dest_uid, bool drop_old,
 		     struct dbox_err *err)
@@ -581,6 +614,8 @@ int dbox_attach_move(struct dbox_store *store, const struct dbox_msg *msg,
 	if (msg->file_id != 0 || dbox_msg_is_plain(msg))
 		return 0;
 	ret = record_refs(store, msg, &lay, err);
+	if (ret == 0 && lay.n > 0 && !drop_old)
+		ret = dest_known(store, dest_id, dest_uid, err);
 	for (i = 0; ret == 0 && i < lay.n; i++) {
 		ret = moved_path(store, &lay, i, msg->mailbox_id, msg->uid,
 				 from, sizeof(from), err);

@@ -31,7 +31,10 @@ int dbox_attach_check(struct dbox_store *store, const struct dbox_msg *msg,
  * commit; with drop_old, once the move is durable, its old names go.
  * 0 when there is nothing to do (mdbox names carry no mailbox; no
  * attachments); -EIO when the message has attachments and no
- * attachment directory is given (the move would lose them). */
+ * attachment directory is given (the move would lose them), -EXDEV when
+ * Dovecot has no index of mailbox dest_id (a folder made through a
+ * takeover mount: Dovecot would look for the files under another name;
+ * dbox_msg_move then writes the message whole). */
 int dbox_attach_move(struct dbox_store *store, const struct dbox_msg *msg,
 		     int64_t dest_id, uint32_t dest_uid, bool drop_old,
 		     struct dbox_err *err);

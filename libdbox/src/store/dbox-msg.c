@@ -4,7 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
 
+#include "dbox/save.h"
 #include "index/dindex-msg.h"
 #include "store/dbox-attach.h"
 #include "store/dbox-decompress.h"
@@ -380,6 +382,81 @@ static int move_sdbox_file(struct dbox_store *store, const struct dbox_msg *m,
 	return 0;
 }
 
+/* The bytes a reader gets of msg, into a new anonymous file (at 0). */
+static int whole_copy(struct dbox_store *store, const struct dbox_msg *msg,
+		      int *fd_r, struct dbox_err *err)
+{
+	char buf[65536];
+	uint64_t off = 0;
+	int fd = memfd_create("dbox-move", MFD_CLOEXEC);
+
+	if (fd < 0)
+		return dbox_fail(err, -errno, "memfd_create: %m");
+	while (off < msg->size) {
+		ssize_t n = dbox_msg_pread(store, msg, buf, sizeof(buf), off,
+					   err);
+
+		if (n == 0)
+			n = dbox_fail(err, -EIO, "uid %u: short read", msg->uid);
+		if (n > 0 && write(fd, buf, (size_t)n) != n)
+			n = dbox_fail(err, -errno, "memfd write: %m");
+		if (n < 0) {
+			close(fd);
+			return (int)n;
+		}
+		off += (uint64_t)n;
+	}
+	if (lseek(fd, 0, SEEK_SET) < 0) {
+		close(fd);
+		return dbox_fail(err, -errno, "memfd seek: %m");
+	}
+	*fd_r = fd;
+	return 0;
+}
+
+/* A move that could not give the message's attachment files names its
+ * destination's reader would find (dbox_attach_move: -EXDEV) writes it
+ * whole there instead, its parts inline, under its GUID and received
+ * time, and expunges it from its mailbox: one save transaction. */
+static int move_whole(struct dbox_store *store, const struct dbox_msg *msg,
+		      int64_t dest, uint32_t flags, uint32_t keywords,
+		      enum dbox_maildir_dir dir, const char *new_base,
+		      uint32_t *new_uid_r, struct dbox_err *err)
+{
+	struct dbox_save_opts o = {
+		.mailbox_id = dest,
+		.received = msg->received,
+		.received_ns = msg->received_ns,
+		.guid = msg->guid[0] != '\0' ? msg->guid : NULL,
+		.base = new_base != NULL ? new_base : msg->base,
+		.flags = flags & DBOX_FLAGS_MASK,
+		.keywords = keywords,
+		.in_new = dir != DBOX_DIR_CUR,
+		.new_info = dir == DBOX_DIR_NEW_INFO,
+		.mode = msg->mode,
+		.size_hint = msg->size,
+	};
+	struct dbox_save_txn *txn = NULL;
+	uint32_t uid = 0;
+	int fd, ret = whole_copy(store, msg, &fd, err);
+
+	if (ret < 0)
+		return ret;
+	ret = dbox_save_begin(store, &txn, err);
+	if (ret == 0)
+		ret = dbox_save_add_fd(txn, fd, &o, err);
+	if (ret == 0)
+		ret = dbox_save_expunge(txn, msg->mailbox_id, msg->uid, err);
+	if (ret == 0)
+		ret = dbox_save_commit(txn, &uid, err);
+	else if (txn != NULL)
+		dbox_save_rollback(txn);
+	close(fd);
+	if (ret == 0 && new_uid_r != NULL)
+		*new_uid_r = uid;
+	return ret;
+}
+
 int dbox_msg_move(struct dbox_store *store, int64_t mailbox_id, uint32_t uid,
 		  int64_t dest_mailbox_id, uint32_t flags, uint32_t keywords,
 		  enum dbox_maildir_dir dir, const char *new_base,
@@ -431,6 +508,11 @@ int dbox_msg_move(struct dbox_store *store, int64_t mailbox_id, uint32_t uid,
 	else
 		dindex_write_rollback(store->idx);
 	dbox_journal_remove(store);
+	if (ret == -EXDEV) {
+		err->msg[0] = '\0';
+		return move_whole(store, &msg, dest_mailbox_id, flags,
+				  keywords, dir, new_base, new_uid_r, err);
+	}
 	if (ret == 0 && old_path[0] != '\0' &&
 	    dindex_sync(store->idx, err) == 0) {
 		struct dbox_err scratch;

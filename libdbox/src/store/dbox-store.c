@@ -83,6 +83,7 @@ static void store_free(struct dbox_store *store)
 	dbox_dovecot_free(store->dovecot);
 	mdbox_append_cache_clear(store);
 	pthread_mutex_destroy(&store->append_lock);
+	pthread_mutex_destroy(&store->purge_lock);
 	if (store->fs != NULL) {
 		dbox_fcache_clear(store);
 		dfs_free(store->fs);
@@ -115,6 +116,7 @@ static struct dbox_store *store_alloc(const char *root)
 	pthread_mutex_init(&store->fcache_lock, NULL);
 	pthread_mutex_init(&store->rcache_lock, NULL);
 	pthread_mutex_init(&store->append_lock, NULL);
+	pthread_mutex_init(&store->purge_lock, NULL);
 	store->root = strdup(root);
 	if (store->root == NULL) {
 		store_free(store);
@@ -611,17 +613,44 @@ void dbox_store_close(struct dbox_store *store)
  * back for a Dovecot handed the store before our next open).  A purge
  * that fails or finds a file busy leaves its mark for the next close or
  * open. */
+static int purge_locked(struct dbox_store *store, struct dbox_err *err)
+{
+	int ret;
+
+	/* our kept append file is locked: purge could not take it */
+	mdbox_append_cache_clear(store);
+	ret = dbox_purge_pending(store, err);
+	if (ret < 0)
+		dbox_log(DBOX_LOG_WARNING, "purge of expunged messages left "
+			 "for the next open: %s", err->msg);
+	return ret;
+}
+
 static void purge_marked(struct dbox_store *store)
 {
 	struct dbox_err err = { "" };
 
-	if (!atomic_exchange(&store->purge_marked, false))
+	if (!atomic_load(&store->purge_marked))
 		return;
-	/* our kept append file is locked: purge could not take it */
-	mdbox_append_cache_clear(store);
-	if (dbox_purge_pending(store, &err) < 0)
-		dbox_log(DBOX_LOG_WARNING, "purge of expunged messages left "
-			 "for the next open: %s", err.msg);
+	pthread_mutex_lock(&store->purge_lock);
+	if (atomic_exchange(&store->purge_marked, false))
+		purge_locked(store, &err);
+	pthread_mutex_unlock(&store->purge_lock);
+}
+
+int dbox_store_purge_expunged(struct dbox_store *store, struct dbox_err *err)
+{
+	int ret;
+
+	if (store->readonly || store->format != DBOX_FORMAT_MDBOX)
+		return 0;
+	/* the flag may be another's purge's already, which listed the marks
+	 * before the caller's commit: list them again, after it */
+	pthread_mutex_lock(&store->purge_lock);
+	atomic_store(&store->purge_marked, false);
+	ret = purge_locked(store, err);
+	pthread_mutex_unlock(&store->purge_lock);
+	return ret;
 }
 
 int dbox_store_sync(struct dbox_store *store, struct dbox_err *err)

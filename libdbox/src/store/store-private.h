@@ -68,6 +68,10 @@ struct dbox_store {
 	/* an expunge marked an m.N since the last sync: dbox_store_sync
 	 * purges it, so that the expunge is durable for Dovecot too */
 	atomic_bool purge_marked;
+	/* one purge of marked files at a time (dbox_store_sync,
+	 * dbox_store_purge_expunged): a caller that finds another's purge
+	 * running waits for it, then lists what is still marked */
+	pthread_mutex_t purge_lock;
 
 	/* the m.N a finished transaction appended to, kept open and locked
 	 * for the next one (mdbox-file.c) */

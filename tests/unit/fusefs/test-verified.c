@@ -63,6 +63,55 @@ static void test_verified_evicts(void)
 	free(vc);
 }
 
+/* Buckets of two: a folder of 2,000 messages stays in the table almost
+ * whole (one slot per number kept ~79% of them), and a warm open asks
+ * by number alone. */
+static void test_verified_folder_fits(void)
+{
+	struct verified_cache *vc = calloc(1, sizeof(*vc));
+	struct dbox_msg m;
+	unsigned int hits = 0;
+
+	memset(&m, 0, sizeof(m));
+	pthread_mutex_init(&vc->lock, NULL);
+	CHECK(!verified_has_ino(vc, view_ino_msg(3, 1)));
+	for (uint32_t uid = 1; uid <= 2000; uid++)
+		verified_add(vc, view_ino_msg(3, uid), &m);
+	for (uint32_t uid = 1; uid <= 2000; uid++)
+		hits += verified_has_ino(vc, view_ino_msg(3, uid));
+	CHECK(hits >= 1900);
+	CHECK(!verified_has_ino(vc, view_ino_msg(4, 1)));
+	CHECK(!verified_has_ino(vc, 0));
+	pthread_mutex_destroy(&vc->lock);
+	free(vc);
+}
+
+/* Checks ahead only when cold opens go in uid order: the second one in
+ * a row starts them, the first one after what was checked ahead goes
+ * on, anything else starts over. */
+static void test_verified_ahead_in_order(void)
+{
+	struct verified_cache *vc = calloc(1, sizeof(*vc));
+	uint32_t first = 0;
+
+	pthread_mutex_init(&vc->lock, NULL);
+	CHECK_EQ_INT(verified_ahead_of(vc, 5, 1, &first), 0);
+	CHECK_EQ_INT(verified_ahead_of(vc, 5, 2, &first), 8);
+	CHECK_EQ_INT(first, 3);
+	/* one checked ahead but not yet done, opened cold: only the rest */
+	CHECK_EQ_INT(verified_ahead_of(vc, 5, 3, &first), 1);
+	CHECK_EQ_INT(first, 11);
+	CHECK_EQ_INT(verified_ahead_of(vc, 5, 12, &first), 8);
+	CHECK_EQ_INT(first, 13);
+	CHECK_EQ_INT(verified_ahead_of(vc, 5, 4, &first), 0);   /* back */
+	CHECK_EQ_INT(verified_ahead_of(vc, 5, 100, &first), 0); /* a jump */
+	CHECK_EQ_INT(verified_ahead_of(vc, 6, 101, &first), 0); /* a folder */
+	CHECK_EQ_INT(verified_ahead_of(vc, 6, 102, &first), 8);
+	CHECK_EQ_INT(verified_ahead_of(vc, 6, UINT32_MAX - 1, &first), 0);
+	pthread_mutex_destroy(&vc->lock);
+	free(vc);
+}
+
 /* maildir++: the root is INBOX's folder; fs layout: the root holds only
  * folders and plain files; vdirs and cur/ new/ tmp/ hold no folder. */
 static void test_dir_mailbox(void)
@@ -89,6 +138,8 @@ int main(void)
 {
 	RUN(test_verified_place);
 	RUN(test_verified_evicts);
+	RUN(test_verified_folder_fits);
+	RUN(test_verified_ahead_in_order);
 	RUN(test_dir_mailbox);
 	return CHECK_DONE();
 }
