@@ -184,6 +184,7 @@ static bool keep_vdirs(const struct folder_list *fl, const char *dir)
 	char prefix[DBOX_NAME_MAX * 4 + 1];
 	bool changed = false;
 	uint64_t id;
+	int ret;
 
 	for (size_t i = 0; i < fl->vdir_count; i++) {
 		if (mailbox_at(fl, fl->vdirs[i].name, false) &&
@@ -204,9 +205,13 @@ static bool keep_vdirs(const struct folder_list *fl, const char *dir)
 				continue;
 			snprintf(prefix, sizeof(prefix), "%.*s", (int)n,
 				 b->name);
-			if (!mailbox_at(fl, prefix, false) &&
-			    vdirs_make(dir, prefix, b->created * 1000000000,
-				       &id) == 0)
+			if (mailbox_at(fl, prefix, false))
+				continue;
+			ret = vdirs_make(dir, prefix, b->created * 1000000000,
+					 &id);
+			/* made, or just made by another thread: listed
+			 * again, so that its identity is the entry's */
+			if (ret == 0 || ret == -EEXIST)
 				changed = true;
 		}
 	}
