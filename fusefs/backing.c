@@ -546,6 +546,7 @@ struct binode *backing_get(struct dboxfs *fs, uint64_t ino)
  * true if the caller must free it (after unlocking). */
 static bool unlink_if_unused(struct dboxfs *fs, struct binode *bi)
 {
+	DBOXFS_ASSERT_LOCKED(&fs->backing.lock);
 	if (bi->nlookup > 0 || bi->refs > 0)
 		return false;
 	tdelete(bi, &fs->backing.table, cmp_ino);
@@ -661,6 +662,12 @@ void backing_forget(struct dboxfs *fs, uint64_t ino, uint64_t n)
 	found = tfind(&key, &fs->backing.table, cmp_ino);
 	if (found != NULL) {
 		bi = *found;
+		/* the kernel forgets no more lookups than it was given
+		 * (passthrough_ll asserts the same); but a message's number
+		 * that became a binode (renamed into tmp/) also carries the
+		 * kernel's lookups of the message, which kcache.c counted:
+		 * those the clamp below absorbs */
+		assert(n <= bi->nlookup || is_msg_number(bi->ino));
 		bi->nlookup = n >= bi->nlookup ? 0 : bi->nlookup - n;
 		if (!unlink_if_unused(fs, bi))
 			bi = NULL;

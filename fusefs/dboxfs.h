@@ -21,6 +21,8 @@
 #define DBOXFS_H
 
 #define FUSE_USE_VERSION 312
+#include <assert.h>
+#include <errno.h>
 #include <fuse_lowlevel.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -38,6 +40,13 @@
 #include "moved.h"
 #include "prepare.h"
 #include "verified.h"
+
+/* For functions that run "under" a lock (their comment says so): the
+ * lock is held, by this thread as the callers' discipline has it (a
+ * trylock of a held default mutex fails with EBUSY; of a free one it
+ * succeeds, and the assert stops the daemon).  On in every build
+ * (meson.build: b_ndebug=false). */
+#define DBOXFS_ASSERT_LOCKED(m) assert(pthread_mutex_trylock(m) == EBUSY)
 #include "view.h"
 
 struct dboxfs {

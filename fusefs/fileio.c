@@ -12,6 +12,7 @@
 #include "attr.h"
 #include "deliver.h"
 #include "fileio.h"
+#include "reply.h"
 
 
 /* An open message: a struct fh first, so fi->fh tells the kinds apart. */
@@ -185,6 +186,7 @@ void fileio_open_msg(struct dboxfs *fs, fuse_req_t req, int64_t box,
 	po->om->fh.fd = -1;
 	po->om->fh.ino = ino;
 	po->req = req;
+	reply_handed_off(req);
 	po->fi = *fi;
 	if (verified_ahead(fs, ino, &po->om->msg)) {
 		open_verified(po, 0, NULL);
@@ -349,6 +351,7 @@ static void read_msg(fuse_req_t req, struct open_msg *om, size_t size,
 		return;
 	}
 	pr->req = req;
+	reply_handed_off(req);
 	pr->ino = om->fh.ino;
 	pr->replied = false;
 	if (zero_copy)
@@ -409,6 +412,7 @@ void fileio_read_msg_ino(struct dboxfs *fs, fuse_req_t req, int64_t box,
 		return;
 	}
 	pv->req = req;
+	reply_handed_off(req);
 	pv->size = size;
 	check_ahead(fs, &pv->om.msg);
 	dbox_msg_verify_async(fs->store, &pv->om.msg, vread_verified, pv);

@@ -13,6 +13,7 @@
 #include "dbox/store.h"
 #include "dboxfs.h"
 #include "flush.h"
+#include "reply.h"
 
 #define PENDING_DIR "pending"
 
@@ -99,6 +100,7 @@ void flush_request(struct dboxfs *fs, fuse_req_t req)
 		return;
 	}
 	w->req = req;
+	reply_handed_off(req);
 	pthread_mutex_lock(&fs->flush.lock);
 	w->next = fs->flush.waiters;
 	fs->flush.waiters = w;

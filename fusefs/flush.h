@@ -13,17 +13,23 @@
  * stricter promise of before: every commit is durable when it returns.
  *
  * Atomicity across a power cut (what is durable in which order):
- * - a message's dbox record is fdatasync'ed (and an sdbox file's link
- *   in its directory fsync'ed) before the index commit that points at it
- *   is even written, so an index row that survives a power cut always
- *   points at complete bytes (SQLite's WAL keeps a commit whole or drops
- *   it, checksummed frames);
+ * - a delivery's index row is committed without syncing its dbox
+ *   record (a file fsynced in tmp/ had its record synced then,
+ *   prepare.c): the row is marked unconfirmed in the same transaction,
+ *   and every flush (dbox_store_sync) fdatasyncs the marked records
+ *   (and an sdbox file's directory) before it syncs the index, then
+ *   deletes the marks; the next read-write open after a power cut
+ *   verifies the records of the rows still marked and drops a row whose
+ *   record is not intact, so that no row points at lost bytes (SQLite's
+ *   WAL keeps a commit whole or drops it, checksummed frames);
+ *   -o sync: the record is synced before the commit, nothing is marked;
  * - the spool file a delivery came from (tmp/X, or a file closed in cur/
  *   or new/) is not removed at the commit but moved to the pending/
  *   directory beside the spool as "BOX.UID.NAME", and removed only after
  *   the flush that made its commit durable.  At the next start after an
  *   unclean stop, a pending file whose message (BOX, UID) exists with
- *   exactly its bytes is removed; any other goes back to tmp/ of its
+ *   exactly its bytes, or of its base name (its own bytes, never
+ *   synced, may be lost), is removed; any other goes back to tmp/ of its
  *   mailbox under NAME (sweep_pending): the delivery was lost with the
  *   power, and its file is where the deliverer left it;
  * - a store file (sdbox u.N, an old m.N of purge) is removed only after

@@ -112,8 +112,9 @@ static bool needs_record(uint64_t parent)
 #define KM_NEW (1u << 9)         /* in new/ */
 #define KM_NEW_INFO (1u << 10)   /* in new/ with ":2,FLAGS" */
 #define KM_STALE (1u << 11)      /* invalidated; kept until the forget */
+#define KM_SEEN (1u << 12)       /* met in a check's read of its folder */
 #define KM_INFO (KM_FLAGS | KM_NEW | KM_NEW_INFO)
-#define KM_COUNT_SHIFT 12
+#define KM_COUNT_SHIFT 13
 #define KM_COUNT_MAX (UINT32_MAX >> KM_COUNT_SHIFT)
 
 struct kc_msg {
@@ -267,6 +268,7 @@ static bool km_record(struct kcache_state *kc, const struct kc_msg *k,
 	struct kc_seg *g = km_seg(kc, k->ino);
 	uint32_t n;
 
+	DBOXFS_ASSERT_LOCKED(&kc->lock);
 	if (s == NULL) {
 		if (!km_room(kc, g))
 			return false;
@@ -300,6 +302,7 @@ static struct kc_entry *tree_find(struct kcache_state *kc, uint64_t ino)
 {
 	struct kc_entry key = { .ino = ino }, **found;
 
+	DBOXFS_ASSERT_LOCKED(&kc->lock);
 	found = tfind(&key, &kc->root, cmp_ino);
 	return found != NULL ? *found : NULL;
 }
@@ -311,6 +314,7 @@ static bool tree_record(struct kcache_state *kc, uint64_t parent,
 {
 	struct kc_entry key = { .ino = ino }, **found, *e;
 
+	DBOXFS_ASSERT_LOCKED(&kc->lock);
 	found = tfind(&key, &kc->root, cmp_ino);
 	if (found != NULL) {
 		e = *found;
@@ -358,6 +362,7 @@ static bool record(struct kcache_state *kc, uint64_t parent,
 	struct kc_entry *e = tree_find(kc, ino);
 	uint32_t carried;
 
+	DBOXFS_ASSERT_LOCKED(&kc->lock);
 	if (km_info_of(parent, name, ino, &k)) {
 		carried = e != NULL ? e->nlookup : 0;
 		if (!km_record(kc, &k, carried))
@@ -409,6 +414,7 @@ static bool km_forget(struct kcache_state *kc, uint64_t ino, uint64_t n)
 	struct kc_msg *s = km_find(kc, ino);
 	uint32_t c;
 
+	DBOXFS_ASSERT_LOCKED(&kc->lock);
 	if (s == NULL)
 		return false;
 	c = km_count(s->meta);
@@ -587,49 +593,170 @@ static void km_drop_dir(struct dboxfs *fs, uint64_t dir)
 	free(name);
 }
 
-/* Whether the message's recorded name was invalidated; *dropped: the
- * directory already dropped in this check. */
+/* The message gone from the index: the name of its directory goes
+ * (*dropped: the directory already dropped in this check). */
+static void km_check_gone(struct dboxfs *fs, const struct kc_msg *k,
+			  uint64_t *dropped)
+{
+	uint64_t parent = km_parent(k);
+
+	if (*dropped != parent)
+		km_drop_dir(fs, parent);
+	*dropped = parent;
+	fuse_lowlevel_notify_inval_inode(fs->se, k->ino, 0, 0);
+	km_mark_stale(&fs->kcache, k);
+}
+
+/* Whether the recorded name of the message m (the index's row now) was
+ * invalidated. */
+static bool km_check_found(struct dboxfs *fs, const struct kc_msg *k,
+			   struct dbox_msg *m)
+{
+	char name[DBOX_NAME_MAX + 48], now[DBOX_NAME_MAX + 48];
+	uint64_t parent = km_parent(k);
+	bool in_new;
+
+	/* the name it has now is the recorded one, or that leads elsewhere
+	 * (names are unique in a directory) */
+	view_msg_name(m, now, sizeof(now));
+	in_new = m->in_new;
+	m->flags = k->meta & KM_FLAGS;
+	m->keywords = k->keywords;
+	m->in_new = (k->meta & KM_NEW) != 0;
+	m->new_info = (k->meta & KM_NEW_INFO) != 0;
+	view_msg_name(m, name, sizeof(name));
+	if (in_new == m->in_new && strcmp(now, name) == 0)
+		return false;
+	fuse_lowlevel_notify_inval_entry(fs->se, parent, name, strlen(name));
+	km_mark_stale(&fs->kcache, k);
+	return true;
+}
+
+/* Whether the message's recorded name was invalidated, by one query of
+ * its row; *dropped as for km_check_gone. */
 static bool km_check_one(struct dboxfs *fs, const struct kc_msg *k,
 			 uint64_t *dropped)
 {
 	struct dbox_msg m;
-	char name[DBOX_NAME_MAX + 48], now[DBOX_NAME_MAX + 48];
-	bool in_new;
-	struct kc_item it = { k->ino, km_parent(k), name };
 	int ret = dbox_msg_get(fs->store,
 			       (int64_t)(k->ino >> 32 & VIEW_MAILBOX_MAX),
 			       (uint32_t)k->ino, &m, NULL);
 
 	if (ret == -ENOENT) {
-		if (*dropped != it.parent)
-			km_drop_dir(fs, it.parent);
-		*dropped = it.parent;
-		fuse_lowlevel_notify_inval_inode(fs->se, k->ino, 0, 0);
-		km_mark_stale(&fs->kcache, k);
+		km_check_gone(fs, k, dropped);
 		return true;
 	}
-	if (ret < 0)
+	return ret == 0 && km_check_found(fs, k, &m);
+}
+
+/* ------------------------------------ checks of a folder's rows at once
+ *
+ * A listed folder has a recorded name for (nearly) every message, and a
+ * change in it checked each of them with a query of its own: a folder's
+ * rows read in pages check them for a fraction of that (measured in
+ * bench/RESULTS.md, "Scale").  Each name met there is marked KM_SEEN;
+ * the names not met (their message gone, or recorded meanwhile) are
+ * checked one by one after, as before. */
+
+#define KC_WALK_MIN 256      /* fewer recorded names: a query each */
+#define KC_WALK_SHARE 8      /* ... or fewer than 1/8 of the folder's uids */
+#define KC_PAGE 1024         /* rows a query */
+
+struct km_walk {
+	struct dboxfs *fs;
+	uint32_t last_uid;
+	int invalidated;
+};
+
+static int km_walk_row(void *ctx, const struct dbox_msg *row)
+{
+	struct km_walk *w = ctx;
+	struct kcache_state *kc = &w->fs->kcache;
+	struct dbox_msg m = *row;
+	struct kc_msg k = { 0 }, *s;
+
+	w->last_uid = m.uid;
+	pthread_mutex_lock(&kc->lock);
+	s = km_find(kc, view_ino_msg(m.mailbox_id, m.uid));
+	if (s != NULL) {
+		s->meta |= KM_SEEN;
+		k = *s;
+	}
+	pthread_mutex_unlock(&kc->lock);
+	if (s != NULL && !(k.meta & KM_STALE))
+		w->invalidated += km_check_found(w->fs, &k, &m);
+	return 0;
+}
+
+/* Checks the recorded names of box's messages against its rows; false if
+ * it did not (too few names for it). */
+static bool km_walk_box(struct dboxfs *fs, int64_t box, size_t recorded,
+			int *invalidated)
+{
+	struct km_walk w = { fs, 0, 0 };
+	struct dbox_mailbox mb;
+	int got;
+
+	if (recorded < KC_WALK_MIN ||
+	    dbox_mailbox_get(fs->store, box, &mb, NULL) < 0 ||
+	    recorded * KC_WALK_SHARE < mb.next_uid)
 		return false;
-	/* the name it has now is the recorded one, or that leads elsewhere
-	 * (names are unique in a directory) */
-	view_msg_name(&m, now, sizeof(now));
-	in_new = m.in_new;
-	m.flags = k->meta & KM_FLAGS;
-	m.keywords = k->keywords;
-	m.in_new = (k->meta & KM_NEW) != 0;
-	m.new_info = (k->meta & KM_NEW_INFO) != 0;
-	view_msg_name(&m, name, sizeof(name));
-	if (in_new == m.in_new && strcmp(now, name) == 0)
+	do {
+		got = dbox_msg_list(fs->store, box, w.last_uid, -1, KC_PAGE,
+				    km_walk_row, &w, NULL);
+	} while (got == KC_PAGE);
+	/* after an error the names not met are checked one by one */
+	*invalidated += w.invalidated;
+	return true;
+}
+
+/* Recorded names (not stale) of each of c's folders (counts[i] for
+ * c->boxes[i]). */
+static void km_count_boxes(struct kcache_state *kc, const struct collect *c,
+			   size_t *counts)
+{
+	for (unsigned seg = 0; seg < KC_SEGS; seg++) {
+		pthread_mutex_lock(&kc->lock);
+		for (size_t at = 0; at < kc->segs[seg].nslots; at++) {
+			const struct kc_msg *s = &kc->segs[seg].slots[at];
+			int64_t box = (int64_t)(s->ino >> 32 &
+						VIEW_MAILBOX_MAX);
+
+			if (s->ino <= KC_TOMB || (s->meta & KM_STALE))
+				continue;
+			for (int i = 0; i < c->n; i++)
+				counts[i] += c->boxes[i] == box;
+		}
+		pthread_mutex_unlock(&kc->lock);
+	}
+}
+
+/* Whether a slot still needs a query of its own: in scope, not stale,
+ * and not met in its folder's rows.  Clears KM_SEEN. */
+static bool km_needs_one(struct kc_msg *s, const struct collect *c,
+			 const bool *walked)
+{
+	bool seen = (s->meta & KM_SEEN) != 0;
+	int64_t box = (int64_t)(s->ino >> 32 & VIEW_MAILBOX_MAX);
+
+	s->meta &= ~KM_SEEN;
+	if (s->ino <= KC_TOMB || (s->meta & KM_STALE) ||
+	    !in_scope(c, km_parent(s)))
 		return false;
-	fuse_lowlevel_notify_inval_entry(fs->se, it.parent, name,
-					 strlen(name));
-	km_mark_stale(&fs->kcache, k);
+	if (seen && walked != NULL) {
+		for (int i = 0; i < c->n; i++) {
+			if (c->boxes[i] == box && walked[i])
+				return false;
+		}
+	}
 	return true;
 }
 
 /* The compact table, a batch at a time (the lock is not held while the
- * index is read); no rehash meanwhile, so no entry moves. */
-static int km_check(struct dboxfs *fs, const struct collect *c)
+ * index is read); no rehash meanwhile, so no entry moves.  walked[i]:
+ * c->boxes[i]'s names met in its rows are checked already. */
+static int km_check_rest(struct dboxfs *fs, const struct collect *c,
+			 const bool *walked)
 {
 	struct kcache_state *kc = &fs->kcache;
 	struct kc_msg batch[KC_BATCH];
@@ -641,17 +768,12 @@ static int km_check(struct dboxfs *fs, const struct collect *c)
 	do {
 		got = 0;
 		pthread_mutex_lock(&kc->lock);
-		kc->checking = true;
 		for (; seg < KC_SEGS && got < KC_BATCH; seg++, at = 0) {
-			const struct kc_seg *g = &kc->segs[seg];
+			struct kc_seg *g = &kc->segs[seg];
 
 			for (; at < g->nslots && got < KC_BATCH; at++) {
-				const struct kc_msg *s = &g->slots[at];
-
-				if (s->ino > KC_TOMB &&
-				    !(s->meta & KM_STALE) &&
-				    in_scope(c, km_parent(s)))
-					batch[got++] = *s;
+				if (km_needs_one(&g->slots[at], c, walked))
+					batch[got++] = g->slots[at];
 			}
 			if (at < g->nslots)
 				break;   /* the batch is full */
@@ -661,9 +783,33 @@ static int km_check(struct dboxfs *fs, const struct collect *c)
 		for (size_t i = 0; i < got; i++)
 			n += km_check_one(fs, &batch[i], &dropped);
 	} while (more);
+	return n;
+}
+
+static int km_check(struct dboxfs *fs, const struct collect *c)
+{
+	struct kcache_state *kc = &fs->kcache;
+	size_t *counts = c->n > 0 ? calloc((size_t)c->n, sizeof(*counts)) :
+		NULL;
+	bool *walked = c->n > 0 ? calloc((size_t)c->n, sizeof(*walked)) :
+		NULL;
+	int n = 0;
+
+	pthread_mutex_lock(&kc->lock);
+	kc->checking = true;
+	pthread_mutex_unlock(&kc->lock);
+	if (counts != NULL && walked != NULL) {
+		km_count_boxes(kc, c, counts);
+		for (int i = 0; i < c->n; i++)
+			walked[i] = km_walk_box(fs, c->boxes[i], counts[i],
+						&n);
+	}
+	n += km_check_rest(fs, c, counts != NULL ? walked : NULL);
 	pthread_mutex_lock(&kc->lock);
 	kc->checking = false;
 	pthread_mutex_unlock(&kc->lock);
+	free(counts);
+	free(walked);
 	return n;
 }
 

@@ -10,7 +10,8 @@
  * the index any more, so every name handed out by lookup or readdirplus
  * is recorded here with the inode it led to, until the kernel forgets the
  * inode.  After a change, kcache_check() looks each recorded name of the
- * changed folders up again and invalidates those that lead elsewhere now,
+ * changed folders up again (a listed folder's rows a page at a time) and
+ * invalidates those that lead elsewhere now,
  * from the follower thread (never from a request handler: the kernel
  * holds the directory's lock while it waits for a request).
  *

@@ -4,8 +4,11 @@
 #include <errno.h>
 
 #include "attr.h"
+#include "kcache.h"
 #include "msgname.h"
 #include "node.h"
+#include "rename.h"
+#include "totmp.h"
 
 static int dir_lookup(struct dboxfs *fs, const struct view_ino *dir,
 		      const char *name, struct stat *st)
@@ -50,6 +53,55 @@ static int dir_unlink(struct dboxfs *fs, const struct view_ino *dir,
 	return ret < 0 ? -dboxfs_errno(ret) : 0;
 }
 
+/* a message of cur/ or new/ is renamed as a message (by the target's
+ * kind); tmp/'s files and those pending are backing files */
+static int dir_rename(fuse_req_t req, const struct view_ino *dir,
+		      const char *name, fuse_ino_t newparent,
+		      const struct view_ino *dst, const char *newname,
+		      unsigned int flags)
+{
+	struct dboxfs *fs = fuse_req_userdata(req);
+	struct dbox_msg m;
+
+	if (dir->sub == SUB_TMP ||
+	    msgname_in_sub(fs, dir->box, dir->sub, name, &m) != 0)
+		return rename_entry(req, dir, name, newparent, dst, newname,
+				    flags);
+	return node_of(dst)->msg_into(fs, &m, newparent, dst, newname,
+				      flags);
+}
+
+/* a message renamed into tmp/ becomes a file there (totmp.c); none
+ * trades places with a file of tmp/ */
+static int dir_msg_into(struct dboxfs *fs, const struct dbox_msg *m,
+			fuse_ino_t dir_ino, const struct view_ino *dir,
+			const char *newname, unsigned int flags)
+{
+	int ret;
+
+	if (dir->sub == SUB_TMP && (flags & RENAME_EXCHANGE))
+		return -EXDEV;
+	ret = dir->sub == SUB_TMP ?
+		totmp_rename(fs, m, dir->box, newname, flags) :
+		rename_msg_to_sub(fs, m, dir, newname, flags);
+	/* moved to another folder, or a file in tmp/ now: the kernel's
+	 * node may stand for the message it was before; it answers through
+	 * moved_to until the follower drops the name */
+	if (ret == 0 && !(flags & RENAME_EXCHANGE) &&
+	    (dir->sub == SUB_TMP || dir->box != m->mailbox_id))
+		kcache_drop_later(fs, dir_ino, newname);
+	return ret;
+}
+
+/* a link into cur/ or new/ delivers; tmp/ holds backing files */
+static int dir_link_into(fuse_req_t req, struct binode *bi, fuse_ino_t ino,
+			 const struct view_ino *dir, const char *newname)
+{
+	return dir->sub != SUB_TMP ?
+		rename_link_to_sub(req, bi, ino, dir, newname) :
+		rename_link_to_area(req, bi, ino, dir, newname);
+}
+
 const struct node_ops node_dir_ops = {
 	.lookup = dir_lookup,
 	.getattr = dir_getattr,
@@ -60,4 +112,13 @@ const struct node_ops node_dir_ops = {
 	.may_create = node_create_backing,
 	.may_mkdir = dir_may_mkdir,
 	.unlink = dir_unlink,
+	.rmdir = node_unlink_backing,
+	.rename = dir_rename,
+	.msg_into = dir_msg_into,
+	.file_into = rename_file_to_sub,
+	.link_into = dir_link_into,
+	.mailbox_of = node_no_mailbox,
+	.area = node_area_view,
+	.getxattr = node_no_xattr,
+	.listxattr = node_no_xattrs,
 };

@@ -1,12 +1,20 @@
 /* node-folder.c - the root, a mailbox's folder and an fs-layout vdir:
  * cur/ new/ tmp/, dovecot-keywords and child folders from the index,
  * and the plain files and directories clients keep beside them. */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "attr.h"
+#include "backing.h"
+#include "dirtime.h"
 #include "folders.h"
 #include "node.h"
+#include "rename.h"
+#include "vdirs.h"
 
 static int folder_lookup(struct dboxfs *fs, const struct view_ino *dir,
 			 const char *name, struct stat *st)
@@ -47,6 +55,246 @@ static int folder_unlink(struct dboxfs *fs, const struct view_ino *dir,
 	return NODE_BACKING;
 }
 
+static int folder_prefix(struct dboxfs *fs, const struct view_ino *v, char *buf,
+			 size_t len)
+{
+	struct folder_list fl;
+	int depth, ret = folders_load(fs, &fl);
+
+	if (ret < 0)
+		return ret;
+	depth = folders_prefix(&fl, fs->layout, v, buf, len);
+	folders_free(&fl);
+	return depth;
+}
+
+/* The mailbox a directory name in `v` stands for; false if the name is a
+ * plain directory there instead. */
+static int folder_mailbox_of(struct dboxfs *fs, const struct view_ino *v,
+			     const char *name, char *mailbox, size_t len,
+			     bool *is_mailbox)
+{
+	char prefix[DBOX_NAME_MAX * 4 + 1];
+	int depth;
+
+	*is_mailbox = false;
+	if (fs->layout == VIEW_MAILDIRPP) {
+		if (v->kind != VK_ROOT || name[0] != '.')
+			return 0;
+		*is_mailbox = true;
+		return view_pp_to_mailbox(name, mailbox, len);
+	}
+	if (name[0] == '.')
+		return 0;
+	depth = folder_prefix(fs, v, prefix, sizeof(prefix));
+	if (depth < 0)
+		return depth;
+	*is_mailbox = true;
+	if (strlen(name) > VIEW_NAME_MAX)
+		return -ENAMETOOLONG;
+	/* a folder called cur would be its parent's cur/ */
+	if (folders_reserved_part(name, strlen(name)))
+		return -EINVAL;
+	if (snprintf(mailbox, len, "%s%s%s", prefix, depth > 0 ? "/" : "",
+		     name) >= (int)len)
+		return -ENAMETOOLONG;
+	return dbox_mailbox_name_valid(mailbox) ? 0 : -EINVAL;
+}
+
+static bool area_empty(struct dboxfs *fs, int64_t box, enum backing_area area)
+{
+	struct dirent *e;
+	bool empty = true;
+	DIR *d;
+	int fd, dfd;
+
+	if (backing_area_dir(fs, box, area, &fd) < 0)
+		return true;
+	dfd = backing_reopen(fd, O_RDONLY | O_DIRECTORY);
+	close(fd);
+	d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	if (d == NULL) {
+		if (dfd >= 0)
+			close(dfd);
+		return true;
+	}
+	while (empty && (e = readdir(d)) != NULL)
+		empty = strcmp(e->d_name, ".") == 0 ||
+			strcmp(e->d_name, "..") == 0;
+	closedir(d);
+	return empty;
+}
+
+static int rmdir_sub(struct dboxfs *fs, const struct view_ino *parent,
+		     int64_t box, enum view_sub sub)
+{
+	struct dbox_mailbox b;
+	uint64_t count = 0;
+	int ret = dbox_mailbox_get(fs->store, box, &b, NULL);
+
+	if (ret == 0 && !(b.subdirs & (1u << sub)))
+		return -ENOENT;
+	if (ret == 0 && sub != SUB_TMP)
+		ret = dbox_msg_count(fs->store, box, sub == SUB_NEW, &count,
+				     NULL);
+	if (ret == 0 && (count > 0 ||
+			 !area_empty(fs, box, backing_area_of_sub(sub))))
+		return -ENOTEMPTY;
+	if (ret == 0)
+		ret = dbox_mailbox_set_subdirs(fs->store, box,
+					       b.subdirs & ~(1u << sub), NULL);
+	if (ret == 0)
+		dirtime_folder_changed(fs, parent);
+	return ret;
+}
+
+int node_folder_rmdir_mailbox(struct dboxfs *fs, int64_t box)
+{
+	struct dbox_mailbox b;
+	struct dbox_err err = { "" };
+	int ret = dbox_mailbox_get(fs->store, box, &b, NULL);
+
+	if (ret < 0)
+		return ret;
+	/* as Dovecot: INBOX stays (delivery goes there) */
+	if (box == fs->inbox_id)
+		return -EPERM;
+	if (b.subdirs != 0 || !area_empty(fs, box, AREA_FILES))
+		return -ENOTEMPTY;
+	/* maildir++: .A.B is a sibling of .A on disk and stays */
+	ret = fs->layout == VIEW_MAILDIRPP ?
+		dbox_mailbox_delete_one(fs->store, b.name, &err) :
+		dbox_mailbox_delete(fs->store, b.name, &err);
+	if (ret == 0)
+		backing_forget_mailbox(fs, box);
+	/* an entry of a parent of that name (made by another program in
+	 * a stored parent) would bring it back as an empty parent */
+	if (ret == 0 && fs->layout == VIEW_FS)
+		vdirs_remove(dbox_store_files_dir(fs->store), b.name);
+	if (ret < 0 && ret != -ENOTEMPTY)
+		fuse_log(FUSE_LOG_ERR, "dboxfs: rmdir %s: %s\n", b.name,
+			 err.msg);
+	return ret;
+}
+
+/* An fs-layout directory that only holds other mailboxes. */
+bool node_folder_is_vdir(struct dboxfs *fs, const struct view_ino *v,
+			 const char *name)
+{
+	char prefix[DBOX_NAME_MAX * 4 + 1];
+	struct folder_list fl;
+	struct folder_child c;
+	int depth;
+	bool found = false;
+
+	if (folders_load(fs, &fl) < 0)
+		return false;
+	depth = folders_prefix(&fl, fs->layout, v, prefix, sizeof(prefix));
+	if (depth >= 0 && folders_lookup(&fl, fs->layout, prefix,
+					 (unsigned int)depth, fs->inbox_id,
+					 name, &c) == 0)
+		found = (c.ino >> 60) == VK_VDIR;
+	folders_free(&fl);
+	return found;
+}
+
+int node_folder_vdir_empty(struct dboxfs *fs, const struct view_ino *v,
+			   const char *name)
+{
+	char prefix[DBOX_NAME_MAX * 4 + 1], full[DBOX_NAME_MAX * 8 + 2];
+	struct folder_list fl;
+	struct folder_child c;
+	int depth, ret = folders_load(fs, &fl);
+
+	if (ret < 0)
+		return ret;
+	depth = folders_prefix(&fl, fs->layout, v, prefix, sizeof(prefix));
+	ret = depth < 0 ? depth : folders_lookup(&fl, fs->layout, prefix,
+						 (unsigned int)depth,
+						 fs->inbox_id, name, &c);
+	if (ret == 0 && (c.ino >> 60) != VK_VDIR)
+		ret = -ENOENT;
+	snprintf(full, sizeof(full), "%s%s%s", prefix, depth > 0 ? "/" : "",
+		 name);
+	if (ret == 0 && folders_count_children(&fl, fs->layout, full,
+					       (unsigned int)depth + 1,
+					       fs->inbox_id) > 0)
+		ret = -ENOTEMPTY;
+	folders_free(&fl);
+	return ret;
+}
+
+/* An empty fs-layout parent goes with its stored entry, as an empty
+ * directory does (one with folders below it is ENOTEMPTY). */
+static int rmdir_vdir(struct dboxfs *fs, const struct view_ino *v,
+		      const char *name, const char *mailbox)
+{
+	int ret = node_folder_vdir_empty(fs, v, name);
+
+	if (ret == 0)
+		ret = vdirs_remove(dbox_store_files_dir(fs->store), mailbox);
+	return ret;
+}
+
+/* an empty parent kept after its last folder went is there (a name
+ * starting with a dot is a plain directory) */
+static int folder_may_mkdir(struct dboxfs *fs, const struct view_ino *dir,
+			    const char *name)
+{
+	return fs->layout == VIEW_FS && name[0] != '.' &&
+		node_folder_is_vdir(fs, dir, name) ? -EEXIST : 0;
+}
+
+/* rmdir of a mailbox's cur/ new/ tmp/ (a folder made by mkdir loses
+ * them one by one, as a real maildir), of a folder (its mailbox, when
+ * empty); anything else is a backing directory */
+static int folder_rmdir(struct dboxfs *fs, const struct view_ino *v,
+			const char *name)
+{
+	char mailbox[DBOX_NAME_MAX * 4 + 1];
+	struct dbox_mailbox b;
+	enum view_sub sub;
+	bool is_mailbox;
+	uint64_t own;
+	int64_t box;
+	int ret;
+
+	box = folders_dir_mailbox(fs->layout, fs->inbox_id, v);
+	if (box != 0 && view_sub_of_name(name, &sub))
+		return rmdir_sub(fs, v, box, sub);
+	ret = folder_mailbox_of(fs, v, name, mailbox, sizeof(mailbox),
+				&is_mailbox);
+	if (ret < 0 || !is_mailbox)
+		return NODE_BACKING;
+	own = dirtime_own_begin(fs, mailbox, DIRTIME_WENT);
+	if (dbox_mailbox_lookup(fs->store, mailbox, &b, NULL) == 0)
+		ret = node_folder_rmdir_mailbox(fs, b.id);
+	else
+		ret = fs->layout == VIEW_FS ?
+			rmdir_vdir(fs, v, name, mailbox) : -ENOENT;
+	dirtime_own_end(fs, own, ret == 0);
+	if (ret == 0)
+		dirtime_folder_changed(fs, v);
+	/* maildir++: a dot-name that is no mailbox may still be a plain
+	 * directory */
+	return ret != -ENOENT || fs->layout == VIEW_FS ? ret : NODE_BACKING;
+}
+
+/* a mailbox's cur/ new/ tmp/ stay where they are */
+static int folder_rename(fuse_req_t req, const struct view_ino *dir,
+			 const char *name, fuse_ino_t newparent,
+			 const struct view_ino *dst, const char *newname,
+			 unsigned int flags)
+{
+	struct dboxfs *fs = fuse_req_userdata(req);
+	enum view_sub sub;
+
+	if (folders_dir_mailbox(fs->layout, fs->inbox_id, dir) != 0 &&
+	    view_sub_of_name(name, &sub))
+		return -EPERM;
+	return rename_entry(req, dir, name, newparent, dst, newname, flags);
+}
+
 const struct node_ops node_folder_ops = {
 	.lookup = folder_lookup,
 	.getattr = folder_getattr,
@@ -55,6 +303,15 @@ const struct node_ops node_folder_ops = {
 	.open = node_dir_open,
 	.read = node_dir_read,
 	.may_create = folder_may_create,
-	.may_mkdir = node_mkdir_backing,
+	.may_mkdir = folder_may_mkdir,
 	.unlink = folder_unlink,
+	.rmdir = folder_rmdir,
+	.rename = folder_rename,
+	.msg_into = rename_msg_refused,
+	.file_into = rename_file_to_area,
+	.link_into = rename_link_to_area,
+	.mailbox_of = folder_mailbox_of,
+	.area = node_area_view,
+	.getxattr = node_no_xattr,
+	.listxattr = node_no_xattrs,
 };

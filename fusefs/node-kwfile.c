@@ -5,6 +5,7 @@
 #include "attr.h"
 #include "fileio.h"
 #include "node.h"
+#include "rename.h"
 
 static int kwfile_getattr(struct dboxfs *fs, const struct view_ino *v,
 			  struct stat *st)
@@ -43,4 +44,8 @@ const struct node_ops node_kwfile_ops = {
 	.may_create = node_no_create,
 	.may_mkdir = node_no_mkdir,
 	.unlink = node_unlink_backing,
+	RENAME_BACKING_OPS,
+	.area = node_area_view,
+	.getxattr = node_no_xattr,
+	.listxattr = node_no_xattrs,
 };

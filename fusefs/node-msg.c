@@ -2,12 +2,15 @@
  * tmp/ is a file there (totmp.c): its node, or the node it had before a
  * move to another folder, then answers as that file (moved_file_node). */
 #include <errno.h>
+#include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "attr.h"
 #include "fileio.h"
 #include "moved.h"
 #include "node.h"
+#include "rename.h"
 
 /* Messages: the received time (mtime) and the mode change and persist,
  * so that rsync -a finds nothing to do the second time; the owner follows
@@ -85,6 +88,52 @@ static void msg_read(struct dboxfs *fs, fuse_req_t req,
 		fileio_read_msg_ino(fs, req, v->box, v->uid, v->ino, size, off);
 }
 
+/* what a message tells about itself: its GUID, uid, save time, mailbox
+ * and where its bytes are */
+static int msg_getxattr(struct dboxfs *fs, const struct view_ino *v,
+			const char *name, char *buf, size_t len)
+{
+	struct dbox_msg m;
+	char path[4096], box[DBOX_NAME_MAX * 4 + 1];
+	int ret;
+
+	ret = dbox_msg_get(fs->store, v->box, v->uid, &m, NULL);
+	if (ret < 0)
+		return ret;
+	if (strcmp(name, "user.dbox.guid") == 0)
+		return snprintf(buf, len, "%s", m.guid);
+	if (strcmp(name, "user.dbox.uid") == 0)
+		return snprintf(buf, len, "%u", m.uid);
+	if (strcmp(name, "user.dbox.saved") == 0)
+		return snprintf(buf, len, "%lld", (long long)m.saved);
+	if (strcmp(name, "user.dbox.mailbox") == 0) {
+		struct dbox_mailbox b;
+
+		ret = dbox_mailbox_get(fs->store, v->box, &b, NULL);
+		if (ret < 0)
+			return ret;
+		snprintf(box, sizeof(box), "%s", b.name);
+		return snprintf(buf, len, "%s", box);
+	}
+	if (strcmp(name, "user.dbox.file") == 0) {
+		ret = dbox_msg_file_path(fs->store, &m, path, sizeof(path));
+		if (ret < 0)
+			return ret;
+		return snprintf(buf, len, "%s:%llu", path,
+				(unsigned long long)dbox_msg_file_offset(&m));
+	}
+	return -ENODATA;
+}
+
+static size_t msg_listxattr(const struct view_ino *v, const char **names_r)
+{
+	static const char names[] = "user.dbox.guid\0user.dbox.uid\0"
+		"user.dbox.mailbox\0user.dbox.file\0user.dbox.saved";
+
+	*names_r = names;
+	return sizeof(names);
+}
+
 const struct node_ops node_msg_ops = {
 	.lookup = node_no_lookup,
 	.getattr = msg_getattr,
@@ -95,4 +144,8 @@ const struct node_ops node_msg_ops = {
 	.may_create = node_no_create,
 	.may_mkdir = node_no_mkdir,
 	.unlink = node_unlink_backing,
+	RENAME_BACKING_OPS,
+	.area = node_area_view,
+	.getxattr = msg_getxattr,
+	.listxattr = msg_listxattr,
 };

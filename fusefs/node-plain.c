@@ -12,6 +12,7 @@
 #include "fileio.h"
 #include "handles.h"
 #include "node.h"
+#include "rename.h"
 #include "prepare.h"
 
 static int plain_lookup(struct dboxfs *fs, const struct view_ino *dir,
@@ -110,6 +111,21 @@ static void plain_read(struct dboxfs *fs, fuse_req_t req,
 	fileio_read_plain_ino(fs, req, v->ino, size, off);
 }
 
+/* a backing directory's own files */
+static int plain_area(struct dboxfs *fs, const struct view_ino *v,
+		      int *dirfd_r, enum backing_area *area_r, int64_t *box_r)
+{
+	struct binode *bi = backing_get(fs, v->ino);
+
+	if (bi == NULL)
+		return -ENOENT;
+	*dirfd_r = dup(backing_dirfd(bi));
+	*area_r = bi->area;
+	*box_r = bi->box;
+	backing_put(fs, bi);
+	return *dirfd_r < 0 ? -errno : 0;
+}
+
 const struct node_ops node_plain_ops = {
 	.lookup = plain_lookup,
 	.getattr = plain_getattr,
@@ -120,4 +136,8 @@ const struct node_ops node_plain_ops = {
 	.may_create = node_create_backing,
 	.may_mkdir = node_mkdir_backing,
 	.unlink = node_unlink_backing,
+	RENAME_BACKING_OPS,
+	.area = plain_area,
+	.getxattr = node_no_xattr,
+	.listxattr = node_no_xattrs,
 };

@@ -128,3 +128,30 @@ void node_dir_read(struct dboxfs *fs, fuse_req_t req, const struct view_ino *v,
 	(void)v; (void)size; (void)off;
 	fuse_reply_err(req, EISDIR);
 }
+
+int node_no_mailbox(struct dboxfs *fs, const struct view_ino *dir,
+		    const char *name, char *mailbox, size_t len,
+		    bool *is_mailbox)
+{
+	(void)fs; (void)dir; (void)name; (void)mailbox; (void)len;
+	*is_mailbox = false;
+	return 0;
+}
+
+int node_area_view(struct dboxfs *fs, const struct view_ino *v, int *dirfd_r,
+		   enum backing_area *area_r, int64_t *box_r)
+{
+	return attr_area_dirfd(fs, v, dirfd_r, area_r, box_r);
+}
+
+int node_no_xattr(struct dboxfs *fs, const struct view_ino *v,
+		  const char *name, char *buf, size_t len)
+{
+	return -ENODATA;
+}
+
+size_t node_no_xattrs(const struct view_ino *v, const char **names_r)
+{
+	*names_r = NULL;
+	return 0;
+}

@@ -12,6 +12,7 @@
 
 #include <sys/stat.h>
 
+#include "backing.h"
 #include "dboxfs.h"
 #include "readdir.h"
 
@@ -47,9 +48,50 @@ struct node_ops {
 	 * dir's backing area, which the caller unlinks. */
 	int (*unlink)(struct dboxfs *fs, const struct view_ino *dir,
 		      const char *name);
+	/* Removes directory name from dir: as unlink. */
+	int (*rmdir)(struct dboxfs *fs, const struct view_ino *dir,
+		     const char *name);
+	/* rename(2) of name out of dir (to newname in dst, newparent's
+	 * view): 0, -errno, or NODE_REPLIED (the committer replies).  The
+	 * source's kind says what moves; the target's (msg_into,
+	 * file_into) what it becomes there. */
+	int (*rename)(fuse_req_t req, const struct view_ino *dir,
+		      const char *name, fuse_ino_t newparent,
+		      const struct view_ino *dst, const char *newname,
+		      unsigned int flags);
+	/* Message m renamed into dir (inode dir_ino) as newname: 0 or
+	 * -errno. */
+	int (*msg_into)(struct dboxfs *fs, const struct dbox_msg *m,
+			fuse_ino_t dir_ino, const struct view_ino *dir,
+			const char *newname, unsigned int flags);
+	/* Backing file name of directory src renamed into dir as newname:
+	 * as rename. */
+	int (*file_into)(fuse_req_t req, const struct view_ino *src,
+			 const char *name, const struct view_ino *dir,
+			 const char *newname, unsigned int flags);
+	/* link(2) of backing file bi (inode ino) into dir as newname:
+	 * NODE_REPLIED (the request has its reply) or -errno. */
+	int (*link_into)(fuse_req_t req, struct binode *bi, fuse_ino_t ino,
+			 const struct view_ino *dir, const char *newname);
+	/* The mailbox a directory named name in dir stands for (0 and
+	 * *is_mailbox false: a plain directory there instead). */
+	int (*mailbox_of)(struct dboxfs *fs, const struct view_ino *dir,
+			  const char *name, char *mailbox, size_t len,
+			  bool *is_mailbox);
+	/* The backing area directory v shows (O_PATH fd). */
+	int (*area)(struct dboxfs *fs, const struct view_ino *v, int *dirfd_r,
+		    enum backing_area *area_r, int64_t *box_r);
+	/* Extended attribute name of v into buf: its length, or -errno
+	 * (-ENODATA: none by that name). */
+	int (*getxattr)(struct dboxfs *fs, const struct view_ino *v,
+			const char *name, char *buf, size_t len);
+	/* The names of v's extended attributes (each NUL-terminated): the
+	 * length of *names_r. */
+	size_t (*listxattr)(const struct view_ino *v, const char **names_r);
 };
 
 #define NODE_BACKING 1
+#define NODE_REPLIED 2
 
 extern const struct node_ops node_folder_ops, node_dir_ops, node_msg_ops,
 	node_kwfile_ops, node_plain_ops;
@@ -77,6 +119,27 @@ int node_no_mkdir(struct dboxfs *fs, const struct view_ino *dir,
 		  const char *name);
 int node_unlink_backing(struct dboxfs *fs, const struct view_ino *dir,
 			const char *name);
+/* Directories that stand for no mailbox; the backing area of any node
+ * but a backing directory. */
+int node_no_mailbox(struct dboxfs *fs, const struct view_ino *dir,
+		    const char *name, char *mailbox, size_t len,
+		    bool *is_mailbox);
+/* Nodes without extended attributes. */
+int node_no_xattr(struct dboxfs *fs, const struct view_ino *v,
+		  const char *name, char *buf, size_t len);
+size_t node_no_xattrs(const struct view_ino *v, const char **names_r);
+int node_area_view(struct dboxfs *fs, const struct view_ino *v, int *dirfd_r,
+		   enum backing_area *area_r, int64_t *box_r);
+/* node-folder.c, for the rename of folders: removing an empty mailbox;
+ * whether name in dir is an fs-layout directory that only holds
+ * mailboxes (a parent that is no mailbox); whether that parent holds
+ * nothing: 0, -ENOTEMPTY, or -ENOENT if it is none (a folder, or
+ * nothing). */
+int node_folder_rmdir_mailbox(struct dboxfs *fs, int64_t box);
+bool node_folder_is_vdir(struct dboxfs *fs, const struct view_ino *dir,
+			 const char *name);
+int node_folder_vdir_empty(struct dboxfs *fs, const struct view_ino *dir,
+			   const char *name);
 int node_dir_setattr(struct dboxfs *fs, const struct view_ino *v,
 		     const struct stat *attr, int to_set,
 		     struct fuse_file_info *fi);

@@ -1,7 +1,8 @@
 /* ops-write.c - the write side of the maildir view (maildir-view.md
  * sections 3-5): the helpers every change starts with, unlink (what it
  * does in each kind of directory: node.h) and symlinks.  Delivery is in
- * deliver.c, mkdir/rmdir in dirs.c, rename and link in rename.c,
+ * deliver.c, mkdir/rmdir in dirs.c, rename and link by the node kinds
+ * (node.h, rename.c),
  * setattr in the node kinds (node-msg.c, node-plain.c, node.c).
  *
  * Every change to a message or folder is one index transaction that is
@@ -47,18 +48,7 @@ bool opw_begin_change(fuse_req_t req, fuse_ino_t parent, struct view_ino *v)
 int opw_area_of(struct dboxfs *fs, const struct view_ino *v, int *dirfd_r,
 		   enum backing_area *area_r, int64_t *box_r)
 {
-	if (v->kind == VK_PLAIN) {
-		struct binode *bi = backing_get(fs, v->ino);
-
-		if (bi == NULL)
-			return -ENOENT;
-		*dirfd_r = dup(backing_dirfd(bi));
-		*area_r = bi->area;
-		*box_r = bi->box;
-		backing_put(fs, bi);
-		return *dirfd_r < 0 ? -errno : 0;
-	}
-	return attr_area_dirfd(fs, v, dirfd_r, area_r, box_r);
+	return node_of(v)->area(fs, v, dirfd_r, area_r, box_r);
 }
 
 void opw_reply_backing_entry(fuse_req_t req, int dirfd, const char *name,
@@ -109,6 +99,54 @@ void opw_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	fuse_reply_err(req, -ret);
 }
 
+
+/* ------------------------------------------------------ rename, link */
+
+/* The kind of the source directory decides (node.h: rename), the kind of
+ * the target what the entry becomes there; replied here unless the
+ * committer replies. */
+void opw_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		fuse_ino_t newparent, const char *newname, unsigned int flags)
+{
+	struct view_ino src, dst;
+	int ret;
+
+	if (opw_refuse_readonly(req))
+		return;
+	if (!view_ino_decode(parent, &src) || !view_ino_decode(newparent, &dst)) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	ret = node_of(&src)->rename(req, &src, name, newparent, &dst, newname,
+				    flags);
+	if (ret == NODE_REPLIED)
+		return;
+	fuse_reply_err(req, ret < 0 ? dboxfs_errno(ret) : 0);
+}
+
+void opw_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+	      const char *newname)
+{
+	struct dboxfs *fs = fuse_req_userdata(req);
+	struct view_ino dst;
+	struct binode *bi;
+	int64_t msg_box;
+	uint32_t msg_uid;
+	int ret;
+
+	if (opw_refuse_readonly(req))
+		return;
+	bi = backing_get(fs, ino);
+	/* messages are linked nowhere: tools copy instead */
+	if (bi == NULL || backing_msg_of(fs, bi, &msg_box, &msg_uid) ||
+	    !view_ino_decode(newparent, &dst))
+		ret = -EXDEV;
+	else
+		ret = node_of(&dst)->link_into(req, bi, ino, &dst, newname);
+	backing_put(fs, bi);
+	if (ret != NODE_REPLIED)
+		fuse_reply_err(req, -ret);
+}
 
 /* ------------------------------------------------- symlinks, attributes */
 

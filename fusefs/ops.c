@@ -168,48 +168,11 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &sv);
 }
 
-static int msg_xattr(struct dboxfs *fs, uint64_t ino, const char *name,
-		     char *buf, size_t len)
-{
-	struct view_ino v;
-	struct dbox_msg m;
-	char path[4096], box[DBOX_NAME_MAX * 4 + 1];
-	int ret;
-
-	if (!view_ino_decode(ino, &v) || v.kind != VK_MSG)
-		return -ENODATA;
-	ret = dbox_msg_get(fs->store, v.box, v.uid, &m, NULL);
-	if (ret < 0)
-		return ret;
-	if (strcmp(name, "user.dbox.guid") == 0)
-		return snprintf(buf, len, "%s", m.guid);
-	if (strcmp(name, "user.dbox.uid") == 0)
-		return snprintf(buf, len, "%u", m.uid);
-	if (strcmp(name, "user.dbox.saved") == 0)
-		return snprintf(buf, len, "%lld", (long long)m.saved);
-	if (strcmp(name, "user.dbox.mailbox") == 0) {
-		struct dbox_mailbox b;
-
-		ret = dbox_mailbox_get(fs->store, v.box, &b, NULL);
-		if (ret < 0)
-			return ret;
-		snprintf(box, sizeof(box), "%s", b.name);
-		return snprintf(buf, len, "%s", box);
-	}
-	if (strcmp(name, "user.dbox.file") == 0) {
-		ret = dbox_msg_file_path(fs->store, &m, path, sizeof(path));
-		if (ret < 0)
-			return ret;
-		return snprintf(buf, len, "%s:%llu", path,
-				(unsigned long long)dbox_msg_file_offset(&m));
-	}
-	return -ENODATA;
-}
-
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			size_t size)
 {
 	struct dboxfs *fs = fuse_req_userdata(req);
+	struct view_ino v;
 	char buf[4200];
 	int n;
 
@@ -219,7 +182,9 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		fuse_reply_err(req, EOPNOTSUPP);
 		return;
 	}
-	n = msg_xattr(fs, ino, name, buf, sizeof(buf));
+	n = view_ino_decode(ino, &v) ?
+		node_of(&v)->getxattr(fs, &v, name, buf, sizeof(buf)) :
+		-ENODATA;
 	if (n < 0)
 		fuse_reply_err(req, -n == ENOENT ? ENODATA : dboxfs_errno(n));
 	else if (size == 0)
@@ -232,23 +197,17 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	static const char names[] = "user.dbox.guid\0user.dbox.uid\0"
-		"user.dbox.mailbox\0user.dbox.file\0user.dbox.saved";
+	const char *names = NULL;
 	struct view_ino v;
+	size_t len = view_ino_decode(ino, &v) ?
+		node_of(&v)->listxattr(&v, &names) : 0;
 
-	if (!view_ino_decode(ino, &v) || v.kind != VK_MSG) {
-		if (size == 0)
-			fuse_reply_xattr(req, 0);
-		else
-			fuse_reply_buf(req, NULL, 0);
-		return;
-	}
 	if (size == 0)
-		fuse_reply_xattr(req, sizeof(names));
-	else if (size < sizeof(names))
+		fuse_reply_xattr(req, len);
+	else if (size < len)
 		fuse_reply_err(req, ERANGE);
 	else
-		fuse_reply_buf(req, names, sizeof(names));
+		fuse_reply_buf(req, names, len);
 }
 
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
@@ -354,39 +313,155 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		opw_fsync(req, ino, datasync, fi);
 }
 
+/* Each entry point in its request's reply scope (reply.h): the handler
+ * replies exactly once, or hands the request to a thread that does. */
+#define CHECKED(op, handler, params, args) \
+	static void checked_##op params \
+	{ \
+		reply_scope_begin(req); \
+		handler args; \
+		reply_scope_end(req); \
+	}
+
+CHECKED(lookup, op_lookup,
+	(fuse_req_t req, fuse_ino_t parent, const char *name),
+	(req, parent, name))
+CHECKED(forget, op_forget,
+	(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup),
+	(req, ino, nlookup))
+CHECKED(forget_multi, op_forget_multi,
+	(fuse_req_t req, size_t count, struct fuse_forget_data *forgets),
+	(req, count, forgets))
+CHECKED(getattr, op_getattr,
+	(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi),
+	(req, ino, fi))
+CHECKED(opendir, readdir_open,
+	(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi),
+	(req, ino, fi))
+CHECKED(releasedir, readdir_release,
+	(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi),
+	(req, ino, fi))
+CHECKED(readdir, op_readdir,
+	(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+	 struct fuse_file_info *fi),
+	(req, ino, size, off, fi))
+CHECKED(readdirplus, op_readdirplus,
+	(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+	 struct fuse_file_info *fi),
+	(req, ino, size, off, fi))
+CHECKED(fsyncdir, readdir_fsync,
+	(fuse_req_t req, fuse_ino_t ino, int datasync,
+	 struct fuse_file_info *fi),
+	(req, ino, datasync, fi))
+CHECKED(open, op_open,
+	(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi),
+	(req, ino, fi))
+CHECKED(read, op_read,
+	(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+	 struct fuse_file_info *fi),
+	(req, ino, size, off, fi))
+CHECKED(release, fileio_release,
+	(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi),
+	(req, ino, fi))
+CHECKED(statfs, op_statfs,
+	(fuse_req_t req, fuse_ino_t ino),
+	(req, ino))
+CHECKED(getxattr, op_getxattr,
+	(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size),
+	(req, ino, name, size))
+CHECKED(listxattr, op_listxattr,
+	(fuse_req_t req, fuse_ino_t ino, size_t size),
+	(req, ino, size))
+CHECKED(setxattr, op_setxattr,
+	(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+	 size_t size, int flags),
+	(req, ino, name, value, size, flags))
+CHECKED(removexattr, op_removexattr,
+	(fuse_req_t req, fuse_ino_t ino, const char *name),
+	(req, ino, name))
+CHECKED(create, opw_create,
+	(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+	 struct fuse_file_info *fi),
+	(req, parent, name, mode, fi))
+CHECKED(mknod, opw_mknod,
+	(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+	 dev_t rdev),
+	(req, parent, name, mode, rdev))
+CHECKED(mkdir, opw_mkdir,
+	(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode),
+	(req, parent, name, mode))
+CHECKED(rmdir, opw_rmdir,
+	(fuse_req_t req, fuse_ino_t parent, const char *name),
+	(req, parent, name))
+CHECKED(unlink, opw_unlink,
+	(fuse_req_t req, fuse_ino_t parent, const char *name),
+	(req, parent, name))
+CHECKED(rename, opw_rename,
+	(fuse_req_t req, fuse_ino_t parent, const char *name,
+	 fuse_ino_t newparent, const char *newname, unsigned int flags),
+	(req, parent, name, newparent, newname, flags))
+CHECKED(link, opw_link,
+	(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+	 const char *newname),
+	(req, ino, newparent, newname))
+CHECKED(symlink, opw_symlink,
+	(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name),
+	(req, link, parent, name))
+CHECKED(readlink, opw_readlink,
+	(fuse_req_t req, fuse_ino_t ino),
+	(req, ino))
+CHECKED(setattr, op_setattr,
+	(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+	 struct fuse_file_info *fi),
+	(req, ino, attr, to_set, fi))
+CHECKED(write_buf, opw_write_buf,
+	(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *buf, off_t off,
+	 struct fuse_file_info *fi),
+	(req, ino, buf, off, fi))
+CHECKED(fsync, op_fsync,
+	(fuse_req_t req, fuse_ino_t ino, int datasync,
+	 struct fuse_file_info *fi),
+	(req, ino, datasync, fi))
+CHECKED(flush, op_flush,
+	(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi),
+	(req, ino, fi))
+CHECKED(fallocate, opw_fallocate,
+	(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+	 struct fuse_file_info *fi),
+	(req, ino, mode, offset, length, fi))
+
 const struct fuse_lowlevel_ops dboxfs_ops = {
 	.init = op_init,
 	.destroy = op_destroy,
-	.lookup = op_lookup,
-	.forget = op_forget,
-	.forget_multi = op_forget_multi,
-	.getattr = op_getattr,
-	.opendir = readdir_open,
-	.releasedir = readdir_release,
-	.readdir = op_readdir,
-	.readdirplus = op_readdirplus,
-	.fsyncdir = readdir_fsync,
-	.open = op_open,
-	.read = op_read,
-	.release = fileio_release,
-	.statfs = op_statfs,
-	.getxattr = op_getxattr,
-	.listxattr = op_listxattr,
-	.setxattr = op_setxattr,
-	.removexattr = op_removexattr,
-	.create = opw_create,
-	.mknod = opw_mknod,
-	.mkdir = opw_mkdir,
-	.rmdir = opw_rmdir,
-	.unlink = opw_unlink,
-	.rename = opw_rename,
-	.link = opw_link,
-	.symlink = opw_symlink,
-	.readlink = opw_readlink,
-	.setattr = op_setattr,
-	.write_buf = opw_write_buf,
-	.fsync = op_fsync,
-	.flush = op_flush,
-	.fallocate = opw_fallocate,
+	.lookup = checked_lookup,
+	.forget = checked_forget,
+	.forget_multi = checked_forget_multi,
+	.getattr = checked_getattr,
+	.opendir = checked_opendir,
+	.releasedir = checked_releasedir,
+	.readdir = checked_readdir,
+	.readdirplus = checked_readdirplus,
+	.fsyncdir = checked_fsyncdir,
+	.open = checked_open,
+	.read = checked_read,
+	.release = checked_release,
+	.statfs = checked_statfs,
+	.getxattr = checked_getxattr,
+	.listxattr = checked_listxattr,
+	.setxattr = checked_setxattr,
+	.removexattr = checked_removexattr,
+	.create = checked_create,
+	.mknod = checked_mknod,
+	.mkdir = checked_mkdir,
+	.rmdir = checked_rmdir,
+	.unlink = checked_unlink,
+	.rename = checked_rename,
+	.link = checked_link,
+	.symlink = checked_symlink,
+	.readlink = checked_readlink,
+	.setattr = checked_setattr,
+	.write_buf = checked_write_buf,
+	.fsync = checked_fsync,
+	.flush = checked_flush,
+	.fallocate = checked_fallocate,
 };
-

@@ -1,5 +1,5 @@
-/* ops.h - the write side's entry points (ops-write.c, deliver.c, dirs.c,
- * rename.c), which ops.c's table names, and the helpers they share.
+/* ops.h - the write side's entry points (ops-write.c, deliver.c, dirs.c),
+ * which ops.c's table names, and the helpers they share.
  * Nothing below them (the node kinds, attr.c, commit.c, ...) includes
  * this. */
 #ifndef DBOXFS_OPS_H
@@ -28,17 +28,6 @@ int opw_area_of(struct dboxfs *fs, const struct view_ino *v, int *dirfd_r,
 		enum backing_area *area_r, int64_t *box_r);
 void opw_reply_backing_entry(fuse_req_t req, int dirfd, const char *name,
 			     int64_t box, enum backing_area area);
-/* dirs.c, for rename.c: the mailbox a directory named name in v stands
- * for; removing an empty mailbox; whether name in v is a virtual dir. */
-int opw_mailbox_for_dirname(struct dboxfs *fs, const struct view_ino *v,
-			    const char *name, char *mailbox, size_t len,
-			    bool *is_mailbox);
-int opw_rmdir_mailbox(struct dboxfs *fs, int64_t box);
-bool opw_is_vdir(struct dboxfs *fs, const struct view_ino *v, const char *name);
-/* Whether that directory holds nothing: 0, -ENOTEMPTY, or -ENOENT if
- * it is none (a folder, or nothing). */
-int opw_vdir_empty(struct dboxfs *fs, const struct view_ino *v,
-		   const char *name);
 int opw_create_target(struct dboxfs *fs, const struct view_ino *v,
 		      const char *name, int *dirfd_r, enum backing_area *area_r,
 		      int64_t *box_r);

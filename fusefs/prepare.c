@@ -54,6 +54,7 @@ static struct prepared *unlink_stale(struct prepare_list *pl, uint64_t ino,
 	struct prepared **pp = &pl->head, *gone = NULL, *p;
 	unsigned int kept = 0;
 
+	DBOXFS_ASSERT_LOCKED(&pl->lock);
 	while ((p = *pp) != NULL) {
 		/* newest first: what is past the limit is the oldest */
 		if (p->ino == ino || now - p->when > PREPARED_TTL_NS ||

@@ -1,7 +1,9 @@
-/* rename.c - rename and link: deliveries from tmp/, flag changes,
- * moves between folders, folder renames, and plain files (maildir-view.md
- * sections 3-5). */
-#include <dirent.h>
+/* rename.c - what rename(2) and link(2) do, for the handlers of the node
+ * kinds (node.h: rename, msg_into, file_into, link_into): deliveries from
+ * tmp/, flag changes, moves between folders, folder renames, and plain
+ * files (maildir-view.md sections 3-5).  The kind of the source directory
+ * says what moves, the kind of the target what it becomes; nothing here
+ * asks a node's kind. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -14,18 +16,13 @@
 #include "commit.h"
 #include "dirtime.h"
 #include "folders.h"
-#include "kcache.h"
-#include "ops.h"
+#include "moved.h"
+#include "msgname.h"
+#include "node.h"
 #include "prepare.h"
-#include "totmp.h"
+#include "rename.h"
+#include "reply.h"
 #include "vdirs.h"
-
-#ifndef RENAME_NOREPLACE
-#define RENAME_NOREPLACE (1 << 0)
-#endif
-#ifndef RENAME_EXCHANGE
-#define RENAME_EXCHANGE (1 << 1)
-#endif
 
 /* ------------------------------------------------------------- rename */
 
@@ -93,10 +90,10 @@ static int rename_folder_target(struct dboxfs *fs,
 
 	if (dbox_mailbox_lookup(fs->store, to, &b, NULL) == 0)
 		return (flags & RENAME_NOREPLACE) ? -EEXIST :
-			opw_rmdir_mailbox(fs, b.id);
+			node_folder_rmdir_mailbox(fs, b.id);
 	/* an empty parent is replaced (its entry goes with the rename) */
-	ret = fs->layout == VIEW_FS ? opw_vdir_empty(fs, dst_dir, newname) :
-		-ENOENT;
+	ret = fs->layout == VIEW_FS ?
+		node_folder_vdir_empty(fs, dst_dir, newname) : -ENOENT;
 	if (ret != -ENOENT && (flags & RENAME_NOREPLACE))
 		return -EEXIST;
 	return ret == -ENOENT ? 0 : ret;
@@ -114,12 +111,12 @@ static int rename_folder(struct dboxfs *fs, const struct view_ino *src_dir,
 	struct dbox_mailbox b;
 	uint64_t own_from, own_to;
 	bool a, c, src_vdir = false;
-	int ret = opw_mailbox_for_dirname(fs, src_dir, name, from,
-					  sizeof(from), &a);
+	int ret = node_of(src_dir)->mailbox_of(fs, src_dir, name, from,
+					       sizeof(from), &a);
 
 	if (ret == 0)
-		ret = opw_mailbox_for_dirname(fs, dst_dir, newname, to,
-					      sizeof(to), &c);
+		ret = node_of(dst_dir)->mailbox_of(fs, dst_dir, newname, to,
+						   sizeof(to), &c);
 	if (ret < 0)
 		return ret;
 	if (!a || !c)
@@ -128,7 +125,7 @@ static int rename_folder(struct dboxfs *fs, const struct view_ino *src_dir,
 	/* fs layout: a parent that is no mailbox moves its children */
 	if (ret < 0) {
 		src_vdir = fs->layout == VIEW_FS &&
-			opw_is_vdir(fs, src_dir, name);
+			node_folder_is_vdir(fs, src_dir, name);
 		if (!src_vdir)
 			return ret;
 	}
@@ -179,8 +176,7 @@ static int rename_folder(struct dboxfs *fs, const struct view_ino *src_dir,
 /* A backing file moves into cur/ or new/ under a final name: a commit,
  * replied by the committer once durable. */
 static int rename_commit(fuse_req_t req, int src_dirfd, const char *name,
-			 fuse_ino_t newparent, const struct view_ino *dst,
-			 const char *newname)
+			 const struct view_ino *dst, const char *newname)
 {
 	struct dboxfs *fs = fuse_req_userdata(req);
 	struct commit_job *job;
@@ -189,10 +185,10 @@ static int rename_commit(fuse_req_t req, int src_dirfd, const char *name,
 
 	if (ret < 0)
 		return ret;
-	(void)newparent;
 	job->req = req;
+	reply_handed_off(req);
 	commit_submit(fs, job);
-	return 1;
+	return NODE_REPLIED;
 }
 
 /* Whether RENAME_EXCHANGE of a file beside the store meets a message: a
@@ -204,43 +200,60 @@ static bool is_msg_name(struct dboxfs *fs, const struct view_ino *dst,
 {
 	struct dbox_msg m;
 
-	return dst->kind == VK_SUB && dst->sub != SUB_TMP &&
+	return dst->sub != SUB_TMP &&
 		msgname_in_sub(fs, dst->box, dst->sub, newname, &m) == 0;
 }
 
-static int rename_backing(fuse_req_t req, const struct view_ino *src,
-			  const char *name, fuse_ino_t newparent,
-			  const struct view_ino *dst, const char *newname,
-			  unsigned int flags)
+static int area_of(struct dboxfs *fs, const struct view_ino *v, int *dirfd_r,
+		   enum backing_area *area_r, int64_t *box_r)
+{
+	return node_of(v)->area(fs, v, dirfd_r, area_r, box_r);
+}
+
+int rename_file_to_sub(fuse_req_t req, const struct view_ino *src,
+		       const char *name, const struct view_ino *dst,
+		       const char *newname, unsigned int flags)
 {
 	struct dboxfs *fs = fuse_req_userdata(req);
-	enum backing_area sa, da;
+	enum backing_area sa;
 	char base[DBOX_NAME_MAX + 1];
 	const char *info;
 	struct dbox_msg m;
-	int64_t sbox, dbox;
-	int sfd, dfd = -1, ret;
+	int64_t sbox;
+	int sfd, ret;
 
 	if ((flags & RENAME_EXCHANGE) && is_msg_name(fs, dst, newname))
 		return -EXDEV;
-	ret = opw_area_of(fs, src, &sfd, &sa, &sbox);
+	if ((flags & RENAME_EXCHANGE) || dst->sub == SUB_TMP ||
+	    !view_final_name(newname, base, sizeof(base), &info))
+		return rename_file_to_area(req, src, name, dst, newname,
+					   flags);
+	ret = area_of(fs, src, &sfd, &sa, &sbox);
 	if (ret < 0)
 		return ret;
-	if (!(flags & RENAME_EXCHANGE) && dst->kind == VK_SUB &&
-	    dst->sub != SUB_TMP &&
-	    view_final_name(newname, base, sizeof(base), &info)) {
-		/* the name the message would show is taken */
-		if ((flags & RENAME_NOREPLACE) &&
-		    msgname_at_target(fs, dst->box, dst->sub, base, info,
-				      &m) == 0)
-			ret = -EEXIST;
-		else
-			ret = rename_commit(req, sfd, name, newparent, dst,
-					    newname);
-		close(sfd);
+	/* the name the message would show is taken */
+	if ((flags & RENAME_NOREPLACE) &&
+	    msgname_at_target(fs, dst->box, dst->sub, base, info, &m) == 0)
+		ret = -EEXIST;
+	else
+		ret = rename_commit(req, sfd, name, dst, newname);
+	close(sfd);
+	return ret;
+}
+
+int rename_file_to_area(fuse_req_t req, const struct view_ino *src,
+			const char *name, const struct view_ino *dst,
+			const char *newname, unsigned int flags)
+{
+	struct dboxfs *fs = fuse_req_userdata(req);
+	enum backing_area sa, da;
+	int64_t sbox, dbox;
+	int sfd, dfd = -1, ret;
+
+	ret = area_of(fs, src, &sfd, &sa, &sbox);
+	if (ret < 0)
 		return ret;
-	}
-	ret = opw_area_of(fs, dst, &dfd, &da, &dbox);
+	ret = area_of(fs, dst, &dfd, &da, &dbox);
 	if (ret == 0 && renameat2(sfd, name, dfd, newname, flags) < 0)
 		ret = -errno;
 	close(sfd);
@@ -281,7 +294,7 @@ static bool backing_has(struct dboxfs *fs, const struct view_ino *dir,
 	int fd;
 	bool found;
 
-	if (opw_area_of(fs, dir, &fd, &area, &box) < 0)
+	if (area_of(fs, dir, &fd, &area, &box) < 0)
 		return false;
 	found = fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
 	close(fd);
@@ -300,8 +313,6 @@ static int exchange_msg(struct dboxfs *fs, const struct dbox_msg *m,
 	struct dbox_msg other;
 	int ret;
 
-	if (dst->kind != VK_SUB || dst->sub == SUB_TMP)
-		return -EXDEV;
 	ret = msgname_in_sub(fs, dst->box, dst->sub, newname, &other);
 	if (ret == -ENOENT)
 		/* no message by that name: a file being written, or nothing */
@@ -318,24 +329,29 @@ static int exchange_msg(struct dboxfs *fs, const struct dbox_msg *m,
 	return ret;
 }
 
-static int rename_of_msg(struct dboxfs *fs, const struct dbox_msg *m,
-			 const struct view_ino *dst, const char *newname,
-			 unsigned int flags)
+int rename_msg_to_sub(struct dboxfs *fs, const struct dbox_msg *m,
+		      const struct view_ino *dst, const char *newname,
+		      unsigned int flags)
 {
 	fuse_ino_t new_ino = 0;
 	int ret = 0;
 
 	if (flags & RENAME_EXCHANGE)
 		return exchange_msg(fs, m, dst, newname);
-	if (dst->kind == VK_SUB && dst->sub == SUB_TMP)
-		return totmp_rename(fs, m, dst->box, newname, flags);
-	if (dst->kind != VK_SUB)
-		return -EXDEV;
 	if (flags & RENAME_NOREPLACE)
 		ret = noreplace_msg(fs, m, dst, newname);
 	if (ret == 0)
 		ret = rename_msg(fs, m, dst, newname, &new_ino);
 	return ret;
+}
+
+int rename_msg_refused(struct dboxfs *fs, const struct dbox_msg *m,
+		       fuse_ino_t dir_ino, const struct view_ino *dir,
+		       const char *newname, unsigned int flags)
+{
+	(void)fs; (void)m; (void)dir_ino; (void)dir; (void)newname;
+	(void)flags;
+	return -EXDEV;
 }
 
 /* RENAME_EXCHANGE of two folders is not offered: their mailboxes would
@@ -347,128 +363,86 @@ static bool is_mailbox_dir(struct dboxfs *fs, const struct view_ino *dir,
 	struct dbox_mailbox b;
 	bool is_mailbox;
 
-	return opw_mailbox_for_dirname(fs, dir, name, mailbox, sizeof(mailbox),
-				   &is_mailbox) == 0 && is_mailbox &&
+	return node_of(dir)->mailbox_of(fs, dir, name, mailbox,
+					sizeof(mailbox), &is_mailbox) == 0 &&
+		is_mailbox &&
 		dbox_mailbox_lookup(fs->store, mailbox, &b, NULL) == 0;
 }
 
-void opw_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
-		fuse_ino_t newparent, const char *newname, unsigned int flags)
+int rename_entry(fuse_req_t req, const struct view_ino *src,
+		 const char *name, fuse_ino_t newparent,
+		 const struct view_ino *dst, const char *newname,
+		 unsigned int flags)
 {
 	struct dboxfs *fs = fuse_req_userdata(req);
-	struct view_ino src, dst;
-	struct dbox_msg m;
-	enum view_sub sub;
 	int ret;
 
-	if (opw_refuse_readonly(req))
-		return;
-	if (!view_ino_decode(parent, &src) || !view_ino_decode(newparent, &dst)) {
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
-	if (src.kind == VK_SUB && src.sub != SUB_TMP &&
-	    msgname_in_sub(fs, src.box, src.sub, name, &m) == 0) {
-		ret = rename_of_msg(fs, &m, &dst, newname, flags);
-		/* moved to another folder, or a file in tmp/ now: the
-		 * kernel's node may stand for the message it was before */
-		if (ret == 0 && !(flags & RENAME_EXCHANGE) &&
-		    dst.kind == VK_SUB &&
-		    (dst.sub == SUB_TMP || dst.box != m.mailbox_id))
-			kcache_drop_later(fs, newparent, newname);
-	} else if ((src.kind == VK_ROOT || src.kind == VK_FOLDER ||
-		    src.kind == VK_VDIR) &&
-		   folders_dir_mailbox(fs->layout, fs->inbox_id,
-				       &src) != 0 &&
-		   view_sub_of_name(name, &sub)) {
-		ret = -EPERM;   /* cur/ new/ tmp/ stay where they are */
-	} else if (flags & RENAME_EXCHANGE) {
-		ret = is_mailbox_dir(fs, &src, name) ||
-			is_mailbox_dir(fs, &dst, newname) ? -EINVAL :
-			rename_backing(req, &src, name, newparent, &dst,
-				       newname, flags);
-	} else {
-		ret = rename_folder(fs, &src, name, &dst, newname, flags);
-		if (ret == -EXDEV || ret == -ENOENT)
-			ret = rename_backing(req, &src, name, newparent, &dst,
-					     newname, flags);
-	}
-	if (ret == 1)
-		return;  /* the committer replies */
-	/* the kernel keeps the message's old inode for the new name: it
-	 * answers through moved_to until the follower drops the name
-	 * (kcache_drop_later) */
-	fuse_reply_err(req, ret < 0 ? dboxfs_errno(ret) : 0);
+	(void)newparent;
+	if (flags & RENAME_EXCHANGE)
+		return is_mailbox_dir(fs, src, name) ||
+			is_mailbox_dir(fs, dst, newname) ? -EINVAL :
+			node_of(dst)->file_into(req, src, name, dst, newname,
+						flags);
+	ret = rename_folder(fs, src, name, dst, newname, flags);
+	if (ret == -EXDEV || ret == -ENOENT)
+		ret = node_of(dst)->file_into(req, src, name, dst, newname,
+					      flags);
+	return ret;
 }
 
 /* ------------------------------------------------------------- link */
 
-static void link_binode(fuse_req_t req, struct binode *bi, fuse_ino_t ino,
-			fuse_ino_t newparent, const char *newname);
-
-void opw_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
-	      const char *newname)
+/* qmail-style delivery: link tmp/X new/X, then unlink */
+int rename_link_to_sub(fuse_req_t req, struct binode *bi, fuse_ino_t ino,
+		       const struct view_ino *dst, const char *newname)
 {
 	struct dboxfs *fs = fuse_req_userdata(req);
-	struct binode *bi;
+	struct commit_job *job;
+	char path[64];
+	int ret;
 
-	if (opw_refuse_readonly(req))
-		return;
-	bi = backing_get(fs, ino);
-	link_binode(req, bi, ino, newparent, newname);
-	backing_put(fs, bi);
+	backing_fd_path(bi->fd, path, sizeof(path));
+	ret = backing_mark_linked(bi);
+	if (ret < 0)
+		/* unmarked, a remount's sweep may remove tmp/X */
+		fuse_log(FUSE_LOG_WARNING, "dboxfs: link %s: cannot "
+			 "mark its tmp/ file: %s\n", newname,
+			 strerror(-ret));
+	ret = commit_job_make(fs, AT_FDCWD, path, ino, dst->box, dst->sub,
+			      newname, false, &job);
+	if (ret < 0)
+		return ret;
+	job->req = req;
+	reply_handed_off(req);
+	job->reply_entry = true;
+	commit_submit(fs, job);
+	return NODE_REPLIED;
 }
 
-static void link_binode(fuse_req_t req, struct binode *bi, fuse_ino_t ino,
-			fuse_ino_t newparent, const char *newname)
+int rename_link_to_area(fuse_req_t req, struct binode *bi, fuse_ino_t ino,
+			const struct view_ino *dst, const char *newname)
 {
 	struct dboxfs *fs = fuse_req_userdata(req);
 	enum backing_area area;
-	struct view_ino dst;
-	struct commit_job *job;
+	struct binode *nbi;
+	struct stat st;
 	char path[64];
-	int64_t box, msg_box;
-	uint32_t msg_uid;
+	int64_t box;
 	int dfd = -1, ret;
 
-	if (bi == NULL || backing_msg_of(fs, bi, &msg_box, &msg_uid) ||
-	    !view_ino_decode(newparent, &dst)) {
-		/* messages are linked nowhere: tools copy instead */
-		fuse_reply_err(req, EXDEV);
-		return;
-	}
-	if (dst.kind == VK_SUB && dst.sub != SUB_TMP) {
-		/* qmail-style delivery: link tmp/X new/X, then unlink */
-		backing_fd_path(bi->fd, path, sizeof(path));
-		ret = backing_mark_linked(bi);
-		if (ret < 0)
-			/* unmarked, a remount's sweep may remove tmp/X */
-			fuse_log(FUSE_LOG_WARNING, "dboxfs: link %s: cannot "
-				 "mark its tmp/ file: %s\n", newname,
-				 strerror(-ret));
-		ret = commit_job_make(fs, AT_FDCWD, path, ino, dst.box,
-				      dst.sub, newname, false, &job);
-		if (ret < 0) {
-			fuse_reply_err(req, -ret);
-			return;
-		}
-		job->req = req;
-		job->reply_entry = true;
-		commit_submit(fs, job);
-		return;
-	}
-	ret = opw_area_of(fs, &dst, &dfd, &area, &box);
+	(void)ino;
+	ret = area_of(fs, dst, &dfd, &area, &box);
 	if (ret == 0) {
 		backing_fd_path(bi->fd, path, sizeof(path));
 		if (linkat(AT_FDCWD, path, dfd, newname, AT_SYMLINK_FOLLOW) < 0)
 			ret = -errno;
 	}
-	if (ret < 0) {
-		if (dfd >= 0)
-			close(dfd);
-		fuse_reply_err(req, -ret);
-		return;
-	}
-	opw_reply_backing_entry(req, dfd, newname, box, area);
-	close(dfd);
+	if (ret == 0)
+		ret = backing_lookup(fs, dfd, newname, box, area, &nbi, &st);
+	if (dfd >= 0)
+		close(dfd);
+	if (ret < 0)
+		return ret;
+	reply_entry(req, &st);
+	return NODE_REPLIED;
 }

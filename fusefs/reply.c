@@ -1,4 +1,5 @@
 /* reply.c - replies and errors shared by the operations. */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -61,4 +62,43 @@ void reply_negative(fuse_req_t req)
 	memset(&e, 0, sizeof(e));
 	e.entry_timeout = fs->neg_timeout;
 	fuse_reply_entry(req, &e);
+}
+
+/* The request this thread's entry point serves, and its replies so far. */
+static _Thread_local struct {
+	fuse_req_t req;
+	unsigned int replies;
+	bool handed_off;
+} scope;
+
+void reply_scope_begin(fuse_req_t req)
+{
+	assert(scope.req == NULL);
+	scope.req = req;
+	scope.replies = 0;
+	scope.handed_off = false;
+}
+
+/* req is compared, never read: replied, it may be freed */
+void reply_scope_end(fuse_req_t req)
+{
+	assert(scope.req == req);
+	assert(scope.replies == 1 || scope.handed_off);
+	scope.req = NULL;
+}
+
+void reply_handed_off(fuse_req_t req)
+{
+	if (scope.req == req)
+		scope.handed_off = true;
+}
+
+/* a reply of another request (a flusher's waiter, a commit's) is that
+ * one's: counted only for the request in scope */
+void reply_counted(fuse_req_t req)
+{
+	if (scope.req != req)
+		return;
+	assert(scope.replies == 0);
+	scope.replies++;
 }

@@ -15,4 +15,15 @@ void reply_negative(fuse_req_t req);
 /* Replies with the entry of a node with attributes st. */
 void reply_entry(fuse_req_t req, const struct stat *st);
 
+/* Reply-once, asserted (as passthrough_ll and Dovecot's i_assert do):
+ * each entry point runs in a scope of its request (ops.c); every
+ * fuse_reply_* of that request is counted (reply-wrap.c, linked with
+ * --wrap); at the end the request has had exactly one reply, or none
+ * when it was handed to a thread that replies (the committer, the
+ * flusher, an async read or open). */
+void reply_scope_begin(fuse_req_t req);
+void reply_scope_end(fuse_req_t req);
+void reply_handed_off(fuse_req_t req);
+void reply_counted(fuse_req_t req);
+
 #endif

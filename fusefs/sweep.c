@@ -264,19 +264,41 @@ bool sweep_pending_name(const char *s, int64_t *box_r, uint32_t *uid_r,
 	return true;
 }
 
+/* The message (BOX, UID) of a pending file's name is its delivery's when
+ * it has the file's base name: the store's open dropped every row whose
+ * record a power cut took (dbox_open_opts.deferred_sync), so it is
+ * intact, while the spool file itself, never synced, may have lost its
+ * bytes.  (Another program may have taken a lost commit's uid since, but
+ * not for a message of this name.) */
+static bool pending_base_is(const char *name, const struct dbox_msg *m)
+{
+	char base[DBOX_NAME_MAX + 1];
+	const char *info;
+
+	view_name_split(name, base, sizeof(base), &info);
+	return base[0] != '\0' && strcmp(base, m->base) == 0;
+}
+
 bool sweep_pending_done(struct dboxfs *fs, int dirfd, const char *entry,
 			int64_t box, uint32_t uid)
 {
 	struct dbox_msg m;
 	struct stat st;
+	const char *name;
+	int64_t named_box;
+	uint32_t named_uid;
 	bool done;
-	int fd = openat(dirfd, entry, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	int fd;
 
+	if (!sweep_pending_name(entry, &named_box, &named_uid, &name))
+		return false;
+	fd = openat(dirfd, entry, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return false;
 	done = fstat(fd, &st) == 0 &&
 		dbox_msg_get(fs->store, box, uid, &m, NULL) == 0 &&
-		m.size == (uint64_t)st.st_size && same_bytes(fs, fd, &m);
+		(pending_base_is(name, &m) ||
+		 (m.size == (uint64_t)st.st_size && same_bytes(fs, fd, &m)));
 	close(fd);
 	return done;
 }

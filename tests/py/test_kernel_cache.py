@@ -204,3 +204,47 @@ def test_every_name_of_a_large_folder_stays_cached(tmp_path, mounts):
     # seconds; none take (next to) nothing
     assert used < 0.3, "the daemon used %.2f s for a warm stat of %d " \
         "names" % (used, n)
+
+
+@needs_dovecot
+def test_changes_in_a_large_listed_folder_drop_cached_names(live_dovecot,
+                                                           mounts):
+    """A check after a change reads the rows of a folder with many
+    recorded names a page at a time (not a query per name): a flag
+    change and an expunge by Dovecot in a listed folder of 320 messages
+    still drop exactly the names that changed, and the others keep
+    leading to their messages."""
+    stores, dove = live_dovecot
+    fmt = "mdbox"
+    while int(dove.doveadm(fmt, "mailbox status", "messages",
+                           "INBOX").stdout.split(b"=")[1]) < 300:
+        dove.doveadm(fmt, "copy", "INBOX", "mailbox", "INBOX", "all")
+    mnt = os.path.join(stores.top, "kc-large")
+    mounts(stores.root(fmt), mnt,
+           "index=" + os.path.join(stores.top, "kc-large.sqlite"))
+    listed = {}
+    for sub in ("cur", "new"):
+        for n in os.listdir(os.path.join(mnt, sub)):
+            listed[(sub, n)] = os.lstat(os.path.join(mnt, sub, n)).st_ino
+    assert len(listed) >= 300
+    (sub, name), ino = sorted(listed.items())[len(listed) // 2]
+    old = os.path.join(mnt, sub, name)
+    uid = os.getxattr(old, "user.dbox.uid").decode()
+    dove.doveadm(fmt, "flags add", "\\Flagged", "mailbox", "INBOX",
+                 "uid", uid)
+    wait_for(lambda: gone(old), timeout=5, what="the old name to go")
+    base = name.split(":2,")[0]
+    new = [n for n in os.listdir(os.path.join(mnt, "cur"))
+           if n.split(":2,")[0] == base]
+    assert len(new) == 1 and "F" in new[0].split(":2,")[1], new
+    assert os.stat(os.path.join(mnt, "cur", new[0])).st_ino == ino
+
+    (sub2, name2), ino2 = sorted(listed.items())[len(listed) // 3]
+    path2 = os.path.join(mnt, sub2, name2)
+    uid2 = os.getxattr(path2, "user.dbox.uid").decode()
+    dove.doveadm(fmt, "expunge", "mailbox", "INBOX", "uid", uid2)
+    wait_for(lambda: stat_errno(path2) == errno.ENOENT, timeout=5,
+             what="the expunged message's name to go")
+    for (s, n), i in listed.items():
+        if n not in (name, name2):
+            assert os.lstat(os.path.join(mnt, s, n)).st_ino == i, n

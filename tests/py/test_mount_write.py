@@ -728,10 +728,32 @@ def test_import_while_mounted_is_seen_within_a_second(wtmp, mounts):
 
 
 @pytest.mark.parametrize("err", ["eio", "enospc"])
-def test_store_errors_fail_the_rename(wtmp, mounts, err):
+def test_store_errors_fail_the_fsync_of_the_directory(wtmp, mounts, err):
+    """Without -o sync the rename of a file that was not fsynced syncs
+    nothing (its row is unconfirmed): a failing device flush is
+    reported by the fsync of the directory, as on ext4."""
     store = new_store(wtmp, "mdbox")
     mnt = os.path.join(wtmp, "mnt")
     mounts(store, mnt, "fs=randomfail:%s:100%%:sync/posix" % err)
+    tmp = os.path.join(mnt, "tmp", "x")
+    with open(tmp, "wb") as f:
+        f.write(payload("x"))
+    os.rename(tmp, os.path.join(mnt, "new", "x"))
+    fd = os.open(os.path.join(mnt, "new"), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with pytest.raises(OSError) as e:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    assert e.value.errno == getattr(errno, err.upper())
+
+
+@pytest.mark.parametrize("err", ["eio", "enospc"])
+def test_store_errors_fail_the_rename(wtmp, mounts, err):
+    """-o sync: the rename syncs the message's bytes first."""
+    store = new_store(wtmp, "mdbox")
+    mnt = os.path.join(wtmp, "mnt")
+    mounts(store, mnt, "fs=randomfail:%s:100%%:sync/posix" % err, "sync")
     tmp = os.path.join(mnt, "tmp", "x")
     with open(tmp, "wb") as f:
         f.write(payload("x"))

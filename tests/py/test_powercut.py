@@ -19,11 +19,13 @@ import errno
 import os
 import random
 import re
+import sqlite3
 import threading
 
 import pytest
 
-from dboxfs_testlib import (dboxctl, mounts, wait_for, wtmp)  # noqa: F401
+from dboxfs_testlib import (abort_fuse, dboxctl, mount_dev, mounts,  # noqa: F401
+                            wait_for, wtmp)
 
 WRITERS = 8
 PER_WRITER = 2
@@ -57,13 +59,17 @@ def writer(mnt, store, msgs, mode, proc):
     """mode: "fsync" (fsync the directory after each step), "wait" (no
     fsync: wait until the commit interval flushed the delivery), "sync"
     (-o sync: a step is durable when its call returns), "kill" (kill -9:
-    the page cache survives, so the same)."""
+    the page cache survives, so the same); "nofsync" (the file in tmp/
+    is not fsynced, nor any directory: nothing is promised but
+    atomicity), "nofsync-dir" (the file is not fsynced, each directory
+    is after the step: the flush makes the message's bytes durable with
+    its rename)."""
     def step(state, call, dirpath):
         m.attempted = state
         call()
         if mode in ("sync", "kill"):
             m.durable = state
-        elif mode == "fsync":
+        elif mode in ("fsync", "nofsync-dir"):
             fsync_dir(dirpath)
             m.durable = state
         elif mode == "wait" and state == NEW:
@@ -81,10 +87,11 @@ def writer(mnt, store, msgs, mode, proc):
             fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             try:
                 os.write(fd, m.data)
-                os.fsync(fd)
+                if not mode.startswith("nofsync"):
+                    os.fsync(fd)
+                    m.durable = TMP
             finally:
                 os.close(fd)
-            m.durable = TMP
             step(NEW, lambda: os.rename(tmp, new), os.path.join(mnt, "new"))
             step(CUR, lambda: os.rename(new, cur), os.path.join(mnt, "cur"))
             if len(m.data) % 2 == 0:
@@ -94,6 +101,29 @@ def writer(mnt, store, msgs, mode, proc):
         # call was waiting for it
         assert e.errno in (errno.ENOTCONN, errno.ECONNABORTED, errno.EIO,
                            errno.ENOENT), e
+
+
+def dying(proc):
+    """The daemon's main thread is gone but the process is not: a
+    thread of it is stuck in the kernel (an invalidation notify waiting
+    for the directory lock of a rename that waits for the daemon: a
+    dead daemon's connection must be aborted, as after any crash)."""
+    try:
+        with open("/proc/%d/stat" % proc.pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return False
+
+
+def join_storm(threads, mnt, proc):
+    dev = mount_dev(mnt)
+    wait_for(lambda: not any(t.is_alive() for t in threads) or
+             dying(proc), timeout=120, what="the storm")
+    if any(t.is_alive() for t in threads) and dev is not None:
+        abort_fuse(dev)
+    for t in threads:
+        t.join(timeout=120)
+        assert not t.is_alive()
 
 
 def storm(mnt, store, rng, tag, modes, proc):
@@ -180,9 +210,7 @@ def chained_cuts(mounts, store, mnt, rng, prefix, cuts, opts, modes):
             continue
         msgs, threads = storm(mnt, store, rng, "%s%d" % (prefix, i), modes,
                               m.proc)
-        for t in threads:
-            t.join(timeout=120)
-            assert not t.is_alive()
+        join_storm(threads, mnt, m.proc)
         rc = m.stop()
         assert rc in (0, 99), m.output()
         died += rc == 99
@@ -205,8 +233,7 @@ def calibrate(mounts, store, mnt, opts, modes):
     m = mounts(store, mnt, "fs=powercut:0/posix", *opts)
     msgs, threads = storm(mnt, store, random.Random(1), "cal", modes,
                           m.proc)
-    for t in threads:
-        t.join(timeout=120)
+    join_storm(threads, mnt, m.proc)
     m.stop()
     high = events_of(m.output())
     assert low is not None and high is not None and high > low
@@ -226,6 +253,139 @@ def test_powercut_storms(wtmp, mounts, fmt):
     died = chained_cuts(mounts, store, mnt, rng, "r", cuts, opts, modes)
     # most cut points fall inside a mount's life
     assert died >= n // 2, died
+
+
+@pytest.mark.parametrize("fmt", ["mdbox", "sdbox"])
+def test_powercut_storms_without_fsync(wtmp, mounts, fmt):
+    """Deliveries whose file was never fsynced commit without a device
+    flush (their rows unconfirmed until the group flush): cuts during
+    such storms leave each message whole in new/ or cur/, or back in
+    tmp/, never partial nor listed twice; those whose directory fsync
+    returned are there with exact bytes."""
+    store, mnt = os.path.join(wtmp, "store"), os.path.join(wtmp, "mnt")
+    dboxctl("init", store, "--format", fmt)
+    opts = ("commit=0.2",)
+    modes = ["nofsync"] * 4 + ["nofsync-dir"] * 2 + ["fsync", "wait"]
+    low, high = calibrate(mounts, store, mnt, opts, modes)
+    rng = random.Random(SEED + 11 + (fmt == "sdbox"))
+    n = max(1, RUNS // 4)
+    cuts = [rng.randint(low + 1, high + 20) for _ in range(n)]
+    died = chained_cuts(mounts, store, mnt, rng, "u", cuts, opts, modes)
+    assert died >= n // 2, died
+
+
+def unconfirmed_rows(store):
+    db = sqlite3.connect(os.path.join(store, "dboxfs", "index.sqlite"))
+    try:
+        return db.execute("SELECT count(*) FROM unconfirmed").fetchone()[0]
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("fmt", ["mdbox", "sdbox"])
+def test_delivery_without_fsync_is_unconfirmed_until_the_flush(
+        wtmp, mounts, fmt):
+    """A rename of a file that was not fsynced commits its row without
+    syncing the record (marked unconfirmed in the index); the fsync of
+    new/ syncs the record and confirms the row; -o sync never marks."""
+    store, mnt = os.path.join(wtmp, "store"), os.path.join(wtmp, "mnt")
+    dboxctl("init", store, "--format", fmt)
+    m = mounts(store, mnt, "commit=3600")
+    data = b"Subject: u\n\nbody\n"
+    for name in ("a", "b"):
+        with open(os.path.join(mnt, "tmp", name), "wb") as f:
+            f.write(data)
+        os.rename(os.path.join(mnt, "tmp", name),
+                  os.path.join(mnt, "new", name))
+    assert unconfirmed_rows(store) == 2
+    fsync_dir(os.path.join(mnt, "new"))
+    assert unconfirmed_rows(store) == 0
+    assert read(os.path.join(mnt, "new", "a")) == data
+    m.stop()
+    m = mounts(store, mnt, "sync")
+    with open(os.path.join(mnt, "tmp", "c"), "wb") as f:
+        f.write(data)
+    os.rename(os.path.join(mnt, "tmp", "c"), os.path.join(mnt, "new", "c"))
+    assert unconfirmed_rows(store) == 0
+    m.stop()
+
+
+def test_index_of_schema_3_gets_the_unconfirmed_table(wtmp, mounts):
+    """An index of schema version 3 (before unconfirmed rows) is
+    upgraded at the first read-write open; its messages stay."""
+    store, mnt = os.path.join(wtmp, "store"), os.path.join(wtmp, "mnt")
+    dboxctl("init", store, "--format", "mdbox")
+    m = mounts(store, mnt)
+    with open(os.path.join(mnt, "tmp", "a"), "wb") as f:
+        f.write(b"Subject: a\n\nbody\n")
+    os.rename(os.path.join(mnt, "tmp", "a"), os.path.join(mnt, "new", "a"))
+    m.stop()
+    db = sqlite3.connect(os.path.join(store, "dboxfs", "index.sqlite"))
+    db.execute("DROP TABLE unconfirmed")
+    db.execute("PRAGMA user_version=3")
+    db.commit()
+    db.close()
+    m = mounts(store, mnt, "commit=3600")
+    try:
+        assert os.listdir(os.path.join(mnt, "new")) == ["a"]
+        with open(os.path.join(mnt, "tmp", "b"), "wb") as f:
+            f.write(b"Subject: b\n\nbody\n")
+        os.rename(os.path.join(mnt, "tmp", "b"),
+                  os.path.join(mnt, "new", "b"))
+        assert unconfirmed_rows(store) == 1
+    finally:
+        m.stop()
+    db = sqlite3.connect(os.path.join(store, "dboxfs", "index.sqlite"))
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 4
+    db.close()
+
+
+def test_unconfirmed_record_lost_at_a_cut_goes_back_to_tmp(wtmp, mounts):
+    """The index row of a delivery made durable (here by the removal of
+    another folder, which syncs the index) while its record was not:
+    after the cut the open drops the row, the file is back in tmp/, and
+    the folder takes new deliveries."""
+    cal, store = os.path.join(wtmp, "cal"), os.path.join(wtmp, "store")
+    mnt = os.path.join(wtmp, "mnt")
+    dboxctl("init", cal, "--format", "mdbox")
+    dboxctl("init", store, "--format", "mdbox")
+    data = b"Subject: lost\n\nbody\n"
+
+    def until_index_synced(tag):
+        with open(os.path.join(mnt, "tmp", "x" + tag), "wb") as f:
+            f.write(data)
+        os.rename(os.path.join(mnt, "tmp", "x" + tag),
+                  os.path.join(mnt, "new", "x" + tag))
+        os.mkdir(os.path.join(mnt, ".T" + tag))
+        os.rmdir(os.path.join(mnt, ".T" + tag))
+    # events up to the index's sync (and the unmount's, after it)
+    # (the same steps on a store of its own)
+    m = mounts(cal, mnt, "fs=powercut:0/posix", "commit=3600")
+    until_index_synced("1")
+    m.stop()
+    upto = events_of(m.output())
+    m = mounts(store, mnt, "fs=powercut:%d/posix" % (upto + 1),
+               "commit=3600")
+    until_index_synced("1")
+    # unsynced writes of tmp/ files until the cut: no record is synced
+    with pytest.raises(OSError):
+        for i in range(1000):
+            with open(os.path.join(mnt, "tmp", "f%d" % i), "wb") as f:
+                f.write(b"x")
+    assert m.stop() == 99
+    c = mounts(store, mnt)
+    try:
+        assert os.listdir(os.path.join(mnt, "new")) == []
+        assert "x1" in os.listdir(os.path.join(mnt, "tmp"))
+        assert unconfirmed_rows(store) == 0
+        with open(os.path.join(mnt, "tmp", "y"), "wb") as f:
+            f.write(data)
+        os.rename(os.path.join(mnt, "tmp", "y"),
+                  os.path.join(mnt, "new", "y"))
+        assert read(os.path.join(mnt, "new", "y")) == data
+    finally:
+        c.stop()
+    assert "record was not durable" in c.output()
 
 
 def test_powercut_sync_keeps_the_old_promise(wtmp, mounts):

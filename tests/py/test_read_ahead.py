@@ -81,3 +81,45 @@ def test_sdbox_cold_read_in_uid_order_checks_ahead(tmp_path, mounts, ro):
     cold = read_all(mnt, msgs)
     # before: 2 * COUNT * DELAY = 8 s; now ~1 s
     assert cold < COUNT * DELAY / 2.5, cold
+
+
+def rss_anon_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1])
+    raise AssertionError("no RssAnon")
+
+
+def test_read_ahead_windows_stay_within_their_budget(tmp_path, mounts):
+    """A cold read of a whole mdbox folder of 24 MB leaves at most the
+    windows' budget (2 MiB) of read-ahead in the daemon's memory, not a
+    window per slot (16 MiB; issue 13: the daemon's RSS after reading a
+    folder of a million must stay within 32 MiB).  Under ASan, freed
+    blocks are kept in its quarantine unless told otherwise."""
+    n = 2400
+    msgs = {"17100%05d.M%dP1.host" % (i, i):
+            b"Subject: big %d\n\n" % i + b"y" * 10000 + b"\n"
+            for i in range(n)}
+    src = make_maildir(str(tmp_path / "src"), msgs)
+    store = str(tmp_path / "store")
+    dboxctl("init", store, "--format", "mdbox")
+    dboxctl("import", store, "INBOX", src)
+    mnt = str(tmp_path / "mnt")
+    os.mkdir(mnt)
+    env = dict(os.environ)
+    env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") +
+                           ":quarantine_size_mb=0").lstrip(":")
+    m = mounts(store, mnt, env=env)
+    cur = os.path.join(mnt, "cur")
+    names = sorted(os.listdir(cur))
+    assert len(names) == n
+    with open(os.path.join(cur, names[0]), "rb") as f:
+        f.read()
+    before = rss_anon_kib(m.proc.pid)
+    for name in names:
+        with open(os.path.join(cur, name), "rb") as f:
+            assert f.read() == msgs[name.split(":2,")[0]], name
+    grown = (rss_anon_kib(m.proc.pid) - before) / 1024.0
+    assert grown < 12, "the daemon grew by %.1f MiB reading %d MB" % (
+        grown, n * 10 // 1000)

@@ -141,6 +141,16 @@ bool dovi_index_has_keyword(const struct dovi_index *idx, uint32_t pos,
 /* Extensions by name ("mdbox", "guid", "map", "ref", "dbox-hdr", ...);
  * -1 if absent. */
 int dovi_index_ext(const struct dovi_index *idx, const char *name);
+/* What an extension's intro says of it (a writer's EXT_INTRO of it
+ * repeats these, dovecot-index.md 3.4); false if ext is none. */
+struct dovi_ext_info {
+	uint32_t reset_id;
+	uint32_t hdr_size;
+	uint16_t record_size;
+	uint16_t record_align;
+};
+bool dovi_index_ext_info(const struct dovi_index *idx, int ext,
+			 struct dovi_ext_info *info_r);
 /* Per-message data of an extension: *len_r bytes (0 and NULL when the
  * extension has none). */
 const uint8_t *dovi_index_ext_record(const struct dovi_index *idx, int ext,

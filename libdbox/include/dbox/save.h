@@ -8,6 +8,10 @@
  *   ... more messages, dbox_save_expunge() of messages to replace ...
  *   dbox_save_commit()             all become visible together:
  *                                  files durable first, then the index
+ *                                  (with deferred_sync, a transaction of
+ *                                  up to 64 messages replacing none
+ *                                  leaves its bytes to dbox_store_sync:
+ *                                  its rows are marked unconfirmed)
  *   dbox_save_rollback()           none does
  *
  * Crash safety: until the index commit, no message of the transaction is

@@ -93,10 +93,14 @@ struct dbox_open_opts {
 	/* Index commits are atomic at once but durable only at the next
 	 * dbox_store_sync (or when SQLite checkpoints): the maildir
 	 * contract of a rename, durable when its directory is fsynced.
-	 * Message bytes are still durable before the commit that makes
-	 * them visible, and a file is removed from the store only after
-	 * the commit that stops referring to it is durable.  Default
-	 * (false): every commit is durable when it returns. */
+	 * A small save transaction commits without syncing its message
+	 * bytes either: its rows are marked unconfirmed, dbox_store_sync
+	 * makes their bytes durable before the index, and the next
+	 * read-write open after a power cut drops a marked row whose
+	 * record is not intact (as if its commit had not happened).  A
+	 * file is removed from the store only after the commit that stops
+	 * referring to it is durable.  Default (false): every commit is
+	 * durable when it returns, bytes first. */
 	bool deferred_sync;
 	/* The caller opened this store (and so checked its index) a moment
 	 * ago and closed it: the index's integrity check, which reads the
@@ -126,16 +130,13 @@ struct dbox_mailbox {
 #define DBOX_SUBDIR_TMP 4
 
 /* Where and how a message is stored (its file, the record's layout,
- * compression) is libdbox's own: its objects (built with DBOX_INTERNAL)
- * name those fields (libdbox/src/store/dbox-msg-storage.h); callers copy
- * them with the message as opaque words and use dbox_msg_file_id and
- * dbox_msg_file_offset. */
+ * compression) is libdbox's own: callers copy it with the message and use
+ * dbox_msg_file_id and dbox_msg_file_offset; libdbox names its fields
+ * (libdbox/src/store/dbox-msg-storage.h). */
 #define DBOX_MSG_STORAGE_WORDS 5
-#ifdef DBOX_INTERNAL
-#include "store/dbox-msg-storage.h"
-#else
-#define DBOX_MSG_STORAGE uint64_t storage_[DBOX_MSG_STORAGE_WORDS]
-#endif
+struct dbox_msg_storage {
+	uint64_t w[DBOX_MSG_STORAGE_WORDS];
+};
 
 struct dbox_msg {
 	int64_t mailbox_id;
@@ -155,7 +156,7 @@ struct dbox_msg {
 	/* st_mode (S_IFREG | permission bits) as chmod or the delivered file
 	 * last set it; 0: the default, which follows the store's umask */
 	uint32_t mode;
-	DBOX_MSG_STORAGE;
+	struct dbox_msg_storage storage;
 };
 
 /* Where a message shows in a maildir, for the calls that change it: a

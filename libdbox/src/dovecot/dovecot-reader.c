@@ -338,6 +338,21 @@ int dovi_index_ext(const struct dovi_index *idx, const char *name)
 	return dovi_state_ext_find(idx->st, name);
 }
 
+bool dovi_index_ext_info(const struct dovi_index *idx, int ext,
+			 struct dovi_ext_info *info_r)
+{
+	const struct dovi_ext *e;
+
+	if (ext < 0 || (unsigned)ext >= idx->st->ext_count)
+		return false;
+	e = &idx->st->exts[ext];
+	info_r->reset_id = e->reset_id;
+	info_r->hdr_size = e->hdr_size;
+	info_r->record_size = e->record_size;
+	info_r->record_align = e->record_align;
+	return true;
+}
+
 const uint8_t *dovi_index_ext_record(const struct dovi_index *idx, int ext,
 				     uint32_t pos, size_t *len_r)
 {

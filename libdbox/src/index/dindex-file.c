@@ -124,6 +124,21 @@ int dindex_file_set_size(struct dindex *idx, uint32_t file_id, uint64_t size,
 	return dindex_step_done(idx, st, err);
 }
 
+static const char sql_file_seal[] =
+	"UPDATE files SET sealed = 1 WHERE file_id = ?1";
+
+int dindex_file_seal(struct dindex *idx, uint32_t file_id,
+		     struct dbox_err *err)
+{
+	sqlite3_stmt *st = dindex_prepare(idx, DSTMT_FILE_SEAL, sql_file_seal,
+					  err);
+
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, file_id);
+	return dindex_step_done(idx, st, err);
+}
+
 int dindex_file_delete(struct dindex *idx, uint32_t file_id,
 		       struct dbox_err *err)
 {

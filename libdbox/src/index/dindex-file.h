@@ -30,6 +30,10 @@ int dindex_file_insert(struct dindex *idx, uint32_t file_id, uint64_t size,
 		       int64_t created, bool sealed, struct dbox_err *err);
 int dindex_file_set_size(struct dindex *idx, uint32_t file_id, uint64_t size,
 			 struct dbox_err *err);
+/* No appends after its committed end any more (damage, or records lost
+ * with the power there). */
+int dindex_file_seal(struct dindex *idx, uint32_t file_id,
+		     struct dbox_err *err);
 int dindex_file_delete(struct dindex *idx, uint32_t file_id,
 		       struct dbox_err *err);
 

@@ -51,14 +51,15 @@ static void row_to_msg(sqlite3_stmt *st, void *out)
 	msg->uid = (uint32_t)sqlite3_column_int64(st, 1);
 	dindex_col_text(st, 2, msg->guid, sizeof(msg->guid));
 	dindex_col_text(st, 3, msg->base, sizeof(msg->base));
-	msg->file_id = (uint32_t)sqlite3_column_int64(st, 4);
-	msg->offset = (uint64_t)sqlite3_column_int64(st, 5);
-	msg->hdr_size = (uint32_t)sqlite3_column_int64(st, 6);
-	msg->body_size = (uint64_t)sqlite3_column_int64(st, 7);
-	msg->rec_size = (uint64_t)sqlite3_column_int64(st, 8);
+	dbox_msg_where(msg)->file_id = (uint32_t)sqlite3_column_int64(st, 4);
+	dbox_msg_where(msg)->offset = (uint64_t)sqlite3_column_int64(st, 5);
+	dbox_msg_where(msg)->hdr_size = (uint32_t)sqlite3_column_int64(st, 6);
+	dbox_msg_where(msg)->body_size = (uint64_t)sqlite3_column_int64(st, 7);
+	dbox_msg_where(msg)->rec_size = (uint64_t)sqlite3_column_int64(st, 8);
 	msg->size = (uint64_t)sqlite3_column_int64(st, 9);
 	msg->vsize = (uint64_t)sqlite3_column_int64(st, 10);
-	msg->compression = (enum dbox_compression)sqlite3_column_int(st, 11);
+	dbox_msg_where(msg)->compression =
+		(enum dbox_compression)sqlite3_column_int(st, 11);
 	msg->received = sqlite3_column_int64(st, 12);
 	msg->received_ns = sqlite3_column_int64(st, 13);
 	msg->saved = sqlite3_column_int64(st, 14);
@@ -77,14 +78,17 @@ static int bind_msg(sqlite3_stmt *st, const struct dbox_msg *msg)
 	rc |= sqlite3_bind_int64(st, 2, msg->uid);
 	rc |= sqlite3_bind_text(st, 3, msg->guid, -1, SQLITE_TRANSIENT);
 	rc |= sqlite3_bind_text(st, 4, msg->base, -1, SQLITE_TRANSIENT);
-	rc |= sqlite3_bind_int64(st, 5, msg->file_id);
-	rc |= sqlite3_bind_int64(st, 6, (sqlite3_int64)msg->offset);
-	rc |= sqlite3_bind_int64(st, 7, msg->hdr_size);
-	rc |= sqlite3_bind_int64(st, 8, (sqlite3_int64)msg->body_size);
-	rc |= sqlite3_bind_int64(st, 9, (sqlite3_int64)msg->rec_size);
+	rc |= sqlite3_bind_int64(st, 5, dbox_msg_where(msg)->file_id);
+	rc |= sqlite3_bind_int64(st, 6,
+				 (sqlite3_int64)dbox_msg_where(msg)->offset);
+	rc |= sqlite3_bind_int64(st, 7, dbox_msg_where(msg)->hdr_size);
+	rc |= sqlite3_bind_int64(st, 8,
+				 (sqlite3_int64)dbox_msg_where(msg)->body_size);
+	rc |= sqlite3_bind_int64(st, 9,
+				 (sqlite3_int64)dbox_msg_where(msg)->rec_size);
 	rc |= sqlite3_bind_int64(st, 10, (sqlite3_int64)msg->size);
 	rc |= sqlite3_bind_int64(st, 11, (sqlite3_int64)msg->vsize);
-	rc |= sqlite3_bind_int(st, 12, (int)msg->compression);
+	rc |= sqlite3_bind_int(st, 12, (int)dbox_msg_where(msg)->compression);
 	rc |= sqlite3_bind_int64(st, 13, msg->received);
 	rc |= sqlite3_bind_int64(st, 14, msg->received_ns);
 	rc |= sqlite3_bind_int64(st, 15, msg->saved);

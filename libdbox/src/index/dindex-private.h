@@ -9,6 +9,7 @@
 #include <stdbool.h>
 
 #include "index/dindex.h"
+#include "store/dbox-msg-storage.h"
 
 /* The stored columns of a message row, in the order of struct dbox_msg
  * as dindex-msg.c reads and binds them (name is generated from them). */
@@ -65,12 +66,18 @@ enum dindex_stmt {
 	DSTMT_FILE_LIST,
 	DSTMT_FILE_NEWEST,
 	DSTMT_FILE_DELETE,
+	DSTMT_FILE_SEAL,
 	DSTMT_FILE_REFERENCED,
 	DSTMT_FILE_MOVE_REC,
 	DSTMT_FILE_REFS_AT,
 	DSTMT_FILE_MSG_AT,
 	DSTMT_PURGE_MARKS,
 	DSTMT_PURGE_UNMARK,
+	/* dindex-unconfirmed.c */
+	DSTMT_UNCONF_ADD,
+	DSTMT_UNCONF_MAX,
+	DSTMT_UNCONF_LIST,
+	DSTMT_UNCONF_CONFIRM,
 	DSTMT__COUNT
 };
 

@@ -122,7 +122,8 @@ int dindex_reindex_take_old(struct dindex *idx, const struct dbox_msg *found,
 			    int64_t sdbox_box, dindex_msg_fn *fn, void *ctx,
 			    int *taken_r, struct dbox_err *err)
 {
-	sqlite3_stmt *st = prepare_once(idx, found->file_id != 0 ?
+	sqlite3_stmt *st = prepare_once(idx,
+					dbox_msg_where(found)->file_id != 0 ?
 					sql_take_mdbox : sql_take_sdbox,
 					"reindex", err);
 	int rc = SQLITE_DONE, ret = 0;
@@ -130,10 +131,10 @@ int dindex_reindex_take_old(struct dindex *idx, const struct dbox_msg *found,
 	*taken_r = 0;
 	if (st == NULL)
 		return -EIO;
-	sqlite3_bind_int64(st, 1, found->file_id);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)found->offset);
+	sqlite3_bind_int64(st, 1, dbox_msg_where(found)->file_id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)dbox_msg_where(found)->offset);
 	sqlite3_bind_text(st, 3, found->guid, -1, SQLITE_STATIC);
-	if (found->file_id == 0) {
+	if (dbox_msg_where(found)->file_id == 0) {
 		sqlite3_bind_int64(st, 4, sdbox_box);
 		sqlite3_bind_int64(st, 5, found->uid);
 	}

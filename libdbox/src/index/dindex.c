@@ -103,11 +103,25 @@ static const char schema_v3[] =
 	"CREATE UNIQUE INDEX messages_by_name ON messages(mailbox_id, in_new,"
 	" name);";
 
+/* Version 4: messages committed before their record was durable
+ * (deferred commits, dindex-unconfirmed.h): the group flush syncs their
+ * files and deletes the rows here; the next read-write open after a
+ * power cut verifies the records of those still here.  A row here whose
+ * message is gone means nothing (uids are not reused).  seq orders them
+ * (AUTOINCREMENT: never reused, so a flush confirms exactly what it
+ * synced). */
+static const char schema_v4[] =
+	"CREATE TABLE unconfirmed("
+	" seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" mailbox_id INTEGER NOT NULL,"
+	" uid INTEGER NOT NULL);";
+
 /* migrations[v] takes the schema from version v to v + 1 */
 static const char *const migrations[DINDEX_SCHEMA_VERSION] = {
 	schema_v1,
 	schema_v2,
 	schema_v3,
+	schema_v4,
 };
 
 struct dconn {
@@ -355,7 +369,7 @@ int dindex_step_what(struct dindex *idx, sqlite3_stmt *st, const char *what,
 	return 0;
 }
 
-int dindex_write_begin(struct dindex *idx, struct dbox_err *err)
+static int write_begin(struct dindex *idx, bool bump, struct dbox_err *err)
 {
 	struct dconn *c = conn_get(idx, err);
 	sqlite3_stmt *st;
@@ -373,11 +387,23 @@ int dindex_write_begin(struct dindex *idx, struct dbox_err *err)
 	if (ret < 0)
 		return ret;
 	c->in_write = true;
+	if (!bump)
+		return 0;
 	st = dindex_prepare(idx, DSTMT_SEQ_BUMP, sql_seq_bump, err);
 	ret = st == NULL ? -EIO : dindex_step_done(idx, st, err);
 	if (ret < 0)
 		dindex_write_rollback(idx);
 	return ret;
+}
+
+int dindex_write_begin(struct dindex *idx, struct dbox_err *err)
+{
+	return write_begin(idx, true, err);
+}
+
+int dindex_write_begin_unseen(struct dindex *idx, struct dbox_err *err)
+{
+	return write_begin(idx, false, err);
 }
 
 int dindex_write_commit(struct dindex *idx, struct dbox_err *err)

@@ -19,7 +19,7 @@
 
 #include "dbox/store.h"
 
-#define DINDEX_SCHEMA_VERSION 3
+#define DINDEX_SCHEMA_VERSION 4
 
 struct dindex;
 
@@ -64,6 +64,10 @@ void dindex_close(struct dindex *idx);
 const char *dindex_path(const struct dindex *idx);
 
 int dindex_write_begin(struct dindex *idx, struct dbox_err *err);
+/* The same for a write that changes nothing a reader shows (the marks
+ * of unconfirmed rows): the change counter (dindex_seq) stays, so that
+ * followers do not look again for nothing. */
+int dindex_write_begin_unseen(struct dindex *idx, struct dbox_err *err);
 int dindex_write_commit(struct dindex *idx, struct dbox_err *err);
 void dindex_write_rollback(struct dindex *idx);
 bool dindex_in_write(struct dindex *idx);

@@ -45,7 +45,7 @@ static int corrupted(struct dbox_err *err, const char *path,
 {
 	return dbox_fail(err, -EBADMSG, "Corrupted dbox file %s (around "
 			 "offset=%llu): %s", path,
-			 (unsigned long long)msg->offset, what);
+			 (unsigned long long)dbox_msg_where(msg)->offset, what);
 }
 
 /* The record's metadata, where the X line is. */
@@ -66,7 +66,8 @@ static int read_record(const char *path, const struct dbox_msg *msg,
 	}
 	dbox_reader_init_fd(&rd, fd);
 	if (dbox_file_hdr_read(&rd, &hdr, reason, sizeof(reason)) < 0 ||
-	    dbox_record_read(&rd, &hdr, msg->offset, (uint64_t)st.st_size, rec,
+	    dbox_record_read(&rd, &hdr, dbox_msg_where(msg)->offset,
+			     (uint64_t)st.st_size, rec,
 			     reason, sizeof(reason)) < 0)
 		ret = corrupted(err, path, msg, reason);
 	close(fd);
@@ -94,12 +95,13 @@ static int check_totals(struct layout *lay, const struct dbox_msg *msg,
 		parts += lay->refs[i].size;
 	}
 	lay->body_len = msg->size - parts;
-	if (msg->body_size + parts == msg->size ||
-	    msg->compression != DBOX_COMP_NONE)
+	if (dbox_msg_where(msg)->body_size + parts == msg->size ||
+	    dbox_msg_where(msg)->compression != DBOX_COMP_NONE)
 		return 0;
 	snprintf(what, sizeof(what), "record holds %llu bytes and its external "
 		 "attachments %llu, but the message has %llu",
-		 (unsigned long long)msg->body_size, (unsigned long long)parts,
+		 (unsigned long long)dbox_msg_where(msg)->body_size,
+		 (unsigned long long)parts,
 		 (unsigned long long)msg->size);
 	return corrupted(err, lay->rec_path, msg, what);
 }
@@ -110,7 +112,7 @@ static int set_suffix(struct dbox_store *store, const struct dbox_msg *msg,
 	struct dbox_mailbox box;
 	int ret;
 
-	if (msg->file_id != 0)
+	if (dbox_msg_where(msg)->file_id != 0)
 		return 0;
 	ret = dbox_mailbox_get(store, msg->mailbox_id, &box, err);
 	if (ret < 0)
@@ -310,7 +312,7 @@ static int load_layout(struct dbox_store *store, const struct dbox_msg *msg,
 				 "--attachment-dir=PATH)", lay->rec_path,
 				 msg->uid, (unsigned long long)msg->size,
 				 (unsigned long long)(msg->size -
-						      msg->body_size));
+				 dbox_msg_where(msg)->body_size));
 	ret = dbox_extref_parse(ext_refs, strlen(ext_refs), &lay->refs,
 				&lay->n, reason, sizeof(reason));
 	if (ret == -ENOMEM)
@@ -434,7 +436,7 @@ static int copy_body(const struct want *w, uint64_t ps, uint64_t pe,
 	if (!overlap(w, ps, pe, &lo, &len))
 		return 0;
 	raw.size = w->lay->body_len;
-	if (raw.compression == DBOX_COMP_NONE)
+	if (dbox_msg_where(&raw)->compression == DBOX_COMP_NONE)
 		n = dbox_msg_pread(w->store, &raw, w->buf + (lo - w->off), len,
 				   bpos + (lo - ps), w->err);
 	else
@@ -503,8 +505,9 @@ int dbox_attach_check(struct dbox_store *store, const struct dbox_msg *msg,
 	struct layout lay = { 0 };
 	int ret;
 
-	if (rec->meta.ext_refs == NULL && (dbox_msg_is_plain(msg) ||
-					   msg->compression != DBOX_COMP_NONE))
+	if (rec->meta.ext_refs == NULL &&
+	    (dbox_msg_is_plain(msg) ||
+	     dbox_msg_where(msg)->compression != DBOX_COMP_NONE))
 		return 0;
 	snprintf(lay.rec_path, sizeof(lay.rec_path), "%s", path);
 	ret = load_layout(store, msg, rec->meta.ext_refs, &lay, err);
@@ -611,7 +614,7 @@ int dbox_attach_move(struct dbox_store *store, const struct dbox_msg *msg,
 	size_t i;
 	int ret;
 
-	if (msg->file_id != 0 || dbox_msg_is_plain(msg))
+	if (dbox_msg_where(msg)->file_id != 0 || dbox_msg_is_plain(msg))
 		return 0;
 	ret = record_refs(store, msg, &lay, err);
 	if (ret == 0 && lay.n > 0 && !drop_old)

@@ -78,19 +78,23 @@ static void compare(struct check_ctx *c, const struct dbox_msg *m,
 	const char *guid = rec->meta.guid != NULL ? rec->meta.guid : "";
 	uint64_t size = rec->meta.has_psize ? rec->meta.psize : rec->body_size;
 
-	if (rec->body_size != m->body_size)
-		problem(c, path, m->offset, "size %llu, index says %llu",
+	if (rec->body_size != dbox_msg_where(m)->body_size)
+		problem(c, path, dbox_msg_where(m)->offset,
+			"size %llu, index says %llu",
 			(unsigned long long)rec->body_size,
-			(unsigned long long)m->body_size);
-	if (rec->end - rec->offset != m->rec_size)
-		problem(c, path, m->offset, "record length %llu, index says "
+			(unsigned long long)dbox_msg_where(m)->body_size);
+	if (rec->end - rec->offset != dbox_msg_where(m)->rec_size)
+		problem(c, path, dbox_msg_where(m)->offset,
+			"record length %llu, index says "
 			"%llu", (unsigned long long)(rec->end - rec->offset),
-			(unsigned long long)m->rec_size);
+			(unsigned long long)dbox_msg_where(m)->rec_size);
 	if (strcmp(guid, m->guid) != 0)
-		problem(c, path, m->offset, "GUID %s, index says %s", guid,
+		problem(c, path, dbox_msg_where(m)->offset,
+			"GUID %s, index says %s", guid,
 			m->guid);
 	if (size != m->size)
-		problem(c, path, m->offset, "physical size %llu, index says "
+		problem(c, path, dbox_msg_where(m)->offset,
+			"physical size %llu, index says "
 			"%llu", (unsigned long long)size,
 			(unsigned long long)m->size);
 }
@@ -120,7 +124,8 @@ static void check_vsize(struct check_ctx *c, const struct dbox_msg *m,
 		return;  /* unreadable: its framing or attachments say why */
 	if (vs.vsize != m->vsize ||
 	    (rec->meta.has_vsize && rec->meta.vsize != vs.vsize))
-		problem(c, path, m->offset, "vsize mismatch: the message "
+		problem(c, path, dbox_msg_where(m)->offset,
+			"vsize mismatch: the message "
 			"reads as %llu, index says %llu, metadata V %s%llx",
 			(unsigned long long)vs.vsize,
 			(unsigned long long)m->vsize,
@@ -136,23 +141,25 @@ static int check_msg(void *ctx, const struct dbox_msg *m)
 	struct dbox_record rec;
 
 	if (dbox_msg_file_path(c->store, m, path, sizeof(path)) < 0) {
-		problem(c, "?", m->offset, "no path for mailbox #%lld uid %u",
+		problem(c, "?", dbox_msg_where(m)->offset,
+			"no path for mailbox #%lld uid %u",
 			(long long)m->mailbox_id, m->uid);
 		return 0;
 	}
 	if (!open_file(c, path))
 		return 0;
-	if (m->hdr_size != c->file.hdr.msg_hdr_size)
-		problem(c, path, m->offset, "header size %u, index says %u",
-			c->file.hdr.msg_hdr_size, m->hdr_size);
-	if (dbox_rfile_record(&c->file, m->offset, &rec, reason,
+	if (dbox_msg_where(m)->hdr_size != c->file.hdr.msg_hdr_size)
+		problem(c, path, dbox_msg_where(m)->offset,
+			"header size %u, index says %u",
+			c->file.hdr.msg_hdr_size, dbox_msg_where(m)->hdr_size);
+	if (dbox_rfile_record(&c->file, dbox_msg_where(m)->offset, &rec, reason,
 			      sizeof(reason)) < 0) {
-		problem(c, path, m->offset, "%s", reason);
+		problem(c, path, dbox_msg_where(m)->offset, "%s", reason);
 		return 0;
 	}
 	compare(c, m, &rec);
 	if (dbox_attach_check(c->store, m, &rec, path, &err) < 0)
-		problem(c, path, m->offset, "%s", err.msg);
+		problem(c, path, dbox_msg_where(m)->offset, "%s", err.msg);
 	else
 		check_vsize(c, m, &rec);
 	dbox_record_clear(&rec);

@@ -275,31 +275,35 @@ static int load_plain(struct dbox_store *store, const struct dbox_msg *msg,
 	ssize_t n;
 	int ret;
 
-	if (msg->body_size > MAX_PLAIN)
+	if (dbox_msg_where(msg)->body_size > MAX_PLAIN)
 		return dbox_fail(err, -EBADMSG, "stored size implausible");
-	src = malloc(msg->body_size ? msg->body_size : 1);
+	src = malloc(dbox_msg_where(msg)->body_size ?
+		     dbox_msg_where(msg)->body_size : 1);
 	if (src == NULL)
 		return dbox_fail(err, -ENOMEM, "out of memory");
 	/* the stored bytes as they are: a plain message of body_size */
-	raw.compression = DBOX_COMP_NONE;
-	raw.size = raw.body_size;
-	n = dbox_msg_pread(store, &raw, src, msg->body_size, 0, err);
-	if (n >= 0 && (uint64_t)n != msg->body_size)
+	dbox_msg_where(&raw)->compression = DBOX_COMP_NONE;
+	raw.size = dbox_msg_where(&raw)->body_size;
+	n = dbox_msg_pread(store, &raw, src, dbox_msg_where(msg)->body_size, 0,
+			   err);
+	if (n >= 0 && (uint64_t)n != dbox_msg_where(msg)->body_size)
 		n = dbox_fail(err, -EBADMSG, "short read of %s", path);
 	if (n < 0) {
 		free(src);
 		return (int)n;
 	}
-	ret = dbox_decompress(msg->compression, src, msg->body_size, msg->size,
+	ret = dbox_decompress(dbox_msg_where(msg)->compression, src,
+			      dbox_msg_where(msg)->body_size, msg->size,
 			      &plain, &plain_len, err);
 	free(src);
 	if (ret < 0)
 		return dbox_fail_prefix(err, -EBADMSG, "Corrupted dbox file %s "
 					"(around offset=%llu)", path,
-					(unsigned long long)msg->offset);
+					(unsigned long long)
+					dbox_msg_where(msg)->offset);
 	free(tls_cache.data);
 	snprintf(tls_cache.path, sizeof(tls_cache.path), "%s", path);
-	tls_cache.offset = msg->offset;
+	tls_cache.offset = dbox_msg_where(msg)->offset;
 	tls_cache.data = plain;
 	tls_cache.len = plain_len;
 	pthread_once(&cache_once, cache_key_init);
@@ -316,7 +320,8 @@ ssize_t dbox_decompress_pread(struct dbox_store *store,
 
 	if (ret < 0)
 		return dbox_fail(err, ret, "message path");
-	if (tls_cache.data == NULL || tls_cache.offset != msg->offset ||
+	if (tls_cache.data == NULL ||
+	    tls_cache.offset != dbox_msg_where(msg)->offset ||
 	    strcmp(tls_cache.path, path) != 0) {
 		ret = load_plain(store, msg, path, err);
 		if (ret < 0)
@@ -326,8 +331,10 @@ ssize_t dbox_decompress_pread(struct dbox_store *store,
 		return dbox_fail(err, -ERANGE, "Corrupted dbox file %s (around "
 				 "offset=%llu): %s body decompresses to %zu "
 				 "bytes, not its %llu", path,
-				 (unsigned long long)msg->offset,
-				 dbox_compression_name(msg->compression),
+				 (unsigned long long)
+				 dbox_msg_where(msg)->offset,
+				 dbox_compression_name(
+					 dbox_msg_where(msg)->compression),
 				 tls_cache.len, (unsigned long long)msg->size);
 	if (off >= tls_cache.len)
 		return 0;

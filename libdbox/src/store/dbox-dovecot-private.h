@@ -13,13 +13,23 @@
 #include "dbox/store.h"
 #include "store/dbox-rfile.h"
 
+struct dbox_dovecot;
+
 struct dovecot_box {
 	struct dovi_mailbox *db;   /* NULL: its index is unusable (sdbox) */
 	struct dovi_store *ds;     /* Dovecot's store (the mdbox map) */
+	struct dbox_dovecot *dv;   /* all of them */
 	int64_t id;                /* ours */
 	char *name;
 	char *storage;             /* on-disk name */
 	bool warned;               /* the files-alone fallback was logged */
+	/* where our last write into its log ended, when that followed what
+	 * its reader read with nobody else's in between (0: unknown) */
+	uint32_t back_seq;
+	uint64_t back_end;
+	uint32_t back_next;        /* next_uid after our last append, or 0 */
+	/* a hand-back refreshed db: what it read is not synced yet */
+	bool resync;
 };
 
 struct dbox_dovecot {

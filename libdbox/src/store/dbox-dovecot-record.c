@@ -108,7 +108,8 @@ int dbox_dovecot_read_record(struct dbox_store *store, struct dovecot_box *b,
 	}
 	memset(msg, 0, sizeof(*msg));
 	dbox_msg_from_record(msg, &rec);
-	msg->file_id = store->format == DBOX_FORMAT_MDBOX ? dm->file_id : 0;
+	dbox_msg_where(msg)->file_id =
+		store->format == DBOX_FORMAT_MDBOX ? dm->file_id : 0;
 	msg->uid = dm->uid;
 	msg->mailbox_id = b->id;
 	if (dm->have_map_uid && dm->save_date != 0)

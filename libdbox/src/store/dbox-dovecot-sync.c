@@ -183,24 +183,63 @@ static int key_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* The map uids that a mailbox of Dovecot's lists, sorted (as keys). */
+static uint64_t *listed_map_uids(struct dbox_dovecot *dv, size_t *n_r)
+{
+	size_t total = 0, n = 0;
+	uint64_t *uids;
+
+	for (size_t i = 0; i < dv->count; i++)
+		total += dv->boxes[i].db != NULL ?
+			dovi_mailbox_count(dv->boxes[i].db) : 0;
+	uids = calloc(total + 1, sizeof(*uids));
+	for (size_t i = 0; uids != NULL && i < dv->count; i++) {
+		const struct dovi_message *msgs;
+
+		if (dv->boxes[i].db == NULL)
+			continue;
+		msgs = dovi_mailbox_messages(dv->boxes[i].db);
+		for (size_t j = 0; j < dovi_mailbox_count(dv->boxes[i].db); j++)
+			if (msgs[j].have_map_uid)
+				uids[n++] = msgs[j].map_uid;
+	}
+	if (uids != NULL)
+		qsort(uids, n, sizeof(*uids), key_cmp);
+	*n_r = n;
+	return uids;
+}
+
+/* The records of the map that some mailbox of Dovecot's lists: one the
+ * map has but no mailbox lists is a message a takeover mount moved to a
+ * folder Dovecot has no index of (it expunged it from the source). */
 static int map_keys_load(struct dovecot_box *b, struct map_keys *mk)
 {
 	struct dovi_index *map = dovi_store_map(b->ds, NULL);
 	uint32_t n = map != NULL ? dovi_index_count(map) : 0;
+	size_t nlisted = 0;
+	uint64_t *listed = b->dv != NULL ? listed_map_uids(b->dv, &nlisted) :
+		NULL;
 
 	mk->count = 0;
 	mk->keys = calloc(n + 1, sizeof(*mk->keys));
-	if (mk->keys == NULL)
+	if (mk->keys == NULL || (b->dv != NULL && listed == NULL)) {
+		free(listed);
 		return -ENOMEM;
+	}
 	for (uint32_t i = 0; i < n; i++) {
+		uint64_t uid = dovi_index_uid(map, i);
 		uint32_t file_id, offset, size;
 		uint16_t refs;
 		bool have_refs;
 
+		if (listed != NULL && bsearch(&uid, listed, nlisted,
+					      sizeof(uid), key_cmp) == NULL)
+			continue;
 		if (dovi_index_map_rec(map, i, &file_id, &offset, &size,
 				       &have_refs, &refs))
 			mk->keys[mk->count++] = (uint64_t)file_id << 32 | offset;
 	}
+	free(listed);
 	qsort(mk->keys, mk->count, sizeof(*mk->keys), key_cmp);
 	return 0;
 }
@@ -210,12 +249,13 @@ static int map_keys_load(struct dovecot_box *b, struct map_keys *mk)
 static bool only_ours(struct dbox_store *store, struct dovecot_box *b,
 		      const struct map_keys *mk, const struct dbox_msg *m)
 {
-	uint64_t key = (uint64_t)m->file_id << 32 | (uint32_t)m->offset;
+	const struct dbox_msg_where *w = dbox_msg_where(m);
+	uint64_t key = (uint64_t)w->file_id << 32 | (uint32_t)w->offset;
 	char path[PATH_MAX];
 	struct stat st;
 
 	if (dbox_msg_file_path(store, m, path, sizeof(path)) < 0 ||
-	    stat(path, &st) < 0 || (uint64_t)st.st_size <= m->offset)
+	    stat(path, &st) < 0 || (uint64_t)st.st_size <= w->offset)
 		return false;
 	if (store->format == DBOX_FORMAT_SDBOX)
 		return !has_uid(dovi_mailbox_messages(b->db),
@@ -370,7 +410,7 @@ static int repair_uid0(struct dbox_store *store, struct dovecot_box *b,
 
 	if (store->readonly || dbox_msg_get(store, b->id, 0, &m, NULL) < 0)
 		return 0;
-	if (m.file_id == 0)
+	if (dbox_msg_where(&m)->file_id == 0)
 		dbox_msg_file_path(store, &m, from, sizeof(from));
 	ret = dbox_mailbox_alloc_uids(store, b->id, 1, &m.uid, err);
 	if (ret == 0 && from[0] != '\0') {
@@ -416,9 +456,14 @@ static int sync_message(struct dbox_store *store, struct dovecot_box *b,
 	struct dbox_msg old, msg;
 	bool have = dbox_msg_get(store, b->id, dm->uid, &old, NULL) == 0;
 	bool moved = have && store->format == DBOX_FORMAT_MDBOX &&
-		(old.file_id != dm->file_id || old.offset != dm->offset);
+		(dbox_msg_where(&old)->file_id != dm->file_id ||
+		 dbox_msg_where(&old)->offset != dm->offset);
 	int ret;
 
+	/* a maildir never moves a message back from cur/ to new/, and a
+	 * name in new/ has no keywords: an old message that the mount moved
+	 * to cur/ without flags (Dovecot still calls it \Recent) stays */
+	in_new = in_new && kw == 0 && !(have && !old.in_new);
 	if (have && !moved) {
 		if (old.flags == flags && old.keywords == kw &&
 		    old.in_new == in_new)

@@ -113,6 +113,7 @@ static int load_boxes(struct dbox_store *store, struct dbox_dovecot *dv,
 		if (b->db != NULL)
 			watch_dir(dv, dovi_mailbox_dir(b->db));
 		b->ds = dv->ds;
+		b->dv = dv;
 		kept++;
 	}
 	dovi_mailbox_names_free(names, n);
@@ -172,6 +173,8 @@ static int sync_all(struct dbox_store *store, struct dbox_dovecot *dv,
 				changed[(*nchanged)++] = b->id;
 			continue;
 		}
+		box_changed |= b->resync;
+		b->resync = false;
 		if (b->db == NULL || (only_changed && !box_changed && b->id != 0))
 			continue;
 		/* a new name (a rename by Dovecot keeps the count) */

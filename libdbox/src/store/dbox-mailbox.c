@@ -205,6 +205,7 @@ static int delete_mailbox(struct dbox_store *store, const char *name,
 {
 	struct dbox_mailbox box;
 	char dir[PATH_MAX];
+	bool following = store->dovecot != NULL;
 	uint64_t count;
 	int ret;
 
@@ -225,12 +226,18 @@ static int delete_mailbox(struct dbox_store *store, const char *name,
 				name);
 	if (ret == 0)
 		ret = dindex_mailbox_delete(store->idx, box.id, err);
+	/* a tree Dovecot made: the follower takes every mailbox directory it
+	 * lists under this lock for a mailbox, so the directory goes before
+	 * the lock does (after a power cut its listing drops the row) */
+	if (ret == 0 && following &&
+	    dbox_mailbox_dir(store, name, dir, sizeof(dir)) == 0)
+		remove_mailbox_dirs(store, dir);
 	if (ret == 0)
 		ret = dindex_write_commit(store->idx, err);
 	else
 		dindex_write_rollback(store->idx);
 	/* its files go once the commit that dropped it is durable */
-	if (ret == 0 && dindex_sync(store->idx, err) == 0 &&
+	if (ret == 0 && !following && dindex_sync(store->idx, err) == 0 &&
 	    dbox_mailbox_dir(store, name, dir, sizeof(dir)) == 0)
 		remove_mailbox_dirs(store, dir);
 	return ret;

@@ -20,26 +20,30 @@ ssize_t dbox_msg_read_cached(struct dbox_store *store,
 	unsigned char hdr[256], *meta;
 	size_t mlen = dbox_msg_meta_len(msg);
 	char path[PATH_MAX];
-	uint64_t body_at = msg->offset + msg->hdr_size;
+	uint64_t body_at = dbox_msg_body_at(msg);
 	int ret;
 
-	if (!dbox_msg_is_plain(msg) || msg->hdr_size < DBOX_MSG_HEADER_SIZE ||
-	    msg->hdr_size > sizeof(hdr) ||
+	if (!dbox_msg_is_plain(msg) ||
+	    dbox_msg_where(msg)->hdr_size < DBOX_MSG_HEADER_SIZE ||
+	    dbox_msg_where(msg)->hdr_size > sizeof(hdr) ||
 	    dbox_msg_file_path(store, msg, path, sizeof(path)) < 0)
 		return -ENOENT;
-	if (off >= msg->body_size)
+	if (off >= dbox_msg_where(msg)->body_size)
 		return 0;
-	if (len > msg->body_size - off)
-		len = (size_t)(msg->body_size - off);
+	if (len > dbox_msg_where(msg)->body_size - off)
+		len = (size_t)(dbox_msg_where(msg)->body_size - off);
 	meta = malloc(mlen);
 	if (meta == NULL)
 		return -ENOENT;
-	ret = dbox_rcache_get(store, path, msg->offset, msg->hdr_size, hdr);
+	ret = dbox_rcache_get(store, path, dbox_msg_where(msg)->offset,
+			      dbox_msg_where(msg)->hdr_size, hdr);
 	if (ret == 0)
-		ret = dbox_rcache_get(store, path, body_at + msg->body_size,
+		ret = dbox_rcache_get(store, path, body_at +
+				      dbox_msg_where(msg)->body_size,
 				      mlen, meta);
 	if (ret == 0 &&
-	    (dbox_msg_check_framing(path, msg, hdr, msg->hdr_size, meta, mlen,
+	    (dbox_msg_check_framing(path, msg, hdr,
+				    dbox_msg_where(msg)->hdr_size, meta, mlen,
 				    NULL) < 0 ||
 	     dbox_msg_check_guid(path, msg, meta, mlen, NULL) < 0)) {
 		/* bytes a writer rolled back, or a file replaced: not what
@@ -62,7 +66,7 @@ static ssize_t msg_pread_once(struct dbox_store *store,
 	size_t n;
 	int ret;
 
-	if (msg->compression != DBOX_COMP_NONE) {
+	if (dbox_msg_where(msg)->compression != DBOX_COMP_NONE) {
 		ssize_t got = dbox_decompress_pread(store, msg, buf, len, off,
 						    err);
 
@@ -73,10 +77,10 @@ static ssize_t msg_pread_once(struct dbox_store *store,
 	}
 	if (!dbox_msg_is_plain(msg))
 		return dbox_attach_pread(store, msg, buf, len, off, err);
-	if (off >= msg->body_size)
+	if (off >= dbox_msg_where(msg)->body_size)
 		return 0;
-	if (len > msg->body_size - off)
-		len = (size_t)(msg->body_size - off);
+	if (len > dbox_msg_where(msg)->body_size - off)
+		len = (size_t)(dbox_msg_where(msg)->body_size - off);
 	ret = dbox_msg_file_path(store, msg, path, sizeof(path));
 	if (ret < 0)
 		return dbox_fail(err, ret, "message path");
@@ -84,14 +88,15 @@ static ssize_t msg_pread_once(struct dbox_store *store,
 	if (ret < 0)
 		return dbox_fail(err, ret, "open %s", path);
 	ret = dfs_sync_pread(file, buf, len,
-			     (off_t)(msg->offset + msg->hdr_size + off), &n);
+			     (off_t)(dbox_msg_body_at(msg) + off), &n);
 	dbox_fcache_put(store, file);
 	if (ret < 0)
 		return dbox_fail(err, ret, "read %s: %s", path, strerror(-ret));
 	if (n < len)
 		return dbox_fail(err, -EBADMSG, "Corrupted dbox file %s (around"
 				 " offset=%llu): file ends inside the message",
-				 path, (unsigned long long)msg->offset);
+				 path, (unsigned long long)
+				 dbox_msg_where(msg)->offset);
 	return (ssize_t)n;
 }
 
@@ -100,8 +105,8 @@ bool dbox_msg_is_plain(const struct dbox_msg *msg)
 	/* a physical size beyond the stored body: the rest is in external
 	 * attachments (or the record is corrupted; either way the body alone
 	 * is not the message) */
-	return msg->compression == DBOX_COMP_NONE &&
-		msg->size == msg->body_size;
+	return dbox_msg_where(msg)->compression == DBOX_COMP_NONE &&
+		msg->size == dbox_msg_where(msg)->body_size;
 }
 
 /* A purge may have moved the message to another file since the caller
@@ -110,9 +115,10 @@ bool dbox_msg_is_plain(const struct dbox_msg *msg)
 static bool moved_by_purge(struct dbox_store *store, const struct dbox_msg *msg,
 			   struct dbox_msg *now)
 {
-	return msg->file_id != 0 &&
+	return dbox_msg_where(msg)->file_id != 0 &&
 		dbox_msg_get(store, msg->mailbox_id, msg->uid, now, NULL) == 0 &&
-		(now->file_id != msg->file_id || now->offset != msg->offset);
+		(dbox_msg_where(now)->file_id != dbox_msg_where(msg)->file_id ||
+		 dbox_msg_where(now)->offset != dbox_msg_where(msg)->offset);
 }
 
 ssize_t dbox_msg_pread(struct dbox_store *store, const struct dbox_msg *msg,
@@ -193,8 +199,8 @@ static struct async_read *async_read_new(struct dbox_store *store,
 		cb(ctx, -ENOMEM, &err);
 		return NULL;
 	}
-	if (len > msg->body_size - off)
-		len = (size_t)(msg->body_size - off);
+	if (len > dbox_msg_where(msg)->body_size - off)
+		len = (size_t)(dbox_msg_where(msg)->body_size - off);
 	*ar = (struct async_read){ .store = store, .cb = cb, .ctx = ctx,
 				   .want = len, .msg = *msg, .off = off };
 	return ar;
@@ -208,7 +214,7 @@ void dbox_msg_pread_async(struct dbox_store *store, const struct dbox_msg *msg,
 	struct async_read *ar;
 	ssize_t ret;
 
-	if (!dbox_msg_is_plain(msg) || off >= msg->body_size) {
+	if (!dbox_msg_is_plain(msg) || off >= dbox_msg_where(msg)->body_size) {
 		/* decompression is CPU work on an in-memory stream; EOF
 		 * needs no I/O at all; external attachments are read from
 		 * several files */
@@ -236,12 +242,14 @@ static void async_read_submit(struct async_read *ar)
 		return;
 	}
 	if (ar->buf == NULL)
-		dfs_read_fd(ar->file, ar->want, (off_t)(msg->offset +
-			    msg->hdr_size + ar->off), fd_reader_trampoline, ar,
+		dfs_read_fd(ar->file, ar->want,
+			    (off_t)(dbox_msg_body_at(msg) + ar->off),
+			    fd_reader_trampoline, ar,
 			    async_read_done, ar);
 	else
-		dfs_pread(ar->file, ar->buf, ar->want, (off_t)(msg->offset +
-			  msg->hdr_size + ar->off), async_read_done, ar);
+		dfs_pread(ar->file, ar->buf, ar->want,
+			  (off_t)(dbox_msg_body_at(msg) + ar->off),
+			  async_read_done, ar);
 }
 
 void dbox_msg_read_fd_async(struct dbox_store *store,
@@ -260,7 +268,7 @@ void dbox_msg_read_fd_async(struct dbox_store *store,
 		cb(ctx, -EOPNOTSUPP, &err);
 		return;
 	}
-	if (off >= msg->body_size) {
+	if (off >= dbox_msg_where(msg)->body_size) {
 		cb(ctx, 0, &err);
 		return;
 	}

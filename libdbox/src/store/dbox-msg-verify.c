@@ -23,27 +23,30 @@ int dbox_msg_check_framing(const char *path, const struct dbox_msg *m,
 	char reason[128];
 	uint64_t size;
 
-	if (hdr_n < m->hdr_size)
+	if (hdr_n < dbox_msg_where(m)->hdr_size)
 		return dbox_fail(err, -EBADMSG, "Corrupted dbox file %s (around"
 				 " offset=%llu): EOF reading msg header", path,
-				 (unsigned long long)m->offset);
-	if (dbox_msg_hdr_parse(hdr, m->hdr_size, &size, reason,
+				 (unsigned long long)dbox_msg_where(m)->offset);
+	if (dbox_msg_hdr_parse(hdr, dbox_msg_where(m)->hdr_size, &size, reason,
 			       sizeof(reason)) < 0)
 		return dbox_fail(err, -EBADMSG, "Corrupted dbox file %s (around"
 				 " offset=%llu): %s", path,
-				 (unsigned long long)m->offset, reason);
-	if (size != m->body_size)
+				 (unsigned long long)dbox_msg_where(m)->offset,
+				 reason);
+	if (size != dbox_msg_where(m)->body_size)
 		return dbox_fail(err, -EBADMSG, "Corrupted dbox file %s (around"
 				 " offset=%llu): size %llu, index says %llu",
-				 path, (unsigned long long)m->offset,
+				 path,
+				 (unsigned long long)dbox_msg_where(m)->offset,
 				 (unsigned long long)size,
-				 (unsigned long long)m->body_size);
+				 (unsigned long long)
+				 dbox_msg_where(m)->body_size);
 	if (post_n < DBOX_MAGIC_POST_LEN ||
 	    memcmp(post, DBOX_MAGIC_POST, DBOX_MAGIC_POST_LEN) != 0)
 		return dbox_fail(err, -EBADMSG, "Corrupted dbox file %s (around"
 				 " offset=%llu): metadata header has bad magic "
-				 "value", path, (unsigned long long)(m->offset +
-				 m->hdr_size + m->body_size));
+				 "value", path,
+				 (unsigned long long)dbox_msg_meta_at(m));
 	return 0;
 }
 
@@ -54,13 +57,13 @@ int dbox_msg_check_framing(const char *path, const struct dbox_msg *m,
 
 size_t dbox_msg_meta_len(const struct dbox_msg *m)
 {
-	uint64_t before = (uint64_t)m->hdr_size + m->body_size;
+	uint64_t before = dbox_msg_meta_at(m) - dbox_msg_where(m)->offset;
 
-	if (m->rec_size < before + DBOX_MAGIC_POST_LEN)
+	if (dbox_msg_where(m)->rec_size < before + DBOX_MAGIC_POST_LEN)
 		return DBOX_MAGIC_POST_LEN;
-	if (m->rec_size - before > VERIFY_META_MAX)
+	if (dbox_msg_where(m)->rec_size - before > VERIFY_META_MAX)
 		return VERIFY_META_MAX;
-	return (size_t)(m->rec_size - before);
+	return (size_t)(dbox_msg_where(m)->rec_size - before);
 }
 
 /* The record's GUID (metadata G) must be the index's: a file swapped with
@@ -78,17 +81,18 @@ int dbox_msg_check_guid(const char *path, const struct dbox_msg *m,
 		return 0;
 	ret = dbox_meta_parse((const char *)meta + DBOX_MAGIC_POST_LEN,
 			      n - DBOX_MAGIC_POST_LEN, &md, &used);
-	if (ret == -EAGAIN && m->rec_size - m->hdr_size - m->body_size > n)
+	if (ret == -EAGAIN && dbox_msg_where(m)->rec_size -
+	    dbox_msg_where(m)->hdr_size - dbox_msg_where(m)->body_size > n)
 		return 0;  /* metadata longer than we read: not judged */
 	if (ret < 0)
 		return dbox_fail(err, -EBADMSG, "Corrupted dbox file %s (around"
 				 " offset=%llu): metadata cannot be read", path,
-				 (unsigned long long)m->offset);
+				 (unsigned long long)dbox_msg_where(m)->offset);
 	ret = md.guid == NULL || strcmp(md.guid, m->guid) != 0 ?
 		dbox_fail(err, -EBADMSG, "Corrupted dbox file %s (around "
 			  "offset=%llu): GUID %s, index says %s", path,
-			  (unsigned long long)m->offset, md.guid != NULL ?
-			  md.guid : "(none)", m->guid) : 0;
+			  (unsigned long long)dbox_msg_where(m)->offset,
+			  md.guid != NULL ? md.guid : "(none)", m->guid) : 0;
 	dbox_meta_clear(&md);
 	return ret;
 }
@@ -102,7 +106,8 @@ int dbox_msg_verify(struct dbox_store *store, const struct dbox_msg *msg,
 	size_t hdr_n = 0, meta_n = 0, mlen = dbox_msg_meta_len(msg);
 	int ret;
 
-	if (msg->hdr_size < DBOX_MSG_HEADER_SIZE || msg->hdr_size > sizeof(hdr))
+	if (dbox_msg_where(msg)->hdr_size < DBOX_MSG_HEADER_SIZE ||
+	    dbox_msg_where(msg)->hdr_size > sizeof(hdr))
 		return dbox_fail(err, -EBADMSG, "bad header size in index");
 	ret = dbox_msg_file_path(store, msg, path, sizeof(path));
 	if (ret < 0)
@@ -115,11 +120,12 @@ int dbox_msg_verify(struct dbox_store *store, const struct dbox_msg *msg,
 		free(meta);
 		return dbox_fail(err, ret, "open %s", path);
 	}
-	ret = dfs_sync_pread(file, hdr, msg->hdr_size, (off_t)msg->offset,
+	ret = dfs_sync_pread(file, hdr, dbox_msg_where(msg)->hdr_size,
+			     (off_t)dbox_msg_where(msg)->offset,
 			     &hdr_n);
 	if (ret == 0)
-		ret = dfs_sync_pread(file, meta, mlen, (off_t)(msg->offset +
-			msg->hdr_size + msg->body_size), &meta_n);
+		ret = dfs_sync_pread(file, meta, mlen,
+				     (off_t)dbox_msg_meta_at(msg), &meta_n);
 	dbox_fcache_put(store, file);
 	if (ret < 0)
 		ret = dbox_fail(err, ret, "read %s: %s", path, strerror(-ret));
@@ -180,7 +186,8 @@ static int verify_result(struct async_verify *av, struct dbox_err *err)
 
 static void whole_done(struct async_verify *av, size_t n)
 {
-	size_t h = av->msg.hdr_size, before = h + av->msg.body_size;
+	size_t h = dbox_msg_where(&av->msg)->hdr_size,
+		before = h + dbox_msg_where(&av->msg)->body_size;
 
 	memcpy(av->hdr, av->whole, n < h ? n : h);
 	av->hdr_n = n < h ? n : h;
@@ -218,7 +225,8 @@ static void async_verify_done(void *ctx, const struct dfs_result *res)
 	/* kept for the reads that follow, this message's and (mdbox) its
 	 * neighbours' */
 	if (ret == 0 && av->whole != NULL) {
-		dbox_rcache_put(av->store, av->path, av->msg.offset, av->whole,
+		dbox_rcache_put(av->store, av->path,
+				dbox_msg_where(&av->msg)->offset, av->whole,
 				av->whole_n);
 		av->whole = NULL;
 		av->meta = NULL;
@@ -252,8 +260,8 @@ void dbox_msg_verify_async(struct dbox_store *store, const struct dbox_msg *msg,
 		cb(ctx, -ENOMEM, &err);
 		return;
 	}
-	if (msg->hdr_size < DBOX_MSG_HEADER_SIZE ||
-	    msg->hdr_size > sizeof(av->hdr)) {
+	if (dbox_msg_where(msg)->hdr_size < DBOX_MSG_HEADER_SIZE ||
+	    dbox_msg_where(msg)->hdr_size > sizeof(av->hdr)) {
 		verify_fail(av, -EBADMSG, "bad header size in index", cb, ctx);
 		return;
 	}
@@ -268,15 +276,18 @@ void dbox_msg_verify_async(struct dbox_store *store, const struct dbox_msg *msg,
 		return;
 	}
 	pthread_mutex_init(&av->lock, NULL);
-	av->whole_len = msg->hdr_size + msg->body_size + av->meta_len;
+	av->whole_len = dbox_msg_meta_at(msg) - dbox_msg_where(msg)->offset +
+		av->meta_len;
 	/* mdbox: the messages after it in m.N come along (dbox-rcache.c) */
-	if (av->whole_len <= VERIFY_READAHEAD_MAX && msg->file_id != 0)
+	if (av->whole_len <= VERIFY_READAHEAD_MAX &&
+	    dbox_msg_where(msg)->file_id != 0)
 		av->whole_len = DBOX_RCACHE_WINDOW;
 	if (av->whole_len <= DBOX_RCACHE_WINDOW &&
 	    (av->whole = malloc(av->whole_len)) != NULL) {
 		av->pending = 1;
 		av->parts[0] = (struct verify_part){ av, true };
-		dfs_pread(av->file, av->whole, av->whole_len, (off_t)msg->offset,
+		dfs_pread(av->file, av->whole, av->whole_len,
+			  (off_t)dbox_msg_where(msg)->offset,
 			  async_verify_done, &av->parts[0]);
 		return;
 	}
@@ -290,9 +301,10 @@ void dbox_msg_verify_async(struct dbox_store *store, const struct dbox_msg *msg,
 	av->pending = 2;
 	av->parts[0] = (struct verify_part){ av, false };
 	av->parts[1] = (struct verify_part){ av, true };
-	dfs_pread(av->file, av->meta, av->meta_len, (off_t)(msg->offset +
-		  msg->hdr_size + msg->body_size), async_verify_done,
+	dfs_pread(av->file, av->meta, av->meta_len,
+		  (off_t)dbox_msg_meta_at(msg), async_verify_done,
 		  &av->parts[0]);
-	dfs_pread(av->file, av->hdr, msg->hdr_size, (off_t)msg->offset,
+	dfs_pread(av->file, av->hdr, dbox_msg_where(msg)->hdr_size,
+		  (off_t)dbox_msg_where(msg)->offset,
 		  async_verify_done, &av->parts[1]);
 }

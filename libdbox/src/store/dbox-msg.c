@@ -55,8 +55,9 @@ int dbox_msg_file_path(struct dbox_store *store, const struct dbox_msg *msg,
 	char name[DBOX_NAME_MAX * 4 + 1];
 	int ret;
 
-	if (msg->file_id != 0)
-		return dbox_mdbox_path(store, msg->file_id, buf, buflen);
+	if (dbox_msg_where(msg)->file_id != 0)
+		return dbox_mdbox_path(store, dbox_msg_where(msg)->file_id,
+				       buf, buflen);
 	ret = dbox_mailbox_name_of(store, msg->mailbox_id, name, sizeof(name),
 				   NULL);
 	if (ret < 0)
@@ -66,12 +67,12 @@ int dbox_msg_file_path(struct dbox_store *store, const struct dbox_msg *msg,
 
 uint64_t dbox_msg_file_offset(const struct dbox_msg *msg)
 {
-	return msg->offset;
+	return dbox_msg_where(msg)->offset;
 }
 
 uint32_t dbox_msg_file_id(const struct dbox_msg *msg)
 {
-	return msg->file_id;
+	return dbox_msg_where(msg)->file_id;
 }
 
 int dbox_msg_insert(struct dbox_store *store, const struct dbox_msg *msg,
@@ -84,11 +85,11 @@ void dbox_msg_from_record(struct dbox_msg *msg, const struct dbox_record *rec)
 {
 	const struct dbox_meta *m = &rec->meta;
 
-	msg->offset = rec->offset;
-	msg->hdr_size = rec->hdr_size;
-	msg->body_size = rec->body_size;
-	msg->rec_size = rec->end - rec->offset;
-	msg->compression = rec->compression;
+	dbox_msg_where(msg)->offset = rec->offset;
+	dbox_msg_where(msg)->hdr_size = rec->hdr_size;
+	dbox_msg_where(msg)->body_size = rec->body_size;
+	dbox_msg_where(msg)->rec_size = rec->end - rec->offset;
+	dbox_msg_where(msg)->compression = rec->compression;
 	msg->size = m->has_psize ? m->psize : rec->body_size;
 	msg->vsize = m->has_vsize ? m->vsize : msg->size;
 	msg->received = m->has_received ? m->received : 0;
@@ -165,8 +166,10 @@ static int expunge_rows(struct dbox_store *store, int64_t mailbox_id,
 		ret = dbox_msg_file_path(store, msg, path, PATH_MAX);
 	if (ret == 0)
 		ret = delete_row(store, mailbox_id, uid, err);
-	if (ret == 0 && msg->file_id != 0)
-		ret = dbox_purge_mark(store, msg->file_id, err);
+	if (ret == 0)
+		dbox_dovecot_back_expunge(store, msg);
+	if (ret == 0 && dbox_msg_where(msg)->file_id != 0)
+		ret = dbox_purge_mark(store, dbox_msg_where(msg)->file_id, err);
 	if (ret == 0)
 		ret = dbox_mailbox_touch(store, mailbox_id, msg->in_new,
 					 !msg->in_new, err);
@@ -181,7 +184,7 @@ static int expunge_file(struct dbox_store *store, const struct dbox_msg *msg,
 {
 	int ret;
 
-	if (msg->file_id != 0)
+	if (dbox_msg_where(msg)->file_id != 0)
 		return 0;
 	ret = dindex_sync(store->idx, err);
 	if (ret < 0)
@@ -206,6 +209,8 @@ static int update_in_txn(struct dbox_store *store, int64_t mailbox_id,
 		ret = set_name(store, mailbox_id, uid,
 			       base != NULL ? base : old.base, flags, keywords,
 			       dir, err);
+	if (ret == 0)
+		dbox_dovecot_back_flags(store, &old, flags, keywords);
 	return end_update(store, ret, mailbox_id, old.in_new || in_new,
 			  !old.in_new || !in_new, err);
 }
@@ -321,6 +326,10 @@ int dbox_msg_exchange(struct dbox_store *store, int64_t mailbox_id,
 		ret = dbox_msg_insert(store, &a2, err);
 	if (ret == 0 && uid1 != uid2)
 		ret = dbox_msg_insert(store, &b2, err);
+	if (ret == 0 && uid1 != uid2) {
+		dbox_dovecot_back_flags(store, &a, a2.flags, a2.keywords);
+		dbox_dovecot_back_flags(store, &b, b2.flags, b2.keywords);
+	}
 	if (ret == 0)
 		ret = dbox_mailbox_touch(store, mailbox_id,
 					 a.in_new || b.in_new,
@@ -495,14 +504,17 @@ int dbox_msg_move(struct dbox_store *store, int64_t mailbox_id, uint32_t uid,
 	if (ret == 0)
 		ret = dbox_mailbox_touch(store, dest_mailbox_id, in_new,
 					 !in_new, err);
-	if (ret == 0 && msg.file_id == 0)
+	if (ret == 0 && dbox_msg_where(&msg)->file_id == 0)
 		ret = move_sdbox_file(store, &msg, dest_mailbox_id, moved.uid,
 				      old_path, err);
 	/* mdbox: Dovecot's rebuild places the record by its B key */
-	if (ret == 0 && msg.file_id != 0 && dest_mailbox_id != mailbox_id)
+	if (ret == 0 && dbox_msg_where(&msg)->file_id != 0 &&
+	    dest_mailbox_id != mailbox_id)
 		ret = mdbox_orig_set(store, &msg, dest_mailbox_id, err);
 	if (ret == -ENOSPC)
 		ret = 0;  /* logged; the move itself stands */
+	if (ret == 0)
+		dbox_dovecot_back_move(store, &msg, &moved);
 	if (ret == 0)
 		ret = dindex_write_commit(store->idx, err);
 	else

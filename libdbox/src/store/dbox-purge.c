@@ -305,6 +305,11 @@ int64_t dbox_store_purge(struct dbox_store *store, struct dbox_err *err)
 		return 0;
 	if (store->readonly)
 		return dbox_fail(err, -EROFS, "store is read-only");
+	/* a tree taken over from Dovecot: its map points into the m.N files
+	 * by offset, which a rewrite here would leave wrong */
+	if (store->origin != DBOX_ORIGIN_DBOXFS)
+		return dbox_fail(err, -EOPNOTSUPP, "a store Dovecot made: "
+				 "purge it with doveadm purge");
 	/* the whole list first: each file's purge is a write of its own */
 	ret = dindex_files_each(store->idx, file_list_add, &fl, err);
 	for (size_t i = 0; ret == 0 && i < fl.n && total >= 0; i++) {

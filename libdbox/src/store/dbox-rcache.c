@@ -39,26 +39,64 @@ static struct dbox_rcache_win *victim(struct dbox_store *store)
 	return v;
 }
 
+/* Under the lock: the least recently used window with data other than
+ * keep, or NULL. */
+static struct dbox_rcache_win *oldest(struct dbox_store *store,
+				      const struct dbox_rcache_win *keep)
+{
+	struct dbox_rcache_win *v = NULL;
+
+	for (int i = 0; i < DBOX_RCACHE_SLOTS; i++) {
+		struct dbox_rcache_win *w = &store->rcache[i];
+
+		if (w->data != NULL && w != keep &&
+		    (v == NULL || w->last_use < v->last_use))
+			v = w;
+	}
+	return v;
+}
+
+/* Under the lock: the window's data, taken out of the cache. */
+static unsigned char *take(struct dbox_store *store,
+			   struct dbox_rcache_win *w)
+{
+	unsigned char *data = w->data;
+
+	store->rcache_bytes -= w->len;
+	w->data = NULL;
+	w->path[0] = '\0';
+	return data;
+}
+
 void dbox_rcache_put(struct dbox_store *store, const char *path,
 		     uint64_t start, unsigned char *data, size_t len)
 {
-	struct dbox_rcache_win *w;
-	unsigned char *old;
+	unsigned char *freed[DBOX_RCACHE_SLOTS];
+	struct dbox_rcache_win *w, *v;
+	int n = 0;
 
-	if (strlen(path) >= sizeof(w->path) || len == 0) {
+	if (strlen(path) >= sizeof(w->path) || len == 0 ||
+	    len > DBOX_RCACHE_BUDGET) {
 		free(data);
 		return;
 	}
 	pthread_mutex_lock(&store->rcache_lock);
 	w = victim(store);
-	old = w->data;
+	if (w->data != NULL)
+		freed[n++] = take(store, w);
 	snprintf(w->path, sizeof(w->path), "%s", path);
 	w->start = start;
 	w->len = len;
 	w->data = data;
 	w->last_use = ++store->rcache_clock;
+	store->rcache_bytes += len;
+	/* the oldest windows go to keep within the budget */
+	while (store->rcache_bytes > DBOX_RCACHE_BUDGET &&
+	       (v = oldest(store, w)) != NULL)
+		freed[n++] = take(store, v);
 	pthread_mutex_unlock(&store->rcache_lock);
-	free(old);
+	for (int i = 0; i < n; i++)
+		free(freed[i]);
 }
 
 int dbox_rcache_get(struct dbox_store *store, const char *path,
@@ -95,9 +133,7 @@ void dbox_rcache_drop(struct dbox_store *store, const char *path, bool dir)
 		if (w->data == NULL || (dir ? !under(w->path, path) :
 					strcmp(w->path, path) != 0))
 			continue;
-		freed[n++] = w->data;
-		w->data = NULL;
-		w->path[0] = '\0';
+		freed[n++] = take(store, w);
 	}
 	pthread_mutex_unlock(&store->rcache_lock);
 	for (int i = 0; i < n; i++)

@@ -121,7 +121,7 @@ static int new_message(struct reindex_ctx *rc, struct dbox_msg *m,
 	else
 		dbox_msg_derive_base(m, m->base, sizeof(m->base));
 	ret = dbox_msg_insert(rc->store, m, rc->err);
-	if (ret == 0 && m->file_id == 0)
+	if (ret == 0 && dbox_msg_where(m)->file_id == 0)
 		ret = dindex_mailbox_raise_next_uid(rc->store->idx, box.id,
 						    m->uid, rc->err);
 	return ret;
@@ -140,7 +140,7 @@ static int reindex_record(void *ctx, const char *mailbox, uint32_t file_id,
 				"record without GUID");
 	}
 	dbox_msg_from_record(&m, rec);
-	m.file_id = file_id;
+	dbox_msg_where(&m)->file_id = file_id;
 	m.uid = uid;
 	box.id = 0;
 	if (mailbox != NULL && (ret = ensure_mailbox(rc, mailbox, &box)) < 0)

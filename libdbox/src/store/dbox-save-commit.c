@@ -12,6 +12,7 @@
 
 #include "dbox/save.h"
 #include "index/dindex-msg.h"
+#include "index/dindex-unconfirmed.h"
 #include "store/dbox-save-private.h"
 #include "store/mdbox-file.h"
 #include "store/store-private.h"
@@ -123,9 +124,9 @@ static int prepare_expunges(struct dbox_save_txn *txn, struct dbox_err *err)
 
 		if (ret < 0)
 			return ret;
-		e->file_id = msg.file_id;
+		e->file_id = dbox_msg_where(&msg)->file_id;
 		e->in_new = msg.in_new;
-		if (msg.file_id == 0)
+		if (dbox_msg_where(&msg)->file_id == 0)
 			dbox_msg_file_path(txn->store, &msg, e->path,
 					   sizeof(e->path));
 	}
@@ -181,6 +182,10 @@ static int write_journal(struct dbox_save_txn *txn, struct dbox_err *err)
  * the last link, fsynced when the pass leaves it). */
 struct commit_pass {
 	uint32_t *uids_r;
+	/* deferred: bytes not synced before the index; rows whose record
+	 * is not known durable are marked unconfirmed instead (and sdbox
+	 * links are not synced) */
+	bool deferred;
 	int64_t now;
 	int64_t box_id;
 	char box_name[DBOX_NAME_MAX * 4 + 1];
@@ -192,7 +197,7 @@ static int fsync_pending_dir(struct commit_pass *c, struct dbox_err *err)
 {
 	int ret;
 
-	if (c->dir_of[0] == '\0')
+	if (c->dir_of[0] == '\0' || c->deferred)
 		return 0;
 	ret = dbox_fsync_parent(c->dir_of);
 	if (ret < 0)
@@ -252,11 +257,11 @@ static int insert_row(struct dbox_save_txn *txn, const struct save_msg *m,
 	msg.mailbox_id = m->mailbox_id;
 	msg.uid = m->uid;
 	snprintf(msg.guid, sizeof(msg.guid), "%s", m->guid);
-	msg.file_id = m->file_id;
-	msg.offset = m->offset;
-	msg.hdr_size = DBOX_MSG_HEADER_SIZE;
-	msg.body_size = m->vs.size;
-	msg.rec_size = m->end - m->offset;
+	dbox_msg_where(&msg)->file_id = m->file_id;
+	dbox_msg_where(&msg)->offset = m->offset;
+	dbox_msg_where(&msg)->hdr_size = DBOX_MSG_HEADER_SIZE;
+	dbox_msg_where(&msg)->body_size = m->vs.size;
+	dbox_msg_where(&msg)->rec_size = m->end - m->offset;
 	msg.size = m->vs.size;
 	msg.vsize = m->vs.vsize;
 	msg.received = m->received;
@@ -272,10 +277,23 @@ static int insert_row(struct dbox_save_txn *txn, const struct save_msg *m,
 	else
 		dbox_msg_derive_base(&msg, msg.base, sizeof(msg.base));
 	ret = dbox_msg_insert(txn->store, &msg, err);
+	if (ret == 0)
+		dbox_dovecot_back_saved(txn->store, &msg);
 	if (ret == 0 && !m->keep_dir_mtime)
 		ret = dbox_mailbox_touch(txn->store, m->mailbox_id, m->in_new,
 					 !m->in_new, err);
 	return ret;
+}
+
+/* Known durable: an m.N synced beyond the record (a delivery prepared
+ * at the fsync of its file, or a file closed when full).  An sdbox
+ * file's link is made by this commit, whose directory is not synced. */
+static bool record_durable(const struct dbox_save_txn *txn,
+			   const struct save_msg *m)
+{
+	if (dbox_save_is_sdbox(txn))
+		return false;
+	return m->app == NULL || m->app->synced_end >= m->end;
 }
 
 static int commit_msg(struct dbox_save_txn *txn, struct save_msg *m,
@@ -293,16 +311,25 @@ static int commit_msg(struct dbox_save_txn *txn, struct save_msg *m,
 		c->uids_r[i] = m->uid;
 	if (dbox_save_is_sdbox(txn))
 		ret = sdbox_link(txn, c, m, err);
-	return ret < 0 ? ret : insert_row(txn, m, c->now, err);
+	if (ret == 0)
+		ret = insert_row(txn, m, c->now, err);
+	if (ret == 0 && c->deferred && !record_durable(txn, m))
+		ret = dindex_unconfirmed_add(txn->store->idx, m->mailbox_id,
+					     m->uid, err);
+	return ret;
 }
 
 static int delete_expunged(struct dbox_save_txn *txn, struct dbox_err *err)
 {
 	for (unsigned int i = 0; i < txn->expunge_count; i++) {
 		struct save_expunge *e = &txn->expunges[i];
+		struct dbox_msg gone = { .mailbox_id = e->mailbox_id,
+					 .uid = e->uid };
 		int ret = dindex_msg_delete(txn->store->idx, e->mailbox_id,
 					    e->uid, err);
 
+		if (ret == 0)
+			dbox_dovecot_back_expunge(txn->store, &gone);
 		if (ret == 0 && e->file_id != 0)
 			ret = dbox_purge_mark(txn->store, e->file_id, err);
 		if (ret == 0)
@@ -440,10 +467,18 @@ int dbox_save_commit(struct dbox_save_txn *txn, uint32_t *uids_r,
 	struct commit_pass c = { .uids_r = uids_r, .now = dbox_now() };
 	int ret = dbox_save_settle(txn, err);
 
-	if (ret == 0)
+	/* a transaction small enough to have every message in memory may
+	 * leave its bytes to the flush (the deliveries of a mount); not one
+	 * that replaces messages: undone after a power cut, it would have
+	 * removed them */
+	c.deferred = txn->store->deferred && txn->spilled == 0 &&
+		txn->expunge_count == 0;
+	if (ret == 0 && !c.deferred)
 		ret = dbox_save_sync_files(txn, true, err);
 	if (ret == 0)
 		ret = commit_index(txn, &c, err);
+	if (ret == 0 && c.deferred)
+		atomic_store(&txn->store->unconfirmed, true);
 	if (dbox_save_is_sdbox(txn)) {
 		if (ret < 0)
 			undo_links(txn, &c);

@@ -462,6 +462,7 @@ static int open_index(struct dbox_store *store, const struct dbox_open_opts *o,
 				    o->deferred_sync, &store->idx, err) :
 		dindex_open_ex(path, index_ro, !index_ro, o->deferred_sync,
 			       &store->idx, err);
+	store->deferred = o->deferred_sync;
 	if (ret == 0 && o->index_cache_kib > 0)
 		dindex_set_cache(store->idx, (int)(o->index_cache_kib < 65536 ?
 						   o->index_cache_kib : 65536));
@@ -577,6 +578,9 @@ int dbox_store_open(const char *root, const struct dbox_open_opts *opts,
 		ret = open_index(store, opts, &d, err);
 	if (ret == 0 && !store->readonly && !opts->no_recovery)
 		ret = dbox_recover(store, err);
+	/* rows a power cut may have left without their records */
+	if (ret == 0 && !store->readonly && !opts->no_recovery)
+		ret = dbox_unconfirmed_recover(store, err);
 	/* expunges whose purge a dead process did not get to */
 	if (ret == 0 && !store->readonly && !opts->no_recovery)
 		ret = dbox_purge_pending(store, err);
@@ -659,7 +663,10 @@ int dbox_store_sync(struct dbox_store *store, struct dbox_err *err)
 
 	if (store->readonly)
 		return 0;
-	ret = dindex_sync(store->idx, err);
+	/* records before the index rows that point at them */
+	ret = dbox_unconfirmed_flush(store, err);
+	if (ret == 0)
+		ret = dindex_sync(store->idx, err);
 	if (ret == 0)
 		purge_marked(store);
 	return ret;
@@ -675,7 +682,8 @@ int dbox_store_checkpoint(struct dbox_store *store, struct dbox_err *err)
 bool dbox_store_sync_pending(struct dbox_store *store)
 {
 	return !store->readonly && (dindex_dirty(store->idx) ||
-				    atomic_load(&store->purge_marked));
+				    atomic_load(&store->purge_marked) ||
+				    atomic_load(&store->unconfirmed));
 }
 
 enum dbox_store_format dbox_store_get_format(const struct dbox_store *store)

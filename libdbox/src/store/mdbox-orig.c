@@ -17,14 +17,14 @@
 static bool meta_span(const struct dbox_msg *msg, uint64_t *off_r,
 		      size_t *len_r)
 {
-	uint64_t before = (uint64_t)msg->hdr_size + msg->body_size +
+	uint64_t before = dbox_msg_meta_at(msg) - dbox_msg_where(msg)->offset +
 		DBOX_MAGIC_POST_LEN;
 
-	if (msg->rec_size <= before + 1 ||
-	    msg->rec_size - before > ORIG_META_MAX)
+	if (dbox_msg_where(msg)->rec_size <= before + 1 ||
+	    dbox_msg_where(msg)->rec_size - before > ORIG_META_MAX)
 		return false;
-	*off_r = msg->offset + before;
-	*len_r = (size_t)(msg->rec_size - before);
+	*off_r = dbox_msg_where(msg)->offset + before;
+	*len_r = (size_t)(dbox_msg_where(msg)->rec_size - before);
 	return true;
 }
 
@@ -79,7 +79,7 @@ int mdbox_orig_set(struct dbox_store *store, const struct dbox_msg *msg,
 	size_t len;
 	int ret;
 
-	if (msg->file_id == 0 || !meta_span(msg, &off, &len))
+	if (dbox_msg_where(msg)->file_id == 0 || !meta_span(msg, &off, &len))
 		return 0;
 	ret = storage_name(store, mailbox_id, storage, sizeof(storage), err);
 	if (ret < 0)
@@ -101,6 +101,7 @@ int mdbox_orig_set(struct dbox_store *store, const struct dbox_msg *msg,
 			 "record mailbox %s in the record; Dovecot's rebuild "
 			 "(force-resync) would put the message back where it "
 			 "was first saved", path,
-			 (unsigned long long)msg->offset, storage);
+			 (unsigned long long)dbox_msg_where(msg)->offset,
+			 storage);
 	return ret;
 }

@@ -9,6 +9,7 @@
 #include "dbox/fs.h"
 #include "dbox/store.h"
 #include "index/dindex.h"
+#include "store/dbox-msg-storage.h"
 #include "util/util.h"
 
 /* Our own directory inside a store tree; Dovecot ignores it because every
@@ -32,9 +33,14 @@ struct dbox_fcache_entry {
 };
 
 /* Bytes of storage files read ahead of the messages that need them
- * (dbox-rcache.c): 16 windows of up to 1 MiB. */
+ * (dbox-rcache.c): 16 windows of up to 1 MiB, at most 2 MiB in all.  A
+ * reader walks a file forwards, so one window at a time serves it; the
+ * windows a read of a whole folder left behind were 16 MiB of the
+ * daemon's RSS for good (its goal is 32 MiB with a million names
+ * cached). */
 #define DBOX_RCACHE_SLOTS 16
 #define DBOX_RCACHE_WINDOW (1u << 20)
+#define DBOX_RCACHE_BUDGET (2u << 20)
 
 struct dbox_rcache_win {
 	char path[PATH_MAX];
@@ -72,6 +78,10 @@ struct dbox_store {
 	 * dbox_store_purge_expunged): a caller that finds another's purge
 	 * running waits for it, then lists what is still marked */
 	pthread_mutex_t purge_lock;
+	/* dbox_open_opts.deferred_sync; unconfirmed: a commit marked rows
+	 * unconfirmed since the last dbox_store_sync (dbox-unconfirmed.c) */
+	bool deferred;
+	atomic_bool unconfirmed;
 
 	/* the m.N a finished transaction appended to, kept open and locked
 	 * for the next one (mdbox-file.c) */
@@ -85,8 +95,19 @@ struct dbox_store {
 
 	pthread_mutex_t rcache_lock;
 	uint64_t rcache_clock;
+	size_t rcache_bytes;      /* the windows' data in all */
 	struct dbox_rcache_win rcache[DBOX_RCACHE_SLOTS];
 };
+
+/* dbox-unconfirmed.c: rows committed before their record was durable
+ * (index/dindex-unconfirmed.h).  flush: makes the records of every
+ * marked row durable, then deletes the marks (not yet durable: the
+ * caller syncs the index next).  recover: at a read-write open, keeps a
+ * marked row whose record is intact (made durable now) and deletes one
+ * whose record is not (its sdbox file removed, its m.N sealed against
+ * appends), as if its commit had not happened. */
+int dbox_unconfirmed_flush(struct dbox_store *store, struct dbox_err *err);
+int dbox_unconfirmed_recover(struct dbox_store *store, struct dbox_err *err);
 
 /* dbox-names.c: mailbox name <-> on-disk storage name (mUTF-7). */
 int dbox_name_to_storage(const char *name, char *buf, size_t len);
@@ -171,6 +192,26 @@ int dbox_mailbox_name_of(struct dbox_store *store, int64_t mailbox_id,
  * -EOPNOTSUPP: Dovecot's indexes are unusable; index the files alone. */
 int dbox_dovecot_reindex(struct dbox_store *store, struct dbox_err *err);
 void dbox_dovecot_free(struct dbox_dovecot *dv);
+/* dbox-dovecot-back.c: inside the index write that changes a message
+ * from old to flags/keywords, the same change into Dovecot's log when
+ * the store is taken over and Dovecot knows the message (logged, never
+ * failing: our change stands). */
+void dbox_dovecot_back_flags(struct dbox_store *store,
+			     const struct dbox_msg *old, uint32_t flags,
+			     uint32_t keywords);
+/* The same for msg expunged: Dovecot's external expunge, and for mdbox
+ * the map's refcount one less. */
+void dbox_dovecot_back_expunge(struct dbox_store *store,
+			       const struct dbox_msg *msg);
+/* The same for a message moved from `from` to `to` (another mailbox):
+ * appended to the destination, expunged from the source. */
+void dbox_dovecot_back_move(struct dbox_store *store,
+			    const struct dbox_msg *from,
+			    const struct dbox_msg *to);
+/* The same for a message saved into a mailbox (sdbox: its u.N is there
+ * already). */
+void dbox_dovecot_back_saved(struct dbox_store *store,
+			     const struct dbox_msg *msg);
 
 /* dbox-purge.c: inside an index write, note that m.<file_id> now holds
  * a record nobody references; dbox_purge_pending rewrites such files

@@ -30,7 +30,7 @@ static void test_verified_place(void)
 	CHECK(!verified_has(vc, 43, &m));
 	for (int w = 0; w < DBOX_MSG_STORAGE_WORDS; w++) {
 		moved = m;
-		moved.storage_[w] = 0x0101010101010101ull;
+		moved.storage.w[w] = 0x0101010101010101ull;
 		if (dbox_msg_file_id(&moved) == dbox_msg_file_id(&m) &&
 		    dbox_msg_file_offset(&moved) == dbox_msg_file_offset(&m))
 			continue;

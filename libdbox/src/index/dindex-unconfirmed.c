@@ -1,0 +1,80 @@
+/* dindex-unconfirmed.c - marks of messages whose record was not durable
+ * at their commit (see dindex-unconfirmed.h). */
+#include <errno.h>
+
+#include "index/dindex-private.h"
+#include "index/dindex-unconfirmed.h"
+
+static const char sql_add[] =
+	"INSERT INTO unconfirmed(mailbox_id, uid) VALUES (?1, ?2)";
+static const char sql_max[] = "SELECT coalesce(max(seq), 0) FROM unconfirmed";
+static const char sql_list[] = "SELECT mailbox_id, uid FROM unconfirmed "
+	"WHERE seq <= ?1 ORDER BY seq";
+static const char sql_confirm[] = "DELETE FROM unconfirmed WHERE seq <= ?1";
+
+int dindex_unconfirmed_add(struct dindex *idx, int64_t mailbox_id,
+			   uint32_t uid, struct dbox_err *err)
+{
+	sqlite3_stmt *st = dindex_prepare(idx, DSTMT_UNCONF_ADD, sql_add, err);
+
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, uid);
+	return dindex_step_what(idx, st, "mark unconfirmed", err);
+}
+
+static void row_seq(sqlite3_stmt *st, void *out)
+{
+	*(int64_t *)out = sqlite3_column_int64(st, 0);
+}
+
+int dindex_unconfirmed_max(struct dindex *idx, int64_t *seq_r,
+			   struct dbox_err *err)
+{
+	sqlite3_stmt *st = dindex_prepare(idx, DSTMT_UNCONF_MAX, sql_max, err);
+	int ret;
+
+	*seq_r = 0;
+	if (st == NULL)
+		return -EIO;
+	ret = dindex_fetch_one(idx, st, row_seq, seq_r, "unconfirmed rows",
+			       err);
+	return ret == -ENOENT ? 0 : ret;
+}
+
+int dindex_unconfirmed_each(struct dindex *idx, int64_t max,
+			    int (*fn)(void *ctx, int64_t mailbox_id,
+				      uint32_t uid),
+			    void *ctx, struct dbox_err *err)
+{
+	sqlite3_stmt *st = dindex_prepare(idx, DSTMT_UNCONF_LIST, sql_list,
+					  err);
+	int rc, ret = 0;
+
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, max);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		ret = fn(ctx, sqlite3_column_int64(st, 0),
+			 (uint32_t)sqlite3_column_int64(st, 1));
+		if (ret != 0)
+			break;
+	}
+	sqlite3_reset(st);
+	if (ret == 0 && rc != SQLITE_DONE)
+		return dindex_error(idx, rc, "unconfirmed rows", err);
+	return ret;
+}
+
+int dindex_unconfirmed_confirm(struct dindex *idx, int64_t max,
+			       struct dbox_err *err)
+{
+	sqlite3_stmt *st = dindex_prepare(idx, DSTMT_UNCONF_CONFIRM,
+					  sql_confirm, err);
+
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, max);
+	return dindex_step_what(idx, st, "confirm rows", err);
+}

@@ -1,0 +1,235 @@
+/* dbox-unconfirmed.c - rows committed before their record was durable:
+ * the group flush that confirms them, and their check after a power cut
+ * (store-private.h, index/dindex-unconfirmed.h). */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "index/dindex-file.h"
+#include "index/dindex-msg.h"
+#include "index/dindex-unconfirmed.h"
+#include "store/store-private.h"
+
+struct mark {
+	int64_t box;
+	uint32_t uid;
+};
+
+struct marks {
+	struct mark *v;
+	size_t n, cap;
+};
+
+static int collect(void *ctx, int64_t box, uint32_t uid)
+{
+	struct marks *mk = ctx;
+
+	if (mk->n == mk->cap) {
+		size_t cap = mk->cap == 0 ? 64 : mk->cap * 2;
+		struct mark *v = realloc(mk->v, cap * sizeof(*v));
+
+		if (v == NULL)
+			return -ENOMEM;
+		mk->v = v;
+		mk->cap = cap;
+	}
+	mk->v[mk->n++] = (struct mark){ box, uid };
+	return 0;
+}
+
+/* The marks up to the newest at this moment (*max_r, 0: none). */
+static int load(struct dbox_store *store, int64_t *max_r, struct marks *mk,
+		struct dbox_err *err)
+{
+	int ret = dindex_unconfirmed_max(store->idx, max_r, err);
+
+	if (ret < 0 || *max_r == 0)
+		return ret;
+	ret = dindex_unconfirmed_each(store->idx, *max_r, collect, mk, err);
+	if (ret == -ENOMEM)
+		return dbox_fail(err, ret, "out of memory");
+	return ret;
+}
+
+/* The record's file made durable, and for sdbox its name (the link to
+ * u.N is made at the commit).  Consecutive records of one m.N sync it
+ * once. */
+static int sync_record(struct dbox_store *store, const struct dbox_msg *m,
+		       uint32_t *last_file, struct dbox_err *err)
+{
+	char path[PATH_MAX];
+	struct dfs_file *f;
+	int ret;
+
+	if (dbox_msg_where(m)->file_id != 0 && dbox_msg_where(m)->file_id == *last_file)
+		return 0;
+	ret = dbox_msg_file_path(store, m, path, sizeof(path));
+	if (ret < 0)
+		return dbox_fail(err, ret, "message path");
+	ret = dbox_fcache_get(store, path, &f);
+	if (ret == -ENOENT)
+		return 0;   /* expunged and removed since */
+	if (ret < 0)
+		return dbox_fail(err, ret, "open %s: %s", path,
+				 strerror(-ret));
+	ret = dfs_sync_fsync(f);
+	dbox_fcache_put(store, f);
+	if (ret == 0 && dbox_msg_where(m)->file_id == 0)
+		ret = dbox_fsync_parent(path);
+	if (ret < 0)
+		return dbox_fail(err, ret, "fsync %s: %s", path,
+				 strerror(-ret));
+	*last_file = dbox_msg_where(m)->file_id;
+	return 0;
+}
+
+/* Deletes the marks up to max in a write of their own. */
+static int confirm(struct dbox_store *store, int64_t max,
+		   struct dbox_err *err)
+{
+	int ret = dindex_write_begin_unseen(store->idx, err);
+
+	if (ret < 0)
+		return ret;
+	ret = dindex_unconfirmed_confirm(store->idx, max, err);
+	if (ret == 0)
+		return dindex_write_commit(store->idx, err);
+	dindex_write_rollback(store->idx);
+	return ret;
+}
+
+int dbox_unconfirmed_flush(struct dbox_store *store, struct dbox_err *err)
+{
+	struct marks mk = { 0 };
+	uint32_t last_file = 0;
+	int64_t max = 0;
+	int ret;
+
+	if (store->readonly || !atomic_exchange(&store->unconfirmed, false))
+		return 0;
+	ret = load(store, &max, &mk, err);
+	for (size_t i = 0; ret == 0 && i < mk.n; i++) {
+		struct dbox_msg m;
+
+		ret = dindex_msg_get(store->idx, mk.v[i].box, mk.v[i].uid, &m,
+				     err);
+		if (ret == -ENOENT) {
+			ret = 0;   /* expunged since */
+			continue;
+		}
+		if (ret == 0)
+			ret = sync_record(store, &m, &last_file, err);
+	}
+	free(mk.v);
+	if (ret == 0 && max > 0)
+		ret = confirm(store, max, err);
+	if (ret < 0)
+		atomic_store(&store->unconfirmed, true);   /* next flush */
+	return ret;
+}
+
+/* ------------------------------------------------------ after a cut */
+
+/* A marked row whose record did not survive: gone, as if its commit had
+ * not happened (the spool file it came from is still kept: the mount
+ * puts it back into tmp/).  Its m.N is sealed: its committed end may now
+ * lie beyond the bytes it has. */
+static int drop_row(struct dbox_store *store, const struct dbox_msg *m,
+		    struct dbox_err *err)
+{
+	int ret = dindex_msg_delete(store->idx, m->mailbox_id, m->uid, err);
+
+	if (ret == 0 && dbox_msg_where(m)->file_id != 0)
+		ret = dindex_file_seal(store->idx, dbox_msg_where(m)->file_id, err);
+	if (ret == 0)
+		ret = dbox_mailbox_touch(store, m->mailbox_id, m->in_new,
+					 !m->in_new, err);
+	return ret;
+}
+
+/* Sorts the marked rows into intact (made durable now) and not (their
+ * rows dropped, inside the caller's write); bad: the sdbox files to
+ * remove once that write is durable. */
+static int check_marks(struct dbox_store *store, const struct marks *mk,
+		       struct marks *bad, struct dbox_err *err)
+{
+	uint32_t last_file = 0;
+	int ret = 0;
+
+	for (size_t i = 0; ret == 0 && i < mk->n; i++) {
+		struct dbox_err verr = { "" };
+		struct dbox_msg m;
+
+		ret = dindex_msg_get(store->idx, mk->v[i].box, mk->v[i].uid,
+				     &m, err);
+		if (ret == -ENOENT) {
+			ret = 0;
+			continue;
+		}
+		if (ret < 0)
+			break;
+		ret = dbox_msg_verify(store, &m, &verr);
+		if (ret == 0) {
+			ret = sync_record(store, &m, &last_file, err);
+			continue;
+		}
+		if (ret == -ENOMEM)
+			return dbox_fail(err, ret, "out of memory");
+		dbox_log(DBOX_LOG_WARNING, "message %u of mailbox %lld: its "
+			 "record was not durable at a power cut (%s): its "
+			 "delivery is undone", m.uid, (long long)m.mailbox_id,
+			 verr.msg);
+		ret = drop_row(store, &m, err);
+		if (ret == 0 && dbox_msg_where(&m)->file_id == 0)
+			ret = collect(bad, m.mailbox_id, m.uid);
+	}
+	return ret;
+}
+
+static void remove_files(struct dbox_store *store, const struct marks *bad)
+{
+	for (size_t i = 0; i < bad->n; i++) {
+		struct dbox_msg m = { .mailbox_id = bad->v[i].box,
+				      .uid = bad->v[i].uid };
+		char path[PATH_MAX];
+
+		if (dbox_msg_file_path(store, &m, path, sizeof(path)) < 0)
+			continue;
+		dbox_fcache_drop(store, path);
+		unlink(path);
+	}
+}
+
+int dbox_unconfirmed_recover(struct dbox_store *store, struct dbox_err *err)
+{
+	struct marks mk = { 0 }, bad = { 0 };
+	int64_t max = 0;
+	/* nearly always none: no write lock taken for nothing */
+	int ret = dindex_unconfirmed_max(store->idx, &max, err);
+
+	if (ret < 0 || max == 0)
+		return ret;
+	ret = dindex_write_begin(store->idx, err);
+	if (ret < 0)
+		return ret;
+	ret = load(store, &max, &mk, err);
+	if (ret == 0 && max > 0)
+		ret = check_marks(store, &mk, &bad, err);
+	if (ret == 0 && max > 0)
+		ret = dindex_unconfirmed_confirm(store->idx, max, err);
+	if (ret == 0 && max > 0)
+		ret = dindex_write_commit(store->idx, err);
+	else
+		dindex_write_rollback(store->idx);
+	/* the rows go before their files: a cut in between leaves no row
+	 * without its file */
+	if (ret == 0 && max > 0)
+		ret = dindex_sync(store->idx, err);
+	if (ret == 0)
+		remove_files(store, &bad);
+	free(mk.v);
+	free(bad.v);
+	return ret;
+}

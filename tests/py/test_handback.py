@@ -1,0 +1,337 @@
+"""A Dovecot store taken over (-o takeover): what the mount changes in
+messages Dovecot knows is handed back to Dovecot's own transaction log, so
+that Dovecot, handed the store afterwards, sees exactly what the mount
+showed: with no force-resync, after one, and on the next mount."""
+
+import fcntl
+import os
+import threading
+
+import pytest
+
+from dboxfs_testlib import (DBOXFS, chown_tree, dboxctl, mounts,
+                            needs_dovecot,
+                            store_ids, wait_for, wtmp)  # noqa: F401
+from test_dovecot_view import doveadm_flags, view_of
+from test_takeover import all_names, dovecot_store
+
+pytestmark = [needs_dovecot,
+              pytest.mark.skipif(not os.path.exists(DBOXFS),
+                                 reason="dboxfs not built")]
+
+
+def guid_of(path):
+    return os.getxattr(path, "user.dbox.guid").decode()
+
+
+def names_by_guid(mnt):
+    return {guid_of(os.path.join(mnt, sub, n)): (sub, n)
+            for sub, n in all_names(mnt)}
+
+
+def letters(mnt):
+    """{keyword name: maildir letter} of the mount's INBOX."""
+    res = {}
+    with open(os.path.join(mnt, "dovecot-keywords")) as f:
+        for line in f:
+            idx, name = line.rstrip("\n").split(" ", 1)
+            res[name] = chr(ord("a") + int(idx))
+    return res
+
+
+def set_info(mnt, names, guid, info):
+    sub, n = names[guid]
+    new = n.split(":2,")[0] + ":2," + "".join(sorted(info))
+    os.rename(os.path.join(mnt, sub, n), os.path.join(mnt, "cur", new))
+
+
+def dovecot_inbox(da):
+    chown_tree(da.root, *store_ids())   # what the mount wrote
+    return doveadm_flags(da.fetch("uid flags mailbox guid", "mailbox",
+                                  "INBOX")).get("INBOX", {})
+
+
+def changed_store(wtmp, mounts, fmt):
+    """A Dovecot store whose INBOX has keywords and flags of Dovecot's,
+    changed through a takeover mount: returns (root, da, mnt, the mount's
+    view of INBOX)."""
+    root, da = dovecot_store(wtmp, fmt)
+    by_uid = {int(m["uid"]): m["guid"]
+              for m in da.fetch("uid guid", "mailbox", "INBOX")}
+    da("flags", "add", "$Label1 Work", "mailbox", "INBOX", "uid", "1")
+    da("flags", "add", "\\Seen", "mailbox", "INBOX", "uid", "2")
+    da("flags", "add", "\\Answered Work", "mailbox", "INBOX", "uid", "5")
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    names = names_by_guid(mnt)
+    kw = letters(mnt)
+    set_info(mnt, names, by_uid[1], "F" + kw["$Label1"])   # -Work +F
+    set_info(mnt, names, by_uid[2], "")                    # -\Seen
+    set_info(mnt, names, by_uid[3], "RS" + kw["Work"])     # +RS +Work
+    set_info(mnt, names, by_uid[4], kw["$Label1"] + kw["Work"])
+    shown = view_of(mnt, "INBOX")
+    names = names_by_guid(mnt)
+    # a change of Dovecot's after ours: the follower has read our records
+    # back by the time it shows, and changed nothing of ours
+    chown_tree(root, *store_ids())
+    da("flags", "add", "\\Flagged", "mailbox", "INBOX", "uid", "5")
+    wait_for(lambda: "\\Flagged" in view_of(mnt, "INBOX").get(by_uid[5],
+                                                             ()),
+             timeout=5, what="Dovecot's flag on the mount")
+    shown[by_uid[5]].add("\\Flagged")
+    assert view_of(mnt, "INBOX") == shown
+    now = names_by_guid(mnt)
+    del now[by_uid[5]], names[by_uid[5]]
+    assert now == names
+    m.stop()
+    assert "not handed back" not in m.output()
+    return root, da, mnt, shown
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_flags_and_keywords_handed_back(wtmp, mounts, fmt):
+    """Flags and keywords set and cleared through the mount: doveadm
+    shows them without a resync, after force-resync, and the next mount
+    shows the same names."""
+    root, da, mnt, shown = changed_store(wtmp, mounts, fmt)
+    assert dovecot_inbox(da) == shown
+    da.force_resync()
+    assert dovecot_inbox(da) == shown
+    m = mounts(root, mnt, "takeover")
+    assert view_of(mnt, "INBOX") == shown
+    m.stop()
+    assert dovecot_inbox(da) == shown
+
+
+def stored_bytes(root):
+    """Every byte of the store's message files."""
+    data = b""
+    for d, _, files in os.walk(root):
+        for n in files:
+            if n.startswith(("m.", "u.")):
+                with open(os.path.join(d, n), "rb") as f:
+                    data += f.read()
+    return data
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_expunges_handed_back(wtmp, mounts, fmt):
+    """Messages removed through the mount are gone for Dovecot too, with
+    no resync, after one and on the next mount; mdbox: the map no longer
+    counts them, so doveadm purge frees their bytes."""
+    root, da = dovecot_store(wtmp, fmt)
+    by_uid = {int(m["uid"]): m["guid"]
+              for m in da.fetch("uid guid", "mailbox", "INBOX")}
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    names = names_by_guid(mnt)
+    for uid in (2, 4):
+        os.unlink(os.path.join(mnt, *names[by_uid[uid]]))
+    shown = view_of(mnt, "INBOX")
+    assert set(shown) == {by_uid[1], by_uid[3], by_uid[5]}
+    m.stop()
+    assert "not handed back" not in m.output()
+    assert dovecot_inbox(da) == shown
+    texts = {t["guid"]: t["text"] for t in da.fetch("guid text", "mailbox",
+                                                     "INBOX")}
+    assert set(texts) == set(shown)
+    if fmt == "mdbox":
+        gone = b"Subject: m1\n"
+        assert gone in stored_bytes(root)
+        da("purge")
+        assert gone not in stored_bytes(root)
+        assert b"Subject: m0\n" in stored_bytes(root)
+    da.force_resync()
+    assert dovecot_inbox(da) == shown
+    m = mounts(root, mnt, "takeover")
+    assert view_of(mnt, "INBOX") == shown
+    m.stop()
+
+
+def dovecot_all(da):
+    chown_tree(da.root, *store_ids())
+    return doveadm_flags(da.fetch("uid flags mailbox guid", "mailbox", "*"))
+
+
+def mount_all(mnt):
+    return {box: view_of(mnt, box) for box in ("INBOX", "Folder")}
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_moves_handed_back(wtmp, mounts, fmt):
+    """Messages moved through the mount between two folders Dovecot has
+    (with a flag change on the way) are in their new folder for Dovecot,
+    once: with no resync, after one, after a purge (mdbox: the map still
+    counts them) and on the next mount."""
+    root, da = dovecot_store(wtmp, fmt)
+    da("mailbox", "create", "Folder")
+    da("save", "-m", "Folder", input=b"Subject: f0\n\nin Folder\n")
+    by_uid = {int(m["uid"]): m["guid"]
+              for m in da.fetch("uid guid", "mailbox", "INBOX")}
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    names = names_by_guid(mnt)
+    for uid, info in ((1, "F"), (3, ""), (4, "")):
+        base = names[by_uid[uid]][1].split(":2,")[0]
+        os.rename(os.path.join(mnt, *names[by_uid[uid]]),
+                  os.path.join(mnt, ".Folder", "cur", base + ":2," + info))
+    # and back at once, before the mount followed its own append
+    base = names[by_uid[4]][1].split(":2,")[0]
+    os.rename(os.path.join(mnt, ".Folder", "cur", base + ":2,"),
+              os.path.join(mnt, "cur", base + ":2,R"))
+    f0 = [(sub, n) for sub, n in all_names(os.path.join(mnt, ".Folder"))
+          if guid_of(os.path.join(mnt, ".Folder", sub, n)) not in
+          (by_uid[1], by_uid[3], by_uid[4])]
+    (sub, n), = f0
+    os.rename(os.path.join(mnt, ".Folder", sub, n),
+              os.path.join(mnt, "cur", n.split(":2,")[0] + ":2,S"))
+    shown = mount_all(mnt)
+    assert len(shown["INBOX"]) == 4 and len(shown["Folder"]) == 2
+    m.stop()
+    assert "not handed back" not in m.output()
+    assert dovecot_all(da) == shown
+    texts = da.fetch("guid text", "mailbox", "*")
+    assert len(texts) == 6 and all(t["text"] for t in texts)
+    if fmt == "mdbox":
+        da("purge")
+        assert len(da.fetch("guid text", "mailbox", "*")) == 6
+        assert dovecot_all(da) == shown
+    da.force_resync()
+    assert dovecot_all(da) == shown
+    m = mounts(root, mnt, "takeover")
+    assert mount_all(mnt) == shown
+    m.stop()
+
+
+def test_sdbox_deliveries_handed_back(wtmp, mounts):
+    """sdbox: messages delivered through the mount into a folder Dovecot
+    has are in Dovecot's index with their flags, with no resync (their
+    u.N files are Dovecot's format already); after one, and on the next
+    mount, the same."""
+    root, da = dovecot_store(wtmp, "sdbox")
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    sent = {}
+    for name, dest in (("d1", "new/d1"), ("d2", "cur/d2:2,FS"),
+                       ("d3", "cur/d3:2,")):
+        data = b"Subject: %s\n\ndelivered through the mount\n" % name.encode()
+        with open(os.path.join(mnt, "tmp", name), "wb") as f:
+            f.write(data)
+        os.rename(os.path.join(mnt, "tmp", name), os.path.join(mnt, dest))
+        sent[name] = data
+    # changed right after the delivery, before the mount followed its
+    # own append
+    os.rename(os.path.join(mnt, "new", "d1"), os.path.join(mnt, "cur",
+                                                           "d1:2,S"))
+    os.rename(os.path.join(mnt, "cur", "d3:2,"), os.path.join(mnt, "cur",
+                                                            "d3:2,R"))
+    shown = view_of(mnt, "INBOX")
+    assert len(shown) == 8
+    names = all_names(mnt)
+    chown_tree(root, *store_ids())
+    da("flags", "add", "\\Draft", "mailbox", "INBOX", "uid", "1")
+    wait_for(lambda: len([n for _, n in all_names(mnt) if ":2,D" in n]) == 1,
+             timeout=5, what="Dovecot's flag on the mount")
+    # only Dovecot's change moved a name: ours stayed as they were
+    gone, new = set(names) - set(all_names(mnt)), \
+        set(all_names(mnt)) - set(names)
+    assert len(gone) == 1 and len(new) == 1 and ":2,D" in new.pop()[1]
+    shown = view_of(mnt, "INBOX")
+    m.stop()
+    assert "not handed back" not in m.output()
+    assert dovecot_inbox(da) == shown
+    texts = [t["text"] for t in da.fetch("text", "mailbox", "INBOX")]
+    assert all(d in texts for d in sent.values())
+    da.force_resync()
+    assert dovecot_inbox(da) == shown
+    m = mounts(root, mnt, "takeover")
+    assert view_of(mnt, "INBOX") == shown
+    m.stop()
+
+
+def test_dboxctl_purge_leaves_dovecots_map_alone(wtmp, mounts):
+    """A taken-over mdbox: messages expunged through the mount are purged
+    by Dovecot (whose map points into the m.N files by offset), not by
+    dboxctl purge, which says so and changes nothing."""
+    root, da = dovecot_store(wtmp, "mdbox")
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    names = names_by_guid(mnt)
+    os.unlink(os.path.join(mnt, *sorted(names.values())[0]))
+    m.stop()
+    before = stored_bytes(root)
+    res = dboxctl("--takeover", "purge", root, check=False)
+    assert res.returncode != 0 and b"doveadm purge" in res.stderr
+    assert stored_bytes(root) == before
+    assert len(da.fetch("text", "mailbox", "INBOX")) == 4
+
+
+@pytest.mark.parametrize("fmt", ["sdbox"])
+def test_dovecots_log_lock_is_respected(wtmp, mounts, fmt):
+    """While a Dovecot process holds the lock of the mailbox's log (an
+    fcntl lock on dovecot.index.log, as Dovecot's writers take it), a flag
+    change through the mount waits for it; once released, the change is
+    in the log after the lock holder's."""
+    root, da = dovecot_store(wtmp, fmt)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    names = names_by_guid(mnt)
+    guid = sorted(names)[0]
+    log = os.path.join(root, "mailboxes", "INBOX", "dbox-Mails",
+                       "dovecot.index.log")
+    done = threading.Event()
+    with open(log, "r+b") as f:
+        fcntl.lockf(f, fcntl.LOCK_EX)
+        size = os.path.getsize(log)
+        t = threading.Thread(target=lambda: (set_info(mnt, names, guid, "F"),
+                                             done.set()))
+        t.start()
+        try:
+            assert not done.wait(0.5), "the change did not wait"
+            assert os.path.getsize(log) == size
+        finally:
+            fcntl.lockf(f, fcntl.LOCK_UN)
+            t.join(timeout=20)
+    assert done.is_set()
+    assert os.path.getsize(log) > size
+    m.stop()
+    assert "not handed back" not in m.output()
+    assert dovecot_inbox(da)[guid] == {"\\Flagged"}
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_move_into_a_new_folder(wtmp, mounts, fmt):
+    """A message moved into a folder made through the mount (which Dovecot
+    has no index of) leaves Dovecot's INBOX, so that the mount does not
+    show it there again when it follows Dovecot's next change; it stays
+    in the new folder, also across a remount and Dovecot's purge (mdbox:
+    the map still counts it)."""
+    root, da = dovecot_store(wtmp, fmt)
+    by_uid = {int(m["uid"]): m["guid"]
+              for m in da.fetch("uid guid", "mailbox", "INBOX")}
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    for sub in ("", "/cur", "/new", "/tmp"):
+        os.mkdir(os.path.join(mnt, ".New" + sub))
+    names = names_by_guid(mnt)
+    os.rename(os.path.join(mnt, *names[by_uid[1]]),
+              os.path.join(mnt, ".New", "cur", "moved:2,S"))
+    set_info(mnt, names, by_uid[2], "F")    # Dovecot's INBOX log changes
+    chown_tree(root, *store_ids())
+    da("flags", "add", "\\Answered", "mailbox", "INBOX", "uid", "3")
+    # (a listing may miss it while it moves from new/ to cur/)
+    wait_for(lambda: "\\Answered" in view_of(mnt, "INBOX").get(by_uid[3],
+                                                              ()),
+             timeout=5, what="Dovecot's flag on the mount")
+    assert by_uid[1] not in view_of(mnt, "INBOX")
+    assert view_of(mnt, "New") == {by_uid[1]: {"\\Seen"}}
+    m.stop()
+    assert by_uid[1] not in dovecot_inbox(da)
+    if fmt == "mdbox":
+        da("purge")
+    m = mounts(root, mnt, "takeover")
+    assert by_uid[1] not in view_of(mnt, "INBOX")
+    assert view_of(mnt, "New") == {by_uid[1]: {"\\Seen"}}
+    with open(os.path.join(mnt, ".New", "cur", "moved:2,S"), "rb") as f:
+        assert f.read() == b"Subject: m0\n\nfrom the maildir\n"
+    m.stop()
