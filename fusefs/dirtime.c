@@ -152,6 +152,7 @@ static char *own_drop(struct dirtime_state *dt, size_t i)
 {
 	char *name = dt->own[i].name;
 
+	DBOXFS_ASSERT_LOCKED(&dt->lock);
 	dt->own[i] = dt->own[--dt->own_count];
 	return name;
 }
