@@ -216,7 +216,9 @@ int attr_folder(struct dboxfs *fs, const struct view_ino *v, uint64_t ino,
 						  (unsigned int)depth,
 						  fs->inbox_id);
 	subdirs += plain_subdirs(fs, v);
-	mtime = v->kind == VK_ROOT ? newest_ns(fs, &fl) : 0;
+	mtime = v->kind == VK_ROOT ? newest_ns(fs, &fl) :
+		v->kind == VK_VDIR ?
+		folders_first_created(&fl, prefix) * 1000000000 : 0;
 	for (size_t i = 0; mtime == 0 && i < fl.count; i++) {
 		if (fl.boxes[i].id == v->box)
 			mtime = fl.boxes[i].created * 1000000000;

@@ -2,10 +2,12 @@
  * apart from readdir.c so that they can be tested alone.
  *
  * 1 ".", 2 "..", 3..5 cur/new/tmp, 6 dovecot-keywords, then
- * FOLDER_COOKIE_BASE + mailbox id for folders, or for messages
- * FOLDER_COOKIE_BASE + uid, then BACKING_COOKIE_BASE + the index of a
- * backing entry in the directory handle's snapshot.  A listing resumes
- * after any cookie it gave, however the directory changed since. */
+ * FOLDER_COOKIE_BASE + mailbox id for folders (fs layout: then
+ * FOLDER_KEPT_COOKIE_BASE + identity for parents holding no mailbox),
+ * or for messages FOLDER_COOKIE_BASE + uid, then BACKING_COOKIE_BASE +
+ * the index of a backing entry in the directory handle's snapshot.  A
+ * listing resumes after any cookie it gave, however the directory
+ * changed since. */
 #ifndef DBOXFS_COOKIE_H
 #define DBOXFS_COOKIE_H
 

@@ -51,7 +51,10 @@ static void mkdir_mailbox(fuse_req_t req, const struct view_ino *parent,
 	struct dbox_mailbox b;
 	struct dbox_err err = { "" };
 	struct stat st;
+	uint64_t own = dirtime_own_begin(fs, mailbox, DIRTIME_CAME);
 	int ret = dbox_mailbox_create(fs->store, mailbox, &b, &err);
+
+	dirtime_own_end(fs, own, ret == 0);
 
 	/* as on a real maildir, cur/ new/ tmp/ come with their own mkdir */
 	if (ret == 0)

@@ -16,6 +16,7 @@
 #include "dboxfs.h"
 #include "dirtime.h"
 #include "folders.h"
+#include "vdirs.h"
 
 int64_t dirtime_sub_ns(struct dboxfs *fs, int64_t box, enum view_sub sub,
 		       int64_t index_ns)
@@ -53,100 +54,11 @@ void dirtime_tmp_changed(struct dboxfs *fs, int64_t box)
 	backing_area_set_times(fs, box, AREA_TMP, now2);
 }
 
-/* ---------------------------------- fs-layout parents that are no mailbox
- *
- * Such a parent (A of A/B) has no area of its own: its time is the mtime
- * of an empty directory files/vdirs/NAME, NAME its mailbox-name prefix
- * with '%' and '/' written %25 and %2F (a prefix too long for a file
- * name keeps the time of its first child). */
-#define VDIRS "vdirs"
-
-static int vdir_path(struct dboxfs *fs, const char *prefix, char *buf,
-		     size_t len)
-{
-	int o = snprintf(buf, len, "%s/" VDIRS "/",
-			 dbox_store_files_dir(fs->store));
-	size_t start = (size_t)o;
-
-	for (const char *p = prefix; *p != '\0' && (size_t)o + 4 < len; p++)
-		o += *p == '%' || *p == '/' ?
-			snprintf(buf + o, len - (size_t)o, "%%%02X",
-				 (unsigned char)*p) :
-			snprintf(buf + o, len - (size_t)o, "%c", *p);
-	return (size_t)o - start > NAME_MAX || (size_t)o + 4 >= len ||
-		prefix[0] == '\0' ? -ENAMETOOLONG : 0;
-}
-
-static int64_t vdir_ns(struct dboxfs *fs, const char *prefix)
-{
-	char path[PATH_MAX];
-	struct stat st;
-
-	if (vdir_path(fs, prefix, path, sizeof(path)) < 0 ||
-	    stat(path, &st) < 0)
-		return 0;
-	return (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-}
-
-static void vdir_set(struct dboxfs *fs, const char *prefix,
-		     const struct timespec tv[2])
-{
-	char path[PATH_MAX], *slash;
-
-	if (vdir_path(fs, prefix, path, sizeof(path)) < 0)
-		return;
-	if (mkdir(path, 0700) < 0 && errno == ENOENT) {
-		slash = strrchr(path, '/');
-		*slash = '\0';
-		mkdir(path, 0700);
-		*slash = '/';
-		mkdir(path, 0700);
-	}
-	utimensat(AT_FDCWD, path, tv, 0);
-}
-
-/* The prefix a vdir entry stands for (undoes vdir_path). */
-static void vdir_unescape(const char *name, char *buf, size_t len)
-{
-	size_t o = 0;
-
-	for (const char *p = name; *p != '\0' && o + 1 < len; p++) {
-		unsigned int c;
-
-		if (*p == '%' && sscanf(p + 1, "%2X", &c) == 1) {
-			buf[o++] = (char)c;
-			p += 2;
-		} else {
-			buf[o++] = *p;
-		}
-	}
-	buf[o] = '\0';
-}
-
+/* fs-layout parents that are no mailbox (A of A/B): their time is the
+ * mtime of their entry in files/vdirs (vdirs.h). */
 void dirtime_folder_renamed(struct dboxfs *fs, const char *from, const char *to)
 {
-	char dir[PATH_MAX], name[DBOX_NAME_MAX * 4 + 1];
-	char newname[DBOX_NAME_MAX * 4 + 1], a[PATH_MAX], b[PATH_MAX];
-	size_t n = strlen(from);
-	struct dirent *e;
-	DIR *d;
-
-	snprintf(dir, sizeof(dir), "%s/" VDIRS,
-		 dbox_store_files_dir(fs->store));
-	d = opendir(dir);
-	while (d != NULL && (e = readdir(d)) != NULL) {
-		vdir_unescape(e->d_name, name, sizeof(name));
-		if (strncmp(name, from, n) != 0 ||
-		    (name[n] != '\0' && name[n] != '/'))
-			continue;
-		/* the parents below keep their times, as directories do */
-		snprintf(newname, sizeof(newname), "%s%s", to, name + n);
-		if (vdir_path(fs, name, a, sizeof(a)) == 0 &&
-		    vdir_path(fs, newname, b, sizeof(b)) == 0)
-			rename(a, b);
-	}
-	if (d != NULL)
-		closedir(d);
+	vdirs_rename(dbox_store_files_dir(fs->store), from, to);
 }
 
 /* ------------------------------------ changes the follower finds (ro)
@@ -198,47 +110,110 @@ static void ro_set(struct dboxfs *fs, const char *prefix, int64_t ns)
 	pthread_mutex_unlock(&dt->lock);
 }
 
-/* ------------------------- the view's own changes of folder directories
- *
- * The follower sees every change of the mailbox list, the view's own
- * too; those already moved their directories' times, and moving them
- * again later would show a change nobody made.  So each own change is
- * kept for a while by the prefix of its directory.  (A change another
- * program makes in that directory within that while moves nothing
- * more: the directory shows the view's change, at most OWN_KEEP_NS
- * older.) */
-#define OWN_KEEP_NS 2000000000ll   /* far beyond the follower's period */
+/* ------------------------- the view's own changes of the folder tree */
+struct dirtime_own {
+	char *name;
+	unsigned int what;
+	uint64_t token;
+	bool done;
+	uint64_t done_check;          /* the checks begun when it was done */
+};
 
-static int64_t mono_ns(void)
+/* far more than one follower period of changes */
+#define OWN_MAX 4096
+
+uint64_t dirtime_own_begin(struct dboxfs *fs, const char *name,
+			   unsigned int what)
 {
-	struct timespec ts;
+	struct dirtime_state *dt = &fs->dirtime;
+	struct dirtime_own *grown;
+	char *copy = strdup(name);
+	uint64_t token = 0;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	if (copy == NULL)
+		return 0;   /* the follower moves the time once more */
+	pthread_mutex_lock(&dt->lock);
+	grown = dt->own_count < OWN_MAX ?
+		realloc(dt->own, (dt->own_count + 1) * sizeof(*grown)) : NULL;
+	if (grown != NULL) {
+		dt->own = grown;
+		token = ++dt->own_next;
+		grown[dt->own_count++] = (struct dirtime_own){
+			.name = copy, .what = what, .token = token };
+		copy = NULL;
+	}
+	pthread_mutex_unlock(&dt->lock);
+	free(copy);
+	return token;
 }
 
-static void own_add(struct dboxfs *fs, const char *prefix)
+/* Removes record i (the lock held); returns its name to free. */
+static char *own_drop(struct dirtime_state *dt, size_t i)
 {
-	char *copy = strdup(prefix);
+	char *name = dt->own[i].name;
+
+	DBOXFS_ASSERT_LOCKED(&dt->lock);
+	dt->own[i] = dt->own[--dt->own_count];
+	return name;
+}
+
+void dirtime_own_end(struct dboxfs *fs, uint64_t token, bool done)
+{
+	struct dirtime_state *dt = &fs->dirtime;
+	char *gone = NULL;
+
+	pthread_mutex_lock(&dt->lock);
+	for (size_t i = 0; token != 0 && i < dt->own_count; i++) {
+		if (dt->own[i].token != token)
+			continue;
+		if (done) {
+			dt->own[i].done = true;
+			dt->own[i].done_check = dt->checks;
+		} else {
+			gone = own_drop(dt, i);
+		}
+		break;
+	}
+	pthread_mutex_unlock(&dt->lock);
+	free(gone);
+}
+
+uint64_t dirtime_check_begin(struct dboxfs *fs)
+{
+	uint64_t check;
 
 	pthread_mutex_lock(&fs->dirtime.lock);
-	free(fs->dirtime.own[fs->dirtime.own_next].prefix);
-	fs->dirtime.own[fs->dirtime.own_next].prefix = copy;
-	fs->dirtime.own[fs->dirtime.own_next].when = mono_ns();
-	fs->dirtime.own_next = (fs->dirtime.own_next + 1) % DIRTIME_OWN_MAX;
+	check = ++fs->dirtime.checks;
 	pthread_mutex_unlock(&fs->dirtime.lock);
+	return check;
 }
 
-bool dirtime_changed_by_us(struct dboxfs *fs, const char *prefix)
+void dirtime_check_end(struct dboxfs *fs, uint64_t check)
 {
-	int64_t now = mono_ns();
+	struct dirtime_state *dt = &fs->dirtime;
+	char *gone[64];
+	size_t n = 0;
+
+	pthread_mutex_lock(&dt->lock);
+	for (size_t i = dt->own_count; i-- > 0 && n < 64;) {
+		/* done before this check looked: it saw the change */
+		if (dt->own[i].done && dt->own[i].done_check < check)
+			gone[n++] = own_drop(dt, i);
+	}
+	pthread_mutex_unlock(&dt->lock);
+	while (n > 0)
+		free(gone[--n]);
+}
+
+bool dirtime_changed_by_us(struct dboxfs *fs, const char *name,
+			   unsigned int what)
+{
 	bool found = false;
 
 	pthread_mutex_lock(&fs->dirtime.lock);
-	for (size_t i = 0; i < DIRTIME_OWN_MAX && !found; i++)
-		found = fs->dirtime.own[i].prefix != NULL &&
-			now - fs->dirtime.own[i].when < OWN_KEEP_NS &&
-			strcmp(fs->dirtime.own[i].prefix, prefix) == 0;
+	for (size_t i = 0; i < fs->dirtime.own_count && !found; i++)
+		found = (fs->dirtime.own[i].what & what) != 0 &&
+			strcmp(fs->dirtime.own[i].name, name) == 0;
 	pthread_mutex_unlock(&fs->dirtime.lock);
 	return found;
 }
@@ -265,11 +240,9 @@ void dirtime_folder_changed(struct dboxfs *fs, const struct view_ino *dir)
 
 	if (files_box >= 0)
 		backing_area_set_times(fs, files_box, AREA_FILES, now2);
-	if (dir_prefix(fs, dir, prefix, sizeof(prefix)) < 0)
-		return;
-	if (dir->kind == VK_VDIR)
-		vdir_set(fs, prefix, now2);
-	own_add(fs, prefix);
+	if (dir->kind == VK_VDIR &&
+	    dir_prefix(fs, dir, prefix, sizeof(prefix)) >= 0)
+		vdirs_set_times(dbox_store_files_dir(fs->store), prefix, now2);
 }
 
 void dirtime_changed_by_other(struct dboxfs *fs, const char *prefix)
@@ -291,14 +264,15 @@ void dirtime_changed_by_other(struct dboxfs *fs, const char *prefix)
 	if (box >= 0)
 		backing_area_set_times(fs, box, AREA_FILES, now2);
 	else
-		vdir_set(fs, prefix, now2);
+		vdirs_set_times(dbox_store_files_dir(fs->store), prefix, now2);
 }
 
 int64_t dirtime_dir_ns(struct dboxfs *fs, const struct view_ino *v,
 		       const char *prefix,
 		       int64_t fallback_ns)
 {
-	int64_t t = v->kind == VK_VDIR ? vdir_ns(fs, prefix) : 0;
+	int64_t t = v->kind == VK_VDIR ?
+		vdirs_mtime(dbox_store_files_dir(fs->store), prefix) : 0;
 	int64_t seen = fs->readonly ? ro_ns(fs, prefix) : 0;
 
 	if (t == 0)
@@ -315,10 +289,11 @@ void dirtime_free_all(struct dboxfs *fs)
 	free(fs->dirtime.ro_times);
 	fs->dirtime.ro_times = NULL;
 	fs->dirtime.ro_count = 0;
-	for (size_t i = 0; i < DIRTIME_OWN_MAX; i++) {
-		free(fs->dirtime.own[i].prefix);
-		fs->dirtime.own[i].prefix = NULL;
-	}
+	for (size_t i = 0; i < fs->dirtime.own_count; i++)
+		free(fs->dirtime.own[i].name);
+	free(fs->dirtime.own);
+	fs->dirtime.own = NULL;
+	fs->dirtime.own_count = 0;
 }
 
 void dirtime_folder_made(struct dboxfs *fs, int64_t box)
@@ -392,7 +367,8 @@ int dirtime_set(struct dboxfs *fs, const struct view_ino *v,
 	case VK_VDIR:
 		if (tv[1].tv_nsec != UTIME_OMIT &&
 		    dir_prefix(fs, v, prefix, sizeof(prefix)) >= 0)
-			vdir_set(fs, prefix, tv);
+			vdirs_set_times(dbox_store_files_dir(fs->store),
+					prefix, tv);
 		return 0;
 	default:
 		return 0;

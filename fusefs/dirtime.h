@@ -19,12 +19,15 @@
  * the time the store has: the mailbox's creation.
  *
  *   an fs-layout parent that is no mailbox (A of A/B)
- *                the mtime of files/vdirs/NAME (dirtime.c), touched as a
- *                folder's; until then the creation of its first child
+ *                the mtime of its entry files/vdirs/NAME (vdirs.h),
+ *                touched as a folder's; made with the creation time of
+ *                its first child (a read-only mount without the entry
+ *                shows that time)
  *
  * Folders that another program (Dovecot, dboxctl) makes, removes or
  * renames move their parent's time too, as on a local filesystem: the
- * follower finds them (follow.c).  A read-only mount writes nothing, and
+ * follower finds them (follow.c), those made while nothing was mounted
+ * at the next read-write mount.  A read-only mount writes nothing, and
  * keeps those times for its life only.
  */
 #ifndef DBOXFS_DIRTIME_H
@@ -40,7 +43,7 @@
 struct dboxfs;
 struct dirtime_seen;
 
-#define DIRTIME_OWN_MAX 64
+struct dirtime_own;
 
 /* In struct dboxfs (fs->dirtime). */
 struct dirtime_state {
@@ -48,12 +51,12 @@ struct dirtime_state {
 	/* a read-only mount: times of directories others changed */
 	struct dirtime_seen *ro_times;
 	size_t ro_count;
-	/* the view's own recent changes of folder directories (a ring) */
-	struct {
-		char *prefix;
-		int64_t when;
-	} own[DIRTIME_OWN_MAX];
-	size_t own_next;
+	/* the view's own changes of the folder tree that the follower may
+	 * not have seen yet (dirtime.c) */
+	struct dirtime_own *own;
+	size_t own_count;
+	uint64_t own_next;             /* token of the next one */
+	uint64_t checks;               /* the follower's checks begun */
 };
 
 /* mtime (ns) of cur/ or new/ of box, whose index change time is
@@ -87,10 +90,29 @@ int64_t dirtime_dir_ns(struct dboxfs *fs, const struct view_ino *v,
  * the parents that are no mailbox below it keep their times. */
 void dirtime_folder_renamed(struct dboxfs *fs, const char *from,
 			    const char *to);
-/* The follower: whether the view itself changed the folder entries of
- * the directory with mailbox-name prefix `prefix` (root: "") lately, and
- * so moved its time already. */
-bool dirtime_changed_by_us(struct dboxfs *fs, const char *prefix);
+/* The view's own changes of the folder tree: the follower sees every
+ * change of the mailbox list, the view's own too, which moved their
+ * directories' times already (dirtime_folder_changed); moving them again
+ * would show a change nobody made.  So each is recorded by the entry it
+ * changes, a mailbox name or an fs-layout parent's ("A/B"), before it is
+ * made, and recognised exactly: a change another program makes to the
+ * same directory at the same moment still moves its time. */
+#define DIRTIME_CAME 1u   /* the entry is there after: made, or replaced */
+#define DIRTIME_WENT 2u   /* it was there before: removed, or replaced */
+/* The view is about to change entry `name` so (what: DIRTIME_*): a token
+ * for dirtime_own_end (0: not recorded). */
+uint64_t dirtime_own_begin(struct dboxfs *fs, const char *name,
+			   unsigned int what);
+/* The change is made (done), or failed. */
+void dirtime_own_end(struct dboxfs *fs, uint64_t token, bool done);
+/* The follower: a check of the folder tree begins (its number), and
+ * ends: the own changes made before it began, which it saw, go. */
+uint64_t dirtime_check_begin(struct dboxfs *fs);
+void dirtime_check_end(struct dboxfs *fs, uint64_t check);
+/* The follower: whether entry `name` came (DIRTIME_CAME) or went
+ * (DIRTIME_WENT) by the view's own change. */
+bool dirtime_changed_by_us(struct dboxfs *fs, const char *name,
+			   unsigned int what);
 /* The follower: another program made, removed or renamed an entry of
  * that directory. */
 void dirtime_changed_by_other(struct dboxfs *fs, const char *prefix);

@@ -1,6 +1,7 @@
 /* follow.c - the follower thread (see follow.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -132,7 +133,9 @@ static int scan_changed(struct dboxfs *fs, int64_t *changed)
  * it (a subtree renamed, a new A of A/B) is no change of its own. */
 struct follow_dir {
 	char *name;
-	int64_t box;              /* its mailbox, 0: a parent that is none */
+	/* its inode number: which directory it is (a folder's mailbox; a
+	 * parent's stored identity, which a rename onto it replaces) */
+	uint64_t ino;
 };
 
 static void set_free(struct follow_dir_set *ds)
@@ -145,7 +148,7 @@ static void set_free(struct follow_dir_set *ds)
 }
 
 static void set_add(struct follow_dir_set *ds, const char *name, size_t n,
-		    int64_t box)
+		    uint64_t ino)
 {
 	if (ds->count == ds->cap) {
 		size_t cap = ds->cap == 0 ? 64 : ds->cap * 2;
@@ -157,7 +160,7 @@ static void set_add(struct follow_dir_set *ds, const char *name, size_t n,
 		ds->cap = cap;
 	}
 	ds->e[ds->count].name = strndup(name, n);
-	ds->e[ds->count].box = box;
+	ds->e[ds->count].ino = ino;
 	if (ds->e[ds->count].name != NULL)
 		ds->count++;
 }
@@ -174,7 +177,7 @@ static int cmp_entry(const void *a, const void *b)
 	const struct follow_dir *x = a, *y = b;
 	int c = strcmp(x->name, y->name);
 
-	return c != 0 ? c : (y->box != 0) - (x->box != 0);
+	return c != 0 ? c : (y->ino != 0) - (x->ino != 0);
 }
 
 static const struct follow_dir *set_find(const struct follow_dir_set *ds,
@@ -196,12 +199,22 @@ static void set_load(struct dboxfs *fs, const struct folder_list *fl,
 
 		if (fs->layout == VIEW_MAILDIRPP) {
 			if (fl->boxes[i].id != fs->inbox_id)
-				set_add(ds, name, strlen(name), fl->boxes[i].id);
+				set_add(ds, name, strlen(name),
+					view_ino_folder(fl->boxes[i].id));
 			continue;
 		}
 		while ((p = strchr(p, '/')) != NULL)
 			set_add(ds, name, (size_t)(p++ - name), 0);
-		set_add(ds, name, strlen(name), fl->boxes[i].id);
+		set_add(ds, name, strlen(name),
+			view_ino_folder(fl->boxes[i].id));
+	}
+	/* and the stored parents, which stay without mailboxes below */
+	for (size_t i = 0; i < fl->vdir_count; i++) {
+		const char *name = fl->vdirs[i].name, *p = name;
+
+		while ((p = strchr(p, '/')) != NULL)
+			set_add(ds, name, (size_t)(p++ - name), 0);
+		set_add(ds, name, strlen(name), 0);
 	}
 	if (ds->count > 1)
 		qsort(ds->e, ds->count, sizeof(*ds->e), cmp_entry);
@@ -212,34 +225,16 @@ static void set_load(struct dboxfs *fs, const struct folder_list *fl,
 			ds->e[kept++] = ds->e[i];
 	}
 	ds->count = kept;
-}
-
-/* The inode of the directory with mailbox-name prefix `prefix`. */
-static uint64_t prefix_ino(const struct folder_list *fl, const char *prefix)
-{
-	size_t n = strlen(prefix);
-	int64_t lowest = 0;
-	unsigned int depth = 1;
-
-	if (n == 0)
-		return VIEW_ROOT_INO;
-	for (size_t i = 0; i < fl->count; i++) {
-		const char *name = fl->boxes[i].name;
-
-		if (strcmp(name, prefix) == 0)
-			return view_ino_folder(fl->boxes[i].id);
-		if (strncmp(name, prefix, n) == 0 && name[n] == '/' &&
-		    (lowest == 0 || fl->boxes[i].id < lowest))
-			lowest = fl->boxes[i].id;
+	for (size_t i = 0; i < ds->count; i++) {
+		if (ds->e[i].ino == 0)
+			ds->e[i].ino = folders_dir_ino(fl, ds->e[i].name);
 	}
-	for (size_t i = 0; i < n; i++)
-		depth += prefix[i] == '/';
-	return lowest == 0 ? 0 : view_ino_vdir(lowest, depth);
 }
 
 static void parent_changed(struct dboxfs *fs, const struct folder_list *fl,
 			   const struct follow_dir_set *before,
-			   const struct follow_dir_set *after, const char *name)
+			   const struct follow_dir_set *after, const char *name,
+			   unsigned int what)
 {
 	const char *slash = fs->layout == VIEW_FS ? strrchr(name, '/') :
 		NULL;
@@ -253,45 +248,130 @@ static void parent_changed(struct dboxfs *fs, const struct folder_list *fl,
 	 * view replaced, nor one that came or went with this entry */
 	a = set_find(before, parent);
 	b = set_find(after, parent);
-	if (parent[0] != '\0' && (a == NULL || b == NULL || a->box != b->box))
+	if (parent[0] != '\0' && (a == NULL || b == NULL || a->ino != b->ino))
 		return;
-	if (dirtime_changed_by_us(fs, parent))
+	if (dirtime_changed_by_us(fs, name, what))
 		return;
 	dirtime_changed_by_other(fs, parent);
-	ino = prefix_ino(fl, parent);
+	ino = folders_dir_ino(fl, parent);
 	if (ino != 0)
 		fuse_lowlevel_notify_inval_inode(fs->se, ino, 0, 0);
 }
 
-static void diff_one_way(struct dboxfs *fs, const struct folder_list *fl,
-			 const struct follow_dir_set *a,
-			 const struct follow_dir_set *b,
-			 const struct follow_dir_set *before,
-			 const struct follow_dir_set *after)
+/* Returns how many entries went (or came). */
+static size_t diff_one_way(struct dboxfs *fs, const struct folder_list *fl,
+			   const struct follow_dir_set *a,
+			   const struct follow_dir_set *b,
+			   const struct follow_dir_set *before,
+			   const struct follow_dir_set *after,
+			   unsigned int what)
 {
+	size_t n = 0;
+
 	for (size_t i = 0; i < a->count; i++) {
 		const struct follow_dir *other = set_find(b, a->e[i].name);
 
 		/* gone, new, or another mailbox under that name */
-		if (other == NULL || other->box != a->e[i].box)
-			parent_changed(fs, fl, before, after, a->e[i].name);
+		if (other == NULL || other->ino != a->e[i].ino) {
+			parent_changed(fs, fl, before, after, a->e[i].name,
+				       what);
+			n++;
+		}
 	}
+	return n;
+}
+
+/* ----------------------------- the folder tree across mounts (rw)
+ *
+ * A read-write mount keeps the set it last saw in files/folders.seen-
+ * LAYOUT, so that the next one finds the folders another program
+ * (Dovecot, doveadm, dboxctl) made, removed or renamed while nothing was
+ * mounted: they move their parents' times at that mount, as they moved
+ * them on disk.  When the store does not keep (a removal, a rename), so
+ * the time is the mount's: a client that polls mtimes sees a change.
+ * Records "INO NAME\0"; losing the file loses only those time moves. */
+static void seen_path(struct dboxfs *fs, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/folders.seen-%s",
+		 dbox_store_files_dir(fs->store),
+		 fs->layout == VIEW_FS ? "fs" : "pp");
+}
+
+static void set_save(struct dboxfs *fs, const struct follow_dir_set *ds)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 8];
+	bool ok;
+	FILE *f;
+
+	seen_path(fs, path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	f = fopen(tmp, "we");
+	if (f == NULL)
+		return;
+	for (size_t i = 0; i < ds->count; i++)
+		fprintf(f, "%llx %s%c", (unsigned long long)ds->e[i].ino,
+			ds->e[i].name, '\0');
+	ok = !ferror(f);
+	if (fclose(f) != 0 || !ok || rename(tmp, path) < 0)
+		unlink(tmp);
+}
+
+/* The set the last read-write mount saw: 0, or -errno (none). */
+static int set_restore(struct dboxfs *fs, struct follow_dir_set *ds)
+{
+	char path[PATH_MAX], *rec = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	FILE *f;
+
+	seen_path(fs, path, sizeof(path));
+	f = fopen(path, "re");
+	if (f == NULL)
+		return -errno;
+	while ((n = getdelim(&rec, &cap, '\0', f)) > 0) {
+		unsigned long long ino;
+		int at = 0;
+
+		/* a record cut short (a crash while writing) ends it */
+		if (rec[n - 1] != '\0' ||
+		    sscanf(rec, "%llx %n", &ino, &at) != 1 || at == 0)
+			break;
+		set_add(ds, rec + at, strlen(rec + at), ino);
+	}
+	free(rec);
+	fclose(f);
+	if (ds->count > 1)
+		qsort(ds->e, ds->count, sizeof(*ds->e), cmp_name);
+	return 0;
 }
 
 static void check_folders(struct dboxfs *fs)
 {
 	struct folder_list fl;
 	struct follow_dir_set now = { NULL, 0, 0 };
+	uint64_t check = dirtime_check_begin(fs);
+
+	bool first = !fs->follower.dirs_loaded;
+	size_t changes = 0;
 
 	if (folders_load(fs, &fl) < 0)
 		return;
 	set_load(fs, &fl, &now);
+	/* the first check of a read-write mount: against the last mount */
+	if (first && !fs->readonly)
+		fs->follower.dirs_loaded =
+			set_restore(fs, &fs->follower.dirs) == 0;
 	if (fs->follower.dirs_loaded) {
 		struct follow_dir_set *dirs = &fs->follower.dirs;
 
-		diff_one_way(fs, &fl, dirs, &now, dirs, &now);   /* gone */
-		diff_one_way(fs, &fl, &now, dirs, dirs, &now);   /* new */
+		changes = diff_one_way(fs, &fl, dirs, &now, dirs, &now,
+				       DIRTIME_WENT);
+		changes += diff_one_way(fs, &fl, &now, dirs, dirs, &now,
+					DIRTIME_CAME);
 	}
+	dirtime_check_end(fs, check);
+	if (!fs->readonly && (first || changes > 0))
+		set_save(fs, &now);
 	folders_free(&fl);
 	set_free(&fs->follower.dirs);
 	fs->follower.dirs = now;
@@ -382,6 +462,9 @@ void follow_stop(struct dboxfs *fs)
 	if (write(f->stop_pipe[1], "x", 1) < 0)
 		fuse_log(FUSE_LOG_ERR, "dboxfs: cannot stop follower\n");
 	pthread_join(f->thread, NULL);
+	/* the last changes, the view's own too, for the next mount */
+	if (!fs->readonly)
+		check_folders(fs);
 	free(f->seen);
 	f->seen = NULL;
 	f->seen_count = f->seen_cap = 0;

@@ -14,6 +14,7 @@
 #include "folders.h"
 #include "node.h"
 #include "rename.h"
+#include "vdirs.h"
 
 static int folder_lookup(struct dboxfs *fs, const struct view_ino *dir,
 			 const char *name, struct stat *st)
@@ -166,6 +167,10 @@ int node_folder_rmdir_mailbox(struct dboxfs *fs, int64_t box)
 		dbox_mailbox_delete(fs->store, b.name, &err);
 	if (ret == 0)
 		backing_forget_mailbox(fs, box);
+	/* an entry of a parent of that name (made by another program in
+	 * a stored parent) would bring it back as an empty parent */
+	if (ret == 0 && fs->layout == VIEW_FS)
+		vdirs_remove(dbox_store_files_dir(fs->store), b.name);
 	if (ret < 0 && ret != -ENOTEMPTY)
 		fuse_log(FUSE_LOG_ERR, "dboxfs: rmdir %s: %s\n", b.name,
 			 err.msg);
@@ -193,6 +198,53 @@ bool node_folder_is_vdir(struct dboxfs *fs, const struct view_ino *v,
 	return found;
 }
 
+int node_folder_vdir_empty(struct dboxfs *fs, const struct view_ino *v,
+			   const char *name)
+{
+	char prefix[DBOX_NAME_MAX * 4 + 1], full[DBOX_NAME_MAX * 8 + 2];
+	struct folder_list fl;
+	struct folder_child c;
+	int depth, ret = folders_load(fs, &fl);
+
+	if (ret < 0)
+		return ret;
+	depth = folders_prefix(&fl, fs->layout, v, prefix, sizeof(prefix));
+	ret = depth < 0 ? depth : folders_lookup(&fl, fs->layout, prefix,
+						 (unsigned int)depth,
+						 fs->inbox_id, name, &c);
+	if (ret == 0 && (c.ino >> 60) != VK_VDIR)
+		ret = -ENOENT;
+	snprintf(full, sizeof(full), "%s%s%s", prefix, depth > 0 ? "/" : "",
+		 name);
+	if (ret == 0 && folders_count_children(&fl, fs->layout, full,
+					       (unsigned int)depth + 1,
+					       fs->inbox_id) > 0)
+		ret = -ENOTEMPTY;
+	folders_free(&fl);
+	return ret;
+}
+
+/* An empty fs-layout parent goes with its stored entry, as an empty
+ * directory does (one with folders below it is ENOTEMPTY). */
+static int rmdir_vdir(struct dboxfs *fs, const struct view_ino *v,
+		      const char *name, const char *mailbox)
+{
+	int ret = node_folder_vdir_empty(fs, v, name);
+
+	if (ret == 0)
+		ret = vdirs_remove(dbox_store_files_dir(fs->store), mailbox);
+	return ret;
+}
+
+/* an empty parent kept after its last folder went is there (a name
+ * starting with a dot is a plain directory) */
+static int folder_may_mkdir(struct dboxfs *fs, const struct view_ino *dir,
+			    const char *name)
+{
+	return fs->layout == VIEW_FS && name[0] != '.' &&
+		node_folder_is_vdir(fs, dir, name) ? -EEXIST : 0;
+}
+
 /* rmdir of a mailbox's cur/ new/ tmp/ (a folder made by mkdir loses
  * them one by one, as a real maildir), of a folder (its mailbox, when
  * empty); anything else is a backing directory */
@@ -203,6 +255,7 @@ static int folder_rmdir(struct dboxfs *fs, const struct view_ino *v,
 	struct dbox_mailbox b;
 	enum view_sub sub;
 	bool is_mailbox;
+	uint64_t own;
 	int64_t box;
 	int ret;
 
@@ -213,10 +266,13 @@ static int folder_rmdir(struct dboxfs *fs, const struct view_ino *v,
 				&is_mailbox);
 	if (ret < 0 || !is_mailbox)
 		return NODE_BACKING;
+	own = dirtime_own_begin(fs, mailbox, DIRTIME_WENT);
 	if (dbox_mailbox_lookup(fs->store, mailbox, &b, NULL) == 0)
 		ret = node_folder_rmdir_mailbox(fs, b.id);
 	else
-		ret = node_folder_is_vdir(fs, v, name) ? -ENOTEMPTY : -ENOENT;
+		ret = fs->layout == VIEW_FS ?
+			rmdir_vdir(fs, v, name, mailbox) : -ENOENT;
+	dirtime_own_end(fs, own, ret == 0);
 	if (ret == 0)
 		dirtime_folder_changed(fs, v);
 	/* maildir++: a dot-name that is no mailbox may still be a plain
@@ -247,7 +303,7 @@ const struct node_ops node_folder_ops = {
 	.open = node_dir_open,
 	.read = node_dir_read,
 	.may_create = folder_may_create,
-	.may_mkdir = node_mkdir_backing,
+	.may_mkdir = folder_may_mkdir,
 	.unlink = folder_unlink,
 	.rmdir = folder_rmdir,
 	.rename = folder_rename,

@@ -132,10 +132,14 @@ int node_area_view(struct dboxfs *fs, const struct view_ino *v, int *dirfd_r,
 		   enum backing_area *area_r, int64_t *box_r);
 /* node-folder.c, for the rename of folders: removing an empty mailbox;
  * whether name in dir is an fs-layout directory that only holds
- * mailboxes. */
+ * mailboxes (a parent that is no mailbox); whether that parent holds
+ * nothing: 0, -ENOTEMPTY, or -ENOENT if it is none (a folder, or
+ * nothing). */
 int node_folder_rmdir_mailbox(struct dboxfs *fs, int64_t box);
 bool node_folder_is_vdir(struct dboxfs *fs, const struct view_ino *dir,
 			 const char *name);
+int node_folder_vdir_empty(struct dboxfs *fs, const struct view_ino *dir,
+			   const char *name);
 int node_dir_setattr(struct dboxfs *fs, const struct view_ino *v,
 		     const struct stat *attr, int to_set,
 		     struct fuse_file_info *fi);

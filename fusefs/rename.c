@@ -22,6 +22,7 @@
 #include "prepare.h"
 #include "rename.h"
 #include "reply.h"
+#include "vdirs.h"
 
 /* ------------------------------------------------------------- rename */
 
@@ -85,13 +86,17 @@ static int rename_folder_target(struct dboxfs *fs,
 				unsigned int flags)
 {
 	struct dbox_mailbox b;
+	int ret;
 
 	if (dbox_mailbox_lookup(fs->store, to, &b, NULL) == 0)
 		return (flags & RENAME_NOREPLACE) ? -EEXIST :
 			node_folder_rmdir_mailbox(fs, b.id);
-	if (fs->layout == VIEW_FS && node_folder_is_vdir(fs, dst_dir, newname))
-		return (flags & RENAME_NOREPLACE) ? -EEXIST : -ENOTEMPTY;
-	return 0;
+	/* an empty parent is replaced (its entry goes with the rename) */
+	ret = fs->layout == VIEW_FS ?
+		node_folder_vdir_empty(fs, dst_dir, newname) : -ENOENT;
+	if (ret != -ENOENT && (flags & RENAME_NOREPLACE))
+		return -EEXIST;
+	return ret == -ENOENT ? 0 : ret;
 }
 
 /* A folder's rename renames what its directory is: in the fs layout the
@@ -104,7 +109,8 @@ static int rename_folder(struct dboxfs *fs, const struct view_ino *src_dir,
 	char from[DBOX_NAME_MAX * 4 + 1], to[DBOX_NAME_MAX * 4 + 1];
 	struct dbox_err err = { "" };
 	struct dbox_mailbox b;
-	bool a, c;
+	uint64_t own_from, own_to;
+	bool a, c, src_vdir = false;
 	int ret = node_of(src_dir)->mailbox_of(fs, src_dir, name, from,
 					       sizeof(from), &a);
 
@@ -117,9 +123,12 @@ static int rename_folder(struct dboxfs *fs, const struct view_ino *src_dir,
 		return -EXDEV;
 	ret = dbox_mailbox_lookup(fs->store, from, &b, NULL);
 	/* fs layout: a parent that is no mailbox moves its children */
-	if (ret < 0 &&
-	    !(fs->layout == VIEW_FS && node_folder_is_vdir(fs, src_dir, name)))
-		return ret;
+	if (ret < 0) {
+		src_vdir = fs->layout == VIEW_FS &&
+			node_folder_is_vdir(fs, src_dir, name);
+		if (!src_vdir)
+			return ret;
+	}
 	/* as Dovecot's maildir: INBOX is no folder to rename */
 	if (ret == 0 && b.id == fs->inbox_id)
 		return -EPERM;
@@ -128,19 +137,35 @@ static int rename_folder(struct dboxfs *fs, const struct view_ino *src_dir,
 	if (fs->layout == VIEW_FS && strncmp(to, from, strlen(from)) == 0 &&
 	    to[strlen(from)] == '/')
 		return -EINVAL;   /* into itself, as rename(2) */
+	own_from = dirtime_own_begin(fs, from, DIRTIME_WENT);
+	own_to = dirtime_own_begin(fs, to, DIRTIME_CAME | DIRTIME_WENT);
 	ret = rename_folder_target(fs, dst_dir, newname, to, flags);
-	if (ret < 0)
+	if (ret < 0) {
+		dirtime_own_end(fs, own_from, false);
+		dirtime_own_end(fs, own_to, false);
 		return ret;
+	}
 	if (fs->layout == VIEW_MAILDIRPP)
 		ret = dbox_mailbox_rename_one(fs->store, from, to, &err);
 	else
 		ret = dbox_mailbox_rename(fs->store, from, to, &err);
+	/* a parent holding no mailbox (kept empty): only its stored
+	 * entries move */
+	if (ret == -ENOENT && src_vdir)
+		ret = 0;
 	if (ret < 0 && ret != -EEXIST && ret != -ENOENT && ret != -EINVAL &&
 	    ret != -ENOTEMPTY)
 		fuse_log(FUSE_LOG_ERR, "dboxfs: rename %s: %s\n", from,
 			 err.msg);
+	/* the parents move with their identities; an empty parent the
+	 * rename replaced is the folder now */
 	if (ret == 0 && fs->layout == VIEW_FS)
 		dirtime_folder_renamed(fs, from, to);
+	if (ret == 0 && fs->layout == VIEW_FS && !src_vdir)
+		vdirs_remove(dbox_store_files_dir(fs->store), to);
+	dirtime_own_end(fs, own_from, ret == 0);
+	/* an empty target the rename could not replace went all the same */
+	dirtime_own_end(fs, own_to, true);
 	if (ret == 0) {
 		dirtime_folder_changed(fs, src_dir);
 		dirtime_folder_changed(fs, dst_dir);

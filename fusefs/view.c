@@ -20,9 +20,7 @@ bool view_ino_decode(uint64_t ino, struct view_ino *v)
 		v->box = (int64_t)(ino & VIEW_MAILBOX_MAX);
 		return v->box > 0 && (ino & (0xfull << 56)) == 0;
 	case VK_VDIR:
-		v->box = (int64_t)(ino & VIEW_MAILBOX_MAX);
-		v->depth = (unsigned int)((ino >> 56) & 15);
-		return v->box > 0 && v->depth > 0;
+		return (ino & VIEW_VDIR_ID_MASK) != 0;
 	case VK_SUB:
 		v->sub = (enum view_sub)((ino >> 56) & 3);
 		v->box = (int64_t)(ino & VIEW_MAILBOX_MAX);

@@ -7,8 +7,9 @@
  *   folder, keyword file:   mailbox id
  *   cur/new/tmp:            bits 57..56 which one, mailbox id
  *   message:                bits 59..32 mailbox id, 31..0 uid
- *   fs-layout parent that is no mailbox: bits 59..56 its depth, and the
- *                           id of the lowest-numbered mailbox below it
+ *   fs-layout parent that is no mailbox: its stored identity (vdirs.h:
+ *                           the inode number of its entry in files/vdirs,
+ *                           or a hash of its name), below 2^60
  *
  * so message inodes grow with uid, i.e. with storage order, and tools that
  * sort by inode read in disk order (maildir-view.md section 2).
@@ -58,19 +59,19 @@ static inline uint64_t view_ino_kwfile(int64_t box)
 {
 	return (uint64_t)VK_KWFILE << 60 | (uint64_t)box;
 }
-static inline uint64_t view_ino_vdir(int64_t first_child, unsigned depth)
+#define VIEW_VDIR_ID_MASK ((1ull << 60) - 1)
+
+static inline uint64_t view_ino_vdir(uint64_t id)
 {
-	return (uint64_t)VK_VDIR << 60 | (uint64_t)(depth & 15) << 56 |
-		(uint64_t)first_child;
+	return (uint64_t)VK_VDIR << 60 | (id & VIEW_VDIR_ID_MASK);
 }
 
 struct view_ino {
 	uint64_t ino;
 	enum view_kind kind;
-	int64_t box;           /* mailbox id (folder, sub, msg, kwfile, vdir) */
+	int64_t box;           /* mailbox id (folder, sub, msg, kwfile) */
 	enum view_sub sub;
 	uint32_t uid;
-	unsigned int depth;    /* vdir */
 };
 
 bool view_ino_decode(uint64_t ino, struct view_ino *v);

@@ -694,19 +694,68 @@ def test_folder_with_children_renamed_onto_empty_folder(wtmp, mounts, fmt):
     p.run("remount")
 
 
-@found("fs layout: a parent that is no mailbox is named by its "
-       "lowest-numbered folder: its inode number changes (and stat "
-       "answers ENOENT until the follower drops the name) when that "
-       "folder goes, and it vanishes with its last folder")
 def test_parent_no_mailbox_loses_its_folders(wtmp, mounts):
+    """fs layout: A of A/B and A/C (made before the mount, no mailbox
+    itself) keeps its inode number as its folders go, and stays as an
+    empty directory after the last, across remounts; a folder can be
+    made in it again, and rmdir removes it (found: it was named by its
+    lowest-numbered folder, so its number changed and stat answered
+    ENOENT when that folder went, and it vanished with its last one)."""
     p = Pair(wtmp, mounts, "fs", "sdbox", boxes=["A/B", "A/C"])
     for box in ("A/B", "A/C"):
         for sub in ("cur", "new", "tmp"):
             p.run("rmdir", box + "/" + sub)
         p.run("rmdir", box)
     p.run("stat", "A")
+    p.run("listdir", "A")
+    p.run("remount")
+    p.run("stat", "A")
+    p.mkfolder("A/N")
+    p.deliver("A/N", "m", msg("m"))
+    p.run("rmdir", "A")                         # ENOTEMPTY
+    p.run("rename", "A/N/new/m", "INBOX/cur/m:2,S")
+    for sub in ("cur", "new", "tmp"):
+        p.run("rmdir", "A/N/" + sub)
+    p.run("rmdir", "A/N")
+    p.run("remount")
+    p.run("mkdir", "A", 0o700)                  # EEXIST
+    p.run("rmdir", "A")
+    p.run("stat", "A")
+    p.run("listdir", "")
+    p.run("mkdir", "A", 0o700)                  # a new folder A now
+    p.run("remount")
 
 
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_parent_no_mailbox_renamed(wtmp, mounts, fmt):
+    """fs layout: a parent that is no mailbox renamed as a directory is
+    on ext4: with its folders (which keep theirs), empty (kept after its
+    last folder went), onto an empty directory (replaced; a directory
+    with entries: ENOTEMPTY, RENAME_NOREPLACE: EEXIST), and an empty
+    parent replaced by a folder renamed onto it; inode numbers and
+    times move with the names, across remounts."""
+    p = Pair(wtmp, mounts, "fs", fmt, boxes=["A/B", "C/D", "E/F", "G/H"])
+    a = os.path.join(p.h.native.root, "A")
+    wait_for(lambda: time.time() - os.stat(a).st_mtime > 1.0,
+             timeout=5, what="a second to pass")
+    p.run("rename", "A", "Z")                   # with its folder
+    p.run("remount")
+    for sub in ("cur", "new", "tmp"):
+        p.run("rmdir", "C/D/" + sub)
+    p.run("rmdir", "C/D")                       # C is empty now
+    p.run("rename", "C", "Y")                   # empty
+    p.run("remount")
+    p.run("rename", "Z", "Y", RENAME_NOREPLACE)  # EEXIST
+    p.run("rename", "Z", "Y")                   # onto the empty Y
+    p.run("rename", "Y", "E")                   # ENOTEMPTY (E/F)
+    for sub in ("cur", "new", "tmp"):
+        p.run("rmdir", "G/H/" + sub)
+    p.run("rmdir", "G/H")
+    p.mkfolder("M")
+    p.run("rename", "M", "G")                   # a folder onto empty G
+    p.run("remount")
+    p.run("rename", "E", "G/E")                 # into the folder G
+    p.run("remount")
 # A reader lists a folder while another process changes it: every
 # untouched message is seen exactly once (spec 6), on both sides; the
 # final trees are then compared.

@@ -446,6 +446,81 @@ def test_folder_made_by_another_program_moves_parent_mtime(wtmp, mounts,
         assert os.listdir(os.path.join(store, "dboxfs")) == ctl
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_other_program_right_after_own_change_moves_parent_mtime(
+        wtmp, mounts, layout):
+    """The follower tells the view's own folder changes by the entry
+    they change, not by a while after them: a folder another program
+    makes in the same directory right after the mount made one (within
+    the 2 s that used to be taken for the view's own) moves the
+    directory's mtime too, and the view's own change moves it once."""
+    store = new_store(wtmp, "sdbox")
+    empty = os.path.join(wtmp, "empty")
+    for sub in ("cur", "new", "tmp"):
+        os.makedirs(os.path.join(empty, sub))
+    dboxctl("import", store, "A", empty)
+    mnt = os.path.join(wtmp, "mnt")
+    mounts(store, mnt, "layout=" + layout)
+    if layout == "fs":
+        parent, mine, new = os.path.join(mnt, "A"), "X", "A/N"
+    else:
+        parent, mine, new = mnt, ".X", "N"
+    os.mkdir(os.path.join(parent, mine))
+    own = os.stat(parent).st_mtime_ns
+    start = time.monotonic()
+    dboxctl("import", store, new, empty)
+    assert time.monotonic() - start < 2.0, "too slow to tell"
+    wait_for(lambda: os.stat(parent).st_mtime_ns > own, timeout=5,
+             what="the parent's mtime to move")
+    moved = os.stat(parent).st_mtime_ns
+    t = time.monotonic()
+    wait_for(lambda: time.monotonic() - t > 0.75, timeout=5,
+             what="the follower to look again")
+    assert os.stat(parent).st_mtime_ns == moved
+    assert ("N" if layout == "fs" else ".N") in os.listdir(parent)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_folder_made_while_unmounted_moves_parent_mtime(wtmp, mounts,
+                                                        layout):
+    """A folder another program makes while nothing is mounted moves its
+    parent's mtime at the next mount, as it moved it on disk (to the
+    mount's time: the store keeps no time of the change); the mount's own
+    changes just before its unmount move nothing at the next."""
+    store = new_store(wtmp, "sdbox")
+    empty = os.path.join(wtmp, "empty")
+    for sub in ("cur", "new", "tmp"):
+        os.makedirs(os.path.join(empty, sub))
+    dboxctl("import", store, "A", empty)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt, "layout=" + layout)
+    if layout == "fs":
+        parent, mine, new, other = os.path.join(mnt, "A"), "X", "A/N", mnt
+    else:
+        parent, mine, new, other = mnt, ".X", "N", None
+    os.mkdir(os.path.join(parent, mine))
+    before = os.stat(parent).st_mtime_ns
+    other_before = os.stat(other).st_mtime_ns if other else None
+    m.stop()
+    m = mounts(store, mnt, "layout=" + layout)
+    assert os.stat(parent).st_mtime_ns == before
+    m.stop()
+    wait_for(lambda: time.time_ns() - before > 1_100_000_000, timeout=5,
+             what="a second to pass")
+    t0 = time.time_ns()
+    dboxctl("import", store, new, empty)
+    m = mounts(store, mnt, "layout=" + layout)
+    wait_for(lambda: os.stat(parent).st_mtime_ns >= t0, timeout=5,
+             what="the parent's mtime to move")
+    assert ("N" if layout == "fs" else ".N") in os.listdir(parent)
+    if other:
+        assert os.stat(other).st_mtime_ns == other_before
+    moved = os.stat(parent).st_mtime_ns
+    m.stop()
+    m = mounts(store, mnt, "layout=" + layout)
+    assert os.stat(parent).st_mtime_ns == moved
+
+
 @needs_dovecot
 @pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
 def test_dovecot_folder_moves_root_mtime(live_dovecot, mounts, fmt):

@@ -3,7 +3,9 @@
  * overlap, and a listing resumed after any cookie it gave goes on with
  * exactly the entries after it, however mailboxes came and went. */
 #include <stdint.h>
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -87,7 +89,7 @@ static void list(const struct folder_list *fl, enum view_layout layout,
 static void test_folders_fs(void)
 {
 	struct dbox_mailbox boxes[8];
-	struct folder_list fl = { boxes, 0, NULL };
+	struct folder_list fl = { .boxes = boxes };
 	struct seen s;
 
 	add_box(&fl, boxes, 1, "INBOX");
@@ -111,7 +113,7 @@ static void test_folders_fs(void)
 static void test_folders_resume(void)
 {
 	struct dbox_mailbox boxes[8];
-	struct folder_list fl = { boxes, 0, NULL };
+	struct folder_list fl = { .boxes = boxes };
 	struct seen s;
 	uint64_t last;
 
@@ -134,12 +136,65 @@ static void test_folders_resume(void)
 		CHECK(s.cookies[i] > last);
 }
 
+/* fs layout, stored parents (vdirs.h): a parent with a stored entry has
+ * the entry's identity; one that holds no mailbox (kept after its last
+ * folder went) comes after the folders, by identity; an entry of a
+ * mailbox's name is that mailbox's folder; a resumed listing gives each
+ * once. */
+static void test_folders_kept(void)
+{
+	struct dbox_mailbox boxes[8];
+	struct vdir_entry vd[4] = {
+		{ "a", 600 }, { "b", 500 }, { "k", 90 }, { "k/l", 70 },
+	};
+	struct folder_list fl = { .boxes = boxes, .vdirs = vd,
+				  .vdir_count = 4 };
+	struct view_ino v;
+	struct seen s;
+	char prefix[64];
+
+	add_box(&fl, boxes, 1, "INBOX");
+	add_box(&fl, boxes, 2, "a");
+	add_box(&fl, boxes, 3, "b/c");
+	REQUIRE(folders_index_names(&fl) == 0);
+	list(&fl, VIEW_FS, 0, 0, &s);
+	REQUIRE(s.n == 4);
+	CHECK_STR(s.names[0], "INBOX");
+	CHECK_STR(s.names[1], "a");
+	CHECK_STR(s.names[2], "b");
+	CHECK_STR(s.names[3], "k");
+	CHECK_EQ_INT(s.cookies[2], FOLDER_COOKIE_BASE + 3);
+	CHECK_EQ_INT(s.cookies[3], FOLDER_KEPT_COOKIE_BASE + 90);
+	list(&fl, VIEW_FS, FOLDER_COOKIE_BASE + 3, 0, &s);
+	REQUIRE(s.n == 1);
+	CHECK_STR(s.names[0], "k");
+	list(&fl, VIEW_FS, FOLDER_KEPT_COOKIE_BASE + 90, 0, &s);
+	CHECK_EQ_INT(s.n, 0);
+	REQUIRE(view_ino_decode(view_ino_vdir(90), &v));
+	CHECK_EQ_INT(folders_prefix(&fl, VIEW_FS, &v, prefix,
+				    sizeof(prefix)), 1);
+	CHECK_STR(prefix, "k");
+	REQUIRE(view_ino_decode(view_ino_vdir(70), &v));
+	CHECK_EQ_INT(folders_prefix(&fl, VIEW_FS, &v, prefix,
+				    sizeof(prefix)), 2);
+	CHECK_STR(prefix, "k/l");
+	REQUIRE(view_ino_decode(view_ino_vdir(600), &v));
+	CHECK_EQ_INT(folders_prefix(&fl, VIEW_FS, &v, prefix,
+				    sizeof(prefix)), -ENOENT);
+	CHECK_EQ_INT(folders_count_children(&fl, VIEW_FS, "k", 1, 1), 1);
+	CHECK_EQ_INT(folders_count_children(&fl, VIEW_FS, "k/l", 2, 1), 0);
+	CHECK_EQ_INT(folders_dir_ino(&fl, "b"), view_ino_vdir(500));
+	CHECK_EQ_INT(folders_dir_ino(&fl, "k/l"), view_ino_vdir(70));
+	CHECK_EQ_INT(folders_dir_ino(&fl, "z"), 0);
+	free(fl.by_name);
+}
+
 /* maildir++ root: every mailbox but INBOX (which is the root itself),
  * cookie by mailbox id; resuming skips exactly what was given. */
 static void test_folders_maildirpp(void)
 {
 	struct dbox_mailbox boxes[8];
-	struct folder_list fl = { boxes, 0, NULL };
+	struct folder_list fl = { .boxes = boxes };
 	struct seen s;
 
 	add_box(&fl, boxes, 1, "INBOX");
@@ -164,6 +219,7 @@ int main(void)
 	RUN(test_backing_resume);
 	RUN(test_folders_fs);
 	RUN(test_folders_resume);
+	RUN(test_folders_kept);
 	RUN(test_folders_maildirpp);
 	return CHECK_DONE();
 }

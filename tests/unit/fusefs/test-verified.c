@@ -120,7 +120,7 @@ static void test_dir_mailbox(void)
 
 	CHECK(view_ino_decode(VIEW_ROOT_INO, &root));
 	CHECK(view_ino_decode(view_ino_folder(7), &folder));
-	CHECK(view_ino_decode(view_ino_vdir(9, 1), &vdir));
+	CHECK(view_ino_decode(view_ino_vdir(9), &vdir));
 	CHECK(view_ino_decode(view_ino_sub(7, SUB_TMP), &sub));
 	CHECK_EQ_INT(folders_dir_mailbox(VIEW_MAILDIRPP, 5, &root), 5);
 	CHECK_EQ_INT(folders_dir_mailbox(VIEW_FS, 5, &root), 0);
