@@ -854,6 +854,39 @@ def test_message_renamed_into_tmp_killed(wtmp, mounts, fmt):
         assert dboxctl("check", store).returncode == 0
 
 
+def test_sdbox_file_left_by_a_writer_killed_after_its_expunge(wtmp, mounts):
+    """A daemon killed between an expunge's (or a move's) commit and the
+    unlink of its u.N leaves the file without a row below the mailbox's
+    next uid (seen in test_message_renamed_into_tmp_killed).  The next
+    mount after the dead writer removes it, so that dboxctl check is
+    clean and Dovecot's rebuild brings back no expunged message."""
+    store = new_store(wtmp, "sdbox")
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt)
+    for name in ("a", "b"):
+        with open(os.path.join(mnt, "tmp", name), "wb") as f:
+            f.write(payload(name))
+        os.rename(os.path.join(mnt, "tmp", name),
+                  os.path.join(mnt, "cur", name + ":2,"))
+    mails = os.path.join(store, "mailboxes", "INBOX", "dbox-Mails")
+    u1 = read(os.path.join(mails, "u.1"))
+    os.unlink(os.path.join(mnt, "cur", "a:2,"))
+    wait_for(lambda: not os.path.exists(os.path.join(mails, "u.1")),
+             what="u.1 removed")
+    m.kill()
+    wait_for(lambda: not is_mounted(mnt), what="unmount")
+    # as if the kill had come between the commit and the unlink
+    with open(os.path.join(mails, "u.1"), "wb") as f:
+        f.write(u1)
+    m = mounts(store, mnt)
+    assert names_in(mnt, "cur") == ["b:2,"]
+    m.stop()
+    assert not os.path.exists(os.path.join(mails, "u.1"))
+    assert os.path.exists(os.path.join(mails, "u.2"))
+    r = dboxctl("check", store)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+
+
 def killed_inside_rename_into_tmp(wtmp, mounts, fmt, extra=False):
     """A store as a daemon killed inside two renames of messages into
     tmp/ leaves it: the tmp/ file under its reserved name, with its final

@@ -323,7 +323,20 @@ static int recover_owners(struct dbox_store *store, bool *dead_r,
  * with deferred_sync keeps its commits durable only from its next sync
  * on, and the journal that named the file may be gone), or it failed
  * before its rollback.  Dovecot's rebuild would bring it back, and our
- * next delivery would find its name taken. */
+ * next delivery would find its name taken.  One below next_uid that no
+ * row names was expunged or moved away by a writer that died between its
+ * commit (synced before the unlink: dbox-msg.c expunge_file and
+ * dbox_msg_move) and the unlink; Dovecot's rebuild would bring it back
+ * too, as a second copy of a moved message. */
+static bool orphan_uid(struct dbox_store *store, const struct dbox_mailbox *box,
+		       unsigned long uid)
+{
+	if (uid >= box->next_uid)
+		return true;
+	return dbox_msg_get(store, box->id, (uint32_t)uid, NULL, NULL) ==
+		-ENOENT;
+}
+
 static int remove_orphans(void *ctx, const struct dbox_mailbox *box)
 {
 	struct dbox_store *store = ctx;
@@ -342,13 +355,18 @@ static int remove_orphans(void *ctx, const struct dbox_mailbox *box)
 			continue;
 		errno = 0;
 		uid = strtoul(e->d_name + 2, &end, 10);
-		if (errno != 0 || *end != '\0' || uid < box->next_uid ||
-		    uid > UINT32_MAX ||
+		if (errno != 0 || *end != '\0' || uid == 0 ||
+		    uid > UINT32_MAX || !orphan_uid(store, box, uid) ||
 		    dbox_path(path, sizeof(path), "%s/%s", dir, e->d_name) < 0)
 			continue;
-		dbox_log(DBOX_LOG_WARNING, "removed %s: its commit did not "
-			 "reach the index (uid >= next uid %u)", path,
-			 box->next_uid);
+		if (uid >= box->next_uid)
+			dbox_log(DBOX_LOG_WARNING, "removed %s: its commit did "
+				 "not reach the index (uid >= next uid %u)",
+				 path, box->next_uid);
+		else
+			dbox_log(DBOX_LOG_WARNING, "removed %s: expunged or "
+				 "moved by a writer that died before removing "
+				 "it", path);
 		unlink(path);
 	}
 	closedir(d);
