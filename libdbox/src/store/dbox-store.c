@@ -473,6 +473,8 @@ static int open_index(struct dbox_store *store, const struct dbox_open_opts *o,
 		ret = damaged_index(store, o, err);
 	if (ret < 0)
 		return ret;
+	if (o->track_removed)
+		dindex_track_removed(store->idx);
 	ret = load_meta(store, d, err);
 	if (ret < 0)
 		return ret;
@@ -724,6 +726,12 @@ const char *dbox_store_files_dir(const struct dbox_store *store)
 const char *dbox_store_scratch_dir(const struct dbox_store *store)
 {
 	return store->scratch_dir;
+}
+
+int dbox_store_take_removed(struct dbox_store *store,
+			    struct dbox_removed **rows_r)
+{
+	return dindex_take_removed(store->idx, rows_r);
 }
 
 uint64_t dbox_store_change_counter(struct dbox_store *store)
