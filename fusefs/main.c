@@ -427,6 +427,8 @@ static int open_store(struct dboxfs *fs, struct options *o, bool ro)
 		/* a connection per worker thread: 2 MiB each by default,
 		 * while the OS caches the file anyway */
 		.index_cache_kib = 256,
+		/* kcache drops exactly the name a removed message had */
+		.track_removed = true,
 	};
 	struct dbox_err err = { "" };
 	struct dbox_mailbox inbox;
@@ -435,6 +437,14 @@ static int open_store(struct dboxfs *fs, struct options *o, bool ro)
 	if (dbox_store_open(o->store, &oo, &fs->store, &err) < 0) {
 		fuse_log(FUSE_LOG_ERR, "dboxfs: %s\n", err.msg);
 		return -1;
+	}
+	/* rows the open's own sync with Dovecot removed: the kernel has no
+	 * name yet, and the record is not kept until the first change */
+	{
+		struct dbox_removed *gone;
+
+		(void)dbox_store_take_removed(fs->store, &gone);
+		free(gone);
 	}
 	fs->readonly = ro || dbox_store_is_readonly(fs->store);
 	if (dbox_mailbox_lookup(fs->store, "INBOX", &inbox, NULL) == 0)
