@@ -438,14 +438,6 @@ static int open_store(struct dboxfs *fs, struct options *o, bool ro)
 		fuse_log(FUSE_LOG_ERR, "dboxfs: %s\n", err.msg);
 		return -1;
 	}
-	/* rows the open's own sync with Dovecot removed: the kernel has no
-	 * name yet, and the record is not kept until the first change */
-	{
-		struct dbox_removed *gone;
-
-		(void)dbox_store_take_removed(fs->store, &gone);
-		free(gone);
-	}
 	fs->readonly = ro || dbox_store_is_readonly(fs->store);
 	if (dbox_mailbox_lookup(fs->store, "INBOX", &inbox, NULL) == 0)
 		fs->inbox_id = inbox.id;

@@ -473,8 +473,6 @@ static int open_index(struct dbox_store *store, const struct dbox_open_opts *o,
 		ret = damaged_index(store, o, err);
 	if (ret < 0)
 		return ret;
-	if (o->track_removed)
-		dindex_track_removed(store->idx);
 	ret = load_meta(store, d, err);
 	if (ret < 0)
 		return ret;
@@ -590,6 +588,10 @@ int dbox_store_open(const char *root, const struct dbox_open_opts *opts,
 		store_free(store);
 		return ret;
 	}
+	/* after the open's own reindex of a Dovecot tree, which removes
+	 * every row (and would record 4096 that no reader wants) */
+	if (opts->track_removed)
+		dindex_track_removed(store->idx);
 	*store_r = store;
 	return 0;
 }
