@@ -481,8 +481,9 @@ def test_moved_into_folder_made_by_the_mount(att_stores, mounts, wtmp):
 def test_move_into_folder_made_by_the_mount_missing_part(att_stores, mounts,
                                                          wtmp):
     """The same move of a message whose attachment file is gone: the
-    message cannot be written whole, so the rename fails with EIO and the
-    message stays where it was (nothing half moved)."""
+    message cannot be read whole (the folder has Dovecot's index, made by
+    the mount: its parts would be linked), so the rename fails with EIO
+    and the message stays where it was (nothing half moved)."""
     s = copy_store(att_stores["sdbox"], wtmp)
     for d, _, files in os.walk(s.att):
         for n in files:

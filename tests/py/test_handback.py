@@ -13,7 +13,7 @@ from dboxfs_testlib import (DBOXFS, chown_tree, dboxctl, mounts,
                             needs_dovecot,
                             store_ids, wait_for, wtmp)  # noqa: F401
 from test_dovecot_view import doveadm_flags, view_of
-from test_takeover import all_names, dovecot_store
+from test_takeover import all_names, dovecot_store, index_rows
 
 pytestmark = [needs_dovecot,
               pytest.mark.skipif(not os.path.exists(DBOXFS),
@@ -249,6 +249,108 @@ def test_sdbox_deliveries_handed_back(wtmp, mounts):
     m.stop()
 
 
+def deliver(mnt, box, name, dest):
+    """A message written through the mount into box (maildir++ path, ""
+    for INBOX): returns its bytes."""
+    data = b"Subject: %s\n\ndelivered through the mount\n" % name.encode()
+    with open(os.path.join(mnt, box, "tmp", name), "wb") as f:
+        f.write(data)
+    os.rename(os.path.join(mnt, box, "tmp", name),
+              os.path.join(mnt, box, dest))
+    return data
+
+
+def dovecot_texts(da):
+    """{(mailbox, uid): (guid, text)} of every message, as Dovecot
+    reads it."""
+    chown_tree(da.root, *store_ids())
+    return {(t["mailbox"], int(t["uid"])): (t["guid"], t["text"])
+            for t in da.fetch("mailbox uid guid text", "mailbox", "*")}
+
+
+def mount_texts(mnt):
+    """{(mailbox, uid): (guid, bytes)} of every message the mount shows."""
+    res = {}
+    for box, folder in (("INBOX", mnt), ("Folder", os.path.join(mnt,
+                                                                ".Folder"))):
+        for sub, n in all_names(folder):
+            path = os.path.join(folder, sub, n)
+            with open(path, "rb") as f:
+                res[(box, int(os.getxattr(path, "user.dbox.uid")))] = (
+                    os.getxattr(path, "user.dbox.guid").decode(), f.read())
+    return res
+
+
+def test_mdbox_deliveries_handed_back(wtmp, mounts):
+    """mdbox: messages delivered through the mount into folders Dovecot
+    has are in Dovecot's map and mailbox index with the mount's uids,
+    flags and bytes, with no resync; after one, after a purge and on the
+    next mount, the same."""
+    root, da = dovecot_store(wtmp, "mdbox")
+    da("mailbox", "create", "Folder")
+    da("save", "-m", "Folder", input=b"Subject: f0\n\nin Folder\n")
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    sent = {}
+    for box, name, dest in (("", "d1", "new/d1"), ("", "d2", "cur/d2:2,FS"),
+                            (".Folder", "d3", "cur/d3:2,"),
+                            ("", "d4", "new/d4")):
+        sent[name] = deliver(mnt, box, name, dest)
+    # changed right after the delivery
+    os.rename(os.path.join(mnt, "new", "d1"), os.path.join(mnt, "cur",
+                                                           "d1:2,S"))
+    shown = mount_all(mnt)
+    assert len(shown["INBOX"]) == 8 and len(shown["Folder"]) == 2
+    ours = mount_texts(mnt)
+    m.stop()
+    assert "not handed back" not in m.output()
+    assert dovecot_all(da) == shown
+    texts = dovecot_texts(da)
+    assert texts == ours
+    assert all(d in [t for _, t in texts.values()] for d in sent.values())
+    da.force_resync()
+    assert dovecot_all(da) == shown and dovecot_texts(da) == texts
+    da("purge")
+    assert dovecot_all(da) == shown and dovecot_texts(da) == texts
+    m = mounts(root, mnt, "takeover")
+    assert mount_all(mnt) == shown
+    m.stop()
+
+
+def test_mdbox_delivery_onto_unsynced_map_is_left_to_resync(wtmp, mounts):
+    """mdbox: a delivery while Dovecot's map log has a change its backend
+    has not synced is not handed back (a warning says so; nothing half
+    written: Dovecot's INBOX and map stay as they were); Dovecot's
+    force-resync then finds it with the mount's bytes, and the next mount
+    shows what Dovecot shows."""
+    root, da = dovecot_store(wtmp, "mdbox")
+    before = {m["guid"] for m in da.fetch("guid", "mailbox", "INBOX")}
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    maplog = os.path.join(root, "storage", "dovecot.map.index.log")
+    with open(maplog, "ab") as f:
+        # an external HEADER_UPDATE of 4 bytes at offset 80 (0), with no
+        # tail-offset update after it: not synced by its backend
+        f.write(bytes([0x80, 0x80, 0x80, 0x84]) +
+                (0x10000020).to_bytes(4, "little") +
+                (80 | 4 << 16).to_bytes(4, "little") + bytes(4))
+    size = os.path.getsize(maplog)
+    data = deliver(mnt, "", "u1", "new/u1")
+    shown = view_of(mnt, "INBOX")
+    assert len(shown) == 6
+    m.stop()
+    assert "not handed back" in m.output()
+    assert os.path.getsize(maplog) == size
+    assert set(dovecot_inbox(da)) == before
+    da.force_resync()
+    texts = [t["text"] for t in da.fetch("text", "mailbox", "INBOX")]
+    assert data in texts and len(texts) == 6
+    after = dovecot_inbox(da)
+    m = mounts(root, mnt, "takeover")
+    assert view_of(mnt, "INBOX") == after
+    m.stop()
+
+
 def test_dboxctl_purge_leaves_dovecots_map_alone(wtmp, mounts):
     """A taken-over mdbox: messages expunged through the mount are purged
     by Dovecot (whose map points into the m.N files by offset), not by
@@ -334,4 +436,65 @@ def test_move_into_a_new_folder(wtmp, mounts, fmt):
     assert view_of(mnt, "New") == {by_uid[1]: {"\\Seen"}}
     with open(os.path.join(mnt, ".New", "cur", "moved:2,S"), "rb") as f:
         assert f.read() == b"Subject: m0\n\nfrom the maildir\n"
+    m.stop()
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_folder_made_through_the_mount_handed_back(wtmp, mounts, fmt):
+    """A folder made through a takeover mount gets Dovecot's index with
+    the mount's uidvalidity and GUID: Dovecot lists it, and what goes into
+    it (a delivery, a move from INBOX, a flag change) is handed back like
+    in any folder of Dovecot's: no resync, after one, and on the next
+    mount the same."""
+    root, da = dovecot_store(wtmp, fmt)
+    by_uid = {int(m["uid"]): m["guid"]
+              for m in da.fetch("uid guid", "mailbox", "INBOX")}
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    for sub in ("", "/cur", "/new", "/tmp"):
+        os.mkdir(os.path.join(mnt, ".New" + sub))
+    deliver(mnt, ".New", "d1", "new/d1")
+    names = names_by_guid(mnt)
+    os.rename(os.path.join(mnt, *names[by_uid[1]]),
+              os.path.join(mnt, ".New", "cur", "moved:2,S"))
+    os.rename(os.path.join(mnt, ".New", "cur", "moved:2,S"),
+              os.path.join(mnt, ".New", "cur", "moved:2,FS"))
+    shown = {box: view_of(mnt, box) for box in ("INBOX", "New")}
+    assert len(shown["New"]) == 2 and len(shown["INBOX"]) == 4
+    ours = {}
+    for sub, n in all_names(os.path.join(mnt, ".New")):
+        path = os.path.join(mnt, ".New", sub, n)
+        with open(path, "rb") as f:
+            ours[int(os.getxattr(path, "user.dbox.uid"))] = (
+                os.getxattr(path, "user.dbox.guid").decode(), f.read())
+    m.stop()
+    assert "not handed back" not in m.output()
+    (guid, uv), = index_rows(root, "SELECT guid, uidvalidity FROM "
+                             "mailboxes WHERE name = 'New'")
+    chown_tree(root, *store_ids())
+    assert "New" in da("mailbox", "list").stdout.decode().split()
+    status = da("mailbox", "status", "guid uidvalidity uidnext messages",
+                "New").stdout.decode()
+    assert "guid=%s" % guid in status and "uidvalidity=%d" % uv in status
+    assert "messages=2" in status and "uidnext=3" in status
+
+    def dovecot_view():
+        chown_tree(root, *store_ids())
+        got = doveadm_flags(da.fetch("uid flags mailbox guid", "mailbox",
+                                     "*"))
+        return {box: got.get(box, {}) for box in ("INBOX", "New")}
+    assert dovecot_view() == shown
+    texts = {int(t["uid"]): (t["guid"], t["text"]) for t in
+             da.fetch("uid guid text", "mailbox", "New")}
+    assert texts == ours
+    da.force_resync()
+    assert dovecot_view() == shown
+    status2 = da("mailbox", "status", "guid uidvalidity uidnext messages",
+                 "New").stdout.decode()
+    assert status2 == status
+    if fmt == "mdbox":
+        da("purge")
+        assert dovecot_view() == shown
+    m = mounts(root, mnt, "takeover")
+    assert {box: view_of(mnt, box) for box in ("INBOX", "New")} == shown
     m.stop()

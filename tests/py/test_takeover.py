@@ -211,8 +211,12 @@ def test_index_with_uid_0_is_repaired(wtmp, mounts, fmt):
         db.execute("UPDATE messages SET uid = 0 WHERE mailbox_id = ? AND "
                    "uid = 1", (bid,))
     db.close()
+    d = os.path.join(root, "mailboxes", "Deliver", "dbox-Mails")
+    # an earlier version made no index of Dovecot's for the folder
+    for n in os.listdir(d):
+        if n.startswith("dovecot.index"):
+            os.unlink(os.path.join(d, n))
     if fmt == "sdbox":
-        d = os.path.join(root, "mailboxes", "Deliver", "dbox-Mails")
         os.rename(os.path.join(d, "u.1"), os.path.join(d, "u.0"))
 
     m = mounts(root, mnt, "takeover")
@@ -339,9 +343,8 @@ def dovecot_state(da):
 @pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
 def test_takeover_changes_handed_back_to_dovecot(wtmp, mounts, fmt):
     """What the mount changed in messages Dovecot knew goes into Dovecot's
-    log (test_handback.py), except a move into a folder made through the
-    mount, which Dovecot has no index of: mdbox keeps it in INBOX (README,
-    Limits).  The documented way to hand back everything: copy the
+    log (test_handback.py), a move into a folder made through the mount
+    as well (the mount made Dovecot's index of it).  The documented way to hand back everything: copy the
     maildirs out of the mount while it is mounted, unmount, and let
     Dovecot make its store identical to the copy (doveadm backup -R
     maildir:COPY)."""
@@ -367,13 +370,13 @@ def test_takeover_changes_handed_back_to_dovecot(wtmp, mounts, fmt):
     shutil.copytree(mnt, copy)
     m.stop()
     chown_tree(wtmp, *store_ids())
-    # without it: the flag and the expunge hold, the move on mdbox not
+    # without it: the flag, the expunge and the move into the folder the
+    # mount made (Dovecot has its index) hold
     da.force_resync()
     got = dovecot_state(da)
     assert got[texts[0]] == ("INBOX", "\\Recent \\Seen")
     assert texts[2] not in got
-    if fmt == "mdbox":
-        assert got[texts[1]][0] == "INBOX"
+    assert got[texts[1]][0] == "Folder"
     da("backup", "-R", "maildir:" + copy)
     got = {t: (b, f.replace("\\Recent", "").strip())
            for t, (b, f) in dovecot_state(da).items()}

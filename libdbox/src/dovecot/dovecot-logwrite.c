@@ -2,6 +2,7 @@
  * dovecot-logwrite.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -218,6 +219,36 @@ void dovi_logwrite_ext_intro_add(struct dovi_logwrite *w, const char *name,
 	p[18] = (uint8_t)nlen;
 	p[19] = (uint8_t)(nlen >> 8);
 	memcpy(p + 20, name, nlen);
+}
+
+void dovi_logwrite_ext_hdr_add(struct dovi_logwrite *w, uint16_t offset,
+			       const void *data, size_t len)
+{
+	uint8_t *p;
+
+	if (len == 0 || offset + len > UINT16_MAX) {
+		w->failed = true;   /* needs EXT_HDR_UPDATE32, never ours */
+		return;
+	}
+	p = record(w, DOVI_T_EXT_HDR_UPDATE, (4 + len + 3) & ~(size_t)3);
+	if (p == NULL)
+		return;
+	p[0] = (uint8_t)offset;
+	p[1] = (uint8_t)(offset >> 8);
+	p[2] = (uint8_t)len;
+	p[3] = (uint8_t)(len >> 8);
+	memcpy(p + 4, data, len);
+}
+
+void dovi_logwrite_header_add(struct dovi_logwrite *w, uint16_t offset,
+			      uint32_t value)
+{
+	uint8_t *p = record(w, DOVI_T_HEADER_UPDATE | DOVI_T_EXTERNAL, 8);
+
+	if (p == NULL)
+		return;
+	put32(p, offset | 4u << 16);
+	put32(p + 4, value);
 }
 
 void dovi_logwrite_atomic_inc_add(struct dovi_logwrite *w, uint32_t uid,
@@ -459,4 +490,87 @@ int dovi_logwrite_commit(struct dovi_logwrite *w, const char *path,
 	if (ret == 0)
 		return dbox_fail(err, -ESTALE, "%s keeps being replaced", path);
 	return ret < 0 ? ret : 0;
+}
+
+/* The 40-byte header of a mailbox's first log (dovecot-index.md 3.1):
+ * version 1.3, file_seq 2 and prev_file_seq 0 as Dovecot's first log,
+ * initial modseq 1, little-endian. */
+static void first_log_header(uint8_t hdr[40])
+{
+	uint32_t now = (uint32_t)time(NULL);
+
+	memset(hdr, 0, 40);
+	hdr[0] = 1;
+	hdr[1] = 3;
+	hdr[2] = 40;
+	put32(hdr + 4, now);   /* indexid, as Dovecot: its creation time */
+	put32(hdr + 8, 2);
+	put32(hdr + 20, now);
+	hdr[24] = 1;
+	hdr[32] = 0x01;
+}
+
+/* buf written whole to a new file at tmp, made durable. */
+static int write_new(const char *tmp, const uint8_t *buf, size_t len,
+		     struct dbox_err *err)
+{
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	int ret = 0;
+
+	if (fd < 0)
+		return dbox_fail(err, -errno, "create %s: %m", tmp);
+	for (size_t done = 0; ret == 0 && done < len; ) {
+		ssize_t n = write(fd, buf + done, len - done);
+
+		if (n <= 0)
+			ret = dbox_fail(err, n < 0 ? -errno : -ENOSPC,
+					"write %s: %s", tmp, n < 0 ?
+					strerror(errno) : "no room");
+		else
+			done += (size_t)n;
+	}
+	if (ret == 0 && fsync(fd) < 0)
+		ret = dbox_fail(err, -errno, "fsync %s: %m", tmp);
+	close(fd);
+	return ret;
+}
+
+int dovi_logwrite_create(struct dovi_logwrite *w, const char *path,
+			 struct dbox_err *err)
+{
+	char tmp[PATH_MAX];
+	size_t len;
+	uint8_t *body, *buf = NULL;
+	int ret;
+
+	if (w->failed || w->count == 0 || w->synced)
+		return dbox_fail(err, -EINVAL, "%s: transaction not built",
+				 path);
+	ret = dbox_path(tmp, sizeof(tmp), "%s.dboxfs-%ld", path,
+			(long)getpid());
+	if (ret < 0)
+		return dbox_fail(err, ret, "%s: path too long", path);
+	body = framed(w, &len);
+	if (body != NULL)
+		buf = malloc(40 + len);
+	if (buf == NULL) {
+		free(body);
+		return dbox_fail(err, -ENOMEM, "out of memory");
+	}
+	first_log_header(buf);
+	memcpy(buf + 40, body, len);
+	free(body);
+	unlink(tmp);   /* a leftover of ours */
+	ret = write_new(tmp, buf, 40 + len, err);
+	free(buf);
+	/* link, not rename: never replaces a log Dovecot made meanwhile */
+	if (ret == 0 && link(tmp, path) < 0)
+		ret = dbox_fail(err, -errno, "link %s: %m", path);
+	unlink(tmp);
+	if (ret == 0) {
+		w->done_seq = 2;
+		w->done_start = 40;
+		w->done_end = 40 + len;
+	}
+	return ret;
 }

@@ -67,6 +67,14 @@ void dovi_logwrite_expunge_add(struct dovi_logwrite *w, uint32_t uid,
 void dovi_logwrite_ext_intro_add(struct dovi_logwrite *w, const char *name,
 				 uint32_t reset_id, uint32_t hdr_size,
 				 uint16_t record_size, uint16_t record_align);
+/* EXT_HDR_UPDATE of the introduced extension's header bytes
+ * [offset, offset+len) (len > 0, offset + len <= 65535). */
+void dovi_logwrite_ext_hdr_add(struct dovi_logwrite *w, uint16_t offset,
+			       const void *data, size_t len);
+/* External HEADER_UPDATE of the 4 bytes at offset of the index's base
+ * header (uid_validity, next_uid, ...). */
+void dovi_logwrite_header_add(struct dovi_logwrite *w, uint16_t offset,
+			      uint32_t value);
 /* EXT_ATOMIC_INC of the introduced extension's number for uid. */
 void dovi_logwrite_atomic_inc_add(struct dovi_logwrite *w, uint32_t uid,
 				  int32_t diff);
@@ -79,5 +87,14 @@ void dovi_logwrite_atomic_inc_add(struct dovi_logwrite *w, uint32_t uid,
  * unless all of it is. */
 int dovi_logwrite_commit(struct dovi_logwrite *w, const char *path,
 			 unsigned timeout_ms, struct dbox_err *err);
+
+/* Makes the first log of a new mailbox at path with the transaction as
+ * its first records (prev_file_seq 0: it starts from an empty index, as
+ * Dovecot's own first log of a mailbox).  Written whole to a temporary
+ * file, made durable, then linked into place: -EEXIST when a log is
+ * there already (Dovecot made one meanwhile), and nobody ever reads a
+ * log that lacks part of it. */
+int dovi_logwrite_create(struct dovi_logwrite *w, const char *path,
+			 struct dbox_err *err);
 
 #endif

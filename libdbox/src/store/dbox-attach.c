@@ -564,8 +564,14 @@ static int link_part(const char *from, const char *to, struct dbox_err *err)
 {
 	int ret;
 
-	if (link(from, to) < 0 && errno != EEXIST)
+	if (link(from, to) < 0 && errno != EEXIST) {
+		/* a part that is gone: the message cannot be read whole, as
+		 * where it is written whole */
+		if (errno == ENOENT && access(from, F_OK) < 0)
+			return dbox_fail(err, -EIO, "attachment file %s is "
+					 "missing", from);
 		return dbox_fail(err, -errno, "link %s: %m", to);
+	}
 	ret = dbox_fsync_parent(to);
 	if (ret < 0)
 		return dbox_fail(err, ret, "fsync %s: %s", to, strerror(-ret));

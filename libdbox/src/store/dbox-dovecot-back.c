@@ -15,12 +15,17 @@
 
 #include "dbox/dovecot-index.h"
 #include "dovecot/dovecot-logwrite.h"
+#include "store/dbox-msg-storage.h"
 #include "store/dbox-dovecot-private.h"
 #include "store/store-private.h"
 
 /* Dovecot waits up to 3 minutes for its log lock; a mount that waits
  * holds its index write lock meanwhile, so it gives up sooner. */
 #define BACK_LOCK_TIMEOUT_MS 10000
+
+/* Offsets in the index's base header (dovecot-index.md 2.2). */
+#define HDR_UID_VALIDITY 24
+#define HDR_NEXT_UID 28
 
 /* The box we follow for our mailbox id, if Dovecot has an index of it,
  * brought up to date: a message delivered or moved in through the mount
@@ -289,7 +294,7 @@ static bool is_next(struct dovecot_box *b, uint32_t uid)
  * the message moved in, for its map uid, save date and GUID). */
 static int append_msg(struct dbox_store *store, struct dovecot_box *b,
 			const struct dovi_message *dm,
-			const struct dbox_msg *to)
+			const struct dbox_msg *to, const char *what)
 {
 	struct dovi_logwrite *w = dovi_logwrite_new();
 	uint32_t rseq;
@@ -317,8 +322,7 @@ static int append_msg(struct dbox_store *store, struct dovecot_box *b,
 			ext_rec(b, w, "guid", 16, 1, to->uid, dm->guid);
 	}
 	add_keywords(store, b, w, to->uid, 0, to->keywords);
-	ret = commit(b, w, dm != NULL ? "a message moved in" :
-		     "a delivery");
+	ret = commit(b, w, what);
 	if (ret == 0)
 		b->back_next = to->uid + 1;
 	dovi_logwrite_free(w);
@@ -354,7 +358,7 @@ void dbox_dovecot_back_move(struct dbox_store *store,
 	 * reference), then the expunge of the original */
 	if (mdbox && map_ref(src, dm->map_uid, 1) < 0)
 		return;
-	if (append_msg(store, dst, dm, to) < 0) {
+	if (append_msg(store, dst, dm, to, "a message moved in") < 0) {
 		if (mdbox)
 			map_ref(src, dm->map_uid, -1);
 		return;
@@ -362,15 +366,199 @@ void dbox_dovecot_back_move(struct dbox_store *store,
 	dbox_dovecot_back_expunge(store, from);
 }
 
+/* Little-endian v at p. */
+static void le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* The extension name of the map as it is, introduced in w; false (err
+ * set) when the map has none of at least record_size bytes. */
+static bool map_intro(struct dovi_index *map, struct dovi_logwrite *w,
+		      const char *name, uint16_t record_size,
+		      struct dbox_err *err)
+{
+	struct dovi_ext_info info;
+
+	if (!dovi_index_ext_info(map, dovi_index_ext(map, name), &info) ||
+	    info.record_size < record_size) {
+		dbox_fail(err, -ENOENT, "no '%s' records in the map", name);
+		return false;
+	}
+	dovi_logwrite_ext_intro_add(w, name, info.reset_id, info.hdr_size,
+				    info.record_size, info.record_align);
+	return true;
+}
+
+/* The records of w that add msg's m.N record to the map under map_uid
+ * as Dovecot's mdbox save does: {file_id, offset, size} and one
+ * reference; the map's highest file id raised to its m.N (else Dovecot
+ * would make an m.N of its own under that name). */
+static int map_records(struct dovi_index *map, struct dovi_logwrite *w,
+		       const struct dbox_msg *msg, uint32_t map_uid,
+		       struct dbox_err *err)
+{
+	const struct dbox_msg_where *where = dbox_msg_where(msg);
+	uint32_t highest, rebuild;
+	uint8_t rec[12], ref[2] = { 1, 0 }, hdr[4];
+
+	if (where->offset > UINT32_MAX || where->compression != DBOX_COMP_NONE)
+		return dbox_fail(err, -EFBIG, "its record is past 4 GiB or "
+				 "compressed, which the map cannot say");
+	le32(rec, where->file_id);
+	le32(rec + 4, (uint32_t)where->offset);
+	/* as Dovecot: an entry over 4 GiB is its file's last, size 0 */
+	le32(rec + 8, where->rec_size > UINT32_MAX ? 0 :
+	     (uint32_t)where->rec_size);
+	dovi_logwrite_append_add(w, map_uid, 0);
+	if (!map_intro(map, w, "map", sizeof(rec), err))
+		return -ENOENT;
+	dovi_logwrite_ext_rec_add(w, map_uid, rec, sizeof(rec));
+	if (dovi_index_map_hdr(map, &highest, &rebuild) &&
+	    where->file_id > highest) {
+		le32(hdr, where->file_id);
+		dovi_logwrite_ext_hdr_add(w, 0, hdr, sizeof(hdr));
+	}
+	if (!map_intro(map, w, "ref", sizeof(ref), err))
+		return -ENOENT;
+	dovi_logwrite_ext_rec_add(w, map_uid, ref, sizeof(ref));
+	return 0;
+}
+
+/* mdbox: msg added to the map; *map_uid_r: its new map uid.  Only onto
+ * a map log that its backend has synced whole and that ends where we
+ * last read it: the uid given is then the map's next. */
+static int map_append(struct dovecot_box *b, const struct dbox_msg *msg,
+		      uint32_t *map_uid_r)
+{
+	struct dovi_index *map = dovi_store_map(b->ds, NULL);
+	struct dovi_logwrite *w = dovi_logwrite_new();
+	struct dovi_header hdr = { 0 };
+	char path[PATH_MAX];
+	struct dbox_err err = { 0 };
+	int ret = w == NULL ? -ENOMEM : 0;
+
+	if (ret == 0 && map == NULL)
+		ret = dbox_fail(&err, -ENOENT, "no map");
+	if (ret == 0)
+		dovi_index_header(map, &hdr);
+	if (ret == 0 && (hdr.uid_validity == 0 || hdr.next_uid == 0))
+		ret = dbox_fail(&err, -EBADMSG, "the map has no uids yet");
+	if (ret == 0)
+		ret = dbox_path(path, sizeof(path), "%s.log",
+				dovi_index_prefix(map));
+	if (ret == 0) {
+		dovi_logwrite_set_synced(w);
+		dovi_logwrite_expect(w, hdr.log_file_seq,
+				     hdr.log_file_head_offset,
+				     hdr.log_file_head_offset);
+		ret = map_records(map, w, msg, hdr.next_uid, &err);
+	}
+	if (ret == 0)
+		ret = dovi_logwrite_commit(w, path, BACK_LOCK_TIMEOUT_MS, &err);
+	if (ret < 0)
+		dbox_log(DBOX_LOG_WARNING, "mailbox %s: a delivery not handed "
+			 "back to Dovecot (map): %s", b->name,
+			 err.msg[0] != '\0' ? err.msg : strerror(-ret));
+	*map_uid_r = hdr.next_uid;
+	dovi_logwrite_free(w);
+	return ret;
+}
+
+/* The binary form of a GUID of 32 hex digits; false if it is not one. */
+static bool guid_bin(const char *hex, uint8_t guid[16])
+{
+	if (strlen(hex) != 32)
+		return false;
+	for (int i = 0; i < 16; i++) {
+		unsigned int v;
+
+		if (sscanf(hex + i * 2, "%2x", &v) != 1)
+			return false;
+		guid[i] = (uint8_t)v;
+	}
+	return true;
+}
+
 void dbox_dovecot_back_saved(struct dbox_store *store,
 			     const struct dbox_msg *msg)
 {
 	struct dovecot_box *b = box_of(store, msg->mailbox_id);
+	struct dovi_message dm = { 0 };
 
-	/* mdbox: the record is in no map of Dovecot's (that would need a
-	 * map append of its own) */
-	if (b == NULL || store->format != DBOX_FORMAT_SDBOX ||
-	    !is_next(b, msg->uid))
+	if (b == NULL || !is_next(b, msg->uid))
 		return;
-	append_msg(store, b, NULL, msg);
+	if (store->format != DBOX_FORMAT_MDBOX) {
+		append_msg(store, b, NULL, msg, "a delivery");
+		return;
+	}
+	/* the map first (as Dovecot's save): a map record no mailbox
+	 * lists only keeps its bytes, and Dovecot's force-resync finds it */
+	if (map_append(b, msg, &dm.map_uid) < 0)
+		return;
+	dm.have_map_uid = true;
+	dm.save_date = (uint32_t)msg->saved;
+	dm.have_guid = guid_bin(msg->guid, dm.guid);
+	append_msg(store, b, &dm, msg, "a delivery");
+}
+
+/* The first records of a new mailbox's log, as Dovecot's mailbox create
+ * writes them: its GUID in the format's header extension (sdbox
+ * dbox-hdr: rebuild count, GUID, flags; mdbox mdbox-hdr: the map's
+ * uid_validity, GUID, flags), then its uid_validity and next uid. */
+static int created_records(struct dbox_store *store, struct dovi_logwrite *w,
+			   const uint8_t guid[16], uint32_t uidvalidity,
+			   struct dbox_err *err)
+{
+	bool mdbox = store->format == DBOX_FORMAT_MDBOX;
+	struct dovi_index *map = mdbox ? dovi_store_map(store->dovecot->ds,
+							err) : NULL;
+	struct dovi_header mh = { 0 };
+	uint8_t hdr[24] = { 0 };
+
+	if (mdbox && map == NULL)
+		return -ENOENT;
+	if (map != NULL)
+		dovi_index_header(map, &mh);
+	le32(hdr, mh.uid_validity);
+	memcpy(hdr + 4, guid, 16);
+	dovi_logwrite_ext_intro_add(w, mdbox ? "mdbox-hdr" : "dbox-hdr", 0,
+				    sizeof(hdr), 0, 0);
+	dovi_logwrite_ext_hdr_add(w, 0, hdr, sizeof(hdr));
+	dovi_logwrite_header_add(w, HDR_UID_VALIDITY, uidvalidity);
+	dovi_logwrite_header_add(w, HDR_NEXT_UID, 1);
+	return 0;
+}
+
+void dbox_dovecot_back_created(struct dbox_store *store, const char *dir,
+			       const char *name, const char *guid_hex,
+			       uint32_t uidvalidity)
+{
+	struct dovi_logwrite *w;
+	char path[PATH_MAX];
+	uint8_t guid[16];
+	struct dbox_err err = { 0 };
+	int ret;
+
+	if (store->dovecot == NULL || store->readonly)
+		return;
+	w = dovi_logwrite_new();
+	ret = w == NULL ? -ENOMEM : 0;
+	if (ret == 0 && !guid_bin(guid_hex, guid))
+		ret = dbox_fail(&err, -EINVAL, "GUID %s is not Dovecot's "
+				"form", guid_hex);
+	if (ret == 0)
+		ret = created_records(store, w, guid, uidvalidity, &err);
+	if (ret == 0)
+		ret = dbox_path(path, sizeof(path), "%s/dovecot.index.log",
+				dir);
+	if (ret == 0)
+		ret = dovi_logwrite_create(w, path, &err);
+	if (ret < 0)
+		dbox_log(DBOX_LOG_WARNING, "mailbox %s: not handed back to "
+			 "Dovecot (it sees it after doveadm force-resync): "
+			 "%s", name, err.msg[0] != '\0' ? err.msg :
+			 strerror(-ret));
+	dovi_logwrite_free(w);
 }

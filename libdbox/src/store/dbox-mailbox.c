@@ -133,6 +133,7 @@ int dbox_mailbox_create(struct dbox_store *store, const char *name,
 	char dir[PATH_MAX], guid[33];
 	bool made_dir = false;
 	struct stat st;
+	uint32_t uidvalidity;
 	int ret;
 
 	if (!dbox_mailbox_name_valid(name))
@@ -146,9 +147,9 @@ int dbox_mailbox_create(struct dbox_store *store, const char *name,
 	if (ret < 0)
 		return ret;
 	dbox_guid_generate(guid);
-	ret = dbox_mailbox_insert(store, name, guid,
-				  dbox_uidvalidity_next(store->root), 1,
-				  box_r, err);
+	uidvalidity = dbox_uidvalidity_next(store->root);
+	ret = dbox_mailbox_insert(store, name, guid, uidvalidity, 1, box_r,
+				  err);
 	if (ret == 0 && stat(dir, &st) < 0) {
 		ret = dbox_mkdir_p(dir, DBOX_DIR_MODE);
 		if (ret < 0)
@@ -156,12 +157,23 @@ int dbox_mailbox_create(struct dbox_store *store, const char *name,
 				  strerror(-ret));
 		made_dir = ret == 0;
 	}
+	/* a directory of Dovecot's already has its own index */
+	if (ret == 0 && made_dir)
+		dbox_dovecot_back_created(store, dir, name, guid,
+					  uidvalidity);
 	if (ret == 0)
 		ret = dindex_write_commit(store->idx, err);
 	else
 		dindex_write_rollback(store->idx);
-	if (ret < 0 && made_dir)
+	if (ret < 0 && made_dir) {
+		char log[PATH_MAX];
+
+		/* the takeover's first log of Dovecot's index of it */
+		if (dbox_path(log, sizeof(log), "%s/dovecot.index.log",
+			      dir) == 0)
+			unlink(log);
 		rmdir(dir);
+	}
 	return ret;
 }
 

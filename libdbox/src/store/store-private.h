@@ -210,6 +210,12 @@ void dbox_dovecot_back_move(struct dbox_store *store,
 			    const struct dbox_msg *to);
 /* The same for a message saved into a mailbox (sdbox: its u.N is there
  * already). */
+/* A mailbox made through a takeover mount in directory dir: the first
+ * log of Dovecot's index of it, with our GUID and uidvalidity, so that
+ * Dovecot has it as we do and what goes into it is handed back. */
+void dbox_dovecot_back_created(struct dbox_store *store, const char *dir,
+			       const char *name, const char *guid_hex,
+			       uint32_t uidvalidity);
 void dbox_dovecot_back_saved(struct dbox_store *store,
 			     const struct dbox_msg *msg);
 

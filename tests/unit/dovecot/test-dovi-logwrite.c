@@ -237,6 +237,49 @@ static void test_expected_end(void)
 	dovi_index_free(open_ok());
 }
 
+/* A new mailbox's first log as the mount makes it: read back with its
+ * uid_validity, next uid and dbox-hdr; a second one is refused. */
+static void test_create_first_log(void)
+{
+	struct dovi_logwrite *w = dovi_logwrite_new();
+	struct dbox_err err = { "" };
+	struct dovi_index *idx;
+	struct dovi_header hdr;
+	uint8_t ext[24] = { 0 }, got[24];
+	off_t before;
+
+	tmpdir_clean();
+	memset(ext + 4, 0xab, 16);
+	dovi_logwrite_ext_intro_add(w, "dbox-hdr", 0, sizeof(ext), 0, 0);
+	dovi_logwrite_ext_hdr_add(w, 0, ext, sizeof(ext));
+	dovi_logwrite_header_add(w, 24, 1700000042);
+	dovi_logwrite_header_add(w, 28, 1);
+	CHECK_EQ_INT(dovi_logwrite_create(w, log_path(), &err), 0);
+	before = log_size();
+	CHECK_EQ_INT(dovi_logwrite_create(w, log_path(), &err), -EEXIST);
+	CHECK_EQ_INT(log_size(), before);
+	dovi_logwrite_free(w);
+
+	idx = open_ok();
+	dovi_index_header(idx, &hdr);
+	CHECK_EQ_INT(hdr.uid_validity, 1700000042);
+	CHECK_EQ_INT(hdr.next_uid, 1);
+	CHECK_EQ_INT(dovi_index_count(idx), 0);
+	CHECK_EQ_INT(dovi_index_ext_header(idx, dovi_index_ext(idx,
+			"dbox-hdr"), 0, got, sizeof(got)), sizeof(got));
+	CHECK(memcmp(got, ext, sizeof(ext)) == 0);
+	dovi_index_free(idx);
+
+	/* an empty or unbuildable transaction makes no log */
+	tmpdir_clean();
+	w = dovi_logwrite_new();
+	CHECK_EQ_INT(dovi_logwrite_create(w, log_path(), &err), -EINVAL);
+	dovi_logwrite_ext_hdr_add(w, 65535, ext, sizeof(ext));
+	CHECK_EQ_INT(dovi_logwrite_create(w, log_path(), &err), -EINVAL);
+	CHECK_EQ_INT(log_size(), -1);
+	dovi_logwrite_free(w);
+}
+
 int main(void)
 {
 	tmpdir_make();
@@ -246,6 +289,7 @@ int main(void)
 	RUN(test_lock_is_waited_for);
 	RUN(test_synced);
 	RUN(test_expected_end);
+	RUN(test_create_first_log);
 	tmpdir_remove();
 	return CHECK_DONE();
 }
