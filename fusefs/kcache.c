@@ -90,9 +90,12 @@ static bool needs_record(uint64_t parent)
  * only the info it had then: 16 bytes in an open-addressing table keyed
  * by inode, instead of ~110 with the name.  The name is built again from
  * the index when a check needs it; a message gone from the index (expunged
- * or moved away) has no BASE any more, so its directory's name is dropped
- * from the kernel's cache, which drops every name below it (the kernel
- * asks again for those it needs).  Names that are not a message's own in
+ * or moved away) has no BASE there any more: the store records the rows
+ * this process removes (a followed Dovecot's expunges too), and the check
+ * takes the BASE from there.  A message not found there either (removed
+ * by another process, or past the record's bound) has its directory's
+ * name dropped from the kernel's cache, which drops every name below it
+ * (the kernel asks again for those it needs).  Names that are not a message's own in
  * its own folder (a node the kernel kept across a move) stay in the tree
  * with their name. */
 
@@ -593,16 +596,67 @@ static void km_drop_dir(struct dboxfs *fs, uint64_t dir)
 	free(name);
 }
 
-/* The message gone from the index: the name of its directory goes
- * (*dropped: the directory already dropped in this check). */
+static int cmp_removed(const void *a, const void *b)
+{
+	const struct dbox_removed *x = a, *y = b;
+
+	if (x->mailbox_id != y->mailbox_id)
+		return x->mailbox_id < y->mailbox_id ? -1 : 1;
+	return x->uid < y->uid ? -1 : x->uid > y->uid;
+}
+
+/* Invalidates the name the message k had with every BASE the store
+ * recorded for its row as it went (one, unless a uid came back);
+ * whether there was one. */
+static bool km_drop_removed(struct dboxfs *fs, const struct kc_msg *k)
+{
+	struct kcache_state *kc = &fs->kcache;
+	struct dbox_removed key = {
+		.mailbox_id = (int64_t)(k->ino >> 32 & VIEW_MAILBOX_MAX),
+		.uid = (uint32_t)k->ino };
+	const struct dbox_removed *r;
+	char name[DBOX_NAME_MAX + 48];
+	struct dbox_msg m;
+	size_t at;
+
+	if (kc->nremoved == 0)
+		return false;
+	r = bsearch(&key, kc->removed, kc->nremoved, sizeof(key),
+		    cmp_removed);
+	if (r == NULL)
+		return false;
+	at = (size_t)(r - kc->removed);
+	while (at > 0 && cmp_removed(&kc->removed[at - 1], &key) == 0)
+		at--;
+	for (; at < kc->nremoved && cmp_removed(&kc->removed[at], &key) == 0;
+	     at++) {
+		memset(&m, 0, sizeof(m));
+		memcpy(m.base, kc->removed[at].base, sizeof(m.base));
+		/* the info of the name the kernel has, not of the row */
+		m.flags = k->meta & KM_FLAGS;
+		m.keywords = k->keywords;
+		m.in_new = (k->meta & KM_NEW) != 0;
+		m.new_info = (k->meta & KM_NEW_INFO) != 0;
+		view_msg_name(&m, name, sizeof(name));
+		fuse_lowlevel_notify_inval_entry(fs->se, km_parent(k), name,
+						 strlen(name));
+	}
+	return true;
+}
+
+/* The message gone from the index: its name goes, or if the store did
+ * not record it, the name of its directory (*dropped: the directory
+ * already dropped in this check). */
 static void km_check_gone(struct dboxfs *fs, const struct kc_msg *k,
 			  uint64_t *dropped)
 {
 	uint64_t parent = km_parent(k);
 
-	if (*dropped != parent)
-		km_drop_dir(fs, parent);
-	*dropped = parent;
+	if (!km_drop_removed(fs, k)) {
+		if (*dropped != parent)
+			km_drop_dir(fs, parent);
+		*dropped = parent;
+	}
 	fuse_lowlevel_notify_inval_inode(fs->se, k->ino, 0, 0);
 	km_mark_stale(&fs->kcache, k);
 }
@@ -813,10 +867,33 @@ static int km_check(struct dboxfs *fs, const struct collect *c)
 	return n;
 }
 
+/* The rows the store removed before this check (read before the index
+ * is, so that a message the check finds gone was recorded by then, if
+ * by this process). */
+static void take_removed(struct dboxfs *fs)
+{
+	struct kcache_state *kc = &fs->kcache;
+	int n = dbox_store_take_removed(fs->store, &kc->removed);
+
+	kc->nremoved = n > 0 ? (size_t)n : 0;
+	if (kc->nremoved > 1)
+		qsort(kc->removed, kc->nremoved, sizeof(*kc->removed),
+		      cmp_removed);
+}
+
+static void free_removed(struct kcache_state *kc)
+{
+	free(kc->removed);
+	kc->removed = NULL;
+	kc->nremoved = 0;
+}
+
 int kcache_check(struct dboxfs *fs, const int64_t *boxes, int n)
 {
 	struct collect c = { .boxes = boxes, .n = n };
-	int dropped = 0;
+	int dropped = 0, ret;
+
+	take_removed(fs);
 
 	pthread_mutex_lock(&fs->kcache.lock);
 	twalk_r(fs->kcache.root, collect_one, &c);
@@ -829,7 +906,9 @@ int kcache_check(struct dboxfs *fs, const int64_t *boxes, int n)
 		free(c.items[i].name);
 	}
 	free(c.items);
-	return dropped + km_check(fs, &c);
+	ret = dropped + km_check(fs, &c);
+	free_removed(&fs->kcache);
+	return ret;
 }
 
 void kcache_drop_later(struct dboxfs *fs, uint64_t parent, const char *name)
@@ -874,6 +953,7 @@ void kcache_free_all(struct dboxfs *fs)
 		free(d);
 	}
 	kc->drops = NULL;
+	free_removed(kc);
 	tdestroy(kc->root, entry_free);
 	kc->root = NULL;
 	kc->count = 0;

@@ -33,6 +33,7 @@
 struct dboxfs;
 struct kc_msg;
 struct kc_drop;
+struct dbox_removed;
 
 /* The compact table of messages' names is 64 tables by the hash's top
  * bits, each rehashed on its own: a rehash holds two copies of one of
@@ -55,6 +56,10 @@ struct kcache_state {
 	struct kc_drop *drops;          /* kcache_drop_later's queue */
 	struct kc_seg segs[KCACHE_SEGS];  /* messages' names */
 	bool checking;                  /* no rehash: a check walks the slots */
+	/* during a check (follower thread only): the rows the store
+	 * removed before it, by (mailbox_id, uid) */
+	struct dbox_removed *removed;
+	size_t nremoved;
 };
 
 /* Records that name in parent leads to ino, for one more kernel lookup.

@@ -427,6 +427,8 @@ static int open_store(struct dboxfs *fs, struct options *o, bool ro)
 		/* a connection per worker thread: 2 MiB each by default,
 		 * while the OS caches the file anyway */
 		.index_cache_kib = 256,
+		/* kcache drops exactly the name a removed message had */
+		.track_removed = true,
 	};
 	struct dbox_err err = { "" };
 	struct dbox_mailbox inbox;

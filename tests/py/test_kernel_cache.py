@@ -248,3 +248,90 @@ def test_changes_in_a_large_listed_folder_drop_cached_names(live_dovecot,
     for (s, n), i in listed.items():
         if n not in (name, name2):
             assert os.lstat(os.path.join(mnt, s, n)).st_ino == i, n
+
+
+def lookups(m):
+    """LOOKUP requests the daemon received so far (libfuse's debug
+    output, -o debug, a line a request)."""
+    return m.output().count("opcode: LOOKUP ")
+
+
+@needs_dovecot
+def test_an_expunge_keeps_the_other_names_cached(live_dovecot, mounts):
+    """A message gone from the index has no name to build again: the
+    check drops exactly the name it had (captured as its row went), not
+    its whole directory.  After an expunge by a followed Dovecot in a
+    listed folder, a stat and a listing of every other name send (next
+    to) no LOOKUP.  Before, the directory's name went from the kernel's
+    cache and every name below it was looked up again (256 LOOKUPs here;
+    issue 13: a million for a find after an expunge)."""
+    stores, dove = live_dovecot
+    fmt = "mdbox"
+    while int(dove.doveadm(fmt, "mailbox status", "messages",
+                           "INBOX").stdout.split(b"=")[1]) < 200:
+        dove.doveadm(fmt, "copy", "INBOX", "mailbox", "INBOX", "all")
+    mnt = os.path.join(stores.top, "kc-exp")
+    m = mounts(stores.root(fmt), mnt,
+               "index=" + os.path.join(stores.top, "kc-exp.sqlite"),
+               "debug")
+    listed = {}
+    for sub in ("cur", "new"):
+        for n in os.listdir(os.path.join(mnt, sub)):
+            listed[(sub, n)] = os.lstat(os.path.join(mnt, sub, n)).st_ino
+    assert len(listed) >= 200
+    doomed = []
+    (sub, name), _ = sorted(listed.items())[len(listed) // 2]
+    path = os.path.join(mnt, sub, name)
+    uid = os.getxattr(path, "user.dbox.uid").decode()
+    dove.doveadm(fmt, "expunge", "mailbox", "INBOX", "uid", uid)
+    # the check after the expunge has run when the name is gone
+    wait_for(lambda: stat_errno(path) == errno.ENOENT, timeout=5,
+             what="the expunged message's name to go")
+    doomed.append((sub, name))
+    before = lookups(m)
+    for (s, n), i in listed.items():
+        if (s, n) not in doomed:
+            assert os.lstat(os.path.join(mnt, s, n)).st_ino == i, n
+    for s in ("cur", "new"):
+        for n in os.listdir(os.path.join(mnt, s)):
+            os.lstat(os.path.join(mnt, s, n))
+    sent = lookups(m) - before
+    assert sent < 10, "%d LOOKUPs for %d names cached before the " \
+        "expunge" % (sent, len(listed))
+
+
+def test_a_move_away_keeps_the_other_names_cached(tmp_path, mounts):
+    """The same for a message the mount moves to another folder: its
+    row goes from the folder (the kernel keeps its node for the new
+    name), and the check after it drops that name only, not the whole
+    cur/ (before: a LOOKUP for each of the other 299 names)."""
+    src = make_maildir(str(tmp_path / "src"), {
+        "1700000000.M%dP1.host" % i: b"Subject: %d\n\nbody\n" % i
+        for i in range(300)})
+    store = str(tmp_path / "store")
+    dboxctl("init", store, "--format", "mdbox")
+    dboxctl("import", store, "INBOX", src)
+    dboxctl("import", store, "B", src)
+    mnt = str(tmp_path / "mnt")
+    m = mounts(store, mnt, "debug")
+    cur = os.path.join(mnt, "cur")
+    listed = {n: os.lstat(os.path.join(cur, n)).st_ino
+              for n in os.listdir(cur)}
+    assert len(listed) == 300
+    moved = sorted(listed)[150]
+    mark = len(m.output())
+    os.rename(os.path.join(cur, moved), os.path.join(mnt, ".B", "cur", moved))
+    # the follower's check after the move has run when it dropped the
+    # moved name (or cur/) and then the new name in B (libfuse's debug
+    # output shows each notification)
+    wait_for(lambda: m.output()[mark:].count("NOTIFY: code=3 ") >= 2,
+             timeout=5, what="the check after the move")
+    before = lookups(m)
+    for n, i in listed.items():
+        if n != moved:
+            assert os.lstat(os.path.join(cur, n)).st_ino == i, n
+    for n in os.listdir(cur):
+        os.lstat(os.path.join(cur, n))
+    sent = lookups(m) - before
+    assert sent < 10, "%d LOOKUPs for %d names cached before the move" % (
+        sent, len(listed))

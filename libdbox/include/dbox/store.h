@@ -109,6 +109,9 @@ struct dbox_open_opts {
 	/* SQLite's page cache of the index in KiB per thread that uses it
 	 * (each has its own connection); 0: SQLite's default, 2 MiB. */
 	unsigned int index_cache_kib;
+	/* Record the message rows this process removes, with their names,
+	 * for dbox_store_take_removed. */
+	bool track_removed;
 };
 
 struct dbox_mailbox {
@@ -226,6 +229,23 @@ int dbox_store_checkpoint(struct dbox_store *store, struct dbox_err *err);
 int dbox_store_purge_expunged(struct dbox_store *store, struct dbox_err *err);
 /* Whether some commit of this handle is not durable yet. */
 bool dbox_store_sync_pending(struct dbox_store *store);
+/* A message row this process removed (expunged, moved away, dropped by
+ * a followed Dovecot's sync, a reindex or a deleted folder), with what
+ * its maildir name was built from. */
+struct dbox_removed {
+	int64_t mailbox_id;
+	uint32_t uid;
+	uint32_t flags;
+	bool in_new;
+	char base[DBOX_NAME_MAX + 1];
+};
+/* With opts.track_removed: the rows removed since the last call, oldest
+ * first, at most 4096 (later ones are left out: a caller treats a row it
+ * does not find as unknown); *rows_r: free() it.  A removal rolled back
+ * may be among them.  Returns their number (0 without track_removed) or
+ * -ENOMEM. */
+int dbox_store_take_removed(struct dbox_store *store,
+			    struct dbox_removed **rows_r);
 /* Monotonic counter of committed changes from any process; cheap. */
 uint64_t dbox_store_change_counter(struct dbox_store *store);
 /* Directory for files the daemon keeps beside the store (maildir-view.md

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "index/dindex-private.h"
+#include "index/dindex-removed.h"
 #include "index/dindex-stamp.h"
 #include "util/util.h"
 
@@ -151,6 +152,7 @@ struct dindex {
 	bool syncing;
 	uint64_t commits, synced;
 	int wal_frames;           /* in the WAL at the last commit (deferred) */
+	struct dindex_removed *removed;   /* dindex_track_removed, or NULL */
 };
 
 static void dconn_free(struct dconn *c)
@@ -244,6 +246,24 @@ void dindex_set_cache(struct dindex *idx, int kib)
 		set_cache(c->db, kib);
 }
 
+void dindex_track_removed(struct dindex *idx)
+{
+	struct dconn *c = pthread_getspecific(idx->key);
+
+	if (idx->removed != NULL ||
+	    (idx->removed = dindex_removed_new()) == NULL)
+		return;
+	if (c != NULL)
+		dindex_removed_attach(idx->removed, c->db);
+}
+
+int dindex_take_removed(struct dindex *idx, struct dbox_removed **rows_r)
+{
+	*rows_r = NULL;
+	return idx->removed == NULL ? 0 :
+		dindex_removed_take(idx->removed, rows_r);
+}
+
 static int conn_open(struct dindex *idx, bool create, struct dconn **c_r,
 		     struct dbox_err *err)
 {
@@ -289,6 +309,8 @@ static int conn_open(struct dindex *idx, bool create, struct dconn **c_r,
 		sqlite3_wal_hook(c->db, wal_hook, idx);
 	if (idx->cache_kib > 0)
 		set_cache(c->db, idx->cache_kib);
+	if (idx->removed != NULL)
+		dindex_removed_attach(idx->removed, c->db);
 	*c_r = c;
 	return 0;
 }
@@ -775,6 +797,7 @@ void dindex_close(struct dindex *idx)
 	 * and removed it, unless another process still has the index open */
 	if (atomic_load(&idx->sound) && !idx->readonly)
 		dindex_stamp_write(idx->path);
+	dindex_removed_free(idx->removed);
 	pthread_mutex_destroy(&idx->lock);
 	pthread_mutex_destroy(&idx->sync_lock);
 	pthread_cond_destroy(&idx->sync_done);

@@ -45,6 +45,13 @@ int dindex_check(struct dindex *idx, struct dbox_err *err);
  * 2 MiB): a daemon with a connection per worker thread would otherwise
  * keep 2 MiB per thread.  Call right after opening, from the opener. */
 void dindex_set_cache(struct dindex *idx, int kib);
+/* Records the message rows this process removes from now on, with their
+ * names (dindex-removed.h).  Call right after opening, from the opener
+ * (other threads' connections get it as they open). */
+void dindex_track_removed(struct dindex *idx);
+/* The rows recorded since the last call (*rows_r: free() it); their
+ * number, 0 if not tracked, or -ENOMEM. */
+int dindex_take_removed(struct dindex *idx, struct dbox_removed **rows_r);
 /* Makes every commit that returned before the call durable (one fdatasync
  * of the WAL, shared by concurrent callers); at once if none is pending
  * or the index is not deferred. */

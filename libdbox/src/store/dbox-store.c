@@ -591,6 +591,10 @@ int dbox_store_open(const char *root, const struct dbox_open_opts *opts,
 		store_free(store);
 		return ret;
 	}
+	/* after the open's own reindex of a Dovecot tree, which removes
+	 * every row (and would record 4096 that no reader wants) */
+	if (opts->track_removed)
+		dindex_track_removed(store->idx);
 	*store_r = store;
 	return 0;
 }
@@ -727,6 +731,12 @@ const char *dbox_store_files_dir(const struct dbox_store *store)
 const char *dbox_store_scratch_dir(const struct dbox_store *store)
 {
 	return store->scratch_dir;
+}
+
+int dbox_store_take_removed(struct dbox_store *store,
+			    struct dbox_removed **rows_r)
+{
+	return dindex_take_removed(store->idx, rows_r);
 }
 
 uint64_t dbox_store_change_counter(struct dbox_store *store)
