@@ -318,7 +318,9 @@ int attr_keywords(struct dboxfs *fs, const struct view_ino *v, uint64_t ino,
 }
 
 /* For the modules below the node kinds (commit.c, kcache.c, readdir.c):
- * the getattr of each kind (node-*.c) by inode number. */
+ * the getattr of each kind (node-*.c) by inode number.  The one call up
+ * the layers: the kinds' table says which getattr (each calls down into
+ * this file again), so no second switch on the kind has to agree. */
 int attr_get(struct dboxfs *fs, uint64_t ino, struct stat *st)
 {
 	struct view_ino v;
