@@ -13,6 +13,7 @@
 #include "folders.h"
 #include "moved.h"
 #include "msgname.h"
+#include "node.h"
 
 
 static void ts_from_ns(struct timespec *ts, int64_t ns)
@@ -317,29 +318,16 @@ int attr_keywords(struct dboxfs *fs, const struct view_ino *v, uint64_t ino,
 }
 
 /* For the modules below the node kinds (commit.c, kcache.c, readdir.c):
- * the getattr of each kind (node-*.c) by inode number. */
+ * the getattr of each kind (node-*.c) by inode number.  The one call up
+ * the layers: the kinds' table says which getattr (each calls down into
+ * this file again), so no second switch on the kind has to agree. */
 int attr_get(struct dboxfs *fs, uint64_t ino, struct stat *st)
 {
 	struct view_ino v;
 
 	if (!view_ino_decode(ino, &v))
 		return -ENOENT;
-	switch (v.kind) {
-	case VK_ROOT:
-	case VK_FOLDER:
-	case VK_VDIR:
-		return attr_folder(fs, &v, ino, st);
-	case VK_SUB:
-		return attr_sub(fs, &v, ino, st);
-	case VK_MSG:
-		return attr_message(fs, &v, ino, st);
-	case VK_KWFILE:
-		return attr_keywords(fs, &v, ino, st);
-	case VK_PLAIN:
-		return attr_plain(fs, ino, st);
-	default:
-		return -ENOENT;
-	}
+	return node_of(&v)->getattr(fs, &v, st);
 }
 
 /* ------------------------------------------- names of the view */

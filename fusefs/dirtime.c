@@ -339,38 +339,50 @@ static int set_sub_mtime(struct dboxfs *fs, int64_t box, enum view_sub sub,
 	return ret;
 }
 
-int dirtime_set(struct dboxfs *fs, const struct view_ino *v,
-		const struct stat *attr,
-		int to_set)
+/* The times asked for, as utimensat(2) takes them: false if none. */
+static bool requested(const struct stat *attr, int to_set,
+		      struct timespec tv[2])
 {
-	char prefix[DBOX_NAME_MAX * 4 + 1];
+	dirtime_requested(attr, to_set, tv);
+	return tv[0].tv_nsec != UTIME_OMIT || tv[1].tv_nsec != UTIME_OMIT;
+}
+
+int dirtime_set_sub(struct dboxfs *fs, const struct view_ino *v,
+		    const struct stat *attr, int to_set)
+{
+	struct timespec tv[2];
+
+	if (!requested(attr, to_set, tv))
+		return 0;
+	if (v->sub == SUB_TMP)
+		return backing_area_set_times(fs, v->box, AREA_TMP, tv);
+	return tv[1].tv_nsec == UTIME_OMIT ? 0 :
+		set_sub_mtime(fs, v->box, v->sub, tv[1]);
+}
+
+int dirtime_set_folder(struct dboxfs *fs, const struct view_ino *v,
+		       const struct stat *attr, int to_set)
+{
 	struct timespec tv[2];
 	int64_t files_box;
 
-	dirtime_requested(attr, to_set, tv);
-	if (tv[0].tv_nsec == UTIME_OMIT && tv[1].tv_nsec == UTIME_OMIT)
+	if (!requested(attr, to_set, tv))
 		return 0;
-	switch (v->kind) {
-	case VK_SUB:
-		if (v->sub == SUB_TMP)
-			return backing_area_set_times(fs, v->box, AREA_TMP,
-						      tv);
-		return tv[1].tv_nsec == UTIME_OMIT ? 0 :
-			set_sub_mtime(fs, v->box, v->sub, tv[1]);
-	case VK_ROOT:
-	case VK_FOLDER:
-		files_box = folders_files_box(fs->layout,
-					      fs->inbox_id, v);
-		return files_box < 0 ? 0 :
-			backing_area_set_times(fs, files_box, AREA_FILES,
-					       tv);
-	case VK_VDIR:
-		if (tv[1].tv_nsec != UTIME_OMIT &&
-		    dir_prefix(fs, v, prefix, sizeof(prefix)) >= 0)
-			vdirs_set_times(dbox_store_files_dir(fs->store),
-					prefix, tv);
+	files_box = folders_files_box(fs->layout, fs->inbox_id, v);
+	return files_box < 0 ? 0 :
+		backing_area_set_times(fs, files_box, AREA_FILES, tv);
+}
+
+int dirtime_set_vdir(struct dboxfs *fs, const struct view_ino *v,
+		     const struct stat *attr, int to_set)
+{
+	char prefix[DBOX_NAME_MAX * 4 + 1];
+	struct timespec tv[2];
+
+	if (!requested(attr, to_set, tv))
 		return 0;
-	default:
-		return 0;
-	}
+	if (tv[1].tv_nsec != UTIME_OMIT &&
+	    dir_prefix(fs, v, prefix, sizeof(prefix)) >= 0)
+		vdirs_set_times(dbox_store_files_dir(fs->store), prefix, tv);
+	return 0;
 }

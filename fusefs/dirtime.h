@@ -121,10 +121,14 @@ void dirtime_free_all(struct dboxfs *fs);
 /* The folder of mailbox `box` itself is new (mkdir). */
 void dirtime_folder_made(struct dboxfs *fs, int64_t box);
 
-/* utimensat(2) of a directory of the view (FUSE_SET_ATTR_* in to_set):
- * 0 or -errno. */
-int dirtime_set(struct dboxfs *fs, const struct view_ino *v,
-		const struct stat *attr,
-		int to_set);
+/* utimensat(2) of a directory of the view (FUSE_SET_ATTR_* in to_set),
+ * by its kind (node-dir.c, node-folder.c): cur/ new/ tmp/, the root or a
+ * folder, an fs-layout parent that is no mailbox.  0 or -errno. */
+int dirtime_set_sub(struct dboxfs *fs, const struct view_ino *v,
+		    const struct stat *attr, int to_set);
+int dirtime_set_folder(struct dboxfs *fs, const struct view_ino *v,
+		       const struct stat *attr, int to_set);
+int dirtime_set_vdir(struct dboxfs *fs, const struct view_ino *v,
+		     const struct stat *attr, int to_set);
 
 #endif

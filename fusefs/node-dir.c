@@ -4,6 +4,7 @@
 #include <errno.h>
 
 #include "attr.h"
+#include "dirtime.h"
 #include "kcache.h"
 #include "msgname.h"
 #include "node.h"
@@ -22,6 +23,15 @@ static int dir_getattr(struct dboxfs *fs, const struct view_ino *v,
 		       struct stat *st)
 {
 	return attr_sub(fs, v, v->ino, st);
+}
+
+static int dir_setattr(struct dboxfs *fs, const struct view_ino *v,
+		       const struct stat *attr, int to_set,
+		       struct fuse_file_info *fi)
+{
+	(void)fi;
+	return (to_set & FUSE_SET_ATTR_SIZE) ? -EISDIR :
+		dirtime_set_sub(fs, v, attr, to_set);
 }
 
 /* cur/ new/ tmp/ hold no directories */
@@ -105,7 +115,7 @@ static int dir_link_into(fuse_req_t req, struct binode *bi, fuse_ino_t ino,
 const struct node_ops node_dir_ops = {
 	.lookup = dir_lookup,
 	.getattr = dir_getattr,
-	.setattr = node_dir_setattr,
+	.setattr = dir_setattr,
 	.list = readdir_sub,
 	.open = node_dir_open,
 	.read = node_dir_read,

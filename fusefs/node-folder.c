@@ -30,6 +30,19 @@ static int folder_getattr(struct dboxfs *fs, const struct view_ino *v,
 	return attr_folder(fs, v, v->ino, st);
 }
 
+/* an fs-layout parent that is no mailbox keeps its times in its entry
+ * in files/vdirs, the root and folders in their plain-file area */
+static int folder_setattr(struct dboxfs *fs, const struct view_ino *v,
+			  const struct stat *attr, int to_set,
+			  struct fuse_file_info *fi)
+{
+	(void)fi;
+	if (to_set & FUSE_SET_ATTR_SIZE)
+		return -EISDIR;
+	return v->kind == VK_VDIR ? dirtime_set_vdir(fs, v, attr, to_set) :
+		dirtime_set_folder(fs, v, attr, to_set);
+}
+
 /* a mailbox's folder: its cur/ new/ tmp/ and dovecot-keywords are
  * reserved names; an fs-layout vdir has no backing area for files */
 static int folder_may_create(struct dboxfs *fs, const struct view_ino *dir,
@@ -298,7 +311,7 @@ static int folder_rename(fuse_req_t req, const struct view_ino *dir,
 const struct node_ops node_folder_ops = {
 	.lookup = folder_lookup,
 	.getattr = folder_getattr,
-	.setattr = node_dir_setattr,
+	.setattr = folder_setattr,
 	.list = readdir_folder,
 	.open = node_dir_open,
 	.read = node_dir_read,

@@ -7,7 +7,6 @@
 
 #include "attr.h"
 #include "backing.h"
-#include "dirtime.h"
 #include "node.h"
 #include "sweep-ro.h"
 
@@ -106,15 +105,6 @@ int node_unlink_backing(struct dboxfs *fs, const struct view_ino *dir,
 /* Directories of the view: their modes derive from the store (rsync -a
  * may try, and that is fine); their times are set as on any
  * filesystem. */
-int node_dir_setattr(struct dboxfs *fs, const struct view_ino *v,
-		     const struct stat *attr, int to_set,
-		     struct fuse_file_info *fi)
-{
-	(void)fi;
-	return (to_set & FUSE_SET_ATTR_SIZE) ? -EISDIR :
-		dirtime_set(fs, v, attr, to_set);
-}
-
 void node_dir_open(struct dboxfs *fs, fuse_req_t req, const struct view_ino *v,
 		   struct fuse_file_info *fi)
 {

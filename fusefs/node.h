@@ -140,9 +140,6 @@ bool node_folder_is_vdir(struct dboxfs *fs, const struct view_ino *dir,
 			 const char *name);
 int node_folder_vdir_empty(struct dboxfs *fs, const struct view_ino *dir,
 			   const char *name);
-int node_dir_setattr(struct dboxfs *fs, const struct view_ino *v,
-		     const struct stat *attr, int to_set,
-		     struct fuse_file_info *fi);
 void node_dir_open(struct dboxfs *fs, fuse_req_t req, const struct view_ino *v,
 		   struct fuse_file_info *fi);
 void node_dir_read(struct dboxfs *fs, fuse_req_t req, const struct view_ino *v,

@@ -13,6 +13,7 @@
 #include "folders.h"
 #include "handles.h"
 #include "kcache.h"
+#include "node.h"
 #include "readdir.h"
 #include "reply.h"
 #include "sweep.h"
@@ -105,16 +106,7 @@ static int backing_dir_open(struct dboxfs *fs, const struct view_ino *v,
 	int64_t box;
 	int pfd, ret;
 
-	if (v->kind == VK_PLAIN) {
-		struct binode *bi = backing_get(fs, v->ino);
-
-		if (bi == NULL)
-			return -ENOENT;
-		*fd_r = backing_reopen(bi->fd, O_RDONLY | O_DIRECTORY);
-		backing_put(fs, bi);
-		return *fd_r < 0 ? *fd_r : 0;
-	}
-	ret = attr_area_dirfd(fs, v, &pfd, &area, &box);
+	ret = node_of(v)->area(fs, v, &pfd, &area, &box);
 	if (ret < 0)
 		return ret;
 	*fd_r = backing_reopen(pfd, O_RDONLY | O_DIRECTORY);
@@ -241,18 +233,10 @@ static void add_backing(struct dirbuf *d, off_t off)
 		add_moved(d, first);
 		return;
 	}
-	if (d->dir->kind == VK_PLAIN) {
-		struct binode *bi = backing_get(d->fs, d->dir->ino);
-
-		if (bi == NULL)
-			return;
-		dirfd = dup(backing_dirfd(bi));
-		area = bi->area;
-		box = bi->box;
-		backing_put(d->fs, bi);
-	} else if (attr_area_dirfd(d->fs, d->dir, &dirfd, &area, &box) < 0) {
+	/* a plain directory's own binode, or the area a view directory
+	 * shows */
+	if (node_of(d->dir)->area(d->fs, d->dir, &dirfd, &area, &box) < 0)
 		return;
-	}
 	for (uint64_t i = first; i < d->dh->count && dirfd >= 0; i++) {
 		char buf[NAME_MAX + 1];
 		const char *shown = d->dh->names[i];
