@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from dboxfs_testlib import (DBOXFS, chown_tree, dboxctl, mounts,
+from dboxfs_testlib import (DBOXFS, chown_tree, dboxctl, make_maildir, mounts,
                             needs_dovecot,
                             store_ids, wait_for, wtmp)  # noqa: F401
 from test_dovecot_view import doveadm_flags, view_of
@@ -498,3 +498,26 @@ def test_folder_made_through_the_mount_handed_back(wtmp, mounts, fmt):
     m = mounts(root, mnt, "takeover")
     assert {box: view_of(mnt, box) for box in ("INBOX", "New")} == shown
     m.stop()
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_folder_made_then_filled_at_once_handed_back(wtmp, fmt):
+    """What goes into a folder right after it is made is handed back even
+    before a follower has looked at the list again (a mount's follower
+    checks every 250 ms; under load a delivery right after the mkdir came
+    first and was silently not handed back).  dboxctl follows nothing, so
+    its import into a new folder shows it every time."""
+    root, da = dovecot_store(wtmp, fmt)
+    src = make_maildir(os.path.join(wtmp, "fresh-src"), {
+        "1700000001.M1P1.h": b"Subject: one\n\nbody one\n",
+        "1700000002.M2P1.h": b"Subject: two\n\nbody two\n"})
+    r = dboxctl("import", "--takeover", root, "Fresh", src)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert b"not handed back" not in r.stderr
+    chown_tree(root, *store_ids())
+    status = da("mailbox", "status", "uidnext messages",
+                "Fresh").stdout.decode()
+    assert "messages=2" in status and "uidnext=3" in status, status
+    texts = sorted(m["text"] for m in da.fetch("text", "mailbox", "Fresh"))
+    assert texts == sorted([b"Subject: one\n\nbody one\n",
+                            b"Subject: two\n\nbody two\n"]), texts

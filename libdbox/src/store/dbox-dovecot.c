@@ -139,6 +139,37 @@ static int delete_other_mailboxes(struct dbox_store *store,
 	return ret;
 }
 
+/* A mailbox made through a takeover mount that now has Dovecot's index
+ * (dbox_dovecot_back_created) is followed at once: the hand-back knows
+ * only followed boxes (box_of), so a delivery or move into it before the
+ * follower's next reload of the list was not handed back.  Under the
+ * write lock, as the follower's sync: the reload reallocates dv->boxes,
+ * which nothing holds between two writes. */
+void dbox_dovecot_follow_created(struct dbox_store *store, const char *name)
+{
+	struct dbox_dovecot *dv = store->dovecot;
+	struct dbox_mailbox box;
+	struct dbox_err err = { "" };
+
+	if (dv == NULL || store->readonly ||
+	    dbox_mailbox_lookup(store, name, &box, NULL) < 0)
+		return;
+	if (load_boxes(store, dv, &err) < 0) {
+		dbox_log(DBOX_LOG_WARNING, "mailbox %s: not followed until "
+			 "the next check: %s", name, err.msg);
+		return;
+	}
+	for (size_t i = 0; i < dv->count; i++) {
+		struct dovecot_box *b = &dv->boxes[i];
+
+		if (b->id == 0 && b->name != NULL &&
+		    strcmp(b->name, name) == 0) {
+			b->id = box.id;
+			b->resync = true;   /* the follower's full sync of it */
+		}
+	}
+}
+
 static int sync_all(struct dbox_store *store, struct dbox_dovecot *dv,
 		    bool only_changed, int64_t *changed, size_t max,
 		    size_t *nchanged, struct dbox_err *err)

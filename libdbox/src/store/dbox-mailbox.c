@@ -161,6 +161,8 @@ int dbox_mailbox_create(struct dbox_store *store, const char *name,
 	if (ret == 0 && made_dir)
 		dbox_dovecot_back_created(store, dir, name, guid,
 					  uidvalidity);
+	if (ret == 0 && made_dir)
+		dbox_dovecot_follow_created(store, name);
 	if (ret == 0)
 		ret = dindex_write_commit(store->idx, err);
 	else

@@ -236,6 +236,8 @@ void dbox_dovecot_back_move(struct dbox_store *store,
 void dbox_dovecot_back_created(struct dbox_store *store, const char *dir,
 			       const char *name, const char *guid_hex,
 			       uint32_t uidvalidity);
+/* That mailbox followed at once (under the write lock). */
+void dbox_dovecot_follow_created(struct dbox_store *store, const char *name);
 void dbox_dovecot_back_saved(struct dbox_store *store,
 			     const struct dbox_msg *msg);
 
