@@ -174,16 +174,17 @@ static int sync_all(struct dbox_store *store, struct dbox_dovecot *dv,
 		    bool only_changed, int64_t *changed, size_t max,
 		    size_t *nchanged, struct dbox_err *err)
 {
-	size_t before = dv->count;
+	size_t before;
 	bool list_changed;
 	/* the mailbox directories are listed under the write lock: a
 	 * mailbox made, renamed or removed through the mount changes its
 	 * directory and its row in one transaction, so the list and our rows
-	 * agree */
+	 * agree (and dbox_dovecot_follow_created reloads it under that lock) */
 	int ret = dindex_write_begin(store->idx, err);
 
 	if (ret < 0)
 		return ret;
+	before = dv->count;
 	ret = load_boxes(store, dv, err);
 	if (ret == 0 && dv->unusable && !only_changed)
 		ret = -EOPNOTSUPP;   /* mdbox: which mailbox has what is lost */
