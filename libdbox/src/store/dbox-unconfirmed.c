@@ -168,6 +168,22 @@ static int drop_row(struct dbox_store *store, const struct dbox_msg *m,
 	return ret;
 }
 
+/* The row of a mark and whether its record is intact: 1 intact, 0 not
+ * (verr says why), -ENOENT the row is gone, else an error. */
+static int mark_verdict(struct dbox_store *store, const struct mark *k,
+			struct dbox_msg *m, struct dbox_err *verr,
+			struct dbox_err *err)
+{
+	int ret = dindex_msg_get(store->idx, k->box, k->uid, m, err);
+
+	if (ret < 0)
+		return ret;
+	ret = dbox_msg_verify(store, m, verr);
+	if (ret == -ENOMEM)
+		return dbox_fail(err, ret, "out of memory");
+	return ret == 0 ? 1 : 0;
+}
+
 /* Sorts the marked rows into intact (made durable now) and not (their
  * rows dropped, inside the caller's write); bad: the sdbox files to
  * remove once that write is durable. */
@@ -180,22 +196,16 @@ static int check_marks(struct dbox_store *store, const struct marks *mk,
 	for (size_t i = 0; ret == 0 && i < mk->n; i++) {
 		struct dbox_err verr = { "" };
 		struct dbox_msg m;
+		int intact = mark_verdict(store, &mk->v[i], &m, &verr, err);
 
-		ret = dindex_msg_get(store->idx, mk->v[i].box, mk->v[i].uid,
-				     &m, err);
-		if (ret == -ENOENT) {
-			ret = 0;
+		if (intact == -ENOENT)
 			continue;
-		}
-		if (ret < 0)
-			break;
-		ret = dbox_msg_verify(store, &m, &verr);
-		if (ret == 0) {
+		if (intact < 0)
+			return intact;
+		if (intact) {
 			ret = sync_record(store, &m, &last_file, err);
 			continue;
 		}
-		if (ret == -ENOMEM)
-			return dbox_fail(err, ret, "out of memory");
 		dbox_log(DBOX_LOG_WARNING, "message %u of mailbox %lld: its "
 			 "record was not durable at a power cut (%s): its "
 			 "delivery is undone", m.uid, (long long)m.mailbox_id,
@@ -282,34 +292,23 @@ static int add_hidden(struct dbox_store *store, const struct dbox_msg *m)
 static int hide_marks(struct dbox_store *store, const struct marks *mk,
 		      struct dbox_err *err)
 {
-	int ret = 0;
-
-	for (size_t i = 0; ret == 0 && i < mk->n; i++) {
+	for (size_t i = 0; i < mk->n; i++) {
 		struct dbox_err verr = { "" };
 		struct dbox_msg m;
+		int intact = mark_verdict(store, &mk->v[i], &m, &verr, err);
 
-		ret = dindex_msg_get(store->idx, mk->v[i].box, mk->v[i].uid,
-				     &m, err);
-		if (ret == -ENOENT) {
-			ret = 0;
+		if (intact == -ENOENT || intact == 1)
 			continue;
-		}
-		if (ret < 0)
-			break;
-		ret = dbox_msg_verify(store, &m, &verr);
-		if (ret == 0)
-			continue;
-		if (ret == -ENOMEM)
-			return dbox_fail(err, ret, "out of memory");
+		if (intact < 0)
+			return intact;
 		dbox_log(DBOX_LOG_WARNING, "message %u of mailbox %lld: its "
 			 "record was not durable at a power cut (%s): not "
 			 "shown (the next read-write open undoes its delivery)",
 			 m.uid, (long long)m.mailbox_id, verr.msg);
-		ret = add_hidden(store, &m);
-		if (ret < 0)
-			return dbox_fail(err, ret, "out of memory");
+		if (add_hidden(store, &m) < 0)
+			return dbox_fail(err, -ENOMEM, "out of memory");
 	}
-	return ret;
+	return 0;
 }
 
 int dbox_unconfirmed_hide(struct dbox_store *store, struct dbox_err *err)
