@@ -13,6 +13,7 @@
 #include "folders.h"
 #include "handles.h"
 #include "kcache.h"
+#include "msgname.h"
 #include "node.h"
 #include "readdir.h"
 #include "reply.h"
@@ -23,13 +24,17 @@
 
 /* An open directory: the names of its backing entries, read once at the
  * first readdir so that their cookies (indexes) stay valid for the life
- * of the handle whatever happens in the backing directory meanwhile. */
+ * of the handle whatever happens in the backing directory meanwhile.
+ * In cur/ and new/ those are the files pending there; listed[i] says
+ * that the message phase listed a message under names[i] (see
+ * readdir_sub). */
 /* A struct fh first: open directories are on the list of open handles,
  * so that those whose releasedir never came are freed at destroy. */
 struct dirhandle {
 	struct fh fh;
 	bool loaded;
-	char **names;
+	char **names;           /* sorted */
+	bool *listed;
 	size_t count;
 	/* tmp/ of a read-only mount: the files the next sweep moves in
 	 * (sweep-ro.h), listed after names */
@@ -131,6 +136,11 @@ static void load_moved(struct dboxfs *fs, struct dirhandle *dh,
 		close(pfd);
 }
 
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 static void dirhandle_load(struct dboxfs *fs, struct dirhandle *dh,
 			   const struct view_ino *v)
 {
@@ -161,17 +171,48 @@ static void dirhandle_load(struct dboxfs *fs, struct dirhandle *dh,
 			dh->count++;
 	}
 	closedir(d);
+	if (dh->count > 1)
+		qsort(dh->names, dh->count, sizeof(*dh->names), cmp_name);
+	dh->listed = calloc(dh->count + 1, sizeof(*dh->listed));
+	if (dh->listed == NULL) {
+		for (size_t i = 0; i < dh->count; i++)
+			free(dh->names[i]);
+		dh->count = 0;
+	}
+}
+
+static void dirhandle_unload(struct dirhandle *dh)
+{
+	for (size_t i = 0; i < dh->count; i++)
+		free(dh->names[i]);
+	free(dh->names);
+	free(dh->listed);
+	sweepro_free(&dh->moved);
+	dh->names = NULL;
+	dh->listed = NULL;
+	dh->count = 0;
+	dh->loaded = false;
 }
 
 static void dirhandle_free(struct dirhandle *dh)
 {
-	for (size_t i = 0; dh != NULL && i < dh->count; i++)
-		free(dh->names[i]);
-	if (dh != NULL) {
-		free(dh->names);
-		sweepro_free(&dh->moved);
-	}
+	if (dh != NULL)
+		dirhandle_unload(dh);
 	free(dh);
+}
+
+/* A message listed under a name that is also a pending file's: the
+ * file's entry is not listed again. */
+static void mark_listed(struct dirhandle *dh, const char *name)
+{
+	char **p;
+
+	if (dh == NULL || dh->count == 0)
+		return;
+	p = bsearch(&name, dh->names, dh->count, sizeof(*dh->names),
+		    cmp_name);
+	if (p != NULL)
+		dh->listed[p - dh->names] = true;
 }
 
 /* One entry of tmp/ that the next sweep moves in: the file where it is
@@ -217,6 +258,32 @@ static void add_moved(struct dirbuf *d, uint64_t first)
 	}
 }
 
+static bool add_msg_entry(struct dirbuf *d, const struct dbox_msg *m,
+			  uint64_t cookie)
+{
+	char name[DBOX_NAME_MAX + 48];
+	struct stat st;
+
+	attr_msg(d->fs, &st, m);
+	view_msg_name(m, name, sizeof(name));
+	if (!dir_add(d, name, &st, cookie))
+		return false;
+	mark_listed(d->dh, name);
+	return true;
+}
+
+/* A file pending in cur/ or new/ when the listing began that is gone
+ * now: committed, after the message phase passed its uid, so its message
+ * is listed here (or removed: nothing). */
+static bool add_committed(struct dirbuf *d, const char *name, uint64_t cookie)
+{
+	struct dbox_msg m;
+
+	if (msgname_in_sub(d->fs, d->dir->box, d->dir->sub, name, &m) != 0)
+		return true;
+	return add_msg_entry(d, &m, cookie);
+}
+
 /* The backing entries of the directory, after its virtual ones. */
 static void add_backing(struct dirbuf *d, off_t off)
 {
@@ -237,12 +304,17 @@ static void add_backing(struct dirbuf *d, off_t off)
 	 * shows */
 	if (node_of(d->dir)->area(d->fs, d->dir, &dirfd, &area, &box) < 0)
 		return;
+	bool pending = d->dir->kind == VK_SUB && area != AREA_TMP;
+
 	for (uint64_t i = first; i < d->dh->count && dirfd >= 0; i++) {
 		char buf[NAME_MAX + 1];
 		const char *shown = d->dh->names[i];
 		struct binode *bi;
 		struct stat st;
 		int ret;
+
+		if (pending && d->dh->listed[i])
+			continue;  /* its message was listed */
 
 		/* no sweep ran: the spool as the next one leaves it */
 		if (d->fs->readonly && area == AREA_TMP &&
@@ -266,6 +338,12 @@ static void add_backing(struct dirbuf *d, off_t off)
 								 dirfd,
 								 d->dh->names[i],
 								 &st));
+		if (ret < 0 && pending && !d->fs->readonly) {
+			if (!add_committed(d, d->dh->names[i],
+					   cookie_backing(i)))
+				break;
+			continue;
+		}
 		if (ret < 0)
 			continue;  /* gone since the snapshot */
 		if (!dir_add(d, shown, &st, cookie_backing(i))) {
@@ -287,12 +365,8 @@ struct msg_list_ctx {
 static int add_msg(void *ctx, const struct dbox_msg *m)
 {
 	struct msg_list_ctx *c = ctx;
-	char name[DBOX_NAME_MAX + 48];
-	struct stat st;
 
-	attr_msg(c->d->fs, &st, m);
-	view_msg_name(m, name, sizeof(name));
-	if (!dir_add(c->d, name, &st, cookie_msg(m->uid)))
+	if (!add_msg_entry(c->d, m, cookie_msg(m->uid)))
 		return 1;
 	c->last_uid = m->uid;
 	return 0;
@@ -300,12 +374,24 @@ static int add_msg(void *ctx, const struct dbox_msg *m)
 
 /* Messages come in pages of uid order until the buffer is full, so the
  * daemon's memory does not grow with the folder, and the cookie (uid)
- * resumes correctly however the folder changed in between. */
+ * resumes correctly however the folder changed in between.
+ *
+ * Then the files pending in cur/ or new/, from a snapshot taken before
+ * the messages: a file committed meanwhile (its row written, then the
+ * file removed, commit.c) is in the snapshot if the message phase missed
+ * its row, and is listed once either way.  A listing made the other way
+ * round missed such a file for good: the kernel keeps the listing, and a
+ * commit is no change of the directory it would see. */
 int readdir_sub(struct dirbuf *d, const struct view_ino *v, off_t off)
 {
 	struct msg_list_ctx c = { d, cookie_msg_after((uint64_t)off) };
 	int ret = 0;
 
+	if (d->dh != NULL && v->sub != SUB_TMP &&
+	    (off == 0 || !d->dh->loaded)) {
+		dirhandle_unload(d->dh);
+		dirhandle_load(d->fs, d->dh, v);
+	}
 	if (!add_dots(d, view_ino_sub(v->box, v->sub), off))
 		return 0;
 	/* the kernel asks with one page: fetch about what fits in it (an
