@@ -5,6 +5,7 @@ showed: with no force-resync, after one, and on the next mount."""
 
 import fcntl
 import os
+import re
 import threading
 
 import pytest
@@ -521,3 +522,157 @@ def test_folder_made_then_filled_at_once_handed_back(wtmp, fmt):
     texts = sorted(m["text"] for m in da.fetch("text", "mailbox", "Fresh"))
     assert texts == sorted([b"Subject: one\n\nbody one\n",
                             b"Subject: two\n\nbody two\n"]), texts
+
+
+IMAP_FLAG = {"D": "\\Draft", "F": "\\Flagged", "R": "\\Answered",
+             "S": "\\Seen", "T": "\\Deleted"}
+
+
+def mount_box(folder):
+    """{uid: (guid, flags, bytes)} of a folder of the mount (no
+    keywords in these tests)."""
+    res = {}
+    for sub, n in all_names(folder):
+        path = os.path.join(folder, sub, n)
+        info = n.split(":2,", 1)[1] if ":2," in n else ""
+        with open(path, "rb") as f:
+            res[int(os.getxattr(path, "user.dbox.uid"))] = (
+                guid_of(path), {IMAP_FLAG[c] for c in info}, f.read())
+    return res
+
+
+def dovecot_box(da, box):
+    """{uid: (guid, flags, bytes)} of a mailbox, as Dovecot reads it."""
+    chown_tree(da.root, *store_ids())
+    return {int(t["uid"]): (t["guid"], set(t["flags"].split()) -
+                            {"\\Recent"}, t["text"])
+            for t in da.fetch("uid guid flags text", "mailbox", box)}
+
+
+def dovecot_list(da):
+    chown_tree(da.root, *store_ids())
+    return sorted(da("mailbox", "list").stdout.decode().split())
+
+
+def dovecot_status(da, box):
+    """doveadm mailbox status of box, without the name."""
+    chown_tree(da.root, *store_ids())
+    out = da("mailbox", "status", "guid uidvalidity uidnext messages",
+             box).stdout.decode()
+    assert out.startswith(box + " ")
+    return out[len(box) + 1:]
+
+
+def folders_store(wtmp):
+    """A Dovecot store (sdbox or mdbox by wtmp's caller) with INBOX and
+    the mailboxes A (2 messages, one flagged by Dovecot), A/B (1) and
+    Gone (1)."""
+    def make(fmt):
+        root, da = dovecot_store(wtmp, fmt)
+        for box in ("A", "A/B", "Gone"):
+            da("mailbox", "create", box)
+        da("save", "-m", "A", input=b"Subject: a1\n\nfirst of A\n")
+        da("save", "-m", "A", input=b"Subject: a2\n\nsecond of A\n")
+        da("save", "-m", "A/B", input=b"Subject: b1\n\nin A/B\n")
+        da("save", "-m", "Gone", input=b"Subject: g1\n\nin Gone\n")
+        da("flags", "add", "\\Flagged", "mailbox", "A", "uid", "2")
+        return root, da
+    return make
+
+
+def check_dovecot_sees(da, shown, status):
+    """Dovecot lists exactly the mailboxes the mount showed (and the
+    parent A of A/B, which Dovecot lists and cannot select, as after its
+    own delete of A), with their messages (uid, GUID, flags, bytes) and
+    the status given."""
+    parents = {"A"} if "A/B" in shown else set()
+    assert dovecot_list(da) == sorted(set(shown) | parents)
+    for box in parents:
+        res = da("mailbox", "status", "messages", box, check=False)
+        assert res.returncode != 0, res.stdout
+    assert {box: dovecot_box(da, box) for box in shown} == shown
+    for box, st in status.items():
+        assert dovecot_status(da, box) == st
+
+
+# what force-resync says on any store, also one only Dovecot wrote
+RESYNC_SAYS = re.compile(rb"doveadm\(\w+\): Warning: (\S+ .*: Rebuilding index|"
+                         rb"fscking index file .*/dovecot\.map\.index|"
+                         rb"mdbox .*: rebuilding indexes)$")
+
+
+def clean_resync(da):
+    """doveadm force-resync, which says nothing beyond what it says on
+    a store only Dovecot wrote."""
+    chown_tree(da.root, *store_ids())
+    res = da.force_resync()
+    lines = res.stderr.splitlines()
+    assert res.stdout == b"" and lines, res.stderr
+    assert all(RESYNC_SAYS.match(line) for line in lines), res.stderr
+
+
+def folder_path(mnt, layout, box):
+    if layout == "fs":
+        return os.path.join(mnt, box)
+    if box == "INBOX":
+        return mnt
+    return os.path.join(mnt, "." + box.replace("/", "."))
+
+
+def rename_and_delete(wtmp, mounts, fmt, layout):
+    """Through a takeover mount in a layout: a flag set in A, Gone's
+    message moved to INBOX and Gone removed (rmdir), A renamed to C (the
+    fs layout: with A/B below it; maildir++: A alone).  Returns (da,
+    {mailbox: mount_box} as the mount showed them, Dovecot's status of C
+    as it was of A, the remount)."""
+    root, da = folders_store(wtmp)(fmt)
+    status_a = dovecot_status(da, "A")
+    mnt = os.path.join(wtmp, "mnt")
+    opts = ["takeover"] + (["layout=fs"] if layout == "fs" else [])
+    m = mounts(root, mnt, *opts)
+    a = folder_path(mnt, layout, "A")
+    (sub, n), = [(s, n) for s, n in all_names(a)
+                 if int(os.getxattr(os.path.join(a, s, n),
+                                    "user.dbox.uid")) == 1]
+    os.rename(os.path.join(a, sub, n),
+              os.path.join(a, "cur", n.split(":2,")[0] + ":2,S"))
+    gone = folder_path(mnt, layout, "Gone")
+    (sub, n), = all_names(gone)
+    os.rename(os.path.join(gone, sub, n),
+              os.path.join(folder_path(mnt, layout, "INBOX"), "cur", "g1:2,"))
+    for sub in ("cur", "new", "tmp"):     # as rm -r does
+        os.rmdir(os.path.join(gone, sub))
+    os.rmdir(gone)
+    os.rename(a, folder_path(mnt, layout, "C"))
+    boxes = ["INBOX", "C", "A/B"] if layout == "maildir++" else \
+        ["INBOX", "C", "C/B"]
+    assert not os.path.exists(gone) and not os.path.exists(a)
+    shown = {box: mount_box(folder_path(mnt, layout, box)) for box in boxes}
+    assert len(shown["C"]) == 2 and len(shown["INBOX"]) == 6
+    m.stop()
+    assert "not handed back" not in m.output()
+    return da, shown, status_a, lambda: mounts(root, mnt, *opts), mnt
+
+
+@pytest.mark.parametrize("layout", ["maildir++", "fs"])
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_folder_rename_and_delete_handed_back(wtmp, mounts, fmt, layout):
+    """A folder renamed (with its messages) and one deleted (emptied, then
+    rmdir) through a takeover mount: Dovecot lists exactly the mailboxes
+    the mount showed, the renamed one with its GUID, uidvalidity, uidnext,
+    messages, flags and bytes; force-resync changes nothing and says
+    nothing; the next mount shows the same."""
+    da, shown, status_a, remount, mnt = rename_and_delete(wtmp, mounts,
+                                                          fmt, layout)
+    status = {"C": status_a}
+    assert "messages=2" in status_a and "uidnext=3" in status_a
+    check_dovecot_sees(da, shown, status)
+    clean_resync(da)
+    check_dovecot_sees(da, shown, status)
+    if fmt == "mdbox":
+        da("purge")
+        check_dovecot_sees(da, shown, status)
+    m = remount()
+    assert {box: mount_box(folder_path(mnt, layout, box))
+            for box in shown} == shown
+    m.stop()
