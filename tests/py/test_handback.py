@@ -10,7 +10,8 @@ import threading
 
 import pytest
 
-from dboxfs_testlib import (DBOXFS, chown_tree, dboxctl, make_maildir, mounts,
+from dboxfs_testlib import (DBOXFS, Doveadm, chown_tree, dboxctl,
+                            make_maildir, mounts,
                             needs_dovecot,
                             store_ids, wait_for, wtmp)  # noqa: F401
 from test_dovecot_view import doveadm_flags, view_of
@@ -580,7 +581,7 @@ def folders_store(wtmp):
     return make
 
 
-def check_dovecot_sees(da, shown, status):
+def check_dovecot_sees(da, shown, status, by_guid=False):
     """Dovecot lists exactly the mailboxes the mount showed (and the
     parent A of A/B, which Dovecot lists and cannot select, as after its
     own delete of A), with their messages (uid, GUID, flags, bytes) and
@@ -590,7 +591,11 @@ def check_dovecot_sees(da, shown, status):
     for box in parents:
         res = da("mailbox", "status", "messages", box, check=False)
         assert res.returncode != 0, res.stdout
-    assert {box: dovecot_box(da, box) for box in shown} == shown
+    got = {box: dovecot_box(da, box) for box in shown}
+    if by_guid:     # a replica numbers them its own way: GUID and bytes
+        got = {box: {g: t for g, _, t in msgs.values()}
+               for box, msgs in got.items()}
+    assert got == shown
     for box, st in status.items():
         assert dovecot_status(da, box) == st
 
@@ -619,13 +624,16 @@ def folder_path(mnt, layout, box):
     return os.path.join(mnt, "." + box.replace("/", "."))
 
 
-def rename_and_delete(wtmp, mounts, fmt, layout):
+def rename_and_delete(wtmp, mounts, fmt, layout, before=None):
     """Through a takeover mount in a layout: a flag set in A, Gone's
     message moved to INBOX and Gone removed (rmdir), A renamed to C (the
     fs layout: with A/B below it; maildir++: A alone).  Returns (da,
     {mailbox: mount_box} as the mount showed them, Dovecot's status of C
-    as it was of A, the remount)."""
+    as it was of A, the remount).  before(da): called before the
+    mount."""
     root, da = folders_store(wtmp)(fmt)
+    if before is not None:
+        before(da)
     status_a = dovecot_status(da, "A")
     mnt = os.path.join(wtmp, "mnt")
     opts = ["takeover"] + (["layout=fs"] if layout == "fs" else [])
@@ -747,3 +755,41 @@ def test_changes_in_a_renamed_folder_handed_back(wtmp, mounts, fmt, layout):
     assert {box: mount_box(folder_path(mnt, layout, box))
             for box in shown} == shown
     m.stop()
+
+
+def make_replica(wtmp, fmt):
+    """(path, doveadm on it, before) of a replica that before(da) makes
+    with doveadm backup."""
+    path = os.path.join(wtmp, "replica")
+    rwork = os.path.join(wtmp, "rwork")
+    os.makedirs(path)
+    os.makedirs(rwork)
+    rda = Doveadm(rwork, path, fmt)
+
+    def before(da):
+        da("backup", "%s:%s" % (fmt, path))
+        assert dovecot_list(rda) == ["A", "A/B", "Gone", "INBOX"]
+    return path, rda, before
+
+
+@pytest.mark.parametrize("layout", ["maildir++", "fs"])
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_folder_rename_and_delete_reach_a_replica(wtmp, mounts, fmt, layout):
+    """A folder deleted and one renamed through a takeover mount are in
+    Dovecot's mailbox log (dovecot.mailbox.log) as Dovecot's own delete
+    and rename are: a two-way doveadm sync with a replica made before the
+    mount deletes and renames them there too, rather than bringing the
+    deleted one back and the old name (as it did before)."""
+    replica, rda, before = make_replica(wtmp, fmt)
+    da, shown, status_a, _, _ = rename_and_delete(wtmp, mounts, fmt, layout,
+                                                  before)
+    chown_tree(replica, *store_ids())
+    chown_tree(da.root, *store_ids())   # what the mount wrote
+    da("sync", "%s:%s" % (fmt, replica))
+    check_dovecot_sees(da, shown, {"C": status_a})
+    # (by GUID and bytes: dsync does not take a flag set through the
+    # mount to the replica, a limit of the flag hand-back)
+    check_dovecot_sees(rda, {box: {g: t for g, _, t in msgs.values()}
+                             for box, msgs in shown.items()}, {}, by_guid=True)
+    assert dovecot_status(rda, "C").split(" guid=")[1] == \
+        status_a.split(" guid=")[1]
