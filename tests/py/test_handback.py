@@ -3,7 +3,9 @@ messages Dovecot knows is handed back to Dovecot's own transaction log, so
 that Dovecot, handed the store afterwards, sees exactly what the mount
 showed: with no force-resync, after one, and on the next mount."""
 
+import errno
 import fcntl
+import hashlib
 import os
 import re
 import threading
@@ -793,3 +795,50 @@ def test_folder_rename_and_delete_reach_a_replica(wtmp, mounts, fmt, layout):
                              for box, msgs in shown.items()}, {}, by_guid=True)
     assert dovecot_status(rda, "C").split(" guid=")[1] == \
         status_a.split(" guid=")[1]
+
+
+def mailbox_log(da):
+    """Dovecot's own reading of its mailbox log: [(kind, GUID or name
+    hash)]."""
+    path = os.path.join(da.root, "dovecot.mailbox.log")
+    if not os.path.exists(path):
+        return []
+    chown_tree(da.root, *store_ids())
+    out = da("dump", path).stdout.decode().splitlines()
+    return [tuple(line.split()[1:3]) for line in out if line.startswith("#")]
+
+
+def name_hash(name):
+    return hashlib.sha1(name.encode()).hexdigest()[:32]
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_refused_folder_changes_leave_dovecots_mailbox_log(wtmp, mounts,
+                                                           fmt):
+    """rmdir of a folder with messages and a rename onto a folder with
+    messages fail as on a real maildir and write nothing into Dovecot's
+    mailbox log; a delete and a rename that succeed write what Dovecot's
+    own do, as `doveadm dump` reads it."""
+    root, da = folders_store(wtmp)(fmt)
+    guid_gone = dovecot_status(da, "Gone").split(" guid=")[1].strip()
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    (sub, n), = all_names(os.path.join(mnt, ".Gone"))
+    for path in (os.path.join(mnt, ".Gone", sub), os.path.join(mnt, ".Gone")):
+        with pytest.raises(OSError) as e:
+            os.rmdir(path)
+        assert e.value.errno == errno.ENOTEMPTY
+    with pytest.raises(OSError) as e:
+        os.rename(os.path.join(mnt, ".A"), os.path.join(mnt, ".Gone"))
+    assert e.value.errno in (errno.ENOTEMPTY, errno.EEXIST)
+    assert mailbox_log(da) == []
+    os.unlink(os.path.join(mnt, ".Gone", sub, n))
+    for sub in ("cur", "new", "tmp", ""):
+        os.rmdir(os.path.join(mnt, ".Gone", sub))
+    os.rename(os.path.join(mnt, ".A"), os.path.join(mnt, ".C"))
+    m.stop()
+    assert "not handed back" not in m.output()
+    assert mailbox_log(da) == [("delete-mailbox", guid_gone),
+                               ("delete-dir", name_hash("Gone")),
+                               ("rename", name_hash("C"))]
+    assert dovecot_list(da) == ["A", "A/B", "C", "INBOX"]
