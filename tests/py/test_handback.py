@@ -613,7 +613,8 @@ def check_dovecot_sees(da, shown, status, by_guid=False):
 
 
 # what force-resync says on any store, also one only Dovecot wrote
-RESYNC_SAYS = re.compile(rb"doveadm\(\w+\): Warning: (\S+ .*: Rebuilding index|"
+RESYNC_SAYS = re.compile(rb"doveadm\(\w+\): Warning: ("
+                         rb"\S+ .*: Rebuilding index|"
                          rb"fscking index file .*/dovecot\.map\.index|"
                          rb"mdbox .*: rebuilding indexes)$")
 
@@ -750,8 +751,8 @@ def test_changes_in_a_renamed_folder_handed_back(wtmp, mounts, fmt, layout):
     da("flags", "add", "\\Draft", "mailbox", "C", "uid", "1")
     wait_for(lambda: draft_shown(c), timeout=5,
              what="Dovecot's flag in C on the mount")
-    boxes = ["INBOX", "A", "C", "Gone", "Renamed"] + (["A/B"] if layout == "maildir++"
-                                   else ["C/B"])
+    boxes = ["INBOX", "A", "C", "Gone", "Renamed"] + (
+        ["A/B"] if layout == "maildir++" else ["C/B"])
     shown = {box: mount_box(folder_path(mnt, layout, box)) for box in boxes}
     assert len(shown["C"]) == 4 and len(shown["A"]) == 1
     assert len(shown["Renamed"]) == 1
