@@ -3,13 +3,17 @@ messages Dovecot knows is handed back to Dovecot's own transaction log, so
 that Dovecot, handed the store afterwards, sees exactly what the mount
 showed: with no force-resync, after one, and on the next mount."""
 
+import errno
 import fcntl
+import hashlib
 import os
+import re
 import threading
 
 import pytest
 
-from dboxfs_testlib import (DBOXFS, chown_tree, dboxctl, make_maildir, mounts,
+from dboxfs_testlib import (DBOXFS, Doveadm, chown_tree, dboxctl,
+                            make_maildir, mounts,
                             needs_dovecot,
                             store_ids, wait_for, wtmp)  # noqa: F401
 from test_dovecot_view import doveadm_flags, view_of
@@ -51,6 +55,16 @@ def dovecot_inbox(da):
                                   "INBOX")).get("INBOX", {})
 
 
+def view_moving(mnt, box):
+    """view_of, or {} when a name it listed was renamed meanwhile by the
+    change being waited for (Dovecot's flag change followed by the mount:
+    a maildir reader sees the same)."""
+    try:
+        return view_of(mnt, box)
+    except FileNotFoundError:
+        return {}
+
+
 def changed_store(wtmp, mounts, fmt):
     """A Dovecot store whose INBOX has keywords and flags of Dovecot's,
     changed through a takeover mount: returns (root, da, mnt, the mount's
@@ -75,8 +89,8 @@ def changed_store(wtmp, mounts, fmt):
     # back by the time it shows, and changed nothing of ours
     chown_tree(root, *store_ids())
     da("flags", "add", "\\Flagged", "mailbox", "INBOX", "uid", "5")
-    wait_for(lambda: "\\Flagged" in view_of(mnt, "INBOX").get(by_uid[5],
-                                                             ()),
+    wait_for(lambda: "\\Flagged" in view_moving(mnt, "INBOX").get(
+        by_uid[5], ()),
              timeout=5, what="Dovecot's flag on the mount")
     shown[by_uid[5]].add("\\Flagged")
     assert view_of(mnt, "INBOX") == shown
@@ -422,8 +436,8 @@ def test_move_into_a_new_folder(wtmp, mounts, fmt):
     chown_tree(root, *store_ids())
     da("flags", "add", "\\Answered", "mailbox", "INBOX", "uid", "3")
     # (a listing may miss it while it moves from new/ to cur/)
-    wait_for(lambda: "\\Answered" in view_of(mnt, "INBOX").get(by_uid[3],
-                                                              ()),
+    wait_for(lambda: "\\Answered" in view_moving(mnt, "INBOX").get(
+        by_uid[3], ()),
              timeout=5, what="Dovecot's flag on the mount")
     assert by_uid[1] not in view_of(mnt, "INBOX")
     assert view_of(mnt, "New") == {by_uid[1]: {"\\Seen"}}
@@ -521,3 +535,323 @@ def test_folder_made_then_filled_at_once_handed_back(wtmp, fmt):
     texts = sorted(m["text"] for m in da.fetch("text", "mailbox", "Fresh"))
     assert texts == sorted([b"Subject: one\n\nbody one\n",
                             b"Subject: two\n\nbody two\n"]), texts
+
+
+IMAP_FLAG = {"D": "\\Draft", "F": "\\Flagged", "R": "\\Answered",
+             "S": "\\Seen", "T": "\\Deleted"}
+
+
+def mount_box(folder):
+    """{uid: (guid, flags, bytes)} of a folder of the mount (no
+    keywords in these tests)."""
+    res = {}
+    for sub, n in all_names(folder):
+        path = os.path.join(folder, sub, n)
+        info = n.split(":2,", 1)[1] if ":2," in n else ""
+        with open(path, "rb") as f:
+            res[int(os.getxattr(path, "user.dbox.uid"))] = (
+                guid_of(path), {IMAP_FLAG[c] for c in info}, f.read())
+    return res
+
+
+def dovecot_box(da, box):
+    """{uid: (guid, flags, bytes)} of a mailbox, as Dovecot reads it."""
+    chown_tree(da.root, *store_ids())
+    return {int(t["uid"]): (t["guid"], set(t["flags"].split()) -
+                            {"\\Recent"}, t["text"])
+            for t in da.fetch("uid guid flags text", "mailbox", box)}
+
+
+def dovecot_list(da):
+    chown_tree(da.root, *store_ids())
+    return sorted(da("mailbox", "list").stdout.decode().split())
+
+
+def dovecot_status(da, box):
+    """doveadm mailbox status of box, without the name."""
+    chown_tree(da.root, *store_ids())
+    out = da("mailbox", "status", "guid uidvalidity uidnext messages",
+             box).stdout.decode()
+    assert out.startswith(box + " ")
+    return out[len(box) + 1:]
+
+
+def folders_store(wtmp):
+    """A Dovecot store (sdbox or mdbox by wtmp's caller) with INBOX and
+    the mailboxes A (2 messages, one flagged by Dovecot), A/B (1) and
+    Gone (1)."""
+    def make(fmt):
+        root, da = dovecot_store(wtmp, fmt)
+        for box in ("A", "A/B", "Gone"):
+            da("mailbox", "create", box)
+        da("save", "-m", "A", input=b"Subject: a1\n\nfirst of A\n")
+        da("save", "-m", "A", input=b"Subject: a2\n\nsecond of A\n")
+        da("save", "-m", "A/B", input=b"Subject: b1\n\nin A/B\n")
+        da("save", "-m", "Gone", input=b"Subject: g1\n\nin Gone\n")
+        da("flags", "add", "\\Flagged", "mailbox", "A", "uid", "2")
+        return root, da
+    return make
+
+
+def check_dovecot_sees(da, shown, status, by_guid=False):
+    """Dovecot lists exactly the mailboxes the mount showed (and the
+    parent A of A/B, which Dovecot lists and cannot select, as after its
+    own delete of A), with their messages (uid, GUID, flags, bytes) and
+    the status given."""
+    parents = {"A"} - set(shown) if "A/B" in shown else set()
+    assert dovecot_list(da) == sorted(set(shown) | parents)
+    for box in parents:
+        res = da("mailbox", "status", "messages", box, check=False)
+        assert res.returncode != 0, res.stdout
+    got = {box: dovecot_box(da, box) for box in shown}
+    if by_guid:     # a replica numbers them its own way: GUID and bytes
+        got = {box: {g: t for g, _, t in msgs.values()}
+               for box, msgs in got.items()}
+    assert got == shown
+    for box, st in status.items():
+        assert dovecot_status(da, box) == st
+
+
+# what force-resync says on any store, also one only Dovecot wrote
+RESYNC_SAYS = re.compile(rb"doveadm\(\w+\): Warning: ("
+                         rb"\S+ .*: Rebuilding index|"
+                         rb"fscking index file .*/dovecot\.map\.index|"
+                         rb"mdbox .*: rebuilding indexes)$")
+
+
+def clean_resync(da):
+    """doveadm force-resync, which says nothing beyond what it says on
+    a store only Dovecot wrote."""
+    chown_tree(da.root, *store_ids())
+    res = da.force_resync()
+    lines = res.stderr.splitlines()
+    assert res.stdout == b"" and lines, res.stderr
+    assert all(RESYNC_SAYS.match(line) for line in lines), res.stderr
+
+
+def folder_path(mnt, layout, box):
+    if layout == "fs":
+        return os.path.join(mnt, box)
+    if box == "INBOX":
+        return mnt
+    return os.path.join(mnt, "." + box.replace("/", "."))
+
+
+def rename_and_delete(wtmp, mounts, fmt, layout, before=None):
+    """Through a takeover mount in a layout: a flag set in A, Gone's
+    message moved to INBOX and Gone removed (rmdir), A renamed to C (the
+    fs layout: with A/B below it; maildir++: A alone).  Returns (da,
+    {mailbox: mount_box} as the mount showed them, Dovecot's status of C
+    as it was of A, the remount).  before(da): called before the
+    mount."""
+    root, da = folders_store(wtmp)(fmt)
+    if before is not None:
+        before(da)
+    status_a = dovecot_status(da, "A")
+    mnt = os.path.join(wtmp, "mnt")
+    opts = ["takeover"] + (["layout=fs"] if layout == "fs" else [])
+    m = mounts(root, mnt, *opts)
+    a = folder_path(mnt, layout, "A")
+    (sub, n), = [(s, n) for s, n in all_names(a)
+                 if int(os.getxattr(os.path.join(a, s, n),
+                                    "user.dbox.uid")) == 1]
+    os.rename(os.path.join(a, sub, n),
+              os.path.join(a, "cur", n.split(":2,")[0] + ":2,S"))
+    gone = folder_path(mnt, layout, "Gone")
+    (sub, n), = all_names(gone)
+    os.rename(os.path.join(gone, sub, n),
+              os.path.join(folder_path(mnt, layout, "INBOX"), "cur", "g1:2,"))
+    for sub in ("cur", "new", "tmp"):     # as rm -r does
+        os.rmdir(os.path.join(gone, sub))
+    os.rmdir(gone)
+    os.rename(a, folder_path(mnt, layout, "C"))
+    boxes = ["INBOX", "C", "A/B"] if layout == "maildir++" else \
+        ["INBOX", "C", "C/B"]
+    assert not os.path.exists(gone) and not os.path.exists(a)
+    shown = {box: mount_box(folder_path(mnt, layout, box)) for box in boxes}
+    assert len(shown["C"]) == 2 and len(shown["INBOX"]) == 6
+    m.stop()
+    assert "not handed back" not in m.output()
+    return da, shown, status_a, lambda: mounts(root, mnt, *opts), mnt
+
+
+@pytest.mark.parametrize("layout", ["maildir++", "fs"])
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_folder_rename_and_delete_handed_back(wtmp, mounts, fmt, layout):
+    """A folder renamed (with its messages) and one deleted (emptied, then
+    rmdir) through a takeover mount: Dovecot lists exactly the mailboxes
+    the mount showed, the renamed one with its GUID, uidvalidity, uidnext,
+    messages, flags and bytes; force-resync changes nothing and says
+    nothing; the next mount shows the same."""
+    da, shown, status_a, remount, mnt = rename_and_delete(wtmp, mounts,
+                                                          fmt, layout)
+    status = {"C": status_a}
+    assert "messages=2" in status_a and "uidnext=3" in status_a
+    check_dovecot_sees(da, shown, status)
+    clean_resync(da)
+    check_dovecot_sees(da, shown, status)
+    if fmt == "mdbox":
+        da("purge")
+        check_dovecot_sees(da, shown, status)
+    m = remount()
+    assert {box: mount_box(folder_path(mnt, layout, box))
+            for box in shown} == shown
+    m.stop()
+
+
+def draft_shown(folder):
+    """uid 1 of folder shows Dovecot's \\Draft (a listing may miss a
+    message while Dovecot's change moves it from new/ to cur/)."""
+    try:
+        return "\\Draft" in mount_box(folder)[1][1]
+    except (FileNotFoundError, KeyError):
+        return False
+
+
+@pytest.mark.parametrize("layout", ["maildir++", "fs"])
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_changes_in_a_renamed_folder_handed_back(wtmp, mounts, fmt, layout):
+    """After a folder's rename through a takeover mount, what changes in
+    it (a flag, a delivery, a move in from INBOX) is handed back to the
+    renamed mailbox, Dovecot's own changes in it show on the mount, and a
+    folder made anew under the old name is a mailbox of its own; a folder
+    made through the mount is renamed or removed for Dovecot too."""
+    root, da = folders_store(wtmp)(fmt)
+    by_uid = {int(m["uid"]): m["guid"]
+              for m in da.fetch("uid guid", "mailbox", "INBOX")}
+    mnt = os.path.join(wtmp, "mnt")
+    opts = ["takeover"] + (["layout=fs"] if layout == "fs" else [])
+    m = mounts(root, mnt, *opts)
+    a, c = folder_path(mnt, layout, "A"), folder_path(mnt, layout, "C")
+    inbox = folder_path(mnt, layout, "INBOX")
+    os.rename(a, c)
+    for sub, n in all_names(c):
+        if int(os.getxattr(os.path.join(c, sub, n), "user.dbox.uid")) == 2:
+            os.rename(os.path.join(c, sub, n),
+                      os.path.join(c, "cur", n.split(":2,")[0] + ":2,S"))
+    deliver(c, "", "d1", "new/d1")
+    names = names_by_guid(inbox)
+    os.rename(os.path.join(inbox, *names[by_uid[1]]),
+              os.path.join(c, "cur", "moved:2,R"))
+    os.mkdir(a)
+    for sub in ("cur", "new", "tmp"):
+        os.mkdir(os.path.join(a, sub))
+    deliver(a, "", "n1", "new/n1")
+    # a folder made through the mount (its index is the mount's), filled,
+    # renamed; another made and removed
+    for box in ("Made", "Tmp"):
+        for sub in ("", "cur", "new", "tmp"):
+            os.mkdir(os.path.join(folder_path(mnt, layout, box), sub))
+    deliver(folder_path(mnt, layout, "Made"), "", "m1", "cur/m1:2,S")
+    os.rename(folder_path(mnt, layout, "Made"),
+              folder_path(mnt, layout, "Renamed"))
+    for sub in ("cur", "new", "tmp", ""):
+        os.rmdir(os.path.join(folder_path(mnt, layout, "Tmp"), sub))
+    chown_tree(root, *store_ids())
+    da("flags", "add", "\\Draft", "mailbox", "C", "uid", "1")
+    wait_for(lambda: draft_shown(c), timeout=5,
+             what="Dovecot's flag in C on the mount")
+    boxes = ["INBOX", "A", "C", "Gone", "Renamed"] + (
+        ["A/B"] if layout == "maildir++" else ["C/B"])
+    shown = {box: mount_box(folder_path(mnt, layout, box)) for box in boxes}
+    assert len(shown["C"]) == 4 and len(shown["A"]) == 1
+    assert len(shown["Renamed"]) == 1
+    m.stop()
+    assert "not handed back" not in m.output()
+    check_dovecot_sees(da, shown, {})
+    assert "messages=4 uidnext=5" in dovecot_status(da, "C")
+    assert dovecot_status(da, "A").split(" guid=")[1] != \
+        dovecot_status(da, "C").split(" guid=")[1]
+    clean_resync(da)
+    check_dovecot_sees(da, shown, {})
+    m = mounts(root, mnt, *opts)
+    assert {box: mount_box(folder_path(mnt, layout, box))
+            for box in shown} == shown
+    m.stop()
+
+
+def make_replica(wtmp, fmt):
+    """(path, doveadm on it, before) of a replica that before(da) makes
+    with doveadm backup."""
+    path = os.path.join(wtmp, "replica")
+    rwork = os.path.join(wtmp, "rwork")
+    os.makedirs(path)
+    os.makedirs(rwork)
+    rda = Doveadm(rwork, path, fmt)
+
+    def before(da):
+        da("backup", "%s:%s" % (fmt, path))
+        assert dovecot_list(rda) == ["A", "A/B", "Gone", "INBOX"]
+    return path, rda, before
+
+
+@pytest.mark.parametrize("layout", ["maildir++", "fs"])
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_folder_rename_and_delete_reach_a_replica(wtmp, mounts, fmt, layout):
+    """A folder deleted and one renamed through a takeover mount are in
+    Dovecot's mailbox log (dovecot.mailbox.log) as Dovecot's own delete
+    and rename are: a two-way doveadm sync with a replica made before the
+    mount deletes and renames them there too, rather than bringing the
+    deleted one back and the old name (as it did before)."""
+    replica, rda, before = make_replica(wtmp, fmt)
+    da, shown, status_a, _, _ = rename_and_delete(wtmp, mounts, fmt, layout,
+                                                  before)
+    chown_tree(replica, *store_ids())
+    chown_tree(da.root, *store_ids())   # what the mount wrote
+    da("sync", "%s:%s" % (fmt, replica))
+    check_dovecot_sees(da, shown, {"C": status_a})
+    # (by GUID and bytes: a doveadm sync with no state skips a mailbox
+    # whose uidnext and highest modseq are the same on both sides, so a
+    # flag changed after the backup, also by Dovecot itself, need not
+    # reach the replica)
+    check_dovecot_sees(rda, {box: {g: t for g, _, t in msgs.values()}
+                             for box, msgs in shown.items()}, {}, by_guid=True)
+    assert dovecot_status(rda, "C").split(" guid=")[1] == \
+        status_a.split(" guid=")[1]
+
+
+def mailbox_log(da):
+    """Dovecot's own reading of its mailbox log: [(kind, GUID or name
+    hash)]."""
+    path = os.path.join(da.root, "dovecot.mailbox.log")
+    if not os.path.exists(path):
+        return []
+    chown_tree(da.root, *store_ids())
+    out = da("dump", path).stdout.decode().splitlines()
+    return [tuple(line.split()[1:3]) for line in out if line.startswith("#")]
+
+
+def name_hash(name):
+    return hashlib.sha1(name.encode()).hexdigest()[:32]
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_refused_folder_changes_leave_dovecots_mailbox_log(wtmp, mounts,
+                                                           fmt):
+    """rmdir of a folder with messages and a rename onto a folder with
+    messages fail as on a real maildir and write nothing into Dovecot's
+    mailbox log; a delete and a rename that succeed write what Dovecot's
+    own do, as `doveadm dump` reads it."""
+    root, da = folders_store(wtmp)(fmt)
+    guid_gone = dovecot_status(da, "Gone").split(" guid=")[1].strip()
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    (sub, n), = all_names(os.path.join(mnt, ".Gone"))
+    for path in (os.path.join(mnt, ".Gone", sub), os.path.join(mnt, ".Gone")):
+        with pytest.raises(OSError) as e:
+            os.rmdir(path)
+        assert e.value.errno == errno.ENOTEMPTY
+    with pytest.raises(OSError) as e:
+        os.rename(os.path.join(mnt, ".A"), os.path.join(mnt, ".Gone"))
+    assert e.value.errno in (errno.ENOTEMPTY, errno.EEXIST)
+    assert mailbox_log(da) == []
+    os.unlink(os.path.join(mnt, ".Gone", sub, n))
+    for sub in ("cur", "new", "tmp", ""):
+        os.rmdir(os.path.join(mnt, ".Gone", sub))
+    os.rename(os.path.join(mnt, ".A"), os.path.join(mnt, ".C"))
+    m.stop()
+    assert "not handed back" not in m.output()
+    assert mailbox_log(da) == [("delete-mailbox", guid_gone),
+                               ("delete-dir", name_hash("Gone")),
+                               ("rename", name_hash("C"))]
+    assert dovecot_list(da) == ["A", "A/B", "C", "INBOX"]

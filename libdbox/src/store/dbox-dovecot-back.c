@@ -15,6 +15,7 @@
 
 #include "dbox/dovecot-index.h"
 #include "dovecot/dovecot-logwrite.h"
+#include "dovecot/dovecot-mailboxlog.h"
 #include "store/dbox-msg-storage.h"
 #include "store/dbox-dovecot-private.h"
 #include "store/store-private.h"
@@ -561,4 +562,41 @@ void dbox_dovecot_back_created(struct dbox_store *store, const char *dir,
 			 "%s", name, err.msg[0] != '\0' ? err.msg :
 			 strerror(-ret));
 	dovi_logwrite_free(w);
+}
+
+/* Logged, never failing: the mailbox is deleted or renamed for us. */
+static void mboxlog(struct dbox_store *store, const char *name,
+		    enum dovi_mboxlog_type type, const uint8_t id[16])
+{
+	struct dbox_err err = { 0 };
+
+	if (dovi_mboxlog_append(store->root, type, id, &err) < 0)
+		dbox_log(DBOX_LOG_WARNING, "mailbox %s: its delete or rename "
+			 "not handed back to Dovecot's mailbox log (a "
+			 "doveadm sync may undo it): %s", name, err.msg);
+}
+
+void dbox_dovecot_back_deleted(struct dbox_store *store, const char *name,
+			       const char *guid_hex, bool dir_gone)
+{
+	uint8_t id[16];
+
+	if (store->dovecot == NULL || store->readonly)
+		return;
+	if (guid_bin(guid_hex, id))
+		mboxlog(store, name, DOVI_MBOXLOG_DELETE_MAILBOX, id);
+	if (dir_gone) {
+		dovi_mboxlog_name_hash(name, id);
+		mboxlog(store, name, DOVI_MBOXLOG_DELETE_DIR, id);
+	}
+}
+
+void dbox_dovecot_back_renamed(struct dbox_store *store, const char *to)
+{
+	uint8_t id[16];
+
+	if (store->dovecot == NULL || store->readonly)
+		return;
+	dovi_mboxlog_name_hash(to, id);
+	mboxlog(store, to, DOVI_MBOXLOG_RENAME, id);
 }

@@ -211,6 +211,29 @@ static void remove_mailbox_dirs(struct dbox_store *store, const char *dir)
 	remove_empty_parents(store, dir);
 }
 
+/* mailboxes/<storage> of a name (the directory that holds dbox-Mails and
+ * the children). */
+static int mailbox_top_dir(const struct dbox_store *store, const char *name,
+			   char *buf, size_t len)
+{
+	char storage[PATH_MAX];
+	int ret = dbox_name_to_storage(name, storage, sizeof(storage));
+
+	if (ret < 0)
+		return ret;
+	return dbox_path(buf, len, "%s/%s/%s", store->root, DBOX_MAILBOX_DIR,
+			 storage);
+}
+
+/* mailboxes/<storage> of name is gone (no child kept it). */
+static bool top_gone(const struct dbox_store *store, const char *name)
+{
+	char top[PATH_MAX];
+
+	return mailbox_top_dir(store, name, top, sizeof(top)) == 0 &&
+	       access(top, F_OK) < 0 && errno == ENOENT;
+}
+
 /* keep_children: the mailbox goes even if it has children, which stay
  * (its directory stays as their parent, as Dovecot keeps a deleted
  * mailbox's children). */
@@ -250,6 +273,9 @@ static int delete_mailbox(struct dbox_store *store, const char *name,
 		ret = dindex_write_commit(store->idx, err);
 	else
 		dindex_write_rollback(store->idx);
+	if (ret == 0 && following)
+		dbox_dovecot_back_deleted(store, name, box.guid,
+					  top_gone(store, name));
 	/* its files go once the commit that dropped it is durable */
 	if (ret == 0 && !following && dindex_sync(store->idx, err) == 0 &&
 	    dbox_mailbox_dir(store, name, dir, sizeof(dir)) == 0)
@@ -267,20 +293,6 @@ int dbox_mailbox_delete_one(struct dbox_store *store, const char *name,
 			    struct dbox_err *err)
 {
 	return delete_mailbox(store, name, true, err);
-}
-
-/* mailboxes/<storage> of a name (the directory that holds dbox-Mails and
- * the children). */
-static int mailbox_top_dir(const struct dbox_store *store, const char *name,
-			   char *buf, size_t len)
-{
-	char storage[PATH_MAX];
-	int ret = dbox_name_to_storage(name, storage, sizeof(storage));
-
-	if (ret < 0)
-		return ret;
-	return dbox_path(buf, len, "%s/%s/%s", store->root, DBOX_MAILBOX_DIR,
-			 storage);
 }
 
 /* The checks of a rename in its transaction: `from` is a mailbox (or,
@@ -347,6 +359,8 @@ static int rename_mailbox(struct dbox_store *store, const char *from,
 	 * as with a synchronous index (a folder rename is rare) */
 	if (ret == 0 && dindex_sync(store->idx, &serr) < 0)
 		dbox_log(DBOX_LOG_WARNING, "%s", serr.msg);
+	if (ret == 0)
+		dbox_dovecot_back_renamed(store, to);
 	/* open files are cached by path, and src may be made anew */
 	if (ret == 0)
 		dbox_fcache_drop_dir(store, src);

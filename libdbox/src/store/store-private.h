@@ -236,6 +236,12 @@ void dbox_dovecot_back_move(struct dbox_store *store,
 void dbox_dovecot_back_created(struct dbox_store *store, const char *dir,
 			       const char *name, const char *guid_hex,
 			       uint32_t uidvalidity);
+/* A mailbox deleted (dir_gone: its directory too, no children kept it)
+ * or renamed to `to` through a takeover mount: the records of Dovecot's
+ * mailbox log its own delete or rename writes, which dsync reads. */
+void dbox_dovecot_back_deleted(struct dbox_store *store, const char *name,
+			       const char *guid_hex, bool dir_gone);
+void dbox_dovecot_back_renamed(struct dbox_store *store, const char *to);
 /* That mailbox followed at once (under the write lock). */
 void dbox_dovecot_follow_created(struct dbox_store *store, const char *name);
 void dbox_dovecot_back_saved(struct dbox_store *store,
