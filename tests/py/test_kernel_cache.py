@@ -59,7 +59,7 @@ def test_dovecot_changes_drop_cached_names(live_dovecot, mounts, fmt):
     # new one leads to the same inode
     dove.doveadm(fmt, "flags add", "\\Flagged", "mailbox", "INBOX",
                  "uid", uid)
-    wait_for(lambda: gone(old), timeout=5, what="the old name to go")
+    wait_for(lambda: gone(old), timeout=30, what="the old name to go")
     new = [n for n in os.listdir(os.path.join(mnt, "cur"))
            if n.split(":2,")[0] == base]
     assert len(new) == 1 and "F" in new[0].split(":2,")[1], new
@@ -68,16 +68,16 @@ def test_dovecot_changes_drop_cached_names(live_dovecot, mounts, fmt):
 
     # an expunge: the cached name gives ENOENT, not the old attributes
     dove.doveadm(fmt, "expunge", "mailbox", "INBOX", "uid", uid)
-    wait_for(lambda: stat_errno(path) == errno.ENOENT, timeout=5,
+    wait_for(lambda: stat_errno(path) == errno.ENOENT, timeout=30,
              what="the expunged message's name to go")
 
     # a folder deleted by doveadm
     dove.doveadm(fmt, "mailbox create", "Doomed")
     wait_for(lambda: os.path.isdir(os.path.join(mnt, ".Doomed", "cur")),
-             timeout=5, what="the new folder")
+             timeout=30, what="the new folder")
     os.stat(os.path.join(mnt, ".Doomed", "cur"))
     dove.doveadm(fmt, "mailbox delete", "Doomed")
-    wait_for(lambda: gone(os.path.join(mnt, ".Doomed")), timeout=5,
+    wait_for(lambda: gone(os.path.join(mnt, ".Doomed")), timeout=30,
              what="the deleted folder to go")
 
 
@@ -100,7 +100,7 @@ def test_file_copied_into_cur_becomes_the_message(tmp_path, mounts):
             return os.getxattr(path, "user.dbox.uid")
         except OSError:
             return None
-    wait_for(lambda: uid() == b"1", timeout=5,
+    wait_for(lambda: uid() == b"1", timeout=30,
              what="the name to lead to the committed message")
     assert os.stat(path).st_ino == ino   # its number from the start
     with open(path, "rb") as f:
@@ -232,7 +232,7 @@ def test_changes_in_a_large_listed_folder_drop_cached_names(live_dovecot,
     uid = os.getxattr(old, "user.dbox.uid").decode()
     dove.doveadm(fmt, "flags add", "\\Flagged", "mailbox", "INBOX",
                  "uid", uid)
-    wait_for(lambda: gone(old), timeout=5, what="the old name to go")
+    wait_for(lambda: gone(old), timeout=30, what="the old name to go")
     base = name.split(":2,")[0]
     new = [n for n in os.listdir(os.path.join(mnt, "cur"))
            if n.split(":2,")[0] == base]
@@ -243,7 +243,7 @@ def test_changes_in_a_large_listed_folder_drop_cached_names(live_dovecot,
     path2 = os.path.join(mnt, sub2, name2)
     uid2 = os.getxattr(path2, "user.dbox.uid").decode()
     dove.doveadm(fmt, "expunge", "mailbox", "INBOX", "uid", uid2)
-    wait_for(lambda: stat_errno(path2) == errno.ENOENT, timeout=5,
+    wait_for(lambda: stat_errno(path2) == errno.ENOENT, timeout=30,
              what="the expunged message's name to go")
     for (s, n), i in listed.items():
         if n not in (name, name2):
@@ -285,7 +285,7 @@ def test_an_expunge_keeps_the_other_names_cached(live_dovecot, mounts):
     uid = os.getxattr(path, "user.dbox.uid").decode()
     dove.doveadm(fmt, "expunge", "mailbox", "INBOX", "uid", uid)
     # the check after the expunge has run when the name is gone
-    wait_for(lambda: stat_errno(path) == errno.ENOENT, timeout=5,
+    wait_for(lambda: stat_errno(path) == errno.ENOENT, timeout=30,
              what="the expunged message's name to go")
     doomed.append((sub, name))
     before = lookups(m)
@@ -325,7 +325,7 @@ def test_a_move_away_keeps_the_other_names_cached(tmp_path, mounts):
     # moved name (or cur/) and then the new name in B (libfuse's debug
     # output shows each notification)
     wait_for(lambda: m.output()[mark:].count("NOTIFY: code=3 ") >= 2,
-             timeout=5, what="the check after the move")
+             timeout=30, what="the check after the move")
     before = lookups(m)
     for n, i in listed.items():
         if n != moved:
