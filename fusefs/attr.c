@@ -124,41 +124,6 @@ static unsigned int popcount3(unsigned int bits)
 	return (bits & 1) + ((bits >> 1) & 1) + ((bits >> 2) & 1);
 }
 
-int attr_area_dirfd(struct dboxfs *fs, const struct view_ino *v, int *fd_r,
-		    enum backing_area *area_r, int64_t *box_r)
-{
-	int64_t box;
-
-	if (v->kind == VK_SUB) {
-		*area_r = backing_area_of_sub(v->sub);
-		*box_r = v->box;
-		return backing_area_dir(fs, v->box, *area_r, fd_r);
-	}
-	box = folders_files_box(fs->layout, fs->inbox_id, v);
-	if (box < 0)
-		return -ENOENT;
-	*area_r = AREA_FILES;
-	*box_r = box;
-	return backing_area_dir(fs, box, AREA_FILES, fd_r);
-}
-
-/* The root's time until the view changes it: the newest of its entries
- * (fs layout: the top-level mailboxes; a folder made deeper is no entry
- * of the root). */
-static int64_t newest_ns(struct dboxfs *fs, const struct folder_list *fl)
-{
-	int64_t t = 0;
-
-	for (size_t i = 0; i < fl->count; i++) {
-		if (fs->layout == VIEW_FS &&
-		    strchr(fl->boxes[i].name, '/') != NULL)
-			continue;
-		if (fl->boxes[i].created * 1000000000 > t)
-			t = fl->boxes[i].created * 1000000000;
-	}
-	return t;
-}
-
 /* Plain directories a client made beside the mailbox's cur/ new/ tmp/
  * (notmuch's .notmuch, say): a directory's st_nlink counts them as
  * subdirectories, as on any filesystem (maildir-view.md section 2). */
@@ -172,7 +137,7 @@ static size_t plain_subdirs(struct dboxfs *fs, const struct view_ino *v)
 	int pfd, fd;
 	DIR *d;
 
-	if (attr_area_dirfd(fs, v, &pfd, &area, &box) < 0)
+	if (node_of(v)->area(fs, v, &pfd, &area, &box) < 0)
 		return 0;
 	fd = backing_reopen(pfd, O_RDONLY | O_DIRECTORY);
 	close(pfd);
@@ -212,18 +177,12 @@ int attr_folder(struct dboxfs *fs, const struct view_ino *v, uint64_t ino,
 		return depth;
 	}
 	subdirs = popcount3(attr_subdirs_of(fs, box));
-	if (v->kind == VK_ROOT || fs->layout == VIEW_FS)
+	if (node_of(v)->holds_folders(fs, v))
 		subdirs += folders_count_children(&fl, fs->layout, prefix,
 						  (unsigned int)depth,
 						  fs->inbox_id);
 	subdirs += plain_subdirs(fs, v);
-	mtime = v->kind == VK_ROOT ? newest_ns(fs, &fl) :
-		v->kind == VK_VDIR ?
-		folders_first_created(&fl, prefix) * 1000000000 : 0;
-	for (size_t i = 0; mtime == 0 && i < fl.count; i++) {
-		if (fl.boxes[i].id == v->box)
-			mtime = fl.boxes[i].created * 1000000000;
-	}
+	mtime = node_of(v)->base_ns(fs, v, &fl, prefix);
 	folders_free(&fl);
 	mtime = dirtime_dir_ns(fs, v, prefix, mtime);
 	attr_dir(fs, st, ino, (nlink_t)(2 + subdirs), mtime);
@@ -332,8 +291,8 @@ int attr_get(struct dboxfs *fs, uint64_t ino, struct stat *st)
 
 /* ------------------------------------------- names of the view */
 
-static int resolve_msg(struct dboxfs *fs, const struct view_ino *dir,
-		       const char *name, struct stat *st)
+int attr_resolve_msg(struct dboxfs *fs, const struct view_ino *dir,
+		     const char *name, struct stat *st)
 {
 	struct dbox_msg m;
 	int ret;
@@ -347,8 +306,8 @@ static int resolve_msg(struct dboxfs *fs, const struct view_ino *dir,
 	return 0;
 }
 
-static int resolve_in_folder(struct dboxfs *fs, const struct view_ino *dir,
-			     const char *name, struct stat *st)
+int attr_resolve_folder(struct dboxfs *fs, const struct view_ino *dir,
+			const char *name, struct stat *st)
 {
 	int64_t box = folders_dir_mailbox(fs->layout, fs->inbox_id, dir);
 	unsigned int subdirs = attr_subdirs_of(fs, box);
@@ -371,7 +330,7 @@ static int resolve_in_folder(struct dboxfs *fs, const struct view_ino *dir,
 	    attr_has_keywords(fs, box))
 		return attr_get(fs, view_ino_kwfile(box), st);
 	ret = -ENOENT;
-	if (fs->layout == VIEW_FS || dir->kind == VK_ROOT) {
+	if (node_of(dir)->holds_folders(fs, dir)) {
 		ret = folders_load(fs, &fl);
 		if (ret < 0)
 			return ret;
@@ -389,10 +348,5 @@ static int resolve_in_folder(struct dboxfs *fs, const struct view_ino *dir,
 int attr_resolve_view(struct dboxfs *fs, const struct view_ino *dir,
 		      const char *name, struct stat *st)
 {
-	if (dir->kind == VK_SUB && dir->sub != SUB_TMP)
-		return resolve_msg(fs, dir, name, st);
-	if (dir->kind == VK_ROOT || dir->kind == VK_FOLDER ||
-	    dir->kind == VK_VDIR)
-		return resolve_in_folder(fs, dir, name, st);
-	return -ENOENT;
+	return node_of(dir)->resolve(fs, dir, name, st);
 }

@@ -40,12 +40,15 @@ int attr_msg_follow(struct dboxfs *fs, int64_t box, uint32_t uid,
 		    struct dbox_msg *m);
 /* What name in dir is in the view itself (a message, cur/ new/ tmp/, a
  * folder, dovecot-keywords), without the backing files: lookup's first
- * step, and kcache.c's check, which must not take backing references. */
+ * step, and kcache.c's check, which must not take backing references
+ * (the resolve of dir's kind). */
 int attr_resolve_view(struct dboxfs *fs, const struct view_ino *dir,
 		      const char *name, struct stat *st);
-/* Directory fd (O_PATH) of the backing area that directory `v` shows
- * (AREA_FILES of a folder, tmp/, pending cur/ or new/); -ENOENT if none. */
-int attr_area_dirfd(struct dboxfs *fs, const struct view_ino *v, int *fd_r,
-		    enum backing_area *area_r, int64_t *box_r);
+/* resolve of cur/ or new/ (their messages) and of the root, a folder or
+ * a vdir (cur/ new/ tmp/, dovecot-keywords, child folders). */
+int attr_resolve_msg(struct dboxfs *fs, const struct view_ino *dir,
+		     const char *name, struct stat *st);
+int attr_resolve_folder(struct dboxfs *fs, const struct view_ino *dir,
+			const char *name, struct stat *st);
 
 #endif

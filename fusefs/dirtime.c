@@ -16,6 +16,7 @@
 #include "dboxfs.h"
 #include "dirtime.h"
 #include "folders.h"
+#include "node.h"
 #include "vdirs.h"
 
 int64_t dirtime_sub_ns(struct dboxfs *fs, int64_t box, enum view_sub sub,
@@ -234,14 +235,23 @@ static int dir_prefix(struct dboxfs *fs, const struct view_ino *dir, char *buf,
 
 void dirtime_folder_changed(struct dboxfs *fs, const struct view_ino *dir)
 {
-	char prefix[DBOX_NAME_MAX * 4 + 1];
+	node_of(dir)->changed(fs, dir);
+}
+
+void dirtime_files_changed(struct dboxfs *fs, const struct view_ino *dir)
+{
 	int64_t files_box = folders_files_box(fs->layout, fs->inbox_id,
 					      dir);
 
 	if (files_box >= 0)
 		backing_area_set_times(fs, files_box, AREA_FILES, now2);
-	if (dir->kind == VK_VDIR &&
-	    dir_prefix(fs, dir, prefix, sizeof(prefix)) >= 0)
+}
+
+void dirtime_vdir_changed(struct dboxfs *fs, const struct view_ino *dir)
+{
+	char prefix[DBOX_NAME_MAX * 4 + 1];
+
+	if (dir_prefix(fs, dir, prefix, sizeof(prefix)) >= 0)
 		vdirs_set_times(dbox_store_files_dir(fs->store), prefix, now2);
 }
 
@@ -271,14 +281,11 @@ int64_t dirtime_dir_ns(struct dboxfs *fs, const struct view_ino *v,
 		       const char *prefix,
 		       int64_t fallback_ns)
 {
-	int64_t t = v->kind == VK_VDIR ?
-		vdirs_mtime(dbox_store_files_dir(fs->store), prefix) : 0;
 	int64_t seen = fs->readonly ? ro_ns(fs, prefix) : 0;
+	int64_t t = dirtime_folder_ns(fs, folders_files_box(fs->layout,
+							    fs->inbox_id, v),
+				      fallback_ns);
 
-	if (t == 0)
-		t = dirtime_folder_ns(fs, folders_files_box(fs->layout,
-						    fs->inbox_id, v),
-				       fallback_ns);
 	return seen > t ? seen : t;
 }
 

@@ -80,9 +80,14 @@ void dirtime_tmp_changed(struct dboxfs *fs, int64_t box);
 /* A cur/ new/ tmp/ or folder entry of directory `dir` was made, removed
  * or renamed (mkdir, rmdir, rename of folders). */
 void dirtime_folder_changed(struct dboxfs *fs, const struct view_ino *dir);
+/* The same by the kind of dir (node-folder.c): the root or a folder, its
+ * plain-file area's times; an fs-layout parent that is no mailbox, its
+ * entry in files/vdirs. */
+void dirtime_files_changed(struct dboxfs *fs, const struct view_ino *dir);
+void dirtime_vdir_changed(struct dboxfs *fs, const struct view_ino *dir);
 /* The mtime (ns) of a folder-level directory v (root, folder, parent
  * that is no mailbox) whose mailbox-name prefix is `prefix`; fallback_ns
- * if nothing changed in it. */
+ * (its kind's base_ns) if nothing changed in its plain-file area. */
 int64_t dirtime_dir_ns(struct dboxfs *fs, const struct view_ino *v,
 		       const char *prefix,
 		       int64_t fallback_ns);

@@ -10,6 +10,7 @@
 #include "dboxfs.h"
 #include "kcache.h"
 #include "kcache-private.h"
+#include "node.h"
 
 /* The daemon's memory for names the kernel caches other than a message's
  * own (folders, cur/ new/, plain files, a node the kernel kept across a
@@ -64,7 +65,7 @@ static bool needs_record(uint64_t parent)
 
 	if (!view_ino_decode(parent, &v))
 		return false;
-	return v.kind != VK_PLAIN && !(v.kind == VK_SUB && v.sub == SUB_TMP);
+	return node_of(&v)->followed(&v);
 }
 
 /* Under the lock: the tree's entry of ino, or NULL. */

@@ -2,6 +2,7 @@
  * and new/ from the index; the files of tmp/ and those pending in cur/
  * and new/ from the backing area. */
 #include <errno.h>
+#include <unistd.h>
 
 #include "attr.h"
 #include "dirtime.h"
@@ -9,14 +10,53 @@
 #include "msgname.h"
 #include "node.h"
 #include "rename.h"
+#include "sweep-ro.h"
 #include "totmp.h"
+
+/* cur/ and new/ show their messages; tmp/ only backing files */
+static int dir_resolve(struct dboxfs *fs, const struct view_ino *dir,
+		       const char *name, struct stat *st)
+{
+	return dir->sub != SUB_TMP ? attr_resolve_msg(fs, dir, name, st) :
+		-ENOENT;
+}
+
+/* the files of tmp/, and those pending in cur/ and new/ */
+static int dir_area(struct dboxfs *fs, const struct view_ino *v,
+		    int *dirfd_r, enum backing_area *area_r, int64_t *box_r)
+{
+	*area_r = backing_area_of_sub(v->sub);
+	*box_r = v->box;
+	return backing_area_dir(fs, v->box, *area_r, dirfd_r);
+}
+
+/* Read-only mounts: no sweep ran: the spool as the next one leaves it,
+ * where files may come into a tmp/ that does not exist yet. */
+static int dir_lookup_ro(struct dboxfs *fs, const struct view_ino *dir,
+			 const char *name, struct stat *st)
+{
+	enum backing_area area;
+	int64_t box;
+	int dirfd = -1, ret = dir_area(fs, dir, &dirfd, &area, &box);
+
+	if (ret < 0 && dir->sub != SUB_TMP)
+		return ret == -EROFS ? -ENOENT : ret;
+	ret = sweepro_lookup(fs, dir->box, area, ret == 0 ? dirfd : -1, name,
+			     st);
+	if (dirfd >= 0)
+		close(dirfd);
+	return ret;
+}
 
 static int dir_lookup(struct dboxfs *fs, const struct view_ino *dir,
 		      const char *name, struct stat *st)
 {
-	int ret = attr_resolve_view(fs, dir, name, st);
+	int ret = dir_resolve(fs, dir, name, st);
 
-	return ret == -ENOENT ? node_lookup_backing(fs, dir, name, st) : ret;
+	if (ret != -ENOENT)
+		return ret;
+	return fs->readonly ? dir_lookup_ro(fs, dir, name, st) :
+		node_lookup_backing(fs, dir, name, st);
 }
 
 static int dir_getattr(struct dboxfs *fs, const struct view_ino *v,
@@ -112,6 +152,29 @@ static int dir_link_into(fuse_req_t req, struct binode *bi, fuse_ino_t ino,
 		rename_link_to_area(req, bi, ino, dir, newname);
 }
 
+/* No sweep ran on a read-only mount: tmp/ as the next one leaves it. */
+static void dir_moved(struct dboxfs *fs, const struct view_ino *v,
+		      struct sweepro_list *out)
+{
+	enum backing_area area;
+	int64_t box;
+	int pfd = -1;
+
+	if (!fs->readonly || v->sub != SUB_TMP)
+		return;
+	if (dir_area(fs, v, &pfd, &area, &box) < 0)
+		pfd = -1;
+	sweepro_moved(fs, v->box, pfd, out);
+	if (pfd >= 0)
+		close(pfd);
+}
+
+/* cur/ and new/ show the index; tmp/ only backing files */
+static bool dir_followed(const struct view_ino *v)
+{
+	return v->sub != SUB_TMP;
+}
+
 const struct node_ops node_dir_ops = {
 	.lookup = dir_lookup,
 	.getattr = dir_getattr,
@@ -128,7 +191,13 @@ const struct node_ops node_dir_ops = {
 	.file_into = rename_file_to_sub,
 	.link_into = dir_link_into,
 	.mailbox_of = node_no_mailbox,
-	.area = node_area_view,
+	.area = dir_area,
 	.getxattr = node_no_xattr,
 	.listxattr = node_no_xattrs,
+	.resolve = dir_resolve,
+	.holds_folders = node_no_folders,
+	.base_ns = node_no_base,
+	.changed = node_no_change,
+	.moved = dir_moved,
+	.followed = dir_followed,
 };

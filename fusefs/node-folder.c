@@ -19,7 +19,7 @@
 static int folder_lookup(struct dboxfs *fs, const struct view_ino *dir,
 			 const char *name, struct stat *st)
 {
-	int ret = attr_resolve_view(fs, dir, name, st);
+	int ret = attr_resolve_folder(fs, dir, name, st);
 
 	return ret == -ENOENT ? node_lookup_backing(fs, dir, name, st) : ret;
 }
@@ -308,6 +308,65 @@ static int folder_rename(fuse_req_t req, const struct view_ino *dir,
 	return rename_entry(req, dir, name, newparent, dst, newname, flags);
 }
 
+/* maildir++ keeps every folder in the root, the fs layout nests them */
+static bool folder_holds_folders(struct dboxfs *fs, const struct view_ino *v)
+{
+	return fs->layout == VIEW_FS || v->kind == VK_ROOT;
+}
+
+/* The root's time until the view changes it: the newest of its entries
+ * (fs layout: the top-level mailboxes; a folder made deeper is no entry
+ * of the root). */
+static int64_t newest_ns(struct dboxfs *fs, const struct folder_list *fl)
+{
+	int64_t t = 0;
+
+	for (size_t i = 0; i < fl->count; i++) {
+		if (fs->layout == VIEW_FS &&
+		    strchr(fl->boxes[i].name, '/') != NULL)
+			continue;
+		if (fl->boxes[i].created * 1000000000 > t)
+			t = fl->boxes[i].created * 1000000000;
+	}
+	return t;
+}
+
+/* An fs-layout parent that is no mailbox has no plain-file area: its
+ * time is its entry's in files/vdirs, else its first child's creation. */
+static int64_t vdir_base_ns(struct dboxfs *fs, const struct folder_list *fl,
+			    const char *prefix)
+{
+	int64_t t = vdirs_mtime(dbox_store_files_dir(fs->store), prefix);
+
+	return t != 0 ? t : folders_first_created(fl, prefix) * 1000000000;
+}
+
+/* the root: its newest entry's time; a vdir: as above; a folder: its
+ * mailbox's creation */
+static int64_t folder_base_ns(struct dboxfs *fs, const struct view_ino *v,
+			      const struct folder_list *fl, const char *prefix)
+{
+	if (v->kind == VK_ROOT)
+		return newest_ns(fs, fl);
+	if (v->kind == VK_VDIR)
+		return vdir_base_ns(fs, fl, prefix);
+	for (size_t i = 0; i < fl->count; i++) {
+		if (fl->boxes[i].id == v->box)
+			return fl->boxes[i].created * 1000000000;
+	}
+	return 0;
+}
+
+/* the root and folders keep their times in their plain-file area, a
+ * vdir (which has none) in its entry in files/vdirs */
+static void folder_changed(struct dboxfs *fs, const struct view_ino *dir)
+{
+	if (dir->kind == VK_VDIR)
+		dirtime_vdir_changed(fs, dir);
+	else
+		dirtime_files_changed(fs, dir);
+}
+
 const struct node_ops node_folder_ops = {
 	.lookup = folder_lookup,
 	.getattr = folder_getattr,
@@ -327,4 +386,10 @@ const struct node_ops node_folder_ops = {
 	.area = node_area_view,
 	.getxattr = node_no_xattr,
 	.listxattr = node_no_xattrs,
+	.resolve = attr_resolve_folder,
+	.holds_folders = folder_holds_folders,
+	.base_ns = folder_base_ns,
+	.changed = folder_changed,
+	.moved = node_no_moved,
+	.followed = node_followed,
 };

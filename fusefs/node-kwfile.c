@@ -48,4 +48,10 @@ const struct node_ops node_kwfile_ops = {
 	.area = node_area_view,
 	.getxattr = node_no_xattr,
 	.listxattr = node_no_xattrs,
+	.resolve = node_no_lookup,
+	.holds_folders = node_no_folders,
+	.base_ns = node_no_base,
+	.changed = node_no_change,
+	.moved = node_no_moved,
+	.followed = node_followed,
 };

@@ -148,4 +148,10 @@ const struct node_ops node_msg_ops = {
 	.area = node_area_view,
 	.getxattr = msg_getxattr,
 	.listxattr = msg_listxattr,
+	.resolve = node_no_lookup,
+	.holds_folders = node_no_folders,
+	.base_ns = node_no_base,
+	.changed = node_no_change,
+	.moved = node_no_moved,
+	.followed = node_followed,
 };

@@ -126,6 +126,13 @@ static int plain_area(struct dboxfs *fs, const struct view_ino *v,
 	return *dirfd_r < 0 ? -errno : 0;
 }
 
+/* backing files change only through the mount */
+static bool plain_followed(const struct view_ino *v)
+{
+	(void)v;
+	return false;
+}
+
 const struct node_ops node_plain_ops = {
 	.lookup = plain_lookup,
 	.getattr = plain_getattr,
@@ -140,4 +147,10 @@ const struct node_ops node_plain_ops = {
 	.area = plain_area,
 	.getxattr = node_no_xattr,
 	.listxattr = node_no_xattrs,
+	.resolve = node_no_lookup,
+	.holds_folders = node_no_folders,
+	.base_ns = node_no_base,
+	.changed = node_no_change,
+	.moved = node_no_moved,
+	.followed = plain_followed,
 };

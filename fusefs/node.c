@@ -7,8 +7,8 @@
 
 #include "attr.h"
 #include "backing.h"
+#include "folders.h"
 #include "node.h"
-#include "sweep-ro.h"
 
 const struct node_ops *node_of(const struct view_ino *v)
 {
@@ -36,17 +36,7 @@ int node_lookup_backing(struct dboxfs *fs, const struct view_ino *dir,
 	int64_t box;
 	int dirfd = -1, ret;
 
-	ret = attr_area_dirfd(fs, dir, &dirfd, &area, &box);
-	/* no sweep ran: the spool as the next one leaves it, where files
-	 * may come into a tmp/ that does not exist yet */
-	if (fs->readonly && dir->kind == VK_SUB &&
-	    (ret == 0 || dir->sub == SUB_TMP)) {
-		ret = sweepro_lookup(fs, dir->box, backing_area_of_sub(dir->sub),
-				     ret == 0 ? dirfd : -1, name, st);
-		if (dirfd >= 0)
-			close(dirfd);
-		return ret;
-	}
+	ret = node_of(dir)->area(fs, dir, &dirfd, &area, &box);
 	if (ret < 0)
 		return ret == -EROFS ? -ENOENT : ret;
 	ret = backing_lookup(fs, dirfd, name, box, area, &bi, st);
@@ -131,7 +121,43 @@ int node_no_mailbox(struct dboxfs *fs, const struct view_ino *dir,
 int node_area_view(struct dboxfs *fs, const struct view_ino *v, int *dirfd_r,
 		   enum backing_area *area_r, int64_t *box_r)
 {
-	return attr_area_dirfd(fs, v, dirfd_r, area_r, box_r);
+	int64_t box = folders_files_box(fs->layout, fs->inbox_id, v);
+
+	if (box < 0)
+		return -ENOENT;
+	*area_r = AREA_FILES;
+	*box_r = box;
+	return backing_area_dir(fs, box, AREA_FILES, dirfd_r);
+}
+
+bool node_no_folders(struct dboxfs *fs, const struct view_ino *v)
+{
+	(void)fs; (void)v;
+	return false;
+}
+
+int64_t node_no_base(struct dboxfs *fs, const struct view_ino *v,
+		     const struct folder_list *fl, const char *prefix)
+{
+	(void)fs; (void)v; (void)fl; (void)prefix;
+	return 0;
+}
+
+void node_no_change(struct dboxfs *fs, const struct view_ino *dir)
+{
+	(void)fs; (void)dir;
+}
+
+void node_no_moved(struct dboxfs *fs, const struct view_ino *v,
+		   struct sweepro_list *out)
+{
+	(void)fs; (void)v; (void)out;
+}
+
+bool node_followed(const struct view_ino *v)
+{
+	(void)v;
+	return true;
 }
 
 int node_no_xattr(struct dboxfs *fs, const struct view_ino *v,

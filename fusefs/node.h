@@ -16,6 +16,9 @@
 #include "dboxfs.h"
 #include "readdir.h"
 
+struct folder_list;
+struct sweepro_list;
+
 struct node_ops {
 	/* name in this directory: 0 and *st (with a lookup count taken
 	 * on a binode), -ENOENT, or -errno */
@@ -88,6 +91,30 @@ struct node_ops {
 	/* The names of v's extended attributes (each NUL-terminated): the
 	 * length of *names_r. */
 	size_t (*listxattr)(const struct view_ino *v, const char **names_r);
+	/* What name in dir is in the view itself (attr_resolve_view): 0
+	 * and *st, -ENOENT, or -errno. */
+	int (*resolve)(struct dboxfs *fs, const struct view_ino *dir,
+		       const char *name, struct stat *st);
+	/* Whether directory v holds child folders (the root; any
+	 * folder-level directory in the fs layout). */
+	bool (*holds_folders)(struct dboxfs *fs, const struct view_ino *v);
+	/* The mtime (ns) of folder-level directory v (mailbox-name prefix
+	 * prefix in fl) when its plain-file area has none (dirtime_dir_ns);
+	 * 0 if none. */
+	int64_t (*base_ns)(struct dboxfs *fs, const struct view_ino *v,
+			   const struct folder_list *fl, const char *prefix);
+	/* An entry of dir was made, removed or renamed by the view
+	 * (dirtime_folder_changed): its mtime moves. */
+	void (*changed)(struct dboxfs *fs, const struct view_ino *dir);
+	/* Read-only mounts: the files the next sweep moves into directory
+	 * v (no sweep ran), into *out. */
+	void (*moved)(struct dboxfs *fs, const struct view_ino *v,
+		      struct sweepro_list *out);
+	/* Whether the names in directory v change outside the mount (the
+	 * store's index), where the follower drops what the kernel keeps of
+	 * them (kcache.c): the kernel may keep its listing (readdir_open).
+	 * tmp/ and plain directories change only through the mount. */
+	bool (*followed)(const struct view_ino *v);
 };
 
 #define NODE_BACKING 1
@@ -120,7 +147,8 @@ int node_no_mkdir(struct dboxfs *fs, const struct view_ino *dir,
 int node_unlink_backing(struct dboxfs *fs, const struct view_ino *dir,
 			const char *name);
 /* Directories that stand for no mailbox; the backing area of any node
- * but a backing directory. */
+ * but a backing directory or cur/ new/ tmp/: a folder's plain files
+ * (-ENOENT for nodes without). */
 int node_no_mailbox(struct dboxfs *fs, const struct view_ino *dir,
 		    const char *name, char *mailbox, size_t len,
 		    bool *is_mailbox);
@@ -128,6 +156,16 @@ int node_no_mailbox(struct dboxfs *fs, const struct view_ino *dir,
 int node_no_xattr(struct dboxfs *fs, const struct view_ino *v,
 		  const char *name, char *buf, size_t len);
 size_t node_no_xattrs(const struct view_ino *v, const char **names_r);
+/* Nodes without child folders, times of their own or files a sweep
+ * moves in (resolve: node_no_lookup); the names of the view follow the
+ * store. */
+bool node_no_folders(struct dboxfs *fs, const struct view_ino *v);
+int64_t node_no_base(struct dboxfs *fs, const struct view_ino *v,
+		     const struct folder_list *fl, const char *prefix);
+void node_no_change(struct dboxfs *fs, const struct view_ino *dir);
+void node_no_moved(struct dboxfs *fs, const struct view_ino *v,
+		   struct sweepro_list *out);
+bool node_followed(const struct view_ino *v);
 int node_area_view(struct dboxfs *fs, const struct view_ino *v, int *dirfd_r,
 		   enum backing_area *area_r, int64_t *box_r);
 /* node-folder.c, for the rename of folders: removing an empty mailbox;

@@ -22,8 +22,8 @@ bool opw_refuse_readonly(fuse_req_t req);
 /* Refused on a read-only mount, and the directory it happens in decoded.
  * false: the request has its reply. */
 bool opw_begin_change(fuse_req_t req, fuse_ino_t parent, struct view_ino *v);
-/* The backing area directory v shows (attr_area_dirfd, or a backing
- * directory's own). */
+/* The backing area directory v shows (its kind's area: a folder's plain
+ * files, cur/ new/ tmp/'s, or a backing directory's own). */
 int opw_area_of(struct dboxfs *fs, const struct view_ino *v, int *dirfd_r,
 		enum backing_area *area_r, int64_t *box_r);
 void opw_reply_backing_entry(fuse_req_t req, int dirfd, const char *name,

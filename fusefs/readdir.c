@@ -119,23 +119,6 @@ static int backing_dir_open(struct dboxfs *fs, const struct view_ino *v,
 	return *fd_r < 0 ? *fd_r : 0;
 }
 
-/* No sweep ran on a read-only mount: tmp/ as the next one leaves it. */
-static void load_moved(struct dboxfs *fs, struct dirhandle *dh,
-		       const struct view_ino *v)
-{
-	enum backing_area area;
-	int64_t box;
-	int pfd = -1;
-
-	if (!fs->readonly || v->kind != VK_SUB || v->sub != SUB_TMP)
-		return;
-	if (attr_area_dirfd(fs, v, &pfd, &area, &box) < 0)
-		pfd = -1;
-	sweepro_moved(fs, v->box, pfd, &dh->moved);
-	if (pfd >= 0)
-		close(pfd);
-}
-
 static int cmp_name(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
@@ -149,7 +132,7 @@ static void dirhandle_load(struct dboxfs *fs, struct dirhandle *dh,
 	int fd;
 
 	dh->loaded = true;
-	load_moved(fs, dh, v);
+	node_of(v)->moved(fs, v, &dh->moved);
 	if (backing_dir_open(fs, v, &fd) < 0)
 		return;
 	d = fdopendir(fd);
@@ -452,7 +435,7 @@ int readdir_folder(struct dirbuf *d, const struct view_ino *v, off_t off)
 	    (attr_get(fs, view_ino_kwfile(box), &st) < 0 ||
 	     !dir_add(d, KWFILE_NAME, &st, CK_KW)))
 		return 0;
-	if ((fs->layout == VIEW_FS || v->kind == VK_ROOT) &&
+	if (node_of(v)->holds_folders(fs, v) &&
 	    (uint64_t)off < BACKING_COOKIE_BASE) {
 		ret = folders_load(fs, &fl);
 		if (ret < 0)
@@ -521,9 +504,9 @@ void readdir_open(fuse_req_t req, fuse_ino_t ino,
 	/* The kernel keeps the listing of the view's directories: its own
 	 * changes in them reset it, and the follower drops it on every
 	 * change it did not see (follow.c).  tmp/ and plain directories are
-	 * listed from the backing tree each time. */
-	if (view_ino_decode(ino, &v) && v.kind != VK_PLAIN &&
-	    !(v.kind == VK_SUB && v.sub == SUB_TMP)) {
+	 * listed from the backing tree each time (their kinds'
+	 * followed). */
+	if (view_ino_decode(ino, &v) && node_of(&v)->followed(&v)) {
 		fi->cache_readdir = 1;
 		fi->keep_cache = 1;
 	}
