@@ -953,7 +953,7 @@ static void drop_push(struct kcache_state *kc, uint64_t parent,
 
 	DBOXFS_ASSERT_LOCKED(&kc->lock);
 	if (d == NULL)
-		return;  /* the moved ring still answers for a while */
+		return;  /* it stays cached (a moved node: the ring answers) */
 	d->parent = parent;
 	memcpy(d->name, name, len + 1);
 	d->next = kc->drops;
