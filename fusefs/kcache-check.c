@@ -118,12 +118,6 @@ static void invalidate(struct dboxfs *fs, const struct kc_item *it)
 
 #define KC_BATCH 512     /* entries copied out of the table at a time */
 
-static uint64_t km_parent(const struct kc_msg *s)
-{
-	return view_ino_sub((int64_t)(s->ino >> 32 & VIEW_MAILBOX_MAX),
-			    s->meta & KM_NEW ? SUB_NEW : SUB_CUR);
-}
-
 static void km_mark_stale(struct kcache_state *kc, const struct kc_msg *k)
 {
 	struct kc_msg *s;
@@ -201,7 +195,7 @@ static bool km_drop_removed(struct dboxfs *fs, const struct kc_msg *k)
 		m.in_new = (k->meta & KM_NEW) != 0;
 		m.new_info = (k->meta & KM_NEW_INFO) != 0;
 		view_msg_name(&m, name, sizeof(name));
-		fuse_lowlevel_notify_inval_entry(fs->se, km_parent(k), name,
+		fuse_lowlevel_notify_inval_entry(fs->se, kcache_msg_parent(k), name,
 						 strlen(name));
 	}
 	return true;
@@ -213,7 +207,7 @@ static bool km_drop_removed(struct dboxfs *fs, const struct kc_msg *k)
 static void km_check_gone(struct dboxfs *fs, const struct kc_msg *k,
 			  uint64_t *dropped)
 {
-	uint64_t parent = km_parent(k);
+	uint64_t parent = kcache_msg_parent(k);
 
 	if (!km_drop_removed(fs, k)) {
 		if (*dropped != parent)
@@ -230,7 +224,7 @@ static bool km_check_found(struct dboxfs *fs, const struct kc_msg *k,
 			   struct dbox_msg *m)
 {
 	char name[DBOX_NAME_MAX + 48], now[DBOX_NAME_MAX + 48];
-	uint64_t parent = km_parent(k);
+	uint64_t parent = kcache_msg_parent(k);
 	bool in_new;
 
 	/* the name it has now is the recorded one, or that leads elsewhere
@@ -358,7 +352,7 @@ static bool km_needs_one(struct kc_msg *s, const struct collect *c,
 
 	s->meta &= ~KM_SEEN;
 	if (s->ino <= KC_TOMB || (s->meta & KM_STALE) ||
-	    !in_scope(c, km_parent(s)))
+	    !in_scope(c, kcache_msg_parent(s)))
 		return false;
 	if (seen && walked != NULL) {
 		for (int i = 0; i < c->n; i++) {

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "kcache.h"
+#include "view.h"
 
 /* One allocation with its name: the node of the tree, the entry and the
  * name were three (~150 bytes a name). */
@@ -47,6 +48,13 @@ static inline uint32_t km_count(uint32_t meta)
 static inline uint32_t km_with_count(uint32_t meta, uint32_t n)
 {
 	return (meta & ((1u << KM_COUNT_SHIFT) - 1)) | n << KM_COUNT_SHIFT;
+}
+
+/* The directory (cur/ or new/) whose name a slot records. */
+static inline uint64_t kcache_msg_parent(const struct kc_msg *s)
+{
+	return view_ino_sub((int64_t)(s->ino >> 32 & VIEW_MAILBOX_MAX),
+			    s->meta & KM_NEW ? SUB_NEW : SUB_CUR);
 }
 
 /* kcache.c: the tree's order (by inode), and its entry of ino or NULL */

@@ -123,6 +123,37 @@ static bool tree_record(struct kcache_state *kc, uint64_t parent,
 	return true;
 }
 
+static void drop_push(struct kcache_state *kc, uint64_t parent,
+		      const char *name);
+
+/* Under the lock: the kernel looks up name, the message's name now (k),
+ * while its recorded name shows other flags: a rename by another program
+ * (Dovecot, followed) that the kernel met before the follower's check,
+ * which then finds the record equal to the row and would leave the old
+ * name in the kernel's cache for hours.  The old name (the BASE of this
+ * one, the recorded info) is dropped by the follower's next pass. */
+static void drop_replaced(struct kcache_state *kc, const struct kc_msg *k,
+			  const char *name)
+{
+	const struct kc_msg *s = kcache_msg_find(kc, k->ino);
+	char old[DBOX_NAME_MAX + 48];
+	struct dbox_msg m;
+	const char *info;
+
+	if (s == NULL || (s->meta & KM_STALE) ||
+	    ((s->meta & KM_INFO) == (k->meta & KM_INFO) &&
+	     s->keywords == k->keywords))
+		return;
+	memset(&m, 0, sizeof(m));
+	view_name_split(name, m.base, sizeof(m.base), &info);
+	m.flags = s->meta & KM_FLAGS;
+	m.keywords = s->keywords;
+	m.in_new = (s->meta & KM_NEW) != 0;
+	m.new_info = (s->meta & KM_NEW_INFO) != 0;
+	view_msg_name(&m, old, sizeof(old));
+	drop_push(kc, kcache_msg_parent(s), old);
+}
+
 /* Under the lock: a message's own name in the compact table, any other
  * in the tree; the kernel's count follows the inode between them. */
 static bool record(struct kcache_state *kc, uint64_t parent,
@@ -135,6 +166,7 @@ static bool record(struct kcache_state *kc, uint64_t parent,
 
 	DBOXFS_ASSERT_LOCKED(&kc->lock);
 	if (kcache_msg_info_of(parent, name, ino, &k)) {
+		drop_replaced(kc, &k, name);
 		carried = e != NULL ? e->nlookup : 0;
 		if (!kcache_msg_record(kc, &k, carried))
 			return e != NULL &&
@@ -204,18 +236,26 @@ void kcache_forget(struct dboxfs *fs, uint64_t ino, uint64_t n)
 		entry_free(e);
 }
 
-void kcache_drop_later(struct dboxfs *fs, uint64_t parent, const char *name)
+/* Under the lock: name in parent queued for kcache_drop_pending. */
+static void drop_push(struct kcache_state *kc, uint64_t parent,
+		      const char *name)
 {
 	size_t len = strlen(name);
 	struct kc_drop *d = malloc(sizeof(*d) + len + 1);
 
+	DBOXFS_ASSERT_LOCKED(&kc->lock);
 	if (d == NULL)
-		return;  /* the moved ring still answers for a while */
+		return;  /* it stays cached (a moved node: the ring answers) */
 	d->parent = parent;
 	memcpy(d->name, name, len + 1);
+	d->next = kc->drops;
+	kc->drops = d;
+}
+
+void kcache_drop_later(struct dboxfs *fs, uint64_t parent, const char *name)
+{
 	pthread_mutex_lock(&fs->kcache.lock);
-	d->next = fs->kcache.drops;
-	fs->kcache.drops = d;
+	drop_push(&fs->kcache, parent, name);
 	pthread_mutex_unlock(&fs->kcache.lock);
 }
 

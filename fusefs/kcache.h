@@ -62,7 +62,9 @@ struct kcache_state {
 	size_t nremoved;
 };
 
-/* Records that name in parent leads to ino, for one more kernel lookup.
+/* Records that name in parent leads to ino, for one more kernel lookup
+ * (a message's earlier name with other flags is queued for
+ * kcache_drop_pending).
  * Returns the entry timeout to reply with: the long one if recorded (or
  * nothing can change it), else the short one. */
 double kcache_add(struct dboxfs *fs, uint64_t parent, const char *name,

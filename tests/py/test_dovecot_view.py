@@ -51,6 +51,18 @@ def view_of(mnt, mailbox):
     return res
 
 
+def view_polled(mnt, mailbox):
+    """view_of for a poll while Dovecot changes the mailbox: a message it
+    renames (a flag change) between our listing and our read of the name
+    is gone under the name listed, as in any maildir another program
+    renames in (ENOENT, what a maildir reader lists again for): None,
+    poll again."""
+    try:
+        return view_of(mnt, mailbox)
+    except FileNotFoundError:
+        return None
+
+
 def doveadm_flags(fetch):
     res = {}
     for m in fetch:
