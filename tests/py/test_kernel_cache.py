@@ -324,8 +324,14 @@ def test_a_move_away_keeps_the_other_names_cached(tmp_path, mounts):
     # the follower's check after the move has run when it dropped the
     # moved name (or cur/) and then the new name in B (libfuse's debug
     # output shows each notification)
-    wait_for(lambda: m.output()[mark:].count("NOTIFY: code=3 ") >= 2,
-             timeout=30, what="the check after the move")
+    try:
+        wait_for(lambda: m.output()[mark:].count("NOTIFY: code=3 ") >= 2,
+                 timeout=30, what="the check after the move")
+    except AssertionError:
+        out = m.output()[mark:]
+        raise AssertionError("after the move:\n" + "\n".join(
+            line for line in out.splitlines()
+            if "NOTIFY" in line or "opcode" in line or "dboxfs" in line)[-6000:])
     before = lookups(m)
     for n, i in listed.items():
         if n != moved:
