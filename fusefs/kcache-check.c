@@ -11,6 +11,7 @@
 #include "dboxfs.h"
 #include "kcache.h"
 #include "kcache-private.h"
+#include "node.h"
 
 /* a name to look up again, copied out of the table */
 struct kc_item {
@@ -28,21 +29,14 @@ struct collect {
 	bool failed;
 };
 
-/* Whether a name in this directory can have changed: folder-level
- * directories always (they are few), cur/ and new/ of changed folders. */
+/* Whether a name in this directory can have changed: its kind says
+ * (node.h: in_scope). */
 static bool in_scope(const struct collect *c, uint64_t parent)
 {
 	struct view_ino v;
 
-	if (!view_ino_decode(parent, &v) || v.kind == VK_PLAIN)
-		return false;
-	if (v.kind != VK_SUB || c->n < 0)
-		return true;
-	for (int i = 0; i < c->n; i++) {
-		if (c->boxes[i] == v.box)
-			return true;
-	}
-	return false;
+	return view_ino_decode(parent, &v) &&
+	       node_of(&v)->in_scope(&v, c->boxes, c->n);
 }
 
 /* twalk_r's action: ctx is the struct collect */

@@ -175,6 +175,23 @@ static bool dir_followed(const struct view_ino *v)
 	return v->sub != SUB_TMP;
 }
 
+/* a file in cur/ or new/ waits to become a message; tmp/ keeps its own */
+static bool dir_pending(const struct view_ino *v)
+{
+	return v->sub != SUB_TMP;
+}
+
+/* only a change of v's own mailbox (or of any: n < 0) touches them */
+static bool dir_in_scope(const struct view_ino *v, const int64_t *boxes,
+			 int n)
+{
+	for (int i = 0; i < n; i++) {
+		if (boxes[i] == v->box)
+			return true;
+	}
+	return n < 0;
+}
+
 const struct node_ops node_dir_ops = {
 	.lookup = dir_lookup,
 	.getattr = dir_getattr,
@@ -200,4 +217,6 @@ const struct node_ops node_dir_ops = {
 	.changed = node_no_change,
 	.moved = dir_moved,
 	.followed = dir_followed,
+	.pending = dir_pending,
+	.in_scope = dir_in_scope,
 };

@@ -392,4 +392,6 @@ const struct node_ops node_folder_ops = {
 	.changed = folder_changed,
 	.moved = node_no_moved,
 	.followed = node_followed,
+	.pending = node_no_pending,
+	.in_scope = node_in_scope,
 };

@@ -154,4 +154,6 @@ const struct node_ops node_msg_ops = {
 	.changed = node_no_change,
 	.moved = node_no_moved,
 	.followed = node_followed,
+	.pending = node_no_pending,
+	.in_scope = node_in_scope,
 };

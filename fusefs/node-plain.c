@@ -133,6 +133,14 @@ static bool plain_followed(const struct view_ino *v)
 	return false;
 }
 
+/* for the same reason no change of the store touches their names */
+static bool plain_in_scope(const struct view_ino *v, const int64_t *boxes,
+			   int n)
+{
+	(void)v; (void)boxes; (void)n;
+	return false;
+}
+
 const struct node_ops node_plain_ops = {
 	.lookup = plain_lookup,
 	.getattr = plain_getattr,
@@ -153,4 +161,6 @@ const struct node_ops node_plain_ops = {
 	.changed = node_no_change,
 	.moved = node_no_moved,
 	.followed = plain_followed,
+	.pending = node_no_pending,
+	.in_scope = plain_in_scope,
 };

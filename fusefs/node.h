@@ -115,6 +115,16 @@ struct node_ops {
 	 * them (kcache.c): the kernel may keep its listing (readdir_open).
 	 * tmp/ and plain directories change only through the mount. */
 	bool (*followed)(const struct view_ino *v);
+	/* Whether the backing files of directory v are files pending for
+	 * its messages (cur/ new/), which readdir skips once it listed
+	 * their message; the others (tmp/, plain files) are all shown. */
+	bool (*pending)(const struct view_ino *v);
+	/* Whether a change of mailboxes boxes (n of them; n < 0: any) can
+	 * change a name the kernel caches in directory v (kcache_check):
+	 * folder-level directories always (they are few), cur/ new/ tmp/
+	 * of a changed mailbox, plain directories never (only the mount
+	 * changes them). */
+	bool (*in_scope)(const struct view_ino *v, const int64_t *boxes, int n);
 };
 
 #define NODE_BACKING 1
@@ -166,6 +176,9 @@ void node_no_change(struct dboxfs *fs, const struct view_ino *dir);
 void node_no_moved(struct dboxfs *fs, const struct view_ino *v,
 		   struct sweepro_list *out);
 bool node_followed(const struct view_ino *v);
+bool node_no_pending(const struct view_ino *v);
+/* Files hold no names; kcache_check looks them up as before. */
+bool node_in_scope(const struct view_ino *v, const int64_t *boxes, int n);
 int node_area_view(struct dboxfs *fs, const struct view_ino *v, int *dirfd_r,
 		   enum backing_area *area_r, int64_t *box_r);
 /* node-folder.c, for the rename of folders: removing an empty mailbox;

@@ -287,7 +287,7 @@ static void add_backing(struct dirbuf *d, off_t off)
 	 * shows */
 	if (node_of(d->dir)->area(d->fs, d->dir, &dirfd, &area, &box) < 0)
 		return;
-	bool pending = d->dir->kind == VK_SUB && area != AREA_TMP;
+	bool pending = node_of(d->dir)->pending(d->dir);
 
 	for (uint64_t i = first; i < d->dh->count && dirfd >= 0; i++) {
 		char buf[NAME_MAX + 1];
