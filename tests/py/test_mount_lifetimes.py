@@ -19,7 +19,21 @@ pytestmark = [
 ]
 
 
-class Gdb:
+class GdbOutput:
+    """The output file of a gdb (self.out) and the marks its commands
+    echo."""
+
+    def text(self):
+        with open(self.out) as f:
+            return f.read()
+
+    def wait_mark(self, mark, timeout=120):
+        wait_for(lambda: mark in self.text() or self.proc.poll() is not None,
+                 timeout=timeout, what="gdb: " + mark)
+        assert mark in self.text(), self.text()
+
+
+class Gdb(GdbOutput):
     """gdb attached to a running daemon, running SCRIPT; its output goes to
     a file the test polls (bounded) for the marks the script echoes."""
 
@@ -34,15 +48,6 @@ class Gdb:
             ["gdb", "-nx", "-q", "-batch", "-p", str(pid), "-x", path],
             stdin=subprocess.DEVNULL, stdout=self.log,
             stderr=subprocess.STDOUT)
-
-    def text(self):
-        with open(self.out) as f:
-            return f.read()
-
-    def wait_mark(self, mark, timeout=120):
-        wait_for(lambda: mark in self.text() or self.proc.poll() is not None,
-                 timeout=timeout, what="gdb: " + mark)
-        assert mark in self.text(), self.text()
 
     def finish(self, timeout=120):
         try:
@@ -157,7 +162,7 @@ def test_forget_during_commit(wtmp, mounts):
     assert dboxctl("check", store).returncode == 0
 
 
-class GdbHold:
+class GdbHold(GdbOutput):
     """gdb in non-stop mode, attached to a running daemon and fed commands
     on a pipe: a thread that hits the breakpoint stays stopped while the
     others run on, until release().  (In batch mode gdb stops every thread
@@ -200,15 +205,6 @@ class GdbHold:
             return True
         self.send("continue -a &\n")
         return False
-
-    def text(self):
-        with open(self.out) as f:
-            return f.read()
-
-    def wait_mark(self, mark, timeout=120):
-        wait_for(lambda: mark in self.text() or self.proc.poll() is not None,
-                 timeout=timeout, what="gdb: " + mark)
-        assert mark in self.text(), self.text()
 
     def release(self, timeout=120):
         """Deletes the breakpoint and detaches: the held thread goes on."""
