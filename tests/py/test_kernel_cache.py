@@ -322,10 +322,15 @@ def test_a_move_away_keeps_the_other_names_cached(tmp_path, mounts):
     mark = len(m.output())
     os.rename(os.path.join(cur, moved), os.path.join(mnt, ".B", "cur", moved))
     # the follower's check after the move has run when it dropped the
-    # moved name (or cur/) and then the new name in B (libfuse's debug
-    # output shows each notification)
+    # moved name (or cur/) or the new name in B, whichever first: the
+    # move's commit changed the store before the rename queued B's name,
+    # and a pass checks a change before it drops what is queued
+    # (libfuse's debug output shows each notification).  Not both: the
+    # kernel may forget the moved node before the check (memory
+    # pressure, another program's drop_caches), and the check has then
+    # no name of it to drop.
     try:
-        wait_for(lambda: m.output()[mark:].count("NOTIFY: code=3 ") >= 2,
+        wait_for(lambda: m.output()[mark:].count("NOTIFY: code=3 ") >= 1,
                  timeout=30, what="the check after the move")
     except AssertionError:
         out = m.output()[mark:]
