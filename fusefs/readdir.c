@@ -370,7 +370,7 @@ int readdir_sub(struct dirbuf *d, const struct view_ino *v, off_t off)
 	struct msg_list_ctx c = { d, cookie_msg_after((uint64_t)off) };
 	int ret = 0;
 
-	if (d->dh != NULL && v->sub != SUB_TMP &&
+	if (d->dh != NULL && node_of(v)->pending(v) &&
 	    (off == 0 || !d->dh->loaded)) {
 		dirhandle_unload(d->dh);
 		dirhandle_load(d->fs, d->dh, v);

@@ -49,6 +49,18 @@ def set_info(mnt, names, guid, info):
     os.rename(os.path.join(mnt, sub, n), os.path.join(mnt, "cur", new))
 
 
+def inbox_guids(da):
+    """Dovecot's INBOX: each message's GUID by its uid."""
+    return {int(m["uid"]): m["guid"]
+            for m in da.fetch("uid guid", "mailbox", "INBOX")}
+
+
+def make_folder(mnt, folder):
+    """A maildir++ folder made through the mount, as a client makes it."""
+    for sub in ("", "/cur", "/new", "/tmp"):
+        os.mkdir(os.path.join(mnt, folder + sub))
+
+
 def dovecot_inbox(da):
     chown_tree(da.root, *store_ids())   # what the mount wrote
     return doveadm_flags(da.fetch("uid flags mailbox guid", "mailbox",
@@ -60,8 +72,7 @@ def changed_store(wtmp, mounts, fmt):
     changed through a takeover mount: returns (root, da, mnt, the mount's
     view of INBOX)."""
     root, da = dovecot_store(wtmp, fmt)
-    by_uid = {int(m["uid"]): m["guid"]
-              for m in da.fetch("uid guid", "mailbox", "INBOX")}
+    by_uid = inbox_guids(da)
     da("flags", "add", "$Label1 Work", "mailbox", "INBOX", "uid", "1")
     da("flags", "add", "\\Seen", "mailbox", "INBOX", "uid", "2")
     da("flags", "add", "\\Answered Work", "mailbox", "INBOX", "uid", "5")
@@ -120,8 +131,7 @@ def test_flag_changes_in_a_row_while_listed(wtmp, mounts, fmt):
     the listing lists again (view_polled); a plain view_of there failed
     in CI's test_flags_and_keywords_handed_back."""
     root, da = dovecot_store(wtmp, fmt)
-    by_uid = {int(m["uid"]): m["guid"]
-              for m in da.fetch("uid guid", "mailbox", "INBOX")}
+    by_uid = inbox_guids(da)
     da("flags", "add", "$Label1 Work", "mailbox", "INBOX", "uid", "1")
     da("flags", "add", "\\Answered Work", "mailbox", "INBOX", "uid", "5")
     mnt = os.path.join(wtmp, "mnt")
@@ -200,8 +210,7 @@ def test_expunges_handed_back(wtmp, mounts, fmt):
     no resync, after one and on the next mount; mdbox: the map no longer
     counts them, so doveadm purge frees their bytes."""
     root, da = dovecot_store(wtmp, fmt)
-    by_uid = {int(m["uid"]): m["guid"]
-              for m in da.fetch("uid guid", "mailbox", "INBOX")}
+    by_uid = inbox_guids(da)
     mnt = os.path.join(wtmp, "mnt")
     m = mounts(root, mnt, "takeover")
     names = names_by_guid(mnt)
@@ -246,8 +255,7 @@ def test_moves_handed_back(wtmp, mounts, fmt):
     root, da = dovecot_store(wtmp, fmt)
     da("mailbox", "create", "Folder")
     da("save", "-m", "Folder", input=b"Subject: f0\n\nin Folder\n")
-    by_uid = {int(m["uid"]): m["guid"]
-              for m in da.fetch("uid guid", "mailbox", "INBOX")}
+    by_uid = inbox_guids(da)
     mnt = os.path.join(wtmp, "mnt")
     m = mounts(root, mnt, "takeover")
     names = names_by_guid(mnt)
@@ -489,12 +497,10 @@ def test_move_into_a_new_folder(wtmp, mounts, fmt):
     in the new folder, also across a remount and Dovecot's purge (mdbox:
     the map still counts it)."""
     root, da = dovecot_store(wtmp, fmt)
-    by_uid = {int(m["uid"]): m["guid"]
-              for m in da.fetch("uid guid", "mailbox", "INBOX")}
+    by_uid = inbox_guids(da)
     mnt = os.path.join(wtmp, "mnt")
     m = mounts(root, mnt, "takeover")
-    for sub in ("", "/cur", "/new", "/tmp"):
-        os.mkdir(os.path.join(mnt, ".New" + sub))
+    make_folder(mnt, ".New")
     names = names_by_guid(mnt)
     os.rename(os.path.join(mnt, *names[by_uid[1]]),
               os.path.join(mnt, ".New", "cur", "moved:2,S"))
@@ -527,12 +533,10 @@ def test_folder_made_through_the_mount_handed_back(wtmp, mounts, fmt):
     in any folder of Dovecot's: no resync, after one, and on the next
     mount the same."""
     root, da = dovecot_store(wtmp, fmt)
-    by_uid = {int(m["uid"]): m["guid"]
-              for m in da.fetch("uid guid", "mailbox", "INBOX")}
+    by_uid = inbox_guids(da)
     mnt = os.path.join(wtmp, "mnt")
     m = mounts(root, mnt, "takeover")
-    for sub in ("", "/cur", "/new", "/tmp"):
-        os.mkdir(os.path.join(mnt, ".New" + sub))
+    make_folder(mnt, ".New")
     deliver(mnt, ".New", "d1", "new/d1")
     names = names_by_guid(mnt)
     os.rename(os.path.join(mnt, *names[by_uid[1]]),
@@ -783,8 +787,7 @@ def test_changes_in_a_renamed_folder_handed_back(wtmp, mounts, fmt, layout):
     folder made anew under the old name is a mailbox of its own; a folder
     made through the mount is renamed or removed for Dovecot too."""
     root, da = folders_store(wtmp)(fmt)
-    by_uid = {int(m["uid"]): m["guid"]
-              for m in da.fetch("uid guid", "mailbox", "INBOX")}
+    by_uid = inbox_guids(da)
     mnt = os.path.join(wtmp, "mnt")
     opts = ["takeover"] + (["layout=fs"] if layout == "fs" else [])
     m = mounts(root, mnt, *opts)
