@@ -45,6 +45,17 @@ static int rename_msg(struct dboxfs *fs, const struct dbox_msg *m,
 	if (dst->sub == SUB_NEW)
 		dir = info != NULL ? DBOX_DIR_NEW_INFO : DBOX_DIR_NEW;
 	dbox_maildir_info_parse(info, false, &flags, &kw);
+	*new_ino_r = view_ino_msg(m->mailbox_id, m->uid);
+	/* within the folder (a flag change): the index keeps names unique
+	 * per directory, so the update fails with EEXIST only if another
+	 * message has the target's name; that one is looked up only then
+	 * (one index read less per flag change) */
+	if (dst->box == m->mailbox_id) {
+		ret = dbox_msg_update(fs->store, m->mailbox_id, m->uid, flags,
+				      kw, dir, base, &err);
+		if (ret != -EEXIST)
+			return ret;
+	}
 	/* rename(2) replaces an existing target (the message with the name
 	 * this one gets): in the same mailbox in the same transaction; a
 	 * move expunges it first */

@@ -329,6 +329,52 @@ def test_file_open_in_cur_at_crash_ro_mount(wtmp, mounts, fmt):
     assert dboxctl("check", store).returncode == 0
 
 
+def wal_frames(store):
+    """(salt, frames) of the index's WAL: the salt changes when SQLite
+    starts the log over."""
+    with open(os.path.join(store, "dboxfs", "index.sqlite-wal"), "rb") as f:
+        head = f.read(32)
+        size = os.fstat(f.fileno()).st_size
+    page = int.from_bytes(head[8:12], "big")
+    return head[16:24], (size - 32) // (24 + page)
+
+
+def test_flag_rename_writes_only_the_pages_it_changes(wtmp, mounts):
+    """A flag change within a folder commits the message's row, its name's
+    index entry, the folder's change time and the change counter: four
+    pages of the WAL, not five (its base's index entry stays as it is);
+    renamed onto another message's name it replaces that one."""
+    store = new_store(wtmp, "mdbox")
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt)
+    dfd = os.open(os.path.join(mnt, "new"), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for i in range(22):
+            with open(os.path.join(mnt, "tmp", "m%d" % i), "wb") as f:
+                f.write(payload("m%d" % i))
+                os.fsync(f.fileno())
+            os.rename(os.path.join(mnt, "tmp", "m%d" % i),
+                      os.path.join(mnt, "cur", "m%d:2,S" % i))
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+    salt, before = wal_frames(store)
+    for i in range(20):
+        os.rename(os.path.join(mnt, "cur", "m%d:2,S" % i),
+                  os.path.join(mnt, "cur", "m%d:2,FS" % i))
+    salt_after, after = wal_frames(store)
+    assert salt_after == salt
+    assert after - before == 4 * 20
+    os.rename(os.path.join(mnt, "cur", "m20:2,S"),
+              os.path.join(mnt, "cur", "m21:2,S"))
+    assert names_in(mnt, "cur") == sorted(
+        ["m%d:2,FS" % i for i in range(20)] + ["m21:2,S"])
+    assert read(os.path.join(mnt, "cur", "m21:2,S")) == payload("m20")
+    m.stop()
+    assert sorted(r["base"] for r in ls_messages(store, "INBOX")) == sorted(
+        ["m%d" % i for i in range(20)] + ["m21"])
+
+
 @pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
 def test_flags_moves_expunge(wtmp, mounts, fmt):
     store = new_store(wtmp, fmt)

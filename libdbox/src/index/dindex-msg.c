@@ -35,6 +35,12 @@ static const char sql_set_flags[] = "UPDATE messages SET flags = ?3, "
 static const char sql_set_name[] = "UPDATE messages SET base = ?3, "
 	"flags = ?4, keywords = ?5, in_new = ?6, new_info = ?7 "
 	"WHERE mailbox_id = ?1 AND uid = ?2";
+/* the name without its base: SQLite rewrites an index whose column an
+ * UPDATE sets, even to the same value (messages_by_base: one page more
+ * per flag change) */
+static const char sql_set_info[] = "UPDATE messages SET flags = ?3, "
+	"keywords = ?4, in_new = ?5, new_info = ?6 "
+	"WHERE mailbox_id = ?1 AND uid = ?2";
 static const char sql_set_received[] = "UPDATE messages SET received = ?3,"
 	" received_ns = ?4 WHERE mailbox_id = ?1 AND uid = ?2";
 static const char sql_set_mode[] = "UPDATE messages SET mode = ?3 "
@@ -282,21 +288,25 @@ int dindex_msg_set_name(struct dindex *idx, int64_t mailbox_id, uint32_t uid,
 			const char *base, uint32_t flags, uint32_t keywords,
 			bool in_new, bool new_info, struct dbox_err *err)
 {
-	sqlite3_stmt *st = row_stmt(idx, DSTMT_MSG_SET_NAME, sql_set_name,
-				    mailbox_id, uid, err);
-	int ret;
+	sqlite3_stmt *st = base != NULL ?
+		row_stmt(idx, DSTMT_MSG_SET_NAME, sql_set_name, mailbox_id,
+			 uid, err) :
+		row_stmt(idx, DSTMT_MSG_SET_INFO, sql_set_info, mailbox_id,
+			 uid, err);
+	int n = 3, ret;
 
 	if (st == NULL)
 		return -EIO;
-	sqlite3_bind_text(st, 3, base, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, flags);
-	sqlite3_bind_int64(st, 5, keywords);
-	sqlite3_bind_int(st, 6, in_new);
-	sqlite3_bind_int(st, 7, new_info);
+	if (base != NULL)
+		sqlite3_bind_text(st, n++, base, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, n++, flags);
+	sqlite3_bind_int64(st, n++, keywords);
+	sqlite3_bind_int(st, n++, in_new);
+	sqlite3_bind_int(st, n, new_info);
 	ret = update_row(idx, st, err);
 	if (ret == -EEXIST)
-		return dbox_fail(err, -EEXIST, "a message of the same name as "
-				 "%s exists", base);
+		return dbox_fail(err, -EEXIST, "a message of the same name "
+				 "exists (uid %u renamed)", uid);
 	return ret;
 }
 

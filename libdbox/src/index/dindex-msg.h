@@ -42,7 +42,8 @@ int dindex_msg_delete(struct dindex *idx, int64_t mailbox_id, uint32_t uid,
 /* A message's maildir name (base, flags, keywords, new/ or cur/) in one
  * statement: names are unique per directory, which a change of one part
  * at a time could break halfway.  -EEXIST if another message of the
- * directory has the resulting name, -ENOENT if there is no such row. */
+ * directory has the resulting name, -ENOENT if there is no such row.
+ * base NULL: the row keeps its base. */
 int dindex_msg_set_name(struct dindex *idx, int64_t mailbox_id, uint32_t uid,
 			const char *base, uint32_t flags, uint32_t keywords,
 			bool in_new, bool new_info, struct dbox_err *err);

@@ -215,15 +215,17 @@ static int end_update(struct dbox_store *store, int ret, int64_t mailbox_id,
 /* A message's maildir name (base, flags, keywords, new/ or cur/) in one
  * statement: the index keeps names unique per directory, which a change
  * of one part at a time could break halfway. */
-static int set_name(struct dbox_store *store, int64_t mailbox_id,
-		    uint32_t uid, const char *base, uint32_t flags,
-		    uint32_t keywords, enum dbox_maildir_dir dir,
-		    struct dbox_err *err)
+static int set_name(struct dbox_store *store, const struct dbox_msg *old,
+		    const char *base, uint32_t flags, uint32_t keywords,
+		    enum dbox_maildir_dir dir, struct dbox_err *err)
 {
 	if (base[0] == '\0' || strlen(base) > DBOX_NAME_MAX ||
 	    strchr(base, '/') != NULL || !dbox_meta_value_valid(base))
 		return dbox_fail(err, -EINVAL, "invalid maildir name");
-	return dindex_msg_set_name(store->idx, mailbox_id, uid, base,
+	/* a flag change keeps the base: not set again (its index entry
+	 * would be rewritten, one page more in the commit) */
+	return dindex_msg_set_name(store->idx, old->mailbox_id, old->uid,
+				   strcmp(base, old->base) != 0 ? base : NULL,
 				   flags & DBOX_FLAGS_MASK, keywords,
 				   dir != DBOX_DIR_CUR, dir == DBOX_DIR_NEW_INFO,
 				   err);
@@ -284,9 +286,8 @@ static int update_in_txn(struct dbox_store *store, int64_t mailbox_id,
 	int ret = dbox_msg_get(store, mailbox_id, uid, &old, err);
 
 	if (ret == 0)
-		ret = set_name(store, mailbox_id, uid,
-			       base != NULL ? base : old.base, flags, keywords,
-			       dir, err);
+		ret = set_name(store, &old, base != NULL ? base : old.base,
+			       flags, keywords, dir, err);
 	if (ret == 0)
 		dbox_dovecot_back_flags(store, &old, flags, keywords);
 	return end_update(store, ret, mailbox_id, old.in_new || in_new,
