@@ -23,6 +23,8 @@ alternating:
   RSS           the daemon's VmRSS / VmHWM (/proc/PID/status) after the
                 listings, and after reading every message once
                 (`find cur -type f -exec cat {} +`, the last round only)
+  daemon CPU    user + system seconds of the daemon (/proc/PID/stat)
+                for each step on the mount, next to its time
 
 Medians over the rounds; ratios are to the native maildir in the same
 run.  The table goes into bench/RESULTS.md, section "Scale: N
@@ -113,6 +115,24 @@ def rss(pid):
     return out["VmRSS"], out["VmHWM"]
 
 
+def cpu(pid):
+    """CPU seconds (user + system) a process has used so far."""
+    if pid is None:
+        return 0.0
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def step(r, key, fn, pid=None):
+    """Times fn into r[key], and the daemon's CPU for it into
+    r[key + "_cpu"]."""
+    c = cpu(pid)
+    r[key] = secs(fn)
+    if pid is not None:
+        r[key + "_cpu"] = cpu(pid) - c
+
+
 class Mount:
     """A dboxfs mount of the store, timed from the start of the daemon
     to the first answered stat of cur/."""
@@ -136,12 +156,13 @@ class Mount:
                 raise RuntimeError("mount failed")
             time.sleep(0.002)
         self.secs = time.monotonic() - t
+        self.cpu = cpu(self.proc.pid)
 
     def close(self):
         umount(self.proc, self.mnt)
 
 
-def listing(root, middle):
+def listing(root, middle, pid=None):
     """(ls cold, ls warm, lines, find cold, find warm, found) on a tree
     whose caches were just dropped; the find runs after the ls on the
     same tree, cold after a second drop."""
@@ -149,8 +170,8 @@ def listing(root, middle):
     r = {}
     ls = "ls -l %s | wc -l" % cur
     fnd = "find %s -newer %s/%s | wc -l" % (cur, cur, middle)
-    r["ls_cold"] = secs(lambda: r.__setitem__("lines", sh(ls)))
-    r["ls_warm"] = secs(lambda: sh(ls))
+    step(r, "ls_cold", lambda: r.__setitem__("lines", sh(ls)), pid)
+    step(r, "ls_warm", lambda: sh(ls), pid)
     return r, fnd
 
 
@@ -167,8 +188,8 @@ def one_round(args, exe, store, native, mnt, middle, last):
     drop_caches()
     m = Mount(exe, store, mnt, args.opts)
     try:
-        r, fnd = listing(mnt, middle[1])
-        r["mount_cold"] = m.secs
+        r, fnd = listing(mnt, middle[1], m.proc.pid)
+        r["mount_cold"], r["mount_cold_cpu"] = m.secs, m.cpu
         r["rss_ls"], r["hwm_ls"] = rss(m.proc.pid)
     finally:
         m.close()
@@ -176,13 +197,14 @@ def one_round(args, exe, store, native, mnt, middle, last):
     drop_caches()
     m = Mount(exe, store, mnt, args.opts)
     try:
-        r["find_cold"] = secs(lambda: r.__setitem__("found", sh(fnd)))
-        r["find_warm"] = secs(lambda: sh(fnd))
+        step(r, "find_cold", lambda: r.__setitem__("found", sh(fnd)),
+             m.proc.pid)
+        step(r, "find_warm", lambda: sh(fnd), m.proc.pid)
         r["rss_find"], r["hwm_find"] = rss(m.proc.pid)
     finally:
         m.close()
     m = Mount(exe, store, mnt, args.opts)
-    r["mount_warm"] = m.secs
+    r["mount_warm"], r["mount_warm_cpu"] = m.secs, m.cpu
     m.close()
     res["dboxfs"] = r
     cat = "find %s -type f -exec cat {} + | wc -c"
@@ -191,8 +213,8 @@ def one_round(args, exe, store, native, mnt, middle, last):
         m = Mount(exe, store, mnt, args.opts)
         try:
             sh("ls -l %s/cur | wc -l" % mnt)
-            r["read"] = secs(lambda: r.__setitem__(
-                "bytes", sh(cat % os.path.join(mnt, "cur"))))
+            step(r, "read", lambda: r.__setitem__(
+                "bytes", sh(cat % os.path.join(mnt, "cur"))), m.proc.pid)
             r["rss_read"], r["hwm_read"] = rss(m.proc.pid)
         finally:
             m.close()
@@ -235,8 +257,10 @@ def report(args, rounds, prep, started):
         n = med(rounds, "native", nk) if nk else None
         if d is None:
             continue
-        out.append("| %s | %s | %.3f | %s | %s |" % (
+        c = med(rounds, "dboxfs", dk + "_cpu")
+        out.append("| %s | %s | %.3f%s | %s | %s |" % (
             label, "%.3f" % n if n is not None else "-", d,
+            " (daemon CPU %.1f)" % c if c is not None else "",
             "%.2f" % (d / n) if n else "-", goal))
     for label, k in (("after ls -l", "ls"), ("after find -newer", "find"),
                      ("after reading all", "read")):
