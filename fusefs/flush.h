@@ -23,6 +23,9 @@
  *   record is not intact, so that no row points at lost bytes (SQLite's
  *   WAL keeps a commit whole or drops it, checksummed frames);
  *   -o sync: the record is synced before the commit, nothing is marked;
+ *   a marked message renamed onto another message's name has its
+ *   record synced before the one it replaces goes (rename.c,
+ *   dbox_msg_sync_record): a cut must not drop it once that one is gone;
  * - the spool file a delivery came from (tmp/X, or a file closed in cur/
  *   or new/) is not removed at the commit but moved to the pending/
  *   directory beside the spool as "BOX.UID.NAME", and removed only after

@@ -175,6 +175,19 @@ static uint64_t vdir_id(const struct folder_list *fl, const char *name,
 	return id != 0 ? id : vdirs_hash_id(name, n);
 }
 
+/* A parent that is a mailbox now (made by another program): its plain
+ * files are the folder's, as in a directory that became a maildir; then
+ * its entry goes (it stays while a file could not move). */
+static bool drop_vdir(const struct folder_list *fl, const char *dir,
+		      const char *name)
+{
+	for (size_t i = 0; i < fl->count; i++) {
+		if (strcmp(fl->boxes[i].name, name) == 0)
+			return vdirs_hand_over(dir, name, fl->boxes[i].id) == 0;
+	}
+	return false;
+}
+
 /* Makes the entries of the parents shown without one (the first
  * mailbox below each gives its time, which the parent showed so far)
  * and drops those of parents that are a mailbox now; whether any
@@ -188,7 +201,7 @@ static bool keep_vdirs(const struct folder_list *fl, const char *dir)
 
 	for (size_t i = 0; i < fl->vdir_count; i++) {
 		if (mailbox_at(fl, fl->vdirs[i].name, false) &&
-		    vdirs_remove(dir, fl->vdirs[i].name) == 0)
+		    drop_vdir(fl, dir, fl->vdirs[i].name))
 			changed = true;
 	}
 	for (size_t i = 0; i < fl->count; i++) {

@@ -44,14 +44,12 @@ static int folder_setattr(struct dboxfs *fs, const struct view_ino *v,
 }
 
 /* a mailbox's folder: its cur/ new/ tmp/ and dovecot-keywords are
- * reserved names; an fs-layout vdir has no backing area for files */
+ * reserved names */
 static int folder_may_create(struct dboxfs *fs, const struct view_ino *dir,
 			     const char *name)
 {
 	enum view_sub sub;
 
-	if (dir->kind == VK_VDIR)
-		return -EPERM;
 	if (folders_dir_mailbox(fs->layout, fs->inbox_id, dir) != 0 &&
 	    (view_sub_of_name(name, &sub) || strcmp(name, KWFILE_NAME) == 0))
 		return -EEXIST;
@@ -229,9 +227,11 @@ int node_folder_vdir_empty(struct dboxfs *fs, const struct view_ino *v,
 		ret = -ENOENT;
 	snprintf(full, sizeof(full), "%s%s%s", prefix, depth > 0 ? "/" : "",
 		 name);
-	if (ret == 0 && folders_count_children(&fl, fs->layout, full,
-					       (unsigned int)depth + 1,
-					       fs->inbox_id) > 0)
+	if (ret == 0 && (folders_count_children(&fl, fs->layout, full,
+						(unsigned int)depth + 1,
+						fs->inbox_id) > 0 ||
+			 vdirs_has_files(dbox_store_files_dir(fs->store),
+					 full)))
 		ret = -ENOTEMPTY;
 	folders_free(&fl);
 	return ret;
@@ -306,6 +306,25 @@ static int folder_rename(fuse_req_t req, const struct view_ino *dir,
 	    view_sub_of_name(name, &sub))
 		return -EPERM;
 	return rename_entry(req, dir, name, newparent, dst, newname, flags);
+}
+
+/* an fs-layout vdir's plain files are in its entry in files/vdirs (a
+ * read-write mount makes a missing one), a folder's in its area */
+static int folder_area(struct dboxfs *fs, const struct view_ino *v,
+		       int *dirfd_r, enum backing_area *area_r, int64_t *box_r)
+{
+	char prefix[DBOX_NAME_MAX * 4 + 1];
+	int ret;
+
+	if (v->kind != VK_VDIR)
+		return node_area_view(fs, v, dirfd_r, area_r, box_r);
+	ret = folder_prefix(fs, v, prefix, sizeof(prefix));
+	if (ret < 0)
+		return ret;
+	*area_r = AREA_FILES;
+	*box_r = 0;   /* no mailbox's: as the fs layout's root */
+	return vdirs_open(dbox_store_files_dir(fs->store), prefix,
+			  !fs->readonly, dirfd_r);
 }
 
 /* maildir++ keeps every folder in the root, the fs layout nests them */
@@ -383,7 +402,7 @@ const struct node_ops node_folder_ops = {
 	.file_into = rename_file_to_area,
 	.link_into = rename_link_to_area,
 	.mailbox_of = folder_mailbox_of,
-	.area = node_area_view,
+	.area = folder_area,
 	.getxattr = node_no_xattr,
 	.listxattr = node_no_xattrs,
 	.resolve = attr_resolve_folder,

@@ -254,3 +254,106 @@ void vdirs_set_times(const char *files_dir, const char *prefix,
 	make_dir(path);
 	utimensat(AT_FDCWD, path, tv, 0);
 }
+
+int vdirs_open(const char *files_dir, const char *prefix, bool make,
+	       int *fd_r)
+{
+	char path[PATH_MAX];
+	uint64_t id;
+	int ret = vdir_path(files_dir, prefix, path, sizeof(path));
+
+	if (ret < 0)
+		return ret;
+	*fd_r = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (*fd_r >= 0 || errno != ENOENT || !make)
+		return *fd_r >= 0 ? 0 : -errno;
+	ret = vdirs_make(files_dir, prefix, 0, &id);
+	if (ret < 0 && ret != -EEXIST)
+		return ret;
+	*fd_r = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	return *fd_r >= 0 ? 0 : -errno;
+}
+
+bool vdirs_has_files(const char *files_dir, const char *prefix)
+{
+	char path[PATH_MAX];
+	struct dirent *e;
+	bool found = false;
+	DIR *d;
+
+	if (vdir_path(files_dir, prefix, path, sizeof(path)) < 0 ||
+	    (d = opendir(path)) == NULL)
+		return false;
+	while (!found && (e = readdir(d)) != NULL)
+		found = strcmp(e->d_name, ".") != 0 &&
+			strcmp(e->d_name, "..") != 0;
+	closedir(d);
+	return found;
+}
+
+/* The entries of directory `from` into directory `to`, none replaced. */
+static int move_entries(const char *from, const char *to)
+{
+	int ret = 0, to_fd = open(to, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	struct dirent *e;
+	DIR *d = to_fd >= 0 ? opendir(from) : NULL;
+
+	if (d == NULL) {
+		ret = -errno;
+		if (to_fd >= 0)
+			close(to_fd);
+		return ret;
+	}
+	while ((e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if (renameat2(dirfd(d), e->d_name, to_fd, e->d_name,
+			      RENAME_NOREPLACE) < 0 && ret == 0)
+			ret = -errno;
+	}
+	closedir(d);
+	close(to_fd);
+	return ret;
+}
+
+/* A folder's area made as backing.c makes one (mtime 0: no change of
+ * the view yet), under another name first. */
+static int make_area(const char *to)
+{
+	struct timespec zero[2] = { { 0, 0 }, { 0, 0 } };
+	char tmp[PATH_MAX + 32];
+
+	if (access(to, F_OK) == 0)
+		return 0;
+	snprintf(tmp, sizeof(tmp), "%s.mk%ld", to, (long)gettid());
+	if (mkdir(tmp, 0700) < 0)
+		return -errno;
+	utimensat(AT_FDCWD, tmp, zero, 0);
+	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, to, RENAME_NOREPLACE) < 0) {
+		int ret = errno == EEXIST ? 0 : -errno;
+
+		rmdir(tmp);
+		return ret;
+	}
+	return 0;
+}
+
+int vdirs_hand_over(const char *files_dir, const char *prefix, int64_t box)
+{
+	char path[PATH_MAX], to[PATH_MAX];
+	int ret = vdir_path(files_dir, prefix, path, sizeof(path));
+
+	if (ret < 0)
+		return ret;
+	if (!vdirs_has_files(files_dir, prefix))
+		return rmdir(path) == 0 ? 0 : -errno;
+	if (snprintf(to, sizeof(to), "%s/%lld", files_dir, (long long)box) >=
+	    (int)sizeof(to))
+		return -ENAMETOOLONG;
+	ret = make_area(to);
+	if (ret == 0)
+		ret = move_entries(path, to);
+	if (ret == 0 && rmdir(path) < 0)
+		ret = -errno;
+	return ret;
+}

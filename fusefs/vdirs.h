@@ -1,7 +1,7 @@
 /* vdirs.h - the fs layout's parents that are no mailbox (A of A/B when
  * only A/B is one), kept in dboxfs's own area of the store.
  *
- * Each is an empty directory files/vdirs/NAME, NAME its mailbox-name
+ * Each is a directory files/vdirs/NAME, NAME its mailbox-name
  * prefix with '%' and '/' written %25 and %2F (one flat directory).  It
  * is what the parent is, as a directory on disk would be:
  *
@@ -11,7 +11,11 @@
  *   - its mtime is the parent's time (dirtime.c);
  *   - while it is there the parent is there, with or without folders
  *     below it (an empty A stays after rmdir A/B, as on ext4); rmdir of
- *     the empty parent removes it.
+ *     the empty parent removes it;
+ *   - the plain files clients keep in the parent are its files (the
+ *     parent's backing area, as files/<mailbox id> is a folder's): they
+ *     move with it, keep rmdir from removing it, and become the
+ *     folder's files when it becomes a mailbox (vdirs_hand_over).
  *
  * A read-write mount makes the entry of every parent it shows (with the
  * time of its first folder's creation).  A read-only mount makes none:
@@ -22,6 +26,7 @@
 #ifndef DBOXFS_VDIRS_H
 #define DBOXFS_VDIRS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -56,6 +61,18 @@ int vdirs_remove(const char *files_dir, const char *prefix);
 /* The parent `from` (and everything below it) is `to` now: the entries
  * move, so the parents keep their identities and times. */
 void vdirs_rename(const char *files_dir, const char *from, const char *to);
+/* An O_PATH descriptor of the entry of `prefix` (the parent's backing
+ * area); with make, the entry is made if missing (with the time of
+ * now).  -ENOENT without one, -ENAMETOOLONG if the name is too long. */
+int vdirs_open(const char *files_dir, const char *prefix, bool make,
+	       int *fd_r);
+/* Whether the entry of `prefix` holds plain files. */
+bool vdirs_has_files(const char *files_dir, const char *prefix);
+/* The parent `prefix` became mailbox `box`: its plain files move to
+ * that folder's area files_dir/BOX (made if missing), and the entry
+ * goes.  0, or -errno (a name
+ * the area has already stays in the entry, which then stays too). */
+int vdirs_hand_over(const char *files_dir, const char *prefix, int64_t box);
 /* mtime (ns) of the entry of `prefix`, 0 if it has none. */
 int64_t vdirs_mtime(const char *files_dir, const char *prefix);
 /* utimensat(2) of the entry of `prefix`, made if missing. */

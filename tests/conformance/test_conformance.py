@@ -756,6 +756,43 @@ def test_parent_no_mailbox_renamed(wtmp, mounts, fmt):
     p.run("remount")
     p.run("rename", "E", "G/E")                 # into the folder G
     p.run("remount")
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_parent_no_mailbox_holds_plain_files(wtmp, mounts, fmt):
+    """fs layout: a parent that is no mailbox (A of A/B, made before the
+    mount) holds plain files and directories as a directory on ext4:
+    created, written, renamed in it, to a folder and back, unlinked; they
+    keep it from rmdir (ENOTEMPTY) and from being replaced by a rename
+    (ENOTEMPTY), move with its rename, and stay across remounts (it
+    answered EPERM)."""
+    p = Pair(wtmp, mounts, "fs", fmt, boxes=["A/B", "C/D"])
+    p.run("create", "A/notes", b"first", 0o600, False)
+    p.run("pwrite", "A/notes", 5, b" second", False)
+    p.run("mkdir", "A/.cache", 0o700)
+    p.run("create", "A/.cache/db", b"x" * 3000, 0o600, False)
+    p.run("listdir", "A")
+    p.run("stat", "A")
+    p.run("remount")
+    p.run("rename", "A/notes", "A/notes.old")
+    p.run("rename", "A/notes.old", "A/B/notes")   # into the folder
+    p.run("rename", "A/B/notes", "A/notes")       # and back
+    for sub in ("cur", "new", "tmp"):
+        p.run("rmdir", "A/B/" + sub)
+    p.run("rmdir", "A/B")                       # A has only files now
+    p.run("rmdir", "A")                         # ENOTEMPTY
+    for sub in ("cur", "new", "tmp"):
+        p.run("rmdir", "C/D/" + sub)
+    p.run("rmdir", "C/D")                       # C is empty
+    p.run("rename", "C", "A")                   # ENOTEMPTY (A's files)
+    p.run("rename", "A", "E")                   # with its files
+    p.run("remount")
+    p.run("unlink", "E/notes")
+    p.run("unlink", "E/.cache/db")
+    p.run("rmdir", "E/.cache")
+    p.run("rmdir", "E")                         # empty now
+    p.run("listdir", "")
+    p.run("remount")
+
+
 # A reader lists a folder while another process changes it: every
 # untouched message is seen exactly once (spec 6), on both sides; the
 # final trees are then compared.

@@ -185,3 +185,39 @@ def test_parent_names_escaped_and_too_long(wtmp, mounts):
     os.rmdir(os.path.join(mnt, "p%2Fq"))
     assert os.listdir(mnt) == ["INBOX"]
     assert os.listdir(entry(store, "")) == []
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_parent_files_become_the_folders_files(wtmp, mounts, fmt):
+    """The plain files of a parent that is no mailbox are in its entry: a
+    read-only mount shows them; when another program makes the parent a
+    mailbox, they are that folder's plain files, as the files of a
+    directory that became a maildir; a parent with no entry (its name
+    too long for one) refuses them with a clear error."""
+    long = "%" * 100      # its entry's name: 300 characters
+    store = store_with(wtmp, fmt, "A/B", long + "/s")
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt, "layout=fs")
+    a = os.path.join(mnt, "A")
+    with open(os.path.join(a, "notes"), "wb") as f:
+        f.write(b"kept")
+    os.mkdir(os.path.join(a, ".d"))
+    with open(os.path.join(a, ".d", "x"), "wb") as f:
+        f.write(b"x" * 100)
+    assert sorted(os.listdir(a)) == [".d", "B", "notes"]
+    assert outcome(open, os.path.join(mnt, long, "f"), "wb") == \
+        errno.ENAMETOOLONG
+    m.stop()
+    m = mounts(store, mnt, "layout=fs", "ro")
+    assert sorted(os.listdir(a)) == [".d", "B", "notes"]
+    m.stop()
+    empty = make_maildir(os.path.join(wtmp, "empty"), {})
+    dboxctl("import", store, "A", empty)
+    m = mounts(store, mnt, "layout=fs")
+    assert sorted(os.listdir(a)) == [".d", "B", "cur", "new", "notes",
+                                     "tmp"]
+    with open(os.path.join(a, "notes"), "rb") as f:
+        assert f.read() == b"kept"
+    assert os.path.getsize(os.path.join(a, ".d", "x")) == 100
+    assert not os.path.exists(entry(store, "A"))
+    m.stop()

@@ -193,6 +193,52 @@ def test_flag_changes_in_a_row_while_listed(wtmp, mounts, fmt):
     assert dovecot_inbox(da) == states[-1]
 
 
+def info_of(mnt, guid):
+    """The flag letters of the mount's name of message guid (None while
+    Dovecot renames it: listed again)."""
+    try:
+        sub, n = names_by_guid(mnt)[guid]
+    except (FileNotFoundError, KeyError):
+        return None
+    return n.split(":2,", 1)[1] if ":2," in n else ""
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_passed_flag_kept_across_dovecots_changes(wtmp, mounts, fmt):
+    """The maildir P flag set through the mount: as over a native maildir,
+    Dovecot shows no flag for it (its maildir driver ignores P, and keeps
+    it in the name when it changes other flags), and the mount keeps it
+    across Dovecot's own later flag change of the message and across a
+    remount."""
+    root, da = dovecot_store(wtmp, fmt)
+    by_uid = inbox_guids(da)
+    before = dovecot_inbox(da)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    set_info(mnt, names_by_guid(mnt), by_uid[2], "PS")
+    assert info_of(mnt, by_uid[2]) == "PS"
+    want = {g: set(f) for g, f in before.items()}
+    want[by_uid[2]].add("\\Seen")
+    assert dovecot_inbox(da) == want
+    da("flags", "add", "\\Flagged", "mailbox", "INBOX", "uid", "2")
+    want[by_uid[2]].add("\\Flagged")
+    wait_for(lambda: "F" in (info_of(mnt, by_uid[2]) or ""), timeout=30,
+             what="Dovecot's flag on the mount")
+    assert info_of(mnt, by_uid[2]) == "FPS"
+    assert dovecot_inbox(da) == want
+    m.stop()
+    assert "not handed back" not in m.output()
+    m = mounts(root, mnt, "takeover")
+    assert info_of(mnt, by_uid[2]) == "FPS"
+    # a change of P alone through the mount writes nothing for Dovecot
+    set_info(mnt, names_by_guid(mnt), by_uid[2], "FS")
+    assert dovecot_inbox(da) == want
+    m.stop()
+    assert "not handed back" not in m.output()
+    da.force_resync()
+    assert dovecot_inbox(da) == want
+
+
 def stored_bytes(root):
     """Every byte of the store's message files."""
     data = b""

@@ -438,6 +438,84 @@ def test_unconfirmed_delivery_moved_keeps_its_check(wtmp, mounts):
     assert "record was not durable" in c.output()
 
 
+def make_maildir_folder(path):
+    os.mkdir(path)
+    for sub in ("cur", "new", "tmp"):
+        os.mkdir(os.path.join(path, sub))
+
+
+def cut_after(mounts, cal, store, mnt, setup, steps):
+    """setup() on a mount of cal and one of store (whole, durable), then
+    steps() on a mount of store that a power cut ends at its first
+    write or sync after them (counted on a mount of cal doing the same),
+    which unsynced writes to tmp/ files then bring."""
+    for root in (cal, store):
+        m = mounts(root, mnt)
+        setup()
+        m.stop()
+    m = mounts(cal, mnt, "fs=powercut:0/posix", "commit=3600")
+    steps()
+    m.stop()
+    upto = events_of(m.output())
+    m = mounts(store, mnt, "fs=powercut:%d/posix" % (upto + 1),
+               "commit=3600")
+    steps()
+    with pytest.raises(OSError):
+        for i in range(1000):
+            with open(os.path.join(mnt, "tmp", "f%d" % i), "wb") as f:
+                f.write(b"x")
+    assert m.stop() == 99
+
+
+@pytest.mark.parametrize("fmt", ["mdbox", "sdbox"])
+@pytest.mark.parametrize("where", ["same", "other"])
+def test_unconfirmed_delivery_renamed_onto_a_message_survives_a_cut(
+        wtmp, mounts, fmt, where):
+    """A delivery without fsync renamed within the commit interval onto
+    an existing message (of its folder: one transaction replacing it; of
+    another folder: an expunge, then the move) has its record made
+    durable before the message it replaces goes: after a cut that came
+    once the rename was durable (the index synced by a folder's
+    removal), the name shows the new bytes.  Before, the cut dropped the
+    unconfirmed row while the replaced message stayed gone: the name
+    showed nothing."""
+    cal, store = os.path.join(wtmp, "cal"), os.path.join(wtmp, "store")
+    mnt = os.path.join(wtmp, "mnt")
+    dboxctl("init", cal, "--format", fmt)
+    dboxctl("init", store, "--format", fmt)
+    old, data = b"Subject: old\n\nold body\n", b"Subject: new\n\nnew\n"
+    src = mnt if where == "same" else os.path.join(mnt, ".O")
+
+    def setup():
+        if where == "other":
+            make_maildir_folder(src)
+        with open(os.path.join(mnt, "tmp", "y"), "wb") as f:
+            f.write(old)
+        os.rename(os.path.join(mnt, "tmp", "y"),
+                  os.path.join(mnt, "new", "y"))
+
+    def deliver_rename_sync():
+        with open(os.path.join(src, "tmp", "x1"), "wb") as f:
+            f.write(data)
+        os.rename(os.path.join(src, "tmp", "x1"),
+                  os.path.join(src, "new", "x1"))
+        os.rename(os.path.join(src, "new", "x1"),
+                  os.path.join(mnt, "new", "y"))
+        os.mkdir(os.path.join(mnt, ".T"))
+        os.rmdir(os.path.join(mnt, ".T"))
+    cut_after(mounts, cal, store, mnt, setup, deliver_rename_sync)
+    c = mounts(store, mnt)
+    try:
+        assert os.listdir(os.path.join(mnt, "new")) == ["y"]
+        assert read(os.path.join(mnt, "new", "y")) == data
+        for sub in ("cur", "new"):
+            assert os.listdir(os.path.join(src, sub)) == \
+                (["y"] if src == mnt and sub == "new" else [])
+        assert unconfirmed_rows(store) == 0
+    finally:
+        c.stop()
+
+
 def test_powercut_sync_keeps_the_old_promise(wtmp, mounts):
     """-o sync: a rename is durable when it returns; a cut right after it
     loses nothing (the writers never fsync a directory)."""

@@ -365,7 +365,8 @@ int dbox_msg_update(struct dbox_store *store, int64_t mailbox_id,
 		    struct dbox_err *err);
 /* dbox_msg_update onto the name of message replaced_uid of the same
  * mailbox: that one is expunged in the same index transaction, as
- * rename(2) replaces its target. */
+ * rename(2) replaces its target.  The record of message uid is made
+ * durable first (dbox_msg_sync_record). */
 int dbox_msg_replace(struct dbox_store *store, int64_t mailbox_id,
 		     uint32_t uid, uint32_t replaced_uid, uint32_t flags,
 		     uint32_t keywords, enum dbox_maildir_dir dir,
@@ -381,6 +382,13 @@ int dbox_msg_set_mode(struct dbox_store *store, int64_t mailbox_id,
 int dbox_msg_set_received(struct dbox_store *store, int64_t mailbox_id,
 			  uint32_t uid, int64_t received, int64_t received_ns,
 			  struct dbox_err *err);
+/* The record of a message whose row was committed unconfirmed (a
+ * delivery of a deferred_sync store, not yet flushed) made durable now;
+ * 0 at once for any other.  Before a change that must not be undone
+ * without it: a power cut would drop the unconfirmed row, and a message
+ * it replaced would be gone as well. */
+int dbox_msg_sync_record(struct dbox_store *store, int64_t mailbox_id,
+			 uint32_t uid, struct dbox_err *err);
 /* Expunge: removed from the index; sdbox file unlinked after the commit,
  * mdbox bytes left for dbox_store_purge. */
 int dbox_msg_expunge(struct dbox_store *store, int64_t mailbox_id,

@@ -14,6 +14,8 @@ static const char sql_confirm[] = "DELETE FROM unconfirmed WHERE seq <= ?1";
 static const char sql_carry[] = "INSERT INTO unconfirmed(mailbox_id, uid) "
 	"SELECT ?3, ?4 WHERE EXISTS (SELECT 1 FROM unconfirmed "
 	"WHERE mailbox_id = ?1 AND uid = ?2)";
+static const char sql_has[] = "SELECT 1 FROM unconfirmed "
+	"WHERE mailbox_id = ?1 AND uid = ?2 LIMIT 1";
 static const char sql_unmark[] = "DELETE FROM unconfirmed "
 	"WHERE mailbox_id = ?1 AND uid = ?2";
 
@@ -109,4 +111,20 @@ int dindex_unconfirmed_move(struct dindex *idx, int64_t mailbox_id,
 	sqlite3_bind_int64(st, 1, mailbox_id);
 	sqlite3_bind_int64(st, 2, uid);
 	return dindex_step_what(idx, st, "move mark", err);
+}
+
+int dindex_unconfirmed_has(struct dindex *idx, int64_t mailbox_id,
+			   uint32_t uid, struct dbox_err *err)
+{
+	sqlite3_stmt *st = dindex_prepare(idx, DSTMT_UNCONF_HAS, sql_has, err);
+	int ret;
+
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, uid);
+	ret = dindex_fetch_one(idx, st, NULL, NULL, "unconfirmed row", err);
+	if (ret == -ENOENT)
+		return 0;
+	return ret < 0 ? ret : 1;
 }

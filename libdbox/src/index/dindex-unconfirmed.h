@@ -37,6 +37,9 @@ int dindex_unconfirmed_each(struct dindex *idx, int64_t max,
 int dindex_unconfirmed_move(struct dindex *idx, int64_t mailbox_id,
 			    uint32_t uid, int64_t to_box, uint32_t to_uid,
 			    bool *carried_r, struct dbox_err *err);
+/* Whether message (mailbox_id, uid) has a mark: 1 yes, 0 no. */
+int dindex_unconfirmed_has(struct dindex *idx, int64_t mailbox_id,
+			   uint32_t uid, struct dbox_err *err);
 /* Deletes every mark with seq <= max. */
 int dindex_unconfirmed_confirm(struct dindex *idx, int64_t max,
 			       struct dbox_err *err);

@@ -460,6 +460,10 @@ static int sync_message(struct dbox_store *store, struct dovecot_box *b,
 		 dbox_msg_where(&old)->offset != dm->offset);
 	int ret;
 
+	/* P has no flag in Dovecot's index: Dovecot's maildir driver keeps
+	 * it in the name when it changes the others, so do we */
+	if (have)
+		flags |= old.flags & DBOX_FLAG_PASSED;
 	/* a maildir never moves a message back from cur/ to new/, and a
 	 * name in new/ has no keywords: an old message that the mount moved
 	 * to cur/ without flags (Dovecot still calls it \Recent) stays */

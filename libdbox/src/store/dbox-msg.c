@@ -318,7 +318,10 @@ int dbox_msg_replace(struct dbox_store *store, int64_t mailbox_id,
 
 	if (store->readonly)
 		return dbox_fail(err, -EROFS, "store is read-only");
-	ret = dindex_write_begin(store->idx, err);
+	/* undone after a power cut, it would have removed the other */
+	ret = dbox_msg_sync_record(store, mailbox_id, uid, err);
+	if (ret == 0)
+		ret = dindex_write_begin(store->idx, err);
 	if (ret < 0)
 		return ret;
 	ret = expunge_rows(store, mailbox_id, replaced_uid, &gone, path, err);
@@ -329,6 +332,14 @@ int dbox_msg_replace(struct dbox_store *store, int64_t mailbox_id,
 	ret = update_in_txn(store, mailbox_id, uid, flags, keywords, dir,
 			    base, err);
 	return ret < 0 ? ret : expunge_file(store, &gone, path, err);
+}
+
+int dbox_msg_sync_record(struct dbox_store *store, int64_t mailbox_id,
+			 uint32_t uid, struct dbox_err *err)
+{
+	if (store->readonly)
+		return 0;
+	return dbox_unconfirmed_sync_one(store, mailbox_id, uid, err);
 }
 
 int dbox_msg_set_flags(struct dbox_store *store, int64_t mailbox_id,
@@ -505,7 +516,9 @@ static int whole_copy(struct dbox_store *store, const struct dbox_msg *msg,
 /* A move that could not give the message's attachment files names its
  * destination's reader would find (dbox_attach_move: -EXDEV) writes it
  * whole there instead, its parts inline, under its GUID and received
- * time, and expunges it from its mailbox: one save transaction. */
+ * time, and expunges it from its mailbox: one save transaction, which
+ * (it expunges) syncs the new record before its commit, so it needs no
+ * unconfirmed mark (its source, a record Dovecot wrote, had none). */
 static int move_whole(struct dbox_store *store, const struct dbox_msg *msg,
 		      int64_t dest, uint32_t flags, uint32_t keywords,
 		      enum dbox_maildir_dir dir, const char *new_base,

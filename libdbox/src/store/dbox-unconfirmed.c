@@ -131,6 +131,24 @@ int dbox_unconfirmed_flush(struct dbox_store *store, struct dbox_err *err)
 	return ret;
 }
 
+int dbox_unconfirmed_sync_one(struct dbox_store *store, int64_t mailbox_id,
+			      uint32_t uid, struct dbox_err *err)
+{
+	struct dbox_msg m;
+	uint32_t last_file = 0;
+	int ret = dindex_unconfirmed_has(store->idx, mailbox_id, uid, err);
+
+	if (ret <= 0)
+		return ret;
+	ret = dindex_msg_get(store->idx, mailbox_id, uid, &m, err);
+	if (ret == -ENOENT)
+		return 0;   /* expunged since */
+	if (ret < 0)
+		return ret;
+	/* its mark stays: the next flush deletes it */
+	return sync_record(store, &m, &last_file, err);
+}
+
 /* ------------------------------------------------------ after a cut */
 
 /* The m.N of a dropped row takes no appends any more; one the cut took

@@ -113,6 +113,10 @@ struct dbox_store {
  * appends), as if its commit had not happened. */
 int dbox_unconfirmed_flush(struct dbox_store *store, struct dbox_err *err);
 int dbox_unconfirmed_recover(struct dbox_store *store, struct dbox_err *err);
+/* The record of one message made durable now if its row is marked (0:
+ * nothing to do); dbox_msg_sync_record. */
+int dbox_unconfirmed_sync_one(struct dbox_store *store, int64_t mailbox_id,
+			      uint32_t uid, struct dbox_err *err);
 /* At a read-only open: the check recover makes, writing nothing; the
  * rows it would drop are kept in store->hidden, so that the read-only
  * view is what the repair will leave.  hidden: whether a row is one of
