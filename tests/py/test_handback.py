@@ -416,12 +416,7 @@ def test_mdbox_delivery_onto_unsynced_map_is_left_to_resync(wtmp, mounts):
     mnt = os.path.join(wtmp, "mnt")
     m = mounts(root, mnt, "takeover")
     maplog = os.path.join(root, "storage", "dovecot.map.index.log")
-    with open(maplog, "ab") as f:
-        # an external HEADER_UPDATE of 4 bytes at offset 80 (0), with no
-        # tail-offset update after it: not synced by its backend
-        f.write(bytes([0x80, 0x80, 0x80, 0x84]) +
-                (0x10000020).to_bytes(4, "little") +
-                (80 | 4 << 16).to_bytes(4, "little") + bytes(4))
+    unsynced_map_change(root)
     size = os.path.getsize(maplog)
     data = deliver(mnt, "", "u1", "new/u1")
     shown = view_of(mnt, "INBOX")
@@ -491,16 +486,21 @@ def test_dovecots_log_lock_is_respected(wtmp, mounts, fmt):
 
 @pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
 def test_move_into_a_new_folder(wtmp, mounts, fmt):
-    """A message moved into a folder made through the mount (which Dovecot
-    has no index of) leaves Dovecot's INBOX, so that the mount does not
-    show it there again when it follows Dovecot's next change; it stays
-    in the new folder, also across a remount and Dovecot's purge (mdbox:
-    the map still counts it)."""
+    """A message moved into a folder that Dovecot had no index of (made
+    by an older mount: its index files gone) leaves Dovecot's INBOX, so
+    that the mount does not show it there again when it follows Dovecot's
+    next change, and is in Dovecot's view of the new folder at once (the
+    mount gave Dovecot an index of it when it opened the store); it stays
+    there after force-resync (mdbox: not back in INBOX, where it was first
+    saved), Dovecot's purge and a remount."""
     root, da = dovecot_store(wtmp, fmt)
     by_uid = inbox_guids(da)
     mnt = os.path.join(wtmp, "mnt")
     m = mounts(root, mnt, "takeover")
     make_folder(mnt, ".New")
+    m.stop()
+    drop_dovecot_index(root, "New")
+    m = mounts(root, mnt, "takeover")
     names = names_by_guid(mnt)
     os.rename(os.path.join(mnt, *names[by_uid[1]]),
               os.path.join(mnt, ".New", "cur", "moved:2,S"))
@@ -513,10 +513,15 @@ def test_move_into_a_new_folder(wtmp, mounts, fmt):
              timeout=30, what="Dovecot's flag on the mount")
     assert by_uid[1] not in view_of(mnt, "INBOX")
     assert view_of(mnt, "New") == {by_uid[1]: {"\\Seen"}}
+    shown = {box: view_of(mnt, box) for box in ("INBOX", "New")}
     m.stop()
-    assert by_uid[1] not in dovecot_inbox(da)
+    assert "not handed back" not in m.output()
+    assert {box: doveadm_flags_of(da, box) for box in shown} == shown
+    clean_resync(da)
+    assert {box: doveadm_flags_of(da, box) for box in shown} == shown
     if fmt == "mdbox":
         da("purge")
+        assert {box: doveadm_flags_of(da, box) for box in shown} == shown
     m = mounts(root, mnt, "takeover")
     assert by_uid[1] not in view_of(mnt, "INBOX")
     assert view_of(mnt, "New") == {by_uid[1]: {"\\Seen"}}
@@ -605,6 +610,130 @@ def test_folder_made_then_filled_at_once_handed_back(wtmp, fmt):
     texts = sorted(m["text"] for m in da.fetch("text", "mailbox", "Fresh"))
     assert texts == sorted([b"Subject: one\n\nbody one\n",
                             b"Subject: two\n\nbody two\n"]), texts
+
+
+def unsynced_map_change(root):
+    """Appends to Dovecot's map log a change its backend has not synced
+    (an external HEADER_UPDATE of 4 bytes at offset 80 (0), with no
+    tail-offset update after it): returns the log's size before."""
+    maplog = os.path.join(root, "storage", "dovecot.map.index.log")
+    size = os.path.getsize(maplog)
+    with open(maplog, "ab") as f:
+        f.write(bytes([0x80, 0x80, 0x80, 0x84]) +
+                (0x10000020).to_bytes(4, "little") +
+                (80 | 4 << 16).to_bytes(4, "little") + bytes(4))
+    return size
+
+
+def drop_dovecot_index(root, box):
+    """Dovecot's index files of box removed (its messages stay)."""
+    d = os.path.join(root, "mailboxes", box, "dbox-Mails")
+    gone = [n for n in os.listdir(d) if n.startswith("dovecot.index")]
+    assert "dovecot.index.log" in gone
+    for n in gone:
+        os.unlink(os.path.join(d, n))
+
+
+def older_mount_folder(wtmp, mounts, fmt):
+    """A folder Old as an older mount left it: made through a takeover
+    mount, a message of INBOX moved in (with \\Seen) and a keyword
+    Dovecot set on it, two deliveries (mdbox: not in Dovecot's map, whose
+    log had a change its backend had not synced meanwhile), then
+    Dovecot's index files of Old removed.  Returns (root, da, mnt,
+    INBOX's GUIDs by uid)."""
+    root, da = dovecot_store(wtmp, fmt)
+    by_uid = inbox_guids(da)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    make_folder(mnt, ".Old")
+    names = names_by_guid(mnt)
+    os.rename(os.path.join(mnt, *names[by_uid[1]]),
+              os.path.join(mnt, ".Old", "cur", "moved:2,S"))
+    chown_tree(root, *store_ids())
+    da("flags", "add", "$Label1", "mailbox", "Old", "uid", "1")
+
+    def labelled():
+        try:    # the name may show before dovecot-keywords names it
+            return "$Label1" in (view_polled(mnt, "Old") or {}).get(
+                by_uid[1], ())
+        except KeyError:
+            return False
+    wait_for(labelled, timeout=30, what="Dovecot's keyword on the mount")
+    size = unsynced_map_change(root) if fmt == "mdbox" else None
+    deliver(mnt, ".Old", "d1", "new/d1")
+    deliver(mnt, ".Old", "d2", "cur/d2:2,FS")
+    assert len(view_of(mnt, "Old")) == 3
+    m.stop()
+    if size is not None:
+        os.truncate(os.path.join(root, "storage", "dovecot.map.index.log"),
+                    size)
+    drop_dovecot_index(root, "Old")
+    return root, da, mnt, by_uid
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_folder_without_dovecots_index_handed_back(wtmp, mounts, fmt):
+    """A folder that Dovecot has no index of (one an older mount left)
+    gets Dovecot's index when a takeover mount opens the store, with the
+    messages the mount shows in it; what goes into it then (a move from
+    INBOX, a delivery) is handed back as into any folder of Dovecot's:
+    Dovecot lists exactly the mount's messages (uids, GUIDs, flags,
+    keywords, bytes), uidvalidity, GUID and uidnext with no resync;
+    force-resync keeps them (mdbox: the message moved in is not back in
+    INBOX), and so do a purge and the next mount."""
+    root, da, mnt, by_uid = older_mount_folder(wtmp, mounts, fmt)
+    m = mounts(root, mnt, "takeover")
+    names = names_by_guid(mnt)
+    os.rename(os.path.join(mnt, *names[by_uid[2]]),
+              os.path.join(mnt, ".Old", "cur", "moved2:2,R"))
+    deliver(mnt, ".Old", "d3", "cur/d3:2,S")
+    shown = {box: view_of(mnt, box) for box in ("INBOX", "Old")}
+    assert len(shown["Old"]) == 5 and len(shown["INBOX"]) == 3
+    assert shown["Old"][by_uid[1]] == {"\\Seen", "$Label1"}
+    texts = {box: uid_texts(folder_path(mnt, "maildir++", box))
+             for box in ("INBOX", "Old")}
+    m.stop()
+    assert "not handed back" not in m.output()
+    (guid, uv, uidnext), = index_rows(
+        root, "SELECT guid, uidvalidity, next_uid FROM mailboxes "
+        "WHERE name = 'Old'")
+    status = "guid=%s uidvalidity=%d uidnext=%d messages=5" % (
+        guid, uv, uidnext)
+
+    def check():
+        assert dovecot_list(da) == ["INBOX", "Old"]
+        assert {box: doveadm_flags_of(da, box) for box in shown} == shown
+        assert {box: {u: (g, t) for u, (g, _, t) in
+                      dovecot_box(da, box).items()} for box in texts} == texts
+        assert sorted(dovecot_status(da, "Old").split()) == \
+            sorted(status.split())
+    check()
+    clean_resync(da)
+    check()
+    if fmt == "mdbox":
+        da("purge")
+        check()
+    m = mounts(root, mnt, "takeover")
+    assert {box: view_of(mnt, box) for box in shown} == shown
+    m.stop()
+
+
+def uid_texts(folder):
+    """{uid: (guid, bytes)} of a folder of the mount."""
+    res = {}
+    for sub, n in all_names(folder):
+        path = os.path.join(folder, sub, n)
+        with open(path, "rb") as f:
+            res[int(os.getxattr(path, "user.dbox.uid"))] = (guid_of(path),
+                                                            f.read())
+    return res
+
+
+def doveadm_flags_of(da, box):
+    """{guid: flags and keywords} of box as Dovecot has them."""
+    chown_tree(da.root, *store_ids())
+    return doveadm_flags(da.fetch("uid flags mailbox guid", "mailbox",
+                                  box)).get(box, {})
 
 
 IMAP_FLAG = {"D": "\\Draft", "F": "\\Flagged", "R": "\\Answered",
