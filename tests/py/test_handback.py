@@ -434,6 +434,47 @@ def test_mdbox_delivery_onto_unsynced_map_is_left_to_resync(wtmp, mounts):
     m.stop()
 
 
+def test_deliveries_dovecot_had_not_indexed_handed_back(wtmp, mounts):
+    """mdbox: a delivery into a folder of Dovecot's that was not handed
+    back (Dovecot's map log had a change its backend had not synced) is
+    handed back when the next takeover mount opens the store; a message
+    moved into that folder then, and a delivery, are too (not left to a
+    resync): Dovecot shows exactly what the mount showed, with no resync,
+    after one, after a purge and on the next mount."""
+    root, da = dovecot_store(wtmp, "mdbox")
+    da("mailbox", "create", "Folder")
+    da("save", "-m", "Folder", input=b"Subject: f0\n\nin Folder\n")
+    by_uid = inbox_guids(da)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    size = unsynced_map_change(root)
+    deliver(mnt, ".Folder", "d1", "cur/d1:2,F")
+    m.stop()
+    assert "not handed back" in m.output()
+    os.truncate(os.path.join(root, "storage", "dovecot.map.index.log"),
+                size)
+    m = mounts(root, mnt, "takeover")
+    names = names_by_guid(mnt)
+    os.rename(os.path.join(mnt, *names[by_uid[1]]),
+              os.path.join(mnt, ".Folder", "cur", "moved:2,S"))
+    deliver(mnt, ".Folder", "d2", "new/d2")
+    shown = mount_all(mnt)
+    assert len(shown["INBOX"]) == 4 and len(shown["Folder"]) == 4
+    ours = mount_texts(mnt)
+    m.stop()
+    assert "not handed back" not in m.output()
+    for step in ("no resync", "force-resync", "purge"):
+        if step == "force-resync":
+            clean_resync(da)
+        elif step == "purge":
+            da("purge")
+        assert dovecot_all(da) == shown, step
+        assert dovecot_texts(da) == ours, step
+    m = mounts(root, mnt, "takeover")
+    assert mount_all(mnt) == shown
+    m.stop()
+
+
 def test_dboxctl_purge_leaves_dovecots_map_alone(wtmp, mounts):
     """A taken-over mdbox: messages expunged through the mount are purged
     by Dovecot (whose map points into the m.N files by offset), not by

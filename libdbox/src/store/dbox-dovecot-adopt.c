@@ -244,30 +244,6 @@ static int map_commit(struct adopt *a)
 				    a->err);
 }
 
-/* One extension's records of every message (as Dovecot's transaction
- * writes them: the appends first, then each extension's updates). */
-static void ext_recs(struct adopt *a, struct dovi_logwrite *w, bool guid)
-{
-	uint8_t rec[8];
-
-	dovi_logwrite_ext_intro_add(w, guid ? "guid" : "mdbox", 0, 0,
-				    guid ? 16 : 8, guid ? 1 : 4);
-	for (size_t i = 0; i < a->count; i++) {
-		const struct adopt_msg *m = &a->msgs[i];
-
-		if (guid && m->have_guid) {
-			dovi_logwrite_ext_rec_add(w, m->uid, m->guid, 16);
-		} else if (!guid) {
-			/* struct mdbox_mail_index_record: map_uid, save_date */
-			for (int k = 0; k < 4; k++) {
-				rec[k] = (uint8_t)(m->map_uid >> (8 * k));
-				rec[4 + k] = (uint8_t)(m->save_date >> (8 * k));
-			}
-			dovi_logwrite_ext_rec_add(w, m->uid, rec, sizeof(rec));
-		}
-	}
-}
-
 static void keyword_recs(struct adopt *a, struct dovi_logwrite *w)
 {
 	char *names[DBOX_MAX_KEYWORDS] = { 0 }, buf[DBOX_MAX_KEYWORDS * 256];
@@ -286,12 +262,65 @@ static void keyword_recs(struct adopt *a, struct dovi_logwrite *w)
 	}
 }
 
+/* One extension's records of every message (as Dovecot's transaction
+ * writes them: the appends first, then each extension's updates),
+ * introduced as idx has it (or as Dovecot registers it when it has none
+ * yet; left out when idx's records are too small for it). */
+static void ext_recs(struct adopt *a, struct dovi_logwrite *w,
+		     const struct dovi_index *idx, bool guid)
+{
+	const char *name = guid ? "guid" : "mdbox";
+	struct dovi_ext_info info = { 0, 0, guid ? 16 : 8, guid ? 1 : 4 };
+	uint16_t size = info.record_size;
+	uint8_t rec[8];
+
+	if (idx != NULL)
+		dovi_index_ext_info(idx, dovi_index_ext(idx, name), &info);
+	if (info.record_size < size)
+		return;
+	dovi_logwrite_ext_intro_add(w, name, info.reset_id, info.hdr_size,
+				    info.record_size, info.record_align);
+	for (size_t i = 0; i < a->count; i++) {
+		const struct adopt_msg *m = &a->msgs[i];
+
+		if (guid && m->have_guid) {
+			dovi_logwrite_ext_rec_add(w, m->uid, m->guid, size);
+		} else if (!guid) {
+			/* struct mdbox_mail_index_record: map_uid, save_date */
+			for (int k = 0; k < 4; k++) {
+				rec[k] = (uint8_t)(m->map_uid >> (8 * k));
+				rec[4 + k] = (uint8_t)(m->save_date >> (8 * k));
+			}
+			dovi_logwrite_ext_rec_add(w, m->uid, rec, size);
+		}
+	}
+}
+
+/* Every message: its append, then (mdbox) its map uid and GUID, then
+ * its keywords; the next uid raised to ours. */
+static void msg_recs(struct adopt *a, struct dovi_logwrite *w,
+		     const struct dovi_index *idx, uint32_t next_uid)
+{
+	uint32_t next = 1;
+
+	for (size_t i = 0; i < a->count; i++) {
+		dovi_logwrite_append_add(w, a->msgs[i].uid, a->msgs[i].flags);
+		next = a->msgs[i].uid + 1;
+	}
+	if (a->map != NULL) {
+		ext_recs(a, w, idx, false);
+		ext_recs(a, w, idx, true);
+	}
+	keyword_recs(a, w);
+	if (next_uid > next)
+		dovi_logwrite_header_add(w, HDR_NEXT_UID, next_uid);
+}
+
 /* The mailbox's first log: its GUID, uidvalidity, every message, next
  * uid as ours (above every uid we gave). */
 static int box_log(struct adopt *a, const struct dbox_mailbox *box)
 {
 	struct dovi_logwrite *w = dovi_logwrite_new();
-	uint32_t next = 1;
 	uint8_t guid[16];
 	char path[PATH_MAX];
 	int ret = w == NULL ? -ENOMEM : 0;
@@ -302,19 +331,8 @@ static int box_log(struct adopt *a, const struct dbox_mailbox *box)
 	if (ret == 0)
 		ret = dbox_dovecot_first_records(a->store, a->b->ds, w, guid,
 						 box->uidvalidity, a->err);
-	for (size_t i = 0; ret == 0 && i < a->count; i++) {
-		dovi_logwrite_append_add(w, a->msgs[i].uid, a->msgs[i].flags);
-		next = a->msgs[i].uid + 1;
-	}
-	if (ret == 0 && a->map != NULL) {
-		ext_recs(a, w, false);
-		ext_recs(a, w, true);
-	}
 	if (ret == 0) {
-		keyword_recs(a, w);
-		if (box->next_uid > next)
-			dovi_logwrite_header_add(w, HDR_NEXT_UID,
-						 box->next_uid);
+		msg_recs(a, w, NULL, box->next_uid);
 		ret = dbox_path(path, sizeof(path), "%s/dovecot.index.log",
 				dovi_mailbox_dir(a->b->db));
 	}
@@ -349,25 +367,109 @@ static int write_index(struct dbox_store *store, struct dovecot_box *b,
 	return ret;
 }
 
+static int count_one(void *ctx, const struct dbox_msg *msg)
+{
+	(void)msg;
+	*(bool *)ctx = true;
+	return 1;
+}
+
+/* Our messages of b above uid `after` appended onto its log as the
+ * follower last read it. */
+static int append_ours(struct adopt *a, const struct dbox_mailbox *box,
+		       uint32_t after)
+{
+	const struct dovi_index *idx = dovi_mailbox_index(a->b->db);
+	struct dovi_logwrite *w = NULL;
+	struct dovi_header hdr;
+	char path[PATH_MAX];
+	int ret = 0;
+
+	if (a->store->format == DBOX_FORMAT_MDBOX)
+		ret = map_begin(a);
+	if (ret == 0)
+		ret = dbox_msg_list(a->store, box->id, after, -1, 0, collect, a,
+				    a->err);
+	if (ret > 0)
+		ret = 0;
+	if (ret == 0 && a->map != NULL)
+		ret = map_commit(a);
+	if (ret == 0 && (w = dovi_logwrite_new()) == NULL)
+		ret = dbox_fail(a->err, -ENOMEM, "out of memory");
+	if (ret == 0) {
+		dovi_index_header(idx, &hdr);
+		/* a uid Dovecot gave since would make these appends ones it
+		 * refuses */
+		dovi_logwrite_expect(w, hdr.log_file_seq,
+				     hdr.log_file_head_offset,
+				     hdr.log_file_head_offset);
+		msg_recs(a, w, idx, box->next_uid);
+		ret = dbox_path(path, sizeof(path), "%s.log",
+				dovi_index_prefix(idx));
+	}
+	if (ret == 0)
+		ret = dovi_logwrite_commit(w, path, DBOX_DOVECOT_LOCK_MS,
+					   a->err);
+	dovi_logwrite_free(w);
+	return ret;
+}
+
+/* Deliveries into a mailbox Dovecot has that were not handed back (its
+ * log was locked, damaged or missing then; mdbox: its map log had a
+ * change its backend had not synced): our rows at or above Dovecot's
+ * next uid, appended as Dovecot's save would.  Else a move into it
+ * could not be handed back either (Dovecot speaks for every uid below
+ * its next one).  Returns 1 when there were some. */
+static int catch_up(struct dbox_store *store, struct dovecot_box *b,
+		    struct dbox_err *err)
+{
+	struct adopt a = { .store = store, .b = b, .err = err };
+	uint32_t next = dovi_mailbox_next_uid(b->db);
+	struct dbox_mailbox box;
+	bool any = false;
+	int ret = dbox_mailbox_get(store, b->id, &box, err);
+
+	if (ret < 0 || next == 0 ||
+	    dovi_mailbox_uid_validity(b->db) != box.uidvalidity ||
+	    dovi_index_error_count(dovi_mailbox_index(b->db)) > 0)
+		return ret;
+	/* (cheap when there are none: the map is read only if there are) */
+	ret = dbox_msg_list(store, b->id, next - 1, -1, 1, count_one, &any,
+			    err);
+	if (ret >= 0 && any)
+		ret = append_ours(&a, &box, next - 1);
+	dovi_logwrite_free(a.mapw);
+	free(a.ents);
+	free(a.msgs);
+	return ret < 0 ? ret : any;
+}
+
 int dbox_dovecot_adopt(struct dbox_store *store, struct dovecot_box *b,
 		       struct dbox_err *err)
 {
 	struct dbox_err werr = { 0 };
+	bool none;
 	int ret;
 
-	if (store->readonly || b->db == NULL || b->id == 0 ||
-	    dovi_mailbox_index(b->db) != NULL)
+	if (store->readonly || b->db == NULL || b->id == 0)
 		return 0;
-	ret = write_index(store, b, &werr);
-	if (ret < 0) {
+	none = dovi_mailbox_index(b->db) == NULL;
+	ret = none ? write_index(store, b, &werr) : catch_up(store, b, &werr);
+	if (ret < 0 && none)
 		dbox_log(DBOX_LOG_WARNING, "mailbox %s: not handed back to "
 			 "Dovecot, which has no index of it (it sees it after "
 			 "doveadm force-resync): %s", b->name,
 			 werr.msg[0] != '\0' ? werr.msg : strerror(-ret));
+	else if (ret < 0)
+		dbox_log(DBOX_LOG_WARNING, "mailbox %s: deliveries not handed "
+			 "back to Dovecot (it sees them after doveadm "
+			 "force-resync): %s", b->name,
+			 werr.msg[0] != '\0' ? werr.msg : strerror(-ret));
+	if (ret < 0 || (!none && ret == 0))
 		return 0;
-	}
-	dbox_log(DBOX_LOG_INFO, "mailbox %s: Dovecot's index of it made "
-		 "with the messages the mount shows", b->name);
+	dbox_log(DBOX_LOG_INFO, "mailbox %s: %s", b->name, none ?
+		 "Dovecot's index of it made with the messages the mount "
+		 "shows" : "deliveries Dovecot had not indexed handed back");
 	/* followed from it, as any mailbox of Dovecot's: changes nothing
 	 * of ours (same uidvalidity, the same list) */
 	ret = dovi_mailbox_refresh(b->db, NULL, err);
