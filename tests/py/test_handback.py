@@ -759,6 +759,57 @@ def test_folder_without_dovecots_index_handed_back(wtmp, mounts, fmt):
     m.stop()
 
 
+def test_folder_without_dovecots_index_while_map_locked(wtmp, mounts):
+    """mdbox: while a Dovecot process holds the lock of the map's log all
+    through the mount's start, the mount waits 2 s for it (its start
+    waits meanwhile), then says the folder is not handed back and writes
+    nothing (no log of the folder, the map's log as it was) and shows the
+    folder as before; the next mount, with the lock gone, hands it
+    back."""
+    root, da, mnt, by_uid = older_mount_folder(wtmp, mounts, "mdbox")
+    maplog = os.path.join(root, "storage", "dovecot.map.index.log")
+    with open(maplog, "r+b") as f:
+        before = f.read()
+        fcntl.lockf(f, fcntl.LOCK_EX)
+        try:
+            m = mounts(root, mnt, "takeover")
+        finally:
+            fcntl.lockf(f, fcntl.LOCK_UN)
+    shown = view_of(mnt, "Old")
+    assert len(shown) == 3
+    m.stop()
+    assert "mailbox Old: not handed back" in m.output()
+    with open(maplog, "rb") as f:
+        assert f.read() == before
+    assert not os.path.exists(os.path.join(root, "mailboxes", "Old",
+                                           "dbox-Mails", "dovecot.index.log"))
+    m = mounts(root, mnt, "takeover")
+    assert view_of(mnt, "Old") == shown
+    m.stop()
+    assert "not handed back" not in m.output()
+    assert doveadm_flags_of(da, "Old") == shown
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_folder_with_damaged_dovecot_index_left_alone(wtmp, mounts, fmt):
+    """A folder whose Dovecot index log is damaged (not one Dovecot can
+    read) is no folder without an index: the mount leaves Dovecot's files
+    of it as they are (Dovecot repairs its own) and still shows the
+    folder (sdbox: from its u.N files; mdbox: the store from its files
+    alone, as before)."""
+    root, da, mnt, by_uid = older_mount_folder(wtmp, mounts, fmt)
+    d = os.path.join(root, "mailboxes", "Old", "dbox-Mails")
+    with open(os.path.join(d, "dovecot.index.log"), "wb") as f:
+        f.write(b"not a log of Dovecot's\n" * 4)
+    files = {n: open(os.path.join(d, n), "rb").read() for n in os.listdir(d)}
+    m = mounts(root, mnt, "takeover")
+    assert len(view_of(mnt, "Old")) == 3
+    m.stop()
+    assert "Dovecot's index of it made" not in m.output()
+    assert {n: open(os.path.join(d, n), "rb").read()
+            for n in os.listdir(d)} == files
+
+
 def uid_texts(folder):
     """{uid: (guid, bytes)} of a folder of the mount."""
     res = {}

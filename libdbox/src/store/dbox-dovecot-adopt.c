@@ -28,6 +28,12 @@
 #include "store/dbox-msg-storage.h"
 #include "store/store-private.h"
 
+/* The store's start waits for Dovecot's locks (one mailbox after the
+ * other): a log that stays locked for this long is left, and so is
+ * the map for the other mailboxes (dv->map_busy); the next mount tries
+ * again. */
+#define ADOPT_LOCK_MS 2000
+
 /* Offset of next_uid in the index's base header (dovecot-index.md 2.2). */
 #define HDR_NEXT_UID 28
 
@@ -211,6 +217,9 @@ static int map_begin(struct adopt *a)
 {
 	struct dovi_header hdr = { 0 };
 
+	if (a->b->dv->map_busy)
+		return dbox_fail(a->err, -ETIMEDOUT, "Dovecot's map log was "
+				 "locked for over %d ms", ADOPT_LOCK_MS);
 	a->map = dovi_store_map(a->b->ds, a->err);
 	if (a->map == NULL)
 		return -ENOENT;
@@ -240,8 +249,9 @@ static int map_commit(struct adopt *a)
 			dovi_index_prefix(a->map));
 	if (ret < 0)
 		return dbox_fail(a->err, ret, "map path too long");
-	return dovi_logwrite_commit(a->mapw, path, DBOX_DOVECOT_LOCK_MS,
-				    a->err);
+	ret = dovi_logwrite_commit(a->mapw, path, ADOPT_LOCK_MS, a->err);
+	a->b->dv->map_busy |= ret == -ETIMEDOUT;
+	return ret;
 }
 
 static void keyword_recs(struct adopt *a, struct dovi_logwrite *w)
@@ -408,8 +418,7 @@ static int append_ours(struct adopt *a, const struct dbox_mailbox *box,
 				dovi_index_prefix(idx));
 	}
 	if (ret == 0)
-		ret = dovi_logwrite_commit(w, path, DBOX_DOVECOT_LOCK_MS,
-					   a->err);
+		ret = dovi_logwrite_commit(w, path, ADOPT_LOCK_MS, a->err);
 	dovi_logwrite_free(w);
 	return ret;
 }

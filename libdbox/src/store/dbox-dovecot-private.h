@@ -39,6 +39,7 @@ struct dbox_dovecot {
 	size_t count;
 	int inotify_fd;
 	bool unusable;             /* mdbox: a mailbox index cannot be read */
+	bool map_busy;             /* the map's log stayed locked (adopt) */
 };
 
 /* dbox-dovecot-record.c */
