@@ -759,6 +759,40 @@ def test_folder_without_dovecots_index_handed_back(wtmp, mounts, fmt):
     m.stop()
 
 
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_folder_directory_made_by_hand_handed_back(wtmp, mounts, fmt):
+    """A mailbox directory made in the store by another program (sdbox:
+    with a u.N file in it) is a folder Dovecot has no index of: the next
+    takeover mount gives it one with what the mount shows in it, so that
+    Dovecot lists the same, with the mount's uidvalidity and GUID, with
+    no resync and after one."""
+    root, da = dovecot_store(wtmp, fmt)
+    d = os.path.join(root, "mailboxes", "Hand", "dbox-Mails")
+    os.makedirs(d)
+    if fmt == "sdbox":
+        src = os.path.join(root, "mailboxes", "INBOX", "dbox-Mails", "u.1")
+        with open(src, "rb") as f, open(os.path.join(d, "u.1"), "wb") as g:
+            g.write(f.read())
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    shown = {box: view_of(mnt, box) for box in ("INBOX", "Hand")}
+    assert len(shown["Hand"]) == (1 if fmt == "sdbox" else 0)
+    m.stop()
+    assert "not handed back" not in m.output()
+    (guid, uv, uidnext), = index_rows(
+        root, "SELECT guid, uidvalidity, next_uid FROM mailboxes "
+        "WHERE name = 'Hand'")
+    status = "guid=%s uidvalidity=%d uidnext=%d messages=%d" % (
+        guid, uv, uidnext, len(shown["Hand"]))
+    for step in ("no resync", "force-resync"):
+        if step == "force-resync":
+            clean_resync(da)
+        assert dovecot_list(da) == ["Hand", "INBOX"]
+        assert {box: doveadm_flags_of(da, box) for box in shown} == shown
+        assert sorted(dovecot_status(da, "Hand").split()) == \
+            sorted(status.split()), step
+
+
 def test_folder_without_dovecots_index_while_map_locked(wtmp, mounts):
     """mdbox: while a Dovecot process holds the lock of the map's log all
     through the mount's start, the mount waits 2 s for it (its start
