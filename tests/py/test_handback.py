@@ -679,9 +679,9 @@ def older_mount_folder(wtmp, mounts, fmt):
     """A folder Old as an older mount left it: made through a takeover
     mount, a message of INBOX moved in (with \\Seen) and a keyword
     Dovecot set on it, two deliveries (mdbox: not in Dovecot's map, whose
-    log had a change its backend had not synced meanwhile), then
-    Dovecot's index files of Old removed.  Returns (root, da, mnt,
-    INBOX's GUIDs by uid)."""
+    log had a change its backend had not synced meanwhile), and a folder
+    Old2 with one delivery of the same kind, then Dovecot's index files
+    of both removed.  Returns (root, da, mnt, INBOX's GUIDs by uid)."""
     root, da = dovecot_store(wtmp, fmt)
     by_uid = inbox_guids(da)
     mnt = os.path.join(wtmp, "mnt")
@@ -703,12 +703,15 @@ def older_mount_folder(wtmp, mounts, fmt):
     size = unsynced_map_change(root) if fmt == "mdbox" else None
     deliver(mnt, ".Old", "d1", "new/d1")
     deliver(mnt, ".Old", "d2", "cur/d2:2,FS")
+    make_folder(mnt, ".Old2")
+    deliver(mnt, ".Old2", "d4", "cur/d4:2,S")
     assert len(view_of(mnt, "Old")) == 3
     m.stop()
     if size is not None:
         os.truncate(os.path.join(root, "storage", "dovecot.map.index.log"),
                     size)
     drop_dovecot_index(root, "Old")
+    drop_dovecot_index(root, "Old2")
     return root, da, mnt, by_uid
 
 
@@ -721,18 +724,20 @@ def test_folder_without_dovecots_index_handed_back(wtmp, mounts, fmt):
     Dovecot lists exactly the mount's messages (uids, GUIDs, flags,
     keywords, bytes), uidvalidity, GUID and uidnext with no resync;
     force-resync keeps them (mdbox: the message moved in is not back in
-    INBOX), and so do a purge and the next mount."""
+    INBOX), and so do a purge and the next mount; the same for a second
+    such folder (mdbox: the map written for both at the start)."""
     root, da, mnt, by_uid = older_mount_folder(wtmp, mounts, fmt)
     m = mounts(root, mnt, "takeover")
     names = names_by_guid(mnt)
     os.rename(os.path.join(mnt, *names[by_uid[2]]),
               os.path.join(mnt, ".Old", "cur", "moved2:2,R"))
     deliver(mnt, ".Old", "d3", "cur/d3:2,S")
-    shown = {box: view_of(mnt, box) for box in ("INBOX", "Old")}
+    shown = {box: view_of(mnt, box) for box in ("INBOX", "Old", "Old2")}
     assert len(shown["Old"]) == 5 and len(shown["INBOX"]) == 3
+    assert len(shown["Old2"]) == 1
     assert shown["Old"][by_uid[1]] == {"\\Seen", "$Label1"}
     texts = {box: uid_texts(folder_path(mnt, "maildir++", box))
-             for box in ("INBOX", "Old")}
+             for box in shown}
     m.stop()
     assert "not handed back" not in m.output()
     (guid, uv, uidnext), = index_rows(
@@ -742,7 +747,7 @@ def test_folder_without_dovecots_index_handed_back(wtmp, mounts, fmt):
         guid, uv, uidnext)
 
     def check():
-        assert dovecot_list(da) == ["INBOX", "Old"]
+        assert dovecot_list(da) == ["INBOX", "Old", "Old2"]
         assert {box: doveadm_flags_of(da, box) for box in shown} == shown
         assert {box: {u: (g, t) for u, (g, _, t) in
                       dovecot_box(da, box).items()} for box in texts} == texts
@@ -839,7 +844,7 @@ def test_folder_with_damaged_dovecot_index_left_alone(wtmp, mounts, fmt):
     m = mounts(root, mnt, "takeover")
     assert len(view_of(mnt, "Old")) == 3
     m.stop()
-    assert "Dovecot's index of it made" not in m.output()
+    assert "mailbox Old: Dovecot's index of it made" not in m.output()
     assert {n: open(os.path.join(d, n), "rb").read()
             for n in os.listdir(d)} == files
 

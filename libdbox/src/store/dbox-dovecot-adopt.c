@@ -216,6 +216,7 @@ static int map_refcounts(struct adopt *a)
 static int map_begin(struct adopt *a)
 {
 	struct dovi_header hdr = { 0 };
+	int ret;
 
 	if (a->b->dv->map_busy)
 		return dbox_fail(a->err, -ETIMEDOUT, "Dovecot's map log was "
@@ -223,6 +224,10 @@ static int map_begin(struct adopt *a)
 	a->map = dovi_store_map(a->b->ds, a->err);
 	if (a->map == NULL)
 		return -ENOENT;
+	/* with what the mailbox before this one wrote into it */
+	ret = dovi_index_refresh(a->map, NULL, a->err);
+	if (ret < 0)
+		return ret;
 	dovi_index_header(a->map, &hdr);
 	if (hdr.uid_validity == 0 || hdr.next_uid == 0)
 		return dbox_fail(a->err, -EBADMSG, "the map has no uids yet");
