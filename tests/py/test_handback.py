@@ -842,6 +842,32 @@ def test_folder_without_dovecots_index_while_map_locked(wtmp, mounts):
     assert doveadm_flags_of(da, "Old") == shown
 
 
+def test_folder_dovecot_is_indexing_left_to_it(wtmp, mounts):
+    """A folder without an index whose first log Dovecot is making as the
+    mount starts (its lock dovecot.index.log.newlock is there) is left to
+    Dovecot: the mount says it is not handed back, makes no log and
+    leaves Dovecot's lock; the next mount, the lock gone, hands it
+    back."""
+    root, da, mnt, by_uid = older_mount_folder(wtmp, mounts, "sdbox")
+    d = os.path.join(root, "mailboxes", "Old", "dbox-Mails")
+    lock = os.path.join(d, "dovecot.index.log.newlock")
+    with open(lock, "wb") as f:
+        f.write(b"%d:dovecot\n" % os.getpid())
+    m = mounts(root, mnt, "takeover")
+    shown = view_of(mnt, "Old")
+    m.stop()
+    assert "mailbox Old: not handed back" in m.output()
+    assert "Dovecot is making the log" in m.output()
+    assert os.path.exists(lock)
+    assert not os.path.exists(os.path.join(d, "dovecot.index.log"))
+    os.unlink(lock)
+    m = mounts(root, mnt, "takeover")
+    assert view_of(mnt, "Old") == shown
+    m.stop()
+    assert "not handed back" not in m.output()
+    assert doveadm_flags_of(da, "Old") == shown
+
+
 @pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
 def test_folder_with_damaged_dovecot_index_left_alone(wtmp, mounts, fmt):
     """A folder whose Dovecot index log is damaged (not one Dovecot can
