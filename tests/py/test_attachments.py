@@ -478,6 +478,59 @@ def test_moved_into_folder_made_by_the_mount(att_stores, mounts, wtmp):
     assert texts("NewF") == sorted(want.values())
 
 
+def test_moved_into_folder_an_older_mount_left(att_stores, mounts, wtmp):
+    """sdbox, taken over: a folder an older mount made (Dovecot's index
+    files of it gone) gets Dovecot's index when the mount opens the
+    store, with the folder's GUID: messages moved into it then keep
+    their parts in the attachment directory (their u.N names them, as
+    Dovecot's own copy does) rather than inline, and Dovecot reads them
+    whole, with no resync and after one."""
+    s = copy_store(att_stores["sdbox"], wtmp)
+    chown_tree(wtmp, *store_ids())
+    da = Doveadm(os.path.join(wtmp, "da"), s.root, s.fmt)
+    mnt = os.path.join(wtmp, "mnt")
+    opts = ("index=" + s.index, "attachment_dir=" + s.att, "takeover")
+    m = mounts(s.root, mnt, *opts)
+    for sub in ("", "cur", "new", "tmp"):
+        os.mkdir(os.path.join(mnt, ".OldF", sub))
+    stop_clean(m)
+    d = os.path.join(s.root, "mailboxes", "OldF", "dbox-Mails")
+    for n in os.listdir(d):
+        if n.startswith("dovecot.index"):
+            os.unlink(os.path.join(d, n))
+    m = mounts(s.root, mnt, *opts)
+    want = {}
+    for sub in ("cur", "new"):
+        for n in os.listdir(os.path.join(mnt, sub)):
+            with open(os.path.join(mnt, sub, n), "rb") as f:
+                want[n.split(":2,")[0]] = f.read()
+            os.rename(os.path.join(mnt, sub, n),
+                      os.path.join(mnt, ".OldF", "cur",
+                                   n.split(":2,")[0] + ":2,S"))
+    got = read_all(os.path.join(mnt, ".OldF"))
+    assert {n.split(":2,")[0]: v for n, v in got.items()} == \
+        {n: (len(t), t) for n, t in want.items()}, m.output()
+    stop_clean(m)
+    linked = 0
+    for n in os.listdir(d):
+        if n.startswith("u."):
+            with open(os.path.join(d, n), "rb") as f:
+                linked += b"\nX" in f.read().split(b"\n\x01\x03\n")[1]
+    assert linked == len(s.external_uids())
+    chown_tree(wtmp, *store_ids())
+
+    def texts():
+        uids = [int(x["uid"]) for x in json.loads(da(
+            *s.opts(), "-f", "json", "fetch", "uid", "mailbox",
+            "OldF").stdout)]
+        return sorted(da(*s.opts(), "-f", "pager", "fetch", "text",
+                         "mailbox", "OldF", "uid", str(uid)).stdout[
+                             len(b"text:\n"):] for uid in uids)
+    assert texts() == sorted(want.values())
+    da(*s.opts(), "force-resync", "*")
+    assert texts() == sorted(want.values())
+
+
 def test_move_into_folder_made_by_the_mount_missing_part(att_stores, mounts,
                                                          wtmp):
     """The same move of a message whose attachment file is gone: the

@@ -462,12 +462,7 @@ def test_mdbox_delivery_onto_unsynced_map_is_left_to_resync(wtmp, mounts):
     mnt = os.path.join(wtmp, "mnt")
     m = mounts(root, mnt, "takeover")
     maplog = os.path.join(root, "storage", "dovecot.map.index.log")
-    with open(maplog, "ab") as f:
-        # an external HEADER_UPDATE of 4 bytes at offset 80 (0), with no
-        # tail-offset update after it: not synced by its backend
-        f.write(bytes([0x80, 0x80, 0x80, 0x84]) +
-                (0x10000020).to_bytes(4, "little") +
-                (80 | 4 << 16).to_bytes(4, "little") + bytes(4))
+    unsynced_map_change(root)
     size = os.path.getsize(maplog)
     data = deliver(mnt, "", "u1", "new/u1")
     shown = view_of(mnt, "INBOX")
@@ -482,6 +477,60 @@ def test_mdbox_delivery_onto_unsynced_map_is_left_to_resync(wtmp, mounts):
     after = dovecot_inbox(da)
     m = mounts(root, mnt, "takeover")
     assert view_of(mnt, "INBOX") == after
+    m.stop()
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_deliveries_dovecot_had_not_indexed_handed_back(wtmp, mounts, fmt):
+    """A delivery into a folder of Dovecot's that was not handed back
+    (sdbox: the folder's log was locked for over 10 s; mdbox: Dovecot's
+    map log had a change its backend had not synced) is handed back when
+    the next takeover mount opens the store; a message
+    moved into that folder then, and a delivery, are too (not left to a
+    resync): Dovecot shows exactly what the mount showed, with no resync,
+    after one, after a purge and on the next mount."""
+    root, da = dovecot_store(wtmp, fmt)
+    da("mailbox", "create", "Folder")
+    da("save", "-m", "Folder", input=b"Subject: f0\n\nin Folder\n")
+    by_uid = inbox_guids(da)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    if fmt == "mdbox":
+        size = unsynced_map_change(root)
+        deliver(mnt, ".Folder", "d1", "cur/d1:2,F")
+    else:
+        with open(os.path.join(root, "mailboxes", "Folder", "dbox-Mails",
+                               "dovecot.index.log"), "r+b") as f:
+            fcntl.lockf(f, fcntl.LOCK_EX)
+            try:
+                deliver(mnt, ".Folder", "d1", "cur/d1:2,F")
+            finally:
+                fcntl.lockf(f, fcntl.LOCK_UN)
+    m.stop()
+    assert "a delivery not handed back" in m.output()
+    if fmt == "mdbox":
+        os.truncate(os.path.join(root, "storage", "dovecot.map.index.log"),
+                    size)
+    m = mounts(root, mnt, "takeover")
+    names = names_by_guid(mnt)
+    os.rename(os.path.join(mnt, *names[by_uid[1]]),
+              os.path.join(mnt, ".Folder", "cur", "moved:2,S"))
+    deliver(mnt, ".Folder", "d2", "new/d2")
+    shown = mount_all(mnt)
+    assert len(shown["INBOX"]) == 4 and len(shown["Folder"]) == 4
+    ours = mount_texts(mnt)
+    m.stop()
+    assert "not handed back" not in m.output()
+    for step in ("no resync", "force-resync", "purge")[
+            :3 if fmt == "mdbox" else 2]:
+        if step == "force-resync":
+            clean_resync(da)
+        elif step == "purge":
+            da("purge")
+        assert dovecot_all(da) == shown, step
+        assert dovecot_texts(da) == ours, step
+    m = mounts(root, mnt, "takeover")
+    assert mount_all(mnt) == shown
     m.stop()
 
 
@@ -537,16 +586,21 @@ def test_dovecots_log_lock_is_respected(wtmp, mounts, fmt):
 
 @pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
 def test_move_into_a_new_folder(wtmp, mounts, fmt):
-    """A message moved into a folder made through the mount (which Dovecot
-    has no index of) leaves Dovecot's INBOX, so that the mount does not
-    show it there again when it follows Dovecot's next change; it stays
-    in the new folder, also across a remount and Dovecot's purge (mdbox:
-    the map still counts it)."""
+    """A message moved into a folder that Dovecot had no index of (made
+    by an older mount: its index files gone) leaves Dovecot's INBOX, so
+    that the mount does not show it there again when it follows Dovecot's
+    next change, and is in Dovecot's view of the new folder at once (the
+    mount gave Dovecot an index of it when it opened the store); it stays
+    there after force-resync (mdbox: not back in INBOX, where it was first
+    saved), Dovecot's purge and a remount."""
     root, da = dovecot_store(wtmp, fmt)
     by_uid = inbox_guids(da)
     mnt = os.path.join(wtmp, "mnt")
     m = mounts(root, mnt, "takeover")
     make_folder(mnt, ".New")
+    m.stop()
+    drop_dovecot_index(root, "New")
+    m = mounts(root, mnt, "takeover")
     names = names_by_guid(mnt)
     os.rename(os.path.join(mnt, *names[by_uid[1]]),
               os.path.join(mnt, ".New", "cur", "moved:2,S"))
@@ -559,10 +613,15 @@ def test_move_into_a_new_folder(wtmp, mounts, fmt):
              timeout=30, what="Dovecot's flag on the mount")
     assert by_uid[1] not in view_of(mnt, "INBOX")
     assert view_of(mnt, "New") == {by_uid[1]: {"\\Seen"}}
+    shown = {box: view_of(mnt, box) for box in ("INBOX", "New")}
     m.stop()
-    assert by_uid[1] not in dovecot_inbox(da)
+    assert "not handed back" not in m.output()
+    assert {box: doveadm_flags_of(da, box) for box in shown} == shown
+    clean_resync(da)
+    assert {box: doveadm_flags_of(da, box) for box in shown} == shown
     if fmt == "mdbox":
         da("purge")
+        assert {box: doveadm_flags_of(da, box) for box in shown} == shown
     m = mounts(root, mnt, "takeover")
     assert by_uid[1] not in view_of(mnt, "INBOX")
     assert view_of(mnt, "New") == {by_uid[1]: {"\\Seen"}}
@@ -651,6 +710,246 @@ def test_folder_made_then_filled_at_once_handed_back(wtmp, fmt):
     texts = sorted(m["text"] for m in da.fetch("text", "mailbox", "Fresh"))
     assert texts == sorted([b"Subject: one\n\nbody one\n",
                             b"Subject: two\n\nbody two\n"]), texts
+
+
+def unsynced_map_change(root):
+    """Appends to Dovecot's map log a change its backend has not synced
+    (an external HEADER_UPDATE of 4 bytes at offset 80 (0), with no
+    tail-offset update after it): returns the log's size before."""
+    maplog = os.path.join(root, "storage", "dovecot.map.index.log")
+    size = os.path.getsize(maplog)
+    with open(maplog, "ab") as f:
+        f.write(bytes([0x80, 0x80, 0x80, 0x84]) +
+                (0x10000020).to_bytes(4, "little") +
+                (80 | 4 << 16).to_bytes(4, "little") + bytes(4))
+    return size
+
+
+def drop_dovecot_index(root, box):
+    """Dovecot's index files of box removed (its messages stay)."""
+    d = os.path.join(root, "mailboxes", box, "dbox-Mails")
+    gone = [n for n in os.listdir(d) if n.startswith("dovecot.index")]
+    assert "dovecot.index.log" in gone
+    for n in gone:
+        os.unlink(os.path.join(d, n))
+
+
+def older_mount_folder(wtmp, mounts, fmt):
+    """A folder Old as an older mount left it: made through a takeover
+    mount, a message of INBOX moved in (with \\Seen) and a keyword
+    Dovecot set on it, two deliveries (mdbox: not in Dovecot's map, whose
+    log had a change its backend had not synced meanwhile), and a folder
+    Old2 with one delivery of the same kind, then Dovecot's index files
+    of both removed.  Returns (root, da, mnt, INBOX's GUIDs by uid)."""
+    root, da = dovecot_store(wtmp, fmt)
+    by_uid = inbox_guids(da)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    make_folder(mnt, ".Old")
+    names = names_by_guid(mnt)
+    os.rename(os.path.join(mnt, *names[by_uid[1]]),
+              os.path.join(mnt, ".Old", "cur", "moved:2,S"))
+    chown_tree(root, *store_ids())
+    da("flags", "add", "$Label1", "mailbox", "Old", "uid", "1")
+
+    def labelled():
+        try:    # the name may show before dovecot-keywords names it
+            return "$Label1" in (view_polled(mnt, "Old") or {}).get(
+                by_uid[1], ())
+        except KeyError:
+            return False
+    wait_for(labelled, timeout=30, what="Dovecot's keyword on the mount")
+    size = unsynced_map_change(root) if fmt == "mdbox" else None
+    deliver(mnt, ".Old", "d1", "new/d1")
+    deliver(mnt, ".Old", "d2", "cur/d2:2,FS")
+    make_folder(mnt, ".Old2")
+    deliver(mnt, ".Old2", "d4", "cur/d4:2,S")
+    assert len(view_of(mnt, "Old")) == 3
+    m.stop()
+    if size is not None:
+        os.truncate(os.path.join(root, "storage", "dovecot.map.index.log"),
+                    size)
+    drop_dovecot_index(root, "Old")
+    drop_dovecot_index(root, "Old2")
+    return root, da, mnt, by_uid
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_folder_without_dovecots_index_handed_back(wtmp, mounts, fmt):
+    """A folder that Dovecot has no index of (one an older mount left)
+    gets Dovecot's index when a takeover mount opens the store, with the
+    messages the mount shows in it; what goes into it then (a move from
+    INBOX, a delivery) is handed back as into any folder of Dovecot's:
+    Dovecot lists exactly the mount's messages (uids, GUIDs, flags,
+    keywords, bytes), uidvalidity, GUID and uidnext with no resync;
+    force-resync keeps them (mdbox: the message moved in is not back in
+    INBOX), and so do a purge and the next mount; the same for a second
+    such folder (mdbox: the map written for both at the start)."""
+    root, da, mnt, by_uid = older_mount_folder(wtmp, mounts, fmt)
+    m = mounts(root, mnt, "takeover")
+    names = names_by_guid(mnt)
+    os.rename(os.path.join(mnt, *names[by_uid[2]]),
+              os.path.join(mnt, ".Old", "cur", "moved2:2,R"))
+    deliver(mnt, ".Old", "d3", "cur/d3:2,S")
+    shown = {box: view_of(mnt, box) for box in ("INBOX", "Old", "Old2")}
+    assert len(shown["Old"]) == 5 and len(shown["INBOX"]) == 3
+    assert len(shown["Old2"]) == 1
+    assert shown["Old"][by_uid[1]] == {"\\Seen", "$Label1"}
+    texts = {box: uid_texts(folder_path(mnt, "maildir++", box))
+             for box in shown}
+    m.stop()
+    assert "not handed back" not in m.output()
+    (guid, uv, uidnext), = index_rows(
+        root, "SELECT guid, uidvalidity, next_uid FROM mailboxes "
+        "WHERE name = 'Old'")
+    status = "guid=%s uidvalidity=%d uidnext=%d messages=5" % (
+        guid, uv, uidnext)
+
+    def check():
+        assert dovecot_list(da) == ["INBOX", "Old", "Old2"]
+        assert {box: doveadm_flags_of(da, box) for box in shown} == shown
+        assert {box: {u: (g, t) for u, (g, _, t) in
+                      dovecot_box(da, box).items()} for box in texts} == texts
+        assert sorted(dovecot_status(da, "Old").split()) == \
+            sorted(status.split())
+    check()
+    clean_resync(da)
+    check()
+    if fmt == "mdbox":
+        da("purge")
+        check()
+    m = mounts(root, mnt, "takeover")
+    assert {box: view_of(mnt, box) for box in shown} == shown
+    m.stop()
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_folder_directory_made_by_hand_handed_back(wtmp, mounts, fmt):
+    """A mailbox directory made in the store by another program (sdbox:
+    with a u.N file in it) is a folder Dovecot has no index of: the next
+    takeover mount gives it one with what the mount shows in it, so that
+    Dovecot lists the same, with the mount's uidvalidity and GUID, with
+    no resync and after one."""
+    root, da = dovecot_store(wtmp, fmt)
+    d = os.path.join(root, "mailboxes", "Hand", "dbox-Mails")
+    os.makedirs(d)
+    if fmt == "sdbox":
+        src = os.path.join(root, "mailboxes", "INBOX", "dbox-Mails", "u.1")
+        with open(src, "rb") as f, open(os.path.join(d, "u.1"), "wb") as g:
+            g.write(f.read())
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    shown = {box: view_of(mnt, box) for box in ("INBOX", "Hand")}
+    assert len(shown["Hand"]) == (1 if fmt == "sdbox" else 0)
+    m.stop()
+    assert "not handed back" not in m.output()
+    (guid, uv, uidnext), = index_rows(
+        root, "SELECT guid, uidvalidity, next_uid FROM mailboxes "
+        "WHERE name = 'Hand'")
+    status = "guid=%s uidvalidity=%d uidnext=%d messages=%d" % (
+        guid, uv, uidnext, len(shown["Hand"]))
+    for step in ("no resync", "force-resync"):
+        if step == "force-resync":
+            clean_resync(da)
+        assert dovecot_list(da) == ["Hand", "INBOX"]
+        assert {box: doveadm_flags_of(da, box) for box in shown} == shown
+        assert sorted(dovecot_status(da, "Hand").split()) == \
+            sorted(status.split()), step
+
+
+def test_folder_without_dovecots_index_while_map_locked(wtmp, mounts):
+    """mdbox: while a Dovecot process holds the lock of the map's log all
+    through the mount's start, the mount waits 2 s for it (its start
+    waits meanwhile), then says the folder is not handed back and writes
+    nothing (no log of the folder, the map's log as it was) and shows the
+    folder as before; the next mount, with the lock gone, hands it
+    back."""
+    root, da, mnt, by_uid = older_mount_folder(wtmp, mounts, "mdbox")
+    maplog = os.path.join(root, "storage", "dovecot.map.index.log")
+    with open(maplog, "r+b") as f:
+        before = f.read()
+        fcntl.lockf(f, fcntl.LOCK_EX)
+        try:
+            m = mounts(root, mnt, "takeover")
+        finally:
+            fcntl.lockf(f, fcntl.LOCK_UN)
+    shown = view_of(mnt, "Old")
+    assert len(shown) == 3
+    m.stop()
+    assert "mailbox Old: not handed back" in m.output()
+    with open(maplog, "rb") as f:
+        assert f.read() == before
+    assert not os.path.exists(os.path.join(root, "mailboxes", "Old",
+                                           "dbox-Mails", "dovecot.index.log"))
+    m = mounts(root, mnt, "takeover")
+    assert view_of(mnt, "Old") == shown
+    m.stop()
+    assert "not handed back" not in m.output()
+    assert doveadm_flags_of(da, "Old") == shown
+
+
+def test_folder_dovecot_is_indexing_left_to_it(wtmp, mounts):
+    """A folder without an index whose first log Dovecot is making as the
+    mount starts (its lock dovecot.index.log.newlock is there) is left to
+    Dovecot: the mount says it is not handed back, makes no log and
+    leaves Dovecot's lock; the next mount, the lock gone, hands it
+    back."""
+    root, da, mnt, by_uid = older_mount_folder(wtmp, mounts, "sdbox")
+    d = os.path.join(root, "mailboxes", "Old", "dbox-Mails")
+    lock = os.path.join(d, "dovecot.index.log.newlock")
+    with open(lock, "wb") as f:
+        f.write(b"%d:dovecot\n" % os.getpid())
+    m = mounts(root, mnt, "takeover")
+    shown = view_of(mnt, "Old")
+    m.stop()
+    assert "mailbox Old: not handed back" in m.output()
+    assert "Dovecot is making the log" in m.output()
+    assert os.path.exists(lock)
+    assert not os.path.exists(os.path.join(d, "dovecot.index.log"))
+    os.unlink(lock)
+    m = mounts(root, mnt, "takeover")
+    assert view_of(mnt, "Old") == shown
+    m.stop()
+    assert "not handed back" not in m.output()
+    assert doveadm_flags_of(da, "Old") == shown
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_folder_with_damaged_dovecot_index_left_alone(wtmp, mounts, fmt):
+    """A folder whose Dovecot index log is damaged (not one Dovecot can
+    read) is no folder without an index: the mount leaves Dovecot's files
+    of it as they are (Dovecot repairs its own) and still shows the
+    folder (sdbox: from its u.N files; mdbox: the store from its files
+    alone, as before)."""
+    root, da, mnt, by_uid = older_mount_folder(wtmp, mounts, fmt)
+    d = os.path.join(root, "mailboxes", "Old", "dbox-Mails")
+    with open(os.path.join(d, "dovecot.index.log"), "wb") as f:
+        f.write(b"not a log of Dovecot's\n" * 4)
+    files = {n: open(os.path.join(d, n), "rb").read() for n in os.listdir(d)}
+    m = mounts(root, mnt, "takeover")
+    assert len(view_of(mnt, "Old")) == 3
+    m.stop()
+    assert "mailbox Old: Dovecot's index of it made" not in m.output()
+    assert {n: open(os.path.join(d, n), "rb").read()
+            for n in os.listdir(d)} == files
+
+
+def uid_texts(folder):
+    """{uid: (guid, bytes)} of a folder of the mount."""
+    res = {}
+    for sub, n in all_names(folder):
+        path = os.path.join(folder, sub, n)
+        with open(path, "rb") as f:
+            res[int(os.getxattr(path, "user.dbox.uid"))] = (guid_of(path),
+                                                            f.read())
+    return res
+
+
+def doveadm_flags_of(da, box):
+    """{guid: flags and keywords} of box as Dovecot has them."""
+    chown_tree(da.root, *store_ids())
+    return doveadm_flags(da.fetch("uid flags mailbox guid", "mailbox",
+                                  box)).get(box, {})
 
 
 IMAP_FLAG = {"D": "\\Draft", "F": "\\Flagged", "R": "\\Answered",

@@ -546,8 +546,10 @@ int dovi_logwrite_create(struct dovi_logwrite *w, const char *path,
 	if (w->failed || w->count == 0 || w->synced)
 		return dbox_fail(err, -EINVAL, "%s: transaction not built",
 				 path);
-	ret = dbox_path(tmp, sizeof(tmp), "%s.dboxfs-%ld", path,
-			(long)getpid());
+	/* Dovecot's own lock on making a log (its dotlock .newlock, taken
+	 * with O_EXCL): Dovecot, waiting for it, then finds our log there
+	 * and uses it rather than renaming its own over it */
+	ret = dbox_path(tmp, sizeof(tmp), "%s.newlock", path);
 	if (ret < 0)
 		return dbox_fail(err, ret, "%s: path too long", path);
 	body = framed(w, &len);
@@ -560,9 +562,11 @@ int dovi_logwrite_create(struct dovi_logwrite *w, const char *path,
 	first_log_header(buf);
 	memcpy(buf + 40, body, len);
 	free(body);
-	unlink(tmp);   /* a leftover of ours */
 	ret = write_new(tmp, buf, 40 + len, err);
 	free(buf);
+	if (ret == -EEXIST)   /* Dovecot's: it is making the log now */
+		return dbox_fail(err, -EBUSY, "%s is there: Dovecot is making "
+				 "the log", tmp);
 	/* link, not rename: never replaces a log Dovecot made meanwhile */
 	if (ret == 0 && link(tmp, path) < 0)
 		ret = dbox_fail(err, -errno, "link %s: %m", path);

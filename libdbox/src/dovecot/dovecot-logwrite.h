@@ -90,10 +90,11 @@ int dovi_logwrite_commit(struct dovi_logwrite *w, const char *path,
 
 /* Makes the first log of a new mailbox at path with the transaction as
  * its first records (prev_file_seq 0: it starts from an empty index, as
- * Dovecot's own first log of a mailbox).  Written whole to a temporary
- * file, made durable, then linked into place: -EEXIST when a log is
- * there already (Dovecot made one meanwhile), and nobody ever reads a
- * log that lacks part of it. */
+ * Dovecot's own first log of a mailbox).  Written whole to Dovecot's
+ * lock file of a log being made (path.newlock, taken with O_EXCL as
+ * Dovecot takes it: -EBUSY while Dovecot holds it), made durable, then
+ * linked into place: -EEXIST when a log is there already (Dovecot made
+ * one meanwhile), and nobody ever reads a log that lacks part of it. */
 int dovi_logwrite_create(struct dovi_logwrite *w, const char *path,
 			 struct dbox_err *err);
 

@@ -20,10 +20,6 @@
 #include "store/dbox-dovecot-private.h"
 #include "store/store-private.h"
 
-/* Dovecot waits up to 3 minutes for its log lock; a mount that waits
- * holds its index write lock meanwhile, so it gives up sooner. */
-#define BACK_LOCK_TIMEOUT_MS 10000
-
 /* Offsets in the index's base header (dovecot-index.md 2.2). */
 #define HDR_UID_VALIDITY 24
 #define HDR_NEXT_UID 28
@@ -117,7 +113,7 @@ static int commit(struct dovecot_box *b, struct dovi_logwrite *w,
 	ret = dbox_path(path, sizeof(path), "%s.log",
 			dovi_index_prefix(dovi_mailbox_index(b->db)));
 	if (ret == 0)
-		ret = dovi_logwrite_commit(w, path, BACK_LOCK_TIMEOUT_MS, &err);
+		ret = dovi_logwrite_commit(w, path, DBOX_DOVECOT_LOCK_MS, &err);
 	if (ret < 0)
 		dbox_log(DBOX_LOG_WARNING, "mailbox %s: %s not handed back "
 			 "to Dovecot: %s", b->name, what,
@@ -253,7 +249,7 @@ static int map_ref(struct dovecot_box *b, uint32_t map_uid, int32_t diff)
 					    info.hdr_size, info.record_size,
 					    info.record_align);
 		dovi_logwrite_atomic_inc_add(w, map_uid, diff);
-		ret = dovi_logwrite_commit(w, path, BACK_LOCK_TIMEOUT_MS, &err);
+		ret = dovi_logwrite_commit(w, path, DBOX_DOVECOT_LOCK_MS, &err);
 	}
 	if (ret < 0)
 		dbox_log(DBOX_LOG_WARNING, "mailbox %s: the map's count of "
@@ -392,16 +388,19 @@ static bool map_intro(struct dovi_index *map, struct dovi_logwrite *w,
 	return true;
 }
 
-/* The records of w that add msg's m.N record to the map under map_uid
- * as Dovecot's mdbox save does: {file_id, offset, size} and one
- * reference; the map's highest file id raised to its m.N (else Dovecot
- * would make an m.N of its own under that name). */
-static int map_records(struct dovi_index *map, struct dovi_logwrite *w,
-		       const struct dbox_msg *msg, uint32_t map_uid,
-		       struct dbox_err *err)
+uint32_t dbox_dovecot_map_highest(const struct dovi_index *map)
+{
+	uint32_t highest, rebuild;
+
+	return dovi_index_map_hdr(map, &highest, &rebuild) ? highest :
+		UINT32_MAX;
+}
+
+int dbox_dovecot_map_records(struct dovi_index *map, struct dovi_logwrite *w,
+			     const struct dbox_msg *msg, uint32_t map_uid,
+			     uint32_t *highest, struct dbox_err *err)
 {
 	const struct dbox_msg_where *where = dbox_msg_where(msg);
-	uint32_t highest, rebuild;
 	uint8_t rec[12], ref[2] = { 1, 0 }, hdr[4];
 
 	if (where->offset > UINT32_MAX || where->compression != DBOX_COMP_NONE)
@@ -416,10 +415,10 @@ static int map_records(struct dovi_index *map, struct dovi_logwrite *w,
 	if (!map_intro(map, w, "map", sizeof(rec), err))
 		return -ENOENT;
 	dovi_logwrite_ext_rec_add(w, map_uid, rec, sizeof(rec));
-	if (dovi_index_map_hdr(map, &highest, &rebuild) &&
-	    where->file_id > highest) {
+	if (*highest != UINT32_MAX && where->file_id > *highest) {
 		le32(hdr, where->file_id);
 		dovi_logwrite_ext_hdr_add(w, 0, hdr, sizeof(hdr));
+		*highest = where->file_id;
 	}
 	if (!map_intro(map, w, "ref", sizeof(ref), err))
 		return -ENOENT;
@@ -438,6 +437,7 @@ static int map_append(struct dovecot_box *b, const struct dbox_msg *msg,
 	struct dovi_header hdr = { 0 };
 	char path[PATH_MAX];
 	struct dbox_err err = { 0 };
+	uint32_t highest = map != NULL ? dbox_dovecot_map_highest(map) : 0;
 	int ret = w == NULL ? -ENOMEM : 0;
 
 	if (ret == 0 && map == NULL)
@@ -454,10 +454,11 @@ static int map_append(struct dovecot_box *b, const struct dbox_msg *msg,
 		dovi_logwrite_expect(w, hdr.log_file_seq,
 				     hdr.log_file_head_offset,
 				     hdr.log_file_head_offset);
-		ret = map_records(map, w, msg, hdr.next_uid, &err);
+		ret = dbox_dovecot_map_records(map, w, msg, hdr.next_uid,
+					       &highest, &err);
 	}
 	if (ret == 0)
-		ret = dovi_logwrite_commit(w, path, BACK_LOCK_TIMEOUT_MS, &err);
+		ret = dovi_logwrite_commit(w, path, DBOX_DOVECOT_LOCK_MS, &err);
 	if (ret < 0)
 		dbox_log(DBOX_LOG_WARNING, "mailbox %s: a delivery not handed "
 			 "back to Dovecot (map): %s", b->name,
@@ -467,8 +468,7 @@ static int map_append(struct dovecot_box *b, const struct dbox_msg *msg,
 	return ret;
 }
 
-/* The binary form of a GUID of 32 hex digits; false if it is not one. */
-static bool guid_bin(const char *hex, uint8_t guid[16])
+bool dbox_dovecot_guid_bin(const char *hex, uint8_t guid[16])
 {
 	if (strlen(hex) != 32)
 		return false;
@@ -500,21 +500,20 @@ void dbox_dovecot_back_saved(struct dbox_store *store,
 		return;
 	dm.have_map_uid = true;
 	dm.save_date = (uint32_t)msg->saved;
-	dm.have_guid = guid_bin(msg->guid, dm.guid);
+	dm.have_guid = dbox_dovecot_guid_bin(msg->guid, dm.guid);
 	append_msg(store, b, &dm, msg, "a delivery");
 }
 
-/* The first records of a new mailbox's log, as Dovecot's mailbox create
- * writes them: its GUID in the format's header extension (sdbox
- * dbox-hdr: rebuild count, GUID, flags; mdbox mdbox-hdr: the map's
- * uid_validity, GUID, flags), then its uid_validity and next uid. */
-static int created_records(struct dbox_store *store, struct dovi_logwrite *w,
-			   const uint8_t guid[16], uint32_t uidvalidity,
-			   struct dbox_err *err)
+/* (Dovecot's mailbox create writes its GUID in the format's header
+ * extension: sdbox dbox-hdr: rebuild count, GUID, flags; mdbox
+ * mdbox-hdr: the map's uid_validity, GUID, flags.) */
+int dbox_dovecot_first_records(struct dbox_store *store,
+			       struct dovi_store *ds, struct dovi_logwrite *w,
+			       const uint8_t guid[16], uint32_t uidvalidity,
+			       struct dbox_err *err)
 {
 	bool mdbox = store->format == DBOX_FORMAT_MDBOX;
-	struct dovi_index *map = mdbox ? dovi_store_map(store->dovecot->ds,
-							err) : NULL;
+	struct dovi_index *map = mdbox ? dovi_store_map(ds, err) : NULL;
 	struct dovi_header mh = { 0 };
 	uint8_t hdr[24] = { 0 };
 
@@ -546,11 +545,12 @@ void dbox_dovecot_back_created(struct dbox_store *store, const char *dir,
 		return;
 	w = dovi_logwrite_new();
 	ret = w == NULL ? -ENOMEM : 0;
-	if (ret == 0 && !guid_bin(guid_hex, guid))
+	if (ret == 0 && !dbox_dovecot_guid_bin(guid_hex, guid))
 		ret = dbox_fail(&err, -EINVAL, "GUID %s is not Dovecot's "
 				"form", guid_hex);
 	if (ret == 0)
-		ret = created_records(store, w, guid, uidvalidity, &err);
+		ret = dbox_dovecot_first_records(store, store->dovecot->ds, w,
+						 guid, uidvalidity, &err);
 	if (ret == 0)
 		ret = dbox_path(path, sizeof(path), "%s/dovecot.index.log",
 				dir);
@@ -583,7 +583,7 @@ void dbox_dovecot_back_deleted(struct dbox_store *store, const char *name,
 
 	if (store->dovecot == NULL || store->readonly)
 		return;
-	if (guid_bin(guid_hex, id))
+	if (dbox_dovecot_guid_bin(guid_hex, id))
 		mboxlog(store, name, DOVI_MBOXLOG_DELETE_MAILBOX, id);
 	if (dir_gone) {
 		dovi_mboxlog_name_hash(name, id);

@@ -14,6 +14,7 @@
 #include "store/dbox-rfile.h"
 
 struct dbox_dovecot;
+struct dovi_logwrite;
 
 struct dovecot_box {
 	struct dovi_mailbox *db;   /* NULL: its index is unusable (sdbox) */
@@ -38,6 +39,7 @@ struct dbox_dovecot {
 	size_t count;
 	int inotify_fd;
 	bool unusable;             /* mdbox: a mailbox index cannot be read */
+	bool map_busy;             /* the map's log stayed locked (adopt) */
 };
 
 /* dbox-dovecot-record.c */
@@ -51,6 +53,9 @@ int dbox_dovecot_read_record(struct dbox_store *store, struct dovecot_box *b,
 			     struct dbox_rfile *r, struct dbox_msg *msg);
 
 /* dbox-dovecot-sync.c */
+/* The map uids that a mailbox of Dovecot's lists, sorted (as keys);
+ * NULL when out of memory. */
+uint64_t *dbox_dovecot_listed_map_uids(struct dbox_dovecot *dv, size_t *n_r);
 /* The uids of our rows (a dbox_msg_list callback into struct our_rows). */
 struct our_rows {
 	uint32_t *uids;
@@ -68,5 +73,37 @@ int dbox_dovecot_sync_box_files(struct dbox_store *store,
 /* sdbox: an index that is missing or broken while u.N files are there. */
 bool dbox_dovecot_sdbox_unusable(struct dbox_store *store,
 				 struct dovecot_box *b);
+
+/* dbox-dovecot-back.c */
+/* Dovecot waits up to 3 minutes for its log lock; a mount that waits
+ * holds its index write lock meanwhile, so it gives up sooner. */
+#define DBOX_DOVECOT_LOCK_MS 10000
+/* The binary form of a GUID of 32 hex digits; false if it is not one. */
+bool dbox_dovecot_guid_bin(const char *hex, uint8_t guid[16]);
+/* The first records of a new mailbox's log, as Dovecot's mailbox create
+ * writes them: its GUID, uid_validity and next uid 1 (ds: Dovecot's
+ * store, whose map an mdbox mailbox names). */
+int dbox_dovecot_first_records(struct dbox_store *store,
+			       struct dovi_store *ds, struct dovi_logwrite *w,
+			       const uint8_t guid[16], uint32_t uidvalidity,
+			       struct dbox_err *err);
+/* The map's highest file id, UINT32_MAX when its header has none. */
+uint32_t dbox_dovecot_map_highest(const struct dovi_index *map);
+/* The records of w that add msg's m.N record to the map under map_uid
+ * as Dovecot's mdbox save does: {file_id, offset, size} and one
+ * reference; *highest (the map's highest file id, as the records so far
+ * left it) raised to its m.N (else Dovecot would make an m.N of its own
+ * under that name). */
+int dbox_dovecot_map_records(struct dovi_index *map, struct dovi_logwrite *w,
+			     const struct dbox_msg *msg, uint32_t map_uid,
+			     uint32_t *highest, struct dbox_err *err);
+
+/* dbox-dovecot-adopt.c */
+/* The first pass of a takeover mount: a mailbox of ours whose directory
+ * holds no Dovecot index gets one with our messages (logged, never
+ * failing: the mailbox then stays one Dovecot sees after force-resync);
+ * b is then followed from it.  Returns 0 or the error of that sync. */
+int dbox_dovecot_adopt(struct dbox_store *store, struct dovecot_box *b,
+		       struct dbox_err *err);
 
 #endif

@@ -183,8 +183,7 @@ static int key_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* The map uids that a mailbox of Dovecot's lists, sorted (as keys). */
-static uint64_t *listed_map_uids(struct dbox_dovecot *dv, size_t *n_r)
+uint64_t *dbox_dovecot_listed_map_uids(struct dbox_dovecot *dv, size_t *n_r)
 {
 	size_t total = 0, n = 0;
 	uint64_t *uids;
@@ -217,8 +216,8 @@ static int map_keys_load(struct dovecot_box *b, struct map_keys *mk)
 	struct dovi_index *map = dovi_store_map(b->ds, NULL);
 	uint32_t n = map != NULL ? dovi_index_count(map) : 0;
 	size_t nlisted = 0;
-	uint64_t *listed = b->dv != NULL ? listed_map_uids(b->dv, &nlisted) :
-		NULL;
+	uint64_t *listed = b->dv != NULL ?
+		dbox_dovecot_listed_map_uids(b->dv, &nlisted) : NULL;
 
 	mk->count = 0;
 	mk->keys = calloc(n + 1, sizeof(*mk->keys));

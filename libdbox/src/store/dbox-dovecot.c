@@ -201,6 +201,8 @@ static int sync_all(struct dbox_store *store, struct dbox_dovecot *dv,
 		}
 		if (dbox_dovecot_sdbox_unusable(store, b)) {
 			ret = dbox_dovecot_sync_box_files(store, b, err);
+			if (ret == 0 && !only_changed)
+				ret = dbox_dovecot_adopt(store, b, err);
 			if (ret == 0 && *nchanged < max)
 				changed[(*nchanged)++] = b->id;
 			continue;
@@ -212,6 +214,9 @@ static int sync_all(struct dbox_store *store, struct dbox_dovecot *dv,
 		/* a new name (a rename by Dovecot keeps the count) */
 		list_changed |= b->id == 0;
 		ret = dbox_dovecot_sync_box(store, b, err);
+		/* the store opens: Dovecot gets an index of ours it lacks */
+		if (ret == 0 && !only_changed)
+			ret = dbox_dovecot_adopt(store, b, err);
 		if (ret == 0 && *nchanged < max)
 			changed[(*nchanged)++] = b->id;
 	}

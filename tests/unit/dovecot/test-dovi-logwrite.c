@@ -238,7 +238,8 @@ static void test_expected_end(void)
 }
 
 /* A new mailbox's first log as the mount makes it: read back with its
- * uid_validity, next uid and dbox-hdr; a second one is refused. */
+ * uid_validity, next uid and dbox-hdr; a second one is refused, and so
+ * is one while Dovecot makes its own. */
 static void test_create_first_log(void)
 {
 	struct dovi_logwrite *w = dovi_logwrite_new();
@@ -246,7 +247,9 @@ static void test_create_first_log(void)
 	struct dovi_index *idx;
 	struct dovi_header hdr;
 	uint8_t ext[24] = { 0 }, got[24];
+	char lock[700];
 	off_t before;
+	int fd;
 
 	tmpdir_clean();
 	memset(ext + 4, 0xab, 16);
@@ -254,7 +257,18 @@ static void test_create_first_log(void)
 	dovi_logwrite_ext_hdr_add(w, 0, ext, sizeof(ext));
 	dovi_logwrite_header_add(w, 24, 1700000042);
 	dovi_logwrite_header_add(w, 28, 1);
+	/* while Dovecot holds its lock on making the log, none is made and
+	 * its lock stays */
+	snprintf(lock, sizeof(lock), "%s.newlock", log_path());
+	fd = open(lock, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	CHECK(fd >= 0);
+	close(fd);
+	CHECK_EQ_INT(dovi_logwrite_create(w, log_path(), &err), -EBUSY);
+	CHECK_EQ_INT(log_size(), -1);
+	CHECK(access(lock, F_OK) == 0);
+	unlink(lock);
 	CHECK_EQ_INT(dovi_logwrite_create(w, log_path(), &err), 0);
+	CHECK(access(lock, F_OK) < 0);
 	before = log_size();
 	CHECK_EQ_INT(dovi_logwrite_create(w, log_path(), &err), -EEXIST);
 	CHECK_EQ_INT(log_size(), before);
