@@ -1336,3 +1336,28 @@ def test_folder_changes_hash_dovecots_namespace(wtmp, mounts, fmt):
     da("sync", "%s:%s" % (fmt, replica))
     assert dovecot_list(da) == listed
     assert dovecot_list(rda) == listed
+
+
+def test_failed_import_hashes_dovecots_namespace(wtmp):
+    """dboxctl --takeover given Dovecot's namespace (separator ".", prefix
+    "INBOX."): the folder a failed import made and removes is in Dovecot's
+    mailbox log by the hash of its name as Dovecot shows it (INBOX.X.Y);
+    a separator of two characters is refused before the store is
+    touched."""
+    root, da = dovecot_store(wtmp, "sdbox")
+    src = make_maildir(os.path.join(wtmp, "src"), {
+        "1700000001.M1P1.h": b"Subject: one\n\nbody one\n"})
+    ns = ["--takeover", "--dovecot-prefix=INBOX."]
+    r = dboxctl("import", *ns, "--dovecot-separator=..", root, "X/Y", src,
+                check=False)
+    assert r.returncode == 1
+    assert b"not one printable ASCII character" in r.stderr
+    r = dboxctl("--fs=randomfail:eio:100%/posix", "import", *ns,
+                "--dovecot-separator=.", root, "X/Y", src, check=False)
+    assert r.returncode == 1 and b"Input/output error" in r.stderr
+    assert b"not handed back" not in r.stderr
+    dovecot_namespace(da, ".", "INBOX.")
+    (kind, _), (kind_dir, hash_dir) = mailbox_log(da)
+    assert (kind, kind_dir) == ("delete-mailbox", "delete-dir")
+    assert hash_dir == name_hash("INBOX.X.Y")
+    assert dovecot_list(da) == ["INBOX"]
