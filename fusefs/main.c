@@ -55,6 +55,8 @@ struct options {
 	char *index;
 	char *fs;
 	char *attachment_dir;
+	char *dovecot_separator;
+	char *dovecot_prefix;
 	int takeover;
 	int noxattr;
 	int fs_workers;
@@ -71,6 +73,8 @@ static const struct fuse_opt option_spec[] = {
 	OPT("index=%s", index),
 	OPT("fs=%s", fs),
 	OPT("attachment_dir=%s", attachment_dir),
+	OPT("dovecot_separator=%s", dovecot_separator),
+	OPT("dovecot_prefix=%s", dovecot_prefix),
 	OPT("takeover", takeover),
 	OPT("noxattr", noxattr),
 	OPT("fs_workers=%d", fs_workers),
@@ -104,6 +108,11 @@ static void usage(const char *prog)
 	       "                           hours, dropped on changes; missing\n"
 	       "                           names 1.0)\n"
 	       "    -o takeover            write into a tree Dovecot made\n"
+	       "    -o dovecot_separator=C Dovecot's namespace separator\n"
+	       "                           (default /), and\n"
+	       "    -o dovecot_prefix=STR  its prefix (default none): for\n"
+	       "                           the folder names a takeover hands\n"
+	       "                           back to Dovecot's mailbox log\n"
 	       "    -o noxattr             no user.dbox.* attributes: the kernel\n"
 	       "                           then stops asking for any (ls -l asks\n"
 	       "                           two per file)\n"
@@ -418,6 +427,8 @@ static int open_store(struct dboxfs *fs, struct options *o, bool ro)
 		.index_path = o->index,
 		.fs_config = o->fs,
 		.attachment_dir = o->attachment_dir,
+		.dovecot_separator = o->dovecot_separator,
+		.dovecot_prefix = o->dovecot_prefix,
 		.readonly = ro,
 		.takeover = o->takeover != 0,
 		.fs_max_workers = o->fs_workers > 0 ?
@@ -665,6 +676,8 @@ out:
 	free(o.index);
 	free(o.fs);
 	free(o.attachment_dir);
+	free(o.dovecot_separator);
+	free(o.dovecot_prefix);
 	/* > 0: the signal that ended the loop, a clean unmount */
 	return ret == -2 ? 2 : ret < 0 ? 1 : 0;
 }

@@ -8,6 +8,8 @@ import fcntl
 import hashlib
 import os
 import re
+import shutil
+import subprocess
 import threading
 
 import pytest
@@ -1269,3 +1271,93 @@ def test_refused_folder_changes_leave_dovecots_mailbox_log(wtmp, mounts,
                                ("delete-dir", name_hash("Gone")),
                                ("rename", name_hash("C"))]
     assert dovecot_list(da) == ["A", "A/B", "C", "INBOX"]
+
+
+def dovecot_namespace(da, sep, prefix):
+    """da's doveadm with Dovecot's namespace separator and prefix set."""
+    conf = os.path.join(da.dir, "doveadm.conf")
+    with open(conf) as f:
+        text = f.read()
+    with open(conf, "w") as f:
+        f.write(text.replace("  separator = /\n", "  separator = %s\n"
+                             "  prefix = %s\n" % (sep, prefix)))
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_folder_changes_hash_dovecots_namespace(wtmp, mounts, fmt):
+    """With Dovecot's namespace separator "." and prefix "INBOX." (and the
+    mount told so), a nested folder renamed and one deleted through the
+    mount write into Dovecot's mailbox log the records Dovecot's own
+    rename and delete write on a copy: their names hashed as Dovecot
+    shows them (INBOX.A.D), not as the mount does (A/D); a doveadm sync
+    with a replica then renames and deletes there too.  A separator
+    that is not one printable character is refused at mount time."""
+    root, da = folders_store(wtmp)(fmt)
+    da("mailbox", "create", "A/E")
+    guid_e = dovecot_status(da, "A/E").split(" guid=")[1].strip()
+    copy = os.path.join(wtmp, "copy")
+    shutil.copytree(root, copy, symlinks=True)
+    dovecot_namespace(da, ".", "INBOX.")
+    cda = Doveadm(os.path.join(wtmp, "cwork"), copy, fmt)
+    dovecot_namespace(cda, ".", "INBOX.")
+    cda("mailbox", "rename", "INBOX.A.B", "INBOX.A.D")
+    cda("mailbox", "delete", "INBOX.A.E")
+    replica = os.path.join(wtmp, "replica")
+    os.makedirs(replica)
+    rda = Doveadm(os.path.join(wtmp, "rwork"), replica, fmt)
+    dovecot_namespace(rda, ".", "INBOX.")
+    da("backup", "%s:%s" % (fmt, replica))
+    mnt = os.path.join(wtmp, "mnt")
+    os.makedirs(mnt)
+    for bad in ("", "..", " ", "\u00e9"):
+        p = subprocess.run([DBOXFS, root, mnt, "-o", "takeover,layout=fs,"
+                            "dovecot_separator=" + bad],
+                           capture_output=True, timeout=60)
+        assert p.returncode != 0
+        assert b"not one printable ASCII character" in p.stderr
+        assert not os.path.ismount(mnt)
+    m = mounts(root, mnt, "takeover", "layout=fs", "dovecot_separator=.",
+               "dovecot_prefix=INBOX.")
+    os.rename(os.path.join(mnt, "A", "B"), os.path.join(mnt, "A", "D"))
+    for sub in ("cur", "new", "tmp", ""):
+        os.rmdir(os.path.join(mnt, "A", "E", sub))
+    m.stop()
+    assert "not handed back" not in m.output()
+    want = [("rename", name_hash("INBOX.A.D")),
+            ("delete-mailbox", guid_e),
+            ("delete-dir", name_hash("INBOX.A.E"))]
+    assert sorted(mailbox_log(cda)) == sorted(want)
+    assert mailbox_log(da) == want
+    # and a two-way doveadm sync renames and deletes them in a replica
+    # made before the mount, rather than bringing A.B and A.E back
+    listed = ["INBOX", "INBOX.A", "INBOX.A.D", "INBOX.Gone"]
+    assert dovecot_list(da) == listed
+    chown_tree(replica, *store_ids())
+    da("sync", "%s:%s" % (fmt, replica))
+    assert dovecot_list(da) == listed
+    assert dovecot_list(rda) == listed
+
+
+def test_failed_import_hashes_dovecots_namespace(wtmp):
+    """dboxctl --takeover given Dovecot's namespace (separator ".", prefix
+    "INBOX."): the folder a failed import made and removes is in Dovecot's
+    mailbox log by the hash of its name as Dovecot shows it (INBOX.X.Y);
+    a separator of two characters is refused before the store is
+    touched."""
+    root, da = dovecot_store(wtmp, "sdbox")
+    src = make_maildir(os.path.join(wtmp, "src"), {
+        "1700000001.M1P1.h": b"Subject: one\n\nbody one\n"})
+    ns = ["--takeover", "--dovecot-prefix=INBOX."]
+    r = dboxctl("import", *ns, "--dovecot-separator=..", root, "X/Y", src,
+                check=False)
+    assert r.returncode == 1
+    assert b"not one printable ASCII character" in r.stderr
+    r = dboxctl("--fs=randomfail:eio:100%/posix", "import", *ns,
+                "--dovecot-separator=.", root, "X/Y", src, check=False)
+    assert r.returncode == 1 and b"Input/output error" in r.stderr
+    assert b"not handed back" not in r.stderr
+    dovecot_namespace(da, ".", "INBOX.")
+    (kind, _), (kind_dir, hash_dir) = mailbox_log(da)
+    assert (kind, kind_dir) == ("delete-mailbox", "delete-dir")
+    assert hash_dir == name_hash("INBOX.X.Y")
+    assert dovecot_list(da) == ["INBOX"]

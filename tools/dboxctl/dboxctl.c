@@ -46,6 +46,10 @@ static const char usage_text[] =
 "  --attachment-dir=PATH Dovecot's mail_attachment_dir, for messages that\n"
 "                        keep their attachments there (cat, export and\n"
 "                        check fail on them without it)\n"
+"  --dovecot-separator=C Dovecot's namespace separator (default /) and\n"
+"  --dovecot-prefix=STR  prefix (default none), with --takeover: for the\n"
+"                        mailbox a failed import removes, in Dovecot's\n"
+"                        mailbox log\n"
 "  -h, --help            this help; COMMAND --help for a command's\n"
 "  -V, --version         print the version\n"
 "\n"
@@ -70,6 +74,8 @@ int ctl_open(const char *root, bool readonly, struct dbox_store **store_r)
 		.index_path = ctl_opts.index_path,
 		.fs_config = ctl_opts.fs_config,
 		.attachment_dir = ctl_opts.attachment_dir,
+		.dovecot_separator = ctl_opts.dovecot_separator,
+		.dovecot_prefix = ctl_opts.dovecot_prefix,
 		.readonly = readonly,
 		.takeover = ctl_opts.takeover,
 		.repair_index = ctl_opts.repair_index,
@@ -588,6 +594,12 @@ static int take_global_opts(int argc, char **argv)
 		else if ((v = ctl_opt_value(argc, argv, &i,
 					    "--attachment-dir")) != NULL)
 			ctl_opts.attachment_dir = v;
+		else if ((v = ctl_opt_value(argc, argv, &i,
+					    "--dovecot-separator")) != NULL)
+			ctl_opts.dovecot_separator = v;
+		else if ((v = ctl_opt_value(argc, argv, &i,
+					    "--dovecot-prefix")) != NULL)
+			ctl_opts.dovecot_prefix = v;
 		else if (strcmp(argv[i], "--takeover") == 0)
 			ctl_opts.takeover = true;
 		else
@@ -647,6 +659,8 @@ int main(int argc, char **argv)
 		{ "index", required_argument, NULL, 'i' },
 		{ "takeover", no_argument, NULL, 't' },
 		{ "attachment-dir", required_argument, NULL, 'a' },
+		{ "dovecot-separator", required_argument, NULL, 's' },
+		{ "dovecot-prefix", required_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -666,6 +680,8 @@ int main(int argc, char **argv)
 		case 'i': ctl_opts.index_path = optarg; break;
 		case 't': ctl_opts.takeover = true; break;
 		case 'a': ctl_opts.attachment_dir = optarg; break;
+		case 's': ctl_opts.dovecot_separator = optarg; break;
+		case 'p': ctl_opts.dovecot_prefix = optarg; break;
 		case 'h': fputs(usage_text, stdout); return 0;
 		case 'V': printf("dboxctl %s\n", DBOXFS_VERSION); return 0;
 		default: fputs(usage_text, stderr); return 2;

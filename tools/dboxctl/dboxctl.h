@@ -12,6 +12,8 @@ struct ctl_opts {
 	const char *fs_config;
 	const char *index_path;
 	const char *attachment_dir;
+	const char *dovecot_separator;
+	const char *dovecot_prefix;
 	bool takeover;
 	bool repair_index;      /* reindex: a damaged index is rebuilt */
 };

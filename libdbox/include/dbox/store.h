@@ -85,6 +85,13 @@ struct dbox_open_opts {
 	 * their large MIME parts (X metadata).  NULL: such messages fail to
 	 * read with -EIO, saying what is missing. */
 	const char *attachment_dir;
+	/* Dovecot's namespace of the tree (a takeover): its hierarchy
+	 * separator (one printable ASCII character, not a space; NULL =
+	 * "/") and prefix (NULL = none).  Dovecot's mailbox log names a
+	 * deleted or renamed mailbox by the hash of its name as Dovecot
+	 * shows it, built with these; a wrong separator fails the open. */
+	const char *dovecot_separator;
+	const char *dovecot_prefix;
 	/* A damaged index (its integrity check fails) is moved aside as
 	 * INDEX.damaged-<time> and a new one made with what can still be
 	 * read of it (dboxctl reindex).  Default: the open fails with

@@ -11,6 +11,7 @@
  * logged and leaves our change as it is. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "dbox/dovecot-index.h"
@@ -576,6 +577,48 @@ static void mboxlog(struct dbox_store *store, const char *name,
 			 "doveadm sync may undo it): %s", name, err.msg);
 }
 
+/* The hash Dovecot's mailbox log names a mailbox by: of its vname, the
+ * name as Dovecot shows it (mailbox_name_get_sha128), i.e. the
+ * namespace's prefix and the name's parts joined by its separator.  The
+ * user's INBOX is "INBOX" whatever the prefix
+ * (mailbox_list_storage_name_prepare).  False: out of memory. */
+static bool name_hash(const struct dbox_store *store, const char *name,
+		      uint8_t id[16])
+{
+	const char *prefix = store->dovecot_prefix;
+	char *vname;
+	size_t plen;
+
+	if (prefix == NULL || strcmp(name, "INBOX") == 0)
+		prefix = "";
+	plen = strlen(prefix);
+	vname = malloc(plen + strlen(name) + 1);
+	if (vname == NULL)
+		return false;
+	memcpy(vname, prefix, plen);
+	strcpy(vname + plen, name);
+	for (char *p = vname + plen; *p != '\0'; p++)
+		if (*p == '/')
+			*p = store->dovecot_sep;
+	dovi_mboxlog_name_hash(vname, id);
+	free(vname);
+	return true;
+}
+
+/* name_hash, or a warning saying which record is left out */
+static void mboxlog_named(struct dbox_store *store, const char *name,
+			  enum dovi_mboxlog_type type)
+{
+	uint8_t id[16];
+
+	if (name_hash(store, name, id))
+		mboxlog(store, name, type, id);
+	else
+		dbox_log(DBOX_LOG_WARNING, "mailbox %s: its delete or rename "
+			 "not handed back to Dovecot's mailbox log (a "
+			 "doveadm sync may undo it): out of memory", name);
+}
+
 void dbox_dovecot_back_deleted(struct dbox_store *store, const char *name,
 			       const char *guid_hex, bool dir_gone)
 {
@@ -585,18 +628,13 @@ void dbox_dovecot_back_deleted(struct dbox_store *store, const char *name,
 		return;
 	if (dbox_dovecot_guid_bin(guid_hex, id))
 		mboxlog(store, name, DOVI_MBOXLOG_DELETE_MAILBOX, id);
-	if (dir_gone) {
-		dovi_mboxlog_name_hash(name, id);
-		mboxlog(store, name, DOVI_MBOXLOG_DELETE_DIR, id);
-	}
+	if (dir_gone)
+		mboxlog_named(store, name, DOVI_MBOXLOG_DELETE_DIR);
 }
 
 void dbox_dovecot_back_renamed(struct dbox_store *store, const char *to)
 {
-	uint8_t id[16];
-
 	if (store->dovecot == NULL || store->readonly)
 		return;
-	dovi_mboxlog_name_hash(to, id);
-	mboxlog(store, to, DOVI_MBOXLOG_RENAME, id);
+	mboxlog_named(store, to, DOVI_MBOXLOG_RENAME);
 }

@@ -1,4 +1,5 @@
 /* dbox-store.c - creating, detecting and opening stores. */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -103,6 +104,7 @@ static void store_free(struct dbox_store *store)
 	free(store->owner_dir);
 	free(store->files_dir);
 	free(store->attachment_dir);
+	free(store->dovecot_prefix);
 	free(store->hidden);
 	free(store);
 }
@@ -545,6 +547,30 @@ static int set_attachment_dir(struct dbox_store *store, const char *dir,
 		dbox_fail(err, -ENOMEM, "out of memory") : 0;
 }
 
+/* Dovecot's namespace, for the names its mailbox log hashes: checked
+ * now: a bad separator is one clear error, not names hashed wrong. */
+static int set_dovecot_ns(struct dbox_store *store,
+			  const struct dbox_open_opts *opts,
+			  struct dbox_err *err)
+{
+	const char *sep = opts->dovecot_separator;
+
+	store->dovecot_sep = '/';
+	if (sep != NULL && (strlen(sep) != 1 ||
+			    !isgraph((unsigned char)sep[0]) ||
+			    (unsigned char)sep[0] > 127))
+		return dbox_fail(err, -EINVAL, "Dovecot separator \"%s\": "
+				 "not one printable ASCII character (not a "
+				 "space)", sep);
+	if (sep != NULL)
+		store->dovecot_sep = sep[0];
+	if (opts->dovecot_prefix == NULL)
+		return 0;
+	store->dovecot_prefix = strdup(opts->dovecot_prefix);
+	return store->dovecot_prefix == NULL ?
+		dbox_fail(err, -ENOMEM, "out of memory") : 0;
+}
+
 int dbox_store_open(const char *root, const struct dbox_open_opts *opts,
 		    struct dbox_store **store_r, struct dbox_err *err)
 {
@@ -571,6 +597,8 @@ int dbox_store_open(const char *root, const struct dbox_open_opts *opts,
 				opts->fs_config : "", fserr);
 	if (ret == 0)
 		ret = set_attachment_dir(store, opts->attachment_dir, err);
+	if (ret == 0)
+		ret = set_dovecot_ns(store, opts, err);
 	if (ret == 0)
 		ret = choose_ctl(store, opts, &d, err);
 	if (ret == 0 && !store->readonly)

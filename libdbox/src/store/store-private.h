@@ -60,6 +60,8 @@ struct dbox_store {
 	char *owner_dir;          /* scratch_dir/<pid>.<rand>, flock'ed */
 	char *files_dir;          /* ctl_dir/files */
 	char *attachment_dir;     /* Dovecot's mail_attachment_dir, or NULL */
+	char dovecot_sep;         /* Dovecot's namespace separator ('/') */
+	char *dovecot_prefix;     /* and prefix, or NULL */
 	enum dbox_store_format format;
 	enum dbox_store_origin origin;
 	bool readonly;            /* never write into the dbox tree */
