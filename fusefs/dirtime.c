@@ -59,7 +59,7 @@ void dirtime_tmp_changed(struct dboxfs *fs, int64_t box)
  * mtime of their entry in files/vdirs (vdirs.h). */
 void dirtime_folder_renamed(struct dboxfs *fs, const char *from, const char *to)
 {
-	vdirs_rename(dbox_store_files_dir(fs->store), from, to);
+	vdirs_rename(dbox_store_vdirs_dir(fs->store), from, to);
 }
 
 /* ------------------------------------ changes the follower finds (ro)
@@ -252,7 +252,7 @@ void dirtime_vdir_changed(struct dboxfs *fs, const struct view_ino *dir)
 	char prefix[DBOX_NAME_MAX * 4 + 1];
 
 	if (dir_prefix(fs, dir, prefix, sizeof(prefix)) >= 0)
-		vdirs_set_times(dbox_store_files_dir(fs->store), prefix, now2);
+		vdirs_set_times(dbox_store_vdirs_dir(fs->store), prefix, now2);
 }
 
 void dirtime_changed_by_other(struct dboxfs *fs, const char *prefix)
@@ -274,7 +274,7 @@ void dirtime_changed_by_other(struct dboxfs *fs, const char *prefix)
 	if (box >= 0)
 		backing_area_set_times(fs, box, AREA_FILES, now2);
 	else
-		vdirs_set_times(dbox_store_files_dir(fs->store), prefix, now2);
+		vdirs_set_times(dbox_store_vdirs_dir(fs->store), prefix, now2);
 }
 
 int64_t dirtime_dir_ns(struct dboxfs *fs, const struct view_ino *v,
@@ -390,6 +390,6 @@ int dirtime_set_vdir(struct dboxfs *fs, const struct view_ino *v,
 		return 0;
 	if (tv[1].tv_nsec != UTIME_OMIT &&
 	    dir_prefix(fs, v, prefix, sizeof(prefix)) >= 0)
-		vdirs_set_times(dbox_store_files_dir(fs->store), prefix, tv);
+		vdirs_set_times(dbox_store_vdirs_dir(fs->store), prefix, tv);
 	return 0;
 }

@@ -233,7 +233,7 @@ static bool keep_vdirs(const struct folder_list *fl, const char *dir)
 
 static int load_vdirs(struct dboxfs *fs, struct folder_list *fl)
 {
-	const char *dir = dbox_store_files_dir(fs->store);
+	const char *dir = dbox_store_vdirs_dir(fs->store);
 	int ret = folders_index_names(fl);
 
 	if (ret < 0)

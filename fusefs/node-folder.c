@@ -181,7 +181,7 @@ int node_folder_rmdir_mailbox(struct dboxfs *fs, int64_t box)
 	/* an entry of a parent of that name (made by another program in
 	 * a stored parent) would bring it back as an empty parent */
 	if (ret == 0 && fs->layout == VIEW_FS)
-		vdirs_remove(dbox_store_files_dir(fs->store), b.name);
+		vdirs_remove(dbox_store_vdirs_dir(fs->store), b.name);
 	if (ret < 0 && ret != -ENOTEMPTY)
 		fuse_log(FUSE_LOG_ERR, "dboxfs: rmdir %s: %s\n", b.name,
 			 err.msg);
@@ -230,7 +230,7 @@ int node_folder_vdir_empty(struct dboxfs *fs, const struct view_ino *v,
 	if (ret == 0 && (folders_count_children(&fl, fs->layout, full,
 						(unsigned int)depth + 1,
 						fs->inbox_id) > 0 ||
-			 vdirs_has_files(dbox_store_files_dir(fs->store),
+			 vdirs_has_files(dbox_store_vdirs_dir(fs->store),
 					 full)))
 		ret = -ENOTEMPTY;
 	folders_free(&fl);
@@ -245,7 +245,7 @@ static int rmdir_vdir(struct dboxfs *fs, const struct view_ino *v,
 	int ret = node_folder_vdir_empty(fs, v, name);
 
 	if (ret == 0)
-		ret = vdirs_remove(dbox_store_files_dir(fs->store), mailbox);
+		ret = vdirs_remove(dbox_store_vdirs_dir(fs->store), mailbox);
 	return ret;
 }
 
@@ -323,7 +323,7 @@ static int folder_area(struct dboxfs *fs, const struct view_ino *v,
 		return ret;
 	*area_r = AREA_FILES;
 	*box_r = 0;   /* no mailbox's: as the fs layout's root */
-	return vdirs_open(dbox_store_files_dir(fs->store), prefix,
+	return vdirs_open(dbox_store_vdirs_dir(fs->store), prefix,
 			  !fs->readonly, dirfd_r);
 }
 
@@ -355,7 +355,7 @@ static int64_t newest_ns(struct dboxfs *fs, const struct folder_list *fl)
 static int64_t vdir_base_ns(struct dboxfs *fs, const struct folder_list *fl,
 			    const char *prefix)
 {
-	int64_t t = vdirs_mtime(dbox_store_files_dir(fs->store), prefix);
+	int64_t t = vdirs_mtime(dbox_store_vdirs_dir(fs->store), prefix);
 
 	return t != 0 ? t : folders_first_created(fl, prefix) * 1000000000;
 }

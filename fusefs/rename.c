@@ -179,7 +179,7 @@ static int rename_folder(struct dboxfs *fs, const struct view_ino *src_dir,
 	if (ret == 0 && fs->layout == VIEW_FS)
 		dirtime_folder_renamed(fs, from, to);
 	if (ret == 0 && fs->layout == VIEW_FS && !src_vdir)
-		vdirs_remove(dbox_store_files_dir(fs->store), to);
+		vdirs_remove(dbox_store_vdirs_dir(fs->store), to);
 	dirtime_own_end(fs, own_from, ret == 0);
 	/* an empty target the rename could not replace went all the same */
 	dirtime_own_end(fs, own_to, true);

@@ -20,7 +20,9 @@
  * A read-write mount makes the entry of every parent it shows (with the
  * time of its first folder's creation).  A read-only mount makes none:
  * a parent without an entry, or whose name is too long for one, has the
- * identity vdirs_hash_id of its name (stable while its name is).
+ * identity vdirs_hash_id of its name (stable while its name is).  A
+ * read-only mount of a tree taken over reads the tree's entries
+ * (dbox_store_vdirs_dir), its index being outside the tree.
  * Dovecot never looks there: files/ is below dboxfs's control directory,
  * not below mailboxes/. */
 #ifndef DBOXFS_VDIRS_H

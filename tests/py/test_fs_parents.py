@@ -221,3 +221,62 @@ def test_parent_files_become_the_folders_files(wtmp, mounts, fmt):
     assert os.path.getsize(os.path.join(a, ".d", "x")) == 100
     assert not os.path.exists(entry(store, "A"))
     m.stop()
+
+
+def tree_state(root):
+    """Every path below root with its type, mode, size, mtime and bytes."""
+    state = {}
+    for d, dirs, files in os.walk(root):
+        for n in dirs + files:
+            p = os.path.join(d, n)
+            st = os.lstat(p)
+            data = None
+            if not os.path.isdir(p):
+                with open(p, "rb") as f:
+                    data = f.read()
+            state[os.path.relpath(p, root)] = (st.st_mode, st.st_size,
+                                               st.st_mtime_ns, data)
+    return state
+
+
+@needs_dovecot
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_read_only_mount_shows_takeovers_parents(wtmp, mounts, fmt):
+    """A Dovecot tree taken over: the empty parent A (and its plain file)
+    the takeover mount kept is shown by a read-only mount of the same
+    tree as the takeover mount showed it (mode, times, the file), with
+    a number that holds within that mount, and the tree is left byte
+    for byte as it was."""
+    root = os.path.join(wtmp, fmt)
+    os.makedirs(root)
+    da = Doveadm(wtmp, root, fmt)
+    da("mailbox", "create", "INBOX")
+    da("mailbox", "create", "A/B")
+    mnt = os.path.join(wtmp, "mnt")
+    a = os.path.join(mnt, "A")
+    m = mounts(root, mnt, "takeover", "layout=fs")
+    rmfolder(os.path.join(a, "B"))
+    with open(os.path.join(a, "notes"), "wb") as f:
+        f.write(b"kept")
+    os.utime(os.path.join(a, "notes"), ns=(10 ** 18, 10 ** 18 + 7))
+    os.utime(a, ns=(2 * 10 ** 18, 2 * 10 ** 18 + 9))
+    taken = os.stat(a)
+    note = os.stat(os.path.join(a, "notes"))
+    m.stop()
+    before = tree_state(root)
+    env = dict(os.environ, XDG_CACHE_HOME=os.path.join(wtmp, "cache"))
+    m = mounts(root, mnt, "layout=fs", "ro", env=env)
+    assert sorted(os.listdir(mnt)) == ["A", "INBOX"]
+    st = os.stat(a)
+    assert (st.st_mode, st.st_mtime_ns, st.st_nlink) == \
+        (taken.st_mode, taken.st_mtime_ns, 2)
+    assert os.listdir(a) == ["notes"]
+    with open(os.path.join(a, "notes"), "rb") as f:
+        assert f.read() == b"kept"
+    nst = os.stat(os.path.join(a, "notes"))
+    assert (nst.st_mode, nst.st_size, nst.st_mtime_ns) == \
+        (note.st_mode, note.st_size, note.st_mtime_ns)
+    assert outcome(os.mkdir, os.path.join(a, "x")) == errno.EROFS
+    assert os.stat(a).st_ino == st.st_ino
+    m.stop()
+    assert tree_state(root) == before

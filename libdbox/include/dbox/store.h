@@ -258,6 +258,11 @@ uint64_t dbox_store_change_counter(struct dbox_store *store);
 /* Directory for files the daemon keeps beside the store (maildir-view.md
  * section 5). */
 const char *dbox_store_files_dir(const struct dbox_store *store);
+/* The files/ directory holding the fs layout's parents that are no
+ * mailbox (vdirs.h): files_dir, but the tree's own ROOT/dboxfs/files
+ * when a read-only mount indexes a tree taken over outside it (those
+ * are named, not numbered by the index, so they hold for any index). */
+const char *dbox_store_vdirs_dir(const struct dbox_store *store);
 
 /* Rebuild the index from the dbox files alone (like doveadm force-resync).
  * Flags, keywords, UIDs and maildir names are kept for messages the old

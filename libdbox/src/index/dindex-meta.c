@@ -1,5 +1,6 @@
 /* dindex-meta.c - the meta table. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -33,6 +34,50 @@ int dindex_meta_get(struct dindex *idx, const char *key, char *buf,
 		return dbox_fail(err, -ENOENT, "index %s: no %s",
 				 dindex_path(idx), key);
 	return dindex_error(idx, rc, "read meta", err);
+}
+
+/* file: URI of path ('%', '?' and '#' escaped). */
+static int peek_uri(const char *path, char *buf, size_t len)
+{
+	size_t o = snprintf(buf, len, "file:");
+
+	for (const char *p = path; *p != '\0'; p++) {
+		if (o + 4 >= len)
+			return -ENAMETOOLONG;
+		o += *p == '%' || *p == '?' || *p == '#' ?
+			(size_t)snprintf(buf + o, len - o, "%%%02X",
+					 (unsigned char)*p) :
+			(size_t)snprintf(buf + o, len - o, "%c", *p);
+	}
+	return snprintf(buf + o, len - o, "?immutable=1") >= (int)(len - o) ?
+		-ENAMETOOLONG : 0;
+}
+
+int dindex_meta_peek(const char *path, const char *key, char *buf,
+		     size_t buflen)
+{
+	char uri[PATH_MAX * 3 + 32];
+	sqlite3_stmt *st = NULL;
+	sqlite3 *db = NULL;
+	int rc, ret = peek_uri(path, uri, sizeof(uri));
+
+	if (ret < 0)
+		return ret;
+	rc = sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI,
+			     NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(db, sql_meta_get, -1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+	}
+	if (rc == SQLITE_ROW)
+		snprintf(buf, buflen, "%s",
+			 (const char *)sqlite3_column_text(st, 0));
+	ret = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : -EIO;
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return ret;
 }
 
 int dindex_meta_set(struct dindex *idx, const char *key, const char *value,

@@ -13,6 +13,11 @@ struct dindex;
 /* -ENOENT (with a message) if the key is not set. */
 int dindex_meta_get(struct dindex *idx, const char *key, char *buf,
 		    size_t buflen, struct dbox_err *err);
+/* The key of the index file at path, read as an immutable file: no
+ * -shm or -wal is made beside it (a read-only look into a tree).  0, or
+ * -errno (-ENOENT if it has no such key). */
+int dindex_meta_peek(const char *path, const char *key, char *buf,
+		     size_t buflen);
 int dindex_meta_set(struct dindex *idx, const char *key, const char *value,
 		    struct dbox_err *err);
 /* Store-wide change sequence: bumped by every write transaction. */

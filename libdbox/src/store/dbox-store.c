@@ -103,6 +103,7 @@ static void store_free(struct dbox_store *store)
 	free(store->scratch_dir);
 	free(store->owner_dir);
 	free(store->files_dir);
+	free(store->tree_files_dir);
 	free(store->attachment_dir);
 	free(store->dovecot_prefix);
 	free(store->hidden);
@@ -504,11 +505,50 @@ static int open_index(struct dbox_store *store, const struct dbox_open_opts *o,
 	return ret < 0 ? ret : 0;
 }
 
+/* Whether the index in the tree's control directory says Dovecot made
+ * the tree (a takeover mount wrote it); read writing nothing there. */
+static bool taken_over(const char *ctl)
+{
+	char path[PATH_MAX], buf[16] = "";
+
+	return dbox_path(path, sizeof(path), "%s/%s", ctl,
+			 DBOX_INDEX_NAME) == 0 &&
+		dindex_meta_peek(path, "origin", buf, sizeof(buf)) == 0 &&
+		strcmp(buf, "dovecot") == 0;
+}
+
+/* A read-only mount of a tree taken over is a read-only mount of a
+ * Dovecot tree: its index is kept outside the tree (the one inside is
+ * brought up to date with Dovecot's only by a takeover mount, which
+ * writes), but the parents the takeover mount kept are read from the
+ * tree. */
+static int taken_over_readonly(struct dbox_store *store,
+			       const struct dbox_open_opts *o,
+			       struct detect *d, struct dbox_err *err)
+{
+	char ctl[PATH_MAX];
+
+	if (!d->has_ctl || !o->readonly || o->takeover ||
+	    dbox_path(ctl, sizeof(ctl), "%s/%s", store->root,
+		      DBOX_CTL_DIR) < 0 || !taken_over(ctl))
+		return 0;
+	d->origin = DBOX_ORIGIN_DOVECOT;
+	if (dbox_path(ctl, sizeof(ctl), "%s/%s/files", store->root,
+		      DBOX_CTL_DIR) < 0)
+		return dbox_fail(err, -ENAMETOOLONG, "path too long");
+	store->tree_files_dir = strdup(ctl);
+	return store->tree_files_dir == NULL ?
+		dbox_fail(err, -ENOMEM, "out of memory") : 0;
+}
+
 static int choose_ctl(struct dbox_store *store, const struct dbox_open_opts *o,
 		      struct detect *d, struct dbox_err *err)
 {
 	char ctl[PATH_MAX];
+	int ret = taken_over_readonly(store, o, d, err);
 
+	if (ret < 0)
+		return ret;
 	store->origin = d->origin;
 	if (d->origin == DBOX_ORIGIN_DOVECOT && !o->takeover) {
 		store->readonly = true;
@@ -754,6 +794,12 @@ struct dfs *dbox_store_fs(struct dbox_store *store)
 const char *dbox_store_files_dir(const struct dbox_store *store)
 {
 	return store->files_dir;
+}
+
+const char *dbox_store_vdirs_dir(const struct dbox_store *store)
+{
+	return store->tree_files_dir != NULL ? store->tree_files_dir :
+		store->files_dir;
 }
 
 const char *dbox_store_scratch_dir(const struct dbox_store *store)

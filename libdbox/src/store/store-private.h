@@ -59,6 +59,8 @@ struct dbox_store {
 	char *scratch_dir;        /* ctl_dir/tmp */
 	char *owner_dir;          /* scratch_dir/<pid>.<rand>, flock'ed */
 	char *files_dir;          /* ctl_dir/files */
+	char *tree_files_dir;     /* ROOT/dboxfs/files of a tree taken over,
+				   * mounted read-only; or NULL */
 	char *attachment_dir;     /* Dovecot's mail_attachment_dir, or NULL */
 	char dovecot_sep;         /* Dovecot's namespace separator ('/') */
 	char *dovecot_prefix;     /* and prefix, or NULL */
