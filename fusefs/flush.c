@@ -14,6 +14,7 @@
 #include "dboxfs.h"
 #include "flush.h"
 #include "reply.h"
+#include "sweep.h"
 
 #define PENDING_DIR "pending"
 
@@ -72,6 +73,14 @@ void flush_spool_done(struct dboxfs *fs, int dirfd, const char *name,
 	pthread_mutex_unlock(&fs->flush.lock);
 }
 
+void flush_forget_removed(struct dboxfs *fs, int64_t box, uint32_t uid)
+{
+	struct dbox_err err = { "" };
+
+	if (dbox_store_unconfirmed_forget(fs->store, box, uid, &err) < 0)
+		fuse_log(FUSE_LOG_WARNING, "dboxfs: %s\n", err.msg);
+}
+
 void flush_expunged(struct dboxfs *fs)
 {
 	struct dbox_err err = { "" };
@@ -114,16 +123,26 @@ static void flush_once(struct dboxfs *fs, struct flush_waiter *ws,
 {
 	struct dbox_err err = { "" };
 	int ret = dbox_store_sync(fs->store, &err);
+	bool removed = false;
 
 	if (ret < 0)
 		fuse_log(FUSE_LOG_ERR, "dboxfs: flush: %s\n", err.msg);
+	/* a failed flush keeps them for the start-up sweep */
+	for (struct flush_pending *p = ps; ret == 0 && p != NULL; p = p->next)
+		unlinkat(fs->flush.pending_fd, p->name, 0);
+	/* the marks of the messages removed since their delivery go once
+	 * their files are gone for good (sweep_pending_done) */
+	if (ret == 0 && ps != NULL)
+		removed = fsync(fs->flush.pending_fd) == 0;
 	while (ps != NULL) {
 		struct flush_pending *p = ps;
+		const char *name;
+		int64_t box;
+		uint32_t uid;
 
 		ps = p->next;
-		/* a failed flush keeps them for the start-up sweep */
-		if (ret == 0)
-			unlinkat(fs->flush.pending_fd, p->name, 0);
+		if (removed && sweep_pending_name(p->name, &box, &uid, &name))
+			flush_forget_removed(fs, box, uid);
 		free(p);
 	}
 	while (ws != NULL) {

@@ -86,5 +86,9 @@ void flush_expunged(struct dboxfs *fs);
  * removed once that commit is durable (at once with -o sync). */
 void flush_spool_done(struct dboxfs *fs, int dirfd, const char *name,
 		      int64_t box, uint32_t uid);
+/* The pending/ file of message (box, uid) is gone for good: the mark
+ * that told it from a lost commit, if the message was removed since
+ * (dbox_store_unconfirmed_forget), goes too (box 0: every such mark). */
+void flush_forget_removed(struct dboxfs *fs, int64_t box, uint32_t uid);
 
 #endif

@@ -229,6 +229,18 @@ int dbox_store_checkpoint(struct dbox_store *store, struct dbox_err *err);
 int dbox_store_purge_expunged(struct dbox_store *store, struct dbox_err *err);
 /* Whether some commit of this handle is not durable yet. */
 bool dbox_store_sync_pending(struct dbox_store *store);
+/* A message committed unconfirmed (its record not durable yet), then
+ * expunged or moved away, keeps its unconfirmed mark so that a caller
+ * that kept a copy of it until the flush (the mount's pending/ spool
+ * files, named by mailbox and uid) knows the copy is of a committed
+ * message, not of a lost commit.  removed: 1 message (box, uid) is
+ * such a one, 0 not (or on error).  forget: the caller's copy is gone
+ * for good (its removal durable): deletes that mark (box 0: every
+ * such mark).  0 or -errno. */
+int dbox_store_unconfirmed_removed(struct dbox_store *store, int64_t box,
+				   uint32_t uid);
+int dbox_store_unconfirmed_forget(struct dbox_store *store, int64_t box,
+				  uint32_t uid, struct dbox_err *err);
 /* A message row this process removed (expunged, moved away, dropped by
  * a followed Dovecot's sync, a reindex or a deleted folder), with what
  * its maildir name was built from. */

@@ -149,6 +149,31 @@ int dbox_unconfirmed_sync_one(struct dbox_store *store, int64_t mailbox_id,
 	return sync_record(store, &m, &last_file, err);
 }
 
+int dbox_store_unconfirmed_removed(struct dbox_store *store, int64_t box,
+				   uint32_t uid)
+{
+	struct dbox_err err = { "" };
+
+	return dindex_unconfirmed_gone(store->idx, box, uid, &err) == 1;
+}
+
+int dbox_store_unconfirmed_forget(struct dbox_store *store, int64_t box,
+				  uint32_t uid, struct dbox_err *err)
+{
+	int ret;
+
+	if (store->readonly)
+		return 0;
+	ret = dindex_write_begin_unseen(store->idx, err);
+	if (ret < 0)
+		return ret;
+	ret = dindex_unconfirmed_forget(store->idx, box, uid, err);
+	if (ret == 0)
+		return dindex_write_commit(store->idx, err);
+	dindex_write_rollback(store->idx);
+	return ret;
+}
+
 /* ------------------------------------------------------ after a cut */
 
 /* The m.N of a dropped row takes no appends any more; one the cut took

@@ -1,0 +1,73 @@
+"""A delivery committed unconfirmed (no fsync) keeps its spool file in
+pending/ until the group flush; a message the client then expunges,
+moves to another folder or renames, before the flush, must not come back
+as a tmp/ file after a kill -9 (maildir-view.md section 3: on a native
+maildir the file is gone for good, or where the client moved it)."""
+
+import os
+
+import pytest
+
+from dboxfs_testlib import dboxctl, mounts, wtmp  # noqa: F401
+
+DATA = b"Subject: x\n\nbody\n"
+
+
+def listing(mnt):
+    """Every entry of the mount's maildirs (INBOX and .Other)."""
+    out = []
+    for box in ("", ".Other"):
+        for sub in ("cur", "new", "tmp"):
+            d = os.path.join(mnt, box, sub)
+            if os.path.isdir(d):
+                out += [os.path.join(box, sub, n) for n in os.listdir(d)]
+    return sorted(out)
+
+
+def deliver_then(wtmp, mounts, fmt, change):
+    """Delivers tmp/x without fsync into cur/x:2,S, calls change(mnt),
+    kills the daemon with SIGKILL before any flush, remounts; returns
+    the listing and the pending/ area after the start-up sweep."""
+    store, mnt = os.path.join(wtmp, "store"), os.path.join(wtmp, "mnt")
+    dboxctl("init", store, "--format", fmt)
+    m = mounts(store, mnt, "commit=3600")
+    for d in ("", "/cur", "/new", "/tmp"):
+        os.mkdir(os.path.join(mnt, ".Other" + d))
+    with open(os.path.join(mnt, "tmp", "x"), "wb") as f:
+        f.write(DATA)
+    os.rename(os.path.join(mnt, "tmp", "x"), os.path.join(mnt, "cur", "x:2,S"))
+    change(mnt)
+    m.kill()
+    c = mounts(store, mnt)
+    try:
+        return listing(mnt), os.listdir(os.path.join(store, "dboxfs",
+                                                     "pending"))
+    finally:
+        c.stop()
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_kill9_after_unlink_does_not_bring_it_back(wtmp, mounts, fmt):
+    names, pending = deliver_then(
+        wtmp, mounts, fmt,
+        lambda mnt: os.unlink(os.path.join(mnt, "cur", "x:2,S")))
+    assert names == [] and pending == []
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_kill9_after_move_leaves_one_copy(wtmp, mounts, fmt):
+    def move(mnt):
+        os.rename(os.path.join(mnt, "cur", "x:2,S"),
+                  os.path.join(mnt, ".Other", "cur", "x:2,S"))
+    names, pending = deliver_then(wtmp, mounts, fmt, move)
+    assert names == [".Other/cur/x:2,S"] and pending == []
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+@pytest.mark.parametrize("to", ["x:2,RS", "y:2,S"])
+def test_kill9_after_rename_leaves_one_copy(wtmp, mounts, fmt, to):
+    def rename(mnt):
+        os.rename(os.path.join(mnt, "cur", "x:2,S"),
+                  os.path.join(mnt, "cur", to))
+    names, pending = deliver_then(wtmp, mounts, fmt, rename)
+    assert names == ["cur/" + to] and pending == []
