@@ -117,32 +117,46 @@ void flush_request(struct dboxfs *fs, fuse_req_t req)
 	pthread_mutex_unlock(&fs->flush.lock);
 }
 
+/* The marks of the messages of ps removed since their delivery go once
+ * their files are gone for good (sweep_pending_done); nearly always
+ * there is none, and no fsync. */
+static void forget_removed(struct dboxfs *fs, const struct flush_pending *ps)
+{
+	bool synced = false;
+
+	for (const struct flush_pending *p = ps; p != NULL; p = p->next) {
+		const char *name;
+		int64_t box;
+		uint32_t uid;
+
+		if (!sweep_pending_name(p->name, &box, &uid, &name) ||
+		    !dbox_store_unconfirmed_removed(fs->store, box, uid))
+			continue;
+		if (!synced && fsync(fs->flush.pending_fd) < 0)
+			return;
+		synced = true;
+		flush_forget_removed(fs, box, uid);
+	}
+}
+
 /* One flush: what was waiting or pending when it began is covered. */
 static void flush_once(struct dboxfs *fs, struct flush_waiter *ws,
 		       struct flush_pending *ps)
 {
 	struct dbox_err err = { "" };
 	int ret = dbox_store_sync(fs->store, &err);
-	bool removed = false;
 
 	if (ret < 0)
 		fuse_log(FUSE_LOG_ERR, "dboxfs: flush: %s\n", err.msg);
 	/* a failed flush keeps them for the start-up sweep */
 	for (struct flush_pending *p = ps; ret == 0 && p != NULL; p = p->next)
 		unlinkat(fs->flush.pending_fd, p->name, 0);
-	/* the marks of the messages removed since their delivery go once
-	 * their files are gone for good (sweep_pending_done) */
-	if (ret == 0 && ps != NULL)
-		removed = fsync(fs->flush.pending_fd) == 0;
+	if (ret == 0)
+		forget_removed(fs, ps);
 	while (ps != NULL) {
 		struct flush_pending *p = ps;
-		const char *name;
-		int64_t box;
-		uint32_t uid;
 
 		ps = p->next;
-		if (removed && sweep_pending_name(p->name, &box, &uid, &name))
-			flush_forget_removed(fs, box, uid);
 		free(p);
 	}
 	while (ws != NULL) {

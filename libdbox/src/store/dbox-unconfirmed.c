@@ -203,6 +203,11 @@ static int drop_row(struct dbox_store *store, const struct dbox_msg *m,
 {
 	int ret = dindex_msg_delete(store->idx, m->mailbox_id, m->uid, err);
 
+	/* its mark goes with it: one left with its message gone would say
+	 * "expunged since", and the mount would drop the spool file */
+	if (ret == 0)
+		ret = dindex_unconfirmed_forget(store->idx, m->mailbox_id,
+						m->uid, err);
 	if (ret == 0 && dbox_msg_where(m)->file_id != 0)
 		ret = seal_or_forget(store, m, err);
 	if (ret == 0)
