@@ -32,7 +32,12 @@
  *   the flush that made its commit durable.  At the next start after an
  *   unclean stop, a pending file whose message (BOX, UID) exists with
  *   exactly its bytes, or of its base name (its own bytes, never
- *   synced, may be lost), is removed; any other goes back to tmp/ of its
+ *   synced, may be lost), is removed; so is one whose message was
+ *   expunged or moved away after its commit (its unconfirmed mark stays
+ *   until the flush has removed the file and fsynced pending/: a cut
+ *   keeps or takes the mark with the expunge or move; a move of a
+ *   marked message syncs its record first, an open that drops a row
+ *   drops its mark); any other goes back to tmp/ of its
  *   mailbox under NAME (sweep_pending): the delivery was lost with the
  *   power, and its file is where the deliverer left it;
  * - a store file (sdbox u.N, an old m.N of purge) is removed only after
