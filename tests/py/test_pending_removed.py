@@ -27,8 +27,9 @@ def listing(mnt):
 
 def deliver_then(wtmp, mounts, fmt, change):
     """Delivers tmp/x without fsync into cur/x:2,S, calls change(mnt),
-    kills the daemon with SIGKILL before any flush, remounts; returns
-    the listing and the pending/ area after the start-up sweep."""
+    kills the daemon with SIGKILL before any flush, remounts (read-only,
+    then read-write: both show the same); returns the listing and the
+    pending/ area after the start-up sweep."""
     store, mnt = os.path.join(wtmp, "store"), os.path.join(wtmp, "mnt")
     dboxctl("init", store, "--format", fmt)
     m = mounts(store, mnt, "commit=3600")
@@ -39,10 +40,16 @@ def deliver_then(wtmp, mounts, fmt, change):
     os.rename(os.path.join(mnt, "tmp", "x"), os.path.join(mnt, "cur", "x:2,S"))
     change(mnt)
     m.kill()
+    # a read-only mount shows what the next sweep leaves
+    r = mounts(store, mnt, "ro")
+    try:
+        ro = listing(mnt)
+    finally:
+        r.stop()
     c = mounts(store, mnt)
     try:
-        return listing(mnt), os.listdir(os.path.join(store, "dboxfs",
-                                                     "pending"))
+        assert listing(mnt) == ro
+        return ro, os.listdir(os.path.join(store, "dboxfs", "pending"))
     finally:
         c.stop()
 
