@@ -70,6 +70,8 @@ struct flush_state {
 	bool stop, started;
 	pthread_t thread;
 	int pending_fd;                    /* pending/ */
+	unsigned committing;               /* flush_commit_begin */
+	bool taking;                       /* the flusher takes pendings */
 };
 
 /* pending/ under the control directory; before flush_start */
@@ -91,6 +93,11 @@ void flush_expunged(struct dboxfs *fs);
  * removed once that commit is durable (at once with -o sync). */
 void flush_spool_done(struct dboxfs *fs, int dirfd, const char *name,
 		      int64_t box, uint32_t uid);
+/* Around a commit of deliveries and the moves of their files to
+ * pending/ (flush_spool_done): the flusher takes the pending files
+ * between two such, never inside one. */
+void flush_commit_begin(struct dboxfs *fs);
+void flush_commit_end(struct dboxfs *fs);
 /* The pending/ file of message (box, uid) is gone for good: the mark
  * that told it from a lost commit, if the message was removed since
  * (dbox_store_unconfirmed_forget), goes too (box 0: every such mark). */

@@ -40,13 +40,16 @@ static int collect(void *ctx, int64_t box, uint32_t uid)
 	return 0;
 }
 
-/* The marks up to the newest at this moment (*max_r, 0: none). */
-static int load(struct dbox_store *store, int64_t *max_r, struct marks *mk,
-		struct dbox_err *err)
+/* The marks up to the newest at this moment, or to upto if that is
+ * older (*max_r, 0: none). */
+static int load(struct dbox_store *store, int64_t upto, int64_t *max_r,
+		struct marks *mk, struct dbox_err *err)
 {
 	int ret = dindex_unconfirmed_max(store->idx, max_r, err);
 
-	if (ret < 0 || *max_r == 0)
+	if (ret == 0 && *max_r > upto)
+		*max_r = upto;
+	if (ret < 0 || *max_r <= 0)
 		return ret;
 	ret = dindex_unconfirmed_each(store->idx, *max_r, collect, mk, err);
 	if (ret == -ENOMEM)
@@ -101,7 +104,8 @@ static int confirm(struct dbox_store *store, int64_t max,
 	return ret;
 }
 
-int dbox_unconfirmed_flush(struct dbox_store *store, struct dbox_err *err)
+int dbox_unconfirmed_flush(struct dbox_store *store, int64_t upto,
+			   struct dbox_err *err)
 {
 	struct marks mk = { 0 };
 	uint32_t last_file = 0;
@@ -110,7 +114,10 @@ int dbox_unconfirmed_flush(struct dbox_store *store, struct dbox_err *err)
 
 	if (store->readonly || !atomic_exchange(&store->unconfirmed, false))
 		return 0;
-	ret = load(store, &max, &mk, err);
+	ret = load(store, upto, &max, &mk, err);
+	/* the marks after upto wait for the next flush */
+	if (max == upto)
+		atomic_store(&store->unconfirmed, true);
 	for (size_t i = 0; ret == 0 && i < mk.n; i++) {
 		struct dbox_msg m;
 
@@ -147,6 +154,14 @@ int dbox_unconfirmed_sync_one(struct dbox_store *store, int64_t mailbox_id,
 		return ret;
 	/* its mark stays: the next flush deletes it */
 	return sync_record(store, &m, &last_file, err);
+}
+
+int dbox_store_unconfirmed_seq(struct dbox_store *store, int64_t *seq_r,
+			       struct dbox_err *err)
+{
+	*seq_r = 0;
+	return store->readonly ? 0 :
+		dindex_unconfirmed_max(store->idx, seq_r, err);
 }
 
 int dbox_store_unconfirmed_removed(struct dbox_store *store, int64_t box,
@@ -291,7 +306,7 @@ int dbox_unconfirmed_recover(struct dbox_store *store, struct dbox_err *err)
 	ret = dindex_write_begin(store->idx, err);
 	if (ret < 0)
 		return ret;
-	ret = load(store, &max, &mk, err);
+	ret = load(store, INT64_MAX, &max, &mk, err);
 	if (ret == 0 && max > 0)
 		ret = check_marks(store, &mk, &bad, err);
 	if (ret == 0 && max > 0)
@@ -363,7 +378,7 @@ int dbox_unconfirmed_hide(struct dbox_store *store, struct dbox_err *err)
 {
 	struct marks mk = { 0 };
 	int64_t max = 0;
-	int ret = load(store, &max, &mk, err);
+	int ret = load(store, INT64_MAX, &max, &mk, err);
 
 	if (ret == 0 && max > 0)
 		ret = hide_marks(store, &mk, err);
