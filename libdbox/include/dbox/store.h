@@ -214,11 +214,12 @@ const char *dbox_store_index_path(const struct dbox_store *store);
  * callers share one flush (group commit).  Immediate without
  * deferred_sync or when nothing is pending. */
 int dbox_store_sync(struct dbox_store *store, struct dbox_err *err);
-/* The same, but the unconfirmed marks (store-private.h) it confirms are
- * those up to seq `marks` (dbox_store_unconfirmed_seq), which a caller
- * that keeps a copy of each marked delivery until it is confirmed
- * read when it took the copies it removes after this flush; the later
- * ones wait for the next flush.  Every commit is still made durable. */
+/* The same, but of the unconfirmed marks (rows committed before their
+ * record was durable) it confirms only those up to seq `marks`
+ * (dbox_store_unconfirmed_seq): a caller that keeps a copy of each
+ * marked delivery until the flush reads it when it takes the copies it
+ * removes after this flush; later marks wait for the next flush.  Every
+ * commit is still made durable. */
 int dbox_store_sync_upto(struct dbox_store *store, int64_t marks,
 			 struct dbox_err *err);
 /* The newest unconfirmed mark's seq (0: none). */
