@@ -285,6 +285,7 @@ static void commit_batch(struct dboxfs *fs, struct commit_job **jobs, size_t n)
 							 jobs[i]->box,
 							 jobs[i]->base);
 	}
+	flush_commit_begin(fs);
 	ret = run_txn(fs, jobs, n, &err);
 
 	if (ret < 0 && n > 1) {
@@ -312,6 +313,7 @@ static void commit_batch(struct dboxfs *fs, struct commit_job **jobs, size_t n)
 	}
 	for (size_t i = 0; i < n; i++)
 		finish_job(fs, jobs[i]);
+	flush_commit_end(fs);
 }
 
 static void *committer_main(void *arg)

@@ -14,6 +14,7 @@
 #include "dboxfs.h"
 #include "flush.h"
 #include "reply.h"
+#include "sweep.h"
 
 #define PENDING_DIR "pending"
 
@@ -72,6 +73,14 @@ void flush_spool_done(struct dboxfs *fs, int dirfd, const char *name,
 	pthread_mutex_unlock(&fs->flush.lock);
 }
 
+void flush_forget_removed(struct dboxfs *fs, int64_t box, uint32_t uid)
+{
+	struct dbox_err err = { "" };
+
+	if (dbox_store_unconfirmed_forget(fs->store, box, uid, &err) < 0)
+		fuse_log(FUSE_LOG_WARNING, "dboxfs: %s\n", err.msg);
+}
+
 void flush_expunged(struct dboxfs *fs)
 {
 	struct dbox_err err = { "" };
@@ -108,22 +117,47 @@ void flush_request(struct dboxfs *fs, fuse_req_t req)
 	pthread_mutex_unlock(&fs->flush.lock);
 }
 
-/* One flush: what was waiting or pending when it began is covered. */
+/* The marks of the messages of ps removed since their delivery go once
+ * their files are gone for good (sweep_pending_done); nearly always
+ * there is none, and no fsync. */
+static void forget_removed(struct dboxfs *fs, const struct flush_pending *ps)
+{
+	bool synced = false;
+
+	for (const struct flush_pending *p = ps; p != NULL; p = p->next) {
+		const char *name;
+		int64_t box;
+		uint32_t uid;
+
+		if (!sweep_pending_name(p->name, &box, &uid, &name) ||
+		    !dbox_store_unconfirmed_removed(fs->store, box, uid))
+			continue;
+		if (!synced && fsync(fs->flush.pending_fd) < 0)
+			return;
+		synced = true;
+		flush_forget_removed(fs, box, uid);
+	}
+}
+
+/* One flush: what was waiting or pending when it began is covered;
+ * marks: the newest unconfirmed mark when ps was taken (take_pendings). */
 static void flush_once(struct dboxfs *fs, struct flush_waiter *ws,
-		       struct flush_pending *ps)
+		       struct flush_pending *ps, int64_t marks)
 {
 	struct dbox_err err = { "" };
-	int ret = dbox_store_sync(fs->store, &err);
+	int ret = dbox_store_sync_upto(fs->store, marks, &err);
 
 	if (ret < 0)
 		fuse_log(FUSE_LOG_ERR, "dboxfs: flush: %s\n", err.msg);
+	/* a failed flush keeps them for the start-up sweep */
+	for (struct flush_pending *p = ps; ret == 0 && p != NULL; p = p->next)
+		unlinkat(fs->flush.pending_fd, p->name, 0);
+	if (ret == 0)
+		forget_removed(fs, ps);
 	while (ps != NULL) {
 		struct flush_pending *p = ps;
 
 		ps = p->next;
-		/* a failed flush keeps them for the start-up sweep */
-		if (ret == 0)
-			unlinkat(fs->flush.pending_fd, p->name, 0);
 		free(p);
 	}
 	while (ws != NULL) {
@@ -159,6 +193,53 @@ static bool reached(const struct timespec *now, const struct timespec *t)
  * of a request (dbox_store_checkpoint): looked at this often. */
 #define CHECKPOINT_PERIOD 0.1
 
+void flush_commit_begin(struct dboxfs *fs)
+{
+	pthread_mutex_lock(&fs->flush.lock);
+	while (fs->flush.taking)
+		pthread_cond_wait(&fs->flush.cond, &fs->flush.lock);
+	fs->flush.committing++;
+	pthread_mutex_unlock(&fs->flush.lock);
+}
+
+void flush_commit_end(struct dboxfs *fs)
+{
+	pthread_mutex_lock(&fs->flush.lock);
+	if (--fs->flush.committing == 0 && fs->flush.taking)
+		pthread_cond_broadcast(&fs->flush.cond);
+	pthread_mutex_unlock(&fs->flush.lock);
+}
+
+/* The pending files to remove after this flush, and the newest mark it
+ * confirms (*marks_r): taken with no commit between a delivery's mark
+ * and its file's move to pending/ (flush_commit_begin), so that every
+ * mark it confirms has its file among them.  A mark confirmed while
+ * its file was not yet listed would be gone when the client expunges
+ * the message, and after a kill -9 the file would be taken for a lost
+ * delivery's (sweep_pending_done).  Called with the lock held. */
+static struct flush_pending *take_pendings(struct dboxfs *fs,
+					   int64_t *marks_r)
+{
+	struct flush_pending *ps;
+	struct dbox_err err = { "" };
+
+	fs->flush.taking = true;
+	while (fs->flush.committing > 0)
+		pthread_cond_wait(&fs->flush.cond, &fs->flush.lock);
+	ps = fs->flush.pendings;
+	fs->flush.pendings = NULL;
+	/* (commits wait for this read, not the lock: it is a leaf) */
+	pthread_mutex_unlock(&fs->flush.lock);
+	if (dbox_store_unconfirmed_seq(fs->store, marks_r, &err) < 0) {
+		fuse_log(FUSE_LOG_WARNING, "dboxfs: %s\n", err.msg);
+		*marks_r = 0;    /* confirms none: the next flush does */
+	}
+	pthread_mutex_lock(&fs->flush.lock);
+	fs->flush.taking = false;
+	pthread_cond_broadcast(&fs->flush.cond);
+	return ps;
+}
+
 static void *flusher_main(void *arg)
 {
 	struct dboxfs *fs = arg;
@@ -170,6 +251,7 @@ static void *flusher_main(void *arg)
 		struct flush_waiter *ws;
 		struct flush_pending *ps = NULL;
 		struct dbox_err err = { "" };
+		int64_t marks = 0;
 		bool due;
 
 		if (reached(&wake, &next))
@@ -186,14 +268,12 @@ static void *flusher_main(void *arg)
 		/* pending spool files wait for a flush someone asked for,
 		 * or for the commit interval */
 		due = ws != NULL || stop || reached(&now, &next);
-		if (due) {
-			ps = fs->flush.pendings;
-			fs->flush.pendings = NULL;
-		}
+		if (due)
+			ps = take_pendings(fs, &marks);
 		pthread_mutex_unlock(&fs->flush.lock);
 		if (due && (ws != NULL || ps != NULL || stop ||
 			    dbox_store_sync_pending(fs->store)))
-			flush_once(fs, ws, ps);
+			flush_once(fs, ws, ps, marks);
 		if (reached(&now, &next))
 			next = deadline_after(fs->commit_interval);
 		if (dbox_store_checkpoint(fs->store, &err) < 0)
@@ -231,7 +311,8 @@ void flush_stop(struct dboxfs *fs)
 	/* what came after the thread's last flush (or without a thread) */
 	if (fs->store != NULL &&
 	    (fs->flush.waiters != NULL || fs->flush.pendings != NULL))
-		flush_once(fs, fs->flush.waiters, fs->flush.pendings);
+		flush_once(fs, fs->flush.waiters, fs->flush.pendings,
+			   INT64_MAX);
 	fs->flush.waiters = NULL;
 	fs->flush.pendings = NULL;
 	if (fs->flush.pending_fd >= 0) {

@@ -32,7 +32,12 @@
  *   the flush that made its commit durable.  At the next start after an
  *   unclean stop, a pending file whose message (BOX, UID) exists with
  *   exactly its bytes, or of its base name (its own bytes, never
- *   synced, may be lost), is removed; any other goes back to tmp/ of its
+ *   synced, may be lost), is removed; so is one whose message was
+ *   expunged or moved away after its commit (its unconfirmed mark stays
+ *   until the flush has removed the file and fsynced pending/: a cut
+ *   keeps or takes the mark with the expunge or move; a move of a
+ *   marked message syncs its record first, an open that drops a row
+ *   drops its mark); any other goes back to tmp/ of its
  *   mailbox under NAME (sweep_pending): the delivery was lost with the
  *   power, and its file is where the deliverer left it;
  * - a store file (sdbox u.N, an old m.N of purge) is removed only after
@@ -65,6 +70,8 @@ struct flush_state {
 	bool stop, started;
 	pthread_t thread;
 	int pending_fd;                    /* pending/ */
+	unsigned committing;               /* flush_commit_begin */
+	bool taking;                       /* the flusher takes pendings */
 };
 
 /* pending/ under the control directory; before flush_start */
@@ -86,5 +93,14 @@ void flush_expunged(struct dboxfs *fs);
  * removed once that commit is durable (at once with -o sync). */
 void flush_spool_done(struct dboxfs *fs, int dirfd, const char *name,
 		      int64_t box, uint32_t uid);
+/* Around a commit of deliveries and the moves of their files to
+ * pending/ (flush_spool_done): the flusher takes the pending files
+ * between two such, never inside one. */
+void flush_commit_begin(struct dboxfs *fs);
+void flush_commit_end(struct dboxfs *fs);
+/* The pending/ file of message (box, uid) is gone for good: the mark
+ * that told it from a lost commit, if the message was removed since
+ * (dbox_store_unconfirmed_forget), goes too (box 0: every such mark). */
+void flush_forget_removed(struct dboxfs *fs, int64_t box, uint32_t uid);
 
 #endif

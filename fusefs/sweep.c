@@ -10,6 +10,7 @@
 #include "backing.h"
 #include "dboxfs.h"
 #include "commit.h"
+#include "flush.h"
 #include "sweep.h"
 #include "totmp.h"
 
@@ -300,7 +301,10 @@ bool sweep_pending_done(struct dboxfs *fs, int dirfd, const char *entry,
 		(pending_base_is(name, &m) ||
 		 (m.size == (uint64_t)st.st_size && same_bytes(fs, fd, &m)));
 	close(fd);
-	return done;
+	/* committed, then expunged or moved away by the client: its mark
+	 * stays until this file is gone (flush_once), and goes with the
+	 * commit at a power cut that took it */
+	return done || dbox_store_unconfirmed_removed(fs->store, box, uid);
 }
 
 static void sweep_pending_one(struct dboxfs *fs, int dirfd, const char *entry)
@@ -346,5 +350,9 @@ void sweep_pending(struct dboxfs *fs, int dirfd)
 		if (e->d_name[0] != '.')
 			sweep_pending_one(fs, dirfd, e->d_name);
 	}
+	/* the files of removed messages are gone for good: their marks
+	 * can go (before, a cut would bring such a file back to tmp/) */
+	if (fsync(dirfd) == 0)
+		flush_forget_removed(fs, 0, 0);
 	closedir(d);
 }

@@ -17,8 +17,10 @@ struct dboxfs;
 void sweep_spool(struct dboxfs *fs);
 /* What pending/ (dirfd) holds after an unclean stop (flush.h): files of
  * deliveries whose commit may not have been durable.  A file whose
- * message exists with its bytes goes; any other goes back to tmp/ of its
- * mailbox under its name.  Before sweep_spool. */
+ * message exists with its bytes, or was expunged or moved away after
+ * its commit, goes; any other goes back to tmp/ of its mailbox under
+ * its name.  Then the marks of removed messages go (flush_forget_removed).
+ * Before sweep_spool. */
 void sweep_pending(struct dboxfs *fs, int dirfd);
 /* A read-only mount runs no sweep: whether `name` in the spool area
  * dirfd of mailbox box is a committed delivery's file, which the next
@@ -34,8 +36,9 @@ bool sweep_moves_to_tmp(struct dboxfs *fs, int64_t box,
 /* the parts of a pending/ entry "BOX.UID.NAME" (false: not one); */
 bool sweep_pending_name(const char *s, int64_t *box_r, uint32_t *uid_r,
 			const char **name_r);
-/* whether its message (box, uid) exists with exactly its bytes (the
- * entry is removed; otherwise it goes back to tmp/ as NAME). */
+/* whether its message (box, uid) exists with exactly its bytes, or was
+ * removed after its commit (the entry is removed; otherwise it goes back
+ * to tmp/ as NAME). */
 bool sweep_pending_done(struct dboxfs *fs, int dirfd, const char *entry,
 			int64_t box, uint32_t uid);
 /* At a clean stop: the tmp/ files link() delivered stay the client's

@@ -390,11 +390,12 @@ def test_unconfirmed_record_lost_at_a_cut_goes_back_to_tmp(wtmp, mounts):
 
 def test_unconfirmed_delivery_moved_keeps_its_check(wtmp, mounts):
     """A delivery without fsync moved to another folder within the
-    commit interval keeps its mark: after a cut that lost its record
-    (its row made durable by the removal of a folder), the open drops
-    the moved row too, instead of listing a message whose reads fail;
-    the spool file is back in tmp/ (sdbox: the moved record is a file
-    of its own, which the cut takes)."""
+    commit interval: the move makes its record durable first, and its
+    mark goes with it, while its old one stays (the spool file kept for
+    it is the moved message's, not a lost delivery's); after a cut (its
+    rows made durable by the removal of a folder) the moved message is
+    there, intact, and its spool file is not back in tmp/ (sdbox: the
+    moved record is a file of its own)."""
     fmt = "sdbox"
     cal, store = os.path.join(wtmp, "cal"), os.path.join(wtmp, "store")
     mnt = os.path.join(wtmp, "mnt")
@@ -421,7 +422,7 @@ def test_unconfirmed_delivery_moved_keeps_its_check(wtmp, mounts):
     m = mounts(store, mnt, "fs=powercut:%d/posix" % (upto + 1),
                "commit=3600")
     deliver_move_sync()
-    assert unconfirmed_rows(store) == 1
+    assert unconfirmed_rows(store) == 2
     with pytest.raises(OSError):
         for i in range(1000):
             with open(os.path.join(mnt, "tmp", "f%d" % i), "wb") as f:
@@ -430,12 +431,12 @@ def test_unconfirmed_delivery_moved_keeps_its_check(wtmp, mounts):
     c = mounts(store, mnt)
     try:
         moved = view_of(os.path.join(mnt, ".O"))
-        assert not moved, moved
-        assert "x1" in os.listdir(os.path.join(mnt, "tmp"))
+        assert moved == {"new/x1": (len(data), data)}, moved
+        assert "x1" not in os.listdir(os.path.join(mnt, "tmp"))
         assert unconfirmed_rows(store) == 0
     finally:
         c.stop()
-    assert "record was not durable" in c.output()
+    assert "record was not durable" not in c.output()
 
 
 def make_maildir_folder(path):

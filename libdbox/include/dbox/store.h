@@ -221,6 +221,17 @@ const char *dbox_store_index_path(const struct dbox_store *store);
  * callers share one flush (group commit).  Immediate without
  * deferred_sync or when nothing is pending. */
 int dbox_store_sync(struct dbox_store *store, struct dbox_err *err);
+/* The same, but of the unconfirmed marks (rows committed before their
+ * record was durable) it confirms only those up to seq `marks`
+ * (dbox_store_unconfirmed_seq): a caller that keeps a copy of each
+ * marked delivery until the flush reads it when it takes the copies it
+ * removes after this flush; later marks wait for the next flush.  Every
+ * commit is still made durable. */
+int dbox_store_sync_upto(struct dbox_store *store, int64_t marks,
+			 struct dbox_err *err);
+/* The newest unconfirmed mark's seq (0: none). */
+int dbox_store_unconfirmed_seq(struct dbox_store *store, int64_t *seq_r,
+			       struct dbox_err *err);
 /* With deferred_sync, commits leave the index's write-ahead log to grow
  * (up to about 32 MiB): this copies it into the index file once it is
  * large, and is meant for a thread that serves no request (the mount's
@@ -236,6 +247,18 @@ int dbox_store_checkpoint(struct dbox_store *store, struct dbox_err *err);
 int dbox_store_purge_expunged(struct dbox_store *store, struct dbox_err *err);
 /* Whether some commit of this handle is not durable yet. */
 bool dbox_store_sync_pending(struct dbox_store *store);
+/* A message committed unconfirmed (its record not durable yet), then
+ * expunged or moved away, keeps its unconfirmed mark so that a caller
+ * that kept a copy of it until the flush (the mount's pending/ spool
+ * files, named by mailbox and uid) knows the copy is of a committed
+ * message, not of a lost commit.  removed: 1 message (box, uid) is
+ * such a one, 0 not (or on error).  forget: the caller's copy is gone
+ * for good (its removal durable): deletes that mark (box 0: every
+ * such mark).  0 or -errno. */
+int dbox_store_unconfirmed_removed(struct dbox_store *store, int64_t box,
+				   uint32_t uid);
+int dbox_store_unconfirmed_forget(struct dbox_store *store, int64_t box,
+				  uint32_t uid, struct dbox_err *err);
 /* A message row this process removed (expunged, moved away, dropped by
  * a followed Dovecot's sync, a reindex or a deleted folder), with what
  * its maildir name was built from. */

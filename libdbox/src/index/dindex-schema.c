@@ -102,7 +102,9 @@ static const char schema_v3[] =
  * (deferred commits, dindex-unconfirmed.h): the group flush syncs their
  * files and deletes the rows here; the next read-write open after a
  * power cut verifies the records of those still here.  A row here whose
- * message is gone means nothing (uids are not reused).  seq orders them
+ * message was expunged or moved away stays until the mount has removed
+ * the spool file it kept for it (dindex_unconfirmed_gone; uids are not
+ * reused).  seq orders them
  * (AUTOINCREMENT: never reused, so a flush confirms exactly what it
  * synced). */
 static const char schema_v4[] =

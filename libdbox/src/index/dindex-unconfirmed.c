@@ -10,14 +10,21 @@ static const char sql_add[] =
 static const char sql_max[] = "SELECT coalesce(max(seq), 0) FROM unconfirmed";
 static const char sql_list[] = "SELECT mailbox_id, uid FROM unconfirmed "
 	"WHERE seq <= ?1 ORDER BY seq";
-static const char sql_confirm[] = "DELETE FROM unconfirmed WHERE seq <= ?1";
+/* a mark whose message is gone stays (dindex_unconfirmed_gone) */
+#define MSG_GONE "NOT EXISTS (SELECT 1 FROM messages m " \
+	"WHERE m.mailbox_id = unconfirmed.mailbox_id " \
+	"AND m.uid = unconfirmed.uid)"
+static const char sql_confirm[] = "DELETE FROM unconfirmed WHERE seq <= ?1 "
+	"AND NOT " MSG_GONE;
+static const char sql_gone[] = "SELECT 1 FROM unconfirmed "
+	"WHERE mailbox_id = ?1 AND uid = ?2 AND " MSG_GONE " LIMIT 1";
+static const char sql_forget[] = "DELETE FROM unconfirmed "
+	"WHERE (?1 = 0 OR (mailbox_id = ?1 AND uid = ?2)) AND " MSG_GONE;
 static const char sql_carry[] = "INSERT INTO unconfirmed(mailbox_id, uid) "
 	"SELECT ?3, ?4 WHERE EXISTS (SELECT 1 FROM unconfirmed "
 	"WHERE mailbox_id = ?1 AND uid = ?2)";
 static const char sql_has[] = "SELECT 1 FROM unconfirmed "
 	"WHERE mailbox_id = ?1 AND uid = ?2 LIMIT 1";
-static const char sql_unmark[] = "DELETE FROM unconfirmed "
-	"WHERE mailbox_id = ?1 AND uid = ?2";
 
 int dindex_unconfirmed_add(struct dindex *idx, int64_t mailbox_id,
 			   uint32_t uid, struct dbox_err *err)
@@ -102,15 +109,47 @@ int dindex_unconfirmed_move(struct dindex *idx, int64_t mailbox_id,
 	sqlite3_bind_int64(st, 3, to_box);
 	sqlite3_bind_int64(st, 4, to_uid);
 	ret = dindex_step_what(idx, st, "move mark", err);
-	if (ret < 0 || sqlite3_changes(dindex_db(idx, NULL)) == 0)
-		return ret;
-	*carried_r = true;
-	st = dindex_prepare(idx, DSTMT_UNCONF_UNMARK, sql_unmark, err);
+	/* the old mark stays, its message gone: the spool file kept for
+	 * it is the moved message's (dindex_unconfirmed_gone) */
+	*carried_r = ret == 0 && sqlite3_changes(dindex_db(idx, NULL)) > 0;
+	return ret;
+}
+
+static int mark_query(struct dindex *idx, enum dindex_stmt which,
+		      const char *sql, int64_t mailbox_id, uint32_t uid,
+		      struct dbox_err *err)
+{
+	sqlite3_stmt *st = dindex_prepare(idx, which, sql, err);
+	int ret;
+
 	if (st == NULL)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, mailbox_id);
 	sqlite3_bind_int64(st, 2, uid);
-	return dindex_step_what(idx, st, "move mark", err);
+	ret = dindex_fetch_one(idx, st, NULL, NULL, "unconfirmed row", err);
+	if (ret == -ENOENT)
+		return 0;
+	return ret < 0 ? ret : 1;
+}
+
+int dindex_unconfirmed_gone(struct dindex *idx, int64_t mailbox_id,
+			    uint32_t uid, struct dbox_err *err)
+{
+	return mark_query(idx, DSTMT_UNCONF_GONE, sql_gone, mailbox_id, uid,
+			  err);
+}
+
+int dindex_unconfirmed_forget(struct dindex *idx, int64_t mailbox_id,
+			      uint32_t uid, struct dbox_err *err)
+{
+	sqlite3_stmt *st = dindex_prepare(idx, DSTMT_UNCONF_FORGET,
+					  sql_forget, err);
+
+	if (st == NULL)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, uid);
+	return dindex_step_what(idx, st, "forget marks", err);
 }
 
 int dindex_unconfirmed_has(struct dindex *idx, int64_t mailbox_id,

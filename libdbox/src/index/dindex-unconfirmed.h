@@ -30,17 +30,26 @@ int dindex_unconfirmed_each(struct dindex *idx, int64_t max,
 			    int (*fn)(void *ctx, int64_t mailbox_id,
 				      uint32_t uid),
 			    void *ctx, struct dbox_err *err);
-/* The mark of a message moved to (to_box, to_uid), if it has one, goes
- * with it under a new seq (a flush that listed the old one before the
- * move confirms up to its max, not this one).  *carried_r: there was
- * one. */
+/* The mark of a message moved to (to_box, to_uid), if it has one, is
+ * copied to it under a new seq (a flush that listed the old one before
+ * the move confirms up to its max, not this one); the old one stays,
+ * its message gone.  *carried_r: there was one. */
 int dindex_unconfirmed_move(struct dindex *idx, int64_t mailbox_id,
 			    uint32_t uid, int64_t to_box, uint32_t to_uid,
 			    bool *carried_r, struct dbox_err *err);
 /* Whether message (mailbox_id, uid) has a mark: 1 yes, 0 no. */
 int dindex_unconfirmed_has(struct dindex *idx, int64_t mailbox_id,
 			   uint32_t uid, struct dbox_err *err);
-/* Deletes every mark with seq <= max. */
+/* A mark whose message was expunged or moved away stays until the
+ * spool file its delivery kept is removed (the mount's pending/ area):
+ * it tells "committed, then removed" from "never committed" for that
+ * file.  gone: 1 message (mailbox_id, uid) has such a mark, 0 not.
+ * forget: deletes that mark (mailbox_id 0: every such mark). */
+int dindex_unconfirmed_gone(struct dindex *idx, int64_t mailbox_id,
+			    uint32_t uid, struct dbox_err *err);
+int dindex_unconfirmed_forget(struct dindex *idx, int64_t mailbox_id,
+			      uint32_t uid, struct dbox_err *err);
+/* Deletes every mark with seq <= max whose message is there. */
 int dindex_unconfirmed_confirm(struct dindex *idx, int64_t max,
 			       struct dbox_err *err);
 

@@ -570,6 +570,13 @@ int dbox_msg_move(struct dbox_store *store, int64_t mailbox_id, uint32_t uid,
 
 	if (store->readonly)
 		return dbox_fail(err, -EROFS, "store is read-only");
+	/* a record not durable yet is made so first: the source's mark
+	 * stays after the move (dindex_unconfirmed_move), telling the
+	 * mount that the spool file kept for it is this message's, so a
+	 * cut must not take the moved message's record */
+	ret = dbox_unconfirmed_sync_one(store, mailbox_id, uid, err);
+	if (ret < 0)
+		return ret;
 	ret = dindex_write_begin(store->idx, err);
 	if (ret < 0)
 		return ret;

@@ -734,12 +734,18 @@ int dbox_store_purge_expunged(struct dbox_store *store, struct dbox_err *err)
 
 int dbox_store_sync(struct dbox_store *store, struct dbox_err *err)
 {
+	return dbox_store_sync_upto(store, INT64_MAX, err);
+}
+
+int dbox_store_sync_upto(struct dbox_store *store, int64_t marks,
+			 struct dbox_err *err)
+{
 	int ret;
 
 	if (store->readonly)
 		return 0;
 	/* records before the index rows that point at them */
-	ret = dbox_unconfirmed_flush(store, err);
+	ret = dbox_unconfirmed_flush(store, marks, err);
 	if (ret == 0)
 		ret = dindex_sync(store->idx, err);
 	if (ret == 0)

@@ -40,13 +40,16 @@ static int collect(void *ctx, int64_t box, uint32_t uid)
 	return 0;
 }
 
-/* The marks up to the newest at this moment (*max_r, 0: none). */
-static int load(struct dbox_store *store, int64_t *max_r, struct marks *mk,
-		struct dbox_err *err)
+/* The marks up to the newest at this moment, or to upto if that is
+ * older (*max_r, 0: none). */
+static int load(struct dbox_store *store, int64_t upto, int64_t *max_r,
+		struct marks *mk, struct dbox_err *err)
 {
 	int ret = dindex_unconfirmed_max(store->idx, max_r, err);
 
-	if (ret < 0 || *max_r == 0)
+	if (ret == 0 && *max_r > upto)
+		*max_r = upto;
+	if (ret < 0 || *max_r <= 0)
 		return ret;
 	ret = dindex_unconfirmed_each(store->idx, *max_r, collect, mk, err);
 	if (ret == -ENOMEM)
@@ -101,7 +104,8 @@ static int confirm(struct dbox_store *store, int64_t max,
 	return ret;
 }
 
-int dbox_unconfirmed_flush(struct dbox_store *store, struct dbox_err *err)
+int dbox_unconfirmed_flush(struct dbox_store *store, int64_t upto,
+			   struct dbox_err *err)
 {
 	struct marks mk = { 0 };
 	uint32_t last_file = 0;
@@ -110,7 +114,10 @@ int dbox_unconfirmed_flush(struct dbox_store *store, struct dbox_err *err)
 
 	if (store->readonly || !atomic_exchange(&store->unconfirmed, false))
 		return 0;
-	ret = load(store, &max, &mk, err);
+	ret = load(store, upto, &max, &mk, err);
+	/* the marks after upto wait for the next flush */
+	if (max == upto)
+		atomic_store(&store->unconfirmed, true);
 	for (size_t i = 0; ret == 0 && i < mk.n; i++) {
 		struct dbox_msg m;
 
@@ -149,6 +156,39 @@ int dbox_unconfirmed_sync_one(struct dbox_store *store, int64_t mailbox_id,
 	return sync_record(store, &m, &last_file, err);
 }
 
+int dbox_store_unconfirmed_seq(struct dbox_store *store, int64_t *seq_r,
+			       struct dbox_err *err)
+{
+	*seq_r = 0;
+	return store->readonly ? 0 :
+		dindex_unconfirmed_max(store->idx, seq_r, err);
+}
+
+int dbox_store_unconfirmed_removed(struct dbox_store *store, int64_t box,
+				   uint32_t uid)
+{
+	struct dbox_err err = { "" };
+
+	return dindex_unconfirmed_gone(store->idx, box, uid, &err) == 1;
+}
+
+int dbox_store_unconfirmed_forget(struct dbox_store *store, int64_t box,
+				  uint32_t uid, struct dbox_err *err)
+{
+	int ret;
+
+	if (store->readonly)
+		return 0;
+	ret = dindex_write_begin_unseen(store->idx, err);
+	if (ret < 0)
+		return ret;
+	ret = dindex_unconfirmed_forget(store->idx, box, uid, err);
+	if (ret == 0)
+		return dindex_write_commit(store->idx, err);
+	dindex_write_rollback(store->idx);
+	return ret;
+}
+
 /* ------------------------------------------------------ after a cut */
 
 /* The m.N of a dropped row takes no appends any more; one the cut took
@@ -178,6 +218,11 @@ static int drop_row(struct dbox_store *store, const struct dbox_msg *m,
 {
 	int ret = dindex_msg_delete(store->idx, m->mailbox_id, m->uid, err);
 
+	/* its mark goes with it: one left with its message gone would say
+	 * "expunged since", and the mount would drop the spool file */
+	if (ret == 0)
+		ret = dindex_unconfirmed_forget(store->idx, m->mailbox_id,
+						m->uid, err);
 	if (ret == 0 && dbox_msg_where(m)->file_id != 0)
 		ret = seal_or_forget(store, m, err);
 	if (ret == 0)
@@ -261,7 +306,7 @@ int dbox_unconfirmed_recover(struct dbox_store *store, struct dbox_err *err)
 	ret = dindex_write_begin(store->idx, err);
 	if (ret < 0)
 		return ret;
-	ret = load(store, &max, &mk, err);
+	ret = load(store, INT64_MAX, &max, &mk, err);
 	if (ret == 0 && max > 0)
 		ret = check_marks(store, &mk, &bad, err);
 	if (ret == 0 && max > 0)
@@ -333,7 +378,7 @@ int dbox_unconfirmed_hide(struct dbox_store *store, struct dbox_err *err)
 {
 	struct marks mk = { 0 };
 	int64_t max = 0;
-	int ret = load(store, &max, &mk, err);
+	int ret = load(store, INT64_MAX, &max, &mk, err);
 
 	if (ret == 0 && max > 0)
 		ret = hide_marks(store, &mk, err);

@@ -115,7 +115,8 @@ struct dbox_store {
  * marked row whose record is intact (made durable now) and deletes one
  * whose record is not (its sdbox file removed, its m.N sealed against
  * appends), as if its commit had not happened. */
-int dbox_unconfirmed_flush(struct dbox_store *store, struct dbox_err *err);
+int dbox_unconfirmed_flush(struct dbox_store *store, int64_t upto,
+			   struct dbox_err *err);
 int dbox_unconfirmed_recover(struct dbox_store *store, struct dbox_err *err);
 /* The record of one message made durable now if its row is marked (0:
  * nothing to do); dbox_msg_sync_record. */

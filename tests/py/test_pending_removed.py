@@ -1,0 +1,152 @@
+"""A delivery committed unconfirmed (no fsync) keeps its spool file in
+pending/ until the group flush; a message the client then expunges,
+moves to another folder or renames, before the flush, must not come back
+as a tmp/ file after a kill -9 (maildir-view.md section 3: on a native
+maildir the file is gone for good, or where the client moved it)."""
+
+import os
+import re
+
+import pytest
+
+from dboxfs_testlib import dboxctl, mounts, wtmp  # noqa: F401
+
+DATA = b"Subject: x\n\nbody\n"
+
+
+def listing(mnt):
+    """Every entry of the mount's maildirs (INBOX and .Other)."""
+    out = []
+    for box in ("", ".Other"):
+        for sub in ("cur", "new", "tmp"):
+            d = os.path.join(mnt, box, sub)
+            if os.path.isdir(d):
+                out += [os.path.join(box, sub, n) for n in os.listdir(d)]
+    return sorted(out)
+
+
+def deliver_then(wtmp, mounts, fmt, change):
+    """Delivers tmp/x without fsync into cur/x:2,S, calls change(mnt),
+    kills the daemon with SIGKILL before any flush, remounts (read-only,
+    then read-write: both show the same); returns the listing and the
+    pending/ area after the start-up sweep."""
+    store, mnt = os.path.join(wtmp, "store"), os.path.join(wtmp, "mnt")
+    dboxctl("init", store, "--format", fmt)
+    m = mounts(store, mnt, "commit=3600")
+    for d in ("", "/cur", "/new", "/tmp"):
+        os.mkdir(os.path.join(mnt, ".Other" + d))
+    with open(os.path.join(mnt, "tmp", "x"), "wb") as f:
+        f.write(DATA)
+    os.rename(os.path.join(mnt, "tmp", "x"), os.path.join(mnt, "cur", "x:2,S"))
+    change(mnt)
+    m.kill()
+    # a read-only mount shows what the next sweep leaves
+    r = mounts(store, mnt, "ro")
+    try:
+        ro = listing(mnt)
+    finally:
+        r.stop()
+    c = mounts(store, mnt)
+    try:
+        assert listing(mnt) == ro
+        return ro, os.listdir(os.path.join(store, "dboxfs", "pending"))
+    finally:
+        c.stop()
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_kill9_after_unlink_does_not_bring_it_back(wtmp, mounts, fmt):
+    names, pending = deliver_then(
+        wtmp, mounts, fmt,
+        lambda mnt: os.unlink(os.path.join(mnt, "cur", "x:2,S")))
+    assert names == [] and pending == []
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_kill9_after_move_leaves_one_copy(wtmp, mounts, fmt):
+    def move(mnt):
+        os.rename(os.path.join(mnt, "cur", "x:2,S"),
+                  os.path.join(mnt, ".Other", "cur", "x:2,S"))
+    names, pending = deliver_then(wtmp, mounts, fmt, move)
+    assert names == [".Other/cur/x:2,S"] and pending == []
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+@pytest.mark.parametrize("to", ["x:2,RS", "y:2,S"])
+def test_kill9_after_rename_leaves_one_copy(wtmp, mounts, fmt, to):
+    def rename(mnt):
+        os.rename(os.path.join(mnt, "cur", "x:2,S"),
+                  os.path.join(mnt, "cur", to))
+    names, pending = deliver_then(wtmp, mounts, fmt, rename)
+    assert names == ["cur/" + to] and pending == []
+
+
+def events_of(output):
+    counts = re.findall(r"powercut: (\d+) events", output)
+    return int(counts[-1]) if counts else None
+
+
+def fill_until_cut(mnt):
+    """fsynced writes until the simulator cuts the power."""
+    with pytest.raises(OSError):
+        for i in range(200):
+            with open(os.path.join(mnt, "tmp", "f%d" % i), "wb") as f:
+                f.write(b"x")
+                f.flush()
+                os.fsync(f.fileno())
+
+
+def cut_after(wtmp, mounts, change):
+    """sdbox on the power-cut simulator: delivers tmp/x without fsync
+    into cur/x:2,S, calls change(mnt) (which makes the index durable: an
+    sdbox move syncs it), then writes until the cut; returns the listing
+    after the reboot, but for the fill files."""
+    store, mnt = os.path.join(wtmp, "store"), os.path.join(wtmp, "mnt")
+    dboxctl("init", store, "--format", "sdbox")
+    m = mounts(store, mnt, "fs=powercut:0/posix", "commit=3600")
+    for d in ("", "/cur", "/new", "/tmp"):
+        os.mkdir(os.path.join(mnt, ".Other" + d))
+    m.stop()
+    low = events_of(m.output())
+    m = mounts(store, mnt, "fs=powercut:%d/posix" % (low + 80),
+               "commit=3600")
+    with open(os.path.join(mnt, "tmp", "x"), "wb") as f:
+        f.write(DATA)
+    os.rename(os.path.join(mnt, "tmp", "x"), os.path.join(mnt, "cur", "x:2,S"))
+    change(mnt)
+    fill_until_cut(mnt)
+    assert m.stop() == 99
+    c = mounts(store, mnt)
+    try:
+        return [n for n in listing(mnt) if not n.startswith("tmp/f")], \
+            os.listdir(os.path.join(store, "dboxfs", "pending"))
+    finally:
+        c.stop()
+
+
+def move_one(mnt, name, data=DATA):
+    """A delivery made durable (fsync), moved to .Other: an sdbox move
+    syncs the index, so every commit before it is durable."""
+    fd = os.open(os.path.join(mnt, "tmp", name), os.O_CREAT | os.O_WRONLY)
+    os.write(fd, data)
+    os.fsync(fd)
+    os.close(fd)
+    cur = os.path.join(mnt, "cur", name + ":2,S")
+    os.rename(os.path.join(mnt, "tmp", name), cur)
+    os.rename(cur, os.path.join(mnt, ".Other", "cur", name + ":2,S"))
+
+
+def test_cut_after_a_durable_unlink_does_not_bring_it_back(wtmp, mounts):
+    def unlink(mnt):
+        os.unlink(os.path.join(mnt, "cur", "x:2,S"))
+        move_one(mnt, "y")
+    names, pending = cut_after(wtmp, mounts, unlink)
+    assert names == [".Other/cur/y:2,S"] and pending == []
+
+
+def test_cut_after_a_move_leaves_one_copy(wtmp, mounts):
+    def move(mnt):
+        os.rename(os.path.join(mnt, "cur", "x:2,S"),
+                  os.path.join(mnt, ".Other", "cur", "x:2,S"))
+    names, pending = cut_after(wtmp, mounts, move)
+    assert names == [".Other/cur/x:2,S"] and pending == []
