@@ -155,15 +155,6 @@ int dindex_unconfirmed_forget(struct dindex *idx, int64_t mailbox_id,
 int dindex_unconfirmed_has(struct dindex *idx, int64_t mailbox_id,
 			   uint32_t uid, struct dbox_err *err)
 {
-	sqlite3_stmt *st = dindex_prepare(idx, DSTMT_UNCONF_HAS, sql_has, err);
-	int ret;
-
-	if (st == NULL)
-		return -EIO;
-	sqlite3_bind_int64(st, 1, mailbox_id);
-	sqlite3_bind_int64(st, 2, uid);
-	ret = dindex_fetch_one(idx, st, NULL, NULL, "unconfirmed row", err);
-	if (ret == -ENOENT)
-		return 0;
-	return ret < 0 ? ret : 1;
+	return mark_query(idx, DSTMT_UNCONF_HAS, sql_has, mailbox_id, uid,
+			  err);
 }
