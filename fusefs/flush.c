@@ -154,6 +154,10 @@ static void flush_once(struct dboxfs *fs, struct flush_waiter *ws,
 		unlinkat(fs->flush.pending_fd, p->name, 0);
 	if (ret == 0)
 		forget_removed(fs, ps);
+	pthread_mutex_lock(&fs->flush.lock);
+	if (fs->flush.flushing == ps)
+		fs->flush.flushing = NULL;
+	pthread_mutex_unlock(&fs->flush.lock);
 	while (ps != NULL) {
 		struct flush_pending *p = ps;
 
@@ -228,6 +232,7 @@ static struct flush_pending *take_pendings(struct dboxfs *fs,
 		pthread_cond_wait(&fs->flush.cond, &fs->flush.lock);
 	ps = fs->flush.pendings;
 	fs->flush.pendings = NULL;
+	fs->flush.flushing = ps;
 	/* (commits wait for this read, not the lock: it is a leaf) */
 	pthread_mutex_unlock(&fs->flush.lock);
 	if (dbox_store_unconfirmed_seq(fs->store, marks_r, &err) < 0) {
@@ -282,10 +287,43 @@ static void *flusher_main(void *arg)
 	return NULL;
 }
 
+static bool listed(const struct flush_pending *ps, int64_t box,
+		   uint32_t uid)
+{
+	for (const struct flush_pending *p = ps; p != NULL; p = p->next) {
+		const char *name;
+		int64_t b;
+		uint32_t u;
+
+		if (sweep_pending_name(p->name, &b, &u, &name) &&
+		    b == box && u == uid)
+			return true;
+	}
+	return false;
+}
+
+/* dbox_store_kept_fn: whether message (box, uid)'s spool file is in
+ * pending/ (a flush that took it may not have removed it yet): its
+ * expunge or move then leaves a mark, so that the start-up sweep after
+ * a kill -9 removes the file rather than bring it back into tmp/ */
+static bool flush_kept(void *ctx, int64_t box, uint32_t uid)
+{
+	struct dboxfs *fs = ctx;
+	bool kept;
+
+	pthread_mutex_lock(&fs->flush.lock);
+	kept = listed(fs->flush.pendings, box, uid) ||
+		listed(fs->flush.flushing, box, uid);
+	pthread_mutex_unlock(&fs->flush.lock);
+	return kept;
+}
+
 int flush_start(struct dboxfs *fs)
 {
 	pthread_condattr_t ca;
 	int ret;
+
+	dbox_store_set_kept(fs->store, flush_kept, fs);
 
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

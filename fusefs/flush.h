@@ -37,7 +37,9 @@
  *   until the flush has removed the file and fsynced pending/: a cut
  *   keeps or takes the mark with the expunge or move; a move of a
  *   marked message syncs its record first, an open that drops a row
- *   drops its mark); any other goes back to tmp/ of its
+ *   drops its mark; a message delivered from a file fsynced in tmp/ has
+ *   no mark, and gets one when it is expunged or moved away while its
+ *   file is here: flush_kept); any other goes back to tmp/ of its
  *   mailbox under NAME (sweep_pending): the delivery was lost with the
  *   power, and its file is where the deliverer left it;
  * - a store file (sdbox u.N, an old m.N of purge) is removed only after
@@ -67,6 +69,8 @@ struct flush_state {
 	pthread_cond_t cond;
 	struct flush_waiter *waiters;      /* fsyncs waiting for a flush */
 	struct flush_pending *pendings;    /* spool files in pending/ */
+	struct flush_pending *flushing;    /* those a flush took, until
+					    * they are gone (flush_kept) */
 	bool stop, started;
 	pthread_t thread;
 	int pending_fd;                    /* pending/ */

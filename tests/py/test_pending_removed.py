@@ -25,8 +25,9 @@ def listing(mnt):
     return sorted(out)
 
 
-def deliver_then(wtmp, mounts, fmt, change):
-    """Delivers tmp/x without fsync into cur/x:2,S, calls change(mnt),
+def deliver_then(wtmp, mounts, fmt, change, fsync=False):
+    """Delivers tmp/x (fsynced if fsync: prepared then, prepare.c, with no
+    unconfirmed mark) into cur/x:2,S, calls change(mnt),
     kills the daemon with SIGKILL before any flush, remounts (read-only,
     then read-write: both show the same); returns the listing and the
     pending/ area after the start-up sweep."""
@@ -37,6 +38,9 @@ def deliver_then(wtmp, mounts, fmt, change):
         os.mkdir(os.path.join(mnt, ".Other" + d))
     with open(os.path.join(mnt, "tmp", "x"), "wb") as f:
         f.write(DATA)
+        if fsync:
+            f.flush()
+            os.fsync(f.fileno())
     os.rename(os.path.join(mnt, "tmp", "x"), os.path.join(mnt, "cur", "x:2,S"))
     change(mnt)
     m.kill()
@@ -55,19 +59,21 @@ def deliver_then(wtmp, mounts, fmt, change):
 
 
 @pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
-def test_kill9_after_unlink_does_not_bring_it_back(wtmp, mounts, fmt):
+@pytest.mark.parametrize("fsync", [False, True], ids=["nosync", "fsync"])
+def test_kill9_after_unlink_does_not_bring_it_back(wtmp, mounts, fmt, fsync):
     names, pending = deliver_then(
         wtmp, mounts, fmt,
-        lambda mnt: os.unlink(os.path.join(mnt, "cur", "x:2,S")))
+        lambda mnt: os.unlink(os.path.join(mnt, "cur", "x:2,S")), fsync)
     assert names == [] and pending == []
 
 
 @pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
-def test_kill9_after_move_leaves_one_copy(wtmp, mounts, fmt):
+@pytest.mark.parametrize("fsync", [False, True], ids=["nosync", "fsync"])
+def test_kill9_after_move_leaves_one_copy(wtmp, mounts, fmt, fsync):
     def move(mnt):
         os.rename(os.path.join(mnt, "cur", "x:2,S"),
                   os.path.join(mnt, ".Other", "cur", "x:2,S"))
-    names, pending = deliver_then(wtmp, mounts, fmt, move)
+    names, pending = deliver_then(wtmp, mounts, fmt, move, fsync)
     assert names == [".Other/cur/x:2,S"] and pending == []
 
 

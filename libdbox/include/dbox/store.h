@@ -259,6 +259,15 @@ int dbox_store_unconfirmed_removed(struct dbox_store *store, int64_t box,
 				   uint32_t uid);
 int dbox_store_unconfirmed_forget(struct dbox_store *store, int64_t box,
 				  uint32_t uid, struct dbox_err *err);
+/* Whether the caller still keeps such a copy of message (box, uid) (a
+ * delivery whose record was synced before its commit has no mark).  An
+ * expunge or move away of a message it says yes for leaves a mark in
+ * the same transaction, as for an unconfirmed one (removed above), so
+ * the copy is not taken for a lost commit's.  Called inside a write
+ * transaction: it must not use the store.  Set before any thread. */
+typedef bool (*dbox_store_kept_fn)(void *ctx, int64_t box, uint32_t uid);
+void dbox_store_set_kept(struct dbox_store *store, dbox_store_kept_fn fn,
+			 void *ctx);
 /* A message row this process removed (expunged, moved away, dropped by
  * a followed Dovecot's sync, a reindex or a deleted folder), with what
  * its maildir name was built from. */

@@ -172,6 +172,27 @@ int dbox_store_unconfirmed_removed(struct dbox_store *store, int64_t box,
 	return dindex_unconfirmed_gone(store->idx, box, uid, &err) == 1;
 }
 
+void dbox_store_set_kept(struct dbox_store *store, dbox_store_kept_fn fn,
+			 void *ctx)
+{
+	store->kept = fn;
+	store->kept_ctx = ctx;
+}
+
+int dbox_unconfirmed_keep(struct dbox_store *store, int64_t box,
+			  uint32_t uid, struct dbox_err *err)
+{
+	int ret;
+
+	if (store->kept == NULL || !store->kept(store->kept_ctx, box, uid))
+		return 0;
+	/* an unconfirmed delivery's mark is there already and stays */
+	ret = dindex_unconfirmed_has(store->idx, box, uid, err);
+	if (ret != 0)
+		return ret < 0 ? ret : 0;
+	return dindex_unconfirmed_add(store->idx, box, uid, err);
+}
+
 int dbox_store_unconfirmed_forget(struct dbox_store *store, int64_t box,
 				  uint32_t uid, struct dbox_err *err)
 {
