@@ -14,7 +14,6 @@
 #include "dboxfs.h"
 #include "flush.h"
 #include "reply.h"
-#include "sweep.h"
 
 #define PENDING_DIR "pending"
 
@@ -25,6 +24,8 @@ struct flush_waiter {
 
 struct flush_pending {
 	struct flush_pending *next;
+	int64_t box;                /* its message, as in the name */
+	uint32_t uid;
 	char name[];
 };
 
@@ -67,6 +68,8 @@ void flush_spool_done(struct dboxfs *fs, int dirfd, const char *name,
 		return;
 	}
 	strcpy(p->name, to);
+	p->box = box;
+	p->uid = uid;
 	pthread_mutex_lock(&fs->flush.lock);
 	p->next = fs->flush.pendings;
 	fs->flush.pendings = p;
@@ -125,17 +128,12 @@ static void forget_removed(struct dboxfs *fs, const struct flush_pending *ps)
 	bool synced = false;
 
 	for (const struct flush_pending *p = ps; p != NULL; p = p->next) {
-		const char *name;
-		int64_t box;
-		uint32_t uid;
-
-		if (!sweep_pending_name(p->name, &box, &uid, &name) ||
-		    !dbox_store_unconfirmed_removed(fs->store, box, uid))
+		if (!dbox_store_unconfirmed_removed(fs->store, p->box, p->uid))
 			continue;
 		if (!synced && fsync(fs->flush.pending_fd) < 0)
 			return;
 		synced = true;
-		flush_forget_removed(fs, box, uid);
+		flush_forget_removed(fs, p->box, p->uid);
 	}
 }
 
@@ -291,12 +289,7 @@ static bool listed(const struct flush_pending *ps, int64_t box,
 		   uint32_t uid)
 {
 	for (const struct flush_pending *p = ps; p != NULL; p = p->next) {
-		const char *name;
-		int64_t b;
-		uint32_t u;
-
-		if (sweep_pending_name(p->name, &b, &u, &name) &&
-		    b == box && u == uid)
+		if (p->box == box && p->uid == uid)
 			return true;
 	}
 	return false;
