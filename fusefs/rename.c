@@ -62,23 +62,24 @@ static int rename_msg(struct dboxfs *fs, const struct dbox_msg *m,
 	if (msgname_at_target(fs, dst->box, dst->sub, base, info,
 			      &old) == 0 &&
 	    !(old.mailbox_id == m->mailbox_id && old.uid == m->uid)) {
-		*new_ino_r = view_ino_msg(m->mailbox_id, m->uid);
 		/* a power cut must not undo this one's delivery after the
 		 * replaced one is gone (replace does so itself) */
-		ret = dst->box == m->mailbox_id ?
-			dbox_msg_replace(fs->store, m->mailbox_id, m->uid,
-					 old.uid, flags, kw, dir, base, &err) :
-			dbox_msg_sync_record(fs->store, m->mailbox_id, m->uid,
-					     &err);
-		if (ret == 0 && dst->box != m->mailbox_id)
-			ret = dbox_msg_expunge(fs->store, dst->box, old.uid,
-					       &err);
+		if (dst->box == m->mailbox_id) {
+			ret = dbox_msg_replace(fs->store, m->mailbox_id,
+					       m->uid, old.uid, flags, kw, dir,
+					       base, &err);
+		} else {
+			ret = dbox_msg_sync_record(fs->store, m->mailbox_id,
+						   m->uid, &err);
+			if (ret == 0)
+				ret = dbox_msg_expunge(fs->store, dst->box,
+						       old.uid, &err);
+		}
 		if (ret == 0)
 			flush_expunged(fs);
 		if (ret < 0 || dst->box == m->mailbox_id)
 			return ret;
 	}
-	*new_ino_r = view_ino_msg(m->mailbox_id, m->uid);
 	if (dst->box == m->mailbox_id)
 		return dbox_msg_update(fs->store, m->mailbox_id, m->uid,
 				       flags, kw, dir, base, &err);
