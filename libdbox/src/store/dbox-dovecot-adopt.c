@@ -301,11 +301,7 @@ static void ext_recs(struct adopt *a, struct dovi_logwrite *w,
 		if (guid && m->have_guid) {
 			dovi_logwrite_ext_rec_add(w, m->uid, m->guid, size);
 		} else if (!guid) {
-			/* struct mdbox_mail_index_record: map_uid, save_date */
-			for (int k = 0; k < 4; k++) {
-				rec[k] = (uint8_t)(m->map_uid >> (8 * k));
-				rec[4 + k] = (uint8_t)(m->save_date >> (8 * k));
-			}
+			dbox_dovecot_mdbox_rec(rec, m->map_uid, m->save_date);
 			dovi_logwrite_ext_rec_add(w, m->uid, rec, size);
 		}
 	}
@@ -357,6 +353,13 @@ static int box_log(struct adopt *a, const struct dbox_mailbox *box)
 	return ret;
 }
 
+static void adopt_free(struct adopt *a)
+{
+	dovi_logwrite_free(a->mapw);
+	free(a->ents);
+	free(a->msgs);
+}
+
 /* Our messages of b written into Dovecot's map (mdbox) and b's new
  * log. */
 static int write_index(struct dbox_store *store, struct dovecot_box *b,
@@ -376,9 +379,7 @@ static int write_index(struct dbox_store *store, struct dovecot_box *b,
 		ret = map_commit(&a);
 	if (ret == 0)
 		ret = box_log(&a, &box);
-	dovi_logwrite_free(a.mapw);
-	free(a.ents);
-	free(a.msgs);
+	adopt_free(&a);
 	return ret;
 }
 
@@ -452,9 +453,7 @@ static int catch_up(struct dbox_store *store, struct dovecot_box *b,
 			    err);
 	if (ret >= 0 && any)
 		ret = append_ours(&a, &box, next - 1);
-	dovi_logwrite_free(a.mapw);
-	free(a.ents);
-	free(a.msgs);
+	adopt_free(&a);
 	return ret < 0 ? ret : any;
 }
 

@@ -308,13 +308,9 @@ static int append_msg(struct dbox_store *store, struct dovecot_box *b,
 			     b->back_end : rend);
 	dovi_logwrite_append_add(w, to->uid, to->flags & DOVI_SYSTEM_FLAGS);
 	if (dm != NULL && store->format == DBOX_FORMAT_MDBOX) {
-		/* struct mdbox_mail_index_record: map_uid, save_date */
 		uint8_t rec[8];
 
-		for (int i = 0; i < 4; i++) {
-			rec[i] = (uint8_t)(dm->map_uid >> (8 * i));
-			rec[4 + i] = (uint8_t)(dm->save_date >> (8 * i));
-		}
+		dbox_dovecot_mdbox_rec(rec, dm->map_uid, dm->save_date);
 		ext_rec(b, w, "mdbox", 8, 4, to->uid, rec);
 		if (dm->have_guid)
 			ext_rec(b, w, "guid", 16, 1, to->uid, dm->guid);
@@ -467,6 +463,15 @@ static int map_append(struct dovecot_box *b, const struct dbox_msg *msg,
 	*map_uid_r = hdr.next_uid;
 	dovi_logwrite_free(w);
 	return ret;
+}
+
+void dbox_dovecot_mdbox_rec(uint8_t rec[8], uint32_t map_uid,
+			    uint32_t save_date)
+{
+	for (int i = 0; i < 4; i++) {
+		rec[i] = (uint8_t)(map_uid >> (8 * i));
+		rec[4 + i] = (uint8_t)(save_date >> (8 * i));
+	}
 }
 
 bool dbox_dovecot_guid_bin(const char *hex, uint8_t guid[16])

@@ -78,6 +78,10 @@ bool dbox_dovecot_sdbox_unusable(struct dbox_store *store,
 /* Dovecot waits up to 3 minutes for its log lock; a mount that waits
  * holds its index write lock meanwhile, so it gives up sooner. */
 #define DBOX_DOVECOT_LOCK_MS 10000
+/* An mdbox mailbox's record of a message in Dovecot's index (struct
+ * mdbox_mail_index_record: map_uid, save_date, little-endian). */
+void dbox_dovecot_mdbox_rec(uint8_t rec[8], uint32_t map_uid,
+			    uint32_t save_date);
 /* The binary form of a GUID of 32 hex digits; false if it is not one. */
 bool dbox_dovecot_guid_bin(const char *hex, uint8_t guid[16]);
 /* The first records of a new mailbox's log, as Dovecot's mailbox create
