@@ -412,6 +412,16 @@ static void check_once(struct dboxfs *fs, uint64_t *seq)
 	kcache_drop_pending(fs);
 }
 
+/* Changes owed to Dovecot handed back (the store paces its tries). */
+static void follow_owed(struct dboxfs *fs)
+{
+	struct dbox_err err = { "" };
+
+	if (dbox_dovecot_back_owed(fs->store, &err) < 0)
+		fuse_log(FUSE_LOG_ERR, "dboxfs: handing changes back to "
+			 "Dovecot: %s\n", err.msg);
+}
+
 static void *follow_main(void *arg)
 {
 	struct dboxfs *fs = arg;
@@ -432,6 +442,7 @@ static void *follow_main(void *arg)
 		if (p[0].revents != 0)
 			break;
 		check_once(fs, &seq);
+		follow_owed(fs);
 	}
 	return NULL;
 }

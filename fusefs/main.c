@@ -58,6 +58,7 @@ struct options {
 	char *dovecot_separator;
 	char *dovecot_prefix;
 	int takeover;
+	unsigned int dovecot_lock_ms;   /* hidden: tests */
 	int noxattr;
 	int fs_workers;
 	double timeout;
@@ -76,6 +77,7 @@ static const struct fuse_opt option_spec[] = {
 	OPT("dovecot_separator=%s", dovecot_separator),
 	OPT("dovecot_prefix=%s", dovecot_prefix),
 	OPT("takeover", takeover),
+	OPT("dovecot_lock_ms=%u", dovecot_lock_ms),
 	OPT("noxattr", noxattr),
 	OPT("fs_workers=%d", fs_workers),
 	OPT("cache_timeout=%lf", timeout),
@@ -431,6 +433,7 @@ static int open_store(struct dboxfs *fs, struct options *o, bool ro)
 		.dovecot_prefix = o->dovecot_prefix,
 		.readonly = ro,
 		.takeover = o->takeover != 0,
+		.dovecot_lock_ms = o->dovecot_lock_ms,
 		.fs_max_workers = o->fs_workers > 0 ?
 			(unsigned int)o->fs_workers : 0,
 		.deferred_sync = !fs->sync,

@@ -312,7 +312,7 @@ def test_index_of_schema_1_migrates(wtmp, mounts, fmt):
     assert index_schema(store)[0] == 1
     m = mounts(store, mnt)
     version, cols = index_schema(store)
-    assert version == 4 and cols[-2:] == ["new_info", "mode"]
+    assert version == 5 and cols[-2:] == ["new_info", "mode"]
     check_names(mnt, "new", ["A"])
     check_names(mnt, "cur", ["B:2,S"])
     assert os.stat(os.path.join(mnt, "new/A")).st_mode & 0o7777 == \
@@ -340,7 +340,7 @@ def test_index_of_schema_2_migrates(wtmp, mounts, fmt):
     downgrade_index(store, 2)
     assert index_schema(store)[0] == 2
     m = mounts(store, mnt)
-    assert index_schema(store)[0] == 4
+    assert index_schema(store)[0] == 5
     check_names(mnt, "new", ["A"])
     check_names(mnt, "cur", ["B:2,S"])
     deliver(mnt, "A2", "cur/A:2,")

@@ -336,7 +336,7 @@ def test_index_of_schema_3_gets_the_unconfirmed_table(wtmp, mounts):
     finally:
         m.stop()
     db = sqlite3.connect(os.path.join(store, "dboxfs", "index.sqlite"))
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 4
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 5
     db.close()
 
 

@@ -92,6 +92,10 @@ struct dbox_open_opts {
 	 * shows it, built with these; a wrong separator fails the open. */
 	const char *dovecot_separator;
 	const char *dovecot_prefix;
+	/* A takeover: how long a change waits for the lock of Dovecot's
+	 * log before it is owed to Dovecot instead (handed back later by
+	 * dbox_dovecot_back_owed); 0: 10 s. */
+	unsigned int dovecot_lock_ms;
 	/* A damaged index (its integrity check fails) is moved aside as
 	 * INDEX.damaged-<time> and a new one made with what can still be
 	 * read of it (dboxctl reindex).  Default: the open fails with
@@ -310,6 +314,13 @@ int dbox_store_follow(struct dbox_store *store, int64_t *changed, size_t max,
 /* An inotify descriptor that becomes readable when Dovecot's index files
  * change (poll it, then call dbox_store_follow); -1 if none. */
 int dbox_store_watch_fd(struct dbox_store *store);
+/* A takeover: the changes owed to Dovecot (its log was missing, damaged
+ * or locked too long when they were made) handed back now, as far as
+ * its logs take them; those left are tried again by a later call (not
+ * before a while: call it periodically, from one thread, never from
+ * one that must not wait: it waits briefly for Dovecot's locks).
+ * Returns 0 or -errno (err set); 0 at once for other stores. */
+int dbox_dovecot_back_owed(struct dbox_store *store, struct dbox_err *err);
 
 /* ----- mailboxes -------------------------------------------------------- */
 

@@ -113,12 +113,29 @@ static const char schema_v4[] =
 	" mailbox_id INTEGER NOT NULL,"
 	" uid INTEGER NOT NULL);";
 
+/* Version 5: changes a takeover mount made to messages of Dovecot's that
+ * Dovecot's log does not have yet (it was missing, damaged or locked too
+ * long at the change; dindex-owed.h).  kind: 1 flags and keywords (the
+ * row's current ones are owed), 2 expunge (guid: the message's; unref:
+ * mdbox, the map counts one reference less once it is handed back), 3
+ * a delivery or a message moved in.  A row goes in the transaction
+ * that hands the change back. */
+static const char schema_v5[] =
+	"CREATE TABLE IF NOT EXISTS dovecot_owed("
+	" mailbox_id INTEGER NOT NULL,"
+	" uid INTEGER NOT NULL,"
+	" kind INTEGER NOT NULL,"
+	" guid TEXT NOT NULL DEFAULT '',"
+	" unref INTEGER NOT NULL DEFAULT 0,"
+	" PRIMARY KEY(mailbox_id, uid, kind)) WITHOUT ROWID;";
+
 /* migrations[v] takes the schema from version v to v + 1 */
 static const char *const migrations[DINDEX_SCHEMA_VERSION] = {
 	schema_v1,
 	schema_v2,
 	schema_v3,
 	schema_v4,
+	schema_v5,
 };
 
 static int schema_version(sqlite3 *db, int *version_r)

@@ -19,7 +19,7 @@
 
 #include "dbox/store.h"
 
-#define DINDEX_SCHEMA_VERSION 4
+#define DINDEX_SCHEMA_VERSION 5
 
 struct dindex;
 

@@ -488,3 +488,20 @@ int dbox_dovecot_adopt(struct dbox_store *store, struct dovecot_box *b,
 	ret = dovi_mailbox_refresh(b->db, NULL, err);
 	return ret < 0 ? ret : dbox_dovecot_sync_box(store, b, err);
 }
+
+int dbox_dovecot_catch_up(struct dbox_store *store, struct dovecot_box *b,
+			  struct dbox_err *err)
+{
+	const struct dovi_index *idx = dovi_mailbox_index(b->db);
+	struct dbox_mailbox box;
+	int ret = idx == NULL ? dbox_fail(err, -ENOENT, "Dovecot has no "
+					  "index of it") : 0;
+
+	if (ret == 0)
+		ret = dbox_mailbox_get(store, b->id, &box, err);
+	if (ret == 0 && (dovi_index_error_count(idx) > 0 ||
+			 dovi_mailbox_uid_validity(b->db) != box.uidvalidity))
+		ret = dbox_fail(err, -EBADMSG, "Dovecot's index of it is "
+				"damaged or of another uidvalidity");
+	return ret < 0 ? ret : catch_up(store, b, err);
+}

@@ -7,8 +7,10 @@
  * (dbox_store_follow) syncs under that same lock, so it reads Dovecot's
  * log either before the change or with it, and finds our row already
  * equal to what the log says; our own records thus change nothing when
- * it replays them.  A failure (no log, locked too long, damaged) is
- * logged and leaves our change as it is. */
+ * it replays them.  A failure (no log, locked too long, damaged) leaves
+ * our change as it is and records in that same transaction that Dovecot
+ * is owed it (dindex-owed.h): the follower hands it back later
+ * (dbox-dovecot-owed.c) and keeps our state of the message meanwhile. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +19,7 @@
 #include "dbox/dovecot-index.h"
 #include "dovecot/dovecot-logwrite.h"
 #include "dovecot/dovecot-mailboxlog.h"
+#include "index/dindex-owed.h"
 #include "store/dbox-msg-storage.h"
 #include "store/dbox-dovecot-private.h"
 #include "store/store-private.h"
@@ -25,37 +28,78 @@
 #define HDR_UID_VALIDITY 24
 #define HDR_NEXT_UID 28
 
-/* The box we follow for our mailbox id, if Dovecot has an index of it,
- * brought up to date: a message delivered or moved in through the mount
- * a moment ago is Dovecot's already.  What the refresh read is the
- * follower's to sync (resync), as if it had read it itself. */
-static struct dovecot_box *box_of(struct dbox_store *store, int64_t id)
+struct dovecot_box *dbox_dovecot_box(struct dbox_store *store, int64_t id)
 {
 	struct dbox_dovecot *dv = store->dovecot;
-	struct dbox_err err;
 
-	if (dv == NULL || store->readonly)
-		return NULL;
-	for (size_t i = 0; i < dv->count; i++) {
-		struct dovecot_box *b = &dv->boxes[i];
-		bool changed = false;
-
-		if (b->id != id || b->db == NULL)
-			continue;
-		if (dovi_mailbox_refresh(b->db, &changed, &err) < 0) {
-			dbox_log(DBOX_LOG_WARNING, "mailbox %s: a change not "
-				 "handed back to Dovecot: %s", b->name,
-				 err.msg);
-			return NULL;
-		}
-		b->resync |= changed;
-		return dovi_mailbox_index(b->db) != NULL ? b : NULL;
+	for (size_t i = 0; dv != NULL && i < dv->count; i++) {
+		if (dv->boxes[i].id == id && dv->boxes[i].db != NULL)
+			return &dv->boxes[i];
 	}
 	return NULL;
 }
 
-/* Dovecot's record of uid, as the follower last read it. */
-static const struct dovi_message *known(struct dovecot_box *b, uint32_t uid)
+int dbox_dovecot_refresh(struct dovecot_box *b, struct dbox_err *err)
+{
+	bool changed = false;
+	int ret = dovi_mailbox_refresh(b->db, &changed, err);
+
+	b->resync |= changed;
+	return ret;
+}
+
+/* The box we follow for our mailbox id, if Dovecot has an index of it,
+ * brought up to date: a message delivered or moved in through the mount
+ * a moment ago is Dovecot's already.  What the refresh read is the
+ * follower's to sync (resync), as if it had read it itself.  *owe_r:
+ * the change is owed (its index could not be read, or changes of that
+ * mailbox are owed already: no wait for a log still locked). */
+static struct dovecot_box *box_of(struct dbox_store *store, int64_t id,
+				  bool *owe_r)
+{
+	struct dovecot_box *b = store->readonly ? NULL :
+		dbox_dovecot_box(store, id);
+	struct dbox_err err;
+
+	*owe_r = false;
+	if (b == NULL)
+		return NULL;
+	if (b->owed) {
+		*owe_r = true;
+		return NULL;
+	}
+	if (dbox_dovecot_refresh(b, &err) < 0) {
+		dbox_log(DBOX_LOG_WARNING, "mailbox %s: a change not handed "
+			 "back to Dovecot yet: %s", b->name, err.msg);
+		*owe_r = true;
+		return NULL;
+	}
+	return dovi_mailbox_index(b->db) != NULL ? b : NULL;
+}
+
+/* Records that Dovecot is owed a change of (box, uid) (guid, unref: an
+ * expunge's), in the transaction of the change. */
+static int owe(struct dbox_store *store, int64_t box, uint32_t uid,
+	       enum dindex_owed_kind kind, const char *guid, bool unref)
+{
+	struct dindex_owed o = { .mailbox_id = box, .uid = uid, .kind = kind,
+				 .unref = unref };
+	struct dovecot_box *b = dbox_dovecot_box(store, box);
+	struct dbox_err err = { 0 };
+	int ret;
+
+	snprintf(o.guid, sizeof(o.guid), "%s", guid != NULL ? guid : "");
+	ret = dindex_owed_add(store->idx, &o, &err);
+	if (ret < 0)
+		dbox_log(DBOX_LOG_ERROR, "mailbox %lld: a change Dovecot is "
+			 "owed not recorded: %s", (long long)box, err.msg);
+	else if (b != NULL)
+		b->owed = true;
+	return ret;
+}
+
+const struct dovi_message *dbox_dovecot_known(struct dovecot_box *b,
+					      uint32_t uid)
 {
 	const struct dovi_message *msgs = dovi_mailbox_messages(b->db);
 	size_t lo = 0, hi = dovi_mailbox_count(b->db);
@@ -102,25 +146,36 @@ static void note_end(struct dovecot_box *b, const struct dovi_logwrite *w)
 }
 
 /* Appends w to the log of b; logs what went wrong. */
-static int commit(struct dovecot_box *b, struct dovi_logwrite *w,
-		  const char *what)
+int dbox_dovecot_commit(struct dovecot_box *b, struct dovi_logwrite *w,
+			unsigned lock_ms, struct dbox_err *err)
 {
 	char path[PATH_MAX];
-	struct dbox_err err = { 0 };
 	int ret;
 
 	if (dovi_logwrite_count(w) == 0)
 		return 0;
 	ret = dbox_path(path, sizeof(path), "%s.log",
 			dovi_index_prefix(dovi_mailbox_index(b->db)));
+	if (ret < 0)
+		return dbox_fail(err, ret, "log path too long");
+	ret = dovi_logwrite_commit(w, path, lock_ms, err);
 	if (ret == 0)
-		ret = dovi_logwrite_commit(w, path, DBOX_DOVECOT_LOCK_MS, &err);
+		note_end(b, w);
+	return ret;
+}
+
+/* A change made in a request: waits for Dovecot's lock as long as the
+ * store was told (dbox_open_opts.dovecot_lock_ms); logs a failure. */
+static int commit(struct dovecot_box *b, struct dovi_logwrite *w,
+		  const char *what)
+{
+	struct dbox_err err = { 0 };
+	int ret = dbox_dovecot_commit(b, w, b->dv->lock_ms, &err);
+
 	if (ret < 0)
 		dbox_log(DBOX_LOG_WARNING, "mailbox %s: %s not handed back "
-			 "to Dovecot: %s", b->name, what,
+			 "to Dovecot yet: %s", b->name, what,
 			 err.msg[0] != '\0' ? err.msg : strerror(-ret));
-	else
-		note_end(b, w);
 	return ret;
 }
 
@@ -144,30 +199,35 @@ static void add_keywords(struct dbox_store *store, struct dovecot_box *b,
 	}
 }
 
-void dbox_dovecot_back_flags(struct dbox_store *store,
-			     const struct dbox_msg *old, uint32_t flags,
-			     uint32_t keywords)
+int dbox_dovecot_back_flags(struct dbox_store *store,
+			    const struct dbox_msg *old, uint32_t flags,
+			    uint32_t keywords)
 {
-	struct dovecot_box *b = box_of(store, old->mailbox_id);
 	uint8_t was = old->flags & DOVI_SYSTEM_FLAGS;
 	uint8_t now = flags & DOVI_SYSTEM_FLAGS;
+	struct dovecot_box *b;
 	struct dovi_logwrite *w;
+	bool owe_it;
+	int ret;
 
-	if (b == NULL || known(b, old->uid) == NULL ||
-	    (was == now && old->keywords == keywords))
-		return;
+	if (was == now && old->keywords == keywords)
+		return 0;
+	b = box_of(store, old->mailbox_id, &owe_it);
+	if (b == NULL || dbox_dovecot_known(b, old->uid) == NULL)
+		return owe_it ? owe(store, old->mailbox_id, old->uid,
+				    DINDEX_OWED_FLAGS, NULL, false) : 0;
 	w = dovi_logwrite_new();
-	if (w == NULL) {
-		dbox_log(DBOX_LOG_WARNING, "mailbox %s: flags not handed back "
-			 "to Dovecot: out of memory", b->name);
-		return;
-	}
-	if (was != now)
+	ret = w == NULL ? -ENOMEM : 0;
+	if (ret == 0 && was != now)
 		dovi_logwrite_flags_add(w, old->uid, old->uid, now & ~was,
 					was & ~now);
-	add_keywords(store, b, w, old->uid, old->keywords, keywords);
-	commit(b, w, "a flag change");
+	if (ret == 0) {
+		add_keywords(store, b, w, old->uid, old->keywords, keywords);
+		ret = commit(b, w, "a flag change");
+	}
 	dovi_logwrite_free(w);
+	return ret < 0 ? owe(store, old->mailbox_id, old->uid,
+			     DINDEX_OWED_FLAGS, NULL, false) : 0;
 }
 
 /* The binary GUID of an expunge record: Dovecot's, else ours (32 hex
@@ -176,59 +236,68 @@ static void expunge_guid(const struct dovi_message *dm, const char *ours,
 			 uint8_t guid[16])
 {
 	memset(guid, 0, 16);
-	if (dm->have_guid) {
+	if (dm->have_guid)
 		memcpy(guid, dm->guid, 16);
-		return;
-	}
-	for (int i = 0; strlen(ours) == 32 && i < 16; i++) {
-		unsigned int v;
-
-		if (sscanf(ours + i * 2, "%2x", &v) != 1)
-			break;
-		guid[i] = (uint8_t)v;
-	}
+	else
+		dbox_dovecot_guid_bin(ours, guid);
 }
 
-static int map_ref(struct dovecot_box *b, uint32_t map_uid, int32_t diff);
+void dbox_dovecot_expunge_rec(struct dovi_logwrite *w,
+			      const struct dovi_message *dm, const char *ours)
+{
+	uint8_t guid[16];
+
+	expunge_guid(dm, ours, guid);
+	/* what Dovecot's own sync writes once the message is gone */
+	dovi_logwrite_expunge_add(w, dm->uid, guid);
+}
+
+bool dbox_dovecot_counted(const struct dbox_store *store,
+			  const struct dovi_message *dm)
+{
+	return store->format == DBOX_FORMAT_MDBOX && dm->have_map_uid &&
+		dm->in_map && dm->have_refcount && dm->refcount > 0;
+}
 
 /* The external expunge of msg in b; unref: mdbox, the map counts one
  * reference less. */
-static void expunge_in(struct dbox_store *store, struct dovecot_box *b,
-		       const struct dovi_message *dm,
-		       const struct dbox_msg *msg, bool unref)
+static int expunge_in(struct dbox_store *store, struct dovecot_box *b,
+		      const struct dovi_message *dm,
+		      const struct dbox_msg *msg, bool unref)
 {
 	struct dovi_logwrite *w = dovi_logwrite_new();
-	uint8_t guid[16];
+	int ret = w == NULL ? -ENOMEM : 0;
 
-	if (w == NULL) {
-		dbox_log(DBOX_LOG_WARNING, "mailbox %s: expunge not handed "
-			 "back to Dovecot: out of memory", b->name);
-		return;
+	if (ret == 0) {
+		dbox_dovecot_expunge_rec(w, dm, msg->guid);
+		ret = commit(b, w, "an expunge");
 	}
-	expunge_guid(dm, msg->guid, guid);
-	/* what Dovecot's own sync writes once the message is gone */
-	dovi_logwrite_expunge_add(w, msg->uid, guid);
-	/* the mailbox first: a map count left too high only keeps bytes */
-	if (commit(b, w, "an expunge") == 0 && unref &&
-	    store->format == DBOX_FORMAT_MDBOX && dm->have_map_uid &&
-	    dm->in_map && dm->have_refcount && dm->refcount > 0)
-		map_ref(b, dm->map_uid, -1);
 	dovi_logwrite_free(w);
+	if (ret < 0)
+		return owe(store, msg->mailbox_id, msg->uid,
+			   DINDEX_OWED_EXPUNGE, msg->guid, unref);
+	/* the mailbox first: a map count left too high only keeps bytes */
+	if (unref && dbox_dovecot_counted(store, dm))
+		dbox_dovecot_map_ref(b, dm->map_uid, -1, b->dv->lock_ms);
+	return 0;
 }
 
-void dbox_dovecot_back_expunge(struct dbox_store *store,
-			       const struct dbox_msg *msg)
+int dbox_dovecot_back_expunge(struct dbox_store *store,
+			      const struct dbox_msg *msg)
 {
-	struct dovecot_box *b = box_of(store, msg->mailbox_id);
-	const struct dovi_message *dm = b != NULL ? known(b, msg->uid) : NULL;
+	bool owe_it;
+	struct dovecot_box *b = box_of(store, msg->mailbox_id, &owe_it);
+	const struct dovi_message *dm = b != NULL ?
+		dbox_dovecot_known(b, msg->uid) : NULL;
 
-	if (dm != NULL)
-		expunge_in(store, b, dm, msg, true);
+	if (owe_it)
+		return owe(store, msg->mailbox_id, msg->uid,
+			   DINDEX_OWED_EXPUNGE, msg->guid, true);
+	return dm != NULL ? expunge_in(store, b, dm, msg, true) : 0;
 }
 
-/* mdbox: the map's refcount of map_uid changed by diff, written as
- * Dovecot's map sync writes it (its purge frees a record at 0). */
-static int map_ref(struct dovecot_box *b, uint32_t map_uid, int32_t diff)
+int dbox_dovecot_map_ref(struct dovecot_box *b, uint32_t map_uid,
+			 int32_t diff, unsigned lock_ms)
 {
 	struct dovi_index *map = dovi_store_map(b->ds, NULL);
 	struct dovi_logwrite *w = dovi_logwrite_new();
@@ -250,7 +319,7 @@ static int map_ref(struct dovecot_box *b, uint32_t map_uid, int32_t diff)
 					    info.hdr_size, info.record_size,
 					    info.record_align);
 		dovi_logwrite_atomic_inc_add(w, map_uid, diff);
-		ret = dovi_logwrite_commit(w, path, DBOX_DOVECOT_LOCK_MS, &err);
+		ret = dovi_logwrite_commit(w, path, lock_ms, &err);
 	}
 	if (ret < 0)
 		dbox_log(DBOX_LOG_WARNING, "mailbox %s: the map's count of "
@@ -323,41 +392,72 @@ static int append_msg(struct dbox_store *store, struct dovecot_box *b,
 	return ret;
 }
 
-void dbox_dovecot_back_move(struct dbox_store *store,
-			    const struct dbox_msg *from,
-			    const struct dbox_msg *to)
+/* A move of `from` to `to` owed whole: the destination's append (its
+ * catch-up, dbox_dovecot_catch_up, counts the map reference) before the
+ * source's expunge, which then counts one less. */
+static int owe_move(struct dbox_store *store, const struct dbox_msg *from,
+		    const struct dbox_msg *to)
 {
-	/* both refreshed before dm is taken: a refresh moves the list */
-	struct dovecot_box *dst = box_of(store, to->mailbox_id);
-	struct dovecot_box *src = box_of(store, from->mailbox_id);
-	const struct dovi_message *dm = src != NULL ? known(src, from->uid) :
-		NULL;
-	bool mdbox = store->format == DBOX_FORMAT_MDBOX;
+	int ret = owe(store, to->mailbox_id, to->uid, DINDEX_OWED_APPEND, NULL,
+		      false);
 
-	if (dm == NULL || (mdbox && (!dm->have_map_uid || !dm->in_map)))
-		return;
-	if (dst == NULL || !is_next(dst, to->uid)) {
-		/* gone from the source all the same, or it would come back
-		 * there (the follower shows what Dovecot lists); mdbox: the
-		 * map keeps counting it, so nothing purges its bytes */
-		dbox_log(DBOX_LOG_INFO, "mailbox %s: a message moved out to "
-			 "where Dovecot sees it only after doveadm "
-			 "force-resync (%s)", src->name, dst == NULL ?
-			 "a folder it has no index of" : "a folder with "
-			 "deliveries it has not indexed");
-		expunge_in(store, src, dm, from, false);
-		return;
-	}
+	return ret < 0 ? ret : owe(store, from->mailbox_id, from->uid,
+				   DINDEX_OWED_EXPUNGE, from->guid, true);
+}
+
+/* Moved out of src (dm: Dovecot's record, NULL: its index unreadable)
+ * to where Dovecot has no index (an adoption gives it one).  Gone from
+ * the source all the same, or it would come back there (the follower
+ * shows what Dovecot lists); mdbox: the map keeps counting it, so
+ * nothing purges its bytes. */
+static int move_out(struct dbox_store *store, struct dovecot_box *src,
+		    const struct dovi_message *dm, const struct dbox_msg *from)
+{
+	dbox_log(DBOX_LOG_INFO, "mailbox %s: a message moved out to a folder "
+		 "Dovecot has no index of", src->name);
+	if (dm == NULL)
+		return owe(store, from->mailbox_id, from->uid,
+			   DINDEX_OWED_EXPUNGE, from->guid, false);
+	return expunge_in(store, src, dm, from, false);
+}
+
+int dbox_dovecot_back_move(struct dbox_store *store,
+			   const struct dbox_msg *from,
+			   const struct dbox_msg *to)
+{
+	bool owe_dst, owe_src, mdbox = store->format == DBOX_FORMAT_MDBOX;
+	/* both refreshed before dm is taken: a refresh moves the list */
+	struct dovecot_box *dst = box_of(store, to->mailbox_id, &owe_dst);
+	struct dovecot_box *src = box_of(store, from->mailbox_id, &owe_src);
+	const struct dovi_message *dm = src != NULL ?
+		dbox_dovecot_known(src, from->uid) : NULL;
+	bool dst_followed = dst != NULL || owe_dst;
+
+	if (dm == NULL && !owe_src)
+		/* Dovecot did not know it: the destination's catch-up
+		 * appends it (it has a uid Dovecot has not given yet) */
+		return dst_followed ? owe(store, to->mailbox_id, to->uid,
+					  DINDEX_OWED_APPEND, NULL, false) : 0;
+	if (dm != NULL && mdbox && (!dm->have_map_uid || !dm->in_map))
+		return 0;
+	if (!dst_followed)
+		return move_out(store, src != NULL ? src :
+				dbox_dovecot_box(store, from->mailbox_id), dm,
+				from);
+	if (dm == NULL || dst == NULL || !is_next(dst, to->uid))
+		return owe_move(store, from, to);
 	/* as Dovecot's own move: a copy (the map counts one more
 	 * reference), then the expunge of the original */
-	if (mdbox && map_ref(src, dm->map_uid, 1) < 0)
-		return;
+	if (mdbox && dbox_dovecot_map_ref(src, dm->map_uid, 1,
+					  src->dv->lock_ms) < 0)
+		return owe_move(store, from, to);
 	if (append_msg(store, dst, dm, to, "a message moved in") < 0) {
 		if (mdbox)
-			map_ref(src, dm->map_uid, -1);
-		return;
+			dbox_dovecot_map_ref(src, dm->map_uid, -1,
+					     src->dv->lock_ms);
+		return owe_move(store, from, to);
 	}
-	dbox_dovecot_back_expunge(store, from);
+	return expunge_in(store, src, dm, from, true);
 }
 
 /* Little-endian v at p. */
@@ -455,7 +555,7 @@ static int map_append(struct dovecot_box *b, const struct dbox_msg *msg,
 					       &highest, &err);
 	}
 	if (ret == 0)
-		ret = dovi_logwrite_commit(w, path, DBOX_DOVECOT_LOCK_MS, &err);
+		ret = dovi_logwrite_commit(w, path, b->dv->lock_ms, &err);
 	if (ret < 0)
 		dbox_log(DBOX_LOG_WARNING, "mailbox %s: a delivery not handed "
 			 "back to Dovecot (map): %s", b->name,
@@ -488,26 +588,34 @@ bool dbox_dovecot_guid_bin(const char *hex, uint8_t guid[16])
 	return true;
 }
 
-void dbox_dovecot_back_saved(struct dbox_store *store,
-			     const struct dbox_msg *msg)
+int dbox_dovecot_back_saved(struct dbox_store *store,
+			    const struct dbox_msg *msg)
 {
-	struct dovecot_box *b = box_of(store, msg->mailbox_id);
+	bool owe_it;
+	struct dovecot_box *b = box_of(store, msg->mailbox_id, &owe_it);
 	struct dovi_message dm = { 0 };
+	int ret;
 
+	if (b == NULL && !owe_it)
+		return 0;
+	/* not the uid Dovecot gives next (deliveries it has not indexed):
+	 * the catch-up appends them all */
 	if (b == NULL || !is_next(b, msg->uid))
-		return;
-	if (store->format != DBOX_FORMAT_MDBOX) {
-		append_msg(store, b, NULL, msg, "a delivery");
-		return;
-	}
+		ret = -EAGAIN;
+	else if (store->format != DBOX_FORMAT_MDBOX)
+		ret = append_msg(store, b, NULL, msg, "a delivery");
 	/* the map first (as Dovecot's save): a map record no mailbox
-	 * lists only keeps its bytes, and Dovecot's force-resync finds it */
-	if (map_append(b, msg, &dm.map_uid) < 0)
-		return;
-	dm.have_map_uid = true;
-	dm.save_date = (uint32_t)msg->saved;
-	dm.have_guid = dbox_dovecot_guid_bin(msg->guid, dm.guid);
-	append_msg(store, b, &dm, msg, "a delivery");
+	 * lists only keeps its bytes, and the catch-up finds it */
+	else
+		ret = map_append(b, msg, &dm.map_uid);
+	if (ret == 0 && store->format == DBOX_FORMAT_MDBOX) {
+		dm.have_map_uid = true;
+		dm.save_date = (uint32_t)msg->saved;
+		dm.have_guid = dbox_dovecot_guid_bin(msg->guid, dm.guid);
+		ret = append_msg(store, b, &dm, msg, "a delivery");
+	}
+	return ret < 0 ? owe(store, msg->mailbox_id, msg->uid,
+			     DINDEX_OWED_APPEND, NULL, false) : 0;
 }
 
 /* (Dovecot's mailbox create writes its GUID in the format's header

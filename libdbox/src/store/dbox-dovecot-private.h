@@ -31,6 +31,9 @@ struct dovecot_box {
 	uint32_t back_next;        /* next_uid after our last append, or 0 */
 	/* a hand-back refreshed db: what it read is not synced yet */
 	bool resync;
+	/* changes of it are owed to Dovecot (dindex-owed.h): later ones
+	 * are owed at once, with no wait for a log still locked */
+	bool owed;
 };
 
 struct dbox_dovecot {
@@ -40,6 +43,12 @@ struct dbox_dovecot {
 	int inotify_fd;
 	bool unusable;             /* mdbox: a mailbox index cannot be read */
 	bool map_busy;             /* the map's log stayed locked (adopt) */
+	unsigned lock_ms;          /* a request's wait for a log's lock */
+	/* the follower's retry of owed changes (dbox-dovecot-owed.c): not
+	 * before owed_at (CLOCK_MONOTONIC ms), then after owed_wait more */
+	uint64_t owed_at;
+	unsigned owed_wait;
+	bool owed_warned;          /* that it is behind was logged */
 };
 
 /* dbox-dovecot-record.c */
@@ -76,8 +85,31 @@ bool dbox_dovecot_sdbox_unusable(struct dbox_store *store,
 
 /* dbox-dovecot-back.c */
 /* Dovecot waits up to 3 minutes for its log lock; a mount that waits
- * holds its index write lock meanwhile, so it gives up sooner. */
+ * holds its index write lock meanwhile, so it gives up sooner (the
+ * default of dbox_open_opts.dovecot_lock_ms); the change is then owed. */
 #define DBOX_DOVECOT_LOCK_MS 10000
+/* The followed box of our mailbox id that has Dovecot's index, or NULL. */
+struct dovecot_box *dbox_dovecot_box(struct dbox_store *store, int64_t id);
+/* b's index brought up to date (what it read is the follower's to sync). */
+int dbox_dovecot_refresh(struct dovecot_box *b, struct dbox_err *err);
+/* Dovecot's record of uid, as b was last read; NULL if it has none. */
+const struct dovi_message *dbox_dovecot_known(struct dovecot_box *b,
+					      uint32_t uid);
+/* Appends w to b's log, waiting at most lock_ms for its lock (errors as
+ * dovi_logwrite_commit's). */
+int dbox_dovecot_commit(struct dovecot_box *b, struct dovi_logwrite *w,
+			unsigned lock_ms, struct dbox_err *err);
+/* The external expunge of Dovecot's message dm (ours: our GUID of it). */
+void dbox_dovecot_expunge_rec(struct dovi_logwrite *w,
+			      const struct dovi_message *dm, const char *ours);
+/* mdbox: whether the map counts references of dm's record. */
+bool dbox_dovecot_counted(const struct dbox_store *store,
+			  const struct dovi_message *dm);
+/* mdbox: the map's refcount of map_uid changed by diff, written as
+ * Dovecot's map sync writes it (its purge frees a record at 0); a
+ * failure is logged. */
+int dbox_dovecot_map_ref(struct dovecot_box *b, uint32_t map_uid,
+			 int32_t diff, unsigned lock_ms);
 /* An mdbox mailbox's record of a message in Dovecot's index (struct
  * mdbox_mail_index_record: map_uid, save_date, little-endian). */
 void dbox_dovecot_mdbox_rec(uint8_t rec[8], uint32_t map_uid,
@@ -109,5 +141,12 @@ int dbox_dovecot_map_records(struct dovi_index *map, struct dovi_logwrite *w,
  * b is then followed from it.  Returns 0 or the error of that sync. */
 int dbox_dovecot_adopt(struct dbox_store *store, struct dovecot_box *b,
 		       struct dbox_err *err);
+/* Our messages of b at or above Dovecot's next uid (deliveries and
+ * messages moved in that were not handed back) appended to its log as
+ * Dovecot's save would (mdbox: the map first); 1 if there were some, 0
+ * if none, -errno (err set; -EBADMSG: Dovecot's index of it is damaged
+ * or has another uidvalidity). */
+int dbox_dovecot_catch_up(struct dbox_store *store, struct dovecot_box *b,
+			  struct dbox_err *err);
 
 #endif

@@ -15,6 +15,7 @@
 #include "dbox/dovecot-index.h"
 #include "index/dindex-mailbox.h"
 #include "index/dindex-msg.h"
+#include "index/dindex-owed.h"
 #include "store/dbox-dovecot-private.h"
 #include "store/dbox-rfile.h"
 #include "store/dbox-scan.h"
@@ -337,6 +338,10 @@ static int upsert_mailbox(struct dbox_store *store, struct dovecot_box *b,
 		return keep_ours(store, &box, err);
 	if (uv != box.uidvalidity && (ret = drop_theirs(store, b, err)) < 0)
 		return ret;
+	/* what Dovecot was owed names messages of the old uidvalidity */
+	if (uv != box.uidvalidity &&
+	    (ret = dindex_owed_forget(store->idx, box.id, err)) < 0)
+		return ret;
 	if (uv == box.uidvalidity && box.next_uid > next)
 		next = box.next_uid;
 	box_guid(b, box.guid, guid);
@@ -446,11 +451,54 @@ static int rename_apart(struct dbox_store *store, const struct dbox_msg *msg,
 				   flags, kw, in_new, false, err);
 }
 
-/* One message: inserted, updated or left as it is. */
+/* The uids of the mailbox's messages whose flags, or whose expunge,
+ * Dovecot is owed (dindex-owed.h): Dovecot's state of them is older than
+ * ours until the follower hands ours back. */
+struct owed_uids {
+	struct our_rows flags, gone;
+};
+
+static int owed_add(struct our_rows *o, uint32_t uid)
+{
+	struct dbox_msg m = { .uid = uid };
+
+	return o->count > 0 && o->uids[o->count - 1] == uid ? 0 :
+		dbox_dovecot_collect_uid(o, &m);
+}
+
+static int collect_owed(void *ctx, const struct dindex_owed *o)
+{
+	struct owed_uids *ou = ctx;
+
+	if (o->kind == DINDEX_OWED_FLAGS)
+		return owed_add(&ou->flags, o->uid);
+	return o->kind == DINDEX_OWED_EXPUNGE ? owed_add(&ou->gone, o->uid) :
+		0;
+}
+
+static bool owed_has(const struct our_rows *o, uint32_t uid)
+{
+	size_t lo = 0, hi = o->count;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (o->uids[mid] == uid)
+			return true;
+		if (o->uids[mid] < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+/* One message: inserted, updated or left as it is; ours_owed: its
+ * flags are owed to Dovecot, so ours stay. */
 static int sync_message(struct dbox_store *store, struct dovecot_box *b,
 			const struct dovi_message *dm, uint32_t flags,
-			uint32_t kw, bool in_new, struct dbox_rfile *r,
-			struct dbox_err *err)
+			uint32_t kw, bool in_new, bool ours_owed,
+			struct dbox_rfile *r, struct dbox_err *err)
 {
 	struct dbox_msg old, msg;
 	bool have = dbox_msg_get(store, b->id, dm->uid, &old, NULL) == 0;
@@ -458,6 +506,12 @@ static int sync_message(struct dbox_store *store, struct dovecot_box *b,
 		(dbox_msg_where(&old)->file_id != dm->file_id ||
 		 dbox_msg_where(&old)->offset != dm->offset);
 	int ret;
+
+	if (have && ours_owed) {
+		flags = old.flags;
+		kw = old.keywords;
+		in_new = old.in_new;
+	}
 
 	/* P has no flag in Dovecot's index: Dovecot's maildir driver keeps
 	 * it in the name when it changes the others, so do we */
@@ -521,6 +575,7 @@ int dbox_dovecot_sync_box(struct dbox_store *store, struct dovecot_box *b,
 	unsigned int nkw = dovi_mailbox_keyword_count(b->db);
 	struct dbox_rfile r;
 	struct dovi_header hdr = { 0 };
+	struct owed_uids owed = { { 0 }, { 0 } };
 	int *kwmap = calloc(nkw + 1, sizeof(*kwmap));
 	uint32_t known = 0;
 	int ret = kwmap == NULL ? -ENOMEM : upsert_mailbox(store, b, &known,
@@ -535,17 +590,28 @@ int dbox_dovecot_sync_box(struct dbox_store *store, struct dovecot_box *b,
 		ret = map_keywords(store, b, kwmap, nkw, err);
 	if (ret == 0)
 		ret = delete_gone(store, b, msgs, n, known, err);
+	if (ret == 0)
+		ret = dindex_owed_each(store->idx, b->id, collect_owed, &owed,
+				       err);
 	for (size_t i = 0; ret == 0 && i < n; i++) {
 		uint32_t flags, kw;
 		bool in_new;
 
+		/* expunged by us: not back until Dovecot has it gone */
+		if (owed_has(&owed.gone, msgs[i].uid))
+			continue;
 		state_of(&msgs[i], hdr.first_recent_uid, &flags, &in_new);
 		kw = keyword_bits(b, kwmap, nkw, &msgs[i]);
-		ret = sync_message(store, b, &msgs[i], flags, kw, in_new, &r,
+		ret = sync_message(store, b, &msgs[i], flags, kw, in_new,
+				   owed_has(&owed.flags, msgs[i].uid), &r,
 				   err);
 	}
 	dbox_rfile_close(&r);
+	free(owed.flags.uids);
+	free(owed.gone.uids);
 	free(kwmap);
+	if (ret == -ENOMEM)
+		return dbox_fail(err, ret, "out of memory");
 	return ret;
 }
 

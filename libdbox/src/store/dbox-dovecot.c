@@ -243,6 +243,8 @@ int dbox_dovecot_reindex(struct dbox_store *store, struct dbox_err *err)
 	if (dv == NULL)
 		return dbox_fail(err, -ENOMEM, "out of memory");
 	dv->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	dv->lock_ms = store->dovecot_lock_ms != 0 ? store->dovecot_lock_ms :
+		DBOX_DOVECOT_LOCK_MS;
 	ret = dovi_store_open(store->root, fmt, &dv->ds, err);
 	if (ret == 0 && fmt == DOVI_MDBOX && dovi_store_map(dv->ds, err) == NULL)
 		ret = -EBADMSG;

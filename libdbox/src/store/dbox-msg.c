@@ -249,7 +249,7 @@ static int expunge_rows(struct dbox_store *store, int64_t mailbox_id,
 	if (ret == 0)
 		ret = dbox_unconfirmed_keep(store, mailbox_id, uid, err);
 	if (ret == 0)
-		dbox_dovecot_back_expunge(store, msg);
+		ret = dbox_dovecot_back_expunge(store, msg);
 	if (ret == 0 && dbox_msg_where(msg)->file_id != 0)
 		ret = dbox_purge_mark(store, dbox_msg_where(msg)->file_id, err);
 	if (ret == 0)
@@ -291,7 +291,7 @@ static int update_in_txn(struct dbox_store *store, int64_t mailbox_id,
 		ret = set_name(store, &old, base != NULL ? base : old.base,
 			       flags, keywords, dir, err);
 	if (ret == 0)
-		dbox_dovecot_back_flags(store, &old, flags, keywords);
+		ret = dbox_dovecot_back_flags(store, &old, flags, keywords);
 	return end_update(store, ret, mailbox_id, old.in_new || in_new,
 			  !old.in_new || !in_new, err);
 }
@@ -418,10 +418,10 @@ int dbox_msg_exchange(struct dbox_store *store, int64_t mailbox_id,
 		ret = dbox_msg_insert(store, &a2, err);
 	if (ret == 0 && uid1 != uid2)
 		ret = dbox_msg_insert(store, &b2, err);
-	if (ret == 0 && uid1 != uid2) {
-		dbox_dovecot_back_flags(store, &a, a2.flags, a2.keywords);
-		dbox_dovecot_back_flags(store, &b, b2.flags, b2.keywords);
-	}
+	if (ret == 0 && uid1 != uid2)
+		ret = dbox_dovecot_back_flags(store, &a, a2.flags, a2.keywords);
+	if (ret == 0 && uid1 != uid2)
+		ret = dbox_dovecot_back_flags(store, &b, b2.flags, b2.keywords);
 	if (ret == 0)
 		ret = dbox_mailbox_touch(store, mailbox_id,
 					 a.in_new || b.in_new,
@@ -623,7 +623,7 @@ int dbox_msg_move(struct dbox_store *store, int64_t mailbox_id, uint32_t uid,
 	if (ret == -ENOSPC)
 		ret = 0;  /* logged; the move itself stands */
 	if (ret == 0)
-		dbox_dovecot_back_move(store, &msg, &moved);
+		ret = dbox_dovecot_back_move(store, &msg, &moved);
 	if (ret == 0)
 		ret = dindex_write_commit(store->idx, err);
 	else

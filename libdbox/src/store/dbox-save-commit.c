@@ -278,7 +278,7 @@ static int insert_row(struct dbox_save_txn *txn, const struct save_msg *m,
 		dbox_msg_derive_base(&msg, msg.base, sizeof(msg.base));
 	ret = dbox_msg_insert(txn->store, &msg, err);
 	if (ret == 0)
-		dbox_dovecot_back_saved(txn->store, &msg);
+		ret = dbox_dovecot_back_saved(txn->store, &msg);
 	if (ret == 0 && !m->keep_dir_mtime)
 		ret = dbox_mailbox_touch(txn->store, m->mailbox_id, m->in_new,
 					 !m->in_new, err);
@@ -332,7 +332,7 @@ static int delete_expunged(struct dbox_save_txn *txn, struct dbox_err *err)
 			ret = dbox_unconfirmed_keep(txn->store, e->mailbox_id,
 						    e->uid, err);
 		if (ret == 0)
-			dbox_dovecot_back_expunge(txn->store, &gone);
+			ret = dbox_dovecot_back_expunge(txn->store, &gone);
 		if (ret == 0 && e->file_id != 0)
 			ret = dbox_purge_mark(txn->store, e->file_id, err);
 		if (ret == 0)

@@ -596,6 +596,7 @@ static int set_dovecot_ns(struct dbox_store *store,
 	const char *sep = opts->dovecot_separator;
 
 	store->dovecot_sep = '/';
+	store->dovecot_lock_ms = opts->dovecot_lock_ms;
 	if (sep != NULL && (strlen(sep) != 1 ||
 			    !isgraph((unsigned char)sep[0]) ||
 			    (unsigned char)sep[0] > 127))

@@ -64,6 +64,7 @@ struct dbox_store {
 	char *attachment_dir;     /* Dovecot's mail_attachment_dir, or NULL */
 	char dovecot_sep;         /* Dovecot's namespace separator ('/') */
 	char *dovecot_prefix;     /* and prefix, or NULL */
+	unsigned dovecot_lock_ms; /* dbox_open_opts.dovecot_lock_ms */
 	enum dbox_store_format format;
 	enum dbox_store_origin origin;
 	bool readonly;            /* never write into the dbox tree */
@@ -231,20 +232,23 @@ int dbox_dovecot_reindex(struct dbox_store *store, struct dbox_err *err);
 void dbox_dovecot_free(struct dbox_dovecot *dv);
 /* dbox-dovecot-back.c: inside the index write that changes a message
  * from old to flags/keywords, the same change into Dovecot's log when
- * the store is taken over and Dovecot knows the message (logged, never
- * failing: our change stands). */
-void dbox_dovecot_back_flags(struct dbox_store *store,
-			     const struct dbox_msg *old, uint32_t flags,
-			     uint32_t keywords);
+ * the store is taken over and Dovecot knows the message.  When its log
+ * cannot take it (missing, damaged, locked too long: logged), the
+ * change is recorded as owed to Dovecot in that write (dindex-owed.h),
+ * and the follower hands it back later (dbox_dovecot_back_owed).
+ * Returns 0, or the error of that record (the write must fail). */
+int dbox_dovecot_back_flags(struct dbox_store *store,
+			    const struct dbox_msg *old, uint32_t flags,
+			    uint32_t keywords);
 /* The same for msg expunged: Dovecot's external expunge, and for mdbox
  * the map's refcount one less. */
-void dbox_dovecot_back_expunge(struct dbox_store *store,
-			       const struct dbox_msg *msg);
+int dbox_dovecot_back_expunge(struct dbox_store *store,
+			      const struct dbox_msg *msg);
 /* The same for a message moved from `from` to `to` (another mailbox):
  * appended to the destination, expunged from the source. */
-void dbox_dovecot_back_move(struct dbox_store *store,
-			    const struct dbox_msg *from,
-			    const struct dbox_msg *to);
+int dbox_dovecot_back_move(struct dbox_store *store,
+			   const struct dbox_msg *from,
+			   const struct dbox_msg *to);
 /* The same for a message saved into a mailbox (sdbox: its u.N is there
  * already). */
 /* A mailbox made through a takeover mount in directory dir: the first
@@ -261,8 +265,8 @@ void dbox_dovecot_back_deleted(struct dbox_store *store, const char *name,
 void dbox_dovecot_back_renamed(struct dbox_store *store, const char *to);
 /* That mailbox followed at once (under the write lock). */
 void dbox_dovecot_follow_created(struct dbox_store *store, const char *name);
-void dbox_dovecot_back_saved(struct dbox_store *store,
-			     const struct dbox_msg *msg);
+int dbox_dovecot_back_saved(struct dbox_store *store,
+			    const struct dbox_msg *msg);
 
 /* dbox-purge.c: inside an index write, note that m.<file_id> now holds
  * a record nobody references; dbox_purge_pending rewrites such files

@@ -1,0 +1,169 @@
+"""A takeover mount's changes that Dovecot's log could not take when they
+were made (its lock held longer than the mount waits) are owed, not
+dropped: the mount keeps showing them, also when Dovecot changes the
+mailbox meanwhile, and hands them back once the log is free, also after
+the daemon was killed in between; Dovecot then shows exactly the mount's
+view, with no force-resync."""
+
+import fcntl
+import os
+import sqlite3
+
+import pytest
+
+from dboxfs_testlib import DBOXFS, mounts, needs_dovecot, wait_for, wtmp  # noqa: F401
+from test_dovecot_view import view_of, view_polled
+from test_handback import (deliver, dovecot_inbox, inbox_guids, letters,
+                           names_by_guid, set_info)
+from test_takeover import dovecot_store
+
+pytestmark = [needs_dovecot,
+              pytest.mark.skipif(not os.path.exists(DBOXFS),
+                                 reason="dboxfs not built")]
+
+# the mount waits this long for Dovecot's lock (10 s by default)
+LOCK_OPT = "dovecot_lock_ms=300"
+
+
+def inbox_log(root):
+    return os.path.join(root, "mailboxes", "INBOX", "dbox-Mails",
+                        "dovecot.index.log")
+
+
+def owed_rows(root):
+    """The changes the mount's index says Dovecot is owed (None: no such
+    table, a dboxfs that has none)."""
+    db = sqlite3.connect("file:%s?mode=ro" % os.path.join(
+        root, "dboxfs", "index.sqlite"), uri=True)
+    try:
+        return db.execute("SELECT count(*) FROM dovecot_owed").fetchone()[0]
+    except sqlite3.OperationalError:
+        return None
+    finally:
+        db.close()
+
+
+def store_with_keywords(wtmp, fmt):
+    root, da = dovecot_store(wtmp, fmt)
+    da("flags", "add", "$Label1 Work", "mailbox", "INBOX", "uid", "1")
+    da("flags", "add", "\\Seen", "mailbox", "INBOX", "uid", "2")
+    return root, da, inbox_guids(da)
+
+
+def change_while_locked(mnt, by_uid):
+    """Through the mount: flags and keywords of uid 1 changed, uid 2 gone,
+    a message delivered; returns the mount's view of INBOX after."""
+    names = names_by_guid(mnt)
+    kw = letters(mnt)
+    set_info(mnt, names, by_uid[1], "F" + kw["Work"])   # -$Label1 +F
+    os.unlink(os.path.join(mnt, *names[by_uid[2]]))
+    set_info(mnt, names, by_uid[3], "RS")
+    deliver(mnt, "", "c1", "cur/c1:2,S")
+    shown = view_of(mnt, "INBOX")
+    assert len(shown) == 5
+    return shown
+
+
+def handed_back(root, size):
+    """Dovecot's log grew past size and nothing is owed any more."""
+    return os.path.getsize(inbox_log(root)) > size and \
+        owed_rows(root) in (0, None)
+
+
+def dovecot_sees(da, shown):
+    """doveadm fetch shows exactly the mount's view, and Dovecot found
+    nothing to repair (no rebuild, no force-resync)."""
+    assert dovecot_inbox(da) == shown
+    r = da("-f", "json", "fetch", "uid flags", "mailbox", "INBOX")
+    assert b"orrupt" not in r.stderr and b"ebuild" not in r.stderr
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_changes_while_dovecots_log_locked_handed_back(wtmp, mounts, fmt):
+    """While a Dovecot process holds the lock of INBOX's log longer than
+    the mount waits: a flag and keyword change, an expunge and a delivery
+    through the mount write nothing into it, are owed (rows of the
+    mount's index) and shown as made; once the lock is gone the follower
+    hands them back: doveadm fetch shows exactly the mount's view, while
+    mounted, with no force-resync, and the next mount shows the same."""
+    root, da, by_uid = store_with_keywords(wtmp, fmt)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover", LOCK_OPT)
+    with open(inbox_log(root), "r+b") as f:
+        fcntl.lockf(f, fcntl.LOCK_EX)
+        try:
+            size = os.path.getsize(inbox_log(root))
+            shown = change_while_locked(mnt, by_uid)
+            assert os.path.getsize(inbox_log(root)) == size
+            assert owed_rows(root) in (4, None)
+        finally:
+            fcntl.lockf(f, fcntl.LOCK_UN)
+    wait_for(lambda: handed_back(root, size), timeout=30,
+             what="the owed changes in Dovecot's log")
+    assert view_of(mnt, "INBOX") == shown
+    dovecot_sees(da, shown)
+    assert view_of(mnt, "INBOX") == shown
+    m.stop()
+    assert "not handed back to Dovecot yet" in m.output()
+    m = mounts(root, mnt, "takeover")
+    assert view_of(mnt, "INBOX") == shown
+    m.stop()
+    dovecot_sees(da, shown)
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_dovecots_change_while_ours_owed_both_stay(wtmp, mounts, fmt):
+    """A flag change through the mount that is owed (Dovecot's log was
+    locked), then Dovecot's own change of another message's flags: the
+    mount shows Dovecot's change and still its own (the follower does not
+    take Dovecot's older state of the message it owes), and Dovecot ends
+    with both."""
+    root, da, by_uid = store_with_keywords(wtmp, fmt)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover", LOCK_OPT)
+    names = names_by_guid(mnt)
+    with open(inbox_log(root), "r+b") as f:
+        fcntl.lockf(f, fcntl.LOCK_EX)
+        try:
+            set_info(mnt, names, by_uid[1], "D")
+            assert owed_rows(root) in (1, None)
+        finally:
+            fcntl.lockf(f, fcntl.LOCK_UN)
+    da("flags", "add", "\\Answered", "mailbox", "INBOX", "uid", "4")
+    wait_for(lambda: "\\Answered" in (view_polled(mnt, "INBOX") or {}).get(
+        by_uid[4], ()), timeout=30, what="Dovecot's flag on the mount")
+    size = os.path.getsize(inbox_log(root))
+    wait_for(lambda: owed_rows(root) in (0, None), timeout=30,
+             what="the owed change in Dovecot's log")
+    shown = view_of(mnt, "INBOX")
+    assert shown[by_uid[1]] == {"\\Draft"}
+    assert shown[by_uid[4]] == {"\\Answered"}
+    assert os.path.getsize(inbox_log(root)) >= size
+    dovecot_sees(da, shown)
+    m.stop()
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_owed_changes_survive_a_killed_daemon(wtmp, mounts, fmt):
+    """Changes owed to Dovecot when the daemon is killed (SIGKILL) are
+    handed back by the next mount: Dovecot shows what the killed mount
+    showed, with no force-resync."""
+    root, da, by_uid = store_with_keywords(wtmp, fmt)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover", LOCK_OPT)
+    with open(inbox_log(root), "r+b") as f:
+        fcntl.lockf(f, fcntl.LOCK_EX)
+        try:
+            size = os.path.getsize(inbox_log(root))
+            shown = change_while_locked(mnt, by_uid)
+            m.kill()
+        finally:
+            fcntl.lockf(f, fcntl.LOCK_UN)
+    assert os.path.getsize(inbox_log(root)) == size
+    assert owed_rows(root) in (4, None)
+    m = mounts(root, mnt, "takeover", LOCK_OPT)
+    wait_for(lambda: handed_back(root, size), timeout=30,
+             what="the owed changes in Dovecot's log")
+    assert view_of(mnt, "INBOX") == shown
+    dovecot_sees(da, shown)
+    m.stop()
