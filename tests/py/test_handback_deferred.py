@@ -8,13 +8,15 @@ view, with no force-resync."""
 import fcntl
 import os
 import sqlite3
+import threading
 
 import pytest
 
 from dboxfs_testlib import DBOXFS, mounts, needs_dovecot, wait_for, wtmp  # noqa: F401
 from test_dovecot_view import view_of, view_polled
-from test_handback import (deliver, dovecot_inbox, inbox_guids, letters,
-                           names_by_guid, set_info)
+from test_handback import (deliver, dovecot_all, dovecot_inbox,
+                           dovecot_texts, inbox_guids, letters, mount_all,
+                           mount_texts, names_by_guid, set_info)
 from test_takeover import dovecot_store
 
 pytestmark = [needs_dovecot,
@@ -41,6 +43,14 @@ def owed_rows(root):
         return None
     finally:
         db.close()
+
+
+def waits_for_lock(path):
+    """Whether some process waits for a lock of path (/proc/locks marks
+    a blocked request "->")."""
+    ino = ":%d " % os.stat(path).st_ino
+    with open("/proc/locks") as f:
+        return any("->" in line and ino in line + " " for line in f)
 
 
 def store_with_keywords(wtmp, fmt):
@@ -81,64 +91,84 @@ def dovecot_sees(da, shown):
 @pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
 def test_changes_while_dovecots_log_locked_handed_back(wtmp, mounts, fmt):
     """While a Dovecot process holds the lock of INBOX's log longer than
-    the mount waits: a flag and keyword change, an expunge and a delivery
-    through the mount write nothing into it, are owed (rows of the
-    mount's index) and shown as made; once the lock is gone the follower
-    hands them back: doveadm fetch shows exactly the mount's view, while
-    mounted, with no force-resync, and the next mount shows the same."""
+    the mount waits: a flag and keyword change, an expunge, a delivery
+    and a move to another folder through the mount write nothing into it,
+    are owed (rows of the mount's index) and shown as made; once the lock
+    is gone the follower hands them back: doveadm fetch shows exactly the
+    mount's view, while mounted, with no force-resync, and so after
+    Dovecot's purge (mdbox: the moved message's map record counted right)
+    and on the next mount."""
     root, da, by_uid = store_with_keywords(wtmp, fmt)
+    da("mailbox", "create", "Folder")
     mnt = os.path.join(wtmp, "mnt")
     m = mounts(root, mnt, "takeover", LOCK_OPT)
     with open(inbox_log(root), "r+b") as f:
         fcntl.lockf(f, fcntl.LOCK_EX)
         try:
             size = os.path.getsize(inbox_log(root))
-            shown = change_while_locked(mnt, by_uid)
+            change_while_locked(mnt, by_uid)
+            names = names_by_guid(mnt)
+            os.rename(os.path.join(mnt, *names[by_uid[4]]),
+                      os.path.join(mnt, ".Folder", "cur", "moved:2,S"))
             assert os.path.getsize(inbox_log(root)) == size
-            assert owed_rows(root) in (4, None)
+            assert owed_rows(root) in (6, None)
         finally:
             fcntl.lockf(f, fcntl.LOCK_UN)
+    shown = mount_all(mnt)
+    assert len(shown["INBOX"]) == 4 and len(shown["Folder"]) == 1
+    ours = mount_texts(mnt)
     wait_for(lambda: handed_back(root, size), timeout=30,
              what="the owed changes in Dovecot's log")
-    assert view_of(mnt, "INBOX") == shown
-    dovecot_sees(da, shown)
-    assert view_of(mnt, "INBOX") == shown
+    assert mount_all(mnt) == shown
+    dovecot_sees(da, shown["INBOX"])
+    assert dovecot_all(da) == shown
+    assert mount_all(mnt) == shown
     m.stop()
     assert "not handed back to Dovecot yet" in m.output()
+    da("purge")
+    assert dovecot_all(da) == shown
+    assert dovecot_texts(da) == ours
     m = mounts(root, mnt, "takeover")
-    assert view_of(mnt, "INBOX") == shown
+    assert mount_all(mnt) == shown
     m.stop()
-    dovecot_sees(da, shown)
 
 
 @pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
 def test_dovecots_change_while_ours_owed_both_stay(wtmp, mounts, fmt):
-    """A flag change through the mount that is owed (Dovecot's log was
-    locked), then Dovecot's own change of another message's flags: the
-    mount shows Dovecot's change and still its own (the follower does not
-    take Dovecot's older state of the message it owes), and Dovecot ends
-    with both."""
+    """A flag and keyword change through the mount that is owed (Dovecot's
+    log was locked), then Dovecot's own changes: another message's flags,
+    and another flag of the same message.  The mount shows Dovecot's
+    change of the other message at once and keeps its own (the follower
+    does not take Dovecot's older state of the message it owes); once
+    handed back, Dovecot and the mount both have all three changes."""
     root, da, by_uid = store_with_keywords(wtmp, fmt)
     mnt = os.path.join(wtmp, "mnt")
     m = mounts(root, mnt, "takeover", LOCK_OPT)
     names = names_by_guid(mnt)
+    dovecots = threading.Thread(target=lambda: (
+        da("flags", "add", "\\Answered", "mailbox", "INBOX", "uid", "4"),
+        da("flags", "add", "\\Seen", "mailbox", "INBOX", "uid", "1")))
     with open(inbox_log(root), "r+b") as f:
         fcntl.lockf(f, fcntl.LOCK_EX)
         try:
-            set_info(mnt, names, by_uid[1], "D")
+            set_info(mnt, names, by_uid[1], "D")   # -$Label1 -Work +D
             assert owed_rows(root) in (1, None)
+            # Dovecot's change waits for the lock, so it is the first in
+            # the log once the lock is gone
+            dovecots.start()
+            wait_for(lambda: waits_for_lock(inbox_log(root)), timeout=30,
+                     what="doveadm waiting for the log's lock")
         finally:
             fcntl.lockf(f, fcntl.LOCK_UN)
-    da("flags", "add", "\\Answered", "mailbox", "INBOX", "uid", "4")
     wait_for(lambda: "\\Answered" in (view_polled(mnt, "INBOX") or {}).get(
         by_uid[4], ()), timeout=30, what="Dovecot's flag on the mount")
-    size = os.path.getsize(inbox_log(root))
-    wait_for(lambda: owed_rows(root) in (0, None), timeout=30,
-             what="the owed change in Dovecot's log")
+    assert view_of(mnt, "INBOX")[by_uid[1]] >= {"\\Draft"}
+    dovecots.join(timeout=60)
+    wait_for(lambda: owed_rows(root) in (0, None) and (view_polled(
+        mnt, "INBOX") or {}).get(by_uid[1]) == {"\\Draft", "\\Seen"},
+        timeout=30, what="all three changes on the mount")
     shown = view_of(mnt, "INBOX")
-    assert shown[by_uid[1]] == {"\\Draft"}
     assert shown[by_uid[4]] == {"\\Answered"}
-    assert os.path.getsize(inbox_log(root)) >= size
     dovecot_sees(da, shown)
     m.stop()
 

@@ -4,14 +4,16 @@
 #include "index/dindex-owed.h"
 #include "index/dindex-private.h"
 
-static const char sql_add[] = "INSERT OR REPLACE INTO dovecot_owed"
-	"(mailbox_id, uid, kind, guid, unref) VALUES (?1, ?2, ?3, ?4, ?5)";
+static const char sql_add[] = "INSERT INTO dovecot_owed"
+	"(mailbox_id, uid, kind, guid, unref, base_flags, base_keywords) "
+	"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+	"ON CONFLICT(mailbox_id, uid, kind) DO NOTHING";
 static const char sql_delete[] = "DELETE FROM dovecot_owed "
 	"WHERE mailbox_id = ?1 AND uid = ?2 AND kind = ?3";
 static const char sql_forget[] = "DELETE FROM dovecot_owed "
 	"WHERE mailbox_id = ?1";
-static const char sql_list[] = "SELECT mailbox_id, uid, kind, guid, unref "
-	"FROM dovecot_owed WHERE ?1 = 0 OR mailbox_id = ?1 "
+static const char sql_list[] = "SELECT mailbox_id, uid, kind, guid, unref, "
+	"base_flags, base_keywords FROM dovecot_owed WHERE ?1 = 0 OR mailbox_id = ?1 "
 	"ORDER BY mailbox_id, uid, kind";
 static const char sql_any[] = "SELECT 1 FROM dovecot_owed LIMIT 1";
 
@@ -27,6 +29,8 @@ int dindex_owed_add(struct dindex *idx, const struct dindex_owed *o,
 	sqlite3_bind_int(st, 3, (int)o->kind);
 	sqlite3_bind_text(st, 4, o->guid, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 5, o->unref);
+	sqlite3_bind_int64(st, 6, o->base_flags);
+	sqlite3_bind_int64(st, 7, o->base_keywords);
 	return dindex_step_what(idx, st, "record a change owed to Dovecot",
 				err);
 }
@@ -66,6 +70,8 @@ static void row_owed(sqlite3_stmt *st, struct dindex_owed *o)
 	o->kind = (enum dindex_owed_kind)sqlite3_column_int(st, 2);
 	dindex_col_text(st, 3, o->guid, sizeof(o->guid));
 	o->unref = sqlite3_column_int(st, 4) != 0;
+	o->base_flags = (uint32_t)sqlite3_column_int64(st, 5);
+	o->base_keywords = (uint32_t)sqlite3_column_int64(st, 6);
 }
 
 int dindex_owed_each(struct dindex *idx, int64_t mailbox_id,

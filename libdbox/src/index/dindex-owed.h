@@ -27,9 +27,13 @@ struct dindex_owed {
 	enum dindex_owed_kind kind;
 	char guid[DBOX_GUID_MAX + 1];   /* expunge: the message's GUID */
 	bool unref;                     /* expunge, mdbox: one reference less */
+	/* flags: the message's flags and keywords before the first owed
+	 * change; only what differs from them is ours to hand back */
+	uint32_t base_flags, base_keywords;
 };
 
-/* Records o (a second one of the same message and kind replaces it). */
+/* Records o; one of the same message and kind there already stays (its
+ * base is the older). */
 int dindex_owed_add(struct dindex *idx, const struct dindex_owed *o,
 		    struct dbox_err *err);
 int dindex_owed_delete(struct dindex *idx, int64_t mailbox_id, uint32_t uid,

@@ -116,10 +116,11 @@ static const char schema_v4[] =
 /* Version 5: changes a takeover mount made to messages of Dovecot's that
  * Dovecot's log does not have yet (it was missing, damaged or locked too
  * long at the change; dindex-owed.h).  kind: 1 flags and keywords (the
- * row's current ones are owed), 2 expunge (guid: the message's; unref:
- * mdbox, the map counts one reference less once it is handed back), 3
- * a delivery or a message moved in.  A row goes in the transaction
- * that hands the change back. */
+ * row's current ones are owed where they differ from base_flags and
+ * base_keywords, what the message had before the first owed change), 2
+ * expunge (guid: the message's; unref: mdbox, the map counts one
+ * reference less once it is handed back), 3 a delivery or a message
+ * moved in.  A row goes in the transaction that hands the change back. */
 static const char schema_v5[] =
 	"CREATE TABLE IF NOT EXISTS dovecot_owed("
 	" mailbox_id INTEGER NOT NULL,"
@@ -127,6 +128,8 @@ static const char schema_v5[] =
 	" kind INTEGER NOT NULL,"
 	" guid TEXT NOT NULL DEFAULT '',"
 	" unref INTEGER NOT NULL DEFAULT 0,"
+	" base_flags INTEGER NOT NULL DEFAULT 0,"
+	" base_keywords INTEGER NOT NULL DEFAULT 0,"
 	" PRIMARY KEY(mailbox_id, uid, kind)) WITHOUT ROWID;";
 
 /* migrations[v] takes the schema from version v to v + 1 */

@@ -77,25 +77,43 @@ static struct dovecot_box *box_of(struct dbox_store *store, int64_t id,
 	return dovi_mailbox_index(b->db) != NULL ? b : NULL;
 }
 
-/* Records that Dovecot is owed a change of (box, uid) (guid, unref: an
- * expunge's), in the transaction of the change. */
+/* Records that Dovecot is owed o, in the transaction of the change. */
+static int owe_row(struct dbox_store *store, const struct dindex_owed *o)
+{
+	struct dovecot_box *b = dbox_dovecot_box(store, o->mailbox_id);
+	struct dbox_err err = { 0 };
+	int ret = dindex_owed_add(store->idx, o, &err);
+
+	if (ret < 0)
+		dbox_log(DBOX_LOG_ERROR, "mailbox %lld: a change Dovecot is "
+			 "owed not recorded: %s", (long long)o->mailbox_id,
+			 err.msg);
+	else if (b != NULL)
+		b->owed = true;
+	return ret;
+}
+
+/* The same for a change of (box, uid) (guid, unref: an expunge's). */
 static int owe(struct dbox_store *store, int64_t box, uint32_t uid,
 	       enum dindex_owed_kind kind, const char *guid, bool unref)
 {
 	struct dindex_owed o = { .mailbox_id = box, .uid = uid, .kind = kind,
 				 .unref = unref };
-	struct dovecot_box *b = dbox_dovecot_box(store, box);
-	struct dbox_err err = { 0 };
-	int ret;
 
 	snprintf(o.guid, sizeof(o.guid), "%s", guid != NULL ? guid : "");
-	ret = dindex_owed_add(store->idx, &o, &err);
-	if (ret < 0)
-		dbox_log(DBOX_LOG_ERROR, "mailbox %lld: a change Dovecot is "
-			 "owed not recorded: %s", (long long)box, err.msg);
-	else if (b != NULL)
-		b->owed = true;
-	return ret;
+	return owe_row(store, &o);
+}
+
+/* The flags and keywords of old changed: what they were is the base
+ * (dindex_owed.base_flags). */
+static int owe_flags(struct dbox_store *store, const struct dbox_msg *old)
+{
+	struct dindex_owed o = { .mailbox_id = old->mailbox_id,
+				 .uid = old->uid, .kind = DINDEX_OWED_FLAGS,
+				 .base_flags = old->flags,
+				 .base_keywords = old->keywords };
+
+	return owe_row(store, &o);
 }
 
 const struct dovi_message *dbox_dovecot_known(struct dovecot_box *b,
@@ -214,8 +232,7 @@ int dbox_dovecot_back_flags(struct dbox_store *store,
 		return 0;
 	b = box_of(store, old->mailbox_id, &owe_it);
 	if (b == NULL || dbox_dovecot_known(b, old->uid) == NULL)
-		return owe_it ? owe(store, old->mailbox_id, old->uid,
-				    DINDEX_OWED_FLAGS, NULL, false) : 0;
+		return owe_it ? owe_flags(store, old) : 0;
 	w = dovi_logwrite_new();
 	ret = w == NULL ? -ENOMEM : 0;
 	if (ret == 0 && was != now)
@@ -226,8 +243,7 @@ int dbox_dovecot_back_flags(struct dbox_store *store,
 		ret = commit(b, w, "a flag change");
 	}
 	dovi_logwrite_free(w);
-	return ret < 0 ? owe(store, old->mailbox_id, old->uid,
-			     DINDEX_OWED_FLAGS, NULL, false) : 0;
+	return ret < 0 ? owe_flags(store, old) : 0;
 }
 
 /* The binary GUID of an expunge record: Dovecot's, else ours (32 hex

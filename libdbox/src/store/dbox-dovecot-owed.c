@@ -183,31 +183,35 @@ static bool has_keyword(const struct dovi_message *dm, const char *name)
 	return false;
 }
 
-/* The records that make Dovecot's flags and keywords of dm ours (msg);
- * false when they are the same already. */
+/* The records that give Dovecot's dm the flags and keywords that we
+ * changed since o's base as msg has them (what Dovecot changed of the
+ * others meanwhile stays); false when Dovecot has them already. */
 static bool flag_recs(struct owed_pass *p, struct dovecot_box *b,
 		      struct dovi_logwrite *w, const struct dovi_message *dm,
-		      const struct dbox_msg *msg)
+		      const struct dbox_msg *msg, const struct dindex_owed *o)
 {
 	char *names[DBOX_MAX_KEYWORDS] = { 0 }, buf[DBOX_MAX_KEYWORDS * 256];
+	uint8_t ours = (msg->flags ^ o->base_flags) & DOVI_SYSTEM_FLAGS;
 	uint8_t was = dm->flags & DOVI_SYSTEM_FLAGS;
-	uint8_t now = msg->flags & DOVI_SYSTEM_FLAGS;
+	uint8_t now = (was & ~ours) | (msg->flags & ours);
+	uint32_t kw_ours = msg->keywords ^ o->base_keywords;
 	bool any = was != now;
 
 	if (was != now)
 		dovi_logwrite_flags_add(w, dm->uid, dm->uid, now & ~was,
 					was & ~now);
-	if (dbox_mailbox_keywords(p->store, b->id, names, buf, sizeof(buf),
-				  NULL) < 0)
+	if (kw_ours == 0 || dbox_mailbox_keywords(p->store, b->id, names, buf,
+						  sizeof(buf), NULL) < 0)
 		return any;
 	/* by name: a keyword beyond our 26 letters is Dovecot's alone */
 	for (int i = 0; i < DBOX_MAX_KEYWORDS; i++) {
-		bool ours = (msg->keywords >> i) & 1;
+		bool set = (msg->keywords >> i) & 1;
 
 		if (names[i] == NULL || names[i][0] == '\0' ||
-		    ours == has_keyword(dm, names[i]))
+		    ((kw_ours >> i) & 1) == 0 ||
+		    set == has_keyword(dm, names[i]))
 			continue;
-		dovi_logwrite_keyword_add(w, ours, names[i], dm->uid, dm->uid);
+		dovi_logwrite_keyword_add(w, set, names[i], dm->uid, dm->uid);
 		any = true;
 	}
 	return any;
@@ -227,7 +231,7 @@ static int add_recs(struct owed_pass *p, struct dovecot_box *b,
 		return 0;
 	if (o->kind == DINDEX_OWED_FLAGS)
 		return dbox_msg_get(p->store, b->id, o->uid, &msg, NULL) == 0 &&
-			flag_recs(p, b, w, dm, &msg);
+			flag_recs(p, b, w, dm, &msg, o);
 	if (o->kind != DINDEX_OWED_EXPUNGE)
 		return 0;
 	if (o->unref && dbox_dovecot_counted(p->store, dm) && p->appends_left)
@@ -307,6 +311,9 @@ static int hand_all(struct owed_pass *p, int phase, struct dbox_err *err)
 			hand_changes(p, b, i, end, err);
 		if (phase == 1)
 			b->owed = p->left > left;
+		/* the follower's next sync takes Dovecot's state of what is
+		 * no longer owed (kept as ours until now) */
+		b->resync = true;
 	}
 	return ret;
 }
