@@ -430,7 +430,8 @@ static int move_out(struct dbox_store *store, struct dovecot_box *src,
 		    const struct dovi_message *dm, const struct dbox_msg *from)
 {
 	dbox_log(DBOX_LOG_INFO, "mailbox %s: a message moved out to a folder "
-		 "Dovecot has no index of", src->name);
+		 "Dovecot has no index of (Dovecot sees it there after the "
+		 "next mount's start, or doveadm force-resync)", src->name);
 	if (dm == NULL)
 		return owe(store, from->mailbox_id, from->uid,
 			   DINDEX_OWED_EXPUNGE, from->guid, false);

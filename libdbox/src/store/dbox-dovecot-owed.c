@@ -41,6 +41,7 @@ struct owed_pass {
 	 * first, or the map could count none for a while) */
 	bool appends_left;
 	size_t left;                  /* rows still owed after the pass */
+	size_t dropped;               /* rows handed back (or not needed) */
 	struct dbox_err why;          /* the first reason one is left */
 };
 
@@ -82,6 +83,7 @@ static void keep(struct owed_pass *p, size_t n, const char *name,
 static int drop(struct owed_pass *p, const struct dindex_owed *o,
 		struct dbox_err *err)
 {
+	p->dropped++;
 	return dindex_owed_delete(p->store->idx, o->mailbox_id, o->uid,
 				  o->kind, err);
 }
@@ -301,7 +303,7 @@ static int hand_all(struct owed_pass *p, int phase, struct dbox_err *err)
 
 	for (size_t i = 0, end; ret == 0 && i < p->count; i = end) {
 		struct dovecot_box *b;
-		size_t left = p->left;
+		size_t left = p->left, dropped = p->dropped;
 
 		end = group_end(p, i);
 		b = group_box(p, i, end, phase, err, &ret);
@@ -313,7 +315,7 @@ static int hand_all(struct owed_pass *p, int phase, struct dbox_err *err)
 			b->owed = p->left > left;
 		/* the follower's next sync takes Dovecot's state of what is
 		 * no longer owed (kept as ours until now) */
-		b->resync = true;
+		b->resync |= p->dropped > dropped;
 	}
 	return ret;
 }
