@@ -497,6 +497,12 @@ static int setup(struct dboxfs *fs, struct options *o,
 	}
 	fs->commit_interval = o->commit > 0 ? o->commit : 1.0;
 	fs->sync = o->sync != 0;
+	/* a wait that long holds every change behind Dovecot's lock */
+	if (o->dovecot_lock_ms > 600000) {
+		fuse_log(FUSE_LOG_ERR, "dboxfs: dovecot_lock_ms=%u: use at "
+			 "most 600000 (ms)\n", o->dovecot_lock_ms);
+		return -1;
+	}
 	if (open_store(fs, o, ro) < 0)
 		return -1;
 	/* only a check (and the first indexing) before mounting: the store

@@ -12,7 +12,8 @@ import threading
 
 import pytest
 
-from dboxfs_testlib import DBOXFS, mounts, needs_dovecot, wait_for, wtmp  # noqa: F401
+from dboxfs_testlib import (DBOXFS, is_mounted, mounts, needs_dovecot,
+                            wait_for, wtmp)  # noqa: F401
 from test_dovecot_view import view_of, view_polled
 from test_handback import (deliver, dovecot_all, dovecot_inbox,
                            dovecot_texts, inbox_guids, letters, mount_all,
@@ -197,3 +198,14 @@ def test_owed_changes_survive_a_killed_daemon(wtmp, mounts, fmt):
     assert view_of(mnt, "INBOX") == shown
     dovecot_sees(da, shown)
     m.stop()
+
+
+def test_lock_wait_out_of_range_refused(wtmp, mounts):
+    """A wait for Dovecot's lock beyond 10 minutes (-5 wraps to one) is
+    refused with a clear error, and nothing is mounted."""
+    root, da = dovecot_store(wtmp, "sdbox")
+    mnt = os.path.join(wtmp, "mnt")
+    with pytest.raises(AssertionError) as e:
+        mounts(root, mnt, "takeover", "dovecot_lock_ms=-5")
+    assert "dovecot_lock_ms=4294967291: use at most 600000" in str(e.value)
+    assert not is_mounted(mnt)
