@@ -12,8 +12,9 @@ import threading
 
 import pytest
 
-from dboxfs_testlib import (DBOXFS, is_mounted, mounts, needs_dovecot,
-                            wait_for, wtmp)  # noqa: F401
+from dboxfs_testlib import (DBOXFS, chown_tree, is_mounted, mounts,
+                            needs_dovecot, store_ids, wait_for,
+                            wtmp)  # noqa: F401
 from test_dovecot_view import view_of, view_polled
 from test_handback import (deliver, dovecot_all, dovecot_inbox,
                            dovecot_texts, inbox_guids, letters, mount_all,
@@ -195,6 +196,36 @@ def test_owed_changes_survive_a_killed_daemon(wtmp, mounts, fmt):
     m = mounts(root, mnt, "takeover", LOCK_OPT)
     wait_for(lambda: handed_back(root, size), timeout=30,
              what="the owed changes in Dovecot's log")
+    assert view_of(mnt, "INBOX") == shown
+    dovecot_sees(da, shown)
+    m.stop()
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_changes_while_dovecots_log_missing_handed_back(wtmp, mounts, fmt):
+    """INBOX's log gone (its only index file: a small folder) while
+    mounted: a flag change, an expunge and a delivery through the mount
+    are owed; Dovecot's next access makes the folder anew (an empty index
+    of another uidvalidity), and the follower then hands back what the
+    mount shows, as a mount's start would: Dovecot lists exactly the
+    mount's view, with no force-resync."""
+    root, da, by_uid = store_with_keywords(wtmp, fmt)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover", LOCK_OPT)
+    names = names_by_guid(mnt)
+    assert not os.path.exists(inbox_log(root)[:-len(".log")])
+    os.rename(inbox_log(root), inbox_log(root) + ".gone")
+    set_info(mnt, names, by_uid[3], "F")
+    os.unlink(os.path.join(mnt, *names[by_uid[4]]))
+    deliver(mnt, "", "c1", "cur/c1:2,S")
+    shown = view_of(mnt, "INBOX")
+    assert len(shown) == 5 and owed_rows(root) in (3, None)
+    chown_tree(root, *store_ids())
+    da("mailbox", "status", "all", "INBOX")   # Dovecot makes a new index
+    wait_for(lambda: dovecot_inbox(da) == shown, timeout=30, interval=0.5,
+             what="the mount's view in Dovecot's new index")
+    wait_for(lambda: owed_rows(root) in (0, None), timeout=30,
+             what="nothing owed")
     assert view_of(mnt, "INBOX") == shown
     dovecot_sees(da, shown)
     m.stop()

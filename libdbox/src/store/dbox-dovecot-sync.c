@@ -303,6 +303,32 @@ static int drop_theirs(struct dbox_store *store, struct dovecot_box *b,
 						  err);
 }
 
+static int any_owed(void *ctx, const struct dindex_owed *o)
+{
+	(void)o;
+	*(bool *)ctx = true;
+	return 1;
+}
+
+/* Dovecot made the mailbox anew (another uidvalidity: its index was
+ * lost or rebuilt): what it was owed names messages of the old one.
+ * What the mount kept that Dovecot lacks now (drop_theirs) is appended
+ * by the follower's catch-up instead, as a takeover mount's start
+ * would. */
+static int owed_anew(struct dbox_store *store, int64_t id,
+		     struct dbox_err *err)
+{
+	struct dindex_owed o = { .mailbox_id = id, .kind = DINDEX_OWED_APPEND };
+	bool any = false;
+	int ret = dindex_owed_each(store->idx, id, any_owed, &any, err);
+
+	if (ret >= 0 && any)
+		ret = dindex_owed_forget(store->idx, id, err);
+	if (ret >= 0 && any)
+		ret = dindex_owed_add(store->idx, &o, err);
+	return ret < 0 ? ret : 0;
+}
+
 /* Our row of a mailbox from Dovecot's header.  *known_r: Dovecot speaks
  * for the uids below it; rows at or above it are deliveries through a
  * takeover mount that Dovecot has not seen yet, and stay.  A mailbox that
@@ -338,9 +364,7 @@ static int upsert_mailbox(struct dbox_store *store, struct dovecot_box *b,
 		return keep_ours(store, &box, err);
 	if (uv != box.uidvalidity && (ret = drop_theirs(store, b, err)) < 0)
 		return ret;
-	/* what Dovecot was owed names messages of the old uidvalidity */
-	if (uv != box.uidvalidity &&
-	    (ret = dindex_owed_forget(store->idx, box.id, err)) < 0)
+	if (uv != box.uidvalidity && (ret = owed_anew(store, box.id, err)) < 0)
 		return ret;
 	if (uv == box.uidvalidity && box.next_uid > next)
 		next = box.next_uid;
