@@ -386,13 +386,17 @@ static void ctl_dir(struct dboxfs *fs, char *ctl, size_t len)
 }
 
 /* A read-only mount shows the real files beside the store as they are
- * (a store without them, such as a Dovecot tree, has none to show). */
+ * (a store without them, such as a Dovecot tree, has none to show; a
+ * tree taken over, those of the takeover mount's folders in it). */
 static void start_reader(struct dboxfs *fs)
 {
+	const char *tree = dbox_store_vdirs_dir(fs->store);
 	char ctl[4096];
 
 	ctl_dir(fs, ctl, sizeof(ctl));
 	backing_init_readonly(fs, ctl);
+	if (strcmp(tree, dbox_store_files_dir(fs->store)) != 0)
+		backing_use_tree_files(fs, tree);
 }
 
 /* The write side: real files beside the store and the committer. */

@@ -295,6 +295,14 @@ const char *dbox_store_files_dir(const struct dbox_store *store);
  * when a read-only mount indexes a tree taken over outside it (those
  * are named, not numbered by the index, so they hold for any index). */
 const char *dbox_store_vdirs_dir(const struct dbox_store *store);
+/* There, too, are the plain files of the folders the takeover mount
+ * showed, under that mount's mailbox ids (files/ID): the id in the
+ * tree's own index of this store's mailbox box (the mailbox of the same
+ * GUID, else, for a folder the takeover mount could not give its GUID
+ * to Dovecot, the one of the same name whose GUID no mailbox of this
+ * store has).  -ENOENT if none, or if this is no such mount. */
+int dbox_store_tree_mailbox_id(struct dbox_store *store, int64_t box,
+			       int64_t *id_r);
 
 /* Rebuild the index from the dbox files alone (like doveadm force-resync).
  * Flags, keywords, UIDs and maildir names are kept for messages the old

@@ -104,6 +104,7 @@ static void store_free(struct dbox_store *store)
 	free(store->owner_dir);
 	free(store->files_dir);
 	free(store->tree_files_dir);
+	dbox_tree_free(store);
 	free(store->attachment_dir);
 	free(store->dovecot_prefix);
 	free(store->hidden);
@@ -520,8 +521,9 @@ static bool taken_over(const char *ctl)
 /* A read-only mount of a tree taken over is a read-only mount of a
  * Dovecot tree: its index is kept outside the tree (the one inside is
  * brought up to date with Dovecot's only by a takeover mount, which
- * writes), but the parents the takeover mount kept are read from the
- * tree. */
+ * writes), but the parents the takeover mount kept, and its folders'
+ * plain files (by the mailboxes of its index: dbox-tree.c), are read
+ * from the tree. */
 static int taken_over_readonly(struct dbox_store *store,
 			       const struct dbox_open_opts *o,
 			       struct detect *d, struct dbox_err *err)
@@ -533,6 +535,10 @@ static int taken_over_readonly(struct dbox_store *store,
 		      DBOX_CTL_DIR) < 0 || !taken_over(ctl))
 		return 0;
 	d->origin = DBOX_ORIGIN_DOVECOT;
+	if (dbox_path(ctl, sizeof(ctl), "%s/%s/%s", store->root,
+		      DBOX_CTL_DIR, DBOX_INDEX_NAME) < 0)
+		return dbox_fail(err, -ENAMETOOLONG, "path too long");
+	dbox_tree_load(store, ctl);
 	if (dbox_path(ctl, sizeof(ctl), "%s/%s/files", store->root,
 		      DBOX_CTL_DIR) < 0)
 		return dbox_fail(err, -ENAMETOOLONG, "path too long");
