@@ -1361,3 +1361,84 @@ def test_failed_import_hashes_dovecots_namespace(wtmp):
     assert (kind, kind_dir) == ("delete-mailbox", "delete-dir")
     assert hash_dir == name_hash("INBOX.X.Y")
     assert dovecot_list(da) == ["INBOX"]
+
+
+@pytest.mark.parametrize("sep,prefix", [("/", ""), (".", "INBOX.")])
+def test_folder_changes_hash_non_ascii_names(wtmp, mounts, sep, prefix):
+    """Folders with non-ASCII names (mUTF-7 on disk, UTF-8 as Dovecot
+    shows them and hashes them) and names with mUTF-7's "&", renamed and
+    deleted through the mount, write into Dovecot's mailbox log the
+    records Dovecot's own rename and delete write on a copy of the tree,
+    with Dovecot's default namespace and with separator "." and prefix
+    "INBOX.".  With separator ".", a new name with a "." in a part
+    (mkdir, rename, in either layout; dboxctl import) is refused with
+    EINVAL, writing nothing: Dovecot would take it as a level of folders
+    ("a.b" as b in a) and could not open that mailbox; a folder of such
+    a name that is there already still shows and can be renamed away."""
+    root, da = dovecot_store(wtmp, "sdbox")
+    for box in ("Entw\u00fcrfe", "\u65e5\u672c/\u5b50", "a&b", "&-",
+                "\u03a9 \u00e9", "old.one"):
+        da("mailbox", "create", box)
+    copy = os.path.join(wtmp, "copy")
+    shutil.copytree(root, copy, symlinks=True)
+    dovecot_namespace(da, sep, prefix)
+    cda = Doveadm(os.path.join(wtmp, "cwork"), copy, "sdbox")
+    dovecot_namespace(cda, sep, prefix)
+
+    def v(name):
+        return prefix + name.replace("/", sep)
+    cda("mailbox", "rename", v("Entw\u00fcrfe"), v("Brouillons \u00e9"))
+    cda("mailbox", "rename", v("\u65e5\u672c/\u5b50"),
+        v("\u65e5\u672c/\u5b6b"))
+    cda("mailbox", "rename", v("&-"), v("&&"))
+    cda("mailbox", "delete", v("a&b"))
+    cda("mailbox", "delete", v("\u03a9 \u00e9"))
+    mnt = os.path.join(wtmp, "mnt")
+    ns = ("dovecot_separator=" + sep, "dovecot_prefix=" + prefix)
+    m = mounts(root, mnt, "takeover", "layout=fs", *ns)
+    os.rename(os.path.join(mnt, "Entw\u00fcrfe"),
+              os.path.join(mnt, "Brouillons \u00e9"))
+    os.rename(os.path.join(mnt, "\u65e5\u672c", "\u5b50"),
+              os.path.join(mnt, "\u65e5\u672c", "\u5b6b"))
+    os.rename(os.path.join(mnt, "&-"), os.path.join(mnt, "&&"))
+    for box in ("a&b", "\u03a9 \u00e9"):
+        for sub in ("cur", "new", "tmp", ""):
+            os.rmdir(os.path.join(mnt, box, sub))
+    bad = sep == "."
+    if bad:
+        for call, args in ((os.mkdir, ("x.y",)),
+                           (os.mkdir, ("\u65e5\u672c/s.t",)),
+                           (os.rename, ("&&", "q.r")),
+                           (os.rename, ("\u65e5\u672c", "a.\u65e5"))):
+            with pytest.raises(OSError) as e:
+                call(*[os.path.join(mnt, a) for a in args])
+            assert e.value.errno == errno.EINVAL
+    else:
+        os.mkdir(os.path.join(mnt, "x.y"))
+    assert os.path.isdir(os.path.join(mnt, "old.one", "cur"))
+    m.stop()
+    assert "not handed back" not in m.output()
+    theirs = mailbox_log(cda)
+    assert len(theirs) == 7
+    assert sorted(mailbox_log(da)) == sorted(theirs)
+    assert dovecot_list(da) == sorted(dovecot_list(cda) +
+                                      ([] if bad else ["x.y"]))
+    if not bad:
+        return
+    m = mounts(root, mnt, "takeover", *ns)
+    with pytest.raises(OSError) as e:
+        os.mkdir(os.path.join(mnt, ".x%2Ey"))
+    assert e.value.errno == errno.EINVAL
+    with pytest.raises(OSError) as e:
+        os.rename(os.path.join(mnt, ".&&"), os.path.join(mnt, ".q%2Er"))
+    assert e.value.errno == errno.EINVAL
+    os.rename(os.path.join(mnt, ".old%2Eone"), os.path.join(mnt, ".old"))
+    m.stop()
+    src = make_maildir(os.path.join(wtmp, "src"), {
+        "1700000001.M1P1.h": b"Subject: one\n\nbody one\n"})
+    r = dboxctl("import", "--takeover", "--dovecot-separator=.",
+                "--dovecot-prefix=INBOX.", root, "X.Z", src, check=False)
+    assert r.returncode == 1
+    assert b"hierarchy separator '.'" in r.stderr
+    listed = dovecot_list(da)
+    assert "INBOX.old" in listed and "INBOX.old.one" not in listed

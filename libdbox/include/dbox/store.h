@@ -89,7 +89,10 @@ struct dbox_open_opts {
 	 * separator (one printable ASCII character, not a space; NULL =
 	 * "/") and prefix (NULL = none).  Dovecot's mailbox log names a
 	 * deleted or renamed mailbox by the hash of its name as Dovecot
-	 * shows it, built with these; a wrong separator fails the open. */
+	 * shows it, built with these; a wrong separator fails the open.  A
+	 * separator other than "/" in a part of a new name (create, rename
+	 * target) is -EINVAL: Dovecot would take it as a level of folders
+	 * and could not open that mailbox. */
 	const char *dovecot_separator;
 	const char *dovecot_prefix;
 	/* A damaged index (its integrity check fails) is moved aside as
