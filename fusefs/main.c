@@ -57,6 +57,7 @@ struct options {
 	char *attachment_dir;
 	char *dovecot_separator;
 	char *dovecot_prefix;
+	char *dovecot_brokenchar;
 	int takeover;
 	int noxattr;
 	int fs_workers;
@@ -75,6 +76,7 @@ static const struct fuse_opt option_spec[] = {
 	OPT("attachment_dir=%s", attachment_dir),
 	OPT("dovecot_separator=%s", dovecot_separator),
 	OPT("dovecot_prefix=%s", dovecot_prefix),
+	OPT("dovecot_brokenchar=%s", dovecot_brokenchar),
 	OPT("takeover", takeover),
 	OPT("noxattr", noxattr),
 	OPT("fs_workers=%d", fs_workers),
@@ -110,9 +112,11 @@ static void usage(const char *prog)
 	       "    -o takeover            write into a tree Dovecot made\n"
 	       "    -o dovecot_separator=C Dovecot's namespace separator\n"
 	       "                           (default /), and\n"
-	       "    -o dovecot_prefix=STR  its prefix (default none): for\n"
-	       "                           the folder names a takeover hands\n"
-	       "                           back to Dovecot's mailbox log\n"
+	       "    -o dovecot_prefix=STR  its prefix (default none), and\n"
+	       "    -o dovecot_brokenchar=C  its mail_location's BROKENCHAR\n"
+	       "                           (default none): for the folder\n"
+	       "                           names a takeover hands back to\n"
+	       "                           Dovecot's mailbox log\n"
 	       "    -o noxattr             no user.dbox.* attributes: the kernel\n"
 	       "                           then stops asking for any (ls -l asks\n"
 	       "                           two per file)\n"
@@ -433,6 +437,7 @@ static int open_store(struct dboxfs *fs, struct options *o, bool ro)
 		.attachment_dir = o->attachment_dir,
 		.dovecot_separator = o->dovecot_separator,
 		.dovecot_prefix = o->dovecot_prefix,
+		.dovecot_escape = o->dovecot_brokenchar,
 		.readonly = ro,
 		.takeover = o->takeover != 0,
 		.fs_max_workers = o->fs_workers > 0 ?
@@ -682,6 +687,7 @@ out:
 	free(o.attachment_dir);
 	free(o.dovecot_separator);
 	free(o.dovecot_prefix);
+	free(o.dovecot_brokenchar);
 	/* > 0: the signal that ended the loop, a clean unmount */
 	return ret == -2 ? 2 : ret < 0 ? 1 : 0;
 }

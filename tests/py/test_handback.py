@@ -1442,3 +1442,64 @@ def test_folder_changes_hash_non_ascii_names(wtmp, mounts, sep, prefix):
     assert b"hierarchy separator '.'" in r.stderr
     listed = dovecot_list(da)
     assert "INBOX.old" in listed and "INBOX.old.one" not in listed
+
+
+class BrokencharDoveadm(Doveadm):
+    """doveadm with BROKENCHAR=~ in its mail_location."""
+
+    def __call__(self, *args, **kw):
+        root = self.root
+        self.root = root + ":BROKENCHAR=~"
+        try:
+            return super().__call__(*args, **kw)
+        finally:
+            self.root = root
+
+
+def test_folder_changes_hash_dovecots_brokenchar(wtmp, mounts):
+    """Dovecot with BROKENCHAR=~ (mail_location) shows "~" and its
+    separator "." inside a name escaped ("t~7eu", "v~2ew"): with
+    dovecot_brokenchar=~ given, folders with such names renamed and
+    deleted through the mount write into Dovecot's mailbox log the
+    records Dovecot's own rename and delete write on a copy of the
+    tree, and a name with "." in it is one Dovecot can have then (not
+    refused).  A BROKENCHAR that is not one printable character other
+    than "&" and the separator is refused at mount time."""
+    root, da = dovecot_store(wtmp, "sdbox")
+    for box in ("t~u", "v.w", "Entw\u00fcrfe~"):
+        da("mailbox", "create", box)
+    copy = os.path.join(wtmp, "copy")
+    shutil.copytree(root, copy, symlinks=True)
+    da = BrokencharDoveadm(wtmp, root, "sdbox")
+    dovecot_namespace(da, ".", "INBOX.")
+    cda = BrokencharDoveadm(os.path.join(wtmp, "cwork"), copy, "sdbox")
+    dovecot_namespace(cda, ".", "INBOX.")
+    assert dovecot_list(cda) == ["INBOX", "INBOX.Entw\u00fcrfe~7e",
+                                 "INBOX.t~7eu", "INBOX.v~2ew"]
+    cda("mailbox", "rename", "INBOX.t~7eu", "INBOX.n~7em~2eo")
+    cda("mailbox", "rename", "INBOX.Entw\u00fcrfe~7e", "INBOX.\u00e9~2e~7e")
+    cda("mailbox", "delete", "INBOX.v~2ew")
+    mnt = os.path.join(wtmp, "mnt")
+    os.makedirs(mnt)
+    ns = ["takeover", "layout=fs", "dovecot_separator=.",
+          "dovecot_prefix=INBOX."]
+    for bad in ("", "~~", "&", ".", "\u00e9"):
+        p = subprocess.run([DBOXFS, root, mnt, "-o", ",".join(
+            ns + ["dovecot_brokenchar=" + bad])], capture_output=True,
+            timeout=60)
+        assert p.returncode != 0
+        assert b"BROKENCHAR" in p.stderr
+        assert not os.path.ismount(mnt)
+    m = mounts(root, mnt, *ns, "dovecot_brokenchar=~")
+    os.rename(os.path.join(mnt, "t~u"), os.path.join(mnt, "n~m.o"))
+    os.rename(os.path.join(mnt, "Entw\u00fcrfe~"),
+              os.path.join(mnt, "\u00e9.~"))
+    for sub in ("cur", "new", "tmp", ""):
+        os.rmdir(os.path.join(mnt, "v.w", sub))
+    os.mkdir(os.path.join(mnt, "p.q"))
+    m.stop()
+    assert "not handed back" not in m.output()
+    theirs = mailbox_log(cda)
+    assert len(theirs) == 4
+    assert sorted(mailbox_log(da)) == sorted(theirs)
+    assert dovecot_list(da) == sorted(dovecot_list(cda) + ["INBOX.p~2eq"])

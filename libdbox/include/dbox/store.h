@@ -95,6 +95,10 @@ struct dbox_open_opts {
 	 * and could not open that mailbox. */
 	const char *dovecot_separator;
 	const char *dovecot_prefix;
+	/* The BROKENCHAR=C of Dovecot's mail_location (NULL = none): Dovecot
+	 * shows that character and the separator inside a name escaped as C
+	 * and two hex digits ("a~2eb"), so such a name can be Dovecot's. */
+	const char *dovecot_escape;
 	/* A damaged index (its integrity check fails) is moved aside as
 	 * INDEX.damaged-<time> and a new one made with what can still be
 	 * read of it (dboxctl reindex).  Default: the open fails with

@@ -133,11 +133,11 @@ int dbox_mailbox_insert(struct dbox_store *store, const char *name,
  * '.') as the child b of a and cannot open it (mailbox-list.c
  * mailbox_list_default_get_storage_name splits the name it is given at
  * the separator); the mailbox log records of its rename or delete would
- * name that other mailbox. */
+ * name that other mailbox.  Unless Dovecot escapes it (BROKENCHAR). */
 static int dovecot_name_check(const struct dbox_store *store,
 			      const char *name, struct dbox_err *err)
 {
-	if (store->dovecot_sep == '/' ||
+	if (store->dovecot_sep == '/' || store->dovecot_escape != '\0' ||
 	    strchr(name, store->dovecot_sep) == NULL)
 		return 0;
 	return dbox_fail(err, -EINVAL, "mailbox name %s: has Dovecot's "

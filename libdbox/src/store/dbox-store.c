@@ -593,6 +593,24 @@ static int set_attachment_dir(struct dbox_store *store, const char *dir,
 		dbox_fail(err, -ENOMEM, "out of memory") : 0;
 }
 
+/* Dovecot's BROKENCHAR: one character, as Dovecot requires, printable
+ * ASCII as the separator, neither "&" (mUTF-7's own escape, which
+ * Dovecot asserts it is not) nor the separator. */
+static int set_dovecot_escape(struct dbox_store *store, const char *esc,
+			      struct dbox_err *err)
+{
+	if (esc == NULL)
+		return 0;
+	if (strlen(esc) != 1 || !isgraph((unsigned char)esc[0]) ||
+	    (unsigned char)esc[0] > 127 || esc[0] == '&' ||
+	    esc[0] == store->dovecot_sep)
+		return dbox_fail(err, -EINVAL, "Dovecot BROKENCHAR \"%s\": "
+				 "not one printable ASCII character other "
+				 "than \"&\" and the separator", esc);
+	store->dovecot_escape = esc[0];
+	return 0;
+}
+
 /* Dovecot's namespace, for the names its mailbox log hashes: checked
  * now: a bad separator is one clear error, not names hashed wrong. */
 static int set_dovecot_ns(struct dbox_store *store,
@@ -600,6 +618,7 @@ static int set_dovecot_ns(struct dbox_store *store,
 			  struct dbox_err *err)
 {
 	const char *sep = opts->dovecot_separator;
+	int ret;
 
 	store->dovecot_sep = '/';
 	if (sep != NULL && (strlen(sep) != 1 ||
@@ -610,8 +629,9 @@ static int set_dovecot_ns(struct dbox_store *store,
 				 "space)", sep);
 	if (sep != NULL)
 		store->dovecot_sep = sep[0];
-	if (opts->dovecot_prefix == NULL)
-		return 0;
+	ret = set_dovecot_escape(store, opts->dovecot_escape, err);
+	if (ret < 0 || opts->dovecot_prefix == NULL)
+		return ret;
 	store->dovecot_prefix = strdup(opts->dovecot_prefix);
 	return store->dovecot_prefix == NULL ?
 		dbox_fail(err, -ENOMEM, "out of memory") : 0;

@@ -67,6 +67,7 @@ struct dbox_store {
 	char *attachment_dir;     /* Dovecot's mail_attachment_dir, or NULL */
 	char dovecot_sep;         /* Dovecot's namespace separator ('/') */
 	char *dovecot_prefix;     /* and prefix, or NULL */
+	char dovecot_escape;      /* and BROKENCHAR, or '\0' */
 	enum dbox_store_format format;
 	enum dbox_store_origin origin;
 	bool readonly;            /* never write into the dbox tree */
