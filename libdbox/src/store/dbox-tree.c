@@ -28,6 +28,8 @@ static int add_row(void *ctx, const struct dbox_mailbox *box)
 	struct dbox_store *store = ctx;
 	struct dbox_tree_box *rows = store->tree_boxes, *r;
 
+	/* room for 1, 3, 7, ... rows: grown when n is one less than a
+	 * power of two */
 	if ((store->n_tree_boxes & (store->n_tree_boxes + 1)) == 0) {
 		rows = realloc(rows, (store->n_tree_boxes * 2 + 1) *
 			       sizeof(*rows));
