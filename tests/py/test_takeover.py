@@ -399,7 +399,7 @@ def test_takeover_changes_handed_back_to_dovecot(wtmp, mounts, fmt):
 def plain_state(mnt, folder):
     """Every plain file and directory of a folder of the mount (all but
     its cur/ new/ tmp/ and the folders below it), with type, mode, size,
-    mtime and bytes."""
+    mtime, inode number and bytes."""
     state = {}
     top = os.path.join(mnt, folder)
     for d, dirs, files in os.walk(top):
@@ -414,7 +414,8 @@ def plain_state(mnt, folder):
                 with open(p, "rb") as f:
                     data = f.read()
             state[os.path.relpath(p, top)] = (st.st_mode, st.st_size,
-                                              st.st_mtime_ns, data)
+                                              st.st_mtime_ns, st.st_ino,
+                                              data)
     return state
 
 
