@@ -1366,7 +1366,8 @@ def test_failed_import_hashes_dovecots_namespace(wtmp):
 @pytest.mark.parametrize("sep,prefix", [("/", ""), (".", "INBOX.")])
 def test_folder_changes_hash_non_ascii_names(wtmp, mounts, sep, prefix):
     """Folders with non-ASCII names (mUTF-7 on disk, UTF-8 as Dovecot
-    shows them and hashes them) and names with mUTF-7's "&", renamed and
+    shows them and hashes them), names with mUTF-7's "&" and with "%"
+    (which the maildir++ view escapes: not Dovecot's name), renamed and
     deleted through the mount, write into Dovecot's mailbox log the
     records Dovecot's own rename and delete write on a copy of the tree,
     with Dovecot's default namespace and with separator "." and prefix
@@ -1377,7 +1378,7 @@ def test_folder_changes_hash_non_ascii_names(wtmp, mounts, sep, prefix):
     a name that is there already still shows and can be renamed away."""
     root, da = dovecot_store(wtmp, "sdbox")
     for box in ("Entw\u00fcrfe", "\u65e5\u672c/\u5b50", "a&b", "&-",
-                "\u03a9 \u00e9", "old.one"):
+                "\u03a9 \u00e9", "old.one", "50%"):
         da("mailbox", "create", box)
     copy = os.path.join(wtmp, "copy")
     shutil.copytree(root, copy, symlinks=True)
@@ -1391,6 +1392,7 @@ def test_folder_changes_hash_non_ascii_names(wtmp, mounts, sep, prefix):
     cda("mailbox", "rename", v("\u65e5\u672c/\u5b50"),
         v("\u65e5\u672c/\u5b6b"))
     cda("mailbox", "rename", v("&-"), v("&&"))
+    cda("mailbox", "rename", v("50%"), v("%25 \u00e9&"))
     cda("mailbox", "delete", v("a&b"))
     cda("mailbox", "delete", v("\u03a9 \u00e9"))
     mnt = os.path.join(wtmp, "mnt")
@@ -1401,6 +1403,7 @@ def test_folder_changes_hash_non_ascii_names(wtmp, mounts, sep, prefix):
     os.rename(os.path.join(mnt, "\u65e5\u672c", "\u5b50"),
               os.path.join(mnt, "\u65e5\u672c", "\u5b6b"))
     os.rename(os.path.join(mnt, "&-"), os.path.join(mnt, "&&"))
+    os.rename(os.path.join(mnt, "50%"), os.path.join(mnt, "%25 \u00e9&"))
     for box in ("a&b", "\u03a9 \u00e9"):
         for sub in ("cur", "new", "tmp", ""):
             os.rmdir(os.path.join(mnt, box, sub))
@@ -1419,7 +1422,7 @@ def test_folder_changes_hash_non_ascii_names(wtmp, mounts, sep, prefix):
     m.stop()
     assert "not handed back" not in m.output()
     theirs = mailbox_log(cda)
-    assert len(theirs) == 7
+    assert len(theirs) == 8
     assert sorted(mailbox_log(da)) == sorted(theirs)
     assert dovecot_list(da) == sorted(dovecot_list(cda) +
                                       ([] if bad else ["x.y"]))
