@@ -536,6 +536,62 @@ def test_deliveries_dovecot_had_not_indexed_handed_back(wtmp, mounts, fmt):
     m.stop()
 
 
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_deliveries_not_handed_back_handed_back_while_mounted(wtmp, mounts,
+                                                              fmt):
+    """A delivery into a folder of Dovecot's that was not handed back
+    (sdbox: the folder's log was locked for over 10 s; mdbox: Dovecot's
+    map log had a change its backend had not synced), and a message moved
+    into that folder after it, are handed back while still mounted once
+    the lock is gone (mdbox: the map log is synced): Dovecot lists
+    exactly what the mount shows (uids, GUIDs, flags, bytes; the message
+    moved is no longer in INBOX), with no resync; a delivery after that
+    is handed back at once; force-resync and the next mount keep it
+    all."""
+    root, da = dovecot_store(wtmp, fmt)
+    da("mailbox", "create", "Folder")
+    da("save", "-m", "Folder", input=b"Subject: f0\n\nin Folder\n")
+    by_uid = inbox_guids(da)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    names = names_by_guid(mnt)
+    if fmt == "mdbox":
+        size = unsynced_map_change(root)
+        deliver(mnt, ".Folder", "d1", "cur/d1:2,F")
+        os.rename(os.path.join(mnt, *names[by_uid[1]]),
+                  os.path.join(mnt, ".Folder", "cur", "moved:2,S"))
+        os.truncate(os.path.join(root, "storage", "dovecot.map.index.log"),
+                    size)
+    else:
+        with open(box_log(root, "Folder"), "r+b") as f:
+            fcntl.lockf(f, fcntl.LOCK_EX)
+            try:
+                deliver(mnt, ".Folder", "d1", "cur/d1:2,F")
+                os.rename(os.path.join(mnt, *names[by_uid[1]]),
+                          os.path.join(mnt, ".Folder", "cur", "moved:2,S"))
+            finally:
+                fcntl.lockf(f, fcntl.LOCK_UN)
+    assert "a delivery not handed back" in m.output()
+    shown = mount_all(mnt)
+    assert len(shown["INBOX"]) == 4 and len(shown["Folder"]) == 3
+    ours = mount_texts(mnt)
+    wait_for(lambda: dovecot_all(da) == shown, timeout=30,
+             what="Dovecot lists what the mount shows")
+    assert dovecot_texts(da) == ours
+    assert mount_all(mnt) == shown and mount_texts(mnt) == ours
+    deliver(mnt, ".Folder", "d2", "new/d2")
+    shown = mount_all(mnt)
+    ours = mount_texts(mnt)
+    assert dovecot_all(da) == shown and dovecot_texts(da) == ours
+    m.stop()
+    assert "deliveries Dovecot had not indexed handed back" in m.output()
+    clean_resync(da)
+    assert dovecot_all(da) == shown and dovecot_texts(da) == ours
+    m = mounts(root, mnt, "takeover")
+    assert mount_all(mnt) == shown
+    m.stop()
+
+
 def test_dboxctl_purge_leaves_dovecots_map_alone(wtmp, mounts):
     """A taken-over mdbox: messages expunged through the mount are purged
     by Dovecot (whose map points into the m.N files by offset), not by
