@@ -35,8 +35,8 @@
 
 /* The store's start waits for Dovecot's locks (one mailbox after the
  * other): a log that stays locked for this long is left, and so is
- * the map for the other mailboxes (dv->map_busy); the next mount tries
- * again. */
+ * the map for the other mailboxes (dv->map_busy); the follower tries
+ * again (dbox_dovecot_adopt_pending). */
 #define ADOPT_LOCK_MS 2000
 
 /* While mounted, the follower tries Dovecot's locks once and never

@@ -352,8 +352,8 @@ void dbox_dovecot_back_move(struct dbox_store *store,
 		 * there (the follower shows what Dovecot lists); mdbox: the
 		 * map keeps counting it, so nothing purges its bytes */
 		dbox_log(DBOX_LOG_INFO, "mailbox %s: a message moved out to "
-			 "where Dovecot sees it only after doveadm "
-			 "force-resync (%s)", src->name, dst == NULL ?
+			 "where Dovecot sees it once the follower hands it "
+			 "back (%s)", src->name, dst == NULL ?
 			 "a folder it has no index of" : "a folder with "
 			 "deliveries it has not indexed");
 		expunge_in(store, src, dm, from, false);
