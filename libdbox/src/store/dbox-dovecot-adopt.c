@@ -10,10 +10,13 @@
  * lock (as every hand-back), and again while mounted by the follower
  * (dbox_dovecot_adopt_pending) for a mailbox that still wants it: one
  * whose directory another program made meanwhile, one that was busy at
- * the start, one with deliveries that were not handed back.  The log is written whole to a temporary
- * file and linked into place: a Dovecot that makes its own meanwhile
- * keeps its own (-EEXIST; the follower then takes Dovecot's list), and
- * nobody reads half of ours.  mdbox: first the map, under Dovecot's lock
+ * the start, one with deliveries that were not handed back.  The log
+ * is written whole to Dovecot's lock file of a log being made and
+ * linked into place: a Dovecot that makes its own meanwhile keeps its
+ * own (-EEXIST; the follower then takes Dovecot's list), one that makes
+ * its own after finds ours under that lock and keeps it (with our
+ * uidvalidity and GUID: mail-transaction-log-file.c, dbox-storage.c),
+ * and nobody reads half of ours.  mdbox: first the map, under Dovecot's lock
  * on its log, as Dovecot's save: the records of our messages it lacks
  * (deliveries into the mailbox that were not handed back) and the
  * reference counts of those it has (a message moved in while Dovecot had
