@@ -456,9 +456,10 @@ def test_mdbox_deliveries_handed_back(wtmp, mounts):
 def test_mdbox_delivery_onto_unsynced_map_is_left_to_resync(wtmp, mounts):
     """mdbox: a delivery while Dovecot's map log has a change its backend
     has not synced is not handed back (a warning says so; nothing half
-    written: Dovecot's INBOX and map stay as they were); Dovecot's
-    force-resync then finds it with the mount's bytes, and the next mount
-    shows what Dovecot shows."""
+    written: Dovecot's INBOX and map stay as they were); the follower's
+    tries to hand it back while mounted fail the same way and say so
+    once, not at every try; Dovecot's force-resync then finds it with the
+    mount's bytes, and the next mount shows what Dovecot shows."""
     root, da = dovecot_store(wtmp, "mdbox")
     before = {m["guid"] for m in da.fetch("guid", "mailbox", "INBOX")}
     mnt = os.path.join(wtmp, "mnt")
@@ -469,13 +470,21 @@ def test_mdbox_delivery_onto_unsynced_map_is_left_to_resync(wtmp, mounts):
     data = deliver(mnt, "", "u1", "new/u1")
     shown = view_of(mnt, "INBOX")
     assert len(shown) == 6
+    retry = "mailbox INBOX: deliveries not handed back"
+    wait_for(lambda: retry in m.output(), timeout=10,
+             what="the follower's try")
+    # its later tries fail the same way, and say nothing
+    data2 = deliver(mnt, "", "u2", "new/u2")
+    shown = view_of(mnt, "INBOX")
+    assert len(shown) == 7
     m.stop()
-    assert "not handed back" in m.output()
+    assert m.output().count(retry) == 1
+    assert m.output().count("a delivery not handed back") == 1
     assert os.path.getsize(maplog) == size
     assert set(dovecot_inbox(da)) == before
     da.force_resync()
     texts = [t["text"] for t in da.fetch("text", "mailbox", "INBOX")]
-    assert data in texts and len(texts) == 6
+    assert data in texts and data2 in texts and len(texts) == 7
     after = dovecot_inbox(da)
     m = mounts(root, mnt, "takeover")
     assert view_of(mnt, "INBOX") == after
@@ -531,6 +540,62 @@ def test_deliveries_dovecot_had_not_indexed_handed_back(wtmp, mounts, fmt):
             da("purge")
         assert dovecot_all(da) == shown, step
         assert dovecot_texts(da) == ours, step
+    m = mounts(root, mnt, "takeover")
+    assert mount_all(mnt) == shown
+    m.stop()
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_deliveries_not_handed_back_handed_back_while_mounted(wtmp, mounts,
+                                                              fmt):
+    """A delivery into a folder of Dovecot's that was not handed back
+    (sdbox: the folder's log was locked for over 10 s; mdbox: Dovecot's
+    map log had a change its backend had not synced), and a message moved
+    into that folder after it, are handed back while still mounted once
+    the lock is gone (mdbox: the map log is synced): Dovecot lists
+    exactly what the mount shows (uids, GUIDs, flags, bytes; the message
+    moved is no longer in INBOX), with no resync; a delivery after that
+    is handed back at once; force-resync and the next mount keep it
+    all."""
+    root, da = dovecot_store(wtmp, fmt)
+    da("mailbox", "create", "Folder")
+    da("save", "-m", "Folder", input=b"Subject: f0\n\nin Folder\n")
+    by_uid = inbox_guids(da)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    names = names_by_guid(mnt)
+    if fmt == "mdbox":
+        size = unsynced_map_change(root)
+        deliver(mnt, ".Folder", "d1", "cur/d1:2,F")
+        os.rename(os.path.join(mnt, *names[by_uid[1]]),
+                  os.path.join(mnt, ".Folder", "cur", "moved:2,S"))
+        os.truncate(os.path.join(root, "storage", "dovecot.map.index.log"),
+                    size)
+    else:
+        with open(box_log(root, "Folder"), "r+b") as f:
+            fcntl.lockf(f, fcntl.LOCK_EX)
+            try:
+                deliver(mnt, ".Folder", "d1", "cur/d1:2,F")
+                os.rename(os.path.join(mnt, *names[by_uid[1]]),
+                          os.path.join(mnt, ".Folder", "cur", "moved:2,S"))
+            finally:
+                fcntl.lockf(f, fcntl.LOCK_UN)
+    assert "a delivery not handed back" in m.output()
+    shown = mount_all(mnt)
+    assert len(shown["INBOX"]) == 4 and len(shown["Folder"]) == 3
+    ours = mount_texts(mnt)
+    wait_for(lambda: dovecot_all(da) == shown, timeout=30,
+             what="Dovecot lists what the mount shows")
+    assert dovecot_texts(da) == ours
+    assert mount_all(mnt) == shown and mount_texts(mnt) == ours
+    deliver(mnt, ".Folder", "d2", "new/d2")
+    shown = mount_all(mnt)
+    ours = mount_texts(mnt)
+    assert dovecot_all(da) == shown and dovecot_texts(da) == ours
+    m.stop()
+    assert "deliveries Dovecot had not indexed handed back" in m.output()
+    clean_resync(da)
+    assert dovecot_all(da) == shown and dovecot_texts(da) == ours
     m = mounts(root, mnt, "takeover")
     assert mount_all(mnt) == shown
     m.stop()
@@ -859,13 +924,44 @@ def test_folder_directory_made_by_hand_handed_back(wtmp, mounts, fmt):
             sorted(status.split()), step
 
 
+def box_log(root, box):
+    return os.path.join(root, "mailboxes", box, "dbox-Mails",
+                        "dovecot.index.log")
+
+
+def mount_status(root, box, messages):
+    """What doveadm mailbox status says of box when Dovecot has what the
+    mount shows (the mount's uidvalidity, GUID and next uid)."""
+    (guid, uv, uidnext), = index_rows(
+        root, "SELECT guid, uidvalidity, next_uid FROM mailboxes "
+        "WHERE name = ?", box)
+    return sorted(("guid=%s uidvalidity=%d uidnext=%d messages=%d" % (
+        guid, uv, uidnext, messages)).split())
+
+
+def after_start(m):
+    """What the mount logged once mounted (its start's warnings left
+    out)."""
+    out = m.output()
+    return out[out.index("dboxfs: mounted "):]
+
+
+def handed_back_while_mounted(root, box, timeout=30):
+    """Waits (bounded) for the mount to give box Dovecot's first log; never
+    asks Dovecot meanwhile (its own first look would index the folder
+    itself)."""
+    wait_for(lambda: os.path.exists(box_log(root, box)), timeout=timeout,
+             what="Dovecot's index of %s made by the mount" % box)
+
+
 def test_folder_without_dovecots_index_while_map_locked(wtmp, mounts):
     """mdbox: while a Dovecot process holds the lock of the map's log all
     through the mount's start, the mount waits 2 s for it (its start
     waits meanwhile), then says the folder is not handed back and writes
     nothing (no log of the folder, the map's log as it was) and shows the
-    folder as before; the next mount, with the lock gone, hands it
-    back."""
+    folder as before; once the lock is gone the mount hands it back while
+    still mounted (the same view, no second warning), and Dovecot lists
+    what the mount shows."""
     root, da, mnt, by_uid = older_mount_folder(wtmp, mounts, "mdbox")
     maplog = os.path.join(root, "storage", "dovecot.map.index.log")
     with open(maplog, "r+b") as f:
@@ -873,16 +969,20 @@ def test_folder_without_dovecots_index_while_map_locked(wtmp, mounts):
         fcntl.lockf(f, fcntl.LOCK_EX)
         try:
             m = mounts(root, mnt, "takeover")
+            shown = view_of(mnt, "Old")
+            assert "mailbox Old: not handed back" in m.output()
+            with open(maplog, "rb") as g:
+                assert g.read() == before
+            assert not os.path.exists(box_log(root, "Old"))
         finally:
             fcntl.lockf(f, fcntl.LOCK_UN)
-    shown = view_of(mnt, "Old")
     assert len(shown) == 3
+    handed_back_while_mounted(root, "Old")
+    assert view_of(mnt, "Old") == shown
+    assert doveadm_flags_of(da, "Old") == shown
+    assert doveadm_flags_of(da, "Old2") == view_of(mnt, "Old2")
     m.stop()
-    assert "mailbox Old: not handed back" in m.output()
-    with open(maplog, "rb") as f:
-        assert f.read() == before
-    assert not os.path.exists(os.path.join(root, "mailboxes", "Old",
-                                           "dbox-Mails", "dovecot.index.log"))
+    assert "not handed back" not in after_start(m)
     m = mounts(root, mnt, "takeover")
     assert view_of(mnt, "Old") == shown
     m.stop()
@@ -894,8 +994,10 @@ def test_folder_dovecot_is_indexing_left_to_it(wtmp, mounts):
     """A folder without an index whose first log Dovecot is making as the
     mount starts (its lock dovecot.index.log.newlock is there) is left to
     Dovecot: the mount says it is not handed back, makes no log and
-    leaves Dovecot's lock; the next mount, the lock gone, hands it
-    back."""
+    leaves Dovecot's lock while it is there; the lock gone, the mount
+    hands the folder back while still mounted (the same view, no second
+    warning), and Dovecot lists what the mount shows, also after
+    force-resync and on the next mount."""
     root, da, mnt, by_uid = older_mount_folder(wtmp, mounts, "sdbox")
     d = os.path.join(root, "mailboxes", "Old", "dbox-Mails")
     lock = os.path.join(d, "dovecot.index.log.newlock")
@@ -903,17 +1005,118 @@ def test_folder_dovecot_is_indexing_left_to_it(wtmp, mounts):
         f.write(b"%d:dovecot\n" % os.getpid())
     m = mounts(root, mnt, "takeover")
     shown = view_of(mnt, "Old")
-    m.stop()
     assert "mailbox Old: not handed back" in m.output()
     assert "Dovecot is making the log" in m.output()
     assert os.path.exists(lock)
     assert not os.path.exists(os.path.join(d, "dovecot.index.log"))
     os.unlink(lock)
+    handed_back_while_mounted(root, "Old")
+    assert view_of(mnt, "Old") == shown
+    assert doveadm_flags_of(da, "Old") == shown
+    m.stop()
+    assert "not handed back" not in after_start(m)
+    clean_resync(da)
+    assert doveadm_flags_of(da, "Old") == shown
     m = mounts(root, mnt, "takeover")
     assert view_of(mnt, "Old") == shown
     m.stop()
     assert "not handed back" not in m.output()
-    assert doveadm_flags_of(da, "Old") == shown
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_folder_made_by_another_program_while_mounted_handed_back(
+        wtmp, mounts, fmt):
+    """A mailbox directory that another program makes in the store while
+    a takeover mount runs (not Dovecot: no index of it follows) shows as
+    a folder; what is delivered into it through the mount is handed back
+    while mounted: the mount gives it Dovecot's first log with its
+    messages, its view unchanged (uids, GUIDs, flags), and Dovecot lists
+    exactly what the mount shows, with the mount's uidvalidity, GUID and
+    uidnext, with no resync; a delivery after that is handed back at
+    once; force-resync and the next mount keep it all."""
+    root, da = dovecot_store(wtmp, fmt)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    os.makedirs(os.path.join(root, "mailboxes", "Hand", "dbox-Mails"))
+    folder = os.path.join(mnt, ".Hand")
+    wait_for(lambda: os.path.isdir(os.path.join(folder, "new")),
+             timeout=10, what="the folder on the mount")
+    deliver(mnt, ".Hand", "h1", "new/h1")
+    deliver(mnt, ".Hand", "h2", "cur/h2:2,FS")
+    before = mount_box(folder)
+    assert len(before) == 2
+    handed_back_while_mounted(root, "Hand")
+    assert mount_box(folder) == before
+    deliver(mnt, ".Hand", "h3", "cur/h3:2,R")
+    shown = mount_box(folder)
+    assert len(shown) == 3
+    status = mount_status(root, "Hand", 3)
+    assert dovecot_box(da, "Hand") == shown
+    assert sorted(dovecot_status(da, "Hand").split()) == status
+    assert dovecot_list(da) == ["Hand", "INBOX"]
+    m.stop()
+    assert "not handed back" not in m.output()
+    assert "mailbox Hand: Dovecot's index of it made" in m.output()
+    clean_resync(da)
+    assert dovecot_box(da, "Hand") == shown
+    assert sorted(dovecot_status(da, "Hand").split()) == status
+    m = mounts(root, mnt, "takeover")
+    assert mount_box(folder) == shown
+    m.stop()
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_folders_made_while_mounted_by_doveadm_and_by_hand(wtmp, mounts,
+                                                           fmt):
+    """While a takeover mount runs, doveadm mailbox create makes folders
+    D1..D3 while another program makes mailbox directories H1..H3 at the
+    same time, and a message is delivered into each through the mount as
+    soon as it shows: Dovecot ends up with one index of each folder (its
+    mailbox status, GUID and uidvalidity, is what the mount shows, every
+    doveadm create succeeded), with every message the mount shows, with
+    no resync; nothing is lost."""
+    root, da = dovecot_store(wtmp, fmt)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    chown_tree(root, *store_ids())
+    made = []
+
+    def create():
+        for i in (1, 2, 3):
+            made.append(da("mailbox", "create", "D%d" % i, check=False))
+    t = threading.Thread(target=create)
+    t.start()
+    try:
+        for i in (1, 2, 3):
+            os.makedirs(os.path.join(root, "mailboxes", "H%d" % i,
+                                     "dbox-Mails"))
+    finally:
+        t.join(timeout=120)
+    assert not t.is_alive()
+    assert [r.returncode for r in made] == [0, 0, 0], [r.stderr
+                                                      for r in made]
+    boxes = ["D1", "D2", "D3", "H1", "H2", "H3"]
+    for box in boxes:
+        folder = os.path.join(mnt, "." + box)
+        wait_for(lambda: os.path.isdir(os.path.join(folder, "new")),
+                 timeout=10, what="%s on the mount" % box)
+        deliver(mnt, "." + box, "m-" + box, "cur/m-%s:2,S" % box)
+    for box in boxes:
+        handed_back_while_mounted(root, box)
+    # Dovecot's own indexes, and the deliveries the follower found not
+    # in them, read back
+    shown = {box: mount_box(os.path.join(mnt, "." + box)) for box in boxes}
+    assert all(len(msgs) == 1 for msgs in shown.values()), shown
+    status = {box: mount_status(root, box, 1) for box in boxes}
+
+    def dovecot_has_it():
+        return all(dovecot_box(da, box) == shown[box] for box in boxes)
+    wait_for(dovecot_has_it, timeout=30, what="Dovecot lists the mount's")
+    for box in boxes:
+        assert sorted(dovecot_status(da, box).split()) == status[box], box
+    assert dovecot_list(da) == sorted(boxes + ["INBOX"])
+    m.stop()
+    assert "not handed back" not in m.output()
 
 
 @pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])

@@ -322,6 +322,14 @@ int dbox_store_reindex(struct dbox_store *store, struct dbox_err *err);
  * max) and returns their number; 0 for stores of our own. */
 int dbox_store_follow(struct dbox_store *store, int64_t *changed, size_t max,
 		      struct dbox_err *err);
+/* A takeover mount: mailboxes of ours that Dovecot still has no index
+ * of (made by another program while mounted, or busy at the start) get
+ * one, and deliveries that were not handed back are, as the store's
+ * start does; waits for none of Dovecot's locks, and a mailbox still
+ * busy is tried again at a later call, less often each time.  For the
+ * follower's periodic pass (after dbox_store_follow).  Returns 0 or a
+ * negative errno (err; logged too). */
+int dbox_dovecot_adopt_pending(struct dbox_store *store, struct dbox_err *err);
 /* An inotify descriptor that becomes readable when Dovecot's index files
  * change (poll it, then call dbox_store_follow); -1 if none. */
 int dbox_store_watch_fd(struct dbox_store *store);

@@ -10,6 +10,7 @@
  * it replays them.  A failure (no log, locked too long, damaged) is
  * logged and leaves our change as it is. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -323,6 +324,14 @@ static int append_msg(struct dbox_store *store, struct dovecot_box *b,
 	return ret;
 }
 
+/* A delivery or a move into b not handed back (nor the ones after it,
+ * is_next): the follower hands them back (dbox_dovecot_adopt_pending). */
+static void left_behind(struct dovecot_box *b)
+{
+	b->behind = true;
+	atomic_store(&b->dv->adopt_due, true);
+}
+
 void dbox_dovecot_back_move(struct dbox_store *store,
 			    const struct dbox_msg *from,
 			    const struct dbox_msg *to)
@@ -337,12 +346,14 @@ void dbox_dovecot_back_move(struct dbox_store *store,
 	if (dm == NULL || (mdbox && (!dm->have_map_uid || !dm->in_map)))
 		return;
 	if (dst == NULL || !is_next(dst, to->uid)) {
+		if (dst != NULL)
+			left_behind(dst);
 		/* gone from the source all the same, or it would come back
 		 * there (the follower shows what Dovecot lists); mdbox: the
 		 * map keeps counting it, so nothing purges its bytes */
 		dbox_log(DBOX_LOG_INFO, "mailbox %s: a message moved out to "
-			 "where Dovecot sees it only after doveadm "
-			 "force-resync (%s)", src->name, dst == NULL ?
+			 "where Dovecot sees it once the follower hands it "
+			 "back (%s)", src->name, dst == NULL ?
 			 "a folder it has no index of" : "a folder with "
 			 "deliveries it has not indexed");
 		expunge_in(store, src, dm, from, false);
@@ -494,20 +505,28 @@ void dbox_dovecot_back_saved(struct dbox_store *store,
 	struct dovecot_box *b = box_of(store, msg->mailbox_id);
 	struct dovi_message dm = { 0 };
 
-	if (b == NULL || !is_next(b, msg->uid))
+	if (b == NULL)
 		return;
+	if (!is_next(b, msg->uid)) {
+		left_behind(b);
+		return;
+	}
 	if (store->format != DBOX_FORMAT_MDBOX) {
-		append_msg(store, b, NULL, msg, "a delivery");
+		if (append_msg(store, b, NULL, msg, "a delivery") < 0)
+			left_behind(b);
 		return;
 	}
 	/* the map first (as Dovecot's save): a map record no mailbox
 	 * lists only keeps its bytes, and Dovecot's force-resync finds it */
-	if (map_append(b, msg, &dm.map_uid) < 0)
+	if (map_append(b, msg, &dm.map_uid) < 0) {
+		left_behind(b);
 		return;
+	}
 	dm.have_map_uid = true;
 	dm.save_date = (uint32_t)msg->saved;
 	dm.have_guid = dbox_dovecot_guid_bin(msg->guid, dm.guid);
-	append_msg(store, b, &dm, msg, "a delivery");
+	if (append_msg(store, b, &dm, msg, "a delivery") < 0)
+		left_behind(b);
 }
 
 /* (Dovecot's mailbox create writes its GUID in the format's header
