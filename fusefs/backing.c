@@ -83,6 +83,21 @@ int backing_init_readonly(struct dboxfs *fs, const char *ctl_dir)
 	return ret < 0 ? ret : ret2;
 }
 
+int backing_use_tree_files(struct dboxfs *fs, const char *files_dir)
+{
+	int fd = open(files_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	if (fs->backing.files_fd >= 0)
+		close(fs->backing.files_fd);
+	fs->backing.files_fd = fd;
+	snprintf(fs->backing.files_root, sizeof(fs->backing.files_root),
+		 "%s", files_dir);
+	fs->backing.tree_ids = true;
+	return 0;
+}
+
 static void free_node(void *p)
 {
 	struct binode *bi = p;
@@ -434,11 +449,16 @@ void backing_forget_mailbox(struct dboxfs *fs, int64_t box)
 	pthread_mutex_unlock(&fs->backing.lock);
 }
 
-/* The path of an area directory below the root fd of its kind. */
+/* The path of an area directory below the root fd of its kind (-1:
+ * there is none). */
 static int area_path(struct dboxfs *fs, int64_t box, enum backing_area area,
 		     char *buf,
 		     size_t len)
 {
+	/* box 0 (the fs layout's root) is no mailbox's, in any index */
+	if (area == AREA_FILES && fs->backing.tree_ids && box != 0 &&
+	    dbox_store_tree_mailbox_id(fs->store, box, &box) < 0)
+		return -1;
 	if (area == AREA_FILES) {
 		snprintf(buf, len, "%lld", (long long)box);
 		return fs->backing.files_fd;
@@ -508,7 +528,7 @@ int64_t backing_area_mtime(struct dboxfs *fs, int64_t box,
 	if (fs->backing.files_fd < 0)
 		return 0;
 	root = area_path(fs, box, area, path, sizeof(path));
-	if (fstatat(root, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
+	if (root < 0 || fstatat(root, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return 0;
 	return (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
 }

@@ -52,6 +52,9 @@ struct backing_table {
 	int files_fd, spool_fd;
 	/* a read-only mount: the trees are only read, never made */
 	bool readonly;
+	/* files_fd is a tree's own files/ that a takeover mount kept,
+	 * keyed by its index's mailbox ids (backing_use_tree_files) */
+	bool tree_ids;
 	atomic_bool closed_warned;   /* the closed mark failed: logged */
 };
 
@@ -94,6 +97,10 @@ int backing_init(struct dboxfs *fs, const char *ctl_dir);
 /* The same for a read-only mount: what exists is read, nothing is made
  * (an area that does not exist answers ENOENT). */
 int backing_init_readonly(struct dboxfs *fs, const char *ctl_dir);
+/* A read-only mount of a tree taken over: the plain files of folders
+ * are the takeover mount's, in the tree's files_dir under the ids of
+ * its index (dbox_store_tree_mailbox_id); 0 or -errno (none shown). */
+int backing_use_tree_files(struct dboxfs *fs, const char *files_dir);
 void backing_shutdown(struct dboxfs *fs);
 
 /* Directory fd (O_PATH) for an area of a mailbox, created on demand; the

@@ -390,6 +390,7 @@ static void check_once(struct dboxfs *fs, uint64_t *seq)
 			 err.msg);
 		return;
 	}
+	dbox_dovecot_adopt_pending(fs->store, &err);   /* logs its own */
 	for (int i = 0; i < n; i++)
 		inval_mailbox(fs, changed[i]);
 	if (n > 0) {

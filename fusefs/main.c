@@ -57,6 +57,7 @@ struct options {
 	char *attachment_dir;
 	char *dovecot_separator;
 	char *dovecot_prefix;
+	char *dovecot_brokenchar;
 	int takeover;
 	unsigned int dovecot_lock_ms;   /* hidden: tests */
 	int noxattr;
@@ -76,6 +77,7 @@ static const struct fuse_opt option_spec[] = {
 	OPT("attachment_dir=%s", attachment_dir),
 	OPT("dovecot_separator=%s", dovecot_separator),
 	OPT("dovecot_prefix=%s", dovecot_prefix),
+	OPT("dovecot_brokenchar=%s", dovecot_brokenchar),
 	OPT("takeover", takeover),
 	OPT("dovecot_lock_ms=%u", dovecot_lock_ms),
 	OPT("noxattr", noxattr),
@@ -112,9 +114,11 @@ static void usage(const char *prog)
 	       "    -o takeover            write into a tree Dovecot made\n"
 	       "    -o dovecot_separator=C Dovecot's namespace separator\n"
 	       "                           (default /), and\n"
-	       "    -o dovecot_prefix=STR  its prefix (default none): for\n"
-	       "                           the folder names a takeover hands\n"
-	       "                           back to Dovecot's mailbox log\n"
+	       "    -o dovecot_prefix=STR  its prefix (default none), and\n"
+	       "    -o dovecot_brokenchar=C  its mail_location's BROKENCHAR\n"
+	       "                           (default none): for the folder\n"
+	       "                           names a takeover hands back to\n"
+	       "                           Dovecot's mailbox log\n"
 	       "    -o noxattr             no user.dbox.* attributes: the kernel\n"
 	       "                           then stops asking for any (ls -l asks\n"
 	       "                           two per file)\n"
@@ -388,13 +392,17 @@ static void ctl_dir(struct dboxfs *fs, char *ctl, size_t len)
 }
 
 /* A read-only mount shows the real files beside the store as they are
- * (a store without them, such as a Dovecot tree, has none to show). */
+ * (a store without them, such as a Dovecot tree, has none to show; a
+ * tree taken over, those of the takeover mount's folders in it). */
 static void start_reader(struct dboxfs *fs)
 {
+	const char *tree = dbox_store_vdirs_dir(fs->store);
 	char ctl[4096];
 
 	ctl_dir(fs, ctl, sizeof(ctl));
 	backing_init_readonly(fs, ctl);
+	if (strcmp(tree, dbox_store_files_dir(fs->store)) != 0)
+		backing_use_tree_files(fs, tree);
 }
 
 /* The write side: real files beside the store and the committer. */
@@ -431,6 +439,7 @@ static int open_store(struct dboxfs *fs, struct options *o, bool ro)
 		.attachment_dir = o->attachment_dir,
 		.dovecot_separator = o->dovecot_separator,
 		.dovecot_prefix = o->dovecot_prefix,
+		.dovecot_escape = o->dovecot_brokenchar,
 		.readonly = ro,
 		.takeover = o->takeover != 0,
 		.dovecot_lock_ms = o->dovecot_lock_ms,
@@ -687,6 +696,7 @@ out:
 	free(o.attachment_dir);
 	free(o.dovecot_separator);
 	free(o.dovecot_prefix);
+	free(o.dovecot_brokenchar);
 	/* > 0: the signal that ended the loop, a clean unmount */
 	return ret == -2 ? 2 : ret < 0 ? 1 : 0;
 }

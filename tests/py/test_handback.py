@@ -456,9 +456,10 @@ def test_mdbox_deliveries_handed_back(wtmp, mounts):
 def test_mdbox_delivery_onto_unsynced_map_is_left_to_resync(wtmp, mounts):
     """mdbox: a delivery while Dovecot's map log has a change its backend
     has not synced is not handed back (a warning says so; nothing half
-    written: Dovecot's INBOX and map stay as they were); Dovecot's
-    force-resync then finds it with the mount's bytes, and the next mount
-    shows what Dovecot shows."""
+    written: Dovecot's INBOX and map stay as they were); the follower's
+    tries to hand it back while mounted fail the same way and say so
+    once, not at every try; Dovecot's force-resync then finds it with the
+    mount's bytes, and the next mount shows what Dovecot shows."""
     root, da = dovecot_store(wtmp, "mdbox")
     before = {m["guid"] for m in da.fetch("guid", "mailbox", "INBOX")}
     mnt = os.path.join(wtmp, "mnt")
@@ -469,13 +470,21 @@ def test_mdbox_delivery_onto_unsynced_map_is_left_to_resync(wtmp, mounts):
     data = deliver(mnt, "", "u1", "new/u1")
     shown = view_of(mnt, "INBOX")
     assert len(shown) == 6
+    retry = "mailbox INBOX: deliveries not handed back"
+    wait_for(lambda: retry in m.output(), timeout=10,
+             what="the follower's try")
+    # its later tries fail the same way, and say nothing
+    data2 = deliver(mnt, "", "u2", "new/u2")
+    shown = view_of(mnt, "INBOX")
+    assert len(shown) == 7
     m.stop()
-    assert "not handed back" in m.output()
+    assert m.output().count(retry) == 1
+    assert m.output().count("a delivery not handed back") == 1
     assert os.path.getsize(maplog) == size
     assert set(dovecot_inbox(da)) == before
     da.force_resync()
     texts = [t["text"] for t in da.fetch("text", "mailbox", "INBOX")]
-    assert data in texts and len(texts) == 6
+    assert data in texts and data2 in texts and len(texts) == 7
     after = dovecot_inbox(da)
     m = mounts(root, mnt, "takeover")
     assert view_of(mnt, "INBOX") == after
@@ -531,6 +540,62 @@ def test_deliveries_dovecot_had_not_indexed_handed_back(wtmp, mounts, fmt):
             da("purge")
         assert dovecot_all(da) == shown, step
         assert dovecot_texts(da) == ours, step
+    m = mounts(root, mnt, "takeover")
+    assert mount_all(mnt) == shown
+    m.stop()
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_deliveries_not_handed_back_handed_back_while_mounted(wtmp, mounts,
+                                                              fmt):
+    """A delivery into a folder of Dovecot's that was not handed back
+    (sdbox: the folder's log was locked for over 10 s; mdbox: Dovecot's
+    map log had a change its backend had not synced), and a message moved
+    into that folder after it, are handed back while still mounted once
+    the lock is gone (mdbox: the map log is synced): Dovecot lists
+    exactly what the mount shows (uids, GUIDs, flags, bytes; the message
+    moved is no longer in INBOX), with no resync; a delivery after that
+    is handed back at once; force-resync and the next mount keep it
+    all."""
+    root, da = dovecot_store(wtmp, fmt)
+    da("mailbox", "create", "Folder")
+    da("save", "-m", "Folder", input=b"Subject: f0\n\nin Folder\n")
+    by_uid = inbox_guids(da)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    names = names_by_guid(mnt)
+    if fmt == "mdbox":
+        size = unsynced_map_change(root)
+        deliver(mnt, ".Folder", "d1", "cur/d1:2,F")
+        os.rename(os.path.join(mnt, *names[by_uid[1]]),
+                  os.path.join(mnt, ".Folder", "cur", "moved:2,S"))
+        os.truncate(os.path.join(root, "storage", "dovecot.map.index.log"),
+                    size)
+    else:
+        with open(box_log(root, "Folder"), "r+b") as f:
+            fcntl.lockf(f, fcntl.LOCK_EX)
+            try:
+                deliver(mnt, ".Folder", "d1", "cur/d1:2,F")
+                os.rename(os.path.join(mnt, *names[by_uid[1]]),
+                          os.path.join(mnt, ".Folder", "cur", "moved:2,S"))
+            finally:
+                fcntl.lockf(f, fcntl.LOCK_UN)
+    assert "a delivery not handed back" in m.output()
+    shown = mount_all(mnt)
+    assert len(shown["INBOX"]) == 4 and len(shown["Folder"]) == 3
+    ours = mount_texts(mnt)
+    wait_for(lambda: dovecot_all(da) == shown, timeout=30,
+             what="Dovecot lists what the mount shows")
+    assert dovecot_texts(da) == ours
+    assert mount_all(mnt) == shown and mount_texts(mnt) == ours
+    deliver(mnt, ".Folder", "d2", "new/d2")
+    shown = mount_all(mnt)
+    ours = mount_texts(mnt)
+    assert dovecot_all(da) == shown and dovecot_texts(da) == ours
+    m.stop()
+    assert "deliveries Dovecot had not indexed handed back" in m.output()
+    clean_resync(da)
+    assert dovecot_all(da) == shown and dovecot_texts(da) == ours
     m = mounts(root, mnt, "takeover")
     assert mount_all(mnt) == shown
     m.stop()
@@ -859,13 +924,44 @@ def test_folder_directory_made_by_hand_handed_back(wtmp, mounts, fmt):
             sorted(status.split()), step
 
 
+def box_log(root, box):
+    return os.path.join(root, "mailboxes", box, "dbox-Mails",
+                        "dovecot.index.log")
+
+
+def mount_status(root, box, messages):
+    """What doveadm mailbox status says of box when Dovecot has what the
+    mount shows (the mount's uidvalidity, GUID and next uid)."""
+    (guid, uv, uidnext), = index_rows(
+        root, "SELECT guid, uidvalidity, next_uid FROM mailboxes "
+        "WHERE name = ?", box)
+    return sorted(("guid=%s uidvalidity=%d uidnext=%d messages=%d" % (
+        guid, uv, uidnext, messages)).split())
+
+
+def after_start(m):
+    """What the mount logged once mounted (its start's warnings left
+    out)."""
+    out = m.output()
+    return out[out.index("dboxfs: mounted "):]
+
+
+def handed_back_while_mounted(root, box, timeout=30):
+    """Waits (bounded) for the mount to give box Dovecot's first log; never
+    asks Dovecot meanwhile (its own first look would index the folder
+    itself)."""
+    wait_for(lambda: os.path.exists(box_log(root, box)), timeout=timeout,
+             what="Dovecot's index of %s made by the mount" % box)
+
+
 def test_folder_without_dovecots_index_while_map_locked(wtmp, mounts):
     """mdbox: while a Dovecot process holds the lock of the map's log all
     through the mount's start, the mount waits 2 s for it (its start
     waits meanwhile), then says the folder is not handed back and writes
     nothing (no log of the folder, the map's log as it was) and shows the
-    folder as before; the next mount, with the lock gone, hands it
-    back."""
+    folder as before; once the lock is gone the mount hands it back while
+    still mounted (the same view, no second warning), and Dovecot lists
+    what the mount shows."""
     root, da, mnt, by_uid = older_mount_folder(wtmp, mounts, "mdbox")
     maplog = os.path.join(root, "storage", "dovecot.map.index.log")
     with open(maplog, "r+b") as f:
@@ -873,16 +969,20 @@ def test_folder_without_dovecots_index_while_map_locked(wtmp, mounts):
         fcntl.lockf(f, fcntl.LOCK_EX)
         try:
             m = mounts(root, mnt, "takeover")
+            shown = view_of(mnt, "Old")
+            assert "mailbox Old: not handed back" in m.output()
+            with open(maplog, "rb") as g:
+                assert g.read() == before
+            assert not os.path.exists(box_log(root, "Old"))
         finally:
             fcntl.lockf(f, fcntl.LOCK_UN)
-    shown = view_of(mnt, "Old")
     assert len(shown) == 3
+    handed_back_while_mounted(root, "Old")
+    assert view_of(mnt, "Old") == shown
+    assert doveadm_flags_of(da, "Old") == shown
+    assert doveadm_flags_of(da, "Old2") == view_of(mnt, "Old2")
     m.stop()
-    assert "mailbox Old: not handed back" in m.output()
-    with open(maplog, "rb") as f:
-        assert f.read() == before
-    assert not os.path.exists(os.path.join(root, "mailboxes", "Old",
-                                           "dbox-Mails", "dovecot.index.log"))
+    assert "not handed back" not in after_start(m)
     m = mounts(root, mnt, "takeover")
     assert view_of(mnt, "Old") == shown
     m.stop()
@@ -894,8 +994,10 @@ def test_folder_dovecot_is_indexing_left_to_it(wtmp, mounts):
     """A folder without an index whose first log Dovecot is making as the
     mount starts (its lock dovecot.index.log.newlock is there) is left to
     Dovecot: the mount says it is not handed back, makes no log and
-    leaves Dovecot's lock; the next mount, the lock gone, hands it
-    back."""
+    leaves Dovecot's lock while it is there; the lock gone, the mount
+    hands the folder back while still mounted (the same view, no second
+    warning), and Dovecot lists what the mount shows, also after
+    force-resync and on the next mount."""
     root, da, mnt, by_uid = older_mount_folder(wtmp, mounts, "sdbox")
     d = os.path.join(root, "mailboxes", "Old", "dbox-Mails")
     lock = os.path.join(d, "dovecot.index.log.newlock")
@@ -903,17 +1005,118 @@ def test_folder_dovecot_is_indexing_left_to_it(wtmp, mounts):
         f.write(b"%d:dovecot\n" % os.getpid())
     m = mounts(root, mnt, "takeover")
     shown = view_of(mnt, "Old")
-    m.stop()
     assert "mailbox Old: not handed back" in m.output()
     assert "Dovecot is making the log" in m.output()
     assert os.path.exists(lock)
     assert not os.path.exists(os.path.join(d, "dovecot.index.log"))
     os.unlink(lock)
+    handed_back_while_mounted(root, "Old")
+    assert view_of(mnt, "Old") == shown
+    assert doveadm_flags_of(da, "Old") == shown
+    m.stop()
+    assert "not handed back" not in after_start(m)
+    clean_resync(da)
+    assert doveadm_flags_of(da, "Old") == shown
     m = mounts(root, mnt, "takeover")
     assert view_of(mnt, "Old") == shown
     m.stop()
     assert "not handed back" not in m.output()
-    assert doveadm_flags_of(da, "Old") == shown
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_folder_made_by_another_program_while_mounted_handed_back(
+        wtmp, mounts, fmt):
+    """A mailbox directory that another program makes in the store while
+    a takeover mount runs (not Dovecot: no index of it follows) shows as
+    a folder; what is delivered into it through the mount is handed back
+    while mounted: the mount gives it Dovecot's first log with its
+    messages, its view unchanged (uids, GUIDs, flags), and Dovecot lists
+    exactly what the mount shows, with the mount's uidvalidity, GUID and
+    uidnext, with no resync; a delivery after that is handed back at
+    once; force-resync and the next mount keep it all."""
+    root, da = dovecot_store(wtmp, fmt)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    os.makedirs(os.path.join(root, "mailboxes", "Hand", "dbox-Mails"))
+    folder = os.path.join(mnt, ".Hand")
+    wait_for(lambda: os.path.isdir(os.path.join(folder, "new")),
+             timeout=10, what="the folder on the mount")
+    deliver(mnt, ".Hand", "h1", "new/h1")
+    deliver(mnt, ".Hand", "h2", "cur/h2:2,FS")
+    before = mount_box(folder)
+    assert len(before) == 2
+    handed_back_while_mounted(root, "Hand")
+    assert mount_box(folder) == before
+    deliver(mnt, ".Hand", "h3", "cur/h3:2,R")
+    shown = mount_box(folder)
+    assert len(shown) == 3
+    status = mount_status(root, "Hand", 3)
+    assert dovecot_box(da, "Hand") == shown
+    assert sorted(dovecot_status(da, "Hand").split()) == status
+    assert dovecot_list(da) == ["Hand", "INBOX"]
+    m.stop()
+    assert "not handed back" not in m.output()
+    assert "mailbox Hand: Dovecot's index of it made" in m.output()
+    clean_resync(da)
+    assert dovecot_box(da, "Hand") == shown
+    assert sorted(dovecot_status(da, "Hand").split()) == status
+    m = mounts(root, mnt, "takeover")
+    assert mount_box(folder) == shown
+    m.stop()
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_folders_made_while_mounted_by_doveadm_and_by_hand(wtmp, mounts,
+                                                           fmt):
+    """While a takeover mount runs, doveadm mailbox create makes folders
+    D1..D3 while another program makes mailbox directories H1..H3 at the
+    same time, and a message is delivered into each through the mount as
+    soon as it shows: Dovecot ends up with one index of each folder (its
+    mailbox status, GUID and uidvalidity, is what the mount shows, every
+    doveadm create succeeded), with every message the mount shows, with
+    no resync; nothing is lost."""
+    root, da = dovecot_store(wtmp, fmt)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    chown_tree(root, *store_ids())
+    made = []
+
+    def create():
+        for i in (1, 2, 3):
+            made.append(da("mailbox", "create", "D%d" % i, check=False))
+    t = threading.Thread(target=create)
+    t.start()
+    try:
+        for i in (1, 2, 3):
+            os.makedirs(os.path.join(root, "mailboxes", "H%d" % i,
+                                     "dbox-Mails"))
+    finally:
+        t.join(timeout=120)
+    assert not t.is_alive()
+    assert [r.returncode for r in made] == [0, 0, 0], [r.stderr
+                                                      for r in made]
+    boxes = ["D1", "D2", "D3", "H1", "H2", "H3"]
+    for box in boxes:
+        folder = os.path.join(mnt, "." + box)
+        wait_for(lambda: os.path.isdir(os.path.join(folder, "new")),
+                 timeout=10, what="%s on the mount" % box)
+        deliver(mnt, "." + box, "m-" + box, "cur/m-%s:2,S" % box)
+    for box in boxes:
+        handed_back_while_mounted(root, box)
+    # Dovecot's own indexes, and the deliveries the follower found not
+    # in them, read back
+    shown = {box: mount_box(os.path.join(mnt, "." + box)) for box in boxes}
+    assert all(len(msgs) == 1 for msgs in shown.values()), shown
+    status = {box: mount_status(root, box, 1) for box in boxes}
+
+    def dovecot_has_it():
+        return all(dovecot_box(da, box) == shown[box] for box in boxes)
+    wait_for(dovecot_has_it, timeout=30, what="Dovecot lists the mount's")
+    for box in boxes:
+        assert sorted(dovecot_status(da, box).split()) == status[box], box
+    assert dovecot_list(da) == sorted(boxes + ["INBOX"])
+    m.stop()
+    assert "not handed back" not in m.output()
 
 
 @pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
@@ -1361,3 +1564,148 @@ def test_failed_import_hashes_dovecots_namespace(wtmp):
     assert (kind, kind_dir) == ("delete-mailbox", "delete-dir")
     assert hash_dir == name_hash("INBOX.X.Y")
     assert dovecot_list(da) == ["INBOX"]
+
+
+@pytest.mark.parametrize("sep,prefix", [("/", ""), (".", "INBOX.")])
+def test_folder_changes_hash_non_ascii_names(wtmp, mounts, sep, prefix):
+    """Folders with non-ASCII names (mUTF-7 on disk, UTF-8 as Dovecot
+    shows them and hashes them), names with mUTF-7's "&" and with "%"
+    (which the maildir++ view escapes: not Dovecot's name), renamed and
+    deleted through the mount, write into Dovecot's mailbox log the
+    records Dovecot's own rename and delete write on a copy of the tree,
+    with Dovecot's default namespace and with separator "." and prefix
+    "INBOX.".  With separator ".", a new name with a "." in a part
+    (mkdir, rename, in either layout; dboxctl import) is refused with
+    EINVAL, writing nothing: Dovecot would take it as a level of folders
+    ("a.b" as b in a) and could not open that mailbox; a folder of such
+    a name that is there already still shows and can be renamed away."""
+    root, da = dovecot_store(wtmp, "sdbox")
+    for box in ("Entw\u00fcrfe", "\u65e5\u672c/\u5b50", "a&b", "&-",
+                "\u03a9 \u00e9", "old.one", "50%"):
+        da("mailbox", "create", box)
+    copy = os.path.join(wtmp, "copy")
+    shutil.copytree(root, copy, symlinks=True)
+    dovecot_namespace(da, sep, prefix)
+    cda = Doveadm(os.path.join(wtmp, "cwork"), copy, "sdbox")
+    dovecot_namespace(cda, sep, prefix)
+
+    def v(name):
+        return prefix + name.replace("/", sep)
+    cda("mailbox", "rename", v("Entw\u00fcrfe"), v("Brouillons \u00e9"))
+    cda("mailbox", "rename", v("\u65e5\u672c/\u5b50"),
+        v("\u65e5\u672c/\u5b6b"))
+    cda("mailbox", "rename", v("&-"), v("&&"))
+    cda("mailbox", "rename", v("50%"), v("%25 \u00e9&"))
+    cda("mailbox", "delete", v("a&b"))
+    cda("mailbox", "delete", v("\u03a9 \u00e9"))
+    mnt = os.path.join(wtmp, "mnt")
+    ns = ("dovecot_separator=" + sep, "dovecot_prefix=" + prefix)
+    m = mounts(root, mnt, "takeover", "layout=fs", *ns)
+    os.rename(os.path.join(mnt, "Entw\u00fcrfe"),
+              os.path.join(mnt, "Brouillons \u00e9"))
+    os.rename(os.path.join(mnt, "\u65e5\u672c", "\u5b50"),
+              os.path.join(mnt, "\u65e5\u672c", "\u5b6b"))
+    os.rename(os.path.join(mnt, "&-"), os.path.join(mnt, "&&"))
+    os.rename(os.path.join(mnt, "50%"), os.path.join(mnt, "%25 \u00e9&"))
+    for box in ("a&b", "\u03a9 \u00e9"):
+        for sub in ("cur", "new", "tmp", ""):
+            os.rmdir(os.path.join(mnt, box, sub))
+    bad = sep == "."
+    if bad:
+        for call, args in ((os.mkdir, ("x.y",)),
+                           (os.mkdir, ("\u65e5\u672c/s.t",)),
+                           (os.rename, ("&&", "q.r")),
+                           (os.rename, ("\u65e5\u672c", "a.\u65e5"))):
+            with pytest.raises(OSError) as e:
+                call(*[os.path.join(mnt, a) for a in args])
+            assert e.value.errno == errno.EINVAL
+    else:
+        os.mkdir(os.path.join(mnt, "x.y"))
+    assert os.path.isdir(os.path.join(mnt, "old.one", "cur"))
+    m.stop()
+    assert "not handed back" not in m.output()
+    theirs = mailbox_log(cda)
+    assert len(theirs) == 8
+    assert sorted(mailbox_log(da)) == sorted(theirs)
+    assert dovecot_list(da) == sorted(dovecot_list(cda) +
+                                      ([] if bad else ["x.y"]))
+    if not bad:
+        return
+    m = mounts(root, mnt, "takeover", *ns)
+    with pytest.raises(OSError) as e:
+        os.mkdir(os.path.join(mnt, ".x%2Ey"))
+    assert e.value.errno == errno.EINVAL
+    with pytest.raises(OSError) as e:
+        os.rename(os.path.join(mnt, ".&&"), os.path.join(mnt, ".q%2Er"))
+    assert e.value.errno == errno.EINVAL
+    os.rename(os.path.join(mnt, ".old%2Eone"), os.path.join(mnt, ".old"))
+    m.stop()
+    src = make_maildir(os.path.join(wtmp, "src"), {
+        "1700000001.M1P1.h": b"Subject: one\n\nbody one\n"})
+    r = dboxctl("import", "--takeover", "--dovecot-separator=.",
+                "--dovecot-prefix=INBOX.", root, "X.Z", src, check=False)
+    assert r.returncode == 1
+    assert b"hierarchy separator '.'" in r.stderr
+    listed = dovecot_list(da)
+    assert "INBOX.old" in listed and "INBOX.old.one" not in listed
+
+
+class BrokencharDoveadm(Doveadm):
+    """doveadm with BROKENCHAR=~ in its mail_location."""
+
+    def __call__(self, *args, **kw):
+        root = self.root
+        self.root = root + ":BROKENCHAR=~"
+        try:
+            return super().__call__(*args, **kw)
+        finally:
+            self.root = root
+
+
+def test_folder_changes_hash_dovecots_brokenchar(wtmp, mounts):
+    """Dovecot with BROKENCHAR=~ (mail_location) shows "~" and its
+    separator "." inside a name escaped ("t~7eu", "v~2ew"): with
+    dovecot_brokenchar=~ given, folders with such names renamed and
+    deleted through the mount write into Dovecot's mailbox log the
+    records Dovecot's own rename and delete write on a copy of the
+    tree, and a name with "." in it is one Dovecot can have then (not
+    refused).  A BROKENCHAR that is not one printable character other
+    than "&" and the separator is refused at mount time."""
+    root, da = dovecot_store(wtmp, "sdbox")
+    for box in ("t~u", "v.w", "Entw\u00fcrfe~"):
+        da("mailbox", "create", box)
+    copy = os.path.join(wtmp, "copy")
+    shutil.copytree(root, copy, symlinks=True)
+    da = BrokencharDoveadm(wtmp, root, "sdbox")
+    dovecot_namespace(da, ".", "INBOX.")
+    cda = BrokencharDoveadm(os.path.join(wtmp, "cwork"), copy, "sdbox")
+    dovecot_namespace(cda, ".", "INBOX.")
+    assert dovecot_list(cda) == ["INBOX", "INBOX.Entw\u00fcrfe~7e",
+                                 "INBOX.t~7eu", "INBOX.v~2ew"]
+    cda("mailbox", "rename", "INBOX.t~7eu", "INBOX.n~7em~2eo")
+    cda("mailbox", "rename", "INBOX.Entw\u00fcrfe~7e", "INBOX.\u00e9~2e~7e")
+    cda("mailbox", "delete", "INBOX.v~2ew")
+    mnt = os.path.join(wtmp, "mnt")
+    os.makedirs(mnt)
+    ns = ["takeover", "layout=fs", "dovecot_separator=.",
+          "dovecot_prefix=INBOX."]
+    for bad in ("", "~~", "&", ".", "\u00e9"):
+        p = subprocess.run([DBOXFS, root, mnt, "-o", ",".join(
+            ns + ["dovecot_brokenchar=" + bad])], capture_output=True,
+            timeout=60)
+        assert p.returncode != 0
+        assert b"BROKENCHAR" in p.stderr
+        assert not os.path.ismount(mnt)
+    m = mounts(root, mnt, *ns, "dovecot_brokenchar=~")
+    os.rename(os.path.join(mnt, "t~u"), os.path.join(mnt, "n~m.o"))
+    os.rename(os.path.join(mnt, "Entw\u00fcrfe~"),
+              os.path.join(mnt, "\u00e9.~"))
+    for sub in ("cur", "new", "tmp", ""):
+        os.rmdir(os.path.join(mnt, "v.w", sub))
+    os.mkdir(os.path.join(mnt, "p.q"))
+    m.stop()
+    assert "not handed back" not in m.output()
+    theirs = mailbox_log(cda)
+    assert len(theirs) == 4
+    assert sorted(mailbox_log(da)) == sorted(theirs)
+    assert dovecot_list(da) == sorted(dovecot_list(cda) + ["INBOX.p~2eq"])

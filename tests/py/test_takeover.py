@@ -394,3 +394,127 @@ def test_takeover_changes_handed_back_to_dovecot(wtmp, mounts, fmt):
     assert got == {texts[0]: ("INBOX", "\\Seen"),
                    texts[1]: ("Folder", "\\Flagged"),
                    texts[3]: ("INBOX", ""), texts[4]: ("INBOX", "")}
+
+
+def plain_state(mnt, folder):
+    """Every plain file and directory of a folder of the mount (all but
+    its cur/ new/ tmp/ and the folders below it), with type, mode, size,
+    mtime, inode number and bytes."""
+    state = {}
+    top = os.path.join(mnt, folder)
+    for d, dirs, files in os.walk(top):
+        if d == top:
+            dirs[:] = [n for n in dirs if n not in ("cur", "new", "tmp") and
+                       not os.path.isdir(os.path.join(d, n, "cur"))]
+        for n in dirs + files:
+            p = os.path.join(d, n)
+            st = os.lstat(p)
+            data = None
+            if not os.path.isdir(p):
+                with open(p, "rb") as f:
+                    data = f.read()
+            state[os.path.relpath(p, top)] = (st.st_mode, st.st_size,
+                                              st.st_mtime_ns, st.st_ino,
+                                              data)
+    return state
+
+
+def tree_bytes(root):
+    """Every path below root with its mode, size, mtime and bytes."""
+    state = {}
+    for d, dirs, files in os.walk(root):
+        for n in dirs + files:
+            p = os.path.join(d, n)
+            st = os.lstat(p)
+            data = None
+            if os.path.isfile(p) and not os.path.islink(p):
+                with open(p, "rb") as f:
+                    data = f.read()
+            state[os.path.relpath(p, root)] = (st.st_mode, st.st_size,
+                                               st.st_mtime_ns, data)
+    return state
+
+
+@pytest.mark.parametrize("fmt,layout", [("sdbox", "maildir++"),
+                                        ("mdbox", "fs")])
+def test_read_only_mount_shows_takeovers_plain_files(wtmp, mounts, fmt,
+                                                     layout):
+    """The plain files clients kept in the folders of a takeover mount
+    (a state file, a dotfile with its own mode, a directory of them) are
+    shown by a read-only mount of the same tree exactly as the takeover
+    mount showed them: in the root (INBOX), in folders Dovecot had, in a
+    folder made through the mount, in one renamed through the mount and
+    in one Dovecot renamed after the takeover mount (the same mailbox:
+    its GUID; not the one Dovecot made of its old name) and in one
+    another program made while mounted (no GUID Dovecot has: by its
+    name); the tree is left byte for byte as it was."""
+    root, da = dovecot_store(wtmp, fmt)
+    for box in ("A", "B/C", "Old", "Moved"):
+        da("mailbox", "create", box)
+    fs = layout == "fs"
+
+    def folder(name):
+        return name if fs else "" if name == "INBOX" else \
+            "." + name.replace("/", ".")
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover", "layout=" + layout)
+    os.mkdir(os.path.join(mnt, folder("Made")))
+    for sub in ("cur", "new", "tmp"):
+        os.mkdir(os.path.join(mnt, folder("Made"), sub))
+    # made by another program while mounted: no Dovecot index until the
+    # next takeover mount's start, so no GUID Dovecot shares
+    os.makedirs(os.path.join(root, "mailboxes", "Late", "dbox-Mails"))
+    wait_for(lambda: os.path.isdir(os.path.join(mnt, folder("Late"), "cur")),
+             what="the folder Late on the mount")
+    boxes = ("INBOX", "A", "B/C", "Old", "Made", "Moved", "Late")
+    for i, box in enumerate(boxes):
+        top = os.path.join(mnt, folder(box))
+        with open(os.path.join(top, ".mbsyncstate"), "wb") as f:
+            f.write(b"state of %s\n" % box.encode())
+        with open(os.path.join(top, ".uidvalidity"), "wb") as f:
+            f.write(b"%d\n" % (1000 + i))
+        os.chmod(os.path.join(top, ".uidvalidity"), 0o640)
+        # (in the maildir++ root a ".name" directory is a folder)
+        d = "notmuch" if folder(box) == "" else ".notmuch"
+        os.mkdir(os.path.join(top, d))
+        with open(os.path.join(top, d, "db"), "wb") as f:
+            f.write(bytes(range(256)) * (i + 1))
+        os.utime(os.path.join(top, ".mbsyncstate"),
+                 ns=(10 ** 18 + i, 10 ** 18 + 7 * i))
+    os.rename(os.path.join(mnt, folder("Old")),
+              os.path.join(mnt, folder("New")))
+    if fs:      # the fs layout's root is no folder: its own files
+        with open(os.path.join(mnt, ".rootstate"), "wb") as f:
+            f.write(b"root\n")
+    taken = {box: plain_state(mnt, folder(box))
+             for box in boxes if box != "Old"}
+    taken["New"] = plain_state(mnt, folder("New"))
+    # a folder's time is that of its plain files' directory
+    times = {box: os.stat(os.path.join(mnt, folder(box))).st_mtime_ns
+             for box in taken if folder(box) != ""}
+    if fs:
+        taken[".rootstate"] = os.stat(os.path.join(mnt, ".rootstate"))
+    m.stop()
+    # Dovecot renames one and makes another of its old name, which is
+    # another mailbox, with none of the files
+    da = Doveadm(wtmp, root, fmt)
+    da("mailbox", "rename", "Moved", "Elsewhere")
+    da("mailbox", "create", "Moved")
+    taken["Elsewhere"] = taken.pop("Moved")
+    taken["Moved"] = {}
+    before = tree_bytes(root)
+    env = dict(os.environ, XDG_CACHE_HOME=os.path.join(wtmp, "cache"))
+    m = mounts(root, mnt, "ro", "layout=" + layout, env=env)
+    shown = {box: plain_state(mnt, folder(box)) for box in taken
+             if box != ".rootstate"}
+    if fs:
+        st = os.stat(os.path.join(mnt, ".rootstate"))
+        was = taken.pop(".rootstate")
+        assert (st.st_mode, st.st_size, st.st_mtime_ns) == \
+            (was.st_mode, was.st_size, was.st_mtime_ns)
+    assert shown == taken
+    times["Elsewhere"] = times.pop("Moved")
+    assert {box: os.stat(os.path.join(mnt, folder(box))).st_mtime_ns
+            for box in times} == times
+    m.stop()
+    assert tree_bytes(root) == before

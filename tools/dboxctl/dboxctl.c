@@ -47,9 +47,10 @@ static const char usage_text[] =
 "                        keep their attachments there (cat, export and\n"
 "                        check fail on them without it)\n"
 "  --dovecot-separator=C Dovecot's namespace separator (default /) and\n"
-"  --dovecot-prefix=STR  prefix (default none), with --takeover: for the\n"
-"                        mailbox a failed import removes, in Dovecot's\n"
-"                        mailbox log\n"
+"  --dovecot-prefix=STR  prefix (default none) and\n"
+"  --dovecot-brokenchar=C  mail_location's BROKENCHAR (default none), with\n"
+"                        --takeover: for the mailbox a failed import\n"
+"                        removes, in Dovecot's mailbox log\n"
 "  -h, --help            this help; COMMAND --help for a command's\n"
 "  -V, --version         print the version\n"
 "\n"
@@ -76,6 +77,7 @@ int ctl_open(const char *root, bool readonly, struct dbox_store **store_r)
 		.attachment_dir = ctl_opts.attachment_dir,
 		.dovecot_separator = ctl_opts.dovecot_separator,
 		.dovecot_prefix = ctl_opts.dovecot_prefix,
+		.dovecot_escape = ctl_opts.dovecot_brokenchar,
 		.readonly = readonly,
 		.takeover = ctl_opts.takeover,
 		.repair_index = ctl_opts.repair_index,
@@ -600,6 +602,9 @@ static int take_global_opts(int argc, char **argv)
 		else if ((v = ctl_opt_value(argc, argv, &i,
 					    "--dovecot-prefix")) != NULL)
 			ctl_opts.dovecot_prefix = v;
+		else if ((v = ctl_opt_value(argc, argv, &i,
+					    "--dovecot-brokenchar")) != NULL)
+			ctl_opts.dovecot_brokenchar = v;
 		else if (strcmp(argv[i], "--takeover") == 0)
 			ctl_opts.takeover = true;
 		else
@@ -661,6 +666,7 @@ int main(int argc, char **argv)
 		{ "attachment-dir", required_argument, NULL, 'a' },
 		{ "dovecot-separator", required_argument, NULL, 's' },
 		{ "dovecot-prefix", required_argument, NULL, 'p' },
+		{ "dovecot-brokenchar", required_argument, NULL, 'b' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -682,6 +688,7 @@ int main(int argc, char **argv)
 		case 'a': ctl_opts.attachment_dir = optarg; break;
 		case 's': ctl_opts.dovecot_separator = optarg; break;
 		case 'p': ctl_opts.dovecot_prefix = optarg; break;
+		case 'b': ctl_opts.dovecot_brokenchar = optarg; break;
 		case 'h': fputs(usage_text, stdout); return 0;
 		case 'V': printf("dboxctl %s\n", DBOXFS_VERSION); return 0;
 		default: fputs(usage_text, stderr); return 2;

@@ -14,6 +14,7 @@ struct ctl_opts {
 	const char *attachment_dir;
 	const char *dovecot_separator;
 	const char *dovecot_prefix;
+	const char *dovecot_brokenchar;
 	bool takeover;
 	bool repair_index;      /* reindex: a damaged index is rebuilt */
 };

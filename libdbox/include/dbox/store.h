@@ -89,13 +89,20 @@ struct dbox_open_opts {
 	 * separator (one printable ASCII character, not a space; NULL =
 	 * "/") and prefix (NULL = none).  Dovecot's mailbox log names a
 	 * deleted or renamed mailbox by the hash of its name as Dovecot
-	 * shows it, built with these; a wrong separator fails the open. */
+	 * shows it, built with these; a wrong separator fails the open.  A
+	 * separator other than "/" in a part of a new name (create, rename
+	 * target) is -EINVAL: Dovecot would take it as a level of folders
+	 * and could not open that mailbox. */
 	const char *dovecot_separator;
 	const char *dovecot_prefix;
 	/* A takeover: how long a change waits for the lock of Dovecot's
 	 * log before it is owed to Dovecot instead (handed back later by
 	 * dbox_dovecot_back_owed); 0: 10 s. */
 	unsigned int dovecot_lock_ms;
+	/* The BROKENCHAR=C of Dovecot's mail_location (NULL = none): Dovecot
+	 * shows that character and the separator inside a name escaped as C
+	 * and two hex digits ("a~2eb"), so such a name can be Dovecot's. */
+	const char *dovecot_escape;
 	/* A damaged index (its integrity check fails) is moved aside as
 	 * INDEX.damaged-<time> and a new one made with what can still be
 	 * read of it (dboxctl reindex).  Default: the open fails with
@@ -299,6 +306,14 @@ const char *dbox_store_files_dir(const struct dbox_store *store);
  * when a read-only mount indexes a tree taken over outside it (those
  * are named, not numbered by the index, so they hold for any index). */
 const char *dbox_store_vdirs_dir(const struct dbox_store *store);
+/* There, too, are the plain files of the folders the takeover mount
+ * showed, under that mount's mailbox ids (files/ID): the id in the
+ * tree's own index of this store's mailbox box (the mailbox of the same
+ * GUID, else, for a folder the takeover mount could not give its GUID
+ * to Dovecot, the one of the same name whose GUID no mailbox of this
+ * store has).  -ENOENT if none, or if this is no such mount. */
+int dbox_store_tree_mailbox_id(struct dbox_store *store, int64_t box,
+			       int64_t *id_r);
 
 /* Rebuild the index from the dbox files alone (like doveadm force-resync).
  * Flags, keywords, UIDs and maildir names are kept for messages the old
@@ -311,6 +326,14 @@ int dbox_store_reindex(struct dbox_store *store, struct dbox_err *err);
  * max) and returns their number; 0 for stores of our own. */
 int dbox_store_follow(struct dbox_store *store, int64_t *changed, size_t max,
 		      struct dbox_err *err);
+/* A takeover mount: mailboxes of ours that Dovecot still has no index
+ * of (made by another program while mounted, or busy at the start) get
+ * one, and deliveries that were not handed back are, as the store's
+ * start does; waits for none of Dovecot's locks, and a mailbox still
+ * busy is tried again at a later call, less often each time.  For the
+ * follower's periodic pass (after dbox_store_follow).  Returns 0 or a
+ * negative errno (err; logged too). */
+int dbox_dovecot_adopt_pending(struct dbox_store *store, struct dbox_err *err);
 /* An inotify descriptor that becomes readable when Dovecot's index files
  * change (poll it, then call dbox_store_follow); -1 if none. */
 int dbox_store_watch_fd(struct dbox_store *store);

@@ -48,6 +48,8 @@ static const char sql_resync[] = "UPDATE mailboxes SET uidvalidity = ?2, "
 	"next_uid = max(ifnull(?3, next_uid), (SELECT ifnull(max(uid), 0) + 1"
 	" FROM messages WHERE mailbox_id = ?1)), guid = ifnull(?4, guid) "
 	"WHERE id = ?1";
+/* only what every schema version has: the index may be an older one's */
+static const char sql_peek[] = "SELECT id, name, guid FROM mailboxes";
 static const char sql_msg_delete_box[] =
 	"DELETE FROM messages WHERE mailbox_id = ?1";
 static const char sql_kw_delete_box[] =
@@ -128,6 +130,41 @@ int dindex_mailboxes_each(struct dindex *idx,
 	if (rc != SQLITE_DONE)
 		return dindex_error(idx, rc, "mailbox list", err);
 	return 0;
+}
+
+static int peek_rows(sqlite3 *db,
+		     int (*fn)(void *ctx, const struct dbox_mailbox *box),
+		     void *ctx)
+{
+	struct dbox_mailbox box;
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(db, sql_peek, -1, &st, NULL), ret = 0;
+
+	if (rc != SQLITE_OK)
+		return -EIO;
+	memset(&box, 0, sizeof(box));
+	while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		box.id = sqlite3_column_int64(st, 0);
+		dindex_col_text(st, 1, box.name, sizeof(box.name));
+		dindex_col_text(st, 2, box.guid, sizeof(box.guid));
+		ret = fn(ctx, &box);
+	}
+	sqlite3_finalize(st);
+	return ret != 0 ? ret : rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+int dindex_mailboxes_peek(const char *path,
+			  int (*fn)(void *ctx, const struct dbox_mailbox *box),
+			  void *ctx)
+{
+	sqlite3 *db;
+	int ret = dindex_peek_open(path, &db);
+
+	if (ret < 0)
+		return ret;
+	ret = peek_rows(db, fn, ctx);
+	sqlite3_close(db);
+	return ret;
 }
 
 int dindex_mailbox_insert(struct dindex *idx, const char *name,

@@ -20,6 +20,13 @@ int dindex_mailbox_by_id(struct dindex *idx, int64_t id,
 int dindex_mailboxes_each(struct dindex *idx,
 			  int (*fn)(void *ctx, const struct dbox_mailbox *box),
 			  void *ctx, struct dbox_err *err);
+/* id, name and guid (the rest zero) of every mailbox of the index file
+ * at path, read as an immutable file (dindex_meta_peek): another
+ * mount's index, looked into writing nothing.  fn's non-zero return
+ * stops the walk and is returned; else 0, or -errno. */
+int dindex_mailboxes_peek(const char *path,
+			  int (*fn)(void *ctx, const struct dbox_mailbox *box),
+			  void *ctx);
 /* A new row, created now; -EEXIST if the name is taken. */
 int dindex_mailbox_insert(struct dindex *idx, const char *name,
 			  const char *guid, uint32_t uidvalidity,

@@ -53,20 +53,33 @@ static int peek_uri(const char *path, char *buf, size_t len)
 		-ENAMETOOLONG : 0;
 }
 
+int dindex_peek_open(const char *path, sqlite3 **db_r)
+{
+	char uri[PATH_MAX * 3 + 32];
+	int rc, ret = peek_uri(path, uri, sizeof(uri));
+
+	*db_r = NULL;
+	if (ret < 0)
+		return ret;
+	rc = sqlite3_open_v2(uri, db_r, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI,
+			     NULL);
+	if (rc == SQLITE_OK)
+		return 0;
+	sqlite3_close(*db_r);
+	*db_r = NULL;
+	return -EIO;
+}
+
 int dindex_meta_peek(const char *path, const char *key, char *buf,
 		     size_t buflen)
 {
-	char uri[PATH_MAX * 3 + 32];
 	sqlite3_stmt *st = NULL;
-	sqlite3 *db = NULL;
-	int rc, ret = peek_uri(path, uri, sizeof(uri));
+	sqlite3 *db;
+	int rc, ret = dindex_peek_open(path, &db);
 
 	if (ret < 0)
 		return ret;
-	rc = sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI,
-			     NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2(db, sql_meta_get, -1, &st, NULL);
+	rc = sqlite3_prepare_v2(db, sql_meta_get, -1, &st, NULL);
 	if (rc == SQLITE_OK) {
 		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 		rc = sqlite3_step(st);

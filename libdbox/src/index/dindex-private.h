@@ -120,6 +120,11 @@ int dindex_error(struct dindex *idx, int rc, const char *what,
 int dindex_fetch_one(struct dindex *idx, sqlite3_stmt *st,
 		     void (*row)(sqlite3_stmt *st, void *out), void *out,
 		     const char *what, struct dbox_err *err);
+/* A read-only connection to the index file at path, opened as an
+ * immutable file (no -shm or -wal is made beside it: a look into
+ * another mount's index, writing nothing); sqlite3_close it.  0 or
+ * -errno. */
+int dindex_peek_open(const char *path, sqlite3 **db_r);
 /* A text column into buf ("" for NULL). */
 void dindex_col_text(sqlite3_stmt *st, int col, char *buf, size_t len);
 

@@ -7,10 +7,16 @@
  * goes into it later is handed back as into any mailbox of Dovecot's.
  *
  * Done in the first pass when the store opens, under our index write
- * lock (as every hand-back).  The log is written whole to a temporary
- * file and linked into place: a Dovecot that makes its own meanwhile
- * keeps its own (-EEXIST; the follower then takes Dovecot's list), and
- * nobody reads half of ours.  mdbox: first the map, under Dovecot's lock
+ * lock (as every hand-back), and again while mounted by the follower
+ * (dbox_dovecot_adopt_pending) for a mailbox that still wants it: one
+ * whose directory another program made meanwhile, one that was busy at
+ * the start, one with deliveries that were not handed back.  The log
+ * is written whole to Dovecot's lock file of a log being made and
+ * linked into place: a Dovecot that makes its own meanwhile keeps its
+ * own (-EEXIST; the follower then takes Dovecot's list), one that makes
+ * its own after finds ours under that lock and keeps it (with our
+ * uidvalidity and GUID: mail-transaction-log-file.c, dbox-storage.c),
+ * and nobody reads half of ours.  mdbox: first the map, under Dovecot's lock
  * on its log, as Dovecot's save: the records of our messages it lacks
  * (deliveries into the mailbox that were not handed back) and the
  * reference counts of those it has (a message moved in while Dovecot had
@@ -18,9 +24,11 @@
  * record no mailbox lists only keeps its bytes, and force-resync finds
  * it. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "dbox/dovecot-index.h"
 #include "dovecot/dovecot-logwrite.h"
@@ -30,9 +38,22 @@
 
 /* The store's start waits for Dovecot's locks (one mailbox after the
  * other): a log that stays locked for this long is left, and so is
- * the map for the other mailboxes (dv->map_busy); the next mount tries
- * again. */
+ * the map for the other mailboxes (dv->map_busy); the follower tries
+ * again (dbox_dovecot_adopt_pending). */
 #define ADOPT_LOCK_MS 2000
+
+/* While mounted, the follower tries Dovecot's locks once and never
+ * waits: it holds our index write lock meanwhile, which every change
+ * through the mount waits for.  A mailbox directory seen without an
+ * index is left alone ADOPT_SETTLE_MS first: Dovecot's own mailbox
+ * create makes the directory, then its index (a log of ours linked in
+ * between would be kept, but its create would then fail as "already
+ * exists").  A mailbox that stays busy or failing is tried again after
+ * ADOPT_RETRY_MS, twice as long each time, up to ADOPT_RETRY_MAX_MS. */
+#define ADOPT_LIVE_LOCK_MS 0
+#define ADOPT_SETTLE_MS 1000
+#define ADOPT_RETRY_MS 1000
+#define ADOPT_RETRY_MAX_MS 60000
 
 /* Offset of next_uid in the index's base header (dovecot-index.md 2.2). */
 #define HDR_NEXT_UID 28
@@ -65,6 +86,7 @@ struct adopt {
 	size_t nents;
 	struct dovi_logwrite *mapw;
 	uint32_t next_map_uid, highest;
+	unsigned lock_ms;          /* the longest wait for Dovecot's locks */
 	struct dbox_err *err;
 };
 
@@ -220,7 +242,7 @@ static int map_begin(struct adopt *a)
 
 	if (a->b->dv->map_busy)
 		return dbox_fail(a->err, -ETIMEDOUT, "Dovecot's map log was "
-				 "locked for over %d ms", ADOPT_LOCK_MS);
+				 "locked for over %u ms", a->lock_ms);
 	a->map = dovi_store_map(a->b->ds, a->err);
 	if (a->map == NULL)
 		return -ENOENT;
@@ -254,7 +276,7 @@ static int map_commit(struct adopt *a)
 			dovi_index_prefix(a->map));
 	if (ret < 0)
 		return dbox_fail(a->err, ret, "map path too long");
-	ret = dovi_logwrite_commit(a->mapw, path, ADOPT_LOCK_MS, a->err);
+	ret = dovi_logwrite_commit(a->mapw, path, a->lock_ms, a->err);
 	a->b->dv->map_busy |= ret == -ETIMEDOUT;
 	return ret;
 }
@@ -363,9 +385,10 @@ static void adopt_free(struct adopt *a)
 /* Our messages of b written into Dovecot's map (mdbox) and b's new
  * log. */
 static int write_index(struct dbox_store *store, struct dovecot_box *b,
-		       struct dbox_err *err)
+		       unsigned lock_ms, struct dbox_err *err)
 {
-	struct adopt a = { .store = store, .b = b, .err = err };
+	struct adopt a = { .store = store, .b = b, .lock_ms = lock_ms,
+			   .err = err };
 	struct dbox_mailbox box;
 	int ret = dbox_mailbox_get(store, b->id, &box, err);
 
@@ -424,7 +447,7 @@ static int append_ours(struct adopt *a, const struct dbox_mailbox *box,
 				dovi_index_prefix(idx));
 	}
 	if (ret == 0)
-		ret = dovi_logwrite_commit(w, path, ADOPT_LOCK_MS, a->err);
+		ret = dovi_logwrite_commit(w, path, a->lock_ms, a->err);
 	dovi_logwrite_free(w);
 	return ret;
 }
@@ -436,9 +459,10 @@ static int append_ours(struct adopt *a, const struct dbox_mailbox *box,
  * could not be handed back either (Dovecot speaks for every uid below
  * its next one).  Returns 1 when there were some. */
 static int catch_up(struct dbox_store *store, struct dovecot_box *b,
-		    struct dbox_err *err)
+		    unsigned lock_ms, struct dbox_err *err)
 {
-	struct adopt a = { .store = store, .b = b, .err = err };
+	struct adopt a = { .store = store, .b = b, .lock_ms = lock_ms,
+			   .err = err };
 	uint32_t next = dovi_mailbox_next_uid(b->db);
 	struct dbox_mailbox box;
 	bool any = false;
@@ -457,6 +481,50 @@ static int catch_up(struct dbox_store *store, struct dovecot_box *b,
 	return ret < 0 ? ret : any;
 }
 
+/* One try: 1 when Dovecot got an index of b or its deliveries, 0 when
+ * there was nothing to hand back, else -errno (err says why). */
+static int adopt_try(struct dbox_store *store, struct dovecot_box *b,
+		     unsigned lock_ms, struct dbox_err *err)
+{
+	int ret;
+
+	if (dovi_mailbox_index(b->db) != NULL)
+		return catch_up(store, b, lock_ms, err);
+	ret = write_index(store, b, lock_ms, err);
+	return ret < 0 ? ret : 1;
+}
+
+static void adopt_warn(struct dovecot_box *b, bool none, int ret,
+		       const struct dbox_err *werr)
+{
+	if (none)
+		dbox_log(DBOX_LOG_WARNING, "mailbox %s: not handed back to "
+			 "Dovecot, which has no index of it (it sees it after "
+			 "doveadm force-resync): %s", b->name,
+			 werr->msg[0] != '\0' ? werr->msg : strerror(-ret));
+	else
+		dbox_log(DBOX_LOG_WARNING, "mailbox %s: deliveries not handed "
+			 "back to Dovecot (it sees them after doveadm "
+			 "force-resync): %s", b->name,
+			 werr->msg[0] != '\0' ? werr->msg : strerror(-ret));
+}
+
+/* b handed back: followed from Dovecot's index now, as any mailbox of
+ * Dovecot's; changes nothing of ours (same uidvalidity, the same
+ * list). */
+static int adopted(struct dbox_store *store, struct dovecot_box *b,
+		   bool none, struct dbox_err *err)
+{
+	int ret;
+
+	dbox_log(DBOX_LOG_INFO, "mailbox %s: %s", b->name, none ?
+		 "Dovecot's index of it made with the messages the mount "
+		 "shows" : "deliveries Dovecot had not indexed handed back");
+	b->behind = false;
+	ret = dovi_mailbox_refresh(b->db, NULL, err);
+	return ret < 0 ? ret : dbox_dovecot_sync_box(store, b, err);
+}
+
 int dbox_dovecot_adopt(struct dbox_store *store, struct dovecot_box *b,
 		       struct dbox_err *err)
 {
@@ -467,26 +535,148 @@ int dbox_dovecot_adopt(struct dbox_store *store, struct dovecot_box *b,
 	if (store->readonly || b->db == NULL || b->id == 0)
 		return 0;
 	none = dovi_mailbox_index(b->db) == NULL;
-	ret = none ? write_index(store, b, &werr) : catch_up(store, b, &werr);
-	if (ret < 0 && none)
-		dbox_log(DBOX_LOG_WARNING, "mailbox %s: not handed back to "
-			 "Dovecot, which has no index of it (it sees it after "
-			 "doveadm force-resync): %s", b->name,
-			 werr.msg[0] != '\0' ? werr.msg : strerror(-ret));
-	else if (ret < 0)
-		dbox_log(DBOX_LOG_WARNING, "mailbox %s: deliveries not handed "
-			 "back to Dovecot (it sees them after doveadm "
-			 "force-resync): %s", b->name,
-			 werr.msg[0] != '\0' ? werr.msg : strerror(-ret));
-	if (ret < 0 || (!none && ret == 0))
+	ret = adopt_try(store, b, ADOPT_LOCK_MS, &werr);
+	if (ret < 0) {
+		/* the follower tries again while mounted, quietly */
+		adopt_warn(b, none, ret, &werr);
+		b->adopt_warned = true;
+		b->behind = !none;
+		atomic_store(&b->dv->adopt_due, true);
+	}
+	return ret <= 0 ? 0 : adopted(store, b, none, err);
+}
+
+/* ------------------------------------------------- while mounted */
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Whether Dovecot is making b's first log (its lock is there) or has
+ * made it since the follower last read b: then it is Dovecot's. */
+static bool dovecot_indexing(struct dovecot_box *b, struct dbox_err *err)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	if (dbox_path(path, sizeof(path), "%s/dovecot.index.log.newlock",
+		      dovi_mailbox_dir(b->db)) < 0)
+		return true;
+	if (stat(path, &st) == 0) {
+		dbox_fail(err, -EBUSY, "%s is there: Dovecot is making the "
+			  "log", path);
+		return true;
+	}
+	path[strlen(path) - strlen(".newlock")] = '\0';
+	if (stat(path, &st) < 0)
+		return false;
+	dbox_fail(err, -EBUSY, "%s is there (Dovecot's, which it cannot "
+		  "read)", path);
+	return true;
+}
+
+/* Whether b still wants handing back: Dovecot has no index of it (and
+ * it is no sdbox mailbox read from its files alone), or it has
+ * deliveries that were not handed back. */
+static bool adopt_wanted(struct dbox_store *store, struct dovecot_box *b)
+{
+	if (b->db == NULL || b->id == 0)
+		return false;
+	if (dovi_mailbox_index(b->db) != NULL)
+		return b->behind;
+	return !dbox_dovecot_sdbox_unusable(store, b);
+}
+
+/* A try that failed: the next after the backoff; one warning for a
+ * mailbox that fails, or stays busy for ADOPT_RETRY_MAX_MS. */
+static void adopt_failed(struct dovecot_box *b, bool none, int ret,
+			 const struct dbox_err *werr, uint64_t now)
+{
+	bool busy = ret == -EBUSY || ret == -EAGAIN || ret == -ETIMEDOUT ||
+		ret == -EEXIST || ret == -ESTALE;
+
+	if (!b->adopt_warned &&
+	    (!busy || b->adopt_backoff >= ADOPT_RETRY_MAX_MS)) {
+		adopt_warn(b, none, ret, werr);
+		b->adopt_warned = true;
+	}
+	b->adopt_backoff = b->adopt_backoff == 0 ? ADOPT_RETRY_MS :
+		b->adopt_backoff * 2;
+	if (b->adopt_backoff > ADOPT_RETRY_MAX_MS)
+		b->adopt_backoff = ADOPT_RETRY_MAX_MS;
+	b->adopt_at = now + b->adopt_backoff;
+}
+
+/* One mailbox's turn: *wanted_r set when it still wants handing back. */
+static int adopt_due_one(struct dbox_store *store, struct dovecot_box *b,
+			 uint64_t now, bool *wanted_r, struct dbox_err *err)
+{
+	struct dbox_err werr = { 0 };
+	bool none = b->db != NULL && dovi_mailbox_index(b->db) == NULL;
+	int ret;
+
+	if (!adopt_wanted(store, b)) {
+		b->adopt_since = b->adopt_at = 0;
+		b->adopt_backoff = 0;
+		b->adopt_warned = false;
 		return 0;
-	dbox_log(DBOX_LOG_INFO, "mailbox %s: %s", b->name, none ?
-		 "Dovecot's index of it made with the messages the mount "
-		 "shows" : "deliveries Dovecot had not indexed handed back");
-	/* followed from it, as any mailbox of Dovecot's: changes nothing
-	 * of ours (same uidvalidity, the same list) */
-	ret = dovi_mailbox_refresh(b->db, NULL, err);
-	return ret < 0 ? ret : dbox_dovecot_sync_box(store, b, err);
+	}
+	*wanted_r = true;
+	if (b->adopt_since == 0)
+		b->adopt_since = now;
+	if (now < b->adopt_since + ADOPT_SETTLE_MS || now < b->adopt_at)
+		return 0;
+	/* what the follower read of it is synced (box_of may have refreshed
+	 * it since), our last append read back */
+	if (b->resync || (!none && b->back_next > dovi_mailbox_next_uid(b->db)))
+		return 0;
+	if (none && dovecot_indexing(b, &werr)) {
+		adopt_failed(b, none, -EBUSY, &werr, now);
+		return 0;
+	}
+	ret = adopt_try(store, b, ADOPT_LIVE_LOCK_MS, &werr);
+	if (ret < 0) {
+		adopt_failed(b, none, ret, &werr, now);
+		return 0;
+	}
+	b->behind = false;
+	b->adopt_since = b->adopt_at = 0;
+	b->adopt_backoff = 0;
+	b->adopt_warned = false;
+	return ret == 0 ? 0 : adopted(store, b, none, err);
+}
+
+int dbox_dovecot_adopt_pending(struct dbox_store *store, struct dbox_err *err)
+{
+	struct dbox_dovecot *dv = store->dovecot;
+	uint64_t now = now_ms();
+	bool wanted = false;
+	int ret;
+
+	if (dv == NULL || store->readonly || !atomic_load(&dv->adopt_due))
+		return 0;
+	ret = dindex_write_begin(store->idx, err);
+	if (ret == 0) {
+		dv->map_busy = false;   /* this pass's */
+		for (size_t i = 0; ret == 0 && i < dv->count; i++)
+			ret = adopt_due_one(store, &dv->boxes[i], now, &wanted,
+					    err);
+		/* set again under this lock by whoever finds another one */
+		atomic_store(&dv->adopt_due, wanted || ret < 0);
+		if (ret == 0)
+			ret = dindex_write_commit(store->idx, err);
+		else
+			dindex_write_rollback(store->idx);
+	}
+	if (ret < 0)
+		dbox_log(DBOX_LOG_WARNING, "handing back to Dovecot: %s",
+			 err != NULL && err->msg[0] != '\0' ? err->msg :
+			 strerror(-ret));
+	return ret;
 }
 
 int dbox_dovecot_catch_up(struct dbox_store *store, struct dovecot_box *b,
@@ -503,5 +693,5 @@ int dbox_dovecot_catch_up(struct dbox_store *store, struct dovecot_box *b,
 			 dovi_mailbox_uid_validity(b->db) != box.uidvalidity))
 		ret = dbox_fail(err, -EBADMSG, "Dovecot's index of it is "
 				"damaged or of another uidvalidity");
-	return ret < 0 ? ret : catch_up(store, b, err);
+	return ret < 0 ? ret : catch_up(store, b, ADOPT_LIVE_LOCK_MS, err);
 }

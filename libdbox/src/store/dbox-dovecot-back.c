@@ -12,6 +12,7 @@
  * is owed it (dindex-owed.h): the follower hands it back later
  * (dbox-dovecot-owed.c) and keeps our state of the message meanwhile. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +78,14 @@ static struct dovecot_box *box_of(struct dbox_store *store, int64_t id,
 	return dovi_mailbox_index(b->db) != NULL ? b : NULL;
 }
 
+/* A delivery or a move into b not handed back (nor the ones after it,
+ * is_next): the follower hands them back (dbox_dovecot_adopt_pending). */
+static void left_behind(struct dovecot_box *b)
+{
+	b->behind = true;
+	atomic_store(&b->dv->adopt_due, true);
+}
+
 /* Records that Dovecot is owed o, in the transaction of the change. */
 static int owe_row(struct dbox_store *store, const struct dindex_owed *o)
 {
@@ -90,6 +99,9 @@ static int owe_row(struct dbox_store *store, const struct dindex_owed *o)
 			 err.msg);
 	else if (b != NULL)
 		b->owed = true;
+	/* the adoption pass's catch-up of it may come first */
+	if (ret == 0 && b != NULL && o->kind == DINDEX_OWED_APPEND)
+		left_behind(b);
 	return ret;
 }
 
@@ -707,29 +719,51 @@ static void mboxlog(struct dbox_store *store, const char *name,
 			 "doveadm sync may undo it): %s", name, err.msg);
 }
 
+/* One character of a name as Dovecot shows it, at out: with
+ * BROKENCHAR, that character and the separator inside a part are
+ * escaped as it and two lowercase hex digits (imap-utf7.c
+ * imap_utf7_to_utf8_escaped; a name of ours has no control characters
+ * and is valid UTF-8, the rest of what it escapes).  Returns the
+ * length written. */
+static size_t vname_char(const struct dbox_store *store, char c, char *out)
+{
+	char esc = store->dovecot_escape;
+
+	if (c == '/') {
+		*out = store->dovecot_sep;
+		return 1;
+	}
+	if (esc != '\0' && (c == esc || c == store->dovecot_sep)) {
+		snprintf(out, 4, "%c%02x", esc, (unsigned char)c);
+		return 3;
+	}
+	*out = c;
+	return 1;
+}
+
 /* The hash Dovecot's mailbox log names a mailbox by: of its vname, the
  * name as Dovecot shows it (mailbox_name_get_sha128), i.e. the
- * namespace's prefix and the name's parts joined by its separator.  The
+ * namespace's prefix and the name's parts (UTF-8, as ours) joined by
+ * its separator (mailbox-list.c mailbox_list_default_get_vname).  The
  * user's INBOX is "INBOX" whatever the prefix
  * (mailbox_list_storage_name_prepare).  False: out of memory. */
 static bool name_hash(const struct dbox_store *store, const char *name,
 		      uint8_t id[16])
 {
 	const char *prefix = store->dovecot_prefix;
+	size_t o;
 	char *vname;
-	size_t plen;
 
 	if (prefix == NULL || strcmp(name, "INBOX") == 0)
 		prefix = "";
-	plen = strlen(prefix);
-	vname = malloc(plen + strlen(name) + 1);
+	o = strlen(prefix);
+	vname = malloc(o + strlen(name) * 3 + 1);
 	if (vname == NULL)
 		return false;
-	memcpy(vname, prefix, plen);
-	strcpy(vname + plen, name);
-	for (char *p = vname + plen; *p != '\0'; p++)
-		if (*p == '/')
-			*p = store->dovecot_sep;
+	memcpy(vname, prefix, o);
+	for (const char *p = name; *p != '\0'; p++)
+		o += vname_char(store, *p, vname + o);
+	vname[o] = '\0';
 	dovi_mboxlog_name_hash(vname, id);
 	free(vname);
 	return true;

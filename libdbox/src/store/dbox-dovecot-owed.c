@@ -161,12 +161,18 @@ static int hand_appends(struct owed_pass *p, struct dovecot_box *b,
 	if (count_kind(p, i, end, DINDEX_OWED_APPEND) == 0)
 		return 0;
 	b->dv->map_busy = false;   /* a pass of its own */
-	if (dbox_dovecot_catch_up(p->store, b, &why) < 0) {
+	ret = dbox_dovecot_catch_up(p->store, b, &why);
+	if (ret < 0) {
 		/* counted with the group's others in the last phase */
 		keep(p, 0, b->name, &why);
 		p->appends_left = true;
 		return 0;
 	}
+	if (ret > 0)
+		dbox_log(DBOX_LOG_INFO, "mailbox %s: deliveries Dovecot had "
+			 "not indexed handed back", b->name);
+	b->behind = false;   /* the adoption pass's (all of them went) */
+	ret = 0;
 	for (size_t k = i; ret == 0 && k < end; k++) {
 		if (p->rows[k].kind != DINDEX_OWED_APPEND)
 			continue;

@@ -5,6 +5,7 @@
 #ifndef DBOX_DOVECOT_PRIVATE_H
 #define DBOX_DOVECOT_PRIVATE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -34,6 +35,15 @@ struct dovecot_box {
 	/* changes of it are owed to Dovecot (dindex-owed.h): later ones
 	 * are owed at once, with no wait for a log still locked */
 	bool owed;
+	/* deliveries (or a move in) that were not handed back */
+	bool behind;
+	bool unindexed;            /* the follower read no index of it */
+	/* dbox-dovecot-adopt.c while mounted: when the follower first saw
+	 * the mailbox wanting to be handed back, when it tries next, the
+	 * backoff (ms), and whether that was logged */
+	uint64_t adopt_since, adopt_at;
+	uint32_t adopt_backoff;
+	bool adopt_warned;
 };
 
 struct dbox_dovecot {
@@ -49,6 +59,9 @@ struct dbox_dovecot {
 	uint64_t owed_at;
 	unsigned owed_wait;
 	bool owed_warned;          /* that it is behind was logged */
+	/* a mailbox may want handing back (dbox_dovecot_adopt_pending):
+	 * set under our index write lock, read by the follower without */
+	atomic_bool adopt_due;
 };
 
 /* dbox-dovecot-record.c */
@@ -136,9 +149,10 @@ int dbox_dovecot_map_records(struct dovi_index *map, struct dovi_logwrite *w,
 
 /* dbox-dovecot-adopt.c */
 /* The first pass of a takeover mount: a mailbox of ours whose directory
- * holds no Dovecot index gets one with our messages (logged, never
- * failing: the mailbox then stays one Dovecot sees after force-resync);
- * b is then followed from it.  Returns 0 or the error of that sync. */
+ * holds no Dovecot index gets one with our messages, and one with
+ * deliveries that were not handed back gets those (logged, never
+ * failing: the follower tries again, dbox_dovecot_adopt_pending); b is
+ * then followed from it.  Returns 0 or the error of that sync. */
 int dbox_dovecot_adopt(struct dbox_store *store, struct dovecot_box *b,
 		       struct dbox_err *err);
 /* Our messages of b at or above Dovecot's next uid (deliveries and

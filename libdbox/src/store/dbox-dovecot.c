@@ -10,6 +10,7 @@
  * says so. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,6 +171,24 @@ void dbox_dovecot_follow_created(struct dbox_store *store, const char *name)
 	}
 }
 
+/* What the follower hands back (dbox_dovecot_adopt_pending): a mailbox
+ * that Dovecot has no index of, new or changed; and one Dovecot has just
+ * indexed (its own mailbox create, our adoption): a delivery through the
+ * mount before that is in no index of Dovecot's. */
+static void note_unindexed(struct dbox_dovecot *dv, struct dovecot_box *b,
+			   bool changed)
+{
+	bool none = b->db != NULL && dovi_mailbox_index(b->db) == NULL;
+
+	if (none && (b->id == 0 || changed))
+		atomic_store(&dv->adopt_due, true);
+	if (!none && b->unindexed && b->id != 0) {
+		b->behind = true;
+		atomic_store(&dv->adopt_due, true);
+	}
+	b->unindexed = none;
+}
+
 static int sync_all(struct dbox_store *store, struct dbox_dovecot *dv,
 		    bool only_changed, int64_t *changed, size_t max,
 		    size_t *nchanged, struct dbox_err *err)
@@ -199,6 +218,7 @@ static int sync_all(struct dbox_store *store, struct dbox_dovecot *dv,
 				 err != NULL ? err->msg : "refresh failed");
 			continue;  /* keep what we had */
 		}
+		note_unindexed(dv, b, box_changed);
 		if (dbox_dovecot_sdbox_unusable(store, b)) {
 			ret = dbox_dovecot_sync_box_files(store, b, err);
 			if (ret == 0 && !only_changed)

@@ -127,6 +127,25 @@ int dbox_mailbox_insert(struct dbox_store *store, const char *name,
 	return box_r == NULL ? 0 : dbox_mailbox_lookup(store, name, box_r, err);
 }
 
+/* A new name must be one Dovecot can have: with a namespace separator
+ * other than '/' (dbox_open_opts.dovecot_separator), one in a part of
+ * the name is a hierarchy level to Dovecot, which lists "a.b" (separator
+ * '.') as the child b of a and cannot open it (mailbox-list.c
+ * mailbox_list_default_get_storage_name splits the name it is given at
+ * the separator); the mailbox log records of its rename or delete would
+ * name that other mailbox.  Unless Dovecot escapes it (BROKENCHAR). */
+static int dovecot_name_check(const struct dbox_store *store,
+			      const char *name, struct dbox_err *err)
+{
+	if (store->dovecot_sep == '/' || store->dovecot_escape != '\0' ||
+	    strchr(name, store->dovecot_sep) == NULL)
+		return 0;
+	return dbox_fail(err, -EINVAL, "mailbox name %s: has Dovecot's "
+			 "hierarchy separator '%c' in it, which Dovecot "
+			 "would take as a level of folders", name,
+			 store->dovecot_sep);
+}
+
 int dbox_mailbox_create(struct dbox_store *store, const char *name,
 			struct dbox_mailbox *box_r, struct dbox_err *err)
 {
@@ -140,6 +159,9 @@ int dbox_mailbox_create(struct dbox_store *store, const char *name,
 		return dbox_fail(err, -EINVAL, "invalid mailbox name");
 	if (store->readonly)
 		return dbox_fail(err, -EROFS, "store is read-only");
+	ret = dovecot_name_check(store, name, err);
+	if (ret < 0)
+		return ret;
 	ret = dbox_mailbox_dir(store, name, dir, sizeof(dir));
 	if (ret < 0)
 		return dbox_fail(err, ret, "mailbox name too long");
@@ -325,6 +347,9 @@ static int rename_mailbox(struct dbox_store *store, const char *from,
 		return dbox_fail(err, -EINVAL, "invalid mailbox name");
 	if (store->readonly)
 		return dbox_fail(err, -EROFS, "store is read-only");
+	ret = dovecot_name_check(store, to, err);
+	if (ret < 0)
+		return ret;
 	if (subtree && strncmp(to, from, strlen(from)) == 0 &&
 	    to[strlen(from)] == '/')
 		return dbox_fail(err, -EINVAL, "cannot move %s under itself",

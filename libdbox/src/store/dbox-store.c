@@ -104,6 +104,7 @@ static void store_free(struct dbox_store *store)
 	free(store->owner_dir);
 	free(store->files_dir);
 	free(store->tree_files_dir);
+	dbox_tree_free(store);
 	free(store->attachment_dir);
 	free(store->dovecot_prefix);
 	free(store->hidden);
@@ -520,8 +521,9 @@ static bool taken_over(const char *ctl)
 /* A read-only mount of a tree taken over is a read-only mount of a
  * Dovecot tree: its index is kept outside the tree (the one inside is
  * brought up to date with Dovecot's only by a takeover mount, which
- * writes), but the parents the takeover mount kept are read from the
- * tree. */
+ * writes), but the parents the takeover mount kept, and its folders'
+ * plain files (by the mailboxes of its index: dbox-tree.c), are read
+ * from the tree. */
 static int taken_over_readonly(struct dbox_store *store,
 			       const struct dbox_open_opts *o,
 			       struct detect *d, struct dbox_err *err)
@@ -533,6 +535,10 @@ static int taken_over_readonly(struct dbox_store *store,
 		      DBOX_CTL_DIR) < 0 || !taken_over(ctl))
 		return 0;
 	d->origin = DBOX_ORIGIN_DOVECOT;
+	if (dbox_path(ctl, sizeof(ctl), "%s/%s/%s", store->root,
+		      DBOX_CTL_DIR, DBOX_INDEX_NAME) < 0)
+		return dbox_fail(err, -ENAMETOOLONG, "path too long");
+	dbox_tree_load(store, ctl);
 	if (dbox_path(ctl, sizeof(ctl), "%s/%s/files", store->root,
 		      DBOX_CTL_DIR) < 0)
 		return dbox_fail(err, -ENAMETOOLONG, "path too long");
@@ -587,6 +593,24 @@ static int set_attachment_dir(struct dbox_store *store, const char *dir,
 		dbox_fail(err, -ENOMEM, "out of memory") : 0;
 }
 
+/* Dovecot's BROKENCHAR: one character, as Dovecot requires, printable
+ * ASCII as the separator, neither "&" (mUTF-7's own escape, which
+ * Dovecot asserts it is not) nor the separator. */
+static int set_dovecot_escape(struct dbox_store *store, const char *esc,
+			      struct dbox_err *err)
+{
+	if (esc == NULL)
+		return 0;
+	if (strlen(esc) != 1 || !isgraph((unsigned char)esc[0]) ||
+	    (unsigned char)esc[0] > 127 || esc[0] == '&' ||
+	    esc[0] == store->dovecot_sep)
+		return dbox_fail(err, -EINVAL, "Dovecot BROKENCHAR \"%s\": "
+				 "not one printable ASCII character other "
+				 "than \"&\" and the separator", esc);
+	store->dovecot_escape = esc[0];
+	return 0;
+}
+
 /* Dovecot's namespace, for the names its mailbox log hashes: checked
  * now: a bad separator is one clear error, not names hashed wrong. */
 static int set_dovecot_ns(struct dbox_store *store,
@@ -594,6 +618,7 @@ static int set_dovecot_ns(struct dbox_store *store,
 			  struct dbox_err *err)
 {
 	const char *sep = opts->dovecot_separator;
+	int ret;
 
 	store->dovecot_sep = '/';
 	store->dovecot_lock_ms = opts->dovecot_lock_ms;
@@ -605,8 +630,9 @@ static int set_dovecot_ns(struct dbox_store *store,
 				 "space)", sep);
 	if (sep != NULL)
 		store->dovecot_sep = sep[0];
-	if (opts->dovecot_prefix == NULL)
-		return 0;
+	ret = set_dovecot_escape(store, opts->dovecot_escape, err);
+	if (ret < 0 || opts->dovecot_prefix == NULL)
+		return ret;
 	store->dovecot_prefix = strdup(opts->dovecot_prefix);
 	return store->dovecot_prefix == NULL ?
 		dbox_fail(err, -ENOMEM, "out of memory") : 0;

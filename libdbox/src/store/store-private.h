@@ -61,10 +61,14 @@ struct dbox_store {
 	char *files_dir;          /* ctl_dir/files */
 	char *tree_files_dir;     /* ROOT/dboxfs/files of a tree taken over,
 				   * mounted read-only; or NULL */
+	/* and the mailboxes of the tree's own index there (dbox-tree.c) */
+	struct dbox_tree_box *tree_boxes;
+	size_t n_tree_boxes;
 	char *attachment_dir;     /* Dovecot's mail_attachment_dir, or NULL */
 	char dovecot_sep;         /* Dovecot's namespace separator ('/') */
 	char *dovecot_prefix;     /* and prefix, or NULL */
 	unsigned dovecot_lock_ms; /* dbox_open_opts.dovecot_lock_ms */
+	char dovecot_escape;      /* and BROKENCHAR, or '\0' */
 	enum dbox_store_format format;
 	enum dbox_store_origin origin;
 	bool readonly;            /* never write into the dbox tree */
@@ -228,6 +232,11 @@ int dbox_mailbox_name_of(struct dbox_store *store, int64_t mailbox_id,
 
 /* dbox-dovecot.c: our index from Dovecot's (a store Dovecot owns).
  * -EOPNOTSUPP: Dovecot's indexes are unusable; index the files alone. */
+/* dbox-tree.c: the mailboxes of a tree's own index (a tree taken over,
+ * mounted read-only), read writing nothing; a failure is logged and
+ * leaves none.  Freed by dbox_tree_free. */
+void dbox_tree_load(struct dbox_store *store, const char *index_path);
+void dbox_tree_free(struct dbox_store *store);
 int dbox_dovecot_reindex(struct dbox_store *store, struct dbox_err *err);
 void dbox_dovecot_free(struct dbox_dovecot *dv);
 /* dbox-dovecot-back.c: inside the index write that changes a message
