@@ -29,6 +29,33 @@ struct flush_pending {
 	char name[];
 };
 
+static bool listed(const struct flush_pending *ps, int64_t box,
+		   uint32_t uid)
+{
+	for (const struct flush_pending *p = ps; p != NULL; p = p->next) {
+		if (p->box == box && p->uid == uid)
+			return true;
+	}
+	return false;
+}
+
+/* dbox_store_kept_fn: whether message (box, uid)'s spool file is in
+ * pending/ (a flush that took it may not have removed it yet): the
+ * removal of its row (an expunge, a move, a followed Dovecot's sync, a
+ * reindex) then leaves a mark, so that the start-up sweep after a kill
+ * -9 removes the file rather than bring it back into tmp/ */
+static bool flush_kept(void *ctx, int64_t box, uint32_t uid)
+{
+	struct dboxfs *fs = ctx;
+	bool kept;
+
+	pthread_mutex_lock(&fs->flush.lock);
+	kept = listed(fs->flush.pendings, box, uid) ||
+		listed(fs->flush.flushing, box, uid);
+	pthread_mutex_unlock(&fs->flush.lock);
+	return kept;
+}
+
 int flush_init(struct dboxfs *fs, const char *ctl_dir)
 {
 	char path[PATH_MAX];
@@ -39,7 +66,11 @@ int flush_init(struct dboxfs *fs, const char *ctl_dir)
 	if (mkdir(path, 0700) < 0 && errno != EEXIST)
 		return -errno;
 	fs->flush.pending_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	return fs->flush.pending_fd < 0 ? -errno : 0;
+	if (fs->flush.pending_fd < 0)
+		return -errno;
+	/* before any thread that removes rows (the committer too) */
+	dbox_store_set_kept(fs->store, flush_kept, fs);
+	return 0;
 }
 
 int flush_pending_dirfd(struct dboxfs *fs)
@@ -285,38 +316,10 @@ static void *flusher_main(void *arg)
 	return NULL;
 }
 
-static bool listed(const struct flush_pending *ps, int64_t box,
-		   uint32_t uid)
-{
-	for (const struct flush_pending *p = ps; p != NULL; p = p->next) {
-		if (p->box == box && p->uid == uid)
-			return true;
-	}
-	return false;
-}
-
-/* dbox_store_kept_fn: whether message (box, uid)'s spool file is in
- * pending/ (a flush that took it may not have removed it yet): its
- * expunge or move then leaves a mark, so that the start-up sweep after
- * a kill -9 removes the file rather than bring it back into tmp/ */
-static bool flush_kept(void *ctx, int64_t box, uint32_t uid)
-{
-	struct dboxfs *fs = ctx;
-	bool kept;
-
-	pthread_mutex_lock(&fs->flush.lock);
-	kept = listed(fs->flush.pendings, box, uid) ||
-		listed(fs->flush.flushing, box, uid);
-	pthread_mutex_unlock(&fs->flush.lock);
-	return kept;
-}
-
 int flush_start(struct dboxfs *fs)
 {
 	pthread_condattr_t ca;
 	int ret;
-
-	dbox_store_set_kept(fs->store, flush_kept, fs);
 
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

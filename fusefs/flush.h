@@ -38,8 +38,10 @@
  *   keeps or takes the mark with the expunge or move; a move of a
  *   marked message syncs its record first, an open that drops a row
  *   drops its mark; a message delivered from a file fsynced in tmp/ has
- *   no mark, and gets one when it is expunged or moved away while its
- *   file is here: flush_kept); any other goes back to tmp/ of its
+ *   no mark, and gets one in the transaction that removes its row while
+ *   its file is here, whoever removes it (an expunge or move through
+ *   the mount, a followed Dovecot's sync, a reindex: flush_kept,
+ *   dindex_set_kept)); any other goes back to tmp/ of its
  *   mailbox under NAME (sweep_pending): the delivery was lost with the
  *   power, and its file is where the deliverer left it;
  * - a store file (sdbox u.N, an old m.N of purge) is removed only after
@@ -78,7 +80,8 @@ struct flush_state {
 	bool taking;                       /* the flusher takes pendings */
 };
 
-/* pending/ under the control directory; before flush_start */
+/* pending/ under the control directory; before flush_start and any
+ * thread that removes message rows (their marks: flush_kept) */
 int flush_init(struct dboxfs *fs, const char *ctl_dir);
 /* The directory fd of pending/ (for the start-up sweep). */
 int flush_pending_dirfd(struct dboxfs *fs);

@@ -9,7 +9,9 @@ import re
 
 import pytest
 
-from dboxfs_testlib import dboxctl, mounts, wtmp  # noqa: F401
+from dboxfs_testlib import (chown_tree, dboxctl, mounts,  # noqa: F401
+                            needs_dovecot, store_ids, wait_for, wtmp)
+from test_takeover import dovecot_store
 
 DATA = b"Subject: x\n\nbody\n"
 
@@ -156,3 +158,58 @@ def test_cut_after_a_move_leaves_one_copy(wtmp, mounts):
                   os.path.join(mnt, ".Other", "cur", "x:2,S"))
     names, pending = cut_after(wtmp, mounts, move)
     assert names == [".Other/cur/x:2,S"] and pending == []
+
+
+# -------------------------------------------------- rows others dropped
+
+def pending_of(store):
+    return os.listdir(os.path.join(store, "dboxfs", "pending"))
+
+
+def tmp_after_kill9(store, mnt, mounts, m, *opts):
+    """Kills the daemon m, remounts; returns tmp/ of INBOX and pending/
+    after the start-up sweep."""
+    m.kill()
+    c = mounts(store, mnt, *opts)
+    try:
+        return sorted(os.listdir(os.path.join(mnt, "tmp"))), \
+            pending_of(store)
+    finally:
+        c.stop()
+
+
+def deliver_fsynced(mnt, name):
+    """tmp/NAME fsynced (prepared: its record synced, no unconfirmed
+    mark), then renamed into cur/; returns its cur/ path."""
+    with open(os.path.join(mnt, "tmp", name), "wb") as f:
+        f.write(DATA)
+        f.flush()
+        os.fsync(f.fileno())
+    cur = os.path.join(mnt, "cur", name + ":2,S")
+    os.rename(os.path.join(mnt, "tmp", name), cur)
+    return cur
+
+
+@needs_dovecot
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_kill9_after_dovecot_expunge_does_not_bring_it_back(wtmp, mounts,
+                                                            fmt):
+    """A takeover mount's follower drops the row of a message Dovecot
+    expunged (doveadm expunge while mounted) while its spool file waits
+    in pending/: after a kill -9 it is not back in tmp/."""
+    store, da = dovecot_store(wtmp, fmt)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt, "takeover", "commit=3600")
+    cur = deliver_fsynced(mnt, "x")
+    assert len(pending_of(store)) == 1
+    chown_tree(store, *store_ids())    # what the mount wrote
+    uids = [mm["uid"] for mm in da.fetch("uid text", "mailbox", "INBOX")
+            if mm["text"].replace(b"\r\n", b"\n") == DATA]
+    assert len(uids) == 1, "the delivery was not handed back to Dovecot"
+    da("expunge", "mailbox", "INBOX", "uid", uids[0])
+    wait_for(lambda: not os.path.exists(cur), timeout=15,
+             what="the follower to drop the expunged message")
+    assert len(pending_of(store)) == 1     # no flush came in between
+    names, pending = tmp_after_kill9(store, mnt, mounts, m, "takeover")
+    assert names == [] and pending == []
+

@@ -260,11 +260,14 @@ int dbox_store_unconfirmed_removed(struct dbox_store *store, int64_t box,
 int dbox_store_unconfirmed_forget(struct dbox_store *store, int64_t box,
 				  uint32_t uid, struct dbox_err *err);
 /* Whether the caller still keeps such a copy of message (box, uid) (a
- * delivery whose record was synced before its commit has no mark).  An
- * expunge or move away of a message it says yes for leaves a mark in
- * the same transaction, as for an unconfirmed one (removed above), so
- * the copy is not taken for a lost commit's.  Called inside a write
- * transaction: it must not use the store.  Set before any thread. */
+ * delivery whose record was synced before its commit has no mark).
+ * Whatever removes a row of a message it says yes for (an expunge, a
+ * move away, a followed Dovecot's sync, a reindex, a deleted folder)
+ * leaves a mark in the same transaction, as for an unconfirmed one
+ * (removed above), so the copy is not taken for a lost commit's.
+ * Called inside a write transaction, from any thread: it must not use
+ * the store.  Set before any thread (other threads' connections get it
+ * as they open). */
 typedef bool (*dbox_store_kept_fn)(void *ctx, int64_t box, uint32_t uid);
 void dbox_store_set_kept(struct dbox_store *store, dbox_store_kept_fn fn,
 			 void *ctx);
