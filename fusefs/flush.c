@@ -168,6 +168,34 @@ static void forget_removed(struct dboxfs *fs, const struct flush_pending *ps)
 	}
 }
 
+static void free_pendings(struct flush_pending *ps)
+{
+	while (ps != NULL) {
+		struct flush_pending *p = ps;
+
+		ps = p->next;
+		free(p);
+	}
+}
+
+/* The files of a failed flush are pending still: listed again (under
+ * the lock) rather than forgotten, so that the row of such a message
+ * removed later still gets its mark (flush_kept), and a later flush
+ * removes them; returns NULL (nothing left to free). */
+static struct flush_pending *requeue(struct dboxfs *fs,
+				     struct flush_pending *ps)
+{
+	struct flush_pending *last = ps;
+
+	if (ps == NULL)
+		return NULL;
+	while (last->next != NULL)
+		last = last->next;
+	last->next = fs->flush.pendings;
+	fs->flush.pendings = ps;
+	return NULL;
+}
+
 /* One flush: what was waiting or pending when it began is covered;
  * marks: the newest unconfirmed mark when ps was taken (take_pendings). */
 static void flush_once(struct dboxfs *fs, struct flush_waiter *ws,
@@ -178,7 +206,6 @@ static void flush_once(struct dboxfs *fs, struct flush_waiter *ws,
 
 	if (ret < 0)
 		fuse_log(FUSE_LOG_ERR, "dboxfs: flush: %s\n", err.msg);
-	/* a failed flush keeps them for the start-up sweep */
 	for (struct flush_pending *p = ps; ret == 0 && p != NULL; p = p->next)
 		unlinkat(fs->flush.pending_fd, p->name, 0);
 	if (ret == 0)
@@ -186,13 +213,11 @@ static void flush_once(struct dboxfs *fs, struct flush_waiter *ws,
 	pthread_mutex_lock(&fs->flush.lock);
 	if (fs->flush.flushing == ps)
 		fs->flush.flushing = NULL;
+	/* a failed flush keeps them for the next (or the start-up sweep) */
+	if (ret < 0)
+		ps = requeue(fs, ps);
 	pthread_mutex_unlock(&fs->flush.lock);
-	while (ps != NULL) {
-		struct flush_pending *p = ps;
-
-		ps = p->next;
-		free(p);
-	}
+	free_pendings(ps);
 	while (ws != NULL) {
 		struct flush_waiter *w = ws;
 
@@ -344,11 +369,22 @@ void flush_stop(struct dboxfs *fs)
 	}
 	/* what came after the thread's last flush (or without a thread) */
 	if (fs->store != NULL &&
-	    (fs->flush.waiters != NULL || fs->flush.pendings != NULL))
-		flush_once(fs, fs->flush.waiters, fs->flush.pendings,
-			   INT64_MAX);
-	fs->flush.waiters = NULL;
+	    (fs->flush.waiters != NULL || fs->flush.pendings != NULL)) {
+		struct flush_waiter *ws = fs->flush.waiters;
+		struct flush_pending *ps = fs->flush.pendings;
+
+		pthread_mutex_lock(&fs->flush.lock);
+		fs->flush.waiters = NULL;
+		fs->flush.pendings = NULL;
+		fs->flush.flushing = ps;
+		pthread_mutex_unlock(&fs->flush.lock);
+		flush_once(fs, ws, ps, INT64_MAX);
+	}
+	/* what a failed last flush listed again: the start-up sweep's */
+	pthread_mutex_lock(&fs->flush.lock);
+	free_pendings(fs->flush.pendings);
 	fs->flush.pendings = NULL;
+	pthread_mutex_unlock(&fs->flush.lock);
 	if (fs->flush.pending_fd >= 0) {
 		close(fs->flush.pending_fd);
 		fs->flush.pending_fd = -1;

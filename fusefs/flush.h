@@ -41,7 +41,8 @@
  *   no mark, and gets one in the transaction that removes its row while
  *   its file is here, whoever removes it (an expunge or move through
  *   the mount, a followed Dovecot's sync, a reindex: flush_kept,
- *   dindex_set_kept)); any other goes back to tmp/ of its
+ *   dindex_set_kept); a failed flush lists its files again for that
+ *   and for the next flush); any other goes back to tmp/ of its
  *   mailbox under NAME (sweep_pending): the delivery was lost with the
  *   power, and its file is where the deliverer left it;
  * - a store file (sdbox u.N, an old m.N of purge) is removed only after

@@ -4,13 +4,15 @@ moves to another folder or renames, before the flush, must not come back
 as a tmp/ file after a kill -9 (maildir-view.md section 3: on a native
 maildir the file is gone for good, or where the client moved it)."""
 
+import errno
 import os
 import re
 
 import pytest
 
 from dboxfs_testlib import (chown_tree, dboxctl, mounts,  # noqa: F401
-                            needs_dovecot, store_ids, wait_for, wtmp)
+                            needs_dovecot, run, store_ids, wait_for,
+                            wtmp)
 from test_takeover import dovecot_store
 
 DATA = b"Subject: x\n\nbody\n"
@@ -213,3 +215,57 @@ def test_kill9_after_dovecot_expunge_does_not_bring_it_back(wtmp, mounts,
     names, pending = tmp_after_kill9(store, mnt, mounts, m, "takeover")
     assert names == [] and pending == []
 
+
+@pytest.fixture
+def small_fs(wtmp):
+    """A 16 MiB tmpfs at wtmp/small, unmounted after the test (after the
+    dboxfs mounts on it: ask for it before `mounts`)."""
+    path = os.path.join(wtmp, "small")
+    os.mkdir(path)
+    run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", path])
+    try:
+        yield path
+    finally:
+        run(["umount", path], check=False)
+
+
+def fill(path):
+    """Fills the file system of path (a file `filler`) until ENOSPC."""
+    with open(os.path.join(path, "filler"), "wb", buffering=0) as f:
+        for chunk in (65536, 4096, 1):
+            try:
+                while True:
+                    f.write(b"\0" * chunk)
+            except OSError as e:
+                assert e.errno == errno.ENOSPC
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_kill9_after_a_failed_flush_does_not_bring_it_back(wtmp, small_fs,
+                                                           mounts, fmt):
+    """A group flush fails (the index's disk is full: ENOSPC, reported by
+    the fsync of the directory); a message whose spool file that flush
+    left in pending/ is then expunged: after a kill -9 it is not back in
+    tmp/ (the expunge left its mark, as before any flush)."""
+    store, mnt = os.path.join(small_fs, "store"), os.path.join(wtmp, "mnt")
+    dboxctl("init", store, "--format", fmt)
+    m = mounts(store, mnt, "commit=3600")
+    cur = deliver_fsynced(mnt, "x")
+    # an unconfirmed delivery: the flush has a mark to confirm
+    with open(os.path.join(mnt, "tmp", "y"), "wb") as f:
+        f.write(DATA)
+    os.rename(os.path.join(mnt, "tmp", "y"),
+              os.path.join(mnt, "cur", "y:2,S"))
+    fill(small_fs)
+    fd = os.open(os.path.join(mnt, "cur"), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with pytest.raises(OSError) as e:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    assert e.value.errno == errno.ENOSPC
+    os.unlink(os.path.join(small_fs, "filler"))
+    assert len(pending_of(store)) == 2
+    os.unlink(cur)
+    names, pending = tmp_after_kill9(store, mnt, mounts, m)
+    assert names == [] and pending == []
