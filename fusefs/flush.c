@@ -15,8 +15,6 @@
 #include "flush.h"
 #include "reply.h"
 
-#define PENDING_DIR "pending"
-
 struct flush_waiter {
 	fuse_req_t req;
 	struct flush_waiter *next;
@@ -29,6 +27,16 @@ struct flush_pending {
 	char name[];
 };
 
+static void free_pendings(struct flush_pending *ps)
+{
+	while (ps != NULL) {
+		struct flush_pending *p = ps;
+
+		ps = p->next;
+		free(p);
+	}
+}
+
 static bool listed(const struct flush_pending *ps, int64_t box,
 		   uint32_t uid)
 {
@@ -39,12 +47,7 @@ static bool listed(const struct flush_pending *ps, int64_t box,
 	return false;
 }
 
-/* dbox_store_kept_fn: whether message (box, uid)'s spool file is in
- * pending/ (a flush that took it may not have removed it yet): the
- * removal of its row (an expunge, a move, a followed Dovecot's sync, a
- * reindex) then leaves a mark, so that the start-up sweep after a kill
- * -9 removes the file rather than bring it back into tmp/ */
-static bool flush_kept(void *ctx, int64_t box, uint32_t uid)
+bool flush_kept(void *ctx, int64_t box, uint32_t uid)
 {
 	struct dboxfs *fs = ctx;
 	bool kept;
@@ -60,7 +63,7 @@ int flush_init(struct dboxfs *fs, const char *ctl_dir)
 {
 	char path[PATH_MAX];
 
-	if (snprintf(path, sizeof(path), "%s/" PENDING_DIR, ctl_dir) >=
+	if (snprintf(path, sizeof(path), "%s/" FLUSH_PENDING_DIR, ctl_dir) >=
 	    (int)sizeof(path))
 		return -ENAMETOOLONG;
 	if (mkdir(path, 0700) < 0 && errno != EEXIST)
@@ -78,6 +81,27 @@ int flush_pending_dirfd(struct dboxfs *fs)
 	return fs->flush.pending_fd;
 }
 
+static struct flush_pending *pending_new(const char *entry, int64_t box,
+					 uint32_t uid)
+{
+	struct flush_pending *p = malloc(sizeof(*p) + strlen(entry) + 1);
+
+	if (p == NULL)
+		return NULL;
+	strcpy(p->name, entry);
+	p->box = box;
+	p->uid = uid;
+	return p;
+}
+
+static void list_pending(struct dboxfs *fs, struct flush_pending *p)
+{
+	pthread_mutex_lock(&fs->flush.lock);
+	p->next = fs->flush.pendings;
+	fs->flush.pendings = p;
+	pthread_mutex_unlock(&fs->flush.lock);
+}
+
 void flush_spool_done(struct dboxfs *fs, int dirfd, const char *name,
 		      int64_t box, uint32_t uid)
 {
@@ -86,7 +110,7 @@ void flush_spool_done(struct dboxfs *fs, int dirfd, const char *name,
 
 	snprintf(to, sizeof(to), "%lld.%u.%s", (long long)box, uid, name);
 	if (fs->sync || fs->flush.pending_fd < 0 ||
-	    (p = malloc(sizeof(*p) + strlen(to) + 1)) == NULL) {
+	    (p = pending_new(to, box, uid)) == NULL) {
 		unlinkat(dirfd, name, 0);
 		return;
 	}
@@ -98,12 +122,25 @@ void flush_spool_done(struct dboxfs *fs, int dirfd, const char *name,
 		free(p);
 		return;
 	}
-	strcpy(p->name, to);
-	p->box = box;
-	p->uid = uid;
+	list_pending(fs, p);
+}
+
+int flush_pending_add(struct dboxfs *fs, const char *entry, int64_t box,
+		      uint32_t uid)
+{
+	struct flush_pending *p = pending_new(entry, box, uid);
+
+	if (p == NULL)
+		return -ENOMEM;
+	list_pending(fs, p);
+	return 0;
+}
+
+void flush_pending_clear(struct dboxfs *fs)
+{
 	pthread_mutex_lock(&fs->flush.lock);
-	p->next = fs->flush.pendings;
-	fs->flush.pendings = p;
+	free_pendings(fs->flush.pendings);
+	fs->flush.pendings = NULL;
 	pthread_mutex_unlock(&fs->flush.lock);
 }
 
@@ -165,16 +202,6 @@ static void forget_removed(struct dboxfs *fs, const struct flush_pending *ps)
 			return;
 		synced = true;
 		flush_forget_removed(fs, p->box, p->uid);
-	}
-}
-
-static void free_pendings(struct flush_pending *ps)
-{
-	while (ps != NULL) {
-		struct flush_pending *p = ps;
-
-		ps = p->next;
-		free(p);
 	}
 }
 
@@ -381,10 +408,7 @@ void flush_stop(struct dboxfs *fs)
 		flush_once(fs, ws, ps, INT64_MAX);
 	}
 	/* what a failed last flush listed again: the start-up sweep's */
-	pthread_mutex_lock(&fs->flush.lock);
-	free_pendings(fs->flush.pendings);
-	fs->flush.pendings = NULL;
-	pthread_mutex_unlock(&fs->flush.lock);
+	flush_pending_clear(fs);
 	if (fs->flush.pending_fd >= 0) {
 		close(fs->flush.pending_fd);
 		fs->flush.pending_fd = -1;

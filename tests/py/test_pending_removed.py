@@ -13,7 +13,7 @@ import pytest
 from dboxfs_testlib import (chown_tree, dboxctl, mounts,  # noqa: F401
                             needs_dovecot, run, store_ids, wait_for,
                             wtmp)
-from test_takeover import dovecot_store
+from test_takeover import ORIGINAL, dovecot_store
 
 DATA = b"Subject: x\n\nbody\n"
 
@@ -214,6 +214,36 @@ def test_kill9_after_dovecot_expunge_does_not_bring_it_back(wtmp, mounts,
     assert len(pending_of(store)) == 1     # no flush came in between
     names, pending = tmp_after_kill9(store, mnt, mounts, m, "takeover")
     assert names == [] and pending == []
+
+
+
+@needs_dovecot
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_dovecot_expunge_while_killed_does_not_bring_it_back(wtmp, mounts,
+                                                             fmt):
+    """The same expunge made while no daemon runs (after its kill -9):
+    the next start's resync with Dovecot's index drops the row before
+    the sweep looks at pending/; the file is not back in tmp/ either."""
+    store, da = dovecot_store(wtmp, fmt)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt, "takeover", "commit=3600")
+    deliver_fsynced(mnt, "x")
+    m.kill()
+    assert len(pending_of(store)) == 1
+    chown_tree(store, *store_ids())    # what the mount wrote
+    uids = [mm["uid"] for mm in da.fetch("uid text", "mailbox", "INBOX")
+            if mm["text"].replace(b"\r\n", b"\n") == DATA]
+    assert len(uids) == 1, "the delivery was not handed back to Dovecot"
+    da("expunge", "mailbox", "INBOX", "uid", uids[0])
+    c = mounts(store, mnt, "takeover")
+    try:
+        names = listing(mnt)
+    finally:
+        c.stop()
+    assert [n for n in names if n.startswith("tmp/")] == []
+    assert len([n for n in names
+                if n.startswith(("cur/", "new/"))]) == len(ORIGINAL)
+    assert pending_of(store) == []
 
 
 @pytest.fixture

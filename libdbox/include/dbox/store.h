@@ -48,6 +48,10 @@ enum dbox_store_origin {
 	DBOX_ORIGIN_DOVECOT = 2,
 };
 
+/* Whether the caller keeps a copy of message (box, uid): see
+ * dbox_store_set_kept. */
+typedef bool (*dbox_store_kept_fn)(void *ctx, int64_t box, uint32_t uid);
+
 /* Message flags: the low bits are Dovecot's MAIL_* values. */
 enum dbox_flag {
 	DBOX_FLAG_ANSWERED = 0x01,  /* maildir R */
@@ -119,6 +123,14 @@ struct dbox_open_opts {
 	/* Record the message rows this process removes, with their names,
 	 * for dbox_store_take_removed. */
 	bool track_removed;
+	/* dbox_store_set_kept from the start (read-write only), so that
+	 * the rows the open itself removes (a Dovecot tree's resync, the
+	 * reindex of a repair) leave their marks too: kept_open is called
+	 * first with the control directory (where the caller may keep its
+	 * copies), before any row goes; either may be NULL. */
+	dbox_store_kept_fn kept;
+	void (*kept_open)(void *ctx, const char *ctl_dir);
+	void *kept_ctx;
 };
 
 struct dbox_mailbox {
@@ -268,7 +280,6 @@ int dbox_store_unconfirmed_forget(struct dbox_store *store, int64_t box,
  * Called inside a write transaction, from any thread: it must not use
  * the store.  Set before any thread (other threads' connections get it
  * as they open). */
-typedef bool (*dbox_store_kept_fn)(void *ctx, int64_t box, uint32_t uid);
 void dbox_store_set_kept(struct dbox_store *store, dbox_store_kept_fn fn,
 			 void *ctx);
 /* A message row this process removed (expunged, moved away, dropped by

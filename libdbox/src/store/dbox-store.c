@@ -426,6 +426,18 @@ static int damaged_index(struct dbox_store *store,
 			 o->index_path != NULL ? " " : "", store->root);
 }
 
+/* The caller's kept copies (dbox_store_set_kept) before the open's own
+ * resync or reindex removes rows. */
+static void kept_from_open(struct dbox_store *store,
+			   const struct dbox_open_opts *o)
+{
+	if (store->readonly || o->kept == NULL)
+		return;
+	if (o->kept_open != NULL)
+		o->kept_open(o->kept_ctx, store->ctl_dir);
+	dindex_set_kept(store->idx, o->kept, o->kept_ctx);
+}
+
 static int open_index(struct dbox_store *store, const struct dbox_open_opts *o,
 		      struct detect *d, struct dbox_err *err)
 {
@@ -477,6 +489,7 @@ static int open_index(struct dbox_store *store, const struct dbox_open_opts *o,
 		ret = damaged_index(store, o, err);
 	if (ret < 0)
 		return ret;
+	kept_from_open(store, o);
 	ret = load_meta(store, d, err);
 	if (ret < 0)
 		return ret;
