@@ -219,11 +219,14 @@ def test_kill9_after_dovecot_expunge_does_not_bring_it_back(wtmp, mounts,
 
 @needs_dovecot
 @pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+@pytest.mark.parametrize("opener", ["mount", "dboxctl"])
 def test_dovecot_expunge_while_killed_does_not_bring_it_back(wtmp, mounts,
-                                                             fmt):
+                                                             fmt, opener):
     """The same expunge made while no daemon runs (after its kill -9):
-    the next start's resync with Dovecot's index drops the row before
-    the sweep looks at pending/; the file is not back in tmp/ either."""
+    the next open of the store (the mount's, or `dboxctl --takeover
+    reindex` first) resyncs with Dovecot's index and drops the row
+    before the mount's sweep looks at pending/; the file is not back in
+    tmp/ either."""
     store, da = dovecot_store(wtmp, fmt)
     mnt = os.path.join(wtmp, "mnt")
     m = mounts(store, mnt, "takeover", "commit=3600")
@@ -235,6 +238,8 @@ def test_dovecot_expunge_while_killed_does_not_bring_it_back(wtmp, mounts,
             if mm["text"].replace(b"\r\n", b"\n") == DATA]
     assert len(uids) == 1, "the delivery was not handed back to Dovecot"
     da("expunge", "mailbox", "INBOX", "uid", uids[0])
+    if opener == "dboxctl":
+        dboxctl("--takeover", "reindex", store)
     c = mounts(store, mnt, "takeover")
     try:
         names = listing(mnt)
@@ -244,7 +249,6 @@ def test_dovecot_expunge_while_killed_does_not_bring_it_back(wtmp, mounts,
     assert len([n for n in names
                 if n.startswith(("cur/", "new/"))]) == len(ORIGINAL)
     assert pending_of(store) == []
-
 
 @pytest.fixture
 def small_fs(wtmp):
