@@ -15,8 +15,6 @@
 #include "flush.h"
 #include "reply.h"
 
-#define PENDING_DIR "pending"
-
 struct flush_waiter {
 	fuse_req_t req;
 	struct flush_waiter *next;
@@ -29,22 +27,79 @@ struct flush_pending {
 	char name[];
 };
 
+static void free_pendings(struct flush_pending *ps)
+{
+	while (ps != NULL) {
+		struct flush_pending *p = ps;
+
+		ps = p->next;
+		free(p);
+	}
+}
+
+static bool listed(const struct flush_pending *ps, int64_t box,
+		   uint32_t uid)
+{
+	for (const struct flush_pending *p = ps; p != NULL; p = p->next) {
+		if (p->box == box && p->uid == uid)
+			return true;
+	}
+	return false;
+}
+
+bool flush_kept(void *ctx, int64_t box, uint32_t uid)
+{
+	struct dboxfs *fs = ctx;
+	bool kept;
+
+	pthread_mutex_lock(&fs->flush.lock);
+	kept = listed(fs->flush.pendings, box, uid) ||
+		listed(fs->flush.flushing, box, uid);
+	pthread_mutex_unlock(&fs->flush.lock);
+	return kept;
+}
+
 int flush_init(struct dboxfs *fs, const char *ctl_dir)
 {
 	char path[PATH_MAX];
 
-	if (snprintf(path, sizeof(path), "%s/" PENDING_DIR, ctl_dir) >=
+	if (snprintf(path, sizeof(path), "%s/" FLUSH_PENDING_DIR, ctl_dir) >=
 	    (int)sizeof(path))
 		return -ENAMETOOLONG;
 	if (mkdir(path, 0700) < 0 && errno != EEXIST)
 		return -errno;
 	fs->flush.pending_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	return fs->flush.pending_fd < 0 ? -errno : 0;
+	if (fs->flush.pending_fd < 0)
+		return -errno;
+	/* before any thread that removes rows (the committer too) */
+	dbox_store_set_kept(fs->store, flush_kept, fs);
+	return 0;
 }
 
 int flush_pending_dirfd(struct dboxfs *fs)
 {
 	return fs->flush.pending_fd;
+}
+
+static struct flush_pending *pending_new(const char *entry, int64_t box,
+					 uint32_t uid)
+{
+	struct flush_pending *p = malloc(sizeof(*p) + strlen(entry) + 1);
+
+	if (p == NULL)
+		return NULL;
+	strcpy(p->name, entry);
+	p->box = box;
+	p->uid = uid;
+	return p;
+}
+
+static void list_pending(struct dboxfs *fs, struct flush_pending *p)
+{
+	pthread_mutex_lock(&fs->flush.lock);
+	p->next = fs->flush.pendings;
+	fs->flush.pendings = p;
+	pthread_mutex_unlock(&fs->flush.lock);
 }
 
 void flush_spool_done(struct dboxfs *fs, int dirfd, const char *name,
@@ -55,7 +110,7 @@ void flush_spool_done(struct dboxfs *fs, int dirfd, const char *name,
 
 	snprintf(to, sizeof(to), "%lld.%u.%s", (long long)box, uid, name);
 	if (fs->sync || fs->flush.pending_fd < 0 ||
-	    (p = malloc(sizeof(*p) + strlen(to) + 1)) == NULL) {
+	    (p = pending_new(to, box, uid)) == NULL) {
 		unlinkat(dirfd, name, 0);
 		return;
 	}
@@ -67,12 +122,25 @@ void flush_spool_done(struct dboxfs *fs, int dirfd, const char *name,
 		free(p);
 		return;
 	}
-	strcpy(p->name, to);
-	p->box = box;
-	p->uid = uid;
+	list_pending(fs, p);
+}
+
+int flush_pending_add(struct dboxfs *fs, const char *entry, int64_t box,
+		      uint32_t uid)
+{
+	struct flush_pending *p = pending_new(entry, box, uid);
+
+	if (p == NULL)
+		return -ENOMEM;
+	list_pending(fs, p);
+	return 0;
+}
+
+void flush_pending_clear(struct dboxfs *fs)
+{
 	pthread_mutex_lock(&fs->flush.lock);
-	p->next = fs->flush.pendings;
-	fs->flush.pendings = p;
+	free_pendings(fs->flush.pendings);
+	fs->flush.pendings = NULL;
 	pthread_mutex_unlock(&fs->flush.lock);
 }
 
@@ -137,6 +205,24 @@ static void forget_removed(struct dboxfs *fs, const struct flush_pending *ps)
 	}
 }
 
+/* The files of a failed flush are pending still: listed again (under
+ * the lock) rather than forgotten, so that the row of such a message
+ * removed later still gets its mark (flush_kept), and a later flush
+ * removes them; returns NULL (nothing left to free). */
+static struct flush_pending *requeue(struct dboxfs *fs,
+				     struct flush_pending *ps)
+{
+	struct flush_pending *last = ps;
+
+	if (ps == NULL)
+		return NULL;
+	while (last->next != NULL)
+		last = last->next;
+	last->next = fs->flush.pendings;
+	fs->flush.pendings = ps;
+	return NULL;
+}
+
 /* One flush: what was waiting or pending when it began is covered;
  * marks: the newest unconfirmed mark when ps was taken (take_pendings). */
 static void flush_once(struct dboxfs *fs, struct flush_waiter *ws,
@@ -147,7 +233,6 @@ static void flush_once(struct dboxfs *fs, struct flush_waiter *ws,
 
 	if (ret < 0)
 		fuse_log(FUSE_LOG_ERR, "dboxfs: flush: %s\n", err.msg);
-	/* a failed flush keeps them for the start-up sweep */
 	for (struct flush_pending *p = ps; ret == 0 && p != NULL; p = p->next)
 		unlinkat(fs->flush.pending_fd, p->name, 0);
 	if (ret == 0)
@@ -155,13 +240,11 @@ static void flush_once(struct dboxfs *fs, struct flush_waiter *ws,
 	pthread_mutex_lock(&fs->flush.lock);
 	if (fs->flush.flushing == ps)
 		fs->flush.flushing = NULL;
+	/* a failed flush keeps them for the next (or the start-up sweep) */
+	if (ret < 0)
+		ps = requeue(fs, ps);
 	pthread_mutex_unlock(&fs->flush.lock);
-	while (ps != NULL) {
-		struct flush_pending *p = ps;
-
-		ps = p->next;
-		free(p);
-	}
+	free_pendings(ps);
 	while (ws != NULL) {
 		struct flush_waiter *w = ws;
 
@@ -285,38 +368,10 @@ static void *flusher_main(void *arg)
 	return NULL;
 }
 
-static bool listed(const struct flush_pending *ps, int64_t box,
-		   uint32_t uid)
-{
-	for (const struct flush_pending *p = ps; p != NULL; p = p->next) {
-		if (p->box == box && p->uid == uid)
-			return true;
-	}
-	return false;
-}
-
-/* dbox_store_kept_fn: whether message (box, uid)'s spool file is in
- * pending/ (a flush that took it may not have removed it yet): its
- * expunge or move then leaves a mark, so that the start-up sweep after
- * a kill -9 removes the file rather than bring it back into tmp/ */
-static bool flush_kept(void *ctx, int64_t box, uint32_t uid)
-{
-	struct dboxfs *fs = ctx;
-	bool kept;
-
-	pthread_mutex_lock(&fs->flush.lock);
-	kept = listed(fs->flush.pendings, box, uid) ||
-		listed(fs->flush.flushing, box, uid);
-	pthread_mutex_unlock(&fs->flush.lock);
-	return kept;
-}
-
 int flush_start(struct dboxfs *fs)
 {
 	pthread_condattr_t ca;
 	int ret;
-
-	dbox_store_set_kept(fs->store, flush_kept, fs);
 
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -341,11 +396,19 @@ void flush_stop(struct dboxfs *fs)
 	}
 	/* what came after the thread's last flush (or without a thread) */
 	if (fs->store != NULL &&
-	    (fs->flush.waiters != NULL || fs->flush.pendings != NULL))
-		flush_once(fs, fs->flush.waiters, fs->flush.pendings,
-			   INT64_MAX);
-	fs->flush.waiters = NULL;
-	fs->flush.pendings = NULL;
+	    (fs->flush.waiters != NULL || fs->flush.pendings != NULL)) {
+		struct flush_waiter *ws = fs->flush.waiters;
+		struct flush_pending *ps = fs->flush.pendings;
+
+		pthread_mutex_lock(&fs->flush.lock);
+		fs->flush.waiters = NULL;
+		fs->flush.pendings = NULL;
+		fs->flush.flushing = ps;
+		pthread_mutex_unlock(&fs->flush.lock);
+		flush_once(fs, ws, ps, INT64_MAX);
+	}
+	/* what a failed last flush listed again: the start-up sweep's */
+	flush_pending_clear(fs);
 	if (fs->flush.pending_fd >= 0) {
 		close(fs->flush.pending_fd);
 		fs->flush.pending_fd = -1;

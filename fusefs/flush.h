@@ -38,8 +38,12 @@
  *   keeps or takes the mark with the expunge or move; a move of a
  *   marked message syncs its record first, an open that drops a row
  *   drops its mark; a message delivered from a file fsynced in tmp/ has
- *   no mark, and gets one when it is expunged or moved away while its
- *   file is here: flush_kept); any other goes back to tmp/ of its
+ *   no mark, and gets one in the transaction that removes its row while
+ *   its file is here, whoever removes it (an expunge or move through
+ *   the mount, a followed Dovecot's sync, a reindex, the next start's
+ *   resync with Dovecot: flush_kept, dindex_set_kept, sweep_open_opts);
+ *   a failed flush lists its files again for that
+ *   and for the next flush); any other goes back to tmp/ of its
  *   mailbox under NAME (sweep_pending): the delivery was lost with the
  *   power, and its file is where the deliverer left it;
  * - a store file (sdbox u.N, an old m.N of purge) is removed only after
@@ -57,6 +61,9 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+
+/* beside the spool, in the store's control directory */
+#define FLUSH_PENDING_DIR "pending"
 
 struct dboxfs;
 struct flush_waiter;
@@ -78,7 +85,8 @@ struct flush_state {
 	bool taking;                       /* the flusher takes pendings */
 };
 
-/* pending/ under the control directory; before flush_start */
+/* pending/ under the control directory; before flush_start and any
+ * thread that removes message rows (their marks: flush_kept) */
 int flush_init(struct dboxfs *fs, const char *ctl_dir);
 /* The directory fd of pending/ (for the start-up sweep). */
 int flush_pending_dirfd(struct dboxfs *fs);
@@ -102,6 +110,19 @@ void flush_spool_done(struct dboxfs *fs, int dirfd, const char *name,
  * between two such, never inside one. */
 void flush_commit_begin(struct dboxfs *fs);
 void flush_commit_end(struct dboxfs *fs);
+/* dbox_store_kept_fn: whether message (box, uid)'s spool file is in
+ * pending/ (listed, also by a flush that may not have removed it yet):
+ * the removal of its row (an expunge, a move, a followed Dovecot's sync,
+ * a reindex) then leaves a mark, so that the start-up sweep after a kill
+ * -9 removes the file rather than bring it back into tmp/.  ctx: fs. */
+bool flush_kept(void *ctx, int64_t box, uint32_t uid);
+/* Lists pending/ file `entry` of message (box, uid) as if a delivery
+ * had put it there (the files an earlier daemon left, while the store
+ * opens: sweep_open_opts); 0 or -ENOMEM.  clear: forgets every listed
+ * file (the files stay). */
+int flush_pending_add(struct dboxfs *fs, const char *entry, int64_t box,
+		      uint32_t uid);
+void flush_pending_clear(struct dboxfs *fs);
 /* The pending/ file of message (box, uid) is gone for good: the mark
  * that told it from a lost commit, if the message was removed since
  * (dbox_store_unconfirmed_forget), goes too (box 0: every such mark). */

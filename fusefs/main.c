@@ -456,8 +456,13 @@ static int open_store(struct dboxfs *fs, struct options *o, bool ro)
 	struct dbox_err err = { "" };
 	struct dbox_mailbox inbox;
 	struct stat st;
+	int ret;
 
-	if (dbox_store_open(o->store, &oo, &fs->store, &err) < 0) {
+	if (!ro)
+		sweep_open_opts(fs, &oo);
+	ret = dbox_store_open(o->store, &oo, &fs->store, &err);
+	flush_pending_clear(fs);
+	if (ret < 0) {
 		fuse_log(FUSE_LOG_ERR, "dboxfs: %s\n", err.msg);
 		return -1;
 	}

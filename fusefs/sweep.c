@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -355,4 +356,35 @@ void sweep_pending(struct dboxfs *fs, int dirfd)
 	if (fsync(dirfd) == 0)
 		flush_forget_removed(fs, 0, 0);
 	closedir(d);
+}
+
+/* dbox_open_opts.kept_open: the files pending/ holds are listed as
+ * pending while the store opens (flush_pending_add) */
+static void list_left_pending(void *ctx, const char *ctl_dir)
+{
+	struct dboxfs *fs = ctx;
+	char path[PATH_MAX];
+	struct dirent *e;
+	DIR *d;
+
+	if (snprintf(path, sizeof(path), "%s/" FLUSH_PENDING_DIR, ctl_dir) >=
+	    (int)sizeof(path) || (d = opendir(path)) == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		const char *name;
+		int64_t box;
+		uint32_t uid;
+
+		if (sweep_pending_name(e->d_name, &box, &uid, &name) &&
+		    flush_pending_add(fs, e->d_name, box, uid) < 0)
+			break;
+	}
+	closedir(d);
+}
+
+void sweep_open_opts(struct dboxfs *fs, struct dbox_open_opts *oo)
+{
+	oo->kept = flush_kept;
+	oo->kept_open = list_left_pending;
+	oo->kept_ctx = fs;
 }

@@ -8,6 +8,7 @@
 #include "backing.h"
 
 struct dboxfs;
+struct dbox_open_opts;
 
 /* What a killed daemon left in the spool (see sweep.c): removes the files
  * of deliveries that committed before it unlinked them, commits the files
@@ -22,6 +23,13 @@ void sweep_spool(struct dboxfs *fs);
  * its name.  Then the marks of removed messages go (flush_forget_removed).
  * Before sweep_spool. */
 void sweep_pending(struct dboxfs *fs, int dirfd);
+/* For the store's read-write open: the rows the open itself removes (a
+ * Dovecot tree's resync after Dovecot expunged messages while no daemon
+ * ran) of messages whose files a killed daemon left in pending/ leave
+ * their marks, as they would while mounted (flush_kept), so that
+ * sweep_pending removes those files.  The caller forgets the listed
+ * files after the open (flush_pending_clear). */
+void sweep_open_opts(struct dboxfs *fs, struct dbox_open_opts *oo);
 /* A read-only mount runs no sweep: whether `name` in the spool area
  * dirfd of mailbox box is a committed delivery's file, which the next
  * sweep removes (so the mount does not show it). */

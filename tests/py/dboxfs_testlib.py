@@ -224,6 +224,26 @@ def tree_state(root):
     return sorted(state)
 
 
+def files_state(top, skip=None, ino=False):
+    """Every path below top with its mode, size, mtime, bytes (and inode
+    number if ino); skip(dir, name) leaves a directory of top out."""
+    state = {}
+    for d, dirs, files in os.walk(top):
+        if skip is not None and d == top:
+            dirs[:] = [n for n in dirs if not skip(d, n)]
+        for n in dirs + files:
+            p = os.path.join(d, n)
+            st = os.lstat(p)
+            data = None
+            if not os.path.isdir(p):
+                with open(p, "rb") as f:
+                    data = f.read()
+            key = (st.st_mode, st.st_size, st.st_mtime_ns)
+            state[os.path.relpath(p, top)] = key + \
+                ((st.st_ino,) if ino else ()) + (data,)
+    return state
+
+
 def doveadm_view(out, fmt):
     da = os.path.join(out, "dovecot", "doveadm-store")
     p = run([da, fmt, "-f", "json", "fetch",

@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from dboxfs_testlib import (DBOXFS, Doveadm, dboxctl, ls_mailboxes,
-                            make_maildir, mounts, needs_dovecot, wait_for,
-                            wtmp)  # noqa: F401
+from dboxfs_testlib import (DBOXFS, Doveadm, dboxctl, files_state,
+                            ls_mailboxes, make_maildir, mounts,
+                            needs_dovecot, wait_for, wtmp)  # noqa: F401
 
 pytestmark = pytest.mark.skipif(not os.path.exists(DBOXFS),
                                 reason="dboxfs not built (no libfuse3)")
@@ -225,18 +225,7 @@ def test_parent_files_become_the_folders_files(wtmp, mounts, fmt):
 
 def tree_state(root):
     """Every path below root with its type, mode, size, mtime and bytes."""
-    state = {}
-    for d, dirs, files in os.walk(root):
-        for n in dirs + files:
-            p = os.path.join(d, n)
-            st = os.lstat(p)
-            data = None
-            if not os.path.isdir(p):
-                with open(p, "rb") as f:
-                    data = f.read()
-            state[os.path.relpath(p, root)] = (st.st_mode, st.st_size,
-                                               st.st_mtime_ns, data)
-    return state
+    return files_state(root)
 
 
 @needs_dovecot

@@ -4,12 +4,16 @@ moves to another folder or renames, before the flush, must not come back
 as a tmp/ file after a kill -9 (maildir-view.md section 3: on a native
 maildir the file is gone for good, or where the client moved it)."""
 
+import errno
 import os
 import re
 
 import pytest
 
-from dboxfs_testlib import dboxctl, mounts, wtmp  # noqa: F401
+from dboxfs_testlib import (chown_tree, dboxctl, mounts,  # noqa: F401
+                            needs_dovecot, run, store_ids, wait_for,
+                            wtmp)
+from test_takeover import ORIGINAL, dovecot_store
 
 DATA = b"Subject: x\n\nbody\n"
 
@@ -156,3 +160,146 @@ def test_cut_after_a_move_leaves_one_copy(wtmp, mounts):
                   os.path.join(mnt, ".Other", "cur", "x:2,S"))
     names, pending = cut_after(wtmp, mounts, move)
     assert names == [".Other/cur/x:2,S"] and pending == []
+
+
+# -------------------------------------------------- rows others dropped
+
+def pending_of(store):
+    return os.listdir(os.path.join(store, "dboxfs", "pending"))
+
+
+def tmp_after_kill9(store, mnt, mounts, m, *opts):
+    """Kills the daemon m, remounts; returns tmp/ of INBOX and pending/
+    after the start-up sweep."""
+    m.kill()
+    c = mounts(store, mnt, *opts)
+    try:
+        return sorted(os.listdir(os.path.join(mnt, "tmp"))), \
+            pending_of(store)
+    finally:
+        c.stop()
+
+
+def deliver_fsynced(mnt, name):
+    """tmp/NAME fsynced (prepared: its record synced, no unconfirmed
+    mark), then renamed into cur/; returns its cur/ path."""
+    with open(os.path.join(mnt, "tmp", name), "wb") as f:
+        f.write(DATA)
+        f.flush()
+        os.fsync(f.fileno())
+    cur = os.path.join(mnt, "cur", name + ":2,S")
+    os.rename(os.path.join(mnt, "tmp", name), cur)
+    return cur
+
+
+@needs_dovecot
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_kill9_after_dovecot_expunge_does_not_bring_it_back(wtmp, mounts,
+                                                            fmt):
+    """A takeover mount's follower drops the row of a message Dovecot
+    expunged (doveadm expunge while mounted) while its spool file waits
+    in pending/: after a kill -9 it is not back in tmp/."""
+    store, da = dovecot_store(wtmp, fmt)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt, "takeover", "commit=3600")
+    cur = deliver_fsynced(mnt, "x")
+    assert len(pending_of(store)) == 1
+    chown_tree(store, *store_ids())    # what the mount wrote
+    uids = [mm["uid"] for mm in da.fetch("uid text", "mailbox", "INBOX")
+            if mm["text"].replace(b"\r\n", b"\n") == DATA]
+    assert len(uids) == 1, "the delivery was not handed back to Dovecot"
+    da("expunge", "mailbox", "INBOX", "uid", uids[0])
+    wait_for(lambda: not os.path.exists(cur), timeout=15,
+             what="the follower to drop the expunged message")
+    assert len(pending_of(store)) == 1     # no flush came in between
+    names, pending = tmp_after_kill9(store, mnt, mounts, m, "takeover")
+    assert names == [] and pending == []
+
+
+
+@needs_dovecot
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+@pytest.mark.parametrize("opener", ["mount", "dboxctl"])
+def test_dovecot_expunge_while_killed_does_not_bring_it_back(wtmp, mounts,
+                                                             fmt, opener):
+    """The same expunge made while no daemon runs (after its kill -9):
+    the next open of the store (the mount's, or `dboxctl --takeover
+    reindex` first) resyncs with Dovecot's index and drops the row
+    before the mount's sweep looks at pending/; the file is not back in
+    tmp/ either."""
+    store, da = dovecot_store(wtmp, fmt)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt, "takeover", "commit=3600")
+    deliver_fsynced(mnt, "x")
+    m.kill()
+    assert len(pending_of(store)) == 1
+    chown_tree(store, *store_ids())    # what the mount wrote
+    uids = [mm["uid"] for mm in da.fetch("uid text", "mailbox", "INBOX")
+            if mm["text"].replace(b"\r\n", b"\n") == DATA]
+    assert len(uids) == 1, "the delivery was not handed back to Dovecot"
+    da("expunge", "mailbox", "INBOX", "uid", uids[0])
+    if opener == "dboxctl":
+        dboxctl("--takeover", "reindex", store)
+    c = mounts(store, mnt, "takeover")
+    try:
+        names = listing(mnt)
+    finally:
+        c.stop()
+    assert [n for n in names if n.startswith("tmp/")] == []
+    assert len([n for n in names
+                if n.startswith(("cur/", "new/"))]) == len(ORIGINAL)
+    assert pending_of(store) == []
+
+@pytest.fixture
+def small_fs(wtmp):
+    """A 16 MiB tmpfs at wtmp/small, unmounted after the test (after the
+    dboxfs mounts on it: ask for it before `mounts`)."""
+    path = os.path.join(wtmp, "small")
+    os.mkdir(path)
+    run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", path])
+    try:
+        yield path
+    finally:
+        run(["umount", path], check=False)
+
+
+def fill(path):
+    """Fills the file system of path (a file `filler`) until ENOSPC."""
+    with open(os.path.join(path, "filler"), "wb", buffering=0) as f:
+        for chunk in (65536, 4096, 1):
+            try:
+                while True:
+                    f.write(b"\0" * chunk)
+            except OSError as e:
+                assert e.errno == errno.ENOSPC
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_kill9_after_a_failed_flush_does_not_bring_it_back(wtmp, small_fs,
+                                                           mounts, fmt):
+    """A group flush fails (the index's disk is full: ENOSPC, reported by
+    the fsync of the directory); a message whose spool file that flush
+    left in pending/ is then expunged: after a kill -9 it is not back in
+    tmp/ (the expunge left its mark, as before any flush)."""
+    store, mnt = os.path.join(small_fs, "store"), os.path.join(wtmp, "mnt")
+    dboxctl("init", store, "--format", fmt)
+    m = mounts(store, mnt, "commit=3600")
+    cur = deliver_fsynced(mnt, "x")
+    # an unconfirmed delivery: the flush has a mark to confirm
+    with open(os.path.join(mnt, "tmp", "y"), "wb") as f:
+        f.write(DATA)
+    os.rename(os.path.join(mnt, "tmp", "y"),
+              os.path.join(mnt, "cur", "y:2,S"))
+    fill(small_fs)
+    fd = os.open(os.path.join(mnt, "cur"), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with pytest.raises(OSError) as e:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    assert e.value.errno == errno.ENOSPC
+    os.unlink(os.path.join(small_fs, "filler"))
+    assert len(pending_of(store)) == 2
+    os.unlink(cur)
+    names, pending = tmp_after_kill9(store, mnt, mounts, m)
+    assert names == [] and pending == []

@@ -562,6 +562,74 @@ def test_without_sync_a_cut_loses_what_was_not_flushed(wtmp, mounts):
     c.stop()
 
 
+def write_fsync_until_cut(mnt, data):
+    """Writes tmp/x1 and fsyncs it, then unsynced tmp/ files until the
+    simulator cuts (never a rename).  Returns whether the fsync of x1
+    returned."""
+    fsynced = False
+    try:
+        fd = os.open(os.path.join(mnt, "tmp", "x1"),
+                     os.O_CREAT | os.O_WRONLY, 0o644)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+            fsynced = True
+        finally:
+            os.close(fd)
+        for i in range(1000):
+            with open(os.path.join(mnt, "tmp", "f%d" % i), "wb") as f:
+                f.write(b"x")
+    except OSError as e:
+        assert e.errno in (errno.ENOTCONN, errno.ECONNABORTED, errno.EIO,
+                           errno.ENOENT), e
+        return fsynced
+    raise AssertionError("the simulator never cut")
+
+
+@pytest.mark.parametrize("fmt", ["mdbox", "sdbox"])
+def test_file_fsynced_in_tmp_survives_a_cut_before_its_rename(
+        wtmp, mounts, fmt):
+    """A power cut at every write and sync from the writing of tmp/x1
+    to past its fsync, before any rename: once the fsync returned, x1
+    is in tmp/ with exact bytes (the daemon makes its record durable in
+    the store then too, beyond the committed end, which a cut must not
+    turn into a message); before, whatever tmp/ holds, no message."""
+    store, mnt = os.path.join(wtmp, "store"), os.path.join(wtmp, "mnt")
+    dboxctl("init", store, "--format", fmt)
+    data = b"Subject: fsynced\n\n" + b"body\n" * 400
+    m = mounts(store, mnt, "fs=powercut:0/posix", "commit=3600")
+    m.stop()
+    low = events_of(m.output())
+    m = mounts(store, mnt, "fs=powercut:0/posix", "commit=3600")
+    fd = os.open(os.path.join(mnt, "tmp", "x0"), os.O_CREAT | os.O_WRONLY)
+    os.write(fd, data)
+    os.fsync(fd)
+    os.close(fd)
+    os.unlink(os.path.join(mnt, "tmp", "x0"))
+    m.stop()
+    high = events_of(m.output())
+    assert high > low
+    kept = 0
+    for cut in range(low + 1, high + 3):
+        m = mounts(store, mnt, "fs=powercut:%d/posix" % cut, "commit=3600")
+        fsynced = write_fsync_until_cut(mnt, data)
+        assert m.stop() == 99
+        c = mounts(store, mnt)
+        try:
+            view = view_of(mnt)
+            for k in view:
+                os.unlink(os.path.join(mnt, k))
+        finally:
+            c.stop()
+        assert not [k for k in view if not k.startswith("tmp/")], (cut,
+                                                                   view)
+        if fsynced:
+            kept += 1
+            assert view.get("tmp/x1") == (len(data), data), cut
+    assert kept > 0
+    dboxctl("check", store)
+
+
 def view_of(mnt):
     """cur/ new/ tmp/ as the mount shows them: name -> size, bytes."""
     out = {}

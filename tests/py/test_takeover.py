@@ -13,9 +13,9 @@ import sys
 
 import pytest
 
-from dboxfs_testlib import (DBOXFS, Doveadm, chown_tree, make_maildir,
-                            mounts, needs_dovecot, store_ids, wait_for,
-                            wtmp)  # noqa: F401
+from dboxfs_testlib import (DBOXFS, Doveadm, chown_tree, files_state,
+                            make_maildir, mounts, needs_dovecot, store_ids,
+                            wait_for, wtmp)  # noqa: F401
 
 sys.path.insert(0, os.path.dirname(__file__))
 from deliver import payload  # noqa: E402
@@ -400,23 +400,10 @@ def plain_state(mnt, folder):
     """Every plain file and directory of a folder of the mount (all but
     its cur/ new/ tmp/ and the folders below it), with type, mode, size,
     mtime, inode number and bytes."""
-    state = {}
-    top = os.path.join(mnt, folder)
-    for d, dirs, files in os.walk(top):
-        if d == top:
-            dirs[:] = [n for n in dirs if n not in ("cur", "new", "tmp") and
-                       not os.path.isdir(os.path.join(d, n, "cur"))]
-        for n in dirs + files:
-            p = os.path.join(d, n)
-            st = os.lstat(p)
-            data = None
-            if not os.path.isdir(p):
-                with open(p, "rb") as f:
-                    data = f.read()
-            state[os.path.relpath(p, top)] = (st.st_mode, st.st_size,
-                                              st.st_mtime_ns, st.st_ino,
-                                              data)
-    return state
+    def skip(d, n):
+        return n in ("cur", "new", "tmp") or \
+            os.path.isdir(os.path.join(d, n, "cur"))
+    return files_state(os.path.join(mnt, folder), skip, ino=True)
 
 
 def tree_bytes(root):

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "dboxctl.h"
+#include "pending.h"
 
 struct ctl_opts ctl_opts;
 
@@ -85,8 +86,10 @@ int ctl_open(const char *root, bool readonly, struct dbox_store **store_r)
 		.fs_sync_inline = true,
 	};
 	struct dbox_err err = { "" };
-	int ret = dbox_store_open(root, &o, store_r, &err);
+	int ret;
 
+	pending_open_opts(&o);
+	ret = dbox_store_open(root, &o, store_r, &err);
 	if (ret < 0)
 		return ctl_error("%s", err.msg);
 	return 0;

@@ -48,6 +48,10 @@ enum dbox_store_origin {
 	DBOX_ORIGIN_DOVECOT = 2,
 };
 
+/* Whether the caller keeps a copy of message (box, uid): see
+ * dbox_store_set_kept. */
+typedef bool (*dbox_store_kept_fn)(void *ctx, int64_t box, uint32_t uid);
+
 /* Message flags: the low bits are Dovecot's MAIL_* values. */
 enum dbox_flag {
 	DBOX_FLAG_ANSWERED = 0x01,  /* maildir R */
@@ -130,6 +134,14 @@ struct dbox_open_opts {
 	/* Record the message rows this process removes, with their names,
 	 * for dbox_store_take_removed. */
 	bool track_removed;
+	/* dbox_store_set_kept from the start (read-write only), so that
+	 * the rows the open itself removes (a Dovecot tree's resync, the
+	 * reindex of a repair) leave their marks too: kept_open is called
+	 * first with the control directory (where the caller may keep its
+	 * copies), before any row goes; either may be NULL. */
+	dbox_store_kept_fn kept;
+	void (*kept_open)(void *ctx, const char *ctl_dir);
+	void *kept_ctx;
 };
 
 struct dbox_mailbox {
@@ -271,12 +283,14 @@ int dbox_store_unconfirmed_removed(struct dbox_store *store, int64_t box,
 int dbox_store_unconfirmed_forget(struct dbox_store *store, int64_t box,
 				  uint32_t uid, struct dbox_err *err);
 /* Whether the caller still keeps such a copy of message (box, uid) (a
- * delivery whose record was synced before its commit has no mark).  An
- * expunge or move away of a message it says yes for leaves a mark in
- * the same transaction, as for an unconfirmed one (removed above), so
- * the copy is not taken for a lost commit's.  Called inside a write
- * transaction: it must not use the store.  Set before any thread. */
-typedef bool (*dbox_store_kept_fn)(void *ctx, int64_t box, uint32_t uid);
+ * delivery whose record was synced before its commit has no mark).
+ * Whatever removes a row of a message it says yes for (an expunge, a
+ * move away, a followed Dovecot's sync, a reindex, a deleted folder)
+ * leaves a mark in the same transaction, as for an unconfirmed one
+ * (removed above), so the copy is not taken for a lost commit's.
+ * Called inside a write transaction, from any thread: it must not use
+ * the store.  Set before any thread (other threads' connections get it
+ * as they open). */
 void dbox_store_set_kept(struct dbox_store *store, dbox_store_kept_fn fn,
 			 void *ctx);
 /* A message row this process removed (expunged, moved away, dropped by

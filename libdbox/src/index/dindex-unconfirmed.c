@@ -4,6 +4,7 @@
 
 #include "index/dindex-private.h"
 #include "index/dindex-unconfirmed.h"
+#include "util/util.h"
 
 static const char sql_add[] =
 	"INSERT INTO unconfirmed(mailbox_id, uid) VALUES (?1, ?2)";
@@ -157,4 +158,38 @@ int dindex_unconfirmed_has(struct dindex *idx, int64_t mailbox_id,
 {
 	return mark_query(idx, DSTMT_UNCONF_HAS, sql_has, mailbox_id, uid,
 			  err);
+}
+
+/* TEMP: on this connection only, and never in the file.  Unqualified
+ * names in a TEMP trigger's body are looked up in main too. */
+static const char sql_kept_trigger[] =
+	"CREATE TEMP TRIGGER IF NOT EXISTS dbox_kept_rows "
+	"AFTER DELETE ON main.messages "
+	"WHEN dbox_kept(old.mailbox_id, old.uid) AND NOT EXISTS "
+	"(SELECT 1 FROM unconfirmed WHERE mailbox_id = old.mailbox_id "
+	"AND uid = old.uid) BEGIN "
+	"INSERT INTO unconfirmed(mailbox_id, uid) "
+	"VALUES (old.mailbox_id, old.uid); END";
+
+/* The trigger's function: dbox_kept(mailbox_id, uid). */
+static void kept_fn(sqlite3_context *ctx, int argc, sqlite3_value **v)
+{
+	const struct dindex_kept *k = sqlite3_user_data(ctx);
+
+	(void)argc;
+	sqlite3_result_int(ctx, k->fn(k->ctx, sqlite3_value_int64(v[0]),
+				      (uint32_t)sqlite3_value_int64(v[1])));
+}
+
+void dindex_unconfirmed_attach(struct dindex_kept *k, sqlite3 *db)
+{
+	int rc = sqlite3_create_function(db, "dbox_kept", 2, SQLITE_UTF8,
+					 k, kept_fn, NULL, NULL);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, sql_kept_trigger, NULL, NULL, NULL);
+	/* without it, a removed message's copy could come back */
+	if (rc != SQLITE_OK)
+		dbox_log(DBOX_LOG_WARNING, "index: no marks for removed "
+			 "messages' kept copies: %s", sqlite3_errmsg(db));
 }

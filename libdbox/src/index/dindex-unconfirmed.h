@@ -15,9 +15,25 @@
 
 #include <stdbool.h>
 
+#include <sqlite3.h>
+
 #include "dbox/store.h"
 
 struct dindex;
+
+/* The copies a caller keeps of messages (dbox_store_set_kept). */
+struct dindex_kept {
+	dbox_store_kept_fn fn;
+	void *ctx;
+};
+
+/* On one read-write connection: a TEMP trigger gives every message row
+ * deleted that k->fn says yes for a mark in the same statement, unless
+ * it has one.  A trigger, not each caller: a row goes in many ways (an
+ * expunge, a move, a followed Dovecot's sync, a reindex, a folder
+ * deleted), and a way without the mark would let the start-up sweep
+ * bring the copy back (the mount's pending/ files). */
+void dindex_unconfirmed_attach(struct dindex_kept *k, sqlite3 *db);
 
 int dindex_unconfirmed_add(struct dindex *idx, int64_t mailbox_id,
 			   uint32_t uid, struct dbox_err *err);

@@ -9,6 +9,7 @@
 
 #include "index/dindex-private.h"
 #include "index/dindex-removed.h"
+#include "index/dindex-unconfirmed.h"
 #include "index/dindex-schema.h"
 #include "index/dindex-stamp.h"
 #include "util/util.h"
@@ -44,6 +45,7 @@ struct dindex {
 	uint64_t commits, synced;
 	int wal_frames;           /* in the WAL at the last commit (deferred) */
 	struct dindex_removed *removed;   /* dindex_track_removed, or NULL */
+	struct dindex_kept kept;          /* dindex_set_kept, or fn NULL */
 };
 
 static void dconn_free(struct dconn *c)
@@ -148,6 +150,15 @@ void dindex_track_removed(struct dindex *idx)
 		dindex_removed_attach(idx->removed, c->db);
 }
 
+void dindex_set_kept(struct dindex *idx, dbox_store_kept_fn fn, void *ctx)
+{
+	struct dconn *c = pthread_getspecific(idx->key);
+
+	idx->kept = (struct dindex_kept){ fn, ctx };
+	if (c != NULL && !idx->readonly)
+		dindex_unconfirmed_attach(&idx->kept, c->db);
+}
+
 int dindex_take_removed(struct dindex *idx, struct dbox_removed **rows_r)
 {
 	*rows_r = NULL;
@@ -202,6 +213,8 @@ static int conn_open(struct dindex *idx, bool create, struct dconn **c_r,
 		set_cache(c->db, idx->cache_kib);
 	if (idx->removed != NULL)
 		dindex_removed_attach(idx->removed, c->db);
+	if (idx->kept.fn != NULL && !idx->readonly)
+		dindex_unconfirmed_attach(&idx->kept, c->db);
 	*c_r = c;
 	return 0;
 }

@@ -49,6 +49,11 @@ void dindex_set_cache(struct dindex *idx, int kib);
  * names (dindex-removed.h).  Call right after opening, from the opener
  * (other threads' connections get it as they open). */
 void dindex_track_removed(struct dindex *idx);
+/* From now on, a message row deleted whose (mailbox, uid) fn says yes
+ * for gets an unconfirmed mark in the same statement
+ * (dindex-unconfirmed.h).  Call from the opener, before other threads
+ * use the index (their connections get it as they open). */
+void dindex_set_kept(struct dindex *idx, dbox_store_kept_fn fn, void *ctx);
 /* The rows recorded since the last call (*rows_r: free() it); their
  * number, 0 if not tracked, or -ENOMEM. */
 int dindex_take_removed(struct dindex *idx, struct dbox_removed **rows_r);

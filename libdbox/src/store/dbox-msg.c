@@ -247,8 +247,6 @@ static int expunge_rows(struct dbox_store *store, int64_t mailbox_id,
 	if (ret == 0)
 		ret = delete_row(store, mailbox_id, uid, err);
 	if (ret == 0)
-		ret = dbox_unconfirmed_keep(store, mailbox_id, uid, err);
-	if (ret == 0)
 		ret = dbox_dovecot_back_expunge(store, msg);
 	if (ret == 0 && dbox_msg_where(msg)->file_id != 0)
 		ret = dbox_purge_mark(store, dbox_msg_where(msg)->file_id, err);
@@ -595,18 +593,17 @@ int dbox_msg_move(struct dbox_store *store, int64_t mailbox_id, uint32_t uid,
 		moved.new_info = dir == DBOX_DIR_NEW_INFO;
 		if (new_base != NULL)
 			snprintf(moved.base, sizeof(moved.base), "%s", new_base);
-		ret = delete_row(store, mailbox_id, uid, err);
-	}
-	if (ret == 0)
-		ret = dbox_msg_insert(store, &moved, err);
-	/* a record not yet durable stays checked after a cut */
-	if (ret == 0)
+		/* a record not yet durable stays checked after a cut; before
+		 * the delete, whose mark for a kept copy (dindex_set_kept)
+		 * the moved message does not need */
 		ret = dindex_unconfirmed_move(store->idx, mailbox_id, uid,
 					      dest_mailbox_id, moved.uid,
 					      &carried, err);
-	/* after the carry: the moved message needs no mark for this */
+	}
 	if (ret == 0)
-		ret = dbox_unconfirmed_keep(store, mailbox_id, uid, err);
+		ret = delete_row(store, mailbox_id, uid, err);
+	if (ret == 0)
+		ret = dbox_msg_insert(store, &moved, err);
 	if (ret == 0)
 		ret = dbox_mailbox_touch(store, mailbox_id, msg.in_new,
 					 !msg.in_new, err);

@@ -329,9 +329,6 @@ static int delete_expunged(struct dbox_save_txn *txn, struct dbox_err *err)
 					    e->uid, err);
 
 		if (ret == 0)
-			ret = dbox_unconfirmed_keep(txn->store, e->mailbox_id,
-						    e->uid, err);
-		if (ret == 0)
 			ret = dbox_dovecot_back_expunge(txn->store, &gone);
 		if (ret == 0 && e->file_id != 0)
 			ret = dbox_purge_mark(txn->store, e->file_id, err);

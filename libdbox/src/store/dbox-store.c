@@ -427,6 +427,19 @@ static int damaged_index(struct dbox_store *store,
 			 o->index_path != NULL ? " " : "", store->root);
 }
 
+/* The caller's kept copies (dbox_store_set_kept) before the open's own
+ * resync or reindex removes rows (also a read-only open's of a Dovecot
+ * tree, which writes its index). */
+static void kept_from_open(struct dbox_store *store,
+			   const struct dbox_open_opts *o, bool index_ro)
+{
+	if (index_ro || o->kept == NULL)
+		return;
+	if (o->kept_open != NULL)
+		o->kept_open(o->kept_ctx, store->ctl_dir);
+	dindex_set_kept(store->idx, o->kept, o->kept_ctx);
+}
+
 static int open_index(struct dbox_store *store, const struct dbox_open_opts *o,
 		      struct detect *d, struct dbox_err *err)
 {
@@ -478,6 +491,7 @@ static int open_index(struct dbox_store *store, const struct dbox_open_opts *o,
 		ret = damaged_index(store, o, err);
 	if (ret < 0)
 		return ret;
+	kept_from_open(store, o, index_ro);
 	ret = load_meta(store, d, err);
 	if (ret < 0)
 		return ret;

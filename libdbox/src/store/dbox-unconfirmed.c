@@ -175,22 +175,8 @@ int dbox_store_unconfirmed_removed(struct dbox_store *store, int64_t box,
 void dbox_store_set_kept(struct dbox_store *store, dbox_store_kept_fn fn,
 			 void *ctx)
 {
-	store->kept = fn;
-	store->kept_ctx = ctx;
-}
-
-int dbox_unconfirmed_keep(struct dbox_store *store, int64_t box,
-			  uint32_t uid, struct dbox_err *err)
-{
-	int ret;
-
-	if (store->kept == NULL || !store->kept(store->kept_ctx, box, uid))
-		return 0;
-	/* an unconfirmed delivery's mark is there already and stays */
-	ret = dindex_unconfirmed_has(store->idx, box, uid, err);
-	if (ret != 0)
-		return ret < 0 ? ret : 0;
-	return dindex_unconfirmed_add(store->idx, box, uid, err);
+	if (!store->readonly)
+		dindex_set_kept(store->idx, fn, ctx);
 }
 
 int dbox_store_unconfirmed_forget(struct dbox_store *store, int64_t box,

@@ -91,9 +91,6 @@ struct dbox_store {
 	 * unconfirmed since the last dbox_store_sync (dbox-unconfirmed.c) */
 	bool deferred;
 	atomic_bool unconfirmed;
-	/* the caller's copies of messages (dbox_store_set_kept), or NULL */
-	dbox_store_kept_fn kept;
-	void *kept_ctx;
 	/* read-only: the rows the next read-write open drops (marked, their
 	 * record not intact), sorted by (mailbox, uid); the lookups and
 	 * listings do not show them (dbox_unconfirmed_hide) */
@@ -130,11 +127,6 @@ int dbox_unconfirmed_recover(struct dbox_store *store, struct dbox_err *err);
  * nothing to do); dbox_msg_sync_record. */
 int dbox_unconfirmed_sync_one(struct dbox_store *store, int64_t mailbox_id,
 			      uint32_t uid, struct dbox_err *err);
-/* Message (box, uid) is removed in the caller's write transaction: a
- * mark for it if the caller keeps a copy (dbox_store_set_kept) and it
- * has none. */
-int dbox_unconfirmed_keep(struct dbox_store *store, int64_t box,
-			  uint32_t uid, struct dbox_err *err);
 /* At a read-only open: the check recover makes, writing nothing; the
  * rows it would drop are kept in store->hidden, so that the read-only
  * view is what the repair will leave.  hidden: whether a row is one of
