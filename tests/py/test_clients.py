@@ -8,8 +8,9 @@ import shutil
 
 import pytest
 
-from dboxfs_testlib import (DBOXFS, dboxctl, ls_messages, make_maildir,
-                            mounts, run, wtmp)  # noqa: F401
+from dboxfs_testlib import (DBOXFS, Doveadm, chown_tree, dboxctl,
+                            ls_messages, make_maildir, mounts, needs_dovecot,
+                            run, store_ids, wtmp)  # noqa: F401
 
 pytestmark = pytest.mark.skipif(not os.path.exists(DBOXFS),
                                 reason="dboxfs not built (no libfuse3)")
@@ -176,3 +177,43 @@ def test_mbsync_into_the_mount(wtmp, mounts):
     # a second sync changes nothing and fails nothing
     run(["mbsync", "-c", rc, "-a"], env=dict(os.environ, HOME=wtmp))
     assert len(ls_messages(store, "INBOX")) == 6
+
+
+@needs_dovecot
+def test_dovecots_maildir_driver_on_the_mount(wtmp, mounts):
+    """Dovecot's own maildir driver, as the mail user through an
+    allow_other mount that root runs: what it makes on the mount
+    (dovecot-uidlist, dovecot-keywords, its index files) is the mail
+    user's, as on a native maildir, so that its next run opens them
+    again; its flag and keyword changes are the mount's names."""
+    store = os.path.join(wtmp, "store")
+    dboxctl("init", store, "--format", "mdbox")
+    src = make_maildir(os.path.join(wtmp, "src"),
+                       {"%d.M%d.h:2,S" % (i, i): msg(i) for i in range(3)})
+    dboxctl("import", store, "INBOX", src)
+    uid, gid = store_ids()
+    chown_tree(store, uid, gid)
+    mnt = os.path.join(wtmp, "mnt")
+    mounts(store, mnt, "allow_other")
+    da = Doveadm(wtmp, mnt, "maildir")
+    for args in (("flags", "add", "\\Flagged $Label1", "mailbox", "INBOX",
+                  "uid", "1"),
+                 ("flags", "add", "\\Answered", "mailbox", "INBOX",
+                  "uid", "2"),
+                 ("flags", "remove", "$Label1", "mailbox", "INBOX",
+                  "uid", "1")):
+        p = da(*args)
+        assert p.stderr == b"", p.stderr
+    made = [n for n in os.listdir(mnt) if n.startswith("dovecot")]
+    assert "dovecot-uidlist" in made
+    for n in made:
+        st = os.lstat(os.path.join(mnt, n))
+        assert (n, st.st_uid, st.st_gid) == (n, uid, gid)
+    assert listing(mnt, "cur") == ["0.M0.h:2,FS", "1.M1.h:2,RS",
+                                   "2.M2.h:2,S"]
+    out = da("-f", "flow", "fetch", "uid flags", "mailbox", "INBOX",
+             "all").stdout.decode()
+    out = out.replace(" \\Recent", "")
+    assert out.split("\n")[:3] == ["uid=1 flags=\\Flagged \\Seen",
+                                   "uid=2 flags=\\Answered \\Seen",
+                                   "uid=3 flags=\\Seen"]
