@@ -133,7 +133,7 @@ static int moved_pending(struct dboxfs *fs, int64_t box, struct nameset *taken,
 		uint32_t uid;
 
 		if (e->d_name[0] == '.' ||
-		    !sweep_pending_name(e->d_name, &ebox, &uid, &name) ||
+		    !dbox_store_kept_name(e->d_name, &ebox, &uid, &name) ||
 		    ebox != box || !is_regular(pfd, e->d_name) ||
 		    sweep_pending_done(fs, pfd, e->d_name, box, uid))
 			continue;

@@ -246,26 +246,6 @@ void sweep_keep_linked(struct dboxfs *fs)
 		fuse_log(FUSE_LOG_ERR, "dboxfs: spool: %s\n", strerror(-ret));
 }
 
-bool sweep_pending_name(const char *s, int64_t *box_r, uint32_t *uid_r,
-			const char **name_r)
-{
-	char *end;
-	long long box = strtoll(s, &end, 10);
-	unsigned long uid;
-
-	if (end == s || *end != '.' || box <= 0)
-		return false;
-	s = end + 1;
-	uid = strtoul(s, &end, 10);
-	if (end == s || *end != '.' || uid == 0 || uid > UINT32_MAX ||
-	    end[1] == '\0')
-		return false;
-	*box_r = box;
-	*uid_r = (uint32_t)uid;
-	*name_r = end + 1;
-	return true;
-}
-
 /* The message (BOX, UID) of a pending file's name is its delivery's when
  * it has the file's base name: the store's open dropped every row whose
  * record a power cut took (dbox_open_opts.deferred_sync), so it is
@@ -292,7 +272,7 @@ bool sweep_pending_done(struct dboxfs *fs, int dirfd, const char *entry,
 	bool done;
 	int fd;
 
-	if (!sweep_pending_name(entry, &named_box, &named_uid, &name))
+	if (!dbox_store_kept_name(entry, &named_box, &named_uid, &name))
 		return false;
 	fd = openat(dirfd, entry, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
@@ -317,7 +297,7 @@ static void sweep_pending_one(struct dboxfs *fs, int dirfd, const char *entry)
 	int ret;
 
 	/* only files are ours (flush_spool_done): anything else stays */
-	if (!sweep_pending_name(entry, &box, &uid, &name) ||
+	if (!dbox_store_kept_name(entry, &box, &uid, &name) ||
 	    fstatat(dirfd, entry, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
 	    !S_ISREG(st.st_mode))
 		return;
@@ -375,7 +355,7 @@ static void list_left_pending(void *ctx, const char *ctl_dir)
 		int64_t box;
 		uint32_t uid;
 
-		if (sweep_pending_name(e->d_name, &box, &uid, &name) &&
+		if (dbox_store_kept_name(e->d_name, &box, &uid, &name) &&
 		    flush_pending_add(fs, e->d_name, box, uid) < 0)
 			break;
 	}

@@ -41,10 +41,8 @@ bool sweep_ro_leftover(struct dboxfs *fs, int64_t box, int dirfd,
  * name its close would have committed); */
 bool sweep_moves_to_tmp(struct dboxfs *fs, int64_t box,
 			enum backing_area area, int dirfd, const char *name);
-/* the parts of a pending/ entry "BOX.UID.NAME" (false: not one); */
-bool sweep_pending_name(const char *s, int64_t *box_r, uint32_t *uid_r,
-			const char **name_r);
-/* whether its message (box, uid) exists with exactly its bytes, or was
+/* of a pending/ entry "BOX.UID.NAME" (dbox_store_kept_name): whether
+ * its message (box, uid) exists with exactly its bytes, or was
  * removed after its commit (the entry is removed; otherwise it goes back
  * to tmp/ as NAME). */
 bool sweep_pending_done(struct dboxfs *fs, int dirfd, const char *entry,

@@ -29,18 +29,13 @@ static void listed_free(void)
 /* "BOX.UID.NAME", as the mount names them (flush_spool_done) */
 static bool parse(const char *s, struct kept_row *k)
 {
-	char *end;
-	long long box = strtoll(s, &end, 10);
-	unsigned long uid;
+	const char *name;
+	int64_t box;
+	uint32_t uid;
 
-	if (end == s || *end != '.' || box <= 0)
+	if (!dbox_store_kept_name(s, &box, &uid, &name))
 		return false;
-	s = end + 1;
-	uid = strtoul(s, &end, 10);
-	if (end == s || *end != '.' || uid == 0 || uid > UINT32_MAX ||
-	    end[1] == '\0')
-		return false;
-	*k = (struct kept_row){ box, (uint32_t)uid };
+	*k = (struct kept_row){ box, uid };
 	return true;
 }
 

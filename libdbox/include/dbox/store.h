@@ -293,6 +293,11 @@ int dbox_store_unconfirmed_forget(struct dbox_store *store, int64_t box,
  * as they open). */
 void dbox_store_set_kept(struct dbox_store *store, dbox_store_kept_fn fn,
 			 void *ctx);
+/* The parts of a kept copy's name "BOX.UID.NAME" (the mount's pending/
+ * spool files; dboxctl lists them too); false: not one.  *name_r points
+ * into s. */
+bool dbox_store_kept_name(const char *s, int64_t *box_r, uint32_t *uid_r,
+			  const char **name_r);
 /* A message row this process removed (expunged, moved away, dropped by
  * a followed Dovecot's sync, a reindex or a deleted folder), with what
  * its maildir name was built from. */

@@ -419,3 +419,23 @@ uint64_t dbox_unconfirmed_hidden_count(const struct dbox_store *store,
 	}
 	return n;
 }
+
+bool dbox_store_kept_name(const char *s, int64_t *box_r, uint32_t *uid_r,
+			  const char **name_r)
+{
+	char *end;
+	long long box = strtoll(s, &end, 10);
+	unsigned long uid;
+
+	if (end == s || *end != '.' || box <= 0)
+		return false;
+	s = end + 1;
+	uid = strtoul(s, &end, 10);
+	if (end == s || *end != '.' || uid == 0 || uid > UINT32_MAX ||
+	    end[1] == '\0')
+		return false;
+	*box_r = box;
+	*uid_r = (uint32_t)uid;
+	*name_r = end + 1;
+	return true;
+}
