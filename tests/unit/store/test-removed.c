@@ -9,30 +9,20 @@
 #include "check.h"
 #include "dbox/save.h"
 #include "dbox/store.h"
+#include "store-fixture.h"
 
 static char root[64];
 
 static struct dbox_store *new_store(const char *name, bool track)
 {
-	struct dbox_create_opts co = { .format = DBOX_FORMAT_MDBOX };
 	struct dbox_open_opts oo = { .track_removed = track };
-	struct dbox_store *store;
-	struct dbox_err err = { "" };
-	char path[128];
 
-	snprintf(path, sizeof(path), "%s/%s", root, name);
-	REQUIRE(dbox_store_create(path, &co, &err) == 0);
-	REQUIRE(dbox_store_open(path, &oo, &store, &err) == 0);
-	return store;
+	return fixture_store(root, name, DBOX_FORMAT_MDBOX, &oo);
 }
 
 static int64_t inbox(struct dbox_store *store)
 {
-	struct dbox_mailbox box;
-	struct dbox_err err = { "" };
-
-	REQUIRE(dbox_mailbox_lookup(store, "INBOX", &box, &err) == 0);
-	return box.id;
+	return fixture_inbox(store);
 }
 
 /* n messages named B<i>, flags \Seen, in cur/; the first uid */

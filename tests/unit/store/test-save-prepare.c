@@ -10,22 +10,16 @@
 #include "check.h"
 #include "dbox/save.h"
 #include "dbox/store.h"
+#include "store-fixture.h"
 
 static char root[64];
 
 static struct dbox_store *new_store(enum dbox_store_format fmt,
 				    const char *name)
 {
-	struct dbox_create_opts co = { .format = fmt };
 	struct dbox_open_opts oo = { 0 };
-	struct dbox_store *store;
-	struct dbox_err err = { "" };
-	char path[128];
 
-	snprintf(path, sizeof(path), "%s/%s", root, name);
-	REQUIRE(dbox_store_create(path, &co, &err) == 0);
-	REQUIRE(dbox_store_open(path, &oo, &store, &err) == 0);
-	return store;
+	return fixture_store(root, name, fmt, &oo);
 }
 
 static struct dbox_store *reopen(struct dbox_store *store, const char *name)
@@ -42,11 +36,7 @@ static struct dbox_store *reopen(struct dbox_store *store, const char *name)
 
 static int64_t inbox(struct dbox_store *store)
 {
-	struct dbox_mailbox box;
-	struct dbox_err err = { "" };
-
-	REQUIRE(dbox_mailbox_lookup(store, "INBOX", &box, &err) == 0);
-	return box.id;
+	return fixture_inbox(store);
 }
 
 /* A transaction holding one finished message `text` named `base`. */
