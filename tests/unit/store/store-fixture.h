@@ -4,9 +4,27 @@
 #define STORE_FIXTURE_H
 
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "check.h"
 #include "dbox/store.h"
+
+/* The test's directory: /tmp/PREFIX.XXXXXX made in root (64 bytes). */
+static inline void fixture_root(char *root, size_t len, const char *prefix)
+{
+	snprintf(root, len, "/tmp/%s.XXXXXX", prefix);
+	REQUIRE(mkdtemp(root) != NULL);
+}
+
+/* ... and gone at the end (a failure to remove it is said, not fatal). */
+static inline void fixture_root_remove(const char *root)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", root);
+}
 
 static inline struct dbox_store *
 fixture_store(const char *root, const char *name, enum dbox_store_format fmt,

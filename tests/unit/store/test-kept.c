@@ -134,16 +134,9 @@ static void test_reindex(void)
 
 int main(void)
 {
-	snprintf(root, sizeof(root), "/tmp/dbox-kept.XXXXXX");
-	REQUIRE(mkdtemp(root) != NULL);
+	fixture_root(root, sizeof(root), "dbox-kept");
 	RUN(test_every_way);
 	RUN(test_reindex);
-	{
-		char cmd[128];
-
-		snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
-		if (system(cmd) != 0)
-			fprintf(stderr, "could not remove %s\n", root);
-	}
+	fixture_root_remove(root);
 	return CHECK_DONE();
 }

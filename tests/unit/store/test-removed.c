@@ -146,18 +146,11 @@ static void test_untracked(void)
 
 int main(void)
 {
-	snprintf(root, sizeof(root), "/tmp/dbox-removed.XXXXXX");
-	REQUIRE(mkdtemp(root) != NULL);
+	fixture_root(root, sizeof(root), "dbox-removed");
 	RUN(test_expunge_and_move);
 	RUN(test_other_thread);
 	RUN(test_bound);
 	RUN(test_untracked);
-	{
-		char cmd[128];
-
-		snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
-		if (system(cmd) != 0)
-			fprintf(stderr, "could not remove %s\n", root);
-	}
+	fixture_root_remove(root);
 	return CHECK_DONE();
 }

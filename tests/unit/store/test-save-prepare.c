@@ -229,20 +229,13 @@ static void test_reserved_uid(enum dbox_store_format fmt, const char *name)
 
 int main(void)
 {
-	snprintf(root, sizeof(root), "/tmp/dbox-prep.XXXXXX");
-	REQUIRE(mkdtemp(root) != NULL);
+	fixture_root(root, sizeof(root), "dbox-prep");
 	test_merge_commit(DBOX_FORMAT_MDBOX, "m1");
 	test_merge_commit(DBOX_FORMAT_SDBOX, "s1");
 	test_prepared_rollback(DBOX_FORMAT_MDBOX, "m2");
 	test_prepared_rollback(DBOX_FORMAT_SDBOX, "s2");
 	test_reserved_uid(DBOX_FORMAT_MDBOX, "m3");
 	test_reserved_uid(DBOX_FORMAT_SDBOX, "s3");
-	{
-		char cmd[128];
-
-		snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
-		if (system(cmd) != 0)
-			fprintf(stderr, "could not remove %s\n", root);
-	}
+	fixture_root_remove(root);
 	return CHECK_DONE();
 }
