@@ -51,13 +51,33 @@ int opw_area_of(struct dboxfs *fs, const struct view_ino *v, int *dirfd_r,
 	return node_of(v)->area(fs, v, dirfd_r, area_r, box_r);
 }
 
+/* A file, directory or link made in the backing tree belongs to the
+ * process that made it, as on a native filesystem: the daemon runs as
+ * root, and a client running as the mail user (Dovecot's maildir driver,
+ * notmuch) must be able to open, and link(), what it created; the kernel
+ * checks the owner (default_permissions, protected_hardlinks). */
+int opw_own(fuse_req_t req, int dirfd, const char *name)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+
+	if (geteuid() != 0 || (ctx->uid == 0 && ctx->gid == 0))
+		return 0;
+	if (fchownat(dirfd, name, ctx->uid, ctx->gid,
+		     AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	return 0;
+}
+
 void opw_reply_backing_entry(fuse_req_t req, int dirfd, const char *name,
 			     int64_t box, enum backing_area area)
 {
 	struct dboxfs *fs = fuse_req_userdata(req);
 	struct binode *bi;
 	struct stat st;
-	int ret = backing_lookup(fs, dirfd, name, box, area, &bi, &st);
+	int ret = opw_own(req, dirfd, name);
+
+	if (ret == 0)
+		ret = backing_lookup(fs, dirfd, name, box, area, &bi, &st);
 
 	if (ret < 0)
 		fuse_reply_err(req, -ret);

@@ -8,8 +8,9 @@ import shutil
 
 import pytest
 
-from dboxfs_testlib import (DBOXFS, dboxctl, ls_messages, make_maildir,
-                            mounts, run, wtmp)  # noqa: F401
+from dboxfs_testlib import (DBOXFS, Doveadm, dboxctl, ls_messages,
+                            make_maildir, mounts, needs_dovecot, run,
+                            store_ids, wtmp)  # noqa: F401
 
 pytestmark = pytest.mark.skipif(not os.path.exists(DBOXFS),
                                 reason="dboxfs not built (no libfuse3)")
@@ -176,3 +177,35 @@ def test_mbsync_into_the_mount(wtmp, mounts):
     # a second sync changes nothing and fails nothing
     run(["mbsync", "-c", rc, "-a"], env=dict(os.environ, HOME=wtmp))
     assert len(ls_messages(store, "INBOX")) == 6
+
+
+@needs_dovecot
+def test_dovecot_maildir_driver_as_the_mail_user(wtmp, mounts):
+    """Dovecot's maildir driver on the mount, as the mail user (the store's
+    owner), with the daemon as root: it writes dovecot-uidlist and its
+    index beside the messages and link()s lock files, so it must open and
+    link what it made.  Those files were root's (EACCES on its own
+    dovecot-uidlist, EPERM on link); like on a native filesystem they now
+    belong to whoever made them."""
+    store = os.path.join(wtmp, "store")
+    dboxctl("init", store, "--format", "sdbox")
+    da = Doveadm(wtmp, store, "maildir")    # chowns the store to the user
+    mnt = os.path.join(wtmp, "mnt")
+    mounts(store, mnt, "allow_other")
+    da.root = mnt                           # mail_location=maildir:MNT
+    for i in range(3):
+        da("save", "-m", "INBOX", input=msg(i))
+    da("mailbox", "create", "Lists")
+    da("move", "Lists", "mailbox", "INBOX", "uid", "3")
+    da("flags", "add", "\\Seen \\Flagged", "mailbox", "INBOX", "uid", "2")
+    got = {(m["mailbox"], m["uid"], m["text"]): m["flags"].split()
+           for m in da.fetch("mailbox uid flags text", "mailbox", "*")}
+    assert {k: sorted(f for f in v if f != "\\Recent")
+            for k, v in got.items()} == {
+        ("INBOX", "1", msg(0)): [],
+        ("INBOX", "2", msg(1)): ["\\Flagged", "\\Seen"],
+        ("Lists", "1", msg(2)): []}
+    for name in ("dovecot-uidlist", ".Lists/dovecot-uidlist"):
+        st = os.stat(os.path.join(mnt, name))
+        assert (st.st_uid, st.st_gid) == store_ids()
+    assert len(ls_messages(store, "INBOX")) == 2
