@@ -1105,3 +1105,23 @@ def test_folder_renamed_then_recreated(pair):
     p.run("rename", p.box() + "new/mv", p.box("B") + "cur/mv:2,S")
     p.deliver("B", "d", msg("delivered", 3))
     p.run("remount")
+
+
+@found("maildir++: a folder renamed to ..DOVECOT-TRASHED (not a mailbox "
+       "name) answers EINVAL")
+def test_folder_renamed_to_dovecot_trash(wtmp, mounts):
+    """Dovecot's maildir driver deletes a maildir++ mailbox by renaming its
+    directory to ..DOVECOT-TRASHED (no mailbox name: nothing lists it)
+    and removing that tree; natively the rename is a directory rename,
+    on the mount it answers EINVAL and `doveadm mailbox delete` fails."""
+    p = Pair(wtmp, mounts, "maildir++", "sdbox")
+    b = p.mkfolder("Sub")
+    p.deliver("Sub", "a", msg("a"), to="cur")
+    p.run("create", b + "dovecot-uidlist", b"3 V1 N2\n", 0o600, True)
+    t = "..DOVECOT-TRASHED/"
+    p.run("rename", b.rstrip("/"), t.rstrip("/"), 0)
+    p.run("unlink", t + "cur/a:2,")
+    p.run("unlink", t + "dovecot-uidlist")
+    for sub in ("cur", "new", "tmp"):
+        p.run("rmdir", t + sub)
+    p.run("rmdir", t.rstrip("/"))
