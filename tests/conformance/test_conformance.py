@@ -1107,14 +1107,14 @@ def test_folder_renamed_then_recreated(pair):
     p.run("remount")
 
 
-@found("maildir++: a folder renamed to ..DOVECOT-TRASHED (not a mailbox "
-       "name) answers EINVAL")
-def test_folder_renamed_to_dovecot_trash(wtmp, mounts):
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_folder_renamed_to_dovecot_trash(wtmp, mounts, fmt):
     """Dovecot's maildir driver deletes a maildir++ mailbox by renaming its
-    directory to ..DOVECOT-TRASHED (no mailbox name: nothing lists it)
-    and removing that tree; natively the rename is a directory rename,
-    on the mount it answers EINVAL and `doveadm mailbox delete` fails."""
-    p = Pair(wtmp, mounts, "maildir++", "sdbox")
+    directory to ..DOVECOT-TRASHED (no mailbox name has an empty first
+    part, so nothing lists it) and removing that tree; natively the rename
+    is a directory rename, on the mount it answered EINVAL and `doveadm
+    mailbox delete` failed.  "..NAME" is now the mailbox ".NAME"."""
+    p = Pair(wtmp, mounts, "maildir++", fmt)
     b = p.mkfolder("Sub")
     p.deliver("Sub", "a", msg("a"), to="cur")
     p.run("create", b + "dovecot-uidlist", b"3 V1 N2\n", 0o600, True)

@@ -8,9 +8,9 @@ import shutil
 
 import pytest
 
-from dboxfs_testlib import (DBOXFS, Doveadm, dboxctl, ls_messages,
-                            make_maildir, mounts, needs_dovecot, run,
-                            store_ids, wtmp)  # noqa: F401
+from dboxfs_testlib import (DBOXFS, Doveadm, dboxctl, ls_mailboxes,
+                            ls_messages, make_maildir, mounts, needs_dovecot,
+                            run, store_ids, wtmp)  # noqa: F401
 
 pytestmark = pytest.mark.skipif(not os.path.exists(DBOXFS),
                                 reason="dboxfs not built (no libfuse3)")
@@ -209,3 +209,11 @@ def test_dovecot_maildir_driver_as_the_mail_user(wtmp, mounts):
         st = os.stat(os.path.join(mnt, name))
         assert (st.st_uid, st.st_gid) == store_ids()
     assert len(ls_messages(store, "INBOX")) == 2
+    # maildir++ delete: rename to ..DOVECOT-TRASHED, then remove that tree
+    da("mailbox", "create", "Gone")
+    da("save", "-m", "Gone", input=msg(9))
+    da("mailbox", "delete", "Gone")
+    assert not os.path.exists(os.path.join(mnt, ".Gone"))
+    assert sorted(n for n in os.listdir(mnt) if n.startswith(".")) == \
+        [".Lists"]
+    assert "Gone" not in ls_mailboxes(store)
