@@ -1125,3 +1125,15 @@ def test_folder_renamed_to_dovecot_trash(wtmp, mounts, fmt):
     for sub in ("cur", "new", "tmp"):
         p.run("rmdir", t + sub)
     p.run("rmdir", t.rstrip("/"))
+
+
+@found("chmod of a folder or of cur/ new/ tmp/ succeeds but is not kept")
+def test_dir_chmod(pair2):
+    """rsync -a of a backup whose directories have other modes than the
+    mount shows chmods them on every run: the mount answers 0 but keeps
+    the store's directory mode (found with rsync -i onto a taken-over
+    store owned by another user)."""
+    p = pair2
+    b = p.mkfolder("F")
+    for d in (b + "cur", b + "tmp", b.rstrip("/")):
+        p.run("chmod", d, 0o750)
