@@ -1137,3 +1137,17 @@ def test_dir_chmod(pair2):
     b = p.mkfolder("F")
     for d in (b + "cur", b + "tmp", b.rstrip("/")):
         p.run("chmod", d, 0o750)
+
+
+def test_copy_into_cur_then_attributes(pair2):
+    """rsync --inplace writes a file straight into cur/ under its final
+    name, closes it and then sets its mode and times by path: the chmod
+    and utimensat right after the close (which commits the file) were
+    lost (the mount showed 0600 and the time of the copy), so every later
+    rsync -a sent them again."""
+    p, b = pair2, pair2.box()
+    for i, sub in enumerate(("cur/ip:2,S", "new/ip2")):
+        p.run("create", b + sub, msg("ip%d" % i, 2), 0o600, False)
+        p.run("chmod", b + sub, 0o644)
+        p.run("utime", b + sub, (1200000000_000000000 + i,) * 2)
+    p.run("remount")
