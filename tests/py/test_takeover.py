@@ -505,3 +505,32 @@ def test_read_only_mount_shows_takeovers_plain_files(wtmp, mounts, fmt,
             for box in times} == times
     m.stop()
     assert tree_bytes(root) == before
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_takeover_flags_on_names_in_new_stay(wtmp, mounts, fmt):
+    """issue 10 item 2 on a taken-over store: a message Dovecot knew, in
+    new/, renamed within new/ with flags (Dovecot's own maildir driver on
+    the mount does it) stays in new/ under that name.  The mount handed the
+    flag to Dovecot's index and then took Dovecot's state back, in which a
+    flagged message is in cur/: the name moved to cur/ under the client,
+    whose next rename (Dovecot adding a keyword) then found nothing."""
+    root, da = dovecot_store(wtmp, fmt)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    new = sorted(os.listdir(os.path.join(mnt, "new")))
+    assert len(new) == 5
+    x = new[0]
+    os.rename(os.path.join(mnt, "new", x), os.path.join(mnt, "new", x + ":2,S"))
+    want = sorted([x + ":2,S"] + new[1:])
+    assert sorted(os.listdir(os.path.join(mnt, "new"))) == want
+    assert os.listdir(os.path.join(mnt, "cur")) == []
+    m.stop()
+    m = mounts(root, mnt, "takeover")
+    assert sorted(os.listdir(os.path.join(mnt, "new"))) == want
+    assert os.listdir(os.path.join(mnt, "cur")) == []
+    # and Dovecot has the flag
+    m.stop()
+    chown_tree(wtmp, *store_ids())
+    flags = [mm["flags"] for mm in da.fetch("flags", "mailbox", "INBOX")]
+    assert sum("\\Seen" in f.split() for f in flags) == 1
