@@ -196,6 +196,35 @@ static int run_txn(struct dboxfs *fs, struct commit_job **jobs, size_t n,
 	return ret;
 }
 
+/* A file committed at its close may get a chmod or utimensat before its
+ * commit is done (rsync --inplace sets them by path after the close):
+ * those went to the file, and the message takes them over before it
+ * answers for the file; later ones go to the message. */
+static void become_msg(struct dboxfs *fs, struct commit_job *j)
+{
+	struct dbox_err err = { "" };
+	struct stat st;
+	int ret = 0;
+
+	pthread_mutex_lock(&fs->commit.attr_lock);
+	if (fstat(j->fd, &st) == 0) {
+		if (msg_mode(fs, st.st_mode) != j->mode)
+			ret = dbox_msg_set_mode(fs->store, j->box, j->uid,
+						S_IFREG | (st.st_mode & 07777),
+						&err);
+		if (ret == 0 && (st.st_mtim.tv_sec != j->received ||
+				 st.st_mtim.tv_nsec != j->received_ns))
+			ret = dbox_msg_set_received(fs->store, j->box, j->uid,
+						    st.st_mtim.tv_sec,
+						    st.st_mtim.tv_nsec, &err);
+	}
+	if (ret < 0)
+		fuse_log(FUSE_LOG_ERR, "dboxfs: attributes of %s: %s\n",
+			 j->base, err.msg);
+	backing_msg_set(fs, j->src, j->box, j->uid);
+	pthread_mutex_unlock(&fs->commit.attr_lock);
+}
+
 static void finish_job(struct dboxfs *fs, struct commit_job *j)
 {
 	if (j->ret == 0) {
@@ -204,7 +233,7 @@ static void finish_job(struct dboxfs *fs, struct commit_job *j)
 		 * which the client may link again or read after the
 		 * message is gone */
 		if (j->src != NULL && j->src_dirfd >= 0)
-			backing_msg_set(fs, j->src, j->box, j->uid);
+			become_msg(fs, j);
 		if (j->src_dirfd >= 0) {
 			struct timespec tv[2];
 			bool keep = j->keep_dir_mtime &&

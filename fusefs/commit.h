@@ -79,6 +79,10 @@ struct committer {
 	 * commit_queued's (start-up, before the thread runs) */
 	struct commit_job *batch[COMMIT_BATCH_MAX];
 	struct commit_job *queued_batch[COMMIT_BATCH_MAX];
+	/* a file's chmod/utimensat against its becoming a message: held
+	 * by node_plain_setattr_of from its check to its change, and by the
+	 * committer while the message takes over what was set meanwhile */
+	pthread_mutex_t attr_lock;
 };
 
 int commit_start(struct dboxfs *fs);

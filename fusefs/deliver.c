@@ -84,9 +84,10 @@ void opw_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	if (area == AREA_CUR || area == AREA_NEW)
 		reserve_uid(fs, fd, box);
-	opw_own_new(req, dirfd, name);
 	memset(&e, 0, sizeof(e));
-	ret = backing_lookup(fs, dirfd, name, box, area, &bi, &e.attr);
+	ret = opw_own(req, dirfd, name);
+	if (ret == 0)
+		ret = backing_lookup(fs, dirfd, name, box, area, &bi, &e.attr);
 	fh = calloc(1, sizeof(*fh));
 	if (ret < 0 || fh == NULL) {
 		close(fd);

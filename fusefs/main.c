@@ -33,6 +33,7 @@ static struct dboxfs dboxfs = {
 	.prepared.lock = PTHREAD_MUTEX_INITIALIZER,
 	.commit.lock = PTHREAD_MUTEX_INITIALIZER,
 	.commit.cond = PTHREAD_COND_INITIALIZER,
+	.commit.attr_lock = PTHREAD_MUTEX_INITIALIZER,
 	.commit.tail = &dboxfs.commit.head,
 	.backing.lock = PTHREAD_MUTEX_INITIALIZER,
 	.backing.files_fd = -1,

@@ -4,6 +4,7 @@
  * delivered file's node answers for the message (backing.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include "attr.h"
@@ -77,11 +78,14 @@ int node_plain_setattr_of(struct dboxfs *fs, uint64_t ino,
 	int ret;
 
 	if (bi == NULL)
-		ret = -ENOENT;
-	else if (backing_msg_of(fs, bi, &msg_box, &msg_uid))
+		return -ENOENT;
+	/* not while its commit hands it over to its message (commit.c) */
+	pthread_mutex_lock(&fs->commit.attr_lock);
+	if (backing_msg_of(fs, bi, &msg_box, &msg_uid))
 		ret = node_msg_setattr_of(fs, msg_box, msg_uid, attr, to_set);
 	else
 		ret = setattr_plain(fs, bi, attr, to_set, fi);
+	pthread_mutex_unlock(&fs->commit.attr_lock);
 	backing_put(fs, bi);
 	return ret;
 }

@@ -51,28 +51,25 @@ int opw_area_of(struct dboxfs *fs, const struct view_ino *v, int *dirfd_r,
 	return node_of(v)->area(fs, v, dirfd_r, area_r, box_r);
 }
 
-/* A file, directory, node or symlink made for another user than the
- * daemon's belongs to that user, its group that user's or a setgid
- * parent's, as on any filesystem: Dovecot's maildir driver, run as the
- * mail user through an allow_other mount of a daemon run as root, opens
- * the dovecot-uidlist it made again at its next run, which a root-owned
- * 0600 file refuses.  Only a daemon running as root can give files away;
- * one running as the store's owner makes them its own, which a failed
- * chown leaves (logged: nothing the caller asked for is lost by it). */
-void opw_own_new(fuse_req_t req, int dirfd, const char *name)
+/* A file, directory or link made in the backing tree belongs to the
+ * process that made it, as on a native filesystem: the daemon runs as
+ * root, and a client running as the mail user (Dovecot's maildir driver,
+ * notmuch) must be able to open, and link(), what it created; the kernel
+ * checks the owner (default_permissions, protected_hardlinks). */
+int opw_own(fuse_req_t req, int dirfd, const char *name)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct stat parent;
 	gid_t gid = ctx->gid;
 
 	if (geteuid() != 0 || (ctx->uid == 0 && ctx->gid == 0))
-		return;
+		return 0;
+	/* the group of a setgid directory, as the kernel gives it */
 	if (fstat(dirfd, &parent) == 0 && (parent.st_mode & S_ISGID))
 		gid = parent.st_gid;
 	if (fchownat(dirfd, name, ctx->uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
-		fuse_log(FUSE_LOG_WARNING, "dboxfs: %s: not given to uid %u "
-			 "gid %u: %s\n", name, (unsigned)ctx->uid,
-			 (unsigned)gid, strerror(errno));
+		return -errno;
+	return 0;
 }
 
 void opw_reply_backing_entry(fuse_req_t req, int dirfd, const char *name,
@@ -81,10 +78,10 @@ void opw_reply_backing_entry(fuse_req_t req, int dirfd, const char *name,
 	struct dboxfs *fs = fuse_req_userdata(req);
 	struct binode *bi;
 	struct stat st;
-	int ret;
+	int ret = opw_own(req, dirfd, name);
 
-	opw_own_new(req, dirfd, name);
-	ret = backing_lookup(fs, dirfd, name, box, area, &bi, &st);
+	if (ret == 0)
+		ret = backing_lookup(fs, dirfd, name, box, area, &bi, &st);
 
 	if (ret < 0)
 		fuse_reply_err(req, -ret);

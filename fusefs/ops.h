@@ -26,9 +26,10 @@ bool opw_begin_change(fuse_req_t req, fuse_ino_t parent, struct view_ino *v);
  * files, cur/ new/ tmp/'s, or a backing directory's own). */
 int opw_area_of(struct dboxfs *fs, const struct view_ino *v, int *dirfd_r,
 		enum backing_area *area_r, int64_t *box_r);
-/* Gives what the daemon just made at dirfd/name to the caller (see
- * ops-write.c); then replies with its entry. */
-void opw_own_new(fuse_req_t req, int dirfd, const char *name);
+/* Gives a new backing entry to the requesting user (as a native
+ * filesystem does) when the daemon runs as root; 0 or -errno. */
+int opw_own(fuse_req_t req, int dirfd, const char *name);
+/* Owns (opw_own) and replies with the entry of a new backing name. */
 void opw_reply_backing_entry(fuse_req_t req, int dirfd, const char *name,
 			     int64_t box, enum backing_area area);
 int opw_create_target(struct dboxfs *fs, const struct view_ino *v,

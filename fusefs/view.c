@@ -89,9 +89,18 @@ int view_pp_to_mailbox(const char *dirname, char *buf, size_t len)
 
 	if (strlen(dirname) > VIEW_NAME_MAX)
 		return -ENAMETOOLONG;
-	if (p[0] != '.' || p[1] == '\0' || p[1] == '.')
+	if (p[0] != '.' || p[1] == '\0')
 		return -EINVAL;
-	for (p++; *p != '\0'; p++) {
+	p++;
+	/* "..NAME": a mailbox whose name starts with '.' (no maildir++
+	 * mailbox name has an empty first part); Dovecot's maildir driver
+	 * deletes a folder by renaming it to ..DOVECOT-TRASHED first */
+	if (*p == '.') {
+		if (p[1] == '\0' || p[1] == '.' || len < 2)
+			return -EINVAL;
+		buf[o++] = *p++;
+	}
+	for (; *p != '\0'; p++) {
 		char c = *p;
 
 		if (c == '.') {
@@ -103,8 +112,8 @@ int view_pp_to_mailbox(const char *dirname, char *buf, size_t len)
 		} else if (c == '%') {
 			/* only the spelling readdir shows: %2e would name a
 			 * folder that no lookup finds */
-			if (strncmp(p, "%2E", 3) == 0)
-				c = '.';
+			if (strncmp(p, "%2E", 3) == 0 && o > 0)
+				c = '.';   /* a leading '.' is only "..NAME" */
 			else if (strncmp(p, "%25", 3) == 0)
 				c = '%';
 			else
@@ -127,7 +136,7 @@ int view_mailbox_to_pp(const char *mailbox, char *buf, size_t len)
 		return -ENAMETOOLONG;
 	buf[o++] = '.';
 	for (const char *p = mailbox; *p != '\0'; p++) {
-		bool escape = *p == '.' || *p == '%';
+		bool escape = (*p == '.' && p != mailbox) || *p == '%';
 		size_t n = escape ? 3 : 1;
 
 		if (o + n > VIEW_NAME_MAX || o + n >= len)

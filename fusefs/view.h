@@ -102,7 +102,8 @@ void view_msg_name(const struct dbox_msg *m, char *buf, size_t len);
 
 /* maildir++ folder name <-> mailbox name.  ".Lists.linux" <-> "Lists/linux";
  * '.' and '%' inside a part are written %2E and %25, and only so (one
- * spelling per name).  Both return 0, -EINVAL for a name that cannot be a
+ * spelling per name); a '.' that starts the name is written as is
+ * (".x" <-> "..x", the only spelling of a name no client can otherwise make).  Both return 0, -EINVAL for a name that cannot be a
  * mailbox, or -ENAMETOOLONG beyond VIEW_NAME_MAX or `len` (never a name
  * cut short, which could be another mailbox's). */
 int view_pp_to_mailbox(const char *dirname, char *buf, size_t len);

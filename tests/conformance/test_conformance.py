@@ -1105,3 +1105,49 @@ def test_folder_renamed_then_recreated(pair):
     p.run("rename", p.box() + "new/mv", p.box("B") + "cur/mv:2,S")
     p.deliver("B", "d", msg("delivered", 3))
     p.run("remount")
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_folder_renamed_to_dovecot_trash(wtmp, mounts, fmt):
+    """Dovecot's maildir driver deletes a maildir++ mailbox by renaming its
+    directory to ..DOVECOT-TRASHED (no mailbox name has an empty first
+    part, so nothing lists it) and removing that tree; natively the rename
+    is a directory rename, on the mount it answered EINVAL and `doveadm
+    mailbox delete` failed.  "..NAME" is now the mailbox ".NAME"."""
+    p = Pair(wtmp, mounts, "maildir++", fmt)
+    b = p.mkfolder("Sub")
+    p.deliver("Sub", "a", msg("a"), to="cur")
+    p.run("create", b + "dovecot-uidlist", b"3 V1 N2\n", 0o600, True)
+    t = "..DOVECOT-TRASHED/"
+    p.run("rename", b.rstrip("/"), t.rstrip("/"), 0)
+    p.run("unlink", t + "cur/a:2,")
+    p.run("unlink", t + "dovecot-uidlist")
+    for sub in ("cur", "new", "tmp"):
+        p.run("rmdir", t + sub)
+    p.run("rmdir", t.rstrip("/"))
+
+
+@found("chmod of a folder or of cur/ new/ tmp/ succeeds but is not kept")
+def test_dir_chmod(pair2):
+    """rsync -a of a backup whose directories have other modes than the
+    mount shows chmods them on every run: the mount answers 0 but keeps
+    the store's directory mode (found with rsync -i onto a taken-over
+    store owned by another user)."""
+    p = pair2
+    b = p.mkfolder("F")
+    for d in (b + "cur", b + "tmp", b.rstrip("/")):
+        p.run("chmod", d, 0o750)
+
+
+def test_copy_into_cur_then_attributes(pair2):
+    """rsync --inplace writes a file straight into cur/ under its final
+    name, closes it and then sets its mode and times by path: the chmod
+    and utimensat right after the close (which commits the file) were
+    lost (the mount showed 0600 and the time of the copy), so every later
+    rsync -a sent them again."""
+    p, b = pair2, pair2.box()
+    for i, sub in enumerate(("cur/ip:2,S", "new/ip2")):
+        p.run("create", b + sub, msg("ip%d" % i, 2), 0o600, False)
+        p.run("chmod", b + sub, 0o644)
+        p.run("utime", b + sub, (1200000000_000000000 + i,) * 2)
+    p.run("remount")

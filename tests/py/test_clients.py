@@ -9,8 +9,9 @@ import shutil
 import pytest
 
 from dboxfs_testlib import (DBOXFS, Doveadm, chown_tree, dboxctl,
-                            ls_messages, make_maildir, mounts, needs_dovecot,
-                            run, store_ids, wtmp)  # noqa: F401
+                            ls_mailboxes, ls_messages, make_maildir, mounts,
+                            needs_dovecot, run, store_ids,
+                            wtmp)  # noqa: F401
 
 pytestmark = pytest.mark.skipif(not os.path.exists(DBOXFS),
                                 reason="dboxfs not built (no libfuse3)")
@@ -180,12 +181,51 @@ def test_mbsync_into_the_mount(wtmp, mounts):
 
 
 @needs_dovecot
-def test_dovecots_maildir_driver_on_the_mount(wtmp, mounts):
-    """Dovecot's own maildir driver, as the mail user through an
-    allow_other mount that root runs: what it makes on the mount
-    (dovecot-uidlist, dovecot-keywords, its index files) is the mail
-    user's, as on a native maildir, so that its next run opens them
-    again; its flag and keyword changes are the mount's names."""
+def test_dovecot_maildir_driver_as_the_mail_user(wtmp, mounts):
+    """Dovecot's maildir driver on the mount, as the mail user (the store's
+    owner), with the daemon as root: it writes dovecot-uidlist and its
+    index beside the messages and link()s lock files, so it must open and
+    link what it made.  Those files were root's (EACCES on its own
+    dovecot-uidlist, EPERM on link); like on a native filesystem they now
+    belong to whoever made them."""
+    store = os.path.join(wtmp, "store")
+    dboxctl("init", store, "--format", "sdbox")
+    da = Doveadm(wtmp, store, "maildir")    # chowns the store to the user
+    mnt = os.path.join(wtmp, "mnt")
+    mounts(store, mnt, "allow_other")
+    da.root = mnt                           # mail_location=maildir:MNT
+    for i in range(3):
+        da("save", "-m", "INBOX", input=msg(i))
+    da("mailbox", "create", "Lists")
+    da("move", "Lists", "mailbox", "INBOX", "uid", "3")
+    da("flags", "add", "\\Seen \\Flagged", "mailbox", "INBOX", "uid", "2")
+    got = {(m["mailbox"], m["uid"], m["text"]): m["flags"].split()
+           for m in da.fetch("mailbox uid flags text", "mailbox", "*")}
+    assert {k: sorted(f for f in v if f != "\\Recent")
+            for k, v in got.items()} == {
+        ("INBOX", "1", msg(0)): [],
+        ("INBOX", "2", msg(1)): ["\\Flagged", "\\Seen"],
+        ("Lists", "1", msg(2)): []}
+    for name in ("dovecot-uidlist", ".Lists/dovecot-uidlist"):
+        st = os.stat(os.path.join(mnt, name))
+        assert (st.st_uid, st.st_gid) == store_ids()
+    assert len(ls_messages(store, "INBOX")) == 2
+    # maildir++ delete: rename to ..DOVECOT-TRASHED, then remove that tree
+    da("mailbox", "create", "Gone")
+    da("save", "-m", "Gone", input=msg(9))
+    da("mailbox", "delete", "Gone")
+    assert not os.path.exists(os.path.join(mnt, ".Gone"))
+    assert sorted(n for n in os.listdir(mnt) if n.startswith(".")) == \
+        [".Lists"]
+    assert "Gone" not in ls_mailboxes(store)
+
+
+@needs_dovecot
+def test_dovecot_maildir_driver_flags_and_keywords(wtmp, mounts):
+    """The same on an mdbox store dboxctl imported: Dovecot's flag and
+    keyword changes, each run opening the files the one before made
+    (dovecot-uidlist, dovecot-keywords, its index), are the mount's names,
+    and those files the mail user's, also with its own group."""
     store = os.path.join(wtmp, "store")
     dboxctl("init", store, "--format", "mdbox")
     src = make_maildir(os.path.join(wtmp, "src"),

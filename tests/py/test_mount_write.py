@@ -659,7 +659,7 @@ def test_folders(wtmp, mounts):
          os.path.join(mnt, ".Lists.linux/tmp")])
     assert "Lists/linux" in ls_mailboxes(store)
     assert os.stat(os.path.join(mnt, ".Lists.linux")).st_nlink == 5
-    for bad in ("..x", ".a\x01b", ".a..b"):
+    for bad in ("...x", ".a\x01b", ".a..b", ".%2Ex"):
         with pytest.raises(OSError) as e:
             os.mkdir(os.path.join(mnt, bad))
         assert e.value.errno == errno.EINVAL, bad

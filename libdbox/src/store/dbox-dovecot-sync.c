@@ -546,8 +546,11 @@ static int sync_message(struct dbox_store *store, struct dovecot_box *b,
 	 * to cur/ without flags (Dovecot still calls it \Recent) stays */
 	in_new = in_new && kw == 0 && !(have && !old.in_new);
 	if (have && !moved) {
+		/* a name in new/ with flags is a maildir client's (spec 2,
+		 * Dovecot's maildir driver makes them): the flags it handed
+		 * to Dovecot do not move it to cur/ under the client */
 		if (old.flags == flags && old.keywords == kw &&
-		    old.in_new == in_new)
+		    (old.in_new == in_new || (old.in_new && old.new_info)))
 			return 0;
 		ret = dindex_msg_set_flags(store->idx, b->id, dm->uid, flags,
 					   kw, in_new, err);

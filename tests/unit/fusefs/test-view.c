@@ -161,6 +161,16 @@ static void test_pp_names(void)
 	CHECK_EQ_INT(view_pp_to_mailbox(".", buf, sizeof(buf)), -EINVAL);
 	CHECK_EQ_INT(view_pp_to_mailbox("..", buf, sizeof(buf)), -EINVAL);
 	CHECK_EQ_INT(view_pp_to_mailbox(".ab", buf, 2), -ENAMETOOLONG);
+	/* a name that starts with '.': Dovecot's ..DOVECOT-TRASHED */
+	CHECK_EQ_INT(view_pp_to_mailbox("..DOVECOT-TRASHED", buf, sizeof(buf)),
+		     0);
+	CHECK_STR(buf, ".DOVECOT-TRASHED");
+	CHECK_EQ_INT(view_mailbox_to_pp(".x/y.z", buf, sizeof(buf)), 0);
+	CHECK_STR(buf, "..x.y%2Ez");
+	CHECK_EQ_INT(view_pp_to_mailbox("..x.y%2Ez", buf, sizeof(buf)), 0);
+	CHECK_STR(buf, ".x/y.z");
+	CHECK_EQ_INT(view_pp_to_mailbox(".%2Ex", buf, sizeof(buf)), -EINVAL);
+	CHECK_EQ_INT(view_pp_to_mailbox("...x", buf, sizeof(buf)), -EINVAL);
 	CHECK_EQ_INT(view_mailbox_to_pp("abc", buf, 3), -ENAMETOOLONG);
 
 	/* names that reach VIEW_NAME_MAX only through escapes */
