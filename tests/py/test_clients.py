@@ -370,3 +370,29 @@ def test_mv_onto_dovecot_keywords(wtmp, mounts):
     with pytest.raises(PermissionError):
         os.truncate(kw, 0)
     assert index_keywords(store)["INBOX"] == {2: "Delta"}
+
+
+@pytest.mark.parametrize("first", ["lookup", "listing"])
+def test_old_plain_dovecot_keywords_is_taken(wtmp, mounts, first):
+    """A plain dovecot-keywords an older dboxfs let a rename leave in a
+    folder's plain-file area, which hid the generated file and held the
+    only copy of the keyword names, is taken as the folder's keyword
+    names at its first lookup or listing, and removed."""
+    store = os.path.join(wtmp, "store")
+    dboxctl("init", store, "--format", "mdbox")
+    src = make_maildir(os.path.join(wtmp, "src"),
+                       {"0.M0.h:2,S": msg(0)})
+    dboxctl("import", store, "INBOX", src)
+    area = os.path.join(store, "dboxfs", "files", "1")
+    os.makedirs(area, exist_ok=True)
+    with open(os.path.join(area, "dovecot-keywords"), "w") as f:
+        f.write("0 Old\n3 Kept\n")
+    mnt = os.path.join(wtmp, "mnt")
+    mounts(store, mnt)
+    if first == "listing":
+        assert os.listdir(mnt).count("dovecot-keywords") == 1
+    assert read_text(os.path.join(mnt, "dovecot-keywords")) == \
+        "0 Old\n3 Kept\n"
+    assert index_keywords(store) == {"INBOX": {0: "Old", 3: "Kept"}}
+    assert plain_keywords_files(store) == []
+    assert os.listdir(mnt).count("dovecot-keywords") == 1
