@@ -1,6 +1,7 @@
 """Real maildir software on the mount: deliverers, indexers, flaggers and
 a synchroniser, each checked against the store's index afterwards."""
 
+import errno
 import functools
 import os
 import re
@@ -341,7 +342,9 @@ def test_mv_onto_dovecot_keywords(wtmp, mounts):
     assert read_text(os.path.join(exp, "dovecot-keywords")) == \
         "0 Alpha\n1 Beta2\n4 Gamma\n"
     assert "0.M0.h:2,Sae" in os.listdir(os.path.join(exp, "cur"))
-    # a second file replaces the names altogether
+    # a second file replaces the names altogether; the file's time moves
+    # (Dovecot reads the names again only then)
+    before = os.stat(kw).st_mtime_ns
     with open(hand, "w") as f:
         f.write("2 Delta\n")
     os.rename(hand, kw)
@@ -352,9 +355,17 @@ def test_mv_onto_dovecot_keywords(wtmp, mounts):
     # drops it, the generated file is the name's again
     wait_for(lambda: os.stat(kw).st_nlink == 1, what="kernel's entry dropped")
     assert stat.S_IMODE(os.stat(kw).st_mode) & 0o222 == 0
+    assert os.stat(kw).st_mtime_ns > before
     # a link as the dovecot-keywords of a folder that shows none yet
     sub_kw = os.path.join(mnt, ".Sub", "dovecot-keywords")
     assert not os.path.exists(sub_kw)
+    # a directory is no keywords file: refused, kept, nothing changed
+    kwdir = os.path.join(mnt, ".Sub", "kwdir")
+    os.mkdir(kwdir)
+    with pytest.raises(OSError) as e:
+        os.rename(kwdir, sub_kw)
+    assert e.value.errno in (errno.EISDIR, errno.ENOTDIR)
+    assert os.path.isdir(kwdir) and "Sub" not in index_keywords(store)
     with open(hand, "w") as f:
         f.write("0 Linked\n")
     os.link(hand, sub_kw)

@@ -410,6 +410,7 @@ int dbox_mailbox_keywords(struct dbox_store *store, int64_t mailbox_id,
 /* Replaces the mailbox's keyword names with names[] (NULL: none at that
  * index) in one transaction, as a new dovecot-keywords file does on a
  * maildir: the keyword bits messages carry then mean the new names.
+ * cur/'s change time moves to now (the dovecot-keywords file shows it).
  * -EINVAL (nothing changed) for an invalid or repeated name. */
 int dbox_mailbox_keywords_set(struct dbox_store *store, int64_t mailbox_id,
 			      const char *const names[DBOX_MAX_KEYWORDS],

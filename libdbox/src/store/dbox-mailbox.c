@@ -511,6 +511,12 @@ int dbox_mailbox_keywords_set(struct dbox_store *store, int64_t mailbox_id,
 			ret = dindex_keyword_insert(store->idx, mailbox_id, i,
 						    names[i], err);
 	}
+	/* the generated file's time (cur/'s, as for a keyword a message's
+	 * name adds) moves: Dovecot's maildir driver reads the names again
+	 * only when the file's mtime changed */
+	if (ret == 0)
+		ret = touch_at(store, mailbox_id, false, true, dbox_now_ns(),
+			       err);
 	if (ret == 0)
 		return dindex_write_commit(store->idx, err);
 	dindex_write_rollback(store->idx);
