@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "attr.h"
+#include "backing.h"
 #include "folders.h"
 #include "kwimport.h"
 #include "node.h"
@@ -163,7 +164,9 @@ int kwimport_shadow(struct dboxfs *fs, const struct view_ino *dir)
 	int64_t box = kwimport_target(fs, dir, KWFILE_NAME), abox;
 	int dirfd, ret;
 
-	if (box == 0 || fs->readonly)
+	/* a folder with no plain-file area yet has none made for this */
+	if (box == 0 || fs->readonly ||
+	    backing_area_mtime(fs, box, AREA_FILES) == 0)
 		return 0;
 	ret = node_of(dir)->area(fs, dir, &dirfd, &area, &abox);
 	if (ret < 0)

@@ -407,3 +407,7 @@ def test_old_plain_dovecot_keywords_is_taken(wtmp, mounts, first):
     assert index_keywords(store) == {"INBOX": {0: "Old", 3: "Kept"}}
     assert plain_keywords_files(store) == []
     assert os.listdir(mnt).count("dovecot-keywords") == 1
+    # a folder with no keywords and no plain file shows none
+    dboxctl("import", store, "Sub", src)
+    assert "dovecot-keywords" not in os.listdir(os.path.join(mnt, ".Sub"))
+    assert not os.path.exists(os.path.join(mnt, ".Sub", "dovecot-keywords"))
