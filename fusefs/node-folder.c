@@ -12,6 +12,7 @@
 #include "backing.h"
 #include "dirtime.h"
 #include "folders.h"
+#include "kwimport.h"
 #include "node.h"
 #include "rename.h"
 #include "vdirs.h"
@@ -19,7 +20,12 @@
 static int folder_lookup(struct dboxfs *fs, const struct view_ino *dir,
 			 const char *name, struct stat *st)
 {
-	int ret = attr_resolve_folder(fs, dir, name, st);
+	int ret;
+
+	/* a plain dovecot-keywords an older daemon let a rename leave */
+	if (kwimport_target(fs, dir, name) != 0)
+		kwimport_shadow(fs, dir);
+	ret = attr_resolve_folder(fs, dir, name, st);
 
 	return ret == -ENOENT ? node_lookup_backing(fs, dir, name, st) : ret;
 }

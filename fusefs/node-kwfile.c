@@ -1,5 +1,6 @@
 /* node-kwfile.c - a mailbox's dovecot-keywords: text generated from the
- * index, read-only. */
+ * index, read-only (a file renamed or linked onto it gives the index its
+ * names: kwimport.c, from the folder's rename and link handlers). */
 #include <errno.h>
 
 #include "attr.h"

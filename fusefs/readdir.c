@@ -13,6 +13,7 @@
 #include "folders.h"
 #include "handles.h"
 #include "kcache.h"
+#include "kwimport.h"
 #include "msgname.h"
 #include "node.h"
 #include "readdir.h"
@@ -419,6 +420,10 @@ int readdir_folder(struct dirbuf *d, const struct view_ino *v, off_t off)
 	struct stat st;
 	int depth, ret;
 
+	/* a plain dovecot-keywords an older daemon let a rename leave
+	 * would be listed beside the generated one */
+	if (off == 0)
+		kwimport_shadow(fs, v);
 	if (!add_dots(d, ino, off))
 		return 0;
 	for (int i = 0; box != 0 && i < 3; i++) {

@@ -16,6 +16,8 @@
 #include "commit.h"
 #include "dirtime.h"
 #include "folders.h"
+#include "kcache.h"
+#include "kwimport.h"
 #include "moved.h"
 #include "msgname.h"
 #include "node.h"
@@ -259,18 +261,43 @@ int rename_file_to_sub(fuse_req_t req, const struct view_ino *src,
 	return ret;
 }
 
+/* A file renamed onto a folder's dovecot-keywords (Dovecot's maildir
+ * driver adding a keyword) gives the mailbox its keyword names and goes;
+ * the name stays the generated file, which the kernel, having moved the
+ * source's node there, is told by the follower. */
+static int rename_onto_kwfile(struct dboxfs *fs, int sfd, const char *name,
+			      const struct view_ino *dst, int64_t box,
+			      unsigned int flags)
+{
+	int ret;
+
+	if (flags & RENAME_EXCHANGE)
+		return -EPERM;
+	if ((flags & RENAME_NOREPLACE) && attr_has_keywords(fs, box))
+		return -EEXIST;
+	ret = kwimport_rename(fs, box, sfd, name);
+	if (ret == 0)
+		kcache_drop_later(fs, dst->ino, KWFILE_NAME);
+	return ret;
+}
+
 int rename_file_to_area(fuse_req_t req, const struct view_ino *src,
 			const char *name, const struct view_ino *dst,
 			const char *newname, unsigned int flags)
 {
 	struct dboxfs *fs = fuse_req_userdata(req);
 	enum backing_area sa, da;
-	int64_t sbox, dbox;
+	int64_t sbox, dbox, kwbox = kwimport_target(fs, dst, newname);
 	int sfd, dfd = -1, ret;
 
 	ret = area_of(fs, src, &sfd, &sa, &sbox);
 	if (ret < 0)
 		return ret;
+	if (kwbox != 0) {
+		ret = rename_onto_kwfile(fs, sfd, name, dst, kwbox, flags);
+		close(sfd);
+		return ret;
+	}
 	ret = area_of(fs, dst, &dfd, &da, &dbox);
 	if (ret == 0 && renameat2(sfd, name, dfd, newname, flags) < 0)
 		ret = -errno;
@@ -437,6 +464,28 @@ int rename_link_to_sub(fuse_req_t req, struct binode *bi, fuse_ino_t ino,
 	return NODE_REPLIED;
 }
 
+/* A file linked as a folder's dovecot-keywords: its keyword names, as a
+ * rename there; the new name is the generated file. */
+static int link_onto_kwfile(fuse_req_t req, struct binode *bi, int64_t box)
+{
+	struct dboxfs *fs = fuse_req_userdata(req);
+	struct stat st;
+	char path[64];
+	int fd, ret;
+
+	backing_fd_path(bi->fd, path, sizeof(path));
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return -errno;
+	ret = kwimport_fd(fs, box, fd);
+	if (ret == 0)
+		ret = attr_get(fs, view_ino_kwfile(box), &st);
+	if (ret < 0)
+		return ret;
+	reply_entry(req, &st);
+	return NODE_REPLIED;
+}
+
 int rename_link_to_area(fuse_req_t req, struct binode *bi, fuse_ino_t ino,
 			const struct view_ino *dst, const char *newname)
 {
@@ -449,6 +498,9 @@ int rename_link_to_area(fuse_req_t req, struct binode *bi, fuse_ino_t ino,
 	int dfd = -1, ret;
 
 	(void)ino;
+	box = kwimport_target(fs, dst, newname);
+	if (box != 0)
+		return link_onto_kwfile(req, bi, box);
 	ret = area_of(fs, dst, &dfd, &area, &box);
 	if (ret == 0) {
 		backing_fd_path(bi->fd, path, sizeof(path));

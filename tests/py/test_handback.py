@@ -1709,3 +1709,37 @@ def test_folder_changes_hash_dovecots_brokenchar(wtmp, mounts):
     assert len(theirs) == 4
     assert sorted(mailbox_log(da)) == sorted(theirs)
     assert dovecot_list(da) == sorted(dovecot_list(cda) + ["INBOX.p~2eq"])
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_keyword_names_moved_onto_dovecot_keywords_handed_back(wtmp, mounts,
+                                                              fmt):
+    """Keyword names a file moved onto dovecot-keywords gives the folder
+    (as Dovecot's maildir driver does it) reach Dovecot with the messages
+    that carry their letters: doveadm shows them by name."""
+    root, da = dovecot_store(wtmp, fmt)
+    by_uid = inbox_guids(da)
+    da("flags", "add", "Work", "mailbox", "INBOX", "uid", "1")
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(root, mnt, "takeover")
+    kw = letters(mnt)
+    assert kw == {"Work": "a"}
+    hand = os.path.join(mnt, "dovecot-keywords.lock")
+    with open(hand, "w") as f:
+        f.write("0 Work\n1 Fresh\n2 Other\n")
+    os.rename(hand, os.path.join(mnt, "dovecot-keywords"))
+    wait_for(lambda: letters(mnt) == {"Work": "a", "Fresh": "b",
+                                      "Other": "c"},
+             what="the new names on the mount")
+    names = names_by_guid(mnt)
+    set_info(mnt, names, by_uid[2], "Sb")
+    set_info(mnt, names, by_uid[3], "bc")
+    shown = view_of(mnt, "INBOX")
+    assert shown[by_uid[2]] == {"\\Seen", "Fresh"}
+    assert shown[by_uid[3]] == {"Fresh", "Other"}
+    m.stop()
+    assert "not handed back" not in m.output()
+    got = dovecot_inbox(da)
+    assert got[by_uid[2]] == {"\\Seen", "Fresh"}
+    assert got[by_uid[3]] == {"Fresh", "Other"}
+    assert "Work" in got[by_uid[1]]

@@ -412,6 +412,16 @@ int dbox_mailbox_rename_one(struct dbox_store *store, const char *from,
 int dbox_mailbox_keywords(struct dbox_store *store, int64_t mailbox_id,
 			  char *names[DBOX_MAX_KEYWORDS], char *buf,
 			  size_t buflen, struct dbox_err *err);
+/* Replaces the mailbox's keyword names with names[] (NULL: none at that
+ * index) in one transaction, as a new dovecot-keywords file does on a
+ * maildir: the keyword bits messages carry then mean the new names.
+ * cur/'s change time moves to now (the dovecot-keywords file shows it).
+ * -EINVAL (nothing changed) for an invalid or repeated name. */
+int dbox_mailbox_keywords_set(struct dbox_store *store, int64_t mailbox_id,
+			      const char *const names[DBOX_MAX_KEYWORDS],
+			      struct dbox_err *err);
+/* Whether name can be a keyword (IMAP atom, no space or specials). */
+bool dbox_keyword_name_valid(const char *name);
 /* Index of a keyword name, added if new; -ENOSPC beyond 26. */
 int dbox_mailbox_keyword_index(struct dbox_store *store, int64_t mailbox_id,
 			       const char *name, struct dbox_err *err);

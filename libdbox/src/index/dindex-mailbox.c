@@ -409,6 +409,13 @@ static int delete_box_rows(struct dindex *idx, enum dindex_stmt id,
 	return dindex_step_what(idx, st, "exec", err);
 }
 
+int dindex_keywords_clear(struct dindex *idx, int64_t mailbox_id,
+			  struct dbox_err *err)
+{
+	return delete_box_rows(idx, DSTMT_KW_DELETE_BOX, sql_kw_delete_box,
+			       mailbox_id, err);
+}
+
 int dindex_mailbox_forget(struct dindex *idx, int64_t mailbox_id,
 			  struct dbox_err *err)
 {

@@ -75,6 +75,9 @@ int dindex_mailbox_keep_only(struct dindex *idx, const int64_t *ids,
 int dindex_keywords(struct dindex *idx, int64_t mailbox_id,
 		    char *names[DBOX_MAX_KEYWORDS], char *buf, size_t buflen,
 		    struct dbox_err *err);
+/* Drops the mailbox's keyword rows (in the caller's transaction). */
+int dindex_keywords_clear(struct dindex *idx, int64_t mailbox_id,
+			  struct dbox_err *err);
 int dindex_keyword_insert(struct dindex *idx, int64_t mailbox_id,
 			  int kw_idx, const char *name, struct dbox_err *err);
 

@@ -470,6 +470,59 @@ int dbox_mailbox_keywords(struct dbox_store *store, int64_t mailbox_id,
 			       err);
 }
 
+bool dbox_keyword_name_valid(const char *name)
+{
+	return dbox_meta_value_valid(name) && name[0] != '\0' &&
+		strpbrk(name, " ()[]{}%*\"\\") == NULL;
+}
+
+static int keywords_check(const char *const names[DBOX_MAX_KEYWORDS],
+			  struct dbox_err *err)
+{
+	for (int i = 0; i < DBOX_MAX_KEYWORDS; i++) {
+		if (names[i] == NULL)
+			continue;
+		if (!dbox_keyword_name_valid(names[i]))
+			return dbox_fail(err, -EINVAL, "invalid keyword");
+		for (int j = 0; j < i; j++) {
+			if (names[j] != NULL && strcmp(names[j], names[i]) == 0)
+				return dbox_fail(err, -EINVAL,
+						 "keyword %s twice", names[i]);
+		}
+	}
+	return 0;
+}
+
+int dbox_mailbox_keywords_set(struct dbox_store *store, int64_t mailbox_id,
+			      const char *const names[DBOX_MAX_KEYWORDS],
+			      struct dbox_err *err)
+{
+	int ret = keywords_check(names, err);
+
+	if (ret < 0)
+		return ret;
+	if (store->readonly)
+		return dbox_fail(err, -EROFS, "store is read-only");
+	ret = dindex_write_begin(store->idx, err);
+	if (ret == 0)
+		ret = dindex_keywords_clear(store->idx, mailbox_id, err);
+	for (int i = 0; ret == 0 && i < DBOX_MAX_KEYWORDS; i++) {
+		if (names[i] != NULL)
+			ret = dindex_keyword_insert(store->idx, mailbox_id, i,
+						    names[i], err);
+	}
+	/* the generated file's time (cur/'s, as for a keyword a message's
+	 * name adds) moves: Dovecot's maildir driver reads the names again
+	 * only when the file's mtime changed */
+	if (ret == 0)
+		ret = touch_at(store, mailbox_id, false, true, dbox_now_ns(),
+			       err);
+	if (ret == 0)
+		return dindex_write_commit(store->idx, err);
+	dindex_write_rollback(store->idx);
+	return ret;
+}
+
 int dbox_mailbox_keyword_index(struct dbox_store *store, int64_t mailbox_id,
 			       const char *name, struct dbox_err *err)
 {
@@ -477,8 +530,7 @@ int dbox_mailbox_keyword_index(struct dbox_store *store, int64_t mailbox_id,
 	bool own_txn = !dindex_in_write(store->idx);
 	int count, ret, free_idx = -1;
 
-	if (!dbox_meta_value_valid(name) || name[0] == '\0' ||
-	    strpbrk(name, " ()[]{}%*\"\\") != NULL)
+	if (!dbox_keyword_name_valid(name))
 		return dbox_fail(err, -EINVAL, "invalid keyword");
 	if (own_txn && (ret = dindex_write_begin(store->idx, err)) < 0)
 		return ret;
