@@ -493,10 +493,83 @@ static int keywords_check(const char *const names[DBOX_MAX_KEYWORDS],
 	return 0;
 }
 
+/* The keyword indexes whose name differs between old and new. */
+static uint32_t renamed_keywords(char *const old[DBOX_MAX_KEYWORDS],
+				 const char *const new[DBOX_MAX_KEYWORDS])
+{
+	uint32_t mask = 0;
+
+	for (int i = 0; i < DBOX_MAX_KEYWORDS; i++) {
+		const char *a = old[i] != NULL ? old[i] : "";
+		const char *b = new[i] != NULL ? new[i] : "";
+
+		if (strcmp(a, b) != 0)
+			mask |= 1u << i;
+	}
+	return mask;
+}
+
+struct renamed_msgs {
+	uint32_t mask;
+	struct dbox_msg *v;
+	size_t n, cap;
+};
+
+static int collect_renamed(void *ctx, const struct dbox_msg *msg)
+{
+	struct renamed_msgs *r = ctx;
+
+	if ((msg->keywords & r->mask) == 0)
+		return 0;
+	if (r->n == r->cap) {
+		size_t cap = r->cap != 0 ? r->cap * 2 : 16;
+		struct dbox_msg *v = realloc(r->v, cap * sizeof(*v));
+
+		if (v == NULL)
+			return -ENOMEM;
+		r->v = v;
+		r->cap = cap;
+	}
+	r->v[r->n++] = *msg;
+	return 0;
+}
+
+/* A taken-over tree: messages carrying a letter whose name is new (a
+ * maildir client such as Dovecot's maildir driver renames the message to
+ * its letter before it writes the letter's name into dovecot-keywords)
+ * hand that name back to Dovecot, as if the letter came now.  A name
+ * that replaced another is added; the old one stays in Dovecot's index
+ * (its letters are the new name's here). */
+static int keywords_back(struct dbox_store *store, int64_t mailbox_id,
+			 uint32_t mask, struct dbox_err *err)
+{
+	struct renamed_msgs r = { .mask = mask };
+	int ret;
+
+	if (store->dovecot == NULL || mask == 0)
+		return 0;
+	ret = dbox_msg_list(store, mailbox_id, 0, -1, 0, collect_renamed, &r,
+			    err);
+	for (size_t i = 0; ret >= 0 && i < r.n; i++) {
+		struct dbox_msg old = r.v[i];
+
+		old.keywords &= ~mask;
+		ret = dbox_dovecot_back_flags(store, &old, r.v[i].flags,
+					      r.v[i].keywords);
+		if (ret < 0)
+			ret = dbox_fail(err, ret, "keyword names not handed "
+					"back to Dovecot");
+	}
+	free(r.v);
+	return ret < 0 ? ret : 0;
+}
+
 int dbox_mailbox_keywords_set(struct dbox_store *store, int64_t mailbox_id,
 			      const char *const names[DBOX_MAX_KEYWORDS],
 			      struct dbox_err *err)
 {
+	char *old[DBOX_MAX_KEYWORDS] = { 0 }, buf[DBOX_MAX_KEYWORDS * 256];
+	uint32_t renamed = 0;
 	int ret = keywords_check(names, err);
 
 	if (ret < 0)
@@ -504,6 +577,9 @@ int dbox_mailbox_keywords_set(struct dbox_store *store, int64_t mailbox_id,
 	if (store->readonly)
 		return dbox_fail(err, -EROFS, "store is read-only");
 	ret = dindex_write_begin(store->idx, err);
+	if (ret == 0 && dbox_mailbox_keywords(store, mailbox_id, old, buf,
+					      sizeof(buf), err) >= 0)
+		renamed = renamed_keywords(old, names);
 	if (ret == 0)
 		ret = dindex_keywords_clear(store->idx, mailbox_id, err);
 	for (int i = 0; ret == 0 && i < DBOX_MAX_KEYWORDS; i++) {
@@ -511,6 +587,8 @@ int dbox_mailbox_keywords_set(struct dbox_store *store, int64_t mailbox_id,
 			ret = dindex_keyword_insert(store->idx, mailbox_id, i,
 						    names[i], err);
 	}
+	if (ret == 0)
+		ret = keywords_back(store, mailbox_id, renamed, err);
 	/* the generated file's time (cur/'s, as for a keyword a message's
 	 * name adds) moves: Dovecot's maildir driver reads the names again
 	 * only when the file's mtime changed */
