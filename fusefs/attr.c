@@ -9,6 +9,7 @@
 
 #include "attr.h"
 #include "dboxfs.h"
+#include "dirmode.h"
 #include "dirtime.h"
 #include "folders.h"
 #include "moved.h"
@@ -186,6 +187,8 @@ int attr_folder(struct dboxfs *fs, const struct view_ino *v, uint64_t ino,
 	folders_free(&fl);
 	mtime = dirtime_dir_ns(fs, v, prefix, mtime);
 	attr_dir(fs, st, ino, (nlink_t)(2 + subdirs), mtime);
+	st->st_mode = S_IFDIR | dirmode_of(fs, v, v->kind == VK_VDIR ?
+					    prefix : NULL);
 	return 0;
 }
 
@@ -202,6 +205,7 @@ int attr_sub(struct dboxfs *fs, const struct view_ino *v, uint64_t ino,
 		 v->sub == SUB_CUR ?
 		 dirtime_sub_ns(fs, v->box, SUB_CUR, box.change_cur_ns) :
 		 dirtime_tmp_ns(fs, v->box, box.created * 1000000000));
+	st->st_mode = S_IFDIR | dirmode_of(fs, v, NULL);
 	return 0;
 }
 

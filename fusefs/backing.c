@@ -533,6 +533,22 @@ int64_t backing_area_mtime(struct dboxfs *fs, int64_t box,
 	return (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
 }
 
+int backing_area_peek(struct dboxfs *fs, int64_t box, enum backing_area area,
+		      int *fd_r)
+{
+	char path[64];
+	int root;
+
+	if (fs->backing.files_fd < 0)
+		return -ENOENT;
+	root = area_path(fs, box, area, path, sizeof(path));
+	if (root < 0)
+		return -ENOENT;
+	*fd_r = openat(root, path, O_PATH | O_DIRECTORY | O_CLOEXEC |
+		       O_NOFOLLOW);
+	return *fd_r < 0 ? -errno : 0;
+}
+
 int backing_area_set_times(struct dboxfs *fs, int64_t box,
 			   enum backing_area area,
 			   const struct timespec tv[2])

@@ -10,6 +10,7 @@
 
 #include "attr.h"
 #include "commit.h"
+#include "dirmode.h"
 #include "dirtime.h"
 #include "folders.h"
 #include "node.h"
@@ -18,8 +19,17 @@
 
 /* ------------------------------------------------------------- folders */
 
+/* the mode mkdir(2) gave the new directory ino (dirmode.h) */
+static void keep_made_mode(struct dboxfs *fs, uint64_t ino, mode_t mode)
+{
+	struct view_ino v;
+
+	if (view_ino_decode(ino, &v))
+		dirmode_made(fs, &v, mode);
+}
+
 static void mkdir_sub(fuse_req_t req, const struct view_ino *parent,
-		      int64_t box, enum view_sub sub)
+		      int64_t box, enum view_sub sub, mode_t mode)
 {
 	struct dboxfs *fs = fuse_req_userdata(req);
 	struct dbox_mailbox b;
@@ -34,8 +44,10 @@ static void mkdir_sub(fuse_req_t req, const struct view_ino *parent,
 					       b.subdirs | bit, NULL);
 	if (ret == 0 && sub == SUB_TMP)
 		dirtime_tmp_changed(fs, box);
-	if (ret == 0)
+	if (ret == 0) {
 		dirtime_folder_changed(fs, parent);
+		keep_made_mode(fs, view_ino_sub(box, sub), mode);
+	}
 	if (ret == 0)
 		ret = attr_get(fs, view_ino_sub(box, sub), &st);
 	if (ret < 0)
@@ -45,7 +57,7 @@ static void mkdir_sub(fuse_req_t req, const struct view_ino *parent,
 }
 
 static void mkdir_mailbox(fuse_req_t req, const struct view_ino *parent,
-			  const char *mailbox)
+			  const char *mailbox, mode_t mode)
 {
 	struct dboxfs *fs = fuse_req_userdata(req);
 	struct dbox_mailbox b;
@@ -62,6 +74,7 @@ static void mkdir_mailbox(fuse_req_t req, const struct view_ino *parent,
 	if (ret == 0) {
 		dirtime_folder_made(fs, b.id);
 		dirtime_folder_changed(fs, parent);
+		keep_made_mode(fs, view_ino_folder(b.id), mode);
 	}
 	if (ret == 0)
 		ret = attr_get(fs, view_ino_folder(b.id), &st);
@@ -91,7 +104,7 @@ void opw_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return;
 	box = folders_dir_mailbox(fs->layout, fs->inbox_id, &v);
 	if (box != 0 && view_sub_of_name(name, &sub)) {
-		mkdir_sub(req, &v, box, sub);
+		mkdir_sub(req, &v, box, sub, mode);
 		return;
 	}
 	ret = node_of(&v)->may_mkdir(fs, &v, name);
@@ -106,7 +119,7 @@ void opw_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return;
 	}
 	if (is_mailbox) {
-		mkdir_mailbox(req, &v, mailbox);
+		mkdir_mailbox(req, &v, mailbox, mode);
 		return;
 	}
 	ret = opw_area_of(fs, &v, &dirfd, &area, &box);

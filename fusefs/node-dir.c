@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "attr.h"
+#include "dirmode.h"
 #include "dirtime.h"
 #include "kcache.h"
 #include "msgname.h"
@@ -69,9 +70,13 @@ static int dir_setattr(struct dboxfs *fs, const struct view_ino *v,
 		       const struct stat *attr, int to_set,
 		       struct fuse_file_info *fi)
 {
+	int ret;
+
 	(void)fi;
-	return (to_set & FUSE_SET_ATTR_SIZE) ? -EISDIR :
-		dirtime_set_sub(fs, v, attr, to_set);
+	if (to_set & FUSE_SET_ATTR_SIZE)
+		return -EISDIR;
+	ret = dirmode_set(fs, v, attr, to_set);
+	return ret < 0 ? ret : dirtime_set_sub(fs, v, attr, to_set);
 }
 
 /* cur/ new/ tmp/ hold no directories */

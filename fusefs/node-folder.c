@@ -10,6 +10,7 @@
 
 #include "attr.h"
 #include "backing.h"
+#include "dirmode.h"
 #include "dirtime.h"
 #include "folders.h"
 #include "kwimport.h"
@@ -36,15 +37,21 @@ static int folder_getattr(struct dboxfs *fs, const struct view_ino *v,
 	return attr_folder(fs, v, v->ino, st);
 }
 
-/* an fs-layout parent that is no mailbox keeps its times in its entry
- * in files/vdirs, the root and folders in their plain-file area */
+/* an fs-layout parent that is no mailbox keeps its mode and times in
+ * its entry in files/vdirs, the root and folders in their plain-file
+ * area */
 static int folder_setattr(struct dboxfs *fs, const struct view_ino *v,
 			  const struct stat *attr, int to_set,
 			  struct fuse_file_info *fi)
 {
+	int ret;
+
 	(void)fi;
 	if (to_set & FUSE_SET_ATTR_SIZE)
 		return -EISDIR;
+	ret = dirmode_set(fs, v, attr, to_set);
+	if (ret < 0)
+		return ret;
 	return v->kind == VK_VDIR ? dirtime_set_vdir(fs, v, attr, to_set) :
 		dirtime_set_folder(fs, v, attr, to_set);
 }

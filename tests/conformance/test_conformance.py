@@ -1127,16 +1127,33 @@ def test_folder_renamed_to_dovecot_trash(wtmp, mounts, fmt):
     p.run("rmdir", t.rstrip("/"))
 
 
-@found("chmod of a folder or of cur/ new/ tmp/ succeeds but is not kept")
 def test_dir_chmod(pair2):
     """rsync -a of a backup whose directories have other modes than the
-    mount shows chmods them on every run: the mount answers 0 but keeps
+    mount shows chmods them on every run: the mount answered 0 but kept
     the store's directory mode (found with rsync -i onto a taken-over
-    store owned by another user)."""
+    store owned by another user).  The modes chmod and mkdir give
+    folders, the root and cur/ new/ tmp/ are kept, across a remount."""
     p = pair2
     b = p.mkfolder("F")
     for d in (b + "cur", b + "tmp", b.rstrip("/")):
         p.run("chmod", d, 0o750)
+    p.run("chmod", p.box() + "new", 0o2770)
+    p.run("chmod", "", 0o711)
+    old = os.umask(0o022)
+    try:
+        g = p.box("G")
+        p.run("mkdir", g.rstrip("/"), 0o755)
+        p.run("mkdir", g + "cur", 0o750)
+        p.run("mkdir", g + "new", 0o700)
+    finally:
+        os.umask(old)
+    p.run("remount")
+    p.run("chmod", b + "tmp", 0o700)
+    p.run("chmod", g.rstrip("/"), 0o500)
+    p.run("remount")
+    p.run("rmdir", g + "cur")
+    p.run("mkdir", g + "cur", 0o700)
+    p.run("remount")
 
 
 def test_copy_into_cur_then_attributes(pair2):

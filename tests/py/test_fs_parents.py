@@ -223,6 +223,30 @@ def test_parent_files_become_the_folders_files(wtmp, mounts, fmt):
     m.stop()
 
 
+def test_parent_mode_kept(wtmp, mounts):
+    """chmod of a parent is kept in its entry, across a remount and a
+    rename of the parent; a read-only mount shows it and changes none."""
+    store = store_with(wtmp, "sdbox", "A/B")
+    mnt = os.path.join(wtmp, "mnt")
+    a, c = os.path.join(mnt, "A"), os.path.join(mnt, "C")
+    m = mounts(store, mnt, "layout=fs")
+    shown = os.stat(a).st_mode
+    os.chmod(a, 0o750)
+    assert os.stat(a).st_mode == 0o40750 != shown
+    m.stop()
+    m = mounts(store, mnt, "layout=fs")
+    assert os.stat(a).st_mode == 0o40750
+    os.rename(a, c)
+    assert os.stat(c).st_mode == 0o40750
+    m.stop()
+    m = mounts(store, mnt, "layout=fs", "ro")
+    assert os.stat(c).st_mode == 0o40750
+    for d in (c, os.path.join(c, "B"), os.path.join(c, "B", "cur"), mnt):
+        assert outcome(os.chmod, d, 0o755) == errno.EROFS
+    assert os.stat(c).st_mode == 0o40750
+    m.stop()
+
+
 def tree_state(root):
     """Every path below root with its type, mode, size, mtime and bytes."""
     return files_state(root)

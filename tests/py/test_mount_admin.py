@@ -111,6 +111,33 @@ def test_allow_other_enforces_permissions(wtmp, mounts, fmt):
     assert len(os.listdir(os.path.join(mnt, "cur"))) == 1
 
 
+def test_allow_other_enforces_directory_modes(wtmp, mounts):
+    """The modes chmod gives the root, cur/ and tmp/ are what the kernel
+    checks for another user, also after a remount; chmod back takes the
+    rights away again."""
+    os.chmod(wtmp, 0o755)
+    store = small_store(wtmp)
+    mnt = os.path.join(wtmp, "mnt")
+    cur, tmp = os.path.join(mnt, "cur"), os.path.join(mnt, "tmp")
+    m = mounts(store, mnt, "allow_other")
+    assert as_nobody(["ls", cur]).returncode != 0
+    os.chmod(mnt, 0o755)
+    os.chmod(cur, 0o755)
+    os.chmod(tmp, 0o1777)
+    m.stop()
+    m = mounts(store, mnt, "allow_other")
+    p = as_nobody(["ls", cur])
+    assert p.returncode == 0 and len(p.stdout.split()) == 1, p.stderr
+    p = as_nobody(["sh", "-c", "echo x > %s/x" % tmp])
+    assert p.returncode == 0, p.stderr
+    assert os.stat(os.path.join(tmp, "x")).st_uid == \
+        pwd.getpwnam("nobody").pw_uid
+    os.chmod(cur, 0o700)
+    p = as_nobody(["ls", cur])
+    assert p.returncode != 0 and b"Permission denied" in p.stderr
+    m.stop()
+
+
 def test_syslog_lines_when_daemonized(wtmp):
     """Without -f the daemon logs to syslog: one line at mount, one at
     unmount, each naming the program once (syslog adds "dboxfs[PID]:")."""
