@@ -12,9 +12,6 @@
 #include "folders.h"
 #include "vdirs.h"
 
-/* present on a backing directory whose own mode is the shown one */
-#define MODE_XATTR "user.dboxfs.mode"
-
 /* The mode kept on the backing directory fd (O_PATH, closed here), or
  * -1 if none was set. */
 static int kept_mode(int fd)
@@ -24,7 +21,7 @@ static int kept_mode(int fd)
 	int mode = -1;
 
 	backing_fd_path(fd, path, sizeof(path));
-	if (getxattr(path, MODE_XATTR, NULL, 0) >= 0 &&
+	if (getxattr(path, DIRMODE_XATTR, NULL, 0) >= 0 &&
 	    stat(path, &st) == 0)
 		mode = (int)(st.st_mode & 07777);
 	close(fd);
@@ -41,7 +38,7 @@ static int keep_mode(int fd, mode_t mode)
 
 	backing_fd_path(fd, path, sizeof(path));
 	if (chmod(path, mode & 07777) < 0 ||
-	    setxattr(path, MODE_XATTR, "1", 1, 0) < 0)
+	    setxattr(path, DIRMODE_XATTR, "1", 1, 0) < 0)
 		ret = -errno;
 	close(fd);
 	return ret;

@@ -22,6 +22,9 @@
 
 struct dboxfs;
 
+/* present on a backing directory whose own mode is the shown one */
+#define DIRMODE_XATTR "user.dboxfs.mode"
+
 /* The permission bits (07777) directory v shows; prefix: an fs-layout
  * parent's mailbox-name prefix (NULL for other kinds). */
 mode_t dirmode_of(struct dboxfs *fs, const struct view_ino *v,

@@ -7,8 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
+#include "dirmode.h"
 #include "vdirs.h"
 
 #define VDIRS "vdirs"
@@ -338,20 +340,37 @@ static int make_area(const char *to)
 	return 0;
 }
 
+/* The mode chmod gave the parent (dirmode.h) becomes the folder's, as a
+ * directory keeps its mode when it becomes a maildir. */
+static int carry_mode(const char *from, const char *to)
+{
+	struct stat st;
+
+	if (stat(from, &st) < 0 || chmod(to, st.st_mode & 07777) < 0 ||
+	    setxattr(to, DIRMODE_XATTR, "1", 1, 0) < 0)
+		return -errno;
+	return 0;
+}
+
 int vdirs_hand_over(const char *files_dir, const char *prefix, int64_t box)
 {
 	char path[PATH_MAX], to[PATH_MAX];
 	int ret = vdir_path(files_dir, prefix, path, sizeof(path));
+	bool files, moded;
 
 	if (ret < 0)
 		return ret;
-	if (!vdirs_has_files(files_dir, prefix))
+	files = vdirs_has_files(files_dir, prefix);
+	moded = getxattr(path, DIRMODE_XATTR, NULL, 0) >= 0;
+	if (!files && !moded)
 		return rmdir(path) == 0 ? 0 : -errno;
 	if (snprintf(to, sizeof(to), "%s/%lld", files_dir, (long long)box) >=
 	    (int)sizeof(to))
 		return -ENAMETOOLONG;
 	ret = make_area(to);
-	if (ret == 0)
+	if (ret == 0 && moded)
+		ret = carry_mode(path, to);
+	if (ret == 0 && files)
 		ret = move_entries(path, to);
 	if (ret == 0 && rmdir(path) < 0)
 		ret = -errno;

@@ -245,6 +245,12 @@ def test_parent_mode_kept(wtmp, mounts):
         assert outcome(os.chmod, d, 0o755) == errno.EROFS
     assert os.stat(c).st_mode == 0o40750
     m.stop()
+    # another program makes the parent a mailbox: the folder keeps it
+    dboxctl("import", store, "C", make_maildir(os.path.join(wtmp, "e"), {}))
+    m = mounts(store, mnt, "layout=fs")
+    assert os.stat(c).st_mode == 0o40750
+    assert os.path.isdir(os.path.join(c, "cur"))
+    m.stop()
 
 
 def tree_state(root):
