@@ -56,6 +56,7 @@ struct options {
 	char *index;
 	char *fs;
 	char *attachment_dir;
+	char *dovecot_index;
 	char *dovecot_separator;
 	char *dovecot_prefix;
 	char *dovecot_brokenchar;
@@ -76,6 +77,7 @@ static const struct fuse_opt option_spec[] = {
 	OPT("index=%s", index),
 	OPT("fs=%s", fs),
 	OPT("attachment_dir=%s", attachment_dir),
+	OPT("dovecot_index=%s", dovecot_index),
 	OPT("dovecot_separator=%s", dovecot_separator),
 	OPT("dovecot_prefix=%s", dovecot_prefix),
 	OPT("dovecot_brokenchar=%s", dovecot_brokenchar),
@@ -109,6 +111,9 @@ static void usage(const char *prog)
 	       "                           messages saved with it keep their\n"
 	       "                           attachments (without it they read\n"
 	       "                           as EIO)\n"
+	       "    -o dovecot_index=PATH  the INDEX= directory of Dovecot's\n"
+	       "                           mail_location (a read-only mount):\n"
+	       "                           Dovecot's index files are read there\n"
 	       "    -o cache_timeout=SECS  kernel entry/attribute cache (default:\n"
 	       "                           hours, dropped on changes; missing\n"
 	       "                           names 1.0)\n"
@@ -438,6 +443,7 @@ static int open_store(struct dboxfs *fs, struct options *o, bool ro)
 		.index_path = o->index,
 		.fs_config = o->fs,
 		.attachment_dir = o->attachment_dir,
+		.dovecot_index_dir = o->dovecot_index,
 		.dovecot_separator = o->dovecot_separator,
 		.dovecot_prefix = o->dovecot_prefix,
 		.dovecot_escape = o->dovecot_brokenchar,
@@ -588,6 +594,7 @@ int main(int argc, char **argv)
 		return 1;
 	make_absolute(&o.index);
 	make_absolute(&o.attachment_dir);
+	make_absolute(&o.dovecot_index);
 	if (fuse_parse_cmdline(&args, &opts) != 0)
 		return 1;
 	if (opts.show_help) {
@@ -700,6 +707,7 @@ out:
 	free(o.index);
 	free(o.fs);
 	free(o.attachment_dir);
+	free(o.dovecot_index);
 	free(o.dovecot_separator);
 	free(o.dovecot_prefix);
 	free(o.dovecot_brokenchar);

@@ -47,6 +47,9 @@ static const char usage_text[] =
 "  --attachment-dir=PATH Dovecot's mail_attachment_dir, for messages that\n"
 "                        keep their attachments there (cat, export and\n"
 "                        check fail on them without it)\n"
+"  --dovecot-index=PATH  the INDEX= directory of Dovecot's mail_location:\n"
+"                        Dovecot's index files are read there (not with\n"
+"                        --takeover)\n"
 "  --dovecot-separator=C Dovecot's namespace separator (default /) and\n"
 "  --dovecot-prefix=STR  prefix (default none) and\n"
 "  --dovecot-brokenchar=C  mail_location's BROKENCHAR (default none), with\n"
@@ -76,6 +79,7 @@ int ctl_open(const char *root, bool readonly, struct dbox_store **store_r)
 		.index_path = ctl_opts.index_path,
 		.fs_config = ctl_opts.fs_config,
 		.attachment_dir = ctl_opts.attachment_dir,
+		.dovecot_index_dir = ctl_opts.dovecot_index,
 		.dovecot_separator = ctl_opts.dovecot_separator,
 		.dovecot_prefix = ctl_opts.dovecot_prefix,
 		.dovecot_escape = ctl_opts.dovecot_brokenchar,
@@ -600,6 +604,9 @@ static int take_global_opts(int argc, char **argv)
 					    "--attachment-dir")) != NULL)
 			ctl_opts.attachment_dir = v;
 		else if ((v = ctl_opt_value(argc, argv, &i,
+					    "--dovecot-index")) != NULL)
+			ctl_opts.dovecot_index = v;
+		else if ((v = ctl_opt_value(argc, argv, &i,
 					    "--dovecot-separator")) != NULL)
 			ctl_opts.dovecot_separator = v;
 		else if ((v = ctl_opt_value(argc, argv, &i,
@@ -667,6 +674,7 @@ int main(int argc, char **argv)
 		{ "index", required_argument, NULL, 'i' },
 		{ "takeover", no_argument, NULL, 't' },
 		{ "attachment-dir", required_argument, NULL, 'a' },
+		{ "dovecot-index", required_argument, NULL, 'x' },
 		{ "dovecot-separator", required_argument, NULL, 's' },
 		{ "dovecot-prefix", required_argument, NULL, 'p' },
 		{ "dovecot-brokenchar", required_argument, NULL, 'b' },
@@ -689,6 +697,7 @@ int main(int argc, char **argv)
 		case 'i': ctl_opts.index_path = optarg; break;
 		case 't': ctl_opts.takeover = true; break;
 		case 'a': ctl_opts.attachment_dir = optarg; break;
+		case 'x': ctl_opts.dovecot_index = optarg; break;
 		case 's': ctl_opts.dovecot_separator = optarg; break;
 		case 'p': ctl_opts.dovecot_prefix = optarg; break;
 		case 'b': ctl_opts.dovecot_brokenchar = optarg; break;

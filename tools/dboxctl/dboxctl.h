@@ -12,6 +12,7 @@ struct ctl_opts {
 	const char *fs_config;
 	const char *index_path;
 	const char *attachment_dir;
+	const char *dovecot_index;
 	const char *dovecot_separator;
 	const char *dovecot_prefix;
 	const char *dovecot_brokenchar;

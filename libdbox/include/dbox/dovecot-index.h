@@ -200,6 +200,14 @@ int dovi_store_open(const char *root, enum dovi_format format,
 		    struct dovi_store **store_r, struct dbox_err *err);
 void dovi_store_free(struct dovi_store *store);
 const char *dovi_store_root(const struct dovi_store *store);
+/* Dovecot's INDEX= directory of mail_location: the index files are read
+ * from there (DIR/mailboxes/NAME/dovecot.index*, the mdbox map's
+ * DIR/storage/dovecot.map.index*) instead of from inside the tree.  Set
+ * before any mailbox is opened.  -errno if DIR is no directory. */
+int dovi_store_set_index_root(struct dovi_store *store, const char *dir,
+			      struct dbox_err *err);
+/* The INDEX= directory, or the root when the index is in the tree. */
+const char *dovi_store_index_root(const struct dovi_store *store);
 enum dovi_format dovi_store_format(const struct dovi_store *store);
 
 /* The mailboxes: every directory D under ROOT/mailboxes that has a
@@ -262,6 +270,9 @@ int dovi_mailbox_refresh(struct dovi_mailbox *box, bool *changed_r,
 const char *dovi_mailbox_name(const struct dovi_mailbox *box);
 /* The directory with the mailbox's index (and sdbox's u.<uid> files). */
 const char *dovi_mailbox_dir(const struct dovi_mailbox *box);
+/* Where the mailbox's dovecot.index* files are: dovi_mailbox_dir(), or
+ * under the store's INDEX= directory. */
+const char *dovi_mailbox_index_dir(const struct dovi_mailbox *box);
 const struct dovi_index *dovi_mailbox_index(const struct dovi_mailbox *box);
 uint32_t dovi_mailbox_uid_validity(const struct dovi_mailbox *box);
 uint32_t dovi_mailbox_next_uid(const struct dovi_mailbox *box);

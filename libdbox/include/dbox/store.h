@@ -89,6 +89,12 @@ struct dbox_open_opts {
 	 * their large MIME parts (X metadata).  NULL: such messages fail to
 	 * read with -EIO, saying what is missing. */
 	const char *attachment_dir;
+	/* Dovecot's INDEX= directory of a Dovecot tree mounted read-only:
+	 * Dovecot's index files (flags, keywords, mdbox folders) are read
+	 * from there.  NULL: from inside the tree.  Refused (-EINVAL) for
+	 * a store opened for writing: the hand-back writes into the tree's
+	 * own index files only. */
+	const char *dovecot_index_dir;
 	/* Dovecot's namespace of the tree (a takeover): its hierarchy
 	 * separator (one printable ASCII character, not a space; NULL =
 	 * "/") and prefix (NULL = none).  Dovecot's mailbox log names a

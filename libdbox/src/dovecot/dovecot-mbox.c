@@ -20,6 +20,9 @@
 
 struct dovi_store {
 	char *root;
+	/* Dovecot's INDEX= directory, or NULL: the index files live in
+	 * the tree (mailbox-list-fs.c, MAILBOX_LIST_PATH_TYPE_INDEX) */
+	char *index_root;
 	enum dovi_format format;
 	struct dovi_index *map;     /* mdbox, loaded on first use */
 };
@@ -28,6 +31,7 @@ struct dovi_mailbox {
 	struct dovi_store *store;
 	char *name;
 	char *dir;
+	char *index_dir;            /* where its dovecot.index* are */
 	struct dovi_index *idx;
 	/* the message list and what it points to, rebuilt by each refresh */
 	struct dovi_message *msgs;
@@ -79,7 +83,30 @@ void dovi_store_free(struct dovi_store *store)
 		return;
 	dovi_index_free(store->map);
 	free(store->root);
+	free(store->index_root);
 	free(store);
+}
+
+int dovi_store_set_index_root(struct dovi_store *store, const char *dir,
+			      struct dbox_err *err)
+{
+	struct stat st;
+
+	if (stat(dir, &st) < 0)
+		return dbox_fail(err, -errno, "Dovecot index directory %s: %s",
+				 dir, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return dbox_fail(err, -ENOTDIR, "Dovecot index directory %s: "
+				 "not a directory", dir);
+	free(store->index_root);
+	store->index_root = strdup(dir);
+	return store->index_root == NULL ?
+		dbox_fail(err, -ENOMEM, "out of memory") : 0;
+}
+
+const char *dovi_store_index_root(const struct dovi_store *store)
+{
+	return store->index_root != NULL ? store->index_root : store->root;
 }
 
 const char *dovi_store_root(const struct dovi_store *store)
@@ -99,8 +126,10 @@ static int map_refresh(struct dovi_store *store, struct dbox_err *err)
 
 	if (store->map != NULL)
 		return dovi_index_refresh(store->map, NULL, err);
+	/* with INDEX= the map's index moves too (mdbox_map_init: the
+	 * root of MAILBOX_LIST_PATH_TYPE_INDEX), its m.N files stay */
 	if (dbox_path(prefix, sizeof(prefix), "%s/storage/dovecot.map.index",
-		      store->root) < 0)
+		      dovi_store_index_root(store)) < 0)
 		return dbox_fail(err, -ENAMETOOLONG, "store path too long");
 	return dovi_index_open(prefix, &store->map, err);
 }
@@ -456,7 +485,7 @@ static int mailbox_alloc(struct dovi_store *store, const char *name,
 			 struct dbox_err *err)
 {
 	struct dovi_mailbox *box;
-	char dir[4096];
+	char dir[4096], index_dir[4096];
 	struct stat st;
 
 	if (!storage_name_ok(storage))
@@ -465,13 +494,23 @@ static int mailbox_alloc(struct dovi_store *store, const char *name,
 	if (dbox_path(dir, sizeof(dir), "%s/mailboxes/%s/" MAILDIR_NAME,
 		      store->root, storage) < 0)
 		return dbox_fail(err, -ENAMETOOLONG, "mailbox path too long");
+	/* INDEX=: Dovecot's index of a mailbox is INDEX/mailboxes/NAME,
+	 * without the dbox-Mails level (mailbox_list_get_path) */
+	if (store->index_root == NULL)
+		strcpy(index_dir, dir);
+	else if (dbox_path(index_dir, sizeof(index_dir), "%s/mailboxes/%s",
+			   store->index_root, storage) < 0)
+		return dbox_fail(err, -ENAMETOOLONG, "mailbox path too long");
 	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
 		return dbox_fail(err, -ENOENT, "no mailbox %s (%s)", name, dir);
 	box = calloc(1, sizeof(*box));
 	if (box == NULL || (box->name = strdup(name)) == NULL ||
-	    (box->dir = strdup(dir)) == NULL) {
-		if (box != NULL)
+	    (box->dir = strdup(dir)) == NULL ||
+	    (box->index_dir = strdup(index_dir)) == NULL) {
+		if (box != NULL) {
 			free(box->name);
+			free(box->dir);
+		}
 		free(box);
 		return dbox_fail(err, -ENOMEM, "out of memory");
 	}
@@ -544,6 +583,7 @@ void dovi_mailbox_free(struct dovi_mailbox *box)
 	dovi_index_free(box->idx);
 	free(box->name);
 	free(box->dir);
+	free(box->index_dir);
 	free(box);
 }
 
@@ -559,7 +599,7 @@ static int index_refresh(struct dovi_mailbox *box, struct dbox_err *err)
 		return ret < 0 ? ret : 1;
 	}
 	if (dbox_path(prefix, sizeof(prefix), "%s/dovecot.index",
-		      box->dir) < 0)
+		      box->index_dir) < 0)
 		return dbox_fail(err, -ENAMETOOLONG, "mailbox path too long");
 	ret = dovi_index_open(prefix, &box->idx, err);
 	/* Dovecot shows a mailbox without index files as empty (it would
@@ -682,6 +722,11 @@ const char *dovi_mailbox_name(const struct dovi_mailbox *box)
 const char *dovi_mailbox_dir(const struct dovi_mailbox *box)
 {
 	return box->dir;
+}
+
+const char *dovi_mailbox_index_dir(const struct dovi_mailbox *box)
+{
+	return box->index_dir;
 }
 
 const struct dovi_index *dovi_mailbox_index(const struct dovi_mailbox *box)

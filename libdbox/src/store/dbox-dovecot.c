@@ -113,6 +113,9 @@ static int load_boxes(struct dbox_store *store, struct dbox_dovecot *dv,
 		}
 		if (b->db != NULL)
 			watch_dir(dv, dovi_mailbox_dir(b->db));
+		/* INDEX=: Dovecot's logs change there */
+		if (b->db != NULL && store->dovecot_index_dir != NULL)
+			watch_dir(dv, dovi_mailbox_index_dir(b->db));
 		b->ds = dv->ds;
 		b->dv = dv;
 		kept++;
@@ -266,6 +269,9 @@ int dbox_dovecot_reindex(struct dbox_store *store, struct dbox_err *err)
 	dv->lock_ms = store->dovecot_lock_ms != 0 ? store->dovecot_lock_ms :
 		DBOX_DOVECOT_LOCK_MS;
 	ret = dovi_store_open(store->root, fmt, &dv->ds, err);
+	if (ret == 0 && store->dovecot_index_dir != NULL)
+		ret = dovi_store_set_index_root(dv->ds,
+						store->dovecot_index_dir, err);
 	if (ret == 0 && fmt == DOVI_MDBOX && dovi_store_map(dv->ds, err) == NULL)
 		ret = -EBADMSG;
 	if (ret < 0) {
@@ -283,6 +289,15 @@ int dbox_dovecot_reindex(struct dbox_store *store, struct dbox_err *err)
 		dbox_path(dir, sizeof(dir), "%s/%s", store->root,
 			  DBOX_STORAGE_DIR);
 		watch_dir(dv, dir);
+	}
+	if (store->dovecot_index_dir != NULL) {
+		dbox_path(dir, sizeof(dir), "%s/%s", store->dovecot_index_dir,
+			  DBOX_MAILBOX_DIR);
+		watch_dir(dv, dir);
+		dbox_path(dir, sizeof(dir), "%s/%s", store->dovecot_index_dir,
+			  DBOX_STORAGE_DIR);
+		if (fmt == DOVI_MDBOX)
+			watch_dir(dv, dir);
 	}
 	ret = sync_all(store, dv, false, changed, 0, &n, err);
 	if (ret == -EOPNOTSUPP)

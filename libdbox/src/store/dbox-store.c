@@ -106,6 +106,7 @@ static void store_free(struct dbox_store *store)
 	free(store->tree_files_dir);
 	dbox_tree_free(store);
 	free(store->attachment_dir);
+	free(store->dovecot_index_dir);
 	free(store->dovecot_prefix);
 	free(store->hidden);
 	free(store);
@@ -607,6 +608,33 @@ static int set_attachment_dir(struct dbox_store *store, const char *dir,
 		dbox_fail(err, -ENOMEM, "out of memory") : 0;
 }
 
+/* Dovecot's INDEX= directory: read only, so only for a read-only open
+ * of a Dovecot tree (a takeover's hand-back would write into the tree's
+ * own index files, which Dovecot does not read then). */
+static int set_dovecot_index_dir(struct dbox_store *store, const char *dir,
+				 struct dbox_err *err)
+{
+	char real[PATH_MAX];
+	struct stat st;
+
+	if (dir == NULL)
+		return 0;
+	if (!store->readonly || store->origin != DBOX_ORIGIN_DOVECOT)
+		return dbox_fail(err, -EINVAL, "Dovecot index directory %s: "
+				 "only for a Dovecot tree mounted read-only "
+				 "(not with takeover, not for a dboxfs store)",
+				 dir);
+	if (realpath(dir, real) == NULL || stat(real, &st) < 0)
+		return dbox_fail(err, -errno, "Dovecot index directory %s: %m",
+				 dir);
+	if (!S_ISDIR(st.st_mode))
+		return dbox_fail(err, -ENOTDIR, "Dovecot index directory %s: "
+				 "not a directory", dir);
+	store->dovecot_index_dir = strdup(real);
+	return store->dovecot_index_dir == NULL ?
+		dbox_fail(err, -ENOMEM, "out of memory") : 0;
+}
+
 /* Dovecot's BROKENCHAR: one character, as Dovecot requires, printable
  * ASCII as the separator, neither "&" (mUTF-7's own escape, which
  * Dovecot asserts it is not) nor the separator. */
@@ -680,8 +708,16 @@ int dbox_store_open(const char *root, const struct dbox_open_opts *opts,
 		ret = set_attachment_dir(store, opts->attachment_dir, err);
 	if (ret == 0)
 		ret = set_dovecot_ns(store, opts, err);
+	/* before choose_ctl makes the takeover's area in the tree */
+	if (ret == 0 && opts->dovecot_index_dir != NULL && opts->takeover)
+		ret = dbox_fail(err, -EINVAL, "Dovecot index directory %s: "
+				"only for a read-only mount, not with takeover",
+				opts->dovecot_index_dir);
 	if (ret == 0)
 		ret = choose_ctl(store, opts, &d, err);
+	if (ret == 0)
+		ret = set_dovecot_index_dir(store, opts->dovecot_index_dir,
+					    err);
 	if (ret == 0 && !store->readonly)
 		ret = owner_dir_create(store, err);
 	if (ret == 0)

@@ -65,6 +65,7 @@ struct dbox_store {
 	struct dbox_tree_box *tree_boxes;
 	size_t n_tree_boxes;
 	char *attachment_dir;     /* Dovecot's mail_attachment_dir, or NULL */
+	char *dovecot_index_dir;  /* Dovecot's INDEX= directory, or NULL */
 	char dovecot_sep;         /* Dovecot's namespace separator ('/') */
 	char *dovecot_prefix;     /* and prefix, or NULL */
 	unsigned dovecot_lock_ms; /* dbox_open_opts.dovecot_lock_ms */
