@@ -44,19 +44,6 @@ static int keep_mode(int fd, mode_t mode)
 	return ret;
 }
 
-static int vdir_prefix(struct dboxfs *fs, const struct view_ino *v,
-		       char *buf, size_t len)
-{
-	struct folder_list fl;
-	int ret = folders_load(fs, &fl);
-
-	if (ret < 0)
-		return ret;
-	ret = folders_prefix(&fl, fs->layout, v, buf, len);
-	folders_free(&fl);
-	return ret;
-}
-
 /* The backing directory of v: its O_PATH fd, made if `make`. */
 static int backing_dir(struct dboxfs *fs, const struct view_ino *v,
 		       const char *prefix, bool make, int *fd_r)
@@ -73,7 +60,7 @@ static int backing_dir(struct dboxfs *fs, const struct view_ino *v,
 					  backing_area_of_sub(v->sub), fd_r);
 	if (v->kind == VK_VDIR) {
 		if (prefix == NULL) {
-			ret = vdir_prefix(fs, v, buf, sizeof(buf));
+			ret = folders_prefix_now(fs, v, buf, sizeof(buf));
 			if (ret < 0)
 				return ret;
 			prefix = buf;

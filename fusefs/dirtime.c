@@ -219,20 +219,6 @@ bool dirtime_changed_by_us(struct dboxfs *fs, const char *name,
 	return found;
 }
 
-/* The mailbox-name prefix of a folder-level directory (root: ""). */
-static int dir_prefix(struct dboxfs *fs, const struct view_ino *dir, char *buf,
-		      size_t len)
-{
-	struct folder_list fl;
-	int ret = folders_load(fs, &fl);
-
-	if (ret < 0)
-		return ret;
-	ret = folders_prefix(&fl, fs->layout, dir, buf, len);
-	folders_free(&fl);
-	return ret;
-}
-
 void dirtime_folder_changed(struct dboxfs *fs, const struct view_ino *dir)
 {
 	node_of(dir)->changed(fs, dir);
@@ -251,7 +237,7 @@ void dirtime_vdir_changed(struct dboxfs *fs, const struct view_ino *dir)
 {
 	char prefix[DBOX_NAME_MAX * 4 + 1];
 
-	if (dir_prefix(fs, dir, prefix, sizeof(prefix)) >= 0)
+	if (folders_prefix_now(fs, dir, prefix, sizeof(prefix)) >= 0)
 		vdirs_set_times(dbox_store_vdirs_dir(fs->store), prefix, now2);
 }
 
@@ -389,7 +375,7 @@ int dirtime_set_vdir(struct dboxfs *fs, const struct view_ino *v,
 	if (!requested(attr, to_set, tv))
 		return 0;
 	if (tv[1].tv_nsec != UTIME_OMIT &&
-	    dir_prefix(fs, v, prefix, sizeof(prefix)) >= 0)
+	    folders_prefix_now(fs, v, prefix, sizeof(prefix)) >= 0)
 		vdirs_set_times(dbox_store_vdirs_dir(fs->store), prefix, tv);
 	return 0;
 }

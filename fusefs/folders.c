@@ -342,6 +342,19 @@ int folders_prefix(const struct folder_list *fl, enum view_layout layout,
 	return (int)depth_of(b->name);
 }
 
+int folders_prefix_now(struct dboxfs *fs, const struct view_ino *v,
+		       char *buf, size_t len)
+{
+	struct folder_list fl;
+	int ret = folders_load(fs, &fl);
+
+	if (ret < 0)
+		return ret;
+	ret = folders_prefix(&fl, fs->layout, v, buf, len);
+	folders_free(&fl);
+	return ret;
+}
+
 /* Said once per mailbox: every listing passes the mailboxes in id order. */
 static void log_hidden(struct folders_state *st, const struct dbox_mailbox *b,
 		       const char *why)

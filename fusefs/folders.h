@@ -65,6 +65,9 @@ int folders_index_names(struct folder_list *fl);
  * -ENOENT. */
 int folders_prefix(const struct folder_list *fl, enum view_layout layout,
 		   const struct view_ino *v, char *buf, size_t len);
+/* The same from the mailboxes as they are now (folders_load). */
+int folders_prefix_now(struct dboxfs *fs, const struct view_ino *v,
+		       char *buf, size_t len);
 
 /* Whether name[0..n) is cur, new or tmp: no fs-layout folder is called
  * so (it would be its parent's cur/ new/ tmp/).  Mailboxes a layout

@@ -79,19 +79,6 @@ static int folder_unlink(struct dboxfs *fs, const struct view_ino *dir,
 	return NODE_BACKING;
 }
 
-static int folder_prefix(struct dboxfs *fs, const struct view_ino *v, char *buf,
-			 size_t len)
-{
-	struct folder_list fl;
-	int depth, ret = folders_load(fs, &fl);
-
-	if (ret < 0)
-		return ret;
-	depth = folders_prefix(&fl, fs->layout, v, buf, len);
-	folders_free(&fl);
-	return depth;
-}
-
 /* The mailbox a directory name in `v` stands for; false if the name is a
  * plain directory there instead. */
 static int folder_mailbox_of(struct dboxfs *fs, const struct view_ino *v,
@@ -110,7 +97,7 @@ static int folder_mailbox_of(struct dboxfs *fs, const struct view_ino *v,
 	}
 	if (name[0] == '.')
 		return 0;
-	depth = folder_prefix(fs, v, prefix, sizeof(prefix));
+	depth = folders_prefix_now(fs, v, prefix, sizeof(prefix));
 	if (depth < 0)
 		return depth;
 	*is_mailbox = true;
@@ -331,7 +318,7 @@ static int folder_area(struct dboxfs *fs, const struct view_ino *v,
 
 	if (v->kind != VK_VDIR)
 		return node_area_view(fs, v, dirfd_r, area_r, box_r);
-	ret = folder_prefix(fs, v, prefix, sizeof(prefix));
+	ret = folders_prefix_now(fs, v, prefix, sizeof(prefix));
 	if (ret < 0)
 		return ret;
 	*area_r = AREA_FILES;
