@@ -10,6 +10,7 @@
 #include "dboxfs.h"
 #include "dirmode.h"
 #include "folders.h"
+#include "node.h"
 #include "vdirs.h"
 
 /* The mode kept on the backing directory fd (O_PATH, closed here), or
@@ -44,20 +45,18 @@ static int keep_mode(int fd, mode_t mode)
 	return ret;
 }
 
-/* The backing directory of v: its O_PATH fd, made if `make`. */
+/* The backing directory of v as it is (none made): its O_PATH fd.  The
+ * one a change needs, made if missing, is v's kind's area (node.h). */
 static int backing_dir(struct dboxfs *fs, const struct view_ino *v,
-		       const char *prefix, bool make, int *fd_r)
+		       const char *prefix, int *fd_r)
 {
 	char buf[DBOX_NAME_MAX * 4 + 1];
 	int64_t box;
 	int ret;
 
 	if (v->kind == VK_SUB)
-		return make ? backing_area_dir(fs, v->box,
-					       backing_area_of_sub(v->sub),
-					       fd_r) :
-			backing_area_peek(fs, v->box,
-					  backing_area_of_sub(v->sub), fd_r);
+		return backing_area_peek(fs, v->box,
+					 backing_area_of_sub(v->sub), fd_r);
 	if (v->kind == VK_VDIR) {
 		if (prefix == NULL) {
 			ret = folders_prefix_now(fs, v, buf, sizeof(buf));
@@ -66,13 +65,12 @@ static int backing_dir(struct dboxfs *fs, const struct view_ino *v,
 			prefix = buf;
 		}
 		return vdirs_open(dbox_store_vdirs_dir(fs->store), prefix,
-				  make, fd_r);
+				  false, fd_r);
 	}
 	box = folders_files_box(fs->layout, fs->inbox_id, v);
 	if (box < 0)
 		return -ENOENT;
-	return make ? backing_area_dir(fs, box, AREA_FILES, fd_r) :
-		backing_area_peek(fs, box, AREA_FILES, fd_r);
+	return backing_area_peek(fs, box, AREA_FILES, fd_r);
 }
 
 mode_t dirmode_of(struct dboxfs *fs, const struct view_ino *v,
@@ -80,7 +78,7 @@ mode_t dirmode_of(struct dboxfs *fs, const struct view_ino *v,
 {
 	int fd, mode = -1;
 
-	if (backing_dir(fs, v, prefix, false, &fd) == 0)
+	if (backing_dir(fs, v, prefix, &fd) == 0)
 		mode = kept_mode(fd);
 	return mode < 0 ? fs->dir_mode : (mode_t)mode;
 }
@@ -88,11 +86,13 @@ mode_t dirmode_of(struct dboxfs *fs, const struct view_ino *v,
 int dirmode_set(struct dboxfs *fs, const struct view_ino *v,
 		const struct stat *attr, int to_set)
 {
+	enum backing_area area;
+	int64_t box;
 	int fd, ret;
 
 	if (!(to_set & FUSE_SET_ATTR_MODE))
 		return 0;
-	ret = backing_dir(fs, v, NULL, true, &fd);
+	ret = node_of(v)->area(fs, v, &fd, &area, &box);
 	return ret < 0 ? ret : keep_mode(fd, attr->st_mode);
 }
 
