@@ -5,15 +5,20 @@ as a tmp/ file after a kill -9 (maildir-view.md section 3: on a native
 maildir the file is gone for good, or where the client moved it)."""
 
 import errno
+import fcntl
 import os
 import re
+import sqlite3
+import threading
 
 import pytest
 
 from dboxfs_testlib import (chown_tree, dboxctl, mounts,  # noqa: F401
                             needs_dovecot, run, store_ids, wait_for,
                             wtmp)
-from test_takeover import ORIGINAL, dovecot_store
+from test_handback_deferred import LOCK_OPT, inbox_log, waits_for_lock
+from test_integrity import flagged_store, index_path
+from test_takeover import ORIGINAL, dovecot_store, texts_polled
 
 DATA = b"Subject: x\n\nbody\n"
 
@@ -303,3 +308,149 @@ def test_kill9_after_a_failed_flush_does_not_bring_it_back(wtmp, small_fs,
     os.unlink(cur)
     names, pending = tmp_after_kill9(store, mnt, mounts, m)
     assert names == [] and pending == []
+
+
+# ------------------------------------------- a row renumbered, or lost
+
+def deliver_to_cur(mnt, name, fsync, to=None):
+    """tmp/NAME (fsynced if fsync) renamed into cur/TO (NAME:2,S)."""
+    with open(os.path.join(mnt, "tmp", name), "wb") as f:
+        f.write(DATA)
+        if fsync:
+            f.flush()
+            os.fsync(f.fileno())
+    os.rename(os.path.join(mnt, "tmp", name),
+              os.path.join(mnt, "cur", to or name + ":2,S"))
+
+
+def inbox_uids(store):
+    db = sqlite3.connect("file:%s?mode=ro" % index_path(store), uri=True)
+    try:
+        return {b: u for b, u in db.execute(
+            "SELECT m.base, m.uid FROM messages m JOIN mailboxes b ON "
+            "b.id = m.mailbox_id WHERE b.name = 'INBOX'")}
+    finally:
+        db.close()
+
+
+@needs_dovecot
+@pytest.mark.parametrize("fsync", [False, True], ids=["nosync", "fsync"])
+@pytest.mark.parametrize("to", ["x:2,S", "y:2,S"])
+def test_kill9_after_dovecot_takes_our_uid_leaves_one_copy(wtmp, mounts,
+                                                          fsync, to):
+    """mdbox: a delivery through a takeover mount while Dovecot's log is
+    locked is owed to Dovecot, which does not know its uid yet: doveadm
+    save, waiting for that lock, gives the uid to its own message, and
+    the follower renumbers ours (an UPDATE of its row: no mark) while
+    its spool file waits in pending/ under the old uid (and its tmp/
+    name, which the client may have changed at the delivery: y).  After
+    a kill -9 the delivery is listed once, under its name, and not also
+    back in tmp/."""
+    store, da = dovecot_store(wtmp, "mdbox")
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt, "takeover", "commit=3600", LOCK_OPT)
+    text = b"Subject: from dovecot\n\nsaved beside the mount\n"
+    saver = threading.Thread(target=lambda: da("save", "-m", "INBOX",
+                                               input=text))
+    with open(inbox_log(store), "r+b") as f:
+        fcntl.lockf(f, fcntl.LOCK_EX)
+        try:
+            deliver_to_cur(mnt, "x", fsync, to)
+            base = to.split(":")[0]
+            (entry,) = pending_of(store)
+            ours = inbox_uids(store)[base]
+            assert entry.endswith(".%d.x" % ours), entry
+            chown_tree(store, *store_ids())    # what the mount wrote
+            saver.start()
+            wait_for(lambda: waits_for_lock(inbox_log(store)), timeout=30,
+                     what="doveadm save to wait for INBOX's log")
+        finally:
+            fcntl.lockf(f, fcntl.LOCK_UN)
+    saver.join(120)
+    assert not saver.is_alive()
+    wait_for(lambda: text in texts_polled(mnt).values(), timeout=15,
+             what="Dovecot's message on the mount")
+    wait_for(lambda: inbox_uids(store).get(base) != ours, timeout=15,
+             what="the follower to renumber our delivery")
+    assert [n for n in os.listdir(os.path.join(mnt, "cur"))
+            if n.startswith(base + ":")] == [to]
+    assert pending_of(store) == [entry]   # no flush came in between
+    m.kill()
+    c = mounts(store, mnt, "takeover")
+    try:
+        names = listing(mnt)
+        with open(os.path.join(mnt, "cur", to), "rb") as g:
+            assert g.read() == DATA
+    finally:
+        c.stop()
+    assert [n for n in names if n.startswith("tmp/")] == []
+    assert [n for n in names if n.split("/")[-1][0] in "xy"] == ["cur/" + to]
+    assert pending_of(store) == []
+
+
+def damage_first_leaf(index, table):
+    """Flips the page header of the first leaf of `table` (the rows
+    delivered last, at the end of the key order, stay readable)."""
+    db = sqlite3.connect(index)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    pages = db.execute("SELECT pageno FROM dbstat WHERE name = ? AND "
+                       "pagetype = 'leaf' ORDER BY pageno",
+                       (table,)).fetchall()
+    psize = db.execute("PRAGMA page_size").fetchone()[0]
+    db.close()
+    assert len(pages) >= 3, pages
+    with open(index, "r+b") as f:
+        f.seek((pages[0][0] - 1) * psize)
+        head = f.read(12)
+        f.seek((pages[0][0] - 1) * psize)
+        f.write(bytes(b ^ 0xFF for b in head))
+
+
+def lose_record(store, fmt, uid):
+    """What a power cut does to a record never synced: sdbox loses its
+    u.N (made within the commit interval), mdbox the tail of m.N."""
+    db = sqlite3.connect("file:%s?mode=ro" % index_path(store), uri=True)
+    try:
+        (file_id, off), = db.execute(
+            "SELECT m.file_id, m.offset FROM messages m JOIN mailboxes b "
+            "ON b.id = m.mailbox_id WHERE b.name = 'INBOX' AND m.uid = ?",
+            (uid,)).fetchall()
+    finally:
+        db.close()
+    if fmt == "sdbox":
+        os.unlink(os.path.join(store, "mailboxes", "INBOX", "dbox-Mails",
+                               "u.%d" % uid))
+    else:
+        os.truncate(os.path.join(store, "storage", "m.%d" % file_id), off)
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_reindex_after_a_cut_puts_a_lost_delivery_back_in_tmp(wtmp, mounts,
+                                                              fmt):
+    """A delivery committed unconfirmed (no fsync), then a power cut that
+    took its record and damaged the index (simulated after a kill -9: its
+    record's bytes removed, a leaf of messages garbled).  `dboxctl
+    reindex` (what the refused mount asks for) salvages the row and drops
+    it, finding no record: that delivery was never durable, so the next
+    mount puts its spool file back into tmp/, rather than drop it as if
+    the message had been expunged after its commit."""
+    store, msgs, _ = flagged_store(wtmp, fmt)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt, "commit=3600")
+    deliver_to_cur(mnt, "x", False)
+    (entry,) = pending_of(store)
+    m.kill()
+    lose_record(store, fmt, int(entry.split(".")[1]))
+    damage_first_leaf(index_path(store), "messages")
+    p = dboxctl("reindex", store)
+    assert b"damaged" in p.stderr
+    c = mounts(store, mnt)
+    try:
+        names = listing(mnt)
+        with open(os.path.join(mnt, "tmp", "x"), "rb") as g:
+            assert g.read() == DATA
+    finally:
+        c.stop()
+    assert [n for n in names if n.split("/")[-1].startswith("x")] == \
+        ["tmp/x"]
+    assert pending_of(store) == []

@@ -16,6 +16,7 @@
 #include "index/dindex-mailbox.h"
 #include "index/dindex-msg.h"
 #include "index/dindex-owed.h"
+#include "index/dindex-unconfirmed.h"
 #include "store/dbox-dovecot-private.h"
 #include "store/dbox-rfile.h"
 #include "store/dbox-scan.h"
@@ -410,12 +411,15 @@ static bool dovecot_lists_guid(struct dovecot_box *b, const char *guid)
 /* mdbox: Dovecot gave a uid that we gave to a delivery through a takeover
  * mount (which it did not know) to another message.  Ours moves to a
  * fresh uid and keeps its name, unless Dovecot lists it under a uid of
- * its own (a resync): then that row is the one. */
+ * its own (a resync): then that row is the one.  An unconfirmed mark
+ * moves with ours (a cut that took its record must still find it out);
+ * the mount's spool file kept for it, still named by the old uid, is
+ * known by its name and bytes (sweep_pending_done). */
 static int renumber_ours(struct dbox_store *store, struct dovecot_box *b,
 			 const struct dbox_msg *old, struct dbox_err *err)
 {
 	uint32_t fresh = 0;
-	bool listed = dovecot_lists_guid(b, old->guid);
+	bool listed = dovecot_lists_guid(b, old->guid), carried;
 	int ret = listed ? 0 : dbox_mailbox_alloc_uids(store, b->id, 1, &fresh,
 						       err);
 
@@ -423,7 +427,12 @@ static int renumber_ours(struct dbox_store *store, struct dovecot_box *b,
 		return ret;
 	if (listed)
 		return dindex_msg_delete(store->idx, b->id, old->uid, err);
-	return dindex_msg_set_uid(store->idx, b->id, old->uid, fresh, err);
+	ret = dindex_unconfirmed_move(store->idx, b->id, old->uid, b->id,
+				      fresh, &carried, err);
+	if (ret == 0 && carried)
+		atomic_store(&store->unconfirmed, true);
+	return ret < 0 ? ret : dindex_msg_set_uid(store->idx, b->id, old->uid,
+						  fresh, err);
 }
 
 /* uid 0 is no uid: an earlier version gave it to a delivery into a folder
