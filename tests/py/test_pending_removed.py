@@ -333,33 +333,37 @@ def inbox_uids(store):
         db.close()
 
 
-@needs_dovecot
-@pytest.mark.parametrize("fsync", [False, True], ids=["nosync", "fsync"])
-@pytest.mark.parametrize("to", ["x:2,S", "y:2,S"])
-def test_kill9_after_dovecot_takes_our_uid_leaves_one_copy(wtmp, mounts,
-                                                          fsync, to):
-    """mdbox: a delivery through a takeover mount while Dovecot's log is
-    locked is owed to Dovecot, which does not know its uid yet: doveadm
-    save, waiting for that lock, gives the uid to its own message, and
-    the follower renumbers ours (an UPDATE of its row: no mark) while
-    its spool file waits in pending/ under the old uid (and its tmp/
-    name, which the client may have changed at the delivery: y).  After
-    a kill -9 the delivery is listed once, under its name, and not also
-    back in tmp/."""
+def unconfirmed_marks(store):
+    db = sqlite3.connect("file:%s?mode=ro" % index_path(store), uri=True)
+    try:
+        return db.execute("SELECT mailbox_id, uid FROM unconfirmed").fetchall()
+    finally:
+        db.close()
+
+
+def dovecot_takes_our_uid(wtmp, mounts, fsync, to):
+    """mdbox: a delivery (tmp/x into cur/TO) through a takeover mount
+    while Dovecot's log is locked is owed to Dovecot, which does not know
+    its uid yet: doveadm save, waiting for that lock, gives the uid to
+    its own message, and the follower renumbers ours (an UPDATE of its
+    row) while its spool file waits in pending/ under the old uid.
+    Returns (store, mnt, the mount, the old uid, the new uid)."""
     store, da = dovecot_store(wtmp, "mdbox")
     mnt = os.path.join(wtmp, "mnt")
     m = mounts(store, mnt, "takeover", "commit=3600", LOCK_OPT)
+    os.mkdir(os.path.join(mnt, ".Other"))
+    for sub in ("cur", "new", "tmp"):
+        os.mkdir(os.path.join(mnt, ".Other", sub))
     text = b"Subject: from dovecot\n\nsaved beside the mount\n"
     saver = threading.Thread(target=lambda: da("save", "-m", "INBOX",
                                                input=text))
+    base = to.split(":")[0]
     with open(inbox_log(store), "r+b") as f:
         fcntl.lockf(f, fcntl.LOCK_EX)
         try:
             deliver_to_cur(mnt, "x", fsync, to)
-            base = to.split(":")[0]
-            (entry,) = pending_of(store)
             ours = inbox_uids(store)[base]
-            assert entry.endswith(".%d.x" % ours), entry
+            assert pending_of(store) == ["1.%d.x" % ours]
             chown_tree(store, *store_ids())    # what the mount wrote
             saver.start()
             wait_for(lambda: waits_for_lock(inbox_log(store)), timeout=30,
@@ -374,18 +378,105 @@ def test_kill9_after_dovecot_takes_our_uid_leaves_one_copy(wtmp, mounts,
              what="the follower to renumber our delivery")
     assert [n for n in os.listdir(os.path.join(mnt, "cur"))
             if n.startswith(base + ":")] == [to]
-    assert pending_of(store) == [entry]   # no flush came in between
+    return store, mnt, m, ours, inbox_uids(store)[base]
+
+
+def ours_after_kill9(store, mnt, mounts, m):
+    """Kills the daemon m, remounts (takeover); returns the listing of
+    our names (x, y) in INBOX and .Other, and pending/ after the
+    start-up sweep."""
     m.kill()
     c = mounts(store, mnt, "takeover")
     try:
-        names = listing(mnt)
+        names = [n for n in listing(mnt) if n.split("/")[-1][0] in "xy"]
+        for n in names:
+            with open(os.path.join(mnt, n), "rb") as g:
+                assert g.read() == DATA
+    finally:
+        c.stop()
+    return names, pending_of(store)
+
+
+@needs_dovecot
+@pytest.mark.parametrize("fsync", [False, True], ids=["nosync", "fsync"])
+@pytest.mark.parametrize("to", ["x:2,S", "y:2,S"])
+def test_kill9_after_dovecot_takes_our_uid_leaves_one_copy(wtmp, mounts,
+                                                          fsync, to):
+    """After the renumber (dovecot_takes_our_uid), a kill -9: the
+    delivery is listed once, under its name, and not also back in tmp/
+    (also with the client's other name for it, y)."""
+    store, mnt, m, ours, fresh = dovecot_takes_our_uid(wtmp, mounts,
+                                                       fsync, to)
+    assert pending_of(store) in (["1.%d.x" % ours], ["1.%d.x" % fresh])
+    # a record not durable yet stays checked after a cut under its new
+    # uid (its unconfirmed mark moved with it)
+    marks = unconfirmed_marks(store)
+    assert (1, fresh) in marks if not fsync else \
+        (1, ours) not in marks or (1, fresh) in marks
+    names, pending = ours_after_kill9(store, mnt, mounts, m)
+    assert names == ["cur/" + to] and pending == []
+
+
+@needs_dovecot
+@pytest.mark.parametrize("fsync", [False, True], ids=["nosync", "fsync"])
+@pytest.mark.parametrize("to", ["x:2,S", "y:2,S"])
+def test_dovecot_takes_our_uid_while_killed_leaves_one_copy(wtmp, mounts,
+                                                            fsync, to):
+    """The same delivery, owed to Dovecot, then a kill -9 before Dovecot
+    saves a message of its own under its uid: the next mount's open
+    renumbers ours while its pending file still has the old uid (no
+    follower to rename it).  The delivery is listed once, and not also
+    back in tmp/: the sweep knows it among the later rows by its name
+    (x) or mtime (y, the client's other name), and its bytes."""
+    store, da = dovecot_store(wtmp, "mdbox")
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt, "takeover", "commit=3600", LOCK_OPT)
+    base = to.split(":")[0]
+    with open(inbox_log(store), "r+b") as f:
+        fcntl.lockf(f, fcntl.LOCK_EX)
+        try:
+            deliver_to_cur(mnt, "x", fsync, to)
+            ours = inbox_uids(store)[base]
+            m.kill()
+        finally:
+            fcntl.lockf(f, fcntl.LOCK_UN)
+    assert pending_of(store) == ["1.%d.x" % ours]
+    chown_tree(store, *store_ids())    # what the mount wrote
+    da("save", "-m", "INBOX",
+       input=b"Subject: from dovecot\n\nsaved while killed\n")
+    assert ours in [int(mm["uid"]) for mm in da.fetch("uid", "mailbox",
+                                                      "INBOX")]
+    c = mounts(store, mnt, "takeover")
+    try:
+        names = [n for n in listing(mnt) if n.split("/")[-1][0] in "xy"]
         with open(os.path.join(mnt, "cur", to), "rb") as g:
             assert g.read() == DATA
     finally:
         c.stop()
-    assert [n for n in names if n.startswith("tmp/")] == []
-    assert [n for n in names if n.split("/")[-1][0] in "xy"] == ["cur/" + to]
-    assert pending_of(store) == []
+    assert inbox_uids(store)[base] != ours
+    assert names == ["cur/" + to] and pending_of(store) == []
+
+
+@needs_dovecot
+@pytest.mark.parametrize("change", ["unlink", "move"])
+def test_renumbered_delivery_removed_before_kill9(wtmp, mounts, change):
+    """After the renumber (dovecot_takes_our_uid), the pending file
+    follows the new uid; the client then expunges the message, or moves
+    it to another folder, before any flush: after a kill -9 it is not
+    back in tmp/ (the removal of the renumbered row left its mark)."""
+    store, mnt, m, ours, fresh = dovecot_takes_our_uid(wtmp, mounts, False,
+                                                       "y:2,S")
+    wait_for(lambda: pending_of(store) == ["1.%d.x" % fresh], timeout=15,
+             what="the pending file to follow the new uid")
+    cur = os.path.join(mnt, "cur", "y:2,S")
+    if change == "unlink":
+        os.unlink(cur)
+    else:
+        os.rename(cur, os.path.join(mnt, ".Other", "cur", "y:2,S"))
+    assert pending_of(store) == ["1.%d.x" % fresh]   # no flush yet
+    names, pending = ours_after_kill9(store, mnt, mounts, m)
+    assert names == ([] if change == "unlink" else [".Other/cur/y:2,S"])
+    assert pending == []
 
 
 def damage_first_leaf(index, table):

@@ -408,6 +408,30 @@ static bool dovecot_lists_guid(struct dovecot_box *b, const char *guid)
 	return false;
 }
 
+/* For the caller's copies kept under the old uid (a mount's pending/
+ * files): told after the commit (dbox_dovecot_renumbered_done).  Out of
+ * memory, the copy keeps its old name, which the mount's start-up sweep
+ * still recognises (sweep_pending_done). */
+static void note_renumber(struct dbox_store *store, struct dovecot_box *b,
+			  uint32_t from, uint32_t to)
+{
+	struct dbox_dovecot *dv = b->dv;
+
+	if (store->renumbered == NULL || dv == NULL)
+		return;
+	if (dv->nrenum == dv->caprenum) {
+		size_t cap = dv->caprenum == 0 ? 8 : dv->caprenum * 2;
+		struct dbox_renumber *v = realloc(dv->renum,
+						  cap * sizeof(*v));
+
+		if (v == NULL)
+			return;
+		dv->renum = v;
+		dv->caprenum = cap;
+	}
+	dv->renum[dv->nrenum++] = (struct dbox_renumber){ b->id, from, to };
+}
+
 /* mdbox: Dovecot gave a uid that we gave to a delivery through a takeover
  * mount (which it did not know) to another message.  Ours moves to a
  * fresh uid and keeps its name, unless Dovecot lists it under a uid of
@@ -431,8 +455,21 @@ static int renumber_ours(struct dbox_store *store, struct dovecot_box *b,
 				      fresh, &carried, err);
 	if (ret == 0 && carried)
 		atomic_store(&store->unconfirmed, true);
-	return ret < 0 ? ret : dindex_msg_set_uid(store->idx, b->id, old->uid,
-						  fresh, err);
+	if (ret == 0)
+		ret = dindex_msg_set_uid(store->idx, b->id, old->uid, fresh,
+					 err);
+	if (ret == 0)
+		note_renumber(store, b, old->uid, fresh);
+	return ret;
+}
+
+void dbox_dovecot_renumbered_done(struct dbox_store *store,
+				  struct dbox_dovecot *dv, bool committed)
+{
+	for (size_t i = 0; committed && i < dv->nrenum; i++)
+		store->renumbered(store->renumbered_ctx, dv->renum[i].box,
+				  dv->renum[i].from, dv->renum[i].to);
+	dv->nrenum = 0;
 }
 
 /* uid 0 is no uid: an earlier version gave it to a delivery into a folder
