@@ -435,24 +435,27 @@ static void note_renumber(struct dbox_store *store, struct dovecot_box *b,
 /* mdbox: Dovecot gave a uid that we gave to a delivery through a takeover
  * mount (which it did not know) to another message.  Ours moves to a
  * fresh uid and keeps its name, unless Dovecot lists it under a uid of
- * its own (a resync): then that row is the one.  An unconfirmed mark
- * moves with ours (a cut that took its record must still find it out);
- * the mount's spool file kept for it, still named by the old uid, is
- * known by its name and bytes (sweep_pending_done). */
+ * its own (a resync): then that row is the one.  Either way a record not
+ * durable yet is made so first, as for a move (dbox_msg_move): a flush
+ * that took the mount's spool file kept for it syncs the records of its
+ * marks by uid, and would find Dovecot's message under the old one (or
+ * none); the mark moves with ours too (dindex_unconfirmed_move).  The
+ * spool file follows after the commit (note_renumber). */
 static int renumber_ours(struct dbox_store *store, struct dovecot_box *b,
 			 const struct dbox_msg *old, struct dbox_err *err)
 {
 	uint32_t fresh = 0;
-	bool listed = dovecot_lists_guid(b, old->guid), carried;
-	int ret = listed ? 0 : dbox_mailbox_alloc_uids(store, b->id, 1, &fresh,
-						       err);
+	bool carried;
+	int ret = dbox_unconfirmed_sync_one(store, b->id, old->uid, err);
 
 	if (ret < 0)
 		return ret;
-	if (listed)
+	if (dovecot_lists_guid(b, old->guid))
 		return dindex_msg_delete(store->idx, b->id, old->uid, err);
-	ret = dindex_unconfirmed_move(store->idx, b->id, old->uid, b->id,
-				      fresh, &carried, err);
+	ret = dbox_mailbox_alloc_uids(store, b->id, 1, &fresh, err);
+	if (ret == 0)
+		ret = dindex_unconfirmed_move(store->idx, b->id, old->uid,
+					      b->id, fresh, &carried, err);
 	if (ret == 0 && carried)
 		atomic_store(&store->unconfirmed, true);
 	if (ret == 0)
