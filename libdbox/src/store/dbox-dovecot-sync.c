@@ -439,8 +439,8 @@ static void note_renumber(struct dbox_store *store, struct dovecot_box *b,
  * durable yet is made so first, as for a move (dbox_msg_move): a flush
  * that took the mount's spool file kept for it syncs the records of its
  * marks by uid, and would find Dovecot's message under the old one (or
- * none); the mark moves with ours too (dindex_unconfirmed_move).  The
- * spool file follows after the commit (note_renumber). */
+ * none); the mark moves with ours too.  The spool file follows after
+ * the commit (note_renumber). */
 static int renumber_ours(struct dbox_store *store, struct dovecot_box *b,
 			 const struct dbox_msg *old, struct dbox_err *err)
 {
@@ -461,6 +461,13 @@ static int renumber_ours(struct dbox_store *store, struct dovecot_box *b,
 	if (ret == 0)
 		ret = dindex_msg_set_uid(store->idx, b->id, old->uid, fresh,
 					 err);
+	/* the old uid is Dovecot's message's now: a mark left there would
+	 * have the next open after a cut check Dovecot's record (and drop
+	 * its row when it cannot read it), or say "removed" for our file
+	 * when Dovecot's message goes */
+	if (ret == 0)
+		ret = dindex_unconfirmed_forget(store->idx, b->id, old->uid,
+						err);
 	if (ret == 0)
 		note_renumber(store, b, old->uid, fresh);
 	return ret;
