@@ -73,6 +73,7 @@ int flush_init(struct dboxfs *fs, const char *ctl_dir)
 		return -errno;
 	/* before any thread that removes rows (the committer too) */
 	dbox_store_set_kept(fs->store, flush_kept, fs);
+	dbox_store_set_renumbered(fs->store, flush_renumbered, fs);
 	return 0;
 }
 
@@ -123,6 +124,48 @@ void flush_spool_done(struct dboxfs *fs, int dirfd, const char *name,
 		return;
 	}
 	list_pending(fs, p);
+}
+
+/* The entry of pendings listed for (box, uid): its link, or NULL. */
+static struct flush_pending **pending_link(struct dboxfs *fs, int64_t box,
+					   uint32_t uid)
+{
+	for (struct flush_pending **pp = &fs->flush.pendings; *pp != NULL;
+	     pp = &(*pp)->next) {
+		if ((*pp)->box == box && (*pp)->uid == uid)
+			return pp;
+	}
+	return NULL;
+}
+
+void flush_renumbered(void *ctx, int64_t box, uint32_t old_uid,
+		      uint32_t new_uid)
+{
+	struct dboxfs *fs = ctx;
+	struct flush_pending **pp, *p = NULL;
+	char to[NAME_MAX + 1];
+	const char *name;
+	int64_t named_box;
+	uint32_t named_uid;
+
+	pthread_mutex_lock(&fs->flush.lock);
+	pp = pending_link(fs, box, old_uid);
+	if (pp != NULL && dbox_store_kept_name((*pp)->name, &named_box,
+					       &named_uid, &name) &&
+	    snprintf(to, sizeof(to), "%lld.%u.%s", (long long)box, new_uid,
+		     name) < (int)sizeof(to))
+		p = pending_new(to, box, new_uid);
+	/* a failed rename leaves it listed under the old uid: the start-up
+	 * sweep still knows it by its name and bytes */
+	if (p != NULL && renameat(fs->flush.pending_fd, (*pp)->name,
+				  fs->flush.pending_fd, to) == 0) {
+		p->next = (*pp)->next;
+		free(*pp);
+		*pp = p;
+		p = NULL;
+	}
+	pthread_mutex_unlock(&fs->flush.lock);
+	free(p);
 }
 
 int flush_pending_add(struct dboxfs *fs, const char *entry, int64_t box,

@@ -43,7 +43,14 @@
  *   the mount, a followed Dovecot's sync, a reindex, the next start's
  *   resync with Dovecot: flush_kept, dindex_set_kept, sweep_open_opts);
  *   a failed flush lists its files again for that
- *   and for the next flush); any other goes back to tmp/ of its
+ *   and for the next flush); a message the follower gives another uid
+ *   (Dovecot took ours: flush_renumbered) has its file renamed to it
+ *   after that commit, and one whose file still has the old uid (a
+ *   kill in between, or the open's resync did it) is known among the
+ *   later rows of its mailbox by its name or mtime and its bytes;
+ *   a reindex that does not find a row's record again forgets its
+ *   marks (the delivery was lost, not expunged); any other goes back
+ *   to tmp/ of its
  *   mailbox under NAME (sweep_pending): the delivery was lost with the
  *   power, and its file is where the deliverer left it;
  * - a store file (sdbox u.N, an old m.N of purge) is removed only after
@@ -116,6 +123,13 @@ void flush_commit_end(struct dboxfs *fs);
  * a reindex) then leaves a mark, so that the start-up sweep after a kill
  * -9 removes the file rather than bring it back into tmp/.  ctx: fs. */
 bool flush_kept(void *ctx, int64_t box, uint32_t uid);
+/* dbox_store_renumbered_fn: the follower gave message (box, old_uid)
+ * the uid new_uid (Dovecot took the old one): its pending/ file, if one
+ * waits for a flush, is renamed to the new uid and listed under it, so
+ * that the removal of its row leaves the mark the sweep looks for
+ * (one a running flush took goes with that flush).  ctx: fs. */
+void flush_renumbered(void *ctx, int64_t box, uint32_t old_uid,
+		      uint32_t new_uid);
 /* Lists pending/ file `entry` of message (box, uid) as if a delivery
  * had put it there (the files an earlier daemon left, while the store
  * opens: sweep_open_opts); 0 or -ENOMEM.  clear: forgets every listed

@@ -261,15 +261,81 @@ static bool pending_base_is(const char *name, const struct dbox_msg *m)
 	return base[0] != '\0' && strcmp(base, m->base) == 0;
 }
 
+/* The messages after a pending file's uid that may be its delivery's
+ * (pending_renumbered): of its size, and of its base name or, when
+ * another message has its uid (taken), with its mtime (a delivered
+ * file's mtime is the message's received time). */
+struct renumbered {
+	const char *base;
+	const struct stat *st;
+	bool taken;
+	struct dbox_msg *v;
+	size_t n, cap;
+};
+
+static int renumbered_candidate(void *ctx, const struct dbox_msg *m)
+{
+	struct renumbered *r = ctx;
+
+	if (m->size != (uint64_t)r->st->st_size ||
+	    (strcmp(m->base, r->base) != 0 &&
+	     (!r->taken || m->received != r->st->st_mtim.tv_sec ||
+	      m->received_ns != r->st->st_mtim.tv_nsec)))
+		return 0;
+	if (r->n == r->cap) {
+		size_t cap = r->cap == 0 ? 4 : r->cap * 2;
+		struct dbox_msg *v = realloc(r->v, cap * sizeof(*v));
+
+		if (v == NULL)
+			return -ENOMEM;
+		r->v = v;
+		r->cap = cap;
+	}
+	r->v[r->n++] = *m;
+	return 0;
+}
+
+/* The delivery's message under a later uid of its mailbox: a followed
+ * Dovecot gave its uid to a message of its own (taken) and moved ours
+ * to a fresh one, with the file still under the old uid (a kill before
+ * flush_renumbered, or the open's resync did it), or a reindex found
+ * its record elsewhere (mdbox: a new uid).  Either keeps its name and
+ * bytes; the file's name is the delivery's tmp/ one, which the client
+ * may have renamed: a candidate of another base must have the file's
+ * mtime too, and only where its uid was taken (a lost delivery's twin,
+ * delivered with the same bytes and mtime under another name, is
+ * another message); any has exactly its bytes (a base alone could be
+ * an older message the lost delivery was to replace).  Only files
+ * whose own uid does not match come here: the rows after it are few
+ * (those delivered since). */
+static bool pending_renumbered(struct dboxfs *fs, int fd,
+			       const struct stat *st, int64_t box,
+			       uint32_t uid, bool taken, const char *name)
+{
+	char base[DBOX_NAME_MAX + 1];
+	const char *info;
+	struct renumbered r = { base, st, taken, NULL, 0, 0 };
+	bool found = false;
+
+	view_name_split(name, base, sizeof(base), &info);
+	if (dbox_msg_list(fs->store, box, uid, -1, 0, renumbered_candidate,
+			  &r, NULL) < 0)
+		r.n = 0;
+	for (size_t i = 0; !found && i < r.n; i++)
+		found = same_bytes(fs, fd, &r.v[i]);
+	free(r.v);
+	return found;
+}
+
 bool sweep_pending_done(struct dboxfs *fs, int dirfd, const char *entry,
 			int64_t box, uint32_t uid)
 {
 	struct dbox_msg m;
-	struct stat st;
+	struct stat st = { 0 };
 	const char *name;
 	int64_t named_box;
 	uint32_t named_uid;
-	bool done;
+	bool done, taken;
 	int fd;
 
 	if (!dbox_store_kept_name(entry, &named_box, &named_uid, &name))
@@ -277,15 +343,19 @@ bool sweep_pending_done(struct dboxfs *fs, int dirfd, const char *entry,
 	fd = openat(dirfd, entry, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return false;
-	done = fstat(fd, &st) == 0 &&
-		dbox_msg_get(fs->store, box, uid, &m, NULL) == 0 &&
-		(pending_base_is(name, &m) ||
-		 (m.size == (uint64_t)st.st_size && same_bytes(fs, fd, &m)));
-	close(fd);
+	taken = fstat(fd, &st) == 0 &&
+		dbox_msg_get(fs->store, box, uid, &m, NULL) == 0;
+	done = taken && (pending_base_is(name, &m) ||
+			 (m.size == (uint64_t)st.st_size &&
+			  same_bytes(fs, fd, &m)));
 	/* committed, then expunged or moved away by the client: its mark
 	 * stays until this file is gone (flush_once), and goes with the
 	 * commit at a power cut that took it */
-	return done || dbox_store_unconfirmed_removed(fs->store, box, uid);
+	done = done || dbox_store_unconfirmed_removed(fs->store, box, uid) ||
+		(S_ISREG(st.st_mode) &&
+		 pending_renumbered(fs, fd, &st, box, uid, taken, name));
+	close(fd);
+	return done;
 }
 
 static void sweep_pending_one(struct dboxfs *fs, int dirfd, const char *entry)

@@ -43,8 +43,9 @@ bool sweep_moves_to_tmp(struct dboxfs *fs, int64_t box,
 			enum backing_area area, int dirfd, const char *name);
 /* of a pending/ entry "BOX.UID.NAME" (dbox_store_kept_name): whether
  * its message (box, uid) exists with exactly its bytes, or was
- * removed after its commit (the entry is removed; otherwise it goes back
- * to tmp/ as NAME). */
+ * removed after its commit, or is a later row of box (renumbered) of
+ * its name or mtime with exactly its bytes (the entry is removed;
+ * otherwise it goes back to tmp/ as NAME). */
 bool sweep_pending_done(struct dboxfs *fs, int dirfd, const char *entry,
 			int64_t box, uint32_t uid);
 /* At a clean stop: the tmp/ files link() delivered stay the client's

@@ -5,15 +5,20 @@ as a tmp/ file after a kill -9 (maildir-view.md section 3: on a native
 maildir the file is gone for good, or where the client moved it)."""
 
 import errno
+import fcntl
 import os
 import re
+import sqlite3
+import threading
 
 import pytest
 
 from dboxfs_testlib import (chown_tree, dboxctl, mounts,  # noqa: F401
                             needs_dovecot, run, store_ids, wait_for,
                             wtmp)
-from test_takeover import ORIGINAL, dovecot_store
+from test_handback_deferred import LOCK_OPT, inbox_log, waits_for_lock
+from test_integrity import flagged_store, index_path
+from test_takeover import ORIGINAL, dovecot_store, texts_polled
 
 DATA = b"Subject: x\n\nbody\n"
 
@@ -303,3 +308,240 @@ def test_kill9_after_a_failed_flush_does_not_bring_it_back(wtmp, small_fs,
     os.unlink(cur)
     names, pending = tmp_after_kill9(store, mnt, mounts, m)
     assert names == [] and pending == []
+
+
+# ------------------------------------------- a row renumbered, or lost
+
+def deliver_to_cur(mnt, name, fsync, to=None):
+    """tmp/NAME (fsynced if fsync) renamed into cur/TO (NAME:2,S)."""
+    with open(os.path.join(mnt, "tmp", name), "wb") as f:
+        f.write(DATA)
+        if fsync:
+            f.flush()
+            os.fsync(f.fileno())
+    os.rename(os.path.join(mnt, "tmp", name),
+              os.path.join(mnt, "cur", to or name + ":2,S"))
+
+
+def inbox_uids(store):
+    db = sqlite3.connect("file:%s?mode=ro" % index_path(store), uri=True)
+    try:
+        return {b: u for b, u in db.execute(
+            "SELECT m.base, m.uid FROM messages m JOIN mailboxes b ON "
+            "b.id = m.mailbox_id WHERE b.name = 'INBOX'")}
+    finally:
+        db.close()
+
+
+def unconfirmed_marks(store):
+    db = sqlite3.connect("file:%s?mode=ro" % index_path(store), uri=True)
+    try:
+        return db.execute("SELECT mailbox_id, uid FROM unconfirmed").fetchall()
+    finally:
+        db.close()
+
+
+def dovecot_takes_our_uid(wtmp, mounts, fsync, to):
+    """mdbox: a delivery (tmp/x into cur/TO) through a takeover mount
+    while Dovecot's log is locked is owed to Dovecot, which does not know
+    its uid yet: doveadm save, waiting for that lock, gives the uid to
+    its own message, and the follower renumbers ours (an UPDATE of its
+    row) while its spool file waits in pending/ under the old uid.
+    Returns (store, mnt, the mount, the old uid, the new uid)."""
+    store, da = dovecot_store(wtmp, "mdbox")
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt, "takeover", "commit=3600", LOCK_OPT)
+    os.mkdir(os.path.join(mnt, ".Other"))
+    for sub in ("cur", "new", "tmp"):
+        os.mkdir(os.path.join(mnt, ".Other", sub))
+    text = b"Subject: from dovecot\n\nsaved beside the mount\n"
+    saver = threading.Thread(target=lambda: da("save", "-m", "INBOX",
+                                               input=text))
+    base = to.split(":")[0]
+    with open(inbox_log(store), "r+b") as f:
+        fcntl.lockf(f, fcntl.LOCK_EX)
+        try:
+            deliver_to_cur(mnt, "x", fsync, to)
+            ours = inbox_uids(store)[base]
+            assert pending_of(store) == ["1.%d.x" % ours]
+            chown_tree(store, *store_ids())    # what the mount wrote
+            saver.start()
+            wait_for(lambda: waits_for_lock(inbox_log(store)), timeout=30,
+                     what="doveadm save to wait for INBOX's log")
+        finally:
+            fcntl.lockf(f, fcntl.LOCK_UN)
+    saver.join(120)
+    assert not saver.is_alive()
+    wait_for(lambda: text in texts_polled(mnt).values(), timeout=15,
+             what="Dovecot's message on the mount")
+    wait_for(lambda: inbox_uids(store).get(base) != ours, timeout=15,
+             what="the follower to renumber our delivery")
+    assert [n for n in os.listdir(os.path.join(mnt, "cur"))
+            if n.startswith(base + ":")] == [to]
+    return store, mnt, m, ours, inbox_uids(store)[base]
+
+
+def ours_after_kill9(store, mnt, mounts, m):
+    """Kills the daemon m, remounts (takeover); returns the listing of
+    our names (x, y) in INBOX and .Other, and pending/ after the
+    start-up sweep."""
+    m.kill()
+    c = mounts(store, mnt, "takeover")
+    try:
+        names = [n for n in listing(mnt) if n.split("/")[-1][0] in "xy"]
+        for n in names:
+            with open(os.path.join(mnt, n), "rb") as g:
+                assert g.read() == DATA
+    finally:
+        c.stop()
+    return names, pending_of(store)
+
+
+@needs_dovecot
+@pytest.mark.parametrize("fsync", [False, True], ids=["nosync", "fsync"])
+@pytest.mark.parametrize("to", ["x:2,S", "y:2,S"])
+def test_kill9_after_dovecot_takes_our_uid_leaves_one_copy(wtmp, mounts,
+                                                          fsync, to):
+    """After the renumber (dovecot_takes_our_uid), a kill -9: the
+    delivery is listed once, under its name, and not also back in tmp/
+    (also with the client's other name for it, y)."""
+    store, mnt, m, ours, fresh = dovecot_takes_our_uid(wtmp, mounts,
+                                                       fsync, to)
+    assert pending_of(store) in (["1.%d.x" % ours], ["1.%d.x" % fresh])
+    # a record not durable yet stays checked after a cut under its new
+    # uid (its unconfirmed mark moved with it)
+    marks = unconfirmed_marks(store)
+    assert (1, fresh) in marks if not fsync else \
+        (1, ours) not in marks or (1, fresh) in marks
+    names, pending = ours_after_kill9(store, mnt, mounts, m)
+    assert names == ["cur/" + to] and pending == []
+
+
+@needs_dovecot
+@pytest.mark.parametrize("fsync", [False, True], ids=["nosync", "fsync"])
+@pytest.mark.parametrize("to", ["x:2,S", "y:2,S"])
+def test_dovecot_takes_our_uid_while_killed_leaves_one_copy(wtmp, mounts,
+                                                            fsync, to):
+    """The same delivery, owed to Dovecot, then a kill -9 before Dovecot
+    saves a message of its own under its uid: the next mount's open
+    renumbers ours while its pending file still has the old uid (no
+    follower to rename it).  The delivery is listed once, and not also
+    back in tmp/: the sweep knows it among the later rows by its name
+    (x) or mtime (y, the client's other name), and its bytes."""
+    store, da = dovecot_store(wtmp, "mdbox")
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt, "takeover", "commit=3600", LOCK_OPT)
+    base = to.split(":")[0]
+    with open(inbox_log(store), "r+b") as f:
+        fcntl.lockf(f, fcntl.LOCK_EX)
+        try:
+            deliver_to_cur(mnt, "x", fsync, to)
+            ours = inbox_uids(store)[base]
+            m.kill()
+        finally:
+            fcntl.lockf(f, fcntl.LOCK_UN)
+    assert pending_of(store) == ["1.%d.x" % ours]
+    chown_tree(store, *store_ids())    # what the mount wrote
+    da("save", "-m", "INBOX",
+       input=b"Subject: from dovecot\n\nsaved while killed\n")
+    assert ours in [int(mm["uid"]) for mm in da.fetch("uid", "mailbox",
+                                                      "INBOX")]
+    c = mounts(store, mnt, "takeover")
+    try:
+        names = [n for n in listing(mnt) if n.split("/")[-1][0] in "xy"]
+        with open(os.path.join(mnt, "cur", to), "rb") as g:
+            assert g.read() == DATA
+    finally:
+        c.stop()
+    assert inbox_uids(store)[base] != ours
+    assert names == ["cur/" + to] and pending_of(store) == []
+
+
+@needs_dovecot
+@pytest.mark.parametrize("change", ["unlink", "move"])
+def test_renumbered_delivery_removed_before_kill9(wtmp, mounts, change):
+    """After the renumber (dovecot_takes_our_uid), the pending file
+    follows the new uid; the client then expunges the message, or moves
+    it to another folder, before any flush: after a kill -9 it is not
+    back in tmp/ (the removal of the renumbered row left its mark)."""
+    store, mnt, m, ours, fresh = dovecot_takes_our_uid(wtmp, mounts, False,
+                                                       "y:2,S")
+    wait_for(lambda: pending_of(store) == ["1.%d.x" % fresh], timeout=15,
+             what="the pending file to follow the new uid")
+    cur = os.path.join(mnt, "cur", "y:2,S")
+    if change == "unlink":
+        os.unlink(cur)
+    else:
+        os.rename(cur, os.path.join(mnt, ".Other", "cur", "y:2,S"))
+    assert pending_of(store) == ["1.%d.x" % fresh]   # no flush yet
+    names, pending = ours_after_kill9(store, mnt, mounts, m)
+    assert names == ([] if change == "unlink" else [".Other/cur/y:2,S"])
+    assert pending == []
+
+
+def damage_first_leaf(index, table):
+    """Flips the page header of the first leaf of `table` (the rows
+    delivered last, at the end of the key order, stay readable)."""
+    db = sqlite3.connect(index)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    pages = db.execute("SELECT pageno FROM dbstat WHERE name = ? AND "
+                       "pagetype = 'leaf' ORDER BY pageno",
+                       (table,)).fetchall()
+    psize = db.execute("PRAGMA page_size").fetchone()[0]
+    db.close()
+    assert len(pages) >= 3, pages
+    with open(index, "r+b") as f:
+        f.seek((pages[0][0] - 1) * psize)
+        head = f.read(12)
+        f.seek((pages[0][0] - 1) * psize)
+        f.write(bytes(b ^ 0xFF for b in head))
+
+
+def lose_record(store, fmt, uid):
+    """What a power cut does to a record never synced: sdbox loses its
+    u.N (made within the commit interval), mdbox the tail of m.N."""
+    db = sqlite3.connect("file:%s?mode=ro" % index_path(store), uri=True)
+    try:
+        (file_id, off), = db.execute(
+            "SELECT m.file_id, m.offset FROM messages m JOIN mailboxes b "
+            "ON b.id = m.mailbox_id WHERE b.name = 'INBOX' AND m.uid = ?",
+            (uid,)).fetchall()
+    finally:
+        db.close()
+    if fmt == "sdbox":
+        os.unlink(os.path.join(store, "mailboxes", "INBOX", "dbox-Mails",
+                               "u.%d" % uid))
+    else:
+        os.truncate(os.path.join(store, "storage", "m.%d" % file_id), off)
+
+
+@pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])
+def test_reindex_after_a_cut_puts_a_lost_delivery_back_in_tmp(wtmp, mounts,
+                                                              fmt):
+    """A delivery committed unconfirmed (no fsync), then a power cut that
+    took its record and damaged the index (simulated after a kill -9: its
+    record's bytes removed, a leaf of messages garbled).  `dboxctl
+    reindex` (what the refused mount asks for) salvages the row and drops
+    it, finding no record: that delivery was never durable, so the next
+    mount puts its spool file back into tmp/, rather than drop it as if
+    the message had been expunged after its commit."""
+    store, msgs, _ = flagged_store(wtmp, fmt)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt, "commit=3600")
+    deliver_to_cur(mnt, "x", False)
+    (entry,) = pending_of(store)
+    m.kill()
+    lose_record(store, fmt, int(entry.split(".")[1]))
+    damage_first_leaf(index_path(store), "messages")
+    p = dboxctl("reindex", store)
+    assert b"damaged" in p.stderr
+    c = mounts(store, mnt)
+    try:
+        names = listing(mnt)
+        with open(os.path.join(mnt, "tmp", "x"), "rb") as g:
+            assert g.read() == DATA
+    finally:
+        c.stop()
+    assert [n for n in names if n.split("/")[-1].startswith("x")] == \
+        ["tmp/x"]
+    assert pending_of(store) == []

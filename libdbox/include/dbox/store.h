@@ -51,6 +51,10 @@ enum dbox_store_origin {
 /* Whether the caller keeps a copy of message (box, uid): see
  * dbox_store_set_kept. */
 typedef bool (*dbox_store_kept_fn)(void *ctx, int64_t box, uint32_t uid);
+/* Message (box, old_uid) is (box, new_uid) now: see
+ * dbox_store_set_renumbered. */
+typedef void (*dbox_store_renumbered_fn)(void *ctx, int64_t box,
+					 uint32_t old_uid, uint32_t new_uid);
 
 /* Message flags: the low bits are Dovecot's MAIL_* values. */
 enum dbox_flag {
@@ -299,6 +303,15 @@ int dbox_store_unconfirmed_forget(struct dbox_store *store, int64_t box,
  * as they open). */
 void dbox_store_set_kept(struct dbox_store *store, dbox_store_kept_fn fn,
 			 void *ctx);
+/* A takeover mount's follower gives one of our messages another uid
+ * when Dovecot gave its uid to a message of its own (mdbox, a delivery
+ * not handed back yet): fn is told after the commit that did it, so
+ * that a copy kept under the old uid (dbox_store_set_kept) follows the
+ * message.  Called from the thread that follows (dbox_store_follow),
+ * holding no lock of the store; it must not use the store.  Set before
+ * that thread starts. */
+void dbox_store_set_renumbered(struct dbox_store *store,
+			       dbox_store_renumbered_fn fn, void *ctx);
 /* The parts of a kept copy's name "BOX.UID.NAME" (the mount's pending/
  * spool files; dboxctl lists them too); false: not one.  *name_r points
  * into s. */

@@ -19,8 +19,20 @@ static const char reindex_prepare[] =
 	"CREATE INDEX temp.old_by_uid ON old_messages(mailbox_id, uid);"
 	"DELETE FROM messages; DELETE FROM files;";
 
-/* Mailboxes whose directory is gone and that hold nothing now. */
+/* The marks of rows the rebuild did not find again (their records are
+ * not in the files: a power cut took them) go, also those that
+ * reindex_prepare's DELETE left for the mount's kept copies
+ * (dindex_unconfirmed_attach): such a row was not expunged, so a mark
+ * that said "removed" would make the mount drop the spool file of a
+ * delivery that is nowhere else, rather than put it back into tmp/.
+ * Then the mailboxes whose directory is gone and that hold nothing
+ * now. */
 static const char reindex_finish[] =
+	"DELETE FROM unconfirmed WHERE EXISTS (SELECT 1 FROM "
+	"temp.old_messages o WHERE o.mailbox_id = unconfirmed.mailbox_id "
+	"AND o.uid = unconfirmed.uid) AND NOT EXISTS (SELECT 1 FROM "
+	"messages m WHERE m.mailbox_id = unconfirmed.mailbox_id "
+	"AND m.uid = unconfirmed.uid);"
 	"DELETE FROM mailboxes WHERE id NOT IN (SELECT mailbox_id FROM "
 	"messages) AND id NOT IN (SELECT id FROM temp.seen_mailboxes);"
 	"DROP TABLE temp.old_messages; DROP TABLE temp.seen_mailboxes;";

@@ -671,6 +671,7 @@ int dbox_dovecot_adopt_pending(struct dbox_store *store, struct dbox_err *err)
 			ret = dindex_write_commit(store->idx, err);
 		else
 			dindex_write_rollback(store->idx);
+		dbox_dovecot_renumbered_done(store, dv, ret == 0);
 	}
 	if (ret < 0)
 		dbox_log(DBOX_LOG_WARNING, "handing back to Dovecot: %s",

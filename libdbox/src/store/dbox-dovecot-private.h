@@ -62,6 +62,13 @@ struct dbox_dovecot {
 	/* a mailbox may want handing back (dbox_dovecot_adopt_pending):
 	 * set under our index write lock, read by the follower without */
 	atomic_bool adopt_due;
+	/* our messages the transaction under way gave another uid
+	 * (renumber_ours), for dbox_store_set_renumbered's fn */
+	struct dbox_renumber {
+		int64_t box;
+		uint32_t from, to;
+	} *renum;
+	size_t nrenum, caprenum;
 };
 
 /* dbox-dovecot-record.c */
@@ -75,6 +82,10 @@ int dbox_dovecot_read_record(struct dbox_store *store, struct dovecot_box *b,
 			     struct dbox_rfile *r, struct dbox_msg *msg);
 
 /* dbox-dovecot-sync.c */
+/* After the write transaction that synced: its renumbers are told to
+ * the store's renumbered fn if it committed, and forgotten. */
+void dbox_dovecot_renumbered_done(struct dbox_store *store,
+				  struct dbox_dovecot *dv, bool committed);
 /* The map uids that a mailbox of Dovecot's lists, sorted (as keys);
  * NULL when out of memory. */
 uint64_t *dbox_dovecot_listed_map_uids(struct dbox_dovecot *dv, size_t *n_r);

@@ -16,6 +16,7 @@
 #include "index/dindex-mailbox.h"
 #include "index/dindex-msg.h"
 #include "index/dindex-owed.h"
+#include "index/dindex-unconfirmed.h"
 #include "store/dbox-dovecot-private.h"
 #include "store/dbox-rfile.h"
 #include "store/dbox-scan.h"
@@ -407,23 +408,78 @@ static bool dovecot_lists_guid(struct dovecot_box *b, const char *guid)
 	return false;
 }
 
+/* For the caller's copies kept under the old uid (a mount's pending/
+ * files): told after the commit (dbox_dovecot_renumbered_done).  Out of
+ * memory, the copy keeps its old name, which the mount's start-up sweep
+ * still recognises (sweep_pending_done). */
+static void note_renumber(struct dbox_store *store, struct dovecot_box *b,
+			  uint32_t from, uint32_t to)
+{
+	struct dbox_dovecot *dv = b->dv;
+
+	if (store->renumbered == NULL || dv == NULL)
+		return;
+	if (dv->nrenum == dv->caprenum) {
+		size_t cap = dv->caprenum == 0 ? 8 : dv->caprenum * 2;
+		struct dbox_renumber *v = realloc(dv->renum,
+						  cap * sizeof(*v));
+
+		if (v == NULL)
+			return;
+		dv->renum = v;
+		dv->caprenum = cap;
+	}
+	dv->renum[dv->nrenum++] = (struct dbox_renumber){ b->id, from, to };
+}
+
 /* mdbox: Dovecot gave a uid that we gave to a delivery through a takeover
  * mount (which it did not know) to another message.  Ours moves to a
  * fresh uid and keeps its name, unless Dovecot lists it under a uid of
- * its own (a resync): then that row is the one. */
+ * its own (a resync): then that row is the one.  Either way a record not
+ * durable yet is made so first, as for a move (dbox_msg_move): a flush
+ * that took the mount's spool file kept for it syncs the records of its
+ * marks by uid, and would find Dovecot's message under the old one (or
+ * none); the mark moves with ours too.  The spool file follows after
+ * the commit (note_renumber). */
 static int renumber_ours(struct dbox_store *store, struct dovecot_box *b,
 			 const struct dbox_msg *old, struct dbox_err *err)
 {
 	uint32_t fresh = 0;
-	bool listed = dovecot_lists_guid(b, old->guid);
-	int ret = listed ? 0 : dbox_mailbox_alloc_uids(store, b->id, 1, &fresh,
-						       err);
+	bool carried;
+	int ret = dbox_unconfirmed_sync_one(store, b->id, old->uid, err);
 
 	if (ret < 0)
 		return ret;
-	if (listed)
+	if (dovecot_lists_guid(b, old->guid))
 		return dindex_msg_delete(store->idx, b->id, old->uid, err);
-	return dindex_msg_set_uid(store->idx, b->id, old->uid, fresh, err);
+	ret = dbox_mailbox_alloc_uids(store, b->id, 1, &fresh, err);
+	if (ret == 0)
+		ret = dindex_unconfirmed_move(store->idx, b->id, old->uid,
+					      b->id, fresh, &carried, err);
+	if (ret == 0 && carried)
+		atomic_store(&store->unconfirmed, true);
+	if (ret == 0)
+		ret = dindex_msg_set_uid(store->idx, b->id, old->uid, fresh,
+					 err);
+	/* the old uid is Dovecot's message's now: a mark left there would
+	 * have the next open after a cut check Dovecot's record (and drop
+	 * its row when it cannot read it), or say "removed" for our file
+	 * when Dovecot's message goes */
+	if (ret == 0)
+		ret = dindex_unconfirmed_forget(store->idx, b->id, old->uid,
+						err);
+	if (ret == 0)
+		note_renumber(store, b, old->uid, fresh);
+	return ret;
+}
+
+void dbox_dovecot_renumbered_done(struct dbox_store *store,
+				  struct dbox_dovecot *dv, bool committed)
+{
+	for (size_t i = 0; committed && i < dv->nrenum; i++)
+		store->renumbered(store->renumbered_ctx, dv->renum[i].box,
+				  dv->renum[i].from, dv->renum[i].to);
+	dv->nrenum = 0;
 }
 
 /* uid 0 is no uid: an earlier version gave it to a delivery into a folder

@@ -47,6 +47,7 @@ void dbox_dovecot_free(struct dbox_dovecot *dv)
 	if (dv == NULL)
 		return;
 	dovecot_free_boxes(dv);
+	free(dv->renum);
 	dovi_store_free(dv->ds);
 	if (dv->inotify_fd >= 0)
 		close(dv->inotify_fd);
@@ -246,8 +247,10 @@ static int sync_all(struct dbox_store *store, struct dbox_dovecot *dv,
 	if (ret == 0 && (!only_changed || list_changed))
 		ret = delete_other_mailboxes(store, dv, err);
 	if (ret == 0)
-		return dindex_write_commit(store->idx, err);
-	dindex_write_rollback(store->idx);
+		ret = dindex_write_commit(store->idx, err);
+	else
+		dindex_write_rollback(store->idx);
+	dbox_dovecot_renumbered_done(store, dv, ret == 0);
 	return ret;
 }
 

@@ -179,6 +179,15 @@ void dbox_store_set_kept(struct dbox_store *store, dbox_store_kept_fn fn,
 		dindex_set_kept(store->idx, fn, ctx);
 }
 
+void dbox_store_set_renumbered(struct dbox_store *store,
+			       dbox_store_renumbered_fn fn, void *ctx)
+{
+	if (!store->readonly) {
+		store->renumbered = fn;
+		store->renumbered_ctx = ctx;
+	}
+}
+
 int dbox_store_unconfirmed_forget(struct dbox_store *store, int64_t box,
 				  uint32_t uid, struct dbox_err *err)
 {

@@ -92,6 +92,9 @@ struct dbox_store {
 	 * unconfirmed since the last dbox_store_sync (dbox-unconfirmed.c) */
 	bool deferred;
 	atomic_bool unconfirmed;
+	/* dbox_store_set_renumbered, or NULL */
+	dbox_store_renumbered_fn renumbered;
+	void *renumbered_ctx;
 	/* read-only: the rows the next read-write open drops (marked, their
 	 * record not intact), sorted by (mailbox, uid); the lookups and
 	 * listings do not show them (dbox_unconfirmed_hide) */
