@@ -51,13 +51,14 @@ static void ahead_done(void *ctx, int ret, const struct dbox_err *err)
 	struct ahead *a = ctx;
 
 	(void)err;  /* the message's own open or read checks it again */
-	if (ret == 0) {
-		/* its open will be warm and send no READ if its pages are
-		 * there by then: pushed first (the check left the record in
-		 * the read-ahead cache) */
-		(void)pagepush_cached(a->fs, a->ino, &a->msg);
+	/* its pages pushed (the check left the record in the read-ahead
+	 * cache), then marked verified: its open is warm and finds them.
+	 * When the kernel does not know the inode yet (looked up only when
+	 * opened) it stays unmarked: its open, cold, finds the record in
+	 * the read-ahead cache and pushes it then (open_push), rather than
+	 * a warm open leaving its bytes to a READ. */
+	if (ret == 0 && pagepush_cached(a->fs, a->ino, &a->msg) == 0)
 		verified_add(&a->fs->verified, a->ino, &a->msg);
-	}
 	free(a);
 }
 
@@ -102,20 +103,21 @@ struct pending_open {
 	struct open_msg *om;
 };
 
-/* The open's reply; then (mdbox) the messages after it in the window its
- * check read are pushed too, while the opener goes on. */
+/* The open's reply, after (mdbox) the messages after it in the window
+ * its check read are pushed too: before, not after, so that the opener
+ * cannot overtake the pushes and open the next ones cold, which would
+ * push them a second time. */
 static void open_reply(struct pending_open *po)
 {
 	struct dboxfs *fs = fuse_req_userdata(po->req);
-	struct dbox_msg m = po->om->msg;   /* a RELEASE may free om */
 
+	pagepush_after(fs, &po->om->msg);
 	if (fuse_reply_open(po->req, &po->fi) == -ENOENT) {
 		/* interrupted: no release will come */
 		fh_untrack(fs, &po->om->fh);
 		free(po->om);
 	}
 	free(po);
-	pagepush_after(fs, &m);
 }
 
 struct pending_push {
@@ -249,6 +251,7 @@ void fileio_open_msg(struct dboxfs *fs, fuse_req_t req, int64_t box,
 	reply_handed_off(req);
 	po->fi = *fi;
 	if (verified_ahead(fs, ino, &po->om->msg)) {
+		check_ahead(fs, &po->om->msg);   /* the next one, in order */
 		open_verified(po, 0, NULL);
 		return;
 	}
@@ -441,8 +444,8 @@ static void vread_verified(void *ctx, int ret, const struct dbox_err *err)
 		fuse_reply_err(pv->req, dboxfs_errno(ret));
 	} else {
 		verified_add(&fs->verified, pv->om.fh.ino, &pv->om.msg);
-		read_msg(pv->req, &pv->om, pv->size, 0);
 		pagepush_after(fs, &pv->om.msg);
+		read_msg(pv->req, &pv->om, pv->size, 0);
 	}
 	free(pv);
 }
@@ -474,9 +477,11 @@ void fileio_read_msg_ino(struct dboxfs *fs, fuse_req_t req, int64_t box,
 	}
 	if (verified_ahead(fs, ino, &pv->om.msg)) {
 		/* the first read of a message in a window read before: the
-		 * window's next messages go into the page cache as well */
-		read_msg(req, &pv->om, size, off);
+		 * window's next messages go into the page cache as well,
+		 * before the reply (as at an open: open_reply) */
+		check_ahead(fs, &pv->om.msg);
 		pagepush_after(fs, &pv->om.msg);
+		read_msg(req, &pv->om, size, off);
 		free(pv);
 		return;
 	}

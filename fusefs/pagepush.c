@@ -64,6 +64,27 @@ static int after_one(void *ctx, const struct dbox_msg *m)
 	return a->n == PAGEPUSH_AHEAD;
 }
 
+/* Pushes a->msgs[from..n) and marks them verified; false at the first
+ * that is not at hand or whose inode the kernel does not know. */
+static bool push_listed(struct dboxfs *fs, struct after *a, unsigned int from,
+			char *buf)
+{
+	for (unsigned int i = from; i < a->n; i++) {
+		const struct dbox_msg *n = &a->msgs[i];
+		uint64_t ino = view_ino_msg(n->mailbox_id, n->uid);
+
+		if (verified_has(&fs->verified, ino, n))
+			continue;   /* opened or pushed before */
+		if (push_cached(fs, ino, n, buf) < 0)
+			return false;  /* past the window, or an inode the
+					* kernel has not seen (not listed
+					* with its attributes, not looked
+					* up yet) */
+		verified_add(&fs->verified, ino, n);
+	}
+	return true;
+}
+
 void pagepush_after(struct dboxfs *fs, const struct dbox_msg *m)
 {
 	struct after *a;
@@ -73,25 +94,22 @@ void pagepush_after(struct dboxfs *fs, const struct dbox_msg *m)
 		return;   /* sdbox: its checks ahead push (fileio.c) */
 	a = malloc(sizeof(*a));
 	buf = malloc(PAGEPUSH_MAX);
-	if (a != NULL && buf != NULL) {
-		a->file_id = dbox_msg_file_id(m);
-		a->n = 0;
-		/* listed first, pushed after: no statement stays open while
-		 * a push waits for a folio */
-		(void)dbox_msg_list(fs->store, m->mailbox_id, m->uid, -1,
-				    PAGEPUSH_AHEAD, after_one, a, NULL);
-	}
-	for (unsigned int i = 0; a != NULL && buf != NULL && i < a->n; i++) {
-		const struct dbox_msg *n = &a->msgs[i];
-		uint64_t ino = view_ino_msg(n->mailbox_id, n->uid);
-
-		if (verified_has(&fs->verified, ino, n))
-			continue;   /* opened or pushed before */
-		if (push_cached(fs, ino, n, buf) < 0)
-			break;      /* past the window, or an inode the kernel
-				     * has not seen (no listing before) */
-		verified_add(&fs->verified, ino, n);
-	}
+	if (a == NULL || buf == NULL)
+		goto out;
+	a->file_id = dbox_msg_file_id(m);
+	a->n = 0;
+	/* listed first, pushed after: no statement stays open while a push
+	 * waits for a folio.  The next message alone first: when the kernel
+	 * does not know it (a reader that looks names up one by one), that
+	 * is all this costs. */
+	if (dbox_msg_list(fs->store, m->mailbox_id, m->uid, -1, 1, after_one,
+			  a, NULL) != 1 || !push_listed(fs, a, 0, buf))
+		goto out;
+	a->n = 0;
+	(void)dbox_msg_list(fs->store, m->mailbox_id, a->msgs[0].uid, -1,
+			    PAGEPUSH_AHEAD - 1, after_one, a, NULL);
+	(void)push_listed(fs, a, 0, buf);
+out:
 	free(buf);
 	free(a);
 }

@@ -11,6 +11,7 @@ import errno
 import json
 import os
 import random
+import re
 import shutil
 import tempfile
 
@@ -211,6 +212,34 @@ def test_mount_serves_whole_messages(att_stores, mounts, name, tmp_path):
                 assert os.pread(fd, n, off) == want[off:off + n]
         finally:
             os.close(fd)
+    stop_clean(m)
+
+
+@pytest.mark.parametrize("name", STORES)
+def test_cold_reads_come_from_pushed_pages(att_stores, mounts, name,
+                                           tmp_path):
+    """A cold open on a read-write mount puts the message's bytes into
+    the kernel's page cache (fusefs/pagepush.c) as a READ would serve
+    them, the record decompressed and its external attachments put
+    back: a message up to 128 KiB (PAGEPUSH_MAX) then sends no READ at
+    all, a larger one only for what follows its first 128 KiB, and the
+    bytes are Dovecot's."""
+    s = att_stores[name]
+    mnt = str(tmp_path / "mnt")
+    m = mounts(s.root, mnt, "debug", "index=" + s.index,
+               "attachment_dir=" + s.att)
+    got = read_all(mnt)
+    small = set()
+    for n, (size, data) in got.items():
+        assert data == s.texts[uid_of(mnt, n)], n
+        for sub in ("cur", "new"):
+            p = os.path.join(mnt, sub, n)
+            if os.path.exists(p) and size <= 128 * 1024:
+                small.add(os.stat(p).st_ino)
+    assert len(small) >= 4
+    read = set(int(i) for i in re.findall(
+        r"opcode: READ \(\d+\), nodeid: (\d+)", m.output()))
+    assert not small & read, "READs of messages pushed whole"
     stop_clean(m)
 
 
