@@ -57,7 +57,8 @@ static void ahead_done(void *ctx, int ret, const struct dbox_err *err)
 	 * opened) it stays unmarked: its open, cold, finds the record in
 	 * the read-ahead cache and pushes it then (open_push), rather than
 	 * a warm open leaving its bytes to a READ. */
-	if (ret == 0 && pagepush_cached(a->fs, a->ino, &a->msg) == 0)
+	if (ret == 0 && pagepush_known(a->fs, a->ino) &&
+	    pagepush_cached(a->fs, a->ino, &a->msg) == 0)
 		verified_add(&a->fs->verified, a->ino, &a->msg);
 	free(a);
 }

@@ -1,6 +1,7 @@
 /* pagepush.c - message bytes pushed into the kernel's page cache (see
  * pagepush.h). */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +25,16 @@ int pagepush_bytes(struct dboxfs *fs, uint64_t ino, const void *buf,
 		return 0;   /* an empty file has no page to fill */
 	bv.buf[0].mem = (void *)buf;
 	return fuse_lowlevel_notify_store(fs->se, ino, 0, &bv, 0);
+}
+
+bool pagepush_known(struct dboxfs *fs, uint64_t ino)
+{
+	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(0);
+	char none[1];
+
+	/* the kernel looks the inode up and stores nothing */
+	bv.buf[0].mem = none;
+	return fuse_lowlevel_notify_store(fs->se, ino, 0, &bv, 0) == 0;
 }
 
 /* buf: PAGEPUSH_MAX bytes */
@@ -64,25 +75,22 @@ static int after_one(void *ctx, const struct dbox_msg *m)
 	return a->n == PAGEPUSH_AHEAD;
 }
 
-/* Pushes a->msgs[from..n) and marks them verified; false at the first
- * that is not at hand or whose inode the kernel does not know. */
-static bool push_listed(struct dboxfs *fs, struct after *a, unsigned int from,
-			char *buf)
+/* Pushes a->msgs and marks them verified, up to the first that is not
+ * at hand or whose inode the kernel does not know. */
+static void push_listed(struct dboxfs *fs, struct after *a, char *buf)
 {
-	for (unsigned int i = from; i < a->n; i++) {
+	for (unsigned int i = 0; i < a->n; i++) {
 		const struct dbox_msg *n = &a->msgs[i];
 		uint64_t ino = view_ino_msg(n->mailbox_id, n->uid);
 
 		if (verified_has(&fs->verified, ino, n))
 			continue;   /* opened or pushed before */
 		if (push_cached(fs, ino, n, buf) < 0)
-			return false;  /* past the window, or an inode the
-					* kernel has not seen (not listed
-					* with its attributes, not looked
-					* up yet) */
+			return;  /* past the window, or an inode the kernel
+				  * has not seen (not listed with its
+				  * attributes, not looked up yet) */
 		verified_add(&fs->verified, ino, n);
 	}
-	return true;
 }
 
 void pagepush_after(struct dboxfs *fs, const struct dbox_msg *m)
@@ -92,6 +100,13 @@ void pagepush_after(struct dboxfs *fs, const struct dbox_msg *m)
 
 	if (dbox_msg_file_id(m) == 0)
 		return;   /* sdbox: its checks ahead push (fileio.c) */
+	/* a reader that looks names up one by one (cat of a list, find
+	 * after a plain READDIR) has not shown the kernel the next one yet:
+	 * one system call tells, before the index and the window are asked
+	 * (the uid after m's, most often the next message's) */
+	if (m->uid == UINT32_MAX ||
+	    !pagepush_known(fs, view_ino_msg(m->mailbox_id, m->uid + 1)))
+		return;
 	a = malloc(sizeof(*a));
 	buf = malloc(PAGEPUSH_MAX);
 	if (a == NULL || buf == NULL)
@@ -99,16 +114,10 @@ void pagepush_after(struct dboxfs *fs, const struct dbox_msg *m)
 	a->file_id = dbox_msg_file_id(m);
 	a->n = 0;
 	/* listed first, pushed after: no statement stays open while a push
-	 * waits for a folio.  The next message alone first: when the kernel
-	 * does not know it (a reader that looks names up one by one), that
-	 * is all this costs. */
-	if (dbox_msg_list(fs->store, m->mailbox_id, m->uid, -1, 1, after_one,
-			  a, NULL) != 1 || !push_listed(fs, a, 0, buf))
-		goto out;
-	a->n = 0;
-	(void)dbox_msg_list(fs->store, m->mailbox_id, a->msgs[0].uid, -1,
-			    PAGEPUSH_AHEAD - 1, after_one, a, NULL);
-	(void)push_listed(fs, a, 0, buf);
+	 * waits for a folio */
+	(void)dbox_msg_list(fs->store, m->mailbox_id, m->uid, -1,
+			    PAGEPUSH_AHEAD, after_one, a, NULL);
+	push_listed(fs, a, buf);
 out:
 	free(buf);
 	free(a);

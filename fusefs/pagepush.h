@@ -37,6 +37,9 @@ size_t pagepush_len(const struct dbox_msg *m);
  * 0, or -errno (-ENOENT: the kernel has no such inode). */
 int pagepush_bytes(struct dboxfs *fs, uint64_t ino, const void *buf,
 		   size_t len);
+/* Whether the kernel has inode ino (a push of nothing: one system
+ * call, no copy). */
+bool pagepush_known(struct dboxfs *fs, uint64_t ino);
 /* The message's bytes pushed from the store's read-ahead cache
  * (dbox_msg_read_cached: plain messages whose record is at hand):
  * 0, -EAGAIN when they are not at hand, or what pagepush_bytes says. */
