@@ -53,6 +53,18 @@ def read_pass(cur):
     return got
 
 
+def drops():
+    """How many times anyone wrote /proc/sys/vm/drop_caches: a pass
+    during which it moved lost its pushed pages to another program (the
+    machine's other test runs and benchmarks do that) and proves
+    nothing."""
+    with open("/proc/vmstat") as f:
+        for line in f:
+            if line.startswith("drop_pagecache "):
+                return int(line.split()[1])
+    return 0
+
+
 def by_subject(got):
     return {int(d.split(b"\n", 1)[0].split()[1]): d for d in got.values()}
 
@@ -66,10 +78,15 @@ def test_a_cold_pass_sends_few_reads(tmp_path, mounts, fmt, mode):
     not pushed yet.  Before: one READ per message."""
     msgs = {i: body(i, 300 + 37 * i) for i in range(100)}
     store = store_of(tmp_path, fmt, msgs)
-    mnt = str(tmp_path / "mnt")
-    m = mounts(store, mnt, "debug", *(["ro"] if mode == "ro" else []))
-    got = read_pass(os.path.join(mnt, "cur"))
-    assert by_subject(got) == msgs
+    for attempt in range(5):   # a fresh mount each: a cold pass
+        mnt = str(tmp_path / ("mnt%d" % attempt))
+        m = mounts(store, mnt, "debug", *(["ro"] if mode == "ro" else []))
+        before = drops()
+        got = read_pass(os.path.join(mnt, "cur"))
+        assert by_subject(got) == msgs
+        if drops() == before:
+            break
+        m.stop()
     reads = count(m, "READ")
     if mode == "rw":
         assert reads == 0, "%d READs on a cold pass" % reads
