@@ -12,6 +12,7 @@
 #include "attr.h"
 #include "deliver.h"
 #include "fileio.h"
+#include "pagepush.h"
 #include "reply.h"
 
 
@@ -50,7 +51,14 @@ static void ahead_done(void *ctx, int ret, const struct dbox_err *err)
 	struct ahead *a = ctx;
 
 	(void)err;  /* the message's own open or read checks it again */
-	if (ret == 0)
+	/* its pages pushed (the check left the record in the read-ahead
+	 * cache), then marked verified: its open is warm and finds them.
+	 * When the kernel does not know the inode yet (looked up only when
+	 * opened) it stays unmarked: its open, cold, finds the record in
+	 * the read-ahead cache and pushes it then (open_push), rather than
+	 * a warm open leaving its bytes to a READ. */
+	if (ret == 0 && pagepush_known(a->fs, a->ino) &&
+	    pagepush_cached(a->fs, a->ino, &a->msg) == 0)
 		verified_add(&a->fs->verified, a->ino, &a->msg);
 	free(a);
 }
@@ -96,6 +104,65 @@ struct pending_open {
 	struct open_msg *om;
 };
 
+/* The open's reply, after (mdbox) the messages after it in the window
+ * its check read are pushed too: before, not after, so that the opener
+ * cannot overtake the pushes and open the next ones cold, which would
+ * push them a second time. */
+static void open_reply(struct pending_open *po)
+{
+	struct dboxfs *fs = fuse_req_userdata(po->req);
+
+	pagepush_after(fs, &po->om->msg);
+	if (fuse_reply_open(po->req, &po->fi) == -ENOENT) {
+		/* interrupted: no release will come */
+		fh_untrack(fs, &po->om->fh);
+		free(po->om);
+	}
+	free(po);
+}
+
+struct pending_push {
+	struct pending_open *po;
+	char buf[];
+};
+
+static void open_pushed(void *ctx, ssize_t ret, const struct dbox_err *err)
+{
+	struct pending_push *pp = ctx;
+	struct pending_open *po = pp->po;
+
+	(void)err;   /* its READ will meet the error and report it */
+	if (ret == (ssize_t)pagepush_len(&po->om->msg))
+		(void)pagepush_bytes(fuse_req_userdata(po->req),
+				     po->om->fh.ino, pp->buf, (size_t)ret);
+	free(pp);
+	open_reply(po);
+}
+
+/* Its bytes into the page cache before the reply (the kernel holds no
+ * page of the file during an OPEN: pagepush.h), so that its reads send
+ * no READ; and with no READ answered the kernel keeps its atime valid,
+ * which spares the next pass over the folder a GETATTR per file (a
+ * read-write superblock marks it stale at every READ,
+ * fuse_invalidate_atime).  From the read-ahead cache when the check left
+ * the record there; else (compressed, external attachments, a record
+ * larger than the window) read as the READ would, then pushed. */
+static void open_push(struct dboxfs *fs, struct pending_open *po)
+{
+	const struct dbox_msg *m = &po->om->msg;
+	struct pending_push *pp;
+	int ret = pagepush_cached(fs, po->om->fh.ino, m);
+
+	if (ret != -EAGAIN ||
+	    (pp = malloc(sizeof(*pp) + pagepush_len(m))) == NULL) {
+		open_reply(po);
+		return;
+	}
+	pp->po = po;
+	dbox_msg_pread_async(fs->store, m, pp->buf, pagepush_len(m), 0,
+			     open_pushed, pp);
+}
+
 static void open_verified(void *ctx, int ret, const struct dbox_err *err)
 {
 	struct pending_open *po = ctx;
@@ -105,21 +172,17 @@ static void open_verified(void *ctx, int ret, const struct dbox_err *err)
 		dboxfs_log_once(fs, po->om->fh.ino, err->msg);
 		fuse_reply_err(po->req, dboxfs_errno(ret));
 		free(po->om);
-	} else {
-		verified_add(&fs->verified, po->om->fh.ino, &po->om->msg);
-		fh_track(fs, &po->om->fh);
-		po->fi.fh = (uint64_t)(uintptr_t)po->om;
-		/* a message's bytes never change: let the page cache keep
-		 * them across opens */
-		po->fi.keep_cache = 1;
-		po->fi.noflush = 1;   /* see opw_flush */
-		if (fuse_reply_open(po->req, &po->fi) == -ENOENT) {
-			/* interrupted: no release will come */
-			fh_untrack(fs, &po->om->fh);
-			free(po->om);
-		}
+		free(po);
+		return;
 	}
-	free(po);
+	verified_add(&fs->verified, po->om->fh.ino, &po->om->msg);
+	fh_track(fs, &po->om->fh);
+	po->fi.fh = (uint64_t)(uintptr_t)po->om;
+	/* a message's bytes never change: let the page cache keep them
+	 * across opens */
+	po->fi.keep_cache = 1;
+	po->fi.noflush = 1;   /* see opw_flush */
+	open_push(fs, po);
 }
 
 void fileio_open_kwfile(struct dboxfs *fs, fuse_req_t req,
@@ -189,6 +252,7 @@ void fileio_open_msg(struct dboxfs *fs, fuse_req_t req, int64_t box,
 	reply_handed_off(req);
 	po->fi = *fi;
 	if (verified_ahead(fs, ino, &po->om->msg)) {
+		check_ahead(fs, &po->om->msg);   /* the next one, in order */
 		open_verified(po, 0, NULL);
 		return;
 	}
@@ -381,6 +445,7 @@ static void vread_verified(void *ctx, int ret, const struct dbox_err *err)
 		fuse_reply_err(pv->req, dboxfs_errno(ret));
 	} else {
 		verified_add(&fs->verified, pv->om.fh.ino, &pv->om.msg);
+		pagepush_after(fs, &pv->om.msg);
 		read_msg(pv->req, &pv->om, pv->size, 0);
 	}
 	free(pv);
@@ -406,7 +471,17 @@ void fileio_read_msg_ino(struct dboxfs *fs, fuse_req_t req, int64_t box,
 		return;
 	}
 	pv->om.fh = (struct fh){ .type = FH_MSG, .fd = -1, .ino = ino };
-	if (off != 0 || verified_ahead(fs, ino, &pv->om.msg)) {
+	if (off != 0 || verified_has(&fs->verified, ino, &pv->om.msg)) {
+		read_msg(req, &pv->om, size, off);
+		free(pv);
+		return;
+	}
+	if (verified_ahead(fs, ino, &pv->om.msg)) {
+		/* the first read of a message in a window read before: the
+		 * window's next messages go into the page cache as well,
+		 * before the reply (as at an open: open_reply) */
+		check_ahead(fs, &pv->om.msg);
+		pagepush_after(fs, &pv->om.msg);
 		read_msg(req, &pv->om, size, off);
 		free(pv);
 		return;

@@ -9,8 +9,10 @@ EIO for that message only, never fewer or other bytes."""
 import base64
 import errno
 import json
+import mmap
 import os
 import random
+import re
 import shutil
 import tempfile
 
@@ -211,6 +213,43 @@ def test_mount_serves_whole_messages(att_stores, mounts, name, tmp_path):
                 assert os.pread(fd, n, off) == want[off:off + n]
         finally:
             os.close(fd)
+    stop_clean(m)
+
+
+@pytest.mark.parametrize("name", STORES)
+def test_cold_reads_come_from_pushed_pages(att_stores, wtmp, mounts, name):
+    """A cold open on a read-write mount (a copy of the store taken over:
+    a Dovecot tree alone is mounted read-only, which has no opens) puts
+    the message's bytes into the kernel's page cache (fusefs/pagepush.c)
+    as a READ would serve them, the record decompressed and its external
+    attachments put back: a message up to 128 KiB (PAGEPUSH_MAX) then
+    sends no READ at all, a larger one only for what follows its first
+    128 KiB, and the bytes are Dovecot's, by read(2) and mmap(2)."""
+    s = copy_store(att_stores[name], wtmp)
+    chown_tree(wtmp, *store_ids())
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(s.root, mnt, "debug", "index=" + s.index,
+               "attachment_dir=" + s.att, "takeover")
+    got = read_all(mnt)
+    assert len(got) == len(s.texts)
+    small = set()
+    for n, (size, data) in got.items():
+        assert data == s.texts[uid_of(mnt, n)], n
+        for sub in ("cur", "new"):
+            p = os.path.join(mnt, sub, n)
+            if os.path.exists(p) and size <= 128 * 1024:
+                small.add(os.stat(p).st_ino)
+            if os.path.exists(p):
+                fd = os.open(p, os.O_RDONLY)
+                try:
+                    with mmap.mmap(fd, 0, prot=mmap.PROT_READ) as mm:
+                        assert mm[:] == data, n
+                finally:
+                    os.close(fd)
+    assert len(small) >= 4
+    read = set(int(i) for i in re.findall(
+        r"opcode: READ \(\d+\), nodeid: (\d+)", m.output()))
+    assert not small & read, "READs of messages pushed whole"
     stop_clean(m)
 
 

@@ -7,6 +7,7 @@ new one must work (maildir-view.md section 6)."""
 
 import errno
 import os
+import re
 import time
 
 import pytest
@@ -349,28 +350,28 @@ def test_a_move_away_keeps_the_other_names_cached(tmp_path, mounts):
 
 
 
-def getattrs(m):
-    """GETATTR requests the daemon received so far (-o debug)."""
-    return m.output().count("opcode: GETATTR ")
+def getattrs(m, since=0):
+    """The node ids of the GETATTR requests the daemon received after
+    `since` characters of its output (-o debug)."""
+    pat = r"opcode: GETATTR \(\d+\), nodeid: (\d+)"
+    return [int(n) for n in re.findall(pat, m.output()[since:])]
 
 
-@pytest.mark.parametrize("mode", [
-    "ro",
-    pytest.param("rw", marks=pytest.mark.xfail(strict=True, reason=(
-        "issue 13, open: the kernel (fs/fuse, fuse_invalidate_atime) "
-        "marks a file's atime stale after every READ the daemon "
-        "answers, unless the superblock is read-only; the next stat "
-        "(Python's open and read, cat's and grep's fstat) asks for "
-        "STATX_BASIC_STATS, atime included, and so sends a GETATTR, "
-        "whose reply clears the mark; later passes hit the page cache "
-        "and send no READ")))])
+@pytest.mark.parametrize("mode", ["ro", "rw"])
 def test_a_warm_pass_sends_no_getattr(tmp_path, mounts, mode):
     """Messages read once (cold) are read again, as grep -r or cat does
     (open, fstat, read to the end): the second pass should not ask the
     daemon for any file's attributes (issue 13: one GETATTR a file, a
-    round trip each, on the first warm pass after a cold read).  A
-    read-only mount sends none; a read-write one sends one a file and
-    one for cur/ (its listing marks its atime the same way)."""
+    round trip each, on the first warm pass after a cold read).  The
+    kernel marks a file's atime stale after every READ the daemon answers
+    unless the superblock is read-only (fs/fuse, fuse_invalidate_atime),
+    and the next stat asks for it; a cold open on a read-write mount puts
+    the message's bytes into the page cache (pagepush.c), so no READ is
+    sent and none is marked.  cur/ itself is marked the same way by its
+    listing's READDIR (fuse_readdir_uncached), which the daemon cannot
+    spare: opendir's fstat sends one GETATTR for it on the first warm
+    pass of a read-write mount, none later (the listing comes from the
+    kernel's cache then)."""
     src = make_maildir(str(tmp_path / "src"), {
         "1700000000.M%dP1.host" % i: b"Subject: %d\n\nbody\n" % i
         for i in range(100)})
@@ -380,6 +381,7 @@ def test_a_warm_pass_sends_no_getattr(tmp_path, mounts, mode):
     mnt = str(tmp_path / "mnt")
     m = mounts(store, mnt, "debug", *(["ro"] if mode == "ro" else []))
     cur = os.path.join(mnt, "cur")
+    cur_ino = os.stat(cur).st_ino
 
     def one_pass():
         for n in sorted(os.listdir(cur)):
@@ -388,7 +390,12 @@ def test_a_warm_pass_sends_no_getattr(tmp_path, mounts, mode):
                 assert f.read().startswith(b"Subject: ")
     one_pass()                              # cold: reads the daemon
     for i in range(2):
-        before = getattrs(m)
+        before = len(m.output())
         one_pass()
-        sent = getattrs(m) - before
-        assert sent == 0, "%d GETATTRs on warm pass %d" % (sent, i + 1)
+        sent = getattrs(m, before)
+        files = [n for n in sent if n != cur_ino]
+        assert files == [], "%d GETATTRs of files on warm pass %d" % (
+            len(files), i + 1)
+        most = 1 if mode == "rw" and i == 0 else 0
+        assert len(sent) - len(files) <= most, \
+            "%d GETATTRs of cur/ on warm pass %d" % (len(sent), i + 1)
