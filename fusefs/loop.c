@@ -176,6 +176,29 @@ static bool is_quick(struct loop *l, const struct fuse_buf *b)
 	return l->quick != NULL && l->quick(l->ctx, &r);
 }
 
+/* A request received: false when the session ended.  Not inlined into
+ * reader_run: a frame with a local whose address is taken (is_quick's)
+ * must not be on the stack when a cancel unwinds the read (AddressSanitizer
+ * leaves its redzones poisoned, and the exiting thread trips on them). */
+static __attribute__((noinline)) bool reader_serve(struct loop *l,
+						   struct worker *w)
+{
+	bool more;
+
+	if (is_quick(l, &w->fbuf)) {
+		fuse_session_process_buf(l->se, &w->fbuf);
+		return true;
+	}
+	pthread_mutex_lock(&l->lock);
+	reader_hand_off(l);
+	pthread_mutex_unlock(&l->lock);
+	fuse_session_process_buf(l->se, &w->fbuf);
+	pthread_mutex_lock(&l->lock);
+	more = reader_wait(l, w);
+	pthread_mutex_unlock(&l->lock);
+	return more;
+}
+
 /* The reader's turn: false when the session ended. */
 static bool reader_run(struct loop *l, struct worker *w)
 {
@@ -190,21 +213,7 @@ static bool reader_run(struct loop *l, struct worker *w)
 		loop_end(l, res);
 		return false;
 	}
-	if (is_quick(l, &w->fbuf)) {
-		fuse_session_process_buf(l->se, &w->fbuf);
-		return true;
-	}
-	pthread_mutex_lock(&l->lock);
-	reader_hand_off(l);
-	pthread_mutex_unlock(&l->lock);
-	fuse_session_process_buf(l->se, &w->fbuf);
-	pthread_mutex_lock(&l->lock);
-	if (!reader_wait(l, w)) {
-		pthread_mutex_unlock(&l->lock);
-		return false;
-	}
-	pthread_mutex_unlock(&l->lock);
-	return true;
+	return reader_serve(l, w);
 }
 
 static void *worker_main(void *arg)
