@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,6 +38,9 @@ struct loop {
 	unsigned nworkers, nidle, max_threads;
 	int max_idle;
 	bool reader;                    /* a worker holds the reader role */
+	/* workers past their request, on their way to the lock: one of them
+	 * takes the reader role as soon as it runs, so none is started */
+	atomic_uint finishing;
 	bool exit;
 	int error;
 	sem_t finish;
@@ -102,7 +106,8 @@ static void reader_hand_off(struct loop *l)
 		l->nidle--;
 		w->promoted = true;
 		pthread_cond_signal(&w->wake);
-	} else if (l->nworkers >= l->max_threads || worker_start(l) < 0) {
+	} else if (atomic_load(&l->finishing) > 0 ||
+		   l->nworkers >= l->max_threads || worker_start(l) < 0) {
 		l->reader = false;
 	}
 }
@@ -193,7 +198,9 @@ static __attribute__((noinline)) bool reader_serve(struct loop *l,
 	reader_hand_off(l);
 	pthread_mutex_unlock(&l->lock);
 	fuse_session_process_buf(l->se, &w->fbuf);
+	atomic_fetch_add(&l->finishing, 1);
 	pthread_mutex_lock(&l->lock);
+	atomic_fetch_sub(&l->finishing, 1);
 	more = reader_wait(l, w);
 	pthread_mutex_unlock(&l->lock);
 	return more;

@@ -123,7 +123,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 }
 
 /* Opens answered without the index (a refusal, a warm message, ENOSYS
- * read-only), and the releases of the handle-less opens (fileio_release):
+ * read-only), and the releases of messages' opens (fileio_release):
  * the loop's reader runs them itself (loop.h). */
 bool dboxfs_quick(void *ctx, const struct loop_req *r)
 {
@@ -137,7 +137,9 @@ bool dboxfs_quick(void *ctx, const struct loop_req *r)
 		return view_ino_decode(r->ino, &v) && v.kind == VK_MSG &&
 			fileio_open_msg_quick(fs, v.ino, r->flags);
 	case LOOP_REQ_RELEASE:
-		return r->fh == 0;
+		/* a message's handle is freed; a file's may commit */
+		return r->fh == 0 ||
+			((const struct fh *)(uintptr_t)r->fh)->type == FH_MSG;
 	default:
 		return false;
 	}
