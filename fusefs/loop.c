@@ -1,4 +1,5 @@
-/* loop.c - the session loop (loop.h): one reader of the device at a time,
+/* loop.c - the session loop (loop.h): one reader of the device (two
+ * after handed-off requests),
  * idle workers in a stack (the most recently active one is promoted
  * next: its stack and caches are warm).
  *
@@ -37,7 +38,11 @@ struct loop {
 	struct worker all;              /* list head */
 	unsigned nworkers, nidle, max_threads;
 	int max_idle;
-	bool reader;                    /* a worker holds the reader role */
+	unsigned readers;               /* workers holding the reader role */
+	/* > 0 after requests that were handed off (decays over quick
+	 * ones): then a second reader waits in the device, so that the
+	 * next such request needs no wake-up of an idle worker */
+	atomic_uint slow_recent;
 	/* workers past their request, on their way to the lock: one of them
 	 * takes the reader role as soon as it runs, so none is started */
 	atomic_uint finishing;
@@ -95,6 +100,14 @@ static void worker_unlink(struct loop *l, struct worker *w)
 	l->nworkers--;
 }
 
+#define SLOW_RECENT_MAX 16
+
+static unsigned readers_wanted(struct loop *l)
+{
+	return atomic_load_explicit(&l->slow_recent,
+				    memory_order_relaxed) > 0 ? 2 : 1;
+}
+
 /* With the lock: the reader gives its role to the last idle worker, or
  * to a new one; with max_threads busy, to whichever finishes first. */
 static void reader_hand_off(struct loop *l)
@@ -108,8 +121,9 @@ static void reader_hand_off(struct loop *l)
 		pthread_cond_signal(&w->wake);
 	} else if (atomic_load(&l->finishing) > 0 ||
 		   l->nworkers >= l->max_threads || worker_start(l) < 0) {
-		l->reader = false;
+		return;
 	}
+	l->readers++;
 }
 
 /* With the lock: waits until w holds the reader role.  False when the
@@ -118,8 +132,8 @@ static bool reader_wait(struct loop *l, struct worker *w)
 {
 	if (l->exit)
 		return false;
-	if (!l->reader) {
-		l->reader = true;
+	if (l->readers < readers_wanted(l)) {
+		l->readers++;
 		return true;
 	}
 	if (l->max_idle >= 0 && l->nidle >= (unsigned)l->max_idle)
@@ -192,10 +206,26 @@ static __attribute__((noinline)) bool reader_serve(struct loop *l,
 
 	if (is_quick(l, &w->fbuf)) {
 		fuse_session_process_buf(l->se, &w->fbuf);
-		return true;
+		unsigned n = atomic_load_explicit(&l->slow_recent,
+						  memory_order_relaxed);
+		if (n == 0)
+			return true;
+		atomic_store_explicit(&l->slow_recent, n - 1,
+				      memory_order_relaxed);
+		if (n > 1)
+			return true;
+		/* back to one reader: the second one goes idle */
+		pthread_mutex_lock(&l->lock);
+		l->readers--;
+		more = reader_wait(l, w);
+		pthread_mutex_unlock(&l->lock);
+		return more;
 	}
+	atomic_store_explicit(&l->slow_recent, SLOW_RECENT_MAX,
+			      memory_order_relaxed);
 	pthread_mutex_lock(&l->lock);
-	reader_hand_off(l);
+	if (--l->readers == 0)
+		reader_hand_off(l);
 	pthread_mutex_unlock(&l->lock);
 	fuse_session_process_buf(l->se, &w->fbuf);
 	atomic_fetch_add(&l->finishing, 1);
@@ -253,7 +283,7 @@ int loop_run(struct fuse_session *se, unsigned max_threads, int max_idle,
 	struct loop l = {
 		.se = se, .quick = quick, .ctx = ctx,
 		.max_threads = max_threads > 0 ? max_threads : 1,
-		.max_idle = max_idle, .reader = true,
+		.max_idle = max_idle, .readers = 1,
 	};
 	int ret;
 

@@ -13,7 +13,10 @@
  * its role to the most recently idle worker (or starts one, up to
  * max_threads), so that no request ever waits behind another's disk I/O,
  * SQLite access or pool hand-off.  Idle workers wait on their own
- * condition variable, not on the device: they cost nothing. */
+ * condition variable, not on the device: they cost nothing.  While
+ * handed-off requests come (a cold pass: lookups, reads), a second
+ * reader waits in the device, so that they need no wake-up of an idle
+ * worker each; after a run of quick requests it goes idle again. */
 #ifndef DBOXFS_LOOP_H
 #define DBOXFS_LOOP_H
 
