@@ -124,7 +124,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 /* Opens answered without the index (a refusal, a warm message, ENOSYS
  * read-only), and the releases of messages' opens (fileio_release):
- * the loop's reader runs them itself (loop.h). */
+ * the loop's reader runs them itself (loop.h).  A message that leaves
+ * the verified table between this and its open takes the full path on
+ * the reader: one indexed SQLite read, its check handed off as ever. */
 bool dboxfs_quick(void *ctx, const struct loop_req *r)
 {
 	struct dboxfs *fs = ctx;
