@@ -95,6 +95,10 @@ struct dboxfs {
 
 /* ops.c */
 extern const struct fuse_lowlevel_ops dboxfs_ops;
+/* The requests dboxfs_ops answers from memory (ops.c, a loop_quick_fn of
+ * loop.h); ctx is the struct dboxfs. */
+struct loop_req;
+bool dboxfs_quick(void *ctx, const struct loop_req *r);
 
 /* Logs a problem with one message once (not on every read of it). */
 void dboxfs_log_once(struct dboxfs *fs, uint64_t ino, const char *msg);

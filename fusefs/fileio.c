@@ -12,6 +12,7 @@
 #include "attr.h"
 #include "deliver.h"
 #include "fileio.h"
+#include "moved.h"
 #include "pagepush.h"
 #include "reply.h"
 
@@ -212,6 +213,15 @@ static void open_warm(fuse_req_t req, struct fuse_file_info *fi)
 	fi->keep_cache = 1;
 	fi->noflush = 1;
 	fuse_reply_open(req, fi);
+}
+
+/* The opens that fileio_open_msg refuses or answers from memory. */
+bool fileio_open_msg_quick(struct dboxfs *fs, uint64_t ino, int flags)
+{
+	if (moved_file_node(fs, ino) != 0)
+		return false;
+	return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC) ||
+		verified_has_ino(&fs->verified, ino);
 }
 
 void fileio_open_msg(struct dboxfs *fs, fuse_req_t req, int64_t box,

@@ -20,6 +20,7 @@
 #include "sweep.h"
 #include "prepare.h"
 #include "follow.h"
+#include "loop.h"
 #include "dbox/fs.h"
 #include "dboxfs.h"
 
@@ -672,7 +673,16 @@ int main(int argc, char **argv)
 	}
 	if (opts.singlethread) {
 		ret = fuse_session_loop(fs->se);
+	} else if (!opts.clone_fd) {
+		/* libfuse's default of 10 threads; "unset" idle: no limit */
+		ret = loop_run(fs->se, opts.max_threads > 0 &&
+			       opts.max_threads <= 100000 ? opts.max_threads : 10,
+			       opts.max_idle_threads <= 100000 ?
+			       (int)opts.max_idle_threads : -1,
+			       dboxfs_quick, fs);
 	} else {
+		/* a reply goes back by the device descriptor of its request:
+		 * clone_fd needs libfuse's internal channels */
 		loop = fuse_loop_cfg_create();
 		fuse_loop_cfg_set_clone_fd(loop, opts.clone_fd);
 		if (opts.max_threads > 0 && opts.max_threads <= 100000)
