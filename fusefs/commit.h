@@ -73,6 +73,9 @@ struct committer {
 	pthread_cond_t cond;
 	struct commit_job *head, **tail;
 	bool stop;
+	/* a batch is being committed (by the committer thread or inline
+	 * by a submitter): one at a time, in queue order */
+	bool busy;
 	pthread_t thread;
 	bool started;
 	/* the batch being committed: the committer thread's, and
@@ -99,7 +102,10 @@ int commit_job_make(struct dboxfs *fs, int src_dirfd, const char *src_name,
 		    uint64_t src_ino, int64_t box, enum view_sub sub,
 		    const char *name, bool unlink_src,
 		    struct commit_job **job_r);
-/* Queues a job; the committer frees it. */
+/* Queues a job, or commits it on the calling thread when nothing is
+ * queued or being committed (no hand-over to the committer and back: the
+ * kernel serialises renames, so a delivery nearly always finds the
+ * committer idle); either way the job is freed, its request answered. */
 void commit_submit(struct dboxfs *fs, struct commit_job *job);
 
 #endif
