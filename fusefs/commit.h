@@ -1,10 +1,12 @@
 /* commit.h - turning delivered files into messages, with group commit.
  *
  * A rename (or link) from tmp/ into new/ or cur/ becomes a commit job.  One
- * committer thread takes every job queued at that moment and commits them
- * in one save transaction: one SQLite commit and one round of parallel
- * fsyncs for all of them (group commit), while every message still is all
- * or nothing.  If the batch fails, its jobs are retried one by one so that
+ * batch is committed at a time: a job that finds no commit running and
+ * none queued is committed at once on the thread that made it; others
+ * queue, and the committer thread takes every job queued at that moment
+ * and commits them in one save transaction: one SQLite commit and one
+ * round of parallel fsyncs for all of them (group commit), while every
+ * message still is all or nothing.  If the batch fails, its jobs are retried one by one so that
  * one bad file cannot fail the others.  The reply to each request is sent
  * only after its message is durable in the dbox files and the index.
  *
