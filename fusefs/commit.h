@@ -6,8 +6,8 @@
  * queue, and the committer thread takes every job queued at that moment
  * and commits them in one save transaction: one SQLite commit and one
  * round of parallel fsyncs for all of them (group commit), while every
- * message still is all or nothing.  If the batch fails, its jobs are retried one by one so that
- * one bad file cannot fail the others.  The reply to each request is sent
+ * message still is all or nothing.  If the batch fails, its jobs are
+ * retried one by one so that one bad file cannot fail the others.  The reply to each request is sent
  * only after its message is durable in the dbox files and the index.
  *
  * The daemon sends no kernel cache invalidations: one sent for a
