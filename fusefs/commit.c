@@ -99,13 +99,36 @@ int commit_job_make(struct dboxfs *fs, int src_dirfd, const char *src_name,
 	return 0;
 }
 
+static void commit_batch(struct dboxfs *fs, struct commit_job **jobs,
+			 size_t n);
+
 void commit_submit(struct dboxfs *fs, struct commit_job *job)
 {
+	bool here;
+
 	job->next = NULL;
 	pthread_mutex_lock(&fs->commit.lock);
-	*fs->commit.tail = job;
-	fs->commit.tail = &job->next;
-	pthread_cond_broadcast(&fs->commit.cond);
+	/* before the thread runs (start-up), commit_queued takes the queue */
+	here = fs->commit.started && !fs->commit.stop && !fs->commit.busy &&
+		fs->commit.head == NULL;
+	if (here) {
+		fs->commit.busy = true;
+	} else {
+		*fs->commit.tail = job;
+		fs->commit.tail = &job->next;
+		if (!fs->commit.busy)
+			pthread_cond_signal(&fs->commit.cond);
+	}
+	pthread_mutex_unlock(&fs->commit.lock);
+	if (!here)
+		return;
+	commit_batch(fs, &job, 1);
+	pthread_mutex_lock(&fs->commit.lock);
+	fs->commit.busy = false;
+	/* what queued behind this commit is the committer's (and a stop
+	 * waits for this commit) */
+	if (fs->commit.head != NULL || fs->commit.stop)
+		pthread_cond_signal(&fs->commit.cond);
 	pthread_mutex_unlock(&fs->commit.lock);
 }
 
@@ -354,15 +377,20 @@ static void *committer_main(void *arg)
 		size_t n;
 
 		pthread_mutex_lock(&fs->commit.lock);
-		while (fs->commit.head == NULL && !fs->commit.stop)
+		while ((fs->commit.head == NULL || fs->commit.busy) &&
+		       !(fs->commit.stop && !fs->commit.busy))
 			pthread_cond_wait(&fs->commit.cond, &fs->commit.lock);
 		if (fs->commit.head == NULL && fs->commit.stop) {
 			pthread_mutex_unlock(&fs->commit.lock);
 			return NULL;
 		}
 		n = take_batch(fs, jobs);
+		fs->commit.busy = true;
 		pthread_mutex_unlock(&fs->commit.lock);
 		commit_batch(fs, jobs, n);
+		pthread_mutex_lock(&fs->commit.lock);
+		fs->commit.busy = false;
+		pthread_mutex_unlock(&fs->commit.lock);
 	}
 }
 

@@ -1,11 +1,13 @@
 /* commit.h - turning delivered files into messages, with group commit.
  *
  * A rename (or link) from tmp/ into new/ or cur/ becomes a commit job.  One
- * committer thread takes every job queued at that moment and commits them
- * in one save transaction: one SQLite commit and one round of parallel
- * fsyncs for all of them (group commit), while every message still is all
- * or nothing.  If the batch fails, its jobs are retried one by one so that
- * one bad file cannot fail the others.  The reply to each request is sent
+ * batch is committed at a time: a job that finds no commit running and
+ * none queued is committed at once on the thread that made it; others
+ * queue, and the committer thread takes every job queued at that moment
+ * and commits them in one save transaction: one SQLite commit and one
+ * round of parallel fsyncs for all of them (group commit), while every
+ * message still is all or nothing.  If the batch fails, its jobs are
+ * retried one by one so that one bad file cannot fail the others.  The reply to each request is sent
  * only after its message is durable in the dbox files and the index.
  *
  * The daemon sends no kernel cache invalidations: one sent for a
@@ -73,6 +75,9 @@ struct committer {
 	pthread_cond_t cond;
 	struct commit_job *head, **tail;
 	bool stop;
+	/* a batch is being committed (by the committer thread or inline
+	 * by a submitter): one at a time, in queue order */
+	bool busy;
 	pthread_t thread;
 	bool started;
 	/* the batch being committed: the committer thread's, and
@@ -99,7 +104,10 @@ int commit_job_make(struct dboxfs *fs, int src_dirfd, const char *src_name,
 		    uint64_t src_ino, int64_t box, enum view_sub sub,
 		    const char *name, bool unlink_src,
 		    struct commit_job **job_r);
-/* Queues a job; the committer frees it. */
+/* Queues a job, or commits it on the calling thread when nothing is
+ * queued or being committed (no hand-over to the committer and back: the
+ * kernel serialises renames, so a delivery nearly always finds the
+ * committer idle); either way the job is freed, its request answered. */
 void commit_submit(struct dboxfs *fs, struct commit_job *job);
 
 #endif

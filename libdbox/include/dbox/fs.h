@@ -75,9 +75,10 @@ struct dfs_settings {
 	uint64_t random_seed;      /* randomfail; 0 = seed from time */
 	/* The blocking wrappers (dfs_sync_*) run a request on the calling
 	 * thread when its handle has nothing else in flight, instead of
-	 * handing it to a worker and waiting: for a single-threaded tool,
-	 * where that hand-over (two context switches per call) is most of
-	 * the cost of a small read or write on a busy machine. */
+	 * handing it to a worker and waiting: for callers that wait for
+	 * each call anyway (a single-threaded tool, a FUSE daemon's request
+	 * threads), where that hand-over (two context switches per call) is
+	 * most of the cost of a small read or write on a busy machine. */
 	bool sync_inline;
 };
 

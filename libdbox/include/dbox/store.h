@@ -87,7 +87,8 @@ struct dbox_open_opts {
 	/* Do not run crash recovery (dboxctl check wants to see leftovers). */
 	bool no_recovery;
 	unsigned int fs_max_workers; /* 0 = default */
-	/* dfs_settings.sync_inline: for a single-threaded caller (dboxctl) */
+	/* dfs_settings.sync_inline: for callers that wait for each file
+	 * operation (dboxctl, the daemon's request threads) */
 	bool fs_sync_inline;
 	/* Dovecot's mail_attachment_dir, where messages saved with it keep
 	 * their large MIME parts (X metadata).  NULL: such messages fail to

@@ -46,26 +46,58 @@ static void sync_submit(struct sync_wait *w, struct dfs_file *f)
 	dfs_fsync(f, sync_done, w);
 }
 
+/* The one file of the window that needs a sync (NULL: none, or more). */
+static struct dfs_file *sole_unsynced(struct dbox_save_txn *txn, bool apps)
+{
+	struct dfs_file *one = NULL;
+	unsigned int n = 0;
+
+	for (struct mdbox_append *a = txn->apps; apps && a != NULL;
+	     a = a->next) {
+		/* a closed file was synced when it was closed */
+		if (a->synced_end != a->end && a->file != NULL) {
+			one = a->file;
+			n++;
+		}
+	}
+	for (unsigned int i = txn->spilled; i < txn->count; i++) {
+		struct save_msg *m = dbox_save_msg_at(txn, i);
+
+		if (m->app == NULL && !m->synced && m->file != NULL) {
+			one = m->file;
+			n++;
+		}
+	}
+	return n == 1 ? one : NULL;
+}
+
 /* fdatasync every file of the window (and of the m.N appends if apps) at
  * once: the fs layer runs them in parallel, so N files cost about one
- * flush, not N in a row.  Files made durable before are not synced again. */
+ * flush, not N in a row.  Files made durable before are not synced again.
+ * A single file (a delivery, nearly always) has nothing to run beside:
+ * its sync is a blocking call, run on this thread where the fs lets it
+ * (dfs_settings.sync_inline), not handed to a worker and waited for. */
 int dbox_save_sync_files(struct dbox_save_txn *txn, bool apps,
 			 struct dbox_err *err)
 {
 	struct sync_wait w = { PTHREAD_MUTEX_INITIALIZER,
 			       PTHREAD_COND_INITIALIZER, 1, 0 };
+	struct dfs_file *one = sole_unsynced(txn, apps);
 
-	for (struct mdbox_append *a = txn->apps; apps && a != NULL;
-	     a = a->next) {
-		/* a closed file was synced when it was closed */
-		if (a->synced_end != a->end && a->file != NULL)
-			sync_submit(&w, a->file);
-	}
-	for (unsigned int i = txn->spilled; i < txn->count; i++) {
-		struct save_msg *m = dbox_save_msg_at(txn, i);
+	if (one != NULL) {
+		w.err = dfs_sync_fsync(one);
+	} else {
+		for (struct mdbox_append *a = txn->apps; apps && a != NULL;
+		     a = a->next) {
+			if (a->synced_end != a->end && a->file != NULL)
+				sync_submit(&w, a->file);
+		}
+		for (unsigned int i = txn->spilled; i < txn->count; i++) {
+			struct save_msg *m = dbox_save_msg_at(txn, i);
 
-		if (m->app == NULL && !m->synced && m->file != NULL)
-			sync_submit(&w, m->file);
+			if (m->app == NULL && !m->synced && m->file != NULL)
+				sync_submit(&w, m->file);
+		}
 	}
 	pthread_mutex_lock(&w.lock);
 	w.pending--;

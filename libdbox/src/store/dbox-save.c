@@ -523,19 +523,27 @@ int dbox_save_msg_finish(struct dbox_save_txn *txn, struct dbox_err *err)
 int dbox_save_add_fd(struct dbox_save_txn *txn, int fd,
 		     const struct dbox_save_opts *opts, struct dbox_err *err)
 {
-	enum { CHUNK = 256 * 1024 };
+	enum { CHUNK = 256 * 1024, SMALL_CHUNK = 64 * 1024 };
 	struct dbox_save_opts o = *opts;
-	char *buf = malloc(CHUNK);
 	struct stat st;
+	size_t chunk;
+	char *buf;
 	int ret;
 
-	if (buf == NULL)
-		return dbox_fail(err, -ENOMEM, "out of memory");
 	if (o.size_hint == 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
 		o.size_hint = (uint64_t)st.st_size;
+	/* a message of a few KiB (nearly every delivery) is read with a
+	 * buffer that malloc takes from its heap: a large one is mapped
+	 * and unmapped for each message (two system calls, a page fault,
+	 * and a TLB flush on the other CPUs running the daemon's threads) */
+	chunk = o.size_hint > 0 && o.size_hint < SMALL_CHUNK ? SMALL_CHUNK :
+		CHUNK;
+	buf = malloc(chunk);
+	if (buf == NULL)
+		return dbox_fail(err, -ENOMEM, "out of memory");
 	ret = dbox_save_msg_begin(txn, &o, err);
 	while (ret == 0) {
-		ssize_t n = read(fd, buf, CHUNK);
+		ssize_t n = read(fd, buf, chunk);
 
 		if (n < 0 && errno == EINTR)
 			continue;

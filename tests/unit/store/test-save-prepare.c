@@ -227,6 +227,44 @@ static void test_reserved_uid(enum dbox_store_format fmt, const char *name)
 	dbox_store_close(store);
 }
 
+/* A prepared record whose sync fails is not durable: dbox_save_sync says
+ * so (one file: synced by the blocking wrapper, on the calling thread
+ * where the fs runs requests inline, as the daemon's store does; two
+ * files: in parallel), and nothing is committed. */
+static void test_prepared_sync_fails(enum dbox_store_format fmt,
+				     const char *name)
+{
+	struct dbox_open_opts oo = {
+		.fs_config = "randomfail:eio:100%:sync/posix",
+		.fs_sync_inline = true,
+	};
+	struct dbox_store *store = new_store(fmt, name);
+	struct dbox_save_opts o = { .received = 1700000000, .in_new = true };
+	struct dbox_err err = { "" };
+	struct dbox_save_txn *txn;
+	char path[128];
+	int64_t box;
+
+	dbox_store_close(store);
+	snprintf(path, sizeof(path), "%s/%s", root, name);
+	REQUIRE(dbox_store_open(path, &oo, &store, &err) == 0);
+	box = inbox(store);
+	txn = one(store, box, "f1", "Subject: f1\n\nf1\n");
+	CHECK(dbox_save_sync(txn, &err) == -EIO);
+	dbox_save_rollback(txn);
+	/* two messages (sdbox: two files) */
+	txn = one(store, box, "f2", "Subject: f2\n\nf2\n");
+	o.mailbox_id = box;
+	o.base = "f3";
+	REQUIRE(dbox_save_msg_begin(txn, &o, &err) == 0);
+	REQUIRE(dbox_save_write(txn, "Subject: f3\n\nf3\n", 16, &err) == 0);
+	REQUIRE(dbox_save_msg_finish(txn, &err) == 0);
+	CHECK(dbox_save_sync(txn, &err) == -EIO);
+	dbox_save_rollback(txn);
+	CHECK(count(store, box) == 0);
+	dbox_store_close(store);
+}
+
 int main(void)
 {
 	fixture_root(root, sizeof(root), "dbox-prep");
@@ -236,6 +274,8 @@ int main(void)
 	test_prepared_rollback(DBOX_FORMAT_SDBOX, "s2");
 	test_reserved_uid(DBOX_FORMAT_MDBOX, "m3");
 	test_reserved_uid(DBOX_FORMAT_SDBOX, "s3");
+	test_prepared_sync_fails(DBOX_FORMAT_MDBOX, "m4");
+	test_prepared_sync_fails(DBOX_FORMAT_SDBOX, "s4");
 	fixture_root_remove(root);
 	return CHECK_DONE();
 }
