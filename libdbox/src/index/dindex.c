@@ -22,6 +22,7 @@ struct dconn {
 	sqlite3_stmt *stmts[DSTMT__COUNT];
 	struct dindex *idx;
 	struct dconn *next;
+	struct dconn *idle_next;  /* in idx->idle */
 	bool in_write;
 };
 
@@ -35,8 +36,11 @@ struct dindex {
 	atomic_bool sound;
 	bool checked;             /* the open ran the check (not the stamp) */
 	pthread_key_t key;
-	pthread_mutex_t lock;     /* protects conns */
+	pthread_mutex_t lock;     /* protects conns, idle */
 	struct dconn *conns;
+	/* connections released by their threads (dindex_release), most
+	 * recently released first; linked by idle_next */
+	struct dconn *idle;
 	/* group flush (dindex_sync): commits counts every commit that
 	 * returned, synced how many of them are durable */
 	pthread_mutex_t sync_lock;
@@ -56,12 +60,20 @@ static void dconn_free(struct dconn *c)
 	free(c);
 }
 
-/* Thread exit: the connection goes with its thread. */
+static bool conn_idle(struct dconn *c);
+static void pool_put(struct dindex *idx, struct dconn *c);
+
+/* Thread exit: the connection goes with its thread, or to the pool if
+ * it holds nothing of it. */
 static void dconn_destructor(void *p)
 {
 	struct dconn *c = p, **pp;
 	struct dindex *idx = c->idx;
 
+	if (conn_idle(c)) {
+		pool_put(idx, c);
+		return;
+	}
 	pthread_mutex_lock(&idx->lock);
 	for (pp = &idx->conns; *pp != NULL; pp = &(*pp)->next) {
 		if (*pp == c) {
@@ -219,12 +231,75 @@ static int conn_open(struct dindex *idx, bool create, struct dconn **c_r,
 	return 0;
 }
 
+/* ------------------------------------------------- the idle pool
+ *
+ * In WAL mode a connection that begins a read and finds the log changed
+ * since its last one drops its whole page cache; the connection that
+ * made the last commit finds it unchanged.  A daemon's requests of one
+ * client come on different threads in turn (libfuse's workers), so with
+ * a connection per thread nearly every request refilled its cache (~13
+ * preads per flag rename).  Threads that serve requests release their
+ * connection at each reply (dindex_release) and take the most recently
+ * released one at their next use: consecutive requests then share one
+ * connection and its cache, while concurrent ones each have their own,
+ * so that no reader waits for another connection's writer. */
+static void pool_put(struct dindex *idx, struct dconn *c)
+{
+	pthread_mutex_lock(&idx->lock);
+	c->idle_next = idx->idle;
+	idx->idle = c;
+	pthread_mutex_unlock(&idx->lock);
+}
+
+static struct dconn *pool_take(struct dindex *idx)
+{
+	struct dconn *c;
+
+	pthread_mutex_lock(&idx->lock);
+	c = idx->idle;
+	if (c != NULL)
+		idx->idle = c->idle_next;
+	pthread_mutex_unlock(&idx->lock);
+	return c;
+}
+
+/* Nothing of its thread is in it: no transaction, no statement begun
+ * (a statement stepped and not reset holds a read transaction, and its
+ * thread will step it again). */
+static bool conn_idle(struct dconn *c)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (c->in_write || !sqlite3_get_autocommit(c->db))
+		return false;
+	while ((st = sqlite3_next_stmt(c->db, st)) != NULL) {
+		if (sqlite3_stmt_busy(st))
+			return false;
+	}
+	return true;
+}
+
+void dindex_release(struct dindex *idx)
+{
+	struct dconn *c = pthread_getspecific(idx->key);
+
+	if (c == NULL || !conn_idle(c))
+		return;
+	pthread_setspecific(idx->key, NULL);
+	pool_put(idx, c);
+}
+
 static struct dconn *conn_get(struct dindex *idx, struct dbox_err *err)
 {
 	struct dconn *c = pthread_getspecific(idx->key);
 
 	if (c != NULL)
 		return c;
+	c = pool_take(idx);
+	if (c != NULL) {
+		pthread_setspecific(idx->key, c);
+		return c;
+	}
 	if (conn_open(idx, false, &c, err) < 0)
 		return NULL;
 	pthread_setspecific(idx->key, c);
