@@ -1,11 +1,15 @@
 /* dindex.c - SQLite connections, open (integrity check, schema through
  * dindex-schema.c) and transactions. */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "index/dindex-private.h"
 #include "index/dindex-removed.h"
@@ -24,6 +28,15 @@ struct dconn {
 	struct dconn *next;
 	struct dconn *idle_next;  /* in idx->idle */
 	bool in_write;
+	/* the write transaction: the log's header when it began (valid:
+	 * read), the changes made before it, and the mailbox row it read
+	 * last (pend_set) with the changes made before that read */
+	struct dindex_walhdr txn_hdr;
+	bool txn_hdr_valid;
+	sqlite3_int64 txn_changes;
+	bool pend_set;
+	sqlite3_int64 pend_changes;
+	struct dbox_mailbox pend;
 };
 
 struct dindex {
@@ -49,6 +62,13 @@ struct dindex {
 	uint64_t commits, synced;
 	int wal_frames;           /* in the WAL at the last commit (deferred) */
 	struct dindex_removed *removed;   /* dindex_track_removed, or NULL */
+	/* the mailbox rows remembered (dindex_box_*): the WAL index's header
+	 * mapped read-only (NULL: none), live once a commit of ours was
+	 * seen in it; box_lock protects boxes[] */
+	const volatile unsigned char *shm;
+	atomic_bool shm_live;
+	pthread_mutex_t box_lock;
+	struct dindex_box_seen boxes[DINDEX_BOXES];
 	struct dindex_kept kept;          /* dindex_set_kept, or fn NULL */
 };
 
@@ -289,6 +309,153 @@ void dindex_release(struct dindex *idx)
 	pool_put(idx, c);
 }
 
+/* ------------------------------------------- remembered mailbox rows
+ *
+ * cur/'s attributes need the mailbox's change time, asked for once per
+ * flag rename (GETATTR: default_permissions); other processes (dboxctl,
+ * the follower's imports of Dovecot's changes) change it too.  A row is
+ * remembered with the WAL-index header of the state it was read in and
+ * served while the header in the -shm file is still that one: any
+ * commit of any connection of any process changes it.  A flag rename's
+ * own commit leaves its mailbox's row remembered: read inside the write
+ * transaction after its last change, and the header after the commit
+ * is ours when its change counter is one more than before the COMMIT
+ * (the write lock held until then) and the transaction changed rows
+ * (so the COMMIT wrote frames and counted). */
+static void shm_map(struct dindex *idx)
+{
+	char path[4096];
+	struct stat st;
+	void *p;
+	int fd;
+
+	if (idx->readonly ||
+	    snprintf(path, sizeof(path), "%s-shm", idx->path) >=
+	    (int)sizeof(path))
+		return;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return;
+	/* the header (136 bytes) is there once a connection has read */
+	p = fstat(fd, &st) == 0 && st.st_size >= 4096 ?
+		mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0) : MAP_FAILED;
+	close(fd);
+	if (p != MAP_FAILED)
+		idx->shm = p;
+}
+
+/* The current header: false while a writer is writing it (its two
+ * copies differ) or when it is not there. */
+static bool shm_hdr(struct dindex *idx, struct dindex_walhdr *h)
+{
+	struct dindex_walhdr h2;
+
+	if (idx->shm == NULL)
+		return false;
+	/* SQLite writes the second copy, then the first: the first read
+	 * first, then the second */
+	atomic_thread_fence(memory_order_acquire);
+	memcpy(h->b, (const unsigned char *)idx->shm, sizeof(h->b));
+	atomic_thread_fence(memory_order_acquire);
+	memcpy(h2.b, (const unsigned char *)idx->shm + 48, sizeof(h2.b));
+	return h->b[12] != 0 && memcmp(h->b, h2.b, sizeof(h->b)) == 0;
+}
+
+static uint32_t hdr_change(const struct dindex_walhdr *h)
+{
+	uint32_t c;
+
+	memcpy(&c, h->b + 8, sizeof(c));
+	return c;
+}
+
+static struct dindex_box_seen *box_slot(struct dindex *idx, int64_t id)
+{
+	return &idx->boxes[(uint64_t)id % DINDEX_BOXES];
+}
+
+static void box_keep(struct dindex *idx, const struct dbox_mailbox *row,
+		     const struct dindex_walhdr *h)
+{
+	struct dindex_box_seen *s = box_slot(idx, row->id);
+
+	pthread_mutex_lock(&idx->box_lock);
+	s->id = row->id;
+	s->hdr = *h;
+	s->row = *row;
+	pthread_mutex_unlock(&idx->box_lock);
+}
+
+bool dindex_box_get(struct dindex *idx, int64_t id, struct dbox_mailbox *row_r,
+		    struct dindex_walhdr *hdr_r, bool *hdr_ok_r)
+{
+	struct dconn *c = pthread_getspecific(idx->key);
+	struct dindex_box_seen *s = box_slot(idx, id);
+	bool hit = false;
+
+	*hdr_ok_r = false;
+	/* inside a transaction the row may differ from the committed one;
+	 * a statement left begun reads an older state */
+	if (c != NULL && (!sqlite3_get_autocommit(c->db) ||
+			  sqlite3_txn_state(c->db, NULL) != SQLITE_TXN_NONE))
+		return false;
+	if (!atomic_load(&idx->shm_live) || !shm_hdr(idx, hdr_r))
+		return false;
+	*hdr_ok_r = true;
+	pthread_mutex_lock(&idx->box_lock);
+	if (s->id == id && memcmp(&s->hdr, hdr_r, sizeof(*hdr_r)) == 0) {
+		*row_r = s->row;
+		hit = true;
+	}
+	pthread_mutex_unlock(&idx->box_lock);
+	return hit;
+}
+
+void dindex_box_read(struct dindex *idx, const struct dbox_mailbox *row,
+		     const struct dindex_walhdr *hdr, bool hdr_ok)
+{
+	struct dconn *c = pthread_getspecific(idx->key);
+	struct dindex_walhdr now;
+
+	if (c != NULL && c->in_write) {
+		c->pend = *row;
+		c->pend_set = true;
+		c->pend_changes = sqlite3_total_changes64(c->db);
+		return;
+	}
+	/* no commit between the header before and after the read: the
+	 * read saw the state of that header */
+	if (hdr_ok && shm_hdr(idx, &now) &&
+	    memcmp(&now, hdr, sizeof(now)) == 0)
+		box_keep(idx, row, hdr);
+}
+
+/* The write transaction of c began (BEGIN IMMEDIATE: the write lock is
+ * held, the header stays as it is until the COMMIT). */
+static void txn_began(struct dindex *idx, struct dconn *c)
+{
+	c->pend_set = false;
+	c->txn_changes = sqlite3_total_changes64(c->db);
+	c->txn_hdr_valid = shm_hdr(idx, &c->txn_hdr);
+}
+
+/* After its COMMIT: the row read after the transaction's last change
+ * is the committed one, in the state of our commit's header. */
+static void txn_committed(struct dindex *idx, struct dconn *c,
+			  sqlite3_int64 changes)
+{
+	struct dindex_walhdr now;
+
+	if (!c->txn_hdr_valid || changes == c->txn_changes ||
+	    !shm_hdr(idx, &now) ||
+	    hdr_change(&now) != hdr_change(&c->txn_hdr) + 1)
+		return;
+	/* the mapping shows our commits: the -shm SQLite uses */
+	atomic_store(&idx->shm_live, true);
+	if (c->pend_set && c->pend_changes == changes)
+		box_keep(idx, &c->pend, &now);
+}
+
 static struct dconn *conn_get(struct dindex *idx, struct dbox_err *err)
 {
 	struct dconn *c = pthread_getspecific(idx->key);
@@ -388,6 +555,7 @@ static int write_begin(struct dindex *idx, bool bump, struct dbox_err *err)
 	if (ret < 0)
 		return ret;
 	c->in_write = true;
+	txn_began(idx, c);
 	if (!bump)
 		return 0;
 	st = dindex_prepare(idx, DSTMT_SEQ_BUMP, sql_seq_bump, err);
@@ -410,11 +578,13 @@ int dindex_write_begin_unseen(struct dindex *idx, struct dbox_err *err)
 int dindex_write_commit(struct dindex *idx, struct dbox_err *err)
 {
 	struct dconn *c = conn_get(idx, err);
+	sqlite3_int64 changes;
 	sqlite3_stmt *st;
 	int ret;
 
 	if (c == NULL)
 		return -EIO;
+	changes = sqlite3_total_changes64(c->db);
 	st = dindex_prepare(idx, DSTMT_COMMIT, "COMMIT", err);
 	ret = st == NULL ? -EIO : dindex_step_what(idx, st, "commit", err);
 	if (ret < 0) {
@@ -422,6 +592,8 @@ int dindex_write_commit(struct dindex *idx, struct dbox_err *err)
 		return ret;
 	}
 	c->in_write = false;
+	txn_committed(idx, c, changes);
+	c->pend_set = false;
 	pthread_mutex_lock(&idx->sync_lock);
 	idx->commits++;
 	if (!idx->deferred)
@@ -539,6 +711,7 @@ void dindex_write_rollback(struct dindex *idx)
 	}
 	sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
 	c->in_write = false;
+	c->pend_set = false;
 }
 
 bool dindex_in_write(struct dindex *idx)
@@ -655,6 +828,7 @@ static int open_db(const char *path, bool readonly, bool create,
 	pthread_mutex_init(&idx->lock, NULL);
 	pthread_mutex_init(&idx->sync_lock, NULL);
 	pthread_cond_init(&idx->sync_done, NULL);
+	pthread_mutex_init(&idx->box_lock, NULL);
 	if (pthread_key_create(&idx->key, dconn_destructor) != 0) {
 		free(idx->path);
 		free(idx);
@@ -680,6 +854,7 @@ static int open_db(const char *path, bool readonly, bool create,
 		return ret;
 	}
 	atomic_store(&idx->sound, true);
+	shm_map(idx);
 	*idx_r = idx;
 	return 0;
 }
@@ -692,6 +867,9 @@ void dindex_close(struct dindex *idx)
 		return;
 	/* connections of other threads that are still alive go too; the
 	 * caller promised that nobody uses the index any more */
+	/* before the connections: the last one's close may truncate it */
+	if (idx->shm != NULL)
+		munmap((void *)idx->shm, 4096);
 	pthread_setspecific(idx->key, NULL);
 	pthread_key_delete(idx->key);
 	for (c = idx->conns; c != NULL; c = next) {
@@ -706,6 +884,7 @@ void dindex_close(struct dindex *idx)
 	pthread_mutex_destroy(&idx->lock);
 	pthread_mutex_destroy(&idx->sync_lock);
 	pthread_cond_destroy(&idx->sync_done);
+	pthread_mutex_destroy(&idx->box_lock);
 	free(idx->path);
 	free(idx);
 }
