@@ -432,6 +432,34 @@ def test_cur_mode_follows_changes_of_other_processes(wtmp, mounts):
     m.stop()
 
 
+def test_cur_mtime_after_flag_renames_follows_another_process(wtmp, mounts):
+    """A flag rename's commit leaves its mailbox's row remembered for the
+    GETATTR of cur/ that follows (dindex.c): a commit of another process
+    (dboxctl import, which moves cur/'s time) shows at the next GETATTR
+    all the same, with no commit of the daemon's between."""
+    store = new_store(wtmp, "mdbox")
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt)
+    deliver_cur(mnt, ["a", "b"])
+    cur = os.path.join(mnt, "cur")
+    flags = ":2,S"
+    for nxt in (":2,FS", ":2,S", ":2,FS"):
+        os.rename(os.path.join(cur, "a" + flags), os.path.join(cur, "a" + nxt))
+        flags = nxt
+        before = os.stat(cur).st_mtime_ns
+    src = os.path.join(wtmp, "src")
+    for sub in ("cur", "new", "tmp"):
+        os.makedirs(os.path.join(src, sub))
+    with open(os.path.join(src, "cur", "ext:2,S"), "wb") as f:
+        f.write(payload("ext"))
+    dboxctl("import", store, "INBOX", src)
+    wait_for(lambda: os.stat(cur).st_mtime_ns != before,
+             what="cur/'s time after another process's commit")
+    assert os.stat(cur).st_mtime_ns > before
+    assert "ext:2,S" in names_in(mnt, "cur")
+    m.stop()
+
+
 def test_flag_storm_sees_commits_of_another_process(wtmp, mounts):
     """Consecutive requests share one SQLite connection (the last
     commit's page cache): a commit of another process between them (here
