@@ -66,6 +66,7 @@ struct dindex {
 	 * mapped read-only (NULL: none), live once a commit of ours was
 	 * seen in it; box_lock protects boxes[] */
 	const volatile unsigned char *shm;
+	int shm_fd;               /* the -shm file, -1: none (shm_map) */
 	atomic_bool shm_live;
 	pthread_mutex_t box_lock;
 	struct dindex_box_seen boxes[DINDEX_BOXES];
@@ -339,9 +340,17 @@ static void shm_map(struct dindex *idx)
 	/* the header (136 bytes) is there once a connection has read */
 	p = fstat(fd, &st) == 0 && st.st_size >= 4096 ?
 		mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0) : MAP_FAILED;
-	close(fd);
-	if (p != MAP_FAILED)
-		idx->shm = p;
+	if (p == MAP_FAILED) {
+		/* nothing locked through it yet: SQLite's locks stay */
+		close(fd);
+		return;
+	}
+	idx->shm = p;
+	/* open until SQLite's own descriptors of the file are closed:
+	 * closing any descriptor of a file drops every POSIX lock the
+	 * process holds on it, SQLite's shared lock that tells other
+	 * processes the -shm is in use among them */
+	idx->shm_fd = fd;
 }
 
 /* The current header: false while a writer is writing it (its two
@@ -829,6 +838,7 @@ static int open_db(const char *path, bool readonly, bool create,
 	pthread_mutex_init(&idx->sync_lock, NULL);
 	pthread_cond_init(&idx->sync_done, NULL);
 	pthread_mutex_init(&idx->box_lock, NULL);
+	idx->shm_fd = -1;
 	if (pthread_key_create(&idx->key, dconn_destructor) != 0) {
 		free(idx->path);
 		free(idx);
@@ -865,17 +875,20 @@ void dindex_close(struct dindex *idx)
 
 	if (idx == NULL)
 		return;
-	/* connections of other threads that are still alive go too; the
-	 * caller promised that nobody uses the index any more */
-	/* before the connections: the last one's close may truncate it */
+	/* before the connections: the last one's close may truncate it;
+	 * its descriptor after them (shm_map) */
 	if (idx->shm != NULL)
 		munmap((void *)idx->shm, 4096);
+	/* connections of other threads that are still alive go too; the
+	 * caller promised that nobody uses the index any more */
 	pthread_setspecific(idx->key, NULL);
 	pthread_key_delete(idx->key);
 	for (c = idx->conns; c != NULL; c = next) {
 		next = c->next;
 		dconn_free(c);
 	}
+	if (idx->shm_fd >= 0)
+		close(idx->shm_fd);
 	/* the last connection has gone: SQLite copied the WAL into the file
 	 * and removed it, unless another process still has the index open */
 	if (atomic_load(&idx->sound) && !idx->readonly)
