@@ -6,6 +6,7 @@ import fcntl
 import mmap
 import os
 import random
+import struct
 import subprocess
 import sys
 import time
@@ -457,6 +458,42 @@ def test_cur_mtime_after_flag_renames_follows_another_process(wtmp, mounts):
              what="cur/'s time after another process's commit")
     assert os.stat(cur).st_mtime_ns > before
     assert "ext:2,S" in names_in(mnt, "cur")
+    m.stop()
+
+
+def test_daemon_keeps_sqlites_lock_on_the_wal_index(wtmp, mounts):
+    """The daemon reads the WAL-index header from its own mapping of the
+    -shm file (dindex.c): SQLite's shared lock on it (the byte that tells
+    another process's first connection that the file is in use, so that
+    it does not set it up anew) stays held while mounted, after the
+    daemon's own commits and another process's too."""
+    store = new_store(wtmp, "mdbox")
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt)
+    deliver_cur(mnt, ["a"])
+    os.rename(os.path.join(mnt, "cur", "a:2,S"),
+              os.path.join(mnt, "cur", "a:2,FS"))
+    shm = os.path.join(store, "dboxfs", "index.sqlite-shm")
+
+    def holder():
+        """The pid holding a lock that conflicts with a write lock on
+        the -shm file's byte 128 (SQLite's UNIX_SHM_DMS), or None."""
+        fd = os.open(shm, os.O_RDWR)
+        try:
+            q = struct.pack("hh4xqqi4x", fcntl.F_WRLCK, os.SEEK_SET, 128,
+                            1, 0)
+            r = struct.unpack("hh4xqqi4x", fcntl.fcntl(fd, fcntl.F_GETLK,
+                                                       q))
+        finally:
+            # a descriptor of the test's own: no lock of the test's
+            os.close(fd)
+        return None if r[0] == fcntl.F_UNLCK else r[4]
+
+    assert holder() == m.proc.pid
+    dboxctl("ls", store, "INBOX")
+    os.rename(os.path.join(mnt, "cur", "a:2,FS"),
+              os.path.join(mnt, "cur", "a:2,S"))
+    assert holder() == m.proc.pid
     m.stop()
 
 
