@@ -113,18 +113,16 @@ static int seen_kept(struct dboxfs *fs, int64_t box, int area,
 }
 
 /* A ctime the filesystem's clock (coarse: a tick of a few ms) could give
- * a change made after this moment as well is not recorded: that change
- * would leave the ctime as it is. */
+ * a change made after the reading began (at read_ns) as well is not
+ * recorded: that change would leave the ctime as it is. */
 #define DIRMODE_SETTLED_NS 50000000
 
 static void seen_set(struct dboxfs *fs, int64_t box, int area,
-		     const struct stat *st, bool kept)
+		     const struct stat *st, bool kept, int64_t read_ns)
 {
 	struct dirmode_seen *s = slot_of(fs, box, area);
-	struct timespec now;
 
-	clock_gettime(CLOCK_REALTIME, &now);
-	if (ns_of(st->st_ctim) > ns_of(now) - DIRMODE_SETTLED_NS)
+	if (ns_of(st->st_ctim) > read_ns - DIRMODE_SETTLED_NS)
 		return;
 	pthread_mutex_lock(&fs->dirmode.lock);
 	*s = (struct dirmode_seen){ .box = box, .area = area,
@@ -139,10 +137,12 @@ static void seen_set(struct dboxfs *fs, int64_t box, int area,
 static mode_t area_mode_read(struct dboxfs *fs, int64_t box, int area)
 {
 	struct stat before, after;
+	struct timespec now;
 	char path[32];
 	bool kept;
 	int fd;
 
+	clock_gettime(CLOCK_REALTIME, &now);
 	if (backing_area_peek(fs, box, (enum backing_area)area, &fd) < 0)
 		return fs->dir_mode;
 	backing_fd_path(fd, path, sizeof(path));
@@ -154,7 +154,7 @@ static mode_t area_mode_read(struct dboxfs *fs, int64_t box, int area)
 	if (fstat(fd, &after) < 0)
 		kept = false;
 	else if (ns_of(after.st_ctim) == ns_of(before.st_ctim))
-		seen_set(fs, box, area, &after, kept);
+		seen_set(fs, box, area, &after, kept, ns_of(now));
 	close(fd);
 	return kept ? after.st_mode & 07777 : fs->dir_mode;
 }

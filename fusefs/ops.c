@@ -324,7 +324,8 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		reply_scope_begin(req); \
 		handler args; \
 		reply_scope_end(req); \
-		dbox_store_release(fs_->store); \
+		if (fs_->store != NULL) \
+			dbox_store_release(fs_->store); \
 	}
 
 CHECKED(lookup, op_lookup,
