@@ -192,20 +192,30 @@ int attr_folder(struct dboxfs *fs, const struct view_ino *v, uint64_t ino,
 	return 0;
 }
 
+/* One lstat of the spool area gives both its times and its mode (one
+ * GETATTR of cur/ per flag rename: default_permissions). */
 int attr_sub(struct dboxfs *fs, const struct view_ino *v, uint64_t ino,
 	     struct stat *st)
 {
+	enum backing_area area = backing_area_of_sub(v->sub);
 	struct dbox_mailbox box;
+	struct stat ast;
+	bool have;
+	int64_t area_ns;
 	int ret = dbox_mailbox_get(fs->store, v->box, &box, NULL);
 
 	if (ret < 0)
 		return ret;
+	have = backing_area_stat(fs, v->box, area, &ast) == 0;
+	area_ns = have ? (int64_t)ast.st_mtim.tv_sec * 1000000000 +
+		ast.st_mtim.tv_nsec : 0;
 	attr_dir(fs, st, ino, 2, v->sub == SUB_NEW ?
-		 dirtime_sub_ns(fs, v->box, SUB_NEW, box.change_new_ns) :
+		 dirtime_sub_at(area_ns, box.change_new_ns) :
 		 v->sub == SUB_CUR ?
-		 dirtime_sub_ns(fs, v->box, SUB_CUR, box.change_cur_ns) :
-		 dirtime_tmp_ns(fs, v->box, box.created * 1000000000));
-	st->st_mode = S_IFDIR | dirmode_of(fs, v, NULL);
+		 dirtime_sub_at(area_ns, box.change_cur_ns) :
+		 dirtime_tmp_at(area_ns, box.created * 1000000000));
+	st->st_mode = S_IFDIR | dirmode_of_area(fs, v->box, (int)area,
+						have ? &ast : NULL);
 	return 0;
 }
 

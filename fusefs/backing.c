@@ -518,17 +518,26 @@ static int area_open(struct dboxfs *fs, int64_t box, enum backing_area area,
 	return ret < 0 ? ret : *fd_r < 0 ? -errno : 0;
 }
 
-int64_t backing_area_mtime(struct dboxfs *fs, int64_t box,
-			   enum backing_area area)
+int backing_area_stat(struct dboxfs *fs, int64_t box, enum backing_area area,
+		      struct stat *st)
 {
 	char path[64];
-	struct stat st;
 	int root;
 
 	if (fs->backing.files_fd < 0)
-		return 0;
+		return -ENOENT;
 	root = area_path(fs, box, area, path, sizeof(path));
-	if (root < 0 || fstatat(root, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
+	if (root < 0)
+		return -ENOENT;
+	return fstatat(root, path, st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+}
+
+int64_t backing_area_mtime(struct dboxfs *fs, int64_t box,
+			   enum backing_area area)
+{
+	struct stat st;
+
+	if (backing_area_stat(fs, box, area, &st) < 0)
 		return 0;
 	return (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
 }

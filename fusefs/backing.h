@@ -153,6 +153,9 @@ bool backing_marked_kept(int fd);
  * derives the times of tmp/ and of folders from these (dirtime.h). */
 int64_t backing_area_mtime(struct dboxfs *fs, int64_t box,
 			   enum backing_area area);
+/* lstat(2) of an area directory (never made): 0, or -errno. */
+int backing_area_stat(struct dboxfs *fs, int64_t box, enum backing_area area,
+		      struct stat *st);
 /* O_PATH descriptor of an area directory if it is there (never made):
  * 0, or -errno (-ENOENT: none). */
 int backing_area_peek(struct dboxfs *fs, int64_t box, enum backing_area area,

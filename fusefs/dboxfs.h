@@ -9,7 +9,8 @@
  * list's lock (fs->prepared, prepare.c), the open-handle list lock
  * (fs->handles, handles.c), the moved-message ring lock (fs->moved,
  * moved.c), the verified-message table's lock (fs->verified,
- * verified.c), the times lock (fs->dirtime, dirtime.c), the
+ * verified.c), the times lock (fs->dirtime, dirtime.c), the modes
+ * seen (fs->dirmode, dirmode.c), the
  * hidden-mailbox lock (fs->folders, folders.c) and log_lock below are
  * held only around their own data: no other lock is taken, no libdbox or libfuse
  * function (no reply) is called while one is held.  libdbox's own locks
@@ -31,6 +32,7 @@
 #include "backing.h"
 #include "commit.h"
 #include "dbox/store.h"
+#include "dirmode.h"
 #include "dirtime.h"
 #include "flush.h"
 #include "folders.h"
@@ -86,6 +88,7 @@ struct dboxfs {
 	struct backing_table backing;   /* backing.c, backing-marks.c */
 	struct flush_state flush;       /* flush.c */
 	struct dirtime_state dirtime;   /* dirtime.c */
+	struct dirmode_state dirmode;   /* dirmode.c */
 	struct kcache_state kcache;     /* kcache.c */
 	struct folders_state folders;   /* folders.c */
 	/* the handle of every open dovecot-keywords file (fileio.c): it

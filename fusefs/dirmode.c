@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "backing.h"
@@ -81,6 +82,94 @@ mode_t dirmode_of(struct dboxfs *fs, const struct view_ino *v,
 	if (backing_dir(fs, v, prefix, &fd) == 0)
 		mode = kept_mode(fd);
 	return mode < 0 ? fs->dir_mode : (mode_t)mode;
+}
+
+static int64_t ns_of(struct timespec ts)
+{
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static struct dirmode_seen *slot_of(struct dboxfs *fs, int64_t box, int area)
+{
+	uint64_t h = ((uint64_t)box * 3 + (uint64_t)area) * 0x9e3779b97f4a7c15u;
+
+	return &fs->dirmode.seen[h >> 58];
+}
+
+/* 1 or 0: the kept mark as last read of this very state of the area; -1
+ * unknown. */
+static int seen_kept(struct dboxfs *fs, int64_t box, int area,
+		     const struct stat *st)
+{
+	struct dirmode_seen *s = slot_of(fs, box, area);
+	int kept = -1;
+
+	pthread_mutex_lock(&fs->dirmode.lock);
+	if (s->box == box && s->area == area && s->dev == st->st_dev &&
+	    s->ino == st->st_ino && s->ctime_ns == ns_of(st->st_ctim))
+		kept = s->kept;
+	pthread_mutex_unlock(&fs->dirmode.lock);
+	return kept;
+}
+
+/* A ctime the filesystem's clock (coarse: a tick of a few ms) could give
+ * a change made after the reading began (at read_ns) as well is not
+ * recorded: that change would leave the ctime as it is. */
+#define DIRMODE_SETTLED_NS 50000000
+
+static void seen_set(struct dboxfs *fs, int64_t box, int area,
+		     const struct stat *st, bool kept, int64_t read_ns)
+{
+	struct dirmode_seen *s = slot_of(fs, box, area);
+
+	if (ns_of(st->st_ctim) > read_ns - DIRMODE_SETTLED_NS)
+		return;
+	pthread_mutex_lock(&fs->dirmode.lock);
+	*s = (struct dirmode_seen){ .box = box, .area = area,
+		.dev = st->st_dev, .ino = st->st_ino,
+		.ctime_ns = ns_of(st->st_ctim), .kept = kept };
+	pthread_mutex_unlock(&fs->dirmode.lock);
+}
+
+/* The kept mark and the mode as kept_mode reads them (the mark first:
+ * keep_mode sets the mode before it), and recorded with the ctime they
+ * had if it did not change meanwhile. */
+static mode_t area_mode_read(struct dboxfs *fs, int64_t box, int area)
+{
+	struct stat before, after;
+	struct timespec now;
+	char path[32];
+	bool kept;
+	int fd;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (backing_area_peek(fs, box, (enum backing_area)area, &fd) < 0)
+		return fs->dir_mode;
+	backing_fd_path(fd, path, sizeof(path));
+	if (fstat(fd, &before) < 0) {
+		close(fd);
+		return fs->dir_mode;
+	}
+	kept = getxattr(path, DIRMODE_XATTR, NULL, 0) >= 0;
+	if (fstat(fd, &after) < 0)
+		kept = false;
+	else if (ns_of(after.st_ctim) == ns_of(before.st_ctim))
+		seen_set(fs, box, area, &after, kept, ns_of(now));
+	close(fd);
+	return kept ? after.st_mode & 07777 : fs->dir_mode;
+}
+
+mode_t dirmode_of_area(struct dboxfs *fs, int64_t box, int area,
+		       const struct stat *st)
+{
+	int kept;
+
+	if (st == NULL || !S_ISDIR(st->st_mode))
+		return fs->dir_mode;
+	kept = seen_kept(fs, box, area, st);
+	if (kept < 0)
+		return area_mode_read(fs, box, area);
+	return kept ? st->st_mode & 07777 : fs->dir_mode;
 }
 
 int dirmode_set(struct dboxfs *fs, const struct view_ino *v,

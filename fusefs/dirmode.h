@@ -16,11 +16,36 @@
 #ifndef DBOXFS_DIRMODE_H
 #define DBOXFS_DIRMODE_H
 
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <sys/stat.h>
 
 #include "view.h"
 
 struct dboxfs;
+
+/* Whether each spool area directory has a kept mode (the xattr), as last
+ * read, by the directory's inode and ctime then: every chmod and every
+ * change of the mark moves the ctime, whoever makes it (this daemon,
+ * another one that took the mount over, a person on the store), so a
+ * GETATTR of cur/ new/ tmp/ whose lstat of the area shows the same ctime
+ * needs no open and getxattr (dirmode_of_area).  A slot per area, by a
+ * hash of (box, area); another area in the slot replaces it. */
+#define DIRMODE_SLOTS 64
+struct dirmode_seen {
+	int64_t box;              /* all 0: empty (no inode 0) */
+	int area;
+	dev_t dev;
+	ino_t ino;
+	int64_t ctime_ns;
+	bool kept;
+};
+/* In struct dboxfs (fs->dirmode). */
+struct dirmode_state {
+	pthread_mutex_t lock;     /* seen[] */
+	struct dirmode_seen seen[DIRMODE_SLOTS];
+};
 
 /* present on a backing directory whose own mode is the shown one */
 #define DIRMODE_XATTR "user.dboxfs.mode"
@@ -29,6 +54,10 @@ struct dboxfs;
  * parent's mailbox-name prefix (NULL for other kinds). */
 mode_t dirmode_of(struct dboxfs *fs, const struct view_ino *v,
 		  const char *prefix);
+/* The same for cur/ new/ tmp/ of box, whose spool area is `area` and
+ * whose lstat is *st (NULL: no area directory). */
+mode_t dirmode_of_area(struct dboxfs *fs, int64_t box, int area,
+		       const struct stat *st);
 /* chmod(2) of directory v (FUSE_SET_ATTR_MODE in to_set): 0 or -errno. */
 int dirmode_set(struct dboxfs *fs, const struct view_ino *v,
 		const struct stat *attr, int to_set);

@@ -19,20 +19,28 @@
 #include "node.h"
 #include "vdirs.h"
 
+int64_t dirtime_sub_at(int64_t area_ns, int64_t index_ns)
+{
+	return area_ns != 0 && area_ns > index_ns ? area_ns : index_ns;
+}
+
+int64_t dirtime_tmp_at(int64_t area_ns, int64_t created_ns)
+{
+	return area_ns != 0 ? area_ns : created_ns;
+}
+
 int64_t dirtime_sub_ns(struct dboxfs *fs, int64_t box, enum view_sub sub,
 		       int64_t index_ns)
 {
-	int64_t pending = backing_area_mtime(fs, box,
-					     backing_area_of_sub(sub));
-
-	return pending != 0 && pending > index_ns ? pending : index_ns;
+	return dirtime_sub_at(backing_area_mtime(fs, box,
+						 backing_area_of_sub(sub)),
+			      index_ns);
 }
 
 int64_t dirtime_tmp_ns(struct dboxfs *fs, int64_t box, int64_t created_ns)
 {
-	int64_t t = backing_area_mtime(fs, box, AREA_TMP);
-
-	return t != 0 ? t : created_ns;
+	return dirtime_tmp_at(backing_area_mtime(fs, box, AREA_TMP),
+			      created_ns);
 }
 
 int64_t dirtime_folder_ns(struct dboxfs *fs, int64_t files_box,

@@ -67,6 +67,10 @@ void dirtime_requested(const struct stat *attr, int to_set,
 		       struct timespec tv[2]);
 int64_t dirtime_sub_ns(struct dboxfs *fs, int64_t box, enum view_sub sub,
 		       int64_t index_ns);
+/* The same from the mtime of their spool area (0: none, or no change
+ * in it yet). */
+int64_t dirtime_sub_at(int64_t area_ns, int64_t index_ns);
+int64_t dirtime_tmp_at(int64_t area_ns, int64_t created_ns);
 /* mtime (ns) of tmp/ of box, created_ns if nothing changed in it. */
 int64_t dirtime_tmp_ns(struct dboxfs *fs, int64_t box, int64_t created_ns);
 /* mtime (ns) of the folder whose plain files are in area files_box (see

@@ -43,6 +43,7 @@ static struct dboxfs dboxfs = {
 	.flush.cond = PTHREAD_COND_INITIALIZER,
 	.flush.pending_fd = -1,
 	.dirtime.lock = PTHREAD_MUTEX_INITIALIZER,
+	.dirmode.lock = PTHREAD_MUTEX_INITIALIZER,
 	.kcache.lock = PTHREAD_MUTEX_INITIALIZER,
 	.folders.hidden_lock = PTHREAD_MUTEX_INITIALIZER,
 	.kwfile_fh = { .type = FH_KWFILE, .fd = -1 },

@@ -340,13 +340,18 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 }
 
 /* Each entry point in its request's reply scope (reply.h): the handler
- * replies exactly once, or hands the request to a thread that does. */
+ * replies exactly once, or hands the request to a thread that does; at
+ * the end its index connection goes back to the pool (the reply gave it
+ * back already, unless the handler used the index after it). */
 #define CHECKED(op, handler, params, args) \
 	static void checked_##op params \
 	{ \
+		struct dboxfs *fs_ = fuse_req_userdata(req); \
 		reply_scope_begin(req); \
 		handler args; \
 		reply_scope_end(req); \
+		if (fs_->store != NULL) \
+			dbox_store_release(fs_->store); \
 	}
 
 CHECKED(lookup, op_lookup,

@@ -10,6 +10,7 @@
 	type __wrap_##name params \
 	{ \
 		reply_counted(req); \
+		reply_release_store(req); \
 		return __real_##name args; \
 	}
 
@@ -41,5 +42,6 @@ void __wrap_fuse_reply_none(fuse_req_t req);
 void __wrap_fuse_reply_none(fuse_req_t req)
 {
 	reply_counted(req);
+	reply_release_store(req);
 	__real_fuse_reply_none(req);
 }

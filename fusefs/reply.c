@@ -64,6 +64,14 @@ void reply_negative(fuse_req_t req)
 	fuse_reply_entry(req, &e);
 }
 
+void reply_release_store(fuse_req_t req)
+{
+	struct dboxfs *fs = fuse_req_userdata(req);
+
+	if (fs != NULL && fs->store != NULL)
+		dbox_store_release(fs->store);
+}
+
 /* The request this thread's entry point serves, and its replies so far. */
 static _Thread_local struct {
 	fuse_req_t req;

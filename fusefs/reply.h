@@ -15,6 +15,12 @@ void reply_negative(fuse_req_t req);
 /* Replies with the entry of a node with attributes st. */
 void reply_entry(fuse_req_t req, const struct stat *st);
 
+/* Before each reply (reply-wrap.c): the thread's index connection goes
+ * back to the store's pool, so that the client's next request, on
+ * whichever thread, finds it with this one's commit in its page cache
+ * (dbox_store_release). */
+void reply_release_store(fuse_req_t req);
+
 /* Reply-once, asserted (as passthrough_ll and Dovecot's i_assert do):
  * each entry point runs in a scope of its request (ops.c); every
  * fuse_reply_* of that request is counted (reply-wrap.c, linked with

@@ -6,6 +6,7 @@ import fcntl
 import mmap
 import os
 import random
+import struct
 import subprocess
 import sys
 import time
@@ -373,6 +374,160 @@ def test_flag_rename_writes_only_the_pages_it_changes(wtmp, mounts):
     m.stop()
     assert sorted(r["base"] for r in ls_messages(store, "INBOX")) == sorted(
         ["m%d" % i for i in range(20)] + ["m21"])
+
+
+def deliver_cur(mnt, names):
+    for n in names:
+        with open(os.path.join(mnt, "tmp", n), "wb") as f:
+            f.write(payload(n))
+        os.rename(os.path.join(mnt, "tmp", n),
+                  os.path.join(mnt, "cur", n + ":2,S"))
+
+
+def settled_ctime(path):
+    """Waits (bounded) until path's ctime is 0.2 s old: the daemon
+    remembers a directory's mode mark only by a ctime no later change
+    can repeat (the filesystem's clock is coarse)."""
+    ctime = os.lstat(path).st_ctime
+    wait_for(lambda: time.time() > ctime + 0.2, what="an old ctime")
+
+
+def test_cur_mode_follows_changes_of_other_processes(wtmp, mounts):
+    """GETATTR of cur/ (one per flag rename: default_permissions) takes
+    the mode from the spool area's lstat and remembers whether the area
+    has a kept mode by its ctime: a mark removed or set by another
+    process (another daemon that took the mount over, a person on the
+    store) shows at the next GETATTR; a rename in cur/ makes the kernel
+    ask again, as in a flag storm."""
+    store = new_store(wtmp, "mdbox")
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt)
+    deliver_cur(mnt, ["a", "b"])
+    cur = os.path.join(mnt, "cur")
+    unset = os.stat(os.path.join(mnt, "new")).st_mode & 0o7777
+    assert unset not in (0o751, 0o705)
+    os.chmod(cur, 0o751)
+    area = os.path.dirname(spool_file(store, "cur", "."))
+    assert os.getxattr(area, "user.dboxfs.mode")
+    flags = iter([":2,FS", ":2,S"] * 4)
+    last = [":2,S"]
+
+    def stat_cur():
+        """cur/'s mode after a rename in it (the kernel asks again)."""
+        nxt = next(flags)
+        os.rename(os.path.join(cur, "a" + last[0]),
+                  os.path.join(cur, "a" + nxt))
+        last[0] = nxt
+        return os.stat(cur).st_mode & 0o7777
+
+    settled_ctime(area)
+    assert stat_cur() == 0o751
+    assert stat_cur() == 0o751            # from what the daemon saw
+    os.removexattr(area, "user.dboxfs.mode")
+    assert stat_cur() == unset
+    settled_ctime(area)
+    assert stat_cur() == unset
+    os.chmod(area, 0o705)
+    os.setxattr(area, "user.dboxfs.mode", b"1")
+    assert stat_cur() == 0o705
+    m.stop()
+
+
+def test_cur_mtime_after_flag_renames_follows_another_process(wtmp, mounts):
+    """A flag rename's commit leaves its mailbox's row remembered for the
+    GETATTR of cur/ that follows (dindex.c): a commit of another process
+    (dboxctl import, which moves cur/'s time) shows at the next GETATTR
+    all the same, with no commit of the daemon's between."""
+    store = new_store(wtmp, "mdbox")
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt)
+    deliver_cur(mnt, ["a", "b"])
+    cur = os.path.join(mnt, "cur")
+    flags = ":2,S"
+    for nxt in (":2,FS", ":2,S", ":2,FS"):
+        os.rename(os.path.join(cur, "a" + flags), os.path.join(cur, "a" + nxt))
+        flags = nxt
+        before = os.stat(cur).st_mtime_ns
+    src = os.path.join(wtmp, "src")
+    for sub in ("cur", "new", "tmp"):
+        os.makedirs(os.path.join(src, sub))
+    with open(os.path.join(src, "cur", "ext:2,S"), "wb") as f:
+        f.write(payload("ext"))
+    dboxctl("import", store, "INBOX", src)
+    wait_for(lambda: os.stat(cur).st_mtime_ns != before,
+             what="cur/'s time after another process's commit")
+    assert os.stat(cur).st_mtime_ns > before
+    assert "ext:2,S" in names_in(mnt, "cur")
+    m.stop()
+
+
+def test_daemon_keeps_sqlites_lock_on_the_wal_index(wtmp, mounts):
+    """The daemon reads the WAL-index header from its own mapping of the
+    -shm file (dindex.c): SQLite's shared lock on it (the byte that tells
+    another process's first connection that the file is in use, so that
+    it does not set it up anew) stays held while mounted, after the
+    daemon's own commits and another process's too."""
+    store = new_store(wtmp, "mdbox")
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt)
+    deliver_cur(mnt, ["a"])
+    os.rename(os.path.join(mnt, "cur", "a:2,S"),
+              os.path.join(mnt, "cur", "a:2,FS"))
+    shm = os.path.join(store, "dboxfs", "index.sqlite-shm")
+
+    def holder():
+        """The pid holding a lock that conflicts with a write lock on
+        the -shm file's byte 128 (SQLite's UNIX_SHM_DMS), or None."""
+        fd = os.open(shm, os.O_RDWR)
+        try:
+            q = struct.pack("hh4xqqi4x", fcntl.F_WRLCK, os.SEEK_SET, 128,
+                            1, 0)
+            r = struct.unpack("hh4xqqi4x", fcntl.fcntl(fd, fcntl.F_GETLK,
+                                                       q))
+        finally:
+            # a descriptor of the test's own: no lock of the test's
+            os.close(fd)
+        return None if r[0] == fcntl.F_UNLCK else r[4]
+
+    assert holder() == m.proc.pid
+    dboxctl("ls", store, "INBOX")
+    os.rename(os.path.join(mnt, "cur", "a:2,FS"),
+              os.path.join(mnt, "cur", "a:2,S"))
+    assert holder() == m.proc.pid
+    m.stop()
+
+
+def test_flag_storm_sees_commits_of_another_process(wtmp, mounts):
+    """Consecutive requests share one SQLite connection (the last
+    commit's page cache): a commit of another process between them (here
+    dboxctl import) is seen by the next request all the same."""
+    store = new_store(wtmp, "mdbox")
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt)
+    names = ["s%d" % i for i in range(20)]
+    deliver_cur(mnt, names)
+    cur = os.path.join(mnt, "cur")
+    flag = ":2,S"
+    for r in range(3):
+        nxt = ":2,FS" if flag == ":2,S" else ":2,S"
+        for n in names:
+            os.rename(os.path.join(cur, n + flag), os.path.join(cur, n + nxt))
+        flag = nxt
+        src = os.path.join(wtmp, "src%d" % r)
+        for sub in ("cur", "new", "tmp"):
+            os.makedirs(os.path.join(src, sub))
+        with open(os.path.join(src, "cur", "ext%d:2,S" % r), "wb") as f:
+            f.write(payload("ext%d" % r))
+        dboxctl("import", store, "INBOX", src)
+        # a name the kernel never looked up: the daemon answers
+        assert read(os.path.join(cur, "ext%d:2,S" % r)) == payload("ext%d" % r)
+        os.rename(os.path.join(cur, "ext%d:2,S" % r),
+                  os.path.join(cur, "ext%d:2,RS" % r))
+    assert names_in(mnt, "cur") == sorted(
+        [n + flag for n in names] + ["ext%d:2,RS" % r for r in range(3)])
+    m.stop()
+    assert sorted(r["base"] for r in ls_messages(store, "INBOX")) == sorted(
+        names + ["ext%d" % r for r in range(3)])
 
 
 @pytest.mark.parametrize("fmt", ["sdbox", "mdbox"])

@@ -271,6 +271,12 @@ int dbox_store_unconfirmed_seq(struct dbox_store *store, int64_t *seq_r,
  * large, and is meant for a thread that serves no request (the mount's
  * flusher).  Immediate when there is little to copy. */
 int dbox_store_checkpoint(struct dbox_store *store, struct dbox_err *err);
+/* The calling thread is done with the store for now (a request was
+ * answered): its index connection may serve the next request of another
+ * thread, whose page cache then knows this thread's last commit.  Call
+ * it between operations, never inside one (with an iteration open, it
+ * does nothing). */
+void dbox_store_release(struct dbox_store *store);
 /* mdbox: purges now the m.N files that committed expunges marked (which
  * dbox_store_sync does when an expunge marked one since the last sync),
  * so that an expunge that returned is for good for Dovecot too (its

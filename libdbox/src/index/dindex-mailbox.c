@@ -95,18 +95,28 @@ int dindex_mailbox_by_name(struct dindex *idx, const char *name,
 	return fetch_mailbox(idx, st, box_r, name, err);
 }
 
+/* As remembered while the index is in the state it was read in
+ * (dindex_box_get): a flag rename's GETATTR of cur/ reads nothing. */
 int dindex_mailbox_by_id(struct dindex *idx, int64_t id,
 			 struct dbox_mailbox *box_r, struct dbox_err *err)
 {
-	sqlite3_stmt *st = dindex_prepare(idx, DSTMT_MBOX_BY_ID, sql_by_id,
-					  err);
+	struct dindex_walhdr hdr;
+	sqlite3_stmt *st;
 	char what[32];
+	bool hdr_ok;
+	int ret;
 
+	if (dindex_box_get(idx, id, box_r, &hdr, &hdr_ok))
+		return 0;
+	st = dindex_prepare(idx, DSTMT_MBOX_BY_ID, sql_by_id, err);
 	if (st == NULL)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, id);
 	snprintf(what, sizeof(what), "#%lld", (long long)id);
-	return fetch_mailbox(idx, st, box_r, what, err);
+	ret = fetch_mailbox(idx, st, box_r, what, err);
+	if (ret == 0)
+		dindex_box_read(idx, box_r, &hdr, hdr_ok);
+	return ret;
 }
 
 int dindex_mailboxes_each(struct dindex *idx,

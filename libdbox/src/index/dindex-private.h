@@ -17,6 +17,32 @@
 	"hdr_size, body_size, rec_size, size, vsize, compression, received, " \
 	"received_ns, saved, flags, keywords, in_new, new_info, mode"
 
+/* A copy of SQLite's WAL-index header (the first of its two copies in
+ * the -shm file, walformat.html): iChange (one more at every commit),
+ * mxFrame, the salts and checksums.  Two equal headers mean the same
+ * content, which is how SQLite itself decides whether a connection's
+ * page cache is still good. */
+struct dindex_walhdr {
+	unsigned char b[48];
+};
+/* A mailbox row and the header of the state it was read in. */
+#define DINDEX_BOXES 16
+struct dindex_box_seen {
+	int64_t id;               /* 0: empty */
+	struct dindex_walhdr hdr;
+	struct dbox_mailbox row;
+};
+/* dindex.c: the mailbox row of id as remembered, if the index is still
+ * in the state it was read in (true); *hdr_r, *hdr_ok_r: the state now,
+ * for dindex_box_read after the caller's read of the row. */
+bool dindex_box_get(struct dindex *idx, int64_t id, struct dbox_mailbox *row_r,
+		    struct dindex_walhdr *hdr_r, bool *hdr_ok_r);
+/* The row was read from the index (hdr, hdr_ok: from dindex_box_get
+ * before the read); inside a write transaction, it is remembered when
+ * the transaction commits with nothing written after the read. */
+void dindex_box_read(struct dindex *idx, const struct dbox_mailbox *row,
+		     const struct dindex_walhdr *hdr, bool hdr_ok);
+
 enum dindex_stmt {
 	/* dindex.c, dindex-meta.c */
 	DSTMT_BEGIN,

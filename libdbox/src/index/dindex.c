@@ -1,11 +1,15 @@
 /* dindex.c - SQLite connections, open (integrity check, schema through
  * dindex-schema.c) and transactions. */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "index/dindex-private.h"
 #include "index/dindex-removed.h"
@@ -22,7 +26,17 @@ struct dconn {
 	sqlite3_stmt *stmts[DSTMT__COUNT];
 	struct dindex *idx;
 	struct dconn *next;
+	struct dconn *idle_next;  /* in idx->idle */
 	bool in_write;
+	/* the write transaction: the log's header when it began (valid:
+	 * read), the changes made before it, and the mailbox row it read
+	 * last (pend_set) with the changes made before that read */
+	struct dindex_walhdr txn_hdr;
+	bool txn_hdr_valid;
+	sqlite3_int64 txn_changes;
+	bool pend_set;
+	sqlite3_int64 pend_changes;
+	struct dbox_mailbox pend;
 };
 
 struct dindex {
@@ -35,8 +49,11 @@ struct dindex {
 	atomic_bool sound;
 	bool checked;             /* the open ran the check (not the stamp) */
 	pthread_key_t key;
-	pthread_mutex_t lock;     /* protects conns */
+	pthread_mutex_t lock;     /* protects conns, idle */
 	struct dconn *conns;
+	/* connections released by their threads (dindex_release), most
+	 * recently released first; linked by idle_next */
+	struct dconn *idle;
 	/* group flush (dindex_sync): commits counts every commit that
 	 * returned, synced how many of them are durable */
 	pthread_mutex_t sync_lock;
@@ -45,6 +62,14 @@ struct dindex {
 	uint64_t commits, synced;
 	int wal_frames;           /* in the WAL at the last commit (deferred) */
 	struct dindex_removed *removed;   /* dindex_track_removed, or NULL */
+	/* the mailbox rows remembered (dindex_box_*): the WAL index's header
+	 * mapped read-only (NULL: none), live once a commit of ours was
+	 * seen in it; box_lock protects boxes[] */
+	const volatile unsigned char *shm;
+	int shm_fd;               /* the -shm file, -1: none (shm_map) */
+	atomic_bool shm_live;
+	pthread_mutex_t box_lock;
+	struct dindex_box_seen boxes[DINDEX_BOXES];
 	struct dindex_kept kept;          /* dindex_set_kept, or fn NULL */
 };
 
@@ -56,12 +81,20 @@ static void dconn_free(struct dconn *c)
 	free(c);
 }
 
-/* Thread exit: the connection goes with its thread. */
+static bool conn_idle(struct dconn *c);
+static void pool_put(struct dindex *idx, struct dconn *c);
+
+/* Thread exit: the connection goes with its thread, or to the pool if
+ * it holds nothing of it. */
 static void dconn_destructor(void *p)
 {
 	struct dconn *c = p, **pp;
 	struct dindex *idx = c->idx;
 
+	if (conn_idle(c)) {
+		pool_put(idx, c);
+		return;
+	}
 	pthread_mutex_lock(&idx->lock);
 	for (pp = &idx->conns; *pp != NULL; pp = &(*pp)->next) {
 		if (*pp == c) {
@@ -219,12 +252,230 @@ static int conn_open(struct dindex *idx, bool create, struct dconn **c_r,
 	return 0;
 }
 
+/* ------------------------------------------------- the idle pool
+ *
+ * In WAL mode a connection that begins a read and finds the log changed
+ * since its last one drops its whole page cache; the connection that
+ * made the last commit finds it unchanged.  A daemon's requests of one
+ * client come on different threads in turn (libfuse's workers), so with
+ * a connection per thread nearly every request refilled its cache (~13
+ * preads per flag rename).  Threads that serve requests release their
+ * connection at each reply (dindex_release) and take the most recently
+ * released one at their next use: consecutive requests then share one
+ * connection and its cache, while concurrent ones each have their own,
+ * so that no reader waits for another connection's writer. */
+static void pool_put(struct dindex *idx, struct dconn *c)
+{
+	pthread_mutex_lock(&idx->lock);
+	c->idle_next = idx->idle;
+	idx->idle = c;
+	pthread_mutex_unlock(&idx->lock);
+}
+
+static struct dconn *pool_take(struct dindex *idx)
+{
+	struct dconn *c;
+
+	pthread_mutex_lock(&idx->lock);
+	c = idx->idle;
+	if (c != NULL)
+		idx->idle = c->idle_next;
+	pthread_mutex_unlock(&idx->lock);
+	return c;
+}
+
+/* Nothing of its thread is in it: no transaction, no statement begun
+ * (a statement stepped and not reset holds a read transaction, and its
+ * thread will step it again). */
+static bool conn_idle(struct dconn *c)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (c->in_write || !sqlite3_get_autocommit(c->db))
+		return false;
+	while ((st = sqlite3_next_stmt(c->db, st)) != NULL) {
+		if (sqlite3_stmt_busy(st))
+			return false;
+	}
+	return true;
+}
+
+void dindex_release(struct dindex *idx)
+{
+	struct dconn *c = pthread_getspecific(idx->key);
+
+	if (c == NULL || !conn_idle(c))
+		return;
+	pthread_setspecific(idx->key, NULL);
+	pool_put(idx, c);
+}
+
+/* ------------------------------------------- remembered mailbox rows
+ *
+ * cur/'s attributes need the mailbox's change time, asked for once per
+ * flag rename (GETATTR: default_permissions); other processes (dboxctl,
+ * the follower's imports of Dovecot's changes) change it too.  A row is
+ * remembered with the WAL-index header of the state it was read in and
+ * served while the header in the -shm file is still that one: any
+ * commit of any connection of any process changes it.  A flag rename's
+ * own commit leaves its mailbox's row remembered: read inside the write
+ * transaction after its last change, and the header after the commit
+ * is ours when its change counter is one more than before the COMMIT
+ * (the write lock held until then) and the transaction changed rows
+ * (so the COMMIT wrote frames and counted). */
+static void shm_map(struct dindex *idx)
+{
+	char path[4096];
+	struct stat st;
+	void *p;
+	int fd;
+
+	if (idx->readonly ||
+	    snprintf(path, sizeof(path), "%s-shm", idx->path) >=
+	    (int)sizeof(path))
+		return;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return;
+	/* the header (136 bytes) is there once a connection has read */
+	p = fstat(fd, &st) == 0 && st.st_size >= 4096 ?
+		mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0) : MAP_FAILED;
+	if (p == MAP_FAILED) {
+		/* nothing locked through it yet: SQLite's locks stay */
+		close(fd);
+		return;
+	}
+	idx->shm = p;
+	/* open until SQLite's own descriptors of the file are closed:
+	 * closing any descriptor of a file drops every POSIX lock the
+	 * process holds on it, SQLite's shared lock that tells other
+	 * processes the -shm is in use among them */
+	idx->shm_fd = fd;
+}
+
+/* The current header: false while a writer is writing it (its two
+ * copies differ) or when it is not there. */
+static bool shm_hdr(struct dindex *idx, struct dindex_walhdr *h)
+{
+	struct dindex_walhdr h2;
+
+	if (idx->shm == NULL)
+		return false;
+	/* SQLite writes the second copy, then the first: the first read
+	 * first, then the second */
+	atomic_thread_fence(memory_order_acquire);
+	memcpy(h->b, (const unsigned char *)idx->shm, sizeof(h->b));
+	atomic_thread_fence(memory_order_acquire);
+	memcpy(h2.b, (const unsigned char *)idx->shm + 48, sizeof(h2.b));
+	return h->b[12] != 0 && memcmp(h->b, h2.b, sizeof(h->b)) == 0;
+}
+
+static uint32_t hdr_change(const struct dindex_walhdr *h)
+{
+	uint32_t c;
+
+	memcpy(&c, h->b + 8, sizeof(c));
+	return c;
+}
+
+static struct dindex_box_seen *box_slot(struct dindex *idx, int64_t id)
+{
+	return &idx->boxes[(uint64_t)id % DINDEX_BOXES];
+}
+
+static void box_keep(struct dindex *idx, const struct dbox_mailbox *row,
+		     const struct dindex_walhdr *h)
+{
+	struct dindex_box_seen *s = box_slot(idx, row->id);
+
+	pthread_mutex_lock(&idx->box_lock);
+	s->id = row->id;
+	s->hdr = *h;
+	s->row = *row;
+	pthread_mutex_unlock(&idx->box_lock);
+}
+
+bool dindex_box_get(struct dindex *idx, int64_t id, struct dbox_mailbox *row_r,
+		    struct dindex_walhdr *hdr_r, bool *hdr_ok_r)
+{
+	struct dconn *c = pthread_getspecific(idx->key);
+	struct dindex_box_seen *s = box_slot(idx, id);
+	bool hit = false;
+
+	*hdr_ok_r = false;
+	/* inside a transaction the row may differ from the committed one;
+	 * a statement left begun reads an older state */
+	if (c != NULL && (!sqlite3_get_autocommit(c->db) ||
+			  sqlite3_txn_state(c->db, NULL) != SQLITE_TXN_NONE))
+		return false;
+	if (!atomic_load(&idx->shm_live) || !shm_hdr(idx, hdr_r))
+		return false;
+	*hdr_ok_r = true;
+	pthread_mutex_lock(&idx->box_lock);
+	if (s->id == id && memcmp(&s->hdr, hdr_r, sizeof(*hdr_r)) == 0) {
+		*row_r = s->row;
+		hit = true;
+	}
+	pthread_mutex_unlock(&idx->box_lock);
+	return hit;
+}
+
+void dindex_box_read(struct dindex *idx, const struct dbox_mailbox *row,
+		     const struct dindex_walhdr *hdr, bool hdr_ok)
+{
+	struct dconn *c = pthread_getspecific(idx->key);
+	struct dindex_walhdr now;
+
+	if (c != NULL && c->in_write) {
+		c->pend = *row;
+		c->pend_set = true;
+		c->pend_changes = sqlite3_total_changes64(c->db);
+		return;
+	}
+	/* no commit between the header before and after the read: the
+	 * read saw the state of that header */
+	if (hdr_ok && shm_hdr(idx, &now) &&
+	    memcmp(&now, hdr, sizeof(now)) == 0)
+		box_keep(idx, row, hdr);
+}
+
+/* The write transaction of c began (BEGIN IMMEDIATE: the write lock is
+ * held, the header stays as it is until the COMMIT). */
+static void txn_began(struct dindex *idx, struct dconn *c)
+{
+	c->pend_set = false;
+	c->txn_changes = sqlite3_total_changes64(c->db);
+	c->txn_hdr_valid = shm_hdr(idx, &c->txn_hdr);
+}
+
+/* After its COMMIT: the row read after the transaction's last change
+ * is the committed one, in the state of our commit's header. */
+static void txn_committed(struct dindex *idx, struct dconn *c,
+			  sqlite3_int64 changes)
+{
+	struct dindex_walhdr now;
+
+	if (!c->txn_hdr_valid || changes == c->txn_changes ||
+	    !shm_hdr(idx, &now) ||
+	    hdr_change(&now) != hdr_change(&c->txn_hdr) + 1)
+		return;
+	/* the mapping shows our commits: the -shm SQLite uses */
+	atomic_store(&idx->shm_live, true);
+	if (c->pend_set && c->pend_changes == changes)
+		box_keep(idx, &c->pend, &now);
+}
+
 static struct dconn *conn_get(struct dindex *idx, struct dbox_err *err)
 {
 	struct dconn *c = pthread_getspecific(idx->key);
 
 	if (c != NULL)
 		return c;
+	c = pool_take(idx);
+	if (c != NULL) {
+		pthread_setspecific(idx->key, c);
+		return c;
+	}
 	if (conn_open(idx, false, &c, err) < 0)
 		return NULL;
 	pthread_setspecific(idx->key, c);
@@ -313,6 +564,7 @@ static int write_begin(struct dindex *idx, bool bump, struct dbox_err *err)
 	if (ret < 0)
 		return ret;
 	c->in_write = true;
+	txn_began(idx, c);
 	if (!bump)
 		return 0;
 	st = dindex_prepare(idx, DSTMT_SEQ_BUMP, sql_seq_bump, err);
@@ -335,11 +587,13 @@ int dindex_write_begin_unseen(struct dindex *idx, struct dbox_err *err)
 int dindex_write_commit(struct dindex *idx, struct dbox_err *err)
 {
 	struct dconn *c = conn_get(idx, err);
+	sqlite3_int64 changes;
 	sqlite3_stmt *st;
 	int ret;
 
 	if (c == NULL)
 		return -EIO;
+	changes = sqlite3_total_changes64(c->db);
 	st = dindex_prepare(idx, DSTMT_COMMIT, "COMMIT", err);
 	ret = st == NULL ? -EIO : dindex_step_what(idx, st, "commit", err);
 	if (ret < 0) {
@@ -347,6 +601,8 @@ int dindex_write_commit(struct dindex *idx, struct dbox_err *err)
 		return ret;
 	}
 	c->in_write = false;
+	txn_committed(idx, c, changes);
+	c->pend_set = false;
 	pthread_mutex_lock(&idx->sync_lock);
 	idx->commits++;
 	if (!idx->deferred)
@@ -464,6 +720,7 @@ void dindex_write_rollback(struct dindex *idx)
 	}
 	sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
 	c->in_write = false;
+	c->pend_set = false;
 }
 
 bool dindex_in_write(struct dindex *idx)
@@ -580,6 +837,8 @@ static int open_db(const char *path, bool readonly, bool create,
 	pthread_mutex_init(&idx->lock, NULL);
 	pthread_mutex_init(&idx->sync_lock, NULL);
 	pthread_cond_init(&idx->sync_done, NULL);
+	pthread_mutex_init(&idx->box_lock, NULL);
+	idx->shm_fd = -1;
 	if (pthread_key_create(&idx->key, dconn_destructor) != 0) {
 		free(idx->path);
 		free(idx);
@@ -605,6 +864,7 @@ static int open_db(const char *path, bool readonly, bool create,
 		return ret;
 	}
 	atomic_store(&idx->sound, true);
+	shm_map(idx);
 	*idx_r = idx;
 	return 0;
 }
@@ -615,6 +875,10 @@ void dindex_close(struct dindex *idx)
 
 	if (idx == NULL)
 		return;
+	/* before the connections: the last one's close may truncate it;
+	 * its descriptor after them (shm_map) */
+	if (idx->shm != NULL)
+		munmap((void *)idx->shm, 4096);
 	/* connections of other threads that are still alive go too; the
 	 * caller promised that nobody uses the index any more */
 	pthread_setspecific(idx->key, NULL);
@@ -623,6 +887,8 @@ void dindex_close(struct dindex *idx)
 		next = c->next;
 		dconn_free(c);
 	}
+	if (idx->shm_fd >= 0)
+		close(idx->shm_fd);
 	/* the last connection has gone: SQLite copied the WAL into the file
 	 * and removed it, unless another process still has the index open */
 	if (atomic_load(&idx->sound) && !idx->readonly)
@@ -631,6 +897,7 @@ void dindex_close(struct dindex *idx)
 	pthread_mutex_destroy(&idx->lock);
 	pthread_mutex_destroy(&idx->sync_lock);
 	pthread_cond_destroy(&idx->sync_done);
+	pthread_mutex_destroy(&idx->box_lock);
 	free(idx->path);
 	free(idx);
 }

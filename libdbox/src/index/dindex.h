@@ -45,6 +45,12 @@ int dindex_check(struct dindex *idx, struct dbox_err *err);
  * 2 MiB): a daemon with a connection per worker thread would otherwise
  * keep 2 MiB per thread.  Call right after opening, from the opener. */
 void dindex_set_cache(struct dindex *idx, int kib);
+/* The calling thread is done with the index for now (a daemon's
+ * request was answered): its connection goes to a pool of idle ones, if
+ * it holds no transaction or statement begun, and the thread's next use
+ * takes the most recently released one (dindex.c: one connection's page
+ * cache serves consecutive requests). */
+void dindex_release(struct dindex *idx);
 /* Records the message rows this process removes from now on, with their
  * names (dindex-removed.h).  Call right after opening, from the opener
  * (other threads' connections get it as they open). */

@@ -203,11 +203,18 @@ void dbox_msg_derive_base(const struct dbox_msg *msg, char *buf, size_t len)
 static int end_update(struct dbox_store *store, int ret, int64_t mailbox_id,
 		      bool new_dir, bool cur_dir, struct dbox_err *err)
 {
+	struct dbox_mailbox box;
+
 	if (ret == 0)
 		ret = dbox_mailbox_touch(store, mailbox_id, new_dir, cur_dir,
 					 err);
-	if (ret == 0)
+	if (ret == 0) {
+		/* read after its last change: the commit leaves the row
+		 * remembered (dindex.c) for the GETATTR of cur/ that comes
+		 * after each flag rename */
+		(void)dbox_mailbox_get(store, mailbox_id, &box, NULL);
 		return dindex_write_commit(store->idx, err);
+	}
 	dindex_write_rollback(store->idx);
 	return ret;
 }

@@ -81,6 +81,11 @@ int dbox_store_checkpoint(struct dbox_store *store, struct dbox_err *err)
 	return dindex_checkpoint(store->idx, err);
 }
 
+void dbox_store_release(struct dbox_store *store)
+{
+	dindex_release(store->idx);
+}
+
 bool dbox_store_sync_pending(struct dbox_store *store)
 {
 	return !store->readonly && (dindex_dirty(store->idx) ||
