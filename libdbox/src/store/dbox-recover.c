@@ -295,30 +295,35 @@ static int recover_mfile(struct dbox_store *store, struct recover_map *rm,
 		return 0;  /* being appended to */
 	}
 	ret = mdbox_file_committed(store, id, &size, NULL);
-	dovecot_end = ret == 0 || ret == -ENOENT ? map_end(store, rm, id) : 0;
+	if ((ret == 0 || ret == -ENOENT) && fstat(fd, &st) < 0)
+		ret = dbox_fail(err, -errno, "fstat %s: %m", path);
+	if (ret == -ENOENT)
+		size = 0;
+	/* nothing beyond our committed end: nothing to ask the map */
+	dovecot_end = ret == -ENOENT || (ret == 0 &&
+					 (uint64_t)st.st_size > size) ?
+		map_end(store, rm, id) : 0;
 	if (ret == -ENOENT && dovecot_end == 0) {
 		if (same_file(mark, path))
 			unlink(path);
-		ret = 1;
-	} else if (ret == -ENOENT) {
-		/* Dovecot's records in it: not ours to remove */
-		size = dovecot_end;
 		ret = 0;
-	} else if (ret == 0 && dovecot_end == UINT64_MAX) {
-		dbox_log(DBOX_LOG_WARNING, "%s: not cut to our committed end "
-			 "%llu: Dovecot's map is unreadable, it may have "
-			 "records beyond", path, (unsigned long long)size);
-		size = dovecot_end;
-	} else if (ret == 0 && dovecot_end > size) {
-		dbox_log(DBOX_LOG_WARNING, "%s: Dovecot's map has records up "
-			 "to %llu, beyond our committed end %llu: not cut "
-			 "below them", path, (unsigned long long)dovecot_end,
-			 (unsigned long long)size);
-		size = dovecot_end;
-	}
-	if (ret == 0 && size != UINT64_MAX && fstat(fd, &st) == 0 &&
-	    (uint64_t)st.st_size > size) {
-		if (ftruncate(fd, (off_t)size) < 0 || fdatasync(fd) < 0)
+	} else if (ret == 0 || ret == -ENOENT) {
+		if (dovecot_end == UINT64_MAX)
+			dbox_log(DBOX_LOG_WARNING, "%s: not cut: Dovecot's "
+				 "map is unreadable, it may have records "
+				 "beyond our committed end %llu", path,
+				 (unsigned long long)size);
+		else if (dovecot_end > size)
+			dbox_log(DBOX_LOG_WARNING, "%s: kept up to %llu, "
+				 "beyond our committed end %llu: Dovecot's map "
+				 "has records up to there", path,
+				 (unsigned long long)dovecot_end,
+				 (unsigned long long)size);
+		if (dovecot_end > size)
+			size = dovecot_end;
+		ret = 0;
+		if ((uint64_t)st.st_size > size &&
+		    (ftruncate(fd, (off_t)size) < 0 || fdatasync(fd) < 0))
 			ret = dbox_fail(err, -errno, "truncate %s: %m", path);
 	}
 	close(fd);
