@@ -47,13 +47,19 @@ def test_dovecot_save_into_killed_daemons_file_survives(wtmp, mounts):
     before = os.path.getsize(os.path.join(store, "storage", "m.2"))
     chown_tree(store, *store_ids())    # what the mount wrote
     da("save", "-m", "INBOX", input=SAVED)
+    m2 = os.path.join(store, "storage", "m.2")
     # the premise: Dovecot appended to our file, not to a new one
-    assert os.path.getsize(os.path.join(store, "storage", "m.2")) > before
+    saved_end = os.path.getsize(m2)
+    assert saved_end > before
+    # what a save killed mid-append leaves: no record covers it, cut
+    with open(m2, "ab") as f:
+        f.write(b"torn")
     c = mounts(store, mnt, "takeover")
     try:
         texts = mount_texts(mnt)
     finally:
         c.stop()
+    assert os.path.getsize(m2) == saved_end
     assert texts.count(SAVED) == 1 and texts.count(DATA) == 2
     chown_tree(store, *store_ids())
     fetched = [mm["text"] for mm in da.fetch("text", "mailbox", "INBOX")]
