@@ -107,9 +107,10 @@ def index_path(store):
     return os.path.join(store, "dboxfs", "index.sqlite")
 
 
-def damage_leaf(index, table, min_pages=3):
-    """Flips the page header of one leaf of `table` in the middle of it
-    (not the file header); returns the number of rows it held."""
+def damage_leaf(index, table, min_pages=3, first=False):
+    """Flips the page header of one leaf of `table`, in the middle of it
+    or (first) its first one, never the file header; returns the number
+    of rows it held."""
     db = sqlite3.connect(index)
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     pages = db.execute("SELECT pageno, ncell FROM dbstat WHERE name = ? "
@@ -118,7 +119,7 @@ def damage_leaf(index, table, min_pages=3):
     psize = db.execute("PRAGMA page_size").fetchone()[0]
     db.close()
     assert len(pages) >= min_pages, pages
-    pageno, ncell = pages[len(pages) // 2]
+    pageno, ncell = pages[0 if first else len(pages) // 2]
     with open(index, "r+b") as f:
         f.seek((pageno - 1) * psize)
         head = f.read(12)

@@ -17,7 +17,7 @@ from dboxfs_testlib import (chown_tree, dboxctl, mounts,  # noqa: F401
                             needs_dovecot, run, store_ids, wait_for,
                             wtmp)
 from test_handback_deferred import LOCK_OPT, inbox_log, waits_for_lock
-from test_integrity import flagged_store, index_path
+from test_integrity import damage_leaf, flagged_store, index_path
 from test_takeover import ORIGINAL, dovecot_store, texts_polled
 
 DATA = b"Subject: x\n\nbody\n"
@@ -479,24 +479,6 @@ def test_renumbered_delivery_removed_before_kill9(wtmp, mounts, change):
     assert pending == []
 
 
-def damage_first_leaf(index, table):
-    """Flips the page header of the first leaf of `table` (the rows
-    delivered last, at the end of the key order, stay readable)."""
-    db = sqlite3.connect(index)
-    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    pages = db.execute("SELECT pageno FROM dbstat WHERE name = ? AND "
-                       "pagetype = 'leaf' ORDER BY pageno",
-                       (table,)).fetchall()
-    psize = db.execute("PRAGMA page_size").fetchone()[0]
-    db.close()
-    assert len(pages) >= 3, pages
-    with open(index, "r+b") as f:
-        f.seek((pages[0][0] - 1) * psize)
-        head = f.read(12)
-        f.seek((pages[0][0] - 1) * psize)
-        f.write(bytes(b ^ 0xFF for b in head))
-
-
 def lose_record(store, fmt, uid):
     """What a power cut does to a record never synced: sdbox loses its
     u.N (made within the commit interval), mdbox the tail of m.N."""
@@ -532,7 +514,9 @@ def test_reindex_after_a_cut_puts_a_lost_delivery_back_in_tmp(wtmp, mounts,
     (entry,) = pending_of(store)
     m.kill()
     lose_record(store, fmt, int(entry.split(".")[1]))
-    damage_first_leaf(index_path(store), "messages")
+    # the first leaf: the rows delivered last, at the end of the key
+    # order, stay readable
+    damage_leaf(index_path(store), "messages", first=True)
     p = dboxctl("reindex", store)
     assert b"damaged" in p.stderr
     c = mounts(store, mnt)
