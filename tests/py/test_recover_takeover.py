@@ -2,7 +2,8 @@
 dead daemon's flock is gone, its m.N is Dovecot's to append to (Dovecot's
 map lists our files after the hand-back), so the recovery of that file
 must not cut bytes a committed record covers, Dovecot's or ours
-(dbox-recover.c recover_mfile)."""
+(dbox-recover.c recover_mfile), and `dboxctl check` must not report them
+(dbox-check.c check_mfile; both use mdbox_file_committed_end)."""
 
 import fcntl
 import os

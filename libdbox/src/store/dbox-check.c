@@ -234,6 +234,8 @@ static void check_mfile(struct check_ctx *c, uint32_t id)
 				strerror(errno));
 		return;
 	}
+	/* shared: two checks do not exclude each other; appenders (ours
+	 * and Dovecot's) take it exclusive */
 	if (flock(fd, LOCK_SH | LOCK_NB) < 0 || fstat(fd, &sb) < 0) {
 		close(fd);
 		return;  /* a writer is at work on it */
@@ -245,7 +247,7 @@ static void check_mfile(struct check_ctx *c, uint32_t id)
 		/* Dovecot's file: its map, not our index, accounts for it;
 		 * only its framing is ours to check */
 		dbox_scan_file(path, 0, &ops, c, NULL, id, 0, &good);
-	} else if (!known && stat(path, &sb) == 0 && sb.st_nlink > 1) {
+	} else if (!known && sb.st_nlink > 1) {
 		/* a new file a writer filled and closed before its commit:
 		 * its owner directory links it (a dead writer's were
 		 * removed at open) */
