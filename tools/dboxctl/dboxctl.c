@@ -477,7 +477,8 @@ static const char check_help[] =
 "Read every indexed message's framing (header, size, metadata) where the\n"
 "index says it is and compare it with the index (GUID, sizes, the virtual\n"
 "size recomputed from the message); look for files and bytes\n"
-"the index does not account for.  Prints one line per problem,\n"
+"the index does not account for (in a tree taken over, nor Dovecot's map:\n"
+"Dovecot appends to our files too).  Prints one line per problem,\n"
 "FILE:OFFSET: WHAT, and exits with status 1 if there was any.\n";
 
 static void check_cb(void *ctx, const struct dbox_check_problem *p)

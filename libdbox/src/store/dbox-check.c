@@ -24,6 +24,7 @@ struct check_ctx {
 	int problems;
 	/* last opened file, reused while rows of one m.N follow each other */
 	struct dbox_rfile file;
+	struct mdbox_dovecot_map map;   /* read when a file needs it */
 };
 
 static void problem(struct check_ctx *c, const char *path, uint64_t offset,
@@ -193,50 +194,78 @@ static bool locked_by_other(const char *path)
 	return locked;
 }
 
+/* The bytes of a known m.N beyond its committed end: reported unless
+ * Dovecot's map places records there (mdbox_file_committed_end). */
+static void check_tail(struct check_ctx *c, const char *path,
+		       uint64_t size, uint64_t ours, uint64_t end)
+{
+	if (end == UINT64_MAX)
+		problem(c, path, ours, "%llu bytes after the committed end, "
+			"and Dovecot's map, which may have records there, "
+			"cannot be read", (unsigned long long)(size - ours));
+	else if (size > end)
+		problem(c, path, end, "%llu uncommitted bytes after the "
+			"committed end", (unsigned long long)(size - end));
+	else if (size < ours)
+		problem(c, path, size, "file is shorter than its committed "
+			"end %llu", (unsigned long long)ours);
+}
+
 /* Every m.N: its records frame up to the committed end, nothing is beyond
- * it, and the index knows the file. */
+ * it, and the index knows the file.  Checked under the file's flock, as
+ * appenders (ours and Dovecot's) hold it until their commit: its size and
+ * committed end then agree with each other. */
 static void check_mfile(struct check_ctx *c, uint32_t id)
 {
 	struct dbox_scan_ops ops = { .record = ignore_record,
 				     .problem = scan_problem };
 	char path[PATH_MAX];
-	uint64_t committed = 0, good;
+	uint64_t ours = 0, end = 0, limit, good;
 	struct stat sb;
-	bool known = mdbox_file_committed(c->store, id, &committed, NULL) == 0;
+	bool known;
+	int fd;
 
 	dbox_mdbox_path(c->store, id, path, sizeof(path));
-	if (locked_by_other(path))
+	/* never a FIFO's open that blocks */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0) {
+		if (errno != ENOENT)  /* ENOENT: purged since the listing */
+			problem(c, path, 0, "cannot be opened: %s",
+				strerror(errno));
+		return;
+	}
+	/* shared: two checks do not exclude each other; appenders (ours
+	 * and Dovecot's) take it exclusive */
+	if (flock(fd, LOCK_SH | LOCK_NB) < 0 || fstat(fd, &sb) < 0) {
+		close(fd);
 		return;  /* a writer is at work on it */
+	}
+	known = mdbox_file_committed_end(c->store, &c->map, id,
+					 (uint64_t)sb.st_size, &ours, &end,
+					 NULL) == 0;
 	if (!known && c->store->origin == DBOX_ORIGIN_DOVECOT) {
 		/* Dovecot's file: its map, not our index, accounts for it;
 		 * only its framing is ours to check */
 		dbox_scan_file(path, 0, &ops, c, NULL, id, 0, &good);
-		return;
-	}
-	/* a new file a writer filled and closed before its commit: its
-	 * owner directory links it (a dead writer's were removed at open) */
-	if (!known && stat(path, &sb) == 0 && sb.st_nlink > 1)
-		return;
-	if (!known) {
+	} else if (!known && sb.st_nlink > 1) {
+		/* a new file a writer filled and closed before its commit:
+		 * its owner directory links it (a dead writer's were
+		 * removed at open) */
+	} else if (!known) {
 		/* recovery at the open removed every file a dead writer of
 		 * ours left, so this one came from elsewhere (Dovecot) */
 		problem(c, path, 0, "file is not in the index (not written "
 			"by dboxfs; `dboxctl reindex` adds its messages)");
-		return;
+	} else {
+		limit = end == UINT64_MAX ? ours : end;
+		dbox_scan_file(path, limit, &ops, c, NULL, id, 0, &good);
+		if (good != limit && (uint64_t)sb.st_size >= limit)
+			problem(c, path, good, "records end at %llu, committed "
+				"end is %llu", (unsigned long long)good,
+				(unsigned long long)limit);
+		check_tail(c, path, (uint64_t)sb.st_size, ours, end);
 	}
-	dbox_scan_file(path, committed, &ops, c, NULL, id, 0, &good);
-	if (good != committed && stat(path, &sb) == 0 &&
-	    (uint64_t)sb.st_size >= committed)
-		problem(c, path, good, "records end at %llu, committed end is "
-			"%llu", (unsigned long long)good,
-			(unsigned long long)committed);
-	if (stat(path, &sb) == 0 && (uint64_t)sb.st_size > committed)
-		problem(c, path, committed, "%llu uncommitted bytes after the "
-			"committed end", (unsigned long long)(sb.st_size -
-							      committed));
-	if (stat(path, &sb) == 0 && (uint64_t)sb.st_size < committed)
-		problem(c, path, (uint64_t)sb.st_size, "file is shorter than "
-			"its committed end %llu", (unsigned long long)committed);
+	close(fd);
 }
 
 static void check_storage(struct check_ctx *c)
@@ -315,6 +344,7 @@ int dbox_store_check(struct dbox_store *store,
 		check_storage(&c);
 	else
 		dbox_scan_records(store, &ops, &c);
+	mdbox_dovecot_map_free(&c.map);
 	check_scratch(&c);
 	return c.problems;
 }

@@ -19,7 +19,8 @@
  * committed end is then the furthest of our index's and of every record
  * the map places in the file: bytes below it are someone's committed
  * mail, even a dead writer's unfinished record between the two (left as
- * garbage no map or index points to; Dovecot's purge drops it). */
+ * garbage no map or index points to; Dovecot's purge drops it).  That
+ * committed end is mdbox_file_committed_end's, which check uses too. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -30,7 +31,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "dbox/dovecot-index.h"
 #include "store/mdbox-file.h"
 #include "store/store-private.h"
 
@@ -220,67 +220,16 @@ static bool same_file(const char *a, const char *b)
 		sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
-/* Dovecot's map of the tree (NULL: none, or not readable; then no
- * Dovecot record can be in our files either, or we cannot tell and cut
- * nothing, see map_end). */
-struct recover_map {
-	bool loaded;
-	int ret;                    /* of the load: 0, or -errno */
-	struct dovi_index *map;
-};
-
-static int map_load(struct dbox_store *store, struct recover_map *rm)
-{
-	char prefix[PATH_MAX];
-
-	if (rm->loaded)
-		return rm->ret;
-	rm->loaded = true;
-	if (dbox_path(prefix, sizeof(prefix), "%s/storage/dovecot.map.index",
-		      store->dovecot_index_dir != NULL ?
-		      store->dovecot_index_dir : store->root) < 0)
-		rm->ret = -ENAMETOOLONG;
-	else
-		rm->ret = dovi_index_open(prefix, &rm->map, NULL);
-	if (rm->ret == -ENOENT)
-		rm->ret = 0;  /* Dovecot never wrote here */
-	return rm->ret;
-}
-
-/* The end of the last record Dovecot's map places in m.<id> (0: none).
- * A map that exists but cannot be read says nothing of what Dovecot
- * committed: UINT64_MAX, nothing is cut. */
-static uint64_t map_end(struct dbox_store *store, struct recover_map *rm,
-			uint32_t id)
-{
-	uint64_t end = 0;
-	uint32_t n;
-
-	if (map_load(store, rm) < 0)
-		return UINT64_MAX;
-	n = rm->map != NULL ? dovi_index_count(rm->map) : 0;
-	for (uint32_t i = 0; i < n; i++) {
-		uint32_t file_id, offset, size;
-		uint16_t refs;
-		bool have_refs;
-
-		if (dovi_index_map_rec(rm->map, i, &file_id, &offset, &size,
-				       &have_refs, &refs) && file_id == id &&
-		    (uint64_t)offset + size > end)
-			end = (uint64_t)offset + size;
-	}
-	return end;
-}
-
 /* One m.N a dead owner wrote, under its lock: cut uncommitted bytes, or
  * remove a file that never got into the index.  The map is read under
  * the file's flock: Dovecot commits its map before it unlocks the file
  * it appended to, so every record of its appends is there by now. */
-static int recover_mfile(struct dbox_store *store, struct recover_map *rm,
-			 uint32_t id, const char *mark, struct dbox_err *err)
+static int recover_mfile(struct dbox_store *store,
+			 struct mdbox_dovecot_map *dm, uint32_t id,
+			 const char *mark, struct dbox_err *err)
 {
 	char path[PATH_MAX];
-	uint64_t size, dovecot_end;
+	uint64_t size = 0, end = 0;
 	struct stat st;
 	int fd, ret;
 
@@ -294,36 +243,29 @@ static int recover_mfile(struct dbox_store *store, struct recover_map *rm,
 		close(fd);
 		return 0;  /* being appended to */
 	}
-	ret = mdbox_file_committed(store, id, &size, NULL);
-	if ((ret == 0 || ret == -ENOENT) && fstat(fd, &st) < 0)
-		ret = dbox_fail(err, -errno, "fstat %s: %m", path);
-	if (ret == -ENOENT)
-		size = 0;
-	/* nothing beyond our committed end: nothing to ask the map */
-	dovecot_end = ret == -ENOENT || (ret == 0 &&
-					 (uint64_t)st.st_size > size) ?
-		map_end(store, rm, id) : 0;
-	if (ret == -ENOENT && dovecot_end == 0) {
+	ret = fstat(fd, &st) < 0 ?
+		dbox_fail(err, -errno, "fstat %s: %m", path) :
+		mdbox_file_committed_end(store, dm, id, (uint64_t)st.st_size,
+					 &size, &end, NULL);
+	if (ret == -ENOENT && end == 0) {
 		if (same_file(mark, path))
 			unlink(path);
 		ret = 0;
 	} else if (ret == 0 || ret == -ENOENT) {
-		if (dovecot_end == UINT64_MAX)
+		if (end == UINT64_MAX)
 			dbox_log(DBOX_LOG_WARNING, "%s: not cut: Dovecot's "
 				 "map is unreadable, it may have records "
 				 "beyond our committed end %llu", path,
 				 (unsigned long long)size);
-		else if (dovecot_end > size)
+		else if (end > size)
 			dbox_log(DBOX_LOG_WARNING, "%s: kept up to %llu, "
 				 "beyond our committed end %llu: Dovecot's map "
 				 "has records up to there", path,
-				 (unsigned long long)dovecot_end,
+				 (unsigned long long)end,
 				 (unsigned long long)size);
-		if (dovecot_end > size)
-			size = dovecot_end;
 		ret = 0;
-		if ((uint64_t)st.st_size > size &&
-		    (ftruncate(fd, (off_t)size) < 0 || fdatasync(fd) < 0))
+		if ((uint64_t)st.st_size > end &&
+		    (ftruncate(fd, (off_t)end) < 0 || fdatasync(fd) < 0))
 			ret = dbox_fail(err, -errno, "truncate %s: %m", path);
 	}
 	close(fd);
@@ -334,7 +276,7 @@ static int recover_mfile(struct dbox_store *store, struct recover_map *rm,
 static int recover_marks(struct dbox_store *store, const char *dir,
 			 struct dbox_err *err)
 {
-	struct recover_map rm = { 0 };
+	struct mdbox_dovecot_map dm = { 0 };
 	DIR *d = opendir(dir);
 	struct dirent *e;
 	int ret = 0;
@@ -353,11 +295,10 @@ static int recover_marks(struct dbox_store *store, const char *dir,
 		    dbox_path(mark, sizeof(mark), "%s/%s", dir,
 			      e->d_name) < 0)
 			continue;
-		ret = recover_mfile(store, &rm, (uint32_t)id, mark, err);
+		ret = recover_mfile(store, &dm, (uint32_t)id, mark, err);
 	}
 	closedir(d);
-	if (rm.map != NULL)
-		dovi_index_free(rm.map);
+	mdbox_dovecot_map_free(&dm);
 	return ret;
 }
 

@@ -62,6 +62,78 @@ int mdbox_file_committed(struct dbox_store *store, uint32_t file_id,
 	return dindex_file_size(store->idx, file_id, size_r, err);
 }
 
+static int dovecot_map_load(struct dbox_store *store,
+			    struct mdbox_dovecot_map *dm)
+{
+	char prefix[PATH_MAX];
+
+	if (dm->loaded)
+		return dm->ret;
+	dm->loaded = true;
+	if (dbox_path(prefix, sizeof(prefix), "%s/storage/dovecot.map.index",
+		      store->dovecot_index_dir != NULL ?
+		      store->dovecot_index_dir : store->root) < 0)
+		dm->ret = -ENAMETOOLONG;
+	else
+		dm->ret = dovi_index_open(prefix, &dm->map, NULL);
+	if (dm->ret == -ENOENT)
+		dm->ret = 0;  /* Dovecot never wrote here */
+	return dm->ret;
+}
+
+void mdbox_dovecot_map_free(struct mdbox_dovecot_map *dm)
+{
+	if (dm->map != NULL)
+		dovi_index_free(dm->map);
+	dm->map = NULL;
+}
+
+/* The end of the last record Dovecot's map places in m.<id> (0: none;
+ * UINT64_MAX: the map cannot be read). */
+static uint64_t dovecot_map_end(struct dbox_store *store,
+				struct mdbox_dovecot_map *dm, uint32_t id)
+{
+	uint64_t end = 0;
+	uint32_t n;
+
+	if (dovecot_map_load(store, dm) < 0)
+		return UINT64_MAX;
+	n = dm->map != NULL ? dovi_index_count(dm->map) : 0;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t file_id, offset, size;
+		uint16_t refs;
+		bool have_refs;
+
+		if (dovi_index_map_rec(dm->map, i, &file_id, &offset, &size,
+				       &have_refs, &refs) && file_id == id &&
+		    (uint64_t)offset + size > end)
+			end = (uint64_t)offset + size;
+	}
+	return end;
+}
+
+int mdbox_file_committed_end(struct dbox_store *store,
+			     struct mdbox_dovecot_map *dm, uint32_t file_id,
+			     uint64_t file_size, uint64_t *ours_r,
+			     uint64_t *end_r, struct dbox_err *err)
+{
+	int ret = mdbox_file_committed(store, file_id, ours_r, err);
+
+	if (ret == -ENOENT)
+		*ours_r = 0;
+	else if (ret < 0)
+		return ret;
+	*end_r = *ours_r;
+	/* nothing beyond our committed end: nothing to ask the map */
+	if (file_size > *ours_r) {
+		uint64_t dovecot_end = dovecot_map_end(store, dm, file_id);
+
+		if (dovecot_end > *end_r)
+			*end_r = dovecot_end;
+	}
+	return ret;
+}
+
 /* After taking the lock: is the file still the one at path?  Recovery
  * and purge unlink files under this same lock, so a file that lost its
  * name while we waited must not be appended to. */

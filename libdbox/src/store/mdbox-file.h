@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "dbox/dovecot-index.h"
 #include "dbox/fs.h"
 #include "dbox/store.h"
 
@@ -34,6 +35,34 @@ struct mdbox_append {
  * index does not know the file. */
 int mdbox_file_committed(struct dbox_store *store, uint32_t file_id,
 			 uint64_t *size_r, struct dbox_err *err);
+
+/* Dovecot's map of the tree (storage/dovecot.map.index), read on first
+ * use and kept for the caller's walk over files; NULL map: none (Dovecot
+ * never wrote here).  Zero-initialised by the caller, freed with
+ * mdbox_dovecot_map_free.  One walk, one thread. */
+struct mdbox_dovecot_map {
+	bool loaded;
+	int ret;                    /* of the load: 0, or -errno */
+	struct dovi_index *map;
+};
+void mdbox_dovecot_map_free(struct mdbox_dovecot_map *dm);
+
+/* The committed end of m.<file_id>, a file of file_size bytes.  In a tree
+ * taken over, Dovecot's map lists our m.N too (the hand-back writes our
+ * records into it) and Dovecot appends to such a file while nobody holds
+ * its flock, after the last record its map has for it: so the committed
+ * end is the later of our index's (*ours_r) and of the end of the last
+ * record the map places in the file (*end_r).  The map is read only when
+ * the file has bytes beyond ours; a map that exists but cannot be read
+ * says nothing of what Dovecot committed: *end_r = UINT64_MAX.  Called
+ * under the file's flock, the answer is stable: Dovecot commits its map
+ * before it unlocks the file it appended to.  Returns 0, -ENOENT if our
+ * index does not know the file (*ours_r = 0, *end_r still computed), or
+ * another negative errno from the index. */
+int mdbox_file_committed_end(struct dbox_store *store,
+			     struct mdbox_dovecot_map *dm, uint32_t file_id,
+			     uint64_t file_size, uint64_t *ours_r,
+			     uint64_t *end_r, struct dbox_err *err);
 
 /* Gets a locked file with room for another message: the newest file of
  * the index that nobody holds and that is below rotate_size, else a new
