@@ -259,8 +259,12 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	/* libfuse 3.14: capabilities are bits in conn->want */
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
-	if (conn->capable & FUSE_CAP_READDIRPLUS_AUTO)
-		conn->want |= FUSE_CAP_READDIRPLUS_AUTO;
+	/* every directory read is a READDIRPLUS: with AUTO the kernel sends
+	 * plain READDIRs once the first names are looked up, then looks most
+	 * names up one by one, and the page-cache pushes of a message's mdbox
+	 * neighbours (pagepush.c) find no inode to fill.  libfuse sets AUTO by
+	 * default, so it is cleared, not just left out. */
+	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
 	if (conn->capable & FUSE_CAP_ASYNC_READ)
 		conn->want |= FUSE_CAP_ASYNC_READ;
 	/* message bytes are spliced from the dbox files into replies */
