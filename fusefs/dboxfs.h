@@ -63,6 +63,8 @@ struct dboxfs {
 	/* read-only mount: opens answer ENOSYS, so the kernel sends no OPEN
 	 * or RELEASE and keeps every file's pages (fileio.c) */
 	bool no_open;
+	/* -o readdirplus_auto: the kernel's own READDIRPLUS choice (ops.c) */
+	bool readdirplus_auto;
 	uid_t uid;
 	gid_t gid;
 	mode_t file_mode;         /* messages: 0600/0644 as the store root */

@@ -65,6 +65,7 @@ struct options {
 	int takeover;
 	unsigned int dovecot_lock_ms;   /* hidden: tests */
 	int noxattr;
+	int readdirplus_auto;
 	int fs_workers;
 	double timeout;
 	int show_help;
@@ -86,6 +87,7 @@ static const struct fuse_opt option_spec[] = {
 	OPT("takeover", takeover),
 	OPT("dovecot_lock_ms=%u", dovecot_lock_ms),
 	OPT("noxattr", noxattr),
+	OPT("readdirplus_auto", readdirplus_auto),
 	OPT("fs_workers=%d", fs_workers),
 	OPT("cache_timeout=%lf", timeout),
 	/* durability (flush.h) */
@@ -130,6 +132,12 @@ static void usage(const char *prog)
 	       "    -o noxattr             no user.dbox.* attributes: the kernel\n"
 	       "                           then stops asking for any (ls -l asks\n"
 	       "                           two per file)\n"
+	       "    -o readdirplus_auto    names without their attributes after\n"
+	       "                           a listing's first buffer (the kernel's\n"
+	       "                           default): plain listings of large\n"
+	       "                           folders (ls -f, find -type f) faster,\n"
+	       "                           find -newer, rsync and cold reads\n"
+	       "                           slower (a lookup per name)\n"
 	       "    -o ro                  read-only (the default for a tree\n"
 	       "                           that Dovecot made)\n"
 	       "    -o commit=SECS         renames and unlinks are durable when\n"
@@ -526,6 +534,7 @@ static int setup(struct dboxfs *fs, struct options *o,
 	}
 	fs->commit_interval = o->commit > 0 ? o->commit : 1.0;
 	fs->sync = o->sync != 0;
+	fs->readdirplus_auto = o->readdirplus_auto != 0;
 	/* a wait that long holds every change behind Dovecot's lock */
 	if (o->dovecot_lock_ms > 600000) {
 		fuse_log(FUSE_LOG_ERR, "dboxfs: dovecot_lock_ms=%u: use at "

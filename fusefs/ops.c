@@ -263,8 +263,12 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * plain READDIRs once the first names are looked up, then looks most
 	 * names up one by one, and the page-cache pushes of a message's mdbox
 	 * neighbours (pagepush.c) find no inode to fill.  libfuse sets AUTO by
-	 * default, so it is cleared, not just left out. */
-	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+	 * default, so it is cleared, not just left out.  -o readdirplus_auto
+	 * keeps the kernel's choice, for plain listings of huge folders. */
+	if (fs->readdirplus_auto && (conn->capable & FUSE_CAP_READDIRPLUS_AUTO))
+		conn->want |= FUSE_CAP_READDIRPLUS_AUTO;
+	else
+		conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
 	if (conn->capable & FUSE_CAP_ASYNC_READ)
 		conn->want |= FUSE_CAP_ASYNC_READ;
 	/* message bytes are spliced from the dbox files into replies */

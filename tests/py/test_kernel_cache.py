@@ -429,3 +429,30 @@ def test_a_listing_brings_every_name_with_its_attributes(tmp_path, mounts,
     assert sent < 10, "%d LOOKUPs after a listing of %d names" % (
         sent, len(names))
     assert m.output().count("opcode: READDIR ") == 0
+
+
+def test_readdirplus_auto_leaves_the_choice_to_the_kernel(tmp_path, mounts):
+    """-o readdirplus_auto: the kernel's own choice (READDIRPLUS for the
+    first buffer and after lookups), for plain listings of huge folders
+    (ls -f, find -type f), which then cost half as much: the same listing
+    as above has plain READDIRs and a LOOKUP for most names."""
+    src = make_maildir(str(tmp_path / "src"), {
+        "1700000000.M%dP1.host" % i: b"Subject: %d\n\nbody\n" % i
+        for i in range(300)})
+    store = str(tmp_path / "store")
+    dboxctl("init", store, "--format", "mdbox")
+    dboxctl("import", store, "INBOX", src)
+    mnt = str(tmp_path / "mnt")
+    m = mounts(store, mnt, "debug", "readdirplus_auto")
+    cur = os.path.join(mnt, "cur")
+    before = lookups(m)
+    names = os.listdir(cur)
+    for n in names:
+        os.lstat(os.path.join(cur, n))
+    assert len(names) == 300
+    assert m.output().count("opcode: READDIR ") > 0
+    assert lookups(m) - before > 100
+    # and the messages read as without it
+    for n in names[:20]:
+        with open(os.path.join(cur, n), "rb") as f:
+            assert f.read().startswith(b"Subject: ")
