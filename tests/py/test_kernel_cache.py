@@ -350,6 +350,20 @@ def test_a_move_away_keeps_the_other_names_cached(tmp_path, mounts):
 
 
 
+def small_inbox(tmp_path, mounts, n, *opts):
+    """A mount (-o debug, with opts) of an mdbox store whose INBOX has n
+    small imported messages; returns (the mount, its cur/)."""
+    src = make_maildir(str(tmp_path / "src"), {
+        "1700000000.M%dP1.host" % i: b"Subject: %d\n\nbody\n" % i
+        for i in range(n)})
+    store = str(tmp_path / "store")
+    dboxctl("init", store, "--format", "mdbox")
+    dboxctl("import", store, "INBOX", src)
+    mnt = str(tmp_path / "mnt")
+    m = mounts(store, mnt, "debug", *opts)
+    return m, os.path.join(mnt, "cur")
+
+
 def getattrs(m, since=0):
     """The node ids of the GETATTR requests the daemon received after
     `since` characters of its output (-o debug)."""
@@ -372,15 +386,8 @@ def test_a_warm_pass_sends_no_getattr(tmp_path, mounts, mode):
     spare: opendir's fstat sends one GETATTR for it on the first warm
     pass of a read-write mount, none later (the listing comes from the
     kernel's cache then)."""
-    src = make_maildir(str(tmp_path / "src"), {
-        "1700000000.M%dP1.host" % i: b"Subject: %d\n\nbody\n" % i
-        for i in range(100)})
-    store = str(tmp_path / "store")
-    dboxctl("init", store, "--format", "mdbox")
-    dboxctl("import", store, "INBOX", src)
-    mnt = str(tmp_path / "mnt")
-    m = mounts(store, mnt, "debug", *(["ro"] if mode == "ro" else []))
-    cur = os.path.join(mnt, "cur")
+    m, cur = small_inbox(tmp_path, mounts, 100,
+                         *(["ro"] if mode == "ro" else []))
     cur_ino = os.stat(cur).st_ino
 
     def one_pass():
@@ -411,15 +418,8 @@ def test_a_listing_brings_every_name_with_its_attributes(tmp_path, mounts,
     finds them.  Before (READDIRPLUS_AUTO), the kernel sent plain
     READDIRs after the first buffer and a LOOKUP for most names (issue
     13: 1,824 LOOKUPs per 2,000 messages)."""
-    src = make_maildir(str(tmp_path / "src"), {
-        "1700000000.M%dP1.host" % i: b"Subject: %d\n\nbody\n" % i
-        for i in range(300)})
-    store = str(tmp_path / "store")
-    dboxctl("init", store, "--format", "mdbox")
-    dboxctl("import", store, "INBOX", src)
-    mnt = str(tmp_path / "mnt")
-    m = mounts(store, mnt, "debug", *(["ro"] if mode == "ro" else []))
-    cur = os.path.join(mnt, "cur")
+    m, cur = small_inbox(tmp_path, mounts, 300,
+                         *(["ro"] if mode == "ro" else []))
     before = lookups(m)
     names = os.listdir(cur)
     for n in names:
@@ -436,15 +436,7 @@ def test_readdirplus_auto_leaves_the_choice_to_the_kernel(tmp_path, mounts):
     first buffer and after lookups), for plain listings of huge folders
     (ls -f, find -type f), which then cost half as much: the same listing
     as above has plain READDIRs and a LOOKUP for most names."""
-    src = make_maildir(str(tmp_path / "src"), {
-        "1700000000.M%dP1.host" % i: b"Subject: %d\n\nbody\n" % i
-        for i in range(300)})
-    store = str(tmp_path / "store")
-    dboxctl("init", store, "--format", "mdbox")
-    dboxctl("import", store, "INBOX", src)
-    mnt = str(tmp_path / "mnt")
-    m = mounts(store, mnt, "debug", "readdirplus_auto")
-    cur = os.path.join(mnt, "cur")
+    m, cur = small_inbox(tmp_path, mounts, 300, "readdirplus_auto")
     before = lookups(m)
     names = os.listdir(cur)
     for n in names:
