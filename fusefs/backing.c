@@ -467,6 +467,19 @@ static int area_path(struct dboxfs *fs, int64_t box, enum backing_area area,
 	return fs->backing.spool_fd;
 }
 
+/* area_path of an area that is only looked at, never made: -ENOENT
+ * when the store has no backing tree or the mailbox no area */
+static int area_existing(struct dboxfs *fs, int64_t box,
+			 enum backing_area area, char *buf, size_t len)
+{
+	int root;
+
+	if (fs->backing.files_fd < 0)
+		return -ENOENT;
+	root = area_path(fs, box, area, buf, len);
+	return root < 0 ? -ENOENT : root;
+}
+
 /* An area directory made on demand (a listing, a first file) has seen
  * no change of the view yet: its mtime is 0, which backing_area_mtime
  * reports as "none" (dirtime.c then shows the store's time).  It is made
@@ -522,13 +535,10 @@ int backing_area_stat(struct dboxfs *fs, int64_t box, enum backing_area area,
 		      struct stat *st)
 {
 	char path[64];
-	int root;
+	int root = area_existing(fs, box, area, path, sizeof(path));
 
-	if (fs->backing.files_fd < 0)
-		return -ENOENT;
-	root = area_path(fs, box, area, path, sizeof(path));
 	if (root < 0)
-		return -ENOENT;
+		return root;
 	return fstatat(root, path, st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
 }
 
@@ -546,13 +556,10 @@ int backing_area_peek(struct dboxfs *fs, int64_t box, enum backing_area area,
 		      int *fd_r)
 {
 	char path[64];
-	int root;
+	int root = area_existing(fs, box, area, path, sizeof(path));
 
-	if (fs->backing.files_fd < 0)
-		return -ENOENT;
-	root = area_path(fs, box, area, path, sizeof(path));
 	if (root < 0)
-		return -ENOENT;
+		return root;
 	*fd_r = openat(root, path, O_PATH | O_DIRECTORY | O_CLOEXEC |
 		       O_NOFOLLOW);
 	return *fd_r < 0 ? -errno : 0;
