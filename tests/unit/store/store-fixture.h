@@ -1,5 +1,6 @@
 /* store-fixture.h - what the store's unit tests start from: a new store
- * named `name` under the test's directory `root`, and its INBOX. */
+ * named `name` under the test's directory `root`, its INBOX, messages
+ * in it. */
 #ifndef STORE_FIXTURE_H
 #define STORE_FIXTURE_H
 
@@ -7,6 +8,7 @@
 #include <stdlib.h>
 
 #include "check.h"
+#include "dbox/save.h"
 #include "dbox/store.h"
 
 /* The test's directory: /tmp/PREFIX.XXXXXX made in root (64 bytes). */
@@ -48,6 +50,35 @@ static inline int64_t fixture_inbox(struct dbox_store *store)
 
 	REQUIRE(dbox_mailbox_lookup(store, "INBOX", &box, &err) == 0);
 	return box.id;
+}
+
+/* n small messages named B<i> with flags in one commit; the first uid */
+static inline uint32_t fixture_add(struct dbox_store *store, int64_t box,
+				   int n, uint32_t flags)
+{
+	struct dbox_save_txn *txn;
+	struct dbox_err err = { "" };
+	uint32_t *uids = calloc((size_t)n, sizeof(*uids)), first;
+	char base[32];
+
+	REQUIRE(uids != NULL);
+	REQUIRE(dbox_save_begin(store, &txn, &err) == 0);
+	for (int i = 0; i < n; i++) {
+		struct dbox_save_opts o = { .mailbox_id = box,
+					    .received = 1700000000,
+					    .base = base,
+					    .flags = flags };
+
+		snprintf(base, sizeof(base), "B%d", i);
+		REQUIRE(dbox_save_msg_begin(txn, &o, &err) == 0);
+		REQUIRE(dbox_save_write(txn, "Subject: x\n\nb\n", 14,
+					&err) == 0);
+		REQUIRE(dbox_save_msg_finish(txn, &err) == 0);
+	}
+	REQUIRE(dbox_save_commit(txn, uids, &err) == 0);
+	first = uids[0];
+	free(uids);
+	return first;
 }
 
 #endif

@@ -37,36 +37,6 @@ static struct dbox_store *new_store(const char *name)
 	return fixture_store(root, name, DBOX_FORMAT_MDBOX, &oo);
 }
 
-static int64_t inbox(struct dbox_store *store)
-{
-	return fixture_inbox(store);
-}
-
-/* n messages in one commit, uids 1..n */
-static void add(struct dbox_store *store, int64_t box, int n)
-{
-	struct dbox_save_txn *txn;
-	struct dbox_err err = { "" };
-	uint32_t uids[8];
-	char base[32];
-
-	REQUIRE(n <= 8);
-	REQUIRE(dbox_save_begin(store, &txn, &err) == 0);
-	for (int i = 0; i < n; i++) {
-		struct dbox_save_opts o = { .mailbox_id = box,
-					    .received = 1700000000,
-					    .base = base };
-
-		snprintf(base, sizeof(base), "B%d", i);
-		REQUIRE(dbox_save_msg_begin(txn, &o, &err) == 0);
-		REQUIRE(dbox_save_write(txn, "Subject: x\n\nb\n", 14,
-					&err) == 0);
-		REQUIRE(dbox_save_msg_finish(txn, &err) == 0);
-	}
-	REQUIRE(dbox_save_commit(txn, uids, &err) == 0);
-	CHECK_EQ_INT(uids[0], 1);
-}
-
 struct expunger {
 	struct dbox_store *store;
 	int64_t box;
@@ -84,7 +54,7 @@ static void *expunge_main(void *arg)
 static void test_every_way(void)
 {
 	struct dbox_store *store = new_store("s1");
-	int64_t box = inbox(store);
+	int64_t box = fixture_inbox(store);
 	struct expunger x = { store, box, -1 };
 	struct dbox_mailbox other;
 	struct dbox_err err = { "" };
@@ -92,7 +62,7 @@ static void test_every_way(void)
 	pthread_t t;
 
 	CHECK(strstr(ctl_seen, "/s1/") != NULL);
-	add(store, box, 5);
+	CHECK_EQ_INT(fixture_add(store, box, 5, 0), 1);
 	/* the flush a mount makes: no mark of the delivery is left */
 	REQUIRE(dbox_store_sync(store, &err) == 0);
 	REQUIRE(dbox_mailbox_create(store, "Other", &other, &err) == 0);
@@ -119,10 +89,10 @@ static void test_every_way(void)
 static void test_reindex(void)
 {
 	struct dbox_store *store = new_store("s2");
-	int64_t box = inbox(store);
+	int64_t box = fixture_inbox(store);
 	struct dbox_err err = { "" };
 
-	add(store, box, 2);
+	CHECK_EQ_INT(fixture_add(store, box, 2, 0), 1);
 	REQUIRE(dbox_store_sync(store, &err) == 0);
 	REQUIRE(dbox_store_reindex(store, &err) == 2);
 	CHECK_EQ_INT(dbox_store_unconfirmed_removed(store, box, 1), 0);

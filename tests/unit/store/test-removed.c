@@ -20,47 +20,14 @@ static struct dbox_store *new_store(const char *name, bool track)
 	return fixture_store(root, name, DBOX_FORMAT_MDBOX, &oo);
 }
 
-static int64_t inbox(struct dbox_store *store)
-{
-	return fixture_inbox(store);
-}
-
-/* n messages named B<i>, flags \Seen, in cur/; the first uid */
-static uint32_t add(struct dbox_store *store, int64_t box, int n)
-{
-	struct dbox_save_txn *txn;
-	struct dbox_err err = { "" };
-	uint32_t *uids = calloc((size_t)n, sizeof(*uids)), first;
-	char base[32];
-
-	REQUIRE(uids != NULL);
-	REQUIRE(dbox_save_begin(store, &txn, &err) == 0);
-	for (int i = 0; i < n; i++) {
-		struct dbox_save_opts o = { .mailbox_id = box,
-					    .received = 1700000000,
-					    .base = base,
-					    .flags = DBOX_FLAG_SEEN };
-
-		snprintf(base, sizeof(base), "B%d", i);
-		REQUIRE(dbox_save_msg_begin(txn, &o, &err) == 0);
-		REQUIRE(dbox_save_write(txn, "Subject: x\n\nb\n", 14,
-					&err) == 0);
-		REQUIRE(dbox_save_msg_finish(txn, &err) == 0);
-	}
-	REQUIRE(dbox_save_commit(txn, uids, &err) == 0);
-	first = uids[0];
-	free(uids);
-	return first;
-}
-
 static void test_expunge_and_move(void)
 {
 	struct dbox_store *store = new_store("s1", true);
-	int64_t box = inbox(store);
+	int64_t box = fixture_inbox(store);
 	struct dbox_mailbox other;
 	struct dbox_removed *rows;
 	struct dbox_err err = { "" };
-	uint32_t uid = add(store, box, 3), moved;
+	uint32_t uid = fixture_add(store, box, 3, DBOX_FLAG_SEEN), moved;
 
 	CHECK_EQ_INT(dbox_store_take_removed(store, &rows), 0);
 	free(rows);
@@ -102,11 +69,11 @@ static void *expunge_main(void *arg)
 static void test_other_thread(void)
 {
 	struct dbox_store *store = new_store("s2", true);
-	struct expunger x = { store, inbox(store), 0, -1 };
+	struct expunger x = { store, fixture_inbox(store), 0, -1 };
 	struct dbox_removed *rows;
 	pthread_t t;
 
-	x.uid = add(store, x.box, 1);
+	x.uid = fixture_add(store, x.box, 1, DBOX_FLAG_SEEN);
 	REQUIRE(pthread_create(&t, NULL, expunge_main, &x) == 0);
 	pthread_join(t, NULL);
 	CHECK_EQ_INT(x.ret, 0);
@@ -124,7 +91,7 @@ static void test_bound(void)
 	struct dbox_removed *rows;
 	struct dbox_err err = { "" };
 
-	add(store, inbox(store), 4100);
+	fixture_add(store, fixture_inbox(store), 4100, DBOX_FLAG_SEEN);
 	REQUIRE(dbox_store_reindex(store, &err) == 4100);
 	CHECK_EQ_INT(dbox_store_take_removed(store, &rows), 4096);
 	free(rows);
@@ -134,9 +101,9 @@ static void test_bound(void)
 static void test_untracked(void)
 {
 	struct dbox_store *store = new_store("s4", false);
-	int64_t box = inbox(store);
+	int64_t box = fixture_inbox(store);
 	struct dbox_removed *rows;
-	uint32_t uid = add(store, box, 1);
+	uint32_t uid = fixture_add(store, box, 1, DBOX_FLAG_SEEN);
 
 	REQUIRE(dbox_msg_expunge(store, box, uid, NULL) == 0);
 	CHECK_EQ_INT(dbox_store_take_removed(store, &rows), 0);
