@@ -710,6 +710,15 @@ int main(int argc, char **argv)
 		ret = fuse_session_loop_mt(fs->se, loop);
 		fuse_loop_cfg_destroy(loop);
 	}
+	/* The kernel's read of the device gives ECONNABORTED when it took a
+	 * request off the queue as the connection was being shut down
+	 * (fs/fuse/dev.c fuse_dev_do_read, !fpq->connected): the RELEASE of
+	 * the last close after a lazy unmount, racing the superblock's end.
+	 * Its other cause, an abort through fusectl, needs FUSE_ABORT_ERROR,
+	 * which libfuse never asks for.  So it is an unmount, as ENODEV is,
+	 * which libfuse's loops treat as one and this errno not. */
+	if (ret == -ECONNABORTED)
+		ret = 0;
 	follow_stop(fs);
 	mount_log_join(&ml);
 	log_mount(fs, "unmounting", o.store, opts.mountpoint);
