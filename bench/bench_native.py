@@ -225,7 +225,7 @@ def dboxfs_targets(label, build, stores, mnt, bigmnt, index_dir):
            t("mdbox, doveadm, -o takeover", stores["dove-mdbox"],
              stores["dove-big"], "takeover", slow=True,
              big_opts=(idx("dove-big"),)),
-           t("mdbox, doveadm, read-only", stores["dove-mdbox"], None),
+           t("mdbox, doveadm, -o ro", stores["dove-mdbox"], None, "ro"),
            t("sdbox, doveadm, -o takeover", stores["dove-sdbox"], None,
              "takeover")]
     # a Dovecot tree's index lives outside it: one per tree
