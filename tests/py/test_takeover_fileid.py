@@ -7,6 +7,7 @@ counted in the map's highest file id from the start, not only once its
 messages are handed back: Dovecot's next new file is then the one after
 it, and nothing of either is lost or rebuilt."""
 
+import errno
 import fcntl
 import os
 import sqlite3
@@ -15,8 +16,7 @@ import pytest
 
 from dboxfs_testlib import (DBOXFS, chown_tree, mounts, needs_dovecot,
                             store_ids, wtmp)  # noqa: F401
-from test_handback import (deliver, drop_dovecot_index, make_folder,
-                           mount_texts)
+from test_handback import deliver, drop_dovecot_index, make_folder
 from test_takeover import dovecot_store
 
 pytestmark = [needs_dovecot,
@@ -73,6 +73,18 @@ def dovecot_texts(da):
                   for t in da.fetch("mailbox text", "mailbox", "*"))
 
 
+def mount_texts(mnt):
+    """[(mailbox, bytes)] of every message the mount shows, sorted."""
+    res = []
+    for folder in [""] + [n for n in os.listdir(mnt) if n.startswith(".")]:
+        for sub in ("new", "cur"):
+            d = os.path.join(mnt, folder, sub)
+            for n in os.listdir(d):
+                with open(os.path.join(d, n), "rb") as f:
+                    res.append((folder[1:] or "INBOX", f.read()))
+    return sorted(res)
+
+
 def checked_by_dovecot(da, texts):
     """Dovecot reads texts ([(mailbox, bytes)]) back, as they are, after
     a force-resync and after a purge, and calls nothing corrupted."""
@@ -123,39 +135,56 @@ def test_new_file_not_handed_back_is_not_dovecots_next(wtmp, mounts):
     files = m_files(root)
     assert file_of(files, DOVECOTS) == k + 1
     assert file_of(files, ours) == k
+    every = sorted(texts + [("INBOX", DOVECOTS), ("Old", ours)])
     m = mounts(root, mnt, "takeover")
-    shown = mount_texts(mnt)
+    assert mount_texts(mnt) == every
     m.stop()
-    assert sorted(t for _, t in shown.values() if t == ours) == [ours]
-    checked_by_dovecot(da, sorted(texts + [("INBOX", DOVECOTS),
-                                           ("Old", ours)]))
+    checked_by_dovecot(da, every)
 
 
 def test_delivery_while_maps_lock_held(wtmp, mounts):
-    """A delivery through the mount while a Dovecot process holds the lock
-    of the map's log (all through the delivery and the mount's end, so
-    nothing is handed back): it succeeds, and puts its message where
-    Dovecot's next new file, made once the lock is gone, cannot take its
-    place; Dovecot's save succeeds, and Dovecot and the next mount read
-    both messages with their bytes, with no corruption found."""
+    """While a Dovecot process holds the lock of the map's log, no new m.N
+    is made: a delivery through the mount that needs one fails with
+    EAGAIN (the file stays in tmp/ as it was) and succeeds once the lock
+    is gone; one after it while the lock is held again goes into the
+    mount's m.K beyond the rotate size.  The mount ends with that one not
+    handed back; Dovecot's next new file is m.K+1, its save succeeds, and
+    Dovecot and the next mount read every message with its bytes, with no
+    corruption found."""
     root, da, mnt, texts = before(wtmp, mounts)
     m = mounts(root, mnt, "takeover", "dovecot_lock_ms=300")
     maplog = os.path.join(root, "storage", "dovecot.map.index.log")
+    first = b"Subject: x1\n\nrefused, then delivered\n"
+    tmp = os.path.join(mnt, "tmp", "x1")
+    with open(tmp, "wb") as f:
+        f.write(first)
     with open(maplog, "r+b") as f:
         fcntl.lockf(f, fcntl.LOCK_EX)
         try:
-            ours = deliver(mnt, "", "x1", "new/x1")
+            with pytest.raises(OSError) as e:
+                os.rename(tmp, os.path.join(mnt, "new", "x1"))
+        finally:
+            fcntl.lockf(f, fcntl.LOCK_UN)
+    assert e.value.errno == errno.EAGAIN
+    with open(tmp, "rb") as f:
+        assert f.read() == first
+    os.rename(tmp, os.path.join(mnt, "new", "x1"))
+    k = file_of(m_files(root), first)
+    with open(maplog, "r+b") as f:
+        fcntl.lockf(f, fcntl.LOCK_EX)
+        try:
+            second = deliver(mnt, "", "x2", "new/x2")
             m.stop()
         finally:
             fcntl.lockf(f, fcntl.LOCK_UN)
+    assert file_of(m_files(root), second) == k
     out = dovecot_save_new_file(da)
     assert "Corrupted" not in out and "already exists" not in out, out
-    files = m_files(root)
-    assert file_of(files, DOVECOTS) > file_of(files, ours)
+    assert file_of(m_files(root), DOVECOTS) == k + 1
+    every = sorted(texts + [("INBOX", DOVECOTS), ("INBOX", first),
+                            ("INBOX", second)])
     m = mounts(root, mnt, "takeover")
-    shown = mount_texts(mnt)
+    assert mount_texts(mnt) == every
     m.stop()
     assert "not handed back" not in m.output()
-    assert sorted(t for _, t in shown.values() if t == ours) == [ours]
-    checked_by_dovecot(da, sorted(texts + [("INBOX", DOVECOTS),
-                                           ("INBOX", ours)]))
+    checked_by_dovecot(da, every)
