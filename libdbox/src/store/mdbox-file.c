@@ -289,10 +289,36 @@ static void create_undo(struct dbox_store *store, struct mdbox_append *app)
 	free(app);
 }
 
+/* The new app's id raised in the map under ml: 0, or -errno (app undone,
+ * *map_r: the map refused).  A damaged map cannot count it; Dovecot
+ * rebuilds such a map from the m.N there (its save may meanwhile fail on
+ * finding ours), so the file stays: made under the lock, no save of
+ * Dovecot's was naming one at that moment. */
+static int counted(struct dbox_store *store, struct mdbox_maplock *ml,
+		   struct mdbox_append *app, bool *map_r, struct dbox_err *err)
+{
+	struct dbox_err why = { 0 };
+	int ret = mdbox_maplock_raise(ml, app->file_id, &why);
+
+	if (ret == -EBADMSG || ret == -ENOENT) {
+		dbox_log(DBOX_LOG_WARNING, "m.%u is not counted in Dovecot's "
+			 "map, which its rebuild fixes: %s", app->file_id,
+			 why.msg);
+		return 0;
+	}
+	if (ret < 0) {
+		create_undo(store, app);
+		*map_r = true;
+		return dbox_fail(err, ret, "%s", why.msg);
+	}
+	return 0;
+}
+
 /* A new m.N at first_id or above; in a tree with Dovecot's map, made
  * under the map's lock above its highest file id, which is raised to it
- * there (mdbox-maplock.h).  *map_r: the map refused (locked too long,
- * unreadable or unwritable: err says why), and no file was made. */
+ * there (mdbox-maplock.h).  *map_r: the map refused (its lock could not
+ * be had, or the raise could not be written: err says why), and no file
+ * was made. */
 static int create_new(struct dbox_store *store, uint32_t first_id,
 		      bool *map_r, struct mdbox_append **app_r,
 		      struct dbox_err *err)
@@ -307,12 +333,8 @@ static int create_new(struct dbox_store *store, uint32_t first_id,
 	if (ml != NULL && highest >= first_id)
 		first_id = highest + 1;
 	ret = create_at(store, first_id, app_r, err);
-	if (ret == 0 && ml != NULL) {
-		ret = mdbox_maplock_raise(ml, (*app_r)->file_id, err);
-		*map_r = ret < 0;
-		if (ret < 0)
-			create_undo(store, *app_r);
-	}
+	if (ret == 0 && ml != NULL)
+		ret = counted(store, ml, *app_r, map_r, err);
 	/* only now: with the id raised, Dovecot's next m.N is above ours */
 	mdbox_maplock_release(ml);
 	return ret;

@@ -12,6 +12,8 @@
 struct mdbox_maplock {
 	struct dbox_store *store;
 	struct dovi_loglock *lk;
+	int unreadable;             /* -errno: the map could not be read */
+	struct dbox_err why;        /* and why */
 };
 
 /* The map as it is under its lock: the one read before brought up to
@@ -26,33 +28,19 @@ static int map_read(struct dbox_store *store, const char *prefix,
 	return dovi_index_open(prefix, &store->maplock_map, err);
 }
 
-/* 0: locked and read; 1: the tree has no map; -errno. */
-static int locked_read(struct dbox_store *store, const char *prefix,
-		       struct dovi_loglock **lk_r, uint32_t *highest_r,
-		       struct dbox_err *err)
+/* The map's log locked (*lk_r): 0; 1: the tree has no map; -errno. */
+static int map_lock(struct dbox_store *store, const char *prefix,
+		    struct dovi_loglock **lk_r, struct dbox_err *err)
 {
 	char log[PATH_MAX];
 	unsigned lock_ms = store->dovecot_lock_ms != 0 ?
 		store->dovecot_lock_ms : DBOX_DOVECOT_LOCK_MS;
-	uint32_t rebuild;
 	int ret = dbox_path(log, sizeof(log), "%s.log", prefix);
 
 	if (ret == 0)
 		ret = dovi_loglock_take(log, lock_ms, lk_r, err);
-	if (ret == -ENOENT)
-		return 1;   /* no log: no map, nothing names m.N after it */
-	if (ret < 0)
-		return ret;
-	ret = map_read(store, prefix, err);
-	if (ret == 0 && !dovi_index_map_hdr(store->maplock_map, highest_r,
-					    &rebuild))
-		ret = dbox_fail(err, -EBADMSG, "%s has no highest file id",
-				prefix);
-	if (ret < 0) {
-		dovi_loglock_release(*lk_r);
-		*lk_r = NULL;
-	}
-	return ret;
+	/* no log: no map, nothing names m.N after it */
+	return ret == -ENOENT ? 1 : ret;
 }
 
 int mdbox_maplock_take(struct dbox_store *store, struct mdbox_maplock **ml_r,
@@ -60,6 +48,7 @@ int mdbox_maplock_take(struct dbox_store *store, struct mdbox_maplock **ml_r,
 {
 	char prefix[PATH_MAX];
 	struct dovi_loglock *lk = NULL;
+	uint32_t rebuild;
 	int ret = dbox_path(prefix, sizeof(prefix), "%s/%s/dovecot.map.index",
 			    store->dovecot_index_dir != NULL ?
 			    store->dovecot_index_dir : store->root,
@@ -70,7 +59,7 @@ int mdbox_maplock_take(struct dbox_store *store, struct mdbox_maplock **ml_r,
 	if (ret < 0)
 		return dbox_fail(err, ret, "%s: path too long", store->root);
 	pthread_mutex_lock(&store->maplock_mutex);
-	ret = locked_read(store, prefix, &lk, highest_r, err);
+	ret = map_lock(store, prefix, &lk, err);
 	if (ret == 0) {
 		*ml_r = calloc(1, sizeof(**ml_r));
 		if (*ml_r == NULL) {
@@ -83,6 +72,14 @@ int mdbox_maplock_take(struct dbox_store *store, struct mdbox_maplock **ml_r,
 		return ret < 0 ? ret : 0;
 	}
 	**ml_r = (struct mdbox_maplock){ .store = store, .lk = lk };
+	/* a map we cannot read is one Dovecot cannot either: the lock is
+	 * kept all the same, so that no save of its is naming a file */
+	ret = map_read(store, prefix, &(*ml_r)->why);
+	if (ret == 0 && !dovi_index_map_hdr(store->maplock_map, highest_r,
+					    &rebuild))
+		ret = dbox_fail(&(*ml_r)->why, -EBADMSG, "%s has no highest "
+				"file id", prefix);
+	(*ml_r)->unreadable = ret;
 	return 0;
 }
 
@@ -94,6 +91,8 @@ int mdbox_maplock_raise(struct mdbox_maplock *ml, uint32_t file_id,
 	struct dovi_header hdr;
 	int ret;
 
+	if (ml->unreadable < 0)
+		return dbox_fail(err, -EBADMSG, "%s", ml->why.msg);
 	if (w == NULL)
 		return dbox_fail(err, -ENOMEM, "out of memory");
 	dovi_index_header(map, &hdr);

@@ -24,14 +24,19 @@ struct mdbox_maplock;
 
 /* Takes the lock of the tree's map (waiting at most the store's
  * dovecot_lock_ms) and reads the map: *highest_r, its highest file id.
- * 0 with *ml_r NULL and *highest_r 0: the tree has no map of Dovecot's
- * (Dovecot, making one, looks at the m.N there first).  -ETIMEDOUT: the
- * map stayed locked; another -errno: the map cannot be read or written
- * now (err says why).  Nothing is held after an error. */
+ * 0 with *ml_r NULL: the tree has no map of Dovecot's (Dovecot, making
+ * one, looks at the m.N there first).  -ETIMEDOUT: the map stayed
+ * locked; another -errno: its lock cannot be had (err says why);
+ * nothing is held then.  A map locked but unreadable gives *highest_r 0
+ * (its raise then fails with -EBADMSG). */
 int mdbox_maplock_take(struct dbox_store *store, struct mdbox_maplock **ml_r,
 		       uint32_t *highest_r, struct dbox_err *err);
 /* Raises the map's highest file id to file_id (above *highest_r), the
- * lock kept.  0 or -errno. */
+ * lock kept.  0; -EBADMSG: the map is damaged (unreadable, marked
+ * corrupted, or with changes a sync of Dovecot's did not finish: its
+ * next sync rebuilds it from the m.N there, and its save in the
+ * meantime may fail), -ENOENT: it has no `map` records yet, nothing was
+ * written; another -errno. */
 int mdbox_maplock_raise(struct mdbox_maplock *ml, uint32_t file_id,
 			struct dbox_err *err);
 /* Drops the lock (ml may be NULL). */
