@@ -431,14 +431,11 @@ static uint8_t *framed(const struct dovi_logwrite *w, size_t *len_r)
 	return buf;
 }
 
-/* One attempt on the file at path: 1 written, 0 replaced meanwhile (try
- * again), -errno. */
-static int commit_once(struct dovi_logwrite *w, const char *path,
-		       uint8_t *buf, size_t len, unsigned timeout_ms,
+/* fd opened on path and locked, if it is still the log at path: 1, 0 if
+ * it was replaced meanwhile (fd closed: try again), -errno (fd closed). */
+static int open_locked(const char *path, unsigned timeout_ms, int *fd_r,
 		       struct dbox_err *err)
 {
-	uint64_t off = 0;
-	uint32_t seq = 0;
 	int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
 	int ret;
 
@@ -447,10 +444,23 @@ static int commit_once(struct dovi_logwrite *w, const char *path,
 	ret = lock_wait(fd, path, timeout_ms, err);
 	if (ret == 0)
 		ret = still_current(fd, path, err);
-	if (ret == 0)
-		ret = -ESTALE;
-	else if (ret == 1)
-		ret = append_offset(fd, path, w, &off, &seq, err);
+	if (ret <= 0) {
+		close(fd);
+		return ret;
+	}
+	*fd_r = fd;
+	return 1;
+}
+
+/* The framed transaction buf appended to the locked log fd: 0, -ESTALE
+ * (replaced since it was locked), -errno. */
+static int append_locked(int fd, struct dovi_logwrite *w, const char *path,
+			 uint8_t *buf, size_t len, struct dbox_err *err)
+{
+	uint64_t off = 0;
+	uint32_t seq = 0;
+	int ret = append_offset(fd, path, w, &off, &seq, err);
+
 	if (ret == 0 && w->synced)
 		put32(buf + len - 4, (uint32_t)(off + len));
 	if (ret == 0 && off + len > UINT32_MAX)
@@ -462,6 +472,21 @@ static int commit_once(struct dovi_logwrite *w, const char *path,
 		w->done_start = off;
 		w->done_end = off + len;
 	}
+	return ret;
+}
+
+/* One attempt on the file at path: 1 written, 0 replaced meanwhile (try
+ * again), -errno. */
+static int commit_once(struct dovi_logwrite *w, const char *path,
+		       uint8_t *buf, size_t len, unsigned timeout_ms,
+		       struct dbox_err *err)
+{
+	int fd = -1;
+	int ret = open_locked(path, timeout_ms, &fd, err);
+
+	if (ret <= 0)
+		return ret;
+	ret = append_locked(fd, w, path, buf, len, err);
 	/* closing the descriptor releases its lock */
 	close(fd);
 	if (ret == -ESTALE)
@@ -490,6 +515,67 @@ int dovi_logwrite_commit(struct dovi_logwrite *w, const char *path,
 	if (ret == 0)
 		return dbox_fail(err, -ESTALE, "%s keeps being replaced", path);
 	return ret < 0 ? ret : 0;
+}
+
+struct dovi_loglock {
+	int fd;
+	char *path;
+};
+
+int dovi_loglock_take(const char *path, unsigned timeout_ms,
+		      struct dovi_loglock **lk_r, struct dbox_err *err)
+{
+	int fd = -1, ret = 0;
+
+	for (int i = 0; ret == 0 && i < LOGWRITE_REOPENS; i++)
+		ret = open_locked(path, timeout_ms, &fd, err);
+	if (ret == 0)
+		return dbox_fail(err, -ESTALE, "%s keeps being replaced", path);
+	if (ret < 0)
+		return ret;
+	*lk_r = calloc(1, sizeof(**lk_r));
+	if (*lk_r != NULL)
+		(*lk_r)->path = strdup(path);
+	if (*lk_r == NULL || (*lk_r)->path == NULL) {
+		free(*lk_r);
+		close(fd);
+		return dbox_fail(err, -ENOMEM, "out of memory");
+	}
+	(*lk_r)->fd = fd;
+	return 0;
+}
+
+int dovi_loglock_append(struct dovi_loglock *lk, struct dovi_logwrite *w,
+			struct dbox_err *err)
+{
+	size_t len;
+	uint8_t *buf;
+	int ret;
+
+	if (w->failed)
+		return dbox_fail(err, -ENOMEM, "%s: transaction not built",
+				 lk->path);
+	if (w->count == 0)
+		return 0;
+	buf = framed(w, &len);
+	if (buf == NULL)
+		return dbox_fail(err, -ENOMEM, "out of memory");
+	ret = append_locked(lk->fd, w, lk->path, buf, len, err);
+	free(buf);
+	/* Dovecot rotates only under this lock: never while we hold it */
+	if (ret == -ESTALE)
+		ret = dbox_fail(err, -ESTALE, "%s was replaced while locked",
+				lk->path);
+	return ret;
+}
+
+void dovi_loglock_release(struct dovi_loglock *lk)
+{
+	if (lk == NULL)
+		return;
+	close(lk->fd);    /* and its lock with it */
+	free(lk->path);
+	free(lk);
 }
 
 /* The 40-byte header of a mailbox's first log (dovecot-index.md 3.1):

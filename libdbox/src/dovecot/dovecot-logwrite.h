@@ -88,6 +88,19 @@ void dovi_logwrite_atomic_inc_add(struct dovi_logwrite *w, uint32_t uid,
 int dovi_logwrite_commit(struct dovi_logwrite *w, const char *path,
 			 unsigned timeout_ms, struct dbox_err *err);
 
+/* Dovecot's lock of the log at path held across more than one append,
+ * for what must happen under it (as Dovecot's own sync lock: the mdbox
+ * map's new file ids).  take: waits at most timeout_ms, as
+ * dovi_logwrite_commit (errors as its); append: w appended as
+ * dovi_logwrite_commit appends it, the lock kept; release: the lock
+ * dropped (lk may be NULL).  One thread. */
+struct dovi_loglock;
+int dovi_loglock_take(const char *path, unsigned timeout_ms,
+		      struct dovi_loglock **lk_r, struct dbox_err *err);
+int dovi_loglock_append(struct dovi_loglock *lk, struct dovi_logwrite *w,
+			struct dbox_err *err);
+void dovi_loglock_release(struct dovi_loglock *lk);
+
 /* Makes the first log of a new mailbox at path with the transaction as
  * its first records (prev_file_seq 0: it starts from an empty index, as
  * Dovecot's own first log of a mailbox).  Written whole to Dovecot's

@@ -522,6 +522,19 @@ uint32_t dbox_dovecot_map_highest(const struct dovi_index *map)
 		UINT32_MAX;
 }
 
+int dbox_dovecot_map_highest_records(struct dovi_index *map,
+				     struct dovi_logwrite *w,
+				     uint32_t file_id, struct dbox_err *err)
+{
+	uint8_t hdr[4];
+
+	if (!map_intro(map, w, "map", 12, err))
+		return -ENOENT;
+	le32(hdr, file_id);
+	dovi_logwrite_ext_hdr_add(w, 0, hdr, sizeof(hdr));
+	return 0;
+}
+
 int dbox_dovecot_map_records(struct dovi_index *map, struct dovi_logwrite *w,
 			     const struct dbox_msg *msg, uint32_t map_uid,
 			     uint32_t *highest, struct dbox_err *err)

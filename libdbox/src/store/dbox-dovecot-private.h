@@ -149,6 +149,12 @@ int dbox_dovecot_first_records(struct dbox_store *store,
 			       struct dbox_err *err);
 /* The map's highest file id, UINT32_MAX when its header has none. */
 uint32_t dbox_dovecot_map_highest(const struct dovi_index *map);
+/* The records of w that raise the map's highest file id to file_id (the
+ * `map` header's first field, which Dovecot names its next m.N after):
+ * its intro and the header's update. */
+int dbox_dovecot_map_highest_records(struct dovi_index *map,
+				     struct dovi_logwrite *w,
+				     uint32_t file_id, struct dbox_err *err);
 /* The records of w that add msg's m.N record to the map under map_uid
  * as Dovecot's mdbox save does: {file_id, offset, size} and one
  * reference; *highest (the map's highest file id, as the records so far

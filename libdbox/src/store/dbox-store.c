@@ -13,6 +13,7 @@
 
 #include "index/dindex-meta.h"
 #include "store/mdbox-file.h"
+#include "store/mdbox-maplock.h"
 #include "store/store-private.h"
 
 static bool is_dir(const char *path)
@@ -84,6 +85,8 @@ static void store_free(struct dbox_store *store)
 	dbox_dovecot_free(store->dovecot);
 	mdbox_append_cache_clear(store);
 	pthread_mutex_destroy(&store->append_lock);
+	mdbox_maplock_free(store);
+	pthread_mutex_destroy(&store->maplock_mutex);
 	pthread_mutex_destroy(&store->purge_lock);
 	if (store->fs != NULL) {
 		dbox_fcache_clear(store);
@@ -122,6 +125,7 @@ static struct dbox_store *store_alloc(const char *root)
 	pthread_mutex_init(&store->fcache_lock, NULL);
 	pthread_mutex_init(&store->rcache_lock, NULL);
 	pthread_mutex_init(&store->append_lock, NULL);
+	pthread_mutex_init(&store->maplock_mutex, NULL);
 	pthread_mutex_init(&store->purge_lock, NULL);
 	store->root = strdup(root);
 	if (store->root == NULL) {

@@ -9,6 +9,7 @@
 
 #include "index/dindex-file.h"
 #include "store/mdbox-file.h"
+#include "store/mdbox-maplock.h"
 #include "store/store-private.h"
 
 /* How many of the newest files are tried before a new one is made
@@ -22,7 +23,7 @@ struct candidate {
 
 struct candidates {
 	struct dbox_store *store;
-	uint64_t need;
+	uint64_t need, limit;     /* a file stays below limit */
 	struct candidate *c;
 	unsigned int n;
 	uint32_t max_id;
@@ -39,16 +40,17 @@ static int candidate_add(void *ctx, uint32_t file_id, uint64_t size,
 		return 1;
 	/* sealed: reindex found damage; appending after it would put new
 	 * mail where no reader can frame it */
-	if (size + cs->need < cs->store->rotate_size && !sealed)
+	if (size + cs->need < cs->limit && !sealed)
 		cs->c[cs->n++] = (struct candidate){ file_id, size };
 	return 0;
 }
 
 static int list_candidates(struct dbox_store *store, uint64_t need,
-			   struct candidate *c, unsigned int *count_r,
-			   uint32_t *max_id_r, struct dbox_err *err)
+			   uint64_t limit, struct candidate *c,
+			   unsigned int *count_r, uint32_t *max_id_r,
+			   struct dbox_err *err)
 {
-	struct candidates cs = { store, need, c, 0, 0 };
+	struct candidates cs = { store, need, limit, c, 0, 0 };
 	int ret = dindex_files_newest(store->idx, candidate_add, &cs, err);
 
 	*max_id_r = cs.max_id;
@@ -149,10 +151,11 @@ static int still_linked(struct dfs_file *f, const char *path)
 	return a.st_ino == b.st_ino && a.st_dev == b.st_dev ? 0 : -ENOENT;
 }
 
-/* Opens and locks m.<id>; 1 = ours, 0 = busy or gone, <0 error. */
+/* Opens and locks m.<id> to append need bytes below limit; 1 = ours,
+ * 0 = busy, gone or full, <0 error. */
 static int try_existing(struct dbox_store *store, uint32_t file_id,
-			uint64_t need, struct mdbox_append **app_r,
-			struct dbox_err *err)
+			uint64_t need, uint64_t limit,
+			struct mdbox_append **app_r, struct dbox_err *err)
 {
 	char path[PATH_MAX];
 	struct dfs_file *f;
@@ -179,7 +182,7 @@ static int try_existing(struct dbox_store *store, uint32_t file_id,
 	 * writer's (its recovery removes them) or Dovecot's own appends */
 	if (ret == 0 && (uint64_t)st.st_size > size)
 		ret = -EFBIG;
-	if (ret == 0 && size + need >= store->rotate_size)
+	if (ret == 0 && size + need >= limit)
 		ret = -EFBIG;
 	if (ret == 0)
 		ret = dbox_owner_mark(store, file_id, path, err);
@@ -222,8 +225,9 @@ static void created_id(struct dbox_store *store, uint32_t id)
 	pthread_mutex_unlock(&store->append_lock);
 }
 
-static int create_new(struct dbox_store *store, uint32_t first_id,
-		      struct mdbox_append **app_r, struct dbox_err *err)
+/* A new m.N at first_id or above (the first free id), locked. */
+static int create_at(struct dbox_store *store, uint32_t first_id,
+		     struct mdbox_append **app_r, struct dbox_err *err)
 {
 	char path[PATH_MAX], hdr[64];
 	size_t hlen = dbox_file_hdr_format(hdr, sizeof(hdr), dbox_now());
@@ -273,12 +277,109 @@ static int create_new(struct dbox_store *store, uint32_t first_id,
 	return 0;
 }
 
+/* A new m.N undone before anyone saw it. */
+static void create_undo(struct dbox_store *store, struct mdbox_append *app)
+{
+	char path[PATH_MAX];
+
+	dbox_mdbox_path(store, app->file_id, path, sizeof(path));
+	dfs_sync_close(app->file);
+	unlink(path);
+	dbox_owner_unmark(store, app->file_id);
+	free(app);
+}
+
+/* The new app's id raised in the map under ml: 0, or -errno (app undone,
+ * *map_r: the map refused).  A damaged map cannot count it; Dovecot
+ * rebuilds such a map from the m.N there (its save may meanwhile fail on
+ * finding ours), so the file stays: made under the lock, no save of
+ * Dovecot's was naming one at that moment. */
+static int counted(struct dbox_store *store, struct mdbox_maplock *ml,
+		   struct mdbox_append *app, bool *map_r, struct dbox_err *err)
+{
+	struct dbox_err why = { 0 };
+	int ret = mdbox_maplock_raise(ml, app->file_id, &why);
+
+	if (ret == -EBADMSG || ret == -ENOENT) {
+		dbox_log(DBOX_LOG_WARNING, "m.%u is not counted in Dovecot's "
+			 "map, which its rebuild fixes: %s", app->file_id,
+			 why.msg);
+		return 0;
+	}
+	if (ret < 0) {
+		create_undo(store, app);
+		*map_r = true;
+		return dbox_fail(err, ret, "%s", why.msg);
+	}
+	return 0;
+}
+
+/* A new m.N at first_id or above; in a tree with Dovecot's map, made
+ * under the map's lock above its highest file id, which is raised to it
+ * there (mdbox-maplock.h).  *map_r: the map refused (its lock could not
+ * be had, or the raise could not be written: err says why), and no file
+ * was made. */
+static int create_new(struct dbox_store *store, uint32_t first_id,
+		      bool *map_r, struct mdbox_append **app_r,
+		      struct dbox_err *err)
+{
+	struct mdbox_maplock *ml;
+	uint32_t highest;
+	int ret = mdbox_maplock_take(store, &ml, &highest, err);
+
+	*map_r = ret < 0;
+	if (ret < 0)
+		return ret;
+	if (ml != NULL && highest >= first_id)
+		first_id = highest + 1;
+	ret = create_at(store, first_id, app_r, err);
+	if (ret == 0 && ml != NULL)
+		ret = counted(store, ml, *app_r, map_r, err);
+	/* only now: with the id raised, Dovecot's next m.N is above ours */
+	mdbox_maplock_release(ml);
+	return ret;
+}
+
+/* No new m.N could be made under Dovecot's map lock (why, err): one that
+ * Dovecot could take for its next file is never made; the message goes
+ * to one of the newest files we can lock, whatever its size (the rotate
+ * size is a preference, a lost message is not), else the save fails
+ * with -EAGAIN, to be tried again. */
+static int without_new(struct dbox_store *store, uint64_t need, int why,
+		       struct mdbox_append **app_r, struct dbox_err *err)
+{
+	struct candidate c[MDBOX_CANDIDATES];
+	struct dbox_err e = { 0 };
+	unsigned int count = 0;
+	uint32_t max_id;
+	char msg[sizeof(err->msg)];
+	int ret = list_candidates(store, need, UINT64_MAX, c, &count, &max_id,
+				  &e);
+
+	for (unsigned int i = 0; ret >= 0 && i < count; i++) {
+		ret = try_existing(store, c[i].file_id, need, UINT64_MAX, app_r,
+				   &e);
+		if (ret == 1) {
+			dbox_log(DBOX_LOG_WARNING, "m.%u filled beyond the "
+				 "rotate size: no new m.N (%s)", c[i].file_id,
+				 err->msg);
+			return 0;
+		}
+	}
+	snprintf(msg, sizeof(msg), "%s", err->msg);
+	if (ret < 0)
+		return dbox_fail(err, ret, "%s", e.msg);
+	return dbox_fail(err, -EAGAIN, "no m.N to append to and no new one: "
+			 "%s (%s)", msg, strerror(-why));
+}
+
 int mdbox_append_get(struct dbox_store *store, uint64_t need,
 		     struct mdbox_append **app_r, struct dbox_err *err)
 {
 	struct candidate c[MDBOX_CANDIDATES];
 	unsigned int count = 0;
 	uint32_t max_id = 0;
+	bool map;
 	int ret;
 
 	/* the file the last transaction used: open, locked, end known */
@@ -292,18 +393,22 @@ int mdbox_append_get(struct dbox_store *store, uint64_t need,
 		return 0;
 	}
 	pthread_mutex_unlock(&store->append_lock);
-	ret = list_candidates(store, need, c, &count, &max_id, err);
+	ret = list_candidates(store, need, store->rotate_size, c, &count,
+			      &max_id, err);
 
 	if (need >= store->rotate_size)
 		count = 0;  /* a file of its own */
 	for (unsigned int i = 0; ret >= 0 && i < count; i++) {
-		ret = try_existing(store, c[i].file_id, need, app_r, err);
+		ret = try_existing(store, c[i].file_id, need,
+				   store->rotate_size, app_r, err);
 		if (ret == 1)
 			return 0;
 	}
 	if (ret < 0)
 		return ret;
-	return create_new(store, max_id + 1, app_r, err);
+	ret = create_new(store, max_id + 1, &map, app_r, err);
+	return ret < 0 && map ? without_new(store, need, ret, app_r, err) :
+		ret;
 }
 
 int mdbox_append_sync(struct mdbox_append *app, struct dbox_err *err)

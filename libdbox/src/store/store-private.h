@@ -51,6 +51,7 @@ struct dbox_rcache_win {
 };
 
 struct dbox_dovecot;
+struct dovi_index;
 struct mdbox_append;
 
 struct dbox_store {
@@ -106,6 +107,11 @@ struct dbox_store {
 	pthread_mutex_t append_lock;
 	struct mdbox_append *append_cache;
 	uint32_t append_next_id;  /* above every m.N this store created */
+	/* a new m.N of a tree that has Dovecot's map (mdbox-maplock.c):
+	 * made one at a time, under the map's lock; the map as last read
+	 * there (NULL: not yet, or to be read again whole) */
+	pthread_mutex_t maplock_mutex;
+	struct dovi_index *maplock_map;
 
 	pthread_mutex_t fcache_lock;
 	uint64_t fcache_clock;
