@@ -416,6 +416,48 @@ def test_create_reads_no_mark_of_a_file_it_made(wtmp, mounts):
         ["w%d" % i for i in range(count)] + ["m%d" % i for i in range(count)])
 
 
+@pytest.mark.skipif(shutil.which("strace") is None,
+                    reason="strace not installed")
+def test_getattr_of_tmp_reads_no_mode_mark(wtmp, mounts):
+    """Each delivery makes the kernel ask for tmp/'s attributes twice
+    (default_permissions, before the create and before the rename: the
+    last create or rename invalidated them).  An area directory whose
+    own mode is the store root's shows that mode whether or not it is
+    marked as kept, so the mark (user.dboxfs.mode) is not read; before,
+    it was read at each of them (the area's ctime moves with every
+    create and rename, so the remembered state never matched).  A
+    chmod'ed tmp/ still shows its kept mode."""
+    store = new_store(wtmp, "mdbox")
+    os.chmod(store, 0o700)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt)
+    count = 30
+
+    def deliver(prefix):
+        for i in range(count):
+            with open(os.path.join(mnt, "tmp", "%s%d" % (prefix, i)),
+                      "xb") as f:
+                f.write(payload("%s%d" % (prefix, i)))
+            os.rename(os.path.join(mnt, "tmp", "%s%d" % (prefix, i)),
+                      os.path.join(mnt, "new", "%s%d" % (prefix, i)))
+    deliver("w")
+    assert os.stat(os.path.join(mnt, "tmp")).st_mode & 0o7777 == 0o700
+    st = DaemonStrace(m.proc.pid, os.path.join(wtmp, "strace"),
+                      "getxattr,lgetxattr,fgetxattr")
+    try:
+        deliver("m")
+    finally:
+        calls = st.stop()
+    marks = [c for c in calls if '"user.dboxfs.mode"' in c]
+    assert marks == []
+    os.chmod(os.path.join(mnt, "tmp"), 0o750)
+    deliver("c")
+    assert os.stat(os.path.join(mnt, "tmp")).st_mode & 0o7777 == 0o750
+    os.chmod(os.path.join(mnt, "tmp"), 0o700)
+    assert os.stat(os.path.join(mnt, "tmp")).st_mode & 0o7777 == 0o700
+    assert len(names_in(mnt, "new")) == 3 * count
+
+
 def deliver_cur(mnt, names):
     for n in names:
         with open(os.path.join(mnt, "tmp", n), "wb") as f:
