@@ -642,9 +642,9 @@ void backing_msg_set(struct dboxfs *fs, struct binode *bi, int64_t box,
 	pthread_mutex_unlock(&fs->backing.lock);
 }
 
-int backing_lookup(struct dboxfs *fs, int dirfd, const char *name, int64_t box,
-		   enum backing_area area, struct binode **bi_r,
-		   struct stat *st_r)
+static int lookup(struct dboxfs *fs, int dirfd, const char *name, int64_t box,
+		  enum backing_area area, bool created, struct binode **bi_r,
+		  struct stat *st_r)
 {
 	struct binode *bi, **slot;
 	struct stat st;
@@ -663,14 +663,16 @@ int backing_lookup(struct dboxfs *fs, int dirfd, const char *name, int64_t box,
 		close(fd);
 		return -ENOMEM;
 	}
-	bi->ino = backing_node_ino(fd, NULL, &st);
+	bi->ino = created ? backing_ino_of(st.st_ino) :
+		backing_node_ino(fd, NULL, &st);
 	bi->fd = fd;
 	bi->dev = st.st_dev;
 	bi->backing_ino = st.st_ino;
 	bi->box = box;
 	bi->area = area;
 	bi->nlookup = 1;
-	if (area != AREA_FILES) {
+	if (area == AREA_CUR || area == AREA_NEW ||
+	    (area != AREA_FILES && !created)) {
 		char path[32];
 
 		backing_fd_path(fd, path, sizeof(path));
@@ -704,6 +706,20 @@ int backing_lookup(struct dboxfs *fs, int dirfd, const char *name, int64_t box,
 	*st_r = st;
 	*bi_r = bi;
 	return 0;
+}
+
+int backing_lookup(struct dboxfs *fs, int dirfd, const char *name, int64_t box,
+		   enum backing_area area, struct binode **bi_r,
+		   struct stat *st_r)
+{
+	return lookup(fs, dirfd, name, box, area, false, bi_r, st_r);
+}
+
+int backing_lookup_created(struct dboxfs *fs, int dirfd, const char *name,
+			   int64_t box, enum backing_area area,
+			   struct binode **bi_r, struct stat *st_r)
+{
+	return lookup(fs, dirfd, name, box, area, true, bi_r, st_r);
 }
 
 void backing_forget(struct dboxfs *fs, uint64_t ino, uint64_t n)

@@ -218,6 +218,14 @@ void backing_forget_mailbox(struct dboxfs *fs, int64_t box);
 int backing_lookup(struct dboxfs *fs, int dirfd, const char *name, int64_t box,
 		   enum backing_area area, struct binode **bi_r,
 		   struct stat *st_r);
+/* The same for a file the caller has just created (O_CREAT | O_EXCL) and
+ * marked with nothing but, in cur/ and new/, its reserved uid: it has no
+ * number of a message renamed into tmp/ (INO) to read, nor, in tmp/ and
+ * the plain areas, a reservation (two getxattr(2) calls less per
+ * delivery into tmp/). */
+int backing_lookup_created(struct dboxfs *fs, int dirfd, const char *name,
+			   int64_t box, enum backing_area area,
+			   struct binode **bi_r, struct stat *st_r);
 /* The binode of inode ino with one more reference, NULL if none; every
  * non-NULL result is given back with backing_put. */
 struct binode *backing_get(struct dboxfs *fs, uint64_t ino);

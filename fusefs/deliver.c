@@ -86,7 +86,11 @@ void opw_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		reserve_uid(fs, fd, box);
 	memset(&e, 0, sizeof(e));
 	ret = opw_own(req, dirfd, name);
-	if (ret == 0)
+	/* with O_EXCL the file is this call's own: no mark to read */
+	if (ret == 0 && (fi->flags & O_EXCL))
+		ret = backing_lookup_created(fs, dirfd, name, box, area, &bi,
+					     &e.attr);
+	else if (ret == 0)
 		ret = backing_lookup(fs, dirfd, name, box, area, &bi, &e.attr);
 	fh = calloc(1, sizeof(*fh));
 	if (ret < 0 || fh == NULL) {

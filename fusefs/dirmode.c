@@ -166,6 +166,13 @@ mode_t dirmode_of_area(struct dboxfs *fs, int64_t box, int area,
 
 	if (st == NULL || !S_ISDIR(st->st_mode))
 		return fs->dir_mode;
+	/* kept or not, such an area shows the store root's mode: the mark
+	 * need not be read (an area is made 0700, and so is a store, so
+	 * this is every GETATTR of a tmp/ that nobody chmod'ed: two a
+	 * delivery, whose creates and renames keep moving the area's
+	 * ctime, by which the mark's state is remembered) */
+	if ((st->st_mode & 07777) == fs->dir_mode)
+		return fs->dir_mode;
 	kept = seen_kept(fs, box, area, st);
 	if (kept < 0)
 		return area_mode_read(fs, box, area);

@@ -7,6 +7,7 @@ import json
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -393,3 +394,38 @@ def check_no_race_report(log):
     if at >= 0:
         pytest.fail("dboxfs reported a data race:\n" + log[max(0, at - 200):
                                                            at + 6000])
+
+
+class DaemonStrace:
+    """strace of the system calls `calls` (strace's trace= list) on every
+    thread of the daemon pid, written to the file out; stop() ends it by
+    its PID and returns the calls traced."""
+
+    def __init__(self, pid, out, calls):
+        self.out = out
+        self.err = open(out + ".err", "w+")
+        self.proc = subprocess.Popen(
+            ["strace", "-f", "-qq", "-e", "trace=" + calls,
+             "-o", out, "-p", str(pid)],
+            stdout=subprocess.DEVNULL, stderr=self.err)
+        # attached to every thread: the daemon's calls show from now on
+        wait_for(lambda: self.attached(pid), timeout=20,
+                 what="strace to attach")
+
+    def attached(self, pid):
+        tids = os.listdir("/proc/%d/task" % pid)
+        state = []
+        for t in tids:
+            try:
+                with open("/proc/%d/task/%s/status" % (pid, t)) as f:
+                    state += [ln for ln in f if ln.startswith("TracerPid")]
+            except FileNotFoundError:
+                pass
+        return state and all(ln.split()[1] != "0" for ln in state)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(timeout=30)
+        self.err.close()
+        with open(self.out) as f:
+            return [ln for ln in f if "(" in ln]

@@ -6,6 +6,7 @@ import fcntl
 import mmap
 import os
 import random
+import shutil
 import struct
 import subprocess
 import sys
@@ -13,7 +14,8 @@ import time
 
 import pytest
 
-from dboxfs_testlib import (DBOXFS, Doveadm, dboxctl, export_maildir,
+from dboxfs_testlib import (DBOXFS, DaemonStrace, Doveadm, dboxctl,
+                            export_maildir,
                             have_dovecot, is_mounted, ls_mailboxes,
                             ls_messages, make_maildir, mounts, run, wait_for,
                             wtmp)  # noqa: F401
@@ -374,6 +376,86 @@ def test_flag_rename_writes_only_the_pages_it_changes(wtmp, mounts):
     m.stop()
     assert sorted(r["base"] for r in ls_messages(store, "INBOX")) == sorted(
         ["m%d" % i for i in range(20)] + ["m21"])
+
+
+@pytest.mark.skipif(shutil.which("strace") is None,
+                    reason="strace not installed")
+def test_create_reads_no_mark_of_a_file_it_made(wtmp, mounts):
+    """A file created with O_EXCL (every maildir delivery) is the
+    CREATE's own new inode: it carries none of the daemon's marks, so
+    its binode is made without reading the number of a message renamed
+    into tmp/ (user.dboxfs.ino) or a reserved uid (user.dboxfs.uid).
+    What reads them per delivery is the commit at the rename, once each
+    (before: twice each, the CREATE's lookup too)."""
+    store = new_store(wtmp, "mdbox")
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt)
+    count = 30
+
+    def deliver(prefix):
+        for i in range(count):
+            tmp = os.path.join(mnt, "tmp", "%s%d" % (prefix, i))
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.write(fd, payload("%s%d" % (prefix, i)))
+            finally:
+                os.close(fd)
+            os.rename(tmp, os.path.join(mnt, "new", "%s%d" % (prefix, i)))
+    deliver("w")
+    st = DaemonStrace(m.proc.pid, os.path.join(wtmp, "strace"),
+                      "getxattr,lgetxattr,fgetxattr")
+    try:
+        deliver("m")
+    finally:
+        calls = st.stop()
+    ino = [c for c in calls if '"user.dboxfs.ino"' in c and "getxattr" in c]
+    uid = [c for c in calls if '"user.dboxfs.uid"' in c and "getxattr" in c]
+    assert len(ino) == count, ino[:6]
+    assert len(uid) == count, uid[:6]
+    assert names_in(mnt, "new") == sorted(
+        ["w%d" % i for i in range(count)] + ["m%d" % i for i in range(count)])
+
+
+@pytest.mark.skipif(shutil.which("strace") is None,
+                    reason="strace not installed")
+def test_getattr_of_tmp_reads_no_mode_mark(wtmp, mounts):
+    """Each delivery makes the kernel ask for tmp/'s attributes twice
+    (default_permissions, before the create and before the rename: the
+    last create or rename invalidated them).  An area directory whose
+    own mode is the store root's shows that mode whether or not it is
+    marked as kept, so the mark (user.dboxfs.mode) is not read; before,
+    it was read at each of them (the area's ctime moves with every
+    create and rename, so the remembered state never matched).  A
+    chmod'ed tmp/ still shows its kept mode."""
+    store = new_store(wtmp, "mdbox")
+    os.chmod(store, 0o700)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt)
+    count = 30
+
+    def deliver(prefix):
+        for i in range(count):
+            with open(os.path.join(mnt, "tmp", "%s%d" % (prefix, i)),
+                      "xb") as f:
+                f.write(payload("%s%d" % (prefix, i)))
+            os.rename(os.path.join(mnt, "tmp", "%s%d" % (prefix, i)),
+                      os.path.join(mnt, "new", "%s%d" % (prefix, i)))
+    deliver("w")
+    assert os.stat(os.path.join(mnt, "tmp")).st_mode & 0o7777 == 0o700
+    st = DaemonStrace(m.proc.pid, os.path.join(wtmp, "strace"),
+                      "getxattr,lgetxattr,fgetxattr")
+    try:
+        deliver("m")
+    finally:
+        calls = st.stop()
+    marks = [c for c in calls if '"user.dboxfs.mode"' in c]
+    assert marks == []
+    os.chmod(os.path.join(mnt, "tmp"), 0o750)
+    deliver("c")
+    assert os.stat(os.path.join(mnt, "tmp")).st_mode & 0o7777 == 0o750
+    os.chmod(os.path.join(mnt, "tmp"), 0o700)
+    assert os.stat(os.path.join(mnt, "tmp")).st_mode & 0o7777 == 0o700
+    assert len(names_in(mnt, "new")) == 3 * count
 
 
 def deliver_cur(mnt, names):
