@@ -117,7 +117,15 @@ static int dir_rename(fuse_req_t req, const struct view_ino *dir,
 {
 	struct dboxfs *fs = fuse_req_userdata(req);
 	struct dbox_msg m;
+	int ret;
 
+	/* a flag change: one write transaction finds and renames it */
+	if (dir->sub != SUB_TMP && flags == 0 && dst->kind == VK_SUB &&
+	    dst->box == dir->box && dst->sub != SUB_TMP) {
+		ret = rename_msg_in_folder(fs, dir, name, dst, newname);
+		if (ret != -ENOENT && ret != -EEXIST)
+			return ret;
+	}
 	if (dir->sub == SUB_TMP ||
 	    msgname_in_sub(fs, dir->box, dir->sub, name, &m) != 0)
 		return rename_entry(req, dir, name, newparent, dst, newname,

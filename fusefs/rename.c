@@ -30,6 +30,22 @@
 
 /* Flags, keywords, new/cur state and base of a message by rename; moved
  * to another mailbox when the target is another folder's cur/ or new/. */
+/* What a message's file named newname in dst (cur/ or new/) says: its
+ * base (base_len >= DBOX_NAME_MAX + 1), flags, keywords and directory;
+ * info (view_name_split) points into newname. */
+static int target_name(const struct view_ino *dst, const char *newname,
+		       char *base, size_t base_len, const char **info,
+		       uint32_t *flags, uint32_t *kw,
+		       enum dbox_maildir_dir *dir)
+{
+	if (!view_final_name(newname, base, base_len, info))
+		return -EINVAL;
+	*dir = dst->sub != SUB_NEW ? DBOX_DIR_CUR :
+		*info != NULL ? DBOX_DIR_NEW_INFO : DBOX_DIR_NEW;
+	dbox_maildir_info_parse(*info, false, flags, kw);
+	return 0;
+}
+
 static int rename_msg(struct dboxfs *fs, const struct dbox_msg *m,
 		      const struct view_ino *dst, const char *newname,
 		      fuse_ino_t *new_ino_r)
@@ -39,14 +55,12 @@ static int rename_msg(struct dboxfs *fs, const struct dbox_msg *m,
 	uint32_t flags, kw, uid;
 	struct dbox_msg old;
 	struct dbox_err err = { "" };
-	enum dbox_maildir_dir dir = DBOX_DIR_CUR;
-	int ret;
+	enum dbox_maildir_dir dir;
+	int ret = target_name(dst, newname, base, sizeof(base), &info, &flags,
+			      &kw, &dir);
 
-	if (!view_final_name(newname, base, sizeof(base), &info))
-		return -EINVAL;
-	if (dst->sub == SUB_NEW)
-		dir = info != NULL ? DBOX_DIR_NEW_INFO : DBOX_DIR_NEW;
-	dbox_maildir_info_parse(info, false, &flags, &kw);
+	if (ret < 0)
+		return ret;
 	*new_ino_r = view_ino_msg(m->mailbox_id, m->uid);
 	/* within the folder (a flag change): the index keeps names unique
 	 * per directory, so the update fails with EEXIST only if another
@@ -388,6 +402,37 @@ int rename_msg_to_sub(struct dboxfs *fs, const struct dbox_msg *m,
 	if (ret == 0)
 		ret = rename_msg(fs, m, dst, newname, &new_ino);
 	return ret;
+}
+
+/* Whether the row found by a name is the message of that view name
+ * (as msgname_in_sub checks). */
+static bool named_as(void *ctx, const struct dbox_msg *m)
+{
+	char cur[DBOX_NAME_MAX + 48];
+
+	view_msg_name(m, cur, sizeof(cur));
+	return strcmp(cur, ctx) == 0;
+}
+
+int rename_msg_in_folder(struct dboxfs *fs, const struct view_ino *src,
+			 const char *name, const struct view_ino *dst,
+			 const char *newname)
+{
+	char base[DBOX_NAME_MAX + 1];
+	const char *info;
+	uint32_t flags, kw;
+	struct dbox_msg m;
+	struct dbox_err err = { "" };
+	enum dbox_maildir_dir dir;
+
+	/* not a message's name: the general way decides (the source may
+	 * be a file being written) */
+	if (target_name(dst, newname, base, sizeof(base), &info, &flags, &kw,
+			&dir) < 0)
+		return -ENOENT;
+	return dbox_msg_update_named(fs->store, src->box, src->sub == SUB_NEW,
+				     name, named_as, (void *)name, flags, kw,
+				     dir, base, &m, &err);
 }
 
 int rename_msg_refused(struct dboxfs *fs, const struct dbox_msg *m,

@@ -27,6 +27,14 @@ int rename_entry(fuse_req_t req, const struct view_ino *src,
 int rename_msg_to_sub(struct dboxfs *fs, const struct dbox_msg *m,
 		      const struct view_ino *dst, const char *newname,
 		      unsigned int flags);
+/* A message of src (cur/ or new/) renamed into dst, cur/ or new/ of the
+ * same folder, with no flags: a flag change, the message found inside
+ * the update's own transaction.  -ENOENT (no message of that name) and
+ * -EEXIST (the target's name is another message's) change nothing: the
+ * caller takes the general way (rename_msg_to_sub, rename_entry). */
+int rename_msg_in_folder(struct dboxfs *fs, const struct view_ino *src,
+			 const char *name, const struct view_ino *dst,
+			 const char *newname);
 int rename_msg_refused(struct dboxfs *fs, const struct dbox_msg *m,
 		       fuse_ino_t dir_ino, const struct view_ino *dir,
 		       const char *newname, unsigned int flags);

@@ -458,6 +458,39 @@ def test_getattr_of_tmp_reads_no_mode_mark(wtmp, mounts):
     assert len(names_in(mnt, "new")) == 3 * count
 
 
+@pytest.mark.skipif(shutil.which("strace") is None,
+                    reason="strace not installed")
+def test_flag_rename_takes_no_read_transaction_of_its_own(wtmp, mounts):
+    """A flag change finds its message inside its update's write
+    transaction: per rename, SQLite's locks on the WAL index (fcntl) are
+    those of the target name's negative LOOKUP and of the write
+    transaction, 8; a read transaction of its own before the update took
+    a lock and an unlock more (10 per rename)."""
+    n = 200
+    src = os.path.join(wtmp, "src")
+    make_maildir(src, {"r%d" % i: payload("r%d" % i) for i in range(n)},
+                 flags={"r%d" % i: "S" for i in range(n)})
+    store = new_store(wtmp, "mdbox")
+    dboxctl("import", store, "INBOX", src)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt)
+    cur = os.path.join(mnt, "cur")
+    for i in range(n):      # the kernel knows the names from now on
+        os.rename(os.path.join(cur, "r%d:2,S" % i),
+                  os.path.join(cur, "r%d:2,FS" % i))
+    st = DaemonStrace(m.proc.pid, os.path.join(wtmp, "strace"), "fcntl")
+    try:
+        for i in range(n):
+            os.rename(os.path.join(cur, "r%d:2,FS" % i),
+                      os.path.join(cur, "r%d:2,S" % i))
+    finally:
+        calls = st.stop()
+    locks = [c for c in calls if "fcntl(" in c]
+    # the follower's periodic check adds a few per 250 ms
+    assert len(locks) < 9 * n, (len(locks), locks[:20])
+    assert names_in(mnt, "cur") == sorted("r%d:2,S" % i for i in range(n))
+
+
 def deliver_cur(mnt, names):
     for n in names:
         with open(os.path.join(mnt, "tmp", n), "wb") as f:

@@ -496,6 +496,17 @@ int dbox_msg_update(struct dbox_store *store, int64_t mailbox_id,
 		    uint32_t uid, uint32_t flags, uint32_t keywords,
 		    enum dbox_maildir_dir dir, const char *base,
 		    struct dbox_err *err);
+/* dbox_msg_update of the message dbox_msg_lookup_name finds (name in
+ * new/ if from_new, else cur/), looked up inside the update's own write
+ * transaction; is_it (may be NULL) confirms the row found.  -ENOENT
+ * (nothing changed) when there is none or is_it refuses it, -EEXIST as
+ * dbox_msg_update; msg_r gets the row as it was before. */
+int dbox_msg_update_named(struct dbox_store *store, int64_t mailbox_id,
+			  bool from_new, const char *name,
+			  bool (*is_it)(void *ctx, const struct dbox_msg *m),
+			  void *ctx, uint32_t flags, uint32_t keywords,
+			  enum dbox_maildir_dir dir, const char *base,
+			  struct dbox_msg *msg_r, struct dbox_err *err);
 /* dbox_msg_update onto the name of message replaced_uid of the same
  * mailbox: that one is expunged in the same index transaction, as
  * rename(2) replaces its target.  The record of message uid is made

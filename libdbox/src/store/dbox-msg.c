@@ -314,6 +314,36 @@ int dbox_msg_update(struct dbox_store *store, int64_t mailbox_id,
 			     base, err);
 }
 
+int dbox_msg_update_named(struct dbox_store *store, int64_t mailbox_id,
+			  bool from_new, const char *name,
+			  bool (*is_it)(void *ctx, const struct dbox_msg *m),
+			  void *ctx, uint32_t flags, uint32_t keywords,
+			  enum dbox_maildir_dir dir, const char *base,
+			  struct dbox_msg *msg_r, struct dbox_err *err)
+{
+	bool in_new = dir != DBOX_DIR_CUR;
+	struct dbox_msg old = { .in_new = from_new };
+	int ret = dindex_write_begin(store->idx, err);
+
+	if (ret < 0)
+		return ret;
+	/* found under the write lock: the row is the one updated, with no
+	 * read transaction of its own and no second read by uid */
+	ret = dbox_msg_lookup_name(store, mailbox_id, from_new, name, &old,
+				   err);
+	if (ret == 0 && is_it != NULL && !is_it(ctx, &old))
+		ret = dbox_fail(err, -ENOENT, "no such message");
+	if (ret == 0) {
+		*msg_r = old;
+		ret = set_name(store, &old, base != NULL ? base : old.base,
+			       flags, keywords, dir, err);
+	}
+	if (ret == 0)
+		ret = dbox_dovecot_back_flags(store, &old, flags, keywords);
+	return end_update(store, ret, mailbox_id, old.in_new || in_new,
+			  !old.in_new || !in_new, err);
+}
+
 int dbox_msg_replace(struct dbox_store *store, int64_t mailbox_id,
 		     uint32_t uid, uint32_t replaced_uid, uint32_t flags,
 		     uint32_t keywords, enum dbox_maildir_dir dir,
