@@ -47,56 +47,95 @@ struct ahead {
 	struct dbox_msg msg;
 };
 
-static void ahead_done(void *ctx, int ret, const struct dbox_err *err)
+static void ahead_done(void *ctx, int ret, const struct dbox_err *err,
+		       const void *body, size_t len)
 {
 	struct ahead *a = ctx;
+	size_t n = pagepush_len(&a->msg);
 
 	(void)err;  /* the message's own open or read checks it again */
-	/* its pages pushed (the check left the record in the read-ahead
-	 * cache), then marked verified: its open is warm and finds them.
-	 * When the kernel does not know the inode yet (looked up only when
-	 * opened) it stays unmarked: its open, cold, finds the record in
-	 * the read-ahead cache and pushes it then (open_push), rather than
-	 * a warm open leaving its bytes to a READ. */
-	if (ret == 0 && pagepush_known(a->fs, a->ino) &&
-	    pagepush_cached(a->fs, a->ino, &a->msg) == 0)
+	/* its pages pushed from what the check read, then marked verified:
+	 * its open is warm and finds them.  When the kernel does not know
+	 * the inode yet (looked up only when opened: the push fails) it
+	 * stays unmarked: its open, cold, finds the record in the read-ahead
+	 * cache and pushes it then (open_push), rather than a warm open
+	 * leaving its bytes to a READ. */
+	if (ret == 0 && len >= n &&
+	    (n > 0 ? pagepush_bytes(a->fs, a->ino, body, n) == 0 :
+	     pagepush_known(a->fs, a->ino)))
 		verified_add(&a->fs->verified, a->ino, &a->msg);
 	free(a);
+}
+
+struct ahead_list {
+	uint32_t last;
+	unsigned int n;
+	struct dbox_msg msgs[VERIFIED_AHEAD];
+};
+
+static int ahead_listed(void *ctx, const struct dbox_msg *m)
+{
+	struct ahead_list *l = ctx;
+
+	if (m->uid > l->last)
+		return 1;
+	l->msgs[l->n++] = *m;
+	return l->n == VERIFIED_AHEAD;
 }
 
 /* sdbox keeps a message per file, so there is nothing to read ahead in
  * it: a cold read of a folder in uid order (find, grep -r, rsync: inode
  * numbers follow uids) would pay an open and a read of one u.N after the
  * other, which slow storage makes 2 x its latency per message.  When the
- * cold opens go in uid order, the next messages are checked ahead, in
+ * opens go in uid order, the next messages are checked ahead, in
  * parallel on the store's I/O workers: each check reads the record whole
- * into the read-ahead cache and marks it verified, so that its open is
- * warm and its reads come from memory (read_ahead_reply).  mdbox has
- * its window along m.N instead. */
-static void check_ahead(struct dboxfs *fs, const struct dbox_msg *m)
+ * and pushes it into the page cache, and marks it verified, so that its
+ * open is warm and its reads send no READ.  The window slides: an open
+ * in order that finds fewer than VERIFIED_REFILL messages checked ahead
+ * of it (warm ones too: verified_refill_due, fileio_open_msg_quick)
+ * moves it on by a batch, listed with one index query and the mailbox's
+ * name with another, so that the reader never catches up with the
+ * checks.  mdbox has its window along m.N instead. */
+static void check_ahead(struct dboxfs *fs, int64_t box, uint32_t uid)
 {
+	struct dbox_mailbox mb;
+	struct ahead_list *l;
 	uint32_t first = 0, n;
 
-	if (dbox_msg_file_id(m) != 0 || !dbox_msg_is_plain(m))
+	n = verified_ahead_of(&fs->verified, box, uid, &first);
+	if (n == 0 || (l = malloc(sizeof(*l))) == NULL)
 		return;
-	n = verified_ahead_of(&fs->verified, m->mailbox_id, m->uid, &first);
-	for (uint32_t uid = first; uid < first + n; uid++) {
-		uint64_t ino = view_ino_msg(m->mailbox_id, uid);
-		struct ahead *a = malloc(sizeof(*a));
+	l->last = first + n - 1;
+	l->n = 0;
+	if (dbox_mailbox_get(fs->store, box, &mb, NULL) < 0 ||
+	    dbox_msg_list(fs->store, box, first - 1, -1, n, ahead_listed, l,
+			  NULL) < 0)
+		l->n = 0;
+	for (unsigned int i = 0; i < l->n; i++) {
+		const struct dbox_msg *m = &l->msgs[i];
+		uint64_t ino = view_ino_msg(box, m->uid);
+		struct ahead *a;
 
-		if (a == NULL)
-			return;
-		if (dbox_msg_get(fs->store, m->mailbox_id, uid, &a->msg,
-				 NULL) < 0 || !dbox_msg_is_plain(&a->msg) ||
-		    a->msg.size > AHEAD_MAX_SIZE ||
-		    verified_has(&fs->verified, ino, &a->msg)) {
-			free(a);
+		if (dbox_msg_file_id(m) != 0 || !dbox_msg_is_plain(m) ||
+		    m->size > AHEAD_MAX_SIZE ||
+		    verified_has(&fs->verified, ino, m) ||
+		    (a = malloc(sizeof(*a))) == NULL)
 			continue;
-		}
 		a->fs = fs;
 		a->ino = ino;
-		dbox_msg_verify_async(fs->store, &a->msg, ahead_done, a);
+		a->msg = *m;
+		dbox_msg_check_whole_async(fs->store, m, mb.name, ahead_done,
+					   a);
 	}
+	free(l);
+}
+
+/* check_ahead for a message of any kind: mdbox's go along the window
+ * (pagepush_after) */
+static void check_ahead_of(struct dboxfs *fs, const struct dbox_msg *m)
+{
+	if (dbox_msg_file_id(m) == 0 && dbox_msg_is_plain(m))
+		check_ahead(fs, m->mailbox_id, m->uid);
 }
 
 struct pending_open {
@@ -216,12 +255,16 @@ static void open_warm(fuse_req_t req, struct fuse_file_info *fi)
 }
 
 /* The opens that fileio_open_msg refuses or answers from memory. */
-bool fileio_open_msg_quick(struct dboxfs *fs, uint64_t ino, int flags)
+bool fileio_open_msg_quick(struct dboxfs *fs, uint64_t ino, int64_t box,
+			   uint32_t uid, int flags)
 {
 	if (moved_file_node(fs, ino) != 0)
 		return false;
-	return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC) ||
-		verified_has_ino(&fs->verified, ino);
+	if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC))
+		return true;
+	/* a warm open that moves the checks ahead on goes to a worker */
+	return verified_has_ino(&fs->verified, ino) &&
+		!verified_refill_due(&fs->verified, box, uid);
 }
 
 void fileio_open_msg(struct dboxfs *fs, fuse_req_t req, int64_t box,
@@ -238,6 +281,9 @@ void fileio_open_msg(struct dboxfs *fs, fuse_req_t req, int64_t box,
 	}
 	if (verified_has_ino(&fs->verified, ino)) {
 		open_warm(req, fi);
+		/* after the reply: the window moves on while it is read */
+		if (verified_refill_due(&fs->verified, box, uid))
+			check_ahead(fs, box, uid);
 		return;
 	}
 	po = calloc(1, sizeof(*po));
@@ -262,11 +308,11 @@ void fileio_open_msg(struct dboxfs *fs, fuse_req_t req, int64_t box,
 	reply_handed_off(req);
 	po->fi = *fi;
 	if (verified_ahead(fs, ino, &po->om->msg)) {
-		check_ahead(fs, &po->om->msg);   /* the next one, in order */
+		check_ahead_of(fs, &po->om->msg);   /* the next, in order */
 		open_verified(po, 0, NULL);
 		return;
 	}
-	check_ahead(fs, &po->om->msg);
+	check_ahead_of(fs, &po->om->msg);
 	dbox_msg_verify_async(fs->store, &po->om->msg, open_verified, po);
 }
 
@@ -490,7 +536,7 @@ void fileio_read_msg_ino(struct dboxfs *fs, fuse_req_t req, int64_t box,
 		/* the first read of a message in a window read before: the
 		 * window's next messages go into the page cache as well,
 		 * before the reply (as at an open: open_reply) */
-		check_ahead(fs, &pv->om.msg);
+		check_ahead_of(fs, &pv->om.msg);
 		pagepush_after(fs, &pv->om.msg);
 		read_msg(req, &pv->om, size, off);
 		free(pv);
@@ -499,7 +545,7 @@ void fileio_read_msg_ino(struct dboxfs *fs, fuse_req_t req, int64_t box,
 	pv->req = req;
 	reply_handed_off(req);
 	pv->size = size;
-	check_ahead(fs, &pv->om.msg);
+	check_ahead_of(fs, &pv->om.msg);
 	dbox_msg_verify_async(fs->store, &pv->om.msg, vread_verified, pv);
 }
 

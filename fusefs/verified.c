@@ -61,9 +61,14 @@ void verified_add(struct verified_cache *vc, uint64_t ino,
 	pthread_mutex_unlock(&vc->lock);
 }
 
-/* how many messages are checked ahead: their records are kept in the
- * store's read-ahead cache (DBOX_RCACHE_SLOTS windows), half of it */
-#define VERIFIED_AHEAD 8
+/* Under vc->lock: the open of uid follows the last one not answered
+ * from memory, in uid order, within what was checked ahead of it. */
+static bool in_order(const struct verified_cache *vc, int64_t box,
+		     uint32_t uid)
+{
+	return box == vc->seq_box && uid > vc->seq_last &&
+		uid <= vc->seq_ahead + 1 && uid < UINT32_MAX - VERIFIED_AHEAD;
+}
 
 uint32_t verified_ahead_of(struct verified_cache *vc, int64_t box,
 			   uint32_t uid, uint32_t *first)
@@ -71,16 +76,26 @@ uint32_t verified_ahead_of(struct verified_cache *vc, int64_t box,
 	uint32_t n = 0;
 
 	pthread_mutex_lock(&vc->lock);
-	if (box == vc->seq_box && uid > vc->seq_last &&
-	    uid <= vc->seq_ahead + 1 && uid < UINT32_MAX - VERIFIED_AHEAD) {
+	if (!in_order(vc, box, uid)) {
+		vc->seq_box = box;
+		vc->seq_ahead = uid;
+	} else if (uid + VERIFIED_REFILL > vc->seq_ahead) {
 		*first = (uid > vc->seq_ahead ? uid : vc->seq_ahead) + 1;
 		n = uid + VERIFIED_AHEAD + 1 - *first;
 		vc->seq_ahead = uid + VERIFIED_AHEAD;
-	} else {
-		vc->seq_box = box;
-		vc->seq_ahead = uid;
 	}
 	vc->seq_last = uid;
 	pthread_mutex_unlock(&vc->lock);
 	return n;
+}
+
+bool verified_refill_due(struct verified_cache *vc, int64_t box,
+			 uint32_t uid)
+{
+	bool due;
+
+	pthread_mutex_lock(&vc->lock);
+	due = in_order(vc, box, uid) && uid + VERIFIED_REFILL > vc->seq_ahead;
+	pthread_mutex_unlock(&vc->lock);
+	return due;
 }

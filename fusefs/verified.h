@@ -39,12 +39,26 @@ bool verified_has(struct verified_cache *vc, uint64_t ino,
 bool verified_has_ino(struct verified_cache *vc, uint64_t ino);
 void verified_add(struct verified_cache *vc, uint64_t ino,
 		  const struct dbox_msg *m);
-/* A cold open (or first read) of message uid of box, one storage file per
- * message (sdbox): returns how many uids after it to check ahead, from
- * *first on; 0 unless the opens go in uid order (this one follows the
- * last cold one, or is within what was checked ahead of it), so that a
- * single message opened alone costs no more than itself. */
+/* How many messages are checked ahead of a reader (their records stay
+ * in the store's read-ahead cache, DBOX_RCACHE_SLOTS, until pushed or
+ * opened), and how few left ahead of an open move the window on: in
+ * batches of at least VERIFIED_AHEAD - VERIFIED_REFILL + 1, each listed
+ * with one index query. */
+#define VERIFIED_AHEAD 12
+#define VERIFIED_REFILL 6
+
+/* An open (or first read) of message uid of box, one storage file per
+ * message (sdbox), that is not answered from memory: returns how many
+ * uids after it to check ahead, from *first on; 0 unless the opens go in
+ * uid order (this one follows the last such one, or is within what was
+ * checked ahead of it) and fewer than VERIFIED_REFILL uids after it
+ * are checked already, so that a single message opened alone costs no
+ * more than itself. */
 uint32_t verified_ahead_of(struct verified_cache *vc, int64_t box,
 			   uint32_t uid, uint32_t *first);
+/* Whether an open of uid of box, answered from memory, should move the
+ * checks ahead on (verified_ahead_of would return more than 0). */
+bool verified_refill_due(struct verified_cache *vc, int64_t box,
+			 uint32_t uid);
 
 #endif
