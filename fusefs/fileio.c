@@ -47,11 +47,23 @@ struct ahead {
 	struct dbox_msg msg;
 };
 
+struct pending_open;
+static void open_verified(void *ctx, int ret, const struct dbox_err *err);
+static void open_answer(struct pending_open *po, bool pushed);
+
+/* An open that overtook the check of its message (fileio_open_msg) gets
+ * the check's result: answered at once when the check passed and pushed
+ * the bytes; else checked (and pushed) on its own, as a cold open. */
+static void ahead_waited(struct ahead *a, struct pending_open *po, int ret,
+			 bool pushed);
+
 static void ahead_done(void *ctx, int ret, const struct dbox_err *err,
 		       const void *body, size_t len)
 {
 	struct ahead *a = ctx;
+	struct pending_open *po;
 	size_t n = pagepush_len(&a->msg);
+	bool pushed;
 
 	(void)err;  /* the message's own open or read checks it again */
 	/* its pages pushed from what the check read, then marked verified:
@@ -60,10 +72,14 @@ static void ahead_done(void *ctx, int ret, const struct dbox_err *err,
 	 * stays unmarked: its open, cold, finds the record in the read-ahead
 	 * cache and pushes it then (open_push), rather than a warm open
 	 * leaving its bytes to a READ. */
-	if (ret == 0 && len >= n &&
-	    (n > 0 ? pagepush_bytes(a->fs, a->ino, body, n) == 0 :
-	     pagepush_known(a->fs, a->ino)))
+	pushed = ret == 0 && len >= n &&
+		(n > 0 ? pagepush_bytes(a->fs, a->ino, body, n) == 0 :
+		 pagepush_known(a->fs, a->ino));
+	if (pushed)
 		verified_add(&a->fs->verified, a->ino, &a->msg);
+	po = verified_pending_done(&a->fs->verified, a->ino);
+	if (po != NULL)
+		ahead_waited(a, po, ret, pushed);
 	free(a);
 }
 
@@ -118,9 +134,15 @@ static void check_ahead(struct dboxfs *fs, int64_t box, uint32_t uid)
 
 		if (dbox_msg_file_id(m) != 0 || !dbox_msg_is_plain(m) ||
 		    m->size > AHEAD_MAX_SIZE ||
-		    verified_has(&fs->verified, ino, m) ||
-		    (a = malloc(sizeof(*a))) == NULL)
+		    verified_has(&fs->verified, ino, m))
 			continue;
+		/* in flight already, or two windows in flight */
+		if (!verified_pending_add(&fs->verified, ino))
+			continue;
+		if ((a = malloc(sizeof(*a))) == NULL) {
+			(void)verified_pending_done(&fs->verified, ino);
+			continue;
+		}
 		a->fs = fs;
 		a->ino = ino;
 		a->msg = *m;
@@ -216,13 +238,40 @@ static void open_verified(void *ctx, int ret, const struct dbox_err *err)
 		return;
 	}
 	verified_add(&fs->verified, po->om->fh.ino, &po->om->msg);
+	open_answer(po, false);
+}
+
+/* A checked message's open answered with a handle, its bytes pushed
+ * first unless they were already. */
+static void open_answer(struct pending_open *po, bool pushed)
+{
+	struct dboxfs *fs = fuse_req_userdata(po->req);
+
 	fh_track(fs, &po->om->fh);
 	po->fi.fh = (uint64_t)(uintptr_t)po->om;
 	/* a message's bytes never change: let the page cache keep them
 	 * across opens */
 	po->fi.keep_cache = 1;
 	po->fi.noflush = 1;   /* see opw_flush */
-	open_push(fs, po);
+	if (pushed)
+		open_reply(po);
+	else
+		open_push(fs, po);
+}
+
+static void ahead_waited(struct ahead *a, struct pending_open *po, int ret,
+			 bool pushed)
+{
+	/* the row the check was of: listed just before, as the open's own
+	 * lookup would have found it (an sdbox record does not move) */
+	po->om->msg = a->msg;
+	if (ret < 0)
+		dbox_msg_verify_async(a->fs->store, &po->om->msg,
+				      open_verified, po);
+	else if (!pushed)
+		open_verified(po, 0, NULL);
+	else
+		open_answer(po, true);
 }
 
 void fileio_open_kwfile(struct dboxfs *fs, fuse_req_t req,
@@ -294,6 +343,19 @@ void fileio_open_msg(struct dboxfs *fs, fuse_req_t req, int64_t box,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	po->om->fh.type = FH_MSG;
+	po->om->fh.fd = -1;
+	po->om->fh.ino = ino;
+	po->req = req;
+	po->fi = *fi;
+	reply_handed_off(req);
+	/* the reader overtook the check ahead of this message: its result
+	 * answers the open (ahead_waited; po is that one's from now on), no
+	 * second read and check */
+	if (verified_pending_wait(&fs->verified, ino, po)) {
+		check_ahead(fs, box, uid);
+		return;
+	}
 	ret = attr_msg_follow(fs, box, uid, &po->om->msg);
 	if (ret < 0) {
 		free(po->om);
@@ -301,12 +363,6 @@ void fileio_open_msg(struct dboxfs *fs, fuse_req_t req, int64_t box,
 		fuse_reply_err(req, dboxfs_errno(ret));
 		return;
 	}
-	po->om->fh.type = FH_MSG;
-	po->om->fh.fd = -1;
-	po->om->fh.ino = ino;
-	po->req = req;
-	reply_handed_off(req);
-	po->fi = *fi;
 	if (verified_ahead(fs, ino, &po->om->msg)) {
 		check_ahead_of(fs, &po->om->msg);   /* the next, in order */
 		open_verified(po, 0, NULL);

@@ -99,3 +99,57 @@ bool verified_refill_due(struct verified_cache *vc, int64_t box,
 	pthread_mutex_unlock(&vc->lock);
 	return due;
 }
+
+/* vc->lock held */
+static struct verified_pending *pending_find(struct verified_cache *vc,
+					     uint64_t ino)
+{
+	for (unsigned int i = 0; i < VERIFIED_PENDING; i++) {
+		if (vc->pending[i].ino == ino)
+			return &vc->pending[i];
+	}
+	return NULL;
+}
+
+bool verified_pending_add(struct verified_cache *vc, uint64_t ino)
+{
+	struct verified_pending *p;
+
+	pthread_mutex_lock(&vc->lock);
+	p = ino != 0 && pending_find(vc, ino) == NULL ?
+		pending_find(vc, 0) : NULL;
+	if (p != NULL)
+		*p = (struct verified_pending){ ino, NULL };
+	pthread_mutex_unlock(&vc->lock);
+	return p != NULL;
+}
+
+bool verified_pending_wait(struct verified_cache *vc, uint64_t ino,
+			   void *waiter)
+{
+	struct verified_pending *p;
+	bool ok;
+
+	pthread_mutex_lock(&vc->lock);
+	p = ino != 0 ? pending_find(vc, ino) : NULL;
+	ok = p != NULL && p->waiter == NULL;
+	if (ok)
+		p->waiter = waiter;
+	pthread_mutex_unlock(&vc->lock);
+	return ok;
+}
+
+void *verified_pending_done(struct verified_cache *vc, uint64_t ino)
+{
+	struct verified_pending *p;
+	void *waiter = NULL;
+
+	pthread_mutex_lock(&vc->lock);
+	p = ino != 0 ? pending_find(vc, ino) : NULL;
+	if (p != NULL) {
+		waiter = p->waiter;
+		*p = (struct verified_pending){ 0, NULL };
+	}
+	pthread_mutex_unlock(&vc->lock);
+	return waiter;
+}

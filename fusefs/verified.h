@@ -16,6 +16,8 @@
 
 #define VERIFIED_BUCKET_BITS 12
 #define VERIFIED_SLOTS (2u << VERIFIED_BUCKET_BITS)
+/* checks ahead in flight at most: two windows' worth */
+#define VERIFIED_PENDING 32
 
 /* In struct dboxfs. */
 struct verified_cache {
@@ -28,6 +30,11 @@ struct verified_cache {
 	/* the checks ahead of a cold read in uid order (verified_ahead_of) */
 	int64_t seq_box;
 	uint32_t seq_last, seq_ahead;
+	/* those in flight, and an open waiting for one (verified_pending_*) */
+	struct verified_pending {
+		uint64_t ino;           /* 0: free */
+		void *waiter;
+	} pending[VERIFIED_PENDING];
 };
 
 /* Whether the message's record was verified where m says it is now. */
@@ -60,5 +67,19 @@ uint32_t verified_ahead_of(struct verified_cache *vc, int64_t box,
  * checks ahead on (verified_ahead_of would return more than 0). */
 bool verified_refill_due(struct verified_cache *vc, int64_t box,
 			 uint32_t uid);
+
+/* A check ahead of the message of inode ino is in flight: an open that
+ * overtakes it waits for it (verified_pending_wait) rather than reading
+ * and checking the message a second time.  false: no room, nobody can
+ * wait for it. */
+bool verified_pending_add(struct verified_cache *vc, uint64_t ino);
+/* The open `waiter` waits for the check of ino in flight: true, and
+ * verified_pending_done returns it; false (none in flight, or another
+ * open waits already): the open goes its own way. */
+bool verified_pending_wait(struct verified_cache *vc, uint64_t ino,
+			   void *waiter);
+/* The check of ino is done (after its message was marked verified, or
+ * not): its waiter, or NULL. */
+void *verified_pending_done(struct verified_cache *vc, uint64_t ino);
 
 #endif
