@@ -49,6 +49,8 @@ struct ahead {
 
 struct pending_open;
 static void open_verified(void *ctx, int ret, const struct dbox_err *err);
+static void open_cold(struct dboxfs *fs, struct pending_open *po,
+		      int64_t box, uint32_t uid);
 static void open_answer(struct pending_open *po, bool pushed);
 
 /* An open that overtook the check of its message (fileio_open_msg) gets
@@ -112,44 +114,58 @@ static int ahead_listed(void *ctx, const struct dbox_msg *m)
  * moves it on by a batch, listed with one index query and the mailbox's
  * name with another, so that the reader never catches up with the
  * checks.  mdbox has its window along m.N instead. */
+static void ahead_release(struct dboxfs *fs, int64_t box, uint32_t uid);
+
+static void ahead_start(struct dboxfs *fs, const struct dbox_msg *m,
+			const char *box_name)
+{
+	uint64_t ino = view_ino_msg(m->mailbox_id, m->uid);
+	struct ahead *a;
+
+	if (dbox_msg_file_id(m) != 0 || !dbox_msg_is_plain(m) ||
+	    m->size > AHEAD_MAX_SIZE || verified_has(&fs->verified, ino, m) ||
+	    (a = malloc(sizeof(*a))) == NULL) {
+		ahead_release(fs, m->mailbox_id, m->uid);
+		return;
+	}
+	a->fs = fs;
+	a->ino = ino;
+	a->msg = *m;
+	dbox_msg_check_whole_async(fs->store, m, box_name, ahead_done, a);
+}
+
 static void check_ahead(struct dboxfs *fs, int64_t box, uint32_t uid)
 {
 	struct dbox_mailbox mb;
 	struct ahead_list *l;
-	uint32_t first = 0, n;
+	uint32_t first = 0, claimed, span;
 
-	n = verified_ahead_of(&fs->verified, box, uid, &first);
-	if (n == 0 || (l = malloc(sizeof(*l))) == NULL)
+	claimed = verified_ahead_of(&fs->verified, box, uid, &first);
+	if (claimed == 0)
 		return;
-	l->last = first + n - 1;
-	l->n = 0;
-	if (dbox_mailbox_get(fs->store, box, &mb, NULL) < 0 ||
-	    dbox_msg_list(fs->store, box, first - 1, -1, n, ahead_listed, l,
-			  NULL) < 0)
+	span = 32 - (uint32_t)__builtin_clz(claimed);
+	l = malloc(sizeof(*l));
+	if (l != NULL) {
+		l->last = first + span - 1;
 		l->n = 0;
-	for (unsigned int i = 0; i < l->n; i++) {
-		const struct dbox_msg *m = &l->msgs[i];
-		uint64_t ino = view_ino_msg(box, m->uid);
-		struct ahead *a;
+		if (dbox_mailbox_get(fs->store, box, &mb, NULL) < 0 ||
+		    dbox_msg_list(fs->store, box, first - 1, -1, span,
+				  ahead_listed, l, NULL) < 0)
+			l->n = 0;
+		for (unsigned int i = 0; i < l->n; i++) {
+			uint32_t bit = 1u << (l->msgs[i].uid - first);
 
-		if (dbox_msg_file_id(m) != 0 || !dbox_msg_is_plain(m) ||
-		    m->size > AHEAD_MAX_SIZE ||
-		    verified_has(&fs->verified, ino, m))
-			continue;
-		/* in flight already, or two windows in flight */
-		if (!verified_pending_add(&fs->verified, ino))
-			continue;
-		if ((a = malloc(sizeof(*a))) == NULL) {
-			(void)verified_pending_done(&fs->verified, ino);
-			continue;
+			if (claimed & bit)
+				ahead_start(fs, &l->msgs[i], mb.name);
+			claimed &= ~bit;
 		}
-		a->fs = fs;
-		a->ino = ino;
-		a->msg = *m;
-		dbox_msg_check_whole_async(fs->store, m, mb.name, ahead_done,
-					   a);
+		free(l);
 	}
-	free(l);
+	/* not there (expunged, a gap in the uids), or not listed */
+	for (uint32_t i = 0; i < span; i++) {
+		if (claimed & (1u << i))
+			ahead_release(fs, box, first + i);
+	}
 }
 
 /* check_ahead for a message of any kind: mdbox's go along the window
@@ -259,6 +275,17 @@ static void open_answer(struct pending_open *po, bool pushed)
 		open_push(fs, po);
 }
 
+/* A claimed uid not checked after all: an open waiting for it goes its
+ * own way. */
+static void ahead_release(struct dboxfs *fs, int64_t box, uint32_t uid)
+{
+	struct pending_open *po =
+		verified_pending_done(&fs->verified, view_ino_msg(box, uid));
+
+	if (po != NULL)
+		open_cold(fs, po, box, uid);
+}
+
 static void ahead_waited(struct ahead *a, struct pending_open *po, int ret,
 			 bool pushed)
 {
@@ -320,8 +347,6 @@ void fileio_open_msg(struct dboxfs *fs, fuse_req_t req, int64_t box,
 		     uint32_t uid, uint64_t ino, struct fuse_file_info *fi)
 {
 	struct pending_open *po;
-	int ret;
-
 
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
 		/* messages are immutable (maildir-view.md section 2) */
@@ -356,14 +381,23 @@ void fileio_open_msg(struct dboxfs *fs, fuse_req_t req, int64_t box,
 		check_ahead(fs, box, uid);
 		return;
 	}
-	ret = attr_msg_follow(fs, box, uid, &po->om->msg);
+	open_cold(fs, po, box, uid);
+}
+
+/* An open checked on its own: its row looked up, its record checked
+ * (from what was read ahead, else read), then pushed and answered. */
+static void open_cold(struct dboxfs *fs, struct pending_open *po,
+		      int64_t box, uint32_t uid)
+{
+	int ret = attr_msg_follow(fs, box, uid, &po->om->msg);
+
 	if (ret < 0) {
+		fuse_reply_err(po->req, dboxfs_errno(ret));
 		free(po->om);
 		free(po);
-		fuse_reply_err(req, dboxfs_errno(ret));
 		return;
 	}
-	if (verified_ahead(fs, ino, &po->om->msg)) {
+	if (verified_ahead(fs, po->om->fh.ino, &po->om->msg)) {
 		check_ahead_of(fs, &po->om->msg);   /* the next, in order */
 		open_verified(po, 0, NULL);
 		return;

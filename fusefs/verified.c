@@ -1,5 +1,6 @@
 /* verified.c - the table of verified messages (see verified.h). */
 #include "verified.h"
+#include "view.h"
 
 static struct verified *verified_bucket(struct verified_cache *vc,
 					uint64_t ino)
@@ -61,6 +62,29 @@ void verified_add(struct verified_cache *vc, uint64_t ino,
 	pthread_mutex_unlock(&vc->lock);
 }
 
+/* vc->lock held */
+static struct verified_pending *pending_find(struct verified_cache *vc,
+					     uint64_t ino)
+{
+	for (unsigned int i = 0; i < VERIFIED_PENDING; i++) {
+		if (vc->pending[i].ino == ino)
+			return &vc->pending[i];
+	}
+	return NULL;
+}
+
+/* vc->lock held: the check of ino claimed as in flight, unless it is
+ * already or the table is full */
+static bool pending_claim(struct verified_cache *vc, uint64_t ino)
+{
+	struct verified_pending *p = pending_find(vc, ino) == NULL ?
+		pending_find(vc, 0) : NULL;
+
+	if (p != NULL)
+		*p = (struct verified_pending){ ino, NULL };
+	return p != NULL;
+}
+
 /* Under vc->lock: the open of uid follows the last one not answered
  * from memory, in uid order, within what was checked ahead of it. */
 static bool in_order(const struct verified_cache *vc, int64_t box,
@@ -73,7 +97,7 @@ static bool in_order(const struct verified_cache *vc, int64_t box,
 uint32_t verified_ahead_of(struct verified_cache *vc, int64_t box,
 			   uint32_t uid, uint32_t *first)
 {
-	uint32_t n = 0;
+	uint32_t n = 0, claimed = 0;
 
 	pthread_mutex_lock(&vc->lock);
 	if (!in_order(vc, box, uid)) {
@@ -85,8 +109,15 @@ uint32_t verified_ahead_of(struct verified_cache *vc, int64_t box,
 		vc->seq_ahead = uid + VERIFIED_AHEAD;
 	}
 	vc->seq_last = uid;
+	/* claimed with the window's move, under the same lock: an open of
+	 * one of them from now on waits for its check, even one that comes
+	 * before the check is started */
+	for (uint32_t i = 0; i < n; i++) {
+		if (pending_claim(vc, view_ino_msg(box, *first + i)))
+			claimed |= 1u << i;
+	}
 	pthread_mutex_unlock(&vc->lock);
-	return n;
+	return claimed;
 }
 
 bool verified_refill_due(struct verified_cache *vc, int64_t box,
@@ -98,30 +129,6 @@ bool verified_refill_due(struct verified_cache *vc, int64_t box,
 	due = in_order(vc, box, uid) && uid + VERIFIED_REFILL > vc->seq_ahead;
 	pthread_mutex_unlock(&vc->lock);
 	return due;
-}
-
-/* vc->lock held */
-static struct verified_pending *pending_find(struct verified_cache *vc,
-					     uint64_t ino)
-{
-	for (unsigned int i = 0; i < VERIFIED_PENDING; i++) {
-		if (vc->pending[i].ino == ino)
-			return &vc->pending[i];
-	}
-	return NULL;
-}
-
-bool verified_pending_add(struct verified_cache *vc, uint64_t ino)
-{
-	struct verified_pending *p;
-
-	pthread_mutex_lock(&vc->lock);
-	p = ino != 0 && pending_find(vc, ino) == NULL ?
-		pending_find(vc, 0) : NULL;
-	if (p != NULL)
-		*p = (struct verified_pending){ ino, NULL };
-	pthread_mutex_unlock(&vc->lock);
-	return p != NULL;
 }
 
 bool verified_pending_wait(struct verified_cache *vc, uint64_t ino,

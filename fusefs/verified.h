@@ -16,7 +16,9 @@
 
 #define VERIFIED_BUCKET_BITS 12
 #define VERIFIED_SLOTS (2u << VERIFIED_BUCKET_BITS)
-/* checks ahead in flight at most: two windows' worth */
+/* checks ahead in flight at most: two windows' worth (an open that
+ * overtakes one waits for it rather than reading and checking the
+ * message a second time) */
 #define VERIFIED_PENDING 32
 
 /* In struct dboxfs. */
@@ -53,14 +55,18 @@ void verified_add(struct verified_cache *vc, uint64_t ino,
  * with one index query. */
 #define VERIFIED_AHEAD 12
 #define VERIFIED_REFILL 6
+_Static_assert(VERIFIED_AHEAD <= 32, "a window is a bit mask");
 
 /* An open (or first read) of message uid of box, one storage file per
- * message (sdbox), that is not answered from memory: returns how many
- * uids after it to check ahead, from *first on; 0 unless the opens go in
- * uid order (this one follows the last such one, or is within what was
- * checked ahead of it) and fewer than VERIFIED_REFILL uids after it
- * are checked already, so that a single message opened alone costs no
- * more than itself. */
+ * message (sdbox), that is not answered from memory: which uids after it
+ * to check ahead, bit i for uid *first + i (at most VERIFIED_AHEAD);
+ * 0 unless the opens go in uid order (this one follows the last such
+ * one, or is within what was checked ahead of it) and fewer than
+ * VERIFIED_REFILL uids after it are checked already, so that a single
+ * message opened alone costs no more than itself.  Each uid returned is
+ * claimed as in flight (verified_pending_wait finds it) until
+ * verified_pending_done; one in flight already, or with no room left,
+ * is not returned. */
 uint32_t verified_ahead_of(struct verified_cache *vc, int64_t box,
 			   uint32_t uid, uint32_t *first);
 /* Whether an open of uid of box, answered from memory, should move the
@@ -68,11 +74,6 @@ uint32_t verified_ahead_of(struct verified_cache *vc, int64_t box,
 bool verified_refill_due(struct verified_cache *vc, int64_t box,
 			 uint32_t uid);
 
-/* A check ahead of the message of inode ino is in flight: an open that
- * overtakes it waits for it (verified_pending_wait) rather than reading
- * and checking the message a second time.  false: no room, nobody can
- * wait for it. */
-bool verified_pending_add(struct verified_cache *vc, uint64_t ino);
 /* The open `waiter` waits for the check of ino in flight: true, and
  * verified_pending_done returns it; false (none in flight, or another
  * open waits already): the open goes its own way. */

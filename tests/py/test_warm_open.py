@@ -9,13 +9,11 @@ still waits for the commits before it."""
 
 import os
 import shutil
-import signal
-import subprocess
 
 import pytest
 
-from dboxfs_testlib import DBOXFS, dboxctl, make_maildir, mounts, \
-    wait_for  # noqa: F401
+from dboxfs_testlib import DBOXFS, Strace, dboxctl, make_maildir, \
+    mounts  # noqa: F401
 
 pytestmark = pytest.mark.skipif(not os.path.exists(DBOXFS),
                                 reason="dboxfs not built")
@@ -50,43 +48,6 @@ def drop_pages(path):
         os.close(fd)
 
 
-class Strace:
-    """strace on the daemon's threads, the index's system calls only
-    (SQLite's read transaction: locks on its shared memory, a stat of
-    the database, page reads); stopped by its PID."""
-
-    CALLS = "fcntl,pread64,newfstatat,fstat,openat"
-
-    def __init__(self, pid, out):
-        self.out = out
-        self.err = open(out + ".err", "w+")
-        self.proc = subprocess.Popen(
-            ["strace", "-f", "-qq", "-e", "trace=" + self.CALLS,
-             "-o", out, "-p", str(pid)],
-            stdout=subprocess.DEVNULL, stderr=self.err)
-        # attached to every thread: the daemon's calls show from now on
-        wait_for(lambda: self.attached(pid), timeout=20,
-                 what="strace to attach")
-
-    def attached(self, pid):
-        tids = os.listdir("/proc/%d/task" % pid)
-        state = []
-        for t in tids:
-            try:
-                with open("/proc/%d/task/%s/status" % (pid, t)) as f:
-                    state += [ln for ln in f if ln.startswith("TracerPid")]
-            except FileNotFoundError:
-                pass
-        return state and all(ln.split()[1] != "0" for ln in state)
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGINT)
-        self.proc.wait(timeout=30)
-        self.err.close()
-        with open(self.out) as f:
-            return [ln for ln in f if "(" in ln]
-
-
 @pytest.mark.skipif(shutil.which("strace") is None,
                     reason="strace not installed")
 def test_warm_open_makes_no_index_lookup(tmp_path, mounts):
@@ -99,7 +60,7 @@ def test_warm_open_makes_no_index_lookup(tmp_path, mounts):
     paths = [os.path.join(cur, n) for n in sorted(os.listdir(cur))]
     for p in paths:
         os.stat(p)      # the atime a read of ours made stale, asked now
-    st = Strace(m.proc.pid, str(tmp_path / "strace"))
+    st = Strace(m.proc.pid, str(tmp_path / "strace"), Strace.INDEX)
     try:
         for _ in range(ROUNDS):         # warm opens and releases only
             for p in paths:
