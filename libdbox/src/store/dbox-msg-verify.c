@@ -374,9 +374,10 @@ static void whole_read(void *ctx, const struct dfs_result *res)
 	if (ret == 0)
 		ret = dbox_msg_check_guid(cw->path, &cw->msg,
 					  cw->whole + before, meta_n, &err);
+	whole_finish(cw, ret, &err, n);
+	/* after the caller has the bytes: a slow close delays nobody */
 	dfs_submit_here(true);
 	dfs_close(res->file, NULL, NULL);
-	whole_finish(cw, ret, &err, n);
 }
 
 static void whole_opened(void *ctx, const struct dfs_result *res)
