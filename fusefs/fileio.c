@@ -112,8 +112,10 @@ static int ahead_listed(void *ctx, const struct dbox_msg *m)
  * in order that finds fewer than VERIFIED_REFILL messages checked ahead
  * of it (warm ones too: verified_refill_due, fileio_open_msg_quick)
  * moves it on by a batch, listed with one index query and the mailbox's
- * name with another, so that the reader never catches up with the
- * checks.  mdbox has its window along m.N instead. */
+ * name with another, so that the reader does not catch up with the
+ * checks; one that did (it waits for its check: slow storage) moves it
+ * on whatever is left, so that a whole window's checks are in flight
+ * while it waits, not only the last batch's.  mdbox has its window along m.N instead. */
 static void ahead_release(struct dboxfs *fs, int64_t box, uint32_t uid);
 
 static void ahead_start(struct dboxfs *fs, const struct dbox_msg *m,
@@ -134,13 +136,14 @@ static void ahead_start(struct dboxfs *fs, const struct dbox_msg *m,
 	dbox_msg_check_whole_async(fs->store, m, box_name, ahead_done, a);
 }
 
-static void check_ahead(struct dboxfs *fs, int64_t box, uint32_t uid)
+static void check_ahead(struct dboxfs *fs, int64_t box, uint32_t uid,
+			bool waiting)
 {
 	struct dbox_mailbox mb;
 	struct ahead_list *l;
 	uint32_t first = 0, claimed, span;
 
-	claimed = verified_ahead_of(&fs->verified, box, uid, &first);
+	claimed = verified_ahead_of(&fs->verified, box, uid, waiting, &first);
 	if (claimed == 0)
 		return;
 	span = 32 - (uint32_t)__builtin_clz(claimed);
@@ -173,7 +176,7 @@ static void check_ahead(struct dboxfs *fs, int64_t box, uint32_t uid)
 static void check_ahead_of(struct dboxfs *fs, const struct dbox_msg *m)
 {
 	if (dbox_msg_file_id(m) == 0 && dbox_msg_is_plain(m))
-		check_ahead(fs, m->mailbox_id, m->uid);
+		check_ahead(fs, m->mailbox_id, m->uid, false);
 }
 
 struct pending_open {
@@ -357,7 +360,7 @@ void fileio_open_msg(struct dboxfs *fs, fuse_req_t req, int64_t box,
 		open_warm(req, fi);
 		/* after the reply: the window moves on while it is read */
 		if (verified_refill_due(&fs->verified, box, uid))
-			check_ahead(fs, box, uid);
+			check_ahead(fs, box, uid, false);
 		return;
 	}
 	po = calloc(1, sizeof(*po));
@@ -378,7 +381,7 @@ void fileio_open_msg(struct dboxfs *fs, fuse_req_t req, int64_t box,
 	 * answers the open (ahead_waited; po is that one's from now on), no
 	 * second read and check */
 	if (verified_pending_wait(&fs->verified, ino, po)) {
-		check_ahead(fs, box, uid);
+		check_ahead(fs, box, uid, true);
 		return;
 	}
 	open_cold(fs, po, box, uid);

@@ -95,7 +95,7 @@ static bool in_order(const struct verified_cache *vc, int64_t box,
 }
 
 uint32_t verified_ahead_of(struct verified_cache *vc, int64_t box,
-			   uint32_t uid, uint32_t *first)
+			   uint32_t uid, bool waiting, uint32_t *first)
 {
 	uint32_t n = 0, claimed = 0;
 
@@ -103,7 +103,8 @@ uint32_t verified_ahead_of(struct verified_cache *vc, int64_t box,
 	if (!in_order(vc, box, uid)) {
 		vc->seq_box = box;
 		vc->seq_ahead = uid;
-	} else if (uid + VERIFIED_REFILL > vc->seq_ahead) {
+	} else if (uid + (waiting ? VERIFIED_AHEAD : VERIFIED_REFILL) >
+		   vc->seq_ahead) {
 		*first = (uid > vc->seq_ahead ? uid : vc->seq_ahead) + 1;
 		n = uid + VERIFIED_AHEAD + 1 - *first;
 		vc->seq_ahead = uid + VERIFIED_AHEAD;
