@@ -115,7 +115,8 @@ static int ahead_listed(void *ctx, const struct dbox_msg *m)
  * name with another, so that the reader does not catch up with the
  * checks; one that did (it waits for its check: slow storage) moves it
  * on whatever is left, so that a whole window's checks are in flight
- * while it waits, not only the last batch's.  mdbox has its window along m.N instead. */
+ * while it waits, not only the last batch's.  mdbox has its window
+ * along m.N instead. */
 static void ahead_release(struct dboxfs *fs, int64_t box, uint32_t uid);
 
 static void ahead_start(struct dboxfs *fs, const struct dbox_msg *m,

@@ -65,10 +65,9 @@ _Static_assert(VERIFIED_AHEAD <= 32, "a window is a bit mask");
  * VERIFIED_REFILL uids after it are checked already (waiting: the
  * open waits for its own check, the reader caught up: fewer than
  * VERIFIED_AHEAD), so that a single message opened alone costs no more
- * than itself.  Each uid returned is
- * claimed as in flight (verified_pending_wait finds it) until
- * verified_pending_done; one in flight already, or with no room left,
- * is not returned. */
+ * than itself.  Each uid returned is claimed as in flight
+ * (verified_pending_wait finds it) until verified_pending_done; one in
+ * flight already, or with no room left, is not returned. */
 uint32_t verified_ahead_of(struct verified_cache *vc, int64_t box,
 			   uint32_t uid, bool waiting, uint32_t *first);
 /* Whether an open of uid of box, answered from memory, should move the
