@@ -592,8 +592,10 @@ void dbox_msg_verify_async(struct dbox_store *store, const struct dbox_msg *msg,
  * and read whole, for checks ahead of a reader: its file opened, read
  * and closed on one fs worker, apart from the files kept open for
  * reads.  cb runs there with 0 and the message's bytes (body, len;
- * valid during the call only), or -errno / -EBADMSG (body NULL);
- * -EOPNOTSUPP for a message that is not plain sdbox or is over 256 KiB.  The record is then kept for dbox_msg_read_cached. */
+ * valid during the call only), or -errno / -EBADMSG (body NULL); at
+ * once, on the caller's thread, with -EOPNOTSUPP for a message that is
+ * not plain sdbox or is over 256 KiB (-ENOMEM likewise).  A record that
+ * passed is then kept for dbox_msg_read_cached. */
 typedef void dbox_checked_cb(void *ctx, int ret, const struct dbox_err *err,
 			     const void *body, size_t len);
 void dbox_msg_check_whole_async(struct dbox_store *store,
