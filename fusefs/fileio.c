@@ -47,56 +47,137 @@ struct ahead {
 	struct dbox_msg msg;
 };
 
-static void ahead_done(void *ctx, int ret, const struct dbox_err *err)
+struct pending_open;
+static void open_verified(void *ctx, int ret, const struct dbox_err *err);
+static void open_cold(struct dboxfs *fs, struct pending_open *po,
+		      int64_t box, uint32_t uid);
+static void open_answer(struct pending_open *po, bool pushed);
+
+/* An open that overtook the check of its message (fileio_open_msg) gets
+ * the check's result: answered at once when the check passed and pushed
+ * the bytes; else checked (and pushed) on its own, as a cold open. */
+static void ahead_waited(struct ahead *a, struct pending_open *po, int ret,
+			 bool pushed);
+
+static void ahead_done(void *ctx, int ret, const struct dbox_err *err,
+		       const void *body, size_t len)
 {
 	struct ahead *a = ctx;
+	struct pending_open *po;
+	size_t n = pagepush_len(&a->msg);
+	bool pushed;
 
 	(void)err;  /* the message's own open or read checks it again */
-	/* its pages pushed (the check left the record in the read-ahead
-	 * cache), then marked verified: its open is warm and finds them.
-	 * When the kernel does not know the inode yet (looked up only when
-	 * opened) it stays unmarked: its open, cold, finds the record in
-	 * the read-ahead cache and pushes it then (open_push), rather than
-	 * a warm open leaving its bytes to a READ. */
-	if (ret == 0 && pagepush_known(a->fs, a->ino) &&
-	    pagepush_cached(a->fs, a->ino, &a->msg) == 0)
+	/* its pages pushed from what the check read, then marked verified:
+	 * its open is warm and finds them.  When the kernel does not know
+	 * the inode yet (looked up only when opened: the push fails) it
+	 * stays unmarked: its open, cold, finds the record in the read-ahead
+	 * cache and pushes it then (open_push), rather than a warm open
+	 * leaving its bytes to a READ. */
+	pushed = ret == 0 && len >= n &&
+		(n > 0 ? pagepush_bytes(a->fs, a->ino, body, n) == 0 :
+		 pagepush_known(a->fs, a->ino));
+	if (pushed)
 		verified_add(&a->fs->verified, a->ino, &a->msg);
+	po = verified_pending_done(&a->fs->verified, a->ino);
+	if (po != NULL)
+		ahead_waited(a, po, ret, pushed);
 	free(a);
+}
+
+struct ahead_list {
+	uint32_t last;
+	unsigned int n;
+	struct dbox_msg msgs[VERIFIED_AHEAD];
+};
+
+static int ahead_listed(void *ctx, const struct dbox_msg *m)
+{
+	struct ahead_list *l = ctx;
+
+	if (m->uid > l->last)
+		return 1;
+	l->msgs[l->n++] = *m;
+	return l->n == VERIFIED_AHEAD;
 }
 
 /* sdbox keeps a message per file, so there is nothing to read ahead in
  * it: a cold read of a folder in uid order (find, grep -r, rsync: inode
  * numbers follow uids) would pay an open and a read of one u.N after the
  * other, which slow storage makes 2 x its latency per message.  When the
- * cold opens go in uid order, the next messages are checked ahead, in
+ * opens go in uid order, the next messages are checked ahead, in
  * parallel on the store's I/O workers: each check reads the record whole
- * into the read-ahead cache and marks it verified, so that its open is
- * warm and its reads come from memory (read_ahead_reply).  mdbox has
- * its window along m.N instead. */
-static void check_ahead(struct dboxfs *fs, const struct dbox_msg *m)
+ * and pushes it into the page cache, and marks it verified, so that its
+ * open is warm and its reads send no READ.  The window slides: an open
+ * in order that finds fewer than VERIFIED_REFILL messages checked ahead
+ * of it (warm ones too: verified_refill_due, fileio_open_msg_quick)
+ * moves it on by a batch, listed with one index query and the mailbox's
+ * name with another, so that the reader does not catch up with the
+ * checks; one that did (it waits for its check: slow storage) moves it
+ * on whatever is left, so that a whole window's checks are in flight
+ * while it waits, not only the last batch's.  mdbox has its window
+ * along m.N instead. */
+static void ahead_release(struct dboxfs *fs, int64_t box, uint32_t uid);
+
+static void ahead_start(struct dboxfs *fs, const struct dbox_msg *m,
+			const char *box_name)
 {
-	uint32_t first = 0, n;
+	uint64_t ino = view_ino_msg(m->mailbox_id, m->uid);
+	struct ahead *a;
 
-	if (dbox_msg_file_id(m) != 0 || !dbox_msg_is_plain(m))
+	if (dbox_msg_file_id(m) != 0 || !dbox_msg_is_plain(m) ||
+	    m->size > AHEAD_MAX_SIZE || verified_has(&fs->verified, ino, m) ||
+	    (a = malloc(sizeof(*a))) == NULL) {
+		ahead_release(fs, m->mailbox_id, m->uid);
 		return;
-	n = verified_ahead_of(&fs->verified, m->mailbox_id, m->uid, &first);
-	for (uint32_t uid = first; uid < first + n; uid++) {
-		uint64_t ino = view_ino_msg(m->mailbox_id, uid);
-		struct ahead *a = malloc(sizeof(*a));
-
-		if (a == NULL)
-			return;
-		if (dbox_msg_get(fs->store, m->mailbox_id, uid, &a->msg,
-				 NULL) < 0 || !dbox_msg_is_plain(&a->msg) ||
-		    a->msg.size > AHEAD_MAX_SIZE ||
-		    verified_has(&fs->verified, ino, &a->msg)) {
-			free(a);
-			continue;
-		}
-		a->fs = fs;
-		a->ino = ino;
-		dbox_msg_verify_async(fs->store, &a->msg, ahead_done, a);
 	}
+	a->fs = fs;
+	a->ino = ino;
+	a->msg = *m;
+	dbox_msg_check_whole_async(fs->store, m, box_name, ahead_done, a);
+}
+
+static void check_ahead(struct dboxfs *fs, int64_t box, uint32_t uid,
+			bool waiting)
+{
+	struct dbox_mailbox mb;
+	struct ahead_list *l;
+	uint32_t first = 0, claimed, span;
+
+	claimed = verified_ahead_of(&fs->verified, box, uid, waiting, &first);
+	if (claimed == 0)
+		return;
+	span = 32 - (uint32_t)__builtin_clz(claimed);
+	l = malloc(sizeof(*l));
+	if (l != NULL) {
+		l->last = first + span - 1;
+		l->n = 0;
+		if (dbox_mailbox_get(fs->store, box, &mb, NULL) < 0 ||
+		    dbox_msg_list(fs->store, box, first - 1, -1, span,
+				  ahead_listed, l, NULL) < 0)
+			l->n = 0;
+		for (unsigned int i = 0; i < l->n; i++) {
+			uint32_t bit = 1u << (l->msgs[i].uid - first);
+
+			if (claimed & bit)
+				ahead_start(fs, &l->msgs[i], mb.name);
+			claimed &= ~bit;
+		}
+		free(l);
+	}
+	/* not there (expunged, a gap in the uids), or not listed */
+	for (uint32_t i = 0; i < span; i++) {
+		if (claimed & (1u << i))
+			ahead_release(fs, box, first + i);
+	}
+}
+
+/* check_ahead for a message of any kind: mdbox's go along the window
+ * (pagepush_after) */
+static void check_ahead_of(struct dboxfs *fs, const struct dbox_msg *m)
+{
+	if (dbox_msg_file_id(m) == 0 && dbox_msg_is_plain(m))
+		check_ahead(fs, m->mailbox_id, m->uid, false);
 }
 
 struct pending_open {
@@ -177,13 +258,51 @@ static void open_verified(void *ctx, int ret, const struct dbox_err *err)
 		return;
 	}
 	verified_add(&fs->verified, po->om->fh.ino, &po->om->msg);
+	open_answer(po, false);
+}
+
+/* A checked message's open answered with a handle, its bytes pushed
+ * first unless they were already. */
+static void open_answer(struct pending_open *po, bool pushed)
+{
+	struct dboxfs *fs = fuse_req_userdata(po->req);
+
 	fh_track(fs, &po->om->fh);
 	po->fi.fh = (uint64_t)(uintptr_t)po->om;
 	/* a message's bytes never change: let the page cache keep them
 	 * across opens */
 	po->fi.keep_cache = 1;
 	po->fi.noflush = 1;   /* see opw_flush */
-	open_push(fs, po);
+	if (pushed)
+		open_reply(po);
+	else
+		open_push(fs, po);
+}
+
+/* A claimed uid not checked after all: an open waiting for it goes its
+ * own way. */
+static void ahead_release(struct dboxfs *fs, int64_t box, uint32_t uid)
+{
+	struct pending_open *po =
+		verified_pending_done(&fs->verified, view_ino_msg(box, uid));
+
+	if (po != NULL)
+		open_cold(fs, po, box, uid);
+}
+
+static void ahead_waited(struct ahead *a, struct pending_open *po, int ret,
+			 bool pushed)
+{
+	/* the row the check was of: listed just before, as the open's own
+	 * lookup would have found it (an sdbox record does not move) */
+	po->om->msg = a->msg;
+	if (ret < 0)
+		dbox_msg_verify_async(a->fs->store, &po->om->msg,
+				      open_verified, po);
+	else if (!pushed)
+		open_verified(po, 0, NULL);
+	else
+		open_answer(po, true);
 }
 
 void fileio_open_kwfile(struct dboxfs *fs, fuse_req_t req,
@@ -216,20 +335,22 @@ static void open_warm(fuse_req_t req, struct fuse_file_info *fi)
 }
 
 /* The opens that fileio_open_msg refuses or answers from memory. */
-bool fileio_open_msg_quick(struct dboxfs *fs, uint64_t ino, int flags)
+bool fileio_open_msg_quick(struct dboxfs *fs, uint64_t ino, int64_t box,
+			   uint32_t uid, int flags)
 {
 	if (moved_file_node(fs, ino) != 0)
 		return false;
-	return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC) ||
-		verified_has_ino(&fs->verified, ino);
+	if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC))
+		return true;
+	/* a warm open that moves the checks ahead on goes to a worker */
+	return verified_has_ino(&fs->verified, ino) &&
+		!verified_refill_due(&fs->verified, box, uid);
 }
 
 void fileio_open_msg(struct dboxfs *fs, fuse_req_t req, int64_t box,
 		     uint32_t uid, uint64_t ino, struct fuse_file_info *fi)
 {
 	struct pending_open *po;
-	int ret;
-
 
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
 		/* messages are immutable (maildir-view.md section 2) */
@@ -238,6 +359,9 @@ void fileio_open_msg(struct dboxfs *fs, fuse_req_t req, int64_t box,
 	}
 	if (verified_has_ino(&fs->verified, ino)) {
 		open_warm(req, fi);
+		/* after the reply: the window moves on while it is read */
+		if (verified_refill_due(&fs->verified, box, uid))
+			check_ahead(fs, box, uid, false);
 		return;
 	}
 	po = calloc(1, sizeof(*po));
@@ -248,25 +372,41 @@ void fileio_open_msg(struct dboxfs *fs, fuse_req_t req, int64_t box,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	ret = attr_msg_follow(fs, box, uid, &po->om->msg);
-	if (ret < 0) {
-		free(po->om);
-		free(po);
-		fuse_reply_err(req, dboxfs_errno(ret));
-		return;
-	}
 	po->om->fh.type = FH_MSG;
 	po->om->fh.fd = -1;
 	po->om->fh.ino = ino;
 	po->req = req;
-	reply_handed_off(req);
 	po->fi = *fi;
-	if (verified_ahead(fs, ino, &po->om->msg)) {
-		check_ahead(fs, &po->om->msg);   /* the next one, in order */
+	reply_handed_off(req);
+	/* the reader overtook the check ahead of this message: its result
+	 * answers the open (ahead_waited; po is that one's from now on), no
+	 * second read and check */
+	if (verified_pending_wait(&fs->verified, ino, po)) {
+		check_ahead(fs, box, uid, true);
+		return;
+	}
+	open_cold(fs, po, box, uid);
+}
+
+/* An open checked on its own: its row looked up, its record checked
+ * (from what was read ahead, else read), then pushed and answered. */
+static void open_cold(struct dboxfs *fs, struct pending_open *po,
+		      int64_t box, uint32_t uid)
+{
+	int ret = attr_msg_follow(fs, box, uid, &po->om->msg);
+
+	if (ret < 0) {
+		fuse_reply_err(po->req, dboxfs_errno(ret));
+		free(po->om);
+		free(po);
+		return;
+	}
+	if (verified_ahead(fs, po->om->fh.ino, &po->om->msg)) {
+		check_ahead_of(fs, &po->om->msg);   /* the next, in order */
 		open_verified(po, 0, NULL);
 		return;
 	}
-	check_ahead(fs, &po->om->msg);
+	check_ahead_of(fs, &po->om->msg);
 	dbox_msg_verify_async(fs->store, &po->om->msg, open_verified, po);
 }
 
@@ -490,7 +630,7 @@ void fileio_read_msg_ino(struct dboxfs *fs, fuse_req_t req, int64_t box,
 		/* the first read of a message in a window read before: the
 		 * window's next messages go into the page cache as well,
 		 * before the reply (as at an open: open_reply) */
-		check_ahead(fs, &pv->om.msg);
+		check_ahead_of(fs, &pv->om.msg);
 		pagepush_after(fs, &pv->om.msg);
 		read_msg(req, &pv->om, size, off);
 		free(pv);
@@ -499,7 +639,7 @@ void fileio_read_msg_ino(struct dboxfs *fs, fuse_req_t req, int64_t box,
 	pv->req = req;
 	reply_handed_off(req);
 	pv->size = size;
-	check_ahead(fs, &pv->om.msg);
+	check_ahead_of(fs, &pv->om.msg);
 	dbox_msg_verify_async(fs->store, &pv->om.msg, vread_verified, pv);
 }
 

@@ -137,7 +137,8 @@ bool dboxfs_quick(void *ctx, const struct loop_req *r)
 		if (fs->no_open)
 			return true;
 		return view_ino_decode(r->ino, &v) && v.kind == VK_MSG &&
-			fileio_open_msg_quick(fs, v.ino, r->flags);
+			fileio_open_msg_quick(fs, v.ino, v.box, v.uid,
+					      r->flags);
 	case LOOP_REQ_RELEASE:
 		/* a message's handle is freed; a file's may commit */
 		return r->fh == 0 ||

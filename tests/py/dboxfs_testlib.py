@@ -302,6 +302,55 @@ def wait_for(cond, timeout=10.0, interval=0.02, what="condition"):
     raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
 
 
+def drops():
+    """How many times anyone wrote /proc/sys/vm/drop_caches: a pass
+    during which it moved lost its pushed pages to another program (the
+    machine's other test runs and benchmarks do that) and proves
+    nothing."""
+    with open("/proc/vmstat") as f:
+        for line in f:
+            if line.startswith("drop_pagecache "):
+                return int(line.split()[1])
+    return 0
+
+
+class Strace:
+    """strace on the daemon's threads, of the system calls named (INDEX:
+    the index's: SQLite's read transaction takes locks on its shared
+    memory, stats the database, reads pages); stopped by its PID."""
+
+    INDEX = "fcntl,pread64,newfstatat,fstat,openat"
+
+    def __init__(self, pid, out, calls):
+        self.out = out
+        self.err = open(out + ".err", "w+")
+        self.proc = subprocess.Popen(
+            ["strace", "-f", "-qq", "-e", "trace=" + calls,
+             "-o", out, "-p", str(pid)],
+            stdout=subprocess.DEVNULL, stderr=self.err)
+        # attached to every thread: the daemon's calls show from now on
+        wait_for(lambda: self.attached(pid), timeout=20,
+                 what="strace to attach")
+
+    def attached(self, pid):
+        tids = os.listdir("/proc/%d/task" % pid)
+        state = []
+        for t in tids:
+            try:
+                with open("/proc/%d/task/%s/status" % (pid, t)) as f:
+                    state += [ln for ln in f if ln.startswith("TracerPid")]
+            except FileNotFoundError:
+                pass
+        return state and all(ln.split()[1] != "0" for ln in state)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(timeout=30)
+        self.err.close()
+        with open(self.out) as f:
+            return [ln for ln in f if "(" in ln]
+
+
 class Mount:
     """A dboxfs daemon in the foreground on `mnt`; stop() unmounts and
     reaps it (by PID), killing it only if it does not exit."""
@@ -394,38 +443,3 @@ def check_no_race_report(log):
     if at >= 0:
         pytest.fail("dboxfs reported a data race:\n" + log[max(0, at - 200):
                                                            at + 6000])
-
-
-class DaemonStrace:
-    """strace of the system calls `calls` (strace's trace= list) on every
-    thread of the daemon pid, written to the file out; stop() ends it by
-    its PID and returns the calls traced."""
-
-    def __init__(self, pid, out, calls):
-        self.out = out
-        self.err = open(out + ".err", "w+")
-        self.proc = subprocess.Popen(
-            ["strace", "-f", "-qq", "-e", "trace=" + calls,
-             "-o", out, "-p", str(pid)],
-            stdout=subprocess.DEVNULL, stderr=self.err)
-        # attached to every thread: the daemon's calls show from now on
-        wait_for(lambda: self.attached(pid), timeout=20,
-                 what="strace to attach")
-
-    def attached(self, pid):
-        tids = os.listdir("/proc/%d/task" % pid)
-        state = []
-        for t in tids:
-            try:
-                with open("/proc/%d/task/%s/status" % (pid, t)) as f:
-                    state += [ln for ln in f if ln.startswith("TracerPid")]
-            except FileNotFoundError:
-                pass
-        return state and all(ln.split()[1] != "0" for ln in state)
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGINT)
-        self.proc.wait(timeout=30)
-        self.err.close()
-        with open(self.out) as f:
-            return [ln for ln in f if "(" in ln]

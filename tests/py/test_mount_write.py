@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from dboxfs_testlib import (DBOXFS, DaemonStrace, Doveadm, dboxctl,
+from dboxfs_testlib import (DBOXFS, Strace, Doveadm, dboxctl,
                             export_maildir,
                             have_dovecot, is_mounted, ls_mailboxes,
                             ls_messages, make_maildir, mounts, run, wait_for,
@@ -402,7 +402,7 @@ def test_create_reads_no_mark_of_a_file_it_made(wtmp, mounts):
                 os.close(fd)
             os.rename(tmp, os.path.join(mnt, "new", "%s%d" % (prefix, i)))
     deliver("w")
-    st = DaemonStrace(m.proc.pid, os.path.join(wtmp, "strace"),
+    st = Strace(m.proc.pid, os.path.join(wtmp, "strace"),
                       "getxattr,lgetxattr,fgetxattr")
     try:
         deliver("m")
@@ -442,7 +442,7 @@ def test_getattr_of_tmp_reads_no_mode_mark(wtmp, mounts):
                       os.path.join(mnt, "new", "%s%d" % (prefix, i)))
     deliver("w")
     assert os.stat(os.path.join(mnt, "tmp")).st_mode & 0o7777 == 0o700
-    st = DaemonStrace(m.proc.pid, os.path.join(wtmp, "strace"),
+    st = Strace(m.proc.pid, os.path.join(wtmp, "strace"),
                       "getxattr,lgetxattr,fgetxattr")
     try:
         deliver("m")
@@ -478,7 +478,7 @@ def test_flag_rename_takes_no_read_transaction_of_its_own(wtmp, mounts):
     for i in range(n):      # the kernel knows the names from now on
         os.rename(os.path.join(cur, "r%d:2,S" % i),
                   os.path.join(cur, "r%d:2,FS" % i))
-    st = DaemonStrace(m.proc.pid, os.path.join(wtmp, "strace"), "fcntl")
+    st = Strace(m.proc.pid, os.path.join(wtmp, "strace"), "fcntl")
     try:
         for i in range(n):
             os.rename(os.path.join(cur, "r%d:2,FS" % i),

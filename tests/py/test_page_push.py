@@ -13,7 +13,8 @@ import random
 
 import pytest
 
-from dboxfs_testlib import DBOXFS, dboxctl, make_maildir, mounts  # noqa: F401
+from dboxfs_testlib import DBOXFS, dboxctl, drops, make_maildir, \
+    mounts  # noqa: F401
 
 pytestmark = pytest.mark.skipif(not os.path.exists(DBOXFS),
                                 reason="dboxfs not built")
@@ -51,18 +52,6 @@ def read_pass(cur):
             os.fstat(f.fileno())
             got[n] = f.read()
     return got
-
-
-def drops():
-    """How many times anyone wrote /proc/sys/vm/drop_caches: a pass
-    during which it moved lost its pushed pages to another program (the
-    machine's other test runs and benchmarks do that) and proves
-    nothing."""
-    with open("/proc/vmstat") as f:
-        for line in f:
-            if line.startswith("drop_pagecache "):
-                return int(line.split()[1])
-    return 0
 
 
 def by_subject(got):

@@ -4,12 +4,16 @@ file, not two per message (the check at open and the read), and a warm
 re-read costs none (read-only mounts have no opens; read-write ones skip
 the check of a message checked before)."""
 
+import collections
 import os
+import re
+import shutil
 import time
 
 import pytest
 
-from dboxfs_testlib import DBOXFS, dboxctl, make_maildir, mounts  # noqa: F401
+from dboxfs_testlib import DBOXFS, Strace, dboxctl, drops, make_maildir, \
+    mounts  # noqa: F401
 
 pytestmark = pytest.mark.skipif(not os.path.exists(DBOXFS),
                                 reason="dboxfs not built")
@@ -81,6 +85,60 @@ def test_sdbox_cold_read_in_uid_order_checks_ahead(tmp_path, mounts, ro):
     cold = read_all(mnt, msgs)
     # before: 2 * COUNT * DELAY = 8 s; now ~1 s
     assert cold < COUNT * DELAY / 2.5, cold
+
+
+@pytest.mark.skipif(shutil.which("strace") is None,
+                    reason="strace not installed")
+def test_sdbox_cold_pass_is_checked_ahead_in_batches(tmp_path, mounts):
+    """sdbox, read-write: a cold read in uid order is checked ahead in a
+    window that every open in order moves on, warm ones too (fileio.c,
+    check_ahead), a batch at a time: the index is read twice per batch
+    (its rows listed, the mailbox's name), not per message (before: the
+    row, then the mailbox's name twice, for every message, 3 read
+    transactions each); every u.N is opened once, also when the reader
+    overtakes the check of its message (it waits for that check); and
+    each message goes into the page cache in one store, from the bytes
+    its check read (before: a zero-byte store to see whether the kernel
+    knows the inode, then the store)."""
+    n = 120
+    msgs = {"17000%05d.M%dP1.host" % (i, i):
+            b"Subject: b%d\n\n" % i + b"z" * (900 + 23 * i) + b"\n"
+            for i in range(n)}
+    src = make_maildir(str(tmp_path / "src"), msgs)
+    store = str(tmp_path / "store")
+    dboxctl("init", store, "--format", "sdbox")
+    dboxctl("import", store, "INBOX", src)
+    for attempt in range(5):   # a fresh mount each: a cold pass
+        mnt = str(tmp_path / ("mnt%d" % attempt))
+        os.mkdir(mnt)
+        m = mounts(store, mnt, "debug")
+        cur = os.path.join(mnt, "cur")
+        names = sorted(os.listdir(cur))    # uid order
+        assert len(names) == n
+        stores0 = m.output().count("NOTIFY: code=4 ")
+        before = drops()
+        st = Strace(m.proc.pid, str(tmp_path / ("strace%d" % attempt)),
+                    "fcntl,openat")
+        try:
+            for name in names:
+                with open(os.path.join(cur, name), "rb") as f:
+                    assert f.read() == msgs[name.split(":2,")[0]], name
+        finally:
+            calls = st.stop()
+        if drops() == before:
+            break
+        m.stop()
+    # SQLite's read transactions: a shared lock on its -shm each; two
+    # per batch of 7 (VERIFIED_AHEAD - VERIFIED_REFILL + 1) and the first
+    # two messages' cold opens: ~40 (before: 3 * n = 360)
+    reads = [c for c in calls if "F_RDLCK" in c]
+    assert len(reads) < n // 2, "%d index reads" % len(reads)
+    opened = collections.Counter(
+        mo.group(1) for c in calls
+        for mo in [re.search(r'openat\(.*"[^"]*/(u\.[0-9]+)"', c)] if mo)
+    assert len(opened) == n and max(opened.values()) == 1, opened
+    pushed = m.output().count("NOTIFY: code=4 ") - stores0
+    assert pushed == n, "%d stores for %d messages" % (pushed, n)
 
 
 def rss_anon_kib(pid):

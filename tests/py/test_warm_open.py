@@ -12,7 +12,7 @@ import shutil
 
 import pytest
 
-from dboxfs_testlib import DBOXFS, DaemonStrace, dboxctl, make_maildir, \
+from dboxfs_testlib import DBOXFS, Strace, dboxctl, make_maildir, \
     mounts  # noqa: F401
 
 pytestmark = pytest.mark.skipif(not os.path.exists(DBOXFS),
@@ -48,15 +48,6 @@ def drop_pages(path):
         os.close(fd)
 
 
-class Strace(DaemonStrace):
-    """strace on the daemon's threads, the index's system calls only
-    (SQLite's read transaction: locks on its shared memory, a stat of
-    the database, page reads)."""
-
-    def __init__(self, pid, out):
-        super().__init__(pid, out, "fcntl,pread64,newfstatat,fstat,openat")
-
-
 @pytest.mark.skipif(shutil.which("strace") is None,
                     reason="strace not installed")
 def test_warm_open_makes_no_index_lookup(tmp_path, mounts):
@@ -69,7 +60,7 @@ def test_warm_open_makes_no_index_lookup(tmp_path, mounts):
     paths = [os.path.join(cur, n) for n in sorted(os.listdir(cur))]
     for p in paths:
         os.stat(p)      # the atime a read of ours made stale, asked now
-    st = Strace(m.proc.pid, str(tmp_path / "strace"))
+    st = Strace(m.proc.pid, str(tmp_path / "strace"), Strace.INDEX)
     try:
         for _ in range(ROUNDS):         # warm opens and releases only
             for p in paths:

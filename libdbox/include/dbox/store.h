@@ -598,6 +598,22 @@ typedef void dbox_verify_cb(void *ctx, int ret, const struct dbox_err *err);
 void dbox_msg_verify_async(struct dbox_store *store, const struct dbox_msg *msg,
 			   dbox_verify_cb *cb, void *ctx);
 
+/* A plain sdbox message of its mailbox box_name (dbox_mailbox_get: one
+ * index query for many messages) checked as dbox_msg_verify_async does
+ * and read whole, for checks ahead of a reader: its file opened, read
+ * and closed on one fs worker, apart from the files kept open for
+ * reads.  cb runs there with 0 and the message's bytes (body, len;
+ * valid during the call only), or -errno / -EBADMSG (body NULL); at
+ * once, on the caller's thread, with -EOPNOTSUPP for a message that is
+ * not plain sdbox or is over 256 KiB (-ENOMEM likewise).  A record that
+ * passed is then kept for dbox_msg_read_cached. */
+typedef void dbox_checked_cb(void *ctx, int ret, const struct dbox_err *err,
+			     const void *body, size_t len);
+void dbox_msg_check_whole_async(struct dbox_store *store,
+				const struct dbox_msg *msg,
+				const char *box_name, dbox_checked_cb *cb,
+				void *ctx);
+
 /* Reclaim space of expunged mdbox messages (safe while others use the
  * store).  Returns bytes reclaimed, counting what opening the store
  * reclaimed of expunges a closed or dead process left (an expunge's file

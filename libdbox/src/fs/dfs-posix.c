@@ -59,7 +59,10 @@ static int do_open(struct dfs_file *f, int flags, mode_t mode)
 		f->temp_path = NULL;
 		return ret;
 	}
-	f->rollback_size = fstat(f->fd, &st) == 0 ? st.st_size : 0;
+	/* a descriptor for reading has nothing to roll back (ftruncate
+	 * fails on it): no second stat per file read */
+	if ((flags & O_ACCMODE) != O_RDONLY)
+		f->rollback_size = fstat(f->fd, &st) == 0 ? st.st_size : 0;
 	return 0;
 }
 

@@ -221,7 +221,10 @@ int dbox_open_regular(const char *path, int flags, mode_t mode)
 			 "socket or device in the store): not read", path);
 		return -EBADMSG;
 	}
-	/* regular files ignore O_NONBLOCK; cleared all the same */
-	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	/* regular files ignore O_NONBLOCK; cleared all the same, keeping
+	 * the other flags F_SETFL sets as they were opened (no F_GETFL:
+	 * one system call less per file read) */
+	fcntl(fd, F_SETFL, flags & (O_APPEND | O_ASYNC | O_DIRECT |
+				    O_NOATIME));
 	return fd;
 }

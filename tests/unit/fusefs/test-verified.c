@@ -86,28 +86,74 @@ static void test_verified_folder_fits(void)
 	free(vc);
 }
 
-/* Checks ahead only when cold opens go in uid order: the second one in
- * a row starts them, the first one after what was checked ahead goes
- * on, anything else starts over. */
+/* Checks ahead only when opens go in uid order: the second one in a row
+ * starts them (a window of VERIFIED_AHEAD uids, bit i for uid first +
+ * i), an open with fewer than VERIFIED_REFILL left ahead of it moves the
+ * window on (one that waits for its check: fewer than VERIFIED_AHEAD),
+ * anything else starts over. */
 static void test_verified_ahead_in_order(void)
 {
 	struct verified_cache *vc = calloc(1, sizeof(*vc));
 	uint32_t first = 0;
 
 	pthread_mutex_init(&vc->lock, NULL);
-	CHECK_EQ_INT(verified_ahead_of(vc, 5, 1, &first), 0);
-	CHECK_EQ_INT(verified_ahead_of(vc, 5, 2, &first), 8);
+	CHECK_EQ_INT(verified_ahead_of(vc, 5, 1, false, &first), 0);
+	CHECK_EQ_INT(verified_ahead_of(vc, 5, 2, false, &first), 0xfff);
 	CHECK_EQ_INT(first, 3);
-	/* one checked ahead but not yet done, opened cold: only the rest */
-	CHECK_EQ_INT(verified_ahead_of(vc, 5, 3, &first), 1);
-	CHECK_EQ_INT(first, 11);
-	CHECK_EQ_INT(verified_ahead_of(vc, 5, 12, &first), 8);
-	CHECK_EQ_INT(first, 13);
-	CHECK_EQ_INT(verified_ahead_of(vc, 5, 4, &first), 0);   /* back */
-	CHECK_EQ_INT(verified_ahead_of(vc, 5, 100, &first), 0); /* a jump */
-	CHECK_EQ_INT(verified_ahead_of(vc, 6, 101, &first), 0); /* a folder */
-	CHECK_EQ_INT(verified_ahead_of(vc, 6, 102, &first), 8);
-	CHECK_EQ_INT(verified_ahead_of(vc, 6, UINT32_MAX - 1, &first), 0);
+	/* 3..14 checked ahead: the window moves when 5 or fewer are left */
+	CHECK_EQ_INT(verified_ahead_of(vc, 5, 3, false, &first), 0);
+	CHECK(!verified_refill_due(vc, 5, 8));
+	CHECK(verified_refill_due(vc, 5, 9));
+	CHECK(!verified_refill_due(vc, 5, 2));           /* back */
+	CHECK(!verified_refill_due(vc, 6, 9));           /* a folder */
+	CHECK_EQ_INT(verified_ahead_of(vc, 5, 9, false, &first), 0x7f);
+	CHECK_EQ_INT(first, 15);
+	/* waiting for its own check: whatever is left */
+	CHECK_EQ_INT(verified_ahead_of(vc, 5, 10, true, &first), 0x1);
+	CHECK_EQ_INT(first, 22);
+	CHECK_EQ_INT(verified_ahead_of(vc, 5, 4, false, &first), 0); /* back */
+	CHECK_EQ_INT(verified_ahead_of(vc, 5, 100, false, &first), 0);
+	CHECK_EQ_INT(verified_ahead_of(vc, 6, 101, false, &first), 0);
+	CHECK_EQ_INT(verified_ahead_of(vc, 6, 102, false, &first), 0xfff);
+	CHECK_EQ_INT(verified_ahead_of(vc, 6, UINT32_MAX - 1, false, &first),
+		     0);
+	pthread_mutex_destroy(&vc->lock);
+	free(vc);
+}
+
+/* The uids of a window are claimed in flight: an open may wait for one
+ * (one open per uid), the check's end hands it over; a uid in flight is
+ * not claimed again, nor one past the table's room. */
+static void test_verified_pending(void)
+{
+	struct verified_cache *vc = calloc(1, sizeof(*vc));
+	uint32_t first = 0;
+	int w1, w2;
+
+	pthread_mutex_init(&vc->lock, NULL);
+	CHECK(!verified_pending_wait(vc, view_ino_msg(5, 3), &w1));
+	CHECK_EQ_INT(verified_ahead_of(vc, 5, 1, false, &first), 0);
+	CHECK_EQ_INT(verified_ahead_of(vc, 5, 2, false, &first), 0xfff);
+	CHECK(verified_pending_wait(vc, view_ino_msg(5, 3), &w1));
+	CHECK(!verified_pending_wait(vc, view_ino_msg(5, 3), &w2));
+	CHECK(verified_pending_done(vc, view_ino_msg(5, 3)) == &w1);
+	CHECK(verified_pending_done(vc, view_ino_msg(5, 4)) == NULL);
+	CHECK(!verified_pending_wait(vc, view_ino_msg(5, 3), &w1));
+	/* started over below them: 5..14 are still in flight, 3 and 4 are
+	 * done */
+	CHECK_EQ_INT(verified_ahead_of(vc, 5, 1, false, &first), 0);
+	CHECK_EQ_INT(verified_ahead_of(vc, 5, 2, false, &first), 0x3);
+	CHECK_EQ_INT(first, 3);
+	/* 12 in flight in box 5; 20 more fit */
+	CHECK_EQ_INT(verified_ahead_of(vc, 7, 1, false, &first), 0);
+	CHECK_EQ_INT(verified_ahead_of(vc, 7, 2, false, &first), 0xfff);
+	CHECK_EQ_INT(verified_ahead_of(vc, 7, 9, false, &first), 0x7f);
+	CHECK_EQ_INT(verified_ahead_of(vc, 7, 16, false, &first), 0x1);
+	CHECK_EQ_INT(first, 22);
+	CHECK_EQ_INT(verified_ahead_of(vc, 7, 17, true, &first), 0);
+	CHECK(verified_pending_done(vc, view_ino_msg(7, 3)) == NULL);
+	CHECK_EQ_INT(verified_ahead_of(vc, 7, 18, true, &first), 0x1);
+	CHECK_EQ_INT(first, 30);
 	pthread_mutex_destroy(&vc->lock);
 	free(vc);
 }
@@ -140,6 +186,7 @@ int main(void)
 	RUN(test_verified_evicts);
 	RUN(test_verified_folder_fits);
 	RUN(test_verified_ahead_in_order);
+	RUN(test_verified_pending);
 	RUN(test_dir_mailbox);
 	return CHECK_DONE();
 }
