@@ -280,3 +280,25 @@ def test_root_access_answers_as_native(wtmp, mounts, ro):
     assert access_errno(tool, os.X_OK) == 0
     assert run([tool]).stdout == b"ran\n"
     assert requests(m, 0)["ACCESS"] > 0
+
+
+@pytest.mark.parametrize("opts", [(), ("default_permissions",)])
+def test_root_without_dac_capabilities(wtmp, mounts, opts):
+    """The one difference of a root mount without default_permissions
+    (README, dboxfs.8): a root process that dropped CAP_DAC_OVERRIDE and
+    CAP_DAC_READ_SEARCH reads another user's 0600 file, which ext4
+    would refuse it; -o default_permissions has the modes checked."""
+    store = small_store(wtmp)
+    mnt = os.path.join(wtmp, "mnt")
+    mounts(store, mnt, *opts)
+    path = os.path.join(mnt, "nobodys")
+    with open(path, "w") as f:
+        f.write("x\n")
+    os.chown(path, pwd.getpwnam("nobody").pw_uid, 0)
+    os.chmod(path, 0o600)
+    p = run(["setpriv", "--bounding-set", "-dac_override,-dac_read_search",
+             "cat", path], check=False)
+    if opts:
+        assert p.returncode != 0 and b"Permission denied" in p.stderr
+    else:
+        assert p.returncode == 0 and p.stdout == b"x\n", p.stderr
