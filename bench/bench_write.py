@@ -37,9 +37,10 @@ with its own dboxctl).  Every run measures every target in turn, so
 that a shared machine's load falls on all of them alike; medians of
 --runs, ratios to native and to passthrough_ll of the same run.  Prints
 the table without writing RESULTS.md (before/after comparisons).
-passthrough_ll runs also with -o default_permissions, which every dboxfs
-mount has: the kernel then asks for the directory's attributes before
-each rename (the last rename invalidated them)."""
+passthrough_ll runs also with -o default_permissions, which a dboxfs
+mount has with allow_other or when not made by root: the kernel then
+asks for the directory's attributes before each rename (the last rename
+invalidated them)."""
 
 import argparse
 import os
@@ -306,7 +307,7 @@ def quick(args):
     work = os.path.join(HERE, "work", "write")
     os.makedirs(work, exist_ok=True)
     pll = build_passthrough(work)
-    # default_permissions (which every dboxfs mount has) costs a GETATTR
+    # default_permissions (a dboxfs mount's with allow_other) costs a GETATTR
     # of the directory before each rename: the kernel checks the
     # permission with attributes that the last rename invalidated
     targets = [Quick("native maildir", "native"),

@@ -192,8 +192,8 @@ int attr_folder(struct dboxfs *fs, const struct view_ino *v, uint64_t ino,
 	return 0;
 }
 
-/* One lstat of the spool area gives both its times and its mode (one
- * GETATTR of cur/ per flag rename: default_permissions). */
+/* One lstat of the spool area gives both its times and its mode (with
+ * default_permissions, one GETATTR of cur/ per flag rename). */
 int attr_sub(struct dboxfs *fs, const struct view_ino *v, uint64_t ino,
 	     struct stat *st)
 {

@@ -320,12 +320,28 @@ static int check_mountpoint(const char *mountpoint)
 	return ret;
 }
 
-/* Options every dboxfs mount gets: the kernel checks owner and mode
- * (with allow_other, other users get only what the modes give them), and
- * the store's path is the source df, findmnt and mount -a see. */
+/* Whether the kernel checks owner and mode (default_permissions): with
+ * allow_other (allow_root gives it too) other users get only what the
+ * modes give them, and a mount made by a user is that user's.  A mount
+ * made by root without them is used only by processes whose uids and
+ * gids are all the daemon's (the kernel's fuse_allow_current_process),
+ * root, who passes the mode checks anyway: there the checks would only
+ * cost round trips (a GETATTR of the directory after each rename or
+ * create into it, to refresh the mode the change invalidated).  The
+ * mount's owner is the real uid (libfuse's user_id=), hence getuid(). */
+static bool wants_default_permissions(struct fuse_args *args)
+{
+	return getuid() != 0 || geteuid() != 0 ||
+		has_opt(args, "allow_other") || has_opt(args, "allow_root");
+}
+
+/* Options every dboxfs mount gets: default_permissions when it has
+ * other users, and the store's path as the source df, findmnt and
+ * mount -a see. */
 static int add_mount_opts(struct fuse_args *args, const char *store)
 {
-	if (fuse_opt_add_arg(args, "-odefault_permissions") != 0)
+	if (wants_default_permissions(args) &&
+	    fuse_opt_add_arg(args, "-odefault_permissions") != 0)
 		return -1;
 	if (!find_opt(args, "fsname=", true) &&
 	    add_opt_escaped(args, "fsname", store) != 0)

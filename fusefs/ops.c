@@ -85,6 +85,31 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_attr(req, &st, fs->cache_timeout);
 }
 
+/* ACCESS comes only without default_permissions (main.c: a mount made
+ * by root without allow_other, so the caller is root) for access(2) and
+ * chdir: root may read, write and search anything, and execute what has
+ * an execute bit, as the kernel's own check gives root on a local
+ * filesystem.  EROFS for W_OK on a read-only mount is the VFS's. */
+static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+	struct dboxfs *fs = fuse_req_userdata(req);
+	struct view_ino v;
+	struct stat st;
+	int ret;
+
+	if (!(mask & X_OK)) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+	if (!decode(req, ino, &v))
+		return;
+	ret = node_of(&v)->getattr(fs, &v, &st);
+	if (ret == 0 && !S_ISDIR(st.st_mode) &&
+	    !(st.st_mode & (S_IXUSR | S_IXGRP | S_IXOTH)))
+		ret = -EACCES;
+	fuse_reply_err(req, ret < 0 ? dboxfs_errno(ret) : 0);
+}
+
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		       int to_set, struct fuse_file_info *fi)
 {
@@ -375,6 +400,9 @@ CHECKED(forget_multi, op_forget_multi,
 CHECKED(getattr, op_getattr,
 	(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi),
 	(req, ino, fi))
+CHECKED(access, op_access,
+	(fuse_req_t req, fuse_ino_t ino, int mask),
+	(req, ino, mask))
 CHECKED(opendir, readdir_open,
 	(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi),
 	(req, ino, fi))
@@ -477,6 +505,7 @@ const struct fuse_lowlevel_ops dboxfs_ops = {
 	.forget = checked_forget,
 	.forget_multi = checked_forget_multi,
 	.getattr = checked_getattr,
+	.access = checked_access,
 	.opendir = checked_opendir,
 	.releasedir = checked_releasedir,
 	.readdir = checked_readdir,

@@ -2,8 +2,12 @@
 findmnt and mount -a see, refusals of bad mount points, the log lines,
 and the permissions the kernel enforces for other users."""
 
+import collections
+import ctypes
+import errno
 import os
 import pwd
+import re
 import subprocess
 
 import pytest
@@ -172,3 +176,129 @@ def test_syslog_lines_when_daemonized(wtmp):
     assert "dboxfs[%d]: mounted %s on %s" % (pids[0], store, mnt) in lines[0]
     assert "1 messages" in lines[0]
     assert all("dboxfs: " not in ln for ln in lines), lines
+
+
+def requests(m, since):
+    """Requests of each kind the daemon received after `since` characters
+    of its output (-o debug)."""
+    return collections.Counter(
+        re.findall(r"opcode: (\w+) \(\d+\)", m.output()[since:]))
+
+
+def deliver(mnt, name):
+    path = os.path.join(mnt, "tmp", name)
+    with open(path, "wb") as f:
+        f.write(b"Subject: " + name.encode() + b"\n\nbody\n")
+    os.rename(path, os.path.join(mnt, "new", name))
+
+
+@pytest.mark.parametrize("opts", [(), ("allow_other",)])
+def test_default_permissions_only_with_other_users(wtmp, mounts, opts):
+    """A mount made by root without allow_other is used by root alone
+    (the kernel lets in only the mount owner's uids and gids), who passes
+    every mode check: no default_permissions, so no GETATTR of the
+    directory to refresh its mode after each rename or create into it
+    (one of 3 requests per flag rename, 3 of 10 per delivery).  With
+    allow_other the kernel checks the modes, and asks for them."""
+    store = small_store(wtmp)
+    mnt = os.path.join(wtmp, "mnt")
+    m = mounts(store, mnt, "debug", *opts)
+    deliver(mnt, "warm")
+    n = 20
+    since = len(m.output())
+    for i in range(n):
+        deliver(mnt, "d%d" % i)
+    delivered = requests(m, since)
+    assert delivered["RENAME"] == n and delivered["CREATE"] == n
+    os.rename(os.path.join(mnt, "new", "warm"),
+              os.path.join(mnt, "cur", "warm:2,"))
+    name = os.path.join(mnt, "cur", "warm:2,")
+    since = len(m.output())
+    for i in range(n):
+        nxt = os.path.join(mnt, "cur", "warm:2," + ("FS" if i % 2 else "S"))
+        os.rename(name, nxt)
+        name = nxt
+    renamed = requests(m, since)
+    assert renamed["RENAME"] == n
+    if opts:
+        assert delivered["GETATTR"] >= 2 * n and renamed["GETATTR"] >= n
+    else:
+        assert delivered["GETATTR"] == 0, delivered
+        assert renamed["GETATTR"] == 0, renamed
+    assert len(os.listdir(os.path.join(mnt, "new"))) == n
+    sopts = mount_lines(mnt)[0].split(" - ")[1].split()[2].split(",")
+    assert ("default_permissions" in sopts) == bool(opts), sopts
+
+
+LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+def access_errno(path, mode):
+    """access(2)'s answer: 0 or its errno (os.access gives only a bool)."""
+    ctypes.set_errno(0)
+    if LIBC.access(os.fsencode(path), mode) == 0:
+        return 0
+    return ctypes.get_errno()
+
+
+@pytest.mark.parametrize("ro", [False, True])
+def test_root_access_answers_as_native(wtmp, mounts, ro):
+    """Without default_permissions access(2) and chdir ask the daemon
+    (ACCESS), which answers as the kernel answers root on a local
+    filesystem (a file of the message's mode beside it): read and write
+    anything, search any directory, execute only what has an execute
+    bit, so no message; on -o ro W_OK is EROFS (the VFS's).  Exec of a
+    message fails (the kernel's own check), of an executable file
+    runs."""
+    store = small_store(wtmp)
+    mnt = os.path.join(wtmp, "mnt")
+    tool = os.path.join(mnt, "tool")
+    m = mounts(store, mnt)
+    with open(tool, "w") as f:
+        f.write("#!/bin/sh\necho ran\n")
+    os.chmod(tool, 0o700)
+    m.stop()
+    m = mounts(store, mnt, "debug", *(["ro"] if ro else []))
+    cur = os.path.join(mnt, "cur")
+    msg = os.path.join(cur, os.listdir(cur)[0])
+    native = os.path.join(wtmp, "native")
+    open(native, "w").close()
+    os.chmod(native, os.stat(msg).st_mode & 0o7777)
+    for mode in (os.F_OK, os.R_OK, os.W_OK, os.X_OK, os.R_OK | os.W_OK,
+                 os.R_OK | os.X_OK):
+        want = access_errno(native, mode)
+        if ro and mode & os.W_OK:
+            want = errno.EROFS
+        assert access_errno(msg, mode) == want, mode
+    assert access_errno(msg, os.X_OK) == errno.EACCES
+    for d in (mnt, cur):
+        assert access_errno(d, os.R_OK | os.X_OK) == 0
+    assert run(["sh", "-c", "cd %s && pwd" % cur]).stdout.strip() == \
+        cur.encode()
+    with pytest.raises(PermissionError):
+        subprocess.run([msg], timeout=60)
+    assert access_errno(tool, os.X_OK) == 0
+    assert run([tool]).stdout == b"ran\n"
+    assert requests(m, 0)["ACCESS"] > 0
+
+
+@pytest.mark.parametrize("opts", [(), ("default_permissions",)])
+def test_root_without_dac_capabilities(wtmp, mounts, opts):
+    """The one difference of a root mount without default_permissions
+    (README, dboxfs.8): a root process that dropped CAP_DAC_OVERRIDE and
+    CAP_DAC_READ_SEARCH reads another user's 0600 file, which ext4
+    would refuse it; -o default_permissions has the modes checked."""
+    store = small_store(wtmp)
+    mnt = os.path.join(wtmp, "mnt")
+    mounts(store, mnt, *opts)
+    path = os.path.join(mnt, "nobodys")
+    with open(path, "w") as f:
+        f.write("x\n")
+    os.chown(path, pwd.getpwnam("nobody").pw_uid, 0)
+    os.chmod(path, 0o600)
+    p = run(["setpriv", "--bounding-set", "-dac_override,-dac_read_search",
+             "cat", path], check=False)
+    if opts:
+        assert p.returncode != 0 and b"Permission denied" in p.stderr
+    else:
+        assert p.returncode == 0 and p.stdout == b"x\n", p.stderr

@@ -508,7 +508,7 @@ def settled_ctime(path):
 
 
 def test_cur_mode_follows_changes_of_other_processes(wtmp, mounts):
-    """GETATTR of cur/ (one per flag rename: default_permissions) takes
+    """GETATTR of cur/ (one per flag rename with default_permissions) takes
     the mode from the spool area's lstat and remembers whether the area
     has a kept mode by its ctime: a mark removed or set by another
     process (another daemon that took the mount over, a person on the
