@@ -320,6 +320,23 @@ static int check_mountpoint(const char *mountpoint)
 	return ret;
 }
 
+/* The fuse module's allow_sys_admin_access: when set, any process with
+ * CAP_SYS_ADMIN passes the kernel's fuse_allow_current_process whatever
+ * its uids, so a root mount has other users then too (read at the
+ * mount; an admin who sets it later should remount). */
+static bool fuse_lets_sys_admin_in(void)
+{
+	FILE *f = fopen("/sys/module/fuse/parameters/allow_sys_admin_access",
+			"r");
+	int c = EOF;
+
+	if (f != NULL) {
+		c = fgetc(f);
+		fclose(f);
+	}
+	return c == 'Y' || c == '1';
+}
+
 /* Whether the kernel checks owner and mode (default_permissions): with
  * allow_other (allow_root gives it too) other users get only what the
  * modes give them, and a mount made by a user is that user's.  A mount
@@ -332,7 +349,8 @@ static int check_mountpoint(const char *mountpoint)
 static bool wants_default_permissions(struct fuse_args *args)
 {
 	return getuid() != 0 || geteuid() != 0 ||
-		has_opt(args, "allow_other") || has_opt(args, "allow_root");
+		has_opt(args, "allow_other") || has_opt(args, "allow_root") ||
+		fuse_lets_sys_admin_in();
 }
 
 /* Options every dboxfs mount gets: default_permissions when it has
