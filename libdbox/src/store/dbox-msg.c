@@ -282,23 +282,36 @@ static int expunge_file(struct dbox_store *store, const struct dbox_msg *msg,
 	return 0;
 }
 
+/* The update of old (found in the open write transaction unless ret <
+ * 0) to its new name and flags; ends the transaction. */
+static int finish_update(struct dbox_store *store, int ret,
+			 struct dbox_msg *old, int64_t mailbox_id,
+			 uint32_t flags, uint32_t keywords,
+			 enum dbox_maildir_dir dir, const char *base,
+			 struct dbox_err *err)
+{
+	bool in_new = dir != DBOX_DIR_CUR;
+
+	if (ret == 0)
+		ret = set_name(store, old, base != NULL ? base : old->base,
+			       flags, keywords, dir, err);
+	if (ret == 0)
+		ret = dbox_dovecot_back_flags(store, old, flags, keywords);
+	return end_update(store, ret, mailbox_id, old->in_new || in_new,
+			  !old->in_new || !in_new, err);
+}
+
 /* dbox_msg_update in an open write transaction, which it ends. */
 static int update_in_txn(struct dbox_store *store, int64_t mailbox_id,
 			 uint32_t uid, uint32_t flags, uint32_t keywords,
 			 enum dbox_maildir_dir dir, const char *base,
 			 struct dbox_err *err)
 {
-	bool in_new = dir != DBOX_DIR_CUR;
-	struct dbox_msg old;
+	struct dbox_msg old = { .in_new = false };
 	int ret = dbox_msg_get(store, mailbox_id, uid, &old, err);
 
-	if (ret == 0)
-		ret = set_name(store, &old, base != NULL ? base : old.base,
-			       flags, keywords, dir, err);
-	if (ret == 0)
-		ret = dbox_dovecot_back_flags(store, &old, flags, keywords);
-	return end_update(store, ret, mailbox_id, old.in_new || in_new,
-			  !old.in_new || !in_new, err);
+	return finish_update(store, ret, &old, mailbox_id, flags, keywords,
+			     dir, base, err);
 }
 
 int dbox_msg_update(struct dbox_store *store, int64_t mailbox_id,
@@ -321,7 +334,6 @@ int dbox_msg_update_named(struct dbox_store *store, int64_t mailbox_id,
 			  enum dbox_maildir_dir dir, const char *base,
 			  struct dbox_msg *msg_r, struct dbox_err *err)
 {
-	bool in_new = dir != DBOX_DIR_CUR;
 	struct dbox_msg old = { .in_new = from_new };
 	int ret = dindex_write_begin(store->idx, err);
 
@@ -333,15 +345,10 @@ int dbox_msg_update_named(struct dbox_store *store, int64_t mailbox_id,
 				   err);
 	if (ret == 0 && is_it != NULL && !is_it(ctx, &old))
 		ret = dbox_fail(err, -ENOENT, "no such message");
-	if (ret == 0) {
-		*msg_r = old;
-		ret = set_name(store, &old, base != NULL ? base : old.base,
-			       flags, keywords, dir, err);
-	}
 	if (ret == 0)
-		ret = dbox_dovecot_back_flags(store, &old, flags, keywords);
-	return end_update(store, ret, mailbox_id, old.in_new || in_new,
-			  !old.in_new || !in_new, err);
+		*msg_r = old;
+	return finish_update(store, ret, &old, mailbox_id, flags, keywords,
+			     dir, base, err);
 }
 
 int dbox_msg_replace(struct dbox_store *store, int64_t mailbox_id,
