@@ -378,6 +378,17 @@ def test_flag_rename_writes_only_the_pages_it_changes(wtmp, mounts):
         ["m%d" % i for i in range(20)] + ["m21"])
 
 
+def xattr_reads_while(m, wtmp, fn):
+    """The daemon's getxattr calls (strace) while fn() runs."""
+    st = Strace(m.proc.pid, os.path.join(wtmp, "strace"),
+                "getxattr,lgetxattr,fgetxattr")
+    try:
+        fn()
+    finally:
+        calls = st.stop()
+    return calls
+
+
 @pytest.mark.skipif(shutil.which("strace") is None,
                     reason="strace not installed")
 def test_create_reads_no_mark_of_a_file_it_made(wtmp, mounts):
@@ -402,12 +413,7 @@ def test_create_reads_no_mark_of_a_file_it_made(wtmp, mounts):
                 os.close(fd)
             os.rename(tmp, os.path.join(mnt, "new", "%s%d" % (prefix, i)))
     deliver("w")
-    st = Strace(m.proc.pid, os.path.join(wtmp, "strace"),
-                      "getxattr,lgetxattr,fgetxattr")
-    try:
-        deliver("m")
-    finally:
-        calls = st.stop()
+    calls = xattr_reads_while(m, wtmp, lambda: deliver("m"))
     ino = [c for c in calls if '"user.dboxfs.ino"' in c and "getxattr" in c]
     uid = [c for c in calls if '"user.dboxfs.uid"' in c and "getxattr" in c]
     assert len(ino) == count, ino[:6]
@@ -442,12 +448,7 @@ def test_getattr_of_tmp_reads_no_mode_mark(wtmp, mounts):
                       os.path.join(mnt, "new", "%s%d" % (prefix, i)))
     deliver("w")
     assert os.stat(os.path.join(mnt, "tmp")).st_mode & 0o7777 == 0o700
-    st = Strace(m.proc.pid, os.path.join(wtmp, "strace"),
-                      "getxattr,lgetxattr,fgetxattr")
-    try:
-        deliver("m")
-    finally:
-        calls = st.stop()
+    calls = xattr_reads_while(m, wtmp, lambda: deliver("m"))
     marks = [c for c in calls if '"user.dboxfs.mode"' in c]
     assert marks == []
     os.chmod(os.path.join(mnt, "tmp"), 0o750)
