@@ -340,6 +340,27 @@ static int create_new(struct dbox_store *store, uint32_t first_id,
 	return ret;
 }
 
+/* One of the newest files locked to append need bytes below limit: 1
+ * (*app_r), 0 none (*max_id_r: the highest file id listed), -errno. */
+static int try_newest(struct dbox_store *store, uint64_t need,
+		      uint64_t limit, uint32_t *max_id_r,
+		      struct mdbox_append **app_r, struct dbox_err *err)
+{
+	struct candidate c[MDBOX_CANDIDATES];
+	unsigned int count = 0;
+	int ret = list_candidates(store, need, limit, c, &count, max_id_r,
+				  err);
+
+	/* need >= limit lists none: such a message gets a file of its own */
+	for (unsigned int i = 0; ret >= 0 && i < count; i++) {
+		ret = try_existing(store, c[i].file_id, need, limit, app_r,
+				   err);
+		if (ret == 1)
+			return 1;
+	}
+	return ret < 0 ? ret : 0;
+}
+
 /* No new m.N could be made under Dovecot's map lock (why, err): one that
  * Dovecot could take for its next file is never made; the message goes
  * to one of the newest files we can lock, whatever its size (the rotate
@@ -348,23 +369,15 @@ static int create_new(struct dbox_store *store, uint32_t first_id,
 static int without_new(struct dbox_store *store, uint64_t need, int why,
 		       struct mdbox_append **app_r, struct dbox_err *err)
 {
-	struct candidate c[MDBOX_CANDIDATES];
 	struct dbox_err e = { 0 };
-	unsigned int count = 0;
 	uint32_t max_id;
 	char msg[sizeof(err->msg)];
-	int ret = list_candidates(store, need, UINT64_MAX, c, &count, &max_id,
-				  &e);
+	int ret = try_newest(store, need, UINT64_MAX, &max_id, app_r, &e);
 
-	for (unsigned int i = 0; ret >= 0 && i < count; i++) {
-		ret = try_existing(store, c[i].file_id, need, UINT64_MAX, app_r,
-				   &e);
-		if (ret == 1) {
-			dbox_log(DBOX_LOG_WARNING, "m.%u filled beyond the "
-				 "rotate size: no new m.N (%s)", c[i].file_id,
-				 err->msg);
-			return 0;
-		}
+	if (ret == 1) {
+		dbox_log(DBOX_LOG_WARNING, "m.%u filled beyond the rotate "
+			 "size: no new m.N (%s)", (*app_r)->file_id, err->msg);
+		return 0;
 	}
 	snprintf(msg, sizeof(msg), "%s", err->msg);
 	if (ret < 0)
@@ -376,8 +389,6 @@ static int without_new(struct dbox_store *store, uint64_t need, int why,
 int mdbox_append_get(struct dbox_store *store, uint64_t need,
 		     struct mdbox_append **app_r, struct dbox_err *err)
 {
-	struct candidate c[MDBOX_CANDIDATES];
-	unsigned int count = 0;
 	uint32_t max_id = 0;
 	bool map;
 	int ret;
@@ -393,19 +404,10 @@ int mdbox_append_get(struct dbox_store *store, uint64_t need,
 		return 0;
 	}
 	pthread_mutex_unlock(&store->append_lock);
-	ret = list_candidates(store, need, store->rotate_size, c, &count,
-			      &max_id, err);
-
-	if (need >= store->rotate_size)
-		count = 0;  /* a file of its own */
-	for (unsigned int i = 0; ret >= 0 && i < count; i++) {
-		ret = try_existing(store, c[i].file_id, need,
-				   store->rotate_size, app_r, err);
-		if (ret == 1)
-			return 0;
-	}
-	if (ret < 0)
-		return ret;
+	ret = try_newest(store, need, store->rotate_size, &max_id, app_r,
+			 err);
+	if (ret != 0)
+		return ret < 0 ? ret : 0;
 	ret = create_new(store, max_id + 1, &map, app_r, err);
 	return ret < 0 && map ? without_new(store, need, ret, app_r, err) :
 		ret;
