@@ -494,21 +494,32 @@ static int commit_once(struct dovi_logwrite *w, const char *path,
 	return ret < 0 ? ret : 1;
 }
 
-int dovi_logwrite_commit(struct dovi_logwrite *w, const char *path,
-			 unsigned timeout_ms, struct dbox_err *err)
+/* w framed for the log at path: 1 (*buf_r, freed by the caller), 0 if
+ * it has nothing to write, -errno. */
+static int frame_for(struct dovi_logwrite *w, const char *path,
+		     uint8_t **buf_r, size_t *len_r, struct dbox_err *err)
 {
-	size_t len;
-	uint8_t *buf;
-	int ret = 0;
-
 	if (w->failed)
 		return dbox_fail(err, -ENOMEM, "%s: transaction not built",
 				 path);
 	if (w->count == 0)
 		return 0;
-	buf = framed(w, &len);
-	if (buf == NULL)
+	*buf_r = framed(w, len_r);
+	if (*buf_r == NULL)
 		return dbox_fail(err, -ENOMEM, "out of memory");
+	return 1;
+}
+
+int dovi_logwrite_commit(struct dovi_logwrite *w, const char *path,
+			 unsigned timeout_ms, struct dbox_err *err)
+{
+	size_t len;
+	uint8_t *buf;
+	int ret = frame_for(w, path, &buf, &len, err);
+
+	if (ret <= 0)
+		return ret;
+	ret = 0;
 	for (int i = 0; ret == 0 && i < LOGWRITE_REOPENS; i++)
 		ret = commit_once(w, path, buf, len, timeout_ms, err);
 	free(buf);
@@ -550,16 +561,10 @@ int dovi_loglock_append(struct dovi_loglock *lk, struct dovi_logwrite *w,
 {
 	size_t len;
 	uint8_t *buf;
-	int ret;
+	int ret = frame_for(w, lk->path, &buf, &len, err);
 
-	if (w->failed)
-		return dbox_fail(err, -ENOMEM, "%s: transaction not built",
-				 lk->path);
-	if (w->count == 0)
-		return 0;
-	buf = framed(w, &len);
-	if (buf == NULL)
-		return dbox_fail(err, -ENOMEM, "out of memory");
+	if (ret <= 0)
+		return ret;
 	ret = append_locked(lk->fd, w, lk->path, buf, len, err);
 	free(buf);
 	/* Dovecot rotates only under this lock: never while we hold it */

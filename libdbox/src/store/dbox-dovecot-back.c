@@ -522,16 +522,23 @@ uint32_t dbox_dovecot_map_highest(const struct dovi_index *map)
 		UINT32_MAX;
 }
 
+/* The map header's highest file id set to file_id (w's "map" extension
+ * introduced). */
+static void map_highest_add(struct dovi_logwrite *w, uint32_t file_id)
+{
+	uint8_t hdr[4];
+
+	le32(hdr, file_id);
+	dovi_logwrite_ext_hdr_add(w, 0, hdr, sizeof(hdr));
+}
+
 int dbox_dovecot_map_highest_records(struct dovi_index *map,
 				     struct dovi_logwrite *w,
 				     uint32_t file_id, struct dbox_err *err)
 {
-	uint8_t hdr[4];
-
 	if (!map_intro(map, w, "map", 12, err))
 		return -ENOENT;
-	le32(hdr, file_id);
-	dovi_logwrite_ext_hdr_add(w, 0, hdr, sizeof(hdr));
+	map_highest_add(w, file_id);
 	return 0;
 }
 
@@ -540,7 +547,7 @@ int dbox_dovecot_map_records(struct dovi_index *map, struct dovi_logwrite *w,
 			     uint32_t *highest, struct dbox_err *err)
 {
 	const struct dbox_msg_where *where = dbox_msg_where(msg);
-	uint8_t rec[12], ref[2] = { 1, 0 }, hdr[4];
+	uint8_t rec[12], ref[2] = { 1, 0 };
 
 	if (where->offset > UINT32_MAX || where->compression != DBOX_COMP_NONE)
 		return dbox_fail(err, -EFBIG, "its record is past 4 GiB or "
@@ -555,8 +562,7 @@ int dbox_dovecot_map_records(struct dovi_index *map, struct dovi_logwrite *w,
 		return -ENOENT;
 	dovi_logwrite_ext_rec_add(w, map_uid, rec, sizeof(rec));
 	if (*highest != UINT32_MAX && where->file_id > *highest) {
-		le32(hdr, where->file_id);
-		dovi_logwrite_ext_hdr_add(w, 0, hdr, sizeof(hdr));
+		map_highest_add(w, where->file_id);
 		*highest = where->file_id;
 	}
 	if (!map_intro(map, w, "ref", sizeof(ref), err))
