@@ -28,8 +28,6 @@
 
 /* ------------------------------------------------------------- rename */
 
-/* Flags, keywords, new/cur state and base of a message by rename; moved
- * to another mailbox when the target is another folder's cur/ or new/. */
 /* What a message's file named newname in dst (cur/ or new/) says: its
  * base (base_len >= DBOX_NAME_MAX + 1), flags, keywords and directory;
  * info (view_name_split) points into newname. */
@@ -46,6 +44,8 @@ static int target_name(const struct view_ino *dst, const char *newname,
 	return 0;
 }
 
+/* Flags, keywords, new/cur state and base of a message by rename; moved
+ * to another mailbox when the target is another folder's cur/ or new/. */
 static int rename_msg(struct dboxfs *fs, const struct dbox_msg *m,
 		      const struct view_ino *dst, const char *newname,
 		      fuse_ino_t *new_ino_r)

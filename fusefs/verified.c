@@ -94,6 +94,16 @@ static bool in_order(const struct verified_cache *vc, int64_t box,
 		uid <= vc->seq_ahead + 1 && uid < UINT32_MAX - VERIFIED_AHEAD;
 }
 
+/* Under vc->lock, the open of uid in order: too few checked ahead of it
+ * (fewer than VERIFIED_REFILL, or than VERIFIED_AHEAD when it waits for
+ * its own check). */
+static bool window_short(const struct verified_cache *vc, uint32_t uid,
+			 bool waiting)
+{
+	return uid + (waiting ? VERIFIED_AHEAD : VERIFIED_REFILL) >
+		vc->seq_ahead;
+}
+
 uint32_t verified_ahead_of(struct verified_cache *vc, int64_t box,
 			   uint32_t uid, bool waiting, uint32_t *first)
 {
@@ -103,8 +113,7 @@ uint32_t verified_ahead_of(struct verified_cache *vc, int64_t box,
 	if (!in_order(vc, box, uid)) {
 		vc->seq_box = box;
 		vc->seq_ahead = uid;
-	} else if (uid + (waiting ? VERIFIED_AHEAD : VERIFIED_REFILL) >
-		   vc->seq_ahead) {
+	} else if (window_short(vc, uid, waiting)) {
 		*first = (uid > vc->seq_ahead ? uid : vc->seq_ahead) + 1;
 		n = uid + VERIFIED_AHEAD + 1 - *first;
 		vc->seq_ahead = uid + VERIFIED_AHEAD;
@@ -127,7 +136,7 @@ bool verified_refill_due(struct verified_cache *vc, int64_t box,
 	bool due;
 
 	pthread_mutex_lock(&vc->lock);
-	due = in_order(vc, box, uid) && uid + VERIFIED_REFILL > vc->seq_ahead;
+	due = in_order(vc, box, uid) && window_short(vc, uid, false);
 	pthread_mutex_unlock(&vc->lock);
 	return due;
 }
